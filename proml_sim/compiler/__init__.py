@@ -1,0 +1,141 @@
+"""Vyper source -> :class:`CompiledContract`, compiled in process, cached on disk by source hash.
+
+The cache directory is ``$PROML_CACHE_DIR`` or ``~/.cache/proml-sim/vyper``; entries are keyed by
+SHA-256 of (vyper version, EVM version, source) and written atomically, so concurrent processes
+and crashes never leave a half-written entry.  A corrupt entry is ignored and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from proml_sim.codegen import generate_vyper
+from proml_sim.errors import CompilationError
+from proml_sim.ir import LifecycleIR, build_ir
+
+__all__ = ["CompiledContract", "cache_dir", "compile_artefact", "compile_source"]
+
+EVM_VERSION = "prague"
+
+
+@dataclass(frozen=True)
+class CompiledContract:
+    """A compiled lifecycle contract.  ``ir`` is ``None`` for plain sources."""
+
+    name: str
+    source: str
+    abi: tuple[dict[str, Any], ...]
+    bytecode: bytes
+    runtime_bytecode: bytes
+    source_hash: str
+    compiler: str
+    fingerprint: str | None = None
+    ir: LifecycleIR | None = None
+
+    def abi_json(self) -> str:
+        return json.dumps(list(self.abi), indent=2, sort_keys=True) + "\n"
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("PROML_CACHE_DIR")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "proml-sim" / "vyper"
+
+
+def _compiler_id() -> str:
+    import vyper
+
+    return f"vyper-{vyper.__version__}-{EVM_VERSION}"
+
+
+def _line_of(exc: Exception) -> int | None:
+    line = getattr(exc, "lineno", None)
+    if line is None:
+        for ann in getattr(exc, "annotations", None) or []:
+            line = getattr(ann, "lineno", None)
+            if line is not None:
+                break
+    return line if isinstance(line, int) else None
+
+
+def _vyper_compile(source: str) -> dict[str, Any]:
+    from vyper.compiler import compile_code
+    from vyper.compiler.settings import Settings
+    from vyper.evm.opcodes import EVM_VERSIONS
+
+    assert EVM_VERSION in EVM_VERSIONS
+    try:
+        out: dict[str, Any] = compile_code(
+            source,
+            output_formats=["abi", "bytecode", "bytecode_runtime"],
+            settings=Settings(evm_version=EVM_VERSION),
+        )
+    except Exception as exc:  # vyper raises many types; wrap all with source + line
+        message = getattr(exc, "message", None) or str(exc).splitlines()[0]
+        raise CompilationError(f"{type(exc).__name__}: {message}", source, _line_of(exc)) from exc
+    return out
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def compile_source(
+    source: str, name: str = "Contract", *, use_cache: bool = True
+) -> CompiledContract:
+    """Compile a Vyper source text (cached on disk by its hash)."""
+    compiler = _compiler_id()
+    key = hashlib.sha256(f"{compiler}\n{source}".encode()).hexdigest()
+    path = cache_dir() / f"{key}.json"
+    out: dict[str, Any] | None = None
+    if use_cache and path.exists():
+        try:
+            out = json.loads(path.read_text())
+            if not {"abi", "bytecode", "bytecode_runtime"} <= set(out):
+                out = None
+        except (OSError, ValueError):
+            out = None  # corrupt or unreadable entry: rebuild it
+    if out is None:
+        out = _vyper_compile(source)
+        if use_cache:
+            try:
+                _atomic_write(path, json.dumps(out))
+            except OSError:
+                pass  # a read-only cache must not stop compilation
+    return CompiledContract(
+        name=name,
+        source=source,
+        abi=tuple(out["abi"]),
+        bytecode=bytes.fromhex(out["bytecode"].removeprefix("0x")),
+        runtime_bytecode=bytes.fromhex(out["bytecode_runtime"].removeprefix("0x")),
+        source_hash=key,
+        compiler=compiler,
+    )
+
+
+def compile_artefact(
+    lifecycle: Any, *, layout: str = "registry", use_cache: bool = True
+) -> CompiledContract:
+    """Generate and compile the contract of a DSL lifecycle class (or a :class:`LifecycleIR`)."""
+    ir = build_ir(lifecycle)
+    compiled = compile_source(generate_vyper(ir, layout), ir.name, use_cache=use_cache)
+    return CompiledContract(
+        **{**compiled.__dict__, "fingerprint": ir.fingerprint(), "ir": ir},
+    )

@@ -1,0 +1,62 @@
+"""Names a lifecycle may not use.
+
+The DSL knows nothing of the contract language, but its class-time validation must refuse names
+that the generated contract cannot carry.  This list is data; a codegen test checks that it
+covers the contract language's reserved words and every identifier the code generator emits.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: Identifiers must be plain ASCII snake/camel case, start with a letter, at most 40 characters.
+IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
+
+#: Identifiers the generated contract defines itself (functions, storage, events, locals).
+GENERATED_NAMES = frozenset(
+    {
+        "admin", "register", "grant_role", "revoke_role", "state_of", "version_of", "roles_of",
+        "domain_of", "approvals_of", "approvers_of", "last_actor_of", "artefact_id", "fingerprint",
+        "record", "roles", "domains", "approvers", "last_actor", "Registered", "Transitioned",
+        "Approved", "RoleGranted", "RoleRevoked", "IR_FINGERPRINT", "LIFECYCLE", "ADMIN_TABLE",
+        "N_ROLES", "MAX_INPUTS", "MAX_APPROVERS", "ALREADY", "FULL", "_approve", "_count",
+        "id", "salt", "digest", "locator", "inputs", "role", "account", "domain", "sender", "key",
+        "entries", "seen", "count", "transition", "source", "target", "version", "approver",
+        "registrant", "state", "actor", "initialize", "initialized", "r", "s", "v", "n", "a", "d",
+    }
+)
+
+#: Reserved words and builtins of the contract language (Vyper 0.4) and of the EVM ABI tooling.
+LANGUAGE_RESERVED = frozenset(
+    {
+        # keywords
+        "and", "as", "assert", "break", "class", "continue", "def", "del", "elif", "else",
+        "except", "finally", "for", "from", "global", "if", "import", "in", "is", "lambda",
+        "nonlocal", "not", "or", "pass", "raise", "return", "try", "while", "with", "yield",
+        "True", "False", "None", "await", "async", "match", "case", "type",
+        # vyper declarations and decorators
+        "event", "interface", "struct", "flag", "enum", "implements", "uses", "initializes",
+        "exports", "log", "extcall", "staticcall", "indexed", "public", "constant", "immutable",
+        "transient", "external", "internal", "deploy", "view", "pure", "payable", "nonpayable",
+        "nonreentrant", "reentrant", "raw_revert", "raw_log", "raw_call", "selfdestruct",
+        "send", "empty", "len", "range", "convert", "concat", "slice", "keccak256", "sha256",
+        "ecrecover", "ecadd", "ecmul", "extract32", "floor", "ceil", "min", "max", "abs",
+        "sqrt", "isqrt", "uint2str", "method_id", "abi_encode", "abi_decode", "_abi_encode",
+        "_abi_decode", "max_value", "min_value", "epsilon", "unsafe_add", "unsafe_sub",
+        "unsafe_mul", "unsafe_div", "pow_mod256", "shift", "create_copy_of",
+        "create_minimal_proxy_to", "create_forwarder_to", "create_from_blueprint",
+        "blockhash", "blobhash", "print", "breakpoint", "as_wei_value", "self", "msg", "block",
+        "tx", "chain", "this", "super", "default", "unreachable", "immutable", "storage",
+        "memory", "calldata", "code", "balance", "codesize", "codehash", "is_contract",
+        "init", "__init__", "__default__", "wei", "ether", "gwei", "finney", "szabo",
+        # types
+        "address", "bool", "bytes", "bytes4", "bytes20", "bytes32", "decimal", "int8", "int128",
+        "int256", "uint8", "uint16", "uint32", "uint64", "uint128", "uint256", "String",
+        "Bytes", "DynArray", "HashMap", "string", "int", "uint", "fixed", "ufixed", "real",
+        "function", "mapping", "contract", "struct", "modifier", "emit", "new", "delete",
+        "this", "payable", "ZERO_ADDRESS", "EMPTY_BYTES32", "MAX_INT128", "MIN_INT128",
+        "MAX_DECIMAL", "MIN_DECIMAL", "MAX_UINT256", "ZERO_WEI",
+    }
+)
+
+RESERVED_NAMES = GENERATED_NAMES | LANGUAGE_RESERVED

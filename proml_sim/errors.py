@@ -1,0 +1,156 @@
+"""One exception tree for the whole toolkit.
+
+::
+
+    ProMLError
+    ├── InvalidDefinition (TypeError)         a DSL lifecycle class breaks a rule (all problems listed)
+    ├── CompilationError (RuntimeError)       vyper rejected generated source (source + line attached)
+    ├── LifecycleError                        a lifecycle guard refused an operation; raised with the
+    │   │                                     *same type and message* by the reference interpreter
+    │   │                                     and by a deployed contract (decoded from its revert)
+    │   ├── UnknownArtefact (LookupError)
+    │   ├── AlreadyRegistered
+    │   ├── TransitionNotAllowed              current state is not a source of the transition
+    │   ├── RoleNotAllowed (PermissionError)  sender holds none of the roles the step needs
+    │   ├── NotRoleAdmin (PermissionError)    sender may not grant/revoke that role
+    │   ├── EvidenceRequired (ValueError)     a step that needs a content digest got none
+    │   ├── SeparationOfDuty (PermissionError) the actor fired a conflicting step on this artefact
+    │   ├── AlreadyApproved                   the approver (or its trust domain) already approved
+    │   ├── ApprovalsFull                     approval slots for this version are exhausted
+    │   └── InvalidArgument (ValueError)      malformed call (unknown role index, bad input list)
+    └── ChainError                            engine-level failure
+        ├── TransactionFailed                 reverted without a lifecycle reason, or out of gas
+        ├── KeyCustodyError (PermissionError) an actor tried to send as a key it does not hold
+        └── EngineError                       engine misuse (unknown snapshot, bad tx, ...)
+
+A revert reason on chain is ``"<Code>: <message>"`` where ``<Code>`` is the class name of a
+:class:`LifecycleError` subclass; :func:`lifecycle_error_from_reason` maps it back.
+"""
+
+from __future__ import annotations
+
+
+class ProMLError(Exception):
+    """Root of every error raised by proml-sim."""
+
+
+class InvalidDefinition(ProMLError, TypeError):
+    """A lifecycle definition is invalid.  ``problems`` lists every problem found."""
+
+    def __init__(self, cls_name: str, problems: list[str]) -> None:
+        self.cls_name = cls_name
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{cls_name}: {len(self.problems)} problem(s) in lifecycle definition:\n{lines}")
+
+
+class CompilationError(ProMLError, RuntimeError):
+    """The vyper compiler rejected a source text."""
+
+    def __init__(self, message: str, source: str, line: int | None = None) -> None:
+        self.source = source
+        self.line = line
+        where = ""
+        if line is not None:
+            src_lines = source.splitlines()
+            if 1 <= line <= len(src_lines):
+                where = f"\n  at line {line}: {src_lines[line - 1].strip()}"
+        super().__init__(f"vyper could not compile the generated contract: {message}{where}")
+
+
+class LifecycleError(ProMLError):
+    """A lifecycle guard refused an operation (off chain or on chain: same type, same text)."""
+
+    @property
+    def code(self) -> str:
+        return type(self).__name__
+
+    @property
+    def reason(self) -> str:
+        """The exact revert reason string the contract uses: ``"<Code>: <message>"``."""
+        return f"{self.code}: {self.args[0] if self.args else ''}"
+
+
+class UnknownArtefact(LifecycleError, LookupError):
+    def __str__(self) -> str:  # LookupError/KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class AlreadyRegistered(LifecycleError):
+    pass
+
+
+class TransitionNotAllowed(LifecycleError):
+    pass
+
+
+class RoleNotAllowed(LifecycleError, PermissionError):
+    pass
+
+
+class NotRoleAdmin(LifecycleError, PermissionError):
+    pass
+
+
+class EvidenceRequired(LifecycleError, ValueError):
+    pass
+
+
+class SeparationOfDuty(LifecycleError, PermissionError):
+    pass
+
+
+class AlreadyApproved(LifecycleError):
+    pass
+
+
+class ApprovalsFull(LifecycleError):
+    pass
+
+
+class InvalidArgument(LifecycleError, ValueError):
+    pass
+
+
+LIFECYCLE_ERRORS: dict[str, type[LifecycleError]] = {
+    cls.__name__: cls
+    for cls in (
+        UnknownArtefact,
+        AlreadyRegistered,
+        TransitionNotAllowed,
+        RoleNotAllowed,
+        NotRoleAdmin,
+        EvidenceRequired,
+        SeparationOfDuty,
+        AlreadyApproved,
+        ApprovalsFull,
+        InvalidArgument,
+    )
+}
+
+
+def lifecycle_error_from_reason(reason: str) -> LifecycleError | None:
+    """Map a revert reason ``"<Code>: <message>"`` back to its exception, or ``None``."""
+    code, sep, message = reason.partition(": ")
+    cls = LIFECYCLE_ERRORS.get(code) if sep else None
+    return cls(message) if cls is not None else None
+
+
+class ChainError(ProMLError):
+    """A chain engine failed or was misused."""
+
+
+class TransactionFailed(ChainError):
+    """A transaction reverted without a lifecycle reason (or ran out of gas)."""
+
+    def __init__(self, message: str, receipt: object | None = None) -> None:
+        self.receipt = receipt
+        super().__init__(message)
+
+
+class KeyCustodyError(ChainError, PermissionError):
+    """An actor tried to sign with a key it does not hold."""
+
+
+class EngineError(ChainError):
+    """An engine was asked for something it cannot do (unknown snapshot, malformed tx...)."""

@@ -1,0 +1,63 @@
+"""Frozen lifecycle IR, canonical JSON + fingerprint, events, replay and the reference interpreter."""
+
+from proml_sim.ir.events import (
+    EVENT_TYPES,
+    ZERO32,
+    Approved,
+    LifecycleEvent,
+    LifecycleSnapshot,
+    Registered,
+    RoleGranted,
+    RoleRevoked,
+    Transitioned,
+    replay,
+)
+from proml_sim.ir.interpreter import (
+    HistoryEntry,
+    Interpreter,
+    StepResult,
+    approval_key,
+    artefact_id,
+    history_from_events,
+)
+from proml_sim.ir.model import (
+    ADMIN_ROLE,
+    IR_VERSION,
+    MAX_APPROVERS,
+    MAX_INPUTS,
+    MAX_LOCATOR_BYTES,
+    LifecycleIR,
+    RoleIR,
+    StateIR,
+    TransitionIR,
+    build_ir,
+)
+
+__all__ = [
+    "ADMIN_ROLE",
+    "EVENT_TYPES",
+    "IR_VERSION",
+    "MAX_APPROVERS",
+    "MAX_INPUTS",
+    "MAX_LOCATOR_BYTES",
+    "ZERO32",
+    "Approved",
+    "HistoryEntry",
+    "Interpreter",
+    "LifecycleEvent",
+    "LifecycleIR",
+    "LifecycleSnapshot",
+    "Registered",
+    "RoleGranted",
+    "RoleIR",
+    "RoleRevoked",
+    "StateIR",
+    "StepResult",
+    "TransitionIR",
+    "Transitioned",
+    "approval_key",
+    "artefact_id",
+    "build_ir",
+    "history_from_events",
+    "replay",
+]

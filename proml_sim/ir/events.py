@@ -1,0 +1,122 @@
+"""Lifecycle events and the state they replay into.
+
+The generated contract emits exactly these events; the reference interpreter records the same
+ones.  :func:`replay` rebuilds a :class:`LifecycleSnapshot` from events alone, so that anyone
+holding the event log can reproduce the contract's state without trusting a node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from proml_sim.ir.model import LifecycleIR
+
+ZERO32 = b"\x00" * 32
+
+
+@dataclass(frozen=True)
+class Registered:
+    id: bytes
+    registrant: str
+    salt: bytes
+    state: int
+    digest: bytes
+    locator: str
+    inputs: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class Transitioned:
+    id: bytes
+    transition: int
+    actor: str
+    source: int
+    target: int
+    version: int
+    digest: bytes
+    locator: str
+    inputs: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class Approved:
+    id: bytes
+    transition: int
+    approver: str
+    version: int
+    digest: bytes
+    count: int
+
+
+@dataclass(frozen=True)
+class RoleGranted:
+    role: int
+    account: str
+    domain: bytes
+    sender: str
+
+
+@dataclass(frozen=True)
+class RoleRevoked:
+    role: int
+    account: str
+    sender: str
+
+
+LifecycleEvent = Registered | Transitioned | Approved | RoleGranted | RoleRevoked
+EVENT_TYPES: dict[str, type] = {
+    c.__name__: c for c in (Registered, Transitioned, Approved, RoleGranted, RoleRevoked)
+}
+
+
+@dataclass
+class LifecycleSnapshot:
+    """The observable state of one lifecycle contract.
+
+    ``records``: artefact id -> (state index, version).  ``roles``: account -> role mask (only
+    non-zero masks).  ``domains``: account -> trust domain (accounts ever granted a role).
+    ``approvers``: approval key -> approver accounts in order.  ``last_actor``: (artefact id,
+    transition index) -> account, for transitions named in a separation-of-duty rule.
+    """
+
+    records: dict[bytes, tuple[int, int]] = field(default_factory=dict)
+    roles: dict[str, int] = field(default_factory=dict)
+    domains: dict[str, bytes] = field(default_factory=dict)
+    approvers: dict[bytes, list[str]] = field(default_factory=dict)
+    last_actor: dict[tuple[bytes, int], str] = field(default_factory=dict)
+
+    def normalised(self) -> LifecycleSnapshot:
+        return LifecycleSnapshot(
+            records=dict(sorted(self.records.items())),
+            roles={a: m for a, m in sorted(self.roles.items()) if m},
+            domains=dict(sorted(self.domains.items())),
+            approvers={k: list(v) for k, v in sorted(self.approvers.items()) if v},
+            last_actor=dict(sorted(self.last_actor.items())),
+        )
+
+
+def replay(
+    ir: LifecycleIR, events: Iterable[LifecycleEvent], deployer: str | None = None
+) -> LifecycleSnapshot:
+    """Rebuild the contract state from its events alone (no rule checks: events are facts)."""
+    from proml_sim.ir.interpreter import approval_key
+
+    snap = LifecycleSnapshot()
+    sod = {ir.transition(n).index for n in ir.sod_targets}
+    for ev in events:
+        if isinstance(ev, Registered):
+            snap.records[ev.id] = (ev.state, 1)
+        elif isinstance(ev, Transitioned):
+            snap.records[ev.id] = (ev.target, ev.version)
+            if ev.transition in sod:
+                snap.last_actor[(ev.id, ev.transition)] = ev.actor
+        elif isinstance(ev, Approved):
+            key = approval_key(ev.id, ev.transition, ev.version, ev.digest)
+            snap.approvers.setdefault(key, []).append(ev.approver)
+        elif isinstance(ev, RoleGranted):
+            snap.roles[ev.account] = snap.roles.get(ev.account, 0) | (1 << ev.role)
+            snap.domains[ev.account] = ev.domain
+        elif isinstance(ev, RoleRevoked):
+            snap.roles[ev.account] = snap.roles.get(ev.account, 0) & ~(1 << ev.role)
+    return snap.normalised()

@@ -1,0 +1,302 @@
+"""Pure-Python reference interpreter of a lifecycle IR: the oracle for the generated contract.
+
+It enforces the same rules, in the same order, with the same exception types and messages as the
+contract, and records the same events.  Rule order for a transition: artefact exists, sender
+holds a ``by`` role, current state is a source, evidence digest present, separation of duty,
+then (k > 1) approval bookkeeping.  Registration: role, evidence, id not taken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from eth_utils import keccak, to_canonical_address, to_checksum_address
+
+from proml_sim.ir import messages as msg
+from proml_sim.ir.events import (
+    ZERO32,
+    Approved,
+    LifecycleEvent,
+    LifecycleSnapshot,
+    Registered,
+    RoleGranted,
+    RoleRevoked,
+    Transitioned,
+)
+from proml_sim.ir.model import (
+    MAX_APPROVERS,
+    MAX_INPUTS,
+    MAX_LOCATOR_BYTES,
+    LifecycleIR,
+    TransitionIR,
+)
+
+
+def artefact_id(registrant: str, salt: bytes) -> bytes:
+    """Artefact ids are bound to the registrant: keccak256(address ++ salt).
+
+    A front-runner who copies a registration gets a *different* id, so ids cannot be squatted.
+    """
+    return keccak(to_canonical_address(registrant) + _b32(salt))
+
+
+def approval_key(artefact: bytes, transition: int, version: int, digest: bytes) -> bytes:
+    """Approvals count per (artefact, transition, version, evidence digest)."""
+    return keccak(
+        artefact + transition.to_bytes(32, "big") + version.to_bytes(32, "big") + _b32(digest)
+    )
+
+
+def _b32(b: bytes) -> bytes:
+    if len(b) != 32:
+        raise ValueError(f"expected 32 bytes, got {len(b)}; pass a bytes32 value (e.g. a SHA-256)")
+    return b
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one transition call did: fired (state changed) or recorded an approval."""
+
+    fired: bool
+    approvals: int
+    required: int
+    version: int  # artefact version after the call
+    state: str
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    step: str  # "register" or a transition name
+    actor: str
+    source: str | None
+    target: str
+    version: int
+    digest: bytes
+    locator: str
+    inputs: tuple[bytes, ...]
+
+
+def history_from_events(
+    ir: LifecycleIR, events: Sequence[LifecycleEvent], artefact: bytes
+) -> list[HistoryEntry]:
+    """The provenance trail of one artefact, from events (interpreter or chain alike)."""
+    out: list[HistoryEntry] = []
+    for ev in events:
+        if isinstance(ev, Registered) and ev.id == artefact:
+            out.append(
+                HistoryEntry("register", ev.registrant, None, ir.state_by_index(ev.state).name, 1,
+                             ev.digest, ev.locator, ev.inputs)
+            )
+        elif isinstance(ev, Transitioned) and ev.id == artefact:
+            out.append(
+                HistoryEntry(
+                    ir.transitions[ev.transition].name, ev.actor,
+                    ir.state_by_index(ev.source).name, ir.state_by_index(ev.target).name,
+                    ev.version, ev.digest, ev.locator, ev.inputs,
+                )
+            )
+    return out
+
+
+class Interpreter:
+    """One lifecycle "contract" held in Python memory.
+
+    ``deployer`` receives the built-in admin role in ``admin_domain``, as the contract's
+    constructor does.
+    """
+
+    def __init__(self, ir: LifecycleIR, deployer: str, admin_domain: bytes = ZERO32) -> None:
+        self.ir = ir
+        self.records: dict[bytes, tuple[int, int]] = {}
+        self.roles: dict[str, int] = {}
+        self.domains: dict[str, bytes] = {}
+        self.approvers: dict[bytes, list[str]] = {}
+        self.last_actor: dict[tuple[bytes, int], str] = {}
+        self.events: list[LifecycleEvent] = []
+        self._sod = {ir.transition(n).index for n in ir.sod_targets}
+        self._grant(to_checksum_address(deployer), 0, admin_domain, to_checksum_address(deployer))
+
+    # -- queries --------------------------------------------------------------------------------
+    def state(self, artefact: bytes) -> str:
+        return self.ir.state_by_index(self._record(artefact)[0]).name
+
+    def version(self, artefact: bytes) -> int:
+        return self._record(artefact)[1]
+
+    def exists(self, artefact: bytes) -> bool:
+        return artefact in self.records
+
+    def has_role(self, account: str, role: str) -> bool:
+        return bool(self.roles.get(to_checksum_address(account), 0) & self.ir.role(role).bit)
+
+    def history(self, artefact: bytes) -> list[HistoryEntry]:
+        self._record(artefact)
+        return history_from_events(self.ir, self.events, artefact)
+
+    def approvals(self, artefact: bytes, transition: str, digest: bytes = ZERO32) -> int:
+        """Valid approvals counted now for the artefact's current version."""
+        t = self.ir.transition(transition)
+        key = approval_key(artefact, t.index, self.version(artefact), digest)
+        return self._count(key, t)
+
+    def snapshot(self) -> LifecycleSnapshot:
+        return LifecycleSnapshot(
+            records=dict(self.records),
+            roles=dict(self.roles),
+            domains=dict(self.domains),
+            approvers={k: list(v) for k, v in self.approvers.items()},
+            last_actor=dict(self.last_actor),
+        ).normalised()
+
+    # -- operations -----------------------------------------------------------------------------
+    def register(
+        self,
+        sender: str,
+        salt: bytes,
+        digest: bytes = ZERO32,
+        locator: str = "",
+        inputs: Sequence[bytes] = (),
+    ) -> bytes:
+        ir = self.ir
+        sender = to_checksum_address(sender)
+        self._check_args(locator, inputs)
+        if ir.register_by and not self.roles.get(sender, 0) & ir.role_mask(ir.register_by):
+            raise msg.register_role(ir)
+        if ir.register_evidence and _b32(digest) == ZERO32:
+            raise msg.register_evidence(ir)
+        aid = artefact_id(sender, salt)
+        if aid in self.records:
+            raise msg.already_registered(ir)
+        self.records[aid] = (ir.initial.index, 1)
+        self.events.append(
+            Registered(aid, sender, salt, ir.initial.index, _b32(digest), locator, tuple(inputs))
+        )
+        return aid
+
+    def fire(
+        self,
+        sender: str,
+        transition: str,
+        artefact: bytes,
+        digest: bytes = ZERO32,
+        locator: str = "",
+        inputs: Sequence[bytes] = (),
+    ) -> StepResult:
+        ir = self.ir
+        t = ir.transition(transition)
+        sender = to_checksum_address(sender)
+        if not t.evidence and (digest != ZERO32 or locator or inputs):
+            raise TypeError(f"{ir.name}.{t.name} takes no evidence; drop digest/locator/inputs")
+        self._check_args(locator, inputs)
+        state, version = self._record(artefact)
+        if not self.roles.get(sender, 0) & ir.role_mask(t.by):
+            raise msg.wrong_role(ir, t)
+        if ir.state_by_index(state).name not in t.sources:
+            raise msg.wrong_state(ir, t)
+        if t.evidence and _b32(digest) == ZERO32:
+            raise msg.missing_evidence(ir, t)
+        for other in t.separate_from:
+            if self.last_actor.get((artefact, ir.transition(other).index)) == sender:
+                raise msg.separation(ir, t, other)
+        count = 1
+        if t.approvals > 1:
+            key = approval_key(artefact, t.index, version, digest)
+            count = self._approve(key, t, sender)
+            self.events.append(Approved(artefact, t.index, sender, version, digest, count))
+            if count < t.approvals:
+                return StepResult(False, count, t.approvals, version, ir.state_by_index(state).name)
+        target = ir.state(t.target).index
+        self.records[artefact] = (target, version + 1)
+        if t.index in self._sod:
+            self.last_actor[(artefact, t.index)] = sender
+        self.events.append(
+            Transitioned(artefact, t.index, sender, state, target, version + 1, digest, locator,
+                         tuple(inputs))
+        )
+        return StepResult(True, count, t.approvals, version + 1, t.target)
+
+    def grant(self, sender: str, role: str | int, account: str, domain: bytes = ZERO32) -> None:
+        idx = self._role_index(role)
+        self._check_admin(to_checksum_address(sender), idx)
+        self._grant(to_checksum_address(account), idx, _b32(domain), to_checksum_address(sender))
+
+    def revoke(self, sender: str, role: str | int, account: str) -> None:
+        idx = self._role_index(role)
+        sender = to_checksum_address(sender)
+        self._check_admin(sender, idx)
+        account = to_checksum_address(account)
+        self.roles[account] = self.roles.get(account, 0) & ~(1 << idx)
+        self.events.append(RoleRevoked(idx, account, sender))
+
+    # -- internals -----------------------------------------------------------------------------
+    def _record(self, artefact: bytes) -> tuple[int, int]:
+        try:
+            return self.records[artefact]
+        except KeyError:
+            raise msg.unknown_artefact(self.ir) from None
+
+    def _role_index(self, role: str | int) -> int:
+        if isinstance(role, str):
+            return self.ir.role(role).index
+        if not 0 <= role < len(self.ir.roles):
+            raise msg.unknown_role(self.ir)
+        return role
+
+    def _check_admin(self, sender: str, idx: int) -> None:
+        admin = self.ir.role(self.ir.roles[idx].admin).bit
+        if not self.roles.get(sender, 0) & admin:
+            raise msg.not_role_admin(self.ir)
+
+    def _grant(self, account: str, idx: int, domain: bytes, sender: str) -> None:
+        self.roles[account] = self.roles.get(account, 0) | (1 << idx)
+        self.domains[account] = domain
+        self.events.append(RoleGranted(idx, account, domain, sender))
+
+    def _check_args(self, locator: str, inputs: Sequence[bytes]) -> None:
+        if len(inputs) > MAX_INPUTS:
+            raise msg.too_many_inputs(self.ir)
+        if len(locator.encode()) > MAX_LOCATOR_BYTES:
+            raise msg.locator_too_long(self.ir)
+        for i in inputs:
+            _b32(i)
+
+    def _approve(self, key: bytes, t: TransitionIR, sender: str) -> int:
+        """Record ``sender``'s approval; return the valid count including it (contract mirror)."""
+        entries = self.approvers.get(key, [])
+        mask = self.ir.role_mask(t.by)
+        mine = self.domains.get(sender, ZERO32)
+        seen = [mine]
+        count = 1
+        for a in entries:
+            if a == sender:
+                raise msg.already_approved(self.ir, t)
+            if not self.roles.get(a, 0) & mask:
+                continue  # revoked since approving: no longer counts
+            if t.count == "domains":
+                d = self.domains.get(a, ZERO32)
+                if d in seen:
+                    if d == mine:
+                        raise msg.already_approved(self.ir, t)
+                    continue
+                seen.append(d)
+            count += 1
+        if len(entries) >= MAX_APPROVERS:
+            raise msg.approvals_full(self.ir, t)
+        self.approvers.setdefault(key, []).append(sender)
+        return count
+
+    def _count(self, key: bytes, t: TransitionIR) -> int:
+        mask = self.ir.role_mask(t.by)
+        seen: list[bytes] = []
+        count = 0
+        for a in self.approvers.get(key, []):
+            if not self.roles.get(a, 0) & mask:
+                continue
+            if t.count == "domains":
+                d = self.domains.get(a, ZERO32)
+                if d in seen:
+                    continue
+                seen.append(d)
+            count += 1
+        return count

@@ -1,0 +1,83 @@
+"""Guard failure messages, derived from DSL names only.
+
+The code generator embeds ``<Code>: <message>`` as revert reasons and the reference interpreter
+raises ``<Code>(message)``: one table, so both always say the same words.
+"""
+
+from __future__ import annotations
+
+from proml_sim.errors import (
+    AlreadyApproved,
+    AlreadyRegistered,
+    ApprovalsFull,
+    EvidenceRequired,
+    InvalidArgument,
+    LifecycleError,
+    NotRoleAdmin,
+    RoleNotAllowed,
+    SeparationOfDuty,
+    TransitionNotAllowed,
+    UnknownArtefact,
+)
+from proml_sim.ir.model import MAX_INPUTS, MAX_LOCATOR_BYTES, LifecycleIR, TransitionIR
+
+
+def _alts(names: tuple[str, ...]) -> str:
+    return " or ".join(names)
+
+
+def unknown_artefact(ir: LifecycleIR) -> LifecycleError:
+    return UnknownArtefact(f"{ir.name}: unknown artefact id; register it first")
+
+
+def already_registered(ir: LifecycleIR) -> LifecycleError:
+    return AlreadyRegistered(f"{ir.name}: this sender already registered that salt; use a new salt")
+
+
+def register_role(ir: LifecycleIR) -> LifecycleError:
+    return RoleNotAllowed(f"{ir.name}.register needs role {_alts(ir.register_by)}")
+
+
+def register_evidence(ir: LifecycleIR) -> LifecycleError:
+    return EvidenceRequired(f"{ir.name}.register needs a non-zero evidence digest")
+
+
+def wrong_role(ir: LifecycleIR, t: TransitionIR) -> LifecycleError:
+    return RoleNotAllowed(f"{ir.name}.{t.name} needs role {_alts(t.by)}")
+
+
+def wrong_state(ir: LifecycleIR, t: TransitionIR) -> LifecycleError:
+    return TransitionNotAllowed(f"{ir.name}.{t.name} is allowed only from {_alts(t.sources)}")
+
+
+def missing_evidence(ir: LifecycleIR, t: TransitionIR) -> LifecycleError:
+    return EvidenceRequired(f"{ir.name}.{t.name} needs a non-zero evidence digest")
+
+
+def separation(ir: LifecycleIR, t: TransitionIR, other: str) -> LifecycleError:
+    return SeparationOfDuty(f"{ir.name}.{t.name}: the actor of {other} may not also do this")
+
+
+def already_approved(ir: LifecycleIR, t: TransitionIR) -> LifecycleError:
+    who = "trust domain" if t.count == "domains" else "account"
+    return AlreadyApproved(f"{ir.name}.{t.name}: this {who} already approved this version")
+
+
+def approvals_full(ir: LifecycleIR, t: TransitionIR) -> LifecycleError:
+    return ApprovalsFull(f"{ir.name}.{t.name}: approval slots for this version are full")
+
+
+def not_role_admin(ir: LifecycleIR) -> LifecycleError:
+    return NotRoleAdmin(f"{ir.name}: sender does not hold the admin role of that role")
+
+
+def unknown_role(ir: LifecycleIR) -> LifecycleError:
+    return InvalidArgument(f"{ir.name}: unknown role index")
+
+
+def too_many_inputs(ir: LifecycleIR) -> LifecycleError:
+    return InvalidArgument(f"{ir.name}: at most {MAX_INPUTS} input references per step")
+
+
+def locator_too_long(ir: LifecycleIR) -> LifecycleError:
+    return InvalidArgument(f"{ir.name}: locator longer than {MAX_LOCATOR_BYTES} bytes")

@@ -1,0 +1,213 @@
+"""The frozen intermediate representation of a lifecycle.
+
+:func:`build_ir` is the only code in the toolkit that reads DSL classes; everything downstream
+(interpreter, codegen, compiler, chain client, node) works from a :class:`LifecycleIR`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+from proml_sim.errors import InvalidDefinition
+
+#: Bump when the meaning of the IR (and so of the generated contract) changes.
+IR_VERSION = 1
+#: Bounds shared by interpreter, contract and client.
+MAX_INPUTS = 16
+MAX_LOCATOR_BYTES = 256
+MAX_APPROVERS = 16
+ADMIN_ROLE = "admin"
+
+
+@dataclass(frozen=True)
+class RoleIR:
+    name: str
+    index: int  # bit position in the role mask; 0 is the built-in admin
+    admin: str  # name of the role that grants and revokes this one
+
+    @property
+    def bit(self) -> int:
+        return 1 << self.index
+
+
+@dataclass(frozen=True)
+class StateIR:
+    name: str
+    index: int  # 1-based; 0 means "not registered" on chain
+    initial: bool = False
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class TransitionIR:
+    name: str
+    index: int  # 0-based
+    sources: tuple[str, ...]
+    target: str
+    by: tuple[str, ...]
+    approvals: int = 1
+    count: Literal["accounts", "domains"] = "accounts"
+    evidence: bool = False
+    separate_from: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LifecycleIR:
+    name: str
+    roles: tuple[RoleIR, ...]
+    states: tuple[StateIR, ...]
+    transitions: tuple[TransitionIR, ...]
+    register_by: tuple[str, ...] = ()  # empty: anyone may register
+    register_evidence: bool = False
+    doc: str = ""
+    ir_version: int = IR_VERSION
+    _index: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    # -- lookups -------------------------------------------------------------------------------
+    def role(self, name: str) -> RoleIR:
+        return self._lookup("role", name, self.roles)
+
+    def state(self, name: str) -> StateIR:
+        return self._lookup("state", name, self.states)
+
+    def transition(self, name: str) -> TransitionIR:
+        return self._lookup("transition", name, self.transitions)
+
+    def _lookup(self, kind: str, name: str, items: tuple[Any, ...]) -> Any:
+        table = self._index.get(kind)
+        if table is None:
+            table = {i.name: i for i in items}
+            self._index[kind] = table
+        try:
+            return table[name]
+        except KeyError:
+            known = ", ".join(i.name for i in items)
+            raise KeyError(f"{self.name} has no {kind} '{name}' (known: {known})") from None
+
+    @property
+    def initial(self) -> StateIR:
+        return next(s for s in self.states if s.initial)
+
+    def state_by_index(self, index: int) -> StateIR:
+        return self.states[index - 1]
+
+    def role_mask(self, names: tuple[str, ...]) -> int:
+        mask = 0
+        for n in names:
+            mask |= self.role(n).bit
+        return mask
+
+    @cached_property
+    def sod_targets(self) -> frozenset[str]:
+        """Transitions whose last actor must be remembered for separation-of-duty checks."""
+        return frozenset(n for t in self.transitions for n in t.separate_from)
+
+    # -- serialisation ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("_index")
+        return d
+
+    def canonical_json(self) -> str:
+        """Sorted keys, no whitespace, ASCII: byte-identical for equal lifecycles."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the canonical JSON."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LifecycleIR:
+        if d.get("ir_version") != IR_VERSION:
+            raise ValueError(
+                f"lifecycle IR version {d.get('ir_version')!r} is not supported (this proml-sim "
+                f"reads version {IR_VERSION}); regenerate it with this version."
+            )
+        return cls(
+            name=d["name"],
+            roles=tuple(RoleIR(**r) for r in d["roles"]),
+            states=tuple(StateIR(**s) for s in d["states"]),
+            transitions=tuple(
+                TransitionIR(
+                    **{
+                        **t,
+                        "sources": tuple(t["sources"]),
+                        "by": tuple(t["by"]),
+                        "separate_from": tuple(t["separate_from"]),
+                    }
+                )
+                for t in d["transitions"]
+            ),
+            register_by=tuple(d["register_by"]),
+            register_evidence=d["register_evidence"],
+            doc=d.get("doc", ""),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> LifecycleIR:
+        return cls.from_dict(json.loads(text))
+
+
+def build_ir(cls: Any) -> LifecycleIR:
+    """Build the IR of a validated DSL lifecycle class (or return an IR unchanged)."""
+    if isinstance(cls, LifecycleIR):
+        return cls
+    from proml_sim.dsl import ADMIN, Artefact
+
+    if not (isinstance(cls, type) and issubclass(cls, Artefact) and cls is not Artefact):
+        raise InvalidDefinition(
+            getattr(cls, "__name__", repr(cls)),
+            ["not a lifecycle: pass a subclass of proml_sim.Artefact (or a LifecycleIR)."],
+        )
+    role_names = {id(ADMIN): ADMIN_ROLE}
+    roles = [RoleIR(ADMIN_ROLE, 0, ADMIN_ROLE)]
+    for i, (name, r) in enumerate(cls.__roles__.items(), start=1):
+        role_names[id(r)] = name
+    for i, (name, r) in enumerate(cls.__roles__.items(), start=1):
+        admin = ADMIN_ROLE if r.admin is None else role_names[id(r.admin)]
+        roles.append(RoleIR(name, i, admin))
+    state_names = {id(s): n for n, s in cls.__states__.items()}
+    states = [
+        StateIR(name, i, bool(s.initial), bool(s.final))
+        for i, (name, s) in enumerate(cls.__states__.items(), start=1)
+    ]
+    trans_names = {id(t): n for n, t in cls.__transitions__.items()}
+    transitions = []
+    for i, (name, t) in enumerate(cls.__transitions__.items()):
+        sources = sorted({state_names[id(s)] for s in t.sources}, key=lambda n: _pos(states, n))
+        transitions.append(
+            TransitionIR(
+                name=name,
+                index=i,
+                sources=tuple(sources),
+                target=state_names[id(t.target)],
+                by=tuple(sorted({role_names[id(r)] for r in t.by}, key=lambda n: _pos(roles, n))),
+                approvals=t.approvals,
+                count=t.count,
+                evidence=t.evidence,
+                separate_from=tuple(
+                    sorted({r if isinstance(r, str) else trans_names[id(r)]
+                            for r in t.separate_from})
+                ),
+            )
+        )
+    initial = next(s for s in cls.__states__.values() if s.initial)
+    return LifecycleIR(
+        name=cls.__name__,
+        roles=tuple(roles),
+        states=tuple(states),
+        transitions=tuple(transitions),
+        register_by=tuple(
+            sorted({role_names[id(r)] for r in initial.by}, key=lambda n: _pos(roles, n))
+        ),
+        register_evidence=bool(initial.evidence),
+        doc=(cls.__doc__ or "").strip(),
+    )
+
+
+def _pos(items: list[Any], name: str) -> int:
+    return next(i for i, x in enumerate(items) if x.name == name)
