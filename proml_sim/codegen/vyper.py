@@ -178,8 +178,8 @@ def emit_roles(ir: LifecycleIR) -> str:
 @view
 def _check_admin(role: uint8):
     assert convert(role, uint256) < N_ROLES, {bad_role}
-    admin: uint256 = (ADMIN_TABLE >> (convert(role, uint256) * 8)) & 255
-    assert self.roles[msg.sender] & (1 << admin) != 0, {not_admin}
+    _admin: uint256 = (ADMIN_TABLE >> (convert(role, uint256) * 8)) & 255
+    assert self.roles[msg.sender] & (1 << _admin) != 0, {not_admin}
 
 
 @external
@@ -210,11 +210,11 @@ def emit_register(ir: LifecycleIR) -> str:
 
 @external
 def register(salt: bytes32, {EVIDENCE_ARGS}) -> bytes32:
-{checks + chr(10) if checks else ""}    id: bytes32 = keccak256(concat(convert(msg.sender, bytes20), salt))
-    assert self.record[id] == 0, {_q(msg.already_registered(ir))}
-    self.record[id] = (1 << 8) | {ir.initial.index}
-    log Registered(id=id, registrant=msg.sender, salt=salt, state={ir.initial.index}, digest=digest, locator=locator, inputs=inputs)
-    return id
+{checks + chr(10) if checks else ""}    _id: bytes32 = keccak256(concat(convert(msg.sender, bytes20), salt))
+    assert self.record[_id] == 0, {_q(msg.already_registered(ir))}
+    self.record[_id] = (1 << 8) | {ir.initial.index}
+    log Registered(id=_id, registrant=msg.sender, salt=salt, state={ir.initial.index}, digest=digest, locator=locator, inputs=inputs)
+    return _id
 '''
 
 
@@ -228,27 +228,27 @@ def _approve(key: bytes32, mask: uint256, by_domain: bool) -> uint256:
     # Count valid approvals of this key including the caller's; ALREADY if the caller (or, by
     # domain, its trust domain) already approved; FULL if no slot is left.  Approvers revoked
     # since approving no longer count.  Bounded loop: at most {MAX_APPROVERS} entries.
-    entries: DynArray[address, {MAX_APPROVERS}] = self.approvers[key]
-    mine: bytes32 = self.domains[msg.sender]
-    seen: DynArray[bytes32, {MAX_APPROVERS + 1}] = [mine]
-    count: uint256 = 1
-    for a: address in entries:
-        if a == msg.sender:
+    _entries: DynArray[address, {MAX_APPROVERS}] = self.approvers[key]
+    _mine: bytes32 = self.domains[msg.sender]
+    _seen: DynArray[bytes32, {MAX_APPROVERS + 1}] = [_mine]
+    _count: uint256 = 1
+    for _a: address in _entries:
+        if _a == msg.sender:
             return ALREADY
-        if self.roles[a] & mask == 0:
+        if self.roles[_a] & mask == 0:
             continue
         if by_domain:
-            d: bytes32 = self.domains[a]
-            if d in seen:
-                if d == mine:
+            _d: bytes32 = self.domains[_a]
+            if _d in _seen:
+                if _d == _mine:
                     return ALREADY
                 continue
-            seen.append(d)
-        count += 1
-    if len(entries) >= {MAX_APPROVERS}:
+            _seen.append(_d)
+        _count += 1
+    if len(_entries) >= {MAX_APPROVERS}:
         return FULL
     self.approvers[key].append(msg.sender)
-    return count
+    return _count
 '''
 
 
@@ -263,10 +263,10 @@ def emit_transition(ir: LifecycleIR, t: TransitionIR) -> str:
         "",
         "@external",
         f"def {t.name}({args}):",
-        "    r: uint256 = self.record[id]",
-        f"    assert r != 0, {_q(msg.unknown_artefact(ir))}",
+        "    _r: uint256 = self.record[id]",
+        f"    assert _r != 0, {_q(msg.unknown_artefact(ir))}",
         f"    assert self.roles[msg.sender] & {ir.role_mask(t.by)} != 0, {_q(msg.wrong_role(ir, t))}",
-        f"    assert ({src_mask} >> (r & 255)) & 1 != 0, {_q(msg.wrong_state(ir, t))}",
+        f"    assert ({src_mask} >> (_r & 255)) & 1 != 0, {_q(msg.wrong_state(ir, t))}",
     ]
     if t.evidence:
         lines.append(f"    assert digest != empty(bytes32), {_q(msg.missing_evidence(ir, t))}")
@@ -275,20 +275,20 @@ def emit_transition(ir: LifecycleIR, t: TransitionIR) -> str:
         lines.append(
             f"    assert self.last_actor[id][{o}] != msg.sender, {_q(msg.separation(ir, t, other))}"
         )
-    lines.append("    v: uint256 = r >> 8")
+    lines.append("    _v: uint256 = _r >> 8")
     digest = "digest" if t.evidence else "empty(bytes32)"
     if t.approvals > 1:
         lines += [
-            f"    n: uint256 = self._approve(keccak256(abi_encode(id, convert({t.index}, uint8), v, "
+            f"    _n: uint256 = self._approve(keccak256(abi_encode(id, convert({t.index}, uint8), _v, "
             f"{digest})), {ir.role_mask(t.by)}, {t.count == 'domains'})",
-            f"    assert n != ALREADY, {_q(msg.already_approved(ir, t))}",
-            f"    assert n != FULL, {_q(msg.approvals_full(ir, t))}",
-            f"    log Approved(id=id, transition={t.index}, approver=msg.sender, version=v, "
-            f"digest={digest}, count=n)",
-            f"    if n < {t.approvals}:",
+            f"    assert _n != ALREADY, {_q(msg.already_approved(ir, t))}",
+            f"    assert _n != FULL, {_q(msg.approvals_full(ir, t))}",
+            f"    log Approved(id=id, transition={t.index}, approver=msg.sender, version=_v, "
+            f"digest={digest}, count=_n)",
+            f"    if _n < {t.approvals}:",
             "        return",
         ]
-    lines.append(f"    self.record[id] = ((v + 1) << 8) | {target}")
+    lines.append(f"    self.record[id] = ((_v + 1) << 8) | {target}")
     if t.name in ir.sod_targets:
         lines.append(f"    self.last_actor[id][{t.index}] = msg.sender")
     ev = "digest=digest, locator=locator, inputs=inputs" if t.evidence else (
@@ -296,7 +296,7 @@ def emit_transition(ir: LifecycleIR, t: TransitionIR) -> str:
     )
     lines.append(
         f"    log Transitioned(id=id, transition={t.index}, actor=msg.sender, "
-        f"source=convert(r & 255, uint8), target={target}, version=v + 1, {ev})"
+        f"source=convert(_r & 255, uint8), target={target}, version=_v + 1, {ev})"
     )
     return "\n".join(lines) + "\n"
 

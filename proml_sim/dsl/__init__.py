@@ -304,7 +304,8 @@ def _validate(  # noqa: C901 - one flat list of rules reads best
                 )
             elif id(r) not in role_objs:
                 p.append(
-                    f"{where}: role '{r.name}' is not declared in {c}; add it as a class "
+                    f"{where}: role {repr(r.name) if r.name else '(unnamed Role object)'} is "
+                    f"not declared in {c}; add it as a class "
                     "attribute (`name = Role()`) or use a declared role."
                 )
 
@@ -380,7 +381,7 @@ def _validate(  # noqa: C901 - one flat list of rules reads best
                 )
 
     # graph rules (only on well-formed parts)
-    if len(initials) == 1:
+    if initials:
         edges: dict[str, set[str]] = {n: set() for n in states}
         for t in transitions.values():
             tgt = state_objs.get(id(t.target))
@@ -388,8 +389,8 @@ def _validate(  # noqa: C901 - one flat list of rules reads best
                 src = state_objs.get(id(s))
                 if src is not None and tgt is not None:
                     edges[src].add(tgt)
-        reach = {initials[0]}
-        frontier = [initials[0]]
+        reach = set(initials)
+        frontier = list(initials)
         while frontier:
             for nxt in edges[frontier.pop()]:
                 if nxt not in reach:
@@ -398,7 +399,7 @@ def _validate(  # noqa: C901 - one flat list of rules reads best
         for n in states:
             if n not in reach:
                 p.append(
-                    f"state '{n}' is unreachable from '{initials[0]}'; add a transition into it "
+                    f"state '{n}' is unreachable from {_fmt(initials)}; add a transition into it "
                     "or remove it."
                 )
         if finals:

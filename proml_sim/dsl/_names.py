@@ -15,14 +15,15 @@ IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 #: Identifiers the generated contract defines itself (functions, storage, events, locals).
 GENERATED_NAMES = frozenset(
     {
-        "admin", "register", "grant_role", "revoke_role", "state_of", "version_of", "roles_of",
-        "domain_of", "approvals_of", "approvers_of", "last_actor_of", "artefact_id", "fingerprint",
-        "record", "roles", "domains", "approvers", "last_actor", "Registered", "Transitioned",
-        "Approved", "RoleGranted", "RoleRevoked", "IR_FINGERPRINT", "LIFECYCLE", "ADMIN_TABLE",
-        "N_ROLES", "MAX_INPUTS", "MAX_APPROVERS", "ALREADY", "FULL", "_approve", "_count",
-        "id", "salt", "digest", "locator", "inputs", "role", "account", "domain", "sender", "key",
-        "entries", "seen", "count", "transition", "source", "target", "version", "approver",
-        "registrant", "state", "actor", "initialize", "initialized", "r", "s", "v", "n", "a", "d",
+        # functions, storage, events and constants
+        "admin", "register", "grant_role", "revoke_role", "state_of", "version_of", "roles",
+        "domains", "approvers_of", "last_actor_of", "artefact_id", "record", "approvers",
+        "last_actor", "Registered", "Transitioned", "Approved", "RoleGranted", "RoleRevoked",
+        "IR_FINGERPRINT", "N_ROLES", "ADMIN_TABLE", "ALREADY", "FULL", "initialize",
+        "initialized",
+        # parameters of generated functions
+        "id", "salt", "digest", "locator", "inputs", "role", "account", "domain", "admin_domain",
+        "registrant", "transition", "version", "key", "mask", "by_domain",
     }
 )
 
