@@ -1,0 +1,75 @@
+"""Hypothesis strategies: random *valid* DSL lifecycle classes."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from hypothesis import strategies as st
+
+from proml_sim import ADMIN, Artefact, Role, State
+
+_counter = itertools.count()
+
+
+@st.composite
+def lifecycles(draw: Any, max_states: int = 6, max_roles: int = 3) -> type[Artefact]:
+    """A random lifecycle class that passes validation.
+
+    Construction keeps it valid: every state i > 0 gets an edge from an earlier non-final state
+    (reachable), every non-final state gets an edge to a later state (the last state is final, so
+    every state can finish); then random extra transitions (self loops, several sources) with
+    random roles, thresholds (accounts or domains), evidence and separation of duty.
+    """
+    n_states = draw(st.integers(2, max_states))
+    n_roles = draw(st.integers(1, max_roles))
+    finals = {n_states - 1} | set(
+        draw(st.sets(st.integers(1, n_states - 1), max_size=max(0, n_states - 2)))
+    )
+    ns: dict[str, Any] = {}
+    roles: list[Role] = []
+    for i in range(n_roles):
+        admin = draw(st.sampled_from([None, *roles]))
+        role = Role(admin=admin)
+        roles.append(role)
+        ns[f"ro{i}"] = role
+    role_choices = [*roles, ADMIN]
+    reg_by = draw(st.one_of(st.none(), st.sampled_from(roles)))
+    states = []
+    for i in range(n_states):
+        if i == 0:
+            s = State(initial=True, by=reg_by, evidence=draw(st.booleans()))
+        else:
+            s = State(final=i in finals)
+        states.append(s)
+        ns[f"st{i}"] = s
+    non_final = [i for i in range(n_states) if i not in finals]
+
+    edges: list[tuple[list[int], int]] = []
+    for i in range(1, n_states):
+        src = draw(st.sampled_from([j for j in non_final if j < i]))
+        edges.append(([src], i))
+    for j in non_final:
+        tgt = draw(st.integers(j + 1, n_states - 1))
+        edges.append(([j], tgt))
+    n_extra = draw(st.integers(0, 3))
+    for _ in range(n_extra):
+        srcs = draw(st.lists(st.sampled_from(non_final), min_size=1, max_size=3, unique=True))
+        tgt = draw(st.integers(0, n_states - 1))
+        edges.append((srcs, tgt))
+
+    names = [f"t{k}" for k in range(len(edges))]
+    for k, (srcs, tgt) in enumerate(edges):
+        by = draw(st.lists(st.sampled_from(role_choices), min_size=1, max_size=2, unique=True))
+        approvals = draw(st.sampled_from([1, 1, 1, 2, 3]))
+        count = "domains" if approvals > 1 and draw(st.booleans()) else "accounts"
+        sod = draw(st.lists(st.sampled_from(names), max_size=1))
+        group = states[srcs[0]]
+        for s in srcs[1:]:
+            group = group | states[s]
+        ns[names[k]] = group.to(
+            states[tgt], by=by, approvals=approvals, count=count,
+            evidence=draw(st.booleans()), separate_from=sod,
+        )
+    name = f"Random{next(_counter)}"
+    return type(name, (Artefact,), ns)
