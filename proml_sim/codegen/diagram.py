@@ -63,9 +63,13 @@ def render_png(ir: LifecycleIR, path: str | Path) -> Path:
     g = nx.MultiDiGraph()
     for s in ir.states:
         g.add_node(s.name)
+    loops: dict[str, list[str]] = {}
     for t in ir.transitions:
         for s in t.sources:
-            g.add_edge(s, t.target, label=t.name)
+            if s == t.target:  # self loops are listed under the node, not drawn as arcs
+                loops.setdefault(s, []).append(t.name)
+            else:
+                g.add_edge(s, t.target, label=t.name)
     # layered layout: BFS depth from the initial state, left to right
     depth = {ir.initial.name: 0}
     order = [ir.initial.name]
@@ -83,10 +87,13 @@ def render_png(ir: LifecycleIR, path: str | Path) -> Path:
     nx.draw_networkx_nodes(g, pos, nodelist=others, node_color="#dbe9f6", node_size=2200, ax=ax)
     nx.draw_networkx_nodes(g, pos, nodelist=finals, node_color="#c7e9c0", node_size=2200,
                            edgecolors="#238b45", linewidths=2, ax=ax)
-    nx.draw_networkx_labels(g, pos, font_size=8, ax=ax)
+    node_labels = {
+        n: n + ("".join(f"\n(loop: {x})" for x in loops.get(n, []))) for n in g.nodes
+    }
+    nx.draw_networkx_labels(g, pos, labels=node_labels, font_size=8, ax=ax)
     edges = list(g.edges(keys=True))
     for u, v, k in edges:
-        rad = 0.25 if u != v else 0.0
+        rad = 0.25
         nx.draw_networkx_edges(g, pos, edgelist=[(u, v)], connectionstyle=f"arc3,rad={rad}",
                                arrows=True, arrowsize=14, node_size=2200, ax=ax)
     labels = {}

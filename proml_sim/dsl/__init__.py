@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar, Literal
 
-from proml_sim.dsl._names import IDENTIFIER, RESERVED_NAMES
+from proml_sim.dsl._names import IDENTIFIER, is_reserved
 from proml_sim.errors import InvalidDefinition
 
 __all__ = ["ADMIN", "MAX_APPROVALS", "MAX_ROLES", "MAX_STATES", "Artefact", "Role", "State",
@@ -260,7 +260,7 @@ def _validate(  # noqa: C901 - one flat list of rules reads best
                     f"{kind} name '{name}' is not a valid contract identifier (ASCII letter first, "
                     "then letters, digits or '_', at most 40 characters); rename it."
                 )
-            elif name in RESERVED_NAMES:
+            elif is_reserved(name):
                 p.append(
                     f"{kind} name '{name}' is reserved by the generated contract; rename it "
                     f"(for example '{name}_{kind}')."

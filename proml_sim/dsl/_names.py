@@ -57,7 +57,17 @@ LANGUAGE_RESERVED = frozenset(
         "function", "mapping", "contract", "struct", "modifier", "emit", "new", "delete",
         "this", "payable", "ZERO_ADDRESS", "EMPTY_BYTES32", "MAX_INT128", "MIN_INT128",
         "MAX_DECIMAL", "MIN_DECIMAL", "MAX_UINT256", "ZERO_WEI",
+        # denominations
+        "ada", "babbage", "kwei", "lovelace", "mwei", "pwei", "shannon", "twei",
+        # vyper 0.4 reserves this by a missing comma in its own list; keep in step
+        "flagunreachable",
     }
 )
 
 RESERVED_NAMES = GENERATED_NAMES | LANGUAGE_RESERVED
+#: The contract language compares reserved words case-insensitively.
+RESERVED_LOWER = frozenset(n.lower() for n in RESERVED_NAMES)
+
+
+def is_reserved(name: str) -> bool:
+    return name in RESERVED_NAMES or name.lower() in RESERVED_LOWER

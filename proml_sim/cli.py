@@ -1,0 +1,202 @@
+"""The ``proml`` command line.  Exit codes: 0 ok, 1 a check failed, 2 usage or input error."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from proml_sim.errors import ProMLError
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input from the command line: printed as ``error: ...`` with exit code 2."""
+
+
+def load_lifecycle(spec: str) -> Any:
+    """``Dataset``/``Model`` (the paper's) or ``package.module:ClassName``."""
+    from proml_sim.lifecycles import PAPER_LIFECYCLES
+
+    for cls in PAPER_LIFECYCLES:
+        if spec == cls.__name__:
+            return cls
+    if ":" not in spec:
+        names = ", ".join(c.__name__ for c in PAPER_LIFECYCLES)
+        raise UsageError(
+            f"unknown lifecycle {spec!r}; use one of {names} or 'package.module:ClassName'"
+        )
+    mod_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise UsageError(f"cannot import module {mod_name!r} ({exc}); check PYTHONPATH") from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise UsageError(f"module {mod_name!r} has no class {attr!r}") from None
+
+
+# -- subcommands ---------------------------------------------------------------------------------
+def cmd_generate(args: argparse.Namespace) -> int:
+    from proml_sim.artifacts import out_of_sync, regenerate
+
+    out = Path(args.out)
+    if args.check:
+        stale = out_of_sync(out)
+        if stale:
+            print(f"out of sync in {out}: {', '.join(stale)}; run `proml generate --out {out}`")
+            return EXIT_CHECK_FAILED
+        print(f"{out}: generated contracts are up to date")
+        return EXIT_OK
+    for p in regenerate(out):
+        print(p)
+    return EXIT_OK
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from proml_sim.artifacts import write_atomic
+    from proml_sim.codegen import to_mermaid
+    from proml_sim.compiler import compile_artefact
+
+    compiled = compile_artefact(load_lifecycle(args.lifecycle))
+    assert compiled.ir is not None
+    if args.json:
+        print(json.dumps({
+            "name": compiled.name, "fingerprint": compiled.fingerprint,
+            "bytecode_bytes": len(compiled.bytecode),
+            "runtime_bytes": len(compiled.runtime_bytecode), "compiler": compiled.compiler,
+        }))
+    else:
+        print(f"{compiled.name}: {len(compiled.runtime_bytecode)} bytes runtime, "
+              f"IR {compiled.fingerprint}")
+    if args.out:
+        out = Path(args.out)
+        write_atomic(out / f"{compiled.name}.vy", compiled.source)
+        write_atomic(out / f"{compiled.name}.abi.json", compiled.abi_json())
+        write_atomic(out / f"{compiled.name}.mmd", to_mermaid(compiled.ir))
+        if not args.json:
+            print(f"wrote {out}/{compiled.name}.{{vy,abi.json,mmd}}")
+    return EXIT_OK
+
+
+def cmd_diagram(args: argparse.Namespace) -> int:
+    from proml_sim.codegen import to_dot, to_mermaid
+    from proml_sim.codegen.diagram import render_png
+    from proml_sim.ir import build_ir
+
+    ir = build_ir(load_lifecycle(args.lifecycle))
+    if args.format == "png":
+        if not args.output:
+            raise UsageError("--format png needs -o FILE.png")
+        print(render_png(ir, args.output))
+        return EXIT_OK
+    text = to_mermaid(ir) if args.format == "mermaid" else to_dot(ir)
+    if args.output:
+        from proml_sim.artifacts import write_atomic
+
+        write_atomic(Path(args.output), text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from proml_sim.bench import format_bench, run_bench
+
+    result = run_bench(
+        n=args.n, per_block=args.per_block, baseline_n=args.baseline_n, seed=args.seed
+    )
+    print(json.dumps(result, indent=2) if args.json else format_bench(result))
+    return EXIT_OK
+
+
+def cmd_gas(args: argparse.Namespace) -> int:
+    from proml_sim.gas import format_gas_table, measure_paper_gas
+
+    rows = measure_paper_gas(seed=args.seed)
+    print(json.dumps(rows, indent=2) if args.json else format_gas_table(rows))
+    return EXIT_OK
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from proml_sim.reproduce import reproduce
+
+    summary = reproduce(profile=args.profile, out=Path(args.out), seed=args.seed)
+    print(f"wrote {Path(args.out) / 'REPORT.md'} and {Path(args.out) / 'summary.json'}")
+    return EXIT_OK if summary.get("ok", True) else EXIT_CHECK_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="proml",
+        description="proml-sim: artefact state machines compiled to EVM contracts, run on "
+        "in-process chains; provenance experiments after ProML (arXiv 2206.10110).",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    g = sub.add_parser("generate", help="regenerate contracts/ (Vyper, ABI, mermaid, IR) of the "
+                       "paper lifecycles")
+    g.add_argument("--out", default="contracts", help="output directory (default: contracts)")
+    g.add_argument("--check", action="store_true",
+                   help="do not write; exit 1 if any generated file is out of sync")
+    g.set_defaults(func=cmd_generate)
+
+    c = sub.add_parser("compile", help="compile one lifecycle (Dataset, Model or module:Class)")
+    c.add_argument("lifecycle")
+    c.add_argument("--out", help="also write .vy, .abi.json and .mmd into this directory")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.set_defaults(func=cmd_compile)
+
+    d = sub.add_parser("diagram", help="draw a lifecycle as mermaid, dot or PNG")
+    d.add_argument("lifecycle")
+    d.add_argument("--format", choices=["mermaid", "dot", "png"], default="mermaid")
+    d.add_argument("-o", "--output", help="output file (required for png)")
+    d.set_defaults(func=cmd_diagram)
+
+    b = sub.add_parser("bench", help="signed transitions/s: py-evm engine (many per block) vs "
+                       "web3 + EthereumTesterProvider (one block per tx), measured in one run")
+    b.add_argument("--n", type=int, default=2000, help="transitions on the engine (default 2000)")
+    b.add_argument("--per-block", type=int, default=1000, help="transitions per block")
+    b.add_argument("--baseline-n", type=int, default=100,
+                   help="transitions through the web3 baseline (default 100)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--json", action="store_true", help="print a JSON object")
+    b.set_defaults(func=cmd_bench)
+
+    gas = sub.add_parser("gas", help="gas per operation of the paper lifecycles from real "
+                         "receipts, beside the gas-schedule lower bound")
+    gas.add_argument("--seed", type=int, default=0)
+    gas.add_argument("--json", action="store_true")
+    gas.set_defaults(func=cmd_gas)
+
+    r = sub.add_parser("reproduce", help="run the experiments and write REPORT.md + summary.json")
+    r.add_argument("--profile", choices=["smoke", "paper"], default="smoke")
+    r.add_argument("--out", default="out", help="output directory (default: out)")
+    r.add_argument("--seed", type=int, default=0)
+    r.set_defaults(func=cmd_reproduce)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ProMLError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from proml_sim.artifacts import out_of_sync
+from proml_sim.codegen import generate_vyper, to_dot, to_mermaid
+from proml_sim.dsl._names import GENERATED_NAMES
+from proml_sim.ir import build_ir
+from proml_sim.lifecycles import Dataset, Model
+from tests.fixtures.lifecycles import make_review
+
+GOLDEN = Path(__file__).parents[2] / "golden"
+ROOT = Path(__file__).parents[3]
+
+
+def test_golden_source_of_review_fixture():
+    """Byte-for-byte golden test.  Regenerate with PROML_UPDATE_GOLDEN=1 after a deliberate
+    codegen change, and review the diff."""
+    text = generate_vyper(build_ir(make_review()))
+    path = GOLDEN / "Review.vy"
+    if os.environ.get("PROML_UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+def test_codegen_is_deterministic_and_has_header():
+    ir = build_ir(Model)
+    a, b = generate_vyper(ir), generate_vyper(build_ir(Model))
+    assert a == b
+    lines = a.splitlines()
+    assert lines[0].startswith("# pragma version")
+    assert "DSL class `Model`" in lines[1]
+    assert lines[2] == f"# IR fingerprint: {ir.fingerprint()}"
+
+
+def test_revert_reasons_are_derived_from_dsl_names():
+    src = generate_vyper(build_ir(Model))
+    reasons = set(re.findall(r'"([A-Za-z]+: [^"]*)"', src))
+    assert "RoleNotAllowed: Model.train needs role developer" in reasons
+    assert "TransitionNotAllowed: Model.verify is allowed only from trained" in reasons
+    assert "SeparationOfDuty: Model.verify: the actor of train may not also do this" in reasons
+    assert all(r.split(":")[0] in {
+        "UnknownArtefact", "AlreadyRegistered", "TransitionNotAllowed", "RoleNotAllowed",
+        "NotRoleAdmin", "EvidenceRequired", "SeparationOfDuty", "AlreadyApproved",
+        "ApprovalsFull", "InvalidArgument"} for r in reasons)
+
+
+def test_no_unbounded_loops_and_no_tx_origin():
+    for cls in (Dataset, Model):
+        src = generate_vyper(build_ir(cls))
+        assert "tx.origin" not in src
+        for line in src.splitlines():
+            if line.strip().startswith("for "):
+                assert "DynArray" in src and "in _entries" in line  # bounded by MAX_APPROVERS
+
+
+def test_reserved_names_cover_generated_identifiers_and_vyper_keywords():
+    src = "\n".join(generate_vyper(build_ir(c)) for c in (Dataset, Model, make_review()))
+    declared = set(re.findall(r"^def (\w+)\(", src, re.M))
+    declared |= set(re.findall(r"^(\w+): ", src, re.M))
+    declared |= set(re.findall(r"^event (\w+):", src, re.M))
+    transitions = {t.name for c in (Dataset, Model, make_review())
+                   for t in build_ir(c).transitions}
+    generated = {d for d in declared - transitions - {"__init__"} if not d.startswith("_")}
+    assert generated <= GENERATED_NAMES, generated - GENERATED_NAMES
+    from vyper.ast.identifiers import RESERVED_KEYWORDS
+
+    from proml_sim.dsl._names import is_reserved
+
+    # every reserved word a DSL name could collide with (letters first, as IDENTIFIER demands)
+    assert all(is_reserved(k) for k in RESERVED_KEYWORDS if k[0].isalpha())
+    assert is_reserved("TRUE") and is_reserved("Event")
+
+
+def test_diagrams():
+    ir = build_ir(Model)
+    m = to_mermaid(ir)
+    assert m.startswith("stateDiagram-v2")
+    assert "trained --> verified: verify, by verifier, 2-of-n domains, evidence" in m
+    assert "audited --> [*]" in m
+    d = to_dot(ir)
+    assert d.startswith('digraph "Model"') and '"trained" -> "verified"' in d
+
+
+def test_lifecycle_png(tmp_path):
+    from proml_sim.codegen.diagram import render_png
+
+    out = render_png(build_ir(Dataset), tmp_path / "d.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+
+
+def test_contracts_directory_is_in_sync():
+    stale = out_of_sync(ROOT / "contracts")
+    assert not stale, f"run `proml generate` to refresh: {stale}"
+
+
+def test_unknown_layout_is_refused():
+    with pytest.raises(ValueError, match="unknown contract layout"):
+        generate_vyper(build_ir(Model), layout="diamond")
