@@ -1,0 +1,29 @@
+"""Chain layer: the :class:`ChainBackend` interface, its py-evm engine, accounts and ABI helpers.
+
+Imports only from :mod:`proml_sim.errors` and third-party libraries.
+"""
+
+from proml_sim.chain.abi import ContractABI, EventCodec, decode_output, decode_revert_reason, encode_call
+from proml_sim.chain.accounts import KeyRing, Signer, TxSender, derive_private_keys, send_and_mine
+from proml_sim.chain.base import BlockInfo, CallResult, ChainBackend, Log, Receipt
+from proml_sim.chain.pyevm import FAUCET_SEED, PyEVMBackend
+
+__all__ = [
+    "FAUCET_SEED",
+    "BlockInfo",
+    "CallResult",
+    "ChainBackend",
+    "ContractABI",
+    "EventCodec",
+    "KeyRing",
+    "Log",
+    "PyEVMBackend",
+    "Receipt",
+    "Signer",
+    "TxSender",
+    "decode_output",
+    "decode_revert_reason",
+    "derive_private_keys",
+    "encode_call",
+    "send_and_mine",
+]
