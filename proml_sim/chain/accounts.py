@@ -196,6 +196,7 @@ class TxSender:
         self.backend = backend
         self.signer = signer
         self.tip = tip
+        self._to_cache: dict[str, bytes] = {}
 
     @property
     def address(self) -> str:
@@ -216,10 +217,16 @@ class TxSender:
         if gas is None:
             gas = backend.estimate_gas(self.signer.address, to, data, value)
         tip = self.tip if tip is None else tip
+        to_bytes = b""
+        if to is not None:
+            cached = self._to_cache.get(to)
+            if cached is None:
+                cached = self._to_cache[to] = to_canonical_address(to)
+            to_bytes = cached
         raw = self.signer.sign_transaction(
             chain_id=backend.chain_id,
             nonce=backend.next_nonce(self.signer.address),
-            to=to,
+            to=to_bytes,
             data=data,
             gas=gas,
             max_fee_per_gas=2 * backend.base_fee() + tip,

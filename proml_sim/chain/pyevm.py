@@ -40,12 +40,25 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import coincurve
+import rlp
 from eth import constants as evm_constants
 from eth._utils.address import generate_contract_address
 from eth.chains.base import Chain
 from eth.db.atomic import AtomicDB
+from eth.db.account import AccountDB
 from eth.db.backends.memory import MemoryDB
+from eth.rlp.accounts import Account
+from eth.validation import validate_canonical_address, validate_uint64, validate_uint256
+from eth.exceptions import FullStack, Halt
+from eth.vm.computation import NO_RESULT
 from eth.vm.forks.prague import PragueVM
+from eth.vm.forks.london.transactions import DynamicFeeTransaction
+from eth.vm.forks.prague.computation import PragueComputation
+from eth.vm.forks.prague.transactions import PragueTypedTransaction
+from eth.vm.logic import stack as stack_logic
+from eth.vm.logic.invalid import InvalidOpcode
+from eth.vm.opcode import _FastOpcode
+from eth.vm.opcode_values import STOP
 from eth.vm.forks.prague.state import PragueState, PragueTransactionExecutor
 from eth.vm.forks.spurious_dragon._utils import collect_touched_accounts
 from eth.vm.message import Message
@@ -82,6 +95,11 @@ _MISSING = object()
 class _Executor(PragueTransactionExecutor):
     """py-evm's Prague executor minus the debug-log f-strings it builds even when debug logging
     is off (the hex of the whole contract code for every transaction).  Same state changes."""
+
+    def validate_transaction(self, transaction: Any) -> None:
+        # ``transaction.validate()`` (static field checks) already ran at submit and transactions
+        # are immutable; the state-dependent checks (nonce, balance, base fee, EIP-2 s) run here.
+        self.vm_state.validate_transaction(transaction)
 
     def build_evm_message(self, transaction: Any) -> Any:  # CancunTransactionExecutor's
         state = self.vm_state
@@ -135,7 +153,137 @@ class _Executor(PragueTransactionExecutor):
         return computation
 
 
+class _AccountDB(AccountDB):
+    """py-evm's AccountDB with cheaper account writes: ``Account.copy`` deep-copies every
+    unchanged field and pyrlp's generic encoder is slow; a transaction writes ~5 accounts.
+    Same validation, same encoding (``rlp([nonce, balance, storage_root, code_hash])``)."""
+
+    def _set_account(self, address: Any, account: Any) -> None:
+        self._account_cache[address] = account
+        self._journaltrie[address] = rlp_encode_list(
+            _rlp_uint(account.nonce)
+            + _rlp_uint(account.balance)
+            + b"\xa0"
+            + account.storage_root
+            + b"\xa0"
+            + account.code_hash
+        )
+
+    def set_balance(self, address: Any, balance: int) -> None:
+        validate_canonical_address(address, title="Storage Address")
+        validate_uint256(balance, title="Account Balance")
+        a = self._get_account(address)
+        self._set_account(address, Account(a.nonce, balance, a.storage_root, a.code_hash))
+
+    def set_nonce(self, address: Any, nonce: int) -> None:
+        validate_canonical_address(address, title="Storage Address")
+        validate_uint64(nonce, title="Nonce")
+        a = self._get_account(address)
+        self._set_account(address, Account(nonce, a.balance, a.storage_root, a.code_hash))
+
+
+_PRAGUE_TX_BUILDER = PragueVM.get_transaction_builder()
+_TYPED_TX_CLASS = PragueTypedTransaction
+_PUSH_LOGIC = {stack_logic.push0: 0} | {getattr(stack_logic, f"push{n}"): n for n in range(1, 33)}
+_DISPATCH_CACHE: dict[int, tuple[Any, dict[int, tuple[Any, int]], dict[int, tuple[int, int]]]] = {}
+
+
+def _dispatch(opcodes: dict[int, Any]) -> tuple[dict[int, tuple[Any, int]], dict[int, tuple[int, int]]]:
+    """Split an opcode table into plain ``(logic, gas)`` pairs and ``PUSHn`` sizes (cached)."""
+    hit = _DISPATCH_CACHE.get(id(opcodes))
+    if hit is None or hit[0] is not opcodes:
+        plain: dict[int, tuple[Any, int]] = {}
+        pushes: dict[int, tuple[int, int]] = {}
+        for op, fn in opcodes.items():
+            if type(fn) is _FastOpcode:
+                size = _PUSH_LOGIC.get(fn.logic_fn)
+                if size is not None:
+                    pushes[op] = (size, fn.gas_cost)
+                else:
+                    plain[op] = (fn.logic_fn, fn.gas_cost)
+        hit = _DISPATCH_CACHE[id(opcodes)] = (opcodes, plain, pushes)
+    return hit[1], hit[2]
+
+
+class _Computation(PragueComputation):
+    """PragueComputation with a tighter interpreter loop: the same opcode functions and gas
+    costs, but gas is charged inline (no ``_FastOpcode.__call__`` -> ``consume_gas`` ->
+    ``GasMeter.consume_gas`` chain per opcode), the code is read without a generator, and
+    ``PUSHn`` (40% of executed opcodes) pushes its bytes directly, as ``push_XX`` does.
+    (py-evm's DEBUG2 per-opcode trace is not emitted by this loop.)"""
+
+    @classmethod
+    def apply_computation(
+        cls,
+        state: Any,
+        message: Any,
+        transaction_context: Any,
+        parent_computation: Any = None,
+    ) -> Any:
+        with cls(state, message, transaction_context) as computation:
+            if computation.is_origin_computation:
+                computation.contracts_created = []
+                if message.is_create:
+                    cls.consume_initcode_gas_cost(computation)
+            if parent_computation is not None:
+                computation.contracts_created = parent_computation.contracts_created
+            if message.is_create:
+                computation.contracts_created.append(message.storage_address)
+            precompile = computation.precompiles.get(message.code_address, NO_RESULT)
+            if precompile is not NO_RESULT:
+                if not message.is_delegation:
+                    precompile(computation)
+                return computation
+
+            opcodes = computation.opcodes
+            plain, pushes = _dispatch(opcodes)
+            code = computation.code
+            raw = code._raw_code_bytes
+            end = len(raw)
+            meter = computation._gas_meter
+            values = computation._stack.values
+            try:
+                while True:
+                    pc = code.program_counter
+                    if pc < end:
+                        op = raw[pc]
+                        code.program_counter = pc = pc + 1
+                    else:
+                        op = STOP
+                    entry = plain.get(op)
+                    if entry is not None:
+                        gas = entry[1]
+                        if gas > meter.gas_remaining:
+                            meter.consume_gas(gas, "opcode")  # raises OutOfGas
+                        meter.gas_remaining -= gas
+                        entry[0](computation)
+                        continue
+                    push = pushes.get(op)
+                    if push is not None:
+                        size, gas = push
+                        if gas > meter.gas_remaining:
+                            meter.consume_gas(gas, "PUSH")  # raises OutOfGas
+                        meter.gas_remaining -= gas
+                        value = raw[pc : pc + size]
+                        code.program_counter = pc + size
+                        if len(value) != size:
+                            value = value.ljust(size, b"\x00")
+                        if len(values) > 1023:
+                            raise FullStack("Stack limit reached")
+                        values.append(value)
+                        continue
+                    fn = opcodes.get(op)
+                    if fn is None:
+                        fn = InvalidOpcode(op)
+                    fn(computation=computation)
+            except Halt:
+                pass
+        return computation
+
+
 class _State(PragueState):
+    account_db_class = _AccountDB
+    computation_class = _Computation
     transaction_executor_class = _Executor
 
 
@@ -217,6 +365,45 @@ def _rlp_walk(buf: bytes, pos: int) -> tuple[int, int]:
         return pos + 1, pos + 1 + b0 - 0xC0
     ll = b0 - 0xF7
     return pos + 1 + ll, pos + 1 + ll + int.from_bytes(buf[pos + 1 : pos + 1 + ll], "big")
+
+
+def _scalar(item: Any, field: str) -> int:
+    if not isinstance(item, bytes):
+        raise EngineError(f"malformed transaction: field {field} must be a scalar")
+    if item[:1] == b"\x00":
+        raise EngineError(f"malformed transaction: field {field} has leading zero bytes")
+    return int.from_bytes(item, "big")
+
+
+def _decode_dynamic_fee(raw: bytes) -> Any:
+    """py-evm's type-2 transaction object for ``raw``, built without pyrlp's sedes machinery
+    (a third of the submit cost).  pyrlp's strict raw decoder still checks the RLP is canonical;
+    scalars are checked for leading zeros here, ranges by ``tx.validate()`` afterwards.
+    Transactions with a non-empty access list take py-evm's own decoder."""
+    try:
+        items = rlp.decode(raw[1:], strict=True)
+    except rlp.DecodingError as exc:
+        raise EngineError(f"malformed transaction: {exc}") from None
+    if not isinstance(items, list) or len(items) != 12:
+        raise EngineError("malformed transaction: a type-2 transaction is a list of 12 fields")
+    if items[8] != []:
+        return _PRAGUE_TX_BUILDER.decode(raw)
+    to, data = items[5], items[7]
+    if not isinstance(to, bytes) or len(to) not in (0, 20) or not isinstance(data, bytes):
+        raise EngineError("malformed transaction: 'to' must be empty or 20 bytes, data bytes")
+    names = ("chain_id", "nonce", "max_priority_fee_per_gas", "max_fee_per_gas", "gas")
+    head = [_scalar(items[i], names[i]) for i in range(5)]
+    inner = DynamicFeeTransaction(
+        *head,
+        to,
+        _scalar(items[6], "value"),
+        data,
+        [],
+        _scalar(items[9], "y_parity"),
+        _scalar(items[10], "r"),
+        _scalar(items[11], "s"),
+    )
+    return _TYPED_TX_CLASS(2, inner)
 
 
 def _recover_typed_sender(raw: bytes, tx: Any) -> bytes:
@@ -337,9 +524,18 @@ class PyEVMBackend(ChainBackend):
         self._next_base_fee = 0
         self._next_nonce_cache: dict[bytes, int] = {}
         self._checksums: dict[bytes, str] = {}
+        self._canonicals: dict[str, bytes] = {}
         self._builder = _VM.get_transaction_builder()
 
     # -- helpers --------------------------------------------------------------------------------
+    def _canon(self, address: str) -> bytes:
+        b = self._canonicals.get(address)
+        if b is None:
+            b = to_canonical_address(address)
+            if len(self._canonicals) < 100_000:
+                self._canonicals[address] = b
+        return b
+
     def _cs(self, address: bytes) -> str:
         cs = self._checksums.get(address)
         if cs is None:
@@ -400,7 +596,7 @@ class PyEVMBackend(ChainBackend):
                 f"transaction type {raw_tx[0]} is not supported; send EIP-1559 (type 2) or legacy"
             )
         try:
-            tx = self._builder.decode(raw_tx)
+            tx = _decode_dynamic_fee(raw_tx) if typed else self._builder.decode(raw_tx)
             tx.validate()
         except EngineError:
             raise
@@ -642,12 +838,12 @@ class PyEVMBackend(ChainBackend):
     # -- reads ----------------------------------------------------------------------------------
     def _execute(self, sender: str | None, to: str | None, data: bytes, value: int, gas: int) -> Any:
         state = self._reader()
-        sender_b = to_canonical_address(sender) if sender else _ZERO_ADDRESS
+        sender_b = self._canon(sender) if sender else _ZERO_ADDRESS
         unsigned = self._builder.create_unsigned_transaction(
             nonce=state.get_nonce(sender_b),
             gas_price=0,
             gas=gas,
-            to=to_canonical_address(to) if to else evm_constants.CREATE_CONTRACT_ADDRESS,
+            to=self._canon(to) if to else evm_constants.CREATE_CONTRACT_ADDRESS,
             value=value,
             data=data,
         )
@@ -684,10 +880,10 @@ class PyEVMBackend(ChainBackend):
         return min(self._gas_limit, consumed + consumed // 8 + 5_000)
 
     def nonce(self, address: str) -> int:
-        return cast(int, self._reader().get_nonce(to_canonical_address(address)))
+        return cast(int, self._reader().get_nonce(self._canon(address)))
 
     def next_nonce(self, address: str) -> int:
-        sender = to_canonical_address(address)
+        sender = self._canon(address)
         cached = self._next_nonce_cache.get(sender)
         if cached is None:
             cached = self._reader().get_nonce(sender)
@@ -699,10 +895,10 @@ class PyEVMBackend(ChainBackend):
         return cached
 
     def balance(self, address: str) -> int:
-        return cast(int, self._reader().get_balance(to_canonical_address(address)))
+        return cast(int, self._reader().get_balance(self._canon(address)))
 
     def code(self, address: str) -> bytes:
-        return cast(bytes, self._reader().get_code(to_canonical_address(address)))
+        return cast(bytes, self._reader().get_code(self._canon(address)))
 
     def head(self) -> BlockInfo:
         return self._blocks[-1]
