@@ -106,7 +106,7 @@ def bench_web3_baseline(n: int, seed: int = 0) -> dict[str, Any]:
     provider = EthereumTesterProvider()
     w3 = Web3(provider)
     keys = provider.ethereum_tester.backend.account_keys  # eth-tester's funded keys
-    admin, operator, dev = (Account.from_key(bytes(k)) for k in keys[:3])
+    admin, operator, dev = (Account.from_key(k.to_bytes()) for k in keys[:3])
     contract = w3.eth.contract(abi=list(compiled.abi), bytecode=compiled.bytecode)
 
     def send(acct: Any, tx: dict[str, Any]) -> Any:

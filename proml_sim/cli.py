@@ -109,9 +109,12 @@ def cmd_diagram(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from proml_sim.bench import format_bench, run_bench
 
-    result = run_bench(
-        n=args.n, per_block=args.per_block, baseline_n=args.baseline_n, seed=args.seed
-    )
+    try:
+        result = run_bench(
+            n=args.n, per_block=args.per_block, baseline_n=args.baseline_n, seed=args.seed
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     print(json.dumps(result, indent=2) if args.json else format_bench(result))
     return EXIT_OK
 
@@ -125,7 +128,7 @@ def cmd_gas(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from proml_sim.reproduce import reproduce
+    from experiments.reproduce import reproduce
 
     summary = reproduce(profile=args.profile, out=Path(args.out), seed=args.seed)
     print(f"wrote {Path(args.out) / 'REPORT.md'} and {Path(args.out) / 'summary.json'}")

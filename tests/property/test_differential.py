@@ -9,6 +9,7 @@ lifecycles built by a hypothesis strategy.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -125,4 +126,6 @@ TestRandomLockStep.settings = _settings
 
 @pytest.mark.slow
 class TestRandomLockStepLong(RandomLifecycles.TestCase):  # type: ignore[misc]
-    settings = settings(_settings, max_examples=150, stateful_step_count=50)
+    settings = settings(
+        _settings, max_examples=60 if os.environ.get("CI") else 200, stateful_step_count=50
+    )

@@ -1,0 +1,26 @@
+"""Test-session policy.
+
+* ``slow`` tests run when ``CI`` is set (bounded example counts, see each test) or when asked
+  for with ``-m slow``; a plain local ``pytest`` skips them to stay within a few minutes.
+* Compiled contracts are cached in a per-session directory unless ``PROML_CACHE_DIR`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import settings
+
+settings.register_profile("ci", deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("CI") or "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow suite: run with `pytest -m slow` (CI runs it)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
