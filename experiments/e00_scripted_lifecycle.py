@@ -42,6 +42,7 @@ def main(config: ExperimentConfig) -> dict[str, Any]:
         pending = getattr(client, op)(*args)
         block = backend.produce_block()
         receipt = backend.receipt(pending.tx_hash)
+        assert receipt is not None
         result = client.result(pending)
         rows.append({
             "step": n, "description": text, "contract": client.ir.name, "operation": op,

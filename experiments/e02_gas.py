@@ -24,14 +24,16 @@ def main(config: ExperimentConfig) -> dict[str, Any]:
             r[f"eth@{label}"] = round(eth, 8)
             r[f"usd@{label}"] = round(eth * ETH_USD, 4)
     write_csv(out / "e02_gas.csv", rows, meta)
+    gas: dict[str, dict[str, int]] = {}
+    bound: dict[str, dict[str, int]] = {}
+    for r in rows:
+        gas.setdefault(r["lifecycle"], {})[r["operation"]] = r["gas"]
+        bound.setdefault(r["lifecycle"], {})[r["operation"]] = r["lower_bound"]
     summary = {
-        "gas": {},
-        "gas_lower_bound": {},
+        "gas": gas,
+        "gas_lower_bound": bound,
         "assumptions": {"gas_prices_gwei": GAS_PRICES_GWEI, "eth_usd": ETH_USD},
     }
-    for r in rows:
-        summary["gas"].setdefault(r["lifecycle"], {})[r["operation"]] = r["gas"]
-        summary["gas_lower_bound"].setdefault(r["lifecycle"], {})[r["operation"]] = r["lower_bound"]
     write_json(out / "e02_gas.json", {"meta": meta, "rows": rows, "summary": summary})
     plot(rows, out / "e02_gas.png")
     return {"rows": rows, "summary": summary, "figures": ["e02_gas.png"]}

@@ -105,7 +105,8 @@ def bench_web3_baseline(n: int, seed: int = 0) -> dict[str, Any]:
     compiled = compile_artefact(Model)
     provider = EthereumTesterProvider()
     w3 = Web3(provider)
-    keys = provider.ethereum_tester.backend.account_keys  # eth-tester's funded keys
+    tester: Any = provider.ethereum_tester
+    keys = tester.backend.account_keys  # eth-tester's funded keys
     admin, operator, dev = (Account.from_key(k.to_bytes()) for k in keys[:3])
     contract = w3.eth.contract(abi=list(compiled.abi), bytecode=compiled.bytecode)
 

@@ -3,11 +3,11 @@
 ::
 
     ProMLError
-    ├── InvalidDefinition (TypeError)         a DSL lifecycle class breaks a rule (all problems listed)
-    ├── CompilationError (RuntimeError)       vyper rejected generated source (source + line attached)
-    ├── LifecycleError                        a lifecycle guard refused an operation; raised with the
-    │   │                                     *same type and message* by the reference interpreter
-    │   │                                     and by a deployed contract (decoded from its revert)
+    ├── InvalidDefinition (TypeError)         a DSL lifecycle class breaks rules (all listed)
+    ├── CompilationError (RuntimeError)       vyper rejected a source (source + line attached)
+    ├── LifecycleError                        a lifecycle guard refused an operation; raised
+    │   │                                     with the *same type and message* by the reference
+    │   │                                     interpreter and by a deployed contract (revert)
     │   ├── UnknownArtefact (LookupError)
     │   ├── AlreadyRegistered
     │   ├── TransitionNotAllowed              current state is not a source of the transition
@@ -41,7 +41,9 @@ class InvalidDefinition(ProMLError, TypeError):
         self.cls_name = cls_name
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"{cls_name}: {len(self.problems)} problem(s) in lifecycle definition:\n{lines}")
+        super().__init__(
+            f"{cls_name}: {len(self.problems)} problem(s) in lifecycle definition:\n{lines}"
+        )
 
 
 class CompilationError(ProMLError, RuntimeError):

@@ -3,10 +3,10 @@
 The lower bound is what *any* contract must pay for the same effects under the fork's schedule
 (Prague, see :data:`SCHEDULE`): the intrinsic 21,000, the calldata actually sent (with the
 EIP-7623 floor), the storage writes the operation must make (first write of a slot 20,000 +
-2,100 cold access; update 2,900 + 2,100; clearing refunds 4,800, capped at a fifth), one cold read of the sender's role slot for
-authorisation, and the logs actually emitted (375 + 375 per topic + 8 per data byte).  The
-difference to the measured gas is the contract's own overhead (dispatch, ABI decoding, memory,
-checks).
+2,100 cold access; update 2,900 + 2,100; clearing refunds 4,800, capped at a fifth), one cold
+read of the sender's role slot for authorisation, and the logs actually emitted (375 + 375 per
+topic + 8 per data byte).  The difference to the measured gas is the contract's own overhead
+(dispatch, ABI decoding, memory, checks).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from eth_abi import encode
+from eth_abi.abi import encode
 
 from proml_sim.chain import KeyRing, PyEVMBackend
 from proml_sim.chain.base import Receipt
@@ -126,9 +126,12 @@ def measure_lifecycle_gas(compiled: CompiledContract, seed: int = 0) -> list[dic
     client.automine = False
     digest, locator = b"\x5a" * 32, "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
 
-    def run(op_name: str, op: PendingOp, note: str, **effects: int) -> Any:
+    def run(op_name: str, op: PendingOp, note: str, *, new_slots: int, updated_slots: int,
+            auth_reads: int = 1, cleared_slots: int = 0) -> Any:
         receipt, result = _mined(client, op)
-        rows.append(_row(ir.name, op_name, receipt, lower_bound(receipt, op.data, **effects), note))
+        bound = lower_bound(receipt, op.data, new_slots=new_slots, updated_slots=updated_slots,
+                            auth_reads=auth_reads, cleared_slots=cleared_slots)
+        rows.append(_row(ir.name, op_name, receipt, bound, note))
         return result
 
     if ir.name == "Dataset":

@@ -6,18 +6,21 @@ and message that the reference interpreter raises for the same call.
 
 Two modes: ``automine=True`` produces a block after each write and returns the decoded result
 (tests, scripts); ``automine=False`` returns a :class:`PendingOp` at once, and the caller (for
-instance the simulator) produces blocks and later calls :meth:`LifecycleClient.result`.  A call that would revert is still sent (and pays
-its gas on chain, as an attacker's attempt would) unless ``preflight=True``, which raises the
-decoded error at once without sending, as wallets do.
+instance the simulator) produces blocks and later calls :meth:`LifecycleClient.result`.
+
+A call that would revert is still sent (and pays its gas on chain, as an attacker's attempt
+would) unless ``preflight=True``, which raises the decoded error at once without sending, as
+wallets do.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 
 from proml_sim.chain.abi import ContractABI, EventCodec
 from proml_sim.chain.base import ChainBackend, Receipt
@@ -92,7 +95,7 @@ class LifecycleClient:
         timestamp: int | None = None,
     ) -> LifecycleClient:
         """Deploy ``compiled`` from ``deployer`` (a Signer), who becomes its admin."""
-        from eth_abi import encode
+        from eth_abi.abi import encode
 
         data = compiled.bytecode + encode(["bytes32"], [admin_domain])
         gas = backend.estimate_gas(deployer.address, None, data)
@@ -171,10 +174,16 @@ class LifecycleClient:
         return self.fire(signer, transition, artefact, *args, **kw)
 
     def grant(
-        self, signer: Any, role: str | int, account: str, domain: bytes = ZERO32,
-        *, gas: int | None = None,
+        self,
+        signer: Any,
+        role: str | int,
+        account: str,
+        domain: bytes = ZERO32,
+        *,
+        gas: int | None = None,
     ) -> Any:
-        data = self.contract_abi.encode_call("grant_role", [self._role_index(role), account, domain])
+        args = [self._role_index(role), account, domain]
+        data = self.contract_abi.encode_call("grant_role", args)
         return self._write(signer, data, gas, "grant_role", lambda r: None)
 
     def revoke(self, signer: Any, role: str | int, account: str, *, gas: int | None = None) -> Any:
@@ -249,8 +258,10 @@ class LifecycleClient:
         for ev in self.events():
             if isinstance(ev, Registered | Transitioned):
                 aid = ev.id
-                snap.records[aid] = (int(self._view("state_of", aid)),
-                                     int(self._view("version_of", aid)))
+                snap.records[aid] = (
+                    int(self._view("state_of", aid)),
+                    int(self._view("version_of", aid)),
+                )
                 for t in sod:
                     actor = to_checksum_address(self._view("last_actor_of", aid, t))
                     if int(actor, 16):
@@ -302,7 +313,11 @@ class LifecycleClient:
         )
 
     def _write(
-        self, signer: Any, data: bytes, gas: int | None, kind: str,
+        self,
+        signer: Any,
+        data: bytes,
+        gas: int | None,
+        kind: str,
         decode: Callable[[Receipt], Any],
     ) -> Any:
         if gas is None:
@@ -336,7 +351,7 @@ def _send(backend: ChainBackend, signer: Any, to: str | None, data: bytes, gas: 
 
 def _to_event(name: str, args: dict[str, Any]) -> LifecycleEvent:
     cls = EVENT_TYPES[name]
-    fields = cls.__dataclass_fields__
+    fields = [f.name for f in dataclasses.fields(cls)]
     kw: dict[str, Any] = {}
     for f in fields:
         v = args[f]

@@ -24,11 +24,11 @@ def to_mermaid(ir: LifecycleIR) -> str:
     reg = f"register by {'/'.join(ir.register_by)}" if ir.register_by else "register"
     lines.append(f"    [*] --> {ir.initial.name}: {reg}")
     for t in ir.transitions:
-        for s in t.sources:
-            lines.append(f"    {s} --> {t.target}: {_label(t)}")
-    for s in ir.states:
-        if s.final:
-            lines.append(f"    {s.name} --> [*]")
+        for src in t.sources:
+            lines.append(f"    {src} --> {t.target}: {_label(t)}")
+    for st in ir.states:
+        if st.final:
+            lines.append(f"    {st.name} --> [*]")
     return "\n".join(lines) + "\n"
 
 
@@ -41,8 +41,8 @@ def to_dot(ir: LifecycleIR) -> str:
         lines.append(f'  "{s.name}" [label="{s.name}"{shape}];')
     lines.append(f'  "__start" -> "{ir.initial.name}" [label="register"];')
     for t in ir.transitions:
-        for s in t.sources:
-            lines.append(f'  "{s}" -> "{t.target}" [label="{_label(t)}"];')
+        for src in t.sources:
+            lines.append(f'  "{src}" -> "{t.target}" [label="{_label(t)}"];')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -65,11 +65,11 @@ def render_png(ir: LifecycleIR, path: str | Path) -> Path:
         g.add_node(s.name)
     loops: dict[str, list[str]] = {}
     for t in ir.transitions:
-        for s in t.sources:
-            if s == t.target:  # self loops are listed under the node, not drawn as arcs
-                loops.setdefault(s, []).append(t.name)
+        for src in t.sources:
+            if src == t.target:  # self loops are listed under the node, not drawn as arcs
+                loops.setdefault(src, []).append(t.name)
             else:
-                g.add_edge(s, t.target, label=t.name)
+                g.add_edge(src, t.target, label=t.name)
     # layered layout: BFS depth from the initial state, left to right
     depth = {ir.initial.name: 0}
     order = [ir.initial.name]
@@ -92,11 +92,11 @@ def render_png(ir: LifecycleIR, path: str | Path) -> Path:
     }
     nx.draw_networkx_labels(g, pos, labels=node_labels, font_size=8, ax=ax)
     edges = list(g.edges(keys=True))
-    for u, v, k in edges:
+    for u, v, _k in edges:
         rad = 0.25
         nx.draw_networkx_edges(g, pos, edgelist=[(u, v)], connectionstyle=f"arc3,rad={rad}",
                                arrows=True, arrowsize=14, node_size=2200, ax=ax)
-    labels = {}
+    labels: dict[tuple[str, str], list[str]] = {}
     for u, v, k in edges:
         labels.setdefault((u, v), []).append(g.edges[u, v, k]["label"])
     nx.draw_networkx_edge_labels(g, pos, edge_labels={e: "\n".join(ls) for e, ls in labels.items()},

@@ -16,6 +16,7 @@ emits an event, so replaying the log reproduces the storage exactly.  Authorisat
 
 from __future__ import annotations
 
+from proml_sim.errors import LifecycleError
 from proml_sim.ir import messages as msg
 from proml_sim.ir.model import (
     MAX_APPROVERS,
@@ -24,7 +25,6 @@ from proml_sim.ir.model import (
     LifecycleIR,
     TransitionIR,
 )
-from proml_sim.errors import LifecycleError
 
 VYPER_PRAGMA = "# pragma version ~=0.4.3"
 LAYOUTS = ("registry",)

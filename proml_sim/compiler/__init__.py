@@ -7,6 +7,7 @@ and crashes never leave a half-written entry.  A corrupt entry is ignored and re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -115,10 +116,8 @@ def compile_source(
     if out is None:
         out = _vyper_compile(source)
         if use_cache:
-            try:
+            with contextlib.suppress(OSError):  # a read-only cache must not stop compilation
                 _atomic_write(path, json.dumps(out))
-            except OSError:
-                pass  # a read-only cache must not stop compilation
     return CompiledContract(
         name=name,
         source=source,

@@ -1,4 +1,4 @@
-"""Frozen lifecycle IR, canonical JSON + fingerprint, events, replay and the reference interpreter."""
+"""Frozen lifecycle IR, canonical JSON, fingerprint, events, replay, reference interpreter."""
 
 from proml_sim.ir.events import (
     EVENT_TYPES,

@@ -69,13 +69,16 @@ class LifecycleIR:
 
     # -- lookups -------------------------------------------------------------------------------
     def role(self, name: str) -> RoleIR:
-        return self._lookup("role", name, self.roles)
+        found: RoleIR = self._lookup("role", name, self.roles)
+        return found
 
     def state(self, name: str) -> StateIR:
-        return self._lookup("state", name, self.states)
+        found: StateIR = self._lookup("state", name, self.states)
+        return found
 
     def transition(self, name: str) -> TransitionIR:
-        return self._lookup("transition", name, self.transitions)
+        found: TransitionIR = self._lookup("transition", name, self.transitions)
+        return found
 
     def _lookup(self, kind: str, name: str, items: tuple[Any, ...]) -> Any:
         table = self._index.get(kind)
@@ -165,7 +168,7 @@ def build_ir(cls: Any) -> LifecycleIR:
         )
     role_names = {id(ADMIN): ADMIN_ROLE}
     roles = [RoleIR(ADMIN_ROLE, 0, ADMIN_ROLE)]
-    for i, (name, r) in enumerate(cls.__roles__.items(), start=1):
+    for name, r in cls.__roles__.items():
         role_names[id(r)] = name
     for i, (name, r) in enumerate(cls.__roles__.items(), start=1):
         admin = ADMIN_ROLE if r.admin is None else role_names[id(r.admin)]

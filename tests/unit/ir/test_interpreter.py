@@ -66,13 +66,13 @@ def test_guards_raise_typed_errors_in_rule_order(model):
         model.fire(DEV, "train", b"\x00" * 32, DIG)
     with pytest.raises(RoleNotAllowed, match=r"Model.train needs role developer$"):
         model.fire(V1, "train", mid, DIG)
-    with pytest.raises(TransitionNotAllowed, match="Model.verify is allowed only from trained"):
+    with pytest.raises(TransitionNotAllowed, match=r"Model\.verify is allowed only from trained"):
         model.fire(V1, "verify", mid, DIG)
     with pytest.raises(EvidenceRequired):
         model.fire(DEV, "train", mid)
     with pytest.raises(AlreadyRegistered):
         model.register(OP, b"\x02" * 32)
-    with pytest.raises(RoleNotAllowed, match="Model.register needs role operator"):
+    with pytest.raises(RoleNotAllowed, match=r"Model\.register needs role operator"):
         model.register(DEV, b"\x03" * 32)
     with pytest.raises(NotRoleAdmin):
         model.grant(OP, "developer", OP)
