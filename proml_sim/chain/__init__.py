@@ -3,7 +3,13 @@
 Imports only from :mod:`proml_sim.errors` and third-party libraries.
 """
 
-from proml_sim.chain.abi import ContractABI, EventCodec, decode_output, decode_revert_reason, encode_call
+from proml_sim.chain.abi import (
+    ContractABI,
+    EventCodec,
+    decode_output,
+    decode_revert_reason,
+    encode_call,
+)
 from proml_sim.chain.accounts import KeyRing, Signer, TxSender, derive_private_keys, send_and_mine
 from proml_sim.chain.base import BlockInfo, CallResult, ChainBackend, Log, Receipt
 from proml_sim.chain.pyevm import FAUCET_SEED, PyEVMBackend

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
 
 from proml_sim.chain.trie import keccak
@@ -51,7 +51,7 @@ def canonical_type(param: _ABIEntry) -> str:
     typ = str(param["type"])
     if typ.startswith("tuple"):
         inner = ",".join(canonical_type(c) for c in param.get("components", ()))
-        return f"({inner}){typ[len('tuple'):]}"
+        return f"({inner}){typ[len('tuple') :]}"
     return typ
 
 

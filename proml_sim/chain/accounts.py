@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import coincurve
-from eth_utils import to_canonical_address, to_checksum_address
+from eth_utils.address import to_canonical_address, to_checksum_address
 
 from proml_sim.chain.trie import keccak, rlp_encode_bytes, rlp_encode_list
 from proml_sim.errors import EngineError, KeyCustodyError
@@ -140,8 +140,9 @@ class KeyRing:
         cls, seed: str | int, n: int, *, namespace: str = "proml-sim", owner: str = "this actor"
     ) -> KeyRing:
         """A key ring holding the first ``n`` keys derived from ``seed``."""
-        return cls((Signer(k) for k in derive_private_keys(seed, n, namespace=namespace)),
-                   owner=owner)
+        return cls(
+            (Signer(k) for k in derive_private_keys(seed, n, namespace=namespace)), owner=owner
+        )
 
     def add(self, private_key: bytes) -> str:
         """Take custody of a key; return its checksum address."""

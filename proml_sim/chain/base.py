@@ -126,7 +126,9 @@ class ChainBackend(ABC):
         """Hashes of the transactions waiting in the pool, in arrival order."""
 
     @abstractmethod
-    def produce_block(self, timestamp: int | None = None, *, max_txs: int | None = None) -> BlockInfo:
+    def produce_block(
+        self, timestamp: int | None = None, *, max_txs: int | None = None
+    ) -> BlockInfo:
         """Build, execute and append one block from the pending pool; return its header facts.
 
         Selection follows Ethereum block builders: highest effective priority fee

@@ -44,26 +44,27 @@ import rlp
 from eth import constants as evm_constants
 from eth._utils.address import generate_contract_address
 from eth.chains.base import Chain
-from eth.db.atomic import AtomicDB
 from eth.db.account import AccountDB
+from eth.db.atomic import AtomicDB
 from eth.db.backends.memory import MemoryDB
+from eth.exceptions import FullStack, Halt
 from eth.rlp.accounts import Account
 from eth.validation import validate_canonical_address, validate_uint64, validate_uint256
-from eth.exceptions import FullStack, Halt
 from eth.vm.computation import NO_RESULT
-from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.london.transactions import DynamicFeeTransaction
+from eth.vm.forks.prague import PragueVM
 from eth.vm.forks.prague.computation import PragueComputation
+from eth.vm.forks.prague.state import PragueState, PragueTransactionExecutor
 from eth.vm.forks.prague.transactions import PragueTypedTransaction
+from eth.vm.forks.spurious_dragon._utils import collect_touched_accounts
 from eth.vm.logic import stack as stack_logic
 from eth.vm.logic.invalid import InvalidOpcode
+from eth.vm.message import Message
 from eth.vm.opcode import _FastOpcode
 from eth.vm.opcode_values import STOP
-from eth.vm.forks.prague.state import PragueState, PragueTransactionExecutor
-from eth.vm.forks.spurious_dragon._utils import collect_touched_accounts
-from eth.vm.message import Message
 from eth.vm.spoof import SpoofTransaction
-from eth_utils import ValidationError, to_canonical_address, to_checksum_address
+from eth_utils.address import to_canonical_address, to_checksum_address
+from eth_utils.exceptions import ValidationError
 
 from proml_sim.chain.abi import decode_revert_reason
 from proml_sim.chain.accounts import SECP256K1_N, Signer, TxSender, derive_private_keys
@@ -125,7 +126,7 @@ class _Executor(PragueTransactionExecutor):
             value=transaction.value,
             data=data,
             code=code,
-            create_address=contract_address,
+            create_address=contract_address,  # type: ignore[arg-type]
             refund=msg_refund,
             is_delegation=is_delegation,
         )
@@ -188,7 +189,9 @@ _PUSH_LOGIC = {stack_logic.push0: 0} | {getattr(stack_logic, f"push{n}"): n for 
 _DISPATCH_CACHE: dict[int, tuple[Any, dict[int, tuple[Any, int]], dict[int, tuple[int, int]]]] = {}
 
 
-def _dispatch(opcodes: dict[int, Any]) -> tuple[dict[int, tuple[Any, int]], dict[int, tuple[int, int]]]:
+def _dispatch(
+    opcodes: dict[int, Any],
+) -> tuple[dict[int, tuple[Any, int]], dict[int, tuple[int, int]]]:
     """Split an opcode table into plain ``(logic, gas)`` pairs and ``PUSHn`` sizes (cached)."""
     hit = _DISPATCH_CACHE.get(id(opcodes))
     if hit is None or hit[0] is not opcodes:
@@ -238,10 +241,10 @@ class _Computation(PragueComputation):
             opcodes = computation.opcodes
             plain, pushes = _dispatch(opcodes)
             code = computation.code
-            raw = code._raw_code_bytes
+            raw = code._raw_code_bytes  # type: ignore[attr-defined]
             end = len(raw)
             meter = computation._gas_meter
-            values = computation._stack.values
+            values = computation._stack.values  # type: ignore[attr-defined]
             try:
                 while True:
                     pc = code.program_counter
@@ -445,7 +448,10 @@ def _rlp_uint(value: int) -> bytes:
 
 
 def _encode_receipt(
-    typed_prefix: bytes, status: bool, cumulative_gas: int, logs: tuple[tuple[bytes, tuple[int, ...], bytes], ...]
+    typed_prefix: bytes,
+    status: bool,
+    cumulative_gas: int,
+    logs: tuple[tuple[bytes, tuple[int, ...], bytes], ...],
 ) -> tuple[bytes, int]:
     """(consensus encoding of a receipt, its bloom as an int)."""
     bloom = 0
@@ -510,7 +516,11 @@ class PyEVMBackend(ChainBackend):
             "nonce": b"\x00" * 8,
             "mix_hash": evm_constants.ZERO_HASH32,
         }
-        self._chain = chain_class.from_genesis(AtomicDB(self._db), genesis_params, alloc)
+        self._chain: Any = chain_class.from_genesis(
+            AtomicDB(self._db),
+            genesis_params,  # type: ignore[arg-type]
+            alloc,  # type: ignore[arg-type]
+        )
         self._head = self._chain.get_canonical_head()
         self._blocks: list[BlockInfo] = [self._block_info(self._head, ())]
         self._receipts: dict[bytes, Receipt] = {}
@@ -635,9 +645,7 @@ class PyEVMBackend(ChainBackend):
             raise EngineError(f"transaction 0x{tx_hash.hex()} is already known")
         nonce, gas = tx.nonce, tx.gas
         if gas > self._gas_limit:
-            raise EngineError(
-                f"gas limit {gas} is above the block gas limit {self._gas_limit}"
-            )
+            raise EngineError(f"gas limit {gas} is above the block gas limit {self._gas_limit}")
         data = tx.data
         zeros = data.count(0)
         floor = _TX_BASE_GAS + _FLOOR_PER_TOKEN * (zeros + 4 * (len(data) - zeros))
@@ -682,7 +690,9 @@ class PyEVMBackend(ChainBackend):
     def pending(self) -> tuple[bytes, ...]:
         return tuple(self._pool)
 
-    def produce_block(self, timestamp: int | None = None, *, max_txs: int | None = None) -> BlockInfo:
+    def produce_block(
+        self, timestamp: int | None = None, *, max_txs: int | None = None
+    ) -> BlockInfo:
         parent = self._head
         if timestamp is None:
             timestamp = parent.timestamp + 12
@@ -692,8 +702,8 @@ class PyEVMBackend(ChainBackend):
                 f"({parent.timestamp}, block {parent.block_number})"
             )
         header = self._child_header(timestamp)
-        vm = self._chain.get_vm(header)
-        state = vm.state
+        vm: Any = self._chain.get_vm(header)
+        state: Any = vm.state
         base_fee = header.base_fee_per_gas
         gas_limit = header.gas_limit
         limit = len(self._pool) if max_txs is None else max_txs
@@ -742,7 +752,7 @@ class PyEVMBackend(ChainBackend):
             if nxt is not None and nxt.max_fee >= base_fee:
                 heapq.heappush(heap, (-min(nxt.tip, nxt.max_fee - base_fee), nxt.seq, sender))
 
-        chaindb = self._chain.chaindb
+        chaindb: Any = self._chain.chaindb
         tx_root, tx_nodes = ordered_trie_root([e.raw for e in included])
         receipt_root, receipt_nodes = ordered_trie_root(receipt_encodings)
         chaindb.persist_trie_data_dict(tx_nodes)
@@ -836,10 +846,13 @@ class PyEVMBackend(ChainBackend):
         return self._receipts.get(bytes(tx_hash))
 
     # -- reads ----------------------------------------------------------------------------------
-    def _execute(self, sender: str | None, to: str | None, data: bytes, value: int, gas: int) -> Any:
+    def _execute(
+        self, sender: str | None, to: str | None, data: bytes, value: int, gas: int
+    ) -> Any:
         state = self._reader()
         sender_b = self._canon(sender) if sender else _ZERO_ADDRESS
-        unsigned = self._builder.create_unsigned_transaction(
+        builder: Any = self._builder
+        unsigned = builder.create_unsigned_transaction(
             nonce=state.get_nonce(sender_b),
             gas_price=0,
             gas=gas,
@@ -877,7 +890,7 @@ class PyEVMBackend(ChainBackend):
             )
         consumed = self._gas_limit - c.get_gas_remaining() + c.data_floor_gas
         # margin: 63/64 rule for nested calls and refund/sentry-dependent paths
-        return min(self._gas_limit, consumed + consumed // 8 + 5_000)
+        return int(min(self._gas_limit, consumed + consumed // 8 + 5_000))
 
     def nonce(self, address: str) -> int:
         return cast(int, self._reader().get_nonce(self._canon(address)))
@@ -905,9 +918,7 @@ class PyEVMBackend(ChainBackend):
 
     def block(self, number: int) -> BlockInfo:
         if not 0 <= number < len(self._blocks):
-            raise EngineError(
-                f"no block {number}: the chain has blocks 0..{len(self._blocks) - 1}"
-            )
+            raise EngineError(f"no block {number}: the chain has blocks 0..{len(self._blocks) - 1}")
         return self._blocks[number]
 
     def logs(

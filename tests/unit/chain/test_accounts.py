@@ -57,12 +57,25 @@ def test_signing_and_fast_decode_match_py_evm(
     key = derive_private_keys("sig", 1)[0]
     to = b"" if create else b"\x42" * 20
     raw = Signer(key).sign_transaction(
-        chain_id=1337, nonce=nonce, to=to, data=data, gas=gas,
-        max_fee_per_gas=fee, max_priority_fee_per_gas=tip, value=value,
+        chain_id=1337,
+        nonce=nonce,
+        to=to,
+        data=data,
+        gas=gas,
+        max_fee_per_gas=fee,
+        max_priority_fee_per_gas=tip,
+        value=value,
     )
     reference = PragueTransactionBuilder.new_unsigned_dynamic_fee_transaction(
-        chain_id=1337, nonce=nonce, max_priority_fee_per_gas=tip, max_fee_per_gas=fee,
-        gas=gas, to=to, value=value, data=data, access_list=(),
+        chain_id=1337,
+        nonce=nonce,
+        max_priority_fee_per_gas=tip,
+        max_fee_per_gas=fee,
+        gas=gas,
+        to=to,
+        value=value,
+        data=data,
+        access_list=(),
     ).as_signed_transaction(keys.PrivateKey(key))
     assert raw == reference.encode()  # RFC 6979: same signature, same bytes
     decoded = _decode_dynamic_fee(raw)

@@ -105,18 +105,35 @@ def deploy(backend: PyEVMBackend, ring: KeyRing, compiled: tuple[bytes, Contract
     return receipt.contract_address
 
 
-def raw_tx(s: Signer, backend: PyEVMBackend, nonce: int, to: str | None, data: bytes = b"",
-           *, gas: int = 100_000, tip: int = GWEI, max_fee: int | None = None,
-           chain_id: int | None = None, value: int = 0) -> bytes:
+def raw_tx(
+    s: Signer,
+    backend: PyEVMBackend,
+    nonce: int,
+    to: str | None,
+    data: bytes = b"",
+    *,
+    gas: int = 100_000,
+    tip: int = GWEI,
+    max_fee: int | None = None,
+    chain_id: int | None = None,
+    value: int = 0,
+) -> bytes:
     return s.sign_transaction(
-        chain_id=backend.chain_id if chain_id is None else chain_id, nonce=nonce, to=to,
-        data=data, gas=gas, max_fee_per_gas=2 * backend.base_fee() + tip if max_fee is None
-        else max_fee, max_priority_fee_per_gas=tip, value=value,
+        chain_id=backend.chain_id if chain_id is None else chain_id,
+        nonce=nonce,
+        to=to,
+        data=data,
+        gas=gas,
+        max_fee_per_gas=2 * backend.base_fee() + tip if max_fee is None else max_fee,
+        max_priority_fee_per_gas=tip,
+        value=value,
     )
 
 
 # -- deploy, call, receipts ------------------------------------------------------------------
-def test_deploy_call_and_receipt_fields(backend: PyEVMBackend, ring: KeyRing, compiled: Any) -> None:
+def test_deploy_call_and_receipt_fields(
+    backend: PyEVMBackend, ring: KeyRing, compiled: Any
+) -> None:
     abi = compiled[1]
     addr = deploy(backend, ring, compiled)
     assert backend.code(addr)
@@ -129,17 +146,34 @@ def test_deploy_call_and_receipt_fields(backend: PyEVMBackend, ring: KeyRing, co
     assert r.sender == ring.addresses[0] and r.to == addr and r.contract_address is None
     assert r.cumulative_gas_used == r.gas_used and r.tx_index == 0
     head = backend.head()
-    assert (r.block_number, r.block_hash, r.block_timestamp) == (head.number, head.hash, head.timestamp)
+    assert (r.block_number, r.block_hash, r.block_timestamp) == (
+        head.number,
+        head.hash,
+        head.timestamp,
+    )
     assert r.effective_gas_price == head.base_fee + GWEI
     assert backend.balance(ring.addresses[0]) == before - r.gas_used * r.effective_gas_price
-    assert abi.decode_output("version", backend.call(addr, abi.encode_call("version", [r.output])).output) == 1
+    assert (
+        abi.decode_output(
+            "version", backend.call(addr, abi.encode_call("version", [r.output])).output
+        )
+        == 1
+    )
     assert backend.receipt(b"\x00" * 32) is None
 
 
-def test_block_context_uses_the_produced_timestamp(backend: PyEVMBackend, ring: KeyRing, compiled: Any) -> None:
+def test_block_context_uses_the_produced_timestamp(
+    backend: PyEVMBackend, ring: KeyRing, compiled: Any
+) -> None:
     addr = deploy(backend, ring, compiled)
-    r = send_and_mine(backend, signer(ring), addr, compiled[1].encode_call("now"), gas=100_000,
-                      timestamp=backend.head().timestamp + 100)
+    r = send_and_mine(
+        backend,
+        signer(ring),
+        addr,
+        compiled[1].encode_call("now"),
+        gas=100_000,
+        timestamp=backend.head().timestamp + 100,
+    )
     assert compiled[1].decode_output("now", r.output) == (r.block_timestamp, r.block_number)
     assert backend.head().timestamp == r.block_timestamp
     with pytest.raises(EngineError, match="must be greater than the parent"):
@@ -157,8 +191,15 @@ def test_revert_is_charged_and_decoded(backend: PyEVMBackend, ring: KeyRing, com
     assert not r.status and r.revert_reason == "AlreadyRegistered: x"
     assert 21_000 < r.gas_used < 200_000 and r.logs == ()
     assert backend.balance(ring.addresses[0]) == before - r.gas_used * r.effective_gas_price
-    oog = send_and_mine(backend, signer(ring), addr, compiled[1].encode_call("register", [b"\x03" * 32]), gas=23_000)
-    assert not oog.status and oog.gas_used == 23_000 and oog.output == b"" and oog.revert_reason is None
+    oog = send_and_mine(
+        backend, signer(ring), addr, compiled[1].encode_call("register", [b"\x03" * 32]), gas=23_000
+    )
+    assert (
+        not oog.status
+        and oog.gas_used == 23_000
+        and oog.output == b""
+        and oog.revert_reason is None
+    )
 
 
 def test_estimate_gas_is_enough(backend: PyEVMBackend, ring: KeyRing, compiled: Any) -> None:
@@ -172,12 +213,19 @@ def test_estimate_gas_is_enough(backend: PyEVMBackend, ring: KeyRing, compiled: 
 
 
 # -- the pool and block production -------------------------------------------------------------
-def test_many_txs_from_one_sender_in_one_block(backend: PyEVMBackend, ring: KeyRing, compiled: Any) -> None:
+def test_many_txs_from_one_sender_in_one_block(
+    backend: PyEVMBackend, ring: KeyRing, compiled: Any
+) -> None:
     abi = compiled[1]
     addr = deploy(backend, ring, compiled)
-    ident = send_and_mine(backend, signer(ring), addr, abi.encode_call("register", [b"\x05" * 32]), gas=200_000).output
+    ident = send_and_mine(
+        backend, signer(ring), addr, abi.encode_call("register", [b"\x05" * 32]), gas=200_000
+    ).output
     sender = TxSender(backend, signer(ring))
-    hashes = [sender.send(addr, abi.encode_call("step", [ident, keccak(bytes([i]))]), gas=100_000) for i in range(50)]
+    hashes = [
+        sender.send(addr, abi.encode_call("step", [ident, keccak(bytes([i]))]), gas=100_000)
+        for i in range(50)
+    ]
     assert backend.pending() == tuple(hashes)
     assert backend.next_nonce(ring.addresses[0]) == backend.nonce(ring.addresses[0]) + 50
     block = backend.produce_block()
@@ -187,7 +235,10 @@ def test_many_txs_from_one_sender_in_one_block(backend: PyEVMBackend, ring: KeyR
     assert [r.nonce for r in receipts] == sorted(r.nonce for r in receipts)  # type: ignore[union-attr]
     assert [r.tx_index for r in receipts] == list(range(50))  # type: ignore[union-attr]
     assert receipts[-1].cumulative_gas_used == block.gas_used == sum(r.gas_used for r in receipts)  # type: ignore[union-attr]
-    assert abi.decode_output("version", backend.call(addr, abi.encode_call("version", [ident])).output) == 51
+    assert (
+        abi.decode_output("version", backend.call(addr, abi.encode_call("version", [ident])).output)
+        == 51
+    )
 
 
 def test_nonce_gap_stays_pending(backend: PyEVMBackend, ring: KeyRing) -> None:
@@ -215,19 +266,29 @@ def test_fee_ordering_across_senders(backend: PyEVMBackend, ring: KeyRing) -> No
     # a1 pays most but must wait for a0 (nonce order per sender)
     assert backend.produce_block().tx_hashes == (b0, c0, d0, a0, a1)
     # effective tip is capped by max_fee - base_fee
-    capped = backend.submit(raw_tx(a, backend, 2, to, gas=21_000, tip=50 * GWEI, max_fee=backend.base_fee() + GWEI))
+    capped = backend.submit(
+        raw_tx(a, backend, 2, to, gas=21_000, tip=50 * GWEI, max_fee=backend.base_fee() + GWEI)
+    )
     plain = backend.submit(raw_tx(b, backend, 1, to, gas=21_000, tip=2 * GWEI))
     assert backend.produce_block().tx_hashes == (plain, capped)
-    assert backend.receipt(capped).effective_gas_price == backend.block(backend.head().number).base_fee + GWEI  # type: ignore[union-attr]
+    assert (
+        backend.receipt(capped).effective_gas_price
+        == backend.block(backend.head().number).base_fee + GWEI
+    )  # type: ignore[union-attr]
 
 
 def test_block_gas_limit_leaves_the_rest_pending(ring: KeyRing, compiled: Any) -> None:
     backend = PyEVMBackend(funded=ring.addresses, gas_limit=1_000_000)
     addr = deploy(backend, ring, compiled)
     abi = compiled[1]
-    ident = send_and_mine(backend, signer(ring), addr, abi.encode_call("register", [b"\x06" * 32]), gas=200_000).output
+    ident = send_and_mine(
+        backend, signer(ring), addr, abi.encode_call("register", [b"\x06" * 32]), gas=200_000
+    ).output
     sender = TxSender(backend, signer(ring))
-    hashes = [sender.send(addr, abi.encode_call("step", [ident, b"\x07" * 32]), gas=150_000) for _ in range(40)]
+    hashes = [
+        sender.send(addr, abi.encode_call("step", [ident, b"\x07" * 32]), gas=150_000)
+        for _ in range(40)
+    ]
     with pytest.raises(EngineError, match="above the block gas limit"):
         backend.submit(raw_tx(signer(ring, 1), backend, 0, addr, gas=1_000_001))
     first = backend.produce_block()
@@ -249,10 +310,10 @@ def test_submit_rejections(backend: PyEVMBackend, ring: KeyRing) -> None:
         backend.submit(raw_tx(s, backend, 0, to, gas=21_000, chain_id=1))
     good = raw_tx(s, backend, 0, to, gas=21_000)
     fields = rlp.decode(good[1:])
-    high_s = fields[:11] + [(2**256 - 1).to_bytes(32, "big")]
+    high_s = [*fields[:11], (2**256 - 1).to_bytes(32, "big")]
     with pytest.raises(EngineError, match="bad signature"):
         backend.submit(b"\x02" + rlp.encode(high_s))
-    zero_r = fields[:10] + [b"", fields[11]]
+    zero_r = [*fields[:10], b"", fields[11]]
     with pytest.raises(EngineError, match="bad signature"):
         backend.submit(b"\x02" + rlp.encode(zero_r))
     with pytest.raises(EngineError, match="malformed"):
@@ -262,10 +323,10 @@ def test_submit_rejections(backend: PyEVMBackend, ring: KeyRing) -> None:
     backend.submit(good)
     with pytest.raises(EngineError, match="already known"):
         backend.submit(good)
-    with pytest.raises(EngineError, match="nonce 0 .* already used by pending"):
+    with pytest.raises(EngineError, match=r"nonce 0 .* already used by pending"):
         backend.submit(raw_tx(s, backend, 0, to, gas=21_001))
     backend.produce_block()
-    with pytest.raises(EngineError, match="nonce 0 .* already used \\(confirmed nonce is 1\\)"):
+    with pytest.raises(EngineError, match=r"nonce 0 .* already used \(confirmed nonce is 1\)"):
         backend.submit(raw_tx(s, backend, 0, to, gas=21_002))
     with pytest.raises(EngineError, match="below the intrinsic gas"):
         backend.submit(raw_tx(s, backend, 1, to, gas=20_000))
@@ -278,7 +339,14 @@ def test_legacy_transactions(backend: PyEVMBackend, ring: KeyRing) -> None:
     from eth_account import Account
 
     key = derive_private_keys("chain-tests", 1)[0]
-    tx = {"nonce": 0, "gasPrice": 2 * backend.base_fee(), "gas": 21_000, "to": ring.addresses[1], "value": 5, "data": b""}
+    tx = {
+        "nonce": 0,
+        "gasPrice": 2 * backend.base_fee(),
+        "gas": 21_000,
+        "to": ring.addresses[1],
+        "value": 5,
+        "data": b"",
+    }
     signed = Account.sign_transaction({**tx, "chainId": backend.chain_id}, key)
     h = backend.submit(bytes(signed.raw_transaction))
     assert h == bytes(signed.hash)
@@ -290,10 +358,17 @@ def test_legacy_transactions(backend: PyEVMBackend, ring: KeyRing) -> None:
 
 
 # -- logs -------------------------------------------------------------------------------------
-def test_logs_filter_by_address_topic_and_range(backend: PyEVMBackend, ring: KeyRing, compiled: Any) -> None:
+def test_logs_filter_by_address_topic_and_range(
+    backend: PyEVMBackend, ring: KeyRing, compiled: Any
+) -> None:
     abi = compiled[1]
     addr = deploy(backend, ring, compiled)
-    ids = [send_and_mine(backend, signer(ring), addr, abi.encode_call("register", [bytes([i]) * 32]), gas=200_000).output for i in (1, 2)]
+    ids = [
+        send_and_mine(
+            backend, signer(ring), addr, abi.encode_call("register", [bytes([i]) * 32]), gas=200_000
+        ).output
+        for i in (1, 2)
+    ]
     first_block = backend.head().number - 1
     s = TxSender(backend, signer(ring))
     s.send(addr, abi.encode_call("step", [ids[0], b"\x09" * 32]), gas=100_000)
@@ -306,16 +381,25 @@ def test_logs_filter_by_address_topic_and_range(backend: PyEVMBackend, ring: Key
     actor = b"\x00" * 12 + bytes.fromhex(ring.addresses[0][2:])
     assert len(backend.logs(topics=[None, None, actor])) == 3  # wildcard positions
     assert backend.logs(topics=[topic, None, None, None]) == []  # more topics than the log has
-    assert [log.block_number for log in backend.logs(from_block=first_block, to_block=first_block)] == [first_block]
+    assert [
+        log.block_number for log in backend.logs(from_block=first_block, to_block=first_block)
+    ] == [first_block]
     assert backend.logs(ring.addresses[1]) == []
     noted = backend.logs(topics=[abi.events.topic("Noted")])
     assert len(noted) == 1 and noted[0].log_index == 1 and noted[0].tx_index == 1
     name, args = EventCodec(abi.abi).decode_log(noted[0])
-    assert (name, args["tag"], args["text"], args["items"]) == ("Noted", keccak(b"release"), "hello", (b"\x0a" * 32,))
+    assert (name, args["tag"], args["text"], args["items"]) == (
+        "Noted",
+        keccak(b"release"),
+        "hello",
+        (b"\x0a" * 32,),
+    )
 
 
-# -- snapshots and determinism ----------------------------------------------------------------------
-def test_snapshot_revert_restores_head_state_and_pool(backend: PyEVMBackend, ring: KeyRing, compiled: Any) -> None:
+# -- snapshots and determinism ---------------------------------------------------------------
+def test_snapshot_revert_restores_head_state_and_pool(
+    backend: PyEVMBackend, ring: KeyRing, compiled: Any
+) -> None:
     addr = deploy(backend, ring, compiled)
     s = TxSender(backend, signer(ring))
     waiting = s.send(ring.addresses[1], gas=21_000, value=10)
@@ -367,7 +451,7 @@ def test_faucet(backend: PyEVMBackend) -> None:
     assert Signer(derive_private_keys(FAUCET_SEED, 1)[0]).address == backend.faucet_address
 
 
-# -- the blocks are py-evm's own ---------------------------------------------------------------------
+# -- the blocks are py-evm's own --------------------------------------------------------------
 def test_blocks_equal_stock_py_evm(compiled: Any) -> None:
     """Replay the same transactions through stock py-evm (MiningChain.mine_all, PragueVM):
     same block hashes, hence the same state, receipt and transaction roots."""
@@ -387,28 +471,62 @@ def test_blocks_equal_stock_py_evm(compiled: Any) -> None:
     block([raw_tx(s0, backend, 0, None, compiled[0], gas=1_000_000)], 1_700_000_012)
     addr = backend.receipt(keccak(plan[0][1][0])).contract_address  # type: ignore[union-attr]
     reg = [abi.encode_call("register", [bytes([i]) * 32]) for i in range(3)]
-    block([raw_tx(s0, backend, 1, addr, reg[0], gas=200_000),
-           raw_tx(s0, backend, 2, addr, reg[0], gas=200_000),  # reverts
-           raw_tx(s1, backend, 0, addr, reg[1], gas=23_000),  # out of gas
-           raw_tx(s1, backend, 1, addr, abi.encode_call("note", ["t", "x" * 60, [b"\x01" * 32] * 4]), gas=200_000),
-           raw_tx(s1, backend, 2, ring.addresses[2], gas=21_000, value=7)], 1_700_000_030)
+    block(
+        [
+            raw_tx(s0, backend, 1, addr, reg[0], gas=200_000),
+            raw_tx(s0, backend, 2, addr, reg[0], gas=200_000),  # reverts
+            raw_tx(s1, backend, 0, addr, reg[1], gas=23_000),  # out of gas
+            raw_tx(
+                s1,
+                backend,
+                1,
+                addr,
+                abi.encode_call("note", ["t", "x" * 60, [b"\x01" * 32] * 4]),
+                gas=200_000,
+            ),
+            raw_tx(s1, backend, 2, ring.addresses[2], gas=21_000, value=7),
+        ],
+        1_700_000_030,
+    )
     block([], 1_700_000_031)
-    block([raw_tx(s0, backend, 3 + i, addr, abi.encode_call("now"), gas=60_000) for i in range(20)], 1_700_000_050)
+    block(
+        [raw_tx(s0, backend, 3 + i, addr, abi.encode_call("now"), gas=60_000) for i in range(20)],
+        1_700_000_050,
+    )
 
-    klass = MiningChain.configure(__name__="Stock", vm_configuration=((0, PragueVM),), chain_id=backend.chain_id)
-    alloc = {bytes.fromhex(a[2:]): {"balance": 10**24, "nonce": 0, "code": b"", "storage": {}} for a in ring.addresses}
-    alloc[bytes.fromhex(backend.faucet_address[2:])] = {"balance": FAUCET_BALANCE, "nonce": 0, "code": b"", "storage": {}}
-    stock = klass.from_genesis(AtomicDB(), {
-        "difficulty": 0, "gas_limit": 30_000_000, "timestamp": 1_700_000_000,
-        "coinbase": evm_constants.ZERO_ADDRESS, "extra_data": b"", "nonce": b"\x00" * 8,
-        "mix_hash": evm_constants.ZERO_HASH32,
-    }, alloc)
+    klass = MiningChain.configure(
+        __name__="Stock", vm_configuration=((0, PragueVM),), chain_id=backend.chain_id
+    )
+    alloc = {
+        bytes.fromhex(a[2:]): {"balance": 10**24, "nonce": 0, "code": b"", "storage": {}}
+        for a in ring.addresses
+    }
+    alloc[bytes.fromhex(backend.faucet_address[2:])] = {
+        "balance": FAUCET_BALANCE,
+        "nonce": 0,
+        "code": b"",
+        "storage": {},
+    }
+    stock = klass.from_genesis(
+        AtomicDB(),
+        {
+            "difficulty": 0,
+            "gas_limit": 30_000_000,
+            "timestamp": 1_700_000_000,
+            "coinbase": evm_constants.ZERO_ADDRESS,
+            "extra_data": b"",
+            "nonce": b"\x00" * 8,
+            "mix_hash": evm_constants.ZERO_HASH32,
+        },
+        alloc,
+    )
     assert stock.get_canonical_head().hash == backend.block(0).hash
     builder = PragueVM.get_transaction_builder()
     for number, (ts, raws) in enumerate(plan, start=1):
         parent = stock.get_canonical_head()
         stock.header = PragueVM.create_header_from_parent(
-            parent, timestamp=ts, gas_limit=30_000_000, coinbase=evm_constants.ZERO_ADDRESS)
+            parent, timestamp=ts, gas_limit=30_000_000, coinbase=evm_constants.ZERO_ADDRESS
+        )
         result, receipts, _ = stock.mine_all([builder.decode(r) for r in raws], timestamp=ts)
         ours = backend.block(number)
         assert result.imported_block.hash == ours.hash, f"block {number} differs"
@@ -418,5 +536,8 @@ def test_blocks_equal_stock_py_evm(compiled: Any) -> None:
     # and py-evm can read our blocks back from its database
     again = backend._chain.get_canonical_block_by_number(2)
     assert [tx.hash for tx in again.transactions] == [keccak(r) for r in plan[1][1]]
-    assert decode(["uint256", "uint256"], backend.receipt(keccak(plan[3][1][0])).output) == (1_700_000_050, 4)  # type: ignore[union-attr]
+    assert decode(["uint256", "uint256"], backend.receipt(keccak(plan[3][1][0])).output) == (
+        1_700_000_050,
+        4,
+    )  # type: ignore[union-attr]
     assert encode(["uint256"], [1])  # eth_abi available for the lifecycle layer

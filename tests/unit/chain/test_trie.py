@@ -25,7 +25,9 @@ def reference(items: list[bytes]) -> tuple[bytes, dict[bytes, bytes]]:
 @pytest.mark.parametrize("n", [0, 1, 2, 15, 16, 17, 127, 128, 129, 300])
 def test_root_and_nodes_match_hexary_trie(n: int) -> None:
     rnd = random.Random(n)
-    items = [rnd.randbytes(rnd.choice([1, 2, 5, 20, 31, 32, 33, 55, 56, 100, 300])) for _ in range(n)]
+    items = [
+        rnd.randbytes(rnd.choice([1, 2, 5, 20, 31, 32, 33, 55, 56, 100, 300])) for _ in range(n)
+    ]
     assert ordered_trie_root(items) == reference(items)
 
 
