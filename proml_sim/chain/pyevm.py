@@ -43,7 +43,9 @@ import coincurve
 import rlp
 from eth import constants as evm_constants
 from eth._utils.address import generate_contract_address
+from eth._utils.numeric import ceil32
 from eth.chains.base import Chain
+from eth.constants import GAS_SHA3, GAS_SHA3WORD
 from eth.db.account import AccountDB
 from eth.db.atomic import AtomicDB
 from eth.db.backends.memory import MemoryDB
@@ -60,8 +62,8 @@ from eth.vm.forks.spurious_dragon._utils import collect_touched_accounts
 from eth.vm.logic import stack as stack_logic
 from eth.vm.logic.invalid import InvalidOpcode
 from eth.vm.message import Message
-from eth.vm.opcode import _FastOpcode
-from eth.vm.opcode_values import STOP
+from eth.vm.opcode import _FastOpcode, as_opcode
+from eth.vm.opcode_values import SHA3, STOP
 from eth.vm.spoof import SpoofTransaction
 from eth_utils.address import to_canonical_address, to_checksum_address
 from eth_utils.exceptions import ValidationError
@@ -208,12 +210,56 @@ def _dispatch(
     return hit[1], hit[2]
 
 
+def _sha3(computation: Any) -> None:
+    """SHA3 as ``eth.vm.logic.sha3.sha3``, hashing with pysha3 directly."""
+    start_position, size = computation.stack_pop_ints(2)
+    computation.extend_memory(start_position, size)
+    data = computation.memory_read_bytes(start_position, size)
+    computation.consume_gas(GAS_SHA3WORD * (ceil32(len(data)) // 32), reason="SHA3: word gas cost")
+    computation.stack_push_bytes(keccak(data))
+
+
 class _Computation(PragueComputation):
     """PragueComputation with a tighter interpreter loop: the same opcode functions and gas
     costs, but gas is charged inline (no ``_FastOpcode.__call__`` -> ``consume_gas`` ->
     ``GasMeter.consume_gas`` chain per opcode), the code is read without a generator, and
     ``PUSHn`` (40% of executed opcodes) pushes its bytes directly, as ``push_XX`` does.
     (py-evm's DEBUG2 per-opcode trace is not emitted by this loop.)"""
+
+    opcodes = {**PragueComputation.opcodes, SHA3: as_opcode(_sha3, "SHA3", GAS_SHA3)}
+
+    def __init__(self, state: Any, message: Any, transaction_context: Any) -> None:
+        super().__init__(state, message, transaction_context)
+        # what py-evm's ``cached_property`` stack accessors would cache on first use (each
+        # first use also pays an ``asyncio.iscoroutinefunction`` check)
+        stack, d = self._stack, self.__dict__
+        d["stack_pop_ints"] = stack.pop_ints
+        d["stack_pop_bytes"] = stack.pop_bytes
+        d["stack_pop_any"] = stack.pop_any
+        d["stack_pop1_int"] = stack.pop1_int
+        d["stack_pop1_bytes"] = stack.pop1_bytes
+        d["stack_pop1_any"] = stack.pop1_any
+        d["stack_push_int"] = stack.push_int
+        d["stack_push_bytes"] = stack.push_bytes
+
+    def extend_memory(self, start_position: int, size: int) -> None:
+        # fast path: the range is inside the memory already (no gas, nothing to extend)
+        if start_position >= 0 and size >= 0 and start_position + size <= len(self._memory):
+            return
+        super().extend_memory(start_position, size)
+
+    def memory_write(self, start_position: int, size: int, value: bytes) -> None:
+        buf = self._memory._bytes  # type: ignore[attr-defined]
+        end = start_position + size
+        if (
+            size
+            and type(value) is bytes
+            and len(value) == size
+            and 0 <= start_position < end <= len(buf)
+        ):
+            buf[start_position:end] = value
+        else:  # py-evm's checks and errors
+            super().memory_write(start_position, size, value)
 
     @classmethod
     def apply_computation(
