@@ -49,9 +49,15 @@ from eth.constants import GAS_SHA3, GAS_SHA3WORD
 from eth.db.account import AccountDB
 from eth.db.atomic import AtomicDB
 from eth.db.backends.memory import MemoryDB
-from eth.exceptions import FullStack, Halt
+from eth.exceptions import FullStack, Halt, InsufficientStack
 from eth.rlp.accounts import Account
-from eth.validation import validate_canonical_address, validate_uint64, validate_uint256
+from eth.validation import (
+    validate_canonical_address,
+    validate_stack_bytes,
+    validate_stack_int,
+    validate_uint64,
+    validate_uint256,
+)
 from eth.vm.computation import NO_RESULT
 from eth.vm.forks.london.transactions import DynamicFeeTransaction
 from eth.vm.forks.prague import PragueVM
@@ -65,6 +71,7 @@ from eth.vm.message import Message
 from eth.vm.opcode import _FastOpcode, as_opcode
 from eth.vm.opcode_values import SHA3, STOP
 from eth.vm.spoof import SpoofTransaction
+from eth.vm.stack import Stack, to_bytes, to_int
 from eth_utils.address import to_canonical_address, to_checksum_address
 from eth_utils.exceptions import ValidationError
 
@@ -85,6 +92,7 @@ FAUCET_SEED = "proml-sim faucet"
 FAUCET_BALANCE = 10**30
 
 _ZERO_ADDRESS = b"\x00" * 20
+_UINT256_MAX = 2**256 - 1
 _SUCCESS = b"\x01"  # EIP-658 status byte
 _FAILURE = b""
 _TX_BASE_GAS = 21_000
@@ -210,6 +218,48 @@ def _dispatch(
     return hit[1], hit[2]
 
 
+class _Stack(Stack):
+    """py-evm's Stack with the hot paths flattened (same checks, same errors): items stay
+    ``int`` or ``bytes`` as pushed, and converting pops read them as big-endian."""
+
+    def push_int(self, value: int) -> None:
+        if len(self.values) > 1023:
+            raise FullStack("Stack limit reached")
+        if not 0 <= value <= _UINT256_MAX:
+            validate_stack_int(value)
+        self._append(value)
+
+    def push_bytes(self, value: bytes) -> None:
+        if len(self.values) > 1023:
+            raise FullStack("Stack limit reached")
+        if len(value) > 32:
+            validate_stack_bytes(value)
+        self._append(value)
+
+    def pop1_int(self) -> int:
+        try:
+            x = self._pop()
+        except IndexError:
+            raise InsufficientStack("Wanted 1 stack item, had none") from None
+        return x if type(x) is int else to_int(x)
+
+    def pop1_bytes(self) -> bytes:
+        try:
+            x = self._pop()
+        except IndexError:
+            raise InsufficientStack("Wanted 1 stack item, had none") from None
+        return x if type(x) is bytes else to_bytes(x)
+
+    def pop_ints(self, num_items: int) -> tuple[int, ...]:
+        values = self.values
+        if num_items > len(values):
+            raise InsufficientStack(f"Wanted {num_items} stack items, only had {len(values)}")
+        items = values[-num_items:]
+        del values[-num_items:]
+        items.reverse()
+        return tuple(x if type(x) is int else to_int(x) for x in items)
+
+
 def _sha3(computation: Any) -> None:
     """SHA3 as ``eth.vm.logic.sha3.sha3``, hashing with pysha3 directly."""
     start_position, size = computation.stack_pop_ints(2)
@@ -232,7 +282,8 @@ class _Computation(PragueComputation):
         super().__init__(state, message, transaction_context)
         # what py-evm's ``cached_property`` stack accessors would cache on first use (each
         # first use also pays an ``asyncio.iscoroutinefunction`` check)
-        stack, d = self._stack, self.__dict__
+        stack = self._stack = _Stack()
+        d = self.__dict__
         d["stack_pop_ints"] = stack.pop_ints
         d["stack_pop_bytes"] = stack.pop_bytes
         d["stack_pop_any"] = stack.pop_any
