@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -1030,11 +1031,10 @@ class PyEVMBackend(ChainBackend):
         want = to_checksum_address(address) if address is not None else None
         pattern = [None if t is None else bytes(t) for t in topics] if topics else []
         out = []
-        for log in self._logs:  # in chain order
-            if log.block_number < from_block:
-                continue
-            if log.block_number > to_block:
-                break
+        logs = self._logs  # in chain order: bisect the block range
+        lo = bisect_left(logs, from_block, key=_block_number)
+        hi = bisect_right(logs, to_block, lo=lo, key=_block_number)
+        for log in itertools.islice(logs, lo, hi):
             if want is not None and log.address != want:
                 continue
             if pattern:
@@ -1099,6 +1099,10 @@ class _GasView:
 
     def __init__(self, gas: int) -> None:
         self.gas = gas
+
+
+def _block_number(log: Log) -> int:
+    return log.block_number
 
 
 def _account(balance: int) -> dict[str, Any]:
