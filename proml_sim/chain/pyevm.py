@@ -72,7 +72,7 @@ from eth.vm.message import Message
 from eth.vm.opcode import _FastOpcode, as_opcode
 from eth.vm.opcode_values import SHA3, STOP
 from eth.vm.spoof import SpoofTransaction
-from eth.vm.stack import Stack, to_bytes, to_int
+from eth.vm.stack import Stack, to_bytes
 from eth_utils.address import to_canonical_address, to_checksum_address
 from eth_utils.exceptions import ValidationError
 
@@ -238,11 +238,12 @@ class _Stack(Stack):
         self._append(value)
 
     def pop1_int(self) -> int:
+        x: Any
         try:
             x = self._pop()
         except IndexError:
             raise InsufficientStack("Wanted 1 stack item, had none") from None
-        return x if type(x) is int else to_int(x)
+        return x if type(x) is int else int.from_bytes(x, "big")
 
     def pop1_bytes(self) -> bytes:
         try:
@@ -252,13 +253,22 @@ class _Stack(Stack):
         return x if type(x) is bytes else to_bytes(x)
 
     def pop_ints(self, num_items: int) -> tuple[int, ...]:
-        values = self.values
+        values: list[Any] = self.values
         if num_items > len(values):
             raise InsufficientStack(f"Wanted {num_items} stack items, only had {len(values)}")
+        if num_items == 2:
+            a, b = values.pop(), values.pop()
+            return (
+                a if type(a) is int else int.from_bytes(a, "big"),
+                b if type(b) is int else int.from_bytes(b, "big"),
+            )
         items = values[-num_items:]
         del values[-num_items:]
         items.reverse()
-        return tuple(x if type(x) is int else to_int(x) for x in items)
+        return tuple(x if type(x) is int else int.from_bytes(x, "big") for x in items)
+
+
+_JUMPDEST_CACHE: dict[bytes, tuple[set[int], set[int]]] = {}
 
 
 def _sha3(computation: Any) -> None:
@@ -284,6 +294,16 @@ class _Computation(PragueComputation):
         # what py-evm's ``cached_property`` stack accessors would cache on first use (each
         # first use also pays an ``asyncio.iscoroutinefunction`` check)
         stack = self._stack = _Stack()
+        # Which code positions are valid JUMPDESTs is a function of the code alone: share
+        # py-evm's per-CodeStream memo across the transactions that run the same code.
+        code = self.code
+        raw = code._raw_code_bytes  # type: ignore[attr-defined]
+        known = _JUMPDEST_CACHE.get(raw)
+        if known is None:
+            if len(_JUMPDEST_CACHE) > 512:
+                _JUMPDEST_CACHE.clear()
+            known = _JUMPDEST_CACHE[raw] = (set(), set())
+        code.valid_positions, code.invalid_positions = known  # type: ignore[attr-defined]
         d = self.__dict__
         d["stack_pop_ints"] = stack.pop_ints
         d["stack_pop_bytes"] = stack.pop_bytes
