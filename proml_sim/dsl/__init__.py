@@ -242,7 +242,7 @@ def _fmt(names: Iterable[str]) -> str:
     return ", ".join(f"'{n}'" for n in names)
 
 
-def _validate(  # noqa: C901 - one flat list of rules reads best
+def _validate(
     cls_name: str,
     roles: dict[str, Role],
     states: dict[str, State],

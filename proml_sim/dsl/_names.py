@@ -47,15 +47,15 @@ LANGUAGE_RESERVED = frozenset(
         "unsafe_mul", "unsafe_div", "pow_mod256", "shift", "create_copy_of",
         "create_minimal_proxy_to", "create_forwarder_to", "create_from_blueprint",
         "blockhash", "blobhash", "print", "breakpoint", "as_wei_value", "self", "msg", "block",
-        "tx", "chain", "this", "super", "default", "unreachable", "immutable", "storage",
+        "tx", "chain", "this", "super", "default", "unreachable", "storage",
         "memory", "calldata", "code", "balance", "codesize", "codehash", "is_contract",
         "init", "__init__", "__default__", "wei", "ether", "gwei", "finney", "szabo",
         # types
         "address", "bool", "bytes", "bytes4", "bytes20", "bytes32", "decimal", "int8", "int128",
         "int256", "uint8", "uint16", "uint32", "uint64", "uint128", "uint256", "String",
         "Bytes", "DynArray", "HashMap", "string", "int", "uint", "fixed", "ufixed", "real",
-        "function", "mapping", "contract", "struct", "modifier", "emit", "new", "delete",
-        "this", "payable", "ZERO_ADDRESS", "EMPTY_BYTES32", "MAX_INT128", "MIN_INT128",
+        "function", "mapping", "contract", "modifier", "emit", "new", "delete",
+        "ZERO_ADDRESS", "EMPTY_BYTES32", "MAX_INT128", "MIN_INT128",
         "MAX_DECIMAL", "MIN_DECIMAL", "MAX_UINT256", "ZERO_WEI",
         # denominations
         "ada", "babbage", "kwei", "lovelace", "mwei", "pwei", "shannon", "twei",
