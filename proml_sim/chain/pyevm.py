@@ -21,7 +21,15 @@ Where the time went and what changed (1,000 transactions of a small contract in 
   transaction) even when debug logging is off: our executor subclass is the same logic without
   them;
 * ``block.copy`` deep-copies every transaction (several times per block): the block object is
-  built once, with its final header.
+  built once, with its final header;
+* account writes (``Account.copy`` deep-copies, pyrlp encodes) are done directly; type-2
+  transactions are decoded without pyrlp's sedes layer (pyrlp still checks canonical RLP);
+* the interpreter (:class:`_Computation`): same opcode functions and gas costs, with gas charged
+  inline, ``PUSHn`` inlined, memory growth/writes, stack pops and SHA3 on cheaper paths, and the
+  JUMPDEST analysis of a code shared across the transactions that run it.
+
+Every change is a subclass of py-evm's Prague classes used only by this engine (no global patch),
+and ``tests/unit/chain/test_pyevm.py`` replays blocks through stock py-evm and compares hashes.
 
 Genesis funding: pass the accounts to fund as ``funded=``.  A faucet account with a fixed,
 published key (:data:`FAUCET_SEED`) is also funded, so later accounts can be paid with
