@@ -25,7 +25,7 @@ DA, DB = b"A" * 32, b"B" * 32
 @pytest.fixture
 def env():
     keys = KeyRing.from_seed("client-test", 6)
-    admin, op, dev, v1, v2, out = keys.addresses
+    admin, op, dev, v1, v2, _out = keys.addresses
     backend = PyEVMBackend(funded=keys.addresses)
     client = LifecycleClient.deploy(backend, compile_artefact(Model), keys.signer(admin), DA)
     s = keys.signer
@@ -37,8 +37,8 @@ def env():
 
 
 def test_full_model_flow_and_history(env):
-    keys, backend, c = env
-    admin, op, dev, v1, v2, _ = keys.addresses
+    keys, _backend, c = env
+    _admin, op, dev, v1, v2, _ = keys.addresses
     s = keys.signer
     mid = c.register(s(op), b"\x01" * 32)
     assert mid == c.artefact_id(op, b"\x01" * 32)
@@ -49,7 +49,8 @@ def test_full_model_flow_and_history(env):
     assert r.fired and c.state(mid) == "verified" and c.version(mid) == 3
     hist = c.history(mid)
     assert [h.step for h in hist] == ["register", "train", "verify"]
-    assert hist[1].actor == dev and hist[1].locator == "s3://m" and hist[1].inputs == (b"\x05" * 32,)
+    assert hist[1].actor == dev and hist[1].locator == "s3://m"
+    assert hist[1].inputs == (b"\x05" * 32,)
     assert c.fingerprint() == c.ir.fingerprint()
 
 
@@ -103,8 +104,8 @@ def test_pending_ops_many_per_block(env):
 
 
 def test_double_approval_and_separation_of_duty(env):
-    keys, backend, c = env
-    admin, op, dev, v1, v2, _ = keys.addresses
+    keys, _backend, c = env
+    admin, op, dev, v1, _v2, _ = keys.addresses
     s = keys.signer
     c.grant(s(admin), "verifier", dev, DB)
     mid = c.register(s(op), b"\x05" * 32)
@@ -117,14 +118,14 @@ def test_double_approval_and_separation_of_duty(env):
 
 
 def test_key_custody(env):
-    keys, backend, c = env
+    keys, _backend, _c = env
     other = KeyRing.from_seed("someone-else", 1)
     with pytest.raises(KeyCustodyError):
         other.signer(keys.addresses[1])
 
 
 def test_events_replay_into_storage(env):
-    keys, backend, c = env
+    keys, _backend, c = env
     admin, op, dev, v1, *_ = keys.addresses
     mid = c.register(keys.signer(op), b"\x06" * 32)
     c.fire(keys.signer(dev), "train", mid, DIG)
@@ -135,6 +136,6 @@ def test_events_replay_into_storage(env):
 
 
 def test_approve_refuses_single_approval_transitions(env):
-    keys, backend, c = env
+    keys, _backend, c = env
     with pytest.raises(ValueError, match="needs no approvals"):
         c.approve(keys.signer(keys.addresses[2]), "train", b"\x00" * 32)
