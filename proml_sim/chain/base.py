@@ -223,6 +223,12 @@ class ChainBackend(ABC):
         :class:`~proml_sim.errors.EngineError`.
         """
 
+    def release(self, snapshot_id: int) -> None:
+        """Forget a snapshot that will not be reverted to (frees what keeping it costs).
+
+        Unknown ids are ignored.  Engines without snapshot bookkeeping need not override it.
+        """
+
     # -- fees ------------------------------------------------------------------------------------
     @abstractmethod
     def base_fee(self) -> int:

@@ -1110,6 +1110,11 @@ class PyEVMBackend(ChainBackend):
         self._seq = snap.seq
         self._invalidate()
 
+    def release(self, snapshot_id: int) -> None:
+        self._snapshots.pop(snapshot_id, None)
+        if not self._snapshots:
+            self._db.undo = None  # nothing left to roll back to: stop journaling
+
     # -- fees -----------------------------------------------------------------------------------
     def base_fee(self) -> int:
         self._reader()

@@ -541,3 +541,15 @@ def test_blocks_equal_stock_py_evm(compiled: Any) -> None:
         4,
     )  # type: ignore[union-attr]
     assert encode(["uint256"], [1])  # eth_abi available for the lifecycle layer
+
+
+def test_release_forgets_a_snapshot_and_stops_journaling(
+    backend: PyEVMBackend, ring: KeyRing
+) -> None:
+    sid = backend.snapshot()
+    backend.produce_block()
+    backend.release(sid)
+    with pytest.raises(EngineError, match="unknown snapshot id"):
+        backend.revert(sid)
+    assert backend._db.undo is None
+    backend.release(12345)  # unknown ids are ignored
