@@ -1,0 +1,39 @@
+"""Discrete-event simulation of teams, networks and block production on a real EVM engine."""
+
+from proml_sim.sim.actors import (
+    Project,
+    StepDurations,
+    build_projects,
+    digest_of,
+    paper_workflow,
+    record_stream,
+)
+from proml_sim.sim.monitor import COLUMNS, Monitor
+from proml_sim.sim.network import REGIONS, NetworkModel, Outage, Partition
+from proml_sim.sim.profiles import PROFILES, ChainProfile, get_profile
+from proml_sim.sim.world import DEPTHS, Participant, Producer, SimBlock, SimTx, World, domain_id
+
+__all__ = [
+    "COLUMNS",
+    "DEPTHS",
+    "PROFILES",
+    "REGIONS",
+    "ChainProfile",
+    "Monitor",
+    "NetworkModel",
+    "Outage",
+    "Participant",
+    "Partition",
+    "Producer",
+    "Project",
+    "SimBlock",
+    "SimTx",
+    "StepDurations",
+    "World",
+    "build_projects",
+    "digest_of",
+    "domain_id",
+    "get_profile",
+    "paper_workflow",
+    "record_stream",
+]

@@ -1,0 +1,98 @@
+"""Monitors: one tidy row per transaction, kept in memory or streamed to a CSV file."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from proml_sim.errors import lifecycle_error_from_reason
+
+if TYPE_CHECKING:
+    from proml_sim.sim.world import SimTx, World
+
+COLUMNS = (
+    "time", "actor", "domain", "region", "artefact", "transition", "lifecycle", "tx", "nonce",
+    "submitted", "included", "confirmed", "final", "l1_s", "l12_s", "gas", "outcome", "block",
+    "reorged", "acted_on_orphan", "profile", "seed",
+)
+
+
+def _outcome(tx: SimTx) -> str:
+    r = tx.receipt
+    if r is None:
+        return "pending"
+    if r.status:
+        return "ok"
+    err = lifecycle_error_from_reason(r.revert_reason) if r.revert_reason else None
+    return f"reverted:{err.code if err else 'unknown'}"
+
+
+def row_of(world: World, tx: SimTx) -> dict[str, Any]:
+    inc = tx.confirmed.get(1)
+    conf = tx.confirmed.get(12)
+    art = tx.meta.get("artefact")
+    return {
+        "time": round(tx.submitted, 3),
+        "actor": tx.participant.name,
+        "domain": tx.participant.domain,
+        "region": tx.participant.region,
+        "artefact": art.hex() if isinstance(art, bytes) else (art or ""),
+        "transition": tx.meta.get("transition", tx.meta.get("method", "")),
+        "lifecycle": tx.meta.get("lifecycle", ""),
+        "tx": tx.hash.hex(),
+        "nonce": tx.nonce,
+        "submitted": round(tx.submitted, 3),
+        "included": round(inc, 3) if inc is not None else "",
+        "confirmed": round(conf, 3) if conf is not None else "",
+        "final": round(tx.final_at, 3) if tx.final_at is not None else "",
+        "l1_s": round(inc - tx.submitted, 3) if inc is not None else "",
+        "l12_s": round(conf - tx.submitted, 3) if conf is not None else "",
+        "gas": tx.receipt.gas_used if tx.receipt else "",
+        "outcome": _outcome(tx),
+        "block": tx.block.number if tx.block else "",
+        "reorged": tx.reorged,
+        "acted_on_orphan": tx.acted_on_orphan,
+        "profile": world.profile.name,
+        "seed": world.seed,
+    }
+
+
+class Monitor:
+    """Collects one row per transaction.
+
+    With ``path``, rows stream to a CSV file (``.part`` while running, renamed on
+    :meth:`close`), so memory stays bounded however long the run; ``keep=False`` keeps none in
+    memory.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, keep: bool = True) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.keep = keep or path is None
+        self.count = 0
+        self.path = Path(path) if path else None
+        self._fh: IO[str] | None = None
+        self._writer: Any = None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._part = self.path.with_name(self.path.name + ".part")
+            self._fh = open(self._part, "w", newline="")  # noqa: SIM115 - closed in close()
+            self._writer = csv.DictWriter(self._fh, fieldnames=COLUMNS)
+            self._writer.writeheader()
+
+    def record(self, world: World, tx: SimTx) -> None:
+        row = row_of(world, tx)
+        self.count += 1
+        if self.keep:
+            self.rows.append(row)
+        if self._writer is not None:
+            self._writer.writerow(row)
+
+    def close(self) -> None:
+        if self._fh is not None and not self._fh.closed:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            assert self.path is not None
+            os.replace(self._part, self.path)

@@ -1,0 +1,589 @@
+"""The simulated world: a simpy environment, a real chain engine, participants and block producers.
+
+Transactions are real: participants sign them with their own keys through the ordinary
+:class:`~proml_sim.chain.client.LifecycleClient`; the world holds them in a mempool model
+(what each block producer has heard, and when) and, when a producer makes a block, submits the
+transactions that producer would pick (heard before its template, nonce-ordered, highest tip
+first, up to the block gas limit and its mempool capacity) to the engine, which executes them
+in a block at the block's timestamp.  Gas, reverts and state are the engine's.
+
+Orphaned blocks really revert: the engine is snapshotted before a contested block; when the
+competing branch wins, the engine is reverted and the winner executed, and transactions that the
+winner lacks go back to the mempool.  Confirmations and finality are counted on the canonical
+chain as each participant's node sees it (block propagation delays, outages, partitions).
+
+There are no globals: every random draw comes from the world's seeded ``random.Random``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import rlp
+import simpy
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
+from proml_sim.chain import KeyRing
+from proml_sim.chain.base import BlockInfo, CallResult, ChainBackend, Log, Receipt
+from proml_sim.chain.client import LifecycleClient, PendingOp
+from proml_sim.compiler import compile_artefact
+from proml_sim.errors import EngineError
+from proml_sim.lifecycles import Dataset, Model
+from proml_sim.sim.monitor import Monitor
+from proml_sim.sim.network import REGIONS, NetworkModel
+from proml_sim.sim.profiles import ChainProfile, get_profile
+
+GENESIS_TS = 1_700_000_000
+#: Confirmation depths tracked for every transaction (L@1, L@12 of the paper).
+DEPTHS = (1, 12)
+
+
+def domain_id(name: str) -> bytes:
+    """A trust domain's on-chain id: its name, UTF-8, right-padded to 32 bytes."""
+    raw = name.encode()
+    if len(raw) > 32:
+        raise ValueError(f"trust domain name {name!r} is longer than 32 bytes; shorten it")
+    return raw.ljust(32, b"\0")
+
+
+@dataclass
+class Participant:
+    """One actor: its own keys, in one trust domain and region."""
+
+    name: str
+    domain: str
+    region: str
+    keys: KeyRing
+
+    @property
+    def address(self) -> str:
+        return self.keys.addresses[0]
+
+    @property
+    def signer(self) -> Any:
+        return self.keys.signer(self.address)
+
+
+@dataclass
+class SimTx:
+    """A transaction as the world sees it, with its measured times (simulated seconds)."""
+
+    hash: bytes
+    raw: bytes
+    sender: str
+    nonce: int
+    tip: int
+    gas: int
+    participant: Participant
+    op: PendingOp
+    meta: dict[str, Any]
+    submitted: float
+    arrivals: dict[str, float] = field(default_factory=dict)  # producer -> heard at
+    block: SimBlock | None = None
+    confirmed: dict[int, float] = field(default_factory=dict)  # depth -> seen by submitter
+    final_at: float | None = None
+    reorged: int = 0
+    acted_on_orphan: int = 0
+    receipt: Receipt | None = None
+    waiters: dict[int, list[simpy.Event]] = field(default_factory=dict)
+    done: bool = False
+
+
+@dataclass
+class SimBlock:
+    height: int
+    number: int  # engine block number
+    time: float  # simulated time it was produced
+    producer: str
+    region: str
+    txs: list[SimTx]
+    seen: dict[str, float] = field(default_factory=dict)  # region -> seen at
+    snapshot: int | None = None  # engine snapshot taken just before it (contested blocks)
+    gas_used: int = 0
+
+
+@dataclass(frozen=True)
+class Producer:
+    """A block producer (miner, validator, sealer) in a region.
+
+    ``censors``: trust domains whose transactions it never includes (insider attacks use it).
+    """
+
+    name: str
+    region: str
+    weight: float = 1.0
+    censors: frozenset[str] = frozenset()
+
+
+class _Gateway(ChainBackend):
+    """What participants' clients talk to: reads go to the engine; writes go to the world's
+    mempool model instead of the engine's pool; nonces count the world's pending transactions."""
+
+    name = "sim-gateway"
+
+    def __init__(self, world: World, engine: ChainBackend) -> None:
+        self.world = world
+        self.engine = engine
+        self.chain_id = self.engine.chain_id
+        self._nonces: dict[str, int] = {}
+        self._last_sender: str | None = None
+
+    def submit(self, raw_tx: bytes) -> bytes:
+        sender = self._last_sender
+        if sender is None:
+            raise EngineError("submit without next_nonce: sign through LifecycleClient")
+        self._last_sender = None
+        fields_ = rlp.decode(raw_tx[1:]) if raw_tx[:1] == b"\x02" else None
+        if fields_ is None:
+            raise EngineError("the simulator accepts EIP-1559 (type 2) transactions only")
+        nonce = int.from_bytes(fields_[1], "big")
+        tip = int.from_bytes(fields_[2], "big")
+        gas = int.from_bytes(fields_[4], "big")
+        if nonce != self._nonces.get(sender):
+            raise EngineError(f"nonce {nonce} out of order for {sender}")
+        self._nonces[sender] = nonce + 1
+        h = keccak(raw_tx)
+        self.world._accept(h, raw_tx, sender, nonce, tip, gas)
+        return h
+
+    def next_nonce(self, address: str) -> int:
+        address = to_checksum_address(address)
+        self._last_sender = address
+        if address not in self._nonces:
+            self._nonces[address] = self.engine.nonce(address)
+        return self._nonces[address]
+
+    def estimate_gas(self, sender: str, to: str | None, data: bytes, value: int = 0) -> int:
+        return self.engine.estimate_gas(sender, to, data, value)
+
+    def pending(self) -> tuple[bytes, ...]:
+        return tuple(h for h, t in self.world.txs.items() if t.block is None and not t.done)
+
+    def produce_block(self, timestamp: int | None = None, *, max_txs: int | None = None) -> Any:
+        raise EngineError("in a World, block producers make blocks; participants only submit")
+
+    def receipt(self, tx_hash: bytes) -> Receipt | None:
+        return self.engine.receipt(tx_hash)
+
+    def call(self, to: str | None, data: bytes, *, sender: str | None = None, value: int = 0
+             ) -> CallResult:
+        return self.engine.call(to, data, sender=sender, value=value)
+
+    def nonce(self, address: str) -> int:
+        return self.engine.nonce(address)
+
+    def balance(self, address: str) -> int:
+        return self.engine.balance(address)
+
+    def code(self, address: str) -> bytes:
+        return self.engine.code(address)
+
+    def head(self) -> BlockInfo:
+        return self.engine.head()
+
+    def block(self, number: int) -> BlockInfo:
+        return self.engine.block(number)
+
+    def logs(self, address: str | None = None, from_block: int = 0, to_block: int | None = None,
+             topics: list[bytes | None] | None = None) -> list[Log]:
+        return self.engine.logs(address, from_block, to_block, topics)
+
+    def snapshot(self) -> int:
+        raise EngineError("snapshots belong to the world's block production")
+
+    def revert(self, snapshot_id: int) -> None:
+        raise EngineError("snapshots belong to the world's block production")
+
+    def base_fee(self) -> int:
+        return self.engine.base_fee()
+
+    @property
+    def gas_limit(self) -> int:
+        return self.engine.gas_limit
+
+
+class World:
+    """``World(seed, profile, engine)``: the simpy environment, the chain and its producers.
+
+    Add participants with :meth:`add_participant` (or :meth:`add_team`), then :meth:`setup`
+    deploys the paper's lifecycle contracts and grants roles; start actor processes with
+    ``world.env.process(...)`` and run with :meth:`run`.
+    """
+
+    def __init__(
+        self,
+        seed: int,
+        profile: str | ChainProfile = "ropsten-2022",
+        engine: str = "pyevm",
+        *,
+        network: NetworkModel | None = None,
+        producers: Iterable[Producer] | None = None,
+        monitor: Monitor | None = None,
+        rpc_url: str | None = None,
+    ) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.profile = get_profile(profile)
+        self.engine_name = engine
+        self.rpc_url = rpc_url
+        self.network = network or NetworkModel()
+        self.env = simpy.Environment()
+        self.monitor = monitor or Monitor()
+        self.participants: dict[str, Participant] = {}
+        self.producers: list[Producer] = list(producers) if producers else self._default_producers()
+        self.txs: dict[bytes, SimTx] = {}
+        self.canon: list[SimBlock] = []
+        self.orphans: list[SimBlock] = []
+        self.backend: ChainBackend | None = None
+        self.clients: dict[str, LifecycleClient] = {}
+        self.admin: Participant | None = None
+        self._t0_ts = GENESIS_TS
+        self._contested: SimBlock | None = None
+        self._pending_meta: tuple[Participant, dict[str, Any], str, str] | None = None
+        self._started = False
+        self.stats = {"blocks": 0, "orphaned": 0, "reorged_txs": 0, "missed_slots": 0}
+
+    # -- set-up ------------------------------------------------------------------------------
+    def _default_producers(self) -> list[Producer]:
+        p = self.profile
+        n = p.sealers if p.consensus == "poa" else (1 if p.consensus == "fixed" else 6)
+        return [Producer(f"producer-{i}", REGIONS[i % len(REGIONS)]) for i in range(n)]
+
+    def add_participant(self, name: str, domain: str, region: str) -> Participant:
+        if self._started:
+            raise RuntimeError("add participants before World.setup()")
+        if name in self.participants:
+            raise ValueError(f"participant {name!r} already exists; names must be unique")
+        if region not in REGIONS:
+            raise ValueError(f"unknown region {region!r}; choose one of {', '.join(REGIONS)}")
+        domain_id(domain)
+        keys = KeyRing.from_seed(f"world-{self.seed}-{name}", 1, owner=name)
+        p = Participant(name, domain, region, keys)
+        self.participants[name] = p
+        return p
+
+    def setup(self, grants: Iterable[tuple[str, str, str]] = ()) -> None:
+        """Create the engine (funding every participant), deploy Dataset and Model, and grant
+        ``(participant, lifecycle, role)`` for each entry of ``grants``."""
+        if self._started:
+            raise RuntimeError("World.setup() runs once")
+        self._started = True
+        self.admin = self.add_participant_unchecked("consortium-admin", "consortium", "eu")
+        funded = [p.address for p in self.participants.values()]
+        self.backend = _make_engine(self.engine_name, funded, self.profile, self.rpc_url)
+        for cls in (Dataset, Model):
+            self.clients[cls.__name__] = LifecycleClient.deploy(
+                self.backend, compile_artefact(cls), self.admin.signer,
+                domain_id(self.admin.domain),
+            )
+        for name, lifecycle, role in grants:
+            p = self.participants[name]
+            self.clients[lifecycle].grant(self.admin.signer, role, p.address, domain_id(p.domain))
+        self._t0_ts = self.backend.head().timestamp + 1
+        self.gateway = _Gateway(self, self.backend)
+        self.sim_clients = {
+            name: LifecycleClient(self.gateway, c.compiled, c.address, automine=False)
+            for name, c in self.clients.items()
+        }
+        self.env.process(self._produce_blocks())
+
+    def add_participant_unchecked(self, name: str, domain: str, region: str) -> Participant:
+        keys = KeyRing.from_seed(f"world-{self.seed}-{name}", 1, owner=name)
+        p = Participant(name, domain, region, keys)
+        self.participants[name] = p
+        return p
+
+    # -- participants' side ----------------------------------------------------------------------
+    def send(self, who: Participant, lifecycle: str, method: str, *args: Any,
+             **meta: Any) -> Generator[Any, Any, SimTx]:
+        """Sign and submit one lifecycle call as ``who`` (waits while its node is down)."""
+        up = self.network.node_up_at(who.name, self.env.now)
+        if up > self.env.now:
+            yield self.env.timeout(up - self.env.now)
+        client = self.sim_clients[lifecycle]
+        self._pending_meta = (who, meta, lifecycle, method)
+        op = getattr(client, method)(who.signer, *args)
+        tx = self.txs[op.tx_hash]
+        tx.op = op
+        return tx
+
+    def confirmed(self, tx: SimTx, depth: int = 1) -> simpy.Event:
+        """An event that fires when ``tx``'s submitter sees it ``depth`` blocks deep."""
+        ev = self.env.event()
+        if depth in tx.confirmed:
+            ev.succeed(tx)
+        else:
+            tx.waiters.setdefault(depth, []).append(ev)
+        return ev
+
+    def result(self, tx: SimTx) -> Any:
+        """The decoded outcome of an included transaction (raises its lifecycle error)."""
+        return self.sim_clients[tx.meta["lifecycle"]].result(tx.op)
+
+    def _accept(self, h: bytes, raw: bytes, sender: str, nonce: int, tip: int, gas: int) -> None:
+        if self._pending_meta is None:
+            raise EngineError("transactions enter the world through World.send()")
+        who, meta, lifecycle, method = self._pending_meta
+        self._pending_meta = None
+        now = self.env.now
+        tx = SimTx(h, raw, sender, nonce, tip, gas, who, None,  # type: ignore[arg-type]
+                   {"lifecycle": lifecycle, "method": method, **meta}, now)
+        for p in self.producers:
+            delay = self.network.tx_delay(who.region, p.region, self.rng)
+            t = self.network.deliver_at(who.region, p.region, now, delay)
+            tx.arrivals[p.name] = self.network.node_up_at(p.name, t)
+        self.txs[h] = tx
+
+    # -- block production --------------------------------------------------------------------------
+    def _produce_blocks(self) -> Generator[Any, Any, None]:
+        p = self.profile
+        if p.consensus == "pow":
+            while True:
+                yield self.env.timeout(self.rng.expovariate(1.0 / p.block_time))
+                producer = self._weighted_producer()
+                template_age = self.rng.uniform(0.0, p.template_refresh)
+                empty = self.rng.random() < p.empty_block_rate
+                self._make_block(producer, self.env.now - template_age, p.stale_rate,
+                                 empty=empty)
+        elif p.consensus == "pos":
+            slot = 0
+            while True:
+                yield self.env.timeout(p.block_time)
+                slot += 1
+                if self.rng.random() < p.missed_slot_rate:
+                    self.stats["missed_slots"] += 1
+                    continue
+                self._make_block(self.rng.choice(self.producers), self.env.now, p.reorg_rate,
+                                 competitor_wins=1.0)
+        elif p.consensus == "poa":
+            n = 0
+            while True:
+                yield self.env.timeout(p.block_time)
+                in_turn = self.producers[n % len(self.producers)]
+                n += 1
+                producer, extra = in_turn, 0.0
+                offline = self.rng.random() < p.sealer_offline_rate
+                if offline or self.network.node_up_at(in_turn.name, self.env.now) > self.env.now:
+                    others = [s for s in self.producers if s is not in_turn] or [in_turn]
+                    producer = self.rng.choice(others)
+                    extra = self.rng.uniform(0.0, p.wiggle * len(self.producers) / 2)
+                if extra:
+                    yield self.env.timeout(extra)
+                self._make_block(producer, self.env.now, p.stale_rate)
+        else:
+            while True:
+                yield self.env.timeout(p.block_time)
+                self._make_block(self.producers[0], self.env.now, 0.0)
+
+    def _weighted_producer(self) -> Producer:
+        weights = [pr.weight for pr in self.producers]
+        return self.rng.choices(self.producers, weights=weights)[0]
+
+    def _select(self, producer: Producer, heard_by: float) -> list[SimTx]:
+        """What ``producer`` puts in a block built from what it heard by ``heard_by``."""
+        known = [
+            t for t in self.txs.values()
+            if t.block is None and not t.done and t.arrivals[producer.name] <= heard_by
+            and t.participant.domain not in producer.censors
+        ]
+        known.sort(key=lambda t: (-t.tip, t.submitted))
+        known = known[: self.profile.mempool_capacity]
+        next_nonce: dict[str, int] = {}
+        chosen: list[SimTx] = []
+        gas = 0
+        limit = self.profile.block_gas_limit
+        progress = True
+        remaining = sorted(known, key=lambda t: (t.sender, t.nonce))
+        by_sender: dict[str, list[SimTx]] = {}
+        for t in remaining:
+            by_sender.setdefault(t.sender, []).append(t)
+        # greedy by tip, each sender's transactions in nonce order
+        heads = {s: 0 for s in by_sender}
+        while progress:
+            progress = False
+            best: SimTx | None = None
+            for s, queue in by_sender.items():
+                i = heads[s]
+                if i >= len(queue):
+                    continue
+                cand = queue[i]
+                want = next_nonce.get(s)
+                if want is None:
+                    want = next_nonce[s] = self._chain_nonce(s)
+                if cand.nonce != want:
+                    continue
+                if best is None or (cand.tip, -cand.submitted) > (best.tip, -best.submitted):
+                    best = cand
+            if best is not None and gas + best.gas <= limit:
+                chosen.append(best)
+                gas += best.gas
+                heads[best.sender] += 1
+                next_nonce[best.sender] += 1
+                progress = True
+        return chosen
+
+    def _chain_nonce(self, sender: str) -> int:
+        assert self.backend is not None
+        return self.backend.nonce(sender)
+
+    def _timestamp(self) -> int:
+        assert self.backend is not None
+        return max(self._t0_ts + int(self.env.now), self.backend.head().timestamp + 1)
+
+    def _execute(self, producer: Producer, txs: list[SimTx], when: float) -> SimBlock:
+        assert self.backend is not None
+        for t in txs:
+            self.backend.submit(t.raw)
+        info = self.backend.produce_block(self._timestamp())
+        included = set(info.tx_hashes)
+        leftover = [t for t in txs if t.hash not in included]
+        if leftover:
+            raise EngineError(
+                f"engine left {len(leftover)} selected transaction(s) pending; the world's "
+                "selection and the engine disagree (nonce or gas accounting)"
+            )
+        block = SimBlock(len(self.canon) + 1, info.number, when, producer.name, producer.region,
+                         txs, gas_used=info.gas_used)
+        for t in txs:
+            t.block = block
+            t.receipt = self.backend.receipt(t.hash)
+        return block
+
+    def _make_block(self, producer: Producer, heard_by: float, contest_rate: float,
+                    competitor_wins: float = 0.5, *, empty: bool = False) -> None:
+        assert self.backend is not None
+        if self._contested is not None:
+            self._resolve_contest(competitor_wins)
+        txs = [] if empty else self._select(producer, heard_by)
+        contested = self.rng.random() < contest_rate
+        snap = self.backend.snapshot() if contested else None
+        block = self._execute(producer, txs, self.env.now)
+        block.snapshot = snap
+        self._append(block)
+        if contested:
+            self._contested = block
+
+    def _resolve_contest(self, competitor_wins: float) -> None:
+        """The block after a contested one decides: keep it, or reorganise onto a competitor."""
+        assert self.backend is not None
+        loser = self._contested
+        self._contested = None
+        assert loser is not None and loser.snapshot is not None
+        if loser is not self.canon[-1] or self.rng.random() >= competitor_wins:
+            self.backend.release(loser.snapshot)
+            return
+        # reorg: drop the contested block, execute the competitor at the same height
+        self.backend.revert(loser.snapshot)
+        self.backend.release(loser.snapshot)
+        self.canon.pop()
+        self.orphans.append(loser)
+        self.stats["orphaned"] += 1
+        for t in loser.txs:
+            self._unconfirm(t)
+        if self.profile.consensus == "pos":
+            return  # the next proposer simply builds on the parent (a missed block)
+        others = [p for p in self.producers if p.name != loser.producer] or self.producers
+        rival = self.rng.choice(others)
+        # the rival built its own template: most of what the loser had, in its own order
+        in_loser = {x.hash for x in loser.txs}
+        dropped: set[str] = set()
+        keep = []
+        for t in self._select(rival, loser.time):
+            if t.sender in dropped:
+                continue  # keep each sender's nonces contiguous
+            if t.hash in in_loser or self.rng.random() < 0.5:
+                keep.append(t)
+            else:
+                dropped.add(t.sender)
+        block = self._execute(rival, keep, loser.time)
+        self._append(block)
+
+    def _unconfirm(self, t: SimTx) -> None:
+        t.block = None
+        t.receipt = None
+        t.reorged += 1
+        self.stats["reorged_txs"] += 1
+        if t.confirmed:
+            t.acted_on_orphan += 1
+        t.confirmed.clear()
+        t.final_at = None
+
+    def _seen(self, block: SimBlock, region: str) -> float:
+        t = block.seen.get(region)
+        if t is None:
+            delay = self.network.block_delay(block.region, region, self.rng)
+            t = self.network.deliver_at(block.region, region, max(block.time, self.env.now), delay)
+            block.seen[region] = t
+        return t
+
+    def _append(self, block: SimBlock) -> None:
+        self.canon.append(block)
+        self.stats["blocks"] += 1
+        head = block.height
+        for depth in DEPTHS:
+            h = head - depth + 1
+            if h < 1:
+                continue
+            for t in self.canon[h - 1].txs:
+                if depth in t.confirmed:
+                    continue
+                seen = self.network.node_up_at(t.participant.name, self._seen(block,
+                                                                               t.participant.region))
+                t.confirmed[depth] = seen
+                for ev in t.waiters.pop(depth, []):
+                    self._fire_at(ev, seen, t)
+                if depth == max(DEPTHS):
+                    self._maybe_finish(t)
+        fin = self.profile.finality_time_blocks()
+        if fin is not None:
+            h = head - fin
+            if h >= 1:
+                for t in self.canon[h - 1].txs:
+                    if t.final_at is None:
+                        t.final_at = self._seen(block, t.participant.region)
+
+    def _fire_at(self, ev: simpy.Event, when: float, value: Any) -> None:
+        def fire(_: simpy.Event) -> None:
+            ev.succeed(value)
+
+        self.env.timeout(max(0.0, when - self.env.now)).callbacks.append(fire)
+
+    def _maybe_finish(self, t: SimTx) -> None:
+        if t.done:
+            return
+        t.done = True
+        self.monitor.record(self, t)
+
+    # -- running ------------------------------------------------------------------------------
+    def run(self, until: float) -> None:
+        """Advance simulated time to ``until`` seconds, then flush unfinished rows."""
+        if not self._started:
+            raise RuntimeError("call World.setup() before World.run()")
+        self.env.run(until=until)
+
+    def finish(self) -> None:
+        for t in self.txs.values():
+            if not t.done:
+                t.done = True
+                self.monitor.record(self, t)
+        self.monitor.close()
+
+
+def _make_engine(engine: str, funded: list[str], profile: ChainProfile,
+                 rpc_url: str | None) -> ChainBackend:
+    try:
+        from proml_sim.chain.engines import make_backend
+    except ImportError:  # engines module not present: the py-evm engine only
+        if engine != "pyevm":
+            raise ValueError(f"unknown engine {engine!r}; this build has only 'pyevm'") from None
+        from proml_sim.chain import PyEVMBackend
+
+        return PyEVMBackend(funded=funded, gas_limit=profile.block_gas_limit)
+    backend: ChainBackend = make_backend(engine, funded=funded, rpc_url=rpc_url,
+                                         gas_limit=profile.block_gas_limit)
+    return backend
+
