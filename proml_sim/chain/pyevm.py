@@ -41,15 +41,12 @@ system calls (EIP-4788 beacon root, EIP-2935 history contract) and carry no requ
 
 from __future__ import annotations
 
-import heapq
 import itertools
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
-import coincurve
-import rlp
 from eth import constants as evm_constants
 from eth._utils.address import generate_contract_address
 from eth._utils.numeric import ceil32
@@ -84,10 +81,20 @@ from eth.vm.stack import Stack, to_bytes
 from eth_utils.address import to_canonical_address, to_checksum_address
 from eth_utils.exceptions import ValidationError
 
+from proml_sim.chain._txpool import (
+    TX_BASE_GAS,
+    PendingTx,
+    TxPool,
+    decode_type2_items,
+    encode_receipt,
+    recover_typed_sender,
+    rlp_uint,
+    scalar,
+)
 from proml_sim.chain.abi import decode_revert_reason
-from proml_sim.chain.accounts import SECP256K1_N, Signer, TxSender, derive_private_keys
+from proml_sim.chain.accounts import Signer, TxSender, derive_private_keys
 from proml_sim.chain.base import BlockInfo, CallResult, ChainBackend, Log, Receipt
-from proml_sim.chain.trie import keccak, ordered_trie_root, rlp_encode_bytes, rlp_encode_list
+from proml_sim.chain.trie import keccak, ordered_trie_root, rlp_encode_list
 from proml_sim.errors import (
     EngineError,
     TransactionFailed,
@@ -96,16 +103,14 @@ from proml_sim.errors import (
 
 __all__ = ["FAUCET_SEED", "PyEVMBackend"]
 
+_recover_typed_sender = recover_typed_sender  # the name tests and older code import
+
 FAUCET_SEED = "proml-sim faucet"
 """Seed of the faucet key (``derive_private_keys(FAUCET_SEED, 1)[0]``): public on purpose."""
 FAUCET_BALANCE = 10**30
 
 _ZERO_ADDRESS = b"\x00" * 20
 _UINT256_MAX = 2**256 - 1
-_SUCCESS = b"\x01"  # EIP-658 status byte
-_FAILURE = b""
-_TX_BASE_GAS = 21_000
-_FLOOR_PER_TOKEN = 10  # EIP-7623
 _MISSING = object()
 
 
@@ -181,8 +186,8 @@ class _AccountDB(AccountDB):
     def _set_account(self, address: Any, account: Any) -> None:
         self._account_cache[address] = account
         self._journaltrie[address] = rlp_encode_list(
-            _rlp_uint(account.nonce)
-            + _rlp_uint(account.balance)
+            rlp_uint(account.nonce)
+            + rlp_uint(account.balance)
             + b"\xa0"
             + account.storage_root
             + b"\xa0"
@@ -457,51 +462,12 @@ class _UndoDB(MemoryDB):
 # pool entries
 # ---------------------------------------------------------------------------------------------
 @dataclass(slots=True)
-class _Pending:
-    hash: bytes
-    raw: bytes
-    tx: Any  # py-evm signed transaction, sender and hash pre-set
-    sender: bytes
-    nonce: int
-    gas: int
-    max_fee: int
-    tip: int  # max priority fee (legacy: gas price)
-    seq: int
-    typed: bool
-
-
-@dataclass(slots=True)
 class _Snapshot:
     undo_position: int
     head: Any
     n_blocks: int
-    pool: dict[bytes, _Pending]
-    seq: int
+    pool: tuple[dict[bytes, PendingTx], int]
     n_logs: int
-
-
-def _rlp_walk(buf: bytes, pos: int) -> tuple[int, int]:
-    """(payload start, item end) of the RLP item at ``pos``."""
-    b0 = buf[pos]
-    if b0 < 0x80:
-        return pos, pos + 1
-    if b0 < 0xB8:
-        return pos + 1, pos + 1 + b0 - 0x80
-    if b0 < 0xC0:
-        ll = b0 - 0xB7
-        return pos + 1 + ll, pos + 1 + ll + int.from_bytes(buf[pos + 1 : pos + 1 + ll], "big")
-    if b0 < 0xF8:
-        return pos + 1, pos + 1 + b0 - 0xC0
-    ll = b0 - 0xF7
-    return pos + 1 + ll, pos + 1 + ll + int.from_bytes(buf[pos + 1 : pos + 1 + ll], "big")
-
-
-def _scalar(item: Any, field: str) -> int:
-    if not isinstance(item, bytes):
-        raise EngineError(f"malformed transaction: field {field} must be a scalar")
-    if item[:1] == b"\x00":
-        raise EngineError(f"malformed transaction: field {field} has leading zero bytes")
-    return int.from_bytes(item, "big")
 
 
 def _decode_dynamic_fee(raw: bytes) -> Any:
@@ -509,99 +475,25 @@ def _decode_dynamic_fee(raw: bytes) -> Any:
     (a third of the submit cost).  pyrlp's strict raw decoder still checks the RLP is canonical;
     scalars are checked for leading zeros here, ranges by ``tx.validate()`` afterwards.
     Transactions with a non-empty access list take py-evm's own decoder."""
-    try:
-        items = rlp.decode(raw[1:], strict=True)
-    except rlp.DecodingError as exc:
-        raise EngineError(f"malformed transaction: {exc}") from None
-    if not isinstance(items, list) or len(items) != 12:
-        raise EngineError("malformed transaction: a type-2 transaction is a list of 12 fields")
+    items = decode_type2_items(raw)
     if items[8] != []:
         return _PRAGUE_TX_BUILDER.decode(raw)
     to, data = items[5], items[7]
     if not isinstance(to, bytes) or len(to) not in (0, 20) or not isinstance(data, bytes):
         raise EngineError("malformed transaction: 'to' must be empty or 20 bytes, data bytes")
     names = ("chain_id", "nonce", "max_priority_fee_per_gas", "max_fee_per_gas", "gas")
-    head = [_scalar(items[i], names[i]) for i in range(5)]
+    head = [scalar(items[i], names[i]) for i in range(5)]
     inner = DynamicFeeTransaction(
         *head,
         to,
-        _scalar(items[6], "value"),
+        scalar(items[6], "value"),
         data,
         [],
-        _scalar(items[9], "y_parity"),
-        _scalar(items[10], "r"),
-        _scalar(items[11], "s"),
+        scalar(items[9], "y_parity"),
+        scalar(items[10], "r"),
+        scalar(items[11], "s"),
     )
     return _TYPED_TX_CLASS(2, inner)
-
-
-def _recover_typed_sender(raw: bytes, tx: Any) -> bytes:
-    """Sender of a type-2 transaction: ecrecover over keccak(0x02 || rlp(first 9 fields)).
-
-    The signing payload is sliced from the raw bytes (the decoder has checked they are canonical
-    RLP), which saves re-encoding the transaction."""
-    start, _ = _rlp_walk(raw, 1)
-    pos = start
-    for _ in range(9):
-        pos = _rlp_walk(raw, pos)[1]
-    digest = keccak(raw[:1] + rlp_encode_list(raw[start:pos]))
-    y, r, s = tx.y_parity, tx.r, tx.s
-    if y not in (0, 1) or not 0 < r < SECP256K1_N or not 0 < s <= SECP256K1_N // 2:
-        raise EngineError("bad signature: y_parity must be 0/1, r in [1,n), s in [1,n/2] (EIP-2)")
-    try:
-        public = coincurve.PublicKey.from_signature_and_message(
-            r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes((y,)), digest, hasher=None
-        )
-    except Exception as exc:
-        raise EngineError(f"bad signature: no public key recovers from it ({exc})") from None
-    return keccak(public.format(compressed=False)[1:])[12:]
-
-
-def _bloom_add(bloom: int, value: bytes) -> int:
-    h = keccak(value)
-    for i in (0, 2, 4):
-        bloom |= 1 << (((h[i] << 8) | h[i + 1]) & 2047)
-    return bloom
-
-
-def _rlp_uint(value: int) -> bytes:
-    if value == 0:
-        return b"\x80"
-    if value < 0x80:
-        return bytes((value,))
-    b = value.to_bytes((value.bit_length() + 7) // 8, "big")
-    return bytes((0x80 + len(b),)) + b
-
-
-def _encode_receipt(
-    typed_prefix: bytes,
-    status: bool,
-    cumulative_gas: int,
-    logs: tuple[tuple[bytes, tuple[int, ...], bytes], ...],
-) -> tuple[bytes, int]:
-    """(consensus encoding of a receipt, its bloom as an int)."""
-    bloom = 0
-    encoded_logs = []
-    for address, topics, data in logs:
-        bloom = _bloom_add(bloom, address)
-        topic_bytes = [t.to_bytes(32, "big") for t in topics]
-        for t in topic_bytes:
-            bloom = _bloom_add(bloom, t)
-        encoded_logs.append(
-            rlp_encode_list(
-                rlp_encode_bytes(address)
-                + rlp_encode_list(b"".join(b"\xa0" + t for t in topic_bytes))
-                + rlp_encode_bytes(data)
-            )
-        )
-    body = rlp_encode_list(
-        rlp_encode_bytes(_SUCCESS if status else _FAILURE)
-        + _rlp_uint(cumulative_gas)
-        + b"\xb9\x01\x00"
-        + bloom.to_bytes(256, "big")
-        + rlp_encode_list(b"".join(encoded_logs))
-    )
-    return typed_prefix + body, bloom
 
 
 # ---------------------------------------------------------------------------------------------
@@ -651,14 +543,11 @@ class PyEVMBackend(ChainBackend):
         self._blocks: list[BlockInfo] = [self._block_info(self._head, ())]
         self._receipts: dict[bytes, Receipt] = {}
         self._logs: list[Log] = []
-        self._pool: dict[bytes, _Pending] = {}
-        self._by_sender: dict[bytes, dict[int, _Pending]] = {}
-        self._seq = 0
+        self._pool = TxPool()
         self._snapshots: dict[int, _Snapshot] = {}
         self._snapshot_ids = itertools.count(1)
         self._read_vm: Any = None
         self._next_base_fee = 0
-        self._next_nonce_cache: dict[bytes, int] = {}
         self._checksums: dict[bytes, str] = {}
         self._canonicals: dict[str, bytes] = {}
         self._builder = _VM.get_transaction_builder()
@@ -710,7 +599,7 @@ class PyEVMBackend(ChainBackend):
 
     def _invalidate(self) -> None:
         self._read_vm = None
-        self._next_nonce_cache.clear()
+        self._pool.invalidate()
 
     @property
     def faucet_address(self) -> str:
@@ -719,7 +608,7 @@ class PyEVMBackend(ChainBackend):
 
     def faucet_send(self, to: str, wei: int) -> bytes:
         """Submit a transfer of ``wei`` from the faucet to ``to``; it lands in the next block."""
-        return TxSender(self, self._faucet).send(to, b"", gas=_TX_BASE_GAS, value=wei)
+        return TxSender(self, self._faucet).send(to, b"", gas=TX_BASE_GAS, value=wei)
 
     # -- transactions ---------------------------------------------------------------------------
     def submit(self, raw_tx: bytes) -> bytes:
@@ -744,7 +633,7 @@ class PyEVMBackend(ChainBackend):
                     f"transaction is signed for chain id {tx.chain_id}, this chain is "
                     f"{self.chain_id}"
                 )
-            sender = _recover_typed_sender(raw_tx, tx)
+            sender = recover_typed_sender(raw_tx, tx)
             max_fee, tip = tx.max_fee_per_gas, tx.max_priority_fee_per_gas
         else:
             if tx.chain_id is None:
@@ -767,54 +656,30 @@ class PyEVMBackend(ChainBackend):
         # hand py-evm what we verified, so it neither recovers nor hashes again
         tx.__dict__["sender"] = sender
         tx.__dict__["hash"] = tx_hash
-        if tx_hash in self._pool or tx_hash in self._receipts:
+        if tx_hash in self._pool.entries or tx_hash in self._receipts:
             raise EngineError(f"transaction 0x{tx_hash.hex()} is already known")
-        nonce, gas = tx.nonce, tx.gas
-        if gas > self._gas_limit:
-            raise EngineError(f"gas limit {gas} is above the block gas limit {self._gas_limit}")
-        data = tx.data
-        zeros = data.count(0)
-        floor = _TX_BASE_GAS + _FLOOR_PER_TOKEN * (zeros + 4 * (len(data) - zeros))
-        needed = max(tx.intrinsic_gas, floor)
-        if gas < needed:
-            raise EngineError(
-                f"gas limit {gas} is below the intrinsic gas {needed} of this transaction"
-            )
-        state = self._reader()
-        confirmed = state.get_nonce(sender)
-        if nonce < confirmed:
-            raise EngineError(
-                f"nonce {nonce} of {self._cs(sender)} is already used (confirmed nonce is "
-                f"{confirmed}); use next_nonce()"
-            )
-        queue = self._by_sender.get(sender)
-        if queue is not None and nonce in queue:
-            raise EngineError(
-                f"nonce {nonce} of {self._cs(sender)} is already used by pending transaction "
-                f"0x{queue[nonce].hash.hex()} (no replacement); use next_nonce()"
-            )
-        cost = gas * max_fee + tx.value
-        balance = state.get_balance(sender)
-        if balance < cost:
-            raise EngineError(
-                f"sender {self._cs(sender)} cannot pay: balance {balance} wei < gas * max_fee + "
-                f"value = {cost} wei"
-            )
-        entry = _Pending(tx_hash, raw_tx, tx, sender, nonce, gas, max_fee, tip, self._seq, typed)
-        self._seq += 1
-        self._pool[tx_hash] = entry
-        if queue is None:
-            queue = self._by_sender[sender] = {}
-        queue[nonce] = entry
-        cached = self._next_nonce_cache.get(sender)
-        if cached is not None and cached == nonce:
-            while cached in queue:
-                cached += 1
-            self._next_nonce_cache[sender] = cached
+        self._pool.admit(
+            tx_hash,
+            raw_tx,
+            tx,
+            sender,
+            nonce=tx.nonce,
+            gas=tx.gas,
+            max_fee=max_fee,
+            tip=tip,
+            typed=typed,
+            value=tx.value,
+            data=tx.data,
+            intrinsic=tx.intrinsic_gas,
+            gas_limit=self._gas_limit,
+            confirmed_nonce=self._reader().get_nonce,
+            balance=self._reader().get_balance,
+            checksum=self._cs,
+        )
         return tx_hash
 
     def pending(self) -> tuple[bytes, ...]:
-        return tuple(self._pool)
+        return tuple(self._pool.entries)
 
     def produce_block(
         self, timestamp: int | None = None, *, max_txs: int | None = None
@@ -832,28 +697,19 @@ class PyEVMBackend(ChainBackend):
         state: Any = vm.state
         base_fee = header.base_fee_per_gas
         gas_limit = header.gas_limit
-        limit = len(self._pool) if max_txs is None else max_txs
+        limit = len(self._pool.entries) if max_txs is None else max_txs
+        selection = self._pool.select(base_fee, state.get_nonce)
 
-        # Builder order: a heap of each sender's next transaction by (-effective tip, arrival).
-        heap: list[tuple[int, int, bytes]] = []
-        cursor: dict[bytes, int] = {}
-        for sender, queue in self._by_sender.items():
-            nonce = state.get_nonce(sender)
-            cursor[sender] = nonce
-            head_tx = queue.get(nonce)
-            if head_tx is not None and head_tx.max_fee >= base_fee:
-                heap.append((-min(head_tx.tip, head_tx.max_fee - base_fee), head_tx.seq, sender))
-        heapq.heapify(heap)
-
-        included: list[_Pending] = []
-        executed: list[tuple[_Pending, Any, int, int, tuple[Any, ...]]] = []
+        included: list[PendingTx] = []
+        executed: list[tuple[PendingTx, Any, int, int, tuple[Any, ...]]] = []
         receipt_encodings: list[bytes] = []
         gas_used = 0
         bloom = 0
         finalize_gas_used = vm.finalize_gas_used
-        while heap and len(included) < limit and gas_limit - gas_used >= _TX_BASE_GAS:
-            _, _, sender = heapq.heappop(heap)
-            entry = self._by_sender[sender][cursor[sender]]
+        while len(included) < limit and gas_limit - gas_used >= TX_BASE_GAS:
+            entry = selection.pop()
+            if entry is None:
+                break
             if gas_used + entry.gas > gas_limit:
                 continue  # does not fit: this sender waits for the next block
             state.lock_changes()
@@ -866,17 +722,14 @@ class PyEVMBackend(ChainBackend):
             tx_gas = finalize_gas_used(entry.tx, computation)
             gas_used += tx_gas
             logs = computation.get_log_entries()
-            encoding, tx_bloom = _encode_receipt(
+            encoding, tx_bloom = encode_receipt(
                 b"\x02" if entry.typed else b"", not computation.is_error, gas_used, logs
             )
             bloom |= tx_bloom
             receipt_encodings.append(encoding)
             included.append(entry)
             executed.append((entry, computation, tx_gas, gas_used, logs))
-            nxt = self._by_sender[sender].get(entry.nonce + 1)
-            cursor[sender] = entry.nonce + 1
-            if nxt is not None and nxt.max_fee >= base_fee:
-                heapq.heappush(heap, (-min(nxt.tip, nxt.max_fee - base_fee), nxt.seq, sender))
+            selection.included(entry)
 
         chaindb: Any = self._chain.chaindb
         tx_root, tx_nodes = ordered_trie_root([e.raw for e in included])
@@ -897,28 +750,13 @@ class PyEVMBackend(ChainBackend):
         self._head = header
         self._invalidate()
         self._index_block(header, executed, base_fee)
-        for entry in included:
-            del self._pool[entry.hash]
-            queue = self._by_sender[entry.sender]
-            del queue[entry.nonce]
-            if not queue:
-                del self._by_sender[entry.sender]
-        # transactions whose nonce is now used by nobody else are stale: drop them
-        for sender in list(self._by_sender):
-            confirmed = cursor.get(sender)
-            if confirmed is None:
-                continue
-            queue = self._by_sender[sender]
-            for n in [n for n in queue if n < confirmed]:
-                del self._pool[queue.pop(n).hash]
-            if not queue:
-                del self._by_sender[sender]
+        self._pool.remove_block(included, selection.cursor)
         return self._blocks[-1]
 
     def _index_block(
         self,
         header: Any,
-        executed: list[tuple[_Pending, Any, int, int, tuple[Any, ...]]],
+        executed: list[tuple[PendingTx, Any, int, int, tuple[Any, ...]]],
         base_fee: int,
     ) -> None:
         number, block_hash, ts = header.block_number, header.hash, header.timestamp
@@ -1022,16 +860,10 @@ class PyEVMBackend(ChainBackend):
         return cast(int, self._reader().get_nonce(self._canon(address)))
 
     def next_nonce(self, address: str) -> int:
-        sender = self._canon(address)
-        cached = self._next_nonce_cache.get(sender)
-        if cached is None:
-            cached = self._reader().get_nonce(sender)
-            queue = self._by_sender.get(sender)
-            if queue:
-                while cached in queue:
-                    cached += 1
-            self._next_nonce_cache[sender] = cached
-        return cached
+        return self._pool.next_nonce(self._canon(address), self._confirmed_nonce)
+
+    def _confirmed_nonce(self, sender: bytes) -> int:
+        return cast(int, self._reader().get_nonce(sender))
 
     def balance(self, address: str) -> int:
         return cast(int, self._reader().get_balance(self._canon(address)))
@@ -1082,8 +914,7 @@ class PyEVMBackend(ChainBackend):
             undo_position=len(self._db.undo),
             head=self._head,
             n_blocks=len(self._blocks),
-            pool=dict(self._pool),
-            seq=self._seq,
+            pool=self._pool.snapshot(),
             n_logs=len(self._logs),
         )
         return sid
@@ -1103,11 +934,7 @@ class PyEVMBackend(ChainBackend):
         del self._blocks[snap.n_blocks :]
         del self._logs[snap.n_logs :]
         self._head = snap.head
-        self._pool = dict(snap.pool)
-        self._by_sender = {}
-        for entry in self._pool.values():
-            self._by_sender.setdefault(entry.sender, {})[entry.nonce] = entry
-        self._seq = snap.seq
+        self._pool.restore(snap.pool)
         self._invalidate()
 
     def release(self, snapshot_id: int) -> None:

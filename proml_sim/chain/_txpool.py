@@ -1,0 +1,347 @@
+"""Pieces every in-process engine shares: raw-transaction decoding and sender recovery, the
+pending pool with Ethereum block-builder ordering, and consensus receipt encoding.
+
+:class:`~proml_sim.chain.pyevm.PyEVMBackend` and :class:`~proml_sim.chain.revm.RevmBackend` both
+admit transactions and pick them for a block through :class:`TxPool`, so the two engines follow
+the same pool rules (see :meth:`~proml_sim.chain.base.ChainBackend.submit` and
+:meth:`~proml_sim.chain.base.ChainBackend.produce_block`) by construction.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import coincurve
+import rlp
+
+from proml_sim.chain.accounts import SECP256K1_N
+from proml_sim.chain.trie import keccak, rlp_encode_bytes, rlp_encode_list
+from proml_sim.errors import EngineError
+
+TX_BASE_GAS = 21_000
+FLOOR_PER_TOKEN = 10  # EIP-7623: floor gas per calldata token
+_SUCCESS = b"\x01"  # EIP-658 status byte
+_FAILURE = b""
+
+
+# ---------------------------------------------------------------------------------------------
+# RLP and transaction decoding
+# ---------------------------------------------------------------------------------------------
+def rlp_walk(buf: bytes, pos: int) -> tuple[int, int]:
+    """(payload start, item end) of the RLP item at ``pos``."""
+    b0 = buf[pos]
+    if b0 < 0x80:
+        return pos, pos + 1
+    if b0 < 0xB8:
+        return pos + 1, pos + 1 + b0 - 0x80
+    if b0 < 0xC0:
+        ll = b0 - 0xB7
+        return pos + 1 + ll, pos + 1 + ll + int.from_bytes(buf[pos + 1 : pos + 1 + ll], "big")
+    if b0 < 0xF8:
+        return pos + 1, pos + 1 + b0 - 0xC0
+    ll = b0 - 0xF7
+    return pos + 1 + ll, pos + 1 + ll + int.from_bytes(buf[pos + 1 : pos + 1 + ll], "big")
+
+
+def rlp_uint(value: int) -> bytes:
+    """RLP encoding of a non-negative integer."""
+    if value == 0:
+        return b"\x80"
+    if value < 0x80:
+        return bytes((value,))
+    b = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    return bytes((0x80 + len(b),)) + b
+
+
+def scalar(item: Any, field: str) -> int:
+    """A canonical RLP scalar (bytes without leading zeros) as an int."""
+    if not isinstance(item, bytes):
+        raise EngineError(f"malformed transaction: field {field} must be a scalar")
+    if item[:1] == b"\x00":
+        raise EngineError(f"malformed transaction: field {field} has leading zero bytes")
+    return int.from_bytes(item, "big")
+
+
+def decode_type2_items(raw: bytes) -> list[Any]:
+    """The 12 RLP items of a type-2 transaction, decoded by pyrlp's strict (canonical) decoder."""
+    try:
+        items = rlp.decode(raw[1:], strict=True)
+    except rlp.DecodingError as exc:
+        raise EngineError(f"malformed transaction: {exc}") from None
+    if not isinstance(items, list) or len(items) != 12:
+        raise EngineError("malformed transaction: a type-2 transaction is a list of 12 fields")
+    return items
+
+
+def recover_typed_sender(raw: bytes, tx: Any) -> bytes:
+    """Sender of a type-2 transaction: ecrecover over keccak(0x02 || rlp(first 9 fields)).
+
+    ``tx`` is any object with ``y_parity``, ``r`` and ``s``.  The signing payload is sliced from
+    the raw bytes (the decoder has checked they are canonical RLP), which saves re-encoding the
+    transaction."""
+    start, _ = rlp_walk(raw, 1)
+    pos = start
+    for _ in range(9):
+        pos = rlp_walk(raw, pos)[1]
+    digest = keccak(raw[:1] + rlp_encode_list(raw[start:pos]))
+    return recover_address(digest, tx.y_parity, tx.r, tx.s)
+
+
+def recover_address(digest: bytes, y: int, r: int, s: int) -> bytes:
+    """The 20-byte address whose key signed ``digest`` (EIP-2 low-s enforced)."""
+    if y not in (0, 1) or not 0 < r < SECP256K1_N or not 0 < s <= SECP256K1_N // 2:
+        raise EngineError("bad signature: y_parity must be 0/1, r in [1,n), s in [1,n/2] (EIP-2)")
+    try:
+        public = coincurve.PublicKey.from_signature_and_message(
+            r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes((y,)), digest, hasher=None
+        )
+    except Exception as exc:
+        raise EngineError(f"bad signature: no public key recovers from it ({exc})") from None
+    return keccak(public.format(compressed=False)[1:])[12:]
+
+
+def floor_gas(data: bytes) -> int:
+    """EIP-7623 floor: 21,000 + 10 gas per calldata token (zero byte 1 token, other bytes 4)."""
+    zeros = data.count(0)
+    return TX_BASE_GAS + FLOOR_PER_TOKEN * (zeros + 4 * (len(data) - zeros))
+
+
+# ---------------------------------------------------------------------------------------------
+# receipts
+# ---------------------------------------------------------------------------------------------
+def bloom_add(bloom: int, value: bytes) -> int:
+    h = keccak(value)
+    for i in (0, 2, 4):
+        bloom |= 1 << (((h[i] << 8) | h[i + 1]) & 2047)
+    return bloom
+
+
+def encode_receipt(
+    typed_prefix: bytes,
+    status: bool,
+    cumulative_gas: int,
+    logs: Iterable[tuple[bytes, Iterable[bytes | int], bytes]],
+) -> tuple[bytes, int]:
+    """(consensus encoding of a receipt, its bloom as an int).  Topics are 32-byte values or
+    ints."""
+    bloom = 0
+    encoded_logs = []
+    for address, topics, data in logs:
+        bloom = bloom_add(bloom, address)
+        topic_bytes = [t if isinstance(t, bytes) else t.to_bytes(32, "big") for t in topics]
+        for t in topic_bytes:
+            bloom = bloom_add(bloom, t)
+        encoded_logs.append(
+            rlp_encode_list(
+                rlp_encode_bytes(address)
+                + rlp_encode_list(b"".join(b"\xa0" + t for t in topic_bytes))
+                + rlp_encode_bytes(data)
+            )
+        )
+    body = rlp_encode_list(
+        rlp_encode_bytes(_SUCCESS if status else _FAILURE)
+        + rlp_uint(cumulative_gas)
+        + b"\xb9\x01\x00"
+        + bloom.to_bytes(256, "big")
+        + rlp_encode_list(b"".join(encoded_logs))
+    )
+    return typed_prefix + body, bloom
+
+
+def next_base_fee(parent_base_fee: int, parent_gas_used: int, parent_gas_limit: int) -> int:
+    """EIP-1559 base fee of a child block (elasticity 2, change denominator 8)."""
+    target = parent_gas_limit // 2
+    if parent_gas_used == target:
+        return parent_base_fee
+    if parent_gas_used > target:
+        delta = parent_base_fee * (parent_gas_used - target) // target // 8
+        return parent_base_fee + max(delta, 1)
+    delta = parent_base_fee * (target - parent_gas_used) // target // 8
+    return max(parent_base_fee - delta, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the pending pool
+# ---------------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class PendingTx:
+    """One admitted transaction.  ``tx`` is the engine's own decoded object."""
+
+    hash: bytes
+    raw: bytes
+    tx: Any
+    sender: bytes
+    nonce: int
+    gas: int
+    max_fee: int
+    tip: int  # max priority fee (legacy: gas price)
+    seq: int
+    typed: bool
+
+
+class Selection:
+    """Builder order over a pool for one block: a heap of each sender's next transaction by
+    (-effective tip, arrival); a sender's transactions come in nonce order."""
+
+    __slots__ = ("_base_fee", "_by_sender", "_heap", "cursor")
+
+    def __init__(
+        self,
+        by_sender: dict[bytes, dict[int, PendingTx]],
+        base_fee: int,
+        nonce_of: Callable[[bytes], int],
+    ) -> None:
+        self._by_sender = by_sender
+        self._base_fee = base_fee
+        heap: list[tuple[int, int, bytes]] = []
+        cursor: dict[bytes, int] = {}
+        for sender, queue in by_sender.items():
+            nonce = nonce_of(sender)
+            cursor[sender] = nonce
+            head = queue.get(nonce)
+            if head is not None and head.max_fee >= base_fee:
+                heap.append((-min(head.tip, head.max_fee - base_fee), head.seq, sender))
+        heapq.heapify(heap)
+        self._heap = heap
+        self.cursor = cursor
+        """sender -> the next nonce this block would include"""
+
+    def pop(self) -> PendingTx | None:
+        """The next candidate, or ``None``.  Unless :meth:`included` is called for it, its sender
+        takes no further part in this block."""
+        if not self._heap:
+            return None
+        _, _, sender = heapq.heappop(self._heap)
+        return self._by_sender[sender][self.cursor[sender]]
+
+    def included(self, entry: PendingTx) -> None:
+        """``entry`` went into the block: its sender's next transaction becomes a candidate."""
+        self.cursor[entry.sender] = entry.nonce + 1
+        nxt = self._by_sender[entry.sender].get(entry.nonce + 1)
+        if nxt is not None and nxt.max_fee >= self._base_fee:
+            fee = -min(nxt.tip, nxt.max_fee - self._base_fee)
+            heapq.heappush(self._heap, (fee, nxt.seq, entry.sender))
+
+
+class TxPool:
+    """Pending transactions by hash (arrival order) and by sender and nonce."""
+
+    def __init__(self) -> None:
+        self.entries: dict[bytes, PendingTx] = {}
+        self.by_sender: dict[bytes, dict[int, PendingTx]] = {}
+        self.seq = 0
+        self._next_nonce: dict[bytes, int] = {}
+
+    def admit(
+        self,
+        tx_hash: bytes,
+        raw: bytes,
+        tx: Any,
+        sender: bytes,
+        *,
+        nonce: int,
+        gas: int,
+        max_fee: int,
+        tip: int,
+        typed: bool,
+        value: int,
+        data: bytes,
+        intrinsic: int,
+        gas_limit: int,
+        confirmed_nonce: Callable[[bytes], int],
+        balance: Callable[[bytes], int],
+        checksum: Callable[[bytes], str],
+    ) -> PendingTx:
+        """Check a decoded, signature-verified transaction against the pool and the state, and
+        add it; :class:`EngineError` names the first rule it breaks."""
+        if gas > gas_limit:
+            raise EngineError(f"gas limit {gas} is above the block gas limit {gas_limit}")
+        needed = max(intrinsic, floor_gas(data))
+        if gas < needed:
+            raise EngineError(
+                f"gas limit {gas} is below the intrinsic gas {needed} of this transaction"
+            )
+        confirmed = confirmed_nonce(sender)
+        if nonce < confirmed:
+            raise EngineError(
+                f"nonce {nonce} of {checksum(sender)} is already used (confirmed nonce is "
+                f"{confirmed}); use next_nonce()"
+            )
+        queue = self.by_sender.get(sender)
+        if queue is not None and nonce in queue:
+            raise EngineError(
+                f"nonce {nonce} of {checksum(sender)} is already used by pending transaction "
+                f"0x{queue[nonce].hash.hex()} (no replacement); use next_nonce()"
+            )
+        cost = gas * max_fee + value
+        have = balance(sender)
+        if have < cost:
+            raise EngineError(
+                f"sender {checksum(sender)} cannot pay: balance {have} wei < gas * max_fee + "
+                f"value = {cost} wei"
+            )
+        entry = PendingTx(tx_hash, raw, tx, sender, nonce, gas, max_fee, tip, self.seq, typed)
+        self.seq += 1
+        self.entries[tx_hash] = entry
+        if queue is None:
+            queue = self.by_sender[sender] = {}
+        queue[nonce] = entry
+        cached = self._next_nonce.get(sender)
+        if cached is not None and cached == nonce:
+            while cached in queue:
+                cached += 1
+            self._next_nonce[sender] = cached
+        return entry
+
+    def next_nonce(self, sender: bytes, confirmed_nonce: Callable[[bytes], int]) -> int:
+        cached = self._next_nonce.get(sender)
+        if cached is None:
+            cached = confirmed_nonce(sender)
+            queue = self.by_sender.get(sender)
+            if queue:
+                while cached in queue:
+                    cached += 1
+            self._next_nonce[sender] = cached
+        return cached
+
+    def invalidate(self) -> None:
+        """Forget cached next nonces (the confirmed state changed)."""
+        self._next_nonce.clear()
+
+    def select(self, base_fee: int, nonce_of: Callable[[bytes], int]) -> Selection:
+        return Selection(self.by_sender, base_fee, nonce_of)
+
+    def remove_block(self, included: Iterable[PendingTx], cursor: dict[bytes, int]) -> None:
+        """Drop the included transactions, then those whose nonce is now below their sender's
+        confirmed nonce (stale: nobody can include them any more)."""
+        entries, by_sender = self.entries, self.by_sender
+        for entry in included:
+            del entries[entry.hash]
+            queue = by_sender[entry.sender]
+            del queue[entry.nonce]
+            if not queue:
+                del by_sender[entry.sender]
+        for sender in list(by_sender):
+            confirmed = cursor.get(sender)
+            if confirmed is None:
+                continue
+            queue = by_sender[sender]
+            for n in [n for n in queue if n < confirmed]:
+                del entries[queue.pop(n).hash]
+            if not queue:
+                del by_sender[sender]
+        self._next_nonce.clear()
+
+    def snapshot(self) -> tuple[dict[bytes, PendingTx], int]:
+        return dict(self.entries), self.seq
+
+    def restore(self, snap: tuple[dict[bytes, PendingTx], int]) -> None:
+        entries, self.seq = snap
+        self.entries = dict(entries)
+        self.by_sender = {}
+        for entry in self.entries.values():
+            self.by_sender.setdefault(entry.sender, {})[entry.nonce] = entry
+        self._next_nonce.clear()
