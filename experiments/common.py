@@ -70,6 +70,25 @@ def read_csv(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(lines))
 
 
+def save_figure(fig: Any, path: Path, dpi: int = 120) -> Path:
+    """Save a matplotlib figure atomically (temporary file, then rename) and close it."""
+    import os
+    import tempfile
+
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
 def as_dict(config: ExperimentConfig) -> dict[str, Any]:
     d = asdict(config)
     d["out"] = str(config.out)

@@ -291,6 +291,12 @@ class World:
         }
         self.env.process(self._produce_blocks())
 
+    def mark_start(self) -> None:
+        """Start simulated time after blocks made outside the simulation (set-up calls made
+        directly through ``world.clients``)."""
+        assert self.backend is not None
+        self._t0_ts = self.backend.head().timestamp + 1 - int(self.env.now)
+
     def add_participant_unchecked(self, name: str, domain: str, region: str) -> Participant:
         keys = KeyRing.from_seed(f"world-{self.seed}-{name}", 1, owner=name)
         p = Participant(name, domain, region, keys)
@@ -524,6 +530,7 @@ class World:
         self.canon.append(block)
         self.stats["blocks"] += 1
         head = block.height
+        fin = self.profile.finality_time_blocks()
         for depth in DEPTHS:
             h = head - depth + 1
             if h < 1:
@@ -537,14 +544,14 @@ class World:
                 for ev in t.waiters.pop(depth, []):
                     self._fire_at(ev, seen, t)
                 if depth == max(DEPTHS):
-                    self._maybe_finish(t)
-        fin = self.profile.finality_time_blocks()
+                    self._maybe_finish(t, fin is None)
         if fin is not None:
-            h = head - fin
+            h = head - fin + 1
             if h >= 1:
                 for t in self.canon[h - 1].txs:
                     if t.final_at is None:
                         t.final_at = self._seen(block, t.participant.region)
+                        self._maybe_finish(t, max(DEPTHS) in t.confirmed)
 
     def _fire_at(self, ev: simpy.Event, when: float, value: Any) -> None:
         def fire(_: simpy.Event) -> None:
@@ -552,8 +559,9 @@ class World:
 
         self.env.timeout(max(0.0, when - self.env.now)).callbacks.append(fire)
 
-    def _maybe_finish(self, t: SimTx) -> None:
-        if t.done:
+    def _maybe_finish(self, t: SimTx, ready: bool = True) -> None:
+        """Write the row once the deepest tracked depth (and finality, if any) is reached."""
+        if t.done or not ready:
             return
         t.done = True
         self.monitor.record(self, t)
@@ -573,8 +581,14 @@ class World:
         self.monitor.close()
 
 
+#: The engine's own block gas limit: big enough for set-up deployments.  The profile's block gas
+#: limit is enforced by the world's block building (``World._select``).
+ENGINE_GAS_LIMIT = 30_000_000
+
+
 def _make_engine(engine: str, funded: list[str], profile: ChainProfile,
                  rpc_url: str | None) -> ChainBackend:
+    gas_limit = max(profile.block_gas_limit, ENGINE_GAS_LIMIT)
     try:
         from proml_sim.chain.engines import make_backend
     except ImportError:  # engines module not present: the py-evm engine only
@@ -582,8 +596,8 @@ def _make_engine(engine: str, funded: list[str], profile: ChainProfile,
             raise ValueError(f"unknown engine {engine!r}; this build has only 'pyevm'") from None
         from proml_sim.chain import PyEVMBackend
 
-        return PyEVMBackend(funded=funded, gas_limit=profile.block_gas_limit)
+        return PyEVMBackend(funded=funded, gas_limit=gas_limit)
     backend: ChainBackend = make_backend(engine, funded=funded, rpc_url=rpc_url,
-                                         gas_limit=profile.block_gas_limit)
+                                         gas_limit=gas_limit)
     return backend
 
