@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 COLUMNS = (
     "time", "actor", "domain", "region", "artefact", "transition", "lifecycle", "tx", "nonce",
-    "submitted", "included", "confirmed", "final", "l1_s", "l12_s", "gas", "outcome", "block",
+    "submitted", "included", "confirmed", "final", "l1_s", "l12_s", "gas", "outcome", "block", "engine_block",
     "reorged", "acted_on_orphan", "profile", "seed",
 )
 
@@ -51,7 +51,8 @@ def row_of(world: World, tx: SimTx) -> dict[str, Any]:
         "l12_s": round(conf - tx.submitted, 3) if conf is not None else "",
         "gas": tx.receipt.gas_used if tx.receipt else "",
         "outcome": _outcome(tx),
-        "block": tx.block.number if tx.block else "",
+        "block": tx.block.height if tx.block else "",
+        "engine_block": tx.block.number if tx.block else "",
         "reorged": tx.reorged,
         "acted_on_orphan": tx.acted_on_orphan,
         "profile": world.profile.name,

@@ -95,8 +95,8 @@ class SimTx:
 
 @dataclass
 class SimBlock:
-    height: int
-    number: int  # engine block number
+    height: int  # on the simulated canonical chain
+    number: int  # the engine's block number; -1 for an empty block (not materialised)
     time: float  # simulated time it was produced
     producer: str
     region: str
@@ -104,6 +104,8 @@ class SimBlock:
     seen: dict[str, float] = field(default_factory=dict)  # region -> seen at
     snapshot: int | None = None  # engine snapshot taken just before it (contested blocks)
     gas_used: int = 0
+    n_txs: int = 0
+    gas_reserved: int = 0  # sum of the included transactions' gas limits
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ class _Gateway(ChainBackend):
         return self.engine.estimate_gas(sender, to, data, value)
 
     def pending(self) -> tuple[bytes, ...]:
-        return tuple(h for h, t in self.world.txs.items() if t.block is None and not t.done)
+        return tuple(self.world.pending)
 
     def produce_block(self, timestamp: int | None = None, *, max_txs: int | None = None) -> Any:
         raise EngineError("in a World, block producers make blocks; participants only submit")
@@ -235,7 +237,8 @@ class World:
         self.monitor = monitor or Monitor()
         self.participants: dict[str, Participant] = {}
         self.producers: list[Producer] = list(producers) if producers else self._default_producers()
-        self.txs: dict[bytes, SimTx] = {}
+        self.txs: dict[bytes, SimTx] = {}  # live transactions (row not yet written)
+        self.pending: dict[bytes, SimTx] = {}  # not in a canonical block
         self.canon: list[SimBlock] = []
         self.orphans: list[SimBlock] = []
         self.backend: ChainBackend | None = None
@@ -343,6 +346,7 @@ class World:
             t = self.network.deliver_at(who.region, p.region, now, delay)
             tx.arrivals[p.name] = self.network.node_up_at(p.name, t)
         self.txs[h] = tx
+        self.pending[h] = tx
 
     # -- block production --------------------------------------------------------------------------
     def _produce_blocks(self) -> Generator[Any, Any, None]:
@@ -392,8 +396,8 @@ class World:
     def _select(self, producer: Producer, heard_by: float) -> list[SimTx]:
         """What ``producer`` puts in a block built from what it heard by ``heard_by``."""
         known = [
-            t for t in self.txs.values()
-            if t.block is None and not t.done and t.arrivals[producer.name] <= heard_by
+            t for t in self.pending.values()
+            if t.arrivals[producer.name] <= heard_by
             and t.participant.domain not in producer.censors
         ]
         known.sort(key=lambda t: (-t.tip, t.submitted))
@@ -442,6 +446,11 @@ class World:
 
     def _execute(self, producer: Producer, txs: list[SimTx], when: float) -> SimBlock:
         assert self.backend is not None
+        height = len(self.canon) + 1
+        if not txs:
+            # An empty block changes no state: it is counted on the simulated chain (heights,
+            # confirmations, finality) but not materialised in the engine (saves ~0.7 ms each).
+            return SimBlock(height, -1, when, producer.name, producer.region, [])
         for t in txs:
             self.backend.submit(t.raw)
         info = self.backend.produce_block(self._timestamp())
@@ -452,11 +461,13 @@ class World:
                 f"engine left {len(leftover)} selected transaction(s) pending; the world's "
                 "selection and the engine disagree (nonce or gas accounting)"
             )
-        block = SimBlock(len(self.canon) + 1, info.number, when, producer.name, producer.region,
-                         txs, gas_used=info.gas_used)
+        block = SimBlock(height, info.number, when, producer.name, producer.region, txs,
+                         gas_used=info.gas_used, n_txs=len(txs),
+                         gas_reserved=sum(t.gas for t in txs))
         for t in txs:
             t.block = block
             t.receipt = self.backend.receipt(t.hash)
+            del self.pending[t.hash]
         return block
 
     def _make_block(self, producer: Producer, heard_by: float, contest_rate: float,
@@ -509,6 +520,7 @@ class World:
         self._append(block)
 
     def _unconfirm(self, t: SimTx) -> None:
+        self.pending[t.hash] = t
         t.block = None
         t.receipt = None
         t.reorged += 1
@@ -545,6 +557,10 @@ class World:
                     self._fire_at(ev, seen, t)
                 if depth == max(DEPTHS):
                     self._maybe_finish(t, fin is None)
+        # keep memory bounded: transactions deeper than any depth still tracked are done
+        keep = max(max(DEPTHS), fin or 0) + 2
+        if head > keep:
+            self.canon[head - keep - 1].txs = []
         if fin is not None:
             h = head - fin + 1
             if h >= 1:
@@ -565,6 +581,7 @@ class World:
             return
         t.done = True
         self.monitor.record(self, t)
+        self.txs.pop(t.hash, None)
 
     # -- running ------------------------------------------------------------------------------
     def run(self, until: float) -> None:
@@ -574,10 +591,9 @@ class World:
         self.env.run(until=until)
 
     def finish(self) -> None:
-        for t in self.txs.values():
-            if not t.done:
-                t.done = True
-                self.monitor.record(self, t)
+        """Write the rows of transactions still in flight, then close the monitor."""
+        for t in list(self.txs.values()):
+            self._maybe_finish(t)
         self.monitor.close()
 
 
