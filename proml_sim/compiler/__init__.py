@@ -20,7 +20,7 @@ from proml_sim.codegen import generate_vyper
 from proml_sim.errors import CompilationError
 from proml_sim.ir import LifecycleIR, build_ir
 
-__all__ = ["CompiledContract", "cache_dir", "compile_artefact", "compile_source"]
+__all__ = ["CompiledContract", "cache_dir", "compile_anchor", "compile_artefact", "compile_source"]
 
 EVM_VERSION = "prague"
 
@@ -127,6 +127,13 @@ def compile_source(
         source_hash=key,
         compiler=compiler,
     )
+
+
+def compile_anchor(*, use_cache: bool = True) -> CompiledContract:
+    """Compile the batch-anchoring contract (``proml_sim.codegen.anchor``)."""
+    from proml_sim.codegen.anchor import ANCHOR_NAME, anchor_source
+
+    return compile_source(anchor_source(), ANCHOR_NAME, use_cache=use_cache)
 
 
 def compile_artefact(

@@ -28,6 +28,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from proml_sim.chain import KeyRing
+from proml_sim.chain.anchor import AnchorClient
 from proml_sim.chain.base import BlockInfo, CallResult, ChainBackend, Log, Receipt
 from proml_sim.chain.client import LifecycleClient, PendingOp
 from proml_sim.compiler import compile_artefact
@@ -242,7 +243,7 @@ class World:
         self.canon: list[SimBlock] = []
         self.orphans: list[SimBlock] = []
         self.backend: ChainBackend | None = None
-        self.clients: dict[str, LifecycleClient] = {}
+        self.clients: dict[str, Any] = {}
         self.admin: Participant | None = None
         self._t0_ts = GENESIS_TS
         self._contested: SimBlock | None = None
@@ -270,8 +271,8 @@ class World:
         return p
 
     def setup(self, grants: Iterable[tuple[str, str, str]] = ()) -> None:
-        """Create the engine (funding every participant), deploy Dataset and Model, and grant
-        ``(participant, lifecycle, role)`` for each entry of ``grants``."""
+        """Create the engine (funding every participant), deploy Dataset, Model and the batch
+        Anchor contract, and grant ``(participant, lifecycle, role)`` for each of ``grants``."""
         if self._started:
             raise RuntimeError("World.setup() runs once")
         self._started = True
@@ -283,15 +284,19 @@ class World:
                 self.backend, compile_artefact(cls), self.admin.signer,
                 domain_id(self.admin.domain),
             )
+        self.clients["Anchor"] = AnchorClient.deploy(self.backend, self.admin.signer)
         for name, lifecycle, role in grants:
             p = self.participants[name]
             self.clients[lifecycle].grant(self.admin.signer, role, p.address, domain_id(p.domain))
         self._t0_ts = self.backend.head().timestamp + 1
         self.gateway = _Gateway(self, self.backend)
-        self.sim_clients = {
+        self.sim_clients: dict[str, Any] = {
             name: LifecycleClient(self.gateway, c.compiled, c.address, automine=False)
-            for name, c in self.clients.items()
+            for name, c in self.clients.items() if isinstance(c, LifecycleClient)
         }
+        anchor = self.clients["Anchor"]
+        self.sim_clients["Anchor"] = AnchorClient(self.gateway, anchor.compiled, anchor.address,
+                                                  automine=False)
         self.env.process(self._produce_blocks())
 
     def mark_start(self) -> None:

@@ -85,3 +85,13 @@ def test_public_surface_is_flat_and_sorted():
     for name in proml_sim.__all__:
         assert hasattr(proml_sim, name), name
     assert issubclass(proml_sim.InvalidDefinition, TypeError)
+
+
+def test_chain_does_not_know_codegen():
+    """ARCHITECTURE.md: the chain layer must not know about codegen (it gets compiled
+    contracts from the compiler)."""
+    bad = [
+        str(p.relative_to(ROOT)) for p in (ROOT / "chain").rglob("*.py")
+        if any(m.startswith("proml_sim.codegen") for m in _imports(p))
+    ]
+    assert not bad
