@@ -14,8 +14,8 @@ if TYPE_CHECKING:
 
 COLUMNS = (
     "time", "actor", "domain", "region", "artefact", "transition", "lifecycle", "tx", "nonce",
-    "submitted", "included", "confirmed", "final", "l1_s", "l12_s", "gas", "outcome", "block", "engine_block",
-    "reorged", "acted_on_orphan", "profile", "seed",
+    "submitted", "included", "confirmed", "final", "l1_s", "l12_s", "gas", "outcome", "block",
+    "engine_block", "reorged", "acted_on_orphan", "profile", "seed",
 )
 
 
