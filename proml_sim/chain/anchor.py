@@ -12,7 +12,7 @@ from proml_sim.chain.client import PendingOp, _send
 from proml_sim.compiler import CompiledContract, compile_anchor
 from proml_sim.errors import LifecycleError, TransactionFailed, lifecycle_error_from_reason
 
-ANCHOR_GAS = 120_000  # ample: one new slot x2, a counter update and a log
+ANCHOR_GAS = 120_000  # for a call whose estimate reverts: ample for its two new slots and log
 
 
 class AnchorClient:
@@ -42,7 +42,11 @@ class AnchorClient:
     def anchor(self, signer: Any, root: bytes, count: int, locator: str = "") -> Any:
         """Anchor ``root`` of ``count`` records; returns the batch number (or a PendingOp)."""
         data = self.contract_abi.encode_call("anchor", [root, count, locator])
-        h = _send(self.backend, signer, self.address, data, ANCHOR_GAS)
+        try:
+            gas = self.backend.estimate_gas(signer.address, self.address, data)
+        except (LifecycleError, TransactionFailed):
+            gas = ANCHOR_GAS  # send anyway: the revert happens on chain and is decoded
+        h = _send(self.backend, signer, self.address, data, gas)
 
         def decode(receipt: Receipt) -> int:
             for log in receipt.logs:
