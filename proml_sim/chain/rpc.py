@@ -1,0 +1,379 @@
+"""A :class:`ChainBackend` for any Ethereum JSON-RPC node, through web3.py's HTTP provider.
+
+The same signed raw transactions go to the node with ``eth_sendRawTransaction``.  Block
+production uses a development node's methods when it has them (anvil, hardhat):
+automining is switched off at start (``evm_setAutomine false``) and :meth:`RPCBackend.produce_block`
+mines one block at the requested timestamp (``evm_mine``); snapshots are ``evm_snapshot`` /
+``evm_revert``; funded accounts get their balance with ``anvil_setBalance`` (or
+``hardhat_setBalance``).  Against a node without those methods, :meth:`RPCBackend.produce_block`
+waits for the node's next block instead (and a timestamp cannot be chosen).
+
+Receipts come from ``eth_getTransactionReceipt``; the return data or revert data a receipt does
+not carry is read with ``debug_traceTransaction`` (call tracer, top call only) where the node
+offers it, so revert reasons decode into the same lifecycle errors as on the in-process engines.
+
+Differences from the in-process engines: the node keeps its own pool (ordering, replacement and
+eviction rules are the node's; anvil orders by priority fee); ``max_txs`` cannot cap a block;
+gas estimates are the node's (``eth_estimateGas``); block hashes are the node's real header
+hashes.  web3 is an optional dependency (the ``dev`` extra).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from eth_utils.address import to_checksum_address
+
+from proml_sim.chain._txpool import next_base_fee
+from proml_sim.chain.abi import decode_revert_reason
+from proml_sim.chain.base import BlockInfo, CallResult, ChainBackend, Log, Receipt
+from proml_sim.chain.trie import keccak
+from proml_sim.errors import EngineError, TransactionFailed, lifecycle_error_from_reason
+
+__all__ = ["RPCBackend"]
+
+_INSTALL_HINT = "the rpc engine needs web3: pip install 'web3>=7,<9' (or 'proml-sim[dev]')"
+
+
+def _web3() -> Any:
+    try:
+        import web3
+    except ImportError as exc:
+        raise ImportError(f"{_INSTALL_HINT} ({exc})") from exc
+    return web3
+
+
+def _int(value: Any) -> int:
+    return int(value, 16) if isinstance(value, str) else int(value)
+
+
+def _bytes(value: str | None) -> bytes:
+    return bytes.fromhex(value[2:]) if value else b""
+
+
+class RPCBackend(ChainBackend):
+    """A chain behind a JSON-RPC endpoint.  See the module docstring.
+
+    ``funded`` accounts get ``balance_wei`` each (development nodes only); ``gas_limit`` sets the
+    block gas limit when the node allows it (``evm_setBlockGasLimit``).
+    """
+
+    name = "rpc"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        funded: Iterable[str] = (),
+        balance_wei: int = 10**24,
+        gas_limit: int | None = None,
+        timeout: float = 30.0,
+        **ignored: Any,
+    ) -> None:
+        web3 = _web3()
+        self.url = url
+        self._timeout = timeout
+        self._w3 = web3.Web3(web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+        self._request = self._w3.provider.make_request
+        try:
+            self.chain_id = _int(self._rpc("eth_chainId"))
+        except EngineError as exc:
+            raise EngineError(
+                f"no Ethereum JSON-RPC node answers at {url} ({exc}); start one (e.g. anvil) or "
+                "check --rpc-url"
+            ) from None
+        self.dev = self._try("evm_setAutomine", [False]) is not None
+        if gas_limit is not None and self.dev:
+            self._try("evm_setBlockGasLimit", [hex(gas_limit)])
+        if self.dev:
+            self._try("anvil_setCoinbase", ["0x" + "00" * 20])
+        for address in funded:
+            self.set_balance(address, balance_wei)
+        if funded and self.dev:
+            self._try("evm_mine", [])  # make the balances part of a block, like a genesis
+        self._pending: dict[bytes, None] = {}
+        self._receipts: dict[bytes, Receipt] = {}
+        self._snapshots: dict[int, tuple[str, dict[bytes, None]]] = {}
+        self._snapshot_ids = itertools.count(1)
+        self._tracing: bool | None = None
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _rpc(self, method: str, params: list[Any] | None = None) -> Any:
+        try:
+            response = self._request(method, params or [])
+        except Exception as exc:
+            raise EngineError(f"{method} failed: {exc}") from None
+        if "error" in response:
+            err = response["error"]
+            message = err.get("message", err) if isinstance(err, dict) else err
+            raise EngineError(f"{method}: {message}", err)
+        return response.get("result")
+
+    def _try(self, method: str, params: list[Any] | None = None) -> Any:
+        """The result, or ``None`` when the node does not offer ``method``."""
+        try:
+            result = self._rpc(method, params)
+        except EngineError:
+            return None
+        return True if result is None else result
+
+    def set_balance(self, address: str, wei: int) -> None:
+        """Set a balance on a development node (``anvil_setBalance``/``hardhat_setBalance``)."""
+        for method in ("anvil_setBalance", "hardhat_setBalance"):
+            if self._try(method, [to_checksum_address(address), hex(wei)]) is not None:
+                return
+        raise EngineError(
+            f"the node at {self.url} cannot set balances (no anvil_setBalance/hardhat_setBalance);"
+            " fund the accounts yourself or use a development node such as anvil"
+        )
+
+    # -- transactions ---------------------------------------------------------------------------
+    def submit(self, raw_tx: bytes) -> bytes:
+        raw_tx = bytes(raw_tx)
+        tx_hash = bytes.fromhex(self._rpc("eth_sendRawTransaction", ["0x" + raw_tx.hex()])[2:])
+        if tx_hash != keccak(raw_tx):
+            raise EngineError("the node returned a different transaction hash than keccak(raw)")
+        self._pending[tx_hash] = None
+        return tx_hash
+
+    def pending(self) -> tuple[bytes, ...]:
+        return tuple(self._pending)
+
+    def produce_block(
+        self, timestamp: int | None = None, *, max_txs: int | None = None
+    ) -> BlockInfo:
+        if max_txs is not None:
+            raise EngineError(
+                "the rpc engine cannot cap the transactions of a block (max_txs); the node "
+                "includes what fits"
+            )
+        parent = self.head()
+        if not self.dev:
+            if timestamp is not None:
+                raise EngineError(
+                    f"the node at {self.url} has no evm_mine: it cannot mine at a timestamp"
+                )
+            deadline = time.monotonic() + self._timeout
+            while self.head().number == parent.number:
+                if time.monotonic() > deadline:
+                    raise EngineError(f"no new block from {self.url} within {self._timeout} s")
+                time.sleep(0.2)
+        else:
+            if timestamp is None:
+                timestamp = parent.timestamp + 12
+            if timestamp <= parent.timestamp:
+                raise EngineError(
+                    f"block timestamp {timestamp} must be greater than the parent's "
+                    f"({parent.timestamp}, block {parent.number})"
+                )
+            self._rpc("evm_mine", [{"timestamp": timestamp, "blocks": 1}])
+        info = self.head()
+        for h in info.tx_hashes:
+            self._pending.pop(h, None)
+        return info
+
+    def receipt(self, tx_hash: bytes) -> Receipt | None:
+        tx_hash = bytes(tx_hash)
+        cached = self._receipts.get(tx_hash)
+        if cached is not None:
+            return cached
+        r = self._rpc("eth_getTransactionReceipt", ["0x" + tx_hash.hex()])
+        if r is None:
+            return None
+        status = _int(r["status"]) == 1
+        output, reason = self._trace_output(tx_hash, status)
+        logs = tuple(self._log(log) for log in r["logs"])
+        receipt = Receipt(
+            tx_hash=tx_hash,
+            block_number=_int(r["blockNumber"]),
+            block_hash=_bytes(r["blockHash"]),
+            block_timestamp=self.block(_int(r["blockNumber"])).timestamp,
+            tx_index=_int(r["transactionIndex"]),
+            sender=to_checksum_address(r["from"]),
+            to=to_checksum_address(r["to"]) if r.get("to") else None,
+            nonce=_int(self._rpc("eth_getTransactionByHash", ["0x" + tx_hash.hex()])["nonce"]),
+            contract_address=(
+                to_checksum_address(r["contractAddress"]) if r.get("contractAddress") else None
+            ),
+            status=status,
+            gas_used=_int(r["gasUsed"]),
+            cumulative_gas_used=_int(r["cumulativeGasUsed"]),
+            effective_gas_price=_int(r["effectiveGasPrice"]),
+            logs=logs,
+            output=output,
+            revert_reason=reason,
+        )
+        self._receipts[tx_hash] = receipt
+        return receipt
+
+    def _trace_output(self, tx_hash: bytes, status: bool) -> tuple[bytes, str | None]:
+        """(return or revert data, decoded revert reason) of a mined transaction."""
+        if self._tracing is False:
+            return b"", None
+        config = {"tracer": "callTracer", "tracerConfig": {"onlyTopCall": True}}
+        trace = self._try("debug_traceTransaction", ["0x" + tx_hash.hex(), config])
+        self._tracing = trace is not None
+        if not isinstance(trace, dict):
+            return b"", None
+        output = _bytes(trace.get("output"))
+        if status and trace.get("type") in ("CREATE", "CREATE2"):
+            output = self.code(trace["to"]) if trace.get("to") else output
+        return output, None if status else decode_revert_reason(output)
+
+    @staticmethod
+    def _log(log: dict[str, Any]) -> Log:
+        return Log(
+            address=to_checksum_address(log["address"]),
+            topics=tuple(_bytes(t) for t in log["topics"]),
+            data=_bytes(log["data"]),
+            block_number=_int(log["blockNumber"]),
+            tx_hash=_bytes(log["transactionHash"]),
+            tx_index=_int(log["transactionIndex"]),
+            log_index=_int(log["logIndex"]),
+        )
+
+    # -- reads ----------------------------------------------------------------------------------
+    def _tx_object(
+        self, sender: str | None, to: str | None, data: bytes, value: int
+    ) -> dict[str, Any]:
+        tx: dict[str, Any] = {"data": "0x" + bytes(data).hex(), "value": hex(value)}
+        if sender:
+            tx["from"] = to_checksum_address(sender)
+        if to:
+            tx["to"] = to_checksum_address(to)
+        return tx
+
+    @staticmethod
+    def _revert_data(exc: EngineError) -> bytes:
+        err = exc.args[1] if len(exc.args) > 1 else None
+        data = err.get("data") if isinstance(err, dict) else None
+        if isinstance(data, dict):  # some nodes nest it
+            data = data.get("data")
+        return _bytes(data) if isinstance(data, str) and data.startswith("0x") else b""
+
+    def call(
+        self, to: str | None, data: bytes, *, sender: str | None = None, value: int = 0
+    ) -> CallResult:
+        tx = self._tx_object(sender, to, data, value)
+        config = {"tracer": "callTracer", "tracerConfig": {"onlyTopCall": True}}
+        trace = self._try("debug_traceCall", [tx, "latest", config])
+        if isinstance(trace, dict):
+            ok = not trace.get("error")
+            output = _bytes(trace.get("output"))
+            gas = _int(trace.get("gasUsed", "0x0"))
+            return CallResult(ok, output, gas, None if ok else decode_revert_reason(output))
+        try:
+            output = _bytes(self._rpc("eth_call", [tx, "latest"]))
+        except EngineError as exc:
+            revert = self._revert_data(exc)
+            return CallResult(False, revert, 0, decode_revert_reason(revert))
+        return CallResult(True, output, 0, None)
+
+    def estimate_gas(self, sender: str, to: str | None, data: bytes, value: int = 0) -> int:
+        try:
+            return _int(self._rpc("eth_estimateGas", [self._tx_object(sender, to, data, value)]))
+        except EngineError as exc:
+            revert = self._revert_data(exc)
+            reason = decode_revert_reason(revert)
+            if reason is not None:
+                err = lifecycle_error_from_reason(reason)
+                if err is not None:
+                    raise err from None
+            raise TransactionFailed(
+                f"gas estimation failed: the transaction would revert ({reason or exc})"
+            ) from None
+
+    def nonce(self, address: str) -> int:
+        return _int(self._rpc("eth_getTransactionCount", [to_checksum_address(address), "latest"]))
+
+    def next_nonce(self, address: str) -> int:
+        return _int(
+            self._rpc("eth_getTransactionCount", [to_checksum_address(address), "pending"])
+        )
+
+    def balance(self, address: str) -> int:
+        return _int(self._rpc("eth_getBalance", [to_checksum_address(address), "latest"]))
+
+    def code(self, address: str) -> bytes:
+        return _bytes(self._rpc("eth_getCode", [to_checksum_address(address), "latest"]))
+
+    # -- blocks and logs --------------------------------------------------------------------------
+    @staticmethod
+    def _block_info(b: dict[str, Any]) -> BlockInfo:
+        return BlockInfo(
+            number=_int(b["number"]),
+            hash=_bytes(b["hash"]),
+            parent_hash=_bytes(b["parentHash"]),
+            timestamp=_int(b["timestamp"]),
+            gas_used=_int(b["gasUsed"]),
+            gas_limit=_int(b["gasLimit"]),
+            base_fee=_int(b.get("baseFeePerGas", "0x0")),
+            tx_hashes=tuple(_bytes(t) for t in b["transactions"]),
+        )
+
+    def head(self) -> BlockInfo:
+        return self._block_info(self._rpc("eth_getBlockByNumber", ["latest", False]))
+
+    def block(self, number: int) -> BlockInfo:
+        b = self._rpc("eth_getBlockByNumber", [hex(number), False]) if number >= 0 else None
+        if b is None:
+            raise EngineError(f"no block {number}: the chain has blocks 0..{self.head().number}")
+        return self._block_info(b)
+
+    def logs(
+        self,
+        address: str | None = None,
+        from_block: int = 0,
+        to_block: int | None = None,
+        topics: list[bytes | None] | None = None,
+    ) -> list[Log]:
+        query: dict[str, Any] = {
+            "fromBlock": hex(from_block),
+            "toBlock": "latest" if to_block is None else hex(to_block),
+        }
+        if address is not None:
+            query["address"] = to_checksum_address(address)
+        if topics:
+            query["topics"] = [None if t is None else "0x" + bytes(t).hex() for t in topics]
+        return [self._log(log) for log in self._rpc("eth_getLogs", [query])]
+
+    # -- snapshots ------------------------------------------------------------------------------
+    def snapshot(self) -> int:
+        node_id = self._rpc("evm_snapshot")
+        sid = next(self._snapshot_ids)
+        self._snapshots[sid] = (node_id, dict(self._pending))
+        return sid
+
+    def revert(self, snapshot_id: int) -> None:
+        snap = self._snapshots.get(snapshot_id)
+        if snap is None:
+            raise EngineError(
+                f"unknown snapshot id {snapshot_id}; live snapshots: {sorted(self._snapshots)}"
+            )
+        for sid in [s for s in self._snapshots if s > snapshot_id]:
+            del self._snapshots[sid]
+        node_id, pending = snap
+        if not self._rpc("evm_revert", [node_id]):
+            raise EngineError(f"the node refused to revert to its snapshot {node_id}")
+        # a node's revert consumes the snapshot; ours stays valid: take it again
+        self._snapshots[snapshot_id] = (self._rpc("evm_snapshot"), pending)
+        self._pending = dict(pending)
+        self._receipts.clear()
+
+    def release(self, snapshot_id: int) -> None:
+        self._snapshots.pop(snapshot_id, None)
+
+    # -- fees -----------------------------------------------------------------------------------
+    def base_fee(self) -> int:
+        pending = self._try("eth_getBlockByNumber", ["pending", False])
+        if isinstance(pending, dict) and pending.get("baseFeePerGas"):
+            return _int(pending["baseFeePerGas"])
+        head = self.head()
+        return next_base_fee(head.base_fee, head.gas_used, head.gas_limit)
+
+    @property
+    def gas_limit(self) -> int:
+        return self.head().gas_limit
