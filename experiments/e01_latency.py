@@ -100,6 +100,7 @@ def plot_cdf(samples: dict[str, tuple[list[float], list[float]]], path: Path,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for ax, idx, label, paper in ((axes[0], 0, "L@1", ref.get("l1_median_s")),
@@ -114,6 +115,8 @@ def plot_cdf(samples: dict[str, tuple[list[float], list[float]]], path: Path,
                        label=f"paper median (Ropsten) {paper:.0f} s")
         ax.axhline(0.5, color="grey", linewidth=0.5)
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(f"{label}: submission to {label[2:]} confirmation(s) seen (s)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("fraction of provenance records")

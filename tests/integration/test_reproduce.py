@@ -9,13 +9,32 @@ def test_reproduce_smoke_writes_report_and_summary(tmp_path):
     assert main(["reproduce", "--profile", "smoke", "--out", str(tmp_path), "--seed", "3"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["paper"] == {"l1_s": 16, "l12_s": 150}
+    # E1: the calibrated Ropsten profile reproduces the paper's medians within 15 %
+    rop = summary["latency"]["ropsten-2022"]
+    assert abs(rop["l1_median_s"] - 16) <= 0.15 * 16
+    assert abs(rop["l12_median_s"] - 150) <= 0.15 * 150
+    assert set(summary["latency"]) == {"ropsten-2022", "ethereum-pos", "poa-clique",
+                                       "consortium-fast"}
+    assert summary["latency"]["consortium-fast"]["l1_median_s"] < rop["l1_median_s"]
+    assert summary["ok"] is True
+    # E3: waiting for 12 confirmations costs more of the workflow than waiting for 1
+    ov = summary["overhead"]
+    assert ov["ropsten-2022@12"]["median_wait_min"] > ov["ropsten-2022@1"]["median_wait_min"]
+    assert all(0 < v["median_share_pct"] < 5 for v in ov.values())
+    # E4: batching cuts gas per record and every proof verifies
+    batching = summary["scaling"]["batching"]
+    assert all(b["records_verified"] == b["records_anchored"] > 0 for b in batching)
+    gas = [b["gas_per_record"] for b in batching]
+    assert gas == sorted(gas, reverse=True) and gas[-1] < gas[0] / 10
     assert summary["meta"]["seed"] == 3 and summary["meta"]["profile"] == "smoke"
     assert summary["gas"]["Model"]["registration"] > 0
     assert summary["scenario"]["final_states"] == {"dataset": "released", "model": "audited"}
     assert summary["scenario"]["replay_matches_state"] is True
     report = (tmp_path / "REPORT.md").read_text()
     assert "Gas per operation" in report and "e02_gas.png" in report
-    assert (tmp_path / "e02_gas.png").read_bytes()[:4] == b"\x89PNG"
+    for fig in ("e01_latency_cdf.png", "e02_gas.png", "e03_overhead.png", "e04_scaling.png"):
+        assert (tmp_path / fig).read_bytes()[:4] == b"\x89PNG", fig
+        assert fig in report
     csv_text = (tmp_path / "e02_gas.csv").read_text()
     assert csv_text.startswith("# seed: 3") and "fingerprints" in csv_text
     assert not list(tmp_path.glob("*.tmp"))
