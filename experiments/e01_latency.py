@@ -9,12 +9,12 @@ paper's 16 s and 150 s within 15 %.
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 from typing import Any
 
 from experiments.common import ExperimentConfig, provenance, save_figure, write_csv, write_json
-from proml_sim.sim import PROFILES, World, record_stream
+from proml_sim.sim import PROFILES
+from proml_sim.sim.scenario import StreamScenario, run_streams
 
 #: (teams, simulated hours, updates per team per hour) per experiment profile
 SIZES = {"smoke": (6, 3.0, 30.0), "paper": (12, 24.0, 30.0)}
@@ -23,34 +23,19 @@ TOLERANCE = 0.15
 
 def run_profile(profile: str, seed: int, teams: int, hours: float, per_hour: float,
                 engine: str = "pyevm") -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    w = World(seed=seed, profile=profile, engine=engine)
-    regions = ("eu", "us", "asia")
-    ps = [w.add_participant(f"team{i}", f"domain{i}", regions[i % 3]) for i in range(teams)]
-    w.setup(grants=[(p.name, "Model", r) for p in ps for r in ("operator", "developer")])
-    model = w.clients["Model"]
-    ids = []
-    for p in ps:  # each team's model exists before the measured period starts
-        mid = model.register(p.signer, p.name.encode().ljust(32, b"\0"))
-        model.fire(p.signer, "train", mid, b"\x01" * 32)
-        ids.append(mid)
-    w.mark_start()  # the measured period starts after the set-up blocks
-    horizon = hours * 3600
-    for p, mid in zip(ps, ids, strict=True):
-        w.env.process(record_stream(w, p, mid, per_hour / 3600, horizon))
-    w.run(horizon + 20 * w.profile.block_time * 2)
-    w.finish()
+    w, st = run_streams(StreamScenario(profile, teams, hours, per_hour, seed, engine))
     rows = w.monitor.rows
     l1 = [float(r["l1_s"]) for r in rows if r["l1_s"] != ""]
     l12 = [float(r["l12_s"]) for r in rows if r["l12_s"] != ""]
     stats = {
         "transactions": len(rows),
-        "l1_median_s": round(statistics.median(l1), 2),
-        "l12_median_s": round(statistics.median(l12), 2),
+        "l1_median_s": st["l1_median_s"],
+        "l12_median_s": st["l12_median_s"],
         "l1_p95_s": round(_q(l1, 0.95), 2),
         "l12_p95_s": round(_q(l12, 0.95), 2),
-        "blocks": w.stats["blocks"],
-        "orphaned_blocks": w.stats["orphaned"],
-        "reorged_txs": w.stats["reorged_txs"],
+        "blocks": st["blocks"],
+        "orphaned_blocks": st["orphaned_blocks"],
+        "reorged_txs": st["reorged_txs"],
         "reverted": sum(1 for r in rows if str(r["outcome"]).startswith("reverted")),
     }
     return rows, stats

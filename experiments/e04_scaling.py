@@ -17,6 +17,7 @@ from typing import Any
 from experiments.common import ExperimentConfig, provenance, save_figure, write_csv, write_json
 from proml_sim.chain.merkle import MerkleTree, verify
 from proml_sim.sim import Participant, World, get_profile, record_stream
+from proml_sim.sim.scenario import prepare_teams
 
 TEAMS = 10
 #: per experiment profile: profiles, reduced block gas limit, simulated minutes per point,
@@ -34,15 +35,7 @@ GAS_PER_RECORD = 56_000  # a train record's gas limit as wallets set it (estimat
 
 def _world(profile: Any, seed: int) -> tuple[World, list[Participant], list[bytes]]:
     w = World(seed=seed, profile=profile)
-    regions = ("eu", "us", "asia")
-    ps = [w.add_participant(f"team{i}", f"domain{i}", regions[i % 3]) for i in range(TEAMS)]
-    w.setup(grants=[(p.name, "Model", r) for p in ps for r in ("operator", "developer")])
-    ids = []
-    for p in ps:
-        mid = w.clients["Model"].register(p.signer, p.name.encode().ljust(32, b"\0"))
-        w.clients["Model"].fire(p.signer, "train", mid, b"\x01" * 32)
-        ids.append(mid)
-    w.mark_start()
+    ps, ids = prepare_teams(w, TEAMS)
     return w, ps, ids
 
 

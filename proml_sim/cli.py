@@ -127,6 +127,43 @@ def cmd_gas(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from proml_sim.sim.scenario import StreamScenario, run_streams
+
+    try:
+        sc = StreamScenario(args.profile, args.teams, args.days * 24, args.per_hour, args.seed,
+                            args.engine, args.rpc_url)
+        _, stats = run_streams(sc, rows_csv=args.out, keep_rows=False)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    stats.update(profile=args.profile, teams=args.teams, days=args.days, rows=args.out)
+    if args.json:
+        print(json.dumps(stats))
+    else:
+        print(f"{stats['transactions']} provenance transactions from {args.teams} teams over "
+              f"{args.days} simulated day(s) on {args.profile} ({args.engine}): "
+              f"{stats['blocks']} blocks, {stats['orphaned_blocks']} orphaned; "
+              f"wall {stats['wall_s']} s ({stats['tx_per_wall_s']} tx/s, "
+              f"{stats['sim_s_per_wall_s']} simulated s per wall s); peak RSS "
+              f"{stats['peak_rss_mb']} MB; rows in {args.out}")
+    return EXIT_OK
+
+
+def cmd_sim_bench(args: argparse.Namespace) -> int:
+    from proml_sim.sim.scenario import simulator_bench
+
+    res = simulator_bench(tuple(args.sizes), args.profile, args.teams, args.seed, args.engine)
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return EXIT_OK
+    print(f"simulator on {res['profile']} ({res['engine']}), {res['teams']} teams")
+    for p in res["points"]:
+        print(f"  {p['transactions']:>7} transitions: wall {p['wall_s']:>7.2f} s, "
+              f"{p['tx_per_wall_s']:>8.1f} tx/s, {p['sim_s_per_wall_s']:>8.1f} sim-s/wall-s")
+    print(f"wall time grows as transitions^{res['growth_exponent']} (1.0 = linear)")
+    return EXIT_OK
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from experiments.reproduce import reproduce
 
@@ -178,6 +215,32 @@ def build_parser() -> argparse.ArgumentParser:
     gas.add_argument("--seed", type=int, default=0)
     gas.add_argument("--json", action="store_true")
     gas.set_defaults(func=cmd_gas)
+
+    from proml_sim.sim.profiles import PROFILES
+
+    sim = sub.add_parser("simulate", help="many teams recording provenance on a simulated "
+                         "chain; rows stream to a CSV file")
+    sim.add_argument("--profile", choices=sorted(PROFILES), default="ethereum-pos")
+    sim.add_argument("--teams", type=int, default=50)
+    sim.add_argument("--days", type=float, default=7.0, help="simulated days (default 7)")
+    sim.add_argument("--per-hour", type=float, default=2.0,
+                     help="provenance updates per team per hour (default 2)")
+    sim.add_argument("--engine", default="pyevm", help="chain engine (default pyevm)")
+    sim.add_argument("--rpc-url", help="JSON-RPC endpoint for --engine rpc")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--out", default="simulation_rows.csv", help="CSV file for the rows")
+    sim.add_argument("--json", action="store_true")
+    sim.set_defaults(func=cmd_simulate)
+
+    sb = sub.add_parser("sim-bench", help="simulator speed: transitions/s, simulated s per "
+                        "wall s, and how wall time grows with the number of transitions")
+    sb.add_argument("--sizes", type=int, nargs="+", default=[500, 1000, 2000, 4000])
+    sb.add_argument("--profile", choices=sorted(PROFILES), default="consortium-fast")
+    sb.add_argument("--teams", type=int, default=20)
+    sb.add_argument("--engine", default="pyevm")
+    sb.add_argument("--seed", type=int, default=0)
+    sb.add_argument("--json", action="store_true")
+    sb.set_defaults(func=cmd_sim_bench)
 
     r = sub.add_parser("reproduce", help="run the experiments and write REPORT.md + summary.json")
     r.add_argument("--profile", choices=["smoke", "paper"], default="smoke")

@@ -223,7 +223,7 @@ class ChainBackend(ABC):
         :class:`~proml_sim.errors.EngineError`.
         """
 
-    def release(self, snapshot_id: int) -> None:
+    def release(self, snapshot_id: int) -> None:  # noqa: B027 - optional, no-op default
         """Forget a snapshot that will not be reverted to (frees what keeping it costs).
 
         Unknown ids are ignored.  Engines without snapshot bookkeeping need not override it.

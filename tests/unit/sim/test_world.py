@@ -71,9 +71,9 @@ def test_orphaned_blocks_really_revert_and_reexecute():
 
 
 def test_outage_defers_submission():
-    net = NetworkModel(outages=(Outage("t0", 0.0, 300.0),))
+    net = NetworkModel(outages=(Outage("team000", 0.0, 300.0),))
     w = stream_world(profile="consortium-fast", horizon=400, network=net)
-    t0 = [r for r in w.monitor.rows if r["actor"] == "t0"]
+    t0 = [r for r in w.monitor.rows if r["actor"] == "team000"]
     assert t0 and min(r["submitted"] for r in t0) >= 300.0
 
 
@@ -90,15 +90,15 @@ def test_partition_delays_inclusion():
 
 def test_censoring_producers():
     prof = get_profile("poa-clique").with_(sealer_offline_rate=0.0, stale_rate=0.0)
-    all_censor = [Producer(f"s{i}", "eu", censors=frozenset({"dom0"})) for i in range(3)]
+    all_censor = [Producer(f"s{i}", "eu", censors=frozenset({"domain000"})) for i in range(3)]
     w = stream_world(profile=prof, horizon=300, producers=all_censor)
-    dom0 = [r for r in w.monitor.rows if r["domain"] == "dom0"]
+    dom0 = [r for r in w.monitor.rows if r["domain"] == "domain000"]
     assert dom0 and all(r["outcome"] == "pending" for r in dom0)
-    some = [Producer("s0", "eu", censors=frozenset({"dom0"})), Producer("s1", "eu"),
-            Producer("s2", "eu", censors=frozenset({"dom0"}))]
+    some = [Producer("s0", "eu", censors=frozenset({"domain000"})), Producer("s1", "eu"),
+            Producer("s2", "eu", censors=frozenset({"domain000"}))]
     w2 = stream_world(profile=prof, horizon=300, producers=some)
-    d0 = [r for r in w2.monitor.rows if r["domain"] == "dom0"]
-    other = [r for r in w2.monitor.rows if r["domain"] != "dom0"]
+    d0 = [r for r in w2.monitor.rows if r["domain"] == "domain000"]
+    other = [r for r in w2.monitor.rows if r["domain"] != "domain000"]
     assert all(r["outcome"] == "ok" for r in d0)
     assert statistics.median(r["l1_s"] for r in d0) > statistics.median(r["l1_s"] for r in other)
 
