@@ -111,7 +111,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     try:
         result = run_bench(
-            n=args.n, per_block=args.per_block, baseline_n=args.baseline_n, seed=args.seed
+            n=args.n, per_block=args.per_block, baseline_n=args.baseline_n, seed=args.seed,
+            engines=args.engine, rpc_url=args.rpc_url, workers=args.workers,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
@@ -200,8 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", help="output file (required for png)")
     d.set_defaults(func=cmd_diagram)
 
-    b = sub.add_parser("bench", help="signed transitions/s: py-evm engine (many per block) vs "
+    b = sub.add_parser("bench", help="signed transitions/s per engine (many per block) vs "
                        "web3 + EthereumTesterProvider (one block per tx), measured in one run")
+    b.add_argument("--engine", action="append", choices=["pyevm", "revm", "rpc"],
+                   help="engine to bench (repeatable; default: pyevm and revm, plus rpc when "
+                   "--rpc-url is given)")
+    b.add_argument("--rpc-url", help="JSON-RPC node for --engine rpc (e.g. a local anvil)")
+    b.add_argument("--workers", type=int, default=None,
+                   help="revm: sender-recovery worker processes (default: CPU count; 0: none)")
     b.add_argument("--n", type=int, default=2000, help="transitions on the engine (default 2000)")
     b.add_argument("--per-block", type=int, default=1000, help="transitions per block")
     b.add_argument("--baseline-n", type=int, default=100,
