@@ -11,6 +11,19 @@ instance the simulator) produces blocks and later calls :meth:`LifecycleClient.r
 A call that would revert is still sent (and pays its gas on chain, as an attacker's attempt
 would) unless ``preflight=True``, which raises the decoded error at once without sending, as
 wallets do.
+
+One client serves the three contract layouts (``proml_sim.codegen.LAYOUTS``) with the same API
+and the same exceptions.  ``registry``: every call goes to the one contract.  ``factory`` and
+``clone``: ``address`` is the factory; registration, roles and role views go to it, and a
+transition (or an artefact view) goes to the artefact's own contract, whose address the client
+computes from the factory, the id and the contract's code exactly as ``CREATE2`` does, so it can
+address an artefact whose registration is still pending.  A transition on an id that has no
+contract yet, and is not being registered by this client, is sent to the factory, which reverts
+with ``UnknownArtefact`` as the registry would; one that reaches an address without code after
+all (its registration failed, or the chain was reverted) is a no-op on chain, and the client
+raises the same ``UnknownArtefact`` for it.  Events are read from the factory and from the
+contracts it created (its ``ArtefactCreated`` log), never from other contracts emitting look-alike
+events.
 """
 
 from __future__ import annotations
@@ -24,7 +37,8 @@ from eth_utils.address import to_checksum_address
 
 from proml_sim.chain.abi import ContractABI, EventCodec
 from proml_sim.chain.base import ChainBackend, Receipt
-from proml_sim.compiler import CompiledContract
+from proml_sim.chain.trie import keccak, rlp_encode_bytes, rlp_encode_list
+from proml_sim.compiler import CompiledContract, compile_artefact
 from proml_sim.errors import LifecycleError, TransactionFailed, lifecycle_error_from_reason
 from proml_sim.ir import (
     EVENT_TYPES,
@@ -38,6 +52,8 @@ from proml_sim.ir import (
     RoleRevoked,
     StepResult,
     Transitioned,
+    artefact_id,
+    build_ir,
     history_from_events,
 )
 from proml_sim.ir import messages as msg
@@ -46,6 +62,114 @@ from proml_sim.ir.model import MAX_INPUTS, MAX_LOCATOR_BYTES
 #: Gas limit for a call whose estimate reverts and that is sent anyway (``preflight=False``): the
 #: revert then happens on chain, pays its gas, and is decoded from the receipt.
 REVERT_GAS = 250_000
+#: Gas limit for a transition sent to an artefact contract that does not exist yet (its
+#: registration is pending in the same block, so it cannot be estimated): enough for any
+#: transition of the per-artefact layouts, including 16 approvers.
+UNDEPLOYED_GAS = 400_000
+#: The layouts this client drives (``proml_sim.codegen.LAYOUTS``) and the per-artefact part of each.
+LAYOUTS = ("registry", "factory", "clone")
+_HEADER_LAYOUT = "# Contract layout: "
+#: ERC-5202 blueprint preamble (magic 0xFE71, version 0, no data section); Vyper's
+#: ``create_from_blueprint`` skips these 3 bytes by default.
+BLUEPRINT_PREAMBLE = b"\xfe\x71\x00"
+#: EIP-1167 minimal proxy init code around the implementation address, as Vyper 0.4 emits it for
+#: ``create_minimal_proxy_to`` (loader + forwarder prefix, address, forwarder suffix).
+EIP1167_PREFIX = bytes.fromhex("602d3d8160093d39f3" "363d3d373d3d3d363d73")
+EIP1167_SUFFIX = bytes.fromhex("5af43d82803e903d91602b57fd5bf3")
+
+
+@dataclass(frozen=True)
+class CompiledLayout:
+    """The compiled contracts of one lifecycle in one contract layout.
+
+    ``main`` is the contract a client talks to first (the registry, or the factory);
+    ``artefact`` is the per-artefact contract of the factory and clone layouts (the blueprint's
+    init code, or the clones' implementation), ``None`` for the registry.
+    """
+
+    layout: str
+    main: CompiledContract
+    artefact: CompiledContract | None = None
+
+    @property
+    def ir(self) -> LifecycleIR:
+        assert self.main.ir is not None
+        return self.main.ir
+
+    @property
+    def name(self) -> str:
+        return self.main.name
+
+
+def compile_layout(
+    lifecycle: Any, layout: str = "registry", *, use_cache: bool = True
+) -> CompiledLayout:
+    """Generate and compile every contract of ``lifecycle`` (a DSL class or an IR) in ``layout``."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown contract layout {layout!r}; choose one of {LAYOUTS}")
+    ir = build_ir(lifecycle)
+    main = compile_artefact(ir, layout=layout, use_cache=use_cache)
+    if layout == "registry":
+        return CompiledLayout(layout, main)
+    part = compile_artefact(ir, layout=f"{layout}.artefact", use_cache=use_cache)
+    return CompiledLayout(layout, main, part)
+
+
+def layout_of(compiled: CompiledContract) -> str:
+    """The layout part a compiled lifecycle contract is (``"registry"``, ``"factory"``,
+    ``"factory.artefact"``, ...), from its generated header."""
+    for line in compiled.source.splitlines()[:8]:
+        if line.startswith(_HEADER_LAYOUT):
+            return line[len(_HEADER_LAYOUT):].split(" ", 1)[0]
+    return "registry"
+
+
+def as_layout(
+    compiled: CompiledContract | CompiledLayout, layout: str | None = None
+) -> CompiledLayout:
+    """A :class:`CompiledLayout` for ``compiled``: itself, or the layout of a compiled contract
+    (``layout`` overrides it: a lifecycle compiled for the registry is recompiled, from its IR,
+    for another layout)."""
+    if isinstance(compiled, CompiledLayout):
+        if layout is not None and layout != compiled.layout:
+            return compile_layout(compiled.ir, layout)
+        return compiled
+    if compiled.ir is None:
+        raise ValueError("LifecycleClient needs a contract compiled from a lifecycle IR")
+    have = layout_of(compiled)
+    want = layout or have.partition(".")[0]
+    if want == have == "registry":
+        return CompiledLayout("registry", compiled)
+    if want == have:  # the main contract of a factory or clone layout
+        part = compile_artefact(compiled.ir, layout=f"{want}.artefact")
+        return CompiledLayout(want, compiled, part)
+    return compile_layout(compiled.ir, want)
+
+
+def create_address(sender: str, nonce: int) -> str:
+    """Address of the contract created by ``sender``'s transaction with ``nonce`` (CREATE)."""
+    nb = nonce.to_bytes((nonce.bit_length() + 7) // 8, "big") if nonce else b""
+    payload = rlp_encode_bytes(bytes.fromhex(sender[2:])) + rlp_encode_bytes(nb)
+    return to_checksum_address(keccak(rlp_encode_list(payload))[12:])
+
+
+def create2_address(deployer: str, salt: bytes, initcode_hash: bytes) -> str:
+    """Address of a contract created by ``deployer`` with CREATE2 (EIP-1014)."""
+    raw = keccak(b"\xff" + bytes.fromhex(deployer[2:]) + salt + initcode_hash)
+    return to_checksum_address(raw[12:])
+
+
+def blueprint_deploy_code(initcode: bytes) -> bytes:
+    """Init code that deploys ``initcode`` as an ERC-5202 blueprint (never executable itself)."""
+    body = BLUEPRINT_PREAMBLE + initcode
+    # PUSH2 len, RETURNDATASIZE, DUP2, PUSH1 10, RETURNDATASIZE, CODECOPY, RETURN: copy the 10
+    # bytes after this loader to memory 0 and return them as the runtime code
+    return b"\x61" + len(body).to_bytes(2, "big") + bytes.fromhex("3d81600a3d39f3") + body
+
+
+def eip1167_initcode(implementation: str) -> bytes:
+    """Init code of an EIP-1167 minimal proxy to ``implementation`` (as Vyper creates it)."""
+    return EIP1167_PREFIX + bytes.fromhex(implementation[2:]) + EIP1167_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -59,52 +183,98 @@ class PendingOp:
 
 
 class LifecycleClient:
-    """Operations on a deployed lifecycle contract at ``address``."""
+    """Operations on a deployed lifecycle at ``address`` (the registry, or the factory).
+
+    ``compiled``: a :class:`CompiledLayout`, or the :class:`CompiledContract` of the registry or
+    of a factory (the layout is read from its header and the artefact contract compiled).
+    """
 
     def __init__(
         self,
         backend: ChainBackend,
-        compiled: CompiledContract,
+        compiled: CompiledContract | CompiledLayout,
         address: str,
         *,
         automine: bool = True,
         preflight: bool = False,
     ) -> None:
-        if compiled.ir is None:
+        if isinstance(compiled, CompiledContract) and compiled.ir is None:
             raise ValueError("LifecycleClient needs a contract compiled from a lifecycle IR")
+        self.bundle = as_layout(compiled)
+        self.layout = self.bundle.layout
         self.backend = backend
-        self.compiled = compiled
-        self.ir: LifecycleIR = compiled.ir
+        self.compiled = self.bundle.main
+        self.ir: LifecycleIR = self.bundle.ir
         self.address = to_checksum_address(address)
         self.automine = automine
         self.preflight = preflight
-        self.abi = list(compiled.abi)
+        self.abi = list(self.compiled.abi)
         self.codec = EventCodec(self.abi)
         self.contract_abi = ContractABI(self.abi)
+        self._registry = self.layout == "registry"
+        #: the ABI of the contract that runs transitions (the registry, or an artefact contract)
+        self.transition_abi = self.contract_abi
+        if not self._registry:
+            assert self.bundle.artefact is not None
+            art_abi = list(self.bundle.artefact.abi)
+            self.artefact_codec = EventCodec(art_abi)
+            self.artefact_abi = ContractABI(art_abi)
+            self.transition_abi = self.artefact_abi
+            self._created_topic = self.codec.topic("ArtefactCreated")
+            template = to_checksum_address(
+                self._view("IMPLEMENTATION" if self.layout == "clone" else "BLUEPRINT")
+            )
+            self.template = template
+            self._initcode = (
+                eip1167_initcode(template) if self.layout == "clone"
+                else self.bundle.artefact.bytecode
+            )
+            self._addresses: dict[bytes, str] = {}
+            self._pending_ids: set[bytes] = set()
 
     # -- deployment -------------------------------------------------------------------------------
     @classmethod
     def deploy(
         cls,
         backend: ChainBackend,
-        compiled: CompiledContract,
+        compiled: CompiledContract | CompiledLayout,
         deployer: Any,
         admin_domain: bytes = ZERO32,
         *,
         automine: bool = True,
         timestamp: int | None = None,
+        layout: str | None = None,
     ) -> LifecycleClient:
-        """Deploy ``compiled`` from ``deployer`` (a Signer), who becomes its admin."""
+        """Deploy ``compiled`` from ``deployer`` (a Signer), who becomes its admin.
+
+        ``layout`` (``"registry"``, ``"factory"``, ``"clone"``) defaults to the layout
+        ``compiled`` was generated for.  The factory and clone layouts take two transactions in
+        two blocks: the artefact contract's template (blueprint, or clone implementation, which
+        is told the factory's address: the deployer's next CREATE address), then the factory.
+        """
         from eth_abi.abi import encode
 
-        data = compiled.bytecode + encode(["bytes32"], [admin_domain])
-        gas = backend.estimate_gas(deployer.address, None, data)
-        tx_hash = _send(backend, deployer, None, data, gas)
-        backend.produce_block(timestamp)
-        receipt = backend.receipt(tx_hash)
-        if receipt is None or not receipt.status or receipt.contract_address is None:
-            raise TransactionFailed(f"deployment of {compiled.name} failed", receipt)
-        return cls(backend, compiled, receipt.contract_address, automine=automine)
+        bundle = as_layout(compiled, layout)
+        if bundle.layout == "registry":
+            compiled = bundle.main
+            data = compiled.bytecode + encode(["bytes32"], [admin_domain])
+            address = _deploy(backend, deployer, data, timestamp, compiled.name)
+            return cls(backend, bundle, address, automine=automine)
+        assert bundle.artefact is not None
+        nonce = backend.next_nonce(deployer.address)
+        if bundle.layout == "clone":
+            factory = create_address(deployer.address, nonce + 1)
+            data = bundle.artefact.bytecode + encode(["address"], [factory])
+        else:
+            data = blueprint_deploy_code(bundle.artefact.bytecode)
+        what = f"{bundle.name} {bundle.layout}"
+        template = _deploy(backend, deployer, data, timestamp, f"{what} template")
+        data = bundle.main.bytecode + encode(["bytes32", "address"], [admin_domain, template])
+        address = _deploy(
+            backend, deployer, data, None if timestamp is None else timestamp + 1,
+            f"{what} factory",
+        )
+        return cls(backend, bundle, address, automine=automine)
 
     # -- writes -----------------------------------------------------------------------------------
     def register(
@@ -120,14 +290,37 @@ class LifecycleClient:
         """Register an artefact; returns its id (bound to the signer's address and ``salt``)."""
         self._check_evidence_args(locator, inputs)
         data = self.contract_abi.encode_call("register", [salt, digest, locator, list(inputs)])
+        if self._registry:
 
-        def decode(receipt: Receipt) -> bytes:
+            def decode(receipt: Receipt) -> bytes:
+                for name, args in self._decoded(receipt):
+                    if name == "Registered":
+                        return bytes(args["id"])
+                raise TransactionFailed("registration emitted no Registered event", receipt)
+
+            return self._write(signer, data, gas, "register", decode)
+
+        aid = artefact_id(signer.address, salt)
+        self._pending_ids.add(aid)
+
+        def decode_created(receipt: Receipt) -> bytes:
+            self._pending_ids.discard(aid)
             for name, args in self._decoded(receipt):
-                if name == "Registered":
-                    return bytes(args["id"])
-            raise TransactionFailed("registration emitted no Registered event", receipt)
+                if name == "ArtefactCreated":
+                    created = to_checksum_address(args["artefact"])
+                    if bytes(args["id"]) != aid or created != self.artefact_address(aid):
+                        raise TransactionFailed(
+                            f"{self.ir.name}: the factory created {created} for this id, not the "
+                            f"address the client computes; client and factory disagree", receipt
+                        )
+                    return aid
+            raise TransactionFailed("registration emitted no ArtefactCreated event", receipt)
 
-        return self._write(signer, data, gas, "register", decode)
+        try:
+            return self._write(signer, data, gas, "register", decode_created)
+        except BaseException:
+            self._pending_ids.discard(aid)
+            raise
 
     def fire(
         self,
@@ -142,27 +335,34 @@ class LifecycleClient:
     ) -> Any:
         """Fire (or, for k-of-n transitions, approve) ``transition``; returns a StepResult."""
         t = self.ir.transition(transition)
+        abi = self.transition_abi
         if t.evidence:
             self._check_evidence_args(locator, inputs)
-            data = self.contract_abi.encode_call(t.name, [artefact, digest, locator, list(inputs)])
+            data = abi.encode_call(t.name, [artefact, digest, locator, list(inputs)])
+        elif digest != ZERO32 or locator or inputs:
+            raise TypeError(
+                f"{self.ir.name}.{t.name} takes no evidence; drop digest/locator/inputs"
+            )
         else:
-            if digest != ZERO32 or locator or inputs:
-                raise TypeError(
-                    f"{self.ir.name}.{t.name} takes no evidence; drop digest/locator/inputs"
-                )
-            data = self.contract_abi.encode_call(t.name, [artefact])
+            data = abi.encode_call(t.name, [artefact])
+        to = self.address if self._registry else self._route(artefact)
 
         def decode(receipt: Receipt) -> StepResult:
             count = 1
-            for name, args in self._decoded(receipt):
+            decoded = self._decoded(receipt, to)
+            for name, args in decoded:
                 if name == "Approved":
                     count = args["count"]
                 elif name == "Transitioned":
                     return StepResult(True, count, t.approvals, args["version"], t.target)
+            if not decoded and not self._registry:
+                # a transition that succeeds emits Approved or Transitioned; one that emitted
+                # nothing ran no code: there was no artefact contract at that address
+                raise msg.unknown_artefact(self.ir)
             version = self.version(artefact)
             return StepResult(False, count, t.approvals, version, self.state(artefact))
 
-        return self._write(signer, data, gas, t.name, decode)
+        return self._write(signer, data, gas, t.name, decode, to)
 
     def approve(self, signer: Any, transition: str, artefact: bytes, *args: Any, **kw: Any) -> Any:
         """Approve a k-of-n transition (the k-th approval fires it)."""
@@ -198,6 +398,28 @@ class LifecycleClient:
         self._raise_for(receipt, op.kind)
         return op.decode(receipt)
 
+    # -- per-artefact contracts (factory and clone layouts) ---------------------------------------
+    def artefact_address(self, artefact: bytes) -> str:
+        """The contract that holds ``artefact``: the registry itself, or the address the
+        factory creates (or created) for that id.  Whether code is there yet is not checked."""
+        if self._registry:
+            return self.address
+        addr = self._addresses.get(artefact)
+        if addr is None:
+            if self.layout == "clone":
+                init_hash = keccak(self._initcode)
+            else:  # create_from_blueprint appends the ABI-encoded constructor argument (the id)
+                init_hash = keccak(self._initcode + artefact)
+            addr = create2_address(self.address, artefact, init_hash)
+            self._addresses[artefact] = addr
+        return addr
+
+    def _route(self, artefact: bytes) -> str:
+        addr = self.artefact_address(artefact)
+        if artefact in self._pending_ids or self.backend.code(addr):
+            return addr
+        return self.address  # the factory refuses it with UnknownArtefact, as the registry does
+
     # -- reads ----------------------------------------------------------------------------------
     def _view(self, fn: str, *args: Any) -> Any:
         res = self.backend.call(self.address, self.contract_abi.encode_call(fn, list(args)))
@@ -205,11 +427,24 @@ class LifecycleClient:
             raise TransactionFailed(f"view {fn} reverted: {res.revert_reason}")
         return self.contract_abi.decode_output(fn, res.output)
 
+    def _aview(self, fn: str, artefact: bytes, *args: Any) -> Any:
+        """A view of the contract holding ``artefact`` (``None``: there is no such contract)."""
+        if self._registry:
+            return self._view(fn, artefact, *args)
+        res = self.backend.call(
+            self.artefact_address(artefact), self.artefact_abi.encode_call(fn, [artefact, *args])
+        )
+        if not res.success:
+            raise TransactionFailed(f"view {fn} reverted: {res.revert_reason}")
+        if not res.output:
+            return None  # no code at the address: not registered
+        return self.artefact_abi.decode_output(fn, res.output)
+
     def exists(self, artefact: bytes) -> bool:
-        return int(self._view("state_of", artefact)) != 0
+        return int(self._aview("state_of", artefact) or 0) != 0
 
     def state(self, artefact: bytes) -> str:
-        s = int(self._view("state_of", artefact))
+        s = int(self._aview("state_of", artefact) or 0)
         if s == 0:
             raise msg.unknown_artefact(self.ir)
         return self.ir.state_by_index(s).name
@@ -217,7 +452,7 @@ class LifecycleClient:
     def version(self, artefact: bytes) -> int:
         if not self.exists(artefact):
             raise msg.unknown_artefact(self.ir)
-        return int(self._view("version_of", artefact))
+        return int(self._aview("version_of", artefact))
 
     def roles_of(self, account: str) -> int:
         return int(self._view("roles", account))
@@ -235,13 +470,32 @@ class LifecycleClient:
         return bytes(self._view("IR_FINGERPRINT")).hex()
 
     def events(self, from_block: int = 0, to_block: int | None = None) -> list[LifecycleEvent]:
-        """All lifecycle events of this contract, in chain order."""
+        """All lifecycle events of this lifecycle, in chain order."""
         out: list[LifecycleEvent] = []
-        for log in self.backend.logs(self.address, from_block, to_block):
-            if not self.codec.knows(log.topics):
+        if self._registry:
+            for log in self.backend.logs(self.address, from_block, to_block):
+                if not self.codec.knows(log.topics):
+                    continue
+                name, args = self.codec.decode_log(log)
+                out.append(_to_event(name, args))
+            return out
+        # only the factory and the contracts it created (whatever block they were created in)
+        created = {
+            to_checksum_address(log.topics[2][12:])
+            for log in self.backend.logs(self.address, 0, to_block, [self._created_topic])
+        }
+        for log in self.backend.logs(None, from_block, to_block):
+            if log.address == self.address:
+                codec = self.codec
+            elif log.address in created:
+                codec = self.artefact_codec
+            else:
                 continue
-            name, args = self.codec.decode_log(log)
-            out.append(_to_event(name, args))
+            if not codec.knows(log.topics):
+                continue
+            name, args = codec.decode_log(log)
+            if name in EVENT_TYPES:
+                out.append(_to_event(name, args))
         return out
 
     def history(self, artefact: bytes) -> list[HistoryEntry]:
@@ -259,13 +513,13 @@ class LifecycleClient:
             if isinstance(ev, Registered | Transitioned):
                 aid = ev.id
                 snap.records[aid] = (
-                    int(self._view("state_of", aid)),
-                    int(self._view("version_of", aid)),
+                    int(self._aview("state_of", aid) or 0),
+                    int(self._aview("version_of", aid) or 0),
                 )
                 for t in sod:
-                    actor = to_checksum_address(self._view("last_actor_of", aid, t))
-                    if int(actor, 16):
-                        snap.last_actor[(aid, t)] = actor
+                    actor = self._aview("last_actor_of", aid, t)
+                    if actor is not None and int(actor, 16):
+                        snap.last_actor[(aid, t)] = to_checksum_address(actor)
             elif isinstance(ev, RoleGranted | RoleRevoked):
                 snap.roles[ev.account] = self.roles_of(ev.account)
                 if isinstance(ev, RoleGranted):
@@ -274,7 +528,8 @@ class LifecycleClient:
                 key = approval_key(ev.id, ev.transition, ev.version, ev.digest)
                 snap.approvers[key] = [
                     to_checksum_address(a)
-                    for a in self._view("approvers_of", ev.id, ev.transition, ev.version, ev.digest)
+                    for a in self._aview("approvers_of", ev.id, ev.transition, ev.version,
+                                         ev.digest) or ()
                 ]
         return snap.normalised()
 
@@ -292,11 +547,17 @@ class LifecycleClient:
         if len(locator.encode()) > MAX_LOCATOR_BYTES:
             raise msg.locator_too_long(self.ir)
 
-    def _decoded(self, receipt: Receipt) -> list[tuple[str, dict[str, Any]]]:
+    def _decoded(
+        self, receipt: Receipt, address: str | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        if address is None or address == self.address:
+            address, codec = self.address, self.codec
+        else:
+            codec = self.artefact_codec
         out = []
         for log in receipt.logs:
-            if log.address == self.address and self.codec.knows(log.topics):
-                out.append(self.codec.decode_log(log))
+            if log.address == address and codec.knows(log.topics):
+                out.append(codec.decode_log(log))
         return out
 
     def _raise_for(self, receipt: Receipt, kind: str) -> None:
@@ -319,20 +580,36 @@ class LifecycleClient:
         gas: int | None,
         kind: str,
         decode: Callable[[Receipt], Any],
+        to: str | None = None,
     ) -> Any:
+        to = to or self.address
         if gas is None:
-            try:
-                gas = self.backend.estimate_gas(signer.address, self.address, data)
-            except (LifecycleError, TransactionFailed):
-                if self.preflight:
-                    raise  # refuse to send a call that would revert, as wallets do
-                gas = REVERT_GAS
-        tx_hash = _send(self.backend, signer, self.address, data, gas)
+            if to != self.address and not self.backend.code(to):
+                gas = UNDEPLOYED_GAS  # its registration is pending: nothing to estimate against
+            else:
+                try:
+                    gas = self.backend.estimate_gas(signer.address, to, data)
+                except (LifecycleError, TransactionFailed):
+                    if self.preflight:
+                        raise  # refuse to send a call that would revert, as wallets do
+                    gas = REVERT_GAS
+        tx_hash = _send(self.backend, signer, to, data, gas)
         op = PendingOp(tx_hash, kind, decode, data)
         if not self.automine:
             return op
         self.backend.produce_block()
         return self.result(op)
+
+
+def _deploy(backend: ChainBackend, deployer: Any, data: bytes, timestamp: int | None,
+            what: str) -> str:
+    gas = backend.estimate_gas(deployer.address, None, data)
+    tx_hash = _send(backend, deployer, None, data, gas)
+    backend.produce_block(timestamp)
+    receipt = backend.receipt(tx_hash)
+    if receipt is None or not receipt.status or receipt.contract_address is None:
+        raise TransactionFailed(f"deployment of {what} failed", receipt)
+    return receipt.contract_address
 
 
 def _send(backend: ChainBackend, signer: Any, to: str | None, data: bytes, gas: int) -> bytes:

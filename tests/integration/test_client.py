@@ -1,4 +1,8 @@
-"""The lifecycle client against the py-evm engine: same errors as the interpreter, real gas."""
+"""The lifecycle client against the py-evm engine: same errors as the interpreter, real gas.
+
+Every test that takes ``env`` runs once per contract layout (registry, factory, clone): the client
+has one API and the same exceptions whatever the layout.
+"""
 
 from __future__ import annotations
 
@@ -14,20 +18,22 @@ from proml_sim import (
     compile_artefact,
 )
 from proml_sim.chain import KeyRing, PyEVMBackend
-from proml_sim.chain.client import LifecycleClient
-from proml_sim.ir import Interpreter, replay
+from proml_sim.chain.client import LAYOUTS, LifecycleClient
+from proml_sim.ir import Interpreter, artefact_id, replay
 from proml_sim.lifecycles import Model
 
 DIG = b"\xaa" * 32
 DA, DB = b"A" * 32, b"B" * 32
 
 
-@pytest.fixture
-def env():
+@pytest.fixture(params=LAYOUTS)
+def env(request):
     keys = KeyRing.from_seed("client-test", 6)
     admin, op, dev, v1, v2, _out = keys.addresses
     backend = PyEVMBackend(funded=keys.addresses)
-    client = LifecycleClient.deploy(backend, compile_artefact(Model), keys.signer(admin), DA)
+    client = LifecycleClient.deploy(backend, compile_artefact(Model), keys.signer(admin), DA,
+                                    layout=request.param)
+    assert client.layout == request.param
     s = keys.signer
     client.grant(s(admin), "operator", op, DA)
     client.grant(s(admin), "developer", dev, DA)
@@ -139,3 +145,33 @@ def test_approve_refuses_single_approval_transitions(env):
     keys, _backend, c = env
     with pytest.raises(ValueError, match="needs no approvals"):
         c.approve(keys.signer(keys.addresses[2]), "train", b"\x00" * 32)
+
+
+def test_register_and_fire_pending_in_one_block(env):
+    """A transition may follow a registration still in the pool (per-artefact layouts address the
+    artefact contract before it exists: CREATE2 from the id)."""
+    keys, backend, c = env
+    op, dev = keys.addresses[1], keys.addresses[2]
+    c.automine = False
+    reg = c.register(keys.signer(op), b"\x08" * 32)
+    fire = c.fire(keys.signer(dev), "train", artefact_id(op, b"\x08" * 32), DIG)
+    block = backend.produce_block()
+    assert len(block.tx_hashes) == 2
+    mid = c.result(reg)
+    assert c.result(fire).version == 2 and c.state(mid) == "trained"
+
+
+def test_fire_after_a_failed_pending_registration_is_unknown_artefact(env):
+    """The registration fails (no operator role), so the transition queued behind it finds no
+    artefact: the same UnknownArtefact as the interpreter, whatever the layout."""
+    keys, backend, c = env
+    dev = keys.addresses[2]
+    c.automine = False
+    reg = c.register(keys.signer(dev), b"\x09" * 32)
+    fire = c.fire(keys.signer(dev), "train", artefact_id(dev, b"\x09" * 32), DIG)
+    backend.produce_block()
+    with pytest.raises(RoleNotAllowed):
+        c.result(reg)
+    with pytest.raises(UnknownArtefact):
+        c.result(fire)
+    assert not c.exists(artefact_id(dev, b"\x09" * 32))

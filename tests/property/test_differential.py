@@ -4,7 +4,12 @@ Random steps (transition x actor x grants/revokes x approvals x evidence) go to 
 step the two must agree on the outcome (same result, or same exception type *and* message), and
 on state, versions, roles, domains, approvals and separation-of-duty memory; the chain's event
 log must replay into the same state.  Run over the paper lifecycles and over random valid
-lifecycles built by a hypothesis strategy.
+lifecycles built by a hypothesis strategy, for each contract layout (registry, factory, clone):
+the layouts must not differ from the interpreter, so they do not differ from each other.
+
+Budget (default run, about 90 s on 2 cores): compiling a random lifecycle costs ~1.3 s per layout
+and dominates, so the factory and clone layouts run fewer random lifecycles than the registry;
+the ``slow`` classes run many more for every layout.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from hypothesis.stateful import (
 
 from proml_sim import Interpreter, build_ir, compile_artefact
 from proml_sim.chain import KeyRing, PyEVMBackend
-from proml_sim.chain.client import LifecycleClient
+from proml_sim.chain.client import LifecycleClient, compile_layout
 from proml_sim.ir import ZERO32, replay
 from proml_sim.lifecycles import Dataset, Model
 from tests.strategies import lifecycles
@@ -44,6 +49,7 @@ def outcome(fn: Any, *args: Any, **kw: Any) -> tuple[str, Any]:
 
 class LockStep(RuleBasedStateMachine):
     artefacts = Bundle("artefacts")
+    layout = "registry"
 
     def setup(self, cls: Any) -> None:
         self.ir = build_ir(cls)
@@ -51,8 +57,12 @@ class LockStep(RuleBasedStateMachine):
         self.accounts = list(self.keys.addresses)
         self.backend = PyEVMBackend(funded=self.accounts)
         admin = self.keys.signer(self.accounts[0])
-        compiled = compile_artefact(self.ir)
+        if self.layout == "registry":
+            compiled: Any = compile_artefact(self.ir)
+        else:
+            compiled = compile_layout(self.ir, self.layout)
         self.chain = LifecycleClient.deploy(self.backend, compiled, admin, DOMAINS[0])
+        assert self.chain.layout == self.layout
         self.oracle = Interpreter(self.ir, self.accounts[0], DOMAINS[0])
         self.ids: list[bytes] = []
         self.salt = 0
@@ -114,18 +124,49 @@ class RandomLifecycles(LockStep):
         self.setup(cls)
 
 
+def _on(layout: str, base: type[LockStep]) -> Any:
+    """``base`` run against contracts of ``layout``."""
+    return type(f"{base.__name__}_{layout}", (base,), {"layout": layout}).TestCase
+
+
 _settings = settings(
     max_examples=25, stateful_step_count=30, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+#: random lifecycles per layout in the default run: each one is compiled (1.3-2.6 s on 2 cores),
+#: which dominates the run
+_random = {"registry": 16, "factory": 5, "clone": 5}
+
 TestPaperLockStep = PaperLifecycles.TestCase
 TestPaperLockStep.settings = _settings
 TestRandomLockStep = RandomLifecycles.TestCase
-TestRandomLockStep.settings = _settings
+TestRandomLockStep.settings = settings(_settings, max_examples=_random["registry"])
+
+TestPaperLockStepFactory = _on("factory", PaperLifecycles)
+TestPaperLockStepFactory.settings = _settings
+TestRandomLockStepFactory = _on("factory", RandomLifecycles)
+TestRandomLockStepFactory.settings = settings(_settings, max_examples=_random["factory"])
+TestPaperLockStepClone = _on("clone", PaperLifecycles)
+TestPaperLockStepClone.settings = _settings
+TestRandomLockStepClone = _on("clone", RandomLifecycles)
+TestRandomLockStepClone.settings = settings(_settings, max_examples=_random["clone"])
+
+
+def _long(n_ci: int, n_local: int) -> settings:
+    n = n_ci if os.environ.get("CI") else n_local
+    return settings(_settings, max_examples=n, stateful_step_count=50)
 
 
 @pytest.mark.slow
 class TestRandomLockStepLong(RandomLifecycles.TestCase):  # type: ignore[misc]
-    settings = settings(
-        _settings, max_examples=60 if os.environ.get("CI") else 200, stateful_step_count=50
-    )
+    settings = _long(60, 200)
+
+
+@pytest.mark.slow
+class TestRandomLockStepLongFactory(_on("factory", RandomLifecycles)):  # type: ignore[misc]
+    settings = _long(30, 100)
+
+
+@pytest.mark.slow
+class TestRandomLockStepLongClone(_on("clone", RandomLifecycles)):  # type: ignore[misc]
+    settings = _long(30, 100)
