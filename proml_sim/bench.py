@@ -9,8 +9,10 @@ receipt, and covers decoding, signature recovery and pool checks, block producti
 receipts) and fetching every receipt with its ``Transitioned`` event (checked by topic).
 ABI-decoding the event arguments (eth-abi, ~75 us per event) is timed apart as
 ``decode_events_s``; ``end_to_end_tx_per_s`` includes signing and decoding too.  The revm engine
-recovers senders in worker processes, overlapped with block production (a node verifies
-signatures while it builds); ``workers`` says how many.
+can recover senders in ``workers`` processes, overlapped with block production (a node verifies
+signatures while it builds); the default is 0 (recovery in the main process) because on the
+2-vCPU reference machine two busy processes get ~1.2x the throughput of one, so a worker slows
+block production more than it saves.
 
 Baseline path: web3.py + ``EthereumTesterProvider`` (py-evm behind eth-tester), the same contract
 and call, signed with eth-account and mined one block per transaction, waiting for each receipt,
@@ -19,7 +21,6 @@ signing and event decoding included (as a script using that stack would do).
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -59,7 +60,7 @@ def bench_engine(
 ) -> dict[str, Any]:
     """Throughput of one engine; see the module docstring for what is timed."""
     if workers is None:
-        workers = os.cpu_count() or 1
+        workers = 0  # see run_bench
     compiled = compile_artefact(Model)
     keys = KeyRing.from_seed(f"bench-{seed}", 2 + N_DEVELOPERS)
     backend = _backend(engine, keys.addresses, per_block, rpc_url, workers)
