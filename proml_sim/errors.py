@@ -18,10 +18,17 @@
     │   ├── AlreadyApproved                   the approver (or its trust domain) already approved
     │   ├── ApprovalsFull                     approval slots for this version are exhausted
     │   └── InvalidArgument (ValueError)      malformed call (unknown role index, bad input list)
-    └── ChainError                            engine-level failure
-        ├── TransactionFailed                 reverted without a lifecycle reason, or out of gas
-        ├── KeyCustodyError (PermissionError) an actor tried to send as a key it does not hold
-        └── EngineError                       engine misuse (unknown snapshot, bad tx, ...)
+    ├── ChainError                            engine-level failure
+    │   ├── TransactionFailed                 reverted without a lifecycle reason, or out of gas
+    │   ├── KeyCustodyError (PermissionError) an actor tried to send as a key it does not hold
+    │   ├── EngineError                       engine misuse (unknown snapshot, bad tx, ...)
+    │   └── JournalError                      a persistent chain's journal is unusable
+    └── NodeError                             a ProML node cannot do what was asked
+        ├── HomeError                         node home missing, unreadable or of a newer format
+        ├── StoreError (OSError)              off-chain store unwritable, full, or blob missing
+        │   └── BlobCorrupted                 a blob's bytes no longer match its digest
+        ├── UnknownName (LookupError)         an artefact name/id/file the node cannot resolve
+        └── BundleError                       an evidence bundle is malformed
 
 A revert reason on chain is ``"<Code>: <message>"`` where ``<Code>`` is the class name of a
 :class:`LifecycleError` subclass; :func:`lifecycle_error_from_reason` maps it back.
@@ -156,3 +163,34 @@ class KeyCustodyError(ChainError, PermissionError):
 
 class EngineError(ChainError):
     """An engine was asked for something it cannot do (unknown snapshot, malformed tx...)."""
+
+
+class JournalError(ChainError):
+    """A persistent chain's block journal cannot be used (diverges, newer format...)."""
+
+
+class NodeError(ProMLError):
+    """A ProML node cannot do what was asked; the message names the problem and the fix."""
+
+
+class HomeError(NodeError):
+    """The node home is missing, unreadable, or written by a newer proml-sim."""
+
+
+class StoreError(NodeError, OSError):
+    """The off-chain store cannot be written (read-only, full) or lacks a blob."""
+
+
+class BlobCorrupted(StoreError):
+    """A stored blob's bytes no longer hash to its digest."""
+
+
+class UnknownName(NodeError, LookupError):
+    """An artefact name, id or file the node cannot resolve."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class BundleError(NodeError):
+    """An evidence bundle is malformed or incomplete."""
