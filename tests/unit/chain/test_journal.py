@@ -69,7 +69,7 @@ def test_edited_journal_is_refused(tmp_path):
 
 
 def test_newer_format_and_missing_chain(tmp_path):
-    with pytest.raises(JournalError, match="missing chain.json"):
+    with pytest.raises(JournalError, match=r"missing chain\.json"):
         JournaledChain(tmp_path / "nothing")
     _setup(tmp_path)
     meta = json.loads((tmp_path / "chain" / "chain.json").read_text())
@@ -81,7 +81,7 @@ def test_newer_format_and_missing_chain(tmp_path):
 
 def test_submit_outside_lock_is_refused(tmp_path):
     keys, chain, c, mid = _setup(tmp_path)
-    with pytest.raises(JournalError, match="inside `with chain.locked"):
+    with pytest.raises(JournalError, match=r"inside `with chain\.locked"):
         c.fire(keys.signer(keys.addresses[2]), "train", mid, b"\x03" * 32)
 
 
