@@ -1,0 +1,195 @@
+"""Content-addressed off-chain store: artefact bytes behind SHA-256 digests.
+
+* Files are hashed while they are copied, in 1 MiB chunks: constant memory for any size.
+* Writes are atomic (temporary file in the same directory, ``fsync``, rename); a crash leaves
+  no half-written blob, only a temporary file that the next write ignores.
+* Every read re-hashes the bytes and raises :class:`BlobCorrupted` on a mismatch; if replicas
+  are configured, a missing or corrupt blob is fetched from the first replica holding good
+  bytes and the local copy is healed.
+* Replication copies each new blob to the other domains' stores (``replicas``).
+
+Layout: ``<root>/objects/<first two hex>/<remaining 62 hex>``.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from proml_sim.errors import BlobCorrupted, StoreError
+
+CHUNK = 1 << 20
+
+
+def sha256_file(path: str | Path) -> tuple[str, int]:
+    """(hex SHA-256, size) of a file, streamed in 1 MiB chunks."""
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                h.update(chunk)
+                size += len(chunk)
+    except FileNotFoundError:
+        raise StoreError(f"file {path} does not exist; check the path") from None
+    except IsADirectoryError:
+        raise StoreError(f"{path} is a directory; pass the files inside it") from None
+    return h.hexdigest(), size
+
+
+@dataclass(frozen=True)
+class Blob:
+    digest: str  # hex SHA-256
+    size: int
+
+
+def _check_digest(digest: str) -> str:
+    d = digest.lower().removeprefix("0x")
+    if len(d) != 64 or any(c not in "0123456789abcdef" for c in d):
+        raise StoreError(f"{digest!r} is not a SHA-256 hex digest (64 hex characters)")
+    return d
+
+
+def _os_error(exc: OSError, root: Path) -> StoreError:
+    if exc.errno == errno.ENOSPC:
+        return StoreError(f"the store at {root} is full (no space left on device); free space "
+                          "or move the node home (--home) to a larger disk")
+    if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+        return StoreError(f"the store at {root} is not writable ({exc.strerror}); fix its "
+                          "permissions or use another --home")
+    return StoreError(f"the store at {root} failed: {exc}")
+
+
+class BlobStore:
+    """One participant's store, optionally replicating to other domains' stores."""
+
+    def __init__(self, root: str | Path, replicas: Iterable[str | Path] = ()) -> None:
+        self.root = Path(root)
+        self.objects = self.root / "objects"
+        self.replicas = [Path(r) for r in replicas]
+
+    def path_of(self, digest: str) -> Path:
+        d = _check_digest(digest)
+        return self.objects / d[:2] / d[2:]
+
+    def has(self, digest: str) -> bool:
+        return self.path_of(digest).exists()
+
+    # -- writing ---------------------------------------------------------------------------
+    def _write_stream(self, chunks: Iterator[bytes]) -> Blob:
+        try:
+            self.objects.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.objects, prefix=".incoming-")
+        except OSError as exc:
+            raise _os_error(exc, self.root) from exc
+        h = hashlib.sha256()
+        size = 0
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    h.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            digest = h.hexdigest()
+            final = self.path_of(digest)
+            final.parent.mkdir(exist_ok=True)
+            os.replace(tmp, final)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise _os_error(exc, self.root) from exc
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        blob = Blob(digest, size)
+        self._replicate(blob)
+        return blob
+
+    def put_file(self, path: str | Path) -> Blob:
+        """Store a file's bytes (streamed); returns its digest and size."""
+        def chunks() -> Iterator[bytes]:
+            try:
+                with open(path, "rb") as fh:
+                    while chunk := fh.read(CHUNK):
+                        yield chunk
+            except FileNotFoundError:
+                raise StoreError(f"file {path} does not exist; check the path") from None
+            except IsADirectoryError:
+                raise StoreError(f"{path} is a directory; pass the files inside it") from None
+
+        return self._write_stream(chunks())
+
+    def put_bytes(self, data: bytes) -> Blob:
+        return self._write_stream(iter([data]))
+
+    def _replicate(self, blob: Blob) -> None:
+        for replica in self.replicas:
+            other = BlobStore(replica)
+            if other.has(blob.digest):
+                continue
+            with open(self.path_of(blob.digest), "rb") as fh:
+                other._write_stream(iter(lambda fh=fh: fh.read(CHUNK), b""))  # type: ignore[misc]
+
+    # -- reading ---------------------------------------------------------------------------
+    def _verified_path(self, digest: str) -> Path:
+        d = _check_digest(digest)
+        path = self.path_of(d)
+        problem = None
+        if path.exists():
+            got, _ = sha256_file(path)
+            if got == d:
+                return path
+            problem = BlobCorrupted(
+                f"blob {d} at {path} is corrupted: its bytes hash to {got}; restore it from a "
+                "replica or the original file (`proml verify` lists every such blob)"
+            )
+        for replica in self.replicas:  # heal from the first good replica
+            rpath = BlobStore(replica).path_of(d)
+            if rpath.exists() and sha256_file(rpath)[0] == d:
+                with open(rpath, "rb") as fh:
+                    self._write_stream(iter(lambda fh=fh: fh.read(CHUNK), b""))  # type: ignore[misc]
+                return path
+        if problem is not None:
+            raise problem
+        raise StoreError(
+            f"blob {d} is not in the store at {self.root}"
+            + (f" nor in its replicas {[str(r) for r in self.replicas]}" if self.replicas else "")
+            + "; add the file again or configure a replica that has it"
+        )
+
+    def get(self, digest: str) -> bytes:
+        """The blob's bytes, verified against the digest."""
+        return self._verified_path(digest).read_bytes()
+
+    def open(self, digest: str) -> BinaryIO:
+        """A file object on the verified blob (for large blobs)."""
+        return open(self._verified_path(digest), "rb")
+
+    def export(self, digest: str, dest: str | Path) -> Path:
+        """Copy a verified blob to ``dest`` (atomically)."""
+        src = self._verified_path(digest)
+        dest = Path(dest)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+        os.close(fd)
+        try:
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dest)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return dest
+
+    def check(self, digest: str) -> str | None:
+        """None if the blob is present and intact, else a sentence naming the problem."""
+        try:
+            self._verified_path(digest)
+        except StoreError as exc:
+            return str(exc)
+        return None
