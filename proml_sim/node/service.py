@@ -331,7 +331,7 @@ class ProMLNode:
                                     "inputs, outputs, params and code")
                 op = client.fire(self.signer, transition, ref.id)
             else:
-                rec, digest, ids = self._record(ref.lifecycle, transition, ref, ref.name,
+                _, digest, ids = self._record(ref.lifecycle, transition, ref, ref.name,
                                                 inputs, outputs, params, code)
                 loc = locator or f"proml:{digest.hex()}"
                 op = client.fire(self.signer, transition, ref.id, digest, loc, ids)
@@ -472,7 +472,7 @@ def _fund(backend: JournaledChain, address: str) -> None:
 def _deploy_all(backend: ChainBackend, signer: Any, domain: str) -> dict[str, str]:
     ctx = backend.locked() if isinstance(backend, JournaledChain) else contextlib.nullcontext()
     with ctx:
-        out = {}
+        out: dict[str, str] = {}
         for lc, cls in LIFECYCLES.items():
             c = LifecycleClient.deploy(backend, compile_artefact(cls), signer, domain_bytes(domain))
             out[lc] = c.address
