@@ -250,6 +250,16 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--json", action="store_true")
     sb.set_defaults(func=cmd_sim_bench)
 
+    from proml_sim.node import cli as node_cli
+
+    node_cli.register(sub)
+    try:
+        from proml_sim.node import cli_evidence
+    except ImportError:  # pragma: no cover - lineage/verify/bundle/export not installed
+        pass
+    else:
+        cli_evidence.register(sub)
+
     r = sub.add_parser("reproduce", help="run the experiments and write REPORT.md + summary.json")
     r.add_argument("--profile", choices=["smoke", "paper"], default="smoke")
     r.add_argument("--out", default="out", help="output directory (default: out)")

@@ -94,7 +94,9 @@ class ProMLNode:
         self.backend = backend
         self.store = BlobStore(home / "store", config.get("replicas", ()))
         self.clients = {
-            lc: LifecycleClient(backend, compile_artefact(LIFECYCLES[lc]), addr, automine=False)
+            # preflight: a call that would revert is refused before anything is signed or sent
+            lc: LifecycleClient(backend, compile_artefact(LIFECYCLES[lc]), addr, automine=False,
+                                preflight=True)
             for lc, addr in config["contracts"].items() if lc in LIFECYCLES
         }
         self.anchor = (AnchorClient(backend, _anchor_compiled(), config["contracts"]["Anchor"],

@@ -103,6 +103,9 @@ class BlobStore:
             final = self.path_of(digest)
             final.parent.mkdir(exist_ok=True)
             os.replace(tmp, final)
+        except StoreError:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)
             raise _os_error(exc, self.root) from exc
