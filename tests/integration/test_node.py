@@ -143,7 +143,7 @@ def test_missing_file(world):
     tmp, admin, data, dev = world
     with pytest.raises(StoreError, match="does not exist"):
         data.register("Dataset", "other", [tmp / "missing.csv"])
-    with pytest.raises(NodeError, match="outputs .* do not exist"), dev.step(
+    with pytest.raises(NodeError, match=r"outputs .* do not exist"), dev.step(
             "train", artefact="clf", outputs=[tmp / "not-written.pkl"]):
         pass
 
