@@ -131,6 +131,23 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_node_bench(args: argparse.Namespace) -> int:
+    from proml_sim.node.bench import capture_bench, hash_bench
+
+    try:
+        res = {"hashing": hash_bench(args.size_mb, args.dir), "capture": capture_bench(args.steps)}
+    except ValueError as exc:
+        raise NodeError(str(exc)) from exc
+    h, c = res["hashing"], res["capture"]
+    text = (f"hashing a {h['size_mb']} MiB file: sha256_file {h['sha256_file_mb_s']} MB/s, "
+            f"sha256sum {h.get('sha256sum_mb_s', 'n/a')} MB/s (ratio "
+            f"{h.get('ratio_vs_sha256sum', 'n/a')}), store put {h['store_put_mb_s']} MB/s\n"
+            f"capture: {c['overhead_ms_per_step']} ms per recorded step over the bare work "
+            f"({c['steps']} steps)")
+    _emit(args, res, text)
+    return 0
+
+
 def register(sub: Any) -> None:
     """Add the node's subcommands to the top-level ``proml`` parser."""
 
@@ -198,6 +215,14 @@ def register(sub: Any) -> None:
     p.add_argument("artefact", nargs="?")
     common(p)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("node-bench", help="hashing MB/s on a large file beside sha256sum, and "
+                       "the capture overhead per recorded step")
+    p.add_argument("--size-mb", type=int, default=1024, help="file size in MiB (default 1024)")
+    p.add_argument("--dir", help="where to write the temporary file (default: system temp)")
+    p.add_argument("--steps", type=int, default=20, help="captured steps to time")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_node_bench)
 
     p = sub.add_parser("history", help="an artefact's provenance trail from the chain")
     p.add_argument("artefact")

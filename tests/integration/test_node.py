@@ -185,3 +185,13 @@ def test_home_errors(tmp_path, world):
     with pytest.raises(HomeError, match="already a node home"):
         ProMLNode.init(tmp / "data", name="x", domain="y", chain_dir=tmp / "chain")
     assert oct((tmp / "data" / "keys.json").stat().st_mode & 0o777) == "0o600"
+
+
+def test_node_bench_small(capsys):
+    from proml_sim.cli import main
+
+    assert main(["node-bench", "--size-mb", "4", "--steps", "2", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["hashing"]["size_mb"] == 4 and res["hashing"]["sha256_file_mb_s"] > 0
+    assert res["capture"]["overhead_ms_per_step"] > 0
+    assert main(["node-bench", "--size-mb", "0"]) == 2
