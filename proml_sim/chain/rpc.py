@@ -1,12 +1,14 @@
 """A :class:`ChainBackend` for any Ethereum JSON-RPC node, through web3.py's HTTP provider.
 
 The same signed raw transactions go to the node with ``eth_sendRawTransaction``.  Block
-production uses a development node's methods when it has them (anvil, hardhat):
-automining is switched off at start (``evm_setAutomine false``) and :meth:`RPCBackend.produce_block`
-mines one block at the requested timestamp (``evm_mine``); snapshots are ``evm_snapshot`` /
-``evm_revert``; funded accounts get their balance with ``anvil_setBalance`` (or
-``hardhat_setBalance``).  Against a node without those methods, :meth:`RPCBackend.produce_block`
-waits for the node's next block instead (and a timestamp cannot be chosen).
+production uses a development node's methods when it has them (anvil, hardhat): automining is
+switched off at start (``evm_setAutomine false``) and :meth:`RPCBackend.produce_block` mines one
+block at the requested timestamp (``evm_mine``); snapshots are ``evm_snapshot`` /
+``evm_revert`` (the node's pool is not in its snapshot: on anvil it is emptied and the
+snapshot's pending transactions are sent again, in arrival order); funded accounts get their
+balance with ``anvil_setBalance`` (or ``hardhat_setBalance``).  Against a node without those
+methods, :meth:`RPCBackend.produce_block` waits for the node's next block instead (and a
+timestamp cannot be chosen).
 
 Receipts come from ``eth_getTransactionReceipt``; the return data or revert data a receipt does
 not carry is read with ``debug_traceTransaction`` (call tracer, top call only) where the node
@@ -94,9 +96,9 @@ class RPCBackend(ChainBackend):
             self.set_balance(address, balance_wei)
         if funded and self.dev:
             self._try("evm_mine", [])  # make the balances part of a block, like a genesis
-        self._pending: dict[bytes, None] = {}
+        self._pending: dict[bytes, bytes] = {}  # hash -> raw, arrival order
         self._receipts: dict[bytes, Receipt] = {}
-        self._snapshots: dict[int, tuple[str, dict[bytes, None]]] = {}
+        self._snapshots: dict[int, tuple[str, dict[bytes, bytes]]] = {}
         self._snapshot_ids = itertools.count(1)
         self._tracing: bool | None = None
 
@@ -136,7 +138,7 @@ class RPCBackend(ChainBackend):
         tx_hash = bytes.fromhex(self._rpc("eth_sendRawTransaction", ["0x" + raw_tx.hex()])[2:])
         if tx_hash != keccak(raw_tx):
             raise EngineError("the node returned a different transaction hash than keccak(raw)")
-        self._pending[tx_hash] = None
+        self._pending[tx_hash] = raw_tx
         return tx_hash
 
     def pending(self) -> tuple[bytes, ...]:
@@ -360,6 +362,11 @@ class RPCBackend(ChainBackend):
             raise EngineError(f"the node refused to revert to its snapshot {node_id}")
         # a node's revert consumes the snapshot; ours stays valid: take it again
         self._snapshots[snapshot_id] = (self._rpc("evm_snapshot"), pending)
+        # the node's pool is not part of its snapshot: put back exactly the snapshot's pending
+        # transactions, in arrival order (anvil; other nodes keep their pool as it is)
+        if self._try("anvil_dropAllTransactions") is not None:
+            for raw in pending.values():
+                self._rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
         self._pending = dict(pending)
         self._receipts.clear()
 

@@ -89,3 +89,17 @@ def test_make_backend_names_its_engines(anvil_url: str) -> None:
         make_backend("geth")
     with pytest.raises(EngineError, match="no Ethereum JSON-RPC node answers"):
         RPCBackend("http://127.0.0.1:9", timeout=2)
+
+
+def test_revert_restores_the_pending_pool(node: RPCBackend) -> None:
+    keys = KeyRing.from_seed("rpc-revert-pool", 2)
+    for address in keys.addresses:
+        node.set_balance(address, 10**24)
+    sender = TxSender(node, keys.signer(keys.addresses[0]))
+    first = sender.send(keys.addresses[1], gas=21_000, value=1)
+    sid = node.snapshot()  # `first` is pending here
+    second = sender.send(keys.addresses[1], gas=21_000, value=2)
+    assert node.produce_block().tx_hashes == (first, second)
+    node.revert(sid)
+    assert node.pending() == (first,)
+    assert node.produce_block().tx_hashes == (first,)  # `second` is gone, `first` is back
