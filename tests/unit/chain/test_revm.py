@@ -168,3 +168,34 @@ def test_release_stops_journaling(backend: RevmBackend) -> None:
     with pytest.raises(EngineError, match="unknown snapshot id"):
         backend.revert(sid)
     assert backend._undo is None
+
+
+def _edges(backend: Any, ring: KeyRing, compiled: Any) -> list[tuple[bool, int, bytes, int]]:
+    """Out of gas, the EIP-7623 floor binding, a failing creation, value to a non-payable
+    function, a plain transfer: (status, gas used, output, sender balance) of each."""
+    abi = compiled[1]
+    addr = deploy(backend, ring, compiled)
+    s = TxSender(backend, signer(ring, 1))
+    register = abi.encode_call("register", [b"\x06" * 32])
+    hashes = [
+        s.send(addr, register, gas=30_000),  # runs out of gas
+        s.send(ring.addresses[2], b"\xff" * 1000, gas=100_000),  # floor 61,000 > 37,000
+        s.send(None, bytes.fromhex("60006000fd"), gas=100_000),  # init code that reverts
+        s.send(addr, register, gas=200_000, value=5),  # non-payable: reverts
+        s.send(ring.addresses[3], b"", gas=21_000, value=10**18),
+    ]
+    backend.produce_block()
+    out = []
+    for h in hashes:
+        r = backend.receipt(h)
+        assert r is not None
+        out.append((r.status, r.gas_used, r.output, r.cumulative_gas_used))
+    balances = (True, backend.balance(ring.addresses[1]), b"", backend.balance(ring.addresses[3]))
+    return [*out, balances]
+
+
+def test_edge_transactions_match_py_evm(ring: KeyRing, compiled: Any) -> None:
+    ours = _edges(RevmBackend(funded=ring.addresses), ring, compiled)
+    assert ours == _edges(PyEVMBackend(funded=ring.addresses), ring, compiled)
+    assert [status for status, *_ in ours[:5]] == [False, True, False, False, True]
+    assert ours[0][1] == 30_000 and ours[1][1] == 61_000
