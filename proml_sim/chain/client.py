@@ -21,9 +21,12 @@ address an artefact whose registration is still pending.  A transition on an id 
 contract yet, and is not being registered by this client, is sent to the factory, which reverts
 with ``UnknownArtefact`` as the registry would; one that reaches an address without code after
 all (its registration failed, or the chain was reverted) is a no-op on chain, and the client
-raises the same ``UnknownArtefact`` for it.  Events are read from the factory and from the
-contracts it created (its ``ArtefactCreated`` log), never from other contracts emitting look-alike
-events.
+raises the same ``UnknownArtefact`` for it.  The route is chosen when the call is submitted: a
+transition submitted before this client knows of the artefact's registration (neither mined nor
+submitted through it) fails even if another client's registration lands first in the same
+block, where the registry would order them.  Events are read from the factory and from the
+contracts it created (its ``ArtefactCreated`` log), never from other contracts emitting
+look-alike events.
 """
 
 from __future__ import annotations

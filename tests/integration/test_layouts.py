@@ -195,3 +195,12 @@ def test_create_addresses_follow_the_deployers_nonce():
         assert r.contract_address == create_address(admin, n)
     c = LifecycleClient.deploy(backend, compile_layout(Model, "clone"), signer, DA)
     assert c.template == create_address(admin, 3) and c.address == create_address(admin, 4)
+
+
+def test_client_knows_every_generated_layout():
+    """The chain layer does not import codegen; its list of layouts must follow codegen's."""
+    from proml_sim.chain.client import LAYOUTS as CLIENT_LAYOUTS
+    from proml_sim.codegen import LAYOUT_PARTS, LAYOUTS
+
+    assert CLIENT_LAYOUTS == LAYOUTS
+    assert all(parts[1:] in ((), (f"{lay}.artefact",)) for lay, parts in LAYOUT_PARTS.items())
