@@ -10,9 +10,12 @@ balance with ``anvil_setBalance`` (or ``hardhat_setBalance``).  Against a node w
 methods, :meth:`RPCBackend.produce_block` waits for the node's next block instead (and a
 timestamp cannot be chosen).
 
-Receipts come from ``eth_getTransactionReceipt``; the return data or revert data a receipt does
-not carry is read with ``debug_traceTransaction`` (call tracer, top call only) where the node
-offers it, so revert reasons decode into the same lifecycle errors as on the in-process engines.
+Receipts come from ``eth_getTransactionReceipt``; the revert data of a failed transaction,
+which a receipt does not carry, is read with ``debug_traceTransaction`` (call tracer, top call
+only) where the node offers it, so revert reasons decode into the same lifecycle errors as on
+the in-process engines.  A successful call's return data is not read (a trace replays the block
+up to the transaction): :attr:`Receipt.output` is ``b""`` for it (a creation's is the deployed
+code, as on the other engines); read results through calls or events.
 
 Differences from the in-process engines: the node keeps its own pool (ordering, replacement and
 eviction rules are the node's; anvil orders by priority fee); ``max_txs`` cannot cap a block;
@@ -27,6 +30,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import rlp
 from eth_utils.address import to_checksum_address
 
 from proml_sim.chain._txpool import next_base_fee
@@ -98,6 +102,8 @@ class RPCBackend(ChainBackend):
             self._try("evm_mine", [])  # make the balances part of a block, like a genesis
         self._pending: dict[bytes, bytes] = {}  # hash -> raw, arrival order
         self._receipts: dict[bytes, Receipt] = {}
+        self._timestamps: dict[int, int] = {}  # block number -> timestamp
+        self._nonces: dict[bytes, int] = {}  # our transactions' nonces
         self._snapshots: dict[int, tuple[str, dict[bytes, bytes]]] = {}
         self._snapshot_ids = itertools.count(1)
         self._tracing: bool | None = None
@@ -139,6 +145,11 @@ class RPCBackend(ChainBackend):
         if tx_hash != keccak(raw_tx):
             raise EngineError("the node returned a different transaction hash than keccak(raw)")
         self._pending[tx_hash] = raw_tx
+        try:
+            fields = rlp.decode(raw_tx[1:] if raw_tx[0] < 0x80 else raw_tx)
+            self._nonces[tx_hash] = int.from_bytes(fields[1 if raw_tx[0] < 0x80 else 0], "big")
+        except Exception:  # the node accepted it; its nonce will be read from the node
+            pass
         return tx_hash
 
     def pending(self) -> tuple[bytes, ...]:
@@ -186,20 +197,29 @@ class RPCBackend(ChainBackend):
         if r is None:
             return None
         status = _int(r["status"]) == 1
-        output, reason = self._trace_output(tx_hash, status)
+        created = to_checksum_address(r["contractAddress"]) if r.get("contractAddress") else None
+        if not status:
+            output, reason = self._trace_output(tx_hash)
+        else:  # a trace replays the block up to the transaction: only creations read code
+            output, reason = (self.code(created) if created else b""), None
         logs = tuple(self._log(log) for log in r["logs"])
+        number = _int(r["blockNumber"])
+        timestamp = self._timestamps.get(number)
+        if timestamp is None:
+            timestamp = self._timestamps[number] = self.block(number).timestamp
+        nonce = self._nonces.get(tx_hash)
+        if nonce is None:
+            nonce = _int(self._rpc("eth_getTransactionByHash", ["0x" + tx_hash.hex()])["nonce"])
         receipt = Receipt(
             tx_hash=tx_hash,
-            block_number=_int(r["blockNumber"]),
+            block_number=number,
             block_hash=_bytes(r["blockHash"]),
-            block_timestamp=self.block(_int(r["blockNumber"])).timestamp,
+            block_timestamp=timestamp,
             tx_index=_int(r["transactionIndex"]),
             sender=to_checksum_address(r["from"]),
             to=to_checksum_address(r["to"]) if r.get("to") else None,
-            nonce=_int(self._rpc("eth_getTransactionByHash", ["0x" + tx_hash.hex()])["nonce"]),
-            contract_address=(
-                to_checksum_address(r["contractAddress"]) if r.get("contractAddress") else None
-            ),
+            nonce=nonce,
+            contract_address=created,
             status=status,
             gas_used=_int(r["gasUsed"]),
             cumulative_gas_used=_int(r["cumulativeGasUsed"]),
@@ -211,8 +231,8 @@ class RPCBackend(ChainBackend):
         self._receipts[tx_hash] = receipt
         return receipt
 
-    def _trace_output(self, tx_hash: bytes, status: bool) -> tuple[bytes, str | None]:
-        """(return or revert data, decoded revert reason) of a mined transaction."""
+    def _trace_output(self, tx_hash: bytes) -> tuple[bytes, str | None]:
+        """(revert data, decoded revert reason) of a failed transaction."""
         if self._tracing is False:
             return b"", None
         config = {"tracer": "callTracer", "tracerConfig": {"onlyTopCall": True}}
@@ -221,9 +241,7 @@ class RPCBackend(ChainBackend):
         if not isinstance(trace, dict):
             return b"", None
         output = _bytes(trace.get("output"))
-        if status and trace.get("type") in ("CREATE", "CREATE2"):
-            output = self.code(trace["to"]) if trace.get("to") else output
-        return output, None if status else decode_revert_reason(output)
+        return output, decode_revert_reason(output)
 
     @staticmethod
     def _log(log: dict[str, Any]) -> Log:
@@ -369,6 +387,7 @@ class RPCBackend(ChainBackend):
                 self._rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
         self._pending = dict(pending)
         self._receipts.clear()
+        self._timestamps.clear()
 
     def release(self, snapshot_id: int) -> None:
         self._snapshots.pop(snapshot_id, None)
