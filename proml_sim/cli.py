@@ -260,6 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         cli_evidence.register(sub)
 
+    from proml_sim.threats import cli as threats_cli
+
+    threats_cli.register(sub)
+    try:
+        from proml_sim.threats import cli_mutate
+    except ImportError:  # pragma: no cover - mutation testing not installed
+        pass
+    else:
+        cli_mutate.register(sub)
+
     r = sub.add_parser("reproduce", help="run the experiments and write REPORT.md + summary.json")
     r.add_argument("--profile", choices=["smoke", "paper"], default="smoke")
     r.add_argument("--out", default="out", help="output directory (default: out)")

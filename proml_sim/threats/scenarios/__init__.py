@@ -1,0 +1,1 @@
+"""Scenario implementations, one module per group; each registers with ``@scenario(id)``."""
