@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from proml_sim.ir import Approved, RoleGranted, RoleRevoked, Transitioned
 from proml_sim.lifecycles import Dataset, Model
@@ -13,7 +14,7 @@ from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import outcome_of, salt, small_world
 
 
-def role_violations(client) -> int:  # type: ignore[no-untyped-def]
+def role_violations(client: Any) -> int:
     """Events made by an account not holding a ``by`` role at that point of the chain."""
     ir = client.ir
     roles: dict[str, int] = {}
@@ -69,7 +70,7 @@ class NoRoleCallsEverything:
             for lc, aid in (("Model", mid), ("Dataset", did)):
                 ir = w.clients[lc].ir
                 for t in ir.transitions:
-                    args = (digest_of(t.name), "x", []) if t.evidence else ()
+                    args: tuple[Any, ...] = (digest_of(t.name), "x", []) if t.evidence else ()
                     txs.append((yield from w.send(eve, lc, "fire", t.name, aid, *args)))
                 txs.append((yield from w.send(eve, lc, "register", salt("eve"), digest_of(1),
                                               "", [])))
