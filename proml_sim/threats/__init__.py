@@ -1,7 +1,3 @@
-"""Threat evaluation: threat models as data, attacker actors, oracles, the centralised baseline,
-metrics, property-based threat tests and mutation testing of the generated contracts.
-
-Modules are imported by their full path (``proml_sim.threats.properties``,
-``proml_sim.threats.mutants``, ...); this package re-exports nothing, so its modules stay
-independent of one another.
-"""
+"""Threat models as code: the catalogue (``threat_models/``), attacker scenarios run against
+ProML on the simulated chain and against a centralised baseline, metrics and verdicts; property
+tests with malicious actors and mutation testing of the generated contracts."""
