@@ -37,7 +37,7 @@ def run(profile: str, depth: int, seed: int, n_projects: int, n_teams: int,
     for proc in procs:
         if not proc.triggered:
             raise RuntimeError(f"a project did not finish within {horizon:.0f} simulated s")
-        s = dict(proc.value)
+        s: dict[str, Any] = dict(proc.value or {})
         s.update(profile=profile, wait_depth=depth, seed=seed)
         rows.append(s)
     return rows

@@ -17,6 +17,7 @@ from experiments import (
     e02_gas,
     e03_overhead,
     e04_scaling,
+    e05_security,
 )
 from experiments.common import ExperimentConfig, provenance, write_json
 from proml_sim.artifacts import write_atomic
@@ -30,6 +31,7 @@ EXPERIMENTS: list[tuple[str, str, Callable[[ExperimentConfig], dict[str, Any]]]]
     ("e02", "gas per operation vs the gas-schedule lower bound", e02_gas.main),
     ("e03", "provenance overhead of the ML workflow", e03_overhead.main),
     ("e04", "scaling: saturation knee and batched anchoring", e04_scaling.main),
+    ("e05", "security: threats against ProML and a centralised baseline", e05_security.main),
 ]
 
 
@@ -58,6 +60,12 @@ def reproduce(profile: str = "smoke", out: Path = Path("out"), seed: int = 0) ->
         "overhead": results["e03"]["overhead"],
         "scaling": {"knees": results["e04"]["knees"],
                     "batching": results["e04"]["batching"]},
+        "security": {r["id"]: {"baseline": r["baseline"]["verdict"],
+                               "proml": r["proml"]["verdict"],
+                               "baseline_asr": r["baseline"]["asr"],
+                               "proml_asr": r["proml"]["asr"],
+                               "as_expected": r["matches_expected"]}
+                     for r in results["e05"]["results"]},
         "gas": results["e02"]["summary"]["gas"],
         "gas_lower_bound": results["e02"]["summary"]["gas_lower_bound"],
         "scenario": {k: v for k, v in results["e00"].items() if k != "rows"},
@@ -68,6 +76,12 @@ def reproduce(profile: str = "smoke", out: Path = Path("out"), seed: int = 0) ->
     write_json(config.out / "summary.json", summary)
     write_atomic(config.out / "REPORT.md", render_report(summary, results))
     return summary
+
+
+def _verdict(side: dict[str, Any]) -> str:
+    lo, hi = side["asr_ci"]
+    asr = side["asr"]
+    return f"{side['verdict']} (ASR {asr:.2f} [{lo:.2f}, {hi:.2f}], n={side['seeds']})"
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -172,6 +186,30 @@ def render_report(summary: dict[str, Any], results: dict[str, Any]) -> str:
                 for b in summary["scaling"]["batching"]]),
         "",
         "![scaling](e04_scaling.png)",
+        "",
+        "## Security evaluation (E5)",
+        "",
+        "Every catalogued threat (`threat_models/`) runs as a simpy scenario against a "
+        "centralised baseline (one SQLite provenance database run by one domain whose admin "
+        "is an insider) and against ProML on the simulated chain. Verdicts come from the "
+        "measurements: prevented (no attack succeeded on any seed), detected (every success "
+        "detected), documented_limit (some success undetected), out_of_scope. ASR: attack "
+        "success rate with its 95 % Wilson interval over seeds.",
+        "",
+        _table(["id", "STRIDE", "threat", "baseline", "ProML", "ProML TTD (s)",
+                "as expected"],
+               [[r["id"], r["stride"], r["title"], _verdict(r["baseline"]),
+                 _verdict(r["proml"]),
+                 f"{r['proml']['ttd_s']:.0f}" if r["proml"].get("ttd_s") is not None else "",
+                 "yes" if r["matches_expected"] else "**no**"]
+                for r in results["e05"]["results"]]),
+        "",
+        *(f"* **{r['id']} limit.** {r['limit']}" for r in results["e05"]["results"]
+          if r.get("limit")),
+        "",
+        *(f"![{f}]({f})" for f in results["e05"]["figures"]),
+        "",
+        f"Not yet implemented: {', '.join(results['e05']['not_implemented']) or 'none'}.",
         "",
         "## Paper reference values",
         "",
