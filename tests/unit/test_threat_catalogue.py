@@ -1,0 +1,80 @@
+"""The threat catalogue is data, validated on load: bad files name the file, field and fix."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from proml_sim.cli import main
+from proml_sim.threats.catalogue import CatalogueError, catalogue_dir, load_catalogue, load_threat
+from proml_sim.threats.runner import Outcome, load_scenarios, summarise, verdict
+
+GOOD = (catalogue_dir() / "T1.toml").read_text()
+
+
+def _write(tmp: Path, name: str, text: str) -> Path:
+    p = tmp / name
+    p.write_text(text)
+    return p
+
+
+def test_every_catalogued_threat_loads_and_has_an_implementation():
+    cat = load_catalogue()
+    impl = load_scenarios()
+    assert {"T1", "S2", "S4", "D1"} <= set(cat)
+    assert set(cat) <= set(impl), f"catalogued without implementation: {set(cat) - set(impl)}"
+    for tm in cat.values():
+        assert tm.expected_proml in ("prevented", "detected", "documented_limit", "out_of_scope")
+
+
+@pytest.mark.parametrize(("edit", "fragment"), [
+    (lambda s: s.replace('id = "T1"', 'id = "T9"'), "field 'id' is 'T9' but the file is T1.toml"),
+    (lambda s: s.replace('stride = ["T"]', 'stride = ["X"]'), "field 'stride'"),
+    (lambda s: s.replace('attacker_role = "DA"', 'attacker_role = "Mallory"'),
+     "field 'attacker_role'"),
+    (lambda s: s.replace('proml = "detected"', 'proml = "fine"'), "field 'expected.proml'"),
+    (lambda s: s.replace('metrics = ["asr", "ttd_s", "consumers_exposed"]', 'metrics = ["x"]'),
+     "field 'metrics' has unknown metrics"),
+    (lambda s: s.replace("seeds = 20", "seeds = 0"), "field 'seeds'"),
+    (lambda s: s.replace('defence = "', 'defense = "'), "field 'defence' is missing"),
+    (lambda s: "bogus = 1\n" + s, "field 'bogus' is not a known field"),
+    (lambda s: s.replace("[expected]", "[expected"), "not valid TOML"),
+])
+def test_bad_files_name_file_field_and_fix(tmp_path, edit, fragment):
+    p = _write(tmp_path, "T1.toml", edit(GOOD))
+    with pytest.raises(CatalogueError) as info:
+        load_threat(p)
+    assert str(p) in str(info.value) and fragment in str(info.value)
+
+
+def test_empty_catalogue_and_cli_exit_codes(tmp_path, capsys):
+    with pytest.raises(CatalogueError, match="no threat models"):
+        load_catalogue(tmp_path)
+    assert main(["threats", "list", "--models", str(tmp_path)]) == 2
+    assert main(["threats", "run", "NOPE"]) == 2
+    assert "unknown threat id" in capsys.readouterr().err
+
+
+def test_verdicts_come_from_measurements():
+    assert verdict([Outcome(False), Outcome(False)]) == "prevented"
+    assert verdict([Outcome(True, True, 5.0), Outcome(False)]) == "detected"
+    assert verdict([Outcome(True, True, 5.0), Outcome(True, False)]) == "documented_limit"
+    assert verdict([Outcome(False, out_of_scope=True)]) == "out_of_scope"
+    s = summarise([Outcome(True, True, 10.0), Outcome(True, True, 20.0), Outcome(False)])
+    assert s["asr"] == pytest.approx(2 / 3) and s["detection_rate"] == 1.0
+    assert s["asr_ci"][0] < 2 / 3 < s["asr_ci"][1]
+
+
+def test_threats_run_json_objects(tmp_path, capsys):
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(catalogue_dir() / "S2.toml", models / "S2.toml")
+    assert main(["threats", "run", "--models", str(models), "--seeds", "1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in rows] == ["S2"]
+    r = rows[0]
+    assert r["baseline"]["verdict"] == "documented_limit" and r["baseline"]["asr"] == 1.0
+    assert r["proml"]["verdict"] == "prevented" and r["proml"]["asr"] == 0.0
