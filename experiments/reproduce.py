@@ -68,6 +68,7 @@ def reproduce(profile: str = "smoke", out: Path = Path("out"), seed: int = 0) ->
                      for r in results["e05"]["results"]},
         "gas": results["e02"]["summary"]["gas"],
         "gas_lower_bound": results["e02"]["summary"]["gas_lower_bound"],
+        "gas_by_layout": results["e02"]["summary"].get("gas_by_layout", {}),
         "scenario": {k: v for k, v in results["e00"].items() if k != "rows"},
         "timings_s": timings,
         "ok": bool(results["e00"]["ok"]) and all(c["within_tolerance"]
@@ -145,6 +146,8 @@ def render_report(summary: dict[str, Any], results: dict[str, Any]) -> str:
                  f"{r['overhead']:.2f}", r["note"]] for r in results["e02"]["rows"]]),
         "",
         "![gas per operation](e02_gas.png)",
+        "",
+        results["e02"].get("report_md", ""),
         "",
         "## Overhead on the ML workflow (E3)",
         "",
