@@ -1,0 +1,430 @@
+"""Where verification, lineage and export read their facts from: a live node or a bundle.
+
+An :class:`EvidenceSource` gives the chain id, the lifecycle contracts and their IRs, every
+lifecycle event of each contract in chain order *with its block metadata*
+(:class:`ChainEvent`), and verified off-chain blobs.  :class:`LiveSource` reads them from a
+:class:`~proml_sim.node.service.ProMLNode` (its chain and its store); the offline evidence bundle
+(``bundle.py``) implements the same protocol from a zip file, so ``verify``, ``Lineage`` and
+``export_prov`` run unchanged on either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol, runtime_checkable
+
+from eth_utils.address import is_address, to_checksum_address
+
+from proml_sim.chain.client import _to_event
+from proml_sim.errors import NodeError, StoreError, UnknownName
+from proml_sim.ir import (
+    EVENT_TYPES,
+    ZERO32,
+    LifecycleEvent,
+    LifecycleIR,
+    Registered,
+)
+from proml_sim.node.records import Record
+from proml_sim.node.service import ArtefactRef, ProMLNode, name_salt
+from proml_sim.node.store import BlobStore, _check_digest, sha256_file
+
+
+@dataclass(frozen=True)
+class ChainEvent:
+    """One lifecycle event as the chain holds it: the event and where and by whom it happened."""
+
+    lifecycle: str
+    address: str  # the emitting contract
+    block: int
+    timestamp: int  # the block's timestamp (seconds)
+    tx_hash: bytes
+    tx_index: int
+    log_index: int  # position among all logs of the block
+    sender: str  # the signer of the transaction
+    event: LifecycleEvent
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """Chain order: (block, log index)."""
+        return (self.block, self.log_index)
+
+    @property
+    def kind(self) -> str:
+        return type(self.event).__name__
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lifecycle": self.lifecycle, "address": self.address, "block": self.block,
+            "timestamp": self.timestamp, "tx_hash": "0x" + self.tx_hash.hex(),
+            "tx_index": self.tx_index, "log_index": self.log_index, "sender": self.sender,
+            "type": self.kind, "args": event_to_json(self.event),
+        }
+
+    @classmethod
+    def from_json(cls, d: Any) -> ChainEvent:
+        """Parse :meth:`to_json` output; ``ValueError`` names the offending field."""
+        if not isinstance(d, dict):
+            raise ValueError("an event must be a JSON object")
+        return cls(
+            lifecycle=_field(d, "lifecycle", str), address=_address(_field(d, "address", str),
+                                                                    "address"),
+            block=_field(d, "block", int), timestamp=_field(d, "timestamp", int),
+            tx_hash=_hex_bytes(_field(d, "tx_hash", str), "tx_hash", 32),
+            tx_index=_field(d, "tx_index", int), log_index=_field(d, "log_index", int),
+            sender=_address(_field(d, "sender", str), "sender"),
+            event=event_from_json(_field(d, "type", str), _field(d, "args", dict)),
+        )
+
+
+def event_to_json(ev: LifecycleEvent) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(ev):
+        v = getattr(ev, f.name)
+        if isinstance(v, bytes):
+            v = "0x" + v.hex()
+        elif isinstance(v, tuple):
+            v = ["0x" + x.hex() for x in v]
+        out[f.name] = v
+    return out
+
+
+def event_from_json(kind: str, args: dict[str, Any]) -> LifecycleEvent:
+    """A lifecycle event from its JSON form, every field type-checked (``ValueError``)."""
+    cls = EVENT_TYPES.get(kind)
+    if cls is None:
+        raise ValueError(f"type: {kind!r} is not a lifecycle event ({', '.join(EVENT_TYPES)})")
+    kw: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        where = f"args.{f.name}"
+        if f.name not in args:
+            raise ValueError(f"{where} is missing")
+        v = args[f.name]
+        typ = str(f.type)
+        if typ == "bytes":
+            kw[f.name] = _hex_bytes(v, where, 32)
+        elif typ == "int":
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"{where} must be a non-negative integer, not {v!r}")
+            kw[f.name] = v
+        elif typ == "str" and f.name in ("locator",):
+            if not isinstance(v, str):
+                raise ValueError(f"{where} must be a string")
+            kw[f.name] = v
+        elif typ == "str":
+            kw[f.name] = _address(v, where)
+        else:  # tuple[bytes, ...]
+            if not isinstance(v, list):
+                raise ValueError(f"{where} must be a list of 0x hex ids")
+            kw[f.name] = tuple(_hex_bytes(x, f"{where}[{i}]", 32) for i, x in enumerate(v))
+    return cls(**kw)  # type: ignore[no-any-return]
+
+
+def _field(d: dict[str, Any], name: str, typ: type) -> Any:
+    if name not in d:
+        raise ValueError(f"{name} is missing")
+    v = d[name]
+    if not isinstance(v, typ) or (typ is int and isinstance(v, bool)):
+        raise ValueError(f"{name} must be {typ.__name__}, not {type(v).__name__}")
+    return v
+
+
+def _hex_bytes(v: Any, where: str, size: int) -> bytes:
+    if not isinstance(v, str) or not v.startswith("0x"):
+        raise ValueError(f"{where} must be a 0x-prefixed hex string")
+    try:
+        raw = bytes.fromhex(v[2:])
+    except ValueError:
+        raise ValueError(f"{where} is not valid hex") from None
+    if len(raw) != size:
+        raise ValueError(f"{where} must be {size} bytes, got {len(raw)}")
+    return raw
+
+
+def _address(v: Any, where: str) -> str:
+    if not isinstance(v, str) or not is_address(v):
+        raise ValueError(f"{where} must be a 0x address, not {v!r}")
+    return str(to_checksum_address(v))
+
+
+def hexdigest(digest: str | bytes) -> str:
+    """A digest as 64 lower-case hex characters (``StoreError`` if it is not one)."""
+    if isinstance(digest, bytes):
+        if len(digest) != 32:
+            raise StoreError(f"a SHA-256 digest has 32 bytes, not {len(digest)}")
+        return digest.hex()
+    return _check_digest(digest)
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+    """Write ``path`` through a temporary file in its directory, ``fsync`` and rename: readers
+    see the old file or the whole new one, never a half-written one."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise NodeError(f"cannot write {path}: the directory {path.parent} does not exist; "
+                        "create it or pick another path")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise NodeError(f"cannot write {path}: {exc.strerror or exc}; check the directory's "
+                        "permissions and free space") from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise NodeError(f"cannot write {path}: {exc.strerror or exc}; check the directory's "
+                        "permissions and free space") from exc
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def domain_name(raw: bytes) -> str | None:
+    """A bytes32 trust domain as text (``None`` for the zero domain)."""
+    stripped = raw.rstrip(b"\0")
+    return stripped.decode("utf-8", errors="replace") if stripped else None
+
+
+@runtime_checkable
+class EvidenceSource(Protocol):
+    """What verification, lineage and PROV export read.  Implemented by :class:`LiveSource` (a
+    node) and ``BundleSource`` (an offline evidence bundle)."""
+
+    @property
+    def chain_id(self) -> int:
+        """The EIP-155 chain id the source claims its events come from."""
+
+    @property
+    def contracts(self) -> Mapping[str, str]:
+        """Lifecycle name -> the address of its (registry) contract."""
+
+    @property
+    def irs(self) -> Mapping[str, LifecycleIR]:
+        """Lifecycle name -> its IR (the rules replay checks against)."""
+
+    def events(self, lifecycle: str | None = None) -> Sequence[ChainEvent]:
+        """Every lifecycle event of one contract (or of all, ``None``), in chain order."""
+
+    def deployed_fingerprint(self, lifecycle: str) -> str | None:
+        """The IR fingerprint the deployed contract reports (``IR_FINGERPRINT()``), if known."""
+
+    def blob(self, digest: str | bytes) -> bytes:
+        """A blob's bytes, verified against the digest (``StoreError`` if missing,
+        ``BlobCorrupted`` if its bytes no longer hash to it)."""
+
+    def open_blob(self, digest: str | bytes) -> BinaryIO:
+        """A file object on the verified blob (for copying large blobs in constant memory)."""
+
+    def has_blob(self, digest: str | bytes) -> bool:
+        """Whether some copy of the blob is present (intact or not)."""
+
+    def check_blob(self, digest: str | bytes) -> tuple[bool, str]:
+        """(intact and available, a sentence saying where, or what is wrong and the fix);
+        hashes in a stream, so large blobs cost constant memory."""
+
+    def describe(self) -> str:
+        """Where the evidence comes from, for reports."""
+
+
+def load_record(source: EvidenceSource, digest: str | bytes) -> Record | None:
+    """The provenance record behind an evidence digest; ``None`` for the zero digest or for a
+    blob that is a plain file; ``StoreError``/``BlobCorrupted`` when the blob is unavailable."""
+    if isinstance(digest, bytes) and digest == ZERO32:
+        return None
+    data = source.blob(digest)
+    return parse_record(data)
+
+
+def parse_record(data: bytes) -> Record | None:
+    """A record from blob bytes, or ``None`` when the bytes are not a record."""
+    if not data.startswith(b"{"):
+        return None
+    try:
+        return Record.from_bytes(data)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def resolve(source: EvidenceSource, ref: str | bytes | ArtefactRef) -> ArtefactRef:
+    """An artefact of ``source`` by :class:`ArtefactRef`, ``0x`` id, ``name`` or
+    ``name@0xregistrant`` (names are found through their registration salt)."""
+    regs = [(ce.lifecycle, ce.event) for ce in source.events()
+            if isinstance(ce.event, Registered)]
+    if isinstance(ref, ArtefactRef):
+        if not any(lc == ref.lifecycle and ev.id == ref.id for lc, ev in regs):
+            raise UnknownName(f"{ref.lifecycle} artefact {ref.hex} is not registered in "
+                              f"{source.describe()}; check the id")
+        return ref
+    if isinstance(ref, bytes) or (ref.startswith("0x") and len(ref) == 66):
+        try:
+            aid = ref if isinstance(ref, bytes) else bytes.fromhex(ref[2:])
+        except ValueError:
+            raise UnknownName(f"{ref!r} is not a 0x artefact id (64 hex digits)") from None
+        hits = [(lc, ev) for lc, ev in regs if ev.id == aid]
+        if not hits:
+            raise UnknownName(f"no artefact with id 0x{aid.hex()} in {source.describe()}; "
+                              "check the id")
+        lc, ev = hits[0]
+        return ArtefactRef(lc, aid, _name_of(source, ev))
+    name, _, registrant = ref.partition("@")
+    salt = name_salt(name)
+    found = [(lc, ev) for lc, ev in regs if ev.salt == salt and (
+        not registrant or ev.registrant.lower() == registrant.lower())]
+    if not found:
+        raise UnknownName(f"no artefact named {name!r} in {source.describe()}; check the name "
+                          "(or pass its 0x id)")
+    if len(found) > 1:
+        who = ", ".join(f"{name}@{ev.registrant} ({lc})" for lc, ev in found)
+        raise UnknownName(f"the name {name!r} is ambiguous: {who}; use one of these forms")
+    lc, ev = found[0]
+    return ArtefactRef(lc, ev.id, name)
+
+
+def _name_of(source: EvidenceSource, ev: Registered) -> str | None:
+    if ev.digest == ZERO32 or not source.has_blob(ev.digest):
+        return None
+    try:
+        rec = load_record(source, ev.digest)
+    except StoreError:
+        return None
+    return rec.name if rec is not None and name_salt_ok(rec.name, ev.salt) else None
+
+
+def name_salt_ok(name: str | None, salt: bytes) -> bool:
+    try:
+        return name is not None and name_salt(name) == salt
+    except NodeError:
+        return False
+
+
+def collect_events(backend: Any, lifecycle: str, address: str, codec: Any
+                   ) -> list[ChainEvent]:
+    """The lifecycle events a registry contract emitted, with block time and tx sender (one
+    ``logs`` call; one block header and one receipt per distinct block and transaction)."""
+    times: dict[int, int] = {}
+    senders: dict[bytes, str] = {}
+    out: list[ChainEvent] = []
+    for log in backend.logs(address):
+        if not codec.knows(log.topics):
+            continue
+        name, args = codec.decode_log(log)
+        if name not in EVENT_TYPES:
+            continue
+        if log.block_number not in times:
+            times[log.block_number] = backend.block(log.block_number).timestamp
+        if log.tx_hash not in senders:
+            receipt = backend.receipt(log.tx_hash)
+            senders[log.tx_hash] = receipt.sender if receipt is not None else ""
+        out.append(ChainEvent(lifecycle, log.address, log.block_number,
+                              times[log.block_number], log.tx_hash, log.tx_index, log.log_index,
+                              senders[log.tx_hash], _to_event(name, args)))
+    return out
+
+
+def merge_in_chain_order(groups: Iterable[Sequence[ChainEvent]]) -> list[ChainEvent]:
+    return sorted((ce for g in groups for ce in g), key=lambda ce: ce.position)
+
+
+class LiveSource:
+    """A node's view: its chain (events read once, on first use) and its store (with replicas).
+
+    Only the registry contract layout is supported (the layout ``proml init`` deploys).
+    """
+
+    def __init__(self, node: ProMLNode) -> None:
+        self.node = node
+        for lc, client in node.clients.items():
+            if client.layout != "registry":
+                raise NodeError(f"{lc} is deployed in the {client.layout} layout; evidence is "
+                                "read from registry contracts only (redeploy with the registry "
+                                "layout)")
+
+    @property
+    def chain_id(self) -> int:
+        return int(self.node.backend.chain_id)
+
+    @cached_property
+    def contracts(self) -> Mapping[str, str]:
+        return {lc: c.address for lc, c in self.node.clients.items()}
+
+    @cached_property
+    def irs(self) -> Mapping[str, LifecycleIR]:
+        return {lc: c.ir for lc, c in self.node.clients.items()}
+
+    @cached_property
+    def _events(self) -> dict[str, list[ChainEvent]]:
+        return {lc: collect_events(self.node.backend, lc, c.address, c.codec)
+                for lc, c in self.node.clients.items()}
+
+    @cached_property
+    def _all(self) -> list[ChainEvent]:
+        return merge_in_chain_order(self._events.values())
+
+    def events(self, lifecycle: str | None = None) -> Sequence[ChainEvent]:
+        if lifecycle is None:
+            return self._all
+        try:
+            return self._events[lifecycle]
+        except KeyError:
+            raise NodeError(f"unknown lifecycle {lifecycle!r}; use one of "
+                            f"{', '.join(self._events)}") from None
+
+    def refresh(self) -> None:
+        """Forget the events read so far (the chain may have grown)."""
+        self.__dict__.pop("_events", None)
+        self.__dict__.pop("_all", None)
+
+    def deployed_fingerprint(self, lifecycle: str) -> str | None:
+        client = self.node.clients.get(lifecycle)
+        if client is None:
+            return None
+        try:
+            return client.fingerprint()
+        except Exception:  # no code there, or not a lifecycle contract
+            return None
+
+    def _copies(self, digest: str) -> list[Path]:
+        store = self.node.store
+        return [store.path_of(digest)] + [BlobStore(r).path_of(digest) for r in store.replicas]
+
+    def blob(self, digest: str | bytes) -> bytes:
+        return self.node.store.get(hexdigest(digest))
+
+    def open_blob(self, digest: str | bytes) -> BinaryIO:
+        return self.node.store.open(hexdigest(digest))
+
+    def has_blob(self, digest: str | bytes) -> bool:
+        return any(p.exists() for p in self._copies(hexdigest(digest)))
+
+    def check_blob(self, digest: str | bytes) -> tuple[bool, str]:
+        d = hexdigest(digest)
+        bad: list[str] = []
+        for path in self._copies(d):
+            if not path.exists():
+                continue
+            got, _ = sha256_file(path)
+            if got == d:
+                where = "the node's store" if path.parent.parent.parent == self.node.store.root \
+                    else f"replica {path.parent.parent.parent}"
+                note = f"; but {'; '.join(bad)}" if bad else ""
+                return True, f"intact in {where}{note}"
+            bad.append(f"the copy at {path} is corrupted (its bytes hash to {got}): restore it "
+                       "from a good replica or the original file")
+        if bad:
+            return False, "; ".join(bad)
+        stores = [str(self.node.store.root), *map(str, self.node.store.replicas)]
+        return False, (f"missing from {', '.join(stores)}: add the original file again "
+                       "(`proml register`/`record` store it) or configure a replica that has it")
+
+    def describe(self) -> str:
+        return f"node {self.node.name} ({self.node.home})"
