@@ -17,20 +17,22 @@ There are no globals: every random draw comes from the world's seeded ``random.R
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-import rlp
 import simpy
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 
 from proml_sim.chain import KeyRing
+from proml_sim.chain._txpool import rlp_walk
 from proml_sim.chain.anchor import AnchorClient
 from proml_sim.chain.base import BlockInfo, CallResult, ChainBackend, Log, Receipt
 from proml_sim.chain.client import LifecycleClient, PendingOp
+from proml_sim.chain.trie import keccak
 from proml_sim.compiler import compile_artefact
 from proml_sim.errors import EngineError
 from proml_sim.lifecycles import Dataset, Model
@@ -66,7 +68,7 @@ class Participant:
     def address(self) -> str:
         return self.keys.addresses[0]
 
-    @property
+    @cached_property
     def signer(self) -> Any:
         return self.keys.signer(self.address)
 
@@ -135,6 +137,7 @@ class _Gateway(ChainBackend):
         self.engine = engine
         self.chain_id = self.engine.chain_id
         self._nonces: dict[str, int] = {}
+        self._checksums: dict[str, str] = {}  # address as given -> checksum address
         self._last_sender: str | None = None
         self._estimates: dict[tuple[str | None, bytes, int], int] = {}
 
@@ -143,12 +146,9 @@ class _Gateway(ChainBackend):
         if sender is None:
             raise EngineError("submit without next_nonce: sign through LifecycleClient")
         self._last_sender = None
-        fields_ = rlp.decode(raw_tx[1:]) if raw_tx[:1] == b"\x02" else None
-        if fields_ is None:
+        if raw_tx[:1] != b"\x02":
             raise EngineError("the simulator accepts EIP-1559 (type 2) transactions only")
-        nonce = int.from_bytes(fields_[1], "big")
-        tip = int.from_bytes(fields_[2], "big")
-        gas = int.from_bytes(fields_[4], "big")
+        nonce, tip, gas = _type2_nonce_tip_gas(raw_tx)
         if nonce != self._nonces.get(sender):
             raise EngineError(f"nonce {nonce} out of order for {sender}")
         self._nonces[sender] = nonce + 1
@@ -157,7 +157,10 @@ class _Gateway(ChainBackend):
         return h
 
     def next_nonce(self, address: str) -> int:
-        address = to_checksum_address(address)
+        checksum = self._checksums.get(address)
+        if checksum is None:
+            checksum = self._checksums[address] = to_checksum_address(address)
+        address = checksum
         self._last_sender = address
         if address not in self._nonces:
             self._nonces[address] = self.engine.nonce(address)
@@ -420,46 +423,50 @@ class World:
         return self.rng.choices(self.producers, weights=weights)[0]
 
     def _select(self, producer: Producer, heard_by: float) -> list[SimTx]:
-        """What ``producer`` puts in a block built from what it heard by ``heard_by``."""
+        """What ``producer`` puts in a block built from what it heard by ``heard_by``.
+
+        The mempool capacity keeps the best-paying transactions (highest tip, then earliest).
+        Then, greedily: the best-paying transaction among each sender's next-nonce one (ties:
+        earliest submitted, then the lowest sender address), until the next one would exceed
+        the block gas limit.  A heap holds each sender's candidate (O(n log senders))."""
+        censors = producer.censors
+        name = producer.name
         known = [
             t for t in self.pending.values()
-            if t.arrivals[producer.name] <= heard_by
-            and t.participant.domain not in producer.censors
+            if t.arrivals[name] <= heard_by and t.participant.domain not in censors
         ]
         known.sort(key=lambda t: (-t.tip, t.submitted))
         known = known[: self.profile.mempool_capacity]
+        known.sort(key=lambda t: (t.sender, t.nonce))
+        by_sender: dict[str, list[SimTx]] = {}
+        for t in known:
+            by_sender.setdefault(t.sender, []).append(t)
+        # one candidate per sender: its transaction at the chain's next nonce, if heard
         next_nonce: dict[str, int] = {}
+        heap: list[tuple[int, float, int, int, str]] = []  # (-tip, submitted, rank, index, s)
+        for rank, (s, queue) in enumerate(by_sender.items()):
+            want = next_nonce[s] = self._chain_nonce(s)
+            head = queue[0]
+            if head.nonce == want:
+                heap.append((-head.tip, head.submitted, rank, 0, s))
+        heapq.heapify(heap)
         chosen: list[SimTx] = []
         gas = 0
         limit = self.profile.block_gas_limit
-        progress = True
-        remaining = sorted(known, key=lambda t: (t.sender, t.nonce))
-        by_sender: dict[str, list[SimTx]] = {}
-        for t in remaining:
-            by_sender.setdefault(t.sender, []).append(t)
-        # greedy by tip, each sender's transactions in nonce order
-        heads = {s: 0 for s in by_sender}
-        while progress:
-            progress = False
-            best: SimTx | None = None
-            for s, queue in by_sender.items():
-                i = heads[s]
-                if i >= len(queue):
-                    continue
-                cand = queue[i]
-                want = next_nonce.get(s)
-                if want is None:
-                    want = next_nonce[s] = self._chain_nonce(s)
-                if cand.nonce != want:
-                    continue
-                if best is None or (cand.tip, -cand.submitted) > (best.tip, -best.submitted):
-                    best = cand
-            if best is not None and gas + best.gas <= limit:
-                chosen.append(best)
-                gas += best.gas
-                heads[best.sender] += 1
-                next_nonce[best.sender] += 1
-                progress = True
+        while heap:
+            _, _, rank, i, s = heap[0]
+            queue = by_sender[s]
+            best = queue[i]
+            if gas + best.gas > limit:
+                break
+            chosen.append(best)
+            gas += best.gas
+            want = next_nonce[s] = next_nonce[s] + 1
+            if i + 1 < len(queue) and queue[i + 1].nonce == want:
+                nxt = queue[i + 1]
+                heapq.heapreplace(heap, (-nxt.tip, nxt.submitted, rank, i + 1, s))
+            else:
+                heapq.heappop(heap)
         return chosen
 
     def _chain_nonce(self, sender: str) -> int:
@@ -621,6 +628,25 @@ class World:
         for t in list(self.txs.values()):
             self._maybe_finish(t)
         self.monitor.close()
+
+
+def _type2_nonce_tip_gas(raw: bytes) -> tuple[int, int, int]:
+    """Nonce, priority fee and gas limit of a type-2 transaction, read from its RLP prefix
+    (fields 1, 2 and 4 of ``[chain_id, nonce, tip, max_fee, gas, ...]``) without decoding the
+    rest: the engine decodes and checks the whole transaction when the block is built."""
+    try:
+        pos = rlp_walk(raw, 1)[0]  # first field of the list
+        out = []
+        for i in range(5):
+            start, end = rlp_walk(raw, pos)
+            if i in (1, 2, 4):
+                out.append(int.from_bytes(raw[start:end], "big"))
+            pos = end
+    except IndexError:
+        pos = len(raw) + 1
+    if pos > len(raw):
+        raise EngineError("malformed transaction: truncated RLP")
+    return out[0], out[1], out[2]
 
 
 #: The engine's own block gas limit: big enough for set-up deployments.  The profile's block gas
