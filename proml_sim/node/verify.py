@@ -523,10 +523,16 @@ def _check_lineage(lin: Lineage, scope: Sequence[VersionKey]) -> list[Check]:
                     f"{use.record_evidence}, but that version's on-chain evidence is {chain_ev}: "
                     "the step consumed bytes the chain never recorded for that version; "
                     "re-record the step with the input's current evidence")
-        for src in sources:
+        # an input artefact keeps what its history produced: files output by the consumed
+        # version or by any earlier version of the same artefact are legitimate inputs
+        history = [VersionKey(s.lifecycle, s.id, v) for s in sources
+                   for v in range(s.version, 0, -1)]
+        for src in dict.fromkeys(history):
+            if src not in lin.graph:
+                continue
             src_rec, ev = _outputs_of(lin, src, by_digest)
             if src_rec is None:
-                if ev is not None and src in lin.graph and rec.input_files:
+                if ev is not None and rec.input_files and src in sources:
                     problems.append(f"cannot check {label}'s input files: the record of "
                                     f"{lin.label(src)} ({ev}) is unavailable; restore that blob")
                 continue
