@@ -147,7 +147,7 @@ def main(out: Path) -> dict[str, Any]:
 
     @dev.capture("train", artefact="tumour-classifier", inputs=["breast-cancer", train_csv],
                  outputs=[model_pkl])
-    def train(C: float = 1.0, max_iter: int = 5000) -> Any:  # noqa: N803 - sklearn's name
+    def train(C: float = 1.0, max_iter: int = 5000) -> Any:
         X, y = load(train_csv)
         clf = LogisticRegression(C=C, max_iter=max_iter).fit(X, y)
         model_pkl.write_bytes(pickle.dumps(clf))
