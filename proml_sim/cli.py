@@ -153,15 +153,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_sim_bench(args: argparse.Namespace) -> int:
     from proml_sim.sim.scenario import simulator_bench
 
-    res = simulator_bench(tuple(args.sizes), args.profile, args.teams, args.seed, args.engine)
+    try:
+        res = simulator_bench(tuple(args.sizes), args.profile, args.teams, args.seed,
+                              args.engine, rpc_url=args.rpc_url)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     if args.json:
         print(json.dumps(res, indent=2))
         return EXIT_OK
     print(f"simulator on {res['profile']} ({res['engine']}), {res['teams']} teams")
     for p in res["points"]:
         print(f"  {p['transactions']:>7} transitions: wall {p['wall_s']:>7.2f} s, "
-              f"{p['tx_per_wall_s']:>8.1f} tx/s, {p['sim_s_per_wall_s']:>8.1f} sim-s/wall-s")
-    print(f"wall time grows as transitions^{res['growth_exponent']} (1.0 = linear)")
+              f"{p['tx_per_wall_s']:>8.1f} tx/s, {p['sim_s_per_wall_s']:>8.1f} sim-s/wall-s, "
+              f"peak RSS {p['peak_rss_mb']:>6.1f} MB ({p['run_rss_mb']:+.1f} MB in the run)")
+    print(f"wall time grows as transitions^{res['growth_exponent']} (1.0 = linear); memory "
+          f"in the run as transitions^{res['memory_growth_exponent']}, "
+          f"{res['memory_mb_per_1k_transitions']} MB per 1,000 transitions")
     return EXIT_OK
 
 
@@ -246,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--profile", choices=sorted(PROFILES), default="consortium-fast")
     sb.add_argument("--teams", type=int, default=20)
     sb.add_argument("--engine", default="pyevm")
+    sb.add_argument("--rpc-url", help="JSON-RPC endpoint for --engine rpc")
     sb.add_argument("--seed", type=int, default=0)
     sb.add_argument("--json", action="store_true")
     sb.set_defaults(func=cmd_sim_bench)

@@ -4,9 +4,11 @@ benchmark (transitions/s, simulated seconds per wall second, growth with size)."
 from __future__ import annotations
 
 import math
+import multiprocessing
 import resource
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,7 @@ def run_streams(sc: StreamScenario, rows_csv: str | Path | None = None,
     w = World(seed=sc.seed, profile=sc.profile, engine=sc.engine, monitor=monitor,
               rpc_url=sc.rpc_url, gas_estimates=sc.gas_estimates)
     ps, ids = prepare_teams(w, sc.teams)
+    setup_rss = _peak_rss_mb()
     horizon = sc.hours * 3600
     for p, mid in zip(ps, ids, strict=True):
         w.env.process(record_stream(w, p, mid, sc.per_hour / 3600, horizon))
@@ -74,7 +77,7 @@ def run_streams(sc: StreamScenario, rows_csv: str | Path | None = None,
         "wall_s": round(wall, 3), "simulated_s": round(w.env.now, 1),
         "tx_per_wall_s": round(monitor.count / wall, 1) if wall else None,
         "sim_s_per_wall_s": round(w.env.now / wall, 1) if wall else None,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": _peak_rss_mb(), "setup_rss_mb": setup_rss,
     }
     if keep_rows and monitor.rows:
         l1 = [float(r["l1_s"]) for r in monitor.rows if r["l1_s"] != ""]
@@ -86,25 +89,74 @@ def run_streams(sc: StreamScenario, rows_csv: str | Path | None = None,
     return w, stats
 
 
+def _peak_rss_mb() -> float:
+    """This process's peak resident set size so far (MB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _bench_point(sc: StreamScenario) -> dict[str, Any]:
+    _, st = run_streams(sc, keep_rows=False)
+    return st
+
+
+def _loglog_slope(xs: list[float], ys: list[float]) -> float:
+    """Least-squares slope of log(y) against log(x) (1.0 = linear growth)."""
+    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys, strict=True) if x > 0 and y > 0]
+    if len(pts) < 2:
+        return float("nan")
+    mx = statistics.mean(p[0] for p in pts)
+    my = statistics.mean(p[1] for p in pts)
+    den = sum((x - mx) ** 2 for x, _ in pts)
+    return sum((x - mx) * (y - my) for x, y in pts) / den if den else float("nan")
+
+
+def _linear_slope(xs: list[float], ys: list[float]) -> float:
+    if len(xs) < 2:
+        return float("nan")
+    mx, my = statistics.mean(xs), statistics.mean(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else float(
+        "nan")
+
+
 def simulator_bench(sizes: tuple[int, ...] = (500, 1000, 2000, 4000), profile: str =
-                    "consortium-fast", teams: int = 20, seed: int = 0, engine: str = "pyevm"
-                    ) -> dict[str, Any]:
+                    "consortium-fast", teams: int = 20, seed: int = 0, engine: str = "pyevm",
+                    *, per_hour: float = 60.0, rpc_url: str | None = None,
+                    isolate: bool = True) -> dict[str, Any]:
     """Time scenarios of growing size (target transitions in ``sizes``) on one profile.
 
-    Reports transitions per wall second, simulated seconds per wall second, and the growth
-    exponent of wall time against transitions (1.0 = linear), fitted on log-log scales.
+    Reports per point transitions per wall second, simulated seconds per wall second and peak
+    memory (the process's peak RSS; ``setup_rss_mb`` is the peak before the measured run, after
+    imports, engine creation and deployment); then the growth exponents of wall time and of
+    the run's memory (peak minus set-up) against transitions, fitted on log-log scales (1.0 =
+    linear, 0 = flat), and the memory added per 1,000 transitions.  With ``isolate`` (the
+    default) every point runs in a fresh process, so points do not share caches or memory.
     """
+    from proml_sim.chain.engines import ENGINES
+
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if engine == "rpc" and not rpc_url:
+        raise ValueError("engine 'rpc' needs --rpc-url URL (an Ethereum JSON-RPC node)")
+    if not sizes or min(sizes) < 1 or teams < 1 or per_hour <= 0:
+        raise ValueError("sizes must be >= 1 transitions, teams >= 1 and per_hour > 0")
     points = []
-    per_hour = 60.0
     for n in sizes:
         hours = n / (teams * per_hour)
-        _, st = run_streams(StreamScenario(profile, teams, hours, per_hour, seed, engine),
-                            keep_rows=False)
+        sc = StreamScenario(profile, teams, hours, per_hour, seed, engine, rpc_url)
+        if isolate:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+                st = pool.submit(_bench_point, sc).result()
+        else:
+            st = _bench_point(sc)
+        st["run_rss_mb"] = round(st["peak_rss_mb"] - st["setup_rss_mb"], 1)
         points.append({"target": n, **st})
-    xs = [math.log(p["transactions"]) for p in points]
-    ys = [math.log(p["wall_s"]) for p in points]
-    mx, my = statistics.mean(xs), statistics.mean(ys)
-    slope = (sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
-             / sum((x - mx) ** 2 for x in xs)) if len(xs) > 1 else float("nan")
-    return {"profile": profile, "engine": engine, "teams": teams, "points": points,
-            "growth_exponent": round(slope, 3)}
+    txs = [float(p["transactions"]) for p in points]
+    walls = [float(p["wall_s"]) for p in points]
+    run_mb = [float(p["run_rss_mb"]) for p in points]
+    return {"profile": profile, "engine": engine, "teams": teams, "per_hour": per_hour,
+            "isolated": isolate, "points": points,
+            "growth_exponent": round(_loglog_slope(txs, walls), 3),
+            "memory_growth_exponent": round(_loglog_slope(txs, run_mb), 3),
+            "memory_mb_per_1k_transitions": round(1000 * _linear_slope(txs, run_mb), 2)}

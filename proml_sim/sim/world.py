@@ -588,8 +588,8 @@ class World:
                 t.confirmed[depth] = seen
                 for ev in t.waiters.pop(depth, []):
                     self._fire_at(ev, seen, t)
-                if depth == max(DEPTHS):
-                    self._maybe_finish(t, fin is None)
+                if depth == max(DEPTHS):  # final already when finality is shallower
+                    self._maybe_finish(t, fin is None or t.final_at is not None)
         # keep memory bounded: transactions deeper than any depth still tracked are done
         keep = max(max(DEPTHS), fin or 0) + 2
         if head > keep:

@@ -137,3 +137,28 @@ def test_gateway_reads_nonce_tip_and_gas_like_rlp(nonce: int, tip: int, gas: int
     assert _type2_nonce_tip_gas(raw) == expect == (nonce, tip, gas)
     with pytest.raises(EngineError, match="truncated"):
         _type2_nonce_tip_gas(raw[:4])
+
+
+# -- bounded memory ---------------------------------------------------------------------------
+@pytest.mark.parametrize("profile", ["consortium-fast", "poa-clique", "ethereum-pos"])
+def test_rows_stream_out_during_the_run(profile: str, tmp_path):
+    """A row is written once its transaction is 12 deep and final, whichever comes last, so the
+    transactions held in memory stay bounded (finality before depth 12 included)."""
+    from proml_sim.sim import Monitor, record_stream
+    from proml_sim.sim.scenario import prepare_teams
+
+    w = World(seed=2, profile=profile, engine="revm",
+              monitor=Monitor(tmp_path / "rows.csv", keep=False))
+    ps, ids = prepare_teams(w, 4)
+    horizon = 3600.0
+    for p, mid in zip(ps, ids, strict=True):
+        w.env.process(record_stream(w, p, mid, 1 / 30, horizon))
+    live = []
+    for t in range(600, int(horizon) + 1, 600):
+        w.run(t)
+        live.append(len(w.txs))
+    w.finish()
+    window = 12 + (w.profile.finality_time_blocks() or 0)  # blocks a row can wait for
+    per_block = 4 / 30 * w.profile.block_time
+    assert w.monitor.count > 300 and not w.monitor.rows
+    assert max(live) <= 3 * window * per_block + 20, live  # not growing with the run
