@@ -99,6 +99,7 @@ def test_s6_replays(catalogue, tmp_path):
     assert "another chain id" in p["notes"][0] and "a known transaction" in p["notes"][0]
     assert b["verdict"] == "documented_limit" and b["successful_replays"] == 2
     assert b["replay_other_artefact"] == 1 and b["replay_same_tx"] == 0
+    assert b["replays_tried"] == 7 and b["replay_no_role_sender"] == 0
 
 
 def test_s7_front_running(catalogue, tmp_path):
