@@ -83,7 +83,7 @@ class BlobStore:
         return self.path_of(digest).exists()
 
     # -- writing ---------------------------------------------------------------------------
-    def _write_stream(self, chunks: Iterator[bytes]) -> Blob:
+    def _write_stream(self, chunks: Iterator[bytes], replicate: bool = True) -> Blob:
         try:
             self.objects.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.objects, prefix=".incoming-")
@@ -113,7 +113,8 @@ class BlobStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         blob = Blob(digest, size)
-        self._replicate(blob)
+        if replicate:
+            self._replicate(blob)
         return blob
 
     def put_file(self, path: str | Path) -> Blob:
@@ -157,8 +158,10 @@ class BlobStore:
         for replica in self.replicas:  # heal from the first good replica
             rpath = BlobStore(replica).path_of(d)
             if rpath.exists() and sha256_file(rpath)[0] == d:
-                with open(rpath, "rb") as fh:
-                    self._write_stream(iter(lambda fh=fh: fh.read(CHUNK), b""))  # type: ignore[misc]
+                with open(rpath, "rb") as fh:  # heal the local copy only: never write into
+                    # other domains' stores while repairing this one
+                    self._write_stream(iter(lambda fh=fh: fh.read(CHUNK), b""),  # type: ignore[misc]
+                                       replicate=False)
                 return path
         if problem is not None:
             raise problem
