@@ -15,7 +15,10 @@ a real, validly signed part of the chain, so nothing in the answers themselves s
   hash (different hashes: a fork, a reorg in progress, an equivocating producer, or a lying
   node -- do not act until they agree);
 * **quorum**: at least ``min_peers`` peers must answer (a guard that cannot reach anyone
-  cannot cross-check).
+  cannot cross-check);
+* **catch-up** (optional, ``at_least``): the node must have reached a given height, e.g. the
+  peers' head of a moment ago: an honest node that was briefly behind catches up, a node that
+  withholds blocks does not.
 
 Anything with ``head()`` (and, for the agreement check at a height other than the head,
 ``block(number)``) returning an object with ``number``, ``hash`` and ``timestamp`` can be a
@@ -76,7 +79,7 @@ class FreshnessReport:
     lag_blocks: int = 0  # how far the furthest peer is ahead (0 if none is)
     disagreeing: tuple[str, ...] = ()  # peers reporting another hash at a common height
     problems: tuple[str, ...] = ()
-    kinds: frozenset[str] = frozenset()  # subset of {"age", "future", "lag", "fork", "quorum"}
+    kinds: frozenset[str] = frozenset()  # of "age", "future", "lag", "fork", "quorum", "behind"
 
     @property
     def ok(self) -> bool:
@@ -116,14 +119,23 @@ class FreshnessGuard:
         self.clock = clock
 
     # -- checks ---------------------------------------------------------------------------------
-    def assess(self, node: HeadSource, now: float | None = None) -> FreshnessReport:
-        """Check ``node``'s view; return a report (never raises for a stale view)."""
+    def assess(self, node: HeadSource, now: float | None = None, *,
+               at_least: int | None = None) -> FreshnessReport:
+        """Check ``node``'s view; return a report (never raises for a stale view).
+
+        ``at_least``: a height the node must have reached (typically the highest peer head of
+        an earlier check, after giving the node time to catch up)."""
         now = float(self.clock() if now is None else now)
         head = node.head()
         number, hsh, ts = int(head.number), bytes(head.hash), float(head.timestamp)
         age = now - ts
         problems: list[str] = []
         kinds: set[str] = set()
+        if at_least is not None and number < at_least:
+            kinds.add("behind")
+            problems.append(
+                f"node head #{number} has not reached #{at_least}, which a peer already had: "
+                "the node withholds or does not receive blocks; use another trust domain's node")
         if age > self.max_age_s:
             kinds.add("age")
             problems.append(
@@ -175,9 +187,10 @@ class FreshnessGuard:
         return FreshnessReport(number, hsh, ts, now, age, peer_heads, tuple(unreachable), lag,
                                tuple(disagreeing), tuple(problems), frozenset(kinds))
 
-    def check(self, node: HeadSource, now: float | None = None) -> FreshnessReport:
+    def check(self, node: HeadSource, now: float | None = None, *,
+              at_least: int | None = None) -> FreshnessReport:
         """Like :meth:`assess`, but raise :class:`StaleView` naming every problem found."""
-        report = self.assess(node, now)
+        report = self.assess(node, now, at_least=at_least)
         if report.problems:
             raise StaleView("stale or disputed view: " + "; ".join(report.problems), report)
         return report

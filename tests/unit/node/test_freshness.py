@@ -72,6 +72,19 @@ def test_lagging_node_is_caught_by_a_peer_before_its_age_shows():
     assert g.assess(Chain(15), now=at(16)).ok
 
 
+def test_catch_up_target_separates_a_slow_node_from_a_withholding_one():
+    g = FreshnessGuard(300, {"bank": Chain(16)}, max_lag_blocks=0)
+    first = g.assess(Chain(15), now=at(16))
+    target = max(first.peer_heads.values())
+    assert first.kinds == {"lag"} and target == 16
+    # a moment later the peer has moved on; the honest node has the block the peer had
+    later = FreshnessGuard(300, {"bank": Chain(17)}, max_lag_blocks=1)
+    assert later.check(Chain(16), now=at(17), at_least=target).ok
+    with pytest.raises(StaleView, match="has not reached #16") as e:
+        later.check(Chain(15), now=at(17), at_least=target)
+    assert e.value.report.kinds == {"behind", "lag"}
+
+
 def test_disagreeing_histories_are_a_fork_at_the_common_height():
     node, peer = Chain(12, fork_at=9, tag=b"x"), Chain(14, fork_at=9, tag=b"y")
     r = FreshnessGuard(300, {"bank": peer}, max_lag_blocks=5).assess(node, now=at(14))
