@@ -108,6 +108,17 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     node = ProMLNode.open(args.home)
+    if args.max_age is not None:
+        rep = node.freshness(args.max_age, args.peer or ())
+        problems = list(rep.problems)
+        info = {"fresh": rep.ok, "head": rep.head_number, "age_s": round(rep.age_s, 1),
+                "peer_heads": rep.peer_heads, "problems": problems}
+        _emit(args, info, ("fresh: " if rep.ok else "STALE: ") + (
+            "; ".join(problems) or f"head #{rep.head_number}, {rep.age_s:.0f} s old"))
+        if not rep.ok:
+            return 1
+        if not args.artefact:
+            return 0
     if args.artefact:
         st = node.status(args.artefact)
         _emit(args, st, "\n".join(f"{k:>10}: {v}" for k, v in st.items()))
@@ -213,6 +224,10 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("status", help="an artefact's state, or the node's own status")
     p.add_argument("artefact", nargs="?")
+    p.add_argument("--max-age", type=float, help="freshness check first: the head must be at "
+                   "most this many seconds old (exit 1 if the view is stale)")
+    p.add_argument("--peer", action="append", help="another domain's node to cross-check the "
+                   "head with (JSON-RPC URL or shared chain directory; repeatable)")
     common(p)
     p.set_defaults(func=cmd_status)
 

@@ -378,6 +378,26 @@ class ProMLNode:
                 "registrant": hist[0].actor, "steps": len(hist),
                 "last_step": hist[-1].step, "last_actor": hist[-1].actor}
 
+    def freshness(self, max_age_s: float, peers: Sequence[str] = (), *,
+                  max_lag_blocks: int = 2, now: float | None = None) -> Any:
+        """Check this node's view before acting on it (THREATS.md D5): its head is at most
+        ``max_age_s`` old and no peer (another domain's node: a JSON-RPC URL or a shared chain
+        directory) is ahead of it or disagrees with it.  Returns the
+        :class:`~proml_sim.node.freshness.FreshnessReport`; ``report.ok`` says whether to act."""
+        from proml_sim.node.freshness import FreshnessGuard
+
+        named: dict[str, Any] = {}
+        for p in peers:
+            if p.startswith(("http://", "https://", "ws://")):
+                from proml_sim.chain.engines import make_backend
+
+                named[p] = make_backend("rpc", rpc_url=p)
+            else:
+                named[p] = JournaledChain(p)
+        guard = FreshnessGuard(max_age_s, named, max_lag_blocks=max_lag_blocks,
+                               min_peers=len(named))
+        return guard.assess(self.backend, now)
+
     def history(self, artefact: str | ArtefactRef) -> list[HistoryEntry]:
         ref = self.resolve(artefact)
         return self.client(ref.lifecycle).history(ref.id)

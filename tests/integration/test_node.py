@@ -195,3 +195,20 @@ def test_node_bench_small(capsys):
     assert res["hashing"]["size_mb"] == 4 and res["hashing"]["sha256_file_mb_s"] > 0
     assert res["capture"]["overhead_ms_per_step"] > 0
     assert main(["node-bench", "--size-mb", "0"]) == 2
+
+
+def test_freshness_check_before_acting(world, capsys, monkeypatch):
+    from proml_sim.cli import main
+    from proml_sim.node import freshness
+
+    tmp, admin, data, dev = world
+    rep = dev.freshness(max_age_s=3600, peers=[str(tmp / "chain")])
+    assert rep.ok and rep.head_number == dev.backend.head().number
+    head_ts = dev.backend.head().timestamp
+    stale = dev.freshness(max_age_s=600, now=head_ts + 7200)  # two hours without a block
+    assert not stale.ok and stale.problems
+    assert main(["status", "ds", "--max-age", "3600", "--peer", str(tmp / "chain"),
+                 "--home", str(tmp / "dev")]) == 0
+    monkeypatch.setattr(freshness.time, "time", lambda: head_ts + 7200.0)
+    assert main(["status", "--max-age", "600", "--home", str(tmp / "dev")]) == 1
+    assert "STALE" in capsys.readouterr().out
