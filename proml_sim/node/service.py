@@ -396,7 +396,7 @@ class ProMLNode:
                 named[p] = JournaledChain(p)
         guard = FreshnessGuard(max_age_s, named, max_lag_blocks=max_lag_blocks,
                                min_peers=len(named))
-        return guard.assess(self.backend, now)
+        return guard.assess(self.backend, time.time() if now is None else now)
 
     def history(self, artefact: str | ArtefactRef) -> list[HistoryEntry]:
         ref = self.resolve(artefact)

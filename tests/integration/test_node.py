@@ -199,7 +199,7 @@ def test_node_bench_small(capsys):
 
 def test_freshness_check_before_acting(world, capsys, monkeypatch):
     from proml_sim.cli import main
-    from proml_sim.node import freshness
+    from proml_sim.node import service
 
     tmp, admin, data, dev = world
     rep = dev.freshness(max_age_s=3600, peers=[str(tmp / "chain")])
@@ -209,6 +209,6 @@ def test_freshness_check_before_acting(world, capsys, monkeypatch):
     assert not stale.ok and stale.problems
     assert main(["status", "ds", "--max-age", "3600", "--peer", str(tmp / "chain"),
                  "--home", str(tmp / "dev")]) == 0
-    monkeypatch.setattr(freshness.time, "time", lambda: head_ts + 7200.0)
+    monkeypatch.setattr(service.time, "time", lambda: head_ts + 7200.0)
     assert main(["status", "--max-age", "600", "--home", str(tmp / "dev")]) == 1
     assert "STALE" in capsys.readouterr().out
