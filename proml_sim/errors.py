@@ -28,7 +28,15 @@
         ├── StoreError (OSError)              off-chain store unwritable, full, or blob missing
         │   └── BlobCorrupted                 a blob's bytes no longer match its digest
         ├── UnknownName (LookupError)         an artefact name/id/file the node cannot resolve
-        └── BundleError                       an evidence bundle is malformed
+        ├── BundleError                       an evidence bundle is malformed
+        ├── StaleView                         a node's view failed a freshness check
+        └── ConsumerRefused                   a consumer refuses what it was served
+            ├── DigestMismatch                bytes hash to no digest the chain recorded
+            ├── RollbackRefused               older than the latest or than already seen
+            ├── NotApproved                   not accepted, or no approval covers it
+            └── TupleMismatch                 not the (model, dataset, evaluation) approved
+
+    CatalogueError (ValueError)               a threat-model file is invalid (also ProMLError)
 
 A revert reason on chain is ``"<Code>: <message>"`` where ``<Code>`` is the class name of a
 :class:`LifecycleError` subclass; :func:`lifecycle_error_from_reason` maps it back.
@@ -194,3 +202,31 @@ class UnknownName(NodeError, LookupError):
 
 class BundleError(NodeError):
     """An evidence bundle is malformed or incomplete."""
+
+
+class StaleView(NodeError):
+    """A node's view failed a freshness check; ``report`` says which and by how much."""
+
+    def __init__(self, message: str, report: object) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class ConsumerRefused(NodeError):
+    """The consumer refuses what it was served; the message says why and what to do."""
+
+
+class DigestMismatch(ConsumerRefused):
+    """The served bytes hash to no digest the chain recorded for the artefact."""
+
+
+class RollbackRefused(ConsumerRefused):
+    """The served artefact is older than the chain's latest or than what was already seen."""
+
+
+class NotApproved(ConsumerRefused):
+    """The artefact is not in an accepted state, or no approval covers what was served."""
+
+
+class TupleMismatch(ConsumerRefused):
+    """The (model, dataset, evaluation) served is not the tuple the approvers bound."""

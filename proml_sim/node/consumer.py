@@ -37,7 +37,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from proml_sim.errors import NodeError
+from proml_sim.errors import (
+    ConsumerRefused,
+    DigestMismatch,
+    NodeError,
+    NotApproved,
+    RollbackRefused,
+    TupleMismatch,
+)
 from proml_sim.ir import (
     ZERO32,
     HistoryEntry,
@@ -48,28 +55,25 @@ from proml_sim.ir import (
 )
 
 #: Domain separation of the tuple digest (so it is never the digest of some plain file).
+__all__ = [  # the refusal errors live in proml_sim.errors and are re-exported here
+    "MEMORY_FORMAT",
+    "TUPLE_TAG",
+    "Acceptance",
+    "ArtefactView",
+    "ChainReader",
+    "ConsumerGuard",
+    "ConsumerRefused",
+    "DigestMismatch",
+    "NotApproved",
+    "RollbackRefused",
+    "TupleMismatch",
+    "fetch_by_digest",
+    "sha256",
+    "tuple_digest",
+]
+
 TUPLE_TAG = b"proml-tuple:v1:"
 MEMORY_FORMAT = 1
-
-
-class ConsumerRefused(NodeError):
-    """The consumer refuses what it was served; the message says why and what to do."""
-
-
-class DigestMismatch(ConsumerRefused):
-    """The served bytes hash to no digest the chain recorded for the artefact."""
-
-
-class RollbackRefused(ConsumerRefused):
-    """The served artefact is older than the chain's latest or than what was already seen."""
-
-
-class NotApproved(ConsumerRefused):
-    """The artefact is not in an accepted state, or no approval covers what was served."""
-
-
-class TupleMismatch(ConsumerRefused):
-    """The (model, dataset, evaluation) served is not the tuple the approvers bound."""
 
 
 def sha256(data: bytes) -> bytes:

@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from proml_sim.errors import NodeError
+from proml_sim.errors import StaleView
 
 __all__ = ["FreshnessGuard", "FreshnessReport", "HeadLike", "HeadSource", "StaleView"]
 
@@ -55,14 +55,6 @@ class HeadSource(Protocol):
     """A node (or a view of one) the guard can ask for its head."""
 
     def head(self) -> Any: ...
-
-
-class StaleView(NodeError):
-    """A node's view failed a freshness check; ``report`` says which and by how much."""
-
-    def __init__(self, message: str, report: FreshnessReport) -> None:
-        super().__init__(message)
-        self.report = report
 
 
 @dataclass(frozen=True)
