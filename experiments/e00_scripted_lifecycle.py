@@ -1,4 +1,5 @@
-"""E0: the paper's 9-step scenario driven as signed transactions on the py-evm engine.
+"""E0: the paper's 9-step scenario driven as signed transactions on a chain engine (py-evm by
+default; ``config.extra["engine"]`` and ``["rpc_url"]`` choose another).
 
 Six participants in separate trust domains, each with its own key; every step is one
 transaction (or several, for the 2-of-n verification) and its receipt gives gas, block and
@@ -12,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from experiments.common import ExperimentConfig, provenance, write_csv, write_json
-from proml_sim.chain import KeyRing, PyEVMBackend
+from proml_sim.chain import KeyRing
 from proml_sim.chain.client import LifecycleClient
+from proml_sim.chain.engines import make_backend
 from proml_sim.compiler import compile_artefact
 from proml_sim.ir import replay
 from proml_sim.lifecycles import Dataset, Model
@@ -32,7 +34,8 @@ def main(config: ExperimentConfig) -> dict[str, Any]:
     who = dict(zip(PARTICIPANTS, addrs, strict=True))
     s = {k: keys.signer(v) for k, v in who.items()}
     admin = keys.signer(admin_addr)
-    backend = PyEVMBackend(funded=keys.addresses)
+    engine = config.extra.get("engine", "pyevm")
+    backend = make_backend(engine, funded=keys.addresses, rpc_url=config.extra.get("rpc_url"))
     ds = LifecycleClient.deploy(backend, compile_artefact(Dataset), admin, domain("consortium"))
     mdl = LifecycleClient.deploy(backend, compile_artefact(Model), admin, domain("consortium"))
     rows: list[dict[str, Any]] = []
@@ -100,6 +103,7 @@ def main(config: ExperimentConfig) -> dict[str, Any]:
     write_csv(Path(config.out) / "e00_scripted_lifecycle.csv", rows, meta)
     result = {"ok": ok, "final_states": final, "replay_matches_state": replay_ok,
               "transactions": len(rows), "total_gas": sum(r["gas"] for r in rows),
+              "engine": engine,
               "history": [h.step for h in mdl.history(mid)]}
     write_json(Path(config.out) / "e00_scripted_lifecycle.json", {"meta": meta, **result,
                                                                   "rows": rows})

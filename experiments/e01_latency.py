@@ -22,8 +22,9 @@ TOLERANCE = 0.15
 
 
 def run_profile(profile: str, seed: int, teams: int, hours: float, per_hour: float,
-                engine: str = "pyevm") -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    w, st = run_streams(StreamScenario(profile, teams, hours, per_hour, seed, engine))
+                engine: str = "pyevm", rpc_url: str | None = None
+                ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    w, st = run_streams(StreamScenario(profile, teams, hours, per_hour, seed, engine, rpc_url))
     rows = w.monitor.rows
     l1 = [float(r["l1_s"]) for r in rows if r["l1_s"] != ""]
     l12 = [float(r["l12_s"]) for r in rows if r["l12_s"] != ""]
@@ -56,7 +57,8 @@ def main(config: ExperimentConfig) -> dict[str, Any]:
     latency: dict[str, Any] = {}
     samples: dict[str, tuple[list[float], list[float]]] = {}
     for i, name in enumerate(profiles):
-        rows, stats = run_profile(name, config.seed + i, teams, hours, per_hour, engine)
+        rows, stats = run_profile(name, config.seed + i, teams, hours, per_hour, engine,
+                                  config.extra.get("rpc_url"))
         all_rows += rows
         latency[name] = stats
         samples[name] = ([float(r["l1_s"]) for r in rows if r["l1_s"] != ""],

@@ -75,6 +75,9 @@ def main(config: ExperimentConfig) -> dict[str, Any]:
         for layout, per_lc in gas_by_layout.items()
     }
     summary = {
+        # proml_sim/gas.py measures on its own py-evm chains whatever engine the run uses:
+        # the engines agree gas for gas (tests/property/test_engines_agree.py)
+        "engine": "pyevm",
         "gas": gas_by_layout["registry"],
         "gas_lower_bound": bound_by_layout["registry"],
         "gas_by_layout": gas_by_layout,

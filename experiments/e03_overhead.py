@@ -25,8 +25,9 @@ SIZES = {"smoke": (3, 10), "paper": (20, 30)}
 
 
 def run(profile: str, depth: int, seed: int, n_projects: int, n_teams: int,
-        durations: StepDurations) -> list[dict[str, Any]]:
-    w = World(seed=seed, profile=profile)
+        durations: StepDurations, engine: str = "pyevm", rpc_url: str | None = None
+        ) -> list[dict[str, Any]]:
+    w = World(seed=seed, profile=profile, engine=engine, rpc_url=rpc_url)
     projects, grants = build_projects(w, n_teams=n_teams, n_projects=n_projects)
     w.setup(grants)
     procs = [w.env.process(paper_workflow(w, p, durations, wait_depth=depth)) for p in projects]
@@ -47,11 +48,12 @@ def main(config: ExperimentConfig) -> dict[str, Any]:
     out = Path(config.out)
     n_projects, n_teams = SIZES[config.profile]
     durations = StepDurations()
+    engine = config.extra.get("engine", "pyevm")
     rows: list[dict[str, Any]] = []
     for i, profile in enumerate(config.extra.get("e03_profiles", PROFILES)):
         for depth in DEPTHS:
             rows += run(profile, depth, config.seed + 100 * i + depth, n_projects, n_teams,
-                        durations)
+                        durations, engine, config.extra.get("rpc_url"))
     price = GAS_PRICES_GWEI["typical 2025 (5 gwei)"]
     for r in rows:
         r["cost_eth"] = round(r["gas"] * price * 1e-9, 6)
@@ -83,7 +85,7 @@ def main(config: ExperimentConfig) -> dict[str, Any]:
         "sigma": durations.sigma, "p_reject": durations.p_reject,
         "gas_price_gwei": price, "eth_usd": ETH_USD,
     }
-    result = {"overhead": table, "assumptions": assumptions}
+    result = {"overhead": table, "assumptions": assumptions, "engine": engine}
     write_json(out / "e03_overhead.json", {"meta": meta, **result})
     plot(table, out / "e03_overhead.png")
     return {**result, "rows": rows, "figures": ["e03_overhead.png"]}

@@ -33,17 +33,19 @@ SIZES: dict[str, dict[str, Any]] = {
 GAS_PER_RECORD = 56_000  # a train record's gas limit as wallets set it (estimate + margin)
 
 
-def _world(profile: Any, seed: int) -> tuple[World, list[Participant], list[bytes]]:
-    w = World(seed=seed, profile=profile)
+def _world(profile: Any, seed: int, engine: str = "pyevm", rpc_url: str | None = None
+           ) -> tuple[World, list[Participant], list[bytes]]:
+    w = World(seed=seed, profile=profile, engine=engine, rpc_url=rpc_url)
     ps, ids = prepare_teams(w, TEAMS)
     return w, ps, ids
 
 
 def saturation_point(profile_name: str, gas_limit: int, load: float, minutes: float,
-                     seed: int) -> dict[str, Any]:
+                     seed: int, engine: str = "pyevm", rpc_url: str | None = None
+                     ) -> dict[str, Any]:
     prof = get_profile(profile_name).with_(block_gas_limit=gas_limit)
     capacity = gas_limit / GAS_PER_RECORD / prof.block_time  # records/s
-    w, ps, ids = _world(prof, seed)
+    w, ps, ids = _world(prof, seed, engine, rpc_url)
     horizon = minutes * 60
     rate = load * capacity / TEAMS
     for p, mid in zip(ps, ids, strict=True):
@@ -98,10 +100,11 @@ def _check_batch(w: World, tx: Any, tree: MerkleTree, batch: list[tuple[bytes, f
 
 
 def batching_point(profile_name: str, gas_limit: int, load: float, k: int, minutes: float,
-                   seed: int) -> dict[str, Any]:
+                   seed: int, engine: str = "pyevm", rpc_url: str | None = None
+                   ) -> dict[str, Any]:
     prof = get_profile(profile_name).with_(block_gas_limit=gas_limit)
     capacity = gas_limit / GAS_PER_RECORD / prof.block_time
-    w, ps, _ = _world(prof, seed)
+    w, ps, _ = _world(prof, seed, engine, rpc_url)
     horizon = minutes * 60
     results: list[dict[str, Any]] = []
     for p in ps:
@@ -135,11 +138,13 @@ def _knee(points: list[dict[str, Any]]) -> float | None:
 def main(config: ExperimentConfig) -> dict[str, Any]:
     out = Path(config.out)
     size = SIZES[config.profile]
+    engine = config.extra.get("engine", "pyevm")
+    rpc_url = config.extra.get("rpc_url")
     sat_rows, batch_rows = [], []
     knees: dict[str, Any] = {}
     for i, prof in enumerate(size["profiles"]):
         pts = [saturation_point(prof, size["gas_limit"], load, size["minutes"],
-                                config.seed + 10 * i + j)
+                                config.seed + 10 * i + j, engine, rpc_url)
                for j, load in enumerate(size["loads"])]
         sat_rows += pts
         knee = _knee(pts)
@@ -149,7 +154,8 @@ def main(config: ExperimentConfig) -> dict[str, Any]:
     batch_profile = size["profiles"][0]
     for j, k in enumerate(size["ks"]):
         batch_rows.append(batching_point(batch_profile, size["gas_limit"], overload, k,
-                                         size["minutes"], config.seed + 500 + j))
+                                         size["minutes"], config.seed + 500 + j, engine,
+                                         rpc_url))
     meta = provenance(config)
     write_csv(out / "e04_saturation.csv", sat_rows, meta)
     write_csv(out / "e04_batching.csv", batch_rows, meta)
@@ -157,7 +163,7 @@ def main(config: ExperimentConfig) -> dict[str, Any]:
               "settings": {"teams": TEAMS, "gas_limit": size["gas_limit"],
                            "gas_per_record_assumed": GAS_PER_RECORD,
                            "minutes_per_point": size["minutes"], "batch_load": overload,
-                           "batch_profile": batch_profile}}
+                           "batch_profile": batch_profile, "engine": engine}}
     write_json(out / "e04_scaling.json", {"meta": meta, **result})
     plot(sat_rows, batch_rows, out / "e04_scaling.png")
     return {**result, "figures": ["e04_scaling.png"]}

@@ -175,7 +175,11 @@ def cmd_sim_bench(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from experiments.reproduce import reproduce
 
-    summary = reproduce(profile=args.profile, out=Path(args.out), seed=args.seed)
+    try:
+        summary = reproduce(profile=args.profile, out=Path(args.out), seed=args.seed,
+                            engine=args.engine, rpc_url=args.rpc_url)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     print(f"wrote {Path(args.out) / 'REPORT.md'} and {Path(args.out) / 'summary.json'}")
     return EXIT_OK if summary.get("ok", True) else EXIT_CHECK_FAILED
 
@@ -277,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", choices=["smoke", "paper"], default="smoke")
     r.add_argument("--out", default="out", help="output directory (default: out)")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--engine", choices=["pyevm", "revm", "rpc"], default="pyevm",
+                   help="chain engine of the experiments (default pyevm)")
+    r.add_argument("--rpc-url", help="JSON-RPC node for --engine rpc (e.g. a local anvil)")
     r.set_defaults(func=cmd_reproduce)
     return p
 

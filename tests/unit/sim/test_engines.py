@@ -162,3 +162,31 @@ def test_rows_stream_out_during_the_run(profile: str, tmp_path):
     per_block = 4 / 30 * w.profile.block_time
     assert w.monitor.count > 300 and not w.monitor.rows
     assert max(live) <= 3 * window * per_block + 20, live  # not growing with the run
+
+
+# -- the experiments take the engine ------------------------------------------------------------
+def test_experiments_run_on_the_engine_they_are_given(tmp_path):
+    from experiments import e00_scripted_lifecycle, e03_overhead, e04_scaling
+    from experiments.common import ExperimentConfig
+    from proml_sim.sim import StepDurations
+
+    e00 = {eng: e00_scripted_lifecycle.main(ExperimentConfig(tmp_path / eng,
+                                                             extra={"engine": eng}))
+           for eng in ("pyevm", "revm")}
+    assert e00["revm"]["engine"] == "revm" and e00["revm"]["ok"]
+    assert e00["revm"]["rows"] == e00["pyevm"]["rows"]  # gas for gas, block for block
+    sat = [e04_scaling.saturation_point("consortium-fast", 600_000, 1.2, 1.0, 4, engine=eng)
+           for eng in ("pyevm", "revm")]
+    assert sat[0] == sat[1] and sat[0]["included"] > 50
+    short = StepDurations().scaled(1 / 200)
+    wf = [e03_overhead.run("poa-clique", 1, 2, 1, 7, short, engine=eng)
+          for eng in ("pyevm", "revm")]
+    assert wf[0] == wf[1] and wf[0][0]["transactions"] >= 9
+
+
+def test_reproduce_refuses_an_engine_url_mismatch(capsys):
+    from proml_sim.cli import main
+
+    assert main(["reproduce", "--engine", "rpc"]) == 2
+    assert "--rpc-url" in capsys.readouterr().err
+    assert main(["reproduce", "--engine", "revm", "--rpc-url", "http://127.0.0.1:1"]) == 2
