@@ -276,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    from experiments import sweep as sweep_cli  # the CLI may import experiments
+
+    sweep_cli.register(sub)
 
     r = sub.add_parser("reproduce", help="run the experiments and write REPORT.md + summary.json")
     r.add_argument("--profile", choices=["smoke", "paper"], default="smoke")
