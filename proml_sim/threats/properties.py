@@ -1,0 +1,1216 @@
+"""Property-based threat tests: honest and malicious actors against one lifecycle contract.
+
+:func:`threat_machine` builds a hypothesis :class:`~hypothesis.stateful.RuleBasedStateMachine`
+for a compiled lifecycle (any :class:`~proml_sim.compiler.CompiledContract` that carries its
+IR, a :class:`~proml_sim.chain.client.CompiledLayout`, or a *mutant*: a modified source
+compiled against the same IR, see :mod:`proml_sim.threats.mutants`) in one contract layout, on
+an in-process py-evm chain.  Its rules mix honest work with attacks:
+
+* **wrong roles** (an outsider or an insider without the step's role), **wrong states**
+  (rollbacks: moving an artefact where its state does not allow), **missing evidence**,
+  **separation of duty** broken by the actor of the conflicting step;
+* **stolen keys**: an attacker signing with a victim's key, before and after the admin revokes
+  the victim; a stolen approver's approval followed by revocation and an honest approval;
+* **replays**: re-submitting an already-mined signed raw transaction (same chain, and a twin
+  chain with another chain id), approving the same thing twice;
+* **rollbacks and stale approvals**: approvals given for an earlier version reused after the
+  artefact moved on; a caller-chosen version (fast-forward or back) through a call that adds a
+  ``version`` argument;
+* **mix-and-match tuples**: approvals over different evidence digests (the evaluation of
+  version N+1 with the model of version N) must never add up;
+* **Sybil approvers**: a second approver account in a trust domain that already approved;
+* **spam**: bursts of junk registrations in one block, with an honest operation behind them;
+* **phishing**: a role holder tricked into calling a malicious relay contract that calls the
+  lifecycle (with ``msg.sender`` authorisation the relayed call must fail);
+* **re-calling the clone initialiser** (clone layout).
+
+Every operation also runs on the reference :class:`~proml_sim.ir.Interpreter` (with the same
+sender: the relay's address for relayed calls), and the outcome must be the same (same result,
+or same exception type and message).  After every step the chain is audited **from chain data
+only** (events, receipts, storage views), independently of the interpreter:
+:func:`audit_events` replays the event log and checks who acted, thresholds, versions, states,
+evidence and separation of duty at each event's point of the chain; the log is append-only; and
+``replay(events)`` equals the contract storage read through views.  The properties are listed in
+:data:`PROPERTIES`.
+
+:func:`run_threat_properties` runs the machine programmatically (seeded, no example database)
+and reports the first falsifying step as text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi.abi import encode as abi_encode
+from eth_utils.address import to_checksum_address
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+from hypothesis.reporting import with_reporter
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from proml_sim.chain import ContractABI, KeyRing, PyEVMBackend, Receipt, TxSender, encode_call
+from proml_sim.chain.client import CompiledLayout, LifecycleClient, compile_layout, layout_of
+from proml_sim.chain.trie import keccak
+from proml_sim.codegen import generate_vyper
+from proml_sim.compiler import CompiledContract, compile_source
+from proml_sim.errors import EngineError, lifecycle_error_from_reason
+from proml_sim.ir import (
+    ZERO32,
+    Approved,
+    Interpreter,
+    LifecycleEvent,
+    LifecycleIR,
+    LifecycleSnapshot,
+    Registered,
+    RoleGranted,
+    RoleRevoked,
+    Transitioned,
+    TransitionIR,
+    approval_key,
+    artefact_id,
+    history_from_events,
+    replay,
+)
+
+__all__ = [
+    "PROPERTIES",
+    "PropertyResult",
+    "PropertyViolation",
+    "Violation",
+    "audit_events",
+    "prepare_layout",
+    "run_threat_properties",
+    "storage_snapshot",
+    "threat_machine",
+]
+
+#: The properties, in the order a failing step reports them: checks on chain data first (the
+#: event audit, then storage against the replayed log), then attacks that must be refused, then
+#: the lock-step comparison with the reference interpreter.
+PROPERTIES: dict[str, str] = {
+    "ids": "every Transitioned/Approved names a registered artefact; a Registered id is "
+           "keccak(registrant ++ salt) and is registered once",
+    "role-admin": "every RoleGranted/RoleRevoked (after the constructor's) was sent by a holder "
+                  "of that role's admin role at that point of the chain",
+    "role-holder": "every Registered/Transitioned/Approved was made by an account holding one of "
+                   "the step's roles at that point (roles replayed from RoleGranted/RoleRevoked)",
+    "revoked-key": "nothing is accepted from an account after the revocation of the role the "
+                   "step needs",
+    "threshold": "a k-of-n transition fires only when k distinct valid approvers (distinct "
+                 "trust domains when counting domains) approved the same version and digest; "
+                 "approvers revoked since do not count; nobody approves the same thing twice; "
+                 "each Approved count is that recomputed count",
+    "versions": "versions start at 1, each Transitioned is the artefact's version + 1, "
+                "approvals are for the current version: the contract assigns versions",
+    "source-state": "each Transitioned leaves the artefact's current state, which is a source of "
+                    "the transition, for its target; approvals only from a source state",
+    "evidence": "steps that need evidence carry a non-zero digest",
+    "separation-of-duty": "the actor of a step named in separate_from never does the separated "
+                          "step on the same artefact",
+    "append-only": "the event log (and so each artefact's history) of an earlier step is a "
+                   "prefix of the log of every later step",
+    "replay": "replay(events) equals the contract storage read through its views",
+    "raw-replay": "a signed raw transaction that was mined is refused when submitted again",
+    "chain-id": "a signed raw transaction is refused by a chain with another chain id",
+    "caller-version": "a call that passes its own version argument is refused",
+    "initialiser": "a clone's initialize cannot be called again (or by anyone but its factory)",
+    "lock-step": "every call has the reference interpreter's outcome (same result, or same "
+                 "exception type and message), and storage equals the interpreter's state",
+    "error": "the machine itself raised (a suite bug, or a contract the client cannot drive)",
+}
+_PRIORITY = {name: i for i, name in enumerate(PROPERTIES)}
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken property: its name (a key of :data:`PROPERTIES`) and what was seen."""
+
+    prop: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"[{self.prop}] {self.message}"
+
+
+class PropertyViolation(AssertionError):
+    """Properties broken by one step, most specific first (the order of :data:`PROPERTIES`)."""
+
+    def __init__(self, violations: Sequence[Violation]) -> None:
+        self.violations = tuple(sorted(violations, key=lambda v: _PRIORITY.get(v.prop, 99)))
+        super().__init__("\n".join(str(v) for v in self.violations))
+
+    @property
+    def prop(self) -> str:
+        return self.violations[0].prop
+
+
+@dataclass(frozen=True)
+class PropertyResult:
+    """What :func:`run_threat_properties` found.
+
+    ``examples``: examples run (on a failure: the example that failed first, counting from 1);
+    ``prop``: the first broken property of the failing step, ``props`` all of them;
+    ``failure``: their messages and the falsifying steps, as text.
+    """
+
+    passed: bool
+    failure: str | None
+    examples: int
+    prop: str | None = None
+    props: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+# -- the event audit (chain data only) ---------------------------------------------------------
+def _short(b: bytes) -> str:
+    return "0x" + b.hex()[:8]
+
+
+def audit_events(ir: LifecycleIR, events: Sequence[LifecycleEvent]) -> list[Violation]:
+    """Replay a lifecycle's event log in chain order and report every broken property.
+
+    Independent of the interpreter: roles, domains, records, approvals and separation-of-duty
+    memory are rebuilt from the events alone, and each event is judged against the state the
+    events before it produced.  The first event must be the constructor's admin grant.
+    """
+    out: list[Violation] = []
+    roles: dict[str, int] = {}
+    domains: dict[str, bytes] = {}
+    revoked: set[tuple[str, int]] = set()  # (account, role) revoked and not granted again
+    records: dict[bytes, tuple[int, int]] = {}
+    approvals: dict[bytes, list[str]] = {}
+    last_actor: dict[tuple[bytes, int], str] = {}
+    n_roles = len(ir.roles)
+
+    def bad(prop: str, i: int, what: str) -> None:
+        out.append(Violation(prop, f"event #{i} {what}"))
+
+    def holds(account: str, names: tuple[str, ...]) -> bool:
+        return bool(roles.get(account, 0) & ir.role_mask(names))
+
+    def check_actor(i: int, what: str, account: str, names: tuple[str, ...]) -> None:
+        if holds(account, names):
+            return
+        if any((account, ir.role(n).index) in revoked for n in names):
+            bad("revoked-key", i, f"{what} by {account}, whose role {'|'.join(names)} was "
+                                  "revoked earlier")
+        else:
+            bad("role-holder", i, f"{what} by {account}, who holds none of {'|'.join(names)}")
+
+    def valid_count(key: bytes, t: TransitionIR) -> int:
+        valid = [a for a in approvals.get(key, []) if holds(a, t.by)]
+        if t.count == "domains":
+            return len({domains.get(a, ZERO32) for a in valid})
+        return len(set(valid))
+
+    def check_step(i: int, what: str, ev: Transitioned | Approved, actor: str) -> TransitionIR:
+        t = ir.transitions[ev.transition]
+        check_actor(i, what, actor, t.by)
+        state = records[ev.id][0]
+        if ir.state_by_index(state).name not in t.sources:
+            bad("source-state", i, f"{what} from state {ir.state_by_index(state).name}, not one "
+                                   f"of {'|'.join(t.sources)}")
+        if t.evidence and ev.digest == ZERO32:
+            bad("evidence", i, f"{what} without an evidence digest")
+        for other in t.separate_from:
+            if last_actor.get((ev.id, ir.transition(other).index)) == actor:
+                bad("separation-of-duty", i, f"{what} by {actor}, who also did {other} on it")
+        return t
+
+    for i, ev in enumerate(events):
+        if isinstance(ev, RoleGranted | RoleRevoked):
+            kind = type(ev).__name__
+            if ev.role >= n_roles:
+                bad("role-admin", i, f"{kind} of unknown role index {ev.role}")
+                continue
+            name = ir.roles[ev.role].name
+            constructor = (i == 0 and isinstance(ev, RoleGranted) and ev.role == 0
+                           and ev.account == ev.sender)
+            if i == 0 and not constructor:
+                bad("role-admin", i, "is not the constructor's admin grant")
+            if not constructor and not holds(ev.sender, (ir.roles[ev.role].admin,)):
+                bad("role-admin", i, f"{kind}({name}, {ev.account}) sent by {ev.sender}, who "
+                                     f"does not hold its admin role {ir.roles[ev.role].admin}")
+            bit = 1 << ev.role
+            if isinstance(ev, RoleGranted):
+                roles[ev.account] = roles.get(ev.account, 0) | bit
+                domains[ev.account] = ev.domain
+                revoked.discard((ev.account, ev.role))
+            else:
+                if roles.get(ev.account, 0) & bit:
+                    revoked.add((ev.account, ev.role))
+                roles[ev.account] = roles.get(ev.account, 0) & ~bit
+        elif isinstance(ev, Registered):
+            what = f"Registered({_short(ev.id)})"
+            if ev.id != artefact_id(ev.registrant, ev.salt):
+                bad("ids", i, f"{what}: the id is not keccak(registrant ++ salt)")
+            if ev.id in records:
+                bad("ids", i, f"{what}: the id was already registered")
+            if ev.state != ir.initial.index:
+                bad("source-state", i, f"{what} in state {ev.state}, not the initial state")
+            if ir.register_by:
+                check_actor(i, what, ev.registrant, ir.register_by)
+            if ir.register_evidence and ev.digest == ZERO32:
+                bad("evidence", i, f"{what} without an evidence digest")
+            records[ev.id] = (ir.initial.index, 1)
+        elif isinstance(ev, Approved | Transitioned):
+            if ev.transition >= len(ir.transitions):
+                bad("ids", i, f"{type(ev).__name__} of unknown transition {ev.transition}")
+                continue
+            t = ir.transitions[ev.transition]
+            actor = ev.approver if isinstance(ev, Approved) else ev.actor
+            what = f"{type(ev).__name__}({t.name}) on {_short(ev.id)}"
+            if ev.id not in records:
+                bad("ids", i, f"{what}: the artefact is not registered")
+                continue
+            state, version = records[ev.id]
+            check_step(i, what, ev, actor)
+            if isinstance(ev, Approved):
+                if t.approvals < 2:
+                    bad("threshold", i, f"{what}: {t.name} takes no approvals")
+                if ev.version != version:
+                    bad("versions", i, f"{what} for version {ev.version}; the artefact is at "
+                                       f"version {version}")
+                key = approval_key(ev.id, ev.transition, ev.version, ev.digest)
+                entries = approvals.setdefault(key, [])
+                if actor in entries:
+                    bad("threshold", i, f"{what}: {actor} approved this version and digest "
+                                        "already")
+                entries.append(actor)
+                n = valid_count(key, t)
+                if ev.count != n:
+                    bad("threshold", i, f"{what} reports {ev.count} approval(s); the log shows "
+                                        f"{n} valid distinct {t.count}")
+                nxt = events[i + 1] if i + 1 < len(events) else None
+                fired = isinstance(nxt, Transitioned) and nxt.id == ev.id and (
+                    nxt.transition == ev.transition)
+                if ev.count >= t.approvals and not fired:
+                    bad("threshold", i, f"{what}: {ev.count} of {t.approvals} approvals but the "
+                                        "transition did not fire")
+                continue
+            # Transitioned
+            if ev.source != state:
+                bad("source-state", i, f"{what} says source state {ev.source}; the log has the "
+                                       f"artefact in state {state}")
+            if ev.target != ir.state(t.target).index:
+                bad("source-state", i, f"{what} to state {ev.target}, not {t.target}")
+            if ev.version != version + 1:
+                bad("versions", i, f"{what} to version {ev.version}; the artefact was at "
+                                   f"version {version}")
+            if t.approvals > 1:
+                prev = events[i - 1] if i else None
+                key = approval_key(ev.id, ev.transition, ev.version - 1, ev.digest)
+                n = valid_count(key, t)
+                if not (isinstance(prev, Approved) and prev.approver == actor
+                        and prev.id == ev.id and prev.transition == ev.transition):
+                    bad("threshold", i, f"{what} fired without its firing approval")
+                if n < t.approvals:
+                    bad("threshold", i, f"{what} fired with {n} valid distinct {t.count} "
+                                        f"approving version {ev.version - 1}; it needs "
+                                        f"{t.approvals}")
+            records[ev.id] = (ev.target, ev.version)
+            if t.name in ir.sod_targets:
+                last_actor[(ev.id, t.index)] = actor
+    return out
+
+
+# -- compiled input -----------------------------------------------------------------------------
+def prepare_layout(
+    compiled: CompiledContract | CompiledLayout, layout: str | None = None
+) -> CompiledLayout:
+    """The contracts to deploy for ``compiled`` in ``layout``, with the *reference* ABIs.
+
+    ``compiled`` may be one contract of a layout (the registry, a factory, or a per-artefact
+    part such as ``clone.artefact``, recognised by its generated header): the other parts are
+    compiled from its IR.  An unmodified generated contract may be asked for in another layout
+    (its IR is compiled for that layout); a modified one may not.  Callers (honest or not) use
+    the published interface, so the ABIs are those generated from the IR; a mutant keeps its
+    own bytecode.
+    """
+    if isinstance(compiled, CompiledLayout):
+        bundle = compiled
+        if layout is not None and layout != bundle.layout:
+            raise ValueError(f"a {bundle.layout} layout cannot run as the {layout} layout")
+        layout = bundle.layout
+    else:
+        if compiled.ir is None:
+            raise ValueError(
+                f"{compiled.name} carries no lifecycle IR; compile it with compile_artefact, or "
+                "attach the IR it was generated from (dataclasses.replace(c, ir=ir))"
+            )
+        part = layout_of(compiled)
+        layout = layout or part.partition(".")[0]
+        ref = compile_layout(compiled.ir, layout)
+        if part == layout:
+            bundle = CompiledLayout(layout, compiled, ref.artefact)
+        elif part == f"{layout}.artefact":
+            bundle = CompiledLayout(layout, ref.main, dataclasses.replace(compiled, ir=ref.ir))
+        elif compiled.source == generate_vyper(compiled.ir, part):
+            bundle = ref  # the generated lifecycle itself: run it in the layout asked for
+        else:
+            raise ValueError(
+                f"{compiled.name}: a modified {part} contract cannot run in the {layout} layout "
+                f"(its changes would be lost); plant the change in the {layout} sources"
+            )
+    ref = compile_layout(bundle.ir, layout)
+    main = dataclasses.replace(bundle.main, abi=ref.main.abi, ir=ref.ir)
+    artefact = bundle.artefact
+    if artefact is not None:
+        assert ref.artefact is not None
+        artefact = dataclasses.replace(artefact, abi=ref.artefact.abi)
+    return CompiledLayout(layout, main, artefact)
+
+
+# -- the machine ---------------------------------------------------------------------------------
+#: accounts: 0 admin, 1..5 insiders (role holders), 6 an outsider (the attacker's own key)
+N_ACCOUNTS = 7
+ADMIN, OUTSIDER = 0, 6
+INSIDERS = tuple(range(1, 6))
+DOMAINS = tuple(f"domain-{c}".encode().ljust(32, b"\0") for c in "abc")
+LOCATOR = "s3://bucket/object"
+#: gas for transactions the machine signs itself (relayed calls, raw attacks)
+RAW_GAS = 600_000
+
+#: a small relay a phisher deploys: the victim "claims" something, the relay calls the lifecycle
+RELAY_SOURCE = """# pragma version ~=0.4.3
+# A phishing relay: whoever calls claim() makes this contract call `target` with `payload`.
+
+
+@external
+def claim(target: address, payload: Bytes[4096]):
+    raw_call(target, payload)
+"""
+
+
+def _digest(*parts: bytes) -> bytes:
+    return keccak(b"".join(parts))
+
+
+def _v32(v: int) -> bytes:
+    return v.to_bytes(32, "big")
+
+
+def model_digest(aid: bytes, version: int) -> bytes:
+    return _digest(b"model", aid, _v32(version))
+
+
+def eval_digest(aid: bytes, version: int) -> bytes:
+    return _digest(b"evaluation", aid, _v32(version))
+
+
+def tuple_digest(aid: bytes, version: int, eval_version: int) -> bytes:
+    """The evidence an approver signs off: (model of ``version``, evaluation of
+    ``eval_version``); honest approvers use ``eval_version == version``."""
+    return _digest(model_digest(aid, version), eval_digest(aid, eval_version))
+
+
+def _outcome(fn: Callable[..., Any], *args: Any) -> tuple[str, Any]:
+    try:
+        return ("ok", fn(*args))
+    except Exception as exc:  # compared by type and message
+        return (type(exc).__name__, str(exc))
+
+
+def _receipt_outcome(receipt: Receipt | None) -> tuple[str, Any]:
+    if receipt is None:
+        return ("NotMined", None)
+    if receipt.status:
+        return ("ok", None)
+    err = lifecycle_error_from_reason(receipt.revert_reason or "")
+    if err is not None:
+        return (type(err).__name__, str(err))
+    return ("TransactionFailed", receipt.revert_reason)
+
+
+class _RecordingBackend(PyEVMBackend):
+    """py-evm that keeps every raw transaction it accepted (for the replay attacks)."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.sent: list[bytes] = []
+
+    def submit(self, raw_tx: bytes) -> bytes:
+        tx_hash = super().submit(raw_tx)
+        self.sent.append(raw_tx)
+        return tx_hash
+
+
+class ThreatMachine(RuleBasedStateMachine):
+    """The rules and invariants; :func:`threat_machine` binds them to one compiled lifecycle."""
+
+    contracts: CompiledLayout
+    relay_code: bytes
+    stats: dict[str, Any]
+    #: compare with the reference interpreter; ``False`` leaves only the chain-data properties
+    #: (the interpreter still picks who holds which role, to aim the rules)
+    lockstep: bool = True
+    artefacts = Bundle("artefacts")
+
+    # -- set-up -------------------------------------------------------------------------------
+    @initialize(target=artefacts)
+    def deploy(self) -> bytes:
+        """Deploy the lifecycle and a phishing relay, grant the roles, register an artefact."""
+        self.stats["examples"] += 1
+        self.example = self.stats["examples"]
+        self.ir: LifecycleIR = self.contracts.ir
+        self.layout = self.contracts.layout
+        self.keys = KeyRing.from_seed("threat-properties", N_ACCOUNTS)
+        self.accounts = list(self.keys.addresses)
+        self.backend = _RecordingBackend(funded=self.accounts)
+        admin = self.keys.signer(self.accounts[ADMIN])
+        self.client = LifecycleClient.deploy(self.backend, self.contracts, admin, DOMAINS[0])
+        self.oracle = Interpreter(self.ir, self.accounts[ADMIN], DOMAINS[0])
+        receipt = self._raw(self.keys.signer(self.accounts[OUTSIDER]), None, self.relay_code)
+        assert receipt is not None and receipt.contract_address, "relay deployment failed"
+        self.relay = receipt.contract_address
+        self.violations: list[Violation] = []
+        self.prev_events: list[LifecycleEvent] = []
+        self.prev_histories: dict[bytes, list[Any]] = {}
+        self.salt = 0
+        self.twin: PyEVMBackend | None = None
+        self.checked_head = b""
+        # honest set-up, in one block: role i to insiders i, i+1, i+2 (cyclically), each
+        # account in trust domain (index mod 3): every role spans three domains, and
+        # consecutive roles share holders (so separation of duty is exercised)
+        batch = LifecycleClient(self.backend, self.contracts, self.client.address, automine=False)
+        ops = []
+        for r in self.ir.roles[1:]:
+            for j in range(3):
+                a = INSIDERS[(r.index - 1 + j) % len(INSIDERS)]
+                granter = self._holder_of((r.admin,))
+                signer = self.keys.signer(self.accounts[granter])
+                args = (r.name, self.accounts[a], DOMAINS[a % 3])
+                expected = _outcome(self.oracle.grant, self.accounts[granter], *args)
+                ops.append((expected, batch.grant(signer, *args), args))
+        self.backend.produce_block()
+        for expected, op, args in ops:
+            actual = _outcome(batch.result, op)
+            if actual != expected:
+                self._lockstep("set-up grant", args, actual, expected)
+        return self._register_honestly(None)
+
+    def _holder_of(self, names: tuple[str, ...]) -> int:
+        for i in range(N_ACCOUNTS):
+            if self._holds(i, names):
+                return i
+        return ADMIN
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _holds(self, i: int, names: tuple[str, ...]) -> bool:
+        return bool(self.oracle.roles.get(self.accounts[i], 0) & self.ir.role_mask(names))
+
+    def _holders(self, t: TransitionIR) -> list[int]:
+        return [i for i in range(N_ACCOUNTS) if self._holds(i, t.by)]
+
+    def _allowed(self, aid: bytes) -> list[TransitionIR]:
+        if not self.oracle.exists(aid):
+            return []
+        state = self.oracle.state(aid)
+        return [t for t in self.ir.transitions if state in t.sources]
+
+    def _version(self, aid: bytes) -> int:
+        return self.oracle.version(aid) if self.oracle.exists(aid) else 1
+
+    def _honest_digest(self, aid: bytes, t: TransitionIR) -> bytes:
+        return tuple_digest(aid, self._version(aid), self._version(aid)) if t.evidence else ZERO32
+
+    def _key(self, aid: bytes, t: TransitionIR, digest: bytes) -> bytes:
+        return approval_key(aid, t.index, self._version(aid), digest)
+
+    def _eligible(self, aid: bytes, t: TransitionIR, digest: bytes) -> list[int]:
+        """Holders of ``t``'s roles who may do it now: no separation-of-duty conflict, and (for
+        approvals) not already approved, nor from a trust domain that already counts."""
+        key = self._key(aid, t, digest)
+        approvers = [a for a in self.oracle.approvers.get(key, [])
+                     if self.oracle.roles.get(a, 0) & self.ir.role_mask(t.by)]
+        counted = {self.oracle.domains.get(a) for a in approvers}
+        out = []
+        for i in self._holders(t):
+            acct = self.accounts[i]
+            if any(self.oracle.last_actor.get((aid, self.ir.transition(o).index)) == acct
+                   for o in t.separate_from):
+                continue
+            if acct in self.oracle.approvers.get(key, []):
+                continue
+            if t.count == "domains" and self.oracle.domains.get(acct) in counted:
+                continue
+            out.append(i)
+        return out
+
+    def _draw_t(self, data: st.DataObject, options: Sequence[TransitionIR],
+                label: str = "transition") -> TransitionIR:
+        return self.ir.transition(data.draw(st.sampled_from([t.name for t in options]),
+                                            label=label))
+
+    def _who(self, i: int) -> str:
+        role = "admin" if i == ADMIN else "outsider" if i == OUTSIDER else "insider"
+        return f"{role} {i}"
+
+    def _lockstep(self, what: str, args: Any, actual: Any, expected: Any) -> None:
+        if not self.lockstep:
+            return
+        shown = ", ".join(_show(a) for a in args)
+        self.violations.append(Violation(
+            "lock-step", f"{what}({shown}): contract gave {_show(actual)}, the reference "
+                         f"interpreter {_show(expected)}"))
+
+    def op(self, kind: str, sender: int, *args: Any, label: str = "") -> tuple[str, Any]:
+        """``kind`` (register, fire, grant, revoke) by account ``sender`` on the chain and on
+        the reference interpreter; a different outcome is a lock-step violation."""
+        expected = _outcome(getattr(self.oracle, kind), self.accounts[sender], *args)
+        actual = _outcome(getattr(self.client, kind), self.keys.signer(self.accounts[sender]),
+                          *args)
+        if actual != expected:
+            self._lockstep(f"{label or self._who(sender)}: {kind}", args, actual, expected)
+        return expected
+
+    def _fire(self, sender: int, t: TransitionIR, aid: bytes, digest: bytes,
+              label: str = "") -> tuple[str, Any]:
+        if t.evidence:
+            return self.op("fire", sender, t.name, aid, digest, LOCATOR, [], label=label)
+        return self.op("fire", sender, t.name, aid, label=label)
+
+    def _raw(self, signer: Any, to: str | None, data: bytes) -> Receipt | None:
+        tx_hash = TxSender(self.backend, signer).send(to, data, gas=RAW_GAS)
+        self.backend.produce_block()
+        return self.backend.receipt(tx_hash)
+
+    def _target(self, aid: bytes) -> str:
+        """Where a transition on ``aid`` goes (as the client routes it)."""
+        if self.layout == "registry":
+            return self.client.address
+        addr = self.client.artefact_address(aid)
+        return addr if self.backend.code(addr) else self.client.address
+
+    def _calldata(self, t: TransitionIR, aid: bytes, digest: bytes) -> bytes:
+        args: list[Any] = [aid, digest, LOCATOR, []] if t.evidence else [aid]
+        return self.client.transition_abi.encode_call(t.name, args)
+
+    def _revoke_all(self, victim: int) -> None:
+        """The admin side reacts to a detected theft: every role of ``victim`` is revoked, each
+        by a holder of that role's admin role."""
+        for r in self.ir.roles:
+            if self._holds(victim, (r.name,)):
+                granter = self._holder_of((r.admin,))
+                self.op("revoke", granter, r.name, self.accounts[victim],
+                        label=f"revocation of {self._who(victim)} by {self._who(granter)}")
+
+    # -- honest work --------------------------------------------------------------------------
+    @rule(target=artefacts, data=st.data())
+    def register(self, data: st.DataObject) -> bytes:
+        return self._register_honestly(data)
+
+    def _register_honestly(self, data: st.DataObject | None) -> bytes:
+        ir = self.ir
+        registrants = ([i for i in range(N_ACCOUNTS) if self._holds(i, ir.register_by)]
+                       if ir.register_by else list(INSIDERS))
+        pool = registrants or [OUTSIDER]
+        sender = pool[0] if data is None else data.draw(st.sampled_from(pool), label="registrant")
+        self.salt += 1
+        salt = _v32(self.salt)
+        digest = _digest(b"register", salt)
+        kind, value = self.op("register", sender, salt, digest, LOCATOR, [])
+        return value if kind == "ok" else b"\xee" * 32  # an unknown id is a useful probe too
+
+    @rule(aid=artefacts, data=st.data())
+    def honest_step(self, aid: bytes, data: st.DataObject) -> None:
+        """A holder of the step's role does an allowed step with the honest evidence."""
+        options = self._allowed(aid)
+        if not options:
+            return
+        t = self._draw_t(data, options, label="transition")
+        digest = self._honest_digest(aid, t)
+        pool = self._eligible(aid, t, digest) or self._holders(t) or [OUTSIDER]
+        self._fire(data.draw(st.sampled_from(pool), label="sender"), t, aid, digest)
+
+    # -- insiders and outsiders out of line ---------------------------------------------------
+    @rule(aid=artefacts, data=st.data())
+    def wrong_role(self, aid: bytes, data: st.DataObject) -> None:
+        """An allowed step by an account holding none of its roles."""
+        t = self._draw_t(data, self._allowed(aid) or list(self.ir.transitions))
+        pool = [i for i in range(N_ACCOUNTS) if not self._holds(i, t.by)]
+        if pool:
+            sender = data.draw(st.sampled_from(pool), label="sender")
+            self._fire(sender, t, aid, self._honest_digest(aid, t))
+
+    @rule(aid=artefacts, data=st.data())
+    def wrong_state(self, aid: bytes, data: st.DataObject) -> None:
+        """A role holder moves the artefact where its current state does not allow (this is
+        also the rollback attempt: back to an earlier state)."""
+        allowed = self._allowed(aid)
+        options = [t for t in self.ir.transitions if t not in allowed]
+        if options:
+            t = self._draw_t(data, options, label="transition")
+            pool = self._holders(t) or [OUTSIDER]
+            self._fire(data.draw(st.sampled_from(pool)), t, aid, self._honest_digest(aid, t))
+
+    @rule(aid=artefacts, data=st.data())
+    def missing_evidence(self, aid: bytes, data: st.DataObject) -> None:
+        options = [t for t in self._allowed(aid) if t.evidence]
+        if options:
+            t = self._draw_t(data, options, label="transition")
+            pool = self._eligible(aid, t, ZERO32) or self._holders(t) or [OUTSIDER]
+            self._fire(data.draw(st.sampled_from(pool)), t, aid, ZERO32)
+
+    @rule(aid=artefacts, data=st.data())
+    def separation_of_duty(self, aid: bytes, data: st.DataObject) -> None:
+        """The actor of a step does the step that must be separated from it."""
+        for t in self._allowed(aid):
+            for other in t.separate_from:
+                o = self.ir.transition(other)
+                last = self.oracle.last_actor.get((aid, o.index))
+                if last is not None and self._holds(self.accounts.index(last), t.by):
+                    sender = self.accounts.index(last)
+                    self._fire(sender, t, aid, self._honest_digest(aid, t))
+                    return
+        # nobody to catch yet: someone holding both roles does the first step, then the second
+        for t in self.ir.transitions:
+            for other in t.separate_from:
+                o = self.ir.transition(other)
+                if o not in self._allowed(aid):
+                    continue
+                both = [i for i in range(N_ACCOUNTS)
+                        if self._holds(i, o.by) and self._holds(i, t.by)]
+                if not both:
+                    continue
+                sender = data.draw(st.sampled_from(both), label="sender")
+                self._fire(sender, o, aid, self._honest_digest(aid, o))
+                if t in self._allowed(aid):
+                    self._fire(sender, t, aid, self._honest_digest(aid, t))
+                return
+
+    @rule(aid=artefacts, data=st.data())
+    def fuzz(self, aid: bytes, data: st.DataObject) -> None:
+        """Anyone, any step, any of a few digests (zero, honest, evil)."""
+        t = self._draw_t(data, self.ir.transitions, label="transition")
+        sender = data.draw(st.integers(0, N_ACCOUNTS - 1), label="sender")
+        digest = data.draw(st.sampled_from(
+            [ZERO32, self._honest_digest(aid, t) or ZERO32, _digest(b"evil", aid)]))
+        self._fire(sender, t, aid, digest if t.evidence else ZERO32)
+
+    @rule(data=st.data())
+    def roles(self, data: st.DataObject) -> None:
+        """Anyone grants or revokes any role (one index past the last too) of anyone."""
+        sender = data.draw(st.integers(0, N_ACCOUNTS - 1), label="sender")
+        role = data.draw(st.integers(0, len(self.ir.roles)), label="role")
+        account = self.accounts[data.draw(st.integers(0, N_ACCOUNTS - 1), label="account")]
+        if data.draw(st.booleans(), label="grant"):
+            self.op("grant", sender, role, account, data.draw(st.sampled_from(DOMAINS)))
+        else:
+            self.op("revoke", sender, role, account)
+
+    # -- approvals: double approvals, mix-and-match, stale versions, Sybils -------------------
+    def _approval_step(self, aid: bytes) -> TransitionIR | None:
+        """A k-of-n step allowed now; if there is none, first an honest 1-of-n step to a state
+        where one is allowed (so the approval attacks do not wait for the honest rules)."""
+        options = [t for t in self._allowed(aid) if t.approvals > 1]
+        if not options:
+            for u in self._allowed(aid):
+                target = self.ir.state(u.target).name
+                if u.approvals == 1 and any(target in t.sources and t.approvals > 1
+                                            for t in self.ir.transitions):
+                    pool = self._eligible(aid, u, self._honest_digest(aid, u))
+                    if pool:
+                        self._fire(pool[0], u, aid, self._honest_digest(aid, u))
+                    break
+            options = [t for t in self._allowed(aid) if t.approvals > 1]
+        return options[0] if options else None
+
+    @rule(aid=artefacts, data=st.data())
+    def approve_twice(self, aid: bytes, data: st.DataObject) -> None:
+        """An approver sends the same approval (same version, same digest) a second time."""
+        t = self._approval_step(aid)
+        if t is None:
+            return
+        digest = self._honest_digest(aid, t)
+        key = self._key(aid, t, digest)
+        pool = [self.accounts.index(a) for a in self.oracle.approvers.get(key, [])]
+        if not pool:
+            first = self._eligible(aid, t, digest)
+            if not first:
+                return
+            pool = [data.draw(st.sampled_from(first), label="approver")]
+            self._fire(pool[0], t, aid, digest)
+        self._fire(data.draw(st.sampled_from(pool), label="again"), t, aid, digest,
+                   label="second approval")
+
+    @rule(aid=artefacts, data=st.data())
+    def mix_and_match(self, aid: bytes, data: st.DataObject) -> None:
+        """Two approvers in different domains approve different tuples: the model of this
+        version with its own evaluation, and with the evaluation of the next version."""
+        t = self._approval_step(aid)
+        if t is None:
+            return
+        v = self._version(aid)
+        good, mixed = tuple_digest(aid, v, v), tuple_digest(aid, v, v + 1)
+        if not t.evidence:
+            return
+        first = self._eligible(aid, t, good)
+        if not first:
+            return
+        a = data.draw(st.sampled_from(first), label="approver")
+        self._fire(a, t, aid, good)
+        second = [i for i in self._eligible(aid, t, mixed)
+                  if i != a and self.oracle.domains.get(self.accounts[i])
+                  != self.oracle.domains.get(self.accounts[a])]
+        if second and self.oracle.exists(aid) and self._version(aid) == v:
+            self._fire(data.draw(st.sampled_from(second), label="other"), t, aid, mixed,
+                       label="mix-and-match approval")
+
+    @rule(aid=artefacts, data=st.data())
+    def stale_approvals(self, aid: bytes, data: st.DataObject) -> None:
+        """An approval given for this version, then the artefact moves on (a new version) back
+        to where the approval applies, and another approver approves the same digest: the two
+        must not add up."""
+        t = self._approval_step(aid)
+        if t is None:
+            return
+        loops = [u for u in self._allowed(aid)
+                 if u.approvals == 1 and self.ir.state(u.target).name in t.sources]
+        if not loops:
+            return
+        digest = _digest(b"stale", aid) if t.evidence else ZERO32
+        first = self._eligible(aid, t, digest)
+        if not first:
+            return
+        a = data.draw(st.sampled_from(first), label="approver")
+        self._fire(a, t, aid, digest)
+        u = self._draw_t(data, loops, label="new version by")
+        movers = [i for i in self._eligible(aid, u, self._honest_digest(aid, u)) if i != a]
+        if not movers or u not in self._allowed(aid):
+            return
+        self._fire(data.draw(st.sampled_from(movers)), u, aid, self._honest_digest(aid, u))
+        if t not in self._allowed(aid):
+            return
+        second = [i for i in self._eligible(aid, t, digest) if i != a and
+                  self.oracle.domains.get(self.accounts[i]) !=
+                  self.oracle.domains.get(self.accounts[a])]
+        if second:
+            self._fire(data.draw(st.sampled_from(second), label="second"), t, aid, digest,
+                       label="approval of a stale version's digest")
+
+    @rule(aid=artefacts, data=st.data())
+    def sybil(self, aid: bytes, data: st.DataObject) -> None:
+        """One organisation, two approver accounts: the admin grants the step's role to a
+        second account in the domain of one that approved; the second account approves too."""
+        t = self._approval_step(aid)
+        if t is None or t.count != "domains":
+            return
+        digest = self._honest_digest(aid, t)
+        key = self._key(aid, t, digest)
+        approvers = self.oracle.approvers.get(key, [])
+        if not approvers:
+            first = self._eligible(aid, t, digest)
+            if not first:
+                return
+            self._fire(data.draw(st.sampled_from(first), label="approver"), t, aid, digest)
+            approvers = self.oracle.approvers.get(key, [])
+            if not approvers:
+                return
+        a = self.accounts.index(approvers[0])
+        separated = {self.oracle.last_actor.get((aid, self.ir.transition(o).index))
+                     for o in t.separate_from}
+        others = [i for i in INSIDERS if i != a and self.accounts[i] not in approvers
+                  and self.accounts[i] not in separated]
+        if not others:
+            return
+        sybil = data.draw(st.sampled_from(others), label="sybil")
+        role = t.by[0]
+        granter = self._holder_of((self.ir.role(role).admin,))
+        self.op("grant", granter, role, self.accounts[sybil],
+                self.oracle.domains.get(self.accounts[a], ZERO32), label="sybil grant")
+        self._fire(sybil, t, aid, digest, label="sybil approval")
+
+    # -- stolen keys ---------------------------------------------------------------------------
+    @rule(aid=artefacts, data=st.data())
+    def stolen_key(self, aid: bytes, data: st.DataObject) -> None:
+        """The attacker signs with a victim's key (evil evidence), before or after the admin
+        revokes the victim."""
+        victim = data.draw(st.sampled_from(INSIDERS), label="victim")
+        if data.draw(st.booleans(), label="revoked first"):
+            self._revoke_all(victim)
+        t = self._draw_t(data, self._allowed(aid) or list(self.ir.transitions))
+        digest = _digest(b"evil", aid) if t.evidence else ZERO32
+        self._fire(victim, t, aid, digest, label=f"attacker with the key of {victim}")
+        if data.draw(st.booleans(), label="grants itself a role"):
+            role = data.draw(st.sampled_from([r.name for r in self.ir.roles[1:] or self.ir.roles]))
+            self.op("grant", victim, role, self.accounts[OUTSIDER], DOMAINS[2],
+                    label=f"attacker with the key of {victim}")
+
+    @rule(aid=artefacts, data=st.data())
+    def stolen_approval_revoked(self, aid: bytes, data: st.DataObject) -> None:
+        """A stolen approver key approves; the theft is detected and the victim revoked; an
+        honest approver approves the same: the revoked approval must no longer count, and the
+        stolen key can do nothing more."""
+        t = self._approval_step(aid)
+        if t is None:
+            return
+        digest = self._honest_digest(aid, t)
+        first = self._eligible(aid, t, digest)
+        if not first:
+            return
+        victim = data.draw(st.sampled_from(first), label="victim")
+        self._fire(victim, t, aid, digest, label=f"attacker with the key of {victim}")
+        self._revoke_all(victim)
+        if t not in self._allowed(aid):
+            return
+        honest = [i for i in self._eligible(aid, t, digest) if i != victim]
+        if honest:
+            self._fire(data.draw(st.sampled_from(honest), label="honest"), t, aid, digest)
+        if t in self._allowed(aid):
+            self._fire(victim, t, aid, digest, label=f"attacker with the revoked key of {victim}")
+
+    # -- replays, versions chosen by the caller ----------------------------------------------------
+    @rule(data=st.data())
+    def replay(self, data: st.DataObject) -> None:
+        """Re-submit a signed raw transaction that was already mined, to this chain or to a
+        twin chain (same accounts, same contracts at the same addresses, another chain id)."""
+        if data.draw(st.booleans(), label="other chain"):
+            self._replay_other_chain(data)
+            return
+        raw = data.draw(st.sampled_from(self.backend.sent), label="raw tx")
+        try:
+            tx_hash = self.backend.submit(raw)
+        except EngineError:
+            return
+        self.backend.produce_block()
+        self.violations.append(Violation(
+            "raw-replay", f"a mined raw transaction was accepted again (0x{tx_hash.hex()}, "
+                          f"receipt {_receipt_outcome(self.backend.receipt(tx_hash))})"))
+
+    def _replay_other_chain(self, data: st.DataObject) -> None:
+        if self.twin is None:
+            self.twin = PyEVMBackend(funded=self.accounts, chain_id=self.backend.chain_id + 1)
+            LifecycleClient.deploy(self.twin, self.contracts,
+                                   self.keys.signer(self.accounts[ADMIN]), DOMAINS[0])
+        raw = data.draw(st.sampled_from(self.backend.sent), label="raw tx")
+        try:
+            tx_hash = self.twin.submit(raw)
+        except EngineError:
+            return
+        self.twin.produce_block()
+        self.violations.append(Violation(
+            "chain-id", f"a raw transaction signed for chain {self.backend.chain_id} was "
+                        f"accepted by chain {self.twin.chain_id} (0x{tx_hash.hex()})"))
+
+    @rule(aid=artefacts, data=st.data())
+    def caller_version(self, aid: bytes, data: st.DataObject) -> None:
+        """A role holder calls the step with an extra ``version`` argument: far ahead
+        (fast-forward) or behind (rollback).  The contract assigns versions: refused."""
+        t = self._draw_t(data, self._allowed(aid) or list(self.ir.transitions))
+        v = self._version(aid)
+        version = data.draw(st.sampled_from([v + 1000, 2**64] + ([v - 1] if v > 1 else [])),
+                            label="version")
+        sender = data.draw(st.sampled_from(self._eligible(aid, t, self._honest_digest(aid, t))
+                                           or self._holders(t) or [OUTSIDER]), label="sender")
+        digest = self._honest_digest(aid, t)
+        types = ["bytes32", "bytes32", "string", "bytes32[]"] if t.evidence else ["bytes32"]
+        args: list[Any] = [aid, digest, LOCATOR, []] if t.evidence else [aid]
+        sig = f"{t.name}({','.join([*types, 'uint256'])})"
+        calldata = keccak(sig.encode())[:4] + abi_encode([*types, "uint256"], [*args, version])
+        receipt = self._raw(self.keys.signer(self.accounts[sender]), self._target(aid), calldata)
+        if receipt is not None and receipt.status:
+            self.violations.append(Violation(
+                "caller-version", f"{self._who(sender)} called {sig} with version {version} "
+                                  f"on {_short(aid)} (at version {v}) and it was accepted"))
+
+    # -- spam ----------------------------------------------------------------------------------
+    @rule(data=st.data())
+    def spam(self, data: st.DataObject) -> None:
+        """A burst of junk registrations in one block, an honest registration behind it."""
+        ir = self.ir
+        registrants = ([i for i in range(N_ACCOUNTS) if self._holds(i, ir.register_by)]
+                       if ir.register_by else list(INSIDERS))
+        spammer = data.draw(st.sampled_from([OUTSIDER, *registrants]), label="spammer")
+        n = data.draw(st.integers(2, 6), label="burst")
+        honest = [i for i in registrants if i != spammer]
+        batch = LifecycleClient(self.backend, self.contracts, self.client.address, automine=False)
+        ops = []
+        plan = [(spammer, b"junk")] * n + ([(honest[0], b"register")] if honest else [])
+        for sender, tag in plan:
+            self.salt += 1
+            args: tuple[Any, ...] = (_v32(self.salt), _digest(tag, _v32(self.salt)), LOCATOR, [])
+            expected = _outcome(self.oracle.register, self.accounts[sender], *args)
+            ops.append((sender, args, expected,
+                        batch.register(self.keys.signer(self.accounts[sender]), *args)))
+        self.backend.produce_block()
+        for sender, args, expected, op in ops:
+            actual = _outcome(batch.result, op)
+            if actual != expected:
+                self._lockstep(f"spam burst, {self._who(sender)}: register", args, actual,
+                               expected)
+
+    # -- phishing ------------------------------------------------------------------------------
+    @rule(aid=artefacts, data=st.data())
+    def phish(self, aid: bytes, data: st.DataObject) -> None:
+        """A role holder is tricked into calling the relay, which makes the step's call; or
+        the admin is, and the relay grants the attacker a role."""
+        if data.draw(st.integers(0, 3), label="admin phished") == 0:
+            self._phish_admin(data)
+            return
+        t = self._draw_t(data, self._allowed(aid) or list(self.ir.transitions))
+        digest = _digest(b"evil", aid) if t.evidence else ZERO32
+        victim = data.draw(st.sampled_from(self._holders(t) or [ADMIN]), label="victim")
+        payload = self._calldata(t, aid, digest)
+        args: list[Any] = [t.name, aid, digest, LOCATOR, []] if t.evidence else [t.name, aid]
+        self._relay(victim, self._target(aid), payload, "fire", args)
+
+    def _phish_admin(self, data: st.DataObject) -> None:
+        role = data.draw(st.sampled_from([r.name for r in self.ir.roles]), label="role")
+        args: list[Any] = [role, self.accounts[OUTSIDER], DOMAINS[2]]
+        payload = self.client.contract_abi.encode_call(
+            "grant_role", [self.ir.role(role).index, *args[1:]])
+        self._relay(ADMIN, self.client.address, payload, "grant", args)
+
+    def _relay(self, victim: int, target: str, payload: bytes, kind: str,
+               args: list[Any]) -> None:
+        data = encode_call(_RELAY_ABI, "claim", [target, payload])
+        expected = _outcome(getattr(self.oracle, kind), self.relay, *args)
+        receipt = self._raw(self.keys.signer(self.accounts[victim]), self.relay, data)
+        actual = _receipt_outcome(receipt)
+        if actual[0] != expected[0] or (actual[0] != "ok" and actual != expected):
+            self._lockstep(f"{self._who(victim)} phished through the relay: {kind}", args,
+                           actual, expected)
+
+    # -- the clone's initialiser ---------------------------------------------------------------
+    @precondition(lambda self: getattr(self, "layout", None) == "clone")
+    @rule(aid=artefacts, data=st.data())
+    def reinitialize(self, aid: bytes, data: st.DataObject) -> None:
+        """Anyone calls ``initialize`` again on an artefact's proxy (or on the implementation),
+        with the artefact's id or another one."""
+        sender = data.draw(st.sampled_from([OUTSIDER, ADMIN, *INSIDERS]), label="sender")
+        new_id = data.draw(st.sampled_from([aid, _digest(b"other", aid)]), label="id")
+        where = data.draw(st.sampled_from(["proxy", "implementation"]), label="where")
+        to = self.client.artefact_address(aid) if where == "proxy" else self.client.template
+        if where == "proxy" and not self.backend.code(to):
+            return
+        calldata = keccak(b"initialize(bytes32)")[:4] + new_id
+        receipt = self._raw(self.keys.signer(self.accounts[sender]), to, calldata)
+        if receipt is not None and receipt.status:
+            self.violations.append(Violation(
+                "initialiser", f"{self._who(sender)} called initialize({_short(new_id)}) on the "
+                               f"{where} of {_short(aid)} and it was accepted"))
+
+    # -- invariants ----------------------------------------------------------------------------
+    @invariant()
+    def properties_hold(self) -> None:
+        if not hasattr(self, "oracle"):
+            return
+        found = list(self.violations)
+        self.violations = []
+        head = self.backend.head().hash
+        if not found and head == self.checked_head:
+            return  # no block since the last check: chain and reference are unchanged
+        self.checked_head = head
+        events = self.client.events()
+        found += audit_events(self.ir, events)
+        prev = self.prev_events
+        if events[: len(prev)] != prev:
+            at = next((i for i, (a, b) in enumerate(zip(prev, events, strict=False)) if a != b),
+                      len(events))
+            found.append(Violation("append-only", f"the event log changed at event #{at} (or "
+                                                  "shrank) since the previous step"))
+        histories = {}
+        for aid in {e.id for e in events if isinstance(e, Registered)}:
+            hist = history_from_events(self.ir, events, aid)
+            old = self.prev_histories.get(aid, [])
+            if hist[: len(old)] != old:
+                found.append(Violation("append-only", f"the history of {_short(aid)} is no "
+                                                      "longer an extension of its earlier one"))
+            histories[aid] = hist
+        self.prev_events, self.prev_histories = events, histories
+        storage = storage_snapshot(self.client, events)
+        if replay(self.ir, events) != storage:
+            found.append(Violation("replay", _diff("replay(events)", replay(self.ir, events),
+                                                   "storage", storage)))
+        oracle = self.oracle.snapshot()
+        if self.lockstep and storage != oracle:
+            found.append(Violation("lock-step", _diff("storage", storage, "reference", oracle)))
+        if found:
+            raise PropertyViolation(found)
+
+
+def storage_snapshot(
+    client: LifecycleClient, events: Sequence[LifecycleEvent]
+) -> LifecycleSnapshot:
+    """The contract storage read through its views, for every id, account and approval key the
+    events mention (what :meth:`LifecycleClient.snapshot` reads, each read once)."""
+    backend = client.backend
+    ir = client.ir
+
+    def view(address: str, abi: ContractABI, fn: str, *args: Any) -> Any:
+        res = backend.call(address, abi.encode_call(fn, list(args)))
+        if not res.success:
+            raise AssertionError(f"view {fn} reverted: {res.revert_reason}")
+        return abi.decode_output(fn, res.output) if res.output else None
+
+    def aview(fn: str, aid: bytes, *args: Any) -> Any:
+        return view(client.artefact_address(aid), client.transition_abi, fn, aid, *args)
+
+    ids: dict[bytes, None] = {}
+    accounts: dict[str, bool] = {}
+    keys: dict[bytes, tuple[bytes, int, int, bytes]] = {}
+    for ev in events:
+        if isinstance(ev, Registered | Transitioned):
+            ids[ev.id] = None
+        elif isinstance(ev, RoleGranted | RoleRevoked):
+            accounts[ev.account] = accounts.get(ev.account, False) or isinstance(ev, RoleGranted)
+        elif isinstance(ev, Approved):
+            keys[approval_key(ev.id, ev.transition, ev.version, ev.digest)] = (
+                ev.id, ev.transition, ev.version, ev.digest)
+    snap = LifecycleSnapshot()
+    sod = sorted(ir.transition(n).index for n in ir.sod_targets)
+    for aid in ids:
+        snap.records[aid] = (int(aview("state_of", aid) or 0), int(aview("version_of", aid) or 0))
+        for t in sod:
+            actor = aview("last_actor_of", aid, t)
+            if actor is not None and int(actor, 16):
+                snap.last_actor[(aid, t)] = to_checksum_address(actor)
+    for account, granted in accounts.items():
+        snap.roles[account] = int(view(client.address, client.contract_abi, "roles", account))
+        if granted:
+            snap.domains[account] = bytes(
+                view(client.address, client.contract_abi, "domains", account))
+    for key, (aid, t, v, digest) in keys.items():
+        snap.approvers[key] = [to_checksum_address(a)
+                               for a in aview("approvers_of", aid, t, v, digest) or ()]
+    return snap.normalised()
+
+
+def _show(value: Any) -> str:
+    """Readable call arguments and outcomes: bytes as short hex."""
+    if isinstance(value, bytes):
+        return "0" if value == ZERO32 else _short(value)
+    if isinstance(value, tuple | list):
+        inner = ", ".join(_show(v) for v in value)
+        return f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
+    return repr(value)
+
+
+def _diff(a_name: str, a: Any, b_name: str, b: Any) -> str:
+    parts = []
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if x != y:
+            keys = sorted(set(x) ^ set(y) | {k for k in set(x) & set(y) if x[k] != y[k]},
+                          key=repr)[:3]
+            shown = ", ".join(f"{_key(k)}: {x.get(k)!r} vs {y.get(k)!r}" for k in keys)
+            parts.append(f"{f.name} differ ({shown})")
+    return f"{a_name} != {b_name}: " + "; ".join(parts)
+
+
+def _key(k: Any) -> str:
+    if isinstance(k, bytes):
+        return _short(k)
+    if isinstance(k, tuple):
+        return "(" + ", ".join(_key(x) for x in k) + ")"
+    return str(k)
+
+
+_RELAY_ABI: list[dict[str, Any]] = []
+
+
+def threat_machine(
+    compiled: CompiledContract | CompiledLayout, layout: str | None = None, *,
+    lockstep: bool = True,
+) -> type[ThreatMachine]:
+    """A :class:`ThreatMachine` class bound to ``compiled`` in ``layout`` (see
+    :func:`prepare_layout`).  ``Machine.stats["examples"]`` counts the examples it ran.
+    ``lockstep=False``: no comparison with the reference interpreter, chain-data properties
+    only."""
+    bundle = prepare_layout(compiled, layout)
+    relay = compile_source(RELAY_SOURCE, "Relay")
+    if not _RELAY_ABI:
+        _RELAY_ABI.extend(relay.abi)
+    name = f"ThreatMachine_{bundle.name}_{bundle.layout}"
+    machine: type[ThreatMachine] = type(name, (ThreatMachine,), {
+        "contracts": bundle, "relay_code": relay.bytecode, "stats": {"examples": 0},
+        "lockstep": lockstep,
+    })
+    return machine
+
+
+def run_threat_properties(
+    compiled: CompiledContract | CompiledLayout,
+    layout: str | None = None,
+    max_examples: int = 20,
+    seed: int = 0,
+    *,
+    steps: int = 30,
+    shrink: bool = False,
+    lockstep: bool = True,
+) -> PropertyResult:
+    """Run the threat machine on ``compiled`` and report the first falsifying example.
+
+    Reproducible: hypothesis is seeded with ``seed`` and no example database is read or
+    written.  ``shrink=False`` (default) reports the first failing example as found, which is
+    what mutation testing needs (how soon a mutant dies); ``shrink=True`` minimises it first.
+    ``lockstep=False`` checks the chain-data properties only (no reference interpreter).
+    """
+    machine = threat_machine(compiled, layout, lockstep=lockstep)
+    phases = [Phase.explicit, Phase.generate, *([Phase.shrink] if shrink else [])]
+    config = settings(
+        max_examples=max_examples, stateful_step_count=steps, deadline=None, database=None,
+        derandomize=False, phases=phases, print_blob=False, report_multiple_bugs=False,
+        suppress_health_check=list(HealthCheck),
+    )
+    lines: list[str] = []
+    failed_at: int | None = None
+    start = time.perf_counter()
+
+    class _Counting(machine):  # type: ignore[valid-type,misc]
+        def check_invariants(self, *args: Any, **kw: Any) -> None:
+            nonlocal failed_at
+            try:
+                super().check_invariants(*args, **kw)
+            except Exception:
+                if failed_at is None:
+                    failed_at = getattr(self, "example", None)
+                raise
+
+    _Counting.__name__ = machine.__name__
+    hypothesis_seed(seed)(_Counting)
+    try:
+        with with_reporter(lambda text: lines.append(str(text))):
+            run_state_machine_as_test(_Counting, settings=config)
+    except Exception as exc:  # the falsifying example: report it as text
+        seconds = time.perf_counter() - start
+        violations = _violations_of(exc)
+        if violations:
+            props = tuple(dict.fromkeys(v.prop for v in violations))
+            head = "\n".join(str(v) for v in violations)
+        else:
+            props = ("error",)
+            head = f"[error] {type(exc).__name__}: {exc}"
+        notes = [n for n in getattr(exc, "__notes__", []) if not n.startswith("Failing test")]
+        steps_text = "\n".join(line for line in [*notes, *lines] if line.strip())
+        return PropertyResult(
+            passed=False, failure=f"{head}\nfalsifying steps:\n{steps_text}",
+            examples=failed_at or machine.stats["examples"], prop=props[0], props=props,
+            seconds=seconds,
+        )
+    return PropertyResult(passed=True, failure=None, examples=machine.stats["examples"],
+                          seconds=time.perf_counter() - start)
+
+
+def _violations_of(exc: BaseException) -> tuple[Violation, ...]:
+    if isinstance(exc, PropertyViolation):
+        return exc.violations
+    for inner in getattr(exc, "exceptions", ()) or ():  # hypothesis may group failures
+        found = _violations_of(inner)
+        if found:
+            return found
+    return ()

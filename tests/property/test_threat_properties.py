@@ -1,0 +1,187 @@
+"""Threat properties: honest and malicious actors against the generated contracts.
+
+The machine (``proml_sim.threats.properties``) mixes honest work with stolen keys, wrong roles,
+replays, rollbacks, stale and mix-and-match approvals, Sybil approvers, spam, phishing through
+a relay contract and (clone layout) re-initialisation; after every step it audits the chain from
+chain data alone and compares every call with the reference interpreter.
+
+Budget (default run, about 30 s on 2 cores): a few seeded examples per lifecycle and layout;
+the ``slow`` class runs many more, over every layout.  The audit itself is checked on forged
+event logs, so a property that could never fail would show up here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import pytest
+
+from proml_sim import Interpreter, build_ir, compile_artefact
+from proml_sim.ir import Approved, RoleGranted, RoleRevoked, Transitioned
+from proml_sim.lifecycles import Dataset, Model
+from proml_sim.threats.properties import (
+    PROPERTIES,
+    PropertyResult,
+    audit_events,
+    prepare_layout,
+    run_threat_properties,
+)
+from tests.fixtures.lifecycles import make_review
+
+Review = make_review()
+
+
+def _check(result: PropertyResult) -> None:
+    assert result.passed, f"threat properties broken after {result.examples} example(s):\n" + (
+        result.failure or "")
+    assert result.examples >= 1 and result.failure is None and result.prop is None
+
+
+@pytest.mark.parametrize("layout", ["registry", "clone"])
+@pytest.mark.parametrize("lifecycle", [Model, Dataset], ids=["Model", "Dataset"])
+def test_paper_lifecycles_hold(lifecycle: Any, layout: str) -> None:
+    _check(run_threat_properties(compile_artefact(lifecycle), layout, max_examples=6, seed=0))
+
+
+def test_k_of_n_by_accounts_with_delegated_admin_holds() -> None:
+    """Review: 3-of-n counted by accounts, a role admin other than ADMIN, a self loop."""
+    _check(run_threat_properties(compile_artefact(Review), "registry", max_examples=5, seed=1))
+
+
+def test_prepare_layout_refuses_to_move_a_modified_contract() -> None:
+    compiled = compile_artefact(Model)
+    moved = prepare_layout(compiled, "clone")
+    assert moved.layout == "clone" and moved.artefact is not None
+    tampered = dataclasses.replace(compiled, source=compiled.source + "\n# changed\n")
+    with pytest.raises(ValueError, match="modified registry contract cannot run in the clone"):
+        prepare_layout(tampered, "clone")
+    with pytest.raises(ValueError, match="carries no lifecycle IR"):
+        prepare_layout(dataclasses.replace(compiled, ir=None), "registry")
+
+
+# -- the audit fails on forged logs -------------------------------------------------------------
+ADMIN, OP, DEV, V1, V2, BOTH, OUT = (f"0x{i:040x}" for i in range(1, 8))
+D = [bytes([0xD0 + i]) * 32 for i in range(4)]
+
+
+def _honest_log() -> tuple[Any, list[Any], bytes]:
+    """Model: roles granted, a model registered, trained, verified by two domains, accepted."""
+    from eth_utils.address import to_checksum_address
+
+    ir = build_ir(Model)
+    accounts = [to_checksum_address(a) for a in (ADMIN, OP, DEV, V1, V2, BOTH, OUT)]
+    admin, op, dev, v1, v2, both, _ = accounts
+    it = Interpreter(ir, admin, D[0])
+    it.grant(admin, "operator", op, D[0])
+    it.grant(admin, "developer", dev, D[1])
+    it.grant(admin, "verifier", v1, D[1])
+    it.grant(admin, "verifier", v2, D[2])
+    it.grant(admin, "developer", both, D[3])
+    it.grant(admin, "verifier", both, D[3])
+    aid = it.register(op, b"\x01" * 32)
+    it.fire(dev, "train", aid, b"\x0a" * 32)
+    it.fire(v1, "verify", aid, b"\x0b" * 32)
+    it.fire(v2, "verify", aid, b"\x0b" * 32)
+    it.fire(op, "accept", aid)
+    return ir, list(it.events), aid
+
+
+def _props(ir: Any, events: list[Any]) -> set[str]:
+    found = {v.prop for v in audit_events(ir, events)}
+    assert found <= set(PROPERTIES)
+    return found
+
+
+def _index(events: list[Any], cls: type, **match: Any) -> int:
+    return next(i for i, e in enumerate(events)
+                if isinstance(e, cls) and all(getattr(e, k) == v for k, v in match.items()))
+
+
+def test_audit_accepts_the_honest_log() -> None:
+    ir, events, _ = _honest_log()
+    assert audit_events(ir, events) == []
+
+
+def test_audit_catches_an_actor_without_the_role() -> None:
+    ir, events, _ = _honest_log()
+    i = _index(events, Transitioned, transition=ir.transition("train").index)
+    events[i] = dataclasses.replace(events[i], actor=events[-1].actor)  # the operator trains
+    assert "role-holder" in _props(ir, events)
+
+
+def test_audit_catches_a_revoked_key() -> None:
+    ir, events, _ = _honest_log()
+    i = _index(events, Transitioned, transition=ir.transition("train").index)
+    dev = events[i].actor
+    admin = events[0].account
+    events.insert(i, RoleRevoked(ir.role("developer").index, dev, admin))
+    assert "revoked-key" in _props(ir, events)
+
+
+def test_audit_catches_a_grant_by_a_non_admin() -> None:
+    ir, events, _ = _honest_log()
+    events[1] = dataclasses.replace(events[1], sender=events[2].account)
+    assert "role-admin" in _props(ir, events)
+
+
+def test_audit_catches_a_caller_chosen_version() -> None:
+    ir, events, _ = _honest_log()
+    i = _index(events, Transitioned, transition=ir.transition("train").index)
+    events[i] = dataclasses.replace(events[i], version=2**64)
+    assert "versions" in _props(ir, events)
+
+
+def test_audit_catches_a_threshold_met_by_one_approver_twice() -> None:
+    ir, events, _ = _honest_log()
+    first = _index(events, Approved)
+    second = first + 1
+    events[second] = dataclasses.replace(events[second], approver=events[first].approver)
+    assert "threshold" in _props(ir, events)
+
+
+def test_audit_catches_approvals_over_different_digests_adding_up() -> None:
+    ir, events, _ = _honest_log()
+    first = _index(events, Approved)
+    events[first] = dataclasses.replace(events[first], digest=b"\x0c" * 32)
+    assert "threshold" in _props(ir, events)
+
+
+def test_audit_catches_a_wrong_source_state_and_missing_evidence() -> None:
+    ir, events, _ = _honest_log()
+    i = _index(events, Transitioned, transition=ir.transition("accept").index)
+    j = _index(events, Transitioned, transition=ir.transition("train").index)
+    forged = list(events)
+    forged.insert(j + 1, dataclasses.replace(events[i], version=3, source=2))  # accept early
+    assert "source-state" in _props(ir, forged)
+    events[j] = dataclasses.replace(events[j], digest=b"\x00" * 32)
+    assert "evidence" in _props(ir, events)
+
+
+def test_audit_catches_separation_of_duty_broken() -> None:
+    ir, events, aid = _honest_log()
+    both = next(e.account for e in events if isinstance(e, RoleGranted)
+                and e.domain == D[3])
+    j = _index(events, Transitioned, transition=ir.transition("train").index)
+    events[j] = dataclasses.replace(events[j], actor=both)
+    first = _index(events, Approved)
+    events[first] = dataclasses.replace(events[first], approver=both)
+    assert "separation-of-duty" in _props(ir, events)
+
+
+def test_audit_catches_an_unregistered_or_reused_id() -> None:
+    ir, events, _ = _honest_log()
+    reg = _index(events, Transitioned) - 1
+    assert "ids" in _props(ir, events[:reg] + events[reg + 1:])
+    assert "ids" in _props(ir, [*events[: reg + 1], events[reg], *events[reg + 1:]])
+
+
+# -- long runs -------------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["registry", "factory", "clone"])
+@pytest.mark.parametrize("lifecycle", [Model, Dataset, Review], ids=["Model", "Dataset", "Review"])
+def test_threat_properties_long(lifecycle: Any, layout: str) -> None:
+    n = 25 if os.environ.get("CI") else 100
+    _check(run_threat_properties(compile_artefact(lifecycle), layout, max_examples=n, seed=7,
+                                 steps=40))
