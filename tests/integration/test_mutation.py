@@ -1,0 +1,176 @@
+"""Mutation testing: every required access-control mutant of the Model contracts is killed by the
+threat properties, the unmutated contracts survive them, and anchors fail loudly.
+
+Compiled mutants are shared through the compiler's disk cache.  Budget (default run, about
+30 s on 2 cores): each mutant dies within a few seeded examples; a survivor would use all 40.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from proml_sim import compile_artefact
+from proml_sim.codegen import generate_vyper
+from proml_sim.ir import build_ir
+from proml_sim.lifecycles import Dataset, Model
+from proml_sim.threats import cli_mutate
+from proml_sim.threats import mutants as mutants_mod
+from proml_sim.threats.mutants import (
+    REQUIRED,
+    Mutant,
+    MutantAnchorError,
+    build_mutant,
+    mutants_for,
+    run_mutation,
+)
+from proml_sim.threats.properties import run_threat_properties
+
+MODEL_MUTANTS = {m.id: m for m in mutants_for(Model) if isinstance(m, Mutant)}
+
+#: properties that may kill each required mutant first (the chain-data one it breaks, or the
+#: lock-step comparison noticing the different outcome earlier)
+EXPECTED = {
+    "a-missing-role-check": {"role-holder", "lock-step"},
+    "b-tx-origin": {"role-holder", "lock-step"},
+    "c-recallable-initialiser": {"initialiser", "replay", "versions", "lock-step"},
+    "d-double-count": {"threshold", "lock-step"},
+    "e-caller-version": {"versions", "caller-version", "lock-step"},
+    "f-wrong-source-state": {"source-state", "lock-step"},
+}
+
+
+def test_every_required_mutant_is_planted_for_the_model() -> None:
+    assert set(REQUIRED) <= set(MODEL_MUTANTS)
+    assert MODEL_MUTANTS["c-recallable-initialiser"].part == "clone.artefact"
+    ir = build_ir(Model)
+    for mid in REQUIRED:
+        m = MODEL_MUTANTS[mid]
+        source = generate_vyper(ir, m.part)
+        assert m.apply(source) != source, mid
+
+
+@pytest.mark.parametrize("mid", REQUIRED)
+def test_required_mutant_is_killed(mid: str) -> None:
+    m = MODEL_MUTANTS[mid]
+    result = run_threat_properties(build_mutant(m, Model), m.layout, max_examples=40, seed=0)
+    assert not result.passed, f"{mid} survived {result.examples} examples"
+    assert result.prop in EXPECTED[mid], result.failure
+    assert result.failure is not None and "falsifying steps:" in result.failure
+    assert 1 <= result.examples <= 40
+
+
+@pytest.mark.parametrize("layout", ["registry", "clone"])
+def test_the_unmutated_contract_survives(layout: str) -> None:
+    result = run_threat_properties(compile_artefact(Model), layout, max_examples=5, seed=0)
+    assert result.passed, result.failure
+
+
+def test_a_kill_is_reproducible_from_its_seed() -> None:
+    compiled = build_mutant(MODEL_MUTANTS["d-double-count"], Model)
+    one = run_threat_properties(compiled, "registry", max_examples=40, seed=3)
+    two = run_threat_properties(compiled, "registry", max_examples=40, seed=3)
+    assert not one.passed
+    assert (one.examples, one.prop, one.failure) == (two.examples, two.prop, two.failure)
+
+
+def test_chain_data_alone_kills_the_tx_origin_mutant() -> None:
+    """Without the reference interpreter the phished relay call is still caught: the event
+    shows an actor (the relay) that holds no role."""
+    m = MODEL_MUTANTS["b-tx-origin"]
+    result = run_threat_properties(build_mutant(m, Model), m.layout, max_examples=40, seed=0,
+                                   lockstep=False)
+    assert not result.passed and result.prop == "role-holder", result.failure
+
+
+# -- anchors ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mid", sorted(MODEL_MUTANTS))
+def test_anchor_missing_fails_loudly(mid: str) -> None:
+    """A mutant applied to a source without its anchor (here: another contract) raises
+    instead of returning the source unchanged."""
+    from proml_sim.codegen.anchor import anchor_source
+
+    with pytest.raises(MutantAnchorError, match=f"mutant {mid}: expected the anchor exactly"):
+        MODEL_MUTANTS[mid].apply(anchor_source())
+
+
+def test_anchor_fails_when_the_generator_changes_its_text() -> None:
+    """Generator drift: reworded guard messages no longer match the role-check anchors."""
+    source = generate_vyper(build_ir(Model), "registry").replace("needs role", "requires role")
+    for mid in ("a-missing-role-check", "b-tx-origin"):
+        with pytest.raises(MutantAnchorError, match="found it 0 time"):
+            MODEL_MUTANTS[mid].apply(source)
+    dataset = generate_vyper(build_ir(Dataset), "registry")  # other messages and functions
+    with pytest.raises(MutantAnchorError):
+        MODEL_MUTANTS["f-wrong-source-state"].apply(dataset)
+
+
+def test_anchor_found_twice_fails_loudly() -> None:
+    source = generate_vyper(build_ir(Model), "registry")
+    start = source.index("\n@external\ndef train(")
+    end = source.index("\n@external\ndef verify(")
+    doubled = source[:end] + source[start:end] + source[end:]  # two `def train(`
+    with pytest.raises(MutantAnchorError, match="found it 2 time"):
+        MODEL_MUTANTS["a-missing-role-check"].apply(doubled)
+
+
+def test_lifecycle_without_approvals_has_no_double_count_mutant() -> None:
+    planned = {m[0] if isinstance(m, tuple) else m.id: m for m in mutants_for(Dataset)}
+    assert planned["d-double-count"] == ("d-double-count", "Dataset has no k-of-n transition")
+    assert isinstance(planned["a-missing-role-check"], Mutant)
+
+
+# -- the report and the command line ---------------------------------------------------------------
+def _equivalent(ir: Any) -> Mutant:
+    """A 'mutant' that changes only a comment: nothing can kill it."""
+    return Mutant("z-comment", "a comment", "nothing", "registry", "registry", "-", False,
+                  lambda s: s + "\n# an equivalent mutant\n")
+
+
+def test_a_surviving_mutant_fails_the_run() -> None:
+    report = run_mutation(Model, max_examples=2, seed=0, mutants=[_equivalent(None)])
+    assert report.suite_ok
+    (row,) = report.results
+    assert row.status == "survived" and not row.killed
+    assert not report.all_killed and report.to_json()["kill_rate"] == 0.0
+
+
+def _cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="proml")
+    cli_mutate.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["mutate", *argv])
+    code: int = args.func(args)
+    return code
+
+
+def test_cli_prints_the_matrix_writes_json_and_exits_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = _cli("--mutant", "e", "--mutant", "f-wrong-source-state", "--max-examples", "8",
+                "--out", str(tmp_path), "--json")
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert json.loads((tmp_path / "mutation.json").read_text()) == out
+    assert [r["id"] for r in out["mutants"]] == ["e-caller-version", "f-wrong-source-state"]
+    assert all(r["killed"] and r["property"] for r in out["mutants"])
+    assert out["originals"]["registry"]["passed"] and out["all_killed"]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_cli_exits_1_when_a_mutant_survives(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(mutants_mod, "mutants_for", lambda ir: [_equivalent(ir)])
+    assert _cli("--max-examples", "2") == 1
+    assert "z-comment" in capsys.readouterr().out
+
+
+def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli("--lifecycle", "Nope") == 2
+    assert "unknown lifecycle 'Nope'" in capsys.readouterr().err
+    assert _cli("--mutant", "zz") == 2
+    assert "unknown mutant(s) ['zz']" in capsys.readouterr().err
