@@ -155,7 +155,7 @@ def cmd_sim_bench(args: argparse.Namespace) -> int:
 
     try:
         res = simulator_bench(tuple(args.sizes), args.profile, args.teams, args.seed,
-                              args.engine, rpc_url=args.rpc_url)
+                              args.engine, rpc_url=args.rpc_url, per_hour=args.per_hour)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     if args.json:
@@ -258,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--teams", type=int, default=20)
     sb.add_argument("--engine", default="pyevm")
     sb.add_argument("--rpc-url", help="JSON-RPC endpoint for --engine rpc")
+    sb.add_argument("--per-hour", type=float, default=60.0,
+                    help="provenance updates per team per hour (default 60)")
     sb.add_argument("--seed", type=int, default=0)
     sb.add_argument("--json", action="store_true")
     sb.set_defaults(func=cmd_sim_bench)

@@ -7,6 +7,7 @@ import math
 import multiprocessing
 import resource
 import statistics
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -95,7 +96,9 @@ def _peak_rss_mb() -> float:
 
 
 def _bench_point(sc: StreamScenario) -> dict[str, Any]:
-    _, st = run_streams(sc, keep_rows=False)
+    """One benchmark point; its rows stream to a temporary CSV file (as in long runs)."""
+    with tempfile.TemporaryDirectory(prefix="proml-sim-bench-") as tmp:
+        _, st = run_streams(sc, rows_csv=Path(tmp) / "rows.csv", keep_rows=False)
     return st
 
 
@@ -129,8 +132,9 @@ def simulator_bench(sizes: tuple[int, ...] = (500, 1000, 2000, 4000), profile: s
     memory (the process's peak RSS; ``setup_rss_mb`` is the peak before the measured run, after
     imports, engine creation and deployment); then the growth exponents of wall time and of
     the run's memory (peak minus set-up) against transitions, fitted on log-log scales (1.0 =
-    linear, 0 = flat), and the memory added per 1,000 transitions.  With ``isolate`` (the
-    default) every point runs in a fresh process, so points do not share caches or memory.
+    linear, 0 = flat), and the memory added per 1,000 transitions.  Rows stream to a temporary
+    CSV file.  With ``isolate`` (the default) every point runs in a fresh process, so points do
+    not share caches or memory.
     """
     from proml_sim.chain.engines import ENGINES
 
