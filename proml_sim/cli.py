@@ -270,14 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     from proml_sim.threats import cli as threats_cli
 
     threats_cli.register(sub)
-    for name in ("proml_sim.node.cli_evidence", "proml_sim.threats.cli_mutate"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # still being written: TODO make unconditional
-            if exc.name != name:
-                raise
-            continue
-        module.register(sub)
+    from proml_sim.node import cli_evidence
+    from proml_sim.threats import cli_mutate
+
+    cli_evidence.register(sub)
+    cli_mutate.register(sub)
     from experiments import sweep as sweep_cli  # the CLI may import experiments
 
     sweep_cli.register(sub)
