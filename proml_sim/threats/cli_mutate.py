@@ -37,12 +37,19 @@ def _lifecycle(spec: str) -> Any:
 
 
 def cmd_mutate(args: argparse.Namespace) -> int:
-    from proml_sim.threats.mutants import (
-        MutantAnchorError,
-        format_matrix,
-        run_mutation,
-        write_report,
-    )
+    try:
+        from proml_sim.threats.mutants import (
+            MutantAnchorError,
+            format_matrix,
+            run_mutation,
+            write_report,
+        )
+    except ImportError as exc:  # hypothesis is a development extra
+        if (exc.name or "").split(".")[0] != "hypothesis":
+            raise
+        print("error: proml mutate runs the hypothesis property suite; install it with "
+              "pip install 'proml-sim[dev]' (or pip install hypothesis)", file=sys.stderr)
+        return EXIT_USAGE
 
     if args.max_examples < 1:
         print("error: --max-examples must be at least 1", file=sys.stderr)

@@ -174,3 +174,24 @@ def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "unknown lifecycle 'Nope'" in capsys.readouterr().err
     assert _cli("--mutant", "zz") == 2
     assert "unknown mutant(s) ['zz']" in capsys.readouterr().err
+
+
+def test_cli_without_hypothesis_gives_an_install_hint(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import builtins
+    import sys
+
+    real_import = builtins.__import__
+
+    def no_hypothesis(name: str, *args: Any, **kw: Any) -> Any:
+        if name.split(".")[0] == "hypothesis":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kw)
+
+    for mod in [m for m in sys.modules if m.startswith("proml_sim.threats.")
+                and m != "proml_sim.threats.cli_mutate"]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setattr(builtins, "__import__", no_hypothesis)
+    assert _cli() == 2
+    assert "pip install 'proml-sim[dev]'" in capsys.readouterr().err
