@@ -18,6 +18,7 @@ from experiments import (
     e03_overhead,
     e04_scaling,
     e05_security,
+    e06_mutation,
 )
 from experiments.common import ExperimentConfig, provenance, write_json
 from proml_sim.artifacts import write_atomic
@@ -35,6 +36,8 @@ EXPERIMENTS: list[tuple[str, str, Callable[[ExperimentConfig], dict[str, Any]]]]
     ("e03", "provenance overhead of the ML workflow", e03_overhead.main),
     ("e04", "scaling: saturation knee and batched anchoring", e04_scaling.main),
     ("e05", "security: threats against ProML and a centralised baseline", e05_security.main),
+    ("e06", "mutation testing: planted access-control bugs vs the property suite",
+     e06_mutation.main),
 ]
 
 
@@ -86,9 +89,14 @@ def reproduce(profile: str = "smoke", out: Path = Path("out"), seed: int = 0,
         "gas_lower_bound": results["e02"]["summary"]["gas_lower_bound"],
         "gas_by_layout": results["e02"]["summary"].get("gas_by_layout", {}),
         "scenario": {k: v for k, v in results["e00"].items() if k != "rows"},
+        "mutation": {"all_killed": results["e06"]["all_killed"],
+                     "suite_ok": results["e06"]["suite_ok"],
+                     "killed": results["e06"]["report"].get("killed"),
+                     "applicable": results["e06"]["report"].get("applicable")},
         "timings_s": timings,
-        "ok": bool(results["e00"]["ok"]) and all(c["within_tolerance"]
-                                                   for c in check.values()),
+        "ok": bool(results["e00"]["ok"]) and all(c["within_tolerance"] for c in check.values())
+        and all(r["matches_expected"] for r in results["e05"]["results"])
+        and bool(results["e06"]["all_killed"]),
     }
     write_json(config.out / "summary.json", summary)
     write_atomic(config.out / "REPORT.md", render_report(summary, results))
@@ -230,6 +238,18 @@ def render_report(summary: dict[str, Any], results: dict[str, Any]) -> str:
         *(f"![{f}]({f})" for f in results["e05"]["figures"]),
         "",
         f"Not yet implemented: {', '.join(results['e05']['not_implemented']) or 'none'}.",
+        "",
+        "## Mutation testing (E6)",
+        "",
+        "Access-control mutants planted in the generated Vyper of the Model lifecycle; each is "
+        "compiled, deployed and run through the threat property suite (hypothesis, seed "
+        f"{summary['meta']['seed']}). Unmutated contracts pass: "
+        f"**{results['e06']['suite_ok']}**; every mutant killed: "
+        f"**{results['e06']['all_killed']}**.",
+        "",
+        "```",
+        results["e06"]["matrix"],
+        "```",
         "",
         "## Paper reference values",
         "",

@@ -17,6 +17,13 @@ def test_reproduce_smoke_writes_report_and_summary(tmp_path):
                                        "consortium-fast"}
     assert summary["latency"]["consortium-fast"]["l1_median_s"] < rop["l1_median_s"]
     assert summary["ok"] is True
+    # E5: every catalogued threat ran on both systems with a measured verdict as expected
+    sec = summary["security"]
+    assert len(sec) == 27 and all(v["as_expected"] for v in sec.values())
+    assert sec["S2"]["proml"] == "prevented" and sec["S2"]["baseline_asr"] == 1.0
+    # E6: the property suite kills every planted mutant and passes the unmutated contracts
+    assert summary["mutation"]["suite_ok"] and summary["mutation"]["all_killed"]
+    assert summary["mutation"]["killed"] == summary["mutation"]["applicable"] >= 6
     # E3: waiting for 12 confirmations costs more of the workflow than waiting for 1
     ov = summary["overhead"]
     assert ov["ropsten-2022@12"]["median_wait_min"] > ov["ropsten-2022@1"]["median_wait_min"]
