@@ -72,21 +72,16 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def save_figure(fig: Any, path: Path, dpi: int = 120) -> Path:
     """Save a matplotlib figure atomically (temporary file, then rename) and close it."""
-    import os
-    import tempfile
-
     import matplotlib.pyplot as plt
 
+    from proml_sim.fsutil import atomic_write_with
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
+        return atomic_write_with(path, lambda fh: fig.savefig(fh, format=path.suffix[1:],
+                                                              dpi=dpi))
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
-    return path
 
 
 def as_dict(config: ExperimentConfig) -> dict[str, Any]:

@@ -5,12 +5,11 @@ are in sync with the code generator.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from proml_sim.codegen import generate_vyper, to_mermaid
 from proml_sim.compiler import compile_artefact
+from proml_sim.fsutil import atomic_write_text
 from proml_sim.ir import build_ir
 from proml_sim.lifecycles import PAPER_LIFECYCLES
 
@@ -30,15 +29,7 @@ def expected_files() -> dict[str, str]:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and rename: never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, text)
 
 
 def out_of_sync(directory: Path) -> list[str]:

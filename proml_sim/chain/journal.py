@@ -22,7 +22,6 @@ import fcntl
 import json
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -32,22 +31,14 @@ from proml_sim.chain.accounts import Signer, derive_private_keys
 from proml_sim.chain.base import BlockInfo, CallResult, ChainBackend, Log, Receipt
 from proml_sim.chain.pyevm import FAUCET_SEED, PyEVMBackend
 from proml_sim.errors import EngineError, JournalError
+from proml_sim.fsutil import atomic_write_json
 
 JOURNAL_FORMAT = 1
 _HEADER = struct.Struct(">II")  # payload length, CRC-32 of payload
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_json(path, obj, mkdir=False)
 
 
 class JournaledChain(ChainBackend):

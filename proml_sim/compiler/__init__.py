@@ -11,13 +11,13 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from proml_sim.codegen import generate_vyper
 from proml_sim.errors import CompilationError
+from proml_sim.fsutil import atomic_write_text
 from proml_sim.ir import LifecycleIR, build_ir
 
 __all__ = ["CompiledContract", "cache_dir", "compile_anchor", "compile_artefact", "compile_source"]
@@ -84,20 +84,6 @@ def _vyper_compile(source: str) -> dict[str, Any]:
     return out
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def compile_source(
     source: str, name: str = "Contract", *, use_cache: bool = True
 ) -> CompiledContract:
@@ -117,7 +103,7 @@ def compile_source(
         out = _vyper_compile(source)
         if use_cache:
             with contextlib.suppress(OSError):  # a read-only cache must not stop compilation
-                _atomic_write(path, json.dumps(out))
+                atomic_write_text(path, json.dumps(out))
     return CompiledContract(
         name=name,
         source=source,

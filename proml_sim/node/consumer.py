@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +43,7 @@ from proml_sim.errors import (
     RollbackRefused,
     TupleMismatch,
 )
+from proml_sim.fsutil import atomic_write_json
 from proml_sim.ir import (
     ZERO32,
     HistoryEntry,
@@ -367,17 +366,7 @@ class ConsumerGuard:
         data = {"format": MEMORY_FORMAT, "lifecycle": self.ir.name,
                 "seen": {"0x" + k.hex(): v for k, v in self.seen.items()},
                 "accepted": {"0x" + k.hex(): _acc_json(a) for k, a in self.accepted.items()}}
-        self.memory.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.memory.parent, prefix=f".{self.memory.name}.")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(data, fh, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.memory)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_json(self.memory, data, indent=None)
 
     def _load(self) -> None:
         assert self.memory is not None

@@ -11,8 +11,6 @@ lifecycle event of each contract in chain order *with its block metadata*
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,6 +21,7 @@ from eth_utils.address import is_address, to_checksum_address
 
 from proml_sim.chain.client import _to_event
 from proml_sim.errors import NodeError, StoreError, UnknownName
+from proml_sim.fsutil import atomic_write_with
 from proml_sim.ir import (
     EVENT_TYPES,
     ZERO32,
@@ -169,24 +168,10 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
         raise NodeError(f"cannot write {path}: the directory {path.parent} does not exist; "
                         "create it or pick another path")
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        return atomic_write_with(path, write)
     except OSError as exc:
         raise NodeError(f"cannot write {path}: {exc.strerror or exc}; check the directory's "
                         "permissions and free space") from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise NodeError(f"cannot write {path}: {exc.strerror or exc}; check the directory's "
-                        "permissions and free space") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def domain_name(raw: bytes) -> str | None:

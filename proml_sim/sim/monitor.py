@@ -19,7 +19,8 @@ COLUMNS = (
 )
 
 
-def _outcome(tx: SimTx) -> str:
+def outcome(tx: SimTx) -> str:
+    """'ok', 'reverted:<Code>' (the lifecycle error's class) or 'pending'."""
     r = tx.receipt
     if r is None:
         return "pending"
@@ -50,7 +51,7 @@ def row_of(world: World, tx: SimTx) -> dict[str, Any]:
         "l1_s": round(inc - tx.submitted, 3) if inc is not None else "",
         "l12_s": round(conf - tx.submitted, 3) if conf is not None else "",
         "gas": tx.receipt.gas_used if tx.receipt else "",
-        "outcome": _outcome(tx),
+        "outcome": outcome(tx),
         "block": tx.block.height if tx.block else "",
         "engine_block": tx.block.number if tx.block else "",
         "reorged": tx.reorged,

@@ -17,10 +17,7 @@ a transition chosen from the IR; :func:`run_mutation` compiles each one, runs
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +27,7 @@ from typing import Any
 from proml_sim.codegen import generate_vyper
 from proml_sim.compiler import CompiledContract, compile_artefact, compile_source
 from proml_sim.errors import CompilationError
+from proml_sim.fsutil import atomic_write_json
 from proml_sim.ir import LifecycleIR, TransitionIR, build_ir
 from proml_sim.ir import messages as msg
 from proml_sim.threats.properties import PropertyResult, run_threat_properties
@@ -578,20 +576,7 @@ def _mid(m: Mutant | tuple[str, str]) -> str:
 
 def write_report(report: MutationReport, out: Path) -> Path:
     """Write ``out/mutation.json`` atomically (a temporary file renamed into place)."""
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "mutation.json"
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".mutation.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(report.to_json(), fh, indent=2, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_json(out / "mutation.json", report.to_json())
 
 
 def format_matrix(report: MutationReport) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from proml_sim.sim import World
+from proml_sim.sim.monitor import outcome
 from proml_sim.sim.world import Participant, SimTx
 
 
@@ -23,15 +24,7 @@ def small_world(seed: int, people: dict[str, tuple[str, str]],
 
 def outcome_of(world: World, tx: SimTx) -> str:
     """'ok', 'reverted:<Code>' or 'pending' for a transaction the world saw."""
-    r = tx.receipt
-    if r is None:
-        return "pending"
-    if r.status:
-        return "ok"
-    from proml_sim.errors import lifecycle_error_from_reason
-
-    err = lifecycle_error_from_reason(r.revert_reason) if r.revert_reason else None
-    return f"reverted:{err.code if err else 'unknown'}"
+    return outcome(tx)
 
 
 def salt(text: str) -> bytes:
