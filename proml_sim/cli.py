@@ -166,9 +166,10 @@ def cmd_sim_bench(args: argparse.Namespace) -> int:
         print(f"  {p['transactions']:>7} transitions: wall {p['wall_s']:>7.2f} s, "
               f"{p['tx_per_wall_s']:>8.1f} tx/s, {p['sim_s_per_wall_s']:>8.1f} sim-s/wall-s, "
               f"peak RSS {p['peak_rss_mb']:>6.1f} MB ({p['run_rss_mb']:+.1f} MB in the run)")
-    print(f"wall time grows as transitions^{res['growth_exponent']} (1.0 = linear); memory "
-          f"in the run as transitions^{res['memory_growth_exponent']}, "
-          f"{res['memory_mb_per_1k_transitions']} MB per 1,000 transitions")
+    if res["growth_exponent"] is not None:
+        print(f"wall time grows as transitions^{res['growth_exponent']} (1.0 = linear); "
+              f"memory in the run as transitions^{res['memory_growth_exponent']}, "
+              f"{res['memory_mb_per_1k_transitions']} MB per 1,000 transitions")
     return EXIT_OK
 
 

@@ -159,8 +159,11 @@ def simulator_bench(sizes: tuple[int, ...] = (500, 1000, 2000, 4000), profile: s
     txs = [float(p["transactions"]) for p in points]
     walls = [float(p["wall_s"]) for p in points]
     run_mb = [float(p["run_rss_mb"]) for p in points]
+    def fit(v: float, digits: int) -> float | None:  # None (not NaN) from a single point
+        return None if math.isnan(v) else round(v, digits)
+
     return {"profile": profile, "engine": engine, "teams": teams, "per_hour": per_hour,
             "isolated": isolate, "points": points,
-            "growth_exponent": round(_loglog_slope(txs, walls), 3),
-            "memory_growth_exponent": round(_loglog_slope(txs, run_mb), 3),
-            "memory_mb_per_1k_transitions": round(1000 * _linear_slope(txs, run_mb), 2)}
+            "growth_exponent": fit(_loglog_slope(txs, walls), 3),
+            "memory_growth_exponent": fit(_loglog_slope(txs, run_mb), 3),
+            "memory_mb_per_1k_transitions": fit(1000 * _linear_slope(txs, run_mb), 2)}
