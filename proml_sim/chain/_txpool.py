@@ -151,6 +151,30 @@ def encode_receipt(
     return typed_prefix + body, bloom
 
 
+def filter_logs(logs: list[Any], address: str | None, from_block: int, to_block: int,
+                topics: list[bytes | None] | None) -> list[Any]:
+    """The logs (kept in chain order) of blocks ``from_block..to_block``, from ``address`` if
+    given, whose topics match ``topics`` position by position (``None`` matches anything)."""
+    from bisect import bisect_left, bisect_right
+    from itertools import islice
+
+    from eth_utils.address import to_checksum_address
+
+    want = to_checksum_address(address) if address is not None else None
+    pattern = [None if t is None else bytes(t) for t in topics] if topics else []
+    lo = bisect_left(logs, from_block, key=lambda lg: lg.block_number)
+    hi = bisect_right(logs, to_block, lo=lo, key=lambda lg: lg.block_number)
+    out = []
+    for log in islice(logs, lo, hi):
+        if want is not None and log.address != want:
+            continue
+        if pattern and (len(log.topics) < len(pattern) or any(
+                p is not None and p != t for p, t in zip(pattern, log.topics, strict=False))):
+            continue
+        out.append(log)
+    return out
+
+
 def next_base_fee(parent_base_fee: int, parent_gas_used: int, parent_gas_limit: int) -> int:
     """EIP-1559 base fee of a child block (elasticity 2, change denominator 8)."""
     target = parent_gas_limit // 2

@@ -47,7 +47,6 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +58,7 @@ from proml_sim.chain._txpool import (
     PendingTx,
     TxPool,
     decode_type2_items,
+    filter_logs,
     floor_gas,
     next_base_fee,
     recover_typed_sender,
@@ -908,24 +908,8 @@ class RevmBackend(ChainBackend):
         to_block: int | None = None,
         topics: list[bytes | None] | None = None,
     ) -> list[Log]:
-        if to_block is None:
-            to_block = len(self._blocks) - 1
-        want = to_checksum_address(address) if address is not None else None
-        pattern = [None if t is None else bytes(t) for t in topics] if topics else []
-        logs = self._logs
-        lo = bisect_left(logs, from_block, key=_block_number)
-        hi = bisect_right(logs, to_block, lo=lo, key=_block_number)
-        out = []
-        for log in itertools.islice(logs, lo, hi):
-            if want is not None and log.address != want:
-                continue
-            if pattern:
-                if len(log.topics) < len(pattern):
-                    continue
-                if any(p is not None and p != t for p, t in zip(pattern, log.topics, strict=False)):
-                    continue
-            out.append(log)
-        return out
+        last = len(self._blocks) - 1 if to_block is None else to_block
+        return filter_logs(self._logs, address, from_block, last, topics)
 
     # -- snapshots ------------------------------------------------------------------------------
     def snapshot(self) -> int:
