@@ -212,3 +212,25 @@ def test_freshness_check_before_acting(world, capsys, monkeypatch):
     monkeypatch.setattr(service.time, "time", lambda: head_ts + 7200.0)
     assert main(["status", "--max-age", "600", "--home", str(tmp / "dev")]) == 1
     assert "STALE" in capsys.readouterr().out
+
+
+def test_node_on_a_json_rpc_endpoint(tmp_path, anvil_url):
+    """The same node and client code on a real Ethereum node (anvil) instead of the embedded
+    chain: init with --rpc-url, deploy, register, capture a step, read it back, join."""
+    admin = ProMLNode.init(tmp_path / "admin", name="admin", domain="consortium",
+                           new_chain=True, rpc_url=anvil_url, seed="rpc-admin")
+    assert admin.config["chain"] == {"kind": "rpc", "url": anvil_url}
+    contracts = tmp_path / "contracts.json"
+    contracts.write_text(json.dumps(admin.config["contracts"]))
+    dev = ProMLNode.init(tmp_path / "dev", name="dev", domain="dev-co", rpc_url=anvil_url,
+                         contracts=json.loads(contracts.read_text()), seed="rpc-dev")
+    for role in ("operator", "developer"):
+        admin.grant("Model", role, dev.address, "dev-co")
+    dev.register("Model", "rpc-model")
+    out = tmp_path / "m.bin"
+    with dev.step("train", artefact="rpc-model", outputs=[out]):
+        out.write_bytes(b"weights")
+    reopened = ProMLNode.open(tmp_path / "dev")
+    st = reopened.status("rpc-model")
+    assert st["state"] == "trained" and st["version"] == 2
+    assert [h.step for h in reopened.history("rpc-model")] == ["register", "train"]
