@@ -24,7 +24,7 @@ TEAMS = 10
 #: load points as multiples of the nominal capacity, batch sizes
 SIZES: dict[str, dict[str, Any]] = {
     "smoke": {"profiles": ("consortium-fast", "poa-clique"), "gas_limit": 600_000,
-              "minutes": 8, "loads": (0.25, 0.5, 0.75, 0.9, 1.1, 1.5), "ks": (1, 4, 16, 64)},
+              "minutes": 5, "loads": (0.25, 0.5, 0.75, 0.9, 1.1, 1.5), "ks": (1, 4, 16, 64)},
     "paper": {"profiles": ("consortium-fast", "poa-clique", "ethereum-pos", "ropsten-2022"),
               "gas_limit": 1_500_000, "minutes": 40,
               "loads": (0.1, 0.25, 0.5, 0.75, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0),
