@@ -11,12 +11,15 @@ from proml_sim.lifecycles import Model
 from proml_sim.threats.mutants import format_matrix, run_mutation
 
 #: hypothesis examples per mutant (and for the unmutated contracts) per experiment profile
-EXAMPLES = {"smoke": 15, "paper": 50}
+EXAMPLES = {"smoke": 40, "paper": 80}
 
 
 def main(config: ExperimentConfig) -> dict[str, Any]:
     report = run_mutation(Model, max_examples=EXAMPLES[config.profile], seed=config.seed)
     data = report.to_json()
     write_json(Path(config.out) / "e06_mutation.json", {"meta": provenance(config), **data})
+    required = [r for r in report.results if r.required]
+    survivors = [r.id for r in report.applicable if not r.killed]
     return {"report": data, "matrix": format_matrix(report), "all_killed": report.all_killed,
-            "suite_ok": report.suite_ok}
+            "required_killed": report.suite_ok and all(r.killed for r in required),
+            "survivors": survivors, "suite_ok": report.suite_ok}
