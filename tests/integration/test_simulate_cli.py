@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import json
 
 import pytest
@@ -29,7 +30,8 @@ def test_sim_bench_reports_growth(capsys):
     res = json.loads(capsys.readouterr().out)
     assert len(res["points"]) == 2
     assert res["points"][1]["transactions"] > res["points"][0]["transactions"]
-    assert res["growth_exponent"] == res["growth_exponent"]  # a number, not NaN
+    g = res["growth_exponent"]
+    assert isinstance(g, float) and math.isfinite(g) and g > 0  # wall time grows with size
 
 
 @pytest.mark.slow
