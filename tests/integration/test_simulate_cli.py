@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import csv
-import math
 import json
+import math
 
 import pytest
 
