@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from proml_sim.ir.model import LifecycleIR
 
@@ -96,27 +97,34 @@ class LifecycleSnapshot:
         )
 
 
+def apply_event(state: Any, ev: LifecycleEvent, sod: set[int] | frozenset[int]) -> None:
+    """Apply one event's effect, without rule checks, to anything holding ``records``,
+    ``roles``, ``domains``, ``approvers`` and ``last_actor`` (a snapshot or an interpreter).
+    ``sod``: indices of transitions whose last actor is remembered."""
+    from proml_sim.ir.interpreter import approval_key
+
+    if isinstance(ev, Registered):
+        state.records[ev.id] = (ev.state, 1)
+    elif isinstance(ev, Transitioned):
+        state.records[ev.id] = (ev.target, ev.version)
+        if ev.transition in sod:
+            state.last_actor[(ev.id, ev.transition)] = ev.actor
+    elif isinstance(ev, Approved):
+        key = approval_key(ev.id, ev.transition, ev.version, ev.digest)
+        state.approvers.setdefault(key, []).append(ev.approver)
+    elif isinstance(ev, RoleGranted):
+        state.roles[ev.account] = state.roles.get(ev.account, 0) | (1 << ev.role)
+        state.domains[ev.account] = ev.domain
+    elif isinstance(ev, RoleRevoked):
+        state.roles[ev.account] = state.roles.get(ev.account, 0) & ~(1 << ev.role)
+
+
 def replay(
     ir: LifecycleIR, events: Iterable[LifecycleEvent], deployer: str | None = None
 ) -> LifecycleSnapshot:
     """Rebuild the contract state from its events alone (no rule checks: events are facts)."""
-    from proml_sim.ir.interpreter import approval_key
-
     snap = LifecycleSnapshot()
     sod = {ir.transition(n).index for n in ir.sod_targets}
     for ev in events:
-        if isinstance(ev, Registered):
-            snap.records[ev.id] = (ev.state, 1)
-        elif isinstance(ev, Transitioned):
-            snap.records[ev.id] = (ev.target, ev.version)
-            if ev.transition in sod:
-                snap.last_actor[(ev.id, ev.transition)] = ev.actor
-        elif isinstance(ev, Approved):
-            key = approval_key(ev.id, ev.transition, ev.version, ev.digest)
-            snap.approvers.setdefault(key, []).append(ev.approver)
-        elif isinstance(ev, RoleGranted):
-            snap.roles[ev.account] = snap.roles.get(ev.account, 0) | (1 << ev.role)
-            snap.domains[ev.account] = ev.domain
-        elif isinstance(ev, RoleRevoked):
-            snap.roles[ev.account] = snap.roles.get(ev.account, 0) & ~(1 << ev.role)
+        apply_event(snap, ev, sod)
     return snap.normalised()

@@ -51,6 +51,7 @@ from proml_sim.ir import (
     approval_key,
     artefact_id,
 )
+from proml_sim.ir.events import apply_event
 from proml_sim.node.evidence import ChainEvent, EvidenceSource
 from proml_sim.node.lineage import Lineage, VersionKey
 from proml_sim.node.records import Record
@@ -245,20 +246,7 @@ def _apply_facts(interp: Interpreter, ir: LifecycleIR, evs: Sequence[LifecycleEv
     bad transaction is reported once rather than cascading."""
     sod = {ir.transition(n).index for n in ir.sod_targets}
     for ev in evs:
-        if isinstance(ev, Registered):
-            interp.records[ev.id] = (ev.state, 1)
-        elif isinstance(ev, Transitioned):
-            interp.records[ev.id] = (ev.target, ev.version)
-            if ev.transition in sod:
-                interp.last_actor[(ev.id, ev.transition)] = ev.actor
-        elif isinstance(ev, Approved):
-            key = approval_key(ev.id, ev.transition, ev.version, ev.digest)
-            interp.approvers.setdefault(key, []).append(ev.approver)
-        elif isinstance(ev, RoleGranted):
-            interp.roles[ev.account] = interp.roles.get(ev.account, 0) | (1 << ev.role)
-            interp.domains[ev.account] = ev.domain
-        elif isinstance(ev, RoleRevoked):
-            interp.roles[ev.account] = interp.roles.get(ev.account, 0) & ~(1 << ev.role)
+        apply_event(interp, ev, sod)
         interp.events.append(ev)
 
 
