@@ -18,6 +18,7 @@ import coincurve
 import rlp
 
 from proml_sim.chain.accounts import SECP256K1_N
+from proml_sim.chain.base import BlockInfo, Log
 from proml_sim.chain.trie import keccak, rlp_encode_bytes, rlp_encode_list
 from proml_sim.errors import EngineError
 
@@ -369,3 +370,25 @@ class TxPool:
         for entry in self.entries.values():
             self.by_sender.setdefault(entry.sender, {})[entry.nonce] = entry
         self._next_nonce.clear()
+
+
+class BlockListReads:
+    """``head``, ``block`` and ``logs`` of an in-process engine that keeps its blocks in
+    ``self._blocks`` and its logs, in chain order, in ``self._logs``."""
+
+    _blocks: list[BlockInfo]
+    _logs: list[Log]
+
+    def head(self) -> BlockInfo:
+        return self._blocks[-1]
+
+    def block(self, number: int) -> BlockInfo:
+        if not 0 <= number < len(self._blocks):
+            raise EngineError(f"no block {number}: the chain has blocks 0..{len(self._blocks) - 1}")
+        return self._blocks[number]
+
+    def logs(self, address: str | None = None, from_block: int = 0,
+             to_block: int | None = None, topics: list[bytes | None] | None = None) -> list[Log]:
+        last = len(self._blocks) - 1 if to_block is None else to_block
+        return filter_logs(self._logs, address, from_block, last, topics)
+

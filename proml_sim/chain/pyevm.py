@@ -82,11 +82,11 @@ from eth_utils.exceptions import ValidationError
 
 from proml_sim.chain._txpool import (
     TX_BASE_GAS,
+    BlockListReads,
     PendingTx,
     TxPool,
     decode_type2_items,
     encode_receipt,
-    filter_logs,
     recover_typed_sender,
     rlp_uint,
     scalar,
@@ -499,7 +499,7 @@ def _decode_dynamic_fee(raw: bytes) -> Any:
 # ---------------------------------------------------------------------------------------------
 # the backend
 # ---------------------------------------------------------------------------------------------
-class PyEVMBackend(ChainBackend):
+class PyEVMBackend(BlockListReads, ChainBackend):
     """py-evm with an explicit, deterministic block producer.  See the module docstring."""
 
     name = "py-evm"
@@ -870,24 +870,6 @@ class PyEVMBackend(ChainBackend):
 
     def code(self, address: str) -> bytes:
         return cast(bytes, self._reader().get_code(self._canon(address)))
-
-    def head(self) -> BlockInfo:
-        return self._blocks[-1]
-
-    def block(self, number: int) -> BlockInfo:
-        if not 0 <= number < len(self._blocks):
-            raise EngineError(f"no block {number}: the chain has blocks 0..{len(self._blocks) - 1}")
-        return self._blocks[number]
-
-    def logs(
-        self,
-        address: str | None = None,
-        from_block: int = 0,
-        to_block: int | None = None,
-        topics: list[bytes | None] | None = None,
-    ) -> list[Log]:
-        last = len(self._blocks) - 1 if to_block is None else to_block
-        return filter_logs(self._logs, address, from_block, last, topics)
 
     # -- snapshots ------------------------------------------------------------------------------
     def snapshot(self) -> int:

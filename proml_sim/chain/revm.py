@@ -55,10 +55,10 @@ from eth_utils.address import to_canonical_address, to_checksum_address
 
 from proml_sim.chain._txpool import (
     TX_BASE_GAS,
+    BlockListReads,
     PendingTx,
     TxPool,
     decode_type2_items,
-    filter_logs,
     floor_gas,
     next_base_fee,
     recover_typed_sender,
@@ -356,7 +356,7 @@ class _Snapshot:
     pool: tuple[dict[bytes, PendingTx], int]
 
 
-class RevmBackend(ChainBackend):
+class RevmBackend(BlockListReads, ChainBackend):
     """revm with an explicit, deterministic block producer.  See the module docstring.
 
     ``workers``: worker processes that recover senders in :meth:`submit_many` and
@@ -892,24 +892,6 @@ class RevmBackend(ChainBackend):
 
     def code(self, address: str) -> bytes:
         return self._code.get(to_canonical_address(address), b"")
-
-    def head(self) -> BlockInfo:
-        return self._blocks[-1]
-
-    def block(self, number: int) -> BlockInfo:
-        if not 0 <= number < len(self._blocks):
-            raise EngineError(f"no block {number}: the chain has blocks 0..{len(self._blocks) - 1}")
-        return self._blocks[number]
-
-    def logs(
-        self,
-        address: str | None = None,
-        from_block: int = 0,
-        to_block: int | None = None,
-        topics: list[bytes | None] | None = None,
-    ) -> list[Log]:
-        last = len(self._blocks) - 1 if to_block is None else to_block
-        return filter_logs(self._logs, address, from_block, last, topics)
 
     # -- snapshots ------------------------------------------------------------------------------
     def snapshot(self) -> int:
