@@ -10,9 +10,13 @@ receipts) and fetching every receipt with its ``Transitioned`` event (checked by
 ABI-decoding the event arguments (eth-abi, ~75 us per event) is timed apart as
 ``decode_events_s``; ``end_to_end_tx_per_s`` includes signing and decoding too.  The revm engine
 can recover senders in ``workers`` processes, overlapped with block production (a node verifies
-signatures while it builds); the default is 0 (recovery in the main process) because on the
-2-vCPU reference machine two busy processes get ~1.2x the throughput of one, so a worker slows
-block production more than it saves.
+signatures while it builds); the default is one worker when the machine has two or more CPUs.
+
+For that engine the bench also reports where the CPU goes, measured in the same run: sender
+recovery per transaction (decode + secp256k1 recovery, timed on a sample in this process: the
+part that parallelises) and the main process's CPU per transaction (admission, execution, journal
+read-back, receipts: the sequential part), and from them the ceiling this machine allows,
+``min(1 / sequential, cpus / (sequential + recovery))`` transactions per second.
 
 Baseline path: web3.py + ``EthereumTesterProvider`` (py-evm behind eth-tester), the same contract
 and call, signed with eth-account and mined one block per transaction, waiting for each receipt,
@@ -21,6 +25,7 @@ signing and event decoding included (as a script using that stack would do).
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -60,7 +65,7 @@ def bench_engine(
 ) -> dict[str, Any]:
     """Throughput of one engine; see the module docstring for what is timed."""
     if workers is None:
-        workers = 0  # see run_bench
+        workers = 1 if (os.cpu_count() or 1) >= 2 else 0
     compiled = compile_artefact(Model)
     keys = KeyRing.from_seed(f"bench-{seed}", 2 + N_DEVELOPERS)
     backend = _backend(engine, keys.addresses, per_block, rpc_url, workers)
@@ -121,6 +126,7 @@ def _run(
     fired = 0
     receipts = []
     t_start = time.perf_counter()
+    cpu_start = time.process_time()
     ahead = verify(batches[0]) if verify is not None else None
     for i, batch in enumerate(batches):
         ta = time.perf_counter()
@@ -150,6 +156,7 @@ def _run(
         block_s += tc - tb
         receipt_s += td - tc
     total = time.perf_counter() - t_start
+    main_cpu = time.process_time() - cpu_start
     if fired != n:
         raise AssertionError(f"{engine}: expected {n} Transitioned events, found {fired}")
     t0 = time.perf_counter()
@@ -176,7 +183,30 @@ def _run(
     }
     if verify is not None:
         out["workers"] = workers
+        out["cpu"] = _cpu_budget(raws, main_cpu / n, workers)
     return out
+
+
+def _cpu_budget(raws: list[bytes], main_cpu_per_tx: float, workers: int) -> dict[str, Any]:
+    """Where the revm engine's CPU goes per transaction, and the ceiling it implies here."""
+    from proml_sim.chain.revm import recover_senders
+
+    sample = raws[: min(len(raws), 500)]
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.process_time()
+        recover_senders(sample)
+        best = min(best, (time.process_time() - t0) / len(sample))
+    # without workers the main process also recovered every sender
+    sequential = max(main_cpu_per_tx - (best if workers == 0 else 0.0), 1e-9)
+    cpus = os.cpu_count() or 1
+    ceiling = min(1 / sequential, cpus / (sequential + best))
+    return {
+        "cpus": cpus,
+        "recovery_us_per_tx": round(best * 1e6, 1),
+        "sequential_us_per_tx": round(sequential * 1e6, 1),
+        "ceiling_tx_per_s": round(ceiling, 1),
+    }
 
 
 def bench_web3_baseline(n: int, seed: int = 0) -> dict[str, Any]:
@@ -295,6 +325,13 @@ def format_bench(result: dict[str, Any]) -> str:
             f"          signing {e['sign_tx_per_s']:.0f} tx/s; end to end (sign + all + decode) "
             f"{e['end_to_end_tx_per_s']:.0f} tx/s"
         )
+        if "cpu" in e:
+            c = e["cpu"]
+            lines.append(
+                f"          cpu per tx: sender recovery {c['recovery_us_per_tx']} us "
+                f"(parallel), the rest {c['sequential_us_per_tx']} us (main process); ceiling "
+                f"on {c['cpus']} CPUs: {c['ceiling_tx_per_s']:.0f} tx/s"
+            )
     b = result["baseline"]
     lines.append(f"baseline: {b['tx_per_s']:>9.1f} tx/s  ({b['engine']}, one block per tx, "
                  f"{b['transitions']} transitions)")

@@ -221,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--rpc-url", help="JSON-RPC node for --engine rpc (e.g. a local anvil)")
     b.add_argument("--workers", type=int, default=None,
                    help="revm: sender-recovery worker processes overlapped with block "
-                   "production (default 0: recover in this process)")
+                   "production (default 1 on a machine with 2+ CPUs, else 0: recover in "
+                   "this process)")
     b.add_argument("--n", type=int, default=2000, help="transitions on the engine (default 2000)")
     b.add_argument("--per-block", type=int, default=1000, help="transitions per block")
     b.add_argument("--baseline-n", type=int, default=100,

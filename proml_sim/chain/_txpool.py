@@ -66,14 +66,76 @@ def scalar(item: Any, field: str) -> int:
     return int.from_bytes(item, "big")
 
 
+def _malformed(what: str) -> EngineError:
+    return EngineError(f"malformed transaction: {what}")
+
+
 def decode_type2_items(raw: bytes) -> list[Any]:
-    """The 12 RLP items of a type-2 transaction, decoded by pyrlp's strict (canonical) decoder."""
+    """The 12 RLP items of a type-2 transaction (``raw`` starts with the type byte 0x02).
+
+    Strict, as pyrlp's ``decode(strict=True)``: the list must span the rest of ``raw`` exactly and
+    every length prefix must be canonical (no long form under 56 bytes, no leading zero length
+    bytes, no single byte below 0x80 wrapped as a string).  Fields are walked here with slices;
+    a transaction with any nested list other than an empty access list (``[]``) goes to pyrlp
+    itself.  ``tests/property/test_tx_decoding.py`` checks both agree on valid and mangled input.
+    """
+    n = len(raw)
+    if n < 2 or raw[1] < 0xC0:
+        raise _malformed("a type-2 transaction is an RLP list after the type byte")
+    b0 = raw[1]
+    if b0 < 0xF8:
+        pos, length = 2, b0 - 0xC0
+    else:
+        pos = 2 + b0 - 0xF7
+        if pos > n or raw[2] == 0:
+            raise _malformed("bad list length prefix")
+        length = int.from_bytes(raw[2:pos], "big")
+        if length < 56:
+            raise _malformed("non-canonical list length (long form under 56 bytes)")
+    if pos + length != n:
+        raise _malformed("the RLP list does not span the transaction exactly")
+    items: list[Any] = []
+    append = items.append
+    while pos < n:
+        b = raw[pos]
+        if b < 0x80:
+            append(raw[pos : pos + 1])
+            pos += 1
+            continue
+        if b < 0xB8:
+            start = pos + 1
+            end = start + b - 0x80
+            if b == 0x81 and (start >= n or raw[start] < 0x80):
+                raise _malformed("single byte below 0x80 encoded as a string (non-canonical)")
+        elif b < 0xC0:
+            start = pos + 1 + b - 0xB7
+            if start > n or raw[pos + 1] == 0:
+                raise _malformed("bad string length prefix")
+            end = start + int.from_bytes(raw[pos + 1 : start], "big")
+            if end - start < 56:
+                raise _malformed("non-canonical string length (long form under 56 bytes)")
+        elif b == 0xC0 and len(items) == 8:
+            append([])  # the empty access list
+            pos += 1
+            continue
+        else:
+            return _decode_type2_items_rlp(raw)  # nested lists: pyrlp's general decoder
+        if end > n:
+            raise _malformed("a field runs past the end of the transaction")
+        append(raw[start:end])
+        pos = end
+    if len(items) != 12:
+        raise _malformed("a type-2 transaction is a list of 12 fields")
+    return items
+
+
+def _decode_type2_items_rlp(raw: bytes) -> list[Any]:
     try:
         items = rlp.decode(raw[1:], strict=True)
     except rlp.DecodingError as exc:
-        raise EngineError(f"malformed transaction: {exc}") from None
+        raise _malformed(str(exc)) from None
     if not isinstance(items, list) or len(items) != 12:
-        raise EngineError("malformed transaction: a type-2 transaction is a list of 12 fields")
+        raise _malformed("a type-2 transaction is a list of 12 fields")
     return items
 
 

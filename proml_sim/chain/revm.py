@@ -13,8 +13,9 @@ every transaction runs on a *cold* journal:
    written to the database; a journal checkpoint is taken; the transaction runs
    (``message_call`` / ``deploy``: intrinsic gas, EIP-2929 warm/cold accounting, refunds capped
    at 1/5, on the Cancun rules of revm 8);
-3. the journal (accounts it loaded, storage slots with original and present values) is read
-   back, the checkpoint is reverted (which also makes everything cold again), and the changes
+3. the journal's ``state`` map (every account the transaction loaded, with balance, nonce and
+   storage slots' original and present values; see :func:`_journal_changes`) is read back in
+   one call, the checkpoint is reverted (which also makes everything cold again), and the changes
    are written to the database;
 4. the engine applies what pyrevm's message mode leaves out: the EIP-7623 calldata floor
    (Prague), the refund of unused gas to the sender and the priority fee to the coinbase (the
@@ -36,7 +37,7 @@ gas_used, base_fee, keccak(tx hashes), keccak(outcomes)]))`` where an outcome is
 status byte and gas used: deterministic and chained, but **not** an Ethereum header hash (there
 is no state, transaction or receipt trie root).
 
-Signature recovery dominates :meth:`RevmBackend.submit` (libsecp256k1, ~60-70 us); with
+Signature recovery dominates :meth:`RevmBackend.submit` (decoding plus libsecp256k1, ~60 us); with
 ``workers=N`` :meth:`RevmBackend.submit_many` recovers senders in ``N`` worker processes, and
 :meth:`RevmBackend.verify_batch` / :meth:`RevmBackend.submit_batch` let a caller overlap that
 recovery with block production (a node verifies signatures while it builds).
@@ -47,7 +48,8 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +74,7 @@ from proml_sim.chain.pyevm import FAUCET_BALANCE, FAUCET_SEED
 from proml_sim.chain.trie import keccak, rlp_encode_bytes, rlp_encode_list
 from proml_sim.errors import EngineError, TransactionFailed, lifecycle_error_from_reason
 
-__all__ = ["RevmBackend", "VerifiedBatch"]
+__all__ = ["RevmBackend", "VerifiedBatch", "recover_senders"]
 
 _INSTALL_HINT = "the revm engine needs pyrevm: pip install 'pyrevm>=0.3.7,<0.4'"
 _ZERO_ADDRESS = b"\x00" * 20
@@ -199,9 +201,10 @@ def _recover(raw: bytes, tx: _Tx) -> bytes:
 _Fields = tuple[Any, ...]
 
 
-def _recover_chunk(raws: list[bytes]) -> list[tuple[_Fields | None, bytes | str]]:
-    """Worker-process task, per raw transaction: (its decoded fields, its sender or the error
-    text of a failed recovery), or (None, decoding error text)."""
+def recover_senders(raws: Sequence[bytes]) -> list[tuple[_Fields | None, bytes | str]]:
+    """Decode raw transactions and recover their senders (the worker processes' task), per raw
+    transaction: (its decoded fields, its sender or the error text of a failed recovery), or
+    (None, decoding error text)."""
     out: list[tuple[_Fields | None, bytes | str]] = []
     for raw in raws:
         try:
@@ -249,67 +252,90 @@ class VerifiedBatch:
 # ---------------------------------------------------------------------------------------------
 # reading revm's journal
 # ---------------------------------------------------------------------------------------------
+_ACCOUNT = ": Account { info: AccountInfo { balance: "
+_ACCOUNT_LEN = len(_ACCOUNT)
+_SLOT_RE = re.compile(
+    r"(\d+): StorageSlot \{ previous_or_original_value: (\d+), present_value: (\d+) \}"
+)
+
+
 @dataclass(slots=True)
 class _Changes:
-    """What one transaction changed, from revm's journal entries."""
+    """What one transaction did, read from the state part of revm's journal (every account the
+    transaction loaded, with its storage slots' values before and after)."""
 
-    slots: dict[tuple[str, int], int]
-    """(hex address, slot) -> value before the transaction, for slots it wrote"""
-    accounts: set[str]
-    """hex addresses whose balance, nonce or code may have changed"""
+    accounts: dict[str, tuple[int, int]]
+    """hex address -> (balance, nonce) after the transaction, for every loaded account"""
+    slots: dict[tuple[str, int], tuple[int, int]]
+    """(hex address, slot) -> (value before, value after), for slots whose value changed"""
     created: list[str]
     destroyed: list[str]
 
 
-def _journal_changes(text: str) -> _Changes:
-    """Parse the journal part of pyrevm's ``journal_str`` (entries since the checkpoint).
+_STATE_OPEN = "JournaledState { state: {"
+_CODE_OPEN = "Some(Bytecode { bytecode: 0x"
+_CODE_RAW_CLOSE = ", state: Raw })"
+_INFO_CLOSE = " }, storage: {"
+_STATUS = "}, status: AccountStatus("
 
-    Entries look like ``Name { field: value, ... }``; split on `` }`` (no value holds a brace).
+
+def _journal_changes(text: str, code_length: Callable[[str], int | None] = lambda a: None
+                     ) -> _Changes:
+    """Parse pyrevm's ``journal_str`` (revm's ``JournaledState`` debug text) after a transaction.
+
+    Between transactions the journal holds no contract account (every transaction runs in its
+    own checkpoint, reverted afterwards), so the ``state`` map lists exactly the accounts this
+    transaction loaded, each as ``0x<addr>: Account { info: AccountInfo { balance: B, nonce: N,
+    code_hash: 0x<hash>, code: None | Some(Bytecode { bytecode: 0x<hex>, state: Raw }) },
+    storage: {K: StorageSlot { previous_or_original_value: O, present_value: P }, ..}, status:
+    AccountStatus(..) }``.  The text is walked left to right; an account's code (most of the
+    text) is stepped over by its length, ``code_length(address)``, when the engine knows it
+    (else searched past).
     """
-    slots: dict[tuple[str, int], int] = {}
-    accounts: set[str] = set()
+    if not text.startswith(_STATE_OPEN):
+        raise EngineError("unexpected pyrevm journal format (pyrevm>=0.3.7,<0.4 is supported)")
+    accounts: dict[str, tuple[int, int]] = {}
+    slots: dict[tuple[str, int], tuple[int, int]] = {}
     created: list[str] = []
     destroyed: list[str] = []
-    tail = text[text.rfind("journal: [") :]
-    if tail.count("BalanceTransfer") == tail.count(", balance: 0 }") and not any(
-        k in tail for k in ("NonceChange", "CodeChange", "AccountCreated", "AccountDestroyed")
-    ):
-        # the common case: storage changes only (and zero-value transfers)
-        for part in tail.split("StorageChange { address: ")[1:]:
-            # "0x<40 hex>, key: K, had_value: Some(V) }, ..." (None: the slot's first load)
-            h = part.index(", had_value: ", 49)
-            if part[h + 13] == "S":
-                k = (part[:42], int(part[49:h]))
-                if k not in slots:
-                    slots[k] = int(part[h + 18 : part.index(")", h)])
-        return _Changes(slots, accounts, created, destroyed)
-    for piece in tail.split(" }"):
-        head, _, body = piece.partition(" { ")
-        if head.endswith(("Loaded", "Touched")) or not body:
-            continue
-        if head.endswith("StorageChange"):
-            # "address: 0x.., key: K, had_value: Some(V)"; the first Some(V) of a slot is its
-            # value before the transaction (its load, had_value None, comes first)
-            if body[-1] == ")":
-                address, key, had = body.split(", ")
-                k = (address[9:], int(key[5:]))
-                if k not in slots:
-                    slots[k] = int(had[16:-1])
-        elif head.endswith("BalanceTransfer"):
-            frm, to, amount = body.split(", ")
-            if amount != "balance: 0":
-                accounts.add(frm[6:])
-                accounts.add(to[4:])
-        elif head.endswith(("NonceChange", "CodeChange", "AccountCreated", "AccountDestroyed")):
-            fields = body.split(", ")
-            address = fields[0][9:]
-            accounts.add(address)
-            if head.endswith("AccountCreated"):
-                created.append(address)
-            elif head.endswith("AccountDestroyed"):
-                destroyed.append(address)
-                accounts.add(fields[1][8:])  # the beneficiary
-    return _Changes(slots, accounts, created, destroyed)
+    _find, index, startswith = text.find, text.index, text.startswith
+    pos = len(_STATE_OPEN)
+    while text[pos] != "}":
+        address = text[pos : pos + 42]
+        if not startswith(_ACCOUNT, pos + 42):
+            raise EngineError("unexpected pyrevm journal format near " + repr(text[pos : pos + 80]))
+        b0 = pos + 42 + _ACCOUNT_LEN
+        b1 = index(", nonce: ", b0)
+        n1 = index(", code_hash: ", b1)
+        accounts[address] = (int(text[b0:b1]), int(text[b1 + 9 : n1]))
+        c0 = n1 + 13 + 66 + 8  # past ", code_hash: 0x<64>, code: "
+        if startswith("None", c0):
+            p = c0 + 4
+        else:
+            length = code_length(address)
+            p = c0 + len(_CODE_OPEN) + 2 * length if length is not None else -1
+            if p > 0 and startswith(_CODE_RAW_CLOSE, p):
+                p += len(_CODE_RAW_CLOSE)
+            else:  # code this engine has not stored yet (created by this transaction)
+                p = index(_INFO_CLOSE, c0)
+        if not startswith(_INFO_CLOSE, p):
+            raise EngineError("unexpected pyrevm journal format near " + repr(text[p : p + 80]))
+        p += len(_INFO_CLOSE)
+        s1 = index(_STATUS, p)
+        if p < s1:
+            for key, old, new in _SLOT_RE.findall(text, p, s1):
+                if old != new:  # canonical decimal text: equal strings, equal values
+                    slots[(address, int(key))] = (int(old), int(new))
+        e = index(")", s1 + 25)
+        status = text[s1 + 25 : e]
+        if "Created" in status:
+            created.append(address)
+        if "SelfDestructed" in status:
+            destroyed.append(address)
+        pos = e + 3  # past ") }"
+        if startswith(", ", pos):
+            pos += 2
+    return _Changes(accounts, slots, created, destroyed)
 
 
 def _created_code_length(text: str, address_hex: str) -> int:
@@ -392,6 +418,7 @@ class RevmBackend(BlockListReads, ChainBackend):
         self._nonce: dict[bytes, int] = {}
         self._code_hash: dict[bytes, bytes] = {}
         self._code: dict[bytes, bytes] = {}
+        self._code_len_hex: dict[str, int] = {}  # lowercase 0x address -> code length
         self._undo: list[tuple[Any, ...]] | None = None
         self._faucet = Signer(derive_private_keys(FAUCET_SEED, 1)[0])
         self._write_account(self._faucet.canonical_address, FAUCET_BALANCE, 0)
@@ -416,6 +443,9 @@ class RevmBackend(BlockListReads, ChainBackend):
         self._checksums: dict[bytes, str] = {}
 
     # -- helpers --------------------------------------------------------------------------------
+    def _code_length(self, address_hex: str) -> int | None:
+        return self._code_len_hex.get(address_hex)
+
     def _cs(self, address: bytes) -> str:
         cs = self._checksums.get(address)
         if cs is None:
@@ -547,13 +577,13 @@ class RevmBackend(BlockListReads, ChainBackend):
         :meth:`submit_batch` admits them.  Without workers the recovery runs here, now."""
         raws = [bytes(r) for r in raws]
         if self._workers <= 0 or len(raws) < 2:
-            return VerifiedBatch(raws, [_recover_chunk(raws)])
+            return VerifiedBatch(raws, [recover_senders(raws)])
         if self._procs is None:
             ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
             self._procs = ctx.Pool(self._workers)
         size = -(-len(raws) // self._workers)
         chunks = [raws[i : i + size] for i in range(0, len(raws), size)]
-        return VerifiedBatch(raws, self._procs.map_async(_recover_chunk, chunks))
+        return VerifiedBatch(raws, self._procs.map_async(recover_senders, chunks))
 
     def submit_batch(self, batch: VerifiedBatch) -> list[bytes]:
         """Admit a :meth:`verify_batch` result, in order, each exactly as :meth:`submit` would
@@ -601,7 +631,8 @@ class RevmBackend(BlockListReads, ChainBackend):
         self, sender: bytes, tx: _Tx, gas: int
     ) -> tuple[str, int, int, bytes, list[Any], str | None]:
         """Execute on the journal: (kind, gas used after refunds, refunded, output, logs,
-        journal text or None).  ``kind`` is ok/revert/halt/invalid.  The caller reverts."""
+        error text or None).  ``kind`` is ok/revert/halt/invalid.  The caller reverts.
+        pyrevm's message mode charges no fees: :meth:`_execute` does."""
         evm = self._evm
         try:
             if tx.to:
@@ -629,70 +660,76 @@ class RevmBackend(BlockListReads, ChainBackend):
         it is not valid in the current state (it then stays pending)."""
         tx: _Tx = entry.tx
         sender = entry.sender
-        balance = self._balance.get(sender, 0)
-        nonce = self._nonce.get(sender, 0)
-        if balance < tx.gas * tx.max_fee + tx.value:
+        if self._balance.get(sender, 0) < tx.gas * tx.max_fee + tx.value:
             return None  # e.g. earlier transactions of the block spent the balance
         price = min(tx.max_fee, base_fee + tx.tip) if tx.typed else tx.max_fee
         undo_at = len(self._undo) if self._undo is not None else 0
         # py-evm order: charge gas * price and (calls) bump the nonce before execution; a
         # creation's nonce is bumped by revm's create frame, which derives the address from it
+        balance, nonce = self._balance.get(sender, 0), self._nonce.get(sender, 0)
         self._write_account(sender, balance - tx.gas * price, nonce + 1 if tx.to else nonce)
         evm = self._evm
         checkpoint = evm.snapshot()
         kind, used, _, output, raw_logs, _ = self._run(sender, tx, tx.gas)
         if kind == "invalid":
             evm.revert(checkpoint)
-            self._rollback(undo_at, balance, nonce, sender)
+            if self._undo is not None:
+                self._undo_to(undo_at)
+            else:
+                self._write_account(sender, balance, nonce)
             return None
         # read what changed while the journal still holds it, then revert (everything cold)
         text = evm.journal_str
-        changes = _journal_changes(text)
-        infos = {a: evm.basic(a) for a in changes.accounts}
-        writes = [
-            (a, k, v) for (a, k), old in changes.slots.items() if (v := evm.storage(a, k)) != old
-        ]
-        codes = {}
+        changes = _journal_changes(text, self._code_length)
+        created_infos = {}
         for a in changes.created:
             code = evm.get_code(a) or b""
-            codes[a] = bytes(code[: _created_code_length(text, a)]) if code else b""
+            code = bytes(code[: _created_code_length(text, a)]) if code else b""
+            created_infos[a] = code
         evm.revert(checkpoint)
 
+        gas_used = max(used, floor_gas(tx.data))
         created = None
+        accounts = changes.accounts
         for address_hex in changes.destroyed:
             address = bytes.fromhex(address_hex[2:])
-            infos.pop(address_hex, None)
+            accounts.pop(address_hex, None)
             self._code_hash.pop(address, None)
             self._code.pop(address, None)
+            self._code_len_hex.pop(address_hex, None)
             self._write_account(address, 0, 0)
-        for address_hex, info in infos.items():
+        refunded = False
+        for address_hex, (balance, nonce) in accounts.items():
             address = bytes.fromhex(address_hex[2:])
-            code = codes.get(address_hex)
-            if code:
+            if address == sender:
+                # what message mode leaves out: the refund of unused gas (after the EIP-7623
+                # floor)
+                balance += (tx.gas - gas_used) * price
+                refunded = True
+            if address_hex in created_infos:
                 created = address
-                self._install_code(address, address_hex, info.balance, info.nonce, code)
-            else:
-                if address_hex in codes:
-                    created = address
-                self._write_account(address, info.balance, info.nonce)
-        gas_used = max(used, floor_gas(tx.data))
-        # what message mode leaves out: refund unused gas, pay the tip to the coinbase
-        self._write_account(
-            sender,
-            self._balance[sender] + (tx.gas - gas_used) * price,
-            self._nonce[sender],
-        )
-        tip_total = gas_used * (price - base_fee)
+                code = created_infos[address_hex]
+                if code:
+                    self._install_code(address, address_hex, balance, nonce, code)
+                    continue
+            if balance != self._balance.get(address, 0) or nonce != self._nonce.get(address, 0):
+                self._write_account(address, balance, nonce)
+        if not refunded:  # the sender is always loaded; kept for safety
+            self._write_account(
+                sender, self._balance[sender] + (tx.gas - gas_used) * price, self._nonce[sender]
+            )
+        tip_total = gas_used * (price - base_fee)  # the base fee is burnt
         if tip_total:
             self._write_account(
                 _ZERO_ADDRESS,
                 self._balance.get(_ZERO_ADDRESS, 0) + tip_total,
                 self._nonce.get(_ZERO_ADDRESS, 0),
             )
-        if writes:
+        if changes.slots:
+            writes = [(a, k, new) for (a, k), (_, new) in changes.slots.items()]
             if self._undo is not None:
-                for a, k, _ in writes:
-                    self._undo.append(("s", a, k, changes.slots[(a, k)]))
+                for (a, k), (old, _) in changes.slots.items():
+                    self._undo.append(("s", a, k, old))
             self._write_storage(writes)
         logs = []
         if kind == "ok":
@@ -708,6 +745,8 @@ class RevmBackend(BlockListReads, ChainBackend):
     def _install_code(
         self, address: bytes, address_hex: str, balance: int, nonce: int, code: bytes
     ) -> None:
+        """Commit a created account with its code (stored raw: revm's debug text of raw code
+        has a known length, which :func:`_journal_changes` steps over)."""
         code_hash = keccak(code)
         if self._undo is not None:
             old = self._balance.get(address, _MISSING)
@@ -717,6 +756,7 @@ class RevmBackend(BlockListReads, ChainBackend):
         self._code[address] = code
         self._balance[address] = balance
         self._nonce[address] = nonce
+        self._code_len_hex[address_hex] = len(code)
         self._evm.insert_account_info(
             address_hex, self._info(balance=balance, nonce=nonce, code_hash=code_hash, code=code)
         )
@@ -732,12 +772,6 @@ class RevmBackend(BlockListReads, ChainBackend):
             checkpoint = snapshot()
             insert(address_hex, key, value)
             revert(checkpoint)
-
-    def _rollback(self, undo_at: int, balance: int, nonce: int, sender: bytes) -> None:
-        if self._undo is not None:
-            self._undo_to(undo_at)
-        else:
-            self._write_account(sender, balance, nonce)
 
     def produce_block(
         self, timestamp: int | None = None, *, max_txs: int | None = None
@@ -918,6 +952,7 @@ class RevmBackend(BlockListReads, ChainBackend):
             elif entry[0] == "c":
                 self._code_hash.pop(entry[1], None)
                 self._code.pop(entry[1], None)
+                self._code_len_hex.pop("0x" + entry[1].hex(), None)
             else:
                 accounts[entry[1]] = (entry[2], entry[3])
         evm, info = self._evm, self._info

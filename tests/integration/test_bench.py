@@ -19,6 +19,12 @@ def test_bench_reports_every_engine_and_ratios(capsys: pytest.CaptureFixture[str
         assert e["tx_per_s"] > 0 and e["sign_tx_per_s"] > 0 and e["blocks"] == 2
         assert e["transitions"] == 40 and res["ratio"][name] > 0
     assert res["engines"]["revm"]["workers"] == 2
+    cpu = res["engines"]["revm"]["cpu"]  # where the CPU goes, and the ceiling it implies
+    assert cpu["recovery_us_per_tx"] > 0 and cpu["sequential_us_per_tx"] > 0
+    per_tx = (cpu["recovery_us_per_tx"] + cpu["sequential_us_per_tx"]) / 1e6
+    assert cpu["ceiling_tx_per_s"] <= min(1e6 / cpu["sequential_us_per_tx"],
+                                          cpu["cpus"] / per_tx) * 1.01
+    assert "cpu" not in res["engines"]["pyevm"]
     assert res["baseline"]["tx_per_s"] > 0
 
 

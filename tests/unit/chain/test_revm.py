@@ -199,3 +199,49 @@ def test_edge_transactions_match_py_evm(ring: KeyRing, compiled: Any) -> None:
     assert ours == _edges(PyEVMBackend(funded=ring.addresses), ring, compiled)
     assert [status for status, *_ in ours[:5]] == [False, True, False, False, True]
     assert ours[0][1] == 30_000 and ours[1][1] == 61_000
+
+
+def _state_effects(backend: Any, ring: KeyRing) -> list[Any]:
+    """A raw contract whose constructor stores a slot, whose calls write a slot and restore it
+    within the transaction (no net change), store ``value + 7`` and forward the value to a third
+    account; reads go through a calldata getter.  (status, gas used) of each transaction, the
+    slots read back and the balances touched."""
+    third = bytes.fromhex(ring.addresses[3][2:])
+    runtime = (
+        bytes.fromhex("3615601157" "60003554600052" "60206000f3" "5b")  # getter: SLOAD(arg)
+        + bytes.fromhex("6001600055" "6000600055")  # slot 0 = 1, then back to 0
+        + bytes.fromhex("3460070160015500")[:-1]  # slot 1 = value + 7
+        + bytes.fromhex("6000600060006000" "34" "73") + third + bytes.fromhex("5af150" "00")
+    )
+    init = bytes.fromhex("602a600255") + bytes.fromhex(f"60{len(runtime):02x}80601060003960" "00f3")
+    init += runtime
+    s = TxSender(backend, signer(ring, 1))
+    h0 = s.send(None, init, gas=200_000)
+    backend.produce_block()
+    r0 = backend.receipt(h0)
+    assert r0 is not None and r0.status and r0.contract_address
+    contract = r0.contract_address
+    hashes = [s.send(contract, b"", gas=100_000, value=1_000 + i) for i in range(3)]
+    backend.produce_block()
+    hashes.append(TxSender(backend, signer(ring, 2)).send(contract, b"", gas=100_000, value=5))
+    backend.produce_block()
+    out: list[Any] = [(r0.status, r0.gas_used)]
+    for h in hashes:
+        r = backend.receipt(h)
+        assert r is not None
+        out.append((r.status, r.gas_used))
+    slots = [
+        int.from_bytes(backend.call(contract, k.to_bytes(32, "big")).output, "big")
+        for k in range(3)
+    ]
+    balances = [backend.balance(a) for a in ring.addresses[1:4]] + [backend.balance(contract)]
+    return [out, slots, balances]
+
+
+def test_storage_and_value_effects_match_py_evm(ring: KeyRing) -> None:
+    ours = _state_effects(RevmBackend(funded=ring.addresses), ring)
+    assert ours == _state_effects(PyEVMBackend(funded=ring.addresses), ring)
+    out, slots, balances = ours
+    assert all(status for status, _ in out)
+    assert slots == [0, 12, 42]  # restored slot, last value + 7, the constructor's slot
+    assert balances[-1] == 0  # every wei was forwarded to the third account
