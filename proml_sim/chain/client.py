@@ -393,6 +393,15 @@ class LifecycleClient:
         data = self.contract_abi.encode_call("revoke_role", [self._role_index(role), account])
         return self._write(signer, data, gas, "revoke_role", lambda r: None)
 
+    def send_raw(
+        self, signer: Any, data: bytes, gas: int | None = None, kind: str = "raw"
+    ) -> Any:
+        """Send arbitrary calldata to the lifecycle contract as ``signer``; its result is None.
+        A revert raises the lifecycle error for a lifecycle reason, else TransactionFailed.
+        For probing the contract with calls its ABI does not offer, as an attacker would:
+        unknown selectors, extra words."""
+        return self._write(signer, bytes(data), gas, kind, lambda r: None)
+
     def result(self, op: PendingOp) -> Any:
         """The decoded result of a mined PendingOp; raises the lifecycle error if it reverted."""
         receipt = self.backend.receipt(op.tx_hash)

@@ -11,11 +11,22 @@ from proml_sim.sim.actors import (
 from proml_sim.sim.monitor import COLUMNS, Monitor
 from proml_sim.sim.network import REGIONS, NetworkModel, Outage, Partition
 from proml_sim.sim.profiles import PROFILES, ChainProfile, get_profile
-from proml_sim.sim.world import DEPTHS, Participant, Producer, SimBlock, SimTx, World, domain_id
+from proml_sim.sim.world import (
+    DEPTHS,
+    MAX_FUTURE_S,
+    Participant,
+    Producer,
+    SimBlock,
+    SimTx,
+    TimestampPolicy,
+    World,
+    domain_id,
+)
 
 __all__ = [
     "COLUMNS",
     "DEPTHS",
+    "MAX_FUTURE_S",
     "PROFILES",
     "REGIONS",
     "ChainProfile",
@@ -29,6 +40,7 @@ __all__ = [
     "SimBlock",
     "SimTx",
     "StepDurations",
+    "TimestampPolicy",
     "World",
     "build_projects",
     "digest_of",

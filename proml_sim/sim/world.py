@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -41,6 +41,9 @@ from proml_sim.sim.network import REGIONS, NetworkModel
 from proml_sim.sim.profiles import ChainProfile, get_profile
 
 GENESIS_TS = 1_700_000_000
+#: Geth refuses a block stamped more than 15 s ahead of its own clock, and a block's timestamp
+#: must exceed its parent's: the bounds within which a producer may choose a timestamp.
+MAX_FUTURE_S = 15
 #: Extra gas over a cached estimate (``gas_estimates="cached"``): ~4 more cold slot reads.
 CACHED_GAS_HEADROOM = 20_000
 #: Confirmation depths tracked for every transaction (L@1, L@12 of the paper).
@@ -111,6 +114,7 @@ class SimBlock:
     gas_used: int = 0
     n_txs: int = 0
     gas_reserved: int = 0  # sum of the included transactions' gas limits
+    timestamp: int | None = None  # the engine block's timestamp (None: not materialised)
 
 
 @dataclass(frozen=True)
@@ -225,6 +229,11 @@ class _Gateway(ChainBackend):
         return self.engine.gas_limit
 
 
+#: ``(producer, its transactions, honest timestamp, parent's timestamp, simulated now)`` ->
+#: the timestamp the producer wants, or None for the honest one (see ``World.timestamp_policy``).
+TimestampPolicy = Callable[["Producer", list["SimTx"], int, int, float], "int | None"]
+
+
 class World:
     """``World(seed, profile, engine)``: the simpy environment, the chain and its producers.
 
@@ -274,6 +283,10 @@ class World:
         self._pending_meta: tuple[Participant, dict[str, Any], str, str] | None = None
         self._started = False
         self.stats = {"blocks": 0, "orphaned": 0, "reorged_txs": 0, "missed_slots": 0}
+        #: How producers stamp blocks.  None: honestly, the simulated clock (``real_ts``).  A
+        #: policy may choose another timestamp; the world clamps it to what nodes accept (above
+        #: the parent's, at most MAX_FUTURE_S ahead of the clock), as a miner or sealer can.
+        self.timestamp_policy: TimestampPolicy | None = None
 
     # -- set-up ------------------------------------------------------------------------------
     def _default_producers(self) -> list[Producer]:
@@ -473,9 +486,21 @@ class World:
         assert self.backend is not None
         return self.backend.nonce(sender)
 
-    def _timestamp(self) -> int:
+    def real_ts(self, t: float) -> float:
+        """The chain timestamp that simulated time ``t`` corresponds to."""
+        return self._t0_ts + t
+
+    def _timestamp(self, producer: Producer, txs: list[SimTx]) -> int:
         assert self.backend is not None
-        return max(self._t0_ts + int(self.env.now), self.backend.head().timestamp + 1)
+        parent = self.backend.head().timestamp
+        now = self._t0_ts + int(self.env.now)
+        honest = max(now, parent + 1)
+        if self.timestamp_policy is None:
+            return honest
+        want = self.timestamp_policy(producer, txs, honest, parent, self.env.now)
+        if want is None:
+            return honest
+        return int(max(parent + 1, min(want, now + MAX_FUTURE_S)))
 
     def _execute(self, producer: Producer, txs: list[SimTx], when: float) -> SimBlock:
         assert self.backend is not None
@@ -486,7 +511,7 @@ class World:
             return SimBlock(height, -1, when, producer.name, producer.region, [])
         for t in txs:
             self.backend.submit(t.raw)
-        info = self.backend.produce_block(self._timestamp())
+        info = self.backend.produce_block(self._timestamp(producer, txs))
         included = set(info.tx_hashes)
         leftover = [t for t in txs if t.hash not in included]
         if leftover:
@@ -496,7 +521,7 @@ class World:
             )
         block = SimBlock(height, info.number, when, producer.name, producer.region, txs,
                          gas_used=info.gas_used, n_txs=len(txs),
-                         gas_reserved=sum(t.gas for t in txs))
+                         gas_reserved=sum(t.gas for t in txs), timestamp=info.timestamp)
         for t in txs:
             t.block = block
             t.receipt = self.backend.receipt(t.hash)

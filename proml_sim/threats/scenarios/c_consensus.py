@@ -18,6 +18,7 @@ import simpy
 from proml_sim.lifecycles import Model
 from proml_sim.node.freshness import FreshnessGuard
 from proml_sim.sim import (
+    MAX_FUTURE_S,
     REGIONS,
     NetworkModel,
     Partition,
@@ -380,48 +381,6 @@ class Equivocation:
 
 
 # -- C3 ----------------------------------------------------------------------------------------
-#: Geth refuses blocks stamped more than 15 s ahead of its clock; a timestamp must exceed the
-#: parent's.  Inside those bounds a PoW miner (or a clique sealer) chooses it freely.
-MAX_FUTURE_S = 15
-
-
-class SkewWorld(World):
-    """A world in which one producer chooses its blocks' timestamps (``skew``) within the
-    validity rules: above the parent's, at most MAX_FUTURE_S ahead of real time."""
-
-    skewer = ""
-    skew: Any = None  # (txs, honest ts, parent ts, now) -> wanted ts, or None for honest
-    stamps: dict[int, int]  # id(block) -> the timestamp it was given
-    _cur: tuple[Producer, list[SimTx]] | None = None
-
-    def _execute(self, producer: Producer, txs: list[SimTx], when: float) -> SimBlock:
-        self._cur = (producer, txs)
-        try:
-            block = super()._execute(producer, txs, when)
-        finally:
-            self._cur = None
-        if block.number >= 0:
-            assert self.backend is not None
-            self.stamps[id(block)] = self.backend.head().timestamp
-        return block
-
-    def _timestamp(self) -> int:
-        honest = super()._timestamp()
-        cur = getattr(self, "_cur", None)
-        if cur is None or cur[0].name != self.skewer or self.skew is None:
-            return honest
-        assert self.backend is not None
-        parent = self.backend.head().timestamp
-        real = self._t0_ts + int(self.env.now)
-        want = self.skew(cur[1], honest, parent, self.env.now)
-        if want is None:
-            return honest
-        return int(max(parent + 1, min(want, real + MAX_FUTURE_S)))
-
-    def real_ts(self, t: float) -> float:
-        return self._t0_ts + t
-
-
 @scenario("C3", limit="a timestamp skew smaller than the drift tolerance is not flagged; only "
                      "a policy that does not read timestamps is immune to it")
 class TimestampSkew:
@@ -489,8 +448,7 @@ class TimestampSkew:
         people = {"late": ("late-co", "eu"), "victim": ("victim-co", "us"),
                   **{f"h{i}": (f"honest-{i}", REGIONS[i % 3]) for i in range(3)}}
         grants = [(n, "Model", r) for n in people for r in ("operator", "developer")]
-        w = SkewWorld(seed=seed, profile=prof, producers=producers)
-        w.skewer, w.stamps = "skewer", {}
+        w = World(seed=seed, profile=prof, producers=producers)
         ps = {n: w.add_participant(n, d, r) for n, (d, r) in people.items()}
         w.setup(grants)
         mc = w.clients["Model"]
@@ -498,7 +456,11 @@ class TimestampSkew:
         w.mark_start()
         edge: list[tuple[SimTx, float, str]] = []  # (tx, deadline, who)
 
-        def skew(txs: list[SimTx], honest: int, parent: int, now: float) -> int | None:
+        def skew(producer: Producer, txs: list[SimTx], honest: int, parent: int,
+                 now: float) -> int | None:
+            """The skewing miner's choice (the world keeps it within what nodes accept)."""
+            if producer.name != "skewer":
+                return None
             for t in txs:
                 D, who = t.meta.get("deadline"), t.meta.get("edge")
                 if D is None:
@@ -510,7 +472,7 @@ class TimestampSkew:
                     return honest + MAX_FUTURE_S  # forward-date: the on-time one looks late
             return None
 
-        w.skew = skew
+        w.timestamp_policy = skew
 
         def sender(name: str, who: str, offset: Any):
             for j, D in enumerate(deadlines):
@@ -551,9 +513,9 @@ class TimestampSkew:
                 if skewed and defended != truth:
                     hits.append(flag)
         for b in w.canon:
-            if id(b) not in w.stamps:
+            if b.timestamp is None:  # empty, not materialised
                 continue
-            ts = w.stamps[id(b)]
+            ts = b.timestamp
             off = abs(ts - w.real_ts(b.time)) > 1.0
             flag = abs(ts - w.real_ts(view.arrival(b.height))) > tol
             if b.producer == "skewer" and off:

@@ -157,8 +157,7 @@ class CoverUp:
             yield from send_ok(w, ps["op"], "Model", "fire", "accept", mid)
 
         def raw(who: Any, data: bytes, kind: str) -> Any:
-            return (yield from send_ok(w, who, "Model", "_write", data, None, kind,
-                                       lambda r: None))
+            return (yield from send_ok(w, who, "Model", "send_raw", data, None, kind))
 
         def cover_up():
             yield w.env.timeout(plan["cover_at"])
@@ -465,8 +464,7 @@ class FastForward:
         rejected: list[int] = []
 
         def raw(who: Any, data: bytes, kind: str) -> Any:
-            return (yield from send_ok(w, who, "Model", "_write", data, None, kind,
-                                       lambda r: None))
+            return (yield from send_ok(w, who, "Model", "send_raw", data, None, kind))
 
         def run():
             c = w.sim_clients["Model"]

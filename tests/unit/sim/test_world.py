@@ -156,3 +156,47 @@ def test_paper_workflow_completes_with_measured_overhead():
         assert 0 < s["share"] < 1
     domains = {r["domain"] for r in w.monitor.rows}
     assert len(domains) >= 7  # seven roles from different teams
+
+
+def test_timestamp_policy_is_clamped_to_what_nodes_accept():
+    from proml_sim.sim import MAX_FUTURE_S, record_stream
+    from proml_sim.sim.scenario import prepare_teams
+
+    prof = get_profile("poa-clique").with_(sealer_offline_rate=0.0, stale_rate=0.0)
+    w = World(seed=3, profile=prof, producers=[Producer("early", "eu"), Producer("late", "eu"),
+                                                Producer("fair", "eu")])
+    ps, ids = prepare_teams(w, 2)
+    asked: list[tuple[str, int, int]] = []
+
+    def policy(producer, txs, honest, parent, now):
+        asked.append((producer.name, honest, parent))
+        assert txs and all(t.hash in w.pending for t in txs)
+        return {"early": parent - 1_000, "late": honest + 1_000}.get(producer.name)
+
+    w.timestamp_policy = policy
+    for p, mid in zip(ps, ids, strict=True):
+        w.env.process(record_stream(w, p, mid, 1 / 5, 200))
+    w.run(400)
+    w.finish()
+    blocks = [b for b in w.canon if b.timestamp is not None]
+    assert {b.producer for b in blocks} == {"early", "late", "fair"} and len(asked) == len(blocks)
+    for b, (name, honest, parent) in zip(blocks, asked, strict=True):
+        real = int(w.real_ts(b.time))
+        assert name == b.producer and honest == max(real, parent + 1)
+        want = {"early": parent + 1, "late": max(parent + 1, real + MAX_FUTURE_S),
+                "fair": honest}
+        assert b.timestamp == want[b.producer] == w.backend.block(b.number).timestamp, b
+
+
+def test_send_raw_reaches_the_contract_and_reverts_like_a_call():
+    from proml_sim.errors import TransactionFailed
+
+    w = World(seed=1, profile="consortium-fast")
+    op = w.add_participant("op", "dom-a", "eu")
+    w.setup([("op", "Model", "operator")])
+    mc = w.clients["Model"]
+    with pytest.raises(TransactionFailed, match="reverted"):  # an unknown selector
+        mc.send_raw(op.signer, bytes.fromhex("deadbeef") + b"\0" * 32)
+    good = mc.contract_abi.encode_call("register", [b"\x05" * 32, b"\x00" * 32, "", []])
+    assert mc.send_raw(op.signer, good) is None
+    assert mc.exists(mc.artefact_id(op.address, b"\x05" * 32))
