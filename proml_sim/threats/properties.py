@@ -807,6 +807,11 @@ class ThreatMachine(RuleBasedStateMachine):
         """One organisation, two approver accounts: the admin grants the step's role to a
         second account in the domain of one that approved; the second account approves too."""
         t = self._approval_step(aid)
+        if t is None and any(u.approvals > 1 and u.count == "domains"
+                             for u in self.ir.transitions):
+            # the drawn artefact has moved past its approvals (or is a probe id): a fresh one
+            aid = self._register_honestly(None)
+            t = self._approval_step(aid)
         if t is None or t.count != "domains":
             return
         digest = self._honest_digest(aid, t)
@@ -815,7 +820,19 @@ class ThreatMachine(RuleBasedStateMachine):
         if not approvers:
             first = self._eligible(aid, t, digest)
             if not first:
-                return
+                # earlier steps revoked or separated every holder: the role admin appoints one
+                separated = {self.oracle.last_actor.get((aid, self.ir.transition(o).index))
+                             for o in t.separate_from}
+                candidates = [i for i in INSIDERS if self.accounts[i] not in separated]
+                if not candidates:
+                    return
+                pick = data.draw(st.sampled_from(candidates), label="appointed approver")
+                granter = self._holder_of((self.ir.role(t.by[0]).admin,))
+                self.op("grant", granter, t.by[0], self.accounts[pick], DOMAINS[pick % 3],
+                        label="appointed approver")
+                first = self._eligible(aid, t, digest)
+                if not first:
+                    return
             self._fire(data.draw(st.sampled_from(first), label="approver"), t, aid, digest)
             approvers = self.oracle.approvers.get(key, [])
             if not approvers:

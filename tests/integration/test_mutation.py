@@ -64,6 +64,17 @@ def test_required_mutant_is_killed(mid: str) -> None:
     assert 1 <= result.examples <= 40
 
 
+@pytest.mark.parametrize("seed", [5])
+def test_sybil_approvers_are_caught_at_seeds_that_once_missed_them(seed: int) -> None:
+    """Mutant o (k-of-n counts accounts, not trust domains) survived 40 examples at this
+    seed while the sybil rule only used the drawn artefact and its current approvers; it now
+    registers a fresh artefact and has the admin appoint an approver when needed."""
+    m = MODEL_MUTANTS["o-domains-as-accounts"]
+    result = run_threat_properties(build_mutant(m, Model), m.layout, max_examples=40, seed=seed)
+    assert not result.passed, f"survived {result.examples} examples"
+    assert result.prop in ("threshold", "lock-step"), result.failure
+
+
 @pytest.mark.parametrize("layout", ["registry", "clone"])
 def test_the_unmutated_contract_survives(layout: str) -> None:
     result = run_threat_properties(compile_artefact(Model), layout, max_examples=5, seed=0)
