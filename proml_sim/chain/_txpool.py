@@ -10,6 +10,7 @@ the same pool rules (see :meth:`~proml_sim.chain.base.ChainBackend.submit` and
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -454,3 +455,67 @@ class BlockListReads:
         last = len(self._blocks) - 1 if to_block is None else to_block
         return filter_logs(self._logs, address, from_block, last, topics)
 
+
+
+@dataclass(slots=True)
+class ChainSnapshot:
+    """What :class:`SnapshotBookkeeping` keeps per snapshot."""
+
+    state: Any  # the engine's own mark (:meth:`SnapshotBookkeeping._state_mark`)
+    n_blocks: int
+    n_logs: int
+    pool: tuple[dict[bytes, PendingTx], int]
+
+
+class SnapshotBookkeeping:
+    """``snapshot``/``revert``/``release`` of an in-process engine: blocks, receipts, logs and
+    the pool are rolled back here; the engine's state through three hooks:
+    ``_state_mark()`` (start journaling if needed; a mark to roll back to),
+    ``_state_rollback(mark)`` and ``_state_stop()`` (no snapshot left: stop journaling).
+    The engine calls ``_init_snapshots()`` in its constructor."""
+
+    _blocks: list[BlockInfo]
+    _logs: list[Log]
+    _receipts: dict[bytes, Any]
+    _pool: TxPool
+
+    def _init_snapshots(self) -> None:
+        self._snapshots: dict[int, ChainSnapshot] = {}
+        self._snapshot_ids = itertools.count(1)
+
+    def _state_mark(self) -> Any:
+        raise NotImplementedError
+
+    def _state_rollback(self, mark: Any) -> None:
+        raise NotImplementedError
+
+    def _state_stop(self) -> None:
+        raise NotImplementedError
+
+    def snapshot(self) -> int:
+        sid = next(self._snapshot_ids)
+        self._snapshots[sid] = ChainSnapshot(
+            self._state_mark(), len(self._blocks), len(self._logs), self._pool.snapshot()
+        )
+        return sid
+
+    def revert(self, snapshot_id: int) -> None:
+        snap = self._snapshots.get(snapshot_id)
+        if snap is None:
+            raise EngineError(
+                f"unknown snapshot id {snapshot_id}; live snapshots: {sorted(self._snapshots)}"
+            )
+        for sid in [s for s in self._snapshots if s > snapshot_id]:
+            del self._snapshots[sid]
+        self._state_rollback(snap.state)
+        for info in self._blocks[snap.n_blocks :]:
+            for h in info.tx_hashes:
+                self._receipts.pop(h, None)
+        del self._blocks[snap.n_blocks :]
+        del self._logs[snap.n_logs :]
+        self._pool.restore(snap.pool)
+
+    def release(self, snapshot_id: int) -> None:
+        self._snapshots.pop(snapshot_id, None)
+        if not self._snapshots:
+            self._state_stop()

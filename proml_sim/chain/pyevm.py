@@ -41,9 +41,7 @@ system calls (EIP-4788 beacon root, EIP-2935 history contract) and carry no requ
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, cast
 
 from eth import constants as evm_constants
@@ -84,6 +82,7 @@ from proml_sim.chain._txpool import (
     TX_BASE_GAS,
     BlockListReads,
     PendingTx,
+    SnapshotBookkeeping,
     TxPool,
     decode_type2_items,
     encode_receipt,
@@ -459,21 +458,12 @@ class _UndoDB(MemoryDB):
 
 
 # ---------------------------------------------------------------------------------------------
-# pool entries
+# decoding
 # ---------------------------------------------------------------------------------------------
-@dataclass(slots=True)
-class _Snapshot:
-    undo_position: int
-    head: Any
-    n_blocks: int
-    pool: tuple[dict[bytes, PendingTx], int]
-    n_logs: int
-
-
 def _decode_dynamic_fee(raw: bytes) -> Any:
     """py-evm's type-2 transaction object for ``raw``, built without pyrlp's sedes machinery
-    (a third of the submit cost).  pyrlp's strict raw decoder still checks the RLP is canonical;
-    scalars are checked for leading zeros here, ranges by ``tx.validate()`` afterwards.
+    (a third of the submit cost).  ``decode_type2_items`` checks the RLP is canonical, as
+    pyrlp's strict decoder does; scalars are checked for leading zeros here, ranges by ``tx.validate()`` afterwards.
     Transactions with a non-empty access list take py-evm's own decoder."""
     items = decode_type2_items(raw)
     if items[8] != []:
@@ -499,7 +489,7 @@ def _decode_dynamic_fee(raw: bytes) -> Any:
 # ---------------------------------------------------------------------------------------------
 # the backend
 # ---------------------------------------------------------------------------------------------
-class PyEVMBackend(BlockListReads, ChainBackend):
+class PyEVMBackend(SnapshotBookkeeping, BlockListReads, ChainBackend):
     """py-evm with an explicit, deterministic block producer.  See the module docstring."""
 
     name = "py-evm"
@@ -544,8 +534,7 @@ class PyEVMBackend(BlockListReads, ChainBackend):
         self._receipts: dict[bytes, Receipt] = {}
         self._logs: list[Log] = []
         self._pool = TxPool()
-        self._snapshots: dict[int, _Snapshot] = {}
-        self._snapshot_ids = itertools.count(1)
+        self._init_snapshots()
         self._read_vm: Any = None
         self._next_base_fee = 0
         self._checksums: dict[bytes, str] = {}
@@ -871,42 +860,22 @@ class PyEVMBackend(BlockListReads, ChainBackend):
     def code(self, address: str) -> bytes:
         return cast(bytes, self._reader().get_code(self._canon(address)))
 
-    # -- snapshots ------------------------------------------------------------------------------
-    def snapshot(self) -> int:
+    # -- snapshots (SnapshotBookkeeping's hooks) ------------------------------------------------
+    def _state_mark(self) -> Any:
         if self._db.undo is None:
             self._db.undo = []
-        sid = next(self._snapshot_ids)
-        self._snapshots[sid] = _Snapshot(
-            undo_position=len(self._db.undo),
-            head=self._head,
-            n_blocks=len(self._blocks),
-            pool=self._pool.snapshot(),
-            n_logs=len(self._logs),
-        )
-        return sid
+        return len(self._db.undo), self._head
+
+    def _state_rollback(self, mark: Any) -> None:
+        position, self._head = mark
+        self._db.rollback(position)
+
+    def _state_stop(self) -> None:
+        self._db.undo = None  # nothing left to roll back to: stop journaling
 
     def revert(self, snapshot_id: int) -> None:
-        snap = self._snapshots.get(snapshot_id)
-        if snap is None:
-            raise EngineError(
-                f"unknown snapshot id {snapshot_id}; live snapshots: {sorted(self._snapshots)}"
-            )
-        for sid in [s for s in self._snapshots if s > snapshot_id]:
-            del self._snapshots[sid]
-        self._db.rollback(snap.undo_position)
-        for info in self._blocks[snap.n_blocks :]:
-            for h in info.tx_hashes:
-                self._receipts.pop(h, None)
-        del self._blocks[snap.n_blocks :]
-        del self._logs[snap.n_logs :]
-        self._head = snap.head
-        self._pool.restore(snap.pool)
+        super().revert(snapshot_id)
         self._invalidate()
-
-    def release(self, snapshot_id: int) -> None:
-        self._snapshots.pop(snapshot_id, None)
-        if not self._snapshots:
-            self._db.undo = None  # nothing left to roll back to: stop journaling
 
     # -- fees -----------------------------------------------------------------------------------
     def base_fee(self) -> int:

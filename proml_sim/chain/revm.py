@@ -45,7 +45,6 @@ recovery with block production (a node verifies signatures while it builds).
 
 from __future__ import annotations
 
-import itertools
 import multiprocessing
 import os
 import re
@@ -59,6 +58,7 @@ from proml_sim.chain._txpool import (
     TX_BASE_GAS,
     BlockListReads,
     PendingTx,
+    SnapshotBookkeeping,
     TxPool,
     decode_type2_items,
     floor_gas,
@@ -374,15 +374,7 @@ class _Outcome:
     created: bytes | None
 
 
-@dataclass(slots=True)
-class _Snapshot:
-    undo_position: int
-    n_blocks: int
-    n_logs: int
-    pool: tuple[dict[bytes, PendingTx], int]
-
-
-class RevmBackend(BlockListReads, ChainBackend):
+class RevmBackend(SnapshotBookkeeping, BlockListReads, ChainBackend):
     """revm with an explicit, deterministic block producer.  See the module docstring.
 
     ``workers``: worker processes that recover senders in :meth:`submit_many` and
@@ -437,8 +429,7 @@ class RevmBackend(BlockListReads, ChainBackend):
         self._receipts: dict[bytes, Receipt] = {}
         self._logs: list[Log] = []
         self._pool = TxPool()
-        self._snapshots: dict[int, _Snapshot] = {}
-        self._snapshot_ids = itertools.count(1)
+        self._init_snapshots()
         self._env_block: tuple[int, int, int] | None = None
         self._checksums: dict[bytes, str] = {}
 
@@ -928,17 +919,16 @@ class RevmBackend(BlockListReads, ChainBackend):
         return self._code.get(to_canonical_address(address), b"")
 
     # -- snapshots ------------------------------------------------------------------------------
-    def snapshot(self) -> int:
+    def _state_mark(self) -> Any:
         if self._undo is None:
             self._undo = []
-        sid = next(self._snapshot_ids)
-        self._snapshots[sid] = _Snapshot(
-            undo_position=len(self._undo),
-            n_blocks=len(self._blocks),
-            n_logs=len(self._logs),
-            pool=self._pool.snapshot(),
-        )
-        return sid
+        return len(self._undo)
+
+    def _state_stop(self) -> None:
+        self._undo = None  # nothing left to roll back to: stop journaling
+
+    def _state_rollback(self, mark: Any) -> None:
+        self._undo_to(mark)
 
     def _undo_to(self, position: int) -> None:
         undo = self._undo
@@ -969,27 +959,6 @@ class RevmBackend(BlockListReads, ChainBackend):
             evm.insert_account_info("0x" + address.hex(), acct)
         if slots:
             self._write_storage([(a, k, v) for (a, k), v in slots.items()])
-
-    def revert(self, snapshot_id: int) -> None:
-        snap = self._snapshots.get(snapshot_id)
-        if snap is None:
-            raise EngineError(
-                f"unknown snapshot id {snapshot_id}; live snapshots: {sorted(self._snapshots)}"
-            )
-        for sid in [s for s in self._snapshots if s > snapshot_id]:
-            del self._snapshots[sid]
-        self._undo_to(snap.undo_position)
-        for info in self._blocks[snap.n_blocks :]:
-            for h in info.tx_hashes:
-                self._receipts.pop(h, None)
-        del self._blocks[snap.n_blocks :]
-        del self._logs[snap.n_logs :]
-        self._pool.restore(snap.pool)
-
-    def release(self, snapshot_id: int) -> None:
-        self._snapshots.pop(snapshot_id, None)
-        if not self._snapshots:
-            self._undo = None  # nothing left to roll back to: stop journaling
 
     # -- fees -----------------------------------------------------------------------------------
     def base_fee(self) -> int:
