@@ -467,6 +467,19 @@ class ChainSnapshot:
     pool: tuple[dict[bytes, PendingTx], int]
 
 
+def rewind_snapshots(snapshots: dict[int, Any], snapshot_id: int) -> Any:
+    """The snapshot ``snapshot_id`` of ``snapshots``, forgetting every later one (reverting to
+    it invalidates them); :class:`EngineError` naming the live ids if it is unknown."""
+    snap = snapshots.get(snapshot_id)
+    if snap is None:
+        raise EngineError(
+            f"unknown snapshot id {snapshot_id}; live snapshots: {sorted(snapshots)}"
+        )
+    for sid in [s for s in snapshots if s > snapshot_id]:
+        del snapshots[sid]
+    return snap
+
+
 class SnapshotBookkeeping:
     """``snapshot``/``revert``/``release`` of an in-process engine: blocks, receipts, logs and
     the pool are rolled back here; the engine's state through three hooks:
@@ -500,13 +513,7 @@ class SnapshotBookkeeping:
         return sid
 
     def revert(self, snapshot_id: int) -> None:
-        snap = self._snapshots.get(snapshot_id)
-        if snap is None:
-            raise EngineError(
-                f"unknown snapshot id {snapshot_id}; live snapshots: {sorted(self._snapshots)}"
-            )
-        for sid in [s for s in self._snapshots if s > snapshot_id]:
-            del self._snapshots[sid]
+        snap = rewind_snapshots(self._snapshots, snapshot_id)
         self._state_rollback(snap.state)
         for info in self._blocks[snap.n_blocks :]:
             for h in info.tx_hashes:

@@ -463,8 +463,9 @@ class _UndoDB(MemoryDB):
 def _decode_dynamic_fee(raw: bytes) -> Any:
     """py-evm's type-2 transaction object for ``raw``, built without pyrlp's sedes machinery
     (a third of the submit cost).  ``decode_type2_items`` checks the RLP is canonical, as
-    pyrlp's strict decoder does; scalars are checked for leading zeros here, ranges by ``tx.validate()`` afterwards.
-    Transactions with a non-empty access list take py-evm's own decoder."""
+    pyrlp's strict decoder does; scalars are checked for leading zeros here, ranges by
+    ``tx.validate()`` afterwards.  Transactions with a non-empty access list take py-evm's own
+    decoder."""
     items = decode_type2_items(raw)
     if items[8] != []:
         return _PRAGUE_TX_BUILDER.decode(raw)

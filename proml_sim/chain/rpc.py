@@ -33,7 +33,7 @@ from typing import Any
 import rlp
 from eth_utils.address import to_checksum_address
 
-from proml_sim.chain._txpool import next_base_fee
+from proml_sim.chain._txpool import next_base_fee, rewind_snapshots
 from proml_sim.chain.abi import decode_revert_reason
 from proml_sim.chain.base import BlockInfo, CallResult, ChainBackend, Log, Receipt
 from proml_sim.chain.trie import keccak
@@ -368,14 +368,7 @@ class RPCBackend(ChainBackend):
         return sid
 
     def revert(self, snapshot_id: int) -> None:
-        snap = self._snapshots.get(snapshot_id)
-        if snap is None:
-            raise EngineError(
-                f"unknown snapshot id {snapshot_id}; live snapshots: {sorted(self._snapshots)}"
-            )
-        for sid in [s for s in self._snapshots if s > snapshot_id]:
-            del self._snapshots[sid]
-        node_id, pending = snap
+        node_id, pending = rewind_snapshots(self._snapshots, snapshot_id)
         if not self._rpc("evm_revert", [node_id]):
             raise EngineError(f"the node refused to revert to its snapshot {node_id}")
         # a node's revert consumes the snapshot; ours stays valid: take it again
