@@ -489,7 +489,7 @@ class LifecycleClient:
                 if not self.codec.knows(log.topics):
                     continue
                 name, args = self.codec.decode_log(log)
-                out.append(_to_event(name, args))
+                out.append(event_from_args(name, args))
             return out
         # only the factory and the contracts it created (whatever block they were created in)
         created = {
@@ -507,7 +507,7 @@ class LifecycleClient:
                 continue
             name, args = codec.decode_log(log)
             if name in EVENT_TYPES:
-                out.append(_to_event(name, args))
+                out.append(event_from_args(name, args))
         return out
 
     def history(self, artefact: bytes) -> list[HistoryEntry]:
@@ -638,7 +638,9 @@ def _send(backend: ChainBackend, signer: Any, to: str | None, data: bytes, gas: 
     return backend.submit(raw)
 
 
-def _to_event(name: str, args: dict[str, Any]) -> LifecycleEvent:
+def event_from_args(name: str, args: dict[str, Any]) -> LifecycleEvent:
+    """The typed lifecycle event for an ABI-decoded log (``codec.decode_log``): addresses
+    checksummed, byte arrays as ``bytes``, lists as tuples."""
     cls = EVENT_TYPES[name]
     fields = [f.name for f in dataclasses.fields(cls)]
     kw: dict[str, Any] = {}

@@ -37,10 +37,6 @@ JOURNAL_FORMAT = 1
 _HEADER = struct.Struct(">II")  # payload length, CRC-32 of payload
 
 
-def _atomic_json(path: Path, obj: Any) -> None:
-    atomic_write_json(path, obj, mkdir=False)
-
-
 class JournaledChain(ChainBackend):
     """A :class:`PyEVMBackend` whose blocks persist in ``directory``."""
 
@@ -95,7 +91,7 @@ class JournaledChain(ChainBackend):
         funded = list(funded)
         probe = PyEVMBackend(funded=funded, chain_id=chain_id, gas_limit=gas_limit,
                              genesis_timestamp=genesis_timestamp)
-        _atomic_json(d / "chain.json", {
+        atomic_write_json(d / "chain.json", mkdir=False, obj={
             "format": JOURNAL_FORMAT, "chain_id": chain_id, "gas_limit": gas_limit,
             "genesis_timestamp": genesis_timestamp, "funded": funded,
             "genesis_hash": probe.block(0).hash.hex(),

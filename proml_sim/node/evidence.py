@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from eth_utils.address import is_address, to_checksum_address
 
-from proml_sim.chain.client import _to_event
+from proml_sim.chain.client import event_from_args
 from proml_sim.errors import NodeError, StoreError, UnknownName
 from proml_sim.fsutil import atomic_write_with
 from proml_sim.ir import (
@@ -30,8 +30,8 @@ from proml_sim.ir import (
     Registered,
 )
 from proml_sim.node.records import Record
-from proml_sim.node.service import ArtefactRef, ProMLNode, name_salt
-from proml_sim.node.store import BlobStore, _check_digest, sha256_file
+from proml_sim.node.service import ArtefactRef, ProMLNode, find_named, name_salt
+from proml_sim.node.store import BlobStore, check_digest, sha256_file
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ def hexdigest(digest: str | bytes) -> str:
         if len(digest) != 32:
             raise StoreError(f"a SHA-256 digest has 32 bytes, not {len(digest)}")
         return digest.hex()
-    return _check_digest(digest)
+    return check_digest(digest)
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
@@ -261,18 +261,8 @@ def resolve(source: EvidenceSource, ref: str | bytes | ArtefactRef) -> ArtefactR
                               "check the id")
         lc, ev = hits[0]
         return ArtefactRef(lc, aid, _name_of(source, ev))
-    name, _, registrant = ref.partition("@")
-    salt = name_salt(name)
-    found = [(lc, ev) for lc, ev in regs if ev.salt == salt and (
-        not registrant or ev.registrant.lower() == registrant.lower())]
-    if not found:
-        raise UnknownName(f"no artefact named {name!r} in {source.describe()}; check the name "
-                          "(or pass its 0x id)")
-    if len(found) > 1:
-        who = ", ".join(f"{name}@{ev.registrant} ({lc})" for lc, ev in found)
-        raise UnknownName(f"the name {name!r} is ambiguous: {who}; use one of these forms")
-    lc, ev = found[0]
-    return ArtefactRef(lc, ev.id, name)
+    return find_named(ref, regs, f"in {source.describe()}",
+                      "check the name (or pass its 0x id)")
 
 
 def _name_of(source: EvidenceSource, ev: Registered) -> str | None:
@@ -312,7 +302,7 @@ def collect_events(backend: Any, lifecycle: str, address: str, codec: Any
             senders[log.tx_hash] = receipt.sender if receipt is not None else ""
         out.append(ChainEvent(lifecycle, log.address, log.block_number,
                               times[log.block_number], log.tx_hash, log.tx_index, log.log_index,
-                              senders[log.tx_hash], _to_event(name, args)))
+                              senders[log.tx_hash], event_from_args(name, args)))
     return out
 
 

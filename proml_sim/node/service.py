@@ -31,9 +31,10 @@ from proml_sim.chain import KeyRing, derive_private_keys
 from proml_sim.chain.anchor import AnchorClient
 from proml_sim.chain.base import ChainBackend
 from proml_sim.chain.client import LifecycleClient
-from proml_sim.chain.journal import JournaledChain, _atomic_json
+from proml_sim.chain.journal import JournaledChain
 from proml_sim.compiler import compile_artefact
 from proml_sim.errors import HomeError, NodeError, UnknownName
+from proml_sim.fsutil import atomic_write_json
 from proml_sim.ir import ZERO32, HistoryEntry, Registered, StepResult
 from proml_sim.lifecycles import PAPER_LIFECYCLES
 from proml_sim.node.records import FileRef, InputRef, Record, environment
@@ -68,6 +69,25 @@ class ArtefactRef:
     @property
     def hex(self) -> str:
         return "0x" + self.id.hex()
+
+
+def find_named(ref: str, registrations: Iterable[tuple[str, Registered]], where: str,
+               hint: str) -> ArtefactRef:
+    """The one registration named by ``ref`` (``name`` or ``name@0xregistrant``; a name is
+    found through its registration salt) among ``(lifecycle, Registered)`` pairs;
+    :class:`UnknownName` saying ``where`` it looked and ``hint`` if none, or the candidates if
+    several."""
+    name, _, registrant = ref.partition("@")
+    salt = name_salt(name)
+    found = [(lc, ev) for lc, ev in registrations if ev.salt == salt and (
+        not registrant or ev.registrant.lower() == registrant.lower())]
+    if not found:
+        raise UnknownName(f"no artefact named {name!r} {where}; {hint}")
+    if len(found) > 1:
+        who = ", ".join(f"{name}@{ev.registrant} ({lc})" for lc, ev in found)
+        raise UnknownName(f"the name {name!r} is ambiguous: {who}; use one of these forms")
+    lc, ev = found[0]
+    return ArtefactRef(lc, ev.id, name)
 
 
 @dataclass
@@ -140,7 +160,8 @@ class ProMLNode:
         if new_chain:
             config["contracts"] = _deploy_all(backend, signer, domain)
             if isinstance(backend, JournaledChain):
-                _atomic_json(backend.directory / "deployments.json", config["contracts"])
+                atomic_write_json(backend.directory / "deployments.json", config["contracts"],
+                                  mkdir=False)
         elif contracts is not None:
             config["contracts"] = dict(contracts)
         elif isinstance(backend, JournaledChain):
@@ -154,7 +175,7 @@ class ProMLNode:
         else:
             raise HomeError("joining an RPC chain needs the contract addresses (--contracts)")
         _write_keys(home / "keys.json", address, private_key)
-        _atomic_json(home / "node.json", config)
+        atomic_write_json(home / "node.json", config, mkdir=False)
         return cls(home, config, keys, backend)
 
     @classmethod
@@ -223,22 +244,10 @@ class ProMLNode:
                 if c.exists(aid):
                     return ArtefactRef(lc, aid, self.name_of(lc, aid))
             raise UnknownName(f"no artefact with id {ref} on this chain; check the id")
-        name, _, registrant = ref.partition("@")
-        salt = name_salt(name)
-        found = []
-        for lc, c in self.clients.items():
-            for ev in c.events():
-                if isinstance(ev, Registered) and ev.salt == salt and (
-                        not registrant or ev.registrant.lower() == registrant.lower()):
-                    found.append((lc, ev))
-        if not found:
-            raise UnknownName(f"no artefact named {name!r} on this chain; register it with "
-                              "`proml register` or check the name")
-        if len(found) > 1:
-            who = ", ".join(f"{name}@{ev.registrant} ({lc})" for lc, ev in found)
-            raise UnknownName(f"the name {name!r} is ambiguous: {who}; use one of these forms")
-        lc, ev = found[0]
-        return ArtefactRef(lc, ev.id, name)
+        registrations = [(lc, ev) for lc, c in self.clients.items() for ev in c.events()
+                         if isinstance(ev, Registered)]
+        return find_named(ref, registrations, "on this chain",
+                          "register it with `proml register` or check the name")
 
     def name_of(self, lifecycle: str, aid: bytes) -> str | None:
         """The record's name for a registration, if its record is available."""

@@ -50,7 +50,7 @@ class Blob:
     size: int
 
 
-def _check_digest(digest: str) -> str:
+def check_digest(digest: str) -> str:
     d = digest.lower().removeprefix("0x")
     if len(d) != 64 or any(c not in "0123456789abcdef" for c in d):
         raise StoreError(f"{digest!r} is not a SHA-256 hex digest (64 hex characters)")
@@ -76,7 +76,7 @@ class BlobStore:
         self.replicas = [Path(r) for r in replicas]
 
     def path_of(self, digest: str) -> Path:
-        d = _check_digest(digest)
+        d = check_digest(digest)
         return self.objects / d[:2] / d[2:]
 
     def has(self, digest: str) -> bool:
@@ -144,7 +144,7 @@ class BlobStore:
 
     # -- reading ---------------------------------------------------------------------------
     def _verified_path(self, digest: str) -> Path:
-        d = _check_digest(digest)
+        d = check_digest(digest)
         path = self.path_of(d)
         problem = None
         if path.exists():

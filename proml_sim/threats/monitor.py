@@ -35,8 +35,8 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 
 from proml_sim.chain.base import ChainBackend
+from proml_sim.chain.client import event_from_args
 from proml_sim.ir import (
-    EVENT_TYPES,
     Approved,
     LifecycleEvent,
     LifecycleIR,
@@ -184,7 +184,7 @@ class ChainReader:
             if not codec.knows(log.topics):
                 continue
             name, args = codec.decode_log(log)
-            out.append(ChainEvent(_event(name, args), log.block_number,
+            out.append(ChainEvent(event_from_args(name, args), log.block_number,
                                   self._time(log.block_number), log.tx_hash))
         self.next_block = head + 1
         return out
@@ -194,20 +194,6 @@ class ChainReader:
         if t is None:
             t = self._times[number] = self.backend.block(number).timestamp
         return t
-
-
-def _event(name: str, args: dict[str, Any]) -> LifecycleEvent:
-    cls = EVENT_TYPES[name]
-    kw: dict[str, Any] = {}
-    for f, v in args.items():
-        if isinstance(v, str) and v.startswith("0x") and len(v) == 42:
-            v = to_checksum_address(v)
-        elif isinstance(v, list | tuple):
-            v = tuple(bytes(x) for x in v)
-        elif isinstance(v, bytes | bytearray):
-            v = bytes(v)
-        kw[f] = v
-    return cls(**kw)  # type: ignore[no-any-return]
 
 
 def activities(events: Sequence[ChainEvent], ir: LifecycleIR) -> list[Activity]:

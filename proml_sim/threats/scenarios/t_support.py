@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from proml_sim.chain.client import event_from_args
 from proml_sim.ir import ZERO32, LifecycleIR, Registered, Transitioned
 from proml_sim.lifecycles import Dataset, Model
 from proml_sim.node.store import BlobStore, sha256_file
@@ -186,15 +187,13 @@ def downstream_from_events(world: World, lifecycle: str, aid: bytes, version: in
 
 def _chain_events(world: World, lifecycle: str) -> list[tuple[int, int, Any]]:
     """(block, log index, event) of one lifecycle contract, in chain order."""
-    from proml_sim.chain.client import _to_event
-
     c = world.clients[lifecycle]
     assert world.backend is not None
     out = []
     for log in world.backend.logs(c.address):
         if c.codec.knows(log.topics):
             name, args = c.codec.decode_log(log)
-            out.append((log.block_number, log.log_index, _to_event(name, args)))
+            out.append((log.block_number, log.log_index, event_from_args(name, args)))
     return out
 
 
