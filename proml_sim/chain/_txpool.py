@@ -18,7 +18,7 @@ from typing import Any
 import coincurve
 import rlp
 
-from proml_sim.chain.accounts import SECP256K1_N
+from proml_sim.chain.accounts import SECP256K1_N, Signer, TxSender
 from proml_sim.chain.base import BlockInfo, Log
 from proml_sim.chain.trie import keccak, rlp_encode_bytes, rlp_encode_list
 from proml_sim.errors import EngineError
@@ -526,3 +526,18 @@ class SnapshotBookkeeping:
         self._snapshots.pop(snapshot_id, None)
         if not self._snapshots:
             self._state_stop()
+
+
+class FaucetMixin:
+    """The pre-funded faucet of an in-process engine (its key is the same on every engine)."""
+
+    _faucet: Signer
+
+    @property
+    def faucet_address(self) -> str:
+        """Address of the pre-funded faucet account."""
+        return self._faucet.address
+
+    def faucet_send(self, to: str, wei: int) -> bytes:
+        """Submit a transfer of ``wei`` from the faucet to ``to``; it lands in the next block."""
+        return TxSender(self, self._faucet).send(to, b"", gas=TX_BASE_GAS, value=wei)  # type: ignore[arg-type]

@@ -81,6 +81,7 @@ from eth_utils.exceptions import ValidationError
 from proml_sim.chain._txpool import (
     TX_BASE_GAS,
     BlockListReads,
+    FaucetMixin,
     PendingTx,
     SnapshotBookkeeping,
     TxPool,
@@ -91,7 +92,7 @@ from proml_sim.chain._txpool import (
     scalar,
 )
 from proml_sim.chain.abi import decode_revert_reason
-from proml_sim.chain.accounts import Signer, TxSender, derive_private_keys
+from proml_sim.chain.accounts import Signer, derive_private_keys
 from proml_sim.chain.base import BlockInfo, CallResult, ChainBackend, Log, Receipt
 from proml_sim.chain.trie import keccak, ordered_trie_root, rlp_encode_list
 from proml_sim.errors import (
@@ -490,7 +491,7 @@ def _decode_dynamic_fee(raw: bytes) -> Any:
 # ---------------------------------------------------------------------------------------------
 # the backend
 # ---------------------------------------------------------------------------------------------
-class PyEVMBackend(SnapshotBookkeeping, BlockListReads, ChainBackend):
+class PyEVMBackend(FaucetMixin, SnapshotBookkeeping, BlockListReads, ChainBackend):
     """py-evm with an explicit, deterministic block producer.  See the module docstring."""
 
     name = "py-evm"
@@ -590,15 +591,6 @@ class PyEVMBackend(SnapshotBookkeeping, BlockListReads, ChainBackend):
     def _invalidate(self) -> None:
         self._read_vm = None
         self._pool.invalidate()
-
-    @property
-    def faucet_address(self) -> str:
-        """Address of the pre-funded faucet account."""
-        return self._faucet.address
-
-    def faucet_send(self, to: str, wei: int) -> bytes:
-        """Submit a transfer of ``wei`` from the faucet to ``to``; it lands in the next block."""
-        return TxSender(self, self._faucet).send(to, b"", gas=TX_BASE_GAS, value=wei)
 
     # -- transactions ---------------------------------------------------------------------------
     def submit(self, raw_tx: bytes) -> bytes:

@@ -57,6 +57,7 @@ from eth_utils.address import to_canonical_address, to_checksum_address
 from proml_sim.chain._txpool import (
     TX_BASE_GAS,
     BlockListReads,
+    FaucetMixin,
     PendingTx,
     SnapshotBookkeeping,
     TxPool,
@@ -68,7 +69,7 @@ from proml_sim.chain._txpool import (
     scalar,
 )
 from proml_sim.chain.abi import decode_revert_reason
-from proml_sim.chain.accounts import Signer, TxSender, derive_private_keys
+from proml_sim.chain.accounts import Signer, derive_private_keys
 from proml_sim.chain.base import BlockInfo, CallResult, ChainBackend, Log, Receipt
 from proml_sim.chain.pyevm import FAUCET_BALANCE, FAUCET_SEED
 from proml_sim.chain.trie import keccak, rlp_encode_bytes, rlp_encode_list
@@ -374,7 +375,7 @@ class _Outcome:
     created: bytes | None
 
 
-class RevmBackend(SnapshotBookkeeping, BlockListReads, ChainBackend):
+class RevmBackend(FaucetMixin, SnapshotBookkeeping, BlockListReads, ChainBackend):
     """revm with an explicit, deterministic block producer.  See the module docstring.
 
     ``workers``: worker processes that recover senders in :meth:`submit_many` and
@@ -505,15 +506,6 @@ class RevmBackend(SnapshotBookkeeping, BlockListReads, ChainBackend):
             base_fee=base_fee,
             tx_hashes=tx_hashes,
         )
-
-    @property
-    def faucet_address(self) -> str:
-        """Address of the pre-funded faucet account (same key as the py-evm engine's)."""
-        return self._faucet.address
-
-    def faucet_send(self, to: str, wei: int) -> bytes:
-        """Submit a transfer of ``wei`` from the faucet to ``to``; it lands in the next block."""
-        return TxSender(self, self._faucet).send(to, b"", gas=TX_BASE_GAS, value=wei)
 
     # -- transactions ---------------------------------------------------------------------------
     def submit(self, raw_tx: bytes) -> bytes:
