@@ -664,6 +664,10 @@ class RevmBackend(FaucetMixin, SnapshotBookkeeping, BlockListReads, ChainBackend
         # read what changed while the journal still holds it, then revert (everything cold)
         text = evm.journal_str
         changes = _journal_changes(text, self._code_length)
+        sender_hex = "0x" + sender.hex()
+        if sender_hex not in changes.accounts:  # revm always loads the caller
+            evm.revert(checkpoint)
+            raise EngineError("unexpected pyrevm journal: the sender's account is not in it")
         created_infos = {}
         for a in changes.created:
             code = evm.get_code(a) or b""
@@ -681,14 +685,11 @@ class RevmBackend(FaucetMixin, SnapshotBookkeeping, BlockListReads, ChainBackend
             self._code.pop(address, None)
             self._code_len_hex.pop(address_hex, None)
             self._write_account(address, 0, 0)
-        refunded = False
+        # what message mode leaves out: the refund of unused gas (after the EIP-7623 floor)
+        balance, nonce = accounts[sender_hex]
+        accounts[sender_hex] = (balance + (tx.gas - gas_used) * price, nonce)
         for address_hex, (balance, nonce) in accounts.items():
             address = bytes.fromhex(address_hex[2:])
-            if address == sender:
-                # what message mode leaves out: the refund of unused gas (after the EIP-7623
-                # floor)
-                balance += (tx.gas - gas_used) * price
-                refunded = True
             if address_hex in created_infos:
                 created = address
                 code = created_infos[address_hex]
@@ -697,10 +698,6 @@ class RevmBackend(FaucetMixin, SnapshotBookkeeping, BlockListReads, ChainBackend
                     continue
             if balance != self._balance.get(address, 0) or nonce != self._nonce.get(address, 0):
                 self._write_account(address, balance, nonce)
-        if not refunded:  # the sender is always loaded; kept for safety
-            self._write_account(
-                sender, self._balance[sender] + (tx.gas - gas_used) * price, self._nonce[sender]
-            )
         tip_total = gas_used * (price - base_fee)  # the base fee is burnt
         if tip_total:
             self._write_account(
