@@ -30,6 +30,8 @@
         ├── UnknownName (LookupError)         an artefact name/id/file the node cannot resolve
         ├── BundleError                       an evidence bundle is malformed
         ├── StaleView                         a node's view failed a freshness check
+        ├── KeystoreError                     the node's key: unreadable, no passphrase source
+        │   └── WrongPassphrase (PermissionError)  the passphrase does not open the keystore
         └── ConsumerRefused                   a consumer refuses what it was served
             ├── DigestMismatch                bytes hash to no digest the chain recorded
             ├── RollbackRefused               older than the latest or than already seen
@@ -230,3 +232,11 @@ class NotApproved(ConsumerRefused):
 
 class TupleMismatch(ConsumerRefused):
     """The (model, dataset, evaluation) served is not the tuple the approvers bound."""
+
+
+class KeystoreError(NodeError):
+    """The node's key cannot be read, unlocked or written, or no passphrase source is given."""
+
+
+class WrongPassphrase(KeystoreError, PermissionError):
+    """The passphrase does not decrypt the keystore (its MAC does not match)."""

@@ -8,8 +8,10 @@ export build on these (``lineage.py``, ``verify.py``, ``bundle.py``, ``prov.py``
 
 Home directory (``--home``, default ``./.proml``)::
 
-    node.json    format, name, domain, address, chain (journal path or RPC URL), contracts
-    keys.json    the participant's private key (mode 0600)
+    node.json      format, name, domain, address, chain (journal path or RPC URL), contracts
+    keystore.json  the participant's private key, encrypted (Web3 Secret Storage v3; ``keys.py``)
+                   or keys.json, a plain key (``--plain-key``: tests and simulations only)
+    keys-retired/  keys replaced by `proml key rotate|import|encrypt` (never deleted)
     store/       the content-addressed blob store
 """
 
@@ -37,6 +39,7 @@ from proml_sim.errors import HomeError, NodeError, UnknownName
 from proml_sim.fsutil import atomic_write_json
 from proml_sim.ir import ZERO32, HistoryEntry, Registered, StepResult
 from proml_sim.lifecycles import PAPER_LIFECYCLES
+from proml_sim.node.keys import NodeKey, PassphraseSource, new_key_file, write_secret
 from proml_sim.node.records import FileRef, InputRef, Record, environment
 from proml_sim.node.store import Blob, BlobStore
 
@@ -103,11 +106,11 @@ class StepHandle:
 class ProMLNode:
     """A participant's node.  Use :meth:`init` once, then :meth:`open`."""
 
-    def __init__(self, home: Path, config: dict[str, Any], keys: KeyRing,
+    def __init__(self, home: Path, config: dict[str, Any], key: NodeKey,
                  backend: ChainBackend) -> None:
         self.home = home
         self.config = config
-        self.keys = keys
+        self.key = key  # unlocked on the first signature only: reads never need it
         self.address: str = config["address"]
         self.name: str = config["name"]
         self.domain: str = config["domain"]
@@ -127,20 +130,28 @@ class ProMLNode:
     def init(cls, home: str | Path = DEFAULT_HOME, *, name: str, domain: str,
              chain_dir: str | Path | None = None, new_chain: bool = False,
              rpc_url: str | None = None, contracts: dict[str, str] | None = None,
-             seed: str | None = None, replicas: Iterable[str | Path] = ()) -> ProMLNode:
+             seed: str | None = None, replicas: Iterable[str | Path] = (),
+             plain_key: bool = False, passphrase: str | PassphraseSource | None = None
+             ) -> ProMLNode:
         """Create a node home.  ``new_chain``: create the chain (journal at ``chain_dir``, or
         deploy on ``rpc_url``) and deploy the lifecycle contracts, this node being their admin;
         otherwise join the chain at ``chain_dir`` (contracts read from it) or at ``rpc_url``
-        (``contracts`` given)."""
+        (``contracts`` given).  The key is stored encrypted under ``passphrase`` (a string, or
+        a :class:`PassphraseSource`: file, ``$PROML_PASSPHRASE``, prompt); ``plain_key`` stores
+        it unencrypted, for tests and simulations only."""
         home = Path(home)
         if (home / "node.json").exists():
             raise HomeError(f"{home} is already a node home; use it, or pick another --home")
         domain_bytes(domain)
-        home.mkdir(parents=True, exist_ok=True)
         private_key = derive_private_keys(seed if seed is not None else os.urandom(32).hex(), 1,
                                           namespace="proml-node")[0]
         keys = KeyRing(owner=name)
         address = keys.add(private_key)
+        source = PassphraseSource.of(passphrase)
+        # the passphrase is asked before anything is created or deployed
+        key_name, key_obj = new_key_file(private_key, address, plain=plain_key,
+                                         passphrase=source, what=f"the new keystore of {home}")
+        home.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {"format": HOME_FORMAT, "name": name, "domain": domain,
                                   "address": address, "replicas": [str(r) for r in replicas]}
         if rpc_url:
@@ -174,12 +185,15 @@ class ProMLNode:
             _fund(backend, address)
         else:
             raise HomeError("joining an RPC chain needs the contract addresses (--contracts)")
-        _write_keys(home / "keys.json", address, private_key)
+        write_secret(home / key_name, key_obj)
         atomic_write_json(home / "node.json", config, mkdir=False)
-        return cls(home, config, keys, backend)
+        return cls(home, config, NodeKey(home, address, source, signer), backend)
 
     @classmethod
-    def open(cls, home: str | Path = DEFAULT_HOME) -> ProMLNode:
+    def open(cls, home: str | Path = DEFAULT_HOME, *,
+             passphrase: str | PassphraseSource | None = None) -> ProMLNode:
+        """Open a node home.  The key is not read here: it is unlocked (``passphrase``, else
+        ``$PROML_PASSPHRASE``, else a prompt) on the first write only."""
         home = Path(home)
         try:
             config = json.loads((home / "node.json").read_text())
@@ -192,12 +206,10 @@ class ProMLNode:
         if not isinstance(fmt, int) or fmt > HOME_FORMAT:
             raise HomeError(f"node home {home} has format {fmt!r}, newer than this proml-sim "
                             f"understands ({HOME_FORMAT}); upgrade proml-sim")
-        try:
-            kdata = json.loads((home / "keys.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise HomeError(f"cannot read the node's keys in {home / 'keys.json'}: {exc}") from exc
-        keys = KeyRing(owner=config["name"])
-        keys.add(bytes.fromhex(kdata["private_key"]))
+        key = NodeKey(home, config["address"], PassphraseSource.of(passphrase))
+        notice = key.legacy_notice()
+        if notice:
+            print(notice, file=sys.stderr)
         chain = config["chain"]
         backend: ChainBackend
         if chain["kind"] == "rpc":
@@ -206,15 +218,22 @@ class ProMLNode:
             backend = make_backend("rpc", rpc_url=chain["url"], funded=[config["address"]])
         else:
             backend = JournaledChain(chain["path"])
-        return cls(home, config, keys, backend)
+        return cls(home, config, key, backend)
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
     def signer(self) -> Any:
-        return self.keys.signer(self.address)
+        """The node's signer; the first use unlocks the key (may ask for the passphrase)."""
+        return self.key.signer()
+
+    @property
+    def keys(self) -> KeyRing:
+        """The node's key as a :class:`KeyRing` (unlocks the key)."""
+        return KeyRing([self.key.signer()], owner=self.name)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
+        self.key.signer()  # unlock (maybe prompt) before taking the chain's writer lock
         if isinstance(self.backend, JournaledChain):
             with self.backend.locked():
                 yield
@@ -459,17 +478,6 @@ class ProMLNode:
             return run
 
         return wrap
-
-
-def _write_keys(path: Path, address: str, private_key: bytes) -> None:
-    """The key file is created with mode 0600 before any byte of the key is written."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"address": address, "private_key": private_key.hex()}, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _jsonable(v: Any) -> Any:

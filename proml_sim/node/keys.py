@@ -1,0 +1,538 @@
+"""Keys at rest: the node's private key in an encrypted keystore, unlocked only to sign.
+
+The key lives in ``HOME/keystore.json``, a Web3 Secret Storage v3 file exactly as eth-account's
+``Account.encrypt`` writes it and geth reads it (scrypt + AES-128-CTR + keccak MAC).  Any v3 file
+decrypts whatever its KDF parameters (pbkdf2, or scrypt at any ``n``, ``r``, ``p``: they are read
+from the file), so a geth keystore can be imported as it is.
+
+Cost of a new keystore (:data:`SCRYPT_N`): scrypt with ``n = 2**16, r = 8, p = 1`` (64 MiB).
+geth's standard ``n = 2**18`` takes about 0.6 s per unlock here (pycryptodome), once per write
+command; geth's "light" cost (``n = 2**12, p = 6``) is too cheap for a key that may sit on a
+shared disk.  ``2**16`` unlocks in about 0.15 s on the project's 2-core machine (see
+docs/design.md, "Keys at rest") and costs an offline guesser a quarter of geth's standard.
+
+Passphrase, in this order (:class:`PassphraseSource`): ``--passphrase-file FILE`` (its first
+line), the environment variable ``PROML_PASSPHRASE``, an interactive prompt (``getpass``) when
+stdin is a terminal.  With none of these, :class:`~proml_sim.errors.KeystoreError` names the
+three ways; a wrong passphrase is :class:`~proml_sim.errors.WrongPassphrase`.
+
+Plain keys (``HOME/keys.json``, mode 0600) exist only behind an explicit flag meant for tests and
+simulations (``proml init --plain-key``, ``ProMLNode.init(..., plain_key=True)``); such a file
+carries ``"plain": true``.  A ``keys.json`` without that marker comes from an older proml-sim:
+it still opens, with a one-line notice suggesting ``proml key encrypt``.
+
+The key is unlocked lazily (:class:`NodeKey`): read-only commands never read it, never prompt.
+Retired keys (rotation, import, encryption) are moved to ``HOME/keys-retired/`` under geth's
+``UTC--<time>--<address>`` names, never deleted.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from proml_sim.errors import KeystoreError, WrongPassphrase
+from proml_sim.fsutil import atomic_write_with
+
+if TYPE_CHECKING:
+    from proml_sim.chain.accounts import Signer
+    from proml_sim.node.service import ProMLNode
+
+KEYSTORE = "keystore.json"
+PLAIN_KEYS = "keys.json"
+RETIRED = "keys-retired"
+#: a rotation's new key, written before any chain step so an interrupted rotation can resume
+NEXT_KEYSTORE = "keystore.next.json"
+PASSPHRASE_ENV = "PROML_PASSPHRASE"
+NEW_PASSPHRASE_ENV = "PROML_NEW_PASSPHRASE"
+#: scrypt cost of the keystores proml writes (see the module docstring for the measurement)
+SCRYPT_N = 2**16
+
+
+# -- passphrases ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PassphraseSource:
+    """Where a passphrase comes from: ``text`` (the Python API), else ``file`` (its first line),
+    else the environment variable ``env``, else a prompt when stdin is a terminal."""
+
+    file: str | Path | None = None
+    env: str = PASSPHRASE_ENV
+    text: str | None = field(default=None, repr=False)
+    option: str = "--passphrase-file"
+
+    @classmethod
+    def of(cls, value: str | PassphraseSource | None) -> PassphraseSource:
+        """A source from what the API accepts: a source, a passphrase string, or None."""
+        if isinstance(value, PassphraseSource):
+            return value
+        return cls(text=value)
+
+    def get(self, what: str, *, confirm: bool = False) -> str:
+        """The passphrase for ``what`` (named in the prompt and in errors).  ``confirm``: a new
+        passphrase, asked twice at a prompt."""
+        if self.text is not None:
+            return _non_empty(self.text, "the passphrase given")
+        if self.file is not None:
+            return _non_empty(read_passphrase_file(self.file), f"passphrase file {self.file}")
+        env = os.environ.get(self.env)
+        if env is not None:
+            return _non_empty(env, f"${self.env}")
+        if _interactive():
+            try:
+                first = getpass.getpass(f"passphrase for {what}: ")
+                if confirm and getpass.getpass("repeat the passphrase: ") != first:
+                    raise KeystoreError("the two passphrases differ; nothing was written, "
+                                        "try again")
+            except EOFError:
+                raise KeystoreError(f"no passphrase entered for {what}") from None
+            return _non_empty(first, "the passphrase entered")
+        raise KeystoreError(
+            f"{what} needs a passphrase: pass {self.option} FILE, set ${self.env}, or run in "
+            "a terminal to be prompted")
+
+
+def _interactive() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, OSError):  # a closed or detached stdin
+        return False
+
+
+def _non_empty(passphrase: str, where: str) -> str:
+    if not passphrase:
+        raise KeystoreError(f"{where} is empty; a keystore needs a non-empty passphrase")
+    return passphrase
+
+
+def read_passphrase_file(path: str | Path) -> str:
+    """The first line of a passphrase file (as geth's ``--password`` reads it)."""
+    try:
+        raw = Path(path).read_bytes()
+    except IsADirectoryError:
+        raise KeystoreError(f"passphrase file {path} is a directory; pass a file") from None
+    except OSError as exc:
+        raise KeystoreError(f"cannot read passphrase file {path}: {exc.strerror or exc}; "
+                            "check the path and its permissions") from None
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        raise KeystoreError(f"passphrase file {path} is not UTF-8 text") from None
+    return text.splitlines()[0] if text else ""
+
+
+# -- v3 keystore files ---------------------------------------------------------------------------
+def encrypt_key(private_key: bytes, passphrase: str, *, n: int = SCRYPT_N) -> dict[str, Any]:
+    """A Web3 Secret Storage v3 keystore of ``private_key`` (eth-account's writer, scrypt)."""
+    from eth_account import Account
+
+    return dict(Account.encrypt(private_key, passphrase, kdf="scrypt", iterations=n))
+
+
+def load_keystore(path: str | Path) -> dict[str, Any]:
+    """A v3 keystore file's JSON, checked for shape; :class:`KeystoreError` naming the file."""
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise KeystoreError(f"no keystore at {path}; check the path") from None
+    except IsADirectoryError:
+        raise KeystoreError(f"{path} is a directory, not a keystore file") from None
+    except OSError as exc:
+        raise KeystoreError(f"cannot read keystore {path}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise KeystoreError(f"{path} is not a keystore (not JSON); pass a Web3 Secret "
+                            "Storage v3 file (geth's keystore/UTC--... or eth-account's)") from None
+    if not isinstance(data, dict) or data.get("version") != 3 or not isinstance(
+            data.get("crypto", data.get("Crypto")), dict):
+        raise KeystoreError(f"{path} is not a version 3 keystore (Web3 Secret Storage); pass "
+                            "one written by geth or eth-account")
+    return data
+
+
+def decrypt_keystore(data: dict[str, Any], passphrase: str, path: str | Path) -> bytes:
+    """The private key in a v3 keystore (its own KDF parameters are used)."""
+    from eth_account import Account
+
+    try:
+        return bytes(Account.decrypt(data, passphrase))
+    except ValueError as exc:
+        if "MAC mismatch" in str(exc):
+            raise WrongPassphrase(f"wrong passphrase for keystore {path}; check "
+                                  f"--passphrase-file or ${PASSPHRASE_ENV}") from None
+        raise KeystoreError(f"keystore {path} cannot be decrypted ({exc}); is it a v3 file "
+                            "from geth or eth-account?") from None
+    except (KeyError, TypeError, AttributeError, NotImplementedError) as exc:
+        raise KeystoreError(f"keystore {path} is malformed (missing or bad {exc}); pass a v3 "
+                            "file from geth or eth-account") from None
+
+
+def keystore_address(data: dict[str, Any]) -> str | None:
+    """The checksum address a keystore declares (``address`` is optional in v3)."""
+    from eth_utils.address import is_hex_address, to_checksum_address
+
+    addr = data.get("address")
+    if not isinstance(addr, str):
+        return None
+    addr = addr if addr.startswith("0x") else "0x" + addr
+    return to_checksum_address(addr) if is_hex_address(addr) else None
+
+
+def parse_plain_key(text: str, where: str) -> bytes:
+    """A private key given as 64 hex digits (``0x`` optional), or a plain ``keys.json``."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            text = str(json.loads(text)["private_key"])
+        except (ValueError, KeyError, TypeError):
+            raise KeystoreError(f"{where} is JSON without a private_key field") from None
+    hexkey = text.removeprefix("0x")
+    try:
+        key = bytes.fromhex(hexkey)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise KeystoreError(f"{where} is not a private key: expected 64 hex digits "
+                            "(32 bytes, 0x optional)")
+    return key
+
+
+def write_secret(path: Path, obj: dict[str, Any]) -> Path:
+    """Atomically write a key file, mode 0600 set before any byte of it is written; never over
+    an existing file (keys are retired by renaming, see :func:`retire`)."""
+    if path.exists():
+        raise KeystoreError(f"{path} already exists; move it away first (nothing was written)")
+    text = json.dumps(obj, indent=2, sort_keys=True).encode() + b"\n"
+
+    def write(fh: IO[bytes]) -> None:
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write(text)
+
+    try:
+        atomic_write_with(path, write)
+        os.chmod(path, 0o600)  # whatever the writer's default mode: keys stay owner-only
+    except OSError as exc:
+        raise KeystoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def plain_key_file(address: str, private_key: bytes) -> dict[str, Any]:
+    """The contents of an explicitly plain ``keys.json`` (tests and simulations only)."""
+    return {"address": address, "private_key": private_key.hex(), "plain": True}
+
+
+def geth_name(address: str, when: float | None = None) -> str:
+    """geth's keystore file name: ``UTC--2026-12-03T15-04-05.000000000Z--<address>``."""
+    t = datetime.fromtimestamp(time.time() if when is None else when, UTC)
+    stamp = t.strftime("%Y-%m-%dT%H-%M-%S.") + f"{t.microsecond * 1000:09d}Z"
+    return f"UTC--{stamp}--{address.lower().removeprefix('0x')}"
+
+
+def retire(home: Path, path: Path, address: str) -> Path:
+    """Move a key file into ``HOME/keys-retired/`` under a timestamped geth name (a keystore
+    there can be given to geth as it is); never deletes, never overwrites."""
+    dest_dir = home / RETIRED
+    try:
+        dest_dir.mkdir(mode=0o700, exist_ok=True)
+        suffix = ".plain.json" if path.name == PLAIN_KEYS else ""
+        dest = dest_dir / (geth_name(address) + suffix)
+        while dest.exists():  # two retirements within a microsecond: keep both
+            dest = dest.with_name(dest.name + "_")
+        os.rename(path, dest)
+    except OSError as exc:
+        raise KeystoreError(f"cannot move {path} to {dest_dir}: {exc.strerror or exc}; "
+                            "nothing was changed") from None
+    return dest
+
+
+# -- the node's key ------------------------------------------------------------------------------
+class NodeKey:
+    """The node's key custody: which file holds the key, unlocked on the first signature."""
+
+    def __init__(self, home: Path, address: str, passphrase: PassphraseSource | None = None,
+                 signer: Signer | None = None) -> None:
+        self.home = home
+        self.address = address
+        self.passphrase = passphrase or PassphraseSource()
+        self._signer = signer
+
+    @property
+    def keystore_path(self) -> Path:
+        return self.home / KEYSTORE
+
+    @property
+    def plain_path(self) -> Path:
+        return self.home / PLAIN_KEYS
+
+    @property
+    def path(self) -> Path:
+        """The file that holds the key (the keystore if both exist)."""
+        return self.keystore_path if self.keystore_path.exists() or not \
+            self.plain_path.exists() else self.plain_path
+
+    @property
+    def kind(self) -> str:
+        """``keystore``, ``plain`` (explicit, tests/simulations), ``legacy`` (an unmarked
+        plain keys.json from before keystores) or ``missing``."""
+        if self.keystore_path.exists():
+            return "keystore"
+        if not self.plain_path.exists():
+            return "missing"
+        try:
+            return "plain" if json.loads(self.plain_path.read_text()).get("plain") is True \
+                else "legacy"
+        except (OSError, ValueError, AttributeError):
+            return "legacy"  # unreadable now: reported, with the fix, when the key is needed
+
+    @property
+    def unlocked(self) -> bool:
+        return self._signer is not None
+
+    def legacy_notice(self) -> str | None:
+        """The one-line notice for an unmarked plain keys.json (None otherwise)."""
+        if self.kind != "legacy":
+            return None
+        return (f"notice: {self.plain_path} holds the node's private key unencrypted; encrypt "
+                f"it with `proml key encrypt --home {self.home}` (or import a keystore with "
+                "`proml key import`)")
+
+    def private_key(self) -> bytes:
+        """Read (and decrypt) the key; checked against the node's address."""
+        path = self.path
+        if self.kind == "missing":
+            raise KeystoreError(f"the node home {self.home} holds no key ({KEYSTORE} or "
+                                f"{PLAIN_KEYS}); import one with `proml key import FILE`")
+        if path.name == KEYSTORE:
+            data = load_keystore(path)
+            key = decrypt_keystore(data, self.passphrase.get(f"keystore {path}"), path)
+        else:
+            try:
+                key = parse_plain_key(path.read_text(), str(path))
+            except OSError as exc:
+                raise KeystoreError(f"cannot read the node's key {path}: "
+                                    f"{exc.strerror or exc}") from None
+        from proml_sim.chain.accounts import Signer
+
+        addr = Signer(key).address
+        if addr.lower() != self.address.lower():
+            raise KeystoreError(f"{path} holds the key of {addr}, but this node is "
+                                f"{self.address} (node.json); restore the right key file or "
+                                "finish the rotation with `proml key rotate`")
+        return key
+
+    def signer(self) -> Signer:
+        """The node's signer, unlocking the key the first time."""
+        if self._signer is None:
+            from proml_sim.chain.accounts import Signer
+
+            self._signer = Signer(self.private_key())
+        return self._signer
+
+
+def new_key_file(private_key: bytes, address: str, *, plain: bool,
+                 passphrase: PassphraseSource, what: str) -> tuple[str, dict[str, Any]]:
+    """(file name, contents) of a new key file: a keystore (passphrase asked now, twice at a
+    prompt) or, only if ``plain``, an explicitly plain keys.json."""
+    if plain:
+        return PLAIN_KEYS, plain_key_file(address, private_key)
+    return KEYSTORE, encrypt_key(private_key, passphrase.get(what, confirm=True))
+
+
+# -- export, import, encrypt ---------------------------------------------------------------------
+def export_keystore(key: NodeKey, new_passphrase: PassphraseSource | None) -> dict[str, Any]:
+    """The node's key as a v3 keystore: the file itself, or re-encrypted under
+    ``new_passphrase`` (always for a plain key, which has no keystore yet)."""
+    if key.kind == "keystore" and new_passphrase is None:
+        return load_keystore(key.keystore_path)
+    private = key.private_key()
+    src = new_passphrase or PassphraseSource(env=NEW_PASSPHRASE_ENV,
+                                             option="--new-passphrase-file")
+    return encrypt_key(private, src.get("the exported keystore", confirm=True))
+
+
+def install_key(home: Path, obj: dict[str, Any], address: str) -> tuple[Path, list[Path]]:
+    """Make ``obj`` (a keystore, or a plain key file) the home's key: the current key files are
+    retired first (renamed, never deleted), then the new one written.  Returns (new, retired)."""
+    retired = []
+    for name in (KEYSTORE, PLAIN_KEYS):
+        p = home / name
+        if p.exists():
+            retired.append(retire(home, p, address))
+    name = KEYSTORE if obj.get("version") == 3 else PLAIN_KEYS
+    return write_secret(home / name, obj), retired
+
+
+# -- rotation ------------------------------------------------------------------------------------
+@dataclass
+class Rotation:
+    """What a rotation did: roles moved on chain, the commands left for other role admins."""
+
+    old: str
+    new: str
+    granted: list[tuple[str, str]] = field(default_factory=list)   # (lifecycle, role)
+    revoked: list[tuple[str, str]] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)  # `proml grant/revoke ...` for the admins
+    funded_wei: int = 0
+    retired: list[str] = field(default_factory=list)
+    keystore: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"old_address": self.old, "new_address": self.new,
+                "granted": [f"{lc}.{r}" for lc, r in self.granted],
+                "revoked": [f"{lc}.{r}" for lc, r in self.revoked],
+                "pending": self.pending, "funded_wei": self.funded_wei,
+                "retired": self.retired, "keystore": self.keystore}
+
+
+def _role_depth(ir: Any, name: str) -> int:
+    """How far a role is below the built-in admin in the grant hierarchy."""
+    depth, seen = 0, {name}
+    while (admin := ir.role(name).admin) not in seen:
+        seen.add(admin)
+        name, depth = admin, depth + 1
+    return depth
+
+
+def record_rotation(node: ProMLNode, old: Signer, new: str) -> Rotation:
+    """Record on chain that ``new`` replaces ``old``: in every lifecycle, each role ``old``
+    holds is granted to ``new`` (same trust domain) and revoked from ``old``, by ``old`` itself
+    when it holds that role's admin role; otherwise the exact ``proml grant``/``proml revoke``
+    the role admin must run is listed in ``pending``.  Idempotent (a resumed rotation skips what
+    is done).
+
+    This is the one seam for how a rotation is authorised: the governance issue replaces it with
+    a quorum proposal, the rest of :func:`rotate` stays as it is.
+    """
+    rot = Rotation(old.address, new)
+    for lc, client in node.clients.items():
+        ir = client.ir
+        held = client.roles_of(old.address)
+        domain_raw = client.domain_of(old.address)
+        domain = domain_raw.rstrip(b"\0").decode(errors="replace")
+        roles = [r for r in ir.roles if held & r.bit]
+        can = {r.name: bool(held & ir.role(r.admin).bit) for r in roles}
+        with node._writing():
+            for r in roles:
+                if client.has_role(new, r.name):
+                    continue
+                if can[r.name]:
+                    node._mine(client, client.grant(old, r.name, new, domain_raw))
+                    rot.granted.append((lc, r.name))
+                else:
+                    rot.pending.append(f"proml grant {lc} {r.name} {new} --domain {domain}")
+            # a role before the role that administers it, so old keeps the right to revoke
+            for r in sorted(roles, key=lambda r: -_role_depth(ir, r.name)):
+                if can[r.name]:
+                    node._mine(client, client.revoke(old, r.name, old.address))
+                    rot.revoked.append((lc, r.name))
+                else:
+                    rot.pending.append(f"proml revoke {lc} {r.name} {old.address}")
+    return rot
+
+
+def _fund(node: ProMLNode, old: Signer, new: str) -> int:
+    """Give the new address gas money: the dev faucet on the embedded chain, elsewhere the old
+    key's balance less the transfer's fee."""
+    from proml_sim.chain.journal import JournaledChain
+    from proml_sim.node import service
+
+    backend = node.backend
+    if backend.balance(new) > 0:
+        return 0
+    if isinstance(backend, JournaledChain):
+        service._fund(backend, new)
+        return backend.balance(new)
+    from proml_sim.chain.accounts import DEFAULT_TIP, send_and_mine
+
+    fee = 21_000 * (2 * backend.base_fee() + DEFAULT_TIP)
+    value = backend.balance(old.address) - fee
+    if value <= 0:
+        raise KeystoreError(f"the old key {old.address} cannot pay the transfer to {new}; fund "
+                            f"{new} yourself, then run `proml key rotate` again to finish")
+    with node._writing():
+        send_and_mine(backend, old, new, gas=21_000, value=value,
+                      timestamp=max(int(time.time()), backend.head().timestamp + 1))
+    return value
+
+
+def rotate(node: ProMLNode, *, new_key: bytes | None = None,
+           new_file: dict[str, Any] | None = None,
+           passphrase: PassphraseSource | None = None) -> Rotation:
+    """Replace the node's key: a new key (or ``new_key``) is written to ``keystore.next.json``
+    first (so nothing is lost if a step fails: run again to resume), the roles move on chain
+    (:func:`record_rotation`), the new address is funded, the old key file is retired (renamed
+    into ``keys-retired/``), and node.json's address is updated atomically last.
+
+    ``new_file``: the new key's file as it is to be kept (an imported keystore, ``new_key``
+    being its decrypted key).  Otherwise the new key is stored like the old one: plain for an
+    explicitly plain home, else a keystore under ``passphrase`` (default: the node's own
+    passphrase source)."""
+    from proml_sim.chain.accounts import Signer
+
+    home = node.home
+    key: NodeKey = node.key
+    nxt = home / NEXT_KEYSTORE
+    old = key.signer()  # unlock first: a wrong passphrase stops everything before any change
+    plain = key.kind == "plain"  # a legacy unmarked keys.json moves on to a keystore
+    if nxt.exists():  # an interrupted rotation: resume with the key it had chosen
+        data = json.loads(nxt.read_text())
+        if data.get("version") == 3:
+            pw = (passphrase or key.passphrase).get(f"keystore {nxt}")
+            private = decrypt_keystore(data, pw, nxt)
+        else:
+            private = parse_plain_key(json.dumps(data), str(nxt))
+        if new_key is not None and new_key != private:
+            raise KeystoreError(f"an interrupted rotation to {Signer(private).address} is "
+                                f"pending in {nxt}; finish it with `proml key rotate` first")
+        new_signer = Signer(private)
+    else:
+        private = new_key if new_key is not None else os.urandom(32)
+        new_signer = Signer(private)
+        if new_signer.address == old.address:
+            raise KeystoreError(f"the new key is the node's current key ({old.address}); "
+                                "nothing to rotate")
+        if new_file is not None:
+            obj = new_file
+        elif plain and passphrase is None:
+            obj = plain_key_file(new_signer.address, private)
+        else:
+            src = passphrase or key.passphrase
+            obj = encrypt_key(private, src.get(f"the new keystore of {home}", confirm=True))
+        write_secret(nxt, obj)
+    rot = record_rotation(node, old, new_signer.address)
+    rot.funded_wei = _fund(node, old, new_signer.address)
+    # the chain steps succeeded: swap the files, then point node.json at the new address
+    for p in (key.keystore_path, key.plain_path):
+        if p.exists():
+            rot.retired.append(str(retire(home, p, old.address)))
+    final = home / (KEYSTORE if json.loads(nxt.read_text()).get("version") == 3 else PLAIN_KEYS)
+    try:
+        os.rename(nxt, final)
+    except OSError as exc:
+        raise KeystoreError(f"cannot move {nxt} to {final}: {exc.strerror or exc}; move it "
+                            "by hand (the chain steps are done)") from None
+    rot.keystore = str(final)
+    set_home_address(home, new_signer.address)
+    node.address = new_signer.address
+    node.config["address"] = new_signer.address
+    node.key = NodeKey(home, new_signer.address, key.passphrase, new_signer)
+    return rot
+
+
+def set_home_address(home: Path, address: str) -> None:
+    """Change only ``address`` in node.json (read raw, so nothing else is rewritten)."""
+    from proml_sim.fsutil import atomic_write_json
+
+    path = home / "node.json"
+    try:
+        config = json.loads(path.read_text())
+        config["address"] = address
+        atomic_write_json(path, config, mkdir=False)
+    except (OSError, ValueError) as exc:
+        raise KeystoreError(f"cannot update {path} to the new address {address}: {exc}; set "
+                            "its address by hand") from None
