@@ -269,6 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     from proml_sim.node import cli as node_cli
 
     node_cli.register(sub)
+    importlib.import_module("proml_sim.node.cli_keys").register(sub)
     from proml_sim.threats import cli as threats_cli
 
     threats_cli.register(sub)

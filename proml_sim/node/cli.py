@@ -14,6 +14,7 @@ from typing import Any
 
 from proml_sim.errors import NodeError
 from proml_sim.ir import HistoryEntry
+from proml_sim.node.cli_keys import add_passphrase_option, passphrase_of
 from proml_sim.node.service import DEFAULT_HOME, LIFECYCLES, ProMLNode
 
 
@@ -50,7 +51,8 @@ def cmd_init(args: argparse.Namespace) -> int:
                             ) from exc
     node = ProMLNode.init(args.home, name=args.name, domain=args.domain,
                           chain_dir=args.chain, new_chain=args.new_chain, rpc_url=args.rpc_url,
-                          contracts=contracts, seed=args.seed, replicas=args.replica or ())
+                          contracts=contracts, seed=args.seed, replicas=args.replica or (),
+                          plain_key=args.plain_key, passphrase=passphrase_of(args))
     info = {"home": str(node.home), "name": node.name, "domain": node.domain,
             "address": node.address, "chain": node.config["chain"],
             "contracts": node.config["contracts"]}
@@ -60,7 +62,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home)
+    node = ProMLNode.open(args.home, passphrase=passphrase_of(args))
     ref = node.register(args.lifecycle, args.name, args.files, locator=args.locator,
                         inputs=args.input or (), params=_params(args.param), code=args.code)
     _emit(args, {"name": args.name, "lifecycle": ref.lifecycle, "id": ref.hex},
@@ -69,7 +71,7 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home)
+    node = ProMLNode.open(args.home, passphrase=passphrase_of(args))
     res = node.record(args.transition, args.artefact, inputs=args.input or (),
                       outputs=args.output or (), params=_params(args.param), code=args.code,
                       locator=args.locator)
@@ -80,7 +82,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home)
+    node = ProMLNode.open(args.home, passphrase=passphrase_of(args))
     res = node.approve(args.transition, args.artefact, args.evidence)
     text = (f"{args.transition} fired: {args.artefact} is {res.state} (version {res.version})"
             if res.fired else f"approval {res.approvals} of {res.required} recorded for "
@@ -91,7 +93,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 
 def cmd_grant(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home)
+    node = ProMLNode.open(args.home, passphrase=passphrase_of(args))
     node.grant(args.lifecycle, args.role, args.account, args.domain)
     _emit(args, {"granted": args.role, "account": args.account, "domain": args.domain},
           f"granted {args.lifecycle}.{args.role} to {args.account} ({args.domain})")
@@ -99,7 +101,7 @@ def cmd_grant(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home)
+    node = ProMLNode.open(args.home, passphrase=passphrase_of(args))
     node.revoke(args.lifecycle, args.role, args.account)
     _emit(args, {"revoked": args.role, "account": args.account},
           f"revoked {args.lifecycle}.{args.role} from {args.account}")
@@ -179,6 +181,9 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", help="derive the key from this seed (reproducible; default random)")
     p.add_argument("--replica", action="append",
                    help="another domain's store directory to replicate blobs to (repeatable)")
+    p.add_argument("--plain-key", action="store_true", help="store the key UNENCRYPTED "
+                   "(keys.json; for tests and simulations only)")
+    add_passphrase_option(p)
     common(p)
     p.set_defaults(func=cmd_init)
 
@@ -188,6 +193,7 @@ def register(sub: Any) -> None:
     p.add_argument("files", nargs="*", help="the artefact's files")
     p.add_argument("--lifecycle", choices=sorted(LIFECYCLES), required=True)
     p.add_argument("--locator", help="where the bytes live (a hint; the digest is the truth)")
+    add_passphrase_option(p)
     p.add_argument("--input", action="append", help="input artefact (name or 0x id) or file")
     p.add_argument("--param", action="append", help="KEY=VALUE (JSON values allowed)")
     p.add_argument("--code", help="the script that produced it (its digest is recorded)")
@@ -202,6 +208,7 @@ def register(sub: Any) -> None:
     p.add_argument("--param", action="append", help="KEY=VALUE (JSON values allowed)")
     p.add_argument("--code", help="the script that did the step")
     p.add_argument("--locator", help="where the outputs live")
+    add_passphrase_option(p)
     common(p)
     p.set_defaults(func=cmd_record)
 
@@ -209,6 +216,7 @@ def register(sub: Any) -> None:
     p.add_argument("transition")
     p.add_argument("artefact")
     p.add_argument("--evidence", help="the file every approver approves (e.g. an evaluation)")
+    add_passphrase_option(p)
     common(p)
     p.set_defaults(func=cmd_approve)
 
@@ -219,6 +227,7 @@ def register(sub: Any) -> None:
         p.add_argument("account", help="0x address")
         if verb == "grant":
             p.add_argument("--domain", required=True, help="the account's trust domain")
+        add_passphrase_option(p)
         common(p)
         p.set_defaults(func=fn)
 

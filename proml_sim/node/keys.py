@@ -260,6 +260,7 @@ class NodeKey:
         self.address = address
         self.passphrase = passphrase or PassphraseSource()
         self._signer = signer
+        self._unlocked_with: str | None = None  # so a rotation does not ask again
 
     @property
     def keystore_path(self) -> Path:
@@ -309,7 +310,9 @@ class NodeKey:
                                 f"{PLAIN_KEYS}); import one with `proml key import FILE`")
         if path.name == KEYSTORE:
             data = load_keystore(path)
-            key = decrypt_keystore(data, self.passphrase.get(f"keystore {path}"), path)
+            passphrase = self.passphrase.get(f"keystore {path}")
+            key = decrypt_keystore(data, passphrase, path)
+            self._unlocked_with = passphrase
         else:
             try:
                 key = parse_plain_key(path.read_text(), str(path))
@@ -324,6 +327,13 @@ class NodeKey:
                                 f"{self.address} (node.json); restore the right key file or "
                                 "finish the rotation with `proml key rotate`")
         return key
+
+    def same_passphrase(self) -> PassphraseSource:
+        """The passphrase the key was unlocked with (so it is not asked twice), else the
+        node's passphrase source."""
+        if self._unlocked_with is not None:
+            return PassphraseSource(text=self._unlocked_with)
+        return self.passphrase
 
     def signer(self) -> Signer:
         """The node's signer, unlocking the key the first time."""
@@ -482,7 +492,8 @@ def rotate(node: ProMLNode, *, new_key: bytes | None = None,
     if nxt.exists():  # an interrupted rotation: resume with the key it had chosen
         data = json.loads(nxt.read_text())
         if data.get("version") == 3:
-            pw = (passphrase or key.passphrase).get(f"keystore {nxt}")
+            src = passphrase or key.same_passphrase()
+            pw = src.get(f"keystore {nxt}")
             private = decrypt_keystore(data, pw, nxt)
         else:
             private = parse_plain_key(json.dumps(data), str(nxt))
@@ -501,7 +512,7 @@ def rotate(node: ProMLNode, *, new_key: bytes | None = None,
         elif plain and passphrase is None:
             obj = plain_key_file(new_signer.address, private)
         else:
-            src = passphrase or key.passphrase
+            src = passphrase or key.same_passphrase()
             obj = encrypt_key(private, src.get(f"the new keystore of {home}", confirm=True))
         write_secret(nxt, obj)
     rot = record_rotation(node, old, new_signer.address)
