@@ -70,13 +70,14 @@ def main(out: Path) -> dict[str, Any]:
 
     # -- step 1: the client has an idea; it creates the chain and registers the model ------
     client = ProMLNode.init(homes["client"], name="client", domain="client-co", new_chain=True,
-                            chain_dir=chain, seed="example-client", replicas=[archive])
+                            chain_dir=chain, seed="example-client", replicas=[archive],
+                            plain_key=True)  # simulated participants: plain keys
     nodes = {"client": client}
     for name, domain in PARTICIPANTS.items():
         if name != "client":
             proml("init", "--name", name, "--domain", domain, "--chain", str(chain),
                   "--home", str(homes[name]), "--seed", f"example-{name}",
-                  "--replica", str(archive))
+                  "--replica", str(archive), "--plain-key")
             nodes[name] = ProMLNode.open(homes[name])
     addr = {n: nd.address for n, nd in nodes.items()}
     for role in ("operator", "verifier"):

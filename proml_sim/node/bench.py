@@ -56,7 +56,7 @@ def capture_bench(steps: int = 20) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="proml-capture-bench-"))
     try:
         node = ProMLNode.init(tmp / "home", name="bench", domain="bench", new_chain=True,
-                              seed="capture-bench")
+                              seed="capture-bench", plain_key=True)  # a benchmark
         for role in ("operator", "developer"):
             node.grant("Model", role, node.address, "bench")
         node.register("Model", "m")

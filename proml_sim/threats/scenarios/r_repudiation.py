@@ -285,21 +285,25 @@ class DeleteBlob:
         env = simpy.Environment()
         chain = workdir / "chain"
         admin = ProMLNode.init(workdir / "admin", name="admin", domain="consortium",
-                               chain_dir=chain, new_chain=True, seed=f"R2-{seed}-admin")
+                               chain_dir=chain, new_chain=True, seed=f"R2-{seed}-admin",
+                               plain_key=True)  # a simulation: plain keys
         others = [ProMLNode.init(workdir / f"d{i}", name=f"d{i}", domain=f"domain-{i}",
-                                 chain_dir=chain, seed=f"R2-{seed}-d{i}") for i in range(1, n)]
+                                 chain_dir=chain, seed=f"R2-{seed}-d{i}", plain_key=True)
+                  for i in range(1, n)]
         stores = [o.store.root for o in others]
         # one owner per replication factor r, each replicating to the first r other domains
         owners = []
         for r in range(n):
             o = ProMLNode.init(workdir / f"owner{r}", name=f"owner{r}", domain="data-co",
-                               chain_dir=chain, seed=f"R2-{seed}-o{r}", replicas=stores[:r])
+                               chain_dir=chain, seed=f"R2-{seed}-o{r}", replicas=stores[:r],
+                               plain_key=True)
             admin.grant("Dataset", "dataset_admin", o.address, "data-co")
             owners.append(o)
         # the consumer reads the other domains' stores (not the owner's: what it heals is also
         # pushed to its replicas, and it has no business writing into the owner's domain)
         consumer = ProMLNode.init(workdir / "consumer", name="consumer", domain="cons-co",
-                                  chain_dir=chain, seed=f"R2-{seed}-c", replicas=stores)
+                                  chain_dir=chain, seed=f"R2-{seed}-c", replicas=stores,
+                                  plain_key=True)
         for r, o in enumerate(owners):
             f = workdir / f"data{r}.csv"
             f.write_bytes(f"rows of seed {seed} r {r}\n".encode() * 200)
