@@ -14,6 +14,7 @@ from hypothesis import settings
 
 from tests.fixtures.anvil import anvil_url  # noqa: F401  (a real node for the engine tests)
 
+os.environ.update(PROML_PASSPHRASE="proml-test-session", PROML_LIGHT_KDF="1")  # node keystores
 settings.register_profile("ci", deadline=None, print_blob=True)
 settings.register_profile("dev", deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))

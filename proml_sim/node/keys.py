@@ -10,6 +10,8 @@ geth's standard ``n = 2**18`` takes about 0.6 s per unlock here (pycryptodome), 
 command; geth's "light" cost (``n = 2**12, p = 6``) is too cheap for a key that may sit on a
 shared disk.  ``2**16`` unlocks in about 0.15 s on the project's 2-core machine (see
 docs/design.md, "Keys at rest") and costs an offline guesser a quarter of geth's standard.
+``PROML_LIGHT_KDF=1`` (like geth's ``--lightkdf``) writes ``n = 2**12`` keystores: for the test
+suite and throwaway homes only.
 
 Passphrase, in this order (:class:`PassphraseSource`): ``--passphrase-file FILE`` (its first
 line), the environment variable ``PROML_PASSPHRASE``, an interactive prompt (``getpass``) when
@@ -54,6 +56,9 @@ PASSPHRASE_ENV = "PROML_PASSPHRASE"
 NEW_PASSPHRASE_ENV = "PROML_NEW_PASSPHRASE"
 #: scrypt cost of the keystores proml writes (see the module docstring for the measurement)
 SCRYPT_N = 2**16
+#: with ``PROML_LIGHT_KDF=1`` (as geth's ``--lightkdf``): throwaway homes of tests only
+LIGHT_SCRYPT_N = 2**12
+LIGHT_KDF_ENV = "PROML_LIGHT_KDF"
 
 
 # -- passphrases ---------------------------------------------------------------------------------
@@ -128,9 +133,15 @@ def read_passphrase_file(path: str | Path) -> str:
 
 
 # -- v3 keystore files ---------------------------------------------------------------------------
-def encrypt_key(private_key: bytes, passphrase: str, *, n: int = SCRYPT_N) -> dict[str, Any]:
-    """A Web3 Secret Storage v3 keystore of ``private_key`` (eth-account's writer, scrypt)."""
+def encrypt_key(private_key: bytes, passphrase: str, *, n: int | None = None
+                ) -> dict[str, Any]:
+    """A Web3 Secret Storage v3 keystore of ``private_key`` (eth-account's writer, scrypt with
+    ``n``; default :data:`SCRYPT_N`, or :data:`LIGHT_SCRYPT_N` when ``$PROML_LIGHT_KDF`` is
+    set)."""
     from eth_account import Account
+
+    if n is None:
+        n = LIGHT_SCRYPT_N if os.environ.get(LIGHT_KDF_ENV) else SCRYPT_N
 
     return dict(Account.encrypt(private_key, passphrase, kdf="scrypt", iterations=n))
 

@@ -184,7 +184,7 @@ def test_home_errors(tmp_path, world):
         ProMLNode.open(tmp / "dev")
     with pytest.raises(HomeError, match="already a node home"):
         ProMLNode.init(tmp / "data", name="x", domain="y", chain_dir=tmp / "chain")
-    assert oct((tmp / "data" / "keys.json").stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp / "data" / "keystore.json").stat().st_mode & 0o777) == "0o600"
 
 
 def test_node_bench_small(capsys):
