@@ -169,7 +169,7 @@ def test_rotate_moves_roles_and_keeps_the_old_key(homes, capsys):
         f"proml grant Model developer {new_dev} --domain dev-co",
         f"proml revoke Model operator {old_dev}", f"proml revoke Model developer {old_dev}"])
     for cmd in rot["pending"]:  # what the role admin (the rotated admin) runs
-        argv = cmd.split()[1:] + ["--home", a, "--passphrase-file", str(pw["admin"])]
+        argv = [*cmd.split()[1:], "--home", a, "--passphrase-file", str(pw["admin"])]
         assert run(capsys, *argv)[0] == 0, cmd
     model = ProMLNode.open(d).client("Model")
     assert model.has_role(new_dev, "developer") and not model.roles_of(old_dev)
@@ -214,7 +214,7 @@ def test_old_plain_keys_json_home_opens_and_can_be_encrypted(tmp_path, capsys, m
     code, out, err = run(capsys, "key", "encrypt", "--home", str(home), "--passphrase-file",
                          str(pwf))
     assert code == 0 and not (home / K.PLAIN_KEYS).exists()
-    assert list((home / K.RETIRED).iterdir())[0].name.endswith(".plain.json")
+    assert next(iter((home / K.RETIRED).iterdir())).name.endswith(".plain.json")
     code, _, err = run(capsys, "status", "--home", str(home))
     assert code == 0 and err == ""  # no notice any more, no passphrase needed to read
     assert run(capsys, "grant", "Model", "developer", node.address, "--domain", "old-co",
