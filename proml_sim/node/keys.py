@@ -498,10 +498,20 @@ def rotate(node: ProMLNode, *, new_key: bytes | None = None,
     home = node.home
     key: NodeKey = node.key
     nxt = home / NEXT_KEYSTORE
+    done = _finish_swapped(node)
+    if done is not None:
+        return done
     old = key.signer()  # unlock first: a wrong passphrase stops everything before any change
     plain = key.kind == "plain"  # a legacy unmarked keys.json moves on to a keystore
     if nxt.exists():  # an interrupted rotation: resume with the key it had chosen
-        data = json.loads(nxt.read_text())
+        try:
+            data = json.loads(nxt.read_text())
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            raise KeystoreError(f"the interrupted rotation's key {nxt} cannot be read ({exc}); "
+                                "if no chain step used it, move it away and rotate again"
+                                ) from None
         if data.get("version") == 3:
             src = passphrase or key.same_passphrase()
             pw = src.get(f"keystore {nxt}")
@@ -526,13 +536,14 @@ def rotate(node: ProMLNode, *, new_key: bytes | None = None,
             src = passphrase or key.same_passphrase()
             obj = encrypt_key(private, src.get(f"the new keystore of {home}", confirm=True))
         write_secret(nxt, obj)
+        data = obj
     rot = record_rotation(node, old, new_signer.address)
     rot.funded_wei = _fund(node, old, new_signer.address)
     # the chain steps succeeded: swap the files, then point node.json at the new address
     for p in (key.keystore_path, key.plain_path):
         if p.exists():
             rot.retired.append(str(retire(home, p, old.address)))
-    final = home / (KEYSTORE if json.loads(nxt.read_text()).get("version") == 3 else PLAIN_KEYS)
+    final = home / (KEYSTORE if data.get("version") == 3 else PLAIN_KEYS)
     try:
         os.rename(nxt, final)
     except OSError as exc:
@@ -544,6 +555,30 @@ def rotate(node: ProMLNode, *, new_key: bytes | None = None,
     node.config["address"] = new_signer.address
     node.key = NodeKey(home, new_signer.address, key.passphrase, new_signer)
     return rot
+
+
+def _finish_swapped(node: ProMLNode) -> Rotation | None:
+    """A rotation interrupted after its file swap (the home's key file is already the new key,
+    the old one retired, node.json not yet updated): finish it by updating node.json."""
+    key: NodeKey = node.key
+    if (node.home / NEXT_KEYSTORE).exists() or key.kind not in ("keystore", "plain"):
+        return None
+    try:
+        data = json.loads(key.path.read_text())
+    except (OSError, ValueError):
+        return None
+    declared = keystore_address(data) if isinstance(data, dict) else None
+    retired = node.home / RETIRED
+    old = node.address.lower().removeprefix("0x")
+    if declared is None or declared == node.address or not retired.is_dir() or not any(
+            p.name.split("--")[-1].startswith(old) for p in retired.iterdir()):
+        return None
+    new = NodeKey(node.home, declared, key.passphrase)
+    new.signer()  # only a key this node can unlock is taken as the rotation's result
+    set_home_address(node.home, declared)
+    node.address = node.config["address"] = declared
+    node.key = new
+    return Rotation(old=key.address, new=declared, keystore=str(key.path))
 
 
 def set_home_address(home: Path, address: str) -> None:

@@ -222,3 +222,45 @@ def test_old_plain_keys_json_home_opens_and_can_be_encrypted(tmp_path, capsys, m
     code, _, err = run(capsys, "key", "encrypt", "--home", str(home), "--passphrase-file",
                        str(pwf))
     assert code == 2 and "already encrypted" in err
+
+
+def test_an_interrupted_rotation_resumes_with_the_same_key(tmp_path, monkeypatch):
+    from proml_sim.errors import KeystoreError
+
+    home = tmp_path / "n"
+    node = ProMLNode.init(home, name="n", domain="n-co", new_chain=True, seed="n",
+                          passphrase="pw")
+    old = node.address
+
+    def crash(*a: object, **k: object) -> int:
+        raise KeystoreError("simulated crash before funding")
+
+    monkeypatch.setattr(K, "_fund", crash)
+    with pytest.raises(KeystoreError, match="simulated"):
+        K.rotate(node)
+    pending = json.loads((home / K.NEXT_KEYSTORE).read_text())
+    assert json.loads((home / "node.json").read_text())["address"] == old  # not switched yet
+    assert (home / K.KEYSTORE).exists()  # the old key still in place
+    monkeypatch.undo()
+    calls = []
+    real = K.set_home_address
+
+    def crash_once(h: Path, a: str) -> None:
+        calls.append(a)
+        if len(calls) == 1:
+            raise KeystoreError("simulated crash before node.json")
+        real(h, a)
+
+    monkeypatch.setattr(K, "set_home_address", crash_once)
+    node = ProMLNode.open(home, passphrase="pw")
+    with pytest.raises(KeystoreError, match=r"before node\.json"):
+        K.rotate(node)  # resumed: same new key, roles moved, files swapped
+    new = K.keystore_address(pending)
+    assert calls == [new] and not (home / K.NEXT_KEYSTORE).exists()
+    node = ProMLNode.open(home, passphrase="pw")
+    rot = K.rotate(node)  # finishes: only node.json was left
+    assert (rot.old, rot.new) == (old, new) and calls == [new, new]
+    node = ProMLNode.open(home, passphrase="pw")
+    assert node.address == new and node.client("Model").has_role(new, "admin")
+    assert not node.client("Model").roles_of(old)
+    assert len(list((home / K.RETIRED).iterdir())) == 1
