@@ -113,6 +113,10 @@ def _interactive() -> bool:
 def _non_empty(passphrase: str, where: str) -> str:
     if not passphrase:
         raise KeystoreError(f"{where} is empty; a keystore needs a non-empty passphrase")
+    try:
+        passphrase.encode()
+    except UnicodeEncodeError:  # e.g. undecodable bytes in the environment
+        raise KeystoreError(f"{where} is not valid UTF-8 text; use a UTF-8 passphrase") from None
     return passphrase
 
 
@@ -327,9 +331,9 @@ class NodeKey:
         else:
             try:
                 key = parse_plain_key(path.read_text(), str(path))
-            except OSError as exc:
+            except (OSError, UnicodeDecodeError) as exc:
                 raise KeystoreError(f"cannot read the node's key {path}: "
-                                    f"{exc.strerror or exc}") from None
+                                    f"{getattr(exc, 'strerror', None) or exc}") from None
         from proml_sim.chain.accounts import Signer
 
         addr = Signer(key).address
@@ -360,6 +364,9 @@ def new_key_file(private_key: bytes, address: str, *, plain: bool,
     """(file name, contents) of a new key file: a keystore (passphrase asked now, twice at a
     prompt) or, only if ``plain``, an explicitly plain keys.json."""
     if plain:
+        if passphrase.text is not None or passphrase.file is not None:
+            raise KeystoreError("a plain key has no passphrase: drop --plain-key to encrypt "
+                                "the key, or drop the passphrase")
         return PLAIN_KEYS, plain_key_file(address, private_key)
     return KEYSTORE, encrypt_key(private_key, passphrase.get(what, confirm=True))
 

@@ -155,6 +155,12 @@ def test_prompt_confirmation_and_empty_passphrases(tmp_path, monkeypatch, no_sou
     (tmp_path / "latin1").write_bytes(b"\xff\xfe")
     with pytest.raises(KeystoreError, match="not UTF-8"):
         K.PassphraseSource(file=tmp_path / "latin1").get("keystore X")
+    monkeypatch.setenv(K.PASSPHRASE_ENV, b"\xff".decode(errors="surrogateescape"))
+    with pytest.raises(KeystoreError, match="not valid UTF-8"):
+        K.PassphraseSource().get("keystore X")
+    with pytest.raises(KeystoreError, match="a plain key has no passphrase"):
+        K.new_key_file(KEY, ADDRESS, plain=True, passphrase=K.PassphraseSource(text="x"),
+                       what="home")
 
 
 def test_prompt_through_a_real_terminal(tmp_path):
