@@ -264,3 +264,22 @@ def test_an_interrupted_rotation_resumes_with_the_same_key(tmp_path, monkeypatch
     assert node.address == new and node.client("Model").has_role(new, "admin")
     assert not node.client("Model").roles_of(old)
     assert len(list((home / K.RETIRED).iterdir())) == 1
+
+
+def test_rotation_funds_by_transfer_off_the_embedded_chain():
+    """On a chain without the dev faucet (an RPC node) the new address gets the old key's
+    balance less the transfer's fee."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from proml_sim.chain import KeyRing, PyEVMBackend
+
+    keys = KeyRing.from_seed("rotation-funding", 2)
+    old, new = keys.addresses
+    backend = PyEVMBackend(funded=[old])
+    node = SimpleNamespace(backend=backend, _writing=contextlib.nullcontext)
+    before = backend.balance(old)
+    sent = K._fund(node, keys.signer(old), new)  # type: ignore[arg-type]
+    assert sent > 0 and backend.balance(new) == sent
+    assert 0 <= backend.balance(old) < before - sent  # the fee was paid from what is left
+    assert K._fund(node, keys.signer(old), new) == 0  # funded already: nothing sent
