@@ -81,9 +81,9 @@ def cmd_key_export(args: argparse.Namespace) -> int:
     out = _out_path(args.out) if args.out else None
     node = _open(args)
     if args.plain:
+        key_hex = "0x" + node.key.private_key().hex()
         print("warning: writing the node's private key UNENCRYPTED; anyone who reads it can "
               "act as this node", file=sys.stderr)
-        key_hex = "0x" + node.key.private_key().hex()
         if out is None:
             print(key_hex)
         else:
@@ -120,7 +120,8 @@ def cmd_key_import(args: argparse.Namespace) -> int:
         try:
             text = Path(args.file).read_text()
         except (OSError, UnicodeDecodeError) as exc:
-            raise KeystoreError(f"cannot read the key file {args.file}: {exc}") from None
+            why = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise KeystoreError(f"cannot read the key file {args.file}: {why}") from None
         private = parse_plain_key(text, args.file)
         address = Signer(private).address
         if node.key.kind == "plain":
