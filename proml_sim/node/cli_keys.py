@@ -193,15 +193,13 @@ def register(sub: Any) -> None:
     ksub = key.add_subparsers(dest="key_command", metavar="KEY_COMMAND")
     ksub.required = True
 
-    def common(p: argparse.ArgumentParser, *, new: bool = False) -> None:
+    def common(p: argparse.ArgumentParser, *, new: str = "") -> None:
         p.add_argument("--home", default=DEFAULT_HOME,
                        help=f"node home directory (default {DEFAULT_HOME})")
         p.add_argument("--json", action="store_true", help="machine-readable output")
         add_passphrase_option(p)
         if new:
-            p.add_argument("--new-passphrase-file", metavar="FILE",
-                           help="passphrase of the key coming in (else $PROML_NEW_PASSPHRASE, "
-                           "else a prompt)")
+            p.add_argument("--new-passphrase-file", metavar="FILE", help=new)
 
     p = ksub.add_parser("show", help="the node's address and how its key is stored")
     common(p)
@@ -216,7 +214,8 @@ def register(sub: Any) -> None:
     p.add_argument("--plain", action="store_true",
                    help="export the UNENCRYPTED private key (hex): anyone reading it can act "
                    "as this node")
-    common(p, new=True)
+    common(p, new="passphrase of the exported keystore (else $PROML_NEW_PASSPHRASE, else a "
+           "prompt)")
     p.set_defaults(func=cmd_key_export)
 
     p = ksub.add_parser("import", help="make a v3 keystore (or, with --plain, a hex key) the "
@@ -226,12 +225,14 @@ def register(sub: Any) -> None:
     p.add_argument("--plain", action="store_true", help="FILE holds a plain hex private key")
     p.add_argument("--replace", action="store_true",
                    help="the key is another address: rotate to it (roles move on chain)")
-    common(p, new=True)
+    common(p, new="passphrase of FILE, which stays the keystore's passphrase (else "
+           "$PROML_NEW_PASSPHRASE, else a prompt)")
     p.set_defaults(func=cmd_key_import)
 
     p = ksub.add_parser("rotate", help="a new key: roles move to it on chain, it is funded, "
                         "the old key is kept in keys-retired/")
-    common(p, new=True)
+    common(p, new="passphrase of the new keystore (else $PROML_NEW_PASSPHRASE, else the "
+           "current passphrase)")
     p.set_defaults(func=cmd_key_rotate)
 
     p = ksub.add_parser("encrypt", help="encrypt a plain keys.json into a keystore (the plain "
