@@ -283,3 +283,18 @@ def test_rotation_funds_by_transfer_off_the_embedded_chain():
     assert sent > 0 and backend.balance(new) == sent
     assert 0 <= backend.balance(old) < before - sent  # the fee was paid from what is left
     assert K._fund(node, keys.signer(old), new) == 0  # funded already: nothing sent
+
+
+def test_rotate_to_a_new_passphrase(tmp_path, capsys, monkeypatch):
+    from proml_sim.errors import WrongPassphrase
+
+    home = tmp_path / "n"
+    ProMLNode.init(home, name="n", domain="n-co", new_chain=True, seed="np", passphrase="old pw")
+    monkeypatch.setenv(K.NEW_PASSPHRASE_ENV, "new pw")
+    monkeypatch.setenv(K.PASSPHRASE_ENV, "old pw")
+    code, out, _ = run(capsys, "key", "rotate", "--home", str(home), "--json")
+    assert code == 0
+    new = json.loads(out)["new_address"]
+    with pytest.raises(WrongPassphrase):
+        ProMLNode.open(home, passphrase="old pw").signer  # noqa: B018
+    assert ProMLNode.open(home, passphrase="new pw").signer.address == new
