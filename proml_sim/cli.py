@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -17,29 +16,6 @@ EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
 
 class UsageError(Exception):
     """Bad input from the command line: printed as ``error: ...`` with exit code 2."""
-
-
-def load_lifecycle(spec: str) -> Any:
-    """``Dataset``/``Model`` (the paper's) or ``package.module:ClassName``."""
-    from proml_sim.lifecycles import PAPER_LIFECYCLES
-
-    for cls in PAPER_LIFECYCLES:
-        if spec == cls.__name__:
-            return cls
-    if ":" not in spec:
-        names = ", ".join(c.__name__ for c in PAPER_LIFECYCLES)
-        raise UsageError(
-            f"unknown lifecycle {spec!r}; use one of {names} or 'package.module:ClassName'"
-        )
-    mod_name, _, attr = spec.partition(":")
-    try:
-        module = importlib.import_module(mod_name)
-    except ImportError as exc:
-        raise UsageError(f"cannot import module {mod_name!r} ({exc}); check PYTHONPATH") from exc
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise UsageError(f"module {mod_name!r} has no class {attr!r}") from None
 
 
 # -- subcommands ---------------------------------------------------------------------------------
@@ -63,6 +39,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from proml_sim.artifacts import write_atomic
     from proml_sim.codegen import to_mermaid
     from proml_sim.compiler import compile_artefact
+    from proml_sim.lifecycles import load_lifecycle
 
     compiled = compile_artefact(load_lifecycle(args.lifecycle))
     assert compiled.ir is not None
@@ -89,6 +66,7 @@ def cmd_diagram(args: argparse.Namespace) -> int:
     from proml_sim.codegen import to_dot, to_mermaid
     from proml_sim.codegen.diagram import render_png
     from proml_sim.ir import build_ir
+    from proml_sim.lifecycles import load_lifecycle
 
     ir = build_ir(load_lifecycle(args.lifecycle))
     if args.format == "png":

@@ -8,9 +8,21 @@ export build on these (``lineage.py``, ``verify.py``, ``bundle.py``, ``prov.py``
 
 Home directory (``--home``, default ``./.proml``)::
 
-    node.json    format, name, domain, address, chain (journal path or RPC URL), contracts
+    node.json    format, name, domain, address, chain, replicas, contracts, lifecycles
     keys.json    the participant's private key (mode 0600)
     store/       the content-addressed blob store
+
+``node.json`` (format 2) stores every path relative to the home, so a moved or copied home keeps
+working, and records the chain's identity so that it never writes into another chain::
+
+    "chain":      {"kind": "journal", "path": "chain", "chain_id": 1337, "genesis": "0x.."}
+                  or {"kind": "rpc", "url": "http://..", "chain_id": .., "genesis": "0x.."}
+    "replicas":   [{"kind": "dir", "path": "../other/.proml/store"}, ...]
+    "contracts":  {"Dataset": "0x..", "Model": "0x..", "Anchor": "0x..", ...}
+    "lifecycles": {"Dataset": "Dataset", "Model": "Model", "Mine": "pkg.mod:Mine"}
+
+A format-1 home (absolute chain path, replicas as plain strings, the paper's lifecycles only)
+opens as format 2 in memory; the new format is written, atomically, by the next writing command.
 """
 
 from __future__ import annotations
@@ -33,16 +45,27 @@ from proml_sim.chain.base import ChainBackend
 from proml_sim.chain.client import LifecycleClient
 from proml_sim.chain.journal import JournaledChain
 from proml_sim.compiler import compile_artefact
-from proml_sim.errors import HomeError, NodeError, UnknownName
+from proml_sim.errors import (
+    HomeError,
+    JournalError,
+    LifecycleError,
+    NodeError,
+    NotRoleAdmin,
+    RoleNotAllowed,
+    TransitionNotAllowed,
+    UnknownName,
+)
 from proml_sim.fsutil import atomic_write_json
-from proml_sim.ir import ZERO32, HistoryEntry, Registered, StepResult
-from proml_sim.lifecycles import PAPER_LIFECYCLES
+from proml_sim.ir import ZERO32, Approved, HistoryEntry, Registered, StepResult, Transitioned
+from proml_sim.lifecycles import PAPER_LIFECYCLES, lifecycle_spec, load_lifecycle
 from proml_sim.node.records import FileRef, InputRef, Record, environment
 from proml_sim.node.store import Blob, BlobStore
 
-HOME_FORMAT = 1
+HOME_FORMAT = 2
 DEFAULT_HOME = ".proml"
+#: the paper's lifecycles, deployed by ``proml init`` unless ``--lifecycle`` says otherwise
 LIFECYCLES = {c.__name__: c for c in PAPER_LIFECYCLES}
+DEFAULT_LIFECYCLE_SPECS = tuple(LIFECYCLES)
 FUND_WEI = 10**22
 
 
@@ -104,7 +127,7 @@ class ProMLNode:
     """A participant's node.  Use :meth:`init` once, then :meth:`open`."""
 
     def __init__(self, home: Path, config: dict[str, Any], keys: KeyRing,
-                 backend: ChainBackend) -> None:
+                 backend: ChainBackend, *, dirty: bool = False) -> None:
         self.home = home
         self.config = config
         self.keys = keys
@@ -112,37 +135,72 @@ class ProMLNode:
         self.name: str = config["name"]
         self.domain: str = config["domain"]
         self.backend = backend
-        self.store = BlobStore(home / "store", config.get("replicas", ()))
+        #: node.json differs from what is on disk (migrated or identity learnt): written by the
+        #: next writing command, never by a read
+        self._dirty = dirty
+        self.store = BlobStore(home / "store", self.replica_dirs())
         self.clients = {
-            # preflight: a call that would revert is refused before anything is signed or sent
-            lc: LifecycleClient(backend, compile_artefact(LIFECYCLES[lc]), addr, automine=False,
-                                preflight=True)
-            for lc, addr in config["contracts"].items() if lc in LIFECYCLES
+            lc: self._client_for(lc, spec)
+            for lc, spec in config["lifecycles"].items() if lc in config["contracts"]
         }
         self.anchor = (AnchorClient(backend, _anchor_compiled(), config["contracts"]["Anchor"],
                                     automine=False) if "Anchor" in config["contracts"] else None)
+
+    def _client_for(self, lifecycle: str, spec: str) -> LifecycleClient:
+        compiled = compile_artefact(load_lifecycle(spec))
+        if compiled.name != lifecycle:
+            raise HomeError(f"lifecycle {lifecycle!r} of {self.home / 'node.json'} is recorded "
+                            f"as {spec!r}, which now names lifecycle {compiled.name!r}; restore "
+                            "the class or fix the spec in node.json")
+        # preflight: a call that would revert is refused before anything is signed or sent
+        return LifecycleClient(self.backend, compiled, self.config["contracts"][lifecycle],
+                               automine=False, preflight=True)
+
+    # -- paths and identity ---------------------------------------------------------------------
+    def path(self, stored: str) -> Path:
+        """A path of node.json (relative to the home, or absolute in an old home) as a path
+        usable from the current directory."""
+        return self.home / stored
+
+    def replica_dirs(self) -> list[Path]:
+        """The replica store directories (``{"kind": "dir"}`` entries), resolved."""
+        return [self.path(r["path"]) for r in self.config["replicas"] if r["kind"] == "dir"]
+
+    def save_config(self) -> None:
+        """Write node.json (atomically)."""
+        atomic_write_json(self.home / "node.json", self.config, mkdir=False)
+        self._dirty = False
 
     # -- creating and opening homes ---------------------------------------------------------
     @classmethod
     def init(cls, home: str | Path = DEFAULT_HOME, *, name: str, domain: str,
              chain_dir: str | Path | None = None, new_chain: bool = False,
-             rpc_url: str | None = None, contracts: dict[str, str] | None = None,
-             seed: str | None = None, replicas: Iterable[str | Path] = ()) -> ProMLNode:
+             rpc_url: str | None = None, contracts: dict[str, Any] | None = None,
+             seed: str | None = None, replicas: Iterable[str | Path] = (),
+             lifecycles: Sequence[str] = ()) -> ProMLNode:
         """Create a node home.  ``new_chain``: create the chain (journal at ``chain_dir``, or
         deploy on ``rpc_url``) and deploy the lifecycle contracts, this node being their admin;
         otherwise join the chain at ``chain_dir`` (contracts read from it) or at ``rpc_url``
-        (``contracts`` given)."""
+        (``contracts`` given).  ``lifecycles``: import specs deployed with a new chain
+        (default: the paper's Dataset and Model).  Relative ``chain_dir`` and ``replicas`` are
+        taken relative to the current directory and stored relative to the home."""
         home = Path(home)
         if (home / "node.json").exists():
             raise HomeError(f"{home} is already a node home; use it, or pick another --home")
         domain_bytes(domain)
+        if lifecycles and not new_chain:
+            raise HomeError("--lifecycle chooses what a new chain deploys; when joining, the "
+                            "chain's lifecycles are used (add one later with `proml deploy`)")
+        specs = list(dict.fromkeys(lifecycles or DEFAULT_LIFECYCLE_SPECS))
+        classes = [load_lifecycle(spec) for spec in specs]  # fail before anything is created
         home.mkdir(parents=True, exist_ok=True)
         private_key = derive_private_keys(seed if seed is not None else os.urandom(32).hex(), 1,
                                           namespace="proml-node")[0]
         keys = KeyRing(owner=name)
         address = keys.add(private_key)
         config: dict[str, Any] = {"format": HOME_FORMAT, "name": name, "domain": domain,
-                                  "address": address, "replicas": [str(r) for r in replicas]}
+                                  "address": address,
+                                  "replicas": [_replica_entry(home, r) for r in replicas]}
         if rpc_url:
             from proml_sim.chain.engines import make_backend
 
@@ -155,31 +213,33 @@ class ProMLNode:
                                                 genesis_timestamp=int(time.time()) - 60)
             else:
                 backend = JournaledChain(cdir)
-            config["chain"] = {"kind": "journal", "path": str(cdir.resolve())}
+            config["chain"] = {"kind": "journal", "path": _relative(home, cdir)}
+        config["chain"].update(chain_identity(backend))
         signer = keys.signer(address)
         if new_chain:
-            config["contracts"] = _deploy_all(backend, signer, domain)
+            deployed = _deploy_all(backend, signer, domain, classes)
+            config["contracts"] = {lc: addr for lc, (addr, _) in deployed.items()}
+            config["lifecycles"] = {lc: spec for lc, (_, spec) in deployed.items()
+                                    if lc != "Anchor"}
             if isinstance(backend, JournaledChain):
-                atomic_write_json(backend.directory / "deployments.json", config["contracts"],
-                                  mkdir=False)
+                _write_deployments(backend, config["contracts"], config["lifecycles"])
         elif contracts is not None:
-            config["contracts"] = dict(contracts)
+            config["contracts"], config["lifecycles"] = _split_deployments(contracts)
         elif isinstance(backend, JournaledChain):
-            try:
-                config["contracts"] = json.loads(
-                    (backend.directory / "deployments.json").read_text())
-            except FileNotFoundError:
-                raise HomeError(f"the chain at {backend.directory} has no deployments.json; "
-                                "create it with `proml init --new-chain`") from None
+            config["contracts"], config["lifecycles"] = _read_deployments(backend)
             _fund(backend, address)
         else:
             raise HomeError("joining an RPC chain needs the contract addresses (--contracts)")
+        for spec in config["lifecycles"].values():
+            load_lifecycle(spec)  # a joining node must be able to load every deployed class
         _write_keys(home / "keys.json", address, private_key)
         atomic_write_json(home / "node.json", config, mkdir=False)
         return cls(home, config, keys, backend)
 
     @classmethod
     def open(cls, home: str | Path = DEFAULT_HOME) -> ProMLNode:
+        """Open a node home (any format up to :data:`HOME_FORMAT`).  The chain must be the one
+        the home was made for (chain id and genesis hash), else :class:`HomeError`."""
         home = Path(home)
         try:
             config = json.loads((home / "node.json").read_text())
@@ -188,10 +248,15 @@ class ProMLNode:
                             "pass --home") from None
         except (OSError, ValueError) as exc:
             raise HomeError(f"cannot read {home / 'node.json'}: {exc}") from exc
-        fmt = config.get("format")
+        fmt = config.get("format") if isinstance(config, dict) else None
         if not isinstance(fmt, int) or fmt > HOME_FORMAT:
             raise HomeError(f"node home {home} has format {fmt!r}, newer than this proml-sim "
                             f"understands ({HOME_FORMAT}); upgrade proml-sim")
+        try:
+            dirty = _upgrade_config(config)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HomeError(f"{home / 'node.json'} is malformed ({exc!r} is missing or wrong); "
+                            "restore it from a copy") from exc
         try:
             kdata = json.loads((home / "keys.json").read_text())
         except (OSError, ValueError) as exc:
@@ -204,9 +269,84 @@ class ProMLNode:
             from proml_sim.chain.engines import make_backend
 
             backend = make_backend("rpc", rpc_url=chain["url"], funded=[config["address"]])
+            where = chain["url"]
         else:
-            backend = JournaledChain(chain["path"])
-        return cls(home, config, keys, backend)
+            cdir = home / chain["path"]
+            try:
+                backend = JournaledChain(cdir)
+            except JournalError as exc:
+                raise HomeError(f"{exc} (the chain of node home {home}, recorded in node.json as "
+                                f"{chain['path']!r} relative to the home); if the home or the "
+                                "chain moved, put them back side by side or fix chain.path in "
+                                "node.json") from exc
+            where = str(cdir)
+        _check_identity(home, chain, backend, where)
+        if "genesis" not in chain:  # an old home: learn the identity, saved on the next write
+            chain.update(chain_identity(backend))
+            dirty = True
+        return cls(home, config, keys, backend, dirty=dirty)
+
+    # -- replicas -------------------------------------------------------------------------------
+    def add_replica(self, directory: str | Path) -> Path:
+        """Add a replica store directory (relative: to the current directory); new blobs are
+        copied there from now on (``sync_replicas`` copies the ones held already)."""
+        entry = _replica_entry(self.home, directory)
+        target = self.path(entry["path"]).resolve()
+        if target == (self.home / "store").resolve():
+            raise NodeError(f"{directory} is this node's own store; give another domain's store")
+        if any(self.path(r["path"]).resolve() == target for r in self.config["replicas"]):
+            raise NodeError(f"{directory} is already a replica of this node; see "
+                            "`proml replica list`")
+        self.config["replicas"].append(entry)
+        self.save_config()
+        self.store.replicas = self.replica_dirs()
+        return target
+
+    def remove_replica(self, directory: str | Path) -> Path:
+        """Stop replicating to ``directory`` (nothing is deleted there)."""
+        target = Path(directory).resolve()
+        keep = [r for r in self.config["replicas"]
+                if r["kind"] != "dir" or self.path(r["path"]).resolve() != target]
+        if len(keep) == len(self.config["replicas"]):
+            known = ", ".join(str(p) for p in self.replica_dirs()) or "none"
+            raise NodeError(f"{directory} is not a replica of this node (replicas: {known}); "
+                            "see `proml replica list`")
+        self.config["replicas"] = keep
+        self.save_config()
+        self.store.replicas = self.replica_dirs()
+        return target
+
+    def sync_replicas(self) -> dict[str, dict[str, int]]:
+        """Copy every blob of this store that a replica lacks (hash-checked; a replica's valid
+        blob is never overwritten): counts per replica."""
+        return {str(d): self.store.sync_to(d) for d in self.replica_dirs()}
+
+    # -- lifecycles -----------------------------------------------------------------------------
+    def deploy(self, spec: str) -> tuple[str, str]:
+        """Deploy the lifecycle ``spec`` (``package.module:Class``) on this node's chain, this
+        node being its admin; records its address and spec in node.json and, on an embedded
+        chain, in the chain's deployments.json (so nodes that join later load it).  Returns
+        (lifecycle name, address)."""
+        cls = load_lifecycle(spec)
+        compiled = compile_artefact(cls)
+        lc = compiled.name
+        if lc in self.config["contracts"]:
+            raise NodeError(f"a lifecycle named {lc} is already deployed at "
+                            f"{self.config['contracts'][lc]}; rename the class to deploy "
+                            "another")
+        spec = lifecycle_spec(cls)
+        with self._writing():
+            deployed = _deploy_all(self.backend, self.signer, self.domain, [cls], anchor=False)
+            addr = deployed[lc][0]
+            self.config["contracts"][lc] = addr
+            self.config["lifecycles"][lc] = spec
+            self.save_config()
+            if isinstance(self.backend, JournaledChain):
+                contracts, specs = _read_deployments(self.backend)
+                contracts[lc], specs[lc] = addr, spec
+                _write_deployments(self.backend, contracts, specs)
+        self.clients[lc] = self._client_for(lc, spec)
+        return lc, addr
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -215,6 +355,8 @@ class ProMLNode:
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
+        if self._dirty:  # an upgraded config is written only by a command that writes anyway
+            self.save_config()
         if isinstance(self.backend, JournaledChain):
             with self.backend.locked():
                 yield
@@ -227,11 +369,13 @@ class ProMLNode:
         return client.result(op)
 
     def client(self, lifecycle: str) -> LifecycleClient:
+        """The client of a deployed lifecycle, by name."""
         try:
             return self.clients[lifecycle]
         except KeyError:
             raise NodeError(f"unknown lifecycle {lifecycle!r}; use one of "
-                            f"{', '.join(self.clients)}") from None
+                            f"{', '.join(self.clients)} (or deploy it with `proml deploy "
+                            "package.module:Class`)") from None
 
     # -- names --------------------------------------------------------------------------------
     def resolve(self, ref: str | ArtefactRef) -> ArtefactRef:
@@ -500,12 +644,111 @@ def _fund(backend: JournaledChain, address: str) -> None:
         backend.produce_block(max(int(time.time()), backend.head().timestamp + 1))
 
 
-def _deploy_all(backend: ChainBackend, signer: Any, domain: str) -> dict[str, str]:
+def _deploy_all(backend: ChainBackend, signer: Any, domain: str, classes: Sequence[type],
+                anchor: bool = True) -> dict[str, tuple[str, str]]:
+    """Deploy ``classes`` (and the Anchor): lifecycle name -> (address, import spec)."""
     ctx = backend.locked() if isinstance(backend, JournaledChain) else contextlib.nullcontext()
     with ctx:
-        out: dict[str, str] = {}
-        for lc, cls in LIFECYCLES.items():
-            c = LifecycleClient.deploy(backend, compile_artefact(cls), signer, domain_bytes(domain))
-            out[lc] = c.address
-        out["Anchor"] = AnchorClient.deploy(backend, signer).address
+        out: dict[str, tuple[str, str]] = {}
+        for cls in classes:
+            compiled = compile_artefact(cls)
+            c = LifecycleClient.deploy(backend, compiled, signer, domain_bytes(domain))
+            out[compiled.name] = (c.address, lifecycle_spec(cls))
+        if anchor:
+            out["Anchor"] = (AnchorClient.deploy(backend, signer).address, "")
     return out
+
+
+def _relative(home: Path, path: str | Path) -> str:
+    """``path`` (relative: to the current directory) as a POSIX path relative to ``home``."""
+    return Path(os.path.relpath(Path(path).resolve(), home.resolve())).as_posix()
+
+
+def _replica_entry(home: Path, replica: str | Path) -> dict[str, str]:
+    if str(replica).startswith(("http://", "https://")):
+        raise NodeError(f"replica {replica}: HTTP replicas are not supported yet; give another "
+                        "domain's store directory")
+    return {"kind": "dir", "path": _relative(home, replica)}
+
+
+def chain_identity(backend: ChainBackend) -> dict[str, Any]:
+    """What makes a chain itself: its chain id and genesis block hash (0x-hex)."""
+    return {"chain_id": backend.chain_id, "genesis": "0x" + backend.block(0).hash.hex()}
+
+
+def _check_identity(home: Path, chain: dict[str, Any], backend: ChainBackend, where: str) -> None:
+    if "genesis" not in chain:
+        return
+    found = chain_identity(backend)
+    if found["genesis"] != chain["genesis"] or found["chain_id"] != chain["chain_id"]:
+        raise HomeError(
+            f"the chain at {where} is not the chain of node home {home}: it has chain id "
+            f"{found['chain_id']} and genesis {found['genesis'][:18]}.., the home was made for "
+            f"chain id {chain['chain_id']} and genesis {chain['genesis'][:18]}..; refusing to "
+            "use it; point chain in node.json at the home's own chain (or restore that chain)"
+        )
+
+
+def _upgrade_config(config: dict[str, Any]) -> bool:
+    """Bring a node.json of an older format to :data:`HOME_FORMAT` in memory; True if it
+    changed (KeyError/TypeError/ValueError if it is malformed)."""
+    changed = False
+    if config["format"] < 2:
+        # format 1: replicas were bare strings; only the paper's lifecycles existed
+        config["replicas"] = [{"kind": "dir", "path": str(r)} if isinstance(r, str) else r
+                              for r in config.get("replicas", [])]
+        config["lifecycles"] = {lc: lc for lc in config["contracts"] if lc in LIFECYCLES}
+        config["format"] = HOME_FORMAT
+        changed = True
+    for key in ("name", "domain", "address"):
+        if not isinstance(config[key], str):
+            raise TypeError(key)
+    if config["chain"]["kind"] not in ("journal", "rpc"):
+        raise ValueError("chain.kind")
+    for r in config["replicas"]:
+        if not isinstance(r, dict) or not isinstance(r["path"], str):
+            raise TypeError("replicas")
+    if not isinstance(config["contracts"], dict) or not isinstance(config["lifecycles"], dict):
+        raise TypeError("contracts")
+    return changed
+
+
+def _split_deployments(obj: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """(contracts, lifecycle specs) from ``{"contracts": .., "lifecycles": ..}`` or from the
+    flat ``{name: address}`` of the paper's lifecycles."""
+    if not isinstance(obj, dict):
+        raise HomeError("contract addresses must be a JSON object {lifecycle: address}")
+    if isinstance(obj.get("contracts"), dict):
+        contracts = dict(obj["contracts"])
+        specs = dict(obj.get("lifecycles") or {})
+    else:
+        contracts, specs = dict(obj), {}
+    for lc in contracts:
+        if lc in LIFECYCLES:
+            specs.setdefault(lc, lc)
+    return contracts, {lc: sp for lc, sp in specs.items() if lc in contracts}
+
+
+def _read_deployments(backend: JournaledChain) -> tuple[dict[str, str], dict[str, str]]:
+    """The contracts deployed on an embedded chain (deployments.json, kept in the paper's flat
+    shape for older readers) and the import specs of its lifecycles (lifecycles.json)."""
+    try:
+        contracts = json.loads((backend.directory / "deployments.json").read_text())
+    except FileNotFoundError:
+        raise HomeError(f"the chain at {backend.directory} has no deployments.json; "
+                        "create it with `proml init --new-chain`") from None
+    except (OSError, ValueError) as exc:
+        raise HomeError(f"cannot read {backend.directory / 'deployments.json'}: {exc}") from exc
+    try:
+        specs = json.loads((backend.directory / "lifecycles.json").read_text())
+    except FileNotFoundError:
+        specs = {}
+    except (OSError, ValueError) as exc:
+        raise HomeError(f"cannot read {backend.directory / 'lifecycles.json'}: {exc}") from exc
+    return _split_deployments({"contracts": contracts, "lifecycles": specs})
+
+
+def _write_deployments(backend: JournaledChain, contracts: dict[str, str],
+                       specs: dict[str, str]) -> None:
+    atomic_write_json(backend.directory / "deployments.json", contracts, mkdir=False)
+    atomic_write_json(backend.directory / "lifecycles.json", specs, mkdir=False)
