@@ -48,7 +48,6 @@ from proml_sim.compiler import compile_artefact
 from proml_sim.errors import (
     HomeError,
     JournalError,
-    LifecycleError,
     NodeError,
     NotRoleAdmin,
     RoleNotAllowed,
@@ -464,9 +463,15 @@ class ProMLNode:
         """Register a dataset or model under ``name``; its files are stored and recorded."""
         client = self.client(lifecycle)
         salt = name_salt(name)
+        for lc, c in self.clients.items():  # same name, same registrant: one artefact id each
+            aid = c.artefact_id(self.address, salt)
+            if c.exists(aid):
+                raise NodeError(f"an artefact named {name!r} already exists (id 0x{aid.hex()}, "
+                                f"lifecycle {lc}, registrant {self.address}); choose another "
+                                "name")
         _, digest, ids = self._record(lifecycle, "register", None, name, inputs, files, params,
                                       code)
-        with self._writing():
+        with self._writing(), self._explained(None, client):
             op = client.register(self.signer, salt, digest, locator or f"proml:{name}", ids)
             aid = self._mine(client, op)
         return ArtefactRef(lifecycle, aid, name)
@@ -478,8 +483,13 @@ class ProMLNode:
         """Record a lifecycle transition of ``artefact`` with its evidence."""
         ref = self.resolve(artefact)
         client = self.client(ref.lifecycle)
-        t = client.ir.transition(transition)
-        with self._writing():
+        t = self._transition(client, transition)
+        if t.approvals > 1:
+            ev = " --evidence FILE" if t.evidence else ""
+            raise NodeError(f"{ref.lifecycle}.{t.name} needs {t.approvals} approvals, it is not "
+                            f"recorded by one actor; use `proml approve {t.name} "
+                            f"{ref.name or ref.hex}{ev}`")
+        with self._writing(), self._explained(ref, client):
             if not t.evidence:
                 if inputs or outputs or params or code:
                     raise NodeError(f"{ref.lifecycle}.{transition} carries no evidence; drop "
@@ -493,34 +503,127 @@ class ProMLNode:
             return self._mine(client, op)  # type: ignore[no-any-return]
 
     def approve(self, transition: str, artefact: str | ArtefactRef,
-                evidence: str | Path | bytes | None = None) -> StepResult:
+                evidence: str | Path | bytes | None = None, *,
+                new_tally: bool = False) -> StepResult:
         """Approve a k-of-n transition.  Approvals count only when every approver passes the
-        same evidence (for instance the same evaluation report file)."""
+        same evidence (for instance the same evaluation report file): evidence other than that
+        of approvals already given for this version would start a second, separate tally, so
+        it is refused with an explanation unless ``new_tally``."""
         ref = self.resolve(artefact)
         client = self.client(ref.lifecycle)
-        t = client.ir.transition(transition)
-        with self._writing():
+        t = self._transition(client, transition)
+        if t.approvals < 2:
+            raise NodeError(f"{ref.lifecycle}.{t.name} needs no approvals; record it with "
+                            f"`proml record {t.name} {ref.name or ref.hex}`")
+        digest = ZERO32
+        if t.evidence:
+            if evidence is None:
+                raise NodeError(f"{ref.lifecycle}.{t.name} needs evidence: pass the "
+                                "file every approver approves (--evidence FILE)")
+            blob = (self.store.put_bytes(evidence) if isinstance(evidence, bytes)
+                    else self.store.put_file(evidence))
+            digest = bytes.fromhex(blob.digest)
+        if not new_tally:
+            self._check_tally(ref, client, t, digest)
+        with self._writing(), self._explained(ref, client):
             if t.evidence:
-                if evidence is None:
-                    raise NodeError(f"{ref.lifecycle}.{transition} needs evidence: pass the "
-                                    "file every approver approves (--evidence FILE)")
-                blob = (self.store.put_bytes(evidence) if isinstance(evidence, bytes)
-                        else self.store.put_file(evidence))
-                op = client.approve(self.signer, transition, ref.id, bytes.fromhex(blob.digest),
-                                    f"proml:{blob.digest}", [])
+                op = client.approve(self.signer, transition, ref.id, digest,
+                                    f"proml:{digest.hex()}", [])
             else:
                 op = client.approve(self.signer, transition, ref.id)
             return self._mine(client, op)  # type: ignore[no-any-return]
 
+    def pending_tallies(self, ref: ArtefactRef, transition: str) -> dict[bytes, list[str]]:
+        """Approvals given for the artefact's current version of ``transition``: evidence
+        digest -> approvers in order (the contract counts each digest separately)."""
+        client = self.client(ref.lifecycle)
+        t = self._transition(client, transition)
+        version = client.version(ref.id)
+        out: dict[bytes, list[str]] = {}
+        for ev in client.events():
+            if (isinstance(ev, Approved) and ev.id == ref.id and ev.transition == t.index
+                    and ev.version == version):
+                out.setdefault(ev.digest, []).append(ev.approver)
+        return out
+
+    def _check_tally(self, ref: ArtefactRef, client: LifecycleClient, t: Any,
+                     digest: bytes) -> None:
+        tallies = self.pending_tallies(ref, t.name)
+        if not tallies or digest in tallies:
+            return
+        what = "; ".join(
+            f"{len(who)} of {t.approvals} by "
+            + ", ".join(f"{a} ({self._domain_of(client, a) or 'no domain'})" for a in who)
+            + f" on evidence 0x{d.hex()}" for d, who in tallies.items())
+        name = ref.name or ref.hex
+        raise NodeError(
+            f"{ref.lifecycle}.{t.name} of {name} already has approvals on other evidence "
+            f"({what}); your evidence 0x{digest.hex()} would start a new tally, counted "
+            "separately. To join theirs, approve the same file (the one with that digest): "
+            f"`proml approve {t.name} {name} --evidence THAT_FILE`; to start a new tally "
+            "anyway, add --new-tally")
+
     def grant(self, lifecycle: str, role: str, account: str, domain: str) -> None:
+        """Grant ``role`` of ``lifecycle`` to ``account`` (EIP-55 checked) in trust ``domain``;
+        this node must hold the role's admin role."""
         client = self.client(lifecycle)
+        account = check_address(account)
+        self._check_admin(client, role, "granting")
         with self._writing():
             self._mine(client, client.grant(self.signer, role, account, domain_bytes(domain)))
 
     def revoke(self, lifecycle: str, role: str, account: str) -> None:
+        """Revoke ``role`` of ``lifecycle`` from ``account``; refused, with nothing sent, if the
+        account does not hold it."""
         client = self.client(lifecycle)
+        account = check_address(account)
+        self._check_admin(client, role, "revoking")
+        if not client.has_role(account, role):
+            raise NodeError(f"{account} does not hold {lifecycle}.{role}; nothing to revoke "
+                            f"(see its roles with `proml whoami` on its node)")
         with self._writing():
             self._mine(client, client.revoke(self.signer, role, account))
+
+    def _transition(self, client: LifecycleClient, name: str) -> Any:
+        try:
+            return client.ir.transition(name)
+        except KeyError as exc:
+            raise NodeError(f"{exc.args[0]}; check the spelling") from None
+
+    def _check_admin(self, client: LifecycleClient, role: str, verb: str) -> None:
+        try:
+            admin = client.ir.role(role).admin
+        except KeyError as exc:
+            raise NodeError(f"{exc.args[0]}; check the spelling") from None
+        if not client.has_role(self.address, admin):
+            raise NotRoleAdmin(f"{verb} {client.ir.name}.{role} needs role {admin}; "
+                               f"{self.address} ({self.name}) does not hold it")
+
+    @contextlib.contextmanager
+    def _explained(self, ref: ArtefactRef | None, client: LifecycleClient) -> Iterator[None]:
+        """Add what the static revert reasons cannot say (they are shared word for word with
+        the interpreter): the artefact's current state, the roles this node holds."""
+        try:
+            yield
+        except TransitionNotAllowed as exc:
+            if ref is None:
+                raise
+            raise TransitionNotAllowed(f"{exc}; {ref.name or ref.hex} is "
+                                       f"{client.state(ref.id)}") from exc
+        except RoleNotAllowed as exc:
+            held = self.roles_held(client) or ["none"]
+            raise RoleNotAllowed(f"{exc}; {self.address} ({self.name}) holds "
+                                 f"{', '.join(held)}") from exc
+
+    def roles_held(self, client: LifecycleClient, account: str | None = None) -> list[str]:
+        """The names of the roles ``account`` (default: this node) holds in a lifecycle."""
+        mask = client.roles_of(account or self.address)
+        return [r.name for r in client.ir.roles if mask & r.bit]
+
+    def _domain_of(self, client: LifecycleClient, account: str) -> str | None:
+        from proml_sim.node.evidence import domain_name
+
+        return domain_name(client.domain_of(account))
 
     def status(self, artefact: str | ArtefactRef) -> dict[str, Any]:
         ref = self.resolve(artefact)
@@ -552,8 +655,107 @@ class ProMLNode:
         return guard.assess(self.backend, time.time() if now is None else now)
 
     def history(self, artefact: str | ArtefactRef) -> list[HistoryEntry]:
+        """The artefact's provenance trail (as the interpreter gives it)."""
         ref = self.resolve(artefact)
         return self.client(ref.lifecycle).history(ref.id)
+
+    def history_detail(self, artefact: str | ArtefactRef) -> list[dict[str, Any]]:
+        """The trail with where and when each step happened (docs/json.md): block, tx hash,
+        block time, the actor's trust domain and, for a k-of-n transition, its approvers (each
+        with domain, block, tx and time).  Computed here from the event logs (the interpreter
+        has no blocks)."""
+        ref = self.resolve(artefact)
+        client = self.client(ref.lifecycle)
+        ir = client.ir
+        times: dict[int, int] = {}
+        domains: dict[str, str | None] = {}
+
+        def when(block: int | None) -> dict[str, Any]:
+            if block is None:
+                return {"block": None, "time": None, "timestamp": None}
+            if block not in times:
+                times[block] = self.backend.block(block).timestamp
+            return {"block": block, "time": iso_time(times[block]), "timestamp": times[block]}
+
+        def domain(account: str) -> str | None:
+            if account not in domains:
+                domains[account] = self._domain_of(client, account)
+            return domains[account]
+
+        rows: list[dict[str, Any]] = []
+        approvals: dict[tuple[int, int, bytes], list[dict[str, Any]]] = {}
+        for ev, block, tx in self._located_events(client):
+            if isinstance(ev, Approved) and ev.id == ref.id:
+                approvals.setdefault((ev.transition, ev.version, ev.digest), []).append(
+                    {"address": ev.approver, "domain": domain(ev.approver), **when(block),
+                     "tx": _hex(tx)})
+                continue
+            if isinstance(ev, Registered) and ev.id == ref.id:
+                step, actor, source = "register", ev.registrant, None
+                target, version, approvers = ir.state_by_index(ev.state).name, 1, None
+            elif isinstance(ev, Transitioned) and ev.id == ref.id:
+                t = ir.transitions[ev.transition]
+                step, actor = t.name, ev.actor
+                source = ir.state_by_index(ev.source).name
+                target, version = ir.state_by_index(ev.target).name, ev.version
+                approvers = (approvals.get((ev.transition, ev.version - 1, ev.digest), [])
+                             if t.approvals > 1 else None)
+            else:
+                continue
+            rows.append({
+                "step": step, "version": version, "source": source, "target": target,
+                "actor": actor, "actor_domain": domain(actor), **when(block), "tx": _hex(tx),
+                "digest": _hex(ev.digest), "locator": ev.locator,
+                "inputs": [_hex(i) for i in ev.inputs], "approvers": approvers})
+        return rows
+
+    def _located_events(self, client: LifecycleClient
+                        ) -> list[tuple[Any, int | None, bytes | None]]:
+        """(event, block number, tx hash) of a lifecycle's events, in chain order."""
+        from proml_sim.chain.client import event_from_args
+
+        if client.layout != "registry":  # per-artefact contracts: events without location
+            return [(ev, None, None) for ev in client.events()]
+        out: list[tuple[Any, int | None, bytes | None]] = []
+        for log in self.backend.logs(client.address):
+            if client.codec.knows(log.topics):
+                name, args = client.codec.decode_log(log)
+                out.append((event_from_args(name, args), log.block_number, log.tx_hash))
+        return out
+
+    def ls(self, lifecycle: str | None = None) -> list[dict[str, Any]]:
+        """Every artefact on the chain (optionally of one lifecycle): name (from its record,
+        if held), lifecycle, id, state, version, registrant, registration block."""
+        lcs = [lifecycle] if lifecycle else list(self.clients)
+        out: list[dict[str, Any]] = []
+        for lc in lcs:
+            client = self.client(lc)
+            ir = client.ir
+            rows: dict[bytes, dict[str, Any]] = {}
+            for ev, block, _ in self._located_events(client):
+                if isinstance(ev, Registered):
+                    rec = self.record_of(ev.digest)
+                    rows[ev.id] = {"name": rec.name if rec else None, "lifecycle": lc,
+                                   "id": _hex(ev.id), "state": ir.state_by_index(ev.state).name,
+                                   "version": 1, "registrant": ev.registrant,
+                                   "registered_block": block}
+                elif isinstance(ev, Transitioned) and ev.id in rows:
+                    rows[ev.id]["state"] = ir.state_by_index(ev.target).name
+                    rows[ev.id]["version"] = ev.version
+            out.extend(rows.values())
+        return out
+
+    def whoami(self) -> dict[str, Any]:
+        """This node: name, domain, address, the roles it holds per lifecycle, chain, head."""
+        head = self.backend.head()
+        chain = dict(self.config["chain"])
+        if chain["kind"] == "journal":
+            chain["path"] = str(self.path(chain["path"]))
+        return {"name": self.name, "domain": self.domain, "address": self.address,
+                "roles": {lc: self.roles_held(c) for lc, c in self.clients.items()},
+                "chain": chain, "head": head.number, "head_hash": _hex(head.hash),
+                "head_time": iso_time(head.timestamp), "head_timestamp": head.timestamp,
+                "home": str(self.home)}
 
     # -- capture ------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -573,7 +775,7 @@ class ProMLNode:
         raises, nothing is recorded and the exception propagates.
         """
         ref = self.resolve(artefact)  # fail fast, before the work
-        self.client(ref.lifecycle).ir.transition(transition)
+        self._transition(self.client(ref.lifecycle), transition)
         handle = StepHandle(params=dict(params or {}), outputs=list(outputs))
         yield handle
         missing = [str(o) for o in handle.outputs if not Path(o).is_file()]
@@ -603,6 +805,30 @@ class ProMLNode:
             return run
 
         return wrap
+
+
+def iso_time(ts: int | float) -> str:
+    """Unix seconds as ISO-8601 UTC (``2026-12-03T15:04:05Z``), the time format of every
+    JSON output (docs/json.md)."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _hex(b: bytes | None) -> str | None:
+    return None if b is None else "0x" + b.hex()
+
+
+def check_address(account: str) -> str:
+    """``account`` as an EIP-55 address: all-lowercase hex is accepted (it carries no
+    checksum), mixed case must carry a valid checksum; anything else is refused."""
+    from eth_utils.address import is_checksum_address, to_checksum_address
+
+    body = account[2:] if account.startswith(("0x", "0X")) else None
+    if body is None or len(body) != 40 or any(c not in "0123456789abcdefABCDEF" for c in body):
+        raise NodeError(f"{account!r} is not an address: write 0x and 40 hex digits")
+    if body != body.lower() and not is_checksum_address("0x" + body):
+        raise NodeError(f"{account} has a wrong EIP-55 checksum (mixed case that does not "
+                        "match); check the address, or write it all in lower case")
+    return to_checksum_address("0x" + body.lower())
 
 
 def _write_keys(path: Path, address: str, private_key: bytes) -> None:
