@@ -157,9 +157,9 @@ class ProMLNode:
 
     # -- paths and identity ---------------------------------------------------------------------
     def path(self, stored: str) -> Path:
-        """A path of node.json (relative to the home, or absolute in an old home) as a path
-        usable from the current directory."""
-        return self.home / stored
+        """A path of node.json (relative to the home, or absolute in an old home), resolved
+        (symbolic links and ``..`` as the file system sees them)."""
+        return (self.home / stored).resolve()
 
     def replica_dirs(self) -> list[Path]:
         """The replica store directories (``{"kind": "dir"}`` entries), resolved."""
@@ -397,6 +397,18 @@ class ProMLNode:
         for h in self.client(lifecycle).history(aid)[:1]:
             rec = self.record_of(h.digest)
             return rec.name if rec else None
+        return None
+
+    def registered_name(self, ev: Registered) -> str | None:
+        """The name of a registration: from its record if held, else from its default locator
+        ``proml:<name>`` when that name hashes to the registration's salt (so it is the name)."""
+        rec = self.record_of(ev.digest)
+        if rec is not None and rec.name is not None:
+            return rec.name
+        guess = ev.locator.removeprefix("proml:")
+        if ev.locator.startswith("proml:") and 0 < len(guess) <= 200 and \
+                name_salt(guess) == ev.salt:
+            return guess
         return None
 
     def record_of(self, digest: bytes) -> Record | None:
@@ -734,8 +746,7 @@ class ProMLNode:
             rows: dict[bytes, dict[str, Any]] = {}
             for ev, block, _ in self._located_events(client):
                 if isinstance(ev, Registered):
-                    rec = self.record_of(ev.digest)
-                    rows[ev.id] = {"name": rec.name if rec else None, "lifecycle": lc,
+                    rows[ev.id] = {"name": self.registered_name(ev), "lifecycle": lc,
                                    "id": _hex(ev.id), "state": ir.state_by_index(ev.state).name,
                                    "version": 1, "registrant": ev.registrant,
                                    "registered_block": block}
