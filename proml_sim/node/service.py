@@ -52,10 +52,19 @@ from proml_sim.errors import (
     NotRoleAdmin,
     RoleNotAllowed,
     TransitionNotAllowed,
+    UnknownLifecycle,
     UnknownName,
 )
 from proml_sim.fsutil import atomic_write_json
-from proml_sim.ir import ZERO32, Approved, HistoryEntry, Registered, StepResult, Transitioned
+from proml_sim.ir import (
+    ZERO32,
+    Approved,
+    HistoryEntry,
+    Registered,
+    RoleGranted,
+    StepResult,
+    Transitioned,
+)
 from proml_sim.lifecycles import PAPER_LIFECYCLES, lifecycle_spec, load_lifecycle
 from proml_sim.node.records import FileRef, InputRef, Record, environment
 from proml_sim.node.store import Blob, BlobStore
@@ -139,21 +148,39 @@ class ProMLNode:
         self._dirty = dirty
         self.store = BlobStore(home / "store", self.replica_dirs())
         self.clients = {
-            lc: self._client_for(lc, spec)
+            lc: self._client_for(lc, spec, config["contracts"][lc])
             for lc, spec in config["lifecycles"].items() if lc in config["contracts"]
         }
+        #: lifecycles deployed on the chain by other nodes that this one cannot load
+        self.unavailable: dict[str, str] = {}
+        if isinstance(backend, JournaledChain):
+            self._add_chain_lifecycles(backend)
         self.anchor = (AnchorClient(backend, _anchor_compiled(), config["contracts"]["Anchor"],
                                     automine=False) if "Anchor" in config["contracts"] else None)
 
-    def _client_for(self, lifecycle: str, spec: str) -> LifecycleClient:
+    def _add_chain_lifecycles(self, backend: JournaledChain) -> None:
+        """Lifecycles another node deployed on this embedded chain after this home was made
+        (``proml deploy``): used as well, unless their class cannot be imported here."""
+        try:
+            contracts, specs = _read_deployments(backend)
+        except HomeError:
+            return
+        for lc, spec in specs.items():
+            if lc in self.clients or lc in self.config["contracts"]:
+                continue
+            try:
+                self.clients[lc] = self._client_for(lc, spec, contracts[lc])
+            except (UnknownLifecycle, HomeError) as exc:
+                self.unavailable[lc] = f"{exc}"
+
+    def _client_for(self, lifecycle: str, spec: str, address: str) -> LifecycleClient:
         compiled = compile_artefact(load_lifecycle(spec))
         if compiled.name != lifecycle:
             raise HomeError(f"lifecycle {lifecycle!r} of {self.home / 'node.json'} is recorded "
                             f"as {spec!r}, which now names lifecycle {compiled.name!r}; restore "
                             "the class or fix the spec in node.json")
         # preflight: a call that would revert is refused before anything is signed or sent
-        return LifecycleClient(self.backend, compiled, self.config["contracts"][lifecycle],
-                               automine=False, preflight=True)
+        return LifecycleClient(self.backend, compiled, address, automine=False, preflight=True)
 
     # -- paths and identity ---------------------------------------------------------------------
     def path(self, stored: str) -> Path:
@@ -344,7 +371,7 @@ class ProMLNode:
                 contracts, specs = _read_deployments(self.backend)
                 contracts[lc], specs[lc] = addr, spec
                 _write_deployments(self.backend, contracts, specs)
-        self.clients[lc] = self._client_for(lc, spec)
+        self.clients[lc] = self._client_for(lc, spec, addr)
         return lc, addr
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -372,6 +399,9 @@ class ProMLNode:
         try:
             return self.clients[lifecycle]
         except KeyError:
+            if lifecycle in self.unavailable:
+                raise NodeError(f"lifecycle {lifecycle} is deployed on this chain but this node "
+                                f"cannot load it: {self.unavailable[lifecycle]}") from None
             raise NodeError(f"unknown lifecycle {lifecycle!r}; use one of "
                             f"{', '.join(self.clients)} (or deploy it with `proml deploy "
                             "package.module:Class`)") from None
@@ -402,14 +432,13 @@ class ProMLNode:
     def registered_name(self, ev: Registered) -> str | None:
         """The name of a registration: from its record if held, else from its default locator
         ``proml:<name>`` when that name hashes to the registration's salt (so it is the name)."""
+        from proml_sim.node.evidence import name_salt_ok
+
         rec = self.record_of(ev.digest)
-        if rec is not None and rec.name is not None:
+        if rec is not None and name_salt_ok(rec.name, ev.salt):
             return rec.name
         guess = ev.locator.removeprefix("proml:")
-        if ev.locator.startswith("proml:") and 0 < len(guess) <= 200 and \
-                name_salt(guess) == ev.salt:
-            return guess
-        return None
+        return guess if ev.locator.startswith("proml:") and name_salt_ok(guess, ev.salt) else None
 
     def record_of(self, digest: bytes) -> Record | None:
         """The off-chain record behind an evidence digest (None if not held or not a record)."""
@@ -675,32 +704,25 @@ class ProMLNode:
         """The trail with where and when each step happened (docs/json.md): block, tx hash,
         block time, the actor's trust domain and, for a k-of-n transition, its approvers (each
         with domain, block, tx and time).  Computed here from the event logs (the interpreter
-        has no blocks)."""
+        has no blocks); domains as granted when the step happened, as lineage has them."""
+        from proml_sim.node.evidence import domain_name
+
         ref = self.resolve(artefact)
         client = self.client(ref.lifecycle)
         ir = client.ir
-        times: dict[int, int] = {}
         domains: dict[str, str | None] = {}
-
-        def when(block: int | None) -> dict[str, Any]:
-            if block is None:
-                return {"block": None, "time": None, "timestamp": None}
-            if block not in times:
-                times[block] = self.backend.block(block).timestamp
-            return {"block": block, "time": iso_time(times[block]), "timestamp": times[block]}
-
-        def domain(account: str) -> str | None:
-            if account not in domains:
-                domains[account] = self._domain_of(client, account)
-            return domains[account]
-
         rows: list[dict[str, Any]] = []
         approvals: dict[tuple[int, int, bytes], list[dict[str, Any]]] = {}
-        for ev, block, tx in self._located_events(client):
+        for ce in self._chain_events(client):
+            ev = ce.event
+            when = {"block": ce.block, "time": iso_time(ce.timestamp), "timestamp": ce.timestamp,
+                    "tx": _hex(ce.tx_hash)}
+            if isinstance(ev, RoleGranted):
+                domains[ev.account] = domain_name(ev.domain)
+                continue
             if isinstance(ev, Approved) and ev.id == ref.id:
                 approvals.setdefault((ev.transition, ev.version, ev.digest), []).append(
-                    {"address": ev.approver, "domain": domain(ev.approver), **when(block),
-                     "tx": _hex(tx)})
+                    {"address": ev.approver, "domain": domains.get(ev.approver), **when})
                 continue
             if isinstance(ev, Registered) and ev.id == ref.id:
                 step, actor, source = "register", ev.registrant, None
@@ -716,24 +738,16 @@ class ProMLNode:
                 continue
             rows.append({
                 "step": step, "version": version, "source": source, "target": target,
-                "actor": actor, "actor_domain": domain(actor), **when(block), "tx": _hex(tx),
+                "actor": actor, "actor_domain": domains.get(actor), **when,
                 "digest": _hex(ev.digest), "locator": ev.locator,
                 "inputs": [_hex(i) for i in ev.inputs], "approvers": approvers})
         return rows
 
-    def _located_events(self, client: LifecycleClient
-                        ) -> list[tuple[Any, int | None, bytes | None]]:
-        """(event, block number, tx hash) of a lifecycle's events, in chain order."""
-        from proml_sim.chain.client import event_from_args
+    def _chain_events(self, client: LifecycleClient) -> list[Any]:
+        """A lifecycle's events with block, time and tx (``evidence.ChainEvent``)."""
+        from proml_sim.node.evidence import collect_events
 
-        if client.layout != "registry":  # per-artefact contracts: events without location
-            return [(ev, None, None) for ev in client.events()]
-        out: list[tuple[Any, int | None, bytes | None]] = []
-        for log in self.backend.logs(client.address):
-            if client.codec.knows(log.topics):
-                name, args = client.codec.decode_log(log)
-                out.append((event_from_args(name, args), log.block_number, log.tx_hash))
-        return out
+        return collect_events(self.backend, client.ir.name, client.address, client.codec)
 
     def ls(self, lifecycle: str | None = None) -> list[dict[str, Any]]:
         """Every artefact on the chain (optionally of one lifecycle): name (from its record,
@@ -744,7 +758,8 @@ class ProMLNode:
             client = self.client(lc)
             ir = client.ir
             rows: dict[bytes, dict[str, Any]] = {}
-            for ev, block, _ in self._located_events(client):
+            for ce in self._chain_events(client):
+                ev, block = ce.event, ce.block
                 if isinstance(ev, Registered):
                     rows[ev.id] = {"name": self.registered_name(ev), "lifecycle": lc,
                                    "id": _hex(ev.id), "state": ir.state_by_index(ev.state).name,

@@ -136,8 +136,8 @@ def test_replica_add_sync_list_remove(world, capsys):
     bad.write_bytes(b"rot")
     code, out = _json(capsys, ["replica", "sync", "--home", home])
     assert code == 0
-    assert out["replicas"][str(rep.resolve())] == {"copied": len(held) - 2, "present": 1, "repaired": 1,
-                                         "skipped": 0}
+    assert out["replicas"][str(rep.resolve())] == {
+        "copied": len(held) - 2, "present": 1, "repaired": 1, "skipped": 0}
     assert good.stat().st_mtime_ns == stamp
     assert sorted(other.digests()) == held and other.check(held[1]) is None
     code, out = _json(capsys, ["replica", "list", "--home", home])
@@ -191,6 +191,15 @@ def test_custom_lifecycles_at_init_and_deployed_later(tmp_path, monkeypatch, cap
     assert "no class 'Nope'" in err and "cannot import module 'nomodule_xyz'" in err
     joiner = ProMLNode.init(tmp_path / "b", name="b", domain="org2", chain_dir=chain, seed="b")
     assert sorted(joiner.clients) == ["Model", "Notebook", "Paper"]
+    assert main(["deploy", "mylc:Later", "--home", a]) == 2
+    (tmp_path / "mylc2.py").write_text(textwrap.dedent(CUSTOM).replace("Paper", "Essay"))
+    assert main(["deploy", "mylc2:Essay", "--home", a]) == 0  # after b joined: b sees it too
+    assert "Essay" in ProMLNode.open(tmp_path / "b").clients
+    (tmp_path / "mylc2.py").unlink()
+    monkeypatch.delitem(sys.modules, "mylc2")
+    with pytest.raises(NodeError, match="deployed on this chain but this node cannot load it"):
+        ProMLNode.open(tmp_path / "b").client("Essay")
+    capsys.readouterr()
     code, out = _json(capsys, ["ls", "--lifecycle", "Paper", "--home", str(tmp_path / "b")])
     assert [(r["name"], r["state"], r["version"]) for r in out] == [("p1", "published", 2)]
     with pytest.raises(UnknownLifecycle, match="not a lifecycle class"):
@@ -228,6 +237,9 @@ def test_ls_whoami_and_history_with_time_block_tx_domains_approvers(world, capsy
     assert main(["history", "m1", "--home", str(tmp / "admin")]) == 0
     text = capsys.readouterr().out
     assert "approved by " + v1.address + " (lab-1)" in text and "block" in text
+    code, lin = _json(capsys, ["lineage", "m1", "--home", str(tmp / "admin")])
+    assert lin["artefact"]["digest"] == hist[-1]["digest"]  # one schema for all outputs
+    assert lin["artefact"]["time"] == hist[-1]["time"]
 
 
 # -- errors that say what to do ----------------------------------------------------------------
@@ -273,11 +285,11 @@ def test_a_second_approval_on_other_evidence_is_explained(world):
 
 def test_duplicate_name_unheld_revoke_and_eip55(world, capsys):
     tmp, admin, dev, v1, v2 = world
-    with pytest.raises(NodeError, match="an artefact named 'm1' already exists .*lifecycle "
-                       "Model, registrant .*choose another name"):
+    with pytest.raises(NodeError, match=r"an artefact named 'm1' already exists .*lifecycle "
+                       r"Model, registrant .*choose another name"):
         dev.register("Model", "m1")
     head = admin.backend.head().number
-    with pytest.raises(NodeError, match="does not hold Model.auditor; nothing to revoke"):
+    with pytest.raises(NodeError, match=r"does not hold Model\.auditor; nothing to revoke"):
         admin.revoke("Model", "auditor", v1.address)
     assert admin.backend.head().number == head
     body = v1.address[2:]
