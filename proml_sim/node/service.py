@@ -317,7 +317,9 @@ class ProMLNode:
         """Add a replica store directory (relative: to the current directory); new blobs are
         copied there from now on (``sync_replicas`` copies the ones held already)."""
         entry = _replica_entry(self.home, directory)
-        target = self.path(entry["path"]).resolve()
+        target = self.path(entry["path"])
+        if target.exists() and not target.is_dir():
+            raise NodeError(f"{directory} is a file; give another domain's store directory")
         if target == (self.home / "store").resolve():
             raise NodeError(f"{directory} is this node's own store; give another domain's store")
         if any(self.path(r["path"]).resolve() == target for r in self.config["replicas"]):
@@ -412,7 +414,11 @@ class ProMLNode:
         if isinstance(ref, ArtefactRef):
             return ref
         if ref.startswith("0x") and len(ref) == 66:
-            aid = bytes.fromhex(ref[2:])
+            try:
+                aid = bytes.fromhex(ref[2:])
+            except ValueError:
+                raise UnknownName(f"{ref} is not an artefact id (0x and 64 hex digits); check "
+                                  "it, or give the artefact's name") from None
             for lc, c in self.clients.items():
                 if c.exists(aid):
                     return ArtefactRef(lc, aid, self.name_of(lc, aid))
@@ -955,8 +961,11 @@ def _upgrade_config(config: dict[str, Any]) -> bool:
     for key in ("name", "domain", "address"):
         if not isinstance(config[key], str):
             raise TypeError(key)
-    if config["chain"]["kind"] not in ("journal", "rpc"):
+    chain = config["chain"]
+    if chain["kind"] not in ("journal", "rpc"):
         raise ValueError("chain.kind")
+    if not isinstance(chain["path" if chain["kind"] == "journal" else "url"], str):
+        raise TypeError("chain.path" if chain["kind"] == "journal" else "chain.url")
     for r in config["replicas"]:
         if not isinstance(r, dict) or not isinstance(r["path"], str):
             raise TypeError("replicas")
