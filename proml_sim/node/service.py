@@ -22,7 +22,8 @@ working, and records the chain's identity so that it never writes into another c
     "lifecycles": {"Dataset": "Dataset", "Model": "Model", "Mine": "pkg.mod:Mine"}
 
 A format-1 home (absolute chain path, replicas as plain strings, the paper's lifecycles only)
-opens as format 2 in memory; the new format is written, atomically, by the next writing command.
+opens as format 2 in memory (a relative format-1 replica path is taken relative to the home);
+the new format is written, atomically, by the next writing command.
 """
 
 from __future__ import annotations
@@ -364,7 +365,8 @@ class ProMLNode:
                             "another")
         spec = lifecycle_spec(cls)
         with self._writing():
-            deployed = _deploy_all(self.backend, self.signer, self.domain, [cls], anchor=False)
+            deployed = _deploy_all(self.backend, self.signer, self.domain, [cls], anchor=False,
+                                   lock=False)
             addr = deployed[lc][0]
             self.config["contracts"][lc] = addr
             self.config["lifecycles"][lc] = spec
@@ -903,9 +905,11 @@ def _fund(backend: JournaledChain, address: str) -> None:
 
 
 def _deploy_all(backend: ChainBackend, signer: Any, domain: str, classes: Sequence[type],
-                anchor: bool = True) -> dict[str, tuple[str, str]]:
-    """Deploy ``classes`` (and the Anchor): lifecycle name -> (address, import spec)."""
-    ctx = backend.locked() if isinstance(backend, JournaledChain) else contextlib.nullcontext()
+                anchor: bool = True, lock: bool = True) -> dict[str, tuple[str, str]]:
+    """Deploy ``classes`` (and the Anchor): lifecycle name -> (address, import spec).
+    ``lock=False``: the caller already holds the chain's writer lock."""
+    ctx = (backend.locked() if lock and isinstance(backend, JournaledChain)
+           else contextlib.nullcontext())
     with ctx:
         out: dict[str, tuple[str, str]] = {}
         for cls in classes:
