@@ -532,12 +532,7 @@ class ProMLNode:
         """Record a lifecycle transition of ``artefact`` with its evidence."""
         ref = self.resolve(artefact)
         client = self.client(ref.lifecycle)
-        t = self._transition(client, transition)
-        if t.approvals > 1:
-            ev = " --evidence FILE" if t.evidence else ""
-            raise NodeError(f"{ref.lifecycle}.{t.name} needs {t.approvals} approvals, it is not "
-                            f"recorded by one actor; use `proml approve {t.name} "
-                            f"{ref.name or ref.hex}{ev}`")
+        t = self._recordable(ref, client, transition)
         with self._writing(), self._explained(ref, client):
             if not t.evidence:
                 if inputs or outputs or params or code:
@@ -600,10 +595,15 @@ class ProMLNode:
         tallies = self.pending_tallies(ref, t.name)
         if not tallies or digest in tallies:
             return
+        def copy(d: bytes) -> str:
+            held = [p for p in (self.store.path_of(d.hex()), *(
+                BlobStore(r).path_of(d.hex()) for r in self.store.replicas)) if p.is_file()]
+            return f", a copy of which is at {held[0]}" if held else ""
+
         what = "; ".join(
             f"{len(who)} of {t.approvals} by "
             + ", ".join(f"{a} ({self._domain_of(client, a) or 'no domain'})" for a in who)
-            + f" on evidence 0x{d.hex()}" for d, who in tallies.items())
+            + f" on evidence 0x{d.hex()}{copy(d)}" for d, who in tallies.items())
         name = ref.name or ref.hex
         raise NodeError(
             f"{ref.lifecycle}.{t.name} of {name} already has approvals on other evidence "
@@ -632,6 +632,16 @@ class ProMLNode:
                             f"(see its roles with `proml whoami` on its node)")
         with self._writing():
             self._mine(client, client.revoke(self.signer, role, account))
+
+    def _recordable(self, ref: ArtefactRef, client: LifecycleClient, transition: str) -> Any:
+        """The transition, if one actor records it (k-of-n ones go through approve)."""
+        t = self._transition(client, transition)
+        if t.approvals > 1:
+            ev = " --evidence FILE" if t.evidence else ""
+            raise NodeError(f"{ref.lifecycle}.{t.name} needs {t.approvals} approvals, it is not "
+                            f"recorded by one actor; use `proml approve {t.name} "
+                            f"{ref.name or ref.hex}{ev}`")
+        return t
 
     def _transition(self, client: LifecycleClient, name: str) -> Any:
         try:
@@ -809,7 +819,7 @@ class ProMLNode:
         raises, nothing is recorded and the exception propagates.
         """
         ref = self.resolve(artefact)  # fail fast, before the work
-        self._transition(self.client(ref.lifecycle), transition)
+        self._recordable(ref, self.client(ref.lifecycle), transition)
         handle = StepHandle(params=dict(params or {}), outputs=list(outputs))
         yield handle
         missing = [str(o) for o in handle.outputs if not Path(o).is_file()]

@@ -24,7 +24,7 @@ from proml_sim.errors import (
     UnknownLifecycle,
 )
 from proml_sim.fsutil import atomic_write_bytes
-from proml_sim.node import BlobStore, ProMLNode
+from proml_sim.node import BlobStore, ProMLNode, sha256_file
 
 
 @pytest.fixture
@@ -254,6 +254,11 @@ def test_errors_name_the_state_and_the_missing_admin_role(world):
         dev.record("audit", "m1", outputs=[tmp / "w.bin"])
     with pytest.raises(NodeError, match="has no transition 'verfy'"):
         dev.record("verfy", "m1")
+    ran = []
+    with pytest.raises(NodeError, match="use `proml approve verify m1"), \
+            v1.step("verify", artefact="m1"):  # refused before the work
+        ran.append(1)
+    assert ran == []
 
 
 def test_record_on_an_approval_transition_is_refused(world, capsys):
@@ -276,6 +281,11 @@ def test_a_second_approval_on_other_evidence_is_explained(world):
     msg = str(info.value)
     assert f"1 of 2 by {v1.address} (lab-1)" in msg and "would start a new tally" in msg
     assert "approve the same file" in msg and "--new-tally" in msg
+    assert "a copy of which" not in msg  # v2 holds no copy of e1.json (no replicas here)
+    e1 = sha256_file(tmp / "e1.json")[0]
+    v2.store.put_file(tmp / "e1.json")  # as a replica of v1's store would hold it
+    with pytest.raises(NodeError, match=f"a copy of which is at {v2.store.path_of(e1)}"):
+        v2.approve("verify", "m1", tmp / "e2.json")
     assert v2.backend.head().number == head  # nothing sent
     res = v2.approve("verify", "m1", tmp / "e2.json", new_tally=True)
     assert not res.fired and res.approvals == 1  # a tally of its own, as explained
