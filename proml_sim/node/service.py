@@ -22,7 +22,8 @@ working, and records the chain's identity so that it never writes into another c
     "lifecycles": {"Dataset": "Dataset", "Model": "Model", "Mine": "pkg.mod:Mine"}
 
 A format-1 home (absolute chain path, replicas as plain strings, the paper's lifecycles only)
-opens as format 2 in memory (a relative format-1 replica path is taken relative to the home);
+opens as format 2 in memory (its chain path made relative to the home; a relative format-1
+replica path is taken relative to the home);
 the new format is written, atomically, by the next writing command.
 """
 
@@ -280,7 +281,7 @@ class ProMLNode:
             raise HomeError(f"node home {home} has format {fmt!r}, newer than this proml-sim "
                             f"understands ({HOME_FORMAT}); upgrade proml-sim")
         try:
-            dirty = _upgrade_config(config)
+            dirty = _upgrade_config(home, config)
         except (KeyError, TypeError, ValueError) as exc:
             raise HomeError(f"{home / 'node.json'} is malformed ({exc!r} is missing or wrong); "
                             "restore it from a copy") from exc
@@ -782,7 +783,8 @@ class ProMLNode:
                     rows[ev.id] = {"name": self.registered_name(ev), "lifecycle": lc,
                                    "id": _hex(ev.id), "state": ir.state_by_index(ev.state).name,
                                    "version": 1, "registrant": ev.registrant,
-                                   "registered_block": block}
+                                   "registered_block": block,
+                                   "registered_time": iso_time(ce.timestamp)}
                 elif isinstance(ev, Transitioned) and ev.id in rows:
                     rows[ev.id]["state"] = ir.state_by_index(ev.target).name
                     rows[ev.id]["version"] = ev.version
@@ -961,12 +963,15 @@ def _check_identity(home: Path, chain: dict[str, Any], backend: ChainBackend, wh
         )
 
 
-def _upgrade_config(config: dict[str, Any]) -> bool:
+def _upgrade_config(home: Path, config: dict[str, Any]) -> bool:
     """Bring a node.json of an older format to :data:`HOME_FORMAT` in memory; True if it
     changed (KeyError/TypeError/ValueError if it is malformed)."""
     changed = False
     if config["format"] < 2:
-        # format 1: replicas were bare strings; only the paper's lifecycles existed
+        # format 1: an absolute chain path; replicas were bare strings; only the paper's
+        # lifecycles existed
+        if config["chain"]["kind"] == "journal":
+            config["chain"]["path"] = _relative(home, config["chain"]["path"])
         config["replicas"] = [{"kind": "dir", "path": str(r)} if isinstance(r, str) else r
                               for r in config.get("replicas", [])]
         config["lifecycles"] = {lc: lc for lc in config["contracts"] if lc in LIFECYCLES}

@@ -113,7 +113,7 @@ def test_format_1_home_opens_and_is_rewritten_only_by_a_write(world):
     new = json.loads(path.read_text())
     assert new["format"] == 2 and new["lifecycles"] == {"Dataset": "Dataset", "Model": "Model"}
     assert new["replicas"] == [{"kind": "dir", "path": str(tmp / "v1" / "store")}]
-    assert new["chain"]["genesis"].startswith("0x")
+    assert new["chain"]["path"] == "../chain" and new["chain"]["genesis"].startswith("0x")
 
 
 # -- replicas ----------------------------------------------------------------------------------
