@@ -971,7 +971,14 @@ def _upgrade_config(home: Path, config: dict[str, Any]) -> bool:
         # format 1: an absolute chain path; replicas were bare strings; only the paper's
         # lifecycles existed
         if config["chain"]["kind"] == "journal":
-            config["chain"]["path"] = _relative(home, config["chain"]["path"])
+            old = Path(config["chain"]["path"])
+            own = home / "chain"
+            if (old.name == "chain" and (own / "chain.json").is_file()
+                    and old.resolve() != own.resolve()):
+                # a copied or moved home that holds its own chain (where `init --new-chain`
+                # put it): use that copy, never the original home's chain
+                old = own
+            config["chain"]["path"] = _relative(home, old)
         config["replicas"] = [{"kind": "dir", "path": str(r)} if isinstance(r, str) else r
                               for r in config.get("replicas", [])]
         config["lifecycles"] = {lc: lc for lc in config["contracts"] if lc in LIFECYCLES}

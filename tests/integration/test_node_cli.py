@@ -116,6 +116,21 @@ def test_format_1_home_opens_and_is_rewritten_only_by_a_write(world):
     assert new["chain"]["path"] == "../chain" and new["chain"]["genesis"].startswith("0x")
 
 
+def test_a_copied_format_1_home_uses_its_own_chain(tmp_path):
+    home = tmp_path / "orig"
+    node = ProMLNode.init(home, name="a", domain="org", new_chain=True, seed="a")
+    cfg = json.loads((home / "node.json").read_text())
+    cfg.update(format=1, replicas=[], chain={"kind": "journal",
+                                             "path": str((home / "chain").resolve())})
+    del cfg["lifecycles"]
+    (home / "node.json").write_text(json.dumps(cfg))
+    shutil.copytree(home, tmp_path / "copy")
+    copy = ProMLNode.open(tmp_path / "copy")
+    copy.grant("Model", "operator", copy.address, "org")
+    assert json.loads((tmp_path / "copy" / "node.json").read_text())["chain"]["path"] == "chain"
+    assert ProMLNode.open(home).backend.head().number == node.backend.head().number
+
+
 # -- replicas ----------------------------------------------------------------------------------
 def test_replica_add_sync_list_remove(world, capsys):
     tmp, admin, dev, v1, v2 = world
