@@ -360,8 +360,9 @@ def test_output_into_a_missing_directory_is_an_input_error(world, capsys):
     with pytest.raises(OutputError, match="is a directory"):
         dev.store.export(digest, tmp)
     for argv in (["bundle", "m1", "-o", str(missing / "b.zip")],
-                 ["export", "m1", "-o", str(missing / "p.json")]):
+                 ["export", "m1", "-o", str(missing / "p.json")],
+                 ["lineage", "m1", "--png", str(missing / "l.png")]):
         assert main([*argv, "--home", str(tmp / "dev")]) == 2, argv
     assert not (tmp / "nope").exists()
-    assert capsys.readouterr().err.count("does not exist") == 2
+    assert capsys.readouterr().err.count("does not exist") == 3
     assert Path(tmp / "dev" / "node.json").exists()
