@@ -254,12 +254,18 @@ class ProMLNode:
         elif contracts is not None:
             config["contracts"], config["lifecycles"] = _split_deployments(contracts)
         elif isinstance(backend, JournaledChain):
-            config["contracts"], config["lifecycles"] = _read_deployments(backend)
+            contracts_, specs_ = _read_deployments(backend)
+            # a lifecycle whose class cannot be imported here is left to discovery on open
+            # (named when used), rather than making the whole chain unjoinable
+            specs_ = {lc: sp for lc, sp in specs_.items() if _loads(sp)}
+            config["contracts"] = {lc: a for lc, a in contracts_.items()
+                                   if lc in specs_ or lc == "Anchor"}
+            config["lifecycles"] = specs_
             _fund(backend, address)
         else:
             raise HomeError("joining an RPC chain needs the contract addresses (--contracts)")
         for spec in config["lifecycles"].values():
-            load_lifecycle(spec)  # a joining node must be able to load every deployed class
+            load_lifecycle(spec)  # every lifecycle this home records must load
         _write_keys(home / "keys.json", address, private_key)
         atomic_write_json(home / "node.json", config, mkdir=False)
         return cls(home, config, keys, backend)
@@ -931,6 +937,14 @@ def _deploy_all(backend: ChainBackend, signer: Any, domain: str, classes: Sequen
         if anchor:
             out["Anchor"] = (AnchorClient.deploy(backend, signer).address, "")
     return out
+
+
+def _loads(spec: str) -> bool:
+    try:
+        load_lifecycle(spec)
+    except UnknownLifecycle:
+        return False
+    return True
 
 
 def _relative(home: Path, path: str | Path) -> str:

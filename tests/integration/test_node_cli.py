@@ -214,6 +214,8 @@ def test_custom_lifecycles_at_init_and_deployed_later(tmp_path, monkeypatch, cap
     monkeypatch.delitem(sys.modules, "mylc2")
     with pytest.raises(NodeError, match="deployed on this chain but this node cannot load it"):
         ProMLNode.open(tmp_path / "b").client("Essay")
+    late = ProMLNode.init(tmp_path / "late", name="l", domain="o3", chain_dir=chain, seed="l")
+    assert "Essay" not in late.clients and "Essay" in late.unavailable  # joined all the same
     capsys.readouterr()
     code, out = _json(capsys, ["ls", "--lifecycle", "Paper", "--home", str(tmp_path / "b")])
     assert [(r["name"], r["state"], r["version"]) for r in out] == [("p1", "published", 2)]
