@@ -183,7 +183,8 @@ def cmd_replica(args: argparse.Namespace) -> int:
     node = ProMLNode.open(args.home)
     if args.action == "list":
         dirs = [str(d) for d in node.replica_dirs()]
-        _emit(args, {"replicas": dirs}, "\n".join(dirs) or "no replicas")
+        _emit(args, {"replicas": [{"kind": "dir", "path": d} for d in dirs]},
+              "\n".join(dirs) or "no replicas")
         return 0
     if args.action == "sync":
         counts = node.sync_replicas()

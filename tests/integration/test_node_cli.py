@@ -156,7 +156,7 @@ def test_replica_add_sync_list_remove(world, capsys):
     assert good.stat().st_mtime_ns == stamp
     assert sorted(other.digests()) == held and other.check(held[1]) is None
     code, out = _json(capsys, ["replica", "list", "--home", home])
-    assert out == {"replicas": [str(rep.resolve())]}
+    assert out == {"replicas": [{"kind": "dir", "path": str(rep.resolve())}]}
     assert main(["replica", "remove", str(rep), "--home", home]) == 0
     assert main(["replica", "remove", str(rep), "--home", home]) == 2
     assert ProMLNode.open(home).replica_dirs() == [] and rep.is_dir()  # nothing deleted
