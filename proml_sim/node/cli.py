@@ -144,7 +144,7 @@ def cmd_history(args: argparse.Namespace) -> int:
                      f"{h['step']:<14} -> {h['target']:<12} by {who}")
         lines.append(f"     tx {h['tx']}  digest {h['digest']}")
         for a in h["approvers"] or ():
-            lines.append(f"     approved by {a['address']} ({a['domain'] or 'no domain'}) "
+            lines.append(f"     approved by {a['approver']} ({a['domain'] or 'no domain'}) "
                          f"at {a['time']}, block {a['block']}")
     _emit(args, rows, "\n".join(lines))
     return 0

@@ -747,7 +747,7 @@ class ProMLNode:
                 continue
             if isinstance(ev, Approved) and ev.id == ref.id:
                 approvals.setdefault((ev.transition, ev.version, ev.digest), []).append(
-                    {"address": ev.approver, "domain": domains.get(ev.approver), **when})
+                    {"approver": ev.approver, "domain": domains.get(ev.approver), **when})
                 continue
             if isinstance(ev, Registered) and ev.id == ref.id:
                 step, actor, source = "register", ev.registrant, None

@@ -242,7 +242,7 @@ def test_ls_whoami_and_history_with_time_block_tx_domains_approvers(world, capsy
     assert [h["step"] for h in hist] == ["register", "train", "verify"]
     verify = hist[-1]
     assert verify["actor"] == v2.address and verify["actor_domain"] == "lab-2"
-    assert [(a["address"], a["domain"]) for a in verify["approvers"]] == [
+    assert [(a["approver"], a["domain"]) for a in verify["approvers"]] == [
         (v1.address, "lab-1"), (v2.address, "lab-2")]
     for h in hist:
         for key in ("digest", "tx"):
@@ -257,6 +257,8 @@ def test_ls_whoami_and_history_with_time_block_tx_domains_approvers(world, capsy
     code, lin = _json(capsys, ["lineage", "m1", "--home", str(tmp / "admin")])
     assert lin["artefact"]["digest"] == hist[-1]["digest"]  # one schema for all outputs
     assert lin["artefact"]["time"] == hist[-1]["time"]
+    assert [a["approver"] for a in lin["artefact"]["approvers"]] == [
+        a["approver"] for a in verify["approvers"]]
 
 
 # -- errors that say what to do ----------------------------------------------------------------
