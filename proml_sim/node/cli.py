@@ -49,8 +49,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     info = {"home": str(node.home), "name": node.name, "domain": node.domain,
             "address": node.address, "chain": node.config["chain"],
             "contracts": node.config["contracts"], "lifecycles": node.config["lifecycles"]}
+    chain = node.config["chain"]
+    where = (f"{node.path(chain['path'])}" if chain["kind"] == "journal" else chain["url"])
     _emit(args, info, f"initialised node {node.name} ({node.domain}) at {node.home}\n"
-          f"  address {node.address}\n  chain {node.config['chain']}")
+          f"  address {node.address}\n  chain {where} (chain id {chain['chain_id']}, genesis "
+          f"{chain['genesis'][:18]}..)\n  lifecycles {', '.join(node.config['lifecycles'])}")
     return 0
 
 
