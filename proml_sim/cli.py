@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from proml_sim.errors import ProMLError
 
@@ -17,29 +15,6 @@ EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
 
 class UsageError(Exception):
     """Bad input from the command line: printed as ``error: ...`` with exit code 2."""
-
-
-def load_lifecycle(spec: str) -> Any:
-    """``Dataset``/``Model`` (the paper's) or ``package.module:ClassName``."""
-    from proml_sim.lifecycles import PAPER_LIFECYCLES
-
-    for cls in PAPER_LIFECYCLES:
-        if spec == cls.__name__:
-            return cls
-    if ":" not in spec:
-        names = ", ".join(c.__name__ for c in PAPER_LIFECYCLES)
-        raise UsageError(
-            f"unknown lifecycle {spec!r}; use one of {names} or 'package.module:ClassName'"
-        )
-    mod_name, _, attr = spec.partition(":")
-    try:
-        module = importlib.import_module(mod_name)
-    except ImportError as exc:
-        raise UsageError(f"cannot import module {mod_name!r} ({exc}); check PYTHONPATH") from exc
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise UsageError(f"module {mod_name!r} has no class {attr!r}") from None
 
 
 # -- subcommands ---------------------------------------------------------------------------------
@@ -63,6 +38,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from proml_sim.artifacts import write_atomic
     from proml_sim.codegen import to_mermaid
     from proml_sim.compiler import compile_artefact
+    from proml_sim.lifecycles import load_lifecycle
 
     compiled = compile_artefact(load_lifecycle(args.lifecycle))
     assert compiled.ir is not None
@@ -89,6 +65,7 @@ def cmd_diagram(args: argparse.Namespace) -> int:
     from proml_sim.codegen import to_dot, to_mermaid
     from proml_sim.codegen.diagram import render_png
     from proml_sim.ir import build_ir
+    from proml_sim.lifecycles import load_lifecycle
 
     ir = build_ir(load_lifecycle(args.lifecycle))
     if args.format == "png":
@@ -267,9 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
     sb.set_defaults(func=cmd_sim_bench)
 
     from proml_sim.node import cli as node_cli
+    from proml_sim.node import cli_keys
 
     node_cli.register(sub)
-    importlib.import_module("proml_sim.node.cli_keys").register(sub)
+    cli_keys.register(sub)
     from proml_sim.threats import cli as threats_cli
 
     threats_cli.register(sub)

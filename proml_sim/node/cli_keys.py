@@ -57,11 +57,9 @@ def _emit(args: argparse.Namespace, obj: Any, text: str) -> None:
 
 
 def _out_path(out: str) -> Path:
-    path = Path(out)
-    if path.is_dir():
-        raise NodeError(f"--out {out} is a directory; name a file")
-    if not path.parent.is_dir():
-        raise NodeError(f"--out {out}: directory {path.parent} does not exist; create it first")
+    from proml_sim.fsutil import check_output_path
+
+    path = check_output_path(out)
     if path.exists():
         raise NodeError(f"--out {out} already exists; nothing was overwritten, pick another")
     return path

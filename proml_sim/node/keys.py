@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from proml_sim.errors import KeystoreError, WrongPassphrase
 from proml_sim.fsutil import atomic_write_with
@@ -223,17 +223,10 @@ def write_secret(path: Path, obj: dict[str, Any]) -> Path:
     if path.exists():
         raise KeystoreError(f"{path} already exists; move it away first (nothing was written)")
     text = json.dumps(obj, indent=2, sort_keys=True).encode() + b"\n"
-
-    def write(fh: IO[bytes]) -> None:
-        os.fchmod(fh.fileno(), 0o600)
-        fh.write(text)
-
     try:
-        atomic_write_with(path, write)
-        os.chmod(path, 0o600)  # whatever the writer's default mode: keys stay owner-only
-    except OSError as exc:
-        raise KeystoreError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+        return atomic_write_with(path, lambda fh: fh.write(text), mode=0o600)
+    except OSError as exc:  # OutputError names the file and the fix already
+        raise KeystoreError(str(exc)) from None
 
 
 def plain_key_file(address: str, private_key: bytes) -> dict[str, Any]:
@@ -557,9 +550,7 @@ def rotate(node: ProMLNode, *, new_key: bytes | None = None,
         raise KeystoreError(f"cannot move {nxt} to {final}: {exc.strerror or exc}; move it "
                             "by hand (the chain steps are done)") from None
     rot.keystore = str(final)
-    set_home_address(home, new_signer.address)
-    node.address = new_signer.address
-    node.config["address"] = new_signer.address
+    set_home_address(node, new_signer.address)
     node.key = NodeKey(home, new_signer.address, key.passphrase, new_signer)
     return rot
 
@@ -582,21 +573,17 @@ def _finish_swapped(node: ProMLNode) -> Rotation | None:
         return None
     new = NodeKey(node.home, declared, key.passphrase)
     new.signer()  # only a key this node can unlock is taken as the rotation's result
-    set_home_address(node.home, declared)
-    node.address = node.config["address"] = declared
+    set_home_address(node, declared)
     node.key = new
     return Rotation(old=key.address, new=declared, keystore=str(key.path))
 
 
-def set_home_address(home: Path, address: str) -> None:
-    """Change only ``address`` in node.json (read raw, so nothing else is rewritten)."""
-    from proml_sim.fsutil import atomic_write_json
-
-    path = home / "node.json"
+def set_home_address(node: ProMLNode, address: str) -> None:
+    """Point node.json (written atomically) and the open node at ``address``."""
+    node.config["address"] = address
     try:
-        config = json.loads(path.read_text())
-        config["address"] = address
-        atomic_write_json(path, config, mkdir=False)
-    except (OSError, ValueError) as exc:
-        raise KeystoreError(f"cannot update {path} to the new address {address}: {exc}; set "
-                            "its address by hand") from None
+        node.save_config()
+    except OSError as exc:
+        raise KeystoreError(f"cannot update {node.home / 'node.json'} to the new address "
+                            f"{address}: {exc}; run `proml key rotate` again") from None
+    node.address = address

@@ -9,7 +9,6 @@ input error (unknown lifecycle or mutant, a mutant whose anchor is not in the so
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -19,21 +18,14 @@ EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _lifecycle(spec: str) -> Any:
-    """``Dataset``/``Model`` (the paper's) or ``package.module:ClassName``."""
-    from proml_sim.lifecycles import PAPER_LIFECYCLES
+    """``Dataset``/``Model`` (the paper's) or ``package.module:ClassName`` (ValueError if not)."""
+    from proml_sim.errors import UnknownLifecycle
+    from proml_sim.lifecycles import load_lifecycle
 
-    for cls in PAPER_LIFECYCLES:
-        if spec == cls.__name__:
-            return cls
-    if ":" not in spec:
-        names = ", ".join(c.__name__ for c in PAPER_LIFECYCLES)
-        raise ValueError(f"unknown lifecycle {spec!r}; use one of {names} or "
-                         "'package.module:ClassName'")
-    mod_name, _, attr = spec.partition(":")
     try:
-        return getattr(importlib.import_module(mod_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot load lifecycle {spec!r}: {exc}") from exc
+        return load_lifecycle(spec)
+    except UnknownLifecycle as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def cmd_mutate(args: argparse.Namespace) -> int:

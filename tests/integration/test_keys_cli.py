@@ -245,11 +245,11 @@ def test_an_interrupted_rotation_resumes_with_the_same_key(tmp_path, monkeypatch
     calls = []
     real = K.set_home_address
 
-    def crash_once(h: Path, a: str) -> None:
+    def crash_once(n: ProMLNode, a: str) -> None:
         calls.append(a)
         if len(calls) == 1:
             raise KeystoreError("simulated crash before node.json")
-        real(h, a)
+        real(n, a)
 
     monkeypatch.setattr(K, "set_home_address", crash_once)
     node = ProMLNode.open(home, passphrase="pw")
