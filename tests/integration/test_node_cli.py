@@ -344,7 +344,7 @@ def test_outputs_honour_the_umask_and_keys_stay_private(tmp_path):
         blob = node.store.put_bytes(b"data")
         assert node.store.path_of(blob.digest).stat().st_mode & 0o777 == 0o640
         assert (tmp_path / "h" / "node.json").stat().st_mode & 0o777 == 0o640
-        assert (tmp_path / "h" / "keys.json").stat().st_mode & 0o777 == 0o600
+        assert (tmp_path / "h" / "keystore.json").stat().st_mode & 0o777 == 0o600
         out = node.store.export(blob.digest, tmp_path / "copy.bin")
         assert out.stat().st_mode & 0o777 == 0o640 and out.read_bytes() == b"data"
         os.umask(0o002)
