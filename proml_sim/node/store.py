@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from proml_sim.errors import BlobCorrupted, StoreError
+from proml_sim.progress import for_file
 
 CHUNK = 1 << 20
 
@@ -33,10 +34,11 @@ def sha256_file(path: str | Path) -> tuple[str, int]:
     h = hashlib.sha256()
     size = 0
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb") as fh, for_file(fh) as bar:
             while chunk := fh.read(CHUNK):
                 h.update(chunk)
                 size += len(chunk)
+                bar.advance(len(chunk))
     except FileNotFoundError:
         raise StoreError(f"file {path} does not exist; check the path") from None
     except IsADirectoryError:
@@ -121,8 +123,9 @@ class BlobStore:
         """Store a file's bytes (streamed); returns its digest and size."""
         def chunks() -> Iterator[bytes]:
             try:
-                with open(path, "rb") as fh:
+                with open(path, "rb") as fh, for_file(fh, "storing") as bar:
                     while chunk := fh.read(CHUNK):
+                        bar.advance(len(chunk))
                         yield chunk
             except FileNotFoundError:
                 raise StoreError(f"file {path} does not exist; check the path") from None
