@@ -79,7 +79,8 @@ UNDEPLOYED_GAS = 400_000
 #: transactions already pending): the transactions mined before it in the same block may make it
 #: dearer (a zero storage slot becomes non-zero, an approver list grows by up to 16 entries).
 #: Unused gas is not paid for; too little would end the call out of gas instead of with its
-#: lifecycle result.
+#: lifecycle result.  A backend with its own gas policy says so with a ``gas_headroom``
+#: attribute (the simulator's gateway: 0, as its blocks are packed by gas limit).
 PENDING_HEADROOM = 150_000
 #: The layouts this client drives (``proml_sim.codegen.LAYOUTS``) and the per-artefact part of each.
 LAYOUTS = ("registry", "factory", "clone")
@@ -633,14 +634,15 @@ class LifecycleClient:
         if gas is None:
             # the estimate is made at the latest state; a call that runs behind other pending
             # transactions may find another state (and succeed where the estimate reverted)
-            later = not self.automine or bool(self.backend.pending())
+            headroom = getattr(self.backend, "gas_headroom", PENDING_HEADROOM)
+            later = headroom > 0 and (not self.automine or bool(self.backend.pending()))
             if to != self.address and not self.backend.code(to):
                 gas = UNDEPLOYED_GAS  # its registration is pending: nothing to estimate against
             else:
                 try:
                     gas = self.backend.estimate_gas(signer.address, to, data)
                     if later:
-                        gas += PENDING_HEADROOM
+                        gas += headroom
                 except (LifecycleError, TransactionFailed):
                     if self.preflight:
                         raise  # refuse to send a call that would revert, as wallets do

@@ -11,7 +11,7 @@ differential test's invariant).  Runs for each contract layout (registry, factor
 The machinery (deployment, the lock-step comparison, the state invariant) is the differential
 test's :class:`LockStep`; here its one-operation-per-block rules are replaced by one batch rule.
 
-Budget (default run): about 15 s on 2 cores; the ``slow`` classes run many more batches.
+Budget (default run): about 20 s on 2 cores (batches 12 s, examples 8 s); the ``slow`` classes run many more batches.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def _on(layout: str) -> Any:
     return type(f"PaperBatched_{layout}", (PaperBatched,), {"layout": layout}).TestCase
 
 
-_batched = settings(_settings, max_examples=10, stateful_step_count=8)
+_batched = settings(_settings, max_examples=8, stateful_step_count=7)
 TestBatchedRegistry = _on("registry")
 TestBatchedRegistry.settings = _batched
 TestBatchedFactory = _on("factory")
@@ -279,8 +279,8 @@ def test_approval_result_in_a_later_block_is_unchanged(loop: tuple[Any, ...]) ->
     assert client.state(aid) == "c" and client.version(aid) == 3
 
 
-@pytest.mark.parametrize("value", [SHORT, LONG, b"", "0x" + "11" * 32, None],
-                         ids=["31-bytes", "33-bytes", "empty", "hex-str", "none"])
+@pytest.mark.parametrize("value", [SHORT, LONG, "0x" + "11" * 32],
+                         ids=["31-bytes", "33-bytes", "hex-str"])
 @pytest.mark.parametrize("where", ["salt", "digest", "inputs[0]", "artefact", "domain"])
 def test_bad_bytes32_refused_before_signing(
     loop: tuple[Any, ...], where: str, value: Any
