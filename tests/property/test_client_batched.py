@@ -11,7 +11,8 @@ differential test's invariant).  Runs for each contract layout (registry, factor
 The machinery (deployment, the lock-step comparison, the state invariant) is the differential
 test's :class:`LockStep`; here its one-operation-per-block rules are replaced by one batch rule.
 
-Budget (default run): about 20 s on 2 cores (batches 12 s, examples 8 s); the ``slow`` classes run many more batches.
+Budget (default run): about 20 s on 2 cores (batches 12 s, examples 8 s); the ``slow`` classes
+run many more batches (about 70 s with ``CI`` set).
 """
 
 from __future__ import annotations
