@@ -38,6 +38,7 @@ from tests.property.test_differential import (
     _settings,
     outcome,
 )
+from tests.strategies import lifecycles
 
 #: malformed fixed-size arguments: a bytes32 one byte short and one byte long, addresses that
 #: are too short, not hex, or carry a wrong EIP-55 checksum
@@ -183,8 +184,14 @@ class PaperBatched(Batched):
         self.start(_two_sources() if cls == "Loop" else cls)
 
 
-def _on(layout: str) -> Any:
-    return type(f"PaperBatched_{layout}", (PaperBatched,), {"layout": layout}).TestCase
+class RandomBatched(Batched):
+    @initialize(cls=lifecycles(max_states=5, max_roles=3))
+    def init(self, cls: Any) -> None:
+        self.start(cls)
+
+
+def _on(layout: str, base: type[Batched] = PaperBatched) -> Any:
+    return type(f"{base.__name__}_{layout}", (base,), {"layout": layout}).TestCase
 
 
 _batched = settings(_settings, max_examples=8, stateful_step_count=7)
@@ -214,6 +221,14 @@ class TestBatchedFactoryLong(_on("factory")):  # type: ignore[misc]
 @pytest.mark.slow
 class TestBatchedCloneLong(_on("clone")):  # type: ignore[misc]
     settings = _long()
+
+
+@pytest.mark.slow
+class TestRandomBatchedLong(_on("registry", RandomBatched)):  # type: ignore[misc]
+    """Random lifecycles (each compiled: ~1.3 s), batched, on the registry layout."""
+
+    settings = settings(_settings, max_examples=15 if os.environ.get("CI") else 60,
+                        stateful_step_count=10)
 
 
 # -- the two bugs, by example ---------------------------------------------------------------------
