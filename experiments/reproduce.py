@@ -22,6 +22,7 @@ from experiments import (
 )
 from experiments.common import ExperimentConfig, provenance, write_json
 from proml_sim.artifacts import write_atomic
+from proml_sim.progress import progress
 
 #: How the report names each engine.
 ENGINE_NAMES = {"pyevm": "py-evm", "revm": "revm", "rpc": "JSON-RPC node's"}
@@ -45,8 +46,6 @@ def reproduce(profile: str = "smoke", out: Path = Path("out"), seed: int = 0,
               engine: str = "pyevm", rpc_url: str | None = None) -> dict[str, Any]:
     """Run every experiment; ``engine`` (``pyevm``, ``revm`` or ``rpc`` with ``rpc_url``) is
     the chain engine of the experiments that build chains (``config.extra``)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from proml_sim.chain.engines import ENGINES
 
     if engine not in ENGINES:
@@ -60,14 +59,14 @@ def reproduce(profile: str = "smoke", out: Path = Path("out"), seed: int = 0,
     config.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     timings: dict[str, float] = {}
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn()) as bar:
-        task = bar.add_task("experiments", total=len(EXPERIMENTS))
+    # on stderr (a bar, or plain lines without a terminal): stdout is left to the caller
+    with progress("experiments", total=len(EXPERIMENTS), unit="experiments") as bar:
         for key, title, fn in EXPERIMENTS:
-            bar.update(task, description=f"{key}: {title}")
+            bar.update(description=f"{key}: {title}")
             t0 = time.perf_counter()
             results[key] = fn(config)
             timings[key] = round(time.perf_counter() - t0, 2)
-            bar.advance(task)
+            bar.advance()
     latency = results["e01"]["latency"]
     check = results["e01"]["paper_check"]
     summary = {

@@ -135,6 +135,8 @@ class _Gateway(ChainBackend):
     mempool model instead of the engine's pool; nonces count the world's pending transactions."""
 
     name = "sim-gateway"
+    #: the world's own gas policy (``gas_estimates``) decides; LifecycleClient adds no headroom
+    gas_headroom = 0
 
     def __init__(self, world: World, engine: ChainBackend) -> None:
         self.world = world
