@@ -124,6 +124,7 @@ class SimBlock:
     timestamp: int | None = None  # the engine block's timestamp (None: not materialised)
     slot: int = 0  # PoS: the slot it was proposed in (finality counts epochs of slots)
     in_turn: bool = True  # PoA: sealed by the in-turn signer (clique difficulty 2, else 1)
+    published: float = 0.0  # when it left its producer (a private block: at its release)
 
 
 @dataclass(frozen=True)
@@ -629,6 +630,7 @@ class World:
         for when, turn, s in blocks:
             self._slot, self._in_turn = s, turn
             block = self._execute(producer, self._select(producer, when), when, stamp_at=when)
+            block.published = self.env.now
             self._append(block)
         self._slot, self._in_turn = slot, in_turn
         self._note_reorg(depth)
