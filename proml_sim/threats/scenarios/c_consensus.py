@@ -255,13 +255,21 @@ class SwitchView:
 
     def depth_of(self, txs: dict[str, SimTx]) -> tuple[str, int] | None:
         """Which branch's record this node has, and how deep, if any."""
+        seen = self.seen(txs)
+        return None if seen is None else seen[:2]
+
+    def seen(self, txs: dict[str, SimTx]) -> tuple[str, int, bool] | None:
+        """Which branch's record this node has, how deep, and whether it is final by the
+        clique signer rule on the node's chain (``proml_sim.sim.forks.final_height``)."""
         now = self.a.clock()
         side, view = ("B", self.b) if self._on_b(now) else ("A", self.a)
         tx = txs.get(side)
         H = view.height_at(min(now, self.heal) if side == "A" else now)
         if tx is None or tx.block is None or tx.block.height > H:
             return None
-        return side, H - tx.block.height + 1
+        w = view.world
+        final = tx.block.height <= final_height(w.profile, w.canon[:H])
+        return side, H - tx.block.height + 1, final
 
 
 @scenario("C2", limit="while a partition lasts nobody can compare histories across it: "
@@ -269,6 +277,19 @@ class SwitchView:
 class Equivocation:
     """One PoA sealer seals on both sides of a partition; an accomplice signs two conflicting
     trainings (same nonce), one per side; side B wins at the heal."""
+
+    @staticmethod
+    def sealers(k: int, n: int) -> dict[str, list[Producer]]:
+        """``k`` of the ``n`` clique sealers equivocate (seal on both sides); the honest ones
+        split, the smaller half in partition A (eu), the rest in B (us, asia)."""
+        if not 0 <= k <= n:
+            raise ValueError(f"equivocators={k}; must be in [0, {n}]")
+        eq = [f"sealer-E{j}" for j in range(k)]
+        honest = [f"sealer-{j + 1}" for j in range(n - k)]
+        half = len(honest) // 2
+        return {"A": [Producer(x, "eu") for x in eq + honest[:half]],
+                "B": [Producer(x, ("us", "asia")[j % 2])
+                      for j, x in enumerate(eq + honest[half:])]}
 
     @staticmethod
     def _plan(tm: ThreatModel, seed: int) -> tuple[float, float, float]:
@@ -330,10 +351,7 @@ class Equivocation:
         cp_depth = int(p.get("checkpoint_depth", 3))
         poll = float(p.get("poll_s", 0.5))
         prof = get_profile("poa-clique").with_(sealer_offline_rate=0.0, stale_rate=0.0)
-        sides = {"A": [Producer("sealer-E", "eu"), Producer("sealer-1", "eu"),
-                       Producer("sealer-2", "eu")],
-                 "B": [Producer("sealer-E", "us"), Producer("sealer-3", "us"),
-                       Producer("sealer-4", "asia")]}
+        sides = Equivocation.sealers(int(p.get("equivocators", 1)), prof.sealers)
         people = {"op": ("client-co", "eu"), "dev": ("dev-co", "eu")}
         grants = [("op", "Model", "operator"), ("dev", "Model", "developer")]
         worlds: dict[str, World] = {}
@@ -375,20 +393,22 @@ class Equivocation:
             go = cut.deliver_at("eu", region, t, cut.base_delay("eu", region, rng))
             return cut.deliver_at(region, "eu", go, cut.base_delay(region, "eu", rng))
 
-        def by_depth(i: int, me: SwitchView):  # acts once the record is d blocks deep
+        def by_depth(i: int, me: SwitchView):  # acts once the record is d deep (or final)
             while wa.env.now < horizon:
                 yield wa.env.timeout(poll)
-                seen = me.depth_of(txs)
+                seen = me.seen(txs)
                 if i not in dropped_at and any(acted.get((i, f"d{d}"), ("",))[0] == "A"
                                                for d in depths) and (seen is None or
                                                                      seen[0] == "B"):
                     dropped_at[i] = wa.env.now  # re-verify inclusion: record X is gone
                 if seen is None:
                     continue
-                side, depth = seen
+                side, depth, final = seen
                 for d in depths:
                     if depth >= d and (i, f"d{d}") not in acted:
                         acted[(i, f"d{d}")] = (side, wa.env.now)
+                if final and (i, "finalised") not in acted:
+                    acted[(i, "finalised")] = (side, wa.env.now)
 
         def by_checkpoint(i: int, me: SwitchView):  # ... and only if other domains agree
             while wa.env.now < horizon and (i, "checkpoint") not in acted:
@@ -411,13 +431,17 @@ class Equivocation:
             wa.env.process(by_checkpoint(i, node()))
         wa.run(horizon)
         wa.finish()
+        pols = [f"d{d}" for d in depths] + ["finalised", "checkpoint"]
         losing = {pol: sum(1 for i in range(n) if acted.get((i, pol), ("",))[0] == "A") / n
-                  for pol in [f"d{d}" for d in depths] + ["checkpoint"]}
+                  for pol in pols}
+        latency = {pol: _median([acted[(i, pol)][1] - t_a for i in range(n)
+                                 if (i, pol) in acted], float("nan")) for pol in pols}
         cp_acts = [acted[(i, "checkpoint")] for i in range(n) if (i, "checkpoint") in acted]
         d_ttd = [dropped_at[i] - acted[(i, f"d{cp_depth}")][1] for i in dropped_at
                  if acted.get((i, f"d{cp_depth}"), ("",))[0] == "A"]
         proofs = sum(1 for a, b in zip(wa.canon, wb.canon, strict=False)
-                     if a.producer == b.producer == "sealer-E" and a.time < heal)
+                     if a.producer == b.producer and a.producer.startswith("sealer-E")
+                     and a.time < heal)
         detect = (min(fork_seen) - t_a) if fork_seen else None
         return Outcome(
             losing["checkpoint"] > 0, bool(fork_seen), detect,
@@ -429,6 +453,8 @@ class Equivocation:
                          [acted[(i, f"d{cp_depth}")][1] - t_a for i in range(n)
                           if (i, f"d{cp_depth}") in acted], 0.0),
                      "checkpoint_completion": len(cp_acts) / n,
+                     "acted_on_losing_rate_finalised": losing["finalised"],
+                     **{f"latency_{pol}_s": v for pol, v in latency.items()},
                      "equivocation_proofs": float(proofs)},
             series={"acted_on_losing_by_depth": [(float(d), losing[f"d{d}"]) for d in depths]},
             note="modelled: two Worlds from one seed share the set-up chain; each partition's "
