@@ -453,7 +453,8 @@ class Equivocation:
                          [acted[(i, f"d{cp_depth}")][1] - t_a for i in range(n)
                           if (i, f"d{cp_depth}") in acted], 0.0),
                      "checkpoint_completion": len(cp_acts) / n,
-                     "acted_on_losing_rate_finalised": losing["finalised"],
+                     **{f"acted_on_losing_rate_{pol}": losing[pol] for pol in pols
+                        if pol != "checkpoint"},
                      **{f"latency_{pol}_s": v for pol, v in latency.items()},
                      "equivocation_proofs": float(proofs)},
             series={"acted_on_losing_by_depth": [(float(d), losing[f"d{d}"]) for d in depths]},
