@@ -209,6 +209,8 @@ class PrivateBranch:
     ``censor``: trust domains whose transactions its blocks leave out (the records it
     removes).  ``repeat``: start a new race after each one ends.
     ``withhold_attestations``: (PoS) also withhold its votes, stopping finality above 1/3.
+    ``margin_s``: wait this long after the block that completes the victim's ``confirmations``
+    (its consumers hear of it with the network's delay) before releasing.
     """
 
     share: float
@@ -217,6 +219,7 @@ class PrivateBranch:
     censor: frozenset[str] = frozenset()
     repeat: bool = True
     withhold_attestations: bool = False
+    margin_s: float = 0.0
     races: list[Race] = field(default_factory=list)
     producer: Producer | None = None
 
@@ -305,7 +308,9 @@ class PrivateBranch:
         assert race is not None
         honest = len(world.canon) - race.fork_height
         private = len(self._blocks)
-        confirmed = honest >= self.confirmations
+        confirmed = honest >= self.confirmations and (
+            self.margin_s <= 0 or self.confirmations == 0 or world.env.now >= world.canon[
+                race.fork_height + self.confirmations - 1].time + self.margin_s)
         if confirmed and self._heavier(world, honest):
             self._end(world, True, honest, private)
         elif honest - private >= (self.give_up or 0) and honest > 0:

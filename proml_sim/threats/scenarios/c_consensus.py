@@ -105,7 +105,8 @@ def reorg_attack(seed: int, p: dict[str, Any]) -> dict[str, Any]:
     poll = float(p.get("poll_s", 0.25))
     z = target.k if target.kind == "depth" else (
         prof.finality_time_blocks() if prof.consensus == "pow" else 10**6)
-    atk = PrivateBranch(q, confirmations=int(z or 1), censor=frozenset({"victim-co"}))
+    atk = PrivateBranch(q, confirmations=int(z or 1), censor=frozenset({"victim-co"}),
+                        margin_s=float(p.get("release_margin_s", 2.0)))
     people = {"victim": ("victim-co", "eu"), "other": ("other-co", "us")}
     w, ps = small_world(seed, people, [(n, "Model", r) for n in people
                                        for r in ("operator", "developer")], profile=prof,

@@ -147,3 +147,27 @@ def test_minority_cannot_reorg_pos_or_clique():
 def test_world_stats_on_honest_pos_finality():
     w = World(seed=1, profile="ethereum-pos")
     assert w.stats["reorgs"] == 0 and w.attacker is None
+
+
+def test_e07_writes_race_check_tradeoff_and_figure(tmp_path, monkeypatch):
+    """E7 end to end on a tiny grid: the keys reproduce reads, the CSVs and the figure."""
+    from experiments import e07_forks
+    from experiments.common import ExperimentConfig
+
+    monkeypatch.setitem(e07_forks.SIZES, "smoke", {"races": 60, "c1_seeds": 1,
+                                                   "c1_records_s": 200, "c2_seeds": 1})
+    monkeypatch.setattr(e07_forks, "ZS", (0, 2))
+    monkeypatch.setattr(e07_forks, "C1_GRID", (("ropsten-2022", (0.3,), ("L@1", "finalised"),
+                                                 3.0),))
+    monkeypatch.setattr(e07_forks, "C2_EQUIVOCATORS", (1,))
+    r = e07_forks.main(ExperimentConfig(out=tmp_path))
+    assert len(r["race"]) == 4 and r["race_summary"]["points"] == 4
+    assert all(x["races"] == 60 and x["lo"] - 1e-9 <= x["measured"] <= x["hi"] + 1e-9
+               for x in r["race"])
+    assert [x["measured"] for x in r["race"] if x["z"] == 0] == [1.0, 1.0]
+    cell = r["forks"]["ropsten-2022"]["0.3"]["L@1"]["C1"]
+    assert cell["trials"] > 0 and cell["asr_lo"] <= cell["asr"] <= cell["asr_hi"]
+    c2 = r["forks"]["poa-clique"]["0.2"]
+    assert c2["finalised"]["C2"]["asr"] == 1.0 and c2["checkpoint"]["C2"]["asr"] == 0.0
+    for f in ("e07_race.csv", "e07_forks.csv", "e07_forks.json", "e07_forks.png"):
+        assert (tmp_path / f).stat().st_size > 0
