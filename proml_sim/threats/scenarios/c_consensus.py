@@ -1,6 +1,6 @@
-"""Consensus-level attacks: C1 a private-branch attacker's reorg removes a record a consumer
-acted on (``proml_sim.sim.forks``), C2 an equivocating
-PoA sealer shows two partitions two histories, C3 a producer skews timestamps at deadlines.
+"""Consensus-level attacks: C1 a private-branch attacker's reorg (``proml_sim.sim.forks``)
+removes a record a consumer acted on, C2 equivocating PoA sealers show two partitions two
+histories, C3 a producer skews timestamps at deadlines.
 
 The baseline is one database: it has no forks (C1 is out of its scope), but its admin can show
 two groups two views (C2) and write any time into a row (C3).
