@@ -298,6 +298,9 @@ class World:
         self.stats = {"blocks": 0, "orphaned": 0, "reorged_txs": 0, "missed_slots": 0,
                       "reorgs": 0, "max_reorg_depth": 0, "final_reverted": 0}
         #: a private-branch attacker (``proml_sim.sim.forks``); None: honest producers only
+        if attacker is not None and self.profile.consensus == "fixed":
+            raise ValueError(f"profile {self.profile.name!r} has one producer: no forks to "
+                             "attack; give the attacker a pow, pos or poa profile")
         self.attacker = attacker
         self.reorg_depths: list[int] = []  # every reorg's depth, in order
         self._final = 0  # highest final height on the canonical chain

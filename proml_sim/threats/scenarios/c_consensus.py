@@ -31,8 +31,9 @@ from proml_sim.sim import (
     get_profile,
 )
 from proml_sim.sim.forks import ConfirmationPolicy, PrivateBranch, final_height
+from proml_sim.sim.profiles import ChainProfile
 from proml_sim.threats.baseline import CentralDB
-from proml_sim.threats.catalogue import ThreatModel
+from proml_sim.threats.catalogue import CatalogueError, ThreatModel
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import salt, small_world
 from proml_sim.threats.scenarios.d_availability import Head, RegionView, clock_ts
@@ -82,6 +83,41 @@ class ForkChoiceView:
         return dropped
 
 
+def c1_settings(p: dict[str, Any]) -> tuple[float, list[ConfirmationPolicy], ChainProfile,
+                                             PrivateBranch]:
+    """C1's attacker share, consumer policies, chain profile and attacker from its parameters
+    (a bad value raises ValueError naming it)."""
+    q = float(p.get("attacker_share", 0.3))
+    ConfirmationPolicy.parse(str(p.get("defence_policy", "L@12")))
+    policies = [ConfirmationPolicy.parse(x) for x in p.get("policies", ["L@1", "L@12"])]
+    target = ConfirmationPolicy.parse(str(p.get("attack_policy", p.get("defence_policy",
+                                                                       "L@12"))))
+    prof = get_profile(str(p.get("profile", "ropsten-2022")))
+    if prof.consensus == "fixed":
+        raise ValueError(f"profile {prof.name!r} has one producer: no forks to attack; choose "
+                         "a pow, pos or poa profile")
+    if "block_time" in p:
+        prof = prof.with_(block_time=float(p["block_time"]))
+    prof = prof.with_(stale_rate=float(p.get("stale_rate", prof.stale_rate)),
+                      empty_block_rate=0.0)
+    z = target.k if target.kind == "depth" else (
+        prof.finality_time_blocks() if prof.consensus == "pow" else 10**6)
+    atk = PrivateBranch(q, confirmations=int(z or 1), censor=frozenset({"victim-co"}),
+                        margin_s=float(p.get("release_margin_s", 2.0)))
+    return q, policies, prof, atk
+
+
+def _checked(tm: ThreatModel, check: Any) -> None:
+    """Run ``check`` on the scenario's parameters; a bad value becomes a CatalogueError."""
+    try:
+        check()
+    except CatalogueError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise CatalogueError(f"{tm.path or tm.id}: [parameters] {exc}; fix the value in the "
+                             "scenario file") from None
+
+
 def reorg_attack(seed: int, p: dict[str, Any]) -> dict[str, Any]:
     """One run of C1's attack: a private-branch attacker (``proml_sim.sim.forks``) with share
     ``attacker_share`` of the block production leaves the victim's records out of its branch
@@ -92,21 +128,9 @@ def reorg_attack(seed: int, p: dict[str, Any]) -> dict[str, Any]:
     Returns, per policy: the attack attempts (the attacker's races), the attempts that made
     that consumer act on a record later taken away (double records), the consumer's latency
     (submission to acting, s) and its detection lags; and the world's reorg depths."""
-    q = float(p.get("attacker_share", 0.3))
-    policies = [ConfirmationPolicy.parse(x) for x in p.get("policies", ["L@1", "L@12"])]
-    target = ConfirmationPolicy.parse(str(p.get("attack_policy", p.get("defence_policy",
-                                                                       "L@12"))))
-    prof = get_profile(str(p.get("profile", "ropsten-2022")))
-    if "block_time" in p:
-        prof = prof.with_(block_time=float(p["block_time"]))
-    prof = prof.with_(stale_rate=float(p.get("stale_rate", prof.stale_rate)),
-                      empty_block_rate=0.0)
+    _, policies, prof, atk = c1_settings(p)
     rate, rec_s = float(p.get("record_rate_per_s", 1 / 6)), float(p.get("records_s", 240))
     poll = float(p.get("poll_s", 0.25))
-    z = target.k if target.kind == "depth" else (
-        prof.finality_time_blocks() if prof.consensus == "pow" else 10**6)
-    atk = PrivateBranch(q, confirmations=int(z or 1), censor=frozenset({"victim-co"}),
-                        margin_s=float(p.get("release_margin_s", 2.0)))
     people = {"victim": ("victim-co", "eu"), "other": ("other-co", "us")}
     w, ps = small_world(seed, people, [(n, "Model", r) for n in people
                                        for r in ("operator", "developer")], profile=prof,
@@ -204,6 +228,7 @@ class ReorgAfterAction:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         p = dict(tm.parameters)
+        _checked(tm, lambda: c1_settings(p))
         defence = ConfirmationPolicy.parse(str(p.get("defence_policy", "L@12"))).name
         pols = [ConfirmationPolicy.parse(x).name for x in p.get("policies", ["L@1", defence])]
         if defence not in pols:
@@ -346,6 +371,7 @@ class Equivocation:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         p = tm.parameters
+        _checked(tm, lambda: Equivocation.sealers(int(p.get("equivocators", 1)), 5))
         t_a, heal, horizon = Equivocation._plan(tm, seed)
         n = int(p.get("consumers", 3))
         depths = [int(d) for d in p.get("depths", [1, 3, 12])]

@@ -95,6 +95,15 @@ def test_c1_private_branch_beats_shallow_policies_and_is_detected(catalogue):
     assert r["proml"]["verdict"] == "prevented" and r["proml"]["attempts"] == 0
 
 
+def test_c1_c2_bad_parameters_name_the_field(catalogue):
+    from proml_sim.threats.catalogue import CatalogueError
+
+    for tid, bad in (("C1", {"defence_policy": "soon"}), ("C1", {"attacker_share": 1.5}),
+                     ("C1", {"profile": "consortium-fast"}), ("C2", {"equivocators": 9})):
+        with pytest.raises(CatalogueError, match=r"\[parameters\].*scenario file"):
+            run(catalogue, tid, **bad)
+
+
 def test_c2_checkpoint_agreement_refuses_the_losing_branch(catalogue):
     r = run(catalogue, "C2")
     b, p = r["baseline"], r["proml"]
