@@ -298,9 +298,9 @@ def render_forks(e07: dict[str, Any]) -> list[str]:
         "C1 (a private-branch attacker removes records a consumer acted on) and C2 (equivocating "
         "clique sealers across a partition; q = their share of the sealers) per confirmation "
         "policy: attack success per attempt (Wilson over attempts pooled across seeds) against "
-        "the consumer's latency (median, bootstrap interval). PoS finality: the epoch two after "
-        "the block's; clique: 3 of 5 signers sealed on top; PoW: Rosenfeld depth for q = 0.1, "
-        "risk 1e-3.",
+        "the consumer's latency (median, bootstrap interval). PoS finality: a block in epoch "
+        "e once the chain reaches epoch e+3; clique: 3 of 5 signers sealed on top; PoW: "
+        "Rosenfeld depth for q = 0.1, risk 1e-3.",
         "",
         _table(["scenario", "profile", "q", "policy", "success [95 % CI]", "attempts",
                 "latency median (s) [95 % CI]"],
