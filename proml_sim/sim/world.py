@@ -309,10 +309,15 @@ class World:
         self._contest_wins = 0.5
         p = self.profile
         self._has_finality = p.consensus in ("pos", "poa") or p.finality_time_blocks() is not None
+        # finality by depth alone (PoW, fixed, PoA with finality_depth): no rule to evaluate
+        self._fin_depth = (p.finality_time_blocks() if p.consensus in ("pow", "fixed") or (
+            p.consensus == "poa" and p.finality_depth is not None) else None)
+        self._fin_epoch = -1  # PoS: the head's epoch when finality was last evaluated
         # how far behind the head a block can still become final (keeps its transactions)
         self._final_lag = (p.epoch_slots * (p.finality_epochs + 2) if p.consensus == "pos"
                            else 4 * p.sealers + 8 if p.consensus == "poa"
                            else (p.finality_time_blocks() or 0))
+        self._keep = max(max(DEPTHS), self._final_lag) + 2
         #: How producers stamp blocks.  None: honestly, the simulated clock (``real_ts``).  A
         #: policy may choose another timestamp; the world clamps it to what nodes accept (above
         #: the parent's, at most MAX_FUTURE_S ahead of the clock), as a miner or sealer can.
@@ -624,6 +629,7 @@ class World:
         if fork_height < self._final:
             self.stats["final_reverted"] += self._final - fork_height
             self._final = fork_height
+        self._fin_epoch = -1
         for b in dropped:
             self.orphans.append(b)
             self.stats["orphaned"] += 1
@@ -668,6 +674,7 @@ class World:
         self.stats["orphaned"] += 1
         self._note_reorg(1)
         self._final = min(self._final, len(self.canon))
+        self._fin_epoch = -1
         for t in loser.txs:
             self._unconfirm(t)
         if self.profile.consensus == "pos":
@@ -729,13 +736,23 @@ class World:
                     self._maybe_finish(t, not has_fin or t.final_at is not None)
         # keep memory bounded: transactions deeper than any depth still tracked are done (but
         # not those an attacker's private branch could still take out of the chain)
-        keep = max(max(DEPTHS), self._final_lag) + 2
+        keep = self._keep
         atk = self.attacker
         if head > keep and (atk is None or not atk.holds(head - keep)):
             self.canon[head - keep - 1].txs = []
         if has_fin:
-            share = atk.share if atk is not None and atk.withhold_attestations else 0.0
-            f = final_height(self.profile, self.canon, share)
+            if self._fin_depth is not None:
+                f = head - self._fin_depth + 1
+            elif self.profile.consensus == "pos":
+                # the finalised bound moves only when the head enters a new epoch
+                epoch = block.slot // self.profile.epoch_slots
+                if epoch == self._fin_epoch:
+                    return
+                self._fin_epoch = epoch
+                share = atk.share if atk is not None and atk.withhold_attestations else 0.0
+                f = final_height(self.profile, self.canon, share)
+            else:
+                f = final_height(self.profile, self.canon)
             for h in range(max(self._final + 1, f - keep + 1), f + 1):
                 for t in self.canon[h - 1].txs:
                     if t.final_at is None:
