@@ -25,6 +25,7 @@ from typing import BinaryIO
 
 from proml_sim.errors import BlobCorrupted, StoreError
 from proml_sim.fsutil import atomic_write_with, check_output_path, default_mode
+from proml_sim.progress import for_file
 
 CHUNK = 1 << 20
 
@@ -34,10 +35,11 @@ def sha256_file(path: str | Path) -> tuple[str, int]:
     h = hashlib.sha256()
     size = 0
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb") as fh, for_file(fh) as bar:
             while chunk := fh.read(CHUNK):
                 h.update(chunk)
                 size += len(chunk)
+                bar.advance(len(chunk))
     except FileNotFoundError:
         raise StoreError(f"file {path} does not exist; check the path") from None
     except IsADirectoryError:
@@ -123,8 +125,9 @@ class BlobStore:
         """Store a file's bytes (streamed); returns its digest and size."""
         def chunks() -> Iterator[bytes]:
             try:
-                with open(path, "rb") as fh:
+                with open(path, "rb") as fh, for_file(fh, "storing") as bar:
                     while chunk := fh.read(CHUNK):
+                        bar.advance(len(chunk))
                         yield chunk
             except FileNotFoundError:
                 raise StoreError(f"file {path} does not exist; check the path") from None

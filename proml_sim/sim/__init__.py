@@ -8,6 +8,7 @@ from proml_sim.sim.actors import (
     paper_workflow,
     record_stream,
 )
+from proml_sim.sim.forks import ConfirmationPolicy, PrivateBranch, final_height, rosenfeld
 from proml_sim.sim.monitor import COLUMNS, Monitor
 from proml_sim.sim.network import REGIONS, NetworkModel, Outage, Partition
 from proml_sim.sim.profiles import PROFILES, ChainProfile, get_profile
@@ -30,11 +31,13 @@ __all__ = [
     "PROFILES",
     "REGIONS",
     "ChainProfile",
+    "ConfirmationPolicy",
     "Monitor",
     "NetworkModel",
     "Outage",
     "Participant",
     "Partition",
+    "PrivateBranch",
     "Producer",
     "Project",
     "SimBlock",
@@ -45,7 +48,9 @@ __all__ = [
     "build_projects",
     "digest_of",
     "domain_id",
+    "final_height",
     "get_profile",
     "paper_workflow",
     "record_stream",
+    "rosenfeld",
 ]

@@ -13,6 +13,7 @@ ROOT = Path(proml_sim.__file__).parent
 RANKS = {
     "errors": 0,
     "fsutil": 0.5,  # raises OutputError from errors
+    "progress": 0,
     "dsl": 1,
     "lifecycles": 1.5,
     "ir": 2,
