@@ -371,6 +371,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``proml sweep`` to the ``proml`` command line."""
+    from proml_sim import cliargs
+
     p = sub.add_parser(
         "sweep", help="a parameter grid (seeds x parameters) of an experiment's or a threat "
         "scenario's unit of work, on local processes or a Dask cluster")
@@ -378,13 +380,16 @@ def register(sub: Any) -> None:
                    help=f"{', '.join(UNITS)}, or a threat id (e.g. S4)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2,...",
                    help="sweep a parameter over these values (repeatable)")
-    p.add_argument("--seeds", type=int, default=1, help="seeds per parameter set (default 1)")
-    p.add_argument("--base-seed", type=int, default=0, help="first seed (default 0)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--seeds", type=cliargs.positive_int, default=1,
+                   help="seeds per parameter set (default 1)")
+    p.add_argument("--base-seed", type=cliargs.non_negative_int, default=0,
+                   help="first seed (default 0)")
+    p.add_argument("--workers", type=cliargs.non_negative_int, default=None,
                    help="local processes (default: CPU count; 0: serially in this process)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                    help=f"run on this Dask scheduler instead ({DASK_HINT})")
-    p.add_argument("--out", default="sweeps", help="directory for sweep_<unit>.csv/.json "
+    p.add_argument("--out", default="sweeps", type=cliargs.output_dir,
+                   help="directory for sweep_<unit>.csv/.json "
                    "(default: sweeps)")
     p.add_argument("--list", action="store_true", help="list the units and their parameters")
     p.add_argument("--json", action="store_true")

@@ -1,8 +1,9 @@
 """``proml`` subcommands of the node: capture provenance from shell scripts.
 
-Every command takes ``--home`` (default ``./.proml``) and ``--json``; errors are
-:class:`~proml_sim.errors.ProMLError` subclasses, which the top-level CLI prints and turns into
-exit code 2.
+Every command takes ``--home`` (default ``$PROML_HOME``, else ``./.proml``) and ``--json``,
+before or after the command; errors are :class:`~proml_sim.errors.ProMLError` subclasses, which
+the top-level CLI prints and turns into exit code 2.  The node service is imported inside the
+commands (:func:`_open`), so registering them stays cheap.
 """
 
 from __future__ import annotations
@@ -10,11 +11,23 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from proml_sim import cliargs
 from proml_sim.errors import NodeError
-from proml_sim.ir import HistoryEntry
-from proml_sim.node.service import DEFAULT_HOME, LIFECYCLES, ProMLNode
+from proml_sim.lifecycles import PAPER_LIFECYCLES
+
+if TYPE_CHECKING:
+    from proml_sim.ir import HistoryEntry
+    from proml_sim.node.service import ProMLNode
+
+LIFECYCLE_NAMES = sorted(c.__name__ for c in PAPER_LIFECYCLES)
+
+
+def _open(home: str) -> ProMLNode:
+    from proml_sim.node.service import ProMLNode
+
+    return ProMLNode.open(home)
 
 
 def _params(items: list[str] | None) -> dict[str, Any]:
@@ -48,6 +61,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise NodeError(f"cannot read contract addresses from {args.contracts}: {exc}"
                             ) from exc
+    from proml_sim.node.service import ProMLNode
+
     node = ProMLNode.init(args.home, name=args.name, domain=args.domain,
                           chain_dir=args.chain, new_chain=args.new_chain, rpc_url=args.rpc_url,
                           contracts=contracts, seed=args.seed, replicas=args.replica or ())
@@ -60,7 +75,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home)
+    node = _open(args.home)
     ref = node.register(args.lifecycle, args.name, args.files, locator=args.locator,
                         inputs=args.input or (), params=_params(args.param), code=args.code)
     _emit(args, {"name": args.name, "lifecycle": ref.lifecycle, "id": ref.hex},
@@ -69,7 +84,7 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home)
+    node = _open(args.home)
     res = node.record(args.transition, args.artefact, inputs=args.input or (),
                       outputs=args.output or (), params=_params(args.param), code=args.code,
                       locator=args.locator)
@@ -80,7 +95,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home)
+    node = _open(args.home)
     res = node.approve(args.transition, args.artefact, args.evidence)
     text = (f"{args.transition} fired: {args.artefact} is {res.state} (version {res.version})"
             if res.fired else f"approval {res.approvals} of {res.required} recorded for "
@@ -91,7 +106,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 
 def cmd_grant(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home)
+    node = _open(args.home)
     node.grant(args.lifecycle, args.role, args.account, args.domain)
     _emit(args, {"granted": args.role, "account": args.account, "domain": args.domain},
           f"granted {args.lifecycle}.{args.role} to {args.account} ({args.domain})")
@@ -99,7 +114,7 @@ def cmd_grant(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home)
+    node = _open(args.home)
     node.revoke(args.lifecycle, args.role, args.account)
     _emit(args, {"revoked": args.role, "account": args.account},
           f"revoked {args.lifecycle}.{args.role} from {args.account}")
@@ -107,7 +122,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home)
+    node = _open(args.home)
     if args.max_age is not None:
         rep = node.freshness(args.max_age, args.peer or ())
         problems = list(rep.problems)
@@ -133,7 +148,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home)
+    node = _open(args.home)
     hist = node.history(args.artefact)
     rows = [_hist(h) for h in hist]
     lines = [f"{h['version']:>3}  {h['step']:<14} {h['actor']}  -> {h['target']:<12} "
@@ -163,68 +178,73 @@ def register(sub: Any) -> None:
     """Add the node's subcommands to the top-level ``proml`` parser."""
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--home", default=DEFAULT_HOME,
-                       help=f"node home directory (default {DEFAULT_HOME})")
-        p.add_argument("--json", action="store_true", help="machine-readable output")
+        cliargs.global_options(p, home=True)  # --home/--json, also accepted before the command
 
     p = sub.add_parser("init", help="create a node home (keys, store) on a new or shared chain")
-    p.add_argument("--name", required=True, help="participant name")
-    p.add_argument("--domain", required=True, help="trust domain (organisation), <= 32 bytes")
+    p.add_argument("--name", required=True, type=cliargs.name, help="participant name")
+    p.add_argument("--domain", required=True, type=cliargs.name,
+                   help="trust domain (organisation), <= 32 bytes")
     p.add_argument("--new-chain", action="store_true",
                    help="create the chain and deploy the lifecycle contracts (this node admin)")
-    p.add_argument("--chain", help="directory of the shared embedded chain "
+    p.add_argument("--chain", type=cliargs.home_dir, help="directory of the shared embedded chain "
                    "(default: HOME/chain with --new-chain)")
     p.add_argument("--rpc-url", help="use an Ethereum JSON-RPC node instead of an embedded chain")
-    p.add_argument("--contracts", help="JSON file of contract addresses (joining an RPC chain)")
+    p.add_argument("--contracts", type=cliargs.existing_file,
+                   help="JSON file of contract addresses (joining an RPC chain)")
     p.add_argument("--seed", help="derive the key from this seed (reproducible; default random)")
-    p.add_argument("--replica", action="append",
+    p.add_argument("--replica", action="append", type=cliargs.home_dir,
                    help="another domain's store directory to replicate blobs to (repeatable)")
     common(p)
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("register", help="register a dataset or model (files are hashed, stored "
                        "and recorded)")
-    p.add_argument("name")
-    p.add_argument("files", nargs="*", help="the artefact's files")
-    p.add_argument("--lifecycle", choices=sorted(LIFECYCLES), required=True)
+    p.add_argument("name", type=cliargs.name)
+    p.add_argument("files", nargs="*", type=cliargs.existing_file, help="the artefact's files")
+    p.add_argument("--lifecycle", choices=LIFECYCLE_NAMES, required=True)
     p.add_argument("--locator", help="where the bytes live (a hint; the digest is the truth)")
     p.add_argument("--input", action="append", help="input artefact (name or 0x id) or file")
     p.add_argument("--param", action="append", help="KEY=VALUE (JSON values allowed)")
-    p.add_argument("--code", help="the script that produced it (its digest is recorded)")
+    p.add_argument("--code", type=cliargs.existing_file,
+                   help="the script that produced it (its digest is recorded)")
     common(p)
     p.set_defaults(func=cmd_register)
 
     p = sub.add_parser("record", help="record a lifecycle transition with its evidence")
     p.add_argument("transition")
-    p.add_argument("artefact", help="name or 0x id")
+    p.add_argument("artefact", type=cliargs.artefact_ref, help="name or 0x id")
     p.add_argument("--input", action="append", help="input artefact (name or 0x id) or file")
-    p.add_argument("--output", action="append", help="an output file (repeatable)")
+    p.add_argument("--output", action="append", type=cliargs.existing_file,
+                   help="an output file (repeatable)")
     p.add_argument("--param", action="append", help="KEY=VALUE (JSON values allowed)")
-    p.add_argument("--code", help="the script that did the step")
+    p.add_argument("--code", type=cliargs.existing_file, help="the script that did the step")
     p.add_argument("--locator", help="where the outputs live")
     common(p)
     p.set_defaults(func=cmd_record)
 
     p = sub.add_parser("approve", help="approve a k-of-n transition")
     p.add_argument("transition")
-    p.add_argument("artefact")
-    p.add_argument("--evidence", help="the file every approver approves (e.g. an evaluation)")
+    p.add_argument("artefact", type=cliargs.artefact_ref)
+    p.add_argument("--evidence", type=cliargs.existing_file,
+                   help="the file every approver approves (e.g. an evaluation)")
     common(p)
     p.set_defaults(func=cmd_approve)
 
     for verb, fn in (("grant", cmd_grant), ("revoke", cmd_revoke)):
         p = sub.add_parser(verb, help=f"{verb} a lifecycle role (needs its admin role)")
-        p.add_argument("lifecycle", choices=sorted(LIFECYCLES))
+        p.add_argument("lifecycle", choices=LIFECYCLE_NAMES)
         p.add_argument("role")
-        p.add_argument("account", help="0x address")
+        p.add_argument("account", type=cliargs.address, help="0x address (EIP-55 checked)")
         if verb == "grant":
-            p.add_argument("--domain", required=True, help="the account's trust domain")
+            p.add_argument("--domain", required=True, type=cliargs.name,
+                           help="the account's trust domain")
         common(p)
         p.set_defaults(func=fn)
 
     p = sub.add_parser("status", help="an artefact's state, or the node's own status")
-    p.add_argument("artefact", nargs="?")
-    p.add_argument("--max-age", type=float, help="freshness check first: the head must be at "
+    p.add_argument("artefact", nargs="?", type=cliargs.artefact_ref)
+    p.add_argument("--max-age", type=cliargs.non_negative_float,
+                   help="freshness check first: the head must be at "
                    "most this many seconds old (exit 1 if the view is stale)")
     p.add_argument("--peer", action="append", help="another domain's node to cross-check the "
                    "head with (JSON-RPC URL or shared chain directory; repeatable)")
@@ -233,13 +253,14 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("node-bench", help="hashing MB/s on a large file beside sha256sum, and "
                        "the capture overhead per recorded step")
-    p.add_argument("--size-mb", type=int, default=1024, help="file size in MiB (default 1024)")
-    p.add_argument("--dir", help="where to write the temporary file (default: system temp)")
-    p.add_argument("--steps", type=int, default=20, help="captured steps to time")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--size-mb", type=cliargs.positive_int, default=1024,
+                   help="file size in MiB (default 1024)")
+    p.add_argument("--dir", type=cliargs.existing_dir,
+                   help="where to write the temporary file (default: system temp)")
+    p.add_argument("--steps", type=cliargs.positive_int, default=20, help="captured steps to time")
     p.set_defaults(func=cmd_node_bench)
 
     p = sub.add_parser("history", help="an artefact's provenance trail from the chain")
-    p.add_argument("artefact")
+    p.add_argument("artefact", type=cliargs.artefact_ref)
     common(p)
     p.set_defaults(func=cmd_history)
