@@ -371,7 +371,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``proml sweep`` to the ``proml`` command line."""
-    from proml_sim import cliargs
+    import proml_sim.cliargs as cliargs
 
     p = sub.add_parser(
         "sweep", help="a parameter grid (seeds x parameters) of an experiment's or a threat "

@@ -36,9 +36,9 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from proml_sim import cliargs
+import proml_sim.cliargs as cliargs
 from proml_sim.cliargs import load_lifecycle
 from proml_sim.errors import ProMLError, UsageError
 
@@ -203,6 +203,23 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message}; see `{self.prog} --help`")
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed distribution's version, read only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kw: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("proml-sim")
+        except PackageNotFoundError:
+            text = "(not installed: run pip install -e .)"
+        print(f"proml-sim {text}")
+        parser.exit(0)
+
+
 EPILOG = """\
 global options (before or after the command): --json (JSON output; errors as JSON on stderr),
 --home DIR (node home; default $PROML_HOME, else ./.proml).
@@ -244,7 +261,6 @@ def _globalise(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole ``proml`` parser.  Cheap: imports no heavy module (see the module docstring)."""
-    from proml_sim import __version__
     from proml_sim.sim.profiles import PROFILES
 
     pos, nonneg = cliargs.positive_int, cliargs.non_negative_int
@@ -254,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         "in-process chains; provenance experiments after ProML (arXiv 2206.10110).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--version", action="version", version=f"proml-sim {__version__}")
+    p.add_argument("--version", action=_Version, help="print the version and exit")
     p.add_argument("--json", action="store_true", default=False,
                    help="JSON output where a command has one; errors as JSON (on stderr)")
     p.add_argument("--home", type=cliargs.home_dir, default=None, metavar="DIR",

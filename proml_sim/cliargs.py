@@ -78,9 +78,9 @@ def _int(text: str, what: str) -> int:
 
 def positive_int(text: str) -> int:
     """A count that must be at least 1 (steps, seeds, sizes, examples...)."""
-    n = _int(text, "a whole number of at least 1")
+    n = _int(text, "a positive whole number (1 or more)")
     if n < 1:
-        raise _fail(f"{n} is too small; give a whole number of at least 1")
+        raise _fail(f"{n} is too small; give a positive whole number (1 or more)")
     return n
 
 

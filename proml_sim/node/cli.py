@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from proml_sim import cliargs
+import proml_sim.cliargs as cliargs
 from proml_sim.errors import NodeError
 from proml_sim.lifecycles import PAPER_LIFECYCLES
 

@@ -16,7 +16,7 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from proml_sim import cliargs
+import proml_sim.cliargs as cliargs
 from proml_sim.errors import NodeError
 
 if TYPE_CHECKING:

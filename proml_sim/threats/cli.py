@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from proml_sim import cliargs
+import proml_sim.cliargs as cliargs
 from proml_sim.errors import UsageError
 from proml_sim.threats.catalogue import load_catalogue
 

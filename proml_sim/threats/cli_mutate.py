@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from proml_sim import cliargs
+import proml_sim.cliargs as cliargs
 from proml_sim.errors import UsageError
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2

@@ -15,6 +15,7 @@ RANKS = {
     "fsutil": 0,
     "dsl": 1,
     "lifecycles": 1.5,
+    "cliargs": 1.6,  # argument types of every command line, below the layers that register
     "ir": 2,
     "codegen": 3,
     "compiler": 4,
