@@ -192,8 +192,8 @@ def output_file(text: str) -> str:
     parent = p.parent
     if not parent.is_dir():
         what = "is not a directory" if parent.exists() else "does not exist"
-        raise _fail(f"the directory {parent} of {text} {what}; create it first or choose "
-                    "another path")
+        raise _fail(f"cannot write {text}: the directory {parent} {what}; create it first "
+                    "or choose another path")
     return text
 
 
@@ -206,8 +206,8 @@ def output_dir(text: str) -> str:
     if p.exists() and not p.is_dir():
         raise _fail(f"{text} is a file, not a directory; give a directory to write into")
     if not p.exists() and not p.parent.is_dir():
-        raise _fail(f"the directory {p.parent} (parent of {text}) does not exist; create it "
-                    "first or choose another path")
+        raise _fail(f"cannot create {text}: the directory {p.parent} does not exist; create "
+                    "it first or choose another path")
     return text
 
 
