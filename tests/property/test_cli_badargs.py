@@ -173,20 +173,32 @@ def rejected(action: argparse.Action, root: Path) -> st.SearchStrategy[str] | No
     return None
 
 
+def slot(action: argparse.Action, root: Path) -> st.SearchStrategy[str]:
+    """Values for one argument: mostly of the kind its name asks for (so that generated argv
+    reach the checks behind parsing), sometimes anything."""
+    names = st.one_of(typo(), st.sampled_from(NAMES))
+    artefacts = st.one_of(st.sampled_from(["ds1", "m1", "ds2"]), hexes, bad_hex, typo())
+    kinds = {"transition": names, "role": names, "lifecycle": names, "artefact": artefacts,
+             "input": artefacts, "account": addresses, "files": paths(root),
+             "output": paths(root), "evidence": paths(root), "code": paths(root)}
+    vals = values(root)
+    kind = kinds.get(action.dest)
+    return st.one_of(kind, kind, kind, vals) if kind is not None else vals
+
+
 @st.composite
 def argv_for(draw: st.DrawFn, words: str, parser: argparse.ArgumentParser, root: Path
              ) -> list[str]:
-    vals = values(root)
     positionals = [a for a in parser._actions if not a.option_strings]
     options = [a for a in parser._actions if a.option_strings and a.dest != "help"]
     argv = words.split()
-    n_pos = max(0, len(positionals) + draw(st.integers(-1, 1)))
-    argv += [draw(vals) for _ in range(n_pos)]
+    for a in positionals:  # each positional once, sometimes left out or doubled
+        argv += [draw(slot(a, root)) for _ in range(draw(st.sampled_from([1, 1, 1, 1, 0, 2])))]
     for a in draw(st.lists(st.sampled_from(options), max_size=3)) if options else []:
         argv.append(draw(st.sampled_from(a.option_strings)))
         if a.nargs != 0:
-            argv.append(draw(vals))
-    if draw(st.integers(0, 4)) == 0:
+            argv.append(draw(slot(a, root)))
+    if draw(st.integers(0, 7)) == 0:
         argv.insert(draw(st.integers(len(words.split()), len(argv))), draw(unknown_options))
     if words in SLOW:  # at least one value its types reject: it must fail before any work
         checked = [(a, s) for a in parser._actions if (s := rejected(a, root)) is not None
@@ -244,6 +256,30 @@ def test_bad_argv_never_ends_in_a_traceback(words: str, place: Path, data: st.Da
 def test_bad_argv_never_ends_in_a_traceback_many(words: str, place: Path,
                                                   data: st.DataObject) -> None:
     _drive(words, place, data)
+
+
+@settings(max_examples=25, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_typos_of_lifecycle_names_are_input_errors(place: Path, data: st.DataObject) -> None:
+    """A typo of a transition, role or lifecycle name, on an artefact that exists: exit 2, one
+    line; the closest known name is suggested when there is one."""
+    ir = data.draw(st.sampled_from(IRS), label="lifecycle")
+    artefact = "ds1" if ir.name == "Dataset" else "m1"
+    verb = data.draw(st.sampled_from(["record", "approve", "grant", "revoke", "register"]))
+    known = {ir.name, *(t.name for t in ir.transitions), *(r.name for r in ir.roles)}
+    bad = data.draw(typo().filter(lambda t: t not in known and t.strip()), label="typo")
+    argv = {
+        "record": ["record", bad, artefact],
+        "approve": ["approve", bad, artefact],
+        "grant": ["grant", ir.name, bad, ADDRESS, "--domain", "acme"],
+        "revoke": ["revoke", ir.name, bad, ADDRESS],
+        "register": ["register", "x", "--lifecycle", bad],
+    }[verb]
+    code, out, err = run([*argv, "--home", "h"])
+    check(argv, code, out, err)
+    assert code == 2 and len(err.strip().splitlines()) == 1, (argv, err)
+    assert bad in err or repr(bad) in err or ascii(bad) in err, (argv, err)
 
 
 def test_every_command_is_driven() -> None:
