@@ -32,12 +32,11 @@ import csv
 import io
 import itertools
 import json
-import multiprocessing
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,10 +248,12 @@ def _serial(tasks: list[tuple[str, dict[str, Any], int]],
 
 def _on_processes(tasks: list[tuple[str, dict[str, Any], int]], workers: int,
                   progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
-    # spawned, not forked: a clean interpreter per worker (no inherited engine state or threads)
-    ctx = multiprocessing.get_context("spawn")
+    from proml_sim.procs import process_pool
+
+    # spawned, not forked: a clean interpreter per worker (no inherited engine state or threads);
+    # torn down at once on Ctrl-C
     rows: list[dict[str, Any] | None] = [None] * len(tasks)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with process_pool(workers) as pool:
         futures = {pool.submit(_run_task_tuple, t): i for i, t in enumerate(tasks)}
         for done, fut in enumerate(as_completed(futures), 1):
             rows[futures[fut]] = fut.result()

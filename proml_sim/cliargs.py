@@ -220,6 +220,15 @@ def home_dir(text: str) -> str:
     return text
 
 
+def check(flag: str, parse: Callable[[str], Any], value: str) -> Any:
+    """Apply an argument type after parsing (for a check that depends on other options, or
+    on a global option such as ``--home``): a rejected value is a :class:`UsageError`."""
+    try:
+        return parse(value)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"argument {flag}: {exc}") from None
+
+
 def global_options(p: argparse.ArgumentParser, *, home: bool = False) -> None:
     """Give a subcommand the global ``--json`` (and, with ``home=True``, ``--home``).
 

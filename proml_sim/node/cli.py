@@ -63,6 +63,12 @@ def cmd_init(args: argparse.Namespace) -> int:
                             ) from exc
     from proml_sim.node.service import ProMLNode
 
+    # directories init creates: each inside an existing parent (never a tree from the root)
+    cliargs.check("--home", cliargs.output_dir, args.home)
+    for replica in args.replica or ():
+        cliargs.check("--replica", cliargs.output_dir, replica)
+    if args.chain and args.new_chain:
+        cliargs.check("--chain", cliargs.output_dir, args.chain)
     node = ProMLNode.init(args.home, name=args.name, domain=args.domain,
                           chain_dir=args.chain, new_chain=args.new_chain, rpc_url=args.rpc_url,
                           contracts=contracts, seed=args.seed, replicas=args.replica or ())

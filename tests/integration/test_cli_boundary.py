@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -68,6 +69,28 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path: Path) -> None:
             assert json.loads(err) == {"error": "interrupted", "code": 130}
         else:
             assert err.strip() == "proml: error: interrupted"
+
+
+@pytest.mark.parametrize("argv, group", [
+    (["sim-bench", "--sizes", "200000"], True),  # a terminal's Ctrl-C: the whole group
+    (["sim-bench", "--sizes", "200000"], False),  # `kill -INT`: the parent only
+    (["sweep", "threats", "--workers", "2", "--seeds", "8", "--out", "sw"], False),
+])
+def test_ctrl_c_stops_worker_processes_at_once(tmp_path: Path, argv: list[str],
+                                               group: bool) -> None:
+    p = subprocess.Popen([*PROML, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd=tmp_path, start_new_session=True)
+    time.sleep(4)  # past start-up: the worker processes are running
+    (os.killpg if group else os.kill)(p.pid, signal.SIGINT)
+    t0 = time.monotonic()
+    try:
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == cli.EXIT_INTERRUPTED and err == "proml: error: interrupted\n", err
+    assert time.monotonic() - t0 < 15  # not after the queued work: workers are torn down
+    assert not (tmp_path / "sw").exists()
 
 
 @pytest.mark.parametrize("argv, codes", [

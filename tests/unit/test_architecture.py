@@ -13,6 +13,7 @@ ROOT = Path(proml_sim.__file__).parent
 RANKS = {
     "errors": 0,
     "fsutil": 0,
+    "procs": 0,
     "dsl": 1,
     "lifecycles": 1.5,
     "cliargs": 1.6,  # argument types of every command line, below the layers that register
