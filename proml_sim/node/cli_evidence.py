@@ -158,7 +158,8 @@ def register(sub: Any) -> None:
     subparsers (``sub`` is what ``parser.add_subparsers()`` returned)."""
 
     def home(p: argparse.ArgumentParser, extra: str = "") -> None:
-        p.add_argument("--home", type=cliargs.home_dir, default=argparse.SUPPRESS,
+        # the top-level parser makes this default SUPPRESS (a global --home before the command)
+        p.add_argument("--home", type=cliargs.home_dir, default=cliargs.default_home(),
                        metavar="DIR", help=cliargs.HOME_HELP + extra)
 
     p = sub.add_parser("lineage", help="what an artefact was built from, or what depends on it")
