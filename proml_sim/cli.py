@@ -14,13 +14,16 @@ Exit codes (documented in the README and in ``proml --help``):
 :func:`main` is the one error boundary: no input ends in a traceback.
 
 Registering subcommands (how other modules add theirs): a module exposes ``register(sub)``
-which calls ``sub.add_parser(...)`` and ``set_defaults(func=cmd)``; :func:`build_parser` calls
-it.  Rules that keep ``proml --help`` fast and the options uniform:
+which calls ``sub.add_parser(...)`` and ``set_defaults(func=cmd)``, and is listed in
+:data:`REGISTRARS`; :func:`build_parser` calls it.  Rules that keep ``proml --help`` fast
+and the options uniform:
 
 * import nothing heavy at module level (py-evm, vyper, eth-*, simpy, matplotlib, rich,
   hypothesis, the node service): import it inside the ``cmd_*`` function;
 * use the :mod:`proml_sim.cliargs` types for numbers, ids, addresses and paths, so bad values
   fail before any work;
+* report a problem by raising a :class:`~proml_sim.errors.ProMLError` (``UsageError`` for bad
+  input), never by printing and returning 2: the boundary prints it, as JSON with ``--json``;
 * ``--json`` and ``--home`` are global: every subcommand accepts ``--json`` (added here if the
   module did not), and a module whose commands read a node home calls
   ``cliargs.global_options(p, home=True)``.  Both may be given before or after the subcommand;
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import sys
@@ -50,6 +54,16 @@ DEBUG_ENV = "PROML_DEBUG"
 ENGINES = ["pyevm", "revm", "rpc"]
 
 __all__ = ["UsageError", "build_parser", "load_lifecycle", "main"]
+
+#: modules whose ``register(sub)`` adds their subcommands, in the order of ``proml --help``
+#: (a new area adds one line here; none may import anything heavy at import time)
+REGISTRARS = (
+    "proml_sim.node.cli",
+    "proml_sim.threats.cli",
+    "proml_sim.node.cli_evidence",
+    "proml_sim.threats.cli_mutate",
+    "experiments.sweep",  # the CLI may import experiments
+)
 
 
 # -- subcommands ---------------------------------------------------------------------------------
@@ -354,18 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--json", action="store_true")
     sb.set_defaults(func=cmd_sim_bench)
 
-    # each module registers its own subcommands; none imports anything heavy at import time
-    from experiments import sweep as sweep_cli  # the CLI may import experiments
-    from proml_sim.node import cli as node_cli
-    from proml_sim.node import cli_evidence
-    from proml_sim.threats import cli as threats_cli
-    from proml_sim.threats import cli_mutate
-
-    node_cli.register(sub)
-    threats_cli.register(sub)
-    cli_evidence.register(sub)
-    cli_mutate.register(sub)
-    sweep_cli.register(sub)
+    for module in REGISTRARS:
+        importlib.import_module(module).register(sub)
 
     r = sub.add_parser("reproduce", help="run the experiments and write REPORT.md + summary.json")
     r.add_argument("--profile", choices=["smoke", "paper"], default="smoke")

@@ -153,6 +153,14 @@ def artefact_ref(text: str) -> str:
     return text
 
 
+def artefact_or_file(text: str) -> str:
+    """An input: an artefact (name or ``0x`` id) or a file.  Text starting with ``0x`` that is
+    not a file must be a well-formed id."""
+    if text[:2] in ("0x", "0X") and not Path(text).exists():
+        return hex_bytes(32, "artefact id")(text)
+    return artefact_ref(text)
+
+
 def name(text: str) -> str:
     """A non-empty name without control characters (participants, domains, artefacts)."""
     if not text.strip():

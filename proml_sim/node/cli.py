@@ -209,7 +209,8 @@ def register(sub: Any) -> None:
     p.add_argument("files", nargs="*", type=cliargs.existing_file, help="the artefact's files")
     p.add_argument("--lifecycle", choices=LIFECYCLE_NAMES, required=True)
     p.add_argument("--locator", help="where the bytes live (a hint; the digest is the truth)")
-    p.add_argument("--input", action="append", help="input artefact (name or 0x id) or file")
+    p.add_argument("--input", action="append", type=cliargs.artefact_or_file,
+                   help="input artefact (name or 0x id) or file")
     p.add_argument("--param", action="append", help="KEY=VALUE (JSON values allowed)")
     p.add_argument("--code", type=cliargs.existing_file,
                    help="the script that produced it (its digest is recorded)")
@@ -219,7 +220,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("record", help="record a lifecycle transition with its evidence")
     p.add_argument("transition")
     p.add_argument("artefact", type=cliargs.artefact_ref, help="name or 0x id")
-    p.add_argument("--input", action="append", help="input artefact (name or 0x id) or file")
+    p.add_argument("--input", action="append", type=cliargs.artefact_or_file,
+                   help="input artefact (name or 0x id) or file")
     p.add_argument("--output", action="append", type=cliargs.existing_file,
                    help="an output file (repeatable)")
     p.add_argument("--param", action="append", help="KEY=VALUE (JSON values allowed)")
