@@ -407,7 +407,9 @@ def _wants_json(argv: Sequence[str]) -> bool:
 def _report(message: str, code: int, as_json: bool) -> int:
     line = " ".join(message.split())  # one line, whatever the exception text held
     text = json.dumps({"error": line, "code": code}) if as_json else f"proml: error: {line}"
-    with contextlib.suppress(OSError, ValueError):  # stderr gone: the exit code still says it
+    if sys.stderr is None:  # started with stderr closed: the exit code still says it
+        return code
+    with contextlib.suppress(OSError, ValueError):
         print(text, file=sys.stderr, flush=True)
     return code
 
@@ -443,15 +445,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = _wants_json(argv)
     try:
-        code = _run(argv)
-        sys.stdout.flush()  # a closed pipe shows here, inside the boundary, not at exit
-        return code
-    except SystemExit as exc:  # --help, --version, or a command that exits itself
         try:
-            sys.stdout.flush()
-        except BrokenPipeError:
-            return _pipe_closed()
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+            code = _run(argv)
+        except SystemExit as exc:  # --help, --version, or a command that exits itself
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        if sys.stdout is not None:  # None when started with stdout closed (`proml ... >&-`)
+            sys.stdout.flush()  # a closed pipe shows here, inside the boundary, not at exit
+        return code
     except BrokenPipeError:
         return _pipe_closed()
     except KeyboardInterrupt:
@@ -459,7 +459,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProMLError as exc:
         return _report(str(exc), exc.exit_code, as_json)
     except OSError as exc:  # the environment refused (permissions, disk full, missing file)
-        what = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+        what = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else
+                                           " (writing the output)")
         return _report(f"{what}; check the path, its permissions and the free space",
                        EXIT_USAGE, as_json)
     except Exception as exc:  # a bug: still no traceback unless asked for

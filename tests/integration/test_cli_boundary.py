@@ -107,6 +107,22 @@ def test_closed_pipe_is_quiet(argv: list[str], codes: set[int]) -> None:
     assert err == "" and p.returncode in codes
 
 
+@pytest.mark.parametrize("redirect, code, stream", [
+    (">&-", 0, "stderr"),  # stdout closed: nothing to print to, not a bug
+    ("2>&-", 2, "stdout"),  # stderr closed: the exit code still says it, stdout stays clean
+    ("> /dev/full", 2, "stdout"),  # disk full: one line on stderr, exit 2
+])
+def test_closed_or_full_streams(redirect: str, code: int, stream: str) -> None:
+    argv = "threats list" if code == 0 or "full" in redirect else "--json nosuch"
+    proc = subprocess.run(["bash", "-c", f"{' '.join(PROML)} {argv} {redirect}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == code
+    other = proc.stdout if stream == "stdout" else proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr and other == ""
+    if "full" in redirect:
+        assert proc.stderr.startswith("proml: error: No space left on device")
+
+
 def test_gas_into_head_shows_no_error() -> None:
     cmd = f"set -o pipefail; {' '.join(PROML)} gas | head -1"
     proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=300)
