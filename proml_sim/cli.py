@@ -319,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--engine", action="append", choices=ENGINES,
                    help="engine to bench (repeatable; default: pyevm and revm, plus rpc when "
                    "--rpc-url is given)")
-    b.add_argument("--rpc-url", help="JSON-RPC node for --engine rpc (e.g. a local anvil)")
+    b.add_argument("--rpc-url", type=cliargs.rpc_url,
+                   help="JSON-RPC node for --engine rpc (e.g. a local anvil)")
     b.add_argument("--workers", type=nonneg, default=None,
                    help="revm: sender-recovery worker processes overlapped with block "
                    "production (default 1 on a machine with 2+ CPUs, else 0: recover in "
@@ -348,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="provenance updates per team per hour (default 2)")
     sim.add_argument("--engine", choices=ENGINES, default="pyevm",
                      help="chain engine (default pyevm)")
-    sim.add_argument("--rpc-url", help="JSON-RPC endpoint for --engine rpc")
+    sim.add_argument("--rpc-url", type=cliargs.rpc_url, help="JSON-RPC endpoint for --engine rpc")
     sim.add_argument("--seed", type=nonneg, default=0)
     sim.add_argument("--out", default="simulation_rows.csv", type=cliargs.output_file,
                      help="CSV file for the rows")
@@ -361,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--profile", choices=sorted(PROFILES), default="consortium-fast")
     sb.add_argument("--teams", type=pos, default=20)
     sb.add_argument("--engine", choices=ENGINES, default="pyevm")
-    sb.add_argument("--rpc-url", help="JSON-RPC endpoint for --engine rpc")
+    sb.add_argument("--rpc-url", type=cliargs.rpc_url, help="JSON-RPC endpoint for --engine rpc")
     sb.add_argument("--per-hour", type=cliargs.positive_float, default=60.0,
                     help="provenance updates per team per hour (default 60)")
     sb.add_argument("--seed", type=nonneg, default=0)
@@ -378,7 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=nonneg, default=0)
     r.add_argument("--engine", choices=ENGINES, default="pyevm",
                    help="chain engine of the experiments (default pyevm)")
-    r.add_argument("--rpc-url", help="JSON-RPC node for --engine rpc (e.g. a local anvil)")
+    r.add_argument("--rpc-url", type=cliargs.rpc_url,
+                   help="JSON-RPC node for --engine rpc (e.g. a local anvil)")
     r.set_defaults(func=cmd_reproduce)
     _globalise(p)
     return p

@@ -153,6 +153,21 @@ def artefact_ref(text: str) -> str:
     return text
 
 
+def rpc_url(text: str) -> str:
+    """The URL of an Ethereum JSON-RPC node: ``http(s)://`` or ``ws(s)://`` and a host."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        ok = parts.scheme in ("http", "https", "ws", "wss") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        ok = False
+    if not ok:
+        raise _fail(f"{text!r} is not a JSON-RPC URL; write e.g. http://127.0.0.1:8545")
+    return text
+
+
 def artefact_or_file(text: str) -> str:
     """An input: an artefact (name or ``0x`` id) or a file.  Text starting with ``0x`` that is
     not a file must be a well-formed id."""

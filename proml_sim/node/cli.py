@@ -194,7 +194,8 @@ def register(sub: Any) -> None:
                    help="create the chain and deploy the lifecycle contracts (this node admin)")
     p.add_argument("--chain", type=cliargs.home_dir, help="directory of the shared embedded chain "
                    "(default: HOME/chain with --new-chain)")
-    p.add_argument("--rpc-url", help="use an Ethereum JSON-RPC node instead of an embedded chain")
+    p.add_argument("--rpc-url", type=cliargs.rpc_url,
+                   help="use an Ethereum JSON-RPC node instead of an embedded chain")
     p.add_argument("--contracts", type=cliargs.existing_file,
                    help="JSON file of contract addresses (joining an RPC chain)")
     p.add_argument("--seed", help="derive the key from this seed (reproducible; default random)")

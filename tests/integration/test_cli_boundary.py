@@ -186,6 +186,10 @@ def test_argument_types() -> None:
         with pytest.raises(argparse.ArgumentTypeError):
             cliargs.address(bad)
     assert cliargs.hex_bytes(2)("0XABcd") == "0xabcd"
+    assert cliargs.rpc_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"
+    for bad in ("foo", "http://", "ftp://x", "http://h:port"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            cliargs.rpc_url(bad)
     for fn, bad in ((cliargs.positive_int, "0"), (cliargs.non_negative_int, "-1"),
                     (cliargs.positive_float, "nan"), (cliargs.non_negative_float, "-0.5"),
                     (cliargs.positive_int, "1e3")):
