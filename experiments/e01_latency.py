@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.common import ExperimentConfig, provenance, save_figure, write_csv, write_json
+from proml_sim.progress import progress
 from proml_sim.sim import PROFILES
 from proml_sim.sim.scenario import StreamScenario, run_streams
 
@@ -56,13 +57,16 @@ def main(config: ExperimentConfig) -> dict[str, Any]:
     all_rows: list[dict[str, Any]] = []
     latency: dict[str, Any] = {}
     samples: dict[str, tuple[list[float], list[float]]] = {}
-    for i, name in enumerate(profiles):
-        rows, stats = run_profile(name, config.seed + i, teams, hours, per_hour, engine,
-                                  config.extra.get("rpc_url"))
-        all_rows += rows
-        latency[name] = stats
-        samples[name] = ([float(r["l1_s"]) for r in rows if r["l1_s"] != ""],
-                         [float(r["l12_s"]) for r in rows if r["l12_s"] != ""])
+    with progress("e01 latency", total=len(profiles), unit="profiles") as bar:
+        for i, name in enumerate(profiles):
+            bar.update(description=f"e01 latency: {name}")
+            rows, stats = run_profile(name, config.seed + i, teams, hours, per_hour, engine,
+                                      config.extra.get("rpc_url"))
+            all_rows += rows
+            latency[name] = stats
+            samples[name] = ([float(r["l1_s"]) for r in rows if r["l1_s"] != ""],
+                             [float(r["l12_s"]) for r in rows if r["l12_s"] != ""])
+            bar.advance()
     ref = PROFILES["ropsten-2022"].reference or {}
     check = {}
     if "ropsten-2022" in latency:

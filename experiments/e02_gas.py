@@ -22,6 +22,7 @@ from typing import Any
 from experiments.common import ExperimentConfig, provenance, save_figure, write_csv, write_json
 from proml_sim.chain.client import LAYOUTS
 from proml_sim.gas import history_spread, measure_history_gas, measure_paper_gas
+from proml_sim.progress import progress
 
 #: Stated gas-price scenarios (gwei) and an ETH price (USD) for cost conversion.
 GAS_PRICES_GWEI = {"low (1 gwei)": 1.0, "typical 2025 (5 gwei)": 5.0, "busy (30 gwei)": 30.0}
@@ -51,8 +52,12 @@ def main(config: ExperimentConfig) -> dict[str, Any]:
     for r in layout_rows:
         r.update(_cost(r["gas"]))
     history_rows: list[dict[str, Any]] = []
-    for layout in LAYOUTS:
-        history_rows += measure_history_gas(layout, HISTORY_LENGTHS[config.profile], config.seed)
+    with progress("e02 gas over history", total=len(LAYOUTS), unit="layouts") as bar:
+        for layout in LAYOUTS:
+            bar.update(description=f"e02 gas over history: {layout}")
+            history_rows += measure_history_gas(layout, HISTORY_LENGTHS[config.profile],
+                                                config.seed)
+            bar.advance()
     # data first
     write_csv(out / "e02_gas.csv", layout_rows, meta)
     write_csv(out / "e02_gas_history.csv", history_rows, meta)

@@ -16,6 +16,7 @@ from typing import Any
 
 from experiments.common import ExperimentConfig, provenance, save_figure, write_csv, write_json
 from experiments.e02_gas import ETH_USD, GAS_PRICES_GWEI
+from proml_sim.progress import progress
 from proml_sim.sim import StepDurations, World, build_projects, paper_workflow
 
 PROFILES = ("ropsten-2022", "ethereum-pos", "consortium-fast")
@@ -50,10 +51,14 @@ def main(config: ExperimentConfig) -> dict[str, Any]:
     durations = StepDurations()
     engine = config.extra.get("engine", "pyevm")
     rows: list[dict[str, Any]] = []
-    for i, profile in enumerate(config.extra.get("e03_profiles", PROFILES)):
-        for depth in DEPTHS:
-            rows += run(profile, depth, config.seed + 100 * i + depth, n_projects, n_teams,
-                        durations, engine, config.extra.get("rpc_url"))
+    profiles = list(config.extra.get("e03_profiles", PROFILES))
+    with progress("e03 overhead", total=len(profiles) * len(DEPTHS), unit="runs") as bar:
+        for i, profile in enumerate(profiles):
+            for depth in DEPTHS:
+                bar.update(description=f"e03 overhead: {profile}, depth {depth}")
+                rows += run(profile, depth, config.seed + 100 * i + depth, n_projects, n_teams,
+                            durations, engine, config.extra.get("rpc_url"))
+                bar.advance()
     price = GAS_PRICES_GWEI["typical 2025 (5 gwei)"]
     for r in rows:
         r["cost_eth"] = round(r["gas"] * price * 1e-9, 6)

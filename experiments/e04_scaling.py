@@ -16,6 +16,7 @@ from typing import Any
 
 from experiments.common import ExperimentConfig, provenance, save_figure, write_csv, write_json
 from proml_sim.chain.merkle import MerkleTree, verify
+from proml_sim.progress import progress
 from proml_sim.sim import Participant, World, get_profile, record_stream
 from proml_sim.sim.scenario import prepare_teams
 
@@ -142,20 +143,27 @@ def main(config: ExperimentConfig) -> dict[str, Any]:
     rpc_url = config.extra.get("rpc_url")
     sat_rows, batch_rows = [], []
     knees: dict[str, Any] = {}
-    for i, prof in enumerate(size["profiles"]):
-        pts = [saturation_point(prof, size["gas_limit"], load, size["minutes"],
-                                config.seed + 10 * i + j, engine, rpc_url)
-               for j, load in enumerate(size["loads"])]
-        sat_rows += pts
-        knee = _knee(pts)
-        knees[prof] = {"knee_load": knee, "capacity_per_s": pts[0]["capacity_per_s"],
-                       "max_throughput_per_s": max(p["throughput_per_s"] for p in pts)}
-    overload = max(size["loads"])
-    batch_profile = size["profiles"][0]
-    for j, k in enumerate(size["ks"]):
-        batch_rows.append(batching_point(batch_profile, size["gas_limit"], overload, k,
-                                         size["minutes"], config.seed + 500 + j, engine,
-                                         rpc_url))
+    n_points = len(size["profiles"]) * len(size["loads"]) + len(size["ks"])
+    with progress("e04 scaling", total=n_points, unit="points") as bar:
+        for i, prof in enumerate(size["profiles"]):
+            pts = []
+            for j, load in enumerate(size["loads"]):
+                bar.update(description=f"e04 saturation: {prof}, load {load}")
+                pts.append(saturation_point(prof, size["gas_limit"], load, size["minutes"],
+                                            config.seed + 10 * i + j, engine, rpc_url))
+                bar.advance()
+            sat_rows += pts
+            knee = _knee(pts)
+            knees[prof] = {"knee_load": knee, "capacity_per_s": pts[0]["capacity_per_s"],
+                           "max_throughput_per_s": max(p["throughput_per_s"] for p in pts)}
+        overload = max(size["loads"])
+        batch_profile = size["profiles"][0]
+        for j, k in enumerate(size["ks"]):
+            bar.update(description=f"e04 batching: k={k}")
+            batch_rows.append(batching_point(batch_profile, size["gas_limit"], overload, k,
+                                             size["minutes"], config.seed + 500 + j, engine,
+                                             rpc_url))
+            bar.advance()
     meta = provenance(config)
     write_csv(out / "e04_saturation.csv", sat_rows, meta)
     write_csv(out / "e04_batching.csv", batch_rows, meta)

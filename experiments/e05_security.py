@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.common import ExperimentConfig, provenance, save_figure, write_json
+from proml_sim.progress import progress
 from proml_sim.threats.catalogue import load_catalogue
 from proml_sim.threats.runner import load_scenarios, run_threat
 
@@ -22,11 +23,13 @@ def main(config: ExperimentConfig) -> dict[str, Any]:
     impl = load_scenarios()
     results = []
     missing = [t for t in cat if t not in impl]
-    for tid, tm in cat.items():
-        if tid not in impl:
-            continue
-        seeds = min(tm.seeds, SMOKE_SEEDS) if config.profile == "smoke" else tm.seeds
-        results.append(run_threat(tm, seeds, config.seed))
+    todo = [(tid, tm) for tid, tm in cat.items() if tid in impl]
+    with progress("e05 security", total=len(todo), unit="threats") as bar:
+        for tid, tm in todo:
+            bar.update(description=f"e05 security: {tid}")
+            seeds = min(tm.seeds, SMOKE_SEEDS) if config.profile == "smoke" else tm.seeds
+            results.append(run_threat(tm, seeds, config.seed))
+            bar.advance()
     meta = provenance(config)
     write_json(out / "e05_security.json", {"meta": meta, "results": results,
                                            "not_implemented": missing})

@@ -8,6 +8,7 @@ from typing import Any
 
 from experiments.common import ExperimentConfig, provenance, write_json
 from proml_sim.lifecycles import Model
+from proml_sim.progress import progress
 from proml_sim.threats.mutants import format_matrix, run_mutation
 
 #: hypothesis examples per mutant (and for the unmutated contracts) per experiment profile
@@ -15,7 +16,9 @@ EXAMPLES = {"smoke": 40, "paper": 80}
 
 
 def main(config: ExperimentConfig) -> dict[str, Any]:
-    report = run_mutation(Model, max_examples=EXAMPLES[config.profile], seed=config.seed)
+    with progress("e06 mutation") as bar:
+        report = run_mutation(Model, max_examples=EXAMPLES[config.profile], seed=config.seed,
+                              progress=lambda line: bar.update(description=f"e06 mutation: {line}"))
     data = report.to_json()
     write_json(Path(config.out) / "e06_mutation.json", {"meta": provenance(config), **data})
     required = [r for r in report.results if r.required]

@@ -36,6 +36,7 @@ from proml_sim.chain.engines import ENGINES, IN_PROCESS_ENGINES, make_backend
 from proml_sim.compiler import compile_artefact
 from proml_sim.ir import ZERO32
 from proml_sim.lifecycles import Model
+from proml_sim.progress import progress
 
 N_DEVELOPERS = 4
 DIGEST = bytes.fromhex("ab" * 32)
@@ -291,11 +292,16 @@ def run_bench(
         )
     if "rpc" in engines and not rpc_url:
         raise ValueError("engine rpc needs a node: pass --rpc-url URL (e.g. a local anvil)")
-    results = {
-        e: bench_engine(e, n, per_block, seed, rpc_url=rpc_url, workers=workers)
-        for e in dict.fromkeys(engines)
-    }
-    baseline = bench_web3_baseline(baseline_n, seed)
+    todo = list(dict.fromkeys(engines))
+    results = {}
+    with progress("bench", total=len(todo) + 1, unit="runs") as bar:
+        for e in todo:
+            bar.update(description=f"bench: {n} transitions on {e}")
+            results[e] = bench_engine(e, n, per_block, seed, rpc_url=rpc_url, workers=workers)
+            bar.advance()
+        bar.update(description=f"bench: {baseline_n} transitions on the web3 baseline")
+        baseline = bench_web3_baseline(baseline_n, seed)
+        bar.advance()
     return {
         "contract": "Model.train (evidence: digest, locator, 1 input id)",
         "tx_per_s_covers": "submit of pre-signed raw txs (decode, signature recovery, pool "

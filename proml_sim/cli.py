@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import proml_sim.cliargs as cliargs
-from proml_sim.cliargs import load_lifecycle
 from proml_sim.errors import ProMLError, UsageError
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
@@ -53,7 +52,7 @@ EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, what shells report when the reader went
 DEBUG_ENV = "PROML_DEBUG"
 ENGINES = ["pyevm", "revm", "rpc"]
 
-__all__ = ["UsageError", "build_parser", "load_lifecycle", "main"]
+__all__ = ["UsageError", "build_parser", "commands", "main"]
 
 #: modules whose ``register(sub)`` adds their subcommands, in the order of ``proml --help``
 #: (a new area adds one line here; none may import anything heavy at import time)
@@ -87,6 +86,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from proml_sim.artifacts import write_atomic
     from proml_sim.codegen import to_mermaid
     from proml_sim.compiler import compile_artefact
+    from proml_sim.lifecycles import load_lifecycle
 
     compiled = compile_artefact(load_lifecycle(args.lifecycle))
     assert compiled.ir is not None
@@ -113,6 +113,7 @@ def cmd_diagram(args: argparse.Namespace) -> int:
     from proml_sim.codegen import to_dot, to_mermaid
     from proml_sim.codegen.diagram import render_png
     from proml_sim.ir import build_ir
+    from proml_sim.lifecycles import load_lifecycle
 
     ir = build_ir(load_lifecycle(args.lifecycle))
     if args.format == "png":

@@ -31,35 +31,6 @@ HOME_HELP = f"node home directory (default: ${HOME_ENV}, else ./{DEFAULT_HOME})"
 _HEX = re.compile(r"[0-9a-fA-F]*")
 
 
-def load_lifecycle(spec: str) -> Any:
-    """``Dataset``/``Model`` (the paper's) or ``package.module:ClassName``; an unknown name or
-    a module that cannot be imported is a :class:`~proml_sim.errors.UsageError`."""
-    import difflib
-    import importlib
-
-    from proml_sim.lifecycles import PAPER_LIFECYCLES
-
-    for cls in PAPER_LIFECYCLES:
-        if spec == cls.__name__:
-            return cls
-    if ":" not in spec:
-        names = [c.__name__ for c in PAPER_LIFECYCLES]
-        close = difflib.get_close_matches(spec, names, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise UsageError(f"unknown lifecycle {spec!r}; {hint}use one of {', '.join(names)} or "
-                         "'package.module:ClassName'")
-    mod_name, _, attr = spec.partition(":")
-    try:
-        module = importlib.import_module(mod_name)
-    except Exception as exc:  # any failure of the user's module is an input problem
-        raise UsageError(f"cannot import module {mod_name!r} ({type(exc).__name__}: {exc}); "
-                         "check the name and PYTHONPATH") from exc
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise UsageError(f"module {mod_name!r} has no class {attr!r}") from None
-
-
 def default_home() -> str:
     """``$PROML_HOME`` if set and not empty, else ``./.proml``."""
     return os.environ.get(HOME_ENV) or DEFAULT_HOME

@@ -38,6 +38,9 @@
             ├── NotApproved                   not accepted, or no approval covers it
             └── TupleMismatch                 not the (model, dataset, evaluation) approved
 
+    UnknownLifecycle (LookupError)            a lifecycle spec names no importable class
+    OutputError (OSError)                     an output path cannot be written (missing
+                                              directory, a directory where a file goes)
     CatalogueError (ValueError)               a threat-model file is invalid (also ProMLError)
 
 ``exit_code`` on a class is the ``proml`` exit code when that error ends a command: 2 (usage or
@@ -251,3 +254,19 @@ class NotApproved(ConsumerRefused):
 
 class TupleMismatch(ConsumerRefused):
     """The (model, dataset, evaluation) served is not the tuple the approvers bound."""
+
+
+class UnknownLifecycle(ProMLError, LookupError):
+    """A lifecycle spec (``Dataset``, ``Model`` or ``package.module:Class``) names no
+    importable lifecycle class."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class OutputError(ProMLError, OSError):
+    """An output file cannot be written: its directory is missing (none is created), it is a
+    directory, or the file system refused the write."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

@@ -1,7 +1,14 @@
 """Atomic file writes, used by every layer that writes: a temporary file in the target's
 directory, ``fsync``, then ``os.replace``.  Readers see the old file or the whole new one, never
-a half-written one; on any failure the temporary file is removed and the error propagates
-(callers turn ``OSError`` into their own domain error)."""
+a half-written one; on any failure the temporary file is removed and
+:class:`~proml_sim.errors.OutputError` (an ``OSError``) names the file and the fix.
+
+New files get mode ``0o666 & ~umask``, as ``open()`` would give them (``mkstemp`` alone would
+make every output 0600 whatever the user's umask); secrets pass ``mode=0o600``.  A missing
+directory is created only where the caller asks for it (``mkdir=True``): an output path typed
+by a user (``-o``) into a directory that does not exist is an input error, not a reason to
+create directories.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +19,58 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from proml_sim.errors import OutputError
 
-def atomic_write_with(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
-    """Atomically replace ``path`` with what ``write`` writes to the binary file it gets."""
+
+def default_mode() -> int:
+    """``0o666 & ~umask``: the mode ``open()`` gives a new file under the current umask."""
+    try:  # Linux reports it without changing it (no window where another thread sees 022)
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere reading the umask means setting it: set it straight back
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def check_output_path(path: str | Path) -> Path:
+    """``path`` as a :class:`Path` if a file can be written there: its directory exists and it
+    is not itself a directory; otherwise :class:`OutputError` naming the fix."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a directory; give a file name")
+    if not path.parent.is_dir():
+        raise OutputError(f"cannot write {path}: the directory {path.parent} does not exist; "
+                          "create it first or pick another path")
+    return path
+
+
+def atomic_write_with(path: str | Path, write: Callable[[BinaryIO], object], *,
+                      mode: int | None = None) -> Path:
+    """Atomically replace ``path`` with what ``write`` writes to the binary file it gets; the
+    file gets ``mode`` (default ``0o666 & ~umask``)."""
+    path = check_output_path(path)
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}; check the directory's "
+                          "permissions and free space") from exc
+    try:
+        os.fchmod(fd, default_mode() if mode is None else mode)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OutputError):
+            raise
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}; check the directory's "
+                          "permissions and free space") from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -30,11 +78,12 @@ def atomic_write_with(path: str | Path, write: Callable[[BinaryIO], object]) -> 
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Atomically write ``data`` to ``path`` (its directory must exist)."""
     return atomic_write_with(path, lambda fh: fh.write(data))
 
 
 def atomic_write_text(path: str | Path, text: str, *, mkdir: bool = True) -> Path:
-    """Atomically write ``text`` (UTF-8), creating the parent directory if needed."""
+    """Atomically write ``text`` (UTF-8); ``mkdir``: create the parent directory if needed."""
     if mkdir:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_bytes(path, text.encode())

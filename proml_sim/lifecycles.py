@@ -69,3 +69,47 @@ class Model(Artefact):
 
 
 PAPER_LIFECYCLES: tuple[type[Artefact], ...] = (Dataset, Model)
+
+
+def lifecycle_spec(cls: type[Artefact]) -> str:
+    """The import spec :func:`load_lifecycle` reads back: the paper's by name, any other as
+    ``package.module:ClassName``."""
+    if cls in PAPER_LIFECYCLES:
+        return cls.__name__
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def load_lifecycle(spec: str) -> type[Artefact]:
+    """``Dataset``/``Model`` (the paper's) or ``package.module:ClassName``; raises
+    :class:`~proml_sim.errors.UnknownLifecycle` naming the problem and the fix."""
+    import importlib
+
+    from proml_sim.errors import UnknownLifecycle
+
+    for cls in PAPER_LIFECYCLES:
+        if spec == cls.__name__:
+            return cls
+    names = ", ".join(c.__name__ for c in PAPER_LIFECYCLES)
+    mod_name, sep, attr = spec.partition(":")
+    if not sep or not mod_name or not attr:
+        raise UnknownLifecycle(
+            f"unknown lifecycle {spec!r}; use one of {names} or 'package.module:ClassName'"
+        )
+    try:
+        module = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise UnknownLifecycle(f"cannot import module {mod_name!r} of lifecycle {spec!r} "
+                               f"({exc}); check the spelling and PYTHONPATH") from exc
+    except Exception as exc:  # the module's own code failed while importing: say so, no trace
+        raise UnknownLifecycle(f"importing module {mod_name!r} of lifecycle {spec!r} failed: "
+                               f"{type(exc).__name__}: {exc}; fix the module") from exc
+    obj: object = module
+    for part in attr.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise UnknownLifecycle(f"module {mod_name!r} has no class {attr!r}; check the "
+                                   "class name in the spec")
+    if not (isinstance(obj, type) and issubclass(obj, Artefact)) or obj is Artefact:
+        raise UnknownLifecycle(f"{spec!r} is not a lifecycle class (a subclass of "
+                               "proml_sim.dsl.Artefact)")
+    return obj

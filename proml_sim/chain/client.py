@@ -60,7 +60,13 @@ from proml_sim.ir import (
     history_from_events,
 )
 from proml_sim.ir import messages as msg
-from proml_sim.ir.model import MAX_INPUTS, MAX_LOCATOR_BYTES
+from proml_sim.ir.interpreter import (
+    check_address,
+    check_bytes32,
+    check_fire,
+    check_register,
+    check_role,
+)
 
 #: Gas limit for a call whose estimate reverts and that is sent anyway (``preflight=False``): the
 #: revert then happens on chain, pays its gas, and is decoded from the receipt.
@@ -69,6 +75,13 @@ REVERT_GAS = 250_000
 #: registration is pending in the same block, so it cannot be estimated): enough for any
 #: transition of the per-artefact layouts, including 16 approvers.
 UNDEPLOYED_GAS = 400_000
+#: Gas added to an estimate when the call will not run right after it (automine off, or other
+#: transactions already pending): the transactions mined before it in the same block may make it
+#: dearer (a zero storage slot becomes non-zero, an approver list grows by up to 16 entries).
+#: Unused gas is not paid for; too little would end the call out of gas instead of with its
+#: lifecycle result.  A backend with its own gas policy says so with a ``gas_headroom``
+#: attribute (the simulator's gateway: 0, as its blocks are packed by gas limit).
+PENDING_HEADROOM = 150_000
 #: The layouts this client drives (``proml_sim.codegen.LAYOUTS``) and the per-artefact part of each.
 LAYOUTS = ("registry", "factory", "clone")
 _HEADER_LAYOUT = "# Contract layout: "
@@ -291,7 +304,7 @@ class LifecycleClient:
         gas: int | None = None,
     ) -> Any:
         """Register an artefact; returns its id (bound to the signer's address and ``salt``)."""
-        self._check_evidence_args(locator, inputs)
+        check_register(self.ir, salt, digest, locator, inputs)
         data = self.contract_abi.encode_call("register", [salt, digest, locator, list(inputs)])
         if self._registry:
 
@@ -339,31 +352,33 @@ class LifecycleClient:
         """Fire (or, for k-of-n transitions, approve) ``transition``; returns a StepResult."""
         t = self.ir.transition(transition)
         abi = self.transition_abi
+        check_fire(self.ir, t, artefact, digest, locator, inputs)
         if t.evidence:
-            self._check_evidence_args(locator, inputs)
             data = abi.encode_call(t.name, [artefact, digest, locator, list(inputs)])
-        elif digest != ZERO32 or locator or inputs:
-            raise TypeError(
-                f"{self.ir.name}.{t.name} takes no evidence; drop digest/locator/inputs"
-            )
         else:
             data = abi.encode_call(t.name, [artefact])
         to = self.address if self._registry else self._route(artefact)
 
         def decode(receipt: Receipt) -> StepResult:
+            # Everything comes from this receipt's logs (and, for the state of an approval that
+            # did not fire, from earlier logs): never from a view of a later state, which with
+            # automine off may already include later transitions of the same artefact.
             count = 1
+            approved: dict[str, Any] | None = None
             decoded = self._decoded(receipt, to)
             for name, args in decoded:
                 if name == "Approved":
+                    approved = args
                     count = args["count"]
                 elif name == "Transitioned":
                     return StepResult(True, count, t.approvals, args["version"], t.target)
-            if not decoded and not self._registry:
+            if approved is None:
                 # a transition that succeeds emits Approved or Transitioned; one that emitted
                 # nothing ran no code: there was no artefact contract at that address
                 raise msg.unknown_artefact(self.ir)
-            version = self.version(artefact)
-            return StepResult(False, count, t.approvals, version, self.state(artefact))
+            version = int(approved["version"])
+            state = self._state_at_version(to, artefact, version, t.sources, receipt.block_number)
+            return StepResult(False, count, t.approvals, version, state)
 
         return self._write(signer, data, gas, t.name, decode, to)
 
@@ -385,12 +400,19 @@ class LifecycleClient:
         *,
         gas: int | None = None,
     ) -> Any:
-        args = [self._role_index(role), account, domain]
+        """Grant ``role`` to ``account`` in trust ``domain`` (the role's admin may)."""
+        args = [
+            check_role(self.ir, role),
+            check_address(self.ir, "account", account),
+            check_bytes32(self.ir, "domain", domain),
+        ]
         data = self.contract_abi.encode_call("grant_role", args)
         return self._write(signer, data, gas, "grant_role", lambda r: None)
 
     def revoke(self, signer: Any, role: str | int, account: str, *, gas: int | None = None) -> Any:
-        data = self.contract_abi.encode_call("revoke_role", [self._role_index(role), account])
+        """Revoke ``role`` from ``account`` (the role's admin may)."""
+        args = [check_role(self.ir, role), check_address(self.ir, "account", account)]
+        data = self.contract_abi.encode_call("revoke_role", args)
         return self._write(signer, data, gas, "revoke_role", lambda r: None)
 
     def send_raw(
@@ -441,6 +463,7 @@ class LifecycleClient:
 
     def _aview(self, fn: str, artefact: bytes, *args: Any) -> Any:
         """A view of the contract holding ``artefact`` (``None``: there is no such contract)."""
+        check_bytes32(self.ir, "artefact", artefact)
         if self._registry:
             return self._view(fn, artefact, *args)
         res = self.backend.call(
@@ -467,16 +490,17 @@ class LifecycleClient:
         return int(self._aview("version_of", artefact))
 
     def roles_of(self, account: str) -> int:
-        return int(self._view("roles", account))
+        return int(self._view("roles", check_address(self.ir, "account", account)))
 
     def has_role(self, account: str, role: str) -> bool:
         return bool(self.roles_of(account) & self.ir.role(role).bit)
 
     def domain_of(self, account: str) -> bytes:
-        return bytes(self._view("domains", account))
+        return bytes(self._view("domains", check_address(self.ir, "account", account)))
 
     def artefact_id(self, registrant: str, salt: bytes) -> bytes:
-        return bytes(self._view("artefact_id", registrant, salt))
+        registrant = check_address(self.ir, "registrant", registrant)
+        return bytes(self._view("artefact_id", registrant, check_bytes32(self.ir, "salt", salt)))
 
     def fingerprint(self) -> str:
         return bytes(self._view("IR_FINGERPRINT")).hex()
@@ -546,18 +570,30 @@ class LifecycleClient:
         return snap.normalised()
 
     # -- internals ------------------------------------------------------------------------------
-    def _role_index(self, role: str | int) -> int:
-        if isinstance(role, str):
-            return self.ir.role(role).index
-        if not 0 <= role < len(self.ir.roles):
-            raise msg.unknown_role(self.ir)
-        return role
+    def _state_at_version(
+        self, contract: str, artefact: bytes, version: int, sources: Sequence[str], block: int
+    ) -> str:
+        """The state ``artefact`` had at ``version``, from the event log up to ``block``.
 
-    def _check_evidence_args(self, locator: str, inputs: Sequence[bytes]) -> None:
-        if len(inputs) > MAX_INPUTS:
-            raise msg.too_many_inputs(self.ir)
-        if len(locator.encode()) > MAX_LOCATOR_BYTES:
-            raise msg.locator_too_long(self.ir)
+        Every state change bumps the version, so the state at a version is the target of the
+        transition that produced it (the initial state at version 1) whatever happened later.
+        An approval was accepted, so that state is one of the transition's ``sources``: a
+        transition with a single source needs no lookup.
+        """
+        if len(sources) == 1:
+            return sources[0]
+        if version == 1:
+            return self.ir.initial.name
+        codec = self.codec if contract == self.address else self.artefact_codec
+        topics: list[bytes | None] = [codec.topic("Transitioned"), artefact]
+        for log in self.backend.logs(contract, 0, block, topics):
+            _name, args = codec.decode_log(log)
+            if int(args["version"]) == version:
+                return self.ir.state_by_index(int(args["target"])).name
+        raise TransactionFailed(
+            f"{self.ir.name}: no Transitioned event produced version {version} of this artefact "
+            "up to its approval's block; the chain's logs are incomplete (resync the node)"
+        )
 
     def _decoded(
         self, receipt: Receipt, address: str | None = None
@@ -596,15 +632,21 @@ class LifecycleClient:
     ) -> Any:
         to = to or self.address
         if gas is None:
+            # the estimate is made at the latest state; a call that runs behind other pending
+            # transactions may find another state (and succeed where the estimate reverted)
+            headroom = getattr(self.backend, "gas_headroom", PENDING_HEADROOM)
+            later = headroom > 0 and (not self.automine or bool(self.backend.pending()))
             if to != self.address and not self.backend.code(to):
                 gas = UNDEPLOYED_GAS  # its registration is pending: nothing to estimate against
             else:
                 try:
                     gas = self.backend.estimate_gas(signer.address, to, data)
+                    if later:
+                        gas += headroom
                 except (LifecycleError, TransactionFailed):
                     if self.preflight:
                         raise  # refuse to send a call that would revert, as wallets do
-                    gas = REVERT_GAS
+                    gas = UNDEPLOYED_GAS if later else REVERT_GAS
         tx_hash = _send(self.backend, signer, to, data, gas)
         op = PendingOp(tx_hash, kind, decode, data)
         if not self.automine:

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from eth_utils.address import to_canonical_address, to_checksum_address
+from eth_utils.address import is_hex_address, to_canonical_address, to_checksum_address
 from eth_utils.crypto import keccak
 
+from proml_sim.errors import InvalidArgument
 from proml_sim.ir import messages as msg
 from proml_sim.ir.events import (
     ZERO32,
@@ -50,9 +51,84 @@ def approval_key(artefact: bytes, transition: int, version: int, digest: bytes) 
 
 
 def _b32(b: bytes) -> bytes:
-    if len(b) != 32:
-        raise ValueError(f"expected 32 bytes, got {len(b)}; pass a bytes32 value (e.g. a SHA-256)")
-    return b
+    if not isinstance(b, bytes | bytearray) or len(b) != 32:
+        got = f"{len(b)} bytes" if isinstance(b, bytes | bytearray) else type(b).__name__
+        raise InvalidArgument(
+            f"expected 32 bytes, got {got}; pass a bytes32 value (e.g. a SHA-256 digest)"
+        )
+    return bytes(b)
+
+
+# -- argument checks shared with the chain client -----------------------------------------------
+# The client runs the same checks, in the same order, before it signs anything, so a malformed
+# argument is the same InvalidArgument (same message) off chain and on chain, and never reaches
+# the ABI encoder (which would pad a short bytes32, or fail with its own error).
+def check_bytes32(ir: LifecycleIR, name: str, value: object) -> bytes:
+    """``value`` as exactly 32 bytes, or :class:`InvalidArgument` naming ``name``."""
+    if not isinstance(value, bytes | bytearray) or len(value) != 32:
+        raise msg.bad_bytes32(ir, name, value)
+    return bytes(value)
+
+
+def check_address(ir: LifecycleIR, name: str, value: object) -> str:
+    """``value`` as a checksummed address; a wrong EIP-55 checksum is refused, not ignored."""
+    if not isinstance(value, str) or not value.startswith("0x") or not is_hex_address(value):
+        raise msg.bad_address(ir, name, value)
+    body, checked = value[2:], to_checksum_address(value)
+    if body != body.lower() and body != body.upper() and value != checked:
+        raise msg.bad_checksum(ir, name, value)
+    return checked
+
+
+def check_evidence(ir: LifecycleIR, locator: object, inputs: object) -> None:
+    """The locator and input list of a step that carries evidence."""
+    if not isinstance(inputs, list | tuple):
+        raise msg.bad_inputs(ir, inputs)
+    if len(inputs) > MAX_INPUTS:
+        raise msg.too_many_inputs(ir)
+    if not isinstance(locator, str):
+        raise msg.bad_locator(ir, locator)
+    try:
+        size = len(locator.encode())
+    except UnicodeEncodeError:
+        raise msg.bad_locator(ir, locator) from None
+    if size > MAX_LOCATOR_BYTES:
+        raise msg.locator_too_long(ir)
+    for k, i in enumerate(inputs):
+        check_bytes32(ir, f"inputs[{k}]", i)
+
+
+def check_register(
+    ir: LifecycleIR, salt: object, digest: object, locator: object, inputs: object
+) -> None:
+    """All arguments of ``register``, in the order the client and interpreter check them."""
+    check_evidence(ir, locator, inputs)
+    check_bytes32(ir, "salt", salt)
+    check_bytes32(ir, "digest", digest)
+
+
+def check_fire(
+    ir: LifecycleIR, t: TransitionIR, artefact: object, digest: object, locator: object,
+    inputs: object,
+) -> None:
+    """All arguments of transition ``t``; a step without evidence must get none."""
+    if not t.evidence and (digest != ZERO32 or locator or inputs):
+        raise TypeError(f"{ir.name}.{t.name} takes no evidence; drop digest/locator/inputs")
+    check_bytes32(ir, "artefact", artefact)
+    if t.evidence:
+        check_evidence(ir, locator, inputs)
+        check_bytes32(ir, "digest", digest)
+
+
+def check_role(ir: LifecycleIR, role: object) -> int:
+    """The index of ``role`` (a name, or an index of a declared role)."""
+    if isinstance(role, str):
+        return ir.role(role).index
+    if not isinstance(role, int) or isinstance(role, bool):
+        raise msg.bad_role(ir, role)
+    if not 0 <= role < len(ir.roles):
+        raise msg.unknown_role(ir)
+    return role
 
 
 @dataclass(frozen=True)
@@ -126,7 +202,7 @@ class Interpreter:
         return self._record(artefact)[1]
 
     def exists(self, artefact: bytes) -> bool:
-        return artefact in self.records
+        return check_bytes32(self.ir, "artefact", artefact) in self.records
 
     def has_role(self, account: str, role: str) -> bool:
         return bool(self.roles.get(to_checksum_address(account), 0) & self.ir.role(role).bit)
@@ -161,17 +237,18 @@ class Interpreter:
     ) -> bytes:
         ir = self.ir
         sender = to_checksum_address(sender)
-        self._check_args(locator, inputs)
+        check_register(ir, salt, digest, locator, inputs)
         if ir.register_by and not self.roles.get(sender, 0) & ir.role_mask(ir.register_by):
             raise msg.register_role(ir)
-        if ir.register_evidence and _b32(digest) == ZERO32:
+        if ir.register_evidence and digest == ZERO32:
             raise msg.register_evidence(ir)
         aid = artefact_id(sender, salt)
         if aid in self.records:
             raise msg.already_registered(ir)
         self.records[aid] = (ir.initial.index, 1)
         self.events.append(
-            Registered(aid, sender, salt, ir.initial.index, _b32(digest), locator, tuple(inputs))
+            Registered(aid, sender, bytes(salt), ir.initial.index, bytes(digest), locator,
+                       tuple(bytes(i) for i in inputs))
         )
         return aid
 
@@ -187,15 +264,13 @@ class Interpreter:
         ir = self.ir
         t = ir.transition(transition)
         sender = to_checksum_address(sender)
-        if not t.evidence and (digest != ZERO32 or locator or inputs):
-            raise TypeError(f"{ir.name}.{t.name} takes no evidence; drop digest/locator/inputs")
-        self._check_args(locator, inputs)
+        check_fire(ir, t, artefact, digest, locator, inputs)
         state, version = self._record(artefact)
         if not self.roles.get(sender, 0) & ir.role_mask(t.by):
             raise msg.wrong_role(ir, t)
         if ir.state_by_index(state).name not in t.sources:
             raise msg.wrong_state(ir, t)
-        if t.evidence and _b32(digest) == ZERO32:
+        if t.evidence and digest == ZERO32:
             raise msg.missing_evidence(ir, t)
         for other in t.separate_from:
             if self.last_actor.get((artefact, ir.transition(other).index)) == sender:
@@ -218,31 +293,27 @@ class Interpreter:
         return StepResult(True, count, t.approvals, version + 1, t.target)
 
     def grant(self, sender: str, role: str | int, account: str, domain: bytes = ZERO32) -> None:
-        idx = self._role_index(role)
+        idx = check_role(self.ir, role)
+        account = check_address(self.ir, "account", account)
+        domain = check_bytes32(self.ir, "domain", domain)
         self._check_admin(to_checksum_address(sender), idx)
-        self._grant(to_checksum_address(account), idx, _b32(domain), to_checksum_address(sender))
+        self._grant(account, idx, domain, to_checksum_address(sender))
 
     def revoke(self, sender: str, role: str | int, account: str) -> None:
-        idx = self._role_index(role)
+        idx = check_role(self.ir, role)
+        account = check_address(self.ir, "account", account)
         sender = to_checksum_address(sender)
         self._check_admin(sender, idx)
-        account = to_checksum_address(account)
         self.roles[account] = self.roles.get(account, 0) & ~(1 << idx)
         self.events.append(RoleRevoked(idx, account, sender))
 
     # -- internals -----------------------------------------------------------------------------
     def _record(self, artefact: bytes) -> tuple[int, int]:
+        check_bytes32(self.ir, "artefact", artefact)
         try:
             return self.records[artefact]
         except KeyError:
             raise msg.unknown_artefact(self.ir) from None
-
-    def _role_index(self, role: str | int) -> int:
-        if isinstance(role, str):
-            return self.ir.role(role).index
-        if not 0 <= role < len(self.ir.roles):
-            raise msg.unknown_role(self.ir)
-        return role
 
     def _check_admin(self, sender: str, idx: int) -> None:
         admin = self.ir.role(self.ir.roles[idx].admin).bit
@@ -253,14 +324,6 @@ class Interpreter:
         self.roles[account] = self.roles.get(account, 0) | (1 << idx)
         self.domains[account] = domain
         self.events.append(RoleGranted(idx, account, domain, sender))
-
-    def _check_args(self, locator: str, inputs: Sequence[bytes]) -> None:
-        if len(inputs) > MAX_INPUTS:
-            raise msg.too_many_inputs(self.ir)
-        if len(locator.encode()) > MAX_LOCATOR_BYTES:
-            raise msg.locator_too_long(self.ir)
-        for i in inputs:
-            _b32(i)
 
     def _approve(self, key: bytes, t: TransitionIR, sender: str) -> int:
         """Record ``sender``'s approval; return the valid count including it (contract mirror)."""

@@ -81,3 +81,54 @@ def too_many_inputs(ir: LifecycleIR) -> LifecycleError:
 
 def locator_too_long(ir: LifecycleIR) -> LifecycleError:
     return InvalidArgument(f"{ir.name}: locator longer than {MAX_LOCATOR_BYTES} bytes")
+
+
+# -- malformed arguments, refused before anything is signed (client) or changed (interpreter) --
+# Never embedded in a contract: the contract only ever sees well-formed ABI words.
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def bad_bytes32(ir: LifecycleIR, name: str, value: object) -> LifecycleError:
+    got = f"{len(value)} bytes" if isinstance(value, bytes | bytearray) else type(value).__name__
+    return InvalidArgument(
+        f"{ir.name}: argument {name} must be exactly 32 bytes, got {got}; pass a 32-byte value "
+        "(e.g. a SHA-256 digest), neither padded nor cut"
+    )
+
+
+def bad_address(ir: LifecycleIR, name: str, value: object) -> LifecycleError:
+    return InvalidArgument(
+        f"{ir.name}: argument {name} must be an address ('0x' and 40 hex digits), got "
+        f"{_shown(value)}; pass the account's full address"
+    )
+
+
+def bad_checksum(ir: LifecycleIR, name: str, value: str) -> LifecycleError:
+    return InvalidArgument(
+        f"{ir.name}: argument {name} {value} fails its EIP-55 checksum (mixed case that does not "
+        "match); copy the address again, or pass it all in lower case"
+    )
+
+
+def bad_role(ir: LifecycleIR, value: object) -> LifecycleError:
+    return InvalidArgument(
+        f"{ir.name}: argument role must be a role name or an index 0..{len(ir.roles) - 1}, got "
+        f"{_shown(value)}; pass one of {', '.join(r.name for r in ir.roles)}"
+    )
+
+
+def bad_locator(ir: LifecycleIR, value: object) -> LifecycleError:
+    got = "a string that is not valid UTF-8" if isinstance(value, str) else type(value).__name__
+    return InvalidArgument(
+        f"{ir.name}: argument locator must be a UTF-8 string, got {got}; pass a URI of at most "
+        f"{MAX_LOCATOR_BYTES} UTF-8 bytes"
+    )
+
+
+def bad_inputs(ir: LifecycleIR, value: object) -> LifecycleError:
+    return InvalidArgument(
+        f"{ir.name}: argument inputs must be a list of 32-byte artefact ids, got "
+        f"{type(value).__name__}; pass a list (or tuple) of ids"
+    )

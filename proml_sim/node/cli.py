@@ -2,8 +2,10 @@
 
 Every command takes ``--home`` (default ``$PROML_HOME``, else ``./.proml``) and ``--json``,
 before or after the command; errors are :class:`~proml_sim.errors.ProMLError` subclasses, which
-the top-level CLI prints and turns into exit code 2.  The node service is imported inside the
-commands (:func:`_open`), so registering them stays cheap.
+the top-level CLI prints and turns into exit code 2.  ``--json`` output follows docs/json.md:
+ids, digests and tx hashes 0x-hex, addresses EIP-55, times ISO-8601 UTC beside unix seconds,
+stable keys.  The node service is imported inside the commands (:func:`_open`), so registering
+them stays cheap.
 """
 
 from __future__ import annotations
@@ -15,13 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import proml_sim.cliargs as cliargs
 from proml_sim.errors import NodeError
-from proml_sim.lifecycles import PAPER_LIFECYCLES
 
 if TYPE_CHECKING:
-    from proml_sim.ir import HistoryEntry
     from proml_sim.node.service import ProMLNode
-
-LIFECYCLE_NAMES = sorted(c.__name__ for c in PAPER_LIFECYCLES)
 
 
 def _open(home: str) -> ProMLNode:
@@ -47,12 +45,6 @@ def _emit(args: argparse.Namespace, obj: Any, text: str) -> None:
     print(json.dumps(obj, default=str) if args.json else text)
 
 
-def _hist(h: HistoryEntry) -> dict[str, Any]:
-    return {"step": h.step, "actor": h.actor, "source": h.source, "target": h.target,
-            "version": h.version, "digest": h.digest.hex(), "locator": h.locator,
-            "inputs": ["0x" + i.hex() for i in h.inputs]}
-
-
 def cmd_init(args: argparse.Namespace) -> int:
     contracts = None
     if args.contracts:
@@ -71,12 +63,16 @@ def cmd_init(args: argparse.Namespace) -> int:
         cliargs.check("--chain", cliargs.output_dir, args.chain)
     node = ProMLNode.init(args.home, name=args.name, domain=args.domain,
                           chain_dir=args.chain, new_chain=args.new_chain, rpc_url=args.rpc_url,
-                          contracts=contracts, seed=args.seed, replicas=args.replica or ())
+                          contracts=contracts, seed=args.seed, replicas=args.replica or (),
+                          lifecycles=args.lifecycle or ())
     info = {"home": str(node.home), "name": node.name, "domain": node.domain,
             "address": node.address, "chain": node.config["chain"],
-            "contracts": node.config["contracts"]}
+            "contracts": node.config["contracts"], "lifecycles": node.config["lifecycles"]}
+    chain = node.config["chain"]
+    where = (f"{node.path(chain['path'])}" if chain["kind"] == "journal" else chain["url"])
     _emit(args, info, f"initialised node {node.name} ({node.domain}) at {node.home}\n"
-          f"  address {node.address}\n  chain {node.config['chain']}")
+          f"  address {node.address}\n  chain {where} (chain id {chain['chain_id']}, genesis "
+          f"{chain['genesis'][:18]}..)\n  lifecycles {', '.join(node.config['lifecycles'])}")
     return 0
 
 
@@ -84,7 +80,8 @@ def cmd_register(args: argparse.Namespace) -> int:
     node = _open(args.home)
     ref = node.register(args.lifecycle, args.name, args.files, locator=args.locator,
                         inputs=args.input or (), params=_params(args.param), code=args.code)
-    _emit(args, {"name": args.name, "lifecycle": ref.lifecycle, "id": ref.hex},
+    _emit(args, {"name": args.name, "lifecycle": ref.lifecycle, "id": ref.hex,
+                 "registrant": node.address},
           f"registered {ref.lifecycle} {args.name} as {ref.hex}")
     return 0
 
@@ -95,35 +92,40 @@ def cmd_record(args: argparse.Namespace) -> int:
                       outputs=args.output or (), params=_params(args.param), code=args.code,
                       locator=args.locator)
     _emit(args, {"transition": args.transition, "artefact": args.artefact, "fired": res.fired,
-                 "state": res.state, "version": res.version},
+                 "approvals": res.approvals, "required": res.required, "state": res.state,
+                 "version": res.version},
           f"{args.transition} recorded: {args.artefact} is {res.state} (version {res.version})")
     return 0
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
     node = _open(args.home)
-    res = node.approve(args.transition, args.artefact, args.evidence)
+    res = node.approve(args.transition, args.artefact, args.evidence, new_tally=args.new_tally)
     text = (f"{args.transition} fired: {args.artefact} is {res.state} (version {res.version})"
             if res.fired else f"approval {res.approvals} of {res.required} recorded for "
             f"{args.transition} on {args.artefact}")
-    _emit(args, {"fired": res.fired, "approvals": res.approvals, "required": res.required,
-                 "state": res.state, "version": res.version}, text)
+    _emit(args, {"transition": args.transition, "artefact": args.artefact, "fired": res.fired,
+                 "approvals": res.approvals, "required": res.required, "state": res.state,
+                 "version": res.version}, text)
     return 0
 
 
 def cmd_grant(args: argparse.Namespace) -> int:
     node = _open(args.home)
-    node.grant(args.lifecycle, args.role, args.account, args.domain)
-    _emit(args, {"granted": args.role, "account": args.account, "domain": args.domain},
-          f"granted {args.lifecycle}.{args.role} to {args.account} ({args.domain})")
+    account = args.account  # EIP-55 checked by its argument type
+    node.grant(args.lifecycle, args.role, account, args.domain)
+    _emit(args, {"lifecycle": args.lifecycle, "granted": args.role, "account": account,
+                 "domain": args.domain},
+          f"granted {args.lifecycle}.{args.role} to {account} ({args.domain})")
     return 0
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
     node = _open(args.home)
-    node.revoke(args.lifecycle, args.role, args.account)
-    _emit(args, {"revoked": args.role, "account": args.account},
-          f"revoked {args.lifecycle}.{args.role} from {args.account}")
+    account = args.account  # EIP-55 checked by its argument type
+    node.revoke(args.lifecycle, args.role, account)
+    _emit(args, {"lifecycle": args.lifecycle, "revoked": args.role, "account": account},
+          f"revoked {args.lifecycle}.{args.role} from {account}")
     return 0
 
 
@@ -144,9 +146,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         st = node.status(args.artefact)
         _emit(args, st, "\n".join(f"{k:>10}: {v}" for k, v in st.items()))
         return 0
+    from proml_sim.node.service import iso_time
+
     head = node.backend.head()
     info = {"name": node.name, "domain": node.domain, "address": node.address,
-            "chain": node.config["chain"], "head": head.number, "head_time": head.timestamp,
+            "chain": node.config["chain"], "head": head.number,
+            "head_time": iso_time(head.timestamp), "head_timestamp": head.timestamp,
             "balance_wei": node.backend.balance(node.address),
             "contracts": node.config["contracts"]}
     _emit(args, info, "\n".join(f"{k:>12}: {v}" for k, v in info.items()))
@@ -155,11 +160,73 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_history(args: argparse.Namespace) -> int:
     node = _open(args.home)
-    hist = node.history(args.artefact)
-    rows = [_hist(h) for h in hist]
-    lines = [f"{h['version']:>3}  {h['step']:<14} {h['actor']}  -> {h['target']:<12} "
-             f"digest {h['digest'][:16]}" for h in rows]
+    rows = node.history_detail(args.artefact)
+    lines = []
+    for h in rows:
+        who = f"{h['actor']} ({h['actor_domain'] or 'no domain'})"
+        lines.append(f"v{h['version']:<3} {h['time'] or '-':<20} block {h['block']!s:<6} "
+                     f"{h['step']:<14} -> {h['target']:<12} by {who}")
+        lines.append(f"     tx {h['tx']}  digest {h['digest']}")
+        for a in h["approvers"] or ():
+            lines.append(f"     approved by {a['approver']} ({a['domain'] or 'no domain'}) "
+                         f"at {a['time']}, block {a['block']}")
     _emit(args, rows, "\n".join(lines))
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    node = _open(args.home)
+    rows = node.ls(args.lifecycle)
+    lines = [f"{r['name'] or '(no record)':<20} {r['lifecycle']:<10} {r['state']:<12} "
+             f"v{r['version']:<4} {r['id'][:18]}..  by {r['registrant']}" for r in rows]
+    _emit(args, rows, "\n".join(lines) if lines else "no artefacts on this chain yet")
+    return 0
+
+
+def cmd_whoami(args: argparse.Namespace) -> int:
+    node = _open(args.home)
+    info = node.whoami()
+    roles = "; ".join(f"{lc}: {', '.join(r) or '-'}" for lc, r in info["roles"].items())
+    chain = info["chain"].get("path") or info["chain"].get("url")
+    text = (f"{info['name']} ({info['domain']}) {info['address']}\n  roles   {roles}\n"
+            f"  chain   {chain} (chain id {info['chain'].get('chain_id')}), head "
+            f"#{info['head']} at {info['head_time']}")
+    _emit(args, info, text)
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    node = _open(args.home)
+    lc, addr = node.deploy(args.spec)
+    _emit(args, {"lifecycle": lc, "address": addr, "spec": node.config["lifecycles"][lc]},
+          f"deployed lifecycle {lc} at {addr} (admin: {node.address})")
+    return 0
+
+
+def cmd_replica(args: argparse.Namespace) -> int:
+    node = _open(args.home)
+    if args.action == "list":
+        dirs = [str(d) for d in node.replica_dirs()]
+        _emit(args, {"replicas": [{"kind": "dir", "path": d} for d in dirs]},
+              "\n".join(dirs) or "no replicas")
+        return 0
+    if args.action == "sync":
+        counts = node.sync_replicas()
+        text = "\n".join(f"{d}: {c['copied']} copied, {c['present']} already there, "
+                         f"{c['repaired']} repaired, {c['skipped']} skipped (corrupt here)"
+                         for d, c in counts.items()) or "no replicas to sync"
+        _emit(args, {"replicas": counts}, text)
+        return 1 if any(c["skipped"] for c in counts.values()) else 0
+    if not args.dir:
+        raise NodeError(f"`proml replica {args.action}` needs the replica's directory")
+    if args.action == "add":
+        path = node.add_replica(args.dir)
+        _emit(args, {"added": str(path)}, f"replicating to {path} (copy the blobs held now "
+              "with `proml replica sync`)")
+    else:
+        path = node.remove_replica(args.dir)
+        _emit(args, {"removed": str(path)}, f"no longer replicating to {path} (nothing there "
+              "was deleted)")
     return 0
 
 
@@ -200,15 +267,43 @@ def register(sub: Any) -> None:
                    help="JSON file of contract addresses (joining an RPC chain)")
     p.add_argument("--seed", help="derive the key from this seed (reproducible; default random)")
     p.add_argument("--replica", action="append", type=cliargs.home_dir,
-                   help="another domain's store directory to replicate blobs to (repeatable)")
+                   help="another domain's store directory to replicate blobs to (repeatable; "
+                   "relative to the current directory)")
+    p.add_argument("--lifecycle", action="append", metavar="SPEC",
+                   help="with --new-chain: a lifecycle to deploy, Dataset, Model or "
+                   "package.module:Class (repeatable; default: Dataset and Model)")
     common(p)
     p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("deploy", help="deploy another lifecycle (package.module:Class) on the "
+                       "node's chain, this node its admin")
+    p.add_argument("spec", help="package.module:Class (importable from PYTHONPATH)")
+    common(p)
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("ls", help="the artefacts on the chain: name, lifecycle, state, version")
+    p.add_argument("--lifecycle", help="only this lifecycle")
+    common(p)
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("whoami", help="this node: name, domain, address, roles, chain, head")
+    common(p)
+    p.set_defaults(func=cmd_whoami)
+
+    p = sub.add_parser("replica", help="the store directories blobs are replicated to: add, "
+                       "remove, list, sync (copy the blobs a replica lacks)")
+    p.add_argument("action", choices=["add", "remove", "list", "sync"])
+    p.add_argument("dir", nargs="?", type=cliargs.home_dir,
+                   help="the replica store directory (add, remove)")
+    common(p)
+    p.set_defaults(func=cmd_replica)
 
     p = sub.add_parser("register", help="register a dataset or model (files are hashed, stored "
                        "and recorded)")
     p.add_argument("name", type=cliargs.name)
     p.add_argument("files", nargs="*", type=cliargs.existing_file, help="the artefact's files")
-    p.add_argument("--lifecycle", choices=LIFECYCLE_NAMES, required=True)
+    p.add_argument("--lifecycle", required=True,
+                   help="a lifecycle deployed on the chain (Dataset, Model, or deployed ones)")
     p.add_argument("--locator", help="where the bytes live (a hint; the digest is the truth)")
     p.add_argument("--input", action="append", type=cliargs.artefact_or_file,
                    help="input artefact (name or 0x id) or file")
@@ -236,14 +331,17 @@ def register(sub: Any) -> None:
     p.add_argument("artefact", type=cliargs.artefact_ref)
     p.add_argument("--evidence", type=cliargs.existing_file,
                    help="the file every approver approves (e.g. an evaluation)")
+    p.add_argument("--new-tally", action="store_true",
+                   help="approve evidence other than the pending approvals' (a separate tally)")
     common(p)
     p.set_defaults(func=cmd_approve)
 
     for verb, fn in (("grant", cmd_grant), ("revoke", cmd_revoke)):
         p = sub.add_parser(verb, help=f"{verb} a lifecycle role (needs its admin role)")
-        p.add_argument("lifecycle", choices=LIFECYCLE_NAMES)
+        p.add_argument("lifecycle", help="a lifecycle deployed on the chain")
         p.add_argument("role")
-        p.add_argument("account", type=cliargs.address, help="0x address (EIP-55 checked)")
+        p.add_argument("account", type=cliargs.address,
+                       help="0x address (EIP-55 checksum, or all lower case)")
         if verb == "grant":
             p.add_argument("--domain", required=True, type=cliargs.name,
                            help="the account's trust domain")

@@ -129,7 +129,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     b = load_bundle(path)  # read back: what was written is what a consumer will validate
     info = {"bundle": str(path), "artefact": b.manifest["artefact"],
             "events": len(b.events()), "blobs": len(b.blobs),
-            "bytes": sum(b.blobs.values()), "missing": sorted(b.missing)}
+            "bytes": sum(b.blobs.values()), "missing": ["0x" + d for d in sorted(b.missing)]}
     text = (f"wrote evidence bundle {path}: {info['events']} events, {info['blobs']} blobs "
             f"({info['bytes']} bytes)"
             + (f"; {len(b.missing)} blob(s) missing (listed in the manifest)" if b.missing

@@ -352,10 +352,20 @@ class Lineage:
         return self.subgraph(keys)
 
     def node_json(self, key: VersionKey) -> dict[str, Any]:
+        """One version as ``--json`` prints it (docs/json.md: digests 0x-hex like ids, times
+        ISO-8601 UTC beside unix seconds)."""
+        from proml_sim.node.service import iso_time
+
+        def ox(d: str | None) -> str | None:
+            return None if d is None else "0x" + d
+
         a = self.graph.nodes[key]
+        approvers = [{**ap, "digest": ox(ap["digest"])} for ap in a["approvers"]]
         return {"lifecycle": key.lifecycle, "id": key.id, "version": key.version,
-                **{k: a[k] for k in ("name", "state", "step", "actor", "domain", "digest",
-                                     "evidence", "block", "timestamp", "tx", "approvers")},
+                **{k: a[k] for k in ("name", "state", "step", "actor", "domain", "block",
+                                     "timestamp", "tx")},
+                "time": iso_time(a["timestamp"]), "digest": ox(a["digest"]),
+                "evidence": ox(a["evidence"]), "approvers": approvers,
                 "inputs": [list(u.input) for u in self.uses.get(key, [])]}
 
 

@@ -8,9 +8,23 @@ export build on these (``lineage.py``, ``verify.py``, ``bundle.py``, ``prov.py``
 
 Home directory (``--home``, default ``./.proml``)::
 
-    node.json    format, name, domain, address, chain (journal path or RPC URL), contracts
+    node.json    format, name, domain, address, chain, replicas, contracts, lifecycles
     keys.json    the participant's private key (mode 0600)
     store/       the content-addressed blob store
+
+``node.json`` (format 2) stores every path relative to the home, so a moved or copied home keeps
+working, and records the chain's identity so that it never writes into another chain::
+
+    "chain":      {"kind": "journal", "path": "chain", "chain_id": 1337, "genesis": "0x.."}
+                  or {"kind": "rpc", "url": "http://..", "chain_id": .., "genesis": "0x.."}
+    "replicas":   [{"kind": "dir", "path": "../other/.proml/store"}, ...]
+    "contracts":  {"Dataset": "0x..", "Model": "0x..", "Anchor": "0x..", ...}
+    "lifecycles": {"Dataset": "Dataset", "Model": "Model", "Mine": "pkg.mod:Mine"}
+
+A format-1 home (absolute chain path, replicas as plain strings, the paper's lifecycles only)
+opens as format 2 in memory (its chain path made relative to the home; a relative format-1
+replica path is taken relative to the home);
+the new format is written, atomically, by the next writing command.
 """
 
 from __future__ import annotations
@@ -33,16 +47,35 @@ from proml_sim.chain.base import ChainBackend
 from proml_sim.chain.client import LifecycleClient
 from proml_sim.chain.journal import JournaledChain
 from proml_sim.compiler import compile_artefact
-from proml_sim.errors import HomeError, NodeError, UnknownName
+from proml_sim.errors import (
+    HomeError,
+    JournalError,
+    NodeError,
+    NotRoleAdmin,
+    RoleNotAllowed,
+    TransitionNotAllowed,
+    UnknownLifecycle,
+    UnknownName,
+)
 from proml_sim.fsutil import atomic_write_json
-from proml_sim.ir import ZERO32, HistoryEntry, Registered, StepResult
-from proml_sim.lifecycles import PAPER_LIFECYCLES
+from proml_sim.ir import (
+    ZERO32,
+    Approved,
+    HistoryEntry,
+    Registered,
+    RoleGranted,
+    StepResult,
+    Transitioned,
+)
+from proml_sim.lifecycles import PAPER_LIFECYCLES, lifecycle_spec, load_lifecycle
 from proml_sim.node.records import FileRef, InputRef, Record, environment
 from proml_sim.node.store import Blob, BlobStore
 
-HOME_FORMAT = 1
+HOME_FORMAT = 2
 DEFAULT_HOME = ".proml"
+#: the paper's lifecycles, deployed by ``proml init`` unless ``--lifecycle`` says otherwise
 LIFECYCLES = {c.__name__: c for c in PAPER_LIFECYCLES}
+DEFAULT_LIFECYCLE_SPECS = tuple(LIFECYCLES)
 FUND_WEI = 10**22
 
 
@@ -104,7 +137,7 @@ class ProMLNode:
     """A participant's node.  Use :meth:`init` once, then :meth:`open`."""
 
     def __init__(self, home: Path, config: dict[str, Any], keys: KeyRing,
-                 backend: ChainBackend) -> None:
+                 backend: ChainBackend, *, dirty: bool = False) -> None:
         self.home = home
         self.config = config
         self.keys = keys
@@ -112,37 +145,90 @@ class ProMLNode:
         self.name: str = config["name"]
         self.domain: str = config["domain"]
         self.backend = backend
-        self.store = BlobStore(home / "store", config.get("replicas", ()))
+        #: node.json differs from what is on disk (migrated or identity learnt): written by the
+        #: next writing command, never by a read
+        self._dirty = dirty
+        self.store = BlobStore(home / "store", self.replica_dirs())
         self.clients = {
-            # preflight: a call that would revert is refused before anything is signed or sent
-            lc: LifecycleClient(backend, compile_artefact(LIFECYCLES[lc]), addr, automine=False,
-                                preflight=True)
-            for lc, addr in config["contracts"].items() if lc in LIFECYCLES
+            lc: self._client_for(lc, spec, config["contracts"][lc])
+            for lc, spec in config["lifecycles"].items() if lc in config["contracts"]
         }
+        #: lifecycles deployed on the chain by other nodes that this one cannot load
+        self.unavailable: dict[str, str] = {}
+        if isinstance(backend, JournaledChain):
+            self._add_chain_lifecycles(backend)
         self.anchor = (AnchorClient(backend, _anchor_compiled(), config["contracts"]["Anchor"],
                                     automine=False) if "Anchor" in config["contracts"] else None)
+
+    def _add_chain_lifecycles(self, backend: JournaledChain) -> None:
+        """Lifecycles another node deployed on this embedded chain after this home was made
+        (``proml deploy``): used as well, unless their class cannot be imported here."""
+        try:
+            contracts, specs = _read_deployments(backend)
+        except HomeError:
+            return
+        for lc, spec in specs.items():
+            if lc in self.clients or lc in self.config["contracts"]:
+                continue
+            try:
+                self.clients[lc] = self._client_for(lc, spec, contracts[lc])
+            except (UnknownLifecycle, HomeError) as exc:
+                self.unavailable[lc] = f"{exc}"
+
+    def _client_for(self, lifecycle: str, spec: str, address: str) -> LifecycleClient:
+        compiled = compile_artefact(load_lifecycle(spec))
+        if compiled.name != lifecycle:
+            raise HomeError(f"lifecycle {lifecycle!r} of {self.home / 'node.json'} is recorded "
+                            f"as {spec!r}, which now names lifecycle {compiled.name!r}; restore "
+                            "the class or fix the spec in node.json")
+        # preflight: a call that would revert is refused before anything is signed or sent
+        return LifecycleClient(self.backend, compiled, address, automine=False, preflight=True)
+
+    # -- paths and identity ---------------------------------------------------------------------
+    def path(self, stored: str) -> Path:
+        """A path of node.json (relative to the home, or absolute in an old home), resolved
+        (symbolic links and ``..`` as the file system sees them)."""
+        return (self.home / stored).resolve()
+
+    def replica_dirs(self) -> list[Path]:
+        """The replica store directories (``{"kind": "dir"}`` entries), resolved."""
+        return [self.path(r["path"]) for r in self.config["replicas"] if r["kind"] == "dir"]
+
+    def save_config(self) -> None:
+        """Write node.json (atomically)."""
+        atomic_write_json(self.home / "node.json", self.config, mkdir=False)
+        self._dirty = False
 
     # -- creating and opening homes ---------------------------------------------------------
     @classmethod
     def init(cls, home: str | Path = DEFAULT_HOME, *, name: str, domain: str,
              chain_dir: str | Path | None = None, new_chain: bool = False,
-             rpc_url: str | None = None, contracts: dict[str, str] | None = None,
-             seed: str | None = None, replicas: Iterable[str | Path] = ()) -> ProMLNode:
+             rpc_url: str | None = None, contracts: dict[str, Any] | None = None,
+             seed: str | None = None, replicas: Iterable[str | Path] = (),
+             lifecycles: Sequence[str] = ()) -> ProMLNode:
         """Create a node home.  ``new_chain``: create the chain (journal at ``chain_dir``, or
         deploy on ``rpc_url``) and deploy the lifecycle contracts, this node being their admin;
         otherwise join the chain at ``chain_dir`` (contracts read from it) or at ``rpc_url``
-        (``contracts`` given)."""
+        (``contracts`` given).  ``lifecycles``: import specs deployed with a new chain
+        (default: the paper's Dataset and Model).  Relative ``chain_dir`` and ``replicas`` are
+        taken relative to the current directory and stored relative to the home."""
         home = Path(home)
         if (home / "node.json").exists():
             raise HomeError(f"{home} is already a node home; use it, or pick another --home")
         domain_bytes(domain)
+        if lifecycles and not new_chain:
+            raise HomeError("--lifecycle chooses what a new chain deploys; when joining, the "
+                            "chain's lifecycles are used (add one later with `proml deploy`)")
+        specs = list(dict.fromkeys(lifecycles or DEFAULT_LIFECYCLE_SPECS))
+        classes = [load_lifecycle(spec) for spec in specs]  # fail before anything is created
         home.mkdir(parents=True, exist_ok=True)
         private_key = derive_private_keys(seed if seed is not None else os.urandom(32).hex(), 1,
                                           namespace="proml-node")[0]
         keys = KeyRing(owner=name)
         address = keys.add(private_key)
         config: dict[str, Any] = {"format": HOME_FORMAT, "name": name, "domain": domain,
-                                  "address": address, "replicas": [str(r) for r in replicas]}
+                                  "address": address,
+                                  "replicas": [_replica_entry(home, r) for r in replicas]}
         if rpc_url:
             from proml_sim.chain.engines import make_backend
 
@@ -155,31 +241,39 @@ class ProMLNode:
                                                 genesis_timestamp=int(time.time()) - 60)
             else:
                 backend = JournaledChain(cdir)
-            config["chain"] = {"kind": "journal", "path": str(cdir.resolve())}
+            config["chain"] = {"kind": "journal", "path": _relative(home, cdir)}
+        config["chain"].update(chain_identity(backend))
         signer = keys.signer(address)
         if new_chain:
-            config["contracts"] = _deploy_all(backend, signer, domain)
+            deployed = _deploy_all(backend, signer, domain, classes)
+            config["contracts"] = {lc: addr for lc, (addr, _) in deployed.items()}
+            config["lifecycles"] = {lc: spec for lc, (_, spec) in deployed.items()
+                                    if lc != "Anchor"}
             if isinstance(backend, JournaledChain):
-                atomic_write_json(backend.directory / "deployments.json", config["contracts"],
-                                  mkdir=False)
+                _write_deployments(backend, config["contracts"], config["lifecycles"])
         elif contracts is not None:
-            config["contracts"] = dict(contracts)
+            config["contracts"], config["lifecycles"] = _split_deployments(contracts)
         elif isinstance(backend, JournaledChain):
-            try:
-                config["contracts"] = json.loads(
-                    (backend.directory / "deployments.json").read_text())
-            except FileNotFoundError:
-                raise HomeError(f"the chain at {backend.directory} has no deployments.json; "
-                                "create it with `proml init --new-chain`") from None
+            contracts_, specs_ = _read_deployments(backend)
+            # a lifecycle whose class cannot be imported here is left to discovery on open
+            # (named when used), rather than making the whole chain unjoinable
+            specs_ = {lc: sp for lc, sp in specs_.items() if _loads(sp)}
+            config["contracts"] = {lc: a for lc, a in contracts_.items()
+                                   if lc in specs_ or lc == "Anchor"}
+            config["lifecycles"] = specs_
             _fund(backend, address)
         else:
             raise HomeError("joining an RPC chain needs the contract addresses (--contracts)")
+        for spec in config["lifecycles"].values():
+            load_lifecycle(spec)  # every lifecycle this home records must load
         _write_keys(home / "keys.json", address, private_key)
         atomic_write_json(home / "node.json", config, mkdir=False)
         return cls(home, config, keys, backend)
 
     @classmethod
     def open(cls, home: str | Path = DEFAULT_HOME) -> ProMLNode:
+        """Open a node home (any format up to :data:`HOME_FORMAT`).  The chain must be the one
+        the home was made for (chain id and genesis hash), else :class:`HomeError`."""
         home = Path(home)
         try:
             config = json.loads((home / "node.json").read_text())
@@ -188,10 +282,15 @@ class ProMLNode:
                             "pass --home") from None
         except (OSError, ValueError) as exc:
             raise HomeError(f"cannot read {home / 'node.json'}: {exc}") from exc
-        fmt = config.get("format")
+        fmt = config.get("format") if isinstance(config, dict) else None
         if not isinstance(fmt, int) or fmt > HOME_FORMAT:
             raise HomeError(f"node home {home} has format {fmt!r}, newer than this proml-sim "
                             f"understands ({HOME_FORMAT}); upgrade proml-sim")
+        try:
+            dirty = _upgrade_config(home, config)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HomeError(f"{home / 'node.json'} is malformed ({exc!r} is missing or wrong); "
+                            "restore it from a copy") from exc
         try:
             kdata = json.loads((home / "keys.json").read_text())
         except (OSError, ValueError) as exc:
@@ -204,9 +303,87 @@ class ProMLNode:
             from proml_sim.chain.engines import make_backend
 
             backend = make_backend("rpc", rpc_url=chain["url"], funded=[config["address"]])
+            where = chain["url"]
         else:
-            backend = JournaledChain(chain["path"])
-        return cls(home, config, keys, backend)
+            cdir = home / chain["path"]
+            try:
+                backend = JournaledChain(cdir)
+            except JournalError as exc:
+                raise HomeError(f"{exc} (the chain of node home {home}, recorded in node.json as "
+                                f"{chain['path']!r} relative to the home); if the home or the "
+                                "chain moved, put them back side by side or fix chain.path in "
+                                "node.json") from exc
+            where = str(cdir)
+        _check_identity(home, chain, backend, where)
+        if "genesis" not in chain:  # an old home: learn the identity, saved on the next write
+            chain.update(chain_identity(backend))
+            dirty = True
+        return cls(home, config, keys, backend, dirty=dirty)
+
+    # -- replicas -------------------------------------------------------------------------------
+    def add_replica(self, directory: str | Path) -> Path:
+        """Add a replica store directory (relative: to the current directory); new blobs are
+        copied there from now on (``sync_replicas`` copies the ones held already)."""
+        entry = _replica_entry(self.home, directory)
+        target = self.path(entry["path"])
+        if target.exists() and not target.is_dir():
+            raise NodeError(f"{directory} is a file; give another domain's store directory")
+        if target == (self.home / "store").resolve():
+            raise NodeError(f"{directory} is this node's own store; give another domain's store")
+        if any(self.path(r["path"]).resolve() == target for r in self.config["replicas"]):
+            raise NodeError(f"{directory} is already a replica of this node; see "
+                            "`proml replica list`")
+        self.config["replicas"].append(entry)
+        self.save_config()
+        self.store.replicas = self.replica_dirs()
+        return target
+
+    def remove_replica(self, directory: str | Path) -> Path:
+        """Stop replicating to ``directory`` (nothing is deleted there)."""
+        target = Path(directory).resolve()
+        keep = [r for r in self.config["replicas"]
+                if r["kind"] != "dir" or self.path(r["path"]).resolve() != target]
+        if len(keep) == len(self.config["replicas"]):
+            known = ", ".join(str(p) for p in self.replica_dirs()) or "none"
+            raise NodeError(f"{directory} is not a replica of this node (replicas: {known}); "
+                            "see `proml replica list`")
+        self.config["replicas"] = keep
+        self.save_config()
+        self.store.replicas = self.replica_dirs()
+        return target
+
+    def sync_replicas(self) -> dict[str, dict[str, int]]:
+        """Copy every blob of this store that a replica lacks (hash-checked; a replica's valid
+        blob is never overwritten): counts per replica."""
+        return {str(d): self.store.sync_to(d) for d in self.replica_dirs()}
+
+    # -- lifecycles -----------------------------------------------------------------------------
+    def deploy(self, spec: str) -> tuple[str, str]:
+        """Deploy the lifecycle ``spec`` (``package.module:Class``) on this node's chain, this
+        node being its admin; records its address and spec in node.json and, on an embedded
+        chain, in the chain's deployments.json (so nodes that join later load it).  Returns
+        (lifecycle name, address)."""
+        cls = load_lifecycle(spec)
+        compiled = compile_artefact(cls)
+        lc = compiled.name
+        if lc in self.config["contracts"]:
+            raise NodeError(f"a lifecycle named {lc} is already deployed at "
+                            f"{self.config['contracts'][lc]}; rename the class to deploy "
+                            "another")
+        spec = lifecycle_spec(cls)
+        with self._writing():
+            deployed = _deploy_all(self.backend, self.signer, self.domain, [cls], anchor=False,
+                                   lock=False)
+            addr = deployed[lc][0]
+            self.config["contracts"][lc] = addr
+            self.config["lifecycles"][lc] = spec
+            self.save_config()
+            if isinstance(self.backend, JournaledChain):
+                contracts, specs = _read_deployments(self.backend)
+                contracts[lc], specs[lc] = addr, spec
+                _write_deployments(self.backend, contracts, specs)
+        self.clients[lc] = self._client_for(lc, spec, addr)
+        return lc, addr
 
     # -- plumbing ---------------------------------------------------------------------------
     @property
@@ -215,6 +392,8 @@ class ProMLNode:
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
+        if self._dirty:  # an upgraded config is written only by a command that writes anyway
+            self.save_config()
         if isinstance(self.backend, JournaledChain):
             with self.backend.locked():
                 yield
@@ -227,11 +406,16 @@ class ProMLNode:
         return client.result(op)
 
     def client(self, lifecycle: str) -> LifecycleClient:
+        """The client of a deployed lifecycle, by name."""
         try:
             return self.clients[lifecycle]
         except KeyError:
+            if lifecycle in self.unavailable:
+                raise NodeError(f"lifecycle {lifecycle} is deployed on this chain but this node "
+                                f"cannot load it: {self.unavailable[lifecycle]}") from None
             raise NodeError(f"unknown lifecycle {lifecycle!r}; use one of "
-                            f"{', '.join(self.clients)}") from None
+                            f"{', '.join(self.clients)} (or deploy it with `proml deploy "
+                            "package.module:Class`)") from None
 
     # -- names --------------------------------------------------------------------------------
     def resolve(self, ref: str | ArtefactRef) -> ArtefactRef:
@@ -239,7 +423,11 @@ class ProMLNode:
         if isinstance(ref, ArtefactRef):
             return ref
         if ref.startswith("0x") and len(ref) == 66:
-            aid = bytes.fromhex(ref[2:])
+            try:
+                aid = bytes.fromhex(ref[2:])
+            except ValueError:
+                raise UnknownName(f"{ref} is not an artefact id (0x and 64 hex digits); check "
+                                  "it, or give the artefact's name") from None
             for lc, c in self.clients.items():
                 if c.exists(aid):
                     return ArtefactRef(lc, aid, self.name_of(lc, aid))
@@ -255,6 +443,17 @@ class ProMLNode:
             rec = self.record_of(h.digest)
             return rec.name if rec else None
         return None
+
+    def registered_name(self, ev: Registered) -> str | None:
+        """The name of a registration: from its record if held, else from its default locator
+        ``proml:<name>`` when that name hashes to the registration's salt (so it is the name)."""
+        from proml_sim.node.evidence import name_salt_ok
+
+        rec = self.record_of(ev.digest)
+        if rec is not None and name_salt_ok(rec.name, ev.salt):
+            return rec.name
+        guess = ev.locator.removeprefix("proml:")
+        return guess if ev.locator.startswith("proml:") and name_salt_ok(guess, ev.salt) else None
 
     def record_of(self, digest: bytes) -> Record | None:
         """The off-chain record behind an evidence digest (None if not held or not a record)."""
@@ -320,9 +519,15 @@ class ProMLNode:
         """Register a dataset or model under ``name``; its files are stored and recorded."""
         client = self.client(lifecycle)
         salt = name_salt(name)
+        for lc, c in self.clients.items():  # same name, same registrant: one artefact id each
+            aid = c.artefact_id(self.address, salt)
+            if c.exists(aid):
+                raise NodeError(f"an artefact named {name!r} already exists (id 0x{aid.hex()}, "
+                                f"lifecycle {lc}, registrant {self.address}); choose another "
+                                "name")
         _, digest, ids = self._record(lifecycle, "register", None, name, inputs, files, params,
                                       code)
-        with self._writing():
+        with self._writing(), self._explained(None, client):
             op = client.register(self.signer, salt, digest, locator or f"proml:{name}", ids)
             aid = self._mine(client, op)
         return ArtefactRef(lifecycle, aid, name)
@@ -334,8 +539,8 @@ class ProMLNode:
         """Record a lifecycle transition of ``artefact`` with its evidence."""
         ref = self.resolve(artefact)
         client = self.client(ref.lifecycle)
-        t = client.ir.transition(transition)
-        with self._writing():
+        t = self._recordable(ref, client, transition)
+        with self._writing(), self._explained(ref, client):
             if not t.evidence:
                 if inputs or outputs or params or code:
                     raise NodeError(f"{ref.lifecycle}.{transition} carries no evidence; drop "
@@ -349,34 +554,142 @@ class ProMLNode:
             return self._mine(client, op)  # type: ignore[no-any-return]
 
     def approve(self, transition: str, artefact: str | ArtefactRef,
-                evidence: str | Path | bytes | None = None) -> StepResult:
+                evidence: str | Path | bytes | None = None, *,
+                new_tally: bool = False) -> StepResult:
         """Approve a k-of-n transition.  Approvals count only when every approver passes the
-        same evidence (for instance the same evaluation report file)."""
+        same evidence (for instance the same evaluation report file): evidence other than that
+        of approvals already given for this version would start a second, separate tally, so
+        it is refused with an explanation unless ``new_tally``."""
         ref = self.resolve(artefact)
         client = self.client(ref.lifecycle)
-        t = client.ir.transition(transition)
-        with self._writing():
+        t = self._transition(client, transition)
+        if t.approvals < 2:
+            raise NodeError(f"{ref.lifecycle}.{t.name} needs no approvals; record it with "
+                            f"`proml record {t.name} {ref.name or ref.hex}`")
+        digest = ZERO32
+        if t.evidence:
+            if evidence is None:
+                raise NodeError(f"{ref.lifecycle}.{t.name} needs evidence: pass the "
+                                "file every approver approves (--evidence FILE)")
+            blob = (self.store.put_bytes(evidence) if isinstance(evidence, bytes)
+                    else self.store.put_file(evidence))
+            digest = bytes.fromhex(blob.digest)
+        if not new_tally:
+            self._check_tally(ref, client, t, digest)
+        with self._writing(), self._explained(ref, client):
             if t.evidence:
-                if evidence is None:
-                    raise NodeError(f"{ref.lifecycle}.{transition} needs evidence: pass the "
-                                    "file every approver approves (--evidence FILE)")
-                blob = (self.store.put_bytes(evidence) if isinstance(evidence, bytes)
-                        else self.store.put_file(evidence))
-                op = client.approve(self.signer, transition, ref.id, bytes.fromhex(blob.digest),
-                                    f"proml:{blob.digest}", [])
+                op = client.approve(self.signer, transition, ref.id, digest,
+                                    f"proml:{digest.hex()}", [])
             else:
                 op = client.approve(self.signer, transition, ref.id)
             return self._mine(client, op)  # type: ignore[no-any-return]
 
+    def pending_tallies(self, ref: ArtefactRef, transition: str) -> dict[bytes, list[str]]:
+        """Approvals given for the artefact's current version of ``transition``: evidence
+        digest -> approvers in order (the contract counts each digest separately)."""
+        client = self.client(ref.lifecycle)
+        t = self._transition(client, transition)
+        version = client.version(ref.id)
+        out: dict[bytes, list[str]] = {}
+        for ev in client.events():
+            if (isinstance(ev, Approved) and ev.id == ref.id and ev.transition == t.index
+                    and ev.version == version):
+                out.setdefault(ev.digest, []).append(ev.approver)
+        return out
+
+    def _check_tally(self, ref: ArtefactRef, client: LifecycleClient, t: Any,
+                     digest: bytes) -> None:
+        tallies = self.pending_tallies(ref, t.name)
+        if not tallies or digest in tallies:
+            return
+        def copy(d: bytes) -> str:
+            held = [p for p in (self.store.path_of(d.hex()), *(
+                BlobStore(r).path_of(d.hex()) for r in self.store.replicas)) if p.is_file()]
+            return f", a copy of which is at {held[0]}" if held else ""
+
+        what = "; ".join(
+            f"{len(who)} of {t.approvals} by "
+            + ", ".join(f"{a} ({self._domain_of(client, a) or 'no domain'})" for a in who)
+            + f" on evidence 0x{d.hex()}{copy(d)}" for d, who in tallies.items())
+        name = ref.name or ref.hex
+        raise NodeError(
+            f"{ref.lifecycle}.{t.name} of {name} already has approvals on other evidence "
+            f"({what}); your evidence 0x{digest.hex()} would start a new tally, counted "
+            "separately. To join theirs, approve the same file (the one with that digest): "
+            f"`proml approve {t.name} {name} --evidence THAT_FILE`; to start a new tally "
+            "anyway, add --new-tally")
+
     def grant(self, lifecycle: str, role: str, account: str, domain: str) -> None:
+        """Grant ``role`` of ``lifecycle`` to ``account`` (EIP-55 checked) in trust ``domain``;
+        this node must hold the role's admin role."""
         client = self.client(lifecycle)
+        account = check_address(account)
+        self._check_admin(client, role, "granting")
         with self._writing():
             self._mine(client, client.grant(self.signer, role, account, domain_bytes(domain)))
 
     def revoke(self, lifecycle: str, role: str, account: str) -> None:
+        """Revoke ``role`` of ``lifecycle`` from ``account``; refused, with nothing sent, if the
+        account does not hold it."""
         client = self.client(lifecycle)
+        account = check_address(account)
+        self._check_admin(client, role, "revoking")
+        if not client.has_role(account, role):
+            raise NodeError(f"{account} does not hold {lifecycle}.{role}; nothing to revoke "
+                            f"(see its roles with `proml whoami` on its node)")
         with self._writing():
             self._mine(client, client.revoke(self.signer, role, account))
+
+    def _recordable(self, ref: ArtefactRef, client: LifecycleClient, transition: str) -> Any:
+        """The transition, if one actor records it (k-of-n ones go through approve)."""
+        t = self._transition(client, transition)
+        if t.approvals > 1:
+            ev = " --evidence FILE" if t.evidence else ""
+            raise NodeError(f"{ref.lifecycle}.{t.name} needs {t.approvals} approvals, it is not "
+                            f"recorded by one actor; use `proml approve {t.name} "
+                            f"{ref.name or ref.hex}{ev}`")
+        return t
+
+    def _transition(self, client: LifecycleClient, name: str) -> Any:
+        try:
+            return client.ir.transition(name)
+        except KeyError as exc:
+            raise NodeError(f"{exc.args[0]}; check the spelling") from None
+
+    def _check_admin(self, client: LifecycleClient, role: str, verb: str) -> None:
+        try:
+            admin = client.ir.role(role).admin
+        except KeyError as exc:
+            raise NodeError(f"{exc.args[0]}; check the spelling") from None
+        if not client.has_role(self.address, admin):
+            raise NotRoleAdmin(f"{verb} {client.ir.name}.{role} needs role {admin}; "
+                               f"{self.address} ({self.name}) does not hold it")
+
+    @contextlib.contextmanager
+    def _explained(self, ref: ArtefactRef | None, client: LifecycleClient) -> Iterator[None]:
+        """Add what the static revert reasons cannot say (they are shared word for word with
+        the interpreter): the artefact's current state, the roles this node holds."""
+        try:
+            yield
+        except TransitionNotAllowed as exc:
+            if ref is None:
+                raise
+            raise TransitionNotAllowed(f"{exc}; {ref.name or ref.hex} is "
+                                       f"{client.state(ref.id)}") from exc
+        except RoleNotAllowed as exc:
+            held = self.roles_held(client) or ["none"]
+            raise RoleNotAllowed(f"{exc}; {self.address} ({self.name}) holds "
+                                 f"{', '.join(held)}") from exc
+
+    def roles_held(self, client: LifecycleClient, account: str | None = None) -> list[str]:
+        """The names of the roles ``account`` (default: this node) holds in a lifecycle."""
+        mask = client.roles_of(account or self.address)
+        return [r.name for r in client.ir.roles if mask & r.bit]
+
+    def _domain_of(self, client: LifecycleClient, account: str) -> str | None:
+        from proml_sim.node.evidence import domain_name
+
+        return domain_name(client.domain_of(account))
 
     def status(self, artefact: str | ArtefactRef) -> dict[str, Any]:
         ref = self.resolve(artefact)
@@ -408,8 +721,93 @@ class ProMLNode:
         return guard.assess(self.backend, time.time() if now is None else now)
 
     def history(self, artefact: str | ArtefactRef) -> list[HistoryEntry]:
+        """The artefact's provenance trail (as the interpreter gives it)."""
         ref = self.resolve(artefact)
         return self.client(ref.lifecycle).history(ref.id)
+
+    def history_detail(self, artefact: str | ArtefactRef) -> list[dict[str, Any]]:
+        """The trail with where and when each step happened (docs/json.md): block, tx hash,
+        block time, the actor's trust domain and, for a k-of-n transition, its approvers (each
+        with domain, block, tx and time).  Computed here from the event logs (the interpreter
+        has no blocks); domains as granted when the step happened, as lineage has them."""
+        from proml_sim.node.evidence import domain_name
+
+        ref = self.resolve(artefact)
+        client = self.client(ref.lifecycle)
+        ir = client.ir
+        domains: dict[str, str | None] = {}
+        rows: list[dict[str, Any]] = []
+        approvals: dict[tuple[int, int, bytes], list[dict[str, Any]]] = {}
+        for ce in self._chain_events(client):
+            ev = ce.event
+            when = {"block": ce.block, "time": iso_time(ce.timestamp), "timestamp": ce.timestamp,
+                    "tx": _hex(ce.tx_hash)}
+            if isinstance(ev, RoleGranted):
+                domains[ev.account] = domain_name(ev.domain)
+                continue
+            if isinstance(ev, Approved) and ev.id == ref.id:
+                approvals.setdefault((ev.transition, ev.version, ev.digest), []).append(
+                    {"approver": ev.approver, "domain": domains.get(ev.approver), **when})
+                continue
+            if isinstance(ev, Registered) and ev.id == ref.id:
+                step, actor, source = "register", ev.registrant, None
+                target, version, approvers = ir.state_by_index(ev.state).name, 1, None
+            elif isinstance(ev, Transitioned) and ev.id == ref.id:
+                t = ir.transitions[ev.transition]
+                step, actor = t.name, ev.actor
+                source = ir.state_by_index(ev.source).name
+                target, version = ir.state_by_index(ev.target).name, ev.version
+                approvers = (approvals.get((ev.transition, ev.version - 1, ev.digest), [])
+                             if t.approvals > 1 else None)
+            else:
+                continue
+            rows.append({
+                "step": step, "version": version, "source": source, "target": target,
+                "actor": actor, "actor_domain": domains.get(actor), **when,
+                "digest": _hex(ev.digest), "locator": ev.locator,
+                "inputs": [_hex(i) for i in ev.inputs], "approvers": approvers})
+        return rows
+
+    def _chain_events(self, client: LifecycleClient) -> list[Any]:
+        """A lifecycle's events with block, time and tx (``evidence.ChainEvent``)."""
+        from proml_sim.node.evidence import collect_events
+
+        return collect_events(self.backend, client.ir.name, client.address, client.codec)
+
+    def ls(self, lifecycle: str | None = None) -> list[dict[str, Any]]:
+        """Every artefact on the chain (optionally of one lifecycle): name (from its record,
+        if held), lifecycle, id, state, version, registrant, registration block."""
+        lcs = [lifecycle] if lifecycle else list(self.clients)
+        out: list[dict[str, Any]] = []
+        for lc in lcs:
+            client = self.client(lc)
+            ir = client.ir
+            rows: dict[bytes, dict[str, Any]] = {}
+            for ce in self._chain_events(client):
+                ev, block = ce.event, ce.block
+                if isinstance(ev, Registered):
+                    rows[ev.id] = {"name": self.registered_name(ev), "lifecycle": lc,
+                                   "id": _hex(ev.id), "state": ir.state_by_index(ev.state).name,
+                                   "version": 1, "registrant": ev.registrant,
+                                   "registered_block": block,
+                                   "registered_time": iso_time(ce.timestamp)}
+                elif isinstance(ev, Transitioned) and ev.id in rows:
+                    rows[ev.id]["state"] = ir.state_by_index(ev.target).name
+                    rows[ev.id]["version"] = ev.version
+            out.extend(rows.values())
+        return out
+
+    def whoami(self) -> dict[str, Any]:
+        """This node: name, domain, address, the roles it holds per lifecycle, chain, head."""
+        head = self.backend.head()
+        chain = dict(self.config["chain"])
+        if chain["kind"] == "journal":
+            chain["path"] = str(self.path(chain["path"]))
+        return {"name": self.name, "domain": self.domain, "address": self.address,
+                "roles": {lc: self.roles_held(c) for lc, c in self.clients.items()},
+                "chain": chain, "head": head.number, "head_hash": _hex(head.hash),
+                "head_time": iso_time(head.timestamp), "head_timestamp": head.timestamp,
+                "home": str(self.home)}
 
     # -- capture ------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -429,7 +827,7 @@ class ProMLNode:
         raises, nothing is recorded and the exception propagates.
         """
         ref = self.resolve(artefact)  # fail fast, before the work
-        self.client(ref.lifecycle).ir.transition(transition)
+        self._recordable(ref, self.client(ref.lifecycle), transition)
         handle = StepHandle(params=dict(params or {}), outputs=list(outputs))
         yield handle
         missing = [str(o) for o in handle.outputs if not Path(o).is_file()]
@@ -459,6 +857,30 @@ class ProMLNode:
             return run
 
         return wrap
+
+
+def iso_time(ts: int | float) -> str:
+    """Unix seconds as ISO-8601 UTC (``2026-12-03T15:04:05Z``), the time format of every
+    JSON output (docs/json.md)."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _hex(b: bytes | None) -> str | None:
+    return None if b is None else "0x" + b.hex()
+
+
+def check_address(account: str) -> str:
+    """``account`` as an EIP-55 address: all-lowercase hex is accepted (it carries no
+    checksum), mixed case must carry a valid checksum; anything else is refused."""
+    from eth_utils.address import is_checksum_address, to_checksum_address
+
+    body = account[2:] if account.startswith(("0x", "0X")) else None
+    if body is None or len(body) != 40 or any(c not in "0123456789abcdefABCDEF" for c in body):
+        raise NodeError(f"{account!r} is not an address: write 0x and 40 hex digits")
+    if body != body.lower() and not is_checksum_address("0x" + body):
+        raise NodeError(f"{account} has a wrong EIP-55 checksum (mixed case that does not "
+                        "match); check the address, or write it all in lower case")
+    return to_checksum_address("0x" + body.lower())
 
 
 def _write_keys(path: Path, address: str, private_key: bytes) -> None:
@@ -500,12 +922,134 @@ def _fund(backend: JournaledChain, address: str) -> None:
         backend.produce_block(max(int(time.time()), backend.head().timestamp + 1))
 
 
-def _deploy_all(backend: ChainBackend, signer: Any, domain: str) -> dict[str, str]:
-    ctx = backend.locked() if isinstance(backend, JournaledChain) else contextlib.nullcontext()
+def _deploy_all(backend: ChainBackend, signer: Any, domain: str, classes: Sequence[type],
+                anchor: bool = True, lock: bool = True) -> dict[str, tuple[str, str]]:
+    """Deploy ``classes`` (and the Anchor): lifecycle name -> (address, import spec).
+    ``lock=False``: the caller already holds the chain's writer lock."""
+    ctx = (backend.locked() if lock and isinstance(backend, JournaledChain)
+           else contextlib.nullcontext())
     with ctx:
-        out: dict[str, str] = {}
-        for lc, cls in LIFECYCLES.items():
-            c = LifecycleClient.deploy(backend, compile_artefact(cls), signer, domain_bytes(domain))
-            out[lc] = c.address
-        out["Anchor"] = AnchorClient.deploy(backend, signer).address
+        out: dict[str, tuple[str, str]] = {}
+        for cls in classes:
+            compiled = compile_artefact(cls)
+            c = LifecycleClient.deploy(backend, compiled, signer, domain_bytes(domain))
+            out[compiled.name] = (c.address, lifecycle_spec(cls))
+        if anchor:
+            out["Anchor"] = (AnchorClient.deploy(backend, signer).address, "")
     return out
+
+
+def _loads(spec: str) -> bool:
+    try:
+        load_lifecycle(spec)
+    except UnknownLifecycle:
+        return False
+    return True
+
+
+def _relative(home: Path, path: str | Path) -> str:
+    """``path`` (relative: to the current directory) as a POSIX path relative to ``home``."""
+    return Path(os.path.relpath(Path(path).resolve(), home.resolve())).as_posix()
+
+
+def _replica_entry(home: Path, replica: str | Path) -> dict[str, str]:
+    if str(replica).startswith(("http://", "https://")):
+        raise NodeError(f"replica {replica}: HTTP replicas are not supported yet; give another "
+                        "domain's store directory")
+    return {"kind": "dir", "path": _relative(home, replica)}
+
+
+def chain_identity(backend: ChainBackend) -> dict[str, Any]:
+    """What makes a chain itself: its chain id and genesis block hash (0x-hex)."""
+    return {"chain_id": backend.chain_id, "genesis": "0x" + backend.block(0).hash.hex()}
+
+
+def _check_identity(home: Path, chain: dict[str, Any], backend: ChainBackend, where: str) -> None:
+    if "genesis" not in chain:
+        return
+    found = chain_identity(backend)
+    if found["genesis"] != chain["genesis"] or found["chain_id"] != chain["chain_id"]:
+        raise HomeError(
+            f"the chain at {where} is not the chain of node home {home}: it has chain id "
+            f"{found['chain_id']} and genesis {found['genesis'][:18]}.., the home was made for "
+            f"chain id {chain['chain_id']} and genesis {chain['genesis'][:18]}..; refusing to "
+            "use it; point chain in node.json at the home's own chain (or restore that chain)"
+        )
+
+
+def _upgrade_config(home: Path, config: dict[str, Any]) -> bool:
+    """Bring a node.json of an older format to :data:`HOME_FORMAT` in memory; True if it
+    changed (KeyError/TypeError/ValueError if it is malformed)."""
+    changed = False
+    if config["format"] < 2:
+        # format 1: an absolute chain path; replicas were bare strings; only the paper's
+        # lifecycles existed
+        if config["chain"]["kind"] == "journal":
+            old = Path(config["chain"]["path"])
+            own = home / "chain"
+            if (old.name == "chain" and (own / "chain.json").is_file()
+                    and old.resolve() != own.resolve()):
+                # a copied or moved home that holds its own chain (where `init --new-chain`
+                # put it): use that copy, never the original home's chain
+                old = own
+            config["chain"]["path"] = _relative(home, old)
+        config["replicas"] = [{"kind": "dir", "path": str(r)} if isinstance(r, str) else r
+                              for r in config.get("replicas", [])]
+        config["lifecycles"] = {lc: lc for lc in config["contracts"] if lc in LIFECYCLES}
+        config["format"] = HOME_FORMAT
+        changed = True
+    for key in ("name", "domain", "address"):
+        if not isinstance(config[key], str):
+            raise TypeError(key)
+    chain = config["chain"]
+    if chain["kind"] not in ("journal", "rpc"):
+        raise ValueError("chain.kind")
+    if not isinstance(chain["path" if chain["kind"] == "journal" else "url"], str):
+        raise TypeError("chain.path" if chain["kind"] == "journal" else "chain.url")
+    for r in config["replicas"]:
+        if not isinstance(r, dict) or not isinstance(r["path"], str):
+            raise TypeError("replicas")
+    if not isinstance(config["contracts"], dict) or not isinstance(config["lifecycles"], dict):
+        raise TypeError("contracts")
+    return changed
+
+
+def _split_deployments(obj: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """(contracts, lifecycle specs) from ``{"contracts": .., "lifecycles": ..}`` or from the
+    flat ``{name: address}`` of the paper's lifecycles."""
+    if not isinstance(obj, dict):
+        raise HomeError("contract addresses must be a JSON object {lifecycle: address}")
+    if isinstance(obj.get("contracts"), dict):
+        contracts = dict(obj["contracts"])
+        specs = dict(obj.get("lifecycles") or {})
+    else:
+        contracts, specs = dict(obj), {}
+    for lc in contracts:
+        if lc in LIFECYCLES:
+            specs.setdefault(lc, lc)
+    return contracts, {lc: sp for lc, sp in specs.items() if lc in contracts}
+
+
+def _read_deployments(backend: JournaledChain) -> tuple[dict[str, str], dict[str, str]]:
+    """The contracts deployed on an embedded chain (deployments.json, kept in the paper's flat
+    shape for older readers) and the import specs of its lifecycles (lifecycles.json)."""
+    try:
+        contracts = json.loads((backend.directory / "deployments.json").read_text())
+    except FileNotFoundError:
+        raise HomeError(f"the chain at {backend.directory} has no deployments.json; "
+                        "create it with `proml init --new-chain`") from None
+    except (OSError, ValueError) as exc:
+        raise HomeError(f"cannot read {backend.directory / 'deployments.json'}: {exc}") from exc
+    try:
+        specs = json.loads((backend.directory / "lifecycles.json").read_text())
+    except FileNotFoundError:
+        specs = {}
+    except (OSError, ValueError) as exc:
+        raise HomeError(f"cannot read {backend.directory / 'lifecycles.json'}: {exc}") from exc
+    return _split_deployments({"contracts": contracts, "lifecycles": specs})
+
+
+def _write_deployments(backend: JournaledChain, contracts: dict[str, str],
+                       specs: dict[str, str]) -> None:
+    atomic_write_json(backend.directory / "deployments.json", contracts, mkdir=False)
+    atomic_write_json(backend.directory / "lifecycles.json", specs, mkdir=False)

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from proml_sim.errors import BlobCorrupted, StoreError
+from proml_sim.fsutil import atomic_write_with, check_output_path, default_mode
+from proml_sim.progress import for_file
 
 CHUNK = 1 << 20
 
@@ -33,10 +35,11 @@ def sha256_file(path: str | Path) -> tuple[str, int]:
     h = hashlib.sha256()
     size = 0
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb") as fh, for_file(fh) as bar:
             while chunk := fh.read(CHUNK):
                 h.update(chunk)
                 size += len(chunk)
+                bar.advance(len(chunk))
     except FileNotFoundError:
         raise StoreError(f"file {path} does not exist; check the path") from None
     except IsADirectoryError:
@@ -92,6 +95,7 @@ class BlobStore:
         h = hashlib.sha256()
         size = 0
         try:
+            os.fchmod(fd, default_mode())  # blobs honour the umask, like any file the user makes
             with os.fdopen(fd, "wb") as out:
                 for chunk in chunks:
                     h.update(chunk)
@@ -121,8 +125,9 @@ class BlobStore:
         """Store a file's bytes (streamed); returns its digest and size."""
         def chunks() -> Iterator[bytes]:
             try:
-                with open(path, "rb") as fh:
+                with open(path, "rb") as fh, for_file(fh, "storing") as bar:
                     while chunk := fh.read(CHUNK):
+                        bar.advance(len(chunk))
                         yield chunk
             except FileNotFoundError:
                 raise StoreError(f"file {path} does not exist; check the path") from None
@@ -180,17 +185,52 @@ class BlobStore:
         return open(self._verified_path(digest), "rb")
 
     def export(self, digest: str, dest: str | Path) -> Path:
-        """Copy a verified blob to ``dest`` (atomically)."""
+        """Copy a verified blob to ``dest`` (atomically; its directory must exist)."""
+        dest = check_output_path(dest)
         src = self._verified_path(digest)
-        dest = Path(dest)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
-        os.close(fd)
-        try:
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dest)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        return dest
+        with open(src, "rb") as fh:
+            return atomic_write_with(dest, lambda out: shutil.copyfileobj(fh, out, CHUNK))
+
+    def digests(self) -> Iterator[str]:
+        """Every digest this store holds a blob for (by file name; not re-hashed here)."""
+        if not self.objects.is_dir():
+            return
+        for sub in sorted(self.objects.iterdir()):
+            if len(sub.name) != 2 or not sub.is_dir():
+                continue
+            for f in sorted(sub.iterdir()):
+                d = sub.name + f.name
+                if len(d) == 64 and all(c in "0123456789abcdef" for c in d):
+                    yield d
+
+    def sync_to(self, replica: str | Path) -> dict[str, int]:
+        """Copy every intact blob this store holds that ``replica`` lacks or holds corrupted
+        bytes of; a replica's valid blob is never overwritten.  Every copy is hash-checked
+        (the source on read, the copy as it is written).  Returns counts: ``copied``,
+        ``present`` (already valid there), ``repaired`` (the replica's copy was corrupt and
+        was replaced), ``skipped`` (this store's own copy is corrupt; ``proml verify`` names it)."""
+        other = BlobStore(replica)
+        counts = {"copied": 0, "present": 0, "repaired": 0, "skipped": 0}
+        for d in self.digests():
+            there = other.path_of(d)
+            damaged = False
+            if there.exists():
+                if sha256_file(there)[0] == d:
+                    counts["present"] += 1
+                    continue
+                damaged = True
+            src = self.path_of(d)
+            if sha256_file(src)[0] != d:
+                counts["skipped"] += 1
+                continue
+            with open(src, "rb") as fh:
+                blob = other._write_stream(iter(lambda fh=fh: fh.read(CHUNK), b""),  # type: ignore[misc]
+                                           replicate=False)
+            if blob.digest != d:  # the source changed under us: never leave a wrong name
+                raise BlobCorrupted(f"blob {d} changed while it was copied to {replica}; run "
+                                    "`proml replica sync` again")
+            counts["repaired" if damaged else "copied"] += 1
+        return counts
 
     def check(self, digest: str) -> str | None:
         """None if the blob is present and intact, else a sentence naming the problem."""

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         paper_workflow,
         record_stream,
     )
+    from proml_sim.sim.forks import ConfirmationPolicy, PrivateBranch, final_height, rosenfeld
     from proml_sim.sim.monitor import COLUMNS, Monitor
     from proml_sim.sim.network import REGIONS, NetworkModel, Outage, Partition
     from proml_sim.sim.profiles import PROFILES, ChainProfile, get_profile
@@ -38,6 +39,7 @@ _LAZY = {
     for module, names in (
         ("proml_sim.sim.actors", "Project StepDurations build_projects digest_of "
          "paper_workflow record_stream"),
+        ("proml_sim.sim.forks", "ConfirmationPolicy PrivateBranch final_height rosenfeld"),
         ("proml_sim.sim.monitor", "COLUMNS Monitor"),
         ("proml_sim.sim.network", "REGIONS NetworkModel Outage Partition"),
         ("proml_sim.sim.profiles", "PROFILES ChainProfile get_profile"),
@@ -63,11 +65,13 @@ __all__ = [
     "PROFILES",
     "REGIONS",
     "ChainProfile",
+    "ConfirmationPolicy",
     "Monitor",
     "NetworkModel",
     "Outage",
     "Participant",
     "Partition",
+    "PrivateBranch",
     "Producer",
     "Project",
     "SimBlock",
@@ -78,7 +82,9 @@ __all__ = [
     "build_projects",
     "digest_of",
     "domain_id",
+    "final_height",
     "get_profile",
     "paper_workflow",
     "record_stream",
+    "rosenfeld",
 ]

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 COLUMNS = (
     "time", "actor", "domain", "region", "artefact", "transition", "lifecycle", "tx", "nonce",
     "submitted", "included", "confirmed", "final", "l1_s", "l12_s", "gas", "outcome", "block",
-    "engine_block", "reorged", "acted_on_orphan", "profile", "seed",
+    "engine_block", "reorged", "reorg_depth", "acted_on_orphan", "profile", "seed",
 )
 
 
@@ -55,6 +55,7 @@ def row_of(world: World, tx: SimTx) -> dict[str, Any]:
         "block": tx.block.height if tx.block else "",
         "engine_block": tx.block.number if tx.block else "",
         "reorged": tx.reorged,
+        "reorg_depth": tx.reorg_depth,
         "acted_on_orphan": tx.acted_on_orphan,
         "profile": world.profile.name,
         "seed": world.seed,

@@ -10,6 +10,7 @@ e01_latency.py`` checks that every run.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from functools import lru_cache
 from typing import Any, Literal
 
 Consensus = Literal["pow", "pos", "poa", "fixed"]
@@ -50,6 +51,11 @@ class ChainProfile:
     epoch_slots: int = 32
     finality_epochs: int = 2
     finality_depth: int | None = None  # for chains without finality gadgets: "final" at depth
+    #: PoW probabilistic finality (when ``finality_depth`` is None): final at the smallest depth
+    #: whose double-spend probability (Rosenfeld) for an attacker with ``finality_share`` of the
+    #: hash power is at most ``finality_risk``
+    finality_share: float = 0.1
+    finality_risk: float = 0.001
     sealers: int = 1
     wiggle: float = 0.5
     sealer_offline_rate: float = 0.0
@@ -77,6 +83,8 @@ class ChainProfile:
             problems.append("poa needs sealers >= 1")
         if self.consensus == "pos" and (self.epoch_slots < 1 or self.finality_epochs < 1):
             problems.append("pos needs epoch_slots >= 1 and finality_epochs >= 1")
+        if not 0 <= self.finality_share < 0.5 or not 0 < self.finality_risk < 1:
+            problems.append("finality_share must be in [0, 0.5) and finality_risk in (0, 1)")
         if self.template_refresh < 0 or self.wiggle < 0:
             problems.append("template_refresh and wiggle must be >= 0")
         if problems:
@@ -93,9 +101,13 @@ class ChainProfile:
         return replace(self, **changes)
 
     def finality_time_blocks(self) -> int | None:
-        """Blocks after which a block counts as final (None: never, only deeper)."""
+        """Depth at which a block counts as final: PoS at least two epochs (the exact rule
+        counts epochs: ``proml_sim.sim.forks.final_height``), PoW the probabilistic depth, PoA
+        and fixed ``finality_depth`` (None on PoA: the clique signer rule of ``forks``)."""
         if self.consensus == "pos":
             return self.epoch_slots * self.finality_epochs
+        if self.consensus == "pow" and self.finality_depth is None:
+            return _pow_final_depth(self.finality_share, self.finality_risk)
         return self.finality_depth
 
 
@@ -103,6 +115,7 @@ PROFILES: dict[str, ChainProfile] = {
     p.name: p
     for p in (
         # Ropsten in 2022 (proof of work), where the paper measured L@1 = 16 s, L@12 = 150 s.
+        # "Final" (probabilistic): 6 blocks, where a 10 % attacker's odds fall under 1e-3.
         # Uncle/stale rate 6 % (half of contested blocks lose: ~3 % orphaned), miners refresh
         # their block template every 3 s (geth's recommit interval) and a tx must reach them
         # first.  Calibrated (experiments/e01_latency.py, seeds 1-4, 8 simulated hours, 12
@@ -114,15 +127,16 @@ PROFILES: dict[str, ChainProfile] = {
             reference={"l1_median_s": 16.0, "l12_median_s": 150.0},
         ),
         # Ethereum proof of stake (2025): 12 s slots, ~0.5 % missed, depth-1 reorgs ~0.06 %,
-        # 32-slot epochs, finality after two epochs (~12.8 min), 45M gas.
+        # 32-slot epochs, finalised with the epoch two after its own (12.8-19.2 min), 45M gas.
         ChainProfile(
             name="ethereum-pos", consensus="pos", block_time=12.0, block_gas_limit=45_000_000,
             missed_slot_rate=0.005, reorg_rate=0.0006, epoch_slots=32, finality_epochs=2,
         ),
-        # Clique proof of authority: 5 s period, 5 sealers, 2 % of in-turn sealers offline.
+        # Clique proof of authority: 5 s period, 5 sealers, 2 % of in-turn sealers offline;
+        # final once 3 of the 5 signers have sealed on top (the signer rule of sim/forks.py).
         ChainProfile(
             name="poa-clique", consensus="poa", block_time=5.0, block_gas_limit=30_000_000,
-            sealers=5, wiggle=0.5, sealer_offline_rate=0.02, stale_rate=0.01, finality_depth=3,
+            sealers=5, wiggle=0.5, sealer_offline_rate=0.02, stale_rate=0.01,
         ),
         # A consortium chain with one producer and a short fixed period.
         ChainProfile(
@@ -131,6 +145,13 @@ PROFILES: dict[str, ChainProfile] = {
         ),
     )
 }
+
+
+@lru_cache(maxsize=64)
+def _pow_final_depth(share: float, risk: float) -> int:
+    from proml_sim.sim.forks import pow_final_depth
+
+    return pow_final_depth(share, risk)
 
 
 def get_profile(name: str | ChainProfile) -> ChainProfile:

@@ -13,11 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from proml_sim.procs import process_pool
+from proml_sim.progress import progress
 from proml_sim.sim.actors import record_stream
 from proml_sim.sim.monitor import Monitor
 from proml_sim.sim.network import REGIONS
 from proml_sim.sim.profiles import ChainProfile
 from proml_sim.sim.world import Participant, World
+
+#: Simulated time runs in this many slices, so that its progress can be shown.
+SLICES = 100
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,12 @@ def run_streams(sc: StreamScenario, rows_csv: str | Path | None = None,
     for p, mid in zip(ps, ids, strict=True):
         w.env.process(record_stream(w, p, mid, sc.per_hour / 3600, horizon))
     t0 = time.perf_counter()
-    w.run(horizon + 20 * w.profile.block_time * 2)
+    until = horizon + 20 * w.profile.block_time * 2
+    # in slices, to report simulated time; the same events run in the same order either way
+    with progress("simulating", total=round(until), unit="simulated s") as bar:
+        for k in range(1, SLICES + 1):
+            w.run(until * k / SLICES)
+            bar.update(round(w.env.now))
     w.finish()
     wall = time.perf_counter() - t0
     stats: dict[str, Any] = {
@@ -144,16 +153,19 @@ def simulator_bench(sizes: tuple[int, ...] = (500, 1000, 2000, 4000), profile: s
     if not sizes or min(sizes) < 1 or teams < 1 or per_hour <= 0:
         raise ValueError("sizes must be >= 1 transitions, teams >= 1 and per_hour > 0")
     points = []
-    for n in sizes:
-        hours = n / (teams * per_hour)
-        sc = StreamScenario(profile, teams, hours, per_hour, seed, engine, rpc_url)
-        if isolate:
-            with process_pool(1) as pool:  # spawned; stops at once on Ctrl-C
-                st = pool.submit(_bench_point, sc).result()
-        else:
-            st = _bench_point(sc)
-        st["run_rss_mb"] = round(st["peak_rss_mb"] - st["setup_rss_mb"], 1)
-        points.append({"target": n, **st})
+    with progress("simulator bench", total=len(sizes), unit="points") as bar:
+        for n in sizes:
+            bar.update(description=f"simulator bench: {n} transitions")
+            hours = n / (teams * per_hour)
+            sc = StreamScenario(profile, teams, hours, per_hour, seed, engine, rpc_url)
+            if isolate:
+                with process_pool(1) as pool:  # spawned; stops at once on Ctrl-C
+                    st = pool.submit(_bench_point, sc).result()
+            else:
+                st = _bench_point(sc)
+            st["run_rss_mb"] = round(st["peak_rss_mb"] - st["setup_rss_mb"], 1)
+            points.append({"target": n, **st})
+            bar.advance()
     txs = [float(p["transactions"]) for p in points]
     walls = [float(p["wall_s"]) for p in points]
     run_mb = [float(p["run_rss_mb"]) for p in points]

@@ -9,8 +9,13 @@ in a block at the block's timestamp.  Gas, reverts and state are the engine's.
 
 Orphaned blocks really revert: the engine is snapshotted before a contested block; when the
 competing branch wins, the engine is reverted and the winner executed, and transactions that the
-winner lacks go back to the mempool.  Confirmations and finality are counted on the canonical
-chain as each participant's node sees it (block propagation delays, outages, partitions).
+winner lacks go back to the mempool.  An attacker (:class:`~proml_sim.sim.forks.PrivateBranch`)
+wins its share of the block opportunities of the loops below, keeps those blocks private and,
+when the fork choice adopts its branch, the world reverts the engine to the fork point and
+executes the branch (:meth:`World.reorganise`): reorgs of any depth, with real state.  Finality
+follows each chain's rule (:func:`~proml_sim.sim.forks.final_height`).  Confirmations and
+finality are counted on the canonical chain as each participant's node sees it (block
+propagation delays, outages, partitions).
 
 There are no globals: every random draw comes from the world's seeded ``random.Random``.
 """
@@ -36,6 +41,7 @@ from proml_sim.chain.trie import keccak
 from proml_sim.compiler import compile_artefact
 from proml_sim.errors import EngineError
 from proml_sim.lifecycles import Dataset, Model
+from proml_sim.sim.forks import PrivateBranch, final_height
 from proml_sim.sim.monitor import Monitor
 from proml_sim.sim.network import REGIONS, NetworkModel
 from proml_sim.sim.profiles import ChainProfile, get_profile
@@ -95,6 +101,7 @@ class SimTx:
     confirmed: dict[int, float] = field(default_factory=dict)  # depth -> seen by submitter
     final_at: float | None = None
     reorged: int = 0
+    reorg_depth: int = 0  # the deepest reorg that took it out of the chain
     acted_on_orphan: int = 0
     receipt: Receipt | None = None
     waiters: dict[int, list[simpy.Event]] = field(default_factory=dict)
@@ -115,6 +122,9 @@ class SimBlock:
     n_txs: int = 0
     gas_reserved: int = 0  # sum of the included transactions' gas limits
     timestamp: int | None = None  # the engine block's timestamp (None: not materialised)
+    slot: int = 0  # PoS: the slot it was proposed in (finality counts epochs of slots)
+    in_turn: bool = True  # PoA: sealed by the in-turn signer (clique difficulty 2, else 1)
+    published: float = 0.0  # when it left its producer (a private block: at its release)
 
 
 @dataclass(frozen=True)
@@ -122,12 +132,14 @@ class Producer:
     """A block producer (miner, validator, sealer) in a region.
 
     ``censors``: trust domains whose transactions it never includes (insider attacks use it).
+    ``hears_as``: the producer whose mempool it shares (an attacker's node beside that one).
     """
 
     name: str
     region: str
     weight: float = 1.0
     censors: frozenset[str] = frozenset()
+    hears_as: str = ""
 
 
 class _Gateway(ChainBackend):
@@ -135,6 +147,8 @@ class _Gateway(ChainBackend):
     mempool model instead of the engine's pool; nonces count the world's pending transactions."""
 
     name = "sim-gateway"
+    #: the world's own gas policy (``gas_estimates``) decides; LifecycleClient adds no headroom
+    gas_headroom = 0
 
     def __init__(self, world: World, engine: ChainBackend) -> None:
         self.world = world
@@ -257,6 +271,7 @@ class World:
         monitor: Monitor | None = None,
         rpc_url: str | None = None,
         gas_estimates: str = "exact",
+        attacker: PrivateBranch | None = None,
     ) -> None:
         if gas_estimates not in ("exact", "cached"):
             raise ValueError(f"gas_estimates={gas_estimates!r}; use 'exact' or 'cached'")
@@ -282,7 +297,29 @@ class World:
         self._contested: SimBlock | None = None
         self._pending_meta: tuple[Participant, dict[str, Any], str, str] | None = None
         self._started = False
-        self.stats = {"blocks": 0, "orphaned": 0, "reorged_txs": 0, "missed_slots": 0}
+        self.stats = {"blocks": 0, "orphaned": 0, "reorged_txs": 0, "missed_slots": 0,
+                      "reorgs": 0, "max_reorg_depth": 0, "final_reverted": 0}
+        #: a private-branch attacker (``proml_sim.sim.forks``); None: honest producers only
+        if attacker is not None and self.profile.consensus == "fixed":
+            raise ValueError(f"profile {self.profile.name!r} has one producer: no forks to "
+                             "attack; give the attacker a pow, pos or poa profile")
+        self.attacker = attacker
+        self.reorg_depths: list[int] = []  # every reorg's depth, in order
+        self._final = 0  # highest final height on the canonical chain
+        self._slot = 0  # PoS slot / PoA in-turn flag of the block being made
+        self._in_turn = True
+        self._contest_wins = 0.5
+        p = self.profile
+        self._has_finality = p.consensus in ("pos", "poa") or p.finality_time_blocks() is not None
+        # finality by depth alone (PoW, fixed, PoA with finality_depth): no rule to evaluate
+        self._fin_depth = (p.finality_time_blocks() if p.consensus in ("pow", "fixed") or (
+            p.consensus == "poa" and p.finality_depth is not None) else None)
+        self._fin_epoch = -1  # PoS: the head's epoch when finality was last evaluated
+        # how far behind the head a block can still become final (keeps its transactions)
+        self._final_lag = (p.epoch_slots * (p.finality_epochs + 2) if p.consensus == "pos"
+                           else 4 * p.sealers + 8 if p.consensus == "poa"
+                           else (p.finality_time_blocks() or 0))
+        self._keep = max(max(DEPTHS), self._final_lag) + 2
         #: How producers stamp blocks.  None: honestly, the simulated clock (``real_ts``).  A
         #: policy may choose another timestamp; the world clamps it to what nodes accept (above
         #: the parent's, at most MAX_FUTURE_S ahead of the clock), as a miner or sealer can.
@@ -394,29 +431,53 @@ class World:
     def _produce_blocks(self) -> Generator[Any, Any, None]:
         p = self.profile
         if p.consensus == "pow":
+            atk = self.attacker
             while True:
                 yield self.env.timeout(self.rng.expovariate(1.0 / p.block_time))
+                if atk is not None and atk.wins_slot(self):
+                    atk.mined(self)  # the attacker's hash power found this one
+                    continue
                 producer = self._weighted_producer()
                 template_age = self.rng.uniform(0.0, p.template_refresh)
                 empty = self.rng.random() < p.empty_block_rate
                 self._make_block(producer, self.env.now - template_age, p.stale_rate,
                                  empty=empty)
+                if atk is not None:
+                    atk.honest_block(self)
         elif p.consensus == "pos":
             slot = 0
+            atk = self.attacker
             while True:
                 yield self.env.timeout(p.block_time)
                 slot += 1
+                self._slot = slot
+                if atk is not None:
+                    atk.slot(self)
                 if self.rng.random() < p.missed_slot_rate:
                     self.stats["missed_slots"] += 1
                     continue
+                if atk is not None and atk.wins_slot(self):
+                    self.stats["missed_slots"] += 1  # its proposal is withheld from the honest
+                    atk.mined(self)
+                    continue
                 self._make_block(self.rng.choice(self.producers), self.env.now, p.reorg_rate,
                                  competitor_wins=1.0)
+                if atk is not None:
+                    atk.honest_block(self)
         elif p.consensus == "poa":
             n = 0
+            atk = self.attacker
+            attackers = (self.producers[:round(atk.share * len(self.producers))]
+                         if atk is not None else [])
             while True:
                 yield self.env.timeout(p.block_time)
                 in_turn = self.producers[n % len(self.producers)]
                 n += 1
+                if atk is not None and attackers:
+                    # its sealers (the first share of them) also seal this height on their
+                    # private branch: equivocation
+                    s = in_turn if in_turn in attackers else self.rng.choice(attackers)
+                    atk.mined(self, in_turn=s is in_turn, signer=s.name)
                 producer, extra = in_turn, 0.0
                 offline = self.rng.random() < p.sealer_offline_rate
                 if offline or self.network.node_up_at(in_turn.name, self.env.now) > self.env.now:
@@ -425,7 +486,10 @@ class World:
                     extra = self.rng.uniform(0.0, p.wiggle * len(self.producers) / 2)
                 if extra:
                     yield self.env.timeout(extra)
+                self._in_turn = producer is in_turn
                 self._make_block(producer, self.env.now, p.stale_rate)
+                if atk is not None:
+                    atk.honest_block(self)
         else:
             while True:
                 yield self.env.timeout(p.block_time)
@@ -443,7 +507,7 @@ class World:
         earliest submitted, then the lowest sender address), until the next one would exceed
         the block gas limit.  A heap holds each sender's candidate (O(n log senders))."""
         censors = producer.censors
-        name = producer.name
+        name = producer.hears_as or producer.name
         known = [
             t for t in self.pending.values()
             if t.arrivals[name] <= heard_by and t.participant.domain not in censors
@@ -490,10 +554,10 @@ class World:
         """The chain timestamp that simulated time ``t`` corresponds to."""
         return self._t0_ts + t
 
-    def _timestamp(self, producer: Producer, txs: list[SimTx]) -> int:
+    def _timestamp(self, producer: Producer, txs: list[SimTx], at: float | None = None) -> int:
         assert self.backend is not None
         parent = self.backend.head().timestamp
-        now = self._t0_ts + int(self.env.now)
+        now = self._t0_ts + int(self.env.now if at is None else at)
         honest = max(now, parent + 1)
         if self.timestamp_policy is None:
             return honest
@@ -502,16 +566,18 @@ class World:
             return honest
         return int(max(parent + 1, min(want, now + MAX_FUTURE_S)))
 
-    def _execute(self, producer: Producer, txs: list[SimTx], when: float) -> SimBlock:
+    def _execute(self, producer: Producer, txs: list[SimTx], when: float,
+                 stamp_at: float | None = None) -> SimBlock:
         assert self.backend is not None
         height = len(self.canon) + 1
         if not txs:
             # An empty block changes no state: it is counted on the simulated chain (heights,
             # confirmations, finality) but not materialised in the engine (saves ~0.7 ms each).
-            return SimBlock(height, -1, when, producer.name, producer.region, [])
+            return SimBlock(height, -1, when, producer.name, producer.region, [],
+                            slot=self._slot, in_turn=self._in_turn)
         for t in txs:
             self.backend.submit(t.raw)
-        info = self.backend.produce_block(self._timestamp(producer, txs))
+        info = self.backend.produce_block(self._timestamp(producer, txs, stamp_at))
         included = set(info.tx_hashes)
         leftover = [t for t in txs if t.hash not in included]
         if leftover:
@@ -521,7 +587,8 @@ class World:
             )
         block = SimBlock(height, info.number, when, producer.name, producer.region, txs,
                          gas_used=info.gas_used, n_txs=len(txs),
-                         gas_reserved=sum(t.gas for t in txs), timestamp=info.timestamp)
+                         gas_reserved=sum(t.gas for t in txs), timestamp=info.timestamp,
+                         slot=self._slot, in_turn=self._in_turn)
         for t in txs:
             t.block = block
             t.receipt = self.backend.receipt(t.hash)
@@ -541,6 +608,56 @@ class World:
         self._append(block)
         if contested:
             self._contested = block
+            self._contest_wins = competitor_wins
+
+    def settle_contest(self) -> None:
+        """Settle a pending contest now (a block found on top of it, e.g. an attacker's)."""
+        if self._contested is not None:
+            self._resolve_contest(self._contest_wins)
+
+    def reorganise(self, fork_height: int, snapshot: int,
+                   blocks: list[tuple[float, bool, int]], producer: Producer) -> int:
+        """Adopt a released branch: revert the engine to ``snapshot`` (taken at height
+        ``fork_height``), orphan the canonical blocks above it (their transactions go back to the
+        mempool) and execute ``blocks`` (``(mined at, in turn, slot)`` each) as ``producer``
+        builds them from what it had heard by then.  Returns the reorg depth."""
+        assert self.backend is not None
+        self._contested = None  # its snapshot was taken after ``snapshot``: reverting drops it
+        self.backend.revert(snapshot)
+        self.backend.release(snapshot)
+        dropped = self.canon[fork_height:]
+        del self.canon[fork_height:]
+        depth = len(dropped)
+        if fork_height < self._final:
+            self.stats["final_reverted"] += self._final - fork_height
+            self._final = fork_height
+        self._fin_epoch = -1
+        for b in dropped:
+            self.orphans.append(b)
+            self.stats["orphaned"] += 1
+            for t in b.txs:
+                self._unconfirm(t, depth)
+        slot, in_turn = self._slot, self._in_turn
+        for when, turn, s in blocks:
+            self._slot, self._in_turn = s, turn
+            block = self._execute(producer, self._select(producer, when), when, stamp_at=when)
+            block.published = self.env.now
+            self._append(block)
+        self._slot, self._in_turn = slot, in_turn
+        self._note_reorg(depth)
+        return depth
+
+    def _note_reorg(self, depth: int) -> None:
+        self.reorg_depths.append(depth)
+        self.stats["reorgs"] += 1
+        self.stats["max_reorg_depth"] = max(self.stats["max_reorg_depth"], depth)
+
+    def finish_deferred(self, txs: Iterable[SimTx]) -> None:
+        """Write the rows held back while an attacker's branch could still remove them."""
+        for t in txs:
+            if t.block is not None and max(DEPTHS) in t.confirmed and (
+                    not self._has_finality or t.final_at is not None):
+                self._maybe_finish(t)
 
     def _resolve_contest(self, competitor_wins: float) -> None:
         """The block after a contested one decides: keep it, or reorganise onto a competitor."""
@@ -557,6 +674,9 @@ class World:
         self.canon.pop()
         self.orphans.append(loser)
         self.stats["orphaned"] += 1
+        self._note_reorg(1)
+        self._final = min(self._final, len(self.canon))
+        self._fin_epoch = -1
         for t in loser.txs:
             self._unconfirm(t)
         if self.profile.consensus == "pos":
@@ -577,11 +697,12 @@ class World:
         block = self._execute(rival, keep, loser.time)
         self._append(block)
 
-    def _unconfirm(self, t: SimTx) -> None:
+    def _unconfirm(self, t: SimTx, depth: int = 1) -> None:
         self.pending[t.hash] = t
         t.block = None
         t.receipt = None
         t.reorged += 1
+        t.reorg_depth = max(t.reorg_depth, depth)
         self.stats["reorged_txs"] += 1
         if t.confirmed:
             t.acted_on_orphan += 1
@@ -600,7 +721,7 @@ class World:
         self.canon.append(block)
         self.stats["blocks"] += 1
         head = block.height
-        fin = self.profile.finality_time_blocks()
+        has_fin = self._has_finality
         for depth in DEPTHS:
             h = head - depth + 1
             if h < 1:
@@ -614,18 +735,36 @@ class World:
                 for ev in t.waiters.pop(depth, []):
                     self._fire_at(ev, seen, t)
                 if depth == max(DEPTHS):  # final already when finality is shallower
-                    self._maybe_finish(t, fin is None or t.final_at is not None)
-        # keep memory bounded: transactions deeper than any depth still tracked are done
-        keep = max(max(DEPTHS), fin or 0) + 2
-        if head > keep:
+                    self._maybe_finish(t, not has_fin or t.final_at is not None)
+        # keep memory bounded: transactions deeper than any depth still tracked are done (but
+        # not those an attacker's private branch could still take out of the chain)
+        keep = self._keep
+        atk = self.attacker
+        if head > keep and (atk is None or not atk.holds(head - keep)):
             self.canon[head - keep - 1].txs = []
-        if fin is not None:
-            h = head - fin + 1
-            if h >= 1:
+        if has_fin:
+            if self._fin_depth is not None:
+                f = head - self._fin_depth + 1
+            elif self.profile.consensus == "pos":
+                # the finalised bound moves only when the head enters a new epoch
+                epoch = block.slot // self.profile.epoch_slots
+                if epoch == self._fin_epoch:
+                    return
+                self._fin_epoch = epoch
+                share = atk.share if atk is not None and atk.withhold_attestations else 0.0
+                f = final_height(self.profile, self.canon, share)
+            else:
+                f = final_height(self.profile, self.canon)
+            for h in range(max(self._final + 1, f - keep + 1), f + 1):
                 for t in self.canon[h - 1].txs:
                     if t.final_at is None:
                         t.final_at = self._seen(block, t.participant.region)
                         self._maybe_finish(t, max(DEPTHS) in t.confirmed)
+            self._final = max(self._final, f)
+
+    def is_final(self, height: int) -> bool:
+        """Whether the canonical block at ``height`` is final (the chain's rule)."""
+        return 1 <= height <= self._final
 
     def _fire_at(self, ev: simpy.Event, when: float, value: Any) -> None:
         def fire(_: simpy.Event) -> None:
@@ -636,6 +775,10 @@ class World:
     def _maybe_finish(self, t: SimTx, ready: bool = True) -> None:
         """Write the row once the deepest tracked depth (and finality, if any) is reached."""
         if t.done or not ready:
+            return
+        atk = self.attacker
+        if atk is not None and t.block is not None and atk.holds(t.block.height):
+            atk.deferred.append(t)  # a private branch may still take it out: wait
             return
         t.done = True
         self.monitor.record(self, t)

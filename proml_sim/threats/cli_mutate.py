@@ -21,6 +21,8 @@ EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def cmd_mutate(args: argparse.Namespace) -> int:
+    from proml_sim.lifecycles import load_lifecycle
+
     try:
         from proml_sim.threats.mutants import (
             MutantAnchorError,
@@ -35,7 +37,7 @@ def cmd_mutate(args: argparse.Namespace) -> int:
                          "pip install 'proml-sim[dev]' (or pip install hypothesis)") from exc
 
     try:
-        lifecycle = cliargs.load_lifecycle(args.lifecycle)
+        lifecycle = load_lifecycle(args.lifecycle)
         progress = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
         report = run_mutation(
             lifecycle, max_examples=args.max_examples, seed=args.seed, steps=args.steps,

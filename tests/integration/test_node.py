@@ -219,7 +219,9 @@ def test_node_on_a_json_rpc_endpoint(tmp_path, anvil_url):
     chain: init with --rpc-url, deploy, register, capture a step, read it back, join."""
     admin = ProMLNode.init(tmp_path / "admin", name="admin", domain="consortium",
                            new_chain=True, rpc_url=anvil_url, seed="rpc-admin")
-    assert admin.config["chain"] == {"kind": "rpc", "url": anvil_url}
+    chain = admin.config["chain"]
+    assert (chain["kind"], chain["url"], chain["chain_id"]) == ("rpc", anvil_url, 1337)
+    assert chain["genesis"] == "0x" + admin.backend.block(0).hash.hex()
     contracts = tmp_path / "contracts.json"
     contracts.write_text(json.dumps(admin.config["contracts"]))
     dev = ProMLNode.init(tmp_path / "dev", name="dev", domain="dev-co", rpc_url=anvil_url,

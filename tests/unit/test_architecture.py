@@ -12,7 +12,8 @@ ROOT = Path(proml_sim.__file__).parent
 #: module (dotted, relative to proml_sim) or package -> rank.  Lower ranks are to the left.
 RANKS = {
     "errors": 0,
-    "fsutil": 0,
+    "fsutil": 0.5,  # raises OutputError from errors
+    "progress": 0,
     "procs": 0,
     "dsl": 1,
     "lifecycles": 1.5,

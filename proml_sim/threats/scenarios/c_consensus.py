@@ -1,5 +1,6 @@
-"""Consensus-level attacks: C1 a reorg removes a record a consumer acted on, C2 an equivocating
-PoA sealer shows two partitions two histories, C3 a producer skews timestamps at deadlines.
+"""Consensus-level attacks: C1 a private-branch attacker's reorg (``proml_sim.sim.forks``)
+removes a record a consumer acted on, C2 equivocating PoA sealers show two partitions two
+histories, C3 a producer skews timestamps at deadlines.
 
 The baseline is one database: it has no forks (C1 is out of its scope), but its admin can show
 two groups two views (C2) and write any time into a row (C3).
@@ -29,8 +30,10 @@ from proml_sim.sim import (
     digest_of,
     get_profile,
 )
+from proml_sim.sim.forks import ConfirmationPolicy, PrivateBranch, final_height
+from proml_sim.sim.profiles import ChainProfile
 from proml_sim.threats.baseline import CentralDB
-from proml_sim.threats.catalogue import ThreatModel
+from proml_sim.threats.catalogue import CatalogueError, ThreatModel
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import salt, small_world
 from proml_sim.threats.scenarios.d_availability import Head, RegionView, clock_ts
@@ -58,7 +61,8 @@ class ForkChoiceView:
         if t is None:
             net = self.world.network
             d = net.block_delay(b.region, self.region, self.rng)
-            t = self._arrival[id(b)] = net.deliver_at(b.region, self.region, b.time, d)
+            sent = max(b.time, b.published)  # a private block leaves at its release
+            t = self._arrival[id(b)] = net.deliver_at(b.region, self.region, sent, d)
         return t
 
     def update(self, now: float) -> list[SimBlock]:
@@ -79,9 +83,141 @@ class ForkChoiceView:
         return dropped
 
 
+def c1_settings(p: dict[str, Any]) -> tuple[float, list[ConfirmationPolicy], ChainProfile,
+                                             PrivateBranch]:
+    """C1's attacker share, consumer policies, chain profile and attacker from its parameters
+    (a bad value raises ValueError naming it)."""
+    q = float(p.get("attacker_share", 0.3))
+    ConfirmationPolicy.parse(str(p.get("defence_policy", "L@12")))
+    policies = [ConfirmationPolicy.parse(x) for x in p.get("policies", ["L@1", "L@12"])]
+    target = ConfirmationPolicy.parse(str(p.get("attack_policy", p.get("defence_policy",
+                                                                       "L@12"))))
+    prof = get_profile(str(p.get("profile", "ropsten-2022")))
+    if prof.consensus == "fixed":
+        raise ValueError(f"profile {prof.name!r} has one producer: no forks to attack; choose "
+                         "a pow, pos or poa profile")
+    if "block_time" in p:
+        prof = prof.with_(block_time=float(p["block_time"]))
+    prof = prof.with_(stale_rate=float(p.get("stale_rate", prof.stale_rate)),
+                      empty_block_rate=0.0)
+    z = target.k if target.kind == "depth" else (
+        prof.finality_time_blocks() if prof.consensus == "pow" else 10**6)
+    atk = PrivateBranch(q, confirmations=int(z or 1), censor=frozenset({"victim-co"}),
+                        margin_s=float(p.get("release_margin_s", 2.0)))
+    return q, policies, prof, atk
+
+
+def _checked(tm: ThreatModel, check: Any) -> None:
+    """Run ``check`` on the scenario's parameters; a bad value becomes a CatalogueError."""
+    try:
+        check()
+    except CatalogueError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise CatalogueError(f"{tm.path or tm.id}: [parameters] {exc}; fix the value in the "
+                             "scenario file") from None
+
+
+def reorg_attack(seed: int, p: dict[str, Any]) -> dict[str, Any]:
+    """One run of C1's attack: a private-branch attacker (``proml_sim.sim.forks``) with share
+    ``attacker_share`` of the block production leaves the victim's records out of its branch
+    and releases it once they are ``attack_policy`` deep (and its branch wins the fork
+    choice); one consumer node (``consumer_region``) acts on the victim's records under each of
+    ``policies`` and re-verifies inclusion as blocks reach it.
+
+    Returns, per policy: the attack attempts (the attacker's races), the attempts that made
+    that consumer act on a record later taken away (double records), the consumer's latency
+    (submission to acting, s) and its detection lags; and the world's reorg depths."""
+    _, policies, prof, atk = c1_settings(p)
+    rate, rec_s = float(p.get("record_rate_per_s", 1 / 6)), float(p.get("records_s", 240))
+    poll = float(p.get("poll_s", 0.25))
+    people = {"victim": ("victim-co", "eu"), "other": ("other-co", "us")}
+    w, ps = small_world(seed, people, [(n, "Model", r) for n in people
+                                       for r in ("operator", "developer")], profile=prof,
+                        attacker=atk)
+    mc = w.clients["Model"]
+    mids = {n: mc.register(ps[n].signer, salt(n)) for n in people}
+    w.mark_start()
+    records: dict[bytes, SimTx] = {}
+
+    def team(name: str) -> Any:
+        n = 0
+        while True:
+            yield w.env.timeout(w.rng.expovariate(rate))
+            if w.env.now >= rec_s:
+                return
+            n += 1
+            tx = yield from w.send(ps[name], "Model", "fire", "train", mids[name],
+                                   digest_of(name, n), "", [])
+            if name == "victim":
+                records[tx.hash] = tx
+
+    node = ForkChoiceView(w, str(p.get("consumer_region", "asia")), random.Random(seed + 17))
+    names = [pol.name for pol in policies]
+    acted: dict[str, dict[bytes, tuple[SimBlock, float]]] = {n: {} for n in names}
+    first: dict[str, dict[bytes, float]] = {n: {} for n in names}
+    doubles: dict[str, list[tuple[float, int]]] = {n: [] for n in names}  # (seen at, height)
+    lag: dict[str, list[float]] = {n: [] for n in names}
+    upto = dict.fromkeys(names, 0)  # heights of the node's view acted on, per policy
+
+    def consumer() -> Any:  # one node, one virtual consumer per policy
+        while True:
+            yield w.env.timeout(poll)
+            now = w.env.now
+            dropped = node.update(now)
+            if dropped:
+                low = dropped[0].height - 1
+                for n in names:
+                    upto[n] = min(upto[n], low)
+                for b in dropped:  # re-verify inclusion: what it acted on is gone
+                    for tx in node.txs.get(id(b), ()):
+                        for n in names:
+                            a = acted[n].get(tx.hash)
+                            if a is not None and a[0] is b:
+                                doubles[n].append((now, b.height))
+                                lag[n].append(now - a[1])
+                                del acted[n][tx.hash]  # it acts again on the re-inclusion
+            view = node.view
+            for pol in policies:
+                n = pol.name
+                top = (len(view) - pol.k + 1 if pol.kind == "depth"
+                       else final_height(w.profile, view))
+                for h in range(upto[n] + 1, top + 1):
+                    b = view[h - 1]
+                    for tx in node.txs.get(id(b), ()):
+                        if tx.hash in records and tx.hash not in acted[n]:
+                            acted[n][tx.hash] = (b, now)
+                            first[n].setdefault(tx.hash, now)
+                upto[n] = max(upto[n], top)
+
+    for n in people:
+        w.env.process(team(n))
+    w.env.process(consumer())
+    w.run(rec_s + float(p.get("tail_s", 120)))
+    w.finish()
+    races = [r for r in atk.races if r.ended is not None]
+    out: dict[str, Any] = {"races": len(races), "won": sum(r.success for r in races),
+                           "reorg_depths": list(w.reorg_depths), "records": len(records),
+                           "blocks": w.stats["blocks"], "orphaned": w.stats["orphaned"],
+                           "final_reverted": w.stats["final_reverted"], "policy": {}}
+    ends = sorted(r.ended for r in races if r.success and r.ended is not None)
+    for n in names:
+        # an attempt succeeded against this consumer if, after that race's release (and before
+        # the next one's), the consumer lost a record it had acted on
+        hit = {max((e for e in ends if e <= t), default=None) for t, _ in doubles[n]}
+        hit.discard(None)
+        out["policy"][n] = {
+            "successes": len(hit), "doubles": len(doubles[n]),
+            "acted": len(first[n]),
+            "latency_s": [first[n][h] - records[h].submitted for h in first[n]],
+            "detect_lag_s": lag[n]}
+    return out
+
+
 @scenario("C1")
 class ReorgAfterAction:
-    """Consumers act on records at confirmation depth d; a reorg takes a record away."""
+    """A private-branch attacker takes the victim's records out of the chain after a consumer
+    acted on them at its confirmation policy; the consumer re-verifies inclusion."""
 
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
@@ -91,89 +227,35 @@ class ReorgAfterAction:
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = tm.parameters
-        depths = list(range(1, int(p.get("max_depth", 12)) + 1))
-        defence = int(p.get("defence_depth", 12))
-        teams, rate = int(p.get("teams", 3)), float(p.get("record_rate_per_s", 1 / 6))
-        rec_s, poll = float(p.get("records_s", 240)), float(p.get("poll_s", 0.25))
-        prof = get_profile("ropsten-2022").with_(
-            block_time=float(p.get("block_time", 3.0)), stale_rate=float(p.get("stale_rate", 0.3)),
-            empty_block_rate=0.0, template_refresh=1.0)
-        people = {f"t{i}": (f"dev-{i}", REGIONS[i % 3]) for i in range(teams)}
-        w, ps = small_world(seed, people, [(n, "Model", r) for n in people
-                                           for r in ("operator", "developer")], profile=prof)
-        mc = w.clients["Model"]
-        mids = {n: mc.register(ps[n].signer, salt(n)) for n in people}
-        w.mark_start()
-        records: dict[bytes, SimTx] = {}
-
-        def team(name: str):
-            n = 0
-            while True:
-                yield w.env.timeout(w.rng.expovariate(rate))
-                if w.env.now >= rec_s:
-                    return
-                n += 1
-                tx = yield from w.send(ps[name], "Model", "fire", "train", mids[name],
-                                       digest_of(name, n), "", [])
-                records[tx.hash] = tx
-
-        node = ForkChoiceView(w, str(p.get("consumer_region", "asia")), random.Random(seed + 17))
-        acted: dict[int, dict[bytes, tuple[SimBlock, float]]] = {d: {} for d in depths}
-        first: dict[int, dict[bytes, float]] = {d: {} for d in depths}
-        doubled: dict[int, set[bytes]] = {d: set() for d in depths}
-        detect_lag: dict[int, list[float]] = {d: [] for d in depths}
-
-        def consumer():  # one node, one virtual consumer per depth policy
-            while True:
-                yield w.env.timeout(poll)
-                now = w.env.now
-                for b in node.update(now):  # re-verify inclusion: what it acted on is gone
-                    for tx in node.txs.get(id(b), ()):
-                        for d in depths:
-                            a = acted[d].get(tx.hash)
-                            if a is not None and a[0] is b:
-                                doubled[d].add(tx.hash)
-                                detect_lag[d].append(now - a[1])
-                                del acted[d][tx.hash]  # it acts again on the re-inclusion
-                H = len(node.view)
-                for h in range(max(1, H - depths[-1] - 4), H + 1):
-                    b = node.view[h - 1]
-                    depth = H - h + 1
-                    for tx in node.txs.get(id(b), ()):
-                        if tx.hash not in records:
-                            continue
-                        for d in depths:
-                            if d <= depth and tx.hash not in acted[d]:
-                                acted[d][tx.hash] = (b, now)
-                                first[d].setdefault(tx.hash, now)
-
-        for n in people:
-            w.env.process(team(n))
-        w.env.process(consumer())
-        w.run(rec_s + float(p.get("tail_s", 120)))
-        w.finish()
-        rate_d = {d: len(doubled[d]) / max(1, len(first[d])) for d in depths}
-        lat_d = {d: _median([first[d][h] - records[h].submitted for h in first[d]])
-                 for d in depths}
-        blocks = w.stats["blocks"] or 1
+        p = dict(tm.parameters)
+        _checked(tm, lambda: c1_settings(p))
+        defence = ConfirmationPolicy.parse(str(p.get("defence_policy", "L@12"))).name
+        pols = [ConfirmationPolicy.parse(x).name for x in p.get("policies", ["L@1", defence])]
+        if defence not in pols:
+            pols.append(defence)
+        p["policies"] = pols
+        r = reorg_attack(seed, p)
+        d, first = r["policy"][defence], r["policy"][pols[0]]
+        won = d["successes"] > 0
         return Outcome(
-            bool(doubled[defence]), bool(doubled[defence]),
-            _median(detect_lag[defence]) if doubled[defence] else None,
-            metrics={"double_record_rate": rate_d[defence],
-                     "double_record_rate_d1": rate_d[1],
-                     "latency_cost_s": lat_d[defence] - lat_d[1],
-                     "latency_d1_s": lat_d[1], "latency_defence_s": lat_d[defence],
-                     "reorg_detect_d1_s": _median(detect_lag[1], 0.0),
-                     "orphaned_block_rate": w.stats["orphaned"] / blocks,
-                     "records": float(len(first[1])),
-                     # the world's own count of confirmations withdrawn by reorgs (submitters)
-                     "world_acted_on_orphan": float(sum(t.acted_on_orphan
-                                                        for t in records.values()))},
-            series={"double_record_rate_by_depth": [(float(d), rate_d[d]) for d in depths],
-                    "latency_by_depth": [(float(d), lat_d[d]) for d in depths]},
-            note="the simulator settles a contested block with the next block (depth-1 reorgs); "
-                 "deeper reorgs are not modelled")
+            won, won, _median(d["detect_lag_s"]) if won else None,
+            metrics={"attempts": float(r["races"]), "attempts_won": float(r["won"]),
+                     "double_record_attempts": float(d["successes"]),
+                     "double_record_rate": d["successes"] / max(1, r["races"]),
+                     f"double_record_rate_{pols[0]}": first["successes"] / max(1, r["races"]),
+                     "latency_defence_s": _median(d["latency_s"]),
+                     f"latency_{pols[0]}_s": _median(first["latency_s"]),
+                     "latency_cost_s": _median(d["latency_s"]) - _median(first["latency_s"]),
+                     "max_reorg_depth": float(max(r["reorg_depths"], default=0)),
+                     "final_reverted": float(r["final_reverted"]),
+                     "records": float(r["records"])},
+            series={"double_records_by_policy": [
+                (float(i), v["successes"] / max(1, r["races"]))
+                for i, v in enumerate(r["policy"].values())]},
+            note=f"attacker share {p.get('attacker_share', 0.3)} releases its private branch "
+                 f"once the victim's records are {p.get('attack_policy', defence)} deep; "
+                 f"policies {', '.join(pols)}; success: the {defence} consumer acted on a "
+                 "record the attacker's branch removed")
 
 
 # -- C2 ----------------------------------------------------------------------------------------
@@ -199,13 +281,21 @@ class SwitchView:
 
     def depth_of(self, txs: dict[str, SimTx]) -> tuple[str, int] | None:
         """Which branch's record this node has, and how deep, if any."""
+        seen = self.seen(txs)
+        return None if seen is None else seen[:2]
+
+    def seen(self, txs: dict[str, SimTx]) -> tuple[str, int, bool] | None:
+        """Which branch's record this node has, how deep, and whether it is final by the
+        clique signer rule on the node's chain (``proml_sim.sim.forks.final_height``)."""
         now = self.a.clock()
         side, view = ("B", self.b) if self._on_b(now) else ("A", self.a)
         tx = txs.get(side)
         H = view.height_at(min(now, self.heal) if side == "A" else now)
         if tx is None or tx.block is None or tx.block.height > H:
             return None
-        return side, H - tx.block.height + 1
+        w = view.world
+        final = tx.block.height <= final_height(w.profile, w.canon[:H])
+        return side, H - tx.block.height + 1, final
 
 
 @scenario("C2", limit="while a partition lasts nobody can compare histories across it: "
@@ -213,6 +303,19 @@ class SwitchView:
 class Equivocation:
     """One PoA sealer seals on both sides of a partition; an accomplice signs two conflicting
     trainings (same nonce), one per side; side B wins at the heal."""
+
+    @staticmethod
+    def sealers(k: int, n: int) -> dict[str, list[Producer]]:
+        """``k`` of the ``n`` clique sealers equivocate (seal on both sides); the honest ones
+        split, the smaller half in partition A (eu), the rest in B (us, asia)."""
+        if not 0 <= k <= n:
+            raise ValueError(f"equivocators={k}; must be in [0, {n}]")
+        eq = [f"sealer-E{j}" for j in range(k)]
+        honest = [f"sealer-{j + 1}" for j in range(n - k)]
+        half = len(honest) // 2
+        return {"A": [Producer(x, "eu") for x in eq + honest[:half]],
+                "B": [Producer(x, ("us", "asia")[j % 2])
+                      for j, x in enumerate(eq + honest[half:])]}
 
     @staticmethod
     def _plan(tm: ThreatModel, seed: int) -> tuple[float, float, float]:
@@ -268,16 +371,14 @@ class Equivocation:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         p = tm.parameters
+        _checked(tm, lambda: Equivocation.sealers(int(p.get("equivocators", 1)), 5))
         t_a, heal, horizon = Equivocation._plan(tm, seed)
         n = int(p.get("consumers", 3))
         depths = [int(d) for d in p.get("depths", [1, 3, 12])]
         cp_depth = int(p.get("checkpoint_depth", 3))
         poll = float(p.get("poll_s", 0.5))
         prof = get_profile("poa-clique").with_(sealer_offline_rate=0.0, stale_rate=0.0)
-        sides = {"A": [Producer("sealer-E", "eu"), Producer("sealer-1", "eu"),
-                       Producer("sealer-2", "eu")],
-                 "B": [Producer("sealer-E", "us"), Producer("sealer-3", "us"),
-                       Producer("sealer-4", "asia")]}
+        sides = Equivocation.sealers(int(p.get("equivocators", 1)), prof.sealers)
         people = {"op": ("client-co", "eu"), "dev": ("dev-co", "eu")}
         grants = [("op", "Model", "operator"), ("dev", "Model", "developer")]
         worlds: dict[str, World] = {}
@@ -319,20 +420,22 @@ class Equivocation:
             go = cut.deliver_at("eu", region, t, cut.base_delay("eu", region, rng))
             return cut.deliver_at(region, "eu", go, cut.base_delay(region, "eu", rng))
 
-        def by_depth(i: int, me: SwitchView):  # acts once the record is d blocks deep
+        def by_depth(i: int, me: SwitchView):  # acts once the record is d deep (or final)
             while wa.env.now < horizon:
                 yield wa.env.timeout(poll)
-                seen = me.depth_of(txs)
+                seen = me.seen(txs)
                 if i not in dropped_at and any(acted.get((i, f"d{d}"), ("",))[0] == "A"
                                                for d in depths) and (seen is None or
                                                                      seen[0] == "B"):
                     dropped_at[i] = wa.env.now  # re-verify inclusion: record X is gone
                 if seen is None:
                     continue
-                side, depth = seen
+                side, depth, final = seen
                 for d in depths:
                     if depth >= d and (i, f"d{d}") not in acted:
                         acted[(i, f"d{d}")] = (side, wa.env.now)
+                if final and (i, "finalised") not in acted:
+                    acted[(i, "finalised")] = (side, wa.env.now)
 
         def by_checkpoint(i: int, me: SwitchView):  # ... and only if other domains agree
             while wa.env.now < horizon and (i, "checkpoint") not in acted:
@@ -355,13 +458,17 @@ class Equivocation:
             wa.env.process(by_checkpoint(i, node()))
         wa.run(horizon)
         wa.finish()
+        pols = [f"d{d}" for d in depths] + ["finalised", "checkpoint"]
         losing = {pol: sum(1 for i in range(n) if acted.get((i, pol), ("",))[0] == "A") / n
-                  for pol in [f"d{d}" for d in depths] + ["checkpoint"]}
+                  for pol in pols}
+        latency = {pol: _median([acted[(i, pol)][1] - t_a for i in range(n)
+                                 if (i, pol) in acted], float("nan")) for pol in pols}
         cp_acts = [acted[(i, "checkpoint")] for i in range(n) if (i, "checkpoint") in acted]
         d_ttd = [dropped_at[i] - acted[(i, f"d{cp_depth}")][1] for i in dropped_at
                  if acted.get((i, f"d{cp_depth}"), ("",))[0] == "A"]
         proofs = sum(1 for a, b in zip(wa.canon, wb.canon, strict=False)
-                     if a.producer == b.producer == "sealer-E" and a.time < heal)
+                     if a.producer == b.producer and a.producer.startswith("sealer-E")
+                     and a.time < heal)
         detect = (min(fork_seen) - t_a) if fork_seen else None
         return Outcome(
             losing["checkpoint"] > 0, bool(fork_seen), detect,
@@ -373,6 +480,9 @@ class Equivocation:
                          [acted[(i, f"d{cp_depth}")][1] - t_a for i in range(n)
                           if (i, f"d{cp_depth}") in acted], 0.0),
                      "checkpoint_completion": len(cp_acts) / n,
+                     **{f"acted_on_losing_rate_{pol}": losing[pol] for pol in pols
+                        if pol != "checkpoint"},
+                     **{f"latency_{pol}_s": v for pol, v in latency.items()},
                      "equivocation_proofs": float(proofs)},
             series={"acted_on_losing_by_depth": [(float(d), losing[f"d{d}"]) for d in depths]},
             note="modelled: two Worlds from one seed share the set-up chain; each partition's "

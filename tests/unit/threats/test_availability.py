@@ -83,15 +83,25 @@ def test_d5_guard_flags_the_frozen_node_within_seconds(catalogue):
     assert p["false_alarms"] == 0 and b["stale_actions"] > 20
 
 
-def test_c1_double_records_vanish_by_depth_12(catalogue):
-    r = run(catalogue, "C1")
+def test_c1_private_branch_beats_shallow_policies_and_is_detected(catalogue):
+    r = run(catalogue, "C1", attacker_share=0.4, defence_policy="L@3", attack_policy="L@3",
+            policies=["L@1", "L@3"])
     b, p = r["baseline"], r["proml"]
-    assert (b["verdict"], p["verdict"]) == ("out_of_scope", "prevented")
-    rate = series(p, "double_record_rate_by_depth")
-    assert rate[1] > 0 and rate[12] == 0 and set(rate) == set(range(1, 13))
-    lat = series(p, "latency_by_depth")
-    assert lat[12] > lat[6] > lat[1] and p["latency_cost_s"] > 0
-    assert p["orphaned_block_rate"] > 0.05
+    assert (b["verdict"], p["verdict"]) == ("out_of_scope", "detected")
+    assert p["double_record_attempts"] >= 1 and p["max_reorg_depth"] >= 3
+    assert p["latency_defence_s"] > p["latency_L@1_s"] > 0
+    # no attacker: honest depth-1 forks only
+    r = run(catalogue, "C1", attacker_share=0.0, records_s=300, policies=["L@12"])
+    assert r["proml"]["verdict"] == "prevented" and r["proml"]["attempts"] == 0
+
+
+def test_c1_c2_bad_parameters_name_the_field(catalogue):
+    from proml_sim.threats.catalogue import CatalogueError
+
+    for tid, bad in (("C1", {"defence_policy": "soon"}), ("C1", {"attacker_share": 1.5}),
+                     ("C1", {"profile": "consortium-fast"}), ("C2", {"equivocators": 9})):
+        with pytest.raises(CatalogueError, match=r"\[parameters\].*scenario file"):
+            run(catalogue, tid, **bad)
 
 
 def test_c2_checkpoint_agreement_refuses_the_losing_branch(catalogue):
@@ -104,6 +114,10 @@ def test_c2_checkpoint_agreement_refuses_the_losing_branch(catalogue):
     # nobody can compare across the partition: detection comes with the heal (300 s)
     assert 250 < p["detect_s"] < 300
     assert b["acted_on_losing_rate"] == 1
+    # the clique signer rule is no defence here: E and 2 honest sealers are 3 of 5 on side A
+    assert p["acted_on_losing_rate_finalised"] == 1
+    p0 = run(catalogue, "C2", equivocators=0)["proml"]  # 2 of 5 on side A: never final there
+    assert p0["acted_on_losing_rate_finalised"] == 0 and p0["acted_on_losing_rate_d3"] == 1
 
 
 def test_c3_block_number_cutoff_ignores_skewed_timestamps(catalogue):
