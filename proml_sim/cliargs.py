@@ -177,17 +177,17 @@ def existing_dir(text: str) -> str:
 
 
 def output_file(text: str) -> str:
-    """A file to write: not a directory, in a directory that exists."""
+    """A file to write: not a directory, in a directory that exists
+    (:func:`proml_sim.fsutil.check_output_path`, which every atomic write applies too)."""
+    from proml_sim.errors import OutputError
+    from proml_sim.fsutil import check_output_path
+
     if not text:
         raise _fail("an empty file name; give a file to write")
-    p = Path(text)
-    if p.is_dir():
-        raise _fail(f"{text} is a directory; give a file name to write")
-    parent = p.parent
-    if not parent.is_dir():
-        what = "is not a directory" if parent.exists() else "does not exist"
-        raise _fail(f"cannot write {text}: the directory {parent} {what}; create it first "
-                    "or choose another path")
+    try:
+        check_output_path(text)
+    except OutputError as exc:
+        raise _fail(str(exc)) from None
     return text
 
 

@@ -220,6 +220,7 @@ def cmd_replica(args: argparse.Namespace) -> int:
     if not args.dir:
         raise NodeError(f"`proml replica {args.action}` needs the replica's directory")
     if args.action == "add":
+        cliargs.check("dir", cliargs.output_dir, args.dir)  # never a tree of new directories
         path = node.add_replica(args.dir)
         _emit(args, {"added": str(path)}, f"replicating to {path} (copy the blobs held now "
               "with `proml replica sync`)")

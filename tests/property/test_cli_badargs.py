@@ -305,6 +305,7 @@ def test_every_command_is_driven() -> None:
     (["bundle", "ds1", "-o", "d"], "d is a directory"),
     (["init", "--name", "a", "--domain", "b", "--new-chain", "--home", "/nonexistent/h"],
      "the directory /nonexistent does not exist"),
+    (["replica", "add", "/nonexistent/r"], "the directory /nonexistent does not exist"),
     (["status", os.fsdecode(b"ds\xff")], "is not valid UTF-8"),
 ])
 def test_issue_cases_are_one_line_input_errors(place: Path, argv: list[str], needle: str,
