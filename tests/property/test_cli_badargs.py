@@ -302,7 +302,7 @@ def test_every_command_is_driven() -> None:
     (["threats", "run", "--seeds", "-1"], "--seeds: -1 is too small"),
     (["diagram", "Model", "-o", "/nonexistent/x"], "/nonexistent does not exist"),
     (["reproduce", "--out", "f.txt"], "f.txt is a file, not a directory"),
-    (["bundle", "ds1", "-o", "d"], "d is a directory"),
+    (["bundle", "ds1", "-o", "d"], "cannot write d: it is a directory"),
     (["init", "--name", "a", "--domain", "b", "--new-chain", "--home", "/nonexistent/h"],
      "the directory /nonexistent does not exist"),
     (["replica", "add", "/nonexistent/r"], "the directory /nonexistent does not exist"),
