@@ -251,7 +251,7 @@ def test_bad_argv_never_ends_in_a_traceback(words: str, place: Path, data: st.Da
 
 @pytest.mark.slow
 @pytest.mark.parametrize("words", sorted(COMMANDS))
-@settings(max_examples=120, deadline=None,
+@settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_bad_argv_never_ends_in_a_traceback_many(words: str, place: Path,
