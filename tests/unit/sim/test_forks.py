@@ -226,3 +226,7 @@ def test_race_check_statistics():
     # independent points: distinct seeds per (seed, q, z), stable across runs
     seeds = {point_seed(s, q, z) for s in (0, 1) for q in (0.1, 0.3) for z in range(11)}
     assert len(seeds) == 44 and point_seed(0, 0.3, 6) == point_seed(0, 0.3, 6)
+    # z = 0 races always win: the interval at n of n reaches exactly 1 at any level (it used
+    # to round to 0.9999999999999999 and miss the exact value 1.0)
+    for n in (60, 1_000, 10_000):
+        assert wilson(n, n, z=family_z(22)).hi == 1.0 and wilson(0, n, z=3.5879).lo == 0.0
