@@ -203,6 +203,11 @@ def test_e07_writes_race_check_tradeoff_and_figure(tmp_path, monkeypatch):
     # the family-wise interval is the wider one, and each point has its own seed
     assert all(x["fw_lo"] <= x["lo"] and x["hi"] <= x["fw_hi"] for x in r["race"])
     assert len({e07_forks.point_seed(0, x["q"], x["z"]) for x in r["race"]}) == 4
+    from experiments.reproduce import render_forks
+
+    text = "\n".join(render_forks(r))
+    assert f"miss the exact value at {rs['misses']} of 4 points" in text
+    assert ("every exact value is inside" in text) == rs["family_check"]
     assert all(x["races"] == 60 and x["lo"] - 1e-9 <= x["measured"] <= x["hi"] + 1e-9
                for x in r["race"])
     assert [x["measured"] for x in r["race"] if x["z"] == 0] == [1.0, 1.0]
