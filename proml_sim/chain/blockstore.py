@@ -247,8 +247,9 @@ def scan_log(path: Path, data: bytes, genesis_hash: bytes,
         pos = end
         number += 1
     if pos >= n and number <= head and not scan.torn:
-        scan.damage.append(f"{path}: blocks {number}..{head} are committed in the state DB but "
-                           "missing from the block log")
+        which = f"block {number} is" if number == head else f"block {number} to {head} are"
+        scan.damage.append(f"{path}: {which} committed in the state DB but missing from the "
+                           "block log")
     return scan
 
 

@@ -108,7 +108,7 @@ class JournaledChain(ChainBackend):
     def __init__(self, directory: str | Path, *, _importing: bool = False) -> None:
         self.directory = Path(directory)
         meta = _read_meta(self.directory)
-        self.writable = _writable(self.directory)
+        self.writable = _importing or _writable(self.directory)
         if (meta["format"] == 1 or meta.get("import_pending")) and not _importing:
             meta = _import_v1(self.directory, meta, self.writable)
             if meta.get("imported_into"):  # read-only: imported into a temporary copy
@@ -140,7 +140,7 @@ class JournaledChain(ChainBackend):
                     f"{'; and more' if len(self.damage) > 1 else ''}); reads are served from "
                     f"its state DB, {repair_hint(self.directory)}\n"
                 )
-        elif self.writable and self._log_behind():
+        elif self.writable and not _importing and self._log_behind():
             # a writer crashed between the log and the DB, or mid-append: fix it now if nobody
             # is writing (otherwise that writer does it)
             with contextlib.suppress(BlockingIOError), self.locked(blocking=False):
@@ -519,7 +519,9 @@ def _import_v1(directory: Path, meta: dict[str, Any], writable: bool) -> dict[st
         atomic_write_json(target / "chain.json", dict(new_meta, import_pending=True),
                           mkdir=False)
         chain = JournaledChain(target, _importing=True)
-        with chain.locked():
+        # this function holds the directory's lock (a temporary store is private): hand it over
+        chain._lock_fd = -1 if lock_fd is None else lock_fd
+        try:
             for pos, rec in v1_records(old_log):
                 for raw_hex in rec["txs"]:
                     chain.submit(bytes.fromhex(raw_hex))
@@ -529,6 +531,8 @@ def _import_v1(directory: Path, meta: dict[str, Any], writable: bool) -> dict[st
                         f"replaying block {rec['number']} (byte {pos}) of {old_log} gives hash "
                         f"{info.hash.hex()}, the journal says {rec['hash']}; the journal was "
                         "written by a different engine version or edited")
+        finally:
+            chain._lock_fd = None
         chain.close()
         atomic_write_json(target / "chain.json", new_meta, mkdir=False)
         if writable:

@@ -495,6 +495,7 @@ class PyEVMBackend(FaucetMixin, SnapshotBookkeeping, BlockListReads, ChainBacken
     """py-evm with an explicit, deterministic block producer.  See the module docstring."""
 
     name = "py-evm"
+    _head: Any
 
     def __init__(
         self,
@@ -528,8 +529,8 @@ class PyEVMBackend(FaucetMixin, SnapshotBookkeeping, BlockListReads, ChainBacken
         }
         self._chain: Any = chain_class.from_genesis(
             AtomicDB(self._db),
-            genesis_params,  # type: ignore[arg-type]
-            alloc,  # type: ignore[arg-type]
+            genesis_params,
+            alloc,
         )
         self._finish_init()
 
