@@ -272,10 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     from proml_sim.threats import cli as threats_cli
 
     threats_cli.register(sub)
-    from proml_sim.node import cli_evidence
+    from proml_sim.node import cli_doctor, cli_evidence
     from proml_sim.threats import cli_mutate
 
     cli_evidence.register(sub)
+    cli_doctor.register(sub)
     cli_mutate.register(sub)
     from experiments import sweep as sweep_cli  # the CLI may import experiments
 

@@ -443,23 +443,119 @@ class JournaledChain(ChainBackend):
 def _init_store(d: Path, funded: list[str], chain_id: int, gas_limit: int,
                 genesis_timestamp: int) -> bytes:
     """Write an empty block log and a state DB holding genesis; returns the genesis hash."""
+    genesis = _genesis_db(d / DB_NAME, funded, chain_id, gas_limit, genesis_timestamp)
+    with open(d / LOG_NAME, "xb") as fh:
+        fh.write(file_header(genesis))
+        fh.flush()
+        os.fsync(fh.fileno())
+    return genesis
+
+
+def _genesis_db(path: Path, funded: list[str], chain_id: int, gas_limit: int,
+                genesis_timestamp: int) -> bytes:
+    """A new state DB at ``path`` holding genesis only; returns the genesis hash."""
     import rlp
 
     from proml_sim.chain.pyevm import PyEVMBackend
 
-    db = StateDB(d / DB_NAME, create=True)
+    db = StateDB(path, create=True)
     try:
         engine = PyEVMBackend(funded=funded, chain_id=chain_id, gas_limit=gas_limit,
                               genesis_timestamp=genesis_timestamp, db=SQLiteKV(db))
         info = engine.block(0)
-        with open(d / LOG_NAME, "xb") as fh:
-            fh.write(file_header(info.hash))
-            fh.flush()
-            os.fsync(fh.fileno())
         db.commit_genesis(info, rlp.encode(engine._head), info.hash, chain_id)
     finally:
         db.close()
     return bytes(info.hash)
+
+
+def _set_aside(path: Path, why: str) -> Path | None:
+    """Rename ``path`` (and its SQLite companions) to ``<name>.<why>-<time>``: kept, not
+    deleted.  Returns the new name of ``path``."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    moved = None
+    for suffix in ("", "-wal", "-shm"):
+        p = path.with_name(path.name + suffix)
+        if p.exists():
+            dest = p.with_name(f"{path.name}.{why}-{stamp}{suffix}")
+            p.rename(dest)
+            moved = moved or dest
+    return moved
+
+
+def rebuild_state_db(directory: str | Path) -> tuple[Path | None, int]:
+    """Rebuild the state DB of the chain at ``directory`` by replaying its block log (the old DB
+    is renamed aside, never deleted).  Returns (where the old DB went, the new head number)."""
+    d = Path(directory)
+    meta = _read_meta(d)
+    lock_fd = os.open(d / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        old = _set_aside(d / DB_NAME, "damaged")
+        genesis = _genesis_db(d / DB_NAME, list(meta["funded"]), meta["chain_id"],
+                              meta["gas_limit"], meta["genesis_timestamp"])
+        if genesis.hex() != meta["genesis_hash"]:
+            raise JournalError(f"genesis of {d} does not match this engine")
+    finally:
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        os.close(lock_fd)
+    chain = JournaledChain(d)
+    with chain.locked():  # catches the new DB up with every block of the log
+        pass
+    head = chain.head().number
+    chain.close()
+    return old, head
+
+
+def restore_log(directory: str | Path, source: str | Path) -> tuple[Path | None, int]:
+    """Replace the block log of ``directory`` with the verified records of ``source``'s (a
+    replica's or peer's copy of the same chain).  Every record is checked against the hash
+    chain from our genesis and against every block we hold intact (our DB's index and our
+    log's verified records); the old log is renamed aside.  Returns (where the old log went,
+    the number of blocks now in the log)."""
+    d, src = Path(directory), Path(source)
+    meta = _read_meta(d)
+    genesis = bytes.fromhex(meta["genesis_hash"])
+    peer_data = read_log(src / LOG_NAME)
+    if peer_data is None:
+        raise JournalError(f"{src} has no block log ({LOG_NAME}); pass a copy of this chain's "
+                           "directory to --from")
+    peer = scan_log(src / LOG_NAME, peer_data, genesis, [])
+    if not peer.records:
+        raise JournalError(f"{src / LOG_NAME} holds no verifiable block of this chain"
+                           + (f" ({peer.damage[0]})" if peer.damage else ""))
+    ours: dict[int, bytes] = {}
+    try:
+        db = StateDB(d / DB_NAME, readonly=True)
+        for n, h, _s, _e in db.committed():
+            ours[n] = h
+        db.close()
+    except JournalError:
+        pass  # a missing or damaged DB: it is rebuilt from the restored log afterwards
+    own = read_log(d / LOG_NAME)
+    if own is not None:
+        for rec in scan_log(d / LOG_NAME, own, genesis, []).records:
+            ours.setdefault(rec.number, rec.hash)
+    by_number = {r.number: r for r in peer.records}
+    for n, h in sorted(ours.items()):
+        rec = by_number.get(n)
+        if rec is None:
+            raise JournalError(f"{src / LOG_NAME} stops at block {peer.records[-1].number}, "
+                               f"but this chain holds block {n}; use a more recent copy")
+        if rec.hash != h:
+            raise JournalError(f"{src / LOG_NAME} has another block {n} (0x{rec.hash.hex()}) "
+                               f"than this chain (0x{h.hex()}); it is not a copy of this chain")
+    lock_fd = os.open(d / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        old = _set_aside(d / LOG_NAME, "damaged")
+        from proml_sim.fsutil import atomic_write_bytes
+
+        atomic_write_bytes(d / LOG_NAME, peer_data[: peer.good_end])
+    finally:
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        os.close(lock_fd)
+    return old, peer.records[-1].number
 
 
 def v1_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -1,0 +1,52 @@
+"""``proml doctor``: check the node home's chain data, blobs and temporary files; ``--repair``
+restores them (see :mod:`proml_sim.node.doctor`).  Exit 0 healthy, 1 damage found (or left)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from proml_sim.node import doctor
+
+    if args.repair:
+        report = doctor.repair(args.home, args.source)
+    else:
+        if args.source:
+            from proml_sim.errors import NodeError
+
+            raise NodeError("--from is used by --repair; add --repair to restore from it")
+        report = doctor.check(args.home)
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        for line in report.repaired:
+            print(f"repaired: {line}")
+        for p in report.problems:
+            print(f"problem: {p.line()}")
+        for note in report.notes:
+            print(f"note: {note}")
+        print(f"{report.home}: " + ("healthy" if report.healthy else
+                                   f"{len(report.problems)} problem(s)"))
+    return 0 if report.healthy else 1
+
+
+def register(sub: Any) -> None:
+    """Add ``proml doctor`` to the CLI's subparsers."""
+    p = sub.add_parser(
+        "doctor", help="check the home's chain (every block, the state against a replay), "
+        "blobs and stray temporary files; --repair restores them",
+        description="Check the node home's data. Exit 0 healthy, 1 problems found (one line "
+        "each, naming the file, block or blob and the fix). --repair restores the block log "
+        "from --from DIR (a replica's or peer's copy of the same chain, verified block by "
+        "block), rebuilds the state DB by replaying the log (the old DB is kept aside), "
+        "restores damaged blobs from the store's replicas and moves stray temporary files into "
+        "<home>/quarantine. Nothing is deleted.")
+    p.add_argument("--home", default=".proml", help="node home (default ./.proml)")
+    p.add_argument("--repair", action="store_true", help="repair what is found")
+    p.add_argument("--from", dest="source", metavar="DIR",
+                   help="a replica's or peer's copy of this chain's directory (for --repair)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_doctor)
