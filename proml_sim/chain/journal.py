@@ -534,8 +534,8 @@ def restore_log(directory: str | Path, source: str | Path) -> tuple[Path | None,
         pass  # a missing or damaged DB: it is rebuilt from the restored log afterwards
     own = read_log(d / LOG_NAME)
     if own is not None:
-        for rec in scan_log(d / LOG_NAME, own, genesis, []).records:
-            ours.setdefault(rec.number, rec.hash)
+        for own_rec in scan_log(d / LOG_NAME, own, genesis, []).records:
+            ours.setdefault(own_rec.number, own_rec.hash)
     by_number = {r.number: r for r in peer.records}
     for n, h in sorted(ours.items()):
         rec = by_number.get(n)

@@ -203,7 +203,7 @@ def check_store(home: Path, config: dict[str, Any], report: Report) -> list[str]
     from proml_sim.node.store import BlobStore, sha256_file
 
     store = BlobStore(home / "store", _replicas(home, config))
-    bad = []
+    bad: list[str] = []
     if not store.objects.is_dir():
         return bad
     for sub in sorted(store.objects.iterdir()):
