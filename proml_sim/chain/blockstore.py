@@ -317,10 +317,11 @@ CREATE TABLE receipts(tx_hash BLOB PRIMARY KEY, block INTEGER NOT NULL, tx_index
   status INTEGER NOT NULL, gas_used INTEGER NOT NULL, cumulative INTEGER NOT NULL,
   price INTEGER NOT NULL, output BLOB NOT NULL, revert TEXT, rlp BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE logs(block INTEGER NOT NULL, log_index INTEGER NOT NULL, address TEXT NOT NULL,
-  topic0 BLOB, topics BLOB NOT NULL, data BLOB NOT NULL, tx_hash BLOB NOT NULL,
+  topic0 BLOB, topic1 BLOB, topics BLOB NOT NULL, data BLOB NOT NULL, tx_hash BLOB NOT NULL,
   tx_index INTEGER NOT NULL, PRIMARY KEY(block, log_index)) WITHOUT ROWID;
 CREATE INDEX logs_by_address ON logs(address, block, log_index);
 CREATE INDEX logs_by_topic0 ON logs(topic0, block, log_index);
+CREATE INDEX logs_by_topic1 ON logs(topic1, block, log_index);
 """
 _DELETED = object()
 
@@ -433,10 +434,11 @@ class StateDB:
                                  r.revert_reason, rlp))
                     for lg in r.logs:
                         logs.append((lg.block_number, lg.log_index, lg.address,
-                                     lg.topics[0] if lg.topics else None, b"".join(lg.topics),
-                                     lg.data, lg.tx_hash, lg.tx_index))
+                                     lg.topics[0] if lg.topics else None,
+                                     lg.topics[1] if len(lg.topics) > 1 else None,
+                                     b"".join(lg.topics), lg.data, lg.tx_hash, lg.tx_index))
                 c.executemany("INSERT INTO receipts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-                c.executemany("INSERT INTO logs VALUES (?,?,?,?,?,?,?,?)", logs)
+                c.executemany("INSERT INTO logs VALUES (?,?,?,?,?,?,?,?,?)", logs)
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
@@ -532,7 +534,7 @@ class StateDB:
 
     def _logs(self, sql: str, args: tuple[Any, ...]) -> list[Log]:
         out = []
-        for block, idx, address, _t0, topics, data, tx_hash, tx_index in self.q(sql, args):
+        for block, idx, address, _t0, _t1, topics, data, tx_hash, tx_index in self.q(sql, args):
             topics = bytes(topics)
             out.append(Log(address=address,
                            topics=tuple(topics[i : i + 32] for i in range(0, len(topics), 32)),
@@ -550,9 +552,10 @@ class StateDB:
             where.append("address = ?")
             args.append(to_checksum_address(address))
         pattern = [None if t is None else bytes(t) for t in topics] if topics else []
-        if pattern and pattern[0] is not None:
-            where.append("topic0 = ?")
-            args.append(pattern[0])
+        for i, column in enumerate(("topic0", "topic1")):  # the indexed topics
+            if len(pattern) > i and pattern[i] is not None:
+                where.append(f"{column} = ?")
+                args.append(pattern[i])
         logs = self._logs(f"SELECT * FROM logs WHERE {' AND '.join(where)} "
                           "ORDER BY block, log_index", tuple(args))
         if len(pattern) > 1 or (pattern and pattern[0] is None):

@@ -434,3 +434,17 @@ def test_kill_9_during_writes_loses_no_acknowledged_block(tmp_path):
             assert chain.block(n).hash.hex() == h
         assert chain.balance(RECIPIENT) == chain.head().number
         chain.close()
+
+
+def test_log_queries_by_address_and_topics(tmp_path):
+    keys, chain, c, mid = _setup(tmp_path)
+    every = chain.logs()
+    assert every and every == sorted(every, key=lambda lg: (lg.block_number, lg.log_index))
+    mine = chain.logs(c.address)
+    assert mine == [lg for lg in every if lg.address == c.address]
+    t0 = mine[-1].topics[0]
+    assert chain.logs(None, 0, None, [t0]) == [lg for lg in every if lg.topics[:1] == (t0,)]
+    by_id = chain.logs(c.address, 0, None, [None, mid])
+    assert by_id and all(lg.topics[1] == mid for lg in by_id)
+    assert by_id == [lg for lg in mine if len(lg.topics) > 1 and lg.topics[1] == mid]
+    assert chain.logs(c.address, 2, 3) == [lg for lg in mine if 2 <= lg.block_number <= 3]
