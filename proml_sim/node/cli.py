@@ -147,7 +147,7 @@ def cmd_node_bench(args: argparse.Namespace) -> int:
 
     try:
         res = {"hashing": hash_bench(args.size_mb, args.dir), "capture": capture_bench(args.steps),
-               "status": status_bench(tuple(args.status_sizes))}
+               "status": status_bench(tuple(args.status_sizes), args.status_runs)}
     except ValueError as exc:
         raise NodeError(str(exc)) from exc
     h, c = res["hashing"], res["capture"]
@@ -239,6 +239,7 @@ def register(sub: Any) -> None:
     p.add_argument("--steps", type=int, default=20, help="captured steps to time")
     p.add_argument("--status-sizes", type=int, nargs="+", default=[10, 10_000], metavar="N",
                    help="time `proml status` on chains of these many transitions (10 10000)")
+    p.add_argument("--status-runs", type=int, default=3, help="runs per size (median; 3)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_node_bench)
 
