@@ -61,6 +61,7 @@ from proml_sim.chain.blockstore import (
     set_aside_torn_tail,
 )
 from proml_sim.chain.pyevm import FAUCET_SEED
+from proml_sim.chain.trie import keccak
 from proml_sim.errors import EngineError, JournalError
 from proml_sim.fsutil import atomic_write_json
 
@@ -556,6 +557,57 @@ def restore_log(directory: str | Path, source: str | Path) -> tuple[Path | None,
         fcntl.flock(lock_fd, fcntl.LOCK_UN)
         os.close(lock_fd)
     return old, peer.records[-1].number
+
+
+def regenerate_log(directory: str | Path) -> tuple[Path | None, int]:
+    """Rebuild the block log of ``directory`` from its state DB (which holds every committed
+    block's header and, in its transaction trie, its raw transactions).  Every record must come
+    out at the byte range and with the CRC the DB recorded for it, so the new log is the one
+    that was written.  The old log is renamed aside.  Returns (where it went, head number)."""
+    import rlp
+    from trie.hexary import HexaryTrie
+
+    d = Path(directory)
+    meta = _read_meta(d)
+    genesis = bytes.fromhex(meta["genesis_hash"])
+    db = StateDB(d / DB_NAME, readonly=True)
+    kv = SQLiteKV(db)
+    out = bytearray(file_header(genesis))
+    head = 0
+    try:
+        rows = db.q("SELECT number, log_start, log_end, crc FROM blocks WHERE number > 0 "
+                    "ORDER BY number")
+        for n, start, end, crc in rows:
+            info = db.block(n)
+            header = db.header(n)
+            assert info is not None and header is not None
+            trie = HexaryTrie(kv, rlp.decode(header)[4])
+            txs = [bytes(trie[rlp.encode(i)]) for i in range(len(info.tx_hashes))]
+            if [keccak(t) for t in txs] != list(info.tx_hashes):
+                raise JournalError(f"state DB {db.path}: block {n}'s transactions do not match "
+                                   "its index; restore the log with --from DIR instead")
+            rec = encode_record(n, info.hash, info.parent_hash, info.timestamp, header, txs)
+            if (len(out), len(out) + len(rec), zlib.crc32(rec[8:])) != (start, end, crc):
+                raise JournalError(f"state DB {db.path}: block {n} does not re-encode to the "
+                                   "record it committed; restore the log with --from DIR")
+            out += rec
+            head = n
+    except KeyError as exc:
+        raise JournalError(f"state DB {db.path} lacks a transaction trie node ({exc}); restore "
+                           "the log with --from DIR instead") from None
+    finally:
+        db.close()
+    lock_fd = os.open(d / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        old = _set_aside(d / LOG_NAME, "damaged")
+        from proml_sim.fsutil import atomic_write_bytes
+
+        atomic_write_bytes(d / LOG_NAME, bytes(out))
+    finally:
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        os.close(lock_fd)
+    return old, head
 
 
 def v1_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

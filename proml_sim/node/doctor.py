@@ -95,7 +95,8 @@ def check_chain(d: Path, report: Report, *, replay: bool = True) -> None:
     from proml_sim.chain.blockstore import DB_NAME, LOG_NAME, StateDB, read_log, scan_log
     from proml_sim.chain.journal import _read_meta
 
-    fix_log = "proml doctor --repair --from DIR (a replica's or peer's copy of this chain)"
+    fix_log = ("proml doctor --repair (rebuilds it from the state DB), or with --from DIR (a "
+               "replica's or peer's copy of this chain)")
     fix_db = "proml doctor --repair (rebuilds the state DB from the block log)"
     try:
         meta = _read_meta(d)
@@ -275,7 +276,7 @@ def check(home: str | Path, *, replay: bool = True) -> Report:
 def repair(home: str | Path, source: str | Path | None = None) -> Report:
     """Repair what :func:`check` finds (see the module docstring); returns the report of a
     check made after the repair, listing what was done in ``repaired``."""
-    from proml_sim.chain.journal import rebuild_state_db, restore_log
+    from proml_sim.chain.journal import rebuild_state_db, regenerate_log, restore_log
     from proml_sim.node.store import BlobStore
 
     home = Path(home)
@@ -285,14 +286,25 @@ def repair(home: str | Path, source: str | Path | None = None) -> Report:
     cdir = chain_dir(home, config)
     kinds = {p.kind for p in before.problems}
     if cdir is not None and "chain-log" in kinds:
-        if source is None:
+        if source is None and "state-db" in kinds:
             raise NodeError(
-                "the block log is damaged: pass --from DIR, a replica's or peer's copy of this "
-                f"chain's directory, to restore it ({before.problems[0].line()})")
-        src = Path(source)
-        old, n = restore_log(cdir, src)
-        done.append(f"restored the block log from {src} ({n} blocks verified)"
-                    + (f"; the damaged log is kept as {old}" if old else ""))
+                "the block log and the state DB are both damaged: pass --from DIR, a replica's "
+                f"or peer's copy of this chain's directory ({before.problems[0].line()})")
+        if source is None:
+            # the DB holds every committed block: rebuild the log from it, byte for byte
+            try:
+                old, n = regenerate_log(cdir)
+            except JournalError as exc:
+                raise NodeError(f"{exc}; pass --from DIR, a replica's or peer's copy of this "
+                                "chain's directory") from None
+            done.append(f"rebuilt the block log from the state DB ({n} blocks, each at the "
+                        "byte range and CRC the DB recorded)"
+                        + (f"; the damaged log is kept as {old}" if old else ""))
+        else:
+            src = Path(source)
+            old, n = restore_log(cdir, src)
+            done.append(f"restored the block log from {src} ({n} blocks verified)"
+                        + (f"; the damaged log is kept as {old}" if old else ""))
         mid = check(home, replay=True)
         kinds = {p.kind for p in mid.problems}
         if "chain-log" in kinds and "state-db" not in kinds:

@@ -56,8 +56,6 @@ def test_flipped_log_byte_is_found_and_repaired_from_a_replica(home, capsys):
     assert "--from" in p["fix"]
     with pytest.raises(JournalError, match="doctor --repair"):  # writes refused meanwhile
         ProMLNode.open(h).register("Dataset", "ds2", [])
-    assert main(["doctor", "--home", str(h), "--repair"]) == 2  # needs --from
-    capsys.readouterr()
     code, rep = _doctor(capsys, "--home", str(h), "--repair", "--from", str(replica))
     assert code == 0 and rep["healthy"] and rep["repaired"]
     kept = list((h / "chain").glob(f"{LOG_NAME}.damaged-*"))
@@ -67,11 +65,44 @@ def test_flipped_log_byte_is_found_and_repaired_from_a_replica(home, capsys):
     assert again.status("ds1")["state"] == again.status("ds2")["state"]
 
 
+def test_a_damaged_log_is_rebuilt_from_the_state_db_byte_for_byte(home, capsys):
+    h, node, _ = home
+    log = h / "chain" / LOG_NAME
+    good = log.read_bytes()
+    for damage in ("flip", "cut", "delete"):
+        if damage == "flip":
+            data = bytearray(good)
+            data[-30] ^= 0x01
+            log.write_bytes(bytes(data))
+        elif damage == "cut":
+            log.write_bytes(good[: len(good) // 2])
+        else:
+            log.unlink()
+        code, rep = _doctor(capsys, "--home", str(h))
+        assert code == 1 and rep["problems"][0]["kind"] == "chain-log"
+        code, rep = _doctor(capsys, "--home", str(h), "--repair")
+        assert code == 0 and "from the state DB" in rep["repaired"][0]
+        assert log.read_bytes() == good
+    assert len(list((h / "chain").glob(f"{LOG_NAME}.damaged-*"))) >= 1  # kept, not deleted
+
+
+def test_log_and_db_both_damaged_need_a_replica(home, capsys):
+    h, node, replica = home
+    (h / "chain" / LOG_NAME).unlink()
+    (h / "chain" / DB_NAME).write_bytes(b"x" * 4096)
+    assert main(["doctor", "--home", str(h), "--repair"]) == 2
+    assert "--from DIR" in capsys.readouterr().err
+    code, rep = _doctor(capsys, "--home", str(h), "--repair", "--from", str(replica))
+    assert code == 0 and rep["healthy"]
+    assert ProMLNode.open(h).status("ds1")["state"]
+
+
 def test_a_replica_of_another_chain_is_refused(home, tmp_path, capsys):
     h, node, _ = home
     other = JournaledChain.create(tmp_path / "other", genesis_timestamp=1_600_000_000)
     other.close()
     (h / "chain" / LOG_NAME).write_bytes(b"")
+    (h / "chain" / DB_NAME).unlink()
     assert main(["doctor", "--home", str(h), "--repair", "--from", str(tmp_path / "other")]) == 2
     assert "no verifiable block" in capsys.readouterr().err
 
@@ -142,5 +173,4 @@ def test_text_output_names_each_problem(home, capsys):
     assert f"problem: {h / 'chain' / LOG_NAME}: the block log is missing; fix:" in out
     report = check(h)
     assert not report.healthy
-    with pytest.raises(Exception, match="--from"):
-        repair(h)
+    assert repair(h).healthy  # rebuilt from the state DB
