@@ -324,6 +324,7 @@ CREATE INDEX logs_by_topic0 ON logs(topic0, block, log_index);
 CREATE INDEX logs_by_topic1 ON logs(topic1, block, log_index);
 """
 _DELETED = object()
+_LOG_COLUMNS = "block, log_index, address, topics, data, tx_hash, tx_index"
 
 
 def db_error(exc: BaseException, path: Path, doing: str) -> JournalError:
@@ -519,7 +520,7 @@ class StateDB:
             return None
         (block, bhash, ts, idx, sender, to, nonce, contract, status, gas, cum, price, output,
          revert) = rows[0]
-        logs = self._logs("SELECT * FROM logs WHERE block = ? AND tx_index = ? "
+        logs = self._logs(f"SELECT {_LOG_COLUMNS} FROM logs WHERE block = ? AND tx_index = ? "
                           "ORDER BY log_index", (block, idx))
         return Receipt(tx_hash=bytes(tx_hash), block_number=block, block_hash=bytes(bhash),
                        block_timestamp=ts, tx_index=idx, sender=sender, to=to, nonce=nonce,
@@ -534,7 +535,7 @@ class StateDB:
 
     def _logs(self, sql: str, args: tuple[Any, ...]) -> list[Log]:
         out = []
-        for block, idx, address, _t0, _t1, topics, data, tx_hash, tx_index in self.q(sql, args):
+        for block, idx, address, topics, data, tx_hash, tx_index in self.q(sql, args):
             topics = bytes(topics)
             out.append(Log(address=address,
                            topics=tuple(topics[i : i + 32] for i in range(0, len(topics), 32)),
@@ -556,7 +557,7 @@ class StateDB:
             if len(pattern) > i and pattern[i] is not None:
                 where.append(f"{column} = ?")
                 args.append(pattern[i])
-        logs = self._logs(f"SELECT * FROM logs WHERE {' AND '.join(where)} "
+        logs = self._logs(f"SELECT {_LOG_COLUMNS} FROM logs WHERE {' AND '.join(where)} "
                           "ORDER BY block, log_index", tuple(args))
         if len(pattern) > 1 or (pattern and pattern[0] is None):
             logs = [lg for lg in logs if len(lg.topics) >= len(pattern) and all(
