@@ -358,20 +358,13 @@ class StateDB:
                 "the block log with `proml doctor --repair`"
             )
         try:
-            if readonly:
-                writable_dir = os.access(path.parent, os.W_OK)
-                wal = path.with_name(path.name + "-wal")
-                mode = "ro" if writable_dir or (wal.exists() and wal.stat().st_size) else None
-                uri = (f"file:{path}?mode=ro" if mode else f"file:{path}?immutable=1")
-                self.conn = sqlite3.connect(uri, uri=True, isolation_level=None,
-                                            check_same_thread=False)
-            else:
-                self.conn = sqlite3.connect(str(path), isolation_level=None,
-                                            check_same_thread=False)
-            self.conn.execute("PRAGMA busy_timeout = 30000")
-            if not readonly:
-                self.conn.execute("PRAGMA journal_mode = WAL")
-                self.conn.execute("PRAGMA synchronous = FULL")
+            try:
+                self._connect(readonly)
+            except sqlite3.OperationalError as exc:
+                if readonly or create or "readonly" not in str(exc).replace("-", ""):
+                    raise
+                self.readonly = readonly = True  # a read-only DB file: serve reads
+                self._connect(True)
             if create:
                 self.conn.executescript("BEGIN;" + _SCHEMA + "COMMIT;")
             self.meta = dict(self.conn.execute("SELECT key, value FROM meta").fetchall())
@@ -379,6 +372,26 @@ class StateDB:
             raise db_error(exc, path, "opening") from None
         self.pending: dict[bytes, Any] = {}
         self._cache: dict[bytes, bytes] = {}
+
+    def _connect(self, readonly: bool) -> None:
+        path = self.path
+        if readonly:
+            from urllib.parse import quote
+
+            writable_dir = os.access(path.parent, os.W_OK)
+            wal = path.with_name(path.name + "-wal")
+            # immutable=1 only when no WAL holds commits (it would be ignored)
+            mode = "mode=ro" if writable_dir or (wal.exists() and wal.stat().st_size) else (
+                "immutable=1")
+            self.conn = sqlite3.connect(f"file:{quote(str(path))}?{mode}", uri=True,
+                                        isolation_level=None, check_same_thread=False)
+        else:
+            self.conn = sqlite3.connect(str(path), isolation_level=None,
+                                        check_same_thread=False)
+        self.conn.execute("PRAGMA busy_timeout = 30000")
+        if not readonly:
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = FULL")
 
     def close(self) -> None:
         self.conn.close()

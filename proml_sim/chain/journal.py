@@ -121,6 +121,7 @@ class JournaledChain(ChainBackend):
         self.log_path = self.directory / LOG_NAME
         self.db_path = self.directory / DB_NAME
         self.db = StateDB(self.db_path, readonly=not self.writable)
+        self.writable = self.writable and not self.db.readonly  # a read-only DB file
         if self.db.meta.get("genesis_hash") != self.genesis_hash:
             raise JournalError(
                 f"state DB {self.db_path} belongs to another chain (its genesis differs from "

@@ -448,3 +448,13 @@ def test_log_queries_by_address_and_topics(tmp_path):
     assert by_id and all(lg.topics[1] == mid for lg in by_id)
     assert by_id == [lg for lg in mine if len(lg.topics) > 1 and lg.topics[1] == mid]
     assert chain.logs(c.address, 2, 3) == [lg for lg in mine if 2 <= lg.block_number <= 3]
+
+
+def test_read_only_db_file_and_odd_paths(tmp_path, monkeypatch):
+    d = tmp_path / "a dir?with #odd chars"
+    _transfers(d, 1).close()
+    from proml_sim.chain import journal
+
+    monkeypatch.setattr(journal, "_writable", lambda p: False)
+    chain = JournaledChain(d)
+    assert chain.head().number == 1 and chain.balance(RECIPIENT) == 1
