@@ -131,7 +131,7 @@ def check_chain(d: Path, report: Report, *, replay: bool = True) -> None:
         report.problems.append(Problem("chain-log", str(log_path), "the block log is missing",
                                        fix_log))
         return
-    scan = scan_log(log_path, data, genesis, committed)
+    scan = scan_log(log_path, data, genesis, committed, all_txs=True)
     for line in scan.damage:
         report.problems.append(Problem("chain-log", str(log_path),
                                        line.removeprefix(f"{log_path}: "), fix_log))
