@@ -641,6 +641,9 @@ def _import_v1(directory: Path, meta: dict[str, Any], writable: bool) -> dict[st
     target = directory
     if not writable:
         target = Path(tempfile.mkdtemp(prefix="proml-v1-import-"))
+        import atexit
+
+        atexit.register(shutil.rmtree, target, True)  # our own scratch copy
         sys.stderr.write(f"note: {directory} is a read-only format-1 chain; it is replayed into "
                          f"a temporary store ({target}); make it writable once to import it\n")
     lock_fd = None
