@@ -128,36 +128,50 @@ def build_status_home(directory: str | Path, transitions: int, *, per_block: int
     return "m0"
 
 
-def _median_run(argv: list[str], runs: int) -> float:
-    import statistics
+def _run(argv: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of ``proml argv`` in a fresh process."""
+    import resource
     import sys
 
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "proml_sim.cli", *argv], check=True,
-                       capture_output=True)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "proml_sim.cli", *argv], check=True,
+                   capture_output=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def status_bench(sizes: tuple[int, ...] = (10, 10_000), runs: int = 3) -> dict[str, Any]:
-    """Wall time of ``proml status`` (a fresh process, median of ``runs``) on homes whose chains
-    hold each of ``sizes`` transitions, the ratio largest/smallest, and ``proml --help``."""
+    """Wall and CPU time of ``proml status`` (a fresh process, median of ``runs``; the sizes'
+    runs interleaved so they share the machine's load) on homes whose chains hold each of
+    ``sizes`` transitions, the ratio largest/smallest, and ``proml --help``."""
+    import statistics
+
     if not sizes or min(sizes) < 1 or runs < 1:
         raise ValueError("--status-sizes must be >= 1 and runs >= 1")
     tmp = Path(tempfile.mkdtemp(prefix="proml-status-bench-"))
     try:
-        res: dict[str, Any] = {"runs": runs, "status_s": {}, "blocks": {}, "open_ms": {}}
+        res: dict[str, Any] = {"runs": runs, "status_s": {}, "status_cpu_s": {}, "blocks": {},
+                               "open_ms": {}}
+        homes = {}
         for n in sizes:
             home = tmp / f"home{n}"
-            name = build_status_home(home, n)
-            res["status_s"][str(n)] = round(
-                _median_run(["status", name, "--home", str(home)], runs), 3)
+            homes[str(n)] = (home, build_status_home(home, n))
             res["blocks"][str(n)], res["open_ms"][str(n)] = _chain_open(home)
+        samples: dict[str, list[tuple[float, float]]] = {k: [] for k in [*homes, "help"]}
+        for _ in range(runs):
+            for key, (home, name) in homes.items():
+                samples[key].append(_run(["status", name, "--home", str(home)]))
+            samples["help"].append(_run(["--help"]))
+        for key in homes:
+            res["status_s"][key] = round(statistics.median(w for w, _ in samples[key]), 3)
+            res["status_cpu_s"][key] = round(statistics.median(c for _, c in samples[key]), 3)
         small, big = str(min(sizes)), str(max(sizes))
         res["ratio"] = round(res["status_s"][big] / res["status_s"][small], 2)
-        res["help_s"] = round(_median_run(["--help"], runs), 3)
+        res["cpu_ratio"] = round(res["status_cpu_s"][big] / res["status_cpu_s"][small], 2)
+        res["help_s"] = round(statistics.median(w for w, _ in samples["help"]), 3)
+        res["help_cpu_s"] = round(statistics.median(c for _, c in samples["help"]), 3)
         return res
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -181,7 +195,9 @@ def _chain_open(home: Path) -> tuple[int, float]:
 
 def status_text(s: dict[str, Any]) -> str:
     """The lines ``proml node-bench`` prints for :func:`status_bench`."""
-    sizes = ", ".join(f"{n} transitions ({s['blocks'][n]} blocks) {t} s (open {s['open_ms'][n]} "
-                      "ms)" for n, t in s["status_s"].items())
+    sizes = ", ".join(f"{n} transitions ({s['blocks'][n]} blocks) {t} s wall, "
+                      f"{s['status_cpu_s'][n]} s CPU (chain open {s['open_ms'][n]} ms)"
+                      for n, t in s["status_s"].items())
     return (f"proml status (fresh process, median of {s['runs']}): {sizes}; ratio largest/"
-            f"smallest {s['ratio']}\nproml --help: {s['help_s']} s")
+            f"smallest {s['ratio']} wall, {s['cpu_ratio']} CPU\nproml --help: {s['help_s']} s "
+            f"wall, {s['help_cpu_s']} s CPU")

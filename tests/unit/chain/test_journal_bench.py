@@ -22,5 +22,6 @@ def test_status_bench_keys(tmp_path):
     res = status_bench((2, 12), runs=1)
     assert set(res["status_s"]) == {"2", "12"} and res["help_s"] > 0
     assert res["ratio"] == round(res["status_s"]["12"] / res["status_s"]["2"], 2)
+    assert res["status_cpu_s"]["2"] > 0 and res["help_cpu_s"] > 0 and res["cpu_ratio"] > 0
     assert res["blocks"]["12"] >= res["blocks"]["2"] and res["open_ms"]["2"] > 0
     assert "ratio largest/smallest" in status_text(res)
