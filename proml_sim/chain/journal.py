@@ -176,13 +176,16 @@ class JournaledChain(ChainBackend):
 
     # -- the store ------------------------------------------------------------------------------
     def _scan(self) -> LogScan:
+        # the DB's index first, then the log: a writer appends to the log before it commits,
+        # so the log read after is never behind the index read before (no false "missing")
+        committed = self.db.committed()
         data = read_log(self.log_path)
         if data is None:
             scan = LogScan()
             scan.damage.append(f"{self.log_path}: the block log is missing (it is never "
                                "recreated silently)")
             return scan
-        return scan_log(self.log_path, data, self.genesis_hash, self.db.committed())
+        return scan_log(self.log_path, data, self.genesis_hash, committed)
 
     def _log_behind(self) -> bool:
         head = self.db.head_number()
