@@ -458,3 +458,29 @@ def test_read_only_db_file_and_odd_paths(tmp_path, monkeypatch):
     monkeypatch.setattr(journal, "_writable", lambda p: False)
     chain = JournaledChain(d)
     assert chain.head().number == 1 and chain.balance(RECIPIENT) == 1
+
+
+def test_readers_never_see_damage_while_a_writer_appends(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    JournaledChain.create(tmp_path / "c").close()
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_WRITER, str(tmp_path / "c")],
+                            stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        assert proc.stdout is not None and proc.stdout.readline()
+        seen = set()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            chain = JournaledChain(tmp_path / "c")
+            assert not chain.damage, chain.damage
+            head = chain.head()
+            assert chain.balance(RECIPIENT) >= head.number  # state at least as new as the head
+            seen.add(head.number)
+            chain.close()
+        assert len(seen) > 1  # the readers followed the writer
+    finally:
+        proc.kill()
+        proc.communicate()
