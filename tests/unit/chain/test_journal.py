@@ -252,6 +252,10 @@ def test_missing_garbage_and_swapped_files(tmp_path):
     shutil.copy(tmp_path / "o" / DB_NAME, d / DB_NAME)  # another chain's DB
     with pytest.raises(JournalError, match="belongs to another chain"):
         JournaledChain(d)
+    d = fresh()
+    shutil.copy(tmp_path / "o" / "chain.json", d / "chain.json")  # another chain's chain.json
+    with pytest.raises(JournalError, match="belongs to another chain"):
+        JournaledChain(d)
     # an older copy of the log beside the DB: committed blocks are missing from the log
     d = fresh()
     log = d / LOG_NAME
