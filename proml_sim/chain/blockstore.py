@@ -391,7 +391,9 @@ class StateDB:
                 "immutable=1")
             self.conn = sqlite3.connect(f"file:{quote(str(path))}?{mode}", uri=True,
                                         isolation_level=None, check_same_thread=False)
+            self.mode = mode
         else:
+            self.mode = "rw"
             self.conn = sqlite3.connect(str(path), isolation_level=None,
                                         check_same_thread=False)
         self.conn.execute("PRAGMA busy_timeout = 30000")

@@ -282,7 +282,7 @@ def test_read_only_directory_serves_reads(tmp_path, monkeypatch):
 
     monkeypatch.setattr(journal, "_writable", lambda d: False)
     ro = JournaledChain(tmp_path / "chain")
-    assert ro.db.readonly
+    assert ro.db.readonly and ro.db.mode == "mode=ro"
     c2 = LifecycleClient(ro, c.compiled, c.address)
     assert c2.state(mid) == "trained" and ro.head().number == 5
     with pytest.raises(JournalError, match="read-only"), ro.locked():
@@ -290,6 +290,16 @@ def test_read_only_directory_serves_reads(tmp_path, monkeypatch):
     # a read-only connection cannot write
     with pytest.raises(sqlite3.OperationalError):
         ro.db.conn.execute("DELETE FROM blocks")
+    ro.close()
+    # a directory SQLite cannot write its -shm into: opened immutable (no WAL is left)
+    from proml_sim.chain import blockstore
+
+    wal = tmp_path / "chain" / (DB_NAME + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    monkeypatch.setattr(blockstore.os, "access", lambda p, mode: False)
+    imm = JournaledChain(tmp_path / "chain")
+    assert imm.db.mode == "immutable=1"
+    assert LifecycleClient(imm, c.compiled, c.address).version(mid) == 2
 
 
 def test_sqlite_errors_are_journal_errors(tmp_path):
