@@ -126,7 +126,12 @@ def check_chain(d: Path, report: Report, *, replay: bool = True) -> None:
                                        fix_db))
         db = None
     log_path = d / LOG_NAME
-    data = read_log(log_path)
+    try:
+        data = read_log(log_path)
+    except JournalError as exc:
+        report.problems.append(Problem("chain-log", str(log_path), str(exc).split("; ")[0],
+                                       "fix its permissions"))
+        return
     if data is None:
         report.problems.append(Problem("chain-log", str(log_path), "the block log is missing",
                                        fix_log))
@@ -214,7 +219,12 @@ def check_store(home: Path, config: dict[str, Any], report: Report) -> list[str]
             if f.name.startswith("."):
                 continue
             digest = sub.name + f.name
-            got, _ = sha256_file(f)
+            try:
+                got, _ = sha256_file(f)
+            except OSError as exc:  # StoreError is one too
+                report.problems.append(Problem("blob", str(f), f"blob {digest} cannot be read "
+                                               f"({exc})", "fix its permissions"))
+                continue
             if got != digest:
                 bad.append(digest)
                 report.problems.append(Problem(
@@ -276,10 +286,17 @@ def check(home: str | Path, *, replay: bool = True) -> Report:
 def repair(home: str | Path, source: str | Path | None = None) -> Report:
     """Repair what :func:`check` finds (see the module docstring); returns the report of a
     check made after the repair, listing what was done in ``repaired``."""
+    try:
+        return _repair(Path(home), source)
+    except OSError as exc:
+        raise NodeError(f"cannot repair {home}: {exc.strerror or exc} ({exc.filename}); make "
+                        "the home and its chain directory writable, then run it again") from None
+
+
+def _repair(home: Path, source: str | Path | None) -> Report:
     from proml_sim.chain.journal import rebuild_state_db, regenerate_log, restore_log
     from proml_sim.node.store import BlobStore
 
-    home = Path(home)
     config = _config(home)
     before = check(home, replay=True)
     done: list[str] = []
