@@ -244,6 +244,13 @@ def test_missing_garbage_and_swapped_files(tmp_path):
     with pytest.raises(JournalError, match=f"{DB_NAME}.*doctor --repair"):
         JournaledChain(d).head()
     d = fresh()
+    (d / LOG_NAME).write_bytes(b"\x07garbage" * 500)
+    chain = JournaledChain(d)
+    assert "not a proml block log" in chain.damage[0]
+    with pytest.raises(JournalError, match="doctor --repair"), chain.locked():
+        pass
+    assert (d / LOG_NAME).read_bytes() == b"\x07garbage" * 500
+    d = fresh()
     shutil.copy(tmp_path / "o" / LOG_NAME, d / LOG_NAME)  # another chain's log
     assert "another chain" in JournaledChain(d).damage[0]
     d = fresh()
