@@ -39,9 +39,10 @@ def register(sub: Any) -> None:
         "doctor", help="check the home's chain (every block, the state against a replay), "
         "blobs and stray temporary files; --repair restores them",
         description="Check the node home's data. Exit 0 healthy, 1 problems found (one line "
-        "each, naming the file, block or blob and the fix). --repair restores the block log "
-        "from --from DIR (a replica's or peer's copy of the same chain, verified block by "
-        "block), rebuilds the state DB by replaying the log (the old DB is kept aside), "
+        "each, naming the file, block or blob and the fix). --repair rebuilds a damaged block "
+        "log from the state DB, or restores it from --from DIR (a replica's or peer's copy of "
+        "the same chain, verified block by block), rebuilds the state DB by replaying the log "
+        "(the old DB is kept aside), "
         "restores damaged blobs from the store's replicas and moves stray temporary files into "
         "<home>/quarantine. Nothing is deleted.")
     p.add_argument("--home", default=".proml", help="node home (default ./.proml)")

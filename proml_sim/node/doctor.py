@@ -11,10 +11,12 @@ fix):
 * stray temporary files of atomic writes (``.<name>.*.tmp``, the store's ``.incoming-*``) in the
   home, the chain directory and the store.
 
-``--repair``: the block log is restored from a replica's or peer's copy (``--from DIR``, checked
-block by block against the hash chain and our intact blocks); the state DB is rebuilt from the
-log by replay; damaged blobs are restored from the store's replicas (hash-checked); stray
-temporary files are moved into ``<home>/quarantine/``.  Nothing is deleted: every replaced file
+``--repair``: a damaged block log is rebuilt from the state DB (byte for byte: each record at
+the byte range and CRC the DB recorded) or, when the DB is damaged too, restored from a
+replica's or peer's copy (``--from DIR``, checked block by block against the hash chain and our
+intact blocks); the state DB is rebuilt from the log by replay; damaged blobs are restored from
+the store's replicas (hash-checked); stray temporary files are moved into
+``<home>/quarantine/``.  Nothing is deleted: every replaced file
 is renamed aside (``*.damaged-<time>``) or quarantined.
 """
 
