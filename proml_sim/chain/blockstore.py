@@ -554,6 +554,12 @@ class StateDB:
         rows = self.q("SELECT rlp FROM receipts WHERE tx_hash = ?", (bytes(tx_hash),))
         return bytes(rows[0][0]) if rows else None
 
+    def block_receipt_rlps(self, number: int) -> list[bytes]:
+        """The consensus encodings of a block's receipts, in transaction order (the leaves of
+        its receipt trie)."""
+        return [bytes(r[0]) for r in self.q(
+            "SELECT rlp FROM receipts WHERE block = ? ORDER BY tx_index", (number,))]
+
     def _logs(self, sql: str, args: tuple[Any, ...]) -> list[Log]:
         out = []
         for block, idx, address, topics, data, tx_hash, tx_index in self.q(sql, args):

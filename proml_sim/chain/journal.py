@@ -391,6 +391,11 @@ class JournaledChain(ChainBackend):
         """The consensus RLP encoding of a receipt, as the block's receipt trie holds it."""
         return self.db.receipt_rlp(tx_hash)
 
+    def block_receipt_rlps(self, number: int) -> list[bytes]:
+        """The consensus RLP encodings of block ``number``'s receipts, in transaction order
+        (the leaves of its receipt trie, for receipt proofs)."""
+        return self.db.block_receipt_rlps(number)
+
     def call(self, to: str | None, data: bytes, *, sender: str | None = None, value: int = 0
              ) -> CallResult:
         result: CallResult = self._fresh().call(to, data, sender=sender, value=value)

@@ -185,6 +185,18 @@ def _check_replay(d: Path, meta: dict[str, Any], db: Any, records: list[Any], he
                 f"block {rec.number} replays to 0x{info.hash.hex()}, the log says "
                 f"0x{rec.hash.hex()}", "restore the log with --repair --from DIR"))
             return
+    from proml_sim.chain.trie import ordered_trie_root
+
+    for rec in records:  # the receipts kept in the DB rebuild each block's receipt root
+        if rec.number > head:
+            break
+        fields = rlp.decode(rec.header)
+        if ordered_trie_root(db.block_receipt_rlps(rec.number))[0] != fields[5]:
+            report.problems.append(Problem(
+                "state-db", str(db.path), f"block {rec.number}'s receipts do not rebuild its "
+                "receipt root", "proml doctor --repair (rebuilds the state DB from the block "
+                "log)"))
+            return
     header = db.header(head)
     replay_head = engine._head
     db_root = rlp.decode(header)[3] if header else b""

@@ -174,3 +174,22 @@ def test_text_output_names_each_problem(home, capsys):
     report = check(h)
     assert not report.healthy
     assert repair(h).healthy  # rebuilt from the state DB
+
+
+def test_damaged_receipts_are_found(home, capsys):
+    h, node, _ = home
+    import sqlite3
+
+    chain = JournaledChain(h / "chain")
+    head = chain.head().number
+    rlps = chain.block_receipt_rlps(head)
+    assert rlps and all(r[0] == 2 for r in rlps)  # type-2 receipts, as the receipt trie holds
+    chain.close()
+    con = sqlite3.connect(h / "chain" / DB_NAME)
+    con.execute("UPDATE receipts SET rlp = ? WHERE block = ?", (b"\x02\xc0", head))
+    con.commit()
+    con.close()
+    code, rep = _doctor(capsys, "--home", str(h))
+    assert code == 1 and f"block {head}'s receipts" in rep["problems"][0]["what"]
+    code, rep = _doctor(capsys, "--home", str(h), "--repair")
+    assert code == 0 and rep["healthy"]
