@@ -83,10 +83,9 @@ def _config(home: Path) -> dict[str, Any]:
 def chain_dir(home: Path, config: dict[str, Any]) -> Path | None:
     """The home's chain directory (None for an RPC chain)."""
     chain = config.get("chain") or {}
-    if chain.get("kind") != "journal":
+    if chain.get("kind") != "journal" or not isinstance(chain.get("path"), str):
         return None
-    p = Path(chain["path"])
-    return p if p.is_absolute() else home / p
+    return home / chain["path"]  # relative to the home (an absolute path stays absolute)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,7 +249,17 @@ def check_store(home: Path, config: dict[str, Any], report: Report) -> list[str]
 
 
 def _replicas(home: Path, config: dict[str, Any]) -> list[Path]:
-    return [Path(r) if Path(r).is_absolute() else home / r for r in config.get("replicas", ())]
+    """The replica store directories of ``node.json`` (paths, or ``{"kind": "dir", "path"}``
+    entries; relative paths are relative to the home)."""
+    out = []
+    for r in config.get("replicas") or ():
+        if isinstance(r, dict):
+            if r.get("kind") != "dir" or not isinstance(r.get("path"), str):
+                continue
+            r = r["path"]
+        if isinstance(r, str):
+            out.append(home / r)  # an absolute r stays absolute
+    return out
 
 
 def stray_temp_files(home: Path, dirs: list[Path]) -> list[Path]:
