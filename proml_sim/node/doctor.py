@@ -85,7 +85,7 @@ def chain_dir(home: Path, config: dict[str, Any]) -> Path | None:
     chain = config.get("chain") or {}
     if chain.get("kind") != "journal" or not isinstance(chain.get("path"), str):
         return None
-    return home / chain["path"]  # relative to the home (an absolute path stays absolute)
+    return home / str(chain["path"])  # relative to the home (an absolute one stays absolute)
 
 
 # ---------------------------------------------------------------------------------------------
