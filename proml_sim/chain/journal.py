@@ -344,9 +344,12 @@ class JournaledChain(ChainBackend):
                 raise
             try:
                 self._commit(info, header, start, end, struct.unpack(">I", record[4:8])[0])
-            except BaseException:
+            except BaseException as exc:
                 self.db.discard()
                 self._engine_obj = None
+                if isinstance(exc, JournalError):
+                    raise JournalError(f"{exc} (block {info.number} is safe in the block log: "
+                                       "the next write commits it to the state DB)") from None
                 raise
             return info
 

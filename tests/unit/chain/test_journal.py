@@ -518,3 +518,20 @@ def test_readers_never_see_damage_while_a_writer_appends(tmp_path):
     finally:
         proc.kill()
         proc.communicate()
+
+
+def test_a_failed_db_commit_says_the_block_is_safe_in_the_log(tmp_path, monkeypatch):
+    chain = _transfers(tmp_path / "c", 1)
+    from proml_sim.chain import blockstore
+
+    def full(self, *a, **k):
+        raise blockstore.db_error(sqlite3.OperationalError("database or disk is full"),
+                                  self.path, "committing block 2")
+
+    monkeypatch.setattr(blockstore.StateDB, "commit_block", full)
+    with pytest.raises(JournalError, match=r"disk is full.*safe in the block log"), \
+            chain.locked():
+        chain.faucet_send(RECIPIENT, 1)
+        chain.produce_block()
+    monkeypatch.undo()
+    assert JournaledChain(tmp_path / "c").head().number == 2  # committed by the next opener
