@@ -671,6 +671,7 @@ def _import_v1(directory: Path, meta: dict[str, Any], writable: bool) -> dict[st
                 if (directory / name).exists():  # an import that crashed: keep it aside
                     (directory / name).rename(directory / f"{name}.partial-import-"
                                               f"{int(time.time())}")
+        records = list(v1_records(old_log))  # every record checked before anything is written
         genesis = _init_store(target, list(meta["funded"]), meta["chain_id"],
                               meta["gas_limit"], meta["genesis_timestamp"])
         if genesis.hex() != meta["genesis_hash"]:
@@ -685,7 +686,7 @@ def _import_v1(directory: Path, meta: dict[str, Any], writable: bool) -> dict[st
         # this function holds the directory's lock (a temporary store is private): hand it over
         chain._lock_fd = -1 if lock_fd is None else lock_fd
         try:
-            for pos, rec in v1_records(old_log):
+            for pos, rec in records:
                 for raw_hex in rec["txs"]:
                     chain.submit(bytes.fromhex(raw_hex))
                 info = chain.produce_block(rec["timestamp"])
@@ -694,6 +695,14 @@ def _import_v1(directory: Path, meta: dict[str, Any], writable: bool) -> dict[st
                         f"replaying block {rec['number']} (byte {pos}) of {old_log} gives hash "
                         f"{info.hash.hex()}, the journal says {rec['hash']}; the journal was "
                         "written by a different engine version or edited")
+        except JournalError:
+            chain.close()
+            if writable:  # the old journal stays the chain (the old release still opens it)
+                from proml_sim.fsutil import atomic_write_bytes
+
+                atomic_write_bytes(directory / "chain.json",
+                                   (directory / "chain.v1.json").read_bytes())
+            raise
         finally:
             chain._lock_fd = None
         chain.close()

@@ -535,3 +535,27 @@ def test_a_failed_db_commit_says_the_block_is_safe_in_the_log(tmp_path, monkeypa
         chain.produce_block()
     monkeypatch.undo()
     assert JournaledChain(tmp_path / "c").head().number == 2  # committed by the next opener
+
+
+def test_an_interrupted_format_1_import_is_redone_and_kept_aside(tmp_path):
+    head = _write_v1(tmp_path / "v1", 2)
+    JournaledChain(tmp_path / "v1").close()
+    meta = json.loads((tmp_path / "v1" / "chain.json").read_text())
+    meta["import_pending"] = True  # as a crash before the import's last step leaves it
+    (tmp_path / "v1" / "chain.json").write_text(json.dumps(meta))
+    chain = JournaledChain(tmp_path / "v1")
+    assert chain.head().hash == head
+    assert "import_pending" not in json.loads((tmp_path / "v1" / "chain.json").read_text())
+    assert list((tmp_path / "v1").glob(f"{LOG_NAME}.partial-import-*"))  # kept, not deleted
+
+
+def test_a_damaged_format_1_journal_is_named_not_truncated(tmp_path):
+    _write_v1(tmp_path / "v1", 3)
+    log = tmp_path / "v1" / "blocks.log"
+    data = bytearray(log.read_bytes())
+    data[20] ^= 0x01  # inside the first record, with later records intact
+    log.write_bytes(bytes(data))
+    with pytest.raises(JournalError, match=r"blocks\.log: the record at byte 0 fails"):
+        JournaledChain(tmp_path / "v1")
+    assert log.read_bytes() == bytes(data)
+    assert json.loads((tmp_path / "v1" / "chain.json").read_text())["format"] == 1
