@@ -236,10 +236,11 @@ def cmd_replica(args: argparse.Namespace) -> int:
 
 
 def cmd_node_bench(args: argparse.Namespace) -> int:
-    from proml_sim.node.bench import capture_bench, hash_bench
+    from proml_sim.node.bench import capture_bench, hash_bench, status_bench, status_text
 
     try:
-        res = {"hashing": hash_bench(args.size_mb, args.dir), "capture": capture_bench(args.steps)}
+        res = {"hashing": hash_bench(args.size_mb, args.dir), "capture": capture_bench(args.steps),
+               "status": status_bench(tuple(args.status_sizes), args.status_runs)}
     except ValueError as exc:
         raise NodeError(str(exc)) from exc
     h, c = res["hashing"], res["capture"]
@@ -247,7 +248,7 @@ def cmd_node_bench(args: argparse.Namespace) -> int:
             f"sha256sum {h.get('sha256sum_mb_s', 'n/a')} MB/s (ratio "
             f"{h.get('ratio_vs_sha256sum', 'n/a')}), store put {h['store_put_mb_s']} MB/s\n"
             f"capture: {c['overhead_ms_per_step']} ms per recorded step over the bare work "
-            f"({c['steps']} steps)")
+            f"({c['steps']} steps)\n" + status_text(res["status"]))
     _emit(args, res, text)
     return 0
 
@@ -378,6 +379,11 @@ def register(sub: Any) -> None:
     p.add_argument("--dir", type=cliargs.existing_dir,
                    help="where to write the temporary file (default: system temp)")
     p.add_argument("--steps", type=cliargs.positive_int, default=20, help="captured steps to time")
+    p.add_argument("--status-sizes", type=cliargs.positive_int, nargs="+", default=[10, 10_000],
+                   metavar="N",
+                   help="time `proml status` on chains of these many transitions (10 10000)")
+    p.add_argument("--status-runs", type=cliargs.positive_int, default=3,
+                   help="runs per size (median; 3)")
     p.set_defaults(func=cmd_node_bench)
 
     p = sub.add_parser("history", help="an artefact's provenance trail from the chain")
