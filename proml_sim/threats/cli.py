@@ -36,6 +36,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     unknown = [i for i in ids if i not in cat]
     if unknown:
         raise UsageError(f"unknown threat id(s) {unknown}; `proml threats list` shows them")
+    if args.param:
+        return cmd_sweep(args, cat, ids)
     from proml_sim.threats.runner import load_scenarios, run_many
 
     impl = load_scenarios()
@@ -53,10 +55,72 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if all(r["matches_expected"] for r in results) else 1
 
 
+def param_sweep(text: str) -> tuple[str, list[Any]]:
+    """``NAME=V1,V2,...`` -> (NAME, [V1, V2, ...]); values are TOML literals (``3``, ``0.5``,
+    ``true``, ``"x"``, ``[1, 2]``), and a value that is not one is taken as text."""
+    import tomllib
+
+    name, eq, rest = text.partition("=")
+    name = name.strip()
+    if not eq or not name.isidentifier() or not rest.strip():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not NAME=V1,V2,...; write e.g. --param stolen=1,2,3")
+    try:
+        values = tomllib.loads(f"v = [{rest}]")["v"]
+    except tomllib.TOMLDecodeError:
+        values = []
+        for part in rest.split(","):
+            try:
+                values.append(tomllib.loads(f"v = {part.strip()}")["v"])
+            except tomllib.TOMLDecodeError:
+                values.append(part.strip())
+    if not values or any(v == "" for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty value; write NAME=V1,V2")
+    return name, list(values)
+
+
+def cmd_sweep(args: argparse.Namespace, cat: dict[str, Any], ids: list[str]) -> int:
+    from proml_sim.threats.runner import load_scenarios, sweep_threat, with_parameters
+
+    impl = load_scenarios()
+    grid: list[tuple[str, list[Any]]] = args.param
+    names = [n for n, _ in grid]
+    if len(set(names)) != len(names):
+        raise UsageError(f"--param names a parameter twice ({names}); give each once")
+    models = [cat[i] for i in ids if i in impl]
+    for tm in models:  # every value checked before anything runs
+        for name, vs in grid:
+            for v in vs:
+                with_parameters(tm, {name: v})
+
+    def progress(what: str) -> None:
+        if not args.json:
+            print(f"running {what} ...", file=sys.stderr)
+
+    results = [sweep_threat(tm, grid, args.seeds, args.seed, progress) for tm in models]
+    if args.json:
+        print(json.dumps(results, indent=2, default=str))
+    else:
+        print(format_sweep(results))
+    return 0
+
+
+def format_sweep(results: list[dict[str, Any]]) -> str:
+    """One line per (threat, parameter point): both systems' verdict and ASR with interval."""
+    lines = [f"{'id':>4} {'parameters':<28} {'baseline':<44} {'ProML':<44}"]
+    for r in results:
+        for pt in r["points"]:
+            ps = " ".join(f"{k}={v}" for k, v in pt["parameters"].items())
+            lines.append(f"{r['id']:>4} {ps:<28} {_cell(pt['baseline']):<44} "
+                         f"{_cell(pt['proml']):<44}")
+    return "\n".join(lines)
+
+
 def _cell(side: dict[str, Any]) -> str:
     asr = side["asr"]
     lo, hi = side["asr_ci"]
-    return f"{side['verdict']} (ASR {asr:.2f} [{lo:.2f}, {hi:.2f}])"
+    n = side.get("attempts", side["seeds"])
+    return f"{side['verdict']} (ASR {asr:.2f} [{lo:.2f}, {hi:.2f}] n={n})"
 
 
 def format_matrix(results: list[dict[str, Any]]) -> str:
@@ -86,6 +150,10 @@ def register(sub: Any) -> None:
     rp.add_argument("--seed", type=cliargs.non_negative_int, default=0, help="first seed")
     rp.add_argument("--models", type=cliargs.existing_dir,
                     help="directory of threat models (default threat_models/)")
+    rp.add_argument("--param", type=param_sweep, action="append", metavar="NAME=V1,V2",
+                    help="sweep a [parameters] entry of the threat model over these values "
+                    "(TOML literals); repeat for a grid; each point runs --seeds seeds and "
+                    "reports its verdicts and ASR with 95 %% intervals")
     rp.add_argument("--json", action="store_true",
                     help="one object per scenario with baseline/proml verdicts and metrics")
     rp.set_defaults(func=cmd_run)

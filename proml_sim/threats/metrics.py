@@ -1,4 +1,5 @@
-"""Metrics with 95 % intervals over seeds: Wilson for rates, percentile bootstrap for times."""
+"""Metrics with 95 % intervals: Wilson for rates over independent trials, a cluster bootstrap
+across seeds for trials that share a seed's world, percentile bootstrap for times."""
 
 from __future__ import annotations
 
@@ -61,3 +62,53 @@ def bootstrap(values: Sequence[float], stat: Callable[[Sequence[float]], float] 
     a = (1 - level) / 2
     return Estimate(est, boots[int(a * (n_boot - 1))], boots[int((1 - a) * (n_boot - 1))],
                     len(xs))
+
+
+def cluster_bootstrap(clusters: Sequence[tuple[float, float]], n_boot: int = 2000,
+                      seed: int = 0, level: float = 0.95) -> Estimate:
+    """Ratio estimate sum(x)/sum(n) over clusters ``(x, n)`` with a percentile bootstrap
+    that resamples whole clusters (seeds).
+
+    Attack attempts within one seed share that seed's world (its timing, its monitor, its
+    admin's reaction), so they are not independent; resampling seeds instead of attempts keeps
+    that correlation in the interval.  ``n`` is the number of trials of the cluster and ``x``
+    its successes (or any additive quantity).  Clusters with ``n == 0`` carry no trial and are
+    ignored.  ``Estimate.n`` is the number of trials.
+    """
+    cs = [(float(x), float(n)) for x, n in clusters if n > 0]
+    if not cs:
+        return Estimate(None, None, None, 0)
+    trials = int(sum(n for _, n in cs))
+    est = sum(x for x, _ in cs) / sum(n for _, n in cs)
+    if len(cs) == 1:
+        return Estimate(est, est, est, trials)
+    rng = random.Random(seed)
+    boots = []
+    for _ in range(n_boot):
+        pick = rng.choices(cs, k=len(cs))
+        boots.append(sum(x for x, _ in pick) / sum(n for _, n in pick))
+    boots.sort()
+    a = (1 - level) / 2
+    lo, hi = boots[int(a * (n_boot - 1))], boots[int((1 - a) * (n_boot - 1))]
+    # a bootstrap from clusters that all agree has no spread; the Wilson bound of the pooled
+    # trials still says how far the rate could be from 0 or 1 with this many trials
+    if lo == hi and est in (0.0, 1.0):
+        return wilson(round(est * trials), trials)
+    return Estimate(est, lo, hi, trials)
+
+
+def trial_rate(clusters: Sequence[tuple[int, int]], seed: int = 0) -> Estimate:
+    """A rate over trials grouped by seed: ``clusters`` is ``[(successes, trials), ...]``,
+    one pair per seed.
+
+    With at most one trial per seed the trials are independent and the interval is Wilson's;
+    with several trials in some seed it is the cluster bootstrap across seeds (widened to the
+    pooled Wilson interval when every seed agrees, where resampling has no spread).
+    """
+    cs = [(int(x), int(n)) for x, n in clusters if n > 0]
+    for x, n in cs:
+        if not 0 <= x <= n:
+            raise ValueError(f"successes={x} outside [0, trials={n}]")
+    if all(n == 1 for _, n in cs):
+        return wilson(sum(x for x, _ in cs), len(cs))
+    return cluster_bootstrap([(float(x), float(n)) for x, n in cs], seed=seed)

@@ -2,13 +2,15 @@
 
 A scenario implements two functions, ``baseline(tm, seed, workdir) -> Outcome`` and
 ``proml(tm, seed, workdir) -> Outcome``, each one independent run of the attack with that
-seed.  Over seeds the runner computes the attack success rate (Wilson interval), the detection
-rate among successful attacks (Wilson), the time to detect (bootstrap of the median) and each
-extra metric the scenario reports (bootstrap of the mean; sweeps such as ASR(c) are passed
-through).  Verdicts come from the measurements only:
+seed.  A run may make several attack attempts (``Outcome.attempts``); rates count attempts as
+trials with seeds as clusters (Wilson when a seed makes one attempt, else a cluster bootstrap
+across seeds).  Over seeds the runner computes the attack success rate, the detection rate
+among successful attempts, the time to detect (bootstrap of the median), each extra metric
+the scenario reports (bootstrap of the mean) and every sweep point such as ASR(c) with its
+interval.  Verdicts come from the measurements only:
 
-* ``prevented``: no attack succeeded on any seed;
-* ``detected``: attacks succeeded, and every one was detected;
+* ``prevented``: no attempt succeeded on any seed;
+* ``detected``: attempts succeeded, and every successful one was detected;
 * ``documented_limit``: some attack succeeded undetected; the scenario states why this is a
   limit (for example an authorised insider's self-reported lie);
 * ``out_of_scope``: the scenario says so before running (``Outcome.out_of_scope``).
@@ -23,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from proml_sim.errors import UsageError
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.metrics import Estimate, bootstrap, wilson
+from proml_sim.threats.metrics import Estimate, bootstrap, trial_rate, wilson
 
 
 @dataclass
@@ -38,6 +41,26 @@ class Outcome:
     metrics: dict[str, float] = field(default_factory=dict)
     series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # sweeps
     note: str = ""
+    # trial level: a run may make several attack attempts (S1's targets, R2's trials); how
+    # many it made, how many reached the goal and how many of those were detected.  Left at
+    # None, a run is one trial whose result is ``attack_succeeded`` / ``detected``.
+    attempts: int | None = None
+    successes: int | None = None
+    detections: int | None = None
+
+    def trials(self) -> tuple[int, int, int]:
+        """(attempts, successes, detected successes) of this run."""
+        n = 1 if self.attempts is None else self.attempts
+        s = int(self.attack_succeeded) if self.successes is None else self.successes
+        d = int(self.attack_succeeded and self.detected) if self.detections is None \
+            else self.detections
+        if not 0 <= d <= s <= n:
+            raise ValueError(f"trial counts out of order: detections {d} <= successes {s} "
+                             f"<= attempts {n} must hold; fix the scenario's Outcome")
+        if (s > 0) != self.attack_succeeded:
+            raise ValueError(f"successes={s} contradicts attack_succeeded="
+                             f"{self.attack_succeeded}; fix the scenario's Outcome")
+        return n, s, d
 
 
 RunFn = Callable[[ThreatModel, int, Path], Outcome]
@@ -78,22 +101,31 @@ def load_scenarios() -> dict[str, Scenario]:
 def verdict(outcomes: list[Outcome]) -> str:
     if any(o.out_of_scope for o in outcomes):
         return "out_of_scope"
-    succeeded = [o for o in outcomes if o.attack_succeeded]
-    if not succeeded:
+    counts = [o.trials() for o in outcomes]
+    if not any(s for _, s, _ in counts):
         return "prevented"
-    if all(o.detected for o in succeeded):
+    if all(d == s for _, s, d in counts):
         return "detected"
     return "documented_limit"
 
 
 def summarise(outcomes: list[Outcome], seed: int = 0) -> dict[str, Any]:
+    """Verdict and every rate with its 95 % interval over ``outcomes`` (one per seed).
+
+    Rates are over attack attempts (trials), seeds being clusters: Wilson when each seed makes
+    one attempt, a cluster bootstrap across seeds otherwise (:func:`metrics.trial_rate`).
+    Each sweep ``series[k]`` gives ``[x, mean, seeds]`` per point and ``k + "_ci"`` its
+    interval ``[x, lo, hi]`` (Wilson for 0/1 points, bootstrap of the mean otherwise).
+    """
     n = len(outcomes)
     succ = [o for o in outcomes if o.attack_succeeded]
-    asr = wilson(len(succ), n)
-    det = wilson(sum(o.detected for o in succ), len(succ))
+    counts = [o.trials() for o in outcomes]
+    asr = trial_rate([(s, a) for a, s, _ in counts], seed=seed)
+    det = trial_rate([(d, s) for _, s, d in counts], seed=seed)
     ttd = bootstrap([o.ttd_s for o in succ if o.detected and o.ttd_s is not None], seed=seed)
     out: dict[str, Any] = {
         "verdict": verdict(outcomes), "seeds": n,
+        "attempts": sum(a for a, _, _ in counts), "successes": sum(s for _, s, _ in counts),
         "asr": asr.value, "asr_ci": [asr.lo, asr.hi],
         "detection_rate": det.value, "detection_rate_ci": [det.lo, det.hi],
         "ttd_s": ttd.value, "ttd_s_ci": [ttd.lo, ttd.hi],
@@ -111,10 +143,21 @@ def summarise(outcomes: list[Outcome], seed: int = 0) -> dict[str, Any]:
             for x, y in o.series.get(k, []):
                 points.setdefault(x, []).append(y)
         out[k] = [[x, statistics.fmean(ys), len(ys)] for x, ys in sorted(points.items())]
+        out[f"{k}_ci"] = [[x, *_point_ci(ys, seed)] for x, ys in sorted(points.items())]
     notes = sorted({o.note for o in outcomes if o.note})
     if notes:
         out["notes"] = notes
     return out
+
+
+def _point_ci(ys: list[float], seed: int) -> list[float | None]:
+    """95 % interval of one sweep point over seeds: Wilson if every value is 0 or 1 (one
+    trial per seed), else a bootstrap of the mean."""
+    if all(y in (0.0, 1.0) for y in ys):
+        e = wilson(int(sum(ys)), len(ys))
+    else:
+        e = bootstrap(ys, stat=statistics.fmean, seed=seed)
+    return [e.lo, e.hi]
 
 
 def run_threat(tm: ThreatModel, seeds: int | None = None, base_seed: int = 0,
@@ -141,6 +184,46 @@ def run_threat(tm: ThreatModel, seeds: int | None = None, base_seed: int = 0,
     if p["verdict"] == "documented_limit" and sc.limit_note:
         result["limit"] = sc.limit_note
     return result
+
+
+def with_parameters(tm: ThreatModel, values: dict[str, Any]) -> ThreatModel:
+    """``tm`` with some ``[parameters]`` replaced.  Only parameters the threat model's file
+    declares can be set, with a value of the declared type (an int where a float is declared
+    is taken as that float), so a typo cannot silently run the default."""
+    import dataclasses
+
+    params = dict(tm.parameters)
+    for name, value in values.items():
+        if name not in params:
+            raise UsageError(f"{tm.id} has no parameter {name!r}; its parameters are "
+                             f"{', '.join(sorted(params)) or 'none'} ({tm.path})")
+        old = params[name]
+        if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not type(old):
+            raise UsageError(f"{tm.id} parameter {name} must be a {type(old).__name__} like "
+                             f"{old!r}, not {value!r}")
+        params[name] = value
+    return dataclasses.replace(tm, parameters=params)
+
+
+def sweep_threat(tm: ThreatModel, grid: list[tuple[str, list[Any]]], seeds: int | None = None,
+                 base_seed: int = 0, progress: Callable[[str], None] | None = None
+                 ) -> dict[str, Any]:
+    """Run ``tm`` at every point of the grid (the cartesian product of each parameter's
+    values), each point over ``seeds`` seeds with the full summary (intervals included)."""
+    import itertools
+
+    names = [n for n, _ in grid]
+    points = []
+    for combo in itertools.product(*(vs for _, vs in grid)):
+        values = dict(zip(names, combo, strict=True))
+        if progress:
+            progress(f"{tm.id} {values}")
+        r = run_threat(with_parameters(tm, values), seeds, base_seed)
+        points.append({"parameters": values, "baseline": r["baseline"], "proml": r["proml"],
+                       "matches_expected": r["matches_expected"]})
+    return {"id": tm.id, "title": tm.title, "sweep": names, "points": points}
 
 
 def _fresh(root: Path, side: str, i: int) -> Path:
