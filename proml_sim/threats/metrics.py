@@ -73,7 +73,9 @@ def cluster_bootstrap(clusters: Sequence[tuple[float, float]], n_boot: int = 200
     admin's reaction), so they are not independent; resampling seeds instead of attempts keeps
     that correlation in the interval.  ``n`` is the number of trials of the cluster and ``x``
     its successes (or any additive quantity).  Clusters with ``n == 0`` carry no trial and are
-    ignored.  ``Estimate.n`` is the number of trials.
+    ignored.  ``Estimate.n`` is the number of trials.  With few seeds the bootstrap has
+    little or no spread (seeds that all agree give a zero-width interval): see
+    :func:`trial_rate`, which never reports less than the pooled Wilson interval.
     """
     cs = [(float(x), float(n)) for x, n in clusters if n > 0]
     if not cs:
@@ -90,10 +92,6 @@ def cluster_bootstrap(clusters: Sequence[tuple[float, float]], n_boot: int = 200
     boots.sort()
     a = (1 - level) / 2
     lo, hi = boots[int(a * (n_boot - 1))], boots[int((1 - a) * (n_boot - 1))]
-    # a bootstrap from clusters that all agree has no spread; the Wilson bound of the pooled
-    # trials still says how far the rate could be from 0 or 1 with this many trials
-    if lo == hi and est in (0.0, 1.0):
-        return wilson(round(est * trials), trials)
     return Estimate(est, lo, hi, trials)
 
 
@@ -102,13 +100,20 @@ def trial_rate(clusters: Sequence[tuple[int, int]], seed: int = 0) -> Estimate:
     one pair per seed.
 
     With at most one trial per seed the trials are independent and the interval is Wilson's;
-    with several trials in some seed it is the cluster bootstrap across seeds (widened to the
-    pooled Wilson interval when every seed agrees, where resampling has no spread).
+    with several trials in some seed it is the cluster bootstrap across seeds, never narrower
+    than the Wilson interval of the pooled trials.
     """
     cs = [(int(x), int(n)) for x, n in clusters if n > 0]
     for x, n in cs:
         if not 0 <= x <= n:
             raise ValueError(f"successes={x} outside [0, trials={n}]")
+    pooled = wilson(sum(x for x, _ in cs), sum(n for _, n in cs))
     if all(n == 1 for _, n in cs):
-        return wilson(sum(x for x, _ in cs), len(cs))
-    return cluster_bootstrap([(float(x), float(n)) for x, n in cs], seed=seed)
+        return pooled
+    boot = cluster_bootstrap([(float(x), float(n)) for x, n in cs], seed=seed)
+    # clustering can only widen the interval of independent trials (trials of one seed agree
+    # more than independent ones); with few seeds the bootstrap understates the spread, so the
+    # pooled Wilson interval is a floor
+    assert boot.lo is not None and boot.hi is not None and pooled.lo is not None \
+        and pooled.hi is not None
+    return Estimate(boot.value, min(boot.lo, pooled.lo), max(boot.hi, pooled.hi), boot.n)

@@ -22,3 +22,66 @@ def test_bootstrap_contains_median_and_is_reproducible():
     a, b = bootstrap(xs, seed=1), bootstrap(xs, seed=1)
     assert a == b and a.lo <= a.value <= a.hi and a.value == 50.5
     assert bootstrap([]).value is None and bootstrap([3.0]).lo == 3.0
+
+
+def test_cluster_bootstrap_resamples_seeds_not_trials():
+    from proml_sim.threats.metrics import cluster_bootstrap
+
+    # 10 seeds of 10 trials each; the seeds disagree strongly (all or nothing)
+    clustered = [(10, 10)] * 5 + [(0, 10)] * 5
+    e = cluster_bootstrap(clustered, seed=3)
+    w = wilson(50, 100)  # what treating the 100 trials as independent would claim
+    assert e.value == 0.5 and e.n == 100
+    assert (e.hi - e.lo) > 1.5 * (w.hi - w.lo)  # the correlation within seeds widens it
+    assert cluster_bootstrap([]).value is None and cluster_bootstrap([(2, 4)]).lo == 0.5
+
+
+def test_trial_rate_wilson_for_single_trials_and_floor_for_clusters():
+    from proml_sim.threats.metrics import trial_rate
+
+    assert trial_rate([(1, 1), (0, 1), (1, 1)]) == wilson(2, 3)
+    # two seeds that agree: the bootstrap has no spread, the pooled Wilson interval is the floor
+    e = trial_rate([(1, 3), (1, 3)])
+    w = wilson(2, 6)
+    assert e.value == pytest.approx(1 / 3) and e.lo <= w.lo and e.hi >= w.hi and e.n == 6
+    with pytest.raises(ValueError):
+        trial_rate([(4, 3)])
+
+
+def test_summarise_counts_attempts_and_gives_every_sweep_point_an_interval():
+    from proml_sim.threats.runner import Outcome, summarise
+
+    outs = [Outcome(True, True, 5.0, attempts=3, successes=2, detections=1,
+                    series={"asr_by_c": [(0.0, 0.0), (1.0, 1.0)]}),
+            Outcome(False, attempts=3, successes=0, series={"asr_by_c": [(0.0, 0.0),
+                                                                        (1.0, 1.0)]})]
+    s = summarise(outs)
+    assert (s["attempts"], s["successes"]) == (6, 2) and s["asr"] == pytest.approx(1 / 3)
+    assert s["detection_rate"] == 0.5 and s["verdict"] == "documented_limit"
+    ci = {x: (lo, hi) for x, lo, hi in s["asr_by_c_ci"]}
+    assert ci[1.0] == (wilson(2, 2).lo, 1.0) and ci[0.0] == (0.0, wilson(0, 2).hi)
+    with pytest.raises(ValueError):  # successes contradicting the headline bit
+        Outcome(False, attempts=2, successes=1).trials()
+
+
+def test_param_sweep_parses_toml_values_and_rejects_unknown_names():
+    import argparse
+
+    from proml_sim.errors import UsageError
+    from proml_sim.threats.catalogue import load_catalogue
+    from proml_sim.threats.cli import param_sweep
+    from proml_sim.threats.runner import with_parameters
+
+    assert param_sweep("stolen=1,2,3") == ("stolen", [1, 2, 3])
+    assert param_sweep("count=domains,accounts") == ("count", ["domains", "accounts"])
+    assert param_sweep("attack_after_s=[1.0, 2.0],[3.0, 4.0]")[1] == [[1.0, 2.0], [3.0, 4.0]]
+    for bad in ("stolen", "=1", "stolen="):
+        with pytest.raises(argparse.ArgumentTypeError):
+            param_sweep(bad)
+    s1 = load_catalogue()["S1"]
+    assert with_parameters(s1, {"approvals": 3}).parameters["approvals"] == 3
+    assert with_parameters(s1, {"poll_s": 30}).parameters["poll_s"] == 30.0
+    with pytest.raises(UsageError, match="no parameter"):
+        with_parameters(s1, {"stolne": 3})
+    with pytest.raises(UsageError, match="must be a int"):
+        with_parameters(s1, {"approvals": "three"})

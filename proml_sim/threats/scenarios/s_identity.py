@@ -38,7 +38,14 @@ from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.monitor import Activity, ActivityMonitor, ChainReader, activities
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import outcome_of, salt, small_world
+from proml_sim.threats.scenarios.common import (
+    model_lifecycle,
+    model_world,
+    outcome_of,
+    salt,
+    small_world,
+    threshold_of,
+)
 from proml_sim.threats.scenarios.r_repudiation import tx_fields, tx_signer, tx_with
 
 MIN = 60.0
@@ -159,7 +166,7 @@ S1_DEFAULTS: dict[str, Any] = {
     "approvers": 4, "stolen": 2, "targets": 3, "horizon_s": 3 * HOUR, "poll_s": 60.0,
     "reaction_mean_s": 900.0, "burst_max": 4, "burst_window_s": 1800.0,
     "honest_interval_s": 1200.0, "attack_after_s": [40 * MIN, 80 * MIN],
-    "attack_gap_s": [60.0, 600.0],
+    "attack_gap_s": [60.0, 600.0], "approvals": 2, "count": "domains",
 }
 
 
@@ -180,7 +187,7 @@ class _S1Plan:
     gaps: dict[str, list[float]]
     reaction: dict[str, float]  # account name -> admin reaction delay after its first alert
     honest_gaps: dict[str, list[float]]
-    honest_pairs: dict[str, list[tuple[int, int]]]
+    honest_pairs: dict[str, list[tuple[int, ...]]]  # the k verifiers of each honest model
     seq_second_after: float
 
     @classmethod
@@ -200,21 +207,22 @@ class _S1Plan:
                       for g in groups for i in range(n)},
             honest_gaps={g: [rng.expovariate(1.0 / p["honest_interval_s"]) for _ in range(per)]
                          for g in groups},
-            honest_pairs={g: [tuple(rng.sample(range(n), 2)) for _ in range(per)]  # type: ignore[misc]
-                          for g in groups},
+            honest_pairs={g: [tuple(rng.sample(range(n), min(n, int(p["approvals"]))))
+                              for _ in range(per)] for g in groups},
             seq_second_after=rng.uniform(10 * MIN, 60 * MIN),
         )
 
 
-def _stolen(group: str, n: int) -> list[str]:
-    """Names of the stolen keys in a group: the first s verifiers (seq: verifiers 0 and 1)."""
-    s = 2 if group == "seq" else int(group)
+def _stolen(group: str, n: int, k: int) -> list[str]:
+    """Names of the stolen keys in a group: the first s verifiers (seq: the first k, k being
+    the threshold: k - 1 approve, are revoked, then the k-th approves)."""
+    s = k if group == "seq" else int(group)
     return [f"v{group}_{i}" for i in range(min(s, n))]
 
 
 def _s1_outcome(p: dict[str, Any], plan: _S1Plan, res: dict[str, Any]) -> Outcome:
     """Headline, series and metrics from per-group results (same for both systems)."""
-    n = int(p["approvers"])
+    n, k = int(p["approvers"]), int(p["approvals"])
     series: dict[str, list[tuple[float, float]]] = {
         "asr_by_keys": [], "detected_by_keys": [], "damage_models_by_keys": [],
         "damage_approvals_by_keys": []}
@@ -227,7 +235,7 @@ def _s1_outcome(p: dict[str, Any], plan: _S1Plan, res: dict[str, Any]) -> Outcom
         series["damage_approvals_by_keys"].append((float(s), float(r["bogus_approvals"])))
     head = res[str(int(p["stolen"]))]
     alerts = res["alerts"]
-    stolen_all = {a for g in plan.groups for a in _stolen(g, n)}
+    stolen_all = {a for g in plan.groups for a in _stolen(g, n, k)}
     true_alerts = sum(1 for a in alerts if a in stolen_all)
     metrics = {
         "damage": float(head["verified"]),
@@ -244,9 +252,12 @@ def _s1_outcome(p: dict[str, Any], plan: _S1Plan, res: dict[str, Any]) -> Outcom
     if res["seq"]["revoked_counted"] is not None:
         metrics["revoked_approvals_counted"] = float(res["seq"]["revoked_counted"])
     succeeded = head["verified"] > 0
+    # each target model is one attack attempt of the run (the seed's world is their cluster)
     return Outcome(succeeded, succeeded and head["detected"],
                    head["ttd"] if succeeded and head["detected"] else None,
-                   metrics=metrics, series=series)
+                   metrics=metrics, series=series, attempts=int(p["targets"]),
+                   successes=int(head["verified"]),
+                   detections=int(head["verified"]) if head["detected"] else 0)
 
 
 @scenario("S1", limit="k stolen keys from k domains, used together, meet a k-of-n threshold "
@@ -259,7 +270,11 @@ class StolenApproverKey:
         plan = _S1Plan.draw(seed, p)
         n = int(p["approvers"])
         env = simpy.Environment()
-        db = central_db(workdir / "p.sqlite", {"Model": Model}, admin="db-admin")
+        db = central_db(workdir / "p.sqlite",
+                        {"Model": model_lifecycle(int(p["approvals"]), str(p["count"]))},
+                        admin="db-admin")
+        # the attacker reads the threshold from the service's published rules
+        k = db.irs["Model"].transition("verify").approvals
         db.grant("op", "Model", "operator", "client-co")
         db.grant("dev", "Model", "developer", "dev-co")
         for g in plan.groups:
@@ -305,12 +320,12 @@ class StolenApproverKey:
                     approve(v, aid, ev)
 
         def attacker(g: str, targets: list[str]):
-            keys = _stolen(g, n)
+            keys = _stolen(g, n, k)
             dead: set[str] = set()
             yield env.timeout(plan.attack_at[g])
             first_attack[g] = env.now
             for j, aid in enumerate(targets):
-                use = _keys_for(keys, dead, j)
+                use = _keys_for(keys, dead, j, k)
                 if not use:
                     return
                 d = digest_of("bogus", g, j).hex()
@@ -323,15 +338,17 @@ class StolenApproverKey:
                 yield env.timeout(plan.gaps[g][j])
 
         def sequential(target: str):
-            a, b = _stolen("seq", n)
+            *first, b = _stolen("seq", n, k)
             yield env.timeout(plan.attack_at["seq"])
             first_attack["seq"] = env.now
             d = digest_of("bogus", "seq").hex()
-            if approve(a, target, d) == "ok":
-                bogus["seq"].add((a, target))
-            while a not in revoked and env.now < p["horizon_s"] - plan.seq_second_after:
+            for a in first:
+                if approve(a, target, d) == "ok":
+                    bogus["seq"].add((a, target))
+            while (not set(first) <= set(revoked)
+                   and env.now < p["horizon_s"] - plan.seq_second_after):
                 yield env.timeout(p["poll_s"])
-            if a not in revoked:
+            if not set(first) <= set(revoked):
                 return
             yield env.timeout(plan.seq_second_after)  # the second key is stolen later
             if approve(b, target, d) == "ok":
@@ -371,7 +388,7 @@ class StolenApproverKey:
         env.run(until=p["horizon_s"])
         res: dict[str, Any] = {"alerts": [a.account for a in mon.alerts]}
         for g in plan.groups:
-            keys = _stolen(g, n)
+            keys = _stolen(g, n, k)
             states = [db.admin_sql("SELECT state FROM artefacts WHERE id=?", (t,))[0][0]
                       for t in targets[g]]
             res[g] = _group_result(keys, alerted, revoked, first_attack.get(g),
@@ -392,8 +409,10 @@ class StolenApproverKey:
                 people[f"v{g}_{i}"] = (f"verif-{i}", regions[i % 3])
         grants = [("op", "Model", "operator"), ("dev", "Model", "developer")]
         grants += [(v, "Model", "verifier") for v in people if v.startswith("v")]
-        w, ps = small_world(seed, people, grants)
+        w, ps = model_world(seed, people, grants,
+                            model_lifecycle(int(p["approvals"]), str(p["count"])))
         model = w.clients["Model"]
+        k, _ = threshold_of(model)  # the attacker reads the threshold from the contract
         name_of = {pp.address: name for name, pp in ps.items()}
         # each verifier domain watches its own accounts against its own evaluation log
         mon = ActivityMonitor(burst_max=int(p["burst_max"]),
@@ -432,12 +451,12 @@ class StolenApproverKey:
                 targets[g].append((yield from _model(w, "target", f"t{g}-{j}")))
 
         def attacker(g: str):
-            keys = _stolen(g, n)
+            keys = _stolen(g, n, k)
             dead: set[str] = set()
             yield w.env.timeout(plan.attack_at[g])
             first_attack[g] = w.env.now
             for j, mid in enumerate(targets[g]):
-                use = _keys_for(keys, dead, j)
+                use = _keys_for(keys, dead, j, k)
                 if not use:
                     return
                 d = digest_of("bogus", g, j)
@@ -454,16 +473,18 @@ class StolenApproverKey:
                 yield w.env.timeout(plan.gaps[g][j])
 
         def sequential():
-            a, b = _stolen("seq", n)
+            *first, b = _stolen("seq", n, k)
             yield w.env.timeout(plan.attack_at["seq"])
             mid = targets["seq"][0]
             first_attack["seq"] = w.env.now
             d = digest_of("bogus", "seq")
-            if (yield from approve(a, mid, d)):
-                bogus["seq"].add((a, mid))
-            while a not in revoked and w.env.now < p["horizon_s"] - plan.seq_second_after:
+            for a in first:
+                if (yield from approve(a, mid, d)):
+                    bogus["seq"].add((a, mid))
+            while (not set(first) <= set(revoked)
+                   and w.env.now < p["horizon_s"] - plan.seq_second_after):
                 yield w.env.timeout(p["poll_s"])
-            if a not in revoked:
+            if not set(first) <= set(revoked):
                 return
             yield w.env.timeout(plan.seq_second_after)  # the second key is stolen later
             if (yield from approve(b, mid, d)):
@@ -504,13 +525,13 @@ class StolenApproverKey:
         res: dict[str, Any] = {"alerts": [name_of[a.account] for a in mon.alerts]}
         for g in plan.groups:
             verified = sum(model.state(t) == "verified" for t in targets.get(g, []))
-            res[g] = _group_result(_stolen(g, n), alerted, revoked, first_attack.get(g),
+            res[g] = _group_result(_stolen(g, n, k), alerted, revoked, first_attack.get(g),
                                    verified, len(bogus[g]))
         res["seq"]["revoked_counted"] = seq["revoked_counted"]
         return _s1_outcome(p, plan, res)
 
 
-def _keys_for(keys: list[str], dead: set[str], j: int, k: int = 2) -> list[str]:
+def _keys_for(keys: list[str], dead: set[str], j: int, k: int) -> list[str]:
     """The stolen keys the attacker uses on its j-th target: k of the keys still alive, in
     rotation (spreading the activity over the keys)."""
     alive = [v for v in keys if v not in dead]

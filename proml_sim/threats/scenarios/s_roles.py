@@ -11,7 +11,14 @@ from proml_sim.sim import digest_of
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import outcome_of, salt, small_world
+from proml_sim.threats.scenarios.common import (
+    model_lifecycle,
+    model_world,
+    outcome_of,
+    salt,
+    small_world,
+    threshold_of,
+)
 
 
 def role_violations(client: Any) -> int:
@@ -89,15 +96,28 @@ class NoRoleCallsEverything:
                                 "calls": float(len(txs)), "accepted": float(len(accepted))})
 
 
+S4_DEFAULTS: dict[str, Any] = {"approvers": 4, "approvals": 2, "count": "domains"}
+
+
+def _s4_setup(tm: ThreatModel) -> tuple[int, type[Any]]:
+    """(n, the Model lifecycle with the threat model's k-of-n and count mode)."""
+    unknown = set(tm.parameters) - set(S4_DEFAULTS)
+    if unknown:
+        raise ValueError(f"{tm.path}: unknown parameters {sorted(unknown)}; known: "
+                         f"{sorted(S4_DEFAULTS)}")
+    p = {**S4_DEFAULTS, **tm.parameters}
+    return int(p["approvers"]), model_lifecycle(int(p["approvals"]), str(p["count"]))
+
+
 @scenario("S4", limit="k colluding approvers can approve anything: a threshold cannot stop "
                      "k insiders; every colluder is identified from the Approved events")
 class Collusion:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        n = int(tm.parameters.get("approvers", 4))
+        n, lifecycle = _s4_setup(tm)
         series = []
         for c in range(n + 1):
-            db = CentralDB(workdir / f"c{c}.sqlite", {"Model": Model}, admin="v0")
+            db = CentralDB(workdir / f"c{c}.sqlite", {"Model": lifecycle}, admin="v0")
             db.grant("op", "Model", "operator", "client-co")
             aid = db.register("op", "Model", "m")
             if c >= 1:  # the database admin is one of the colluders: one UPDATE suffices
@@ -111,13 +131,13 @@ class Collusion:
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        n = int(tm.parameters.get("approvers", 4))
-        k = 2  # Model.verify: 2 approvals from distinct trust domains
+        n, lifecycle = _s4_setup(tm)
         people = {"op": ("client-co", "eu"), "dev": ("dev-co", "us"),
                   **{f"v{i}": (f"verif-{i}", "eu") for i in range(n)}}
         grants = [("op", "Model", "operator"), ("dev", "Model", "developer"),
                   *((f"v{i}", "Model", "verifier") for i in range(n))]
-        w, ps = small_world(seed, people, grants)
+        w, ps = model_world(seed, people, grants, lifecycle)
+        k, _ = threshold_of(w.clients["Model"])  # what the deployed contract demands
         results: dict[int, tuple[bool, set[str]]] = {}
 
         def run_c(c: int):

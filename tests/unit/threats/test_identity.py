@@ -58,6 +58,17 @@ def test_s1_stolen_keys(catalogue, tmp_path):
     assert b["revoked_approvals_counted"] == 1 and p["revoked_approvals_counted"] == 0
 
 
+def test_s1_thief_uses_as_many_keys_as_the_deployed_threshold_needs(catalogue, tmp_path):
+    from proml_sim.threats.runner import with_parameters
+
+    tm = with_parameters(catalogue["S1"], {"approvals": 3, "stolen": 3})
+    r = run_threat(tm, seeds=1, workdir=tmp_path)
+    for side in (r["baseline"], r["proml"]):  # k = 3 read from the contract: 2 keys cannot
+        assert series(side, "asr_by_keys") == {0.0: 0, 1.0: 0, 2.0: 0, 3.0: 1, 4.0: 1}
+        assert side["verdict"] == "detected" and side["attempts"] == 3
+        assert 1 <= side["successes"] <= 3
+
+
 def test_s3_sybil_accounts(catalogue, tmp_path):
     r = run(catalogue, "S3", 1, tmp_path)
     a = catalogue["S3"].parameters["sybils"]
@@ -148,3 +159,14 @@ def test_parameters_are_checked(catalogue, tmp_path):
     tm = dataclasses.replace(catalogue["S3"], parameters={"sybil": 2})
     with pytest.raises(ValueError, match="unknown parameters"):
         run_threat(tm, seeds=1, workdir=tmp_path)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_s4_colluders_read_the_threshold_from_the_contract(catalogue, tmp_path, k):
+    from proml_sim.threats.runner import with_parameters
+
+    r = run_threat(with_parameters(catalogue["S4"], {"approvals": k}), seeds=1,
+                   workdir=tmp_path)
+    p = r["proml"]
+    assert series(p, "asr_by_c") == {float(c): float(c >= k) for c in range(5)}
+    assert p["attribution"] == 1.0 and p["threshold_violations"] == 0.0
