@@ -85,3 +85,30 @@ def test_param_sweep_parses_toml_values_and_rejects_unknown_names():
         with_parameters(s1, {"stolne": 3})
     with pytest.raises(UsageError, match="must be a int"):
         with_parameters(s1, {"approvals": "three"})
+
+
+def test_baseline_guards_audit_chain_and_indexes(tmp_path):
+    import sqlite3
+
+    from proml_sim.lifecycles import Model
+    from proml_sim.threats.baseline import CentralDB
+
+    db = CentralDB(tmp_path / "b.sqlite", {"Model": Model}, admin="dba")
+    db.grant("op", "Model", "operator", "client-co")
+    db.grant("dev", "Model", "developer", "dev-co")
+    aid = db.register("op", "Model", "m", at=1.0)
+    db.fire("dev", "train", aid, "ab" * 32, at=2.0)
+    assert db.verify_audit() is None and len(db.admin_sql("SELECT * FROM audit")) == 2
+    for sql in ("UPDATE history SET actor='x'", "DELETE FROM audit"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):  # the application
+            db.conn.execute(sql)
+    db.conn.rollback()
+    head = db.audit_head()
+    db.admin_sql("UPDATE audit SET actor='intern' WHERE action='train'")  # the DBA bypasses
+    assert db.bypasses == 1 and db.verify_audit() == 2
+    db.rechain_audit()  # ...and re-chains: only a kept head tells
+    assert db.verify_audit() is None and db.audit_head() != head
+    plan = db.conn.execute("EXPLAIN QUERY PLAN SELECT * FROM history WHERE artefact=? "
+                           "ORDER BY seq", (aid,)).fetchall()
+    assert "USING INDEX" in str(plan)
+    db.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 from pathlib import Path
 
@@ -50,20 +51,51 @@ def _censored_run(seed: int, sealers: int, m: int, records: int) -> tuple[list[f
 class Censorship:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
+        """The database's admin silently drops the victim domain's writes with a trigger; the
+        application still answers "recorded".  The victim reads each record back through the
+        application (what a careful client does) and notices the missing ones."""
+        records = int(tm.parameters.get("records", 10))
         env = simpy.Environment()
+        rng = random.Random(seed)
         db = CentralDB(workdir / "p.sqlite", {"Model": Model}, admin="db-admin")
-        db.grant("victim", "Model", "operator", "victim-co")
-        refused = []
+        for who, dom in (("victim", "victim-co"), ("other", "other-co")):
+            for role in ("operator", "developer"):
+                db.grant(who, "Model", role, dom)
+        mids = {who: db.register(who, "Model", "m") for who in ("victim", "other")}
+        for trig in ("history", "audit"):  # the censorship: the victim's rows never land
+            db.admin_sql(f"CREATE TRIGGER censor_{trig} BEFORE INSERT ON {trig} "
+                         "WHEN NEW.actor = 'victim' BEGIN SELECT RAISE(IGNORE); END")
+        db.admin_sql("CREATE TRIGGER censor_state BEFORE UPDATE ON artefacts "
+                     "WHEN OLD.owner = 'victim' BEGIN SELECT RAISE(IGNORE); END")
+        answered, lost, found = [0], [0], [0]
+        first: dict[str, float] = {}
 
-        def victim():  # the database's admin drops the victim's writes (a trigger, say)
-            for i in range(int(tm.parameters.get("records", 10))):
-                yield env.timeout(20)
-                refused.append(i)
+        def team(who: str):
+            for i in range(records):
+                yield env.timeout(rng.expovariate(1 / 20))
+                d = digest_of(who, i).hex()
+                if db.fire(who, "train", mids[who], d, at=env.now):
+                    answered[0] += who == "victim"
+                yield env.timeout(1.0)  # the client reads its record back
+                back = any(r[4] == d for r in db.history(mids[who]))
+                if who == "victim" and not back:
+                    lost[0] += 1
+                    found[0] += 1  # the read-back shows the write is missing
+                    first.setdefault("submitted", env.now - 1.0)
+                    first.setdefault("noticed", env.now)
 
-        env.process(victim())
+        env.process(team("victim"))
+        env.process(team("other"))
         env.run()
         db.close()
-        return Outcome(True, False, None, metrics={"censored_forever_rate": 1.0})
+        ttd = first["noticed"] - first["submitted"] if first else None
+        return Outcome(lost[0] > 0, lost[0] > 0 and found[0] == lost[0], ttd,
+                       attempts=records, successes=lost[0], detections=found[0],
+                       metrics={"censored_forever_rate": lost[0] / records,
+                                "writes_acknowledged": float(answered[0])},
+                       note="baseline: the DBA's trigger drops the victim's rows while the "
+                            "application acknowledges them; the victim's read-back sees the gap "
+                            "and can only complain: nobody else can record for it")
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:

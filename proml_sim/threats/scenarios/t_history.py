@@ -72,6 +72,7 @@ class CoverUp:
         env = simpy.Environment()
         db = baseline_db(workdir, admin="op")  # the owner runs the database
         snaps: list[tuple[Any, ...]] = []
+        caught: dict[str, float] = {}
         mid = db.register("op", "Model", "m")
 
         def honest():
@@ -98,10 +99,16 @@ class CoverUp:
             for n, r in enumerate(db.history(mid), start=1):
                 db.admin_sql("UPDATE history SET version=? WHERE seq=?", (n, r[0]))
             db.admin_sql("UPDATE artefacts SET version=? WHERE id=?", (len(db.history(mid)), mid))
+            # ...and the hash-chained audit trail: drop the rejection's rows, re-chain the rest
+            # (the chain has no secret, so its internal check passes again afterwards)
+            db.admin_sql("DELETE FROM audit WHERE artefact=? AND action='reject'", (mid,))
+            db.rechain_audit()
 
-        def auditor():
+        def auditor():  # an outside auditor keeps its own copies of the history it was shown
             while env.now < plan["end"]:
                 snaps.append(tuple(db.history(mid)))
+                if prefix_violations(snaps[-2:]) and "at" not in caught:
+                    caught["at"] = env.now
                 yield env.timeout(T4_SNAPSHOT_EVERY)
 
         env.process(honest())
@@ -109,11 +116,18 @@ class CoverUp:
         env.process(auditor())
         env.run(until=plan["end"] + 1)
         present = any(r[1] == "reject" for r in db.history(mid))
+        chain_ok = db.verify_audit() is None
+        bypasses = db.bypasses
         db.close()
         v = prefix_violations(snaps)
-        return Outcome(v > 0 or not present, False, None,
+        # detected: the auditor's own earlier copy is no prefix of what it is shown now
+        found = caught.get("at")
+        return Outcome(v > 0 or not present, found is not None,
+                       None if found is None else found - plan["cover_at"],
                        metrics={"integrity_violations": float(v),
-                                "reject_present": float(present), "consumers_fooled": 0.0})
+                                "reject_present": float(present), "consumers_fooled": 0.0,
+                                "audit_chain_verifies_after": float(chain_ok),
+                                "guard_bypasses": float(bypasses)})
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:

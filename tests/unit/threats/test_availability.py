@@ -51,27 +51,27 @@ def test_d2_withholding_stalls_below_k_and_escalation_restores_liveness(catalogu
 def test_d3_gas_is_flat_in_history_length_the_baseline_read_is_not(catalogue):
     r = run(catalogue, "D3")
     b, p = r["baseline"], r["proml"]
-    assert (b["verdict"], p["verdict"]) == ("documented_limit", "prevented")
+    assert (b["verdict"], p["verdict"]) == ("prevented", "prevented")
     for op in ("train", "approve", "register", "first_train"):
         gas = series(p, f"gas_{op}_by_L")
         assert set(gas) == {1, 10, 100, 1000}
         assert abs(gas[1000] - gas[10]) <= 200, (op, gas)
     assert p["max_loop_bound"] == 16
-    read = series(b, "read_history_steps_as_built_by_L")
-    assert read[1000] > 20 * read[10]  # a full scan of the history table
-    indexed = series(b, "read_history_steps_indexed_by_L")
+    read = series(b, "read_history_steps_without_index_by_L")
+    assert read[1000] > 20 * read[10]  # without the baseline's index: a full table scan
+    indexed = series(b, "read_history_steps_as_built_by_L")
     assert indexed[1000] == indexed[10]
 
 
 def test_d4_spam_above_capacity_delays_honest_work_and_is_attributed(catalogue):
     r = run(catalogue, "D4")
     b, p = r["baseline"], r["proml"]
-    assert (b["verdict"], p["verdict"]) == ("documented_limit", "detected")
+    assert (b["verdict"], p["verdict"]) == ("prevented", "detected")
     lat = series(p, "honest_latency_p50_by_rate")
     assert lat[12] > 2 * lat[0] and lat[3] < 2 * lat[0] + 2  # below capacity: no effect
     assert abs(p["honest_gas_delta"]) < 50  # gas per honest operation does not degrade
     assert p["junk_after_revoke"] == 0 and p["ttd_s"] < 30 and p["false_flags"] == 0
-    assert b["honest_cost_growth"] > 100  # unindexed name lookups in the baseline
+    assert b["honest_cost_growth"] < 1.2  # the baseline's indexes: flat under 10^4 junk rows
 
 
 def test_d5_guard_flags_the_frozen_node_within_seconds(catalogue):
@@ -127,3 +127,18 @@ def test_c3_block_number_cutoff_ignores_skewed_timestamps(catalogue):
     assert p["skewed_blocks"] > 0 and p["wrong_decisions_naive_targeted"] > 0
     assert p["wrong_decisions_targeted"] == 0 and p["skew_detection_rate"] > 0.5
     assert b["wrong_decisions"] == 16
+
+
+def test_d1_baseline_censorship_is_executed_and_read_back(catalogue):
+    from proml_sim.threats.scenarios.d_censorship import Censorship
+
+    records = int(catalogue["D1"].parameters["records"])
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        o = Censorship.baseline(catalogue["D1"], 0, Path(tmp))
+    # the application acknowledged every write; the trigger dropped every one; the victim's
+    # read-back found each gap
+    assert o.metrics["writes_acknowledged"] == records
+    assert o.trials() == (records, records, records) and o.ttd_s is not None

@@ -75,9 +75,13 @@ def test_t3_recall_from_chain_events_matches_the_node_lineage(catalogue, tmp_pat
 def test_t4_history_stays_a_prefix_on_proml_not_in_the_database(catalogue, tmp_path):
     base = run(catalogue, "T4", "baseline", (0, 1), tmp_path)
     prom = run(catalogue, "T4", "proml", (0,), tmp_path)
-    assert verdict(base) == "documented_limit"
+    # the DBA bypasses the append-only guards and re-chains the audit trail (which then
+    # verifies); the outside auditor's snapshots catch the rewrite within one snapshot period
+    assert verdict(base) == "detected"
     assert all(o.metrics["integrity_violations"] > 0 and o.metrics["reject_present"] == 0
-               for o in base)
+               and o.metrics["guard_bypasses"] > 0
+               and o.metrics["audit_chain_verifies_after"] == 1 for o in base)
+    assert all(o.detected and 0 < o.ttd_s <= 300 for o in base)
     m = prom[0].metrics
     assert verdict(prom) == "prevented"
     assert m["integrity_violations"] == 0 and m["reject_present"] == 1
