@@ -308,20 +308,23 @@ class DeleteBlob:
             f = workdir / f"data{r}.csv"
             f.write_bytes(f"rows of seed {seed} r {r}\n".encode() * 200)
             o.register("Dataset", f"ds{r}", [f])
-        result: dict[int, tuple[bool, bool]] = {}
+        result: dict[int, tuple[bool, bool, float]] = {}
+        deleted_at: dict[int, float] = {}
 
         def owner(r: int):
             yield env.timeout(rng.uniform(1, 6) * HOUR)
             shutil.rmtree(owners[r].store.objects)  # its own store: all it controls
+            deleted_at[r] = env.now
 
         def fetch(r: int):
             yield env.timeout(rng.uniform(7, 24) * HOUR)
             name = f"ds{r}@{owners[r].address}"
-            # the deletion itself is evident: the owner no longer holds the bytes that its
-            # on-chain registration commits to
-            digest = consumer.client("Dataset").history(consumer.resolve(name).id)[0].digest
-            gone = not owners[r].store.has(digest.hex())
-            result[r] = (_retrievable(consumer, name), gone)
+            # what the consumer itself sees: the chain still commits to a digest (so the record
+            # existed), and no store it can reach has bytes hashing to it -- an alarm raised
+            # from the consumer's own data, not from looking into the owner's store
+            on_chain = bool(consumer.client("Dataset").history(consumer.resolve(name).id))
+            ok = _retrievable(consumer, name)
+            result[r] = (ok, on_chain and not ok, env.now - deleted_at[r])
 
         for r in range(n):
             env.process(owner(r))
@@ -332,9 +335,9 @@ class DeleteBlob:
         lossy = _loss_series(workdir / "loss", n, int(p["trials"]), float(p["replica_loss"]),
                              rng, seed)
         head = min(int(p["replicas"]), n - 1)
-        available, gone = result[head]
-        return Outcome(not available, gone, None,
+        available, noticed, ttd = result[head]
+        return Outcome(not available, noticed, ttd if noticed else None,
                        metrics={"availability": float(available),
-                                "deletion_evident": float(gone)},
+                                "deletion_evident": float(noticed)},
                        series={"availability_by_r": series,
                                "availability_by_r_with_loss": lossy})

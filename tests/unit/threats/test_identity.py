@@ -134,7 +134,8 @@ def test_r1_repudiation(catalogue, tmp_path):
 def test_r2_blob_deletion(catalogue, tmp_path):
     r = run(catalogue, "R2", 1, tmp_path)
     b, p = r["baseline"], r["proml"]
-    assert p["verdict"] == "prevented" and p["availability"] == 1 and p["deletion_evident"] == 1
+    # replicas heal the owner's deletion: the consumer gets the bytes and sees nothing amiss
+    assert p["verdict"] == "prevented" and p["availability"] == 1 and p["deletion_evident"] == 0
     assert series(p, "availability_by_r") == {0.0: 0, 1.0: 1, 2.0: 1, 3.0: 1}
     lossy = series(p, "availability_by_r_with_loss")
     assert lossy[0.0] == 0 and lossy[3.0] >= lossy[1.0] > 0
@@ -170,3 +171,14 @@ def test_s4_colluders_read_the_threshold_from_the_contract(catalogue, tmp_path, 
     p = r["proml"]
     assert series(p, "asr_by_c") == {float(c): float(c >= k) for c in range(5)}
     assert p["attribution"] == 1.0 and p["threshold_violations"] == 0.0
+
+
+def test_r2_without_replicas_the_consumer_notices_from_its_own_view(catalogue, tmp_path):
+    from proml_sim.threats.runner import with_parameters
+
+    r = run_threat(with_parameters(catalogue["R2"], {"replicas": 0}), seeds=1,
+                   workdir=tmp_path)
+    p, b = r["proml"], r["baseline"]
+    # the chain still commits to the digest, no reachable store has it: the consumer's alarm
+    assert p["verdict"] == "detected" and p["availability"] == 0 and p["ttd_s"] > 0
+    assert b["verdict"] == "documented_limit"  # the row is gone too: nothing to notice
