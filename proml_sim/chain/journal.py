@@ -111,7 +111,8 @@ class JournaledChain(ChainBackend):
             from proml_sim.chain.accounts import Signer, derive_private_keys
             from proml_sim.chain.pyevm import FAUCET_SEED
 
-            self._faucet_signer = Signer(derive_private_keys(FAUCET_SEED, 1)[0])
+            signer: Any = Signer(derive_private_keys(FAUCET_SEED, 1)[0])
+            self._faucet_signer = signer
         return self._faucet_signer
 
     def __init__(self, directory: str | Path, *, _importing: bool = False) -> None:
