@@ -103,6 +103,7 @@ class JournaledChain(ChainBackend):
     """A :class:`PyEVMBackend` whose blocks and state persist in ``directory``."""
 
     name = "pyevm-journal"
+    _faucet_signer: Any
 
     @property
     def _faucet(self) -> Any:
@@ -139,7 +140,7 @@ class JournaledChain(ChainBackend):
         self._engine_obj: Any = None
         self._raw: dict[bytes, bytes] = {}
         self._lock_fd: int | None = None
-        self._faucet_signer: Any = None  # made on first use (eth-account is slow to import)
+        self._faucet_signer = None  # made on first use (eth-account is slow to import)
         self.scan = self._scan()
         self.damage: list[str] = list(self.scan.damage)
         if self.damage:
