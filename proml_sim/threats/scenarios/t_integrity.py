@@ -509,9 +509,10 @@ class SplitView:
         plan = _t6_plan(tm, seed)
         env = simpy.Environment()
         db = baseline_db(workdir, admin="da")
-        # a URL catalogue: the application accepts a registration without a digest
-        aid = db.register("da", "Dataset", plan["url"], "")
-        url_only = db.admin_sql("SELECT COUNT(*) FROM artefacts WHERE id=?", (aid,))[0][0]
+        # a careful catalogue records the digest of the honest bytes at registration (as T1's
+        # baseline does); the URL is where consumers fetch them
+        aid = db.register("da", "Dataset", plan["url"], hexd(plan["good"]))
+        url_only = 0
         served_bad, detected, exposed = [], [], []
 
         def consumer(i: int):
@@ -530,7 +531,9 @@ class SplitView:
         env.run()
         db.close()
         return Outcome(bool(served_bad), bool(served_bad) and len(detected) == len(served_bad),
-                       None, metrics={"consumers_exposed": float(len(exposed)),
+                       None, attempts=len(plan["targeted"]), successes=len(served_bad),
+                       detections=len(served_bad) - len(exposed),
+                       metrics={"consumers_exposed": float(len(exposed)),
                                       "url_only_accepted": float(url_only),
                                       "mismatches_served": float(len(served_bad)),
                                       "mismatches_detected": float(len(detected))})
@@ -588,6 +591,8 @@ class SplitView:
         w.finish()
         ttd = (min(detected) - plan["split"]) if detected else None
         return Outcome(bool(served_bad), bool(served_bad) and not exposed, ttd,
+                       attempts=len(plan["targeted"]), successes=len(served_bad),
+                       detections=len(served_bad) - len(exposed),
                        metrics={"consumers_exposed": float(len(exposed)),
                                 "url_only_accepted": float(st.get("url_only", False)),
                                 "mismatches_served": float(len(served_bad)),
