@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from eth_utils.crypto import keccak
 
 from proml_sim.chain.client import LifecycleClient
 from proml_sim.compiler import compile_artefact
+from proml_sim.errors import LifecycleError
 from proml_sim.ir import ZERO32, Transitioned
 from proml_sim.lifecycles import Model
 from proml_sim.node.consumer import (
@@ -420,47 +422,36 @@ def version_jumps(versions: list[int]) -> int:
 class FastForward:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        """An application that trusts the caller's version: ``update(artefact, version)``
-        accepts any version greater than the current one (stale-write protection)."""
+        """The careful baseline's application numbers versions itself (``version + 1`` in
+        :meth:`CentralDB.fire`): the insider's call carries a digest and no version; it tries
+        the same call with the huge version packed in where a version could go (the digest
+        field), then the legitimate updates follow."""
         legit = int(tm.parameters.get("legit_updates", 5))
         env = simpy.Environment()
         db = baseline_db(workdir, admin="dev")
+        db.grant("dev2", "Model", "developer", "dev-co")
         mid = db.register("op", "Model", "m")
         rejected: list[int] = []
-        versions: list[int] = [1]
 
-        def update(actor: str, version: int, digest: str) -> bool:
-            cur = db.conn.execute("SELECT version FROM artefacts WHERE id=?",
-                                  (mid,)).fetchone()[0]
-            if "developer" not in db._roles(actor, "Model") or version <= cur:
-                return False
+        def update(actor: str, digest: str) -> bool:
             try:
-                db.conn.execute("UPDATE artefacts SET version=?, state='trained', digest=? "
-                                "WHERE id=?", (version, digest, mid))
-                db.conn.execute("INSERT INTO history (artefact, step, actor, version, digest, "
-                                "at) VALUES (?, 'train', ?, ?, ?, ?)",
-                                (mid, actor, version, digest, env.now))
-            except OverflowError:  # SQLite integers are 64-bit
-                db.conn.rollback()
+                return db.fire(actor, "train", mid, digest, at=env.now)
+            except (LifecycleError, OverflowError, sqlite3.Error):
                 return False
-            db.conn.commit()
-            versions.append(version)
-            return True
 
         def run():
             yield env.timeout(TICK)
-            update("dev", 2, hexd(b"m1"))
+            update("dev", hexd(b"m1"))
             yield env.timeout(TICK)
-            update("dev", SQLITE_MAX, hexd(b"fast-forward"))  # the attacker's version
+            update("dev2", f"{SQLITE_MAX:064x}")  # the attacker's "version"
             for i in range(legit):
                 yield env.timeout(TICK)
-                cur = db.conn.execute("SELECT version FROM artefacts WHERE id=?",
-                                      (mid,)).fetchone()[0]
-                if not update("dev", cur + 1, hexd(b"m%d" % (i + 2))):
+                if not update("dev", hexd(b"m%d" % (i + 2))):
                     rejected.append(i)
 
         env.process(run())
         env.run()
+        versions = [int(r[3]) for r in db.history(mid)]
         db.close()
         jumps = version_jumps(versions)
         return Outcome(jumps > 0 or bool(rejected), False, None,
