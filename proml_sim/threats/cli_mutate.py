@@ -36,13 +36,20 @@ def cmd_mutate(args: argparse.Namespace) -> int:
         raise UsageError("proml mutate runs the hypothesis property suite; install it with "
                          "pip install 'proml-sim[dev]' (or pip install hypothesis)") from exc
 
+    if args.coverage:
+        return cmd_coverage(args)
     try:
         lifecycle = load_lifecycle(args.lifecycle)
         progress = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
+        mutants = None
+        if args.mutant_file:
+            from proml_sim.threats.mutants import load_user_mutants, mutants_for
+
+            mutants = [*mutants_for(lifecycle), *load_user_mutants(args.mutant_file, lifecycle)]
         report = run_mutation(
             lifecycle, max_examples=args.max_examples, seed=args.seed, steps=args.steps,
             only=tuple(args.mutant) if args.mutant else None, chain_only=args.chain_only,
-            progress=progress,
+            progress=progress, mutants=mutants,
         )
     except (MutantAnchorError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
@@ -58,6 +65,43 @@ def cmd_mutate(args: argparse.Namespace) -> int:
             print("the unmutated contract fails the threat properties: the suite (or the "
                   "generator) is broken, so kills mean nothing", file=sys.stderr)
     return EXIT_OK if report.all_killed else EXIT_CHECK_FAILED
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    """``proml mutate --coverage``: per guard (revert reason) of the generated contracts, how
+    many generated sequences made it fail; exit 1 if a guard was never hit."""
+    from proml_sim.lifecycles import load_lifecycle
+
+    try:
+        from proml_sim.compiler import compile_artefact
+        from proml_sim.threats.properties import guard_coverage
+    except ImportError as exc:  # hypothesis is a development extra
+        if (exc.name or "").split(".")[0] != "hypothesis":
+            raise
+        raise UsageError("proml mutate --coverage runs the hypothesis property suite; install "
+                         "it with pip install 'proml-sim[dev]'") from exc
+    try:
+        lifecycle = load_lifecycle(args.lifecycle)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    rows = []
+    for layout in args.layout or ["registry"]:
+        if not args.json:
+            print(f"guard coverage of {args.lifecycle} ({layout}) ...", file=sys.stderr)
+        rows.append(guard_coverage(compile_artefact(lifecycle, layout=layout), layout,
+                                   args.max_examples, args.seed, args.steps))
+    if args.json:
+        print(json.dumps([c.to_json() for c in rows], sort_keys=True))
+    else:
+        for c in rows:
+            print(f"{c.lifecycle} ({c.layout}): {len(c.guards) - len(c.missed)} of "
+                  f"{len(c.guards)} guards hit in {c.examples} sequences (seed {args.seed})")
+            for g in c.to_json()["guards"]:
+                print(f"  {g['sequences']:5d}  {g['reason']}"
+                      + (f"  [{g['sites']} sites]" if g["sites"] > 1 else ""))
+            if not c.suite_passed:
+                print("  the unmutated contract fails the threat properties", file=sys.stderr)
+    return EXIT_OK if all(not c.missed and c.suite_passed for c in rows) else EXIT_CHECK_FAILED
 
 
 def register(sub: Any) -> None:
@@ -83,6 +127,16 @@ def register(sub: Any) -> None:
     p.add_argument("--chain-only", action="store_true",
                    help="also run each mutant without the reference interpreter (chain-data "
                    "properties only)")
+    p.add_argument("--coverage", action="store_true",
+                   help="instead of mutants: per guard (revert reason) of the generated "
+                   "contracts, how many generated sequences made it fail; exit 1 if one is "
+                   "never hit")
+    p.add_argument("--layout", action="append", choices=("registry", "factory", "clone"),
+                   help="with --coverage: the contract layout(s) (default registry)")
+    p.add_argument("--mutant-file", type=cliargs.existing_file, metavar="FILE",
+                   help="also plant your own mutant(s): a TOML file of [[mutant]] tables with "
+                   "id, title, old and new (the exact text to replace, found exactly once), "
+                   "optionally part (registry, factory, clone, artefact) and function")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("--out", type=cliargs.output_dir, help="write DIR/mutation.json (atomically)")
     p.set_defaults(func=cmd_mutate)

@@ -39,6 +39,7 @@ __all__ = [
     "MutationReport",
     "NotApplicable",
     "build_mutant",
+    "load_user_mutants",
     "mutants_for",
     "run_mutation",
     "write_report",
@@ -606,3 +607,80 @@ def format_matrix(report: MutationReport) -> str:
                  f"contract: {originals}; seed {report.seed}, up to {report.max_examples} "
                  f"examples x {report.steps} steps; {report.seconds:.0f} s")
     return "\n".join(lines)
+
+
+# -- a user's own mutants (``proml mutate --mutant-file FILE``) ---------------------------------
+_USER_KEYS = {"id", "title", "old", "new", "layout", "part", "function", "how_killed"}
+
+
+def load_user_mutants(path: str | Path, lifecycle: Any) -> list[Mutant]:
+    """The mutants of a TOML file of ``[[mutant]]`` tables, each the exact replacement of one
+    text of a generated contract::
+
+        [[mutant]]
+        id = "u-one-approval"               # unique, not one of the catalogue's ids
+        title = "verify fires on one approval"
+        old = "if _n < 2:"                  # the exact generated text, found exactly once
+        new = "if _n < 1:"
+        function = "verify"                 # optional: search only this function's body
+        layout = "registry"                 # optional: registry (default), factory, clone
+        part = "registry"                   # optional: the layout's contract, or
+                                            # "factory.artefact" / "clone.artefact"
+
+    Every anchor is checked against the lifecycle's generated source at once: a text that is
+    not there exactly once raises :class:`MutantAnchorError`; a malformed file, ``ValueError``
+    naming the file, the entry and the fix.
+    """
+    import tomllib
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: cannot be read as TOML ({exc}); fix the file") from exc
+    entries = data.get("mutant")
+    if not isinstance(entries, list) or not entries or set(data) != {"mutant"}:
+        raise ValueError(f"{path}: expected one or more [[mutant]] tables and nothing else")
+    ir = build_ir(lifecycle)
+    taken = set(_builder_ids())
+    out: list[Mutant] = []
+    for n, e in enumerate(entries, 1):
+        where = f"{path}: mutant #{n}"
+        if not isinstance(e, dict):
+            raise ValueError(f"{where} is not a table; write it as [[mutant]]")
+        unknown = set(e) - _USER_KEYS
+        missing = {"id", "title", "old", "new"} - set(e)
+        if unknown or missing:
+            raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}, missing "
+                             f"{sorted(missing)}; the keys are {sorted(_USER_KEYS)}")
+        if not all(isinstance(v, str) for v in e.values()):
+            raise ValueError(f"{where}: every value must be a string")
+        if e["id"] in taken:
+            raise ValueError(f"{where}: id {e['id']!r} is already used; choose another")
+        taken.add(e["id"])
+        if e["old"] == e["new"]:
+            raise ValueError(f"{where}: old and new are the same text; a mutant must change it")
+        layout = e.get("layout", "registry")
+        if layout not in ("registry", "factory", "clone"):
+            raise ValueError(f"{where}: layout {layout!r}; use registry, factory or clone")
+        part = e.get("part", layout)
+        if part not in (layout, f"{layout}.artefact"):
+            raise ValueError(f"{where}: part {part!r} is not a contract of layout {layout}; "
+                             f"use {layout} or {layout}.artefact")
+        mid, fn, old, new = e["id"], e.get("function"), e["old"], e["new"]
+
+        def apply(source: str, mid: str = mid, fn: str | None = fn, old: str = old,
+                  new: str = new) -> str:
+            return _edit(source, fn, old, new, mid)
+
+        try:  # the anchor must be there now, not at run time
+            apply(generate_vyper(ir, part))
+        except MutantAnchorError as exc:
+            raise ValueError(
+                f"{where} ({mid}): its old text occurs {exc.found} time(s) in the generated "
+                f"{part} contract of {ir.name}{f' function {fn}' if fn else ''}, not exactly "
+                "once; copy the exact text from `proml generate` output (add function = ... "
+                "to narrow the search)") from None
+        out.append(Mutant(mid, e["title"], e.get("how_killed", "(a user's mutant)"), layout,
+                          part, fn or "-", False, apply))
+    return out

@@ -40,6 +40,7 @@ and reports the first falsifying step as text.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ from proml_sim.codegen import generate_vyper
 from proml_sim.compiler import CompiledContract, compile_source
 from proml_sim.errors import EngineError, lifecycle_error_from_reason
 from proml_sim.ir import (
+    MAX_APPROVERS,
     ZERO32,
     Approved,
     Interpreter,
@@ -87,10 +89,13 @@ from proml_sim.ir import (
 
 __all__ = [
     "PROPERTIES",
+    "GuardCoverage",
     "PropertyResult",
     "PropertyViolation",
     "Violation",
     "audit_events",
+    "guard_coverage",
+    "guard_reasons",
     "prepare_layout",
     "run_threat_properties",
     "storage_snapshot",
@@ -172,6 +177,69 @@ class PropertyResult:
     prop: str | None = None
     props: tuple[str, ...] = ()
     seconds: float = 0.0
+    #: revert reason -> how many examples (generated sequences) had a transaction mined that
+    #: reverted with it (the guards the suite made fail)
+    guard_hits: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+_GUARD = re.compile(r'(?:assert\s.*?,|raise)\s*"((?:[^"\\]|\\.)*)"')
+
+
+def guard_reasons(source: str) -> dict[str, int]:
+    """Every guard of a generated contract, by revert reason: reason -> number of ``assert``
+    (or ``raise``) sites carrying it in ``source``."""
+    out: dict[str, int] = {}
+    for m in _GUARD.finditer(source):
+        out[m.group(1)] = out.get(m.group(1), 0) + 1
+    return out
+
+
+def contract_sources(compiled: CompiledContract | CompiledLayout,
+                     layout: str | None = None) -> dict[str, str]:
+    """The Vyper sources of the contracts a layout deploys (name -> source)."""
+    bundle = prepare_layout(compiled, layout)
+    out = {bundle.main.name: bundle.main.source}
+    if bundle.artefact is not None:
+        out[f"{bundle.artefact.name} (artefact)"] = bundle.artefact.source
+    return out
+
+
+@dataclass(frozen=True)
+class GuardCoverage:
+    """Per guard (revert reason) of the deployed contracts: how many generated sequences made
+    it fail (``hits``), out of ``examples``; ``missed`` lists the guards never hit."""
+
+    lifecycle: str
+    layout: str
+    examples: int
+    guards: dict[str, int]  # reason -> assert sites
+    hits: dict[str, int]  # reason -> sequences that hit it (guards only)
+    suite_passed: bool
+
+    @property
+    def missed(self) -> list[str]:
+        return sorted(r for r in self.guards if not self.hits.get(r))
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"lifecycle": self.lifecycle, "layout": self.layout, "examples": self.examples,
+                "suite_passed": self.suite_passed, "missed": self.missed,
+                "guards": [{"reason": r, "sites": n, "sequences": self.hits.get(r, 0)}
+                           for r, n in sorted(self.guards.items())]}
+
+
+def guard_coverage(compiled: CompiledContract | CompiledLayout, layout: str | None = None,
+                   max_examples: int = 50, seed: int = 0, steps: int = 30) -> GuardCoverage:
+    """Run the property suite on the unmutated ``compiled`` and count, per guard of its
+    generated contracts, the generated sequences that made it fail."""
+    bundle = prepare_layout(compiled, layout)
+    guards: dict[str, int] = {}
+    for src in contract_sources(bundle).values():
+        for r, n in guard_reasons(src).items():
+            guards[r] = guards.get(r, 0) + n
+    res = run_threat_properties(bundle, max_examples=max_examples, seed=seed, steps=steps)
+    return GuardCoverage(bundle.ir.name, bundle.layout, res.examples, guards,
+                         {r: n for r, n in res.guard_hits.items() if r in guards}, res.passed)
 
 
 # -- the event audit (chain data only) ---------------------------------------------------------
@@ -383,6 +451,13 @@ DOMAINS = tuple(f"domain-{c}".encode().ljust(32, b"\0") for c in "abc")
 LOCATOR = "s3://bucket/object"
 #: gas for transactions the machine signs itself (relayed calls, raw attacks)
 RAW_GAS = 600_000
+#: extra approver accounts, one more than the approval slots of a version (guard_probe fills
+#: them: each approves and is revoked before the next, so the threshold is never reached)
+N_FLOOD = MAX_APPROVERS + 1
+FLOOD_DOMAIN = b"domain-flood".ljust(32, b"\0")
+#: the guard probes of :meth:`ThreatMachine.guard_probe`
+PROBES = ("unknown-artefact", "register-twice", "register-without-evidence",
+          "role-index-past-last", "evidence-anywhere", "fill-approval-slots", "walk")
 
 #: a small relay a phisher deploys: the victim "claims" something, the relay calls the lifecycle
 RELAY_SOURCE = """# pragma version ~=0.4.3
@@ -441,11 +516,21 @@ class _RecordingBackend(PyEVMBackend):
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
         self.sent: list[bytes] = []
+        self.reverts: list[str] = []  # revert reasons of mined transactions (guard coverage)
 
     def submit(self, raw_tx: bytes) -> bytes:
         tx_hash = super().submit(raw_tx)
         self.sent.append(raw_tx)
         return tx_hash
+
+    def produce_block(self, timestamp: int | None = None, *,
+                      max_txs: int | None = None) -> Any:
+        block = super().produce_block(timestamp, max_txs=max_txs)
+        for h in block.tx_hashes:
+            r = self.receipt(h)
+            if r is not None and not r.status:
+                self.reverts.append(r.revert_reason or "(no reason)")
+        return block
 
 
 class ThreatMachine(RuleBasedStateMachine):
@@ -467,8 +552,10 @@ class ThreatMachine(RuleBasedStateMachine):
         self.example = self.stats["examples"]
         self.ir: LifecycleIR = self.contracts.ir
         self.layout = self.contracts.layout
-        self.keys = KeyRing.from_seed("threat-properties", N_ACCOUNTS)
+        # accounts N_ACCOUNTS.. are only used by the approval-slot flood (guard_probe)
+        self.keys = KeyRing.from_seed("threat-properties", N_ACCOUNTS + N_FLOOD)
         self.accounts = list(self.keys.addresses)
+        self.flooded = False
         self.backend = _RecordingBackend(funded=self.accounts)
         admin = self.keys.signer(self.accounts[ADMIN])
         self.client = LifecycleClient.deploy(self.backend, self.contracts, admin, DOMAINS[0])
@@ -668,7 +755,8 @@ class ThreatMachine(RuleBasedStateMachine):
     @rule(aid=artefacts, data=st.data())
     def separation_of_duty(self, aid: bytes, data: st.DataObject) -> None:
         """The actor of a step does the step that must be separated from it."""
-        for t in self._allowed(aid):
+        # in a drawn order, so that every separated step gets its turn (not only the first)
+        for t in data.draw(st.permutations(self._allowed(aid)), label="order"):
             for other in t.separate_from:
                 o = self.ir.transition(other)
                 last = self.oracle.last_actor.get((aid, o.index))
@@ -700,6 +788,115 @@ class ThreatMachine(RuleBasedStateMachine):
         digest = data.draw(st.sampled_from(
             [ZERO32, self._honest_digest(aid, t) or ZERO32, _digest(b"evil", aid)]))
         self._fire(sender, t, aid, digest if t.evidence else ZERO32)
+
+    @rule(aid=artefacts, data=st.data())
+    def guard_probe(self, aid: bytes, data: st.DataObject) -> None:
+        """Make each kind of guard fail on purpose, so that every guard of the generated
+        contract is exercised (``proml mutate --coverage``): a step on an id nobody
+        registered; the same salt registered twice by one sender; a registration without
+        evidence; a role index past the last (raw calldata: the client refuses it before
+        sending); a step without evidence from whatever state; the approval slots of a version
+        filled by approvers revoked one after the other."""
+        probe = data.draw(st.sampled_from(PROBES), label="probe")
+        ir = self.ir
+        registrants = ([i for i in range(N_ACCOUNTS) if self._holds(i, ir.register_by)]
+                       if ir.register_by else list(INSIDERS))
+        if probe == "unknown-artefact":
+            t = self._draw_t(data, ir.transitions)
+            fake = _digest(b"never registered", aid)
+            pool = self._holders(t) or [OUTSIDER]
+            self._fire(data.draw(st.sampled_from(pool)), t, fake, _digest(b"probe", fake))
+        elif probe in ("register-twice", "register-without-evidence"):
+            sender = data.draw(st.sampled_from(registrants or [OUTSIDER]), label="registrant")
+            self.salt += 1
+            salt = _v32(self.salt)
+            digest = ZERO32 if probe == "register-without-evidence" else _digest(b"r", salt)
+            self.op("register", sender, salt, digest, LOCATOR, [])
+            if probe == "register-twice":
+                self.op("register", sender, salt, digest, LOCATOR, [])
+        elif probe == "role-index-past-last":
+            role = len(ir.roles) + data.draw(st.integers(0, 255 - len(ir.roles)), label="role")
+            fn = data.draw(st.sampled_from(["grant_role", "revoke_role"]), label="fn")
+            args: list[Any] = [role, self.accounts[OUTSIDER]]
+            if fn == "grant_role":
+                args.append(DOMAINS[0])
+            receipt = self._raw(self.keys.signer(self.accounts[ADMIN]), self.client.address,
+                                self.client.contract_abi.encode_call(fn, args))
+            if receipt is not None and receipt.status:
+                self.violations.append(Violation(
+                    "role-admin", f"{fn}({role}, ...) for a role index past the last was "
+                                  "accepted"))
+        elif probe == "evidence-anywhere":
+            options = [t for t in ir.transitions if t.evidence]
+            if options:
+                t = self._draw_t(data, options)
+                pool = self._eligible(aid, t, ZERO32) or self._holders(t) or [OUTSIDER]
+                self._fire(data.draw(st.sampled_from(pool)), t, aid, ZERO32)
+        elif probe == "walk":
+            # a fresh artefact, driven honestly to a state where the drawn step is refused for
+            # its state, or allowed but sent without evidence
+            t = self._draw_t(data, ir.transitions)
+            bad_evidence = t.evidence and data.draw(st.booleans(), label="no evidence")
+            goals = {st_.name for st_ in ir.states if (st_.name in t.sources) == bad_evidence}
+            path = self._path_to(goals)
+            if path is None:
+                return
+            fresh = self._register_honestly(data)
+            if not self._walk(fresh, path):
+                return
+            if bad_evidence:
+                pool = self._eligible(fresh, t, ZERO32) or self._holders(t) or [OUTSIDER]
+                self._fire(data.draw(st.sampled_from(pool)), t, fresh, ZERO32)
+            else:
+                pool = self._holders(t) or [OUTSIDER]
+                self._fire(data.draw(st.sampled_from(pool)), t, fresh,
+                           self._honest_digest(fresh, t))
+        elif not self.flooded:  # fill-approval-slots: once per example (51 transactions)
+            step = self._approval_step(aid)
+            if step is None:
+                return
+            self.flooded = True
+            digest = self._honest_digest(aid, step)
+            approver_role = step.by[0]
+            granter = self._holder_of((ir.role(approver_role).admin,))
+            for j in range(N_FLOOD):
+                x = N_ACCOUNTS + j
+                self.op("grant", granter, approver_role, self.accounts[x], FLOOD_DOMAIN)
+                kind, _ = self._fire(x, step, aid, digest, label=f"flood approver {j}")
+                self.op("revoke", granter, approver_role, self.accounts[x])
+                if kind != "ok":
+                    break
+
+    def _path_to(self, goals: set[str]) -> list[TransitionIR] | None:
+        """The shortest list of transitions from the initial state into one of ``goals``."""
+        start = self.ir.initial.name
+        paths: dict[str, list[TransitionIR]] = {start: []}
+        frontier = [start]
+        while frontier:
+            s0 = frontier.pop(0)
+            if s0 in goals:
+                return paths[s0]
+            for t in self.ir.transitions:
+                if s0 in t.sources and t.target not in paths:
+                    paths[t.target] = [*paths[s0], t]
+                    frontier.append(t.target)
+        return None
+
+    def _walk(self, aid: bytes, path: Sequence[TransitionIR]) -> bool:
+        """Do ``path`` honestly on ``aid`` (k eligible approvers for a k-of-n step)."""
+        for u in path:
+            before = self._version(aid)
+            for _ in range(u.approvals):
+                digest = self._honest_digest(aid, u)
+                pool = self._eligible(aid, u, digest)
+                if not pool:
+                    return False
+                self._fire(pool[0], u, aid, digest)
+                if self._version(aid) != before:
+                    break
+            if self._version(aid) == before:
+                return False
+        return True
 
     @rule(data=st.data())
     def roles(self, data: st.DataObject) -> None:
@@ -1026,6 +1223,10 @@ class ThreatMachine(RuleBasedStateMachine):
     def properties_hold(self) -> None:
         if not hasattr(self, "oracle"):
             return
+        hits = self.stats.setdefault("guard_hits", {})
+        for reason in self.backend.reverts:  # which guards this example (sequence) made fail
+            hits.setdefault(reason, set()).add(self.example)
+        self.backend.reverts.clear()
         found = list(self.violations)
         self.violations = []
         head = self.backend.head().hash
@@ -1178,6 +1379,9 @@ def run_threat_properties(
     ``lockstep=False`` checks the chain-data properties only (no reference interpreter).
     """
     machine = threat_machine(compiled, layout, lockstep=lockstep)
+
+    def hits() -> dict[str, int]:
+        return {r: len(ex) for r, ex in machine.stats.get("guard_hits", {}).items()}
     phases = [Phase.explicit, Phase.generate, *([Phase.shrink] if shrink else [])]
     config = settings(
         max_examples=max_examples, stateful_step_count=steps, deadline=None, database=None,
@@ -1217,10 +1421,10 @@ def run_threat_properties(
         return PropertyResult(
             passed=False, failure=f"{head}\nfalsifying steps:\n{steps_text}",
             examples=failed_at or machine.stats["examples"], prop=props[0], props=props,
-            seconds=seconds,
+            seconds=seconds, guard_hits=hits(),
         )
     return PropertyResult(passed=True, failure=None, examples=machine.stats["examples"],
-                          seconds=time.perf_counter() - start)
+                          seconds=time.perf_counter() - start, guard_hits=hits())
 
 
 def _violations_of(exc: BaseException) -> tuple[Violation, ...]:
