@@ -115,7 +115,8 @@ def reproduce(profile: str = "smoke", out: Path = Path("out"), seed: int = 0,
 def _verdict(side: dict[str, Any]) -> str:
     lo, hi = side["asr_ci"]
     asr = side["asr"]
-    return f"{side['verdict']} (ASR {asr:.2f} [{lo:.2f}, {hi:.2f}], n={side['seeds']})"
+    n = side.get("attempts", side["seeds"])
+    return f"{side['verdict']} (ASR {asr:.2f} [{lo:.2f}, {hi:.2f}], n={n}/{side['seeds']} seeds)"
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -231,7 +232,9 @@ def render_report(summary: dict[str, Any], results: dict[str, Any]) -> str:
         "is an insider) and against ProML on the simulated chain. Verdicts come from the "
         "measurements: prevented (no attack succeeded on any seed), detected (every success "
         "detected), documented_limit (some success undetected), out_of_scope. ASR: attack "
-        "success rate with its 95 % Wilson interval over seeds.",
+        "success rate over attack attempts (n attempts / seeds) with its 95 % interval: "
+        "Wilson when each seed makes one attempt, else a bootstrap over seeds (clusters), "
+        "never narrower than the pooled Wilson interval.",
         "",
         _table(["id", "STRIDE", "threat", "baseline", "ProML", "ProML TTD (s)",
                 "as expected"],

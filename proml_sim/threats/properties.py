@@ -455,9 +455,6 @@ RAW_GAS = 600_000
 #: them: each approves and is revoked before the next, so the threshold is never reached)
 N_FLOOD = MAX_APPROVERS + 1
 FLOOD_DOMAIN = b"domain-flood".ljust(32, b"\0")
-#: the guard probes of :meth:`ThreatMachine.guard_probe`
-PROBES = ("unknown-artefact", "register-twice", "register-without-evidence",
-          "role-index-past-last", "evidence-anywhere", "fill-approval-slots", "walk")
 
 #: a small relay a phisher deploys: the victim "claims" something, the relay calls the lifecycle
 RELAY_SOURCE = """# pragma version ~=0.4.3
@@ -792,66 +789,54 @@ class ThreatMachine(RuleBasedStateMachine):
     @rule(aid=artefacts, data=st.data())
     def guard_probe(self, aid: bytes, data: st.DataObject) -> None:
         """Make each kind of guard fail on purpose, so that every guard of the generated
-        contract is exercised (``proml mutate --coverage``): a step on an id nobody
-        registered; the same salt registered twice by one sender; a registration without
-        evidence; a role index past the last (raw calldata: the client refuses it before
-        sending); a step without evidence from whatever state; the approval slots of a version
-        filled by approvers revoked one after the other."""
-        probe = data.draw(st.sampled_from(PROBES), label="probe")
+        contract is exercised (``proml mutate --coverage``), all in one step: a step on an id
+        nobody registered and a role index past the last (raw calldata: the client refuses
+        them before sending); the same salt registered twice by one sender; a registration
+        without evidence; a step without evidence; a fresh artefact walked honestly to a state
+        where a drawn step is refused (or allowed, then sent without evidence); once per
+        example, the approval slots of a version filled by approvers revoked one by one."""
         ir = self.ir
+        admin = self.keys.signer(self.accounts[ADMIN])
+        # a step on an id nobody registered (raw: no client-side check in the way)
+        t = self._draw_t(data, ir.transitions)
+        fake = _digest(b"never registered", aid)
+        self._refused(self._raw(admin, self.client.address,
+                                self._calldata(t, fake, _digest(b"probe", fake))),
+                      "ids", f"{t.name} on an unregistered id")
+        # a role index past the last, granted and revoked by the admin
+        role = len(ir.roles) + data.draw(st.integers(0, 255 - len(ir.roles)), label="role")
+        for fn, args in (("grant_role", [role, self.accounts[OUTSIDER], DOMAINS[0]]),
+                         ("revoke_role", [role, self.accounts[OUTSIDER]])):
+            self._refused(self._raw(admin, self.client.address,
+                                    self.client.contract_abi.encode_call(fn, args)),
+                          "role-admin", f"{fn} of role index {role}")
+        # the same salt twice by one sender; a registration without evidence
         registrants = ([i for i in range(N_ACCOUNTS) if self._holds(i, ir.register_by)]
                        if ir.register_by else list(INSIDERS))
-        if probe == "unknown-artefact":
-            t = self._draw_t(data, ir.transitions)
-            fake = _digest(b"never registered", aid)
-            pool = self._holders(t) or [OUTSIDER]
-            self._fire(data.draw(st.sampled_from(pool)), t, fake, _digest(b"probe", fake))
-        elif probe in ("register-twice", "register-without-evidence"):
-            sender = data.draw(st.sampled_from(registrants or [OUTSIDER]), label="registrant")
-            self.salt += 1
-            salt = _v32(self.salt)
-            digest = ZERO32 if probe == "register-without-evidence" else _digest(b"r", salt)
-            self.op("register", sender, salt, digest, LOCATOR, [])
-            if probe == "register-twice":
-                self.op("register", sender, salt, digest, LOCATOR, [])
-        elif probe == "role-index-past-last":
-            role = len(ir.roles) + data.draw(st.integers(0, 255 - len(ir.roles)), label="role")
-            fn = data.draw(st.sampled_from(["grant_role", "revoke_role"]), label="fn")
-            args: list[Any] = [role, self.accounts[OUTSIDER]]
-            if fn == "grant_role":
-                args.append(DOMAINS[0])
-            receipt = self._raw(self.keys.signer(self.accounts[ADMIN]), self.client.address,
-                                self.client.contract_abi.encode_call(fn, args))
-            if receipt is not None and receipt.status:
-                self.violations.append(Violation(
-                    "role-admin", f"{fn}({role}, ...) for a role index past the last was "
-                                  "accepted"))
-        elif probe == "evidence-anywhere":
-            options = [t for t in ir.transitions if t.evidence]
-            if options:
-                t = self._draw_t(data, options)
-                pool = self._eligible(aid, t, ZERO32) or self._holders(t) or [OUTSIDER]
-                self._fire(data.draw(st.sampled_from(pool)), t, aid, ZERO32)
-        elif probe == "walk":
-            # a fresh artefact, driven honestly to a state where the drawn step is refused for
-            # its state, or allowed but sent without evidence
-            t = self._draw_t(data, ir.transitions)
-            bad_evidence = t.evidence and data.draw(st.booleans(), label="no evidence")
-            goals = {st_.name for st_ in ir.states if (st_.name in t.sources) == bad_evidence}
-            path = self._path_to(goals)
-            if path is None:
-                return
+        sender = data.draw(st.sampled_from(registrants or [OUTSIDER]), label="registrant")
+        self.salt += 1
+        salt = _v32(self.salt)
+        self.op("register", sender, salt, _digest(b"r", salt), LOCATOR, [])
+        self.op("register", sender, salt, _digest(b"r", salt), LOCATOR, [])
+        self.salt += 1
+        self.op("register", sender, _v32(self.salt), ZERO32, LOCATOR, [])
+        # a fresh artefact, walked honestly to a state where the drawn step is refused for its
+        # state, or allowed but sent without evidence
+        t = self._draw_t(data, ir.transitions, label="walk to refuse")
+        bad_evidence = t.evidence and data.draw(st.booleans(), label="no evidence")
+        goals = {s_.name for s_ in ir.states if (s_.name in t.sources) == bad_evidence}
+        path = self._path_to(goals)
+        if path is not None:
             fresh = self._register_honestly(data)
-            if not self._walk(fresh, path):
-                return
-            if bad_evidence:
-                pool = self._eligible(fresh, t, ZERO32) or self._holders(t) or [OUTSIDER]
-                self._fire(data.draw(st.sampled_from(pool)), t, fresh, ZERO32)
-            else:
-                pool = self._holders(t) or [OUTSIDER]
-                self._fire(data.draw(st.sampled_from(pool)), t, fresh,
-                           self._honest_digest(fresh, t))
-        elif not self.flooded:  # fill-approval-slots: once per example (51 transactions)
+            if self._walk(fresh, path):
+                if bad_evidence:
+                    pool = self._eligible(fresh, t, ZERO32) or self._holders(t) or [OUTSIDER]
+                    self._fire(data.draw(st.sampled_from(pool)), t, fresh, ZERO32)
+                else:
+                    pool = self._holders(t) or [OUTSIDER]
+                    self._fire(data.draw(st.sampled_from(pool)), t, fresh,
+                               self._honest_digest(fresh, t))
+        if not self.flooded:  # the approval slots (MAX_APPROVERS + 1 approvers, 51 txs)
             step = self._approval_step(aid)
             if step is None:
                 return
@@ -866,6 +851,11 @@ class ThreatMachine(RuleBasedStateMachine):
                 self.op("revoke", granter, approver_role, self.accounts[x])
                 if kind != "ok":
                     break
+
+    def _refused(self, receipt: Receipt | None, prop: str, what: str) -> None:
+        """A raw call that must revert; accepted, it breaks ``prop``."""
+        if receipt is not None and receipt.status:
+            self.violations.append(Violation(prop, f"{what} was accepted"))
 
     def _path_to(self, goals: set[str]) -> list[TransitionIR] | None:
         """The shortest list of transitions from the initial state into one of ``goals``."""
