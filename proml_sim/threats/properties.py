@@ -793,8 +793,9 @@ class ThreatMachine(RuleBasedStateMachine):
         nobody registered and a role index past the last (raw calldata: the client refuses
         them before sending); the same salt registered twice by one sender; a registration
         without evidence; a step without evidence; a fresh artefact walked honestly to a state
-        where a drawn step is refused (or allowed, then sent without evidence); once per
-        example, the approval slots of a version filled by approvers revoked one by one."""
+        where a drawn step is refused (or allowed, then sent without evidence); a step by an
+        account without its role; once per example, the approval slots of a version filled by
+        approvers revoked one by one.  Steps not probed yet in this run are drawn first."""
         ir = self.ir
         admin = self.keys.signer(self.accounts[ADMIN])
         # a step on an id nobody registered (raw: no client-side check in the way)
@@ -820,10 +821,25 @@ class ThreatMachine(RuleBasedStateMachine):
         self.op("register", sender, salt, _digest(b"r", salt), LOCATOR, [])
         self.salt += 1
         self.op("register", sender, _v32(self.salt), ZERO32, LOCATOR, [])
+        # any step by an account without its role, from whatever state (the role guard comes
+        # first); steps not probed yet in this run are preferred (guided, so that a run of
+        # the default size reaches every guard)
+        probed = self.stats.setdefault("probed", set())
+        pending = [t for t in ir.transitions if ("role", t.name) not in probed]
+        t = self._draw_t(data, pending or ir.transitions, label="without the role")
+        probed.add(("role", t.name))
+        outsiders = [i for i in range(N_ACCOUNTS) if not self._holds(i, t.by)]
+        if outsiders:
+            self._fire(data.draw(st.sampled_from(outsiders)), t, aid,
+                       self._honest_digest(aid, t) if t.evidence else ZERO32)
         # a fresh artefact, walked honestly to a state where the drawn step is refused for its
-        # state, or allowed but sent without evidence
-        t = self._draw_t(data, ir.transitions, label="walk to refuse")
-        bad_evidence = t.evidence and data.draw(st.booleans(), label="no evidence")
+        # state, or allowed but sent without evidence (combinations not walked yet preferred)
+        combos = [(u.name, ev) for u in ir.transitions for ev in (False, True)
+                  if u.evidence or not ev]
+        todo = [c for c in combos if ("walk", *c) not in probed]
+        name, bad_evidence = data.draw(st.sampled_from(todo or combos), label="walk to refuse")
+        probed.add(("walk", name, bad_evidence))
+        t = ir.transition(name)
         goals = {s_.name for s_ in ir.states if (s_.name in t.sources) == bad_evidence}
         path = self._path_to(goals)
         if path is not None:
