@@ -115,7 +115,7 @@ def reproduce(profile: str = "smoke", out: Path = Path("out"), seed: int = 0,
 def _verdict(side: dict[str, Any]) -> str:
     lo, hi = side["asr_ci"]
     asr = side["asr"]
-    n = side.get("attempts", side["seeds"])
+    n = side.get("trials", side["seeds"])
     return f"{side['verdict']} (ASR {asr:.2f} [{lo:.2f}, {hi:.2f}], n={n}/{side['seeds']} seeds)"
 
 
@@ -232,7 +232,7 @@ def render_report(summary: dict[str, Any], results: dict[str, Any]) -> str:
         "is an insider) and against ProML on the simulated chain. Verdicts come from the "
         "measurements: prevented (no attack succeeded on any seed), detected (every success "
         "detected), documented_limit (some success undetected), out_of_scope. ASR: attack "
-        "success rate over attack attempts (n attempts / seeds) with its 95 % interval: "
+        "success rate over attack attempts (n trials / seeds) with its 95 % interval: "
         "Wilson when each seed makes one attempt, else a bootstrap over seeds (clusters), "
         "never narrower than the pooled Wilson interval.",
         "",

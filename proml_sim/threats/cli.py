@@ -119,7 +119,7 @@ def format_sweep(results: list[dict[str, Any]]) -> str:
 def _cell(side: dict[str, Any]) -> str:
     asr = side["asr"]
     lo, hi = side["asr_ci"]
-    n = side.get("attempts", side["seeds"])
+    n = side.get("trials", side["seeds"])
     return f"{side['verdict']} (ASR {asr:.2f} [{lo:.2f}, {hi:.2f}] n={n})"
 
 

@@ -125,12 +125,15 @@ def summarise(outcomes: list[Outcome], seed: int = 0) -> dict[str, Any]:
     ttd = bootstrap([o.ttd_s for o in succ if o.detected and o.ttd_s is not None], seed=seed)
     out: dict[str, Any] = {
         "verdict": verdict(outcomes), "seeds": n,
-        "attempts": sum(a for a, _, _ in counts), "successes": sum(s for _, s, _ in counts),
+        "trials": sum(a for a, _, _ in counts), "trial_successes": sum(s for _, s, _ in counts),
         "asr": asr.value, "asr_ci": [asr.lo, asr.hi],
         "detection_rate": det.value, "detection_rate_ci": [det.lo, det.hi],
         "ttd_s": ttd.value, "ttd_s_ci": [ttd.lo, ttd.hi],
     }
     keys = sorted({k for o in outcomes for k in o.metrics})
+    clash = sorted(set(keys) & set(out))
+    if clash:
+        raise ValueError(f"scenario metric(s) {clash} reuse a summary key; rename them")
     for k in keys:
         vals = [o.metrics[k] for o in outcomes if k in o.metrics]
         e: Estimate = bootstrap(vals, stat=statistics.fmean, seed=seed)

@@ -56,7 +56,7 @@ def test_summarise_counts_attempts_and_gives_every_sweep_point_an_interval():
             Outcome(False, attempts=3, successes=0, series={"asr_by_c": [(0.0, 0.0),
                                                                         (1.0, 1.0)]})]
     s = summarise(outs)
-    assert (s["attempts"], s["successes"]) == (6, 2) and s["asr"] == pytest.approx(1 / 3)
+    assert (s["trials"], s["trial_successes"]) == (6, 2) and s["asr"] == pytest.approx(1 / 3)
     assert s["detection_rate"] == 0.5 and s["verdict"] == "documented_limit"
     ci = {x: (lo, hi) for x, lo, hi in s["asr_by_c_ci"]}
     assert ci[1.0] == (wilson(2, 2).lo, 1.0) and ci[0.0] == (0.0, wilson(0, 2).hi)

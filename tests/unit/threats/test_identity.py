@@ -65,8 +65,8 @@ def test_s1_thief_uses_as_many_keys_as_the_deployed_threshold_needs(catalogue, t
     r = run_threat(tm, seeds=1, workdir=tmp_path)
     for side in (r["baseline"], r["proml"]):  # k = 3 read from the contract: 2 keys cannot
         assert series(side, "asr_by_keys") == {0.0: 0, 1.0: 0, 2.0: 0, 3.0: 1, 4.0: 1}
-        assert side["verdict"] == "detected" and side["attempts"] == 3
-        assert 1 <= side["successes"] <= 3
+        assert side["verdict"] == "detected" and side["trials"] == 3
+        assert 1 <= side["trial_successes"] <= 3
 
 
 def test_s3_sybil_accounts(catalogue, tmp_path):
