@@ -792,10 +792,10 @@ class ThreatMachine(RuleBasedStateMachine):
         contract is exercised (``proml mutate --coverage``), all in one step: a step on an id
         nobody registered and a role index past the last (raw calldata: the client refuses
         them before sending); the same salt registered twice by one sender; a registration
-        without evidence; a step without evidence; a fresh artefact walked honestly to a state
-        where a drawn step is refused (or allowed, then sent without evidence); a step by an
-        account without its role; once per example, the approval slots of a version filled by
-        approvers revoked one by one.  Steps not probed yet in this run are drawn first."""
+        without evidence.  Once per example: every step by an account without its role; every
+        step on a fresh artefact walked honestly to a state that refuses it, and every evidence
+        step without evidence where it is allowed; the approval slots of a version filled by
+        approvers revoked one by one."""
         ir = self.ir
         admin = self.keys.signer(self.accounts[ADMIN])
         # a step on an id nobody registered (raw: no client-side check in the way)
@@ -821,52 +821,47 @@ class ThreatMachine(RuleBasedStateMachine):
         self.op("register", sender, salt, _digest(b"r", salt), LOCATOR, [])
         self.salt += 1
         self.op("register", sender, _v32(self.salt), ZERO32, LOCATOR, [])
-        # any step by an account without its role, from whatever state (the role guard comes
-        # first); steps not probed yet in this run are preferred (guided, so that a run of
-        # the default size reaches every guard)
-        probed = self.stats.setdefault("probed", set())
-        pending = [t for t in ir.transitions if ("role", t.name) not in probed]
-        t = self._draw_t(data, pending or ir.transitions, label="without the role")
-        probed.add(("role", t.name))
-        outsiders = [i for i in range(N_ACCOUNTS) if not self._holds(i, t.by)]
-        if outsiders:
-            self._fire(data.draw(st.sampled_from(outsiders)), t, aid,
-                       self._honest_digest(aid, t) if t.evidence else ZERO32)
-        # a fresh artefact, walked honestly to a state where the drawn step is refused for its
-        # state, or allowed but sent without evidence (combinations not walked yet preferred)
-        combos = [(u.name, ev) for u in ir.transitions for ev in (False, True)
-                  if u.evidence or not ev]
-        todo = [c for c in combos if ("walk", *c) not in probed]
-        name, bad_evidence = data.draw(st.sampled_from(todo or combos), label="walk to refuse")
-        probed.add(("walk", name, bad_evidence))
-        t = ir.transition(name)
-        goals = {s_.name for s_ in ir.states if (s_.name in t.sources) == bad_evidence}
-        path = self._path_to(goals)
-        if path is not None:
-            fresh = self._register_honestly(data)
-            if self._walk(fresh, path):
-                if bad_evidence:
-                    pool = self._eligible(fresh, t, ZERO32) or self._holders(t) or [OUTSIDER]
-                    self._fire(data.draw(st.sampled_from(pool)), t, fresh, ZERO32)
-                else:
-                    pool = self._holders(t) or [OUTSIDER]
-                    self._fire(data.draw(st.sampled_from(pool)), t, fresh,
-                               self._honest_digest(fresh, t))
-        if not self.flooded:  # the approval slots (MAX_APPROVERS + 1 approvers, 51 txs)
-            step = self._approval_step(aid)
-            if step is None:
-                return
-            self.flooded = True
-            digest = self._honest_digest(aid, step)
-            approver_role = step.by[0]
-            granter = self._holder_of((ir.role(approver_role).admin,))
-            for j in range(N_FLOOD):
-                x = N_ACCOUNTS + j
-                self.op("grant", granter, approver_role, self.accounts[x], FLOOD_DOMAIN)
-                kind, _ = self._fire(x, step, aid, digest, label=f"flood approver {j}")
-                self.op("revoke", granter, approver_role, self.accounts[x])
-                if kind != "ok":
-                    break
+        if self.flooded:
+            return
+        # once per example (nothing kept across examples: hypothesis replays an example and
+        # its draws must not depend on earlier ones): every step by an account without its
+        # role, from whatever state (the role guard comes first) ...
+        self.flooded = True
+        for t in ir.transitions:
+            outsiders = [i for i in range(N_ACCOUNTS) if not self._holds(i, t.by)]
+            if outsiders:
+                self._fire(outsiders[0], t, aid,
+                           self._honest_digest(aid, t) if t.evidence else ZERO32)
+        # ... every step from a state that refuses it, and every evidence step without
+        # evidence, each on a fresh artefact walked honestly there ...
+        for t in ir.transitions:
+            for bad_evidence in (False, True) if t.evidence else (False,):
+                goals = {s_.name for s_ in ir.states if (s_.name in t.sources) == bad_evidence}
+                path = self._path_to(goals)
+                if path is None:
+                    continue
+                fresh = self._register_honestly(None)
+                if not self._walk(fresh, path):
+                    continue
+                pool = ((self._eligible(fresh, t, ZERO32) if bad_evidence else [])
+                        or self._holders(t) or [OUTSIDER])
+                self._fire(pool[0], t, fresh,
+                           ZERO32 if bad_evidence else self._honest_digest(fresh, t))
+        # ... and the approval slots of a version filled: MAX_APPROVERS + 1 approvers in a
+        # domain of their own, each approving and revoked before the next
+        step = self._approval_step(aid)
+        if step is None:
+            return
+        digest = self._honest_digest(aid, step)
+        approver_role = step.by[0]
+        granter = self._holder_of((ir.role(approver_role).admin,))
+        for j in range(N_FLOOD):
+            x = N_ACCOUNTS + j
+            self.op("grant", granter, approver_role, self.accounts[x], FLOOD_DOMAIN)
+            kind, _ = self._fire(x, step, aid, digest, label=f"flood approver {j}")
+            self.op("revoke", granter, approver_role, self.accounts[x])
+            if kind != "ok":
+                break
 
     def _refused(self, receipt: Receipt | None, prop: str, what: str) -> None:
         """A raw call that must revert; accepted, it breaks ``prop``."""
