@@ -794,8 +794,9 @@ class ThreatMachine(RuleBasedStateMachine):
         them before sending); the same salt registered twice by one sender; a registration
         without evidence.  Once per example: every step by an account without its role; every
         step on a fresh artefact walked honestly to a state that refuses it, and every evidence
-        step without evidence where it is allowed; the approval slots of a version filled by
-        approvers revoked one by one."""
+        step without evidence where it is allowed; every separated step by the actor of the
+        step it is separated from; the approval slots of a version filled by approvers revoked
+        one by one."""
         ir = self.ir
         admin = self.keys.signer(self.accounts[ADMIN])
         # a step on an id nobody registered (raw: no client-side check in the way)
@@ -847,6 +848,20 @@ class ThreatMachine(RuleBasedStateMachine):
                         or self._holders(t) or [OUTSIDER])
                 self._fire(pool[0], t, fresh,
                            ZERO32 if bad_evidence else self._honest_digest(fresh, t))
+        # ... every separated step by the actor of the step it is separated from ...
+        for t in ir.transitions:
+            for other in map(ir.transition, t.separate_from):
+                both = [i for i in range(N_ACCOUNTS)
+                        if self._holds(i, other.by) and self._holds(i, t.by)]
+                path = self._path_to(set(other.sources))
+                if not both or path is None:
+                    continue
+                fresh = self._register_honestly(None)
+                if not self._walk(fresh, path):
+                    continue
+                self._fire(both[0], other, fresh, self._honest_digest(fresh, other))
+                if t in self._allowed(fresh):
+                    self._fire(both[0], t, fresh, self._honest_digest(fresh, t))
         # ... and the approval slots of a version filled: MAX_APPROVERS + 1 approvers in a
         # domain of their own, each approving and revoked before the next
         step = self._approval_step(aid)
