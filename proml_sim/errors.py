@@ -23,7 +23,9 @@
     │   ├── TransactionFailed                 reverted without a lifecycle reason, or out of gas
     │   ├── KeyCustodyError (PermissionError) an actor tried to send as a key it does not hold
     │   ├── EngineError                       engine misuse (unknown snapshot, bad tx, ...)
-    │   └── JournalError                      a persistent chain's journal is unusable
+    │   ├── JournalError                      a persistent chain's journal is unusable
+    │   └── ProofError                        a header chain, receipt proof or completeness
+    │                                         check fails (a failed check: exit 1)
     └── NodeError                             a ProML node cannot do what was asked
         ├── HomeError                         node home missing, unreadable or of a newer format
         ├── StoreError (OSError)              off-chain store unwritable, full, or blob missing
@@ -192,6 +194,13 @@ class EngineError(ChainError):
 
 class JournalError(ChainError):
     """A persistent chain's block journal cannot be used (diverges, newer format...)."""
+
+
+class ProofError(ChainError):
+    """A chain proof does not hold: a header chain that does not link or reach its pin, a
+    receipt that does not rebuild or prove into its block's receipts root, an omitted event."""
+
+    exit_code = 1
 
 
 class NodeError(ProMLError):

@@ -154,7 +154,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     head = node.backend.head()
     info = {"name": node.name, "domain": node.domain, "address": node.address,
-            "chain": node.config["chain"], "head": head.number,
+            "chain": node.config["chain"],
+            "head": {"number": head.number, "hash": "0x" + head.hash.hex()},
             "head_time": iso_time(head.timestamp), "head_timestamp": head.timestamp,
             "balance_wei": node.backend.balance(node.address),
             "contracts": node.config["contracts"]}

@@ -105,7 +105,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from proml_sim.node.bundle import load_bundle
     from proml_sim.node.verify import verify
 
+    if args.since:
+        return _verify_since(args)
+    if args.attestation:
+        return _verify_attestation(args)
     source: EvidenceSource
+    pin = bytes.fromhex(args.checkpoint[2:]) if args.checkpoint else None
     if args.bundle:
         bundle = load_bundle(args.bundle)
         source = bundle
@@ -113,12 +118,57 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         if not args.artefact:
             raise NodeError("proml verify needs an ARTEFACT (name or 0x id), or --bundle FILE")
+        if pin is not None:
+            raise NodeError("--checkpoint pins a bundle's headers: use it with --bundle FILE "
+                            "(a live node is checked with --since OLD_HASH)")
         source = _live(args)
         artefact = args.artefact
+    pins = _pins(args.expect_contract)
     report = verify(source, artefact, expect_chain_id=args.expect_chain_id,
-                    expect_contracts=_pins(args.expect_contract))
+                    expect_contracts=pins)
+    if args.bundle:
+        from proml_sim.node.proofs import check_proofs
+
+        contracts = {lc: pins.get(lc, a) for lc, a in bundle.contracts.items()}
+        report.checks[:0] = check_proofs(bundle.proofs, bundle.events(), contracts,
+                                         checkpoint=pin)
     print(report.to_json() if args.json else report.render())
     return 0 if report.ok else 1
+
+
+def _verify_since(args: argparse.Namespace) -> int:
+    from proml_sim.node.proofs import check_extends
+    from proml_sim.node.service import ProMLNode
+
+    node = ProMLNode.open(args.home)
+    number, head = check_extends(node.backend, bytes.fromhex(args.since[2:]))
+    head_n = node.backend.head().number
+    info = {"ok": True, "checkpoint": {"number": number, "hash": args.since},
+            "head": {"number": head_n, "hash": "0x" + head.hex()}}
+    print(json.dumps(info, indent=2) if args.json else
+          f"PASSED: the head (block {head_n}, 0x{head.hex()}) extends the checkpoint block "
+          f"{number} {args.since}")
+    return 0
+
+
+def _verify_attestation(args: argparse.Namespace) -> int:
+    from proml_sim.node.attest import verify_attestation
+
+    report = verify_attestation(_live(args), args.attestation)
+    print(json.dumps(report, indent=2) if args.json else "\n".join(report["lines"]))
+    return 0 if report["ok"] else 1
+
+
+def cmd_checkpoint(args: argparse.Namespace) -> int:
+    from proml_sim.node.service import ProMLNode
+
+    node = ProMLNode.open(args.home)
+    head = node.backend.head()
+    info = {"chain_id": int(node.backend.chain_id), "number": head.number,
+            "hash": "0x" + head.hash.hex()}
+    print(json.dumps(info, indent=2) if args.json else
+          f"chain {info['chain_id']} block {info['number']} {info['hash']}")
+    return 0
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
@@ -186,9 +236,22 @@ def register(sub: Any) -> None:
                    help="the chain id you trust; a different one fails verification")
     p.add_argument("--expect-contract", action="append", metavar="LIFECYCLE=0xADDR", type=_pin,
                    help="a contract address you trust (repeatable)")
+    p.add_argument("--checkpoint", metavar="HASH", type=cliargs.hex_bytes(32, "block hash"),
+                   help="with --bundle: the block hash you trust (`proml checkpoint` on a node "
+                   "you trust); the bundle's headers must reach it")
+    p.add_argument("--since", metavar="OLD_HASH", type=cliargs.hex_bytes(32, "block hash"),
+                   help="prove the node's current head extends this old checkpoint")
+    p.add_argument("--attestation", metavar="FILE", type=cliargs.existing_file,
+                   help="check an in-toto attestation (`proml export --format in-toto`) "
+                   "against the chain")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     home(p, "; not used with --bundle")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("checkpoint", help="the head block to pin: chain id, number and hash")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    home(p)
+    p.set_defaults(func=cmd_checkpoint)
 
     p = sub.add_parser("bundle", help="write an offline evidence bundle of an artefact")
     p.add_argument("artefact", type=cliargs.artefact_ref, help="name or 0x id")

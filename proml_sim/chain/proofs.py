@@ -1,0 +1,235 @@
+"""Chain facts a verifier can check without trusting a node: headers, receipts, tries, blooms.
+
+A block header's RLP hashes to the block hash and names its parent's hash, its receipts root
+(the root of the Merkle-Patricia trie ``{rlp(i): receipt_i}``) and its logs bloom.  From a
+pinned block hash, a chain of headers linked by parent hash is therefore authentic, and so is
+every receipt whose trie rebuilds, or whose inclusion proof reaches, a header's receipts root.
+
+This module reads those facts from both kinds of chain (the embedded journaled chain keeps
+each block's header RLP and its receipts' consensus encodings; a JSON-RPC node is asked for the
+block's fields and receipts, and the header and trie are rebuilt and checked against the
+block hash and receipts root) and checks them: :func:`decode_header`, :func:`receipts_root`
+(the same :func:`~proml_sim.chain.trie.ordered_trie_root` ``proml doctor`` rebuilds roots
+with), :func:`bloom_may_hold`, :func:`decode_receipt_logs`, and single-receipt inclusion
+proofs built and checked with the ``trie`` package (:func:`receipt_proof`,
+:func:`check_receipt_proof`).  Every failure is a :class:`~proml_sim.errors.ProofError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import rlp
+from eth_bloom.bloom import BloomFilter
+from eth_utils.address import to_checksum_address
+from trie.hexary import HexaryTrie
+
+from proml_sim.chain.trie import keccak, ordered_trie_root
+from proml_sim.errors import ProofError
+
+__all__ = [
+    "Header",
+    "ReceiptLog",
+    "block_receipt_rlps",
+    "bloom_may_hold",
+    "check_receipt_proof",
+    "decode_header",
+    "decode_receipt_logs",
+    "header_rlp",
+    "receipt_proof",
+    "receipts_root",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The fields of a block header a proof needs, with the RLP they come from."""
+
+    rlp: bytes
+    hash: bytes
+    parent_hash: bytes
+    number: int
+    tx_root: bytes
+    receipt_root: bytes
+    bloom: bytes
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptLog:
+    """One log as a receipt's consensus encoding holds it."""
+
+    address: str
+    topics: tuple[bytes, ...]
+    data: bytes
+
+
+def _int(b: bytes) -> int:
+    return int.from_bytes(b, "big")
+
+
+def decode_header(raw: bytes) -> Header:
+    """Parse a header's RLP (``ProofError`` if it is not one)."""
+    try:
+        fields = rlp.decode(raw)
+    except rlp.exceptions.DecodingError as exc:
+        raise ProofError(f"a block header is not valid RLP ({exc})") from None
+    if (not isinstance(fields, list) or len(fields) < 15
+            or not all(isinstance(f, bytes) for f in fields)):
+        raise ProofError("a block header does not have the fields of an Ethereum header")
+    parent, tx_root, receipt_root, bloom = fields[0], fields[4], fields[5], fields[6]
+    if len(parent) != 32 or len(tx_root) != 32 or len(receipt_root) != 32 or len(bloom) != 256:
+        raise ProofError("a block header's parent hash, roots or bloom have the wrong size")
+    return Header(raw, keccak(raw), parent, _int(fields[8]), tx_root, receipt_root, bloom,
+                  _int(fields[11]))
+
+
+def receipts_root(receipts: Sequence[bytes]) -> bytes:
+    """The receipts root of a block whose receipts (consensus encodings, in order) these are."""
+    return ordered_trie_root(list(receipts))[0]
+
+
+def bloom_may_hold(bloom: bytes, addresses: Iterable[str], topics: Iterable[bytes]) -> bool:
+    """Whether a logs bloom may hold a log of one of ``addresses`` with one of ``topics`` as
+    topic0 (a bloom has no false negatives: ``False`` means no such log is in the block)."""
+    bf = BloomFilter(int.from_bytes(bloom, "big"))
+    return (any(bytes.fromhex(a[2:]) in bf for a in addresses)
+            and any(t in bf for t in topics))
+
+
+def decode_receipt_logs(raw: bytes) -> tuple[bool, list[ReceiptLog]]:
+    """(status, logs) of a receipt's consensus encoding (typed or legacy)."""
+    body = raw[1:] if raw and raw[0] < 0x7F else raw
+    try:
+        fields = rlp.decode(body)
+        status, _cum, _bloom, logs = fields
+        out = [ReceiptLog(to_checksum_address(bytes(a)), tuple(bytes(t) for t in ts), bytes(d))
+               for a, ts, d in logs]
+    except (rlp.exceptions.DecodingError, ValueError, TypeError) as exc:
+        raise ProofError(f"a receipt is not a valid consensus encoding ({exc})") from None
+    return status == b"\x01", out
+
+
+def _key(index: int) -> bytes:
+    return bytes(rlp.encode(index))
+
+
+def receipt_proof(receipts: Sequence[bytes], index: int) -> list[bytes]:
+    """The Merkle-Patricia inclusion proof (RLP of each node on the path) of receipt ``index``
+    in the trie of ``receipts``."""
+    root, nodes = ordered_trie_root(list(receipts))
+    t = HexaryTrie(dict(nodes), root)
+    path = t.get_proof(_key(index))  # type: ignore[no-untyped-call]
+    return [bytes(rlp.encode(node)) for node in path]
+
+
+def check_receipt_proof(root: bytes, index: int, proof: Sequence[bytes]) -> bytes:
+    """The receipt ``index`` that ``proof`` proves under ``root`` (``ProofError`` if the proof
+    does not reach the root, or proves no receipt at that index)."""
+    try:
+        nodes = tuple(rlp.decode(p) for p in proof)
+        value = HexaryTrie.get_from_proof(  # type: ignore[no-untyped-call]
+            root, _key(index), nodes)
+    except Exception as exc:  # the trie library raises several kinds on a bad proof
+        raise ProofError(f"the inclusion proof of receipt {index} does not reach the receipts "
+                         f"root 0x{root.hex()} ({type(exc).__name__})") from None
+    if not value:
+        raise ProofError(f"the inclusion proof proves no receipt at index {index}")
+    return bytes(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading the facts from a chain
+# ---------------------------------------------------------------------------------------------
+def header_rlp(backend: Any, number: int) -> bytes:
+    """Block ``number``'s header RLP from a chain backend, checked against its block hash."""
+    from proml_sim.chain.journal import JournaledChain
+    from proml_sim.chain.rpc import RPCBackend
+
+    if isinstance(backend, JournaledChain):
+        raw = backend.db.header(number)
+        info = backend.block(number)
+        if raw is None or keccak(raw) != info.hash:
+            raise ProofError(f"the chain's block {number} header does not hash to its block "
+                             "hash; run `proml doctor`")
+        return raw
+    if isinstance(backend, RPCBackend):
+        return _rpc_header(backend, number)
+    raise ProofError(f"the {type(backend).__name__} chain keeps no block headers; proofs need "
+                     "the embedded chain store or a JSON-RPC node")
+
+
+_HEADER_KEYS = ("parentHash", "sha3Uncles", "miner", "stateRoot", "transactionsRoot",
+                "receiptsRoot", "logsBloom", "difficulty", "number", "gasLimit", "gasUsed",
+                "timestamp", "extraData", "mixHash", "nonce")
+#: the fields later forks appended, in order; a header has a prefix of them
+_HEADER_TAIL = ("baseFeePerGas", "withdrawalsRoot", "blobGasUsed", "excessBlobGas",
+                "parentBeaconBlockRoot", "requestsHash")
+_INT_KEYS = {"difficulty", "number", "gasLimit", "gasUsed", "timestamp", "baseFeePerGas",
+             "blobGasUsed", "excessBlobGas"}
+
+
+def _field(key: str, value: str) -> Any:
+    if key in _INT_KEYS:
+        return int(value, 16)
+    return bytes.fromhex(value[2:])
+
+
+def _rpc_header(backend: Any, number: int) -> bytes:
+    b = backend._rpc("eth_getBlockByNumber", [hex(number), False])
+    if b is None:
+        raise ProofError(f"the node at {backend.url} has no block {number}")
+    fields = [_field(k, b[k]) for k in _HEADER_KEYS]
+    for k in _HEADER_TAIL:
+        if b.get(k) is None:
+            break
+        fields.append(_field(k, b[k]))
+    raw = bytes(rlp.encode(fields))
+    if "0x" + keccak(raw).hex() != b["hash"].lower():
+        raise ProofError(f"block {number}'s header, rebuilt from the fields the node at "
+                         f"{backend.url} returned, does not hash to its block hash {b['hash']}")
+    return raw
+
+
+def block_receipt_rlps(backend: Any, header: Header) -> list[bytes]:
+    """Every receipt of ``header``'s block (consensus encodings, in order), checked to rebuild
+    its receipts root."""
+    from proml_sim.chain.journal import JournaledChain
+    from proml_sim.chain.rpc import RPCBackend
+
+    if isinstance(backend, JournaledChain):
+        out = backend.block_receipt_rlps(header.number)
+        where = "the chain store"
+        fix = "run `proml doctor --repair`"
+    elif isinstance(backend, RPCBackend):
+        out = _rpc_receipts(backend, header.number)
+        where = f"the node at {backend.url}"
+        fix = "the node serves wrong receipts; use another node"
+    else:
+        raise ProofError(f"the {type(backend).__name__} chain keeps no receipts encodings")
+    if receipts_root(out) != header.receipt_root:
+        raise ProofError(f"block {header.number}'s receipts from {where} do not rebuild its "
+                         f"receipts root 0x{header.receipt_root.hex()}; {fix}")
+    return out
+
+
+def _rpc_receipts(backend: Any, number: int) -> list[bytes]:
+    rs = backend._try("eth_getBlockReceipts", [hex(number)])
+    if rs is None:  # an older node: one receipt per transaction
+        txs = backend._rpc("eth_getBlockByNumber", [hex(number), False])["transactions"]
+        rs = [backend._rpc("eth_getTransactionReceipt", [h]) for h in txs]
+    rs = sorted(rs, key=lambda r: int(r["transactionIndex"], 16))
+    return [encode_rpc_receipt(r) for r in rs]
+
+
+def encode_rpc_receipt(r: dict[str, Any]) -> bytes:
+    """The consensus encoding of a receipt from its JSON-RPC fields."""
+    status = b"\x01" if int(r.get("status", "0x1"), 16) == 1 else b""
+    logs = [[bytes.fromhex(lg["address"][2:]), [bytes.fromhex(t[2:]) for t in lg["topics"]],
+             bytes.fromhex(lg["data"][2:])] for lg in r["logs"]]
+    payload = bytes(rlp.encode([status, int(r["cumulativeGasUsed"], 16),
+                                bytes.fromhex(r["logsBloom"][2:]), logs]))
+    kind = int(r.get("type", "0x0"), 16)
+    return payload if kind == 0 else bytes((kind,)) + payload
