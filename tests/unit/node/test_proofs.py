@@ -336,3 +336,13 @@ def test_one_random_change_to_the_history_is_caught(bundle: Path, pin: str, tmp_
     if all(c.ok for c in checks):
         report = verify(b, b.artefact)
         assert not report.ok, f"{kind} on event {i} verified"
+
+
+def test_status_json_reports_the_head_to_pin(world: World,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from proml_sim.cli import main
+
+    assert main(["--json", "status", "--home", str(world["admin"].home)]) == 0
+    head = json.loads(capsys.readouterr().out)["head"]
+    info = world["admin"].backend.head()
+    assert head == {"number": info.number, "hash": "0x" + info.hash.hex()}
