@@ -23,8 +23,10 @@ if TYPE_CHECKING:
     from proml_sim.node.evidence import EvidenceSource, LiveSource
     from proml_sim.node.lineage import Lineage, VersionKey
 
-#: the export formats (``proml_sim.node.prov.FORMATS``, checked equal by a test)
+#: the PROV export formats (``proml_sim.node.prov.FORMATS``, checked equal by a test)
 FORMATS = ("prov-json", "prov-n")
+#: signed attestations (``proml_sim.node.attest``)
+IN_TOTO = "in-toto"
 
 
 def _live(args: argparse.Namespace) -> LiveSource:
@@ -193,6 +195,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from proml_sim.node.evidence import atomic_write
     from proml_sim.node.prov import export_prov
 
+    if args.format == IN_TOTO:
+        return _export_in_toto(args)
+    if args.model_dir:
+        raise NodeError("--model-dir names a model directory in in-toto attestations; use it "
+                        "with --format in-toto")
     source: EvidenceSource = load_bundle(args.bundle) if args.bundle else _live(args)
     text = export_prov(source, args.artefact, args.format)
     if args.output:
@@ -200,6 +207,28 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"wrote {args.format} to {args.output}")
     else:
         print(text)
+    return 0
+
+
+def _export_in_toto(args: argparse.Namespace) -> int:
+    from proml_sim.node.attest import export_in_toto
+    from proml_sim.node.evidence import atomic_write
+
+    if args.bundle:
+        raise NodeError("in-toto attestations are signed by the node's key: export them from "
+                        "a node home, not from --bundle")
+    envs, skipped = export_in_toto(_live(args), args.artefact, model_dirs=args.model_dir or ())
+    text = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in envs)
+    note = (f"; {len(skipped)} transition(s) by other actors skipped (their nodes sign them): "
+            + ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")) if skipped else ""
+    if not envs:
+        raise NodeError("no transition in scope was fired by this node, so there is nothing "
+                        f"it can sign{note}")
+    if args.output:
+        atomic_write(args.output, lambda fh: fh.write(text.encode()))
+        print(f"wrote {len(envs)} signed in-toto statement(s) to {args.output}{note}")
+    else:
+        print(text, end="")
     return 0
 
 
@@ -263,10 +292,17 @@ def register(sub: Any) -> None:
     home(p)
     p.set_defaults(func=cmd_bundle)
 
-    p = sub.add_parser("export", help="export provenance as W3C PROV (PROV-JSON or PROV-N)")
+    p = sub.add_parser("export", help="export provenance as W3C PROV (PROV-JSON or PROV-N), or "
+                       "as signed in-toto attestations (one DSSE envelope per line)")
     p.add_argument("artefact", nargs="?", type=cliargs.artefact_ref,
                    help="name or 0x id (default: every artefact on the chain)")
-    p.add_argument("--format", choices=FORMATS, default="prov-json")
+    p.add_argument("--format", choices=(*FORMATS, IN_TOTO), default="prov-json",
+                   help="prov-json, prov-n, or in-toto (Statement v1 + SLSA v1 for training "
+                   "steps, DSSE-signed by this node's key: its own transitions)")
+    p.add_argument("--model-dir", action="append", metavar="DIR", type=cliargs.existing_dir,
+                   help="with --format in-toto: also name this model directory by its OpenSSF "
+                   "model-signing digest in the statements of the step that produced its "
+                   "files (repeatable)")
     p.add_argument("-o", "--output", metavar="FILE", type=cliargs.output_file,
                    help="write to FILE instead of stdout")
     p.add_argument("--bundle", metavar="FILE", type=cliargs.existing_file,
