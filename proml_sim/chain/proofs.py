@@ -116,28 +116,38 @@ def _key(index: int) -> bytes:
     return bytes(rlp.encode(index))
 
 
-def receipt_proof(receipts: Sequence[bytes], index: int) -> list[bytes]:
-    """The Merkle-Patricia inclusion proof (RLP of each node on the path) of receipt ``index``
-    in the trie of ``receipts``."""
+def receipt_proof(receipts: Sequence[bytes], indices: Iterable[int]) -> list[bytes]:
+    """The Merkle-Patricia inclusion proof of receipts ``indices`` in the trie of ``receipts``:
+    the RLP of every node on their paths from the root, each node once (the trie is built
+    once, with the ``trie`` package's ``HexaryTrie`` walking each path)."""
     root, nodes = ordered_trie_root(list(receipts))
     t = HexaryTrie(dict(nodes), root)
-    path = t.get_proof(_key(index))  # type: ignore[no-untyped-call]
-    return [bytes(rlp.encode(node)) for node in path]
+    out: dict[bytes, None] = {}
+    for i in indices:
+        path = t.get_proof(_key(i))  # type: ignore[no-untyped-call]
+        for node in path:
+            out.setdefault(bytes(rlp.encode(node)), None)
+    return list(out)
 
 
-def check_receipt_proof(root: bytes, index: int, proof: Sequence[bytes]) -> bytes:
-    """The receipt ``index`` that ``proof`` proves under ``root`` (``ProofError`` if the proof
-    does not reach the root, or proves no receipt at that index)."""
-    try:
-        nodes = tuple(rlp.decode(p) for p in proof)
-        value = HexaryTrie.get_from_proof(  # type: ignore[no-untyped-call]
-            root, _key(index), nodes)
-    except Exception as exc:  # the trie library raises several kinds on a bad proof
-        raise ProofError(f"the inclusion proof of receipt {index} does not reach the receipts "
-                         f"root 0x{root.hex()} ({type(exc).__name__})") from None
-    if not value:
-        raise ProofError(f"the inclusion proof proves no receipt at index {index}")
-    return bytes(value)
+def check_receipt_proof(root: bytes, indices: Iterable[int], proof: Sequence[bytes]
+                        ) -> dict[int, bytes]:
+    """The receipts at ``indices`` that ``proof`` (trie nodes) proves under ``root``: each is
+    found by walking from the root through nodes looked up by their hash, so a node that was
+    altered or left out breaks the walk (``ProofError``)."""
+    db = {keccak(n): bytes(n) for n in proof}
+    t = HexaryTrie(db, root)
+    out = {}
+    for i in indices:
+        try:
+            value = t.get(_key(i))
+        except Exception as exc:  # MissingTrieNode, or a node that does not decode
+            raise ProofError(f"the inclusion proof of receipt {i} does not reach the receipts "
+                             f"root 0x{root.hex()} ({type(exc).__name__})") from None
+        if not value:
+            raise ProofError(f"the inclusion proof proves no receipt at index {i}")
+        out[i] = bytes(value)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

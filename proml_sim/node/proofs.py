@@ -107,14 +107,17 @@ def build_proofs(backend: Any, contracts: Mapping[str, str], events: Sequence[Ch
             rs = block_receipt_rlps(backend, h)
             by_block[n] = rs
             receipts[str(n)] = [_hex(r) for r in rs]
-    inclusion = []
-    for block, tx_index in sorted({(ce.block, ce.tx_index) for ce in events}):
+    wanted: dict[int, set[int]] = {}
+    for ce in events:
+        wanted.setdefault(ce.block, set()).add(ce.tx_index)
+    inclusion = {}
+    for block, indices in sorted(wanted.items()):
         found = by_block.get(block)
         if found is None:
             raise ProofError(f"block {block} holds a lifecycle event but its logs bloom does "
                              "not show it; the chain store is damaged: run `proml doctor`")
-        inclusion.append({"block": block, "tx_index": tx_index,
-                          "proof": [_hex(p) for p in receipt_proof(found, tx_index)]})
+        inclusion[str(block)] = {"tx_indices": sorted(indices),
+                                 "nodes": [_hex(n) for n in receipt_proof(found, indices)]}
     return {"format": PROOFS_FORMAT, "start": start,
             "checkpoint": {"number": head.number, "hash": _hex(head.hash)},
             "headers": headers, "receipts": receipts, "inclusion": inclusion}
@@ -178,7 +181,7 @@ def check_proofs(proofs: Mapping[str, Any] | None, events: Sequence[ChainEvent],
         receipts = _check_receipts(proofs, by_number)
         checks.append(Check("receipts", True, f"the receipts of {len(receipts)} block(s) "
                             "rebuild their headers' receipts roots"))
-        checks.append(_check_inclusion(proofs, by_number, receipts))
+        checks.append(_check_inclusion(proofs, by_number, receipts, events))
         checks.append(_check_complete(headers, receipts, contracts))
         checks.append(_check_events(headers, receipts, contracts, events))
     except ProofError as exc:
@@ -240,31 +243,41 @@ def _check_receipts(proofs: Mapping[str, Any], by_number: Mapping[int, Header]
 
 
 def _check_inclusion(proofs: Mapping[str, Any], by_number: Mapping[int, Header],
-                     receipts: Mapping[int, list[bytes]]) -> Check:
+                     receipts: Mapping[int, list[bytes]], events: Sequence[ChainEvent]
+                     ) -> Check:
     raw = proofs.get("inclusion")
-    if not isinstance(raw, list):
-        raise _fail("inclusion", "proofs.json: 'inclusion' must be a list")
-    for i, item in enumerate(raw):
-        if not isinstance(item, dict) or not isinstance(item.get("block"), int) \
-                or not isinstance(item.get("tx_index"), int) \
-                or not isinstance(item.get("proof"), list):
-            raise _fail("inclusion", f"proofs.json: inclusion[{i}] is malformed")
-        n, idx = item["block"], item["tx_index"]
+    if not isinstance(raw, dict):
+        raise _fail("inclusion", "proofs.json: 'inclusion' must be an object {block: proof}")
+    count = 0
+    for key, item in raw.items():
+        if not isinstance(item, dict) or not key.isdigit() \
+                or not isinstance(item.get("tx_indices"), list) \
+                or not all(isinstance(i, int) for i in item["tx_indices"]) \
+                or not isinstance(item.get("nodes"), list):
+            raise _fail("inclusion", f"proofs.json: inclusion.{key} is malformed")
+        n = int(key)
         h = by_number.get(n)
         if h is None:
             raise _fail("inclusion", f"the inclusion proof of block {n} is outside the header "
                         "range")
+        nodes = [_bytes(p, f"inclusion.{n}.nodes") for p in item["nodes"]]
         try:
-            value = check_receipt_proof(h.receipt_root, idx,
-                                        [_bytes(p, f"inclusion[{i}]") for p in item["proof"]])
+            proven = check_receipt_proof(h.receipt_root, item["tx_indices"], nodes)
         except ProofError as exc:
             raise _fail("inclusion", f"block {n}: {exc}") from None
-        rs = receipts.get(n)
-        if rs is None or idx >= len(rs) or rs[idx] != value:
-            raise _fail("inclusion", f"block {n} receipt {idx}: the inclusion proof proves a "
-                        "receipt the block's receipts do not hold")
-    return Check("inclusion", True, f"{len(raw)} receipt inclusion proof(s) reach their "
-                 "headers' receipts roots")
+        rs = receipts.get(n, [])
+        for idx, value in proven.items():
+            if idx >= len(rs) or rs[idx] != value:
+                raise _fail("inclusion", f"block {n} receipt {idx}: the inclusion proof proves "
+                            "a receipt the block's receipts do not hold")
+        count += len(proven)
+    for ce in events:
+        item = raw.get(str(ce.block))
+        if item is None or ce.tx_index not in item["tx_indices"]:
+            raise _fail("inclusion", f"{ce.kind} at block {ce.block} log {ce.log_index} has no "
+                        "receipt inclusion proof")
+    return Check("inclusion", True, f"{count} receipt inclusion proof(s) reach their headers' "
+                 "receipts roots")
 
 
 def _check_complete(headers: list[Header], receipts: Mapping[int, list[bytes]],

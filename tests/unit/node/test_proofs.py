@@ -159,7 +159,7 @@ def _cut_short(ev: list[Any], pr: dict[str, Any]) -> None:
     pr["headers"] = pr["headers"][skip:]
     pr["start"] = keep_from
     pr["receipts"] = {k: v for k, v in pr["receipts"].items() if int(k) >= keep_from}
-    pr["inclusion"] = [i for i in pr["inclusion"] if i["block"] >= keep_from]
+    pr["inclusion"] = {k: v for k, v in pr["inclusion"].items() if int(k) >= keep_from}
 
 
 def _cut_end(ev: list[Any], pr: dict[str, Any]) -> None:
@@ -168,7 +168,7 @@ def _cut_end(ev: list[Any], pr: dict[str, Any]) -> None:
     ev[:] = [e for e in ev if e["block"] < last]
     pr["headers"] = pr["headers"][: last - pr["start"]]
     pr["receipts"] = {k: v for k, v in pr["receipts"].items() if int(k) < last}
-    pr["inclusion"] = [i for i in pr["inclusion"] if i["block"] < last]
+    pr["inclusion"] = {k: v for k, v in pr["inclusion"].items() if int(k) < last}
 
 
 def _omit_receipts(ev: list[Any], pr: dict[str, Any]) -> None:
@@ -176,13 +176,23 @@ def _omit_receipts(ev: list[Any], pr: dict[str, Any]) -> None:
     block = ev[-1]["block"]
     ev[:] = [e for e in ev if e["block"] != block]
     del pr["receipts"][str(block)]
-    pr["inclusion"] = [i for i in pr["inclusion"] if i["block"] != block]
+    pr["inclusion"].pop(str(block))
 
 
 def _alter_receipt(ev: list[Any], pr: dict[str, Any]) -> None:
     k = next(iter(pr["receipts"]))
     r = pr["receipts"][k][0]
     pr["receipts"][k][0] = r[:-2] + ("00" if r[-2:] != "00" else "01")
+
+
+def _alter_proof_node(ev: list[Any], pr: dict[str, Any]) -> None:
+    item = next(iter(pr["inclusion"].values()))
+    node = item["nodes"][-1]
+    item["nodes"][-1] = node[:-2] + ("00" if node[-2:] != "00" else "01")
+
+
+def _drop_proof(ev: list[Any], pr: dict[str, Any]) -> None:
+    pr["inclusion"].pop(str(ev[-1]["block"]))
 
 
 def _splice(ev: list[Any], pr: dict[str, Any]) -> None:
@@ -211,6 +221,8 @@ FORGERIES: list[tuple[Callable[[list[Any], dict[str, Any]], None], str]] = [
     (_omit_receipts, "omits its receipts"),
     (_alter_receipt, "do not rebuild its receipts root"),
     (_splice, "spliced from another contract"),
+    (_alter_proof_node, "does not reach the receipts root"),
+    (_drop_proof, "has no receipt inclusion proof"),
 ]
 
 
