@@ -23,7 +23,6 @@ from typing import Any
 
 import rlp
 from eth_bloom.bloom import BloomFilter
-from eth_utils.address import to_checksum_address
 from trie.hexary import HexaryTrie
 
 from proml_sim.chain.trie import keccak, ordered_trie_root
@@ -62,6 +61,7 @@ class ReceiptLog:
     """One log as a receipt's consensus encoding holds it."""
 
     address: str
+    """``0x`` and 40 lower-case hex digits (checksumming every log costs more than the rest)."""
     topics: tuple[bytes, ...]
     data: bytes
 
@@ -105,7 +105,7 @@ def decode_receipt_logs(raw: bytes) -> tuple[bool, list[ReceiptLog]]:
     try:
         fields = rlp.decode(body)
         status, _cum, _bloom, logs = fields
-        out = [ReceiptLog(to_checksum_address(bytes(a)), tuple(bytes(t) for t in ts), bytes(d))
+        out = [ReceiptLog("0x" + bytes(a).hex(), tuple(bytes(t) for t in ts), bytes(d))
                for a, ts, d in logs]
     except (rlp.exceptions.DecodingError, ValueError, TypeError) as exc:
         raise ProofError(f"a receipt is not a valid consensus encoding ({exc})") from None

@@ -310,7 +310,7 @@ def _proven_events(headers: list[Header], receipts: Mapping[int, list[bytes]],
         for tx_index, raw in enumerate(receipts[n]):
             _ok, logs = decode_receipt_logs(raw)
             for lg in logs:
-                lc = lc_of.get(lg.address.lower())
+                lc = lc_of.get(lg.address)
                 if lc is not None and codec.knows(lg.topics):
                     try:
                         name, args = codec.decode(lg.topics, lg.data)
