@@ -212,7 +212,7 @@ def export_in_toto(source: LiveSource, ref: str | None = None, *,
     return [sign_envelope(st, private) for st in mine], sorted(set(skipped))
 
 
-def verify_attestation(source: LiveSource, path: str | Path) -> dict[str, Any]:
+def verify_attestation(source: EvidenceSource, path: str | Path) -> dict[str, Any]:
     """Check each envelope of ``path`` (JSON lines, or one JSON envelope) against the chain:
     the signature recovers to the chain's actor, and the predicate's chain id, contract, IR
     fingerprint, transaction, block, version, evidence and subjects are the chain's."""
@@ -249,7 +249,7 @@ def verify_attestation(source: LiveSource, path: str | Path) -> dict[str, Any]:
     return {"ok": ok, "count": len(envs), "lines": out}
 
 
-def _check_statement(source: LiveSource, lin: Lineage, by_tx: dict[tuple[str, str], VersionKey],
+def _check_statement(source: EvidenceSource, lin: Lineage, by_tx: dict[tuple[str, str], VersionKey],
                      signer: str, st: dict[str, Any]) -> list[str]:
     p = st.get("predicate", {})
     if st.get("predicateType") == SLSA_PREDICATE_TYPE:

@@ -155,8 +155,26 @@ def _verify_since(args: argparse.Namespace) -> int:
 
 def _verify_attestation(args: argparse.Namespace) -> int:
     from proml_sim.node.attest import verify_attestation
+    from proml_sim.node.bundle import load_bundle
 
-    report = verify_attestation(_live(args), args.attestation)
+    if not args.bundle:
+        report = verify_attestation(_live(args), args.attestation)
+    else:  # the bundle's own proofs first: its events must be the chain's
+        from proml_sim.node.proofs import check_proofs
+
+        bundle = load_bundle(args.bundle)
+        pin = bytes.fromhex(args.checkpoint[2:]) if args.checkpoint else None
+        pins = _pins(args.expect_contract)
+        proofs = check_proofs(bundle.proofs, bundle.events(),
+                              {lc: pins.get(lc, a) for lc, a in bundle.contracts.items()},
+                              checkpoint=pin)
+        report = verify_attestation(bundle, args.attestation)
+        bad = [c for c in proofs if not c.ok]
+        report["lines"][:0] = [f"{'ok  ' if c.ok else 'FAIL'}  bundle {c.name}: {c.detail}"
+                               for c in proofs]
+        if bad:
+            report["ok"] = False
+            report["lines"][-1] = f"FAILED: the bundle's chain proofs fail ({bad[0].name})"
     print(json.dumps(report, indent=2) if args.json else "\n".join(report["lines"]))
     return 0 if report["ok"] else 1
 
@@ -271,8 +289,8 @@ def register(sub: Any) -> None:
     p.add_argument("--since", metavar="OLD_HASH", type=cliargs.hex_bytes(32, "block hash"),
                    help="prove the node's current head extends this old checkpoint")
     p.add_argument("--attestation", metavar="FILE", type=cliargs.existing_file,
-                   help="check an in-toto attestation (`proml export --format in-toto`) "
-                   "against the chain")
+                   help="check in-toto attestations (`proml export --format in-toto`) "
+                   "against the chain (or against --bundle FILE, offline)")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     home(p, "; not used with --bundle")
     p.set_defaults(func=cmd_verify)

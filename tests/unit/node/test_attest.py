@@ -102,6 +102,11 @@ def test_verify_attestation_against_the_chain(world: World, exported: Path, tmp_
     home = str(world["admin"].home)
     assert cli(["verify", "--attestation", str(exported), "--home", home]) == 0
     assert "PASSED: 3 attestation(s)" in capsys.readouterr().out
+    from proml_sim.node.bundle import write_bundle
+
+    bundle = write_bundle(world.source(), "clf", tmp_path / "clf.zip")
+    assert cli(["verify", "--attestation", str(exported), "--bundle", str(bundle)]) == 0
+    capsys.readouterr()
 
     env = envelopes(exported)[0]
     st = statement_of(env)
