@@ -199,9 +199,12 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     b = load_bundle(path)  # read back: what was written is what a consumer will validate
     info = {"bundle": str(path), "artefact": b.manifest["artefact"],
             "events": len(b.events()), "blobs": len(b.blobs),
-            "bytes": sum(b.blobs.values()), "missing": ["0x" + d for d in sorted(b.missing)]}
+            "bytes": sum(b.blobs.values()), "missing": ["0x" + d for d in sorted(b.missing)],
+            "checkpoint": b.proofs["checkpoint"] if b.proofs else None}
+    cp = info["checkpoint"]
     text = (f"wrote evidence bundle {path}: {info['events']} events, {info['blobs']} blobs "
             f"({info['bytes']} bytes)"
+            + (f", proved up to block {cp['number']} {cp['hash']}" if cp else "")
             + (f"; {len(b.missing)} blob(s) missing (listed in the manifest)" if b.missing
                else ""))
     print(json.dumps(info, indent=2) if args.json else text)
