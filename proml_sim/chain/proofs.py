@@ -88,7 +88,10 @@ def decode_header(raw: bytes) -> Header:
 
 def receipts_root(receipts: Sequence[bytes]) -> bytes:
     """The receipts root of a block whose receipts (consensus encodings, in order) these are."""
-    return ordered_trie_root(list(receipts))[0]
+    try:
+        return ordered_trie_root(list(receipts))[0]
+    except ValueError as exc:  # an empty receipt
+        raise ProofError(f"a receipt list is malformed ({exc})") from None
 
 
 def bloom_may_hold(bloom: bytes, addresses: Iterable[str], topics: Iterable[bytes]) -> bool:

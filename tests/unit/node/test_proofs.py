@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import rlp
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from proml_sim.chain.proofs import decode_header
@@ -358,3 +358,33 @@ def test_status_json_reports_the_head_to_pin(world: World,
     head = json.loads(capsys.readouterr().out)["head"]
     info = world["admin"].backend.head()
     assert head == {"number": info.number, "hash": "0x" + info.hash.hex()}
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 300) | st.sampled_from(["0x", "0x00", "0xc0", "x"])
+    | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["1", "2", "x", "tx_indices", "nodes"]), inner, max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(["format", "start", "headers", "receipts", "inclusion",
+                              "checkpoint"]), value=_json, data=st.data())
+def test_malformed_proofs_are_failed_checks_not_crashes(bundle: Path, pin: str, field: str,
+                                                        value: Any, data: st.DataObject
+                                                        ) -> None:
+    b = load_bundle(bundle)
+    assert b.proofs is not None
+    proofs = json.loads(json.dumps(b.proofs))
+    assume(value != proofs[field])
+    if field in ("receipts", "inclusion") and isinstance(value, list | dict) and \
+            data.draw(st.booleans(), label="nested"):
+        block = next(iter(proofs[field]))
+        proofs[field][block] = value  # one entry malformed, the rest intact
+    else:
+        proofs[field] = value
+    checks = check_proofs(proofs, b.events(), b.contracts, checkpoint=bytes.fromhex(pin[2:]))
+    if field != "checkpoint":  # the checkpoint field is informational: the pin is the check
+        assert not all(c.ok for c in checks)
