@@ -11,8 +11,10 @@ block's fields and receipts, and the header and trie are rebuilt and checked aga
 block hash and receipts root) and checks them: :func:`decode_header`, :func:`receipts_root`
 (the same :func:`~proml_sim.chain.trie.ordered_trie_root` ``proml doctor`` rebuilds roots
 with), :func:`bloom_may_hold`, :func:`decode_receipt_logs`, and single-receipt inclusion
-proofs built and checked with the ``trie`` package (:func:`receipt_proof`,
-:func:`check_receipt_proof`).  Every failure is a :class:`~proml_sim.errors.ProofError`.
+proofs built and checked with the ``trie`` package (:func:`trie_proof`,
+:func:`check_trie_proof`); a block's raw transactions (:func:`block_transactions`, against its
+transactions root) and their signers (:func:`tx_sender`).  Every failure is a
+:class:`~proml_sim.errors.ProofError`.
 """
 
 from __future__ import annotations
@@ -32,13 +34,15 @@ __all__ = [
     "Header",
     "ReceiptLog",
     "block_receipt_rlps",
+    "block_transactions",
     "bloom_may_hold",
-    "check_receipt_proof",
+    "check_trie_proof",
     "decode_header",
     "decode_receipt_logs",
     "header_rlp",
-    "receipt_proof",
     "receipts_root",
+    "trie_proof",
+    "tx_sender",
 ]
 
 
@@ -119,11 +123,12 @@ def _key(index: int) -> bytes:
     return bytes(rlp.encode(index))
 
 
-def receipt_proof(receipts: Sequence[bytes], indices: Iterable[int]) -> list[bytes]:
-    """The Merkle-Patricia inclusion proof of receipts ``indices`` in the trie of ``receipts``:
+def trie_proof(items: Sequence[bytes], indices: Iterable[int]) -> list[bytes]:
+    """The Merkle-Patricia inclusion proof of ``items[i]`` for ``indices`` in the ordered-index
+    trie of ``items`` (a block's receipts or transactions):
     the RLP of every node on their paths from the root, each node once (the trie is built
     once, with the ``trie`` package's ``HexaryTrie`` walking each path)."""
-    root, nodes = ordered_trie_root(list(receipts))
+    root, nodes = ordered_trie_root(list(items))
     t = HexaryTrie(dict(nodes), root)
     out: dict[bytes, None] = {}
     for i in indices:
@@ -133,9 +138,9 @@ def receipt_proof(receipts: Sequence[bytes], indices: Iterable[int]) -> list[byt
     return list(out)
 
 
-def check_receipt_proof(root: bytes, indices: Iterable[int], proof: Sequence[bytes]
-                        ) -> dict[int, bytes]:
-    """The receipts at ``indices`` that ``proof`` (trie nodes) proves under ``root``: each is
+def check_trie_proof(root: bytes, indices: Iterable[int], proof: Sequence[bytes], *,
+                     what: str = "receipt") -> dict[int, bytes]:
+    """The items at ``indices`` that ``proof`` (trie nodes) proves under ``root``: each is
     found by walking from the root through nodes looked up by their hash, so a node that was
     altered or left out breaks the walk (``ProofError``)."""
     db = {keccak(n): bytes(n) for n in proof}
@@ -145,10 +150,10 @@ def check_receipt_proof(root: bytes, indices: Iterable[int], proof: Sequence[byt
         try:
             value = t.get(_key(i))
         except Exception as exc:  # MissingTrieNode, or a node that does not decode
-            raise ProofError(f"the inclusion proof of receipt {i} does not reach the receipts "
+            raise ProofError(f"the inclusion proof of {what} {i} does not reach the {what}s "
                              f"root 0x{root.hex()} ({type(exc).__name__})") from None
         if not value:
-            raise ProofError(f"the inclusion proof proves no receipt at index {i}")
+            raise ProofError(f"the inclusion proof proves no {what} at index {i}")
         out[i] = bytes(value)
     return out
 
@@ -246,3 +251,60 @@ def encode_rpc_receipt(r: dict[str, Any]) -> bytes:
                                 bytes.fromhex(r["logsBloom"][2:]), logs]))
     kind = int(r.get("type", "0x0"), 16)
     return payload if kind == 0 else bytes((kind,)) + payload
+
+
+def block_transactions(backend: Any, header: Header) -> list[bytes]:
+    """Every raw transaction of ``header``'s block, in order, checked to rebuild its
+    transactions root (the embedded store keeps them in its block log; a JSON-RPC node is asked
+    with ``eth_getRawTransactionByHash``)."""
+    from proml_sim.chain.journal import JournaledChain
+    from proml_sim.chain.rpc import RPCBackend
+
+    if isinstance(backend, JournaledChain):
+        txs = _logged_transactions(backend, header.number)
+    elif isinstance(backend, RPCBackend):
+        hashes = backend._rpc("eth_getBlockByNumber", [hex(header.number), False])["transactions"]
+        txs = [bytes.fromhex(backend._rpc("eth_getRawTransactionByHash", [h])[2:])
+               for h in hashes]
+    else:
+        raise ProofError(f"the {type(backend).__name__} chain keeps no raw transactions")
+    if ordered_trie_root(txs)[0] != header.tx_root:
+        raise ProofError(f"block {header.number}'s transactions do not rebuild its "
+                         f"transactions root 0x{header.tx_root.hex()}")
+    return txs
+
+
+def _logged_transactions(backend: Any, number: int) -> list[bytes]:
+    import struct
+    import zlib
+
+    from proml_sim.chain.blockstore import decode_payload
+
+    rows = backend.db.q("SELECT log_start, log_end, crc FROM blocks WHERE number = ?", (number,))
+    if not rows:
+        raise ProofError(f"the chain store has no block {number}")
+    start, end, crc = rows[0]
+    try:
+        with open(backend.log_path, "rb") as fh:
+            fh.seek(start)
+            raw = fh.read(end - start)
+    except OSError as exc:
+        raise ProofError(f"cannot read block {number} from {backend.log_path}: {exc}; run "
+                         "`proml doctor`") from None
+    payload = raw[struct.calcsize(">II"):]
+    rec = decode_payload(payload, start, end, crc) if zlib.crc32(payload) == crc else \
+        "its checksum does not match"
+    if isinstance(rec, str):
+        raise ProofError(f"block {number}'s record in {backend.log_path}: {rec}; run "
+                         "`proml doctor`")
+    return list(rec.txs)
+
+
+def tx_sender(raw: bytes) -> str:
+    """The checksum address that signed a raw transaction (``eth-account`` recovers it)."""
+    from eth_account import Account
+
+    try:
+        return str(Account.recover_transaction(raw))
+    except Exception as exc:  # not a transaction, or a signature nothing recovers from
+        raise ProofError(f"a proven transaction does not recover a signer ({exc})") from None

@@ -7,8 +7,9 @@ contracts' first event up to the head (the *checkpoint*):
 * for every block whose logs bloom may hold one of the contracts' lifecycle events (address
   and topic bloom bits), *every* receipt of the block (consensus encodings): they must rebuild
   the header's receipts root, so no receipt, and no log, can be left out or altered;
-* for every event's transaction, a Merkle-Patricia inclusion proof of its receipt against its
-  header's receipts root (built with the ``trie`` package; one receipt checkable on its own).
+* for every event's transaction, Merkle-Patricia inclusion proofs of its receipt and of the
+  transaction itself against its header's receipts and transactions roots (built with the
+  ``trie`` package): a receipt holds neither the tx hash nor the signer, the transaction does.
 
 :func:`check_proofs` (offline, from the bundle alone) re-derives the lifecycle events from the
 proven receipts and compares them with the bundle's ``events.json``, naming the first
@@ -17,9 +18,9 @@ link, reach the pinned checkpoint, and that every bloom-matching block's receipt
 What a bloom cannot rule out is bundled; a block whose bloom has none of the contracts' bits
 provably holds none of their logs, which is what makes omissions detectable.
 
-Known limit: the transaction signer (``sender``) of each event is the node's word (a receipt
-does not hold it); the events' emitting contract, block, position, arguments and block time
-are proven.
+Known limits: the chain id and contract addresses are the bundle's claims unless pinned
+(``--expect-chain-id``, ``--expect-contract``); the range starts at each contract's constructor
+grant, not at a state proof that the contract did not exist before.
 """
 
 from __future__ import annotations
@@ -34,14 +35,17 @@ from proml_sim.chain.client import event_from_args
 from proml_sim.chain.proofs import (
     Header,
     block_receipt_rlps,
+    block_transactions,
     bloom_may_hold,
-    check_receipt_proof,
+    check_trie_proof,
     decode_header,
     decode_receipt_logs,
     header_rlp,
-    receipt_proof,
     receipts_root,
+    trie_proof,
+    tx_sender,
 )
+from proml_sim.chain.trie import keccak
 from proml_sim.errors import ProofError
 from proml_sim.ir import RoleGranted
 from proml_sim.node.evidence import ChainEvent
@@ -111,16 +115,21 @@ def build_proofs(backend: Any, contracts: Mapping[str, str], events: Sequence[Ch
     for ce in events:
         wanted.setdefault(ce.block, set()).add(ce.tx_index)
     inclusion = {}
+    transactions = {}
     for block, indices in sorted(wanted.items()):
         found = by_block.get(block)
         if found is None:
             raise ProofError(f"block {block} holds a lifecycle event but its logs bloom does "
                              "not show it; the chain store is damaged: run `proml doctor`")
         inclusion[str(block)] = {"tx_indices": sorted(indices),
-                                 "nodes": [_hex(n) for n in receipt_proof(found, indices)]}
+                                 "nodes": [_hex(n) for n in trie_proof(found, indices)]}
+        txs = block_transactions(backend, decode_header(bytes.fromhex(headers[block - start][2:])))
+        transactions[str(block)] = {"tx_indices": sorted(indices),
+                                    "nodes": [_hex(n) for n in trie_proof(txs, indices)]}
     return {"format": PROOFS_FORMAT, "start": start,
             "checkpoint": {"number": head.number, "hash": _hex(head.hash)},
-            "headers": headers, "receipts": receipts, "inclusion": inclusion}
+            "headers": headers, "receipts": receipts, "inclusion": inclusion,
+            "transactions": transactions}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,6 +191,7 @@ def check_proofs(proofs: Mapping[str, Any] | None, events: Sequence[ChainEvent],
         checks.append(Check("receipts", True, f"the receipts of {len(receipts)} block(s) "
                             "rebuild their headers' receipts roots"))
         checks.append(_check_inclusion(proofs, by_number, receipts, events))
+        checks.append(_check_transactions(proofs, by_number, events))
         checks.append(_check_complete(headers, receipts, contracts))
         checks.append(_check_events(headers, receipts, contracts, events))
     except ProofError as exc:
@@ -262,7 +272,7 @@ def _check_inclusion(proofs: Mapping[str, Any], by_number: Mapping[int, Header],
                         "range")
         nodes = [_bytes(p, f"inclusion.{n}.nodes") for p in item["nodes"]]
         try:
-            proven = check_receipt_proof(h.receipt_root, item["tx_indices"], nodes)
+            proven = check_trie_proof(h.receipt_root, item["tx_indices"], nodes)
         except ProofError as exc:
             raise _fail("inclusion", f"block {n}: {exc}") from None
         rs = receipts.get(n, [])
@@ -278,6 +288,53 @@ def _check_inclusion(proofs: Mapping[str, Any], by_number: Mapping[int, Header],
                         "receipt inclusion proof")
     return Check("inclusion", True, f"{count} receipt inclusion proof(s) reach their headers' "
                  "receipts roots")
+
+
+def _check_transactions(proofs: Mapping[str, Any], by_number: Mapping[int, Header],
+                        events: Sequence[ChainEvent]) -> Check:
+    """Each event's transaction, proven under its header's transactions root, hashes to the
+    event's tx hash and is signed by the event's sender (receipts hold neither)."""
+    raw = proofs.get("transactions")
+    if not isinstance(raw, dict):
+        raise _fail("transactions", "proofs.json: 'transactions' must be an object "
+                    "{block: proof}")
+    proven: dict[tuple[int, int], bytes] = {}
+    for key, item in raw.items():
+        if not isinstance(item, dict) or not key.isdigit() \
+                or not isinstance(item.get("tx_indices"), list) \
+                or not all(isinstance(i, int) for i in item["tx_indices"]) \
+                or not isinstance(item.get("nodes"), list):
+            raise _fail("transactions", f"proofs.json: transactions.{key} is malformed")
+        n = int(key)
+        h = by_number.get(n)
+        if h is None:
+            raise _fail("transactions", f"the transaction proof of block {n} is outside the "
+                        "header range")
+        nodes = [_bytes(p, f"transactions.{n}.nodes") for p in item["nodes"]]
+        try:
+            got = check_trie_proof(h.tx_root, item["tx_indices"], nodes, what="transaction")
+        except ProofError as exc:
+            raise _fail("transactions", f"block {n}: {exc}") from None
+        proven.update({(n, i): tx for i, tx in got.items()})
+    senders: dict[bytes, str] = {}
+    for ce in events:
+        tx = proven.get((ce.block, ce.tx_index))
+        where = f"{ce.kind} at block {ce.block} log {ce.log_index}"
+        if tx is None:
+            raise _fail("transactions", f"{where} has no transaction inclusion proof")
+        if keccak(tx) != ce.tx_hash:
+            raise _fail("transactions", f"{where}: its tx hash 0x{ce.tx_hash.hex()} is not the "
+                        f"proven transaction's 0x{keccak(tx).hex()} (altered)")
+        if tx not in senders:
+            try:
+                senders[tx] = tx_sender(tx)
+            except ProofError as exc:
+                raise _fail("transactions", f"{where}: {exc}") from None
+        if senders[tx].lower() != ce.sender.lower():
+            raise _fail("transactions", f"{where}: its sender {ce.sender} is not the proven "
+                        f"transaction's signer {senders[tx]} (altered)")
+    return Check("transactions", True, f"{len(senders)} transaction(s) proven under their "
+                 "headers' transactions roots: every event's tx hash and signer are the chain's")
 
 
 def _check_complete(headers: list[Header], receipts: Mapping[int, list[bytes]],

@@ -83,8 +83,8 @@ def test_intact_bundle_passes_offline_with_a_pin(bundle: Path, pin: str, no_netw
     assert cli(["verify", "--bundle", str(bundle), "--checkpoint", pin, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     names = [c["name"] for c in report["checks"]]
-    assert names[:6] == ["header chain", "checkpoint", "receipts", "inclusion", "completeness",
-                         "events"]
+    assert names[:7] == ["header chain", "checkpoint", "receipts", "inclusion", "transactions",
+                         "completeness", "events"]
     assert all(c["ok"] for c in report["checks"])
     assert "NOT CHECKED" not in json.dumps(report)
 
@@ -160,6 +160,7 @@ def _cut_short(ev: list[Any], pr: dict[str, Any]) -> None:
     pr["start"] = keep_from
     pr["receipts"] = {k: v for k, v in pr["receipts"].items() if int(k) >= keep_from}
     pr["inclusion"] = {k: v for k, v in pr["inclusion"].items() if int(k) >= keep_from}
+    pr["transactions"] = {k: v for k, v in pr["transactions"].items() if int(k) >= keep_from}
 
 
 def _cut_end(ev: list[Any], pr: dict[str, Any]) -> None:
@@ -169,6 +170,7 @@ def _cut_end(ev: list[Any], pr: dict[str, Any]) -> None:
     pr["headers"] = pr["headers"][: last - pr["start"]]
     pr["receipts"] = {k: v for k, v in pr["receipts"].items() if int(k) < last}
     pr["inclusion"] = {k: v for k, v in pr["inclusion"].items() if int(k) < last}
+    pr["transactions"] = {k: v for k, v in pr["transactions"].items() if int(k) < last}
 
 
 def _omit_receipts(ev: list[Any], pr: dict[str, Any]) -> None:
@@ -177,6 +179,7 @@ def _omit_receipts(ev: list[Any], pr: dict[str, Any]) -> None:
     ev[:] = [e for e in ev if e["block"] != block]
     del pr["receipts"][str(block)]
     pr["inclusion"].pop(str(block))
+    pr["transactions"].pop(str(block))
 
 
 def _alter_receipt(ev: list[Any], pr: dict[str, Any]) -> None:
@@ -193,6 +196,15 @@ def _alter_proof_node(ev: list[Any], pr: dict[str, Any]) -> None:
 
 def _drop_proof(ev: list[Any], pr: dict[str, Any]) -> None:
     pr["inclusion"].pop(str(ev[-1]["block"]))
+
+
+def _alter_sender(ev: list[Any], pr: dict[str, Any]) -> None:
+    e = next(e for e in ev if e["type"] == "Transitioned")
+    e["sender"] = next(x["sender"] for x in ev if x["sender"] != e["sender"])
+
+
+def _alter_tx_hash(ev: list[Any], pr: dict[str, Any]) -> None:
+    ev[-1]["tx_hash"] = "0x" + "ab" * 32
 
 
 def _splice(ev: list[Any], pr: dict[str, Any]) -> None:
@@ -223,6 +235,8 @@ FORGERIES: list[tuple[Callable[[list[Any], dict[str, Any]], None], str]] = [
     (_splice, "spliced from another contract"),
     (_alter_proof_node, "does not reach the receipts root"),
     (_drop_proof, "has no receipt inclusion proof"),
+    (_alter_sender, "is not the proven transaction's signer"),
+    (_alter_tx_hash, "is not the proven transaction's"),
 ]
 
 
@@ -371,7 +385,7 @@ _json = st.recursive(
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(field=st.sampled_from(["format", "start", "headers", "receipts", "inclusion",
-                              "checkpoint"]), value=_json, data=st.data())
+                              "transactions", "checkpoint"]), value=_json, data=st.data())
 def test_malformed_proofs_are_failed_checks_not_crashes(bundle: Path, pin: str, field: str,
                                                         value: Any, data: st.DataObject
                                                         ) -> None:
@@ -379,7 +393,7 @@ def test_malformed_proofs_are_failed_checks_not_crashes(bundle: Path, pin: str, 
     assert b.proofs is not None
     proofs = json.loads(json.dumps(b.proofs))
     assume(value != proofs[field])
-    if field in ("receipts", "inclusion") and isinstance(value, list | dict) and \
+    if field in ("receipts", "inclusion", "transactions") and isinstance(value, list | dict) and \
             data.draw(st.booleans(), label="nested"):
         block = next(iter(proofs[field]))
         proofs[field][block] = value  # one entry malformed, the rest intact
