@@ -42,6 +42,7 @@ __all__ = [
     "header_rlp",
     "receipts_root",
     "trie_proof",
+    "tx_chain_id",
     "tx_sender",
 ]
 
@@ -308,3 +309,15 @@ def tx_sender(raw: bytes) -> str:
         return str(Account.recover_transaction(raw))
     except Exception as exc:  # not a transaction, or a signature nothing recovers from
         raise ProofError(f"a proven transaction does not recover a signer ({exc})") from None
+
+
+def tx_chain_id(raw: bytes) -> int | None:
+    """The EIP-155 chain id a raw transaction's signature binds (``None`` for a pre-EIP-155
+    legacy transaction)."""
+    try:
+        if raw and raw[0] < 0x7F:  # typed (EIP-2718): the chain id is the first field
+            return int.from_bytes(rlp.decode(raw[1:])[0], "big")
+        v = int.from_bytes(rlp.decode(raw)[6], "big")
+    except (rlp.exceptions.DecodingError, IndexError, TypeError) as exc:
+        raise ProofError(f"a proven transaction does not decode ({exc})") from None
+    return (v - 35) // 2 if v >= 35 else None

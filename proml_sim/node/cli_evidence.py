@@ -133,7 +133,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
         contracts = {lc: pins.get(lc, a) for lc, a in bundle.contracts.items()}
         report.checks[:0] = check_proofs(bundle.proofs, bundle.events(), contracts,
-                                         checkpoint=pin)
+                                         checkpoint=pin,
+                                         chain_id=args.expect_chain_id or bundle.chain_id)
     print(report.to_json() if args.json else report.render())
     return 0 if report.ok else 1
 
@@ -167,7 +168,8 @@ def _verify_attestation(args: argparse.Namespace) -> int:
         pins = _pins(args.expect_contract)
         proofs = check_proofs(bundle.proofs, bundle.events(),
                               {lc: pins.get(lc, a) for lc, a in bundle.contracts.items()},
-                              checkpoint=pin)
+                              checkpoint=pin,
+                              chain_id=args.expect_chain_id or bundle.chain_id)
         report = verify_attestation(bundle, args.attestation)
         bad = [c for c in proofs if not c.ok]
         report["lines"][:0] = [f"{'ok  ' if c.ok else 'FAIL'}  bundle {c.name}: {c.detail}"

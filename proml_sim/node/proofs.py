@@ -18,8 +18,9 @@ link, reach the pinned checkpoint, and that every bloom-matching block's receipt
 What a bloom cannot rule out is bundled; a block whose bloom has none of the contracts' bits
 provably holds none of their logs, which is what makes omissions detectable.
 
-Known limits: the chain id and contract addresses are the bundle's claims unless pinned
-(``--expect-chain-id``, ``--expect-contract``); the range starts at each contract's constructor
+Known limits: the contract addresses are the bundle's claims unless pinned
+(``--expect-contract``); the chain id is bound by the transactions' signatures, but two chains
+may share one (pin the checkpoint); the range starts at each contract's constructor
 grant, not at a state proof that the contract did not exist before.
 """
 
@@ -43,6 +44,7 @@ from proml_sim.chain.proofs import (
     header_rlp,
     receipts_root,
     trie_proof,
+    tx_chain_id,
     tx_sender,
 )
 from proml_sim.chain.trie import keccak
@@ -164,10 +166,11 @@ def _headers(proofs: Mapping[str, Any]) -> list[Header]:
 
 
 def check_proofs(proofs: Mapping[str, Any] | None, events: Sequence[ChainEvent],
-                 contracts: Mapping[str, str], *, checkpoint: bytes | None = None
-                 ) -> list[Check]:
+                 contracts: Mapping[str, str], *, checkpoint: bytes | None = None,
+                 chain_id: int | None = None) -> list[Check]:
     """Check a bundle's proofs against its ``events`` (in its order) and ``contracts``; the
-    checks ``verify`` reports first.  ``checkpoint``: the block hash the verifier trusts."""
+    checks ``verify`` reports first.  ``checkpoint``: the block hash the verifier trusts;
+    ``chain_id``: the chain id the events' transactions must be signed for."""
     if proofs is None:
         return [Check("chain proofs", checkpoint is None,
                       "NOT CHECKED: the bundle carries no proofs (made by an older proml-sim "
@@ -191,7 +194,7 @@ def check_proofs(proofs: Mapping[str, Any] | None, events: Sequence[ChainEvent],
         checks.append(Check("receipts", True, f"the receipts of {len(receipts)} block(s) "
                             "rebuild their headers' receipts roots"))
         checks.append(_check_inclusion(proofs, by_number, receipts, events))
-        checks.append(_check_transactions(proofs, by_number, events))
+        checks.append(_check_transactions(proofs, by_number, events, chain_id))
         checks.append(_check_complete(headers, receipts, contracts))
         checks.append(_check_events(headers, receipts, contracts, events))
     except ProofError as exc:
@@ -291,7 +294,7 @@ def _check_inclusion(proofs: Mapping[str, Any], by_number: Mapping[int, Header],
 
 
 def _check_transactions(proofs: Mapping[str, Any], by_number: Mapping[int, Header],
-                        events: Sequence[ChainEvent]) -> Check:
+                        events: Sequence[ChainEvent], chain_id: int | None) -> Check:
     """Each event's transaction, proven under its header's transactions root, hashes to the
     event's tx hash and is signed by the event's sender (receipts hold neither)."""
     raw = proofs.get("transactions")
@@ -328,13 +331,19 @@ def _check_transactions(proofs: Mapping[str, Any], by_number: Mapping[int, Heade
         if tx not in senders:
             try:
                 senders[tx] = tx_sender(tx)
+                signed_for = tx_chain_id(tx)
             except ProofError as exc:
                 raise _fail("transactions", f"{where}: {exc}") from None
+            if chain_id is not None and signed_for != chain_id:
+                raise _fail("transactions", f"{where}: its transaction is signed for chain id "
+                            f"{signed_for}, not {chain_id} (another chain's history)")
         if senders[tx].lower() != ce.sender.lower():
             raise _fail("transactions", f"{where}: its sender {ce.sender} is not the proven "
                         f"transaction's signer {senders[tx]} (altered)")
+    bound = f", signed for chain id {chain_id}" if chain_id is not None else ""
     return Check("transactions", True, f"{len(senders)} transaction(s) proven under their "
-                 "headers' transactions roots: every event's tx hash and signer are the chain's")
+                 f"headers' transactions roots: every event's tx hash and signer are the "
+                 f"chain's{bound}")
 
 
 def _check_complete(headers: list[Header], receipts: Mapping[int, list[bytes]],

@@ -64,8 +64,19 @@ def forged(src: Path, dest: Path, change: Callable[[list[Any], dict[str, Any]], 
 def proof_failures(path: Path, pin: str | None) -> list[str]:
     b = load_bundle(path)
     checks = check_proofs(b.proofs, b.events(), b.contracts,
-                          checkpoint=bytes.fromhex(pin[2:]) if pin else None)
+                          checkpoint=bytes.fromhex(pin[2:]) if pin else None,
+                          chain_id=b.chain_id)
     return [f"{c.name}: {c.detail}" for c in checks if not c.ok]
+
+
+def test_a_claimed_chain_id_is_checked_against_the_signatures(bundle: Path, pin: str) -> None:
+    b = load_bundle(bundle)
+    checks = check_proofs(b.proofs, b.events(), b.contracts, checkpoint=bytes.fromhex(pin[2:]),
+                          chain_id=b.chain_id + 1)
+    bad = [c.detail for c in checks if not c.ok]
+    assert bad and "is signed for chain id" in bad[0]
+    checks = check_proofs(b.proofs, b.events(), b.contracts, chain_id=b.chain_id)
+    assert all(c.ok for c in checks)
 
 
 @pytest.fixture
