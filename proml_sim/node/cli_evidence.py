@@ -108,6 +108,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from proml_sim.node.verify import verify
 
     if args.since:
+        if args.bundle or args.attestation or args.artefact:
+            raise NodeError("--since checks the node's own chain against an old checkpoint; "
+                            "run it alone: `proml verify --since OLD_HASH`")
         return _verify_since(args)
     if args.attestation:
         return _verify_attestation(args)
