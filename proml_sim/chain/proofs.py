@@ -25,6 +25,7 @@ from typing import Any
 
 import rlp
 from eth_bloom.bloom import BloomFilter
+from eth_utils.address import to_checksum_address
 from trie.hexary import HexaryTrie
 
 from proml_sim.chain.trie import keccak, ordered_trie_root
@@ -302,10 +303,21 @@ def _logged_transactions(backend: Any, number: int) -> list[bytes]:
 
 
 def tx_sender(raw: bytes) -> str:
-    """The checksum address that signed a raw transaction (``eth-account`` recovers it)."""
-    from eth_account import Account
+    """The checksum address that signed a raw transaction: type 2 (what ProML nodes send)
+    through the engines' own decoder and ecrecover (``chain/_txpool.py``), other kinds through
+    ``eth-account``."""
+    from types import SimpleNamespace
+
+    from proml_sim.chain._txpool import decode_type2_items, recover_typed_sender, scalar
 
     try:
+        if raw[:1] == b"\x02":
+            items = decode_type2_items(raw)
+            sig = SimpleNamespace(y_parity=scalar(items[9], "y_parity"),
+                                  r=scalar(items[10], "r"), s=scalar(items[11], "s"))
+            return str(to_checksum_address(recover_typed_sender(raw, sig)))
+        from eth_account import Account
+
         return str(Account.recover_transaction(raw))
     except Exception as exc:  # not a transaction, or a signature nothing recovers from
         raise ProofError(f"a proven transaction does not recover a signer ({exc})") from None

@@ -6,6 +6,7 @@ message naming what was done; the intact bundle passes, with sockets blocked.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import zipfile
@@ -413,3 +414,22 @@ def test_malformed_proofs_are_failed_checks_not_crashes(bundle: Path, pin: str, 
     checks = check_proofs(proofs, b.events(), b.contracts, checkpoint=bytes.fromhex(pin[2:]))
     if field != "checkpoint":  # the checkpoint field is informational: the pin is the check
         assert not all(c.ok for c in checks)
+
+
+def test_tx_sender_agrees_with_eth_account(world: World, bundle: Path) -> None:
+    from eth_account import Account
+
+    from proml_sim.chain.proofs import block_transactions, header_rlp, tx_chain_id, tx_sender
+
+    backend = world["admin"].backend
+    b = load_bundle(bundle)
+    ev = b.events()[-1]
+    txs = block_transactions(backend, decode_header(header_rlp(backend, ev.block)))
+    raw = txs[ev.tx_index]
+    assert keccak(raw) == ev.tx_hash
+    assert tx_sender(raw) == Account.recover_transaction(raw) == ev.sender
+    assert tx_chain_id(raw) == backend.chain_id
+    with contextlib.suppress(ProofError):  # another s: another key recovers, or none
+        assert tx_sender(raw[:-1] + bytes((raw[-1] ^ 1,))) != ev.sender
+    with pytest.raises(ProofError, match="does not recover a signer"):
+        tx_sender(b"\x02\xc0")
