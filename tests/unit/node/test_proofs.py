@@ -433,3 +433,13 @@ def test_tx_sender_agrees_with_eth_account(world: World, bundle: Path) -> None:
         assert tx_sender(raw[:-1] + bytes((raw[-1] ^ 1,))) != ev.sender
     with pytest.raises(ProofError, match="does not recover a signer"):
         tx_sender(b"\x02\xc0")
+
+
+def test_the_proofs_benchmark_runs(tmp_path: Path) -> None:
+    """``python -m proml_sim.node.proofs_bench`` at its smallest size (the README's figures
+    come from 100, 1,000 and 10,000 events)."""
+    from proml_sim.node.proofs_bench import measure
+
+    row = measure(30, tmp_path)
+    assert row["proofs_ok"], row["failures"]
+    assert row["events"] >= 30 and row["bundle_bytes"] > 0 and row["check_proofs_s"] > 0
