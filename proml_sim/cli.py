@@ -259,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     from experiments import sweep as sweep_cli  # the CLI may import experiments
 
     sweep_cli.register(sub)
+    from proml_sim.serve import cli as serve_cli  # parsers only: the HTTP stack loads lazily
+
+    serve_cli.register(sub)
 
     r = sub.add_parser("reproduce", help="run the experiments and write REPORT.md + summary.json")
     r.add_argument("--profile", choices=["smoke", "paper"], default="smoke")

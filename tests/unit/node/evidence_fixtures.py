@@ -50,19 +50,22 @@ class World:
         return [p for p in paths if p.exists()]
 
 
-def _node(root: Path, name: str, domain: str, **kw: Any) -> ProMLNode:
+def _node(root: Path, name: str, domain: str, archive: bool = True, **kw: Any) -> ProMLNode:
     return ProMLNode.init(root / name, name=name, domain=domain, chain_dir=root / "chain",
-                          seed=f"evidence-{name}", replicas=[root / "archive"], **kw)
+                          seed=f"evidence-{name}",
+                          replicas=[root / "archive"] if archive else [], **kw)
 
 
-def make_world(root: Path, *, verify_model: bool = True) -> World:
+def make_world(root: Path, *, verify_model: bool = True, archive: bool = True) -> World:
+    """The world above; ``archive=False``: no shared store, each node holds only the blobs it
+    produced (the nodes exchange them over HTTP, ``proml serve``)."""
     root.mkdir(parents=True, exist_ok=True)
-    admin = _node(root, "admin", "consortium", new_chain=True)
-    alice = _node(root, "alice", "data-co")
-    lena = _node(root, "lena", "label-co")
-    bob = _node(root, "bob", "dev-co")
-    vera = _node(root, "vera", "verify-a")
-    vic = _node(root, "vic", "verify-b")
+    admin = _node(root, "admin", "consortium", archive, new_chain=True)
+    alice = _node(root, "alice", "data-co", archive)
+    lena = _node(root, "lena", "label-co", archive)
+    bob = _node(root, "bob", "dev-co", archive)
+    vera = _node(root, "vera", "verify-a", archive)
+    vic = _node(root, "vic", "verify-b", archive)
     nodes = {n.name: n for n in (admin, alice, lena, bob, vera, vic)}
     files = {}
     for name, text in (("iris_raw.csv", "x,y\n1,2\n3,4\n"), ("wine.csv", "a,b\n5,6\n"),
