@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -20,7 +21,9 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
 
-from starlette.testclient import TestClient
+with warnings.catch_warnings():  # starlette 1.x prefers httpx2 for its test client
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -68,11 +71,7 @@ def test_every_node_verifies_with_blobs_from_its_peers(world, servers, capsys):
     # without peers, a node lacks the other domains' evidence
     assert cli(["verify", "clf", "--home", str(world["vera"].home)]) == 1
     capsys.readouterr()
-    for name in NAMES:
-        home = str(world[name].home)
-        for other in NAMES:
-            if other != name:
-                assert cli_replica(home, str(servers[other]["url"])) == 0
+    connect_peers(world, servers)
     capsys.readouterr()
     for name in NAMES:
         home = str(world[name].home)
@@ -89,10 +88,17 @@ def test_every_node_verifies_with_blobs_from_its_peers(world, servers, capsys):
     assert cli(["verify", "--bundle", str(out)]) == 0
 
 
-def cli_replica(home: str, url: str) -> int:
+def connect_peers(world: World, servers: dict[str, dict[str, object]]) -> None:
+    """Every node gets every other node's server as an HTTP peer (`proml replica add URL`)."""
     from proml_sim.cli import main
 
-    return main(["replica", "add", url, "--home", home])
+    for name in NAMES:
+        home = str(world[name].home)
+        have = ProMLNode.open(home).peer_urls()
+        for other in NAMES:
+            url = str(servers[other]["url"])
+            if other != name and url not in have:
+                assert main(["replica", "add", url, "--home", home]) == 0
 
 
 def test_replica_list_shows_http_peers(world, servers, capsys):
@@ -269,3 +275,60 @@ def test_short_load_has_no_error(world):
 
 def test_env_is_test_session():
     assert os.environ.get("PROML_LIGHT_KDF") == "1"
+
+
+# -- the explorer in a real browser (Debian's chromium, driven by Playwright) -------------------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"]
+
+
+def test_explorer_in_a_browser(world, servers, tmp_path, capsys):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (`apt-get install -y "
+                    "chromium`, as .ci/run does) to run the browser test")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    connect_peers(world, servers)
+    # the admin node produced no evidence: fetch it from the peers first (as `proml verify`
+    # does), so its server's verify report can pass
+    assert cli(["verify", "clf", "--home", str(world["admin"].home)]) == 0
+    capsys.readouterr()
+    link = str(servers["admin"]["explorer"])
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(accept_downloads=True)
+            page.goto(link)
+            assert page.title().startswith("ProML explorer")
+            page.click("a.artefact:text-is('clf')")
+            assert page.inner_text("#name") == "clf"
+            assert page.inner_text("#state") == "verified"
+            current = page.locator("#lifecycle g.state.current")
+            assert current.count() == 1 and current.get_attribute("data-state") == "verified"
+            steps = page.locator("#timeline tr").all_inner_texts()
+            assert any("register" in s for s in steps) and any("verify" in s for s in steps)
+            assert page.inner_text("#verdict") == "PASSED"
+            assert page.locator("#checks td.fail").count() == 0
+            # evidence downloads are links to the blob store
+            href = page.locator("a.evidence").first.get_attribute("href")
+            assert href and href.startswith("/blobs/sha256/")
+            # the bundle download, verified offline
+            with page.expect_download() as dl:
+                page.click("#bundle")
+            bundle = tmp_path / "from-browser.zip"
+            dl.value.save_as(bundle)
+            assert cli(["verify", "--bundle", str(bundle)]) == 0
+            # follow the lineage to an ancestor, then back to a descendant
+            page.click("#lineage a.lineage-node:has-text('iris')")
+            assert page.inner_text("#name") == "iris"
+            assert "Dataset" in page.inner_text("h1")
+            page.click("#lineage a.lineage-node:has-text('clf')")
+            assert page.inner_text("#name") == "clf"
+            # outsiders (a fresh browser context: no cookie) see nothing
+            other = browser.new_context().new_page()
+            resp = other.goto(str(servers["admin"]["url"]) + "/")
+            assert resp is not None and resp.status == 403
+            assert "members only" in other.inner_text("#error")
+        finally:
+            browser.close()
