@@ -61,6 +61,7 @@ class Explorer:
         self._head: tuple[int, bytes] | None = None
         self._source: LiveSource | None = None
         self._lineage: Lineage | None = None
+        self._ls: list[dict[str, Any]] | None = None  # the artefact list at this head
 
     # -- the chain view, refreshed when the head moves ------------------------------------
     def _refresh(self) -> None:
@@ -73,7 +74,7 @@ class Explorer:
             src = LiveSource(self.node)
             if src.peers is not None and self.peer_signer is not None:
                 src.peers._signer = self.peer_signer  # unlocked once, at start
-            self._source, self._lineage = src, None
+            self._source, self._lineage, self._ls = src, None, None
 
     def source(self) -> LiveSource:
         self._refresh()
@@ -182,10 +183,11 @@ def build_app(node: ProMLNode, *, token: str | None = None, peer_signer: Any = N
     def artefacts() -> list[dict[str, Any]]:
         with ex.lock:
             ex._refresh()
-            rows = node.ls()
-        for r in rows:
-            r["href"] = _href(r["lifecycle"], r["id"])
-        return rows
+            if ex._ls is None:  # replaying every event is the cost: once per chain head
+                ex._ls = node.ls()
+                for r in ex._ls:
+                    r["href"] = _href(r["lifecycle"], r["id"])
+            return ex._ls
 
     def api_artefacts(request: Request) -> Response:
         return JSONResponse(artefacts())
