@@ -111,24 +111,26 @@ def cmd_serve_bench(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``serve`` and ``serve-bench`` to the top-level ``proml`` subparsers."""
-    from proml_sim.node.service import DEFAULT_HOME
+    import proml_sim.cliargs as cliargs
 
     p = sub.add_parser("serve", help="serve this node's evidence over HTTP to other members' "
                        "nodes (signed requests) and the explorer web pages (loopback only)")
     p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on "
                    "(default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT,
+    p.add_argument("--port", type=cliargs.non_negative_int, default=DEFAULT_PORT,
                    help=f"port (default {DEFAULT_PORT}; 0: any free port, printed)")
-    p.add_argument("--home", default=DEFAULT_HOME, help=f"node home (default {DEFAULT_HOME})")
     p.add_argument("--json", action="store_true", help="print the URLs as one JSON line")
+    cliargs.global_options(p, home=True)
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("serve-bench", help="load benchmark of `proml serve` on loopback: N "
                        "concurrent clients for D seconds; p50/p99 latency and requests/s")
-    p.add_argument("--home", default=DEFAULT_HOME, help=f"node home (default {DEFAULT_HOME})")
-    p.add_argument("--clients", type=int, default=200, help="concurrent clients (default 200)")
-    p.add_argument("--duration", type=float, default=30.0, help="seconds (default 30)")
+    p.add_argument("--clients", type=cliargs.positive_int, default=200,
+                   help="concurrent clients (default 200)")
+    p.add_argument("--duration", type=cliargs.positive_float, default=30.0,
+                   help="seconds (default 30, at most 600)")
     p.add_argument("--json", action="store_true", help="machine-readable result")
+    cliargs.global_options(p, home=True)
     p.set_defaults(func=cmd_serve_bench)
 
 
