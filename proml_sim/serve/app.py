@@ -22,6 +22,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import shutil
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -127,6 +128,9 @@ def _error(request: Request, exc: Exception, templates: Jinja2Templates,
               else 400 if isinstance(exc, ProMLError) else 500)
     message = str(exc) if isinstance(exc, ProMLError) else (
         f"internal error ({type(exc).__name__}); the server log names it")
+    if status == 500:  # one line in the server's log, never a traceback
+        print(f"proml serve: {request.method} {request.url.path} failed: "
+              f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
     if "text/html" in request.headers.get("accept", "") and not request.url.path.startswith(
             ("/api/", "/blobs/")):
         try:

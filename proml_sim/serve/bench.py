@@ -30,25 +30,40 @@ def _percentile(sorted_vals: list[float], q: float) -> float:
     return sorted_vals[i]
 
 
-def start_server(home: str | Path, *, env: dict[str, str] | None = None,
-                 timeout: float = 60.0) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    """``proml serve --port 0 --json`` on ``home`` in a child process; (process, its URLs)."""
-    proc = subprocess.Popen(
+def spawn_server(home: str | Path, *, env: dict[str, str] | None = None
+                 ) -> subprocess.Popen[str]:
+    """``proml serve --port 0 --json`` on ``home`` in a child process (see :func:`ready`)."""
+    return subprocess.Popen(
         [sys.executable, "-m", "proml_sim.cli", "serve", "--home", str(home), "--port", "0",
          "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, **(env or {})})
+
+
+def ready(proc: subprocess.Popen[str], home: str | Path, timeout: float = 60.0
+          ) -> dict[str, Any]:
+    """The URLs a spawned server prints once it listens; :class:`NodeError` if it failed."""
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
         err = proc.stderr.read() if proc.stderr else ""
         proc.wait(timeout)
         raise NodeError(f"`proml serve --home {home}` did not start: {err.strip()}")
-    return proc, json.loads(line)
+    info: dict[str, Any] = json.loads(line)
+    return info
 
 
-def stop_server(proc: subprocess.Popen[str], timeout: float = 20.0) -> int:
-    """SIGTERM, then wait; the exit code (0 = a clean stop)."""
-    if proc.poll() is None:
+def start_server(home: str | Path, *, env: dict[str, str] | None = None
+                 ) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """``proml serve --port 0 --json`` on ``home`` in a child process; (process, its URLs)."""
+    proc = spawn_server(home, env=env)
+    return proc, ready(proc, home)
+
+
+def stop_server(proc: subprocess.Popen[str], timeout: float = 20.0, *,
+                terminate: bool = True) -> int:
+    """SIGTERM (unless already sent: a second one could land after the server restored the
+    default handler), then wait; the exit code (0 = a clean stop)."""
+    if terminate and proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     try:
         return proc.wait(timeout)

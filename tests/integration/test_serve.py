@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -32,7 +33,7 @@ from proml_sim.errors import PeerError  # noqa: E402
 from proml_sim.node.peers import PeerFetcher, RequestSigner  # noqa: E402
 from proml_sim.node.service import ProMLNode  # noqa: E402
 from proml_sim.serve.app import build_app  # noqa: E402
-from proml_sim.serve.bench import start_server, stop_server  # noqa: E402
+from proml_sim.serve.bench import ready, spawn_server, stop_server  # noqa: E402
 from proml_sim.serve.cli import check_loopback  # noqa: E402
 from tests.unit.node.evidence_fixtures import World, cli, make_world  # noqa: E402
 
@@ -49,11 +50,14 @@ def servers(world: World) -> Iterator[dict[str, dict[str, object]]]:
     """Six `proml serve` processes, one per home; stopped (SIGTERM) at the end, cleanly."""
     procs = {}
     try:
-        for name in NAMES:
-            procs[name] = start_server(world[name].home)
-        yield {name: info for name, (_, info) in procs.items()}
+        for name in NAMES:  # started together, then each awaited
+            procs[name] = spawn_server(world[name].home)
+        yield {name: ready(p, name) for name, p in procs.items()}
     finally:
-        codes = {name: stop_server(p) for name, (p, _) in procs.items()}
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        codes = {name: stop_server(p, terminate=False) for name, p in procs.items()}
     assert codes == dict.fromkeys(NAMES, 0), f"servers did not stop cleanly: {codes}"
 
 
