@@ -78,6 +78,7 @@ async def _load(url: str, token: str, signer: Any, blob: str | None, clients: in
     import httpx
 
     lat: list[float] = []
+    per_kind: dict[str, list[float]] = {"blob": [], "api": [], "page": []}
     errors: list[str] = []
     stop_at = time.perf_counter() + duration
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -104,13 +105,23 @@ async def _load(url: str, token: str, signer: Any, blob: str | None, clients: in
                         errors.append(f"HTTP {r.status_code} {r.request.url.path}")
                 except httpx.HTTPError as exc:
                     errors.append(f"{type(exc).__name__}: {exc}")
-                lat.append(time.perf_counter() - t0)
+                took = time.perf_counter() - t0
+                lat.append(took)
+                per_kind["blob" if kind == 0 and blob else "api" if kind == 1 else "page"].append(
+                    took)
 
         t0 = time.perf_counter()
         await asyncio.gather(*(client(i) for i in range(clients)))
         wall = time.perf_counter() - t0
     lat.sort()
-    return {"requests": len(lat), "errors": len(errors), "first_errors": errors[:5],
+    kinds = {}
+    for k, vals in per_kind.items():
+        if vals:
+            vals.sort()
+            kinds[k] = {"requests": len(vals), "p50_ms": round(1000 * _percentile(vals, 0.5), 1),
+                        "p99_ms": round(1000 * _percentile(vals, 0.99), 1)}
+    return {"by_kind": kinds, "requests": len(lat), "errors": len(errors),
+            "first_errors": errors[:5],
             "seconds": round(wall, 2), "requests_per_s": round(len(lat) / wall, 1),
             "p50_ms": round(1000 * _percentile(lat, 0.5), 1),
             "p99_ms": round(1000 * _percentile(lat, 0.99), 1)}
@@ -150,5 +161,7 @@ def format_bench(r: dict[str, Any]) -> str:
              f"  {r['requests']} requests, {r['requests_per_s']} requests/s, "
              f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, {r['errors']} errors, "
              f"clean stop: {'yes' if r['clean_stop'] else 'NO'}"]
+    lines += [f"  {k}: {v['requests']} requests, p50 {v['p50_ms']} ms, p99 {v['p99_ms']} ms"
+              for k, v in r["by_kind"].items()]
     lines += [f"  error: {e}" for e in r["first_errors"]]
     return "\n".join(lines)

@@ -118,6 +118,11 @@ def test_replica_list_shows_http_peers(world, servers, capsys):
     assert main(["replica", "list", "--home", home, "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)["replicas"]
     assert {"kind": "http", "url": url} in listed
+    assert main(["replica", "remove", url + "/", "--home", home]) == 0
+    assert url not in ProMLNode.open(home).peer_urls()
+    assert main(["replica", "remove", url, "--home", home]) == 2  # not a peer any more
+    assert "not a peer" in capsys.readouterr().err
+    assert main(["replica", "add", url, "--home", home]) == 0
 
 
 class _WrongBytes(http.server.BaseHTTPRequestHandler):
