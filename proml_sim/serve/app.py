@@ -25,6 +25,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,9 @@ from proml_sim.serve.auth import Gate
 from proml_sim.serve.diagram import lifecycle_svg, lineage_svg
 
 TOKEN_COOKIE = "proml_token"
+#: seconds between looks at the chain head: pages may lag the chain by this much, and a burst
+#: of requests costs one look, not one each
+HEAD_POLL_S = 0.25
 TEMPLATES = Path(__file__).parent / "templates"
 
 
@@ -63,9 +67,14 @@ class Explorer:
         self._source: LiveSource | None = None
         self._lineage: Lineage | None = None
         self._ls: list[dict[str, Any]] | None = None  # the artefact list at this head
+        self._checked = -HEAD_POLL_S  # when the chain head was last looked at (monotonic)
 
     # -- the chain view, refreshed when the head moves ------------------------------------
     def _refresh(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < HEAD_POLL_S:
+            return
+        self._checked = now
         sync = getattr(self.node.backend, "sync", None)
         if sync is not None:
             sync()  # blocks other processes appended to a shared journal
