@@ -341,3 +341,19 @@ def test_explorer_in_a_browser(world, servers, tmp_path, capsys):
             assert "members only" in other.inner_text("#error")
         finally:
             browser.close()
+
+
+def test_verify_names_the_peers_that_failed(tmp_path):
+    from proml_sim.node.evidence import LiveSource
+    from proml_sim.node.verify import verify
+
+    w = make_world(tmp_path / "w", archive=False)
+    node = ProMLNode.open(w["vera"].home)
+    dead = f"http://127.0.0.1:{_free_port()}"
+    node.config["replicas"].append({"kind": "http", "url": dead})  # in memory only
+    before = set(node.store.digests())
+    report = verify(LiveSource(node), "clf")
+    assert not report.ok
+    bad = [c.detail for c in report.failures if "missing from" in c.detail]
+    assert bad and all(f"{dead}: unreachable" in d for d in bad)
+    assert set(node.store.digests()) == before  # nothing stored
