@@ -4,8 +4,9 @@
 Imports only from :mod:`proml_sim.errors` and third-party libraries.
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from proml_sim._lazy import getattr_for, table
 
 if TYPE_CHECKING:  # the names below are imported on first use (py-evm takes ~0.5 s to load)
     from proml_sim.chain.abi import (
@@ -28,27 +29,16 @@ if TYPE_CHECKING:  # the names below are imported on first use (py-evm takes ~0.
     from proml_sim.chain.revm import RevmBackend
     from proml_sim.chain.rpc import RPCBackend
 
-_WHERE = {
-    **dict.fromkeys(("ContractABI", "EventCodec", "decode_output", "decode_revert_reason",
-                     "encode_call"), "abi"),
-    **dict.fromkeys(("KeyRing", "Signer", "TxSender", "derive_private_keys", "send_and_mine"),
-                    "accounts"),
-    **dict.fromkeys(("BlockInfo", "CallResult", "ChainBackend", "Log", "Receipt"), "base"),
-    **dict.fromkeys(("ENGINES", "make_backend"), "engines"),
-    **dict.fromkeys(("FAUCET_SEED", "PyEVMBackend"), "pyevm"),
-    "RevmBackend": "revm",
-    "RPCBackend": "rpc",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = getattr_for(__name__, table((
+    ("proml_sim.chain.abi", "ContractABI EventCodec decode_output decode_revert_reason "
+     "encode_call"),
+    ("proml_sim.chain.accounts", "KeyRing Signer TxSender derive_private_keys send_and_mine"),
+    ("proml_sim.chain.base", "BlockInfo CallResult ChainBackend Log Receipt"),
+    ("proml_sim.chain.engines", "ENGINES make_backend"),
+    ("proml_sim.chain.pyevm", "FAUCET_SEED PyEVMBackend"),
+    ("proml_sim.chain.revm", "RevmBackend"),
+    ("proml_sim.chain.rpc", "RPCBackend"),
+)), globals())
 
 __all__ = [
     "ENGINES",
