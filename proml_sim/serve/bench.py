@@ -73,8 +73,10 @@ def stop_server(proc: subprocess.Popen[str], timeout: float = 20.0, *,
         return -9
 
 
-async def _load(url: str, token: str, signer: Any, blob: str | None, clients: int,
+async def load(url: str, token: str, signer: Any, blob: str | None, clients: int,
                 duration: float) -> dict[str, Any]:
+    """``clients`` concurrent clients on a running server for ``duration`` seconds (the
+    figures of :func:`run_bench`, without starting or stopping the server)."""
     import httpx
 
     lat: list[float] = []
@@ -142,7 +144,7 @@ def run_bench(home: str | Path, *, clients: int = 200, duration: float = 30.0
     try:
         url = info["url"]
         token = info["explorer"].split("token=", 1)[1]
-        result = asyncio.run(_load(url, token, signer, blob, clients, duration))
+        result = asyncio.run(load(url, token, signer, blob, clients, duration))
     finally:
         code = stop_server(proc)
     result.update(clients=clients, duration_s=duration, clean_stop=code == 0,
