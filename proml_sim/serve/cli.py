@@ -50,14 +50,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     require_stack()
     host = check_loopback(args.host)
+    if not 0 <= args.port <= 65535:
+        from proml_sim.errors import UsageError
+
+        raise UsageError(f"argument --port: {args.port} is not a TCP port; give 0 to 65535")
     import uvicorn
 
     clean_stop_server = _clean_stop_server_class()
+    from proml_sim.node.cli_keys import passphrase_of
     from proml_sim.node.peers import RequestSigner
     from proml_sim.node.service import ProMLNode
     from proml_sim.serve.app import build_app
 
-    node = ProMLNode.open(args.home)
+    node = ProMLNode.open(args.home, passphrase=passphrase_of(args))
     # unlocked once, now: the server signs its peer requests with the node's chain key
     signer = RequestSigner.of_node(node)
     app = build_app(node, peer_signer=signer)
@@ -112,6 +117,7 @@ def cmd_serve_bench(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add ``serve`` and ``serve-bench`` to the top-level ``proml`` subparsers."""
     import proml_sim.cliargs as cliargs
+    from proml_sim.node.cli_keys import add_passphrase_option
 
     p = sub.add_parser("serve", help="serve this node's evidence over HTTP to other members' "
                        "nodes (signed requests) and the explorer web pages (loopback only)")
@@ -120,6 +126,7 @@ def register(sub: Any) -> None:
     p.add_argument("--port", type=cliargs.non_negative_int, default=DEFAULT_PORT,
                    help=f"port (default {DEFAULT_PORT}; 0: any free port, printed)")
     p.add_argument("--json", action="store_true", help="print the URLs as one JSON line")
+    add_passphrase_option(p)  # the key is unlocked once, at start, to sign peer requests
     cliargs.global_options(p, home=True)
     p.set_defaults(func=cmd_serve)
 
