@@ -35,14 +35,19 @@ from proml_sim.node.service import ProMLNode  # noqa: E402
 from proml_sim.serve.app import build_app  # noqa: E402
 from proml_sim.serve.bench import ready, spawn_server, stop_server  # noqa: E402
 from proml_sim.serve.cli import check_loopback  # noqa: E402
+from tests.fixtures.anvil import find_anvil  # noqa: E402
 from tests.unit.node.evidence_fixtures import World, cli, make_world  # noqa: E402
 
 NAMES = ("admin", "alice", "lena", "bob", "vera", "vic")
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return make_world(tmp_path_factory.mktemp("serve") / "w", archive=False)
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> World:
+    """The six-domain world with no shared store.  On anvil when it is installed (as `.ci/run`
+    does): then the homes share no directory at all, the chain being a JSON-RPC node; else on
+    a shared chain journal directory (the stores still separate)."""
+    rpc_url = request.getfixturevalue("anvil_url") if find_anvil() else None
+    return make_world(tmp_path_factory.mktemp("serve") / "w", archive=False, rpc_url=rpc_url)
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +75,8 @@ def _digest_held_only_by(world: World, owner: str) -> str:
 
 
 def test_every_node_verifies_with_blobs_from_its_peers(world, servers, capsys):
+    if find_anvil():  # nothing shared but the network: every home's chain is the RPC node
+        assert all(world[n].config["chain"]["kind"] == "rpc" for n in NAMES)
     clf = world["vera"].resolve("clf")
     lena_only = _digest_held_only_by(world, "lena")
     # without peers, a node lacks the other domains' evidence
