@@ -32,7 +32,8 @@ CHUNK = 1 << 20
 
 
 def request_message(method: str, path: str, timestamp: int, nonce: str) -> str:
-    """The text a peer request signs (EIP-191 personal message)."""
+    """The text a peer request signs (EIP-191 personal message); ``path`` includes the query
+    string, if any."""
     return f"proml-serve request\n{method.upper()}\n{path}\n{timestamp}\n{nonce}"
 
 

@@ -114,8 +114,8 @@ class Explorer:
             return "owner"
         if request.headers.get("x-proml-signature") is None and part in self.gate.public:
             return None
-        signer = self.gate.check(request.method, request.url.path, request.headers, part)
-        return signer
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return self.gate.check(request.method, target, request.headers, part)
 
     def ref(self, lifecycle: str, aid: str) -> ArtefactRef:
         if lifecycle not in self.node.clients:
