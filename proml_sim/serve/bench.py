@@ -83,7 +83,9 @@ async def load(url: str, token: str, signer: Any, blob: str | None, clients: int
     per_kind: dict[str, list[float]] = {"blob": [], "api": [], "page": []}
     errors: list[str] = []
     stop_at = time.perf_counter() + duration
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    # idle connections are dropped by the client well before the server's keep-alive ends
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients,
+                          keepalive_expiry=20.0)
     # members sign (no cookie: every blob request's signature is checked); the person's pages
     # go with the explorer cookie
     async with httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as member, \

@@ -13,6 +13,8 @@ from typing import Any
 from proml_sim.errors import NodeError
 
 DEFAULT_PORT = 8765
+#: seconds an idle client connection stays open
+KEEP_ALIVE_S = 75
 
 
 def check_loopback(host: str) -> str:
@@ -79,8 +81,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"serving node {node.name} ({node.domain}) at {url}\n"
               f"explorer (this link logs you in; keep it private): {info['explorer']}\n"
               "stop with Ctrl-C", flush=True)
+    # keep-alive longer than clients' (httpx: 5 s, like uvicorn's default): with equal
+    # timeouts a client may reuse a connection the server is closing
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=5)
+                            timeout_graceful_shutdown=5, timeout_keep_alive=KEEP_ALIVE_S)
     server = clean_stop_server(config)
     server.run(sockets=[sock])
     sock.close()
