@@ -34,6 +34,8 @@
         │   └── UnknownLifecycleName (KeyError) a role/state/transition a lifecycle lacks
         ├── BundleError                       an evidence bundle is malformed
         ├── StaleView                         a node's view failed a freshness check
+        ├── PeerError                         no HTTP peer served a blob (down, refused, bad bytes)
+        ├── AccessDenied (PermissionError)    `proml serve` refused a request (unsigned, outsider)
         ├── KeystoreError                     the node's key: unreadable, no passphrase source
         │   └── WrongPassphrase (PermissionError)  the passphrase does not open the keystore
         └── ConsumerRefused                   a consumer refuses what it was served
@@ -243,6 +245,14 @@ class StaleView(NodeError):
     def __init__(self, message: str, report: object) -> None:
         super().__init__(message)
         self.report = report
+
+
+class PeerError(NodeError):
+    """No HTTP peer could serve a blob: each was down, refused, or sent other bytes."""
+
+
+class AccessDenied(NodeError, PermissionError):
+    """``proml serve`` refused a request: unsigned, stale, replayed, or not from a member."""
 
 
 class ConsumerRefused(NodeError):

@@ -30,10 +30,12 @@ IN_TOTO = "in-toto"
 
 
 def _live(args: argparse.Namespace) -> LiveSource:
+    from proml_sim.node.cli_keys import passphrase_of
     from proml_sim.node.evidence import LiveSource
     from proml_sim.node.service import ProMLNode
 
-    return LiveSource(ProMLNode.open(args.home))
+    # the key is unlocked only to sign a request to an HTTP peer for a missing blob
+    return LiveSource(ProMLNode.open(args.home, passphrase=passphrase_of(args)))
 
 
 def _when(ts: int) -> str:
@@ -261,11 +263,13 @@ def _export_in_toto(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add ``lineage``, ``verify``, ``bundle`` and ``export`` to the top-level ``proml``
     subparsers (``sub`` is what ``parser.add_subparsers()`` returned)."""
+    from proml_sim.node.cli_keys import add_passphrase_option
 
     def home(p: argparse.ArgumentParser, extra: str = "") -> None:
         # the top-level parser makes this default SUPPRESS (a global --home before the command)
         p.add_argument("--home", type=cliargs.home_dir, default=cliargs.default_home(),
                        metavar="DIR", help=cliargs.HOME_HELP + extra)
+        add_passphrase_option(p)  # signs requests to HTTP peers for missing blobs, if any
 
     p = sub.add_parser("lineage", help="what an artefact was built from, or what depends on it")
     p.add_argument("artefact", type=cliargs.artefact_ref,
