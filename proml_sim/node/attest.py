@@ -7,8 +7,9 @@ files by SHA-256 (the provenance record itself when the step produced no file; a
 model signed with ``model-signing`` and its ProML history name the same thing); its predicate
 (:data:`PREDICATE_TYPE`) holds the lifecycle, IR fingerprint, chain id, contract, transaction,
 block, actor, trust domain, approvers and inputs.  A training step (a step whose record names
-code or input artefacts) also gets a SLSA Provenance v1 statement whose resolved dependencies
-are the input datasets (by their record digest) and the code (by file digest).
+code, input artefacts or input files) also gets a SLSA Provenance v1 statement whose resolved
+dependencies are the input datasets (by their record digest), input files and the code (by file
+digest).
 
 Envelopes follow DSSE (payload type ``application/vnd.in-toto+json``), signed by the node's
 key (the actor's, so a node exports the transitions it fired; others are listed as skipped):
@@ -164,7 +165,7 @@ def statements(source: EvidenceSource, ref: str | None = None, *,
             predicate["modelSigning"] = signed_models
         out.append((key, a["actor"], {"_type": STATEMENT_TYPE, "subject": subjects,
                                       "predicateType": PREDICATE_TYPE, "predicate": predicate}))
-        if rec is not None and (rec.code is not None or rec.inputs):
+        if rec is not None and (rec.code is not None or rec.inputs or rec.input_files):
             out.append((key, a["actor"], _slsa(subjects, predicate, rec)))
     return out
 
