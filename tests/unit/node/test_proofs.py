@@ -443,3 +443,20 @@ def test_the_proofs_benchmark_runs(tmp_path: Path) -> None:
     row = measure(30, tmp_path)
     assert row["proofs_ok"], row["failures"]
     assert row["events"] >= 30 and row["bundle_bytes"] > 0 and row["check_proofs_s"] > 0
+
+
+def test_a_bundle_without_proofs_says_so(bundle: Path, pin: str, tmp_path: Path) -> None:
+    """An older bundle (no proofs.json): without a pin it verifies, saying what was not
+    checked; with a pin it fails."""
+    m = members(bundle)
+    del m["proofs.json"]
+    old = tmp_path / "old.zip"
+    with zipfile.ZipFile(old, "w") as zf:
+        for name, data in m.items():
+            zf.writestr(name, data)
+    b = load_bundle(old)
+    assert b.proofs is None
+    unpinned = check_proofs(b.proofs, b.events(), b.contracts)
+    assert all(c.ok for c in unpinned) and "NOT CHECKED" in unpinned[0].detail
+    pinned = check_proofs(b.proofs, b.events(), b.contracts, checkpoint=bytes.fromhex(pin[2:]))
+    assert not pinned[0].ok and "carries no proofs" in pinned[0].detail
