@@ -42,6 +42,7 @@ __all__ = [
     "decode_receipt_logs",
     "header_rlp",
     "receipts_root",
+    "supports_proofs",
     "trie_proof",
     "tx_chain_id",
     "tx_sender",
@@ -163,6 +164,15 @@ def check_trie_proof(root: bytes, indices: Iterable[int], proof: Sequence[bytes]
 # ---------------------------------------------------------------------------------------------
 # reading the facts from a chain
 # ---------------------------------------------------------------------------------------------
+def supports_proofs(backend: Any) -> bool:
+    """Whether this chain backend can give headers, receipts and raw transactions (the
+    embedded journaled chain and JSON-RPC nodes can; the in-memory engines keep no headers)."""
+    from proml_sim.chain.journal import JournaledChain
+    from proml_sim.chain.rpc import RPCBackend
+
+    return isinstance(backend, JournaledChain | RPCBackend)
+
+
 def header_rlp(backend: Any, number: int) -> bytes:
     """Block ``number``'s header RLP from a chain backend, checked against its block hash."""
     from proml_sim.chain.journal import JournaledChain

@@ -33,6 +33,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
+from proml_sim.chain.proofs import supports_proofs
 from proml_sim.errors import BlobCorrupted, BundleError, StoreError
 from proml_sim.ir import LifecycleIR
 from proml_sim.node.evidence import (
@@ -85,7 +86,7 @@ def write_bundle(source: EvidenceSource, ref: str | bytes | ArtefactRef, path: s
     irs = {lc: source.irs[lc] for lc in lifecycles}
     backend = getattr(getattr(source, "node", None), "backend", None)
     proofs = None
-    if backend is not None:  # a live node: prove the events against its chain
+    if backend is not None and supports_proofs(backend):  # prove the events against the chain
         from proml_sim.node.proofs import build_proofs
 
         proofs = build_proofs(backend, {lc: source.contracts[lc] for lc in lifecycles}, events)
