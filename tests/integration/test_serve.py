@@ -251,8 +251,15 @@ def test_outsider_visibility_is_a_setting(world):
         assert client.get("/api/artefacts").status_code == 403
 
 
-def test_owner_link_opens_the_explorer_and_json_api(world, app_client):
-    client, node = app_client
+def test_owner_link_opens_the_explorer_and_json_api(world, servers):
+    # the ancestors' names come from their records, which bob fetches from his peers
+    connect_peers(world, servers)
+    node = ProMLNode.open(world["bob"].home)
+    with TestClient(build_app(node), base_url="http://127.0.0.1") as client:
+        _check_owner_link(client)
+
+
+def _check_owner_link(client):
     token = client.app.state.explorer.token
     assert client.get("/?token=wrong").status_code == 403
     r = client.get(f"/?token={token}")
