@@ -39,6 +39,9 @@
             └── TupleMismatch                 not the (model, dataset, evaluation) approved
 
     UnknownLifecycle (LookupError)            a lifecycle spec names no importable class
+    SimNameError (LookupError)                a World has no lifecycle or participant of
+                                              that name (the message lists the known ones)
+    ProfileError (ValueError)                 a chain profile is invalid or its file unreadable
     OutputError (OSError)                     an output path cannot be written (missing
                                               directory, a directory where a file goes)
     CatalogueError (ValueError)               a threat-model file is invalid (also ProMLError)
@@ -243,6 +246,19 @@ class UnknownLifecycle(ProMLError, LookupError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class SimNameError(ProMLError, LookupError):
+    """A :class:`~proml_sim.sim.World` has no lifecycle or participant of that name; the
+    message lists the known ones."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ProfileError(ProMLError, ValueError):
+    """A chain profile is invalid (every problem listed), names a field its consensus ignores,
+    or its TOML file cannot be read."""
 
 
 class OutputError(ProMLError, OSError):

@@ -11,7 +11,7 @@ from proml_sim.sim.actors import (
 from proml_sim.sim.forks import ConfirmationPolicy, PrivateBranch, final_height, rosenfeld
 from proml_sim.sim.monitor import COLUMNS, Monitor
 from proml_sim.sim.network import REGIONS, NetworkModel, Outage, Partition
-from proml_sim.sim.profiles import PROFILES, ChainProfile, get_profile
+from proml_sim.sim.profiles import PROFILES, ChainProfile, get_profile, load_profile
 from proml_sim.sim.world import (
     DEPTHS,
     MAX_FUTURE_S,
@@ -50,6 +50,7 @@ __all__ = [
     "domain_id",
     "final_height",
     "get_profile",
+    "load_profile",
     "paper_workflow",
     "record_stream",
     "rosenfeld",

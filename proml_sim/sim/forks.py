@@ -372,6 +372,7 @@ def run_races(share: float, confirmations: int, races: int, seed: int = 0,
     # run in chunks of about half the remaining races, until enough have ended
     per_race = 1 / max(share, 1e-3) + (confirmations + (atk.give_up or 0)) / (1 - share)
     while len(atk.races) < races:
-        w.run(w.env.now + prof.block_time * (per_race * (races - len(atk.races)) / 2 + 1))
+        w.run(w.env.now + prof.block_time * (per_race * (races - len(atk.races)) / 2 + 1),
+              drain=False)
     done = atk.races[:races]
     return sum(1 for r in done if r.success), races, w

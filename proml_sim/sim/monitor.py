@@ -1,4 +1,10 @@
-"""Monitors: one tidy row per transaction, kept in memory or streamed to a CSV file."""
+"""Monitors: one tidy row per transaction, kept in memory or streamed to a CSV file.
+
+The row schema (:data:`COLUMNS`, documented in :data:`SCHEMA`) is the same in memory, in CSV
+and in Parquet; a value that does not exist (a transaction never included has no ``l1_s``) is
+``None`` in memory, an empty cell in CSV and null in Parquet -- never ``''``.  Times are
+simulated seconds since the start of the run.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,35 @@ COLUMNS = (
 )
 
 
+#: What each column holds (the documented row schema).
+SCHEMA: dict[str, str] = {
+    "time": "simulated time the call was submitted (s)",
+    "actor": "participant name",
+    "domain": "the participant's trust domain",
+    "region": "the participant's network region",
+    "artefact": "artefact id (hex) the call acts on or registers; None for grants",
+    "transition": "the transition fired, or the method (register, grant, revoke)",
+    "lifecycle": "lifecycle contract name (Dataset, Model, your own class, Anchor)",
+    "tx": "transaction hash (hex)",
+    "nonce": "sender nonce",
+    "submitted": "simulated submission time (s)",
+    "included": "when the submitter saw it in a block (s); None if never",
+    "confirmed": "when the submitter saw it 12 blocks deep (s); None if never",
+    "final": "when the submitter saw it final (the profile's rule) (s); None if never",
+    "l1_s": "included - submitted (s); None if never included",
+    "l12_s": "confirmed - submitted (s); None if never 12 deep",
+    "gas": "gas used (receipt); None if never included",
+    "outcome": "'ok', 'reverted:<LifecycleError class>' or 'pending'",
+    "block": "height on the simulated canonical chain; None if not in it",
+    "engine_block": "the engine's block number (-1: an empty block); None if not in it",
+    "reorged": "times a reorg took it out of the chain",
+    "reorg_depth": "deepest such reorg",
+    "acted_on_orphan": "times its submitter had seen it confirmed before a reorg undid it",
+    "profile": "chain profile name",
+    "seed": "the world's seed",
+}
+
+
 def outcome(tx: SimTx) -> str:
     """'ok', 'reverted:<Code>' (the lifecycle error's class) or 'pending'."""
     r = tx.receipt
@@ -31,6 +66,7 @@ def outcome(tx: SimTx) -> str:
 
 
 def row_of(world: World, tx: SimTx) -> dict[str, Any]:
+    """The row of one transaction (:data:`SCHEMA`)."""
     inc = tx.confirmed.get(1)
     conf = tx.confirmed.get(12)
     art = tx.meta.get("artefact")
@@ -39,21 +75,21 @@ def row_of(world: World, tx: SimTx) -> dict[str, Any]:
         "actor": tx.participant.name,
         "domain": tx.participant.domain,
         "region": tx.participant.region,
-        "artefact": art.hex() if isinstance(art, bytes) else (art or ""),
-        "transition": tx.meta.get("transition", tx.meta.get("method", "")),
-        "lifecycle": tx.meta.get("lifecycle", ""),
+        "artefact": art.hex() if isinstance(art, bytes) else (art or None),
+        "transition": tx.meta.get("transition", tx.meta.get("method")),
+        "lifecycle": tx.meta.get("lifecycle"),
         "tx": tx.hash.hex(),
         "nonce": tx.nonce,
         "submitted": round(tx.submitted, 3),
-        "included": round(inc, 3) if inc is not None else "",
-        "confirmed": round(conf, 3) if conf is not None else "",
-        "final": round(tx.final_at, 3) if tx.final_at is not None else "",
-        "l1_s": round(inc - tx.submitted, 3) if inc is not None else "",
-        "l12_s": round(conf - tx.submitted, 3) if conf is not None else "",
-        "gas": tx.receipt.gas_used if tx.receipt else "",
+        "included": round(inc, 3) if inc is not None else None,
+        "confirmed": round(conf, 3) if conf is not None else None,
+        "final": round(tx.final_at, 3) if tx.final_at is not None else None,
+        "l1_s": round(inc - tx.submitted, 3) if inc is not None else None,
+        "l12_s": round(conf - tx.submitted, 3) if conf is not None else None,
+        "gas": tx.receipt.gas_used if tx.receipt else None,
         "outcome": outcome(tx),
-        "block": tx.block.height if tx.block else "",
-        "engine_block": tx.block.number if tx.block else "",
+        "block": tx.block.height if tx.block else None,
+        "engine_block": tx.block.number if tx.block else None,
         "reorged": tx.reorged,
         "reorg_depth": tx.reorg_depth,
         "acted_on_orphan": tx.acted_on_orphan,
