@@ -86,8 +86,8 @@ def test_finality_by_delay() -> None:
     w.run(120)
     for r in w.monitor.rows:
         # final at the first block produced at least 9 s after the transaction's block
-        # (blocks every 2 s; both times as the submitter's node saw the blocks)
-        assert 8.5 <= r["final"] - r["included"] <= 11.5, r
+        # (blocks every 2 s; both times as the submitter's node saw the blocks, with jitter)
+        assert 8.0 <= r["final"] - r["included"] <= 13.0, r
 
 
 def test_ignored_and_conflicting_fields_are_errors(tmp_path: Path) -> None:
