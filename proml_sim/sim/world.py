@@ -387,6 +387,12 @@ class World:
                                "(add it with World.add_participant)")
         return p
 
+    def client(self, lifecycle: str) -> Any:
+        """The deployed lifecycle's :class:`~proml_sim.chain.client.LifecycleClient` for reads
+        (``state``, ``history``, ``events``) at the engine's current state.  Example:
+        ``w.client("Dataset").state(dataset_id)``."""
+        return self._client(lifecycle, self.clients)
+
     def _client(self, lifecycle: str, clients: dict[str, Any]) -> Any:
         c = clients.get(lifecycle)
         if c is None:
