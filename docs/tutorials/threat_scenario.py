@@ -95,8 +95,8 @@ def main(out: Path, seeds: int = 5) -> dict[str, object]:
               f"detected {r[s]['detection_rate']}, time to detect {r[s]['ttd_s']} s")
     fig, ax = plt.subplots(figsize=(4, 3))
     asr = [r[s]["asr"] for s in sides]
-    err = [[a - r[s]["asr_ci"][0] for a, s in zip(asr, sides)],
-           [r[s]["asr_ci"][1] - a for a, s in zip(asr, sides)]]
+    err = [[a - r[s]["asr_ci"][0] for a, s in zip(asr, sides, strict=True)],
+           [r[s]["asr_ci"][1] - a for a, s in zip(asr, sides, strict=True)]]
     ax.bar(sides, asr, yerr=err, capsize=6, color=["#c44", "#48c"])
     ax.set_ylabel(f"attack success rate ({seeds} seeds, 95 % Wilson)")
     ax.set_title("X1: insider swaps a published benchmark")
