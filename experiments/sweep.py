@@ -12,7 +12,9 @@ the registry :data:`UNITS` holds
   ``engine``;
 * ``threats``: one catalogued threat scenario on both systems
   (:func:`proml_sim.threats.runner.run_threat` with ``seeds=1`` and ``base_seed=seed``), swept
-  over the threat ``id``; ``proml sweep S4`` is ``proml sweep threats --param id=S4``.
+  over the threat ``id``; ``proml sweep S4`` is ``proml sweep threats --param id=S4``; plugin
+  scenarios with ``--scenarios FILE_OR_MODULE`` (the ``scenarios`` parameter, so every
+  worker loads the plugin too).
 
 The grid is the product of every parameter's values (a parameter not swept keeps its default),
 in the order the unit declares its parameters and the values were given; each grid point runs
@@ -80,6 +82,10 @@ def _e04(params: dict[str, Any], seed: int) -> dict[str, Any]:
 def _threat(params: dict[str, Any], seed: int) -> dict[str, Any]:
     from proml_sim.threats.runner import run_threat
 
+    if params.get("scenarios"):
+        from proml_sim.threats.plugins import load_plugin
+
+        load_plugin(params["scenarios"])
     tm = _threat_models().get(params["id"])
     if tm is None:
         raise ValueError(f"unknown or unimplemented threat {params['id']!r}; implemented: "
@@ -96,10 +102,12 @@ def _threat(params: dict[str, Any], seed: int) -> dict[str, Any]:
 def _threat_models() -> dict[str, Any]:
     """Catalogued threats that have an implementation, in catalogue order."""
     from proml_sim.threats.catalogue import load_catalogue
+    from proml_sim.threats.plugins import PLUGIN_MODELS
     from proml_sim.threats.runner import load_scenarios
 
     impl = load_scenarios()
-    return {tid: tm for tid, tm in load_catalogue().items() if tid in impl}
+    cat = {**load_catalogue(), **PLUGIN_MODELS}
+    return {tid: tm for tid, tm in cat.items() if tid in impl}
 
 
 def _threat_aliases() -> dict[str, dict[str, list[Any]]]:
@@ -118,7 +126,8 @@ UNITS: dict[str, Unit] = {
               "minutes": (8.0,), "engine": ("pyevm",)},
              _e04, ("l1_median_s", "throughput_per_s", "never_included")),
         Unit("threats", "one threat scenario against the baseline and ProML (seeds=1 each)",
-             {"id": ()}, _threat, ("baseline.asr", "proml.asr", "proml.detection_rate"),
+             {"id": (), "scenarios": ("",)}, _threat,
+             ("baseline.asr", "proml.asr", "proml.detection_rate"),
              aliases=_threat_aliases),
     )
 }
@@ -337,7 +346,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not args.unit:
         raise UsageError("name a unit (or a threat id); `proml sweep --list` shows them")
     try:
+        if args.scenarios:
+            from proml_sim.threats.plugins import load_plugin
+
+            load_plugin(args.scenarios)
         unit, overrides = resolve(args.unit)
+        if args.scenarios:
+            if unit.name != "threats":
+                raise ValueError("--scenarios loads threat scenarios: sweep a threat id")
+            overrides["scenarios"] = [args.scenarios]
         for spec in args.param:
             name, values = parse_param(spec, unit)
             overrides[name] = values
@@ -386,6 +403,8 @@ def register(sub: Any) -> None:
                    help=f"run on this Dask scheduler instead ({DASK_HINT})")
     p.add_argument("--out", default="sweeps", help="directory for sweep_<unit>.csv/.json "
                    "(default: sweeps)")
+    p.add_argument("--scenarios", metavar="FILE_OR_MODULE",
+                   help="load a threat scenario plugin first (then sweep its id)")
     p.add_argument("--list", action="store_true", help="list the units and their parameters")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sweep)
