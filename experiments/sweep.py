@@ -82,11 +82,7 @@ def _e04(params: dict[str, Any], seed: int) -> dict[str, Any]:
 def _threat(params: dict[str, Any], seed: int) -> dict[str, Any]:
     from proml_sim.threats.runner import run_threat
 
-    if params.get("scenarios"):
-        from proml_sim.threats.plugins import load_plugin
-
-        load_plugin(params["scenarios"])
-    tm = _threat_models().get(params["id"])
+    tm = _threat_models(params.get("scenarios", "")).get(params["id"])
     if tm is None:
         raise ValueError(f"unknown or unimplemented threat {params['id']!r}; implemented: "
                          f"{', '.join(_threat_models())}")
@@ -99,14 +95,15 @@ def _threat(params: dict[str, Any], seed: int) -> dict[str, Any]:
     return out
 
 
-def _threat_models() -> dict[str, Any]:
-    """Catalogued threats that have an implementation, in catalogue order."""
+def _threat_models(plugin: str = "") -> dict[str, Any]:
+    """Catalogued threats that have an implementation, in catalogue order, then those of
+    installed plugins and of ``plugin`` (a scenario plugin file or module)."""
     from proml_sim.threats.catalogue import load_catalogue
-    from proml_sim.threats.plugins import PLUGIN_MODELS
+    from proml_sim.threats.plugins import load_entry_points, load_plugin
     from proml_sim.threats.runner import load_scenarios
 
     impl = load_scenarios()
-    cat = {**load_catalogue(), **PLUGIN_MODELS}
+    cat = {**load_catalogue(), **load_entry_points(), **(load_plugin(plugin) if plugin else {})}
     return {tid: tm for tid, tm in cat.items() if tid in impl}
 
 
@@ -349,8 +346,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if args.scenarios:
             from proml_sim.threats.plugins import load_plugin
 
-            load_plugin(args.scenarios)
-        unit, overrides = resolve(args.unit)
+            if args.unit in load_plugin(args.scenarios):
+                unit, overrides = UNITS["threats"], {"id": [args.unit]}
+            else:
+                unit, overrides = resolve(args.unit)
+        else:
+            unit, overrides = resolve(args.unit)
         if args.scenarios:
             if unit.name != "threats":
                 raise ValueError("--scenarios loads threat scenarios: sweep a threat id")

@@ -15,13 +15,14 @@ from proml_sim.threats.runner import load_scenarios, run_many
 def _catalogue(args: argparse.Namespace) -> dict[str, Any]:
     """The catalogue (``--models`` or threat_models/) plus the threat models of the plugins
     given with ``--scenarios`` and of installed ones."""
-    from proml_sim.threats.plugins import PLUGIN_MODELS, load_plugin
+    from proml_sim.threats.plugins import load_entry_points, load_plugin
 
     cat: dict[str, Any] = dict(load_catalogue(args.models))
     load_scenarios()
+    plugins = dict(load_entry_points())
     for spec in args.scenarios or ():
-        load_plugin(spec)
-    for tid, tm in PLUGIN_MODELS.items():
+        plugins.update(load_plugin(spec))
+    for tid, tm in plugins.items():
         cat.setdefault(tid, tm)
     return cat
 

@@ -56,10 +56,13 @@ def load_plugin(spec: str) -> dict[str, ThreatModel]:
     return models
 
 
-def load_entry_points() -> None:
-    """Load every installed plugin of :data:`ENTRY_POINT_GROUP` (failures name the plugin)."""
+def load_entry_points() -> dict[str, ThreatModel]:
+    """Load every installed plugin of :data:`ENTRY_POINT_GROUP` (failures name the plugin);
+    returns their threat models."""
+    out: dict[str, ThreatModel] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        load_plugin(ep.value.split(":")[0])
+        out.update(load_plugin(ep.value.split(":")[0]))
+    return out
 
 
 def _import(spec: str) -> ModuleType:
