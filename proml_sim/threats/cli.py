@@ -30,6 +30,11 @@ def _catalogue(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_list(args: argparse.Namespace) -> int:
     cat = _catalogue(args)
     impl = load_scenarios()
+    if args.markdown:
+        from proml_sim.threats.catalogue_doc import catalogue_markdown
+
+        print(catalogue_markdown(cat), end="")
+        return 0
     rows = [{"id": t.id, "title": t.title, "stride": "".join(t.stride),
              "attacker": f"{t.attacker_role}@{t.attacker_domain}",
              "expected": {"baseline": t.expected_baseline, "proml": t.expected_proml},
@@ -93,6 +98,8 @@ def register(sub: Any) -> None:
     lp = tsub.add_parser("list", help="list the catalogued scenarios")
     lp.add_argument("--models", help="directory of threat models (default threat_models/)")
     lp.add_argument("--json", action="store_true")
+    lp.add_argument("--markdown", action="store_true",
+                    help="print the catalogue page (threat_models/README.md is this output)")
     lp.add_argument("--scenarios", action="append", metavar="FILE_OR_MODULE",
                     help="also load this scenario plugin (repeatable)")
     lp.set_defaults(func=cmd_list)
