@@ -451,7 +451,8 @@ class ProMLNode:
                 if c.exists(aid):
                     return ArtefactRef(lc, aid, self.name_of(lc, aid))
             raise UnknownName(f"no artefact with id {ref} on this chain; check the id")
-        registrations = [(lc, ev) for lc, c in self.clients.items() for ev in c.events()
+        registrations = [(lc, ev) for lc, c in self.clients.items()
+                         for ev in c.events(topics=[c.codec.topic("Registered")])
                          if isinstance(ev, Registered)]
         return find_named(ref, registrations, "on this chain",
                           "register it with `proml register` or check the name")

@@ -8,14 +8,16 @@ import json
 import sys
 from typing import Any
 
+import proml_sim.cliargs as cliargs
+from proml_sim.errors import UsageError
 from proml_sim.threats.catalogue import load_catalogue
-from proml_sim.threats.runner import load_scenarios, run_many
 
 
 def _catalogue(args: argparse.Namespace) -> dict[str, Any]:
     """The catalogue (``--models`` or threat_models/) plus the threat models of the plugins
     given with ``--scenarios`` and of installed ones."""
     from proml_sim.threats.plugins import load_entry_points, load_plugin
+    from proml_sim.threats.runner import load_scenarios
 
     cat: dict[str, Any] = dict(load_catalogue(args.models))
     load_scenarios()
@@ -28,6 +30,8 @@ def _catalogue(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from proml_sim.threats.runner import load_scenarios
+
     cat = _catalogue(args)
     impl = load_scenarios()
     if args.markdown:
@@ -49,17 +53,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from proml_sim.errors import ProMLError
+    from proml_sim.threats.runner import load_scenarios, run_many
 
     cat = _catalogue(args)
     impl = load_scenarios()
     ids = args.ids or [i for i in cat if i in impl]
     unknown = [i for i in ids if i not in cat]
     if unknown:
-        raise ProMLError(f"unknown threat id(s) {unknown}; `proml threats list` shows them")
+        raise UsageError(f"unknown threat id(s) {unknown}; `proml threats list` shows them")
     no_code = [i for i in ids if i not in impl]
     if no_code:
-        raise ProMLError(f"threat(s) {', '.join(no_code)} are catalogued but have no code; "
+        raise UsageError(f"threat(s) {', '.join(no_code)} are catalogued but have no code; "
                          "write a scenario (docs/tutorials/threat_scenario.py) and load it with "
                          "--scenarios FILE_OR_MODULE")
     models = [cat[i] for i in ids]
@@ -91,12 +95,14 @@ def format_matrix(results: list[dict[str, Any]]) -> str:
 
 
 def register(sub: Any) -> None:
+    """Add ``threats list`` and ``threats run`` to the top-level ``proml`` parser."""
     p = sub.add_parser("threats", help="the threat catalogue: list scenarios, run them against "
                        "ProML and the centralised baseline")
     tsub = p.add_subparsers(dest="threats_command", metavar="SUBCOMMAND")
     tsub.required = True
     lp = tsub.add_parser("list", help="list the catalogued scenarios")
-    lp.add_argument("--models", help="directory of threat models (default threat_models/)")
+    lp.add_argument("--models", type=cliargs.existing_dir,
+                    help="directory of threat models (default threat_models/)")
     lp.add_argument("--json", action="store_true")
     lp.add_argument("--markdown", action="store_true",
                     help="print the catalogue page (threat_models/README.md is this output)")
@@ -106,9 +112,11 @@ def register(sub: Any) -> None:
     rp = tsub.add_parser("run", help="run scenarios; exit 1 if a verdict differs from the "
                          "expected one")
     rp.add_argument("ids", nargs="*", help="threat ids (default: all implemented)")
-    rp.add_argument("--seeds", type=int, help="seeds per scenario (default: each model's own)")
-    rp.add_argument("--seed", type=int, default=0, help="first seed")
-    rp.add_argument("--models", help="directory of threat models (default threat_models/)")
+    rp.add_argument("--seeds", type=cliargs.positive_int,
+                    help="seeds per scenario (default: each model's own)")
+    rp.add_argument("--seed", type=cliargs.non_negative_int, default=0, help="first seed")
+    rp.add_argument("--models", type=cliargs.existing_dir,
+                    help="directory of threat models (default threat_models/)")
     rp.add_argument("--scenarios", action="append", metavar="FILE_OR_MODULE",
                     help="load scenario plugin(s): a .py file or module registering scenarios "
                     "with @scenario, its <ID>.toml beside it (repeatable)")
