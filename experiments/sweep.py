@@ -32,18 +32,15 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import itertools
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DASK_HINT = "pip install 'proml-sim[sweeps]'  (dask[distributed])"
+from proml_sim.parallel import DASK_HINT, grid_points, run_tasks
 
 
 @dataclass(frozen=True)
@@ -170,15 +167,15 @@ def grid(unit: Unit, overrides: dict[str, list[Any]]) -> list[dict[str, Any]]:
     if unknown:
         raise ValueError(f"unit {unit.name} has no parameter(s) {sorted(unknown)}; its "
                          f"parameters: {', '.join(unit.params)}")
-    axes = []
+    axes: dict[str, list[Any]] = {}
     for name, defaults in unit.params.items():
         values = list(overrides.get(name, defaults))
         if not values and unit.aliases is not None:  # e.g. every implemented threat
             values = [v for alias in unit.aliases().values() for v in alias[name]]
         if not values:
             raise ValueError(f"unit {unit.name} needs --param {name}=...")
-        axes.append([(name, v) for v in values])
-    points = [dict(combo) for combo in itertools.product(*axes)]
+        axes[name] = values
+    points = grid_points(axes)
     if unit.in_process_engines_only:
         for p in points:
             if p.get("engine") not in (None, "pyevm", "revm"):
@@ -198,10 +195,6 @@ def run_task(unit_name: str, params: dict[str, Any], seed: int) -> dict[str, Any
         if k not in row:
             row[k] = v
     return row
-
-
-def _run_task_tuple(task: tuple[str, dict[str, Any], int]) -> dict[str, Any]:
-    return run_task(*task)
 
 
 @dataclass
@@ -228,61 +221,11 @@ def run_sweep(unit: Unit | str, overrides: dict[str, list[Any]] | None = None,
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError("seeds must be distinct and at least one")
     tasks = [(unit.name, p, s) for p in points for s in seeds]
-    if workers is not None and workers < 0:
-        raise ValueError("workers must be >= 0 (0: serially in this process)")
     t0 = time.perf_counter()
-    if scheduler:
-        rows, executor, n = _on_dask(tasks, scheduler, progress), "dask", 0
-    elif workers == 0 or len(tasks) == 1:
-        rows, executor, n = _serial(tasks, progress), "serial", 1
-    else:
-        n = min(workers or os.cpu_count() or 1, len(tasks))
-        rows, executor = _on_processes(tasks, n, progress), "processes"
+    rows, executor, n = run_tasks(run_task, tasks, workers=workers, scheduler=scheduler,
+                                  progress=progress)
     return SweepResult(unit.name, points, seeds, rows, executor, n,
                        round(time.perf_counter() - t0, 3))
-
-
-def _serial(tasks: list[tuple[str, dict[str, Any], int]],
-            progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
-    rows = []
-    for i, t in enumerate(tasks):
-        rows.append(_run_task_tuple(t))
-        if progress:
-            progress(i + 1, len(tasks))
-    return rows
-
-
-def _on_processes(tasks: list[tuple[str, dict[str, Any], int]], workers: int,
-                  progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
-    from proml_sim.procs import process_pool
-
-    # spawned, not forked: a clean interpreter per worker (no inherited engine state or threads);
-    # torn down at once on Ctrl-C
-    rows: list[dict[str, Any] | None] = [None] * len(tasks)
-    with process_pool(workers) as pool:
-        futures = {pool.submit(_run_task_tuple, t): i for i, t in enumerate(tasks)}
-        for done, fut in enumerate(as_completed(futures), 1):
-            rows[futures[fut]] = fut.result()
-            if progress:
-                progress(done, len(tasks))
-    return [r for r in rows if r is not None]
-
-
-def _on_dask(tasks: list[tuple[str, dict[str, Any], int]], scheduler: str,
-             progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
-    try:
-        from dask.distributed import Client
-        from dask.distributed import as_completed as dask_completed
-    except ImportError:
-        raise ValueError(f"--scheduler needs dask.distributed: {DASK_HINT}") from None
-    # the client only: the cluster belongs to whoever started it and keeps running
-    with Client(scheduler, timeout="30s") as client:  # type: ignore[no-untyped-call]
-        futures = [client.submit(run_task, *t, pure=False) for t in tasks]
-        for done, _ in enumerate(dask_completed(futures), 1):  # type: ignore[no-untyped-call]
-            if progress:
-                progress(done, len(tasks))
-        rows: list[dict[str, Any]] = client.gather(futures)
-    return rows
 
 
 # -- results ---------------------------------------------------------------------------------------

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from proml_sim.errors import lifecycle_error_from_reason
+from proml_sim.errors import ProMLError, lifecycle_error_from_reason
 
 if TYPE_CHECKING:
     from proml_sim.sim.world import SimTx, World
@@ -96,6 +97,38 @@ def row_of(world: World, tx: SimTx) -> dict[str, Any]:
         "profile": world.profile.name,
         "seed": world.seed,
     }
+
+
+def rows_dataframe(rows: Iterable[dict[str, Any]]) -> Any:
+    """Rows (:data:`SCHEMA`) as a pandas DataFrame with the schema's columns in order, missing
+    values as NaN/None (needs pandas: ``pip install 'proml-sim[data]'``).
+    Example: ``rows_dataframe(world.monitor.rows)["l1_s"].median()``."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ProMLError("a DataFrame needs pandas: pip install 'proml-sim[data]'") from None
+    return pd.DataFrame(list(rows), columns=list(COLUMNS))
+
+
+def write_parquet(rows: Iterable[dict[str, Any]], path: str | Path) -> Path:
+    """Write rows (:data:`SCHEMA`) to a Parquet file atomically, typed by the schema (needs
+    pyarrow: ``pip install 'proml-sim[data]'``).  Example: ``write_parquet(w.monitor.rows,
+    "rows.parquet")``; read back with ``pandas.read_parquet``."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ProMLError("Parquet output needs pyarrow: pip install 'proml-sim[data]'") from None
+    from proml_sim.fsutil import atomic_write_with
+
+    f64, i64, s = pa.float64(), pa.int64(), pa.string()
+    types = {"time": f64, "submitted": f64, "included": f64, "confirmed": f64, "final": f64,
+             "l1_s": f64, "l12_s": f64, "nonce": i64, "gas": i64, "block": i64,
+             "engine_block": i64, "reorged": i64, "reorg_depth": i64, "acted_on_orphan": i64,
+             "seed": i64}
+    schema = pa.schema([(c, types.get(c, s)) for c in COLUMNS])
+    table = pa.Table.from_pylist(list(rows), schema=schema)
+    return atomic_write_with(path, lambda fh: pq.write_table(table, fh))  # type: ignore[no-untyped-call]
 
 
 class Monitor:
