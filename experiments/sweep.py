@@ -57,6 +57,8 @@ class Unit:
     in_process_engines_only: bool = True
     aliases: Callable[[], dict[str, dict[str, list[Any]]]] | None = field(default=None,
                                                                         compare=False)
+    #: parameters left out of the rows while empty (e.g. no plugin loaded)
+    quiet: frozenset[str] = frozenset()
 
 
 # -- the units -----------------------------------------------------------------------------------
@@ -121,7 +123,7 @@ UNITS: dict[str, Unit] = {
         Unit("threats", "one threat scenario against the baseline and ProML (seeds=1 each)",
              {"id": (), "scenarios": ("",)}, _threat,
              ("baseline.asr", "proml.asr", "proml.detection_rate"),
-             aliases=_threat_aliases),
+             aliases=_threat_aliases, quiet=frozenset({"scenarios"})),
     )
 }
 
@@ -190,7 +192,8 @@ def run_task(unit_name: str, params: dict[str, Any], seed: int) -> dict[str, Any
     (a measure named like a parameter is dropped: the parameter is the one swept)."""
     unit = UNITS[unit_name]
     measures = unit.run(dict(params), seed)
-    row: dict[str, Any] = {"unit": unit_name, **params, "seed": seed}
+    shown = {k: v for k, v in params.items() if v or k not in unit.quiet}
+    row: dict[str, Any] = {"unit": unit_name, **shown, "seed": seed}
     for k, v in measures.items():
         if k not in row:
             row[k] = v
@@ -264,7 +267,7 @@ def summarise(unit: Unit, res: SweepResult) -> list[dict[str, Any]]:
     """Per grid point: the mean of each headline measure over seeds."""
     out = []
     for p in res.grid:
-        rows = [r for r in res.rows if all(r[k] == v for k, v in p.items())]
+        rows = [r for r in res.rows if all(r.get(k, "") == v for k, v in p.items())]
         line: dict[str, Any] = {**p, "seeds": len(rows)}
         for m in unit.headline:
             vals = [r[m] for r in rows if isinstance(r.get(m), int | float)
