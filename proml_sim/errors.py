@@ -109,44 +109,46 @@ class LifecycleError(ProMLError):
 
 
 class UnknownArtefact(LifecycleError, LookupError):
+    """No artefact with that id in this lifecycle."""
+
     def __str__(self) -> str:  # LookupError/KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
 
 
 class AlreadyRegistered(LifecycleError):
-    pass
+    """An artefact with that id (registrant + salt) already exists."""
 
 
 class TransitionNotAllowed(LifecycleError):
-    pass
+    """The artefact's current state is not a source of the transition."""
 
 
 class RoleNotAllowed(LifecycleError, PermissionError):
-    pass
+    """The sender holds none of the roles the step needs."""
 
 
 class NotRoleAdmin(LifecycleError, PermissionError):
-    pass
+    """The sender may not grant or revoke that role."""
 
 
 class EvidenceRequired(LifecycleError, ValueError):
-    pass
+    """A step that needs a content digest got none."""
 
 
 class SeparationOfDuty(LifecycleError, PermissionError):
-    pass
+    """The actor fired a conflicting step on this artefact."""
 
 
 class AlreadyApproved(LifecycleError):
-    pass
+    """The approver (or its trust domain) already approved this version."""
 
 
 class ApprovalsFull(LifecycleError):
-    pass
+    """The approval slots for this version are exhausted."""
 
 
 class InvalidArgument(LifecycleError, ValueError):
-    pass
+    """A malformed call (unknown role index, bad input list, wrong length)."""
 
 
 LIFECYCLE_ERRORS: dict[str, type[LifecycleError]] = {

@@ -22,6 +22,8 @@ from typing import Any
 
 from proml_sim.procs import process_pool
 
+__all__ = ["DASK_HINT", "grid_points", "run_tasks"]
+
 DASK_HINT = "pip install 'proml-sim[sweeps]'  (dask[distributed])"
 
 Progress = Callable[[int, int], None]
@@ -43,7 +45,9 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], *,
               workers: int | None = None, scheduler: str | None = None,
               progress: Progress | None = None) -> tuple[list[Any], str, int]:
     """Run ``fn(*t)`` for every ``t`` in ``tasks``; returns (results in task order, the
-    executor used: ``serial``, ``processes`` or ``dask``, the number of local workers)."""
+    executor used: ``serial``, ``processes`` or ``dask``, the number of local workers).
+
+    Example: ``run_tasks(pow, [(2, 3), (2, 4)], workers=2)`` runs both on two processes."""
     tasks = list(tasks)
     if workers is not None and workers < 0:
         raise ValueError("workers must be >= 0 (0: serially in this process)")

@@ -137,6 +137,8 @@ class Monitor:
     With ``path``, rows stream to a CSV file (``.part`` while running, renamed on
     :meth:`close`), so memory stays bounded however long the run; ``keep=False`` keeps none in
     memory.
+
+    Example: ``World(1, "ethereum-pos", monitor=Monitor("rows.csv", keep=False))``.
     """
 
     def __init__(self, path: str | Path | None = None, *, keep: bool = True) -> None:

@@ -59,7 +59,10 @@ def _tidy(v: Any) -> Any:
 
 @dataclass
 class StudyResult:
-    """What :meth:`Study.run` returns: the tidy rows, the grid and how the run went."""
+    """What :meth:`Study.run` returns: the tidy rows, the grid and how the run went.
+
+    Example: ``res = Study(fn, {"p": [1, 2]}, seeds=5).run(); res.summary(); res.write("s.csv")``.
+    """
 
     params: list[str]
     grid: list[dict[str, Any]]

@@ -57,7 +57,9 @@ DEPTHS = (1, 12)
 
 
 def domain_id(name: str) -> bytes:
-    """A trust domain's on-chain id: its name, UTF-8, right-padded to 32 bytes."""
+    """A trust domain's on-chain id: its name, UTF-8, right-padded to 32 bytes.
+
+    Example: ``domain_id("lab-a") == b"lab-a".ljust(32, b"\\0")``."""
     raw = name.encode()
     if len(raw) > 32:
         raise ValueError(f"trust domain name {name!r} is longer than 32 bytes; shorten it")
@@ -66,7 +68,9 @@ def domain_id(name: str) -> bytes:
 
 @dataclass
 class Participant:
-    """One actor: its own keys, in one trust domain and region."""
+    """One actor: its own keys, in one trust domain and region.
+
+    Example: ``alice = w.add_participant("alice", "lab-a", "eu"); alice.address``."""
 
     name: str
     domain: str
@@ -84,7 +88,9 @@ class Participant:
 
 @dataclass
 class SimTx:
-    """A transaction as the world sees it, with its measured times (simulated seconds)."""
+    """A transaction as the world sees it, with its measured times (simulated seconds).
+
+    Example: ``tx = yield from w.send(...); yield w.confirmed(tx, 12); tx.confirmed[12]``."""
 
     hash: bytes
     raw: bytes
@@ -110,6 +116,11 @@ class SimTx:
 
 @dataclass
 class SimBlock:
+    """A block of the simulated chain (``world.canon``: the canonical chain; ``world.orphans``).
+
+    Example: ``[b.n_txs for b in w.canon[-10:]]`` (transactions in the last ten blocks).
+    """
+
     height: int  # on the simulated canonical chain
     number: int  # the engine's block number; -1 for an empty block (not materialised)
     time: float  # simulated time it was produced
@@ -133,6 +144,8 @@ class Producer:
 
     ``censors``: trust domains whose transactions it never includes (insider attacks use it).
     ``hears_as``: the producer whose mempool it shares (an attacker's node beside that one).
+
+    Example: ``World(1, "poa-clique", producers=[Producer(f"s{i}", "eu") for i in range(5)])``.
     """
 
     name: str

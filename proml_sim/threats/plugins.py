@@ -26,6 +26,8 @@ from types import ModuleType
 
 from proml_sim.threats.catalogue import CatalogueError, ThreatModel, load_threat
 
+__all__ = ["ENTRY_POINT_GROUP", "PLUGIN_MODELS", "load_entry_points", "load_plugin"]
+
 #: The entry-point group installed packages use to ship scenarios.
 ENTRY_POINT_GROUP = "proml_sim.scenarios"
 
@@ -38,7 +40,9 @@ def load_plugin(spec: str) -> dict[str, ThreatModel]:
     """Import the plugin ``spec`` (a ``.py`` file or a module name), which registers its
     scenarios, and return the threat models of the scenarios it registered.  Loading the same
     plugin again is a no-op.  Raises :class:`~proml_sim.threats.catalogue.CatalogueError` (exit
-    2 on the command line) when it cannot be imported or a scenario has no threat model."""
+    2 on the command line) when it cannot be imported or a scenario has no threat model.
+
+    Example: ``load_plugin("my_study.scenarios")`` or ``load_plugin("attacks/x1.py")``."""
     if spec in _LOADED:
         return _LOADED[spec]
     from proml_sim.threats.runner import SCENARIOS, load_scenarios
@@ -58,7 +62,10 @@ def load_plugin(spec: str) -> dict[str, ThreatModel]:
 
 def load_entry_points() -> dict[str, ThreatModel]:
     """Load every installed plugin of :data:`ENTRY_POINT_GROUP` (failures name the plugin);
-    returns their threat models."""
+    returns their threat models.
+
+    Example: after ``pip install my-study`` (which declares the group), ``load_entry_points()``
+    returns ``{"X1": ...}``; ``proml threats run`` calls it for you."""
     out: dict[str, ThreatModel] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         out.update(load_plugin(ep.value.split(":")[0]))
