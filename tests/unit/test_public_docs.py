@@ -21,7 +21,7 @@ def _objects(module: str) -> list[tuple[str, Any]]:
     out = []
     for name in mod.__all__:
         obj = getattr(mod, name)
-        if name in NOT_DOCUMENTABLE or not callable(obj) and not isinstance(obj, type):
+        if name in NOT_DOCUMENTABLE or (not callable(obj) and not isinstance(obj, type)):
             continue  # constants (PROFILES, REGIONS, ...) are documented where defined
         out.append((name, obj))
     return out
