@@ -537,10 +537,14 @@ class LifecycleClient:
         return out
 
     def history(self, artefact: bytes) -> list[HistoryEntry]:
-        if not self.exists(artefact):
+        check_bytes32(self.ir, "artefact", artefact)
+        # every event of an artefact has its id as topic1: read only those.  An artefact exists
+        # exactly when its registration was mined, so no events means unknown, as the contract's
+        # own check would say; reading only logs needs no EVM (fast read-only commands)
+        events = self.events(topics=[None, artefact])
+        if not any(isinstance(ev, Registered) for ev in events):
             raise msg.unknown_artefact(self.ir)
-        # every event of an artefact has its id as topic1: read only those
-        return history_from_events(self.ir, self.events(topics=[None, artefact]), artefact)
+        return history_from_events(self.ir, events, artefact)
 
     def snapshot(self) -> LifecycleSnapshot:
         """Contract storage read through views, for every id/account/key the events mention."""

@@ -43,7 +43,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from proml_sim.chain.accounts import Signer, derive_private_keys
 from proml_sim.chain.base import BlockInfo, CallResult, ChainBackend, Log, Receipt
 from proml_sim.chain.blockstore import (
     DB_NAME,
@@ -60,7 +59,6 @@ from proml_sim.chain.blockstore import (
     scan_log,
     set_aside_torn_tail,
 )
-from proml_sim.chain.pyevm import FAUCET_SEED
 from proml_sim.chain.trie import keccak
 from proml_sim.errors import EngineError, JournalError
 from proml_sim.fsutil import atomic_write_json
@@ -105,6 +103,18 @@ class JournaledChain(ChainBackend):
     """A :class:`PyEVMBackend` whose blocks and state persist in ``directory``."""
 
     name = "pyevm-journal"
+    _faucet_signer: Any
+
+    @property
+    def _faucet(self) -> Any:
+        """The public dev faucet's signer (the read path never needs it)."""
+        if self._faucet_signer is None:
+            from proml_sim.chain.accounts import Signer, derive_private_keys
+            from proml_sim.chain.pyevm import FAUCET_SEED
+
+            signer: Any = Signer(derive_private_keys(FAUCET_SEED, 1)[0])
+            self._faucet_signer = signer
+        return self._faucet_signer
 
     def __init__(self, directory: str | Path, *, _importing: bool = False) -> None:
         self.directory = Path(directory)
@@ -130,7 +140,7 @@ class JournaledChain(ChainBackend):
         self._engine_obj: Any = None
         self._raw: dict[bytes, bytes] = {}
         self._lock_fd: int | None = None
-        self._faucet = Signer(derive_private_keys(FAUCET_SEED, 1)[0])
+        self._faucet_signer = None  # made on first use (eth-account is slow to import)
         self.scan = self._scan()
         self.damage: list[str] = list(self.scan.damage)
         if self.damage:

@@ -94,7 +94,7 @@ def build_status_home(directory: str | Path, transitions: int, *, per_block: int
     if transitions < 1:
         raise ValueError("--status-sizes must be >= 1")
     node = ProMLNode.init(Path(directory), name="bench", domain="bench", new_chain=True,
-                          seed="status-bench")
+                          seed="status-bench", plain_key=True)  # a benchmark
     for role in ("operator", "developer"):
         node.grant("Model", role, node.address, "bench")
     backend: Any = node.backend

@@ -12,6 +12,7 @@ ROOT = Path(proml_sim.__file__).parent
 #: module (dotted, relative to proml_sim) or package -> rank.  Lower ranks are to the left.
 RANKS = {
     "errors": 0,
+    "_lazy": 0,
     "fsutil": 0.5,  # raises OutputError from errors
     "progress": 0,
     "stats": 0,  # interval estimators (Wilson, bootstrap): the standard library only
