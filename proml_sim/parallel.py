@@ -17,10 +17,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import as_completed
 from typing import Any
-
-from proml_sim.procs import process_pool
 
 __all__ = ["DASK_HINT", "grid_points", "run_tasks"]
 
@@ -71,6 +68,11 @@ def _serial(fn: Callable[..., Any], tasks: list[tuple[Any, ...]],
 
 def _on_processes(fn: Callable[..., Any], tasks: list[tuple[Any, ...]], workers: int,
                   progress: Progress | None) -> list[Any]:
+    # imported here: the command line registers `proml sweep` without paying for them
+    from concurrent.futures import as_completed
+
+    from proml_sim.procs import process_pool
+
     # spawned, not forked: a clean interpreter per worker (no inherited engine state or
     # threads); torn down at once on Ctrl-C
     out: list[Any] = [None] * len(tasks)

@@ -9,7 +9,6 @@ e01_latency.py`` checks that every run.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import MISSING, dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
@@ -215,6 +214,8 @@ def load_profile(path: str | Path) -> ChainProfile:
         name = "pos-6s"
         block_time = 6.0
     """
+    import tomllib  # here: profiles are imported when the command line is built
+
     p = Path(path)
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
