@@ -859,17 +859,7 @@ class World:
             self.canon[head - keep - 1].txs = []
         if has_fin:
             if self._fin_delay is not None:
-                # final once the delay has passed since the block was produced (binary search:
-                # canonical blocks' times increase)
-                bound = block.time - self._fin_delay
-                lo, hi = self._final, len(self.canon)
-                while lo < hi:
-                    mid = (lo + hi) // 2
-                    if self.canon[mid].time <= bound:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                f = lo
+                f = final_height(self.profile, self.canon)  # the delay rule (binary search)
             elif self._fin_depth is not None:
                 f = head - self._fin_depth + 1
             elif self.profile.consensus == "pos":

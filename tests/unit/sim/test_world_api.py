@@ -119,3 +119,13 @@ def test_profile_from_toml(tmp_path: Path) -> None:
         load_profile(bad)
     with pytest.raises(ProfileError, match="cannot read"):
         load_profile(tmp_path / "missing.toml")
+
+
+def test_final_height_by_delay_is_the_one_rule() -> None:
+    from proml_sim.sim import final_height
+    from proml_sim.sim.world import SimBlock
+
+    prof = ChainProfile("d", consensus="poa", block_time=5.0, sealers=3, finality_delay=12.0)
+    blocks = [SimBlock(h, h, 5.0 * h, "s", "eu", []) for h in range(1, 11)]  # t = 5 .. 50
+    assert final_height(prof, blocks) == 7  # produced by t = 38 (50 - 12)
+    assert final_height(prof, blocks[:2]) == 0
