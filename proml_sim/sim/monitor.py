@@ -138,6 +138,7 @@ class Monitor:
     :meth:`close`), so memory stays bounded however long the run; ``keep=False`` keeps none in
     memory.
 
+    ``rows``: the rows kept in memory; ``count``: rows recorded.
     Example: ``World(1, "ethereum-pos", monitor=Monitor("rows.csv", keep=False))``.
     """
 

@@ -277,6 +277,12 @@ class World:
     contracts (and the batch Anchor) and grants roles; start actor processes with
     ``world.env.process(...)`` and run with :meth:`run`.
 
+    Attributes a study reads: ``env`` (the simpy environment: ``env.now``, ``env.timeout``,
+    ``env.process``), ``rng`` (the seeded ``random.Random`` every draw should use), ``monitor``
+    (its ``rows``: :data:`~proml_sim.sim.monitor.SCHEMA`), ``profile``, ``participants`` (by
+    name), ``canon`` (the canonical :class:`SimBlock` list), ``stats`` (blocks, orphaned,
+    reorgs, ...).
+
     Example::
 
         from proml_sim.lifecycles import Dataset
