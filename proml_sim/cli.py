@@ -64,6 +64,7 @@ REGISTRARS = (
     "proml_sim.node.cli_doctor",
     "proml_sim.threats.cli_mutate",
     "experiments.sweep",  # the CLI may import experiments
+    "proml_sim.serve.cli",  # parsers only: the HTTP stack loads when `proml serve` runs
 )
 
 
