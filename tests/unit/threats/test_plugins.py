@@ -76,3 +76,43 @@ def test_broken_plugins_are_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture
     lone.write_text(lone.read_text().replace('@scenario("X1")', '@scenario("X7")'))
     assert main(["threats", "run", "--scenarios", str(lone)]) == 2
     assert "X7.toml is missing" in capsys.readouterr().err
+
+
+def test_kit_attempt_watch_and_consumer_on_a_world() -> None:
+    from proml_sim.ir import Transitioned
+    from proml_sim.lifecycles import Dataset
+    from proml_sim.sim import World
+    from proml_sim.threats.kit import Consumer, attempt, watch
+
+    w = World(2, "consortium-fast", lifecycles=[Dataset])
+    da = w.add_participant("da", "data-co", "eu")
+    mal = w.add_participant("mal", "data-co", "us")
+    w.setup(grants=[("da", "Dataset", "dataset_admin")])
+    salt, poison = b"d".ljust(32, b"\0"), b"\x66" * 32
+    did = w.client("Dataset").artefact_id(da.address, salt)
+    alarms: list[Alarm] = []
+    # the data company's monitor: a label by anyone but its known labeller "ann" is an alarm
+    watch(w, "Dataset", every=30, alarms=alarms, name="label-monitor",
+          rule=lambda w, evs: "unknown labeller" if any(
+              isinstance(e, Transitioned) and e.actor == mal.address for e in evs) else None)
+    out: dict[str, object] = {}
+    denied: dict[str, object] = {}
+
+    def story(w: World):  # type: ignore[no-untyped-def]
+        yield from attempt(w, "da", "Dataset", "register", salt, b"\1" * 32)
+        yield from attempt(w, "da", "Dataset", "grant", "labeller", mal.address,
+                           b"data-co".ljust(32, b"\0"))
+        yield w.env.timeout(100)
+        yield from attempt(w, "mal", "Dataset", "fire", "label", did, poison, out=out)
+        yield from attempt(w, "mal", "Dataset", "fire", "review", did, out=denied)
+
+    w.env.process(story(w))
+    w.run(400)
+    assert out["outcome"] == "ok" and denied["outcome"] == "reverted:RoleNotAllowed"
+    assert Consumer("Dataset", state="labelled").accepts(w, did, digest=poison)
+    assert not Consumer("Dataset", state="labelled").accepts(w, did, digest=b"\1" * 32)
+    assert not Consumer("Dataset", state="released").accepts(w, did)
+    o = outcome(True, attack_at=float(out["at"]), alarms=alarms)  # type: ignore[arg-type]
+    assert o.detected and alarms[0].source == "label-monitor" and 0 < o.ttd_s <= 30 + 10
+    with pytest.raises(ValueError, match="positive interval"):
+        watch(w, "Dataset", every=0, rule=lambda w, e: None, alarms=alarms)
