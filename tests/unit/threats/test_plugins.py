@@ -116,3 +116,26 @@ def test_kit_attempt_watch_and_consumer_on_a_world() -> None:
     assert o.detected and alarms[0].source == "label-monitor" and 0 < o.ttd_s <= 30 + 10
     with pytest.raises(ValueError, match="positive interval"):
         watch(w, "Dataset", every=0, rule=lambda w, e: None, alarms=alarms)
+
+
+def test_installed_plugins_load_through_the_entry_point_group(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import EntryPoint
+
+    import proml_sim.threats.plugins as plugins
+
+    pkg = tmp_path / "site"
+    pkg.mkdir()
+    (pkg / "study_x5.py").write_text(TUTORIAL.read_text().replace('@scenario("X1")',
+                                                                  '@scenario("X5")'))
+    (pkg / "X5.toml").write_text((TUTORIAL.parent / "X1.toml").read_text()
+                                 .replace('id = "X1"', 'id = "X5"'))
+    monkeypatch.syspath_prepend(str(pkg))
+    eps = [EntryPoint("x5", "study_x5", plugins.ENTRY_POINT_GROUP)]
+    monkeypatch.setattr(plugins, "entry_points",
+                        lambda group: eps if group == plugins.ENTRY_POINT_GROUP else [])
+    assert main(["threats", "list", "--json"]) == 0
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["X5"]["implemented"] and rows["X5"]["expected"]["proml"] == "prevented"
+    assert main(["threats", "run", "X5", "--seeds", "1"]) == 0
