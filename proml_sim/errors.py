@@ -45,6 +45,9 @@
             └── TupleMismatch                 not the (model, dataset, evaluation) approved
 
     UnknownLifecycle (LookupError)            a lifecycle spec names no importable class
+    SimNameError (LookupError)                a World has no lifecycle or participant of
+                                              that name (the message lists the known ones)
+    ProfileError (ValueError)                 a chain profile is invalid or its file unreadable
     OutputError (OSError)                     an output path cannot be written (missing
                                               directory, a directory where a file goes)
     CatalogueError (ValueError)               a threat-model file is invalid (also ProMLError)
@@ -110,44 +113,46 @@ class LifecycleError(ProMLError):
 
 
 class UnknownArtefact(LifecycleError, LookupError):
+    """No artefact with that id in this lifecycle."""
+
     def __str__(self) -> str:  # LookupError/KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
 
 
 class AlreadyRegistered(LifecycleError):
-    pass
+    """An artefact with that id (registrant + salt) already exists."""
 
 
 class TransitionNotAllowed(LifecycleError):
-    pass
+    """The artefact's current state is not a source of the transition."""
 
 
 class RoleNotAllowed(LifecycleError, PermissionError):
-    pass
+    """The sender holds none of the roles the step needs."""
 
 
 class NotRoleAdmin(LifecycleError, PermissionError):
-    pass
+    """The sender may not grant or revoke that role."""
 
 
 class EvidenceRequired(LifecycleError, ValueError):
-    pass
+    """A step that needs a content digest got none."""
 
 
 class SeparationOfDuty(LifecycleError, PermissionError):
-    pass
+    """The actor fired a conflicting step on this artefact."""
 
 
 class AlreadyApproved(LifecycleError):
-    pass
+    """The approver (or its trust domain) already approved this version."""
 
 
 class ApprovalsFull(LifecycleError):
-    pass
+    """The approval slots for this version are exhausted."""
 
 
 class InvalidArgument(LifecycleError, ValueError):
-    pass
+    """A malformed call (unknown role index, bad input list, wrong length)."""
 
 
 LIFECYCLE_ERRORS: dict[str, type[LifecycleError]] = {
@@ -283,6 +288,19 @@ class UnknownLifecycle(ProMLError, LookupError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class SimNameError(ProMLError, LookupError):
+    """A :class:`~proml_sim.sim.World` has no lifecycle or participant of that name; the
+    message lists the known ones."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ProfileError(ProMLError, ValueError):
+    """A chain profile is invalid (every problem listed), names a field its consensus ignores,
+    or its TOML file cannot be read."""
 
 
 class OutputError(ProMLError, OSError):

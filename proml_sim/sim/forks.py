@@ -34,6 +34,7 @@ Finality (:func:`final_height`), as each chain defines it:
   (Rosenfeld's exact formula, :func:`rosenfeld`) for an assumed attacker share
   (``finality_share``) is at most ``finality_risk``; ``finality_depth``, when set, overrides.
 * ``fixed``: ``finality_depth``.
+* any but PoS with ``finality_delay``: final that many seconds after the block was produced.
 
 The double-spend race follows Rosenfeld (2014), not the Poisson approximation of the Bitcoin
 paper (section 11), whose table underestimates the risk (q = 0.3, z = 10: 0.0417 vs 0.0651):
@@ -45,6 +46,7 @@ and wins when its branch is strictly longer than the honest one after ``z`` conf
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -106,10 +108,14 @@ def final_height(profile: ChainProfile, blocks: Sequence[SimBlock],
                  attacker_share: float = 0.0) -> int:
     """The highest height (1-based) of ``blocks`` (a canonical chain or a node's prefix of it)
     that is final under ``profile``'s rule (module docstring); 0 if none.  ``attacker_share``:
-    stake that withholds attestations (PoS finality stops above 1/3)."""
+    stake that withholds attestations (PoS finality stops above 1/3).  With
+    ``finality_delay``: the blocks produced at least that long before the head."""
     n = len(blocks)
     if n == 0:
         return 0
+    if profile.finality_delay is not None:
+        bound = blocks[-1].time - profile.finality_delay
+        return bisect.bisect_right(blocks, bound, key=lambda b: b.time)
     c = profile.consensus
     if c == "pos":
         if attacker_share > 1 / 3:
@@ -372,6 +378,7 @@ def run_races(share: float, confirmations: int, races: int, seed: int = 0,
     # run in chunks of about half the remaining races, until enough have ended
     per_race = 1 / max(share, 1e-3) + (confirmations + (atk.give_up or 0)) / (1 - share)
     while len(atk.races) < races:
-        w.run(w.env.now + prof.block_time * (per_race * (races - len(atk.races)) / 2 + 1))
+        w.run(w.env.now + prof.block_time * (per_race * (races - len(atk.races)) / 2 + 1),
+              drain=False)
     done = atk.races[:races]
     return sum(1 for r in done if r.success), races, w
