@@ -6,7 +6,7 @@ to EVM contracts with :func:`compile_artefact`, and run on chain engines from
 """
 
 from proml_sim.compiler import CompiledContract, compile_artefact, compile_source
-from proml_sim.dsl import ADMIN, Artefact, Role, State, Transition
+from proml_sim.dsl import ADMIN, Artefact, Consortium, Role, State, Transition
 from proml_sim.errors import (
     AlreadyApproved,
     AlreadyRegistered,
@@ -37,6 +37,7 @@ __all__ = [
     "AlreadyRegistered",
     "ApprovalsFull",
     "Artefact",
+    "Consortium",
     "ChainError",
     "CompilationError",
     "CompiledContract",

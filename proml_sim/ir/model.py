@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
+from proml_sim.dsl import MAX_DOMAINS as _DSL_MAX_DOMAINS
 from proml_sim.errors import InvalidDefinition
 
 #: Bump when the meaning of the IR (and so of the generated contract) changes.
@@ -21,6 +22,10 @@ MAX_INPUTS = 16
 MAX_LOCATOR_BYTES = 256
 MAX_APPROVERS = 16
 ADMIN_ROLE = "admin"
+#: Consortium bounds: member domains (and so votes per proposal).
+MAX_DOMAINS = _DSL_MAX_DOMAINS
+#: Proposal kinds (the ``kind`` argument of ``propose``), by name.
+PROPOSAL_KINDS = {"add_domain": 1, "remove_domain": 2, "rotate_admin": 3, "set_roles": 4}
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,17 @@ class TransitionIR:
     count: Literal["accounts", "domains"] = "accounts"
     evidence: bool = False
     separate_from: tuple[str, ...] = ()
+    #: domain-level separation of duty (omitted from the canonical JSON when empty, so lifecycles
+    #: that do not use it keep their fingerprints)
+    separate_domain_from: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConsortiumIR:
+    """Consortium governance: proposals need ``quorum`` member domains' votes (all members'
+    while there are fewer)."""
+
+    quorum: int
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,8 @@ class LifecycleIR:
     register_evidence: bool = False
     doc: str = ""
     ir_version: int = IR_VERSION
+    #: None: the single-admin design (omitted from the canonical JSON, so its fingerprints stay)
+    consortium: ConsortiumIR | None = None
     _index: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # -- lookups -------------------------------------------------------------------------------
@@ -107,12 +125,19 @@ class LifecycleIR:
     @cached_property
     def sod_targets(self) -> frozenset[str]:
         """Transitions whose last actor must be remembered for separation-of-duty checks."""
-        return frozenset(n for t in self.transitions for n in t.separate_from)
+        return frozenset(
+            n for t in self.transitions for n in (*t.separate_from, *t.separate_domain_from)
+        )
 
     # -- serialisation ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("_index")
+        if d["consortium"] is None:
+            d.pop("consortium")
+        for t in d["transitions"]:
+            if not t["separate_domain_from"]:
+                t.pop("separate_domain_from")
         return d
 
     def canonical_json(self) -> str:
@@ -141,6 +166,7 @@ class LifecycleIR:
                         "sources": tuple(t["sources"]),
                         "by": tuple(t["by"]),
                         "separate_from": tuple(t["separate_from"]),
+                        "separate_domain_from": tuple(t.get("separate_domain_from", ())),
                     }
                 )
                 for t in d["transitions"]
@@ -148,6 +174,7 @@ class LifecycleIR:
             register_by=tuple(d["register_by"]),
             register_evidence=d["register_evidence"],
             doc=d.get("doc", ""),
+            consortium=ConsortiumIR(**d["consortium"]) if d.get("consortium") else None,
         )
 
     @classmethod
@@ -196,6 +223,10 @@ def build_ir(cls: Any) -> LifecycleIR:
                     sorted({r if isinstance(r, str) else trans_names[id(r)]
                             for r in t.separate_from})
                 ),
+                separate_domain_from=tuple(
+                    sorted({r if isinstance(r, str) else trans_names[id(r)]
+                            for r in t.separate_domain_from})
+                ),
             )
         )
     initial = next(s for s in cls.__states__.values() if s.initial)
@@ -209,6 +240,9 @@ def build_ir(cls: Any) -> LifecycleIR:
         ),
         register_evidence=bool(initial.evidence),
         doc=(cls.__doc__ or "").strip(),
+        consortium=(
+            None if cls.__consortium__ is None else ConsortiumIR(cls.__consortium__.quorum)
+        ),
     )
 
 
