@@ -34,6 +34,7 @@ from proml_sim.ir.events import (
 )
 from proml_sim.ir.model import (
     MAX_APPROVERS,
+    MAX_DOMAINS,
     PROPOSAL_KINDS,
     MAX_INPUTS,
     MAX_LOCATOR_BYTES,
@@ -457,6 +458,8 @@ class Interpreter:
         ir = self.ir
         if not 1 <= k <= len(PROPOSAL_KINDS):
             raise msg.bad_kind(ir)
+        if k == 1 and len(self.members) >= MAX_DOMAINS:
+            raise msg.consortium_full(ir)
         if k == 1 and (domain == ZERO32 or domain in self.used):
             raise msg.domain_taken(ir)
         if k != 1 and domain not in self.members:

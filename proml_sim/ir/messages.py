@@ -27,7 +27,13 @@ from proml_sim.errors import (
     TransitionNotAllowed,
     UnknownArtefact,
 )
-from proml_sim.ir.model import MAX_INPUTS, MAX_LOCATOR_BYTES, LifecycleIR, TransitionIR
+from proml_sim.ir.model import (
+    MAX_DOMAINS,
+    MAX_INPUTS,
+    MAX_LOCATOR_BYTES,
+    LifecycleIR,
+    TransitionIR,
+)
 
 
 def _alts(names: tuple[str, ...]) -> str:
@@ -142,6 +148,13 @@ def bad_kind(ir: LifecycleIR) -> LifecycleError:
     return InvalidProposal(
         f"{ir.name}: unknown proposal kind; use add_domain, remove_domain, rotate_admin or "
         "set_roles"
+    )
+
+
+def consortium_full(ir: LifecycleIR) -> LifecycleError:
+    return InvalidProposal(
+        f"{ir.name}: the consortium has {MAX_DOMAINS} member domains, the most it can hold; "
+        "remove one first"
     )
 
 
