@@ -120,6 +120,42 @@ class LockStep(RuleBasedStateMachine):
         self.both("propose", sender, kind, domain, who, roles)
 
     @precondition(governed)
+    @rule(data=st.data())
+    def govern(self, data: st.DataObject) -> None:
+        """A proposal that can pass: a member's admin proposes (a new domain with a fresh admin
+        account, a removal, a rotation or new roles), every other member votes, someone
+        executes.  Random proposals alone rarely pass, and passing ones are what matter."""
+        o = self.oracle
+        admins = [a for _roles, a in o.members.values()]
+        bound = {*admins, *o.domains}
+        fresh = [a for a in self.accounts if a not in bound]
+        unused = [d for d in DOMAINS if d not in o.used]
+        kinds = ["set_roles", *(["remove_domain"] if len(o.members) > 1 else []),
+                 *(["add_domain"] if fresh and unused else []),
+                 *(["rotate_admin"] if fresh else [])]
+        kind = data.draw(st.sampled_from(kinds))
+        proposer = self.accounts.index(data.draw(st.sampled_from(admins)))
+        domain = data.draw(st.sampled_from(unused if kind == "add_domain" else list(o.members)))
+        who = data.draw(st.sampled_from(fresh)) if kind in ("add_domain", "rotate_admin") \
+            else ZERO_ADDRESS
+        roles = data.draw(st.integers(0, (1 << len(self.ir.roles)) - 1))
+        status, pid = self.both("propose", proposer, kind, domain, who, roles)
+        assert status == "ok", pid
+        for admin in admins:
+            if admin != self.accounts[proposer] and data.draw(st.booleans()):
+                self.both("vote", self.accounts.index(admin), pid)
+        self.both("execute", data.draw(st.integers(0, N_ACCOUNTS - 1)), pid)
+
+    @precondition(governed)
+    @rule(data=st.data(), role=st.integers(0, 6), account=st.integers(0, N_ACCOUNTS - 1))
+    def enrol(self, data: st.DataObject, role: int, account: int) -> None:
+        """A member domain's admin grants a role into its own domain (random grants rarely
+        name the sender's domain)."""
+        admin, domain = data.draw(st.sampled_from(
+            [(a, d) for d, (_roles, a) in self.oracle.members.items()]))
+        self.both("grant", self.accounts.index(admin), role, self.accounts[account], domain)
+
+    @precondition(governed)
     @rule(sender=st.integers(0, N_ACCOUNTS - 1), proposal=st.integers(0, 6))
     def vote(self, sender: int, proposal: int) -> None:
         self.both("vote", sender, proposal)
