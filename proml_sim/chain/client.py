@@ -63,16 +63,16 @@ from proml_sim.ir import (
     history_from_events,
 )
 from proml_sim.ir import messages as msg
+from proml_sim.ir.events import ZERO_ADDRESS
 from proml_sim.ir.interpreter import (
     check_address,
     check_bytes32,
     check_fire,
-    check_register,
     check_propose,
+    check_register,
     check_role,
     check_uint,
 )
-from proml_sim.ir.events import ZERO_ADDRESS
 
 #: Gas limit for a call whose estimate reverts and that is sent anyway (``preflight=False``): the
 #: revert then happens on chain, pays its gas, and is decoded from the receipt.

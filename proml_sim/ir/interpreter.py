@@ -35,9 +35,9 @@ from proml_sim.ir.events import (
 from proml_sim.ir.model import (
     MAX_APPROVERS,
     MAX_DOMAINS,
-    PROPOSAL_KINDS,
     MAX_INPUTS,
     MAX_LOCATOR_BYTES,
+    PROPOSAL_KINDS,
     LifecycleIR,
     TransitionIR,
 )
