@@ -414,7 +414,7 @@ def _gov_double_vote(ir: LifecycleIR) -> Mutant:
 def _gov_early_execute(ir: LifecycleIR) -> Mutant:
     _need_consortium(ir)
     mid = "gov-execute-before-quorum"
-    pattern = rf"^    assert len\(self.gov_votes\[id\]\) >= .+\n"
+    pattern = r"^    assert len\(self.gov_votes\[id\]\) >= .+\n"
     return Mutant(
         mid, "gov_execute does not check the quorum", "lock-step (a proposal with one vote "
         "executes)", "registry", "registry", "gov_execute", True,
