@@ -31,12 +31,12 @@ from hypothesis.stateful import (
     rule,
 )
 
-from proml_sim import Consortium, Interpreter, build_ir, compile_artefact
+from proml_sim import Interpreter, build_ir, compile_artefact
 from proml_sim.chain import KeyRing, PyEVMBackend
 from proml_sim.chain.client import LifecycleClient, compile_layout
 from proml_sim.ir import PROPOSAL_KINDS, ZERO32, replay
 from proml_sim.ir.events import ZERO_ADDRESS
-from proml_sim.lifecycles import Dataset, Model
+from proml_sim.lifecycles import Dataset, GovernedDataset, GovernedModel, Model
 from tests.strategies import lifecycles
 
 N_ACCOUNTS = 5
@@ -45,18 +45,6 @@ DOMAINS = [bytes([0xD0 + i]) * 32 for i in range(4)]
 GOV_DOMAINS = [*DOMAINS, ZERO32]
 #: proposal kinds: every valid one by name, and two invalid numbers
 KINDS = [*PROPOSAL_KINDS, 0, 5]
-
-
-class GovDataset(Dataset):
-    """The paper's Dataset under quorum governance."""
-
-    governance = Consortium(quorum=2)
-
-
-class GovModel(Model):
-    """The paper's Model under quorum governance."""
-
-    governance = Consortium(quorum=2)
 DIGESTS = [ZERO32, b"\x01" * 32, b"\x02" * 32]
 
 
@@ -194,7 +182,7 @@ class LockStep(RuleBasedStateMachine):
 
 
 class PaperLifecycles(LockStep):
-    @initialize(cls=st.sampled_from([Dataset, Model, GovDataset, GovModel]))
+    @initialize(cls=st.sampled_from([Dataset, Model, GovernedDataset, GovernedModel]))
     def init(self, cls: Any) -> None:
         self.setup(cls)
 
