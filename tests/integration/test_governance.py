@@ -11,6 +11,7 @@ from proml_sim import Artefact, Consortium, Interpreter, Role, State, build_ir, 
 from proml_sim.chain import KeyRing, PyEVMBackend
 from proml_sim.chain.client import LifecycleClient, compile_layout
 from proml_sim.compiler import CompiledContract
+from proml_sim.gas import measure_governance_gas
 from proml_sim.ir import replay
 from proml_sim.threats.mutants import build_mutant, governance_mutants
 
@@ -108,3 +109,12 @@ def test_generated_contract_agrees_with_interpreter(layout: str) -> None:
 def test_governance_mutant_is_killed(mutant: Any) -> None:
     compiled: CompiledContract = build_mutant(mutant, Governed)
     assert lock_step(compiled) is not None, f"{mutant.id} survived the scripted lock-step run"
+
+
+def test_governance_gas_rows_are_real_and_above_the_lower_bound() -> None:
+    rows = measure_governance_gas(layouts=("registry", "clone"))
+    ops = [r["operation"] for r in rows]
+    assert ops == ["gov_propose", "gov_vote", "gov_execute", "grant_role"] * 2
+    for r in rows:
+        assert r["status"] == "ok", r
+        assert r["lower_bound"] <= r["gas"], r
