@@ -32,12 +32,11 @@ import csv
 import io
 import itertools
 import json
-import multiprocessing
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -249,10 +248,12 @@ def _serial(tasks: list[tuple[str, dict[str, Any], int]],
 
 def _on_processes(tasks: list[tuple[str, dict[str, Any], int]], workers: int,
                   progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
-    # spawned, not forked: a clean interpreter per worker (no inherited engine state or threads)
-    ctx = multiprocessing.get_context("spawn")
+    from proml_sim.procs import process_pool
+
+    # spawned, not forked: a clean interpreter per worker (no inherited engine state or threads);
+    # torn down at once on Ctrl-C
     rows: list[dict[str, Any] | None] = [None] * len(tasks)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with process_pool(workers) as pool:
         futures = {pool.submit(_run_task_tuple, t): i for i, t in enumerate(tasks)}
         for done, fut in enumerate(as_completed(futures), 1):
             rows[futures[fut]] = fut.result()
@@ -371,6 +372,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add ``proml sweep`` to the ``proml`` command line."""
+    import proml_sim.cliargs as cliargs
+
     p = sub.add_parser(
         "sweep", help="a parameter grid (seeds x parameters) of an experiment's or a threat "
         "scenario's unit of work, on local processes or a Dask cluster")
@@ -378,13 +381,16 @@ def register(sub: Any) -> None:
                    help=f"{', '.join(UNITS)}, or a threat id (e.g. S4)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2,...",
                    help="sweep a parameter over these values (repeatable)")
-    p.add_argument("--seeds", type=int, default=1, help="seeds per parameter set (default 1)")
-    p.add_argument("--base-seed", type=int, default=0, help="first seed (default 0)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--seeds", type=cliargs.positive_int, default=1,
+                   help="seeds per parameter set (default 1)")
+    p.add_argument("--base-seed", type=cliargs.non_negative_int, default=0,
+                   help="first seed (default 0)")
+    p.add_argument("--workers", type=cliargs.non_negative_int, default=None,
                    help="local processes (default: CPU count; 0: serially in this process)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                    help=f"run on this Dask scheduler instead ({DASK_HINT})")
-    p.add_argument("--out", default="sweeps", help="directory for sweep_<unit>.csv/.json "
+    p.add_argument("--out", default="sweeps", type=cliargs.output_dir,
+                   help="directory for sweep_<unit>.csv/.json "
                    "(default: sweeps)")
     p.add_argument("--list", action="store_true", help="list the units and their parameters")
     p.add_argument("--json", action="store_true")

@@ -1,20 +1,70 @@
-"""The ``proml`` command line.  Exit codes: 0 ok, 1 a check failed, 2 usage or input error."""
+"""The ``proml`` command line.
+
+Exit codes (documented in the README and in ``proml --help``):
+
+* 0 ok; 1 a check failed (``generate --check``, ``verify``, ``status --max-age``, ``threats
+  run``, ``mutate``...); 2 a usage or input error (argparse's own errors, a bad value caught by
+  the :mod:`proml_sim.cliargs` types, any :class:`~proml_sim.errors.ProMLError` whose
+  ``exit_code`` is 2); 130 interrupted (Ctrl-C); 141 the output pipe was closed (``proml ... |
+  head``: nothing more is printed); 70 an internal error, i.e. a bug (one line; ``PROML_DEBUG=1``
+  shows the traceback).
+* Errors go to stderr as one line ``proml: error: ...``; with ``--json`` as one JSON object
+  ``{"error": "...", "code": N}``, also on stderr, so stdout only ever carries results.
+
+:func:`main` is the one error boundary: no input ends in a traceback.
+
+Registering subcommands (how other modules add theirs): a module exposes ``register(sub)``
+which calls ``sub.add_parser(...)`` and ``set_defaults(func=cmd)``, and is listed in
+:data:`REGISTRARS`; :func:`build_parser` calls it.  Rules that keep ``proml --help`` fast
+and the options uniform:
+
+* import nothing heavy at module level (py-evm, vyper, eth-*, simpy, matplotlib, rich,
+  hypothesis, the node service): import it inside the ``cmd_*`` function;
+* use the :mod:`proml_sim.cliargs` types for numbers, ids, addresses and paths, so bad values
+  fail before any work;
+* report a problem by raising a :class:`~proml_sim.errors.ProMLError` (``UsageError`` for bad
+  input), never by printing and returning 2: the boundary prints it, as JSON with ``--json``;
+* ``--json`` and ``--home`` are global: every subcommand accepts ``--json`` (added here if the
+  module did not), and a module whose commands read a node home calls
+  ``cliargs.global_options(p, home=True)``.  Both may be given before or after the subcommand;
+  ``args.home`` defaults to ``$PROML_HOME``, else ``./.proml``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
-from proml_sim.errors import ProMLError
+import proml_sim.cliargs as cliargs
+from proml_sim.errors import ProMLError, UsageError
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h): a bug
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, what shells report when the reader went away
+DEBUG_ENV = "PROML_DEBUG"
+ENGINES = ["pyevm", "revm", "rpc"]
 
+__all__ = ["UsageError", "build_parser", "commands", "main"]
 
-class UsageError(Exception):
-    """Bad input from the command line: printed as ``error: ...`` with exit code 2."""
+#: modules whose ``register(sub)`` adds their subcommands, in the order of ``proml --help``
+#: (a new area adds one line here; none may import anything heavy at import time)
+REGISTRARS = (
+    "proml_sim.node.cli",
+    "proml_sim.node.cli_keys",
+    "proml_sim.threats.cli",
+    "proml_sim.node.cli_evidence",
+    "proml_sim.node.cli_doctor",
+    "proml_sim.threats.cli_mutate",
+    "experiments.sweep",  # the CLI may import experiments
+)
 
 
 # -- subcommands ---------------------------------------------------------------------------------
@@ -162,127 +212,268 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return EXIT_OK if summary.get("ok", True) else EXIT_CHECK_FAILED
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises :class:`UsageError` instead of printing and exiting, so the one
+    boundary in :func:`main` reports it (as JSON with ``--json``)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}; see `{self.prog} --help`")
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed distribution's version, read only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kw: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("proml-sim")
+        except PackageNotFoundError:
+            text = "(not installed: run pip install -e .)"
+        print(f"proml-sim {text}")
+        parser.exit(0)
+
+
+EPILOG = """\
+global options (before or after the command): --json (JSON output; errors as JSON on stderr),
+--home DIR (node home; default $PROML_HOME, else ./.proml).
+exit codes: 0 ok, 1 a check failed, 2 usage or input error, 130 interrupted (Ctrl-C),
+141 output pipe closed, 70 internal error (a bug: rerun with PROML_DEBUG=1 for the traceback)."""
+
+
+def _subparsers(p: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser below ``p`` (subcommands, and their subcommands), depth first."""
+    out: list[argparse.ArgumentParser] = []
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                out += [child, *_subparsers(child)]
+    return out
+
+
+def commands(parser: argparse.ArgumentParser | None = None) -> dict[str, argparse.ArgumentParser]:
+    """Every runnable command, by its words (``"status"``, ``"threats run"``), with its parser.
+    Tests enumerate these, so a new subcommand is covered automatically."""
+    parser = parser or build_parser()
+    return {sp.prog.removeprefix(parser.prog).strip(): sp for sp in _subparsers(parser)
+            if not any(isinstance(a, argparse._SubParsersAction) for a in sp._actions)}
+
+
+def _globalise(parser: argparse.ArgumentParser) -> None:
+    """Make ``--json``/``--home`` global: every subcommand accepts ``--json``; a
+    subcommand's own ``--json``/``--home`` defaults to ``SUPPRESS`` so that the value given
+    before the subcommand survives parsing."""
+    for sp in _subparsers(parser):
+        cliargs.global_options(sp)
+        for action in sp._actions:
+            if action.dest in ("json", "home"):
+                action.default = argparse.SUPPRESS
+                if action.dest == "home" and action.type is None:
+                    action.type = cliargs.home_dir
+                    action.help = cliargs.HOME_HELP
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    """The whole ``proml`` parser.  Cheap: imports no heavy module (see the module docstring)."""
+    from proml_sim.sim.profiles import PROFILES
+
+    pos, nonneg = cliargs.positive_int, cliargs.non_negative_int
+    p = _Parser(
         prog="proml",
         description="proml-sim: artefact state machines compiled to EVM contracts, run on "
         "in-process chains; provenance experiments after ProML (arXiv 2206.10110).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--version", action=_Version, help="print the version and exit")
+    p.add_argument("--json", action="store_true", default=False,
+                   help="JSON output where a command has one; errors as JSON (on stderr)")
+    p.add_argument("--home", type=cliargs.home_dir, default=None, metavar="DIR",
+                   help=cliargs.HOME_HELP)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     g = sub.add_parser("generate", help="regenerate contracts/ (Vyper, ABI, mermaid, IR) of the "
                        "paper lifecycles")
-    g.add_argument("--out", default="contracts", help="output directory (default: contracts)")
+    g.add_argument("--out", default="contracts", type=cliargs.output_dir,
+                   help="output directory (default: contracts)")
     g.add_argument("--check", action="store_true",
                    help="do not write; exit 1 if any generated file is out of sync")
     g.set_defaults(func=cmd_generate)
 
     c = sub.add_parser("compile", help="compile one lifecycle (Dataset, Model or module:Class)")
     c.add_argument("lifecycle")
-    c.add_argument("--out", help="also write .vy, .abi.json and .mmd into this directory")
+    c.add_argument("--out", type=cliargs.output_dir,
+                   help="also write .vy, .abi.json and .mmd into this directory")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=cmd_compile)
 
     d = sub.add_parser("diagram", help="draw a lifecycle as mermaid, dot or PNG")
     d.add_argument("lifecycle")
     d.add_argument("--format", choices=["mermaid", "dot", "png"], default="mermaid")
-    d.add_argument("-o", "--output", help="output file (required for png)")
+    d.add_argument("-o", "--output", type=cliargs.output_file,
+                   help="output file (required for png)")
     d.set_defaults(func=cmd_diagram)
 
     b = sub.add_parser("bench", help="signed transitions/s per engine (many per block) vs "
                        "web3 + EthereumTesterProvider (one block per tx), measured in one run")
-    b.add_argument("--engine", action="append", choices=["pyevm", "revm", "rpc"],
+    b.add_argument("--engine", action="append", choices=ENGINES,
                    help="engine to bench (repeatable; default: pyevm and revm, plus rpc when "
                    "--rpc-url is given)")
-    b.add_argument("--rpc-url", help="JSON-RPC node for --engine rpc (e.g. a local anvil)")
-    b.add_argument("--workers", type=int, default=None,
+    b.add_argument("--rpc-url", type=cliargs.rpc_url,
+                   help="JSON-RPC node for --engine rpc (e.g. a local anvil)")
+    b.add_argument("--workers", type=nonneg, default=None,
                    help="revm: sender-recovery worker processes overlapped with block "
                    "production (default 1 on a machine with 2+ CPUs, else 0: recover in "
                    "this process)")
-    b.add_argument("--n", type=int, default=2000, help="transitions on the engine (default 2000)")
-    b.add_argument("--per-block", type=int, default=1000, help="transitions per block")
-    b.add_argument("--baseline-n", type=int, default=100,
+    b.add_argument("--n", type=pos, default=2000, help="transitions on the engine (default 2000)")
+    b.add_argument("--per-block", type=pos, default=1000, help="transitions per block")
+    b.add_argument("--baseline-n", type=pos, default=100,
                    help="transitions through the web3 baseline (default 100)")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--seed", type=nonneg, default=0)
     b.add_argument("--json", action="store_true", help="print a JSON object")
     b.set_defaults(func=cmd_bench)
 
     gas = sub.add_parser("gas", help="gas per operation of the paper lifecycles from real "
                          "receipts, beside the gas-schedule lower bound")
-    gas.add_argument("--seed", type=int, default=0)
+    gas.add_argument("--seed", type=nonneg, default=0)
     gas.add_argument("--json", action="store_true")
     gas.set_defaults(func=cmd_gas)
-
-    from proml_sim.sim.profiles import PROFILES
 
     sim = sub.add_parser("simulate", help="many teams recording provenance on a simulated "
                          "chain; rows stream to a CSV file")
     sim.add_argument("--profile", choices=sorted(PROFILES), default="ethereum-pos")
-    sim.add_argument("--teams", type=int, default=50)
-    sim.add_argument("--days", type=float, default=7.0, help="simulated days (default 7)")
-    sim.add_argument("--per-hour", type=float, default=2.0,
+    sim.add_argument("--teams", type=pos, default=50)
+    sim.add_argument("--days", type=cliargs.positive_float, default=7.0,
+                     help="simulated days (default 7)")
+    sim.add_argument("--per-hour", type=cliargs.positive_float, default=2.0,
                      help="provenance updates per team per hour (default 2)")
-    sim.add_argument("--engine", default="pyevm", help="chain engine (default pyevm)")
-    sim.add_argument("--rpc-url", help="JSON-RPC endpoint for --engine rpc")
-    sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--out", default="simulation_rows.csv", help="CSV file for the rows")
+    sim.add_argument("--engine", choices=ENGINES, default="pyevm",
+                     help="chain engine (default pyevm)")
+    sim.add_argument("--rpc-url", type=cliargs.rpc_url, help="JSON-RPC endpoint for --engine rpc")
+    sim.add_argument("--seed", type=nonneg, default=0)
+    sim.add_argument("--out", default="simulation_rows.csv", type=cliargs.output_file,
+                     help="CSV file for the rows")
     sim.add_argument("--json", action="store_true")
     sim.set_defaults(func=cmd_simulate)
 
     sb = sub.add_parser("sim-bench", help="simulator speed: transitions/s, simulated s per "
                         "wall s, and how wall time grows with the number of transitions")
-    sb.add_argument("--sizes", type=int, nargs="+", default=[500, 1000, 2000, 4000])
+    sb.add_argument("--sizes", type=pos, nargs="+", default=[500, 1000, 2000, 4000])
     sb.add_argument("--profile", choices=sorted(PROFILES), default="consortium-fast")
-    sb.add_argument("--teams", type=int, default=20)
-    sb.add_argument("--engine", default="pyevm")
-    sb.add_argument("--rpc-url", help="JSON-RPC endpoint for --engine rpc")
-    sb.add_argument("--per-hour", type=float, default=60.0,
+    sb.add_argument("--teams", type=pos, default=20)
+    sb.add_argument("--engine", choices=ENGINES, default="pyevm")
+    sb.add_argument("--rpc-url", type=cliargs.rpc_url, help="JSON-RPC endpoint for --engine rpc")
+    sb.add_argument("--per-hour", type=cliargs.positive_float, default=60.0,
                     help="provenance updates per team per hour (default 60)")
-    sb.add_argument("--seed", type=int, default=0)
+    sb.add_argument("--seed", type=nonneg, default=0)
     sb.add_argument("--json", action="store_true")
     sb.set_defaults(func=cmd_sim_bench)
 
-    from proml_sim.node import cli as node_cli
-    from proml_sim.node import cli_keys
-
-    node_cli.register(sub)
-    cli_keys.register(sub)
-    from proml_sim.threats import cli as threats_cli
-
-    threats_cli.register(sub)
-    from proml_sim.node import cli_evidence
-    from proml_sim.threats import cli_mutate
-
-    cli_evidence.register(sub)
-    cli_mutate.register(sub)
-    from experiments import sweep as sweep_cli  # the CLI may import experiments
-
-    sweep_cli.register(sub)
+    for module in REGISTRARS:
+        importlib.import_module(module).register(sub)
 
     r = sub.add_parser("reproduce", help="run the experiments and write REPORT.md + summary.json")
     r.add_argument("--profile", choices=["smoke", "paper"], default="smoke")
-    r.add_argument("--out", default="out", help="output directory (default: out)")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--engine", choices=["pyevm", "revm", "rpc"], default="pyevm",
+    r.add_argument("--out", default="out", type=cliargs.output_dir,
+                   help="output directory (default: out)")
+    r.add_argument("--seed", type=nonneg, default=0)
+    r.add_argument("--engine", choices=ENGINES, default="pyevm",
                    help="chain engine of the experiments (default pyevm)")
-    r.add_argument("--rpc-url", help="JSON-RPC node for --engine rpc (e.g. a local anvil)")
+    r.add_argument("--rpc-url", type=cliargs.rpc_url,
+                   help="JSON-RPC node for --engine rpc (e.g. a local anvil)")
     r.set_defaults(func=cmd_reproduce)
+    _globalise(p)
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+# -- the error boundary ------------------------------------------------------------------------
+def _check_utf8(argv: Sequence[str]) -> None:
+    for i, a in enumerate(argv, start=1):
+        try:
+            a.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UsageError(f"argument {i} ({a!a}) is not valid UTF-8; pass UTF-8 text "
+                             "(rename a file whose name is not UTF-8)") from None
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """``--json`` among the options (before a ``--``), for errors raised before parsing ends."""
+    for a in argv:
+        if a == "--":
+            return False
+        if a == "--json":
+            return True
+    return False
+
+
+def _report(message: str, code: int, as_json: bool) -> int:
+    line = " ".join(message.split())  # one line, whatever the exception text held
+    text = json.dumps({"error": line, "code": code}) if as_json else f"proml: error: {line}"
+    if sys.stderr is None:  # started with stderr closed: the exit code still says it
+        return code
+    with contextlib.suppress(OSError, ValueError):
+        print(text, file=sys.stderr, flush=True)
+    return code
+
+
+def _pipe_closed() -> int:
+    """The reader of stdout went away (``proml ... | head``): stop quietly, the standard way
+    (https://docs.python.org/3/library/signal.html#note-on-sigpipe): point stdout at devnull
+    so the interpreter's final flush does not complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout has no file descriptor (a test's capture)
+        pass
+    return EXIT_PIPE_CLOSED
+
+
+def _run(argv: list[str]) -> int:
+    _check_utf8(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        code: int = args.func(args)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ProMLError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    if getattr(args, "home", None) is None:
+        try:
+            args.home = cliargs.home_dir(cliargs.default_home())
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"${cliargs.HOME_ENV}: {exc}") from None
+    code: int = args.func(args)
     return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``proml`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code.  The
+    one error boundary: every outcome is an exit code and at most one line on stderr."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = _wants_json(argv)
+    try:
+        try:
+            code = _run(argv)
+        except SystemExit as exc:  # --help, --version, or a command that exits itself
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        if sys.stdout is not None:  # None when started with stdout closed (`proml ... >&-`)
+            sys.stdout.flush()  # a closed pipe shows here, inside the boundary, not at exit
+        return code
+    except BrokenPipeError:
+        return _pipe_closed()
+    except KeyboardInterrupt:
+        return _report("interrupted", EXIT_INTERRUPTED, as_json)
+    except ProMLError as exc:
+        return _report(str(exc), exc.exit_code, as_json)
+    except OSError as exc:  # the environment refused (permissions, disk full, missing file)
+        what = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else
+                                           " (writing the output)")
+        return _report(f"{what}; check the path, its permissions and the free space",
+                       EXIT_USAGE, as_json)
+    except Exception as exc:  # a bug: still no traceback unless asked for
+        if os.environ.get(DEBUG_ENV):
+            raise
+        return _report(f"internal error ({type(exc).__name__}: {exc}); this is a bug in "
+                       f"proml-sim: rerun with {DEBUG_ENV}=1 for the traceback and report it",
+                       EXIT_INTERNAL, as_json)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,6 +3,7 @@
 ::
 
     ProMLError
+    ├── UsageError (ValueError)               bad command-line input (``proml`` exits 2)
     ├── InvalidDefinition (TypeError)         a DSL lifecycle class breaks rules (all listed)
     ├── CompilationError (RuntimeError)       vyper rejected a source (source + line attached)
     ├── LifecycleError                        a lifecycle guard refused an operation; raised
@@ -37,6 +38,7 @@
         ├── StoreError (OSError)              off-chain store unwritable, full, or blob missing
         │   └── BlobCorrupted                 a blob's bytes no longer match its digest
         ├── UnknownName (LookupError)         an artefact name/id/file the node cannot resolve
+        │   └── UnknownLifecycleName (KeyError) a role/state/transition a lifecycle lacks
         ├── BundleError                       an evidence bundle is malformed
         ├── StaleView                         a node's view failed a freshness check
         ├── KeystoreError                     the node's key: unreadable, no passphrase source
@@ -52,6 +54,9 @@
                                               directory, a directory where a file goes)
     CatalogueError (ValueError)               a threat-model file is invalid (also ProMLError)
 
+``exit_code`` on a class is the ``proml`` exit code when that error ends a command: 2 (usage or
+input) unless the error is a failed check (1: :class:`StaleView`, :class:`ConsumerRefused`).
+
 A revert reason on chain is ``"<Code>: <message>"`` where ``<Code>`` is the class name of a
 :class:`LifecycleError` subclass; :func:`lifecycle_error_from_reason` maps it back.
 """
@@ -61,6 +66,13 @@ from __future__ import annotations
 
 class ProMLError(Exception):
     """Root of every error raised by proml-sim."""
+
+    #: the ``proml`` exit code when this error ends a command (2: usage or input error)
+    exit_code: int = 2
+
+
+class UsageError(ProMLError, ValueError):
+    """Bad input on the ``proml`` command line (a value, a path, a combination of options)."""
 
 
 class InvalidDefinition(ProMLError, TypeError):
@@ -259,12 +271,19 @@ class UnknownName(NodeError, LookupError):
         return str(self.args[0]) if self.args else ""
 
 
+class UnknownLifecycleName(UnknownName, KeyError):
+    """A role, state or transition name the lifecycle does not define (the message lists the
+    known names and suggests the closest); a ``KeyError`` too, for mapping-style callers."""
+
+
 class BundleError(NodeError):
     """An evidence bundle is malformed or incomplete."""
 
 
 class StaleView(NodeError):
     """A node's view failed a freshness check; ``report`` says which and by how much."""
+
+    exit_code = 1
 
     def __init__(self, message: str, report: object) -> None:
         super().__init__(message)
@@ -273,6 +292,8 @@ class StaleView(NodeError):
 
 class ConsumerRefused(NodeError):
     """The consumer refuses what it was served; the message says why and what to do."""
+
+    exit_code = 1
 
 
 class DigestMismatch(ConsumerRefused):

@@ -581,11 +581,13 @@ class LifecycleClient:
     def fingerprint(self) -> str:
         return bytes(self._view("IR_FINGERPRINT")).hex()
 
-    def events(self, from_block: int = 0, to_block: int | None = None) -> list[LifecycleEvent]:
-        """All lifecycle events of this lifecycle, in chain order."""
+    def events(self, from_block: int = 0, to_block: int | None = None,
+               topics: list[bytes | None] | None = None) -> list[LifecycleEvent]:
+        """All lifecycle events of this lifecycle, in chain order (only those whose topics match
+        ``topics``, position by position, if given: an indexed query on a chain store)."""
         out: list[LifecycleEvent] = []
         if self._registry:
-            for log in self.backend.logs(self.address, from_block, to_block):
+            for log in self.backend.logs(self.address, from_block, to_block, topics):
                 if not self.codec.knows(log.topics):
                     continue
                 name, args = self.codec.decode_log(log)
@@ -596,7 +598,7 @@ class LifecycleClient:
             to_checksum_address(log.topics[2][12:])
             for log in self.backend.logs(self.address, 0, to_block, [self._created_topic])
         }
-        for log in self.backend.logs(None, from_block, to_block):
+        for log in self.backend.logs(None, from_block, to_block, topics):
             if log.address == self.address:
                 codec = self.codec
             elif log.address in created:
@@ -611,9 +613,14 @@ class LifecycleClient:
         return out
 
     def history(self, artefact: bytes) -> list[HistoryEntry]:
-        if not self.exists(artefact):
+        check_bytes32(self.ir, "artefact", artefact)
+        # every event of an artefact has its id as topic1: read only those.  An artefact exists
+        # exactly when its registration was mined, so no events means unknown, as the contract's
+        # own check would say; reading only logs needs no EVM (fast read-only commands)
+        events = self.events(topics=[None, artefact])
+        if not any(isinstance(ev, Registered) for ev in events):
             raise msg.unknown_artefact(self.ir)
-        return history_from_events(self.ir, self.events(), artefact)
+        return history_from_events(self.ir, events, artefact)
 
     def snapshot(self) -> LifecycleSnapshot:
         """Contract storage read through views, for every id/account/key the events mention."""

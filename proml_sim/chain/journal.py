@@ -1,18 +1,30 @@
-"""A persistent embedded chain: the py-evm engine plus an append-only block journal on disk.
+"""A persistent embedded chain: the py-evm engine over an on-disk chain store.
 
 Several processes (CLI calls from shell scripts, one node per participant) share one chain
 directory::
 
-    <dir>/chain.json    genesis parameters and journal format (written once, atomically)
-    <dir>/blocks.log    one record per block: length, CRC-32, JSON {number, timestamp, hash, txs}
-    <dir>/lock          advisory lock (fcntl) held by a writer
+    <dir>/chain.json     genesis parameters and store format (written once, atomically)
+    <dir>/chain.log      the block log: append-only, one CRC-checked record per block
+    <dir>/state.sqlite   the state DB (SQLite, WAL): py-evm state, block index, receipts, logs
+    <dir>/lock           advisory lock (fcntl) held by a writer
 
-Opening replays the journal into a fresh engine; every replayed block must reproduce its
-journaled hash (same state, same receipts), otherwise :class:`JournalError`.  A block is
-appended with one ``write`` + ``fsync`` after it was executed; a crash mid-append leaves a short
-or corrupt last record, which readers ignore and the next writer truncates: there is never a
-half-written block.  Writers wrap their work in :meth:`JournaledChain.locked`, which takes the
-lock and first catches up with blocks other processes appended.
+(:mod:`proml_sim.chain.blockstore` has the formats.)  Opening is O(1) in history: state, blocks,
+receipts and logs are read from the DB, nothing is replayed.  Opening walks the block log's
+checksums and hash chain and compares it with the DB's block index; damage is reported naming
+the file and the block, reads are then served from the DB (with a warning), and writes are
+refused until ``proml doctor --repair``.  Nothing here truncates, rewrites or deletes data.
+
+A block is written in this order: the log record is appended and fsynced, then one SQLite
+transaction commits the block's state and index rows.  A crash between the two leaves the log
+one block ahead: the next writer replays that block from the log (it was committed there).  A
+crash mid-append leaves an incomplete final record beyond the committed head: the next writer
+moves its bytes into a side file (``chain.log.torn-<offset>-<time>``) before appending.
+Writers wrap their work in :meth:`JournaledChain.locked`.  Readers take no lock and see every
+block committed by other processes.
+
+Chains made by the previous release (format 1: ``blocks.log`` replayed on every open) are
+imported once, by replay, into the new store; ``blocks.log`` is left untouched (and the old
+``chain.json`` is kept as ``chain.v1.json``).
 """
 
 from __future__ import annotations
@@ -21,63 +33,130 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import struct
+import sys
+import tempfile
+import time
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from proml_sim.chain.accounts import Signer, derive_private_keys
 from proml_sim.chain.base import BlockInfo, CallResult, ChainBackend, Log, Receipt
-from proml_sim.chain.pyevm import FAUCET_SEED, PyEVMBackend
+from proml_sim.chain.blockstore import (
+    DB_NAME,
+    LOG_NAME,
+    LogRecord,
+    LogScan,
+    SQLiteKV,
+    StateDB,
+    append_record,
+    encode_record,
+    file_header,
+    read_log,
+    repair_hint,
+    scan_log,
+    set_aside_torn_tail,
+)
+from proml_sim.chain.trie import keccak
 from proml_sim.errors import EngineError, JournalError
 from proml_sim.fsutil import atomic_write_json
 
-JOURNAL_FORMAT = 1
-_HEADER = struct.Struct(">II")  # payload length, CRC-32 of payload
+JOURNAL_FORMAT = 2
+V1_LOG = "blocks.log"
+_V1_HEADER = struct.Struct(">II")
+_warned: set[str] = set()
+
+
+def _read_meta(directory: Path) -> dict[str, Any]:
+    meta_path = directory / "chain.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise JournalError(
+            f"no chain at {directory} (missing chain.json); create one with "
+            "`proml init --new-chain` or JournaledChain.create(), or restore chain.json from a "
+            "replica of this chain"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise JournalError(f"cannot read {meta_path}: {exc}; restore it from a copy") from exc
+    if not isinstance(meta, dict):
+        raise JournalError(f"{meta_path} is not a chain description; restore it from a copy")
+    fmt = meta.get("format")
+    if not isinstance(fmt, int) or fmt > JOURNAL_FORMAT:
+        raise JournalError(
+            f"chain at {directory} has journal format {fmt!r}, newer than this "
+            f"proml-sim understands ({JOURNAL_FORMAT}); upgrade proml-sim"
+        )
+    for key in ("chain_id", "gas_limit", "genesis_timestamp", "funded", "genesis_hash"):
+        if key not in meta:
+            raise JournalError(f"{meta_path} lacks {key!r}; restore it from a copy")
+    return meta
+
+
+def _writable(directory: Path) -> bool:
+    return os.access(directory, os.W_OK)
 
 
 class JournaledChain(ChainBackend):
-    """A :class:`PyEVMBackend` whose blocks persist in ``directory``."""
+    """A :class:`PyEVMBackend` whose blocks and state persist in ``directory``."""
 
     name = "pyevm-journal"
+    _faucet_signer: Any
 
-    def __init__(self, directory: str | Path) -> None:
+    @property
+    def _faucet(self) -> Any:
+        """The public dev faucet's signer (the read path never needs it)."""
+        if self._faucet_signer is None:
+            from proml_sim.chain.accounts import Signer, derive_private_keys
+            from proml_sim.chain.pyevm import FAUCET_SEED
+
+            signer: Any = Signer(derive_private_keys(FAUCET_SEED, 1)[0])
+            self._faucet_signer = signer
+        return self._faucet_signer
+
+    def __init__(self, directory: str | Path, *, _importing: bool = False) -> None:
         self.directory = Path(directory)
-        meta_path = self.directory / "chain.json"
-        try:
-            meta = json.loads(meta_path.read_text())
-        except FileNotFoundError:
-            raise JournalError(
-                f"no chain at {self.directory} (missing chain.json); create one with "
-                "`proml init --new-chain` or JournaledChain.create()"
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise JournalError(f"cannot read {meta_path}: {exc}; restore it from a copy") from exc
-        fmt = meta.get("format")
-        if not isinstance(fmt, int) or fmt > JOURNAL_FORMAT:
-            raise JournalError(
-                f"chain at {self.directory} has journal format {fmt!r}, newer than this "
-                f"proml-sim understands ({JOURNAL_FORMAT}); upgrade proml-sim"
-            )
+        meta = _read_meta(self.directory)
+        self.writable = _importing or _writable(self.directory)
+        if (meta["format"] == 1 or meta.get("import_pending")) and not _importing:
+            meta = _import_v1(self.directory, meta, self.writable)
+            if meta.get("imported_into"):  # read-only: imported into a temporary copy
+                self.directory = Path(meta["imported_into"])
         self.meta = meta
-        self._engine = PyEVMBackend(
-            funded=meta["funded"], chain_id=meta["chain_id"], gas_limit=meta["gas_limit"],
-            genesis_timestamp=meta["genesis_timestamp"],
-        )
-        self.chain_id = self._engine.chain_id
-        if self._engine.block(0).hash.hex() != meta["genesis_hash"]:
+        self.chain_id: int = meta["chain_id"]
+        self._gas_limit: int = meta["gas_limit"]
+        self.genesis_hash = bytes.fromhex(meta["genesis_hash"])
+        self.log_path = self.directory / LOG_NAME
+        self.db_path = self.directory / DB_NAME
+        self.db = StateDB(self.db_path, readonly=not self.writable)
+        self.writable = self.writable and not self.db.readonly  # a read-only DB file
+        if self.db.meta.get("genesis_hash") != self.genesis_hash:
             raise JournalError(
-                f"genesis of {self.directory} does not match this engine; the chain was made "
-                "by an incompatible proml-sim"
+                f"state DB {self.db_path} belongs to another chain (its genesis differs from "
+                f"chain.json); {repair_hint(self.directory)}"
             )
-        self._log = self.directory / "blocks.log"
-        self._log.touch(exist_ok=True)
-        self._offset = 0
+        self._engine_obj: Any = None
         self._raw: dict[bytes, bytes] = {}
         self._lock_fd: int | None = None
-        self._faucet = Signer(derive_private_keys(FAUCET_SEED, 1)[0])
-        self.sync()
+        self._faucet_signer = None  # made on first use (eth-account is slow to import)
+        self.scan = self._scan()
+        self.damage: list[str] = list(self.scan.damage)
+        if self.damage:
+            key = f"{self.directory}:{len(self.damage)}"
+            if key not in _warned:
+                _warned.add(key)
+                sys.stderr.write(
+                    f"warning: the chain at {self.directory} is damaged ({self.damage[0]}"
+                    f"{'; and more' if len(self.damage) > 1 else ''}); reads are served from "
+                    f"its state DB, {repair_hint(self.directory)}\n"
+                )
+        elif self.writable and not _importing and self._log_behind():
+            # a writer crashed between the log and the DB, or mid-append: fix it now if nobody
+            # is writing (otherwise that writer does it)
+            with contextlib.suppress(BlockingIOError), self.locked(blocking=False):
+                pass
 
     @classmethod
     def create(cls, directory: str | Path, *, funded: Iterable[str] = (), chain_id: int = 1337,
@@ -85,113 +164,211 @@ class JournaledChain(ChainBackend):
                ) -> JournaledChain:
         """Create a new chain in ``directory`` (refuses to overwrite an existing one)."""
         d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(f"cannot create the chain directory {d}: {exc.strerror}; pick "
+                               "a writable place") from None
         if (d / "chain.json").exists():
             raise JournalError(f"a chain already exists at {d}; open it instead of creating")
+        for name in (LOG_NAME, DB_NAME):
+            if (d / name).exists():
+                raise JournalError(f"{d / name} exists without chain.json; restore chain.json "
+                                   "from a replica instead of creating a new chain here")
         funded = list(funded)
-        probe = PyEVMBackend(funded=funded, chain_id=chain_id, gas_limit=gas_limit,
-                             genesis_timestamp=genesis_timestamp)
+        genesis = _init_store(d, funded, chain_id, gas_limit, genesis_timestamp)
         atomic_write_json(d / "chain.json", mkdir=False, obj={
             "format": JOURNAL_FORMAT, "chain_id": chain_id, "gas_limit": gas_limit,
             "genesis_timestamp": genesis_timestamp, "funded": funded,
-            "genesis_hash": probe.block(0).hash.hex(),
+            "genesis_hash": genesis.hex(),
         })
         return cls(d)
 
-    # -- journal ------------------------------------------------------------------------------
-    def _records(self, start: int) -> Iterator[tuple[int, dict[str, Any]]]:
-        """(end offset, record) for each complete record from ``start``; stops at a bad tail."""
-        with open(self._log, "rb") as fh:
-            fh.seek(start)
-            pos = start
-            while True:
-                head = fh.read(_HEADER.size)
-                if len(head) < _HEADER.size:
-                    return
-                length, crc = _HEADER.unpack(head)
-                payload = fh.read(length)
-                if len(payload) < length or zlib.crc32(payload) != crc:
-                    return
-                pos += _HEADER.size + length
-                yield pos, json.loads(payload)
+    # -- the store ------------------------------------------------------------------------------
+    def _scan(self) -> LogScan:
+        # the DB's index first, then the log: a writer appends to the log before it commits,
+        # so the log read after is never behind the index read before (no false "missing")
+        committed = self.db.committed()
+        data = read_log(self.log_path)
+        if data is None:
+            scan = LogScan()
+            scan.damage.append(f"{self.log_path}: the block log is missing (it is never "
+                               "recreated silently)")
+            return scan
+        return scan_log(self.log_path, data, self.genesis_hash, committed)
 
-    def sync(self) -> int:
-        """Replay blocks that other processes appended; returns how many."""
-        n = 0
-        for end, rec in self._records(self._offset):
-            for raw_hex in rec["txs"]:
-                self._engine.submit(bytes.fromhex(raw_hex))
-            info = self._engine.produce_block(rec["timestamp"])
-            if info.hash.hex() != rec["hash"] or info.number != rec["number"]:
-                raise JournalError(
-                    f"replaying block {rec['number']} of {self._log} gives hash "
-                    f"{info.hash.hex()}, journal says {rec['hash']}; the journal was written "
-                    "by a different engine version or edited"
-                )
-            self._offset = end
-            n += 1
-        return n
+    def _log_behind(self) -> bool:
+        head = self.db.head_number()
+        return bool(self.scan.torn) or any(r.number > head for r in self.scan.records)
+
+    @property
+    def _engine(self) -> Any:
+        """The py-evm engine over the DB (built on first use: reads of blocks, receipts and
+        logs never import py-evm)."""
+        if self._engine_obj is None:
+            from proml_sim.chain.pyevm import PyEVMBackend
+
+            try:
+                self._engine_obj = PyEVMBackend.from_db(
+                    SQLiteKV(self.db), chain_id=self.chain_id, gas_limit=self._gas_limit)
+            except JournalError:
+                raise
+            except Exception as exc:  # py-evm found its data missing or malformed
+                raise JournalError(f"state DB {self.db_path} cannot be read by the engine "
+                                   f"({exc!r}); {repair_hint(self.directory)}") from None
+        return self._engine_obj
+
+    def _refuse_if_damaged(self) -> None:
+        if self.damage:
+            raise JournalError(f"{self.damage[0]}; {repair_hint(self.directory)}")
+        if not self.writable:
+            raise JournalError(f"the chain directory {self.directory} is read-only: reads work, "
+                               "writes need write access to it")
 
     @contextlib.contextmanager
-    def locked(self) -> Iterator[JournaledChain]:
-        """Exclusive writer section: take the lock, catch up, drop a torn tail, then yield."""
+    def locked(self, *, blocking: bool = True) -> Iterator[JournaledChain]:
+        """Exclusive writer section: take the lock, catch the DB up with the log (replay of
+        blocks a crashed writer logged but did not commit; a torn tail is set aside), follow
+        blocks other processes committed, then yield.  Refused while the chain is damaged."""
         if self._lock_fd is not None:  # re-entrant
             yield self
             return
-        fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        self._refuse_if_damaged()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise JournalError(f"cannot take the writer lock in {self.directory}: "
+                               f"{exc.strerror}; fix its permissions") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
             self._lock_fd = fd
-            self.sync()
-            if self._log.stat().st_size > self._offset:  # torn last record from a crash
-                with open(self._log, "r+b") as fh:
-                    fh.truncate(self._offset)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+            self._catch_up()
+            if self._engine_obj is not None:
+                self._engine_obj.reload_head()
             yield self
         finally:
             self._lock_fd = None
+            self._raw.clear()
+            if self._engine_obj is not None and self._engine_obj.pending():
+                self._engine_obj = None  # pending transactions die with the writer section
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def _append(self, info: BlockInfo) -> None:
-        payload = json.dumps({
-            "number": info.number, "timestamp": info.timestamp, "hash": info.hash.hex(),
-            "txs": [self._raw.pop(h).hex() for h in info.tx_hashes],
-        }, separators=(",", ":")).encode()
-        with open(self._log, "ab") as fh:
-            if fh.tell() != self._offset:
-                raise JournalError(
-                    "the chain advanced in another process since this one synced; write "
-                    "inside `with chain.locked():`"
-                )
-            fh.write(_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-            self._offset = fh.tell()
+    def _catch_up(self) -> None:
+        size = self._log_size()
+        head = self.db.head_number()
+        row = self.db.q("SELECT log_end FROM blocks WHERE number = ?", (head,))
+        end = int(row[0][0]) if row else -1
+        if size == end:
+            self.scan.good_end = end
+            return
+        self.scan = self._scan()
+        self.damage = list(self.scan.damage)
+        if self.damage:
+            raise JournalError(f"{self.damage[0]}; {repair_hint(self.directory)}")
+        for rec in self.scan.records:
+            if rec.number > head:
+                self._replay(rec)
+        if self.scan.torn:
+            side = set_aside_torn_tail(self.log_path, self.scan.good_end)
+            sys.stderr.write(f"note: an incomplete block record (a crash mid-append) was moved "
+                             f"from {self.log_path} to {side}\n")
+            self.scan.torn = 0
+
+    def _replay(self, rec: LogRecord) -> None:
+        """Commit to the DB a block the log holds (its writer crashed before the DB commit)."""
+        engine = self._engine
+        engine.reload_head()
+        try:
+            for raw in rec.txs:
+                engine.submit(raw)
+            info = engine.produce_block(rec.timestamp)
+        except Exception as exc:
+            self.db.discard()
+            self._engine_obj = None
+            raise JournalError(f"{self.log_path}: replaying block {rec.number} failed ({exc}); "
+                               f"{repair_hint(self.directory)}") from None
+        if info.hash != rec.hash:
+            self.db.discard()
+            self._engine_obj = None
+            raise JournalError(
+                f"{self.log_path}: replaying block {rec.number} gives hash 0x{info.hash.hex()}, "
+                f"the log says 0x{rec.hash.hex()}: it was written by a different engine version "
+                f"or edited; {repair_hint(self.directory)}")
+        self._commit(info, rec.header, rec.start, rec.end, rec.crc)
+
+    def _commit(self, info: BlockInfo, header: bytes, start: int, end: int, crc: int) -> None:
+        engine = self._engine
+        receipts = [(engine._receipts.pop(h), enc)
+                    for h, enc in zip(info.tx_hashes, engine._receipt_encodings, strict=True)]
+        engine._logs.clear()
+        self.db.commit_block(info, header, start, end, crc, receipts)
+        self.scan.good_end = end
+
+    def _log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except OSError as exc:
+            raise JournalError(f"the block log {self.log_path} is unreadable ({exc.strerror}); "
+                               f"{repair_hint(self.directory)}") from None
 
     # -- writes ---------------------------------------------------------------------------------
     def submit(self, raw_tx: bytes) -> bytes:
         if self._lock_fd is None:
-            # outside the lock, a replay of another process's block could sweep this pending
-            # transaction into a block it was never in
+            # outside the lock another process's block could sweep this pending transaction
+            # into a block it was never in
             raise JournalError("submit to a journaled chain inside `with chain.locked():`")
-        h = self._engine.submit(raw_tx)
-        self._raw[h] = raw_tx
+        h: bytes = self._engine.submit(raw_tx)
+        self._raw[h] = bytes(raw_tx)
         return h
 
     def produce_block(self, timestamp: int | None = None, *, max_txs: int | None = None
                       ) -> BlockInfo:
         with self.locked():
-            info = self._engine.produce_block(timestamp, max_txs=max_txs)
-            self._append(info)
+            import rlp
+
+            engine = self._engine
+            try:
+                info: BlockInfo = engine.produce_block(timestamp, max_txs=max_txs)
+            except BaseException:
+                self.db.discard()
+                self._engine_obj = None
+                raise
+            header = rlp.encode(engine._head)
+            record = encode_record(info.number, info.hash, info.parent_hash, info.timestamp,
+                                   header, [self._raw.pop(h) for h in info.tx_hashes])
+            start = self.scan.good_end
+            try:
+                end = append_record(self.log_path, record, start)
+            except BaseException as exc:
+                self.db.discard()
+                self._engine_obj = None
+                if isinstance(exc, OSError):
+                    raise JournalError(f"cannot append block {info.number} to {self.log_path} "
+                                       f"({exc.strerror}); nothing was written; free space or "
+                                       "fix permissions") from None
+                raise
+            try:
+                self._commit(info, header, start, end, struct.unpack(">I", record[4:8])[0])
+            except BaseException as exc:
+                self.db.discard()
+                self._engine_obj = None
+                if isinstance(exc, JournalError):
+                    raise JournalError(f"{exc} (block {info.number} is safe in the block log: "
+                                       "the next write commits it to the state DB)") from None
+                raise
             return info
 
     def faucet_send(self, to: str, wei: int) -> bytes:
         """Fund ``to`` from the public dev faucet (a journaled transfer; mine a block after)."""
+        engine = self._engine
         raw = self._faucet.sign_transaction(
-            chain_id=self.chain_id, nonce=self._engine.next_nonce(self._faucet.address), to=to,
-            data=b"", gas=21_000, max_fee_per_gas=2 * self._engine.base_fee() + 10**9,
+            chain_id=self.chain_id, nonce=engine.next_nonce(self._faucet.address), to=to,
+            data=b"", gas=21_000, max_fee_per_gas=2 * engine.base_fee() + 10**9,
             max_priority_fee_per_gas=10**9, value=wei,
         )
         return self.submit(raw)
@@ -202,50 +379,348 @@ class JournaledChain(ChainBackend):
     def revert(self, snapshot_id: int) -> None:
         raise EngineError("a journaled chain cannot be reverted: its blocks are permanent")
 
-    # -- reads (catch up first: other processes may have appended) ------------------------------
-    def _fresh(self) -> PyEVMBackend:
-        if self._lock_fd is None and self._log.stat().st_size != self._offset:
-            self.sync()
-        return self._engine
+    def sync(self) -> int:
+        """Follow blocks other processes committed; returns how many the engine moved."""
+        if self._engine_obj is None:
+            return 0
+        before = self._engine_obj._head.block_number
+        self._engine_obj.reload_head()
+        return int(self._engine_obj._head.block_number - before)
+
+    # -- reads (from the DB: they see every block committed by any process) --------------------
+    def _fresh(self) -> Any:
+        engine = self._engine
+        if self._lock_fd is None:
+            engine.reload_head()
+        return engine
 
     def pending(self) -> tuple[bytes, ...]:
-        return self._engine.pending()
+        return () if self._engine_obj is None else tuple(self._engine_obj.pending())
 
     def receipt(self, tx_hash: bytes) -> Receipt | None:
-        return self._fresh().receipt(tx_hash)
+        return self.db.receipt(tx_hash)
+
+    def receipt_rlp(self, tx_hash: bytes) -> bytes | None:
+        """The consensus RLP encoding of a receipt, as the block's receipt trie holds it."""
+        return self.db.receipt_rlp(tx_hash)
+
+    def block_receipt_rlps(self, number: int) -> list[bytes]:
+        """The consensus RLP encodings of block ``number``'s receipts, in transaction order
+        (the leaves of its receipt trie, for receipt proofs)."""
+        return self.db.block_receipt_rlps(number)
 
     def call(self, to: str | None, data: bytes, *, sender: str | None = None, value: int = 0
              ) -> CallResult:
-        return self._fresh().call(to, data, sender=sender, value=value)
+        result: CallResult = self._fresh().call(to, data, sender=sender, value=value)
+        return result
 
     def estimate_gas(self, sender: str, to: str | None, data: bytes, value: int = 0) -> int:
-        return self._fresh().estimate_gas(sender, to, data, value)
+        return int(self._fresh().estimate_gas(sender, to, data, value))
 
     def nonce(self, address: str) -> int:
-        return self._fresh().nonce(address)
+        return int(self._fresh().nonce(address))
 
     def next_nonce(self, address: str) -> int:
-        return self._fresh().next_nonce(address)
+        return int(self._fresh().next_nonce(address))
 
     def balance(self, address: str) -> int:
-        return self._fresh().balance(address)
+        return int(self._fresh().balance(address))
 
     def code(self, address: str) -> bytes:
-        return self._fresh().code(address)
+        return bytes(self._fresh().code(address))
 
     def head(self) -> BlockInfo:
-        return self._fresh().head()
+        info = self.db.block(self.db.head_number())
+        if info is None:
+            raise JournalError(f"state DB {self.db_path} holds no blocks; "
+                               f"{repair_hint(self.directory)}")
+        return info
 
     def block(self, number: int) -> BlockInfo:
-        return self._fresh().block(number)
+        info = self.db.block(number) if number >= 0 else None
+        if info is None:
+            raise EngineError(f"no block {number}: the chain has blocks "
+                              f"0..{self.db.head_number()}")
+        return info
 
     def logs(self, address: str | None = None, from_block: int = 0, to_block: int | None = None,
              topics: list[bytes | None] | None = None) -> list[Log]:
-        return self._fresh().logs(address, from_block, to_block, topics)
+        last = self.db.head_number() if to_block is None else to_block
+        return self.db.logs(address, from_block, last, topics)
 
     def base_fee(self) -> int:
-        return self._fresh().base_fee()
+        return int(self._fresh().base_fee())
 
     @property
     def gas_limit(self) -> int:
-        return self._engine.gas_limit
+        return self._gas_limit
+
+    def close(self) -> None:
+        """Close the state DB (the last connection's close checkpoints its WAL)."""
+        self.db.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# creating a store; importing format-1 chains
+# ---------------------------------------------------------------------------------------------
+def _init_store(d: Path, funded: list[str], chain_id: int, gas_limit: int,
+                genesis_timestamp: int) -> bytes:
+    """Write an empty block log and a state DB holding genesis; returns the genesis hash."""
+    genesis = _genesis_db(d / DB_NAME, funded, chain_id, gas_limit, genesis_timestamp)
+    with open(d / LOG_NAME, "xb") as fh:
+        fh.write(file_header(genesis))
+        fh.flush()
+        os.fsync(fh.fileno())
+    return genesis
+
+
+def _genesis_db(path: Path, funded: list[str], chain_id: int, gas_limit: int,
+                genesis_timestamp: int) -> bytes:
+    """A new state DB at ``path`` holding genesis only; returns the genesis hash."""
+    import rlp
+
+    from proml_sim.chain.pyevm import PyEVMBackend
+
+    db = StateDB(path, create=True)
+    try:
+        engine = PyEVMBackend(funded=funded, chain_id=chain_id, gas_limit=gas_limit,
+                              genesis_timestamp=genesis_timestamp, db=SQLiteKV(db))
+        info = engine.block(0)
+        db.commit_genesis(info, rlp.encode(engine._head), info.hash, chain_id)
+    finally:
+        db.close()
+    return bytes(info.hash)
+
+
+def _set_aside(path: Path, why: str) -> Path | None:
+    """Rename ``path`` (and its SQLite companions) to ``<name>.<why>-<time>``: kept, not
+    deleted.  Returns the new name of ``path``."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    moved = None
+    for suffix in ("", "-wal", "-shm"):
+        p = path.with_name(path.name + suffix)
+        if p.exists():
+            dest = p.with_name(f"{path.name}.{why}-{stamp}{suffix}")
+            p.rename(dest)
+            moved = moved or dest
+    return moved
+
+
+def rebuild_state_db(directory: str | Path) -> tuple[Path | None, int]:
+    """Rebuild the state DB of the chain at ``directory`` by replaying its block log (the old DB
+    is renamed aside, never deleted).  Returns (where the old DB went, the new head number)."""
+    d = Path(directory)
+    meta = _read_meta(d)
+    lock_fd = os.open(d / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        old = _set_aside(d / DB_NAME, "damaged")
+        genesis = _genesis_db(d / DB_NAME, list(meta["funded"]), meta["chain_id"],
+                              meta["gas_limit"], meta["genesis_timestamp"])
+        if genesis.hex() != meta["genesis_hash"]:
+            raise JournalError(f"genesis of {d} does not match this engine")
+    finally:
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        os.close(lock_fd)
+    chain = JournaledChain(d)
+    with chain.locked():  # catches the new DB up with every block of the log
+        pass
+    head = chain.head().number
+    chain.close()
+    return old, head
+
+
+def restore_log(directory: str | Path, source: str | Path) -> tuple[Path | None, int]:
+    """Replace the block log of ``directory`` with the verified records of ``source``'s (a
+    replica's or peer's copy of the same chain).  Every record is checked against the hash
+    chain from our genesis and against every block we hold intact (our DB's index and our
+    log's verified records); the old log is renamed aside.  Returns (where the old log went,
+    the number of blocks now in the log)."""
+    d, src = Path(directory), Path(source)
+    meta = _read_meta(d)
+    genesis = bytes.fromhex(meta["genesis_hash"])
+    peer_data = read_log(src / LOG_NAME)
+    if peer_data is None:
+        raise JournalError(f"{src} has no block log ({LOG_NAME}); pass a copy of this chain's "
+                           "directory to --from")
+    peer = scan_log(src / LOG_NAME, peer_data, genesis, [])
+    if not peer.records:
+        raise JournalError(f"{src / LOG_NAME} holds no verifiable block of this chain"
+                           + (f" ({peer.damage[0]})" if peer.damage else ""))
+    ours: dict[int, bytes] = {}
+    try:
+        db = StateDB(d / DB_NAME, readonly=True)
+        for n, h, _s, _e in db.committed():
+            ours[n] = h
+        db.close()
+    except JournalError:
+        pass  # a missing or damaged DB: it is rebuilt from the restored log afterwards
+    own = read_log(d / LOG_NAME)
+    if own is not None:
+        for own_rec in scan_log(d / LOG_NAME, own, genesis, []).records:
+            ours.setdefault(own_rec.number, own_rec.hash)
+    by_number = {r.number: r for r in peer.records}
+    for n, h in sorted(ours.items()):
+        rec = by_number.get(n)
+        if rec is None:
+            raise JournalError(f"{src / LOG_NAME} stops at block {peer.records[-1].number}, "
+                               f"but this chain holds block {n}; use a more recent copy")
+        if rec.hash != h:
+            raise JournalError(f"{src / LOG_NAME} has another block {n} (0x{rec.hash.hex()}) "
+                               f"than this chain (0x{h.hex()}); it is not a copy of this chain")
+    lock_fd = os.open(d / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        old = _set_aside(d / LOG_NAME, "damaged")
+        from proml_sim.fsutil import atomic_write_bytes
+
+        atomic_write_bytes(d / LOG_NAME, peer_data[: peer.good_end])
+    finally:
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        os.close(lock_fd)
+    return old, peer.records[-1].number
+
+
+def regenerate_log(directory: str | Path) -> tuple[Path | None, int]:
+    """Rebuild the block log of ``directory`` from its state DB (which holds every committed
+    block's header and, in its transaction trie, its raw transactions).  Every record must come
+    out at the byte range and with the CRC the DB recorded for it, so the new log is the one
+    that was written.  The old log is renamed aside.  Returns (where it went, head number)."""
+    import rlp
+    from trie.hexary import HexaryTrie
+
+    d = Path(directory)
+    meta = _read_meta(d)
+    genesis = bytes.fromhex(meta["genesis_hash"])
+    db = StateDB(d / DB_NAME, readonly=True)
+    kv = SQLiteKV(db)
+    out = bytearray(file_header(genesis))
+    head = 0
+    try:
+        rows = db.q("SELECT number, log_start, log_end, crc FROM blocks WHERE number > 0 "
+                    "ORDER BY number")
+        for n, start, end, crc in rows:
+            info = db.block(n)
+            header = db.header(n)
+            assert info is not None and header is not None
+            trie = HexaryTrie(kv, rlp.decode(header)[4])
+            txs = [bytes(trie[rlp.encode(i)]) for i in range(len(info.tx_hashes))]
+            if [keccak(t) for t in txs] != list(info.tx_hashes):
+                raise JournalError(f"state DB {db.path}: block {n}'s transactions do not match "
+                                   "its index; restore the log with --from DIR instead")
+            rec = encode_record(n, info.hash, info.parent_hash, info.timestamp, header, txs)
+            if (len(out), len(out) + len(rec), zlib.crc32(rec[8:])) != (start, end, crc):
+                raise JournalError(f"state DB {db.path}: block {n} does not re-encode to the "
+                                   "record it committed; restore the log with --from DIR")
+            out += rec
+            head = n
+    except KeyError as exc:
+        raise JournalError(f"state DB {db.path} lacks a transaction trie node ({exc}); restore "
+                           "the log with --from DIR instead") from None
+    finally:
+        db.close()
+    lock_fd = os.open(d / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        old = _set_aside(d / LOG_NAME, "damaged")
+        from proml_sim.fsutil import atomic_write_bytes
+
+        atomic_write_bytes(d / LOG_NAME, bytes(out))
+    finally:
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        os.close(lock_fd)
+    return old, head
+
+
+def v1_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(offset, record) of each record of a format-1 journal.  A bad record that is not the
+    incomplete final one is :class:`JournalError` naming the offset."""
+    data = path.read_bytes()
+    pos = 0
+    while pos < len(data):
+        if len(data) - pos < _V1_HEADER.size:
+            return  # torn final record: it was never acknowledged
+        length, crc = _V1_HEADER.unpack_from(data, pos)
+        end = pos + _V1_HEADER.size + length
+        payload = data[pos + _V1_HEADER.size : end]
+        if zlib.crc32(payload) != crc:
+            if end >= len(data):
+                return
+            raise JournalError(f"{path}: the record at byte {pos} fails its checksum; restore "
+                               f"{path.name} from a replica of this chain, then open it again")
+        yield pos, json.loads(payload)
+        pos = end
+
+
+def _import_v1(directory: Path, meta: dict[str, Any], writable: bool) -> dict[str, Any]:
+    """Import a format-1 chain (``blocks.log`` replayed) into a format-2 store, once.  The old
+    journal is never changed; the old ``chain.json`` is kept as ``chain.v1.json``.  A
+    read-only directory is imported into a temporary copy for this process."""
+    old_log = directory / V1_LOG
+    if not old_log.exists():
+        raise JournalError(f"{old_log} is missing (format-1 chain); restore it from a replica")
+    target = directory
+    if not writable:
+        target = Path(tempfile.mkdtemp(prefix="proml-v1-import-"))
+        import atexit
+
+        atexit.register(shutil.rmtree, target, True)  # our own scratch copy
+        sys.stderr.write(f"note: {directory} is a read-only format-1 chain; it is replayed into "
+                         f"a temporary store ({target}); make it writable once to import it\n")
+    lock_fd = None
+    try:
+        if writable:
+            lock_fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            fresh = _read_meta(directory)
+            if fresh["format"] != 1 and not fresh.get("import_pending"):
+                return fresh  # another process imported it meanwhile
+            if not (directory / "chain.v1.json").exists():
+                shutil.copyfile(directory / "chain.json", directory / "chain.v1.json")
+            for name in (LOG_NAME, DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
+                if (directory / name).exists():  # an import that crashed: keep it aside
+                    (directory / name).rename(directory / f"{name}.partial-import-"
+                                              f"{int(time.time())}")
+        records = list(v1_records(old_log))  # every record checked before anything is written
+        genesis = _init_store(target, list(meta["funded"]), meta["chain_id"],
+                              meta["gas_limit"], meta["genesis_timestamp"])
+        if genesis.hex() != meta["genesis_hash"]:
+            raise JournalError(f"genesis of {directory} does not match this engine; the chain "
+                               "was made by an incompatible proml-sim")
+        new_meta = dict(meta, format=JOURNAL_FORMAT, imported_from=V1_LOG)
+        new_meta.pop("import_pending", None)
+        # import_pending: a crash before the end makes the next open import again
+        atomic_write_json(target / "chain.json", dict(new_meta, import_pending=True),
+                          mkdir=False)
+        chain = JournaledChain(target, _importing=True)
+        # this function holds the directory's lock (a temporary store is private): hand it over
+        chain._lock_fd = -1 if lock_fd is None else lock_fd
+        try:
+            for pos, rec in records:
+                for raw_hex in rec["txs"]:
+                    chain.submit(bytes.fromhex(raw_hex))
+                info = chain.produce_block(rec["timestamp"])
+                if info.hash.hex() != rec["hash"] or info.number != rec["number"]:
+                    raise JournalError(
+                        f"replaying block {rec['number']} (byte {pos}) of {old_log} gives hash "
+                        f"{info.hash.hex()}, the journal says {rec['hash']}; the journal was "
+                        "written by a different engine version or edited")
+        except JournalError:
+            chain.close()
+            if writable:  # the old journal stays the chain (the old release still opens it)
+                from proml_sim.fsutil import atomic_write_bytes
+
+                atomic_write_bytes(directory / "chain.json",
+                                   (directory / "chain.v1.json").read_bytes())
+            raise
+        finally:
+            chain._lock_fd = None
+        chain.close()
+        atomic_write_json(target / "chain.json", new_meta, mkdir=False)
+        if writable:
+            return new_meta
+        return dict(new_meta, imported_into=str(target))
+    finally:
+        if lock_fd is not None:
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
+            os.close(lock_fd)

@@ -495,6 +495,7 @@ class PyEVMBackend(FaucetMixin, SnapshotBookkeeping, BlockListReads, ChainBacken
     """py-evm with an explicit, deterministic block producer.  See the module docstring."""
 
     name = "py-evm"
+    _head: Any
 
     def __init__(
         self,
@@ -504,6 +505,7 @@ class PyEVMBackend(FaucetMixin, SnapshotBookkeeping, BlockListReads, ChainBacken
         gas_limit: int = 60_000_000,
         genesis_timestamp: int = 1_700_000_000,
         balance_wei: int = 10**24,
+        db: Any = None,
     ) -> None:
         self.chain_id = chain_id
         self._gas_limit = gas_limit
@@ -513,10 +515,9 @@ class PyEVMBackend(FaucetMixin, SnapshotBookkeeping, BlockListReads, ChainBacken
         }
         for address in funded:
             alloc[to_canonical_address(address)] = _account(balance_wei)
-        self._db = _UndoDB()
-        chain_class = Chain.configure(
-            __name__="ProMLPragueChain", vm_configuration=((0, _VM),), chain_id=chain_id
-        )
+        # ``db``: a persistent py-evm database (the chain store); snapshots need the _UndoDB
+        self._db = _UndoDB() if db is None else db
+        chain_class = _chain_class(chain_id)
         genesis_params = {
             "difficulty": 0,
             "gas_limit": gas_limit,
@@ -528,11 +529,37 @@ class PyEVMBackend(FaucetMixin, SnapshotBookkeeping, BlockListReads, ChainBacken
         }
         self._chain: Any = chain_class.from_genesis(
             AtomicDB(self._db),
-            genesis_params,  # type: ignore[arg-type]
-            alloc,  # type: ignore[arg-type]
+            genesis_params,
+            alloc,
         )
+        self._finish_init()
+
+    @classmethod
+    def from_db(cls, db: Any, *, chain_id: int, gas_limit: int) -> PyEVMBackend:
+        """An engine over an existing py-evm database ``db`` (made by this engine with
+        ``db=``), at its canonical head: nothing is replayed.  Only :meth:`produce_block`,
+        :meth:`submit` and state reads are meant for it; the caller keeps the block index."""
+        self = cls.__new__(cls)
+        self.chain_id = chain_id
+        self._gas_limit = gas_limit
+        self._faucet = Signer(derive_private_keys(FAUCET_SEED, 1)[0])
+        self._db = db
+        self._chain = _chain_class(chain_id)(AtomicDB(db))
+        self._finish_init()
+        return self
+
+    def reload_head(self) -> None:
+        """Follow the database's canonical head (another process produced blocks)."""
+        head = self._chain.chaindb.get_canonical_head()
+        if head != self._head:
+            self._head = head
+            self._blocks = [self._block_info(head, ())]
+            self._invalidate()
+
+    def _finish_init(self) -> None:
         self._head = self._chain.get_canonical_head()
         self._blocks: list[BlockInfo] = [self._block_info(self._head, ())]
+        self._receipt_encodings: list[bytes] = []
         self._receipts: dict[bytes, Receipt] = {}
         self._logs: list[Log] = []
         self._pool = TxPool()
@@ -713,6 +740,7 @@ class PyEVMBackend(FaucetMixin, SnapshotBookkeeping, BlockListReads, ChainBacken
             executed.append((entry, computation, tx_gas, gas_used, logs))
             selection.included(entry)
 
+        self._receipt_encodings = receipt_encodings  # for a persistent store's receipt index
         chaindb: Any = self._chain.chaindb
         tx_root, tx_nodes = ordered_trie_root([e.raw for e in included])
         receipt_root, receipt_nodes = ordered_trie_root(receipt_encodings)
@@ -878,6 +906,12 @@ class PyEVMBackend(FaucetMixin, SnapshotBookkeeping, BlockListReads, ChainBacken
     @property
     def gas_limit(self) -> int:
         return self._gas_limit
+
+
+def _chain_class(chain_id: int) -> Any:
+    return Chain.configure(
+        __name__="ProMLPragueChain", vm_configuration=((0, _VM),), chain_id=chain_id
+    )
 
 
 class _GasView:

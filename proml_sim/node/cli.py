@@ -1,9 +1,11 @@
 """``proml`` subcommands of the node: capture provenance from shell scripts.
 
-Every command takes ``--home`` (default ``./.proml``) and ``--json``; errors are
-:class:`~proml_sim.errors.ProMLError` subclasses, which the top-level CLI prints and turns into
-exit code 2.  ``--json`` output follows docs/json.md: ids, digests and tx hashes 0x-hex,
-addresses EIP-55, times ISO-8601 UTC beside unix seconds, stable keys.
+Every command takes ``--home`` (default ``$PROML_HOME``, else ``./.proml``) and ``--json``,
+before or after the command; errors are :class:`~proml_sim.errors.ProMLError` subclasses, which
+the top-level CLI prints and turns into exit code 2.  ``--json`` output follows docs/json.md:
+ids, digests and tx hashes 0x-hex, addresses EIP-55, times ISO-8601 UTC beside unix seconds,
+stable keys.  The node service is imported inside the commands (:func:`_open`), so registering
+them stays cheap.
 """
 
 from __future__ import annotations
@@ -11,11 +13,22 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import proml_sim.cliargs as cliargs
 from proml_sim.errors import NodeError
 from proml_sim.node.cli_keys import add_passphrase_option, passphrase_of
-from proml_sim.node.service import DEFAULT_HOME, ProMLNode, check_address, iso_time
+
+if TYPE_CHECKING:
+    from proml_sim.node.service import ProMLNode
+
+
+def _open(home: str, args: argparse.Namespace | None = None) -> ProMLNode:
+    from proml_sim.node.service import ProMLNode
+
+    if args is None:
+        return ProMLNode.open(home)
+    return ProMLNode.open(home, passphrase=passphrase_of(args))
 
 
 def _params(items: list[str] | None) -> dict[str, Any]:
@@ -43,6 +56,14 @@ def cmd_init(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise NodeError(f"cannot read contract addresses from {args.contracts}: {exc}"
                             ) from exc
+    from proml_sim.node.service import ProMLNode
+
+    # directories init creates: each inside an existing parent (never a tree from the root)
+    cliargs.check("--home", cliargs.output_dir, args.home)
+    for replica in args.replica or ():
+        cliargs.check("--replica", cliargs.output_dir, replica)
+    if args.chain and args.new_chain:
+        cliargs.check("--chain", cliargs.output_dir, args.chain)
     node = ProMLNode.init(args.home, name=args.name, domain=args.domain,
                           chain_dir=args.chain, new_chain=args.new_chain, rpc_url=args.rpc_url,
                           contracts=contracts, seed=args.seed, replicas=args.replica or (),
@@ -60,7 +81,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home, passphrase=passphrase_of(args))
+    node = _open(args.home, args)
     ref = node.register(args.lifecycle, args.name, args.files, locator=args.locator,
                         inputs=args.input or (), params=_params(args.param), code=args.code)
     _emit(args, {"name": args.name, "lifecycle": ref.lifecycle, "id": ref.hex,
@@ -70,7 +91,7 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home, passphrase=passphrase_of(args))
+    node = _open(args.home, args)
     res = node.record(args.transition, args.artefact, inputs=args.input or (),
                       outputs=args.output or (), params=_params(args.param), code=args.code,
                       locator=args.locator)
@@ -82,7 +103,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home, passphrase=passphrase_of(args))
+    node = _open(args.home, args)
     res = node.approve(args.transition, args.artefact, args.evidence, new_tally=args.new_tally)
     text = (f"{args.transition} fired: {args.artefact} is {res.state} (version {res.version})"
             if res.fired else f"approval {res.approvals} of {res.required} recorded for "
@@ -94,8 +115,8 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 
 def cmd_grant(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home, passphrase=passphrase_of(args))
-    account = check_address(args.account)
+    node = _open(args.home, args)
+    account = args.account  # EIP-55 checked by its argument type
     node.grant(args.lifecycle, args.role, account, args.domain)
     _emit(args, {"lifecycle": args.lifecycle, "granted": args.role, "account": account,
                  "domain": args.domain},
@@ -104,8 +125,8 @@ def cmd_grant(args: argparse.Namespace) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home, passphrase=passphrase_of(args))
-    account = check_address(args.account)
+    node = _open(args.home, args)
+    account = args.account  # EIP-55 checked by its argument type
     node.revoke(args.lifecycle, args.role, account)
     _emit(args, {"lifecycle": args.lifecycle, "revoked": args.role, "account": account},
           f"revoked {args.lifecycle}.{args.role} from {account}")
@@ -113,7 +134,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home)
+    node = _open(args.home)
     if args.max_age is not None:
         rep = node.freshness(args.max_age, args.peer or ())
         problems = list(rep.problems)
@@ -129,6 +150,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         st = node.status(args.artefact)
         _emit(args, st, "\n".join(f"{k:>10}: {v}" for k, v in st.items()))
         return 0
+    from proml_sim.node.service import iso_time
+
     head = node.backend.head()
     info = {"name": node.name, "domain": node.domain, "address": node.address,
             "chain": node.config["chain"], "head": head.number,
@@ -140,7 +163,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home)
+    node = _open(args.home)
     rows = node.history_detail(args.artefact)
     lines = []
     for h in rows:
@@ -156,7 +179,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home)
+    node = _open(args.home)
     rows = node.ls(args.lifecycle)
     lines = [f"{r['name'] or '(no record)':<20} {r['lifecycle']:<10} {r['state']:<12} "
              f"v{r['version']:<4} {r['id'][:18]}..  by {r['registrant']}" for r in rows]
@@ -165,7 +188,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_whoami(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home)
+    node = _open(args.home)
     info = node.whoami()
     roles = "; ".join(f"{lc}: {', '.join(r) or '-'}" for lc, r in info["roles"].items())
     chain = info["chain"].get("path") or info["chain"].get("url")
@@ -177,7 +200,7 @@ def cmd_whoami(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home, passphrase=passphrase_of(args))
+    node = _open(args.home, args)
     lc, addr = node.deploy(args.spec)
     _emit(args, {"lifecycle": lc, "address": addr, "spec": node.config["lifecycles"][lc]},
           f"deployed lifecycle {lc} at {addr} (admin: {node.address})")
@@ -185,7 +208,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def cmd_replica(args: argparse.Namespace) -> int:
-    node = ProMLNode.open(args.home)
+    node = _open(args.home)
     if args.action == "list":
         dirs = [str(d) for d in node.replica_dirs()]
         _emit(args, {"replicas": [{"kind": "dir", "path": d} for d in dirs]},
@@ -201,6 +224,7 @@ def cmd_replica(args: argparse.Namespace) -> int:
     if not args.dir:
         raise NodeError(f"`proml replica {args.action}` needs the replica's directory")
     if args.action == "add":
+        cliargs.check("dir", cliargs.output_dir, args.dir)  # never a tree of new directories
         path = node.add_replica(args.dir)
         _emit(args, {"added": str(path)}, f"replicating to {path} (copy the blobs held now "
               "with `proml replica sync`)")
@@ -212,10 +236,11 @@ def cmd_replica(args: argparse.Namespace) -> int:
 
 
 def cmd_node_bench(args: argparse.Namespace) -> int:
-    from proml_sim.node.bench import capture_bench, hash_bench
+    from proml_sim.node.bench import capture_bench, hash_bench, status_bench, status_text
 
     try:
-        res = {"hashing": hash_bench(args.size_mb, args.dir), "capture": capture_bench(args.steps)}
+        res = {"hashing": hash_bench(args.size_mb, args.dir), "capture": capture_bench(args.steps),
+               "status": status_bench(tuple(args.status_sizes), args.status_runs)}
     except ValueError as exc:
         raise NodeError(str(exc)) from exc
     h, c = res["hashing"], res["capture"]
@@ -223,7 +248,7 @@ def cmd_node_bench(args: argparse.Namespace) -> int:
             f"sha256sum {h.get('sha256sum_mb_s', 'n/a')} MB/s (ratio "
             f"{h.get('ratio_vs_sha256sum', 'n/a')}), store put {h['store_put_mb_s']} MB/s\n"
             f"capture: {c['overhead_ms_per_step']} ms per recorded step over the bare work "
-            f"({c['steps']} steps)")
+            f"({c['steps']} steps)\n" + status_text(res["status"]))
     _emit(args, res, text)
     return 0
 
@@ -232,21 +257,22 @@ def register(sub: Any) -> None:
     """Add the node's subcommands to the top-level ``proml`` parser."""
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--home", default=DEFAULT_HOME,
-                       help=f"node home directory (default {DEFAULT_HOME})")
-        p.add_argument("--json", action="store_true", help="machine-readable output")
+        cliargs.global_options(p, home=True)  # --home/--json, also accepted before the command
 
     p = sub.add_parser("init", help="create a node home (keys, store) on a new or shared chain")
-    p.add_argument("--name", required=True, help="participant name")
-    p.add_argument("--domain", required=True, help="trust domain (organisation), <= 32 bytes")
+    p.add_argument("--name", required=True, type=cliargs.name, help="participant name")
+    p.add_argument("--domain", required=True, type=cliargs.name,
+                   help="trust domain (organisation), <= 32 bytes")
     p.add_argument("--new-chain", action="store_true",
                    help="create the chain and deploy the lifecycle contracts (this node admin)")
-    p.add_argument("--chain", help="directory of the shared embedded chain "
+    p.add_argument("--chain", type=cliargs.home_dir, help="directory of the shared embedded chain "
                    "(default: HOME/chain with --new-chain)")
-    p.add_argument("--rpc-url", help="use an Ethereum JSON-RPC node instead of an embedded chain")
-    p.add_argument("--contracts", help="JSON file of contract addresses (joining an RPC chain)")
+    p.add_argument("--rpc-url", type=cliargs.rpc_url,
+                   help="use an Ethereum JSON-RPC node instead of an embedded chain")
+    p.add_argument("--contracts", type=cliargs.existing_file,
+                   help="JSON file of contract addresses (joining an RPC chain)")
     p.add_argument("--seed", help="derive the key from this seed (reproducible; default random)")
-    p.add_argument("--replica", action="append",
+    p.add_argument("--replica", action="append", type=cliargs.home_dir,
                    help="another domain's store directory to replicate blobs to (repeatable; "
                    "relative to the current directory)")
     p.add_argument("--lifecycle", action="append", metavar="SPEC",
@@ -277,31 +303,36 @@ def register(sub: Any) -> None:
     p = sub.add_parser("replica", help="the store directories blobs are replicated to: add, "
                        "remove, list, sync (copy the blobs a replica lacks)")
     p.add_argument("action", choices=["add", "remove", "list", "sync"])
-    p.add_argument("dir", nargs="?", help="the replica store directory (add, remove)")
+    p.add_argument("dir", nargs="?", type=cliargs.home_dir,
+                   help="the replica store directory (add, remove)")
     common(p)
     p.set_defaults(func=cmd_replica)
 
     p = sub.add_parser("register", help="register a dataset or model (files are hashed, stored "
                        "and recorded)")
-    p.add_argument("name")
-    p.add_argument("files", nargs="*", help="the artefact's files")
+    p.add_argument("name", type=cliargs.name)
+    p.add_argument("files", nargs="*", type=cliargs.existing_file, help="the artefact's files")
     p.add_argument("--lifecycle", required=True,
                    help="a lifecycle deployed on the chain (Dataset, Model, or deployed ones)")
     p.add_argument("--locator", help="where the bytes live (a hint; the digest is the truth)")
     add_passphrase_option(p)
-    p.add_argument("--input", action="append", help="input artefact (name or 0x id) or file")
+    p.add_argument("--input", action="append", type=cliargs.artefact_or_file,
+                   help="input artefact (name or 0x id) or file")
     p.add_argument("--param", action="append", help="KEY=VALUE (JSON values allowed)")
-    p.add_argument("--code", help="the script that produced it (its digest is recorded)")
+    p.add_argument("--code", type=cliargs.existing_file,
+                   help="the script that produced it (its digest is recorded)")
     common(p)
     p.set_defaults(func=cmd_register)
 
     p = sub.add_parser("record", help="record a lifecycle transition with its evidence")
     p.add_argument("transition")
-    p.add_argument("artefact", help="name or 0x id")
-    p.add_argument("--input", action="append", help="input artefact (name or 0x id) or file")
-    p.add_argument("--output", action="append", help="an output file (repeatable)")
+    p.add_argument("artefact", type=cliargs.artefact_ref, help="name or 0x id")
+    p.add_argument("--input", action="append", type=cliargs.artefact_or_file,
+                   help="input artefact (name or 0x id) or file")
+    p.add_argument("--output", action="append", type=cliargs.existing_file,
+                   help="an output file (repeatable)")
     p.add_argument("--param", action="append", help="KEY=VALUE (JSON values allowed)")
-    p.add_argument("--code", help="the script that did the step")
+    p.add_argument("--code", type=cliargs.existing_file, help="the script that did the step")
     p.add_argument("--locator", help="where the outputs live")
     add_passphrase_option(p)
     common(p)
@@ -309,8 +340,9 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("approve", help="approve a k-of-n transition")
     p.add_argument("transition")
-    p.add_argument("artefact")
-    p.add_argument("--evidence", help="the file every approver approves (e.g. an evaluation)")
+    p.add_argument("artefact", type=cliargs.artefact_ref)
+    p.add_argument("--evidence", type=cliargs.existing_file,
+                   help="the file every approver approves (e.g. an evaluation)")
     p.add_argument("--new-tally", action="store_true",
                    help="approve evidence other than the pending approvals' (a separate tally)")
     add_passphrase_option(p)
@@ -321,16 +353,19 @@ def register(sub: Any) -> None:
         p = sub.add_parser(verb, help=f"{verb} a lifecycle role (needs its admin role)")
         p.add_argument("lifecycle", help="a lifecycle deployed on the chain")
         p.add_argument("role")
-        p.add_argument("account", help="0x address (EIP-55 checksum, or all lower case)")
+        p.add_argument("account", type=cliargs.address,
+                       help="0x address (EIP-55 checksum, or all lower case)")
         if verb == "grant":
-            p.add_argument("--domain", required=True, help="the account's trust domain")
+            p.add_argument("--domain", required=True, type=cliargs.name,
+                           help="the account's trust domain")
         add_passphrase_option(p)
         common(p)
         p.set_defaults(func=fn)
 
     p = sub.add_parser("status", help="an artefact's state, or the node's own status")
-    p.add_argument("artefact", nargs="?")
-    p.add_argument("--max-age", type=float, help="freshness check first: the head must be at "
+    p.add_argument("artefact", nargs="?", type=cliargs.artefact_ref)
+    p.add_argument("--max-age", type=cliargs.non_negative_float,
+                   help="freshness check first: the head must be at "
                    "most this many seconds old (exit 1 if the view is stale)")
     p.add_argument("--peer", action="append", help="another domain's node to cross-check the "
                    "head with (JSON-RPC URL or shared chain directory; repeatable)")
@@ -339,13 +374,19 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("node-bench", help="hashing MB/s on a large file beside sha256sum, and "
                        "the capture overhead per recorded step")
-    p.add_argument("--size-mb", type=int, default=1024, help="file size in MiB (default 1024)")
-    p.add_argument("--dir", help="where to write the temporary file (default: system temp)")
-    p.add_argument("--steps", type=int, default=20, help="captured steps to time")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--size-mb", type=cliargs.positive_int, default=1024,
+                   help="file size in MiB (default 1024)")
+    p.add_argument("--dir", type=cliargs.existing_dir,
+                   help="where to write the temporary file (default: system temp)")
+    p.add_argument("--steps", type=cliargs.positive_int, default=20, help="captured steps to time")
+    p.add_argument("--status-sizes", type=cliargs.positive_int, nargs="+", default=[10, 10_000],
+                   metavar="N",
+                   help="time `proml status` on chains of these many transitions (10 10000)")
+    p.add_argument("--status-runs", type=cliargs.positive_int, default=3,
+                   help="runs per size (median; 3)")
     p.set_defaults(func=cmd_node_bench)
 
     p = sub.add_parser("history", help="an artefact's provenance trail from the chain")
-    p.add_argument("artefact")
+    p.add_argument("artefact", type=cliargs.artefact_ref)
     common(p)
     p.set_defaults(func=cmd_history)

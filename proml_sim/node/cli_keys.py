@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import proml_sim.cliargs as cliargs
 from proml_sim.errors import KeystoreError, NodeError
 from proml_sim.node.keys import (
     KEYSTORE,
@@ -192,9 +193,7 @@ def register(sub: Any) -> None:
     ksub.required = True
 
     def common(p: argparse.ArgumentParser, *, new: str = "") -> None:
-        p.add_argument("--home", default=DEFAULT_HOME,
-                       help=f"node home directory (default {DEFAULT_HOME})")
-        p.add_argument("--json", action="store_true", help="machine-readable output")
+        cliargs.global_options(p, home=True)
         add_passphrase_option(p)
         if new:
             p.add_argument("--new-passphrase-file", metavar="FILE", help=new)

@@ -1,28 +1,62 @@
-"""Discrete-event simulation of teams, networks and block production on a real EVM engine."""
+"""Discrete-event simulation of teams, networks and block production on a real EVM engine.
 
-from proml_sim.sim.actors import (
-    Project,
-    StepDurations,
-    build_projects,
-    digest_of,
-    paper_workflow,
-    record_stream,
-)
-from proml_sim.sim.forks import ConfirmationPolicy, PrivateBranch, final_height, rosenfeld
-from proml_sim.sim.monitor import COLUMNS, Monitor
-from proml_sim.sim.network import REGIONS, NetworkModel, Outage, Partition
-from proml_sim.sim.profiles import PROFILES, ChainProfile, get_profile
-from proml_sim.sim.world import (
-    DEPTHS,
-    MAX_FUTURE_S,
-    Participant,
-    Producer,
-    SimBlock,
-    SimTx,
-    TimestampPolicy,
-    World,
-    domain_id,
-)
+Names are imported on first use (PEP 562), so that registering the command line stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from proml_sim.sim.actors import (
+        Project,
+        StepDurations,
+        build_projects,
+        digest_of,
+        paper_workflow,
+        record_stream,
+    )
+    from proml_sim.sim.forks import ConfirmationPolicy, PrivateBranch, final_height, rosenfeld
+    from proml_sim.sim.monitor import COLUMNS, Monitor
+    from proml_sim.sim.network import REGIONS, NetworkModel, Outage, Partition
+    from proml_sim.sim.profiles import PROFILES, ChainProfile, get_profile
+    from proml_sim.sim.world import (
+        DEPTHS,
+        MAX_FUTURE_S,
+        Participant,
+        Producer,
+        SimBlock,
+        SimTx,
+        TimestampPolicy,
+        World,
+        domain_id,
+    )
+
+#: the module each public name lives in
+_LAZY = {
+    name: module
+    for module, names in (
+        ("proml_sim.sim.actors", "Project StepDurations build_projects digest_of "
+         "paper_workflow record_stream"),
+        ("proml_sim.sim.forks", "ConfirmationPolicy PrivateBranch final_height rosenfeld"),
+        ("proml_sim.sim.monitor", "COLUMNS Monitor"),
+        ("proml_sim.sim.network", "REGIONS NetworkModel Outage Partition"),
+        ("proml_sim.sim.profiles", "PROFILES ChainProfile get_profile"),
+        ("proml_sim.sim.world", "DEPTHS MAX_FUTURE_S Participant Producer SimBlock SimTx "
+         "TimestampPolicy World domain_id"),
+    )
+    for name in names.split()
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'proml_sim.sim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
 
 __all__ = [
     "COLUMNS",

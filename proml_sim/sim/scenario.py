@@ -4,16 +4,15 @@ benchmark (transitions/s, simulated seconds per wall second, growth with size)."
 from __future__ import annotations
 
 import math
-import multiprocessing
 import resource
 import statistics
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from proml_sim.procs import process_pool
 from proml_sim.progress import progress
 from proml_sim.sim.actors import record_stream
 from proml_sim.sim.monitor import Monitor
@@ -160,8 +159,7 @@ def simulator_bench(sizes: tuple[int, ...] = (500, 1000, 2000, 4000), profile: s
             hours = n / (teams * per_hour)
             sc = StreamScenario(profile, teams, hours, per_hour, seed, engine, rpc_url)
             if isolate:
-                ctx = multiprocessing.get_context("spawn")
-                with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+                with process_pool(1) as pool:  # spawned; stops at once on Ctrl-C
                     st = pool.submit(_bench_point, sc).result()
             else:
                 st = _bench_point(sc)

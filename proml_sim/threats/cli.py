@@ -7,11 +7,14 @@ import json
 import sys
 from typing import Any
 
+import proml_sim.cliargs as cliargs
+from proml_sim.errors import UsageError
 from proml_sim.threats.catalogue import load_catalogue
-from proml_sim.threats.runner import load_scenarios, run_many
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from proml_sim.threats.runner import load_scenarios
+
     cat = load_catalogue(args.models)
     impl = load_scenarios()
     rows = [{"id": t.id, "title": t.title, "stride": "".join(t.stride),
@@ -32,9 +35,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     ids = args.ids or list(cat)
     unknown = [i for i in ids if i not in cat]
     if unknown:
-        from proml_sim.errors import ProMLError
+        raise UsageError(f"unknown threat id(s) {unknown}; `proml threats list` shows them")
+    from proml_sim.threats.runner import load_scenarios, run_many
 
-        raise ProMLError(f"unknown threat id(s) {unknown}; `proml threats list` shows them")
     impl = load_scenarios()
     models = [cat[i] for i in ids if i in impl]
 
@@ -65,20 +68,24 @@ def format_matrix(results: list[dict[str, Any]]) -> str:
 
 
 def register(sub: Any) -> None:
+    """Add ``threats list`` and ``threats run`` to the top-level ``proml`` parser."""
     p = sub.add_parser("threats", help="the threat catalogue: list scenarios, run them against "
                        "ProML and the centralised baseline")
     tsub = p.add_subparsers(dest="threats_command", metavar="SUBCOMMAND")
     tsub.required = True
     lp = tsub.add_parser("list", help="list the catalogued scenarios")
-    lp.add_argument("--models", help="directory of threat models (default threat_models/)")
+    lp.add_argument("--models", type=cliargs.existing_dir,
+                    help="directory of threat models (default threat_models/)")
     lp.add_argument("--json", action="store_true")
     lp.set_defaults(func=cmd_list)
     rp = tsub.add_parser("run", help="run scenarios; exit 1 if a verdict differs from the "
                          "expected one")
     rp.add_argument("ids", nargs="*", help="threat ids (default: all implemented)")
-    rp.add_argument("--seeds", type=int, help="seeds per scenario (default: each model's own)")
-    rp.add_argument("--seed", type=int, default=0, help="first seed")
-    rp.add_argument("--models", help="directory of threat models (default threat_models/)")
+    rp.add_argument("--seeds", type=cliargs.positive_int,
+                    help="seeds per scenario (default: each model's own)")
+    rp.add_argument("--seed", type=cliargs.non_negative_int, default=0, help="first seed")
+    rp.add_argument("--models", type=cliargs.existing_dir,
+                    help="directory of threat models (default threat_models/)")
     rp.add_argument("--json", action="store_true",
                     help="one object per scenario with baseline/proml verdicts and metrics")
     rp.set_defaults(func=cmd_run)

@@ -14,21 +14,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import proml_sim.cliargs as cliargs
+from proml_sim.errors import UsageError
+
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _lifecycle(spec: str) -> Any:
-    """``Dataset``/``Model`` (the paper's) or ``package.module:ClassName`` (ValueError if not)."""
-    from proml_sim.errors import UnknownLifecycle
+def cmd_mutate(args: argparse.Namespace) -> int:
     from proml_sim.lifecycles import load_lifecycle
 
-    try:
-        return load_lifecycle(spec)
-    except UnknownLifecycle as exc:
-        raise ValueError(str(exc)) from exc
-
-
-def cmd_mutate(args: argparse.Namespace) -> int:
     try:
         from proml_sim.threats.mutants import (
             MutantAnchorError,
@@ -39,27 +33,19 @@ def cmd_mutate(args: argparse.Namespace) -> int:
     except ImportError as exc:  # hypothesis is a development extra
         if (exc.name or "").split(".")[0] != "hypothesis":
             raise
-        print("error: proml mutate runs the hypothesis property suite; install it with "
-              "pip install 'proml-sim[dev]' (or pip install hypothesis)", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError("proml mutate runs the hypothesis property suite; install it with "
+                         "pip install 'proml-sim[dev]' (or pip install hypothesis)") from exc
 
-    if args.max_examples < 1:
-        print("error: --max-examples must be at least 1", file=sys.stderr)
-        return EXIT_USAGE
     try:
-        lifecycle = _lifecycle(args.lifecycle)
+        lifecycle = load_lifecycle(args.lifecycle)
         progress = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
         report = run_mutation(
             lifecycle, max_examples=args.max_examples, seed=args.seed, steps=args.steps,
             only=tuple(args.mutant) if args.mutant else None, chain_only=args.chain_only,
             progress=progress,
         )
-    except MutantAnchorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except (MutantAnchorError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
     if args.out:
         path = write_report(report, Path(args.out))
         if not args.json:
@@ -85,16 +71,18 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--lifecycle", default="Model",
                    help="Dataset, Model (default) or package.module:ClassName")
-    p.add_argument("--max-examples", type=int, default=50,
+    p.add_argument("--max-examples", type=cliargs.positive_int, default=50,
                    help="hypothesis examples per run before a mutant counts as surviving "
                    "(default 50)")
-    p.add_argument("--steps", type=int, default=30, help="steps per example (default 30)")
-    p.add_argument("--seed", type=int, default=0, help="hypothesis seed (default 0)")
+    p.add_argument("--steps", type=cliargs.positive_int, default=30,
+                   help="steps per example (default 30)")
+    p.add_argument("--seed", type=cliargs.non_negative_int, default=0,
+                   help="hypothesis seed (default 0)")
     p.add_argument("--mutant", action="append",
                    help="only this mutant (id such as b-tx-origin, or its letter); repeatable")
     p.add_argument("--chain-only", action="store_true",
                    help="also run each mutant without the reference interpreter (chain-data "
                    "properties only)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    p.add_argument("--out", help="write DIR/mutation.json (atomically)")
+    p.add_argument("--out", type=cliargs.output_dir, help="write DIR/mutation.json (atomically)")
     p.set_defaults(func=cmd_mutate)

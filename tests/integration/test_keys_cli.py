@@ -92,7 +92,7 @@ def test_wrong_or_missing_passphrase_is_exit_2_and_changes_nothing(homes, capsys
     head = ProMLNode.open(d).backend.head().number
     code, _, err = run(capsys, "record", "train", "m", "--home", d, "--passphrase-file", str(bad))
     assert code == 2
-    assert err.strip() == (f"error: wrong passphrase for keystore {d}/keystore.json; check "
+    assert err.strip() == (f"proml: error: wrong passphrase for keystore {d}/keystore.json; check "
                            "--passphrase-file or $PROML_PASSPHRASE")
     code, _, err = run(capsys, "record", "train", "m", "--home", d)
     assert code == 2 and "--passphrase-file FILE, set $PROML_PASSPHRASE, or run in a terminal" \

@@ -7,7 +7,6 @@ Compiled mutants are shared through the compiler's disk cache.  Budget (default 
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from proml_sim import compile_artefact
 from proml_sim.codegen import generate_vyper
 from proml_sim.ir import build_ir
 from proml_sim.lifecycles import Dataset, Model
-from proml_sim.threats import cli_mutate
 from proml_sim.threats import mutants as mutants_mod
 from proml_sim.threats.mutants import (
     REQUIRED,
@@ -151,11 +149,9 @@ def test_a_surviving_mutant_fails_the_run() -> None:
 
 
 def _cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="proml")
-    cli_mutate.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["mutate", *argv])
-    code: int = args.func(args)
-    return code
+    from proml_sim.cli import main  # through the one error boundary, as `proml mutate` runs
+
+    return main(["mutate", *argv])
 
 
 def test_cli_prints_the_matrix_writes_json_and_exits_0(

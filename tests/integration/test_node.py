@@ -190,7 +190,8 @@ def test_home_errors(tmp_path, world):
 def test_node_bench_small(capsys):
     from proml_sim.cli import main
 
-    assert main(["node-bench", "--size-mb", "4", "--steps", "2", "--json"]) == 0
+    assert main(["node-bench", "--size-mb", "4", "--steps", "2", "--status-sizes", "2", "12",
+                 "--status-runs", "1", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["hashing"]["size_mb"] == 4 and res["hashing"]["sha256_file_mb_s"] > 0
     assert res["capture"]["overhead_ms_per_step"] > 0

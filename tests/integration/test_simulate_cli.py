@@ -22,7 +22,7 @@ def test_simulate_streams_rows_and_reports(tmp_path, capsys):
 
 def test_simulate_rejects_bad_input(capsys):
     assert main(["simulate", "--teams", "0", "--days", "1"]) == 2
-    assert "teams must be >= 1" in capsys.readouterr().err
+    assert "argument --teams: 0 is too small" in capsys.readouterr().err
 
 
 def test_sim_bench_reports_growth(capsys):

@@ -80,7 +80,7 @@ def test_cli_writes_csv_and_json_atomically(tmp_path: Path, capsys: pytest.Captu
     (["sweep", "e04", "--param", "load=fast"], "'fast' is not a float"),
     (["sweep", "e04", "--param", "load"], "NAME=V1,V2"),
     (["sweep", "e04", "--param", "engine=rpc"], "only the in-process engines"),
-    (["sweep", "e04", "--seeds", "0"], "--seeds must be >= 1"),
+    (["sweep", "e04", "--seeds", "0"], "argument --seeds: 0 is too small"),
     (["sweep"], "name a unit"),
 ])
 def test_cli_usage_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]):

@@ -12,10 +12,13 @@ ROOT = Path(proml_sim.__file__).parent
 #: module (dotted, relative to proml_sim) or package -> rank.  Lower ranks are to the left.
 RANKS = {
     "errors": 0,
+    "_lazy": 0,
     "fsutil": 0.5,  # raises OutputError from errors
     "progress": 0,
+    "procs": 0,
     "dsl": 1,
     "lifecycles": 1.5,
+    "cliargs": 1.6,  # argument types of every command line, below the layers that register
     "ir": 2,
     "codegen": 3,
     "compiler": 4,

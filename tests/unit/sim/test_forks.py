@@ -35,14 +35,48 @@ def test_published_values():
         rosenfeld(1.5, 1)
 
 
-@pytest.mark.parametrize(("q", "z"), [(0.3, 2), (0.3, 6), (0.1, 1)])
-def test_races_on_the_world_match_rosenfeld(q, z):
-    """A bounded version of E7's check: a few hundred races through World's PoW loop; the
-    exact value lies in a loose (99.9 %) Wilson interval."""
-    wins, n, w = run_races(q, z, 400, seed=11)
-    est = wilson(wins, n, z=3.29)
+#: the bounded race check: (q, z, races).  Family-wise (Bonferroni) intervals over these
+#: points at family error 1e-3 (each at z = 3.59): a correct simulator fails with probability
+#: below 1e-3 whatever the seed, so the test cannot flake when the random stream changes.
+#: Power (exact binomial sums): at q = 0.3, z = 10 with 6,000 races, a simulator whose rate is
+#: the Poisson approximation's (0.0417 instead of 0.0651) passes with probability 3e-6.
+RACE_POINTS = ((0.3, 2, 2_000), (0.3, 10, 6_000), (0.1, 1, 2_000))
+RACE_FAMILY_ALPHA = 1e-3
+
+
+def _race_interval(wins: int, n: int):
+    from experiments.e07_forks import family_z
+
+    return wilson(wins, n, z=family_z(len(RACE_POINTS), RACE_FAMILY_ALPHA))
+
+
+@pytest.mark.parametrize(("q", "z", "races"), RACE_POINTS)
+def test_races_on_the_world_match_rosenfeld(q, z, races):
+    """A bounded version of E7's check: races through World's PoW loop; the exact value lies
+    in the family-wise interval, and (where the two differ) the Poisson value does not."""
+    from experiments.e07_forks import point_seed
+
+    wins, n, w = run_races(q, z, races, seed=point_seed(11, q, z))
+    est = _race_interval(wins, n)
     assert est.lo <= rosenfeld(q, z) <= est.hi, (wins, n, rosenfeld(q, z))
+    if z >= 10:  # the approximations part: 0.0651 exact vs 0.0417 Poisson at q = 0.3
+        assert not est.lo <= nakamoto(q, z) <= est.hi, (wins, n, nakamoto(q, z))
     assert w.stats["reorgs"] == wins  # every won race is one reorg on the world's chain
+
+
+def test_race_check_would_catch_a_poisson_simulator():
+    """The bounded check fails for counts a simulator following the Bitcoin paper's Poisson
+    approximation produces at q = 0.3, z = 10 (its mean, and 3 standard deviations above)."""
+    n = 6_000
+    p = nakamoto(0.3, 10)
+    for wins in (round(n * p), round(n * p + 3 * (n * p * (1 - p)) ** 0.5)):
+        est = _race_interval(wins, n)
+        assert not est.lo <= rosenfeld(0.3, 10) <= est.hi, wins
+    # and passes a simulator at the exact rate, 3 standard deviations either side
+    r = rosenfeld(0.3, 10)
+    for k in (-3, 0, 3):
+        est = _race_interval(round(n * r + k * (n * r * (1 - r)) ** 0.5), n)
+        assert est.lo <= r <= est.hi
 
 
 def test_deep_reorg_reverts_and_reexecutes_engine_state():
@@ -162,6 +196,18 @@ def test_e07_writes_race_check_tradeoff_and_figure(tmp_path, monkeypatch):
     monkeypatch.setattr(e07_forks, "C2_EQUIVOCATORS", (1,))
     r = e07_forks.main(ExperimentConfig(out=tmp_path))
     assert len(r["race"]) == 4 and r["race_summary"]["points"] == 4
+    rs = r["race_summary"]
+    assert rs["expected_misses"] == 0.2 and rs["family_level"] == pytest.approx(1 - 0.05 / 4)
+    assert rs["misses"] == sum(not x["contains_rosenfeld"] for x in r["race"])
+    assert 0 < rs["p_at_least_misses"] <= 1 and rs["family_check"] in (True, False)
+    # the family-wise interval is the wider one, and each point has its own seed
+    assert all(x["fw_lo"] <= x["lo"] and x["hi"] <= x["fw_hi"] for x in r["race"])
+    assert len({e07_forks.point_seed(0, x["q"], x["z"]) for x in r["race"]}) == 4
+    from experiments.reproduce import render_forks
+
+    text = "\n".join(render_forks(r))
+    assert f"miss the exact value at {rs['misses']} of 4 points" in text
+    assert ("every exact value is inside" in text) == rs["family_check"]
     assert all(x["races"] == 60 and x["lo"] - 1e-9 <= x["measured"] <= x["hi"] + 1e-9
                for x in r["race"])
     assert [x["measured"] for x in r["race"] if x["z"] == 0] == [1.0, 1.0]
@@ -171,3 +217,21 @@ def test_e07_writes_race_check_tradeoff_and_figure(tmp_path, monkeypatch):
     assert c2["finalised"]["C2"]["asr"] == 1.0 and c2["checkpoint"]["C2"]["asr"] == 0.0
     for f in ("e07_race.csv", "e07_forks.csv", "e07_forks.json", "e07_forks.png"):
         assert (tmp_path / f).stat().st_size > 0
+
+
+def test_race_check_statistics():
+    """The numbers E7 states beside its misses: a perfect simulator's 22 intervals at 95 %."""
+    from experiments.e07_forks import binom_tail, family_z, point_seed
+
+    assert binom_tail(0, 22, 0.05) == pytest.approx(1.0)
+    assert 1 - binom_tail(1, 22, 0.05) == pytest.approx(0.95**22) == pytest.approx(0.3235, abs=1e-4)
+    assert binom_tail(2, 22, 0.05) == pytest.approx(0.3018, abs=1e-4)
+    assert family_z(1) == pytest.approx(1.95996, abs=1e-5)
+    assert family_z(22) == pytest.approx(3.0521, abs=1e-4)
+    # independent points: distinct seeds per (seed, q, z), stable across runs
+    seeds = {point_seed(s, q, z) for s in (0, 1) for q in (0.1, 0.3) for z in range(11)}
+    assert len(seeds) == 44 and point_seed(0, 0.3, 6) == point_seed(0, 0.3, 6)
+    # z = 0 races always win: the interval at n of n reaches exactly 1 at any level (it used
+    # to round to 0.9999999999999999 and miss the exact value 1.0)
+    for n in (60, 1_000, 10_000):
+        assert wilson(n, n, z=family_z(22)).hi == 1.0 and wilson(0, n, z=3.5879).lo == 0.0

@@ -1,0 +1,54 @@
+"""``proml doctor``: check the node home's chain data, blobs and temporary files; ``--repair``
+restores them (see :mod:`proml_sim.node.doctor`).  Exit 0 healthy, 1 damage found (or left)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import proml_sim.cliargs as cliargs
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from proml_sim.node import doctor
+
+    if args.repair:
+        report = doctor.repair(args.home, args.source)
+    else:
+        if args.source:
+            from proml_sim.errors import NodeError
+
+            raise NodeError("--from is used by --repair; add --repair to restore from it")
+        report = doctor.check(args.home)
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        for line in report.repaired:
+            print(f"repaired: {line}")
+        for p in report.problems:
+            print(f"problem: {p.line()}")
+        for note in report.notes:
+            print(f"note: {note}")
+        print(f"{report.home}: " + ("healthy" if report.healthy else
+                                   f"{len(report.problems)} problem(s)"))
+    return 0 if report.healthy else 1
+
+
+def register(sub: Any) -> None:
+    """Add ``proml doctor`` to the CLI's subparsers."""
+    p = sub.add_parser(
+        "doctor", help="check the home's chain (every block, the state against a replay), "
+        "blobs and stray temporary files; --repair restores them",
+        description="Check the node home's data. Exit 0 healthy, 1 problems found (one line "
+        "each, naming the file, block or blob and the fix). --repair rebuilds a damaged block "
+        "log from the state DB, or restores it from --from DIR (a replica's or peer's copy of "
+        "the same chain, verified block by block), rebuilds the state DB by replaying the log "
+        "(the old DB is kept aside), "
+        "restores damaged blobs from the store's replicas and moves stray temporary files into "
+        "<home>/quarantine. Nothing is deleted.")
+    cliargs.global_options(p, home=True)
+    p.add_argument("--repair", action="store_true", help="repair what is found")
+    p.add_argument("--from", dest="source", metavar="DIR", type=cliargs.existing_dir,
+                   help="a replica's or peer's copy of this chain's directory (for --repair)")
+    p.set_defaults(func=cmd_doctor)

@@ -1,0 +1,381 @@
+"""``proml doctor``: check a node home's data, and repair it from replicas.
+
+Checks (each problem is one :class:`Problem`: the file, the block or blob, what is wrong, the
+fix):
+
+* the chain (a chain directory of :mod:`proml_sim.chain.journal`): every block-log record
+  (checksum, hash chain, agreement with the state DB's index), SQLite's own integrity check of
+  the state DB, and the state DB against a replay of the log in memory (every block hash, the
+  head's state root, present in the DB);
+* the off-chain store: every blob re-hashed against its digest;
+* stray temporary files of atomic writes (``.<name>.*.tmp``, the store's ``.incoming-*``) in the
+  home, the chain directory and the store.
+
+``--repair``: a damaged block log is rebuilt from the state DB (byte for byte: each record at
+the byte range and CRC the DB recorded) or, when the DB is damaged too, restored from a
+replica's or peer's copy (``--from DIR``, checked block by block against the hash chain and our
+intact blocks); the state DB is rebuilt from the log by replay; damaged blobs are restored from
+the store's replicas (hash-checked); stray temporary files are moved into
+``<home>/quarantine/``.  Nothing is deleted: every replaced file
+is renamed aside (``*.damaged-<time>``) or quarantined.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from proml_sim.errors import HomeError, JournalError, NodeError
+
+QUARANTINE = "quarantine"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong, with where it is and how to fix it."""
+
+    kind: str  # chain-log | state-db | chain | blob | temp-file
+    path: str
+    what: str
+    fix: str
+
+    def line(self) -> str:
+        return f"{self.path}: {self.what}; fix: {self.fix}"
+
+
+@dataclass
+class Report:
+    """What :func:`check` found (and :func:`repair` did)."""
+
+    home: str
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {"home": self.home, "healthy": self.healthy,
+                "problems": [asdict(p) for p in self.problems], "notes": self.notes,
+                "repaired": self.repaired}
+
+
+def _config(home: Path) -> dict[str, Any]:
+    try:
+        config = json.loads((home / "node.json").read_text())
+    except FileNotFoundError:
+        raise HomeError(f"{home} is not a node home (no node.json); pass --home") from None
+    except (OSError, ValueError) as exc:
+        raise HomeError(f"cannot read {home / 'node.json'}: {exc}; restore it from a copy"
+                        ) from None
+    if not isinstance(config, dict):
+        raise HomeError(f"{home / 'node.json'} is not a node configuration")
+    return config
+
+
+def chain_dir(home: Path, config: dict[str, Any]) -> Path | None:
+    """The home's chain directory (None for an RPC chain)."""
+    chain = config.get("chain") or {}
+    if chain.get("kind") != "journal" or not isinstance(chain.get("path"), str):
+        return None
+    return home / str(chain["path"])  # relative to the home (an absolute one stays absolute)
+
+
+# ---------------------------------------------------------------------------------------------
+# checks
+# ---------------------------------------------------------------------------------------------
+def check_chain(d: Path, report: Report, *, replay: bool = True) -> None:
+    """Problems of the chain directory ``d``, appended to ``report``."""
+    from proml_sim.chain.blockstore import DB_NAME, LOG_NAME, StateDB, read_log, scan_log
+    from proml_sim.chain.journal import _read_meta
+
+    fix_log = ("proml doctor --repair (rebuilds it from the state DB), or with --from DIR (a "
+               "replica's or peer's copy of this chain)")
+    fix_db = "proml doctor --repair (rebuilds the state DB from the block log)"
+    try:
+        meta = _read_meta(d)
+    except JournalError as exc:
+        report.problems.append(Problem("chain", str(d / "chain.json"), str(exc),
+                                       "restore chain.json from a replica of this chain"))
+        return
+    if meta["format"] == 1 or meta.get("import_pending"):
+        report.notes.append(f"{d}: a format-1 chain; it is imported into the new store when "
+                            "it is next opened")
+        return
+    genesis = bytes.fromhex(meta["genesis_hash"])
+    db: StateDB | None = None
+    committed: list[tuple[int, bytes, int, int]] = []
+    db_path = d / DB_NAME
+    try:
+        db = StateDB(db_path, readonly=True)
+        rows = db.q("PRAGMA integrity_check")
+        if [tuple(r) for r in rows] != [("ok",)]:
+            raise JournalError(f"state DB {db_path}: SQLite integrity check failed "
+                               f"({rows[0][0]})")
+        if db.meta.get("genesis_hash") != genesis:
+            raise JournalError(f"state DB {db_path} belongs to another chain")
+        committed = db.committed()
+    except (JournalError, sqlite3.Error) as exc:
+        report.problems.append(Problem("state-db", str(db_path), str(exc).split("; ")[0],
+                                       fix_db))
+        db = None
+    log_path = d / LOG_NAME
+    try:
+        data = read_log(log_path)
+    except JournalError as exc:
+        report.problems.append(Problem("chain-log", str(log_path), str(exc).split("; ")[0],
+                                       "fix its permissions"))
+        return
+    if data is None:
+        report.problems.append(Problem("chain-log", str(log_path), "the block log is missing",
+                                       fix_log))
+        return
+    scan = scan_log(log_path, data, genesis, committed, all_txs=True)
+    for line in scan.damage:
+        report.problems.append(Problem("chain-log", str(log_path),
+                                       line.removeprefix(f"{log_path}: "), fix_log))
+    if scan.torn:
+        report.notes.append(f"{log_path}: an incomplete final record ({scan.torn} bytes, a crash "
+                            "mid-append) will be moved to a side file by the next write")
+    head = committed[-1][0] if committed else 0
+    ahead = [r for r in scan.records if r.number > head]
+    if ahead and db is not None:
+        report.notes.append(f"{log_path}: blocks {ahead[0].number}..{ahead[-1].number} are "
+                            "logged but not yet in the state DB; the next write replays them")
+    if db is None or not replay or scan.damage:
+        return
+    _check_replay(d, meta, db, scan.records, head, report)
+    db.close()
+
+
+def _check_replay(d: Path, meta: dict[str, Any], db: Any, records: list[Any], head: int,
+                  report: Report) -> None:
+    """Replay the log in memory: every block must reproduce its logged hash, and the DB's head
+    (hash and state root) must be the replay's."""
+    import rlp
+
+    from proml_sim.chain.pyevm import PyEVMBackend
+
+    engine = PyEVMBackend(funded=meta["funded"], chain_id=meta["chain_id"],
+                          gas_limit=meta["gas_limit"], genesis_timestamp=meta["genesis_timestamp"])
+    log_path = d / "chain.log"
+    for rec in records:
+        if rec.number > head:
+            break
+        try:
+            for raw in rec.txs:
+                engine.submit(raw)
+            info = engine.produce_block(rec.timestamp)
+        except Exception as exc:
+            report.problems.append(Problem("chain-log", str(log_path),
+                                           f"block {rec.number} does not replay ({exc})",
+                                           "restore the log with --repair --from DIR"))
+            return
+        if info.hash != rec.hash:
+            report.problems.append(Problem(
+                "chain-log", str(log_path),
+                f"block {rec.number} replays to 0x{info.hash.hex()}, the log says "
+                f"0x{rec.hash.hex()}", "restore the log with --repair --from DIR"))
+            return
+    from proml_sim.chain.trie import ordered_trie_root
+
+    for rec in records:  # the receipts kept in the DB rebuild each block's receipt root
+        if rec.number > head:
+            break
+        fields = rlp.decode(rec.header)
+        if ordered_trie_root(db.block_receipt_rlps(rec.number))[0] != fields[5]:
+            report.problems.append(Problem(
+                "state-db", str(db.path), f"block {rec.number}'s receipts do not rebuild its "
+                "receipt root", "proml doctor --repair (rebuilds the state DB from the block "
+                "log)"))
+            return
+    header = db.header(head)
+    replay_head = engine._head
+    db_root = rlp.decode(header)[3] if header else b""
+    if header is None or db_root != replay_head.state_root:
+        report.problems.append(Problem(
+            "state-db", str(db.path), f"its head block {head} has state root "
+            f"0x{bytes(db_root).hex()}, the replay of the log 0x{replay_head.state_root.hex()}",
+            "proml doctor --repair (rebuilds the state DB from the block log)"))
+        return
+    try:
+        present = db.kv_get(replay_head.state_root) is not None
+    except JournalError as exc:
+        present, why = False, str(exc).split("; ")[0]
+    else:
+        why = f"its state trie root 0x{replay_head.state_root.hex()} is missing"
+    if not present:
+        report.problems.append(Problem("state-db", str(db.path), why,
+                                       "proml doctor --repair (rebuilds the state DB from the "
+                                       "block log)"))
+
+
+def check_store(home: Path, config: dict[str, Any], report: Report) -> list[str]:
+    """Re-hash every blob of the home's store; returns the digests of damaged blobs."""
+    from proml_sim.node.store import BlobStore, sha256_file
+
+    store = BlobStore(home / "store", _replicas(home, config))
+    bad: list[str] = []
+    if not store.objects.is_dir():
+        return bad
+    for sub in sorted(store.objects.iterdir()):
+        if not sub.is_dir() or len(sub.name) != 2:
+            continue
+        for f in sorted(sub.iterdir()):
+            if f.name.startswith("."):
+                continue
+            digest = sub.name + f.name
+            try:
+                got, _ = sha256_file(f)
+            except OSError as exc:  # StoreError is one too
+                report.problems.append(Problem("blob", str(f), f"blob {digest} cannot be read "
+                                               f"({exc})", "fix its permissions"))
+                continue
+            if got != digest:
+                bad.append(digest)
+                report.problems.append(Problem(
+                    "blob", str(f), f"blob {digest} is damaged (its bytes hash to {got})",
+                    "proml doctor --repair (restores it from a replica of the store)"
+                    if store.replicas else "add the original file again (`proml register` of "
+                    "the same bytes) or configure a replica that has it"))
+    return bad
+
+
+def _replicas(home: Path, config: dict[str, Any]) -> list[Path]:
+    """The replica store directories of ``node.json`` (paths, or ``{"kind": "dir", "path"}``
+    entries; relative paths are relative to the home)."""
+    out = []
+    for r in config.get("replicas") or ():
+        if isinstance(r, dict):
+            if r.get("kind") != "dir" or not isinstance(r.get("path"), str):
+                continue
+            r = r["path"]
+        if isinstance(r, str):
+            out.append(home / r)  # an absolute r stays absolute
+    return out
+
+
+def stray_temp_files(home: Path, dirs: list[Path]) -> list[Path]:
+    """Leftover temporary files of atomic writes (a crash between write and rename)."""
+    out: list[Path] = []
+    for d in dirs:
+        if not d.is_dir():
+            continue
+        for f in sorted(d.iterdir()):
+            if f.is_file() and ((f.name.startswith(".") and f.name.endswith(".tmp"))
+                                or f.name.startswith(".incoming-")):
+                out.append(f)
+    return out
+
+
+def _temp_dirs(home: Path, cdir: Path | None) -> list[Path]:
+    dirs = [home, home / "store", home / "store" / "objects"]
+    objects = home / "store" / "objects"
+    if objects.is_dir():
+        dirs += [p for p in sorted(objects.iterdir()) if p.is_dir()]
+    if cdir is not None:
+        dirs.append(cdir)
+    return dirs
+
+
+def check(home: str | Path, *, replay: bool = True) -> Report:
+    """Check the home's chain, blobs and temporary files."""
+    home = Path(home)
+    config = _config(home)
+    report = Report(str(home))
+    cdir = chain_dir(home, config)
+    if cdir is None:
+        report.notes.append("the chain is an RPC endpoint: its node checks its own data")
+    else:
+        check_chain(cdir, report, replay=replay)
+    check_store(home, config, report)
+    for f in stray_temp_files(home, _temp_dirs(home, cdir)):
+        report.problems.append(Problem("temp-file", str(f), "a stray temporary file of an "
+                                       "interrupted write", "proml doctor --repair (moves it "
+                                       f"into {home / QUARANTINE})"))
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# repair
+# ---------------------------------------------------------------------------------------------
+def repair(home: str | Path, source: str | Path | None = None) -> Report:
+    """Repair what :func:`check` finds (see the module docstring); returns the report of a
+    check made after the repair, listing what was done in ``repaired``."""
+    try:
+        return _repair(Path(home), source)
+    except OSError as exc:
+        raise NodeError(f"cannot repair {home}: {exc.strerror or exc} ({exc.filename}); make "
+                        "the home and its chain directory writable, then run it again") from None
+
+
+def _repair(home: Path, source: str | Path | None) -> Report:
+    from proml_sim.chain.journal import rebuild_state_db, regenerate_log, restore_log
+    from proml_sim.node.store import BlobStore
+
+    config = _config(home)
+    before = check(home, replay=True)
+    done: list[str] = []
+    cdir = chain_dir(home, config)
+    kinds = {p.kind for p in before.problems}
+    if cdir is not None and "chain-log" in kinds:
+        if source is None and "state-db" in kinds:
+            raise NodeError(
+                "the block log and the state DB are both damaged: pass --from DIR, a replica's "
+                f"or peer's copy of this chain's directory ({before.problems[0].line()})")
+        if source is None:
+            # the DB holds every committed block: rebuild the log from it, byte for byte
+            try:
+                old, n = regenerate_log(cdir)
+            except JournalError as exc:
+                raise NodeError(f"{exc}; pass --from DIR, a replica's or peer's copy of this "
+                                "chain's directory") from None
+            done.append(f"rebuilt the block log from the state DB ({n} blocks, each at the "
+                        "byte range and CRC the DB recorded)"
+                        + (f"; the damaged log is kept as {old}" if old else ""))
+        else:
+            src = Path(source)
+            old, n = restore_log(cdir, src)
+            done.append(f"restored the block log from {src} ({n} blocks verified)"
+                        + (f"; the damaged log is kept as {old}" if old else ""))
+        mid = check(home, replay=True)
+        kinds = {p.kind for p in mid.problems}
+        if "chain-log" in kinds and "state-db" not in kinds:
+            # the DB indexes the old log's byte ranges: rebuild it from the restored log
+            kinds.add("state-db")
+    if cdir is not None and "state-db" in kinds:
+        old, head = rebuild_state_db(cdir)
+        done.append(f"rebuilt the state DB of {cdir} by replaying the block log (head block "
+                    f"{head})" + (f"; the old DB is kept as {old}" if old else ""))
+    store = BlobStore(home / "store", _replicas(home, config))
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    quarantine = home / QUARANTINE / stamp
+    for p in before.problems:
+        if p.kind == "blob" and store.replicas:
+            digest = Path(p.path).parent.name + Path(p.path).name
+            dest = quarantine / "blobs" / digest
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            Path(p.path).rename(dest)
+            if store.check(digest) is None:  # healed from the first replica with good bytes
+                done.append(f"restored blob {digest} from a replica (the damaged copy is in "
+                            f"{dest})")
+            else:
+                dest.rename(p.path)  # no replica had it: leave it where it was
+        elif p.kind == "temp-file":
+            src_path = Path(p.path)
+            rel = src_path.relative_to(home) if src_path.is_relative_to(home) else Path(
+                src_path.parent.name) / src_path.name
+            dest = quarantine / "temp" / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(src_path, dest)
+            done.append(f"moved the stray temporary file {src_path} to {dest}")
+    after = check(home, replay=True)
+    after.repaired = done
+    return after

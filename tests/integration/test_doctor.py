@@ -1,0 +1,195 @@
+"""``proml doctor``: finds damage in the chain, the state DB, the blobs and temporary files, and
+``--repair`` restores them from copies without deleting anything."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from proml_sim.chain.blockstore import DB_NAME, LOG_NAME
+from proml_sim.chain.journal import JournaledChain
+from proml_sim.cli import main
+from proml_sim.errors import JournalError
+from proml_sim.node import ProMLNode
+from proml_sim.node.doctor import check, repair
+
+
+@pytest.fixture
+def home(tmp_path) -> tuple[Path, ProMLNode, Path]:
+    """A home with a chain of several blocks, a replica of its chain dir and of its store."""
+    node = ProMLNode.init(tmp_path / "h", name="a", domain="d1", new_chain=True, seed="doc",
+                          replicas=[tmp_path / "replica-store"])
+    node.grant("Dataset", "dataset_admin", node.address, "d1")
+    f = tmp_path / "data.csv"
+    f.write_text("x\n1\n")
+    node.register("Dataset", "ds1", [f])
+    node.backend.close()
+    replica = tmp_path / "replica-chain"
+    shutil.copytree(tmp_path / "h" / "chain", replica)
+    return tmp_path / "h", node, replica
+
+
+def _doctor(capsys, *argv: str) -> tuple[int, dict]:
+    code = main(["doctor", *argv, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_healthy_home(home, capsys):
+    h, node, _ = home
+    code, rep = _doctor(capsys, "--home", str(h))
+    assert code == 0 and rep["healthy"] and rep["problems"] == []
+
+
+def test_flipped_log_byte_is_found_and_repaired_from_a_replica(home, capsys):
+    h, node, replica = home
+    log = h / "chain" / LOG_NAME
+    data = bytearray(log.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    log.write_bytes(bytes(data))
+    code, rep = _doctor(capsys, "--home", str(h))
+    assert code == 1
+    (p,) = rep["problems"]
+    assert p["kind"] == "chain-log" and p["path"] == str(log) and "block " in p["what"]
+    assert "--from" in p["fix"]
+    with pytest.raises(JournalError, match="doctor --repair"):  # writes refused meanwhile
+        ProMLNode.open(h).register("Dataset", "ds2", [])
+    code, rep = _doctor(capsys, "--home", str(h), "--repair", "--from", str(replica))
+    assert code == 0 and rep["healthy"] and rep["repaired"]
+    kept = list((h / "chain").glob(f"{LOG_NAME}.damaged-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == bytes(data)  # nothing deleted
+    again = ProMLNode.open(h)
+    again.register("Dataset", "ds2", [])  # writes work again
+    assert again.status("ds1")["state"] == again.status("ds2")["state"]
+
+
+def test_a_damaged_log_is_rebuilt_from_the_state_db_byte_for_byte(home, capsys):
+    h, node, _ = home
+    log = h / "chain" / LOG_NAME
+    good = log.read_bytes()
+    for damage in ("flip", "cut", "delete"):
+        if damage == "flip":
+            data = bytearray(good)
+            data[-30] ^= 0x01
+            log.write_bytes(bytes(data))
+        elif damage == "cut":
+            log.write_bytes(good[: len(good) // 2])
+        else:
+            log.unlink()
+        code, rep = _doctor(capsys, "--home", str(h))
+        assert code == 1 and rep["problems"][0]["kind"] == "chain-log"
+        code, rep = _doctor(capsys, "--home", str(h), "--repair")
+        assert code == 0 and "from the state DB" in rep["repaired"][0]
+        assert log.read_bytes() == good
+    assert len(list((h / "chain").glob(f"{LOG_NAME}.damaged-*"))) >= 1  # kept, not deleted
+
+
+def test_log_and_db_both_damaged_need_a_replica(home, capsys):
+    h, node, replica = home
+    (h / "chain" / LOG_NAME).unlink()
+    (h / "chain" / DB_NAME).write_bytes(b"x" * 4096)
+    assert main(["doctor", "--home", str(h), "--repair"]) == 2
+    assert "--from DIR" in capsys.readouterr().err
+    code, rep = _doctor(capsys, "--home", str(h), "--repair", "--from", str(replica))
+    assert code == 0 and rep["healthy"]
+    assert ProMLNode.open(h).status("ds1")["state"]
+
+
+def test_a_replica_of_another_chain_is_refused(home, tmp_path, capsys):
+    h, node, _ = home
+    other = JournaledChain.create(tmp_path / "other", genesis_timestamp=1_600_000_000)
+    other.close()
+    (h / "chain" / LOG_NAME).write_bytes(b"")
+    (h / "chain" / DB_NAME).unlink()
+    assert main(["doctor", "--home", str(h), "--repair", "--from", str(tmp_path / "other")]) == 2
+    assert "no verifiable block" in capsys.readouterr().err
+
+
+def test_a_lost_state_db_is_rebuilt_from_the_log(home, capsys):
+    h, node, _ = home
+    head = JournaledChain(h / "chain").head()
+    db = h / "chain" / DB_NAME
+    db.write_bytes(b"not a database" * 100)
+    code, rep = _doctor(capsys, "--home", str(h))
+    assert code == 1 and rep["problems"][0]["kind"] == "state-db"
+    code, rep = _doctor(capsys, "--home", str(h), "--repair")
+    assert code == 0, rep
+    assert list((h / "chain").glob(f"{DB_NAME}.damaged-*"))  # the old DB kept aside
+    assert JournaledChain(h / "chain").head() == head
+    assert ProMLNode.open(h).status("ds1")["state"]
+
+
+def test_a_state_db_missing_its_state_is_found_and_rebuilt(home, capsys):
+    h, node, _ = home
+    import sqlite3
+
+    import rlp
+
+    con = sqlite3.connect(h / "chain" / DB_NAME)
+    head = con.execute("SELECT max(number) FROM blocks").fetchone()[0]
+    (header,) = con.execute("SELECT header FROM blocks WHERE number = ?", (head,)).fetchone()
+    root = rlp.decode(header)[3]
+    assert con.execute("DELETE FROM kv WHERE key = ?", (root,)).rowcount == 1
+    con.commit()
+    con.close()
+    code, rep = _doctor(capsys, "--home", str(h))
+    assert code == 1
+    (p,) = rep["problems"]
+    assert p["kind"] == "state-db" and "state trie root" in p["what"]
+    code, rep = _doctor(capsys, "--home", str(h), "--repair")
+    assert code == 0 and rep["healthy"]
+    assert ProMLNode.open(h).status("ds1")["state"]
+
+
+def test_damaged_blob_restored_from_replica_and_temp_files_quarantined(home, capsys):
+    h, node, _ = home
+    objects = h / "store" / "objects"
+    blob = next(p for p in objects.rglob("*") if p.is_file())
+    blob.write_bytes(b"tampered")
+    stray = h / ".node.json.abc123.tmp"
+    stray.write_text("{half")
+    stray2 = objects / ".incoming-xyz"
+    stray2.write_bytes(b"part")
+    code, rep = _doctor(capsys, "--home", str(h))
+    kinds = sorted(p["kind"] for p in rep["problems"])
+    assert code == 1 and kinds == ["blob", "temp-file", "temp-file"]
+    code, rep = _doctor(capsys, "--home", str(h), "--repair")
+    assert code == 0 and rep["healthy"], rep
+    digest = blob.parent.name + blob.name
+    import hashlib
+
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == digest
+    quarantined = sorted(p.name for p in (h / "quarantine").rglob("*") if p.is_file())
+    assert quarantined == sorted([digest, stray.name, stray2.name])
+
+
+def test_text_output_names_each_problem(home, capsys):
+    h, node, _ = home
+    (h / "chain" / LOG_NAME).unlink()
+    assert main(["doctor", "--home", str(h)]) == 1
+    out = capsys.readouterr().out
+    assert f"problem: {h / 'chain' / LOG_NAME}: the block log is missing; fix:" in out
+    report = check(h)
+    assert not report.healthy
+    assert repair(h).healthy  # rebuilt from the state DB
+
+
+def test_damaged_receipts_are_found(home, capsys):
+    h, node, _ = home
+    import sqlite3
+
+    chain = JournaledChain(h / "chain")
+    head = chain.head().number
+    rlps = chain.block_receipt_rlps(head)
+    assert rlps and all(r[0] == 2 for r in rlps)  # type-2 receipts, as the receipt trie holds
+    chain.close()
+    con = sqlite3.connect(h / "chain" / DB_NAME)
+    con.execute("UPDATE receipts SET rlp = ? WHERE block = ?", (b"\x02\xc0", head))
+    con.commit()
+    con.close()
+    code, rep = _doctor(capsys, "--home", str(h))
+    assert code == 1 and f"block {head}'s receipts" in rep["problems"][0]["what"]
+    code, rep = _doctor(capsys, "--home", str(h), "--repair")
+    assert code == 0 and rep["healthy"]
