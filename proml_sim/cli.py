@@ -62,6 +62,7 @@ REGISTRARS = (
     "proml_sim.threats.cli",
     "proml_sim.node.cli_evidence",
     "proml_sim.node.cli_doctor",
+    "proml_sim.node.cli_consortium",
     "proml_sim.threats.cli_mutate",
     "experiments.sweep",  # the CLI may import experiments
 )
