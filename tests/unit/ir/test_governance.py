@@ -150,3 +150,12 @@ def test_single_admin_lifecycles_have_no_consortium() -> None:
     i = Interpreter(build_ir(Dataset), A[0])
     with pytest.raises(InvalidArgument, match="single-admin design"):
         i.propose(A[0], "add_domain", D[1], A[1], 1)
+
+
+def test_diagrams_show_governance_and_domain_separation() -> None:
+    from proml_sim.codegen.diagram import to_dot, to_mermaid
+
+    ir = build_ir(Gov)
+    assert "quorum 2" in to_mermaid(ir) and "quorum 2" in to_dot(ir)
+    assert "not domain of train" in to_mermaid(ir)
+    assert "quorum" not in to_mermaid(build_ir(Dataset))  # single-admin diagrams unchanged
