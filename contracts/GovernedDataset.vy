@@ -3,6 +3,7 @@
 # IR fingerprint: 66e06c107ed5b19751ff960326edb962a5d76f371ef962587e757c7f39b7e063
 # States (* initial, . final): collected*, labelled, reviewed, released, retired.
 # Roles: admin(admin=admin), operator(admin=admin), dataset_admin(admin=admin), labeller(admin=dataset_admin)
+# Governance: consortium of member domains, quorum 2 (domains enrol their own accounts)
 # Transitions:
 #   0: label: collected|labelled -> labelled (by=labeller, evidence)
 #   1: reject_labels: labelled -> collected (by=dataset_admin)

@@ -3,10 +3,11 @@
 # IR fingerprint: 2e0426ec46d5576472b05f94d913b1c7b903d293f6837d59f3aff75380befa28
 # States (* initial, . final): requested*, trained, rejected, verified, delivered, audited., withdrawn.
 # Roles: admin(admin=admin), operator(admin=admin), developer(admin=admin), verifier(admin=admin), auditor(admin=admin)
+# Governance: consortium of member domains, quorum 2 (domains enrol their own accounts)
 # Transitions:
 #   0: train: requested|trained|rejected -> trained (by=developer, evidence)
-#   1: verify: trained -> verified (by=verifier, approvals=2 counting domains, evidence, separate_from=train)
-#   2: reject: trained -> rejected (by=verifier, evidence, separate_from=train)
+#   1: verify: trained -> verified (by=verifier, approvals=2 counting domains, evidence, separate_from=train, separate_domain_from=train)
+#   2: reject: trained -> rejected (by=verifier, evidence, separate_from=train, separate_domain_from=train)
 #   3: accept: verified -> delivered (by=operator)
 #   4: audit: delivered -> audited (by=auditor, evidence)
 #   5: withdraw: requested|trained|rejected|verified|delivered -> withdrawn (by=operator)

@@ -104,6 +104,8 @@ def emit_header(ir: LifecycleIR, layout_note: str | None = None) -> str:
         *([f"# Contract layout: {layout_note}"] if layout_note else []),
         f"# States (* initial, . final): {states}",
         f"# Roles: {roles}",
+        *([f"# Governance: consortium of member domains, quorum {ir.consortium.quorum} "
+           "(domains enrol their own accounts)"] if ir.consortium is not None else []),
         "# Transitions:",
     ]
     for t in ir.transitions:
@@ -114,6 +116,8 @@ def emit_header(ir: LifecycleIR, layout_note: str | None = None) -> str:
             opts.append("evidence")
         if t.separate_from:
             opts.append(f"separate_from={'|'.join(t.separate_from)}")
+        if t.separate_domain_from:
+            opts.append(f"separate_domain_from={'|'.join(t.separate_domain_from)}")
         lines.append(f"#   {t.index}: {t.name}: {'|'.join(t.sources)} -> {t.target} ({', '.join(opts)})")
     return "\n".join(lines) + "\n"
 
