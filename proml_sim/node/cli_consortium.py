@@ -1,4 +1,4 @@
-"""``proml consortium propose|vote|execute|list|show``: quorum governance of a lifecycle's
+"""``proml consortium propose|vote|execute|join|list|show``: quorum governance of a lifecycle's
 trust domains from a node (see :mod:`proml_sim.node.consortium`)."""
 
 from __future__ import annotations
@@ -77,6 +77,20 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_join(args: argparse.Namespace) -> int:
+    from proml_sim.node import consortium
+
+    roles = [r for r in (args.roles or "").split(",") if r]
+    req = consortium.join_request(_node(args), args.lifecycle, roles)
+    text = (f"{req['domain']} is already a member of {args.lifecycle}'s consortium"
+            if req["member"] else
+            f"to join {args.lifecycle}'s consortium as {req['domain']}, ask a member domain's "
+            f"admin to run:\n  {req['command']}\nthen a quorum of members votes and anyone "
+            "executes; afterwards enrol your accounts with `proml grant`")
+    _emit(args, req, text)
+    return 0
+
+
 def register(sub: Any) -> None:
     """Add ``proml consortium`` and its subcommands."""
     p = sub.add_parser("consortium", help="quorum governance of a lifecycle's trust domains: "
@@ -104,6 +118,11 @@ def register(sub: Any) -> None:
         common(q, writes=True)
         q.add_argument("proposal", type=cliargs.positive_int)
         q.set_defaults(func=fn)
+    q = inner.add_parser("join", help="what a member must run to admit this node's domain "
+                         "(sends nothing)")
+    common(q, writes=True)
+    q.add_argument("--roles", required=True, help="comma-separated roles your domain asks for")
+    q.set_defaults(func=cmd_join)
     q = inner.add_parser("list", help="the proposals: open, expired, executed, with votes")
     common(q, writes=True)
     q.set_defaults(func=cmd_list)

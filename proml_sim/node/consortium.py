@@ -102,6 +102,19 @@ def proposals(node: ProMLNode, lifecycle: str) -> list[dict[str, Any]]:
     return out
 
 
+def join_request(node: ProMLNode, lifecycle: str, roles: list[str]) -> dict[str, Any]:
+    """What a member must run to admit this node's domain (nothing is sent: only members may
+    propose).  ``member``: this node's domain is already a member."""
+    client = _governed(node, lifecycle)
+    role_mask(client, roles)  # unknown role names are refused here, not by the member
+    info = show(node, lifecycle)
+    member = any(m["domain"] == node.domain for m in info["members"])
+    command = (f"proml consortium propose {lifecycle} add_domain --domain {node.domain} "
+               f"--admin {node.address} --roles {','.join(roles)}")
+    return {"lifecycle": lifecycle, "domain": node.domain, "address": node.address,
+            "roles": roles, "member": member, "command": None if member else command}
+
+
 def show(node: ProMLNode, lifecycle: str) -> dict[str, Any]:
     """The members (domain, admin, roles it may hold), the quorum and this node's seat."""
     client = _governed(node, lifecycle)

@@ -23,6 +23,11 @@ def test_domains_join_by_quorum_and_enrol_only_their_own_accounts(tmp_path, caps
     nb = ProMLNode.init(b, name="b", domain="lab", chain_dir=chain, seed="b")
     nc = ProMLNode.init(c, name="c", domain="audit", chain_dir=chain, seed="c")
     capsys.readouterr()
+    code, req = _json(capsys, ["consortium", "join", "GovernedModel", "--roles", "verifier",
+                               "--home", b])
+    assert code == 0 and not req["member"] and nb.address in req["command"]
+    assert main(["consortium", "join", "GovernedModel", "--roles", "nope", "--home", b]) == 2
+    capsys.readouterr()
     # one member: the founder's proposal is its own quorum
     code, out = _json(capsys, ["consortium", "propose", "GovernedModel", "add_domain",
                                "--domain", "lab", "--admin", nb.address, "--roles", "verifier",
@@ -38,6 +43,9 @@ def test_domains_join_by_quorum_and_enrol_only_their_own_accounts(tmp_path, caps
     assert main(["consortium", "vote", "GovernedModel", "2", "--home", a]) == 0
     assert main(["consortium", "execute", "GovernedModel", "2", "--home", c]) == 0
     capsys.readouterr()
+    code, req = _json(capsys, ["consortium", "join", "GovernedModel", "--roles", "auditor",
+                               "--home", c])
+    assert code == 0 and req["member"] and req["command"] is None
     code, info = _json(capsys, ["consortium", "show", "GovernedModel", "--home", c])
     assert code == 0 and info["this_node_is_admin_of"] == "audit"
     assert {m["domain"]: m["roles"] for m in info["members"]}["lab"] == ["verifier"]
