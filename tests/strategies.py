@@ -18,7 +18,8 @@ def lifecycles(
 ) -> type[Artefact]:
     """A random lifecycle class that passes validation.
 
-    ``governance=True``: half of them declare a ``Consortium`` (quorum 1 to 3), and transitions
+    ``governance=True``: half of them declare a ``Consortium`` (quorum 1 to 3, maybe limiting the
+    founding domain's roles), and transitions
     may carry domain-level separation of duty (``separate_domain_from``).  Off by default, so
     the draws of other users of this strategy are unchanged.
 
@@ -79,6 +80,8 @@ def lifecycles(
             evidence=draw(st.booleans()), separate_from=sod, separate_domain_from=dsod,
         )
     if governance and draw(st.booleans()):
-        ns["governance"] = Consortium(quorum=draw(st.integers(1, 3)))
+        founder = draw(st.one_of(
+            st.none(), st.lists(st.sampled_from(role_choices), max_size=2, unique=True)))
+        ns["governance"] = Consortium(quorum=draw(st.integers(1, 3)), founder_roles=founder)
     name = f"Random{next(_counter)}"
     return type(name, (Artefact,), ns)

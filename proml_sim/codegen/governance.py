@@ -55,8 +55,8 @@ gov_votes: HashMap[uint256, DynArray[bytes32, MAX_DOMAINS]]
 
 def emit_gov_founding(ir: LifecycleIR) -> str:
     """Constructor lines (after the deployer's admin grant): the deployer's domain founds the
-    consortium and may hold every role; logged as proposal 0."""
-    all_roles = (1 << len(ir.roles)) - 1
+    consortium and may hold the founder roles (every role by default); logged as proposal 0."""
+    all_roles = ir.founder_mask()
     return f'''    self.gov_used[admin_domain] = True
     self.gov_member[admin_domain] = True
     self.gov_allowed[admin_domain] = {all_roles}

@@ -85,12 +85,17 @@ class Consortium:
     """Consortium governance of a lifecycle's roles and trust domains.
 
     ``quorum``: member domains (one vote each) a proposal needs before it can be executed; while
-    the consortium has fewer members than that, every member must vote.  Declare at most one, as
-    a class attribute (``governance = Consortium(quorum=2)``).
+    the consortium has fewer members than that, every member must vote.  ``founder_roles``: the
+    roles the founding domain (the deployer's) may hold (default: every role); any other domain's
+    roles are set by the proposal that admits it.  Declare at most one, as a class attribute
+    (``governance = Consortium(quorum=2)``).
     """
 
-    def __init__(self, *, quorum: int, doc: str = "") -> None:
+    def __init__(
+        self, *, quorum: int, founder_roles: Role | Iterable[Role] | None = None, doc: str = ""
+    ) -> None:
         self.quorum = quorum
+        self.founder_roles = None if founder_roles is None else _as_roles(founder_roles)
         self.doc = doc
         self.name: str | None = None
 
@@ -262,7 +267,7 @@ class Artefact:
                 consortia = [v for v in vars(klass).values() if isinstance(v, Consortium)]
                 if consortia:
                     break
-        problems += _validate_consortium(cls.__name__, consortia)
+        problems += _validate_consortium(cls.__name__, consortia, roles)
         if problems:
             raise InvalidDefinition(cls.__name__, problems)
         cls.__roles__ = roles
@@ -271,8 +276,11 @@ class Artefact:
         cls.__consortium__ = consortia[0] if consortia else None
 
 
-def _validate_consortium(c: str, consortia: list[Consortium]) -> list[str]:
+def _validate_consortium(
+    c: str, consortia: list[Consortium], roles: dict[str, Role]
+) -> list[str]:
     p: list[str] = []
+    declared = {id(r) for r in roles.values()} | {id(ADMIN)}
     if len(consortia) > 1:
         p.append(
             f"{c}: {len(consortia)} Consortium declarations; declare at most one "
@@ -285,6 +293,12 @@ def _validate_consortium(c: str, consortia: list[Consortium]) -> list[str]:
                 f"{c}: Consortium(quorum={q!r}) is impossible; use an integer from 1 to "
                 f"{MAX_DOMAINS} (member domains that must approve a proposal)."
             )
+        for r in x.founder_roles or ():
+            if not isinstance(r, Role) or id(r) not in declared:
+                p.append(
+                    f"{c}: Consortium founder_roles names {r!r}, which is not a role declared in "
+                    f"{c}; pass declared Role objects (or ADMIN)."
+                )
     return p
 
 

@@ -241,9 +241,9 @@ class Interpreter:
         founder = to_checksum_address(deployer)
         self._grant(founder, 0, admin_domain, founder)
         if ir.consortium is not None:
-            all_roles = (1 << len(ir.roles)) - 1
-            self._apply(1, admin_domain, founder, all_roles)
-            self.events.append(GovExecuted(0, 1, admin_domain, founder, all_roles, founder))
+            mask = ir.founder_mask()
+            self._apply(1, admin_domain, founder, mask)
+            self.events.append(GovExecuted(0, 1, admin_domain, founder, mask, founder))
 
     # -- queries --------------------------------------------------------------------------------
     def state(self, artefact: bytes) -> str:

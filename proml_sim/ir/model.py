@@ -77,6 +77,8 @@ class ConsortiumIR:
     while there are fewer)."""
 
     quorum: int
+    #: roles the founding domain may hold; None: every role (omitted from the canonical JSON)
+    founder_roles: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,13 @@ class LifecycleIR:
             mask |= self.role(n).bit
         return mask
 
+    def founder_mask(self) -> int:
+        """Roles the founding domain of a consortium may hold (every role by default)."""
+        c = self.consortium
+        if c is None or c.founder_roles is None:
+            return (1 << len(self.roles)) - 1
+        return self.role_mask(c.founder_roles)
+
     @cached_property
     def sod_targets(self) -> frozenset[str]:
         """Transitions whose last actor must be remembered for separation-of-duty checks."""
@@ -143,6 +152,8 @@ class LifecycleIR:
         d.pop("_index")
         if d["consortium"] is None:
             d.pop("consortium")
+        elif d["consortium"]["founder_roles"] is None:
+            d["consortium"].pop("founder_roles")
         for t in d["transitions"]:
             if not t["separate_domain_from"]:
                 t.pop("separate_domain_from")
@@ -182,7 +193,7 @@ class LifecycleIR:
             register_by=tuple(d["register_by"]),
             register_evidence=d["register_evidence"],
             doc=d.get("doc", ""),
-            consortium=ConsortiumIR(**d["consortium"]) if d.get("consortium") else None,
+            consortium=_consortium_from(d.get("consortium")),
         )
 
     @classmethod
@@ -248,10 +259,21 @@ def build_ir(cls: Any) -> LifecycleIR:
         ),
         register_evidence=bool(initial.evidence),
         doc=(cls.__doc__ or "").strip(),
-        consortium=(
-            None if cls.__consortium__ is None else ConsortiumIR(cls.__consortium__.quorum)
+        consortium=None if cls.__consortium__ is None else ConsortiumIR(
+            cls.__consortium__.quorum,
+            None if cls.__consortium__.founder_roles is None else tuple(
+                sorted({role_names[id(r)] for r in cls.__consortium__.founder_roles},
+                       key=lambda n: _pos(roles, n))
+            ),
         ),
     )
+
+
+def _consortium_from(d: dict[str, Any] | None) -> ConsortiumIR | None:
+    if not d:
+        return None
+    founder = d.get("founder_roles")
+    return ConsortiumIR(d["quorum"], None if founder is None else tuple(founder))
 
 
 def _pos(items: list[Any], name: str) -> int:

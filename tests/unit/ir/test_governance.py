@@ -159,3 +159,25 @@ def test_diagrams_show_governance_and_domain_separation() -> None:
     assert "quorum 2" in to_mermaid(ir) and "quorum 2" in to_dot(ir)
     assert "not domain of train" in to_mermaid(ir)
     assert "quorum" not in to_mermaid(build_ir(Dataset))  # single-admin diagrams unchanged
+
+
+def test_founder_roles_limit_the_founding_domain() -> None:
+    class Narrow(Artefact):
+        operator = Role()
+        verifier = Role()
+        governance = Consortium(quorum=2, founder_roles=[operator])
+        a = State(initial=True, by=operator)
+        b = State(final=True)
+        go = a.to(b, by=verifier)
+
+    ir = build_ir(Narrow)
+    assert ir.consortium is not None and ir.consortium.founder_roles == ("operator",)
+    assert LifecycleIR.from_json(ir.canonical_json()) == ir
+    i = Interpreter(ir, A[0], D[0])
+    i.grant(A[0], "operator", A[1], D[0])
+    with pytest.raises(DomainRoleNotAllowed):  # the founder cannot seat its own verifiers
+        i.grant(A[0], "verifier", A[1], D[0])
+    assert i.effective_roles(A[0]) == 0  # the deployer's built-in admin bit is not allowed
+    with pytest.raises(InvalidDefinition, match="founder_roles names"):
+        type("Bad4", (Artefact,), {"g": Consortium(quorum=1, founder_roles=[Role()]),
+                                   "s": State(initial=True, final=True)})
