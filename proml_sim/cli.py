@@ -65,6 +65,7 @@ REGISTRARS = (
     "proml_sim.node.cli_consortium",
     "proml_sim.threats.cli_mutate",
     "experiments.sweep",  # the CLI may import experiments
+    "proml_sim.serve.cli",  # parsers only: the HTTP stack loads when `proml serve` runs
 )
 
 

@@ -32,7 +32,9 @@
     │   ├── TransactionFailed                 reverted without a lifecycle reason, or out of gas
     │   ├── KeyCustodyError (PermissionError) an actor tried to send as a key it does not hold
     │   ├── EngineError                       engine misuse (unknown snapshot, bad tx, ...)
-    │   └── JournalError                      a persistent chain's journal is unusable
+    │   ├── JournalError                      a persistent chain's journal is unusable
+    │   └── ProofError                        a header chain, receipt proof or completeness
+    │                                         check fails (a failed check: exit 1)
     └── NodeError                             a ProML node cannot do what was asked
         ├── HomeError                         node home missing, unreadable or of a newer format
         ├── StoreError (OSError)              off-chain store unwritable, full, or blob missing
@@ -41,6 +43,8 @@
         │   └── UnknownLifecycleName (KeyError) a role/state/transition a lifecycle lacks
         ├── BundleError                       an evidence bundle is malformed
         ├── StaleView                         a node's view failed a freshness check
+        ├── PeerError                         no HTTP peer served a blob (down, refused, bad bytes)
+        ├── AccessDenied (PermissionError)    `proml serve` refused a request (unsigned, outsider)
         ├── KeystoreError                     the node's key: unreadable, no passphrase source
         │   └── WrongPassphrase (PermissionError)  the passphrase does not open the keystore
         └── ConsumerRefused                   a consumer refuses what it was served
@@ -248,6 +252,13 @@ class JournalError(ChainError):
     """A persistent chain's block journal cannot be used (diverges, newer format...)."""
 
 
+class ProofError(ChainError):
+    """A chain proof does not hold: a header chain that does not link or reach its pin, a
+    receipt that does not rebuild or prove into its block's receipts root, an omitted event."""
+
+    exit_code = 1
+
+
 class NodeError(ProMLError):
     """A ProML node cannot do what was asked; the message names the problem and the fix."""
 
@@ -288,6 +299,14 @@ class StaleView(NodeError):
     def __init__(self, message: str, report: object) -> None:
         super().__init__(message)
         self.report = report
+
+
+class PeerError(NodeError):
+    """No HTTP peer could serve a blob: each was down, refused, or sent other bytes."""
+
+
+class AccessDenied(NodeError, PermissionError):
+    """``proml serve`` refused a request: unsigned, stale, replayed, or not from a member."""
 
 
 class ConsumerRefused(NodeError):

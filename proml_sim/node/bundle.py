@@ -8,14 +8,17 @@ Members::
     events.json          every lifecycle event of the involved contracts, in chain order, with
                          block number, block time, tx hash, tx/log index and the tx signer
     ir/<Lifecycle>.json  the lifecycle IR's canonical JSON (its SHA-256 is the fingerprint)
+    proofs.json          chain proofs (``proofs.py``): block headers from the contracts' first
+                         event to the checkpoint, every receipt of each block whose logs bloom
+                         may hold their events, and receipt inclusion proofs
     blobs/<sha256>       the artefact's and its ancestors' blobs: records, approval evidence,
                          outputs, input files, code
 
 :func:`load_bundle` validates every member before returning a :class:`BundleSource` (an
 :class:`~proml_sim.node.evidence.EvidenceSource`), so ``verify``, ``Lineage`` and
 ``export_prov`` run on it without a node, a chain or a network.  A bundle proves the history is
-*consistent* (rules, digests, lineage); that its events are the chain's is what a live check, or
-pinning the chain id and contract addresses the consumer trusts, adds.
+*consistent* (rules, digests, lineage); its ``proofs.json`` proves its events are the chain's,
+all of them, once the verifier pins a checkpoint hash it trusts (``--checkpoint``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
+from proml_sim.chain.proofs import supports_proofs
 from proml_sim.errors import BlobCorrupted, BundleError, StoreError
 from proml_sim.ir import LifecycleIR
 from proml_sim.node.evidence import (
@@ -80,6 +84,12 @@ def write_bundle(source: EvidenceSource, ref: str | bytes | ArtefactRef, path: s
             "anyway with --allow-missing so the bundle records the gap")
     events = merge_in_chain_order(source.events(lc) for lc in lifecycles)
     irs = {lc: source.irs[lc] for lc in lifecycles}
+    backend = getattr(getattr(source, "node", None), "backend", None)
+    proofs = None
+    if backend is not None and supports_proofs(backend):  # prove the events against the chain
+        from proml_sim.node.proofs import build_proofs
+
+        proofs = build_proofs(backend, {lc: source.contracts[lc] for lc in lifecycles}, events)
     sizes: dict[str, int] = {}
 
     def write(fh: BinaryIO) -> None:
@@ -88,6 +98,8 @@ def write_bundle(source: EvidenceSource, ref: str | bytes | ArtefactRef, path: s
                 _put(zf, f"ir/{lc}.json", ir.canonical_json().encode())
             _put(zf, "events.json", json.dumps([ce.to_json() for ce in events],
                                                indent=1).encode())
+            if proofs is not None:
+                _put(zf, "proofs.json", json.dumps(proofs, separators=(",", ":")).encode())
             for d in present:
                 info = zipfile.ZipInfo(f"blobs/{d}", _FIXED_TIME)
                 info.compress_type = zipfile.ZIP_DEFLATED
@@ -140,8 +152,10 @@ class BundleSource:
     """An evidence bundle opened and validated by :func:`load_bundle`."""
 
     def __init__(self, path: Path, manifest: dict[str, Any], irs: dict[str, LifecycleIR],
-                 events: list[ChainEvent]) -> None:
+                 events: list[ChainEvent], proofs: dict[str, Any] | None = None) -> None:
         self.path = path
+        #: the chain proofs (``proofs.json``), or None for a bundle without them
+        self.proofs = proofs
         self.manifest = manifest
         self._irs = irs
         self._all = events
@@ -355,6 +369,12 @@ def _load(path: Path, zf: zipfile.ZipFile) -> BundleSource:
                                f"{size}")
     expected = {"manifest.json", "events.json", *(f"ir/{lc}.json" for lc in irs),
                 *(f"blobs/{d}" for d in blobs)}
+    proofs = None
+    if "proofs.json" in names:
+        expected.add("proofs.json")
+        proofs = _json_member(zf, "proofs.json")
+        if not isinstance(proofs, dict):
+            raise _bad("proofs.json", "must be a JSON object")
     extra = sorted(names - expected)
     if extra:
         raise _bad(extra[0], "is not part of an evidence bundle (unlisted blob or stray file); "
@@ -373,7 +393,7 @@ def _load(path: Path, zf: zipfile.ZipFile) -> BundleSource:
                                       "the bundle's lifecycles")
         events.append(ce)
     manifest = dict(m, contracts=contracts, missing=missing)
-    return BundleSource(path, manifest, irs, events)
+    return BundleSource(path, manifest, irs, events, proofs)
 
 
 def _is_hex(s: str) -> bool:

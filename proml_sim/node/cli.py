@@ -154,7 +154,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     head = node.backend.head()
     info = {"name": node.name, "domain": node.domain, "address": node.address,
-            "chain": node.config["chain"], "head": head.number,
+            "chain": node.config["chain"],
+            "head": {"number": head.number, "hash": "0x" + head.hash.hex()},
             "head_time": iso_time(head.timestamp), "head_timestamp": head.timestamp,
             "balance_wei": node.backend.balance(node.address),
             "contracts": node.config["contracts"]}
@@ -211,8 +212,10 @@ def cmd_replica(args: argparse.Namespace) -> int:
     node = _open(args.home)
     if args.action == "list":
         dirs = [str(d) for d in node.replica_dirs()]
-        _emit(args, {"replicas": [{"kind": "dir", "path": d} for d in dirs]},
-              "\n".join(dirs) or "no replicas")
+        urls = node.peer_urls()
+        _emit(args, {"replicas": [{"kind": "dir", "path": d} for d in dirs]
+                     + [{"kind": "http", "url": u} for u in urls]},
+              "\n".join(dirs + [f"{u} (HTTP peer)" for u in urls]) or "no replicas")
         return 0
     if args.action == "sync":
         counts = node.sync_replicas()
@@ -223,7 +226,11 @@ def cmd_replica(args: argparse.Namespace) -> int:
         return 1 if any(c["skipped"] for c in counts.values()) else 0
     if not args.dir:
         raise NodeError(f"`proml replica {args.action}` needs the replica's directory")
-    if args.action == "add":
+    if args.action == "add" and str(args.dir).startswith(("http://", "https://")):
+        url = node.add_replica(args.dir)
+        _emit(args, {"added": str(url)}, f"fetching missing blobs from peer {url} (verify, "
+              "bundle and lineage ask it, hash-checked)")
+    elif args.action == "add":
         cliargs.check("dir", cliargs.output_dir, args.dir)  # never a tree of new directories
         path = node.add_replica(args.dir)
         _emit(args, {"added": str(path)}, f"replicating to {path} (copy the blobs held now "
@@ -300,11 +307,12 @@ def register(sub: Any) -> None:
     common(p)
     p.set_defaults(func=cmd_whoami)
 
-    p = sub.add_parser("replica", help="the store directories blobs are replicated to: add, "
-                       "remove, list, sync (copy the blobs a replica lacks)")
+    p = sub.add_parser("replica", help="the store directories blobs are replicated to, and HTTP "
+                       "peers (a URL) missing blobs are fetched from: add, remove, list, sync")
     p.add_argument("action", choices=["add", "remove", "list", "sync"])
     p.add_argument("dir", nargs="?", type=cliargs.home_dir,
-                   help="the replica store directory (add, remove)")
+                   help="the replica store directory, or a peer's http://127.0.0.1:PORT URL "
+                   "(add, remove)")
     common(p)
     p.set_defaults(func=cmd_replica)
 

@@ -23,15 +23,19 @@ if TYPE_CHECKING:
     from proml_sim.node.evidence import EvidenceSource, LiveSource
     from proml_sim.node.lineage import Lineage, VersionKey
 
-#: the export formats (``proml_sim.node.prov.FORMATS``, checked equal by a test)
+#: the PROV export formats (``proml_sim.node.prov.FORMATS``, checked equal by a test)
 FORMATS = ("prov-json", "prov-n")
+#: signed attestations (``proml_sim.node.attest``)
+IN_TOTO = "in-toto"
 
 
 def _live(args: argparse.Namespace) -> LiveSource:
+    from proml_sim.node.cli_keys import passphrase_of
     from proml_sim.node.evidence import LiveSource
     from proml_sim.node.service import ProMLNode
 
-    return LiveSource(ProMLNode.open(args.home))
+    # the key is unlocked only to sign a request to an HTTP peer for a missing blob
+    return LiveSource(ProMLNode.open(args.home, passphrase=passphrase_of(args)))
 
 
 def _when(ts: int) -> str:
@@ -105,7 +109,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from proml_sim.node.bundle import load_bundle
     from proml_sim.node.verify import verify
 
+    if args.since:
+        if args.bundle or args.attestation or args.artefact:
+            raise NodeError("--since checks the node's own chain against an old checkpoint; "
+                            "run it alone: `proml verify --since OLD_HASH`")
+        return _verify_since(args)
+    if args.attestation:
+        return _verify_attestation(args)
     source: EvidenceSource
+    pin = bytes.fromhex(args.checkpoint[2:]) if args.checkpoint else None
     if args.bundle:
         bundle = load_bundle(args.bundle)
         source = bundle
@@ -113,12 +125,77 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         if not args.artefact:
             raise NodeError("proml verify needs an ARTEFACT (name or 0x id), or --bundle FILE")
+        if pin is not None:
+            raise NodeError("--checkpoint pins a bundle's headers: use it with --bundle FILE "
+                            "(a live node is checked with --since OLD_HASH)")
         source = _live(args)
         artefact = args.artefact
+    pins = _pins(args.expect_contract)
     report = verify(source, artefact, expect_chain_id=args.expect_chain_id,
-                    expect_contracts=_pins(args.expect_contract))
+                    expect_contracts=pins)
+    if args.bundle:
+        from proml_sim.node.proofs import check_proofs
+
+        contracts = {lc: pins.get(lc, a) for lc, a in bundle.contracts.items()}
+        report.checks[:0] = check_proofs(bundle.proofs, bundle.events(), contracts,
+                                         checkpoint=pin,
+                                         chain_id=args.expect_chain_id or bundle.chain_id)
     print(report.to_json() if args.json else report.render())
     return 0 if report.ok else 1
+
+
+def _verify_since(args: argparse.Namespace) -> int:
+    from proml_sim.node.proofs import check_extends
+    from proml_sim.node.service import ProMLNode
+
+    node = ProMLNode.open(args.home)
+    number, head = check_extends(node.backend, bytes.fromhex(args.since[2:]))
+    head_n = node.backend.head().number
+    info = {"ok": True, "checkpoint": {"number": number, "hash": args.since},
+            "head": {"number": head_n, "hash": "0x" + head.hex()}}
+    print(json.dumps(info, indent=2) if args.json else
+          f"PASSED: the head (block {head_n}, 0x{head.hex()}) extends the checkpoint block "
+          f"{number} {args.since}")
+    return 0
+
+
+def _verify_attestation(args: argparse.Namespace) -> int:
+    from proml_sim.node.attest import verify_attestation
+    from proml_sim.node.bundle import load_bundle
+
+    if not args.bundle:
+        report = verify_attestation(_live(args), args.attestation)
+    else:  # the bundle's own proofs first: its events must be the chain's
+        from proml_sim.node.proofs import check_proofs
+
+        bundle = load_bundle(args.bundle)
+        pin = bytes.fromhex(args.checkpoint[2:]) if args.checkpoint else None
+        pins = _pins(args.expect_contract)
+        proofs = check_proofs(bundle.proofs, bundle.events(),
+                              {lc: pins.get(lc, a) for lc, a in bundle.contracts.items()},
+                              checkpoint=pin,
+                              chain_id=args.expect_chain_id or bundle.chain_id)
+        report = verify_attestation(bundle, args.attestation)
+        bad = [c for c in proofs if not c.ok]
+        report["lines"][:0] = [f"{'ok  ' if c.ok else 'FAIL'}  bundle {c.name}: {c.detail}"
+                               for c in proofs]
+        if bad:
+            report["ok"] = False
+            report["lines"][-1] = f"FAILED: the bundle's chain proofs fail ({bad[0].name})"
+    print(json.dumps(report, indent=2) if args.json else "\n".join(report["lines"]))
+    return 0 if report["ok"] else 1
+
+
+def cmd_checkpoint(args: argparse.Namespace) -> int:
+    from proml_sim.node.service import ProMLNode
+
+    node = ProMLNode.open(args.home)
+    head = node.backend.head()
+    info = {"chain_id": int(node.backend.chain_id), "number": head.number,
+            "hash": "0x" + head.hash.hex()}
+    print(json.dumps(info, indent=2) if args.json else
+          f"chain {info['chain_id']} block {info['number']} {info['hash']}")
+    return 0
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
@@ -129,9 +206,12 @@ def cmd_bundle(args: argparse.Namespace) -> int:
     b = load_bundle(path)  # read back: what was written is what a consumer will validate
     info = {"bundle": str(path), "artefact": b.manifest["artefact"],
             "events": len(b.events()), "blobs": len(b.blobs),
-            "bytes": sum(b.blobs.values()), "missing": ["0x" + d for d in sorted(b.missing)]}
+            "bytes": sum(b.blobs.values()), "missing": ["0x" + d for d in sorted(b.missing)],
+            "checkpoint": b.proofs["checkpoint"] if b.proofs else None}
+    cp = info["checkpoint"]
     text = (f"wrote evidence bundle {path}: {info['events']} events, {info['blobs']} blobs "
             f"({info['bytes']} bytes)"
+            + (f", proved up to block {cp['number']} {cp['hash']}" if cp else "")
             + (f"; {len(b.missing)} blob(s) missing (listed in the manifest)" if b.missing
                else ""))
     print(json.dumps(info, indent=2) if args.json else text)
@@ -143,6 +223,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from proml_sim.node.evidence import atomic_write
     from proml_sim.node.prov import export_prov
 
+    if args.format == IN_TOTO:
+        return _export_in_toto(args)
+    if args.model_dir:
+        raise NodeError("--model-dir names a model directory in in-toto attestations; use it "
+                        "with --format in-toto")
     source: EvidenceSource = load_bundle(args.bundle) if args.bundle else _live(args)
     text = export_prov(source, args.artefact, args.format)
     if args.output:
@@ -153,14 +238,38 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_in_toto(args: argparse.Namespace) -> int:
+    from proml_sim.node.attest import export_in_toto
+    from proml_sim.node.evidence import atomic_write
+
+    if args.bundle:
+        raise NodeError("in-toto attestations are signed by the node's key: export them from "
+                        "a node home, not from --bundle")
+    envs, skipped = export_in_toto(_live(args), args.artefact, model_dirs=args.model_dir or ())
+    text = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in envs)
+    note = (f"; {len(skipped)} transition(s) by other actors skipped (their nodes sign them): "
+            + ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")) if skipped else ""
+    if not envs:
+        raise NodeError("no transition in scope was fired by this node, so there is nothing "
+                        f"it can sign{note}")
+    if args.output:
+        atomic_write(args.output, lambda fh: fh.write(text.encode()))
+        print(f"wrote {len(envs)} signed in-toto statement(s) to {args.output}{note}")
+    else:
+        print(text, end="")
+    return 0
+
+
 def register(sub: Any) -> None:
     """Add ``lineage``, ``verify``, ``bundle`` and ``export`` to the top-level ``proml``
     subparsers (``sub`` is what ``parser.add_subparsers()`` returned)."""
+    from proml_sim.node.cli_keys import add_passphrase_option
 
     def home(p: argparse.ArgumentParser, extra: str = "") -> None:
         # the top-level parser makes this default SUPPRESS (a global --home before the command)
         p.add_argument("--home", type=cliargs.home_dir, default=cliargs.default_home(),
                        metavar="DIR", help=cliargs.HOME_HELP + extra)
+        add_passphrase_option(p)  # signs requests to HTTP peers for missing blobs, if any
 
     p = sub.add_parser("lineage", help="what an artefact was built from, or what depends on it")
     p.add_argument("artefact", type=cliargs.artefact_ref,
@@ -186,9 +295,22 @@ def register(sub: Any) -> None:
                    help="the chain id you trust; a different one fails verification")
     p.add_argument("--expect-contract", action="append", metavar="LIFECYCLE=0xADDR", type=_pin,
                    help="a contract address you trust (repeatable)")
+    p.add_argument("--checkpoint", metavar="HASH", type=cliargs.hex_bytes(32, "block hash"),
+                   help="with --bundle: the block hash you trust (`proml checkpoint` on a node "
+                   "you trust); the bundle's headers must reach it")
+    p.add_argument("--since", metavar="OLD_HASH", type=cliargs.hex_bytes(32, "block hash"),
+                   help="prove the node's current head extends this old checkpoint")
+    p.add_argument("--attestation", metavar="FILE", type=cliargs.existing_file,
+                   help="check in-toto attestations (`proml export --format in-toto`) "
+                   "against the chain (or against --bundle FILE, offline)")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     home(p, "; not used with --bundle")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("checkpoint", help="the head block to pin: chain id, number and hash")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    home(p)
+    p.set_defaults(func=cmd_checkpoint)
 
     p = sub.add_parser("bundle", help="write an offline evidence bundle of an artefact")
     p.add_argument("artefact", type=cliargs.artefact_ref, help="name or 0x id")
@@ -200,10 +322,17 @@ def register(sub: Any) -> None:
     home(p)
     p.set_defaults(func=cmd_bundle)
 
-    p = sub.add_parser("export", help="export provenance as W3C PROV (PROV-JSON or PROV-N)")
+    p = sub.add_parser("export", help="export provenance as W3C PROV (PROV-JSON or PROV-N), or "
+                       "as signed in-toto attestations (one DSSE envelope per line)")
     p.add_argument("artefact", nargs="?", type=cliargs.artefact_ref,
                    help="name or 0x id (default: every artefact on the chain)")
-    p.add_argument("--format", choices=FORMATS, default="prov-json")
+    p.add_argument("--format", choices=(*FORMATS, IN_TOTO), default="prov-json",
+                   help="prov-json, prov-n, or in-toto (Statement v1 + SLSA v1 for training "
+                   "steps, DSSE-signed by this node's key: its own transitions)")
+    p.add_argument("--model-dir", action="append", metavar="DIR", type=cliargs.existing_dir,
+                   help="with --format in-toto: also name this model directory by its OpenSSF "
+                   "model-signing digest in the statements of the step that produced its "
+                   "files (repeatable)")
     p.add_argument("-o", "--output", metavar="FILE", type=cliargs.output_file,
                    help="write to FILE instead of stdout")
     p.add_argument("--bundle", metavar="FILE", type=cliargs.existing_file,

@@ -316,8 +316,16 @@ class LiveSource:
     Only the registry contract layout is supported (the layout ``proml init`` deploys).
     """
 
-    def __init__(self, node: ProMLNode) -> None:
+    def __init__(self, node: ProMLNode, *, fetch: bool = True) -> None:
         self.node = node
+        #: HTTP peers a missing blob is fetched from (hash-checked; the key is unlocked only
+        #: when one is needed); what they said when none could serve it is kept in ``notes``
+        self.peers: Any = None
+        self.notes: dict[str, str] = {}
+        if fetch and node.peer_urls():
+            from proml_sim.node.peers import PeerFetcher, RequestSigner
+
+            self.peers = PeerFetcher(node.peer_urls(), lambda: RequestSigner.of_node(node))
         for lc, client in node.clients.items():
             if client.layout != "registry":
                 raise NodeError(f"{lc} is deployed in the {client.layout} layout; evidence is "
@@ -372,17 +380,33 @@ class LiveSource:
         store = self.node.store
         return [store.path_of(digest)] + [BlobStore(r).path_of(digest) for r in store.replicas]
 
+    def _fetch_missing(self, d: str) -> None:
+        """Fetch a blob no local copy holds from the HTTP peers (once per digest)."""
+        if self.peers is None or d in self.notes or any(p.exists() for p in self._copies(d)):
+            return
+        from proml_sim.errors import PeerError
+
+        try:
+            url = self.peers.fetch_into(self.node.store, d)
+            self.notes[d] = f"fetched from peer {url}"
+        except PeerError as exc:
+            self.notes[d] = str(exc)
+
     def blob(self, digest: str | bytes) -> bytes:
+        self._fetch_missing(hexdigest(digest))
         return self.node.store.get(hexdigest(digest))
 
     def open_blob(self, digest: str | bytes) -> BinaryIO:
+        self._fetch_missing(hexdigest(digest))
         return self.node.store.open(hexdigest(digest))
 
     def has_blob(self, digest: str | bytes) -> bool:
+        self._fetch_missing(hexdigest(digest))
         return any(p.exists() for p in self._copies(hexdigest(digest)))
 
     def check_blob(self, digest: str | bytes) -> tuple[bool, str]:
         d = hexdigest(digest)
+        self._fetch_missing(d)
         bad: list[str] = []
         for path in self._copies(d):
             if not path.exists():
@@ -392,14 +416,17 @@ class LiveSource:
                 where = "the node's store" if path.parent.parent.parent == self.node.store.root \
                     else f"replica {path.parent.parent.parent}"
                 note = f"; but {'; '.join(bad)}" if bad else ""
-                return True, f"intact in {where}{note}"
+                peer = f" ({self.notes[d]})" if d in self.notes else ""
+                return True, f"intact in {where}{peer}{note}"
             bad.append(f"the copy at {path} is corrupted (its bytes hash to {got}): restore it "
                        "from a good replica or the original file")
         if bad:
             return False, "; ".join(bad)
         stores = [str(self.node.store.root), *map(str, self.node.store.replicas)]
+        peers = f"; {self.notes[d]}" if d in self.notes else ""
         return False, (f"missing from {', '.join(stores)}: add the original file again "
-                       "(`proml register`/`record` store it) or configure a replica that has it")
+                       "(`proml register`/`record` store it) or configure a replica that has it"
+                       + peers)
 
     def describe(self) -> str:
         return f"node {self.node.name} ({self.node.home})"

@@ -333,16 +333,29 @@ class ProMLNode:
         return cls(home, config, key, backend, dirty=dirty)
 
     # -- replicas -------------------------------------------------------------------------------
-    def add_replica(self, directory: str | Path) -> Path:
+    def peer_urls(self) -> list[str]:
+        """The HTTP peers (``{"kind": "http"}`` replicas: other domains' ``proml serve``)."""
+        return [r["url"] for r in self.config["replicas"] if r["kind"] == "http"]
+
+    def add_replica(self, directory: str | Path) -> Path | str:
         """Add a replica store directory (relative: to the current directory); new blobs are
-        copied there from now on (``sync_replicas`` copies the ones held already)."""
+        copied there from now on (``sync_replicas`` copies the ones held already).  An
+        ``http(s)://`` URL adds an HTTP peer instead: missing blobs are fetched from it."""
         entry = _replica_entry(self.home, directory)
+        if entry["kind"] == "http":
+            if entry["url"] in self.peer_urls():
+                raise NodeError(f"{entry['url']} is already a peer of this node; see "
+                                "`proml replica list`")
+            self.config["replicas"].append(entry)
+            self.save_config()
+            return entry["url"]
         target = self.path(entry["path"])
         if target.exists() and not target.is_dir():
             raise NodeError(f"{directory} is a file; give another domain's store directory")
         if target == (self.home / "store").resolve():
             raise NodeError(f"{directory} is this node's own store; give another domain's store")
-        if any(self.path(r["path"]).resolve() == target for r in self.config["replicas"]):
+        if any(self.path(r["path"]).resolve() == target for r in self.config["replicas"]
+               if r["kind"] == "dir"):
             raise NodeError(f"{directory} is already a replica of this node; see "
                             "`proml replica list`")
         self.config["replicas"].append(entry)
@@ -350,8 +363,18 @@ class ProMLNode:
         self.store.replicas = self.replica_dirs()
         return target
 
-    def remove_replica(self, directory: str | Path) -> Path:
+    def remove_replica(self, directory: str | Path) -> Path | str:
         """Stop replicating to ``directory`` (nothing is deleted there)."""
+        if str(directory).startswith(("http://", "https://")):
+            url = str(directory).rstrip("/")
+            keep = [r for r in self.config["replicas"] if r.get("url") != url]
+            if len(keep) == len(self.config["replicas"]):
+                raise NodeError(f"{url} is not a peer of this node (peers: "
+                                f"{', '.join(self.peer_urls()) or 'none'}); see "
+                                "`proml replica list`")
+            self.config["replicas"] = keep
+            self.save_config()
+            return url
         target = Path(directory).resolve()
         keep = [r for r in self.config["replicas"]
                 if r["kind"] != "dir" or self.path(r["path"]).resolve() != target]
@@ -967,9 +990,10 @@ def _relative(home: Path, path: str | Path) -> str:
 
 
 def _replica_entry(home: Path, replica: str | Path) -> dict[str, str]:
-    if str(replica).startswith(("http://", "https://")):
-        raise NodeError(f"replica {replica}: HTTP replicas are not supported yet; give another "
-                        "domain's store directory")
+    if str(replica).startswith(("http://", "https://")):  # another domain's `proml serve`
+        from proml_sim.node.peers import check_peer_url
+
+        return {"kind": "http", "url": check_peer_url(str(replica))}
     return {"kind": "dir", "path": _relative(home, replica)}
 
 
@@ -1021,7 +1045,8 @@ def _upgrade_config(home: Path, config: dict[str, Any]) -> bool:
     if not isinstance(chain["path" if chain["kind"] == "journal" else "url"], str):
         raise TypeError("chain.path" if chain["kind"] == "journal" else "chain.url")
     for r in config["replicas"]:
-        if not isinstance(r, dict) or not isinstance(r["path"], str):
+        if not isinstance(r, dict) or not isinstance(r["url" if r["kind"] == "http" else "path"],
+                                                     str):
             raise TypeError("replicas")
     if not isinstance(config["contracts"], dict) or not isinstance(config["lifecycles"], dict):
         raise TypeError("contracts")

@@ -86,7 +86,8 @@ class BlobStore:
         return self.path_of(digest).exists()
 
     # -- writing ---------------------------------------------------------------------------
-    def _write_stream(self, chunks: Iterator[bytes], replicate: bool = True) -> Blob:
+    def _write_stream(self, chunks: Iterator[bytes], replicate: bool = True,
+                      expect: str | None = None) -> Blob:
         try:
             self.objects.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.objects, prefix=".incoming-")
@@ -104,6 +105,9 @@ class BlobStore:
                 out.flush()
                 os.fsync(out.fileno())
             digest = h.hexdigest()
+            if expect is not None and digest != expect:  # never keep bytes nobody asked for
+                raise BlobCorrupted(f"the bytes received hash to {digest}, not to the digest "
+                                    f"asked for ({expect}); nothing was stored")
             final = self.path_of(digest)
             final.parent.mkdir(exist_ok=True)
             os.replace(tmp, final)
@@ -138,6 +142,11 @@ class BlobStore:
 
     def put_bytes(self, data: bytes) -> Blob:
         return self._write_stream(iter([data]))
+
+    def put_stream(self, chunks: Iterable[bytes], *, expect: str) -> Blob:
+        """Store streamed bytes (from a peer) only if they hash to ``expect``; else
+        :class:`BlobCorrupted` and nothing is kept.  Not replicated (another domain's blob)."""
+        return self._write_stream(iter(chunks), replicate=False, expect=check_digest(expect))
 
     def _replicate(self, blob: Blob) -> None:
         for replica in self.replicas:

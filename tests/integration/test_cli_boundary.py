@@ -22,7 +22,8 @@ PROML = [sys.executable, "-m", "proml_sim.cli"]
 #: modules `proml --help` must not import (each costs 0.05-1 s at start-up)
 HEAVY = ["eth", "eth_utils", "eth_abi", "eth_account", "eth_keys", "web3", "vyper", "simpy",
          "matplotlib", "rich", "hypothesis", "networkx", "numpy", "pydantic", "revm",
-         "proml_sim.chain", "proml_sim.compiler", "proml_sim.node.service", "proml_sim.sim.world"]
+         "proml_sim.chain", "proml_sim.compiler", "proml_sim.node.service", "proml_sim.sim.world",
+         "starlette", "uvicorn", "httpx", "jinja2", "proml_sim.serve.app"]
 
 
 def proml(*args: str | bytes, cwd: Path | None = None, **kw: object

@@ -27,6 +27,7 @@ RANKS = {
     "gas": 5.5,
     "bench": 5.5,
     "node": 6,
+    "serve": 6.5,  # the HTTP server and explorer sit above the node
     "sim": 7,
     "threats": 8,
     "cli": 10,

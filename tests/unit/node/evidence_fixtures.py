@@ -50,19 +50,27 @@ class World:
         return [p for p in paths if p.exists()]
 
 
-def _node(root: Path, name: str, domain: str, **kw: Any) -> ProMLNode:
-    return ProMLNode.init(root / name, name=name, domain=domain, chain_dir=root / "chain",
-                          seed=f"evidence-{name}", replicas=[root / "archive"], **kw)
+def _node(root: Path, name: str, domain: str, archive: bool = True,
+          chain: dict[str, Any] | None = None, **kw: Any) -> ProMLNode:
+    where: dict[str, Any] = chain if chain is not None else {"chain_dir": root / "chain"}
+    return ProMLNode.init(root / name, name=name, domain=domain, seed=f"evidence-{name}",
+                          replicas=[root / "archive"] if archive else [], **where, **kw)
 
 
-def make_world(root: Path, *, verify_model: bool = True) -> World:
+def make_world(root: Path, *, verify_model: bool = True, archive: bool = True,
+               rpc_url: str | None = None) -> World:
+    """The world above; ``archive=False``: no shared store, each node holds only the blobs it
+    produced (the nodes exchange them over HTTP, ``proml serve``); ``rpc_url``: the chain is
+    that JSON-RPC node instead of a shared journal directory."""
     root.mkdir(parents=True, exist_ok=True)
-    admin = _node(root, "admin", "consortium", new_chain=True)
-    alice = _node(root, "alice", "data-co")
-    lena = _node(root, "lena", "label-co")
-    bob = _node(root, "bob", "dev-co")
-    vera = _node(root, "vera", "verify-a")
-    vic = _node(root, "vic", "verify-b")
+    rpc = {"rpc_url": rpc_url} if rpc_url else None
+    admin = _node(root, "admin", "consortium", archive, rpc, new_chain=True)
+    join = {**rpc, "contracts": admin.config["contracts"]} if rpc else None
+    alice = _node(root, "alice", "data-co", archive, join)
+    lena = _node(root, "lena", "label-co", archive, join)
+    bob = _node(root, "bob", "dev-co", archive, join)
+    vera = _node(root, "vera", "verify-a", archive, join)
+    vic = _node(root, "vic", "verify-b", archive, join)
     nodes = {n.name: n for n in (admin, alice, lena, bob, vera, vic)}
     files = {}
     for name, text in (("iris_raw.csv", "x,y\n1,2\n3,4\n"), ("wine.csv", "a,b\n5,6\n"),

@@ -1,0 +1,309 @@
+"""Attestations others can read: in-toto Statement v1 in DSSE envelopes (``proml export
+--format in-toto``), checked against the chain by ``proml verify --attestation``.
+
+One statement per transition (a version of an artefact): its subjects are the step's output
+files by SHA-256 (the provenance record itself when the step produced no file; and, with
+``--model-dir``, the model directory named by its OpenSSF model-signing root digest, so that a
+model signed with ``model-signing`` and its ProML history name the same thing); its predicate
+(:data:`PREDICATE_TYPE`) holds the lifecycle, IR fingerprint, chain id, contract, transaction,
+block, actor, trust domain, approvers and inputs.  A training step (a step whose record names
+code, input artefacts or input files) also gets a SLSA Provenance v1 statement whose resolved
+dependencies are the input datasets (by their record digest), input files and the code (by file
+digest).
+
+Envelopes follow DSSE (payload type ``application/vnd.in-toto+json``), signed by the node's
+key (the actor's, so a node exports the transitions it fired; others are listed as skipped):
+the signature is secp256k1 ECDSA over SHA-256 of the DSSE pre-authentication encoding,
+``r || s || v`` (65 bytes, base64); ``keyid`` is the signer's Ethereum address, which a
+verifier recovers from the signature and compares with the chain's actor.  Output: one
+envelope per line (``.intoto.jsonl``, as SLSA tooling reads them).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import coincurve
+from eth_utils.address import to_checksum_address
+
+from proml_sim.chain.trie import keccak
+from proml_sim.errors import NodeError
+from proml_sim.node.evidence import EvidenceSource, LiveSource
+from proml_sim.node.lineage import Lineage, VersionKey
+from proml_sim.node.verify import verification_scope
+
+__all__ = ["PAYLOAD_TYPE", "PREDICATE_TYPE", "SLSA_PREDICATE_TYPE", "STATEMENT_TYPE",
+           "dsse_pae", "export_in_toto", "model_dir_subject", "open_envelope", "sign_envelope",
+           "statements", "verify_attestation"]
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+PREDICATE_TYPE = "https://proml-sim.dev/attestation/transition/v1"
+SLSA_PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
+BUILD_TYPE = "https://proml-sim.dev/lifecycle-step/v1"
+
+
+def dsse_pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE v1 pre-authentication encoding (what is signed)."""
+    t = payload_type.encode()
+    return b"DSSEv1 %d %b %d %b" % (len(t), t, len(payload), payload)
+
+
+def _address_of(public: coincurve.PublicKey) -> str:
+    return str(to_checksum_address(keccak(public.format(compressed=False)[1:])[12:]))
+
+
+def sign_envelope(statement: dict[str, Any], private_key: bytes) -> dict[str, Any]:
+    """A DSSE envelope of ``statement`` signed with a secp256k1 key (see the module doc)."""
+    payload = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
+    key = coincurve.PrivateKey(private_key)
+    sig = key.sign_recoverable(dsse_pae(PAYLOAD_TYPE, payload), hasher=_sha256)
+    return {"payloadType": PAYLOAD_TYPE, "payload": base64.b64encode(payload).decode(),
+            "signatures": [{"keyid": _address_of(key.public_key),
+                            "sig": base64.b64encode(sig).decode()}]}
+
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def open_envelope(env: Any) -> tuple[str, dict[str, Any]]:
+    """(signer address, statement) of a DSSE envelope whose one signature recovers to its
+    keyid; ``NodeError`` naming what is wrong otherwise."""
+    try:
+        if env.get("payloadType") != PAYLOAD_TYPE:
+            raise ValueError(f"payloadType is {env.get('payloadType')!r}, not {PAYLOAD_TYPE}")
+        payload = base64.b64decode(env["payload"], validate=True)
+        (sig_obj,) = env["signatures"]
+        sig = base64.b64decode(sig_obj["sig"], validate=True)
+        public = coincurve.PublicKey.from_signature_and_message(
+            sig, dsse_pae(PAYLOAD_TYPE, payload), hasher=_sha256)
+        statement = json.loads(payload)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise NodeError(f"not a ProML DSSE envelope ({exc}); export one with `proml export "
+                        "--format in-toto`") from None
+    signer = _address_of(public)
+    if signer.lower() != str(sig_obj.get("keyid", "")).lower():
+        raise NodeError(f"the envelope's signature was made by {signer}, not by its keyid "
+                        f"{sig_obj.get('keyid')}: the statement or signature was altered")
+    if not isinstance(statement, dict) or statement.get("_type") != STATEMENT_TYPE:
+        raise NodeError(f"the envelope's payload is not an in-toto Statement v1 "
+                        f"({STATEMENT_TYPE})")
+    return signer, statement
+
+
+def model_dir_subject(path: str | Path) -> dict[str, Any]:
+    """The in-toto subject OpenSSF ``model-signing`` gives a model directory: its name and
+    the SHA-256 over the per-file digests of its manifest (the library computes both)."""
+    try:
+        from model_signing import hashing
+        from model_signing._signing.signing import Payload
+    except ImportError as exc:
+        raise NodeError(f"--model-dir needs the model-signing package ({exc}); install it "
+                        "with `pip install 'proml-sim[attest]'`") from None
+    p = Path(path)
+    if not p.is_dir():
+        raise NodeError(f"--model-dir {p}: not a directory")
+    manifest = hashing.Config().hash(p)  # type: ignore[no-untyped-call]
+    subject = Payload(manifest).statement.pb.subject[0]
+    return {"name": subject.name, "digest": {"sha256": subject.digest["sha256"]},
+            "files": [[d.identifier, d.digest.digest_hex]
+                      for d in manifest.resource_descriptors()]}
+
+
+def _scope(lin: Lineage, ref: str | None) -> list[VersionKey]:
+    if ref is None:
+        return lin.ordered(lin.graph.nodes)
+    return verification_scope(lin, lin.key(ref))
+
+
+def statements(source: EvidenceSource, ref: str | None = None, *,
+               model_dirs: Sequence[dict[str, Any]] = ()) -> list[tuple[VersionKey, str,
+                                                                        dict[str, Any]]]:
+    """(version, actor, statement) of every transition in ``ref``'s lineage (or on the chain):
+    the ProML statement, and a SLSA one after it for a training step."""
+    lin = Lineage(source)
+    out = []
+    for key in _scope(lin, ref):
+        a = lin.node_json(key)
+        rec = lin.records.get(key)
+        subjects: list[dict[str, Any]] = [{"name": f.name, "digest": {"sha256": f.sha256}}
+                                          for f in (rec.outputs if rec else ())]
+        out_digests = {f.sha256 for f in (rec.outputs if rec else ())}
+        signed_models = []
+        for md in model_dirs:
+            if md["files"] and {d for _, d in md["files"]} <= out_digests:
+                subjects.append({"name": md["name"], "digest": md["digest"]})
+                signed_models.append({"name": md["name"], "sha256": md["digest"]["sha256"],
+                                      "files": md["files"]})
+        if not subjects and a["evidence"]:
+            subjects = [{"name": f"proml-record:{lin.label(key)}",
+                         "digest": {"sha256": a["evidence"][2:]}}]
+        if not subjects:
+            continue  # no digest to name: nothing an attestation could be about
+        inputs = [{"lifecycle": u.input.lifecycle, "id": u.input.id,
+                   "version": u.input.version,
+                   "evidence": lin.graph.nodes[u.input].get("evidence")}
+                  for u in lin.uses.get(key, [])]
+        predicate = {
+            "lifecycle": key.lifecycle, "irFingerprint": source.irs[key.lifecycle].fingerprint(),
+            "chainId": source.chain_id, "contract": source.contracts[key.lifecycle],
+            "artefact": {"id": key.id, "name": a["name"], "version": key.version},
+            "step": a["step"], "state": a["state"], "tx": a["tx"], "block": a["block"],
+            "logIndex": lin.graph.nodes[key]["log_index"], "time": a["time"],
+            "actor": a["actor"], "domain": a["domain"], "evidence": a["evidence"],
+            "approvers": [{"approver": ap["approver"], "domain": ap["domain"],
+                           "block": ap["block"], "tx": ap["tx"]} for ap in a["approvers"]],
+            "inputs": inputs,
+        }
+        if signed_models:  # how each model-signing root digest is made from output digests
+            predicate["modelSigning"] = signed_models
+        out.append((key, a["actor"], {"_type": STATEMENT_TYPE, "subject": subjects,
+                                      "predicateType": PREDICATE_TYPE, "predicate": predicate}))
+        if rec is not None and (rec.code is not None or rec.inputs or rec.input_files):
+            out.append((key, a["actor"], _slsa(subjects, predicate, rec)))
+    return out
+
+
+def _slsa(subjects: list[dict[str, Any]], p: dict[str, Any], rec: Any) -> dict[str, Any]:
+    deps = [{"uri": f"proml:{i.lifecycle}/{i.artefact}@v{i.version}",
+             "digest": {"sha256": i.evidence},
+             "annotations": {"role": "input-artefact", "lifecycle": i.lifecycle}}
+            for i in rec.inputs]
+    deps += [{"name": f.name, "digest": {"sha256": f.sha256},
+              "annotations": {"role": "input-file"}} for f in rec.input_files]
+    if rec.code is not None:
+        deps.append({"name": rec.code.name, "digest": {"sha256": rec.code.sha256},
+                     "annotations": {"role": "code"}})
+    return {"_type": STATEMENT_TYPE, "subject": subjects, "predicateType": SLSA_PREDICATE_TYPE,
+            "predicate": {
+                "buildDefinition": {
+                    "buildType": BUILD_TYPE,
+                    "externalParameters": {"lifecycle": p["lifecycle"], "step": p["step"],
+                                           "artefact": p["artefact"], "params": rec.params,
+                                           "modelSigning": p.get("modelSigning", [])},
+                    "internalParameters": {"environment": rec.environment},
+                    "resolvedDependencies": deps},
+                "runDetails": {
+                    "builder": {"id": f"https://proml-sim.dev/node/{p['actor']}"},
+                    "metadata": {"invocationId": p["tx"], "finishedOn": p["time"]}}}}
+
+
+def export_in_toto(source: LiveSource, ref: str | None = None, *,
+                   model_dirs: Iterable[str | Path] = ()) -> tuple[list[dict[str, Any]],
+                                                                   list[str]]:
+    """(DSSE envelopes of this node's transitions, labels of the skipped ones fired by other
+    actors).  Unlocks the node's key (it may ask for the passphrase)."""
+    mds = [model_dir_subject(d) for d in model_dirs]
+    node = source.node
+    mine, skipped = [], []
+    for key, actor, st in statements(source, ref, model_dirs=mds):
+        if actor.lower() == node.address.lower():
+            mine.append(st)
+        else:
+            skipped.append(f"{key.lifecycle} {key.id[:10]}.. v{key.version} ({actor})")
+    if not mine:
+        return [], sorted(set(skipped))
+    private = node.key.private_key()
+    return [sign_envelope(st, private) for st in mine], sorted(set(skipped))
+
+
+def verify_attestation(source: EvidenceSource, path: str | Path) -> dict[str, Any]:
+    """Check each envelope of ``path`` (JSON lines, or one JSON envelope) against the chain:
+    the signature recovers to the chain's actor, and the predicate's chain id, contract, IR
+    fingerprint, transaction, block, version, evidence and subjects are the chain's."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NodeError(f"cannot read the attestation {path}: {exc}") from None
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    try:
+        envs = [json.loads(ln) for ln in lines] if len(lines) > 1 else [json.loads(text)]
+    except ValueError as exc:
+        raise NodeError(f"{path} is not JSON (nor JSON lines) ({exc})") from None
+    lin = Lineage(source)
+    by_tx = {(lin.graph.nodes[k]["tx"], k.lifecycle): k for k in lin.graph.nodes}
+    out: list[str] = []
+    ok = True
+    for i, env in enumerate(envs):
+        where = f"[{i}]"
+        try:
+            signer, st = open_envelope(env)
+            problems = _check_statement(source, lin, by_tx, signer, st)
+        except NodeError as exc:
+            problems = [str(exc)]
+            st = {}
+        pred = st.get("predicate", {})
+        label = (f"{where} {st.get('predicateType', '?')} for "
+                 f"{pred.get('lifecycle') or pred.get('buildDefinition', {}).get('externalParameters', {}).get('lifecycle', '?')}")  # noqa: E501
+        if problems:
+            ok = False
+            out += [f"FAIL  {label}: {p}" for p in problems]
+        else:
+            out.append(f"ok    {label}: signed by the chain's actor {signer}; matches the chain")
+    out.append(f"{'PASSED' if ok else 'FAILED'}: {len(envs)} attestation(s)")
+    return {"ok": ok, "count": len(envs), "lines": out}
+
+
+def _check_statement(source: EvidenceSource, lin: Lineage, by_tx: dict[tuple[str, str], VersionKey],
+                     signer: str, st: dict[str, Any]) -> list[str]:
+    p = st.get("predicate", {})
+    if st.get("predicateType") == SLSA_PREDICATE_TYPE:
+        ext = p.get("buildDefinition", {}).get("externalParameters", {})
+        lc, tx = ext.get("lifecycle"), p.get("runDetails", {}).get("metadata", {}).get(
+            "invocationId")
+        version = ext.get("artefact", {}).get("version")
+    elif st.get("predicateType") == PREDICATE_TYPE:
+        lc, tx, version = p.get("lifecycle"), p.get("tx"), p.get("artefact", {}).get("version")
+    else:
+        return [f"predicate type {st.get('predicateType')!r} is not one ProML issues"]
+    key = by_tx.get((tx, lc))
+    if key is None:
+        return [f"no {lc} transition in transaction {tx} on this chain"]
+    a = lin.node_json(key)
+    problems = []
+    if a["actor"].lower() != signer.lower():
+        problems.append(f"signed by {signer}, but the chain's actor is {a['actor']}")
+    if version != key.version:
+        problems.append(f"claims version {version}, the chain's is {key.version}")
+    if st.get("predicateType") == PREDICATE_TYPE:
+        want = {"chainId": source.chain_id, "contract": source.contracts[lc],
+                "irFingerprint": source.irs[lc].fingerprint(), "block": a["block"],
+                "actor": a["actor"], "evidence": a["evidence"], "step": a["step"],
+                "state": a["state"]}
+        for k, v in want.items():
+            if p.get(k) != v:
+                problems.append(f"{k} is {p.get(k)!r}, the chain's is {v!r}")
+    rec = lin.records.get(key)
+    outputs = {f.sha256 for f in rec.outputs} if rec else set()
+    allowed = set(outputs)
+    if a["evidence"]:
+        allowed.add(a["evidence"][2:])
+    models = p.get("modelSigning") or p.get("buildDefinition", {}).get(
+        "externalParameters", {}).get("modelSigning") or []
+    for m in models:  # a model-signing root: SHA-256 over its files' digests, all outputs
+        try:
+            files = [bytes.fromhex(d) for _, d in m["files"]]
+            root = hashlib.sha256(b"".join(files)).hexdigest()
+        except (KeyError, TypeError, ValueError):
+            problems.append("a modelSigning entry is malformed")
+            continue
+        if root != m.get("sha256"):
+            problems.append(f"model {m.get('name')!r}: its files' digests hash to {root}, "
+                            f"not to the stated root {m.get('sha256')}")
+        elif not {f.hex() for f in files} <= outputs:
+            problems.append(f"model {m.get('name')!r}: some of its files are not outputs "
+                            "the chain's record names")
+        else:
+            allowed.add(root)
+    for s in st.get("subject", []):
+        d = s.get("digest", {}).get("sha256")
+        if d not in allowed:
+            problems.append(f"subject {s.get('name')!r} (sha256 {d}) is not an output the "
+                            "chain's record of that step names")
+    return problems

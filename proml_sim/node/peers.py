@@ -1,0 +1,129 @@
+"""Fetching missing blobs from other domains' nodes over HTTP (``proml serve`` peers).
+
+A node's ``node.json`` lists its HTTP peers among its replicas (``{"kind": "http", "url":
+...}``, added with ``proml replica add URL``).  When verification, a bundle or lineage needs a
+blob the node lacks, :class:`PeerFetcher` asks each peer in turn for
+``GET /blobs/sha256/<hex>``, signed with the node's chain key (:func:`sign_headers`), streams the
+answer into the store and keeps it only if its bytes hash to the digest asked for.  A peer that
+is down, refuses, or serves other bytes is skipped with a note; nothing unverified is stored.
+
+The request signature (EIP-191 ``personal_sign``) covers :func:`request_message`: method, path,
+time and a random nonce.  The server side (``proml_sim/serve/auth.py``) recovers the signer from
+the same message, so this module holds the one definition of what is signed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from proml_sim.errors import BlobCorrupted, NodeError, PeerError
+
+#: request headers carrying the signature
+ADDRESS_HEADER = "X-ProML-Address"
+TIME_HEADER = "X-ProML-Time"
+NONCE_HEADER = "X-ProML-Nonce"
+SIGNATURE_HEADER = "X-ProML-Signature"
+#: seconds a peer request may take (connect and between chunks)
+TIMEOUT_S = 10.0
+CHUNK = 1 << 20
+
+
+def request_message(method: str, path: str, timestamp: int, nonce: str) -> str:
+    """The text a peer request signs (EIP-191 personal message); ``path`` includes the query
+    string, if any."""
+    return f"proml-serve request\n{method.upper()}\n{path}\n{timestamp}\n{nonce}"
+
+
+class RequestSigner:
+    """Signs peer requests with a node's chain key (unlocked once, when made)."""
+
+    def __init__(self, private_key: bytes) -> None:
+        from eth_account import Account
+
+        self._account = Account.from_key(private_key)
+        self.address: str = self._account.address
+
+    @classmethod
+    def of_node(cls, node: Any) -> RequestSigner:
+        """The signer of a :class:`~proml_sim.node.service.ProMLNode` (unlocks its key: the
+        passphrase sources of ``node/keys.py``)."""
+        return cls(node.key.private_key())
+
+    def headers(self, method: str, path: str, *, timestamp: int | None = None,
+                nonce: str | None = None) -> dict[str, str]:
+        """The signature headers of one request."""
+        from eth_account.messages import encode_defunct
+
+        ts = int(time.time()) if timestamp is None else timestamp
+        nonce = nonce or os.urandom(16).hex()
+        msg = encode_defunct(text=request_message(method, path, ts, nonce))
+        sig = self._account.sign_message(msg).signature.hex()
+        return {ADDRESS_HEADER: self.address, TIME_HEADER: str(ts), NONCE_HEADER: nonce,
+                SIGNATURE_HEADER: sig if sig.startswith("0x") else "0x" + sig}
+
+
+def check_peer_url(url: str) -> str:
+    """A peer URL, normalised (no trailing slash); :class:`NodeError` if it is not http(s)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise NodeError(f"peer {url!r} is not an http(s) URL; give e.g. http://127.0.0.1:8765")
+    return url.rstrip("/")
+
+
+class PeerFetcher:
+    """Fetches blobs from HTTP peers into a store, hash-checked before anything is kept."""
+
+    def __init__(self, urls: Sequence[str], signer: RequestSigner | Any,
+                 timeout: float = TIMEOUT_S) -> None:
+        self.urls = [check_peer_url(u) for u in urls]
+        self._signer = signer
+        self.timeout = timeout
+        #: what each failed attempt said, for the error message and ``--json`` output
+        self.notes: list[str] = []
+
+    def _signer_now(self) -> RequestSigner:
+        # a callable defers unlocking the key until a blob is really missing
+        if not isinstance(self._signer, RequestSigner):
+            self._signer = self._signer()
+        return self._signer
+
+    def fetch_into(self, store: Any, digest: str) -> str:
+        """Fetch blob ``digest`` from the first peer serving its true bytes into ``store`` (a
+        :class:`~proml_sim.node.store.BlobStore`); returns the peer's URL.  :class:`PeerError`
+        naming every peer's failure if none could."""
+        import httpx
+
+        path = f"/blobs/sha256/{digest}"
+        tried: list[str] = []
+        with httpx.Client(timeout=self.timeout) as http:
+            for url in self.urls:
+                try:
+                    headers = self._signer_now().headers("GET", path)
+                    with http.stream("GET", url + path, headers=headers) as resp:
+                        if resp.status_code != 200:
+                            resp.read()
+                            tried.append(f"{url}: HTTP {resp.status_code} {_reason(resp)}")
+                            continue
+                        store.put_stream(resp.iter_bytes(CHUNK), expect=digest)
+                    return url
+                except httpx.HTTPError as exc:
+                    tried.append(f"{url}: unreachable ({type(exc).__name__}: {exc})")
+                except BlobCorrupted as exc:  # wrong bytes: nothing was kept
+                    tried.append(f"{url}: {exc}")
+        self.notes.extend(tried)
+        raise PeerError(f"blob {digest} is held by no peer that could serve it ("
+                        + "; ".join(tried) + "); start a peer that holds it (`proml serve`) or "
+                        "add one with `proml replica add URL`")
+
+
+def _reason(resp: Any) -> str:
+    try:
+        body = resp.json()
+        return str(body.get("error", "")) if isinstance(body, dict) else ""
+    except ValueError:
+        return ""

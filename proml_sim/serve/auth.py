@@ -1,0 +1,136 @@
+"""Members only: who may read a node's evidence over HTTP.
+
+A request carries an EIP-191 signature (``node/peers.py`` defines the signed message: method,
+path, time, nonce) made with the requester's chain key.  It is accepted when
+
+* the signature recovers to the address it claims,
+* its time is within :data:`WINDOW_S` of the server's clock,
+* its nonce was not seen within the window (replays are refused), and
+* the address is a member: it holds a role or a trust domain in one of the node's lifecycle
+  contracts on chain (``roles_of`` / ``domain_of`` of the lifecycle clients).
+
+What outsiders (unsigned requests) may see is ``node.json``'s ``"serve": {"public": [...]}``:
+a list among ``"pages"`` (the explorer and the JSON API) and ``"blobs"``; default nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+from proml_sim.errors import AccessDenied
+from proml_sim.node.peers import (
+    ADDRESS_HEADER,
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+    TIME_HEADER,
+    request_message,
+)
+
+#: seconds a signed request stays valid either side of the server's clock
+WINDOW_S = 120
+#: what outsiders may see (``node.json`` ``serve.public``)
+PUBLIC_PARTS = ("pages", "blobs")
+#: seconds a membership answer is reused (roles change by transactions, read again soon)
+MEMBER_TTL_S = 5.0
+
+
+class NonceCache:
+    """Nonces seen within the time window, bounded (oldest dropped first)."""
+
+    def __init__(self, window_s: float = WINDOW_S, limit: int = 100_000) -> None:
+        self.window_s = window_s
+        self.limit = limit
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, key: str, now: float) -> bool:
+        """Record ``key``; False if it was already seen within the window."""
+        with self._lock:
+            while self._seen and (next(iter(self._seen.values())) < now - 2 * self.window_s
+                                  or len(self._seen) >= self.limit):
+                self._seen.popitem(last=False)
+            if key in self._seen:
+                return False
+            self._seen[key] = now
+            return True
+
+
+def public_parts(config: Mapping[str, Any]) -> frozenset[str]:
+    """What outsiders may see, from node.json (default nothing)."""
+    serve = config.get("serve") or {}
+    parts = serve.get("public", []) if isinstance(serve, dict) else []
+    return frozenset(p for p in parts if p in PUBLIC_PARTS)
+
+
+class Gate:
+    """Checks signed requests against a node's chain (membership) and a nonce cache."""
+
+    def __init__(self, node: Any, window_s: float = WINDOW_S,
+                 chain_lock: threading.RLock | None = None) -> None:
+        self.node = node
+        self.window_s = window_s
+        self.nonces = NonceCache(window_s)
+        self.public = public_parts(node.config)
+        self._members: dict[str, tuple[float, bool]] = {}
+        #: the lock that serialises chain access (the app's, shared with its other reads)
+        self._chain_lock = chain_lock or threading.RLock()
+
+    def is_member(self, address: str) -> bool:
+        """True if ``address`` holds a role or a trust domain in one of the node's lifecycles."""
+        if address.lower() == self.node.address.lower():
+            return True  # the node itself (its own tools, the benchmark)
+        now = time.monotonic()
+        hit = self._members.get(address)
+        if hit and now - hit[0] < MEMBER_TTL_S:
+            return hit[1]
+        with self._chain_lock:  # the chain backend is not shared between threads unguarded
+            member = any(c.roles_of(address) or any(c.domain_of(address))
+                         for c in self.node.clients.values())
+        self._members[address] = (now, member)
+        return member
+
+    def check(self, method: str, path: str, headers: Mapping[str, str], part: str,
+              now: float | None = None) -> str | None:
+        """The member address a request is signed by, or None for an outsider allowed to see
+        ``part``; :class:`AccessDenied` saying why otherwise."""
+        sig = headers.get(SIGNATURE_HEADER)
+        if sig is None:
+            if part in self.public:
+                return None
+            raise AccessDenied(f"members only: sign the request with your node's chain key "
+                               f"(headers {ADDRESS_HEADER}, {TIME_HEADER}, {NONCE_HEADER}, "
+                               f"{SIGNATURE_HEADER}; `proml` peers do so)")
+        claimed = headers.get(ADDRESS_HEADER, "")
+        nonce = headers.get(NONCE_HEADER, "")
+        try:
+            ts = int(headers.get(TIME_HEADER, ""))
+        except ValueError:
+            raise AccessDenied(f"{TIME_HEADER} must be a Unix time in seconds") from None
+        now = time.time() if now is None else now
+        if abs(now - ts) > self.window_s:
+            raise AccessDenied(f"the request's time is {int(now - ts)} s off the server's clock "
+                               f"(allowed {self.window_s} s); sync your clock and sign anew")
+        if not 8 <= len(nonce) <= 128:
+            raise AccessDenied(f"{NONCE_HEADER} must be 8 to 128 characters")
+        try:
+            from eth_account import Account
+            from eth_account.messages import encode_defunct
+
+            signer = Account.recover_message(
+                encode_defunct(text=request_message(method, path, ts, nonce)), signature=sig)
+        except Exception:  # eth-account raises several types for a malformed signature
+            raise AccessDenied("the request signature is malformed; sign it anew") from None
+        if signer.lower() != claimed.lower():
+            raise AccessDenied(f"the request is signed by {signer}, not by {claimed or 'the '}"
+                               "address it claims; sign with the claimed key")
+        if not self.is_member(signer):
+            raise AccessDenied(f"{signer} holds no role or trust domain on this chain: members "
+                               "only (ask a lifecycle admin for `proml grant`)")
+        if not self.nonces.add(f"{signer}:{nonce}", now):
+            raise AccessDenied("this request was already served (its nonce was seen): a replay "
+                               "is refused; sign each request with a fresh nonce")
+        return str(signer)

@@ -1,0 +1,380 @@
+"""`proml serve`: members-only blobs, the JSON API, peers fetching missing blobs, the explorer.
+
+The multi-domain test runs six `proml serve` processes (one per node home, loopback ports) over
+a world where no store is shared: each node holds only the blobs it produced, and `proml verify`
+passes on every node only because the missing blobs come from the peers, hash-checked.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx")
+
+with warnings.catch_warnings():  # starlette 1.x prefers httpx2 for its test client
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+from proml_sim.chain.accounts import derive_private_keys  # noqa: E402
+from proml_sim.errors import PeerError  # noqa: E402
+from proml_sim.node.peers import PeerFetcher, RequestSigner  # noqa: E402
+from proml_sim.node.service import ProMLNode  # noqa: E402
+from proml_sim.serve.app import build_app  # noqa: E402
+from proml_sim.serve.bench import ready, spawn_server, stop_server  # noqa: E402
+from proml_sim.serve.cli import check_loopback  # noqa: E402
+from tests.fixtures.anvil import find_anvil  # noqa: E402
+from tests.unit.node.evidence_fixtures import World, cli, make_world  # noqa: E402
+
+NAMES = ("admin", "alice", "lena", "bob", "vera", "vic")
+
+
+@pytest.fixture(scope="module")
+def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> World:
+    """The six-domain world with no shared store.  On anvil when it is installed (as `.ci/run`
+    does): then the homes share no directory at all, the chain being a JSON-RPC node; else on
+    a shared chain journal directory (the stores still separate)."""
+    rpc_url = request.getfixturevalue("anvil_url") if find_anvil() else None
+    return make_world(tmp_path_factory.mktemp("serve") / "w", archive=False, rpc_url=rpc_url)
+
+
+@pytest.fixture(scope="module")
+def servers(world: World) -> Iterator[dict[str, dict[str, object]]]:
+    """Six `proml serve` processes, one per home; stopped (SIGTERM) at the end, cleanly."""
+    procs = {}
+    try:
+        for name in NAMES:  # started together, then each awaited
+            procs[name] = spawn_server(world[name].home)
+        yield {name: ready(p, name) for name, p in procs.items()}
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        codes = {name: stop_server(p, terminate=False) for name, p in procs.items()}
+    assert codes == dict.fromkeys(NAMES, 0), f"servers did not stop cleanly: {codes}"
+
+
+def _digest_held_only_by(world: World, owner: str) -> str:
+    others = [world[n].store for n in NAMES if n != owner]
+    for d in world[owner].store.digests():
+        if not any(s.has(d) for s in others):
+            return d
+    raise AssertionError(f"{owner} holds no blob of its own")
+
+
+def test_every_node_verifies_with_blobs_from_its_peers(world, servers, capsys):
+    if find_anvil():  # nothing shared but the network: every home's chain is the RPC node
+        assert all(world[n].config["chain"]["kind"] == "rpc" for n in NAMES)
+    clf = world["vera"].resolve("clf")
+    lena_only = _digest_held_only_by(world, "lena")
+    # without peers, a node lacks the other domains' evidence
+    assert cli(["verify", "clf", "--home", str(world["vera"].home)]) == 1
+    capsys.readouterr()
+    connect_peers(world, servers)
+    capsys.readouterr()
+    for name in NAMES:
+        home = str(world[name].home)
+        assert cli(["verify", "clf", "--home", home, "--json"]) == 0, name
+        report = json.loads(capsys.readouterr().out)
+        assert report["ok"] and report["artefact"]["id"] == clf.hex
+        assert cli(["lineage", "clf", "--home", home]) == 0
+        capsys.readouterr()
+    # fetched blobs were stored under their digests, checked: every node now holds them
+    assert all(world[n].store.has(lena_only) for n in NAMES)
+    # a bundle from a node that produced nothing of it, then verified offline
+    out = world.root / "clf-bundle.zip"
+    assert cli(["bundle", "clf", "-o", str(out), "--home", str(world["admin"].home)]) == 0
+    assert cli(["verify", "--bundle", str(out)]) == 0
+
+
+def connect_peers(world: World, servers: dict[str, dict[str, object]]) -> None:
+    """Every node gets every other node's server as an HTTP peer (`proml replica add URL`)."""
+    from proml_sim.cli import main
+
+    for name in NAMES:
+        home = str(world[name].home)
+        have = ProMLNode.open(home).peer_urls()
+        for other in NAMES:
+            url = str(servers[other]["url"])
+            if other != name and url not in have:
+                assert main(["replica", "add", url, "--home", home]) == 0
+
+
+def test_replica_list_shows_http_peers(world, servers, capsys):
+    from proml_sim.cli import main
+
+    home = str(world["alice"].home)
+    url = str(servers["bob"]["url"])
+    node = ProMLNode.open(home)
+    if url not in node.peer_urls():
+        assert main(["replica", "add", url, "--home", home]) == 0
+    assert main(["replica", "add", url, "--home", home]) == 2  # already a peer: one line
+    assert "already a peer" in capsys.readouterr().err
+    assert main(["replica", "list", "--home", home, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["replicas"]
+    assert {"kind": "http", "url": url} in listed
+    assert main(["replica", "remove", url + "/", "--home", home]) == 0
+    assert url not in ProMLNode.open(home).peer_urls()
+    assert main(["replica", "remove", url, "--home", home]) == 2  # not a peer any more
+    assert "not a peer" in capsys.readouterr().err
+    assert main(["replica", "add", url, "--home", home]) == 0
+
+
+class _WrongBytes(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"not the bytes you asked for"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_peer_down_or_serving_wrong_bytes_is_skipped(world, servers, tmp_path):
+    bad = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WrongBytes)
+    threading.Thread(target=bad.serve_forever, daemon=True).start()
+    try:
+        down = f"http://127.0.0.1:{_free_port()}"
+        wrong = f"http://127.0.0.1:{bad.server_address[1]}"
+        digest = _digest_held_only_by(world, "bob")
+        from proml_sim.node.store import BlobStore
+
+        store = BlobStore(tmp_path / "store")
+        signer = RequestSigner.of_node(world["vera"])
+        fetcher = PeerFetcher([down, wrong, str(servers["bob"]["url"])], signer)
+        assert fetcher.fetch_into(store, digest) == servers["bob"]["url"]
+        assert list(store.digests()) == [digest]  # the wrong bytes were not kept
+        assert store.get(digest)
+        # only bad peers: a clear error naming each, nothing stored
+        empty = BlobStore(tmp_path / "empty")
+        with pytest.raises(PeerError) as err:
+            PeerFetcher([down, wrong], signer).fetch_into(empty, digest)
+        msg = str(err.value)
+        assert "unreachable" in msg and "hash to" in msg and "nothing was stored" in msg
+        assert list(empty.digests()) == []
+        leftovers = list((tmp_path / "empty").rglob("*"))
+        assert all(p.is_dir() for p in leftovers), leftovers
+    finally:
+        bad.shutdown()
+
+
+# -- members only (in-process: the same app, driven by Starlette's test client) -----------------
+@pytest.fixture
+def app_client(world):
+    node = ProMLNode.open(world["bob"].home)
+    with TestClient(build_app(node), base_url="http://127.0.0.1") as client:
+        yield client, node
+
+
+def _path(world: World) -> str:
+    return f"/blobs/sha256/{_digest_held_only_by(world, 'bob')}"
+
+
+def test_members_get_blobs_with_etag(world, app_client):
+    client, _ = app_client
+    path = _path(world)
+    vera = RequestSigner.of_node(world["vera"])
+    r = client.get(path, headers=vera.headers("GET", path))
+    assert r.status_code == 200
+    digest = path.rsplit("/", 1)[1]
+    import hashlib
+
+    assert hashlib.sha256(r.content).hexdigest() == digest
+    assert r.headers["etag"] == f'"{digest}"'
+    r = client.head(path, headers=vera.headers("HEAD", path))
+    assert r.status_code == 200 and r.content == b""
+    r = client.get(path, headers={**vera.headers("GET", path), "If-None-Match": f'"{digest}"'})
+    assert r.status_code == 304
+    missing = "/blobs/sha256/" + "ab" * 32
+    assert client.get(missing, headers=vera.headers("GET", missing)).status_code == 404
+
+
+def test_requests_refused(world, app_client):
+    client, _ = app_client
+    path = _path(world)
+    vera = RequestSigner.of_node(world["vera"])
+    outsider = RequestSigner(derive_private_keys("outsider", 1, namespace="x")[0])
+
+    def status(headers: dict[str, str], p: str = path) -> tuple[int, str]:
+        r = client.get(p, headers=headers)
+        return r.status_code, r.json().get("error", "") if r.status_code != 200 else ""
+
+    code, why = status({})
+    assert code == 403 and "members only" in why
+    forged = {**vera.headers("GET", path), "X-ProML-Address": world["alice"].address}
+    code, why = status(forged)
+    assert code == 403 and "not by" in why
+    code, why = status(outsider.headers("GET", path))
+    assert code == 403 and "holds no role" in why
+    stale = vera.headers("GET", path, timestamp=int(time.time()) - 3600)
+    code, why = status(stale)
+    assert code == 403 and "clock" in why
+    other_path = vera.headers("GET", "/api/artefacts")  # signed for another path
+    code, why = status(other_path)
+    assert code == 403
+    once = vera.headers("GET", path)
+    assert status(once)[0] == 200
+    code, why = status(once)
+    assert code == 403 and "replay" in why
+    garbage = {**vera.headers("GET", path), "X-ProML-Signature": "0x1234"}
+    assert status(garbage)[0] == 403
+    # the JSON API is members-only too
+    assert client.get("/api/artefacts").status_code == 403
+    assert client.get("/").status_code == 403
+
+
+def test_outsider_visibility_is_a_setting(world):
+    node = ProMLNode.open(world["bob"].home)
+    node.config["serve"] = {"public": ["blobs"]}  # in memory only: the home is shared
+    with TestClient(build_app(node), base_url="http://127.0.0.1") as client:
+        assert client.get(_path(world)).status_code == 200
+        assert client.get("/api/artefacts").status_code == 403
+
+
+def test_owner_link_opens_the_explorer_and_json_api(world, servers):
+    # the ancestors' names come from their records, which bob fetches from his peers
+    connect_peers(world, servers)
+    node = ProMLNode.open(world["bob"].home)
+    with TestClient(build_app(node), base_url="http://127.0.0.1") as client:
+        _check_owner_link(client)
+
+
+def _check_owner_link(client):
+    token = client.app.state.explorer.token
+    assert client.get("/?token=wrong").status_code == 403
+    r = client.get(f"/?token={token}")
+    assert r.status_code == 200 and "clf" in r.text
+    rows = client.get("/api/artefacts").json()
+    clf = next(a for a in rows if a["name"] == "clf")
+    page = client.get(clf["href"])
+    assert page.status_code == 200
+    assert 'class="state current"' in page.text and 'data-state="verified"' in page.text
+    data = client.get(f"/api/artefacts/Model/{clf['id']}").json()
+    assert data["artefact"]["state"] == "verified"
+    assert [h["step"] for h in data["history"]][:2] == ["register", "train"]
+    assert {a["name"] for a in data["lineage"]["ancestors"]} >= {"iris", "wine"}
+    assert client.get("/api/artefacts/Model/0x1234").status_code == 404
+    assert client.get("/api/artefacts/Nope/0x12").status_code == 404
+
+
+def test_loopback_only():
+    from proml_sim.errors import NodeError
+
+    assert check_loopback("127.0.0.1") == "127.0.0.1"
+    assert check_loopback("::1") == "::1"
+    for host in ("0.0.0.0", "192.168.1.4", "example.org"):
+        with pytest.raises(NodeError, match="loopback"):
+            check_loopback(host)
+
+
+def test_short_load_has_no_error(world, servers):
+    import asyncio
+
+    from proml_sim.serve.bench import load
+
+    info = servers["bob"]  # the fixture checks the clean stop of every server
+    token = str(info["explorer"]).split("token=", 1)[1]
+    signer = RequestSigner.of_node(world["vera"])  # a member
+    blob = next(world["bob"].store.digests())
+    r = asyncio.run(load(str(info["url"]), token, signer, blob, 20, 1.5))
+    assert r["errors"] == 0, r["first_errors"]
+    assert r["requests"] > 20
+    assert set(r["by_kind"]) == {"blob", "api", "page"}
+    assert 0 < r["p50_ms"] <= r["p99_ms"]
+
+
+def test_env_is_test_session():
+    assert os.environ.get("PROML_LIGHT_KDF") == "1"
+
+
+# -- the explorer in a real browser (Debian's chromium, driven by Playwright) -------------------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"]
+
+
+def test_explorer_in_a_browser(world, servers, tmp_path, capsys):
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (`apt-get install -y "
+                    "chromium`, as .ci/run does) to run the browser test")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    connect_peers(world, servers)
+    # the admin node produced no evidence: fetch it from the peers first (as `proml verify`
+    # does), so its server's verify report can pass
+    assert cli(["verify", "clf", "--home", str(world["admin"].home)]) == 0
+    capsys.readouterr()
+    link = str(servers["admin"]["explorer"])
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(accept_downloads=True)
+            page.goto(link)
+            assert page.title().startswith("ProML explorer")
+            page.click("a.artefact:text-is('clf')")
+            assert page.inner_text("#name") == "clf"
+            assert page.inner_text("#state") == "verified"
+            current = page.locator("#lifecycle g.state.current")
+            assert current.count() == 1 and current.get_attribute("data-state") == "verified"
+            steps = page.locator("#timeline tr").all_inner_texts()
+            assert any("register" in s for s in steps) and any("verify" in s for s in steps)
+            assert page.inner_text("#verdict") == "PASSED"
+            assert page.locator("#checks td.fail").count() == 0
+            # evidence downloads are links to the blob store
+            href = page.locator("a.evidence").first.get_attribute("href")
+            assert href and href.startswith("/blobs/sha256/")
+            # the bundle download, verified offline
+            with page.expect_download() as dl:
+                page.click("#bundle")
+            bundle = tmp_path / "from-browser.zip"
+            dl.value.save_as(bundle)
+            assert cli(["verify", "--bundle", str(bundle)]) == 0
+            # follow the lineage to an ancestor, then back to a descendant
+            page.click("#lineage a.lineage-node:has-text('iris')")
+            assert page.inner_text("#name") == "iris"
+            assert "Dataset" in page.inner_text("h1")
+            page.click("#lineage a.lineage-node:has-text('clf')")
+            assert page.inner_text("#name") == "clf"
+            # outsiders (a fresh browser context: no cookie) see nothing
+            other = browser.new_context().new_page()
+            resp = other.goto(str(servers["admin"]["url"]) + "/")
+            assert resp is not None and resp.status == 403
+            assert "members only" in other.inner_text("#error")
+        finally:
+            browser.close()
+
+
+def test_verify_names_the_peers_that_failed(world, tmp_path):
+    from proml_sim.node.evidence import LiveSource
+    from proml_sim.node.store import BlobStore
+    from proml_sim.node.verify import verify
+
+    node = ProMLNode.open(world["vera"].home)
+    node.store = BlobStore(tmp_path / "empty-store")  # in memory: a node that holds nothing
+    dead = f"http://127.0.0.1:{_free_port()}"
+    node.config["replicas"] = [{"kind": "http", "url": dead}]  # in memory only
+    report = verify(LiveSource(node), "clf")
+    assert not report.ok
+    bad = [c.detail for c in report.failures if "missing from" in c.detail]
+    assert bad and all(f"{dead}: unreachable" in d for d in bad)
+    assert list(node.store.digests()) == []  # nothing stored

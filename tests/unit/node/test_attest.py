@@ -1,0 +1,160 @@
+"""Signed in-toto attestations of transitions (issue 11, item 6): read with the in-toto
+libraries' models, signatures checked independently (OpenSSL through ``cryptography``), and
+checked against the chain by ``proml verify --attestation``."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from google.protobuf import json_format
+from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+from in_toto_attestation.v1 import statement_pb2
+from in_toto_attestation.v1.statement import Statement
+from securesystemslib.dsse import Envelope
+
+from proml_sim.chain.trie import keccak
+from proml_sim.node.attest import (
+    PREDICATE_TYPE,
+    SLSA_PREDICATE_TYPE,
+    model_dir_subject,
+    sign_envelope,
+)
+from tests.unit.node.evidence_fixtures import World, cli, make_world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return make_world(tmp_path_factory.mktemp("attest"))
+
+
+@pytest.fixture(scope="module")
+def exported(world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("att") / "clf.intoto.jsonl"
+    assert cli(["export", "clf", "--format", "in-toto", "-o", str(out),
+                "--home", str(world["bob"].home)]) == 0
+    return out
+
+
+def envelopes(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln]
+
+
+def statement_of(env: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(base64.b64decode(env["payload"]))  # type: ignore[no-any-return]
+
+
+def independent_check(env: dict[str, Any], private_key: bytes) -> str:
+    """Verify the DSSE signature with OpenSSL (not the libsecp256k1 that made it), the PAE
+    from securesystemslib; returns the Ethereum address of the verifying key."""
+    e = Envelope.from_dict(json.loads(json.dumps(env)))  # from_dict consumes its argument
+    pae = e.pae()
+    sig = base64.b64decode(env["signatures"][0]["sig"])
+    der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big"))
+    pub = ec.derive_private_key(int.from_bytes(private_key, "big"), ec.SECP256K1()).public_key()
+    pub.verify(der, pae, ec.ECDSA(hashes.SHA256()))  # raises InvalidSignature
+    raw = pub.public_numbers()
+    xy = raw.x.to_bytes(32, "big") + raw.y.to_bytes(32, "big")
+    return "0x" + keccak(xy)[12:].hex()
+
+
+def test_export_signs_the_nodes_transitions_as_statements(world: World, exported: Path) -> None:
+    bob = world["bob"]
+    envs = envelopes(exported)
+    sts = [statement_of(e) for e in envs]
+    types = [s["predicateType"] for s in sts]
+    assert types.count(PREDICATE_TYPE) == 2  # clf v1 (register), clf v2 (train): bob's
+    assert types.count(SLSA_PREDICATE_TYPE) == 1  # the training step
+    key = bob.key.private_key()
+    for env, st in zip(envs, sts, strict=True):
+        assert independent_check(env, key) == bob.address.lower()
+        assert env["signatures"][0]["keyid"] == bob.address
+        pb = json_format.ParseDict(st, statement_pb2.Statement())
+        Statement.copy_from_pb(pb).validate()  # the in-toto model accepts it
+        if st["predicateType"] == SLSA_PREDICATE_TYPE:
+            json_format.ParseDict(st["predicate"], provenance_pb2.Provenance())
+    train = next(s for s in sts if s["predicateType"] == PREDICATE_TYPE
+                 and s["predicate"]["step"] == "train" and s["predicate"]["artefact"]["name"]
+                 == "clf")
+    p = train["predicate"]
+    assert p["actor"] == bob.address and p["domain"] == "dev-co"
+    assert p["chainId"] == bob.backend.chain_id and p["contract"] == bob.clients["Model"].address
+    assert p["irFingerprint"] == bob.clients["Model"].ir.fingerprint()
+    assert [i["lifecycle"] for i in p["inputs"]] == ["Dataset", "Dataset"]
+    clf_sha = bob.store.put_file(world.files["clf.pkl"]).digest
+    assert train["subject"] == [{"name": "clf.pkl", "digest": {"sha256": clf_sha}}]
+    slsa = next(s for s in sts if s["predicateType"] == SLSA_PREDICATE_TYPE
+                and s["predicate"]["buildDefinition"]["externalParameters"]["artefact"]["name"]
+                == "clf")
+    deps = slsa["predicate"]["buildDefinition"]["resolvedDependencies"]
+    roles = sorted(d["annotations"]["role"] for d in deps)
+    assert roles == ["input-artefact", "input-artefact", "input-file"]
+
+
+def test_verify_attestation_against_the_chain(world: World, exported: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    home = str(world["admin"].home)
+    assert cli(["verify", "--attestation", str(exported), "--home", home]) == 0
+    assert "PASSED: 3 attestation(s)" in capsys.readouterr().out
+    from proml_sim.node.bundle import write_bundle
+
+    bundle = write_bundle(world.source(), "clf", tmp_path / "clf.zip")
+    assert cli(["verify", "--attestation", str(exported), "--bundle", str(bundle)]) == 0
+    capsys.readouterr()
+
+    env = envelopes(exported)[0]
+    st = statement_of(env)
+    # altered payload, old signature: the signature no longer recovers to the keyid
+    st["subject"][0]["digest"]["sha256"] = "00" * 32
+    bad = dict(env, payload=base64.b64encode(json.dumps(st).encode()).decode())
+    path = tmp_path / "altered.jsonl"
+    path.write_text(json.dumps(bad) + "\n" + json.dumps(envelopes(exported)[1]) + "\n")
+    assert cli(["verify", "--attestation", str(path), "--home", home]) == 1
+    assert "statement or signature was altered" in capsys.readouterr().out
+
+    # re-signed by the actor but lying about the evidence: the chain disagrees
+    st = statement_of(env)
+    st["predicate"]["evidence"] = "0x" + "11" * 32
+    path.write_text(json.dumps(sign_envelope(st, world["bob"].key.private_key())) + "\n")
+    assert cli(["verify", "--attestation", str(path), "--home", home]) == 1
+    assert "evidence is '0x1111" in capsys.readouterr().out
+
+    # a true statement signed by someone else than the chain's actor
+    st = statement_of(env)
+    path.write_text(json.dumps(sign_envelope(st, world["alice"].key.private_key())) + "\n")
+    assert cli(["verify", "--attestation", str(path), "--home", home]) == 1
+    assert "but the chain's actor is" in capsys.readouterr().out
+
+
+def test_model_dir_is_named_as_model_signing_names_it(world: World, tmp_path: Path) -> None:
+    """The subject ProML adds for a model directory is the one model-signing signs."""
+    from cryptography.hazmat.primitives import serialization
+    from model_signing import signing
+
+    model = tmp_path / "clf-model"
+    model.mkdir()
+    (model / "clf.pkl").write_bytes(world.files["clf.pkl"].read_bytes())
+    ours = model_dir_subject(model)
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = tmp_path / "key.pem"
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    sig = tmp_path / "model.sig"
+    signing.Config().use_elliptic_key_signer(private_key=pem).sign(model, sig)
+    bundle = json.loads(sig.read_text())
+    theirs = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))["subject"][0]
+    assert {"name": ours["name"], "digest": ours["digest"]} == theirs
+
+    out = tmp_path / "with-model.jsonl"
+    assert cli(["export", "clf", "--format", "in-toto", "-o", str(out), "--model-dir",
+                str(model), "--home", str(world["bob"].home)]) == 0
+    subjects = [s for e in envelopes(out) for s in statement_of(e)["subject"]]
+    assert theirs in subjects
+    assert cli(["verify", "--attestation", str(out), "--home", str(world["admin"].home)]) == 0
