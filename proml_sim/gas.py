@@ -457,14 +457,15 @@ def format_gas_table(rows: list[dict[str, Any]]) -> str:
     """A text table; a layout column appears when the rows span several layouts."""
     layouts = {r.get("layout", "registry") for r in rows}
     lay = len(layouts) > 1
+    w = max([9, *(len(r["lifecycle"]) for r in rows)])  # GovernedModel is wider
     head = (f"{'layout':<9} " if lay else "") + (
-        f"{'lifecycle':<9} {'operation':<22} {'gas':>9} {'lower bound':>12} {'x':>5}  note"
+        f"{'lifecycle':<{w}} {'operation':<22} {'gas':>9} {'lower bound':>12} {'x':>5}  note"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
             (f"{r.get('layout', 'registry'):<9} " if lay else "")
-            + f"{r['lifecycle']:<9} {r['operation']:<22} {r['gas']:>9,} {r['lower_bound']:>12,} "
+            + f"{r['lifecycle']:<{w}} {r['operation']:<22} {r['gas']:>9,} {r['lower_bound']:>12,} "
             f"{r['overhead']:>5.2f}  {r['note']}"
         )
     return "\n".join(lines)
