@@ -181,3 +181,24 @@ def test_founder_roles_limit_the_founding_domain() -> None:
     with pytest.raises(InvalidDefinition, match="founder_roles names"):
         type("Bad4", (Artefact,), {"g": Consortium(quorum=1, founder_roles=[Role()]),
                                    "s": State(initial=True, final=True)})
+
+
+def test_governance_identifiers_are_reserved_for_dsl_names() -> None:
+    """The registry declares DSL transition names beside the governance functions, storage,
+    events, struct and parameters: those must be reserved (the factory declares no DSL name)."""
+    import re
+
+    from proml_sim.codegen import generate_vyper
+    from proml_sim.dsl._names import GENERATED_NAMES
+    from proml_sim.lifecycles import GovernedModel
+
+    ir = build_ir(GovernedModel)
+    src = generate_vyper(ir)
+    declared = set(re.findall(r"^def (\w+)\(", src, re.M))
+    declared |= set(re.findall(r"^(\w+): ", src, re.M))
+    declared |= set(re.findall(r"^(?:event|interface|struct) (\w+):", src, re.M))
+    declared |= {p for sig in re.findall(r"^def \w+\(([^)]*)\)", src, re.M)
+                 for p in re.findall(r"(\w+):", sig)}
+    other = {d for d in declared - {t.name for t in ir.transitions} - {"__init__"}
+             if not d.startswith("_")}
+    assert other <= GENERATED_NAMES, other - GENERATED_NAMES
