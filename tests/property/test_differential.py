@@ -9,8 +9,9 @@ log must replay into the same state.  Run over the paper lifecycles and over ran
 lifecycles built by a hypothesis strategy, for each contract layout (registry, factory, clone):
 the layouts must not differ from the interpreter, so they do not differ from each other.
 
-Budget (default run, about 90 s on 2 cores): compiling a random lifecycle costs ~1.3 s per layout
-and dominates, so the factory and clone layouts run fewer random lifecycles than the registry;
+Budget (default run, about 130 s on 2 cores; 90 s before governance was mixed in): compiling a
+random lifecycle costs ~1.3 s per layout and dominates, so the factory and clone layouts run
+fewer random lifecycles than the registry;
 the ``slow`` classes run many more for every layout.
 """
 
