@@ -27,8 +27,8 @@ def run_profile(profile: str, seed: int, teams: int, hours: float, per_hour: flo
                 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     w, st = run_streams(StreamScenario(profile, teams, hours, per_hour, seed, engine, rpc_url))
     rows = w.monitor.rows
-    l1 = [float(r["l1_s"]) for r in rows if r["l1_s"] != ""]
-    l12 = [float(r["l12_s"]) for r in rows if r["l12_s"] != ""]
+    l1 = [float(r["l1_s"]) for r in rows if r["l1_s"] is not None]
+    l12 = [float(r["l12_s"]) for r in rows if r["l12_s"] is not None]
     stats = {
         "transactions": len(rows),
         "l1_median_s": st["l1_median_s"],
@@ -64,8 +64,8 @@ def main(config: ExperimentConfig) -> dict[str, Any]:
                                       config.extra.get("rpc_url"))
             all_rows += rows
             latency[name] = stats
-            samples[name] = ([float(r["l1_s"]) for r in rows if r["l1_s"] != ""],
-                             [float(r["l12_s"]) for r in rows if r["l12_s"] != ""])
+            samples[name] = ([float(r["l1_s"]) for r in rows if r["l1_s"] is not None],
+                             [float(r["l12_s"]) for r in rows if r["l12_s"] is not None])
             bar.advance()
     ref = PROFILES["ropsten-2022"].reference or {}
     check = {}

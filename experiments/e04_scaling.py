@@ -51,11 +51,11 @@ def saturation_point(profile_name: str, gas_limit: int, load: float, minutes: fl
     rate = load * capacity / TEAMS
     for p, mid in zip(ps, ids, strict=True):
         w.env.process(record_stream(w, p, mid, rate, horizon))
-    w.run(horizon + 60 * prof.block_time)
+    w.run(horizon + 60 * prof.block_time, drain=False)
     w.finish()
     rows = w.monitor.rows
-    inc = [float(r["l1_s"]) for r in rows if r["l1_s"] != ""]
-    included_in_horizon = sum(1 for r in rows if r["included"] != "" and
+    inc = [float(r["l1_s"]) for r in rows if r["l1_s"] is not None]
+    included_in_horizon = sum(1 for r in rows if r["included"] is not None and
                               float(r["included"]) <= horizon)
     return {
         "profile": profile_name, "gas_limit": gas_limit, "load": load,
@@ -110,7 +110,7 @@ def batching_point(profile_name: str, gas_limit: int, load: float, k: int, minut
     results: list[dict[str, Any]] = []
     for p in ps:
         w.env.process(batching_stream(w, p, load * capacity / TEAMS, k, horizon, results))
-    w.run(horizon + 60 * prof.block_time)
+    w.run(horizon + 60 * prof.block_time, drain=False)
     w.finish()
     lat = [r["latency_s"] for r in results]
     return {

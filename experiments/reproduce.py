@@ -46,9 +46,12 @@ EXPERIMENTS: list[tuple[str, str, Callable[[ExperimentConfig], dict[str, Any]]]]
 
 
 def reproduce(profile: str = "smoke", out: Path = Path("out"), seed: int = 0,
-              engine: str = "pyevm", rpc_url: str | None = None) -> dict[str, Any]:
+              engine: str = "pyevm", rpc_url: str | None = None,
+              chain_profiles: list[str] | None = None) -> dict[str, Any]:
     """Run every experiment; ``engine`` (``pyevm``, ``revm`` or ``rpc`` with ``rpc_url``) is
-    the chain engine of the experiments that build chains (``config.extra``)."""
+    the chain engine of the experiments that build chains (``config.extra``);
+    ``chain_profiles``: more chain profiles (names or TOML files) E1 measures beside the
+    named ones."""
     from proml_sim.chain.engines import ENGINES
 
     if engine not in ENGINES:
@@ -56,6 +59,10 @@ def reproduce(profile: str = "smoke", out: Path = Path("out"), seed: int = 0,
     if (engine == "rpc") != bool(rpc_url):
         raise ValueError("--rpc-url goes with --engine rpc (and --engine rpc needs it)")
     extra: dict[str, Any] = {"engine": engine}
+    if chain_profiles:
+        from proml_sim.sim.profiles import PROFILES
+
+        extra["profiles"] = [*PROFILES, *(p for p in chain_profiles if p not in PROFILES)]
     if rpc_url:
         extra["rpc_url"] = rpc_url
     config = ExperimentConfig(out=Path(out), profile=profile, seed=seed, extra=extra)

@@ -12,7 +12,9 @@ the registry :data:`UNITS` holds
   ``engine``;
 * ``threats``: one catalogued threat scenario on both systems
   (:func:`proml_sim.threats.runner.run_threat` with ``seeds=1`` and ``base_seed=seed``), swept
-  over the threat ``id``; ``proml sweep S4`` is ``proml sweep threats --param id=S4``.
+  over the threat ``id``; ``proml sweep S4`` is ``proml sweep threats --param id=S4``; plugin
+  scenarios with ``--scenarios FILE_OR_MODULE`` (the ``scenarios`` parameter, so every
+  worker loads the plugin too).
 
 The grid is the product of every parameter's values (a parameter not swept keeps its default),
 in the order the unit declares its parameters and the values were given; each grid point runs
@@ -30,18 +32,15 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import itertools
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DASK_HINT = "pip install 'proml-sim[sweeps]'  (dask[distributed])"
+from proml_sim.parallel import DASK_HINT, grid_points, run_tasks
 
 
 @dataclass(frozen=True)
@@ -58,6 +57,8 @@ class Unit:
     in_process_engines_only: bool = True
     aliases: Callable[[], dict[str, dict[str, list[Any]]]] | None = field(default=None,
                                                                         compare=False)
+    #: parameters left out of the rows while empty (e.g. no plugin loaded)
+    quiet: frozenset[str] = frozenset()
 
 
 # -- the units -----------------------------------------------------------------------------------
@@ -79,7 +80,7 @@ def _e04(params: dict[str, Any], seed: int) -> dict[str, Any]:
 def _threat(params: dict[str, Any], seed: int) -> dict[str, Any]:
     from proml_sim.threats.runner import run_threat
 
-    tm = _threat_models().get(params["id"])
+    tm = _threat_models(params.get("scenarios", "")).get(params["id"])
     if tm is None:
         raise ValueError(f"unknown or unimplemented threat {params['id']!r}; implemented: "
                          f"{', '.join(_threat_models())}")
@@ -92,13 +93,16 @@ def _threat(params: dict[str, Any], seed: int) -> dict[str, Any]:
     return out
 
 
-def _threat_models() -> dict[str, Any]:
-    """Catalogued threats that have an implementation, in catalogue order."""
+def _threat_models(plugin: str = "") -> dict[str, Any]:
+    """Catalogued threats that have an implementation, in catalogue order, then those of
+    installed plugins and of ``plugin`` (a scenario plugin file or module)."""
     from proml_sim.threats.catalogue import load_catalogue
+    from proml_sim.threats.plugins import load_entry_points, load_plugin
     from proml_sim.threats.runner import load_scenarios
 
     impl = load_scenarios()
-    return {tid: tm for tid, tm in load_catalogue().items() if tid in impl}
+    cat = {**load_catalogue(), **load_entry_points(), **(load_plugin(plugin) if plugin else {})}
+    return {tid: tm for tid, tm in cat.items() if tid in impl}
 
 
 def _threat_aliases() -> dict[str, dict[str, list[Any]]]:
@@ -117,8 +121,9 @@ UNITS: dict[str, Unit] = {
               "minutes": (8.0,), "engine": ("pyevm",)},
              _e04, ("l1_median_s", "throughput_per_s", "never_included")),
         Unit("threats", "one threat scenario against the baseline and ProML (seeds=1 each)",
-             {"id": ()}, _threat, ("baseline.asr", "proml.asr", "proml.detection_rate"),
-             aliases=_threat_aliases),
+             {"id": (), "scenarios": ("",)}, _threat,
+             ("baseline.asr", "proml.asr", "proml.detection_rate"),
+             aliases=_threat_aliases, quiet=frozenset({"scenarios"})),
     )
 }
 
@@ -164,15 +169,15 @@ def grid(unit: Unit, overrides: dict[str, list[Any]]) -> list[dict[str, Any]]:
     if unknown:
         raise ValueError(f"unit {unit.name} has no parameter(s) {sorted(unknown)}; its "
                          f"parameters: {', '.join(unit.params)}")
-    axes = []
+    axes: dict[str, list[Any]] = {}
     for name, defaults in unit.params.items():
         values = list(overrides.get(name, defaults))
         if not values and unit.aliases is not None:  # e.g. every implemented threat
             values = [v for alias in unit.aliases().values() for v in alias[name]]
         if not values:
             raise ValueError(f"unit {unit.name} needs --param {name}=...")
-        axes.append([(name, v) for v in values])
-    points = [dict(combo) for combo in itertools.product(*axes)]
+        axes[name] = values
+    points = grid_points(axes)
     if unit.in_process_engines_only:
         for p in points:
             if p.get("engine") not in (None, "pyevm", "revm"):
@@ -187,15 +192,12 @@ def run_task(unit_name: str, params: dict[str, Any], seed: int) -> dict[str, Any
     (a measure named like a parameter is dropped: the parameter is the one swept)."""
     unit = UNITS[unit_name]
     measures = unit.run(dict(params), seed)
-    row: dict[str, Any] = {"unit": unit_name, **params, "seed": seed}
+    shown = {k: v for k, v in params.items() if v or k not in unit.quiet}
+    row: dict[str, Any] = {"unit": unit_name, **shown, "seed": seed}
     for k, v in measures.items():
         if k not in row:
             row[k] = v
     return row
-
-
-def _run_task_tuple(task: tuple[str, dict[str, Any], int]) -> dict[str, Any]:
-    return run_task(*task)
 
 
 @dataclass
@@ -222,61 +224,11 @@ def run_sweep(unit: Unit | str, overrides: dict[str, list[Any]] | None = None,
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError("seeds must be distinct and at least one")
     tasks = [(unit.name, p, s) for p in points for s in seeds]
-    if workers is not None and workers < 0:
-        raise ValueError("workers must be >= 0 (0: serially in this process)")
     t0 = time.perf_counter()
-    if scheduler:
-        rows, executor, n = _on_dask(tasks, scheduler, progress), "dask", 0
-    elif workers == 0 or len(tasks) == 1:
-        rows, executor, n = _serial(tasks, progress), "serial", 1
-    else:
-        n = min(workers or os.cpu_count() or 1, len(tasks))
-        rows, executor = _on_processes(tasks, n, progress), "processes"
+    rows, executor, n = run_tasks(run_task, tasks, workers=workers, scheduler=scheduler,
+                                  progress=progress)
     return SweepResult(unit.name, points, seeds, rows, executor, n,
                        round(time.perf_counter() - t0, 3))
-
-
-def _serial(tasks: list[tuple[str, dict[str, Any], int]],
-            progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
-    rows = []
-    for i, t in enumerate(tasks):
-        rows.append(_run_task_tuple(t))
-        if progress:
-            progress(i + 1, len(tasks))
-    return rows
-
-
-def _on_processes(tasks: list[tuple[str, dict[str, Any], int]], workers: int,
-                  progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
-    from proml_sim.procs import process_pool
-
-    # spawned, not forked: a clean interpreter per worker (no inherited engine state or threads);
-    # torn down at once on Ctrl-C
-    rows: list[dict[str, Any] | None] = [None] * len(tasks)
-    with process_pool(workers) as pool:
-        futures = {pool.submit(_run_task_tuple, t): i for i, t in enumerate(tasks)}
-        for done, fut in enumerate(as_completed(futures), 1):
-            rows[futures[fut]] = fut.result()
-            if progress:
-                progress(done, len(tasks))
-    return [r for r in rows if r is not None]
-
-
-def _on_dask(tasks: list[tuple[str, dict[str, Any], int]], scheduler: str,
-             progress: Callable[[int, int], None] | None) -> list[dict[str, Any]]:
-    try:
-        from dask.distributed import Client
-        from dask.distributed import as_completed as dask_completed
-    except ImportError:
-        raise ValueError(f"--scheduler needs dask.distributed: {DASK_HINT}") from None
-    # the client only: the cluster belongs to whoever started it and keeps running
-    with Client(scheduler, timeout="30s") as client:  # type: ignore[no-untyped-call]
-        futures = [client.submit(run_task, *t, pure=False) for t in tasks]
-        for done, _ in enumerate(dask_completed(futures), 1):  # type: ignore[no-untyped-call]
-            if progress:
-                progress(done, len(tasks))
-        rows: list[dict[str, Any]] = client.gather(futures)
-    return rows
 
 
 # -- results ---------------------------------------------------------------------------------------
@@ -315,7 +267,7 @@ def summarise(unit: Unit, res: SweepResult) -> list[dict[str, Any]]:
     """Per grid point: the mean of each headline measure over seeds."""
     out = []
     for p in res.grid:
-        rows = [r for r in res.rows if all(r[k] == v for k, v in p.items())]
+        rows = [r for r in res.rows if all(r.get(k, "") == v for k, v in p.items())]
         line: dict[str, Any] = {**p, "seeds": len(rows)}
         for m in unit.headline:
             vals = [r[m] for r in rows if isinstance(r.get(m), int | float)
@@ -338,7 +290,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not args.unit:
         raise UsageError("name a unit (or a threat id); `proml sweep --list` shows them")
     try:
-        unit, overrides = resolve(args.unit)
+        if args.scenarios:
+            from proml_sim.threats.plugins import load_plugin
+
+            if args.unit in load_plugin(args.scenarios):
+                unit, overrides = UNITS["threats"], {"id": [args.unit]}
+            else:
+                unit, overrides = resolve(args.unit)
+        else:
+            unit, overrides = resolve(args.unit)
+        if args.scenarios:
+            if unit.name != "threats":
+                raise ValueError("--scenarios loads threat scenarios: sweep a threat id")
+            overrides["scenarios"] = [args.scenarios]
         for spec in args.param:
             name, values = parse_param(spec, unit)
             overrides[name] = values
@@ -392,6 +356,8 @@ def register(sub: Any) -> None:
     p.add_argument("--out", default="sweeps", type=cliargs.output_dir,
                    help="directory for sweep_<unit>.csv/.json "
                    "(default: sweeps)")
+    p.add_argument("--scenarios", metavar="FILE_OR_MODULE",
+                   help="load a threat scenario plugin first (then sweep its id)")
     p.add_argument("--list", action="store_true", help="list the units and their parameters")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sweep)

@@ -209,11 +209,29 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     try:
         summary = reproduce(profile=args.profile, out=Path(args.out), seed=args.seed,
-                            engine=args.engine, rpc_url=args.rpc_url)
+                            engine=args.engine, rpc_url=args.rpc_url,
+                            chain_profiles=args.chain_profile)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     print(f"wrote {Path(args.out) / 'REPORT.md'} and {Path(args.out) / 'summary.json'}")
     return EXIT_OK if summary.get("ok", True) else EXIT_CHECK_FAILED
+
+
+def chain_profile(value: str) -> str:
+    """Argument type: a named chain profile or a profile TOML file (checked now, passed on as
+    given so that worker processes load the same file)."""
+    from proml_sim.errors import ProfileError
+    from proml_sim.sim.profiles import get_profile
+
+    try:
+        get_profile(value)
+    except ProfileError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+PROFILE_HELP = ("a chain profile: {names}, or a TOML file of ChainProfile fields "
+                "(e.g. base = \"ethereum-pos\" and block_time = 6.0)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -350,7 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("simulate", help="many teams recording provenance on a simulated "
                          "chain; rows stream to a CSV file")
-    sim.add_argument("--profile", choices=sorted(PROFILES), default="ethereum-pos")
+    sim.add_argument("--profile", type=chain_profile, default="ethereum-pos",
+                     metavar="NAME_OR_TOML",
+                     help=PROFILE_HELP.format(names=", ".join(sorted(PROFILES))))
     sim.add_argument("--teams", type=pos, default=50)
     sim.add_argument("--days", type=cliargs.positive_float, default=7.0,
                      help="simulated days (default 7)")
@@ -368,7 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     sb = sub.add_parser("sim-bench", help="simulator speed: transitions/s, simulated s per "
                         "wall s, and how wall time grows with the number of transitions")
     sb.add_argument("--sizes", type=pos, nargs="+", default=[500, 1000, 2000, 4000])
-    sb.add_argument("--profile", choices=sorted(PROFILES), default="consortium-fast")
+    sb.add_argument("--profile", type=chain_profile, default="consortium-fast",
+                    metavar="NAME_OR_TOML",
+                    help=PROFILE_HELP.format(names=", ".join(sorted(PROFILES))))
     sb.add_argument("--teams", type=pos, default=20)
     sb.add_argument("--engine", choices=ENGINES, default="pyevm")
     sb.add_argument("--rpc-url", type=cliargs.rpc_url, help="JSON-RPC endpoint for --engine rpc")
@@ -390,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="chain engine of the experiments (default pyevm)")
     r.add_argument("--rpc-url", type=cliargs.rpc_url,
                    help="JSON-RPC node for --engine rpc (e.g. a local anvil)")
+    r.add_argument("--chain-profile", action="append", type=chain_profile, default=[],
+                   metavar="NAME_OR_TOML", help="also measure E1 latency on this chain "
+                   "profile (repeatable; " + PROFILE_HELP.format(names="a named one") + ")")
     r.set_defaults(func=cmd_reproduce)
     _globalise(p)
     return p

@@ -54,6 +54,9 @@
             └── TupleMismatch                 not the (model, dataset, evaluation) approved
 
     UnknownLifecycle (LookupError)            a lifecycle spec names no importable class
+    SimNameError (LookupError)                a World has no lifecycle or participant of
+                                              that name (the message lists the known ones)
+    ProfileError (ValueError)                 a chain profile is invalid or its file unreadable
     OutputError (OSError)                     an output path cannot be written (missing
                                               directory, a directory where a file goes)
     CatalogueError (ValueError)               a threat-model file is invalid (also ProMLError)
@@ -69,7 +72,20 @@ from __future__ import annotations
 
 
 class ProMLError(Exception):
-    """Root of every error raised by proml-sim."""
+    """Root of every error raised by proml-sim.
+
+    Catch it to handle any of the toolkit's refusals; ``exit_code`` is what ``proml`` exits with.
+
+    Example::
+
+        >>> from proml_sim import ProMLError
+        >>> from proml_sim.lifecycles import load_lifecycle
+        >>> try:
+        ...     load_lifecycle("Datset")
+        ... except ProMLError as err:
+        ...     print(type(err).__name__, err.exit_code)
+        UnknownLifecycle 2
+    """
 
     #: the ``proml`` exit code when this error ends a command (2: usage or input error)
     exit_code: int = 2
@@ -80,7 +96,20 @@ class UsageError(ProMLError, ValueError):
 
 
 class InvalidDefinition(ProMLError, TypeError):
-    """A lifecycle definition is invalid.  ``problems`` lists every problem found."""
+    """A lifecycle definition is invalid.  ``problems`` lists every problem found.
+
+    Raised when the :class:`~proml_sim.dsl.Artefact` subclass is created.
+
+    Example::
+
+        >>> from proml_sim import Artefact, State
+        >>> class Broken(Artefact):
+        ...     start = State(initial=True)
+        Traceback (most recent call last):
+        ...
+        proml_sim.errors.InvalidDefinition: Broken: 1 problem(s) in lifecycle definition:
+          - Broken: no final state; mark at least one state with State(final=True).
+    """
 
     def __init__(self, cls_name: str, problems: list[str]) -> None:
         self.cls_name = cls_name
@@ -92,7 +121,16 @@ class InvalidDefinition(ProMLError, TypeError):
 
 
 class CompilationError(ProMLError, RuntimeError):
-    """The vyper compiler rejected a source text."""
+    """The vyper compiler rejected a source text.
+
+    Example (compiles, so not run by the doctests)::
+
+        >>> from proml_sim import compile_source
+        >>> compile_source("x: uint256 = 1")  # doctest: +SKIP
+        Traceback (most recent call last):
+        ...
+        proml_sim.errors.CompilationError: vyper could not compile the generated contract: ...
+    """
 
     def __init__(self, message: str, source: str, line: int | None = None) -> None:
         self.source = source
@@ -106,7 +144,25 @@ class CompilationError(ProMLError, RuntimeError):
 
 
 class LifecycleError(ProMLError):
-    """A lifecycle guard refused an operation (off chain or on chain: same type, same text)."""
+    """A lifecycle guard refused an operation (off chain or on chain: same type, same text).
+
+    ``reason`` is the revert reason a deployed contract gives for the same refusal.
+
+    Example::
+
+        >>> from proml_sim import Interpreter, build_ir
+        >>> from proml_sim.lifecycles import Dataset
+        >>> admin, lab, crowd = ("0x" + c * 40 for c in "abc")
+        >>> ds = Interpreter(build_ir(Dataset), deployer=admin)
+        >>> ds.grant(admin, "dataset_admin", lab)
+        >>> raw = ds.register(lab, bytes(32), digest=b"r" * 32)
+        >>> from proml_sim import LifecycleError
+        >>> try:
+        ...     ds.fire(crowd, "label", raw, digest=b"l" * 32)
+        ... except LifecycleError as err:
+        ...     print(err.reason)
+        RoleNotAllowed: Dataset.label needs role labeller
+    """
 
     @property
     def code(self) -> str:
@@ -119,44 +175,204 @@ class LifecycleError(ProMLError):
 
 
 class UnknownArtefact(LifecycleError, LookupError):
+    """No artefact with that id in this lifecycle.
+
+    Example::
+
+        >>> from proml_sim import Interpreter, build_ir
+        >>> from proml_sim.lifecycles import Dataset
+        >>> admin, lab, crowd = ("0x" + c * 40 for c in "abc")
+        >>> ds = Interpreter(build_ir(Dataset), deployer=admin)
+        >>> ds.grant(admin, "dataset_admin", lab)
+        >>> raw = ds.register(lab, bytes(32), digest=b"r" * 32)
+        >>> ds.state(b"?" * 32)
+        Traceback (most recent call last):
+        ...
+        proml_sim.errors.UnknownArtefact: Dataset: unknown artefact id; register it first
+    """
+
     def __str__(self) -> str:  # LookupError/KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
 
 
 class AlreadyRegistered(LifecycleError):
-    pass
+    """An artefact with that id (registrant + salt) already exists.
+
+    Example::
+
+        >>> from proml_sim import Interpreter, build_ir
+        >>> from proml_sim.lifecycles import Dataset
+        >>> admin, lab, crowd = ("0x" + c * 40 for c in "abc")
+        >>> ds = Interpreter(build_ir(Dataset), deployer=admin)
+        >>> ds.grant(admin, "dataset_admin", lab)
+        >>> raw = ds.register(lab, bytes(32), digest=b"r" * 32)
+        >>> ds.register(lab, bytes(32), digest=b"r" * 32)  # the same salt again
+        Traceback (most recent call last):
+        ...
+        proml_sim.errors.AlreadyRegistered: Dataset: this sender already registered that salt; ...
+    """
 
 
 class TransitionNotAllowed(LifecycleError):
-    pass
+    """The artefact's current state is not a source of the transition.
+
+    Example::
+
+        >>> from proml_sim import Interpreter, build_ir
+        >>> from proml_sim.lifecycles import Dataset
+        >>> admin, lab, crowd = ("0x" + c * 40 for c in "abc")
+        >>> ds = Interpreter(build_ir(Dataset), deployer=admin)
+        >>> ds.grant(admin, "dataset_admin", lab)
+        >>> raw = ds.register(lab, bytes(32), digest=b"r" * 32)
+        >>> ds.fire(lab, "release", raw, digest=b"v" * 32)  # not reviewed yet
+        Traceback (most recent call last):
+        ...
+        proml_sim.errors.TransitionNotAllowed: Dataset.release is allowed only from reviewed
+    """
 
 
 class RoleNotAllowed(LifecycleError, PermissionError):
-    pass
+    """The sender holds none of the roles the step needs.
+
+    Example::
+
+        >>> from proml_sim import Interpreter, build_ir
+        >>> from proml_sim.lifecycles import Dataset
+        >>> admin, lab, crowd = ("0x" + c * 40 for c in "abc")
+        >>> ds = Interpreter(build_ir(Dataset), deployer=admin)
+        >>> ds.grant(admin, "dataset_admin", lab)
+        >>> raw = ds.register(lab, bytes(32), digest=b"r" * 32)
+        >>> ds.fire(crowd, "label", raw, digest=b"l" * 32)  # crowd is not a labeller yet
+        Traceback (most recent call last):
+        ...
+        proml_sim.errors.RoleNotAllowed: Dataset.label needs role labeller
+    """
 
 
 class NotRoleAdmin(LifecycleError, PermissionError):
-    pass
+    """The sender may not grant or revoke that role.
+
+    Example::
+
+        >>> from proml_sim import Interpreter, build_ir
+        >>> from proml_sim.lifecycles import Dataset
+        >>> admin, lab, crowd = ("0x" + c * 40 for c in "abc")
+        >>> ds = Interpreter(build_ir(Dataset), deployer=admin)
+        >>> ds.grant(admin, "dataset_admin", lab)
+        >>> raw = ds.register(lab, bytes(32), digest=b"r" * 32)
+        >>> ds.grant(crowd, "labeller", crowd)  # only dataset_admin grants labeller
+        Traceback (most recent call last):
+        ...
+        proml_sim.errors.NotRoleAdmin: Dataset: sender does not hold the admin role of that role
+    """
 
 
 class EvidenceRequired(LifecycleError, ValueError):
-    pass
+    """A step that needs a content digest got none.
+
+    Example::
+
+        >>> from proml_sim import Interpreter, build_ir
+        >>> from proml_sim.lifecycles import Dataset
+        >>> admin, lab, crowd = ("0x" + c * 40 for c in "abc")
+        >>> ds = Interpreter(build_ir(Dataset), deployer=admin)
+        >>> ds.grant(admin, "dataset_admin", lab)
+        >>> raw = ds.register(lab, bytes(32), digest=b"r" * 32)
+        >>> ds.grant(lab, "labeller", crowd)
+        >>> ds.fire(crowd, "label", raw)  # no digest of the labels
+        Traceback (most recent call last):
+        ...
+        proml_sim.errors.EvidenceRequired: Dataset.label needs a non-zero evidence digest
+    """
 
 
 class SeparationOfDuty(LifecycleError, PermissionError):
-    pass
+    """The actor fired a conflicting step on this artefact.
+
+    Example::
+
+        >>> from proml_sim import Interpreter, build_ir
+        >>> from proml_sim.lifecycles import Dataset
+        >>> admin, lab, crowd = ("0x" + c * 40 for c in "abc")
+        >>> ds = Interpreter(build_ir(Dataset), deployer=admin)
+        >>> ds.grant(admin, "dataset_admin", lab)
+        >>> raw = ds.register(lab, bytes(32), digest=b"r" * 32)
+        >>> ds.grant(lab, "labeller", lab)
+        >>> _ = ds.fire(lab, "label", raw, digest=b"l" * 32)
+        >>> ds.fire(lab, "review", raw)  # the labeller may not review its own labels
+        Traceback (most recent call last):
+        ...
+        proml_sim.errors.SeparationOfDuty: Dataset.review: the actor of label may not also do this
+    """
 
 
 class AlreadyApproved(LifecycleError):
-    pass
+    """The approver (or its trust domain) already approved this version.
+
+    Example (``Model.verify`` counts two approvals from distinct trust domains)::
+
+        >>> from proml_sim import Interpreter, build_ir
+        >>> from proml_sim.lifecycles import Model
+        >>> admin, dev, v1, v2 = ("0x" + c * 40 for c in "abcd")
+        >>> m = Interpreter(build_ir(Model), deployer=admin)
+        >>> for role, who in [("operator", admin), ("developer", dev)]:
+        ...     m.grant(admin, role, who)
+        >>> model = m.register(admin, bytes(32))
+        >>> _ = m.fire(dev, "train", model, digest=b"m" * 32)
+        >>> lab_b = b"lab-b".ljust(32, b"\\0")
+        >>> m.grant(admin, "verifier", v1, lab_b)
+        >>> m.grant(admin, "verifier", v2, lab_b)  # same trust domain as v1
+        >>> m.fire(v1, "verify", model, digest=b"e" * 32)
+        StepResult(fired=False, approvals=1, required=2, version=2, state='trained')
+        >>> m.fire(v2, "verify", model, digest=b"e" * 32)
+        Traceback (most recent call last):
+        ...
+        proml_sim.errors.AlreadyApproved: Model.verify: this trust domain already approved ...
+    """
 
 
 class ApprovalsFull(LifecycleError):
-    pass
+    """The approval slots for this version are exhausted.
+
+    Example (approvers whose role was revoked no longer count, but keep their slot)::
+
+        >>> from proml_sim import Interpreter, build_ir
+        >>> from proml_sim.lifecycles import Model
+        >>> admin, dev, v1, v2 = ("0x" + c * 40 for c in "abcd")
+        >>> m = Interpreter(build_ir(Model), deployer=admin)
+        >>> for role, who in [("operator", admin), ("developer", dev)]:
+        ...     m.grant(admin, role, who)
+        >>> model = m.register(admin, bytes(32))
+        >>> _ = m.fire(dev, "train", model, digest=b"m" * 32)
+        >>> for i in range(16):  # MAX_APPROVERS
+        ...     verifier = f"0x{i + 1:040x}"
+        ...     m.grant(admin, "verifier", verifier)
+        ...     _ = m.fire(verifier, "verify", model, digest=b"e" * 32)
+        ...     m.revoke(admin, "verifier", verifier)
+        >>> m.grant(admin, "verifier", v1)
+        >>> m.fire(v1, "verify", model, digest=b"e" * 32)
+        Traceback (most recent call last):
+        ...
+        proml_sim.errors.ApprovalsFull: Model.verify: approval slots for this version are full
+    """
 
 
 class InvalidArgument(LifecycleError, ValueError):
-    pass
+    """A malformed call (unknown role index, bad input list, wrong length).
+
+    Example::
+
+        >>> from proml_sim import Interpreter, build_ir
+        >>> from proml_sim.lifecycles import Dataset
+        >>> admin, lab, crowd = ("0x" + c * 40 for c in "abc")
+        >>> ds = Interpreter(build_ir(Dataset), deployer=admin)
+        >>> ds.grant(admin, "dataset_admin", lab)
+        >>> raw = ds.register(lab, bytes(32), digest=b"r" * 32)
+        >>> ds.state(b"short")
+        Traceback (most recent call last):
+        ...
+        proml_sim.errors.InvalidArgument: Dataset: argument artefact must be exactly 32 bytes, ...
+    """
 
 
 class GovernanceError(LifecycleError):
@@ -229,11 +445,42 @@ def lifecycle_error_from_reason(reason: str) -> LifecycleError | None:
 
 
 class ChainError(ProMLError):
-    """A chain engine failed or was misused."""
+    """A chain engine failed or was misused.
+
+    Example::
+
+        >>> from proml_sim import ChainError
+        >>> from proml_sim.chain.accounts import KeyRing
+        >>> ring = KeyRing.from_seed("demo", 1, owner="alice")
+        >>> try:
+        ...     ring.signer("0x" + "b" * 40)  # a key alice does not hold
+        ... except ChainError as err:
+        ...     print(type(err).__name__)
+        KeyCustodyError
+    """
 
 
 class TransactionFailed(ChainError):
-    """A transaction reverted without a lifecycle reason (or ran out of gas)."""
+    """A transaction reverted without a lifecycle reason (or ran out of gas).
+
+    ``receipt`` is the failed transaction's receipt, when there is one.
+
+    Example (compiles, so not run by the doctests)::
+
+        >>> from proml_sim import compile_artefact
+        >>> from proml_sim.chain.accounts import KeyRing
+        >>> from proml_sim.chain.client import LifecycleClient
+        >>> from proml_sim.chain.engines import make_backend
+        >>> from proml_sim.lifecycles import Model
+        >>> ring = KeyRing.from_seed("demo", 1)
+        >>> admin = ring.signer(ring.addresses[0])
+        >>> chain = make_backend("pyevm", funded=ring.addresses)
+        >>> lc = LifecycleClient.deploy(chain, compile_artefact(Model), admin)  # doctest: +SKIP
+        >>> lc.grant(admin, "operator", admin.address, gas=30_000)  # doctest: +SKIP
+        Traceback (most recent call last):
+        ...
+        proml_sim.errors.TransactionFailed: Model.grant_role reverted without a lifecycle reason ...
+    """
 
     def __init__(self, message: str, receipt: object | None = None) -> None:
         self.receipt = receipt
@@ -241,11 +488,30 @@ class TransactionFailed(ChainError):
 
 
 class KeyCustodyError(ChainError, PermissionError):
-    """An actor tried to sign with a key it does not hold."""
+    """An actor tried to sign with a key it does not hold.
+
+    Example::
+
+        >>> from proml_sim.chain.accounts import KeyRing
+        >>> ring = KeyRing.from_seed("demo", 1, owner="alice")
+        >>> ring.signer("0x" + "b" * 40)
+        Traceback (most recent call last):
+        ...
+        proml_sim.errors.KeyCustodyError: actor alice holds no key for 0xbbbb...; add it to ...
+    """
 
 
 class EngineError(ChainError):
-    """An engine was asked for something it cannot do (unknown snapshot, malformed tx...)."""
+    """An engine was asked for something it cannot do (unknown snapshot, malformed tx...).
+
+    Example::
+
+        >>> from proml_sim.chain.accounts import Signer
+        >>> Signer(bytes(32))  # zero is no private key
+        Traceback (most recent call last):
+        ...
+        proml_sim.errors.EngineError: a private key must be 32 bytes encoding an integer in [1, n-1]
+    """
 
 
 class JournalError(ChainError):
@@ -337,6 +603,19 @@ class UnknownLifecycle(ProMLError, LookupError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class SimNameError(ProMLError, LookupError):
+    """A :class:`~proml_sim.sim.World` has no lifecycle or participant of that name; the
+    message lists the known ones."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ProfileError(ProMLError, ValueError):
+    """A chain profile is invalid (every problem listed), names a field its consensus ignores,
+    or its TOML file cannot be read."""
 
 
 class OutputError(ProMLError, OSError):

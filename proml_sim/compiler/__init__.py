@@ -27,7 +27,20 @@ EVM_VERSION = "prague"
 
 @dataclass(frozen=True)
 class CompiledContract:
-    """A compiled lifecycle contract.  ``ir`` is ``None`` for plain sources."""
+    """A compiled lifecycle contract.  ``ir`` is ``None`` for plain sources.
+
+    Example (compiles, so not run by the doctests)::
+
+        >>> from proml_sim import build_ir, compile_artefact
+        >>> from proml_sim.lifecycles import Dataset
+        >>> contract = compile_artefact(Dataset)  # doctest: +SKIP
+        >>> contract.name, contract.ir == build_ir(Dataset)  # doctest: +SKIP
+        ('Dataset', True)
+        >>> contract.fingerprint == build_ir(Dataset).fingerprint()  # doctest: +SKIP
+        True
+        >>> "register" in contract.abi_json()  # doctest: +SKIP
+        True
+    """
 
     name: str
     source: str
@@ -89,7 +102,16 @@ def _vyper_compile(source: str) -> dict[str, Any]:
 def compile_source(
     source: str, name: str = "Contract", *, use_cache: bool = True
 ) -> CompiledContract:
-    """Compile a Vyper source text (cached on disk by its hash)."""
+    """Compile a Vyper source text (cached on disk by its hash).
+
+    Example (compiles, so not run by the doctests)::
+
+        >>> from proml_sim import compile_source
+        >>> src = "@external\\n@pure\\ndef answer() -> uint256:\\n    return 42\\n"
+        >>> contract = compile_source(src, "Answer")  # doctest: +SKIP
+        >>> [f["name"] for f in contract.abi], contract.ir is None  # doctest: +SKIP
+        (['answer'], True)
+    """
     compiler = _compiler_id()
     key = hashlib.sha256(f"{compiler}\n{source}".encode()).hexdigest()
     path = cache_dir() / f"{key}.json"
@@ -127,7 +149,19 @@ def compile_anchor(*, use_cache: bool = True) -> CompiledContract:
 def compile_artefact(
     lifecycle: Any, *, layout: str = "registry", use_cache: bool = True
 ) -> CompiledContract:
-    """Generate and compile the contract of a DSL lifecycle class (or a :class:`LifecycleIR`)."""
+    """Generate and compile the contract of a DSL lifecycle class (or a :class:`LifecycleIR`).
+
+    ``layout``: ``"registry"`` (one contract holds every artefact), ``"factory"`` or ``"clone"``
+    (a contract per artefact).
+
+    Example (compiles, so not run by the doctests)::
+
+        >>> from proml_sim import compile_artefact
+        >>> from proml_sim.lifecycles import Model
+        >>> contract = compile_artefact(Model)  # doctest: +SKIP
+        >>> contract.name, len(contract.runtime_bytecode) > 0  # doctest: +SKIP
+        ('Model', True)
+    """
     ir = build_ir(lifecycle)
     compiled = compile_source(generate_vyper(ir, layout), ir.name, use_cache=use_cache)
     return CompiledContract(

@@ -52,7 +52,23 @@ CountMode = Literal["accounts", "domains"]
 
 
 class Role:
-    """A role that accounts hold.  ``admin`` is the role whose holders grant and revoke it."""
+    """A role that accounts hold.  ``admin`` is the role whose holders grant and revoke it
+    (default: :data:`ADMIN`).
+
+    Example::
+
+        >>> from proml_sim import Artefact, Role, State, build_ir
+        >>> class Lab(Artefact):
+        ...     head = Role()
+        ...     member = Role(admin=head)  # heads grant and revoke membership
+        ...     open = State(initial=True, by=member)
+        ...     closed = State(final=True)
+        ...     close = open.to(closed, by=head)
+        >>> Lab.member, Lab.member.admin
+        (Role('member'), Role('head'))
+        >>> build_ir(Lab).role("member")
+        RoleIR(name='member', index=2, admin='head')
+    """
 
     _counter: ClassVar[int] = 0
 
@@ -72,6 +88,24 @@ class Role:
 
 
 class _AdminRole(Role):
+    """The built-in administrator role (index 0), held by the deployer; the default admin of
+    every role, and usable in ``by=`` like any declared role.
+
+    Example::
+
+        >>> from proml_sim import ADMIN, Artefact, Role, State, build_ir
+        >>> class Ticket(Artefact):
+        ...     support = Role()  # no admin given: ADMIN grants and revokes it
+        ...     opened = State(initial=True)
+        ...     closed = State(final=True)
+        ...     close = opened.to(closed, by=[support, ADMIN])
+        >>> ADMIN
+        Role('admin')
+        >>> ir = build_ir(Ticket)
+        >>> ir.role("support").admin, ir.transition("close").by
+        ('admin', ('admin', 'support'))
+    """
+
     def __init__(self) -> None:
         super().__init__(admin=None, doc="built-in administrator, held by the deployer")
         self.name = "admin"
@@ -173,7 +207,23 @@ class State(_Sources):
 
     ``initial=True`` marks the state an artefact enters when registered; ``by`` then restricts
     who may register (default: anyone) and ``evidence=True`` makes registration carry a digest.
-    ``final=True`` marks an end state (no transitions out of it).
+    ``final=True`` marks an end state (no transitions out of it).  ``a | b`` groups states as
+    the sources of one transition.
+
+    Example::
+
+        >>> from proml_sim import Artefact, Role, State
+        >>> class Paper(Artefact):
+        ...     author = Role()
+        ...     draft = State(initial=True, by=author)  # only authors register papers
+        ...     revised = State()
+        ...     published = State(final=True)
+        ...     revise = (draft | revised).to(revised, by=author)
+        ...     publish = revised.to(published, by=author)
+        >>> list(Paper.__states__)
+        ['draft', 'revised', 'published']
+        >>> Paper.draft.initial, Paper.draft.by, Paper.published.final
+        (True, (Role('author'),), True)
     """
 
     def __init__(
@@ -212,7 +262,23 @@ class StateGroup(_Sources):
 
 
 class Transition:
-    """A named step between states; created with ``source.to(target, ...)``."""
+    """A named step between states; created with ``source.to(target, ...)`` (see
+    :meth:`State.to` for ``by``, ``approvals``, ``count``, ``evidence``, ``separate_from``).
+
+    Example::
+
+        >>> from proml_sim import Artefact, Role, State
+        >>> class Paper(Artefact):
+        ...     author = Role()
+        ...     reviewer = Role()
+        ...     draft = State(initial=True)
+        ...     accepted = State(final=True)
+        ...     accept = draft.to(accepted, by=reviewer, approvals=2)  # two reviewers agree
+        >>> Paper.accept
+        Transition('accept')
+        >>> Paper.accept.sources, Paper.accept.target, Paper.accept.approvals
+        ((State('draft'),), State('accepted'), 2)
+    """
 
     def __init__(
         self,
@@ -250,6 +316,21 @@ class Artefact:
 
     Class attributes filled in by validation: ``__roles__``, ``__states__``, ``__transitions__``
     (name -> object, in declaration order) and ``__consortium__`` (None: single admin).
+
+    Example::
+
+        >>> from proml_sim import Artefact, Role, State
+        >>> class Paper(Artefact):
+        ...     author = Role()
+        ...     reviewer = Role()
+        ...     draft = State(initial=True, by=author, evidence=True)
+        ...     accepted = State(final=True)
+        ...     accept = draft.to(accepted, by=reviewer, approvals=2)
+        >>> list(Paper.__roles__), list(Paper.__transitions__)
+        (['author', 'reviewer'], ['accept'])
+
+    A class that breaks the rules raises :class:`~proml_sim.errors.InvalidDefinition` listing
+    every problem.
     """
 
     __consortium__: ClassVar[Consortium | None] = None

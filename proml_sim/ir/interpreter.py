@@ -218,7 +218,27 @@ class Interpreter:
     """One lifecycle "contract" held in Python memory.
 
     ``deployer`` receives the built-in admin role in ``admin_domain``, as the contract's
-    constructor does.
+    constructor does.  A refused call raises the same
+    :class:`~proml_sim.errors.LifecycleError` the contract reverts with.
+
+    Example::
+
+        >>> from proml_sim import Interpreter, build_ir
+        >>> from proml_sim.lifecycles import Dataset
+        >>> admin, lab, crowd = ("0x" + c * 40 for c in "abc")
+        >>> ds = Interpreter(build_ir(Dataset), deployer=admin)
+        >>> ds.grant(admin, "dataset_admin", lab)
+        >>> ds.grant(lab, "labeller", crowd)  # the dataset admin hires a labeller
+        >>> raw = ds.register(lab, bytes(32), digest=b"r" * 32)
+        >>> ds.fire(crowd, "label", raw, digest=b"l" * 32)
+        StepResult(fired=True, approvals=1, required=1, version=2, state='labelled')
+        >>> ds.fire(crowd, "review", raw)  # a labeller may not review
+        Traceback (most recent call last):
+        ...
+        proml_sim.errors.RoleNotAllowed: Dataset.review needs role dataset_admin
+        >>> _ = ds.fire(lab, "review", raw)
+        >>> ds.state(raw), [h.step for h in ds.history(raw)]
+        ('reviewed', ['register', 'label', 'review'])
     """
 
     def __init__(self, ir: LifecycleIR, deployer: str, admin_domain: bytes = ZERO32) -> None:

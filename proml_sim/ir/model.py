@@ -83,6 +83,26 @@ class ConsortiumIR:
 
 @dataclass(frozen=True)
 class LifecycleIR:
+    """A lifecycle as frozen data: roles, states and transitions by name and index, with lookups
+    (:meth:`role`, :meth:`state`, :meth:`transition`), canonical JSON and a fingerprint.
+
+    Example::
+
+        >>> from proml_sim import LifecycleIR, build_ir
+        >>> from proml_sim.lifecycles import Dataset
+        >>> ir = build_ir(Dataset)
+        >>> ir.initial.name, ir.register_by
+        ('collected', ('dataset_admin',))
+        >>> ir.transition("review").separate_from
+        ('label',)
+        >>> LifecycleIR.from_json(ir.canonical_json()) == ir
+        True
+        >>> ir.state("relesed")
+        Traceback (most recent call last):
+        ...
+        proml_sim.errors.UnknownLifecycleName: Dataset has no state 'relesed'; did you mean ...
+    """
+
     name: str
     roles: tuple[RoleIR, ...]
     states: tuple[StateIR, ...]
@@ -202,7 +222,18 @@ class LifecycleIR:
 
 
 def build_ir(cls: Any) -> LifecycleIR:
-    """Build the IR of a validated DSL lifecycle class (or return an IR unchanged)."""
+    """Build the IR of a validated DSL lifecycle class (or return an IR unchanged).
+
+    Example::
+
+        >>> from proml_sim import build_ir
+        >>> from proml_sim.lifecycles import Dataset
+        >>> ir = build_ir(Dataset)
+        >>> [s.name for s in ir.states]
+        ['collected', 'labelled', 'reviewed', 'released', 'retired']
+        >>> build_ir(ir) is ir
+        True
+    """
     if isinstance(cls, LifecycleIR):
         return cls
     from proml_sim.dsl import ADMIN, Artefact

@@ -18,9 +18,10 @@ if TYPE_CHECKING:
         record_stream,
     )
     from proml_sim.sim.forks import ConfirmationPolicy, PrivateBranch, final_height, rosenfeld
-    from proml_sim.sim.monitor import COLUMNS, Monitor
+    from proml_sim.sim.monitor import COLUMNS, SCHEMA, Monitor, rows_dataframe, write_parquet
     from proml_sim.sim.network import REGIONS, NetworkModel, Outage, Partition
-    from proml_sim.sim.profiles import PROFILES, ChainProfile, get_profile
+    from proml_sim.sim.profiles import PROFILES, ChainProfile, get_profile, load_profile
+    from proml_sim.sim.study import Study, StudyResult
     from proml_sim.sim.world import (
         DEPTHS,
         MAX_FUTURE_S,
@@ -40,9 +41,10 @@ _LAZY = {
         ("proml_sim.sim.actors", "Project StepDurations build_projects digest_of "
          "paper_workflow record_stream"),
         ("proml_sim.sim.forks", "ConfirmationPolicy PrivateBranch final_height rosenfeld"),
-        ("proml_sim.sim.monitor", "COLUMNS Monitor"),
+        ("proml_sim.sim.monitor", "COLUMNS SCHEMA Monitor rows_dataframe write_parquet"),
+        ("proml_sim.sim.study", "Study StudyResult"),
         ("proml_sim.sim.network", "REGIONS NetworkModel Outage Partition"),
-        ("proml_sim.sim.profiles", "PROFILES ChainProfile get_profile"),
+        ("proml_sim.sim.profiles", "PROFILES ChainProfile get_profile load_profile"),
         ("proml_sim.sim.world", "DEPTHS MAX_FUTURE_S Participant Producer SimBlock SimTx "
          "TimestampPolicy World domain_id"),
     )
@@ -64,6 +66,7 @@ __all__ = [
     "MAX_FUTURE_S",
     "PROFILES",
     "REGIONS",
+    "SCHEMA",
     "ChainProfile",
     "ConfirmationPolicy",
     "Monitor",
@@ -77,6 +80,8 @@ __all__ = [
     "SimBlock",
     "SimTx",
     "StepDurations",
+    "Study",
+    "StudyResult",
     "TimestampPolicy",
     "World",
     "build_projects",
@@ -84,7 +89,10 @@ __all__ = [
     "domain_id",
     "final_height",
     "get_profile",
+    "load_profile",
     "paper_workflow",
     "record_stream",
     "rosenfeld",
+    "rows_dataframe",
+    "write_parquet",
 ]

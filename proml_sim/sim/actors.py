@@ -31,7 +31,10 @@ class StepDurations:
     """Median durations (seconds) of the ML work between provenance steps; each draw is
     log-normal around the median with spread ``sigma``.  These are our assumptions (the paper
     does not state its own): data collection takes days, labelling by a crowd a couple of days,
-    training hours, verification hours, acceptance and audit a day or more."""
+    training hours, verification hours, acceptance and audit a day or more.
+
+    Example: ``StepDurations(label=3600.0, sigma=0.5)`` (one-hour labelling).
+    """
 
     collect: float = 3 * DAY
     label: float = 2 * DAY
@@ -65,7 +68,9 @@ class StepDurations:
 
 
 def digest_of(*parts: Any) -> bytes:
-    """A SHA-256 content digest standing in for an artefact's bytes in the simulation."""
+    """A SHA-256 content digest standing in for an artefact's bytes in the simulation.
+
+    Example: ``digest_of("team1", "model", 3)`` (32 bytes, the same for the same parts)."""
     return hashlib.sha256(repr(parts).encode()).digest()
 
 
@@ -77,7 +82,9 @@ def _work(world: World, median: float, sigma: float) -> Any:
 
 def record_stream(world: World, who: Participant, model_id: bytes, rate_per_s: float,
                   until: float) -> Generator[Any, Any, int]:
-    """Poisson provenance updates (new model versions) from ``who`` until ``until``."""
+    """Poisson provenance updates (new model versions) from ``who`` until ``until``.
+
+    Example: ``w.env.process(record_stream(w, team, model_id, 30 / 3600, 3600.0))``."""
     n = 0
     while True:
         yield world.env.timeout(world.rng.expovariate(rate_per_s))
@@ -91,7 +98,9 @@ def record_stream(world: World, who: Participant, model_id: bytes, rate_per_s: f
 
 @dataclass
 class Project:
-    """One run of the paper's workflow: seven participants in (ideally) seven trust domains."""
+    """One run of the paper's workflow: seven participants in (ideally) seven trust domains.
+
+    Example: ``projects, grants = build_projects(w, n_teams=7, n_projects=2)``."""
 
     name: str
     operator: Participant
@@ -119,7 +128,10 @@ def build_projects(world: World, n_teams: int, n_projects: int) -> tuple[list[Pr
         tuple[str, str, str]]]:
     """Teams are organisations (one trust domain each, spread over regions); each project
     draws its seven roles from seven different teams (or as many as exist).  Returns the
-    projects and the role grants ``World.setup`` must make."""
+    projects and the role grants ``World.setup`` must make.
+
+    Example: ``projects, grants = build_projects(w, 12, 4); w.setup(grants=grants)``.
+    """
     if n_teams < 1 or n_projects < 0:
         raise ValueError("need n_teams >= 1 and n_projects >= 0")
     teams = [(f"team{i:03d}", REGIONS[i % len(REGIONS)]) for i in range(n_teams)]
@@ -141,7 +153,10 @@ def build_projects(world: World, n_teams: int, n_projects: int) -> tuple[list[Pr
 
 def paper_workflow(world: World, proj: Project, durations: StepDurations,
                    wait_depth: int = 1) -> Generator[Any, Any, dict[str, Any]]:
-    """The 9 steps of PAPER.md for one project; returns a summary of times and outcomes."""
+    """The 9 steps of PAPER.md for one project; returns a summary of times and outcomes.
+
+    Example: ``w.env.process(paper_workflow(w, projects[0], StepDurations(), wait_depth=12))``.
+    """
     d = durations
     started = world.env.now
     waited = 0.0

@@ -34,6 +34,7 @@ Finality (:func:`final_height`), as each chain defines it:
   (Rosenfeld's exact formula, :func:`rosenfeld`) for an assumed attacker share
   (``finality_share``) is at most ``finality_risk``; ``finality_depth``, when set, overrides.
 * ``fixed``: ``finality_depth``.
+* any but PoS with ``finality_delay``: final that many seconds after the block was produced.
 
 The double-spend race follows Rosenfeld (2014), not the Poisson approximation of the Bitcoin
 paper (section 11), whose table underestimates the risk (q = 0.3, z = 10: 0.0417 vs 0.0651):
@@ -45,6 +46,7 @@ and wins when its branch is strictly longer than the honest one after ``z`` conf
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,7 +60,16 @@ if TYPE_CHECKING:
 # -- published analysis ----------------------------------------------------------------------
 def rosenfeld(q: float, z: int) -> float:
     """Rosenfeld's exact double-spend probability: an attacker with hash share ``q`` against a
-    merchant waiting for ``z`` confirmations (1 - sum_{m=0}^{z} C(m+z-1, m)(p^z q^m - q^z p^m))."""
+    merchant waiting for ``z`` confirmations (1 - sum_{m=0}^{z} C(m+z-1, m)(p^z q^m - q^z p^m)).
+
+    Example (the Bitcoin paper's Poisson value for the first is 0.0417)::
+
+        >>> from proml_sim.sim.forks import rosenfeld
+        >>> round(rosenfeld(0.3, 10), 4)
+        0.0651
+        >>> rosenfeld(0.5, 6)  # a majority attacker always wins eventually
+        1.0
+    """
     _check_share(q)
     if z <= 0:
         return 1.0
@@ -106,10 +117,25 @@ def final_height(profile: ChainProfile, blocks: Sequence[SimBlock],
                  attacker_share: float = 0.0) -> int:
     """The highest height (1-based) of ``blocks`` (a canonical chain or a node's prefix of it)
     that is final under ``profile``'s rule (module docstring); 0 if none.  ``attacker_share``:
-    stake that withholds attestations (PoS finality stops above 1/3)."""
+    stake that withholds attestations (PoS finality stops above 1/3).  With
+    ``finality_delay``: the blocks produced at least that long before the head.
+
+    Example (``ropsten-2022``, proof of work: final 6 blocks deep)::
+
+        >>> from proml_sim.sim.forks import final_height
+        >>> from proml_sim.sim.profiles import get_profile
+        >>> from proml_sim.sim.world import SimBlock
+        >>> chain = [SimBlock(height=h, number=h, time=12.0 * h, producer="m", region="eu",
+        ...                   txs=[]) for h in range(1, 31)]
+        >>> final_height(get_profile("ropsten-2022"), chain)
+        25
+    """
     n = len(blocks)
     if n == 0:
         return 0
+    if profile.finality_delay is not None:
+        bound = blocks[-1].time - profile.finality_delay
+        return bisect.bisect_right(blocks, bound, key=lambda b: b.time)
     c = profile.consensus
     if c == "pos":
         if attacker_share > 1 / 3:
@@ -144,7 +170,23 @@ Kind = Literal["depth", "final"]
 @dataclass(frozen=True)
 class ConfirmationPolicy:
     """When a consumer acts on a record: ``L@k`` (its block is ``k`` deep on the consumer's
-    node: the block itself counts as 1) or ``finalised`` (final under the chain's rule)."""
+    node: the block itself counts as 1) or ``finalised`` (final under the chain's rule).
+
+    Example (a 30-block proof-of-work chain, whose blocks up to height 25 are final)::
+
+        >>> from proml_sim.sim.forks import ConfirmationPolicy
+        >>> from proml_sim.sim.profiles import get_profile
+        >>> from proml_sim.sim.world import SimBlock
+        >>> pow_chain = get_profile("ropsten-2022")
+        >>> view = [SimBlock(height=h, number=h, time=12.0 * h, producer="m", region="eu",
+        ...                  txs=[]) for h in range(1, 31)]
+        >>> policy = ConfirmationPolicy.parse("L@12")
+        >>> policy.name, [policy.satisfied(pow_chain, view, h) for h in (19, 20)]
+        ('L@12', [True, False])
+        >>> final = ConfirmationPolicy.parse("finalised")
+        >>> final.satisfied(pow_chain, view, 25), final.satisfied(pow_chain, view, 26)
+        (True, False)
+    """
 
     kind: Kind
     k: int = 0
@@ -211,6 +253,17 @@ class PrivateBranch:
     ``withhold_attestations``: (PoS) also withhold its votes, stopping finality above 1/3.
     ``margin_s``: wait this long after the block that completes the victim's ``confirmations``
     (its consumers hear of it with the network's delay) before releasing.
+
+    Example (:func:`run_races` gives one to a proof-of-work world)::
+
+        >>> from proml_sim.sim.forks import PrivateBranch, run_races
+        >>> PrivateBranch(0.3, confirmations=6).give_up  # blocks behind before it abandons
+        11
+        >>> successes, races, world = run_races(0.3, confirmations=2, races=5, seed=1)
+        >>> isinstance(world.attacker, PrivateBranch), races, 0 <= successes <= races
+        (True, 5, True)
+        >>> all(race.ended is not None for race in world.attacker.races[:5])
+        True
     """
 
     share: float
@@ -372,6 +425,7 @@ def run_races(share: float, confirmations: int, races: int, seed: int = 0,
     # run in chunks of about half the remaining races, until enough have ended
     per_race = 1 / max(share, 1e-3) + (confirmations + (atk.give_up or 0)) / (1 - share)
     while len(atk.races) < races:
-        w.run(w.env.now + prof.block_time * (per_race * (races - len(atk.races)) / 2 + 1))
+        w.run(w.env.now + prof.block_time * (per_race * (races - len(atk.races)) / 2 + 1),
+              drain=False)
     done = atk.races[:races]
     return sum(1 for r in done if r.success), races, w

@@ -1,13 +1,20 @@
-"""Monitors: one tidy row per transaction, kept in memory or streamed to a CSV file."""
+"""Monitors: one tidy row per transaction, kept in memory or streamed to a CSV file.
+
+The row schema (:data:`COLUMNS`, documented in :data:`SCHEMA`) is the same in memory, in CSV
+and in Parquet; a value that does not exist (a transaction never included has no ``l1_s``) is
+``None`` in memory, an empty cell in CSV and null in Parquet -- never ``''``.  Times are
+simulated seconds since the start of the run.
+"""
 
 from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from proml_sim.errors import lifecycle_error_from_reason
+from proml_sim.errors import ProMLError, lifecycle_error_from_reason
 
 if TYPE_CHECKING:
     from proml_sim.sim.world import SimTx, World
@@ -17,6 +24,35 @@ COLUMNS = (
     "submitted", "included", "confirmed", "final", "l1_s", "l12_s", "gas", "outcome", "block",
     "engine_block", "reorged", "reorg_depth", "acted_on_orphan", "profile", "seed",
 )
+
+
+#: What each column holds (the documented row schema).
+SCHEMA: dict[str, str] = {
+    "time": "simulated time the call was submitted (s)",
+    "actor": "participant name",
+    "domain": "the participant's trust domain",
+    "region": "the participant's network region",
+    "artefact": "artefact id (hex) the call acts on or registers; None for grants",
+    "transition": "the transition fired, or the method (register, grant, revoke)",
+    "lifecycle": "lifecycle contract name (Dataset, Model, your own class, Anchor)",
+    "tx": "transaction hash (hex)",
+    "nonce": "sender nonce",
+    "submitted": "simulated submission time (s)",
+    "included": "when the submitter saw it in a block (s); None if never",
+    "confirmed": "when the submitter saw it 12 blocks deep (s); None if never",
+    "final": "when the submitter saw it final (the profile's rule) (s); None if never",
+    "l1_s": "included - submitted (s); None if never included",
+    "l12_s": "confirmed - submitted (s); None if never 12 deep",
+    "gas": "gas used (receipt); None if never included",
+    "outcome": "'ok', 'reverted:<LifecycleError class>' or 'pending'",
+    "block": "height on the simulated canonical chain; None if not in it",
+    "engine_block": "the engine's block number (-1: an empty block); None if not in it",
+    "reorged": "times a reorg took it out of the chain",
+    "reorg_depth": "deepest such reorg",
+    "acted_on_orphan": "times its submitter had seen it confirmed before a reorg undid it",
+    "profile": "chain profile name",
+    "seed": "the world's seed",
+}
 
 
 def outcome(tx: SimTx) -> str:
@@ -31,6 +67,7 @@ def outcome(tx: SimTx) -> str:
 
 
 def row_of(world: World, tx: SimTx) -> dict[str, Any]:
+    """The row of one transaction (:data:`SCHEMA`)."""
     inc = tx.confirmed.get(1)
     conf = tx.confirmed.get(12)
     art = tx.meta.get("artefact")
@@ -39,21 +76,21 @@ def row_of(world: World, tx: SimTx) -> dict[str, Any]:
         "actor": tx.participant.name,
         "domain": tx.participant.domain,
         "region": tx.participant.region,
-        "artefact": art.hex() if isinstance(art, bytes) else (art or ""),
-        "transition": tx.meta.get("transition", tx.meta.get("method", "")),
-        "lifecycle": tx.meta.get("lifecycle", ""),
+        "artefact": art.hex() if isinstance(art, bytes) else (art or None),
+        "transition": tx.meta.get("transition", tx.meta.get("method")),
+        "lifecycle": tx.meta.get("lifecycle"),
         "tx": tx.hash.hex(),
         "nonce": tx.nonce,
         "submitted": round(tx.submitted, 3),
-        "included": round(inc, 3) if inc is not None else "",
-        "confirmed": round(conf, 3) if conf is not None else "",
-        "final": round(tx.final_at, 3) if tx.final_at is not None else "",
-        "l1_s": round(inc - tx.submitted, 3) if inc is not None else "",
-        "l12_s": round(conf - tx.submitted, 3) if conf is not None else "",
-        "gas": tx.receipt.gas_used if tx.receipt else "",
+        "included": round(inc, 3) if inc is not None else None,
+        "confirmed": round(conf, 3) if conf is not None else None,
+        "final": round(tx.final_at, 3) if tx.final_at is not None else None,
+        "l1_s": round(inc - tx.submitted, 3) if inc is not None else None,
+        "l12_s": round(conf - tx.submitted, 3) if conf is not None else None,
+        "gas": tx.receipt.gas_used if tx.receipt else None,
         "outcome": outcome(tx),
-        "block": tx.block.height if tx.block else "",
-        "engine_block": tx.block.number if tx.block else "",
+        "block": tx.block.height if tx.block else None,
+        "engine_block": tx.block.number if tx.block else None,
         "reorged": tx.reorged,
         "reorg_depth": tx.reorg_depth,
         "acted_on_orphan": tx.acted_on_orphan,
@@ -62,12 +99,47 @@ def row_of(world: World, tx: SimTx) -> dict[str, Any]:
     }
 
 
+def rows_dataframe(rows: Iterable[dict[str, Any]]) -> Any:
+    """Rows (:data:`SCHEMA`) as a pandas DataFrame with the schema's columns in order, missing
+    values as NaN/None (needs pandas: ``pip install 'proml-sim[data]'``).
+    Example: ``rows_dataframe(world.monitor.rows)["l1_s"].median()``."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ProMLError("a DataFrame needs pandas: pip install 'proml-sim[data]'") from None
+    return pd.DataFrame(list(rows), columns=list(COLUMNS))
+
+
+def write_parquet(rows: Iterable[dict[str, Any]], path: str | Path) -> Path:
+    """Write rows (:data:`SCHEMA`) to a Parquet file atomically, typed by the schema (needs
+    pyarrow: ``pip install 'proml-sim[data]'``).  Example: ``write_parquet(w.monitor.rows,
+    "rows.parquet")``; read back with ``pandas.read_parquet``."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ProMLError("Parquet output needs pyarrow: pip install 'proml-sim[data]'") from None
+    from proml_sim.fsutil import atomic_write_with
+
+    f64, i64, s = pa.float64(), pa.int64(), pa.string()
+    types = {"time": f64, "submitted": f64, "included": f64, "confirmed": f64, "final": f64,
+             "l1_s": f64, "l12_s": f64, "nonce": i64, "gas": i64, "block": i64,
+             "engine_block": i64, "reorged": i64, "reorg_depth": i64, "acted_on_orphan": i64,
+             "seed": i64}
+    schema = pa.schema([(c, types.get(c, s)) for c in COLUMNS])
+    table = pa.Table.from_pylist(list(rows), schema=schema)
+    return atomic_write_with(path, lambda fh: pq.write_table(table, fh))  # type: ignore[no-untyped-call]
+
+
 class Monitor:
     """Collects one row per transaction.
 
     With ``path``, rows stream to a CSV file (``.part`` while running, renamed on
     :meth:`close`), so memory stays bounded however long the run; ``keep=False`` keeps none in
     memory.
+
+    ``rows``: the rows kept in memory; ``count``: rows recorded.
+    Example: ``World(1, "ethereum-pos", monitor=Monitor("rows.csv", keep=False))``.
     """
 
     def __init__(self, path: str | Path | None = None, *, keep: bool = True) -> None:

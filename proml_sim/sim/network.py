@@ -24,7 +24,9 @@ REGIONS = tuple(LATENCY_MS)
 
 @dataclass(frozen=True)
 class Outage:
-    """Node ``node`` (a participant or producer name) is down in [start, end)."""
+    """Node ``node`` (a participant or producer name) is down in [start, end).
+
+    Example: ``NetworkModel(outages=[Outage("alice", 600.0, 900.0)])``."""
 
     node: str
     start: float
@@ -33,7 +35,9 @@ class Outage:
 
 @dataclass(frozen=True)
 class Partition:
-    """Regions ``regions`` are cut from all other regions in [start, end)."""
+    """Regions ``regions`` are cut from all other regions in [start, end).
+
+    Example: ``NetworkModel(partitions=[Partition(frozenset({"eu"}), 0.0, 300.0)])``."""
 
     regions: frozenset[str]
     start: float
@@ -46,6 +50,9 @@ class NetworkModel:
 
     ``tx_gossip_s``: mean extra delay (exponential) for a transaction to reach block producers
     through the p2p network; ``block_gossip_s``: mean extra delay for a block to reach a node.
+
+    Example: ``World(1, "poa-clique", network=NetworkModel(outages=[Outage("producer-0",
+    0.0, 60.0)]))``.
     """
 
     sigma: float = 0.3

@@ -9,9 +9,12 @@ e01_latency.py`` checks that every run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
+
+from proml_sim.errors import ProfileError
 
 Consensus = Literal["pow", "pos", "poa", "fixed"]
 
@@ -37,6 +40,19 @@ class ChainProfile:
     out-of-turn sealers racing cause short forks (``stale_rate``).
 
     ``fixed``: one producer, a fixed period, no forks.
+
+    Finality: by depth (``finality_depth``; PoW's default is the Rosenfeld depth of
+    ``finality_share``/``finality_risk``, PoS counts ``finality_epochs``, PoA the clique signer
+    rule) or by delay (``finality_delay``: a block is final once that many seconds have passed
+    since it was produced, seen at the first block after; not on PoS).  A field the chosen
+    consensus ignores, set away from its default, is a :class:`~proml_sim.errors.ProfileError`
+    (:data:`CONSENSUS_FIELDS` lists which fields each consensus reads).
+
+    Example::
+
+        fast = ChainProfile("lab-bft", consensus="fixed", block_time=1.0, finality_delay=3.0)
+        slow = get_profile("ethereum-pos").with_(block_time=6.0)
+        mine = load_profile("my_chain.toml")   # the same fields, as TOML keys
     """
 
     name: str
@@ -61,6 +77,8 @@ class ChainProfile:
     sealer_offline_rate: float = 0.0
     mempool_capacity: int = 5_000
     base_fee_gwei: float = 1.0
+    #: finality by delay: final this many seconds after the block was produced (None: by depth)
+    finality_delay: float | None = None
     #: what the paper (or the public chain) reports, shown beside our numbers
     reference: dict[str, float] | None = None
 
@@ -87,15 +105,30 @@ class ChainProfile:
             problems.append("finality_share must be in [0, 0.5) and finality_risk in (0, 1)")
         if self.template_refresh < 0 or self.wiggle < 0:
             problems.append("template_refresh and wiggle must be >= 0")
+        if self.finality_delay is not None:
+            if not self.finality_delay >= 0:
+                problems.append(f"finality_delay={self.finality_delay}; must be >= 0 seconds")
+            if self.finality_depth is not None:
+                problems.append("finality_depth and finality_delay both set; choose one")
+        if self.consensus in CONSENSUS_FIELDS:
+            defaults = _DEFAULTS
+            used = COMMON_FIELDS | CONSENSUS_FIELDS[self.consensus]
+            reads = ", ".join(sorted(CONSENSUS_FIELDS[self.consensus]))
+            for fld in fields(self):
+                if fld.name not in used and getattr(self, fld.name) != defaults[fld.name]:
+                    problems.append(
+                        f"{fld.name}={getattr(self, fld.name)!r} is ignored by consensus "
+                        f"{self.consensus!r} (it reads {reads} besides the common fields); "
+                        "remove it")
         if problems:
-            raise ValueError(f"profile {self.name!r}: " + "; ".join(problems))
+            raise ProfileError(f"profile {self.name!r}: " + "; ".join(problems))
 
     def with_(self, **changes: Any) -> ChainProfile:
         """A copy with some fields changed (validated again)."""
         known = {f.name for f in fields(self)}
         unknown = set(changes) - known
         if unknown:
-            raise ValueError(
+            raise ProfileError(
                 f"profile {self.name!r} has no field(s) {sorted(unknown)}; known: {sorted(known)}"
             )
         return replace(self, **changes)
@@ -106,10 +139,28 @@ class ChainProfile:
         and fixed ``finality_depth`` (None on PoA: the clique signer rule of ``forks``)."""
         if self.consensus == "pos":
             return self.epoch_slots * self.finality_epochs
+        if self.finality_delay is not None:
+            return None
         if self.consensus == "pow" and self.finality_depth is None:
             return _pow_final_depth(self.finality_share, self.finality_risk)
         return self.finality_depth
 
+
+#: Fields every consensus reads.
+COMMON_FIELDS = frozenset({"name", "consensus", "block_time", "block_gas_limit",
+                           "mempool_capacity", "base_fee_gwei", "reference"})
+#: The fields each consensus reads besides :data:`COMMON_FIELDS`.
+CONSENSUS_FIELDS: dict[str, frozenset[str]] = {
+    "pow": frozenset({"stale_rate", "template_refresh", "empty_block_rate", "finality_depth",
+                      "finality_share", "finality_risk", "finality_delay"}),
+    "pos": frozenset({"missed_slot_rate", "reorg_rate", "epoch_slots", "finality_epochs"}),
+    "poa": frozenset({"sealers", "wiggle", "sealer_offline_rate", "stale_rate",
+                      "finality_depth", "finality_delay"}),
+    "fixed": frozenset({"finality_depth", "finality_delay"}),
+}
+_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in fields(ChainProfile) if f.default is not MISSING
+}
 
 PROFILES: dict[str, ChainProfile] = {
     p.name: p
@@ -154,12 +205,56 @@ def _pow_final_depth(share: float, risk: float) -> int:
     return pow_final_depth(share, risk)
 
 
-def get_profile(name: str | ChainProfile) -> ChainProfile:
+def load_profile(path: str | Path) -> ChainProfile:
+    """A profile from a TOML file: the :class:`ChainProfile` fields as top-level keys (or under
+    a ``[profile]`` table); ``name`` defaults to the file's stem, and ``base = "NAME"`` starts
+    from a named profile.  Example file::
+
+        base = "ethereum-pos"
+        name = "pos-6s"
+        block_time = 6.0
+    """
+    import tomllib  # here: profiles are imported when the command line is built
+
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"cannot read profile file {p}: {exc}; give a readable TOML file") \
+            from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"profile file {p} is not valid TOML: {exc}") from None
+    if isinstance(data.get("profile"), dict):
+        data = data["profile"]
+    base = data.pop("base", None)
+    data.setdefault("name", p.stem)
+    try:
+        if base is not None:
+            return get_profile(str(base)).with_(**data)
+        known = {f.name for f in fields(ChainProfile)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ProfileError(f"profile file {p}: unknown field(s) {unknown}; known: "
+                               f"{sorted(known)}")
+        if "consensus" not in data or "block_time" not in data:
+            raise ProfileError(f"profile file {p}: needs consensus and block_time (or base = "
+                               f"one of {', '.join(PROFILES)})")
+        return ChainProfile(**data)
+    except TypeError as exc:
+        raise ProfileError(f"profile file {p}: {exc}") from None
+
+
+def get_profile(name: str | Path | ChainProfile) -> ChainProfile:
+    """A profile by name (:data:`PROFILES`), from a ``.toml`` file (:func:`load_profile`), or
+    the :class:`ChainProfile` given.  Example: ``get_profile("poa-clique")``."""
     if isinstance(name, ChainProfile):
         return name
+    if isinstance(name, Path) or str(name).endswith(".toml"):
+        return load_profile(name)
     try:
         return PROFILES[name]
     except KeyError:
-        raise ValueError(
-            f"unknown chain profile {name!r}; choose one of {', '.join(PROFILES)}"
+        raise ProfileError(
+            f"unknown chain profile {name!r}; choose one of {', '.join(PROFILES)} or give a "
+            ".toml file"
         ) from None

@@ -72,12 +72,12 @@ def run_streams(sc: StreamScenario, rows_csv: str | Path | None = None,
     for p, mid in zip(ps, ids, strict=True):
         w.env.process(record_stream(w, p, mid, sc.per_hour / 3600, horizon))
     t0 = time.perf_counter()
-    until = horizon + 20 * w.profile.block_time * 2
-    # in slices, to report simulated time; the same events run in the same order either way
-    with progress("simulating", total=round(until), unit="simulated s") as bar:
+    # in slices, to report simulated time; the same events run in the same order either way;
+    # then drain: blocks go on until every row is complete (nothing censored by the end)
+    with progress("simulating", total=round(horizon), unit="simulated s") as bar:
         for k in range(1, SLICES + 1):
-            w.run(until * k / SLICES)
-            bar.update(round(w.env.now))
+            w.run(horizon * k / SLICES, drain=k == SLICES)
+            bar.update(round(min(w.env.now, horizon)))
     w.finish()
     wall = time.perf_counter() - t0
     stats: dict[str, Any] = {
@@ -89,8 +89,8 @@ def run_streams(sc: StreamScenario, rows_csv: str | Path | None = None,
         "peak_rss_mb": _peak_rss_mb(), "setup_rss_mb": setup_rss,
     }
     if keep_rows and monitor.rows:
-        l1 = [float(r["l1_s"]) for r in monitor.rows if r["l1_s"] != ""]
-        l12 = [float(r["l12_s"]) for r in monitor.rows if r["l12_s"] != ""]
+        l1 = [float(r["l1_s"]) for r in monitor.rows if r["l1_s"] is not None]
+        l12 = [float(r["l12_s"]) for r in monitor.rows if r["l12_s"] is not None]
         if l1:
             stats["l1_median_s"] = round(statistics.median(l1), 2)
         if l12:

@@ -39,7 +39,7 @@ from proml_sim.chain.base import BlockInfo, CallResult, ChainBackend, Log, Recei
 from proml_sim.chain.client import LifecycleClient, PendingOp
 from proml_sim.chain.trie import keccak
 from proml_sim.compiler import compile_artefact
-from proml_sim.errors import EngineError
+from proml_sim.errors import EngineError, SimNameError
 from proml_sim.lifecycles import Dataset, Model
 from proml_sim.sim.forks import PrivateBranch, final_height
 from proml_sim.sim.monitor import Monitor
@@ -57,7 +57,9 @@ DEPTHS = (1, 12)
 
 
 def domain_id(name: str) -> bytes:
-    """A trust domain's on-chain id: its name, UTF-8, right-padded to 32 bytes."""
+    """A trust domain's on-chain id: its name, UTF-8, right-padded to 32 bytes.
+
+    Example: ``domain_id("lab-a") == b"lab-a".ljust(32, b"\\0")``."""
     raw = name.encode()
     if len(raw) > 32:
         raise ValueError(f"trust domain name {name!r} is longer than 32 bytes; shorten it")
@@ -66,7 +68,9 @@ def domain_id(name: str) -> bytes:
 
 @dataclass
 class Participant:
-    """One actor: its own keys, in one trust domain and region."""
+    """One actor: its own keys, in one trust domain and region.
+
+    Example: ``alice = w.add_participant("alice", "lab-a", "eu"); alice.address``."""
 
     name: str
     domain: str
@@ -84,7 +88,9 @@ class Participant:
 
 @dataclass
 class SimTx:
-    """A transaction as the world sees it, with its measured times (simulated seconds)."""
+    """A transaction as the world sees it, with its measured times (simulated seconds).
+
+    Example: ``tx = yield from w.send(...); yield w.confirmed(tx, 12); tx.confirmed[12]``."""
 
     hash: bytes
     raw: bytes
@@ -110,6 +116,11 @@ class SimTx:
 
 @dataclass
 class SimBlock:
+    """A block of the simulated chain (``world.canon``: the canonical chain; ``world.orphans``).
+
+    Example: ``[b.n_txs for b in w.canon[-10:]]`` (transactions in the last ten blocks).
+    """
+
     height: int  # on the simulated canonical chain
     number: int  # the engine's block number; -1 for an empty block (not materialised)
     time: float  # simulated time it was produced
@@ -133,6 +144,8 @@ class Producer:
 
     ``censors``: trust domains whose transactions it never includes (insider attacks use it).
     ``hears_as``: the producer whose mempool it shares (an attacker's node beside that one).
+
+    Example: ``World(1, "poa-clique", producers=[Producer(f"s{i}", "eu") for i in range(5)])``.
     """
 
     name: str
@@ -255,9 +268,34 @@ class World:
     latest state (as wallets do; one extra execution per transaction); ``"cached"`` estimates
     once per (contract, function, calldata size) and adds headroom (large scenarios).
 
-    Add participants with :meth:`add_participant`, then :meth:`setup`
-    deploys the paper's lifecycle contracts and grants roles; start actor processes with
+    ``lifecycles``: the lifecycle classes to deploy (default the paper's Dataset and Model); add
+    more with :meth:`deploy` before :meth:`setup`.  Lifecycles and participants are then named
+    by string everywhere (grants, :meth:`send`); an unknown name raises
+    :class:`~proml_sim.errors.SimNameError` listing the known ones.
+
+    Add participants with :meth:`add_participant`, then :meth:`setup` deploys the lifecycle
+    contracts (and the batch Anchor) and grants roles; start actor processes with
     ``world.env.process(...)`` and run with :meth:`run`.
+
+    Attributes a study reads: ``env`` (the simpy environment: ``env.now``, ``env.timeout``,
+    ``env.process``), ``rng`` (the seeded ``random.Random`` every draw should use), ``monitor``
+    (its ``rows``: :data:`~proml_sim.sim.monitor.SCHEMA`), ``profile``, ``participants`` (by
+    name), ``canon`` (the canonical :class:`SimBlock` list), ``stats`` (blocks, orphaned,
+    reorgs, ...).
+
+    Example::
+
+        from proml_sim.lifecycles import Dataset
+        w = World(seed=1, profile="consortium-fast", lifecycles=[Dataset])
+        alice = w.add_participant("alice", "lab-a", "eu")
+        w.setup(grants=[("alice", "Dataset", "dataset_admin")])
+
+        def alice_works(w):
+            yield from w.send("alice", "Dataset", "register", b"d1".ljust(32, b"\0"))
+
+        w.env.process(alice_works(w))
+        w.run(600)          # drains: every row of a call made before t = 600 s is written
+        rows = w.monitor.rows
     """
 
     def __init__(
@@ -272,6 +310,7 @@ class World:
         rpc_url: str | None = None,
         gas_estimates: str = "exact",
         attacker: PrivateBranch | None = None,
+        lifecycles: Iterable[type] | None = None,
     ) -> None:
         if gas_estimates not in ("exact", "cached"):
             raise ValueError(f"gas_estimates={gas_estimates!r}; use 'exact' or 'cached'")
@@ -310,13 +349,17 @@ class World:
         self._in_turn = True
         self._contest_wins = 0.5
         p = self.profile
-        self._has_finality = p.consensus in ("pos", "poa") or p.finality_time_blocks() is not None
+        self._has_finality = (p.consensus in ("pos", "poa") or p.finality_delay is not None
+                              or p.finality_time_blocks() is not None)
+        self._fin_delay = p.finality_delay
         # finality by depth alone (PoW, fixed, PoA with finality_depth): no rule to evaluate
         self._fin_depth = (p.finality_time_blocks() if p.consensus in ("pow", "fixed") or (
             p.consensus == "poa" and p.finality_depth is not None) else None)
         self._fin_epoch = -1  # PoS: the head's epoch when finality was last evaluated
         # how far behind the head a block can still become final (keeps its transactions)
-        self._final_lag = (p.epoch_slots * (p.finality_epochs + 2) if p.consensus == "pos"
+        self._final_lag = (int(4 * p.finality_delay / p.block_time) + 8
+                           if p.finality_delay is not None
+                           else p.epoch_slots * (p.finality_epochs + 2) if p.consensus == "pos"
                            else 4 * p.sealers + 8 if p.consensus == "poa"
                            else (p.finality_time_blocks() or 0))
         self._keep = max(max(DEPTHS), self._final_lag) + 2
@@ -324,6 +367,10 @@ class World:
         #: policy may choose another timestamp; the world clamps it to what nodes accept (above
         #: the parent's, at most MAX_FUTURE_S ahead of the clock), as a miner or sealer can.
         self.timestamp_policy: TimestampPolicy | None = None
+        self.lifecycles: dict[str, type] = {}
+        for cls in (Dataset, Model) if lifecycles is None else lifecycles:
+            self.deploy(cls)
+        self._closed = False  # draining after run(until): no new calls accepted
 
     # -- set-up ------------------------------------------------------------------------------
     def _default_producers(self) -> list[Producer]:
@@ -331,7 +378,52 @@ class World:
         n = p.sealers if p.consensus == "poa" else (1 if p.consensus == "fixed" else 6)
         return [Producer(f"producer-{i}", REGIONS[i % len(REGIONS)]) for i in range(n)]
 
+    def deploy(self, cls: type) -> None:
+        """Deploy lifecycle class ``cls`` (a :mod:`proml_sim.dsl` lifecycle) at :meth:`setup`;
+        it is then known by its class name.  Call before ``setup``.
+
+        Example: ``w.deploy(Benchmark)`` then ``w.setup(grants=[("ann", "Benchmark", "owner")])``.
+        """
+        if self._started:
+            raise RuntimeError("deploy lifecycles before World.setup()")
+        name = getattr(cls, "__name__", "")
+        if not isinstance(cls, type) or name in ("Anchor", ""):
+            raise SimNameError(f"cannot deploy {cls!r}: give a lifecycle class (not named "
+                               "'Anchor', which the world deploys itself)")
+        if name in self.lifecycles and self.lifecycles[name] is not cls:
+            raise SimNameError(f"a different lifecycle named {name!r} is already deployed; "
+                               "rename one of the classes")
+        self.lifecycles[name] = cls
+
+    def participant(self, who: str | Participant) -> Participant:
+        """The participant named ``who`` (a :class:`Participant` is returned as is)."""
+        if isinstance(who, Participant):
+            return who
+        p = self.participants.get(who)
+        if p is None:
+            raise SimNameError(f"no participant {who!r} in this world; known: "
+                               f"{', '.join(sorted(self.participants)) or 'none'} "
+                               "(add it with World.add_participant)")
+        return p
+
+    def client(self, lifecycle: str) -> Any:
+        """The deployed lifecycle's :class:`~proml_sim.chain.client.LifecycleClient` for reads
+        (``state``, ``history``, ``events``) at the engine's current state.  Example:
+        ``w.client("Dataset").state(dataset_id)``."""
+        return self._client(lifecycle, self.clients)
+
+    def _client(self, lifecycle: str, clients: dict[str, Any]) -> Any:
+        c = clients.get(lifecycle)
+        if c is None:
+            raise SimNameError(f"no lifecycle {lifecycle!r} in this world; known: "
+                               f"{', '.join(sorted(clients))} (pass it in World(lifecycles=...) "
+                               "or World.deploy before setup)")
+        return c
+
     def add_participant(self, name: str, domain: str, region: str) -> Participant:
+        """Add a participant with its own keys in trust ``domain`` and ``region``
+        (one of :data:`~proml_sim.sim.network.REGIONS`).  Example:
+        ``w.add_participant("alice", "lab-a", "eu")``."""
         if self._started:
             raise RuntimeError("add participants before World.setup()")
         if name in self.participants:
@@ -345,15 +437,20 @@ class World:
         return p
 
     def setup(self, grants: Iterable[tuple[str, str, str]] = ()) -> None:
-        """Create the engine (funding every participant), deploy Dataset, Model and the batch
-        Anchor contract, and grant ``(participant, lifecycle, role)`` for each of ``grants``."""
+        """Create the engine (funding every participant), deploy the world's lifecycles and the
+        batch Anchor contract, and grant ``(participant, lifecycle, role)`` for each of
+        ``grants`` (names checked first: nothing is deployed when one is unknown)."""
         if self._started:
             raise RuntimeError("World.setup() runs once")
+        grants = list(grants)
+        for name, lifecycle, _ in grants:
+            self.participant(name)
+            self._client(lifecycle, self.lifecycles)
         self._started = True
         self.admin = self.add_participant_unchecked("consortium-admin", "consortium", "eu")
         funded = [p.address for p in self.participants.values()]
         self.backend = _make_engine(self.engine_name, funded, self.profile, self.rpc_url)
-        for cls in (Dataset, Model):
+        for cls in self.lifecycles.values():
             self.clients[cls.__name__] = LifecycleClient.deploy(
                 self.backend, compile_artefact(cls), self.admin.signer,
                 domain_id(self.admin.domain),
@@ -386,13 +483,37 @@ class World:
         return p
 
     # -- participants' side ----------------------------------------------------------------------
-    def send(self, who: Participant, lifecycle: str, method: str, *args: Any,
+    def send(self, who: str | Participant, lifecycle: str, method: str, *args: Any,
              **meta: Any) -> Generator[Any, Any, SimTx]:
-        """Sign and submit one lifecycle call as ``who`` (waits while its node is down)."""
+        """Sign and submit one lifecycle call as ``who`` (a participant or its name); waits
+        while its node is down.  ``method`` is a :class:`~proml_sim.chain.client.LifecycleClient`
+        write (``register``, ``fire``, ``approve``, ``grant``, ``revoke``) and ``args`` its
+        arguments after the signer.
+
+        ``meta``: extra columns for this call's row.  ``transition`` and ``artefact`` are filled
+        from the call (``fire("label", art, ...)``: transition ``label``, artefact ``art``;
+        ``register(salt, ...)``: transition ``register``, artefact the id it creates); pass
+        them only to override.  Once :meth:`run` drains, further calls wait forever (the world
+        accepts nothing new).
+
+        Example (inside an actor process)::
+
+            tx = yield from w.send("alice", "Dataset", "fire", "label", art, digest)
+            yield w.confirmed(tx, 12)
+        """
+        who = self.participant(who)
+        client = self._client(lifecycle, self.sim_clients)
+        if self._closed:
+            yield self.env.event()  # never fires: the run is draining
         up = self.network.node_up_at(who.name, self.env.now)
         if up > self.env.now:
             yield self.env.timeout(up - self.env.now)
-        client = self.sim_clients[lifecycle]
+        if method in ("fire", "approve") and len(args) >= 2:
+            meta.setdefault("transition", args[0])
+            meta.setdefault("artefact", args[1])
+        elif method == "register" and args and isinstance(client, LifecycleClient):
+            meta.setdefault("artefact", client.artefact_id(who.address, args[0]))
+        meta.setdefault("transition", method)
         self._pending_meta = (who, meta, lifecycle, method)
         op = getattr(client, method)(who.signer, *args)
         tx = self.txs[op.tx_hash]
@@ -743,7 +864,9 @@ class World:
         if head > keep and (atk is None or not atk.holds(head - keep)):
             self.canon[head - keep - 1].txs = []
         if has_fin:
-            if self._fin_depth is not None:
+            if self._fin_delay is not None:
+                f = final_height(self.profile, self.canon)  # the delay rule (binary search)
+            elif self._fin_depth is not None:
                 f = head - self._fin_depth + 1
             elif self.profile.consensus == "pos":
                 # the finalised bound moves only when the head enters a new epoch
@@ -785,11 +908,32 @@ class World:
         self.txs.pop(t.hash, None)
 
     # -- running ------------------------------------------------------------------------------
-    def run(self, until: float) -> None:
-        """Advance simulated time to ``until`` seconds, then flush unfinished rows."""
+    def run(self, until: float, drain: bool = True, max_drain_s: float | None = None) -> None:
+        """Advance simulated time to ``until`` seconds.
+
+        ``drain=True`` (default): then stop accepting calls (actors calling :meth:`send` wait
+        forever) and keep producing blocks until every transaction submitted so far has its
+        row written (confirmed at the deepest tracked depth and final), so no measurement is
+        censored by the end of the run; gives up after ``max_drain_s`` more simulated seconds
+        (default: 50 times the time to finality, at least one hour) and leaves the rest to
+        :meth:`finish`, which writes them with the missing times as None.  ``drain=False``
+        stops exactly at ``until`` (in-flight rows are written by :meth:`finish`, censored).
+        """
         if not self._started:
             raise RuntimeError("call World.setup() before World.run()")
-        self.env.run(until=until)
+        if until > self.env.now:
+            self.env.run(until=until)
+        if not drain:
+            return
+        self._closed = True
+        p = self.profile
+        horizon = max_drain_s if max_drain_s is not None else max(
+            3600.0, 50 * p.block_time * (self._keep + 1) + 50 * (p.finality_delay or 0.0))
+        stop = self.env.now + horizon
+        step = p.block_time
+        while self.txs and self.env.now < stop:
+            self.env.run(until=min(stop, self.env.now + step))
+            step = min(step * 2, 64 * p.block_time)
 
     def finish(self) -> None:
         """Write the rows of transactions still in flight, then close the monitor."""

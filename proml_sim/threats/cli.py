@@ -1,4 +1,5 @@
-"""``proml threats list`` and ``proml threats run [ID ...] [--seeds N] [--json]``."""
+"""``proml threats list`` and ``proml threats run [ID ...] [--seeds N] [--scenarios PLUGIN]
+[--json]``."""
 
 from __future__ import annotations
 
@@ -12,11 +13,32 @@ from proml_sim.errors import UsageError
 from proml_sim.threats.catalogue import load_catalogue
 
 
+def _catalogue(args: argparse.Namespace) -> dict[str, Any]:
+    """The catalogue (``--models`` or threat_models/) plus the threat models of the plugins
+    given with ``--scenarios`` and of installed ones."""
+    from proml_sim.threats.plugins import load_entry_points, load_plugin
+    from proml_sim.threats.runner import load_scenarios
+
+    cat: dict[str, Any] = dict(load_catalogue(args.models))
+    load_scenarios()
+    plugins = dict(load_entry_points())
+    for spec in args.scenarios or ():
+        plugins.update(load_plugin(spec))
+    for tid, tm in plugins.items():
+        cat.setdefault(tid, tm)
+    return cat
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from proml_sim.threats.runner import load_scenarios
 
-    cat = load_catalogue(args.models)
+    cat = _catalogue(args)
     impl = load_scenarios()
+    if args.markdown:
+        from proml_sim.threats.catalogue_doc import catalogue_markdown
+
+        print(catalogue_markdown(cat), end="")
+        return 0
     rows = [{"id": t.id, "title": t.title, "stride": "".join(t.stride),
              "attacker": f"{t.attacker_role}@{t.attacker_domain}",
              "expected": {"baseline": t.expected_baseline, "proml": t.expected_proml},
@@ -31,15 +53,20 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    cat = load_catalogue(args.models)
-    ids = args.ids or list(cat)
+    from proml_sim.threats.runner import load_scenarios, run_many
+
+    cat = _catalogue(args)
+    impl = load_scenarios()
+    ids = args.ids or [i for i in cat if i in impl]
     unknown = [i for i in ids if i not in cat]
     if unknown:
         raise UsageError(f"unknown threat id(s) {unknown}; `proml threats list` shows them")
-    from proml_sim.threats.runner import load_scenarios, run_many
-
-    impl = load_scenarios()
-    models = [cat[i] for i in ids if i in impl]
+    no_code = [i for i in ids if i not in impl]
+    if no_code:
+        raise UsageError(f"threat(s) {', '.join(no_code)} are catalogued but have no code; "
+                         "write a scenario (docs/tutorials/threat_scenario.py) and load it with "
+                         "--scenarios FILE_OR_MODULE")
+    models = [cat[i] for i in ids]
 
     def progress(tid: str) -> None:
         if not args.json:
@@ -77,6 +104,10 @@ def register(sub: Any) -> None:
     lp.add_argument("--models", type=cliargs.existing_dir,
                     help="directory of threat models (default threat_models/)")
     lp.add_argument("--json", action="store_true")
+    lp.add_argument("--markdown", action="store_true",
+                    help="print the catalogue page (threat_models/README.md is this output)")
+    lp.add_argument("--scenarios", action="append", metavar="FILE_OR_MODULE",
+                    help="also load this scenario plugin (repeatable)")
     lp.set_defaults(func=cmd_list)
     rp = tsub.add_parser("run", help="run scenarios; exit 1 if a verdict differs from the "
                          "expected one")
@@ -86,6 +117,9 @@ def register(sub: Any) -> None:
     rp.add_argument("--seed", type=cliargs.non_negative_int, default=0, help="first seed")
     rp.add_argument("--models", type=cliargs.existing_dir,
                     help="directory of threat models (default threat_models/)")
+    rp.add_argument("--scenarios", action="append", metavar="FILE_OR_MODULE",
+                    help="load scenario plugin(s): a .py file or module registering scenarios "
+                    "with @scenario, its <ID>.toml beside it (repeatable)")
     rp.add_argument("--json", action="store_true",
                     help="one object per scenario with baseline/proml verdicts and metrics")
     rp.set_defaults(func=cmd_run)

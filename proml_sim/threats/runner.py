@@ -63,8 +63,13 @@ def scenario(id_: str, *, limit: str = "") -> Callable[[type], type]:
     return reg
 
 
+_ENTRY_POINTS_LOADED = False
+
+
 def load_scenarios() -> dict[str, Scenario]:
-    """Import every scenario module (they register themselves)."""
+    """Import every scenario module (they register themselves), then installed plugins (the
+    ``proml_sim.scenarios`` entry points, :mod:`proml_sim.threats.plugins`)."""
+    global _ENTRY_POINTS_LOADED
     import importlib
     import pkgutil
 
@@ -72,6 +77,11 @@ def load_scenarios() -> dict[str, Scenario]:
 
     for mod in pkgutil.iter_modules(pkg.__path__):
         importlib.import_module(f"{pkg.__name__}.{mod.name}")
+    if not _ENTRY_POINTS_LOADED:
+        _ENTRY_POINTS_LOADED = True
+        from proml_sim.threats.plugins import load_entry_points
+
+        load_entry_points()
     return SCENARIOS
 
 
@@ -126,8 +136,10 @@ def run_threat(tm: ThreatModel, seeds: int | None = None, base_seed: int = 0,
     """Run one catalogued scenario on both systems over ``seeds`` seeds."""
     sc = load_scenarios().get(tm.id)
     if sc is None:
-        raise KeyError(f"no implementation registered for threat {tm.id}; add one in "
-                       "proml_sim/threats/scenarios/")
+        from proml_sim.threats.catalogue import CatalogueError
+
+        raise CatalogueError(f"threat {tm.id} is catalogued but has no code; register one with "
+                             "@scenario and load it (--scenarios FILE_OR_MODULE)")
     n = seeds or tm.seeds
     with tempfile.TemporaryDirectory(dir=workdir, prefix=f"threat-{tm.id}-") as tmp:
         root = Path(tmp)

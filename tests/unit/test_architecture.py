@@ -15,6 +15,8 @@ RANKS = {
     "_lazy": 0,
     "fsutil": 0.5,  # raises OutputError from errors
     "progress": 0,
+    "stats": 0,  # interval estimators (Wilson, bootstrap): the standard library only
+    "parallel": 0.5,  # executors for seeds x parameter grids (serial, processes, Dask)
     "procs": 0,
     "dsl": 1,
     "lifecycles": 1.5,

@@ -193,7 +193,7 @@ def reorg_attack(seed: int, p: dict[str, Any]) -> dict[str, Any]:
     for n in people:
         w.env.process(team(n))
     w.env.process(consumer())
-    w.run(rec_s + float(p.get("tail_s", 120)))
+    w.run(rec_s + float(p.get("tail_s", 120)), drain=False)
     w.finish()
     races = [r for r in atk.races if r.ended is not None]
     out: dict[str, Any] = {"races": len(races), "won": sum(r.success for r in races),
@@ -396,7 +396,7 @@ class Equivocation:
 
             w.env.process(dev())
             if side == "B":
-                w.run(horizon + 60)
+                w.run(horizon + 60, drain=False)
                 w.finish()
         wa, wb = worlds["A"], worlds["B"]
         rng = random.Random(seed * 31 + 7)
@@ -456,7 +456,7 @@ class Equivocation:
         for i in range(n):
             wa.env.process(by_depth(i, node()))
             wa.env.process(by_checkpoint(i, node()))
-        wa.run(horizon)
+        wa.run(horizon, drain=False)
         wa.finish()
         pols = [f"d{d}" for d in depths] + ["finalised", "checkpoint"]
         losing = {pol: sum(1 for i in range(n) if acted.get((i, pol), ("",))[0] == "A") / n
@@ -597,7 +597,7 @@ class TimestampSkew:
         w.env.process(sender("victim", "victim", lambda: -rng.uniform(0.5, 10)))
         for i in range(3):  # honest records around the deadlines (not targeted)
             w.env.process(sender(f"h{i}", "honest", lambda: rng.uniform(-15, 15)))
-        w.run(deadlines[-1] + 180)
+        w.run(deadlines[-1] + 180, drain=False)
         w.finish()
         view = RegionView(w, region, random.Random(seed + 11))
         cut = {D: view.height_at(D + margin) for D in deadlines}

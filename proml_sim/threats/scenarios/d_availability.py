@@ -291,7 +291,7 @@ class WithholdApproval:
 
         for w_ in range(n + 1):
             w.env.process(run(w_))
-        w.run(horizon)
+        w.run(horizon, drain=False)
         w.finish()
         return WithholdApproval._outcome(res, attack_w, horizon)
 
@@ -422,7 +422,7 @@ class HistoryGrowth:
                 done = L + 1
 
         w.env.process(run())
-        w.run(float(tm.parameters.get("horizon_s", 600)))
+        w.run(float(tm.parameters.get("horizon_s", 600)), drain=False)
         w.finish()
         if len(gas) < len(points):
             raise RuntimeError(f"D3: only {sorted(gas)} of {points} measured; raise horizon_s")
@@ -577,7 +577,7 @@ class JunkRegistrations:
         if rate > 0:
             w.env.process(spammer())
         w.env.process(monitor())
-        w.run(horizon)
+        w.run(horizon, drain=False)
         w.finish()
         in_window = [t for t in honest if start <= t.submitted <= end]
         lat = [(t.confirmed[1] - t.submitted) if 1 in t.confirmed else horizon - t.submitted
@@ -783,7 +783,7 @@ class StaleNode:
         w.env.process(operator())
         for i in range(n):
             w.env.process(consumer(i))
-        w.run(horizon)
+        w.run(horizon, drain=False)
         w.finish()
         frozen = st.get("frozen_at")
         ttd = (st["detected"] - frozen) if st["detected"] is not None and frozen is not None \

@@ -39,7 +39,7 @@ def _censored_run(seed: int, sealers: int, m: int, records: int) -> tuple[list[f
                                           mids["victim"], digest_of("v", i), "", [])))
 
     w.env.process(victim())
-    w.run(HORIZON)
+    w.run(HORIZON, drain=False)
     w.finish()
     delays = [t.confirmed[1] - t.submitted for t in txs if 1 in t.confirmed]
     return delays, len(txs) - len(delays)

@@ -154,7 +154,7 @@ class DenyAction:
             yield w.confirmed(tx, 1)
 
         w.env.process(workflow())
-        w.run(8 * HOUR)
+        w.run(8 * HOUR, drain=False)
         w.finish()
         events = ChainReader(model, w.backend).poll()
         abi = ContractABI(model.abi)

@@ -499,7 +499,7 @@ class StolenApproverKey:
             w.env.process(monitor())
 
         w.env.process(start())
-        w.run(p["horizon_s"])
+        w.run(p["horizon_s"], drain=False)
         w.finish()
         res: dict[str, Any] = {"alerts": [name_of[a.account] for a in mon.alerts]}
         for g in plan.groups:
@@ -630,7 +630,7 @@ class Sybil:
                     yield from attempt(mode, lc, k)
 
         w.env.process(run())
-        w.run(2 * HOUR)
+        w.run(2 * HOUR, drain=False)
         w.finish()
         return _s3_outcome(asr, refused[0], a)
 
@@ -778,7 +778,7 @@ class TxOrigin:
             yield from attack("ModelTxOrigin")
 
         w.env.process(run())
-        w.run(HOUR)
+        w.run(HOUR, drain=False)
         w.finish()
         real, mut = res["Model"], res["ModelTxOrigin"]
         return Outcome(real["accepted"] > 0, False, None,
@@ -966,7 +966,7 @@ class Replay:
                 success[k] = v1_approvals(client, mid) > 0 or (r is not None and r.status)
 
         w.env.process(run())
-        w.run(HOUR)
+        w.run(HOUR, drain=False)
         w.finish()
         assert facts.get("sharp"), "S6 set-up: the other chain must differ only by chain id"
         assert set(success) == set(REPLAYS)
@@ -1083,7 +1083,7 @@ class FrontRun:
 
         w.env.process(front_runner())
         w.env.process(run())
-        w.run(2 * HOUR)
+        w.run(2 * HOUR, drain=False)
         w.finish()
 
         def squat_rate(rows: list[dict[str, Any]]) -> float:

@@ -80,7 +80,7 @@ class NoRoleCallsEverything:
                 yield w.confirmed(tx, 1)
 
         w.env.process(honest())
-        w.run(600)
+        w.run(600, drain=False)
         w.finish()
         accepted = [t for t in txs if outcome_of(w, t) == "ok"]
         violations = sum(role_violations(w.clients[lc]) for lc in ("Model", "Dataset"))
@@ -138,7 +138,7 @@ class Collusion:
 
         for c in range(n + 1):
             w.env.process(run_c(c))
-        w.run(3600)
+        w.run(3600, drain=False)
         w.finish()
         series = [(float(c), float(results[c][0])) for c in sorted(results)]
         colluders = {c: {ps[f"v{i}"].address for i in range(c)} for c in results}

@@ -157,7 +157,7 @@ class LabelFlip:
         w.env.process(data_company())
         w.env.process(developer())
         horizon = (4 + 2 * len(plan["models"])) * TICK
-        w.run(horizon)
+        w.run(horizon, drain=False)
         w.finish()
         # discovered: who introduced the poisoned bytes?  The first event carrying their digest
         events = w.clients["Dataset"].events()
@@ -350,6 +350,6 @@ class UndeclaredData:
                 flagged[i] = w.env.now
 
         w.env.process(developer())
-        w.run((len(plan["kinds"]) + 8) * TICK)
+        w.run((len(plan["kinds"]) + 8) * TICK, drain=False)
         w.finish()
         return _t10_outcome(plan, flagged, trained)

@@ -199,7 +199,7 @@ class CoverUp:
 
         for proc in (honest(), cover_up(), consumer(), auditor()):
             w.env.process(proc)
-        w.run(plan["end"] + 1)
+        w.run(plan["end"] + 1, drain=False)
         w.finish()
         final = real.events()
         present = any(isinstance(e, Transitioned) and e.id == st["mid"]
@@ -387,7 +387,7 @@ class Rollback:
         for c in range(plan["returning"]):
             w.env.process(returning(c))
         w.env.process(attacker())
-        w.run(plan["end"])
+        w.run(plan["end"], drain=False)
         w.finish()
         return _t7_outcome(plan, exposed, history, refusals)
 
@@ -498,7 +498,7 @@ class FastForward:
                     rejected.append(-1)
 
         w.env.process(run())
-        w.run((legit + 4) * TICK)
+        w.run((legit + 4) * TICK, drain=False)
         w.finish()
         client = w.clients["Model"]
         versions = [h.version for h in client.history(st["mid"])]

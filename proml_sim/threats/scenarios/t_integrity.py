@@ -261,7 +261,7 @@ class HandoffSwap:
             w.env.process(verifier(i))
         w.env.process(operator())
         w.env.process(consumer())
-        w.run(plan["consumer_at"] + 600)
+        w.run(plan["consumer_at"] + 600, drain=False)
         w.finish()
         c = w.clients["Model"]
         swapped_verified = False
@@ -473,7 +473,7 @@ class BrokenLineage:
         w.env.process(data_company())
         for i, k in enumerate(kinds):
             w.env.process(step(i, k))
-        w.run((len(kinds) + 3) * TICK)
+        w.run((len(kinds) + 3) * TICK, drain=False)
         w.finish()
         return _t5_outcome(kinds, accepted, refused_at, trained_at,
                            checker[0] if checker else "none")
@@ -584,7 +584,7 @@ class SplitView:
         w.env.process(data_company())
         for i in range(plan["n"]):
             w.env.process(consumer(i))
-        w.run(11 * HOUR)
+        w.run(11 * HOUR, drain=False)
         w.finish()
         ttd = (min(detected) - plan["split"]) if detected else None
         return Outcome(bool(served_bad), bool(served_bad) and not exposed, ttd,
@@ -698,7 +698,7 @@ class MixAndMatch:
             yield from model("eval", "eval")
 
         w.env.process(both())
-        w.run(8 * TICK)
+        w.run(8 * TICK, drain=False)
         w.finish()
         guard = model_guard(w)
         tuples = _cross_tuples(mat)

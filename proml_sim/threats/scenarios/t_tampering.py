@@ -101,7 +101,7 @@ class SwapBytes:
         w.env.process(attacker())
         for t in fetches:
             w.env.process(consumer(t))
-        w.run(13 * HOUR)
+        w.run(13 * HOUR, drain=False)
         w.finish()
         ttd = (min(detected) - swap) if detected else None
         # the swap itself always happens: the question is whether consumers notice

@@ -13,7 +13,7 @@ def stream_world(seed: int = 1, profile: Any = "consortium-fast", teams: int = 3
     ps, ids = prepare_teams(w, teams)
     for p, mid in zip(ps, ids, strict=True):
         w.env.process(record_stream(w, p, mid, rate, horizon))
-    w.run(horizon + run_extra)
+    w.run(horizon + run_extra, drain=False)
     w.finish()
     w.test_ids = ids  # type: ignore[attr-defined]
     return w

@@ -155,7 +155,7 @@ def test_rows_stream_out_during_the_run(profile: str, tmp_path):
         w.env.process(record_stream(w, p, mid, 1 / 30, horizon))
     live = []
     for t in range(600, int(horizon) + 1, 600):
-        w.run(t)
+        w.run(t, drain=False)
         live.append(len(w.txs))
     w.finish()
     window = 12 + (w.profile.finality_time_blocks() or 0)  # blocks a row can wait for

@@ -166,7 +166,7 @@ def test_minority_cannot_reorg_pos_or_clique():
     w = stream_world(seed=4, profile="ethereum-pos", horizon=900, rate=1 / 30, attacker=atk)
     assert atk.races and not any(r.success for r in atk.races)
     assert w.stats["missed_slots"] > 10  # its withheld proposals are missed slots
-    assert any(r["final"] != "" for r in w.monitor.rows)  # honest 70 % still finalises
+    assert any(r["final"] is not None for r in w.monitor.rows)  # honest 70 % still finalises
     # 2 of 5 clique signers: the signer limit stalls their branch at 2 blocks (difficulty <= 4);
     # it wins only when honest out-of-turn blocks (difficulty 1) made the honest branch
     # lighter, so at most 3 honest blocks deep, never below a final block (3 signers on top)

@@ -105,7 +105,7 @@ def test_censoring_producers():
 
 def test_pos_finality_after_two_epochs():
     w = stream_world(profile="ethereum-pos", horizon=300, run_extra=64 * 12 + 200)
-    rows = [r for r in w.monitor.rows if r["final"] != ""]
+    rows = [r for r in w.monitor.rows if r["final"] is not None]
     assert rows
     for r in rows:
         assert r["final"] - r["included"] >= 63 * 12 * 0.9
@@ -145,7 +145,7 @@ def test_paper_workflow_completes_with_measured_overhead():
     w.setup(grants)
     durations = StepDurations().scaled(1 / 240)  # days -> minutes
     procs = [w.env.process(paper_workflow(w, p, durations, wait_depth=1)) for p in projects]
-    w.run(5 * 3600)
+    w.run(5 * 3600, drain=False)
     w.finish()
     for proc in procs:
         s = proc.value
@@ -176,7 +176,7 @@ def test_timestamp_policy_is_clamped_to_what_nodes_accept():
     w.timestamp_policy = policy
     for p, mid in zip(ps, ids, strict=True):
         w.env.process(record_stream(w, p, mid, 1 / 5, 200))
-    w.run(400)
+    w.run(400, drain=False)
     w.finish()
     blocks = [b for b in w.canon if b.timestamp is not None]
     assert {b.producer for b in blocks} == {"early", "late", "fair"} and len(asked) == len(blocks)

@@ -1,0 +1,139 @@
+"""The scenario kit: attacker actions, defences, consumers and outcome oracles for writing a
+threat scenario (the public API of a scenario plugin; ``docs/tutorials/threat_scenario.py``).
+
+One definition of each outcome, used by every scenario written with the kit:
+
+* **attack success** (ASR counts it): the attacker's goal was reached -- a
+  :class:`Consumer` *acted on* a forged or poisoned artefact, or the record was rewritten.  An
+  attacker's transaction that was merely included is not success; a reverted one never is.
+* **detected**: an :class:`Alarm` was raised from data a real deployment has (chain events and
+  state anyone can read, a party's own logs) -- never from the simulator's internals; **time
+  to detect** is the first alarm's time minus the attack's start.
+
+:func:`outcome` turns those into the :class:`~proml_sim.threats.runner.Outcome` the runner
+judges (Wilson interval of ASR, detection rate, bootstrap of the time to detect).
+
+A scenario is a class with ``baseline`` and ``proml`` static methods registered with
+:func:`~proml_sim.threats.runner.scenario`; each builds a world, runs the attacker
+(:func:`attempt`), defences (:func:`watch`) and consumers (:class:`Consumer`), and returns
+:func:`outcome`.  Example (inside ``proml``)::
+
+    w = World(seed, "consortium-fast")
+    ...                                            # participants, setup, honest actors
+    alarms: list[Alarm] = []
+    watch(w, "Model", every=30, rule=my_rule, alarms=alarms)
+    result = {}
+    w.env.process(attempt(w, "mallory", "Model", "fire", "accept", mid, out=result))
+    w.run(3600)
+    goal = Consumer("Model", state="delivered").accepts(w, mid)
+    return outcome(goal, attack_at=result["at"], alarms=alarms)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from proml_sim.sim.monitor import outcome as tx_outcome
+from proml_sim.sim.world import Participant, World
+from proml_sim.threats.runner import Outcome
+
+__all__ = ["Alarm", "Consumer", "attempt", "outcome", "watch"]
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """An alarm raised at simulated time ``at`` by ``source`` (a defence), from data a real
+    deployment has.  Example: ``Alarm(120.0, "monitor:unexpected-approval", "v0 approved X")``."""
+
+    at: float
+    source: str
+    detail: str = ""
+
+
+def outcome(goal_reached: bool, *, attack_at: float | None = None,
+            alarms: Iterable[Alarm] = (), metrics: dict[str, float] | None = None,
+            note: str = "") -> Outcome:
+    """The one outcome definition (module docstring): success = the attacker's goal reached;
+    detected = some alarm raised; time to detect = first alarm - ``attack_at`` (None without
+    an attack time or an alarm; an alarm before the attack counts as 0 s).
+
+    Example: ``outcome(consumer.accepts(w, aid), attack_at=10.0, alarms=[Alarm(40.0, "m")])``
+    has ``attack_succeeded`` as the consumer decided, ``detected=True`` and ``ttd_s=30.0``.
+    """
+    first = min(alarms, key=lambda a: a.at, default=None)
+    ttd = None
+    if first is not None and attack_at is not None:
+        ttd = max(0.0, first.at - attack_at)
+    return Outcome(bool(goal_reached), first is not None, ttd, metrics=dict(metrics or {}),
+                   note=note or (f"first alarm: {first.source}" if first else ""))
+
+
+def attempt(world: World, who: str | Participant, lifecycle: str, method: str, *args: Any,
+            out: dict[str, Any] | None = None, depth: int = 1) -> Generator[Any, Any, bool]:
+    """Attacker action (an actor process): make one lifecycle call as ``who`` and wait until
+    it is ``depth`` blocks deep.  Returns whether the chain accepted it; ``out`` (if given) gets
+    ``at`` (when it was sent), ``tx`` and ``outcome`` (``'ok'`` or ``'reverted:<Error>'``).
+
+    Example: ``w.env.process(attempt(w, "mallory", "Dataset", "fire", "label", did, digest,
+    out=result))``.
+    """
+    at = world.env.now
+    tx = yield from world.send(who, lifecycle, method, *args)
+    yield world.confirmed(tx, depth)
+    result = tx_outcome(tx)
+    if out is not None:
+        out.update(at=at, tx=tx, outcome=result)
+    return result == "ok"
+
+
+def watch(world: World, lifecycle: str, *, every: float,
+          rule: Callable[[World, list[Any]], str | None], alarms: list[Alarm],
+          name: str = "") -> Any:
+    """Defence: a monitor that every ``every`` simulated seconds reads ``lifecycle``'s events
+    on the chain (what any node serves) and calls ``rule(world, events)``; a returned reason
+    raises an :class:`Alarm` (once) in ``alarms``.  Returns the simpy process.
+
+    Example: ``watch(w, "Dataset", every=60, alarms=alarms, rule=lambda w, evs: "unknown
+    labeller" if any(e.actor == x for e in evs) else None)`` (``e`` are
+    :mod:`proml_sim.ir.events` objects).
+    """
+    if every <= 0:
+        raise ValueError(f"every={every}; a monitor needs a positive interval in seconds")
+    source = name or f"watch:{lifecycle}"
+
+    def run() -> Generator[Any, Any, None]:
+        client = world.clients[lifecycle]
+        while True:
+            yield world.env.timeout(every)
+            reason = rule(world, client.events())
+            if reason:
+                alarms.append(Alarm(world.env.now, source, reason))
+                return
+
+    world.client(lifecycle)  # a clear error for an unknown lifecycle name, now
+    return world.env.process(run())
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A party that acts on what the chain says: it uses an artefact of ``lifecycle`` when it
+    is in ``state`` (and, with ``digest``, when the latest evidence recorded for it is that
+    digest -- the bytes it was served).
+
+    Example: ``Consumer("Model", state="delivered").accepts(w, model_id)``.
+    """
+
+    lifecycle: str
+    state: str
+
+    def accepts(self, world: World, artefact: bytes, digest: bytes | None = None) -> bool:
+        """Whether this consumer would act on ``artefact`` now (reads chain state only)."""
+        client = world.client(self.lifecycle)
+        if not client.exists(artefact) or client.state(artefact) != self.state:
+            return False
+        if digest is None:
+            return True
+        recorded = [h.digest for h in client.history(artefact) if h.digest.strip(b"\0")]
+        return bool(recorded) and recorded[-1] == digest
