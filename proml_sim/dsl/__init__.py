@@ -123,6 +123,28 @@ class Consortium:
     roles the founding domain (the deployer's) may hold (default: every role); any other domain's
     roles are set by the proposal that admits it.  Declare at most one, as a class attribute
     (``governance = Consortium(quorum=2)``).
+
+    Example::
+
+        >>> from proml_sim import Artefact, Consortium, Interpreter, Role, State, build_ir
+        >>> class Memo(Artefact):
+        ...     governance = Consortium(quorum=2)
+        ...     writer = Role()
+        ...     draft = State(initial=True, by=writer)
+        ...     sent = State(final=True)
+        ...     dispatch = draft.to(sent, by=writer)
+        >>> build_ir(Memo).consortium
+        ConsortiumIR(quorum=2, founder_roles=None)
+        >>> org_a, org_b = b"a" * 32, b"b" * 32  # two trust domain ids
+        >>> founder, b_admin = "0x" + "11" * 20, "0x" + "22" * 20
+        >>> memo = Interpreter(build_ir(Memo), founder, org_a)
+        >>> memo.propose(founder, "add_domain", org_b, b_admin, 0b10)
+        1
+        >>> memo.execute(founder, 1)  # one member so far: the founder alone is the quorum
+        >>> memo.grant(b_admin, "writer", "0x" + "33" * 20, org_a)  # not its own domain
+        Traceback (most recent call last):
+        ...
+        proml_sim.errors.ForeignAccount: Memo: a domain enrols accounts only into itself; ...
     """
 
     def __init__(
