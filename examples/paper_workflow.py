@@ -1,4 +1,5 @@
-"""The paper's 9-step workflow, for real: six participants, six trust domains, six nodes.
+"""The paper's 9-step workflow, for real: six participants, six trust domains, six nodes,
+under quorum governance (GovernedDataset / GovernedModel: a consortium of member domains).
 
 Run: ``python examples/paper_workflow.py --out DIR`` (needs ``pip install -e '.[examples]'``).
 
@@ -17,6 +18,11 @@ developer      dev-co          trains a logistic-regression model on the release
 verifier       verif-co        evaluates on the held-out split (1st verifier)
 auditor        audit-co        third-party validation of model and data
 =============  ==============  ==============================================================
+
+Governance: the client's node creates the chain and founds both consortiums (quorum 2).  Every
+other domain joins by a proposal (``proml consortium propose``) that a quorum of the current
+members votes for; each domain's node is its domain's admin and enrols only its own account,
+only in the roles the consortium allowed its domain.  No single key can mint a verifier domain.
 
 Each step is captured through the node's Python decorator / context manager or through the
 ``proml`` command line, exactly as a participant's own scripts and shell would.  The run ends
@@ -37,7 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from proml_sim.node import ProMLNode, sha256_file
+from proml_sim.node import consortium as gov
 
+DS, MODEL = "GovernedDataset", "GovernedModel"
 PARTICIPANTS = {  # name: trust domain
     "client": "client-co", "data": "data-co", "labeller": "crowd-co", "developer": "dev-co",
     "verifier": "verif-co", "auditor": "audit-co",
@@ -71,6 +79,8 @@ def main(out: Path) -> dict[str, Any]:
     # -- step 1: the client has an idea; it creates the chain and registers the model ------
     client = ProMLNode.init(homes["client"], name="client", domain="client-co", new_chain=True,
                             chain_dir=chain, seed="example-client", replicas=[archive],
+                            lifecycles=[f"proml_sim.lifecycles:{DS}",
+                                        f"proml_sim.lifecycles:{MODEL}"],
                             plain_key=True)  # simulated participants: plain keys
     nodes = {"client": client}
     for name, domain in PARTICIPANTS.items():
@@ -80,17 +90,31 @@ def main(out: Path) -> dict[str, Any]:
                   "--replica", str(archive), "--plain-key")
             nodes[name] = ProMLNode.open(homes[name])
     addr = {n: nd.address for n, nd in nodes.items()}
-    for role in ("operator", "verifier"):
-        client.grant("Model", role, addr["client"], "client-co")
-    client.grant("Model", "developer", addr["developer"], "dev-co")
-    client.grant("Model", "verifier", addr["verifier"], "verif-co")
-    client.grant("Model", "auditor", addr["auditor"], "audit-co")
-    client.register("Model", "tumour-classifier", params={"goal": "classify tumours"})
+    members = {DS: ["client"], MODEL: ["client"]}
+
+    def admit(lifecycle: str, name: str, roles: str) -> None:
+        """A domain joins: the client proposes (CLI), the other members vote, it executes;
+        then the new domain's own node enrols its own account."""
+        pid = json.loads(proml("consortium", "propose", lifecycle, "add_domain", "--domain",
+                               PARTICIPANTS[name], "--admin", addr[name], "--roles", roles,
+                               "--json", "--home", str(homes["client"])).stdout)["proposal"]
+        for voter in members[lifecycle][1:]:
+            gov.vote(nodes[voter], lifecycle, pid)
+        gov.execute(nodes[name], lifecycle, pid)
+        members[lifecycle].append(name)
+        for role in roles.split(","):
+            nodes[name].grant(lifecycle, role, addr[name], PARTICIPANTS[name])
+
+    for role in ("operator", "verifier"):  # the founding domain may hold every role
+        client.grant(MODEL, role, addr["client"], "client-co")
+    admit(MODEL, "developer", "developer")
+    admit(MODEL, "verifier", "verifier")
+    admit(MODEL, "auditor", "auditor")
+    client.register(MODEL, "tumour-classifier", params={"goal": "classify tumours"})
     steps.append("1 client registers the model idea")
 
-    # -- step 2: the client hires a data company (role grant through the CLI) --------------
-    proml("grant", "Dataset", "dataset_admin", addr["data"], "--domain", "data-co",
-          "--home", str(homes["client"]))
+    # -- step 2: the client hires a data company: the consortium admits its domain ---------
+    admit(DS, "data", "dataset_admin")
     steps.append("2 client hires the data company")
 
     # -- step 3: data gathered (features only: labels come from the labeller) --------------
@@ -101,14 +125,13 @@ def main(out: Path) -> dict[str, Any]:
         w.writerow(["row", *bunch.feature_names])
         for i, row in enumerate(bunch.data):
             w.writerow([i, *(f"{v:.6g}" for v in row)])
-    proml("register", "breast-cancer", str(raw), "--lifecycle", "Dataset",
+    proml("register", "breast-cancer", str(raw), "--lifecycle", DS,
           "--locator", "pypi:scikit-learn/sklearn/datasets/data/breast_cancer.csv",
           "--home", str(homes["data"]))
     steps.append("3 data company registers the collected data")
 
     # -- step 4: labelling outsourced; the labeller's script is captured by a context manager
-    proml("grant", "Dataset", "labeller", addr["labeller"], "--domain", "crowd-co",
-          "--home", str(homes["data"]))
+    admit(DS, "labeller", "labeller")  # quorum: the client and the data company vote
     labels = work / "labels.csv"
     with nodes["labeller"].step("label", artefact="breast-cancer", inputs=["breast-cancer", raw],
                                 outputs=[labels], params={"guideline": "v1"}) as s:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from proml_sim.compiler import CompiledContract, compile_artefact, compile_source
-    from proml_sim.dsl import ADMIN, Artefact, Role, State, Transition
+    from proml_sim.dsl import ADMIN, Artefact, Consortium, Role, State, Transition
     from proml_sim.errors import (
         AlreadyApproved,
         AlreadyRegistered,
@@ -44,7 +44,8 @@ __version__ = "0.1.0"
 _LAZY = {
     **dict.fromkeys(("CompiledContract", "compile_artefact", "compile_source"),
                     "proml_sim.compiler"),
-    **dict.fromkeys(("ADMIN", "Artefact", "Role", "State", "Transition"), "proml_sim.dsl"),
+    **dict.fromkeys(("ADMIN", "Artefact", "Consortium", "Role", "State", "Transition"),
+                    "proml_sim.dsl"),
     **dict.fromkeys(("Interpreter", "LifecycleIR", "build_ir"), "proml_sim.ir"),
 }
 
@@ -69,6 +70,7 @@ __all__ = [
     "ChainError",
     "CompilationError",
     "CompiledContract",
+    "Consortium",
     "EngineError",
     "EvidenceRequired",
     "Interpreter",

@@ -62,6 +62,7 @@ REGISTRARS = (
     "proml_sim.threats.cli",
     "proml_sim.node.cli_evidence",
     "proml_sim.node.cli_doctor",
+    "proml_sim.node.cli_consortium",
     "proml_sim.threats.cli_mutate",
     "experiments.sweep",  # the CLI may import experiments
     "proml_sim.serve.cli",  # parsers only: the HTTP stack loads when `proml serve` runs
@@ -149,9 +150,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_gas(args: argparse.Namespace) -> int:
-    from proml_sim.gas import format_gas_table, measure_paper_gas
+    from proml_sim.gas import format_gas_table, measure_governance_gas, measure_paper_gas
 
     rows = measure_paper_gas(seed=args.seed)
+    if args.governance:  # consortium proposal, vote, execution (GovernedModel)
+        rows += measure_governance_gas(seed=args.seed)
     print(json.dumps(rows, indent=2) if args.json else format_gas_table(rows))
     return EXIT_OK
 
@@ -358,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     gas = sub.add_parser("gas", help="gas per operation of the paper lifecycles from real "
                          "receipts, beside the gas-schedule lower bound")
     gas.add_argument("--seed", type=nonneg, default=0)
+    gas.add_argument("--governance", action="store_true", help="also the consortium's "
+                     "proposal, vote and execution (GovernedModel)")
     gas.add_argument("--json", action="store_true")
     gas.set_defaults(func=cmd_gas)
 

@@ -18,6 +18,15 @@
     │   ├── SeparationOfDuty (PermissionError) the actor fired a conflicting step on this artefact
     │   ├── AlreadyApproved                   the approver (or its trust domain) already approved
     │   ├── ApprovalsFull                     approval slots for this version are exhausted
+    │   ├── GovernanceError                   a consortium rule refused the call
+    │   │   ├── NotDomainAdmin (PermissionError)  sender administers no member domain
+    │   │   ├── ForeignAccount (PermissionError)  the account belongs to another domain
+    │   │   ├── DomainRoleNotAllowed (PermissionError) the domain may not hold that role
+    │   │   ├── UnknownProposal (LookupError)     no proposal has that id
+    │   │   ├── ProposalClosed                    executed, or expired by a later execution
+    │   │   ├── AlreadyVoted                      this domain already voted on the proposal
+    │   │   ├── QuorumNotReached                  too few member domains voted for it
+    │   │   └── InvalidProposal (ValueError)      the change cannot be made (unknown domain...)
     │   └── InvalidArgument (ValueError)      malformed call (unknown role index, bad input list)
     ├── ChainError                            engine-level failure
     │   ├── TransactionFailed                 reverted without a lifecycle reason, or out of gas
@@ -366,6 +375,43 @@ class InvalidArgument(LifecycleError, ValueError):
     """
 
 
+class GovernanceError(LifecycleError):
+    """A consortium governance rule refused the call (same type and text on and off chain)."""
+
+
+class NotDomainAdmin(GovernanceError, PermissionError):
+    pass
+
+
+class ForeignAccount(GovernanceError, PermissionError):
+    pass
+
+
+class DomainRoleNotAllowed(GovernanceError, PermissionError):
+    pass
+
+
+class UnknownProposal(GovernanceError, LookupError):
+    def __str__(self) -> str:  # LookupError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ProposalClosed(GovernanceError):
+    pass
+
+
+class AlreadyVoted(GovernanceError):
+    pass
+
+
+class QuorumNotReached(GovernanceError):
+    pass
+
+
+class InvalidProposal(GovernanceError, ValueError):
+    pass
+
+
 LIFECYCLE_ERRORS: dict[str, type[LifecycleError]] = {
     cls.__name__: cls
     for cls in (
@@ -379,6 +425,14 @@ LIFECYCLE_ERRORS: dict[str, type[LifecycleError]] = {
         AlreadyApproved,
         ApprovalsFull,
         InvalidArgument,
+        NotDomainAdmin,
+        ForeignAccount,
+        DomainRoleNotAllowed,
+        UnknownProposal,
+        ProposalClosed,
+        AlreadyVoted,
+        QuorumNotReached,
+        InvalidProposal,
     )
 }
 

@@ -19,7 +19,7 @@ step  paper                                       lifecycle operation
 
 from __future__ import annotations
 
-from proml_sim.dsl import Artefact, Role, State
+from proml_sim.dsl import Artefact, Consortium, Role, State
 
 
 class Dataset(Artefact):
@@ -68,7 +68,31 @@ class Model(Artefact):
     withdraw = (requested | trained | rejected | verified | delivered).to(withdrawn, by=operator)
 
 
+class GovernedDataset(Dataset):
+    """The paper's Dataset under consortium governance: each trust domain enrols its own
+    accounts; domains, their admin keys and their roles change by a quorum of two domains."""
+
+    governance = Consortium(quorum=2)
+
+
+class GovernedModel(Model):
+    """The paper's Model under consortium governance; the trust domain that trained a version
+    may neither verify nor reject it (domain-level separation of duty)."""
+
+    governance = Consortium(quorum=2)
+    verify = Model.trained.to(
+        Model.verified, by=Model.verifier, approvals=2, count="domains", evidence=True,
+        separate_from=Model.train, separate_domain_from=Model.train,
+    )
+    reject = Model.trained.to(
+        Model.rejected, by=Model.verifier, evidence=True, separate_from=Model.train,
+        separate_domain_from=Model.train,
+    )
+
+
 PAPER_LIFECYCLES: tuple[type[Artefact], ...] = (Dataset, Model)
+#: The paper's lifecycles under consortium governance (the single-admin ones are above).
+GOVERNED_LIFECYCLES: tuple[type[Artefact], ...] = (GovernedDataset, GovernedModel)
 
 
 def lifecycle_spec(cls: type[Artefact]) -> str:

@@ -7,14 +7,21 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from proml_sim import ADMIN, Artefact, Role, State
+from proml_sim import ADMIN, Artefact, Consortium, Role, State
 
 _counter = itertools.count()
 
 
 @st.composite
-def lifecycles(draw: Any, max_states: int = 6, max_roles: int = 3) -> type[Artefact]:
+def lifecycles(
+    draw: Any, max_states: int = 6, max_roles: int = 3, governance: bool = False
+) -> type[Artefact]:
     """A random lifecycle class that passes validation.
+
+    ``governance=True``: half of them declare a ``Consortium`` (quorum 1 to 3, maybe limiting the
+    founding domain's roles), and transitions
+    may carry domain-level separation of duty (``separate_domain_from``).  Off by default, so
+    the draws of other users of this strategy are unchanged.
 
     Construction keeps it valid: every state i > 0 gets an edge from an earlier non-final state
     (reachable), every non-final state gets an edge to a later state (the last state is final, so
@@ -64,12 +71,17 @@ def lifecycles(draw: Any, max_states: int = 6, max_roles: int = 3) -> type[Artef
         approvals = draw(st.sampled_from([1, 1, 1, 2, 3]))
         count = "domains" if approvals > 1 and draw(st.booleans()) else "accounts"
         sod = draw(st.lists(st.sampled_from(names), max_size=1))
+        dsod = draw(st.lists(st.sampled_from(names), max_size=1)) if governance else []
         group = states[srcs[0]]
         for s in srcs[1:]:
             group = group | states[s]
         ns[names[k]] = group.to(
             states[tgt], by=by, approvals=approvals, count=count,
-            evidence=draw(st.booleans()), separate_from=sod,
+            evidence=draw(st.booleans()), separate_from=sod, separate_domain_from=dsod,
         )
+    if governance and draw(st.booleans()):
+        founder = draw(st.one_of(
+            st.none(), st.lists(st.sampled_from(role_choices), max_size=2, unique=True)))
+        ns["governance"] = Consortium(quorum=draw(st.integers(1, 3)), founder_roles=founder)
     name = f"Random{next(_counter)}"
     return type(name, (Artefact,), ns)

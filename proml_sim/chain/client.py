@@ -46,6 +46,9 @@ from proml_sim.errors import LifecycleError, TransactionFailed, lifecycle_error_
 from proml_sim.ir import (
     EVENT_TYPES,
     ZERO32,
+    GovExecuted,
+    GovProposed,
+    GovVoted,
     HistoryEntry,
     LifecycleEvent,
     LifecycleIR,
@@ -60,12 +63,15 @@ from proml_sim.ir import (
     history_from_events,
 )
 from proml_sim.ir import messages as msg
+from proml_sim.ir.events import ZERO_ADDRESS
 from proml_sim.ir.interpreter import (
     check_address,
     check_bytes32,
     check_fire,
+    check_propose,
     check_register,
     check_role,
+    check_uint,
 )
 
 #: Gas limit for a call whose estimate reverts and that is sent anyway (``preflight=False``): the
@@ -271,6 +277,8 @@ class LifecycleClient:
         from eth_abi.abi import encode
 
         bundle = as_layout(compiled, layout)
+        if bundle.ir.consortium is not None and admin_domain == ZERO32:
+            raise msg.founder_domain(bundle.ir)  # as the constructor would, without paying gas
         if bundle.layout == "registry":
             compiled = bundle.main
             data = compiled.bytecode + encode(["bytes32"], [admin_domain])
@@ -415,6 +423,74 @@ class LifecycleClient:
         data = self.contract_abi.encode_call("revoke_role", args)
         return self._write(signer, data, gas, "revoke_role", lambda r: None)
 
+    # -- consortium governance (the registry, or the factory) --------------------------------------
+    def propose(
+        self,
+        signer: Any,
+        kind: str | int,
+        domain: bytes,
+        account: str = ZERO_ADDRESS,
+        roles: int = 0,
+        *,
+        gas: int | None = None,
+    ) -> Any:
+        """Open a consortium proposal (``kind``: add_domain, remove_domain, rotate_admin,
+        set_roles) as a member domain's admin; returns its id.  The proposer's domain votes."""
+        self._need_consortium()
+        args = list(check_propose(self.ir, kind, domain, account, roles))
+        data = self.contract_abi.encode_call("gov_propose", args)
+        return self._write(signer, data, gas, "gov_propose", lambda r: self._gov_log(
+            r, "GovProposed", "id"))
+
+    def vote(self, signer: Any, proposal: int, *, gas: int | None = None) -> Any:
+        """Vote for a proposal as a member domain's admin; returns its vote count."""
+        self._need_consortium()
+        pid = check_uint(self.ir, "proposal", proposal)
+        data = self.contract_abi.encode_call("gov_vote", [pid])
+        return self._write(signer, data, gas, "gov_vote", lambda r: self._gov_log(
+            r, "GovVoted", "count"))
+
+    def execute(self, signer: Any, proposal: int, *, gas: int | None = None) -> Any:
+        """Carry out a proposal a quorum of member domains voted for (anyone may)."""
+        self._need_consortium()
+        pid = check_uint(self.ir, "proposal", proposal)
+        data = self.contract_abi.encode_call("gov_execute", [pid])
+        return self._write(signer, data, gas, "gov_execute", lambda r: None)
+
+    def effective_roles(self, account: str) -> int:
+        """The roles ``account`` can use now (with a consortium: those its domain may hold)."""
+        account = check_address(self.ir, "account", account)
+        if self.ir.consortium is None:
+            return self.roles_of(account)
+        return int(self._view("effective_roles", account))
+
+    def _need_consortium(self) -> None:
+        if self.ir.consortium is None:
+            raise msg.no_consortium(self.ir)
+
+    def _gov_log(self, receipt: Receipt, event: str, field: str) -> int:
+        for name, args in self._decoded(receipt):
+            if name == event:
+                return int(args[field])
+        raise TransactionFailed(f"{self.ir.name}: the call emitted no {event} event", receipt)
+
+    def _gov_snapshot(self, snap: LifecycleSnapshot, domains: set[bytes]) -> None:
+        from proml_sim.ir.events import EXECUTED, OPEN
+
+        for d in domains:
+            if self._view("gov_member", d):
+                snap.members[d] = (
+                    int(self._view("gov_allowed", d)),
+                    to_checksum_address(self._view("gov_admin_of", d)),
+                )
+        for pid in range(1, int(self._view("gov_proposals")) + 1):
+            kind, domain, account, roles, status, epoch = self._view("gov_proposal", pid)
+            votes = tuple(bytes(v) for v in self._view("gov_votes_of", pid))
+            assert status in (OPEN, EXECUTED)
+            snap.proposals[pid] = (int(kind), bytes(domain), to_checksum_address(account),
+                                   int(roles), int(status), int(epoch), votes)
+        snap.epoch = int(self._view("gov_epoch"))
+
     def send_raw(
         self, signer: Any, data: bytes, gas: int | None = None, kind: str = "raw"
     ) -> Any:
@@ -552,7 +628,11 @@ class LifecycleClient:
 
         snap = LifecycleSnapshot()
         sod = {self.ir.transition(n).index for n in self.ir.sod_targets}
+        gov_domains: set[bytes] = set()
         for ev in self.events():
+            if isinstance(ev, GovExecuted | GovProposed | GovVoted):
+                gov_domains.add(ev.domain)
+                continue
             if isinstance(ev, Registered | Transitioned):
                 aid = ev.id
                 snap.records[aid] = (
@@ -574,6 +654,8 @@ class LifecycleClient:
                     for a in self._aview("approvers_of", ev.id, ev.transition, ev.version,
                                          ev.digest) or ()
                 ]
+        if self.ir.consortium is not None:
+            self._gov_snapshot(snap, gov_domains)
         return snap.normalised()
 
     # -- internals ------------------------------------------------------------------------------

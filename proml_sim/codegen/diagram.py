@@ -15,12 +15,24 @@ def _label(t: TransitionIR) -> str:
         parts.append("evidence")
     if t.separate_from:
         parts.append(f"not actor of {'/'.join(t.separate_from)}")
+    if t.separate_domain_from:
+        parts.append(f"not domain of {'/'.join(t.separate_domain_from)}")
     return ", ".join(parts)
+
+
+def _governance(ir: LifecycleIR) -> str:
+    """One line on who governs roles and domains."""
+    if ir.consortium is None:
+        return "single admin: the deployer's key grants every role in any domain"
+    return (f"consortium: domains enrol their own accounts; membership and domain roles by "
+            f"quorum {ir.consortium.quorum}")
 
 
 def to_mermaid(ir: LifecycleIR) -> str:
     """A mermaid ``stateDiagram-v2`` of the lifecycle (deterministic)."""
     lines = ["stateDiagram-v2", f"    %% {ir.name} (IR {ir.fingerprint()[:16]})"]
+    if ir.consortium is not None:
+        lines.append(f"    %% {_governance(ir)}")
     reg = f"register by {'/'.join(ir.register_by)}" if ir.register_by else "register"
     lines.append(f"    [*] --> {ir.initial.name}: {reg}")
     for t in ir.transitions:
@@ -35,6 +47,8 @@ def to_mermaid(ir: LifecycleIR) -> str:
 def to_dot(ir: LifecycleIR) -> str:
     """A Graphviz digraph of the lifecycle (deterministic)."""
     lines = [f'digraph "{ir.name}" {{', "  rankdir=LR;", '  node [shape=box, style=rounded];']
+    if ir.consortium is not None:
+        lines.append(f'  label="{_governance(ir)}";')
     lines.append('  "__start" [shape=point];')
     for s in ir.states:
         shape = ', peripheries=2' if s.final else ""

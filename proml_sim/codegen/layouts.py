@@ -56,6 +56,7 @@ from __future__ import annotations
 
 from proml_sim.codegen.vyper import (
     EVIDENCE_ARGS,
+    GOV_EVENTS,
     Access,
     _q,
     admin_table,
@@ -64,6 +65,8 @@ from proml_sim.codegen.vyper import (
     emit_header,
     emit_roles,
     emit_transition,
+    founding,
+    gov_declarations,
     register_checks,
 )
 from proml_sim.ir import messages as msg
@@ -106,6 +109,16 @@ _APPROVERS_OF = (
 )
 
 
+def artefact_access(ir: LifecycleIR, kind: str) -> Access:
+    """How an artefact contract of ``kind`` reaches its data; with a consortium it asks the
+    factory for the caller's *effective* roles (those its domain may hold)."""
+    access = ARTEFACT_ACCESS[kind]
+    if ir.consortium is None:
+        return access
+    return Access(access.record, access.exists, _FACTORY_CALL + ".effective_roles({who})",
+                  access.domains, access.last_actor)
+
+
 def _log_registered(ir: LifecycleIR) -> str:
     return (
         f"    log Registered(id=_id, registrant=msg.sender, salt=salt, state={ir.initial.index}, "
@@ -140,10 +153,12 @@ interface _Artefact:
     else:
         create = "    _a: address = create_from_blueprint(BLUEPRINT, _id, salt=_id)\n"
     arg = "implementation" if clone else "blueprint"
+    gov_events = GOV_EVENTS if ir.consortium is not None else ()
+    before, after = founding(ir)
     return "".join([
         emit_header(ir, _NOTES[kind]),
         interface,
-        emit_events("Registered", "RoleGranted", "RoleRevoked"),
+        emit_events("Registered", "RoleGranted", "RoleRevoked", *gov_events),
         '''
 event ArtefactCreated:
     id: indexed(bytes32)
@@ -160,15 +175,15 @@ ADMIN_TABLE: constant(uint256) = {admin_table(ir)}
 roles: public(HashMap[address, uint256])
 domains: public(HashMap[address, bytes32])
 artefact_of: public(HashMap[bytes32, address])
-
+{gov_declarations(ir)}
 
 @deploy
 def __init__(admin_domain: bytes32, {arg}: address):
-    {template} = {arg}{bind_check}
+{before}    {template} = {arg}{bind_check}
     self.roles[msg.sender] = 1
     self.domains[msg.sender] = admin_domain
     log RoleGranted(role=0, account=msg.sender, sender=msg.sender, domain=admin_domain)
-
+{after}
 
 @external
 @pure
@@ -201,7 +216,11 @@ def __default__():
 def emit_artefact(ir: LifecycleIR, kind: str) -> str:
     """The per-artefact contract of the ``factory`` or ``clone`` layout (``kind``)."""
     clone = kind == "clone"
-    access = ARTEFACT_ACCESS[kind]
+    access = artefact_access(ir, kind)
+    eff = (
+        "    def effective_roles(account: address) -> uint256: view\n"
+        if ir.consortium is not None else ""
+    )
     me = "self._id" if clone else "_ID"
     initial = ir.initial.index
     if clone:
@@ -259,11 +278,11 @@ def __init__(id: bytes32):
 '''
     return "".join([
         emit_header(ir, _NOTES[f"{kind}.artefact"]),
-        '''
+        f'''
 interface _Factory:
     def roles(account: address) -> uint256: view
     def domains(account: address) -> bytes32: view
-''',
+{eff}''',
         emit_events("Transitioned", "Approved"),
         f'''
 IR_FINGERPRINT: public(constant(bytes32)) = 0x{ir.fingerprint()}

@@ -67,6 +67,19 @@ REGISTRY_ACCESS = Access(
     domains="self.domains[{who}]",
     last_actor="self.last_actor[id][{t}]",
 )
+#: A consortium's registry checks *effective* roles (those the account's domain may hold).
+REGISTRY_GOV_ACCESS = Access(
+    record="self.record[id]",
+    exists="_r != 0",
+    roles="self._eff({who})",
+    domains="self.domains[{who}]",
+    last_actor="self.last_actor[id][{t}]",
+)
+
+
+def registry_access(ir: LifecycleIR) -> Access:
+    """The registry's :class:`Access` for ``ir`` (single admin, or consortium)."""
+    return REGISTRY_ACCESS if ir.consortium is None else REGISTRY_GOV_ACCESS
 
 
 def _q(err: LifecycleError) -> str:
@@ -91,6 +104,8 @@ def emit_header(ir: LifecycleIR, layout_note: str | None = None) -> str:
         *([f"# Contract layout: {layout_note}"] if layout_note else []),
         f"# States (* initial, . final): {states}",
         f"# Roles: {roles}",
+        *([f"# Governance: consortium of member domains, quorum {ir.consortium.quorum} "
+           "(domains enrol their own accounts)"] if ir.consortium is not None else []),
         "# Transitions:",
     ]
     for t in ir.transitions:
@@ -101,6 +116,8 @@ def emit_header(ir: LifecycleIR, layout_note: str | None = None) -> str:
             opts.append("evidence")
         if t.separate_from:
             opts.append(f"separate_from={'|'.join(t.separate_from)}")
+        if t.separate_domain_from:
+            opts.append(f"separate_domain_from={'|'.join(t.separate_domain_from)}")
         lines.append(f"#   {t.index}: {t.name}: {'|'.join(t.sources)} -> {t.target} ({', '.join(opts)})")
     return "\n".join(lines) + "\n"
 
@@ -148,7 +165,33 @@ def _event_decls() -> dict[str, str]:
     account: indexed(address)
     sender: indexed(address)
 """,
+        "GovProposed": """event GovProposed:
+    id: indexed(uint256)
+    kind: uint8
+    domain: bytes32
+    account: address
+    roles: uint256
+    proposer: indexed(address)
+    epoch: uint256
+""",
+        "GovVoted": """event GovVoted:
+    id: indexed(uint256)
+    domain: indexed(bytes32)
+    voter: indexed(address)
+    count: uint256
+""",
+        "GovExecuted": """event GovExecuted:
+    id: indexed(uint256)
+    kind: uint8
+    domain: bytes32
+    account: address
+    roles: uint256
+    sender: indexed(address)
+""",
     }
+
+#: The governance events (declared by the contract holding roles when there is a consortium).
+GOV_EVENTS = ("GovProposed", "GovVoted", "GovExecuted")
 
 
 def emit_events(*names: str) -> str:
@@ -165,8 +208,11 @@ def admin_table(ir: LifecycleIR) -> int:
 
 
 def emit_declarations(ir: LifecycleIR) -> str:
-    events = emit_events("Registered", "Transitioned", "Approved", "RoleGranted", "RoleRevoked")
-    return events + f'''
+    gov = GOV_EVENTS if ir.consortium is not None else ()
+    events = emit_events(
+        "Registered", "Transitioned", "Approved", "RoleGranted", "RoleRevoked", *gov
+    )
+    return events + gov_declarations(ir) + f'''
 IR_FINGERPRINT: public(constant(bytes32)) = 0x{ir.fingerprint()}
 N_ROLES: constant(uint256) = {len(ir.roles)}
 # admin role index of role i, packed 8 bits per role
@@ -182,15 +228,34 @@ last_actor: HashMap[bytes32, HashMap[uint8, address]]
 '''
 
 
+def gov_declarations(ir: LifecycleIR) -> str:
+    """Governance constants and storage (empty for the single-admin design)."""
+    if ir.consortium is None:
+        return ""
+    from proml_sim.codegen.governance import emit_gov_declarations
+
+    return emit_gov_declarations(ir)
+
+
+def founding(ir: LifecycleIR) -> tuple[str, str]:
+    """Constructor lines before and after the deployer's admin grant (consortium only)."""
+    if ir.consortium is None:
+        return "", ""
+    from proml_sim.codegen.governance import emit_gov_founding, founding_check
+
+    return founding_check(ir), emit_gov_founding(ir)
+
+
 def emit_constructor(ir: LifecycleIR) -> str:
-    return '''
+    before, after = founding(ir)
+    return f'''
 
 @deploy
 def __init__(admin_domain: bytes32):
-    self.roles[msg.sender] = 1
+{before}    self.roles[msg.sender] = 1
     self.domains[msg.sender] = admin_domain
     log RoleGranted(role=0, account=msg.sender, sender=msg.sender, domain=admin_domain)
-'''
+{after}'''
 
 
 def emit_views(ir: LifecycleIR) -> str:
@@ -228,6 +293,11 @@ def last_actor_of(id: bytes32, transition: uint8) -> address:
 
 
 def emit_roles(ir: LifecycleIR) -> str:
+    """grant_role / revoke_role (and, with a consortium, effective roles and governance)."""
+    if ir.consortium is not None:
+        from proml_sim.codegen.governance import emit_gov_proposals, emit_gov_roles
+
+        return emit_gov_roles(ir) + emit_gov_proposals(ir)
     bad_role = _q(msg.unknown_role(ir))
     not_admin = _q(msg.not_role_admin(ir))
     return f'''
@@ -262,7 +332,8 @@ def register_checks(ir: LifecycleIR) -> str:
     body = []
     if ir.register_by:
         mask = ir.role_mask(ir.register_by)
-        body.append(f"    assert self.roles[msg.sender] & {mask} != 0, {_q(msg.register_role(ir))}")
+        roles = registry_access(ir).roles.format(who="msg.sender")
+        body.append(f"    assert {roles} & {mask} != 0, {_q(msg.register_role(ir))}")
     if ir.register_evidence:
         body.append(f"    assert digest != empty(bytes32), {_q(msg.register_evidence(ir))}")
     return "".join(line + "\n" for line in body)
@@ -282,7 +353,8 @@ def register(salt: bytes32, {EVIDENCE_ARGS}) -> bytes32:
 '''
 
 
-def emit_approve_helper(ir: LifecycleIR, access: Access = REGISTRY_ACCESS) -> str:
+def emit_approve_helper(ir: LifecycleIR, access: Access | None = None) -> str:
+    access = access or registry_access(ir)
     if not any(t.approvals > 1 for t in ir.transitions):
         return ""
     mine = access.domains.format(who="msg.sender")
@@ -319,7 +391,8 @@ def _approve(key: bytes32, mask: uint256, by_domain: bool) -> uint256:
 '''
 
 
-def emit_transition(ir: LifecycleIR, t: TransitionIR, access: Access = REGISTRY_ACCESS) -> str:
+def emit_transition(ir: LifecycleIR, t: TransitionIR, access: Access | None = None) -> str:
+    access = access or registry_access(ir)
     src_mask = 0
     for s in t.sources:
         src_mask |= 1 << ir.state(s).index
@@ -344,6 +417,14 @@ def emit_transition(ir: LifecycleIR, t: TransitionIR, access: Access = REGISTRY_
             f"    assert {access.last_actor.format(t=o)} != msg.sender, "
             f"{_q(msg.separation(ir, t, other))}"
         )
+    for other in t.separate_domain_from:
+        o = ir.transition(other).index
+        mine, last = access.domains.format(who="msg.sender"), access.domains.format(who=f"_l{o}")
+        lines += [
+            f"    _l{o}: address = {access.last_actor.format(t=o)}",
+            f"    assert _l{o} == empty(address) or {last} != {mine}, "
+            f"{_q(msg.domain_separation(ir, t, other))}",
+        ]
     lines.append("    _v: uint256 = _r >> 8")
     digest = "digest" if t.evidence else "empty(bytes32)"
     if t.approvals > 1:

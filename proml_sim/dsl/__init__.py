@@ -15,6 +15,14 @@ A lifecycle is a class::
         release = labelled.to(released, by=admin_role, approvals=2, count="domains",
                               separate_from=label)
 
+Governance: without a declaration one key rules the roles (the single-admin design: the
+deployer holds ``ADMIN``, role admins grant roles in any trust domain they name).  Declaring
+``governance = Consortium(quorum=2)`` makes trust domains members of a consortium: each domain
+enrols only its own accounts, and adding or removing a domain, rotating a domain's admin and
+which roles a domain may hold change only by proposals a quorum of member domains approves.
+``separate_domain_from=`` on a transition is separation of duty between domains (the domain
+that trained a model may not verify it), beside the account-level ``separate_from=``.
+
 Roles and states are objects, so a typo fails at import time; the class body is validated once,
 when the class is created, and :class:`~proml_sim.errors.InvalidDefinition` lists every problem.
 The DSL generates nothing: :func:`proml_sim.ir.build_ir` is the only code that reads these
@@ -29,14 +37,16 @@ from typing import Any, ClassVar, Literal
 from proml_sim.dsl._names import IDENTIFIER, is_reserved
 from proml_sim.errors import InvalidDefinition
 
-__all__ = ["ADMIN", "MAX_APPROVALS", "MAX_ROLES", "MAX_STATES", "Artefact", "Role", "State",
-           "Transition"]
+__all__ = ["ADMIN", "MAX_APPROVALS", "MAX_DOMAINS", "MAX_ROLES", "MAX_STATES", "Artefact",
+           "Consortium", "Role", "State", "Transition"]
 
 #: Upper bounds the generated contract supports (bit-packed roles, uint8 states, bounded loops).
 MAX_ROLES = 32
 MAX_STATES = 255
 MAX_TRANSITIONS = 255
 MAX_APPROVALS = 16
+#: Member domains of a consortium (bounded vote lists on chain).
+MAX_DOMAINS = 16
 
 CountMode = Literal["accounts", "domains"]
 
@@ -105,6 +115,54 @@ class _AdminRole(Role):
 ADMIN: Role = _AdminRole()
 
 
+class Consortium:
+    """Consortium governance of a lifecycle's roles and trust domains.
+
+    ``quorum``: member domains (one vote each) a proposal needs before it can be executed; while
+    the consortium has fewer members than that, every member must vote.  ``founder_roles``: the
+    roles the founding domain (the deployer's) may hold (default: every role); any other domain's
+    roles are set by the proposal that admits it.  Declare at most one, as a class attribute
+    (``governance = Consortium(quorum=2)``).
+
+    Example::
+
+        >>> from proml_sim import Artefact, Consortium, Interpreter, Role, State, build_ir
+        >>> class Memo(Artefact):
+        ...     governance = Consortium(quorum=2)
+        ...     writer = Role()
+        ...     draft = State(initial=True, by=writer)
+        ...     sent = State(final=True)
+        ...     dispatch = draft.to(sent, by=writer)
+        >>> build_ir(Memo).consortium
+        ConsortiumIR(quorum=2, founder_roles=None)
+        >>> org_a, org_b = b"a" * 32, b"b" * 32  # two trust domain ids
+        >>> founder, b_admin = "0x" + "11" * 20, "0x" + "22" * 20
+        >>> memo = Interpreter(build_ir(Memo), founder, org_a)
+        >>> memo.propose(founder, "add_domain", org_b, b_admin, 0b10)
+        1
+        >>> memo.execute(founder, 1)  # one member so far: the founder alone is the quorum
+        >>> memo.grant(b_admin, "writer", "0x" + "33" * 20, org_a)  # not its own domain
+        Traceback (most recent call last):
+        ...
+        proml_sim.errors.ForeignAccount: Memo: a domain enrols accounts only into itself; ...
+    """
+
+    def __init__(
+        self, *, quorum: int, founder_roles: Role | Iterable[Role] | None = None, doc: str = ""
+    ) -> None:
+        self.quorum = quorum
+        self.founder_roles = None if founder_roles is None else _as_roles(founder_roles)
+        self.doc = doc
+        self.name: str | None = None
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        if self.name is None:
+            self.name = name
+
+    def __repr__(self) -> str:
+        return f"Consortium(quorum={self.quorum!r})"
+
+
 def _as_roles(by: Role | Iterable[Role] | None) -> tuple[Any, ...]:
     if by is None:
         return ()
@@ -139,6 +197,7 @@ class _Sources:
         count: CountMode = "accounts",
         evidence: bool = False,
         separate_from: Transition | str | Iterable[Transition | str] = (),
+        separate_domain_from: Transition | str | Iterable[Transition | str] = (),
         doc: str = "",
     ) -> Transition:
         """A transition from these states to ``target``.
@@ -149,12 +208,20 @@ class _Sources:
         accounts.  ``evidence=True``: the call must carry a non-zero content digest and may carry
         a locator URI and input artefact ids.  ``separate_from``: separation of duty, the actor
         must differ from whoever last fired the named transition(s) on the same artefact.
+        ``separate_domain_from``: the same between trust domains: the actor's domain must differ
+        from the domain of whoever last fired the named transition(s).
         """
-        if isinstance(separate_from, Transition | str):
-            sod: tuple[Any, ...] = (separate_from,)
-        else:
-            sod = tuple(separate_from)
-        return Transition(self.states, target, _as_roles(by), approvals, count, evidence, sod, doc)
+        return Transition(self.states, target, _as_roles(by), approvals, count, evidence,
+                           _as_refs(separate_from), doc, _as_refs(separate_domain_from))
+
+
+def _as_refs(refs: Any) -> tuple[Any, ...]:
+    if isinstance(refs, Transition | str):
+        return (refs,)
+    try:
+        return tuple(refs)
+    except TypeError:
+        return (refs,)
 
 
 class State(_Sources):
@@ -245,6 +312,7 @@ class Transition:
         evidence: Any,
         separate_from: tuple[Any, ...],
         doc: str = "",
+        separate_domain_from: tuple[Any, ...] = (),
     ) -> None:
         self.sources = sources
         self.target = target
@@ -253,6 +321,7 @@ class Transition:
         self.count = count
         self.evidence = evidence
         self.separate_from = separate_from
+        self.separate_domain_from = separate_domain_from
         self.doc = doc
         self.name: str | None = None
 
@@ -268,7 +337,7 @@ class Artefact:
     """Base class of every lifecycle.  Subclasses are validated when they are defined.
 
     Class attributes filled in by validation: ``__roles__``, ``__states__``, ``__transitions__``
-    (name -> object, in declaration order).
+    (name -> object, in declaration order) and ``__consortium__`` (None: single admin).
 
     Example::
 
@@ -286,6 +355,7 @@ class Artefact:
     every problem.
     """
 
+    __consortium__: ClassVar[Consortium | None] = None
     __roles__: ClassVar[dict[str, Role]] = {}
     __states__: ClassVar[dict[str, State]] = {}
     __transitions__: ClassVar[dict[str, Transition]] = {}
@@ -294,11 +364,45 @@ class Artefact:
         super().__init_subclass__(**kwargs)
         roles, states, transitions = _collect(cls)
         problems = _validate(cls.__name__, roles, states, transitions)
+        consortia: list[Consortium] = []
+        for klass in cls.__mro__:  # the most derived declaration wins, as for any attribute
+            if issubclass(klass, Artefact):
+                consortia = [v for v in vars(klass).values() if isinstance(v, Consortium)]
+                if consortia:
+                    break
+        problems += _validate_consortium(cls.__name__, consortia, roles)
         if problems:
             raise InvalidDefinition(cls.__name__, problems)
         cls.__roles__ = roles
         cls.__states__ = states
         cls.__transitions__ = transitions
+        cls.__consortium__ = consortia[0] if consortia else None
+
+
+def _validate_consortium(
+    c: str, consortia: list[Consortium], roles: dict[str, Role]
+) -> list[str]:
+    p: list[str] = []
+    declared = {id(r) for r in roles.values()} | {id(ADMIN)}
+    if len(consortia) > 1:
+        p.append(
+            f"{c}: {len(consortia)} Consortium declarations; declare at most one "
+            "(`governance = Consortium(quorum=...)`)."
+        )
+    for x in consortia:
+        q = x.quorum
+        if not isinstance(q, int) or isinstance(q, bool) or not 1 <= q <= MAX_DOMAINS:
+            p.append(
+                f"{c}: Consortium(quorum={q!r}) is impossible; use an integer from 1 to "
+                f"{MAX_DOMAINS} (member domains that must approve a proposal)."
+            )
+        for r in x.founder_roles or ():
+            if not isinstance(r, Role) or id(r) not in declared:
+                p.append(
+                    f"{c}: Consortium founder_roles names {r!r}, which is not a role declared in "
+                    f"{c}; pass declared Role objects (or ADMIN)."
+                )
+    return p
 
 
 def _collect(cls: type) -> tuple[dict[str, Role], dict[str, State], dict[str, Transition]]:
@@ -452,14 +556,16 @@ def _validate(
             )
         if not isinstance(t.evidence, bool):
             p.append(f"{where}: evidence= takes True or False, got {t.evidence!r}.")
-        for ref in t.separate_from:
-            ref_name = ref if isinstance(ref, str) else trans_objs.get(id(ref))
-            if ref_name is None or ref_name not in transitions:
-                shown = ref if isinstance(ref, str) else getattr(ref, "name", ref)
-                p.append(
-                    f"{where}: separate_from names '{shown}', which is not a transition of {c}; "
-                    "name a declared transition."
-                )
+        for opt, refs in (("separate_from", t.separate_from),
+                          ("separate_domain_from", t.separate_domain_from)):
+            for ref in refs:
+                ref_name = ref if isinstance(ref, str) else trans_objs.get(id(ref))
+                if ref_name is None or ref_name not in transitions:
+                    shown = ref if isinstance(ref, str) else getattr(ref, "name", ref)
+                    p.append(
+                        f"{where}: {opt} names '{shown}', which is not a transition of {c}; "
+                        "name a declared transition."
+                    )
 
     # graph rules (only on well-formed parts)
     if initials:

@@ -21,6 +21,11 @@ GENERATED_NAMES = frozenset(
         "last_actor", "Registered", "Transitioned", "Approved", "RoleGranted", "RoleRevoked",
         "IR_FINGERPRINT", "N_ROLES", "ADMIN_TABLE", "ALREADY", "FULL", "initialize",
         "initialized",
+        # consortium governance
+        "QUORUM", "MAX_DOMAINS", "GovProposal", "GovProposed", "GovVoted", "GovExecuted",
+        "gov_member", "gov_allowed", "gov_admin_of", "gov_admin_domain", "gov_used",
+        "gov_members", "gov_epoch", "gov_proposals", "gov_proposal", "gov_votes",
+        "gov_propose", "gov_vote", "gov_execute", "gov_votes_of", "effective_roles", "kind",
         # parameters of generated functions
         "id", "salt", "digest", "locator", "inputs", "role", "account", "domain", "admin_domain",
         "registrant", "transition", "version", "key", "mask", "by_domain",

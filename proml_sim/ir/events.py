@@ -65,10 +65,51 @@ class RoleRevoked:
     sender: str
 
 
-LifecycleEvent = Registered | Transitioned | Approved | RoleGranted | RoleRevoked
+@dataclass(frozen=True)
+class GovProposed:
+    """A consortium proposal was opened (the proposer's domain votes for it at once)."""
+
+    id: int
+    kind: int
+    domain: bytes
+    account: str
+    roles: int
+    proposer: str
+    epoch: int
+
+
+@dataclass(frozen=True)
+class GovVoted:
+    id: int
+    domain: bytes
+    voter: str
+    count: int
+
+
+@dataclass(frozen=True)
+class GovExecuted:
+    """A proposal took effect; id 0 is the founding of the consortium by the deployer."""
+
+    id: int
+    kind: int
+    domain: bytes
+    account: str
+    roles: int
+    sender: str
+
+
+LifecycleEvent = (
+    Registered | Transitioned | Approved | RoleGranted | RoleRevoked | GovProposed | GovVoted
+    | GovExecuted
+)
 EVENT_TYPES: dict[str, type] = {
-    c.__name__: c for c in (Registered, Transitioned, Approved, RoleGranted, RoleRevoked)
+    c.__name__: c
+    for c in (Registered, Transitioned, Approved, RoleGranted, RoleRevoked, GovProposed,
+              GovVoted, GovExecuted)
 }
+ZERO_ADDRESS = "0x" + "00" * 20
+#: proposal status: open (may still expire: its epoch is not the current one), executed
+OPEN, EXECUTED = 1, 2
 
 
 @dataclass
@@ -79,6 +120,9 @@ class LifecycleSnapshot:
     non-zero masks).  ``domains``: account -> trust domain (accounts ever granted a role).
     ``approvers``: approval key -> approver accounts in order.  ``last_actor``: (artefact id,
     transition index) -> account, for transitions named in a separation-of-duty rule.
+    Consortium only: ``members``: member domain -> (roles it may hold, admin account);
+    ``proposals``: id -> (kind, domain, account, roles, status, epoch, voting domains);
+    ``epoch``: executed proposals so far (a proposal of another epoch has expired).
     """
 
     records: dict[bytes, tuple[int, int]] = field(default_factory=dict)
@@ -86,6 +130,11 @@ class LifecycleSnapshot:
     domains: dict[str, bytes] = field(default_factory=dict)
     approvers: dict[bytes, list[str]] = field(default_factory=dict)
     last_actor: dict[tuple[bytes, int], str] = field(default_factory=dict)
+    members: dict[bytes, tuple[int, str]] = field(default_factory=dict)
+    proposals: dict[int, tuple[int, bytes, str, int, int, int, tuple[bytes, ...]]] = field(
+        default_factory=dict
+    )
+    epoch: int = 0
 
     def normalised(self) -> LifecycleSnapshot:
         return LifecycleSnapshot(
@@ -94,6 +143,9 @@ class LifecycleSnapshot:
             domains=dict(sorted(self.domains.items())),
             approvers={k: list(v) for k, v in sorted(self.approvers.items()) if v},
             last_actor=dict(sorted(self.last_actor.items())),
+            members=dict(sorted(self.members.items())),
+            proposals=dict(sorted(self.proposals.items())),
+            epoch=self.epoch,
         )
 
 
@@ -117,6 +169,31 @@ def apply_event(state: Any, ev: LifecycleEvent, sod: set[int] | frozenset[int]) 
         state.domains[ev.account] = ev.domain
     elif isinstance(ev, RoleRevoked):
         state.roles[ev.account] = state.roles.get(ev.account, 0) & ~(1 << ev.role)
+    elif isinstance(ev, GovProposed):
+        state.proposals[ev.id] = (ev.kind, ev.domain, ev.account, ev.roles, OPEN, ev.epoch, ())
+    elif isinstance(ev, GovVoted):
+        p = state.proposals[ev.id]
+        state.proposals[ev.id] = (*p[:6], (*p[6], ev.domain))
+    elif isinstance(ev, GovExecuted):
+        apply_governance(state.members, ev.kind, ev.domain, ev.account, ev.roles)
+        if ev.id:
+            state.proposals[ev.id] = (*state.proposals[ev.id][:4], EXECUTED,
+                                      *state.proposals[ev.id][5:])
+            state.epoch += 1
+
+
+def apply_governance(
+    members: dict[bytes, tuple[int, str]], kind: int, domain: bytes, account: str, roles: int
+) -> None:
+    """The effect of an executed proposal on the member table (domain -> (roles, admin))."""
+    if kind == 1:  # add_domain
+        members[domain] = (roles, account)
+    elif kind == 2:  # remove_domain
+        del members[domain]
+    elif kind == 3:  # rotate_admin
+        members[domain] = (members[domain][0], account)
+    else:  # set_roles
+        members[domain] = (roles, members[domain][1])
 
 
 def replay(

@@ -17,8 +17,14 @@ from eth_utils.crypto import keccak
 from proml_sim.errors import InvalidArgument
 from proml_sim.ir import messages as msg
 from proml_sim.ir.events import (
+    EXECUTED,
+    OPEN,
     ZERO32,
+    ZERO_ADDRESS,
     Approved,
+    GovExecuted,
+    GovProposed,
+    GovVoted,
     LifecycleEvent,
     LifecycleSnapshot,
     Registered,
@@ -28,8 +34,10 @@ from proml_sim.ir.events import (
 )
 from proml_sim.ir.model import (
     MAX_APPROVERS,
+    MAX_DOMAINS,
     MAX_INPUTS,
     MAX_LOCATOR_BYTES,
+    PROPOSAL_KINDS,
     LifecycleIR,
     TransitionIR,
 )
@@ -131,6 +139,36 @@ def check_role(ir: LifecycleIR, role: object) -> int:
     return role
 
 
+def check_kind(ir: LifecycleIR, kind: object) -> int:
+    """A proposal kind: a name of :data:`PROPOSAL_KINDS` or its number (any other number is
+    left for the contract to refuse, so both sides refuse it with the same words)."""
+    if isinstance(kind, str):
+        if kind not in PROPOSAL_KINDS:
+            raise msg.bad_kind(ir)
+        return PROPOSAL_KINDS[kind]
+    if not isinstance(kind, int) or isinstance(kind, bool) or not 0 <= kind < 256:
+        raise msg.bad_kind(ir)
+    return kind
+
+
+def check_uint(ir: LifecycleIR, name: str, value: object) -> int:
+    """A uint256 argument (proposal id, role mask)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**256:
+        raise InvalidArgument(
+            f"{ir.name}: argument {name} must be an integer from 0 to 2**256-1, got "
+            f"{value!r}; pass a non-negative integer"
+        )
+    return value
+
+
+def check_propose(
+    ir: LifecycleIR, kind: object, domain: object, account: object, roles: object
+) -> tuple[int, bytes, str, int]:
+    """All arguments of ``propose``, in the order the client and interpreter check them."""
+    return (check_kind(ir, kind), check_bytes32(ir, "domain", domain),
+            check_address(ir, "account", account), check_uint(ir, "roles", roles))
+
+
 @dataclass(frozen=True)
 class StepResult:
     """What one transition call did: fired (state changed) or recorded an approval."""
@@ -204,6 +242,8 @@ class Interpreter:
     """
 
     def __init__(self, ir: LifecycleIR, deployer: str, admin_domain: bytes = ZERO32) -> None:
+        if ir.consortium is not None and admin_domain == ZERO32:
+            raise msg.founder_domain(ir)
         self.ir = ir
         self.records: dict[bytes, tuple[int, int]] = {}
         self.roles: dict[str, int] = {}
@@ -212,7 +252,18 @@ class Interpreter:
         self.last_actor: dict[tuple[bytes, int], str] = {}
         self.events: list[LifecycleEvent] = []
         self._sod = {ir.transition(n).index for n in ir.sod_targets}
-        self._grant(to_checksum_address(deployer), 0, admin_domain, to_checksum_address(deployer))
+        #: consortium state: member domain -> (roles it may hold, admin account); domain ids
+        #: ever used; proposals (kind, domain, account, roles, status, epoch, voting domains)
+        self.members: dict[bytes, tuple[int, str]] = {}
+        self.used: set[bytes] = set()
+        self.proposals: dict[int, tuple[int, bytes, str, int, int, int, tuple[bytes, ...]]] = {}
+        self.epoch = 0
+        founder = to_checksum_address(deployer)
+        self._grant(founder, 0, admin_domain, founder)
+        if ir.consortium is not None:
+            mask = ir.founder_mask()
+            self._apply(1, admin_domain, founder, mask)
+            self.events.append(GovExecuted(0, 1, admin_domain, founder, mask, founder))
 
     # -- queries --------------------------------------------------------------------------------
     def state(self, artefact: bytes) -> str:
@@ -237,6 +288,12 @@ class Interpreter:
         key = approval_key(artefact, t.index, self.version(artefact), digest)
         return self._count(key, t)
 
+    def effective_roles(self, account: str) -> int:
+        """The roles ``account`` can use now: in a consortium, only those its domain may hold
+        (none once its domain is removed)."""
+        account = to_checksum_address(account)
+        return self._eff(account)
+
     def snapshot(self) -> LifecycleSnapshot:
         return LifecycleSnapshot(
             records=dict(self.records),
@@ -244,6 +301,9 @@ class Interpreter:
             domains=dict(self.domains),
             approvers={k: list(v) for k, v in self.approvers.items()},
             last_actor=dict(self.last_actor),
+            members=dict(self.members),
+            proposals=dict(self.proposals),
+            epoch=self.epoch,
         ).normalised()
 
     # -- operations -----------------------------------------------------------------------------
@@ -258,7 +318,7 @@ class Interpreter:
         ir = self.ir
         sender = to_checksum_address(sender)
         check_register(ir, salt, digest, locator, inputs)
-        if ir.register_by and not self.roles.get(sender, 0) & ir.role_mask(ir.register_by):
+        if ir.register_by and not self._eff(sender) & ir.role_mask(ir.register_by):
             raise msg.register_role(ir)
         if ir.register_evidence and digest == ZERO32:
             raise msg.register_evidence(ir)
@@ -286,7 +346,7 @@ class Interpreter:
         sender = to_checksum_address(sender)
         check_fire(ir, t, artefact, digest, locator, inputs)
         state, version = self._record(artefact)
-        if not self.roles.get(sender, 0) & ir.role_mask(t.by):
+        if not self._eff(sender) & ir.role_mask(t.by):
             raise msg.wrong_role(ir, t)
         if ir.state_by_index(state).name not in t.sources:
             raise msg.wrong_state(ir, t)
@@ -295,6 +355,12 @@ class Interpreter:
         for other in t.separate_from:
             if self.last_actor.get((artefact, ir.transition(other).index)) == sender:
                 raise msg.separation(ir, t, other)
+        for other in t.separate_domain_from:
+            last = self.last_actor.get((artefact, ir.transition(other).index))
+            if last is not None and self.domains.get(last, ZERO32) == self.domains.get(
+                sender, ZERO32
+            ):
+                raise msg.domain_separation(ir, t, other)
         count = 1
         if t.approvals > 1:
             key = approval_key(artefact, t.index, version, digest)
@@ -316,18 +382,151 @@ class Interpreter:
         idx = check_role(self.ir, role)
         account = check_address(self.ir, "account", account)
         domain = check_bytes32(self.ir, "domain", domain)
-        self._check_admin(to_checksum_address(sender), idx)
-        self._grant(account, idx, domain, to_checksum_address(sender))
+        sender = to_checksum_address(sender)
+        if self.ir.consortium is None:
+            self._check_admin(sender, idx)
+        else:
+            mine = self._sender_domain(sender, idx)
+            if domain != mine:
+                raise msg.other_domain(self.ir)
+            if not self.members[mine][0] & (1 << idx):
+                raise msg.domain_role(self.ir)
+            if self.domains.get(account, ZERO32) not in (ZERO32, mine) or self._admin_domain(
+                account
+            ) not in (ZERO32, mine):
+                raise msg.foreign_account(self.ir)
+        self._grant(account, idx, domain, sender)
 
     def revoke(self, sender: str, role: str | int, account: str) -> None:
         idx = check_role(self.ir, role)
         account = check_address(self.ir, "account", account)
         sender = to_checksum_address(sender)
-        self._check_admin(sender, idx)
+        if self.ir.consortium is None:
+            self._check_admin(sender, idx)
+        elif self.domains.get(account, ZERO32) != self._sender_domain(sender, idx):
+            raise msg.foreign_account(self.ir)
         self.roles[account] = self.roles.get(account, 0) & ~(1 << idx)
         self.events.append(RoleRevoked(idx, account, sender))
 
+    # -- consortium governance -----------------------------------------------------------------
+    def propose(
+        self, sender: str, kind: str | int, domain: bytes, account: str = ZERO_ADDRESS,
+        roles: int = 0,
+    ) -> int:
+        """Open a proposal (a member domain's admin may); the proposer's domain votes for it.
+        Returns the proposal id."""
+        self._need_consortium()
+        k, domain, account, roles = check_propose(self.ir, kind, domain, account, roles)
+        sender = to_checksum_address(sender)
+        mine = self._admin_domain(sender)
+        if mine == ZERO32:
+            raise msg.not_domain_admin(self.ir)
+        self._check_proposal(k, domain, account, roles)
+        pid = len(self.proposals) + 1
+        self.proposals[pid] = (k, domain, account, roles, OPEN, self.epoch, (mine,))
+        self.events.append(GovProposed(pid, k, domain, account, roles, sender, self.epoch))
+        self.events.append(GovVoted(pid, mine, sender, 1))
+        return pid
+
+    def vote(self, sender: str, proposal: int) -> int:
+        """Vote for a proposal as the admin of a member domain; returns its vote count."""
+        self._need_consortium()
+        pid = check_uint(self.ir, "proposal", proposal)
+        sender = to_checksum_address(sender)
+        mine = self._admin_domain(sender)
+        if mine == ZERO32:
+            raise msg.not_domain_admin(self.ir)
+        p = self._proposal(pid)
+        if mine in p[6]:
+            raise msg.already_voted(self.ir)
+        self.proposals[pid] = (*p[:6], (*p[6], mine))
+        self.events.append(GovVoted(pid, mine, sender, len(p[6]) + 1))
+        return len(p[6]) + 1
+
+    def execute(self, sender: str, proposal: int) -> None:
+        """Carry out a proposal that a quorum of member domains voted for (anyone may)."""
+        self._need_consortium()
+        pid = check_uint(self.ir, "proposal", proposal)
+        sender = to_checksum_address(sender)
+        k, domain, account, roles, _status, ep, votes = self._proposal(pid)
+        if len(votes) < self.quorum():
+            raise msg.quorum_not_reached(self.ir)
+        self._check_proposal(k, domain, account, roles)
+        self._apply(k, domain, account, roles)
+        self.proposals[pid] = (k, domain, account, roles, EXECUTED, ep, votes)
+        self.epoch += 1
+        self.events.append(GovExecuted(pid, k, domain, account, roles, sender))
+
+    def quorum(self) -> int:
+        """Votes a proposal needs now: the declared quorum, or every member while fewer."""
+        c = self.ir.consortium
+        return min(c.quorum, len(self.members)) if c is not None else 0
+
+    def _need_consortium(self) -> None:
+        if self.ir.consortium is None:
+            raise msg.no_consortium(self.ir)
+
+    def _proposal(self, pid: int) -> tuple[int, bytes, str, int, int, int, tuple[bytes, ...]]:
+        p = self.proposals.get(pid)
+        if p is None:
+            raise msg.unknown_proposal(self.ir)
+        if p[4] != OPEN or p[5] != self.epoch:
+            raise msg.proposal_closed(self.ir)
+        return p
+
+    def _check_proposal(self, k: int, domain: bytes, account: str, roles: int) -> None:
+        ir = self.ir
+        if not 1 <= k <= len(PROPOSAL_KINDS):
+            raise msg.bad_kind(ir)
+        if k == 1 and len(self.members) >= MAX_DOMAINS:
+            raise msg.consortium_full(ir)
+        if k == 1 and (domain == ZERO32 or domain in self.used):
+            raise msg.domain_taken(ir)
+        if k != 1 and domain not in self.members:
+            raise msg.not_member(ir)
+        if k == 2 and len(self.members) < 2:
+            raise msg.last_member(ir)
+        if k in (1, 3):
+            bound = self.domains.get(account, ZERO32)
+            if account == ZERO_ADDRESS or self._admin_domain(account) != ZERO32 or bound not in (
+                ZERO32, domain if k == 3 else ZERO32
+            ):
+                raise msg.bad_new_admin(ir)
+        if k in (1, 4) and roles >> len(ir.roles):
+            raise msg.bad_role_mask(ir)
+
+    def _apply(self, k: int, domain: bytes, account: str, roles: int) -> None:
+        from proml_sim.ir.events import apply_governance
+
+        if k == 1:
+            self.used.add(domain)
+        apply_governance(self.members, k, domain, account, roles)
+
+    def _admin_domain(self, account: str) -> bytes:
+        for d, (_roles, admin) in self.members.items():
+            if admin == account:
+                return d
+        return ZERO32
+
+    def _sender_domain(self, sender: str, idx: int) -> bytes:
+        """The domain ``sender`` may manage role ``idx`` in: the one it administers, else its
+        own if it holds (effectively) the admin role of that role."""
+        mine = self._admin_domain(sender)
+        if mine != ZERO32:
+            return mine
+        admin = self.ir.role(self.ir.roles[idx].admin).bit
+        if not self._eff(sender) & admin:
+            raise msg.not_role_admin(self.ir)
+        return self.domains.get(sender, ZERO32)
+
     # -- internals -----------------------------------------------------------------------------
+    def _eff(self, account: str) -> int:
+        roles = self.roles.get(account, 0)
+        if self.ir.consortium is None:
+            return roles
+        member = self.members.get(self.domains.get(account, ZERO32))
+        return roles & member[0] if member is not None else 0
+
     def _record(self, artefact: bytes) -> tuple[int, int]:
         check_bytes32(self.ir, "artefact", artefact)
         try:
@@ -355,8 +554,8 @@ class Interpreter:
         for a in entries:
             if a == sender:
                 raise msg.already_approved(self.ir, t)
-            if not self.roles.get(a, 0) & mask:
-                continue  # revoked since approving: no longer counts
+            if not self._eff(a) & mask:
+                continue  # revoked (or its domain removed) since approving: no longer counts
             if t.count == "domains":
                 d = self.domains.get(a, ZERO32)
                 if d in seen:
@@ -375,7 +574,7 @@ class Interpreter:
         seen: list[bytes] = []
         count = 0
         for a in self.approvers.get(key, []):
-            if not self.roles.get(a, 0) & mask:
+            if not self._eff(a) & mask:
                 continue
             if t.count == "domains":
                 d = self.domains.get(a, ZERO32)

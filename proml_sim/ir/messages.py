@@ -9,17 +9,31 @@ from __future__ import annotations
 from proml_sim.errors import (
     AlreadyApproved,
     AlreadyRegistered,
+    AlreadyVoted,
     ApprovalsFull,
+    DomainRoleNotAllowed,
     EvidenceRequired,
+    ForeignAccount,
     InvalidArgument,
+    InvalidProposal,
     LifecycleError,
+    NotDomainAdmin,
     NotRoleAdmin,
+    ProposalClosed,
+    QuorumNotReached,
     RoleNotAllowed,
     SeparationOfDuty,
     TransitionNotAllowed,
     UnknownArtefact,
+    UnknownProposal,
 )
-from proml_sim.ir.model import MAX_INPUTS, MAX_LOCATOR_BYTES, LifecycleIR, TransitionIR
+from proml_sim.ir.model import (
+    MAX_DOMAINS,
+    MAX_INPUTS,
+    MAX_LOCATOR_BYTES,
+    LifecycleIR,
+    TransitionIR,
+)
 
 
 def _alts(names: tuple[str, ...]) -> str:
@@ -69,6 +83,108 @@ def approvals_full(ir: LifecycleIR, t: TransitionIR) -> LifecycleError:
 
 def not_role_admin(ir: LifecycleIR) -> LifecycleError:
     return NotRoleAdmin(f"{ir.name}: sender does not hold the admin role of that role")
+
+
+def domain_separation(ir: LifecycleIR, t: TransitionIR, other: str) -> LifecycleError:
+    return SeparationOfDuty(
+        f"{ir.name}.{t.name}: the trust domain that did {other} may not also do this"
+    )
+
+
+# -- consortium governance ----------------------------------------------------------------------
+def no_consortium(ir: LifecycleIR) -> LifecycleError:
+    return InvalidArgument(
+        f"{ir.name} uses the single-admin design and has no consortium; declare "
+        "`governance = Consortium(quorum=...)` in the lifecycle"
+    )
+
+
+def not_domain_admin(ir: LifecycleIR) -> LifecycleError:
+    return NotDomainAdmin(
+        f"{ir.name}: sender is not the admin of a member domain; use that domain's admin key"
+    )
+
+
+def foreign_account(ir: LifecycleIR) -> LifecycleError:
+    return ForeignAccount(
+        f"{ir.name}: that account belongs to another trust domain; a domain enrols and "
+        "manages only its own accounts"
+    )
+
+
+def other_domain(ir: LifecycleIR) -> LifecycleError:
+    return ForeignAccount(
+        f"{ir.name}: a domain enrols accounts only into itself; pass your own domain id"
+    )
+
+
+def domain_role(ir: LifecycleIR) -> LifecycleError:
+    return DomainRoleNotAllowed(
+        f"{ir.name}: your domain may not hold that role; propose set_roles to the consortium"
+    )
+
+
+def unknown_proposal(ir: LifecycleIR) -> LifecycleError:
+    return UnknownProposal(f"{ir.name}: no proposal has that id; list the proposals")
+
+
+def proposal_closed(ir: LifecycleIR) -> LifecycleError:
+    return ProposalClosed(
+        f"{ir.name}: proposal already executed, or expired by a later execution; propose again"
+    )
+
+
+def already_voted(ir: LifecycleIR) -> LifecycleError:
+    return AlreadyVoted(f"{ir.name}: your domain already voted for this proposal")
+
+
+def quorum_not_reached(ir: LifecycleIR) -> LifecycleError:
+    return QuorumNotReached(
+        f"{ir.name}: proposal lacks a quorum of member domains; collect more votes first"
+    )
+
+
+def bad_kind(ir: LifecycleIR) -> LifecycleError:
+    return InvalidProposal(
+        f"{ir.name}: unknown proposal kind; use add_domain, remove_domain, rotate_admin or "
+        "set_roles"
+    )
+
+
+def consortium_full(ir: LifecycleIR) -> LifecycleError:
+    return InvalidProposal(
+        f"{ir.name}: the consortium has {MAX_DOMAINS} member domains, the most it can hold; "
+        "remove one first"
+    )
+
+
+def domain_taken(ir: LifecycleIR) -> LifecycleError:
+    return InvalidProposal(
+        f"{ir.name}: that domain id is empty or was already used; pick a new domain id"
+    )
+
+
+def not_member(ir: LifecycleIR) -> LifecycleError:
+    return InvalidProposal(f"{ir.name}: that domain is not a member; name a member domain")
+
+
+def bad_new_admin(ir: LifecycleIR) -> LifecycleError:
+    return InvalidProposal(
+        f"{ir.name}: the new admin account is empty or already bound to a domain; use a fresh "
+        "account"
+    )
+
+
+def bad_role_mask(ir: LifecycleIR) -> LifecycleError:
+    return InvalidProposal(f"{ir.name}: role mask names undeclared roles; use declared roles")
+
+
+def last_member(ir: LifecycleIR) -> LifecycleError:
+    return InvalidProposal(f"{ir.name}: the last member domain cannot be removed")
+
+
+def founder_domain(ir: LifecycleIR) -> LifecycleError:
+    return InvalidProposal(f"{ir.name}: a consortium's founding domain id must not be zero")
 
 
 def unknown_role(ir: LifecycleIR) -> LifecycleError:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
+from proml_sim.dsl import MAX_DOMAINS as _DSL_MAX_DOMAINS
 from proml_sim.errors import InvalidDefinition, UnknownLifecycleName
 
 #: Bump when the meaning of the IR (and so of the generated contract) changes.
@@ -22,6 +23,10 @@ MAX_INPUTS = 16
 MAX_LOCATOR_BYTES = 256
 MAX_APPROVERS = 16
 ADMIN_ROLE = "admin"
+#: Consortium bounds: member domains (and so votes per proposal).
+MAX_DOMAINS = _DSL_MAX_DOMAINS
+#: Proposal kinds (the ``kind`` argument of ``propose``), by name.
+PROPOSAL_KINDS = {"add_domain": 1, "remove_domain": 2, "rotate_admin": 3, "set_roles": 4}
 
 
 def unknown_name_message(problem: str, name: object, known: list[str]) -> str:
@@ -61,6 +66,19 @@ class TransitionIR:
     count: Literal["accounts", "domains"] = "accounts"
     evidence: bool = False
     separate_from: tuple[str, ...] = ()
+    #: domain-level separation of duty (omitted from the canonical JSON when empty, so lifecycles
+    #: that do not use it keep their fingerprints)
+    separate_domain_from: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConsortiumIR:
+    """Consortium governance: proposals need ``quorum`` member domains' votes (all members'
+    while there are fewer)."""
+
+    quorum: int
+    #: roles the founding domain may hold; None: every role (omitted from the canonical JSON)
+    founder_roles: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +111,8 @@ class LifecycleIR:
     register_evidence: bool = False
     doc: str = ""
     ir_version: int = IR_VERSION
+    #: None: the single-admin design (omitted from the canonical JSON, so its fingerprints stay)
+    consortium: ConsortiumIR | None = None
     _index: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # -- lookups -------------------------------------------------------------------------------
@@ -132,15 +152,31 @@ class LifecycleIR:
             mask |= self.role(n).bit
         return mask
 
+    def founder_mask(self) -> int:
+        """Roles the founding domain of a consortium may hold (every role by default)."""
+        c = self.consortium
+        if c is None or c.founder_roles is None:
+            return (1 << len(self.roles)) - 1
+        return self.role_mask(c.founder_roles)
+
     @cached_property
     def sod_targets(self) -> frozenset[str]:
         """Transitions whose last actor must be remembered for separation-of-duty checks."""
-        return frozenset(n for t in self.transitions for n in t.separate_from)
+        return frozenset(
+            n for t in self.transitions for n in (*t.separate_from, *t.separate_domain_from)
+        )
 
     # -- serialisation ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("_index")
+        if d["consortium"] is None:
+            d.pop("consortium")
+        elif d["consortium"]["founder_roles"] is None:
+            d["consortium"].pop("founder_roles")
+        for t in d["transitions"]:
+            if not t["separate_domain_from"]:
+                t.pop("separate_domain_from")
         return d
 
     def canonical_json(self) -> str:
@@ -169,6 +205,7 @@ class LifecycleIR:
                         "sources": tuple(t["sources"]),
                         "by": tuple(t["by"]),
                         "separate_from": tuple(t["separate_from"]),
+                        "separate_domain_from": tuple(t.get("separate_domain_from", ())),
                     }
                 )
                 for t in d["transitions"]
@@ -176,6 +213,7 @@ class LifecycleIR:
             register_by=tuple(d["register_by"]),
             register_evidence=d["register_evidence"],
             doc=d.get("doc", ""),
+            consortium=_consortium_from(d.get("consortium")),
         )
 
     @classmethod
@@ -235,6 +273,10 @@ def build_ir(cls: Any) -> LifecycleIR:
                     sorted({r if isinstance(r, str) else trans_names[id(r)]
                             for r in t.separate_from})
                 ),
+                separate_domain_from=tuple(
+                    sorted({r if isinstance(r, str) else trans_names[id(r)]
+                            for r in t.separate_domain_from})
+                ),
             )
         )
     initial = next(s for s in cls.__states__.values() if s.initial)
@@ -248,7 +290,21 @@ def build_ir(cls: Any) -> LifecycleIR:
         ),
         register_evidence=bool(initial.evidence),
         doc=(cls.__doc__ or "").strip(),
+        consortium=None if cls.__consortium__ is None else ConsortiumIR(
+            cls.__consortium__.quorum,
+            None if cls.__consortium__.founder_roles is None else tuple(
+                sorted({role_names[id(r)] for r in cls.__consortium__.founder_roles},
+                       key=lambda n: _pos(roles, n))
+            ),
+        ),
     )
+
+
+def _consortium_from(d: dict[str, Any] | None) -> ConsortiumIR | None:
+    if not d:
+        return None
+    founder = d.get("founder_roles")
+    return ConsortiumIR(d["quorum"], None if founder is None else tuple(founder))
 
 
 def _pos(items: list[Any], name: str) -> int:

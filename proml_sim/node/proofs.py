@@ -53,8 +53,8 @@ from proml_sim.ir import RoleGranted
 from proml_sim.node.evidence import ChainEvent
 from proml_sim.node.verify import Check
 
-__all__ = ["LIFECYCLE_EVENTS_ABI", "PROOFS_FORMAT", "build_proofs", "check_extends",
-           "check_proofs", "event_codec"]
+__all__ = ["GOVERNANCE_EVENTS_ABI", "LIFECYCLE_EVENTS_ABI", "PROOFS_FORMAT", "build_proofs",
+           "check_extends", "check_proofs", "event_codec"]
 
 PROOFS_FORMAT = 1
 
@@ -84,9 +84,23 @@ LIFECYCLE_EVENTS_ABI: list[dict[str, Any]] = [
 ]
 
 
+#: the consortium governance events a lifecycle declaring a Consortium adds
+#: (``codegen/vyper.py``; a test checks them against a compiled GovernedModel)
+GOVERNANCE_EVENTS_ABI: list[dict[str, Any]] = [
+    _ev("GovProposed", ("id", "uint256", True), ("kind", "uint8", False),
+        ("domain", "bytes32", False), ("account", "address", False), ("roles", "uint256", False),
+        ("proposer", "address", True), ("epoch", "uint256", False)),
+    _ev("GovVoted", ("id", "uint256", True), ("domain", "bytes32", True),
+        ("voter", "address", True), ("count", "uint256", False)),
+    _ev("GovExecuted", ("id", "uint256", True), ("kind", "uint8", False),
+        ("domain", "bytes32", False), ("account", "address", False), ("roles", "uint256", False),
+        ("sender", "address", True)),
+]
+
+
 def event_codec() -> EventCodec:
-    """A decoder of the lifecycle events."""
-    return EventCodec(LIFECYCLE_EVENTS_ABI)
+    """A decoder of the lifecycle events (and of a consortium's governance events)."""
+    return EventCodec(LIFECYCLE_EVENTS_ABI + GOVERNANCE_EVENTS_ABI)
 
 
 def _hex(b: bytes) -> str:

@@ -39,6 +39,7 @@ __all__ = [
     "MutationReport",
     "NotApplicable",
     "build_mutant",
+    "governance_mutants",
     "load_user_mutants",
     "mutants_for",
     "run_mutation",
@@ -392,6 +393,68 @@ def _builder_ids() -> list[str]:
         "j-evidence-removed", "k-revoked-approvals-count", "l-approval-ignores-digest",
         "m-approval-ignores-version", "n-open-registration", "o-domains-as-accounts",
     ]
+
+
+# -- consortium governance guards (lifecycles declaring a Consortium) --------------------------
+def _need_consortium(ir: LifecycleIR) -> None:
+    if ir.consortium is None:
+        raise NotApplicable(f"{ir.name} uses the single-admin design (no consortium)")
+
+
+def _gov_double_vote(ir: LifecycleIR) -> Mutant:
+    _need_consortium(ir)
+    mid = "gov-double-vote"
+    line = f"    assert _mine not in self.gov_votes[id], {_quoted(msg.already_voted(ir))}\n"
+    return Mutant(
+        mid, "gov_vote counts a domain's vote again", "lock-step (a second vote by one domain "
+        "is accepted; one domain reaches quorum alone)", "registry", "registry", "gov_vote",
+        True, lambda s: _edit(s, "gov_vote", line, "", mid),
+    )
+
+
+def _gov_early_execute(ir: LifecycleIR) -> Mutant:
+    _need_consortium(ir)
+    mid = "gov-execute-before-quorum"
+    pattern = r"^    assert len\(self.gov_votes\[id\]\) >= .+\n"
+    return Mutant(
+        mid, "gov_execute does not check the quorum", "lock-step (a proposal with one vote "
+        "executes)", "registry", "registry", "gov_execute", True,
+        lambda s: _edit(s, "gov_execute", pattern, "", mid, regex=True),
+    )
+
+
+def _gov_foreign_enrol(ir: LifecycleIR) -> Mutant:
+    _need_consortium(ir)
+    mid = "gov-foreign-enrol"
+    line = f"    assert domain == _mine, {_quoted(msg.other_domain(ir))}\n"
+    return Mutant(
+        mid, "grant_role lets a domain enrol an account into another domain", "lock-step (a "
+        "domain admin binds an account to another domain's id)", "registry", "registry",
+        "grant_role", True, lambda s: _edit(s, "grant_role", line, "", mid),
+    )
+
+
+def _gov_removed_counts(ir: LifecycleIR) -> Mutant:
+    _need_consortium(ir)
+    mid = "gov-removed-domain-counts"
+    line = "    return self.roles[_a] & self.gov_allowed[self.domains[_a]]\n"
+    return Mutant(
+        mid, "roles of a removed domain's accounts keep working", "lock-step (a removed "
+        "domain's account still acts and its pending approvals still count)", "registry",
+        "registry", "_eff", True, lambda s: _edit(s, "_eff", line, "    return self.roles[_a]\n",
+                                                   mid),
+    )
+
+
+_GOV_BUILDERS = (_gov_double_vote, _gov_early_execute, _gov_foreign_enrol, _gov_removed_counts)
+
+
+def governance_mutants(lifecycle: Any) -> list[Mutant]:
+    """Mutants of the consortium guards of ``lifecycle`` (which must declare a Consortium):
+    a vote counted twice per domain, execution before quorum, a domain enrolling an account
+    into another domain, a removed domain's roles still working."""
+    ir = build_ir(lifecycle)
+    return [b(ir) for b in _GOV_BUILDERS]
 
 
 def build_mutant(mutant: Mutant, lifecycle: Any) -> CompiledContract:

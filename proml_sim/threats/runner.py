@@ -157,6 +157,10 @@ def summarise(outcomes: list[Outcome], seed: int = 0) -> dict[str, Any]:
                 points.setdefault(x, []).append(y)
         out[k] = [[x, statistics.fmean(ys), len(ys)] for x, ys in sorted(points.items())]
         out[f"{k}_ci"] = [[x, *_point_ci(ys, seed)] for x, ys in sorted(points.items())]
+        if all(y in (0.0, 1.0) for ys in points.values() for y in ys):
+            # a success sweep: a Wilson 95% interval per point, over the seeds
+            out[f"{k}_wilson"] = [[x, (e := wilson(int(sum(ys)), len(ys))).lo, e.hi]
+                                  for x, ys in sorted(points.items())]
     notes = sorted({o.note for o in outcomes if o.note})
     if notes:
         out["notes"] = notes

@@ -39,7 +39,7 @@ from proml_sim.lifecycles import PAPER_LIFECYCLES
 COMMANDS = commands()
 #: commands whose valid runs take long: every generated argv for them carries a rejected value
 SLOW = {"bench", "gas", "simulate", "sim-bench", "reproduce", "mutate", "sweep", "threats run",
-        "node-bench"}
+        "node-bench", "serve", "serve-bench"}  # serve: a valid run serves until stopped
 ALARM_S = 60  # a fast command that runs longer than this started work it should not have
 ADDRESS = "0x9438bfd6e8d32C4f8ec79210eDa8e497aD9cE46A"  # the key of --seed 1, below
 

@@ -1,14 +1,17 @@
 """Headline test: the reference interpreter and the deployed contract, in lock step.
 
-Random steps (transition x actor x grants/revokes x approvals x evidence) go to both; after every
+Random steps (transition x actor x grants/revokes x approvals x evidence, and for lifecycles with
+a ``Consortium``: proposals to add or remove domains, rotate a domain's admin or change the roles
+a domain may hold, votes and executions, valid or not) go to both; after every
 step the two must agree on the outcome (same result, or same exception type *and* message), and
 on state, versions, roles, domains, approvals and separation-of-duty memory; the chain's event
 log must replay into the same state.  Run over the paper lifecycles and over random valid
 lifecycles built by a hypothesis strategy, for each contract layout (registry, factory, clone):
 the layouts must not differ from the interpreter, so they do not differ from each other.
 
-Budget (default run, about 90 s on 2 cores): compiling a random lifecycle costs ~1.3 s per layout
-and dominates, so the factory and clone layouts run fewer random lifecycles than the registry;
+Budget (default run, about 130 s on 2 cores; 90 s before governance was mixed in): compiling a
+random lifecycle costs ~1.3 s per layout and dominates, so the factory and clone layouts run
+fewer random lifecycles than the registry;
 the ``slow`` classes run many more for every layout.
 """
 
@@ -18,25 +21,31 @@ import os
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     RuleBasedStateMachine,
     initialize,
     invariant,
+    precondition,
     rule,
 )
 
 from proml_sim import Interpreter, build_ir, compile_artefact
 from proml_sim.chain import KeyRing, PyEVMBackend
 from proml_sim.chain.client import LifecycleClient, compile_layout
-from proml_sim.ir import ZERO32, replay
-from proml_sim.lifecycles import Dataset, Model
+from proml_sim.ir import PROPOSAL_KINDS, ZERO32, replay
+from proml_sim.ir.events import ZERO_ADDRESS
+from proml_sim.lifecycles import Dataset, GovernedDataset, GovernedModel, Model
 from tests.strategies import lifecycles
 
 N_ACCOUNTS = 5
-DOMAINS = [bytes([0xD0 + i]) * 32 for i in range(3)]
+DOMAINS = [bytes([0xD0 + i]) * 32 for i in range(4)]
+#: domains a proposal may name: the founder's, three more, and the (invalid) zero id
+GOV_DOMAINS = [*DOMAINS, ZERO32]
+#: proposal kinds: every valid one by name, and two invalid numbers
+KINDS = [*PROPOSAL_KINDS, 0, 5]
 DIGESTS = [ZERO32, b"\x01" * 32, b"\x02" * 32]
 
 
@@ -72,6 +81,8 @@ class LockStep(RuleBasedStateMachine):
         expected = outcome(getattr(self.oracle, op), self.accounts[sender], *args)
         actual = outcome(getattr(self.chain, op), signer, *args)
         assert actual == expected, f"{op}{args} by account {sender}"
+        if op in ("propose", "vote", "execute", "grant"):
+            event(f"{op} -> {expected[0]}")  # shown by --hypothesis-show-statistics
         return expected
 
     @rule(sender=st.integers(0, N_ACCOUNTS - 1), role=st.integers(0, 6),
@@ -83,6 +94,65 @@ class LockStep(RuleBasedStateMachine):
           account=st.integers(0, N_ACCOUNTS - 1))
     def revoke(self, sender: int, role: int, account: int) -> None:
         self.both("revoke", sender, role, self.accounts[account])
+
+    def governed(self) -> bool:
+        return hasattr(self, "ir") and self.ir.consortium is not None
+
+    @precondition(governed)
+    @rule(sender=st.integers(0, N_ACCOUNTS - 1), kind=st.sampled_from(KINDS),
+          domain=st.sampled_from(GOV_DOMAINS), account=st.integers(0, N_ACCOUNTS),
+          data=st.data())
+    def propose(self, sender: int, kind: Any, domain: bytes, account: int,
+                data: st.DataObject) -> None:
+        who = self.accounts[account] if account < N_ACCOUNTS else ZERO_ADDRESS
+        roles = data.draw(st.integers(0, (1 << (len(self.ir.roles) + 1)) - 1))
+        self.both("propose", sender, kind, domain, who, roles)
+
+    @precondition(governed)
+    @rule(data=st.data())
+    def govern(self, data: st.DataObject) -> None:
+        """A proposal that can pass: a member's admin proposes (a new domain with a fresh admin
+        account, a removal, a rotation or new roles), every other member votes, someone
+        executes.  Random proposals alone rarely pass, and passing ones are what matter."""
+        o = self.oracle
+        admins = [a for _roles, a in o.members.values()]
+        bound = {*admins, *o.domains}
+        fresh = [a for a in self.accounts if a not in bound]
+        unused = [d for d in DOMAINS if d not in o.used]
+        kinds = ["set_roles", *(["remove_domain"] if len(o.members) > 1 else []),
+                 *(["add_domain"] if fresh and unused else []),
+                 *(["rotate_admin"] if fresh else [])]
+        kind = data.draw(st.sampled_from(kinds))
+        proposer = self.accounts.index(data.draw(st.sampled_from(admins)))
+        domain = data.draw(st.sampled_from(unused if kind == "add_domain" else list(o.members)))
+        who = data.draw(st.sampled_from(fresh)) if kind in ("add_domain", "rotate_admin") \
+            else ZERO_ADDRESS
+        roles = data.draw(st.integers(0, (1 << len(self.ir.roles)) - 1))
+        status, pid = self.both("propose", proposer, kind, domain, who, roles)
+        assert status == "ok", pid
+        for admin in admins:
+            if admin != self.accounts[proposer] and data.draw(st.booleans()):
+                self.both("vote", self.accounts.index(admin), pid)
+        self.both("execute", data.draw(st.integers(0, N_ACCOUNTS - 1)), pid)
+
+    @precondition(governed)
+    @rule(data=st.data(), role=st.integers(0, 6), account=st.integers(0, N_ACCOUNTS - 1))
+    def enrol(self, data: st.DataObject, role: int, account: int) -> None:
+        """A member domain's admin grants a role into its own domain (random grants rarely
+        name the sender's domain)."""
+        admin, domain = data.draw(st.sampled_from(
+            [(a, d) for d, (_roles, a) in self.oracle.members.items()]))
+        self.both("grant", self.accounts.index(admin), role, self.accounts[account], domain)
+
+    @precondition(governed)
+    @rule(sender=st.integers(0, N_ACCOUNTS - 1), proposal=st.integers(0, 6))
+    def vote(self, sender: int, proposal: int) -> None:
+        self.both("vote", sender, proposal)
+
+    @precondition(governed)
+    @rule(sender=st.integers(0, N_ACCOUNTS - 1), proposal=st.integers(0, 6))
+    def execute(self, sender: int, proposal: int) -> None:
+        self.both("execute", sender, proposal)
 
     @rule(target=artefacts, sender=st.integers(0, N_ACCOUNTS - 1),
           digest=st.sampled_from(DIGESTS), reuse=st.booleans())
@@ -113,13 +183,13 @@ class LockStep(RuleBasedStateMachine):
 
 
 class PaperLifecycles(LockStep):
-    @initialize(cls=st.sampled_from([Dataset, Model]))
+    @initialize(cls=st.sampled_from([Dataset, Model, GovernedDataset, GovernedModel]))
     def init(self, cls: Any) -> None:
         self.setup(cls)
 
 
 class RandomLifecycles(LockStep):
-    @initialize(cls=lifecycles(max_states=5, max_roles=3))
+    @initialize(cls=lifecycles(max_states=5, max_roles=3, governance=True))
     def init(self, cls: Any) -> None:
         self.setup(cls)
 
