@@ -20,7 +20,9 @@ def test_reproduce_smoke_writes_report_and_summary(tmp_path):
     # E5: every catalogued threat ran on both systems with a measured verdict; the verdicts
     # that do not hinge on a rare event hold on any seed
     sec = summary["security"]
-    assert len(sec) == 27
+    from proml_sim.threats.catalogue import load_catalogue
+
+    assert set(sec) == set(load_catalogue())  # the paper's 27 and the governance threats
     for tid in ("T4", "T7", "T8", "T9", "S2", "S5", "S6", "S7", "R1", "D3"):
         assert sec[tid]["proml"] == "prevented" and sec[tid]["proml_asr"] == 0.0, tid
         # the careful baseline numbers versions itself (T9) and indexes its history (D3)
