@@ -364,3 +364,23 @@ def test_bad_role_refused_before_signing(loop: tuple[Any, ...], role: Any) -> No
         oracle.grant(admin, role, x, DOMAINS[0])
     assert str(chain_err.value) == str(oracle_err.value)
     assert not backend.pending()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_call_enabled_by_an_earlier_grant_in_its_block_has_gas_to_succeed(layout: str) -> None:
+    """Found by the batched machine: a registration whose estimate reverts (no role yet) but that
+    is mined after the grant giving the role must get gas enough to succeed, even where it deploys
+    an artefact contract (factory: 1.82M gas), not end out of gas."""
+    keys = KeyRing.from_seed("grant-then-register", 2)
+    admin, lab = keys.addresses
+    backend = PyEVMBackend(funded=keys.addresses)
+    c = LifecycleClient.deploy(backend, compile_layout(build_ir(Dataset), layout),
+                               keys.signer(admin), layout=layout)
+    c.automine = False
+    grant = c.grant(keys.signer(admin), "dataset_admin", lab)
+    reg = c.register(keys.signer(lab), b"\1" * 32, b"\2" * 32, "ipfs://x")
+    block = backend.produce_block()
+    assert block.tx_hashes == (grant.tx_hash, reg.tx_hash)
+    c.result(grant)
+    aid = c.result(reg)
+    assert c.state(aid) == "collected" and c.version(aid) == 1
