@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from proml_sim.cli import main
 
 
+@pytest.mark.slow  # ~4 min on 2 cores: the main job; CI (CI=true) runs it
 def test_reproduce_smoke_writes_report_and_summary(tmp_path):
     assert main(["reproduce", "--profile", "smoke", "--out", str(tmp_path), "--seed", "3"]) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
