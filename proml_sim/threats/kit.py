@@ -39,7 +39,7 @@ from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.sim.world import Participant, World
 from proml_sim.threats.runner import Outcome
 
-__all__ = ["Alarm", "Consumer", "attempt", "outcome", "watch"]
+__all__ = ["Alarm", "Consumer", "attempt", "outcome", "trials_outcome", "watch"]
 
 
 @dataclass(frozen=True)
@@ -137,3 +137,27 @@ class Consumer:
             return True
         recorded = [h.digest for h in client.history(artefact) if h.digest.strip(b"\0")]
         return bool(recorded) and recorded[-1] == digest
+
+
+# -- threats-dcr: one run, several attack attempts ------------------------------------------
+def trials_outcome(trials: Iterable[tuple[bool, float | None, Iterable[Alarm]]], *,
+                   metrics: dict[str, float] | None = None, note: str = "") -> Outcome:
+    """The one outcome definition (module docstring) over several attack attempts of one run,
+    each ``(goal reached, attack time, alarms about that attempt)``: a successful attempt is
+    detected when it has an alarm; the run's time to detect is the median over its detected
+    successes.  The runner then counts attempts as trials with the seed as their cluster.
+
+    Example: ``trials_outcome([(True, 0.0, [Alarm(5.0, "read-back")]), (False, 9.0, [])])``
+    has ``attempts=2``, ``successes=1``, ``detections=1`` and ``ttd_s=5.0``.
+    """
+    import statistics
+
+    ts = [(bool(ok), at, list(al)) for ok, at, al in trials]
+    hits = [outcome(ok, attack_at=at, alarms=al) for ok, at, al in ts if ok]
+    ttds = [o.ttd_s for o in hits if o.detected and o.ttd_s is not None]
+    sources = sorted({a.source for _, _, al in ts for a in al})
+    return Outcome(bool(hits), any(o.detected for o in hits),
+                   statistics.median(ttds) if ttds else None, metrics=dict(metrics or {}),
+                   note=note or (f"alarms: {', '.join(sources)}" if sources else ""),
+                   attempts=len(ts), successes=len(hits),
+                   detections=sum(o.detected for o in hits))
