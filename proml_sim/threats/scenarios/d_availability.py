@@ -442,7 +442,8 @@ class JunkRegistrations:
         return {"p50": median(lat, 0.0), "p95": lat[int(0.95 * (len(lat) - 1))] if lat else 0.0,
                 "lost": sum(1 not in t.confirmed for t in window_txs),
                 "gas": statistics.fmean([t.receipt.gas_used for t in honest if t.receipt
-                                         and t.meta.get("later")] or [float("nan")]),
+                                         and t.meta.get("later") and t.meta["transition"] ==
+                                         "train"] or [float("nan")]),
                 "junk": len(ok), "after_revoke": sum(rev is not None and t.block is not None
                                                      and t.block.height > rev for t in ok),
                 "alarms": [a for a in alarms if st["flagged"] == ps["spammer"].address],
