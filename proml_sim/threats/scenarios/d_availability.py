@@ -9,6 +9,7 @@ honest node in one region knows of a world's canonical chain).
 from __future__ import annotations
 
 import bisect
+import functools
 import random
 import sqlite3
 import statistics
@@ -220,7 +221,7 @@ class WithholdApproval:
                                            ("dev", "Model", "developer"),
                                            *((f"v{i}", "Model", "verifier") for i in range(n))],
                             lifecycle=lc)
-        mc = w.clients["Model"]
+        mc, admin = w.clients["Model"], w.participant("consortium-admin")
         mid = mc.register(ps["op"].signer, salt("m"))
         mc.fire(ps["dev"].signer, "train", mid, digest_of("model", seed), "", [])
         w.mark_start()
@@ -229,8 +230,8 @@ class WithholdApproval:
         def approver(name: str, after: float) -> Any:
             yield w.env.timeout(after + w.rng.expovariate(1 / mean))
             if mc.state(mid) == "trained":
-                tx = yield from w.send(name, "Model", "fire", "verify", mid, digest_of("ev", seed), "",
-                                       [])
+                tx = yield from w.send(name, "Model", "fire", "verify", mid,
+                                       digest_of("ev", seed), "", [])
                 yield w.confirmed(tx, 1)
                 if outcome_of(w, tx) == "ok" and w.result(tx).fired:
                     st["done"] = w.env.now
@@ -243,7 +244,7 @@ class WithholdApproval:
             need = threshold_of(mc)[0] - sum(isinstance(e, Approved) and e.id == mid
                                              for e in mc.events())
             for j in range(max(0, need)):
-                g = yield from w.send(w.admin, "Model", "grant", "verifier", ps[f"s{j}"].address,
+                g = yield from w.send(admin, "Model", "grant", "verifier", ps[f"s{j}"].address,
                                       domain_id(ps[f"s{j}"].domain))
                 yield w.confirmed(g, 1)
                 w.env.process(approver(f"s{j}", 0.0))
@@ -277,10 +278,12 @@ class HistoryGrowth:
             for j in range(done, L):  # the insider's history growth, through the application
                 db.fire("dev", "train", grown, digest_of(seed, "g", j).hex(), at=j)
             done = L
-            for op, fn in {"train": lambda: db.fire("dev", "train", grown, f"t{L}"),
-                           "approve": lambda: db.fire("v0", "verify", grown, f"e{L}"),
-                           "register": lambda: db.register("op", "Model", f"fresh{L}"),
-                           "read_history": lambda: db.history(other)}.items():
+            ops: dict[str, Callable[[], Any]] = {
+                "train": functools.partial(db.fire, "dev", "train", grown, f"t{L}"),
+                "approve": functools.partial(db.fire, "v0", "verify", grown, f"e{L}"),
+                "register": functools.partial(db.register, "op", "Model", f"fresh{L}"),
+                "read_history": functools.partial(db.history, other)}
+            for op, fn in ops.items():
                 cost.setdefault(f"{op}_steps_by_L", []).append((float(L), vm_cost(db.conn, fn)))
             done += 1
         db.close()
@@ -291,7 +294,7 @@ class HistoryGrowth:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         points = [int(x) for x in tm.parameters["history"]]
-        w, ps = small_world(seed, {"op": ("client-co", "eu"), "dev": ("dev-co", "us"),
+        w, _ = small_world(seed, {"op": ("client-co", "eu"), "dev": ("dev-co", "us"),
                                    "v0": ("verif-0", "asia")},
                             [("op", "Model", "operator"), ("dev", "Model", "developer"),
                              ("v0", "Model", "verifier")], gas_estimates="cached")
@@ -383,7 +386,7 @@ class JunkRegistrations:
                                            *((f"d{i}", "Model", "developer")
                                              for i in range(teams))],
                             profile=prof, gas_estimates="cached", engine=str(p["engine"]))
-        mc = w.clients["Model"]
+        mc, admin = w.clients["Model"], w.participant("consortium-admin")
         models = {f"d{i}": mc.register(ps["op2"].signer, salt(f"team{i}")) for i in range(teams)}
         w.mark_start()
         honest: list[SimTx] = []
@@ -400,7 +403,7 @@ class JunkRegistrations:
 
         for name, mid in models.items():
             w.env.process(loop(name, 10, 0, end + 20, honest, lambda n, name=name, mid=mid: (
-                "fire", "train", mid, digest_of(name, n), "", [])))
+                "fire", "train", mid, digest_of(name, n), "", [])))  # type: ignore[misc]
         w.env.process(loop("op2", 30, 0, end + 20, honest,
                            lambda n: ("register", salt(f"honest{n}"))))
         if rate > 0:
@@ -425,18 +428,17 @@ class JunkRegistrations:
         alarms: list[Alarm] = []
         mon = watch(w, "Model", every=prof.block_time, rule=rule, alarms=alarms)
 
-        def admin() -> Any:  # the role admin reacts to the alarm
+        def react() -> Any:  # the role admin reacts to the alarm
             yield mon
-            tx = yield from w.send(w.admin, "Model", "revoke", "operator", st["flagged"])
+            tx = yield from w.send(admin, "Model", "revoke", "operator", st["flagged"])
             yield w.confirmed(tx, 1)
             st["revoked"] = tx.block.height if tx.block else None
 
-        w.env.process(admin())
+        w.env.process(react())
         w.run(horizon, drain=False)
         w.finish()
         window_txs = [t for t in honest if start <= t.submitted <= end]
-        lat = sorted((t.confirmed[1] if 1 in t.confirmed else horizon) - t.submitted
-                     for t in window_txs)
+        lat = sorted(t.confirmed.get(1, horizon) - t.submitted for t in window_txs)
         ok = [t for t in junk if outcome_of(w, t) == "ok"]
         rev = st["revoked"]
         return {"p50": median(lat, 0.0), "p95": lat[int(0.95 * (len(lat) - 1))] if lat else 0.0,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 from proml_sim.sim import Producer, digest_of, get_profile
 from proml_sim.threats.catalogue import ThreatModel
@@ -57,7 +58,7 @@ class Censorship:
         w.mark_start()
         txs = []
 
-        def victim():  # type: ignore[no-untyped-def]
+        def victim() -> Any:
             for i in range(records):
                 yield w.env.timeout(w.rng.expovariate(1 / 20))
                 txs.append((yield from w.send("victim", "Model", "fire", "train", mid,

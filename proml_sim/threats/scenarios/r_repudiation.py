@@ -19,7 +19,7 @@ from eth_utils.crypto import keccak
 
 from proml_sim.chain.abi import ContractABI
 from proml_sim.errors import ProMLError
-from proml_sim.ir import replay
+from proml_sim.ir import Transitioned, replay
 from proml_sim.lifecycles import Dataset
 from proml_sim.node import BlobStore, ProMLNode
 from proml_sim.sim import digest_of
@@ -136,13 +136,13 @@ class DenyAction:
         mid = model.artefact_id(ps["op"].address, salt("m"))
 
         def workflow() -> Any:
-            calls = [(0.0, "op", ("register", salt("m"))),
+            calls: list[tuple[float, Any, tuple[Any, ...]]] = [(0.0, "op", ("register", salt("m"))),
                      (times[0], "dev", ("fire", "train", mid, digest_of("bad-model", seed), "",
                                         [])),
                      *((t, v, ("fire", "verify", mid, digest_of("eval", seed), "", []))
                        for t, v in zip(times[1:3], ("v0", "v1"), strict=True)),
                      # dev denies; the consortium admin, asked to "fix" it, can only revoke
-                     (times[3], w.admin, ("revoke", "developer", ps["dev"].address))]
+                     (times[3], "consortium-admin", ("revoke", "developer", ps["dev"].address))]
             for t, who, args in calls:
                 yield w.env.timeout(max(0.0, t - w.env.now))
                 tx = yield from w.send(who, "Model", *args)
@@ -166,7 +166,7 @@ class DenyAction:
             ok = (keccak(raw) == ce.tx_hash and tx_signer(raw) == actor
                   and f["to"] == model.address and f["chain_id"] == model.backend.chain_id)
             checked, attributed = checked + 1, attributed + ok
-            if f["data"][:4] == train:
+            if f["data"][:4] == train and isinstance(ev, Transitioned):
                 disputed_ok = (ok and actor == ps["dev"].address and f["data"][4:36] == ev.id
                                == mid and f["data"][36:68] == ev.digest)
         replay_ok = replay(model.ir, model.events()) == model.snapshot()
@@ -250,7 +250,8 @@ class DeleteBlob:
                 if blob.is_file() and rng.random() < loss:
                     blob.unlink()
         shutil.rmtree(owner.store.objects)  # its own store: all it controls
-        trials, noticed, delays = [], 0, []
+        trials: list[tuple[bool, float, list[Alarm]]] = []
+        noticed, delays = 0, []
         for i, (t_del, t_fetch) in enumerate(plan):
             name = f"ds{i}@{owner.address}"
             lost = not _retrievable(consumer, name)
