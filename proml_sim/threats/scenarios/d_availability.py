@@ -14,7 +14,7 @@ import random
 import sqlite3
 import statistics
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from proml_sim.ir import Approved, Registered
 from proml_sim.lifecycles import Model
 from proml_sim.node.freshness import FreshnessGuard
 from proml_sim.sim import REGIONS, NetworkModel, digest_of, domain_id, get_profile
-from proml_sim.sim.world import GENESIS_TS, SimBlock, SimTx, World
+from proml_sim.sim.world import GENESIS_TS, Participant, SimBlock, SimTx, World
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import CatalogueError, ThreatModel
 from proml_sim.threats.kit import Alarm, outcome, watch
@@ -35,7 +35,6 @@ from proml_sim.threats.scenarios.common import (
     model_world,
     outcome_of,
     salt,
-    small_world,
     threshold_of,
 )
 
@@ -66,6 +65,22 @@ def vm_cost(conn: sqlite3.Connection, fn: Callable[[], Any]) -> int:
     fn()
     conn.set_progress_handler(None, 1)
     return n[0]
+
+
+def world_of(seed: int, who: dict[str, tuple[str, str, str]], lifecycle: Any = Model,
+             **kw: Any) -> tuple[World, dict[str, Participant]]:
+    """A world of participants ``{name: (domain, region, "their Model roles")}`` on the Model
+    ``lifecycle`` (a threshold variant from ``common.model_lifecycle``), set up."""
+    return model_world(seed, {n: (d, r) for n, (d, r, _) in who.items()},
+                       [(n, "Model", role) for n, (_, _, roles) in who.items()
+                        for role in roles.split()], lifecycle=lifecycle, **kw)
+
+
+def call(w: World, who: str, *args: Any) -> Generator[Any, Any, SimTx]:
+    """An actor step: one Model call as ``who``, waited for until it is in a block."""
+    tx = yield from w.send(who, "Model", *args)
+    yield w.confirmed(tx, 1)
+    return tx
 
 
 def median(xs: list[float], default: float = float("nan")) -> float:
@@ -181,11 +196,11 @@ class WithholdApproval:
                 float(p["horizon_s"]), lc)
 
     @staticmethod
-    def _outcome(done: float | None, stalled: bool, horizon: float, timeout: float) -> Outcome:
-        alarms = [Alarm(timeout, "requester:timeout", "not verified")] if stalled else []
-        return outcome(stalled, attack_at=0.0, alarms=alarms, metrics={
-            "completion_rate": float(done is not None),
-            "latency_s": done if done is not None else horizon})
+    def _outcome(done: float | None, stalled: bool, timeout: float, horizon: float) -> Outcome:
+        done = done if done is not None and done <= horizon else None
+        return outcome(stalled, attack_at=0.0, alarms=[Alarm(timeout, "requester:timeout")]
+                       if stalled else [], metrics={"completion_rate": float(done is not None),
+                                                    "latency_s": done or horizon})
 
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
@@ -194,70 +209,70 @@ class WithholdApproval:
         db = central(workdir, [("op", "operator", "client-co"), ("dev", "developer", "dev-co"),
                                *((f"v{i}", "verifier", f"verif-{i}") for i in range(n))],
                      admin="v0", lifecycles={"Model": lc})
-        k = db.irs["Model"].transition("verify").approvals
-        aid = db.register("op", "Model", "m")
-        db.fire("dev", "train", aid, digest_of("model", seed).hex())
-        rng = random.Random(seed)
-        turns = sorted((rng.expovariate(1 / mean), f"v{i}") for i in range(w_, n))
-        done = next((t for t, v in turns if db.fire(v, "verify", aid, "ev", at=t)), None)
+        aid, rng = db.register("op", "Model", "m"), random.Random(seed)
+        db.fire("dev", "train", aid, "model")
+
+        def approvals(names: list[str], t0: float) -> float | None:
+            turns = sorted((t0 + rng.expovariate(1 / mean), v) for v in names)
+            return next((t for t, v in turns if db.fire(v, "verify", aid, "ev", at=t)), None)
+
+        done = approvals([f"v{i}" for i in range(w_, n)], 0.0)
         stalled = done is None or done > timeout
-        if stalled and db.admin not in {f"v{i}" for i in range(w_)}:  # escalation
+        if stalled and w_ == 0:  # escalation needs the database admin, v0
+            k = db.irs["Model"].transition("verify").approvals
             for j in range(k):
                 db.grant(f"s{j}", "Model", "verifier", f"standby-{j}")
-            turns = sorted((timeout + rng.expovariate(1 / mean), f"s{j}") for j in range(k))
-            done = next((t for t, v in turns if db.fire(v, "verify", aid, "ev", at=t)), None)
+            done = approvals([f"s{j}" for j in range(k)], timeout)
         db.close()
-        return WithholdApproval._outcome(done if done is None or done <= horizon else None,
-                                         stalled, horizon, timeout)
+        return WithholdApproval._outcome(done, stalled, timeout, horizon)
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
+        st: dict[str, Any]
         n, w_, timeout, mean, horizon, lc = WithholdApproval._p(tm)
         k = int(tm.parameters["approvals"])  # standbys the world prepares (no role yet)
-        people = {"op": ("client-co", "eu"), "dev": ("dev-co", "us"),
-                  **{f"v{i}": (f"verif-{i}", REGIONS[i % 3]) for i in range(n)},
-                  **{f"s{j}": (f"standby-{j}", REGIONS[(j + 1) % 3]) for j in range(k)}}
-        w, ps = model_world(seed, people, [("op", "Model", "operator"),
-                                           ("dev", "Model", "developer"),
-                                           *((f"v{i}", "Model", "verifier") for i in range(n))],
-                            lifecycle=lc)
-        mc, admin = w.clients["Model"], w.participant("consortium-admin")
+        w, ps = world_of(seed, {"op": ("client-co", "eu", "operator"),
+                                "dev": ("dev-co", "us", "developer"),
+                                **{f"v{i}": (f"verif-{i}", REGIONS[i % 3], "verifier")
+                                   for i in range(n)},
+                                **{f"s{j}": (f"standby-{j}", REGIONS[j % 3], "")
+                                   for j in range(k)}}, lifecycle=lc)
+        mc, st = w.clients["Model"], {"done": None, "stalled": False}
         mid = mc.register(ps["op"].signer, salt("m"))
         mc.fire(ps["dev"].signer, "train", mid, digest_of("model", seed), "", [])
         w.mark_start()
-        st: dict[str, Any] = {"done": None}
 
-        def approver(name: str, after: float) -> Any:
-            yield w.env.timeout(after + w.rng.expovariate(1 / mean))
+        def approver(name: str) -> Any:
+            yield w.env.timeout(w.rng.expovariate(1 / mean))
             if mc.state(mid) == "trained":
-                tx = yield from w.send(name, "Model", "fire", "verify", mid,
-                                       digest_of("ev", seed), "", [])
-                yield w.confirmed(tx, 1)
+                tx = yield from call(w, name, "fire", "verify", mid, digest_of("ev"), "", [])
                 if outcome_of(w, tx) == "ok" and w.result(tx).fired:
                     st["done"] = w.env.now
 
         def requester() -> Any:
             yield w.env.timeout(timeout)
-            if mc.state(mid) == "verified":
-                return
-            st["stalled"] = True  # the chain shows fewer than k approvals: escalate
-            need = threshold_of(mc)[0] - sum(isinstance(e, Approved) and e.id == mid
-                                             for e in mc.events())
-            for j in range(max(0, need)):
-                g = yield from w.send(admin, "Model", "grant", "verifier", ps[f"s{j}"].address,
-                                      domain_id(ps[f"s{j}"].domain))
-                yield w.confirmed(g, 1)
-                w.env.process(approver(f"s{j}", 0.0))
+            if mc.state(mid) != "verified":  # the chain shows fewer than k approvals: escalate
+                st["stalled"] = True
+                need = threshold_of(mc)[0] - sum(isinstance(e, Approved) and e.id == mid
+                                                 for e in mc.events())
+                for s in (f"s{j}" for j in range(max(0, need))):
+                    yield from call(w, "consortium-admin", "grant", "verifier", ps[s].address,
+                                    domain_id(ps[s].domain))
+                    w.env.process(approver(s))
 
         for i in range(w_, n):
-            w.env.process(approver(f"v{i}", 0.0))
+            w.env.process(approver(f"v{i}"))
         w.env.process(requester())
         w.run(horizon, drain=False)
         w.finish()
-        return WithholdApproval._outcome(st["done"], bool(st.get("stalled")), horizon, timeout)
+        return WithholdApproval._outcome(st["done"], bool(st["stalled"]), timeout, horizon)
 
 
 # -- D3 ----------------------------------------------------------------------------------------
+D3_ROLES = {"op": ("client-co", "eu", "operator"), "dev": ("dev-co", "us", "developer"),
+            "v0": ("verif-0", "asia", "verifier")}
+
+
 @scenario("D3", limit="an operation whose cost grows with the attacker's history (the baseline "
                      "schema without its index, baseline_index = false)")
 class HistoryGrowth:
@@ -265,78 +280,58 @@ class HistoryGrowth:
 
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        points = [int(x) for x in tm.parameters["history"]]
-        db = central(workdir, [("op", "operator", "client-co"), ("dev", "developer", "dev-co"),
-                               ("v0", "verifier", "verif-0")])
+        db = central(workdir, [(n, r, d) for n, (d, _, r) in D3_ROLES.items()])
         db.admin_sql("PRAGMA synchronous=OFF")  # speed only: VM instructions are the same
         if not tm.parameters["baseline_index"]:  # ablation: what the history index buys
             db.admin_sql("DROP INDEX history_by_artefact")
         grown, other = db.register("op", "Model", "grown"), db.register("op", "Model", "other")
-        cost: dict[str, list[tuple[float, float]]] = {}
-        done = 0
-        for L in points:
-            for j in range(done, L):  # the insider's history growth, through the application
-                db.fire("dev", "train", grown, digest_of(seed, "g", j).hex(), at=j)
-            done = L
+        cost: dict[str, list[float]] = {}
+        for L in [int(x) for x in tm.parameters["history"]]:
+            while len(db.history(grown)) <= L:  # the insider's growth, through the application
+                db.fire("dev", "train", grown, f"g{len(db.history(grown))}")
             ops: dict[str, Callable[[], Any]] = {
                 "train": functools.partial(db.fire, "dev", "train", grown, f"t{L}"),
-                "approve": functools.partial(db.fire, "v0", "verify", grown, f"e{L}"),
-                "register": functools.partial(db.register, "op", "Model", f"fresh{L}"),
+                "approve": functools.partial(db.fire, "v0", "verify", grown, f"{L}"),
+                "register": functools.partial(db.register, "op", "Model", f"f{L}"),
                 "read_history": functools.partial(db.history, other)}
             for op, fn in ops.items():
-                cost.setdefault(f"{op}_steps_by_L", []).append((float(L), vm_cost(db.conn, fn)))
-            done += 1
+                cost.setdefault(op, []).append(vm_cost(db.conn, fn))
         db.close()
-        growth = max(c[-1][1] / max(1.0, c[0][1]) for c in cost.values())
+        growth = max(c[-1] / max(1.0, c[0]) for c in cost.values())
         return outcome(growth > 2.0, metrics={"cost_growth": growth}, note=(
             "cost = SQLite VM instructions per operation; success: one grew more than 2x"))
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         points = [int(x) for x in tm.parameters["history"]]
-        w, _ = small_world(seed, {"op": ("client-co", "eu"), "dev": ("dev-co", "us"),
-                                   "v0": ("verif-0", "asia")},
-                            [("op", "Model", "operator"), ("dev", "Model", "developer"),
-                             ("v0", "Model", "verifier")], gas_estimates="cached")
-        gas: dict[str, list[tuple[float, float]]] = {}
-
-        def call(who: str, *args: Any) -> Any:
-            tx = yield from w.send(who, "Model", *args)
-            yield w.confirmed(tx, 1)
-            assert tx.receipt is not None and tx.receipt.status, outcome_of(w, tx)
-            return tx
+        w, _ = world_of(seed, D3_ROLES, gas_estimates="cached")
+        gas: dict[str, list[int]] = {}
 
         def run() -> Any:
-            mid = w.result((yield from call("op", "register", salt("grown"))))
-            done = 0
-            for L in points:
-                for j in range(done, L):  # the insider's history growth
-                    last = yield from w.send("dev", "Model", "fire", "train", mid,
-                                             digest_of(seed, "g", j), "", [])
-                yield w.confirmed(last, 1)
-                done = L + 1
-                reg = yield from call("op", "register", salt(f"fresh{L:06d}"))  # same length
-                txs = {"train": (yield from call("dev", "fire", "train", mid,
-                                                 digest_of(seed, L), "", [])),
-                       "approve": (yield from call("v0", "fire", "verify", mid,
-                                                   digest_of("ev", L), "", [])),
-                       "register": reg,
-                       "first_train": (yield from call("dev", "fire", "train", w.result(reg),
-                                                       digest_of(seed, "f", L), "", []))}
-                for op, tx in txs.items():
-                    gas.setdefault(f"gas_{op}_by_L", []).append((float(L), tx.receipt.gas_used))
+            mid = w.result((yield from call(w, "op", "register", salt("grown"))))
+            for j in range(points[-1] + 1):  # the insider's history growth
+                last = yield from w.send("dev", "Model", "fire", "train", mid,
+                                         digest_of(seed, j), "", [])
+                if j in points:
+                    yield w.confirmed(last, 1)
+                    for op, who, args in (("train", "dev", ("fire", "train", mid, salt(f"t{j}"),
+                                                             "", [])),
+                                          ("approve", "v0", ("fire", "verify", mid,
+                                                             salt(f"e{j}"), "", [])),
+                                          ("register", "op", ("register", salt(f"{j:06d}")))):
+                        tx = yield from call(w, who, *args)
+                        gas.setdefault(op, []).append(tx.receipt.gas_used)  # type: ignore
 
         w.env.process(run())
         w.run(float(tm.parameters["horizon_s"]), drain=False)
         w.finish()
-        if any(len(s) < len(points) for s in gas.values()) or not gas:
+        if not gas or any(len(g) < len(points) for g in gas.values()):
             raise param_error(tm, f"horizon_s={tm.parameters['horizon_s']} too short for "
                               f"history {points}: raise it")
-        growth = max(s[-1][1] - s[0][1] for s in gas.values())
-        return outcome(growth > float(tm.parameters["tolerance_gas"]),
-                       metrics={"gas_growth": float(growth),
-                                "gas_train": float(gas["gas_train_by_L"][-1][1])},
-                       note="gas from receipts, after the first and the last history length")
+        growth = max(g[-1] - g[0] for g in gas.values())
+        return outcome(growth > float(tm.parameters["tolerance_gas"]), metrics={
+            "gas_growth": float(growth), "gas_train": float(gas["train"][-1])},
+            note="gas from receipts, after the first and the last history length")
 
 
 # -- D4 ----------------------------------------------------------------------------------------
@@ -353,62 +348,50 @@ class JunkRegistrations:
         db.admin_sql("PRAGMA synchronous=OFF")  # speed only: VM instructions are the same
         honest, ref = db.register("op", "Model", "honest"), db.register("op", "Model", "ref")
 
-        def costs(i: int) -> dict[str, int]:
-            return {op: vm_cost(db.conn, fn) for op, fn in {
-                "register": lambda: db.register("op", "Model", f"h{i}"),
-                "train": lambda: db.fire("dev", "train", honest, f"d{i}"),
-                "find_by_name": lambda: db.conn.execute(
-                    "SELECT id FROM artefacts WHERE name='honest'").fetchall(),
-                "read_history": lambda: db.history(ref)}.items()}
+        def costs(i: int) -> list[int]:
+            return [vm_cost(db.conn, fn) for fn in (
+                functools.partial(db.register, "op", "Model", f"h{i}"),
+                functools.partial(db.fire, "dev", "train", honest, f"d{i}"),
+                functools.partial(db.admin_sql, "SELECT id FROM artefacts WHERE name='ref'"),
+                functools.partial(db.history, ref))]
 
-        before = costs(0)
-        junk = int(tm.parameters["baseline_junk"])
+        before, junk = costs(0), int(tm.parameters["baseline_junk"])
         for j in range(junk):  # the insider registers junk through the application
-            db.register("spammer", "Model", f"junk{seed}-{j}")
-        after = costs(1)
+            db.register("spammer", "Model", f"junk{j}")
+        growth = max(a / max(1, b) for a, b in zip(costs(1), before, strict=True))
         db.close()
-        growth = max(after[op] / max(1, before[op]) for op in before)
-        return outcome(growth > 2.0, metrics={"honest_cost_growth": growth,
-                                              "junk_records": float(junk)},
+        return outcome(growth > 2.0, metrics={"honest_cost_growth": growth},
                        note="baseline cost = SQLite VM instructions of an honest operation")
 
     @staticmethod
     def _run(seed: int, rate: float, p: dict[str, Any]) -> dict[str, Any]:
         prof = get_profile("consortium-fast").with_(block_gas_limit=int(p["block_gas_limit"]))
-        teams = int(p["honest_teams"])
-        start, end = float(p["spam_start_s"]), float(p["spam_end_s"])
-        horizon, quota, window = float(p["horizon_s"]), int(p["monitor_quota"]), \
-            float(p["monitor_window_s"])
-        people = {"spammer": ("spam-co", "us"), "op2": ("client-co", "eu"),
-                  **{f"d{i}": (f"dev-{i}", REGIONS[i % 3]) for i in range(teams)}}
-        w, ps = small_world(seed, people, [("spammer", "Model", "operator"),
-                                           ("op2", "Model", "operator"),
-                                           *((f"d{i}", "Model", "developer")
-                                             for i in range(teams))],
-                            profile=prof, gas_estimates="cached", engine=str(p["engine"]))
-        mc, admin = w.clients["Model"], w.participant("consortium-admin")
-        models = {f"d{i}": mc.register(ps["op2"].signer, salt(f"team{i}")) for i in range(teams)}
+        start, end, horizon, window = (float(p[k]) for k in (
+            "spam_start_s", "spam_end_s", "horizon_s", "monitor_window_s"))
+        teams = [f"d{i}" for i in range(int(p["honest_teams"]))]
+        w, ps = world_of(seed, {"spammer": ("spam-co", "us", "operator"), **{
+            d: (f"dev-{i}", REGIONS[i % 3], "operator developer") for i, d in enumerate(teams)}},
+            profile=prof, gas_estimates="cached", engine=str(p["engine"]))
+        mc, honest, junk = w.clients["Model"], [], []  # type: ignore[var-annotated]
+        mids = {d: mc.register(ps[d].signer, salt(d)) for d in teams}
+        for d in teams:  # trained once: every later train costs the same
+            mc.fire(ps[d].signer, "train", mids[d], digest_of(d), "", [])
         w.mark_start()
-        honest: list[SimTx] = []
-        junk: list[SimTx] = []
 
-        def loop(who: str, mean: float, t0: float, t1: float, out: list[SimTx],
-                 call: Callable[[int], tuple[Any, ...]]) -> Any:
+        def loop(who: str, mean: float, t0: float, t1: float) -> Any:
             yield w.env.timeout(t0)
-            n = 0
             while w.env.now < t1:
                 yield w.env.timeout(w.rng.expovariate(1 / mean))
-                n += 1
-                out.append((yield from w.send(who, "Model", *call(n), later=n > 1)))
+                n = len(honest) + len(junk)
+                args: tuple[Any, ...] = ("register", salt(f"junk{n}")) if who == "spammer" else (
+                    "fire", "train", mids[who], digest_of(who, n), "", [])
+                (junk if who == "spammer" else honest).append(
+                    (yield from w.send(who, "Model", *args)))
 
-        for name, mid in models.items():
-            w.env.process(loop(name, 10, 0, end + 20, honest, lambda n, name=name, mid=mid: (
-                "fire", "train", mid, digest_of(name, n), "", [])))  # type: ignore[misc]
-        w.env.process(loop("op2", 30, 0, end + 20, honest,
-                           lambda n: ("register", salt(f"honest{n}"))))
+        for d in teams:
+            w.env.process(loop(d, 10, 0, end + 20))
         if rate > 0:
-            w.env.process(loop("spammer", 1 / rate, start, end, junk,
-                               lambda n: ("register", salt(f"junk{n}"))))
+            w.env.process(loop("spammer", 1 / rate, start, end))
         # any domain's node: Registered events per registrant in a sliding window
         seen: deque[tuple[float, str]] = deque()
         st: dict[str, Any] = {"read": 0, "flagged": None, "revoked": None}
@@ -420,52 +403,43 @@ class JunkRegistrations:
             while seen and seen[0][0] < w.env.now - window:
                 seen.popleft()
             (who, c), = Counter(r for _, r in seen).most_common(1) or [("", 0)]
-            if c > quota:
-                st["flagged"] = who
-                return f"{who} registered {c} artefacts in {window:g} s"
-            return None
+            st["flagged"] = who if c > int(p["monitor_quota"]) else None
+            return f"{who} registered {c} artefacts in {window:g} s" if st["flagged"] else None
 
         alarms: list[Alarm] = []
         mon = watch(w, "Model", every=prof.block_time, rule=rule, alarms=alarms)
 
         def react() -> Any:  # the role admin reacts to the alarm
             yield mon
-            tx = yield from w.send(admin, "Model", "revoke", "operator", st["flagged"])
-            yield w.confirmed(tx, 1)
+            tx = yield from call(w, "consortium-admin", "revoke", "operator", st["flagged"])
             st["revoked"] = tx.block.height if tx.block else None
 
         w.env.process(react())
         w.run(horizon, drain=False)
         w.finish()
-        window_txs = [t for t in honest if start <= t.submitted <= end]
-        lat = sorted(t.confirmed.get(1, horizon) - t.submitted for t in window_txs)
-        ok = [t for t in junk if outcome_of(w, t) == "ok"]
-        rev = st["revoked"]
-        return {"p50": median(lat, 0.0), "p95": lat[int(0.95 * (len(lat) - 1))] if lat else 0.0,
-                "lost": sum(1 not in t.confirmed for t in window_txs),
-                "gas": statistics.fmean([t.receipt.gas_used for t in honest if t.receipt
-                                         and t.meta.get("later") and t.meta["transition"] ==
-                                         "train"] or [float("nan")]),
-                "junk": len(ok), "after_revoke": sum(rev is not None and t.block is not None
-                                                     and t.block.height > rev for t in ok),
-                "alarms": [a for a in alarms if st["flagged"] == ps["spammer"].address],
-                "false": bool(alarms) and st["flagged"] != ps["spammer"].address}
+        spam = [t for t in honest if start <= t.submitted <= end]
+        ok = [t.block.height for t in junk if outcome_of(w, t) == "ok" and t.block]
+        right = st["flagged"] == ps["spammer"].address
+        return {"p50": median([t.confirmed.get(1, horizon) - t.submitted for t in spam], 0.0),
+                "lost": sum(1 not in t.confirmed for t in spam), "junk": len(ok),
+                "gas": statistics.fmean([t.receipt.gas_used for t in honest if t.receipt]),
+                "after_revoke": sum(st["revoked"] is not None and h > st["revoked"] for h in ok),
+                "alarms": alarms if right else [], "false": bool(alarms) and not right}
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         p = tm.parameters
-        quiet = JunkRegistrations._run(seed * 100, 0.0, p)  # the same work without spam
-        att = JunkRegistrations._run(seed * 100 + 1, float(p["attack_rate"]), p)
-        degraded = att["p50"] > 2 * max(quiet["p50"], 1e-9) or att["lost"] > 0
-        return outcome(degraded, attack_at=float(p["spam_start_s"]), alarms=att["alarms"],
-                       metrics={"honest_latency_p50_s": att["p50"],
-                                "honest_latency_p95_s": att["p95"],
-                                "honest_latency_p50_nospam_s": quiet["p50"],
-                                "honest_gas_delta": att["gas"] - quiet["gas"],
-                                "junk_records": float(att["junk"]),
-                                "junk_after_revoke": float(att["after_revoke"]),
-                                "false_flags": float(quiet["false"] or bool(quiet["alarms"])
-                                                     or att["false"])})
+        quiet = JunkRegistrations._run(seed, 0.0, p)  # the same seed's work without spam
+        att = JunkRegistrations._run(seed, float(p["attack_rate"]), p)
+        return outcome(att["p50"] > 2 * max(quiet["p50"], 1e-9) or att["lost"] > 0,
+                       attack_at=float(p["spam_start_s"]), alarms=att["alarms"], metrics={
+                           "honest_latency_p50_s": att["p50"],
+                           "honest_latency_p50_nospam_s": quiet["p50"],
+                           "honest_gas_delta": att["gas"] - quiet["gas"],
+                           "junk_records": float(att["junk"]),
+                           "junk_after_revoke": float(att["after_revoke"]),
+                           "false_flags": float(quiet["false"] or att["false"]
+                                                or bool(quiet["alarms"]))})
 
 
 # -- D5 ----------------------------------------------------------------------------------------
@@ -477,17 +451,15 @@ class StaleNode:
 
     @staticmethod
     def _plan(tm: ThreatModel, seed: int) -> tuple[float, float, int, float]:
-        t_w = random.Random(seed).uniform(60, 120)
-        p = tm.parameters
+        t_w, p = random.Random(seed).uniform(60, 120), tm.parameters
         return t_w, t_w + float(p["after_s"]), int(p["consumers"]), float(p["use_mean_s"])
 
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         t_w, horizon, n, mean = StaleNode._plan(tm, seed)
-        db = central(workdir, [("op", "operator", "client-co"), ("dev", "developer", "dev-co")],
-                     admin="node-admin")
+        db = central(workdir, [("op", "operator", "client-co"), ("dev", "developer", "dev-co")])
         aid = db.register("op", "Model", "m")
-        db.fire("dev", "train", aid, digest_of("m").hex())
+        db.fire("dev", "train", aid, "m")
         replica = sqlite3.connect(workdir / "replica.sqlite")
         db.conn.backup(replica)  # the admin serves a copy taken before the withdrawal
         db.fire("op", "withdraw", aid, at=t_w)
@@ -495,9 +467,8 @@ class StaleNode:
         for _ in range(n):  # each consumer checks the model before every use
             t = t_w + rng.expovariate(1 / mean)
             while t < horizon:
-                stale += replica.execute("SELECT state FROM artefacts WHERE id=?",
-                                         (aid,)).fetchone()[0] != "withdrawn"
-                t += rng.expovariate(1 / mean)
+                (state,), = replica.execute("SELECT state FROM artefacts WHERE id=?", (aid,))
+                stale, t = stale + (state != "withdrawn"), t + rng.expovariate(1 / mean)
         replica.close()
         db.close()
         return outcome(stale > 0, attack_at=t_w, metrics={"stale_actions": float(stale)})
@@ -506,47 +477,40 @@ class StaleNode:
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         t_w, horizon, n, mean = StaleNode._plan(tm, seed)
         p = tm.parameters
-        max_age, catch_up = float(p["max_age_s"]), float(p["catch_up_s"])
-        people = {"op": ("client-co", "eu"), "dev": ("dev-co", "us"),
-                  **{f"c{i}": (f"cons-{i}", REGIONS[(i + 1) % 3]) for i in range(n)}}
-        w, ps = small_world(seed, people, [("op", "Model", "operator"),
-                                           ("dev", "Model", "developer")])
+        w, ps = world_of(seed, {"op": ("client-co", "eu", "operator"),
+                                "dev": ("dev-co", "us", "developer")})
         mc = w.clients["Model"]
         mid = mc.register(ps["op"].signer, salt("m"))
         mc.fire(ps["dev"].signer, "train", mid, digest_of("m"), "", [])
         w.mark_start()
         rng = random.Random(seed * 7919 + 5)  # the nodes' own draws
-        honest = RegionView(w, str(p["liar_region"]), rng)
-        st: dict[str, Any] = {}
+        honest, st = RegionView(w, str(p["liar_region"]), rng), dict[str, Any](cut=10**9)
 
         class Liar:
             """Serves its honest view until the withdrawal's block arrives, then the parent of
             that block forever (a real, old head: nothing in it is false but its age)."""
 
-            def height(self) -> int:
-                h, tx = honest.height_at(), st.get("tx")
-                if tx is not None and tx.block is not None and h >= tx.block.height:
-                    st.setdefault("frozen_at", honest.arrival(tx.block.height))
-                    return int(tx.block.height) - 1
-                return h
-
             def head(self) -> Head:
-                return honest.block(self.height())
+                tx, h = st.get("tx"), honest.height_at()
+                if tx is not None and tx.block is not None and h >= tx.block.height:
+                    st["cut"] = min(st["cut"], tx.block.height - 1)
+                    st.setdefault("frozen_at", honest.arrival(tx.block.height))
+                return honest.block(min(h, st["cut"]))
 
             def block(self, number: int) -> Head:
-                if number > self.height():
+                if number > self.head().number:
                     raise LookupError(number)
                 return honest.block(number)
 
         liar = Liar()
-        guard = FreshnessGuard(max_age, {"peer-co": RegionView(w, str(p["peer_region"]), rng)},
-                               max_lag_blocks=0, max_future_s=5, clock=lambda: clock_ts(w))
-        counts = Counter[str]()
-        alarms: list[Alarm] = []
+        guard = FreshnessGuard(float(p["max_age_s"]), {"peer-co": RegionView(
+            w, str(p["peer_region"]), rng)}, max_lag_blocks=0, max_future_s=5,
+            clock=lambda: clock_ts(w))
+        counts, alarms = Counter[str](), []  # type: Counter[str], list[Alarm]
 
         def lied() -> bool:  # the node's answer differs from what it would say if honest
-            tx = st.get("tx")
-            return tx is not None and honest.includes(tx) and liar.height() < tx.block.height
+            return "tx" in st and honest.includes(st["tx"]) and liar.head().number < \
+                st["tx"].block.height
 
         def operator() -> Any:
             yield w.env.timeout(t_w)
@@ -554,24 +518,20 @@ class StaleNode:
 
         def consumer() -> Any:
             switched = False
-            while True:
-                yield w.env.timeout(w.rng.expovariate(1 / mean))
-                if w.env.now >= horizon:
-                    return
+            while (yield w.env.timeout(w.rng.expovariate(1 / mean))) or w.env.now < horizon:
                 counts["stale_actions_unguarded"] += lied()
-                if not switched:
-                    rep = guard.assess(liar)
-                    bad = set(rep.kinds)
-                    if bad == {"lag"}:  # an honest node catches up to the peer's head of now
-                        target = max(rep.peer_heads.values())
-                        yield w.env.timeout(catch_up)
-                        bad = set(guard.assess(liar, at_least=target).kinds) - {"lag"}
-                    if bad:
-                        switched = True
-                        if "frozen_at" in st:
-                            alarms.append(Alarm(w.env.now, "guard", ", ".join(sorted(bad))))
-                        else:
-                            counts["false_alarms"] += 1
+                rep = guard.assess(liar)
+                bad = set(rep.kinds) if not switched else set()
+                if bad == {"lag"}:  # an honest node catches up to the peer's head of now
+                    yield w.env.timeout(float(p["catch_up_s"]))
+                    bad = set(guard.assess(liar, at_least=max(rep.peer_heads.values())).kinds
+                              ) - {"lag"}
+                if bad:
+                    switched = True
+                    if "frozen_at" in st:
+                        alarms.append(Alarm(w.env.now, "guard", ", ".join(sorted(bad))))
+                    else:
+                        counts["false_alarms"] += 1
                 counts["stale_actions"] += not switched and lied()
 
         w.env.process(operator())
