@@ -12,8 +12,8 @@ from proml_sim.sim import Producer, digest_of, get_profile
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, trials_outcome
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import salt, small_world
-from proml_sim.threats.scenarios.d_availability import central, median, param_error
+from proml_sim.threats.scenarios.common import salt
+from proml_sim.threats.scenarios.d_availability import central, median, param_error, world_of
 
 
 @scenario("D1", limit="when every sealer censors a domain, its records never get in; the "
@@ -51,9 +51,8 @@ class Censorship:
         producers = [Producer(f"sealer{i}", ("eu", "us", "asia")[i % 3],
                               censors=frozenset({"victim-co"}) if i < m else frozenset())
                      for i in range(n)]
-        w, ps = small_world(seed, {"victim": ("victim-co", "eu")},
-                            [("victim", "Model", r) for r in ("operator", "developer")],
-                            profile=prof, producers=producers)
+        w, ps = world_of(seed, {"victim": ("victim-co", "eu", "operator developer")},
+                         profile=prof, producers=producers)
         mid = w.clients["Model"].register(ps["victim"].signer, salt("victim"))
         w.mark_start()
         txs = []
@@ -68,12 +67,11 @@ class Censorship:
         w.run(horizon, drain=False)
         w.finish()
         delays = [t.confirmed[1] - t.submitted for t in txs if 1 in t.confirmed]
-        trials = [(1 not in t.confirmed, t.submitted,
-                   # the victim's node: its record still not in a block stall_timeout_s later
-                   [Alarm(t.submitted + wait, "victim:pending")]
-                   if t.confirmed.get(1, horizon) - t.submitted > wait
-                   and t.submitted + wait <= horizon else [])
-                  for t in txs]
+        # records sent too late to judge (less than stall_timeout_s before the horizon) are no
+        # trials; the victim's node alarms when its record is still not in a block by then
+        trials = [(1 not in t.confirmed, t.submitted, [Alarm(t.submitted + wait, "victim:pending")]
+                   if t.confirmed.get(1, horizon) - t.submitted > wait else [])
+                  for t in txs if t.submitted + wait <= horizon]
         return trials_outcome(trials, metrics={
             "censorship_delay_s": median(delays, horizon),
             "censored_forever_rate": (len(txs) - len(delays)) / max(1, len(txs))})

@@ -27,8 +27,8 @@ from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, outcome, trials_outcome
 from proml_sim.threats.monitor import ChainReader
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import salt, small_world
-from proml_sim.threats.scenarios.d_availability import central
+from proml_sim.threats.scenarios.common import salt
+from proml_sim.threats.scenarios.d_availability import call, central, world_of
 
 HOUR = 3600.0
 
@@ -78,8 +78,8 @@ def tx_with(raw: bytes, *, to: str | None = None, data: bytes | None = None) -> 
 # R1: an actor denies a recorded action
 # ---------------------------------------------------------------------------------------------
 R1_STEPS = [("register", "op"), ("train", "dev"), ("verify", "v1")]  # what really happened
-R1_PEOPLE = {"op": ("client-co", "operator"), "dev": ("dev-co", "developer"),
-             "v0": ("verif-0", "verifier"), "v1": ("verif-1", "verifier")}
+R1_PEOPLE = {"op": ("client-co", "eu", "operator"), "dev": ("dev-co", "us", "developer"),
+             "v0": ("verif-0", "eu", "verifier"), "v1": ("verif-1", "asia", "verifier")}
 
 
 def _r1_times(seed: int) -> list[float]:
@@ -98,12 +98,12 @@ class DenyAction:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         t_train, t_v0, t_v1, t_deny, t_audit = _r1_times(seed)
-        db = central(workdir, [(who, role, dom) for who, (dom, role) in R1_PEOPLE.items()])
+        db = central(workdir, [(who, role, dom) for who, (dom, _, role) in R1_PEOPLE.items()])
         aid = db.register("op", "Model", "m")
-        db.fire("dev", "train", aid, digest_of("bad-model", seed).hex(), at=t_train)
+        db.fire("dev", "train", aid, "bad model", at=t_train)
         noted = []  # each verifier notes the audit head after its approval (its own log)
         for v, t in (("v0", t_v0), ("v1", t_v1)):
-            db.fire(v, "verify", aid, digest_of("eval", seed).hex(), at=t)
+            db.fire(v, "verify", aid, "evaluation", at=t)
             noted.append(db.admin_sql("SELECT seq, hash FROM audit ORDER BY seq DESC")[0])
         # the model misbehaves; dev denies having trained it, and the DBA (dev's ally, or paid)
         # makes the record agree: history and audit rows rewritten, the audit chain re-hashed
@@ -128,26 +128,22 @@ class DenyAction:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         times = _r1_times(seed)
-        w, ps = small_world(seed, {who: (dom, ("eu", "us", "eu", "asia")[i]) for i, (who, (
-            dom, _)) in enumerate(R1_PEOPLE.items())},
-                            [(who, "Model", role) for who, (_, role) in R1_PEOPLE.items()])
-        model = w.clients["Model"]
-        sent: dict[bytes, bytes] = {}  # tx hash -> raw (any node serves raw transactions)
+        w, ps = world_of(seed, R1_PEOPLE)
+        model, sent = w.clients["Model"], {}  # tx hash -> raw (any node serves raw txs)
         mid = model.artefact_id(ps["op"].address, salt("m"))
 
         def workflow() -> Any:
-            calls: list[tuple[float, Any, tuple[Any, ...]]] = [(0.0, "op", ("register", salt("m"))),
-                     (times[0], "dev", ("fire", "train", mid, digest_of("bad-model", seed), "",
-                                        [])),
-                     *((t, v, ("fire", "verify", mid, digest_of("eval", seed), "", []))
-                       for t, v in zip(times[1:3], ("v0", "v1"), strict=True)),
-                     # dev denies; the consortium admin, asked to "fix" it, can only revoke
-                     (times[3], "consortium-admin", ("revoke", "developer", ps["dev"].address))]
-            for t, who, args in calls:
+            steps: tuple[tuple[Any, ...], ...] = (
+                (0.0, "op", "register", salt("m")),
+                (times[0], "dev", "fire", "train", mid, digest_of("bad", seed), "", []),
+                *((t, v, "fire", "verify", mid, digest_of("eval"), "", [])
+                  for t, v in zip(times[1:3], ("v0", "v1"), strict=True)),
+                # dev denies; the consortium admin can only revoke its role
+                (times[3], "consortium-admin", "revoke", "developer", ps["dev"].address))
+            for t, who, *args in steps:
                 yield w.env.timeout(max(0.0, t - w.env.now))
-                tx = yield from w.send(who, "Model", *args)
+                tx = yield from call(w, who, *args)
                 sent[tx.hash] = tx.raw
-                yield w.confirmed(tx, 1)
 
         w.env.process(workflow())
         w.run(times[4], drain=False)
