@@ -153,13 +153,3 @@ def test_s4_colluders_read_the_threshold_from_the_contract(catalogue, tmp_path, 
     assert series(p, "asr_by_c") == {float(c): float(c >= k) for c in range(5)}
     assert p["attribution"] == 1.0 and p["threshold_violations"] == 0.0
 
-
-def test_r2_without_replicas_the_consumer_notices_from_its_own_view(catalogue, tmp_path):
-    from proml_sim.threats.runner import with_parameters
-
-    r = run_threat(with_parameters(catalogue["R2"], {"replicas": 0}), seeds=1,
-                   workdir=tmp_path)
-    p, b = r["proml"], r["baseline"]
-    # the chain still commits to the digest, no reachable store has it: the consumer's alarm
-    assert p["verdict"] == "detected" and p["availability"] == 0 and p["ttd_s"] > 0
-    assert b["verdict"] == "documented_limit"  # the row is gone too: nothing to notice
