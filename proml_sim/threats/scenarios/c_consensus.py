@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -443,22 +444,29 @@ class TimestampSkew:
         w.finish()
         view = RegionView(w, str(p["consumer_region"]), random.Random(seed + 11))
         cut = {D: view.height_at(D + float(p["cutoff_margin_s"])) for D in deadlines}
-        trials, naive = [], 0
+        def decide(policy: str, b: SimBlock, ts: float, D: float) -> bool:  # "in time"?
+            return ts <= w.real_ts(D) if policy == "naive" else b.height <= cut[D]
+
+        trials, wrong = [], Counter[str]()
         for tx, D, who in edge:
             b = tx.block
             if b is None or tx.receipt is None or who == "honest":
                 continue
-            truth, ts = b.time <= D, tx.receipt.block_timestamp
-            naive += (ts <= w.real_ts(D)) != truth
-            # the consumer's node flags a block whose time is far from when it arrived
-            flag = abs(ts - w.real_ts(view.arrival(b.height))) > tol
-            trials.append(((b.height <= cut[D]) != truth, b.time,
-                           [Alarm(view.arrival(b.height), "drift")] if flag else []))
-        skewed = [(b, b.timestamp) for b in w.canon if b.producer == "skewer"
+            truth, ts, honest_ts = b.time <= D, tx.receipt.block_timestamp, w.real_ts(b.time)
+            # the attack succeeds when its stamp flips the decision to a wrong one (a decision
+            # wrong with the honest stamp too is the policy's own cut: counted, not the attack)
+            flip = {pol: decide(pol, b, ts, D) != truth and decide(pol, b, honest_ts, D) == truth
+                    for pol in ("naive", "defended")}
+            wrong.update(naive=flip["naive"], defended=decide("defended", b, ts, D) != truth)
+            trials.append((flip["defended"], b.time, [Alarm(view.arrival(b.height), "drift")]
+                           if abs(ts - w.real_ts(view.arrival(b.height))) > tol else []))
+        skewed_blocks = [(b, b.timestamp) for b in w.canon if b.producer == "skewer"
                   and b.timestamp is not None and abs(b.timestamp - w.real_ts(b.time)) > 1.0]
         return trials_outcome(trials, metrics={
-            "wrong_decisions_naive_targeted": float(naive), "skewed_blocks": float(len(skewed)),
+            "skew_flips_naive": float(wrong["naive"]),
+            "wrong_decisions_targeted": float(wrong["defended"]),
+            "skewed_blocks": float(len(skewed_blocks)),
             "skew_detection_rate": sum(abs(ts - w.real_ts(view.arrival(b.height))) > tol
-                                       for b, ts in skewed) / max(1, len(skewed))},
+                                       for b, ts in skewed_blocks) / max(1, len(skewed_blocks))},
             note="defended policy: a record counts if its block is at most the head the "
                  "consumer's node had when its own clock passed the deadline")

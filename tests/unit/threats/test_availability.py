@@ -148,6 +148,6 @@ def test_c3_block_number_cutoff_ignores_skewed_timestamps(catalogue):
     b, p = r["baseline"], r["proml"]
     assert verdicts(r) == ("documented_limit", "prevented")
     assert p["trials"] == 8 and b["trials"] == 8 and b["trial_successes"] == 8
-    assert p["skewed_blocks"] > 0 and p["wrong_decisions_naive_targeted"] > 0
+    assert p["skewed_blocks"] > 0 and p["skew_flips_naive"] > 0
     assert p["skew_detection_rate"] > 0.5
     assert b["detection_rate"] == 0.5  # the victim's own log; the accomplice never complains
