@@ -10,10 +10,12 @@ as attacker and defenders meet it, on either system.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import random
 import sqlite3
 from collections.abc import Generator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from proml_sim.chain.client import REVERT_GAS, LifecycleClient, PendingOp
 from proml_sim.chain.engines import make_backend
 from proml_sim.compiler import CompiledContract, compile_artefact, compile_source
 from proml_sim.errors import EngineError, LifecycleError, TransactionFailed
-from proml_sim.ir import Approved, Registered, Transitioned
+from proml_sim.ir import Approved, Registered
 from proml_sim.lifecycles import Dataset, Model
 from proml_sim.sim import World, digest_of, domain_id
 from proml_sim.threats.baseline import (
@@ -76,47 +78,24 @@ def central_db(path: Path, lifecycles: dict[str, Any], admin: str) -> CentralDB:
 # ---------------------------------------------------------------------------------------------
 # the Model service on either system
 # ---------------------------------------------------------------------------------------------
-class Desk:
-    """The Model service as actors meet it.  Artefact ids and digests are bytes on both
-    systems; actions are simpy processes (``yield from desk.approve(...)``)."""
+class _Desk:
+    """The Model service as actors meet it, on either system (:class:`BaselineDesk`,
+    :class:`ChainDesk`).  Ids and digests are bytes on both; actions are simpy processes
+    (``yield from d.fire(...)``) returning ``'ok'`` or the refusal's error name; ``model``
+    registers (as ``op``) and trains (as ``dev``) a model, ``revoke`` takes a verifier's
+    role, ``approvals`` are those recorded since the last call (what a monitor reads),
+    ``threshold`` is (k, count) as the deployed rules say (what an attacker reads)."""
 
     env: simpy.Environment
 
-    def model(self, tag: str) -> Gen:
-        """(process) register a model as ``op``, train it as ``dev``; returns its id."""
-        raise NotImplementedError
-
     def fire(self, who: str, step: str, aid: bytes, digest: bytes) -> Gen:
-        """(process) ``who`` fires ``step``; returns ``'ok'`` or the refusal's error name."""
         raise NotImplementedError
 
     def approve(self, who: str, aid: bytes, digest: bytes) -> Gen:
         return self.fire(who, "verify", aid, digest)
 
-    def revoke(self, who: str) -> Gen:
-        """(process) the role admin revokes ``who``'s verifier role."""
-        raise NotImplementedError
 
-    def state(self, aid: bytes) -> str:
-        raise NotImplementedError
-
-    def approvals(self) -> list[Activity]:
-        """Approvals recorded since the last call, by account name (what a monitor reads)."""
-        raise NotImplementedError
-
-    def approvers(self, aid: bytes) -> set[str]:
-        """Names of the accounts the record says approved ``aid``."""
-        raise NotImplementedError
-
-    def threshold(self) -> tuple[int, str]:
-        """(k, count mode) of verify, as the deployed rules say (what an attacker reads)."""
-        raise NotImplementedError
-
-    def run(self, until: float) -> None:
-        raise NotImplementedError
-
-
-class BaselineDesk(Desk):
+class BaselineDesk(_Desk):
     """The baseline: :class:`CentralDB` in a simpy clock (each call takes no time)."""
 
     def __init__(self, workdir: Path, lifecycle: Any, people: dict[str, tuple[str, str]],
@@ -171,7 +150,7 @@ class BaselineDesk(Desk):
         self.env.run(until=until)
 
 
-class ChainDesk(Desk):
+class ChainDesk(_Desk):
     """ProML: the lifecycle deployed on the simulated chain, calls confirmed one block deep."""
 
     def __init__(self, seed: int, lifecycle: Any, people: dict[str, tuple[str, str]],
@@ -225,12 +204,21 @@ class ChainDesk(Desk):
         self.w.finish()
 
 
+Desk = BaselineDesk | ChainDesk
+
+
 def desk(side: str, tm: ThreatModel, seed: int, workdir: Path, lifecycle: Any,
          people: dict[str, tuple[str, str]], grants: list[tuple[str, str]]) -> Desk:
     """The ``side`` ("baseline" or "proml") desk of a run."""
     if side == "baseline":
         return BaselineDesk(workdir, lifecycle, people, grants)
     return ChainDesk(seed, lifecycle, people, grants)
+
+
+def both_sides(id_: str, run: Any, limit: str = "") -> None:
+    """Register scenario ``id_`` written once as ``run(side, tm, seed, workdir)``."""
+    scenario(id_, limit=limit)(type(f"Scenario{id_}", (), {
+        side: staticmethod(functools.partial(run, side)) for side in ("baseline", "proml")}))
 
 
 def domain_monitor(d: Desk, mon: ActivityMonitor, every: float, alarms: dict[str, Alarm],
@@ -258,69 +246,47 @@ S1_DEFAULTS: dict[str, Any] = {
     "honest_interval_s": 1200.0, "approvals": 2, "count": "domains"}
 
 
-@dataclass
-class _S1Plan:
-    """Every random draw of one S1 run, drawn up front so both systems face the same run.
-    Groups ``"0"`` .. ``"n"`` are thieves holding that many keys (each group its own n
-    verifiers and targets, in the same world); ``"seq"`` uses k keys one after the other."""
-
-    groups: list[str]
-    attack_at: dict[str, float]
-    gaps: dict[str, list[float]]
-    reaction: dict[str, float]
-    honest_gaps: dict[str, list[float]]
-    honest_sets: dict[str, list[list[int]]]
-    seq_second_after: float
-
-    @classmethod
-    def draw(cls, seed: int, p: dict[str, Any], k: int) -> _S1Plan:
-        rng = random.Random(f"S1-{seed}")
-        n = int(p["approvers"])
-        groups = [str(s) for s in range(n + 1)] + ["seq"]
-        per = 2 + int(p["horizon_s"] // max(p["honest_interval_s"], 1.0)) * 2
-        return cls(groups, {g: rng.uniform(40 * MIN, 80 * MIN) for g in groups},
-                   {g: [rng.uniform(60, 600) for _ in range(int(p["targets"]))] for g in groups},
-                   {f"v{g}_{i}": rng.expovariate(1 / p["reaction_mean_s"])
-                    for g in groups for i in range(n)},
-                   {g: [rng.expovariate(1 / p["honest_interval_s"]) for _ in range(per)]
-                    for g in groups},
-                   {g: [rng.sample(range(n), min(n, k)) for _ in range(per)] for g in groups},
-                   rng.uniform(10 * MIN, 60 * MIN))
-
-
 def _stolen(group: str, n: int, k: int) -> list[str]:
-    """The keys a group holds: the first s verifiers (``seq``: the first k)."""
+    """The keys a thief group holds: the first s of its verifiers (``seq``: the first k)."""
     return [f"v{group}_{i}" for i in range(min(k if group == "seq" else int(group), n))]
 
 
 def _s1(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
+    """Thief groups ``"0"`` .. ``"n"`` hold that many keys (each group its own n verifiers and
+    targets, in one world); ``"seq"`` uses k keys one after the other, the last one after the
+    others were revoked.  Every random draw comes from a stream per actor, so both systems
+    face the same run."""
     p = params(tm, S1_DEFAULTS)
     n, s = int(p["approvers"]), int(p["stolen"])
     if not 0 <= s <= n:
         raise ValueError(f"S1: stolen={s} must be within 0..approvers={n}")
-    regions = ("eu", "us", "asia")
-    verifiers = {f"v{g}_{i}": (f"verif-{i}", regions[i % 3])
-                 for g in [*map(str, range(n + 1)), "seq"] for i in range(n)}
+    groups = [*map(str, range(n + 1)), "seq"]
+    verifiers = {f"v{g}_{i}": (f"verif-{i}", ("eu", "us", "asia")[i % 3])
+                 for g in groups for i in range(n)}
     d = desk(side, tm, seed, workdir, model_lifecycle(int(p["approvals"]), str(p["count"])),
              {"op": ("client-co", "eu"), "dev": ("dev-co", "us"), **verifiers},
              [("op", "operator"), ("dev", "developer"), *((v, "verifier") for v in verifiers)])
     k, _ = d.threshold()  # the thief reads the threshold from the deployed rules
-    plan, env = _S1Plan.draw(seed, p, k), d.env
+    env = d.env
     mon = ActivityMonitor(burst_max=int(p["burst_max"]), burst_window_s=p["burst_window_s"])
     for v in verifiers:
         mon.watch(v)  # each domain watches its own accounts against its own evaluation log
     alarms: dict[str, Alarm] = {}
     revoked: dict[str, float] = {}
     start: dict[str, float] = {}
-    bogus = dict.fromkeys(plan.groups, 0)
-    targets: dict[str, list[bytes]] = {}
+    bogus = dict.fromkeys(groups, 0)
+    targets: dict[str, list[bytes]] = {g: [] for g in groups}
     seq: dict[str, float] = {}
 
+    def rng(*tag: Any) -> random.Random:
+        return random.Random("-".join(map(str, ("S1", seed, *tag))))
+
     def honest(g: str) -> Gen:
-        for j, gap in enumerate(plan.honest_gaps[g]):
-            yield env.timeout(gap)
+        r = rng("honest", g)
+        for j in itertools.count():
+            yield env.timeout(r.expovariate(1 / p["honest_interval_s"]))
             aid = yield from d.model(f"h{g}-{j}")
-            for i in plan.honest_sets[g][j]:
+            for i in r.sample(range(n), min(n, k)):
                 if f"v{g}_{i}" not in revoked:  # (its domain would enrol a new key)
                     mon.expect(f"v{g}_{i}", aid, digest_of("eval", g, j))
                     yield from d.approve(f"v{g}_{i}", aid, digest_of("eval", g, j))
@@ -332,8 +298,8 @@ def _s1(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         return {v: pr.value for v, pr in zip(keys, procs, strict=True)}
 
     def thief(g: str) -> Gen:
-        keys, dead = _stolen(g, n, k), set()
-        yield env.timeout(plan.attack_at[g])
+        r, keys, dead = rng("thief", g), _stolen(g, n, k), set()
+        yield env.timeout(r.uniform(40 * MIN, 80 * MIN))
         start[g] = env.now
         for j, aid in enumerate(targets[g]):
             alive = [v for v in keys if v not in dead]
@@ -341,33 +307,32 @@ def _s1(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
                 return
             use = [alive[(j * k + i) % len(alive)] for i in range(min(k, len(alive)))]
             res = yield from approve_all(use, aid, digest_of("bogus", g, j))
-            bogus[g] += sum(r == "ok" for r in res.values())
-            dead |= {v for v, r in res.items() if r == "RoleNotAllowed"}  # revoked
-            yield env.timeout(plan.gaps[g][j])
+            bogus[g] += sum(x == "ok" for x in res.values())
+            dead |= {v for v, x in res.items() if x == "RoleNotAllowed"}  # revoked
+            yield env.timeout(r.uniform(60, 600))
 
     def sequential() -> Gen:
-        *first, last = _stolen("seq", n, k)
-        yield env.timeout(plan.attack_at["seq"])
-        start["seq"], aid = env.now, targets["seq"][0]
+        r, (*first, last) = rng("seq"), _stolen("seq", n, k)
+        yield env.timeout(r.uniform(40 * MIN, 80 * MIN))
+        start["seq"], aid, later = env.now, targets["seq"][0], r.uniform(10 * MIN, 60 * MIN)
         yield from approve_all(first, aid, digest_of("bogus", "seq"))
-        while not set(first) <= set(revoked) and env.now < p["horizon_s"] - plan.seq_second_after:
+        while not set(first) <= set(revoked) and env.now < p["horizon_s"] - later:
             yield env.timeout(p["poll_s"])
         if set(first) <= set(revoked):
-            yield env.timeout(plan.seq_second_after)  # the last key is stolen later
+            yield env.timeout(later)  # the last key is stolen later
             yield from d.approve(last, aid, digest_of("bogus", "seq"))
             seq["counted"] = float(d.state(aid) == "verified")
 
     def revoke(v: str) -> Gen:
-        yield env.timeout(plan.reaction[v])
+        yield env.timeout(rng("admin", v).expovariate(1 / p["reaction_mean_s"]))
         if (yield from d.revoke(v)):
             revoked[v] = env.now
 
     def begin() -> Gen:
-        for g in plan.groups:
-            targets[g] = []
+        for g in groups:
             for j in range(int(p["targets"])):
                 targets[g].append((yield from d.model(f"t{g}-{j}")))
-        for g in plan.groups:
+        for g in groups:
             env.process(honest(g))
             if g != "0":
                 env.process(sequential() if g == "seq" else thief(g))
@@ -376,10 +341,10 @@ def _s1(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     env.process(begin())
     d.run(p["horizon_s"])
     # a consumer deploys a model once it is verified: each target is one attempt
-    won = {g: [d.state(t) == "verified" for t in targets[g]] for g in plan.groups}
-    caught = {g: tuple(alarms[v] for v in _stolen(g, n, k) if v in alarms) for g in plan.groups}
+    won = {g: [d.state(t) == "verified" for t in targets[g]] for g in groups}
+    caught = {g: tuple(alarms[v] for v in _stolen(g, n, k) if v in alarms) for g in groups}
     head = str(s)
-    true_alarms = sum(1 for v in alarms if any(v in _stolen(g, n, k) for g in plan.groups))
+    true_alarms = sum(1 for v in alarms if any(v in _stolen(g, n, k) for g in groups))
     ttr = [revoked[v] - alarms[v].at for v in _stolen(head, n, k) if v in revoked]
     metrics = {"damage": float(sum(won[head])), "damage_approvals": float(bogus[head]),
                "false_alerts": float(len(alarms) - true_alarms),
@@ -393,17 +358,8 @@ def _s1(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
                           attack_at=start.get(head), metrics=metrics, series=series)
 
 
-@scenario("S1", limit="k stolen keys from k domains, used together, meet a k-of-n threshold "
-                     "before anyone can react; the monitor flags them and revocation bounds "
-                     "the damage to what was approved before it")
-class StolenApproverKey:
-    @staticmethod
-    def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        return _s1("baseline", tm, seed, workdir)
-
-    @staticmethod
-    def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        return _s1("proml", tm, seed, workdir)
+both_sides("S1", _s1, "k stolen keys from k domains, used together, meet a k-of-n threshold "
+           "before anyone can react; the monitor flags them and revocation bounds the damage")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,16 +395,8 @@ def _s3(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         note=f"refused: {', '.join(sorted(set(refused)))}" if refused else "")
 
 
-@scenario("S3", limit="accounts counted instead of domains: one organisation's accounts "
-                     "meet the threshold (the counting mode is the defence, on both systems)")
-class Sybil:
-    @staticmethod
-    def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        return _s3("baseline", tm, seed, workdir)
-
-    @staticmethod
-    def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        return _s3("proml", tm, seed, workdir)
+both_sides("S3", _s3, "accounts counted instead of domains: one organisation's accounts meet "
+           "the threshold (the counting mode is the defence, on both systems)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,41 +427,27 @@ def mutant(mid: str, lifecycle: Any = Model) -> CompiledContract:
 
 
 class RawCalls:
-    """A world client for any contract or contract creation: ``w.send(p, key, "call", fn,
-    *args)``, ``"raw"`` calldata, ``"create"`` init code, ``"pay"`` ether; ``tip`` per client."""
+    """A world client for raw transactions: ``w.send(p, key, "tx", to, data, value)`` (``to``
+    None creates a contract) or ``"call", fn, *args`` to ``address``; ``tip`` per client."""
 
-    def __init__(self, world: World, address: str | None, abi: Any = (), *,
+    def __init__(self, world: World, address: str | None = None, abi: Any = (), *,
                  tip: int = DEFAULT_TIP) -> None:
         self.world, self.address, self.abi, self.tip = world, address, ContractABI(list(abi)), tip
 
-    def _send(self, signer: Any, to: str | None, data: bytes, kind: str, value: int = 0
-              ) -> PendingOp:
+    def tx(self, signer: Any, to: str | None, data: bytes = b"", value: int = 0) -> PendingOp:
         try:
             gas = self.world.gateway.estimate_gas(signer.address, to, data, value)
         except (LifecycleError, TransactionFailed):
             gas = REVERT_GAS  # sent anyway: it reverts on chain, as an attacker's try would
-        tx_hash = TxSender(self.world.gateway, signer, tip=self.tip).send(to, data, gas=gas,
-                                                                          value=value)
-        return PendingOp(tx_hash, kind, lambda r: r, data)
+        return PendingOp(TxSender(self.world.gateway, signer, tip=self.tip).send(
+            to, data, gas=gas, value=value), "tx", lambda r: r, data)
 
     def call(self, signer: Any, fn: str, *args: Any) -> PendingOp:
-        return self._send(signer, self.address, self.abi.encode_call(fn, list(args)), fn)
-
-    def raw(self, signer: Any, data: bytes) -> PendingOp:
-        return self._send(signer, self.address, data, "raw")
-
-    def create(self, signer: Any, initcode: bytes) -> PendingOp:
-        return self._send(signer, None, initcode, "create")
-
-    def pay(self, signer: Any, to: str, wei: int) -> PendingOp:
-        return self._send(signer, to, b"", "pay", wei)
+        return self.tx(signer, self.address, self.abi.encode_call(fn, list(args)))
 
     def result(self, op: PendingOp) -> Any:
         """The receipt (callers look at status, logs, contract address)."""
-        receipt = self.world.gateway.receipt(op.tx_hash)
-        if receipt is None:
-            raise TransactionFailed(f"{op.kind} transaction is not mined yet")
-        return receipt
+        return self.world.gateway.receipt(op.tx_hash)
 
 
 def _ok(tx: Any) -> bool:
@@ -583,8 +517,9 @@ class ConfusedDeputy:
                          csrf=bool(p["csrf_token"]))
         rng, env = random.Random(f"S5-{seed}"), d.env
         mon, alarms = ActivityMonitor(), dict[str, Alarm]()
-        for v, _ in grants:
-            mon.watch(v)  # each domain checks what is approved in its name (its own log)
+        for v, role in grants:
+            if role == "verifier":  # each domain checks the approvals in its name (its log)
+                mon.watch(v)
         tries: list[tuple[str, bool]] = []
 
         def run() -> Gen:
@@ -622,7 +557,7 @@ class ConfusedDeputy:
         w, _ = small_world(seed, people, [(n, "Model", r) for n, r in grants])
         add_lifecycle(w, "ModelTxOrigin", mutant("b-tx-origin"), grants)  # the contrast
         relay = compile_source(RELAY_SOURCE, "Relay")
-        w.sim_clients["deploy"] = RawCalls(w, None)
+        w.sim_clients["raw"] = RawCalls(w)
         tries: dict[str, list[bool]] = {"Model": [], "ModelTxOrigin": []}
         claims_ok: list[bool] = []
 
@@ -630,7 +565,7 @@ class ConfusedDeputy:
             client = w.clients[key]
             payload = client.contract_abi.encode_call(step, [mid, dg, "", []])
             init = relay.bytecode + abi_encode(["address", "bytes"], [client.address, payload])
-            tx = yield from w.send("mallory", "deploy", "create", init)
+            tx = yield from w.send("mallory", "raw", "tx", None, init)
             yield w.confirmed(tx, 1)
             w.sim_clients[f"relay-{tx.hash.hex()}"] = RawCalls(
                 w, w.result(tx).contract_address, relay.abi)
@@ -746,7 +681,7 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     p = params(tm, S6_DEFAULTS)
     w, ps = small_world(seed, S6_PEOPLE, [(n, "Model", r) for n, r in S6_GRANTS])
     assert w.backend is not None and w.admin is not None
-    w.sim_clients["pay"] = RawCalls(w, None)
+    w.sim_clients["raw"] = RawCalls(w)
     # another consortium's registry on the same chain, where v1 also verifies
     add_lifecycle(w, "ModelB", compile_artefact(Model), S6_GRANTS[:3])
     # a staging chain (chain id + 1) with the same contracts at the same addresses
@@ -800,7 +735,7 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         alts = {"other_artefact": (tx_with(t.raw, data=data), model, m2),
                 "other_deployment": (tx_with(t.raw, to=model_b.address), model_b, m1b)}
         for raw, _, _ in alts.values():
-            pay = yield from w.send("eve", "pay", "pay", tx_signer(raw), 10**18)
+            pay = yield from w.send("eve", "raw", "tx", tx_signer(raw), b"", 10**18)
             yield w.confirmed(pay, 1)
             accepted(w.backend, raw)
         ok = accepted(chain_c, t.raw)
@@ -814,11 +749,9 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         yield w.confirmed(tx, 1)  # (its block also carried the altered transactions)
         tries["stale_version"] = model.state(m1) == "verified"
         for kind, (raw, client, mid) in alts.items():
-            r = w.gateway.receipt(keccak(raw))
+            r = w.gateway.receipt(keccak(raw))  # ran as the stranger, or not at all
             ran.append(r is not None)
-            tries[kind] = v1_counted(client, mid) or any(
-                isinstance(e, Approved | Transitioned) and e.id == mid
-                and r is not None and r.status for e in client.events())
+            tries[kind] = v1_counted(client, mid) or (r is not None and bool(r.status))
 
     w.env.process(run())
     w.run(HOUR + p["replay_after_s"], drain=False)
@@ -830,12 +763,9 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
                  "altered_txs_ran_as_stranger": float(sum(ran))})
 
 
-@scenario("S6", limit="a captured browser session (cookie + CSRF token) is a bearer "
-                     "credential until it expires; the baseline's signed agent requests and "
-                     "ProML's signed transactions resist every replay")
-class Replay:
-    baseline = staticmethod(_s6_baseline)
-    proml = staticmethod(_s6_proml)
+both_sides("S6", lambda side, *a: (_s6_baseline if side == "baseline" else _s6_proml)(*a),
+           "a captured browser session (cookie + CSRF token) is a bearer credential until it "
+           "expires; the baseline's signed agent requests and ProML's transactions resist replay")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -888,9 +818,7 @@ class FrontRun:
         w, ps = small_world(seed, {"op": ("client-co", "eu"), "mallory": ("squat-co", "eu")},
                             [(n, "Model", r) for n, r in grants])
         add_lifecycle(w, "ModelSaltId", caller_chosen_id_mutant(), grants)
-        for key in ("Model", "ModelSaltId"):
-            w.sim_clients[f"squat-{key}"] = RawCalls(
-                w, w.clients[key].address, tip=int(p["front_run_tip"]) * DEFAULT_TIP)
+        w.sim_clients["squat"] = RawCalls(w, tip=int(p["front_run_tip"]) * DEFAULT_TIP)
         lost: dict[str, list[bool]] = {"Model": [], "ModelSaltId": []}
         lat, commit = [], []
         seen: set[bytes] = set()
@@ -902,8 +830,8 @@ class FrontRun:
                     if (tx.hash not in seen and tx.sender == ps["op"].address
                             and tx.meta.get("method") == "register"):
                         seen.add(tx.hash)
-                        yield from w.send("mallory", f"squat-{tx.meta['lifecycle']}", "raw",
-                                          tx_fields(tx.raw)["data"])
+                        f = tx_fields(tx.raw)
+                        yield from w.send("mallory", "squat", "tx", f["to"], f["data"])
 
         def run() -> Gen:
             for i in range(int(p["names"])):

@@ -13,7 +13,14 @@ from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Trial, outcome, trials_outcome
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import model_lifecycle, outcome_of, salt, small_world
-from proml_sim.threats.scenarios.s_identity import HOUR, BaselineDesk, Gen, desk, params
+from proml_sim.threats.scenarios.s_identity import (
+    HOUR,
+    BaselineDesk,
+    Gen,
+    both_sides,
+    desk,
+    params,
+)
 
 
 def role_violations(client: Any) -> int:
@@ -154,13 +161,5 @@ def _s4(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
 
 
 
-@scenario("S4", limit="k colluding approvers can approve anything: a threshold cannot stop "
-                     "k insiders; every colluder is identified from the Approved events")
-class Collusion:
-    @staticmethod
-    def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        return _s4("baseline", tm, seed, workdir)
-
-    @staticmethod
-    def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        return _s4("proml", tm, seed, workdir)
+both_sides("S4", _s4, "k colluding approvers can approve anything: a threshold cannot stop k "
+           "insiders; every colluder is identified from the Approved events")
