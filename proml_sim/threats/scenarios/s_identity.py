@@ -10,7 +10,6 @@ as attacker and defenders meet it, on either system.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import random
 import sqlite3
@@ -23,13 +22,11 @@ import simpy
 from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 
-from proml_sim.chain import TxSender
-from proml_sim.chain.abi import ContractABI
 from proml_sim.chain.accounts import DEFAULT_TIP
-from proml_sim.chain.client import REVERT_GAS, LifecycleClient, PendingOp
+from proml_sim.chain.client import LifecycleClient
 from proml_sim.chain.engines import make_backend
 from proml_sim.compiler import CompiledContract, compile_artefact, compile_source
-from proml_sim.errors import EngineError, LifecycleError, TransactionFailed
+from proml_sim.errors import EngineError, LifecycleError
 from proml_sim.ir import Approved, Registered
 from proml_sim.lifecycles import Dataset, Model
 from proml_sim.sim import World, digest_of, domain_id
@@ -37,18 +34,22 @@ from proml_sim.threats.baseline import (
     CSRF_HEADER,
     Browser,
     CentralAPI,
-    CentralDB,
     approval_request,
     sign_request,
 )
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Trial, trials_outcome
 from proml_sim.threats.monitor import Activity, ActivityMonitor, ChainReader, activities
-from proml_sim.threats.mutants import build_mutant, mutants_for
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import (
+    RawCalls,
+    add_lifecycle,
+    both_sides,
+    central_db,
     model_lifecycle,
+    mutant,
     outcome_of,
+    params,
     salt,
     small_world,
     threshold_of,
@@ -57,22 +58,6 @@ from proml_sim.threats.scenarios.r_repudiation import tx_fields, tx_signer, tx_w
 
 MIN, HOUR = 60.0, 3600.0
 Gen = Generator[Any, Any, Any]
-
-
-def params(tm: ThreatModel, defaults: dict[str, Any]) -> dict[str, Any]:
-    """The threat model's ``[parameters]`` over ``defaults`` (an unknown name is an error)."""
-    unknown = set(tm.parameters) - set(defaults)
-    if unknown:
-        raise ValueError(f"{tm.path}: unknown parameters {sorted(unknown)}; known: "
-                         f"{sorted(defaults)}")
-    return {**defaults, **tm.parameters}
-
-
-def central_db(path: Path, lifecycles: dict[str, Any], admin: str) -> CentralDB:
-    """The baseline's database without an fsync per commit (a simulated run needs none)."""
-    db = CentralDB(path, lifecycles, admin=admin)
-    db.admin_sql("PRAGMA synchronous=OFF")
-    return db
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,12 +200,6 @@ def desk(side: str, tm: ThreatModel, seed: int, workdir: Path, lifecycle: Any,
     return ChainDesk(seed, lifecycle, people, grants)
 
 
-def both_sides(id_: str, run: Any, limit: str = "") -> None:
-    """Register scenario ``id_`` written once as ``run(side, tm, seed, workdir)``."""
-    scenario(id_, limit=limit)(type(f"Scenario{id_}", (), {
-        side: staticmethod(functools.partial(run, side)) for side in ("baseline", "proml")}))
-
-
 def domain_monitor(d: Desk, mon: ActivityMonitor, every: float, alarms: dict[str, Alarm],
                    react: Any = None, phase: float = 0.0) -> Gen:
     """(process) every ``every`` s (the first time after ``phase`` + ``every`` s) the
@@ -252,15 +231,15 @@ def _stolen(group: str, n: int, k: int) -> list[str]:
 
 
 def _s1(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-    """Thief groups ``"0"`` .. ``"n"`` hold that many keys (each group its own n verifiers and
-    targets, in one world); ``"seq"`` uses k keys one after the other, the last one after the
-    others were revoked.  Every random draw comes from a stream per actor, so both systems
-    face the same run."""
+    """The thief holds ``stolen`` keys (sweep them with ``--param stolen=0,1,...``); beside
+    it, in the same world with its own n verifiers, group ``"seq"`` uses k keys one after the
+    other, the last after the others were revoked.  Every random draw comes from a stream
+    per actor, so both systems face the same run."""
     p = params(tm, S1_DEFAULTS)
     n, s = int(p["approvers"]), int(p["stolen"])
     if not 0 <= s <= n:
         raise ValueError(f"S1: stolen={s} must be within 0..approvers={n}")
-    groups = [*map(str, range(n + 1)), "seq"]
+    groups = [str(s), "seq"]
     verifiers = {f"v{g}_{i}": (f"verif-{i}", ("eu", "us", "asia")[i % 3])
                  for g in groups for i in range(n)}
     d = desk(side, tm, seed, workdir, model_lifecycle(int(p["approvals"]), str(p["count"])),
@@ -351,11 +330,8 @@ def _s1(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
                "precision": true_alarms / len(alarms) if alarms else 1.0,
                **({"time_to_revoke_s": sum(ttr) / len(ttr)} if ttr else {}),
                **({"revoked_approvals_counted": seq["counted"]} if seq else {})}
-    series = {"asr_by_keys": [(float(g), float(any(won[str(g)]))) for g in range(n + 1)],
-              "detected_by_keys": [(float(g), float(bool(caught[str(g)])))
-                                   for g in range(1, n + 1)]}
     return trials_outcome([Trial(x, caught[head]) for x in won[head]],
-                          attack_at=start.get(head), metrics=metrics, series=series)
+                          attack_at=start.get(head), metrics=metrics)
 
 
 both_sides("S1", _s1, "k stolen keys from k domains, used together, meet a k-of-n threshold "
@@ -397,57 +373,6 @@ def _s3(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
 
 both_sides("S3", _s3, "accounts counted instead of domains: one organisation's accounts meet "
            "the threshold (the counting mode is the defence, on both systems)")
-
-
-# ---------------------------------------------------------------------------------------------
-# helpers for contracts beside the paper's: mutants, raw calls
-# ---------------------------------------------------------------------------------------------
-def add_lifecycle(w: World, key: str, compiled: CompiledContract,
-                  grants: list[tuple[str, str]]) -> LifecycleClient:
-    """Deploy another lifecycle registry in ``w`` (admin: the world's), grant ``(participant,
-    role)``, usable as ``w.send(p, key, ...)``.  Call before any participant sends."""
-    assert w.admin is not None and w.backend is not None
-    client = LifecycleClient.deploy(w.backend, compiled, w.admin.signer, domain_id(w.admin.domain))
-    for name, role in grants:
-        p = w.participants[name]
-        client.grant(w.admin.signer, role, p.address, domain_id(p.domain))
-    w.clients[key] = client
-    w.sim_clients[key] = LifecycleClient(w.gateway, compiled, client.address, automine=False)
-    w.mark_start()
-    return client
-
-
-def mutant(mid: str, lifecycle: Any = Model) -> CompiledContract:
-    """The generated registry of ``lifecycle`` with mutant ``mid`` of the mutation catalogue
-    planted (the one copy of each planted weakness: :mod:`proml_sim.threats.mutants`)."""
-    for m in mutants_for(lifecycle):
-        if not isinstance(m, tuple) and m.id == mid:
-            return build_mutant(m, lifecycle)
-    raise LookupError(f"the mutation catalogue has no applicable mutant {mid!r}")
-
-
-class RawCalls:
-    """A world client for raw transactions: ``w.send(p, key, "tx", to, data, value)`` (``to``
-    None creates a contract) or ``"call", fn, *args`` to ``address``; ``tip`` per client."""
-
-    def __init__(self, world: World, address: str | None = None, abi: Any = (), *,
-                 tip: int = DEFAULT_TIP) -> None:
-        self.world, self.address, self.abi, self.tip = world, address, ContractABI(list(abi)), tip
-
-    def tx(self, signer: Any, to: str | None, data: bytes = b"", value: int = 0) -> PendingOp:
-        try:
-            gas = self.world.gateway.estimate_gas(signer.address, to, data, value)
-        except (LifecycleError, TransactionFailed):
-            gas = REVERT_GAS  # sent anyway: it reverts on chain, as an attacker's try would
-        return PendingOp(TxSender(self.world.gateway, signer, tip=self.tip).send(
-            to, data, gas=gas, value=value), "tx", lambda r: r, data)
-
-    def call(self, signer: Any, fn: str, *args: Any) -> PendingOp:
-        return self.tx(signer, self.address, self.abi.encode_call(fn, list(args)))
-
-    def result(self, op: PendingOp) -> Any:
-        """The receipt (callers look at status, logs, contract address)."""
-        return self.world.gateway.receipt(op.tx_hash)
 
 
 def _ok(tx: Any) -> bool:

@@ -12,15 +12,15 @@ from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Trial, outcome, trials_outcome
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import model_lifecycle, outcome_of, salt, small_world
-from proml_sim.threats.scenarios.s_identity import (
-    HOUR,
-    BaselineDesk,
-    Gen,
+from proml_sim.threats.scenarios.common import (
     both_sides,
-    desk,
+    model_lifecycle,
+    outcome_of,
     params,
+    salt,
+    small_world,
 )
+from proml_sim.threats.scenarios.s_identity import HOUR, BaselineDesk, Gen, desk
 
 
 def role_violations(client: Any) -> int:
