@@ -123,10 +123,6 @@ class BaselineDesk(_Desk):
         return [Activity(who, "approve", a.encode(), bytes.fromhex(d), self.env.now, "verify")
                 for _, a, d, who in rows]
 
-    def approvers(self, aid: bytes) -> set[str]:
-        return {str(a) for (a,) in self.db.admin_sql(
-            "SELECT approver FROM approvals WHERE artefact=?", (aid.decode(),))}
-
     def threshold(self) -> tuple[int, str]:
         t = self.db.irs["Model"].transition("verify")
         return int(t.approvals), str(t.count)
@@ -176,10 +172,6 @@ class ChainDesk(_Desk):
                          self.env.now, a.transition)
                 for a in activities(self.reader.poll(), self.model_client.ir)
                 if a.action == "approve"]
-
-    def approvers(self, aid: bytes) -> set[str]:
-        return {self.names.get(e.approver, e.approver) for e in self.model_client.events()
-                if isinstance(e, Approved) and e.id == aid}
 
     def threshold(self) -> tuple[int, str]:
         return threshold_of(self.model_client)
@@ -530,6 +522,15 @@ REJECTIONS = (("already known", "a known transaction"), ("nonce", "a used nonce"
               ("chain id", "another chain id"), ("cannot pay", "an unfunded signer"))
 
 
+def _replays(tries: dict[str, bool], alarm: Alarm | None, refused: str, at: float | None,
+             **extra: float) -> Outcome:
+    """One trial per replay; an alarm on v1 (its domain's monitor) covers each success."""
+    return trials_outcome([Trial(ok, (alarm,) if alarm else ()) for ok in tries.values()],
+                          attack_at=at, note=f"refused: {refused}", metrics={
+        **{f"replay_{k}": float(v) for k, v in tries.items()},
+        "successful_replays": float(sum(tries.values())), **extra})
+
+
 def _s6_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     p = params(tm, S6_DEFAULTS)
     prod = BaselineDesk(workdir, Model, S6_PEOPLE, S6_GRANTS)
@@ -595,11 +596,7 @@ def _s6_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     env.process(domain_monitor(prod, mon, p["poll_s"], alarms,
                                phase=random.Random(f"S6-{seed}").uniform(0, p["poll_s"])))
     prod.run(HOUR)
-    return trials_outcome(
-        [Trial(ok, (alarms["v1"],) if "v1" in alarms else ()) for ok in tries.values()],
-        attack_at=proc.value, note="refused: " + ", ".join(sorted(api.refused)),
-        metrics={**{f"replay_{k}": float(v) for k, v in tries.items()},
-                 "successful_replays": float(sum(tries.values()))})
+    return _replays(tries, alarms.get("v1"), ", ".join(sorted(api.refused)), proc.value)
 
 
 def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
@@ -681,11 +678,8 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     w.env.process(run())
     w.run(HOUR + p["replay_after_s"], drain=False)
     w.finish()
-    return trials_outcome(
-        [Trial(ok) for ok in tries.values()], note="refused: " + "; ".join(sorted(refusals)),
-        metrics={**{f"replay_{k}": float(v) for k, v in tries.items()},
-                 "successful_replays": float(sum(tries.values())),
-                 "altered_txs_ran_as_stranger": float(sum(ran))})
+    return _replays(tries, None, "; ".join(sorted(refusals)), None,
+                    altered_txs_ran_as_stranger=float(sum(ran)))
 
 
 both_sides("S6", lambda side, *a: (_s6_baseline if side == "baseline" else _s6_proml)(*a),

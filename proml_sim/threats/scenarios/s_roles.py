@@ -132,7 +132,8 @@ def _s4(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
              [("op", "operator"), ("dev", "developer"), *((v, "verifier") for v in vs)])
     k, _ = d.threshold()  # what the deployed rules demand
     won: dict[int, bool] = {}
-    named: dict[int, set[str]] = {}
+    named: dict[bytes, set[str]] = {}
+    ids: dict[int, bytes] = {}
 
     def run() -> Gen:
         for c in range(n + 1):  # the colluders v0 .. v(c-1) approve a bogus evaluation
@@ -145,15 +146,17 @@ def _s4(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
                 # application (nothing authenticates a call made below the API)
                 for i in range(c, k):
                     yield from d.approve(f"v{i}", aid, bogus)
-            won[c], named[c] = d.state(aid) == "verified", d.approvers(aid)
+            won[c], ids[c] = d.state(aid) == "verified", aid
 
     d.env.process(run())
     d.run(HOUR)
+    for a in d.approvals():  # who the record says approved each model
+        named.setdefault(a.artefact, set()).add(a.account)
     alarms = audit_alarms(d.db, d.env.now) if isinstance(d, BaselineDesk) else []
     # attribution: every recorded approver of a forged model is a colluder, and every colluder
     # who approved before the threshold fired is recorded
-    attributed = [named[c] <= {f"v{i}" for i in range(c)} and len(named[c]) == min(c, k)
-                  for c in won if won[c]]
+    attributed = [named[ids[c]] <= {f"v{i}" for i in range(c)} and len(named[ids[c]]) ==
+                  min(c, k) for c in won if won[c]]
     return trials_outcome([Trial(won[c0], tuple(alarms))], attack_at=0.0, metrics={
         "attribution": sum(attributed) / len(attributed) if attributed else 1.0,
         "threshold_violations": float(sum(won[c] != (c >= k) for c in won))},
