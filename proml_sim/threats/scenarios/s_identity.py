@@ -28,8 +28,8 @@ from proml_sim.chain.engines import make_backend
 from proml_sim.compiler import CompiledContract, compile_artefact, compile_source
 from proml_sim.errors import EngineError, LifecycleError
 from proml_sim.ir import Approved, Registered
-from proml_sim.lifecycles import Dataset, Model
-from proml_sim.sim import World, digest_of, domain_id
+from proml_sim.lifecycles import Model
+from proml_sim.sim import digest_of, domain_id
 from proml_sim.threats.baseline import (
     CSRF_HEADER,
     Browser,
@@ -143,19 +143,20 @@ class ChainDesk(_Desk):
         self.reader = ChainReader(self.model_client, self.w.backend)
         self.names = {p.address: n for n, p in self.ps.items()}
 
-    def _call(self, who: Any, *call: Any) -> Gen:
-        tx = yield from self.w.send(who, "Model", *call)
+    def _call(self, who: Any, *call: Any, key: str = "Model") -> Gen:
+        tx = yield from self.w.send(who, key, *call)
         yield self.w.confirmed(tx, 1)
         return tx
 
-    def model(self, tag: str) -> Gen:
-        tx = yield from self._call("op", "register", salt(tag))
+    def model(self, tag: str, key: str = "Model") -> Gen:
+        """(also for a lifecycle ``key`` deployed beside the Model with ``add_lifecycle``)"""
+        tx = yield from self._call("op", "register", salt(tag), key=key)
         mid = self.w.result(tx)
-        yield from self.fire("dev", "train", mid, digest_of("model", tag))
+        yield from self.fire("dev", "train", mid, digest_of("model", tag), key)
         return mid
 
-    def fire(self, who: str, step: str, aid: bytes, digest: bytes) -> Gen:
-        tx = yield from self._call(who, "fire", step, aid, digest, "", [])
+    def fire(self, who: str, step: str, aid: bytes, digest: bytes, key: str = "Model") -> Gen:
+        tx = yield from self._call(who, "fire", step, aid, digest, "", [], key=key)
         result = outcome_of(self.w, tx)
         return result.partition(":")[2] or result
 
@@ -371,16 +372,6 @@ def _ok(tx: Any) -> bool:
     return tx.receipt is not None and bool(tx.receipt.status)
 
 
-def _chain_model(w: World, key: str, tag: str) -> Gen:
-    """(process) ``op`` registers a model on lifecycle ``key``, ``dev`` trains it; its id."""
-    tx = yield from w.send("op", key, "register", salt(tag))
-    yield w.confirmed(tx, 1)
-    mid = w.result(tx)
-    tx = yield from w.send("dev", key, "fire", "train", mid, digest_of("model", tag), "", [])
-    yield w.confirmed(tx, 1)
-    return mid
-
-
 # ---------------------------------------------------------------------------------------------
 # S5: a role holder lured into acting for the attacker (confused deputy)
 # ---------------------------------------------------------------------------------------------
@@ -471,7 +462,8 @@ class ConfusedDeputy:
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         p = params(tm, S5_DEFAULTS)
         people, grants = _s5_people(int(p["victims"]))
-        w, _ = small_world(seed, people, [(n, "Model", r) for n, r in grants])
+        d = ChainDesk(seed, Model, people, grants)
+        w = d.w
         add_lifecycle(w, "ModelTxOrigin", mutant("b-tx-origin"), grants)  # the contrast
         relay = compile_source(RELAY_SOURCE, "Relay")
         w.sim_clients["raw"] = RawCalls(w)
@@ -496,7 +488,7 @@ class ConfusedDeputy:
 
         def run() -> Gen:
             for key in tries:
-                mid = yield from _chain_model(w, key, f"m-{seed}")
+                mid = yield from d.model(f"m-{seed}", key)
                 for who, step, dg in _s5_lures(int(p["victims"]), seed):
                     yield from lure(key, mid, who, step, dg)
 
@@ -601,7 +593,8 @@ def _s6_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
 
 def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     p = params(tm, S6_DEFAULTS)
-    w, ps = small_world(seed, S6_PEOPLE, [(n, "Model", r) for n, r in S6_GRANTS])
+    d = ChainDesk(seed, Model, S6_PEOPLE, S6_GRANTS)
+    w, ps = d.w, d.ps
     assert w.backend is not None and w.admin is not None
     w.sim_clients["raw"] = RawCalls(w)
     # another consortium's registry on the same chain, where v1 also verifies
@@ -610,9 +603,8 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     chain_c = make_backend("revm" if w.engine_name == "revm" else "pyevm",
                            funded=[w.admin.address, *(ps[n].address for n in ("op", "dev", "v1"))],
                            chain_id=w.backend.chain_id + 1)
-    mc = {cls.__name__: LifecycleClient.deploy(chain_c, compile_artefact(cls), w.admin.signer,
-                                               domain_id(w.admin.domain))
-          for cls in (Dataset, Model)}["Model"]  # same deployer and nonces: same addresses
+    mc = LifecycleClient.deploy(chain_c, compile_artefact(Model), w.admin.signer,
+                                domain_id(w.admin.domain))  # same deployer, nonce: address
     for name, role in S6_GRANTS[:3]:
         mc.grant(w.admin.signer, role, ps[name].address, domain_id(ps[name].domain))
     model, model_b = w.clients["Model"], w.clients["ModelB"]
@@ -634,9 +626,9 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
                    for e in client.events())
 
     def run() -> Gen:
-        m1 = yield from _chain_model(w, "Model", "m1")
-        m2 = yield from _chain_model(w, "Model", "m2")
-        m1b = yield from _chain_model(w, "ModelB", "m1")  # same registrant and salt: same id
+        m1 = yield from d.model("m1")
+        m2 = yield from d.model("m2")
+        m1b = yield from d.model("m1", "ModelB")  # same registrant and salt: same id
         mc.register(ps["op"].signer, salt("m1"))
         mc.fire(ps["dev"].signer, "train", m1, digest_of("model", "m1"), "", [])
         ev = digest_of("eval", seed)
