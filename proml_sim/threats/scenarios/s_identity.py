@@ -193,20 +193,28 @@ def desk(side: str, tm: ThreatModel, seed: int, workdir: Path, lifecycle: Any,
     return ChainDesk(seed, lifecycle, people, grants)
 
 
-def domain_monitor(d: Desk, mon: ActivityMonitor, every: float, alarms: dict[str, Alarm],
-                   react: Any = None, phase: float = 0.0) -> Gen:
-    """(process) every ``every`` s (the first time after ``phase`` + ``every`` s) the
-    verifier domains compare the approvals recorded in their accounts' names with their own
-    evaluation logs (``mon``); the first alert per account becomes an :class:`Alarm` (and
-    ``react(account)`` runs, e.g. a revocation)."""
-    yield d.env.timeout(phase)
-    while True:
-        yield d.env.timeout(every)
-        for al in mon.observe_many(d.approvals()):
-            if al.account not in alarms:
-                alarms[al.account] = Alarm(d.env.now, f"domain-monitor:{al.rule}", al.detail)
-                if react is not None:
-                    d.env.process(react(al.account))
+def watch_domains(d: Desk, accounts: Any, every: float, react: Any = None, phase: float = 0.0,
+                  **rules: Any) -> tuple[ActivityMonitor, dict[str, Alarm]]:
+    """Defence: every ``every`` s (the first time after ``phase`` + ``every`` s) the verifier
+    domains compare the approvals recorded in their ``accounts``' names with their own
+    evaluation logs (the returned monitor's ``expect``); the first alert per account becomes
+    an :class:`Alarm` in the returned dict (and ``react(account)`` runs, e.g. a revocation)."""
+    mon, alarms = ActivityMonitor(**rules), dict[str, Alarm]()
+    for v in accounts:
+        mon.watch(v)
+
+    def run() -> Gen:
+        yield d.env.timeout(phase)
+        while True:
+            yield d.env.timeout(every)
+            for al in mon.observe_many(d.approvals()):
+                if al.account not in alarms:
+                    alarms[al.account] = Alarm(d.env.now, f"domain-monitor:{al.rule}", al.detail)
+                    if react is not None:
+                        d.env.process(react(al.account))
+
+    d.env.process(run())
+    return mon, alarms
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,10 +248,6 @@ def _s1(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
              [("op", "operator"), ("dev", "developer"), *((v, "verifier") for v in verifiers)])
     k, _ = d.threshold()  # the thief reads the threshold from the deployed rules
     env = d.env
-    mon = ActivityMonitor(burst_max=int(p["burst_max"]), burst_window_s=p["burst_window_s"])
-    for v in verifiers:
-        mon.watch(v)  # each domain watches its own accounts against its own evaluation log
-    alarms: dict[str, Alarm] = {}
     revoked: dict[str, float] = {}
     start: dict[str, float] = {}
     bogus = dict.fromkeys(groups, 0)
@@ -308,8 +312,10 @@ def _s1(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
             env.process(honest(g))
             if g != "0":
                 env.process(sequential() if g == "seq" else thief(g))
-        env.process(domain_monitor(d, mon, p["poll_s"], alarms, revoke))
 
+    # each domain watches its own accounts against its own evaluation log; the admin revokes
+    mon, alarms = watch_domains(d, verifiers, p["poll_s"], revoke, burst_max=int(p["burst_max"]),
+                                burst_window_s=p["burst_window_s"])
     env.process(begin())
     d.run(p["horizon_s"])
     # a consumer deploys a model once it is verified: each target is one attempt
@@ -424,10 +430,8 @@ class ConfusedDeputy:
         api = CentralAPI(d.db, "prov.example", samesite=str(p["session_samesite"]),
                          csrf=bool(p["csrf_token"]))
         rng, env = random.Random(f"S5-{seed}"), d.env
-        mon, alarms = ActivityMonitor(), dict[str, Alarm]()
-        for v, role in grants:
-            if role == "verifier":  # each domain checks the approvals in its name (its log)
-                mon.watch(v)
+        _, alarms = watch_domains(d, (v for v, r in grants if r == "verifier"), p["poll_s"],
+                                  phase=rng.uniform(0, 60))
         tries: list[tuple[str, bool]] = []
 
         def run() -> Gen:
@@ -451,7 +455,6 @@ class ConfusedDeputy:
             return start
 
         proc = env.process(run())
-        env.process(domain_monitor(d, mon, p["poll_s"], alarms, phase=rng.uniform(0, 60)))
         d.run(2 * HOUR)
         return trials_outcome(
             [Trial(ok, (alarms[w],) if w in alarms else ()) for w, ok in tries],
@@ -532,9 +535,9 @@ def _s6_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     api, api_o = CentralAPI(prod.db, "prov.example", **kw), CentralAPI(other.db, "staging", **kw)
     keys = {who: api.enrol(who) for who in ("v1", "v1b", "v2", "eve")}
     api_o.keys.update(keys)
-    env, mon, alarms = prod.env, ActivityMonitor(), dict[str, Alarm]()
-    for v in ("v1", "v1b", "v2"):
-        mon.watch(v)  # each domain checks the approvals made in its name against its log
+    env = prod.env
+    mon, alarms = watch_domains(prod, ("v1", "v1b", "v2"), p["poll_s"],
+                                phase=random.Random(f"S6-{seed}").uniform(0, p["poll_s"]))
     tries: dict[str, bool] = {}
     ev = digest_of("eval", seed)
 
@@ -585,8 +588,6 @@ def _s6_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         return start
 
     proc = env.process(run())
-    env.process(domain_monitor(prod, mon, p["poll_s"], alarms,
-                               phase=random.Random(f"S6-{seed}").uniform(0, p["poll_s"])))
     prod.run(HOUR)
     return _replays(tries, alarms.get("v1"), ", ".join(sorted(api.refused)), proc.value)
 
