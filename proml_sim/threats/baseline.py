@@ -36,6 +36,7 @@ from proml_sim.errors import (
     RoleNotAllowed,
     TransitionNotAllowed,
     UnknownArtefact,
+    UsageError,
 )
 from proml_sim.ir import LifecycleIR, build_ir
 
@@ -307,7 +308,7 @@ class CentralAPI:
                  csrf: bool = True, session_idle_s: float = 900.0,
                  window_s: float = 120.0) -> None:
         if samesite not in ("Strict", "Lax", "None"):
-            raise ValueError(f"samesite={samesite!r}; use Strict, Lax or None")
+            raise UsageError(f"samesite={samesite!r}; use Strict, Lax or None")
         from proml_sim.serve.auth import NonceCache
 
         self.db, self.host, self.samesite, self.csrf = db, host, samesite, csrf

@@ -13,7 +13,7 @@ from proml_sim.chain.accounts import DEFAULT_TIP
 from proml_sim.chain.client import REVERT_GAS, LifecycleClient, PendingOp
 from proml_sim.compiler import CompiledContract
 from proml_sim.dsl import Artefact, Role, State
-from proml_sim.errors import LifecycleError, TransactionFailed
+from proml_sim.errors import LifecycleError, TransactionFailed, UsageError
 from proml_sim.lifecycles import Model
 from proml_sim.sim import World, domain_id
 from proml_sim.sim.monitor import outcome
@@ -55,7 +55,7 @@ def model_lifecycle(approvals: int = 2, count: str = "domains") -> type[Artefact
     if (approvals, count) == (2, "domains"):
         return PAPER_MODEL
     if approvals < 2 or count not in ("domains", "accounts"):
-        raise ValueError(f"approvals={approvals}, count={count!r}: use approvals >= 2 and "
+        raise UsageError(f"approvals={approvals}, count={count!r}: use approvals >= 2 and "
                          "count 'domains' or 'accounts' in the threat model's [parameters]")
     k = approvals
     mode: Literal["accounts", "domains"] = "accounts" if count == "accounts" else "domains"
@@ -108,13 +108,22 @@ def threshold_of(client: Any, transition: str = "verify") -> tuple[int, str]:
 
 
 # -- branch threats-s: parameters, the baseline's database, contracts beside the paper's -------
-def params(tm: ThreatModel, defaults: dict[str, Any]) -> dict[str, Any]:
-    """The threat model's ``[parameters]`` over ``defaults`` (an unknown name is an error)."""
+def params(tm: ThreatModel, defaults: dict[str, Any], positive: Iterable[str] = ()
+           ) -> dict[str, Any]:
+    """The threat model's ``[parameters]`` over ``defaults``; an unknown name, a negative
+    number (counts, seconds) or a ``positive`` one that is 0 is a :class:`UsageError`."""
     unknown = set(tm.parameters) - set(defaults)
     if unknown:
-        raise ValueError(f"{tm.path}: unknown parameters {sorted(unknown)}; known: "
+        raise UsageError(f"{tm.path}: unknown parameters {sorted(unknown)}; known: "
                          f"{sorted(defaults)}")
-    return {**defaults, **tm.parameters}
+    p = {**defaults, **tm.parameters}
+    pos = set(positive)
+    bad = {k: v for k, v in p.items() if isinstance(v, int | float) and not isinstance(v, bool)
+           and (v < 0 or (k in pos and v <= 0))}
+    if bad:
+        must = ", ".join(f"{k} must be {'positive' if k in pos else 'at least 0'}" for k in bad)
+        raise UsageError(f"{tm.id}: parameters {bad} out of range: {must}")
+    return p
 
 
 def central_db(path: Path, lifecycles: dict[str, Any], admin: str) -> CentralDB:

@@ -26,7 +26,7 @@ from proml_sim.chain.accounts import DEFAULT_TIP
 from proml_sim.chain.client import LifecycleClient
 from proml_sim.chain.engines import make_backend
 from proml_sim.compiler import CompiledContract, compile_artefact, compile_source
-from proml_sim.errors import EngineError, LifecycleError
+from proml_sim.errors import EngineError, LifecycleError, UsageError
 from proml_sim.ir import Approved, Registered
 from proml_sim.lifecycles import Model
 from proml_sim.sim import digest_of, domain_id
@@ -236,10 +236,11 @@ def _s1(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     it, in the same world with its own n verifiers, group ``"seq"`` uses k keys one after the
     other, the last after the others were revoked.  Every random draw comes from a stream
     per actor, so both systems face the same run."""
-    p = params(tm, S1_DEFAULTS)
+    p = params(tm, S1_DEFAULTS, ("targets", "poll_s", "honest_interval_s", "reaction_mean_s",
+                                 "burst_max", "burst_window_s"))
     n, s = int(p["approvers"]), int(p["stolen"])
     if not 0 <= s <= n:
-        raise ValueError(f"S1: stolen={s} must be within 0..approvers={n}")
+        raise UsageError(f"S1: stolen={s} must be within 0..approvers={n}")
     groups = [str(s), "seq"]
     verifiers = {f"v{g}_{i}": (f"verif-{i}", ("eu", "us", "asia")[i % 3])
                  for g in groups for i in range(n)}
@@ -344,7 +345,7 @@ S3_DEFAULTS: dict[str, Any] = {"sybils": 4, "approvals": 2, "count": "domains"}
 
 
 def _s3(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-    p = params(tm, S3_DEFAULTS)
+    p = params(tm, S3_DEFAULTS, ("sybils",))
     a = int(p["sybils"])
     sybils = {f"mallory{i}": ("verif-0", "asia") for i in range(a)}  # all her organisation's
     d = desk(side, tm, seed, workdir, model_lifecycle(int(p["approvals"]), str(p["count"])),
@@ -424,7 +425,7 @@ def _s5_people(nv: int) -> tuple[dict[str, tuple[str, str]], list[tuple[str, str
 class ConfusedDeputy:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = params(tm, S5_DEFAULTS)
+        p = params(tm, S5_DEFAULTS, ("poll_s",))
         people, grants = _s5_people(int(p["victims"]))
         d = BaselineDesk(workdir, Model, people, grants)
         api = CentralAPI(d.db, "prov.example", samesite=str(p["session_samesite"]),
@@ -463,7 +464,7 @@ class ConfusedDeputy:
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = params(tm, S5_DEFAULTS)
+        p = params(tm, S5_DEFAULTS, ("poll_s",))
         people, grants = _s5_people(int(p["victims"]))
         d = ChainDesk(seed, Model, people, grants)
         w = d.w
@@ -527,7 +528,7 @@ def _replays(tries: dict[str, bool], alarm: Alarm | None, refused: str, at: floa
 
 
 def _s6_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-    p = params(tm, S6_DEFAULTS)
+    p = params(tm, S6_DEFAULTS, ("poll_s",))
     prod = BaselineDesk(workdir, Model, S6_PEOPLE, S6_GRANTS)
     # a second deployment (staging) trusting the same agent keys and accounts
     other = BaselineDesk(workdir, Model, S6_PEOPLE, S6_GRANTS[:3], env=prod.env, name="staging")
@@ -593,7 +594,7 @@ def _s6_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
 
 
 def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-    p = params(tm, S6_DEFAULTS)
+    p = params(tm, S6_DEFAULTS, ("poll_s",))
     d = ChainDesk(seed, Model, S6_PEOPLE, S6_GRANTS)
     w, ps = d.w, d.ps
     assert w.backend is not None and w.admin is not None
@@ -701,7 +702,7 @@ def caller_chosen_id_mutant() -> CompiledContract:
 class FrontRun:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = params(tm, S7_DEFAULTS)
+        p = params(tm, S7_DEFAULTS, ("names",))
         db = central_db(workdir / "p.sqlite", {"Model": Model}, admin="mallory")
         db.grant("op", "Model", "operator", "client-co")
         squatted = []
@@ -720,7 +721,7 @@ class FrontRun:
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = params(tm, S7_DEFAULTS)
+        p = params(tm, S7_DEFAULTS, ("names",))
         grants = [("op", "operator"), ("mallory", "operator")]  # an insider with the role
         w, ps = small_world(seed, {"op": ("client-co", "eu"), "mallory": ("squat-co", "eu")},
                             [(n, "Model", r) for n, r in grants])

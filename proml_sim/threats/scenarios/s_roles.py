@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from proml_sim.errors import UsageError
 from proml_sim.ir import Approved, RoleGranted, RoleRevoked, Transitioned
 from proml_sim.lifecycles import Dataset, Model
 from proml_sim.sim import digest_of
@@ -125,7 +126,7 @@ def _s4(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     p = params(tm, S4_DEFAULTS)
     n, c0 = int(p["approvers"]), int(p["colluders"])
     if not 0 <= c0 <= n:
-        raise ValueError(f"S4: colluders={c0} must be within 0..approvers={n}")
+        raise UsageError(f"S4: colluders={c0} must be within 0..approvers={n}")
     vs = {f"v{i}": (f"verif-{i}", "eu") for i in range(n)}
     d = desk(side, tm, seed, workdir, model_lifecycle(int(p["approvals"]), str(p["count"])),
              {"op": ("client-co", "eu"), "dev": ("dev-co", "us"), **vs},

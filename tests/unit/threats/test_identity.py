@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from proml_sim.chain import KeyRing
+from proml_sim.errors import UsageError
 from proml_sim.threats.catalogue import load_catalogue
 from proml_sim.threats.runner import run_threat, with_parameters
 from proml_sim.threats.scenarios.r_repudiation import tx_fields, tx_signer, tx_with
@@ -150,8 +151,14 @@ def test_forensics_recover_the_signer_and_see_alterations():
 
 def test_parameters_are_checked(catalogue, tmp_path):
     tm = dataclasses.replace(catalogue["S3"], parameters={"sybil": 2})
-    with pytest.raises(ValueError, match="unknown parameters"):
+    with pytest.raises(UsageError, match="unknown parameters"):
         run_threat(tm, seeds=1, workdir=tmp_path)
+    for tid, bad, why in (("S3", {"sybils": 0}, "sybils must be positive"),
+                          ("S6", {"replay_after_s": -1.0}, "replay_after_s must be at least 0"),
+                          ("S1", {"stolen": 5}, "stolen=5 must be within 0..approvers=4"),
+                          ("S5", {"session_samesite": "Loose"}, "use Strict, Lax or None")):
+        with pytest.raises(UsageError, match=why):
+            run_threat(with_parameters(catalogue[tid], bad), seeds=1, workdir=tmp_path)
 
 
 @pytest.mark.parametrize(("k", "c"), [(2, 2), (3, 2), (3, 3)])
