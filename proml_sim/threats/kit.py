@@ -31,6 +31,7 @@ A scenario is a class with ``baseline`` and ``proml`` static methods registered 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +40,7 @@ from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.sim.world import Participant, World
 from proml_sim.threats.runner import Outcome
 
-__all__ = ["Alarm", "Consumer", "attempt", "outcome", "trials_outcome", "watch"]
+__all__ = ["Alarm", "Consumer", "Trial", "attempt", "outcome", "trials_outcome", "watch"]
 
 
 @dataclass(frozen=True)
@@ -139,25 +140,46 @@ class Consumer:
         return bool(recorded) and recorded[-1] == digest
 
 
-# -- threats-dcr: one run, several attack attempts ------------------------------------------
-def trials_outcome(trials: Iterable[tuple[bool, float | None, Iterable[Alarm]]], *,
-                   metrics: dict[str, float] | None = None, note: str = "") -> Outcome:
-    """The one outcome definition (module docstring) over several attack attempts of one run,
-    each ``(goal reached, attack time, alarms about that attempt)``: a successful attempt is
-    detected when it has an alarm; the run's time to detect is the median over its detected
-    successes.  The runner then counts attempts as trials with the seed as their cluster.
+# -- branch threats-s: trial-level outcomes ----------------------------------------------------
+@dataclass(frozen=True)
+class Trial:
+    """One attack attempt of a run: whether its goal was reached (observed: a consumer acted,
+    the record was rewritten) and the alarms raised about it (from deployment data).
 
-    Example: ``trials_outcome([(True, 0.0, [Alarm(5.0, "read-back")]), (False, 9.0, [])])``
-    has ``attempts=2``, ``successes=1``, ``detections=1`` and ``ttd_s=5.0``.
+    Example: ``Trial(Consumer("Model", state="verified").accepts(w, mid), alarms=mine)``.
     """
-    import statistics
 
-    ts = [(bool(ok), at, list(al)) for ok, at, al in trials]
-    hits = [outcome(ok, attack_at=at, alarms=al) for ok, at, al in ts if ok]
-    ttds = [o.ttd_s for o in hits if o.detected and o.ttd_s is not None]
-    sources = sorted({a.source for _, _, al in ts for a in al})
-    return Outcome(bool(hits), any(o.detected for o in hits),
-                   statistics.median(ttds) if ttds else None, metrics=dict(metrics or {}),
-                   note=note or (f"alarms: {', '.join(sources)}" if sources else ""),
-                   attempts=len(ts), successes=len(hits),
-                   detections=sum(o.detected for o in hits))
+    success: bool
+    alarms: tuple[Alarm, ...] = ()
+    #: when this attempt started, if attempts start at different times (threats-dcr: D1's
+    #: records, C1's races); its time to detect is measured from it instead of ``attack_at``
+    at: float | None = None
+
+
+def trials_outcome(trials: Iterable[Trial], *, attack_at: float | None = None,
+                   metrics: dict[str, float] | None = None,
+                   series: dict[str, list[tuple[float, float]]] | None = None,
+                   note: str = "") -> Outcome:
+    """:func:`outcome` of a run that made several attempts: each is one trial of the runner's
+    statistics (successes, and detected successes: those with an alarm); the run's time to
+    detect is the first alarm of a detected success minus ``attack_at`` (or minus that trial's
+    own ``at``, the earliest such difference).
+
+    Example: ``trials_outcome([Trial(True, (Alarm(70.0, "monitor"),)), Trial(False)],
+    attack_at=10.0)`` has attempts 2, successes 1, detections 1, ``ttd_s`` 60.0.
+    """
+    ts = list(trials)
+    if not ts:
+        raise ValueError("trials_outcome needs at least one attempt")
+    won = [t for t in ts if t.success]
+    seen = [t for t in won if t.alarms]
+    base = outcome(bool(won), attack_at=attack_at, alarms=[a for t in seen for a in t.alarms],
+                   metrics=metrics, note=note)
+    # each detected success's first alarm minus its start (its own, else attack_at)
+    ttds = [max(0.0, min(a.at for a in t.alarms) - start) for t in seen
+            if (start := t.at if t.at is not None else attack_at) is not None]
+    # the run counts as detected only if every success was (the runner's verdict rule)
+    return dataclasses.replace(base, detected=bool(won) and len(seen) == len(won),
+                               ttd_s=min(ttds) if ttds else None,
+                               series=dict(series or {}), attempts=len(ts),
+                               successes=len(won), detections=len(seen))

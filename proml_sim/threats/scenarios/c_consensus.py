@@ -29,7 +29,7 @@ from proml_sim.sim import (
 )
 from proml_sim.sim.forks import ConfirmationPolicy, PrivateBranch, final_height
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, outcome, trials_outcome
+from proml_sim.threats.kit import Alarm, outcome
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import salt, small_world
 from proml_sim.threats.scenarios.d_availability import (
@@ -39,6 +39,7 @@ from proml_sim.threats.scenarios.d_availability import (
     clock_ts,
     median,
     param_error,
+    trials_of,
 )
 
 TEAMS = {"victim": ("victim-co", "eu"), "other": ("other-co", "us")}
@@ -187,7 +188,7 @@ class ReorgAfterAction:
             raise param_error(tm, str(exc)) from None
         d = r["policy"][ConfirmationPolicy.parse(defence).name]
         shallow = r["policy"][ConfirmationPolicy.parse(p["policies"][0]).name]
-        return trials_outcome(d["trials"], metrics={
+        return trials_of(d["trials"], metrics={
             "races_won": float(r["won"]), "max_reorg_depth": float(max(r["reorg_depths"],
                                                                        default=0)),
             "latency_defence_s": median(d["latency_s"]),
@@ -398,7 +399,7 @@ class TimestampSkew:
                 alarm = [Alarm(D + 1, "victim:own-log")] if who == "victim" and at != t else []
                 trials.append(((at <= D) != (t <= D), t, alarm))
         db.close()
-        return trials_outcome(trials)
+        return trials_of(trials)
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
@@ -462,7 +463,7 @@ class TimestampSkew:
                            if abs(ts - w.real_ts(view.arrival(b.height))) > tol else []))
         skewed_blocks = [(b, b.timestamp) for b in w.canon if b.producer == "skewer"
                   and b.timestamp is not None and abs(b.timestamp - w.real_ts(b.time)) > 1.0]
-        return trials_outcome(trials, metrics={
+        return trials_of(trials, metrics={
             "skew_flips_naive": float(wrong["naive"]),
             "wrong_decisions_targeted": float(wrong["defended"]),
             "skewed_blocks": float(len(skewed_blocks)),

@@ -9,6 +9,7 @@ honest node in one region knows of a world's canonical chain).
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import random
 import sqlite3
@@ -28,9 +29,10 @@ from proml_sim.sim import REGIONS, NetworkModel, digest_of, domain_id, get_profi
 from proml_sim.sim.world import GENESIS_TS, Participant, SimBlock, SimTx, World
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import CatalogueError, ThreatModel
-from proml_sim.threats.kit import Alarm, outcome, watch
+from proml_sim.threats.kit import Alarm, Trial, outcome, trials_outcome, watch
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import (
+    central_db,
     model_lifecycle,
     model_world,
     outcome_of,
@@ -47,7 +49,7 @@ def central(workdir: Path, grants: Iterable[tuple[str, str, str]], *, admin: str
     """The baseline database ``workdir/name.sqlite`` with Model roles ``(account, role,
     domain)`` granted (``lifecycles``: other lifecycle classes, granted on the first)."""
     lcs = lifecycles or {"Model": Model}
-    db = CentralDB(workdir / f"{name}.sqlite", lcs, admin=admin)
+    db = central_db(workdir / f"{name}.sqlite", lcs, admin)
     for who, role, dom in grants:
         db.grant(who, next(iter(lcs)), role, dom)
     return db
@@ -81,6 +83,15 @@ def call(w: World, who: str, *args: Any) -> Generator[Any, Any, SimTx]:
     tx = yield from w.send(who, "Model", *args)
     yield w.confirmed(tx, 1)
     return tx
+
+
+def trials_of(trials: Iterable[tuple[bool, float | None, Iterable[Alarm]]],
+              **kw: Any) -> Outcome:
+    """:func:`kit.trials_outcome` over ``(goal reached, attempt start, alarms)`` triples; a run
+    that made no attempt at all (C1 without a race) is a run of zero trials."""
+    ts = [Trial(ok, tuple(al), at) for ok, at, al in trials]
+    return trials_outcome(ts, **kw) if ts else dataclasses.replace(
+        outcome(False, metrics=kw.get("metrics"), note=kw.get("note", "")), attempts=0)
 
 
 def median(xs: list[float], default: float = float("nan")) -> float:
@@ -281,7 +292,6 @@ class HistoryGrowth:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         db = central(workdir, [(n, r, d) for n, (d, _, r) in D3_ROLES.items()])
-        db.admin_sql("PRAGMA synchronous=OFF")  # speed only: VM instructions are the same
         if not tm.parameters["baseline_index"]:  # ablation: what the history index buys
             db.admin_sql("DROP INDEX history_by_artefact")
         grown, other = db.register("op", "Model", "grown"), db.register("op", "Model", "other")
@@ -345,7 +355,6 @@ class JunkRegistrations:
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         db = central(workdir, [("op", "operator", "client-co"), ("dev", "developer", "dev-co"),
                                ("spammer", "operator", "spam-co")])
-        db.admin_sql("PRAGMA synchronous=OFF")  # speed only: VM instructions are the same
         honest, ref = db.register("op", "Model", "honest"), db.register("op", "Model", "ref")
 
         def costs(i: int) -> list[int]:

@@ -10,10 +10,16 @@ from typing import Any
 
 from proml_sim.sim import Producer, digest_of, get_profile
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, trials_outcome
+from proml_sim.threats.kit import Alarm
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import salt
-from proml_sim.threats.scenarios.d_availability import central, median, param_error, world_of
+from proml_sim.threats.scenarios.d_availability import (
+    central,
+    median,
+    param_error,
+    trials_of,
+    world_of,
+)
 
 
 @scenario("D1", limit="when every sealer censors a domain, its records never get in; the "
@@ -37,7 +43,7 @@ class Censorship:
             kept = any(row[4] == d for row in db.history(aid))  # the victim's read-back
             trials.append((not kept, t, [] if kept else [Alarm(t + wait, "victim:read-back")]))
         db.close()
-        return trials_outcome(trials, metrics={"writes_acknowledged": float(acked)})
+        return trials_of(trials, metrics={"writes_acknowledged": float(acked)})
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
@@ -72,6 +78,6 @@ class Censorship:
         trials = [(1 not in t.confirmed, t.submitted, [Alarm(t.submitted + wait, "victim:pending")]
                    if t.confirmed.get(1, horizon) - t.submitted > wait else [])
                   for t in txs if t.submitted + wait <= horizon]
-        return trials_outcome(trials, metrics={
+        return trials_of(trials, metrics={
             "censorship_delay_s": median(delays, horizon),
             "censored_forever_rate": (len(txs) - len(delays)) / max(1, len(txs))})

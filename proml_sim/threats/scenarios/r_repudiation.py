@@ -24,11 +24,11 @@ from proml_sim.lifecycles import Dataset
 from proml_sim.node import BlobStore, ProMLNode
 from proml_sim.sim import digest_of
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, outcome, trials_outcome
+from proml_sim.threats.kit import Alarm, outcome
 from proml_sim.threats.monitor import ChainReader
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import salt
-from proml_sim.threats.scenarios.d_availability import call, central, world_of
+from proml_sim.threats.scenarios.d_availability import call, central, trials_of, world_of
 
 HOUR = 3600.0
 
@@ -217,7 +217,7 @@ class DeleteBlob:
         db.rechain_audit()
         gone = [(d := db.digest_of(a)) is None or store.check(d) is not None for a in aids]
         db.close()
-        return trials_outcome([(g, t_del, []) for g, (t_del, _) in zip(gone, plan, strict=True)],
+        return trials_of([(g, t_del, []) for g, (t_del, _) in zip(gone, plan, strict=True)],
                               metrics={"availability": 1 - sum(gone) / n})
 
     @staticmethod
@@ -257,7 +257,7 @@ class DeleteBlob:
                 noticed += 1
                 delays.append(t_fetch - t_del)
             trials.append((lost, t_del, []))
-        return trials_outcome(trials, metrics={
+        return trials_of(trials, metrics={
             "availability": 1 - sum(t[0] for t in trials) / n,
             "missing_noticed": noticed / n,
             **({"missing_noticed_after_s": sum(delays) / len(delays)} if delays else {})})
