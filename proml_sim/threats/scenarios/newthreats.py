@@ -60,17 +60,17 @@ def fref(store: BlobStore, name: str, data: bytes) -> FileRef:
     return FileRef(name, blob.digest, blob.size)
 
 
-def node_args(store: BlobStore | None, rec: Record, name: str | None = None
-              ) -> tuple[Any, ...]:
+def node_args(store: BlobStore | None, rec: Record, name: str | None = None, *,
+              locator: bool = True) -> tuple[Any, ...]:
     """The on-chain arguments a node sends for ``rec`` (stored in ``store``; ``None``: the
     record is lost): ``register`` gets (name salt, digest, ``proml:<name>``), a transition
-    (digest, ``proml:<digest>``)."""
+    (digest, ``proml:<digest>``); ``locator=False``: a locator that does not name it."""
     data = rec.canonical()
     if store is not None:
         store.put_bytes(data)
     digest = sha256(data)
     if name is not None:
-        return (name_salt(name), digest, f"proml:{name}")
+        return (name_salt(name), digest, f"proml:{name}" if locator else "")
     return (digest, f"proml:{digest.hex()}")
 
 
@@ -137,20 +137,39 @@ def teams_plan(tm: ThreatModel, seed: int) -> Plan:
     return plan
 
 
+def content(s: Step, seed: int) -> bytes:
+    """The bytes a step produced (a dataset file, a model)."""
+    return f"{s.name}:{s.kind}:{seed}".encode()
+
+
 def plan_versions(plan: Plan) -> dict[tuple[str, int], Step]:
     """(artefact name, version) -> the step that made it."""
     return {(s.name, 2 if s.kind == "train" else 1): s for s in plan.steps}
 
 
-def run_teams_world(plan: Plan, seed: int, workdir: Path, lost: float = 0.0
-                    ) -> tuple[World, BlobStore, dict[str, bytes]]:
+@dataclass
+class TeamsRun:
+    """A plan run on a simulated chain: the world, the shared store, artefact ids by name and
+    the chain time each step was sent at, by (name, kind)."""
+
+    world: World
+    store: BlobStore
+    ids: dict[str, bytes]
+    sent: dict[tuple[str, str], float]
+
+
+def run_teams_world(plan: Plan, seed: int, workdir: Path, lost: float = 0.0, *,
+                    locator: bool = True, raw_digests: bool = False) -> TeamsRun:
     """Run the plan on a simulated chain, recording every step as a node does; a fraction
-    ``lost`` of the records never reaches the shared store (a team's disk lost)."""
+    ``lost`` of the records never reaches the shared store (a team's disk lost);
+    ``locator=False``: registrations carry no name in their locator; ``raw_digests``: datasets
+    are registered with the digest of their bytes (as tools without records do)."""
     grants = [("data", "Dataset", "dataset_admin")] + [
         (p, "Model", r) for p in plan.people if p != "data" for r in ("operator", "developer")]
     w, ps = small_world(seed, plan.people, grants)
     store = BlobStore(workdir / "exchange")
-    ids: dict[str, bytes] = {}
+    run = TeamsRun(w, store, {}, {})
+    ids = run.ids
     rng = random.Random(f"lost-{seed}")
 
     def teams() -> Any:
@@ -158,12 +177,16 @@ def run_teams_world(plan: Plan, seed: int, workdir: Path, lost: float = 0.0
             yield w.env.timeout(max(0.0, s.tick * TICK - w.env.now))
             p, env = ps[s.who], plan.env(s.version)
             keep = None if rng.random() < lost else store
-            out = (fref(store, f"{s.name}.bin", f"{s.name}:{s.kind}:{seed}".encode()),)
+            out = (fref(store, f"{s.name}.bin", content(s, seed)),)
+            run.sent[(s.name, s.kind)] = w.real_ts(w.env.now)
             if s.kind in ("dataset", "register"):
                 lc = "Dataset" if s.kind == "dataset" else "Model"
                 rec = node_record(p, lc, "register", None, s.name, env=env, outputs=out,
                                   at=w.env.now)
-                tx = yield from send_ok(w, p, lc, "register", *node_args(keep, rec, s.name), [])
+                args = node_args(keep, rec, s.name, locator=locator)
+                if raw_digests and s.kind == "dataset":
+                    args = (args[0], sha256(content(s, seed)), args[2])
+                tx = yield from send_ok(w, p, lc, "register", *args, [])
                 ids[s.name] = w.result(tx)
                 continue
             refs = tuple(_input_ref(w, ids[i], i) for i in s.inputs)
@@ -175,7 +198,7 @@ def run_teams_world(plan: Plan, seed: int, workdir: Path, lost: float = 0.0
     w.env.process(teams())
     w.run(disclosed_at(plan), drain=False)
     w.finish()
-    return w, store, ids
+    return run
 
 
 def _input_ref(w: World, aid: bytes, name: str) -> InputRef:
@@ -185,7 +208,7 @@ def _input_ref(w: World, aid: bytes, name: str) -> InputRef:
     return InputRef("0x" + aid.hex(), lc, hist[-1].version, evidence.hex())
 
 
-def run_teams_db(plan: Plan, workdir: Path) -> Any:
+def run_teams_db(plan: Plan, seed: int, workdir: Path) -> Any:
     """The same plan through the baseline application (digests of the bytes, inputs)."""
     db = baseline_db(workdir, admin="ops")
     for p, (dom, _) in plan.people.items():
@@ -196,7 +219,7 @@ def run_teams_db(plan: Plan, workdir: Path) -> Any:
     ids: dict[str, str] = {}
     for s in plan.steps:
         at = s.tick * TICK
-        digest = hexd(f"{s.name}:{s.kind}".encode())
+        digest = hexd(content(s, seed))
         if s.kind in ("dataset", "register"):
             lc = "Dataset" if s.kind == "dataset" else "Model"
             ids[s.name] = db.register(s.who, lc, s.name, digest, at)
@@ -257,7 +280,7 @@ class VulnerableFramework:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         plan, spec = teams_plan(tm, seed), str(tm.parameters.get("vulnerable", "torch==2.0.1"))
-        db, ids = run_teams_db(plan, workdir)
+        db, ids = run_teams_db(plan, seed, workdir)
         req = _requirement(plan, spec)
         t0 = time.perf_counter()
         # what its database records: who did what when, digests, inputs; the advisory gives
@@ -290,10 +313,10 @@ class VulnerableFramework:
         from proml_sim.node.lineage import Lineage
 
         plan, spec = teams_plan(tm, seed), str(tm.parameters.get("vulnerable", "torch==2.0.1"))
-        w, store, ids = run_teams_world(plan, seed, workdir,
-                                        float(tm.parameters.get("lost_records", 0.0)))
+        run = run_teams_world(plan, seed, workdir, float(tm.parameters.get("lost_records", 0.0)))
+        w, ids = run.world, run.ids
         t0 = time.perf_counter()
-        got = Lineage(WorldSource(w, store)).affected_by(spec)  # `proml lineage --affected-by`
+        got = Lineage(WorldSource(w, run.store)).affected_by(spec)  # `proml lineage --affected-by`
         seconds = time.perf_counter() - t0
         name = {"0x" + aid.hex(): n for n, aid in ids.items()}
         # the defender quarantines the unknown versions too (their record is lost)
@@ -302,3 +325,269 @@ class VulnerableFramework:
                 or Consumer("Model", "trained").accepts(w, ids[n])}
         return _t11_outcome(found, t11_truth(plan, spec), used, disclosed_at(plan), seconds,
                             {"unknown": float(len(got.unknown))})
+
+
+# -- T12 ------------------------------------------------------------------------------------------
+HIDDEN = ("relabel", "retrain")
+
+
+def _t12_params(tm: ThreatModel) -> tuple[str, int, bool, bool]:
+    prm = tm.parameters
+    hidden = str(prm.get("hidden", "relabel"))
+    if hidden not in HIDDEN:
+        raise ValueError(f"T12 hidden={hidden!r}: use one of {', '.join(HIDDEN)}")
+    return (hidden, int(prm.get("models", 3)), bool(prm.get("record_inputs", True)),
+            bool(prm.get("consumer_checks", True)))
+
+
+def _t12_bytes(seed: int) -> dict[str, bytes]:
+    rows = b"".join(b"%d,%d\n" % (seed + i, i % 7) for i in range(40))
+    return {"raw": rows, "labelled": rows.replace(b"\n", b",cat\n"),
+            "relabelled": rows.replace(b"\n", b",dog\n")}  # the off-the-books step's output
+
+
+def _t12_outcome(goals: list[bool], alarms: list[Alarm], attack_at: float) -> Outcome:
+    """Trials: one per model (``goals[i]``: a consumer acted on it); detections: successful
+    models with an alarm (an alarm's detail starts with the model's name)."""
+    alarmed = {a.detail.split(":")[0] for a in alarms}
+    o = outcome(any(goals), attack_at=attack_at, alarms=alarms,
+                note=alarms[0].detail.split(": ", 1)[1] if alarms else "")
+    o.attempts, o.successes = len(goals), sum(goals)
+    o.detections = sum(g and f"m{i}" in alarmed for i, g in enumerate(goals))
+    return o
+
+
+@scenario("T12", limit="a step whose output reaches a recorded step that does not hash what it "
+                      "read (record_inputs=false), or never leaves the team, leaves no trace: "
+                      "nothing on chain or in a database can show it happened")
+class UnrecordedStep:
+    @staticmethod
+    def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
+        hidden, n, _, checks = _t12_params(tm)
+        data = _t12_bytes(seed)
+        db = baseline_db(workdir, admin="da")
+        db.grant("lab", "Dataset", "labeller", "label-co")
+        ds = db.register("da", "Dataset", "ds", hexd(data["raw"]), 0.0)
+        db_fire(db, "lab", "label", ds, hexd(data["labelled"]), TICK)
+        db_fire(db, "da", "review", ds, "", 2 * TICK)
+        db_fire(db, "da", "release", ds, hexd(data["labelled"]), 3 * TICK)
+        goals, alarms = [], []
+        for i in range(n):
+            at = (4 + i) * TICK
+            model = b"model %d trained on " % i + hexd(data["relabelled"]).encode()
+            mid = db.register("op", "Model", f"m{i}", "", at)
+            db_fire(db, "dev", "train", mid, hexd(b"recorded " + model), at, [ds])
+            served = model if hidden == "retrain" else b"recorded " + model
+            # the consumer's guard: the served bytes are the recorded digest, every input is
+            # a released artefact (all the database can check)
+            ok = db.digest_of(mid) == hexd(served) and all(
+                db.conn.execute("SELECT state FROM artefacts WHERE id=?", (a,)).fetchone()[0]
+                == "released" for (a,) in db.conn.execute(
+                    "SELECT input FROM inputs WHERE artefact=?", (mid,)))
+            if not ok:
+                alarms.append(Alarm(at + TICK, "consumer guard",
+                                    f"m{i}: served bytes are not the recorded digest"))
+            goals.append(ok or not checks)
+        db.close()
+        return _t12_outcome(goals, alarms, 4 * TICK)
+
+    @staticmethod
+    def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
+        from proml_sim.node.verify import verify
+
+        hidden, n, record_inputs, checks = _t12_params(tm)
+        data = _t12_bytes(seed)
+        w, ps = paper_world(seed, extra={"lab": ("label-co", "asia")}, labellers=["lab"])
+        store = BlobStore(workdir / "exchange")
+        f = {k: fref(store, f"{k}.csv", v) for k, v in data.items()}
+        goals: list[bool] = []
+        alarms: list[Alarm] = []
+
+        def fire(who: str, lc: str, step: str, aid: bytes, rec: Record | None,
+                 inputs: list[bytes] = ()) -> Any:  # type: ignore[assignment]
+            args = node_args(store, rec) if rec else ()
+            return (yield from send_ok(w, ps[who], lc, "fire", step, aid, *args,
+                                       *([list(inputs)] if rec else [])))
+
+        def work() -> Any:
+            rec = node_record(ps["da"], "Dataset", "register", None, "ds", outputs=(f["raw"],))
+            ds = w.result((yield from send_ok(w, ps["da"], "Dataset", "register",
+                                              *node_args(store, rec, "ds"), [])))
+            rec = node_record(ps["lab"], "Dataset", "label", ds, "ds", input_files=(f["raw"],),
+                              outputs=(f["labelled"],))
+            yield from fire("lab", "Dataset", "label", ds, rec)
+            yield from fire("da", "Dataset", "review", ds, None)
+            rec = node_record(ps["da"], "Dataset", "release", ds, "ds",
+                              input_files=(f["labelled"],), outputs=(f["labelled"],))
+            yield from fire("da", "Dataset", "release", ds, rec)
+            # the hidden step: relabelled bytes no record mentions (or a retrained model)
+            for i in range(n):
+                yield w.env.timeout(TICK)
+                model = b"model %d trained on " % i + data["relabelled"][:16]
+                rec = node_record(ps["op"], "Model", "register", None, f"m{i}")
+                mid = w.result((yield from send_ok(w, ps["op"], "Model", "register",
+                                                   *node_args(store, rec, f"m{i}"), [])))
+                used = f["relabelled"] if hidden == "relabel" else f["labelled"]
+                rec = node_record(ps["dev"], "Model", "train", mid, f"m{i}",
+                                  inputs=(_input_ref(w, ds, "ds"),),
+                                  input_files=(used,) if record_inputs else (),
+                                  outputs=(fref(store, "model.bin", b"recorded " + model),))
+                yield from fire("dev", "Model", "train", mid, rec, [ds])
+                served = model if hidden == "retrain" else b"recorded " + model
+                # the consumer's guard: node verify (lineage: every input file has a recorded
+                # producer) and the served bytes are an output of the latest record
+                report = verify(WorldSource(w, store), mid)
+                problems = [f"{c.name} check failed" for c in report.checks if not c.ok]
+                if sha256(served).hex() not in {o.sha256 for o in rec.outputs}:
+                    problems.append("served bytes are no output of the recorded step")
+                if problems:
+                    alarms.append(Alarm(w.env.now, "consumer guard", f"m{i}: {problems[0]}"))
+                goals.append(Consumer("Model", "trained").accepts(w, mid)
+                             and (not problems or not checks))
+
+        w.env.process(work())
+        w.run((6 + 2 * n) * TICK, drain=False)
+        w.finish()
+        return _t12_outcome(goals, alarms, 4 * TICK)
+
+
+# -- I1 -------------------------------------------------------------------------------------------
+@dataclass
+class View:
+    """What one observer can read: accounts' domains, steps (actor, step name, artefact,
+    time, inputs), artefact names, and evidence digests.  Also the truth, on the same keys."""
+
+    domains: dict[str, str] = field(default_factory=dict)
+    steps: list[tuple[str, str, str, float, tuple[str, ...]]] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
+    digests: set[str] = field(default_factory=set)
+
+
+def chain_view(run: TeamsRun, candidates: list[str]) -> View:
+    """The outsider: every event of the public chain; names from the registrations' locators,
+    or confirmed by hashing ``candidates`` into the name salt (a dictionary attack)."""
+    v = View()
+    salts = {name_salt(c): c for c in candidates}
+    for ce in WorldSource(run.world, run.store).events():
+        ev, ir = ce.event, run.world.clients[ce.lifecycle].ir
+        if isinstance(ev, RoleGranted):
+            v.domains[ev.account] = ev.domain.rstrip(b"\0").decode(errors="replace")
+        elif isinstance(ev, Registered | Transitioned):
+            aid = "0x" + ev.id.hex()
+            step = "register" if isinstance(ev, Registered) else ir.transitions[
+                ev.transition].name
+            v.steps.append((ce.sender, step, aid, float(ce.timestamp),
+                            tuple("0x" + i.hex() for i in ev.inputs)))
+            v.digests.add(ev.digest.hex())
+            if isinstance(ev, Registered):
+                if ev.locator.startswith("proml:") and name_salt(ev.locator[6:]) == ev.salt:
+                    v.names[aid] = ev.locator[6:]
+                elif ev.salt in salts:
+                    v.names[aid] = salts[ev.salt]
+    return v
+
+
+def world_truth(plan: Plan, run: TeamsRun, seed: int) -> tuple[View, dict[str, bytes]]:
+    """What really happened, in the chain's terms (accounts, ids, chain times), and the dataset
+    files an outsider may hold (public data)."""
+    ps = run.world.participants
+    t = View(domains={ps[p].address: d for p, (d, _) in plan.people.items()})
+    for s in plan.steps:
+        aid = "0x" + run.ids[s.name].hex()
+        t.names[aid] = s.name
+        step = "train" if s.kind == "train" else "register"
+        t.steps.append((ps[s.who].address, step, aid, run.sent[(s.name, s.kind)],
+                        tuple("0x" + run.ids[i].hex() for i in s.inputs)))
+    return t, {s.name: content(s, seed) for s in plan.steps if s.kind == "dataset"}
+
+
+def db_view(db: Any) -> View:
+    """The baseline operator's view: every table of the database."""
+    v = View(domains={a: d for a, d in db.conn.execute("SELECT account, domain FROM roles")})
+    inputs: dict[tuple[str, int], list[str]] = {}
+    for a, ver, i in db.conn.execute("SELECT artefact, version, input FROM inputs"):
+        inputs.setdefault((a, int(ver)), []).append(i)
+    for a, step, actor, ver, digest, at in db.conn.execute(
+            "SELECT artefact, step, actor, version, digest, at FROM history"):
+        v.steps.append((actor, step, a, float(at), tuple(inputs.get((a, int(ver)), ()))))
+        v.digests.add(digest)
+    v.names = {a: n for a, n in db.conn.execute("SELECT id, name FROM artefacts")}
+    return v
+
+
+def db_truth(plan: Plan, ids: dict[str, str], seed: int) -> tuple[View, dict[str, bytes]]:
+    t = View(domains={p: d for p, (d, _) in plan.people.items()},
+             names={ids[s.name]: s.name for s in plan.steps})
+    t.steps = [(s.who, "train" if s.kind == "train" else "register", ids[s.name],
+                s.tick * TICK, tuple(ids[i] for i in s.inputs)) for s in plan.steps]
+    return t, {s.name: content(s, seed) for s in plan.steps if s.kind == "dataset"}
+
+
+def disclosure(seen: View, truth: View, files: dict[str, bytes], slack: float
+               ) -> dict[str, tuple[int, int]]:
+    """(inferred, targets) per question an outsider asks: which domain each acting account
+    belongs to; which team trained when (domain and time within ``slack`` s); each artefact's
+    name; each lineage edge (input -> trained model); which held dataset file was registered
+    (its digest on record)."""
+    acting = {a for a, *_ in truth.steps}
+    trains = [s for s in truth.steps if s[1] == "train"]
+    seen_trains = {(s[2]): s for s in seen.steps if s[1] == "train"}
+
+    def timed(s: tuple[str, str, str, float, tuple[str, ...]]) -> bool:
+        o = seen_trains.get(s[2])
+        return o is not None and seen.domains.get(o[0]) == truth.domains[s[0]] and abs(
+            o[3] - s[3]) <= slack
+
+    edges = {(i, s[2]) for s in trains for i in s[4]}
+    seen_edges = {(i, s[2]) for s in seen.steps for i in s[4]}
+    return {
+        "accounts_linked": (sum(seen.domains.get(a) == truth.domains[a] for a in acting),
+                            len(acting)),
+        "trainings_timed": (sum(timed(s) for s in trains), len(trains)),
+        "names_recovered": (sum(seen.names.get(a) == n for a, n in truth.names.items()),
+                            len(truth.names)),
+        "lineage_edges": (len(edges & seen_edges), len(edges)),
+        "datasets_confirmed": (sum(hexd(b) in seen.digests or sha256(b).hex() in seen.digests
+                                   for b in files.values()), len(files)),
+    }
+
+
+def _i1_outcome(found: dict[str, tuple[int, int]], extra: dict[str, float]) -> Outcome:
+    """Trials: every question of :func:`disclosure`; success: the outsider inferred it.
+    Reading a chain or a database's absence of access leaves no trace: no alarm exists."""
+    hits, total = sum(h for h, _ in found.values()), sum(n for _, n in found.values())
+    o = outcome(hits > 0, metrics={k: h / n if n else 0.0 for k, (h, n) in found.items()}
+                | extra)
+    o.attempts, o.successes, o.detections = total, hits, 0
+    return o
+
+
+@scenario("I1", limit="a public chain is read silently: every account's trust domain, who "
+                     "trained what and when, artefact names (the default locator) and the "
+                     "lineage graph are public; only the bytes behind the digests stay private")
+class OutsiderReadsMetadata:
+    @staticmethod
+    def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
+        plan = teams_plan(tm, seed)
+        db, ids = run_teams_db(plan, seed, workdir)
+        truth, files = db_truth(plan, ids, seed)
+        # an outsider has no account on the database: it reads nothing; the operator all
+        outsider = disclosure(View(), truth, files, TICK)
+        operator = disclosure(db_view(db), truth, files, TICK)
+        db.close()
+        return _i1_outcome(outsider, {f"operator_{k}": h / n if n else 0.0
+                                      for k, (h, n) in operator.items()})
+
+    @staticmethod
+    def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
+        prm = tm.parameters
+        plan = teams_plan(tm, seed)
+        run = run_teams_world(plan, seed, workdir, locator=bool(prm.get("locator_names", True)),
+                              raw_digests=bool(prm.get("raw_digests", False)))
+        truth, files = world_truth(plan, run, seed)
+        rng = random.Random(f"guess-{seed}")
+        guessed = float(prm.get("guessed_names", 0.5))
+        candidates = [n for n in truth.names.values() if rng.random() < guessed]
+        candidates += [f"model-{i}" for i in range(100)]  # the rest of the dictionary
+        slack = float(prm.get("timing_slack_s", 60.0))
+        return _i1_outcome(disclosure(chain_view(run, candidates), truth, files, slack), {})
