@@ -230,26 +230,38 @@ def run_teams_db(plan: Plan, seed: int, workdir: Path) -> Any:
 
 # -- T11 ------------------------------------------------------------------------------------------
 def t11_truth(plan: Plan, spec: str) -> set[tuple[str, int]]:
-    """Versions built with a matching release, and every version built on one (inputs and
-    later versions: the lineage rule), from the plan: what really happened."""
-    req = _requirement(plan, spec)
+    """Versions built with a matching package version (in the environment the step really
+    ran in), and every version built on one (inputs and later versions: the lineage rule),
+    from the plan: what really happened."""
+    from packaging.utils import canonicalize_name
+
+    from proml_sim.node.lineage import parse_requirement
+
+    req = parse_requirement(spec)
     bad: set[tuple[str, int]] = set()
     for (name, v), s in sorted(plan_versions(plan).items(), key=lambda kv: kv[1].tick):
-        if ((req is not None and req.specifier.contains(s.version, prereleases=True))
+        pkgs = {canonicalize_name(k): x for k, x in plan.env(s.version)["packages"].items()}
+        got = pkgs.get(canonicalize_name(req.name))
+        if ((got is not None and req.specifier.contains(got, prereleases=True))
                 or (name, 1) in bad
                 or any((i, 1 if i.startswith("ds") else 2) in bad for i in s.inputs)):
             bad.add((name, v))
     return bad
 
 
-def _requirement(plan: Plan, spec: str) -> Any:
-    """The advisory's specifier, or None when it names another package than the plan's."""
+def release_window(plan: Plan, spec: str) -> float:
+    """The baseline defender's triage: the publication time of the first release the
+    advisory names (the registry's dates); 0 (everything) for a package whose releases the
+    workload does not track."""
     from packaging.utils import canonicalize_name
 
     from proml_sim.node.lineage import parse_requirement
 
     req = parse_requirement(spec)
-    return req if canonicalize_name(req.name) == canonicalize_name(plan.package) else None
+    if canonicalize_name(req.name) != canonicalize_name(plan.package):
+        return 0.0
+    ticks = [t for v, t in plan.releases if req.specifier.contains(v, prereleases=True)]
+    return min(ticks) * TICK if ticks else float("inf")
 
 
 def disclosed_at(plan: Plan) -> float:
@@ -281,16 +293,12 @@ class VulnerableFramework:
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         plan, spec = teams_plan(tm, seed), str(tm.parameters.get("vulnerable", "torch==2.0.1"))
         db, ids = run_teams_db(plan, seed, workdir)
-        req = _requirement(plan, spec)
         t0 = time.perf_counter()
         # what its database records: who did what when, digests, inputs; the advisory gives
         # the vulnerable versions, the registry their publication dates: flag every step since
         # the first vulnerable release, then what was built on those (the inputs table)
-        since = min((tick for v, tick in plan.releases
-                     if req is not None and req.specifier.contains(v, prereleases=True)),
-                    default=None)
-        rows = [] if since is None else db.conn.execute(
-            "SELECT artefact, version FROM history WHERE at >= ?", (since * TICK,)).fetchall()
+        rows = db.conn.execute("SELECT artefact, version FROM history WHERE at >= ?",
+                               (release_window(plan, spec),)).fetchall()
         flagged = {(a, int(v)) for a, v in rows}
         grew = True
         while grew:
