@@ -598,4 +598,8 @@ class OutsiderReadsMetadata:
         candidates = [n for n in truth.names.values() if rng.random() < guessed]
         candidates += [f"model-{i}" for i in range(100)]  # the rest of the dictionary
         slack = float(prm.get("timing_slack_s", 60.0))
-        return _i1_outcome(disclosure(chain_view(run, candidates), truth, files, slack), {})
+        seen = chain_view(run, candidates)
+        when = {s[2]: s[3] for s in seen.steps if s[1] == "train"}
+        errors = [abs(when[s[2]] - s[3]) for s in truth.steps if s[1] == "train" and s[2] in when]
+        extra = {"timing_error_s": sum(errors) / len(errors)} if errors else {}
+        return _i1_outcome(disclosure(seen, truth, files, slack), extra)
