@@ -134,6 +134,7 @@ def _affected(args: argparse.Namespace, lin: Lineage) -> int:
             "matched": [{**lin.node_json(k), "package_version": v} for k, v in found.matched],
             "descendants": [lin.node_json(k) for k in found.descendants],
             "unknown": [lin.node_json(k) for k in found.unknown],
+            "unknown_descendants": [lin.node_json(k) for k in found.unknown_descendants],
             "artefacts": artefacts, "records_listing_package": found.listing,
             "conflicts": conflicts, "png": png}, indent=2, default=str))
         return 0
@@ -149,6 +150,10 @@ def _affected(args: argparse.Namespace, lin: Lineage) -> int:
                      "unreadable record, so their environment is unknown (fetch the blobs: "
                      "`proml replica sync`, or add the owner's `proml serve` as a replica):")
         lines += [_line(lin, k) for k in found.unknown]
+        if found.unknown_descendants:
+            lines.append(f"  and {len(found.unknown_descendants)} version(s) built on them "
+                         "(suspect too):")
+            lines += [_line(lin, k) for k in found.unknown_descendants]
     if not found.listing:
         lines.append(f"warning: no record lists {found.package} at any version: it was never "
                      "installed where steps ran, or records do not capture it (records capture "

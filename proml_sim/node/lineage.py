@@ -121,7 +121,8 @@ class Affected:
     ``matched``: versions whose record's environment has the package at a matching version
     (with that version); ``descendants``: versions built on a matched one (not matched
     themselves); ``unknown``: versions whose evidence blob is unavailable, so their
-    environment cannot be read (treat them as suspect); ``listing``: how many records list the
+    environment cannot be read (treat them as suspect); ``unknown_descendants``: versions built
+    on an unknown one and not already affected (suspect too); ``listing``: how many records list the
     package at all (0 means the query cannot tell: the package was never used, or it is not
     among the packages records capture)."""
 
@@ -130,6 +131,7 @@ class Affected:
     matched: list[tuple[VersionKey, str]] = field(default_factory=list)
     descendants: list[VersionKey] = field(default_factory=list)
     unknown: list[VersionKey] = field(default_factory=list)
+    unknown_descendants: list[VersionKey] = field(default_factory=list)
     listing: int = 0
 
     @property
@@ -416,6 +418,10 @@ class Lineage:
         for key in hits:
             down |= nx.descendants(self.graph, key)
         out.descendants = self.ordered(down - hits)
+        suspect: set[VersionKey] = set()
+        for key in out.unknown:
+            suspect |= nx.descendants(self.graph, key)
+        out.unknown_descendants = self.ordered(suspect - hits - down - set(out.unknown))
         return out
 
     def state_at(self, ref: str | bytes | ArtefactRef | VersionKey,

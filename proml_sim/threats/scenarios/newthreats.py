@@ -327,8 +327,10 @@ class VulnerableFramework:
         got = Lineage(WorldSource(w, run.store)).affected_by(spec)  # `proml lineage --affected-by`
         seconds = time.perf_counter() - t0
         name = {"0x" + aid.hex(): n for n, aid in ids.items()}
-        # the defender quarantines the unknown versions too (their record is lost)
-        found = {(name[k.id], k.version) for k in [*got.affected, *got.unknown]}
+        # the defender quarantines the unknown versions too (their record is lost), and what
+        # was built on them
+        found = {(name[k.id], k.version)
+                 for k in [*got.affected, *got.unknown, *got.unknown_descendants]}
         used = {n for n in ids if Consumer("Dataset", "collected").accepts(w, ids[n])
                 or Consumer("Model", "trained").accepts(w, ids[n])}
         return _t11_outcome(found, t11_truth(plan, spec), used, disclosed_at(plan), seconds,

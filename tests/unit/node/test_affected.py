@@ -28,7 +28,8 @@ def env(torch: str | None, numpy: str = "1.26.4") -> dict[str, Any]:
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     """d1 (torch 2.0.0), d2 (torch 2.0.1: vulnerable); bob trains m1 on d1 with 2.0.1 and m2 on
     d1 with 2.0.0; carol trains m3 on d2 and fine-tunes m4 from m1, both with 2.1.0; carol's m5
-    is trained with a record whose blob is then lost; m6's steps ran without torch."""
+    is trained with a record whose blob is then lost, and m7 fine-tuned from m5; m6's steps ran
+    without torch."""
     root = tmp_path_factory.mktemp("affected")
     admin = _node(root, "admin", "consortium", new_chain=True)
     alice = _node(root, "alice", "data-co")
@@ -67,6 +68,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         carol.record("train", "m4", inputs=["m1"], outputs=[files["m.pkl"]])
         carol.record("train", "m5", inputs=["d1"], outputs=[files["m.pkl"]],
                      params={"lost": True})
+        carol.register("Model", "m7")
+        carol.record("train", "m7", inputs=["m5"], outputs=[files["m.pkl"]])
         with_env(env(None))
         carol.register("Model", "m6")
         carol.record("train", "m6", inputs=["d1"], outputs=[files["m.pkl"]])
@@ -97,7 +100,8 @@ def test_an_exact_version_finds_the_steps_built_with_it_and_everything_built_on_
     assert names(lin, found.descendants) == ["m3 v2", "m4 v2"]
     assert names(lin, found.affected) == ["d2 v1", "m1 v2", "m3 v2", "m4 v2"]
     assert names(lin, found.unknown) == ["m5 v2"]  # its record is lost: cannot be told
-    assert found.listing == 11  # every record but m5's lost one and m6's torch-less two
+    assert names(lin, found.unknown_descendants) == ["m7 v2"]  # built on it: suspect too
+    assert found.listing == 13  # every record but m5's lost one and m6's torch-less two
 
 
 def test_specifier_sets_names_and_the_interpreter(lin: Lineage) -> None:
@@ -105,10 +109,11 @@ def test_specifier_sets_names_and_the_interpreter(lin: Lineage) -> None:
     assert {lin.name(k) for k, _ in older.matched} == {"d1", "d2", "m1", "m2"}
     # carol's registrations ran 2.1.0, but her trainings used d1, d2 or m1: all built on them
     # (m5 v2 too: its own record is lost, its input is known from the chain)
-    assert names(lin, older.descendants) == ["m3 v2", "m4 v2", "m5 v2", "m6 v2"]
+    assert names(lin, older.descendants) == ["m3 v2", "m4 v2", "m5 v2", "m7 v2", "m6 v2"]
+    assert older.unknown_descendants == []  # m7 v2 is already known to be affected
     assert names(lin, lin.affected_by("Torch>=2.0.1,<2.1").affected) == names(
         lin, lin.affected_by("torch==2.0.1").affected)  # names compare canonically
-    assert len(lin.affected_by("python==3.11.9").matched) == 13  # all readable records
+    assert len(lin.affected_by("python==3.11.9").matched) == 15  # all readable records
     none = lin.affected_by("tensorflow==2.15.0")
     assert (none.matched, none.descendants, none.listing) == ([], [], 0)
 
@@ -129,6 +134,7 @@ def test_cli_affected_by_human_json_and_errors(world: World, tmp_path: Path,
                           "(4 affected version(s) of 4 artefact(s))")
     assert "[torch 2.0.1]" in out and "built on them:" in out
     assert "1 version(s) have an unavailable or unreadable record" in out
+    assert "and 1 version(s) built on them (suspect too)" in out
 
     png = tmp_path / "cve.png"
     assert cli(["lineage", "--affected-by", "torch==2.0.1", "--json", "--png", str(png),
@@ -138,8 +144,9 @@ def test_cli_affected_by_human_json_and_errors(world: World, tmp_path: Path,
         ("d2", 1, "2.0.1"), ("m1", 2, "2.0.1")]
     assert [(d["name"], d["version"]) for d in data["descendants"]] == [("m3", 2), ("m4", 2)]
     assert [(u["name"], u["version"]) for u in data["unknown"]] == [("m5", 2)]
+    assert [(u["name"], u["version"]) for u in data["unknown_descendants"]] == [("m7", 2)]
     assert sorted(a["name"] for a in data["artefacts"]["Model"]) == ["m1", "m3", "m4"]
-    assert data["records_listing_package"] == 11 and data["png"] == str(png)
+    assert data["records_listing_package"] == 13 and data["png"] == str(png)
     assert png.read_bytes()[:4] == b"\x89PNG"
 
     assert cli(["lineage", "--affected-by", "jax==0.4.1", "--home", home]) == 0

@@ -96,6 +96,7 @@ def test_i1_outsider_reads_domains_names_lineage_not_files(tmp_path: Path) -> No
     assert m["accounts_linked"] == m["trainings_timed"] == m["lineage_edges"] == 1.0
     assert m["names_recovered"] == 1.0  # the default locator names the artefact
     assert m["datasets_confirmed"] == 0.0  # the chain holds record digests, not the files'
+    assert 0.0 < m.pop("timing_error_s") < 10.0  # block time after the step: 2 s blocks
     assert not prom.detected  # reading leaves no trace
     assert base.trials()[1] == 0 and all(base.metrics[k] == 0.0 for k in m)
     assert all(base.metrics[f"operator_{k}"] == 1.0 for k in m)
