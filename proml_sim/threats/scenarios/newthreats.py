@@ -361,6 +361,13 @@ def _t12_bytes(seed: int) -> dict[str, bytes]:
             "relabelled": rows.replace(b"\n", b",dog\n")}  # the off-the-books step's output
 
 
+def _t12_model(hidden: str, i: int, seed: int) -> tuple[bytes, bytes]:
+    """(the model bytes the training recorded, the bytes served to the consumer)."""
+    recorded = b"model %d of seed %d" % (i, seed)
+    return recorded, (b"retrained off the books: " + recorded if hidden == "retrain"
+                      else recorded)
+
+
 def _t12_outcome(goals: list[bool], alarms: list[Alarm], attack_at: float) -> Outcome:
     """Trials: one per model (``goals[i]``: a consumer acted on it); detections: successful
     models with an alarm (an alarm's detail starts with the model's name)."""
@@ -389,10 +396,9 @@ class UnrecordedStep:
         goals, alarms = [], []
         for i in range(n):
             at = (4 + i) * TICK
-            model = b"model %d trained on " % i + hexd(data["relabelled"]).encode()
+            recorded, served = _t12_model(hidden, i, seed)
             mid = db.register("op", "Model", f"m{i}", "", at)
-            db_fire(db, "dev", "train", mid, hexd(b"recorded " + model), at, [ds])
-            served = model if hidden == "retrain" else b"recorded " + model
+            db_fire(db, "dev", "train", mid, hexd(recorded), at, [ds])
             # the consumer's guard: the served bytes are the recorded digest, every input is
             # a released artefact (all the database can check)
             ok = db.digest_of(mid) == hexd(served) and all(
@@ -418,11 +424,10 @@ class UnrecordedStep:
         goals: list[bool] = []
         alarms: list[Alarm] = []
 
-        def fire(who: str, lc: str, step: str, aid: bytes, rec: Record | None,
-                 inputs: list[bytes] = ()) -> Any:  # type: ignore[assignment]
-            args = node_args(store, rec) if rec else ()
-            return (yield from send_ok(w, ps[who], lc, "fire", step, aid, *args,
-                                       *([list(inputs)] if rec else [])))
+        def fire(who: str, lc: str, step: str, aid: bytes, rec: Record | None = None,
+                 inputs: tuple[bytes, ...] = ()) -> Any:
+            args = (*node_args(store, rec), list(inputs)) if rec else ()
+            return (yield from send_ok(w, ps[who], lc, "fire", step, aid, *args))
 
         def work() -> Any:
             rec = node_record(ps["da"], "Dataset", "register", None, "ds", outputs=(f["raw"],))
@@ -431,14 +436,14 @@ class UnrecordedStep:
             rec = node_record(ps["lab"], "Dataset", "label", ds, "ds", input_files=(f["raw"],),
                               outputs=(f["labelled"],))
             yield from fire("lab", "Dataset", "label", ds, rec)
-            yield from fire("da", "Dataset", "review", ds, None)
+            yield from fire("da", "Dataset", "review", ds)
             rec = node_record(ps["da"], "Dataset", "release", ds, "ds",
                               input_files=(f["labelled"],), outputs=(f["labelled"],))
             yield from fire("da", "Dataset", "release", ds, rec)
             # the hidden step: relabelled bytes no record mentions (or a retrained model)
             for i in range(n):
                 yield w.env.timeout(TICK)
-                model = b"model %d trained on " % i + data["relabelled"][:16]
+                recorded, served = _t12_model(hidden, i, seed)
                 rec = node_record(ps["op"], "Model", "register", None, f"m{i}")
                 mid = w.result((yield from send_ok(w, ps["op"], "Model", "register",
                                                    *node_args(store, rec, f"m{i}"), [])))
@@ -446,9 +451,8 @@ class UnrecordedStep:
                 rec = node_record(ps["dev"], "Model", "train", mid, f"m{i}",
                                   inputs=(_input_ref(w, ds, "ds"),),
                                   input_files=(used,) if record_inputs else (),
-                                  outputs=(fref(store, "model.bin", b"recorded " + model),))
-                yield from fire("dev", "Model", "train", mid, rec, [ds])
-                served = model if hidden == "retrain" else b"recorded " + model
+                                  outputs=(fref(store, "model.bin", recorded),))
+                yield from fire("dev", "Model", "train", mid, rec, (ds,))
                 # the consumer's guard: node verify (lineage: every input file has a recorded
                 # producer) and the served bytes are an output of the latest record
                 report = verify(WorldSource(w, store), mid)
