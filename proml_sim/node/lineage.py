@@ -120,11 +120,12 @@ class Affected:
 
     ``matched``: versions whose record's environment has the package at a matching version
     (with that version); ``descendants``: versions built on a matched one (not matched
-    themselves); ``unknown``: versions whose evidence blob is unavailable, so their
-    environment cannot be read (treat them as suspect); ``unknown_descendants``: versions built
-    on an unknown one and not already affected (suspect too); ``listing``: how many records list the
-    package at all (0 means the query cannot tell: the package was never used, or it is not
-    among the packages records capture)."""
+    themselves); ``unknown``: versions whose evidence blob is missing or corrupted, or whose
+    record gives the package a version PEP 440 cannot compare (treat them as suspect);
+    ``unknown_descendants``: versions built on an unknown one and not already affected
+    (suspect too); ``listing``: how many records list the package at all (0 means the query
+    cannot tell: the package was never used, or it is not among the packages records
+    capture)."""
 
     query: str
     package: str
