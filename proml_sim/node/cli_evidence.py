@@ -146,9 +146,10 @@ def _affected(args: argparse.Namespace, lin: Lineage) -> int:
         lines.append("built on them:")
         lines += [_line(lin, k) for k in found.descendants]
     if found.unknown:
-        lines.append(f"warning: {len(found.unknown)} version(s) have an unavailable or "
-                     "unreadable record, so their environment is unknown (fetch the blobs: "
-                     "`proml replica sync`, or add the owner's `proml serve` as a replica):")
+        lines.append(f"warning: {len(found.unknown)} version(s) cannot be told: their record "
+                     "is unavailable or unreadable (fetch the blobs: `proml replica sync`, or "
+                     "add the owner's `proml serve` as a replica), or gives the package a "
+                     "version PEP 440 cannot compare; treat them as affected:")
         lines += [_line(lin, k) for k in found.unknown]
         if found.unknown_descendants:
             lines.append(f"  and {len(found.unknown_descendants)} version(s) built on them "

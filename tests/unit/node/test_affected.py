@@ -29,7 +29,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     """d1 (torch 2.0.0), d2 (torch 2.0.1: vulnerable); bob trains m1 on d1 with 2.0.1 and m2 on
     d1 with 2.0.0; carol trains m3 on d2 and fine-tunes m4 from m1, both with 2.1.0; carol's m5
     is trained with a record whose blob is then lost, and m7 fine-tuned from m5; m6's steps ran
-    without torch."""
+    without torch; m8 was registered on a "nightly" build (no PEP 440 version)."""
     root = tmp_path_factory.mktemp("affected")
     admin = _node(root, "admin", "consortium", new_chain=True)
     alice = _node(root, "alice", "data-co")
@@ -73,6 +73,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         with_env(env(None))
         carol.register("Model", "m6")
         carol.record("train", "m6", inputs=["d1"], outputs=[files["m.pkl"]])
+        with_env(env("nightly"))
+        carol.register("Model", "m8")
     finally:
         mp.undo()
     w = World(root, {n.name: n for n in (admin, alice, bob, carol)}, files)
@@ -99,9 +101,10 @@ def test_an_exact_version_finds_the_steps_built_with_it_and_everything_built_on_
     # m3 was trained on d2, m4 fine-tuned from m1: safe installs, affected inputs
     assert names(lin, found.descendants) == ["m3 v2", "m4 v2"]
     assert names(lin, found.affected) == ["d2 v1", "m1 v2", "m3 v2", "m4 v2"]
-    assert names(lin, found.unknown) == ["m5 v2"]  # its record is lost: cannot be told
-    assert names(lin, found.unknown_descendants) == ["m7 v2"]  # built on it: suspect too
-    assert found.listing == 13  # every record but m5's lost one and m6's torch-less two
+    # m5's record is lost, m8's torch version cannot be compared: neither can be told
+    assert names(lin, found.unknown) == ["m5 v2", "m8 v1"]
+    assert names(lin, found.unknown_descendants) == ["m7 v2"]  # built on m5: suspect too
+    assert found.listing == 14  # every record but m5's lost one and m6's torch-less two
 
 
 def test_specifier_sets_names_and_the_interpreter(lin: Lineage) -> None:
@@ -113,7 +116,7 @@ def test_specifier_sets_names_and_the_interpreter(lin: Lineage) -> None:
     assert older.unknown_descendants == []  # m7 v2 is already known to be affected
     assert names(lin, lin.affected_by("Torch>=2.0.1,<2.1").affected) == names(
         lin, lin.affected_by("torch==2.0.1").affected)  # names compare canonically
-    assert len(lin.affected_by("python==3.11.9").matched) == 15  # all readable records
+    assert len(lin.affected_by("python==3.11.9").matched) == 16  # all readable records
     none = lin.affected_by("tensorflow==2.15.0")
     assert (none.matched, none.descendants, none.listing) == ([], [], 0)
 
@@ -133,7 +136,7 @@ def test_cli_affected_by_human_json_and_errors(world: World, tmp_path: Path,
     assert out.startswith("torch==2.0.1: 2 version(s) built with it, 2 built on them "
                           "(4 affected version(s) of 4 artefact(s))")
     assert "[torch 2.0.1]" in out and "built on them:" in out
-    assert "1 version(s) have an unavailable or unreadable record" in out
+    assert "2 version(s) cannot be told: their record is unavailable" in out
     assert "and 1 version(s) built on them (suspect too)" in out
 
     png = tmp_path / "cve.png"
@@ -143,10 +146,10 @@ def test_cli_affected_by_human_json_and_errors(world: World, tmp_path: Path,
     assert [(m["name"], m["version"], m["package_version"]) for m in data["matched"]] == [
         ("d2", 1, "2.0.1"), ("m1", 2, "2.0.1")]
     assert [(d["name"], d["version"]) for d in data["descendants"]] == [("m3", 2), ("m4", 2)]
-    assert [(u["name"], u["version"]) for u in data["unknown"]] == [("m5", 2)]
+    assert [(u["name"], u["version"]) for u in data["unknown"]] == [("m5", 2), ("m8", 1)]
     assert [(u["name"], u["version"]) for u in data["unknown_descendants"]] == [("m7", 2)]
     assert sorted(a["name"] for a in data["artefacts"]["Model"]) == ["m1", "m3", "m4"]
-    assert data["records_listing_package"] == 13 and data["png"] == str(png)
+    assert data["records_listing_package"] == 14 and data["png"] == str(png)
     assert png.read_bytes()[:4] == b"\x89PNG"
 
     assert cli(["lineage", "--affected-by", "jax==0.4.1", "--home", home]) == 0
