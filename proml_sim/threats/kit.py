@@ -31,6 +31,7 @@ A scenario is a class with ``baseline`` and ``proml`` static methods registered 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +40,7 @@ from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.sim.world import Participant, World
 from proml_sim.threats.runner import Outcome
 
-__all__ = ["Alarm", "Consumer", "attempt", "outcome", "watch"]
+__all__ = ["Alarm", "Consumer", "Trial", "attempt", "outcome", "trials_outcome", "watch"]
 
 
 @dataclass(frozen=True)
@@ -137,3 +138,40 @@ class Consumer:
             return True
         recorded = [h.digest for h in client.history(artefact) if h.digest.strip(b"\0")]
         return bool(recorded) and recorded[-1] == digest
+
+
+# -- branch threats-s: trial-level outcomes ----------------------------------------------------
+@dataclass(frozen=True)
+class Trial:
+    """One attack attempt of a run: whether its goal was reached (observed: a consumer acted,
+    the record was rewritten) and the alarms raised about it (from deployment data).
+
+    Example: ``Trial(Consumer("Model", state="verified").accepts(w, mid), alarms=mine)``.
+    """
+
+    success: bool
+    alarms: tuple[Alarm, ...] = ()
+
+
+def trials_outcome(trials: Iterable[Trial], *, attack_at: float | None = None,
+                   metrics: dict[str, float] | None = None,
+                   series: dict[str, list[tuple[float, float]]] | None = None,
+                   note: str = "") -> Outcome:
+    """:func:`outcome` of a run that made several attempts: each is one trial of the runner's
+    statistics (successes, and detected successes: those with an alarm); the run's time to
+    detect is the first alarm of a detected success minus ``attack_at``.
+
+    Example: ``trials_outcome([Trial(True, (Alarm(70.0, "monitor"),)), Trial(False)],
+    attack_at=10.0)`` has attempts 2, successes 1, detections 1, ``ttd_s`` 60.0.
+    """
+    ts = list(trials)
+    if not ts:
+        raise ValueError("trials_outcome needs at least one attempt")
+    won = [t for t in ts if t.success]
+    seen = [t for t in won if t.alarms]
+    base = outcome(bool(won), attack_at=attack_at, alarms=[a for t in seen for a in t.alarms],
+                   metrics=metrics, note=note)
+    # the run counts as detected only if every success was (the runner's verdict rule)
+    return dataclasses.replace(base, detected=bool(won) and len(seen) == len(won),
+                               series=dict(series or {}), attempts=len(ts),
+                               successes=len(won), detections=len(seen))
