@@ -26,7 +26,7 @@ from proml_sim.node.service import name_salt
 from proml_sim.node.store import BlobStore
 from proml_sim.sim.world import Participant, World
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Consumer, outcome
+from proml_sim.threats.kit import Alarm, Consumer, Trial, outcome, trials_outcome
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import small_world
 from proml_sim.threats.scenarios.t_support import (
@@ -278,16 +278,15 @@ def _t11_outcome(found: set[tuple[str, int]], truth: set[tuple[str, int]], used:
     """Trials: each affected version in use when the CVE is disclosed (a consumer acted on
     it); detected: the defender's query listed it (alarm after the query's measured time)."""
     hit = found & truth
-    in_use = {k for k in truth if k[0] in used}
-    alarms = [Alarm(disclosed + seconds, "defender query", f"{len(found)} flagged")] if hit \
-        else []
-    o = outcome(bool(in_use), attack_at=disclosed, alarms=alarms, metrics={
-        "recall": len(hit) / len(truth) if truth else 1.0,
-        "precision": len(hit) / len(found) if found else 1.0,
-        "find_time_s": seconds, "affected": float(len(truth)), "flagged": float(len(found)),
-        **extra})
-    o.attempts, o.successes, o.detections = len(in_use), len(in_use), len(in_use & found)
-    return o
+    metrics = {"recall": len(hit) / len(truth) if truth else 1.0,
+               "precision": len(hit) / len(found) if found else 1.0,
+               "find_time_s": seconds, "affected": float(len(truth)),
+               "flagged": float(len(found)), **extra}
+    alarm = (Alarm(disclosed + seconds, "defender query", f"{len(found)} flagged"),)
+    trials = [Trial(True, alarm if k in found else ()) for k in sorted(truth) if k[0] in used]
+    if not trials:  # nobody built anything with the release: nothing to find
+        return outcome(False, metrics=metrics)
+    return trials_outcome(trials, attack_at=disclosed, metrics=metrics)
 
 
 @scenario("T11", limit="the baseline records no environment: a defender can only flag every "
@@ -368,15 +367,11 @@ def _t12_model(hidden: str, i: int, seed: int) -> tuple[bytes, bytes]:
                       else recorded)
 
 
-def _t12_outcome(goals: list[bool], alarms: list[Alarm], attack_at: float) -> Outcome:
-    """Trials: one per model (``goals[i]``: a consumer acted on it); detections: successful
-    models with an alarm (an alarm's detail starts with the model's name)."""
-    alarmed = {a.detail.split(":")[0] for a in alarms}
-    o = outcome(any(goals), attack_at=attack_at, alarms=alarms,
-                note=alarms[0].detail.split(": ", 1)[1] if alarms else "")
-    o.attempts, o.successes = len(goals), sum(goals)
-    o.detections = sum(g and f"m{i}" in alarmed for i, g in enumerate(goals))
-    return o
+def _t12_outcome(trials: list[Trial], attack_at: float) -> Outcome:
+    """Trials: one per model (success: a consumer acted on it; its alarms: the consumer's or
+    a monitor's about that model)."""
+    first = next((t.alarms[0].detail for t in trials if t.alarms), "")
+    return trials_outcome(trials, attack_at=attack_at, note=first)
 
 
 @scenario("T12", limit="a step whose output reaches a recorded step that does not hash what it "
@@ -393,7 +388,7 @@ class UnrecordedStep:
         db_fire(db, "lab", "label", ds, hexd(data["labelled"]), TICK)
         db_fire(db, "da", "review", ds, "", 2 * TICK)
         db_fire(db, "da", "release", ds, hexd(data["labelled"]), 3 * TICK)
-        goals, alarms = [], []
+        trials = []
         for i in range(n):
             at = (4 + i) * TICK
             recorded, served = _t12_model(hidden, i, seed)
@@ -405,12 +400,11 @@ class UnrecordedStep:
                 db.conn.execute("SELECT state FROM artefacts WHERE id=?", (a,)).fetchone()[0]
                 == "released" for (a,) in db.conn.execute(
                     "SELECT input FROM inputs WHERE artefact=?", (mid,)))
-            if not ok:
-                alarms.append(Alarm(at + TICK, "consumer guard",
-                                    f"m{i}: served bytes are not the recorded digest"))
-            goals.append(ok or not checks)
+            alarms = () if ok else (
+                Alarm(at + TICK, "consumer guard", "served bytes are not the recorded digest"),)
+            trials.append(Trial(ok or not checks, alarms))
         db.close()
-        return _t12_outcome(goals, alarms, 4 * TICK)
+        return _t12_outcome(trials, 4 * TICK)
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
@@ -421,8 +415,7 @@ class UnrecordedStep:
         w, ps = paper_world(seed, extra={"lab": ("label-co", "asia")}, labellers=["lab"])
         store = BlobStore(workdir / "exchange")
         f = {k: fref(store, f"{k}.csv", v) for k, v in data.items()}
-        goals: list[bool] = []
-        alarms: list[Alarm] = []
+        trials: list[Trial] = []
 
         def fire(who: str, lc: str, step: str, aid: bytes, rec: Record | None = None,
                  inputs: tuple[bytes, ...] = ()) -> Any:
@@ -459,15 +452,14 @@ class UnrecordedStep:
                 problems = [f"{c.name} check failed" for c in report.checks if not c.ok]
                 if sha256(served).hex() not in {o.sha256 for o in rec.outputs}:
                     problems.append("served bytes are no output of the recorded step")
-                if problems:
-                    alarms.append(Alarm(w.env.now, "consumer guard", f"m{i}: {problems[0]}"))
-                goals.append(Consumer("Model", "trained").accepts(w, mid)
-                             and (not problems or not checks))
+                alarms = tuple(Alarm(w.env.now, "consumer guard", p) for p in problems[:1])
+                trials.append(Trial(Consumer("Model", "trained").accepts(w, mid)
+                                    and (not problems or not checks), alarms))
 
         w.env.process(work())
         w.run((6 + 2 * n) * TICK, drain=False)
         w.finish()
-        return _t12_outcome(goals, alarms, 4 * TICK)
+        return _t12_outcome(trials, 4 * TICK)
 
 
 # -- I1 -------------------------------------------------------------------------------------------
@@ -573,12 +565,10 @@ def disclosure(seen: View, truth: View, files: dict[str, bytes], slack: float
 
 def _i1_outcome(found: dict[str, tuple[int, int]], extra: dict[str, float]) -> Outcome:
     """Trials: every question of :func:`disclosure`; success: the outsider inferred it.
-    Reading a chain or a database's absence of access leaves no trace: no alarm exists."""
-    hits, total = sum(h for h, _ in found.values()), sum(n for _, n in found.values())
-    o = outcome(hits > 0, metrics={k: h / n if n else 0.0 for k, (h, n) in found.items()}
-                | extra)
-    o.attempts, o.successes, o.detections = total, hits, 0
-    return o
+    Reading a public chain (or failing to read a database) raises no alarm anywhere."""
+    trials = [Trial(i < h) for h, n in found.values() for i in range(n)]
+    return trials_outcome(trials, metrics={k: h / n if n else 0.0 for k, (h, n) in
+                                           found.items()} | extra)
 
 
 @scenario("I1", limit="a public chain is read silently: every account's trust domain, who "

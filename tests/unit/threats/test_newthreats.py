@@ -85,9 +85,9 @@ def test_t12_what_each_system_can_see_of_an_unrecorded_step(
     base, prom = both(UnrecordedStep, tm("T12", **params), tmp_path)
     assert base.trials() == baseline and prom.trials() == proml
     if params.get("hidden", "relabel") == "relabel" and params.get("record_inputs", True):
-        assert prom.detected and "lineage" in prom.note
-    if params.get("hidden") == "retrain":
-        assert base.detected and prom.detected  # both consumers logged the refusal
+        assert "lineage" in prom.note  # the alarm that refused (or flagged) each model
+    if params.get("hidden") == "retrain":  # both consumers logged the refusal
+        assert "not the recorded digest" in base.note and "no output" in prom.note
 
 
 def test_i1_outsider_reads_domains_names_lineage_not_files(tmp_path: Path) -> None:
