@@ -141,7 +141,8 @@ def evidence_source(w: World, store: BlobStore) -> LiveSource:
     """The node's evidence source (what ``proml verify``/``lineage`` read) over the world's
     chain and one evidence store."""
     clients = {lc: c for lc, c in w.clients.items() if lc in ("Dataset", "Model")}
-    node = SimpleNamespace(backend=w.backend, store=store, clients=clients)
+    node = SimpleNamespace(backend=w.backend, store=store, clients=clients,
+                           name="simulated world", home=f"seed {w.seed}")
     return LiveSource(cast(Any, node), fetch=False)
 
 

@@ -7,9 +7,9 @@ import random
 from pathlib import Path
 from typing import Any
 
-from proml_sim.ir import Registered, Transitioned
 from proml_sim import lifecycles
 from proml_sim.dsl import Consortium
+from proml_sim.ir import Registered, Transitioned
 from proml_sim.node.consumer import ConsumerGuard, ConsumerRefused
 from proml_sim.node.store import BlobStore
 from proml_sim.sim.world import domain_id
