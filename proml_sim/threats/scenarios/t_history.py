@@ -20,20 +20,19 @@ from proml_sim.node.consumer import ConsumerRefused, tuple_digest
 from proml_sim.node.store import BlobStore
 from proml_sim.sim.world import domain_id
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm
+from proml_sim.threats.kit import Alarm, Auditor, trials
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import outcome_of, salt
 from proml_sim.threats.scenarios.t_integrity import bound_ok, evaluation, model_guard
 from proml_sim.threats.scenarios.t_support import (
     TICK,
-    Auditor,
     baseline_db,
     hexd,
     ok,
     paper_world,
+    param,
     send_ok,
     sha,
-    trials,
 )
 
 
@@ -66,12 +65,12 @@ class CoverUp:
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         times = _t4_times(seed)
         db = baseline_db(workdir, admin="op")  # the owner runs the database
-        aud = Auditor(db, float(tm.parameters["audit_every_s"]))
+        aud = Auditor(db, param(tm, "audit_every_s", 1))
         mid = db.register("op", "Model", "m")
         for (who, step, ev), at in zip(T4_STORY, times, strict=False):
             aud.visit_until(at)
             db.fire(who, step, mid, hexd(ev) if ev else "", at)
-        cover_at = times[-1] + float(tm.parameters["cover_after_s"])
+        cover_at = times[-1] + param(tm, "cover_after_s", 0)
         aud.visit_until(cover_at)
         # the cover-up: the rejection and the failed version never happened; the DBA drops the
         # append-only triggers, deletes the rows, renumbers, and re-chains the audit trail
@@ -124,7 +123,7 @@ class CoverUp:
                 yield from send_ok(w, who, "Model", "fire", step, mid,
                                    *((sha(ev), "", []) if ev else ()))
             snaps.append(tuple(real.events()))
-            yield w.env.timeout(float(tm.parameters["cover_after_s"]))
+            yield w.env.timeout(param(tm, "cover_after_s", 0))
             # there is no delete path: every way the owner can try, on the pinned contract
             tries.append((yield from send_ok(w, "op", "Model", "register", salt("m"))))
             for sig, args in (("delete_history(bytes32)", [mid]),
@@ -146,7 +145,7 @@ class CoverUp:
             snaps.append(tuple(real.events()))
 
         w.env.process(story())
-        w.run(times[-1] + float(tm.parameters["cover_after_s"]) + 3 * TICK, drain=False)
+        w.run(times[-1] + param(tm, "cover_after_s", 0) + 3 * TICK, drain=False)
         w.finish()
         present = any(isinstance(e, Transitioned) and e.id == mid
                       and real.ir.transitions[e.transition].name == "reject"
@@ -163,8 +162,8 @@ class CoverUp:
 # -- T7 ---------------------------------------------------------------------------------------
 def _t7_plan(tm: ThreatModel, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
-    k = int(tm.parameters["releases"])
-    ret, new = int(tm.parameters["returning_consumers"]), int(tm.parameters["new_consumers"])
+    k = param(tm, "releases", 2)
+    ret, new = param(tm, "returning_consumers", 0), param(tm, "new_consumers", 0)
     return {"k": k, "returning": ret, "attack_at": (2 * k + rng.uniform(0.5, 1.5)) * TICK,
             "served": [rng.randrange(k - 1) for _ in range(ret + new)],  # an older release
             "variant": [rng.choice(("old id", "latest id")) for _ in range(ret + new)],
@@ -293,7 +292,7 @@ class FastForward:
         """The application's ordinary update API (it numbers versions itself, as the contract
         does): the insider's call can carry the huge number only where the API takes a value,
         the digest; then the legitimate updates follow."""
-        legit = int(tm.parameters["legit_updates"])
+        legit = param(tm, "legit_updates", 0)
         db = baseline_db(workdir, admin="dev", extra=[("mal", "Model", "developer")])
         mid = db.register("op", "Model", "m")
         rejected = 0
@@ -310,7 +309,7 @@ class FastForward:
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        legit = int(tm.parameters["legit_updates"])
+        legit = param(tm, "legit_updates", 0)
         w, ps = paper_world(seed, extra={"mal": ("dev-co", "us")},
                             grants=[("mal", "Model", "developer")])
         mid = w.client("Model").artefact_id(ps["op"].address, salt("m"))

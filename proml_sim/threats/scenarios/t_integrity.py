@@ -14,7 +14,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from proml_sim.errors import LifecycleError
+from proml_sim.errors import LifecycleError, UsageError
 from proml_sim.ir import ZERO32
 from proml_sim.node.consumer import (
     ConsumerGuard,
@@ -27,25 +27,23 @@ from proml_sim.node.records import InputRef
 from proml_sim.node.store import BlobStore
 from proml_sim.node.verify import verify
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm
+from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite, trials
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import salt
 from proml_sim.threats.scenarios.t_support import (
     HOUR,
     TICK,
-    Auditor,
     baseline_db,
     db_step_digest,
-    dba_rewrite,
     evidence_source,
     fref,
     hexd,
     latest_evidence,
     paper_world,
+    param,
     put_record,
     send_ok,
     sha,
-    trials,
 )
 
 MODEL_STATES = ("verified", "delivered", "audited")
@@ -78,12 +76,15 @@ def bound_ok(db: Any, aid: str, model: bytes, ev: bytes, dataset: bytes) -> bool
 # -- T2 ---------------------------------------------------------------------------------------
 def _t2_plan(tm: ThreatModel, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
-    p = float(tm.parameters["verifier_check_rate"])
-    n = int(tm.parameters["verifiers"])
+    p = param(tm, "verifier_check_rate", 0, 1)
+    n = param(tm, "verifiers", 2)
     train_at = rng.uniform(0.5, 1.5) * HOUR
     handoff_at = train_at + rng.uniform(0.2, 1.0) * HOUR
     verify_at = sorted(handoff_at + rng.uniform(0.5, 3.0) * HOUR for _ in range(n))
-    modes = str(tm.parameters["handoff"]).split(",")
+    modes = param(tm, "handoff").split(",")
+    if not modes or not set(modes) <= {"MD->V", "V->C"}:
+        raise UsageError(f"T2 parameter handoff={param(tm, 'handoff')!r}: use 'MD->V', 'V->C' "
+                         "or 'MD->V,V->C' (alternating over seeds)")
     return {"handoff": modes[seed % len(modes)], "diligent": [rng.random() < p for _ in range(n)],
             "train_at": train_at, "handoff_at": handoff_at, "verify_at": verify_at,
             "accept_at": verify_at[-1] + HOUR, "consumer_at": verify_at[-1] + 2.5 * HOUR,
@@ -103,15 +104,17 @@ class HandoffSwap:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         plan = _t2_plan(tm, seed)
-        db = baseline_db(workdir, admin="dev")  # the developer's domain runs the database
-        aud = Auditor(db, float(tm.parameters["audit_every_s"]))
+        n = len(plan["verify_at"])  # the developer's domain runs the database
+        db = baseline_db(workdir, admin="dev", extra=[(f"v{i}", "Model", "verifier")
+                                                      for i in range(3, n)])
+        aud = Auditor(db, param(tm, "audit_every_s", 1))
         d, bad = plan["data"], plan["bad"]
         mid = db.register("op", "Model", "m")
         db.fire("dev", "train", mid, hexd(plan["good"]), plan["train_at"])
         alarms: list[Alarm] = []
         if plan["handoff"] == "MD->V":  # swap, and make the database agree with the bytes
             aud.visit_until(plan["handoff_at"])
-            dba_rewrite(db, mid, "train", hexd(bad))
+            dba_rewrite(db, mid, {"train": hexd(bad)})
         for i, at in enumerate(plan["verify_at"]):
             aud.visit_until(at)
             got = _t2_received(plan, f"v{i}")
@@ -124,8 +127,8 @@ class HandoffSwap:
         at = plan["consumer_at"]
         aud.visit_until(at - 60)
         if plan["handoff"] == "V->C":  # after verification: the consumer's copy, covered up
-            dba_rewrite(db, mid, "train", hexd(bad))
-            dba_rewrite(db, mid, "verify", tuple_digest(sha(bad), d, sha(evaluation(bad, d))).hex())
+            dba_rewrite(db, mid, {"train": hexd(bad), "verify": tuple_digest(
+                sha(bad), d, sha(evaluation(bad, d))).hex()})
         used = bound_ok(db, mid, bad, evaluation(bad, d), d)
         alarms += aud.visit_until(at + 12 * HOUR)
         db.close()
@@ -146,43 +149,38 @@ class HandoffSwap:
         alarms: list[Alarm] = []
         used: list[bool] = []
 
-        def developer() -> Any:
+        def story() -> Any:
             yield from send_ok(w, "op", "Model", "register", salt("m"))
             yield w.env.timeout(plan["train_at"] - w.env.now)
             yield from send_ok(w, "dev", "Model", "fire", "train", mid, sha(plan["good"]), "", [])
-
-        def verifier(i: int) -> Any:
-            yield w.env.timeout(plan["verify_at"][i])
-            got = _t2_received(plan, f"v{i}")
-            recorded = latest_evidence(w.clients["Model"], mid, "train")
-            if plan["diligent"][i] and sha(got) != recorded:
-                alarms.append(Alarm(w.env.now, "verifier", "bytes differ from the recorded train"))
-                yield from send_ok(w, f"v{i}", "Model", "fire", "reject", mid, sha(got), "", [])
-                return
-            ev = evaluation(got, d)
-            blob = store.put_bytes(ev)
-            yield from send_ok(w, f"v{i}", "Model", "fire", "verify", mid,
-                               tuple_digest(sha(got), d, sha(ev)), f"store://{blob.digest}", [])
-
-        def consumer() -> Any:
-            yield w.env.timeout(plan["accept_at"])
-            if w.clients["Model"].state(mid) == "verified":
+            for i, at in enumerate(plan["verify_at"]):  # each verifier gets the hand-off
+                yield w.env.timeout(at - w.env.now)
+                got, c = _t2_received(plan, f"v{i}"), w.client("Model")
+                if plan["diligent"][i] and sha(got) != latest_evidence(c, mid, "train"):
+                    alarms.append(Alarm(w.env.now, "verifier", "not the recorded train bytes"))
+                    yield from send_ok(w, f"v{i}", "Model", "fire", "reject", mid, sha(got), "",
+                                       [])
+                elif c.state(mid) == "trained":
+                    ev = evaluation(got, d)
+                    yield from send_ok(w, f"v{i}", "Model", "fire", "verify", mid, tuple_digest(
+                        sha(got), d, sha(ev)), f"store://{store.put_bytes(ev).digest}", [])
+            yield w.env.timeout(plan["accept_at"] - w.env.now)
+            if w.client("Model").state(mid) == "verified":
                 yield from send_ok(w, "op", "Model", "fire", "accept", mid)
             yield w.env.timeout(plan["consumer_at"] - w.env.now)
             got = _t2_received(plan, "cons")
             loc = [h.locator for h in w.clients["Model"].history(mid) if h.step == "verify"]
             try:
                 ev = store.get(loc[-1].removeprefix("store://")) if loc else b""
-                model_guard(w).check_approved(mid, got, d, ev)
-                used.append(got == plan["bad"])
+                used.append(model_guard(w).check_approved(mid, got, d, ev) is not None
+                            and got == plan["bad"])
             except NotApproved:
                 used.append(False)  # nothing approved to use (a verifier rejected it)
             except ConsumerRefused as exc:
                 used.append(False)
                 alarms.append(Alarm(w.env.now, "consumer-guard", type(exc).__name__))
 
-        for proc in (developer(), consumer(), *(verifier(i) for i in range(n))):
-            w.env.process(proc)
+        w.env.process(story())
         w.run(plan["consumer_at"] + 600, drain=False)
         w.finish()
         start = plan["handoff_at"] if plan["handoff"] == "MD->V" else plan["consumer_at"]
@@ -192,7 +190,7 @@ class HandoffSwap:
 
 # -- T5 ---------------------------------------------------------------------------------------
 def _t5_plan(tm: ThreatModel, seed: int) -> tuple[list[str], dict[str, bytes]]:
-    kinds = [k for k in ("honest", "broken", "lie") for _ in range(int(tm.parameters[k]))]
+    kinds = [k for k in ("honest", "broken", "lie") for _ in range(param(tm, k, 0))]
     random.Random(seed).shuffle(kinds)
     rows = b"%d,%d" % (seed, seed + 1)
     # what a broken or lying step reads instead: a local edit of the released rows
@@ -304,8 +302,8 @@ class BrokenLineage:
 # -- T6 ---------------------------------------------------------------------------------------
 def _t6_plan(tm: ThreatModel, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
-    n = int(tm.parameters["consumers"])
-    who = set(rng.sample(range(n), max(1, round(n * float(tm.parameters["targeted_fraction"])))))
+    n = param(tm, "consumers", 1)
+    who = set(rng.sample(range(n), max(1, round(n * param(tm, "targeted_fraction", 0, 1)))))
     split = rng.uniform(1, 3) * HOUR
     # targeted consumers fetch after the split (the attack is on them); others any time
     fetch = [rng.uniform(split, 10 * HOUR) if i in who else rng.uniform(0.3, 10) * HOUR
@@ -411,19 +409,19 @@ class MixAndMatch:
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         mat = _t8_material(seed)
         db = baseline_db(workdir, admin="dev")  # the developer's domain runs the database
-        aud = Auditor(db, float(tm.parameters["audit_every_s"]))
+        aud = Auditor(db, param(tm, "audit_every_s", 1))
         mid = db.register("op", "Model", "m")
         for i, m in enumerate(mat["models"]):
             db.fire("dev", "train", mid, hexd(m), (2 * i + 1) * TICK)
             for v in ("v0", "v2") if i == 2 else (f"v{i}",):
                 db.fire(v, "verify" if i == 2 else "reject", mid, mat["tds"][i].hex(),
                         (2 * i + 2) * TICK)
-        at = float(tm.parameters["attack_after_s"]) + 6 * TICK
+        at = param(tm, "attack_after_s", 0) + 6 * TICK
         aud.visit_until(at)
         used = []
         for m, d, e in mat["mixes"]:  # for each mix, the admin rewrites the record to match
-            dba_rewrite(db, mid, "verify", tuple_digest(sha(m), d, sha(e)).hex())
-            dba_rewrite(db, mid, "train", hexd(m))
+            dba_rewrite(db, mid, {"verify": tuple_digest(sha(m), d, sha(e)).hex(),
+                                  "train": hexd(m)})
             used.append(bound_ok(db, mid, m, e, d))
         alarms = aud.visit_until(at + 24 * HOUR)
         db.close()

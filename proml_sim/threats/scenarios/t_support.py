@@ -1,24 +1,18 @@
 """What the tampering scenarios (T1-T10) share: the paper's participants, the world set-up
 (single-admin or consortium lifecycles, by name from the threat model), the node's evidence
-source over a world, and the baseline's careful defences and its insider's cover-up.
-
-The baseline auditor (:class:`Auditor`) is what a careful centralised design adds to its
-hash-chained audit table: an outside party notes the audit head (seq, hash) every
-``audit_every_s`` seconds in its own log and, at each visit, checks that the chain still
-verifies, that every head it noted is still there, and that the history table agrees with the
-audit rows.  The insider who rewrites a record must then rewrite the audit rows and re-chain
-them (:func:`dba_rewrite`), which only a head noted *after* the rewritten row exposes.
-"""
+source over a world and node records, and the baseline database with the paper's roles (its
+insider and outside auditor are the kit's :func:`~proml_sim.threats.kit.dba_rewrite` and
+:class:`~proml_sim.threats.kit.Auditor`)."""
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections.abc import Generator, Iterable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
+from proml_sim.errors import UsageError
 from proml_sim.lifecycles import Dataset, Model, load_lifecycle
 from proml_sim.node.evidence import LiveSource
 from proml_sim.node.records import FileRef, Record
@@ -26,8 +20,6 @@ from proml_sim.node.store import BlobStore
 from proml_sim.sim import World
 from proml_sim.sim.world import Participant, SimTx, domain_id
 from proml_sim.threats.baseline import CentralDB
-from proml_sim.threats.kit import Alarm
-from proml_sim.threats.runner import Outcome
 
 HOUR = 3600.0
 #: the spacing of scripted steps whose timing does not matter (10 simulated minutes)
@@ -112,11 +104,22 @@ def enrol(w: World, lifecycle: str, grants: Sequence[tuple[Participant, str]]) -
         c.grant(admins[p.domain].signer, role, p.address, domain_id(p.domain))
 
 
-def lifecycle_name(tm: Any, key: str = "lifecycle", default: type = Dataset) -> type:
-    """The lifecycle class a threat model's ``[parameters]`` names (``Dataset``, ``Model`` or
+def param(tm: Any, name: str, lo: float | None = None, hi: float | None = None) -> Any:
+    """A threat model's ``[parameters]`` value, checked against ``[lo, hi]``; a missing or
+    out-of-range value is a :class:`UsageError` naming the file and the fix."""
+    if name not in tm.parameters:
+        raise UsageError(f"{tm.id} needs parameter {name!r} in [parameters] of {tm.path}")
+    v = tm.parameters[name]
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise UsageError(f"{tm.id} parameter {name}={v!r} is out of range: use a value in "
+                         f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]")
+    return v
+
+
+def lifecycle_name(tm: Any, key: str = "lifecycle") -> type:
+    """The lifecycle class a threat model's parameter names (``Dataset``, ``Model`` or
     ``package.module:Class``)."""
-    spec = tm.parameters.get(key)
-    return load_lifecycle(spec) if spec else default
+    return load_lifecycle(str(param(tm, key)))
 
 
 def send_ok(w: World, who: str | Participant, lifecycle: str, method: str, *args: Any
@@ -168,6 +171,7 @@ def baseline_db(workdir: Path, admin: str, extra: Iterable[tuple[str, str, str]]
     (and ``extra`` (person, lifecycle, role) with the person's domain from :data:`PEOPLE`)."""
     db = CentralDB(workdir / "provenance.sqlite", {"Dataset": Dataset, "Model": Model},
                    admin=admin)
+    db.conn.execute("PRAGMA synchronous=OFF")  # a simulation: no power cut to survive
     for person, lc, role in [*GRANTS, *extra]:
         db.grant(person, lc, role, PEOPLE.get(person, (f"{person}-co", ""))[0])
     return db
@@ -177,83 +181,3 @@ def db_step_digest(db: CentralDB, aid: str, step: str) -> str | None:
     """The digest of the latest ``step`` row of an artefact's history, as the database says."""
     rows = [r for r in db.history(aid) if r[1] == step]
     return str(rows[-1][4]) if rows else None
-
-
-def dba_rewrite(db: CentralDB, aid: str, step: str, digest: str, *, every: bool = False
-                ) -> None:
-    """The insider's consistent rewrite: the latest (or ``every``) ``step`` row of ``aid`` in
-    the history, the audit rows and the record now carry ``digest``; the audit re-chained."""
-    seqs = [r[0] for r in db.history(aid) if r[1] == step]
-    for seq in seqs if every else seqs[-1:]:
-        db.admin_sql("UPDATE history SET digest=? WHERE seq=?", (digest, seq))
-    rows = db.admin_sql("SELECT seq FROM audit WHERE artefact=? AND action IN (?, ?)",
-                        (aid, step, f"approve:{step}"))
-    for (seq,) in rows if every or step == "verify" else rows[-1:]:
-        db.admin_sql("UPDATE audit SET digest=? WHERE seq=?", (digest, seq))
-    if step == "verify":
-        db.admin_sql("UPDATE approvals SET digest=? WHERE artefact=?", (digest, aid))
-    if seqs and seqs[-1] == db.history(aid)[-1][0]:
-        db.admin_sql("UPDATE artefacts SET digest=? WHERE id=?", (digest, aid))
-    db.rechain_audit()
-
-
-class Auditor:
-    """The baseline's outside auditor (module docstring): visits every ``every`` seconds of the
-    baseline's clock (``visit_until``); the first failed visit raises an :class:`Alarm`."""
-
-    def __init__(self, db: CentralDB, every: float) -> None:
-        if every <= 0:
-            raise ValueError(f"audit_every_s={every}; use a positive number of seconds")
-        self.db, self.every = db, every
-        self.heads: list[tuple[int, str]] = []
-        self.alarms: list[Alarm] = []
-        self.at = 0.0
-
-    def visit_until(self, now: float) -> list[Alarm]:
-        """Make every visit due up to ``now``; returns the alarms so far."""
-        while self.at + self.every <= now:
-            self.at += self.every
-            why = self.problem()
-            if why and not self.alarms:
-                self.alarms.append(Alarm(self.at, "baseline-auditor", why))
-            row = self.db.conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC "
-                                       "LIMIT 1").fetchone()
-            if row:
-                self.heads.append((int(row[0]), str(row[1])))
-        return self.alarms
-
-    def problem(self) -> str | None:
-        conn = self.db.conn
-        if (bad := self.db.verify_audit()) is not None:
-            return f"audit row {bad} does not hash"
-        for seq, h in self.heads:
-            if conn.execute("SELECT hash FROM audit WHERE seq=?", (seq,)).fetchone() != (h,):
-                return f"noted audit head {seq} changed: rows before it were rewritten"
-        for aid, in conn.execute("SELECT id FROM artefacts").fetchall():
-            hist = [(s, d or "") for _, s, _, _, d, _ in self.db.history(aid)]
-            aud = [(a, d or "") for a, d in conn.execute(
-                "SELECT action, digest FROM audit WHERE artefact=? AND action NOT LIKE "
-                "'approve:%' ORDER BY seq", (aid,))]
-            if hist != aud:
-                return f"history of {aid} disagrees with the audit trail"
-        return None
-
-
-def trials(goals: Sequence[bool], caught: Sequence[bool], *, attack_at: float | None = None,
-           alarms: Iterable[Alarm] = (), metrics: dict[str, float] | None = None,
-           note: str = "") -> Outcome:
-    """:func:`kit.outcome` of a run that made ``len(goals)`` attack attempts: attempt ``i``
-    reached the goal (``goals[i]``) and, if so, was caught by an alarm (``caught[i]``)."""
-    from proml_sim.threats.kit import outcome
-
-    o = outcome(any(goals), attack_at=attack_at, alarms=alarms, metrics=metrics, note=note)
-    o.attempts, o.successes = len(goals), sum(goals)
-    o.detections = sum(g and c for g, c in zip(goals, caught, strict=True))
-    o.detected = o.successes > 0 and o.detections == o.successes
-    if not o.detected:
-        o.ttd_s = None
-    return o
-
-
-def pairs_decreasing(values: Iterable[int]) -> int:
-    return sum(1 for a, b in itertools.pairwise(values) if b < a)

@@ -14,22 +14,20 @@ from proml_sim.node.consumer import ConsumerGuard, ConsumerRefused
 from proml_sim.node.store import BlobStore
 from proml_sim.sim.world import domain_id
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, watch
+from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite, trials, watch
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import outcome_of, salt
 from proml_sim.threats.scenarios.t_support import (
     HOUR,
     TICK,
-    Auditor,
     baseline_db,
-    dba_rewrite,
     hexd,
     lifecycle_name,
     ok,
     paper_world,
+    param,
     send_ok,
     sha,
-    trials,
 )
 
 _Single: Any = getattr(lifecycles, "SingleAdminDataset", lifecycles.Dataset)
@@ -50,14 +48,14 @@ def _plan(tm: ThreatModel, seed: int) -> tuple[float, list[float]]:
     rng = random.Random(seed)
     swap = rng.uniform(1, 4) * HOUR
     # consumers fetch after the swap (fetches before it see honest bytes and measure nothing)
-    n = int(tm.parameters["consumers"])
+    n = param(tm, "consumers", 1)
     return swap, sorted(rng.uniform(swap + TICK, 12 * HOUR) for _ in range(n))
 
 
 def _baseline(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
     swap, fetches = _plan(tm, seed)
     db = baseline_db(workdir, admin="da")
-    aud = Auditor(db, float(tm.parameters["audit_every_s"]))
+    aud = Auditor(db, param(tm, "audit_every_s", 1))
     blob = workdir / "dataset.bin"
     blob.write_bytes(GOOD)
     aid = db.register("da", "Dataset", "ds", hexd(GOOD))
@@ -68,13 +66,12 @@ def _baseline(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outco
     aud.visit_until(swap)
     blob.write_bytes(BAD)
     if launder:  # through the application: a labeller it appointed, claiming label-co
-        db.grant("sock", "Dataset", "labeller", str(tm.parameters["sock_domain"]))
+        db.grant("sock", "Dataset", "labeller", param(tm, "sock_domain"))
         db.fire("sock", "label", aid, hexd(BAD), swap)
         db.fire("da", "review", aid, "", swap)
         db.fire("da", "release", aid, hexd(BAD), swap)
     else:  # the DBA makes the record agree with the new bytes, audit trail included
-        for step in ("register", "label", "release"):
-            dba_rewrite(db, aid, step, hexd(BAD))
+        dba_rewrite(db, aid, dict.fromkeys(("register", "label", "release"), hexd(BAD)))
     used = []
     for t in fetches:  # a consumer uses the bytes if they hash to the recorded digest
         aud.visit_until(t)
@@ -116,7 +113,7 @@ def _proml(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
         store.path_of(digest.hex()).write_bytes(BAD)  # the served bytes change
         if launder:  # the admin appoints its sock labeller (a consortium refuses a foreign
             sock = ps["sock"]  # domain: it then enrols the sock into its own) and launders
-            for claim in dict.fromkeys((str(tm.parameters["sock_domain"]), sock.domain)):
+            for claim in dict.fromkeys((param(tm, "sock_domain"), sock.domain)):
                 if (yield from do("da", "grant", "labeller", sock.address, domain_id(claim))):
                     break
             yield from do("sock", "fire", "label", aid, sha(BAD), "", [])
@@ -135,7 +132,7 @@ def _proml(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
     guard = ConsumerGuard(w.client(ds), accept_states=("released",))
     # the defence a consortium makes meaningful: a label step by an account enrolled in the
     # registering domain is no outsourced labelling (the domain comes from the chain)
-    watch(w, ds, every=float(tm.parameters["monitor_every_s"]), alarms=alarms,
+    watch(w, ds, every=param(tm, "monitor_every_s", 1), alarms=alarms,
           name="label-domain-monitor", rule=lambda w, evs: _self_labelled(w.client(ds), evs))
     w.env.process(data_company())
     for t in fetches:
