@@ -171,8 +171,13 @@ def dba_rewrite(db: CentralDB, aid: str, digests: dict[str, str]) -> None:
     for step, digest in digests.items():
         seq, old = [(r[0], r[4]) for r in db.history(aid) if r[1] == step][-1]
         db.admin_sql("UPDATE history SET digest=? WHERE seq=?", (digest, seq))
-        db.admin_sql("UPDATE audit SET digest=? WHERE artefact=? AND action IN (?, ?) AND "
-                     "digest=?", (digest, aid, step, f"approve:{step}", old))
+        # its audit row, and the approvals just before it
+        last = db.admin_sql("SELECT MAX(seq) FROM audit WHERE artefact=? AND action=?",
+                            (aid, step))[0][0]
+        prev = db.admin_sql("SELECT COALESCE(MAX(seq), 0) FROM audit WHERE artefact=? AND "
+                            "seq<? AND action NOT LIKE 'approve:%'", (aid, last))[0][0]
+        db.admin_sql("UPDATE audit SET digest=? WHERE artefact=? AND seq>? AND seq<=? AND "
+                     "action IN (?, ?)", (digest, aid, prev, last, step, f"approve:{step}"))
         db.admin_sql("UPDATE approvals SET digest=? WHERE artefact=? AND step=? AND digest=?",
                      (digest, aid, step, old))
         if seq == db.history(aid)[-1][0]:
