@@ -189,11 +189,10 @@ class Rollback:
 
         def fetch(c: int, idx: int, at: float) -> bool:
             """Consumer ``c`` is served release ``idx`` (1-based) and checks it in the DB."""
-            aid, m = db.conn.execute("SELECT artefact FROM releases WHERE idx=?",
-                                     (idx,)).fetchone()[0], plan["models"][idx - 1]
+            (aid,), m = db.conn.execute("SELECT artefact FROM releases WHERE idx=?", (
+                idx,)).fetchone(), plan["models"][idx - 1]
             latest = db.conn.execute("SELECT MAX(idx) FROM releases").fetchone()[0]
-            if idx == latest and bound_ok(db, aid, m, evaluation(m, d), d) \
-                    and idx >= memory.get(c, 0):
+            if idx == latest >= memory.get(c, 0) and bound_ok(db, aid, m, evaluation(m, d), d):
                 memory[c] = idx
                 return True
             alarms.append(Alarm(at, f"consumer-{c}", "an older release than accepted before"))
@@ -323,21 +322,17 @@ class FastForward:
             # of functions that would take one
             train = w.sim_clients["Model"].transition_abi.encode_call(
                 "train", [mid, sha(b"ff"), "", []])
-            calls = [(train + huge.to_bytes(32, "big"), "train+version")
-                     for huge in (HUGE, SQLITE_MAX, 2**64)]
-            calls += [(selector_call(sig, mid, sha(b"ff"), "", [], HUGE), sig) for sig in (
-                "train(bytes32,bytes32,string,bytes32[],uint256)",
-                "verify(bytes32,bytes32,string,bytes32[],uint256)")]
-            calls.append((selector_call("set_version(bytes32,uint256)", mid, HUGE), "set"))
-            for data, kind in calls:
-                tries.append((yield from send_ok(w, "mal", "Model", "send_raw", data, None, kind)))
-            for i in range(legit):  # afterwards, the honest developer's updates
-                tx = yield from send_ok(w, "dev", "Model", "fire", "train", mid,
-                                        sha(b"m%d" % (i + 2)), "", [])
-                results.append(ok(tx))
-            for v in ("v0", "v1"):  # approvals still bind the contract's current version
-                tx = yield from send_ok(w, v, "Model", "fire", "verify", mid, sha(b"ev"), "", [])
-                results.append(ok(tx))
+            calls = [train + huge.to_bytes(32, "big") for huge in (HUGE, SQLITE_MAX, 2**64)] + [
+                selector_call(f"{fn}(bytes32,bytes32,string,bytes32[],uint256)", mid, sha(b"ff"),
+                              "", [], HUGE) for fn in ("train", "verify")] + [
+                selector_call("set_version(bytes32,uint256)", mid, HUGE)]
+            for data in calls:
+                tries.append((yield from send_ok(w, "mal", "Model", "send_raw", data, None, "")))
+            # afterwards, the honest developer's updates; approvals bind the current version
+            for who, step, ev in [("dev", "train", b"m%d" % (i + 2)) for i in range(legit)] + [
+                    ("v0", "verify", b"ev"), ("v1", "verify", b"ev")]:
+                results.append(ok((yield from send_ok(w, who, "Model", "fire", step, mid, sha(ev),
+                                                      "", []))))
 
         w.env.process(run())
         w.run((legit + 12) * TICK, drain=False)

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from proml_sim.errors import UsageError
+from proml_sim.ir import build_ir
 from proml_sim.lifecycles import Dataset, Model, load_lifecycle
 from proml_sim.node.evidence import LiveSource
 from proml_sim.node.records import FileRef, Record
@@ -55,14 +56,14 @@ def paper_world(seed: int, extra: dict[str, tuple[str, str]] | None = None,
     its own accounts."""
     w = World(seed, "consortium-fast", lifecycles=lifecycles)
     ps = {n: w.add_participant(n, d, r) for n, (d, r) in {**PEOPLE, **(extra or {})}.items()}
-    wanted = [g for g in dict.fromkeys([*GRANTS, *grants]) if g[1] in w.lifecycles]
-    gov = {n for n, cls in w.lifecycles.items() if _consortium(cls)}
+    irs = {n: build_ir(cls) for n, cls in w.lifecycles.items()}
+    wanted = [g for g in dict.fromkeys([*GRANTS, *grants]) if g[1] in irs]
+    gov = {n for n, ir in irs.items() if ir.consortium is not None}
     # a role whose admin is another role (Dataset.labeller) is granted by that role's holder
-    later = [g for g in wanted if g[1] not in gov
-             and w.lifecycles[g[1]] and _role_admin(w, g[1], g[2]) != "admin"]
+    later = [g for g in wanted if g[1] not in gov and irs[g[1]].role(g[2]).admin != "admin"]
     w.setup([g for g in wanted if g[1] not in gov and g not in later])
     for name, lc, role in later:
-        granter = next(ps[n] for n, c, r in wanted if c == lc and r == _role_admin(w, lc, role))
+        granter = next(ps[n] for n, c, r in wanted if c == lc and r == irs[lc].role(role).admin)
         w.clients[lc].grant(granter.signer, role, ps[name].address, domain_id(ps[name].domain))
     for lc in sorted(gov):
         enrol(w, lc, [(ps[n], role) for n, c, role in wanted if c == lc])
@@ -70,36 +71,22 @@ def paper_world(seed: int, extra: dict[str, tuple[str, str]] | None = None,
     return w, ps
 
 
-def _role_admin(w: World, lifecycle: str, role: str) -> str:
-    from proml_sim.ir import build_ir
-
-    return str(build_ir(w.lifecycles[lifecycle]).role(role).admin)
-
-
-def _consortium(cls: type) -> bool:
-    from proml_sim.ir import build_ir
-
-    return build_ir(cls).consortium is not None
-
-
 def enrol(w: World, lifecycle: str, grants: Sequence[tuple[Participant, str]]) -> None:
-    """Consortium set-up outside simulated time: the founder (the deployer) and every domain
-    already in vote each new domain in, its first grantee becoming the domain's admin with the
-    roles its accounts need; then each domain admin grants its accounts (itself included)."""
+    """Consortium set-up outside simulated time (until ``World.setup`` does it): the founder
+    (the deployer) proposes each new domain and the domains already in vote it in up to the
+    quorum, its first grantee becoming the domain's admin with the roles its accounts need;
+    then each domain admin grants its own accounts (itself included)."""
     c, founder = w.clients[lifecycle], w.admin
     assert founder is not None
     admins: dict[str, Participant] = {}
     for p, _ in grants:
-        if p.domain in admins:
-            continue
-        mask = sum(c.ir.role(r).bit for q, r in grants if q.domain == p.domain)
-        pid = c.propose(founder.signer, "add_domain", domain_id(p.domain), p.address, mask)
-        for a in admins.values():
-            if c.ir.consortium.quorum > 1:
+        if p.domain not in admins:
+            mask = sum(c.ir.role(r).bit for q, r in grants if q.domain == p.domain)
+            pid = c.propose(founder.signer, "add_domain", domain_id(p.domain), p.address, mask)
+            for a in list(admins.values())[:c.ir.consortium.quorum - 1]:
                 c.vote(a.signer, pid)
-                break
-        c.execute(founder.signer, pid)
-        admins[p.domain] = p
+            c.execute(founder.signer, pid)
+            admins[p.domain] = p
     for p, role in grants:
         c.grant(admins[p.domain].signer, role, p.address, domain_id(p.domain))
 
