@@ -9,10 +9,11 @@ import random
 from pathlib import Path
 from typing import Any
 
-from proml_sim.ir import Registered, RoleGranted, Transitioned
+from proml_sim.ir import Registered, Transitioned
 from proml_sim.node.lineage import Lineage, VersionKey
 from proml_sim.node.records import InputRef, Record
 from proml_sim.node.store import BlobStore
+from proml_sim.sim.world import domain_id
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, trials
 from proml_sim.threats.runner import Outcome, scenario
@@ -123,16 +124,12 @@ class LabelFlip:
         w.run((4 + 2 * len(plan["models"])) * TICK, drain=False)
         w.finish()
         # discovered: who introduced the poisoned bytes?  The first event carrying their digest
-        bad, domain, culprit = sha(plan["labelled"]["p"]), {}, None
-        for ev in w.clients["Dataset"].events():
-            if isinstance(ev, RoleGranted):
-                domain[ev.account] = ev.domain.rstrip(b"\0").decode()
-            elif isinstance(ev, Registered | Transitioned) and ev.digest == bad:
-                actor = ev.registrant if isinstance(ev, Registered) else ev.actor
-                culprit = (actor, domain.get(actor), getattr(ev, "version", 1))
-                break
-        attribution = culprit is not None and culprit[:2] == (ps["lab"].address, "label-co")
-        version = culprit[2] if culprit else 1
+        c, bad = w.client("Dataset"), sha(plan["labelled"]["p"])
+        ev = next(e for e in c.events() if isinstance(e, Registered | Transitioned)
+                  and e.digest == bad)
+        actor = ev.registrant if isinstance(ev, Registered) else ev.actor
+        attribution = (actor, c.domain_of(actor)) == (ps["lab"].address, domain_id("label-co"))
+        version = getattr(ev, "version", 1)
         radius = Lineage(evidence_source(w, BlobStore(workdir / "exchange"))).blast_radius(
             VersionKey("Dataset", "0x" + ids["p"].hex(), version), version)
         found = {bytes.fromhex(a["id"][2:]) for a in radius.artefacts.get("Model", [])}
