@@ -9,7 +9,8 @@ from typing import Any
 
 from proml_sim import lifecycles
 from proml_sim.dsl import Consortium
-from proml_sim.ir import Registered, Transitioned
+from proml_sim.errors import UsageError
+from proml_sim.ir import Registered, Transitioned, build_ir
 from proml_sim.node.consumer import ConsumerGuard, ConsumerRefused
 from proml_sim.node.store import BlobStore
 from proml_sim.sim.world import domain_id
@@ -87,6 +88,9 @@ def _proml(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
     swap, fetches = _plan(tm, seed)
     cls = lifecycle_name(tm)
     ds = cls.__name__
+    if not {"label", "review", "release"} <= {t.name for t in build_ir(cls).transitions}:
+        raise UsageError(f"{tm.id}: lifecycle {ds} has no label/review/release steps; name a "
+                         "Dataset lifecycle (Dataset, package.module:Class)")
     in_house = [("da", ds, "labeller")] * bool(tm.parameters.get("in_house_labelling", True))
     # the sock: an account the dataset admin holds, in its domain
     w, ps = paper_world(seed, extra={"sock": ("data-co", "eu")}, lifecycles=[cls],
