@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from proml_sim import lifecycles
+import proml_sim.lifecycles as lifecycles
 from proml_sim.dsl import Consortium
 from proml_sim.errors import UsageError
 from proml_sim.ir import Registered, Transitioned, build_ir
