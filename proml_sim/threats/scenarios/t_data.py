@@ -27,6 +27,7 @@ from proml_sim.threats.scenarios.t_support import (
     latest_evidence,
     paper_world,
     param,
+    play,
     put_record,
     send_ok,
     sha,
@@ -120,9 +121,7 @@ class LabelFlip:
                     yield from send_ok(w, "dev", "Model", "fire", "train", mids[i],
                                        sha(b"model %d.%d" % (i, n)), "", [ids[k] for k in t])
 
-        w.env.process(story())
-        w.run((4 + 2 * len(plan["models"])) * TICK, drain=False)
-        w.finish()
+        play(w, (4 + 2 * len(plan["models"])) * TICK, story())
         # discovered: who introduced the poisoned bytes?  The first event carrying their digest
         c, bad = w.client("Dataset"), sha(plan["labelled"]["p"])
         ev = next(e for e in c.events() if isinstance(e, Registered | Transitioned)
@@ -257,7 +256,5 @@ class UndeclaredData:
             if hexd(fit(rows, rec.params["l2"])) != rec.outputs[0].sha256:
                 flagged[i] = w.env.now
 
-        w.env.process(developer())
-        w.run((len(plan["kinds"]) + 8) * TICK, drain=False)
-        w.finish()
+        play(w, (len(plan["kinds"]) + 8) * TICK, developer())
         return _t10_outcome(plan, flagged)

@@ -16,7 +16,7 @@ from proml_sim.chain.client import LifecycleClient
 from proml_sim.compiler import compile_artefact
 from proml_sim.errors import LifecycleError
 from proml_sim.ir import Transitioned
-from proml_sim.node.consumer import ConsumerRefused, tuple_digest
+from proml_sim.node.consumer import tuple_digest
 from proml_sim.node.store import BlobStore
 from proml_sim.sim.world import domain_id
 from proml_sim.threats.catalogue import ThreatModel
@@ -31,8 +31,10 @@ from proml_sim.threats.scenarios.t_support import (
     ok,
     paper_world,
     param,
+    play,
     send_ok,
     sha,
+    uses,
 )
 
 
@@ -144,9 +146,7 @@ class CoverUp:
             fooled.append(decoy.address == pinned)
             snaps.append(tuple(real.events()))
 
-        w.env.process(story())
-        w.run(times[-1] + param(tm, "cover_after_s", 0) + 3 * TICK, drain=False)
-        w.finish()
+        play(w, times[-1] + param(tm, "cover_after_s", 0) + 3 * TICK, story())
         present = any(isinstance(e, Transitioned) and e.id == mid
                       and real.ir.transitions[e.transition].name == "reject"
                       for e in real.events())
@@ -231,13 +231,9 @@ class Rollback:
         used: list[bool] = []
 
         def fetch(c: int, aid: bytes, j: int) -> bool:
-            m = plan["models"][j]
-            try:
-                acc = guards[c].check_approved(aid, m, d, evaluation(m, d))
-            except ConsumerRefused as exc:
-                alarms.append(Alarm(w.env.now, f"consumer-{c}", type(exc).__name__))
-                return False
-            return bool(acc.release < plan["k"])  # an older release than the latest one
+            m = plan["models"][j]  # accepted: an older release than the latest one
+            return uses(lambda: guards[c].check_approved(aid, m, d, evaluation(m, d)), alarms,
+                        w.env.now, f"consumer-{c}") and j < plan["k"] - 1
 
         def releases() -> Any:
             for i, m in enumerate(plan["models"]):
@@ -260,9 +256,7 @@ class Rollback:
             for c, j in enumerate(plan["served"]):  # the hub serves an older, approved release
                 used.append(fetch(c, rel[j] if plan["variant"][c] == "old id" else rel[-1], j))
 
-        w.env.process(releases())
-        w.run(plan["attack_at"] + TICK, drain=False)
-        w.finish()
+        play(w, plan["attack_at"] + TICK, releases())
         return _t7_outcome(plan, used, alarms)
 
 
@@ -334,9 +328,7 @@ class FastForward:
                 results.append(ok((yield from send_ok(w, who, "Model", "fire", step, mid, sha(ev),
                                                       "", []))))
 
-        w.env.process(run())
-        w.run((legit + 12) * TICK, drain=False)
-        w.finish()
+        play(w, (legit + 12) * TICK, run())
         client = w.clients["Model"]
         return _t9_outcome([h.version for h in client.history(mid)],
                            sum(not r for r in results),

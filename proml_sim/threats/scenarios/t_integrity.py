@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,6 @@ from proml_sim.ir import ZERO32
 from proml_sim.node.consumer import (
     ConsumerGuard,
     ConsumerRefused,
-    NotApproved,
     fetch_by_digest,
     tuple_digest,
 )
@@ -41,9 +41,11 @@ from proml_sim.threats.scenarios.t_support import (
     latest_evidence,
     paper_world,
     param,
+    play,
     put_record,
     send_ok,
     sha,
+    uses,
 )
 
 MODEL_STATES = ("verified", "delivered", "audited")
@@ -170,19 +172,11 @@ class HandoffSwap:
             yield w.env.timeout(plan["consumer_at"] - w.env.now)
             got = _t2_received(plan, "cons")
             loc = [h.locator for h in w.clients["Model"].history(mid) if h.step == "verify"]
-            try:
-                ev = store.get(loc[-1].removeprefix("store://")) if loc else b""
-                used.append(model_guard(w).check_approved(mid, got, d, ev) is not None
-                            and got == plan["bad"])
-            except NotApproved:
-                used.append(False)  # nothing approved to use (a verifier rejected it)
-            except ConsumerRefused as exc:
-                used.append(False)
-                alarms.append(Alarm(w.env.now, "consumer-guard", type(exc).__name__))
+            ev = store.get(loc[-1].removeprefix("store://")) if loc else b""
+            used.append(uses(lambda: model_guard(w).check_approved(mid, got, d, ev), alarms,
+                             w.env.now) and got == plan["bad"])
 
-        w.env.process(story())
-        w.run(plan["consumer_at"] + 600, drain=False)
-        w.finish()
+        play(w, plan["consumer_at"] + 600, story())
         start = plan["handoff_at"] if plan["handoff"] == "MD->V" else plan["consumer_at"]
         return trials(used, [bool(alarms)], attack_at=start, alarms=alarms,
                       note=f"hand-off {plan['handoff']}")
@@ -291,11 +285,7 @@ class BrokenLineage:
                     yield from send_ok(w, v, "Model", "fire", "verify", mid, td, "", [])
             approved[i] = w.clients["Model"].state(mid) == "verified"
 
-        w.env.process(data_company())
-        for i, k in enumerate(kinds):
-            w.env.process(step(i, k))
-        w.run((len(kinds) + 3) * TICK, drain=False)
-        w.finish()
+        play(w, (len(kinds) + 3) * TICK, data_company(), *map(step, range(len(kinds)), kinds))
         return _t5_outcome(kinds, approved, alarms, "lineage checked by node verify")
 
 
@@ -382,11 +372,7 @@ class SplitView:
                 alarms.append(Alarm(now, "consumer", "the URL served other bytes"))
                 st["recovered"] += 1
 
-        w.env.process(data_company())
-        for i in range(n):
-            w.env.process(consumer(i))
-        w.run(11 * HOUR, drain=False)
-        w.finish()
+        play(w, 11 * HOUR, data_company(), *map(consumer, range(n)))
         return _t6_outcome(plan, used, sorted(alarms, key=lambda a: a.at), st)
 
 
@@ -451,16 +437,11 @@ class MixAndMatch:
                         yield from send_ok(w, v, "Model", "fire", "verify" if i == 2 else
                                            "reject", mid, digest, "", [])
 
-        w.env.process(story())
-        w.run(16 * TICK, drain=False)
-        w.finish()
+        play(w, 16 * TICK, story())
         guard = model_guard(w)
-        used = []
-        for m, d, e in mat["mixes"]:
-            try:
-                used.append(guard.check_approved(ids["t"], m, d, e) is not None)
-            except ConsumerRefused:
-                used.append(False)
+        alarms: list[Alarm] = []
+        used = [uses(partial(guard.check_approved, ids["t"], m, d, e), alarms, w.env.now)
+                for m, d, e in mat["mixes"]]
         genuine = guard.check_approved(ids["t"], ms[2], ds[1], mat["evals"][2]) is not None
         # the ablation: approvals signing the evaluation alone, checked element by element
         hist = w.clients["Model"].history(ids["e"])

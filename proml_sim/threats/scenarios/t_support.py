@@ -7,7 +7,7 @@ insider and outside auditor are the kit's :func:`~proml_sim.threats.kit.dba_rewr
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -15,12 +15,14 @@ from typing import Any, cast
 from proml_sim.errors import UsageError
 from proml_sim.ir import build_ir
 from proml_sim.lifecycles import Dataset, Model, load_lifecycle
+from proml_sim.node.consumer import ConsumerRefused, NotApproved
 from proml_sim.node.evidence import LiveSource
 from proml_sim.node.records import FileRef, Record
 from proml_sim.node.store import BlobStore
 from proml_sim.sim import World
 from proml_sim.sim.world import Participant, SimTx, domain_id
 from proml_sim.threats.baseline import CentralDB
+from proml_sim.threats.kit import Alarm
 
 HOUR = 3600.0
 #: the spacing of scripted steps whose timing does not matter (10 simulated minutes)
@@ -115,6 +117,28 @@ def send_ok(w: World, who: str | Participant, lifecycle: str, method: str, *args
     tx = yield from w.send(who, lifecycle, method, *args)
     yield w.confirmed(tx, 1)
     return tx
+
+
+def play(w: World, until: float, *actors: Generator[Any, Any, Any]) -> None:
+    """Run the actor processes until simulated time ``until``, then close the world's run."""
+    for actor in actors:
+        w.env.process(actor)
+    w.run(until, drain=False)
+    w.finish()
+
+
+def uses(check: Callable[[], Any], alarms: list[Alarm], at: float, who: str = "consumer"
+         ) -> bool:
+    """A consumer's decision: whether ``check()`` (a :class:`ConsumerGuard` check) accepts.  A
+    refusal other than "nothing approved yet" goes to the consumer's own log as an alarm."""
+    try:
+        check()
+        return True
+    except NotApproved:
+        return False
+    except ConsumerRefused as exc:
+        alarms.append(Alarm(at, who, type(exc).__name__))
+        return False
 
 
 def ok(tx: SimTx) -> bool:

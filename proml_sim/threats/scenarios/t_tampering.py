@@ -11,7 +11,7 @@ import proml_sim.lifecycles as lifecycles
 from proml_sim.dsl import Consortium
 from proml_sim.errors import UsageError
 from proml_sim.ir import Registered, Transitioned, build_ir
-from proml_sim.node.consumer import ConsumerGuard, ConsumerRefused
+from proml_sim.node.consumer import ConsumerGuard
 from proml_sim.node.store import BlobStore
 from proml_sim.sim.world import domain_id
 from proml_sim.threats.catalogue import ThreatModel
@@ -27,8 +27,10 @@ from proml_sim.threats.scenarios.t_support import (
     ok,
     paper_world,
     param,
+    play,
     send_ok,
     sha,
+    uses,
 )
 
 _Single: Any = getattr(lifecycles, "SingleAdminDataset", lifecycles.Dataset)
@@ -126,23 +128,15 @@ def _proml(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
 
     def consumer(at: float) -> Any:
         yield w.env.timeout(at)
-        try:
-            guard.check_bytes(aid, store.path_of(digest.hex()).read_bytes())
-            used.append(True)
-        except ConsumerRefused as exc:
-            used.append(False)
-            alarms.append(Alarm(w.env.now, "consumer-guard", type(exc).__name__))
+        used.append(uses(lambda: guard.check_bytes(aid, store.path_of(digest.hex()).read_bytes()),
+                         alarms, w.env.now))
 
     guard = ConsumerGuard(w.client(ds), accept_states=("released",))
     # the defence a consortium makes meaningful: a label step by an account enrolled in the
     # registering domain is no outsourced labelling (the domain comes from the chain)
     watch(w, ds, every=param(tm, "monitor_every_s", 1), alarms=alarms,
           name="label-domain-monitor", rule=lambda w, evs: _self_labelled(w.client(ds), evs))
-    w.env.process(data_company())
-    for t in fetches:
-        w.env.process(consumer(t))
-    w.run(12 * HOUR + 1, drain=False)
-    w.finish()
+    play(w, 12 * HOUR + 1, data_company(), *map(consumer, fetches))
     return trials(used, [bool(alarms)] * len(used), attack_at=swap, alarms=alarms,
                   note=f"{ds}: " + ", ".join(steps))
 
