@@ -31,7 +31,8 @@ A scenario is a class with ``baseline`` and ``proml`` static methods registered 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Sequence
+import dataclasses
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,8 @@ from proml_sim.sim.world import Participant, World
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.runner import Outcome
 
-__all__ = ["Alarm", "Auditor", "Consumer", "attempt", "dba_rewrite", "outcome", "trials", "watch"]
+__all__ = ["Alarm", "Auditor", "Consumer", "Trial", "attempt", "dba_rewrite", "outcome",
+           "trials_outcome", "watch"]
 
 
 @dataclass(frozen=True)
@@ -140,26 +142,44 @@ class Consumer:
         return bool(recorded) and recorded[-1] == digest
 
 
-# -- branch threats-t: trial-level outcomes, and the baseline's insider and outside auditor ----
-def trials(goals: Sequence[bool], caught: Sequence[bool], *, attack_at: float | None = None,
-           alarms: Iterable[Alarm] = (), metrics: dict[str, float] | None = None,
-           note: str = "") -> Outcome:
-    """:func:`outcome` of a run that made ``len(goals)`` attack attempts (counted as trials by
-    the runner): attempt ``i`` reached the goal (``goals[i]``) and, if so, was caught by an
-    alarm (``caught[i]``); the run is detected when every successful attempt was caught.
+# -- branch threats-s: trial-level outcomes ----------------------------------------------------
+@dataclass(frozen=True)
+class Trial:
+    """One attack attempt of a run: whether its goal was reached (observed: a consumer acted,
+    the record was rewritten) and the alarms raised about it (from deployment data).
 
-    Example: ``trials([c.accepts(w, a) for c in consumers], [bool(alarms)] * n,
-    attack_at=t0, alarms=alarms)``.
+    Example: ``Trial(Consumer("Model", state="verified").accepts(w, mid), alarms=mine)``.
     """
-    o = outcome(any(goals), attack_at=attack_at, alarms=alarms, metrics=metrics, note=note)
-    o.attempts, o.successes = len(goals), sum(goals)
-    o.detections = sum(g and c for g, c in zip(goals, caught, strict=True))
-    o.detected = o.successes > 0 and o.detections == o.successes
-    if not o.detected:
-        o.ttd_s = None
-    return o
+
+    success: bool
+    alarms: tuple[Alarm, ...] = ()
 
 
+def trials_outcome(trials: Iterable[Trial], *, attack_at: float | None = None,
+                   metrics: dict[str, float] | None = None,
+                   series: dict[str, list[tuple[float, float]]] | None = None,
+                   note: str = "") -> Outcome:
+    """:func:`outcome` of a run that made several attempts: each is one trial of the runner's
+    statistics (successes, and detected successes: those with an alarm); the run's time to
+    detect is the first alarm of a detected success minus ``attack_at``.
+
+    Example: ``trials_outcome([Trial(True, (Alarm(70.0, "monitor"),)), Trial(False)],
+    attack_at=10.0)`` has attempts 2, successes 1, detections 1, ``ttd_s`` 60.0.
+    """
+    ts = list(trials)
+    if not ts:
+        raise ValueError("trials_outcome needs at least one attempt")
+    won = [t for t in ts if t.success]
+    seen = [t for t in won if t.alarms]
+    base = outcome(bool(won), attack_at=attack_at, alarms=[a for t in seen for a in t.alarms],
+                   metrics=metrics, note=note)
+    # the run counts as detected only if every success was (the runner's verdict rule)
+    return dataclasses.replace(base, detected=bool(won) and len(seen) == len(won),
+                               series=dict(series or {}), attempts=len(ts),
+                               successes=len(won), detections=len(seen))
+
+
+# -- branch threats-t: the baseline's insider and its outside auditor ----------------------------
 def dba_rewrite(db: CentralDB, aid: str, digests: dict[str, str]) -> None:
     """Baseline attacker action: the database insider's consistent rewrite.  The latest row of
     each step in ``digests`` (its history row, the audit and approval rows that carried the

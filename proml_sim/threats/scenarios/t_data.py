@@ -15,7 +15,7 @@ from proml_sim.node.records import InputRef, Record
 from proml_sim.node.store import BlobStore
 from proml_sim.sim.world import domain_id
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, trials
+from proml_sim.threats.kit import Alarm
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import salt
 from proml_sim.threats.scenarios.t_support import (
@@ -31,6 +31,7 @@ from proml_sim.threats.scenarios.t_support import (
     put_record,
     send_ok,
     sha,
+    trials,
 )
 
 # -- T3 ---------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from proml_sim.node.consumer import tuple_digest
 from proml_sim.node.store import BlobStore
 from proml_sim.sim.world import domain_id
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Auditor, trials
+from proml_sim.threats.kit import Alarm, Auditor
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import outcome_of, salt
 from proml_sim.threats.scenarios.t_integrity import bound_ok, evaluation, model_guard
@@ -34,6 +34,7 @@ from proml_sim.threats.scenarios.t_support import (
     play,
     send_ok,
     sha,
+    trials,
     uses,
 )
 

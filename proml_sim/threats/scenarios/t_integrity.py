@@ -27,7 +27,7 @@ from proml_sim.node.records import InputRef
 from proml_sim.node.store import BlobStore
 from proml_sim.node.verify import verify
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite, trials
+from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import salt
 from proml_sim.threats.scenarios.t_support import (
@@ -45,6 +45,7 @@ from proml_sim.threats.scenarios.t_support import (
     put_record,
     send_ok,
     sha,
+    trials,
     uses,
 )
 

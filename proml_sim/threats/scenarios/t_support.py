@@ -22,7 +22,8 @@ from proml_sim.node.store import BlobStore
 from proml_sim.sim import World
 from proml_sim.sim.world import Participant, SimTx, domain_id
 from proml_sim.threats.baseline import CentralDB
-from proml_sim.threats.kit import Alarm
+from proml_sim.threats.kit import Alarm, Trial, trials_outcome
+from proml_sim.threats.runner import Outcome
 
 HOUR = 3600.0
 #: the spacing of scripted steps whose timing does not matter (10 simulated minutes)
@@ -139,6 +140,21 @@ def uses(check: Callable[[], Any], alarms: list[Alarm], at: float, who: str = "c
     except ConsumerRefused as exc:
         alarms.append(Alarm(at, who, type(exc).__name__))
         return False
+
+
+def trials(goals: Sequence[bool], caught: Sequence[bool], *, attack_at: float | None = None,
+           alarms: Iterable[Alarm] = (), metrics: dict[str, float] | None = None,
+           note: str = "") -> Outcome:
+    """:func:`~proml_sim.threats.kit.trials_outcome` of a run whose attempt ``i`` reached the
+    goal (``goals[i]``) and, if so, was caught by ``alarms`` (``caught[i]``); a run with no
+    attempt (e.g. T5 without broken or lying steps) is an outcome with zero trials."""
+    seen = tuple(sorted(alarms, key=lambda a: a.at))
+    if not goals:
+        return Outcome(False, metrics=dict(metrics or {}), note=note, attempts=0, successes=0,
+                       detections=0)
+    return trials_outcome([Trial(g, seen if c else ()) for g, c in zip(goals, caught,
+                                                                       strict=True)],
+                          attack_at=attack_at, metrics=metrics, note=note)
 
 
 def ok(tx: SimTx) -> bool:

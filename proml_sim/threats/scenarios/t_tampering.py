@@ -15,7 +15,7 @@ from proml_sim.node.consumer import ConsumerGuard
 from proml_sim.node.store import BlobStore
 from proml_sim.sim.world import domain_id
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite, trials, watch
+from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite, watch
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import outcome_of, salt
 from proml_sim.threats.scenarios.t_support import (
@@ -30,6 +30,7 @@ from proml_sim.threats.scenarios.t_support import (
     play,
     send_ok,
     sha,
+    trials,
     uses,
 )
 

@@ -11,9 +11,10 @@ import pytest
 from proml_sim.lifecycles import Dataset, Model
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import load_catalogue
-from proml_sim.threats.kit import Auditor, dba_rewrite, trials
+from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite
 from proml_sim.threats.runner import Outcome, load_scenarios, verdict, with_parameters
 from proml_sim.threats.scenarios.t_history import prefix_violations, version_jumps
+from proml_sim.threats.scenarios.t_support import trials
 
 IDS = ("T1", "T1L", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9", "T10")
 STRICT = "proml_sim.threats.scenarios.t_tampering:StrictDataset"
@@ -64,10 +65,15 @@ def test_auditor_catches_a_rechained_rewrite_only_after_noting_a_later_head(tmp_
 
 
 def test_trials_counts_attempts_and_caught_successes():
-    o = trials([True, False, True], [True, True, False])
+    alarm = [Alarm(40.0, "monitor")]
+    o = trials([True, False, True], [True, True, False], attack_at=10.0, alarms=alarm)
     assert o.trials() == (3, 2, 1) and o.attack_succeeded and not o.detected
     assert verdict([o]) == "documented_limit"
+    o = trials([True, True], [True, True], attack_at=10.0, alarms=alarm)
+    assert verdict([o]) == "detected" and o.ttd_s == 30.0
+    assert trials([True], [True]).trials() == (1, 1, 0)  # caught, but no alarm was raised
     assert verdict([trials([False, False], [False, False])]) == "prevented"
+    assert trials([], []).trials() == (0, 0, 0)  # no attempt at all (T5 with no bad step)
 
 
 def test_t1_consumers_refuse_the_swap_the_baseline_auditor_sees_the_cover_up(catalogue,
