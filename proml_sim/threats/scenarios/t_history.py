@@ -12,17 +12,15 @@ from typing import Any
 from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
-from proml_sim.chain.client import LifecycleClient
 from proml_sim.compiler import compile_artefact
 from proml_sim.errors import LifecycleError
 from proml_sim.ir import Transitioned
 from proml_sim.node.consumer import tuple_digest
 from proml_sim.node.store import BlobStore
-from proml_sim.sim.world import domain_id
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Auditor
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import outcome_of, salt
+from proml_sim.threats.scenarios.common import add_lifecycle, outcome_of, salt
 from proml_sim.threats.scenarios.t_integrity import bound_ok, evaluation, model_guard
 from proml_sim.threats.scenarios.t_support import (
     TICK,
@@ -103,15 +101,10 @@ class CoverUp:
         owner = w.admin  # deployed the contracts: holds ADMIN; also runs the operator key
         assert owner is not None and w.backend is not None
         # prepared in advance: a look-alike Model contract the owner controls, with sock roles
-        decoy = LifecycleClient.deploy(w.backend, compile_artefact(w.lifecycles["Model"]),
-                                       owner.signer, domain_id(owner.domain))
         cast = {"op": "op", "dev": "sock0", "v1": "sock1", "v2": "sock2"}
-        for real_name, name in cast.items():
-            role = {"op": "operator", "dev": "developer"}.get(real_name, "verifier")
-            decoy.grant(owner.signer, role, ps[name].address, domain_id(ps[name].domain))
-        w.sim_clients["Decoy"] = LifecycleClient(w.gateway, decoy.compiled, decoy.address,
-                                                 automine=False)
-        w.mark_start()
+        decoy = add_lifecycle(w, "Decoy", compile_artefact(w.lifecycles["Model"]), [
+            (name, {"op": "operator", "dev": "developer"}.get(real_name, "verifier"))
+            for real_name, name in cast.items()])
         real = w.clients["Model"]
         pinned = real.address  # the consumer pins the registry it first read
         mid = real.artefact_id(ps["op"].address, salt("m"))

@@ -24,6 +24,7 @@ from proml_sim.sim.world import Participant, SimTx, domain_id
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.kit import Alarm, Trial, trials_outcome
 from proml_sim.threats.runner import Outcome
+from proml_sim.threats.scenarios.common import central_db
 
 HOUR = 3600.0
 #: the spacing of scripted steps whose timing does not matter (10 simulated minutes)
@@ -196,9 +197,7 @@ def baseline_db(workdir: Path, admin: str, extra: Iterable[tuple[str, str, str]]
                 ) -> CentralDB:
     """The centralised database of both lifecycles run by ``admin``, the paper's roles granted
     (and ``extra`` (person, lifecycle, role) with the person's domain from :data:`PEOPLE`)."""
-    db = CentralDB(workdir / "provenance.sqlite", {"Dataset": Dataset, "Model": Model},
-                   admin=admin)
-    db.conn.execute("PRAGMA synchronous=OFF")  # a simulation: no power cut to survive
+    db = central_db(workdir / "provenance.sqlite", {"Dataset": Dataset, "Model": Model}, admin)
     for person, lc, role in [*GRANTS, *extra]:
         db.grant(person, lc, role, PEOPLE.get(person, (f"{person}-co", ""))[0])
     return db
