@@ -223,10 +223,16 @@ class Auditor:
         self.heads: list[tuple[int, str]] = []
         self.alarms: list[Alarm] = []
         self.at = 0.0
+        self._changes = -1  # the database's change count at the last visit
 
     def visit_until(self, now: float) -> list[Alarm]:
         """Make every visit due up to ``now``; returns the alarms so far."""
         while self.at + self.every <= now:
+            if self.heads and self.db.conn.total_changes == self._changes:
+                # nothing changed since the last visit: the visits due until now see the same
+                self.at += self.every * ((now - self.at) // self.every)
+                break
+            self._changes = self.db.conn.total_changes
             self.at += self.every
             why = self.problem()
             if why and not self.alarms:

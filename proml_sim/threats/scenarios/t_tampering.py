@@ -135,7 +135,7 @@ def _proml(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
     guard = ConsumerGuard(w.client(ds), accept_states=("released",))
     # the defence a consortium makes meaningful: a label step by an account enrolled in the
     # registering domain is no outsourced labelling (the domain comes from the chain)
-    watch(w, ds, every=param(tm, "monitor_every_s", 1), alarms=alarms,
+    watch(w, ds, every=param(tm, "monitor_every_s", 10), alarms=alarms,
           name="label-domain-monitor", rule=lambda w, evs: _self_labelled(w.client(ds), evs))
     play(w, 12 * HOUR + 1, data_company(), *map(consumer, fetches))
     return trials(used, [bool(alarms)] * len(used), attack_at=swap, alarms=alarms,
