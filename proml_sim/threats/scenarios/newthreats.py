@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,19 +26,42 @@ from proml_sim.node.records import FileRef, InputRef, Record
 from proml_sim.node.service import name_salt
 from proml_sim.node.store import BlobStore
 from proml_sim.sim.world import Participant, World
+from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Consumer, Trial, outcome, trials_outcome
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import small_world
 from proml_sim.threats.scenarios.t_support import (
     TICK,
-    WorldSource,
     baseline_db,
-    db_fire,
+    evidence_source,
     hexd,
     paper_world,
     send_ok,
 )
+
+
+# -- the baseline application's lineage -----------------------------------------------------------
+def lineage_db(workdir: Path, admin: str) -> CentralDB:
+    """The baseline database (:func:`baseline_db`) with the application's lineage table."""
+    db = baseline_db(workdir, admin=admin)
+    db.conn.execute("CREATE TABLE IF NOT EXISTS inputs (artefact TEXT, version INTEGER, "
+                    "input TEXT)")
+    db.conn.commit()
+    return db
+
+
+def db_fire(db: CentralDB, actor: str, transition: str, aid: str, digest: str = "",
+            at: float = 0.0, inputs: Sequence[str] = ()) -> bool:
+    """Fire through the baseline application, recording the declared inputs (its lineage
+    table ``inputs(artefact, version, input)``, as a careful design keeps)."""
+    fired = db.fire(actor, transition, aid, digest, at)
+    if fired and inputs:
+        row = db.conn.execute("SELECT version FROM artefacts WHERE id=?", (aid,)).fetchone()
+        db.conn.executemany("INSERT INTO inputs VALUES (?, ?, ?)",
+                            [(aid, int(row[0]), i) for i in inputs])
+        db.conn.commit()
+    return fired
 
 
 # -- records as a node makes them ----------------------------------------------------------------
@@ -214,7 +238,7 @@ def _input_ref(w: World, aid: bytes, name: str) -> InputRef:
 
 def run_teams_db(plan: Plan, seed: int, workdir: Path) -> Any:
     """The same plan through the baseline application (digests of the bytes, inputs)."""
-    db = baseline_db(workdir, admin="ops")
+    db = lineage_db(workdir, admin="ops")
     for p, (dom, _) in plan.people.items():
         if p != "data":
             db.grant(p, "Model", "operator", dom)
@@ -327,7 +351,8 @@ class VulnerableFramework:
         run = run_teams_world(plan, seed, workdir, float(tm.parameters.get("lost_records", 0.0)))
         w, ids = run.world, run.ids
         t0 = time.perf_counter()
-        got = Lineage(WorldSource(w, run.store)).affected_by(spec)  # `proml lineage --affected-by`
+        # what `proml lineage --affected-by` answers
+        got = Lineage(evidence_source(w, run.store)).affected_by(spec)
         seconds = time.perf_counter() - t0
         name = {"0x" + aid.hex(): n for n, aid in ids.items()}
         # the defender quarantines the unknown versions too (their record is lost), and what
@@ -382,7 +407,7 @@ class UnrecordedStep:
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         hidden, n, _, checks = _t12_params(tm)
         data = _t12_bytes(seed)
-        db = baseline_db(workdir, admin="da")
+        db = lineage_db(workdir, admin="da")
         db.grant("lab", "Dataset", "labeller", "label-co")
         ds = db.register("da", "Dataset", "ds", hexd(data["raw"]), 0.0)
         db_fire(db, "lab", "label", ds, hexd(data["labelled"]), TICK)
@@ -412,7 +437,8 @@ class UnrecordedStep:
 
         hidden, n, record_inputs, checks = _t12_params(tm)
         data = _t12_bytes(seed)
-        w, ps = paper_world(seed, extra={"lab": ("label-co", "asia")}, labellers=["lab"])
+        w, ps = paper_world(seed, extra={"lab": ("label-co", "asia")},
+                            grants=[("lab", "Dataset", "labeller")])
         store = BlobStore(workdir / "exchange")
         f = {k: fref(store, f"{k}.csv", v) for k, v in data.items()}
         trials: list[Trial] = []
@@ -448,7 +474,7 @@ class UnrecordedStep:
                 yield from fire("dev", "Model", "train", mid, rec, (ds,))
                 # the consumer's guard: node verify (lineage: every input file has a recorded
                 # producer) and the served bytes are an output of the latest record
-                report = verify(WorldSource(w, store), mid)
+                report = verify(evidence_source(w, store), mid)
                 problems = [f"{c.name} check failed" for c in report.checks if not c.ok]
                 if sha256(served).hex() not in {o.sha256 for o in rec.outputs}:
                     problems.append("served bytes are no output of the recorded step")
@@ -479,7 +505,7 @@ def chain_view(run: TeamsRun, candidates: list[str]) -> View:
     or confirmed by hashing ``candidates`` into the name salt (a dictionary attack)."""
     v = View()
     salts = {name_salt(c): c for c in candidates}
-    for ce in WorldSource(run.world, run.store).events():
+    for ce in evidence_source(run.world, run.store).events():
         ev, ir = ce.event, run.world.clients[ce.lifecycle].ir
         if isinstance(ev, RoleGranted):
             v.domains[ev.account] = ev.domain.rstrip(b"\0").decode(errors="replace")
