@@ -24,7 +24,7 @@ from proml_sim.lifecycles import Dataset
 from proml_sim.node import BlobStore, ProMLNode
 from proml_sim.sim import digest_of
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, outcome
+from proml_sim.threats.kit import Alarm, Auditor, outcome
 from proml_sim.threats.monitor import ChainReader
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import salt
@@ -99,12 +99,14 @@ class DenyAction:
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         t_train, t_v0, t_v1, t_deny, t_audit = _r1_times(seed)
         db = central(workdir, [(who, role, dom) for who, (dom, _, role) in R1_PEOPLE.items()])
+        aud = Auditor(db, float(tm.parameters["audit_every_s"]))
         aid = db.register("op", "Model", "m")
-        db.fire("dev", "train", aid, "bad model", at=t_train)
-        noted = []  # each verifier notes the audit head after its approval (its own log)
-        for v, t in (("v0", t_v0), ("v1", t_v1)):
-            db.fire(v, "verify", aid, "evaluation", at=t)
-            noted.append(db.admin_sql("SELECT seq, hash FROM audit ORDER BY seq DESC")[0])
+        for who, step, evidence, t in (("dev", "train", "bad model", t_train),
+                                       ("v0", "verify", "eval", t_v0),
+                                       ("v1", "verify", "eval", t_v1)):
+            aud.visit_until(t)  # the outside auditor notes the audit head on its visits
+            db.fire(who, step, aid, evidence, at=t)
+        aud.visit_until(t_deny)
         # the model misbehaves; dev denies having trained it, and the DBA (dev's ally, or paid)
         # makes the record agree: history and audit rows rewritten, the audit chain re-hashed
         db.admin_sql("UPDATE history SET actor='intern' WHERE artefact=? AND step='train'",
@@ -113,12 +115,7 @@ class DenyAction:
                      (aid,))
         db.rechain_audit()
         hist = {(step, actor) for _, step, actor, *_ in db.history(aid)}  # what the auditor sees
-        alarms = []
-        if tm.parameters["heads_kept"]:  # the auditor asks the verifiers for their notes
-            changed = [s for s, h in noted if db.admin_sql("SELECT hash FROM audit WHERE seq=?",
-                                                           (s,))[0][0] != h]
-            alarms = [Alarm(t_audit, "auditor:noted-head", f"audit row {changed[0]} re-hashed")
-                      ] if changed and db.verify_audit() is None else []
+        alarms = aud.visit_until(t_audit)
         db.close()
         correct = sum(step in hist for step in R1_STEPS)
         return outcome(("train", "dev") not in hist, attack_at=t_deny, alarms=alarms, metrics={

@@ -89,14 +89,14 @@ def test_d5_guard_flags_the_frozen_node_within_seconds(catalogue):
     assert p["false_alarms"] == 0 and b["stale_actions"] > 20
 
 
-def test_r1_signatures_attribute_and_the_baseline_rewrite_is_seen_by_noted_heads(catalogue):
+def test_r1_signatures_attribute_and_the_auditor_sees_the_baseline_rewrite(catalogue):
     r = run(catalogue, "R1")
     b, p = r["baseline"], r["proml"]
     assert verdicts(r) == ("detected", "prevented") and r["matches_expected"]
     assert p["attribution"] == 1 and p["replay_matches"] == 1 and p["integrity_violations"] == 0
     assert b["attribution"] < 1 and b["ttd_s"] > 0
-    # nobody kept an audit head: the re-hashed chain verifies and nothing tells
-    assert run(catalogue, "R1", heads_kept=False)["baseline"]["verdict"] == "documented_limit"
+    # no auditor's visit between the train and the rewrite: the re-hashed chain verifies
+    assert run(catalogue, "R1", audit_every_s=1e9)["baseline"]["verdict"] == "documented_limit"
 
 
 def test_r2_without_replicas_the_deletion_is_a_documented_limit(catalogue):
