@@ -17,12 +17,13 @@ PAPER_MODEL = Model  # model_lifecycle's own class named Model shadows the name 
 
 def small_world(seed: int, people: dict[str, tuple[str, str]],
                 grants: Iterable[tuple[str, str, str]], profile: Any = "consortium-fast",
+                allow: Iterable[tuple[str, str, str]] = (),
                 **kw: Any) -> tuple[World, dict[str, Participant]]:
     """A world with ``people`` = {name: (domain, region)} and role ``grants``
-    (name, lifecycle, role), set up and ready to run."""
+    (name, lifecycle, role), set up and ready to run (``allow``: see :meth:`World.setup`)."""
     w = World(seed=seed, profile=profile, **kw)
     ps = {n: w.add_participant(n, d, r) for n, (d, r) in people.items()}
-    w.setup(grants)
+    w.setup(grants, allow=allow)
     w.mark_start()
     return w, ps
 

@@ -148,8 +148,8 @@ class DenyAction:
                 yield from send(v, "fire", "verify", mid, ev, "", [])
             yield w.env.timeout(rng.uniform(1, 4) * HOUR)
             # dev denies; the consortium admin, asked to "fix" it, can only revoke dev's role
-            assert w.admin is not None
-            tx = yield from w.send(w.admin, "Model", "revoke", "developer", ps["dev"].address)
+            tx = yield from w.send(w.domain_admin(ps["dev"], "Model"), "Model", "revoke",
+                                   "developer", ps["dev"].address)
             sent[tx.hash] = tx.raw
             yield w.confirmed(tx, 1)
 

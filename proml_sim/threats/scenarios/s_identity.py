@@ -60,14 +60,8 @@ def add_lifecycle(w: World, key: str, compiled: CompiledContract,
     """Deploy another lifecycle registry in ``w`` (admin: the consortium admin), grant
     ``(participant, role)``, and make it usable as ``w.send(p, key, ...)``.  Call before any
     participant sends through the world."""
-    assert w.admin is not None and w.backend is not None
-    client = LifecycleClient.deploy(w.backend, compiled, w.admin.signer, domain_id(w.admin.domain))
-    for name, role in grants:
-        p = w.participants[name]
-        client.grant(w.admin.signer, role, p.address, domain_id(p.domain))
-    w.clients[key] = client
-    w.sim_clients[key] = LifecycleClient(w.gateway, compiled, client.address, automine=False)
-    w.mark_start()
+    assert w.admin is not None
+    client: LifecycleClient = w.add_lifecycle(key, compiled, grants, deployer=w.admin)
     return client
 
 
@@ -493,8 +487,8 @@ class StolenApproverKey:
 
         def revoke(v: str):
             yield w.env.timeout(plan.reaction[v])
-            assert w.admin is not None
-            tx = yield from w.send(w.admin, "Model", "revoke", "verifier", ps[v].address)
+            tx = yield from w.send(w.domain_admin(ps[v], "Model"), "Model", "revoke", "verifier",
+                                   ps[v].address)
             yield w.confirmed(tx, 1)
             if _ok(tx):
                 revoked[v] = w.env.now

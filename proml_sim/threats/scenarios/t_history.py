@@ -12,8 +12,6 @@ from typing import Any
 import simpy
 from eth_utils.crypto import keccak
 
-from proml_sim.chain.client import LifecycleClient
-from proml_sim.compiler import compile_artefact
 from proml_sim.errors import LifecycleError
 from proml_sim.ir import ZERO32, Transitioned
 from proml_sim.lifecycles import Model
@@ -26,7 +24,6 @@ from proml_sim.node.consumer import (
     tuple_digest,
 )
 from proml_sim.node.store import BlobStore
-from proml_sim.sim.world import domain_id
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import outcome_of, salt
@@ -139,14 +136,9 @@ class CoverUp:
         owner = w.admin  # deployed the contracts: holds ADMIN; also runs the operator key
         assert owner is not None and w.backend is not None
         # prepared in advance: a look-alike Model contract the owner controls
-        decoy = LifecycleClient.deploy(w.backend, compile_artefact(Model), owner.signer,
-                                       domain_id(owner.domain))
-        for name, role in (("op", "operator"), ("sock0", "developer"), ("sock1", "verifier"),
-                           ("sock2", "verifier")):
-            decoy.grant(owner.signer, role, ps[name].address, domain_id(ps[name].domain))
-        w.sim_clients["Decoy"] = LifecycleClient(w.gateway, decoy.compiled, decoy.address,
-                                                 automine=False)
-        w.mark_start()
+        decoy = w.add_lifecycle("Decoy", Model, [
+            ("op", "operator"), ("sock0", "developer"), ("sock1", "verifier"),
+            ("sock2", "verifier")], deployer=owner)
         real = w.clients["Model"]
         pinned = (real.address, real.fingerprint())  # the consumer pins what it first reads
         st: dict[str, Any] = {}

@@ -22,7 +22,7 @@ from proml_sim.ir import ZERO32, LifecycleIR, Registered, Transitioned
 from proml_sim.lifecycles import Dataset, Model
 from proml_sim.node.store import BlobStore, sha256_file
 from proml_sim.sim import World
-from proml_sim.sim.world import Participant, SimTx, domain_id
+from proml_sim.sim.world import Participant, SimTx
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.scenarios.common import small_world
 
@@ -46,13 +46,11 @@ def paper_world(seed: int, *, extra: Mapping[str, tuple[str, str]] | None = None
                 labellers: Sequence[str] = (), grants: Iterable[tuple[str, str, str]] = (),
                 profile: Any = "consortium-fast") -> tuple[World, dict[str, Participant]]:
     """A world with :data:`PEOPLE` (plus ``extra``), their :data:`GRANTS` (plus ``grants``), and
-    ``labellers`` (names in ``extra``) granted ``Dataset.labeller`` by the dataset admin."""
+    ``labellers`` (names in ``extra``) granted ``Dataset.labeller`` by their domains."""
     people = {**PEOPLE, **(extra or {})}
-    w, ps = small_world(seed, people, [*GRANTS, *grants], profile=profile)
-    for name in labellers:
-        p = ps[name]
-        w.clients["Dataset"].grant(ps["da"].signer, "labeller", p.address, domain_id(p.domain))
-    w.mark_start()
+    # the labellers' domains join the Dataset consortium and enrol them (consortium default)
+    hired = [(name, "Dataset", "labeller") for name in labellers]
+    w, ps = small_world(seed, people, [*GRANTS, *grants, *hired], profile=profile)
     return w, ps
 
 
