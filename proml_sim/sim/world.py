@@ -555,33 +555,44 @@ class World:
         for name, _ in grants:
             self.participant(name)
         compiled = lifecycle if hasattr(lifecycle, "bytecode") else compile_artefact(lifecycle)
-        if compiled.ir is not None and compiled.ir.consortium is not None:
-            doms = list(dict.fromkeys(self.participants[n].domain for n, _ in grants))
-            if deployer is not None:
-                doms = list(dict.fromkeys([self.participant(deployer).domain, *doms]))
-            doms = doms or [self.admin.domain]
-            founder = (self.participant(deployer) if deployer is not None
-                       else self._domain_admins.get(doms[0], self.admin))
-            admins = {**self._domain_admins, founder.domain: founder}
-            self._founders[key] = founder
-            client = LifecycleClient.deploy(self.backend, compiled, founder.signer,
-                                            domain_id(founder.domain))
-            self._admit(client, doms, grants, admins)
-            for name, role in grants:
-                p = self.participants[name]
-                client.grant(admins[p.domain].signer, role, p.address, domain_id(p.domain))
+        consortium = compiled.ir is not None and compiled.ir.consortium is not None
+        if deployer is not None:
+            founder = self.participant(deployer)
+        elif consortium and grants:
+            founder = self._domain_admins.get(self.participants[grants[0][0]].domain, self.admin)
         else:
-            owner = self.participant(deployer) if deployer is not None else self.admin
-            client = LifecycleClient.deploy(self.backend, compiled, owner.signer,
-                                            domain_id(owner.domain))
-            for name, role in grants:
-                p = self.participants[name]
-                client.grant(owner.signer, role, p.address, domain_id(p.domain))
+            founder = self.admin
+        client = LifecycleClient.deploy(self.backend, compiled, founder.signer,
+                                        domain_id(founder.domain))
+        self.enrol(client, grants, founder)
+        if consortium:
+            self._founders[key] = founder
         self.clients[key] = client
         self.sim_clients[key] = LifecycleClient(self.gateway, compiled, client.address,
                                                 automine=False)
         self.mark_start()
         return client
+
+    def enrol(self, client: LifecycleClient, grants: Iterable[tuple[str, str]],
+              founder: Participant) -> None:
+        """Grant ``(participant, role)`` on ``client`` (a lifecycle ``founder`` deployed, on
+        this world's chain or another), as :meth:`setup` does: a consortium lifecycle by domain
+        enrolment (``founder``'s domain founded it; the others join by proposal and votes of
+        the members' admins; each domain's admin enrols its participants), a single-admin one
+        by ``founder``'s grants.  Direct transactions (automined on ``client``'s backend)."""
+        grants = list(grants)
+        if client.ir.consortium is None:
+            for name, role in grants:
+                p = self.participant(name)
+                client.grant(founder.signer, role, p.address, domain_id(p.domain))
+            return
+        doms = list(dict.fromkeys([founder.domain,
+                                   *(self.participant(n).domain for n, _ in grants)]))
+        admins = {**self._domain_admins, founder.domain: founder}
+        self._admit(client, doms, grants, admins)
+        for name, role in grants:
+            p = self.participants[name]
+            client.grant(admins[p.domain].signer, role, p.address, domain_id(p.domain))
 
     def domain_admin(self, who: str | Participant, lifecycle: str | None = None) -> Participant:
         """The participant that administers the roles of ``who`` (a participant, its name or

@@ -297,8 +297,15 @@ class DeleteBlob:
             o = ProMLNode.init(workdir / f"owner{r}", name=f"owner{r}", domain="data-co",
                                chain_dir=chain, seed=f"R2-{seed}-o{r}", replicas=stores[:r],
                                plain_key=True)
-            admin.grant("Dataset", "dataset_admin", o.address, "data-co")
             owners.append(o)
+        # data-co joins the Dataset consortium (the founder's vote is the quorum of one member)
+        # with owner0 as its domain admin, which enrols the owners
+        from proml_sim.node import consortium as gov
+
+        gov.execute(admin, "Dataset", gov.propose(admin, "Dataset", "add_domain", "data-co",
+                                                  owners[0].address, ["dataset_admin"]))
+        for o in owners:
+            owners[0].grant("Dataset", "dataset_admin", o.address, "data-co")
         # the consumer reads the other domains' stores (not the owner's: what it heals is also
         # pushed to its replicas, and it has no business writing into the owner's domain)
         consumer = ProMLNode.init(workdir / "consumer", name="consumer", domain="cons-co",

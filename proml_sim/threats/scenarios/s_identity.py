@@ -894,17 +894,18 @@ class Replay:
         add_lifecycle(w, "ModelB", compile_artefact(Model),
                       [("op", "operator"), ("dev", "developer"), ("v1", "verifier")])
         # another chain (a staging network) with the same contracts at the same addresses
+        founder = w.domain_admin(ps["op"], "Model")  # deployed both registries on chain A
         chain_c = make_backend("revm" if w.engine_name == "revm" else "pyevm",
-                               funded=[w.admin.address, ps["op"].address, ps["dev"].address,
-                                       ps["v1"].address],
+                               funded=[*(w.domain_admin(ps[n]).address for n in ("op", "dev",
+                                                                                 "v1")),
+                                       ps["op"].address, ps["dev"].address, ps["v1"].address],
                                chain_id=w.backend.chain_id + 1)
         other: dict[str, LifecycleClient] = {}
         for cls in (Dataset, Model):  # same deployer, same nonces: same addresses
             other[cls.__name__] = LifecycleClient.deploy(
-                chain_c, compile_artefact(cls), w.admin.signer, domain_id(w.admin.domain))
+                chain_c, compile_artefact(cls), founder.signer, domain_id(founder.domain))
         mc = other["Model"]
-        for name, role in grants[:3]:
-            mc.grant(w.admin.signer, role, ps[name].address, domain_id(ps[name].domain))
+        w.enrol(mc, grants[:3], founder)
         model, model_b = w.clients["Model"], w.clients["ModelB"]
         success: dict[str, bool] = {}
         facts: dict[str, Any] = {}
