@@ -3,8 +3,8 @@
 Each attack runs against three systems: the SQLite baseline (``baseline``), the single-admin
 design (``SingleAdminModel``: recorded as the ``single_admin_asr`` metric of the ProML run,
 since the runner compares two systems) and the consortium (``Model``, the default: quorum of
-member domains; the ProML verdict).  The chain runs are direct (a PyEVM chain and the lifecycle client, no network
-model): these attacks are about authority, not timing.
+member domains; the ProML verdict).  The chain runs are direct (a PyEVM chain and the
+lifecycle client, no network model): these attacks are about authority, not timing.
 
 * E1: a compromised ADMIN (or role admin) key mints Sybil verifiers under made-up domains.
 * E2: one organisation in two roles: the developer's company also holds a verifier account.
