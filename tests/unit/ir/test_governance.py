@@ -20,7 +20,7 @@ from proml_sim.errors import (
     SeparationOfDuty,
 )
 from proml_sim.ir import LifecycleIR
-from proml_sim.lifecycles import Dataset
+from proml_sim.lifecycles import SingleAdminDataset as Dataset  # the single-admin design
 
 A = [to_checksum_address(f"0x{i + 1:040x}") for i in range(8)]
 D = [bytes([0xD0 + i]) * 32 for i in range(4)]
