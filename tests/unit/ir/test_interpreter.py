@@ -16,6 +16,7 @@ from proml_sim import (
     build_ir,
 )
 from proml_sim.ir import artefact_id, replay
+
 # role semantics on the single-admin design (governance: test_governance.py)
 from proml_sim.lifecycles import SingleAdminDataset as Dataset
 from proml_sim.lifecycles import SingleAdminModel as Model
