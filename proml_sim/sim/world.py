@@ -334,6 +334,7 @@ class World:
         self.admin: Participant | None = None
         self._domain_admins: dict[str, Participant] = {}  # trust domain -> its admin (consortia)
         self._founders: dict[str, Participant] = {}  # add_lifecycle's chosen founders
+        self._allowed: list[tuple[str, str, str]] = []  # World.allow before setup
         self._t0_ts = GENESIS_TS
         self._contested: SimBlock | None = None
         self._pending_meta: tuple[Participant, dict[str, Any], str, str] | None = None
@@ -438,6 +439,17 @@ class World:
         self.participants[name] = p
         return p
 
+    def allow(self, who: str, lifecycle: str, role: str) -> None:
+        """Before :meth:`setup`: admit ``who``'s domain into ``lifecycle``'s consortium and
+        allow it ``role`` without enrolling ``who`` (its domain's admin grants it later, e.g. a
+        labeller hired during the run); the same as :meth:`setup`'s ``allow``.  Ignored by
+        single-admin lifecycles.  Example: ``w.allow("lena", "Dataset", "labeller")``."""
+        if self._started:
+            raise RuntimeError("allow roles before World.setup()")
+        self.participant(who)
+        self._client(lifecycle, self.lifecycles)
+        self._allowed.append((who, lifecycle, role))
+
     def setup(self, grants: Iterable[tuple[str, str, str]] = (),
               allow: Iterable[tuple[str, str, str]] = ()) -> None:
         """Create the engine (funding every participant), deploy the world's lifecycles and the
@@ -461,7 +473,7 @@ class World:
         if self._started:
             raise RuntimeError("World.setup() runs once")
         grants = list(grants)
-        allow = list(allow)
+        allow = [*self._allowed, *allow]
         for name, lifecycle, _ in [*grants, *allow]:
             self.participant(name)
             self._client(lifecycle, self.lifecycles)
