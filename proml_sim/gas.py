@@ -419,9 +419,11 @@ def measure_history_gas(
     admin, op, dev = (keys.signer(x) for x in keys.addresses)
     compiled: Any = (compile_artefact(Model) if layout == "registry"
                      else compile_layout(Model, layout))
-    client = LifecycleClient.deploy(backend, compiled, admin)
-    client.grant(admin, "operator", op_a)
-    client.grant(admin, "developer", dev_a)
+    # one trust domain founds the consortium and enrols both accounts (history is the point)
+    dom = b"history".ljust(32, b"\0")
+    client = LifecycleClient.deploy(backend, compiled, admin, dom)
+    client.grant(admin, "operator", op_a, dom)
+    client.grant(admin, "developer", dev_a, dom)
     digest, locator, inputs = b"\x5a" * 32, "s3://models/m/weights", [b"\x11" * 32]
     aid = client.register(op, b"\x01" * 32)
     client.automine = False
