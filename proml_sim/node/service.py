@@ -187,7 +187,22 @@ class ProMLNode:
                             f"as {spec!r}, which now names lifecycle {compiled.name!r}; restore "
                             "the class or fix the spec in node.json")
         # preflight: a call that would revert is refused before anything is signed or sent
-        return LifecycleClient(self.backend, compiled, address, automine=False, preflight=True)
+        client = LifecycleClient(self.backend, compiled, address, automine=False, preflight=True)
+        assert compiled.ir is not None
+        try:
+            on_chain = client.fingerprint()
+        except Exception:  # no code there (yet) or no such view: the calls will say so
+            return client
+        if on_chain != compiled.ir.fingerprint():
+            hint = (" (homes made before the paper's Dataset/Model became consortium "
+                    "lifecycles deployed the single-admin ones, now SingleAdminDataset/"
+                    "SingleAdminModel: start a new chain with `proml init --new-chain`)"
+                    if spec in LIFECYCLES else "")
+            raise HomeError(f"the {lifecycle} contract at {address} was generated from another "
+                            f"definition than {spec!r} (IR fingerprint {on_chain[:12]}.. on "
+                            f"chain, {compiled.ir.fingerprint()[:12]}.. here){hint}; use the "
+                            "class it was deployed from")
+        return client
 
     # -- paths and identity ---------------------------------------------------------------------
     def path(self, stored: str) -> Path:

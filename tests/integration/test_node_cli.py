@@ -387,3 +387,18 @@ def test_output_into_a_missing_directory_is_an_input_error(world, capsys):
     assert not (tmp / "nope").exists()
     assert capsys.readouterr().err.count("does not exist") == 3
     assert Path(tmp / "dev" / "node.json").exists()
+
+
+def test_a_home_whose_contract_is_another_definition_is_refused(tmp_path):
+    """A home made when Model was single-admin records "Model" for a single-admin contract:
+    opening it names the fingerprint mismatch and the fix instead of misreading the chain."""
+    home = tmp_path / "old"
+    ProMLNode.init(home, name="a", domain="org", new_chain=True, seed="a",
+                   lifecycles=["SingleAdminModel"])
+    cfg = json.loads((home / "node.json").read_text())
+    cfg["contracts"] = {"Model": cfg["contracts"].pop("SingleAdminModel"), **cfg["contracts"]}
+    cfg["lifecycles"] = {"Model": "Model"}
+    (home / "node.json").write_text(json.dumps(cfg))
+    with pytest.raises(HomeError, match=r"generated from another definition than 'Model'.*"
+                       r"SingleAdminModel: start a new chain"):
+        ProMLNode.open(home)
