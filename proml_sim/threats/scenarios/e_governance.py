@@ -23,7 +23,7 @@ from proml_sim.chain.client import LifecycleClient
 from proml_sim.compiler import compile_artefact
 from proml_sim.errors import LifecycleError
 from proml_sim.ir import ZERO32
-from proml_sim.lifecycles import GovernedModel, Model, SingleAdminModel
+from proml_sim.lifecycles import Model, SingleAdminModel
 from proml_sim.sim import digest_of
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
@@ -110,7 +110,7 @@ def _single_admin_sybil(seed: int) -> bool:
     return ch.client.state(mid) == "verified"
 
 
-def _consortium(seed: int, cls: Any = GovernedModel, n: int = 3) -> _Chain:
+def _consortium(seed: int, cls: Any = Model, n: int = 3) -> _Chain:
     """The founder (account 0, domain 'founder') and ``n`` more member domains, admins 1..n,
     all allowed every role except admin."""
     ch = _Chain(cls, seed)
@@ -232,7 +232,7 @@ class CollidingDomains:
 
         n = int(tm.parameters.get("domains", 4))
         quorum = int(tm.parameters.get("quorum", 3))
-        cls = type(f"GovernedModelQ{quorum}", (GovernedModel,),
+        cls = type(f"GovernedModelQ{quorum}", (Model,),
                    {"governance": Consortium(quorum=quorum), "__module__": __name__})
         series = []
         reverts: set[str] = set()
