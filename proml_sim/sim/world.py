@@ -488,9 +488,9 @@ class World:
                                           for n, g, _ in [*grants, *allow] if g == lc))
                 first = next(iter(self.participants.values()))
                 members[lc] = doms or [first.domain]
-        if members:  # every domain gets its admin (funded), also for lifecycles added later
-            for d in dict.fromkeys(p.domain for p in list(self.participants.values())):
-                self._domain_admins[d] = self._new_domain_admin(d)
+        # every domain gets its admin (funded), also for consortium lifecycles added later
+        for d in dict.fromkeys(p.domain for p in list(self.participants.values())):
+            self._domain_admins[d] = self._new_domain_admin(d)
         funded = [p.address for p in self.participants.values()]
         self.backend = _make_engine(self.engine_name, funded, self.profile, self.rpc_url)
         for name, c in compiled.items():
@@ -610,7 +610,7 @@ class World:
         """The participant that administers the roles of ``who`` (a participant, its name or
         address, or a trust domain's name): for a consortium lifecycle the admin of its
         domain, for a single-admin one :attr:`admin`.  ``lifecycle=None``: the domain's admin
-        if the domain is a member of some consortium lifecycle, else :attr:`admin`.
+        if the world has a consortium lifecycle, else :attr:`admin`.
 
         Example: ``yield from w.send(w.domain_admin("v1"), "Model", "revoke", "verifier",
         w.participant("v1").address)``."""
@@ -634,6 +634,9 @@ class World:
             founder = self._founders.get(lifecycle)
             if founder is not None and founder.domain == domain:
                 return founder  # add_lifecycle's own deployer founded it
+        elif not any(getattr(c, "ir", None) is not None and c.ir.consortium is not None
+                     for c in self.clients.values()):
+            return self.admin
         return self._domain_admins.get(domain, self.admin)
 
     def mark_start(self) -> None:
