@@ -690,7 +690,9 @@ def tx_origin_mutant() -> tuple[CompiledContract, str]:
     lines = src.splitlines(keepends=True)
     hits = 0
     for i, line in enumerate(lines):
-        if (line.startswith("    assert self.roles[msg.sender] & ") and "RoleNotAllowed: " in line
+        if (line.startswith(("    assert self.roles[msg.sender] & ",  # single-admin design
+                             "    assert self._eff(msg.sender) & "))  # consortium
+                and "RoleNotAllowed: " in line
                 and f"{ir.name}.register needs" not in line):
             lines[i] = line.replace("msg.sender", "tx.origin")
             hits += 1

@@ -133,7 +133,8 @@ class CoverUp:
         plan = _t4_plan(seed)
         socks = {f"sock{i}": (f"sock-{i}", "eu") for i in range(3)}
         w, ps = paper_world(seed, extra=socks)
-        owner = w.admin  # deployed the contracts: holds ADMIN; also runs the operator key
+        # deployed the Model (its founding domain's admin); also runs the operator key
+        owner = w.domain_admin(ps["op"], "Model")
         assert owner is not None and w.backend is not None
         # prepared in advance: a look-alike Model contract the owner controls
         decoy = w.add_lifecycle("Decoy", Model, [
@@ -222,7 +223,7 @@ class CoverUp:
                                 "attempts_reverted": float(len(attempts) - len(accepted)),
                                 "decoy_same_fingerprint": float(
                                     st.get("decoy", ("", ""))[1] == pinned[1])},
-                       note="accepted owner calls (revoke, withdraw) only append events; "
+                       note="accepted owner calls (withdraw) only append events; "
                             "reverted: " + ", ".join(sorted({outcome_of(w, t) for t in attempts
                                                              if not ok(t)})))
 
