@@ -74,7 +74,7 @@ event GovExecuted:
     sender: indexed(address)
 
 QUORUM: constant(uint256) = 2
-MAX_DOMAINS: constant(uint256) = 16
+MAX_DOMAINS: constant(uint256) = 256
 
 struct GovProposal:
     kind: uint8
@@ -209,7 +209,7 @@ def _gov_check(_k: uint8, _d: bytes32, _a: address, _m: uint256):
     # the change must still be possible: checked when proposed and again when executed
     assert _k >= 1 and _k <= 4, "InvalidProposal: Dataset: unknown proposal kind; use add_domain, remove_domain, rotate_admin or set_roles"
     if _k == 1:
-        assert self.gov_members < MAX_DOMAINS, "InvalidProposal: Dataset: the consortium has 16 member domains, the most it can hold; remove one first"
+        assert self.gov_members < MAX_DOMAINS, "InvalidProposal: Dataset: the consortium has 256 member domains, the most it can hold; remove one first"
         assert _d != empty(bytes32) and not self.gov_used[_d], "InvalidProposal: Dataset: that domain id is empty or was already used; pick a new domain id"
     else:
         assert self.gov_member[_d], "InvalidProposal: Dataset: that domain is not a member; name a member domain"
