@@ -461,7 +461,8 @@ class World:
         ``Consortium`` declaration (the paper's ``Dataset`` / ``Model``) is set up by domain
         enrolment, in real transactions: the first domain named by its grants founds it (its
         admin deploys), every other domain of its grants' participants joins by an
-        ``add_domain`` proposal voted by a quorum of the members so far, allowed exactly the
+        ``add_domain`` proposal voted by a quorum of the members so far, each domain (the
+        founder's too, by a ``set_roles`` of its own while it is alone) allowed exactly the
         roles its participants are granted, and each domain's admin then enrols its own
         participants.  Each such domain gets a dedicated admin participant, ``admin@DOMAIN``
         (a participant's own key is not its domain's admin key, so a stolen participant key
@@ -537,11 +538,18 @@ class World:
         proposer executes; ``admins``: each domain's admin."""
         assert client.ir.consortium is not None
         quorum = client.ir.consortium.quorum
+
+        def mask_of(d: str) -> int:
+            return sum({client.ir.role(role).bit for name, role in grants
+                        if self.participants[name].domain == d})
+
+        # the founding domain may hold every role (or its founder_roles): while it is the only
+        # member its own vote narrows that to the roles its participants need, as for the others
+        pid = client.propose(admins[domains[0]].signer, "set_roles", domain_id(domains[0]),
+                             roles=mask_of(domains[0]))
+        client.execute(admins[domains[0]].signer, pid)
         for i, d in enumerate(domains[1:], start=1):
-            mask = 0
-            for name, role in grants:
-                if self.participants[name].domain == d:
-                    mask |= client.ir.role(role).bit
+            mask = mask_of(d)
             voters = [admins[m] for m in domains[:min(quorum, i)]]
             pid = client.propose(voters[0].signer, "add_domain", domain_id(d),
                                  admins[d].address, mask)

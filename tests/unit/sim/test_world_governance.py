@@ -42,11 +42,14 @@ def test_domains_join_by_quorum_and_enrol_their_own_accounts(world: World) -> No
     events = m.events()
     proposed = [e for e in events if isinstance(e, GovProposed)]
     executed = [e for e in events if isinstance(e, GovExecuted) and e.id > 0]
-    assert [e.domain for e in proposed] == [domain_id(d) for d in domains[1:]]
-    assert len(executed) == len(proposed) == 4
+    # first the founder, alone, narrows its own roles (set_roles: kind 4) to what it needs
+    assert (proposed[0].kind, proposed[0].domain) == (4, domain_id("client-co"))
+    assert snap.members[domain_id("client-co")][0] == m.ir.role("operator").bit
+    assert [e.domain for e in proposed[1:]] == [domain_id(d) for d in domains[1:]]
+    assert {e.kind for e in proposed[1:]} == {1} and len(executed) == len(proposed) == 5
     votes = [sum(1 for e in events if isinstance(e, GovVoted) and e.id == p.id)
              for p in proposed]
-    assert votes == [1, 2, 2, 2]  # the founder alone admits the second member, then 2 of n
+    assert votes == [1, 1, 2, 2, 2]  # the founder alone admits the second member, then 2 of n
     assert snap.members[domain_id("lab-1")][0] == m.ir.role("verifier").bit  # only its roles
     for name, _, role in GRANTS:
         p = world.participant(name)

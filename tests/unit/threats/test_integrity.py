@@ -88,7 +88,7 @@ def test_t1_consumers_refuse_the_swap_the_baseline_auditor_sees_the_cover_up(cat
 
 
 @pytest.mark.parametrize(("lifecycle", "expected"), [
-    ("Dataset", "documented_limit"),  # single-admin: the sock claims label-co
+    ("SingleAdminDataset", "documented_limit"),  # single-admin: the sock claims label-co
     ("proml_sim.lifecycles:GovernedDataset", "detected"),  # enrolled into data-co: flagged
     (STRICT, "prevented"),  # review separate_domain_from label: refused
 ])
