@@ -89,7 +89,7 @@ def test_t1_consumers_refuse_the_swap_the_baseline_auditor_sees_the_cover_up(cat
 
 @pytest.mark.parametrize(("lifecycle", "expected"), [
     ("SingleAdminDataset", "documented_limit"),  # single-admin: the sock claims label-co
-    ("proml_sim.lifecycles:GovernedDataset", "detected"),  # enrolled into data-co: flagged
+    ("Dataset", "detected"),  # consortium (default): enrolled into data-co, flagged
     (STRICT, "prevented"),  # review separate_domain_from label: refused
 ])
 def test_t1l_laundering_through_a_sock_labeller(catalogue, tmp_path, lifecycle, expected):
