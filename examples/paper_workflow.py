@@ -1,5 +1,5 @@
 """The paper's 9-step workflow, for real: six participants, six trust domains, six nodes,
-under quorum governance (GovernedDataset / GovernedModel: a consortium of member domains).
+under quorum governance (the paper's Dataset / Model, consortiums of member domains by default).
 
 Run: ``python examples/paper_workflow.py --out DIR`` (needs ``pip install -e '.[examples]'``).
 
@@ -45,7 +45,7 @@ from typing import Any
 from proml_sim.node import ProMLNode, sha256_file
 from proml_sim.node import consortium as gov
 
-DS, MODEL = "GovernedDataset", "GovernedModel"
+DS, MODEL = "Dataset", "Model"  # consortium governance (quorum 2): the default
 PARTICIPANTS = {  # name: trust domain
     "client": "client-co", "data": "data-co", "labeller": "crowd-co", "developer": "dev-co",
     "verifier": "verif-co", "auditor": "audit-co",
@@ -79,8 +79,6 @@ def main(out: Path) -> dict[str, Any]:
     # -- step 1: the client has an idea; it creates the chain and registers the model ------
     client = ProMLNode.init(homes["client"], name="client", domain="client-co", new_chain=True,
                             chain_dir=chain, seed="example-client", replicas=[archive],
-                            lifecycles=[f"proml_sim.lifecycles:{DS}",
-                                        f"proml_sim.lifecycles:{MODEL}"],
                             plain_key=True)  # simulated participants: plain keys
     nodes = {"client": client}
     for name, domain in PARTICIPANTS.items():

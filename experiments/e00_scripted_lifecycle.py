@@ -1,8 +1,9 @@
 """E0: the paper's 9-step scenario driven as signed transactions on a chain engine (py-evm by
 default; ``config.extra["engine"]`` and ``["rpc_url"]`` choose another).
 
-Six participants in separate trust domains, each with its own key; every step is one
-transaction (or several, for the 2-of-n verification) and its receipt gives gas, block and
+Seven participants in separate trust domains, each with its own key; every step is one
+transaction (or several: the 2-of-n verification; a domain joining the consortium by proposal,
+votes and execution, then enrolling its own account) and its receipt gives gas, block and
 events.  The run ends by checking the final states and that the event log replays into the
 contract's state.
 """
@@ -30,15 +31,20 @@ def domain(name: str) -> bytes:
 
 def main(config: ExperimentConfig) -> dict[str, Any]:
     keys = KeyRing.from_seed(f"e00-{config.seed}", 1 + len(PARTICIPANTS))
-    admin_addr, *addrs = keys.addresses
+    _, *addrs = keys.addresses
     who = dict(zip(PARTICIPANTS, addrs, strict=True))
     s = {k: keys.signer(v) for k, v in who.items()}
-    admin = keys.signer(admin_addr)
     engine = config.extra.get("engine", "pyevm")
     backend = make_backend(engine, funded=keys.addresses, rpc_url=config.extra.get("rpc_url"))
-    ds = LifecycleClient.deploy(backend, compile_artefact(Dataset), admin, domain("consortium"))
-    mdl = LifecycleClient.deploy(backend, compile_artefact(Model), admin, domain("consortium"))
+    # consortium governance (the paper lifecycles' default): the client's domain founds both
+    # consortiums; every other domain joins by a proposal a quorum of members passes, and each
+    # participant, its domain's admin, enrols its own account
+    ds = LifecycleClient.deploy(backend, compile_artefact(Dataset), s["operator"],
+                                domain("client"))
+    mdl = LifecycleClient.deploy(backend, compile_artefact(Model), s["operator"],
+                                 domain("client"))
     rows: list[dict[str, Any]] = []
+    members: dict[str, list[str]] = {"Dataset": ["operator"], "Model": ["operator"]}
 
     def step(n: int, text: str, client: LifecycleClient, op: str, *args: Any) -> Any:
         client.automine = False
@@ -54,22 +60,35 @@ def main(config: ExperimentConfig) -> dict[str, Any]:
         })
         return result
 
+    def join(n: int, client: LifecycleClient, name: str, role: str, dom: str) -> None:
+        """``name``'s domain joins: the earliest member proposes, members vote up to the
+        quorum, the proposer executes; then ``name`` enrols itself in ``role``."""
+        ms = members[client.ir.name]
+        assert client.ir.consortium is not None
+        voters = ms[:min(client.ir.consortium.quorum, len(ms))]
+        pid = step(n, f"{dom} proposed ({role})", client, "propose", s[voters[0]], "add_domain",
+                   domain(dom), who[name], client.ir.role(role).bit)
+        for v in voters[1:]:
+            step(n, f"{v} votes for {dom}", client, "vote", s[v], pid)
+        step(n, f"{dom} admitted", client, "execute", s[voters[0]], pid)
+        step(n, f"{name} enrolled as {role}", client, "grant", s[name], role, who[name],
+             domain(dom))
+        ms.append(name)
+
     raw, labels, released, model, evaluation, audit = (bytes([i]) * 32 for i in range(1, 7))
     mid = None
     # 1 client has an idea: the model request is registered by the operator
-    step(1, "operator role granted", mdl, "grant", admin, "operator", who["operator"],
+    step(1, "operator role granted", mdl, "grant", s["operator"], "operator", who["operator"],
          domain("client"))
     mid = step(1, "client registers the model idea", mdl, "register", s["operator"],
                b"model-1".ljust(32, b"\0"))
-    # 2 client hires a data company
-    step(2, "data company hired (role)", ds, "grant", admin, "dataset_admin", who["data_company"],
-         domain("data-co"))
+    # 2 client hires a data company: its domain joins the Dataset consortium
+    join(2, ds, "data_company", "dataset_admin", "data-co")
     # 3 data gathered
     did = step(3, "raw data registered", ds, "register", s["data_company"],
                b"dataset-1".ljust(32, b"\0"), raw, "s3://data-co/raw.tar")
-    # 4 labelling outsourced
-    step(4, "labeller hired by data company", ds, "grant", s["data_company"], "labeller",
-         who["labeller"], domain("crowd"))
+    # 4 labelling outsourced: the crowd platform joins (client and data company vote)
+    join(4, ds, "labeller", "labeller", "crowd")
     step(4, "labels attached", ds, "fire", s["labeller"], "label", did, labels,
          "s3://crowd/labels.csv", [did])
     # 5 data passed to developers
@@ -81,8 +100,7 @@ def main(config: ExperimentConfig) -> dict[str, Any]:
                             ("verifier_a", "verifier", "verif-a"),
                             ("verifier_b", "verifier", "verif-b"),
                             ("auditor", "auditor", "audit-co")):
-        step(6 if role == "developer" else 7 if role == "verifier" else 9,
-             f"{name} role granted", mdl, "grant", admin, role, who[name], domain(dom))
+        join(6 if role == "developer" else 7 if role == "verifier" else 9, mdl, name, role, dom)
     step(6, "model trained on released dataset", mdl, "fire", s["developer"], "train", mid,
          model, "s3://dev-co/model-v1.pkl", [did])
     # 7 tested and verified: 2 verifiers from 2 domains approve the same (model, eval) digest

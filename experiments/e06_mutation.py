@@ -1,5 +1,7 @@
 """E6: mutation testing of the generated contracts: every planted access-control mutant must be
-killed by the threat property suite, and the unmutated contracts must pass it."""
+killed by the threat property suite, and the unmutated contracts must pass it.  The suite drives
+roles, not consortium governance, so it runs on the single-admin Model (``SingleAdminModel``;
+the consortium's guards are covered by the governance mutants' lock-step test)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.common import ExperimentConfig, provenance, write_json
-from proml_sim.lifecycles import Model
+from proml_sim.lifecycles import SingleAdminModel as Model
 from proml_sim.progress import progress
 from proml_sim.threats.mutants import format_matrix, run_mutation
 

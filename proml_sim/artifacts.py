@@ -11,14 +11,14 @@ from proml_sim.codegen import generate_vyper, to_mermaid
 from proml_sim.compiler import compile_artefact
 from proml_sim.fsutil import atomic_write_text
 from proml_sim.ir import build_ir
-from proml_sim.lifecycles import GOVERNED_LIFECYCLES, PAPER_LIFECYCLES
+from proml_sim.lifecycles import PAPER_LIFECYCLES, SINGLE_ADMIN_LIFECYCLES
 
 
 def expected_files() -> dict[str, str]:
     """File name -> exact content for every generated file of the paper lifecycles (the
-    single-admin design and the consortium variants)."""
+    consortium default and the single-admin design)."""
     out: dict[str, str] = {}
-    for cls in (*PAPER_LIFECYCLES, *GOVERNED_LIFECYCLES):
+    for cls in (*PAPER_LIFECYCLES, *SINGLE_ADMIN_LIFECYCLES):
         ir = build_ir(cls)
         compiled = compile_artefact(ir)
         out[f"{ir.name}.vy"] = generate_vyper(ir)

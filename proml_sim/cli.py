@@ -153,7 +153,11 @@ def cmd_gas(args: argparse.Namespace) -> int:
     from proml_sim.gas import format_gas_table, measure_governance_gas, measure_paper_gas
 
     rows = measure_paper_gas(seed=args.seed)
-    if args.governance:  # consortium proposal, vote, execution (GovernedModel)
+    if args.single_admin:  # the same operations under the single-admin design, to compare
+        from proml_sim.lifecycles import SINGLE_ADMIN_LIFECYCLES
+
+        rows += measure_paper_gas(seed=args.seed, lifecycles=SINGLE_ADMIN_LIFECYCLES)
+    if args.governance:  # consortium proposal, vote, execution (the paper's Model)
         rows += measure_governance_gas(seed=args.seed)
     print(json.dumps(rows, indent=2) if args.json else format_gas_table(rows))
     return EXIT_OK
@@ -358,11 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print a JSON object")
     b.set_defaults(func=cmd_bench)
 
-    gas = sub.add_parser("gas", help="gas per operation of the paper lifecycles from real "
-                         "receipts, beside the gas-schedule lower bound")
+    gas = sub.add_parser("gas", help="gas per operation of the paper lifecycles (consortium "
+                         "governance) from real receipts, beside the gas-schedule lower bound")
     gas.add_argument("--seed", type=nonneg, default=0)
     gas.add_argument("--governance", action="store_true", help="also the consortium's "
-                     "proposal, vote and execution (GovernedModel)")
+                     "proposal, vote and execution (the paper's Model)")
+    gas.add_argument("--single-admin", action="store_true", help="also the same operations "
+                     "under the single-admin design (SingleAdminDataset/SingleAdminModel), "
+                     "for comparison")
     gas.add_argument("--json", action="store_true")
     gas.set_defaults(func=cmd_gas)
 

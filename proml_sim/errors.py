@@ -151,7 +151,7 @@ class LifecycleError(ProMLError):
     Example::
 
         >>> from proml_sim import Interpreter, build_ir
-        >>> from proml_sim.lifecycles import Dataset
+        >>> from proml_sim.lifecycles import SingleAdminDataset as Dataset
         >>> admin, lab, crowd = ("0x" + c * 40 for c in "abc")
         >>> ds = Interpreter(build_ir(Dataset), deployer=admin)
         >>> ds.grant(admin, "dataset_admin", lab)
@@ -161,7 +161,7 @@ class LifecycleError(ProMLError):
         ...     ds.fire(crowd, "label", raw, digest=b"l" * 32)
         ... except LifecycleError as err:
         ...     print(err.reason)
-        RoleNotAllowed: Dataset.label needs role labeller
+        RoleNotAllowed: SingleAdminDataset.label needs role labeller
     """
 
     @property
@@ -180,7 +180,7 @@ class UnknownArtefact(LifecycleError, LookupError):
     Example::
 
         >>> from proml_sim import Interpreter, build_ir
-        >>> from proml_sim.lifecycles import Dataset
+        >>> from proml_sim.lifecycles import SingleAdminDataset as Dataset
         >>> admin, lab, crowd = ("0x" + c * 40 for c in "abc")
         >>> ds = Interpreter(build_ir(Dataset), deployer=admin)
         >>> ds.grant(admin, "dataset_admin", lab)
@@ -188,7 +188,7 @@ class UnknownArtefact(LifecycleError, LookupError):
         >>> ds.state(b"?" * 32)
         Traceback (most recent call last):
         ...
-        proml_sim.errors.UnknownArtefact: Dataset: unknown artefact id; register it first
+        proml_sim.errors.UnknownArtefact: SingleAdminDataset: unknown artefact id; register it first
     """
 
     def __str__(self) -> str:  # LookupError/KeyError would repr() the message
@@ -201,7 +201,7 @@ class AlreadyRegistered(LifecycleError):
     Example::
 
         >>> from proml_sim import Interpreter, build_ir
-        >>> from proml_sim.lifecycles import Dataset
+        >>> from proml_sim.lifecycles import SingleAdminDataset as Dataset
         >>> admin, lab, crowd = ("0x" + c * 40 for c in "abc")
         >>> ds = Interpreter(build_ir(Dataset), deployer=admin)
         >>> ds.grant(admin, "dataset_admin", lab)
@@ -209,7 +209,7 @@ class AlreadyRegistered(LifecycleError):
         >>> ds.register(lab, bytes(32), digest=b"r" * 32)  # the same salt again
         Traceback (most recent call last):
         ...
-        proml_sim.errors.AlreadyRegistered: Dataset: this sender already registered that salt; ...
+        proml_sim.errors.AlreadyRegistered: SingleAdminDataset: this sender already registered ...
     """
 
 
@@ -219,7 +219,7 @@ class TransitionNotAllowed(LifecycleError):
     Example::
 
         >>> from proml_sim import Interpreter, build_ir
-        >>> from proml_sim.lifecycles import Dataset
+        >>> from proml_sim.lifecycles import SingleAdminDataset as Dataset
         >>> admin, lab, crowd = ("0x" + c * 40 for c in "abc")
         >>> ds = Interpreter(build_ir(Dataset), deployer=admin)
         >>> ds.grant(admin, "dataset_admin", lab)
@@ -227,7 +227,7 @@ class TransitionNotAllowed(LifecycleError):
         >>> ds.fire(lab, "release", raw, digest=b"v" * 32)  # not reviewed yet
         Traceback (most recent call last):
         ...
-        proml_sim.errors.TransitionNotAllowed: Dataset.release is allowed only from reviewed
+        proml_sim.errors.TransitionNotAllowed: SingleAdminDataset.release is allowed only from ...
     """
 
 
@@ -237,7 +237,7 @@ class RoleNotAllowed(LifecycleError, PermissionError):
     Example::
 
         >>> from proml_sim import Interpreter, build_ir
-        >>> from proml_sim.lifecycles import Dataset
+        >>> from proml_sim.lifecycles import SingleAdminDataset as Dataset
         >>> admin, lab, crowd = ("0x" + c * 40 for c in "abc")
         >>> ds = Interpreter(build_ir(Dataset), deployer=admin)
         >>> ds.grant(admin, "dataset_admin", lab)
@@ -245,7 +245,7 @@ class RoleNotAllowed(LifecycleError, PermissionError):
         >>> ds.fire(crowd, "label", raw, digest=b"l" * 32)  # crowd is not a labeller yet
         Traceback (most recent call last):
         ...
-        proml_sim.errors.RoleNotAllowed: Dataset.label needs role labeller
+        proml_sim.errors.RoleNotAllowed: SingleAdminDataset.label needs role labeller
     """
 
 
@@ -255,7 +255,7 @@ class NotRoleAdmin(LifecycleError, PermissionError):
     Example::
 
         >>> from proml_sim import Interpreter, build_ir
-        >>> from proml_sim.lifecycles import Dataset
+        >>> from proml_sim.lifecycles import SingleAdminDataset as Dataset
         >>> admin, lab, crowd = ("0x" + c * 40 for c in "abc")
         >>> ds = Interpreter(build_ir(Dataset), deployer=admin)
         >>> ds.grant(admin, "dataset_admin", lab)
@@ -263,7 +263,7 @@ class NotRoleAdmin(LifecycleError, PermissionError):
         >>> ds.grant(crowd, "labeller", crowd)  # only dataset_admin grants labeller
         Traceback (most recent call last):
         ...
-        proml_sim.errors.NotRoleAdmin: Dataset: sender does not hold the admin role of that role
+        proml_sim.errors.NotRoleAdmin: SingleAdminDataset: sender does not hold the admin role ...
     """
 
 
@@ -273,7 +273,7 @@ class EvidenceRequired(LifecycleError, ValueError):
     Example::
 
         >>> from proml_sim import Interpreter, build_ir
-        >>> from proml_sim.lifecycles import Dataset
+        >>> from proml_sim.lifecycles import SingleAdminDataset as Dataset
         >>> admin, lab, crowd = ("0x" + c * 40 for c in "abc")
         >>> ds = Interpreter(build_ir(Dataset), deployer=admin)
         >>> ds.grant(admin, "dataset_admin", lab)
@@ -282,7 +282,7 @@ class EvidenceRequired(LifecycleError, ValueError):
         >>> ds.fire(crowd, "label", raw)  # no digest of the labels
         Traceback (most recent call last):
         ...
-        proml_sim.errors.EvidenceRequired: Dataset.label needs a non-zero evidence digest
+        proml_sim.errors.EvidenceRequired: SingleAdminDataset.label needs a non-zero evidence digest
     """
 
 
@@ -292,7 +292,7 @@ class SeparationOfDuty(LifecycleError, PermissionError):
     Example::
 
         >>> from proml_sim import Interpreter, build_ir
-        >>> from proml_sim.lifecycles import Dataset
+        >>> from proml_sim.lifecycles import SingleAdminDataset as Dataset
         >>> admin, lab, crowd = ("0x" + c * 40 for c in "abc")
         >>> ds = Interpreter(build_ir(Dataset), deployer=admin)
         >>> ds.grant(admin, "dataset_admin", lab)
@@ -302,7 +302,7 @@ class SeparationOfDuty(LifecycleError, PermissionError):
         >>> ds.fire(lab, "review", raw)  # the labeller may not review its own labels
         Traceback (most recent call last):
         ...
-        proml_sim.errors.SeparationOfDuty: Dataset.review: the actor of label may not also do this
+        proml_sim.errors.SeparationOfDuty: SingleAdminDataset.review: the actor of label may ...
     """
 
 
@@ -312,7 +312,7 @@ class AlreadyApproved(LifecycleError):
     Example (``Model.verify`` counts two approvals from distinct trust domains)::
 
         >>> from proml_sim import Interpreter, build_ir
-        >>> from proml_sim.lifecycles import Model
+        >>> from proml_sim.lifecycles import SingleAdminModel as Model
         >>> admin, dev, v1, v2 = ("0x" + c * 40 for c in "abcd")
         >>> m = Interpreter(build_ir(Model), deployer=admin)
         >>> for role, who in [("operator", admin), ("developer", dev)]:
@@ -327,7 +327,7 @@ class AlreadyApproved(LifecycleError):
         >>> m.fire(v2, "verify", model, digest=b"e" * 32)
         Traceback (most recent call last):
         ...
-        proml_sim.errors.AlreadyApproved: Model.verify: this trust domain already approved ...
+        proml_sim.errors.AlreadyApproved: SingleAdminModel.verify: this trust domain already ...
     """
 
 
@@ -337,7 +337,7 @@ class ApprovalsFull(LifecycleError):
     Example (approvers whose role was revoked no longer count, but keep their slot)::
 
         >>> from proml_sim import Interpreter, build_ir
-        >>> from proml_sim.lifecycles import Model
+        >>> from proml_sim.lifecycles import SingleAdminModel as Model
         >>> admin, dev, v1, v2 = ("0x" + c * 40 for c in "abcd")
         >>> m = Interpreter(build_ir(Model), deployer=admin)
         >>> for role, who in [("operator", admin), ("developer", dev)]:
@@ -353,7 +353,7 @@ class ApprovalsFull(LifecycleError):
         >>> m.fire(v1, "verify", model, digest=b"e" * 32)
         Traceback (most recent call last):
         ...
-        proml_sim.errors.ApprovalsFull: Model.verify: approval slots for this version are full
+        proml_sim.errors.ApprovalsFull: SingleAdminModel.verify: approval slots for this ...
     """
 
 
@@ -363,7 +363,7 @@ class InvalidArgument(LifecycleError, ValueError):
     Example::
 
         >>> from proml_sim import Interpreter, build_ir
-        >>> from proml_sim.lifecycles import Dataset
+        >>> from proml_sim.lifecycles import SingleAdminDataset as Dataset
         >>> admin, lab, crowd = ("0x" + c * 40 for c in "abc")
         >>> ds = Interpreter(build_ir(Dataset), deployer=admin)
         >>> ds.grant(admin, "dataset_admin", lab)
@@ -371,7 +371,7 @@ class InvalidArgument(LifecycleError, ValueError):
         >>> ds.state(b"short")
         Traceback (most recent call last):
         ...
-        proml_sim.errors.InvalidArgument: Dataset: argument artefact must be exactly 32 bytes, ...
+        proml_sim.errors.InvalidArgument: SingleAdminDataset: argument artefact must be exactly ...
     """
 
 
@@ -471,7 +471,7 @@ class TransactionFailed(ChainError):
         >>> from proml_sim.chain.accounts import KeyRing
         >>> from proml_sim.chain.client import LifecycleClient
         >>> from proml_sim.chain.engines import make_backend
-        >>> from proml_sim.lifecycles import Model
+        >>> from proml_sim.lifecycles import SingleAdminModel as Model
         >>> ring = KeyRing.from_seed("demo", 1)
         >>> admin = ring.signer(ring.addresses[0])
         >>> chain = make_backend("pyevm", funded=ring.addresses)
@@ -479,7 +479,7 @@ class TransactionFailed(ChainError):
         >>> lc.grant(admin, "operator", admin.address, gas=30_000)  # doctest: +SKIP
         Traceback (most recent call last):
         ...
-        proml_sim.errors.TransactionFailed: Model.grant_role reverted without a lifecycle reason ...
+        proml_sim.errors.TransactionFailed: SingleAdminModel.grant_role reverted without a ...
     """
 
     def __init__(self, message: str, receipt: object | None = None) -> None:

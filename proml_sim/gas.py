@@ -48,7 +48,7 @@ from proml_sim.chain.client import (
 )
 from proml_sim.compiler import CompiledContract, compile_artefact
 from proml_sim.errors import LifecycleError
-from proml_sim.lifecycles import Dataset, GovernedModel, Model
+from proml_sim.lifecycles import PAPER_LIFECYCLES, Model
 
 #: Prior transitions before the measured operation, for :func:`measure_history_gas`.
 HISTORY_LENGTHS = (1, 10, 100, 1000)
@@ -197,11 +197,16 @@ def measure_lifecycle_gas(
     bundle = as_layout(compiled, layout)
     layout = bundle.layout
     ir = bundle.ir
-    keys = KeyRing.from_seed(f"gas-{seed}", 6)
+    keys = KeyRing.from_seed(f"gas-{seed}", 8)
     a = keys.addresses
     backend = PyEVMBackend(funded=a)
     dom = [bytes([i + 1]) * 32 for i in range(3)]
     admin = keys.signer(a[0])
+    #: who grants roles in each domain: the one admin (single-admin design), or each member
+    #: domain's own admin (a consortium: the deployer founds dom[0]; a[6], a[7] run the others)
+    governed = ir.consortium is not None
+    granter = {dom[0]: admin, dom[1]: keys.signer(a[6] if governed else a[0]),
+               dom[2]: keys.signer(a[7] if governed else a[0])}
     # deployment, measured from its receipt(s)
     client = LifecycleClient.deploy(backend, bundle, admin, dom[0])
     rows: list[dict[str, Any]] = []
@@ -234,6 +239,14 @@ def measure_lifecycle_gas(
                                          auth_reads=0, create_runtime_bytes=len(code)),
                              f"{note}: {len(code)} bytes runtime", layout))
     client.automine = False
+    if governed:  # set-up (not measured): dom[1] and dom[2] join, allowed every role
+        every = sum(r.bit for r in ir.roles if r.name != "admin")
+        for d in (dom[1], dom[2]):
+            pid = _mined(client, client.propose(admin, "add_domain", d, granter[d].address,
+                                                every))[1]
+            if d == dom[2]:
+                _mined(client, client.vote(granter[dom[1]], pid))
+            _mined(client, client.execute(admin, pid))
     digest, locator = b"\x5a" * 32, "ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
     reach_accounts, reach_reads = LAYOUT_REACH[layout]
 
@@ -241,7 +254,10 @@ def measure_lifecycle_gas(
             auth_reads: int = 1, cleared_slots: int = 0, on_artefact: bool = True) -> Any:
         receipt, result = _mined(client, op)
         accounts = reach_accounts if on_artefact else 0
-        reads = reach_reads if on_artefact else 0
+        # a consortium's guards also read the sender's domain and what that domain may hold
+        # (not counted for a revoke: its refund for the cleared slot caps what the bound can say)
+        reads = (reach_reads if on_artefact else 0) + (2 if governed and not cleared_slots
+                                                       else 0)
         bound = lower_bound(receipt, op.data, new_slots=new_slots, updated_slots=updated_slots,
                             auth_reads=auth_reads + reads, cleared_slots=cleared_slots,
                             accounts=accounts)
@@ -269,11 +285,15 @@ def measure_lifecycle_gas(
         rows.append(_row(ir.name, "registration", receipt, bound, note, layout))
         return aid  # type: ignore[no-any-return]
 
-    if ir.name == "Dataset":
+    if {"dataset_admin", "labeller"} <= {r.name for r in ir.roles}:  # Dataset, either design
         da, lab, outsider = a[1], a[2], a[3]
-        _mined(client, client.grant(admin, "dataset_admin", da, dom[1]))
-        run("grant_role", client.grant(keys.signer(da), "labeller", lab, dom[2]),
-            "dataset admin grants labeller", new_slots=2, updated_slots=0, on_artefact=False)
+        _mined(client, client.grant(granter[dom[1]], "dataset_admin", da, dom[1]))
+        # the labeller is hired: by the dataset admin (the role's admin), or, in a consortium,
+        # enrolled by its own domain's admin
+        hirer = granter[dom[2]] if governed else keys.signer(da)
+        run("grant_role", client.grant(hirer, "labeller", lab, dom[2]),
+            "labeller's domain admin enrols it" if governed else "dataset admin grants labeller",
+            new_slots=2, updated_slots=0, on_artefact=False)
         aid = register(keys.signer(da), b"\x01" * 32, digest, locator,
                        note="register with digest + locator")
         run("first_transition", client.fire(keys.signer(lab), "label", aid, digest, locator,
@@ -286,15 +306,16 @@ def measure_lifecycle_gas(
             "review: SoD check, no evidence", new_slots=0, updated_slots=1, auth_reads=2)
         run("rejected_attempt", client.fire(keys.signer(outsider), "release", aid, digest),
             "RoleNotAllowed: reverted, still paid", new_slots=0, updated_slots=0, auth_reads=1)
-        run("revoke_role", client.revoke(keys.signer(da), "labeller", lab),
-            "dataset admin revokes labeller", new_slots=0, updated_slots=0, cleared_slots=1,
-            on_artefact=False)
+        run("revoke_role", client.revoke(hirer, "labeller", lab),
+            "its domain admin revokes labeller" if governed else "dataset admin revokes labeller",
+            new_slots=0, updated_slots=0, cleared_slots=1, on_artefact=False)
     else:
         op_, dev, v1, v2, outsider = a[1], a[2], a[3], a[4], a[5]
         for who, role, d in ((op_, "operator", dom[0]), (dev, "developer", dom[0]),
                              (v1, "verifier", dom[1])):
-            _mined(client, client.grant(admin, role, who, d))
-        run("grant_role", client.grant(admin, "verifier", v2, dom[2]), "admin grants verifier",
+            _mined(client, client.grant(granter[d], role, who, d))
+        run("grant_role", client.grant(granter[dom[2]], "verifier", v2, dom[2]),
+            "domain admin enrols verifier" if governed else "admin grants verifier",
             new_slots=2, updated_slots=0, on_artefact=False)
         aid = register(keys.signer(op_), b"\x02" * 32, note="register (no evidence needed)")
         run("first_transition", client.fire(keys.signer(dev), "train", aid, digest, locator,
@@ -309,18 +330,22 @@ def measure_lifecycle_gas(
             "2nd approval, other domain: fires", new_slots=1, updated_slots=2, auth_reads=3)
         run("rejected_attempt", client.fire(keys.signer(outsider), "accept", aid),
             "RoleNotAllowed: reverted, still paid", new_slots=0, updated_slots=0, auth_reads=1)
-        run("revoke_role", client.revoke(admin, "verifier", v2), "admin revokes verifier",
+        run("revoke_role", client.revoke(granter[dom[2]], "verifier", v2),
+            "domain admin revokes verifier" if governed else "admin revokes verifier",
             new_slots=0, updated_slots=0, cleared_slots=1, on_artefact=False)
     return rows
 
 
 def measure_paper_gas(
-    seed: int = 0, layouts: Iterable[str] = ("registry",)
+    seed: int = 0, layouts: Iterable[str] = ("registry",),
+    lifecycles: Iterable[type[Any]] = PAPER_LIFECYCLES,
 ) -> list[dict[str, Any]]:
-    """Rows of :func:`measure_lifecycle_gas` for the paper lifecycles in each layout."""
+    """Rows of :func:`measure_lifecycle_gas` for the paper lifecycles (the consortium
+    ``Dataset``/``Model``; pass ``lifecycles=SINGLE_ADMIN_LIFECYCLES`` for the single-admin
+    design, or both) in each layout."""
     rows = []
     for layout in layouts:
-        for cls in (Dataset, Model):
+        for cls in lifecycles:
             compiled: Any = (compile_artefact(cls) if layout == "registry"
                              else compile_layout(cls, layout))
             rows += measure_lifecycle_gas(compiled, seed)
@@ -330,7 +355,7 @@ def measure_paper_gas(
 def measure_governance_gas(
     seed: int = 0, layouts: Iterable[str] = ("registry",)
 ) -> list[dict[str, Any]]:
-    """Gas of consortium governance (GovernedModel): a proposal, a vote, the execution of an
+    """Gas of consortium governance (the paper's Model): a proposal, a vote, the execution of an
     add-domain proposal, and a grant into the sender's own domain, in each layout.  Governance
     lives in the registry or the factory, so the per-artefact layouts pay the same here.
 
@@ -340,8 +365,8 @@ def measure_governance_gas(
     """
     rows: list[dict[str, Any]] = []
     for layout in layouts:
-        compiled: Any = (compile_artefact(GovernedModel) if layout == "registry"
-                         else compile_layout(GovernedModel, layout))
+        compiled: Any = (compile_artefact(Model) if layout == "registry"
+                         else compile_layout(Model, layout))
         keys = KeyRing.from_seed(f"gas-gov-{seed}", 6)
         a = keys.addresses
         backend = PyEVMBackend(funded=a)
@@ -394,9 +419,11 @@ def measure_history_gas(
     admin, op, dev = (keys.signer(x) for x in keys.addresses)
     compiled: Any = (compile_artefact(Model) if layout == "registry"
                      else compile_layout(Model, layout))
-    client = LifecycleClient.deploy(backend, compiled, admin)
-    client.grant(admin, "operator", op_a)
-    client.grant(admin, "developer", dev_a)
+    # one trust domain founds the consortium and enrols both accounts (history is the point)
+    dom = b"history".ljust(32, b"\0")
+    client = LifecycleClient.deploy(backend, compiled, admin, dom)
+    client.grant(admin, "operator", op_a, dom)
+    client.grant(admin, "developer", dev_a, dom)
     digest, locator, inputs = b"\x5a" * 32, "s3://models/m/weights", [b"\x11" * 32]
     aid = client.register(op, b"\x01" * 32)
     client.automine = False
@@ -457,7 +484,7 @@ def format_gas_table(rows: list[dict[str, Any]]) -> str:
     """A text table; a layout column appears when the rows span several layouts."""
     layouts = {r.get("layout", "registry") for r in rows}
     lay = len(layouts) > 1
-    w = max([9, *(len(r["lifecycle"]) for r in rows)])  # GovernedModel is wider
+    w = max([9, *(len(r["lifecycle"]) for r in rows)])  # SingleAdminModel is wider
     head = (f"{'layout':<9} " if lay else "") + (
         f"{'lifecycle':<{w}} {'operation':<22} {'gas':>9} {'lower bound':>12} {'x':>5}  note"
     )

@@ -15,6 +15,12 @@ step  paper                                       lifecycle operation
 8     model returned to the client                ``Model.accept`` by ``operator``
 9     third-party validation                      ``Model.audit`` by ``auditor``
 ====  =========================================  ==========================================
+
+``Dataset`` and ``Model`` are governed by a consortium of trust domains (quorum 2: a domain joins,
+leaves or has its roles changed by proposal and votes; each domain's admin enrols its own
+accounts), so no single key can mint approvers.  ``SingleAdminDataset`` / ``SingleAdminModel``
+are the same lifecycles under the single-admin design (one deployer key over every role and
+domain label), kept as an explicit option for comparison.
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ from __future__ import annotations
 from proml_sim.dsl import Artefact, Consortium, Role, State
 
 
-class Dataset(Artefact):
-    """A dataset collected by a data company and labelled by an outsourced labeller."""
+class SingleAdminDataset(Artefact):
+    """A dataset collected by a data company and labelled by an outsourced labeller, under the
+    single-admin design (the deployer's key administers every role and names trust domains):
+    kept as an explicit option for comparison; :class:`Dataset` is the default."""
 
     operator = Role(doc="client/operator who commissions the data")
     dataset_admin = Role(doc="data company that gathers and curates the data")
@@ -42,8 +50,9 @@ class Dataset(Artefact):
     retire = (collected | labelled | reviewed | released).to(retired, by=[operator, dataset_admin])
 
 
-class Model(Artefact):
-    """A model developed by one organisation, verified by two others, accepted and audited."""
+class SingleAdminModel(Artefact):
+    """A model developed by one organisation, verified by two others, accepted and audited,
+    under the single-admin design (kept for comparison; :class:`Model` is the default)."""
 
     operator = Role(doc="client/operator who asked for the model and accepts it")
     developer = Role(doc="model developer")
@@ -68,52 +77,63 @@ class Model(Artefact):
     withdraw = (requested | trained | rejected | verified | delivered).to(withdrawn, by=operator)
 
 
-class GovernedDataset(Dataset):
-    """The paper's Dataset under consortium governance: each trust domain enrols its own
-    accounts; domains, their admin keys and their roles change by a quorum of two domains."""
+class Dataset(SingleAdminDataset):
+    """The paper's Dataset (the default) under consortium governance: each trust domain enrols
+    its own accounts; domains, their admin keys and their roles change by a quorum of two
+    domains.  The single-admin design is :class:`SingleAdminDataset`."""
 
     governance = Consortium(quorum=2)
 
 
-class GovernedModel(Model):
-    """The paper's Model under consortium governance; the trust domain that trained a version
-    may neither verify nor reject it (domain-level separation of duty)."""
+class Model(SingleAdminModel):
+    """The paper's Model (the default) under consortium governance; the trust domain that
+    trained a version may neither verify nor reject it (domain-level separation of duty).  The
+    single-admin design is :class:`SingleAdminModel`."""
 
     governance = Consortium(quorum=2)
-    verify = Model.trained.to(
-        Model.verified, by=Model.verifier, approvals=2, count="domains", evidence=True,
-        separate_from=Model.train, separate_domain_from=Model.train,
+    verify = SingleAdminModel.trained.to(
+        SingleAdminModel.verified, by=SingleAdminModel.verifier, approvals=2, count="domains",
+        evidence=True, separate_from=SingleAdminModel.train,
+        separate_domain_from=SingleAdminModel.train,
     )
-    reject = Model.trained.to(
-        Model.rejected, by=Model.verifier, evidence=True, separate_from=Model.train,
-        separate_domain_from=Model.train,
+    reject = SingleAdminModel.trained.to(
+        SingleAdminModel.rejected, by=SingleAdminModel.verifier, evidence=True,
+        separate_from=SingleAdminModel.train, separate_domain_from=SingleAdminModel.train,
     )
 
 
+#: The paper's lifecycles, the default: consortium governance (quorum 2).
 PAPER_LIFECYCLES: tuple[type[Artefact], ...] = (Dataset, Model)
-#: The paper's lifecycles under consortium governance (the single-admin ones are above).
-GOVERNED_LIFECYCLES: tuple[type[Artefact], ...] = (GovernedDataset, GovernedModel)
+#: The same lifecycles under the single-admin design, for comparison.
+SINGLE_ADMIN_LIFECYCLES: tuple[type[Artefact], ...] = (SingleAdminDataset, SingleAdminModel)
+#: Former names of the consortium lifecycles (before they became the default), kept as aliases.
+GovernedDataset = Dataset
+GovernedModel = Model
+GOVERNED_LIFECYCLES = PAPER_LIFECYCLES
+#: Every lifecycle :func:`load_lifecycle` knows by its bare class name.
+NAMED_LIFECYCLES: tuple[type[Artefact], ...] = (*PAPER_LIFECYCLES, *SINGLE_ADMIN_LIFECYCLES)
 
 
 def lifecycle_spec(cls: type[Artefact]) -> str:
-    """The import spec :func:`load_lifecycle` reads back: the paper's by name, any other as
-    ``package.module:ClassName``."""
-    if cls in PAPER_LIFECYCLES:
+    """The import spec :func:`load_lifecycle` reads back: the paper's (either design) by name,
+    any other as ``package.module:ClassName``."""
+    if cls in NAMED_LIFECYCLES:
         return cls.__name__
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def load_lifecycle(spec: str) -> type[Artefact]:
-    """``Dataset``/``Model`` (the paper's) or ``package.module:ClassName``; raises
+    """``Dataset``/``Model`` (the paper's, consortium), ``SingleAdminDataset``/
+    ``SingleAdminModel`` (the single-admin design) or ``package.module:ClassName``; raises
     :class:`~proml_sim.errors.UnknownLifecycle` naming the problem and the fix."""
     import importlib
 
     from proml_sim.errors import UnknownLifecycle
 
-    for cls in PAPER_LIFECYCLES:
+    for cls in NAMED_LIFECYCLES:
         if spec == cls.__name__:
             return cls
-    names = ", ".join(c.__name__ for c in PAPER_LIFECYCLES)
+    names = ", ".join(c.__name__ for c in NAMED_LIFECYCLES)
     mod_name, sep, attr = spec.partition(":")
     if not sep or not mod_name or not attr:
         raise UnknownLifecycle(

@@ -46,7 +46,7 @@ MAX_STATES = 255
 MAX_TRANSITIONS = 255
 MAX_APPROVALS = 16
 #: Member domains of a consortium (bounded vote lists on chain).
-MAX_DOMAINS = 16
+MAX_DOMAINS = 256  # the simulator's many-team worlds (one domain per team) need more than 16
 
 CountMode = Literal["accounts", "domains"]
 

@@ -224,7 +224,7 @@ class Interpreter:
     Example::
 
         >>> from proml_sim import Interpreter, build_ir
-        >>> from proml_sim.lifecycles import Dataset
+        >>> from proml_sim.lifecycles import SingleAdminDataset as Dataset
         >>> admin, lab, crowd = ("0x" + c * 40 for c in "abc")
         >>> ds = Interpreter(build_ir(Dataset), deployer=admin)
         >>> ds.grant(admin, "dataset_admin", lab)
@@ -235,7 +235,7 @@ class Interpreter:
         >>> ds.fire(crowd, "review", raw)  # a labeller may not review
         Traceback (most recent call last):
         ...
-        proml_sim.errors.RoleNotAllowed: Dataset.review needs role dataset_admin
+        proml_sim.errors.RoleNotAllowed: SingleAdminDataset.review needs role dataset_admin
         >>> _ = ds.fire(lab, "review", raw)
         >>> ds.state(raw), [h.step for h in ds.history(raw)]
         ('reviewed', ['register', 'label', 'review'])

@@ -283,8 +283,10 @@ def register(sub: Any) -> None:
                    help="another domain's store directory to replicate blobs to (repeatable; "
                    "relative to the current directory)")
     p.add_argument("--lifecycle", action="append", metavar="SPEC",
-                   help="with --new-chain: a lifecycle to deploy, Dataset, Model or "
-                   "package.module:Class (repeatable; default: Dataset and Model)")
+                   help="with --new-chain: a lifecycle to deploy, Dataset, Model (consortium "
+                   "governance, founded by this node's domain), SingleAdminDataset, "
+                   "SingleAdminModel (the single-admin design) or package.module:Class "
+                   "(repeatable; default: Dataset and Model)")
     p.add_argument("--plain-key", action="store_true", help="store the key UNENCRYPTED "
                    "(keys.json; for tests and simulations only)")
     add_passphrase_option(p)
@@ -358,7 +360,9 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_approve)
 
     for verb, fn in (("grant", cmd_grant), ("revoke", cmd_revoke)):
-        p = sub.add_parser(verb, help=f"{verb} a lifecycle role (needs its admin role)")
+        p = sub.add_parser(verb, help=f"{verb} a lifecycle role (consortium: as this node's "
+                           "domain admin, own-domain accounts only; single-admin: needs the "
+                           "role's admin role)")
         p.add_argument("lifecycle", help="a lifecycle deployed on the chain")
         p.add_argument("role")
         p.add_argument("account", type=cliargs.address,

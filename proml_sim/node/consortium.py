@@ -1,15 +1,18 @@
 """Consortium governance from a node: propose, vote, execute, list, show.
 
-Works on lifecycles deployed with a ``Consortium`` declaration (for example
-``proml deploy proml_sim.lifecycles:GovernedModel``).  A new organisation joins by running its
-own node (``proml init`` on the shared chain, which gives it a key and a domain name), and
-asking a member to propose it: ``proml consortium propose <Lifecycle> add_domain --domain <its
-domain> --admin <its address> --roles <roles>``; once a quorum of members voted, anyone
-executes it, and the new domain's admin then enrols its own accounts with ``proml grant``.
+Works on lifecycles deployed with a ``Consortium`` declaration: the paper's ``Dataset`` and
+``Model``, which ``proml init`` deploys by default with the node's domain as the founder (the
+single-admin ``SingleAdminDataset`` / ``SingleAdminModel`` have none).  A new organisation
+joins by running its own node (``proml init`` on the shared chain, which gives it a key and a
+domain name), and asking a member to propose it: ``proml consortium propose <Lifecycle>
+add_domain --domain <its domain> --admin <its address> --roles <roles>``; once a quorum of
+members voted, anyone executes it, and the new domain's admin then enrols its own accounts with
+``proml grant`` (:func:`admit` does the whole sequence from Python).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from proml_sim.errors import NodeError
@@ -27,8 +30,8 @@ def _governed(node: ProMLNode, lifecycle: str) -> LifecycleClient:
     if client.ir.consortium is None:
         raise NodeError(
             f"{lifecycle} uses the single-admin design and has no consortium; deploy a lifecycle "
-            "that declares `governance = Consortium(quorum=...)` (e.g. proml deploy "
-            "proml_sim.lifecycles:GovernedModel)"
+            "that declares `governance = Consortium(quorum=...)` (e.g. proml deploy Model, the "
+            "paper's default)"
         )
     return client
 
@@ -113,6 +116,31 @@ def join_request(node: ProMLNode, lifecycle: str, roles: list[str]) -> dict[str,
                f"--admin {node.address} --roles {','.join(roles)}")
     return {"lifecycle": lifecycle, "domain": node.domain, "address": node.address,
             "roles": roles, "member": member, "command": None if member else command}
+
+
+def admit(members: Sequence[ProMLNode], lifecycle: str, newcomer: ProMLNode,
+          roles: list[str]) -> int:
+    """``newcomer``'s domain joins ``lifecycle``'s consortium, with ``newcomer`` as its admin,
+    allowed ``roles``: ``members[0]`` proposes ``add_domain``, the other ``members`` vote until
+    the quorum is reached (refused with the contract's reason if they are too few),
+    ``members[0]`` executes; then ``newcomer`` enrols its own account in ``roles``.  Returns the
+    proposal id.  Each step is the same transaction as ``proml consortium propose|vote|execute``
+    and ``proml grant`` on the nodes.
+
+    Example: ``admit([client], "Model", developer, ["developer"])``."""
+    if not members:
+        raise NodeError("admitting a domain needs at least one member node to propose it")
+    needed = show(members[0], lifecycle)["votes_needed"]
+    pid = propose(members[0], lifecycle, "add_domain", newcomer.domain, newcomer.address, roles)
+    count = 1
+    for m in members[1:]:
+        if count >= needed:
+            break
+        count = vote(m, lifecycle, pid)
+    execute(members[0], lifecycle, pid)
+    for role in roles:
+        newcomer.grant(lifecycle, role, newcomer.address, newcomer.domain)
+    return pid
 
 
 def show(node: ProMLNode, lifecycle: str) -> dict[str, Any]:

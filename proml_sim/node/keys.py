@@ -398,6 +398,7 @@ class Rotation:
     granted: list[tuple[str, str]] = field(default_factory=list)   # (lifecycle, role)
     revoked: list[tuple[str, str]] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)  # `proml grant/revoke ...` for the admins
+    seats: list[str] = field(default_factory=list)  # lifecycles whose domain-admin seat moved
     funded_wei: int = 0
     retired: list[str] = field(default_factory=list)
     keystore: str = ""
@@ -406,7 +407,7 @@ class Rotation:
         return {"old_address": self.old, "new_address": self.new,
                 "granted": [f"{lc}.{r}" for lc, r in self.granted],
                 "revoked": [f"{lc}.{r}" for lc, r in self.revoked],
-                "pending": self.pending, "funded_wei": self.funded_wei,
+                "pending": self.pending, "seats": self.seats, "funded_wei": self.funded_wei,
                 "retired": self.retired, "keystore": self.keystore}
 
 
@@ -426,8 +427,9 @@ def record_rotation(node: ProMLNode, old: Signer, new: str) -> Rotation:
     the role admin must run is listed in ``pending``.  Idempotent (a resumed rotation skips what
     is done).
 
-    This is the one seam for how a rotation is authorised: the governance issue replaces it with
-    a quorum proposal, the rest of :func:`rotate` stays as it is.
+    On a consortium lifecycle where ``old`` is a domain's admin, that admin moves its domain's
+    roles itself, then its seat by a ``rotate_admin`` proposal: executed at once when its own
+    vote is the quorum, else the other members' vote and the execution are ``pending``.
     """
     rot = Rotation(old.address, new)
     for lc, client in node.clients.items():
@@ -437,6 +439,14 @@ def record_rotation(node: ProMLNode, old: Signer, new: str) -> Rotation:
         domain = domain_raw.rstrip(b"\0").decode(errors="replace")
         roles = [r for r in ir.roles if held & r.bit]
         can = {r.name: bool(held & ir.role(r.admin).bit) for r in roles}
+        seat = None  # the member domain whose admin seat ``old`` holds (a consortium)
+        if ir.consortium is not None:
+            snap = client.snapshot()
+            seat = next((d for d, (_, a) in snap.members.items() if a == old.address), None)
+            if seat is not None:  # a domain's admin enrols and revokes its own accounts
+                domain_raw = seat
+                domain = seat.rstrip(b"\0").decode(errors="replace")
+                can = {r.name: True for r in roles}
         with node._writing():
             for r in roles:
                 if client.has_role(new, r.name):
@@ -453,7 +463,34 @@ def record_rotation(node: ProMLNode, old: Signer, new: str) -> Rotation:
                     rot.revoked.append((lc, r.name))
                 else:
                     rot.pending.append(f"proml revoke {lc} {r.name} {old.address}")
+        if seat is not None:
+            _rotate_seat(node, client, old, new, seat, rot)
     return rot
+
+
+def _rotate_seat(node: ProMLNode, client: Any, old: Signer, new: str, seat: bytes,
+                 rot: Rotation) -> None:
+    """Move ``seat``'s domain-admin seat from ``old`` to ``new``: a ``rotate_admin`` proposal
+    (old's domain votes by proposing), executed at once when that is a quorum; otherwise the
+    other members' votes and the execution are listed in ``rot.pending``.  A resumed rotation
+    reuses its open proposal."""
+    from proml_sim.node import consortium
+
+    lc = client.ir.name
+    snap = client.snapshot()
+    pid = next((i for i, (k, d, a, _, status, epoch, _) in snap.proposals.items()
+                if k == 3 and d == seat and a == new and status == 1 and epoch == snap.epoch),
+               None)
+    votes = len(snap.proposals[pid][6]) if pid is not None else 1
+    if pid is None:
+        pid = consortium.propose(node, lc, "rotate_admin", consortium.domain_name(seat), new, [])
+    needed = min(client.ir.consortium.quorum, len(snap.members))
+    if votes >= needed:
+        consortium.execute(node, lc, pid)
+        rot.seats.append(lc)
+    else:
+        rot.pending += [f"proml consortium vote {lc} {pid}  (by {needed - votes} other "
+                        "member domain(s))", f"proml consortium execute {lc} {pid}"]
 
 
 def _fund(node: ProMLNode, old: Signer, new: str) -> int:

@@ -85,7 +85,7 @@ LIFECYCLE_EVENTS_ABI: list[dict[str, Any]] = [
 
 
 #: the consortium governance events a lifecycle declaring a Consortium adds
-#: (``codegen/vyper.py``; a test checks them against a compiled GovernedModel)
+#: (``codegen/vyper.py``; a test checks them against the compiled paper Model)
 GOVERNANCE_EVENTS_ABI: list[dict[str, Any]] = [
     _ev("GovProposed", ("id", "uint256", True), ("kind", "uint8", False),
         ("domain", "bytes32", False), ("account", "address", False), ("roles", "uint256", False),

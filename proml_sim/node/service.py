@@ -50,9 +50,11 @@ from proml_sim.chain.client import LifecycleClient
 from proml_sim.chain.journal import JournaledChain
 from proml_sim.compiler import compile_artefact
 from proml_sim.errors import (
+    DomainRoleNotAllowed,
     HomeError,
     JournalError,
     NodeError,
+    NotDomainAdmin,
     NotRoleAdmin,
     RoleNotAllowed,
     TransitionNotAllowed,
@@ -185,7 +187,22 @@ class ProMLNode:
                             f"as {spec!r}, which now names lifecycle {compiled.name!r}; restore "
                             "the class or fix the spec in node.json")
         # preflight: a call that would revert is refused before anything is signed or sent
-        return LifecycleClient(self.backend, compiled, address, automine=False, preflight=True)
+        client = LifecycleClient(self.backend, compiled, address, automine=False, preflight=True)
+        assert compiled.ir is not None
+        try:
+            on_chain = client.fingerprint()
+        except Exception:  # no code there (yet) or no such view: the calls will say so
+            return client
+        if on_chain != compiled.ir.fingerprint():
+            hint = (" (homes made before the paper's Dataset/Model became consortium "
+                    "lifecycles deployed the single-admin ones, now SingleAdminDataset/"
+                    "SingleAdminModel: start a new chain with `proml init --new-chain`)"
+                    if spec in LIFECYCLES else "")
+            raise HomeError(f"the {lifecycle} contract at {address} was generated from another "
+                            f"definition than {spec!r} (IR fingerprint {on_chain[:12]}.. on "
+                            f"chain, {compiled.ir.fingerprint()[:12]}.. here){hint}; use the "
+                            "class it was deployed from")
+        return client
 
     # -- paths and identity ---------------------------------------------------------------------
     def path(self, stored: str) -> Path:
@@ -664,11 +681,18 @@ class ProMLNode:
 
     def grant(self, lifecycle: str, role: str, account: str, domain: str) -> None:
         """Grant ``role`` of ``lifecycle`` to ``account`` (EIP-55 checked) in trust ``domain``;
-        this node must hold the role's admin role."""
+        this node must hold the role's admin role, or, on a consortium lifecycle (the paper's
+        default), be its domain's admin and enrol an account of its own domain."""
         client = self.client(lifecycle)
         account = check_address(account)
         self._check_admin(client, role, "granting")
-        with self._writing():
+        if client.ir.consortium is not None and domain != self.domain:
+            raise NodeError(
+                f"{lifecycle} is governed by a consortium: this node enrols only accounts of its "
+                f"own domain {self.domain!r}; {domain!r}'s own node grants its accounts (a new "
+                f"domain first joins: `proml consortium join {lifecycle}` on its node prints the "
+                "add_domain proposal a quorum of members must pass)")
+        with self._writing(), self._governed(client, role):
             self._mine(client, client.grant(self.signer, role, account, domain_bytes(domain)))
 
     def revoke(self, lifecycle: str, role: str, account: str) -> None:
@@ -680,8 +704,31 @@ class ProMLNode:
         if not client.has_role(account, role):
             raise NodeError(f"{account} does not hold {lifecycle}.{role}; nothing to revoke "
                             f"(see its roles with `proml whoami` on its node)")
-        with self._writing():
+        with self._writing(), self._governed(client, role):
             self._mine(client, client.revoke(self.signer, role, account))
+
+    @contextlib.contextmanager
+    def _governed(self, client: LifecycleClient, role: str) -> Iterator[None]:
+        """On a consortium lifecycle, add to a refused grant/revoke what needs a quorum and
+        the command that starts it (the revert reasons are shared with the interpreter)."""
+        try:
+            yield
+        except (NotDomainAdmin, NotRoleAdmin) as exc:
+            if client.ir.consortium is None:
+                raise
+            lc = client.ir.name
+            raise type(exc)(
+                f"{exc}; on {lc} this node acts as the admin of domain {self.domain!r}, which "
+                f"must be a member with this node's key as its admin: see `proml consortium "
+                f"show {lc}`; a new domain joins by an add_domain proposal a quorum passes "
+                f"(`proml consortium join {lc}` prints it), a lost admin key is replaced by "
+                "rotate_admin") from exc
+        except DomainRoleNotAllowed as exc:
+            lc = client.ir.name
+            raise DomainRoleNotAllowed(
+                f"{exc}: `proml consortium propose {lc} set_roles --domain {self.domain} "
+                f"--roles <its current roles>,{role}` (a quorum of members then votes and executes)"
+                ) from exc
 
     def _recordable(self, ref: ArtefactRef, client: LifecycleClient, transition: str) -> Any:
         """The transition, if one actor records it (k-of-n ones go through approve)."""

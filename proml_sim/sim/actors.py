@@ -147,6 +147,9 @@ def build_projects(world: World, n_teams: int, n_projects: int) -> tuple[list[Pr
         proj = Project(f"project{j:03d}", **people, log=[])
         for attr, lifecycle, role in ROLES:
             grants.append((getattr(proj, attr).name, lifecycle, role))
+        # the labeller is hired during the run (step 4): a consortium admits its domain for
+        # the role at set-up, and its domain's admin enrols it then
+        world.allow(proj.labeller.name, "Dataset", "labeller")
         projects.append(proj)
     return projects, grants
 
@@ -181,8 +184,11 @@ def paper_workflow(world: World, proj: Project, durations: StepDurations,
     raw = digest_of(proj.name, "raw")
     did = yield from step(proj.data_admin, "Dataset", "register", salt, raw,
                           f"s3://{proj.data_admin.domain}/raw", transition="register")
-    # 4 labelling outsourced: the data company grants the labeller, who labels
-    yield from step(proj.data_admin, "Dataset", "grant", "labeller", proj.labeller.address,
+    # 4 labelling outsourced: the labeller is hired (enrolled by its own domain's admin in a
+    # consortium; granted by the data company, the role's admin, under a single admin)
+    hirer = (proj.data_admin if world.clients["Dataset"].ir.consortium is None
+             else world.domain_admin(proj.labeller, "Dataset"))
+    yield from step(hirer, "Dataset", "grant", "labeller", proj.labeller.address,
                     domain_id(proj.labeller.domain), transition="grant")
     yield _work(world, d.label, d.sigma)
     yield from step(proj.labeller, "Dataset", "fire", "label", did, digest_of(proj.name, "lab"),

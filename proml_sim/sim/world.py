@@ -332,6 +332,9 @@ class World:
         self.backend: ChainBackend | None = None
         self.clients: dict[str, Any] = {}
         self.admin: Participant | None = None
+        self._domain_admins: dict[str, Participant] = {}  # trust domain -> its admin (consortia)
+        self._founders: dict[str, Participant] = {}  # add_lifecycle's chosen founders
+        self._allowed: list[tuple[str, str, str]] = []  # World.allow before setup
         self._t0_ts = GENESIS_TS
         self._contested: SimBlock | None = None
         self._pending_meta: tuple[Participant, dict[str, Any], str, str] | None = None
@@ -436,29 +439,73 @@ class World:
         self.participants[name] = p
         return p
 
-    def setup(self, grants: Iterable[tuple[str, str, str]] = ()) -> None:
+    def allow(self, who: str, lifecycle: str, role: str) -> None:
+        """Before :meth:`setup`: admit ``who``'s domain into ``lifecycle``'s consortium and
+        allow it ``role`` without enrolling ``who`` (its domain's admin grants it later, e.g. a
+        labeller hired during the run); the same as :meth:`setup`'s ``allow``.  Ignored by
+        single-admin lifecycles.  Example: ``w.allow("lena", "Dataset", "labeller")``."""
+        if self._started:
+            raise RuntimeError("allow roles before World.setup()")
+        self.participant(who)
+        self._client(lifecycle, self.lifecycles)
+        self._allowed.append((who, lifecycle, role))
+
+    def setup(self, grants: Iterable[tuple[str, str, str]] = (),
+              allow: Iterable[tuple[str, str, str]] = ()) -> None:
         """Create the engine (funding every participant), deploy the world's lifecycles and the
         batch Anchor contract, and grant ``(participant, lifecycle, role)`` for each of
-        ``grants`` (names checked first: nothing is deployed when one is unknown)."""
+        ``grants`` (names checked first: nothing is deployed when one is unknown).
+
+        A single-admin lifecycle (and the Anchor) is deployed by :attr:`admin` (the
+        ``consortium-admin`` participant), which grants every role.  A lifecycle with a
+        ``Consortium`` declaration (the paper's ``Dataset`` / ``Model``) is set up by domain
+        enrolment, in real transactions: the first domain named by its grants founds it (its
+        admin deploys), every other domain of its grants' participants joins by an
+        ``add_domain`` proposal voted by a quorum of the members so far, each domain (the
+        founder's too, by a ``set_roles`` of its own while it is alone) allowed exactly the
+        roles its participants are granted, and each domain's admin then enrols its own
+        participants.  Each such domain gets a dedicated admin participant, ``admin@DOMAIN``
+        (a participant's own key is not its domain's admin key, so a stolen participant key
+        does not carry the power to enrol); :meth:`domain_admin` returns it.
+
+        ``allow``: ``(participant, lifecycle, role)`` triples that admit the participant's
+        domain and allow it the role without enrolling the participant (its domain's admin may
+        grant it later, e.g. standby verifiers); ignored by single-admin lifecycles."""
         if self._started:
             raise RuntimeError("World.setup() runs once")
         grants = list(grants)
-        for name, lifecycle, _ in grants:
+        allow = [*self._allowed, *allow]
+        for name, lifecycle, _ in [*grants, *allow]:
             self.participant(name)
             self._client(lifecycle, self.lifecycles)
         self._started = True
         self.admin = self.add_participant_unchecked("consortium-admin", "consortium", "eu")
+        compiled = {name: compile_artefact(cls) for name, cls in self.lifecycles.items()}
+        # each consortium lifecycle's member domains, founder first
+        members: dict[str, list[str]] = {}
+        for lc, c in compiled.items():
+            if c.ir is not None and c.ir.consortium is not None:
+                doms = list(dict.fromkeys(self.participants[n].domain
+                                          for n, g, _ in [*grants, *allow] if g == lc))
+                first = next(iter(self.participants.values()))
+                members[lc] = doms or [first.domain]
+        # every domain gets its admin (funded), also for consortium lifecycles added later
+        for d in dict.fromkeys(p.domain for p in list(self.participants.values())):
+            self._domain_admins[d] = self._new_domain_admin(d)
         funded = [p.address for p in self.participants.values()]
         self.backend = _make_engine(self.engine_name, funded, self.profile, self.rpc_url)
-        for cls in self.lifecycles.values():
-            self.clients[cls.__name__] = LifecycleClient.deploy(
-                self.backend, compile_artefact(cls), self.admin.signer,
-                domain_id(self.admin.domain),
-            )
+        for name, c in compiled.items():
+            deployer = self._domain_admins[members[name][0]] if name in members else self.admin
+            self.clients[name] = LifecycleClient.deploy(
+                self.backend, c, deployer.signer, domain_id(deployer.domain))
         self.clients["Anchor"] = AnchorClient.deploy(self.backend, self.admin.signer)
+        for lc, doms in members.items():
+            self._admit(self.clients[lc], doms, [(n, r) for n, g, r in [*grants, *allow]
+                                                if g == lc], self._domain_admins)
         for name, lifecycle, role in grants:
             p = self.participants[name]
-            self.clients[lifecycle].grant(self.admin.signer, role, p.address, domain_id(p.domain))
+            granter = self.domain_admin(p, lifecycle)
+            self.clients[lifecycle].grant(granter.signer, role, p.address, domain_id(p.domain))
         self._t0_ts = self.backend.head().timestamp + 1
         self.gateway = _Gateway(self, self.backend)
         self.sim_clients: dict[str, Any] = {
@@ -469,6 +516,136 @@ class World:
         self.sim_clients["Anchor"] = AnchorClient(self.gateway, anchor.compiled, anchor.address,
                                                   automine=False)
         self.env.process(self._produce_blocks())
+
+    def _new_domain_admin(self, domain: str) -> Participant:
+        """The dedicated admin participant of ``domain`` (in the region of the domain's first
+        participant); the world's own admin for its own domain."""
+        assert self.admin is not None
+        if domain == self.admin.domain:
+            return self.admin
+        name = f"admin@{domain}"
+        if name in self.participants:
+            raise SimNameError(f"participant name {name!r} is reserved for the admin of trust "
+                               f"domain {domain!r}; rename that participant")
+        region = next(p.region for p in self.participants.values() if p.domain == domain)
+        return self.add_participant_unchecked(name, domain, region)
+
+    def _admit(self, client: LifecycleClient, domains: list[str],
+               grants: list[tuple[str, str]], admins: dict[str, Participant]) -> None:
+        """Admit ``domains[1:]`` into ``client``'s consortium (founded by ``domains[0]``): the
+        earliest member proposes ``add_domain`` (allowed the roles of ``(participant, role)``
+        ``grants`` in that domain), as many more members vote as the quorum needs, and the
+        proposer executes; ``admins``: each domain's admin."""
+        assert client.ir.consortium is not None
+        quorum = client.ir.consortium.quorum
+
+        def mask_of(d: str) -> int:
+            return sum({client.ir.role(role).bit for name, role in grants
+                        if self.participants[name].domain == d})
+
+        # the founding domain may hold every role (or its founder_roles): while it is the only
+        # member its own vote narrows that to the roles its participants need, as for the others
+        pid = client.propose(admins[domains[0]].signer, "set_roles", domain_id(domains[0]),
+                             roles=mask_of(domains[0]))
+        client.execute(admins[domains[0]].signer, pid)
+        for i, d in enumerate(domains[1:], start=1):
+            mask = mask_of(d)
+            voters = [admins[m] for m in domains[:min(quorum, i)]]
+            pid = client.propose(voters[0].signer, "add_domain", domain_id(d),
+                                 admins[d].address, mask)
+            for v in voters[1:]:
+                client.vote(v.signer, pid)
+            client.execute(voters[0].signer, pid)
+
+    def add_lifecycle(self, key: str, lifecycle: Any, grants: Iterable[tuple[str, str]],
+                      deployer: str | Participant | None = None) -> LifecycleClient:
+        """Deploy another lifecycle registry after :meth:`setup` (``lifecycle``: a DSL class or
+        its compiled contract, e.g. a mutant), grant ``(participant, role)`` as :meth:`setup`
+        does (a consortium lifecycle by domain enrolment, founded by ``deployer``'s domain,
+        default the first grant's), make it usable as ``w.send(p, key, ...)`` and restart
+        simulated time after the set-up blocks.  Call before any participant sends.
+
+        Example: ``w.add_lifecycle("ModelB", Model, [("op", "operator"), ("v1", "verifier")])``.
+        """
+        if not self._started or self.backend is None or self.admin is None:
+            raise RuntimeError("call World.setup() before World.add_lifecycle()")
+        if key in self.clients:
+            raise SimNameError(f"a lifecycle named {key!r} is already deployed; use another key")
+        grants = list(grants)
+        for name, _ in grants:
+            self.participant(name)
+        compiled = lifecycle if hasattr(lifecycle, "bytecode") else compile_artefact(lifecycle)
+        consortium = compiled.ir is not None and compiled.ir.consortium is not None
+        if deployer is not None:
+            founder = self.participant(deployer)
+        elif consortium and grants:
+            founder = self._domain_admins.get(self.participants[grants[0][0]].domain, self.admin)
+        else:
+            founder = self.admin
+        client = LifecycleClient.deploy(self.backend, compiled, founder.signer,
+                                        domain_id(founder.domain))
+        self.enrol(client, grants, founder)
+        if consortium:
+            self._founders[key] = founder
+        self.clients[key] = client
+        self.sim_clients[key] = LifecycleClient(self.gateway, compiled, client.address,
+                                                automine=False)
+        self.mark_start()
+        return client
+
+    def enrol(self, client: LifecycleClient, grants: Iterable[tuple[str, str]],
+              founder: Participant) -> None:
+        """Grant ``(participant, role)`` on ``client`` (a lifecycle ``founder`` deployed, on
+        this world's chain or another), as :meth:`setup` does: a consortium lifecycle by domain
+        enrolment (``founder``'s domain founded it; the others join by proposal and votes of
+        the members' admins; each domain's admin enrols its participants), a single-admin one
+        by ``founder``'s grants.  Direct transactions (automined on ``client``'s backend)."""
+        grants = list(grants)
+        if client.ir.consortium is None:
+            for name, role in grants:
+                p = self.participant(name)
+                client.grant(founder.signer, role, p.address, domain_id(p.domain))
+            return
+        doms = list(dict.fromkeys([founder.domain,
+                                   *(self.participant(n).domain for n, _ in grants)]))
+        admins = {**self._domain_admins, founder.domain: founder}
+        self._admit(client, doms, grants, admins)
+        for name, role in grants:
+            p = self.participants[name]
+            client.grant(admins[p.domain].signer, role, p.address, domain_id(p.domain))
+
+    def domain_admin(self, who: str | Participant, lifecycle: str | None = None) -> Participant:
+        """The participant that administers the roles of ``who`` (a participant, its name or
+        address, or a trust domain's name): for a consortium lifecycle the admin of its
+        domain, for a single-admin one :attr:`admin`.  ``lifecycle=None``: the domain's admin
+        if the world has a consortium lifecycle, else :attr:`admin`.
+
+        Example: ``yield from w.send(w.domain_admin("v1"), "Model", "revoke", "verifier",
+        w.participant("v1").address)``."""
+        if not self._started or self.admin is None:
+            raise RuntimeError("call World.setup() before World.domain_admin()")
+        if isinstance(who, str) and who.startswith("0x") and who not in self.participants:
+            by_address = {p.address.lower(): p for p in self.participants.values()}
+            who = by_address.get(who.lower(), who)  # an account's address: its participant
+        if isinstance(who, Participant) or who in self.participants:
+            domain = self.participant(who).domain
+        elif who in self._domain_admins or any(p.domain == who
+                                                for p in self.participants.values()):
+            domain = who
+        else:
+            raise SimNameError(f"no participant or trust domain {who!r} in this world; "
+                               f"participants: {', '.join(sorted(self.participants))}")
+        if lifecycle is not None:
+            c = self._client(lifecycle, self.clients)
+            if getattr(c, "ir", None) is None or c.ir.consortium is None:
+                return self.admin
+            founder = self._founders.get(lifecycle)
+            if founder is not None and founder.domain == domain:
+                return founder  # add_lifecycle's own deployer founded it
+        elif not any(getattr(c, "ir", None) is not None and c.ir.consortium is not None
+                     for c in self.clients.values()):
+            return self.admin
+        return self._domain_admins.get(domain, self.admin)
 
     def mark_start(self) -> None:
         """Start simulated time after blocks made outside the simulation (set-up calls made

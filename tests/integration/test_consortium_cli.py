@@ -1,4 +1,5 @@
-"""``proml consortium``: three nodes govern GovernedModel's trust domains from the command line."""
+"""``proml consortium``: three nodes govern the trust domains of Model (the paper's lifecycle,
+a consortium by default) from the command line."""
 
 from __future__ import annotations
 
@@ -19,48 +20,49 @@ def test_domains_join_by_quorum_and_enrol_only_their_own_accounts(tmp_path, caps
     a, b, c = (str(tmp_path / n) for n in "abc")
     assert main(["init", "--home", a, "--name", "a", "--domain", "org", "--new-chain",
                  "--chain", str(chain), "--seed", "a",
-                 "--lifecycle", "proml_sim.lifecycles:GovernedModel"]) == 0
+                 "--lifecycle", "Model"]) == 0
     nb = ProMLNode.init(b, name="b", domain="lab", chain_dir=chain, seed="b")
     nc = ProMLNode.init(c, name="c", domain="audit", chain_dir=chain, seed="c")
     capsys.readouterr()
-    code, req = _json(capsys, ["consortium", "join", "GovernedModel", "--roles", "verifier",
+    code, req = _json(capsys, ["consortium", "join", "Model", "--roles", "verifier",
                                "--home", b])
     assert code == 0 and not req["member"] and nb.address in req["command"]
-    assert main(["consortium", "join", "GovernedModel", "--roles", "nope", "--home", b]) == 2
+    assert main(["consortium", "join", "Model", "--roles", "nope", "--home", b]) == 2
     capsys.readouterr()
     # one member: the founder's proposal is its own quorum
-    code, out = _json(capsys, ["consortium", "propose", "GovernedModel", "add_domain",
+    code, out = _json(capsys, ["consortium", "propose", "Model", "add_domain",
                                "--domain", "lab", "--admin", nb.address, "--roles", "verifier",
                                "--home", a])
     assert code == 0 and out["proposal"] == 1
-    assert main(["consortium", "execute", "GovernedModel", "1", "--home", c]) == 0
+    assert main(["consortium", "execute", "Model", "1", "--home", c]) == 0
     # two members: the newcomer needs both
-    assert main(["consortium", "propose", "GovernedModel", "add_domain", "--domain", "audit",
+    assert main(["consortium", "propose", "Model", "add_domain", "--domain", "audit",
                  "--admin", nc.address, "--roles", "auditor,verifier", "--home", b]) == 0
-    assert main(["consortium", "execute", "GovernedModel", "2", "--home", c]) == 2
+    assert main(["consortium", "execute", "Model", "2", "--home", c]) == 2
     assert "lacks a quorum" in capsys.readouterr().err
-    assert main(["consortium", "vote", "GovernedModel", "2", "--home", c]) == 2  # not a member
-    assert main(["consortium", "vote", "GovernedModel", "2", "--home", a]) == 0
-    assert main(["consortium", "execute", "GovernedModel", "2", "--home", c]) == 0
+    assert main(["consortium", "vote", "Model", "2", "--home", c]) == 2  # not a member
+    assert main(["consortium", "vote", "Model", "2", "--home", a]) == 0
+    assert main(["consortium", "execute", "Model", "2", "--home", c]) == 0
     capsys.readouterr()
-    code, req = _json(capsys, ["consortium", "join", "GovernedModel", "--roles", "auditor",
+    code, req = _json(capsys, ["consortium", "join", "Model", "--roles", "auditor",
                                "--home", c])
     assert code == 0 and req["member"] and req["command"] is None
-    code, info = _json(capsys, ["consortium", "show", "GovernedModel", "--home", c])
+    code, info = _json(capsys, ["consortium", "show", "Model", "--home", c])
     assert code == 0 and info["this_node_is_admin_of"] == "audit"
     assert {m["domain"]: m["roles"] for m in info["members"]}["lab"] == ["verifier"]
-    code, rows = _json(capsys, ["consortium", "list", "GovernedModel", "--home", a])
+    code, rows = _json(capsys, ["consortium", "list", "Model", "--home", a])
     assert [(r["id"], r["status"]) for r in rows] == [(1, "executed"), (2, "executed")]
     # a domain enrols its own accounts only, and only roles it may hold
-    assert main(["grant", "GovernedModel", "verifier", nb.address, "--domain", "lab",
+    assert main(["grant", "Model", "verifier", nb.address, "--domain", "lab",
                  "--home", b]) == 0
-    assert main(["grant", "GovernedModel", "verifier", nc.address, "--domain", "lab",
+    assert main(["grant", "Model", "verifier", nc.address, "--domain", "lab",
                  "--home", a]) == 2
-    assert main(["grant", "GovernedModel", "developer", nb.address, "--domain", "lab",
+    assert main(["grant", "Model", "developer", nb.address, "--domain", "lab",
                  "--home", b]) == 2
     err = capsys.readouterr().err
-    assert "enrols accounts only into itself" in err and "may not hold that role" in err
-    assert main(["deploy", "Model", "--home", a]) == 0
+    assert "this node enrols only accounts of its own domain 'org'" in err
+    assert "may not hold that role" in err and "proml consortium propose Model set_roles" in err
+    assert main(["deploy", "SingleAdminModel", "--home", a]) == 0  # the comparison option
     capsys.readouterr()
-    assert main(["consortium", "show", "Model", "--home", a]) == 2  # single-admin lifecycle
+    assert main(["consortium", "show", "SingleAdminModel", "--home", a]) == 2
     assert "single-admin design" in capsys.readouterr().err

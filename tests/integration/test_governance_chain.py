@@ -121,12 +121,12 @@ def test_governance_gas_rows_are_real_and_above_the_lower_bound() -> None:
 
 
 def test_proof_codec_knows_the_governance_events() -> None:
-    from proml_sim.lifecycles import GovernedModel
+    from proml_sim.lifecycles import Model
     from proml_sim.node.proofs import GOVERNANCE_EVENTS_ABI, LIFECYCLE_EVENTS_ABI
 
     def shape(es: list[Any]) -> list[Any]:
         return sorted((e["name"], [(i["name"], i["type"], bool(i["indexed"]))
                                    for i in e["inputs"]]) for e in es)
 
-    compiled = [e for e in compile_artefact(GovernedModel).abi if e.get("type") == "event"]
+    compiled = [e for e in compile_artefact(Model).abi if e.get("type") == "event"]
     assert shape(LIFECYCLE_EVENTS_ABI + GOVERNANCE_EVENTS_ABI) == shape(compiled)

@@ -12,7 +12,8 @@ import pytest
 
 from proml_sim.codegen import generate_vyper
 from proml_sim.ir import build_ir
-from proml_sim.lifecycles import Dataset, Model
+from proml_sim.lifecycles import SingleAdminDataset as Dataset  # the property suite drives roles
+from proml_sim.lifecycles import SingleAdminModel as Model
 from proml_sim.threats.mutants import load_user_mutants
 from proml_sim.threats.properties import guard_reasons
 
@@ -26,8 +27,8 @@ def test_guard_reasons_lists_every_assert_of_the_generated_contract():
     src = generate_vyper(build_ir(Model))
     g = guard_reasons(src)
     assert sum(g.values()) == src.count("assert ") - src.count("assert_")  # every site
-    assert g["UnknownArtefact: Model: unknown artefact id; register it first"] > 1
-    assert "ApprovalsFull: Model.verify: approval slots for this version are full" in g
+    assert g["UnknownArtefact: SingleAdminModel: unknown artefact id; register it first"] > 1
+    assert "ApprovalsFull: SingleAdminModel.verify: approval slots for this version are full" in g
     assert all(": " in r for r in g)  # each one a "<Code>: <message>" reason
 
 

@@ -45,9 +45,17 @@ def homes(tmp_path, capsys, monkeypatch):
                f"{a}/chain", "--home", d, "--seed", "kd", "--passphrase-file",
                str(pw["dev"]))[0] == 0
     dev_addr = json.loads((tmp_path / "dev" / "node.json").read_text())["address"]
+    # the consortium default: dev-co joins (the founder's vote is the quorum of one member),
+    # then dev's own node enrols itself
+    code, out, _ = run(capsys, "consortium", "propose", "Model", "add_domain", "--domain",
+                       "dev-co", "--admin", dev_addr, "--roles", "operator,developer", "--json",
+                       "--home", a, "--passphrase-file", str(pw["admin"]))
+    assert code == 0
+    assert run(capsys, "consortium", "execute", "Model", str(json.loads(out)["proposal"]),
+               "--home", a, "--passphrase-file", str(pw["admin"]))[0] == 0
     for role in ("operator", "developer"):
-        assert run(capsys, "grant", "Model", role, dev_addr, "--domain", "dev-co", "--home", a,
-                   "--passphrase-file", str(pw["admin"]))[0] == 0
+        assert run(capsys, "grant", "Model", role, dev_addr, "--domain", "dev-co", "--home", d,
+                   "--passphrase-file", str(pw["dev"]))[0] == 0
     assert run(capsys, "register", "m", "--lifecycle", "Model", "--home", d,
                "--passphrase-file", str(pw["dev"]))[0] == 0
     return tmp_path, pw
@@ -147,13 +155,22 @@ def test_rotate_moves_roles_and_keeps_the_old_key(homes, capsys):
     assert code == 0
     rot = json.loads(out)
     new_admin = rot["new_address"]
-    assert rot["old_address"] == old_admin != new_admin and rot["pending"] == []
+    assert rot["old_address"] == old_admin != new_admin
     assert set(rot["granted"]) == set(rot["revoked"]) == {"Dataset.admin", "Model.admin"}
+    # its domain-admin seats: Dataset's consortium has one member (its own vote is the
+    # quorum); Model's has two (dev-co must vote)
+    assert rot["seats"] == ["Dataset"] and rot["pending"][1] == "proml consortium execute Model 2"
+    assert rot["pending"][0].startswith("proml consortium vote Model 2 ")
+    assert run(capsys, "consortium", "vote", "Model", "2", "--home", d, "--passphrase-file",
+               str(pw["dev"]))[0] == 0
+    assert run(capsys, *rot["pending"][1].split()[1:], "--home", d, "--passphrase-file",
+               str(pw["dev"]))[0] == 0
     node = ProMLNode.open(a)
     assert node.address == new_admin and node.backend.balance(new_admin) > 0
     for lc, c in node.clients.items():
         assert c.has_role(new_admin, "admin") and not c.roles_of(old_admin), lc
         assert c.domain_of(new_admin) == b"consortium".ljust(32, b"\0")
+        assert c.snapshot().members[b"consortium".ljust(32, b"\0")][1] == new_admin, lc
     retired = [Path(p) for p in rot["retired"]]
     assert retired[0].parent == tmp / "admin" / K.RETIRED
     old_key = K.decrypt_keystore(K.load_keystore(retired[0]), "admin passphrase", retired[0])
@@ -164,13 +181,14 @@ def test_rotate_moves_roles_and_keeps_the_old_key(homes, capsys):
     assert code == 0
     rot = json.loads(out)
     new_dev, old_dev = rot["new_address"], rot["old_address"]
-    assert rot["granted"] == [] and sorted(rot["pending"]) == sorted([
-        f"proml grant Model operator {new_dev} --domain dev-co",
-        f"proml grant Model developer {new_dev} --domain dev-co",
-        f"proml revoke Model operator {old_dev}", f"proml revoke Model developer {old_dev}"])
-    for cmd in rot["pending"]:  # what the role admin (the rotated admin) runs
-        argv = [*cmd.split()[1:], "--home", a, "--passphrase-file", str(pw["admin"])]
-        assert run(capsys, *argv)[0] == 0, cmd
+    # dev is dev-co's admin: it moves its own roles; its seat needs the other member's vote
+    assert sorted(rot["granted"]) == sorted(rot["revoked"]) == ["Model.developer",
+                                                                 "Model.operator"]
+    assert rot["pending"][0].startswith("proml consortium vote Model 3 ")
+    assert run(capsys, "consortium", "vote", "Model", "3", "--home", a, "--passphrase-file",
+               str(pw["admin"]))[0] == 0
+    assert run(capsys, *rot["pending"][1].split()[1:], "--home", a, "--passphrase-file",
+               str(pw["admin"]))[0] == 0
     model = ProMLNode.open(d).client("Model")
     assert model.has_role(new_dev, "developer") and not model.roles_of(old_dev)
     assert run(capsys, "record", "train", "m", "--home", d, "--passphrase-file",

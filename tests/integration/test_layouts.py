@@ -21,7 +21,7 @@ from proml_sim.chain.client import (
     eip1167_initcode,
 )
 from proml_sim.ir import replay
-from proml_sim.lifecycles import Model
+from proml_sim.lifecycles import SingleAdminModel as Model  # layout mechanics, one admin
 
 DIG = b"\xaa" * 32
 DA, DB = b"A" * 32, b"B" * 32
@@ -132,7 +132,7 @@ def test_a_call_sent_to_another_artefacts_contract_is_unknown_artefact(env):
     b = c.register(keys.signer(op), b"\x05" * 32)
     data = c.transition_abi.encode_call("train", [a, DIG, "", []])
     r = send_and_mine(backend, keys.signer(dev), c.artefact_address(b), data, gas=200_000)
-    assert not r.status and r.revert_reason.startswith("UnknownArtefact: Model:")
+    assert not r.status and r.revert_reason.startswith("UnknownArtefact: SingleAdminModel:")
     assert c.version(a) == 1 and c.version(b) == 1
 
 

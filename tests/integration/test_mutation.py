@@ -16,7 +16,8 @@ import pytest
 from proml_sim import compile_artefact
 from proml_sim.codegen import generate_vyper
 from proml_sim.ir import build_ir
-from proml_sim.lifecycles import Dataset, Model
+from proml_sim.lifecycles import SingleAdminDataset as Dataset  # the property suite drives roles
+from proml_sim.lifecycles import SingleAdminModel as Model
 from proml_sim.threats import mutants as mutants_mod
 from proml_sim.threats.mutants import (
     REQUIRED,
@@ -129,7 +130,8 @@ def test_anchor_found_twice_fails_loudly() -> None:
 
 def test_lifecycle_without_approvals_has_no_double_count_mutant() -> None:
     planned = {m[0] if isinstance(m, tuple) else m.id: m for m in mutants_for(Dataset)}
-    assert planned["d-double-count"] == ("d-double-count", "Dataset has no k-of-n transition")
+    assert planned["d-double-count"] == ("d-double-count",
+                                         "SingleAdminDataset has no k-of-n transition")
     assert isinstance(planned["a-missing-role-check"], Mutant)
 
 

@@ -19,6 +19,7 @@ from proml_sim.errors import (
     UnknownName,
 )
 from proml_sim.node import BlobStore, ProMLNode, Record, sha256_file
+from proml_sim.node import consortium as gov
 
 
 @pytest.fixture
@@ -30,9 +31,9 @@ def world(tmp_path):
                           seed="data", replicas=[tmp_path / "dev" / "store"])
     dev = ProMLNode.init(tmp_path / "dev", name="dev", domain="dev-co", chain_dir=chain,
                          seed="dev", replicas=[tmp_path / "data" / "store"])
-    admin.grant("Dataset", "dataset_admin", data.address, "data-co")
-    admin.grant("Model", "operator", dev.address, "dev-co")
-    admin.grant("Model", "developer", dev.address, "dev-co")
+    # the admin's domain founded both consortiums; data-co and dev-co join and enrol themselves
+    gov.admit([admin], "Dataset", data, ["dataset_admin"])
+    gov.admit([admin], "Model", dev, ["operator", "developer"])
     raw = tmp_path / "raw.csv"
     raw.write_text("x,y\n1,0\n2,1\n")
     data.register("Dataset", "ds", [raw])
@@ -227,8 +228,7 @@ def test_node_on_a_json_rpc_endpoint(tmp_path, anvil_url):
     contracts.write_text(json.dumps(admin.config["contracts"]))
     dev = ProMLNode.init(tmp_path / "dev", name="dev", domain="dev-co", rpc_url=anvil_url,
                          contracts=json.loads(contracts.read_text()), seed="rpc-dev")
-    for role in ("operator", "developer"):
-        admin.grant("Model", role, dev.address, "dev-co")
+    gov.admit([admin], "Model", dev, ["operator", "developer"])
     dev.register("Model", "rpc-model")
     out = tmp_path / "m.bin"
     with dev.step("train", artefact="rpc-model", outputs=[out]):

@@ -15,6 +15,7 @@ import pytest
 
 from proml_sim.cli import main
 from proml_sim.errors import (
+    DomainRoleNotAllowed,
     HomeError,
     NodeError,
     NotRoleAdmin,
@@ -25,6 +26,7 @@ from proml_sim.errors import (
 )
 from proml_sim.fsutil import atomic_write_bytes
 from proml_sim.node import BlobStore, ProMLNode, sha256_file
+from proml_sim.node import consortium as gov
 
 
 @pytest.fixture
@@ -37,10 +39,10 @@ def world(tmp_path):
                          seed="dev")
     v1 = ProMLNode.init(tmp_path / "v1", name="v1", domain="lab-1", chain_dir=chain, seed="v1")
     v2 = ProMLNode.init(tmp_path / "v2", name="v2", domain="lab-2", chain_dir=chain, seed="v2")
-    admin.grant("Model", "operator", dev.address, "dev-co")
-    admin.grant("Model", "developer", dev.address, "dev-co")
-    admin.grant("Model", "verifier", v1.address, "lab-1")
-    admin.grant("Model", "verifier", v2.address, "lab-2")
+    # the admin's domain founded the consortium (quorum 2): dev-co, lab-1, lab-2 join by vote
+    gov.admit([admin], "Model", dev, ["operator", "developer"])
+    gov.admit([admin, dev], "Model", v1, ["verifier"])
+    gov.admit([admin, dev], "Model", v2, ["verifier"])
     dev.register("Model", "m1")
     weights = tmp_path / "w.bin"
     weights.write_bytes(b"weights")
@@ -266,9 +268,20 @@ def test_errors_name_the_state_and_the_missing_admin_role(world):
     tmp, admin, dev, v1, v2 = world
     with pytest.raises(TransitionNotAllowed, match="allowed only from verified; m1 is trained"):
         dev.record("accept", "m1")
-    with pytest.raises(NotRoleAdmin, match=f"granting Model.verifier needs role admin; "
-                       f"{dev.address} \\(dev\\) does not hold it"):
+    # the consortium default: a node enrols only its own domain's accounts, in the roles the
+    # quorum allowed its domain; each refusal names the command that asks the quorum
+    with pytest.raises(NodeError, match=r"governed by a consortium: this node enrols only "
+                       r"accounts of its own domain 'dev-co'.*proml consortium join Model"):
         dev.grant("Model", "verifier", v1.address, "lab-1")
+    with pytest.raises(DomainRoleNotAllowed, match=r"your domain may not hold that role.*"
+                       r"proml consortium propose Model set_roles --domain dev-co"):
+        dev.grant("Model", "verifier", dev.address, "dev-co")
+    outsider = ProMLNode.init(tmp / "out", name="out", domain="out-co",
+                              chain_dir=tmp / "chain", seed="out")
+    with pytest.raises(NotRoleAdmin, match=r"domain 'out-co', which must be a member.*"
+                       r"proml consortium join Model"):
+        outsider.grant("Model", "auditor", outsider.address, "out-co")
+    assert dev.whoami()["roles"]["Model"] == ["operator", "developer"]
     with pytest.raises(RoleNotAllowed, match="holds operator, developer"):
         dev.record("audit", "m1", outputs=[tmp / "w.bin"])
     with pytest.raises(NodeError, match="has no transition 'verfy'"):
@@ -329,8 +342,12 @@ def test_duplicate_name_unheld_revoke_and_eip55(world, capsys):
     assert "wrong EIP-55 checksum" in capsys.readouterr().err
     with pytest.raises(NodeError, match="wrong EIP-55 checksum"):
         admin.revoke("Model", "verifier", wrong)
+    # lab-1 may hold auditor once a quorum allows it (set_roles); then its own node enrols
+    pid = gov.propose(v1, "Model", "set_roles", "lab-1", None, ["verifier", "auditor"])
+    gov.vote(admin, "Model", pid)
+    gov.execute(v1, "Model", pid)
     assert main(["grant", "Model", "auditor", v1.address.lower(), "--domain", "lab-1",
-                 "--home", str(tmp / "admin")]) == 0
+                 "--home", str(tmp / "v1")]) == 0
     assert ProMLNode.open(tmp / "v1").whoami()["roles"]["Model"] == ["verifier", "auditor"]
     with pytest.raises(NodeError, match="not an address"):
         admin.grant("Model", "auditor", "0x123", "x")
@@ -370,3 +387,18 @@ def test_output_into_a_missing_directory_is_an_input_error(world, capsys):
     assert not (tmp / "nope").exists()
     assert capsys.readouterr().err.count("does not exist") == 3
     assert Path(tmp / "dev" / "node.json").exists()
+
+
+def test_a_home_whose_contract_is_another_definition_is_refused(tmp_path):
+    """A home made when Model was single-admin records "Model" for a single-admin contract:
+    opening it names the fingerprint mismatch and the fix instead of misreading the chain."""
+    home = tmp_path / "old"
+    ProMLNode.init(home, name="a", domain="org", new_chain=True, seed="a",
+                   lifecycles=["SingleAdminModel"])
+    cfg = json.loads((home / "node.json").read_text())
+    cfg["contracts"] = {"Model": cfg["contracts"].pop("SingleAdminModel"), **cfg["contracts"]}
+    cfg["lifecycles"] = {"Model": "Model"}
+    (home / "node.json").write_text(json.dumps(cfg))
+    with pytest.raises(HomeError, match=r"generated from another definition than 'Model'.*"
+                       r"SingleAdminModel: start a new chain"):
+        ProMLNode.open(home)

@@ -29,7 +29,10 @@ from proml_sim import ADMIN, Artefact, InvalidArgument, Role, State
 from proml_sim.chain import KeyRing, PyEVMBackend
 from proml_sim.chain.client import LAYOUTS, LifecycleClient, PendingOp, compile_layout
 from proml_sim.ir import ZERO32, Interpreter, StepResult, artefact_id, build_ir
-from proml_sim.lifecycles import Dataset, Model
+
+# chain mechanics under one admin (governance: test_differential, test_governance_chain)
+from proml_sim.lifecycles import SingleAdminDataset as Dataset
+from proml_sim.lifecycles import SingleAdminModel as Model
 from tests.property.test_differential import (
     DIGESTS,
     DOMAINS,

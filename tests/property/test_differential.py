@@ -37,7 +37,7 @@ from proml_sim.chain import KeyRing, PyEVMBackend
 from proml_sim.chain.client import LifecycleClient, compile_layout
 from proml_sim.ir import PROPOSAL_KINDS, ZERO32, replay
 from proml_sim.ir.events import ZERO_ADDRESS
-from proml_sim.lifecycles import Dataset, GovernedDataset, GovernedModel, Model
+from proml_sim.lifecycles import Dataset, Model, SingleAdminDataset, SingleAdminModel
 from tests.strategies import lifecycles
 
 N_ACCOUNTS = 5
@@ -183,7 +183,7 @@ class LockStep(RuleBasedStateMachine):
 
 
 class PaperLifecycles(LockStep):
-    @initialize(cls=st.sampled_from([Dataset, Model, GovernedDataset, GovernedModel]))
+    @initialize(cls=st.sampled_from([SingleAdminDataset, SingleAdminModel, Dataset, Model]))
     def init(self, cls: Any) -> None:
         self.setup(cls)
 

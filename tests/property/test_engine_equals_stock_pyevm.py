@@ -19,7 +19,7 @@ from proml_sim import compile_artefact
 from proml_sim.chain import KeyRing, PyEVMBackend
 from proml_sim.chain.client import LifecycleClient
 from proml_sim.chain.pyevm import FAUCET_BALANCE
-from proml_sim.lifecycles import Model
+from proml_sim.lifecycles import SingleAdminModel as Model  # chain mechanics, one admin
 
 GAS_LIMIT = 30_000_000
 COMPILED = compile_artefact(Model)

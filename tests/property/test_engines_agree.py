@@ -18,11 +18,14 @@ from proml_sim import compile_artefact
 from proml_sim.chain import ChainBackend, KeyRing, PyEVMBackend, RevmBackend
 from proml_sim.chain.client import LifecycleClient
 from proml_sim.chain.rpc import RPCBackend
-from proml_sim.lifecycles import Dataset, Model
+
+# chain mechanics under one admin (governance: test_differential, test_governance_chain)
+from proml_sim.lifecycles import SingleAdminDataset as Dataset
+from proml_sim.lifecycles import SingleAdminModel as Model
 
 N_ACCOUNTS = 6
 KEYS = KeyRing.from_seed("engines-agree", N_ACCOUNTS)
-COMPILED = {cls.__name__: compile_artefact(cls) for cls in (Model, Dataset)}
+COMPILED = {"Model": compile_artefact(Model), "Dataset": compile_artefact(Dataset)}
 DIGESTS = [b"\0" * 32, b"\x11" * 32, b"\x22" * 32]
 # role grants that make most operations meaningful (the rest of the plan adds and revokes more)
 SETUP = {  # (granter, role, account); accounts[1] registers

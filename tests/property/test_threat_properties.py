@@ -20,7 +20,8 @@ import pytest
 
 from proml_sim import Interpreter, build_ir, compile_artefact
 from proml_sim.ir import Approved, RoleGranted, RoleRevoked, Transitioned
-from proml_sim.lifecycles import Dataset, Model
+from proml_sim.lifecycles import SingleAdminDataset as Dataset  # the property suite drives roles
+from proml_sim.lifecycles import SingleAdminModel as Model
 from proml_sim.threats.properties import (
     PROPERTIES,
     PropertyResult,

@@ -15,7 +15,7 @@ from proml_sim.compiler import CompiledContract
 from proml_sim.dsl import Artefact, Role, State
 from proml_sim.errors import LifecycleError, TransactionFailed, UsageError
 from proml_sim.lifecycles import Model
-from proml_sim.sim import World, domain_id
+from proml_sim.sim import World
 from proml_sim.sim.monitor import outcome
 from proml_sim.sim.world import Participant, SimTx
 from proml_sim.threats.baseline import CentralDB
@@ -28,12 +28,13 @@ PAPER_MODEL = Model  # model_lifecycle's own class named Model shadows the name 
 
 def small_world(seed: int, people: dict[str, tuple[str, str]],
                 grants: Iterable[tuple[str, str, str]], profile: Any = "consortium-fast",
+                allow: Iterable[tuple[str, str, str]] = (),
                 **kw: Any) -> tuple[World, dict[str, Participant]]:
     """A world with ``people`` = {name: (domain, region)} and role ``grants``
-    (name, lifecycle, role), set up and ready to run."""
+    (name, lifecycle, role), set up and ready to run (``allow``: see :meth:`World.setup`)."""
     w = World(seed=seed, profile=profile, **kw)
     ps = {n: w.add_participant(n, d, r) for n, (d, r) in people.items()}
-    w.setup(grants)
+    w.setup(grants, allow=allow)
     w.mark_start()
     return w, ps
 
@@ -135,16 +136,12 @@ def central_db(path: Path, lifecycles: dict[str, Any], admin: str) -> CentralDB:
 
 def add_lifecycle(w: World, key: str, compiled: CompiledContract,
                   grants: list[tuple[str, str]]) -> LifecycleClient:
-    """Deploy another lifecycle registry in ``w`` (admin: the world's), grant ``(participant,
-    role)``, usable as ``w.send(p, key, ...)``.  Call before any participant sends."""
-    assert w.admin is not None and w.backend is not None
-    client = LifecycleClient.deploy(w.backend, compiled, w.admin.signer, domain_id(w.admin.domain))
-    for name, role in grants:
-        p = w.participants[name]
-        client.grant(w.admin.signer, role, p.address, domain_id(p.domain))
-    w.clients[key] = client
-    w.sim_clients[key] = LifecycleClient(w.gateway, compiled, client.address, automine=False)
-    w.mark_start()
+    """Deploy another lifecycle registry in ``w`` (deployer: the world's admin), grant
+    ``(participant, role)`` (a consortium lifecycle by domain enrolment:
+    :meth:`World.add_lifecycle`), usable as ``w.send(p, key, ...)``.  Call before any
+    participant sends."""
+    assert w.admin is not None
+    client: LifecycleClient = w.add_lifecycle(key, compiled, grants, deployer=w.admin)
     return client
 
 

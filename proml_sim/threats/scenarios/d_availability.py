@@ -247,7 +247,11 @@ class WithholdApproval:
                                 **{f"v{i}": (f"verif-{i}", REGIONS[i % 3], "verifier")
                                    for i in range(n)},
                                 **{f"s{j}": (f"standby-{j}", REGIONS[j % 3], "")
-                                   for j in range(k)}}, lifecycle=lc)
+                                   for j in range(k)}}, lifecycle=lc,
+                         # a consortium: the standbys' domains may hold the verifier role,
+                         # their admins enrol them when the requester escalates
+                         allow=[(f"s{j}", "Model", "verifier") for j in range(k)]
+                         if lc is Model else ())
         mc, st = w.clients["Model"], {"done": None, "stalled": False}
         mid = mc.register(ps["op"].signer, salt("m"))
         mc.fire(ps["dev"].signer, "train", mid, digest_of("model", seed), "", [])
@@ -267,7 +271,8 @@ class WithholdApproval:
                 need = threshold_of(mc)[0] - sum(isinstance(e, Approved) and e.id == mid
                                                  for e in mc.events())
                 for s in (f"s{j}" for j in range(max(0, need))):
-                    yield from call(w, "consortium-admin", "grant", "verifier", ps[s].address,
+                    yield from call(w, w.domain_admin(ps[s], "Model").name, "grant",
+                                    "verifier", ps[s].address,
                                     domain_id(ps[s].domain))
                     w.env.process(approver(s))
 
@@ -420,7 +425,8 @@ class JunkRegistrations:
 
         def react() -> Any:  # the role admin reacts to the alarm
             yield mon
-            tx = yield from call(w, "consortium-admin", "revoke", "operator", st["flagged"])
+            tx = yield from call(w, w.domain_admin(st["flagged"], "Model").name, "revoke",
+                                 "operator", st["flagged"])
             st["revoked"] = tx.block.height if tx.block else None
 
         w.env.process(react())

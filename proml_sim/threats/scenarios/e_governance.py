@@ -1,10 +1,10 @@
 """E1-E4: who holds power over roles and trust domains (issue 10).
 
 Each attack runs against three systems: the SQLite baseline (``baseline``), the single-admin
-design (``Model``: recorded as the ``single_admin_asr`` metric of the ProML run, since the runner
-compares two systems) and the consortium (``GovernedModel``, quorum of member domains: the
-ProML verdict).  The chain runs are direct (a PyEVM chain and the lifecycle client, no network
-model): these attacks are about authority, not timing.
+design (``SingleAdminModel``: recorded as the ``single_admin_asr`` metric of the ProML run,
+since the runner compares two systems) and the consortium (``Model``, the default: quorum of
+member domains; the ProML verdict).  The chain runs are direct (a PyEVM chain and the
+lifecycle client, no network model): these attacks are about authority, not timing.
 
 * E1: a compromised ADMIN (or role admin) key mints Sybil verifiers under made-up domains.
 * E2: one organisation in two roles: the developer's company also holds a verifier account.
@@ -23,7 +23,7 @@ from proml_sim.chain.client import LifecycleClient
 from proml_sim.compiler import compile_artefact
 from proml_sim.errors import LifecycleError
 from proml_sim.ir import ZERO32
-from proml_sim.lifecycles import GovernedModel, Model
+from proml_sim.lifecycles import Model, SingleAdminModel
 from proml_sim.sim import digest_of
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
@@ -100,7 +100,7 @@ def _baseline_db_admin(workdir: Path, seed: int) -> Outcome:
 def _single_admin_sybil(seed: int) -> bool:
     """Single-admin design: the ADMIN key grants verifier to two accounts of its own under two
     made-up domains; their two approvals satisfy the 2-of-n counted by domain."""
-    ch = _Chain(Model, seed, domain="")
+    ch = _Chain(SingleAdminModel, seed, domain="")
     mid = _model_in_training(ch, 1, 2, seed, _dom("client-co"), _dom("dev-co"))
     bogus = digest_of("bogus-evaluation", seed)
     ch.do(0, "grant", "verifier", ch.a[8], _dom("lab-x"))
@@ -110,7 +110,7 @@ def _single_admin_sybil(seed: int) -> bool:
     return ch.client.state(mid) == "verified"
 
 
-def _consortium(seed: int, cls: Any = GovernedModel, n: int = 3) -> _Chain:
+def _consortium(seed: int, cls: Any = Model, n: int = 3) -> _Chain:
     """The founder (account 0, domain 'founder') and ``n`` more member domains, admins 1..n,
     all allowed every role except admin."""
     ch = _Chain(cls, seed)
@@ -171,7 +171,7 @@ class OneOrganisationTwoRoles:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         ev = digest_of("evaluation", seed)
-        s = _Chain(Model, seed, domain="")
+        s = _Chain(SingleAdminModel, seed, domain="")
         mid = _model_in_training(s, 1, 2, seed, _dom("client-co"), _dom("dev-co"))
         s.do(0, "grant", "verifier", s.a[7], _dom("dev-co"))
         s.do(0, "grant", "verifier", s.a[8], _dom("lab-1"))
@@ -232,7 +232,7 @@ class CollidingDomains:
 
         n = int(tm.parameters.get("domains", 4))
         quorum = int(tm.parameters.get("quorum", 3))
-        cls = type(f"GovernedModelQ{quorum}", (GovernedModel,),
+        cls = type(f"GovernedModelQ{quorum}", (Model,),
                    {"governance": Consortium(quorum=quorum), "__module__": __name__})
         series = []
         reverts: set[str] = set()

@@ -136,7 +136,8 @@ class DenyAction:
                 *((t, v, "fire", "verify", mid, digest_of("eval"), "", [])
                   for t, v in zip(times[1:3], ("v0", "v1"), strict=True)),
                 # dev denies; the consortium admin can only revoke its role
-                (times[3], "consortium-admin", "revoke", "developer", ps["dev"].address))
+                (times[3], w.domain_admin(ps["dev"], "Model").name, "revoke", "developer",
+                 ps["dev"].address))
             for t, who, *args in steps:
                 yield w.env.timeout(max(0.0, t - w.env.now))
                 tx = yield from call(w, who, *args)
@@ -231,7 +232,13 @@ class DeleteBlob:
                                   seed=f"R2-{seed}-{name}", replicas=reps, plain_key=True)
 
         owner = node("owner", "data-co")  # replicates each new blob to the r other domains
-        admin.grant("Dataset", "dataset_admin", owner.address, "data-co")
+        # data-co joins the Dataset consortium (the founder's vote is the quorum of one member)
+        # with the owner as its domain admin, which enrols itself
+        from proml_sim.node import consortium as gov
+
+        gov.execute(admin, "Dataset", gov.propose(admin, "Dataset", "add_domain", "data-co",
+                                                  owner.address, ["dataset_admin"]))
+        owner.grant("Dataset", "dataset_admin", owner.address, "data-co")
         # the consumer reads the other domains' stores (not the owner's)
         consumer = node("consumer", "cons-co")
         for i in range(n):

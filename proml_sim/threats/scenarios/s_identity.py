@@ -161,8 +161,8 @@ class ChainDesk(_Desk):
         return result.partition(":")[2] or result
 
     def revoke(self, who: str) -> Gen:
-        assert self.w.admin is not None
-        tx = yield from self._call(self.w.admin, "revoke", "verifier", self.ps[who].address)
+        admin = self.w.domain_admin(self.ps[who], "Model")  # its domain's admin revokes
+        tx = yield from self._call(admin, "revoke", "verifier", self.ps[who].address)
         return outcome_of(self.w, tx) == "ok"
 
     def state(self, aid: bytes) -> str:
@@ -602,13 +602,14 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     # another consortium's registry on the same chain, where v1 also verifies
     add_lifecycle(w, "ModelB", compile_artefact(Model), S6_GRANTS[:3])
     # a staging chain (chain id + 1) with the same contracts at the same addresses
+    founder = w.domain_admin(ps["op"], "Model")  # deployed Model on chain A (its domain's admin)
     chain_c = make_backend("revm" if w.engine_name == "revm" else "pyevm",
-                           funded=[w.admin.address, *(ps[n].address for n in ("op", "dev", "v1"))],
+                           funded=[*(w.domain_admin(ps[n]).address for n in ("op", "dev", "v1")),
+                                   *(ps[n].address for n in ("op", "dev", "v1"))],
                            chain_id=w.backend.chain_id + 1)
-    mc = LifecycleClient.deploy(chain_c, compile_artefact(Model), w.admin.signer,
-                                domain_id(w.admin.domain))  # same deployer, nonce: address
-    for name, role in S6_GRANTS[:3]:
-        mc.grant(w.admin.signer, role, ps[name].address, domain_id(ps[name].domain))
+    mc = LifecycleClient.deploy(chain_c, compile_artefact(Model), founder.signer,
+                                domain_id(founder.domain))  # same deployer, nonce: address
+    w.enrol(mc, S6_GRANTS[:3], founder)  # the same governance set-up as on chain A
     model, model_b = w.clients["Model"], w.clients["ModelB"]
     tries: dict[str, bool] = {}
     refusals: set[str] = set()

@@ -98,7 +98,8 @@ class CoverUp:
         times = _t4_times(seed)
         socks = {f"sock{i}": (f"sock-{i}", "eu") for i in range(3)}
         w, ps = paper_world(seed, extra=socks)
-        owner = w.admin  # deployed the contracts: holds ADMIN; also runs the operator key
+        # deployed the Model (its founding domain's admin); also runs the operator key
+        owner = w.domain_admin(ps["op"], "Model")
         assert owner is not None and w.backend is not None
         # prepared in advance: a look-alike Model contract the owner controls, with sock roles
         cast = {"op": "op", "dev": "sock0", "v1": "sock1", "v2": "sock2"}
@@ -149,7 +150,7 @@ class CoverUp:
         return trials([rewritten], [False], metrics={
             "attempts_reverted": float(sum(not ok(t) for t in tries)),
             "decoy_same_fingerprint": float(decoy.fingerprint() == real.fingerprint())},
-            note="accepted owner calls (revoke, withdraw) only append events; reverted: "
+            note="accepted owner calls (withdraw) only append events; reverted: "
                  + ", ".join(reverted))
 
 

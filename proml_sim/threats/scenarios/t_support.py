@@ -56,43 +56,21 @@ def paper_world(seed: int, extra: dict[str, tuple[str, str]] | None = None,
                 lifecycles: Sequence[type] | None = None) -> tuple[World, dict[str, Participant]]:
     """A world with :data:`PEOPLE` (+ ``extra``) and :data:`GRANTS` (+ ``grants``; grants on a
     lifecycle that is not deployed are skipped).  A consortium lifecycle's grants go through
-    its governance (:func:`enrol`): each domain is added by the members, then its admin enrols
-    its own accounts."""
+    its governance (``World.setup``): each domain is voted in by the members, then its admin
+    enrols its own accounts; on a single-admin lifecycle a role whose admin is another role
+    (Dataset.labeller) is granted by that role's holder."""
     w = World(seed, "consortium-fast", lifecycles=lifecycles)
     ps = {n: w.add_participant(n, d, r) for n, (d, r) in {**PEOPLE, **(extra or {})}.items()}
     irs = {n: build_ir(cls) for n, cls in w.lifecycles.items()}
     wanted = [g for g in dict.fromkeys([*GRANTS, *grants]) if g[1] in irs]
     gov = {n for n, ir in irs.items() if ir.consortium is not None}
-    # a role whose admin is another role (Dataset.labeller) is granted by that role's holder
     later = [g for g in wanted if g[1] not in gov and irs[g[1]].role(g[2]).admin != "admin"]
-    w.setup([g for g in wanted if g[1] not in gov and g not in later])
+    w.setup([g for g in wanted if g not in later])
     for name, lc, role in later:
         granter = next(ps[n] for n, c, r in wanted if c == lc and r == irs[lc].role(role).admin)
         w.clients[lc].grant(granter.signer, role, ps[name].address, domain_id(ps[name].domain))
-    for lc in sorted(gov):
-        enrol(w, lc, [(ps[n], role) for n, c, role in wanted if c == lc])
     w.mark_start()
     return w, ps
-
-
-def enrol(w: World, lifecycle: str, grants: Sequence[tuple[Participant, str]]) -> None:
-    """Consortium set-up outside simulated time (until ``World.setup`` does it): the founder
-    (the deployer) proposes each new domain and the domains already in vote it in up to the
-    quorum, its first grantee becoming the domain's admin with the roles its accounts need;
-    then each domain admin grants its own accounts (itself included)."""
-    c, founder = w.clients[lifecycle], w.admin
-    assert founder is not None
-    admins: dict[str, Participant] = {}
-    for p, _ in grants:
-        if p.domain not in admins:
-            mask = sum(c.ir.role(r).bit for q, r in grants if q.domain == p.domain)
-            pid = c.propose(founder.signer, "add_domain", domain_id(p.domain), p.address, mask)
-            for a in list(admins.values())[:c.ir.consortium.quorum - 1]:
-                c.vote(a.signer, pid)
-            c.execute(founder.signer, pid)
-            admins[p.domain] = p
-    for p, role in grants:
-        c.grant(admins[p.domain].signer, role, p.address, domain_id(p.domain))
 
 
 def param(tm: Any, name: str, lo: float | None = None, hi: float | None = None) -> Any:

@@ -20,7 +20,7 @@ from proml_sim.chain.client import LifecycleClient
 from proml_sim.chain.journal import JournaledChain
 from proml_sim.chain.pyevm import PyEVMBackend
 from proml_sim.errors import EngineError, JournalError
-from proml_sim.lifecycles import Model
+from proml_sim.lifecycles import SingleAdminModel as Model  # chain mechanics, one admin
 
 RECIPIENT = "0x00000000000000000000000000000000000000aa"
 

@@ -13,7 +13,7 @@ from proml_sim.chain.engines import make_backend
 from proml_sim.chain.rpc import RPCBackend
 from proml_sim.compiler import compile_artefact
 from proml_sim.errors import EngineError, RoleNotAllowed
-from proml_sim.lifecycles import Model
+from proml_sim.lifecycles import SingleAdminModel as Model  # chain mechanics, one admin
 
 COMPILED = compile_artefact(Model)
 

@@ -55,10 +55,18 @@ def test_revert_reasons_are_derived_from_dsl_names():
     assert "RoleNotAllowed: Model.train needs role developer" in reasons
     assert "TransitionNotAllowed: Model.verify is allowed only from trained" in reasons
     assert "SeparationOfDuty: Model.verify: the actor of train may not also do this" in reasons
+    from proml_sim.errors import GovernanceError, LifecycleError
+
+    def codes(cls: type) -> set[str]:
+        return {c.__name__ for c in cls.__subclasses__()} | {
+            n for c in cls.__subclasses__() for n in codes(c)}
+
+    # the paper Model is a consortium: its governance guards have their own codes
     assert all(r.split(":")[0] in {
         "UnknownArtefact", "AlreadyRegistered", "TransitionNotAllowed", "RoleNotAllowed",
         "NotRoleAdmin", "EvidenceRequired", "SeparationOfDuty", "AlreadyApproved",
-        "ApprovalsFull", "InvalidArgument"} for r in reasons)
+        "ApprovalsFull", "InvalidArgument", *codes(GovernanceError)} for r in reasons), (
+        {r.split(":")[0] for r in reasons} - codes(LifecycleError))
 
 
 def test_no_unbounded_loops_and_no_tx_origin():

@@ -20,7 +20,7 @@ from proml_sim.errors import (
     SeparationOfDuty,
 )
 from proml_sim.ir import LifecycleIR
-from proml_sim.lifecycles import Dataset
+from proml_sim.lifecycles import SingleAdminDataset as Dataset  # the single-admin design
 
 A = [to_checksum_address(f"0x{i + 1:040x}") for i in range(8)]
 D = [bytes([0xD0 + i]) * 32 for i in range(4)]
@@ -190,9 +190,9 @@ def test_governance_identifiers_are_reserved_for_dsl_names() -> None:
 
     from proml_sim.codegen import generate_vyper
     from proml_sim.dsl._names import GENERATED_NAMES
-    from proml_sim.lifecycles import GovernedModel
+    from proml_sim.lifecycles import Model
 
-    ir = build_ir(GovernedModel)
+    ir = build_ir(Model)
     src = generate_vyper(ir)
     declared = set(re.findall(r"^def (\w+)\(", src, re.M))
     declared |= set(re.findall(r"^(\w+): ", src, re.M))

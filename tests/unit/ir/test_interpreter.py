@@ -16,7 +16,10 @@ from proml_sim import (
     build_ir,
 )
 from proml_sim.ir import artefact_id, replay
-from proml_sim.lifecycles import Dataset, Model
+
+# role semantics on the single-admin design (governance: test_governance.py)
+from proml_sim.lifecycles import SingleAdminDataset as Dataset
+from proml_sim.lifecycles import SingleAdminModel as Model
 
 ADMIN_A = "0x" + "11" * 20
 OP = "0x" + "22" * 20

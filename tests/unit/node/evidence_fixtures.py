@@ -22,6 +22,7 @@ from typing import Any
 
 from proml_sim.ir import StepResult
 from proml_sim.node import FileRef, InputRef, ProMLNode, Record
+from proml_sim.node import consortium as gov
 from proml_sim.node.cli_evidence import register
 from proml_sim.node.evidence import LiveSource
 
@@ -85,12 +86,13 @@ def make_world(root: Path, *, verify_model: bool = True, archive: bool = True,
     def mark(step: str) -> None:
         w.times[step] = admin.backend.head().timestamp
 
-    admin.grant("Dataset", "dataset_admin", alice.address, "data-co")
-    alice.grant("Dataset", "labeller", lena.address, "label-co")
-    admin.grant("Model", "operator", bob.address, "dev-co")
-    admin.grant("Model", "developer", bob.address, "dev-co")
-    admin.grant("Model", "verifier", vera.address, "verify-a")
-    admin.grant("Model", "verifier", vic.address, "verify-b")
+    # the consortium default: the admin's domain founded both; the others join by vote and
+    # enrol their own accounts
+    gov.admit([admin], "Dataset", alice, ["dataset_admin"])
+    gov.admit([admin, alice], "Dataset", lena, ["labeller"])
+    gov.admit([admin], "Model", bob, ["operator", "developer"])
+    gov.admit([admin, bob], "Model", vera, ["verifier"])
+    gov.admit([admin, bob], "Model", vic, ["verifier"])
     mark("roles")
     alice.register("Dataset", "iris", [files["iris_raw.csv"]], params={"source": "field"})
     mark("iris v1")

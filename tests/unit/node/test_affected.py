@@ -15,6 +15,7 @@ import pytest
 
 import proml_sim.node.service as service
 from proml_sim.errors import NodeError, UsageError
+from proml_sim.node import consortium as gov
 from proml_sim.node.lineage import Lineage, VersionKey, parse_requirement
 from tests.unit.node.evidence_fixtures import World, _node, cli
 
@@ -35,10 +36,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     alice = _node(root, "alice", "data-co")
     bob = _node(root, "bob", "dev-co")
     carol = _node(root, "carol", "dev-b")
-    admin.grant("Dataset", "dataset_admin", alice.address, "data-co")
-    for n in (bob, carol):
-        admin.grant("Model", "operator", n.address, n.domain)
-        admin.grant("Model", "developer", n.address, n.domain)
+    # the consortium default: each domain joins by vote and enrols its own account
+    gov.admit([admin], "Dataset", alice, ["dataset_admin"])
+    gov.admit([admin], "Model", bob, ["operator", "developer"])
+    gov.admit([admin, bob], "Model", carol, ["operator", "developer"])
     mp = pytest.MonkeyPatch()
     files = {}
     for name in ("a.csv", "b.csv", "m.pkl"):

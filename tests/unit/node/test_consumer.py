@@ -14,7 +14,8 @@ from proml_sim.chain.client import LifecycleClient
 from proml_sim.compiler import compile_artefact
 from proml_sim.errors import NodeError
 from proml_sim.ir import ZERO32
-from proml_sim.lifecycles import Dataset, Model
+from proml_sim.lifecycles import SingleAdminDataset as Dataset  # a guard test, not governance
+from proml_sim.lifecycles import SingleAdminModel as Model
 from proml_sim.node.consumer import (
     ConsumerGuard,
     ConsumerRefused,
@@ -242,7 +243,7 @@ def test_memory_file_errors_are_clear(chain: Chain, tmp_path: Path):
         guard(chain, memory=bad)
     other = tmp_path / "dataset.json"
     ConsumerGuard(chain.dataset, memory=other)._save()
-    with pytest.raises(NodeError, match="lifecycle 'Dataset'"):
+    with pytest.raises(NodeError, match="lifecycle 'SingleAdminDataset'"):
         guard(chain, memory=other)
 
 

@@ -88,8 +88,8 @@ def test_t1_consumers_refuse_the_swap_the_baseline_auditor_sees_the_cover_up(cat
 
 
 @pytest.mark.parametrize(("lifecycle", "expected"), [
-    ("Dataset", "documented_limit"),  # single-admin: the sock claims label-co
-    ("proml_sim.lifecycles:GovernedDataset", "detected"),  # enrolled into data-co: flagged
+    ("SingleAdminDataset", "documented_limit"),  # single-admin: the sock claims label-co
+    ("Dataset", "detected"),  # consortium (default): enrolled into data-co, flagged
     (STRICT, "prevented"),  # review separate_domain_from label: refused
 ])
 def test_t1l_laundering_through_a_sock_labeller(catalogue, tmp_path, lifecycle, expected):
@@ -135,7 +135,9 @@ def test_t4_baseline_rewrite_alarms_from_the_audit_chain_check(catalogue, tmp_pa
     assert verdict(late) == "documented_limit"
     prom = run(catalogue, "T4", "proml", (0,), tmp_path)
     assert verdict(prom) == "prevented"
-    assert prom[0].metrics == {"attempts_reverted": 4.0, "decoy_same_fingerprint": 1.0}
+    # the owner (Model's founding domain) cannot even revoke another domain's verifier under
+    # the consortium default: 5 of its attempts revert (withdraw alone appends)
+    assert prom[0].metrics == {"attempts_reverted": 5.0, "decoy_same_fingerprint": 1.0}
 
 
 def test_prefix_violations_and_version_jumps():

@@ -9,7 +9,7 @@ import pytest
 from proml_sim.chain import KeyRing, PyEVMBackend
 from proml_sim.chain.client import LifecycleClient
 from proml_sim.compiler import compile_artefact
-from proml_sim.lifecycles import Model
+from proml_sim.lifecycles import SingleAdminModel as Model  # one admin grants every domain
 from proml_sim.sim import digest_of, domain_id
 from proml_sim.threats.monitor import (
     Activity,
