@@ -14,7 +14,7 @@ from proml_sim.chain.client import REVERT_GAS, LifecycleClient, PendingOp
 from proml_sim.compiler import CompiledContract
 from proml_sim.dsl import Artefact, Role, State
 from proml_sim.errors import LifecycleError, TransactionFailed, UsageError
-from proml_sim.lifecycles import Model
+from proml_sim.lifecycles import Dataset, Model
 from proml_sim.sim import World
 from proml_sim.sim.monitor import outcome
 from proml_sim.sim.world import Participant, SimTx
@@ -90,15 +90,7 @@ def model_world(seed: int, people: dict[str, tuple[str, str]],
                 **kw: Any) -> tuple[World, dict[str, Participant]]:
     """:func:`small_world` whose "Model" contract is ``lifecycle`` (a threshold variant from
     :func:`model_lifecycle`) instead of the paper's, with the Model grants made on it."""
-    grants = list(grants)
-    if lifecycle is Model:
-        return small_world(seed, people, grants, **kw)
-    from proml_sim.compiler import compile_artefact
-
-    w, ps = small_world(seed, people, [g for g in grants if g[1] != "Model"], **kw)
-    add_lifecycle(w, "Model", compile_artefact(lifecycle),
-                  [(name, role) for name, lc, role in grants if lc == "Model"])
-    return w, ps
+    return small_world(seed, people, grants, lifecycles=[Dataset, lifecycle], **kw)
 
 
 def threshold_of(client: Any, transition: str = "verify") -> tuple[int, str]:

@@ -87,7 +87,8 @@ def test_kit_attempt_watch_and_consumer_on_a_world() -> None:
     w = World(2, "consortium-fast", lifecycles=[Dataset])
     da = w.add_participant("da", "data-co", "eu")
     mal = w.add_participant("mal", "data-co", "us")
-    w.setup(grants=[("da", "Dataset", "dataset_admin")])
+    # a consortium: data-co may also hold the labeller role its dataset admin grants below
+    w.setup(grants=[("da", "Dataset", "dataset_admin")], allow=[("mal", "Dataset", "labeller")])
     salt, poison = b"d".ljust(32, b"\0"), b"\x66" * 32
     did = w.client("Dataset").artefact_id(da.address, salt)
     alarms: list[Alarm] = []
