@@ -454,7 +454,12 @@ RAW_GAS = 600_000
 #: extra approver accounts, one more than the approval slots of a version (guard_probe fills
 #: them: each approves and is revoked before the next, so the threshold is never reached)
 N_FLOOD = MAX_APPROVERS + 1
-FLOOD_DOMAIN = b"domain-flood".ljust(32, b"\0")
+
+
+def flood_domain(j: int) -> bytes:
+    """The trust domain of flood approver ``j`` (guard_probe): one of its own."""
+    return f"domain-flood-{j}".encode().ljust(32, b"\0")
+
 
 #: a small relay a phisher deploys: the victim "claims" something, the relay calls the lifecycle
 RELAY_SOURCE = """# pragma version ~=0.4.3
@@ -862,21 +867,28 @@ class ThreatMachine(RuleBasedStateMachine):
                 self._fire(both[0], other, fresh, self._honest_digest(fresh, other))
                 if t in self._allowed(fresh):
                     self._fire(both[0], t, fresh, self._honest_digest(fresh, t))
-        # ... and the approval slots of a version filled: MAX_APPROVERS + 1 approvers in a
-        # domain of their own, each approving and revoked before the next
+        # ... and the approval slots of a version filled: MAX_APPROVERS approvers, each in a
+        # trust domain of its own, each approving and revoked before the next (so the
+        # threshold is never reached); then all of them granted again, and one more approver
+        # tries: every slot now holds a valid approver of a distinct domain, the most a
+        # count by domains ever sees (catalogue mutant bound-_seen-1-1: a domain list one
+        # short overflows here instead of answering ApprovalsFull)
         step = self._approval_step(aid)
         if step is None:
             return
         digest = self._honest_digest(aid, step)
         approver_role = step.by[0]
         granter = self._holder_of((ir.role(approver_role).admin,))
-        for j in range(N_FLOOD):
-            x = N_ACCOUNTS + j
-            self.op("grant", granter, approver_role, self.accounts[x], FLOOD_DOMAIN)
+        flood = [N_ACCOUNTS + j for j in range(N_FLOOD)]
+        for j, x in enumerate(flood[:-1]):
+            self.op("grant", granter, approver_role, self.accounts[x], flood_domain(j))
             kind, _ = self._fire(x, step, aid, digest, label=f"flood approver {j}")
             self.op("revoke", granter, approver_role, self.accounts[x])
             if kind != "ok":
-                break
+                return
+        for j, x in enumerate(flood):
+            self.op("grant", granter, approver_role, self.accounts[x], flood_domain(j))
+        self._fire(flood[-1], step, aid, digest, label=f"flood approver {len(flood) - 1}")
 
     def _refused(self, receipt: Receipt | None, prop: str, what: str) -> None:
         """A raw call that must revert; accepted, it breaks ``prop``."""
