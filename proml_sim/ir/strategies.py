@@ -101,6 +101,7 @@ def draw_lifecycles(n: int, seed: int = 0, *, governance: bool = False,
     hypothesis seeded by ``seed`` (reproducible: no example database, derandomised draws).
 
     Example: ``[c.__name__ for c in draw_lifecycles(2, seed=1)]`` is two ``RandomN`` names."""
+    import contextlib
     import dataclasses
 
     from hypothesis import HealthCheck, Phase, given, settings
@@ -110,16 +111,22 @@ def draw_lifecycles(n: int, seed: int = 0, *, governance: bool = False,
 
     found: dict[str, type[Artefact]] = {}
 
+    class Enough(Exception):
+        """Stops the draws once ``n`` distinct lifecycles are found."""
+
     @hypothesis_seed(seed)
     @settings(max_examples=max(20, 20 * n), database=None, phases=[Phase.generate],
+              report_multiple_bugs=False, print_blob=False,
               deadline=None, suppress_health_check=list(HealthCheck))
     @given(lifecycles(max_states=max_states, max_roles=max_roles, governance=governance))
     def collect(lc: type[Artefact]) -> None:
-        if len(found) < n:
-            # by structure: the drawn class names all differ
-            found.setdefault(dataclasses.replace(build_ir(lc), name="R").fingerprint(), lc)
+        # by structure: the drawn class names all differ
+        found.setdefault(dataclasses.replace(build_ir(lc), name="R").fingerprint(), lc)
+        if len(found) >= n:
+            raise Enough
 
-    collect()
+    with contextlib.suppress(Enough):
+        collect()
     if len(found) < n:
         raise ValueError(f"drew only {len(found)} distinct lifecycles of {n}; ask for fewer")
     return list(found.values())

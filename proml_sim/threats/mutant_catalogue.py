@@ -21,7 +21,9 @@ Python expressions), so a ``&`` mask or a ``>>`` shift is never mistaken for a c
 
 A mutant is *equivalent* when it provably cannot change behaviour; :func:`catalogue` lists those
 with the reason (never dropping them silently): the compiler may prove it (the mutated source
-compiles to the very bytecode of the original, checked when run), or the reason is one of
+compiles to the very bytecode of the original, checked when run), the guard removed is one no
+call can make fail (:func:`proml_sim.threats.properties.unreachable_guards`: a separation-of-
+duty guard whose state guard always refuses first), or the reason is one of
 :data:`EQUIVALENCE_RULES` (argued from the generated code, see each rule).  A mutant the
 compiler rejects is *stillborn* (``not-compiled``): listed, and not counted as a kill.
 
@@ -46,6 +48,7 @@ from typing import Any
 from proml_sim.codegen import generate_vyper
 from proml_sim.ir import LifecycleIR, build_ir
 from proml_sim.threats.mutants import Mutant, MutantAnchorError
+from proml_sim.threats.properties import unreachable_guards
 
 __all__ = ["EQUIVALENCE_RULES", "KINDS", "CatalogueMutant", "catalogue", "catalogue_mutants"]
 
@@ -163,13 +166,16 @@ def catalogue(lifecycle: Any, part: str = "registry",
     conds: dict[str, int] = {}
     seen_ids: dict[str, int] = {}
 
-    def add(kind: str, line_no: int, old: str, new: str, title: str, base_id: str) -> None:
+    dead = unreachable_guards(ir)
+
+    def add(kind: str, line_no: int, old: str, new: str, title: str, base_id: str,
+            equivalent: str | None = None) -> None:
         n = seen_ids.get(base_id, 0)
         seen_ids[base_id] = n + 1
         mid = base_id if n == 0 else f"{base_id}.{n + 1}"
         if kind in kinds:
             out.append(CatalogueMutant(mid, kind, fn or "(contract)", line_no, old, new, title,
-                                       part, _equivalent(kind, fn, new)))
+                                       part, equivalent or _equivalent(kind, fn, new)))
 
     for line_no, line in enumerate(source.split("\n"), 1):
         if line.lstrip().startswith("#"):
@@ -201,7 +207,8 @@ def catalogue(lifecycle: Any, part: str = "registry",
             guards[fn] = guards.get(fn, 0) + 1
             reason = g.group("reason") or g.group("reason2")
             add("guard", line_no, line, f"{g.group('indent')}pass",
-                f'{fn}: guard "{reason}" removed', f"guard-{fn}-{guards[fn]}")
+                f'{fn}: guard "{reason}" removed', f"guard-{fn}-{guards[fn]}",
+                f"the guard never fails: {dead[reason]}" if reason in dead else None)
             expr = g.group("expr")
             prefix = len(g.group("indent")) + len("assert ")
         else:
