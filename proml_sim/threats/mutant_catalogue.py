@@ -111,6 +111,9 @@ EQUIVALENCE_RULES: tuple[tuple[str, str, str, str], ...] = (
      "_seen holds the caller's domain plus at most one domain per entry of the approvers list, "
      "which the storage type bounds at 16 entries: it never holds more than 17, so a bound of "
      "18 is never reached (only the memory reserved, and so gas, changes)"),
+    ("bound", "_approve", r"^    _entries: DynArray\[address, 17\] = self\.approvers\[key\]$",
+     "_entries is a copy of self.approvers[key], whose storage type bounds it at 16 entries: "
+     "a local bound of 17 is never reached (only the memory reserved, and so gas, changes)"),
 )
 
 

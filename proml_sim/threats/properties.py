@@ -846,12 +846,10 @@ class ThreatMachine(RuleBasedStateMachine):
         version filled by approvers of distinct domains."""
         ir = self.ir
         admin = self.keys.signer(self.accounts[ADMIN])
-        # a step on an id nobody registered (raw: no client-side check in the way)
-        t = self._draw_t(data, ir.transitions)
+        # a step on an id nobody registered (raw: no client-side check in the way), refused
+        # with the reference's reason (the unknown-id guard, not a later one, refuses it)
         fake = _digest(b"never registered", aid)
-        self._refused(self._raw(admin, self.client.address,
-                                self._calldata(t, fake, _digest(b"probe", fake))),
-                      "ids", f"{t.name} on an unregistered id")
+        self._unregistered(self._draw_t(data, ir.transitions), fake)
         # a role index past the last, granted and revoked by the admin
         role = len(ir.roles) + data.draw(st.integers(0, 255 - len(ir.roles)), label="role")
         for fn, args in (("grant_role", [role, self.accounts[OUTSIDER], DOMAINS[0]]),
@@ -872,9 +870,12 @@ class ThreatMachine(RuleBasedStateMachine):
         if self.flooded:
             return
         # once per example (nothing kept across examples: hypothesis replays an example and
-        # its draws must not depend on earlier ones): every step by an account without its
-        # role, from whatever state (the role guard comes first) ...
+        # its draws must not depend on earlier ones): every step on an unregistered id; every
+        # step by an account without its role, from whatever state (the role guard comes
+        # first) ...
         self.flooded = True
+        for t in ir.transitions:
+            self._unregistered(t, fake)
         for t in ir.transitions:
             outsiders = [i for i in range(N_ACCOUNTS) if not self._holds(i, t.by)]
             if outsiders:
@@ -923,33 +924,51 @@ class ThreatMachine(RuleBasedStateMachine):
             path = self._path_to(set(step.sources))
             if step.approvals < 2 or path is None:
                 continue
-            fresh = self._register_honestly(None)
-            if self._walk(fresh, path) and step in self._allowed(fresh):
-                self._flood(fresh, step)
+            twice, flooded = self._register_honestly(None), self._register_honestly(None)
+            if self._walk(twice, path) and step in self._allowed(twice):
+                digest = self._honest_digest(twice, step)
+                first = self._eligible(twice, step, digest)
+                if first:
+                    self._fire(first[0], step, twice, digest)
+                    self._fire(first[0], step, twice, digest, label="second approval")
+            if self._walk(flooded, path) and step in self._allowed(flooded):
+                self._flood(flooded, step)
 
     def _flood(self, aid: bytes, step: TransitionIR) -> None:
+        """Fill the approval slots of ``step`` on ``aid`` (see guard_probe)."""
         ir = self.ir
         digest = self._honest_digest(aid, step)
-        first = self._eligible(aid, step, digest)
-        if first:
-            self._fire(first[0], step, aid, digest)
-            self._fire(first[0], step, aid, digest, label="second approval")
-        if step not in self._allowed(aid):
-            return
+        key = self._key(aid, step, digest)
         approver_role = step.by[0]
         granter = self._holder_of((ir.role(approver_role).admin,))
         flood = [N_ACCOUNTS + j for j in range(N_FLOOD)]
+        used: list[int] = []
         for j, x in enumerate(flood[:-1]):
+            if len(self.oracle.approvers.get(key, [])) >= MAX_APPROVERS:
+                break
             self.op("grant", granter, approver_role, self.accounts[x], flood_domain(j))
             kind, _ = self._fire(x, step, aid, digest, label=f"flood approver {j}")
             self.op("revoke", granter, approver_role, self.accounts[x])
+            used.append(j)
             if kind != "ok":
                 return
-        for j, x in enumerate(flood):
-            self.op("grant", granter, approver_role, self.accounts[x], flood_domain(j))
+        for j in [*used, len(flood) - 1]:
+            self.op("grant", granter, approver_role, self.accounts[flood[j]], flood_domain(j))
         self._fire(flood[-1], step, aid, digest, label=f"flood approver {len(flood) - 1}")
-        for x in flood:  # the flood approvers leave: later examples of this step are unaffected
-            self.op("revoke", granter, approver_role, self.accounts[x])
+        for j in [*used, len(flood) - 1]:  # they leave: later steps are unaffected
+            self.op("revoke", granter, approver_role, self.accounts[flood[j]])
+
+    def _unregistered(self, t: TransitionIR, fake: bytes) -> None:
+        """The admin does ``t`` on id ``fake`` that nobody registered (raw calldata)."""
+        digest = _digest(b"probe", fake)
+        receipt = self._raw(self.keys.signer(self.accounts[ADMIN]), self.client.address,
+                            self._calldata(t, fake, digest))
+        self._refused(receipt, "ids", f"{t.name} on an unregistered id")
+        args: list[Any] = [t.name, fake, *([digest, LOCATOR, []] if t.evidence else [])]
+        expected = _outcome(self.oracle.fire, self.accounts[ADMIN], *args)
+        actual = _receipt_outcome(receipt)
+        if actual != expected:
+            self._lockstep(f"{self._who(ADMIN)}: fire (raw)", args, actual, expected)
 
     def _refused(self, receipt: Receipt | None, prop: str, what: str) -> None:
         """A raw call that must revert; accepted, it breaks ``prop``."""
