@@ -1002,6 +1002,10 @@ class ThreatMachine(RuleBasedStateMachine):
                 if last is not None and n == len(path):
                     final = a == u.approvals - 1
                     pool = [i for i in pool if (i == last) == final]
+                    if not pool and not final:
+                        pool = [i for i in self._appoint(aid, u, digest) if i != last]
+                elif not pool:
+                    pool = self._appoint(aid, u, digest)
                 if not pool:
                     return False
                 self._fire(pool[0], u, aid, digest)
@@ -1010,6 +1014,19 @@ class ThreatMachine(RuleBasedStateMachine):
             if self._version(aid) == before:
                 return False
         return True
+
+    def _appoint(self, aid: bytes, u: TransitionIR, digest: bytes) -> list[int]:
+        """No eligible approver left for ``u`` (a k-of-n step with fewer holders than k): the
+        role's admin appoints an insider who does not hold it yet; the eligible ones after."""
+        for i in INSIDERS:
+            if not self._holds(i, u.by):
+                granter = self._holder_of((self.ir.role(u.by[0]).admin,))
+                self.op("grant", granter, u.by[0], self.accounts[i], DOMAINS[i % 3],
+                        label="appointed approver")
+                pool = self._eligible(aid, u, digest)
+                if pool:
+                    return pool
+        return []
 
     @rule(data=st.data())
     def roles(self, data: st.DataObject) -> None:
