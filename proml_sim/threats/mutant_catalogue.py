@@ -170,6 +170,10 @@ def catalogue(lifecycle: Any, part: str = "registry",
     seen_ids: dict[str, int] = {}
 
     dead = unreachable_guards(ir)
+    # without a k-of-n step nothing ever appends to the approvers list: its bound is moot
+    no_approvals = None if any(t.approvals > 1 for t in ir.transitions) else (
+        f"no transition of {ir.name} takes approvals, so nothing ever appends to the "
+        "approvers list (it stays empty): its bound is never reached")
 
     def add(kind: str, line_no: int, old: str, new: str, title: str, base_id: str,
             equivalent: str | None = None) -> None:
@@ -200,7 +204,7 @@ def catalogue(lifecycle: Any, part: str = "registry",
                     add("bound", line_no, line, new,
                         f"constant {c.group('name')} = {value} changed to {value + delta}",
                         f"bound-{c.group('name')}{delta:+d}")
-            _dynarray_bounds(line, line_no, add, storage=True)
+            _dynarray_bounds(line, line_no, add, storage=True, moot=no_approvals)
             continue
         if not fn:
             continue  # event and struct fields
@@ -250,7 +254,7 @@ def _is_bound(name: str, source: str) -> bool:
 
 
 def _dynarray_bounds(line: str, line_no: int, add: Callable[..., None], *,
-                     storage: bool) -> None:
+                     storage: bool, moot: str | None = None) -> None:
     """The DynArray bounds of a storage declaration (``name: HashMap[.., DynArray[T, N]]``)
     or of a local variable declaration, each changed by one either way."""
     decl = re.match(r"^\s*(?P<name>\w+): ", line)
@@ -263,7 +267,8 @@ def _dynarray_bounds(line: str, line_no: int, add: Callable[..., None], *,
             add("bound", line_no, line, new,
                 f"{'storage' if storage else 'local'} {decl.group('name')}: DynArray bound "
                 f"{value} changed to {value + delta}",
-                f"bound-{decl.group('name')}-{k}{delta:+d}")
+                f"bound-{decl.group('name')}-{k}{delta:+d}",
+                moot if decl.group("name") == "approvers" else None)
 
 
 def catalogue_mutants(lifecycle: Any, part: str = "registry",

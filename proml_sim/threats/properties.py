@@ -876,6 +876,12 @@ class ThreatMachine(RuleBasedStateMachine):
         self.flooded = True
         for t in ir.transitions:
             self._unregistered(t, fake)
+        # the role index just past the last (the boundary of the role-index guard)
+        for fn, args in (("grant_role", [len(ir.roles), self.accounts[OUTSIDER], DOMAINS[0]]),
+                         ("revoke_role", [len(ir.roles), self.accounts[OUTSIDER]])):
+            self._refused(self._raw(admin, self.client.address,
+                                    self.client.contract_abi.encode_call(fn, args)),
+                          "role-admin", f"{fn} of role index {len(ir.roles)}")
         for t in ir.transitions:
             outsiders = [i for i in range(N_ACCOUNTS) if not self._holds(i, t.by)]
             if outsiders:
