@@ -10,8 +10,9 @@ do not load the compiler, the EVM or eth-utils.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from proml_sim._lazy import getattr_for, table
 
 if TYPE_CHECKING:
     from proml_sim.compiler import CompiledContract, compile_artefact, compile_source
@@ -40,26 +41,12 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-#: the module each public name lives in
-_LAZY = {
-    **dict.fromkeys(("CompiledContract", "compile_artefact", "compile_source"),
-                    "proml_sim.compiler"),
-    **dict.fromkeys(("ADMIN", "Artefact", "Consortium", "Role", "State", "Transition"),
-                    "proml_sim.dsl"),
-    **dict.fromkeys(("Interpreter", "LifecycleIR", "build_ir"), "proml_sim.ir"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-    elif name in __all__:
-        value = getattr(importlib.import_module("proml_sim.errors"), name)
-    else:
-        raise AttributeError(f"module 'proml_sim' has no attribute {name!r}")
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
+#: the module each public name lives in (the errors: every other name of ``__all__``)
+_LAZY = table((
+    ("proml_sim.compiler", "CompiledContract compile_artefact compile_source"),
+    ("proml_sim.dsl", "ADMIN Artefact Consortium Role State Transition"),
+    ("proml_sim.ir", "Interpreter LifecycleIR build_ir"),
+))
 
 __all__ = [
     "ADMIN",
@@ -93,3 +80,6 @@ __all__ = [
     "compile_artefact",
     "compile_source",
 ]
+
+_LAZY.update((name, "proml_sim.errors") for name in __all__ if name not in _LAZY)
+__getattr__ = getattr_for("proml_sim", _LAZY, globals())

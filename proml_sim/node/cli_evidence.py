@@ -52,6 +52,14 @@ def _line(lin: Lineage, k: VersionKey) -> str:
 def cmd_lineage(args: argparse.Namespace) -> int:
     from proml_sim.node.lineage import Lineage, render_png
 
+    if args.affected_by:
+        if args.artefact or args.descendants or args.version is not None:
+            raise NodeError("--affected-by searches every artefact: give it without an "
+                            "ARTEFACT, --version or --descendants")
+        return _affected(args, Lineage(_live(args)))
+    if not args.artefact:
+        raise NodeError("proml lineage needs an ARTEFACT (name or 0x id), or --affected-by "
+                        "PKG==VERSION")
     lin = Lineage(_live(args))
     down = bool(args.descendants)
     key = lin.key(args.artefact, args.version, default="first" if down else "latest")
@@ -84,6 +92,73 @@ def cmd_lineage(args: argparse.Namespace) -> int:
                     for a in arts))
         else:
             lines.append("nothing depends on it")
+    lines += [f"warning: {c}" for c in conflicts]
+    if png:
+        lines.append(f"picture written to {png}")
+    print("\n".join(lines))
+    return 0
+
+
+def _requirement(text: str) -> str:
+    """``PKG==VERSION`` or ``PKG<2.1`` (an argparse type: a bad one fails before any work)."""
+    from proml_sim.errors import UsageError
+    from proml_sim.node.lineage import parse_requirement
+
+    try:
+        parse_requirement(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _affected(args: argparse.Namespace, lin: Lineage) -> int:
+    """``proml lineage --affected-by PKG==VERSION``: every version built with it, and on it."""
+    from proml_sim.node.lineage import render_png
+
+    found = lin.affected_by(args.affected_by)
+    keys = found.affected
+    png = None
+    if args.png and keys:
+        png = str(render_png(lin.subgraph(keys), args.png,
+                             title=f"built with or on {args.affected_by}"))
+    per: dict[str, dict[str, Any]] = {}
+    for k in keys:
+        a = per.setdefault(k.lifecycle, {}).setdefault(
+            k.id, {"id": k.id, "name": lin.name(k), "versions": []})
+        a["versions"].append(k.version)
+    artefacts = {lc: list(arts.values()) for lc, arts in sorted(per.items())}
+    conflicts = [c.message for c in lin.conflicts if c.key in set(keys)]
+    if args.json:
+        print(json.dumps({
+            "query": found.query, "package": found.package,
+            "matched": [{**lin.node_json(k), "package_version": v} for k, v in found.matched],
+            "descendants": [lin.node_json(k) for k in found.descendants],
+            "unknown": [lin.node_json(k) for k in found.unknown],
+            "unknown_descendants": [lin.node_json(k) for k in found.unknown_descendants],
+            "artefacts": artefacts, "records_listing_package": found.listing,
+            "conflicts": conflicts, "png": png}, indent=2, default=str))
+        return 0
+    lines = [f"{found.query}: {len(found.matched)} version(s) built with it, "
+             f"{len(found.descendants)} built on them ({len(keys)} affected version(s) of "
+             f"{sum(len(a) for a in artefacts.values())} artefact(s))"]
+    lines += [_line(lin, k) + f" [{found.package} {v}]" for k, v in found.matched]
+    if found.descendants:
+        lines.append("built on them:")
+        lines += [_line(lin, k) for k in found.descendants]
+    if found.unknown:
+        lines.append(f"warning: {len(found.unknown)} version(s) cannot be told: their record "
+                     "is unavailable or unreadable (fetch the blobs: `proml replica sync`, or "
+                     "add the owner's `proml serve` as a replica), or gives the package a "
+                     "version PEP 440 cannot compare; treat them as affected:")
+        lines += [_line(lin, k) for k in found.unknown]
+        if found.unknown_descendants:
+            lines.append(f"  and {len(found.unknown_descendants)} version(s) built on them "
+                         "(suspect too):")
+            lines += [_line(lin, k) for k in found.unknown_descendants]
+    if not found.listing:
+        lines.append(f"warning: no record lists {found.package} at any version: it was never "
+                     "installed where steps ran, or records do not capture it (records capture "
+                     "proml_sim.node.records.ENV_PACKAGES and $PROML_ENV_PACKAGES)")
     lines += [f"warning: {c}" for c in conflicts]
     if png:
         lines.append(f"picture written to {png}")
@@ -271,16 +346,22 @@ def register(sub: Any) -> None:
                        metavar="DIR", help=cliargs.HOME_HELP + extra)
         add_passphrase_option(p)  # signs requests to HTTP peers for missing blobs, if any
 
-    p = sub.add_parser("lineage", help="what an artefact was built from, or what depends on it")
-    p.add_argument("artefact", type=cliargs.artefact_ref,
-                   help="name, name@0xregistrant or 0x id")
+    p = sub.add_parser("lineage", help="what an artefact was built from, or what depends on "
+                       "it; or every artefact built with a package version (--affected-by)")
+    p.add_argument("artefact", nargs="?", type=cliargs.artefact_ref,
+                   help="name, name@0xregistrant or 0x id (not with --affected-by)")
+    p.add_argument("--affected-by", metavar="PKG==VERSION", type=_requirement,
+                   help="list every artefact version whose recorded environment has the "
+                   "package at a matching version (any PEP 440 specifier: 'torch==2.0.1', "
+                   "'numpy<1.26', 'python>=3.12,<3.12.2'), every version built on them, and "
+                   "the versions whose record is unavailable")
     p.add_argument("--version", type=cliargs.non_negative_int,
                    help="the version to start from (default: the latest "
                    "for ancestors, the first for --descendants)")
     p.add_argument("--descendants", action="store_true",
                    help="show what depends on it (the blast radius) instead of its ancestors")
     p.add_argument("--png", metavar="FILE", type=cliargs.output_file,
-                   help="also draw the lineage to a PNG file")
+                   help="also draw the lineage (or the affected versions) to a PNG file")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     home(p)
     p.set_defaults(func=cmd_lineage)

@@ -20,6 +20,11 @@ Edges (attribute ``kind``):
 Version edges make lineage conservative: a later version is treated as derived from the earlier
 ones (a reviewed dataset carries its labelled content; a retrained model may start from the old
 one), so a tainted version taints every later version and everything they fed.
+
+:meth:`Lineage.affected_by` answers "which artefacts were built with a vulnerable library?": the
+versions whose record captured the package at a version the specifier matches
+(``torch==2.0.1``, ``numpy<1.26``, ``python>=3.12,<3.12.2``), every version built on them, and
+the versions whose record is unavailable (their environment is unknown).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from typing import Any, NamedTuple
 
 import networkx as nx
 
-from proml_sim.errors import NodeError, StoreError, UnknownName
+from proml_sim.errors import NodeError, StoreError, UnknownName, UsageError
 from proml_sim.ir import (
     ZERO32,
     Approved,
@@ -109,6 +114,54 @@ class BlastRadius:
                 "artefacts": self.artefacts}
 
 
+@dataclass
+class Affected:
+    """What :meth:`Lineage.affected_by` found for one package specifier.
+
+    ``matched``: versions whose record's environment has the package at a matching version
+    (with that version); ``descendants``: versions built on a matched one (not matched
+    themselves); ``unknown``: versions whose evidence blob is missing or corrupted, or whose
+    record gives the package a version PEP 440 cannot compare (treat them as suspect);
+    ``unknown_descendants``: versions built on an unknown one and not already affected
+    (suspect too); ``listing``: how many records list the package at all (0 means the query
+    cannot tell: the package was never used, or it is not among the packages records
+    capture)."""
+
+    query: str
+    package: str
+    matched: list[tuple[VersionKey, str]] = field(default_factory=list)
+    descendants: list[VersionKey] = field(default_factory=list)
+    unknown: list[VersionKey] = field(default_factory=list)
+    unknown_descendants: list[VersionKey] = field(default_factory=list)
+    listing: int = 0
+
+    @property
+    def affected(self) -> list[VersionKey]:
+        """Matched versions and their descendants."""
+        return [k for k, _ in self.matched] + self.descendants
+
+
+def parse_requirement(text: str) -> Any:
+    """``PKG==VERSION`` or ``PKG<2.1`` (any PEP 440 specifier set) as a
+    :class:`packaging.requirements.Requirement`; :class:`UsageError` naming the fix otherwise.
+
+    Example: ``parse_requirement("torch>=2.0,<2.1").specifier.contains("2.0.1")`` is True."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        req = Requirement(text)
+    except InvalidRequirement as exc:
+        raise UsageError(f"{text!r} is not a package specifier ({exc}); write e.g. "
+                         "torch==2.0.1 or 'numpy<1.26'") from None
+    if not req.specifier:
+        raise UsageError(f"{text!r} names no version; write e.g. {req.name}==2.0.1 or "
+                         f"'{req.name}<2.1'")
+    if req.extras or req.marker or req.url:
+        raise UsageError(f"{text!r}: extras, markers and URLs mean nothing here; give the "
+                         "package and a version specifier only")
+    return req
+
+
 class Lineage:
     """The lineage graph of every artefact an evidence source knows."""
 
@@ -121,6 +174,8 @@ class Lineage:
         #: version -> its record (when the evidence is a readable record)
         self.records: dict[VersionKey, Record] = {}
         self.names: dict[tuple[str, str], str] = {}
+        #: evidence digests whose blob is present but unreadable (corrupted)
+        self.unreadable: set[bytes] = set()
         self._build()
 
     # -- construction ---------------------------------------------------------------------------
@@ -130,6 +185,7 @@ class Lineage:
         try:
             return load_record(self.source, digest)
         except StoreError:  # corrupted: verify reports it; lineage uses the chain alone
+            self.unreadable.add(digest)
             return None
 
     def _build(self) -> None:
@@ -318,6 +374,55 @@ class Lineage:
                 {"id": aid, "name": self.names.get((lc, aid)), "versions": vs,
                  "latest_state": self.graph.nodes[self.versions(
                      ArtefactRef(lc, bytes.fromhex(aid[2:])))[-1]]["state"]})
+        return out
+
+    def affected_by(self, spec: str) -> Affected:
+        """Every artefact version built with a package version matching ``spec``
+        (:func:`parse_requirement`), its descendants, and the versions whose record is
+        unavailable (:class:`Affected`).  A record's environment names packages by
+        distribution name; ``python`` means the interpreter version.
+
+        Example: ``lin.affected_by("torch==2.0.1").affected`` lists the versions to recall."""
+        from packaging.utils import canonicalize_name
+        from packaging.version import InvalidVersion, Version
+
+        req = parse_requirement(spec)
+        want = canonicalize_name(req.name)
+        out = Affected(spec, req.name)
+        hits = set()
+        for key in self.ordered(self.graph):
+            rec = self.records.get(key)
+            if rec is None:
+                digest = self.graph.nodes[key]["digest"]
+                if digest is not None and (bytes.fromhex(digest) in self.unreadable
+                                           or not self.source.has_blob(digest)):
+                    out.unknown.append(key)
+                continue
+            env = rec.environment if isinstance(rec.environment, dict) else {}
+            pkgs = env.get("packages")
+            found: dict[str, str] = {canonicalize_name(str(n)): str(v) for n, v in (
+                pkgs.items() if isinstance(pkgs, dict) else ())}
+            if want == "python" and "python" not in found and env.get("python"):
+                found["python"] = str(env["python"])
+            if want not in found:
+                continue
+            out.listing += 1
+            try:
+                ok = req.specifier.contains(Version(found[want]), prereleases=True)
+            except InvalidVersion:  # not PEP 440: cannot be compared, so not known safe
+                out.unknown.append(key)
+                continue
+            if ok:
+                out.matched.append((key, found[want]))
+                hits.add(key)
+        down: set[VersionKey] = set()
+        for key in hits:
+            down |= nx.descendants(self.graph, key)
+        out.descendants = self.ordered(down - hits)
+        suspect: set[VersionKey] = set()
+        for key in out.unknown:
+            suspect |= nx.descendants(self.graph, key)
+        out.unknown_descendants = self.ordered(suspect - hits - down - set(out.unknown))
         return out
 
     def state_at(self, ref: str | bytes | ArtefactRef | VersionKey,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import sys
 from dataclasses import asdict, dataclass, field
@@ -17,9 +18,11 @@ from importlib import metadata
 from typing import Any
 
 RECORD_FORMAT = 1
-#: Packages whose versions are captured as the environment (when installed).
+#: Packages whose versions are captured as the environment (when installed), plus those named
+#: in ``$PROML_ENV_PACKAGES`` (comma-separated): what ``proml lineage --affected-by`` can find.
 ENV_PACKAGES = ("proml-sim", "numpy", "scikit-learn", "scipy", "pandas", "torch", "vyper",
-                "py-evm")
+                "py-evm", "tensorflow", "keras", "jax", "transformers", "xgboost", "lightgbm",
+                "pillow", "onnx", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -83,10 +86,11 @@ class Record:
 def environment() -> dict[str, Any]:
     """Python, platform and the versions of relevant installed packages."""
     pkgs = {}
-    for name in ENV_PACKAGES:
+    extra = [n.strip() for n in os.environ.get("PROML_ENV_PACKAGES", "").split(",")]
+    for name in dict.fromkeys([*ENV_PACKAGES, *(n for n in extra if n)]):
         try:
             pkgs[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
+        except (metadata.PackageNotFoundError, ValueError):  # not installed, or not a name
             continue
     return {"python": sys.version.split()[0], "platform": platform.platform(terse=True),
             "packages": pkgs}

@@ -5,8 +5,9 @@ Names are imported on first use (PEP 562), so that registering the command line 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from proml_sim._lazy import getattr_for, table
 
 if TYPE_CHECKING:
     from proml_sim.sim.actors import (
@@ -35,30 +36,19 @@ if TYPE_CHECKING:
     )
 
 #: the module each public name lives in
-_LAZY = {
-    name: module
-    for module, names in (
-        ("proml_sim.sim.actors", "Project StepDurations build_projects digest_of "
-         "paper_workflow record_stream"),
-        ("proml_sim.sim.forks", "ConfirmationPolicy PrivateBranch final_height rosenfeld"),
-        ("proml_sim.sim.monitor", "COLUMNS SCHEMA Monitor rows_dataframe write_parquet"),
-        ("proml_sim.sim.study", "Study StudyResult"),
-        ("proml_sim.sim.network", "REGIONS NetworkModel Outage Partition"),
-        ("proml_sim.sim.profiles", "PROFILES ChainProfile get_profile load_profile"),
-        ("proml_sim.sim.world", "DEPTHS MAX_FUTURE_S Participant Producer SimBlock SimTx "
-         "TimestampPolicy World domain_id"),
-    )
-    for name in names.split()
-}
+_LAZY = table((
+    ("proml_sim.sim.actors", "Project StepDurations build_projects digest_of "
+     "paper_workflow record_stream"),
+    ("proml_sim.sim.forks", "ConfirmationPolicy PrivateBranch final_height rosenfeld"),
+    ("proml_sim.sim.monitor", "COLUMNS SCHEMA Monitor rows_dataframe write_parquet"),
+    ("proml_sim.sim.study", "Study StudyResult"),
+    ("proml_sim.sim.network", "REGIONS NetworkModel Outage Partition"),
+    ("proml_sim.sim.profiles", "PROFILES ChainProfile get_profile load_profile"),
+    ("proml_sim.sim.world", "DEPTHS MAX_FUTURE_S Participant Producer SimBlock SimTx "
+     "TimestampPolicy World domain_id"),
+))
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'proml_sim.sim' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
+__getattr__ = getattr_for("proml_sim.sim", _LAZY, globals())
 
 __all__ = [
     "COLUMNS",

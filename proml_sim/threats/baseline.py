@@ -21,16 +21,22 @@ that power to show an attack is real.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
+import secrets
 import sqlite3
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from proml_sim.errors import (
     AlreadyApproved,
     EvidenceRequired,
+    LifecycleError,
     RoleNotAllowed,
     TransitionNotAllowed,
     UnknownArtefact,
+    UsageError,
 )
 from proml_sim.ir import LifecycleIR, build_ir
 
@@ -221,3 +227,178 @@ class CentralDB:
         return self.conn.execute(
             "SELECT seq, step, actor, version, digest, at FROM history WHERE artefact=? "
             "ORDER BY seq", (artefact,)).fetchall()
+
+
+# -- the authenticated API: what a careful web service puts in front of the database -----------
+SESSION_COOKIE = "sid"
+CSRF_HEADER = "X-CSRF-Token"
+SIGNATURE_HEADERS = ("X-Account", "X-Time", "X-Nonce", "X-Signature")
+#: headers a cross-origin page may set without a CORS preflight (Fetch standard, simplified)
+SIMPLE_HEADERS = frozenset({"Content-Type", "Accept", "Accept-Language", "Content-Language"})
+
+
+@dataclass(frozen=True)
+class Cookie:
+    """A session cookie as the API sets it: host-only, ``Secure``, ``HttpOnly`` (no script
+    reads it) and ``SameSite`` (``Strict``: never sent with a request another site starts)."""
+
+    name: str
+    value: str
+    host: str
+    samesite: str = "Strict"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request as the API receives it: ``host`` is the deployment it is addressed to,
+    ``origin`` the ``Origin`` header a browser sets (None from a non-browser client)."""
+
+    method: str
+    host: str
+    path: str
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    cookies: dict[str, str] = field(default_factory=dict)
+    origin: str | None = None
+
+
+def approval_request(host: str, artefact: str, transition: str, digest: str) -> Request:
+    """``POST /artefacts/<id>/<transition>`` with the evidence digest as its JSON body."""
+    return Request("POST", host, f"/artefacts/{artefact}/{transition}",
+                   json.dumps({"digest": digest}).encode())
+
+
+def request_message(req: Request, ts: int, nonce: str) -> bytes:
+    """What an agent signs: method, host, path, SHA-256 of the body, time and nonce (so a
+    signature is good for one request to one deployment, once, for a short time)."""
+    return "\n".join((req.method.upper(), req.host, req.path,
+                      hashlib.sha256(req.body).hexdigest(), str(ts), nonce)).encode()
+
+
+def sign_request(req: Request, account: str, key: bytes, now: float, nonce: str) -> Request:
+    """``req`` with an agent's signature headers (HMAC-SHA256 under its enrolled key)."""
+    ts = int(now)
+    sig = hmac.new(key, request_message(req, ts, nonce), hashlib.sha256).hexdigest()
+    return replace(req, headers={**req.headers, **dict(zip(
+        SIGNATURE_HEADERS, (account, str(ts), nonce, sig), strict=True))})
+
+
+class CentralAPI:
+    """The baseline's HTTP front: every write is authenticated one of two ways.
+
+    * **browser sessions** (the web application): :meth:`login` sets a :class:`Cookie`
+      (``samesite``) and gives the application's own pages a per-session CSRF token; a write
+      needs the live session (idle for at most ``session_idle_s``), the token in
+      ``X-CSRF-Token`` and, from a browser, an ``Origin`` of the application itself;
+    * **agents** (scripts, CI): per-request HMAC signatures (:func:`sign_request`) bound to
+      method, host, path and body, refused ``window_s`` away from the server's clock or with a
+      nonce already seen (the nonce cache of ``proml serve``).
+
+    ``csrf=False`` and ``samesite="None"`` give the weaker session design (cookie only) as a
+    contrast.  :meth:`handle` returns ``(status, reason)``; ``refused`` counts refusals by
+    reason.  Example::
+
+        api = CentralAPI(db, "prov.example")
+        key = api.enrol("v1")
+        req = sign_request(approval_request(api.host, aid, "verify", d), "v1", key, now, "n1")
+        api.handle(req, now)                     # (200, 'verify') or (4xx, why)
+    """
+
+    def __init__(self, db: CentralDB, host: str, *, samesite: str = "Strict",
+                 csrf: bool = True, session_idle_s: float = 900.0,
+                 window_s: float = 120.0) -> None:
+        if samesite not in ("Strict", "Lax", "None"):
+            raise UsageError(f"samesite={samesite!r}; use Strict, Lax or None")
+        from proml_sim.serve.auth import NonceCache
+
+        self.db, self.host, self.samesite, self.csrf = db, host, samesite, csrf
+        self.session_idle_s, self.window_s = session_idle_s, window_s
+        self.keys: dict[str, bytes] = {}
+        self.sessions: dict[str, list[Any]] = {}  # sid -> [account, csrf token, last used]
+        self.nonces = NonceCache(window_s)
+        self.refused: dict[str, int] = {}
+
+    def enrol(self, account: str) -> bytes:
+        """Give an agent of ``account`` a signing key (returned once, kept by the agent)."""
+        self.keys[account] = secrets.token_bytes(32)
+        return self.keys[account]
+
+    def login(self, account: str, now: float) -> tuple[Cookie, str]:
+        """A browser login: the session cookie and the CSRF token the app's pages embed."""
+        sid, token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        self.sessions[sid] = [account, token, now]
+        return Cookie(SESSION_COOKIE, sid, self.host, self.samesite), token
+
+    def _refuse(self, status: int, why: str) -> tuple[int, str]:
+        self.refused[why] = self.refused.get(why, 0) + 1
+        return status, why
+
+    def _account(self, req: Request, now: float) -> str | tuple[int, str]:
+        h = req.headers
+        if SIGNATURE_HEADERS[3] in h:
+            account, ts, nonce, sig = (h.get(k, "") for k in SIGNATURE_HEADERS)
+            key = self.keys.get(account)
+            if key is None or not ts.isdigit():
+                return self._refuse(401, "unknown agent")
+            if abs(now - int(ts)) > self.window_s:
+                return self._refuse(401, "signature expired")
+            good = hmac.new(key, request_message(replace(req, host=self.host), int(ts), nonce),
+                            hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(good, sig):
+                return self._refuse(401, "bad signature")
+            if not self.nonces.add(f"{account}:{nonce}", now):
+                return self._refuse(401, "nonce seen (replay)")
+            return account
+        session = self.sessions.get(req.cookies.get(SESSION_COOKIE, ""))
+        if session is None:
+            return self._refuse(401, "no session")
+        if now - session[2] > self.session_idle_s:
+            return self._refuse(401, "session expired")
+        if self.csrf and (req.origin not in (None, f"https://{self.host}")
+                          or not hmac.compare_digest(h.get(CSRF_HEADER, ""), session[1])):
+            return self._refuse(403, "CSRF check failed")
+        session[2] = now
+        return str(session[0])
+
+    def handle(self, req: Request, now: float) -> tuple[int, str]:
+        """Serve one request: ``POST /artefacts/<id>/<transition>`` fires ``transition`` on the
+        artefact as the authenticated account (the database's rules apply)."""
+        parts = req.path.split("/")
+        if req.method != "POST" or len(parts) != 4 or parts[1] != "artefacts":
+            return 404, "no such route"
+        who = self._account(req, now)
+        if isinstance(who, tuple):
+            return who
+        try:
+            digest = str(json.loads(req.body or b"{}").get("digest", ""))
+            self.db.fire(who, parts[3], parts[2], digest, at=now)
+        except (ValueError, LifecycleError) as exc:
+            return 409, type(exc).__name__
+        return 200, parts[3]
+
+
+class Browser:
+    """A role holder's browser: its cookie jar and the rules current browsers apply to a
+    page's requests -- a page of another site cannot read the application's cookies or pages
+    (same-origin policy), cannot set custom headers cross-origin without a CORS preflight the
+    API does not grant, and gets the session cookie attached only as ``SameSite`` allows."""
+
+    def __init__(self) -> None:
+        self.jar: dict[str, Cookie] = {}
+
+    def log_in(self, api: CentralAPI, account: str, now: float) -> str:
+        """Log in to ``api``; returns the CSRF token the application's own page carries."""
+        cookie, token = api.login(account, now)
+        self.jar[api.host] = cookie
+        return token
+
+    def send(self, api: CentralAPI, page: str, req: Request, now: float) -> tuple[int, str]:
+        """``req`` sent by a page of site ``page`` (a form post or a fetch)."""
+        cross = page != req.host
+        if cross and set(req.headers) - SIMPLE_HEADERS:
+            return 0, "CORS preflight refused"
+        c = self.jar.get(req.host)
+        send = c is not None and (not cross or c.samesite == "None"
+                                  or (c.samesite == "Lax" and req.method == "GET"))
+        return api.handle(replace(req, origin=f"https://{page}",
+                                  cookies={c.name: c.value} if send and c else {}), now)

@@ -147,6 +147,8 @@ def _cell(side: dict[str, Any]) -> str:
     asr = side["asr"]
     lo, hi = side["asr_ci"]
     n = side.get("trials", side["seeds"])
+    if asr is None:  # no attack attempt at all (e.g. T5 with broken=0 and lie=0)
+        return f"{side['verdict']} (no attempt, n=0)"
     return f"{side['verdict']} (ASR {asr:.2f} [{lo:.2f}, {hi:.2f}] n={n})"
 
 

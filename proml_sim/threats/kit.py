@@ -31,15 +31,18 @@ A scenario is a class with ``baseline`` and ``proml`` static methods registered 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.sim.world import Participant, World
+from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.runner import Outcome
 
-__all__ = ["Alarm", "Consumer", "attempt", "outcome", "watch"]
+__all__ = ["Alarm", "Auditor", "Consumer", "Trial", "attempt", "dba_rewrite", "outcome",
+           "trials_outcome", "watch"]
 
 
 @dataclass(frozen=True)
@@ -137,3 +140,121 @@ class Consumer:
             return True
         recorded = [h.digest for h in client.history(artefact) if h.digest.strip(b"\0")]
         return bool(recorded) and recorded[-1] == digest
+
+
+# -- branch threats-s: trial-level outcomes ----------------------------------------------------
+@dataclass(frozen=True)
+class Trial:
+    """One attack attempt of a run: whether its goal was reached (observed: a consumer acted,
+    the record was rewritten) and the alarms raised about it (from deployment data).
+
+    Example: ``Trial(Consumer("Model", state="verified").accepts(w, mid), alarms=mine)``.
+    """
+
+    success: bool
+    alarms: tuple[Alarm, ...] = ()
+
+
+def trials_outcome(trials: Iterable[Trial], *, attack_at: float | None = None,
+                   metrics: dict[str, float] | None = None,
+                   series: dict[str, list[tuple[float, float]]] | None = None,
+                   note: str = "") -> Outcome:
+    """:func:`outcome` of a run that made several attempts: each is one trial of the runner's
+    statistics (successes, and detected successes: those with an alarm); the run's time to
+    detect is the first alarm of a detected success minus ``attack_at``.
+
+    Example: ``trials_outcome([Trial(True, (Alarm(70.0, "monitor"),)), Trial(False)],
+    attack_at=10.0)`` has attempts 2, successes 1, detections 1, ``ttd_s`` 60.0.
+    """
+    ts = list(trials)
+    if not ts:
+        raise ValueError("trials_outcome needs at least one attempt")
+    won = [t for t in ts if t.success]
+    seen = [t for t in won if t.alarms]
+    base = outcome(bool(won), attack_at=attack_at, alarms=[a for t in seen for a in t.alarms],
+                   metrics=metrics, note=note)
+    # the run counts as detected only if every success was (the runner's verdict rule)
+    return dataclasses.replace(base, detected=bool(won) and len(seen) == len(won),
+                               series=dict(series or {}), attempts=len(ts),
+                               successes=len(won), detections=len(seen))
+
+
+# -- branch threats-t: the baseline's insider and its outside auditor ----------------------------
+def dba_rewrite(db: CentralDB, aid: str, digests: dict[str, str]) -> None:
+    """Baseline attacker action: the database insider's consistent rewrite.  The latest row of
+    each step in ``digests`` (its history row, the audit and approval rows that carried the
+    same digest, the record if it is the latest) gets the new digest; then the audit trail is
+    re-chained (it has no secret), so only a head noted earlier exposes it (:class:`Auditor`).
+
+    Example: ``dba_rewrite(db, aid, {"train": bad_digest_hex})``.
+    """
+    for step, digest in digests.items():
+        seq, old = [(r[0], r[4]) for r in db.history(aid) if r[1] == step][-1]
+        db.admin_sql("UPDATE history SET digest=? WHERE seq=?", (digest, seq))
+        # its audit row, and the approvals just before it
+        last = db.admin_sql("SELECT MAX(seq) FROM audit WHERE artefact=? AND action=?",
+                            (aid, step))[0][0]
+        prev = db.admin_sql("SELECT COALESCE(MAX(seq), 0) FROM audit WHERE artefact=? AND "
+                            "seq<? AND action NOT LIKE 'approve:%'", (aid, last))[0][0]
+        db.admin_sql("UPDATE audit SET digest=? WHERE artefact=? AND seq>? AND seq<=? AND "
+                     "action IN (?, ?)", (digest, aid, prev, last, step, f"approve:{step}"))
+        db.admin_sql("UPDATE approvals SET digest=? WHERE artefact=? AND step=? AND digest=?",
+                     (digest, aid, step, old))
+        if seq == db.history(aid)[-1][0]:
+            db.admin_sql("UPDATE artefacts SET digest=? WHERE id=?", (digest, aid))
+    db.rechain_audit()
+
+
+class Auditor:
+    """Baseline defence: the outside auditor a careful centralised design adds to its
+    hash-chained audit table.  Every ``every`` seconds of the baseline's clock it notes the
+    audit head (seq, hash) in its own log and checks that the chain verifies, that every head
+    it noted is unchanged and that the history agrees with the audit rows; the first failed
+    visit raises an :class:`Alarm`.
+
+    Example: ``aud = Auditor(db, 3600); aud.visit_until(attack_at); <attack>;
+    alarms = aud.visit_until(end)``.
+    """
+
+    def __init__(self, db: CentralDB, every: float) -> None:
+        if every <= 0:
+            raise ValueError(f"audit_every_s={every}; use a positive number of seconds")
+        self.db, self.every = db, every
+        self.heads: list[tuple[int, str]] = []
+        self.alarms: list[Alarm] = []
+        self.at = 0.0
+        self._changes = -1  # the database's change count at the last visit
+
+    def visit_until(self, now: float) -> list[Alarm]:
+        """Make every visit due up to ``now``; returns the alarms so far."""
+        while self.at + self.every <= now:
+            if self.heads and self.db.conn.total_changes == self._changes:
+                # nothing changed since the last visit: the visits due until now see the same
+                self.at += self.every * ((now - self.at) // self.every)
+                break
+            self._changes = self.db.conn.total_changes
+            self.at += self.every
+            why = self.problem()
+            if why and not self.alarms:
+                self.alarms.append(Alarm(self.at, "baseline-auditor", why))
+            row = self.db.conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC "
+                                       "LIMIT 1").fetchone()
+            if row:
+                self.heads.append((int(row[0]), str(row[1])))
+        return self.alarms
+
+    def problem(self) -> str | None:
+        conn = self.db.conn
+        if (bad := self.db.verify_audit()) is not None:
+            return f"audit row {bad} does not hash"
+        for seq, h in self.heads:
+            if conn.execute("SELECT hash FROM audit WHERE seq=?", (seq,)).fetchone() != (h,):
+                return f"noted audit head {seq} changed: rows before it were rewritten"
+        for aid, in conn.execute("SELECT id FROM artefacts").fetchall():
+            hist = [(s, d or "") for _, s, _, _, d, _ in self.db.history(aid)]
+            aud = [(a, d or "") for a, d in conn.execute(
+                "SELECT action, digest FROM audit WHERE artefact=? AND action NOT LIKE "
+                "'approve:%' ORDER BY seq", (aid,))]
+            if hist != aud:
+                return f"history of {aid} disagrees with the audit trail"
+        return None

@@ -29,8 +29,8 @@ def test_reproduce_smoke_writes_report_and_summary(tmp_path):
     for tid in ("T4", "T7", "T8", "T9", "S2", "S5", "S6", "S7", "R1", "D3"):
         assert sec[tid]["proml"] == "prevented" and sec[tid]["proml_asr"] == 0.0, tid
         # the careful baseline numbers versions itself (T9) and indexes its history (D3)
-        assert sec[tid]["baseline_asr"] == (0.0 if tid in ("T9", "D3") else 1.0), tid
-    assert sec["T1"]["proml"] == "detected" and sec["S4"]["proml"] == "documented_limit"
+        assert (sec[tid]["baseline_asr"] > 0) == (tid not in ("T9", "D3")), tid
+    assert sec["T1"]["proml"] == "prevented" and sec["S4"]["proml"] == "documented_limit"
     # E6: the property suite passes the unmutated contracts and kills the required mutants
     assert summary["mutation"]["suite_ok"] and summary["mutation"]["required_killed"]
     assert summary["mutation"]["killed"] >= 6

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Literal
 
+from proml_sim.chain import TxSender
+from proml_sim.chain.abi import ContractABI
+from proml_sim.chain.accounts import DEFAULT_TIP
+from proml_sim.chain.client import REVERT_GAS, LifecycleClient, PendingOp
+from proml_sim.compiler import CompiledContract
 from proml_sim.dsl import Artefact, Role, State
+from proml_sim.errors import LifecycleError, TransactionFailed, UsageError
 from proml_sim.lifecycles import Model
-from proml_sim.sim import World
+from proml_sim.sim import World, domain_id
 from proml_sim.sim.monitor import outcome
 from proml_sim.sim.world import Participant, SimTx
+from proml_sim.threats.baseline import CentralDB
+from proml_sim.threats.catalogue import ThreatModel
+from proml_sim.threats.mutants import build_mutant, mutants_for
+from proml_sim.threats.runner import scenario
 
 PAPER_MODEL = Model  # model_lifecycle's own class named Model shadows the name there
 
@@ -44,7 +55,7 @@ def model_lifecycle(approvals: int = 2, count: str = "domains") -> type[Artefact
     if (approvals, count) == (2, "domains"):
         return PAPER_MODEL
     if approvals < 2 or count not in ("domains", "accounts"):
-        raise ValueError(f"approvals={approvals}, count={count!r}: use approvals >= 2 and "
+        raise UsageError(f"approvals={approvals}, count={count!r}: use approvals >= 2 and "
                          "count 'domains' or 'accounts' in the threat model's [parameters]")
     k = approvals
     mode: Literal["accounts", "domains"] = "accounts" if count == "accounts" else "domains"
@@ -81,20 +92,11 @@ def model_world(seed: int, people: dict[str, tuple[str, str]],
     grants = list(grants)
     if lifecycle is Model:
         return small_world(seed, people, grants, **kw)
-    from proml_sim.chain.client import LifecycleClient
     from proml_sim.compiler import compile_artefact
-    from proml_sim.sim import domain_id
 
     w, ps = small_world(seed, people, [g for g in grants if g[1] != "Model"], **kw)
-    assert w.admin is not None and w.backend is not None
-    compiled = compile_artefact(lifecycle)
-    client = LifecycleClient.deploy(w.backend, compiled, w.admin.signer, domain_id(w.admin.domain))
-    for name, lc, role in grants:
-        if lc == "Model":
-            client.grant(w.admin.signer, role, ps[name].address, domain_id(ps[name].domain))
-    w.clients["Model"] = client
-    w.sim_clients["Model"] = LifecycleClient(w.gateway, compiled, client.address, automine=False)
-    w.mark_start()
+    add_lifecycle(w, "Model", compile_artefact(lifecycle),
+                  [(name, role) for name, lc, role in grants if lc == "Model"])
     return w, ps
 
 
@@ -103,3 +105,83 @@ def threshold_of(client: Any, transition: str = "verify") -> tuple[int, str]:
     contract was compiled from (what an attacker reads from the verified source)."""
     t = client.ir.transition(transition)
     return int(t.approvals), str(t.count)
+
+
+# -- branch threats-s: parameters, the baseline's database, contracts beside the paper's -------
+def params(tm: ThreatModel, defaults: dict[str, Any], positive: Iterable[str] = ()
+           ) -> dict[str, Any]:
+    """The threat model's ``[parameters]`` over ``defaults``; an unknown name, a negative
+    number (counts, seconds) or a ``positive`` one that is 0 is a :class:`UsageError`."""
+    unknown = set(tm.parameters) - set(defaults)
+    if unknown:
+        raise UsageError(f"{tm.path}: unknown parameters {sorted(unknown)}; known: "
+                         f"{sorted(defaults)}")
+    p = {**defaults, **tm.parameters}
+    pos = set(positive)
+    bad = {k: v for k, v in p.items() if isinstance(v, int | float) and not isinstance(v, bool)
+           and (v < 0 or (k in pos and v <= 0))}
+    if bad:
+        must = ", ".join(f"{k} must be {'positive' if k in pos else 'at least 0'}" for k in bad)
+        raise UsageError(f"{tm.id}: parameters {bad} out of range: {must}")
+    return p
+
+
+def central_db(path: Path, lifecycles: dict[str, Any], admin: str) -> CentralDB:
+    """The baseline's database without an fsync per commit (a simulated run needs none)."""
+    db = CentralDB(path, lifecycles, admin=admin)
+    db.admin_sql("PRAGMA synchronous=OFF")
+    return db
+
+
+def add_lifecycle(w: World, key: str, compiled: CompiledContract,
+                  grants: list[tuple[str, str]]) -> LifecycleClient:
+    """Deploy another lifecycle registry in ``w`` (admin: the world's), grant ``(participant,
+    role)``, usable as ``w.send(p, key, ...)``.  Call before any participant sends."""
+    assert w.admin is not None and w.backend is not None
+    client = LifecycleClient.deploy(w.backend, compiled, w.admin.signer, domain_id(w.admin.domain))
+    for name, role in grants:
+        p = w.participants[name]
+        client.grant(w.admin.signer, role, p.address, domain_id(p.domain))
+    w.clients[key] = client
+    w.sim_clients[key] = LifecycleClient(w.gateway, compiled, client.address, automine=False)
+    w.mark_start()
+    return client
+
+
+def mutant(mid: str, lifecycle: Any = Model) -> CompiledContract:
+    """The generated registry of ``lifecycle`` with mutant ``mid`` of the mutation catalogue
+    planted (the one copy of each planted weakness: :mod:`proml_sim.threats.mutants`)."""
+    for m in mutants_for(lifecycle):
+        if not isinstance(m, tuple) and m.id == mid:
+            return build_mutant(m, lifecycle)
+    raise LookupError(f"the mutation catalogue has no applicable mutant {mid!r}")
+
+
+class RawCalls:
+    """A world client for raw transactions: ``w.send(p, key, "tx", to, data, value)`` (``to``
+    None creates a contract) or ``"call", fn, *args`` to ``address``; ``tip`` per client."""
+
+    def __init__(self, world: World, address: str | None = None, abi: Any = (), *,
+                 tip: int = DEFAULT_TIP) -> None:
+        self.world, self.address, self.abi, self.tip = world, address, ContractABI(list(abi)), tip
+
+    def tx(self, signer: Any, to: str | None, data: bytes = b"", value: int = 0) -> PendingOp:
+        try:
+            gas = self.world.gateway.estimate_gas(signer.address, to, data, value)
+        except (LifecycleError, TransactionFailed):
+            gas = REVERT_GAS  # sent anyway: it reverts on chain, as an attacker's try would
+        return PendingOp(TxSender(self.world.gateway, signer, tip=self.tip).send(
+            to, data, gas=gas, value=value), "tx", lambda r: r, data)
+
+    def call(self, signer: Any, fn: str, *args: Any) -> PendingOp:
+        return self.tx(signer, self.address, self.abi.encode_call(fn, list(args)))
+
+    def result(self, op: PendingOp) -> Any:
+        """The receipt (callers look at status, logs, contract address)."""
+        return self.world.gateway.receipt(op.tx_hash)
+
+
+def both_sides(id_: str, run: Any, limit: str = "") -> None:
+    """Register scenario ``id_`` written once as ``run(side, tm, seed, workdir)``."""
+    scenario(id_, limit=limit)(type(f"Scenario{id_}", (), {
+        side: staticmethod(functools.partial(run, side)) for side in ("baseline", "proml")}))

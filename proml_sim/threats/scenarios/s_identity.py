@@ -1,20 +1,20 @@
-"""Spoofing of identities: S1 stolen approver key, S3 Sybil approver accounts, S5 tx.origin
-confused deputy, S6 replayed approvals, S7 front-run registrations.
+"""Spoofing of identities: S1 stolen approver keys, S3 Sybil approver accounts, S5 confused
+deputy (a lured role holder), S6 replayed approvals, S7 front-run registrations.
 
-Each scenario runs against the centralised baseline (SQLite, its application enforcing the same
-lifecycle rules) and against ProML on the simulated chain (``consortium-fast``, real engine).
-Contrasts that need another contract (a lifecycle counting accounts, a planted ``tx.origin``
-mutant, caller-chosen ids) are deployed beside the paper's contracts in the same world with
-:func:`add_lifecycle`, so both run on the same chain under the same attack.
+Each scenario runs against the centralised baseline (SQLite :class:`CentralDB`, its
+application enforcing the same lifecycle rules, behind the authenticated :class:`CentralAPI`
+where requests matter) and against ProML on the simulated chain (``consortium-fast``, real
+engine).  S1, S3 and S4 (``s_roles``) are written once over a :class:`Desk`: the Model service
+as attacker and defenders meet it, on either system.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import importlib
+import itertools
 import random
 import sqlite3
+from collections.abc import Generator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,141 +22,199 @@ import simpy
 from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 
-from proml_sim.chain import TxSender
-from proml_sim.chain.abi import ContractABI
 from proml_sim.chain.accounts import DEFAULT_TIP
-from proml_sim.chain.client import REVERT_GAS, LifecycleClient, PendingOp
+from proml_sim.chain.client import LifecycleClient
 from proml_sim.chain.engines import make_backend
-from proml_sim.codegen import generate_vyper
 from proml_sim.compiler import CompiledContract, compile_artefact, compile_source
-from proml_sim.dsl import Artefact, Role, State
-from proml_sim.errors import EngineError, LifecycleError, TransactionFailed
-from proml_sim.ir import Approved, Registered, build_ir
-from proml_sim.lifecycles import Dataset, Model
-from proml_sim.sim import World, digest_of, domain_id
-from proml_sim.threats.baseline import CentralDB
+from proml_sim.errors import EngineError, LifecycleError, UsageError
+from proml_sim.ir import Approved, Registered
+from proml_sim.lifecycles import Model
+from proml_sim.sim import digest_of, domain_id
+from proml_sim.threats.baseline import (
+    CSRF_HEADER,
+    Browser,
+    CentralAPI,
+    approval_request,
+    sign_request,
+)
 from proml_sim.threats.catalogue import ThreatModel
+from proml_sim.threats.kit import Alarm, Trial, trials_outcome
 from proml_sim.threats.monitor import Activity, ActivityMonitor, ChainReader, activities
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import (
+    RawCalls,
+    add_lifecycle,
+    both_sides,
+    central_db,
     model_lifecycle,
-    model_world,
+    mutant,
     outcome_of,
+    params,
     salt,
     small_world,
     threshold_of,
 )
 from proml_sim.threats.scenarios.r_repudiation import tx_fields, tx_signer, tx_with
 
-MIN = 60.0
-HOUR = 3600.0
+MIN, HOUR = 60.0, 3600.0
+Gen = Generator[Any, Any, Any]
 
 
 # ---------------------------------------------------------------------------------------------
-# helpers: extra contracts in a world, mutants, raw calls
+# the Model service on either system
 # ---------------------------------------------------------------------------------------------
-def add_lifecycle(w: World, key: str, compiled: CompiledContract,
-                  grants: list[tuple[str, str]]) -> LifecycleClient:
-    """Deploy another lifecycle registry in ``w`` (admin: the consortium admin), grant
-    ``(participant, role)``, and make it usable as ``w.send(p, key, ...)``.  Call before any
-    participant sends through the world."""
-    assert w.admin is not None and w.backend is not None
-    client = LifecycleClient.deploy(w.backend, compiled, w.admin.signer, domain_id(w.admin.domain))
-    for name, role in grants:
-        p = w.participants[name]
-        client.grant(w.admin.signer, role, p.address, domain_id(p.domain))
-    w.clients[key] = client
-    w.sim_clients[key] = LifecycleClient(w.gateway, compiled, client.address, automine=False)
-    w.mark_start()
-    return client
+class _Desk:
+    """The Model service as actors meet it, on either system (:class:`BaselineDesk`,
+    :class:`ChainDesk`).  Ids and digests are bytes on both; actions are simpy processes
+    (``yield from d.fire(...)``) returning ``'ok'`` or the refusal's error name; ``model``
+    registers (as ``op``) and trains (as ``dev``) a model, ``revoke`` takes a verifier's
+    role, ``approvals`` are those recorded since the last call (what a monitor reads),
+    ``threshold`` is (k, count) as the deployed rules say (what an attacker reads)."""
+
+    env: simpy.Environment
+
+    def fire(self, who: str, step: str, aid: bytes, digest: bytes) -> Gen:
+        raise NotImplementedError
+
+    def approve(self, who: str, aid: bytes, digest: bytes) -> Gen:
+        return self.fire(who, "verify", aid, digest)
 
 
-def compile_mutant(lifecycle: Any, old: str, new: str) -> CompiledContract:
-    """The lifecycle's generated registry with every ``old`` replaced by ``new`` (a checked
-    text substitution: the site must exist and ``new`` must not be there already)."""
-    ir = build_ir(lifecycle)
-    src = generate_vyper(ir)
-    if old not in src:
-        raise RuntimeError(f"mutation site {old!r} not found in the generated {ir.name}; the "
-                           "generator changed: update the mutant")
-    if new in src:
-        raise RuntimeError(f"{new!r} already occurs in the generated {ir.name}")
-    mutated = src.replace(old, new)
-    compiled = compile_source(mutated, ir.name)
-    return dataclasses.replace(compiled, fingerprint=ir.fingerprint(), ir=ir)
+class BaselineDesk(_Desk):
+    """The baseline: :class:`CentralDB` in a simpy clock (each call takes no time)."""
 
+    def __init__(self, workdir: Path, lifecycle: Any, people: dict[str, tuple[str, str]],
+                 grants: list[tuple[str, str]], admin: str = "db-admin",
+                 env: simpy.Environment | None = None, name: str = "p") -> None:
+        self.env = env or simpy.Environment()
+        self.db = central_db(workdir / f"{name}.sqlite", {"Model": lifecycle}, admin=admin)
+        for name, role in grants:
+            self.db.grant(name, "Model", role, people[name][0])
+        self._last, self._n = 0, 0
 
-class RawCalls:
-    """A world client for any contract (or for contract creation): ``w.send(p, key, "call",
-    fn, *args)`` and ``w.send(p, key, "create", initcode)``; ``tip`` per client."""
+    def model(self, tag: str) -> Gen:
+        yield self.env.timeout(0)
+        self._n += 1
+        aid = self.db.register("op", "Model", f"{tag}-{self._n}", at=self.env.now)
+        self.db.fire("dev", "train", aid, digest_of("model", tag).hex(), at=self.env.now)
+        return aid.encode()
 
-    def __init__(self, world: World, address: str | None, abi: Any = (), *,
-                 tip: int = DEFAULT_TIP) -> None:
-        self.world = world
-        self.address = address
-        self.abi = ContractABI(list(abi))
-        self.tip = tip
-
-    def _send(self, signer: Any, to: str | None, data: bytes, kind: str) -> PendingOp:
-        gw = self.world.gateway
+    def fire(self, who: str, step: str, aid: bytes, digest: bytes) -> Gen:
+        yield self.env.timeout(0)
         try:
-            gas = gw.estimate_gas(signer.address, to, data)
-        except (LifecycleError, TransactionFailed):
-            gas = REVERT_GAS  # sent anyway: it reverts on chain, as an attacker's try would
-        tx_hash = TxSender(gw, signer, tip=self.tip).send(to, data, gas=gas)
-        return PendingOp(tx_hash, kind, lambda r: r, data)
+            self.db.fire(who, step, aid.decode(), digest.hex(), at=self.env.now)
+            return "ok"
+        except LifecycleError as exc:
+            return type(exc).__name__
 
-    def call(self, signer: Any, fn: str, *args: Any) -> PendingOp:
-        assert self.address is not None
-        return self._send(signer, self.address, self.abi.encode_call(fn, list(args)), fn)
+    def revoke(self, who: str) -> Gen:
+        yield self.env.timeout(0)
+        self.db.revoke(who, "Model", "verifier")
+        return True
 
-    def raw(self, signer: Any, data: bytes) -> PendingOp:
-        assert self.address is not None
-        return self._send(signer, self.address, data, "raw")
+    def state(self, aid: bytes) -> str:
+        return str(self.db.admin_sql("SELECT state FROM artefacts WHERE id=?",
+                                     (aid.decode(),))[0][0])
 
-    def create(self, signer: Any, initcode: bytes) -> PendingOp:
-        return self._send(signer, None, initcode, "create")
+    def approvals(self) -> list[Activity]:
+        rows = self.db.admin_sql("SELECT rowid, artefact, digest, approver FROM approvals "
+                                 "WHERE rowid > ? ORDER BY rowid", (self._last,))
+        self._last = rows[-1][0] if rows else self._last
+        return [Activity(who, "approve", a.encode(), bytes.fromhex(d), self.env.now, "verify")
+                for _, a, d, who in rows]
 
-    def pay(self, signer: Any, to: str, wei: int) -> PendingOp:
-        """A plain transfer of ``wei`` to ``to``."""
-        tx_hash = TxSender(self.world.gateway, signer, tip=self.tip).send(to, b"", gas=21_000,
-                                                                           value=wei)
-        return PendingOp(tx_hash, "pay", lambda r: r, b"")
+    def threshold(self) -> tuple[int, str]:
+        t = self.db.irs["Model"].transition("verify")
+        return int(t.approvals), str(t.count)
 
-    def result(self, op: PendingOp) -> Any:
-        """The receipt (no decoding: callers look at status, logs, contract address)."""
-        receipt = self.world.gateway.receipt(op.tx_hash)
-        if receipt is None:
-            raise TransactionFailed(f"{op.kind} transaction is not mined yet")
-        return receipt
+    def run(self, until: float) -> None:
+        self.env.run(until=until)
 
 
-def central_db(path: Path, lifecycles: dict[str, Any], admin: str) -> CentralDB:
-    """The baseline's database without an fsync per commit (a simulated run needs no
-    durability; with it, each commit costs ~10 ms and long runs take seconds)."""
-    db = CentralDB(path, lifecycles, admin=admin)
-    db.admin_sql("PRAGMA synchronous=OFF")
-    return db
+class ChainDesk(_Desk):
+    """ProML: the lifecycle deployed on the simulated chain, calls confirmed one block deep."""
+
+    def __init__(self, seed: int, lifecycle: Any, people: dict[str, tuple[str, str]],
+                 grants: list[tuple[str, str]]) -> None:
+        self.w, self.ps = small_world(seed, people, [(n, "Model", r) for n, r in grants],
+                                      lifecycles=[lifecycle])
+        self.env = self.w.env
+        self.model_client = self.w.client("Model")
+        self.reader = ChainReader(self.model_client, self.w.backend)
+        self.names = {p.address: n for n, p in self.ps.items()}
+
+    def _call(self, who: Any, *call: Any, key: str = "Model") -> Gen:
+        tx = yield from self.w.send(who, key, *call)
+        yield self.w.confirmed(tx, 1)
+        return tx
+
+    def model(self, tag: str, key: str = "Model") -> Gen:
+        """(also for a lifecycle ``key`` deployed beside the Model with ``add_lifecycle``)"""
+        tx = yield from self._call("op", "register", salt(tag), key=key)
+        mid = self.w.result(tx)
+        yield from self.fire("dev", "train", mid, digest_of("model", tag), key)
+        return mid
+
+    def fire(self, who: str, step: str, aid: bytes, digest: bytes, key: str = "Model") -> Gen:
+        tx = yield from self._call(who, "fire", step, aid, digest, "", [], key=key)
+        result = outcome_of(self.w, tx)
+        return result.partition(":")[2] or result
+
+    def revoke(self, who: str) -> Gen:
+        assert self.w.admin is not None
+        tx = yield from self._call(self.w.admin, "revoke", "verifier", self.ps[who].address)
+        return outcome_of(self.w, tx) == "ok"
+
+    def state(self, aid: bytes) -> str:
+        return str(self.model_client.state(aid))
+
+    def approvals(self) -> list[Activity]:
+        return [Activity(self.names.get(a.account, a.account), "approve", a.artefact, a.digest,
+                         self.env.now, a.transition)
+                for a in activities(self.reader.poll(), self.model_client.ir)
+                if a.action == "approve"]
+
+    def threshold(self) -> tuple[int, str]:
+        return threshold_of(self.model_client)
+
+    def run(self, until: float) -> None:
+        self.w.run(until, drain=False)
+        self.w.finish()
 
 
-def _ok(tx: Any) -> bool:
-    return tx.receipt is not None and bool(tx.receipt.status)
+Desk = BaselineDesk | ChainDesk
 
 
-def _reason(w: World, tx: Any) -> str:
-    return outcome_of(w, tx).partition(":")[2] or outcome_of(w, tx)
+def desk(side: str, tm: ThreatModel, seed: int, workdir: Path, lifecycle: Any,
+         people: dict[str, tuple[str, str]], grants: list[tuple[str, str]]) -> Desk:
+    """The ``side`` ("baseline" or "proml") desk of a run."""
+    if side == "baseline":
+        return BaselineDesk(workdir, lifecycle, people, grants)
+    return ChainDesk(seed, lifecycle, people, grants)
 
 
-def _model(w: World, name: str, tag: str, key: str = "Model") -> Any:
-    """(generator) register a model as op, train it as dev; returns its id."""
-    tx = yield from w.send(w.participants["op"], key, "register", salt(tag))
-    yield w.confirmed(tx, 1)
-    mid = w.result(tx)
-    tx = yield from w.send(w.participants["dev"], key, "fire", "train", mid,
-                           digest_of("model", name, tag), "", [])
-    yield w.confirmed(tx, 1)
-    w.result(tx)
-    return mid
+def watch_domains(d: Desk, accounts: Any, every: float, react: Any = None, phase: float = 0.0,
+                  **rules: Any) -> tuple[ActivityMonitor, dict[str, Alarm]]:
+    """Defence: every ``every`` s (the first time after ``phase`` + ``every`` s) the verifier
+    domains compare the approvals recorded in their ``accounts``' names with their own
+    evaluation logs (the returned monitor's ``expect``); the first alert per account becomes
+    an :class:`Alarm` in the returned dict (and ``react(account)`` runs, e.g. a revocation)."""
+    mon, alarms = ActivityMonitor(**rules), dict[str, Alarm]()
+    for v in accounts:
+        mon.watch(v)
+
+    def run() -> Gen:
+        yield d.env.timeout(phase)
+        while True:
+            yield d.env.timeout(every)
+            for al in mon.observe_many(d.approvals()):
+                if al.account not in alarms:
+                    alarms[al.account] = Alarm(d.env.now, f"domain-monitor:{al.rule}", al.detail)
+                    if react is not None:
+                        d.env.process(react(al.account))
+
+    d.env.process(run())
+    return mon, alarms
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,503 +223,170 @@ def _model(w: World, name: str, tag: str, key: str = "Model") -> Any:
 S1_DEFAULTS: dict[str, Any] = {
     "approvers": 4, "stolen": 2, "targets": 3, "horizon_s": 3 * HOUR, "poll_s": 60.0,
     "reaction_mean_s": 900.0, "burst_max": 4, "burst_window_s": 1800.0,
-    "honest_interval_s": 1200.0, "attack_after_s": [40 * MIN, 80 * MIN],
-    "attack_gap_s": [60.0, 600.0], "approvals": 2, "count": "domains",
-}
-
-
-def _params(tm: ThreatModel, defaults: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(tm.parameters) - set(defaults)
-    if unknown:
-        raise ValueError(f"{tm.path}: unknown parameters {sorted(unknown)}; known: "
-                         f"{sorted(defaults)}")
-    return {**defaults, **tm.parameters}
-
-
-@dataclasses.dataclass
-class _S1Plan:
-    """Every random draw of one S1 run, drawn up front so both systems face the same run."""
-
-    groups: list[str]
-    attack_at: dict[str, float]
-    gaps: dict[str, list[float]]
-    reaction: dict[str, float]  # account name -> admin reaction delay after its first alert
-    honest_gaps: dict[str, list[float]]
-    honest_pairs: dict[str, list[tuple[int, ...]]]  # the k verifiers of each honest model
-    seq_second_after: float
-
-    @classmethod
-    def draw(cls, seed: int, p: dict[str, Any]) -> _S1Plan:
-        rng = random.Random(f"S1-{seed}")
-        n = int(p["approvers"])
-        groups = [str(s) for s in range(n + 1)] + ["seq"]
-        a0, a1 = p["attack_after_s"]
-        g0, g1 = p["attack_gap_s"]
-        k = int(p["targets"])
-        per = 2 + int(p["horizon_s"] // max(p["honest_interval_s"], 1.0)) * 2
-        return cls(
-            groups=groups,
-            attack_at={g: rng.uniform(a0, a1) for g in groups},
-            gaps={g: [rng.uniform(g0, g1) for _ in range(k)] for g in groups},
-            reaction={f"v{g}_{i}": rng.expovariate(1.0 / p["reaction_mean_s"])
-                      for g in groups for i in range(n)},
-            honest_gaps={g: [rng.expovariate(1.0 / p["honest_interval_s"]) for _ in range(per)]
-                         for g in groups},
-            honest_pairs={g: [tuple(rng.sample(range(n), min(n, int(p["approvals"]))))
-                              for _ in range(per)] for g in groups},
-            seq_second_after=rng.uniform(10 * MIN, 60 * MIN),
-        )
+    "honest_interval_s": 1200.0, "approvals": 2, "count": "domains"}
 
 
 def _stolen(group: str, n: int, k: int) -> list[str]:
-    """Names of the stolen keys in a group: the first s verifiers (seq: the first k, k being
-    the threshold: k - 1 approve, are revoked, then the k-th approves)."""
-    s = k if group == "seq" else int(group)
-    return [f"v{group}_{i}" for i in range(min(s, n))]
+    """The keys a thief group holds: the first s of its verifiers (``seq``: the first k)."""
+    return [f"v{group}_{i}" for i in range(min(k if group == "seq" else int(group), n))]
 
 
-def _s1_outcome(p: dict[str, Any], plan: _S1Plan, res: dict[str, Any]) -> Outcome:
-    """Headline, series and metrics from per-group results (same for both systems)."""
-    n, k = int(p["approvers"]), int(p["approvals"])
-    series: dict[str, list[tuple[float, float]]] = {
-        "asr_by_keys": [], "detected_by_keys": [], "damage_models_by_keys": [],
-        "damage_approvals_by_keys": []}
-    for s in range(n + 1):
-        r = res[str(s)]
-        series["asr_by_keys"].append((float(s), float(r["verified"] > 0)))
-        if s:
-            series["detected_by_keys"].append((float(s), float(r["detected"])))
-        series["damage_models_by_keys"].append((float(s), float(r["verified"])))
-        series["damage_approvals_by_keys"].append((float(s), float(r["bogus_approvals"])))
-    head = res[str(int(p["stolen"]))]
-    alerts = res["alerts"]
-    stolen_all = {a for g in plan.groups for a in _stolen(g, n, k)}
-    true_alerts = sum(1 for a in alerts if a in stolen_all)
-    metrics = {
-        "damage": float(head["verified"]),
-        "damage_approvals": float(head["bogus_approvals"]),
-        "false_alerts": float(len(alerts) - true_alerts),
-        "precision": true_alerts / len(alerts) if alerts else 1.0,
-        "detection_rate_keys": (sum(res[g]["detected"] for g in plan.groups if g != "0")
-                                / (len(plan.groups) - 1)),
-    }
-    if head["ttd"] is not None:
-        metrics["ttd_monitor_s"] = head["ttd"]
-    if head["ttr"] is not None:
-        metrics["time_to_revoke_s"] = head["ttr"]
-    if res["seq"]["revoked_counted"] is not None:
-        metrics["revoked_approvals_counted"] = float(res["seq"]["revoked_counted"])
-    succeeded = head["verified"] > 0
-    # each target model is one attack attempt of the run (the seed's world is their cluster)
-    return Outcome(succeeded, succeeded and head["detected"],
-                   head["ttd"] if succeeded and head["detected"] else None,
-                   metrics=metrics, series=series, attempts=int(p["targets"]),
-                   successes=int(head["verified"]),
-                   detections=int(head["verified"]) if head["detected"] else 0)
+def _s1(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
+    """The thief holds ``stolen`` keys (sweep them with ``--param stolen=0,1,...``); beside
+    it, in the same world with its own n verifiers, group ``"seq"`` uses k keys one after the
+    other, the last after the others were revoked.  Every random draw comes from a stream
+    per actor, so both systems face the same run."""
+    p = params(tm, S1_DEFAULTS, ("targets", "poll_s", "honest_interval_s", "reaction_mean_s",
+                                 "burst_max", "burst_window_s"))
+    n, s = int(p["approvers"]), int(p["stolen"])
+    if not 0 <= s <= n:
+        raise UsageError(f"S1: stolen={s} must be within 0..approvers={n}")
+    groups = [str(s), "seq"]
+    verifiers = {f"v{g}_{i}": (f"verif-{i}", ("eu", "us", "asia")[i % 3])
+                 for g in groups for i in range(n)}
+    d = desk(side, tm, seed, workdir, model_lifecycle(int(p["approvals"]), str(p["count"])),
+             {"op": ("client-co", "eu"), "dev": ("dev-co", "us"), **verifiers},
+             [("op", "operator"), ("dev", "developer"), *((v, "verifier") for v in verifiers)])
+    k, _ = d.threshold()  # the thief reads the threshold from the deployed rules
+    env = d.env
+    revoked: dict[str, float] = {}
+    start: dict[str, float] = {}
+    bogus = dict.fromkeys(groups, 0)
+    targets: dict[str, list[bytes]] = {g: [] for g in groups}
+    seq: dict[str, float] = {}
 
+    def rng(*tag: Any) -> random.Random:
+        return random.Random("-".join(map(str, ("S1", seed, *tag))))
 
-@scenario("S1", limit="k stolen keys from k domains, used together, meet a k-of-n threshold "
-                     "before anyone can react; the monitor flags them and revocation bounds "
-                     "the damage to what was approved before it")
-class StolenApproverKey:
-    @staticmethod
-    def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = _params(tm, S1_DEFAULTS)
-        plan = _S1Plan.draw(seed, p)
-        n = int(p["approvers"])
-        env = simpy.Environment()
-        db = central_db(workdir / "p.sqlite",
-                        {"Model": model_lifecycle(int(p["approvals"]), str(p["count"]))},
-                        admin="db-admin")
-        # the attacker reads the threshold from the service's published rules
-        k = db.irs["Model"].transition("verify").approvals
-        db.grant("op", "Model", "operator", "client-co")
-        db.grant("dev", "Model", "developer", "dev-co")
-        for g in plan.groups:
-            for i in range(n):
-                db.grant(f"v{g}_{i}", "Model", "verifier", f"verif-{i}")
-        # the operator runs the same monitor over its approvals table (given every domain's
-        # evaluation log): like for like with ProML's
-        mon = ActivityMonitor(burst_max=int(p["burst_max"]),
-                              burst_window_s=float(p["burst_window_s"]))
-        for g in plan.groups:
-            for i in range(n):
-                mon.watch(f"v{g}_{i}")
-        alerted: dict[str, float] = {}
-        revoked: dict[str, float] = {}
-        first_attack: dict[str, float] = {}
-        bogus: dict[str, set[tuple[str, str]]] = {g: set() for g in plan.groups}
-        seq: dict[str, Any] = {"revoked_counted": None}
-        counter = [0]
+    def honest(g: str) -> Gen:
+        r = rng("honest", g)
+        for j in itertools.count():
+            yield env.timeout(r.expovariate(1 / p["honest_interval_s"]))
+            aid = yield from d.model(f"h{g}-{j}")
+            for i in r.sample(range(n), min(n, k)):
+                if f"v{g}_{i}" not in revoked:  # (its domain would enrol a new key)
+                    mon.expect(f"v{g}_{i}", aid, digest_of("eval", g, j))
+                    yield from d.approve(f"v{g}_{i}", aid, digest_of("eval", g, j))
 
-        def new_model(tag: str) -> str:
-            counter[0] += 1
-            aid = db.register("op", "Model", f"{tag}-{counter[0]}", at=env.now)
-            db.fire("dev", "train", aid, digest_of("model", tag, counter[0]).hex(), at=env.now)
-            return aid
+    def approve_all(keys: list[str], aid: bytes, dg: bytes) -> Gen:
+        """The keys approve together (one block on chain: nobody can react between)."""
+        procs = [env.process(d.approve(v, aid, dg)) for v in keys]
+        yield env.all_of(procs)
+        return {v: pr.value for v, pr in zip(keys, procs, strict=True)}
 
-        def approve(v: str, aid: str, d: str) -> str:
-            try:
-                db.fire(v, "verify", aid, d, at=env.now)
-                return "ok"
-            except LifecycleError as exc:
-                return type(exc).__name__
-
-        def honest(g: str):
-            for j, gap in enumerate(plan.honest_gaps[g]):
-                yield env.timeout(gap)
-                aid = new_model(f"h{g}")
-                ev = digest_of("eval", g, j).hex()
-                for i in plan.honest_pairs[g][j]:
-                    v = f"v{g}_{i}"
-                    if v in revoked:
-                        continue
-                    mon.expect(v, aid.encode(), bytes.fromhex(ev))
-                    approve(v, aid, ev)
-
-        def attacker(g: str, targets: list[str]):
-            keys = _stolen(g, n, k)
-            dead: set[str] = set()
-            yield env.timeout(plan.attack_at[g])
-            first_attack[g] = env.now
-            for j, aid in enumerate(targets):
-                use = _keys_for(keys, dead, j, k)
-                if not use:
-                    return
-                d = digest_of("bogus", g, j).hex()
-                for v in use:
-                    why = approve(v, aid, d)
-                    if why == "ok":
-                        bogus[g].add((v, aid))
-                    elif why == "RoleNotAllowed":
-                        dead.add(v)  # revoked
-                yield env.timeout(plan.gaps[g][j])
-
-        def sequential(target: str):
-            *first, b = _stolen("seq", n, k)
-            yield env.timeout(plan.attack_at["seq"])
-            first_attack["seq"] = env.now
-            d = digest_of("bogus", "seq").hex()
-            for a in first:
-                if approve(a, target, d) == "ok":
-                    bogus["seq"].add((a, target))
-            while (not set(first) <= set(revoked)
-                   and env.now < p["horizon_s"] - plan.seq_second_after):
-                yield env.timeout(p["poll_s"])
-            if not set(first) <= set(revoked):
+    def thief(g: str) -> Gen:
+        r, keys, dead = rng("thief", g), _stolen(g, n, k), set()
+        yield env.timeout(r.uniform(40 * MIN, 80 * MIN))
+        start[g] = env.now
+        for j, aid in enumerate(targets[g]):
+            alive = [v for v in keys if v not in dead]
+            if not alive:
                 return
-            yield env.timeout(plan.seq_second_after)  # the second key is stolen later
-            if approve(b, target, d) == "ok":
-                bogus["seq"].add((b, target))
-            state = db.admin_sql("SELECT state FROM artefacts WHERE id=?", (target,))[0][0]
-            seq["revoked_counted"] = state == "verified"
+            use = [alive[(j * k + i) % len(alive)] for i in range(min(k, len(alive)))]
+            res = yield from approve_all(use, aid, digest_of("bogus", g, j))
+            bogus[g] += sum(x == "ok" for x in res.values())
+            dead |= {v for v, x in res.items() if x == "RoleNotAllowed"}  # revoked
+            yield env.timeout(r.uniform(60, 600))
 
-        def revoke(v: str):
-            yield env.timeout(plan.reaction[v])
-            db.revoke(v, "Model", "verifier")
+    def sequential() -> Gen:
+        r, (*first, last) = rng("seq"), _stolen("seq", n, k)
+        yield env.timeout(r.uniform(40 * MIN, 80 * MIN))
+        start["seq"], aid, later = env.now, targets["seq"][0], r.uniform(10 * MIN, 60 * MIN)
+        yield from approve_all(first, aid, digest_of("bogus", "seq"))
+        while not set(first) <= set(revoked) and env.now < p["horizon_s"] - later:
+            yield env.timeout(p["poll_s"])
+        if set(first) <= set(revoked):
+            yield env.timeout(later)  # the last key is stolen later
+            yield from d.approve(last, aid, digest_of("bogus", "seq"))
+            seq["counted"] = float(d.state(aid) == "verified")
+
+    def revoke(v: str) -> Gen:
+        yield env.timeout(rng("admin", v).expovariate(1 / p["reaction_mean_s"]))
+        if (yield from d.revoke(v)):
             revoked[v] = env.now
 
-        def monitor():
-            last = 0
-            while True:
-                yield env.timeout(p["poll_s"])
-                rows = db.admin_sql("SELECT rowid, artefact, digest, approver FROM approvals "
-                                    "WHERE rowid > ? ORDER BY rowid", (last,))
-                for rowid, aid, d, who in rows:
-                    last = rowid
-                    act = Activity(who, "approve", aid.encode(), bytes.fromhex(d), env.now,
-                                   "verify")
-                    for al in mon.observe(act):
-                        if al.account not in alerted:
-                            alerted[al.account] = env.now
-                            env.process(revoke(al.account))
-
-        targets = {g: [new_model(f"t{g}") for _ in range(int(p["targets"]))]
-                   for g in plan.groups}
-        for g in plan.groups:
-            env.process(honest(g))
-            if g == "seq":
-                env.process(sequential(targets[g][0]))
-            elif g != "0":
-                env.process(attacker(g, targets[g]))
-        env.process(monitor())
-        env.run(until=p["horizon_s"])
-        res: dict[str, Any] = {"alerts": [a.account for a in mon.alerts]}
-        for g in plan.groups:
-            keys = _stolen(g, n, k)
-            states = [db.admin_sql("SELECT state FROM artefacts WHERE id=?", (t,))[0][0]
-                      for t in targets[g]]
-            res[g] = _group_result(keys, alerted, revoked, first_attack.get(g),
-                                   sum(s == "verified" for s in states), len(bogus[g]))
-        res["seq"]["revoked_counted"] = seq["revoked_counted"]
-        db.close()
-        return _s1_outcome(p, plan, res)
-
-    @staticmethod
-    def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = _params(tm, S1_DEFAULTS)
-        plan = _S1Plan.draw(seed, p)
-        n = int(p["approvers"])
-        regions = ("eu", "us", "asia")
-        people = {"op": ("client-co", "eu"), "dev": ("dev-co", "us")}
-        for g in plan.groups:
-            for i in range(n):
-                people[f"v{g}_{i}"] = (f"verif-{i}", regions[i % 3])
-        grants = [("op", "Model", "operator"), ("dev", "Model", "developer")]
-        grants += [(v, "Model", "verifier") for v in people if v.startswith("v")]
-        w, ps = model_world(seed, people, grants,
-                            model_lifecycle(int(p["approvals"]), str(p["count"])))
-        model = w.clients["Model"]
-        k, _ = threshold_of(model)  # the attacker reads the threshold from the contract
-        name_of = {pp.address: name for name, pp in ps.items()}
-        # each verifier domain watches its own accounts against its own evaluation log
-        mon = ActivityMonitor(burst_max=int(p["burst_max"]),
-                              burst_window_s=float(p["burst_window_s"]))
-        for name, pp in ps.items():
-            if name.startswith("v"):
-                mon.watch(pp.address)
-        reader = ChainReader(model, w.backend)
-        alerted: dict[str, float] = {}
-        revoked: dict[str, float] = {}
-        first_attack: dict[str, float] = {}
-        bogus: dict[str, set[tuple[str, bytes]]] = {g: set() for g in plan.groups}
-        targets: dict[str, list[bytes]] = {}
-        seq: dict[str, Any] = {"revoked_counted": None}
-
-        def approve(v: str, mid: bytes, d: bytes):
-            tx = yield from w.send(ps[v], "Model", "fire", "verify", mid, d, "", [])
-            yield w.confirmed(tx, 1)
-            return _ok(tx)
-
-        def honest(g: str):
-            for j, gap in enumerate(plan.honest_gaps[g]):
-                yield w.env.timeout(gap)
-                mid = yield from _model(w, "honest", f"h{g}-{j}")
-                ev = digest_of("eval", g, j)
-                for i in plan.honest_pairs[g][j]:
-                    v = f"v{g}_{i}"
-                    if v in revoked:
-                        continue  # its domain enrols a new key (not modelled)
-                    mon.expect(ps[v].address, mid, ev)
-                    yield from approve(v, mid, ev)
-
-        def setup_targets(g: str):
-            targets[g] = []
+    def begin() -> Gen:
+        for g in groups:
             for j in range(int(p["targets"])):
-                targets[g].append((yield from _model(w, "target", f"t{g}-{j}")))
+                targets[g].append((yield from d.model(f"t{g}-{j}")))
+        for g in groups:
+            env.process(honest(g))
+            if g != "0":
+                env.process(sequential() if g == "seq" else thief(g))
 
-        def attacker(g: str):
-            keys = _stolen(g, n, k)
-            dead: set[str] = set()
-            yield w.env.timeout(plan.attack_at[g])
-            first_attack[g] = w.env.now
-            for j, mid in enumerate(targets[g]):
-                use = _keys_for(keys, dead, j, k)
-                if not use:
-                    return
-                d = digest_of("bogus", g, j)
-                txs = []
-                for v in use:  # the keys of one target in one block: nobody can react between
-                    txs.append((v, (yield from w.send(ps[v], "Model", "fire", "verify", mid, d,
-                                                      "", []))))
-                for v, tx in txs:
-                    yield w.confirmed(tx, 1)
-                    if _ok(tx):
-                        bogus[g].add((v, mid))
-                    elif _reason(w, tx) == "RoleNotAllowed":
-                        dead.add(v)  # revoked
-                yield w.env.timeout(plan.gaps[g][j])
-
-        def sequential():
-            *first, b = _stolen("seq", n, k)
-            yield w.env.timeout(plan.attack_at["seq"])
-            mid = targets["seq"][0]
-            first_attack["seq"] = w.env.now
-            d = digest_of("bogus", "seq")
-            for a in first:
-                if (yield from approve(a, mid, d)):
-                    bogus["seq"].add((a, mid))
-            while (not set(first) <= set(revoked)
-                   and w.env.now < p["horizon_s"] - plan.seq_second_after):
-                yield w.env.timeout(p["poll_s"])
-            if not set(first) <= set(revoked):
-                return
-            yield w.env.timeout(plan.seq_second_after)  # the second key is stolen later
-            if (yield from approve(b, mid, d)):
-                bogus["seq"].add((b, mid))
-            seq["revoked_counted"] = model.state(mid) == "verified"
-
-        def revoke(v: str):
-            yield w.env.timeout(plan.reaction[v])
-            assert w.admin is not None
-            tx = yield from w.send(w.admin, "Model", "revoke", "verifier", ps[v].address)
-            yield w.confirmed(tx, 1)
-            if _ok(tx):
-                revoked[v] = w.env.now
-
-        def monitor():
-            while True:
-                yield w.env.timeout(p["poll_s"])
-                for al in mon.observe_many(activities(reader.poll(), model.ir)):
-                    v = name_of[al.account]
-                    if v not in alerted:
-                        alerted[v] = w.env.now
-                        w.env.process(revoke(v))
-
-        def start():
-            for g in plan.groups:
-                yield from setup_targets(g)
-            for g in plan.groups:
-                w.env.process(honest(g))
-                if g == "seq":
-                    w.env.process(sequential())
-                elif g != "0":
-                    w.env.process(attacker(g))
-            w.env.process(monitor())
-
-        w.env.process(start())
-        w.run(p["horizon_s"], drain=False)
-        w.finish()
-        res: dict[str, Any] = {"alerts": [name_of[a.account] for a in mon.alerts]}
-        for g in plan.groups:
-            verified = sum(model.state(t) == "verified" for t in targets.get(g, []))
-            res[g] = _group_result(_stolen(g, n, k), alerted, revoked, first_attack.get(g),
-                                   verified, len(bogus[g]))
-        res["seq"]["revoked_counted"] = seq["revoked_counted"]
-        return _s1_outcome(p, plan, res)
+    # each domain watches its own accounts against its own evaluation log; the admin revokes
+    mon, alarms = watch_domains(d, verifiers, p["poll_s"], revoke, burst_max=int(p["burst_max"]),
+                                burst_window_s=p["burst_window_s"])
+    env.process(begin())
+    d.run(p["horizon_s"])
+    # a consumer deploys a model once it is verified: each target is one attempt
+    won = {g: [d.state(t) == "verified" for t in targets[g]] for g in groups}
+    caught = {g: tuple(alarms[v] for v in _stolen(g, n, k) if v in alarms) for g in groups}
+    head = str(s)
+    true_alarms = sum(1 for v in alarms if any(v in _stolen(g, n, k) for g in groups))
+    ttr = [revoked[v] - alarms[v].at for v in _stolen(head, n, k) if v in revoked]
+    metrics = {"damage": float(sum(won[head])), "damage_approvals": float(bogus[head]),
+               "false_alerts": float(len(alarms) - true_alarms),
+               "precision": true_alarms / len(alarms) if alarms else 1.0,
+               **({"time_to_revoke_s": sum(ttr) / len(ttr)} if ttr else {}),
+               **({"revoked_approvals_counted": seq["counted"]} if seq else {})}
+    return trials_outcome([Trial(x, caught[head]) for x in won[head]],
+                          attack_at=start.get(head), metrics=metrics)
 
 
-def _keys_for(keys: list[str], dead: set[str], j: int, k: int) -> list[str]:
-    """The stolen keys the attacker uses on its j-th target: k of the keys still alive, in
-    rotation (spreading the activity over the keys)."""
-    alive = [v for v in keys if v not in dead]
-    if not alive:
-        return []
-    return [alive[(j * k + i) % len(alive)] for i in range(min(k, len(alive)))]
-
-
-def _group_result(keys: list[str], alerted: dict[str, float], revoked: dict[str, float],
-                  first: float | None, verified: int, bogus_approvals: int) -> dict[str, Any]:
-    flagged = [alerted[k] for k in keys if k in alerted]
-    ttd = (min(flagged) - first) if flagged and first is not None else None
-    ttrs = [revoked[k] - alerted[k] for k in keys if k in alerted and k in revoked]
-    return {"detected": bool(flagged), "ttd": ttd,
-            "ttr": sum(ttrs) / len(ttrs) if ttrs else None, "verified": verified,
-            "bogus_approvals": bogus_approvals, "revoked_counted": None}
+both_sides("S1", _s1, "k stolen keys from k domains, used together, meet a k-of-n threshold "
+           "before anyone can react; the monitor flags them and revocation bounds the damage")
 
 
 # ---------------------------------------------------------------------------------------------
 # S3: one person, several approver accounts (Sybil)
 # ---------------------------------------------------------------------------------------------
-class ModelByAccounts(Artefact):
-    """The paper's Model with verification counted over *accounts* instead of trust domains
-    (the contrast for S3; the paper's lifecycle counts domains)."""
-
-    operator = Role()
-    developer = Role()
-    verifier = Role()
-    auditor = Role()
-
-    requested = State(initial=True, by=operator)
-    trained = State()
-    rejected = State()
-    verified = State()
-    delivered = State()
-    audited = State(final=True)
-    withdrawn = State(final=True)
-
-    train = (requested | trained | rejected).to(trained, by=developer, evidence=True)
-    verify = trained.to(verified, by=verifier, approvals=2, count="accounts", evidence=True,
-                        separate_from=train)
-    reject = trained.to(rejected, by=verifier, evidence=True, separate_from=train)
-    accept = verified.to(delivered, by=operator)
-    audit = delivered.to(audited, by=auditor, evidence=True)
-    withdraw = (requested | trained | rejected | verified | delivered).to(withdrawn, by=operator)
+S3_DEFAULTS: dict[str, Any] = {"sybils": 4, "approvals": 2, "count": "domains"}
 
 
-S3_DEFAULTS: dict[str, Any] = {"sybils": 4}
-S3_MODES = (("domains", "Model"), ("accounts", "ModelByAccounts"))
+def _s3(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
+    p = params(tm, S3_DEFAULTS, ("sybils",))
+    a = int(p["sybils"])
+    sybils = {f"mallory{i}": ("verif-0", "asia") for i in range(a)}  # all her organisation's
+    d = desk(side, tm, seed, workdir, model_lifecycle(int(p["approvals"]), str(p["count"])),
+             {"op": ("client-co", "eu"), "dev": ("dev-co", "us"), **sybils},
+             [("op", "operator"), ("dev", "developer"), *((v, "verifier") for v in sybils)])
+    won: dict[int, bool] = {}
+    refused: list[str] = []
+
+    def run() -> Gen:
+        for m in range(1, a + 1):  # with m of her accounts, all in one block
+            aid = yield from d.model(f"m{m}")
+            procs = [d.env.process(d.approve(f"mallory{i}", aid, digest_of("bogus", m)))
+                     for i in range(m)]
+            yield d.env.all_of(procs)
+            refused.extend(str(pr.value) for pr in procs if m == a and pr.value != "ok")
+            won[m] = d.state(aid) == "verified"  # a consumer would deploy it
+
+    d.env.process(run())
+    d.run(2 * HOUR)
+    return trials_outcome(
+        [Trial(won[a])], metrics={"sybil_approvals_refused": float(len(refused))},
+        series={"asr_by_accounts": [(float(m), float(x)) for m, x in won.items()]},
+        note=f"refused: {', '.join(sorted(set(refused)))}" if refused else "")
 
 
-def _s3_outcome(asr: dict[tuple[str, int], bool], refused: int, a: int) -> Outcome:
-    series = {f"asr_{mode}_by_accounts": [(float(k), float(asr[(mode, k)]))
-                                           for k in range(1, a + 1)] for mode, _ in S3_MODES}
-    return Outcome(asr[("domains", a)], False, None, series=series,
-                   metrics={"asr_domain_counting": float(asr[("domains", a)]),
-                            "asr_account_counting": float(asr[("accounts", a)]),
-                            "sybil_approvals_refused": float(refused)})
+both_sides("S3", _s3, "accounts counted instead of domains: one organisation's accounts meet "
+           "the threshold (the counting mode is the defence, on both systems)")
 
 
-@scenario("S3")
-class Sybil:
-    @staticmethod
-    def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        a = int(_params(tm, S3_DEFAULTS)["sybils"])
-        db = central_db(workdir / "p.sqlite", {"Model": Model, "ModelByAccounts": ModelByAccounts},
-                        admin="db-admin")
-        asr: dict[tuple[str, int], bool] = {}
-        refused = 0
-        for _, lc in S3_MODES:
-            db.grant("op", lc, "operator", "client-co")
-            db.grant("dev", lc, "developer", "dev-co")
-            for i in range(a):  # one person's accounts, all in her organisation's domain
-                db.grant(f"mallory{i}", lc, "verifier", "verif-0")
-        for mode, lc in S3_MODES:
-            for k in range(1, a + 1):
-                aid = db.register("op", lc, f"m{k}-{seed}")
-                db.fire("dev", "train", aid, digest_of("model", k).hex())
-                for i in range(k):
-                    try:
-                        db.fire(f"mallory{i}", "verify", aid, digest_of("bogus", k).hex())
-                    except LifecycleError:
-                        refused += mode == "domains" and k == a
-                state = db.admin_sql("SELECT state FROM artefacts WHERE id=?", (aid,))[0][0]
-                asr[(mode, k)] = state == "verified"
-        db.close()
-        return _s3_outcome(asr, refused, a)
-
-    @staticmethod
-    def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        a = int(_params(tm, S3_DEFAULTS)["sybils"])
-        people = {"op": ("client-co", "eu"), "dev": ("dev-co", "us"),
-                  **{f"mallory{i}": ("verif-0", "asia") for i in range(a)}}
-        grants = [("op", "operator"), ("dev", "developer"),
-                  *((f"mallory{i}", "verifier") for i in range(a))]
-        w, ps = small_world(seed, people, [(n, "Model", r) for n, r in grants])
-        # the contrast: the same lifecycle counting accounts, on the same chain
-        add_lifecycle(w, "ModelByAccounts", compile_artefact(ModelByAccounts), grants)
-        asr: dict[tuple[str, int], bool] = {}
-        refused = [0]
-
-        def attempt(mode: str, lc: str, k: int):
-            mid = yield from _model(w, lc, f"m{k}-{mode}", lc)
-            txs = []
-            for i in range(k):  # her k accounts approve a bogus evaluation, same block
-                txs.append((yield from w.send(ps[f"mallory{i}"], lc, "fire", "verify", mid,
-                                              digest_of("bogus", k), "", [])))
-            for tx in txs:
-                yield w.confirmed(tx, 1)
-                refused[0] += mode == "domains" and k == a and _reason(w, tx) == \
-                    "AlreadyApproved"
-            asr[(mode, k)] = w.clients[lc].state(mid) == "verified"
-
-        def run():
-            for mode, lc in S3_MODES:
-                for k in range(1, a + 1):
-                    yield from attempt(mode, lc, k)
-
-        w.env.process(run())
-        w.run(2 * HOUR, drain=False)
-        w.finish()
-        return _s3_outcome(asr, refused[0], a)
+def _ok(tx: Any) -> bool:
+    return tx.receipt is not None and bool(tx.receipt.status)
 
 
 # ---------------------------------------------------------------------------------------------
-# S5: an approver tricked into calling a malicious contract (tx.origin)
+# S5: a role holder lured into acting for the attacker (confused deputy)
 # ---------------------------------------------------------------------------------------------
+S5_DEFAULTS: dict[str, Any] = {"victims": 2, "session_samesite": "Strict", "csrf_token": True,
+                               "poll_s": 60.0}
 RELAY_SOURCE = """# pragma version ~=0.4.3
 # A "claim your reward" contract: whoever calls claim() unknowingly sends the planted call
-# (here: an approval of a bogus evaluation) to the target, as this contract.
+# to the target, as this contract.
 target: public(address)
 payload: public(Bytes[1024])
 
@@ -679,325 +404,276 @@ def claim() -> bool:
 """
 
 
-def tx_origin_mutant() -> tuple[CompiledContract, str]:
-    """The paper's Model contract whose transitions check the role of ``tx.origin`` instead of
-    ``msg.sender``, and where it comes from: the mutation-testing module's ``b-tx-origin``
-    when it is there, else the same edit made here (each transition's role assert only)."""
-    try:
-        mutants: Any = importlib.import_module("proml_sim.threats.mutants")
-    except ImportError:
-        mutants = None
-    if mutants is not None:
-        for m in mutants.mutants_for(Model):
-            if not isinstance(m, tuple) and m.id == "b-tx-origin":
-                return mutants.build_mutant(m, Model), "mutants.b-tx-origin"
-    ir = build_ir(Model)
-    src = generate_vyper(ir)
-    lines = src.splitlines(keepends=True)
-    hits = 0
-    for i, line in enumerate(lines):
-        if (line.startswith("    assert self.roles[msg.sender] & ") and "RoleNotAllowed: " in line
-                and f"{ir.name}.register needs" not in line):
-            lines[i] = line.replace("msg.sender", "tx.origin")
-            hits += 1
-    if hits != len(ir.transitions):
-        raise RuntimeError(f"tx.origin mutant: found {hits} transition role checks in the "
-                           f"generated {ir.name}, expected {len(ir.transitions)}")
-    compiled = compile_source("".join(lines), ir.name)
-    return dataclasses.replace(compiled, fingerprint=ir.fingerprint(), ir=ir), "local"
+def _s5_lures(nv: int, seed: int) -> list[tuple[str, str, bytes]]:
+    """(victim, transition, planted digest): each verifier approves a bogus evaluation, the
+    developer records a bogus model version."""
+    return [*((f"v{i}", "verify", digest_of("bogus-eval", seed)) for i in range(nv)),
+            ("dev", "train", digest_of("bogus-model", seed))]
 
 
-S5_DEFAULTS: dict[str, Any] = {"victims": 2}
+def _s5_people(nv: int) -> tuple[dict[str, tuple[str, str]], list[tuple[str, str]]]:
+    people = {"op": ("client-co", "eu"), "dev": ("dev-co", "us"),
+              "mallory": ("attacker-co", "asia"),
+              **{f"v{i}": (f"verif-{i}", "eu") for i in range(nv)}}
+    return people, [("op", "operator"), ("dev", "developer"),
+                    *((f"v{i}", "verifier") for i in range(nv))]
 
 
-def _relayed(receipt: Any, lifecycle: str) -> bool:
-    """Did the lifecycle contract accept (log anything in) a relayed call?"""
-    return receipt is not None and any(log.address == lifecycle for log in receipt.logs)
-
-
-@scenario("S5", limit="the baseline's web application authenticates by an ambient session "
-                     "(no CSRF token): a page the role holder visits acts as them")
-class TxOrigin:
+@scenario("S5", limit="a role holder lured into acting for the attacker, where the design "
+                     "authorises an ambient credential (tx.origin; a cookie without CSRF "
+                     "token or SameSite)")
+class ConfusedDeputy:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = _params(tm, S5_DEFAULTS)
-        db = central_db(workdir / "p.sqlite", {"Model": Model}, admin="db-admin")
-        db.grant("op", "Model", "operator", "client-co")
-        db.grant("dev", "Model", "developer", "dev-co")
-        victims = [f"v{i}" for i in range(int(p["victims"]))]
-        for i, v in enumerate(victims):
-            db.grant(v, "Model", "verifier", f"verif-{i}")
-        aid = db.register("op", "Model", f"m-{seed}")
-        db.fire("dev", "train", aid, digest_of("model", seed).hex())
-        accepted = 0
-        # the attacker's page posts requests with the visitor's session cookie (the browser
-        # attaches it); only a per-request token the page cannot read would stop it
-        for who, step, d in ([(v, "verify", digest_of("bogus-eval", seed)) for v in victims]
-                             + [("dev", "train", digest_of("bogus-model", seed))]):
-            with contextlib.suppress(LifecycleError):
-                db.fire(who, step, aid, d.hex())
-                accepted += 1
-        state = db.admin_sql("SELECT state FROM artefacts WHERE id=?", (aid,))[0][0]
-        db.close()
-        return Outcome(accepted > 0, False, None,
-                       metrics={"relayed_calls_accepted": float(accepted),
-                                "bogus_verified": float(state == "verified")})
+        p = params(tm, S5_DEFAULTS, ("poll_s",))
+        people, grants = _s5_people(int(p["victims"]))
+        d = BaselineDesk(workdir, Model, people, grants)
+        api = CentralAPI(d.db, "prov.example", samesite=str(p["session_samesite"]),
+                         csrf=bool(p["csrf_token"]))
+        rng, env = random.Random(f"S5-{seed}"), d.env
+        _, alarms = watch_domains(d, (v for v, r in grants if r == "verifier"), p["poll_s"],
+                                  phase=rng.uniform(0, 60))
+        tries: list[tuple[str, bool]] = []
+
+        def run() -> Gen:
+            aid = (yield from d.model(f"m-{seed}")).decode()
+            start = env.now
+            for who, step, dg in _s5_lures(int(p["victims"]), seed):
+                browser = Browser()
+                browser.log_in(api, who, env.now)  # the victim works in the application...
+                yield env.timeout(rng.uniform(60, 600))  # ...and later opens the lure page,
+                # whose form posts the planted call (it cannot read the CSRF token)
+                status, _ = browser.send(api, "evil.example",
+                                         approval_request(api.host, aid, step, dg.hex()), env.now)
+                tries.append((who, status == 200))
+                # the lure asks the victim's agent to sign a "claim" at the attacker's site,
+                # which forwards the signed request to the service
+                signed = sign_request(approval_request("evil.example", aid, step, dg.hex()),
+                                      who, api.keys.get(who) or api.enrol(who), env.now,
+                                      f"claim-{who}")
+                status, _ = api.handle(replace(signed, host=api.host), env.now)
+                tries.append((who, status == 200))
+            return start
+
+        proc = env.process(run())
+        d.run(2 * HOUR)
+        return trials_outcome(
+            [Trial(ok, (alarms[w],) if w in alarms else ()) for w, ok in tries],
+            attack_at=proc.value, note="refused: " + ", ".join(sorted(api.refused)),
+            metrics={"forged_requests_accepted": float(sum(ok for _, ok in tries))})
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = _params(tm, S5_DEFAULTS)
-        nv = int(p["victims"])
-        people = {"op": ("client-co", "eu"), "dev": ("dev-co", "us"),
-                  "mallory": ("attacker-co", "asia"),
-                  **{f"v{i}": (f"verif-{i}", "eu") for i in range(nv)}}
-        grants = [("op", "operator"), ("dev", "developer"),
-                  *((f"v{i}", "verifier") for i in range(nv))]
-        w, ps = small_world(seed, people, [(n, "Model", r) for n, r in grants])
-        mutant, origin = tx_origin_mutant()
-        add_lifecycle(w, "ModelTxOrigin", mutant, grants)
+        p = params(tm, S5_DEFAULTS, ("poll_s",))
+        people, grants = _s5_people(int(p["victims"]))
+        d = ChainDesk(seed, Model, people, grants)
+        w = d.w
+        add_lifecycle(w, "ModelTxOrigin", mutant("b-tx-origin"), grants)  # the contrast
         relay = compile_source(RELAY_SOURCE, "Relay")
-        w.sim_clients["deploy"] = RawCalls(w, None)
-        res: dict[str, dict[str, float]] = {}
+        w.sim_clients["raw"] = RawCalls(w)
+        tries: dict[str, list[bool]] = {"Model": [], "ModelTxOrigin": []}
+        claims_ok: list[bool] = []
 
-        def lure(key: str, mid: bytes, fn: str, digest: bytes, victims: list[str]):
-            """Deploy a relay planting fn(mid, digest); each victim calls claim()."""
+        def lure(key: str, mid: bytes, victim: str, step: str, dg: bytes) -> Gen:
             client = w.clients[key]
-            payload = client.contract_abi.encode_call(fn, [mid, digest, "", []])
-            # constructor arguments follow the init code
+            payload = client.contract_abi.encode_call(step, [mid, dg, "", []])
             init = relay.bytecode + abi_encode(["address", "bytes"], [client.address, payload])
-            tx = yield from w.send(ps["mallory"], "deploy", "create", init)
+            tx = yield from w.send("mallory", "raw", "tx", None, init)
             yield w.confirmed(tx, 1)
-            rkey = f"relay-{key}-{fn}"
-            w.sim_clients[rkey] = RawCalls(w, w.result(tx).contract_address, relay.abi)
-            claims = []
-            for v in victims:
-                claims.append((yield from w.send(ps[v], rkey, "call", "claim")))
-            for c in claims:
-                yield w.confirmed(c, 1)
-            return sum(_relayed(c.receipt, client.address) for c in claims), sum(
-                _ok(c) for c in claims)
+            w.sim_clients[f"relay-{tx.hash.hex()}"] = RawCalls(
+                w, w.result(tx).contract_address, relay.abi)
+            claim = yield from w.send(victim, f"relay-{tx.hash.hex()}", "call", "claim")
+            yield w.confirmed(claim, 1)
+            if key == "Model":
+                claims_ok.append(_ok(claim))
+            # the record is rewritten if the lifecycle contract logged anything for the relay
+            logs = claim.receipt.logs if claim.receipt is not None else []
+            tries[key].append(any(log.address == client.address for log in logs))
 
-        def attack(key: str):
-            mid = yield from _model(w, key, f"m-{seed}", key)
-            client = w.clients[key]
-            verifiers = [f"v{i}" for i in range(nv)]
-            # the verifiers are lured into approving a bogus evaluation...
-            acc_v, ok_v = yield from lure(key, mid, "verify", digest_of("bogus-eval", seed),
-                                          verifiers)
-            verified = client.state(mid) == "verified"
-            # ...and the developer into recording a bogus model version
-            acc_t, ok_t = yield from lure(key, mid, "train", digest_of("bogus-model", seed),
-                                          ["dev"])
-            bogus = digest_of("bogus-model", seed)
-            res[key] = {"accepted": float(acc_v + acc_t), "claims_ok": float(ok_v + ok_t),
-                        "verified": float(verified),
-                        "bogus_version": float(any(h.digest == bogus
-                                                   for h in client.history(mid)))}
-
-        def run():
-            yield from attack("Model")
-            yield from attack("ModelTxOrigin")
+        def run() -> Gen:
+            for key in tries:
+                mid = yield from d.model(f"m-{seed}", key)
+                for who, step, dg in _s5_lures(int(p["victims"]), seed):
+                    yield from lure(key, mid, who, step, dg)
 
         w.env.process(run())
         w.run(HOUR, drain=False)
         w.finish()
-        real, mut = res["Model"], res["ModelTxOrigin"]
-        return Outcome(real["accepted"] > 0, False, None,
-                       metrics={"relayed_calls_accepted": real["accepted"],
-                                "asr_mutant": float(mut["accepted"] > 0),
-                                "relayed_calls_accepted_mutant": mut["accepted"],
-                                "bogus_version_mutant": mut["bogus_version"],
-                                "bogus_verified_mutant": mut["verified"],
-                                "victim_txs_succeeded": real["claims_ok"]},
-                       series={"asr_by_contract": [(0.0, float(real["accepted"] > 0)),
-                                                   (1.0, float(mut["accepted"] > 0))]},
-                       note=f"tx.origin mutant: {origin}")
+        mut = tries["ModelTxOrigin"]
+        return trials_outcome([Trial(x) for x in tries["Model"]], metrics={
+            "asr_mutant": sum(mut) / len(mut), "victim_txs_succeeded": float(sum(claims_ok))})
 
 
 # ---------------------------------------------------------------------------------------------
-# S6: replay an approval (same artefact, other artefact, other contract, other chain)
+# S6: replay an approval (same artefact, other artefact, other deployment, other chain)
 # ---------------------------------------------------------------------------------------------
+S6_DEFAULTS: dict[str, Any] = {"replay_after_s": 300.0, "session_idle_s": 900.0,
+                               "signature_window_s": 120.0, "poll_s": 60.0}
+S6_PEOPLE = {"op": ("client-co", "eu"), "dev": ("dev-co", "us"), "v1": ("verif-1", "eu"),
+             "v1b": ("verif-1", "eu"), "v2": ("verif-2", "asia"), "eve": ("eve-co", "asia")}
+S6_GRANTS = [("op", "operator"), ("dev", "developer"), ("v1", "verifier"), ("v1b", "verifier"),
+             ("v2", "verifier")]
 #: why an engine refused a replayed transaction (substring of its error -> label for the notes)
 REJECTIONS = (("already known", "a known transaction"), ("nonce", "a used nonce"),
               ("chain id", "another chain id"), ("cannot pay", "an unfunded signer"))
-#: the replays tried against ProML (the baseline has no chain: other_chain does not apply)
-REPLAYS = ("same_tx", "same_sender_again", "same_domain_account", "no_role_sender",
-           "other_artefact", "other_contract", "other_chain", "stale_version")
 
 
-def _s6_outcome(success: dict[str, bool], extra: dict[str, float] | None = None,
-                note: str = "") -> Outcome:
-    n = sum(success.values())
-    metrics = {f"replay_{k}": float(v) for k, v in success.items()}
-    metrics["successful_replays"] = float(n)
-    metrics["replays_tried"] = float(len(success))
-    metrics.update(extra or {})
-    return Outcome(n > 0, False, None, metrics=metrics, note=note)
+def _replays(tries: dict[str, bool], alarm: Alarm | None, refused: str, at: float | None,
+             **extra: float) -> Outcome:
+    """One trial per replay; an alarm on v1 (its domain's monitor) covers each success."""
+    return trials_outcome([Trial(ok, (alarm,) if alarm else ()) for ok in tries.values()],
+                          attack_at=at, note=f"refused: {refused}", metrics={
+        **{f"replay_{k}": float(v) for k, v in tries.items()},
+        "successful_replays": float(sum(tries.values())), **extra})
 
 
-@scenario("S6", limit="the baseline authenticates requests with a bearer session token that "
-                     "is not bound to the request's content or to one deployment")
-class Replay:
-    @staticmethod
-    def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        lcs = {"Model": Model}
-        prod = central_db(workdir / "prod.sqlite", lcs, admin="db-admin")
-        # another deployment accepting the same single sign-on (staging, a sister project)
-        other = central_db(workdir / "other.sqlite", lcs, admin="db-admin")
-        for db in (prod, other):
-            db.grant("op", "Model", "operator", "client-co")
-            db.grant("dev", "Model", "developer", "dev-co")
-            db.grant("v1", "Model", "verifier", "verif-1")
-        prod.grant("v1b", "Model", "verifier", "verif-1")
-        prod.grant("v2", "Model", "verifier", "verif-2")
+def _s6_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
+    p = params(tm, S6_DEFAULTS, ("poll_s",))
+    prod = BaselineDesk(workdir, Model, S6_PEOPLE, S6_GRANTS)
+    # a second deployment (staging) trusting the same agent keys and accounts
+    other = BaselineDesk(workdir, Model, S6_PEOPLE, S6_GRANTS[:3], env=prod.env, name="staging")
+    kw = {"session_idle_s": p["session_idle_s"], "window_s": p["signature_window_s"]}
+    api, api_o = CentralAPI(prod.db, "prov.example", **kw), CentralAPI(other.db, "staging", **kw)
+    keys = {who: api.enrol(who) for who in ("v1", "v1b", "v2", "eve")}
+    api_o.keys.update(keys)
+    env = prod.env
+    mon, alarms = watch_domains(prod, ("v1", "v1b", "v2"), p["poll_s"],
+                                phase=random.Random(f"S6-{seed}").uniform(0, p["poll_s"]))
+    tries: dict[str, bool] = {}
+    ev = digest_of("eval", seed)
 
-        def model(db: CentralDB, name: str) -> str:
-            aid = db.register("op", "Model", f"{name}-{seed}")
-            db.fire("dev", "train", aid, digest_of("model", name, seed).hex())
-            return aid
+    def run() -> Gen:
+        m1 = yield from prod.model(f"m1-{seed}")
+        m2 = yield from prod.model(f"m2-{seed}")
+        m3 = yield from prod.model(f"m3-{seed}")
+        m1x = yield from other.model(f"m1-{seed}")
+        n1, n2, n3 = (m.decode() for m in (m1, m2, m3))
+        # captured (a logging proxy): v1's agent approving m1, v1's browser approving m3
+        for m in (m1, m3):
+            mon.expect("v1", m, ev)
+        signed = sign_request(approval_request(api.host, n1, "verify", ev.hex()), "v1",
+                              keys["v1"], env.now, f"n-{seed}")
+        api.handle(signed, env.now)
+        token = Browser().log_in(api, "v1", env.now)
+        sid = next(iter(api.sessions))
+        session = replace(approval_request(api.host, n3, "verify", ev.hex()),
+                          headers={CSRF_HEADER: token}, cookies={"sid": sid})
+        api.handle(session, env.now)
+        yield env.timeout(p["replay_after_s"])
+        start = env.now
 
-        m1, m2, m1x = model(prod, "m1"), model(prod, "m2"), model(other, "m1")
-        d = digest_of("eval", seed).hex()
-        prod.fire("v1", "verify", m1, d)  # the captured request: token of v1 + body
+        def fresh(who: str, req: Any) -> bool:
+            return api.handle(sign_request(req, who, keys[who], env.now, f"{who}-{env.now}"),
+                              env.now)[0] == 200
 
-        def tried(db: CentralDB, who: str, aid: str) -> bool:
-            """Replay the body with ``who``'s token; did it add an approval?"""
-            try:
-                db.fire(who, "verify", aid, d)
-                return True
-            except LifecycleError:
-                return False
+        tries["same_request"] = api.handle(signed, env.now)[0] == 200
+        for kind, who in (("same_sender_again", "v1"), ("same_domain_account", "v1b"),
+                          ("no_role_sender", "eve")):
+            tries[kind] = fresh(who, approval_request(api.host, n1, "verify", ev.hex()))
+        tries["other_artefact"] = api.handle(replace(signed, path=f"/artefacts/{n2}/verify"),
+                                             env.now)[0] == 200
+        tries["other_deployment"] = api_o.handle(
+            replace(signed, host=api_o.host, path=f"/artefacts/{m1x.decode()}/verify"),
+            env.now)[0] == 200
+        # the captured session (cookie + CSRF token) replayed from the attacker's machine
+        tries["session_same_request"] = api.handle(session, env.now)[0] == 200
+        tries["session_other_artefact"] = api.handle(
+            replace(session, path=f"/artefacts/{n2}/verify"), env.now)[0] == 200
+        tries["session_other_deployment"] = api_o.handle(
+            replace(session, host=api_o.host, path=f"/artefacts/{m1x.decode()}/verify"),
+            env.now)[0] == 200
+        # m1 is retrained: v1's approval of the old version must not add up with v2's
+        yield from prod.fire("dev", "train", m1, digest_of("model", "m1", "again"))
+        fresh("v2", approval_request(api.host, n1, "verify", ev.hex()))
+        tries["stale_version"] = prod.state(m1) == "verified"
+        return start
 
-        success = {
-            "same_tx": tried(prod, "v1", m1),  # de-duplicated by (approver, version, digest)
-            "same_sender_again": tried(prod, "v1", m1),
-            "same_domain_account": tried(prod, "v1b", m1),
-            "no_role_sender": tried(prod, "eve", m1),  # with eve's own session
-            "other_artefact": tried(prod, "v1", m2),  # the token does not bind the body
-            "other_contract": tried(other, "v1", m1x),  # nor the deployment
-            # other_chain: not applicable (no chain; the other deployment is the nearest case)
-        }
-        prod.fire("dev", "train", m1, digest_of("model", "m1", "v2", seed).hex())
-        # v1's approval of the old version must not add up with v2's on the new one
-        with contextlib.suppress(LifecycleError):
-            prod.fire("v2", "verify", m1, d)
-        state = prod.admin_sql("SELECT state FROM artefacts WHERE id=?", (m1,))[0][0]
-        success["stale_version"] = state == "verified"
-        prod.close()
-        other.close()
-        return _s6_outcome(success)
+    proc = env.process(run())
+    prod.run(HOUR)
+    return _replays(tries, alarms.get("v1"), ", ".join(sorted(api.refused)), proc.value)
 
-    @staticmethod
-    def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        people = {"op": ("client-co", "eu"), "dev": ("dev-co", "us"), "v1": ("verif-1", "eu"),
-                  "v1b": ("verif-1", "eu"), "v2": ("verif-2", "asia"), "eve": ("eve-co", "asia")}
-        grants = [("op", "operator"), ("dev", "developer"), ("v1", "verifier"),
-                  ("v1b", "verifier"), ("v2", "verifier")]
-        w, ps = small_world(seed, people, [(n, "Model", r) for n, r in grants])
-        assert w.backend is not None and w.admin is not None
-        w.sim_clients["pay"] = RawCalls(w, None)
-        # another consortium's registry on the same chain, where v1 also verifies
-        add_lifecycle(w, "ModelB", compile_artefact(Model),
-                      [("op", "operator"), ("dev", "developer"), ("v1", "verifier")])
-        # another chain (a staging network) with the same contracts at the same addresses
-        chain_c = make_backend("revm" if w.engine_name == "revm" else "pyevm",
-                               funded=[w.admin.address, ps["op"].address, ps["dev"].address,
-                                       ps["v1"].address],
-                               chain_id=w.backend.chain_id + 1)
-        other: dict[str, LifecycleClient] = {}
-        for cls in (Dataset, Model):  # same deployer, same nonces: same addresses
-            other[cls.__name__] = LifecycleClient.deploy(
-                chain_c, compile_artefact(cls), w.admin.signer, domain_id(w.admin.domain))
-        mc = other["Model"]
-        for name, role in grants[:3]:
-            mc.grant(w.admin.signer, role, ps[name].address, domain_id(ps[name].domain))
-        model, model_b = w.clients["Model"], w.clients["ModelB"]
-        success: dict[str, bool] = {}
-        facts: dict[str, Any] = {}
 
-        def engine_accepts(backend: Any, raw: bytes) -> bool:
-            try:
-                backend.submit(raw)
-                return True
-            except EngineError as exc:
-                why = str(exc)
-                facts.setdefault("rejections", set()).add(next(
-                    (label for key, label in REJECTIONS if key in why), why[:40]))
-                return False
+def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
+    p = params(tm, S6_DEFAULTS, ("poll_s",))
+    d = ChainDesk(seed, Model, S6_PEOPLE, S6_GRANTS)
+    w, ps = d.w, d.ps
+    assert w.backend is not None and w.admin is not None
+    w.sim_clients["raw"] = RawCalls(w)
+    # another consortium's registry on the same chain, where v1 also verifies
+    add_lifecycle(w, "ModelB", compile_artefact(Model), S6_GRANTS[:3])
+    # a staging chain (chain id + 1) with the same contracts at the same addresses
+    chain_c = make_backend("revm" if w.engine_name == "revm" else "pyevm",
+                           funded=[w.admin.address, *(ps[n].address for n in ("op", "dev", "v1"))],
+                           chain_id=w.backend.chain_id + 1)
+    mc = LifecycleClient.deploy(chain_c, compile_artefact(Model), w.admin.signer,
+                                domain_id(w.admin.domain))  # same deployer, nonce: address
+    for name, role in S6_GRANTS[:3]:
+        mc.grant(w.admin.signer, role, ps[name].address, domain_id(ps[name].domain))
+    model, model_b = w.clients["Model"], w.clients["ModelB"]
+    tries: dict[str, bool] = {}
+    refusals: set[str] = set()
+    ran: list[bool] = []  # the altered transactions that ran (as their stranger signer)
+    v1 = ps["v1"].address
 
-        def v1_approvals(client: Any, mid: bytes) -> int:
-            return sum(1 for ev in client.events() if isinstance(ev, Approved)
-                       and ev.id == mid and ev.approver == ps["v1"].address)
+    def accepted(backend: Any, raw: bytes) -> bool:
+        try:
+            backend.submit(raw)
+            return True
+        except EngineError as exc:
+            refusals.add(next((lab for key, lab in REJECTIONS if key in str(exc)), str(exc)[:40]))
+            return False
 
-        def run():
-            m1 = yield from _model(w, "m1", "m1")
-            m2 = yield from _model(w, "m2", "m2")
-            m1b = yield from _model(w, "m1", "m1", "ModelB")  # same registrant and salt: same id
-            mc.register(ps["op"].signer, salt("m1"))
-            mc.fire(ps["dev"].signer, "train", m1, digest_of("model", "m1", "m1"), "", [])
-            d = digest_of("eval", seed)
-            t = yield from w.send(ps["v1"], "Model", "fire", "verify", m1, d, "", [])
-            yield w.confirmed(t, 1)
-            assert _ok(t)
-            f = tx_fields(t.raw)
-            # preconditions that make the cross-chain replay sharp: only the chain id differs
-            facts["sharp"] = (mc.address == model.address and m1b == m1 and mc.exists(m1)
-                              and chain_c.nonce(ps["v1"].address) == f["nonce"])
-            # 1. the signed transaction itself, re-broadcast
-            success["same_tx"] = engine_accepts(w.backend, t.raw)
-            # 2-4. the same approval calldata, signed anew by v1 (a wallet retry), by another
-            # account of v1's domain, by an account without the role
-            for kind, who in (("same_sender_again", "v1"), ("same_domain_account", "v1b"),
-                              ("no_role_sender", "eve")):
-                tx = yield from w.send(ps[who], "Model", "fire", "verify", m1, d, "", [])
-                yield w.confirmed(tx, 1)
-                success[kind] = _ok(tx)
-            # 5-6. the signed transaction with another artefact / another contract: the
-            # signature then recovers to some stranger, not v1
-            data = model.transition_abi.encode_call("verify", [m2, d, "", []])
-            alts = {"other_artefact": (tx_with(t.raw, data=data), model, m2),
-                    "other_contract": (tx_with(t.raw, to=model_b.address), model_b, m1b)}
-            strangers = {k: tx_signer(raw) for k, (raw, _, _) in alts.items()}
-            facts["signers"] = set(strangers.values())
-            for raw, _, _ in alts.values():
-                engine_accepts(w.backend, raw)  # the stranger has no ether
-            for k in alts:  # eve funds the strangers: now the altered transactions run...
-                tx = yield from w.send(ps["eve"], "pay", "pay", strangers[k], 10**18)
-                yield w.confirmed(tx, 1)
-            for raw, _, _ in alts.values():
-                engine_accepts(w.backend, raw)
-            # 7. the signed transaction on the other chain
-            ok = engine_accepts(chain_c, t.raw)
-            if ok:
-                chain_c.produce_block()
-            success["other_chain"] = ok and v1_approvals(mc, m1) > 0
-            # 8. the model is retrained: v1's approval of the old version must not count
-            tx = yield from w.send(ps["dev"], "Model", "fire", "train", m1,
-                                   digest_of("model", "m1", "retrained"), "", [])
-            yield w.confirmed(tx, 1)
-            tx = yield from w.send(ps["v2"], "Model", "fire", "verify", m1, d, "", [])
-            yield w.confirmed(tx, 1)
-            success["stale_version"] = model.state(m1) == "verified"
-            facts["v1_counted"] = v1_approvals(model, m1)
-            # (the world's blocks above carried the altered transactions accepted earlier)
-            for k, (raw, client, mid) in alts.items():
-                r = w.gateway.receipt(keccak(raw))
-                facts[f"{k}_ran"] = r is not None
-                # ...as the stranger, who holds no role: nothing counts for v1
-                success[k] = v1_approvals(client, mid) > 0 or (r is not None and r.status)
+    def v1_counted(client: Any, mid: bytes) -> bool:
+        return any(isinstance(e, Approved) and e.id == mid and e.approver == v1
+                   for e in client.events())
 
-        w.env.process(run())
-        w.run(HOUR, drain=False)
-        w.finish()
-        assert facts.get("sharp"), "S6 set-up: the other chain must differ only by chain id"
-        assert set(success) == set(REPLAYS)
-        assert ps["v1"].address not in facts["signers"]
-        note = ("refused by the engines: " + "; ".join(sorted(facts["rejections"]))
-                if facts.get("rejections") else "")
-        # the altered transactions, once their stranger signer was funded, ran as that stranger
-        ran = float(facts["other_artefact_ran"]) + float(facts["other_contract_ran"])
-        return _s6_outcome(success, {"altered_txs_ran_as_stranger": ran,
-                                     "v1_approvals_counted": float(facts["v1_counted"])}, note)
+    def run() -> Gen:
+        m1 = yield from d.model("m1")
+        m2 = yield from d.model("m2")
+        m1b = yield from d.model("m1", "ModelB")  # same registrant and salt: same id
+        mc.register(ps["op"].signer, salt("m1"))
+        mc.fire(ps["dev"].signer, "train", m1, digest_of("model", "m1"), "", [])
+        ev = digest_of("eval", seed)
+        t = yield from w.send("v1", "Model", "fire", "verify", m1, ev, "", [])
+        yield w.confirmed(t, 1)
+        assert _ok(t) and mc.address == model.address and m1b == m1 and mc.exists(m1), \
+            "S6 set-up: the other chain must differ only by chain id"
+        yield w.env.timeout(p["replay_after_s"])
+        tries["same_request"] = accepted(w.backend, t.raw)
+        for kind, who in (("same_sender_again", "v1"), ("same_domain_account", "v1b"),
+                          ("no_role_sender", "eve")):
+            tries[kind] = (yield from d.approve(who, m1, ev)) == "ok"
+        # v1's signed transaction altered to another artefact / registry: the signature then
+        # recovers to a stranger; eve funds the strangers so that the altered ones can run
+        data = model.transition_abi.encode_call("verify", [m2, ev, "", []])
+        alts = {"other_artefact": (tx_with(t.raw, data=data), model, m2),
+                "other_deployment": (tx_with(t.raw, to=model_b.address), model_b, m1b)}
+        for raw, _, _ in alts.values():
+            pay = yield from w.send("eve", "raw", "tx", tx_signer(raw), b"", 10**18)
+            yield w.confirmed(pay, 1)
+            accepted(w.backend, raw)
+        ok = accepted(chain_c, t.raw)
+        if ok:
+            chain_c.produce_block()
+        tries["other_chain"] = ok and v1_counted(mc, m1)
+        yield from d.fire("dev", "train", m1, digest_of("m1", "again"))
+        yield from d.approve("v2", m1, ev)  # (its block also carried the altered transactions)
+        tries["stale_version"] = model.state(m1) == "verified"
+        for kind, (raw, client, mid) in alts.items():
+            r = w.gateway.receipt(keccak(raw))  # ran as the stranger, or not at all
+            ran.append(r is not None)
+            tries[kind] = v1_counted(client, mid) or (r is not None and bool(r.status))
+
+    w.env.process(run())
+    w.run(HOUR + p["replay_after_s"], drain=False)
+    w.finish()
+    return _replays(tries, None, "; ".join(sorted(refusals)), None,
+                    altered_txs_ran_as_stranger=float(sum(ran)))
+
+
+both_sides("S6", lambda side, *a: (_s6_baseline if side == "baseline" else _s6_proml)(*a),
+           "a captured browser session (cookie + CSRF token) is a bearer credential until it "
+           "expires; the baseline's signed agent requests and ProML's transactions resist replay")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1010,14 +686,15 @@ SENDER_BOUND_ID = "_id: bytes32 = keccak256(concat(convert(msg.sender, bytes20),
 
 def caller_chosen_id_mutant() -> CompiledContract:
     """The paper's Model contract with caller-chosen ids (``id = salt``): squattable."""
-    return compile_mutant(Model, SENDER_BOUND_ID, "_id: bytes32 = salt")
+    from proml_sim.codegen import generate_vyper
+    from proml_sim.ir import build_ir
 
-
-def _bare_name_owners(client: Any, s: bytes) -> set[str]:
-    """Registrants of the bare name (salt) ``s``: more than one makes the bare name
-    ambiguous (a node refuses it and asks for name@registrant)."""
-    return {ev.registrant for ev in client.events() if isinstance(ev, Registered)
-            and ev.salt == s}
+    ir = build_ir(Model)
+    src = generate_vyper(ir)
+    if src.count(SENDER_BOUND_ID) != 1:
+        raise RuntimeError("S7 mutant: the generated registration site changed; update it")
+    return replace(compile_source(src.replace(SENDER_BOUND_ID, "_id: bytes32 = salt"), ir.name),
+                   fingerprint=ir.fingerprint(), ir=ir)
 
 
 @scenario("S7", limit="an insider running the baseline database front-runs the victim's "
@@ -1025,100 +702,73 @@ def _bare_name_owners(client: Any, s: bytes) -> set[str]:
 class FrontRun:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = _params(tm, S7_DEFAULTS)
+        p = params(tm, S7_DEFAULTS, ("names",))
         db = central_db(workdir / "p.sqlite", {"Model": Model}, admin="mallory")
         db.grant("op", "Model", "operator", "client-co")
-        squatted = 0
+        squatted = []
         for i in range(int(p["names"])):
             name = f"model-{seed}-{i}"
-            # the admin sees the request in the application's queue and inserts it first
-            aid = f"Model:op:{name}"
+            # the admin sees the request in the application's queue and inserts the row first
             db.admin_sql("INSERT INTO artefacts VALUES (?, 'Model', ?, 'mallory', 'requested', "
-                         "1, NULL)", (aid, name))
+                         "1, NULL)", (f"Model:op:{name}", name))
             try:
                 db.register("op", "Model", name)
-            except sqlite3.IntegrityError:
-                squatted += 1
+                squatted.append(False)
+            except sqlite3.IntegrityError:  # the id is taken: the victim lost its name
+                squatted.append(True)
         db.close()
-        n = int(p["names"])
-        return Outcome(squatted > 0, False, None,
-                       metrics={"squat_rate": squatted / n, "latency_cost_s": 0.0})
+        return trials_outcome([Trial(x) for x in squatted], metrics={"latency_cost_s": 0.0})
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = _params(tm, S7_DEFAULTS)
-        people = {"op": ("client-co", "eu"), "mallory": ("squat-co", "eu")}
+        p = params(tm, S7_DEFAULTS, ("names",))
         grants = [("op", "operator"), ("mallory", "operator")]  # an insider with the role
-        w, ps = small_world(seed, people, [(n, "Model", r) for n, r in grants])
+        w, ps = small_world(seed, {"op": ("client-co", "eu"), "mallory": ("squat-co", "eu")},
+                            [(n, "Model", r) for n, r in grants])
         add_lifecycle(w, "ModelSaltId", caller_chosen_id_mutant(), grants)
-        for key in ("Model", "ModelSaltId"):
-            w.sim_clients[f"squat-{key}"] = RawCalls(
-                w, w.clients[key].address, tip=int(p["front_run_tip"]) * DEFAULT_TIP)
-        res: dict[str, list[dict[str, Any]]] = {"Model": [], "ModelSaltId": []}
-        commit_delays: list[float] = []
+        w.sim_clients["squat"] = RawCalls(w, tip=int(p["front_run_tip"]) * DEFAULT_TIP)
+        lost: dict[str, list[bool]] = {"Model": [], "ModelSaltId": []}
+        lat, commit = [], []
         seen: set[bytes] = set()
 
-        def front_runner():
-            # watches the mempool; copies every registration of the victim with a higher tip
+        def front_runner() -> Gen:  # copies each registration in the mempool, higher tip
             while True:
                 yield w.env.timeout(0.5)
                 for tx in list(w.pending.values()):
-                    if (tx.hash in seen or tx.sender != ps["op"].address
-                            or tx.meta.get("method") != "register"):
-                        continue
-                    seen.add(tx.hash)
-                    key = tx.meta["lifecycle"]
-                    yield from w.send(ps["mallory"], f"squat-{key}", "raw",
-                                      tx_fields(tx.raw)["data"])
+                    if (tx.hash not in seen and tx.sender == ps["op"].address
+                            and tx.meta.get("method") == "register"):
+                        seen.add(tx.hash)
+                        f = tx_fields(tx.raw)
+                        yield from w.send("mallory", "squat", "tx", f["to"], f["data"])
 
-        def victim(key: str, i: int):
-            s = salt(f"model-{i}")
-            tx = yield from w.send(ps["op"], key, "register", s, digest_of("m", i), "", [])
-            yield w.confirmed(tx, 1)
-            row: dict[str, Any] = {"ok": _ok(tx), "latency": tx.confirmed[1] - tx.submitted}
-            if row["ok"]:
-                aid = w.result(tx)
-                row["owner_is_victim"] = (w.clients[key].history(aid)[0].actor
-                                          == ps["op"].address)
-            row["salt"] = s
-            res[key].append(row)
-
-        def commit_reveal(i: int):
-            # what commit-reveal would add: one more confirmed transaction before registering
-            # (an anchor transaction as the commitment; the registry does not check it)
-            s = salt(f"cr-{i}")
-            t0 = w.env.now
-            tx = yield from w.send(ps["op"], "Anchor", "anchor",
-                                   digest_of("commit", ps["op"].address, s), 1, "")
-            yield w.confirmed(tx, 1)
-            commit_delays.append(w.env.now - t0)
-
-        def run():
+        def run() -> Gen:
             for i in range(int(p["names"])):
-                for key in ("Model", "ModelSaltId"):
+                for key in lost:
                     yield w.env.timeout(w.rng.uniform(5, 30))
-                    yield from victim(key, i)
-            for i in range(int(p["commit_reveal_names"])):
-                yield w.env.timeout(w.rng.uniform(5, 30))
-                yield from commit_reveal(i)
+                    tx = yield from w.send("op", key, "register", salt(f"model-{i}"),
+                                           digest_of("m", i), "", [])
+                    yield w.confirmed(tx, 1)
+                    lat.append(tx.confirmed[1] - tx.submitted)
+                    lost[key].append(not _ok(tx) or w.clients[key].history(
+                        w.result(tx))[0].actor != ps["op"].address)
+            for i in range(int(p["commit_reveal_names"])):  # what commit-reveal would cost:
+                t0 = w.env.now  # one more confirmed transaction (an anchor) before registering
+                tx = yield from w.send("op", "Anchor", "anchor", digest_of("commit", i), 1, "")
+                yield w.confirmed(tx, 1)
+                commit.append(w.env.now - t0)
 
         w.env.process(front_runner())
         w.env.process(run())
         w.run(2 * HOUR, drain=False)
         w.finish()
-
-        def squat_rate(rows: list[dict[str, Any]]) -> float:
-            return sum(1 for r in rows if not r["ok"] or not r["owner_is_victim"]) / len(rows)
-
-        real, mutant = squat_rate(res["Model"]), squat_rate(res["ModelSaltId"])
-        lat = [r["latency"] for r in res["Model"]]
-        return Outcome(real > 0, False, None,
-                       metrics={"squat_rate": real, "squat_rate_caller_chosen_ids": mutant,
-                                "latency_cost_s": 0.0,  # sender-bound ids add no step
-                                "register_latency_s": sum(lat) / len(lat),
-                                "commit_reveal_extra_s": (sum(commit_delays) / len(commit_delays)
-                                                          if commit_delays else 0.0),
-                                # the residual: the copy makes the bare name ambiguous
-                                "bare_name_ambiguous_rate": sum(
-                                    len(_bare_name_owners(w.clients["Model"], r["salt"])) > 1
-                                    for r in res["Model"]) / len(lat)})
+        model = w.clients["Model"]
+        ambiguous = [len({e.registrant for e in model.events() if isinstance(e, Registered)
+                          and e.salt == salt(f"model-{i}")}) > 1 for i in range(int(p["names"]))]
+        mut = lost["ModelSaltId"]
+        return trials_outcome([Trial(x) for x in lost["Model"]], metrics={
+            "latency_cost_s": 0.0,  # sender-bound ids add no step
+            "squat_rate_caller_chosen_ids": sum(mut) / len(mut),
+            "register_latency_s": sum(lat) / len(lat),
+            "commit_reveal_extra_s": sum(commit) / len(commit) if commit else 0.0,
+            # the residual: the copy makes the bare name ambiguous (refused, never resolved)
+            "bare_name_ambiguous_rate": sum(ambiguous) / len(ambiguous)})

@@ -5,20 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from proml_sim.errors import UsageError
 from proml_sim.ir import Approved, RoleGranted, RoleRevoked, Transitioned
 from proml_sim.lifecycles import Dataset, Model
 from proml_sim.sim import digest_of
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
+from proml_sim.threats.kit import Alarm, Trial, outcome, trials_outcome
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import (
+    both_sides,
     model_lifecycle,
-    model_world,
     outcome_of,
+    params,
     salt,
     small_world,
-    threshold_of,
 )
+from proml_sim.threats.scenarios.s_identity import HOUR, BaselineDesk, Gen, desk
 
 
 def role_violations(client: Any) -> int:
@@ -38,135 +41,129 @@ def role_violations(client: Any) -> int:
     return bad
 
 
-@scenario("S2")
+def audit_alarms(db: CentralDB, at: float) -> list[Alarm]:
+    """An auditor's check of the baseline (data it has): the audit chain hashes, and every
+    artefact is in the state its last audited transition left it in."""
+    bad = db.verify_audit()
+    out = [Alarm(at, "auditor:audit-chain", f"row {bad} does not hash")] if bad else []
+    for aid, lc, state in db.admin_sql("SELECT id, lifecycle, state FROM artefacts"):
+        ir = db.irs[lc]
+        last = db.admin_sql("SELECT action FROM audit WHERE artefact=? AND action NOT LIKE "
+                            "'approve:%' ORDER BY seq DESC LIMIT 1", (aid,))
+        want = (ir.transition(last[0][0]).target if last and last[0][0] != "register"
+                else ir.initial.name)
+        if want != state:
+            out.append(Alarm(at, "auditor:state", f"{aid} is {state}, its audit says {want}"))
+    return out
+
+
+@scenario("S2", limit="the baseline's database administrator writes what no role holder did, "
+                     "through the application, consistently with its audit trail")
 class NoRoleCallsEverything:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         db = CentralDB(workdir / "p.sqlite", {"Dataset": Dataset, "Model": Model}, admin="eve")
         db.grant("op", "Model", "operator", "client-co")
         aid = db.register("op", "Model", "m")
-        # eve has no role, but runs the database: she writes the transitions herself
-        db.admin_sql("UPDATE artefacts SET state='verified', version=version+1 WHERE id=?",
-                     (aid,))
-        db.admin_sql("INSERT INTO history (artefact, step, actor, version, digest, at) "
-                     "VALUES (?, 'verify', 'verifier-x', 2, 'bogus', 0)", (aid,))
-        accepted = db.admin_sql("SELECT state FROM artefacts WHERE id=?", (aid,))[0][0]
+        # eve holds no role but runs the database: she enrols made-up accounts, acts as them
+        # through the application (its audit trail stays consistent), and removes them
+        fake = (("dev-x", "developer", "x-1"), ("ver-x", "verifier", "x-2"),
+                ("ver-y", "verifier", "x-3"))
+        for who, role, dom in fake:
+            db.grant(who, "Model", role, dom)
+        db.fire("dev-x", "train", aid, digest_of("bogus-model").hex())
+        for who in ("ver-x", "ver-y"):
+            db.fire(who, "verify", aid, digest_of("bogus-eval").hex())
+        for who, role, _ in fake:
+            db.revoke(who, "Model", role)
+        goal = db.admin_sql("SELECT state FROM artefacts WHERE id=?", (aid,))[0][0] == "verified"
+        alarms = audit_alarms(db, 0.0)
         db.close()
-        # nothing outside the database can show that 'verifier-x' never acted
-        return Outcome(accepted == "verified", False, None,
-                       metrics={"integrity_violations": 1.0})
+        return outcome(goal, attack_at=0.0, alarms=alarms)
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         people = {"op": ("client-co", "eu"), "dev": ("dev-co", "us"), "da": ("data-co", "eu"),
                   "eve": ("eve-co", "asia")}
-        grants = [("op", "Model", "operator"), ("dev", "Model", "developer"),
-                  ("da", "Dataset", "dataset_admin")]
-        w, ps = small_world(seed, people, grants)
+        w, ps = small_world(seed, people, [("op", "Model", "operator"),
+                                           ("dev", "Model", "developer"),
+                                           ("da", "Dataset", "dataset_admin")])
         txs = []
 
-        def honest():
-            tx = yield from w.send(ps["op"], "Model", "register", salt("m"))
+        def run() -> Gen:
+            tx = yield from w.send("op", "Model", "register", salt("m"))
             yield w.confirmed(tx, 1)
-            mid = w.result(tx)
-            tx = yield from w.send(ps["da"], "Dataset", "register", salt("d"),
-                                   digest_of("d"), "", [])
-            yield w.confirmed(tx, 1)
-            did = w.result(tx)
-            eve = ps["eve"]
-            for lc, aid in (("Model", mid), ("Dataset", did)):
-                ir = w.clients[lc].ir
-                for t in ir.transitions:
+            tx2 = yield from w.send("da", "Dataset", "register", salt("d"), digest_of("d"), "",
+                                    [])
+            yield w.confirmed(tx2, 1)
+            for lc, aid in (("Model", w.result(tx)), ("Dataset", w.result(tx2))):
+                for t in w.clients[lc].ir.transitions:
                     args: tuple[Any, ...] = (digest_of(t.name), "x", []) if t.evidence else ()
-                    txs.append((yield from w.send(eve, lc, "fire", t.name, aid, *args)))
-                txs.append((yield from w.send(eve, lc, "register", salt("eve"), digest_of(1),
+                    txs.append((yield from w.send("eve", lc, "fire", t.name, aid, *args)))
+                txs.append((yield from w.send("eve", lc, "register", salt("eve"), digest_of(1),
                                               "", [])))
-                txs.append((yield from w.send(eve, lc, "grant", 1, eve.address, salt("eve"))))
-                txs.append((yield from w.send(eve, lc, "revoke", 1, ps["op"].address)))
-            for tx in txs:
-                yield w.confirmed(tx, 1)
+                txs.append((yield from w.send("eve", lc, "grant", 1, ps["eve"].address,
+                                              salt("eve"))))
+                txs.append((yield from w.send("eve", lc, "revoke", 1, ps["op"].address)))
+            for t in txs:
+                yield w.confirmed(t, 1)
 
-        w.env.process(honest())
+        w.env.process(run())
         w.run(600, drain=False)
         w.finish()
-        accepted = [t for t in txs if outcome_of(w, t) == "ok"]
+        accepted = sum(outcome_of(w, t) == "ok" for t in txs)
         violations = sum(role_violations(w.clients[lc]) for lc in ("Model", "Dataset"))
-        return Outcome(bool(accepted) or violations > 0, False, None,
-                       metrics={"integrity_violations": float(violations),
-                                "calls": float(len(txs)), "accepted": float(len(accepted))})
+        return outcome(accepted > 0 or violations > 0, metrics={
+            "integrity_violations": float(violations), "calls": float(len(txs)),
+            "accepted": float(accepted)})
 
 
-S4_DEFAULTS: dict[str, Any] = {"approvers": 4, "approvals": 2, "count": "domains"}
+S4_DEFAULTS: dict[str, Any] = {"approvers": 4, "approvals": 2, "count": "domains",
+                               "colluders": 2}
 
 
-def _s4_setup(tm: ThreatModel) -> tuple[int, type[Any]]:
-    """(n, the Model lifecycle with the threat model's k-of-n and count mode)."""
-    unknown = set(tm.parameters) - set(S4_DEFAULTS)
-    if unknown:
-        raise ValueError(f"{tm.path}: unknown parameters {sorted(unknown)}; known: "
-                         f"{sorted(S4_DEFAULTS)}")
-    p = {**S4_DEFAULTS, **tm.parameters}
-    return int(p["approvers"]), model_lifecycle(int(p["approvals"]), str(p["count"]))
+def _s4(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
+    p = params(tm, S4_DEFAULTS)
+    n, c0 = int(p["approvers"]), int(p["colluders"])
+    if not 0 <= c0 <= n:
+        raise UsageError(f"S4: colluders={c0} must be within 0..approvers={n}")
+    vs = {f"v{i}": (f"verif-{i}", "eu") for i in range(n)}
+    d = desk(side, tm, seed, workdir, model_lifecycle(int(p["approvals"]), str(p["count"])),
+             {"op": ("client-co", "eu"), "dev": ("dev-co", "us"), **vs},
+             [("op", "operator"), ("dev", "developer"), *((v, "verifier") for v in vs)])
+    k, _ = d.threshold()  # what the deployed rules demand
+    won: dict[int, bool] = {}
+    named: dict[bytes, set[str]] = {}
+    ids: dict[int, bytes] = {}
 
-
-@scenario("S4", limit="k colluding approvers can approve anything: a threshold cannot stop "
-                     "k insiders; every colluder is identified from the Approved events")
-class Collusion:
-    @staticmethod
-    def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        n, lifecycle = _s4_setup(tm)
-        series = []
-        for c in range(n + 1):
-            db = CentralDB(workdir / f"c{c}.sqlite", {"Model": lifecycle}, admin="v0")
-            db.grant("op", "Model", "operator", "client-co")
-            aid = db.register("op", "Model", "m")
-            if c >= 1:  # the database admin is one of the colluders: one UPDATE suffices
-                db.admin_sql("UPDATE artefacts SET state='verified' WHERE id=?", (aid,))
-            ok = db.admin_sql("SELECT state FROM artefacts WHERE id=?", (aid,))[0][0]
-            series.append((float(c), float(ok == "verified")))
-            db.close()
-        succeeded = any(y for _, y in series)
-        return Outcome(succeeded, False, None, series={"asr_by_c": series},
-                       metrics={"attribution": 0.0})
-
-    @staticmethod
-    def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        n, lifecycle = _s4_setup(tm)
-        people = {"op": ("client-co", "eu"), "dev": ("dev-co", "us"),
-                  **{f"v{i}": (f"verif-{i}", "eu") for i in range(n)}}
-        grants = [("op", "Model", "operator"), ("dev", "Model", "developer"),
-                  *((f"v{i}", "Model", "verifier") for i in range(n))]
-        w, ps = model_world(seed, people, grants, lifecycle)
-        k, _ = threshold_of(w.clients["Model"])  # what the deployed contract demands
-        results: dict[int, tuple[bool, set[str]]] = {}
-
-        def run_c(c: int):
-            tx = yield from w.send(ps["op"], "Model", "register", salt(f"m{c}"))
-            yield w.confirmed(tx, 1)
-            mid = w.result(tx)
-            tx = yield from w.send(ps["dev"], "Model", "fire", "train", mid, digest_of("bad", c),
-                                   "", [])
-            yield w.confirmed(tx, 1)
+    def run() -> Gen:
+        for c in range(n + 1):  # the colluders v0 .. v(c-1) approve a bogus evaluation
+            aid = yield from d.model(f"m{c}")
             bogus = digest_of("bogus-evaluation", c)
-            for i in range(c):  # the colluders approve a bogus evaluation
-                tx = yield from w.send(ps[f"v{i}"], "Model", "fire", "verify", mid, bogus, "", [])
-                yield w.confirmed(tx, 1)
-            state = w.clients["Model"].state(mid)
-            approvers = {ev.approver for ev in w.clients["Model"].events()
-                         if isinstance(ev, Approved) and ev.id == mid}
-            results[c] = (state == "verified", approvers)
+            yield d.env.all_of([d.env.process(d.approve(f"v{i}", aid, bogus))
+                                for i in range(c)])
+            if isinstance(d, BaselineDesk) and 0 < c < k:
+                # v0 also runs the database: it acts as the verifiers it lacks through the
+                # application (nothing authenticates a call made below the API)
+                for i in range(c, k):
+                    yield from d.approve(f"v{i}", aid, bogus)
+            won[c], ids[c] = d.state(aid) == "verified", aid
 
-        for c in range(n + 1):
-            w.env.process(run_c(c))
-        w.run(3600, drain=False)
-        w.finish()
-        series = [(float(c), float(results[c][0])) for c in sorted(results)]
-        colluders = {c: {ps[f"v{i}"].address for i in range(c)} for c in results}
-        # every accepted approval is signed by a colluder, and every colluder who got to
-        # approve before the threshold fired is named (later ones are refused: already verified)
-        attribution = min((1.0 if results[c][1] <= colluders[c] and len(results[c][1]) ==
-                           min(c, k) else 0.0) for c in results)
-        wrong = sum(1 for c, (ok, _) in results.items() if ok != (c >= k))
-        return Outcome(any(ok for ok, _ in results.values()), False, None,
-                       series={"asr_by_c": series},
-                       metrics={"attribution": attribution, "threshold_violations": float(wrong)})
+    d.env.process(run())
+    d.run(HOUR)
+    for a in d.approvals():  # who the record says approved each model
+        named.setdefault(a.artefact, set()).add(a.account)
+    alarms = audit_alarms(d.db, d.env.now) if isinstance(d, BaselineDesk) else []
+    # attribution: every recorded approver of a forged model is a colluder, and every colluder
+    # who approved before the threshold fired is recorded
+    attributed = [named[ids[c]] <= {f"v{i}" for i in range(c)} and len(named[ids[c]]) ==
+                  min(c, k) for c in won if won[c]]
+    return trials_outcome([Trial(won[c0], tuple(alarms))], attack_at=0.0, metrics={
+        "attribution": sum(attributed) / len(attributed) if attributed else 1.0,
+        "threshold_violations": float(sum(won[c] != (c >= k) for c in won))},
+        series={"asr_by_c": [(float(c), float(x)) for c, x in won.items()]})
+
+
+
+both_sides("S4", _s4, "k colluding approvers can approve anything: a threshold cannot stop k "
+           "insiders; every colluder is identified from the Approved events")

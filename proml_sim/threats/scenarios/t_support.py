@@ -1,249 +1,209 @@
-"""Shared plumbing of the integrity scenarios (T2-T10).
-
-* :func:`paper_world`: a simulated world with the paper's participants and roles (the labeller
-  is granted by the dataset admin, as the lifecycle delegates it);
-* :func:`send_ok`: send one lifecycle call and wait for its receipt;
-* :class:`WorldSource`: the world's chain and an evidence store as the node's
-  ``EvidenceSource``, so the node's own lineage and verification run on simulated worlds;
-* :func:`lineage_downstream`: the models built on an artefact version, from the node's lineage
-  module when it is installed, else from the chain's events;
-* baseline helpers: a provenance database with an application lineage table.
-"""
+"""What the tampering scenarios (T1-T10) share: the paper's participants, the world set-up
+(single-admin or consortium lifecycles, by name from the threat model), the node's evidence
+source over a world and node records, and the baseline database with the paper's roles (its
+insider and outside auditor are the kit's :func:`~proml_sim.threats.kit.dba_rewrite` and
+:class:`~proml_sim.threats.kit.Auditor`)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
-from proml_sim.chain.client import event_from_args
-from proml_sim.ir import ZERO32, LifecycleIR, Registered, Transitioned
-from proml_sim.lifecycles import Dataset, Model
-from proml_sim.node.store import BlobStore, sha256_file
+from proml_sim.errors import UsageError
+from proml_sim.ir import build_ir
+from proml_sim.lifecycles import Dataset, Model, load_lifecycle
+from proml_sim.node.consumer import ConsumerRefused, NotApproved
+from proml_sim.node.evidence import LiveSource
+from proml_sim.node.records import FileRef, Record
+from proml_sim.node.store import BlobStore
 from proml_sim.sim import World
 from proml_sim.sim.world import Participant, SimTx, domain_id
 from proml_sim.threats.baseline import CentralDB
-from proml_sim.threats.scenarios.common import small_world
+from proml_sim.threats.kit import Alarm, Trial, trials_outcome
+from proml_sim.threats.runner import Outcome
+from proml_sim.threats.scenarios.common import central_db
 
 HOUR = 3600.0
-#: The spacing unit of scripted steps in scenarios whose timing does not matter (10 simulated
-#: minutes): activity is sparse, and the world's run time grows with the blocks simulated.
+#: the spacing of scripted steps whose timing does not matter (10 simulated minutes)
 TICK = 600.0
-
 #: name -> (trust domain, region)
 PEOPLE: dict[str, tuple[str, str]] = {
     "op": ("client-co", "eu"), "da": ("data-co", "eu"), "dev": ("dev-co", "us"),
     "v0": ("verif-0", "eu"), "v1": ("verif-1", "us"), "v2": ("verif-2", "asia"),
+    "lab": ("label-co", "asia"),
 }
 GRANTS: list[tuple[str, str, str]] = [
     ("op", "Model", "operator"), ("da", "Dataset", "dataset_admin"), ("dev", "Model", "developer"),
     ("v0", "Model", "verifier"), ("v1", "Model", "verifier"), ("v2", "Model", "verifier"),
+    ("lab", "Dataset", "labeller"),
 ]
 
 
-def paper_world(seed: int, *, extra: Mapping[str, tuple[str, str]] | None = None,
-                labellers: Sequence[str] = (), grants: Iterable[tuple[str, str, str]] = (),
-                profile: Any = "consortium-fast") -> tuple[World, dict[str, Participant]]:
-    """A world with :data:`PEOPLE` (plus ``extra``), their :data:`GRANTS` (plus ``grants``), and
-    ``labellers`` (names in ``extra``) granted ``Dataset.labeller`` by the dataset admin."""
-    people = {**PEOPLE, **(extra or {})}
-    w, ps = small_world(seed, people, [*GRANTS, *grants], profile=profile)
-    for name in labellers:
-        p = ps[name]
-        w.clients["Dataset"].grant(ps["da"].signer, "labeller", p.address, domain_id(p.domain))
-    w.mark_start()
-    return w, ps
-
-
-def send_ok(w: World, who: Participant, lifecycle: str, method: str, *args: Any) -> Any:
-    """Generator: send one call as ``who``, wait until its block is seen; returns the SimTx."""
-    tx = yield from w.send(who, lifecycle, method, *args)
-    yield w.confirmed(tx, 1)
-    return tx
-
-
-def ok(tx: SimTx) -> bool:
-    return tx.receipt is not None and bool(tx.receipt.status)
+def sha(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
 
 
 def hexd(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# -- the world --------------------------------------------------------------------------------
+def paper_world(seed: int, extra: dict[str, tuple[str, str]] | None = None,
+                grants: Iterable[tuple[str, str, str]] = (),
+                lifecycles: Sequence[type] | None = None) -> tuple[World, dict[str, Participant]]:
+    """A world with :data:`PEOPLE` (+ ``extra``) and :data:`GRANTS` (+ ``grants``; grants on a
+    lifecycle that is not deployed are skipped).  A consortium lifecycle's grants go through
+    its governance (:func:`enrol`): each domain is added by the members, then its admin enrols
+    its own accounts."""
+    w = World(seed, "consortium-fast", lifecycles=lifecycles)
+    ps = {n: w.add_participant(n, d, r) for n, (d, r) in {**PEOPLE, **(extra or {})}.items()}
+    irs = {n: build_ir(cls) for n, cls in w.lifecycles.items()}
+    wanted = [g for g in dict.fromkeys([*GRANTS, *grants]) if g[1] in irs]
+    gov = {n for n, ir in irs.items() if ir.consortium is not None}
+    # a role whose admin is another role (Dataset.labeller) is granted by that role's holder
+    later = [g for g in wanted if g[1] not in gov and irs[g[1]].role(g[2]).admin != "admin"]
+    w.setup([g for g in wanted if g[1] not in gov and g not in later])
+    for name, lc, role in later:
+        granter = next(ps[n] for n, c, r in wanted if c == lc and r == irs[lc].role(role).admin)
+        w.clients[lc].grant(granter.signer, role, ps[name].address, domain_id(ps[name].domain))
+    for lc in sorted(gov):
+        enrol(w, lc, [(ps[n], role) for n, c, role in wanted if c == lc])
+    w.mark_start()
+    return w, ps
+
+
+def enrol(w: World, lifecycle: str, grants: Sequence[tuple[Participant, str]]) -> None:
+    """Consortium set-up outside simulated time (until ``World.setup`` does it): the founder
+    (the deployer) proposes each new domain and the domains already in vote it in up to the
+    quorum, its first grantee becoming the domain's admin with the roles its accounts need;
+    then each domain admin grants its own accounts (itself included)."""
+    c, founder = w.clients[lifecycle], w.admin
+    assert founder is not None
+    admins: dict[str, Participant] = {}
+    for p, _ in grants:
+        if p.domain not in admins:
+            mask = sum(c.ir.role(r).bit for q, r in grants if q.domain == p.domain)
+            pid = c.propose(founder.signer, "add_domain", domain_id(p.domain), p.address, mask)
+            for a in list(admins.values())[:c.ir.consortium.quorum - 1]:
+                c.vote(a.signer, pid)
+            c.execute(founder.signer, pid)
+            admins[p.domain] = p
+    for p, role in grants:
+        c.grant(admins[p.domain].signer, role, p.address, domain_id(p.domain))
+
+
+def param(tm: Any, name: str, lo: float | None = None, hi: float | None = None) -> Any:
+    """A threat model's ``[parameters]`` value, checked against ``[lo, hi]``; a missing or
+    out-of-range value is a :class:`UsageError` naming the file and the fix."""
+    if name not in tm.parameters:
+        raise UsageError(f"{tm.id} needs parameter {name!r} in [parameters] of {tm.path}")
+    v = tm.parameters[name]
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise UsageError(f"{tm.id} parameter {name}={v!r} is out of range: use a value in "
+                         f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]")
+    return v
+
+
+def lifecycle_name(tm: Any, key: str = "lifecycle") -> type:
+    """The lifecycle class a threat model's parameter names (``Dataset``, ``Model`` or
+    ``package.module:Class``)."""
+    return load_lifecycle(str(param(tm, key)))
+
+
+def send_ok(w: World, who: str | Participant, lifecycle: str, method: str, *args: Any
+            ) -> Generator[Any, Any, SimTx]:
+    """Actor step: one call as ``who``, waited for until its block is seen."""
+    tx = yield from w.send(who, lifecycle, method, *args)
+    yield w.confirmed(tx, 1)
+    return tx
+
+
+def play(w: World, until: float, *actors: Generator[Any, Any, Any]) -> None:
+    """Run the actor processes until simulated time ``until``, then close the world's run."""
+    for actor in actors:
+        w.env.process(actor)
+    w.run(until, drain=False)
+    w.finish()
+
+
+def uses(check: Callable[[], Any], alarms: list[Alarm], at: float, who: str = "consumer"
+         ) -> bool:
+    """A consumer's decision: whether ``check()`` (a :class:`ConsumerGuard` check) accepts.  A
+    refusal other than "nothing approved yet" goes to the consumer's own log as an alarm."""
+    try:
+        check()
+        return True
+    except NotApproved:
+        return False
+    except ConsumerRefused as exc:
+        alarms.append(Alarm(at, who, type(exc).__name__))
+        return False
+
+
+def trials(goals: Sequence[bool], caught: Sequence[bool], *, attack_at: float | None = None,
+           alarms: Iterable[Alarm] = (), metrics: dict[str, float] | None = None,
+           note: str = "") -> Outcome:
+    """:func:`~proml_sim.threats.kit.trials_outcome` of a run whose attempt ``i`` reached the
+    goal (``goals[i]``) and, if so, was caught by ``alarms`` (``caught[i]``); a run with no
+    attempt (e.g. T5 without broken or lying steps) is an outcome with zero trials."""
+    seen = tuple(sorted(alarms, key=lambda a: a.at))
+    if not goals:
+        return Outcome(False, metrics=dict(metrics or {}), note=note, attempts=0, successes=0,
+                       detections=0)
+    return trials_outcome([Trial(g, seen if c else ()) for g, c in zip(goals, caught,
+                                                                       strict=True)],
+                          attack_at=attack_at, metrics=metrics, note=note)
+
+
+def ok(tx: SimTx) -> bool:
+    return tx.receipt is not None and bool(tx.receipt.status)
+
+
 def latest_evidence(client: Any, aid: bytes, step: str | None = None) -> bytes:
     """The latest non-zero evidence digest of an artefact (of one step, if given)."""
-    for h in reversed(client.history(aid)):
-        if h.digest != ZERO32 and (step is None or h.step == step):
-            return bytes(h.digest)
-    return ZERO32
+    return next((bytes(h.digest) for h in reversed(client.history(aid))
+                 if h.digest.strip(b"\0") and step in (None, h.step)), b"\0" * 32)
 
 
-# -- the world as the node's evidence source ---------------------------------------------------
-class WorldSource:
-    """The node's ``EvidenceSource`` protocol over a simulated world's engine and a blob store
-    holding every participant's evidence (records, files)."""
-
-    def __init__(self, world: World, store: BlobStore) -> None:
-        self.world = world
-        self.store = store
-        self._cache: dict[str, list[Any]] | None = None
-
-    @property
-    def chain_id(self) -> int:
-        assert self.world.backend is not None
-        return int(self.world.backend.chain_id)
-
-    @property
-    def contracts(self) -> Mapping[str, str]:
-        return {lc: self.world.clients[lc].address for lc in ("Dataset", "Model")}
-
-    @property
-    def irs(self) -> Mapping[str, LifecycleIR]:
-        return {lc: self.world.clients[lc].ir for lc in ("Dataset", "Model")}
-
-    def _events(self) -> dict[str, list[Any]]:
-        if self._cache is None:
-            from proml_sim.node.evidence import collect_events
-
-            self._cache = {lc: collect_events(self.world.backend, lc, c.address, c.codec)
-                           for lc, c in ((lc, self.world.clients[lc])
-                                         for lc in ("Dataset", "Model"))}
-        return self._cache
-
-    def refresh(self) -> None:
-        self._cache = None
-
-    def events(self, lifecycle: str | None = None) -> Sequence[Any]:
-        evs = self._events()
-        if lifecycle is not None:
-            return evs[lifecycle]
-        return sorted((ce for g in evs.values() for ce in g), key=lambda ce: ce.position)
-
-    def deployed_fingerprint(self, lifecycle: str) -> str | None:
-        return str(self.world.clients[lifecycle].fingerprint())
-
-    def blob(self, digest: str | bytes) -> bytes:
-        return self.store.get(_hex(digest))
-
-    def open_blob(self, digest: str | bytes) -> Any:
-        return self.store.open(_hex(digest))
-
-    def has_blob(self, digest: str | bytes) -> bool:
-        return self.store.has(_hex(digest))
-
-    def check_blob(self, digest: str | bytes) -> tuple[bool, str]:
-        d = _hex(digest)
-        if not self.store.has(d):
-            return False, f"missing from the exchange store {self.store.root}"
-        got, _ = sha256_file(self.store.path_of(d))
-        return (True, "intact in the exchange store") if got == d else (
-            False, f"corrupted: its bytes hash to {got}")
-
-    def describe(self) -> str:
-        return f"simulated world (seed {self.world.seed})"
+def evidence_source(w: World, store: BlobStore) -> LiveSource:
+    """The node's evidence source (what ``proml verify``/``lineage`` read) over the world's
+    chain and one evidence store."""
+    clients = {lc: c for lc, c in w.clients.items() if lc in ("Dataset", "Model")}
+    node = SimpleNamespace(backend=w.backend, store=store, clients=clients,
+                           name="simulated world", home=f"seed {w.seed}")
+    return LiveSource(cast(Any, node), fetch=False)
 
 
-def _hex(digest: str | bytes) -> str:
-    return digest.hex() if isinstance(digest, bytes) else digest.lower().removeprefix("0x")
+def put_record(store: BlobStore, actor: Participant, lifecycle: str, step: str,
+               artefact: bytes | None = None, **kw: Any) -> bytes:
+    """Store a node record of one step (``kw``: inputs, input_files, outputs, params); its
+    digest, the evidence the step carries on chain."""
+    rec = Record(lifecycle=lifecycle, step=step, artefact=("0x" + artefact.hex()) if artefact
+                 else None, name=kw.pop("name", None), actor=actor.address, node=actor.name,
+                 domain=actor.domain, time="2024-01-01T00:00:00+00:00", **kw)
+    return bytes.fromhex(store.put_bytes(rec.canonical()).digest)
 
 
-def node_module(name: str) -> Any | None:
-    """``proml_sim.node.<name>`` if it is installed and imports, else ``None``."""
-    import importlib
-
-    try:
-        return importlib.import_module(f"proml_sim.node.{name}")
-    except Exception:  # absent, or broken while being edited: scenarios fall back
-        return None
+def fref(store: BlobStore, name: str, data: bytes) -> FileRef:
+    blob = store.put_bytes(data)
+    return FileRef(name, blob.digest, blob.size)
 
 
-def downstream_from_events(world: World, lifecycle: str, aid: bytes, version: int
-                           ) -> set[bytes]:
-    """Model ids built, directly or through other artefacts, on ``aid`` at ``version`` or later
-    (the conservative rule of the node's lineage: a later version carries the earlier content),
-    from the chain's ``Registered``/``Transitioned`` inputs in chain order."""
-    events: list[tuple[str, Any]] = []
-    for lc in ("Dataset", "Model"):
-        for ce in _chain_events(world, lc):
-            events.append((lc, ce))
-    events.sort(key=lambda x: (x[1][0], x[1][1]))
-    tainted: set[tuple[str, bytes]] = set()
-    models: set[bytes] = set()
-    for lc, (_, _, ev) in events:
-        if not isinstance(ev, Registered | Transitioned):
-            continue
-        v = 1 if isinstance(ev, Registered) else ev.version
-        me = (lc, ev.id)
-        if lc == lifecycle and ev.id == aid and v >= version:
-            tainted.add(me)
-        if me in tainted or any((other, i) in tainted for i in ev.inputs
-                                for other in ("Dataset", "Model")):
-            tainted.add(me)
-            if lc == "Model":
-                models.add(ev.id)
-    return models
-
-
-def _chain_events(world: World, lifecycle: str) -> list[tuple[int, int, Any]]:
-    """(block, log index, event) of one lifecycle contract, in chain order."""
-    c = world.clients[lifecycle]
-    assert world.backend is not None
-    out = []
-    for log in world.backend.logs(c.address):
-        if c.codec.knows(log.topics):
-            name, args = c.codec.decode_log(log)
-            out.append((log.block_number, log.log_index, event_from_args(name, args)))
-    return out
-
-
-def lineage_downstream(world: World, store: BlobStore, lifecycle: str, aid: bytes,
-                       version: int) -> tuple[set[bytes], str]:
-    """(Model ids downstream of ``aid`` at ``version``, which lineage computed them): the node's
-    ``Lineage.blast_radius`` when that module is installed, else :func:`downstream_from_events`."""
-    mod = node_module("lineage")
-    if mod is not None:
-        try:
-            lin = mod.Lineage(WorldSource(world, store))
-            radius = lin.blast_radius(
-                mod.VersionKey(lifecycle, "0x" + aid.hex(), version), version)
-            return ({bytes.fromhex(a["id"][2:]) for a in radius.artefacts.get("Model", [])},
-                    "node lineage")
-        except (AttributeError, TypeError):  # another API than this code knows: fall back
-            pass
-    return downstream_from_events(world, lifecycle, aid, version), "chain events"
-
-
-# -- the baseline --------------------------------------------------------------------------------
-def baseline_db(workdir: Path, admin: str, name: str = "provenance.sqlite") -> CentralDB:
-    """The centralised provenance database (both lifecycles) run by ``admin``, with the paper's
-    roles granted, and an application lineage table ``inputs(artefact, version, input)``."""
-    db = CentralDB(workdir / name, {"Dataset": Dataset, "Model": Model}, admin=admin)
-    for person, lc, role in GRANTS:
-        db.grant(person, lc, role, PEOPLE[person][0])
-    db.conn.execute("CREATE TABLE IF NOT EXISTS inputs (artefact TEXT, version INTEGER, "
-                    "input TEXT)")
-    db.conn.commit()
+# -- the baseline -----------------------------------------------------------------------------
+def baseline_db(workdir: Path, admin: str, extra: Iterable[tuple[str, str, str]] = ()
+                ) -> CentralDB:
+    """The centralised database of both lifecycles run by ``admin``, the paper's roles granted
+    (and ``extra`` (person, lifecycle, role) with the person's domain from :data:`PEOPLE`)."""
+    db = central_db(workdir / "provenance.sqlite", {"Dataset": Dataset, "Model": Model}, admin)
+    for person, lc, role in [*GRANTS, *extra]:
+        db.grant(person, lc, role, PEOPLE.get(person, (f"{person}-co", ""))[0])
     return db
-
-
-def db_version(db: CentralDB, aid: str) -> int:
-    row = db.conn.execute("SELECT version FROM artefacts WHERE id=?", (aid,)).fetchone()
-    return int(row[0])
-
-
-def db_fire(db: CentralDB, actor: str, transition: str, aid: str, digest: str = "",
-            at: float = 0.0, inputs: Sequence[str] = ()) -> bool:
-    """Fire through the baseline application, recording the declared inputs (lineage)."""
-    fired = db.fire(actor, transition, aid, digest, at)
-    if fired and inputs:
-        v = db_version(db, aid)
-        db.conn.executemany("INSERT INTO inputs VALUES (?, ?, ?)", [(aid, v, i) for i in inputs])
-        db.conn.commit()
-    return fired
 
 
 def db_step_digest(db: CentralDB, aid: str, step: str) -> str | None:
     """The digest of the latest ``step`` row of an artefact's history, as the database says."""
     rows = [r for r in db.history(aid) if r[1] == step]
-    return rows[-1][4] if rows else None
+    return str(rows[-1][4]) if rows else None

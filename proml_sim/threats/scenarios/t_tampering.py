@@ -1,109 +1,186 @@
-"""T1: the dataset admin swaps a dataset's bytes after registering its digest."""
+"""T1: the dataset admin swaps a released dataset's bytes; T1L: the same swap laundered through
+a labeller account the dataset admin appoints itself (a sock) and a label step."""
 
 from __future__ import annotations
 
-import hashlib
 import random
 from pathlib import Path
+from typing import Any
 
-import simpy
-
-from proml_sim.lifecycles import Dataset, Model
+import proml_sim.lifecycles as lifecycles
+from proml_sim.dsl import Consortium
+from proml_sim.errors import UsageError
+from proml_sim.ir import Registered, Transitioned, build_ir
+from proml_sim.node.consumer import ConsumerGuard
 from proml_sim.node.store import BlobStore
-from proml_sim.threats.baseline import CentralDB
+from proml_sim.sim.world import domain_id
 from proml_sim.threats.catalogue import ThreatModel
+from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite, watch
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import small_world
+from proml_sim.threats.scenarios.common import outcome_of, salt
+from proml_sim.threats.scenarios.t_support import (
+    HOUR,
+    TICK,
+    baseline_db,
+    hexd,
+    lifecycle_name,
+    ok,
+    paper_world,
+    param,
+    play,
+    send_ok,
+    sha,
+    trials,
+    uses,
+)
 
-HOUR = 3600.0
+_Single: Any = getattr(lifecycles, "SingleAdminDataset", lifecycles.Dataset)
+
+
+class StrictDataset(_Single):  # type: ignore[misc]
+    """The consortium Dataset whose review must come from another domain than the label."""
+
+    governance = Consortium(quorum=2)
+    review = _Single.labelled.to(_Single.reviewed, by=_Single.dataset_admin,
+                                 separate_from=_Single.label, separate_domain_from=_Single.label)
+
+
+GOOD, BAD = b"good rows\n" * 100, b"poisoned rows\n" * 100
 
 
 def _plan(tm: ThreatModel, seed: int) -> tuple[float, list[float]]:
     rng = random.Random(seed)
-    n = int(tm.parameters.get("consumers", 4))
     swap = rng.uniform(1, 4) * HOUR
     # consumers fetch after the swap (fetches before it see honest bytes and measure nothing)
-    fetches = sorted(rng.uniform(swap / HOUR, 12) * HOUR for _ in range(n))
-    return swap, fetches
+    n = param(tm, "consumers", 1)
+    return swap, sorted(rng.uniform(swap + TICK, 12 * HOUR) for _ in range(n))
+
+
+def _baseline(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
+    swap, fetches = _plan(tm, seed)
+    db = baseline_db(workdir, admin="da")
+    aud = Auditor(db, param(tm, "audit_every_s", 1))
+    blob = workdir / "dataset.bin"
+    blob.write_bytes(GOOD)
+    aid = db.register("da", "Dataset", "ds", hexd(GOOD))
+    db.fire("lab", "label", aid, hexd(GOOD), TICK)
+    if not launder:
+        db.fire("da", "review", aid, "", 2 * TICK)
+        db.fire("da", "release", aid, hexd(GOOD), 3 * TICK)
+    aud.visit_until(swap)
+    blob.write_bytes(BAD)
+    if launder:  # through the application: a labeller it appointed, claiming label-co
+        db.grant("sock", "Dataset", "labeller", param(tm, "sock_domain"))
+        db.fire("sock", "label", aid, hexd(BAD), swap)
+        db.fire("da", "review", aid, "", swap)
+        db.fire("da", "release", aid, hexd(BAD), swap)
+    else:  # the DBA makes the record agree with the new bytes, audit trail included
+        dba_rewrite(db, aid, dict.fromkeys(("register", "label", "release"), hexd(BAD)))
+    used = []
+    for t in fetches:  # a consumer uses the bytes if they hash to the recorded digest
+        aud.visit_until(t)
+        used.append(hexd(blob.read_bytes()) == db.digest_of(aid)
+                    and db.admin_sql("SELECT state FROM artefacts WHERE id=?",
+                                     (aid,))[0][0] == "released")
+    alarms = aud.visit_until(12 * HOUR)
+    db.close()
+    return trials(used, [bool(alarms)] * len(used), attack_at=swap, alarms=alarms)
+
+
+def _proml(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
+    swap, fetches = _plan(tm, seed)
+    cls = lifecycle_name(tm)
+    ds = cls.__name__
+    if not {"label", "review", "release"} <= {t.name for t in build_ir(cls).transitions}:
+        raise UsageError(f"{tm.id}: lifecycle {ds} has no label/review/release steps; name a "
+                         "Dataset lifecycle (Dataset, package.module:Class)")
+    in_house = [("da", ds, "labeller")] * bool(tm.parameters.get("in_house_labelling", True))
+    # the sock: an account the dataset admin holds, in its domain
+    w, ps = paper_world(seed, extra={"sock": ("data-co", "eu")}, lifecycles=[cls],
+                        grants=[("da", ds, "dataset_admin"), ("lab", ds, "labeller"), *in_house])
+    store = BlobStore(workdir / "da-store")
+    digest = bytes.fromhex(store.put_bytes(GOOD).digest)
+    aid = w.client(ds).artefact_id(ps["da"].address, salt("ds"))
+    used: list[bool] = []
+    alarms: list[Alarm] = []
+    steps: list[str] = []
+
+    def do(who: str, *call: Any) -> Any:
+        tx = yield from send_ok(w, who, ds, *call)
+        steps.append(f"{call[1] if call[0] == 'fire' else call[0]} {outcome_of(w, tx)}")
+        return ok(tx)
+
+    def data_company() -> Any:
+        yield from do("da", "register", salt("ds"), digest, "store://ds", [])
+        yield from do("lab", "fire", "label", aid, digest, "", [])
+        if not launder:
+            yield from do("da", "fire", "review", aid)
+            yield from do("da", "fire", "release", aid, digest, "", [])
+        yield w.env.timeout(swap - w.env.now)
+        store.path_of(digest.hex()).write_bytes(BAD)  # the served bytes change
+        if launder:  # the admin appoints its sock labeller (a consortium refuses a foreign
+            sock = ps["sock"]  # domain: it then enrols the sock into its own) and launders
+            for claim in dict.fromkeys((param(tm, "sock_domain"), sock.domain)):
+                if (yield from do("da", "grant", "labeller", sock.address, domain_id(claim))):
+                    break
+            yield from do("sock", "fire", "label", aid, sha(BAD), "", [])
+            yield from do("da", "fire", "review", aid)
+            yield from do("da", "fire", "release", aid, sha(BAD), "", [])
+
+    def consumer(at: float) -> Any:
+        yield w.env.timeout(at)
+        used.append(uses(lambda: guard.check_bytes(aid, store.path_of(digest.hex()).read_bytes()),
+                         alarms, w.env.now))
+
+    guard = ConsumerGuard(w.client(ds), accept_states=("released",))
+    # the defence a consortium makes meaningful: a label step by an account enrolled in the
+    # registering domain is no outsourced labelling (the domain comes from the chain)
+    watch(w, ds, every=param(tm, "monitor_every_s", 10), alarms=alarms,
+          name="label-domain-monitor", rule=lambda w, evs: _self_labelled(w.client(ds), evs))
+    play(w, 12 * HOUR + 1, data_company(), *map(consumer, fetches))
+    return trials(used, [bool(alarms)] * len(used), attack_at=swap, alarms=alarms,
+                  note=f"{ds}: " + ", ".join(steps))
+
+
+def _self_labelled(client: Any, events: list[Any]) -> str | None:
+    """What the label-domain monitor flags, from chain events: a label step by an account of
+    the registrant's own domain, or a release whose digest is not the last label's."""
+    owner = {e.id: client.domain_of(e.registrant) for e in events if isinstance(e, Registered)}
+    labelled: dict[bytes, bytes] = {}
+    for e in events:
+        if not isinstance(e, Transitioned) or e.id not in owner:
+            continue
+        step = client.ir.transitions[e.transition].name
+        if step == "label" and client.domain_of(e.actor) == owner[e.id]:
+            return f"label of 0x{e.id.hex()[:12]} by {e.actor}, of the registrant's domain"
+        if step == "label":
+            labelled[e.id] = e.digest
+        if step == "release" and labelled.get(e.id) != e.digest:
+            return f"0x{e.id.hex()[:12]} released other bytes than were labelled and reviewed"
+    return None
 
 
 @scenario("T1")
 class SwapBytes:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        swap, fetches = _plan(tm, seed)
-        env = simpy.Environment()
-        db = CentralDB(workdir / "provenance.sqlite", {"Dataset": Dataset, "Model": Model},
-                       admin="da")
-        db.grant("da", "Dataset", "dataset_admin", "data-co")
-        good, bad = b"good rows\n" * 100, b"poisoned rows\n" * 100
-        blob = workdir / "dataset.bin"
-        blob.write_bytes(good)
-        aid = db.register("da", "Dataset", "ds", hashlib.sha256(good).hexdigest())
-        exposed: list[float] = []
-        detected: list[float] = []
-
-        def attacker():  # swap bytes, then rewrite the digest and the history to match
-            yield env.timeout(swap)
-            blob.write_bytes(bad)
-            d = hashlib.sha256(bad).hexdigest()
-            db.admin_sql("UPDATE artefacts SET digest=? WHERE id=?", (d, aid))
-            db.admin_sql("UPDATE history SET digest=? WHERE artefact=?", (d, aid))
-
-        def consumer(at: float):
-            yield env.timeout(at)
-            data = blob.read_bytes()
-            if hashlib.sha256(data).hexdigest() != db.digest_of(aid):
-                detected.append(env.now)
-            elif data == bad:
-                exposed.append(env.now)
-
-        env.process(attacker())
-        for t in fetches:
-            env.process(consumer(t))
-        env.run()
-        db.close()
-        return Outcome(True, bool(detected), (min(detected) - swap) if detected else None,
-                       metrics={"consumers_exposed": float(len(exposed))})
+        return _baseline(tm, seed, workdir, launder=False)
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        swap, fetches = _plan(tm, seed)
-        people = {"da": ("data-co", "eu"), **{f"c{i}": (f"cons-{i}", "us")
-                                              for i in range(len(fetches))}}
-        w, ps = small_world(seed, people, [("da", "Dataset", "dataset_admin")])
-        store = BlobStore(workdir / "da-store")
-        good, bad = b"good rows\n" * 100, b"poisoned rows\n" * 100
-        blob = store.put_bytes(good)
-        state: dict[str, bytes] = {}
-        exposed: list[float] = []
-        detected: list[float] = []
+        return _proml(tm, seed, workdir, launder=False)
 
-        def attacker():
-            tx = yield from w.send(ps["da"], "Dataset", "register", b"ds".ljust(32, b"\0"),
-                                   bytes.fromhex(blob.digest), "store://da/ds")
-            yield w.confirmed(tx, 1)
-            state["id"] = w.result(tx)
-            yield w.env.timeout(max(0.0, swap - w.env.now))
-            store.path_of(blob.digest).write_bytes(bad)  # the served bytes change
 
-        def consumer(at: float):
-            yield w.env.timeout(at)
-            if "id" not in state:
-                return
-            onchain = w.clients["Dataset"].history(state["id"])[0].digest
-            data = store.path_of(blob.digest).read_bytes()  # what the data company serves
-            if hashlib.sha256(data).digest() != onchain:
-                detected.append(w.env.now)
-            elif data == bad:
-                exposed.append(w.env.now)
+@scenario("T1L", limit="the single-admin design lets the dataset admin enrol its sock under any "
+                      "domain label, so the laundered label step looks outsourced; under a "
+                      "consortium the sock can only be enrolled into the admin's own domain, "
+                      "which the label-domain monitor (and a consumer guard checking that the "
+                      "label step's domain differs from the registrant's) catches")
+class LaunderedSwap:
+    @staticmethod
+    def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
+        return _baseline(tm, seed, workdir, launder=True)
 
-        w.env.process(attacker())
-        for t in fetches:
-            w.env.process(consumer(t))
-        w.run(13 * HOUR, drain=False)
-        w.finish()
-        ttd = (min(detected) - swap) if detected else None
-        # the swap itself always happens: the question is whether consumers notice
-        return Outcome(True, bool(detected), ttd,
-                       metrics={"consumers_exposed": float(len(exposed))})
+    @staticmethod
+    def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
+        return _proml(tm, seed, workdir, launder=True)

@@ -1,28 +1,21 @@
-"""Scenarios S1, S3, S5, S6, S7, R1, R2: measured verdicts and key metrics on one or two seeds
+"""Scenarios S1-S7, R1, R2: measured verdicts and key metrics on one or two seeds
 (each run is a real simulation: the assertions are on what was measured)."""
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 from typing import Any
 
 import pytest
 
 from proml_sim.chain import KeyRing
-from proml_sim.ir import build_ir
-from proml_sim.lifecycles import Model
+from proml_sim.errors import UsageError
 from proml_sim.threats.catalogue import load_catalogue
-from proml_sim.threats.runner import run_threat
+from proml_sim.threats.runner import run_threat, with_parameters
 from proml_sim.threats.scenarios.r_repudiation import tx_fields, tx_signer, tx_with
-from proml_sim.threats.scenarios.s_identity import (
-    SENDER_BOUND_ID,
-    TxOrigin,
-    caller_chosen_id_mutant,
-    tx_origin_mutant,
-)
+from proml_sim.threats.scenarios.s_identity import SENDER_BOUND_ID, caller_chosen_id_mutant
 
-MINE = ("S1", "S3", "S5", "S6", "S7", "R1", "R2")
+MINE = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "R1", "R2")
 
 
 @pytest.fixture(scope="module")
@@ -49,77 +42,77 @@ def test_s1_stolen_keys(catalogue, tmp_path):
     r = run(catalogue, "S1", 1, tmp_path)
     b, p = r["baseline"], r["proml"]
     assert (b["verdict"], p["verdict"]) == ("detected", "detected") and r["matches_expected"]
-    for side in (b, p):  # k = 2 domains: one key cannot, two keys together can
-        assert series(side, "asr_by_keys") == {0.0: 0, 1.0: 0, 2.0: 1, 3.0: 1, 4.0: 1}
-        assert all(y == 1 for y in series(side, "detected_by_keys").values())
+    for side in (b, p):  # k = 2 domains, 2 keys used together: targets verified, keys flagged
+        assert side["trials"] == 3 and side["trial_successes"] >= 1
         assert side["ttd_s"] > 0 and side["time_to_revoke_s"] > 0 and side["damage"] >= 1
-        assert side["precision"] > 0.5
+        assert side["precision"] > 0.5 and side["detection_rate"] == 1
     # a revoked key's earlier approval: still counted by the baseline, not by the contract
     assert b["revoked_approvals_counted"] == 1 and p["revoked_approvals_counted"] == 0
 
 
-def test_s1_thief_uses_as_many_keys_as_the_deployed_threshold_needs(catalogue, tmp_path):
-    from proml_sim.threats.runner import with_parameters
-
-    tm = with_parameters(catalogue["S1"], {"approvals": 3, "stolen": 3})
+@pytest.mark.parametrize(("k", "stolen", "verdict"), [(3, 2, "prevented"), (3, 3, "detected"),
+                                                      (2, 1, "prevented")])
+def test_s1_thief_needs_as_many_keys_as_the_deployed_threshold(catalogue, tmp_path, k, stolen,
+                                                               verdict):
+    tm = with_parameters(catalogue["S1"], {"approvals": k, "stolen": stolen})
     r = run_threat(tm, seeds=1, workdir=tmp_path)
-    for side in (r["baseline"], r["proml"]):  # k = 3 read from the contract: 2 keys cannot
-        assert series(side, "asr_by_keys") == {0.0: 0, 1.0: 0, 2.0: 0, 3.0: 1, 4.0: 1}
-        assert side["verdict"] == "detected" and side["trials"] == 3
-        assert 1 <= side["trial_successes"] <= 3
+    for side in (r["baseline"], r["proml"]):
+        assert side["verdict"] == verdict and side["trials"] == 3
 
 
 def test_s3_sybil_accounts(catalogue, tmp_path):
-    r = run(catalogue, "S3", 1, tmp_path)
     a = catalogue["S3"].parameters["sybils"]
-    for side in (r["baseline"], r["proml"]):
-        assert side["verdict"] == "prevented"
-        assert side["asr_account_counting"] == 1 and side["asr_domain_counting"] == 0
-        assert set(series(side, "asr_domains_by_accounts").values()) == {0}
-        assert series(side, "asr_accounts_by_accounts") == {
-            float(k): float(k >= 2) for k in range(1, a + 1)}
-    assert r["proml"]["sybil_approvals_refused"] == a - 1
+    for count, verdict in (("domains", "prevented"), ("accounts", "documented_limit")):
+        r = run_threat(with_parameters(catalogue["S3"], {"count": count}), seeds=1,
+                       workdir=tmp_path)
+        for side in (r["baseline"], r["proml"]):
+            assert side["verdict"] == verdict
+            assert series(side, "asr_by_accounts") == {
+                float(m): float(count == "accounts" and m >= 2) for m in range(1, a + 1)}
+        if count == "domains":  # her other accounts' approvals are refused as her domain's
+            assert r["proml"]["sybil_approvals_refused"] == a - 1
 
 
-def test_s5_tx_origin(catalogue, tmp_path):
+def test_s5_lured_role_holders(catalogue, tmp_path):
     r = run(catalogue, "S5", 1, tmp_path)
     b, p = r["baseline"], r["proml"]
-    assert b["verdict"] == "documented_limit" and p["verdict"] == "prevented"
-    assert p["relayed_calls_accepted"] == 0 and p["victim_txs_succeeded"] == 3
-    assert p["asr_mutant"] == 1 and p["bogus_version_mutant"] == 1
-    assert series(p, "asr_by_contract") == {0.0: 0, 1.0: 1}
+    assert b["verdict"] == "prevented" and p["verdict"] == "prevented" and r["matches_expected"]
+    assert p["victim_txs_succeeded"] == 3 and p["asr_mutant"] == 1  # tx.origin would fall
+    assert b["trials"] == 6 and b["forged_requests_accepted"] == 0
+    assert "no session" in b["notes"][0] and "bad signature" in b["notes"][0]
 
 
-def test_s5_local_mutant_matches_the_mutation_module(catalogue, tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "proml_sim.threats.mutants", None)  # import fails
-    compiled, origin = tx_origin_mutant()
-    assert origin == "local"
-    n = len(build_ir(Model).transitions)
-    assert compiled.source.count("tx.origin") == n and "msg.sender" in compiled.source
-    out = TxOrigin.proml(catalogue["S5"], 0, tmp_path)
-    assert not out.attack_succeeded and out.metrics["asr_mutant"] == 1
-    assert out.note == "tx.origin mutant: local"
+def test_s5_an_ambient_cookie_baseline_falls(catalogue, tmp_path):
+    tm = with_parameters(catalogue["S5"], {"session_samesite": "None", "csrf_token": False})
+    b = run_threat(tm, seeds=1, workdir=tmp_path)["baseline"]
+    # both verifiers' browsers post the forged approvals (the model is then verified, so the
+    # developer's forged retrain is refused by the lifecycle); their domains flag them
+    assert b["trial_successes"] == 2 and b["verdict"] == "detected" and b["ttd_s"] > 0
 
 
 def test_s6_replays(catalogue, tmp_path):
     r = run(catalogue, "S6", 1, tmp_path)
     b, p = r["baseline"], r["proml"]
-    assert p["verdict"] == "prevented" and p["successful_replays"] == 0
-    assert p["replays_tried"] == 8 and p["v1_approvals_counted"] == 1
+    assert p["verdict"] == "prevented" and p["successful_replays"] == 0 and p["trials"] == 8
     assert p["altered_txs_ran_as_stranger"] == 2  # funded, they ran: as nobody with a role
     assert "another chain id" in p["notes"][0] and "a known transaction" in p["notes"][0]
-    assert b["verdict"] == "documented_limit" and b["successful_replays"] == 2
-    assert b["replay_other_artefact"] == 1 and b["replay_same_tx"] == 0
-    assert b["replays_tried"] == 7 and b["replay_no_role_sender"] == 0
+    # the baseline: every signed-request replay refused, the captured session is a bearer
+    # credential (another model approved in v1's name), which v1's domain monitor flags
+    assert b["verdict"] == "detected" and b["trials"] == 10 and b["successful_replays"] == 1
+    assert b["replay_session_other_artefact"] == 1 and b["replay_other_artefact"] == 0
+    assert b["replay_other_deployment"] == 0 and b["replay_session_other_deployment"] == 0
+    assert 0 < b["ttd_s"] <= catalogue["S6"].parameters["poll_s"]
+    late = with_parameters(catalogue["S6"], {"replay_after_s": 1200.0})
+    assert run_threat(late, seeds=1, workdir=tmp_path)["baseline"]["verdict"] == "prevented"
 
 
 def test_s7_front_running(catalogue, tmp_path):
     r = run(catalogue, "S7", 1, tmp_path)
     b, p = r["baseline"], r["proml"]
-    assert p["verdict"] == "prevented" and p["squat_rate"] == 0 and p["latency_cost_s"] == 0
+    assert p["verdict"] == "prevented" and p["trials"] == 5 and p["latency_cost_s"] == 0
     assert p["squat_rate_caller_chosen_ids"] > 0  # the same race wins against id = salt
     assert p["commit_reveal_extra_s"] > 0 and p["bare_name_ambiguous_rate"] > 0
-    assert b["verdict"] == "documented_limit" and b["squat_rate"] == 1
+    assert b["verdict"] == "documented_limit" and b["asr"] == 1
     assert SENDER_BOUND_ID not in caller_chosen_id_mutant().source
 
 
@@ -158,24 +151,36 @@ def test_forensics_recover_the_signer_and_see_alterations():
 
 def test_parameters_are_checked(catalogue, tmp_path):
     tm = dataclasses.replace(catalogue["S3"], parameters={"sybil": 2})
-    with pytest.raises(ValueError, match="unknown parameters"):
+    with pytest.raises(UsageError, match="unknown parameters"):
         run_threat(tm, seeds=1, workdir=tmp_path)
+    for tid, bad, why in (("S3", {"sybils": 0}, "sybils must be positive"),
+                          ("S6", {"replay_after_s": -1.0}, "replay_after_s must be at least 0"),
+                          ("S1", {"stolen": 5}, "stolen=5 must be within 0..approvers=4"),
+                          ("S5", {"session_samesite": "Loose"}, "use Strict, Lax or None")):
+        with pytest.raises(UsageError, match=why):
+            run_threat(with_parameters(catalogue[tid], bad), seeds=1, workdir=tmp_path)
 
 
-@pytest.mark.parametrize("k", [2, 3])
-def test_s4_colluders_read_the_threshold_from_the_contract(catalogue, tmp_path, k):
-    from proml_sim.threats.runner import with_parameters
-
-    r = run_threat(with_parameters(catalogue["S4"], {"approvals": k}), seeds=1,
+@pytest.mark.parametrize(("k", "c"), [(2, 2), (3, 2), (3, 3)])
+def test_s4_colluders_read_the_threshold_from_the_contract(catalogue, tmp_path, k, c):
+    r = run_threat(with_parameters(catalogue["S4"], {"approvals": k, "colluders": c}), seeds=1,
                    workdir=tmp_path)
-    p = r["proml"]
-    assert series(p, "asr_by_c") == {float(c): float(c >= k) for c in range(5)}
+    p, b = r["proml"], r["baseline"]
+    assert series(p, "asr_by_c") == {float(x): float(x >= k) for x in range(5)}
     assert p["attribution"] == 1.0 and p["threshold_violations"] == 0.0
+    assert p["verdict"] == ("documented_limit" if c >= k else "prevented")
+    # the baseline's database administrator is a colluder: one suffices, unseen by the auditor
+    assert b["verdict"] == "documented_limit" and series(b, "asr_by_c")[1.0] == 1
+    assert b["attribution"] < 1
+
+
+def test_s2_no_role(catalogue, tmp_path):
+    r = run(catalogue, "S2", 1, tmp_path)
+    assert r["proml"]["verdict"] == "prevented" and r["proml"]["accepted"] == 0
+    assert r["baseline"]["verdict"] == "documented_limit"
 
 
 def test_r2_without_replicas_the_consumer_notices_from_its_own_view(catalogue, tmp_path):
-    from proml_sim.threats.runner import with_parameters
-
     r = run_threat(with_parameters(catalogue["R2"], {"replicas": 0}), seeds=1,
                    workdir=tmp_path)
     p, b = r["proml"], r["baseline"]

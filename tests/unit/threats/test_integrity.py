@@ -1,4 +1,6 @@
-"""The integrity scenarios T2-T10: both sides run, the verdicts and key metrics as measured."""
+"""The tampering scenarios T1-T10 (+ T1L): both sides run; verdicts from the kit's outcome
+definition (a consumer acts on the forged artefact / the record is rewritten; detected = an
+alarm), at the default and at other parameter values."""
 
 from __future__ import annotations
 
@@ -6,12 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from proml_sim.lifecycles import Dataset, Model
+from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import load_catalogue
-from proml_sim.threats.runner import Outcome, load_scenarios, summarise, verdict
-from proml_sim.threats.scenarios import t_integrity, t_support
+from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite
+from proml_sim.threats.runner import Outcome, load_scenarios, verdict, with_parameters
 from proml_sim.threats.scenarios.t_history import prefix_violations, version_jumps
+from proml_sim.threats.scenarios.t_support import trials
 
-IDS = ("T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9", "T10")
+IDS = ("T1", "T1L", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9", "T10")
+STRICT = "proml_sim.threats.scenarios.t_tampering:StrictDataset"
 
 
 @pytest.fixture(scope="module")
@@ -19,74 +25,117 @@ def catalogue():
     return load_catalogue()
 
 
-def run(catalogue, tid: str, side: str, seeds: tuple[int, ...], tmp: Path, tag: str = ""
+def run(catalogue, tid: str, side: str, seeds: tuple[int, ...], tmp: Path, **params
         ) -> list[Outcome]:
     sc = load_scenarios()[tid]
+    tm = with_parameters(catalogue[tid], params)
     out = []
     for s in seeds:
-        d = tmp / f"{tid}-{side}{s}{tag}"
+        d = tmp / f"{tid}-{side}{s}-{len(list(tmp.iterdir()))}"
         d.mkdir()
-        out.append(getattr(sc, side)(catalogue[tid], s, d))
+        out.append(getattr(sc, side)(tm, s, d))
     return out
 
 
-def mean(outs: list[Outcome], key: str) -> float:
-    return sum(o.metrics[key] for o in outs) / len(outs)
-
-
-def test_the_catalogue_has_every_integrity_scenario_implemented(catalogue):
+def test_every_tampering_scenario_is_implemented_with_its_parameters(catalogue):
     impl = load_scenarios()
     for tid in IDS:
         tm = catalogue[tid]
         assert tid in impl and tm.steps and tm.oracle and 1 <= tm.seeds <= 20, tid
 
 
-def test_t2_swap_at_hand_off_detected_at_verifier_or_consumer(catalogue, tmp_path):
-    base = run(catalogue, "T2", "baseline", (0, 1), tmp_path)  # seed 0: MD->V, seed 1: V->C
+def test_auditor_catches_a_rechained_rewrite_only_after_noting_a_later_head(tmp_path):
+    def world(name: str, every: float) -> tuple[CentralDB, Auditor, str]:
+        db = CentralDB(tmp_path / name, {"Dataset": Dataset, "Model": Model}, admin="da")
+        db.grant("da", "Dataset", "dataset_admin", "data-co")
+        aid = db.register("da", "Dataset", "ds", "aa" * 32, at=10)
+        return db, Auditor(db, every), aid
+
+    db, aud, aid = world("a.sqlite", 100)
+    assert aud.visit_until(150) == []  # a head noted at t=100, after the register row
+    dba_rewrite(db, aid, {"register": "bb" * 32})
+    assert db.verify_audit() is None and db.bypasses > 0  # the chain itself verifies again
+    alarms = aud.visit_until(250)
+    assert [a.at for a in alarms] == [200.0] and "head" in alarms[0].detail
+    db, aud, aid = world("b.sqlite", 1000)  # no visit between the row and the rewrite
+    dba_rewrite(db, aid, {"register": "bb" * 32})
+    assert aud.visit_until(5000) == []
+    db.admin_sql("UPDATE history SET digest='cc' WHERE artefact=?", (aid,))  # no cover-up
+    assert "disagrees" in aud.visit_until(6000)[0].detail
+
+
+def test_trials_counts_attempts_and_caught_successes():
+    alarm = [Alarm(40.0, "monitor")]
+    o = trials([True, False, True], [True, True, False], attack_at=10.0, alarms=alarm)
+    assert o.trials() == (3, 2, 1) and o.attack_succeeded and not o.detected
+    assert verdict([o]) == "documented_limit"
+    o = trials([True, True], [True, True], attack_at=10.0, alarms=alarm)
+    assert verdict([o]) == "detected" and o.ttd_s == 30.0
+    assert trials([True], [True]).trials() == (1, 1, 0)  # caught, but no alarm was raised
+    assert verdict([trials([False, False], [False, False])]) == "prevented"
+    assert trials([], []).trials() == (0, 0, 0)  # no attempt at all (T5 with no bad step)
+
+
+def test_t1_consumers_refuse_the_swap_the_baseline_auditor_sees_the_cover_up(catalogue,
+                                                                             tmp_path):
+    base = run(catalogue, "T1", "baseline", (0, 1), tmp_path)
+    assert verdict(base) == "detected" and all(o.trials() == (4, 4, 4) for o in base)
+    assert all(0 < o.ttd_s <= 3600 for o in base)
+    blind = run(catalogue, "T1", "baseline", (0,), tmp_path, audit_every_s=50000.0, consumers=2)
+    assert verdict(blind) == "documented_limit" and blind[0].trials() == (2, 2, 0)
+    prom = run(catalogue, "T1", "proml", (0,), tmp_path, consumers=3)
+    assert verdict(prom) == "prevented" and prom[0].trials() == (3, 0, 0)
+
+
+@pytest.mark.parametrize(("lifecycle", "expected"), [
+    ("Dataset", "documented_limit"),  # single-admin: the sock claims label-co
+    ("proml_sim.lifecycles:GovernedDataset", "detected"),  # enrolled into data-co: flagged
+    (STRICT, "prevented"),  # review separate_domain_from label: refused
+])
+def test_t1l_laundering_through_a_sock_labeller(catalogue, tmp_path, lifecycle, expected):
+    prom = run(catalogue, "T1L", "proml", (1,), tmp_path, lifecycle=lifecycle, consumers=2)
+    assert verdict(prom) == expected, prom[0].note
+    if expected == "detected":
+        assert "ForeignAccount" in prom[0].note and prom[0].ttd_s is not None
+
+
+def test_t1l_without_in_house_labelling_the_release_digest_gives_it_away(catalogue, tmp_path):
+    prom = run(catalogue, "T1L", "proml", (0,), tmp_path, consumers=2, in_house_labelling=False)
+    assert verdict(prom) == "detected" and "label reverted" in prom[0].note
+    base = run(catalogue, "T1L", "baseline", (0,), tmp_path)
+    assert verdict(base) == "documented_limit"
+
+
+def test_t2_swapped_model_never_used_on_proml(catalogue, tmp_path):
+    base = run(catalogue, "T2", "baseline", (0, 1), tmp_path)
     prom = run(catalogue, "T2", "proml", (0, 1), tmp_path)
-    assert verdict(base) == "documented_limit" and mean(base, "swapped_accepted") == 1.0
-    assert verdict(prom) == "detected" and mean(prom, "swapped_accepted") == 0.0
+    assert all(o.attack_succeeded for o in base)  # the rewritten record agrees with the swap
+    assert verdict(prom) == "prevented" and all(o.ttd_s is None for o in prom)
     assert [o.note for o in prom] == ["hand-off MD->V", "hand-off V->C"]
-    assert prom[1].metrics["detected_at_consumer"] == 1.0  # only the consumer saw the swap
-    assert all(o.ttd_s is not None and o.ttd_s >= 0 for o in prom)
+    more = run(catalogue, "T2", "proml", (2,), tmp_path, verifiers=4, handoff="V->C",
+               verifier_check_rate=0.0)
+    assert verdict(more) == "prevented" and more[0].note == "hand-off V->C"
 
 
 def test_t3_label_flip_is_a_limit_with_exact_attribution_and_recall(catalogue, tmp_path):
-    base = run(catalogue, "T3", "baseline", (0,), tmp_path)
-    prom = run(catalogue, "T3", "proml", (0, 1), tmp_path)
+    base = run(catalogue, "T3", "baseline", (1,), tmp_path)
+    prom = run(catalogue, "T3", "proml", (1,), tmp_path, models=5)
     assert verdict(base) == verdict(prom) == "documented_limit"
-    assert base[0].metrics["attribution"] == 0.0  # the admin shifted the blame
-    for o in prom:
-        assert o.metrics["attribution"] == 1.0
-        assert o.metrics["recall"] == 1.0 and o.metrics["precision"] == 1.0
-        assert o.metrics["blast_radius"] >= 1
-
-
-def test_t3_recall_from_chain_events_matches_the_node_lineage(catalogue, tmp_path,
-                                                             monkeypatch):
-    with_module = run(catalogue, "T3", "proml", (2,), tmp_path, "lineage")
-    assert with_module[0].note == "affected models found by node lineage"
-    monkeypatch.setattr(t_support, "node_module", lambda name: None)
-    from_events = run(catalogue, "T3", "proml", (2,), tmp_path, "events")
-    assert from_events[0].note == "affected models found by chain events"
-    assert from_events[0].metrics == with_module[0].metrics
-
-
-def test_t4_history_stays_a_prefix_on_proml_not_in_the_database(catalogue, tmp_path):
-    base = run(catalogue, "T4", "baseline", (0, 1), tmp_path)
-    prom = run(catalogue, "T4", "proml", (0,), tmp_path)
-    # the DBA bypasses the append-only guards and re-chains the audit trail (which then
-    # verifies); the outside auditor's snapshots catch the rewrite within one snapshot period
-    assert verdict(base) == "detected"
-    assert all(o.metrics["integrity_violations"] > 0 and o.metrics["reject_present"] == 0
-               and o.metrics["guard_bypasses"] > 0
-               and o.metrics["audit_chain_verifies_after"] == 1 for o in base)
-    assert all(o.detected and 0 < o.ttd_s <= 300 for o in base)
+    assert base[0].metrics["attribution"] == 0.0 and base[0].metrics["recall"] == 1.0
     m = prom[0].metrics
+    assert m["attribution"] == m["recall"] == m["precision"] == 1.0 and m["blast_radius"] >= 1
+
+
+def test_t4_baseline_rewrite_alarms_from_the_audit_chain_check(catalogue, tmp_path):
+    base = run(catalogue, "T4", "baseline", (0, 1), tmp_path)
+    assert verdict(base) == "detected"
+    assert all(o.metrics["audit_chain_verifies_after"] == 1 and o.note.endswith("auditor")
+               and 0 < o.ttd_s <= 300 for o in base)
+    late = run(catalogue, "T4", "baseline", (0,), tmp_path, audit_every_s=20000.0)
+    assert verdict(late) == "documented_limit"
+    prom = run(catalogue, "T4", "proml", (0,), tmp_path)
     assert verdict(prom) == "prevented"
-    assert m["integrity_violations"] == 0 and m["reject_present"] == 1
-    assert m["consumers_fooled"] == 0 and m["decoy_same_fingerprint"] == 1
-    assert m["attempts_reverted"] == 4 and m["cover_up_attempts"] == 6  # revoke, withdraw append
+    assert prom[0].metrics == {"attempts_reverted": 4.0, "decoy_same_fingerprint": 1.0}
 
 
 def test_prefix_violations_and_version_jumps():
@@ -95,88 +144,60 @@ def test_prefix_violations_and_version_jumps():
     assert version_jumps([1, 2, 3]) == 0 and version_jumps([1, 2, 2**63 - 1]) == 1
 
 
-def test_t5_broken_lineage_refused_lies_pass(catalogue, tmp_path):
-    base = run(catalogue, "T5", "baseline", (0,), tmp_path)
+def test_t5_approved_lies_count_as_success(catalogue, tmp_path):
     prom = run(catalogue, "T5", "proml", (0,), tmp_path)
-    assert verdict(base) == "documented_limit"
-    assert base[0].metrics["broken_lineage_acceptance"] == 1.0
     m = prom[0].metrics
-    assert verdict(prom) == "detected"
-    assert m["broken_lineage_acceptance"] == 0.0 and m["honest_acceptance"] == 1.0
-    assert m["lie_acceptance"] == 1.0  # the residual limit: the hash itself is a lie
-    assert "node verify" in prom[0].note
+    assert verdict(prom) == "documented_limit" and prom[0].trials() == (3, 1, 0)
+    assert m == {"broken_lineage_acceptance": 0.0, "lie_acceptance": 1.0,
+                 "honest_acceptance": 1.0}
+    only_broken = run(catalogue, "T5", "proml", (1,), tmp_path, lie=0, broken=3, honest=1)
+    assert verdict(only_broken) == "prevented" and only_broken[0].trials() == (3, 0, 0)
+    only_lies = run(catalogue, "T5", "proml", (2,), tmp_path, lie=2, broken=0, honest=0)
+    assert verdict(only_lies) == "documented_limit" and only_lies[0].trials() == (2, 2, 0)
+    base = run(catalogue, "T5", "baseline", (0,), tmp_path, lie=0)
+    assert verdict(base) == "documented_limit"  # the admin rewrote the broken steps' inputs
 
 
-def test_t5_local_lineage_rule_agrees_with_node_verify(catalogue, tmp_path, monkeypatch):
-    monkeypatch.setattr(t_integrity, "node_module", lambda name: None)
-    prom = run(catalogue, "T5", "proml", (1,), tmp_path)
-    assert "local rule" in prom[0].note and verdict(prom) == "detected"
-    assert prom[0].metrics == {"broken_lineage_acceptance": 0.0, "lie_acceptance": 1.0,
-                               "honest_acceptance": 1.0}
-
-
-def test_t6_split_view_detected_and_recovered(catalogue, tmp_path):
+def test_t6_split_view_refused_on_both_recovered_on_proml(catalogue, tmp_path):
     base = run(catalogue, "T6", "baseline", (0, 1), tmp_path)
-    prom = run(catalogue, "T6", "proml", (0, 1), tmp_path)
-    # the baseline records the digest too (as T1's): its consumers see every mismatch; the
-    # difference is recovery (ProML fetches the recorded bytes from a replica by digest)
-    assert verdict(base) == "detected" and mean(base, "consumers_exposed") == 0
-    assert all(o.trials()[0] == o.trials()[1] > 0 for o in base)
-    assert verdict(prom) == "detected"
-    for o in prom:
-        m = o.metrics
-        assert m["consumers_exposed"] == 0 and m["url_only_accepted"] == 0
-        assert m["mismatches_served"] > 0
-        assert m["mismatches_detected"] == m["recovered"] == m["mismatches_served"]
+    prom = run(catalogue, "T6", "proml", (0,), tmp_path, consumers=4, targeted_fraction=1.0)
+    assert verdict(base) == verdict(prom) == "prevented"
+    assert prom[0].trials() == (4, 0, 0) and prom[0].metrics["recovered"] == 4
+    assert prom[0].metrics["url_only_accepted"] == 0
 
 
-def test_t7_rollback_prevented_and_accepted_releases_monotonic(catalogue, tmp_path):
+def test_t7_rollback_prevented_on_proml(catalogue, tmp_path):
     base = run(catalogue, "T7", "baseline", (0, 1), tmp_path)
-    prom = run(catalogue, "T7", "proml", (0, 1), tmp_path)
-    assert verdict(base) == "documented_limit" and mean(base, "consumers_exposed") > 0
-    assert verdict(prom) == "prevented"
-    for o in prom:
-        assert o.metrics["consumers_exposed"] == 0 and o.metrics["monotonic_violations"] == 0
-        assert o.metrics["refused"] == 4  # every consumer was served an old release
-    s = summarise(prom)
-    assert s["asr"] == 0.0 and s["asr_ci"][1] < 1.0
+    assert sum(o.trials()[1] for o in base) > 0  # new consumers take the old release
+    prom = run(catalogue, "T7", "proml", (0,), tmp_path, releases=4, new_consumers=1)
+    assert verdict(prom) == "prevented" and prom[0].trials() == (3, 0, 0)
 
 
 def test_t8_cross_version_tuples_refused(catalogue, tmp_path):
     base = run(catalogue, "T8", "baseline", (0,), tmp_path)
     prom = run(catalogue, "T8", "proml", (0,), tmp_path)
-    assert verdict(base) == "documented_limit" and base[0].metrics["cross_tuple_asr"] == 1.0
-    m = prom[0].metrics
-    assert verdict(prom) == "prevented"
-    assert m["cross_tuple_asr"] == 0.0 and m["tuples"] == 17 and m["genuine_accepted"] == 1.0
+    assert base[0].trials()[:2] == (17, 17)
+    assert verdict(prom) == "prevented" and prom[0].metrics["genuine_accepted"] == 1.0
     # the ablation on the same chain: evaluation-only approvals let mixes through
-    assert m["asr_eval_only_binding"] == pytest.approx(5 / 17)
+    assert prom[0].metrics["asr_eval_only_binding"] == pytest.approx(5 / 17)
 
 
-def test_t9_versions_assigned_by_the_contract(catalogue, tmp_path):
-    base = run(catalogue, "T9", "baseline", (0,), tmp_path)
-    prom = run(catalogue, "T9", "proml", (0,), tmp_path)
-    legit = catalogue["T9"].parameters["legit_updates"]
-    # the careful baseline numbers versions itself too: the fast-forward has nowhere to go
-    assert verdict(base) == "prevented"
-    assert base[0].metrics["legit_rejected"] == 0 and base[0].metrics["version_jumps"] == 0
-    assert base[0].metrics["max_version"] == legit + 3  # register, m1, the insider's, legit
+def test_t9_versions_assigned_by_both_systems(catalogue, tmp_path):
+    base = run(catalogue, "T9", "baseline", (0,), tmp_path, legit_updates=2)
+    prom = run(catalogue, "T9", "proml", (0,), tmp_path, legit_updates=2)
+    assert verdict(base) == verdict(prom) == "prevented"
+    assert base[0].metrics["max_version"] == 2 + 3 + 2  # register, m1, 3 insider calls, legit
     m = prom[0].metrics
-    assert verdict(prom) == "prevented"
-    assert m["legit_rejected"] == 0 and m["version_jumps"] == 0 and m["verified"] == 1
-    assert m["attempts_reverted"] == 3  # the functions taking a version do not exist
-    # register, train, 3 attempts with an appended version (each +1), legit trains, verify
-    assert m["max_version"] == 2 + 3 + legit + 1
+    assert m["verified"] == 1 and m["attempts_reverted"] == 3 and m["version_jumps"] == 0
 
 
 def test_t10_detection_follows_the_spot_check_rate(catalogue, tmp_path):
     base = run(catalogue, "T10", "baseline", (0,), tmp_path)
-    prom = run(catalogue, "T10", "proml", (0, 1), tmp_path)
-    assert verdict(base) == verdict(prom) == "documented_limit"
+    prom = run(catalogue, "T10", "proml", (0,), tmp_path, spot_check_rate=1.0)
+    assert verdict(base) == "documented_limit"
     assert all(y == 0.0 for _, y in base[0].series["detection_by_spot_rate"])
-    for o in prom:
-        curve = dict(o.series["detection_by_spot_rate"])
-        assert curve[0.0] == 0.0 and curve[1.0] == 1.0  # a full re-run finds every cheat
-        ys = [curve[p] for p in sorted(curve)]
-        assert ys == sorted(ys)  # more spot checks never find less
-        assert o.metrics["false_alarms"] == 0
+    assert verdict(prom) == "detected"  # every cheat re-run at rate 1
+    curve = dict(prom[0].series["detection_by_spot_rate"])
+    assert curve[0.0] == 0.0 and curve[1.0] == 1.0
+    assert [curve[p] for p in sorted(curve)] == sorted(curve.values())
+    assert prom[0].metrics["false_alarms"] == 0
