@@ -5,6 +5,7 @@ delay against the number of censoring sealers."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,36 @@ def main(config: ExperimentConfig) -> dict[str, Any]:
     meta = provenance(config)
     write_json(out / "e05_security.json", {"meta": meta, "results": results,
                                            "not_implemented": missing})
-    figures = plot(results, out)
+    seeds = SMOKE_SEEDS if config.profile == "smoke" else PAPER_SEEDS
+    figures = plot(_sweeps(cat, seeds, config.seed) + results, out)  # sweeps first
     return {"results": results, "not_implemented": missing, "figures": figures}
+
+
+def _sweeps(cat: dict[str, Any], seeds: int, seed: int) -> list[dict[str, Any]]:
+    """The curves a scenario's own parameters give (``proml threats run ID --param``): D1's
+    censorship delay against the censoring sealers m, C1's double-record rate against the
+    confirmation depth the consumer (and the attacker) uses; as ``_series`` reads them."""
+    from proml_sim.threats.runner import sweep_threat
+
+    out = []
+    for tid, name, values, x, key, metric in (
+            ("D1", "attack_m", list(range(int(cat["D1"].parameters["sealers"]) + 1)), float,
+             "censorship_delay_by_m", "censorship_delay_s"),
+            ("C1", "defence_policy", ["L@1", "L@3", "L@6", "L@12"], lambda v: float(v[2:]),
+             "double_record_by_depth", "asr")):
+        if tid not in cat:
+            continue
+        tm = cat[tid]
+        if tid == "C1":  # the attacker targets the policy it faces
+            tm = dataclasses.replace(tm, parameters={k: v for k, v in tm.parameters.items()
+                                                     if k != "attack_policy"})
+        points = sweep_threat(tm, [(name, values)], seeds, seed)["points"]
+        out.append({"id": tid, **{side: {key: [[x(p["parameters"][name]), p[side].get(metric),
+                                                p[side]["seeds"]] for p in points
+                                               if p[side].get(metric) is not None
+                                               and p[side]["verdict"] != "out_of_scope"]}
+                                  for side in ("baseline", "proml")}})
+    return out
 
 
 def _series(results: list[dict[str, Any]], tid: str, prefix: str) -> dict[str, list[Any]]:

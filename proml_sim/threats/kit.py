@@ -153,6 +153,9 @@ class Trial:
 
     success: bool
     alarms: tuple[Alarm, ...] = ()
+    #: when this attempt started, if attempts start at different times (threats-dcr: D1's
+    #: records, C1's races); its time to detect is measured from it instead of ``attack_at``
+    at: float | None = None
 
 
 def trials_outcome(trials: Iterable[Trial], *, attack_at: float | None = None,
@@ -161,7 +164,8 @@ def trials_outcome(trials: Iterable[Trial], *, attack_at: float | None = None,
                    note: str = "") -> Outcome:
     """:func:`outcome` of a run that made several attempts: each is one trial of the runner's
     statistics (successes, and detected successes: those with an alarm); the run's time to
-    detect is the first alarm of a detected success minus ``attack_at``.
+    detect is the first alarm of a detected success minus ``attack_at`` (or minus that trial's
+    own ``at``, the earliest such difference).
 
     Example: ``trials_outcome([Trial(True, (Alarm(70.0, "monitor"),)), Trial(False)],
     attack_at=10.0)`` has attempts 2, successes 1, detections 1, ``ttd_s`` 60.0.
@@ -173,8 +177,12 @@ def trials_outcome(trials: Iterable[Trial], *, attack_at: float | None = None,
     seen = [t for t in won if t.alarms]
     base = outcome(bool(won), attack_at=attack_at, alarms=[a for t in seen for a in t.alarms],
                    metrics=metrics, note=note)
+    # each detected success's first alarm minus its start (its own, else attack_at)
+    ttds = [max(0.0, min(a.at for a in t.alarms) - start) for t in seen
+            if (start := t.at if t.at is not None else attack_at) is not None]
     # the run counts as detected only if every success was (the runner's verdict rule)
     return dataclasses.replace(base, detected=bool(won) and len(seen) == len(won),
+                               ttd_s=min(ttds) if ttds else None,
                                series=dict(series or {}), attempts=len(ts),
                                successes=len(won), detections=len(seen))
 

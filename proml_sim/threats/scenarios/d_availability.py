@@ -1,40 +1,106 @@
 """Availability attacks by insiders: D2 withheld approvals, D3 history growth, D4 junk
 registrations, D5 a node serving a stale view.
 
-Each scenario runs against the centralised baseline (a simpy process over :class:`CentralDB`)
-and against ProML (a :class:`~proml_sim.sim.World` on the real engine).  The helpers
-:class:`RegionView` and :class:`Head` model what an honest node in one region knows of a
-world's canonical chain; ``c_consensus`` uses them too.
+Shared with D1, R1-R2 and C1-C3: :func:`central` (the baseline database with its grants),
+:func:`vm_cost` (a deterministic cost of a database operation) and :class:`RegionView` (what an
+honest node in one region knows of a world's canonical chain).
 """
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
+import functools
 import random
-import re
 import sqlite3
 import statistics
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import simpy
 from eth_utils.crypto import keccak
 
-from proml_sim.compiler import compile_artefact
-from proml_sim.ir import Registered, build_ir
+from proml_sim.ir import Approved, Registered
 from proml_sim.lifecycles import Model
 from proml_sim.node.freshness import FreshnessGuard
 from proml_sim.sim import REGIONS, NetworkModel, digest_of, domain_id, get_profile
-from proml_sim.sim.world import GENESIS_TS, SimBlock, SimTx, World
+from proml_sim.sim.world import GENESIS_TS, Participant, SimBlock, SimTx, World
 from proml_sim.threats.baseline import CentralDB
-from proml_sim.threats.catalogue import ThreatModel
+from proml_sim.threats.catalogue import CatalogueError, ThreatModel
+from proml_sim.threats.kit import Alarm, Trial, outcome, trials_outcome, watch
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import outcome_of, salt, small_world
+from proml_sim.threats.scenarios.common import (
+    central_db,
+    model_lifecycle,
+    model_world,
+    outcome_of,
+    salt,
+    threshold_of,
+)
 
 ZERO32 = b"\0" * 32
+
+
+# -- shared set-up -----------------------------------------------------------------------------
+def central(workdir: Path, grants: Iterable[tuple[str, str, str]], *, admin: str = "db-admin",
+            name: str = "p", lifecycles: dict[str, Any] | None = None) -> CentralDB:
+    """The baseline database ``workdir/name.sqlite`` with Model roles ``(account, role,
+    domain)`` granted (``lifecycles``: other lifecycle classes, granted on the first)."""
+    lcs = lifecycles or {"Model": Model}
+    db = central_db(workdir / f"{name}.sqlite", lcs, admin)
+    for who, role, dom in grants:
+        db.grant(who, next(iter(lcs)), role, dom)
+    return db
+
+
+def vm_cost(conn: sqlite3.Connection, fn: Callable[[], Any]) -> int:
+    """SQLite virtual-machine instructions ``fn`` executes on ``conn``: a deterministic cost."""
+    n = [0]
+
+    def tick() -> int:
+        n[0] += 1
+        return 0
+
+    conn.set_progress_handler(tick, 1)
+    fn()
+    conn.set_progress_handler(None, 1)
+    return n[0]
+
+
+def world_of(seed: int, who: dict[str, tuple[str, str, str]], lifecycle: Any = Model,
+             **kw: Any) -> tuple[World, dict[str, Participant]]:
+    """A world of participants ``{name: (domain, region, "their Model roles")}`` on the Model
+    ``lifecycle`` (a threshold variant from ``common.model_lifecycle``), set up."""
+    return model_world(seed, {n: (d, r) for n, (d, r, _) in who.items()},
+                       [(n, "Model", role) for n, (_, _, roles) in who.items()
+                        for role in roles.split()], lifecycle=lifecycle, **kw)
+
+
+def call(w: World, who: str, *args: Any) -> Generator[Any, Any, SimTx]:
+    """An actor step: one Model call as ``who``, waited for until it is in a block."""
+    tx = yield from w.send(who, "Model", *args)
+    yield w.confirmed(tx, 1)
+    return tx
+
+
+def trials_of(trials: Iterable[tuple[bool, float | None, Iterable[Alarm]]],
+              **kw: Any) -> Outcome:
+    """:func:`kit.trials_outcome` over ``(goal reached, attempt start, alarms)`` triples; a run
+    that made no attempt at all (C1 without a race) is a run of zero trials."""
+    ts = [Trial(ok, tuple(al), at) for ok, at, al in trials]
+    return trials_outcome(ts, **kw) if ts else dataclasses.replace(
+        outcome(False, metrics=kw.get("metrics"), note=kw.get("note", "")), attempts=0)
+
+
+def median(xs: list[float], default: float = float("nan")) -> float:
+    return statistics.median(xs) if xs else default
+
+
+def param_error(tm: ThreatModel, problem: str) -> CatalogueError:
+    return CatalogueError(f"{tm.path or tm.id}: [parameters] {problem}; fix the value in the "
+                          "scenario file")
 
 
 # -- what an honest node in a region knows of the chain ---------------------------------------
@@ -47,19 +113,15 @@ class Head:
     timestamp: float
 
 
-GENESIS_HEAD = Head(0, ZERO32, float(GENESIS_TS))
-
-
 class RegionView:
     """An honest node in ``region`` following ``world``'s canonical chain.
 
-    A block reaches the node after the network's block delay from the producer's region
-    (partitions included), drawn from the view's own ``rng`` so the world's draws are left
-    alone; a block counts once its parent has arrived too.  The simulator's blocks have no
-    header hash: a stand-in chains ``keccak(parent hash, height, producer, time, tx hashes)``.
-    Timestamps are ``GENESIS_TS + simulated time``.  ``clock`` gives the node's current time
-    (default: the world's simulated time); ``network`` replaces the world's network model (a
-    node cut off from the world's producers by a partition the world itself does not know).
+    A block reaches the node after the network's block delay from the producer's region, drawn
+    from the view's own ``rng`` (the world's draws stay alone); a block counts once its parent
+    has arrived too.  Simulated blocks have no header hash: a stand-in chains ``keccak(parent
+    hash, height, producer, time, tx hashes)``; timestamps are ``GENESIS_TS + time``.  ``clock``
+    gives the node's time (default the world's); ``network`` replaces the world's network (a
+    partition the world itself does not know).
     """
 
     def __init__(self, world: World, region: str, rng: random.Random,
@@ -73,22 +135,19 @@ class RegionView:
         self._hash: list[bytes] = []
 
     def _fill(self) -> None:
-        canon = self.world.canon
-        i = 0  # first index whose block changed (a reorg replaced it) or is new
+        canon, i = self.world.canon, 0  # i: first block a reorg replaced, or new
         while i < len(self._blocks) and i < len(canon) and self._blocks[i] is canon[i]:
             i += 1
         del self._blocks[i:], self._arrival[i:], self._hash[i:]
-        net = self.network
         for b in canon[i:]:
-            d = net.block_delay(b.region, self.region, self.rng)
-            t = net.deliver_at(b.region, self.region, b.time, d)
-            parent_t = self._arrival[-1] if self._arrival else 0.0
-            parent_h = self._hash[-1] if self._hash else ZERO32
-            txs = b"".join(t_.hash for t_ in b.txs)
+            t = self.network.deliver_at(b.region, self.region, b.time,
+                                        self.network.block_delay(b.region, self.region, self.rng))
+            parent = self._hash[-1] if self._hash else ZERO32
             self._blocks.append(b)
-            self._arrival.append(max(t, parent_t))
-            self._hash.append(keccak(parent_h + b.height.to_bytes(8, "big") + b.producer.encode()
-                                     + int(b.time * 1000).to_bytes(8, "big") + txs))
+            self._arrival.append(max(t, self._arrival[-1] if self._arrival else 0.0))
+            self._hash.append(keccak(parent + b.height.to_bytes(8, "big") + b.producer.encode()
+                                     + int(b.time * 1000).to_bytes(8, "big")
+                                     + b"".join(x.hash for x in b.txs)))
 
     def arrival(self, height: int) -> float:
         """When the node has the canonical block at ``height`` (and all before it)."""
@@ -97,12 +156,11 @@ class RegionView:
 
     def height_at(self, now: float | None = None) -> int:
         self._fill()
-        now = self.clock() if now is None else now
-        return bisect.bisect_right(self._arrival, now)
+        return bisect.bisect_right(self._arrival, self.clock() if now is None else now)
 
     def _head_of(self, height: int) -> Head:
         if height <= 0:
-            return GENESIS_HEAD
+            return Head(0, ZERO32, float(GENESIS_TS))
         b = self._blocks[height - 1]
         return Head(height, self._hash[height - 1], float(GENESIS_TS + int(b.time)))
 
@@ -128,33 +186,7 @@ def clock_ts(world: World) -> float:
     return GENESIS_TS + world.env.now
 
 
-def _vm_counter(conn: sqlite3.Connection) -> Callable[[Callable[[], Any]], int]:
-    """SQLite virtual-machine instructions an operation executes: a deterministic cost."""
-    n = [0]
-
-    def tick() -> int:
-        n[0] += 1
-        return 0
-
-    conn.set_progress_handler(tick, 1)
-
-    def cost(fn: Callable[[], Any]) -> int:
-        n[0] = 0
-        fn()
-        return n[0]
-
-    return cost
-
-
-def _median(xs: list[float], default: float = float("nan")) -> float:
-    return statistics.median(xs) if xs else default
-
-
 # -- D2 ----------------------------------------------------------------------------------------
-def _verify_k() -> int:
-    return build_ir(Model).transition("verify").approvals
-
-
 @scenario("D2", limit="w >= n-k+1 withholding approvers stall a k-of-n step until someone "
                      "escalates; the stall is visible to every domain, escalation is governance")
 class WithholdApproval:
@@ -162,285 +194,154 @@ class WithholdApproval:
     escalates by granting the verifier role to standby verifiers of other domains."""
 
     @staticmethod
-    def _params(tm: ThreatModel) -> tuple[int, int, float, float, float]:
+    def _p(tm: ThreatModel) -> tuple[int, int, float, float, float, Any]:
         p = tm.parameters
-        return (int(p.get("verifiers", 4)), int(p.get("attack_w", 3)),
-                float(p.get("timeout_s", 600)), float(p.get("approval_mean_s", 120)),
-                float(p.get("horizon_s", 3600)))
+        n, w_ = int(p["verifiers"]), int(p["attack_w"])
+        if not 0 <= w_ <= n:
+            raise param_error(tm, f"attack_w={w_} outside 0..verifiers={n}")
+        try:
+            lc = model_lifecycle(int(p["approvals"]), str(p["count"]))
+        except ValueError as exc:
+            raise param_error(tm, str(exc)) from None
+        return (n, w_, float(p["timeout_s"]), float(p["approval_mean_s"]),
+                float(p["horizon_s"]), lc)
 
     @staticmethod
-    def _outcome(res: dict[int, dict[str, Any]], attack_w: int, horizon: float) -> Outcome:
-        ws = sorted(res)
-        h = res[attack_w]
-        false_alarms = sum(1 for w_ in ws if res[w_]["flagged"] is not None and not
-                           res[w_]["withheld_stall"])
-        lat = [(float(w_), res[w_]["latency"] if res[w_]["latency"] is not None else horizon)
-               for w_ in ws]
-        return Outcome(
-            h["stalled"], h["flagged"] is not None, h["flagged"],
-            metrics={"completion_rate": float(h["latency"] is not None),
-                     "latency_s": h["latency"] if h["latency"] is not None else horizon,
-                     "stall_detect_s": h["flagged"] if h["flagged"] is not None else horizon,
-                     "stall_false_alarms": float(false_alarms)},
-            series={"completion_before_timeout_by_w": [(float(w_), float(not res[w_]["stalled"]))
-                                                       for w_ in ws],
-                    "completion_by_w": [(float(w_), float(res[w_]["latency"] is not None))
-                                        for w_ in ws],
-                    "latency_by_w": lat})
+    def _outcome(done: float | None, stalled: bool, timeout: float, horizon: float) -> Outcome:
+        done = done if done is not None and done <= horizon else None
+        return outcome(stalled, attack_at=0.0, alarms=[Alarm(timeout, "requester:timeout")]
+                       if stalled else [], metrics={"completion_rate": float(done is not None),
+                                                    "latency_s": done or horizon})
 
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        n, attack_w, timeout, mean, horizon = WithholdApproval._params(tm)
-        k = _verify_k()
-        rng = random.Random(seed)
-        env = simpy.Environment()
-        # the database is run by verif-0's domain: its admin is the first withholder
-        db = CentralDB(workdir / "p.sqlite", {"Model": Model}, admin="v0")
-        db.grant("op", "Model", "operator", "client-co")
-        db.grant("dev", "Model", "developer", "dev-co")
-        for i in range(n):
-            db.grant(f"v{i}", "Model", "verifier", f"verif-{i}")
-        res: dict[int, dict[str, Any]] = {}
+        n, w_, timeout, mean, horizon, lc = WithholdApproval._p(tm)
+        # the database is run by verif-0's domain: its admin withholds whenever w >= 1
+        db = central(workdir, [("op", "operator", "client-co"), ("dev", "developer", "dev-co"),
+                               *((f"v{i}", "verifier", f"verif-{i}") for i in range(n))],
+                     admin="v0", lifecycles={"Model": lc})
+        aid, rng = db.register("op", "Model", "m"), random.Random(seed)
+        db.fire("dev", "train", aid, "model")
 
-        def run(w_: int):
-            aid = db.register("op", "Model", f"m{w_}", at=env.now)
-            db.fire("dev", "train", aid, digest_of("model", w_).hex(), at=env.now)
-            t0 = env.now
-            ev = digest_of("evaluation", w_).hex()
-            r = res[w_] = {"stalled": False, "flagged": None, "latency": None,
-                           "withheld_stall": n - w_ < k}
+        def approvals(names: list[str], t0: float) -> float | None:
+            turns = sorted((t0 + rng.expovariate(1 / mean), v) for v in names)
+            return next((t for t, v in turns if db.fire(v, "verify", aid, "ev", at=t)), None)
 
-            def approver(name: str):
-                yield env.timeout(rng.expovariate(1 / mean))
-                if db.admin_sql("SELECT state FROM artefacts WHERE id=?", (aid,))[0][0] != \
-                        "trained":
-                    return
-                if db.fire(name, "verify", aid, ev, at=env.now):
-                    r["latency"] = env.now - t0
-
-            for i in range(w_, n):
-                env.process(approver(f"v{i}"))
-            yield env.timeout(timeout)
-            if r["latency"] is None:
-                r["stalled"] = True
-                r["flagged"] = env.now - t0  # the requester's timeout
-                # escalation needs the database admin (v0), a withholder whenever w >= 1
-                if w_ == 0:
-                    for j in range(k):
-                        db.grant(f"s{j}", "Model", "verifier", f"standby-{j}")
-                        env.process(approver(f"s{j}"))
-
-        for w_ in range(n + 1):
-            env.process(run(w_))
-        env.run(until=horizon)
+        done = approvals([f"v{i}" for i in range(w_, n)], 0.0)
+        stalled = done is None or done > timeout
+        if stalled and w_ == 0:  # escalation needs the database admin, v0
+            k = db.irs["Model"].transition("verify").approvals
+            for j in range(k):
+                db.grant(f"s{j}", "Model", "verifier", f"standby-{j}")
+            done = approvals([f"s{j}" for j in range(k)], timeout)
         db.close()
-        return WithholdApproval._outcome(res, attack_w, horizon)
+        return WithholdApproval._outcome(done, stalled, timeout, horizon)
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        n, attack_w, timeout, mean, horizon = WithholdApproval._params(tm)
-        k = _verify_k()
-        people = {"op": ("client-co", "eu"), "dev": ("dev-co", "us"),
-                  **{f"v{i}": (f"verif-{i}", REGIONS[i % 3]) for i in range(n)},
-                  **{f"s{j}": (f"standby-{j}", REGIONS[(j + 1) % 3]) for j in range(k)}}
-        grants = [("op", "Model", "operator"), ("dev", "Model", "developer"),
-                  *((f"v{i}", "Model", "verifier") for i in range(n))]
-        w, ps = small_world(seed, people, grants)
-        mc = w.clients["Model"]
-        assert w.admin is not None
-        admin = w.admin
-        res: dict[int, dict[str, Any]] = {}
+        st: dict[str, Any]
+        n, w_, timeout, mean, horizon, lc = WithholdApproval._p(tm)
+        k = int(tm.parameters["approvals"])  # standbys the world prepares (no role yet)
+        w, ps = world_of(seed, {"op": ("client-co", "eu", "operator"),
+                                "dev": ("dev-co", "us", "developer"),
+                                **{f"v{i}": (f"verif-{i}", REGIONS[i % 3], "verifier")
+                                   for i in range(n)},
+                                **{f"s{j}": (f"standby-{j}", REGIONS[j % 3], "")
+                                   for j in range(k)}}, lifecycle=lc)
+        mc, st = w.clients["Model"], {"done": None, "stalled": False}
+        mid = mc.register(ps["op"].signer, salt("m"))
+        mc.fire(ps["dev"].signer, "train", mid, digest_of("model", seed), "", [])
+        w.mark_start()
 
-        def run(w_: int):
-            tx = yield from w.send(ps["op"], "Model", "register", salt(f"m{w_}"))
-            yield w.confirmed(tx, 1)
-            mid = w.result(tx)
-            tx = yield from w.send(ps["dev"], "Model", "fire", "train", mid,
-                                   digest_of("model", w_), "", [])
-            yield w.confirmed(tx, 1)
-            t0 = w.env.now
-            ev = digest_of("evaluation", w_)
-            r = res[w_] = {"stalled": False, "flagged": None, "latency": None,
-                           "withheld_stall": n - w_ < k, "approved": set()}
+        def approver(name: str) -> Any:
+            yield w.env.timeout(w.rng.expovariate(1 / mean))
+            if mc.state(mid) == "trained":
+                tx = yield from call(w, name, "fire", "verify", mid, digest_of("ev"), "", [])
+                if outcome_of(w, tx) == "ok" and w.result(tx).fired:
+                    st["done"] = w.env.now
 
-            def approver(name: str):
-                yield w.env.timeout(w.rng.expovariate(1 / mean))
-                if mc.state(mid) != "trained":
-                    return
-                atx = yield from w.send(ps[name], "Model", "fire", "verify", mid, ev, "", [])
-                yield w.confirmed(atx, 1)
-                if outcome_of(w, atx) == "ok":
-                    r["approved"].add(ps[name].domain)
-                    if w.result(atx).fired:
-                        r["latency"] = w.env.now - t0
-
-            for i in range(w_, n):
-                w.env.process(approver(f"v{i}"))
+        def requester() -> Any:
             yield w.env.timeout(timeout)
-            if mc.state(mid) != "verified":
-                # the requester's node sees the stall on chain: fewer than k approvals
-                r["stalled"] = True
-                r["flagged"] = w.env.now - t0
-                need = k - len(r["approved"])
-                for j in range(max(0, need)):  # escalation: the role admin adds standbys
-                    s = ps[f"s{j}"]
-                    gtx = yield from w.send(admin, "Model", "grant", "verifier", s.address,
-                                            domain_id(s.domain))
-                    yield w.confirmed(gtx, 1)
-                    w.env.process(approver(f"s{j}"))
+            if mc.state(mid) != "verified":  # the chain shows fewer than k approvals: escalate
+                st["stalled"] = True
+                need = threshold_of(mc)[0] - sum(isinstance(e, Approved) and e.id == mid
+                                                 for e in mc.events())
+                for s in (f"s{j}" for j in range(max(0, need))):
+                    yield from call(w, "consortium-admin", "grant", "verifier", ps[s].address,
+                                    domain_id(ps[s].domain))
+                    w.env.process(approver(s))
 
-        for w_ in range(n + 1):
-            w.env.process(run(w_))
+        for i in range(w_, n):
+            w.env.process(approver(f"v{i}"))
+        w.env.process(requester())
         w.run(horizon, drain=False)
         w.finish()
-        return WithholdApproval._outcome(res, attack_w, horizon)
+        return WithholdApproval._outcome(st["done"], bool(st["stalled"]), timeout, horizon)
 
 
 # -- D3 ----------------------------------------------------------------------------------------
-def _loop_bounds(source: str) -> list[int]:
-    """The bound of every ``for`` loop of a generated Vyper contract (DynArray capacity or
-    range bound); a loop whose bound cannot be read is reported as -1."""
-    bounds = []
-    for m in re.finditer(r"^\s*for\s+\w+\s*:\s*[\w\[\], ]+\s+in\s+(.+):\s*$", source, re.M):
-        it = m.group(1).strip()
-        rng_ = re.match(r"range\((?:[^,]+,\s*)?(\d+)\)", it)
-        if rng_:
-            bounds.append(int(rng_.group(1)))
-            continue
-        name = it.split(".")[-1].split("[")[0]
-        decl = re.search(rf"\b{re.escape(name)}\s*:\s*(?:HashMap\[[^,]+,\s*)?DynArray\[[^,]+,"
-                         r"\s*(\d+)\]", source)
-        bounds.append(int(decl.group(1)) if decl else -1)
-    return bounds
+D3_ROLES = {"op": ("client-co", "eu", "operator"), "dev": ("dev-co", "us", "developer"),
+            "v0": ("verif-0", "asia", "verifier")}
 
 
-@scenario("D3")
+@scenario("D3", limit="an operation whose cost grows with the attacker's history (the baseline "
+                     "schema without its index, baseline_index = false)")
 class HistoryGrowth:
     """An insider grows an artefact's history; do operations get dearer?"""
 
     @staticmethod
-    def _points(tm: ThreatModel) -> list[int]:
-        return [int(x) for x in tm.parameters.get("history", [1, 10, 100, 1000])]
-
-    @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        points = HistoryGrowth._points(tm)
-        env = simpy.Environment()
-        dbs = {}
-        for kind in ("as_built", "without_index"):
-            db = CentralDB(workdir / f"{kind}.sqlite", {"Model": Model}, admin="db-admin")
-            for who, role, dom in (("op", "operator", "client-co"), ("dev", "developer", "dev-co"),
-                                   ("v0", "verifier", "verif-0")):
-                db.grant(who, "Model", role, dom)
-            db.admin_sql("PRAGMA synchronous=OFF")  # speed only: VM instructions are the same
-            if kind == "without_index":  # ablation: what the history index buys the baseline
-                db.admin_sql("DROP INDEX history_by_artefact")
-            dbs[kind] = (db, _vm_counter(db.conn))
-        series: dict[str, list[tuple[float, float]]] = {}
-
-        def run():
-            state = {kind: {"grown": db.register("op", "Model", "grown"),
-                            "other": db.register("op", "Model", "other")}
-                     for kind, (db, _) in dbs.items()}
-            done = 0
-            for L in points:
-                for kind, (db, _) in dbs.items():
-                    for j in range(done, L):
-                        db.fire("dev", "train", state[kind]["grown"],
-                                digest_of(seed, "g", j).hex(), at=env.now)
-                yield env.timeout(1)
-                for kind, (db, cost) in dbs.items():
-                    g, other = state[kind]["grown"], state[kind]["other"]
-                    ops: dict[str, Callable[..., Any]] = {
-                        "train": lambda db=db, g=g, L=L: db.fire(
-                            "dev", "train", g, digest_of(seed, L).hex()),
-                        "approve": lambda db=db, g=g, L=L: db.fire(
-                            "v0", "verify", g, digest_of("ev", L).hex()),
-                        "register": lambda db=db, L=L: db.register("op", "Model", f"fresh{L}"),
-                        "read_history": lambda db=db, other=other: db.history(other),
-                    }
-                    for op, fn in ops.items():
-                        series.setdefault(f"{op}_steps_{kind}_by_L", []).append(
-                            (float(L), float(cost(fn))))
-                done = L + 1
-
-        env.process(run())
-        env.run()
-        for db, _ in dbs.values():
-            db.close()
-        growth = {k: dict(v)[float(points[-1])] / max(1.0, dict(v)[float(points[1])])
-                  for k, v in series.items()}
-        worst = max(growth[k] for k in growth if k.endswith("_as_built_by_L"))
-        return Outcome(worst > 2.0, False, None, series=series,
-                       metrics={"cost_growth_as_built": worst,
-                                "cost_growth_without_index": max(
-                                    growth[k] for k in growth
-                                    if k.endswith("_without_index_by_L"))},
-                       note="baseline cost = SQLite VM instructions per operation: with the "
-                            "baseline's index on history(artefact) every operation stays flat; "
-                            "without it (ablation) reading another artefact's history scans "
-                            "the whole table and grows with the attacker's history")
+        db = central(workdir, [(n, r, d) for n, (d, _, r) in D3_ROLES.items()])
+        if not tm.parameters["baseline_index"]:  # ablation: what the history index buys
+            db.admin_sql("DROP INDEX history_by_artefact")
+        grown, other = db.register("op", "Model", "grown"), db.register("op", "Model", "other")
+        cost: dict[str, list[float]] = {}
+        for L in [int(x) for x in tm.parameters["history"]]:
+            while len(db.history(grown)) <= L:  # the insider's growth, through the application
+                db.fire("dev", "train", grown, f"g{len(db.history(grown))}")
+            ops: dict[str, Callable[[], Any]] = {
+                "train": functools.partial(db.fire, "dev", "train", grown, f"t{L}"),
+                "approve": functools.partial(db.fire, "v0", "verify", grown, f"{L}"),
+                "register": functools.partial(db.register, "op", "Model", f"f{L}"),
+                "read_history": functools.partial(db.history, other)}
+            for op, fn in ops.items():
+                cost.setdefault(op, []).append(vm_cost(db.conn, fn))
+        db.close()
+        growth = max(c[-1] / max(1.0, c[0]) for c in cost.values())
+        return outcome(growth > 2.0, metrics={"cost_growth": growth}, note=(
+            "cost = SQLite VM instructions per operation; success: one grew more than 2x"))
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        points = HistoryGrowth._points(tm)
-        tolerance = float(tm.parameters.get("tolerance_gas", 200))
-        people = {"op": ("client-co", "eu"), "dev": ("dev-co", "us"), "v0": ("verif-0", "asia")}
-        grants = [("op", "Model", "operator"), ("dev", "Model", "developer"),
-                  ("v0", "Model", "verifier")]
-        w, ps = small_world(seed, people, grants, gas_estimates="cached")
-        gas: dict[int, dict[str, int]] = {}
+        points = [int(x) for x in tm.parameters["history"]]
+        w, _ = world_of(seed, D3_ROLES, gas_estimates="cached")
+        gas: dict[str, list[int]] = {}
 
-        def gas_of(tx: SimTx) -> int:
-            assert tx.receipt is not None and tx.receipt.status, outcome_of(w, tx)
-            return tx.receipt.gas_used
-
-        def run():
-            tx = yield from w.send(ps["op"], "Model", "register", salt("grown"))
-            yield w.confirmed(tx, 1)
-            mid = w.result(tx)
-            done = 0
-            for L in points:
-                last = None
-                for j in range(done, L):  # the insider's history growth
-                    last = yield from w.send(ps["dev"], "Model", "fire", "train", mid,
-                                             digest_of(seed, "g", j), "", [])
-                if last is not None:
+        def run() -> Any:
+            mid = w.result((yield from call(w, "op", "register", salt("grown"))))
+            for j in range(points[-1] + 1):  # the insider's history growth
+                last = yield from w.send("dev", "Model", "fire", "train", mid,
+                                         digest_of(seed, j), "", [])
+                if j in points:
                     yield w.confirmed(last, 1)
-                t_train = yield from w.send(ps["dev"], "Model", "fire", "train", mid,
-                                            digest_of(seed, L), "", [])
-                yield w.confirmed(t_train, 1)
-                t_appr = yield from w.send(ps["v0"], "Model", "fire", "verify", mid,
-                                           digest_of("ev", L), "", [])
-                # same-length salts: calldata costs 4/16 gas per zero/non-zero byte
-                t_reg = yield from w.send(ps["op"], "Model", "register", salt(f"fresh{L:06d}"))
-                yield w.confirmed(t_appr, 1) & w.confirmed(t_reg, 1)
-                t_first = yield from w.send(ps["dev"], "Model", "fire", "train", w.result(t_reg),
-                                            digest_of(seed, "f", L), "", [])
-                yield w.confirmed(t_first, 1)
-                gas[L] = {"train": gas_of(t_train), "approve": gas_of(t_appr),
-                          "register": gas_of(t_reg), "first_train": gas_of(t_first)}
-                done = L + 1
+                    for op, who, args in (("train", "dev", ("fire", "train", mid, salt(f"t{j}"),
+                                                             "", [])),
+                                          ("approve", "v0", ("fire", "verify", mid,
+                                                             salt(f"e{j}"), "", [])),
+                                          ("register", "op", ("register", salt(f"{j:06d}")))):
+                        tx = yield from call(w, who, *args)
+                        gas.setdefault(op, []).append(tx.receipt.gas_used)  # type: ignore
 
         w.env.process(run())
-        w.run(float(tm.parameters.get("horizon_s", 600)), drain=False)
+        w.run(float(tm.parameters["horizon_s"]), drain=False)
         w.finish()
-        if len(gas) < len(points):
-            raise RuntimeError(f"D3: only {sorted(gas)} of {points} measured; raise horizon_s")
-        ops = list(gas[points[0]])
-        series = {f"gas_{op}_by_L": [(float(L), float(gas[L][op])) for L in points]
-                  for op in ops}
-        growth = max(gas[points[-1]][op] - gas[points[1]][op] for op in ops)
-        spread = max(max(gas[L][op] for L in points) - min(gas[L][op] for L in points)
-                     for op in ops)
-        bounds = _loop_bounds(compile_artefact(Model).source)
-        return Outcome(growth > tolerance, False, None, series=series,
-                       metrics={"gas_growth": float(growth), "gas_spread": float(spread),
-                                "gas_train": float(gas[points[-1]]["train"]),
-                                "loops": float(len(bounds)),
-                                "max_loop_bound": float(max(bounds, default=0))},
-                       note="gas from receipts; the contract's only loop walks one approval "
-                            "key's approvers, at most 16 (Vyper loops are bounded)")
+        if not gas or any(len(g) < len(points) for g in gas.values()):
+            raise param_error(tm, f"horizon_s={tm.parameters['horizon_s']} too short for "
+                              f"history {points}: raise it")
+        growth = max(g[-1] - g[0] for g in gas.values())
+        return outcome(growth > float(tm.parameters["tolerance_gas"]), metrics={
+            "gas_growth": float(growth), "gas_train": float(gas["train"][-1])},
+            note="gas from receipts, after the first and the last history length")
 
 
 # -- D4 ----------------------------------------------------------------------------------------
@@ -452,184 +353,102 @@ class JunkRegistrations:
 
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = tm.parameters
-        volumes = [int(x) for x in p.get("baseline_junk", [0, 100, 1000, 10000])]
-        head = int(p.get("baseline_attack_junk", volumes[-1]))
-        rng = random.Random(seed)
-        env = simpy.Environment()
-        db = CentralDB(workdir / "p.sqlite", {"Model": Model}, admin="db-admin")
-        db.grant("op", "Model", "operator", "client-co")
-        db.grant("dev", "Model", "developer", "dev-co")
-        cost = _vm_counter(db.conn)
-        series: dict[str, list[tuple[float, float]]] = {}
+        db = central(workdir, [("op", "operator", "client-co"), ("dev", "developer", "dev-co"),
+                               ("spammer", "operator", "spam-co")])
+        honest, ref = db.register("op", "Model", "honest"), db.register("op", "Model", "ref")
 
-        def run():
-            honest = db.register("op", "Model", "honest")
-            # read back an artefact whose own history stays the same, so that only the junk
-            # can change the cost of reading it (honest's history grows by a train per round)
-            ref = db.register("op", "Model", "reference")
-            inserted = 0
-            for i, vol in enumerate(volumes):
-                # the admin inserts junk rows under made-up owners (no trace of who did it)
-                for j in range(inserted, vol):
-                    owner = f"user{rng.randrange(10**6)}"
-                    aid = f"Model:{owner}:junk{j}"
-                    db.conn.execute("INSERT INTO artefacts VALUES (?, 'Model', ?, ?, "
-                                    "'requested', 1, '')", (aid, f"junk{j}", owner))
-                    db.conn.execute("INSERT INTO history (artefact, step, actor, version, digest,"
-                                    " at) VALUES (?, 'register', ?, 1, '', ?)", (aid, owner,
-                                                                                env.now))
-                db.conn.commit()
-                inserted = vol
-                yield env.timeout(1)
-                ops: dict[str, Callable[..., Any]] = {
-                    "register": lambda i=i: db.register("op", "Model", f"h{i}"),
-                    "train": lambda i=i: db.fire("dev", "train", honest, digest_of(i).hex()),
-                    "find_by_name": lambda: db.admin_sql(
-                        "SELECT id FROM artefacts WHERE name=?", ("honest",)),
-                    "read_history": lambda: db.history(ref),
-                }
-                for op, fn in ops.items():
-                    series.setdefault(f"{op}_steps_by_junk", []).append(
-                        (float(vol), float(cost(fn))))
+        def costs(i: int) -> list[int]:
+            return [vm_cost(db.conn, fn) for fn in (
+                functools.partial(db.register, "op", "Model", f"h{i}"),
+                functools.partial(db.fire, "dev", "train", honest, f"d{i}"),
+                functools.partial(db.admin_sql, "SELECT id FROM artefacts WHERE name='ref'"),
+                functools.partial(db.history, ref))]
 
-        env.process(run())
-        env.run()
+        before, junk = costs(0), int(tm.parameters["baseline_junk"])
+        for j in range(junk):  # the insider registers junk through the application
+            db.register("spammer", "Model", f"junk{j}")
+        growth = max(a / max(1, b) for a, b in zip(costs(1), before, strict=True))
         db.close()
-        at = {op: dict(v) for op, v in series.items()}
-        worst = max(at[op][float(head)] / max(1.0, at[op][float(volumes[0])]) for op in at)
-        return Outcome(worst > 2.0, False, None, series=series,
-                       metrics={"honest_cost_growth": worst, "junk_records": float(head)},
-                       note="baseline cost = SQLite VM instructions of an honest operation; "
-                            "junk rows carry forged owners, so the spammer is not attributable")
+        return outcome(growth > 2.0, metrics={"honest_cost_growth": growth},
+                       note="baseline cost = SQLite VM instructions of an honest operation")
 
     @staticmethod
     def _run(seed: int, rate: float, p: dict[str, Any]) -> dict[str, Any]:
-        prof = get_profile("consortium-fast").with_(
-            block_gas_limit=int(p.get("block_gas_limit", 1_500_000)))
-        teams = int(p.get("honest_teams", 3))
-        start, end = float(p.get("spam_start_s", 20)), float(p.get("spam_end_s", 80))
-        horizon = float(p.get("horizon_s", 200))
-        quota, window = int(p.get("monitor_quota", 20)), float(p.get("monitor_window_s", 30))
-        people = {"spammer": ("spam-co", "us"), "op2": ("client-co", "eu"),
-                  **{f"d{i}": (f"dev-{i}", REGIONS[i % 3]) for i in range(teams)}}
-        grants = [("spammer", "Model", "operator"), ("op2", "Model", "operator"),
-                  *((f"d{i}", "Model", "developer") for i in range(teams))]
-        w, ps = small_world(seed, people, grants, profile=prof, gas_estimates="cached",
-                            engine=str(p.get("engine", "pyevm")))
-        mc = w.clients["Model"]
-        assert w.admin is not None
-        admin = w.admin
-        models = {f"d{i}": mc.register(ps["op2"].signer, salt(f"team{i}")) for i in range(teams)}
+        prof = get_profile("consortium-fast").with_(block_gas_limit=int(p["block_gas_limit"]))
+        start, end, horizon, window = (float(p[k]) for k in (
+            "spam_start_s", "spam_end_s", "horizon_s", "monitor_window_s"))
+        teams = [f"d{i}" for i in range(int(p["honest_teams"]))]
+        w, ps = world_of(seed, {"spammer": ("spam-co", "us", "operator"), **{
+            d: (f"dev-{i}", REGIONS[i % 3], "operator developer") for i, d in enumerate(teams)}},
+            profile=prof, gas_estimates="cached", engine=str(p["engine"]))
+        mc, honest, junk = w.clients["Model"], [], []  # type: ignore[var-annotated]
+        mids = {d: mc.register(ps[d].signer, salt(d)) for d in teams}
+        for d in teams:  # trained once: every later train costs the same
+            mc.fire(ps[d].signer, "train", mids[d], digest_of(d), "", [])
         w.mark_start()
-        honest: list[SimTx] = []
-        junk: list[SimTx] = []
-        st: dict[str, Any] = {"flagged": None, "revoked_at_block": None}
 
-        def team(name: str):
-            n = 0
-            while w.env.now < end + 20:
-                yield w.env.timeout(w.rng.expovariate(1 / 10))
-                n += 1
-                honest.append((yield from w.send(ps[name], "Model", "fire", "train",
-                                                 models[name], digest_of(name, n), "", [],
-                                                 later=n > 1)))
+        def loop(who: str, mean: float, t0: float, t1: float) -> Any:
+            yield w.env.timeout(t0)
+            while w.env.now < t1:
+                yield w.env.timeout(w.rng.expovariate(1 / mean))
+                n = len(honest) + len(junk)
+                args: tuple[Any, ...] = ("register", salt(f"junk{n}")) if who == "spammer" else (
+                    "fire", "train", mids[who], digest_of(who, n), "", [])
+                (junk if who == "spammer" else honest).append(
+                    (yield from w.send(who, "Model", *args)))
 
-        def registrar():
-            n = 0
-            while w.env.now < end + 20:
-                yield w.env.timeout(w.rng.expovariate(1 / 30))
-                n += 1
-                honest.append((yield from w.send(ps["op2"], "Model", "register",
-                                                 salt(f"honest{n}"))))
-
-        def spammer():
-            yield w.env.timeout(start)
-            n = 0
-            while w.env.now < end:
-                yield w.env.timeout(w.rng.expovariate(rate))
-                n += 1
-                junk.append((yield from w.send(ps["spammer"], "Model", "register",
-                                               salt(f"junk{n}"))))
-
-        def monitor():  # any domain's node: registrations per registrant in a sliding window
-            seen: deque[tuple[float, str]] = deque()
-            last = w.backend.head().number  # type: ignore[union-attr]
-            while True:
-                yield w.env.timeout(prof.block_time)
-                head = w.backend.head().number  # type: ignore[union-attr]
-                for ev in mc.events(last + 1, head) if head > last else []:
-                    if isinstance(ev, Registered):
-                        seen.append((w.env.now, ev.registrant))
-                last = head
-                while seen and seen[0][0] < w.env.now - window:
-                    seen.popleft()
-                counts: dict[str, int] = {}
-                for _, who in seen:
-                    counts[who] = counts.get(who, 0) + 1
-                over = [a for a, c in counts.items() if c > quota]
-                if over and st["flagged"] is None:
-                    st["flagged"] = w.env.now
-                    st["flagged_who"] = over
-                    tx = yield from w.send(admin, "Model", "revoke", "operator", over[0])
-                    yield w.confirmed(tx, 1)
-                    st["revoked_at_block"] = tx.block.height if tx.block else None
-
-        for i in range(teams):
-            w.env.process(team(f"d{i}"))
-        w.env.process(registrar())
+        for d in teams:
+            w.env.process(loop(d, 10, 0, end + 20))
         if rate > 0:
-            w.env.process(spammer())
-        w.env.process(monitor())
+            w.env.process(loop("spammer", 1 / rate, start, end))
+        # any domain's node: Registered events per registrant in a sliding window
+        seen: deque[tuple[float, str]] = deque()
+        st: dict[str, Any] = {"read": 0, "flagged": None, "revoked": None}
+
+        def rule(w: World, events: list[Any]) -> str | None:
+            seen.extend((w.env.now, e.registrant) for e in events[st["read"]:]
+                        if isinstance(e, Registered))
+            st["read"] = len(events)
+            while seen and seen[0][0] < w.env.now - window:
+                seen.popleft()
+            (who, c), = Counter(r for _, r in seen).most_common(1) or [("", 0)]
+            st["flagged"] = who if c > int(p["monitor_quota"]) else None
+            return f"{who} registered {c} artefacts in {window:g} s" if st["flagged"] else None
+
+        alarms: list[Alarm] = []
+        mon = watch(w, "Model", every=prof.block_time, rule=rule, alarms=alarms)
+
+        def react() -> Any:  # the role admin reacts to the alarm
+            yield mon
+            tx = yield from call(w, "consortium-admin", "revoke", "operator", st["flagged"])
+            st["revoked"] = tx.block.height if tx.block else None
+
+        w.env.process(react())
         w.run(horizon, drain=False)
         w.finish()
-        in_window = [t for t in honest if start <= t.submitted <= end]
-        lat = [(t.confirmed[1] - t.submitted) if 1 in t.confirmed else horizon - t.submitted
-               for t in in_window]
-        lost = sum(1 for t in in_window if 1 not in t.confirmed)
-        # a later train (trained -> trained) of a team's model; its first one costs more
-        train_gas = [t.receipt.gas_used for t in honest
-                     if t.receipt is not None and t.meta.get("later")]
-        accepted = [t for t in junk if outcome_of(w, t) == "ok"]
-        rev = st["revoked_at_block"]
-        return {
-            "latency_p50": _median(lat, 0.0),
-            "latency_p95": sorted(lat)[int(0.95 * (len(lat) - 1))] if lat else 0.0,
-            "honest_lost": lost, "honest_n": len(in_window),
-            "train_gas": statistics.fmean(train_gas) if train_gas else float("nan"),
-            "junk_sent": len(junk), "junk_records": len(accepted),
-            "junk_after_revoke": sum(1 for t in accepted if rev is not None and t.block is not
-                                     None and t.block.height > rev),
-            "flagged": st["flagged"], "flagged_right": st.get("flagged_who") == [
-                ps["spammer"].address] if st["flagged"] is not None else None,
-        }
+        spam = [t for t in honest if start <= t.submitted <= end]
+        ok = [t.block.height for t in junk if outcome_of(w, t) == "ok" and t.block]
+        right = st["flagged"] == ps["spammer"].address
+        return {"p50": median([t.confirmed.get(1, horizon) - t.submitted for t in spam], 0.0),
+                "lost": sum(1 not in t.confirmed for t in spam), "junk": len(ok),
+                "gas": statistics.fmean([t.receipt.gas_used for t in honest if t.receipt]),
+                "after_revoke": sum(st["revoked"] is not None and h > st["revoked"] for h in ok),
+                "alarms": alarms if right else [], "false": bool(alarms) and not right}
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         p = tm.parameters
-        rates = [float(x) for x in p.get("spam_rates", [0, 5, 10, 20])]
-        attack = float(p.get("attack_rate", rates[-1]))
-        runs = {r: JunkRegistrations._run(seed * 100 + i, r, p) for i, r in enumerate(rates)}
-        base, att = runs[rates[0]], runs[attack]
-        start = float(p.get("spam_start_s", 20))
-        degraded = att["latency_p50"] > 2 * max(base["latency_p50"], 1e-9) or att["honest_lost"]
-        detected = att["flagged"] is not None and bool(att["flagged_right"])
-        ttd = att["flagged"] - start if detected else None
-        return Outcome(
-            bool(degraded), detected, ttd,
-            metrics={"honest_latency_p50_s": att["latency_p50"],
-                     "honest_latency_p95_s": att["latency_p95"],
-                     "honest_latency_p50_nospam_s": base["latency_p50"],
-                     "honest_gas_delta": att["train_gas"] - base["train_gas"],
-                     "junk_records": float(att["junk_records"]),
-                     "junk_after_revoke": float(att["junk_after_revoke"]),
-                     "false_flags": float(sum(1 for r in rates if r == 0 and
-                                              runs[r]["flagged"] is not None))},
-            series={"honest_latency_p50_by_rate": [(r, runs[r]["latency_p50"]) for r in rates],
-                    "honest_latency_p95_by_rate": [(r, runs[r]["latency_p95"]) for r in rates],
-                    "honest_train_gas_by_rate": [(r, runs[r]["train_gas"]) for r in rates],
-                    "junk_records_by_rate": [(r, float(runs[r]["junk_records"]))
-                                             for r in rates]})
+        quiet = JunkRegistrations._run(seed, 0.0, p)  # the same seed's work without spam
+        att = JunkRegistrations._run(seed, float(p["attack_rate"]), p)
+        return outcome(att["p50"] > 2 * max(quiet["p50"], 1e-9) or att["lost"] > 0,
+                       attack_at=float(p["spam_start_s"]), alarms=att["alarms"], metrics={
+                           "honest_latency_p50_s": att["p50"],
+                           "honest_latency_p50_nospam_s": quiet["p50"],
+                           "honest_gas_delta": att["gas"] - quiet["gas"],
+                           "junk_records": float(att["junk"]),
+                           "junk_after_revoke": float(att["after_revoke"]),
+                           "false_flags": float(quiet["false"] or att["false"]
+                                                or bool(quiet["alarms"]))})
 
 
 # -- D5 ----------------------------------------------------------------------------------------
@@ -641,160 +460,94 @@ class StaleNode:
 
     @staticmethod
     def _plan(tm: ThreatModel, seed: int) -> tuple[float, float, int, float]:
-        rng = random.Random(seed)
-        t_w = rng.uniform(60, 120)
-        return (t_w, t_w + float(tm.parameters.get("after_s", 120)),
-                int(tm.parameters.get("consumers", 4)), float(tm.parameters.get("use_mean_s", 10)))
+        t_w, p = random.Random(seed).uniform(60, 120), tm.parameters
+        return t_w, t_w + float(p["after_s"]), int(p["consumers"]), float(p["use_mean_s"])
 
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         t_w, horizon, n, mean = StaleNode._plan(tm, seed)
-        rng = random.Random(seed + 1)
-        env = simpy.Environment()
-        db = CentralDB(workdir / "primary.sqlite", {"Model": Model}, admin="node-admin")
-        db.grant("op", "Model", "operator", "client-co")
-        db.grant("dev", "Model", "developer", "dev-co")
+        db = central(workdir, [("op", "operator", "client-co"), ("dev", "developer", "dev-co")])
         aid = db.register("op", "Model", "m")
-        db.fire("dev", "train", aid, digest_of("m").hex())
-        st: dict[str, Any] = {}
-
-        def operator():
-            yield env.timeout(t_w - 1)
-            # the admin keeps serving a copy taken before the withdrawal (a replica it stopped)
-            replica = sqlite3.connect(workdir / "replica.sqlite")
-            db.conn.backup(replica)
-            st["replica"] = replica
-            yield env.timeout(1)
-            db.fire("op", "withdraw", aid, at=env.now)
-            st["withdrawn_at"] = env.now
-
-        def state(conn: sqlite3.Connection) -> str:
-            return str(conn.execute("SELECT state FROM artefacts WHERE id=?", (aid,))
-                       .fetchone()[0])
-
-        stale = [0]
-
-        def consumer():
-            while True:
-                yield env.timeout(rng.expovariate(1 / mean))
-                if env.now >= horizon:
-                    return
-                served = state(st.get("replica", db.conn))
-                if served != "withdrawn" and state(db.conn) == "withdrawn":
-                    stale[0] += 1  # nothing else to compare with: the consumer uses it
-
-        env.process(operator())
-        for _ in range(n):
-            env.process(consumer())
-        env.run(until=horizon)
-        st["replica"].close()
+        db.fire("dev", "train", aid, "m")
+        replica = sqlite3.connect(workdir / "replica.sqlite")
+        db.conn.backup(replica)  # the admin serves a copy taken before the withdrawal
+        db.fire("op", "withdraw", aid, at=t_w)
+        rng, stale = random.Random(seed + 1), 0
+        for _ in range(n):  # each consumer checks the model before every use
+            t = t_w + rng.expovariate(1 / mean)
+            while t < horizon:
+                (state,), = replica.execute("SELECT state FROM artefacts WHERE id=?", (aid,))
+                stale, t = stale + (state != "withdrawn"), t + rng.expovariate(1 / mean)
+        replica.close()
         db.close()
-        return Outcome(stale[0] > 0, False, None,
-                       metrics={"stale_actions": float(stale[0]),
-                                "stale_actions_unguarded": float(stale[0])})
+        return outcome(stale > 0, attack_at=t_w, metrics={"stale_actions": float(stale)})
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         t_w, horizon, n, mean = StaleNode._plan(tm, seed)
         p = tm.parameters
-        max_age, catch_up = float(p.get("max_age_s", 10)), float(p.get("catch_up_s", 2))
-        liar_region, peer_region = str(p.get("liar_region", "us")), str(p.get("peer_region",
-                                                                              "us"))
-        regions = [REGIONS[(i + 1) % 3] for i in range(n)]  # the consumers' own
-        people = {"op": ("client-co", "eu"), "dev": ("dev-co", "us"),
-                  **{f"c{i}": (f"cons-{i}", regions[i]) for i in range(n)}}
-        w, ps = small_world(seed, people, [("op", "Model", "operator"),
-                                           ("dev", "Model", "developer")])
+        w, ps = world_of(seed, {"op": ("client-co", "eu", "operator"),
+                                "dev": ("dev-co", "us", "developer")})
         mc = w.clients["Model"]
         mid = mc.register(ps["op"].signer, salt("m"))
         mc.fire(ps["dev"].signer, "train", mid, digest_of("m"), "", [])
         w.mark_start()
         rng = random.Random(seed * 7919 + 5)  # the nodes' own draws
-        views = {r: RegionView(w, r, rng) for r in REGIONS}
-        st: dict[str, Any] = {"detected": None}
+        honest, st = RegionView(w, str(p["liar_region"]), rng), dict[str, Any](cut=10**9)
 
         class Liar:
             """Serves its honest view until the withdrawal's block arrives, then the parent of
             that block forever (a real, old head: nothing in it is false but its age)."""
 
-            def _height(self) -> int:
-                h = views[liar_region].height_at()
-                tx: SimTx | None = st.get("tx")
-                if tx is not None and tx.block is not None and h >= tx.block.height:
-                    st.setdefault("frozen_at", views[liar_region].arrival(tx.block.height))
-                    return tx.block.height - 1
-                return h
-
             def head(self) -> Head:
-                return views[liar_region].block(self._height())
+                tx, h = st.get("tx"), honest.height_at()
+                if tx is not None and tx.block is not None and h >= tx.block.height:
+                    st["cut"] = min(st["cut"], tx.block.height - 1)
+                    st.setdefault("frozen_at", honest.arrival(tx.block.height))
+                return honest.block(min(h, st["cut"]))
 
             def block(self, number: int) -> Head:
-                if number > self._height():
+                if number > self.head().number:
                     raise LookupError(number)
-                return views[liar_region].block(number)
-
-            def withdrawn(self) -> bool:
-                tx = st.get("tx")
-                return tx is not None and tx.block is not None and \
-                    self._height() >= tx.block.height
+                return honest.block(number)
 
         liar = Liar()
-        peer = RegionView(w, peer_region, rng)  # another domain's honest node
-        guard = FreshnessGuard(max_age, {"peer-co": peer}, max_lag_blocks=0,
-                               max_future_s=5, clock=lambda: clock_ts(w))
-
-        def withdrawn_in(view: RegionView) -> bool:
-            tx = st.get("tx")
-            return tx is not None and view.includes(tx)
-
-        counts = {"uses": 0, "stale": 0, "stale_unguarded": 0, "false_alarms": 0}
-
-        def operator():
-            yield w.env.timeout(t_w)
-            st["tx"] = yield from w.send(ps["op"], "Model", "fire", "withdraw", mid)
+        guard = FreshnessGuard(float(p["max_age_s"]), {"peer-co": RegionView(
+            w, str(p["peer_region"]), rng)}, max_lag_blocks=0, max_future_s=5,
+            clock=lambda: clock_ts(w))
+        counts, alarms = Counter[str](), []  # type: Counter[str], list[Alarm]
 
         def lied() -> bool:  # the node's answer differs from what it would say if honest
-            return not liar.withdrawn() and withdrawn_in(views[liar_region])
+            return "tx" in st and honest.includes(st["tx"]) and liar.head().number < \
+                st["tx"].block.height
 
-        def consumer(i: int):
+        def operator() -> Any:
+            yield w.env.timeout(t_w)
+            st["tx"] = yield from w.send("op", "Model", "fire", "withdraw", mid)
+
+        def consumer() -> Any:
             switched = False
-            while True:
-                yield w.env.timeout(w.rng.expovariate(1 / mean))
-                if w.env.now >= horizon:
-                    return
-                counts["uses"] += 1
-                if lied():
-                    counts["stale_unguarded"] += 1  # a consumer without the guard uses it now
-                if not switched:
-                    rep = guard.assess(liar)
-                    bad = set(rep.kinds)
-                    if bad == {"lag"}:
-                        # give the node catch_up_s to reach the peer's head of now: an honest
-                        # node does (the peer may have moved on again), a withholding one not
-                        target = max(rep.peer_heads.values())
-                        yield w.env.timeout(catch_up)
-                        bad = set(guard.assess(liar, at_least=target).kinds) - {"lag"}
-                    if bad:
-                        switched = True
-                        if "frozen_at" in st:
-                            if st["detected"] is None:
-                                st["detected"] = w.env.now
-                        else:
-                            counts["false_alarms"] += 1
-                if not switched and lied():
-                    counts["stale"] += 1  # it uses the withdrawn model on the node's word
+            while (yield w.env.timeout(w.rng.expovariate(1 / mean))) or w.env.now < horizon:
+                counts["stale_actions_unguarded"] += lied()
+                rep = guard.assess(liar)
+                bad = set(rep.kinds) if not switched else set()
+                if bad == {"lag"}:  # an honest node catches up to the peer's head of now
+                    yield w.env.timeout(float(p["catch_up_s"]))
+                    bad = set(guard.assess(liar, at_least=max(rep.peer_heads.values())).kinds
+                              ) - {"lag"}
+                if bad:
+                    switched = True
+                    if "frozen_at" in st:
+                        alarms.append(Alarm(w.env.now, "guard", ", ".join(sorted(bad))))
+                    else:
+                        counts["false_alarms"] += 1
+                counts["stale_actions"] += not switched and lied()
 
         w.env.process(operator())
-        for i in range(n):
-            w.env.process(consumer(i))
+        for _ in range(n):
+            w.env.process(consumer())
         w.run(horizon, drain=False)
         w.finish()
-        frozen = st.get("frozen_at")
-        ttd = (st["detected"] - frozen) if st["detected"] is not None and frozen is not None \
-            else None
-        return Outcome(counts["stale"] > 0, ttd is not None, ttd,
-                       metrics={"stale_actions": float(counts["stale"]),
-                                "stale_actions_unguarded": float(counts["stale_unguarded"]),
-                                "uses": float(counts["uses"]),
-                                "false_alarms": float(counts["false_alarms"]),
-                                "detect_s": ttd if ttd is not None else horizon - (frozen or 0)})
+        return outcome(counts["stale_actions"] > 0, attack_at=st.get("frozen_at"),
+                       alarms=alarms, metrics={k: float(counts[k]) for k in (
+                           "stale_actions", "stale_actions_unguarded", "false_alarms")})

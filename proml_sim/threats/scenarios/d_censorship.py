@@ -1,49 +1,25 @@
-"""D1: m of N proof-of-authority sealers censor one trust domain."""
+"""D1: m of N proof-of-authority sealers censor one trust domain; in the baseline the DBA's
+triggers drop the victim's rows while the application acknowledges them.  Each record of the
+victim is one attempt; the victim's own alarm: a record missing ``stall_timeout_s`` later."""
 
 from __future__ import annotations
 
 import random
-import statistics
 from pathlib import Path
+from typing import Any
 
-import simpy
-
-from proml_sim.lifecycles import Model
 from proml_sim.sim import Producer, digest_of, get_profile
-from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
+from proml_sim.threats.kit import Alarm
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import salt, small_world
-
-HORIZON = 900.0
-
-
-def _censored_run(seed: int, sealers: int, m: int, records: int) -> tuple[list[float], int]:
-    """(inclusion delays of the victim's records, how many never got in) with m censors."""
-    prof = get_profile("poa-clique").with_(sealer_offline_rate=0.0, stale_rate=0.0)
-    producers = [Producer(f"sealer{i}", ("eu", "us", "asia")[i % 3],
-                          censors=frozenset({"victim-co"}) if i < m else frozenset())
-                 for i in range(sealers)]
-    people = {"victim": ("victim-co", "eu"), "other": ("other-co", "us")}
-    grants = [(p, "Model", r) for p in people for r in ("operator", "developer")]
-    w, ps = small_world(seed, people, grants, profile=prof, producers=producers)
-    mids = {}
-    for p in ps:  # each team's model exists before the measured period
-        mids[p] = w.clients["Model"].register(ps[p].signer, salt(p))
-    w.mark_start()
-    txs = []
-
-    def victim():
-        for i in range(records):
-            yield w.env.timeout(w.rng.expovariate(1 / 20))
-            txs.append((yield from w.send(ps["victim"], "Model", "fire", "train",
-                                          mids["victim"], digest_of("v", i), "", [])))
-
-    w.env.process(victim())
-    w.run(HORIZON, drain=False)
-    w.finish()
-    delays = [t.confirmed[1] - t.submitted for t in txs if 1 in t.confirmed]
-    return delays, len(txs) - len(delays)
+from proml_sim.threats.scenarios.common import salt
+from proml_sim.threats.scenarios.d_availability import (
+    central,
+    median,
+    param_error,
+    trials_of,
+    world_of,
+)
 
 
 @scenario("D1", limit="when every sealer censors a domain, its records never get in; the "
@@ -51,69 +27,57 @@ def _censored_run(seed: int, sealers: int, m: int, records: int) -> tuple[list[f
 class Censorship:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        """The database's admin silently drops the victim domain's writes with a trigger; the
-        application still answers "recorded".  The victim reads each record back through the
-        application (what a careful client does) and notices the missing ones."""
-        records = int(tm.parameters.get("records", 10))
-        env = simpy.Environment()
-        rng = random.Random(seed)
-        db = CentralDB(workdir / "p.sqlite", {"Model": Model}, admin="db-admin")
-        for who, dom in (("victim", "victim-co"), ("other", "other-co")):
-            for role in ("operator", "developer"):
-                db.grant(who, "Model", role, dom)
-        mids = {who: db.register(who, "Model", "m") for who in ("victim", "other")}
-        for trig in ("history", "audit"):  # the censorship: the victim's rows never land
-            db.admin_sql(f"CREATE TRIGGER censor_{trig} BEFORE INSERT ON {trig} "
+        records, wait = int(tm.parameters["records"]), float(tm.parameters["stall_timeout_s"])
+        db = central(workdir, [("victim", r, "victim-co") for r in ("operator", "developer")])
+        aid = db.register("victim", "Model", "m")
+        for table in ("history", "audit"):  # the censorship: the victim's rows never land
+            db.admin_sql(f"CREATE TRIGGER censor_{table} BEFORE INSERT ON {table} "
                          "WHEN NEW.actor = 'victim' BEGIN SELECT RAISE(IGNORE); END")
         db.admin_sql("CREATE TRIGGER censor_state BEFORE UPDATE ON artefacts "
                      "WHEN OLD.owner = 'victim' BEGIN SELECT RAISE(IGNORE); END")
-        answered, lost, found = [0], [0], [0]
-        first: dict[str, float] = {}
-
-        def team(who: str):
-            for i in range(records):
-                yield env.timeout(rng.expovariate(1 / 20))
-                d = digest_of(who, i).hex()
-                if db.fire(who, "train", mids[who], d, at=env.now):
-                    answered[0] += who == "victim"
-                yield env.timeout(1.0)  # the client reads its record back
-                back = any(r[4] == d for r in db.history(mids[who]))
-                if who == "victim" and not back:
-                    lost[0] += 1
-                    found[0] += 1  # the read-back shows the write is missing
-                    first.setdefault("submitted", env.now - 1.0)
-                    first.setdefault("noticed", env.now)
-
-        env.process(team("victim"))
-        env.process(team("other"))
-        env.run()
+        rng, t, trials, acked = random.Random(seed), 0.0, [], 0
+        for i in range(records):
+            t += rng.expovariate(1 / 20)
+            d = digest_of("victim", i).hex()
+            acked += db.fire("victim", "train", aid, d, at=t)
+            kept = any(row[4] == d for row in db.history(aid))  # the victim's read-back
+            trials.append((not kept, t, [] if kept else [Alarm(t + wait, "victim:read-back")]))
         db.close()
-        ttd = first["noticed"] - first["submitted"] if first else None
-        return Outcome(lost[0] > 0, lost[0] > 0 and found[0] == lost[0], ttd,
-                       attempts=records, successes=lost[0], detections=found[0],
-                       metrics={"censored_forever_rate": lost[0] / records,
-                                "writes_acknowledged": float(answered[0])},
-                       note="baseline: the DBA's trigger drops the victim's rows while the "
-                            "application acknowledges them; the victim's read-back sees the gap "
-                            "and can only complain: nobody else can record for it")
+        return trials_of(trials, metrics={"writes_acknowledged": float(acked)})
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        sealers = int(tm.parameters.get("sealers", 5))
-        records = int(tm.parameters.get("records", 10))
-        attack_m = int(tm.parameters.get("attack_m", sealers - 1))
-        series_med, series_forever = [], []
-        headline_forever = 0.0
-        for m in range(sealers + 1):
-            delays, lost = _censored_run(seed * 100 + m, sealers, m, records)
-            med = statistics.median(delays) if delays else HORIZON
-            series_med.append((float(m), med))
-            series_forever.append((float(m), lost / records))
-            if m == attack_m:
-                headline_forever = lost / records
-                headline_delay = med
-        return Outcome(headline_forever > 0, False, None,
-                       metrics={"censorship_delay_s": headline_delay,
-                                "censored_forever_rate": headline_forever},
-                       series={"censorship_delay_by_m": series_med,
-                               "censored_forever_by_m": series_forever})
+        p = tm.parameters
+        n, m, records = int(p["sealers"]), int(p["attack_m"]), int(p["records"])
+        horizon, wait = float(p["horizon_s"]), float(p["stall_timeout_s"])
+        if not 0 <= m <= n:
+            raise param_error(tm, f"attack_m={m} outside 0..sealers={n}")
+        prof = get_profile("poa-clique").with_(sealers=n, sealer_offline_rate=0.0,
+                                               stale_rate=0.0)
+        producers = [Producer(f"sealer{i}", ("eu", "us", "asia")[i % 3],
+                              censors=frozenset({"victim-co"}) if i < m else frozenset())
+                     for i in range(n)]
+        w, ps = world_of(seed, {"victim": ("victim-co", "eu", "operator developer")},
+                         profile=prof, producers=producers)
+        mid = w.clients["Model"].register(ps["victim"].signer, salt("victim"))
+        w.mark_start()
+        txs = []
+
+        def victim() -> Any:
+            for i in range(records):
+                yield w.env.timeout(w.rng.expovariate(1 / 20))
+                txs.append((yield from w.send("victim", "Model", "fire", "train", mid,
+                                              digest_of("v", i), "", [])))
+
+        w.env.process(victim())
+        w.run(horizon, drain=False)
+        w.finish()
+        delays = [t.confirmed[1] - t.submitted for t in txs if 1 in t.confirmed]
+        # records sent too late to judge (less than stall_timeout_s before the horizon) are no
+        # trials; the victim's node alarms when its record is still not in a block by then
+        trials = [(1 not in t.confirmed, t.submitted, [Alarm(t.submitted + wait, "victim:pending")]
+                   if t.confirmed.get(1, horizon) - t.submitted > wait else [])
+                  for t in txs if t.submitted + wait <= horizon]
+        return trials_of(trials, metrics={
+            "censorship_delay_s": median(delays, horizon),
+            "censored_forever_rate": (len(txs) - len(delays)) / max(1, len(txs))})

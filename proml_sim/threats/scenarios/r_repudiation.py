@@ -14,21 +14,21 @@ from typing import Any
 
 import coincurve
 import rlp
-import simpy
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from proml_sim.chain.abi import ContractABI
 from proml_sim.errors import ProMLError
-from proml_sim.ir import Approved, Registered, RoleGranted, Transitioned, replay
-from proml_sim.lifecycles import Dataset, Model
+from proml_sim.ir import Transitioned, replay
+from proml_sim.lifecycles import Dataset
 from proml_sim.node import BlobStore, ProMLNode
 from proml_sim.sim import digest_of
-from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
+from proml_sim.threats.kit import Alarm, Auditor, outcome
 from proml_sim.threats.monitor import ChainReader
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import salt, small_world
+from proml_sim.threats.scenarios.common import salt
+from proml_sim.threats.scenarios.d_availability import call, central, trials_of, world_of
 
 HOUR = 3600.0
 
@@ -77,130 +77,107 @@ def tx_with(raw: bytes, *, to: str | None = None, data: bytes | None = None) -> 
 # ---------------------------------------------------------------------------------------------
 # R1: an actor denies a recorded action
 # ---------------------------------------------------------------------------------------------
+R1_STEPS = [("register", "op"), ("train", "dev"), ("verify", "v1")]  # what really happened
+R1_PEOPLE = {"op": ("client-co", "eu", "operator"), "dev": ("dev-co", "us", "developer"),
+             "v0": ("verif-0", "eu", "verifier"), "v1": ("verif-1", "asia", "verifier")}
+
+
+def _r1_times(seed: int) -> list[float]:
+    """When train, the two approvals, the denial (the rewrite) and the audit happen."""
+    rng = random.Random(f"R1-{seed}")
+    t = [rng.uniform(10, 60) * 60]
+    t += [t[-1] + rng.uniform(5, 30) * 60]
+    t += [t[-1] + rng.uniform(5, 30) * 60]
+    t += [t[-1] + rng.uniform(1, 4) * HOUR]
+    return [*t, t[-1] + rng.uniform(1, 24) * HOUR]
+
+
 @scenario("R1", limit="the signature proves which key acted, not which person: a key that "
                      "was really stolen is S1's case (monitor, revocation)")
 class DenyAction:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        rng = random.Random(f"R1-{seed}")
-        env = simpy.Environment()
-        db = CentralDB(workdir / "p.sqlite", {"Model": Model}, admin="db-admin")
-        for who, role, dom in (("op", "operator", "client-co"), ("dev", "developer", "dev-co"),
-                               ("v0", "verifier", "verif-0"), ("v1", "verifier", "verif-1")):
-            db.grant(who, "Model", role, dom)
-        # the history rows as it really happened: an approval that does not fire is no row
-        truth = [("register", "op"), ("train", "dev"), ("verify", "v1")]
-        found: dict[str, Any] = {}
-
-        def workflow():
-            aid = db.register("op", "Model", "m", at=env.now)
-            yield env.timeout(rng.uniform(10, 60) * 60)
-            db.fire("dev", "train", aid, digest_of("bad-model", seed).hex(), at=env.now)
-            ev = digest_of("eval", seed).hex()
-            for v in ("v0", "v1"):
-                yield env.timeout(rng.uniform(5, 30) * 60)
-                db.fire(v, "verify", aid, ev, at=env.now)
-            yield env.timeout(rng.uniform(1, 4) * HOUR)
-            # the model misbehaves; dev denies having trained it, and the database's admin
-            # (dev's ally, or paid) makes the record agree
-            db.admin_sql("UPDATE history SET actor='intern' WHERE artefact=? AND step='train'",
-                         (aid,))
-            yield env.timeout(rng.uniform(1, 24) * HOUR)
-            found["history"] = db.history(aid)  # what an auditor is shown
-
-        env.process(workflow())
-        env.run()
+        t_train, t_v0, t_v1, t_deny, t_audit = _r1_times(seed)
+        db = central(workdir, [(who, role, dom) for who, (dom, _, role) in R1_PEOPLE.items()])
+        aud = Auditor(db, float(tm.parameters["audit_every_s"]))
+        aid = db.register("op", "Model", "m")
+        for who, step, evidence, t in (("dev", "train", "bad model", t_train),
+                                       ("v0", "verify", "eval", t_v0),
+                                       ("v1", "verify", "eval", t_v1)):
+            aud.visit_until(t)  # the outside auditor notes the audit head on its visits
+            db.fire(who, step, aid, evidence, at=t)
+        aud.visit_until(t_deny)
+        # the model misbehaves; dev denies having trained it, and the DBA (dev's ally, or paid)
+        # makes the record agree: history and audit rows rewritten, the audit chain re-hashed
+        db.admin_sql("UPDATE history SET actor='intern' WHERE artefact=? AND step='train'",
+                     (aid,))
+        db.admin_sql("UPDATE audit SET actor='intern' WHERE artefact=? AND action='train'",
+                     (aid,))
+        db.rechain_audit()
+        hist = {(step, actor) for _, step, actor, *_ in db.history(aid)}  # what the auditor sees
+        alarms = aud.visit_until(t_audit)
         db.close()
-        hist = [(step, actor) for _, step, actor, *_ in found["history"]]
-        correct = sum(1 for t in truth if t in hist)
-        repudiated = ("train", "dev") not in hist
-        # nothing outside the database shows that 'intern' is not who trained the model
-        return Outcome(repudiated, False, None,
-                       metrics={"attribution": correct / len(truth),
-                                "integrity_violations": float(len(truth) - correct)})
+        correct = sum(step in hist for step in R1_STEPS)
+        return outcome(("train", "dev") not in hist, attack_at=t_deny, alarms=alarms, metrics={
+            "attribution": correct / len(R1_STEPS),
+            "integrity_violations": float(len(R1_STEPS) - correct)})
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        rng = random.Random(f"R1-{seed}")
-        people = {"op": ("client-co", "eu"), "dev": ("dev-co", "us"), "v0": ("verif-0", "eu"),
-                  "v1": ("verif-1", "asia")}
-        grants = [("op", "Model", "operator"), ("dev", "Model", "developer"),
-                  ("v0", "Model", "verifier"), ("v1", "Model", "verifier")]
-        w, ps = small_world(seed, people, grants)
-        model = w.clients["Model"]
-        sent: dict[bytes, bytes] = {}  # tx hash -> raw (any node serves raw transactions)
-        state: dict[str, Any] = {}
+        times = _r1_times(seed)
+        w, ps = world_of(seed, R1_PEOPLE)
+        model, sent = w.clients["Model"], {}  # tx hash -> raw (any node serves raw txs)
+        mid = model.artefact_id(ps["op"].address, salt("m"))
 
-        def send(who: str, *args: Any):
-            tx = yield from w.send(ps[who], "Model", *args)
-            sent[tx.hash] = tx.raw
-            yield w.confirmed(tx, 1)
-            return w.result(tx)
-
-        def workflow():
-            mid = yield from send("op", "register", salt("m"))
-            state["id"] = mid
-            yield w.env.timeout(rng.uniform(10, 60) * 60)
-            yield from send("dev", "fire", "train", mid, digest_of("bad-model", seed), "", [])
-            ev = digest_of("eval", seed)
-            for v in ("v0", "v1"):
-                yield w.env.timeout(rng.uniform(5, 30) * 60)
-                yield from send(v, "fire", "verify", mid, ev, "", [])
-            yield w.env.timeout(rng.uniform(1, 4) * HOUR)
-            # dev denies; the consortium admin, asked to "fix" it, can only revoke dev's role
-            assert w.admin is not None
-            tx = yield from w.send(w.admin, "Model", "revoke", "developer", ps["dev"].address)
-            sent[tx.hash] = tx.raw
-            yield w.confirmed(tx, 1)
+        def workflow() -> Any:
+            steps: tuple[tuple[Any, ...], ...] = (
+                (0.0, "op", "register", salt("m")),
+                (times[0], "dev", "fire", "train", mid, digest_of("bad", seed), "", []),
+                *((t, v, "fire", "verify", mid, digest_of("eval"), "", [])
+                  for t, v in zip(times[1:3], ("v0", "v1"), strict=True)),
+                # dev denies; the consortium admin can only revoke its role
+                (times[3], "consortium-admin", "revoke", "developer", ps["dev"].address))
+            for t, who, *args in steps:
+                yield w.env.timeout(max(0.0, t - w.env.now))
+                tx = yield from call(w, who, *args)
+                sent[tx.hash] = tx.raw
 
         w.env.process(workflow())
-        w.run(8 * HOUR, drain=False)
+        w.run(times[4], drain=False)
         w.finish()
-        events = ChainReader(model, w.backend).poll()
-        abi = ContractABI(model.abi)
-        attributed = checked = 0
-        disputed_ok = False
-        for ce in events:
-            ev = ce.event
-            actor = (ev.actor if isinstance(ev, Transitioned) else ev.approver
-                     if isinstance(ev, Approved) else ev.registrant
-                     if isinstance(ev, Registered) else ev.sender
-                     if isinstance(ev, RoleGranted) else None)
-            raw = sent.get(ce.tx_hash)
+        # the auditor: every event's transaction recovers to the event's actor, and the disputed
+        # train's signed calldata says train(this id, this digest); replay(events) == state
+        train = ContractABI(model.abi).selector("train")
+        attributed, checked, disputed_ok = 0, 0, False
+        for ce in ChainReader(model, w.backend).poll():
+            ev, raw = ce.event, sent.get(ce.tx_hash)
+            actor = next((getattr(ev, a) for a in ("actor", "approver", "registrant")
+                          if hasattr(ev, a)), None)
             if actor is None or raw is None:
-                continue  # set-up grants (made before the run) and revocations
-            checked += 1
+                continue  # set-up grants (made before the run) and the revocation
             f = tx_fields(raw)
             ok = (keccak(raw) == ce.tx_hash and tx_signer(raw) == actor
                   and f["to"] == model.address and f["chain_id"] == model.backend.chain_id)
-            attributed += ok
-            if isinstance(ev, Transitioned) and model.ir.transitions[ev.transition].name == "train":
-                # the signed calldata says train(this id, this digest): the event is not a
-                # relabelling of some other call
-                sel = abi.selector("train")
-                disputed_ok = (ok and f["data"][:4] == sel and ev.id == state["id"]
-                               and f["data"][4:36] == ev.id and f["data"][36:68] == ev.digest
-                               and ev.actor == ps["dev"].address)
+            checked, attributed = checked + 1, attributed + ok
+            if f["data"][:4] == train and isinstance(ev, Transitioned):
+                disputed_ok = (ok and actor == ps["dev"].address and f["data"][4:36] == ev.id
+                               == mid and f["data"][36:68] == ev.digest)
         replay_ok = replay(model.ir, model.events()) == model.snapshot()
-        repudiated = not (disputed_ok and replay_ok)
-        return Outcome(repudiated, False, None,
-                       metrics={"attribution": attributed / checked if checked else 0.0,
-                                "replay_matches": float(replay_ok),
-                                "integrity_violations": float(checked - attributed)})
+        return outcome(not (disputed_ok and replay_ok), attack_at=times[3], metrics={
+            "attribution": attributed / checked if checked else 0.0,
+            "replay_matches": float(replay_ok),
+            "integrity_violations": float(checked - attributed)})
 
 
 # ---------------------------------------------------------------------------------------------
 # R2: the owner deletes the off-chain blob
 # ---------------------------------------------------------------------------------------------
-R2_DEFAULTS: dict[str, Any] = {"domains": 4, "replicas": 2, "replica_loss": 0.1, "trials": 20}
-
-
-def _r2_params(tm: ThreatModel) -> dict[str, Any]:
-    unknown = set(tm.parameters) - set(R2_DEFAULTS)
-    if unknown:
-        raise ValueError(f"{tm.path}: unknown parameters {sorted(unknown)}; known: "
-                         f"{sorted(R2_DEFAULTS)}")
-    return {**R2_DEFAULTS, **tm.parameters}
+def _r2_plan(tm: ThreatModel, seed: int) -> tuple[int, int, float, list[tuple[float, float]]]:
+    """(replicas, datasets, replica loss, per dataset (deleted at, fetched at))."""
+    p, rng = tm.parameters, random.Random(f"R2-{seed}")
+    n = int(p["trials"])
+    return (int(p["replicas"]), n, float(p["replica_loss"]),
+            [(rng.uniform(1, 6) * HOUR, rng.uniform(7, 24) * HOUR) for _ in range(n)])
 
 
 def _retrievable(node: ProMLNode, name: str) -> bool:
@@ -208,8 +185,7 @@ def _retrievable(node: ProMLNode, name: str) -> bool:
     the record behind the digest and every file it names?"""
     try:
         ref = node.resolve(name)
-        digest = node.client(ref.lifecycle).history(ref.id)[0].digest
-        rec = node.record_of(digest)
+        rec = node.record_of(node.client(ref.lifecycle).history(ref.id)[0].digest)
         if rec is None:
             return False
         for f in (*rec.outputs, *rec.input_files):
@@ -219,125 +195,66 @@ def _retrievable(node: ProMLNode, name: str) -> bool:
         return False
 
 
-def _loss_series(root: Path, n: int, trials: int, loss: float, rng: random.Random,
-                 seed: int) -> list[tuple[float, float]]:
-    """Availability against replication factor r when, besides the owner deleting its copy,
-    every other domain's copy of a blob is lost independently with probability ``loss``:
-    ``trials`` blobs per r, written through a replicating store, then read back from the
-    replicas (re-hashed)."""
-    out = []
-    for r in range(n):
-        base = root / f"r{r}"
-        reps = [base / f"rep{i}" for i in range(r)]
-        owner = BlobStore(base / "owner", reps)
-        blobs = [owner.put_bytes(f"blob {seed} {r} {t}".encode()).digest for t in range(trials)]
-        shutil.rmtree(owner.objects)
-        for d in blobs:
-            for rep in reps:
-                if rng.random() < loss:
-                    BlobStore(rep).path_of(d).unlink()
-        ok = sum(any(BlobStore(rep).check(d) is None for rep in reps) for d in blobs)
-        out.append((float(r), ok / trials))
-    return out
-
-
-@scenario("R2", limit="with no copy outside the owner's domain (replication factor 0) the "
-                     "owner can destroy the evidence; the chain still proves what it was")
+@scenario("R2", limit="with no copy outside the owner's domain (replicas = 0) the owner can "
+                     "destroy the evidence: whoever fetches it later sees only 'blob missing' "
+                     "(the chain proves what it was), which cannot tell deletion from loss")
 class DeleteBlob:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        rng = random.Random(f"R2-{seed}")
-        env = simpy.Environment()
+        _, n, _, plan = _r2_plan(tm, seed)
         # the data company runs the provenance database (as in T1) and its own file store
-        db = CentralDB(workdir / "p.sqlite", {"Dataset": Dataset}, admin="da")
-        db.grant("da", "Dataset", "dataset_admin", "data-co")
+        db = central(workdir, [("da", "dataset_admin", "data-co")], admin="da",
+                     lifecycles={"Dataset": Dataset})
         store = BlobStore(workdir / "da-store")
-        data = f"rows of seed {seed}\n".encode() * 200
-        blob = store.put_bytes(data)
-        aid = db.register("da", "Dataset", "ds", blob.digest)
-        seen: dict[str, Any] = {}
-
-        def owner():
-            yield env.timeout(rng.uniform(1, 6) * HOUR)
-            shutil.rmtree(store.objects)  # the bytes go...
-            db.admin_sql("DELETE FROM history WHERE artefact=?", (aid,))  # ...and the record
-            db.admin_sql("DELETE FROM artefacts WHERE id=?", (aid,))
-
-        def consumer():
-            yield env.timeout(rng.uniform(7, 24) * HOUR)
-            d = db.digest_of(aid)
-            seen["digest_known"] = d is not None
-            seen["available"] = d is not None and store.check(d) is None
-
-        env.process(owner())
-        env.process(consumer())
-        env.run()
+        aids = [db.register("da", "Dataset", f"ds{i}", store.put_bytes(
+            f"rows {seed} {i}\n".encode() * 200).digest) for i in range(n)]
+        shutil.rmtree(store.objects)  # the bytes go, and so do the rows, audit re-chained
+        for table, col in (("history", "artefact"), ("artefacts", "id"), ("audit", "artefact")):
+            db.admin_sql(f"DELETE FROM {table} WHERE {col} LIKE 'Dataset:%'")
+        db.rechain_audit()
+        gone = [(d := db.digest_of(a)) is None or store.check(d) is not None for a in aids]
         db.close()
-        # with the row gone, nothing shows the dataset ever existed: not even detectable
-        return Outcome(not seen["available"], seen["digest_known"], None,
-                       metrics={"availability": float(seen["available"])})
+        return trials_of([(g, t_del, []) for g, (t_del, _) in zip(gone, plan, strict=True)],
+                              metrics={"availability": 1 - sum(gone) / n})
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = _r2_params(tm)
-        rng = random.Random(f"R2-{seed}")
-        n = int(p["domains"])
-        env = simpy.Environment()
-        chain = workdir / "chain"
+        r, n, loss, plan = _r2_plan(tm, seed)
+        rng = random.Random(f"R2-loss-{seed}")
+        chain, reps = workdir / "chain", [workdir / f"domain-{i}" for i in range(r)]
         admin = ProMLNode.init(workdir / "admin", name="admin", domain="consortium",
-                               chain_dir=chain, new_chain=True, seed=f"R2-{seed}-admin",
+                               chain_dir=chain, new_chain=True, seed=f"R2-{seed}-a",
                                plain_key=True)  # a simulation: plain keys
-        others = [ProMLNode.init(workdir / f"d{i}", name=f"d{i}", domain=f"domain-{i}",
-                                 chain_dir=chain, seed=f"R2-{seed}-d{i}", plain_key=True)
-                  for i in range(1, n)]
-        stores = [o.store.root for o in others]
-        # one owner per replication factor r, each replicating to the first r other domains
-        owners = []
-        for r in range(n):
-            o = ProMLNode.init(workdir / f"owner{r}", name=f"owner{r}", domain="data-co",
-                               chain_dir=chain, seed=f"R2-{seed}-o{r}", replicas=stores[:r],
-                               plain_key=True)
-            admin.grant("Dataset", "dataset_admin", o.address, "data-co")
-            owners.append(o)
-        # the consumer reads the other domains' stores (not the owner's: what it heals is also
-        # pushed to its replicas, and it has no business writing into the owner's domain)
-        consumer = ProMLNode.init(workdir / "consumer", name="consumer", domain="cons-co",
-                                  chain_dir=chain, seed=f"R2-{seed}-c", replicas=stores,
-                                  plain_key=True)
-        for r, o in enumerate(owners):
-            f = workdir / f"data{r}.csv"
-            f.write_bytes(f"rows of seed {seed} r {r}\n".encode() * 200)
-            o.register("Dataset", f"ds{r}", [f])
-        result: dict[int, tuple[bool, bool, float]] = {}
-        deleted_at: dict[int, float] = {}
 
-        def owner(r: int):
-            yield env.timeout(rng.uniform(1, 6) * HOUR)
-            shutil.rmtree(owners[r].store.objects)  # its own store: all it controls
-            deleted_at[r] = env.now
+        def node(name: str, domain: str) -> ProMLNode:
+            return ProMLNode.init(workdir / name, name=name, domain=domain, chain_dir=chain,
+                                  seed=f"R2-{seed}-{name}", replicas=reps, plain_key=True)
 
-        def fetch(r: int):
-            yield env.timeout(rng.uniform(7, 24) * HOUR)
-            name = f"ds{r}@{owners[r].address}"
-            # what the consumer itself sees: the chain still commits to a digest (so the record
-            # existed), and no store it can reach has bytes hashing to it -- an alarm raised
-            # from the consumer's own data, not from looking into the owner's store
-            on_chain = bool(consumer.client("Dataset").history(consumer.resolve(name).id))
-            ok = _retrievable(consumer, name)
-            result[r] = (ok, on_chain and not ok, env.now - deleted_at[r])
-
-        for r in range(n):
-            env.process(owner(r))
-            env.process(fetch(r))
-        env.run()
-        series = [(float(r), float(result[r][0])) for r in range(n)]
-        # and when other domains lose copies too (each copy independently, probability p)
-        lossy = _loss_series(workdir / "loss", n, int(p["trials"]), float(p["replica_loss"]),
-                             rng, seed)
-        head = min(int(p["replicas"]), n - 1)
-        available, noticed, ttd = result[head]
-        return Outcome(not available, noticed, ttd if noticed else None,
-                       metrics={"availability": float(available),
-                                "deletion_evident": float(noticed)},
-                       series={"availability_by_r": series,
-                               "availability_by_r_with_loss": lossy})
+        owner = node("owner", "data-co")  # replicates each new blob to the r other domains
+        admin.grant("Dataset", "dataset_admin", owner.address, "data-co")
+        # the consumer reads the other domains' stores (not the owner's)
+        consumer = node("consumer", "cons-co")
+        for i in range(n):
+            f = workdir / f"data{i}.csv"
+            f.write_bytes(f"rows {seed} {i}\n".encode() * 200)
+            owner.register("Dataset", f"ds{i}", [f])
+        for rep in reps:  # other domains also lose copies, each independently
+            for blob in (rep / "objects").rglob("*") if loss > 0 else ():
+                if blob.is_file() and rng.random() < loss:
+                    blob.unlink()
+        shutil.rmtree(owner.store.objects)  # its own store: all it controls
+        trials: list[tuple[bool, float, list[Alarm]]] = []
+        noticed, delays = 0, []
+        for i, (t_del, t_fetch) in enumerate(plan):
+            name = f"ds{i}@{owner.address}"
+            lost = not _retrievable(consumer, name)
+            # what the consumer sees: the chain commits to a digest and no store it can reach
+            # has bytes hashing to it: 'blob missing', not evidence of a deletion (limit)
+            if lost and consumer.client("Dataset").history(consumer.resolve(name).id):
+                noticed += 1
+                delays.append(t_fetch - t_del)
+            trials.append((lost, t_del, []))
+        return trials_of(trials, metrics={
+            "availability": 1 - sum(t[0] for t in trials) / n,
+            "missing_noticed": noticed / n,
+            **({"missing_noticed_after_s": sum(delays) / len(delays)} if delays else {})})

@@ -116,25 +116,6 @@ def test_s7_front_running(catalogue, tmp_path):
     assert SENDER_BOUND_ID not in caller_chosen_id_mutant().source
 
 
-def test_r1_repudiation(catalogue, tmp_path):
-    r = run(catalogue, "R1", 2, tmp_path)
-    b, p = r["baseline"], r["proml"]
-    assert p["verdict"] == "prevented" and p["attribution"] == 1 and p["replay_matches"] == 1
-    assert p["integrity_violations"] == 0
-    assert b["verdict"] == "documented_limit" and b["attribution"] < 1
-
-
-def test_r2_blob_deletion(catalogue, tmp_path):
-    r = run(catalogue, "R2", 1, tmp_path)
-    b, p = r["baseline"], r["proml"]
-    # replicas heal the owner's deletion: the consumer gets the bytes and sees nothing amiss
-    assert p["verdict"] == "prevented" and p["availability"] == 1 and p["deletion_evident"] == 0
-    assert series(p, "availability_by_r") == {0.0: 0, 1.0: 1, 2.0: 1, 3.0: 1}
-    lossy = series(p, "availability_by_r_with_loss")
-    assert lossy[0.0] == 0 and lossy[3.0] >= lossy[1.0] > 0
-    assert b["verdict"] == "documented_limit" and b["availability"] == 0
-
-
 def test_forensics_recover_the_signer_and_see_alterations():
     s = KeyRing.from_seed("forensics", 1).signer(KeyRing.from_seed("forensics", 1).addresses[0])
     raw = s.sign_transaction(chain_id=1337, nonce=3, to="0x" + "12" * 20, data=b"\x01\x02",
@@ -178,12 +159,3 @@ def test_s2_no_role(catalogue, tmp_path):
     r = run(catalogue, "S2", 1, tmp_path)
     assert r["proml"]["verdict"] == "prevented" and r["proml"]["accepted"] == 0
     assert r["baseline"]["verdict"] == "documented_limit"
-
-
-def test_r2_without_replicas_the_consumer_notices_from_its_own_view(catalogue, tmp_path):
-    r = run_threat(with_parameters(catalogue["R2"], {"replicas": 0}), seeds=1,
-                   workdir=tmp_path)
-    p, b = r["proml"], r["baseline"]
-    # the chain still commits to the digest, no reachable store has it: the consumer's alarm
-    assert p["verdict"] == "detected" and p["availability"] == 0 and p["ttd_s"] > 0
-    assert b["verdict"] == "documented_limit"  # the row is gone too: nothing to notice
