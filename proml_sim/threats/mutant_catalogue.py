@@ -455,9 +455,9 @@ def run_catalogue(
     progress: Callable[[int, int], None] | None = None,
 ) -> CatalogueRun:
     """Run the catalogue of ``lifecycle`` (a class, or a spec for worker processes): the
-    unmutated contract and every (or ``sample``) non-equivalent mutant of ``kinds``, on every
-    seed, through :func:`proml_sim.parallel.run_tasks` (``workers``: 0 serial in this process,
-    ``None`` one process per CPU).  ``only``: these ids."""
+    unmutated contract, then (if it passes on every seed) every (or ``sample``) non-equivalent
+    mutant of ``kinds``, on every seed, through :func:`proml_sim.parallel.run_tasks`
+    (``workers``: 0 serial in this process, ``None`` one process per CPU).  ``only``: these ids."""
     import time
 
     from proml_sim.lifecycles import lifecycle_spec
@@ -478,12 +478,18 @@ def run_catalogue(
     # worker processes import the lifecycle by its spec; this process may pass the class
     arg: Any = lc if workers == 0 else (lifecycle if isinstance(lifecycle, str)
                                         else lifecycle_spec(lc))
-    tasks: list[tuple[Any, ...]] = [(arg, s, max_examples, steps) for s in seeds]
-    tasks += [(arg, mid, s, max_examples, steps) for mid in ran for s in seeds]
-    rows, executor, n = run_tasks(_task, tasks, workers=workers, progress=progress)
-    originals = dict(zip(seeds, rows[: len(seeds)], strict=True))
+    # the unmutated contract first: if it fails, a kill means nothing and no mutant is run
+    first, executor, n = run_tasks(_task, [(arg, s, max_examples, steps) for s in seeds],
+                                   workers=workers)
+    originals = dict(zip(seeds, first, strict=True))
+    if not all(r.passed for r in first):
+        ran = []
+    tasks: list[tuple[Any, ...]] = [(arg, mid, s, max_examples, steps)
+                                    for mid in ran for s in seeds]
+    rows, executor, n = (run_tasks(_task, tasks, workers=workers, progress=progress)
+                         if tasks else ([], executor, n))
     return CatalogueRun(ir.name, ir.fingerprint(), tuple(seeds), max_examples, steps, kinds,
-                        tuple(entries), tuple(ran), originals, tuple(rows[len(seeds):]),
+                        tuple(entries), tuple(ran), originals, tuple(rows),
                         time.perf_counter() - start, executor, n)
 
 
