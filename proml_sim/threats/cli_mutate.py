@@ -38,6 +38,8 @@ def cmd_mutate(args: argparse.Namespace) -> int:
 
     if args.coverage:
         return cmd_coverage(args)
+    if args.catalogue:
+        return cmd_catalogue(args)
     try:
         lifecycle = load_lifecycle(args.lifecycle)
         progress = None if args.json else (lambda line: print(line, file=sys.stderr, flush=True))
@@ -80,6 +82,8 @@ def cmd_coverage(args: argparse.Namespace) -> int:
             raise
         raise UsageError("proml mutate --coverage runs the hypothesis property suite; install "
                          "it with pip install 'proml-sim[dev]'") from exc
+    if args.random:
+        return _random_coverage(args)
     try:
         lifecycle = load_lifecycle(args.lifecycle)
     except ValueError as exc:
@@ -90,6 +94,11 @@ def cmd_coverage(args: argparse.Namespace) -> int:
             print(f"guard coverage of {args.lifecycle} ({layout}) ...", file=sys.stderr)
         rows.append(guard_coverage(compile_artefact(lifecycle, layout=layout), layout,
                                    args.max_examples, args.seed, args.steps))
+    _print_coverage(args, rows)
+    return EXIT_OK if all(not c.missed and c.suite_passed for c in rows) else EXIT_CHECK_FAILED
+
+
+def _print_coverage(args: argparse.Namespace, rows: list[Any]) -> None:
     if args.json:
         print(json.dumps([c.to_json() for c in rows], sort_keys=True))
     else:
@@ -101,7 +110,96 @@ def cmd_coverage(args: argparse.Namespace) -> int:
                       + (f"  [{g['sites']} sites]" if g["sites"] > 1 else ""))
             if not c.suite_passed:
                 print("  the unmutated contract fails the threat properties", file=sys.stderr)
+
+
+def _random_coverage(args: argparse.Namespace) -> int:
+    """``--coverage --random N``: guard coverage of N random lifecycles drawn (with hypothesis
+    seeded by --seed) by the strategy the differential tests use; one row per lifecycle."""
+    from proml_sim.parallel import run_tasks
+
+    tasks = [(args.random, args.seed, i, args.governance, layout, args.max_examples, args.steps)
+             for i in range(args.random) for layout in args.layout or ["registry"]]
+    progress = None if args.json else (
+        lambda done, n: print(f"random lifecycles: {done}/{n}", file=sys.stderr, flush=True))
+    try:
+        rows, _executor, _n = run_tasks(random_coverage_task, tasks, workers=args.workers,
+                                        progress=progress)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    _print_coverage(args, rows)
     return EXIT_OK if all(not c.missed and c.suite_passed for c in rows) else EXIT_CHECK_FAILED
+
+
+def random_coverage_task(n: int, seed: int, index: int, governance: bool, layout: str,
+                         max_examples: int, steps: int) -> Any:
+    """Guard coverage of random lifecycle ``index`` of the ``n`` drawn with ``seed`` (a task
+    for :func:`proml_sim.parallel.run_tasks`: a worker draws the same lifecycles again).  Its
+    IR is named ``R<seed>x<index>`` so that reports name it the same in every process."""
+    import dataclasses
+
+    from proml_sim.compiler import compile_artefact
+    from proml_sim.ir import build_ir
+    from proml_sim.ir.strategies import draw_lifecycles
+    from proml_sim.threats.properties import guard_coverage
+
+    lc = draw_lifecycles(n, seed, governance=governance)[index]
+    ir = dataclasses.replace(build_ir(lc), name=f"R{seed}x{index}")
+    return guard_coverage(compile_artefact(ir, layout=layout), layout, max_examples, seed, steps)
+
+
+def cmd_catalogue(args: argparse.Namespace) -> int:
+    """``proml mutate --catalogue``: the mutants generated from the contract text (each guard
+    removed, each comparison moved by one, each bound changed), run on --seeds seeds."""
+    from proml_sim.lifecycles import load_lifecycle
+    from proml_sim.threats.mutant_catalogue import (
+        KINDS,
+        catalogue,
+        format_catalogue,
+        run_catalogue,
+    )
+
+    try:
+        lifecycle = load_lifecycle(args.lifecycle)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    kinds = tuple(args.kind) if args.kind else KINDS
+    if args.list:
+        entries = catalogue(lifecycle, kinds=kinds)
+        if args.json:
+            print(json.dumps([{"id": e.id, "kind": e.kind, "function": e.function,
+                               "line": e.line, "title": e.title, "old": e.old, "new": e.new,
+                               "equivalent_because": e.equivalent} for e in entries],
+                             sort_keys=True))
+        else:
+            for e in entries:
+                print(f"{e.id:28s} {e.kind:8s} {e.title}"
+                      + (f"  [equivalent: {e.equivalent}]" if e.equivalent else ""))
+        return EXIT_OK
+    progress = None if args.json else (
+        lambda done, n: print(f"catalogue: {done}/{n} runs", file=sys.stderr, flush=True))
+    try:
+        run = run_catalogue(
+            args.lifecycle if ":" in args.lifecycle else lifecycle,
+            seeds=tuple(range(args.seed, args.seed + args.seeds)),
+            max_examples=args.max_examples, steps=args.steps, kinds=kinds, sample=args.sample,
+            only=tuple(args.mutant) if args.mutant else None, workers=args.workers,
+            progress=progress)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.out:
+        from proml_sim.fsutil import atomic_write_json
+
+        path = atomic_write_json(Path(args.out) / "catalogue.json", run.to_json())
+        if not args.json:
+            print(f"wrote {path}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(run.to_json(), sort_keys=True))
+    else:
+        print(format_catalogue(run))
+        if not run.suite_ok:
+            print("the unmutated contract fails the threat properties: kills mean nothing",
+                  file=sys.stderr)
+    return EXIT_OK if run.all_killed else EXIT_CHECK_FAILED
 
 
 def register(sub: Any) -> None:
@@ -126,7 +224,8 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=cliargs.non_negative_int, default=0,
                    help="hypothesis seed (default 0)")
     p.add_argument("--mutant", action="append",
-                   help="only this mutant (id such as b-tx-origin, or its letter); repeatable")
+                   help="only this mutant (id such as b-tx-origin, or its letter; with "
+                   "--catalogue a catalogue id such as guard-verify-6); repeatable")
     p.add_argument("--chain-only", action="store_true",
                    help="also run each mutant without the reference interpreter (chain-data "
                    "properties only)")
@@ -140,6 +239,29 @@ def register(sub: Any) -> None:
                    help="also plant your own mutant(s): a TOML file of [[mutant]] tables with "
                    "id, title, old and new (the exact text to replace, found exactly once), "
                    "optionally part (registry, factory, clone, artefact) and function")
+    p.add_argument("--random", type=cliargs.positive_int, metavar="N",
+                   help="with --coverage: N random lifecycles (drawn with --seed by the "
+                   "strategy the differential tests use) instead of --lifecycle; one row each")
+    p.add_argument("--governance", action="store_true",
+                   help="with --random: draw consortium lifecycles too")
+    p.add_argument("--catalogue", action="store_true",
+                   help="run the mutant catalogue generated from the contract text: each guard "
+                   "removed, each comparison moved by one or flipped, each capacity/bound "
+                   "constant changed by one; equivalent mutants listed with the reason; exit 1 "
+                   "if one survives on any seed")
+    p.add_argument("--list", action="store_true",
+                   help="with --catalogue: list the mutants, run nothing")
+    p.add_argument("--kind", action="append", choices=("guard", "compare", "bound"),
+                   help="with --catalogue: only this kind (repeatable)")
+    p.add_argument("--seeds", type=cliargs.positive_int, default=1,
+                   help="with --catalogue: run on seeds --seed .. --seed+N-1 (default 1)")
+    p.add_argument("--sample", type=cliargs.positive_int, metavar="N",
+                   help="with --catalogue: run N mutants spread evenly over the catalogue")
+    p.add_argument("--workers", type=cliargs.non_negative_int,
+                   help="with --catalogue or --random: worker processes (default: one per "
+                   "CPU; 0 runs in this process)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    p.add_argument("--out", type=cliargs.output_dir, help="write DIR/mutation.json (atomically)")
+    p.add_argument("--out", type=cliargs.output_dir,
+                   help="write DIR/mutation.json (with --catalogue: DIR/catalogue.json), "
+                   "atomically")
     p.set_defaults(func=cmd_mutate)

@@ -100,6 +100,7 @@ __all__ = [
     "run_threat_properties",
     "storage_snapshot",
     "threat_machine",
+    "unreachable_guards",
 ]
 
 #: The properties, in the order a failing step reports them: checks on chain data first (the
@@ -204,6 +205,39 @@ def contract_sources(compiled: CompiledContract | CompiledLayout,
     return out
 
 
+def unreachable_guards(ir: LifecycleIR) -> dict[str, str]:
+    """Guards no call can make fail, by revert reason, each with the argument why.
+
+    A separation-of-duty guard of step ``t`` against step ``o`` can only fail on an artefact
+    on which ``o`` was done; when no transition leads from ``o``'s target back to a source of
+    ``t``, the state guard (checked before it in the generated code) refuses ``t`` first, so
+    the separation guard never fails (it stays as a defence in depth)."""
+    from proml_sim.ir import messages as msg
+
+    def reachable(start: str) -> set[str]:
+        seen, todo = {start}, [start]
+        while todo:
+            s0 = todo.pop()
+            for u in ir.transitions:
+                if s0 in u.sources and u.target not in seen:
+                    seen.add(u.target)
+                    todo.append(u.target)
+        return seen
+
+    out: dict[str, str] = {}
+    for t in ir.transitions:
+        for other, err in [*((o, msg.separation(ir, t, o)) for o in t.separate_from),
+                           *((o, msg.domain_separation(ir, t, o))
+                             for o in t.separate_domain_from)]:
+            target = ir.transition(other).target
+            if reachable(target).isdisjoint(t.sources):
+                out[str(getattr(err, "reason", err))] = (
+                    f"after {other} the artefact is in {target}, from which no transition "
+                    f"leads back to a source of {t.name} ({'|'.join(t.sources)}): the state "
+                    "guard, checked first, always refuses it")
+    return out
+
+
 @dataclass(frozen=True)
 class GuardCoverage:
     """Per guard (revert reason) of the deployed contracts: how many generated sequences made
@@ -216,15 +250,20 @@ class GuardCoverage:
     hits: dict[str, int]  # reason -> sequences that hit it (guards only)
     suite_passed: bool
 
+    #: guards no call can make fail (reason -> why, :func:`unreachable_guards`): not missed
+    unreachable: dict[str, str] = dataclasses.field(default_factory=dict)
+
     @property
     def missed(self) -> list[str]:
-        return sorted(r for r in self.guards if not self.hits.get(r))
+        return sorted(r for r in self.guards
+                      if not self.hits.get(r) and r not in self.unreachable)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {"lifecycle": self.lifecycle, "layout": self.layout, "examples": self.examples,
                 "suite_passed": self.suite_passed, "missed": self.missed,
-                "guards": [{"reason": r, "sites": n, "sequences": self.hits.get(r, 0)}
+                "guards": [{"reason": r, "sites": n, "sequences": self.hits.get(r, 0),
+                            "unreachable": self.unreachable.get(r)}
                            for r, n in sorted(self.guards.items())]}
 
 
@@ -239,7 +278,9 @@ def guard_coverage(compiled: CompiledContract | CompiledLayout, layout: str | No
             guards[r] = guards.get(r, 0) + n
     res = run_threat_properties(bundle, max_examples=max_examples, seed=seed, steps=steps)
     return GuardCoverage(bundle.ir.name, bundle.layout, res.examples, guards,
-                         {r: n for r, n in res.guard_hits.items() if r in guards}, res.passed)
+                         {r: n for r, n in res.guard_hits.items() if r in guards}, res.passed,
+                         {r: why for r, why in unreachable_guards(bundle.ir).items()
+                          if r in guards})
 
 
 # -- the event audit (chain data only) ---------------------------------------------------------
@@ -454,7 +495,12 @@ RAW_GAS = 600_000
 #: extra approver accounts, one more than the approval slots of a version (guard_probe fills
 #: them: each approves and is revoked before the next, so the threshold is never reached)
 N_FLOOD = MAX_APPROVERS + 1
-FLOOD_DOMAIN = b"domain-flood".ljust(32, b"\0")
+
+
+def flood_domain(j: int) -> bytes:
+    """The trust domain of flood approver ``j`` (guard_probe): one of its own."""
+    return f"domain-flood-{j}".encode().ljust(32, b"\0")
+
 
 #: a small relay a phisher deploys: the victim "claims" something, the relay calls the lifecycle
 RELAY_SOURCE = """# pragma version ~=0.4.3
@@ -795,16 +841,15 @@ class ThreatMachine(RuleBasedStateMachine):
         without evidence.  Once per example: every step by an account without its role; every
         step on a fresh artefact walked honestly to a state that refuses it, and every evidence
         step without evidence where it is allowed; every separated step by the actor of the
-        step it is separated from; the approval slots of a version filled by approvers revoked
-        one by one."""
+        step it is separated from (walked back to the separated step's source when the state
+        graph allows); for every k-of-n step, a double approval and the approval slots of a
+        version filled by approvers of distinct domains."""
         ir = self.ir
         admin = self.keys.signer(self.accounts[ADMIN])
-        # a step on an id nobody registered (raw: no client-side check in the way)
-        t = self._draw_t(data, ir.transitions)
+        # a step on an id nobody registered (raw: no client-side check in the way), refused
+        # with the reference's reason (the unknown-id guard, not a later one, refuses it)
         fake = _digest(b"never registered", aid)
-        self._refused(self._raw(admin, self.client.address,
-                                self._calldata(t, fake, _digest(b"probe", fake))),
-                      "ids", f"{t.name} on an unregistered id")
+        self._unregistered(self._draw_t(data, ir.transitions), fake)
         # a role index past the last, granted and revoked by the admin
         role = len(ir.roles) + data.draw(st.integers(0, 255 - len(ir.roles)), label="role")
         for fn, args in (("grant_role", [role, self.accounts[OUTSIDER], DOMAINS[0]]),
@@ -825,9 +870,18 @@ class ThreatMachine(RuleBasedStateMachine):
         if self.flooded:
             return
         # once per example (nothing kept across examples: hypothesis replays an example and
-        # its draws must not depend on earlier ones): every step by an account without its
-        # role, from whatever state (the role guard comes first) ...
+        # its draws must not depend on earlier ones): every step on an unregistered id; every
+        # step by an account without its role, from whatever state (the role guard comes
+        # first) ...
         self.flooded = True
+        for t in ir.transitions:
+            self._unregistered(t, fake)
+        # the role index just past the last (the boundary of the role-index guard)
+        for fn, args in (("grant_role", [len(ir.roles), self.accounts[OUTSIDER], DOMAINS[0]]),
+                         ("revoke_role", [len(ir.roles), self.accounts[OUTSIDER]])):
+            self._refused(self._raw(admin, self.client.address,
+                                    self.client.contract_abi.encode_call(fn, args)),
+                          "role-admin", f"{fn} of role index {len(ir.roles)}")
         for t in ir.transitions:
             outsiders = [i for i in range(N_ACCOUNTS) if not self._holds(i, t.by)]
             if outsiders:
@@ -848,44 +902,89 @@ class ThreatMachine(RuleBasedStateMachine):
                         or self._holders(t) or [OUTSIDER])
                 self._fire(pool[0], t, fresh,
                            ZERO32 if bad_evidence else self._honest_digest(fresh, t))
-        # ... every separated step by the actor of the step it is separated from ...
+        # ... every separated step by the actor of the step it is separated from: a fresh
+        # artefact walked to the first step, which that actor does (its firing approval for a
+        # k-of-n step), then walked on to a source of the separated step ...
         for t in ir.transitions:
             for other in map(ir.transition, t.separate_from):
                 both = [i for i in range(N_ACCOUNTS)
                         if self._holds(i, other.by) and self._holds(i, t.by)]
                 path = self._path_to(set(other.sources))
-                if not both or path is None:
-                    continue
+                back = self._path_to(set(t.sources), start=other.target)
+                if not both or path is None or back is None:
+                    continue  # no back path: the state guard always refuses first
                 fresh = self._register_honestly(None)
-                if not self._walk(fresh, path):
+                if not (self._walk(fresh, path) and self._walk(fresh, [other], last=both[0])
+                        and self._walk(fresh, back)):
                     continue
-                self._fire(both[0], other, fresh, self._honest_digest(fresh, other))
                 if t in self._allowed(fresh):
                     self._fire(both[0], t, fresh, self._honest_digest(fresh, t))
-        # ... and the approval slots of a version filled: MAX_APPROVERS + 1 approvers in a
-        # domain of their own, each approving and revoked before the next
-        step = self._approval_step(aid)
-        if step is None:
-            return
+        # ... and for every k-of-n step, on a fresh artefact walked to it: an approver
+        # approves twice, then the approval slots of the version are filled: MAX_APPROVERS
+        # approvers, each in a trust domain of its own, each approving and revoked before the
+        # next (so the threshold is never reached); then all of them granted again, and one
+        # more approver tries: every slot now holds a valid approver of a distinct domain,
+        # the most a count by domains ever sees (catalogue mutant bound-_seen-1-1: a domain
+        # list one short overflows here instead of answering ApprovalsFull)
+        for step in ir.transitions:
+            path = self._path_to(set(step.sources))
+            if step.approvals < 2 or path is None:
+                continue
+            twice, flooded = self._register_honestly(None), self._register_honestly(None)
+            if self._walk(twice, path) and step in self._allowed(twice):
+                digest = self._honest_digest(twice, step)
+                first = self._eligible(twice, step, digest)
+                if first:
+                    self._fire(first[0], step, twice, digest)
+                    self._fire(first[0], step, twice, digest, label="second approval")
+            if self._walk(flooded, path) and step in self._allowed(flooded):
+                self._flood(flooded, step)
+
+    def _flood(self, aid: bytes, step: TransitionIR) -> None:
+        """Fill the approval slots of ``step`` on ``aid`` (see guard_probe)."""
+        ir = self.ir
         digest = self._honest_digest(aid, step)
+        key = self._key(aid, step, digest)
         approver_role = step.by[0]
         granter = self._holder_of((ir.role(approver_role).admin,))
-        for j in range(N_FLOOD):
-            x = N_ACCOUNTS + j
-            self.op("grant", granter, approver_role, self.accounts[x], FLOOD_DOMAIN)
+        flood = [N_ACCOUNTS + j for j in range(N_FLOOD)]
+        used: list[int] = []
+        for j, x in enumerate(flood[:-1]):
+            if len(self.oracle.approvers.get(key, [])) >= MAX_APPROVERS:
+                break
+            self.op("grant", granter, approver_role, self.accounts[x], flood_domain(j))
             kind, _ = self._fire(x, step, aid, digest, label=f"flood approver {j}")
             self.op("revoke", granter, approver_role, self.accounts[x])
+            used.append(j)
             if kind != "ok":
-                break
+                return
+        for j in [*used, len(flood) - 1]:
+            self.op("grant", granter, approver_role, self.accounts[flood[j]], flood_domain(j))
+        self._fire(flood[-1], step, aid, digest, label=f"flood approver {len(flood) - 1}")
+        for j in [*used, len(flood) - 1]:  # they leave: later steps are unaffected
+            self.op("revoke", granter, approver_role, self.accounts[flood[j]])
+
+    def _unregistered(self, t: TransitionIR, fake: bytes) -> None:
+        """The admin does ``t`` on id ``fake`` that nobody registered (raw calldata)."""
+        digest = _digest(b"probe", fake)
+        receipt = self._raw(self.keys.signer(self.accounts[ADMIN]), self.client.address,
+                            self._calldata(t, fake, digest))
+        self._refused(receipt, "ids", f"{t.name} on an unregistered id")
+        args: list[Any] = [t.name, fake, *([digest, LOCATOR, []] if t.evidence else [])]
+        expected = _outcome(self.oracle.fire, self.accounts[ADMIN], *args)
+        actual = _receipt_outcome(receipt)
+        if actual != expected:
+            self._lockstep(f"{self._who(ADMIN)}: fire (raw)", args, actual, expected)
 
     def _refused(self, receipt: Receipt | None, prop: str, what: str) -> None:
         """A raw call that must revert; accepted, it breaks ``prop``."""
         if receipt is not None and receipt.status:
             self.violations.append(Violation(prop, f"{what} was accepted"))
 
-    def _path_to(self, goals: set[str]) -> list[TransitionIR] | None:
-        """The shortest list of transitions from the initial state into one of ``goals``."""
-        start = self.ir.initial.name
+    def _path_to(self, goals: set[str], start: str | None = None) -> list[TransitionIR] | None:
+        """The shortest list of transitions from ``start`` (default: the initial state) into
+        one of ``goals`` (``[]`` when ``start`` is one of them)."""
+        start = start or self.ir.initial.name
         paths: dict[str, list[TransitionIR]] = {start: []}
         frontier = [start]
         while frontier:
@@ -898,13 +997,21 @@ class ThreatMachine(RuleBasedStateMachine):
                     frontier.append(t.target)
         return None
 
-    def _walk(self, aid: bytes, path: Sequence[TransitionIR]) -> bool:
-        """Do ``path`` honestly on ``aid`` (k eligible approvers for a k-of-n step)."""
-        for u in path:
+    def _walk(self, aid: bytes, path: Sequence[TransitionIR], last: int | None = None) -> bool:
+        """Do ``path`` honestly on ``aid`` (k eligible approvers for a k-of-n step); ``last``:
+        the account that does the final step (gives its firing approval)."""
+        for n, u in enumerate(path, 1):
             before = self._version(aid)
-            for _ in range(u.approvals):
+            for a in range(u.approvals):
                 digest = self._honest_digest(aid, u)
                 pool = self._eligible(aid, u, digest)
+                if last is not None and n == len(path):
+                    final = a == u.approvals - 1
+                    pool = [i for i in pool if (i == last) == final]
+                    if not pool and not final:
+                        pool = [i for i in self._appoint(aid, u, digest) if i != last]
+                elif not pool:
+                    pool = self._appoint(aid, u, digest)
                 if not pool:
                     return False
                 self._fire(pool[0], u, aid, digest)
@@ -913,6 +1020,19 @@ class ThreatMachine(RuleBasedStateMachine):
             if self._version(aid) == before:
                 return False
         return True
+
+    def _appoint(self, aid: bytes, u: TransitionIR, digest: bytes) -> list[int]:
+        """No eligible approver left for ``u`` (a k-of-n step with fewer holders than k): the
+        role's admin appoints an insider who does not hold it yet; the eligible ones after."""
+        for i in INSIDERS:
+            if not self._holds(i, u.by):
+                granter = self._holder_of((self.ir.role(u.by[0]).admin,))
+                self.op("grant", granter, u.by[0], self.accounts[i], DOMAINS[i % 3],
+                        label="appointed approver")
+                pool = self._eligible(aid, u, digest)
+                if pool:
+                    return pool
+        return []
 
     @rule(data=st.data())
     def roles(self, data: st.DataObject) -> None:

@@ -1,0 +1,195 @@
+"""The generated mutant catalogue (`proml mutate --catalogue`): found in the contract text of
+any lifecycle, every guard / comparison / bound covered, equivalent mutants listed with the
+reason; a bounded sample is killed; a surviving planted mutant is exit 1.  Random-lifecycle
+guard coverage (`proml mutate --coverage --random N`).
+
+Budget (default run, 2 cores): about 30 s, most of it the killed sample and the survivor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import re
+import subprocess
+import sys
+import tokenize
+from pathlib import Path
+
+import pytest
+
+from proml_sim.codegen import generate_vyper
+from proml_sim.ir import build_ir
+from proml_sim.ir.strategies import draw_lifecycles
+from proml_sim.lifecycles import Dataset, GovernedModel, Model
+from proml_sim.threats.mutant_catalogue import (
+    catalogue,
+    format_catalogue,
+    run_catalogue,
+    sample_ids,
+)
+from proml_sim.threats.mutants import MutantAnchorError
+from proml_sim.threats.properties import guard_reasons, unreachable_guards
+
+LIFECYCLES = [Model, Dataset, GovernedModel]
+
+
+def _comparisons(line: str) -> int:
+    """Comparison operators of a condition line, counted by the tokenizer (independently of
+    the catalogue's ast walk): ==, !=, <, <=, >, >=, in, not in."""
+    toks = [t.string for t in tokenize.generate_tokens(io.StringIO(line.strip()).readline)
+            if t.type in (tokenize.OP, tokenize.NAME)]
+    n = sum(t in ("==", "!=", "<", "<=", ">", ">=") for t in toks)
+    return n + sum(t == "in" for t in toks)  # `not in` is one operator, counted by its `in`
+
+
+def proml(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "proml_sim.cli", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.parametrize("lifecycle", LIFECYCLES, ids=lambda c: c.__name__)
+def test_every_guard_and_comparison_of_the_generated_text_is_a_mutant(lifecycle: type) -> None:
+    src = generate_vyper(build_ir(lifecycle))
+    cat = catalogue(lifecycle)
+    guards = [m for m in cat if m.kind == "guard"]
+    # one guard mutant per assert/raise site carrying a revert reason
+    assert len(guards) == sum(guard_reasons(src).values())
+    # every comparison operator of a guard or branch condition has its compare mutant
+    lines = src.split("\n")
+    conds = [ln for ln in lines if re.match(r"\s+(assert|if|elif) ", ln)]
+    assert len([m for m in cat if m.kind == "compare"]) == sum(map(_comparisons, conds))
+    assert len({m.id for m in cat}) == len(cat)  # ids unique
+    for m in cat:  # each mutant changes its one line, and only that line
+        mutated = m.apply(src).split("\n")
+        assert mutated[m.line - 1] == m.new != m.old == lines[m.line - 1]
+        assert mutated[: m.line - 1] == lines[: m.line - 1]
+        assert mutated[m.line:] == lines[m.line:]
+
+
+def test_bounds_are_the_thresholds_and_capacities_not_masks() -> None:
+    titles = {m.id: m.title for m in catalogue(Model) if m.kind == "bound"}
+    assert "bound-verify-8-2-1" in titles and "bound-verify-8-2+1" in titles  # _n < 2 (k)
+    assert "bound-_approve-6-2-1" in titles  # len(_entries) >= 16 (approval slots)
+    assert {"bound-N_ROLES-1", "bound-N_ROLES+1"} <= set(titles)
+    assert not any("ADMIN_TABLE" in t for t in titles.values())  # a packed table, no bound
+    assert not any(" & " in t.split("`")[1] for t in titles.values() if "`" in t
+                   and "changed to" in t and t.split("changed to")[0].endswith("& "))
+    gov = {m.id for m in catalogue(GovernedModel) if m.kind == "bound"}
+    assert {"bound-QUORUM-1", "bound-QUORUM+1", "bound-MAX_DOMAINS-1"} <= gov
+
+
+def test_equivalent_mutants_are_listed_with_the_reason() -> None:
+    eq = {m.id: m.equivalent for m in catalogue(Model) if m.equivalent}
+    assert set(eq) == {"bound-_seen-1+1", "bound-_entries-1+1"}
+    assert "never holds more than 17" in eq["bound-_seen-1+1"]
+    assert "never reached" in eq["bound-_entries-1+1"]
+
+
+def test_the_catalogue_follows_the_generator_on_random_lifecycles() -> None:
+    for i, lc in enumerate(draw_lifecycles(6, seed=3)):
+        ir = dataclasses.replace(build_ir(lc), name=f"R{i}")
+        src = generate_vyper(ir)
+        cat = catalogue(ir)
+        assert len([m for m in cat if m.kind == "guard"]) == sum(guard_reasons(src).values())
+        dead = unreachable_guards(ir)
+        for m in cat:
+            assert m.apply(src) != src
+            reason = re.search(r'guard "(.*)" removed', m.title)
+            if m.kind == "guard" and reason and reason.group(1) in dead:
+                assert m.equivalent and "never fails" in m.equivalent
+    # a source that is not the one the catalogue was made from: loud, never a silent no-op
+    m = catalogue(Model)[0]
+    with pytest.raises(MutantAnchorError):
+        m.apply(generate_vyper(build_ir(Dataset)))
+
+
+def test_draw_lifecycles_is_reproducible_and_distinct() -> None:
+    a = [build_ir(c) for c in draw_lifecycles(4, seed=7)]
+    b = [build_ir(c) for c in draw_lifecycles(4, seed=7)]
+
+    def shape(ir: object) -> str:
+        return dataclasses.replace(ir, name="R").fingerprint()  # type: ignore[type-var]
+    assert [shape(x) for x in a] == [shape(x) for x in b]
+    assert len({shape(x) for x in a}) == 4
+
+
+def test_unreachable_separation_guard_is_recognised() -> None:
+    from proml_sim import Artefact, Role, State
+
+    class OneWay(Artefact):
+        r = Role()
+        a = State(initial=True, by=r)
+        b = State()
+        c = State(final=True)
+        go = a.to(b, by=r)
+        back = b.to(a, by=r)
+        end = b.to(c, by=r)
+        # after `end` the artefact is final: `go` can never follow it on the same artefact
+        late = a.to(c, by=r, separate_from="end")
+        # after `go` the artefact can come back to a (through `back`): reachable
+        again = a.to(b, by=r, separate_from="go")
+
+    dead = unreachable_guards(build_ir(OneWay))
+    assert list(dead) == ["SeparationOfDuty: OneWay.late: the actor of end may not also do this"]
+
+
+def test_sample_spreads_over_the_kinds() -> None:
+    cat = catalogue(Model)
+    ids = sample_ids(cat, 6)
+    assert len(ids) == 6 == len(set(ids))
+    assert {next(m.kind for m in cat if m.id == i) for i in ids} == {"guard", "compare",
+                                                                     "bound"}
+
+
+def test_a_bounded_sample_is_killed_and_a_planted_survivor_is_exit_1(tmp_path: Path) -> None:
+    # 5 examples: each of these dies within 3 (a survivor would use them all)
+    run = run_catalogue(Model, seeds=(0,), max_examples=5, steps=30, workers=0,
+                        only=("guard-verify-6", "cmp-verify-8-1", "bound-_seen-1-1",
+                              "bound-approvers-1+1"))
+    status = {e.id: run.status_of(e.id) for e in run.entries}
+    assert status == {"guard-verify-6": "killed", "cmp-verify-8-1": "killed",
+                      "bound-_seen-1-1": "killed", "bound-approvers-1+1": "not-compiled"}
+    assert run.all_killed and "stillborn bound-approvers-1+1" in format_catalogue(run)
+    # a planted mutant that changes nothing the chain does (a comment) survives: exit 1
+    f = tmp_path / "m.toml"
+    f.write_text('[[mutant]]\nid = "u-comment"\ntitle = "a comment edited"\nfunction = '
+                 '"_approve"\nold = "at most 16 entries"\nnew = "at most 15 entries"\n')
+    r = proml("mutate", "--mutant-file", str(f), "--mutant", "u-comment", "--max-examples",
+              "3", "--steps", "5", "--json")
+    assert r.returncode == 1, r.stderr
+    [row] = json.loads(r.stdout)["mutants"]
+    assert row["id"] == "u-comment" and row["status"] == "survived"
+
+
+def test_catalogue_cli_lists_and_refuses_unknown_ids() -> None:
+    r = proml("mutate", "--catalogue", "--list", "--lifecycle", "Dataset", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert {row["kind"] for row in rows} == {"guard", "compare", "bound"}
+    r = proml("mutate", "--catalogue", "--mutant", "no-such-mutant", "--workers", "0")
+    assert r.returncode == 2 and "--list" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_a_sample_of_the_dataset_catalogue_is_killed_on_one_seed() -> None:
+    """Half the catalogue of one paper lifecycle (every kind) on seed 0 at the default example
+    count: the whole one takes about 3 min on 2 cores, most of it the unmutated run; the full
+    run (both lifecycles, seeds 0-4) is the README's figure."""
+    r = proml("mutate", "--catalogue", "--lifecycle", "Dataset", "--seed", "0", "--sample",
+              "24", "--json")
+    out = json.loads(r.stdout)
+    assert out["suite_ok"] and not out["survived"], out["survived"]
+    assert r.returncode == 0 and out["run"] == 24 and out["sampled"]
+    assert {m["kind"] for m in out["mutants"] if m["results"]} == {"guard", "compare", "bound"}
+
+
+@pytest.mark.slow
+def test_every_guard_of_random_lifecycles_is_hit() -> None:
+    r = proml("mutate", "--coverage", "--random", "4", "--seed", "0", "--json")
+    rows = json.loads(r.stdout)
+    assert len(rows) == 4
+    for row in rows:
+        assert row["suite_passed"] and not row["missed"], (row["lifecycle"], row["missed"])
+    assert r.returncode == 0
