@@ -109,8 +109,8 @@ def reproduce(profile: str = "smoke", out: Path = Path("out"), seed: int = 0,
         "timings_s": timings,
         # must hold on every seed: the scenario, the calibration, and the required mutants
         # killed; threat verdicts are measurements (a mismatch with the expected verdict is
-        # reported in REPORT.md, not a failure of the run: with 2 smoke seeds a rare event
-        # such as D5's stale action may simply not occur)
+        # reported in REPORT.md, not a failure of the run: a rare event such as D5's stale
+        # action may not occur on a given set of seeds)
         "ok": bool(results["e00"]["ok"]) and all(c["within_tolerance"] for c in check.values())
         and bool(results["e06"]["required_killed"]),
     }
