@@ -9,8 +9,16 @@ lifecycle client, no network model): these attacks are about authority, not timi
 * E1: a compromised ADMIN (or role admin) key mints Sybil verifiers under made-up domains.
 * E2: one organisation in two roles: the developer's company also holds a verifier account.
 * E3: a stolen domain-admin key, rotated away by a quorum of the other domains.
-* E4: q colluding member domains try to add a Sybil domain (sweep q = 0..n): refused below the
-  quorum with a clear revert; at the quorum it succeeds (the honest, documented limit).
+* E4: q colluding member domains try to add a Sybil domain (``--param colluders=0,1,..,n``):
+  refused below the quorum with a clear revert; at the quorum it succeeds (the honest,
+  documented limit).
+
+Outcomes through :func:`~proml_sim.threats.kit.outcome`: success = a model verified on a bogus
+or self-made evaluation (E1, E2), a governance act by the stolen or Sybil keys (E3, E4);
+detection = the defences each side has: the baseline's outside auditor
+(:class:`~proml_sim.threats.kit.Auditor`) over its audit table, and on chain every member's
+watch of the consortium's events
+(:func:`member_watch`: a proposal its domain did not make, a grant into a non-member domain).
 """
 
 from __future__ import annotations
@@ -21,14 +29,16 @@ from typing import Any
 from proml_sim.chain import KeyRing, PyEVMBackend
 from proml_sim.chain.client import LifecycleClient
 from proml_sim.compiler import compile_artefact
-from proml_sim.errors import LifecycleError
-from proml_sim.ir import ZERO32
+from proml_sim.errors import LifecycleError, UsageError
+from proml_sim.ir import ZERO32, GovExecuted, GovProposed, RoleGranted
+from proml_sim.ir.model import PROPOSAL_KINDS
 from proml_sim.lifecycles import Model, SingleAdminModel
 from proml_sim.sim import digest_of
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
+from proml_sim.threats.kit import Alarm, Auditor, outcome
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import salt
+from proml_sim.threats.scenarios.common import params, salt
 
 _Z = "0x" + "00" * 20
 
@@ -80,81 +90,141 @@ def _model_in_training(ch: _Chain, op: int, dev: int, seed: int, op_domain: byte
     return mid
 
 
-def _baseline_db_admin(workdir: Path, seed: int) -> Outcome:
-    """The baseline: whoever administers the database grants roles under any domain label."""
+def member_watch(ch: _Chain, domain: str) -> list[Alarm]:
+    """Defence of a member domain's node (what ``proml consortium list`` and the chain's events
+    show anyone): an alarm for a proposal its own domain's admin did not make, and for a role
+    granted into a domain that is not a member."""
+    kinds = {v: k for k, v in PROPOSAL_KINDS.items()}
+    admin_of = {_dom("founder"): ch.a[0]}  # the deployer founds the consortium
+    alarms: list[Alarm] = []
+    for e in ch.client.events():
+        if isinstance(e, GovExecuted) and kinds.get(e.kind) in ("add_domain", "rotate_admin"):
+            admin_of[e.domain] = e.account
+        elif isinstance(e, GovExecuted) and kinds.get(e.kind) == "remove_domain":
+            admin_of.pop(e.domain, None)
+        elif isinstance(e, GovProposed) and e.proposer != admin_of.get(_dom(domain)):
+            alarms.append(Alarm(0.0, f"member-watch:{domain}", f"proposal {e.id} "
+                                f"({kinds.get(e.kind)}) for {_name(e.domain)!r}"))
+        elif isinstance(e, RoleGranted) and e.domain not in admin_of:
+            alarms.append(Alarm(0.0, f"member-watch:{domain}",
+                                f"role granted into non-member domain {_name(e.domain)!r}"))
+    return alarms
+
+
+def _name(domain: bytes) -> str:
+    return domain.rstrip(b"\0").decode(errors="replace")
+
+
+def _verifiers_needed(client: LifecycleClient) -> int:
+    """k of Model.verify, read from the deployed lifecycle (what an attacker reads)."""
+    return int(client.ir.transition("verify").approvals)
+
+
+def _baseline_db_admin(workdir: Path, seed: int, k: int) -> Outcome:
+    """The baseline: whoever administers the database grants roles under any domain label;
+    ``k`` Sybil verifiers approve a bogus evaluation; the outside auditor then visits."""
     db = CentralDB(workdir / "g.sqlite", {"Model": Model}, admin="eve")
     db.grant("op", "Model", "operator", "client-co")
     db.grant("dev", "Model", "developer", "dev-co")
     aid = db.register("op", "Model", "m")
     db.fire("dev", "train", aid, "w")
-    db.grant("sybil-1", "Model", "verifier", "lab-x")
-    db.grant("sybil-2", "Model", "verifier", "lab-y")
+    auditor = Auditor(db, 1.0)
+    auditor.visit_until(1.0)
     bogus = digest_of("bogus-evaluation", seed).hex()
-    db.fire("sybil-1", "verify", aid, bogus)
-    db.fire("sybil-2", "verify", aid, bogus)
+    for i in range(k):
+        db.grant(f"sybil-{i}", "Model", "verifier", f"lab-{i}")
+        db.fire(f"sybil-{i}", "verify", aid, bogus, 2.0)
+    alarms = auditor.visit_until(3.0)
     state = db.admin_sql("SELECT state FROM artefacts WHERE id=?", (aid,))[0][0]
     db.close()
-    return Outcome(state == "verified", False, None)
+    return outcome(state == "verified", attack_at=2.0, alarms=alarms)
 
 
 def _single_admin_sybil(seed: int) -> bool:
-    """Single-admin design: the ADMIN key grants verifier to two accounts of its own under two
-    made-up domains; their two approvals satisfy the 2-of-n counted by domain."""
+    """Single-admin design: the ADMIN key grants verifier to k accounts of its own under k
+    made-up domains; their approvals satisfy the k-of-n counted by domain."""
     ch = _Chain(SingleAdminModel, seed, domain="")
     mid = _model_in_training(ch, 1, 2, seed, _dom("client-co"), _dom("dev-co"))
     bogus = digest_of("bogus-evaluation", seed)
-    ch.do(0, "grant", "verifier", ch.a[8], _dom("lab-x"))
-    ch.do(0, "grant", "verifier", ch.a[9], _dom("lab-y"))
-    ch.do(8, "fire", "verify", mid, bogus, "", [])
-    ch.do(9, "fire", "verify", mid, bogus, "", [])
+    for i in range(_verifiers_needed(ch.client)):
+        ch.try_(0, "grant", "verifier", ch.a[8 + i], _dom(f"lab-{i}"))
+        ch.try_(8 + i, "fire", "verify", mid, bogus, "", [])
     return ch.client.state(mid) == "verified"
 
 
-def _consortium(seed: int, cls: Any = Model, n: int = 3) -> _Chain:
-    """The founder (account 0, domain 'founder') and ``n`` more member domains, admins 1..n,
-    all allowed every role except admin."""
-    ch = _Chain(cls, seed)
+def _consortium(seed: int, members: int, cls: Any = Model) -> _Chain:
+    """The founder (account 0, domain 'founder') and ``members`` more member domains, admins
+    1..members, all allowed every role except admin."""
+    ch = _Chain(cls, seed, n_keys=max(12, members + 10))
     roles = ["operator", "developer", "verifier", "auditor"]
-    members = [0]
-    for i in range(1, n + 1):
-        ch.join(i, f"org-{i}", roles, members)
-        members.append(i)
+    voters = [0]
+    for i in range(1, members + 1):
+        ch.join(i, f"org-{i}", roles, voters[:max(1, _quorum(ch))])
+        voters.append(i)
     return ch
+
+
+def _quorum(ch: _Chain) -> int:
+    consortium = ch.client.ir.consortium
+    return 1 if consortium is None else int(consortium.quorum)
+
+
+def _members(tm: ThreatModel) -> int:
+    p = params(tm, {"members": 3}, positive=["members"])
+    if int(p["members"]) < 3:
+        raise UsageError(f"{tm.id}: members={p['members']}; the scenario needs at least 3 "
+                         "member domains besides the founder (operator, developer, verifier)")
+    return int(p["members"])
+
+
+def _note(ch: _Chain) -> str:
+    return "; ".join(sorted(set(ch.reverts)))
 
 
 @scenario("E1")
 class SybilApprovers:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        return _baseline_db_admin(workdir, seed)
+        _members(tm)
+        return _baseline_db_admin(workdir, seed, _verifiers_needed_of(Model))
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         single = _single_admin_sybil(seed)
-        ch = _consortium(seed)
-        mid = _model_in_training(ch, 5, 6, seed, _dom("org-1"), _dom("org-2"), granter=1,
+        n = _members(tm)
+        ch = _consortium(seed, n)
+        b = n + 1  # the first account that administers no domain
+        mid = _model_in_training(ch, b, b + 1, seed, _dom("org-1"), _dom("org-2"), granter=1,
                                  dev_granter=2)
         bogus = digest_of("bogus-evaluation", seed)
-        # the compromised founder key: accounts under made-up domains, a Sybil domain
-        steps = [ch.try_(0, "grant", "verifier", ch.a[8], _dom("lab-x")),
-                 ch.try_(0, "grant", "verifier", ch.a[8], _dom("founder")),
-                 ch.try_(0, "grant", "verifier", ch.a[9], _dom("founder")),
-                 ch.try_(8, "fire", "verify", mid, bogus, "", []),
-                 ch.try_(9, "fire", "verify", mid, bogus, "", [])]
-        pid = ch.do(0, "propose", "add_domain", _dom("lab-y"), ch.a[10],
+        # the compromised founder key: accounts under made-up domains, then its own domain,
+        # then a Sybil domain proposed and executed alone
+        k = _verifiers_needed(ch.client)
+        for i in range(k):
+            ch.try_(0, "grant", "verifier", ch.a[b + 3 + i], _dom(f"lab-{i}"))
+            ch.try_(0, "grant", "verifier", ch.a[b + 3 + i], _dom("founder"))
+            ch.try_(b + 3 + i, "fire", "verify", mid, bogus, "", [])
+        pid = ch.do(0, "propose", "add_domain", _dom("lab-y"), ch.a[b + 2],
                     ch.client.ir.role("verifier").bit)
-        steps.append(ch.try_(0, "execute", pid))
-        succeeded = ch.client.state(mid) == "verified"
-        assert steps[0] == "ForeignAccount" and steps[4] == "AlreadyApproved", steps
-        assert steps[5] == "QuorumNotReached", steps
-        return Outcome(succeeded, False, None, note="; ".join(sorted(set(ch.reverts))),
+        ch.try_(0, "execute", pid)
+        ch.try_(b + 2, "grant", "verifier", ch.a[b + 2], _dom("lab-y"))
+        ch.try_(b + 2, "fire", "verify", mid, bogus, "", [])
+        return outcome(ch.client.state(mid) == "verified", attack_at=0.0,
+                       alarms=member_watch(ch, "org-3"), note=_note(ch),
                        metrics={"single_admin_asr": float(single)})
+
+
+def _verifiers_needed_of(cls: Any) -> int:
+    from proml_sim.ir import build_ir
+
+    return int(build_ir(cls).transition("verify").approvals)
 
 
 @scenario("E2")
 class OneOrganisationTwoRoles:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
+        _members(tm)
         db = CentralDB(workdir / "g.sqlite", {"Model": Model}, admin="admin")
         db.grant("op", "Model", "operator", "client-co")
         db.grant("dev", "Model", "developer", "dev-co")
@@ -162,32 +232,36 @@ class OneOrganisationTwoRoles:
         db.grant("lab", "Model", "verifier", "lab-1")
         aid = db.register("op", "Model", "m")
         db.fire("dev", "train", aid, "w")
-        db.fire("dev-qa", "verify", aid, "eval")
-        db.fire("lab", "verify", aid, "eval")
+        auditor = Auditor(db, 1.0)
+        auditor.visit_until(1.0)
+        db.fire("dev-qa", "verify", aid, "eval", 2.0)
+        db.fire("lab", "verify", aid, "eval", 2.0)
+        alarms = auditor.visit_until(3.0)
         state = db.admin_sql("SELECT state FROM artefacts WHERE id=?", (aid,))[0][0]
         db.close()
-        return Outcome(state == "verified", False, None)
+        return outcome(state == "verified", attack_at=2.0, alarms=alarms)
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         ev = digest_of("evaluation", seed)
         s = _Chain(SingleAdminModel, seed, domain="")
         mid = _model_in_training(s, 1, 2, seed, _dom("client-co"), _dom("dev-co"))
-        s.do(0, "grant", "verifier", s.a[7], _dom("dev-co"))
-        s.do(0, "grant", "verifier", s.a[8], _dom("lab-1"))
-        s.do(7, "fire", "verify", mid, ev, "", [])
-        s.do(8, "fire", "verify", mid, ev, "", [])
+        s.try_(0, "grant", "verifier", s.a[7], _dom("dev-co"))
+        s.try_(0, "grant", "verifier", s.a[8], _dom("lab-1"))
+        s.try_(7, "fire", "verify", mid, ev, "", [])
+        s.try_(8, "fire", "verify", mid, ev, "", [])
         single = s.client.state(mid) == "verified"
-        ch = _consortium(seed)
-        mid = _model_in_training(ch, 5, 6, seed, _dom("org-1"), _dom("org-2"), granter=1,
+        n = _members(tm)
+        ch = _consortium(seed, n)
+        b = n + 1  # the first account that administers no domain
+        mid = _model_in_training(ch, b, b + 1, seed, _dom("org-1"), _dom("org-2"), granter=1,
                                  dev_granter=2)
-        ch.do(2, "grant", "verifier", ch.a[7], _dom("org-2"))  # the developer's company
-        ch.do(3, "grant", "verifier", ch.a[8], _dom("org-3"))
-        own = ch.try_(7, "fire", "verify", mid, ev, "", [])
-        ch.try_(8, "fire", "verify", mid, ev, "", [])
-        assert own == "SeparationOfDuty", own
-        return Outcome(ch.client.state(mid) == "verified", False, None,
-                       note="; ".join(sorted(set(ch.reverts))),
+        ch.try_(2, "grant", "verifier", ch.a[b + 2], _dom("org-2"))  # the developer's company
+        ch.try_(3, "grant", "verifier", ch.a[b + 3], _dom("org-3"))
+        ch.try_(b + 2, "fire", "verify", mid, ev, "", [])
+        ch.try_(b + 3, "fire", "verify", mid, ev, "", [])
+        return outcome(ch.client.state(mid) == "verified", attack_at=0.0,
+                       alarms=member_watch(ch, "org-3"), note=_note(ch),
                        metrics={"single_admin_asr": float(single)})
 
 
@@ -195,24 +269,31 @@ class OneOrganisationTwoRoles:
 class StolenDomainAdminKey:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        return _baseline_db_admin(workdir, seed)  # a stolen database password: no rotation
+        _members(tm)  # a stolen database password: no rotation, the thief keeps granting
+        return _baseline_db_admin(workdir, seed, _verifiers_needed_of(Model))
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         # single admin: the deployer key cannot be replaced; the thief keeps granting
         single = _single_admin_sybil(seed)
-        ch = _consortium(seed)
-        # org-1's admin key (account 1) is stolen; the others rotate it to a fresh key (11)
-        pid = ch.do(2, "propose", "rotate_admin", _dom("org-1"), ch.a[11], 0)
-        ch.do(3, "vote", pid)
-        ch.do(2, "execute", pid)
-        after = [ch.try_(1, "grant", "verifier", ch.a[9], _dom("org-1")),
+        n = _members(tm)
+        ch = _consortium(seed, n)
+        # org-1's admin key (account 1) is stolen; a quorum of the others rotates it to a
+        # fresh key (account n + 9)
+        fresh = n + 9
+        others = list(range(2, n + 1))
+        pid = ch.do(others[0], "propose", "rotate_admin", _dom("org-1"), ch.a[fresh], 0)
+        for v in others[1:_quorum(ch)]:
+            ch.do(v, "vote", pid)
+        rotated = ch.try_(others[0], "execute", pid) == "ok"
+        after = [ch.try_(1, "grant", "verifier", ch.a[fresh - 1], _dom("org-1")),
                  ch.try_(1, "propose", "set_roles", _dom("org-1"), _Z, 0)]
-        works = ch.try_(11, "grant", "verifier", ch.a[10], _dom("org-1"))
-        assert after == ["NotRoleAdmin", "NotDomainAdmin"] and works == "ok", (after, works)
-        return Outcome(any(x == "ok" for x in after), False, None,
-                       note="; ".join(sorted(set(ch.reverts))),
-                       metrics={"single_admin_asr": float(single), "time_to_revoke_s": 0.0})
+        works = ch.try_(fresh, "grant", "verifier", ch.a[fresh - 2], _dom("org-1"))
+        return outcome(any(x == "ok" for x in after), attack_at=0.0,
+                       alarms=member_watch(ch, "org-1"), note=_note(ch),
+                       metrics={"single_admin_asr": float(single),
+                                "rotated": float(rotated), "new_key_works": float(works == "ok"),
+                                "time_to_revoke_s": 0.0})
 
 
 @scenario("E4", limit="q colluding member domains at or above the quorum govern the "
@@ -220,45 +301,50 @@ class StolenDomainAdminKey:
                      "by definition; every vote is attributed to its domain in the events")
 class CollidingDomains:
     @staticmethod
+    def _p(tm: ThreatModel) -> tuple[int, int, int]:
+        p = params(tm, {"domains": 4, "quorum": 3, "colluders": 3},
+                   positive=["domains", "quorum"])
+        n, quorum, q = int(p["domains"]), int(p["quorum"]), int(p["colluders"])
+        if quorum > n or q > n:
+            raise UsageError(f"{tm.id}: quorum={quorum}, colluders={q} with domains={n}; both "
+                             "must be at most domains")
+        return n, quorum, q
+
+    @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        n = int(tm.parameters.get("domains", 4))
-        out = _baseline_db_admin(workdir, seed)  # one database admin is enough at any q >= 1
-        series = [(float(q), float(q >= 1 and out.attack_succeeded)) for q in range(n + 1)]
-        return Outcome(out.attack_succeeded, False, None, series={"asr_by_c": series})
+        _, _, q = CollidingDomains._p(tm)
+        if q == 0:  # nobody attacks
+            return outcome(False)
+        # one database admin among the colluders is enough at any q >= 1
+        return _baseline_db_admin(workdir, seed, _verifiers_needed_of(Model))
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         from proml_sim.dsl import Consortium
+        from proml_sim.ir import GovVoted
 
-        n = int(tm.parameters.get("domains", 4))
-        quorum = int(tm.parameters.get("quorum", 3))
+        n, quorum, q = CollidingDomains._p(tm)
         cls = type(f"GovernedModelQ{quorum}", (Model,),
                    {"governance": Consortium(quorum=quorum), "__module__": __name__})
-        series = []
-        reverts: set[str] = set()
-        for q in range(n + 1):
-            ch = _Chain(cls, seed)
-            # n member domains with admins 0..n-1 (the founder is domain 0)
-            for i in range(1, n):
-                members = list(range(i))
-                mask = sum(ch.client.ir.role(r).bit for r in ("verifier", "developer"))
-                pid = ch.do(0, "propose", "add_domain", _dom(f"org-{i}"), ch.a[i], mask)
-                for v in members[1:]:
-                    ch.do(v, "vote", pid)
-                ch.do(0, "execute", pid)
-            if q == 0:
-                series.append((0.0, 0.0))
-                continue
-            colluders = list(range(n - q, n))  # the last q domains collude
-            pid = ch.do(colluders[0], "propose", "add_domain", _dom("sybil"), ch.a[n + 1],
-                        ch.client.ir.role("verifier").bit)
-            for c in colluders[1:]:
-                ch.do(c, "vote", pid)
-            ok = ch.try_(colluders[0], "execute", pid) == "ok"
-            reverts |= set(ch.reverts)
-            series.append((float(q), float(ok)))
-        succeeded = any(y for _, y in series)
-        wrong = sum(1 for q, y in series if bool(y) != (q >= quorum))
-        return Outcome(succeeded, False, None, series={"asr_by_c": series},
-                       note="; ".join(sorted(reverts)),
-                       metrics={"threshold_violations": float(wrong), "attribution": 1.0})
+        ch = _Chain(cls, seed, n_keys=max(12, n + 3))
+        mask = sum(ch.client.ir.role(r).bit for r in ("verifier", "developer"))
+        for i in range(1, n):  # n member domains with admins 0..n-1 (the founder is 0)
+            pid = ch.do(0, "propose", "add_domain", _dom(f"org-{i}"), ch.a[i], mask)
+            for v in range(1, min(i, _quorum(ch))):
+                ch.do(v, "vote", pid)
+            ch.do(0, "execute", pid)
+        if q == 0:
+            return outcome(False, metrics={"attribution": 1.0})
+        colluders = list(range(n - q, n))  # the last q domains collude
+        pid = ch.do(colluders[0], "propose", "add_domain", _dom("sybil"), ch.a[n + 1],
+                    ch.client.ir.role("verifier").bit)
+        for c in colluders[1:]:
+            ch.try_(c, "vote", pid)
+        ok = ch.try_(colluders[0], "execute", pid) == "ok"
+        votes = [e for e in ch.client.events() if isinstance(e, GovVoted) and e.id == pid]
+        attributed = {e.voter for e in votes} | {ch.a[colluders[0]]}
+        watcher = "founder" if 0 not in colluders else "org-1"
+        return outcome(ok, attack_at=0.0, alarms=member_watch(ch, watcher), note=_note(ch),
+                       metrics={"attribution": len(attributed & {ch.a[c] for c in colluders})
+                                / len(colluders),
+                                "threshold_violations": float(ok != (q >= quorum))})

@@ -1,12 +1,14 @@
 """E1-E4 (consortium governance threats): verdicts as catalogued, with the single-admin design
-beside the consortium, and the collusion sweep failing below the quorum only."""
+beside the consortium; the colluding domains succeed exactly at the quorum (a sweep of the
+``colluders`` parameter), and every member's node sees the proposal."""
 
 from __future__ import annotations
 
 import pytest
 
+from proml_sim.errors import UsageError
 from proml_sim.threats.catalogue import load_catalogue
-from proml_sim.threats.runner import run_threat
+from proml_sim.threats.runner import run_threat, sweep_threat, with_parameters
 
 
 @pytest.mark.parametrize("tid", ["E1", "E2", "E3"])
@@ -15,15 +17,26 @@ def test_single_admin_falls_and_consortium_prevents(tid: str) -> None:
     assert r["matches_expected"], r
     assert r["proml"]["single_admin_asr"] == 1.0  # the same attack on the single-admin design
     assert r["proml"]["asr"] == 0.0 and r["proml"]["notes"]  # refused with named reverts
+    assert r["baseline"]["asr"] == 1.0 and r["baseline"]["detection_rate"] == 0.0
 
 
-def test_colluding_domains_sweep_succeeds_exactly_at_quorum() -> None:
+def test_more_members_and_too_few() -> None:
+    tm = load_catalogue()["E1"]
+    r = run_threat(with_parameters(tm, {"members": 5}), seeds=1)
+    assert r["proml"]["asr"] == 0.0 and r["proml"]["single_admin_asr"] == 1.0
+    with pytest.raises(UsageError, match="members=2"):
+        run_threat(with_parameters(tm, {"members": 2}), seeds=1)
+
+
+def test_colluding_domains_succeed_exactly_at_quorum() -> None:
     tm = load_catalogue()["E4"]
-    r = run_threat(tm, seeds=1)
-    assert r["matches_expected"], r
-    quorum = tm.parameters["quorum"]
-    assert {x: y for x, y, _ in r["proml"]["asr_by_c"]} == {
-        float(q): float(q >= quorum) for q in range(tm.parameters["domains"] + 1)}
-    assert "QuorumNotReached" in r["proml"]["notes"][0]
-    lo, hi = r["proml"]["asr_by_c_wilson"][0][1:]
-    assert lo == 0.0 and 0.0 < hi < 1.0  # one seed: a wide Wilson interval, not a point
+    n, quorum = tm.parameters["domains"], tm.parameters["quorum"]
+    points = sweep_threat(tm, [("colluders", list(range(n + 1)))], seeds=1)["points"]
+    for p in points:
+        q = p["parameters"]["colluders"]
+        assert p["proml"]["asr"] == float(q >= quorum), p
+        if 0 < q < quorum:
+            assert "QuorumNotReached" in p["proml"]["notes"][0]
+            assert p["proml"]["verdict"] == "prevented"
+        if q >= quorum:  # admitted, but the other members saw the proposal on chain
+            assert p["proml"]["verdict"] == "detected" and p["proml"]["attribution"] == 1.0
