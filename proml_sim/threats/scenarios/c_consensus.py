@@ -31,7 +31,7 @@ from proml_sim.sim.forks import ConfirmationPolicy, PrivateBranch, final_height
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, outcome
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import salt, small_world
+from proml_sim.threats.scenarios.common import salt, small_world, trials_of
 from proml_sim.threats.scenarios.d_availability import (
     Head,
     RegionView,
@@ -39,7 +39,6 @@ from proml_sim.threats.scenarios.d_availability import (
     clock_ts,
     median,
     param_error,
-    trials_of,
 )
 
 TEAMS = {"victim": ("victim-co", "eu"), "other": ("other-co", "us")}

@@ -30,6 +30,7 @@ from proml_sim.errors import EngineError, LifecycleError, UsageError
 from proml_sim.ir import Approved, Registered
 from proml_sim.lifecycles import Model
 from proml_sim.sim import digest_of, domain_id
+from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.threats.baseline import (
     CSRF_HEADER,
     Browser,
@@ -48,9 +49,9 @@ from proml_sim.threats.scenarios.common import (
     central_db,
     model_lifecycle,
     mutant,
-    outcome_of,
     params,
     salt,
+    send_ok,
     small_world,
     threshold_of,
 )
@@ -143,27 +144,23 @@ class ChainDesk(_Desk):
         self.reader = ChainReader(self.model_client, self.w.backend)
         self.names = {p.address: n for n, p in self.ps.items()}
 
-    def _call(self, who: Any, *call: Any, key: str = "Model") -> Gen:
-        tx = yield from self.w.send(who, key, *call)
-        yield self.w.confirmed(tx, 1)
-        return tx
-
     def model(self, tag: str, key: str = "Model") -> Gen:
         """(also for a lifecycle ``key`` deployed beside the Model with ``add_lifecycle``)"""
-        tx = yield from self._call("op", "register", salt(tag), key=key)
+        tx = yield from send_ok(self.w, "op", key, "register", salt(tag))
         mid = self.w.result(tx)
         yield from self.fire("dev", "train", mid, digest_of("model", tag), key)
         return mid
 
     def fire(self, who: str, step: str, aid: bytes, digest: bytes, key: str = "Model") -> Gen:
-        tx = yield from self._call(who, "fire", step, aid, digest, "", [], key=key)
-        result = outcome_of(self.w, tx)
+        tx = yield from send_ok(self.w, who, key, "fire", step, aid, digest, "", [])
+        result = tx_outcome(tx)
         return result.partition(":")[2] or result
 
     def revoke(self, who: str) -> Gen:
         admin = self.w.domain_admin(self.ps[who], "Model")  # its domain's admin revokes
-        tx = yield from self._call(admin, "revoke", "verifier", self.ps[who].address)
-        return outcome_of(self.w, tx) == "ok"
+        tx = yield from send_ok(self.w, admin, "Model", "revoke", "verifier",
+                                self.ps[who].address)
+        return tx_outcome(tx) == "ok"
 
     def state(self, aid: bytes) -> str:
         return str(self.model_client.state(aid))

@@ -29,7 +29,7 @@ from proml_sim.node.verify import verify
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import salt
+from proml_sim.threats.scenarios.common import salt, send_ok
 from proml_sim.threats.scenarios.t_support import (
     HOUR,
     TICK,
@@ -43,7 +43,6 @@ from proml_sim.threats.scenarios.t_support import (
     param,
     play,
     put_record,
-    send_ok,
     sha,
     trials,
     uses,

@@ -22,9 +22,9 @@ from proml_sim.node.store import BlobStore
 from proml_sim.sim import World
 from proml_sim.sim.world import Participant, SimTx, domain_id
 from proml_sim.threats.baseline import CentralDB
-from proml_sim.threats.kit import Alarm, Trial, trials_outcome
+from proml_sim.threats.kit import Alarm
 from proml_sim.threats.runner import Outcome
-from proml_sim.threats.scenarios.common import central_db
+from proml_sim.threats.scenarios.common import central_db, trials_of
 
 HOUR = 3600.0
 #: the spacing of scripted steps whose timing does not matter (10 simulated minutes)
@@ -91,14 +91,6 @@ def lifecycle_name(tm: Any, key: str = "lifecycle") -> type:
     return load_lifecycle(str(param(tm, key)))
 
 
-def send_ok(w: World, who: str | Participant, lifecycle: str, method: str, *args: Any
-            ) -> Generator[Any, Any, SimTx]:
-    """Actor step: one call as ``who``, waited for until its block is seen."""
-    tx = yield from w.send(who, lifecycle, method, *args)
-    yield w.confirmed(tx, 1)
-    return tx
-
-
 def play(w: World, until: float, *actors: Generator[Any, Any, Any]) -> None:
     """Run the actor processes until simulated time ``until``, then close the world's run."""
     for actor in actors:
@@ -124,16 +116,11 @@ def uses(check: Callable[[], Any], alarms: list[Alarm], at: float, who: str = "c
 def trials(goals: Sequence[bool], caught: Sequence[bool], *, attack_at: float | None = None,
            alarms: Iterable[Alarm] = (), metrics: dict[str, float] | None = None,
            note: str = "") -> Outcome:
-    """:func:`~proml_sim.threats.kit.trials_outcome` of a run whose attempt ``i`` reached the
-    goal (``goals[i]``) and, if so, was caught by ``alarms`` (``caught[i]``); a run with no
-    attempt (e.g. T5 without broken or lying steps) is an outcome with zero trials."""
+    """:func:`~proml_sim.scenarios.common.trials_of` of a run whose attempt ``i`` reached the
+    goal (``goals[i]``) and, if so, was caught by ``alarms`` (``caught[i]``)."""
     seen = tuple(sorted(alarms, key=lambda a: a.at))
-    if not goals:
-        return Outcome(False, metrics=dict(metrics or {}), note=note, attempts=0, successes=0,
-                       detections=0)
-    return trials_outcome([Trial(g, seen if c else ()) for g, c in zip(goals, caught,
-                                                                       strict=True)],
-                          attack_at=attack_at, metrics=metrics, note=note)
+    return trials_of([(g, None, seen if c else ()) for g, c in zip(goals, caught, strict=True)],
+                     attack_at=attack_at, metrics=metrics, note=note)
 
 
 def ok(tx: SimTx) -> bool:
