@@ -49,6 +49,14 @@ def send_ok(w: World, who: str | Participant, lifecycle: str, method: str, *args
     return tx
 
 
+def play(w: World, until: float, *actors: Generator[Any, Any, Any]) -> None:
+    """Run the actor processes until simulated time ``until``, then close the world's run."""
+    for actor in actors:
+        w.env.process(actor)
+    w.run(until, drain=False)
+    w.finish()
+
+
 def trials_of(trials: Iterable[tuple[bool, float | None, Iterable[Alarm]]],
               **kw: Any) -> Outcome:
     """:func:`kit.trials_outcome` over ``(goal reached, attempt start, alarms)`` triples; a run

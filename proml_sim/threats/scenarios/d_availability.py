@@ -34,6 +34,7 @@ from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import (
     central_db,
     model_lifecycle,
+    play,
     salt,
     send_ok,
     small_world,
@@ -262,9 +263,7 @@ class WithholdApproval:
 
         for i in range(w_, n):
             w.env.process(approver(f"v{i}"))
-        w.env.process(requester())
-        w.run(horizon, drain=False)
-        w.finish()
+        play(w, horizon, requester())
         return WithholdApproval._outcome(st["done"], bool(st["stalled"]), timeout, horizon)
 
 
@@ -321,9 +320,7 @@ class HistoryGrowth:
                         tx = yield from send_ok(w, who, "Model", *args)
                         gas.setdefault(op, []).append(tx.receipt.gas_used)  # type: ignore
 
-        w.env.process(run())
-        w.run(float(tm.parameters["horizon_s"]), drain=False)
-        w.finish()
+        play(w, float(tm.parameters["horizon_s"]), run())
         if not gas or any(len(g) < len(points) for g in gas.values()):
             raise param_error(tm, f"horizon_s={tm.parameters['horizon_s']} too short for "
                               f"history {points}: raise it")
@@ -413,9 +410,7 @@ class JunkRegistrations:
                                     "revoke", "operator", st["flagged"])
             st["revoked"] = tx.block.height if tx.block else None
 
-        w.env.process(react())
-        w.run(horizon, drain=False)
-        w.finish()
+        play(w, horizon, react())
         spam = [t for t in honest if start <= t.submitted <= end]
         ok = [t.block.height for t in junk if tx_outcome(t) == "ok" and t.block]
         right = st["flagged"] == ps["spammer"].address

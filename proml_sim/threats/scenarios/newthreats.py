@@ -30,7 +30,7 @@ from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Consumer, Trial, outcome, trials_outcome
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import send_ok, small_world
+from proml_sim.threats.scenarios.common import play, send_ok, small_world
 from proml_sim.threats.scenarios.t_support import (
     TICK,
     baseline_db,
@@ -218,9 +218,7 @@ def run_teams_world(plan: Plan, seed: int, workdir: Path, lost: float = 0.0, *,
             yield from send_ok(w, p, "Model", "fire", "train", ids[s.name],
                                *node_args(keep, rec), [ids[i] for i in s.inputs])
 
-    w.env.process(teams())
-    w.run(disclosed_at(plan), drain=False)
-    w.finish()
+    play(w, disclosed_at(plan), teams())
     return run
 
 
@@ -477,9 +475,7 @@ class UnrecordedStep:
                 trials.append(Trial(Consumer("Model", "trained").accepts(w, mid)
                                     and (not problems or not checks), alarms))
 
-        w.env.process(work())
-        w.run((6 + 2 * n) * TICK, drain=False)
-        w.finish()
+        play(w, (6 + 2 * n) * TICK, work())
         return _t12_outcome(trials, 4 * TICK)
 
 

@@ -50,6 +50,7 @@ from proml_sim.threats.scenarios.common import (
     model_lifecycle,
     mutant,
     params,
+    play,
     salt,
     send_ok,
     small_world,
@@ -493,9 +494,7 @@ class ConfusedDeputy:
                 for who, step, dg in _s5_lures(int(p["victims"]), seed):
                     yield from lure(key, mid, who, step, dg)
 
-        w.env.process(run())
-        w.run(HOUR, drain=False)
-        w.finish()
+        play(w, HOUR, run())
         mut = tries["ModelTxOrigin"]
         return trials_outcome([Trial(x) for x in tries["Model"]], metrics={
             "asr_mutant": sum(mut) / len(mut), "victim_txs_succeeded": float(sum(claims_ok))})
@@ -662,9 +661,7 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
             ran.append(r is not None)
             tries[kind] = v1_counted(client, mid) or (r is not None and bool(r.status))
 
-    w.env.process(run())
-    w.run(HOUR + p["replay_after_s"], drain=False)
-    w.finish()
+    play(w, HOUR + p["replay_after_s"], run())
     return _replays(tries, None, "; ".join(sorted(refusals)), None,
                     altered_txs_ran_as_stranger=float(sum(ran)))
 
@@ -755,10 +752,7 @@ class FrontRun:
                 yield w.confirmed(tx, 1)
                 commit.append(w.env.now - t0)
 
-        w.env.process(front_runner())
-        w.env.process(run())
-        w.run(2 * HOUR, drain=False)
-        w.finish()
+        play(w, 2 * HOUR, front_runner(), run())
         model = w.clients["Model"]
         ambiguous = [len({e.registrant for e in model.events() if isinstance(e, Registered)
                           and e.salt == salt(f"model-{i}")}) > 1 for i in range(int(p["names"]))]

@@ -18,6 +18,7 @@ from proml_sim.threats.scenarios.common import (
     both_sides,
     model_lifecycle,
     params,
+    play,
     salt,
     small_world,
 )
@@ -108,9 +109,7 @@ class NoRoleCallsEverything:
             for t in txs:
                 yield w.confirmed(t, 1)
 
-        w.env.process(run())
-        w.run(600, drain=False)
-        w.finish()
+        play(w, 600, run())
         accepted = sum(tx_outcome(t) == "ok" for t in txs)
         violations = sum(role_violations(w.clients[lc]) for lc in ("Model", "Dataset"))
         return outcome(accepted > 0 or violations > 0, metrics={

@@ -21,7 +21,7 @@ from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Auditor
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import add_lifecycle, salt, send_ok
+from proml_sim.threats.scenarios.common import add_lifecycle, play, salt, send_ok
 from proml_sim.threats.scenarios.t_integrity import bound_ok, evaluation, model_guard
 from proml_sim.threats.scenarios.t_support import (
     TICK,
@@ -30,7 +30,6 @@ from proml_sim.threats.scenarios.t_support import (
     ok,
     paper_world,
     param,
-    play,
     sha,
     trials,
     uses,

@@ -7,7 +7,7 @@ insider and outside auditor are the kit's :func:`~proml_sim.threats.kit.dba_rewr
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -89,14 +89,6 @@ def lifecycle_name(tm: Any, key: str = "lifecycle") -> type:
     """The lifecycle class a threat model's parameter names (``Dataset``, ``Model`` or
     ``package.module:Class``)."""
     return load_lifecycle(str(param(tm, key)))
-
-
-def play(w: World, until: float, *actors: Generator[Any, Any, Any]) -> None:
-    """Run the actor processes until simulated time ``until``, then close the world's run."""
-    for actor in actors:
-        w.env.process(actor)
-    w.run(until, drain=False)
-    w.finish()
 
 
 def uses(check: Callable[[], Any], alarms: list[Alarm], at: float, who: str = "consumer"
