@@ -31,14 +31,13 @@ from proml_sim.sim.forks import ConfirmationPolicy, PrivateBranch, final_height
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, outcome
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import play, salt, small_world, trials_of
+from proml_sim.threats.scenarios.common import param_error, play, salt, small_world, trials_of
 from proml_sim.threats.scenarios.d_availability import (
     Head,
     RegionView,
     central,
     clock_ts,
     median,
-    param_error,
 )
 
 TEAMS = {"victim": ("victim-co", "eu"), "other": ("other-co", "us")}

@@ -19,7 +19,7 @@ from proml_sim.lifecycles import Model
 from proml_sim.sim import World
 from proml_sim.sim.world import Participant, SimTx
 from proml_sim.threats.baseline import CentralDB
-from proml_sim.threats.catalogue import ThreatModel
+from proml_sim.threats.catalogue import CatalogueError, ThreatModel
 from proml_sim.threats.kit import Alarm, Trial, trials_outcome
 from proml_sim.threats.kit import outcome as kit_outcome
 from proml_sim.threats.mutants import build_mutant, mutants_for
@@ -132,6 +132,24 @@ def params(tm: ThreatModel, defaults: dict[str, Any], positive: Iterable[str] = 
         must = ", ".join(f"{k} must be {'positive' if k in pos else 'at least 0'}" for k in bad)
         raise UsageError(f"{tm.id}: parameters {bad} out of range: {must}")
     return p
+
+
+def param_error(tm: ThreatModel, problem: str) -> CatalogueError:
+    """The error of a bad ``[parameters]`` value: names the file and the fix."""
+    return CatalogueError(f"{tm.path or tm.id}: [parameters] {problem}; fix the value in the "
+                          "scenario file")
+
+
+def param(tm: ThreatModel, name: str, lo: float | None = None, hi: float | None = None) -> Any:
+    """A required ``[parameters]`` value, checked against ``[lo, hi]`` (:func:`param_error`);
+    :func:`params` reads them all over defaults instead."""
+    if name not in tm.parameters:
+        raise param_error(tm, f"{tm.id} needs parameter {name!r}")
+    v = tm.parameters[name]
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise param_error(tm, f"{name}={v!r} is out of range [{'-inf' if lo is None else lo}, "
+                              f"{'inf' if hi is None else hi}]")
+    return v
 
 
 def central_db(path: Path, lifecycles: dict[str, Any], admin: str) -> CentralDB:

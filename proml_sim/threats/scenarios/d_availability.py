@@ -28,12 +28,13 @@ from proml_sim.sim import REGIONS, NetworkModel, digest_of, domain_id, get_profi
 from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.sim.world import GENESIS_TS, Participant, SimBlock, SimTx, World
 from proml_sim.threats.baseline import CentralDB
-from proml_sim.threats.catalogue import CatalogueError, ThreatModel
+from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, outcome, watch
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import (
     central_db,
     model_lifecycle,
+    param_error,
     play,
     salt,
     send_ok,
@@ -81,11 +82,6 @@ def world_of(seed: int, who: dict[str, tuple[str, str, str]], lifecycle: Any = M
 
 def median(xs: list[float], default: float = float("nan")) -> float:
     return statistics.median(xs) if xs else default
-
-
-def param_error(tm: ThreatModel, problem: str) -> CatalogueError:
-    return CatalogueError(f"{tm.path or tm.id}: [parameters] {problem}; fix the value in the "
-                          "scenario file")
 
 
 # -- what an honest node in a region knows of the chain ---------------------------------------

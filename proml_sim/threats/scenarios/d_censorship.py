@@ -12,11 +12,10 @@ from proml_sim.sim import Producer, digest_of, get_profile
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import play, salt, trials_of
+from proml_sim.threats.scenarios.common import param_error, play, salt, trials_of
 from proml_sim.threats.scenarios.d_availability import (
     central,
     median,
-    param_error,
     world_of,
 )
 

@@ -57,6 +57,7 @@ from proml_sim.threats.scenarios.common import (
     threshold_of,
 )
 from proml_sim.threats.scenarios.r_repudiation import tx_fields, tx_signer, tx_with
+from proml_sim.threats.scenarios.t_support import ok
 
 MIN, HOUR = 60.0, 3600.0
 Gen = Generator[Any, Any, Any]
@@ -373,10 +374,6 @@ both_sides("S3", _s3, "accounts counted instead of domains: one organisation's a
            "the threshold (the counting mode is the defence, on both systems)")
 
 
-def _ok(tx: Any) -> bool:
-    return tx.receipt is not None and bool(tx.receipt.status)
-
-
 # ---------------------------------------------------------------------------------------------
 # S5: a role holder lured into acting for the attacker (confused deputy)
 # ---------------------------------------------------------------------------------------------
@@ -483,7 +480,7 @@ class ConfusedDeputy:
             claim = yield from w.send(victim, f"relay-{tx.hash.hex()}", "call", "claim")
             yield w.confirmed(claim, 1)
             if key == "Model":
-                claims_ok.append(_ok(claim))
+                claims_ok.append(ok(claim))
             # the record is rewritten if the lifecycle contract logged anything for the relay
             logs = claim.receipt.logs if claim.receipt is not None else []
             tries[key].append(any(log.address == client.address for log in logs))
@@ -633,7 +630,7 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         ev = digest_of("eval", seed)
         t = yield from w.send("v1", "Model", "fire", "verify", m1, ev, "", [])
         yield w.confirmed(t, 1)
-        assert _ok(t) and mc.address == model.address and m1b == m1 and mc.exists(m1), \
+        assert ok(t) and mc.address == model.address and m1b == m1 and mc.exists(m1), \
             "S6 set-up: the other chain must differ only by chain id"
         yield w.env.timeout(p["replay_after_s"])
         tries["same_request"] = accepted(w.backend, t.raw)
@@ -649,10 +646,10 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
             pay = yield from w.send("eve", "raw", "tx", tx_signer(raw), b"", 10**18)
             yield w.confirmed(pay, 1)
             accepted(w.backend, raw)
-        ok = accepted(chain_c, t.raw)
-        if ok:
+        sent = accepted(chain_c, t.raw)
+        if sent:
             chain_c.produce_block()
-        tries["other_chain"] = ok and v1_counted(mc, m1)
+        tries["other_chain"] = sent and v1_counted(mc, m1)
         yield from d.fire("dev", "train", m1, digest_of("m1", "again"))
         yield from d.approve("v2", m1, ev)  # (its block also carried the altered transactions)
         tries["stale_version"] = model.state(m1) == "verified"
@@ -744,7 +741,7 @@ class FrontRun:
                                            digest_of("m", i), "", [])
                     yield w.confirmed(tx, 1)
                     lat.append(tx.confirmed[1] - tx.submitted)
-                    lost[key].append(not _ok(tx) or w.clients[key].history(
+                    lost[key].append(not ok(tx) or w.clients[key].history(
                         w.result(tx))[0].actor != ps["op"].address)
             for i in range(int(p["commit_reveal_names"])):  # what commit-reveal would cost:
                 t0 = w.env.now  # one more confirmed transaction (an anchor) before registering

@@ -21,7 +21,7 @@ from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Auditor
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import add_lifecycle, play, salt, send_ok
+from proml_sim.threats.scenarios.common import add_lifecycle, param, play, salt, send_ok
 from proml_sim.threats.scenarios.t_integrity import bound_ok, evaluation, model_guard
 from proml_sim.threats.scenarios.t_support import (
     TICK,
@@ -29,7 +29,6 @@ from proml_sim.threats.scenarios.t_support import (
     hexd,
     ok,
     paper_world,
-    param,
     sha,
     trials,
     uses,

@@ -29,7 +29,7 @@ from proml_sim.node.verify import verify
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import play, salt, send_ok
+from proml_sim.threats.scenarios.common import param, play, salt, send_ok
 from proml_sim.threats.scenarios.t_support import (
     HOUR,
     TICK,
@@ -40,7 +40,6 @@ from proml_sim.threats.scenarios.t_support import (
     hexd,
     latest_evidence,
     paper_world,
-    param,
     put_record,
     sha,
     trials,

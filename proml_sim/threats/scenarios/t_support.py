@@ -12,7 +12,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
-from proml_sim.errors import UsageError
 from proml_sim.ir import build_ir
 from proml_sim.lifecycles import Dataset, Model, load_lifecycle
 from proml_sim.node.consumer import ConsumerRefused, NotApproved
@@ -24,7 +23,7 @@ from proml_sim.sim.world import Participant, SimTx, domain_id
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.kit import Alarm
 from proml_sim.threats.runner import Outcome
-from proml_sim.threats.scenarios.common import central_db, trials_of
+from proml_sim.threats.scenarios.common import central_db, param, trials_of
 
 HOUR = 3600.0
 #: the spacing of scripted steps whose timing does not matter (10 simulated minutes)
@@ -71,18 +70,6 @@ def paper_world(seed: int, extra: dict[str, tuple[str, str]] | None = None,
         w.clients[lc].grant(granter.signer, role, ps[name].address, domain_id(ps[name].domain))
     w.mark_start()
     return w, ps
-
-
-def param(tm: Any, name: str, lo: float | None = None, hi: float | None = None) -> Any:
-    """A threat model's ``[parameters]`` value, checked against ``[lo, hi]``; a missing or
-    out-of-range value is a :class:`UsageError` naming the file and the fix."""
-    if name not in tm.parameters:
-        raise UsageError(f"{tm.id} needs parameter {name!r} in [parameters] of {tm.path}")
-    v = tm.parameters[name]
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise UsageError(f"{tm.id} parameter {name}={v!r} is out of range: use a value in "
-                         f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]")
-    return v
 
 
 def lifecycle_name(tm: Any, key: str = "lifecycle") -> type:

@@ -18,7 +18,7 @@ from proml_sim.sim.world import domain_id
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite, watch
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import play, salt, send_ok
+from proml_sim.threats.scenarios.common import param, play, salt, send_ok
 from proml_sim.threats.scenarios.t_support import (
     HOUR,
     TICK,
@@ -27,7 +27,6 @@ from proml_sim.threats.scenarios.t_support import (
     lifecycle_name,
     ok,
     paper_world,
-    param,
     sha,
     trials,
     uses,
