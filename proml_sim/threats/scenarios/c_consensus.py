@@ -31,15 +31,13 @@ from proml_sim.sim.forks import ConfirmationPolicy, PrivateBranch, final_height
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, outcome
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import salt, small_world
+from proml_sim.threats.scenarios.common import param_error, play, salt, small_world, trials_of
 from proml_sim.threats.scenarios.d_availability import (
     Head,
     RegionView,
     central,
     clock_ts,
     median,
-    param_error,
-    trials_of,
 )
 
 TEAMS = {"victim": ("victim-co", "eu"), "other": ("other-co", "us")}
@@ -145,9 +143,7 @@ def reorg_attack(seed: int, p: dict[str, Any]) -> dict[str, Any]:
 
     for n in TEAMS:
         w.env.process(team(n))
-    w.env.process(consumer())
-    w.run(until + float(p["tail_s"]), drain=False)
-    w.finish()
+    play(w, until + float(p["tail_s"]), consumer())
     races = [(r, r.ended) for r in atk.races if r.ended is not None]
     canon = {id(b) for b in w.canon}
     out: dict[str, Any] = {"races": len(races), "won": sum(r.success for r, _ in races),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,14 +15,15 @@ from proml_sim.chain.client import REVERT_GAS, LifecycleClient, PendingOp
 from proml_sim.compiler import CompiledContract
 from proml_sim.dsl import Artefact, Role, State
 from proml_sim.errors import LifecycleError, TransactionFailed, UsageError
-from proml_sim.lifecycles import Dataset, Model
+from proml_sim.lifecycles import Model
 from proml_sim.sim import World
-from proml_sim.sim.monitor import outcome
 from proml_sim.sim.world import Participant, SimTx
 from proml_sim.threats.baseline import CentralDB
-from proml_sim.threats.catalogue import ThreatModel
+from proml_sim.threats.catalogue import CatalogueError, ThreatModel
+from proml_sim.threats.kit import Alarm, Trial, trials_outcome
+from proml_sim.threats.kit import outcome as kit_outcome
 from proml_sim.threats.mutants import build_mutant, mutants_for
-from proml_sim.threats.runner import scenario
+from proml_sim.threats.runner import Outcome, scenario
 
 PAPER_MODEL = Model  # model_lifecycle's own class named Model shadows the name there
 
@@ -39,9 +41,30 @@ def small_world(seed: int, people: dict[str, tuple[str, str]],
     return w, ps
 
 
-def outcome_of(world: World, tx: SimTx) -> str:
-    """'ok', 'reverted:<Code>' or 'pending' for a transaction the world saw."""
-    return outcome(tx)
+def send_ok(w: World, who: str | Participant, lifecycle: str, method: str, *args: Any
+            ) -> Generator[Any, Any, SimTx]:
+    """Actor step: one call as ``who``, waited for until its block is seen."""
+    tx = yield from w.send(who, lifecycle, method, *args)
+    yield w.confirmed(tx, 1)
+    return tx
+
+
+def play(w: World, until: float, *actors: Generator[Any, Any, Any]) -> None:
+    """Run the actor processes until simulated time ``until``, then close the world's run."""
+    for actor in actors:
+        w.env.process(actor)
+    w.run(until, drain=False)
+    w.finish()
+
+
+def trials_of(trials: Iterable[tuple[bool, float | None, Iterable[Alarm]]],
+              **kw: Any) -> Outcome:
+    """:func:`kit.trials_outcome` over ``(goal reached, attempt start, alarms)`` triples; a run
+    that made no attempt at all (C1 without a race, T5 without broken steps) has zero trials."""
+    ts = [Trial(ok, tuple(al), at) for ok, at, al in trials]
+    return trials_outcome(ts, **kw) if ts else dataclasses.replace(
+        kit_outcome(False, metrics=kw.get("metrics"), note=kw.get("note", "")), attempts=0,
+        successes=0, detections=0)
 
 
 def salt(text: str) -> bytes:
@@ -85,14 +108,6 @@ def model_lifecycle(approvals: int = 2, count: str = "domains") -> type[Artefact
     return Model
 
 
-def model_world(seed: int, people: dict[str, tuple[str, str]],
-                grants: Iterable[tuple[str, str, str]], lifecycle: type[Artefact] = Model,
-                **kw: Any) -> tuple[World, dict[str, Participant]]:
-    """:func:`small_world` whose "Model" contract is ``lifecycle`` (a threshold variant from
-    :func:`model_lifecycle`) instead of the paper's, with the Model grants made on it."""
-    return small_world(seed, people, grants, lifecycles=[Dataset, lifecycle], **kw)
-
-
 def threshold_of(client: Any, transition: str = "verify") -> tuple[int, str]:
     """(k, count mode) of a transition of a deployed lifecycle, read from the lifecycle the
     contract was compiled from (what an attacker reads from the verified source)."""
@@ -117,6 +132,24 @@ def params(tm: ThreatModel, defaults: dict[str, Any], positive: Iterable[str] = 
         must = ", ".join(f"{k} must be {'positive' if k in pos else 'at least 0'}" for k in bad)
         raise UsageError(f"{tm.id}: parameters {bad} out of range: {must}")
     return p
+
+
+def param_error(tm: ThreatModel, problem: str) -> CatalogueError:
+    """The error of a bad ``[parameters]`` value: names the file and the fix."""
+    return CatalogueError(f"{tm.path or tm.id}: [parameters] {problem}; fix the value in the "
+                          "scenario file")
+
+
+def param(tm: ThreatModel, name: str, lo: float | None = None, hi: float | None = None) -> Any:
+    """A required ``[parameters]`` value, checked against ``[lo, hi]`` (:func:`param_error`);
+    :func:`params` reads them all over defaults instead."""
+    if name not in tm.parameters:
+        raise param_error(tm, f"{tm.id} needs parameter {name!r}")
+    v = tm.parameters[name]
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise param_error(tm, f"{name}={v!r} is out of range [{'-inf' if lo is None else lo}, "
+                              f"{'inf' if hi is None else hi}]")
+    return v
 
 
 def central_db(path: Path, lifecycles: dict[str, Any], admin: str) -> CentralDB:

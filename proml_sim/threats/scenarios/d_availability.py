@@ -9,13 +9,12 @@ honest node in one region knows of a world's canonical chain).
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import functools
 import random
 import sqlite3
 import statistics
 from collections import Counter, deque
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,20 +22,23 @@ from typing import Any
 from eth_utils.crypto import keccak
 
 from proml_sim.ir import Approved, Registered
-from proml_sim.lifecycles import Model
+from proml_sim.lifecycles import Dataset, Model
 from proml_sim.node.freshness import FreshnessGuard
 from proml_sim.sim import REGIONS, NetworkModel, digest_of, domain_id, get_profile
+from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.sim.world import GENESIS_TS, Participant, SimBlock, SimTx, World
 from proml_sim.threats.baseline import CentralDB
-from proml_sim.threats.catalogue import CatalogueError, ThreatModel
-from proml_sim.threats.kit import Alarm, Trial, outcome, trials_outcome, watch
+from proml_sim.threats.catalogue import ThreatModel
+from proml_sim.threats.kit import Alarm, outcome, watch
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import (
     central_db,
     model_lifecycle,
-    model_world,
-    outcome_of,
+    param_error,
+    play,
     salt,
+    send_ok,
+    small_world,
     threshold_of,
 )
 
@@ -73,34 +75,13 @@ def world_of(seed: int, who: dict[str, tuple[str, str, str]], lifecycle: Any = M
              **kw: Any) -> tuple[World, dict[str, Participant]]:
     """A world of participants ``{name: (domain, region, "their Model roles")}`` on the Model
     ``lifecycle`` (a threshold variant from ``common.model_lifecycle``), set up."""
-    return model_world(seed, {n: (d, r) for n, (d, r, _) in who.items()},
+    return small_world(seed, {n: (d, r) for n, (d, r, _) in who.items()},
                        [(n, "Model", role) for n, (_, _, roles) in who.items()
-                        for role in roles.split()], lifecycle=lifecycle, **kw)
-
-
-def call(w: World, who: str, *args: Any) -> Generator[Any, Any, SimTx]:
-    """An actor step: one Model call as ``who``, waited for until it is in a block."""
-    tx = yield from w.send(who, "Model", *args)
-    yield w.confirmed(tx, 1)
-    return tx
-
-
-def trials_of(trials: Iterable[tuple[bool, float | None, Iterable[Alarm]]],
-              **kw: Any) -> Outcome:
-    """:func:`kit.trials_outcome` over ``(goal reached, attempt start, alarms)`` triples; a run
-    that made no attempt at all (C1 without a race) is a run of zero trials."""
-    ts = [Trial(ok, tuple(al), at) for ok, at, al in trials]
-    return trials_outcome(ts, **kw) if ts else dataclasses.replace(
-        outcome(False, metrics=kw.get("metrics"), note=kw.get("note", "")), attempts=0)
+                        for role in roles.split()], lifecycles=[Dataset, lifecycle], **kw)
 
 
 def median(xs: list[float], default: float = float("nan")) -> float:
     return statistics.median(xs) if xs else default
-
-
-def param_error(tm: ThreatModel, problem: str) -> CatalogueError:
-    return CatalogueError(f"{tm.path or tm.id}: [parameters] {problem}; fix the value in the "
-                          "scenario file")
 
 
 # -- what an honest node in a region knows of the chain ---------------------------------------
@@ -260,8 +241,9 @@ class WithholdApproval:
         def approver(name: str) -> Any:
             yield w.env.timeout(w.rng.expovariate(1 / mean))
             if mc.state(mid) == "trained":
-                tx = yield from call(w, name, "fire", "verify", mid, digest_of("ev"), "", [])
-                if outcome_of(w, tx) == "ok" and w.result(tx).fired:
+                tx = yield from send_ok(w, name, "Model", "fire", "verify", mid,
+                                        digest_of("ev"), "", [])
+                if tx_outcome(tx) == "ok" and w.result(tx).fired:
                     st["done"] = w.env.now
 
         def requester() -> Any:
@@ -271,16 +253,13 @@ class WithholdApproval:
                 need = threshold_of(mc)[0] - sum(isinstance(e, Approved) and e.id == mid
                                                  for e in mc.events())
                 for s in (f"s{j}" for j in range(max(0, need))):
-                    yield from call(w, w.domain_admin(ps[s], "Model").name, "grant",
-                                    "verifier", ps[s].address,
-                                    domain_id(ps[s].domain))
+                    yield from send_ok(w, w.domain_admin(ps[s], "Model").name, "Model", "grant",
+                                       "verifier", ps[s].address, domain_id(ps[s].domain))
                     w.env.process(approver(s))
 
         for i in range(w_, n):
             w.env.process(approver(f"v{i}"))
-        w.env.process(requester())
-        w.run(horizon, drain=False)
-        w.finish()
+        play(w, horizon, requester())
         return WithholdApproval._outcome(st["done"], bool(st["stalled"]), timeout, horizon)
 
 
@@ -323,7 +302,7 @@ class HistoryGrowth:
         gas: dict[str, list[int]] = {}
 
         def run() -> Any:
-            mid = w.result((yield from call(w, "op", "register", salt("grown"))))
+            mid = w.result((yield from send_ok(w, "op", "Model", "register", salt("grown"))))
             for j in range(points[-1] + 1):  # the insider's history growth
                 last = yield from w.send("dev", "Model", "fire", "train", mid,
                                          digest_of(seed, j), "", [])
@@ -334,12 +313,10 @@ class HistoryGrowth:
                                           ("approve", "v0", ("fire", "verify", mid,
                                                              salt(f"e{j}"), "", [])),
                                           ("register", "op", ("register", salt(f"{j:06d}")))):
-                        tx = yield from call(w, who, *args)
+                        tx = yield from send_ok(w, who, "Model", *args)
                         gas.setdefault(op, []).append(tx.receipt.gas_used)  # type: ignore
 
-        w.env.process(run())
-        w.run(float(tm.parameters["horizon_s"]), drain=False)
-        w.finish()
+        play(w, float(tm.parameters["horizon_s"]), run())
         if not gas or any(len(g) < len(points) for g in gas.values()):
             raise param_error(tm, f"horizon_s={tm.parameters['horizon_s']} too short for "
                               f"history {points}: raise it")
@@ -425,15 +402,13 @@ class JunkRegistrations:
 
         def react() -> Any:  # the role admin reacts to the alarm
             yield mon
-            tx = yield from call(w, w.domain_admin(st["flagged"], "Model").name, "revoke",
-                                 "operator", st["flagged"])
+            tx = yield from send_ok(w, w.domain_admin(st["flagged"], "Model").name, "Model",
+                                    "revoke", "operator", st["flagged"])
             st["revoked"] = tx.block.height if tx.block else None
 
-        w.env.process(react())
-        w.run(horizon, drain=False)
-        w.finish()
+        play(w, horizon, react())
         spam = [t for t in honest if start <= t.submitted <= end]
-        ok = [t.block.height for t in junk if outcome_of(w, t) == "ok" and t.block]
+        ok = [t.block.height for t in junk if tx_outcome(t) == "ok" and t.block]
         right = st["flagged"] == ps["spammer"].address
         return {"p50": median([t.confirmed.get(1, horizon) - t.submitted for t in spam], 0.0),
                 "lost": sum(1 not in t.confirmed for t in spam), "junk": len(ok),

@@ -12,12 +12,10 @@ from proml_sim.sim import Producer, digest_of, get_profile
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import salt
+from proml_sim.threats.scenarios.common import param_error, play, salt, trials_of
 from proml_sim.threats.scenarios.d_availability import (
     central,
     median,
-    param_error,
-    trials_of,
     world_of,
 )
 
@@ -69,9 +67,7 @@ class Censorship:
                 txs.append((yield from w.send("victim", "Model", "fire", "train", mid,
                                               digest_of("v", i), "", [])))
 
-        w.env.process(victim())
-        w.run(horizon, drain=False)
-        w.finish()
+        play(w, horizon, victim())
         delays = [t.confirmed[1] - t.submitted for t in txs if 1 in t.confirmed]
         # records sent too late to judge (less than stall_timeout_s before the horizon) are no
         # trials; the victim's node alarms when its record is still not in a block by then

@@ -30,14 +30,14 @@ from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Consumer, Trial, outcome, trials_outcome
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import small_world
+from proml_sim.threats.scenarios.common import play, send_ok, small_world
 from proml_sim.threats.scenarios.t_support import (
     TICK,
     baseline_db,
     evidence_source,
+    fref,
     hexd,
     paper_world,
-    send_ok,
 )
 
 
@@ -78,11 +78,6 @@ def node_record(p: Participant, lifecycle: str, step: str, artefact: bytes | Non
                   name=name if artefact is None else None, actor=p.address, node=p.name,
                   domain=p.domain, time=when, inputs=inputs, input_files=input_files,
                   outputs=outputs, environment=dict(env or {}))
-
-
-def fref(store: BlobStore, name: str, data: bytes) -> FileRef:
-    blob = store.put_bytes(data)
-    return FileRef(name, blob.digest, blob.size)
 
 
 def node_args(store: BlobStore | None, rec: Record, name: str | None = None, *,
@@ -223,9 +218,7 @@ def run_teams_world(plan: Plan, seed: int, workdir: Path, lost: float = 0.0, *,
             yield from send_ok(w, p, "Model", "fire", "train", ids[s.name],
                                *node_args(keep, rec), [ids[i] for i in s.inputs])
 
-    w.env.process(teams())
-    w.run(disclosed_at(plan), drain=False)
-    w.finish()
+    play(w, disclosed_at(plan), teams())
     return run
 
 
@@ -482,9 +475,7 @@ class UnrecordedStep:
                 trials.append(Trial(Consumer("Model", "trained").accepts(w, mid)
                                     and (not problems or not checks), alarms))
 
-        w.env.process(work())
-        w.run((6 + 2 * n) * TICK, drain=False)
-        w.finish()
+        play(w, (6 + 2 * n) * TICK, work())
         return _t12_outcome(trials, 4 * TICK)
 
 

@@ -27,8 +27,8 @@ from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Auditor, outcome
 from proml_sim.threats.monitor import ChainReader
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import salt
-from proml_sim.threats.scenarios.d_availability import call, central, trials_of, world_of
+from proml_sim.threats.scenarios.common import play, salt, send_ok, trials_of
+from proml_sim.threats.scenarios.d_availability import central, world_of
 
 HOUR = 3600.0
 
@@ -140,12 +140,10 @@ class DenyAction:
                  ps["dev"].address))
             for t, who, *args in steps:
                 yield w.env.timeout(max(0.0, t - w.env.now))
-                tx = yield from call(w, who, *args)
+                tx = yield from send_ok(w, who, "Model", *args)
                 sent[tx.hash] = tx.raw
 
-        w.env.process(workflow())
-        w.run(times[4], drain=False)
-        w.finish()
+        play(w, times[4], workflow())
         # the auditor: every event's transaction recovers to the event's actor, and the disputed
         # train's signed calldata says train(this id, this digest); replay(events) == state
         train = ContractABI(model.abi).selector("train")

@@ -30,6 +30,7 @@ from proml_sim.errors import EngineError, LifecycleError, UsageError
 from proml_sim.ir import Approved, Registered
 from proml_sim.lifecycles import Model
 from proml_sim.sim import digest_of, domain_id
+from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.threats.baseline import (
     CSRF_HEADER,
     Browser,
@@ -48,13 +49,15 @@ from proml_sim.threats.scenarios.common import (
     central_db,
     model_lifecycle,
     mutant,
-    outcome_of,
     params,
+    play,
     salt,
+    send_ok,
     small_world,
     threshold_of,
 )
 from proml_sim.threats.scenarios.r_repudiation import tx_fields, tx_signer, tx_with
+from proml_sim.threats.scenarios.t_support import ok
 
 MIN, HOUR = 60.0, 3600.0
 Gen = Generator[Any, Any, Any]
@@ -143,27 +146,23 @@ class ChainDesk(_Desk):
         self.reader = ChainReader(self.model_client, self.w.backend)
         self.names = {p.address: n for n, p in self.ps.items()}
 
-    def _call(self, who: Any, *call: Any, key: str = "Model") -> Gen:
-        tx = yield from self.w.send(who, key, *call)
-        yield self.w.confirmed(tx, 1)
-        return tx
-
     def model(self, tag: str, key: str = "Model") -> Gen:
         """(also for a lifecycle ``key`` deployed beside the Model with ``add_lifecycle``)"""
-        tx = yield from self._call("op", "register", salt(tag), key=key)
+        tx = yield from send_ok(self.w, "op", key, "register", salt(tag))
         mid = self.w.result(tx)
         yield from self.fire("dev", "train", mid, digest_of("model", tag), key)
         return mid
 
     def fire(self, who: str, step: str, aid: bytes, digest: bytes, key: str = "Model") -> Gen:
-        tx = yield from self._call(who, "fire", step, aid, digest, "", [], key=key)
-        result = outcome_of(self.w, tx)
+        tx = yield from send_ok(self.w, who, key, "fire", step, aid, digest, "", [])
+        result = tx_outcome(tx)
         return result.partition(":")[2] or result
 
     def revoke(self, who: str) -> Gen:
         admin = self.w.domain_admin(self.ps[who], "Model")  # its domain's admin revokes
-        tx = yield from self._call(admin, "revoke", "verifier", self.ps[who].address)
-        return outcome_of(self.w, tx) == "ok"
+        tx = yield from send_ok(self.w, admin, "Model", "revoke", "verifier",
+                                self.ps[who].address)
+        return tx_outcome(tx) == "ok"
 
     def state(self, aid: bytes) -> str:
         return str(self.model_client.state(aid))
@@ -375,10 +374,6 @@ both_sides("S3", _s3, "accounts counted instead of domains: one organisation's a
            "the threshold (the counting mode is the defence, on both systems)")
 
 
-def _ok(tx: Any) -> bool:
-    return tx.receipt is not None and bool(tx.receipt.status)
-
-
 # ---------------------------------------------------------------------------------------------
 # S5: a role holder lured into acting for the attacker (confused deputy)
 # ---------------------------------------------------------------------------------------------
@@ -485,7 +480,7 @@ class ConfusedDeputy:
             claim = yield from w.send(victim, f"relay-{tx.hash.hex()}", "call", "claim")
             yield w.confirmed(claim, 1)
             if key == "Model":
-                claims_ok.append(_ok(claim))
+                claims_ok.append(ok(claim))
             # the record is rewritten if the lifecycle contract logged anything for the relay
             logs = claim.receipt.logs if claim.receipt is not None else []
             tries[key].append(any(log.address == client.address for log in logs))
@@ -496,9 +491,7 @@ class ConfusedDeputy:
                 for who, step, dg in _s5_lures(int(p["victims"]), seed):
                     yield from lure(key, mid, who, step, dg)
 
-        w.env.process(run())
-        w.run(HOUR, drain=False)
-        w.finish()
+        play(w, HOUR, run())
         mut = tries["ModelTxOrigin"]
         return trials_outcome([Trial(x) for x in tries["Model"]], metrics={
             "asr_mutant": sum(mut) / len(mut), "victim_txs_succeeded": float(sum(claims_ok))})
@@ -637,7 +630,7 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         ev = digest_of("eval", seed)
         t = yield from w.send("v1", "Model", "fire", "verify", m1, ev, "", [])
         yield w.confirmed(t, 1)
-        assert _ok(t) and mc.address == model.address and m1b == m1 and mc.exists(m1), \
+        assert ok(t) and mc.address == model.address and m1b == m1 and mc.exists(m1), \
             "S6 set-up: the other chain must differ only by chain id"
         yield w.env.timeout(p["replay_after_s"])
         tries["same_request"] = accepted(w.backend, t.raw)
@@ -653,10 +646,10 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
             pay = yield from w.send("eve", "raw", "tx", tx_signer(raw), b"", 10**18)
             yield w.confirmed(pay, 1)
             accepted(w.backend, raw)
-        ok = accepted(chain_c, t.raw)
-        if ok:
+        sent = accepted(chain_c, t.raw)
+        if sent:
             chain_c.produce_block()
-        tries["other_chain"] = ok and v1_counted(mc, m1)
+        tries["other_chain"] = sent and v1_counted(mc, m1)
         yield from d.fire("dev", "train", m1, digest_of("m1", "again"))
         yield from d.approve("v2", m1, ev)  # (its block also carried the altered transactions)
         tries["stale_version"] = model.state(m1) == "verified"
@@ -665,9 +658,7 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
             ran.append(r is not None)
             tries[kind] = v1_counted(client, mid) or (r is not None and bool(r.status))
 
-    w.env.process(run())
-    w.run(HOUR + p["replay_after_s"], drain=False)
-    w.finish()
+    play(w, HOUR + p["replay_after_s"], run())
     return _replays(tries, None, "; ".join(sorted(refusals)), None,
                     altered_txs_ran_as_stranger=float(sum(ran)))
 
@@ -750,7 +741,7 @@ class FrontRun:
                                            digest_of("m", i), "", [])
                     yield w.confirmed(tx, 1)
                     lat.append(tx.confirmed[1] - tx.submitted)
-                    lost[key].append(not _ok(tx) or w.clients[key].history(
+                    lost[key].append(not ok(tx) or w.clients[key].history(
                         w.result(tx))[0].actor != ps["op"].address)
             for i in range(int(p["commit_reveal_names"])):  # what commit-reveal would cost:
                 t0 = w.env.now  # one more confirmed transaction (an anchor) before registering
@@ -758,10 +749,7 @@ class FrontRun:
                 yield w.confirmed(tx, 1)
                 commit.append(w.env.now - t0)
 
-        w.env.process(front_runner())
-        w.env.process(run())
-        w.run(2 * HOUR, drain=False)
-        w.finish()
+        play(w, 2 * HOUR, front_runner(), run())
         model = w.clients["Model"]
         ambiguous = [len({e.registrant for e in model.events() if isinstance(e, Registered)
                           and e.salt == salt(f"model-{i}")}) > 1 for i in range(int(p["names"]))]

@@ -9,6 +9,7 @@ from proml_sim.errors import UsageError
 from proml_sim.ir import Approved, RoleGranted, RoleRevoked, Transitioned
 from proml_sim.lifecycles import Dataset, Model
 from proml_sim.sim import digest_of
+from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Trial, outcome, trials_outcome
@@ -16,8 +17,8 @@ from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import (
     both_sides,
     model_lifecycle,
-    outcome_of,
     params,
+    play,
     salt,
     small_world,
 )
@@ -108,10 +109,8 @@ class NoRoleCallsEverything:
             for t in txs:
                 yield w.confirmed(t, 1)
 
-        w.env.process(run())
-        w.run(600, drain=False)
-        w.finish()
-        accepted = sum(outcome_of(w, t) == "ok" for t in txs)
+        play(w, 600, run())
+        accepted = sum(tx_outcome(t) == "ok" for t in txs)
         violations = sum(role_violations(w.clients[lc]) for lc in ("Model", "Dataset"))
         return outcome(accepted > 0 or violations > 0, metrics={
             "integrity_violations": float(violations), "calls": float(len(txs)),

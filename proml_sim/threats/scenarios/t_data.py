@@ -17,7 +17,7 @@ from proml_sim.sim.world import domain_id
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import salt
+from proml_sim.threats.scenarios.common import param, play, salt, send_ok
 from proml_sim.threats.scenarios.t_support import (
     TICK,
     baseline_db,
@@ -26,10 +26,7 @@ from proml_sim.threats.scenarios.t_support import (
     hexd,
     latest_evidence,
     paper_world,
-    param,
-    play,
     put_record,
-    send_ok,
     sha,
     trials,
 )

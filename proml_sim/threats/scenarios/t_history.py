@@ -17,10 +17,11 @@ from proml_sim.errors import LifecycleError
 from proml_sim.ir import Transitioned
 from proml_sim.node.consumer import tuple_digest
 from proml_sim.node.store import BlobStore
+from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Auditor
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import add_lifecycle, outcome_of, salt
+from proml_sim.threats.scenarios.common import add_lifecycle, param, play, salt, send_ok
 from proml_sim.threats.scenarios.t_integrity import bound_ok, evaluation, model_guard
 from proml_sim.threats.scenarios.t_support import (
     TICK,
@@ -28,9 +29,6 @@ from proml_sim.threats.scenarios.t_support import (
     hexd,
     ok,
     paper_world,
-    param,
-    play,
-    send_ok,
     sha,
     trials,
     uses,
@@ -146,7 +144,7 @@ class CoverUp:
                       and real.ir.transitions[e.transition].name == "reject"
                       for e in real.events())
         rewritten = not present or prefix_violations(snaps) > 0 or any(fooled)
-        reverted = sorted({outcome_of(w, t) for t in tries if not ok(t)})
+        reverted = sorted({tx_outcome(t) for t in tries if not ok(t)})
         return trials([rewritten], [False], metrics={
             "attempts_reverted": float(sum(not ok(t) for t in tries)),
             "decoy_same_fingerprint": float(decoy.fingerprint() == real.fingerprint())},

@@ -29,7 +29,7 @@ from proml_sim.node.verify import verify
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import salt
+from proml_sim.threats.scenarios.common import param, play, salt, send_ok
 from proml_sim.threats.scenarios.t_support import (
     HOUR,
     TICK,
@@ -40,10 +40,7 @@ from proml_sim.threats.scenarios.t_support import (
     hexd,
     latest_evidence,
     paper_world,
-    param,
-    play,
     put_record,
-    send_ok,
     sha,
     trials,
     uses,

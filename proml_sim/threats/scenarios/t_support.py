@@ -7,12 +7,11 @@ insider and outside auditor are the kit's :func:`~proml_sim.threats.kit.dba_rewr
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
-from proml_sim.errors import UsageError
 from proml_sim.ir import build_ir
 from proml_sim.lifecycles import Dataset, Model, load_lifecycle
 from proml_sim.node.consumer import ConsumerRefused, NotApproved
@@ -22,9 +21,9 @@ from proml_sim.node.store import BlobStore
 from proml_sim.sim import World
 from proml_sim.sim.world import Participant, SimTx, domain_id
 from proml_sim.threats.baseline import CentralDB
-from proml_sim.threats.kit import Alarm, Trial, trials_outcome
+from proml_sim.threats.kit import Alarm
 from proml_sim.threats.runner import Outcome
-from proml_sim.threats.scenarios.common import central_db
+from proml_sim.threats.scenarios.common import central_db, param, trials_of
 
 HOUR = 3600.0
 #: the spacing of scripted steps whose timing does not matter (10 simulated minutes)
@@ -73,38 +72,10 @@ def paper_world(seed: int, extra: dict[str, tuple[str, str]] | None = None,
     return w, ps
 
 
-def param(tm: Any, name: str, lo: float | None = None, hi: float | None = None) -> Any:
-    """A threat model's ``[parameters]`` value, checked against ``[lo, hi]``; a missing or
-    out-of-range value is a :class:`UsageError` naming the file and the fix."""
-    if name not in tm.parameters:
-        raise UsageError(f"{tm.id} needs parameter {name!r} in [parameters] of {tm.path}")
-    v = tm.parameters[name]
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise UsageError(f"{tm.id} parameter {name}={v!r} is out of range: use a value in "
-                         f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]")
-    return v
-
-
 def lifecycle_name(tm: Any, key: str = "lifecycle") -> type:
     """The lifecycle class a threat model's parameter names (``Dataset``, ``Model`` or
     ``package.module:Class``)."""
     return load_lifecycle(str(param(tm, key)))
-
-
-def send_ok(w: World, who: str | Participant, lifecycle: str, method: str, *args: Any
-            ) -> Generator[Any, Any, SimTx]:
-    """Actor step: one call as ``who``, waited for until its block is seen."""
-    tx = yield from w.send(who, lifecycle, method, *args)
-    yield w.confirmed(tx, 1)
-    return tx
-
-
-def play(w: World, until: float, *actors: Generator[Any, Any, Any]) -> None:
-    """Run the actor processes until simulated time ``until``, then close the world's run."""
-    for actor in actors:
-        w.env.process(actor)
-    w.run(until, drain=False)
-    w.finish()
 
 
 def uses(check: Callable[[], Any], alarms: list[Alarm], at: float, who: str = "consumer"
@@ -124,16 +95,11 @@ def uses(check: Callable[[], Any], alarms: list[Alarm], at: float, who: str = "c
 def trials(goals: Sequence[bool], caught: Sequence[bool], *, attack_at: float | None = None,
            alarms: Iterable[Alarm] = (), metrics: dict[str, float] | None = None,
            note: str = "") -> Outcome:
-    """:func:`~proml_sim.threats.kit.trials_outcome` of a run whose attempt ``i`` reached the
-    goal (``goals[i]``) and, if so, was caught by ``alarms`` (``caught[i]``); a run with no
-    attempt (e.g. T5 without broken or lying steps) is an outcome with zero trials."""
+    """:func:`~proml_sim.scenarios.common.trials_of` of a run whose attempt ``i`` reached the
+    goal (``goals[i]``) and, if so, was caught by ``alarms`` (``caught[i]``)."""
     seen = tuple(sorted(alarms, key=lambda a: a.at))
-    if not goals:
-        return Outcome(False, metrics=dict(metrics or {}), note=note, attempts=0, successes=0,
-                       detections=0)
-    return trials_outcome([Trial(g, seen if c else ()) for g, c in zip(goals, caught,
-                                                                       strict=True)],
-                          attack_at=attack_at, metrics=metrics, note=note)
+    return trials_of([(g, None, seen if c else ()) for g, c in zip(goals, caught, strict=True)],
+                     attack_at=attack_at, metrics=metrics, note=note)
 
 
 def ok(tx: SimTx) -> bool:

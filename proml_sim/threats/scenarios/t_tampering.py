@@ -13,11 +13,12 @@ from proml_sim.errors import UsageError
 from proml_sim.ir import Registered, Transitioned, build_ir
 from proml_sim.node.consumer import ConsumerGuard
 from proml_sim.node.store import BlobStore
+from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.sim.world import domain_id
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite, watch
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import outcome_of, salt
+from proml_sim.threats.scenarios.common import param, play, salt, send_ok
 from proml_sim.threats.scenarios.t_support import (
     HOUR,
     TICK,
@@ -26,9 +27,6 @@ from proml_sim.threats.scenarios.t_support import (
     lifecycle_name,
     ok,
     paper_world,
-    param,
-    play,
-    send_ok,
     sha,
     trials,
     uses,
@@ -107,7 +105,7 @@ def _proml(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
 
     def do(who: str, *call: Any) -> Any:
         tx = yield from send_ok(w, who, ds, *call)
-        steps.append(f"{call[1] if call[0] == 'fire' else call[0]} {outcome_of(w, tx)}")
+        steps.append(f"{call[1] if call[0] == 'fire' else call[0]} {tx_outcome(tx)}")
         return ok(tx)
 
     def data_company() -> Any:
