@@ -17,7 +17,9 @@ class RelabelAfterReview:
         w = World(seed, "consortium-fast", lifecycles=[Dataset])
         da = w.add_participant("da", "data-co", "eu")
         lab = w.add_participant("lab", "data-co", "us")
-        w.setup(grants=[("da", "Dataset", "dataset_admin")])
+        # a consortium: data-co may also hold the labeller role its dataset admin grants
+        w.setup(grants=[("da", "Dataset", "dataset_admin")],
+                allow=[("lab", "Dataset", "labeller")])
         did = w.client("Dataset").artefact_id(da.address, b"d".ljust(32, b"\0"))
         attack = {}
 

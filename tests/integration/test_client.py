@@ -20,7 +20,7 @@ from proml_sim import (
 from proml_sim.chain import KeyRing, PyEVMBackend
 from proml_sim.chain.client import LAYOUTS, LifecycleClient
 from proml_sim.ir import Interpreter, artefact_id, replay
-from proml_sim.lifecycles import Model
+from proml_sim.lifecycles import SingleAdminModel as Model  # the client, not governance
 
 DIG = b"\xaa" * 32
 DA, DB = b"A" * 32, b"B" * 32
