@@ -72,6 +72,9 @@ from proml_sim.ir import (
     MAX_APPROVERS,
     ZERO32,
     Approved,
+    GovExecuted,
+    GovProposed,
+    GovVoted,
     Interpreter,
     LifecycleEvent,
     LifecycleIR,
@@ -86,6 +89,7 @@ from proml_sim.ir import (
     history_from_events,
     replay,
 )
+from proml_sim.ir.events import ZERO_ADDRESS, apply_governance
 
 __all__ = [
     "PROPERTIES",
@@ -110,7 +114,13 @@ PROPERTIES: dict[str, str] = {
     "ids": "every Transitioned/Approved names a registered artefact; a Registered id is "
            "keccak(registrant ++ salt) and is registered once",
     "role-admin": "every RoleGranted/RoleRevoked (after the constructor's) was sent by a holder "
-                  "of that role's admin role at that point of the chain",
+                  "of that role's admin role at that point of the chain; in a consortium by the "
+                  "admin of the account's domain (or a holder of the role's admin role in it), "
+                  "for a role that domain may hold, never binding another domain's account",
+    "governance": "in a consortium, every proposal is opened and voted by the admin of a member "
+                  "domain (one vote per domain), and executed only with a quorum of member "
+                  "domains' votes in the epoch it was proposed in (executing expires the "
+                  "others); a removed domain's accounts hold no usable role",
     "role-holder": "every Registered/Transitioned/Approved was made by an account holding one of "
                    "the step's roles at that point (roles replayed from RoleGranted/RoleRevoked)",
     "revoked-key": "nothing is accepted from an account after the revocation of the role the "
@@ -124,8 +134,9 @@ PROPERTIES: dict[str, str] = {
     "source-state": "each Transitioned leaves the artefact's current state, which is a source of "
                     "the transition, for its target; approvals only from a source state",
     "evidence": "steps that need evidence carry a non-zero digest",
-    "separation-of-duty": "the actor of a step named in separate_from never does the separated "
-                          "step on the same artefact",
+    "separation-of-duty": "the actor of a step named in separate_from (the domain of that "
+                          "actor, for separate_domain_from) never does the separated step on "
+                          "the same artefact",
     "append-only": "the event log (and so each artefact's history) of an earlier step is a "
                    "prefix of the log of every later step",
     "replay": "replay(events) equals the contract storage read through its views",
@@ -303,12 +314,43 @@ def audit_events(ir: LifecycleIR, events: Sequence[LifecycleEvent]) -> list[Viol
     approvals: dict[bytes, list[str]] = {}
     last_actor: dict[tuple[bytes, int], str] = {}
     n_roles = len(ir.roles)
+    gov = ir.consortium is not None
+    # consortium: member domain -> (roles it may hold, admin); proposal id -> (kind, domain,
+    # account, roles, epoch, voting domains); executed proposals so far (the epoch)
+    members: dict[bytes, tuple[int, str]] = {}
+    proposals: dict[int, tuple[int, bytes, str, int, int, list[bytes]]] = {}
+    executed: set[int] = set()
+    epoch = 0
 
     def bad(prop: str, i: int, what: str) -> None:
         out.append(Violation(prop, f"event #{i} {what}"))
 
+    def eff(account: str) -> int:
+        """The roles ``account`` can use: in a consortium only those its domain may hold."""
+        mask = roles.get(account, 0)
+        if not gov:
+            return mask
+        member = members.get(domains.get(account, ZERO32))
+        return mask & member[0] if member is not None else 0
+
     def holds(account: str, names: tuple[str, ...]) -> bool:
-        return bool(roles.get(account, 0) & ir.role_mask(names))
+        return bool(eff(account) & ir.role_mask(names))
+
+    def admin_domain(account: str) -> bytes:
+        return next((d for d, (_r, a) in members.items() if a == account), ZERO32)
+
+    def managed(sender: str, role: int) -> bytes | None:
+        """The domain ``sender`` may grant ``role`` in (consortium), or None."""
+        mine = admin_domain(sender)
+        if mine != ZERO32:
+            return mine
+        if holds(sender, (ir.roles[role].admin,)):
+            return domains.get(sender, ZERO32)
+        return None
+
+    def quorum() -> int:
+        assert ir.consortium is not None
+        return min(ir.consortium.quorum, len(members))
 
     def check_actor(i: int, what: str, account: str, names: tuple[str, ...]) -> None:
         if holds(account, names):
@@ -337,6 +379,11 @@ def audit_events(ir: LifecycleIR, events: Sequence[LifecycleEvent]) -> list[Viol
         for other in t.separate_from:
             if last_actor.get((ev.id, ir.transition(other).index)) == actor:
                 bad("separation-of-duty", i, f"{what} by {actor}, who also did {other} on it")
+        for other in t.separate_domain_from:
+            last = last_actor.get((ev.id, ir.transition(other).index))
+            if last is not None and domains.get(last, ZERO32) == domains.get(actor, ZERO32):
+                bad("separation-of-duty", i, f"{what} by {actor}, of the domain that did "
+                                             f"{other} on it")
         return t
 
     for i, ev in enumerate(events):
@@ -350,7 +397,23 @@ def audit_events(ir: LifecycleIR, events: Sequence[LifecycleEvent]) -> list[Viol
                            and ev.account == ev.sender)
             if i == 0 and not constructor:
                 bad("role-admin", i, "is not the constructor's admin grant")
-            if not constructor and not holds(ev.sender, (ir.roles[ev.role].admin,)):
+            if constructor:
+                pass
+            elif gov:
+                mine = managed(ev.sender, ev.role)
+                where = ev.domain if isinstance(ev, RoleGranted) else domains.get(ev.account,
+                                                                                  ZERO32)
+                if mine is None or mine != where:
+                    bad("role-admin", i, f"{kind}({name}, {ev.account}) sent by {ev.sender}, "
+                                         "neither the admin of the account's domain nor a "
+                                         f"holder of {ir.roles[ev.role].admin} in it")
+                elif isinstance(ev, RoleGranted) and (
+                        not members.get(mine, (0, ""))[0] & (1 << ev.role)
+                        or domains.get(ev.account, ZERO32) not in (ZERO32, mine)
+                        or admin_domain(ev.account) not in (ZERO32, mine)):
+                    bad("role-admin", i, f"{kind}({name}, {ev.account}) by {ev.sender}: a role "
+                                         "its domain may not hold, or another domain's account")
+            elif not holds(ev.sender, (ir.roles[ev.role].admin,)):
                 bad("role-admin", i, f"{kind}({name}, {ev.account}) sent by {ev.sender}, who "
                                      f"does not hold its admin role {ir.roles[ev.role].admin}")
             bit = 1 << ev.role
@@ -362,6 +425,56 @@ def audit_events(ir: LifecycleIR, events: Sequence[LifecycleEvent]) -> list[Viol
                 if roles.get(ev.account, 0) & bit:
                     revoked.add((ev.account, ev.role))
                 roles[ev.account] = roles.get(ev.account, 0) & ~bit
+        elif isinstance(ev, GovProposed):
+            what = f"GovProposed(#{ev.id})"
+            if admin_domain(ev.proposer) == ZERO32:
+                bad("governance", i, f"{what} by {ev.proposer}, the admin of no member domain")
+            if ev.id in proposals or ev.id != len(proposals) + 1:
+                bad("governance", i, f"{what}: ids are 1, 2, ... in order, each used once")
+            if ev.epoch != epoch:
+                bad("governance", i, f"{what} in epoch {ev.epoch}; the log is at {epoch}")
+            proposals[ev.id] = (ev.kind, ev.domain, ev.account, ev.roles, epoch, [])
+        elif isinstance(ev, GovVoted):
+            what = f"GovVoted(#{ev.id}, {_short(ev.domain)})"
+            p = proposals.get(ev.id)
+            if p is None or ev.id in executed or p[4] != epoch:
+                bad("governance", i, f"{what}: no open proposal of this epoch")
+                continue
+            if ev.domain not in members or members[ev.domain][1] != ev.voter:
+                bad("governance", i, f"{what} by {ev.voter}, not the admin of that member "
+                                     "domain")
+            if ev.domain in p[5]:
+                bad("governance", i, f"{what}: the domain voted already")
+            p[5].append(ev.domain)
+            if ev.count != len(p[5]):
+                bad("governance", i, f"{what} reports {ev.count} votes; the log shows "
+                                     f"{len(p[5])}")
+        elif isinstance(ev, GovExecuted):
+            what = f"GovExecuted(#{ev.id})"
+            if ev.id == 0:  # the constructor founds the consortium
+                if i != 1 or members:
+                    bad("governance", i, f"{what}: only the constructor founds the consortium")
+            else:
+                p = proposals.get(ev.id)
+                if p is None or ev.id in executed or p[4] != epoch:
+                    bad("governance", i, f"{what}: no open proposal of this epoch")
+                else:
+                    votes = [d for d in p[5] if d in members]
+                    if len(votes) < quorum():
+                        bad("governance", i, f"{what} with {len(votes)} member domains' "
+                                             f"votes; the quorum is {quorum()}")
+                    if p[:4] != (ev.kind, ev.domain, ev.account, ev.roles):
+                        bad("governance", i, f"{what} carries out another proposal than the "
+                                             "one voted for")
+                executed.add(ev.id)
+                epoch += 1
+            if ev.kind == 1 and ev.domain in members:
+                bad("governance", i, f"{what} adds {_short(ev.domain)}, a member already")
+            elif ev.kind in (2, 3, 4) and ev.domain not in members:
+                bad("governance", i, f"{what} on {_short(ev.domain)}, not a member")
+                continue
+            if ev.kind in (1, 2, 3, 4):
+                apply_governance(members, ev.kind, ev.domain, ev.account, ev.roles)
         elif isinstance(ev, Registered):
             what = f"Registered({_short(ev.id)})"
             if ev.id != artefact_id(ev.registrant, ev.salt):
@@ -497,6 +610,17 @@ RAW_GAS = 600_000
 N_FLOOD = MAX_APPROVERS + 1
 
 
+#: consortium lifecycles: the admins of member domains domain-b and domain-c (the admin,
+#: account 0, founds domain-a), then two fresh accounts no domain has bound (new admins for
+#: add_domain and rotate_admin proposals); their keys come after the flood approvers'
+GOV_ADMINS = (N_ACCOUNTS + N_FLOOD, N_ACCOUNTS + N_FLOOD + 1)
+FRESH = (N_ACCOUNTS + N_FLOOD + 2, N_ACCOUNTS + N_FLOOD + 3)
+N_KEYS = N_ACCOUNTS + N_FLOOD + 4
+#: domain ids a proposal may add (never members at set-up), and a probe id no proposal adds
+NEW_DOMAINS = tuple(f"domain-{c}".encode().ljust(32, b"\0") for c in "de")
+NOT_A_DOMAIN = b"domain-none".ljust(32, b"\0")
+
+
 def flood_domain(j: int) -> bytes:
     """The trust domain of flood approver ``j`` (guard_probe): one of its own."""
     return f"domain-flood-{j}".encode().ljust(32, b"\0")
@@ -596,7 +720,7 @@ class ThreatMachine(RuleBasedStateMachine):
         self.ir: LifecycleIR = self.contracts.ir
         self.layout = self.contracts.layout
         # accounts N_ACCOUNTS.. are only used by the approval-slot flood (guard_probe)
-        self.keys = KeyRing.from_seed("threat-properties", N_ACCOUNTS + N_FLOOD)
+        self.keys = KeyRing.from_seed("threat-properties", N_KEYS)
         self.accounts = list(self.keys.addresses)
         self.flooded = False
         self.backend = _RecordingBackend(funded=self.accounts)
@@ -612,6 +736,13 @@ class ThreatMachine(RuleBasedStateMachine):
         self.salt = 0
         self.twin: PyEVMBackend | None = None
         self.checked_head = b""
+        self.gov = self.ir.consortium is not None
+        if self.gov:
+            # the consortium: the founder (domain-a) admits domain-b and domain-c, each with
+            # its own admin account and every role but the founder's ADMIN role
+            mask = ((1 << len(self.ir.roles)) - 1) & ~1
+            for d, admin_i in zip(DOMAINS[1:], GOV_ADMINS, strict=True):
+                self._pass("add_domain", d, self.accounts[admin_i], mask, label="set-up")
         # honest set-up, in one block: role i to insiders i, i+1, i+2 (cyclically), each
         # account in trust domain (index mod 3): every role spans three domains, and
         # consecutive roles share holders (so separation of duty is exercised)
@@ -620,7 +751,7 @@ class ThreatMachine(RuleBasedStateMachine):
         for r in self.ir.roles[1:]:
             for j in range(3):
                 a = INSIDERS[(r.index - 1 + j) % len(INSIDERS)]
-                granter = self._holder_of((r.admin,))
+                granter = self._granter(r.name, DOMAINS[a % 3])
                 signer = self.keys.signer(self.accounts[granter])
                 args = (r.name, self.accounts[a], DOMAINS[a % 3])
                 expected = _outcome(self.oracle.grant, self.accounts[granter], *args)
@@ -631,6 +762,28 @@ class ThreatMachine(RuleBasedStateMachine):
             if actual != expected:
                 self._lockstep("set-up grant", args, actual, expected)
         return self._register_honestly(None)
+
+    def _granter(self, role: str, domain: bytes) -> int:
+        """Who grants ``role`` into ``domain``: in a consortium that domain's admin (a domain
+        enrols its own accounts), else a holder of the role's admin role."""
+        if self.gov:
+            member = self.oracle.members.get(domain)
+            if member is not None:
+                return self.accounts.index(member[1])
+        return self._holder_of((self.ir.role(role).admin,))
+
+    def _pass(self, kind: str, domain: bytes, account: str = ZERO_ADDRESS, roles: int = 0,
+              label: str = "") -> tuple[str, Any]:
+        """A proposal that can pass: the first member's admin proposes, the others vote until
+        the quorum, the proposer executes (each on chain and on the reference)."""
+        admins = [self.accounts.index(a) for _r, a in self.oracle.members.values()]
+        status, pid = self.op("propose", admins[0], kind, domain, account, roles,
+                              label=label or "proposal")
+        if status != "ok":
+            return status, pid
+        for voter in admins[1:self.oracle.quorum()]:
+            self.op("vote", voter, pid, label=label or "vote")
+        return self.op("execute", admins[0], pid, label=label or "execution")
 
     def _holder_of(self, names: tuple[str, ...]) -> int:
         for i in range(N_ACCOUNTS):
@@ -686,7 +839,9 @@ class ThreatMachine(RuleBasedStateMachine):
                                             label=label))
 
     def _who(self, i: int) -> str:
-        role = "admin" if i == ADMIN else "outsider" if i == OUTSIDER else "insider"
+        role = ("admin" if i == ADMIN else "outsider" if i == OUTSIDER else "insider"
+                if i < N_ACCOUNTS else "flood approver" if i < GOV_ADMINS[0]
+                else "domain admin" if i in GOV_ADMINS else "fresh account")
         return f"{role} {i}"
 
     def _lockstep(self, what: str, args: Any, actual: Any, expected: Any) -> None:
@@ -734,7 +889,8 @@ class ThreatMachine(RuleBasedStateMachine):
         by a holder of that role's admin role."""
         for r in self.ir.roles:
             if self._holds(victim, (r.name,)):
-                granter = self._holder_of((r.admin,))
+                granter = self._granter(r.name, self.oracle.domains.get(self.accounts[victim],
+                                                                        ZERO32))
                 self.op("revoke", granter, r.name, self.accounts[victim],
                         label=f"revocation of {self._who(victim)} by {self._who(granter)}")
 
@@ -946,23 +1102,34 @@ class ThreatMachine(RuleBasedStateMachine):
         digest = self._honest_digest(aid, step)
         key = self._key(aid, step, digest)
         approver_role = step.by[0]
-        granter = self._holder_of((ir.role(approver_role).admin,))
         flood = [N_ACCOUNTS + j for j in range(N_FLOOD)]
+
+        def granter(j: int) -> int:
+            """Who enrols flood approver ``j``: in a consortium each one is the admin of a
+            domain of its own, admitted by quorum the first time, and enrols itself."""
+            if not self.gov:
+                return self._holder_of((ir.role(approver_role).admin,))
+            if flood_domain(j) not in self.oracle.members:
+                self._pass("add_domain", flood_domain(j), self.accounts[flood[j]],
+                           (1 << len(ir.roles)) - 1, label=f"admission of flood domain {j}")
+            return flood[j]
+
         used: list[int] = []
         for j, x in enumerate(flood[:-1]):
             if len(self.oracle.approvers.get(key, [])) >= MAX_APPROVERS:
                 break
-            self.op("grant", granter, approver_role, self.accounts[x], flood_domain(j))
+            self.op("grant", granter(j), approver_role, self.accounts[x], flood_domain(j))
             kind, _ = self._fire(x, step, aid, digest, label=f"flood approver {j}")
-            self.op("revoke", granter, approver_role, self.accounts[x])
+            self.op("revoke", granter(j), approver_role, self.accounts[x])
             used.append(j)
             if kind != "ok":
                 return
         for j in [*used, len(flood) - 1]:
-            self.op("grant", granter, approver_role, self.accounts[flood[j]], flood_domain(j))
+            self.op("grant", granter(j), approver_role, self.accounts[flood[j]],
+                    flood_domain(j))
         self._fire(flood[-1], step, aid, digest, label=f"flood approver {len(flood) - 1}")
         for j in [*used, len(flood) - 1]:  # they leave: later steps are unaffected
-            self.op("revoke", granter, approver_role, self.accounts[flood[j]])
+            self.op("revoke", granter(j), approver_role, self.accounts[flood[j]])
 
     def _unregistered(self, t: TransitionIR, fake: bytes) -> None:
         """The admin does ``t`` on id ``fake`` that nobody registered (raw calldata)."""
@@ -1026,7 +1193,7 @@ class ThreatMachine(RuleBasedStateMachine):
         role's admin appoints an insider who does not hold it yet; the eligible ones after."""
         for i in INSIDERS:
             if not self._holds(i, u.by):
-                granter = self._holder_of((self.ir.role(u.by[0]).admin,))
+                granter = self._granter(u.by[0], DOMAINS[i % 3])
                 self.op("grant", granter, u.by[0], self.accounts[i], DOMAINS[i % 3],
                         label="appointed approver")
                 pool = self._eligible(aid, u, digest)
@@ -1160,7 +1327,7 @@ class ThreatMachine(RuleBasedStateMachine):
                 if not candidates:
                     return
                 pick = data.draw(st.sampled_from(candidates), label="appointed approver")
-                granter = self._holder_of((self.ir.role(t.by[0]).admin,))
+                granter = self._granter(t.by[0], DOMAINS[pick % 3])
                 self.op("grant", granter, t.by[0], self.accounts[pick], DOMAINS[pick % 3],
                         label="appointed approver")
                 first = self._eligible(aid, t, digest)
@@ -1179,7 +1346,7 @@ class ThreatMachine(RuleBasedStateMachine):
             return
         sybil = data.draw(st.sampled_from(others), label="sybil")
         role = t.by[0]
-        granter = self._holder_of((self.ir.role(role).admin,))
+        granter = self._granter(role, self.oracle.domains.get(self.accounts[a], ZERO32))
         self.op("grant", granter, role, self.accounts[sybil],
                 self.oracle.domains.get(self.accounts[a], ZERO32), label="sybil grant")
         self._fire(sybil, t, aid, digest, label="sybil approval")
@@ -1417,8 +1584,11 @@ def storage_snapshot(
     ids: dict[bytes, None] = {}
     accounts: dict[str, bool] = {}
     keys: dict[bytes, tuple[bytes, int, int, bytes]] = {}
+    gov_domains: set[bytes] = set()
     for ev in events:
-        if isinstance(ev, Registered | Transitioned):
+        if isinstance(ev, GovExecuted | GovProposed | GovVoted):
+            gov_domains.add(ev.domain)
+        elif isinstance(ev, Registered | Transitioned):
             ids[ev.id] = None
         elif isinstance(ev, RoleGranted | RoleRevoked):
             accounts[ev.account] = accounts.get(ev.account, False) or isinstance(ev, RoleGranted)
@@ -1441,6 +1611,8 @@ def storage_snapshot(
     for key, (aid, t, v, digest) in keys.items():
         snap.approvers[key] = [to_checksum_address(a)
                                for a in aview("approvers_of", aid, t, v, digest) or ()]
+    if ir.consortium is not None:  # members, proposals and epoch, as the client reads them
+        client._gov_snapshot(snap, gov_domains)
     return snap.normalised()
 
 
