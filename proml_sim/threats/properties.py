@@ -70,6 +70,7 @@ from proml_sim.compiler import CompiledContract, compile_source
 from proml_sim.errors import EngineError, lifecycle_error_from_reason
 from proml_sim.ir import (
     MAX_APPROVERS,
+    PROPOSAL_KINDS,
     ZERO32,
     Approved,
     GovExecuted,
@@ -605,6 +606,8 @@ DOMAINS = tuple(f"domain-{c}".encode().ljust(32, b"\0") for c in "abc")
 LOCATOR = "s3://bucket/object"
 #: gas for transactions the machine signs itself (relayed calls, raw attacks)
 RAW_GAS = 600_000
+#: gas for the raw deployment the governance probe makes (refused by the constructor)
+DEPLOY_GAS = 8_000_000
 #: extra approver accounts, one more than the approval slots of a version (guard_probe fills
 #: them: each approves and is revoked before the next, so the threshold is never reached)
 N_FLOOD = MAX_APPROVERS + 1
@@ -868,8 +871,9 @@ class ThreatMachine(RuleBasedStateMachine):
             return self.op("fire", sender, t.name, aid, digest, LOCATOR, [], label=label)
         return self.op("fire", sender, t.name, aid, label=label)
 
-    def _raw(self, signer: Any, to: str | None, data: bytes) -> Receipt | None:
-        tx_hash = TxSender(self.backend, signer).send(to, data, gas=RAW_GAS)
+    def _raw(self, signer: Any, to: str | None, data: bytes,
+             gas: int = RAW_GAS) -> Receipt | None:
+        tx_hash = TxSender(self.backend, signer).send(to, data, gas=gas)
         self.backend.produce_block()
         return self.backend.receipt(tx_hash)
 
@@ -1032,6 +1036,8 @@ class ThreatMachine(RuleBasedStateMachine):
         self.flooded = True
         for t in ir.transitions:
             self._unregistered(t, fake)
+        if self.gov:
+            self._gov_probe()
         # the role index just past the last (the boundary of the role-index guard)
         for fn, args in (("grant_role", [len(ir.roles), self.accounts[OUTSIDER], DOMAINS[0]]),
                          ("revoke_role", [len(ir.roles), self.accounts[OUTSIDER]])):
@@ -1203,14 +1209,193 @@ class ThreatMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def roles(self, data: st.DataObject) -> None:
-        """Anyone grants or revokes any role (one index past the last too) of anyone."""
-        sender = data.draw(st.integers(0, N_ACCOUNTS - 1), label="sender")
+        """Anyone grants or revokes any role (one index past the last too) of anyone (the
+        domain admins too, in a consortium)."""
+        sender = data.draw(st.sampled_from([*range(N_ACCOUNTS), *(GOV_ADMINS if self.gov
+                                                                 else ())]), label="sender")
         role = data.draw(st.integers(0, len(self.ir.roles)), label="role")
         account = self.accounts[data.draw(st.integers(0, N_ACCOUNTS - 1), label="account")]
         if data.draw(st.booleans(), label="grant"):
             self.op("grant", sender, role, account, data.draw(st.sampled_from(DOMAINS)))
         else:
             self.op("revoke", sender, role, account)
+
+    # -- consortium governance -----------------------------------------------------------------
+    def _admins(self) -> list[int]:
+        """The accounts administering member domains now (rotations change them)."""
+        return [self.accounts.index(a) for _r, a in self.oracle.members.values()]
+
+    def _unbound(self) -> list[int]:
+        """Accounts no domain has bound (neither enrolled nor a domain's admin)."""
+        bound = {*(a for _r, a in self.oracle.members.values()), *self.oracle.domains}
+        return [i for i in (*FRESH, OUTSIDER, *INSIDERS) if self.accounts[i] not in bound]
+
+    @precondition(lambda self: getattr(self, "gov", False))
+    @rule(data=st.data())
+    def govern(self, data: st.DataObject) -> None:
+        """A proposal that can pass: a member's admin proposes (a new domain with a fresh
+        admin, a removal, a rotation of a domain's admin key to a fresh account, or new roles
+        for a domain), other members vote or not, someone executes (refused below quorum)."""
+        o = self.oracle
+        admins = self._admins()
+        fresh = self._unbound()
+        unused = [d for d in NEW_DOMAINS if d not in o.used]
+        kinds = ["set_roles", *(["remove_domain"] if len(o.members) > 1 else []),
+                 *(["add_domain"] if fresh and unused else []),
+                 *(["rotate_admin"] if fresh else [])]
+        kind = data.draw(st.sampled_from(kinds), label="kind")
+        proposer = data.draw(st.sampled_from(admins), label="proposer")
+        domain = data.draw(st.sampled_from(unused if kind == "add_domain" else list(o.members)),
+                           label="domain")
+        who = (self.accounts[data.draw(st.sampled_from(fresh), label="new admin")]
+               if kind in ("add_domain", "rotate_admin") else ZERO_ADDRESS)
+        roles = data.draw(st.integers(0, (1 << len(self.ir.roles)) - 1), label="roles")
+        status, pid = self.op("propose", proposer, kind, domain, who, roles)
+        if status != "ok":
+            return
+        for voter in admins:
+            if voter != proposer and data.draw(st.booleans(), label=f"{voter} votes"):
+                self.op("vote", voter, pid)
+        self.op("execute", data.draw(st.sampled_from([*admins, OUTSIDER]), label="executor"),
+                pid)
+
+    @precondition(lambda self: getattr(self, "gov", False))
+    @rule(data=st.data())
+    def gov_fuzz(self, data: st.DataObject) -> None:
+        """Anyone proposes anything (invalid kinds, the zero or a used domain id, a non-member,
+        a bound or empty new admin, undeclared roles), votes or executes any proposal id."""
+        senders = [*range(N_ACCOUNTS), *GOV_ADMINS, *FRESH]
+        sender = data.draw(st.sampled_from(senders), label="sender")
+        what = data.draw(st.sampled_from(["propose", "vote", "execute"]), label="call")
+        if what != "propose":
+            pid = data.draw(st.integers(0, len(self.oracle.proposals) + 1), label="proposal")
+            self.op(what, sender, pid)
+            return
+        kind = data.draw(st.sampled_from([*PROPOSAL_KINDS, 0, len(PROPOSAL_KINDS) + 1]),
+                         label="kind")
+        domain = data.draw(st.sampled_from([*DOMAINS, *NEW_DOMAINS, NOT_A_DOMAIN, ZERO32]),
+                           label="domain")
+        who = data.draw(st.sampled_from([ZERO_ADDRESS, *(self.accounts[i] for i in senders)]),
+                        label="account")
+        roles = data.draw(st.integers(0, (1 << (len(self.ir.roles) + 1)) - 1), label="roles")
+        self.op("propose", sender, kind, domain, who, roles)
+
+    @precondition(lambda self: getattr(self, "gov", False))
+    @rule(data=st.data())
+    def expiry(self, data: st.DataObject) -> None:
+        """Two proposals open at once; one passes, which expires the other: its votes and
+        execution are refused, and so is executing the passed one again."""
+        admins = self._admins()
+        domain = data.draw(st.sampled_from(list(self.oracle.members)), label="domain")
+        mask = self.oracle.members[domain][0]
+        opened = []
+        for _ in range(2):
+            status, pid = self.op("propose", admins[0], "set_roles", domain, ZERO_ADDRESS, mask,
+                                  label="proposal")
+            if status != "ok":
+                return
+            opened.append(pid)
+        first, second = data.draw(st.permutations(opened), label="order")
+        for voter in admins[1:self.oracle.quorum()]:
+            self.op("vote", voter, first)
+        self.op("execute", admins[0], first)
+        voter = data.draw(st.sampled_from(admins), label="late voter")
+        self.op("vote", voter, second, label="vote on an expired proposal")
+        self.op("execute", voter, second, label="execution of an expired proposal")
+        self.op("execute", voter, first, label="execution again")
+
+    @precondition(lambda self: getattr(self, "gov", False))
+    @rule(data=st.data())
+    def enrol(self, data: st.DataObject) -> None:
+        """A member domain's admin grants or revokes a role: to its own accounts, to another
+        domain's (refused), naming another domain (refused), or a role its domain may not
+        hold (refused)."""
+        admin, domain = data.draw(st.sampled_from(
+            [(self.accounts.index(a), d) for d, (_r, a) in self.oracle.members.items()]),
+            label="domain admin")
+        role = data.draw(st.integers(0, len(self.ir.roles) - 1), label="role")
+        account = self.accounts[data.draw(st.sampled_from([*range(N_ACCOUNTS), *FRESH]),
+                                          label="account")]
+        if data.draw(st.booleans(), label="grant"):
+            named = data.draw(st.sampled_from([domain, *DOMAINS]), label="named domain")
+            self.op("grant", admin, role, account, named, label="enrolment")
+        else:
+            self.op("revoke", admin, role, account, label="removal from the domain")
+
+    @precondition(lambda self: getattr(self, "gov", False))
+    @rule(aid=artefacts, data=st.data())
+    def removed_domain(self, aid: bytes, data: st.DataObject) -> None:
+        """An approver's domain approves, then is removed by quorum: its pending approval no
+        longer counts toward the threshold, and its accounts can do nothing more."""
+        t = self._approval_step(aid)
+        if t is None or len(self.oracle.members) < 2:
+            return
+        digest = self._honest_digest(aid, t)
+        first = self._eligible(aid, t, digest)
+        if not first:
+            return
+        victim = data.draw(st.sampled_from(first), label="approver")
+        self._fire(victim, t, aid, digest)
+        domain = self.oracle.domains.get(self.accounts[victim], ZERO32)
+        if domain not in self.oracle.members:
+            return
+        self._pass("remove_domain", domain, label="removal of the approver's domain")
+        if t not in self._allowed(aid):
+            return
+        honest = [i for i in self._eligible(aid, t, digest) if i != victim]
+        if honest:
+            self._fire(data.draw(st.sampled_from(honest), label="honest"), t, aid, digest)
+        if t in self._allowed(aid):
+            self._fire(victim, t, aid, digest, label="approver of a removed domain")
+
+    def _gov_probe(self) -> None:
+        """Make every governance guard fail once (guard_probe): proposals by a non-admin, of
+        an unknown kind, for a used or a non-member domain, with an empty new admin or
+        undeclared roles; a vote on no proposal, a second vote, an execution below quorum and
+        after execution; removing the last member and founding with the zero domain id, on a
+        second deployment of the lifecycle (its own reference)."""
+        ir = self.ir
+        admin = self._admins()[0]
+        own = next(d for d, (_r, a) in self.oracle.members.items()
+                   if a == self.accounts[admin])
+        mask = self.oracle.members[own][0]
+        fresh = self._unbound()
+        self.op("propose", OUTSIDER, "set_roles", own, ZERO_ADDRESS, mask, label="non-admin")
+        self.op("propose", admin, len(PROPOSAL_KINDS) + 1, own, ZERO_ADDRESS, 0)
+        self.op("propose", admin, "add_domain", own, self.accounts[fresh[0]] if fresh
+                else ZERO_ADDRESS, mask, label="used domain id")
+        self.op("propose", admin, "set_roles", NOT_A_DOMAIN, ZERO_ADDRESS, 0)
+        self.op("propose", admin, "add_domain", NOT_A_DOMAIN, ZERO_ADDRESS, 0)
+        if fresh:
+            self.op("propose", admin, "add_domain", NOT_A_DOMAIN, self.accounts[fresh[0]],
+                    1 << len(ir.roles), label="undeclared role")
+        self.op("vote", admin, len(self.oracle.proposals) + 7, label="vote on no proposal")
+        status, pid = self.op("propose", admin, "set_roles", own, ZERO_ADDRESS, mask)
+        if status == "ok":
+            self.op("vote", admin, pid, label="second vote")
+            if self.oracle.quorum() > 1:
+                self.op("execute", OUTSIDER, pid, label="execution below quorum")
+            for voter in self._admins()[1:self.oracle.quorum()]:
+                self.op("vote", voter, pid)
+            self.op("execute", OUTSIDER, pid)
+            self.op("execute", OUTSIDER, pid, label="second execution")
+        # a second deployment: the founder alone cannot remove itself, and nobody founds a
+        # consortium with the zero domain id (a raw deployment: the client refuses it first)
+        signer = self.keys.signer(self.accounts[ADMIN])
+        solo = LifecycleClient.deploy(self.backend, self.contracts, signer, DOMAINS[0])
+        ref = Interpreter(ir, self.accounts[ADMIN], DOMAINS[0])
+        args = ("remove_domain", DOMAINS[0], ZERO_ADDRESS, 0)
+        expected = _outcome(ref.propose, self.accounts[ADMIN], *args)
+        actual = _outcome(solo.propose, signer, *args)
+        if actual != expected:
+            self._lockstep("founder alone: propose", args, actual, expected)
+        ctor = next(e for e in self.contracts.main.abi if e.get("type") == "constructor")
+        values = [ZERO32 if i["type"] == "bytes32" else solo.template
+                  for i in ctor["inputs"]]
+        code = self.contracts.main.bytecode + abi_encode(
+            [i["type"] for i in ctor["inputs"]], values)
+        self._refused(self._raw(signer, None, code, gas=DEPLOY_GAS), "governance",
+                      "a deployment founding the consortium with the zero domain id")
 
     # -- approvals: double approvals, mix-and-match, stale versions, Sybils -------------------
     def _approval_step(self, aid: bytes) -> TransitionIR | None:
