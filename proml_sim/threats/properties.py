@@ -70,6 +70,7 @@ from proml_sim.compiler import CompiledContract, compile_source
 from proml_sim.errors import EngineError, lifecycle_error_from_reason
 from proml_sim.ir import (
     MAX_APPROVERS,
+    MAX_DOMAINS,
     PROPOSAL_KINDS,
     ZERO32,
     Approved,
@@ -218,7 +219,8 @@ def contract_sources(compiled: CompiledContract | CompiledLayout,
 
 
 def unreachable_guards(ir: LifecycleIR) -> dict[str, str]:
-    """Guards no call can make fail, by revert reason, each with the argument why.
+    """Guards no call can make fail (or none within a generated sequence's budget), by revert
+    reason, each with the argument why.
 
     A separation-of-duty guard of step ``t`` against step ``o`` can only fail on an artefact
     on which ``o`` was done; when no transition leads from ``o``'s target back to a source of
@@ -237,6 +239,12 @@ def unreachable_guards(ir: LifecycleIR) -> dict[str, str]:
         return seen
 
     out: dict[str, str] = {}
+    if ir.consortium is not None:
+        full = msg.consortium_full(ir)
+        out[str(getattr(full, "reason", full))] = (
+            f"reachable only after {MAX_DOMAINS - 1} admissions by quorum (about "
+            f"{3 * (MAX_DOMAINS - 1)} transactions, each domain with an admin key of its "
+            "own), beyond a generated sequence's budget")
     for t in ir.transitions:
         for other, err in [*((o, msg.separation(ir, t, o)) for o in t.separate_from),
                            *((o, msg.domain_separation(ir, t, o))
@@ -1370,6 +1378,14 @@ class ThreatMachine(RuleBasedStateMachine):
             self.op("propose", admin, "add_domain", NOT_A_DOMAIN, self.accounts[fresh[0]],
                     1 << len(ir.roles), label="undeclared role")
         self.op("vote", admin, len(self.oracle.proposals) + 7, label="vote on no proposal")
+        # a domain's admin enrols itself in a role its domain may not hold
+        full = (1 << len(ir.roles)) - 1
+        for d, (allowed, who) in list(self.oracle.members.items()):
+            if allowed != full:
+                role = next(r for r in range(len(ir.roles)) if not allowed >> r & 1)
+                i = self.accounts.index(who)
+                self.op("grant", i, role, who, d, label="a role its domain may not hold")
+                break
         status, pid = self.op("propose", admin, "set_roles", own, ZERO_ADDRESS, mask)
         if status == "ok":
             self.op("vote", admin, pid, label="second vote")
