@@ -1261,6 +1261,8 @@ class ThreatMachine(RuleBasedStateMachine):
         status, pid = self.op("propose", proposer, kind, domain, who, roles)
         if status != "ok":
             return
+        if data.draw(st.booleans(), label="eager execution"):
+            self.op("execute", proposer, pid, label="execution before the votes")
         for voter in admins:
             if voter != proposer and data.draw(st.booleans(), label=f"{voter} votes"):
                 self.op("vote", voter, pid)
@@ -1304,6 +1306,8 @@ class ThreatMachine(RuleBasedStateMachine):
                 return
             opened.append(pid)
         first, second = data.draw(st.permutations(opened), label="order")
+        if self.oracle.quorum() > 1:  # the proposer alone: below quorum, refused
+            self.op("execute", admins[0], first, label="execution with the proposer's vote")
         for voter in admins[1:self.oracle.quorum()]:
             self.op("vote", voter, first)
         self.op("execute", admins[0], first)
