@@ -100,6 +100,7 @@ __all__ = [
     "PropertyViolation",
     "Violation",
     "audit_events",
+    "budget_guards",
     "guard_coverage",
     "guard_reasons",
     "prepare_layout",
@@ -219,8 +220,7 @@ def contract_sources(compiled: CompiledContract | CompiledLayout,
 
 
 def unreachable_guards(ir: LifecycleIR) -> dict[str, str]:
-    """Guards no call can make fail (or none within a generated sequence's budget), by revert
-    reason, each with the argument why.
+    """Guards no call can make fail, by revert reason, each with the argument why.
 
     A separation-of-duty guard of step ``t`` against step ``o`` can only fail on an artefact
     on which ``o`` was done; when no transition leads from ``o``'s target back to a source of
@@ -239,12 +239,6 @@ def unreachable_guards(ir: LifecycleIR) -> dict[str, str]:
         return seen
 
     out: dict[str, str] = {}
-    if ir.consortium is not None:
-        full = msg.consortium_full(ir)
-        out[str(getattr(full, "reason", full))] = (
-            f"reachable only after {MAX_DOMAINS - 1} admissions by quorum (about "
-            f"{3 * (MAX_DOMAINS - 1)} transactions, each domain with an admin key of its "
-            "own), beyond a generated sequence's budget")
     for t in ir.transitions:
         for other, err in [*((o, msg.separation(ir, t, o)) for o in t.separate_from),
                            *((o, msg.domain_separation(ir, t, o))
@@ -256,6 +250,20 @@ def unreachable_guards(ir: LifecycleIR) -> dict[str, str]:
                     f"leads back to a source of {t.name} ({'|'.join(t.sources)}): the state "
                     "guard, checked first, always refuses it")
     return out
+
+
+def budget_guards(ir: LifecycleIR) -> dict[str, str]:
+    """Guards a call can make fail, but no generated sequence within the suite's budget does,
+    by revert reason, each with the reason (not equivalent: their mutants are run)."""
+    from proml_sim.ir import messages as msg
+
+    if ir.consortium is None:
+        return {}
+    full = msg.consortium_full(ir)
+    return {str(getattr(full, "reason", full)): (
+        f"reachable only after {MAX_DOMAINS - 1} admissions by quorum (about "
+        f"{3 * (MAX_DOMAINS - 1)} transactions, each domain with an admin key of its own), "
+        "beyond a generated sequence's budget")}
 
 
 @dataclass(frozen=True)
@@ -270,7 +278,8 @@ class GuardCoverage:
     hits: dict[str, int]  # reason -> sequences that hit it (guards only)
     suite_passed: bool
 
-    #: guards no call can make fail (reason -> why, :func:`unreachable_guards`): not missed
+    #: guards no call can make fail (reason -> why, :func:`unreachable_guards`), and those
+    #: beyond the budget (:func:`budget_guards`): not missed
     unreachable: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
@@ -299,7 +308,8 @@ def guard_coverage(compiled: CompiledContract | CompiledLayout, layout: str | No
     res = run_threat_properties(bundle, max_examples=max_examples, seed=seed, steps=steps)
     return GuardCoverage(bundle.ir.name, bundle.layout, res.examples, guards,
                          {r: n for r, n in res.guard_hits.items() if r in guards}, res.passed,
-                         {r: why for r, why in unreachable_guards(bundle.ir).items()
+                         {r: why for r, why in {**unreachable_guards(bundle.ir),
+                                                **budget_guards(bundle.ir)}.items()
                           if r in guards})
 
 
