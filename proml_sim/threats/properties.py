@@ -1099,6 +1099,11 @@ class ThreatMachine(RuleBasedStateMachine):
                     continue
                 if t in self._allowed(fresh):
                     self._fire(both[0], t, fresh, self._honest_digest(fresh, t))
+        # ... every step separated by domain from another, by an account of the domain that
+        # did the other (appointed into that domain for the purpose, then revoked) ...
+        for t in ir.transitions:
+            for other in map(ir.transition, t.separate_domain_from):
+                self._domain_separation_probe(t, other)
         # ... and for every k-of-n step, on a fresh artefact walked to it: an approver
         # approves twice, then the approval slots of the version are filled: MAX_APPROVERS
         # approvers, each in a trust domain of its own, each approving and revoked before the
@@ -1119,6 +1124,36 @@ class ThreatMachine(RuleBasedStateMachine):
                     self._fire(first[0], step, twice, digest, label="second approval")
             if self._walk(flooded, path) and step in self._allowed(flooded):
                 self._flood(flooded, step)
+
+    def _domain_separation_probe(self, t: TransitionIR, other: TransitionIR) -> None:
+        """A fresh artefact walked through ``other`` and back to a source of ``t``; then ``t``
+        by an account appointed into the domain of ``other``'s actor (in a consortium that
+        domain's admin, enrolling itself), then revoked (see guard_probe)."""
+        path = self._path_to(set(other.sources))
+        back = self._path_to(set(t.sources), start=other.target)
+        if path is None or back is None:
+            return  # no back path: the state guard always refuses first
+        fresh = self._register_honestly(None)
+        if not (self._walk(fresh, path) and self._walk(fresh, [other])
+                and self._walk(fresh, back)) or t not in self._allowed(fresh):
+            return
+        actor = self.oracle.last_actor.get((fresh, other.index))
+        if actor is None:
+            return
+        domain = self.oracle.domains.get(actor, ZERO32)
+        member = self.oracle.members.get(domain) if self.gov else None
+        if self.gov and member is None:
+            return
+        roles = [r for r in t.by if member is None or member[0] & self.ir.role(r).bit]
+        if not roles:
+            return
+        granter = self._granter(roles[0], domain)
+        who = granter if self.gov else FRESH[1]
+        self.op("grant", granter, roles[0], self.accounts[who], domain,
+                label="appointed into the domain that did " + other.name)
+        self._fire(who, t, fresh, self._honest_digest(fresh, t),
+                   label=f"{t.name} by the domain that did {other.name}")
+        self.op("revoke", granter, roles[0], self.accounts[who])
 
     def _flood(self, aid: bytes, step: TransitionIR) -> None:
         """Fill the approval slots of ``step`` on ``aid`` (see guard_probe)."""
