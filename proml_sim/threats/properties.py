@@ -1264,8 +1264,8 @@ class ThreatMachine(RuleBasedStateMachine):
     def roles(self, data: st.DataObject) -> None:
         """Anyone grants or revokes any role (one index past the last too) of anyone (the
         domain admins too, in a consortium)."""
-        sender = data.draw(st.sampled_from([*range(N_ACCOUNTS), *(GOV_ADMINS if self.gov
-                                                                 else ())]), label="sender")
+        sender = data.draw(st.sampled_from([*range(N_ACCOUNTS), *GOV_ADMINS]) if self.gov
+                           else st.integers(0, N_ACCOUNTS - 1), label="sender")
         role = data.draw(st.integers(0, len(self.ir.roles)), label="role")
         account = self.accounts[data.draw(st.integers(0, N_ACCOUNTS - 1), label="account")]
         if data.draw(st.booleans(), label="grant"):
