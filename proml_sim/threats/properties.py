@@ -1056,9 +1056,12 @@ class ThreatMachine(RuleBasedStateMachine):
             self._unregistered(t, fake)
         if self.gov:
             self._gov_probe()
-        # the role index just past the last (the boundary of the role-index guard)
+        # the role index just past the last (the boundary of the role-index guard); in a
+        # consortium revoked from the admin's own account (another domain's account would be
+        # refused by the domain check even if the index guard let it through)
+        victim = ADMIN if self.gov else OUTSIDER
         for fn, args in (("grant_role", [len(ir.roles), self.accounts[OUTSIDER], DOMAINS[0]]),
-                         ("revoke_role", [len(ir.roles), self.accounts[OUTSIDER]])):
+                         ("revoke_role", [len(ir.roles), self.accounts[victim]])):
             self._refused(self._raw(admin, self.client.address,
                                     self.client.contract_abi.encode_call(fn, args)),
                           "role-admin", f"{fn} of role index {len(ir.roles)}")
@@ -1426,6 +1429,12 @@ class ThreatMachine(RuleBasedStateMachine):
         if fresh:
             self.op("propose", admin, "add_domain", NOT_A_DOMAIN, self.accounts[fresh[0]],
                     1 << len(ir.roles), label="undeclared role")
+            # the role mask is checked for add_domain and set_roles only: a rotation carrying
+            # stray mask bits opens (its mask is ignored)
+            self.op("propose", admin, "rotate_admin", own, self.accounts[fresh[0]],
+                    1 << len(ir.roles), label="rotation with a stray mask")
+        self.op("propose", admin, "set_roles", own, ZERO_ADDRESS, 1 << len(ir.roles),
+                label="undeclared role")
         self.op("vote", admin, len(self.oracle.proposals) + 7, label="vote on no proposal")
         # a domain's admin enrols itself in a role its domain may not hold
         full = (1 << len(ir.roles)) - 1
