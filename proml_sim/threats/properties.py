@@ -1062,9 +1062,15 @@ class ThreatMachine(RuleBasedStateMachine):
         victim = ADMIN if self.gov else OUTSIDER
         for fn, args in (("grant_role", [len(ir.roles), self.accounts[OUTSIDER], DOMAINS[0]]),
                          ("revoke_role", [len(ir.roles), self.accounts[victim]])):
-            self._refused(self._raw(admin, self.client.address,
-                                    self.client.contract_abi.encode_call(fn, args)),
-                          "role-admin", f"{fn} of role index {len(ir.roles)}")
+            receipt = self._raw(admin, self.client.address,
+                                self.client.contract_abi.encode_call(fn, args))
+            self._refused(receipt, "role-admin", f"{fn} of role index {len(ir.roles)}")
+            # refused for the reference's reason (the index guard, not a later one)
+            kind = "grant" if fn == "grant_role" else "revoke"
+            expected = _outcome(getattr(self.oracle, kind), self.accounts[ADMIN], *args)
+            actual = _receipt_outcome(receipt)
+            if actual != expected:
+                self._lockstep(f"{self._who(ADMIN)}: {kind} (raw)", args, actual, expected)
         for t in ir.transitions:
             outsiders = [i for i in range(N_ACCOUNTS) if not self._holds(i, t.by)]
             if outsiders:
