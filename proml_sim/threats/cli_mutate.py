@@ -211,11 +211,11 @@ def register(sub: Any) -> None:
         "each, run the hypothesis threat properties on it and on the unmutated contracts. "
         "Exit 0 only if every applicable mutant is killed and the unmutated contracts pass.",
     )
-    p.add_argument("--lifecycle", default="SingleAdminModel",
-                   help="SingleAdminModel (default), SingleAdminDataset or "
-                   "package.module:ClassName (the property suite drives roles, not consortium "
-                   "governance: the paper's consortium Dataset/Model are covered by the "
-                   "governance mutants' lock-step test)")
+    p.add_argument("--lifecycle", default="Model",
+                   help="Model (default: the paper's consortium Model), Dataset, "
+                   "SingleAdminModel, SingleAdminDataset or package.module:ClassName; on a "
+                   "consortium lifecycle the property suite also drives governance (domain "
+                   "enrolment, proposals, votes, executions) and its mutants")
     p.add_argument("--max-examples", type=cliargs.positive_int, default=50,
                    help="hypothesis examples per run before a mutant counts as surviving "
                    "(default 50)")

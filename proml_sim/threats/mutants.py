@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from proml_sim.codegen import generate_vyper
+from proml_sim.codegen.vyper import registry_access
 from proml_sim.compiler import CompiledContract, compile_artefact, compile_source
 from proml_sim.errors import CompilationError
 from proml_sim.fsutil import atomic_write_json
@@ -272,6 +273,15 @@ def _revoke_keeps_role(ir: LifecycleIR) -> Mutant:
 
 def _grant_without_admin(ir: LifecycleIR) -> Mutant:
     mid = "h-grant-without-admin"
+    if ir.consortium is not None:  # the role-admin check is in _gov_domain (grant and revoke)
+        line = (f"    assert self._eff(msg.sender) & (1 << _admin) != 0, "
+                f"{_quoted(msg.not_role_admin(ir))}\n")
+        return Mutant(
+            mid, "grant_role (and revoke_role) do not check that a sender who administers no "
+            "domain holds the role's admin role", "role-admin (a RoleGranted sent by a holder "
+            "of no admin role); lock-step", "registry", "registry", "_gov_domain", False,
+            lambda s: _edit(s, "_gov_domain", line, "", mid),
+        )
     return Mutant(
         mid, "grant_role does not check the sender holds the role's admin role",
         "role-admin (a RoleGranted sent by a non-admin)", "registry", "registry", "grant_role",
@@ -341,7 +351,8 @@ def _open_registration(ir: LifecycleIR) -> Mutant:
     if not ir.register_by:
         raise NotApplicable(f"{ir.name}: anyone may register already")
     mid = "n-open-registration"
-    line = (f"    assert self.roles[msg.sender] & {ir.role_mask(ir.register_by)} != 0, "
+    roles = registry_access(ir).roles.format(who="msg.sender")  # _eff(..) in a consortium
+    line = (f"    assert {roles} & {ir.role_mask(ir.register_by)} != 0, "
             f"{_quoted(msg.register_role(ir))}\n")
     return Mutant(
         mid, "register does not check the registrant's role",
@@ -375,11 +386,12 @@ REQUIRED = ("a-missing-role-check", "b-tx-origin", "c-recallable-initialiser", "
 
 
 def mutants_for(lifecycle: Any) -> list[Mutant | tuple[str, str]]:
-    """The mutants of ``lifecycle`` (a DSL class or IR), required ones first; a mutant the
-    lifecycle offers no target for is ``(id, reason)`` instead."""
+    """The mutants of ``lifecycle`` (a DSL class or IR), required ones first, the consortium's
+    governance mutants last; a mutant the lifecycle offers no target for is ``(id, reason)``
+    instead."""
     ir = build_ir(lifecycle)
     out: list[Mutant | tuple[str, str]] = []
-    for builder, mid in zip(_BUILDERS, _builder_ids(), strict=True):
+    for builder, mid in zip((*_BUILDERS, *_GOV_BUILDERS), _builder_ids(), strict=True):
         try:
             out.append(builder(ir))
         except NotApplicable as exc:
@@ -392,6 +404,9 @@ def _builder_ids() -> list[str]:
         *REQUIRED, "g-revoke-keeps-role", "h-grant-without-admin", "i-sod-removed",
         "j-evidence-removed", "k-revoked-approvals-count", "l-approval-ignores-digest",
         "m-approval-ignores-version", "n-open-registration", "o-domains-as-accounts",
+        # the consortium's guards (not applicable to the single-admin design)
+        "gov-double-vote", "gov-execute-before-quorum", "gov-foreign-enrol",
+        "gov-removed-domain-counts",
     ]
 
 

@@ -70,8 +70,13 @@ from proml_sim.compiler import CompiledContract, compile_source
 from proml_sim.errors import EngineError, lifecycle_error_from_reason
 from proml_sim.ir import (
     MAX_APPROVERS,
+    MAX_DOMAINS,
+    PROPOSAL_KINDS,
     ZERO32,
     Approved,
+    GovExecuted,
+    GovProposed,
+    GovVoted,
     Interpreter,
     LifecycleEvent,
     LifecycleIR,
@@ -86,6 +91,7 @@ from proml_sim.ir import (
     history_from_events,
     replay,
 )
+from proml_sim.ir.events import ZERO_ADDRESS, apply_governance
 
 __all__ = [
     "PROPERTIES",
@@ -94,6 +100,7 @@ __all__ = [
     "PropertyViolation",
     "Violation",
     "audit_events",
+    "budget_guards",
     "guard_coverage",
     "guard_reasons",
     "prepare_layout",
@@ -110,7 +117,13 @@ PROPERTIES: dict[str, str] = {
     "ids": "every Transitioned/Approved names a registered artefact; a Registered id is "
            "keccak(registrant ++ salt) and is registered once",
     "role-admin": "every RoleGranted/RoleRevoked (after the constructor's) was sent by a holder "
-                  "of that role's admin role at that point of the chain",
+                  "of that role's admin role at that point of the chain; in a consortium by the "
+                  "admin of the account's domain (or a holder of the role's admin role in it), "
+                  "for a role that domain may hold, never binding another domain's account",
+    "governance": "in a consortium, every proposal is opened and voted by the admin of a member "
+                  "domain (one vote per domain), and executed only with a quorum of member "
+                  "domains' votes in the epoch it was proposed in (executing expires the "
+                  "others); a removed domain's accounts hold no usable role",
     "role-holder": "every Registered/Transitioned/Approved was made by an account holding one of "
                    "the step's roles at that point (roles replayed from RoleGranted/RoleRevoked)",
     "revoked-key": "nothing is accepted from an account after the revocation of the role the "
@@ -124,8 +137,9 @@ PROPERTIES: dict[str, str] = {
     "source-state": "each Transitioned leaves the artefact's current state, which is a source of "
                     "the transition, for its target; approvals only from a source state",
     "evidence": "steps that need evidence carry a non-zero digest",
-    "separation-of-duty": "the actor of a step named in separate_from never does the separated "
-                          "step on the same artefact",
+    "separation-of-duty": "the actor of a step named in separate_from (the domain of that "
+                          "actor, for separate_domain_from) never does the separated step on "
+                          "the same artefact",
     "append-only": "the event log (and so each artefact's history) of an earlier step is a "
                    "prefix of the log of every later step",
     "replay": "replay(events) equals the contract storage read through its views",
@@ -238,6 +252,20 @@ def unreachable_guards(ir: LifecycleIR) -> dict[str, str]:
     return out
 
 
+def budget_guards(ir: LifecycleIR) -> dict[str, str]:
+    """Guards a call can make fail, but no generated sequence within the suite's budget does,
+    by revert reason, each with the reason (not equivalent: their mutants are run)."""
+    from proml_sim.ir import messages as msg
+
+    if ir.consortium is None:
+        return {}
+    full = msg.consortium_full(ir)
+    return {str(getattr(full, "reason", full)): (
+        f"reachable only after {MAX_DOMAINS - 1} admissions by quorum (about "
+        f"{3 * (MAX_DOMAINS - 1)} transactions, each domain with an admin key of its own), "
+        "beyond a generated sequence's budget")}
+
+
 @dataclass(frozen=True)
 class GuardCoverage:
     """Per guard (revert reason) of the deployed contracts: how many generated sequences made
@@ -250,7 +278,8 @@ class GuardCoverage:
     hits: dict[str, int]  # reason -> sequences that hit it (guards only)
     suite_passed: bool
 
-    #: guards no call can make fail (reason -> why, :func:`unreachable_guards`): not missed
+    #: guards no call can make fail (reason -> why, :func:`unreachable_guards`), and those
+    #: beyond the budget (:func:`budget_guards`): not missed
     unreachable: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
@@ -279,7 +308,8 @@ def guard_coverage(compiled: CompiledContract | CompiledLayout, layout: str | No
     res = run_threat_properties(bundle, max_examples=max_examples, seed=seed, steps=steps)
     return GuardCoverage(bundle.ir.name, bundle.layout, res.examples, guards,
                          {r: n for r, n in res.guard_hits.items() if r in guards}, res.passed,
-                         {r: why for r, why in unreachable_guards(bundle.ir).items()
+                         {r: why for r, why in {**unreachable_guards(bundle.ir),
+                                                **budget_guards(bundle.ir)}.items()
                           if r in guards})
 
 
@@ -303,12 +333,43 @@ def audit_events(ir: LifecycleIR, events: Sequence[LifecycleEvent]) -> list[Viol
     approvals: dict[bytes, list[str]] = {}
     last_actor: dict[tuple[bytes, int], str] = {}
     n_roles = len(ir.roles)
+    gov = ir.consortium is not None
+    # consortium: member domain -> (roles it may hold, admin); proposal id -> (kind, domain,
+    # account, roles, epoch, voting domains); executed proposals so far (the epoch)
+    members: dict[bytes, tuple[int, str]] = {}
+    proposals: dict[int, tuple[int, bytes, str, int, int, list[bytes]]] = {}
+    executed: set[int] = set()
+    epoch = 0
 
     def bad(prop: str, i: int, what: str) -> None:
         out.append(Violation(prop, f"event #{i} {what}"))
 
+    def eff(account: str) -> int:
+        """The roles ``account`` can use: in a consortium only those its domain may hold."""
+        mask = roles.get(account, 0)
+        if not gov:
+            return mask
+        member = members.get(domains.get(account, ZERO32))
+        return mask & member[0] if member is not None else 0
+
     def holds(account: str, names: tuple[str, ...]) -> bool:
-        return bool(roles.get(account, 0) & ir.role_mask(names))
+        return bool(eff(account) & ir.role_mask(names))
+
+    def admin_domain(account: str) -> bytes:
+        return next((d for d, (_r, a) in members.items() if a == account), ZERO32)
+
+    def managed(sender: str, role: int) -> bytes | None:
+        """The domain ``sender`` may grant ``role`` in (consortium), or None."""
+        mine = admin_domain(sender)
+        if mine != ZERO32:
+            return mine
+        if holds(sender, (ir.roles[role].admin,)):
+            return domains.get(sender, ZERO32)
+        return None
+
+    def quorum() -> int:
+        assert ir.consortium is not None
+        return min(ir.consortium.quorum, len(members))
 
     def check_actor(i: int, what: str, account: str, names: tuple[str, ...]) -> None:
         if holds(account, names):
@@ -337,6 +398,11 @@ def audit_events(ir: LifecycleIR, events: Sequence[LifecycleEvent]) -> list[Viol
         for other in t.separate_from:
             if last_actor.get((ev.id, ir.transition(other).index)) == actor:
                 bad("separation-of-duty", i, f"{what} by {actor}, who also did {other} on it")
+        for other in t.separate_domain_from:
+            last = last_actor.get((ev.id, ir.transition(other).index))
+            if last is not None and domains.get(last, ZERO32) == domains.get(actor, ZERO32):
+                bad("separation-of-duty", i, f"{what} by {actor}, of the domain that did "
+                                             f"{other} on it")
         return t
 
     for i, ev in enumerate(events):
@@ -350,7 +416,23 @@ def audit_events(ir: LifecycleIR, events: Sequence[LifecycleEvent]) -> list[Viol
                            and ev.account == ev.sender)
             if i == 0 and not constructor:
                 bad("role-admin", i, "is not the constructor's admin grant")
-            if not constructor and not holds(ev.sender, (ir.roles[ev.role].admin,)):
+            if constructor:
+                pass
+            elif gov:
+                mine = managed(ev.sender, ev.role)
+                where = ev.domain if isinstance(ev, RoleGranted) else domains.get(ev.account,
+                                                                                  ZERO32)
+                if mine is None or mine != where:
+                    bad("role-admin", i, f"{kind}({name}, {ev.account}) sent by {ev.sender}, "
+                                         "neither the admin of the account's domain nor a "
+                                         f"holder of {ir.roles[ev.role].admin} in it")
+                elif isinstance(ev, RoleGranted) and (
+                        not members.get(mine, (0, ""))[0] & (1 << ev.role)
+                        or domains.get(ev.account, ZERO32) not in (ZERO32, mine)
+                        or admin_domain(ev.account) not in (ZERO32, mine)):
+                    bad("role-admin", i, f"{kind}({name}, {ev.account}) by {ev.sender}: a role "
+                                         "its domain may not hold, or another domain's account")
+            elif not holds(ev.sender, (ir.roles[ev.role].admin,)):
                 bad("role-admin", i, f"{kind}({name}, {ev.account}) sent by {ev.sender}, who "
                                      f"does not hold its admin role {ir.roles[ev.role].admin}")
             bit = 1 << ev.role
@@ -362,6 +444,56 @@ def audit_events(ir: LifecycleIR, events: Sequence[LifecycleEvent]) -> list[Viol
                 if roles.get(ev.account, 0) & bit:
                     revoked.add((ev.account, ev.role))
                 roles[ev.account] = roles.get(ev.account, 0) & ~bit
+        elif isinstance(ev, GovProposed):
+            what = f"GovProposed(#{ev.id})"
+            if admin_domain(ev.proposer) == ZERO32:
+                bad("governance", i, f"{what} by {ev.proposer}, the admin of no member domain")
+            if ev.id in proposals or ev.id != len(proposals) + 1:
+                bad("governance", i, f"{what}: ids are 1, 2, ... in order, each used once")
+            if ev.epoch != epoch:
+                bad("governance", i, f"{what} in epoch {ev.epoch}; the log is at {epoch}")
+            proposals[ev.id] = (ev.kind, ev.domain, ev.account, ev.roles, epoch, [])
+        elif isinstance(ev, GovVoted):
+            what = f"GovVoted(#{ev.id}, {_short(ev.domain)})"
+            p = proposals.get(ev.id)
+            if p is None or ev.id in executed or p[4] != epoch:
+                bad("governance", i, f"{what}: no open proposal of this epoch")
+                continue
+            if ev.domain not in members or members[ev.domain][1] != ev.voter:
+                bad("governance", i, f"{what} by {ev.voter}, not the admin of that member "
+                                     "domain")
+            if ev.domain in p[5]:
+                bad("governance", i, f"{what}: the domain voted already")
+            p[5].append(ev.domain)
+            if ev.count != len(p[5]):
+                bad("governance", i, f"{what} reports {ev.count} votes; the log shows "
+                                     f"{len(p[5])}")
+        elif isinstance(ev, GovExecuted):
+            what = f"GovExecuted(#{ev.id})"
+            if ev.id == 0:  # the constructor founds the consortium
+                if i != 1 or members:
+                    bad("governance", i, f"{what}: only the constructor founds the consortium")
+            else:
+                p = proposals.get(ev.id)
+                if p is None or ev.id in executed or p[4] != epoch:
+                    bad("governance", i, f"{what}: no open proposal of this epoch")
+                else:
+                    votes = [d for d in p[5] if d in members]
+                    if len(votes) < quorum():
+                        bad("governance", i, f"{what} with {len(votes)} member domains' "
+                                             f"votes; the quorum is {quorum()}")
+                    if p[:4] != (ev.kind, ev.domain, ev.account, ev.roles):
+                        bad("governance", i, f"{what} carries out another proposal than the "
+                                             "one voted for")
+                executed.add(ev.id)
+                epoch += 1
+            if ev.kind == 1 and ev.domain in members:
+                bad("governance", i, f"{what} adds {_short(ev.domain)}, a member already")
+            elif ev.kind in (2, 3, 4) and ev.domain not in members:
+                bad("governance", i, f"{what} on {_short(ev.domain)}, not a member")
+                continue
+            if ev.kind in (1, 2, 3, 4):
+                apply_governance(members, ev.kind, ev.domain, ev.account, ev.roles)
         elif isinstance(ev, Registered):
             what = f"Registered({_short(ev.id)})"
             if ev.id != artefact_id(ev.registrant, ev.salt):
@@ -492,9 +624,22 @@ DOMAINS = tuple(f"domain-{c}".encode().ljust(32, b"\0") for c in "abc")
 LOCATOR = "s3://bucket/object"
 #: gas for transactions the machine signs itself (relayed calls, raw attacks)
 RAW_GAS = 600_000
+#: gas for the raw deployment the governance probe makes (refused by the constructor)
+DEPLOY_GAS = 8_000_000
 #: extra approver accounts, one more than the approval slots of a version (guard_probe fills
 #: them: each approves and is revoked before the next, so the threshold is never reached)
 N_FLOOD = MAX_APPROVERS + 1
+
+
+#: consortium lifecycles: the admins of member domains domain-b and domain-c (the admin,
+#: account 0, founds domain-a), then two fresh accounts no domain has bound (new admins for
+#: add_domain and rotate_admin proposals); their keys come after the flood approvers'
+GOV_ADMINS = (N_ACCOUNTS + N_FLOOD, N_ACCOUNTS + N_FLOOD + 1)
+FRESH = (N_ACCOUNTS + N_FLOOD + 2, N_ACCOUNTS + N_FLOOD + 3)
+N_KEYS = N_ACCOUNTS + N_FLOOD + 4
+#: domain ids a proposal may add (never members at set-up), and a probe id no proposal adds
+NEW_DOMAINS = tuple(f"domain-{c}".encode().ljust(32, b"\0") for c in "de")
+NOT_A_DOMAIN = b"domain-none".ljust(32, b"\0")
 
 
 def flood_domain(j: int) -> bytes:
@@ -596,7 +741,7 @@ class ThreatMachine(RuleBasedStateMachine):
         self.ir: LifecycleIR = self.contracts.ir
         self.layout = self.contracts.layout
         # accounts N_ACCOUNTS.. are only used by the approval-slot flood (guard_probe)
-        self.keys = KeyRing.from_seed("threat-properties", N_ACCOUNTS + N_FLOOD)
+        self.keys = KeyRing.from_seed("threat-properties", N_KEYS)
         self.accounts = list(self.keys.addresses)
         self.flooded = False
         self.backend = _RecordingBackend(funded=self.accounts)
@@ -612,6 +757,13 @@ class ThreatMachine(RuleBasedStateMachine):
         self.salt = 0
         self.twin: PyEVMBackend | None = None
         self.checked_head = b""
+        self.gov = self.ir.consortium is not None
+        if self.gov:
+            # the consortium: the founder (domain-a) admits domain-b and domain-c, each with
+            # its own admin account and every role but the founder's ADMIN role
+            mask = ((1 << len(self.ir.roles)) - 1) & ~1
+            for d, admin_i in zip(DOMAINS[1:], GOV_ADMINS, strict=True):
+                self._pass("add_domain", d, self.accounts[admin_i], mask, label="set-up")
         # honest set-up, in one block: role i to insiders i, i+1, i+2 (cyclically), each
         # account in trust domain (index mod 3): every role spans three domains, and
         # consecutive roles share holders (so separation of duty is exercised)
@@ -620,7 +772,7 @@ class ThreatMachine(RuleBasedStateMachine):
         for r in self.ir.roles[1:]:
             for j in range(3):
                 a = INSIDERS[(r.index - 1 + j) % len(INSIDERS)]
-                granter = self._holder_of((r.admin,))
+                granter = self._granter(r.name, DOMAINS[a % 3])
                 signer = self.keys.signer(self.accounts[granter])
                 args = (r.name, self.accounts[a], DOMAINS[a % 3])
                 expected = _outcome(self.oracle.grant, self.accounts[granter], *args)
@@ -631,6 +783,28 @@ class ThreatMachine(RuleBasedStateMachine):
             if actual != expected:
                 self._lockstep("set-up grant", args, actual, expected)
         return self._register_honestly(None)
+
+    def _granter(self, role: str, domain: bytes) -> int:
+        """Who grants ``role`` into ``domain``: in a consortium that domain's admin (a domain
+        enrols its own accounts), else a holder of the role's admin role."""
+        if self.gov:
+            member = self.oracle.members.get(domain)
+            if member is not None:
+                return self.accounts.index(member[1])
+        return self._holder_of((self.ir.role(role).admin,))
+
+    def _pass(self, kind: str, domain: bytes, account: str = ZERO_ADDRESS, roles: int = 0,
+              label: str = "") -> tuple[str, Any]:
+        """A proposal that can pass: the first member's admin proposes, the others vote until
+        the quorum, the proposer executes (each on chain and on the reference)."""
+        admins = [self.accounts.index(a) for _r, a in self.oracle.members.values()]
+        status, pid = self.op("propose", admins[0], kind, domain, account, roles,
+                              label=label or "proposal")
+        if status != "ok":
+            return status, pid
+        for voter in admins[1:self.oracle.quorum()]:
+            self.op("vote", voter, pid, label=label or "vote")
+        return self.op("execute", admins[0], pid, label=label or "execution")
 
     def _holder_of(self, names: tuple[str, ...]) -> int:
         for i in range(N_ACCOUNTS):
@@ -686,7 +860,9 @@ class ThreatMachine(RuleBasedStateMachine):
                                             label=label))
 
     def _who(self, i: int) -> str:
-        role = "admin" if i == ADMIN else "outsider" if i == OUTSIDER else "insider"
+        role = ("admin" if i == ADMIN else "outsider" if i == OUTSIDER else "insider"
+                if i < N_ACCOUNTS else "flood approver" if i < GOV_ADMINS[0]
+                else "domain admin" if i in GOV_ADMINS else "fresh account")
         return f"{role} {i}"
 
     def _lockstep(self, what: str, args: Any, actual: Any, expected: Any) -> None:
@@ -713,8 +889,9 @@ class ThreatMachine(RuleBasedStateMachine):
             return self.op("fire", sender, t.name, aid, digest, LOCATOR, [], label=label)
         return self.op("fire", sender, t.name, aid, label=label)
 
-    def _raw(self, signer: Any, to: str | None, data: bytes) -> Receipt | None:
-        tx_hash = TxSender(self.backend, signer).send(to, data, gas=RAW_GAS)
+    def _raw(self, signer: Any, to: str | None, data: bytes,
+             gas: int = RAW_GAS) -> Receipt | None:
+        tx_hash = TxSender(self.backend, signer).send(to, data, gas=gas)
         self.backend.produce_block()
         return self.backend.receipt(tx_hash)
 
@@ -734,7 +911,8 @@ class ThreatMachine(RuleBasedStateMachine):
         by a holder of that role's admin role."""
         for r in self.ir.roles:
             if self._holds(victim, (r.name,)):
-                granter = self._holder_of((r.admin,))
+                granter = self._granter(r.name, self.oracle.domains.get(self.accounts[victim],
+                                                                        ZERO32))
                 self.op("revoke", granter, r.name, self.accounts[victim],
                         label=f"revocation of {self._who(victim)} by {self._who(granter)}")
 
@@ -876,12 +1054,23 @@ class ThreatMachine(RuleBasedStateMachine):
         self.flooded = True
         for t in ir.transitions:
             self._unregistered(t, fake)
-        # the role index just past the last (the boundary of the role-index guard)
+        if self.gov:
+            self._gov_probe()
+        # the role index just past the last (the boundary of the role-index guard); in a
+        # consortium revoked from the admin's own account (another domain's account would be
+        # refused by the domain check even if the index guard let it through)
+        victim = ADMIN if self.gov else OUTSIDER
         for fn, args in (("grant_role", [len(ir.roles), self.accounts[OUTSIDER], DOMAINS[0]]),
-                         ("revoke_role", [len(ir.roles), self.accounts[OUTSIDER]])):
-            self._refused(self._raw(admin, self.client.address,
-                                    self.client.contract_abi.encode_call(fn, args)),
-                          "role-admin", f"{fn} of role index {len(ir.roles)}")
+                         ("revoke_role", [len(ir.roles), self.accounts[victim]])):
+            receipt = self._raw(admin, self.client.address,
+                                self.client.contract_abi.encode_call(fn, args))
+            self._refused(receipt, "role-admin", f"{fn} of role index {len(ir.roles)}")
+            # refused for the reference's reason (the index guard, not a later one)
+            kind = "grant" if fn == "grant_role" else "revoke"
+            expected = _outcome(getattr(self.oracle, kind), self.accounts[ADMIN], *args)
+            actual = _receipt_outcome(receipt)
+            if actual != expected:
+                self._lockstep(f"{self._who(ADMIN)}: {kind} (raw)", args, actual, expected)
         for t in ir.transitions:
             outsiders = [i for i in range(N_ACCOUNTS) if not self._holds(i, t.by)]
             if outsiders:
@@ -919,6 +1108,11 @@ class ThreatMachine(RuleBasedStateMachine):
                     continue
                 if t in self._allowed(fresh):
                     self._fire(both[0], t, fresh, self._honest_digest(fresh, t))
+        # ... every step separated by domain from another, by an account of the domain that
+        # did the other (appointed into that domain for the purpose, then revoked) ...
+        for t in ir.transitions:
+            for other in map(ir.transition, t.separate_domain_from):
+                self._domain_separation_probe(t, other)
         # ... and for every k-of-n step, on a fresh artefact walked to it: an approver
         # approves twice, then the approval slots of the version are filled: MAX_APPROVERS
         # approvers, each in a trust domain of its own, each approving and revoked before the
@@ -940,29 +1134,70 @@ class ThreatMachine(RuleBasedStateMachine):
             if self._walk(flooded, path) and step in self._allowed(flooded):
                 self._flood(flooded, step)
 
+    def _domain_separation_probe(self, t: TransitionIR, other: TransitionIR) -> None:
+        """A fresh artefact walked through ``other`` and back to a source of ``t``; then ``t``
+        by an account appointed into the domain of ``other``'s actor (in a consortium that
+        domain's admin, enrolling itself), then revoked (see guard_probe)."""
+        path = self._path_to(set(other.sources))
+        back = self._path_to(set(t.sources), start=other.target)
+        if path is None or back is None:
+            return  # no back path: the state guard always refuses first
+        fresh = self._register_honestly(None)
+        if not (self._walk(fresh, path) and self._walk(fresh, [other])
+                and self._walk(fresh, back)) or t not in self._allowed(fresh):
+            return
+        actor = self.oracle.last_actor.get((fresh, other.index))
+        if actor is None:
+            return
+        domain = self.oracle.domains.get(actor, ZERO32)
+        member = self.oracle.members.get(domain) if self.gov else None
+        if self.gov and member is None:
+            return
+        roles = [r for r in t.by if member is None or member[0] & self.ir.role(r).bit]
+        if not roles:
+            return
+        granter = self._granter(roles[0], domain)
+        who = granter if self.gov else FRESH[1]
+        self.op("grant", granter, roles[0], self.accounts[who], domain,
+                label="appointed into the domain that did " + other.name)
+        self._fire(who, t, fresh, self._honest_digest(fresh, t),
+                   label=f"{t.name} by the domain that did {other.name}")
+        self.op("revoke", granter, roles[0], self.accounts[who])
+
     def _flood(self, aid: bytes, step: TransitionIR) -> None:
         """Fill the approval slots of ``step`` on ``aid`` (see guard_probe)."""
         ir = self.ir
         digest = self._honest_digest(aid, step)
         key = self._key(aid, step, digest)
         approver_role = step.by[0]
-        granter = self._holder_of((ir.role(approver_role).admin,))
         flood = [N_ACCOUNTS + j for j in range(N_FLOOD)]
+
+        def granter(j: int) -> int:
+            """Who enrols flood approver ``j``: in a consortium each one is the admin of a
+            domain of its own, admitted by quorum the first time, and enrols itself."""
+            if not self.gov:
+                return self._holder_of((ir.role(approver_role).admin,))
+            if flood_domain(j) not in self.oracle.members:
+                self._pass("add_domain", flood_domain(j), self.accounts[flood[j]],
+                           (1 << len(ir.roles)) - 1, label=f"admission of flood domain {j}")
+            return flood[j]
+
         used: list[int] = []
         for j, x in enumerate(flood[:-1]):
             if len(self.oracle.approvers.get(key, [])) >= MAX_APPROVERS:
                 break
-            self.op("grant", granter, approver_role, self.accounts[x], flood_domain(j))
+            self.op("grant", granter(j), approver_role, self.accounts[x], flood_domain(j))
             kind, _ = self._fire(x, step, aid, digest, label=f"flood approver {j}")
-            self.op("revoke", granter, approver_role, self.accounts[x])
+            self.op("revoke", granter(j), approver_role, self.accounts[x])
             used.append(j)
             if kind != "ok":
                 return
         for j in [*used, len(flood) - 1]:
-            self.op("grant", granter, approver_role, self.accounts[flood[j]], flood_domain(j))
+            self.op("grant", granter(j), approver_role, self.accounts[flood[j]],
+                    flood_domain(j))
         self._fire(flood[-1], step, aid, digest, label=f"flood approver {len(flood) - 1}")
         for j in [*used, len(flood) - 1]:  # they leave: later steps are unaffected
-            self.op("revoke", granter, approver_role, self.accounts[flood[j]])
+            self.op("revoke", granter(j), approver_role, self.accounts[flood[j]])
 
     def _unregistered(self, t: TransitionIR, fake: bytes) -> None:
         """The admin does ``t`` on id ``fake`` that nobody registered (raw calldata)."""
@@ -1026,7 +1261,7 @@ class ThreatMachine(RuleBasedStateMachine):
         role's admin appoints an insider who does not hold it yet; the eligible ones after."""
         for i in INSIDERS:
             if not self._holds(i, u.by):
-                granter = self._holder_of((self.ir.role(u.by[0]).admin,))
+                granter = self._granter(u.by[0], DOMAINS[i % 3])
                 self.op("grant", granter, u.by[0], self.accounts[i], DOMAINS[i % 3],
                         label="appointed approver")
                 pool = self._eligible(aid, u, digest)
@@ -1036,14 +1271,211 @@ class ThreatMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def roles(self, data: st.DataObject) -> None:
-        """Anyone grants or revokes any role (one index past the last too) of anyone."""
-        sender = data.draw(st.integers(0, N_ACCOUNTS - 1), label="sender")
+        """Anyone grants or revokes any role (one index past the last too) of anyone (the
+        domain admins too, in a consortium)."""
+        sender = data.draw(st.sampled_from([*range(N_ACCOUNTS), *GOV_ADMINS]) if self.gov
+                           else st.integers(0, N_ACCOUNTS - 1), label="sender")
         role = data.draw(st.integers(0, len(self.ir.roles)), label="role")
         account = self.accounts[data.draw(st.integers(0, N_ACCOUNTS - 1), label="account")]
         if data.draw(st.booleans(), label="grant"):
             self.op("grant", sender, role, account, data.draw(st.sampled_from(DOMAINS)))
         else:
             self.op("revoke", sender, role, account)
+
+    # -- consortium governance -----------------------------------------------------------------
+    def _admins(self) -> list[int]:
+        """The accounts administering member domains now (rotations change them)."""
+        return [self.accounts.index(a) for _r, a in self.oracle.members.values()]
+
+    def _unbound(self) -> list[int]:
+        """Accounts no domain has bound (neither enrolled nor a domain's admin)."""
+        bound = {*(a for _r, a in self.oracle.members.values()), *self.oracle.domains}
+        return [i for i in (*FRESH, OUTSIDER, *INSIDERS) if self.accounts[i] not in bound]
+
+    @precondition(lambda self: getattr(self, "gov", False))
+    @rule(data=st.data())
+    def govern(self, data: st.DataObject) -> None:
+        """A proposal that can pass: a member's admin proposes (a new domain with a fresh
+        admin, a removal, a rotation of a domain's admin key to a fresh account, or new roles
+        for a domain), other members vote or not, someone executes (refused below quorum)."""
+        o = self.oracle
+        admins = self._admins()
+        fresh = self._unbound()
+        unused = [d for d in NEW_DOMAINS if d not in o.used]
+        kinds = ["set_roles", *(["remove_domain"] if len(o.members) > 1 else []),
+                 *(["add_domain"] if fresh and unused else []),
+                 *(["rotate_admin"] if fresh else [])]
+        kind = data.draw(st.sampled_from(kinds), label="kind")
+        proposer = data.draw(st.sampled_from(admins), label="proposer")
+        domain = data.draw(st.sampled_from(unused if kind == "add_domain" else list(o.members)),
+                           label="domain")
+        who = (self.accounts[data.draw(st.sampled_from(fresh), label="new admin")]
+               if kind in ("add_domain", "rotate_admin") else ZERO_ADDRESS)
+        roles = data.draw(st.integers(0, (1 << len(self.ir.roles)) - 1), label="roles")
+        status, pid = self.op("propose", proposer, kind, domain, who, roles)
+        if status != "ok":
+            return
+        if data.draw(st.booleans(), label="eager execution"):
+            self.op("execute", proposer, pid, label="execution before the votes")
+        for voter in admins:
+            if voter != proposer and data.draw(st.booleans(), label=f"{voter} votes"):
+                self.op("vote", voter, pid)
+        self.op("execute", data.draw(st.sampled_from([*admins, OUTSIDER]), label="executor"),
+                pid)
+
+    @precondition(lambda self: getattr(self, "gov", False))
+    @rule(data=st.data())
+    def gov_fuzz(self, data: st.DataObject) -> None:
+        """Anyone proposes anything (invalid kinds, the zero or a used domain id, a non-member,
+        a bound or empty new admin, undeclared roles), votes or executes any proposal id."""
+        senders = [*range(N_ACCOUNTS), *GOV_ADMINS, *FRESH]
+        sender = data.draw(st.sampled_from(senders), label="sender")
+        what = data.draw(st.sampled_from(["propose", "vote", "execute"]), label="call")
+        if what != "propose":
+            pid = data.draw(st.integers(0, len(self.oracle.proposals) + 1), label="proposal")
+            self.op(what, sender, pid)
+            return
+        kind = data.draw(st.sampled_from([*PROPOSAL_KINDS, 0, len(PROPOSAL_KINDS) + 1]),
+                         label="kind")
+        domain = data.draw(st.sampled_from([*DOMAINS, *NEW_DOMAINS, NOT_A_DOMAIN, ZERO32]),
+                           label="domain")
+        who = data.draw(st.sampled_from([ZERO_ADDRESS, *(self.accounts[i] for i in senders)]),
+                        label="account")
+        roles = data.draw(st.integers(0, (1 << (len(self.ir.roles) + 1)) - 1), label="roles")
+        self.op("propose", sender, kind, domain, who, roles)
+
+    @precondition(lambda self: getattr(self, "gov", False))
+    @rule(data=st.data())
+    def expiry(self, data: st.DataObject) -> None:
+        """Two proposals open at once; one passes, which expires the other: its votes and
+        execution are refused, and so is executing the passed one again."""
+        admins = self._admins()
+        domain = data.draw(st.sampled_from(list(self.oracle.members)), label="domain")
+        mask = self.oracle.members[domain][0]
+        opened = []
+        for _ in range(2):
+            status, pid = self.op("propose", admins[0], "set_roles", domain, ZERO_ADDRESS, mask,
+                                  label="proposal")
+            if status != "ok":
+                return
+            opened.append(pid)
+        first, second = data.draw(st.permutations(opened), label="order")
+        if self.oracle.quorum() > 1:  # the proposer alone: below quorum, refused
+            self.op("execute", admins[0], first, label="execution with the proposer's vote")
+        for voter in admins[1:self.oracle.quorum()]:
+            self.op("vote", voter, first)
+        self.op("execute", admins[0], first)
+        voter = data.draw(st.sampled_from(admins), label="late voter")
+        self.op("vote", voter, second, label="vote on an expired proposal")
+        self.op("execute", voter, second, label="execution of an expired proposal")
+        self.op("execute", voter, first, label="execution again")
+
+    @precondition(lambda self: getattr(self, "gov", False))
+    @rule(data=st.data())
+    def enrol(self, data: st.DataObject) -> None:
+        """A member domain's admin grants or revokes a role: to its own accounts, to another
+        domain's (refused), naming another domain (refused), or a role its domain may not
+        hold (refused)."""
+        admin, domain = data.draw(st.sampled_from(
+            [(self.accounts.index(a), d) for d, (_r, a) in self.oracle.members.items()]),
+            label="domain admin")
+        role = data.draw(st.integers(0, len(self.ir.roles) - 1), label="role")
+        account = self.accounts[data.draw(st.sampled_from([*range(N_ACCOUNTS), *FRESH]),
+                                          label="account")]
+        if data.draw(st.booleans(), label="grant"):
+            named = data.draw(st.sampled_from([domain, *DOMAINS]), label="named domain")
+            self.op("grant", admin, role, account, named, label="enrolment")
+        else:
+            self.op("revoke", admin, role, account, label="removal from the domain")
+
+    @precondition(lambda self: getattr(self, "gov", False))
+    @rule(aid=artefacts, data=st.data())
+    def removed_domain(self, aid: bytes, data: st.DataObject) -> None:
+        """An approver's domain approves, then is removed by quorum: its pending approval no
+        longer counts toward the threshold, and its accounts can do nothing more."""
+        t = self._approval_step(aid)
+        if t is None or len(self.oracle.members) < 2:
+            return
+        digest = self._honest_digest(aid, t)
+        first = self._eligible(aid, t, digest)
+        if not first:
+            return
+        victim = data.draw(st.sampled_from(first), label="approver")
+        self._fire(victim, t, aid, digest)
+        domain = self.oracle.domains.get(self.accounts[victim], ZERO32)
+        if domain not in self.oracle.members:
+            return
+        self._pass("remove_domain", domain, label="removal of the approver's domain")
+        if t not in self._allowed(aid):
+            return
+        honest = [i for i in self._eligible(aid, t, digest) if i != victim]
+        if honest:
+            self._fire(data.draw(st.sampled_from(honest), label="honest"), t, aid, digest)
+        if t in self._allowed(aid):
+            self._fire(victim, t, aid, digest, label="approver of a removed domain")
+
+    def _gov_probe(self) -> None:
+        """Make every governance guard fail once (guard_probe): proposals by a non-admin, of
+        an unknown kind, for a used or a non-member domain, with an empty new admin or
+        undeclared roles; a vote on no proposal, a second vote, an execution below quorum and
+        after execution; removing the last member and founding with the zero domain id, on a
+        second deployment of the lifecycle (its own reference)."""
+        ir = self.ir
+        admin = self._admins()[0]
+        own = next(d for d, (_r, a) in self.oracle.members.items()
+                   if a == self.accounts[admin])
+        mask = self.oracle.members[own][0]
+        fresh = self._unbound()
+        self.op("propose", OUTSIDER, "set_roles", own, ZERO_ADDRESS, mask, label="non-admin")
+        self.op("propose", admin, len(PROPOSAL_KINDS) + 1, own, ZERO_ADDRESS, 0)
+        self.op("propose", admin, "add_domain", own, self.accounts[fresh[0]] if fresh
+                else ZERO_ADDRESS, mask, label="used domain id")
+        self.op("propose", admin, "set_roles", NOT_A_DOMAIN, ZERO_ADDRESS, 0)
+        self.op("propose", admin, "add_domain", NOT_A_DOMAIN, ZERO_ADDRESS, 0)
+        if fresh:
+            self.op("propose", admin, "add_domain", NOT_A_DOMAIN, self.accounts[fresh[0]],
+                    1 << len(ir.roles), label="undeclared role")
+            # the role mask is checked for add_domain and set_roles only: a rotation carrying
+            # stray mask bits opens (its mask is ignored)
+            self.op("propose", admin, "rotate_admin", own, self.accounts[fresh[0]],
+                    1 << len(ir.roles), label="rotation with a stray mask")
+        self.op("propose", admin, "set_roles", own, ZERO_ADDRESS, 1 << len(ir.roles),
+                label="undeclared role")
+        self.op("vote", admin, len(self.oracle.proposals) + 7, label="vote on no proposal")
+        # a domain's admin enrols itself in a role its domain may not hold
+        full = (1 << len(ir.roles)) - 1
+        for d, (allowed, who) in list(self.oracle.members.items()):
+            if allowed != full:
+                role = next(r for r in range(len(ir.roles)) if not allowed >> r & 1)
+                i = self.accounts.index(who)
+                self.op("grant", i, role, who, d, label="a role its domain may not hold")
+                break
+        status, pid = self.op("propose", admin, "set_roles", own, ZERO_ADDRESS, mask)
+        if status == "ok":
+            self.op("vote", admin, pid, label="second vote")
+            if self.oracle.quorum() > 1:
+                self.op("execute", OUTSIDER, pid, label="execution below quorum")
+            for voter in self._admins()[1:self.oracle.quorum()]:
+                self.op("vote", voter, pid)
+            self.op("execute", OUTSIDER, pid)
+            self.op("execute", OUTSIDER, pid, label="second execution")
+        # a second deployment: the founder alone cannot remove itself, and nobody founds a
+        # consortium with the zero domain id (a raw deployment: the client refuses it first)
+        signer = self.keys.signer(self.accounts[ADMIN])
+        solo = LifecycleClient.deploy(self.backend, self.contracts, signer, DOMAINS[0])
+        ref = Interpreter(ir, self.accounts[ADMIN], DOMAINS[0])
+        args = ("remove_domain", DOMAINS[0], ZERO_ADDRESS, 0)
+        expected = _outcome(ref.propose, self.accounts[ADMIN], *args)
+        actual = _outcome(solo.propose, signer, *args)
+        if actual != expected:
+            self._lockstep("founder alone: propose", args, actual, expected)
+        ctor = next(e for e in self.contracts.main.abi if e.get("type") == "constructor")
+        values = [ZERO32 if i["type"] == "bytes32" else solo.template
+                  for i in ctor["inputs"]]
+        code = self.contracts.main.bytecode + abi_encode(
+            [i["type"] for i in ctor["inputs"]], values)
+        self._refused(self._raw(signer, None, code, gas=DEPLOY_GAS), "governance",
+                      "a deployment founding the consortium with the zero domain id")
 
     # -- approvals: double approvals, mix-and-match, stale versions, Sybils -------------------
     def _approval_step(self, aid: bytes) -> TransitionIR | None:
@@ -1160,7 +1592,7 @@ class ThreatMachine(RuleBasedStateMachine):
                 if not candidates:
                     return
                 pick = data.draw(st.sampled_from(candidates), label="appointed approver")
-                granter = self._holder_of((self.ir.role(t.by[0]).admin,))
+                granter = self._granter(t.by[0], DOMAINS[pick % 3])
                 self.op("grant", granter, t.by[0], self.accounts[pick], DOMAINS[pick % 3],
                         label="appointed approver")
                 first = self._eligible(aid, t, digest)
@@ -1179,7 +1611,7 @@ class ThreatMachine(RuleBasedStateMachine):
             return
         sybil = data.draw(st.sampled_from(others), label="sybil")
         role = t.by[0]
-        granter = self._holder_of((self.ir.role(role).admin,))
+        granter = self._granter(role, self.oracle.domains.get(self.accounts[a], ZERO32))
         self.op("grant", granter, role, self.accounts[sybil],
                 self.oracle.domains.get(self.accounts[a], ZERO32), label="sybil grant")
         self._fire(sybil, t, aid, digest, label="sybil approval")
@@ -1417,8 +1849,11 @@ def storage_snapshot(
     ids: dict[bytes, None] = {}
     accounts: dict[str, bool] = {}
     keys: dict[bytes, tuple[bytes, int, int, bytes]] = {}
+    gov_domains: set[bytes] = set()
     for ev in events:
-        if isinstance(ev, Registered | Transitioned):
+        if isinstance(ev, GovExecuted | GovProposed | GovVoted):
+            gov_domains.add(ev.domain)
+        elif isinstance(ev, Registered | Transitioned):
             ids[ev.id] = None
         elif isinstance(ev, RoleGranted | RoleRevoked):
             accounts[ev.account] = accounts.get(ev.account, False) or isinstance(ev, RoleGranted)
@@ -1441,6 +1876,8 @@ def storage_snapshot(
     for key, (aid, t, v, digest) in keys.items():
         snap.approvers[key] = [to_checksum_address(a)
                                for a in aview("approvers_of", aid, t, v, digest) or ()]
+    if ir.consortium is not None:  # members, proposals and epoch, as the client reads them
+        client._gov_snapshot(snap, gov_domains)
     return snap.normalised()
 
 

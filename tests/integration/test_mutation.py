@@ -159,12 +159,13 @@ def _cli(*argv: str) -> int:
 def test_cli_prints_the_matrix_writes_json_and_exits_0(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = _cli("--mutant", "e", "--mutant", "f-wrong-source-state", "--max-examples", "8",
+    code = _cli("--lifecycle", "SingleAdminModel", "--mutant", "a", "--mutant",
+                "f-wrong-source-state", "--max-examples", "8",
                 "--out", str(tmp_path), "--json")
     out = json.loads(capsys.readouterr().out)
     assert code == 0
     assert json.loads((tmp_path / "mutation.json").read_text()) == out
-    assert [r["id"] for r in out["mutants"]] == ["e-caller-version", "f-wrong-source-state"]
+    assert [r["id"] for r in out["mutants"]] == ["a-missing-role-check", "f-wrong-source-state"]
     assert all(r["killed"] and r["property"] for r in out["mutants"])
     assert out["originals"]["registry"]["passed"] and out["all_killed"]
     assert not list(tmp_path.glob("*.tmp"))

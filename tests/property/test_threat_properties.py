@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from proml_sim import Interpreter, build_ir, compile_artefact
-from proml_sim.ir import Approved, RoleGranted, RoleRevoked, Transitioned
-from proml_sim.lifecycles import SingleAdminDataset as Dataset  # the property suite drives roles
+from proml_sim.ir import Approved, GovExecuted, GovVoted, RoleGranted, RoleRevoked, Transitioned
+from proml_sim.lifecycles import Model as ConsortiumModel
+from proml_sim.lifecycles import SingleAdminDataset as Dataset
 from proml_sim.lifecycles import SingleAdminModel as Model
 from proml_sim.threats.properties import (
     PROPERTIES,
@@ -44,6 +45,20 @@ def _check(result: PropertyResult) -> None:
 @pytest.mark.parametrize("lifecycle", [Model, Dataset], ids=["Model", "Dataset"])
 def test_paper_lifecycles_hold(lifecycle: Any, layout: str) -> None:
     _check(run_threat_properties(compile_artefact(lifecycle), layout, max_examples=6, seed=0))
+
+
+def test_consortium_model_holds_and_a_governance_mutant_dies() -> None:
+    """The consortium Model (domains enrolled by quorum, each enrolling its own accounts) passes
+    the machine unmutated; with gov_execute's quorum check removed it fails."""
+    from proml_sim.threats.mutants import build_mutant, governance_mutants
+
+    _check(run_threat_properties(compile_artefact(ConsortiumModel), "registry", max_examples=3,
+                                 seed=0))
+    (mutant,) = [m for m in governance_mutants(ConsortiumModel)
+                 if m.id == "gov-execute-before-quorum"]
+    res = run_threat_properties(build_mutant(mutant, ConsortiumModel), "registry",
+                                max_examples=3, seed=0)
+    assert not res.passed and {"lock-step", "governance"} & set(res.props), res.failure
 
 
 def test_k_of_n_by_accounts_with_delegated_admin_holds() -> None:
@@ -127,6 +142,57 @@ def test_audit_catches_a_grant_by_a_non_admin() -> None:
     assert "role-admin" in _props(ir, events)
 
 
+def _consortium_log() -> tuple[Any, list[Any]]:
+    """Consortium Model: the founder admits a second domain (quorum 1 of 1), then a third
+    (quorum 2 of 2); each domain's admin enrols its own accounts."""
+    from eth_utils.address import to_checksum_address
+
+    ir = build_ir(ConsortiumModel)
+    admin, b, c, op, ver = (to_checksum_address(a) for a in (ADMIN, V1, V2, OP, BOTH))
+    it = Interpreter(ir, admin, D[0])
+    it.execute(admin, it.propose(admin, "add_domain", D[1], b, 30))
+    pid = it.propose(admin, "add_domain", D[2], c, 30)
+    it.vote(b, pid)
+    it.execute(b, pid)
+    it.grant(admin, "operator", op, D[0])
+    it.grant(b, "verifier", ver, D[1])
+    return ir, list(it.events)
+
+
+def test_audit_accepts_an_honest_consortium_log() -> None:
+    ir, events = _consortium_log()
+    assert audit_events(ir, events) == []
+
+
+def test_audit_catches_an_execution_below_quorum() -> None:
+    ir, events = _consortium_log()
+    i = _index(events, GovVoted, id=2, count=2)
+    del events[i]  # domain b never voted for admitting c: 1 vote of a quorum of 2
+    assert "governance" in _props(ir, events)
+
+
+def test_audit_catches_a_vote_by_a_non_admin() -> None:
+    ir, events = _consortium_log()
+    i = _index(events, GovVoted, id=2, count=2)
+    events[i] = dataclasses.replace(events[i], voter=events[-1].account)
+    assert "governance" in _props(ir, events)
+
+
+def test_audit_catches_an_enrolment_by_another_domain() -> None:
+    ir, events = _consortium_log()
+    i = _index(events, RoleGranted, role=ir.role("verifier").index)
+    admin = events[0].account  # the founder (domain 0) binds an account to domain 1
+    events[i] = dataclasses.replace(events[i], sender=admin)
+    assert "role-admin" in _props(ir, events)
+
+
+def test_audit_catches_an_executed_proposal_executed_again() -> None:
+    ir, events = _consortium_log()
+    i = _index(events, GovExecuted, id=2)
+    events.insert(i + 1, events[i])
+    assert "governance" in _props(ir, events)
+
+
 def test_audit_catches_a_caller_chosen_version() -> None:
     ir, events, _ = _honest_log()
     i = _index(events, Transitioned, transition=ir.transition("train").index)
@@ -181,7 +247,8 @@ def test_audit_catches_an_unregistered_or_reused_id() -> None:
 # -- long runs -------------------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", ["registry", "factory", "clone"])
-@pytest.mark.parametrize("lifecycle", [Model, Dataset, Review], ids=["Model", "Dataset", "Review"])
+@pytest.mark.parametrize("lifecycle", [Model, Dataset, Review, ConsortiumModel],
+                         ids=["Model", "Dataset", "Review", "ConsortiumModel"])
 def test_threat_properties_long(lifecycle: Any, layout: str) -> None:
     n = 25 if os.environ.get("CI") else 100
     _check(run_threat_properties(compile_artefact(lifecycle), layout, max_examples=n, seed=7,
