@@ -415,7 +415,9 @@ def run_one(lifecycle: Any, mid: str, seed: int, max_examples: int,
         compiled = build_mutant(entry.as_mutant(), lc)
     except CompilationError as exc:
         return CatalogueResult(mid, seed, "not-compiled", failure=str(exc).splitlines()[-1])
-    if compiled.runtime_bytecode == compile_artefact(lc).runtime_bytecode:
+    # the init code holds the constructor and the runtime code: a constructor guard's mutant
+    # changes only the former
+    if compiled.bytecode == compile_artefact(lc).bytecode:
         return CatalogueResult(mid, seed, "equivalent")
     res = run_threat_properties(compiled, "registry", max_examples, seed, steps=steps)
     return CatalogueResult(mid, seed, "survived" if res.passed else "killed", res.prop,

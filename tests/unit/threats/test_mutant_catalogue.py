@@ -194,3 +194,20 @@ def test_every_guard_of_random_lifecycles_is_hit() -> None:
     for row in rows:
         assert row["suite_passed"] and not row["missed"], (row["lifecycle"], row["missed"])
     assert r.returncode == 0
+
+
+def test_a_constructor_mutant_is_not_taken_for_equivalent() -> None:
+    """The consortium's founding-domain guard lives in the constructor: its mutant leaves the
+    runtime code as it was, so equivalence is judged on the init code (constructor + runtime),
+    and the mutant is run -- and killed (the probe deploys with a zero founding domain)."""
+    from proml_sim.compiler import compile_artefact
+    from proml_sim.threats.mutant_catalogue import run_one
+    from proml_sim.threats.mutants import build_mutant
+
+    entry = next(e for e in catalogue(Model) if e.id == "guard-__init__-1")
+    assert entry.equivalent is None
+    mutant = build_mutant(entry.as_mutant(), Model)
+    original = compile_artefact(Model)
+    assert mutant.runtime_bytecode == original.runtime_bytecode
+    assert mutant.bytecode != original.bytecode
+    assert run_one(Model, entry.id, 0, 10, 30).status == "killed"  # ~7 s
