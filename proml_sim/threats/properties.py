@@ -883,6 +883,16 @@ class ThreatMachine(RuleBasedStateMachine):
             self._lockstep(f"{label or self._who(sender)}: {kind}", args, actual, expected)
         return expected
 
+    def _approve_once(self, data: st.DataObject, aid: bytes, t: TransitionIR, digest: bytes,
+                      label: str = "approver", fire_label: str = "") -> int | None:
+        """One eligible holder, drawn, fires ``t`` with ``digest``; None if nobody may."""
+        first = self._eligible(aid, t, digest)
+        if not first:
+            return None
+        who: int = data.draw(st.sampled_from(first), label=label)
+        self._fire(who, t, aid, digest, label=fire_label)
+        return who
+
     def _fire(self, sender: int, t: TransitionIR, aid: bytes, digest: bytes,
               label: str = "") -> tuple[str, Any]:
         if t.evidence:
@@ -1397,11 +1407,9 @@ class ThreatMachine(RuleBasedStateMachine):
         if t is None or len(self.oracle.members) < 2:
             return
         digest = self._honest_digest(aid, t)
-        first = self._eligible(aid, t, digest)
-        if not first:
+        victim = self._approve_once(data, aid, t, digest)
+        if victim is None:
             return
-        victim = data.draw(st.sampled_from(first), label="approver")
-        self._fire(victim, t, aid, digest)
         domain = self.oracle.domains.get(self.accounts[victim], ZERO32)
         if domain not in self.oracle.members:
             return
@@ -1504,11 +1512,10 @@ class ThreatMachine(RuleBasedStateMachine):
         key = self._key(aid, t, digest)
         pool = [self.accounts.index(a) for a in self.oracle.approvers.get(key, [])]
         if not pool:
-            first = self._eligible(aid, t, digest)
-            if not first:
+            who = self._approve_once(data, aid, t, digest)
+            if who is None:
                 return
-            pool = [data.draw(st.sampled_from(first), label="approver")]
-            self._fire(pool[0], t, aid, digest)
+            pool = [who]
         self._fire(data.draw(st.sampled_from(pool), label="again"), t, aid, digest,
                    label="second approval")
 
@@ -1548,11 +1555,9 @@ class ThreatMachine(RuleBasedStateMachine):
         if not loops:
             return
         digest = _digest(b"stale", aid) if t.evidence else ZERO32
-        first = self._eligible(aid, t, digest)
-        if not first:
+        a = self._approve_once(data, aid, t, digest)
+        if a is None:
             return
-        a = data.draw(st.sampled_from(first), label="approver")
-        self._fire(a, t, aid, digest)
         u = self._draw_t(data, loops, label="new version by")
         movers = [i for i in self._eligible(aid, u, self._honest_digest(aid, u)) if i != a]
         if not movers or u not in self._allowed(aid):
