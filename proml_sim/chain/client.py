@@ -479,7 +479,10 @@ class LifecycleClient:
                 return int(args[field])
         raise TransactionFailed(f"{self.ir.name}: the call emitted no {event} event", receipt)
 
-    def _gov_snapshot(self, snap: LifecycleSnapshot, domains: set[bytes]) -> None:
+    def read_governance(self, snap: LifecycleSnapshot, domains: set[bytes]) -> None:
+        """Fill ``snap``'s consortium part from the contract: which of ``domains`` are members
+        (with their allowed roles and admin), every proposal (kind, domain, account, roles,
+        status, epoch, votes) and the governance epoch."""
         from proml_sim.ir.events import EXECUTED, OPEN
 
         for d in domains:
@@ -660,7 +663,7 @@ class LifecycleClient:
                                          ev.digest) or ()
                 ]
         if self.ir.consortium is not None:
-            self._gov_snapshot(snap, gov_domains)
+            self.read_governance(snap, gov_domains)
         return snap.normalised()
 
     # -- internals ------------------------------------------------------------------------------

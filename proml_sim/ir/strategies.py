@@ -8,13 +8,18 @@ Needs hypothesis (the ``dev`` extra); nothing else in :mod:`proml_sim.ir` import
 from __future__ import annotations
 
 import itertools
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
-__all__ = ["draw_lifecycles", "lifecycles"]
+__all__ = ["draw_lifecycles", "lifecycles", "passable_proposal"]
 
 from hypothesis import strategies as st
 
 from proml_sim.dsl import ADMIN, Artefact, Consortium, Role, State, StateGroup
+from proml_sim.ir.events import ZERO_ADDRESS
+
+if TYPE_CHECKING:
+    from proml_sim.ir.interpreter import Interpreter
 
 _counter = itertools.count()
 
@@ -130,3 +135,36 @@ def draw_lifecycles(n: int, seed: int = 0, *, governance: bool = False,
     if len(found) < n:
         raise ValueError(f"drew only {len(found)} distinct lifecycles of {n}; ask for fewer")
     return list(found.values())
+
+
+def passable_proposal(
+    data: st.DataObject, gov: Interpreter, candidates: Sequence[str],
+    new_domains: Sequence[bytes], n_roles: int,
+) -> tuple[str, str, bytes, str, int]:
+    """A governance proposal that can pass, drawn against ``gov`` (the reference interpreter,
+    which holds the consortium as it stands): a member domain's admin proposes a new domain
+    (an id of ``new_domains`` never used) with a fresh admin account, the removal of a member
+    (while more than one is left), the rotation of a member's admin key to a fresh account,
+    or new roles for a member.  Fresh means a ``candidates`` account no domain has bound
+    (neither enrolled nor a domain's admin).  Random proposals alone rarely pass, and the
+    passing ones are what the differential and threat properties need.
+
+    Returns ``(kind, proposer, domain, new admin or the zero address, role mask)``; the
+    proposer is an address.  Used by the differential lock-step tests and by the threat
+    property suite (``proml mutate``), so both drive governance by the same rule.
+    """
+    admins = [a for _roles, a in gov.members.values()]
+    bound = {*admins, *gov.domains}
+    fresh = [a for a in candidates if a not in bound]
+    unused = [d for d in new_domains if d not in gov.used]
+    kinds = ["set_roles", *(["remove_domain"] if len(gov.members) > 1 else []),
+             *(["add_domain"] if fresh and unused else []),
+             *(["rotate_admin"] if fresh else [])]
+    kind = data.draw(st.sampled_from(kinds), label="kind")
+    proposer = data.draw(st.sampled_from(admins), label="proposer")
+    domain = data.draw(st.sampled_from(unused if kind == "add_domain" else list(gov.members)),
+                       label="domain")
+    who = (data.draw(st.sampled_from(fresh), label="new admin")
+           if kind in ("add_domain", "rotate_admin") else ZERO_ADDRESS)
+    roles = data.draw(st.integers(0, (1 << n_roles) - 1), label="roles")
+    return kind, proposer, domain, who, roles

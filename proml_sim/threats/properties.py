@@ -92,6 +92,7 @@ from proml_sim.ir import (
     replay,
 )
 from proml_sim.ir.events import ZERO_ADDRESS, apply_governance
+from proml_sim.ir.strategies import passable_proposal
 
 __all__ = [
     "PROPERTIES",
@@ -1308,20 +1309,11 @@ class ThreatMachine(RuleBasedStateMachine):
         """A proposal that can pass: a member's admin proposes (a new domain with a fresh
         admin, a removal, a rotation of a domain's admin key to a fresh account, or new roles
         for a domain), other members vote or not, someone executes (refused below quorum)."""
-        o = self.oracle
         admins = self._admins()
-        fresh = self._unbound()
-        unused = [d for d in NEW_DOMAINS if d not in o.used]
-        kinds = ["set_roles", *(["remove_domain"] if len(o.members) > 1 else []),
-                 *(["add_domain"] if fresh and unused else []),
-                 *(["rotate_admin"] if fresh else [])]
-        kind = data.draw(st.sampled_from(kinds), label="kind")
-        proposer = data.draw(st.sampled_from(admins), label="proposer")
-        domain = data.draw(st.sampled_from(unused if kind == "add_domain" else list(o.members)),
-                           label="domain")
-        who = (self.accounts[data.draw(st.sampled_from(fresh), label="new admin")]
-               if kind in ("add_domain", "rotate_admin") else ZERO_ADDRESS)
-        roles = data.draw(st.integers(0, (1 << len(self.ir.roles)) - 1), label="roles")
+        kind, proposer_address, domain, who, roles = passable_proposal(
+            data, self.oracle, [self.accounts[i] for i in (*FRESH, OUTSIDER, *INSIDERS)],
+            NEW_DOMAINS, len(self.ir.roles))
+        proposer = self.accounts.index(proposer_address)
         status, pid = self.op("propose", proposer, kind, domain, who, roles)
         if status != "ok":
             return
@@ -1449,7 +1441,17 @@ class ThreatMachine(RuleBasedStateMachine):
                     1 << len(ir.roles), label="rotation with a stray mask")
         self.op("propose", admin, "set_roles", own, ZERO_ADDRESS, 1 << len(ir.roles),
                 label="undeclared role")
+        self.op("propose", admin, 0, own, ZERO_ADDRESS, 0, label="proposal kind 0")
         self.op("vote", admin, len(self.oracle.proposals) + 7, label="vote on no proposal")
+        # a domain's admin enrols, into its own domain and in a role it may hold, another
+        # domain's admin and an account another domain enrolled: both refused
+        role = next((r for r in range(len(ir.roles)) if mask >> r & 1), None)
+        if role is not None:
+            others = [a for d, (_r, a) in self.oracle.members.items() if d != own]
+            enrolled = [a for a, d in self.oracle.domains.items()
+                        if d not in (own, ZERO32) and a not in others]
+            for who in (*others[:1], *enrolled[:1]):
+                self.op("grant", admin, role, who, own, label="another domain's account")
         # a domain's admin enrols itself in a role its domain may not hold
         full = (1 << len(ir.roles)) - 1
         for d, (allowed, who) in list(self.oracle.members.items()):
@@ -1477,6 +1479,24 @@ class ThreatMachine(RuleBasedStateMachine):
         actual = _outcome(solo.propose, signer, *args)
         if actual != expected:
             self._lockstep("founder alone: propose", args, actual, expected)
+        # ... but of two members either may be removed: the founder admits a second domain
+        # (alone it is the quorum), then the two remove it
+        opened: Any = None
+        steps: tuple[tuple[int, str, tuple[Any, ...]], ...] = (
+            (ADMIN, "propose", ("add_domain", NEW_DOMAINS[0], self.accounts[OUTSIDER], 0)),
+            (ADMIN, "execute", ()),
+            (ADMIN, "propose", ("remove_domain", NEW_DOMAINS[0], ZERO_ADDRESS, 0)),
+            (OUTSIDER, "vote", ()),
+            (ADMIN, "execute", ()))
+        for sender, kind, call in steps:
+            who = self.accounts[sender]
+            call = call or (opened,)  # a vote or execution: on the proposal just opened
+            expected = _outcome(getattr(ref, kind), who, *call)
+            actual = _outcome(getattr(solo, kind), self.keys.signer(who), *call)
+            if actual != expected:
+                self._lockstep(f"two members: {kind}", call, actual, expected)
+            if kind == "propose":
+                opened = expected[1]
         ctor = next(e for e in self.contracts.main.abi if e.get("type") == "constructor")
         values = [ZERO32 if i["type"] == "bytes32" else solo.template
                   for i in ctor["inputs"]]
@@ -1882,7 +1902,7 @@ def storage_snapshot(
         snap.approvers[key] = [to_checksum_address(a)
                                for a in aview("approvers_of", aid, t, v, digest) or ()]
     if ir.consortium is not None:  # members, proposals and epoch, as the client reads them
-        client._gov_snapshot(snap, gov_domains)
+        client.read_governance(snap, gov_domains)
     return snap.normalised()
 
 

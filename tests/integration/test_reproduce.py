@@ -26,10 +26,18 @@ def test_reproduce_smoke_writes_report_and_summary(tmp_path):
     from proml_sim.threats.catalogue import load_catalogue
 
     assert set(sec) == set(load_catalogue())  # the paper's 27 and the governance threats
+    cat = load_catalogue()
     for tid in ("T4", "T7", "T8", "T9", "S2", "S5", "S6", "S7", "R1", "D3"):
         assert sec[tid]["proml"] == "prevented" and sec[tid]["proml_asr"] == 0.0, tid
-        # the careful baseline numbers versions itself (T9) and indexes its history (D3)
-        assert (sec[tid]["baseline_asr"] > 0) == (tid not in ("T9", "D3")), tid
+        # the baseline's verdict is the one its scenario file expects (measured, not fixed):
+        # e.g. the careful baseline numbers versions itself (T9), indexes its history (D3) and
+        # its authenticated API turns away a cross-site request (S5)
+        assert sec[tid]["baseline"] == cat[tid].expected_baseline, tid
+    # where the baseline's attack is deterministic, it succeeds on every seed
+    for tid in ("T4", "T8", "S2", "S7", "R1"):
+        assert sec[tid]["baseline_asr"] == 1.0, tid
+    for tid in ("T9", "S5", "D3"):
+        assert sec[tid]["baseline_asr"] == 0.0, tid
     assert sec["T1"]["proml"] == "prevented" and sec["S4"]["proml"] == "documented_limit"
     # E6: the property suite passes the unmutated contracts and kills the required mutants
     assert summary["mutation"]["suite_ok"] and summary["mutation"]["required_killed"]

@@ -37,6 +37,7 @@ from proml_sim.chain import KeyRing, PyEVMBackend
 from proml_sim.chain.client import LifecycleClient, compile_layout
 from proml_sim.ir import PROPOSAL_KINDS, ZERO32, replay
 from proml_sim.ir.events import ZERO_ADDRESS
+from proml_sim.ir.strategies import passable_proposal
 from proml_sim.lifecycles import Dataset, Model, SingleAdminDataset, SingleAdminModel
 from tests.strategies import lifecycles
 
@@ -114,20 +115,10 @@ class LockStep(RuleBasedStateMachine):
         """A proposal that can pass: a member's admin proposes (a new domain with a fresh admin
         account, a removal, a rotation or new roles), every other member votes, someone
         executes.  Random proposals alone rarely pass, and passing ones are what matter."""
-        o = self.oracle
-        admins = [a for _roles, a in o.members.values()]
-        bound = {*admins, *o.domains}
-        fresh = [a for a in self.accounts if a not in bound]
-        unused = [d for d in DOMAINS if d not in o.used]
-        kinds = ["set_roles", *(["remove_domain"] if len(o.members) > 1 else []),
-                 *(["add_domain"] if fresh and unused else []),
-                 *(["rotate_admin"] if fresh else [])]
-        kind = data.draw(st.sampled_from(kinds))
-        proposer = self.accounts.index(data.draw(st.sampled_from(admins)))
-        domain = data.draw(st.sampled_from(unused if kind == "add_domain" else list(o.members)))
-        who = data.draw(st.sampled_from(fresh)) if kind in ("add_domain", "rotate_admin") \
-            else ZERO_ADDRESS
-        roles = data.draw(st.integers(0, (1 << len(self.ir.roles)) - 1))
+        admins = [a for _roles, a in self.oracle.members.values()]
+        kind, proposer_address, domain, who, roles = passable_proposal(
+            data, self.oracle, self.accounts, DOMAINS, len(self.ir.roles))
+        proposer = self.accounts.index(proposer_address)
         status, pid = self.both("propose", proposer, kind, domain, who, roles)
         assert status == "ok", pid
         for admin in admins:
