@@ -264,7 +264,63 @@ def budget_guards(ir: LifecycleIR) -> dict[str, str]:
     return {str(getattr(full, "reason", full)): (
         f"reachable only after {MAX_DOMAINS - 1} admissions by quorum (about "
         f"{3 * (MAX_DOMAINS - 1)} transactions, each domain with an admin key of its own), "
-        "beyond a generated sequence's budget")}
+        "beyond a generated sequence's budget; checked once per run by the capacity probe")}
+
+
+def capacity_probe(contracts: CompiledLayout) -> list[Violation]:
+    """The consortium's member cap, checked once per run (not per example: it takes some 770
+    transactions): a fresh deployment admits domains by quorum until the reference
+    interpreter refuses one (the 256th admission), in lock-step with the reference.  A cap
+    moved either way, or its guard weakened or removed, shows as a different outcome.  The
+    first quorum-1 admitted domains get admin keys of their own (they vote); the rest get
+    fresh addresses that never sign."""
+    ir = contracts.ir
+    quorum = ir.consortium.quorum if ir.consortium is not None else 0
+    keys = KeyRing.from_seed("capacity-probe", max(quorum, 1))
+    voters = [keys.signer(a) for a in keys.addresses]
+    founder = voters[0]
+    backend = PyEVMBackend(funded=list(keys.addresses))
+    client = LifecycleClient.deploy(backend, contracts, founder, DOMAINS[0])
+    batch = LifecycleClient(backend, contracts, client.address, automine=False)
+    ref = Interpreter(ir, founder.address, DOMAINS[0])
+    found: list[Violation] = []
+    # (kind, args, members before the call, the reference's outcome, the pending call); the
+    # block builder keeps arrival order among equal tips, so a batch runs in sending order
+    ops: list[tuple[str, tuple[Any, ...], int, tuple[str, Any], Any]] = []
+
+    def send(signer: Any, kind: str, *args: Any) -> tuple[str, Any]:
+        members = len(ref.members)
+        expected = _outcome(getattr(ref, kind), signer.address, *args)
+        ops.append((kind, args, members, expected,
+                    getattr(batch, kind)(signer, *args, gas=400_000)))
+        return expected
+
+    def settle() -> None:
+        backend.produce_block()
+        for kind, args, members, expected, op in ops:
+            actual = _outcome(batch.result, op)
+            if actual != expected and not found:
+                found.append(Violation("lock-step", (
+                    f"member cap: {kind}({', '.join(_show(a) for a in args)}) with "
+                    f"{members} members: contract gave {_show(actual)}, the reference "
+                    f"interpreter {_show(expected)}")))
+        ops.clear()
+
+    for j in range(1, MAX_DOMAINS + 1):
+        admin = (voters[j].address if j < len(voters)
+                 else to_checksum_address(keccak(b"capacity-probe admin %d" % j)[-20:]))
+        status, pid = send(founder, "propose", "add_domain",
+                           keccak(b"capacity-probe domain %d" % j), admin, 0)
+        if status == "ok":
+            for voter in voters[1:ref.quorum()]:
+                send(voter, "vote", pid)
+            send(founder, "execute", pid)
+        if j % 30 == 0 or status != "ok":
+            settle()
+        if status != "ok" or found:
+            break
+    settle()
+    return found
 
 
 @dataclass(frozen=True)
@@ -1497,6 +1553,23 @@ class ThreatMachine(RuleBasedStateMachine):
                 self._lockstep(f"two members: {kind}", call, actual, expected)
             if kind == "propose":
                 opened = expected[1]
+        # a domain's admin key rotated to an account that domain enrolled itself (allowed:
+        # only another domain's accounts are refused), on the founder alone (its quorum)
+        allowed = ref.members[DOMAINS[0]][0]
+        role = next((r for r in range(len(ir.roles)) if allowed >> r & 1), None)
+        mine = self.accounts[INSIDERS[0]]
+        rotation: list[tuple[str, tuple[Any, ...]]] = [
+            *([("grant", (role, mine, DOMAINS[0]))] if role is not None else []),
+            ("propose", ("rotate_admin", DOMAINS[0], mine, 0)), ("execute", ())]
+        for kind, call in rotation:
+            call = call or (opened,)
+            who = self.accounts[ADMIN]
+            expected = _outcome(getattr(ref, kind), who, *call)
+            actual = _outcome(getattr(solo, kind), self.keys.signer(who), *call)
+            if actual != expected:
+                self._lockstep(f"rotation to an own account: {kind}", call, actual, expected)
+            if kind == "propose":
+                opened = expected[1]
         ctor = next(e for e in self.contracts.main.abi if e.get("type") == "constructor")
         values = [ZERO32 if i["type"] == "bytes32" else solo.template
                   for i in ctor["inputs"]]
@@ -2021,6 +2094,13 @@ def run_threat_properties(
             examples=failed_at or machine.stats["examples"], prop=props[0], props=props,
             seconds=seconds, guard_hits=hits(),
         )
+    found = (capacity_probe(machine.contracts)
+             if lockstep and budget_guards(machine.contracts.ir) else [])
+    if found:  # after the examples (a mutant they kill never pays for the long probe)
+        return PropertyResult(
+            passed=False, failure="\n".join(str(v) for v in found), prop=found[0].prop,
+            props=(found[0].prop,), examples=machine.stats["examples"],
+            seconds=time.perf_counter() - start, guard_hits=hits())
     return PropertyResult(passed=True, failure=None, examples=machine.stats["examples"],
                           seconds=time.perf_counter() - start, guard_hits=hits())
 
