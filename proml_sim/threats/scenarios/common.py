@@ -152,10 +152,21 @@ def param(tm: ThreatModel, name: str, lo: float | None = None, hi: float | None 
     return v
 
 
-def central_db(path: Path, lifecycles: dict[str, Any], admin: str) -> CentralDB:
-    """The baseline's database without an fsync per commit (a simulated run needs none)."""
-    db = CentralDB(path, lifecycles, admin=admin)
+#: the paper's operator and developer as baseline grants (account, role, domain)
+OP_DEV = [("op", "operator", "client-co"), ("dev", "developer", "dev-co")]
+
+
+def central_db(workdir: Path, grants: Iterable[tuple[str, str, str]] = (), *,
+               admin: str = "db-admin", name: str = "p",
+               lifecycles: dict[str, Any] | None = None) -> CentralDB:
+    """The baseline's database ``workdir/name.sqlite`` run by ``admin`` (no fsync per commit: a
+    simulated run needs none), roles ``(account, role, domain)`` granted on the first of
+    ``lifecycles`` (default: the paper's Model)."""
+    lcs = lifecycles or {"Model": Model}
+    db = CentralDB(workdir / f"{name}.sqlite", lcs, admin=admin)
     db.admin_sql("PRAGMA synchronous=OFF")
+    for who, role, dom in grants:
+        db.grant(who, next(iter(lcs)), role, dom)
     return db
 
 

@@ -34,11 +34,10 @@ from proml_sim.ir import ZERO32, GovExecuted, GovProposed, RoleGranted
 from proml_sim.ir.model import PROPOSAL_KINDS
 from proml_sim.lifecycles import Model, SingleAdminModel
 from proml_sim.sim import digest_of
-from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Auditor, outcome
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import params, salt
+from proml_sim.threats.scenarios.common import OP_DEV, central_db, params, salt
 
 _Z = "0x" + "00" * 20
 
@@ -120,20 +119,20 @@ def _verifiers_needed(client: LifecycleClient) -> int:
     return int(client.ir.transition("verify").approvals)
 
 
-def _baseline_db_admin(workdir: Path, seed: int, k: int) -> Outcome:
+def _baseline_db_admin(workdir: Path, seed: int, k: int,
+                       approvers: list[tuple[str, str]] | None = None) -> Outcome:
     """The baseline: whoever administers the database grants roles under any domain label;
-    ``k`` Sybil verifiers approve a bogus evaluation; the outside auditor then visits."""
-    db = CentralDB(workdir / "g.sqlite", {"Model": Model}, admin="eve")
-    db.grant("op", "Model", "operator", "client-co")
-    db.grant("dev", "Model", "developer", "dev-co")
+    ``k`` Sybil verifiers (or ``approvers``: (account, domain)) approve a bogus evaluation; the
+    outside auditor then visits."""
+    db = central_db(workdir, OP_DEV, admin="eve", name="g")
     aid = db.register("op", "Model", "m")
     db.fire("dev", "train", aid, "w")
     auditor = Auditor(db, 1.0)
     auditor.visit_until(1.0)
     bogus = digest_of("bogus-evaluation", seed).hex()
-    for i in range(k):
-        db.grant(f"sybil-{i}", "Model", "verifier", f"lab-{i}")
-        db.fire(f"sybil-{i}", "verify", aid, bogus, 2.0)
+    for who, dom in approvers or [(f"sybil-{i}", f"lab-{i}") for i in range(k)]:
+        db.grant(who, "Model", "verifier", dom)
+        db.fire(who, "verify", aid, bogus, 2.0)
     alarms = auditor.visit_until(3.0)
     state = db.admin_sql("SELECT state FROM artefacts WHERE id=?", (aid,))[0][0]
     db.close()
@@ -224,22 +223,8 @@ def _verifiers_needed_of(cls: Any) -> int:
 class OneOrganisationTwoRoles:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        _members(tm)
-        db = CentralDB(workdir / "g.sqlite", {"Model": Model}, admin="admin")
-        db.grant("op", "Model", "operator", "client-co")
-        db.grant("dev", "Model", "developer", "dev-co")
-        db.grant("dev-qa", "Model", "verifier", "dev-co")  # the developer's own verifier
-        db.grant("lab", "Model", "verifier", "lab-1")
-        aid = db.register("op", "Model", "m")
-        db.fire("dev", "train", aid, "w")
-        auditor = Auditor(db, 1.0)
-        auditor.visit_until(1.0)
-        db.fire("dev-qa", "verify", aid, "eval", 2.0)
-        db.fire("lab", "verify", aid, "eval", 2.0)
-        alarms = auditor.visit_until(3.0)
-        state = db.admin_sql("SELECT state FROM artefacts WHERE id=?", (aid,))[0][0]
-        db.close()
-        return outcome(state == "verified", attack_at=2.0, alarms=alarms)
+        _members(tm)  # the developer's own verifier and a lab's approve
+        return _baseline_db_admin(workdir, seed, 2, [("dev-qa", "dev-co"), ("lab", "lab-1")])
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:

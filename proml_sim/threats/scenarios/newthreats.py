@@ -22,10 +22,10 @@ from typing import Any
 from proml_sim.errors import UsageError
 from proml_sim.ir import Registered, RoleGranted, Transitioned
 from proml_sim.node.consumer import sha256
-from proml_sim.node.records import FileRef, InputRef, Record
+from proml_sim.node.records import InputRef, Record
 from proml_sim.node.service import name_salt
 from proml_sim.node.store import BlobStore
-from proml_sim.sim.world import Participant, World
+from proml_sim.sim.world import World
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Consumer, Trial, outcome, trials_outcome
@@ -37,6 +37,7 @@ from proml_sim.threats.scenarios.t_support import (
     evidence_source,
     fref,
     hexd,
+    node_record,
     paper_world,
 )
 
@@ -65,21 +66,6 @@ def db_fire(db: CentralDB, actor: str, transition: str, aid: str, digest: str = 
 
 
 # -- records as a node makes them ----------------------------------------------------------------
-def node_record(p: Participant, lifecycle: str, step: str, artefact: bytes | None, name: str,
-                *, env: dict[str, Any] | None = None, inputs: tuple[InputRef, ...] = (),
-                input_files: tuple[FileRef, ...] = (), outputs: tuple[FileRef, ...] = (),
-                at: float = 0.0) -> Record:
-    """A step's record as ``ProMLNode`` writes it (actor, node, domain, time, environment)."""
-    from datetime import UTC, datetime
-
-    when = datetime.fromtimestamp(1_700_000_000 + at, UTC).isoformat(timespec="seconds")
-    return Record(lifecycle=lifecycle, step=step,
-                  artefact=("0x" + artefact.hex()) if artefact else None,
-                  name=name if artefact is None else None, actor=p.address, node=p.name,
-                  domain=p.domain, time=when, inputs=inputs, input_files=input_files,
-                  outputs=outputs, environment=dict(env or {}))
-
-
 def node_args(store: BlobStore | None, rec: Record, name: str | None = None, *,
               locator: bool = True) -> tuple[Any, ...]:
     """The on-chain arguments a node sends for ``rec`` (stored in ``store``; ``None``: the

@@ -43,6 +43,7 @@ from proml_sim.threats.kit import Alarm, Trial, trials_outcome
 from proml_sim.threats.monitor import Activity, ActivityMonitor, ChainReader, activities
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import (
+    OP_DEV,
     RawCalls,
     add_lifecycle,
     both_sides,
@@ -90,9 +91,8 @@ class BaselineDesk(_Desk):
                  grants: list[tuple[str, str]], admin: str = "db-admin",
                  env: simpy.Environment | None = None, name: str = "p") -> None:
         self.env = env or simpy.Environment()
-        self.db = central_db(workdir / f"{name}.sqlite", {"Model": lifecycle}, admin=admin)
-        for name, role in grants:
-            self.db.grant(name, "Model", role, people[name][0])
+        self.db = central_db(workdir, [(n, r, people[n][0]) for n, r in grants], admin=admin,
+                             name=name, lifecycles={"Model": lifecycle})
         self._last, self._n = 0, 0
 
     def model(self, tag: str) -> Gen:
@@ -695,8 +695,7 @@ class FrontRun:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         p = params(tm, S7_DEFAULTS, ("names",))
-        db = central_db(workdir / "p.sqlite", {"Model": Model}, admin="mallory")
-        db.grant("op", "Model", "operator", "client-co")
+        db = central_db(workdir, OP_DEV[:1], admin="mallory")
         squatted = []
         for i in range(int(p["names"])):
             name = f"model-{seed}-{i}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -121,13 +122,24 @@ def evidence_source(w: World, store: BlobStore) -> LiveSource:
     return LiveSource(cast(Any, node), fetch=False)
 
 
+def node_record(p: Participant, lifecycle: str, step: str, artefact: bytes | None = None,
+                name: str | None = None, *, at: float | None = 0.0,
+                env: dict[str, Any] | None = None, **kw: Any) -> Record:
+    """A step's record as ``ProMLNode`` writes it (actor, node, domain, time: ``at`` simulated
+    seconds after 1.7e9, None a fixed time; ``env``: the environment; ``kw``: inputs,
+    input_files, outputs, params)."""
+    when = ("2024-01-01T00:00:00+00:00" if at is None else datetime.fromtimestamp(
+        1_700_000_000 + at, UTC).isoformat(timespec="seconds"))
+    return Record(lifecycle=lifecycle, step=step,
+                  artefact=("0x" + artefact.hex()) if artefact else None,
+                  name=name if artefact is None else None, actor=p.address, node=p.name,
+                  domain=p.domain, time=when, environment=dict(env or {}), **kw)
+
+
 def put_record(store: BlobStore, actor: Participant, lifecycle: str, step: str,
                artefact: bytes | None = None, **kw: Any) -> bytes:
-    """Store a node record of one step (``kw``: inputs, input_files, outputs, params); its
-    digest, the evidence the step carries on chain."""
-    rec = Record(lifecycle=lifecycle, step=step, artefact=("0x" + artefact.hex()) if artefact
-                 else None, name=kw.pop("name", None), actor=actor.address, node=actor.name,
-                 domain=actor.domain, time="2024-01-01T00:00:00+00:00", **kw)
+    """Store a :func:`node_record` of one step; its digest, the evidence the step carries."""
+    rec = node_record(actor, lifecycle, step, artefact, at=None, **kw)
     return bytes.fromhex(store.put_bytes(rec.canonical()).digest)
 
 
@@ -141,7 +153,8 @@ def baseline_db(workdir: Path, admin: str, extra: Iterable[tuple[str, str, str]]
                 ) -> CentralDB:
     """The centralised database of both lifecycles run by ``admin``, the paper's roles granted
     (and ``extra`` (person, lifecycle, role) with the person's domain from :data:`PEOPLE`)."""
-    db = central_db(workdir / "provenance.sqlite", {"Dataset": Dataset, "Model": Model}, admin)
+    db = central_db(workdir, admin=admin, name="provenance",
+                    lifecycles={"Dataset": Dataset, "Model": Model})
     for person, lc, role in [*GRANTS, *extra]:
         db.grant(person, lc, role, PEOPLE.get(person, (f"{person}-co", ""))[0])
     return db
