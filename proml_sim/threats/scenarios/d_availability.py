@@ -22,11 +22,11 @@ from typing import Any
 from eth_utils.crypto import keccak
 
 from proml_sim.ir import Approved, Registered
-from proml_sim.lifecycles import Dataset, Model
+from proml_sim.lifecycles import Model
 from proml_sim.node.freshness import FreshnessGuard
 from proml_sim.sim import REGIONS, NetworkModel, digest_of, domain_id, get_profile
 from proml_sim.sim.monitor import outcome as tx_outcome
-from proml_sim.sim.world import GENESIS_TS, Participant, SimBlock, SimTx, World
+from proml_sim.sim.world import GENESIS_TS, SimBlock, SimTx, World
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, outcome, watch
 from proml_sim.threats.runner import Outcome, scenario
@@ -38,8 +38,8 @@ from proml_sim.threats.scenarios.common import (
     play,
     salt,
     send_ok,
-    small_world,
     threshold_of,
+    world_of,
 )
 
 ZERO32 = b"\0" * 32
@@ -58,15 +58,6 @@ def vm_cost(conn: sqlite3.Connection, fn: Callable[[], Any]) -> int:
     fn()
     conn.set_progress_handler(None, 1)
     return n[0]
-
-
-def world_of(seed: int, who: dict[str, tuple[str, str, str]], lifecycle: Any = Model,
-             **kw: Any) -> tuple[World, dict[str, Participant]]:
-    """A world of participants ``{name: (domain, region, "their Model roles")}`` on the Model
-    ``lifecycle`` (a threshold variant from ``common.model_lifecycle``), set up."""
-    return small_world(seed, {n: (d, r) for n, (d, r, _) in who.items()},
-                       [(n, "Model", role) for n, (_, _, roles) in who.items()
-                        for role in roles.split()], lifecycles=[Dataset, lifecycle], **kw)
 
 
 def median(xs: list[float], default: float = float("nan")) -> float:

@@ -12,8 +12,15 @@ from proml_sim.sim import Producer, digest_of, get_profile
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import central_db, param_error, play, salt, trials_of
-from proml_sim.threats.scenarios.d_availability import median, world_of
+from proml_sim.threats.scenarios.common import (
+    central_db,
+    param_error,
+    play,
+    salt,
+    trials_of,
+    world_of,
+)
+from proml_sim.threats.scenarios.d_availability import median
 
 
 @scenario("D1", limit="when every sealer censors a domain, its records never get in; the "

@@ -27,8 +27,14 @@ from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Auditor, outcome
 from proml_sim.threats.monitor import ChainReader
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import central_db, play, salt, send_ok, trials_of
-from proml_sim.threats.scenarios.d_availability import world_of
+from proml_sim.threats.scenarios.common import (
+    central_db,
+    play,
+    salt,
+    send_ok,
+    trials_of,
+    world_of,
+)
 
 HOUR = 3600.0
 

@@ -13,18 +13,17 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
-from proml_sim.ir import build_ir
 from proml_sim.lifecycles import Dataset, Model, load_lifecycle
 from proml_sim.node.consumer import ConsumerRefused, NotApproved
 from proml_sim.node.evidence import LiveSource
 from proml_sim.node.records import FileRef, Record
 from proml_sim.node.store import BlobStore
 from proml_sim.sim import World
-from proml_sim.sim.world import Participant, SimTx, domain_id
+from proml_sim.sim.world import Participant, SimTx
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.kit import Alarm
 from proml_sim.threats.runner import Outcome
-from proml_sim.threats.scenarios.common import central_db, param, trials_of
+from proml_sim.threats.scenarios.common import central_db, param, small_world, trials_of
 
 HOUR = 3600.0
 #: the spacing of scripted steps whose timing does not matter (10 simulated minutes)
@@ -54,23 +53,11 @@ def hexd(data: bytes) -> str:
 def paper_world(seed: int, extra: dict[str, tuple[str, str]] | None = None,
                 grants: Iterable[tuple[str, str, str]] = (),
                 lifecycles: Sequence[type] | None = None) -> tuple[World, dict[str, Participant]]:
-    """A world with :data:`PEOPLE` (+ ``extra``) and :data:`GRANTS` (+ ``grants``; grants on a
-    lifecycle that is not deployed are skipped).  A consortium lifecycle's grants go through
-    its governance (``World.setup``): each domain is voted in by the members, then its admin
-    enrols its own accounts; on a single-admin lifecycle a role whose admin is another role
-    (Dataset.labeller) is granted by that role's holder."""
-    w = World(seed, "consortium-fast", lifecycles=lifecycles)
-    ps = {n: w.add_participant(n, d, r) for n, (d, r) in {**PEOPLE, **(extra or {})}.items()}
-    irs = {n: build_ir(cls) for n, cls in w.lifecycles.items()}
-    wanted = [g for g in dict.fromkeys([*GRANTS, *grants]) if g[1] in irs]
-    gov = {n for n, ir in irs.items() if ir.consortium is not None}
-    later = [g for g in wanted if g[1] not in gov and irs[g[1]].role(g[2]).admin != "admin"]
-    w.setup([g for g in wanted if g not in later])
-    for name, lc, role in later:
-        granter = next(ps[n] for n, c, r in wanted if c == lc and r == irs[lc].role(role).admin)
-        w.clients[lc].grant(granter.signer, role, ps[name].address, domain_id(ps[name].domain))
-    w.mark_start()
-    return w, ps
+    """:func:`~.common.small_world` of :data:`PEOPLE` (+ ``extra``) and :data:`GRANTS` (+
+    ``grants``; grants on a lifecycle that is not deployed are skipped)."""
+    names = {cls.__name__ for cls in lifecycles or (Dataset, Model)}
+    return small_world(seed, {**PEOPLE, **(extra or {})}, [
+        g for g in dict.fromkeys([*GRANTS, *grants]) if g[1] in names], lifecycles=lifecycles)
 
 
 def lifecycle_name(tm: Any, key: str = "lifecycle") -> type:
