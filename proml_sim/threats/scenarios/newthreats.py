@@ -34,6 +34,7 @@ from proml_sim.threats.scenarios.common import play, send_ok, small_world
 from proml_sim.threats.scenarios.t_support import (
     TICK,
     baseline_db,
+    db_dataset,
     evidence_source,
     fref,
     hexd,
@@ -387,11 +388,7 @@ class UnrecordedStep:
         hidden, n, _, checks = _t12_params(tm)
         data = _t12_bytes(seed)
         db = lineage_db(workdir, admin="da")
-        db.grant("lab", "Dataset", "labeller", "label-co")
-        ds = db.register("da", "Dataset", "ds", hexd(data["raw"]), 0.0)
-        db_fire(db, "lab", "label", ds, hexd(data["labelled"]), TICK)
-        db_fire(db, "da", "review", ds, "", 2 * TICK)
-        db_fire(db, "da", "release", ds, hexd(data["labelled"]), 3 * TICK)
+        ds = db_dataset(db, "ds", hexd(data["raw"]), hexd(data["labelled"]))
         trials = []
         for i in range(n):
             at = (4 + i) * TICK

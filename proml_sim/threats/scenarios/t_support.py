@@ -147,6 +147,18 @@ def baseline_db(workdir: Path, admin: str, extra: Iterable[tuple[str, str, str]]
     return db
 
 
+def db_dataset(db: CentralDB, name: str, raw: str, labelled: str, labeller: str = "lab",
+               release: bool = True) -> str:
+    """The baseline application's dataset steps, :data:`TICK` apart: ``da`` registers the
+    ``raw`` digest, ``labeller`` labels it ``labelled``, ``da`` reviews and releases that."""
+    aid = db.register("da", "Dataset", name, raw, 0.0)
+    db.fire(labeller, "label", aid, labelled, TICK)
+    if release:
+        db.fire("da", "review", aid, "", 2 * TICK)
+        db.fire("da", "release", aid, labelled, 3 * TICK)
+    return aid
+
+
 def db_step_digest(db: CentralDB, aid: str, step: str) -> str | None:
     """The digest of the latest ``step`` row of an artefact's history, as the database says."""
     rows = [r for r in db.history(aid) if r[1] == step]
