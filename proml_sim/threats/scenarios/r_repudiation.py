@@ -42,11 +42,15 @@ HOUR = 3600.0
 # ---------------------------------------------------------------------------------------------
 # forensics: who signed a raw transaction, and what it says
 # ---------------------------------------------------------------------------------------------
-def tx_fields(raw: bytes) -> dict[str, Any]:
-    """The fields of a signed EIP-1559 (type 2) transaction."""
+def _rlp_fields(raw: bytes) -> Any:
     if raw[:1] != b"\x02":
         raise ValueError("only EIP-1559 (type 2) transactions are decoded here")
-    f = rlp.decode(raw[1:])
+    return rlp.decode(raw[1:])
+
+
+def tx_fields(raw: bytes) -> dict[str, Any]:
+    """The fields of a signed EIP-1559 (type 2) transaction."""
+    f = _rlp_fields(raw)
 
     def num(b: bytes) -> int:
         return int.from_bytes(b, "big")
@@ -59,9 +63,7 @@ def tx_fields(raw: bytes) -> dict[str, Any]:
 
 def tx_signer(raw: bytes) -> str:
     """The address whose key signed ``raw`` (ecrecover over the EIP-1559 signing payload)."""
-    if raw[:1] != b"\x02":
-        raise ValueError("only EIP-1559 (type 2) transactions are decoded here")
-    f = rlp.decode(raw[1:])
+    f = _rlp_fields(raw)
     digest = keccak(b"\x02" + rlp.encode(f[:9]))
     y, r, s = (int.from_bytes(x, "big") for x in f[9:12])
     sig = r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes((y,))
