@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import proml_sim.cliargs as cliargs
@@ -13,9 +14,9 @@ from proml_sim.errors import UsageError
 from proml_sim.threats.catalogue import load_catalogue
 
 
-def _catalogue(args: argparse.Namespace) -> dict[str, Any]:
+def _catalogue(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """The catalogue (``--models`` or threat_models/) plus the threat models of the plugins
-    given with ``--scenarios`` and of installed ones."""
+    given with ``--scenarios`` and of installed ones; and the implemented scenarios."""
     from proml_sim.threats.plugins import load_entry_points, load_plugin
     from proml_sim.threats.runner import load_scenarios
 
@@ -26,14 +27,20 @@ def _catalogue(args: argparse.Namespace) -> dict[str, Any]:
         plugins.update(load_plugin(spec))
     for tid, tm in plugins.items():
         cat.setdefault(tid, tm)
-    return cat
+    return cat, load_scenarios()
+
+
+def _show(args: argparse.Namespace, results: list[dict[str, Any]],
+          text: Callable[[list[dict[str, Any]]], str]) -> None:
+    print(json.dumps(results, indent=2, default=str) if args.json else text(results))
+
+
+def _progress(args: argparse.Namespace) -> Callable[[str], None]:
+    return lambda what: None if args.json else print(f"running {what} ...", file=sys.stderr)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from proml_sim.threats.runner import load_scenarios
-
-    cat = _catalogue(args)
-    impl = load_scenarios()
+    cat, impl = _catalogue(args)
     if args.markdown:
         from proml_sim.threats.catalogue_doc import catalogue_markdown
 
@@ -53,10 +60,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from proml_sim.threats.runner import load_scenarios, run_many
+    from proml_sim.threats.runner import run_many
 
-    cat = _catalogue(args)
-    impl = load_scenarios()
+    cat, impl = _catalogue(args)
     ids = args.ids or [i for i in cat if i in impl]
     unknown = [i for i in ids if i not in cat]
     if unknown:
@@ -67,18 +73,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                          "write a scenario (docs/tutorials/threat_scenario.py) and load it with "
                          "--scenarios FILE_OR_MODULE")
     if args.param:
-        return cmd_sweep(args, cat, ids)
-    models = [cat[i] for i in ids]
-
-    def progress(tid: str) -> None:
-        if not args.json:
-            print(f"running {tid} ...", file=sys.stderr)
-
-    results = run_many(models, args.seeds, args.seed, progress)
-    if args.json:
-        print(json.dumps(results, indent=2, default=str))
-    else:
-        print(format_matrix(results))
+        return cmd_sweep(args, [cat[i] for i in ids])
+    results = run_many([cat[i] for i in ids], args.seeds, args.seed, _progress(args))
+    _show(args, results, format_matrix)
     return 0 if all(r["matches_expected"] for r in results) else 1
 
 
@@ -106,29 +103,19 @@ def param_sweep(text: str) -> tuple[str, list[Any]]:
     return name, list(values)
 
 
-def cmd_sweep(args: argparse.Namespace, cat: dict[str, Any], ids: list[str]) -> int:
-    from proml_sim.threats.runner import load_scenarios, sweep_threat, with_parameters
+def cmd_sweep(args: argparse.Namespace, models: list[Any]) -> int:
+    from proml_sim.threats.runner import sweep_threat, with_parameters
 
-    impl = load_scenarios()
     grid: list[tuple[str, list[Any]]] = args.param
     names = [n for n, _ in grid]
     if len(set(names)) != len(names):
         raise UsageError(f"--param names a parameter twice ({names}); give each once")
-    models = [cat[i] for i in ids if i in impl]
     for tm in models:  # every value checked before anything runs
         for name, vs in grid:
             for v in vs:
                 with_parameters(tm, {name: v})
-
-    def progress(what: str) -> None:
-        if not args.json:
-            print(f"running {what} ...", file=sys.stderr)
-
-    results = [sweep_threat(tm, grid, args.seeds, args.seed, progress) for tm in models]
-    if args.json:
-        print(json.dumps(results, indent=2, default=str))
-    else:
-        print(format_sweep(results))
+    _show(args, [sweep_threat(tm, grid, args.seeds, args.seed, _progress(args))
+                 for tm in models], format_sweep)
     return 0
 
 

@@ -11,26 +11,28 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import proml_sim.cliargs as cliargs
 from proml_sim.errors import UsageError
+from proml_sim.fsutil import atomic_write_json
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_CHECK_FAILED = 0, 1
 
 
 def cmd_mutate(args: argparse.Namespace) -> int:
     from proml_sim.lifecycles import load_lifecycle
 
-    try:
+    try:  # mutants imports the property suite, hence hypothesis (a development extra)
         from proml_sim.threats.mutants import (
             MutantAnchorError,
             format_matrix,
             run_mutation,
             write_report,
         )
-    except ImportError as exc:  # hypothesis is a development extra
+    except ImportError as exc:
         if (exc.name or "").split(".")[0] != "hypothesis":
             raise
         raise UsageError("proml mutate runs the hypothesis property suite; install it with "
@@ -55,33 +57,35 @@ def cmd_mutate(args: argparse.Namespace) -> int:
         )
     except (MutantAnchorError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
+    return _report(args, report, lambda out: write_report(report, out), format_matrix,
+                   "the suite (or the generator) is broken, so kills mean nothing")
+
+
+def _report(args: argparse.Namespace, report: Any, write: Callable[[Path], Path],
+            text: Callable[[Any], str], broken: str) -> int:
+    """Print a mutation or catalogue report (``--out``, ``--json`` or text); exit 0 only if
+    every mutant was killed."""
     if args.out:
-        path = write_report(report, Path(args.out))
+        path = write(Path(args.out))
         if not args.json:
             print(f"wrote {path}", file=sys.stderr)
     if args.json:
         print(json.dumps(report.to_json(), sort_keys=True))
     else:
-        print(format_matrix(report))
+        print(text(report))
         if not report.suite_ok:
-            print("the unmutated contract fails the threat properties: the suite (or the "
-                  "generator) is broken, so kills mean nothing", file=sys.stderr)
+            print(f"the unmutated contract fails the threat properties: {broken}",
+                  file=sys.stderr)
     return EXIT_OK if report.all_killed else EXIT_CHECK_FAILED
 
 
 def cmd_coverage(args: argparse.Namespace) -> int:
     """``proml mutate --coverage``: per guard (revert reason) of the generated contracts, how
     many generated sequences made it fail; exit 1 if a guard was never hit."""
+    from proml_sim.compiler import compile_artefact
     from proml_sim.lifecycles import load_lifecycle
+    from proml_sim.threats.properties import guard_coverage
 
-    try:
-        from proml_sim.compiler import compile_artefact
-        from proml_sim.threats.properties import guard_coverage
-    except ImportError as exc:  # hypothesis is a development extra
-        if (exc.name or "").split(".")[0] != "hypothesis":
-            raise
-        raise UsageError("proml mutate --coverage runs the hypothesis property suite; install "
-                         "it with pip install 'proml-sim[dev]'") from exc
     if args.random:
         return _random_coverage(args)
     try:
@@ -94,11 +98,11 @@ def cmd_coverage(args: argparse.Namespace) -> int:
             print(f"guard coverage of {args.lifecycle} ({layout}) ...", file=sys.stderr)
         rows.append(guard_coverage(compile_artefact(lifecycle, layout=layout), layout,
                                    args.max_examples, args.seed, args.steps))
-    _print_coverage(args, rows)
-    return EXIT_OK if all(not c.missed and c.suite_passed for c in rows) else EXIT_CHECK_FAILED
+    return _print_coverage(args, rows)
 
 
-def _print_coverage(args: argparse.Namespace, rows: list[Any]) -> None:
+def _print_coverage(args: argparse.Namespace, rows: list[Any]) -> int:
+    """Print guard coverage rows; exit 1 if a guard was never hit or the suite failed."""
     if args.json:
         print(json.dumps([c.to_json() for c in rows], sort_keys=True))
     else:
@@ -110,6 +114,7 @@ def _print_coverage(args: argparse.Namespace, rows: list[Any]) -> None:
                       + (f"  [{g['sites']} sites]" if g["sites"] > 1 else ""))
             if not c.suite_passed:
                 print("  the unmutated contract fails the threat properties", file=sys.stderr)
+    return EXIT_OK if all(not c.missed and c.suite_passed for c in rows) else EXIT_CHECK_FAILED
 
 
 def _random_coverage(args: argparse.Namespace) -> int:
@@ -126,8 +131,7 @@ def _random_coverage(args: argparse.Namespace) -> int:
                                         progress=progress)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    _print_coverage(args, rows)
-    return EXIT_OK if all(not c.missed and c.suite_passed for c in rows) else EXIT_CHECK_FAILED
+    return _print_coverage(args, rows)
 
 
 def random_coverage_task(n: int, seed: int, index: int, governance: bool, layout: str,
@@ -186,20 +190,8 @@ def cmd_catalogue(args: argparse.Namespace) -> int:
             progress=progress)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    if args.out:
-        from proml_sim.fsutil import atomic_write_json
-
-        path = atomic_write_json(Path(args.out) / "catalogue.json", run.to_json())
-        if not args.json:
-            print(f"wrote {path}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(run.to_json(), sort_keys=True))
-    else:
-        print(format_catalogue(run))
-        if not run.suite_ok:
-            print("the unmutated contract fails the threat properties: kills mean nothing",
-                  file=sys.stderr)
-    return EXIT_OK if run.all_killed else EXIT_CHECK_FAILED
+    return _report(args, run, lambda out: atomic_write_json(out / "catalogue.json", run.to_json()),
+                   format_catalogue, "kills mean nothing")
 
 
 def register(sub: Any) -> None:

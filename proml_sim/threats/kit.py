@@ -16,17 +16,7 @@ judges (Wilson interval of ASR, detection rate, bootstrap of the time to detect)
 A scenario is a class with ``baseline`` and ``proml`` static methods registered with
 :func:`~proml_sim.threats.runner.scenario`; each builds a world, runs the attacker
 (:func:`attempt`), defences (:func:`watch`) and consumers (:class:`Consumer`), and returns
-:func:`outcome`.  Example (inside ``proml``)::
-
-    w = World(seed, "consortium-fast")
-    ...                                            # participants, setup, honest actors
-    alarms: list[Alarm] = []
-    watch(w, "Model", every=30, rule=my_rule, alarms=alarms)
-    result = {}
-    w.env.process(attempt(w, "mallory", "Model", "fire", "accept", mid, out=result))
-    w.run(3600)
-    goal = Consumer("Model", state="delivered").accepts(w, mid)
-    return outcome(goal, attack_at=result["at"], alarms=alarms)
+:func:`outcome`: the worked example is ``docs/tutorials/threat_scenario.py``.
 """
 
 from __future__ import annotations

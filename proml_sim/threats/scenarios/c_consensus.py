@@ -31,11 +31,18 @@ from proml_sim.sim.forks import ConfirmationPolicy, PrivateBranch, final_height
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, outcome
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import param_error, play, salt, small_world, trials_of
+from proml_sim.threats.scenarios.common import (
+    OP_DEV,
+    central_db,
+    param_error,
+    play,
+    salt,
+    small_world,
+    trials_of,
+)
 from proml_sim.threats.scenarios.d_availability import (
     Head,
     RegionView,
-    central,
     clock_ts,
     median,
 )
@@ -256,12 +263,11 @@ class Equivocation:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         t_a, heal, _, n = Equivocation._plan(tm, seed)
-        db = central(workdir, [("dev", "developer", "dev-co"), ("op", "operator", "client-co")],
-                     name="A")
+        db = central_db(workdir, OP_DEV[::-1], name="A")
         aid = db.register("op", "Model", "m")
         db.close()
         shutil.copy(workdir / "A.sqlite", workdir / "B.sqlite")  # the admin serves two copies
-        dbs = {s: central(workdir, [], name=s) for s in "AB"}
+        dbs = {s: central_db(workdir, [], name=s) for s in "AB"}
         for s, dbx in dbs.items():
             dbx.fire("dev", "train", aid, digest_of("model-" + "XY"[s == "B"]).hex(), at=t_a)
         # group A's consumers act on their database's answer, noting its audit head
@@ -270,7 +276,7 @@ class Equivocation:
         for dbx in dbs.values():
             dbx.close()
         shutil.copy(workdir / "B.sqlite", workdir / "A.sqlite")  # at the heal: B for everyone
-        db = central(workdir, [], name="A")
+        db = central_db(workdir, [], name="A")
         moved = [db.admin_sql("SELECT hash FROM audit WHERE seq=?", (s,)) != [(h,)]
                  for _, s, h in acted]
         db.close()
@@ -376,8 +382,9 @@ class TimestampSkew:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         rng = random.Random(seed)
-        db = central(workdir, [("op", "operator", "client-co"), ("late", "developer", "late-co"),
-                               ("victim", "developer", "victim-co")])
+        db = central_db(workdir, [("op", "operator", "client-co"),
+                                  ("late", "developer", "late-co"),
+                                  ("victim", "developer", "victim-co")])
         aids = {who: db.register("op", "Model", who) for who in ("late", "victim")}
         trials = []
         for D in TimestampSkew._deadlines(tm):

@@ -15,9 +15,10 @@ from proml_sim.chain.client import REVERT_GAS, LifecycleClient, PendingOp
 from proml_sim.compiler import CompiledContract
 from proml_sim.dsl import Artefact, Role, State
 from proml_sim.errors import LifecycleError, TransactionFailed, UsageError
-from proml_sim.lifecycles import Model
+from proml_sim.ir import build_ir
+from proml_sim.lifecycles import Dataset, Model
 from proml_sim.sim import World
-from proml_sim.sim.world import Participant, SimTx
+from proml_sim.sim.world import Participant, SimTx, domain_id
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import CatalogueError, ThreatModel
 from proml_sim.threats.kit import Alarm, Trial, trials_outcome
@@ -33,12 +34,30 @@ def small_world(seed: int, people: dict[str, tuple[str, str]],
                 allow: Iterable[tuple[str, str, str]] = (),
                 **kw: Any) -> tuple[World, dict[str, Participant]]:
     """A world with ``people`` = {name: (domain, region)} and role ``grants``
-    (name, lifecycle, role), set up and ready to run (``allow``: see :meth:`World.setup`)."""
+    (name, lifecycle, role), set up and ready to run (``allow``: see :meth:`World.setup`).  A
+    consortium lifecycle's grants go through its governance; on a single-admin lifecycle a role
+    whose admin is another role (Dataset.labeller) is granted by that role's holder."""
     w = World(seed=seed, profile=profile, **kw)
     ps = {n: w.add_participant(n, d, r) for n, (d, r) in people.items()}
-    w.setup(grants, allow=allow)
+    irs = {n: build_ir(cls) for n, cls in w.lifecycles.items()}
+    grants = list(grants)
+    later = [g for g in grants if g[1] in irs and irs[g[1]].consortium is None
+             and irs[g[1]].role(g[2]).admin != "admin"]
+    w.setup([g for g in grants if g not in later], allow=allow)
+    for name, lc, role in later:
+        granter = next(ps[n] for n, c, r in grants if c == lc and r == irs[lc].role(role).admin)
+        w.clients[lc].grant(granter.signer, role, ps[name].address, domain_id(ps[name].domain))
     w.mark_start()
     return w, ps
+
+
+def world_of(seed: int, who: dict[str, tuple[str, str, str]], lifecycle: Any = Model,
+             **kw: Any) -> tuple[World, dict[str, Participant]]:
+    """:func:`small_world` of ``{name: (domain, region, "their Model roles")}`` on the Model
+    ``lifecycle`` (a threshold variant from :func:`model_lifecycle`) beside the Dataset."""
+    return small_world(seed, {n: (d, r) for n, (d, r, _) in who.items()},
+                       [(n, "Model", role) for n, (_, _, roles) in who.items()
+                        for role in roles.split()], lifecycles=[Dataset, lifecycle], **kw)
 
 
 def send_ok(w: World, who: str | Participant, lifecycle: str, method: str, *args: Any
@@ -152,10 +171,21 @@ def param(tm: ThreatModel, name: str, lo: float | None = None, hi: float | None 
     return v
 
 
-def central_db(path: Path, lifecycles: dict[str, Any], admin: str) -> CentralDB:
-    """The baseline's database without an fsync per commit (a simulated run needs none)."""
-    db = CentralDB(path, lifecycles, admin=admin)
+#: the paper's operator and developer as baseline grants (account, role, domain)
+OP_DEV = [("op", "operator", "client-co"), ("dev", "developer", "dev-co")]
+
+
+def central_db(workdir: Path, grants: Iterable[tuple[str, str, str]] = (), *,
+               admin: str = "db-admin", name: str = "p",
+               lifecycles: dict[str, Any] | None = None) -> CentralDB:
+    """The baseline's database ``workdir/name.sqlite`` run by ``admin`` (no fsync per commit: a
+    simulated run needs none), roles ``(account, role, domain)`` granted on the first of
+    ``lifecycles`` (default: the paper's Model)."""
+    lcs = lifecycles or {"Model": Model}
+    db = CentralDB(workdir / f"{name}.sqlite", lcs, admin=admin)
     db.admin_sql("PRAGMA synchronous=OFF")
+    for who, role, dom in grants:
+        db.grant(who, next(iter(lcs)), role, dom)
     return db
 
 

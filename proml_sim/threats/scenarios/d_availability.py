@@ -1,9 +1,9 @@
 """Availability attacks by insiders: D2 withheld approvals, D3 history growth, D4 junk
 registrations, D5 a node serving a stale view.
 
-Shared with D1, R1-R2 and C1-C3: :func:`central` (the baseline database with its grants),
-:func:`vm_cost` (a deterministic cost of a database operation) and :class:`RegionView` (what an
-honest node in one region knows of a world's canonical chain).
+Shared with D1, R1-R2 and C1-C3: :func:`vm_cost` (a deterministic cost of a database
+operation) and :class:`RegionView` (what an honest node in one region knows of a world's
+canonical chain).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import random
 import sqlite3
 import statistics
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,41 +22,30 @@ from typing import Any
 from eth_utils.crypto import keccak
 
 from proml_sim.ir import Approved, Registered
-from proml_sim.lifecycles import Dataset, Model
+from proml_sim.lifecycles import Model
 from proml_sim.node.freshness import FreshnessGuard
 from proml_sim.sim import REGIONS, NetworkModel, digest_of, domain_id, get_profile
 from proml_sim.sim.monitor import outcome as tx_outcome
-from proml_sim.sim.world import GENESIS_TS, Participant, SimBlock, SimTx, World
-from proml_sim.threats.baseline import CentralDB
+from proml_sim.sim.world import GENESIS_TS, SimBlock, SimTx, World
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, outcome, watch
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import (
+    OP_DEV,
     central_db,
     model_lifecycle,
     param_error,
     play,
     salt,
     send_ok,
-    small_world,
     threshold_of,
+    world_of,
 )
 
 ZERO32 = b"\0" * 32
 
 
 # -- shared set-up -----------------------------------------------------------------------------
-def central(workdir: Path, grants: Iterable[tuple[str, str, str]], *, admin: str = "db-admin",
-            name: str = "p", lifecycles: dict[str, Any] | None = None) -> CentralDB:
-    """The baseline database ``workdir/name.sqlite`` with Model roles ``(account, role,
-    domain)`` granted (``lifecycles``: other lifecycle classes, granted on the first)."""
-    lcs = lifecycles or {"Model": Model}
-    db = central_db(workdir / f"{name}.sqlite", lcs, admin)
-    for who, role, dom in grants:
-        db.grant(who, next(iter(lcs)), role, dom)
-    return db
-
-
 def vm_cost(conn: sqlite3.Connection, fn: Callable[[], Any]) -> int:
     """SQLite virtual-machine instructions ``fn`` executes on ``conn``: a deterministic cost."""
     n = [0]
@@ -69,15 +58,6 @@ def vm_cost(conn: sqlite3.Connection, fn: Callable[[], Any]) -> int:
     fn()
     conn.set_progress_handler(None, 1)
     return n[0]
-
-
-def world_of(seed: int, who: dict[str, tuple[str, str, str]], lifecycle: Any = Model,
-             **kw: Any) -> tuple[World, dict[str, Participant]]:
-    """A world of participants ``{name: (domain, region, "their Model roles")}`` on the Model
-    ``lifecycle`` (a threshold variant from ``common.model_lifecycle``), set up."""
-    return small_world(seed, {n: (d, r) for n, (d, r, _) in who.items()},
-                       [(n, "Model", role) for n, (_, _, roles) in who.items()
-                        for role in roles.split()], lifecycles=[Dataset, lifecycle], **kw)
 
 
 def median(xs: list[float], default: float = float("nan")) -> float:
@@ -198,9 +178,9 @@ class WithholdApproval:
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         n, w_, timeout, mean, horizon, lc = WithholdApproval._p(tm)
         # the database is run by verif-0's domain: its admin withholds whenever w >= 1
-        db = central(workdir, [("op", "operator", "client-co"), ("dev", "developer", "dev-co"),
-                               *((f"v{i}", "verifier", f"verif-{i}") for i in range(n))],
-                     admin="v0", lifecycles={"Model": lc})
+        db = central_db(workdir, [*OP_DEV, *((f"v{i}", "verifier", f"verif-{i}")
+                                             for i in range(n))],
+                        admin="v0", lifecycles={"Model": lc})
         aid, rng = db.register("op", "Model", "m"), random.Random(seed)
         db.fire("dev", "train", aid, "model")
 
@@ -275,7 +255,7 @@ class HistoryGrowth:
 
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        db = central(workdir, [(n, r, d) for n, (d, _, r) in D3_ROLES.items()])
+        db = central_db(workdir, [(n, r, d) for n, (d, _, r) in D3_ROLES.items()])
         if not tm.parameters["baseline_index"]:  # ablation: what the history index buys
             db.admin_sql("DROP INDEX history_by_artefact")
         grown, other = db.register("op", "Model", "grown"), db.register("op", "Model", "other")
@@ -335,8 +315,7 @@ class JunkRegistrations:
 
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        db = central(workdir, [("op", "operator", "client-co"), ("dev", "developer", "dev-co"),
-                               ("spammer", "operator", "spam-co")])
+        db = central_db(workdir, [*OP_DEV, ("spammer", "operator", "spam-co")])
         honest, ref = db.register("op", "Model", "honest"), db.register("op", "Model", "ref")
 
         def costs(i: int) -> list[int]:
@@ -447,7 +426,7 @@ class StaleNode:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         t_w, horizon, n, mean = StaleNode._plan(tm, seed)
-        db = central(workdir, [("op", "operator", "client-co"), ("dev", "developer", "dev-co")])
+        db = central_db(workdir, OP_DEV)
         aid = db.register("op", "Model", "m")
         db.fire("dev", "train", aid, "m")
         replica = sqlite3.connect(workdir / "replica.sqlite")

@@ -12,12 +12,15 @@ from proml_sim.sim import Producer, digest_of, get_profile
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import param_error, play, salt, trials_of
-from proml_sim.threats.scenarios.d_availability import (
-    central,
-    median,
+from proml_sim.threats.scenarios.common import (
+    central_db,
+    param_error,
+    play,
+    salt,
+    trials_of,
     world_of,
 )
+from proml_sim.threats.scenarios.d_availability import median
 
 
 @scenario("D1", limit="when every sealer censors a domain, its records never get in; the "
@@ -26,7 +29,8 @@ class Censorship:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         records, wait = int(tm.parameters["records"]), float(tm.parameters["stall_timeout_s"])
-        db = central(workdir, [("victim", r, "victim-co") for r in ("operator", "developer")])
+        db = central_db(workdir, [("victim", r, "victim-co")
+                                  for r in ("operator", "developer")])
         aid = db.register("victim", "Model", "m")
         for table in ("history", "audit"):  # the censorship: the victim's rows never land
             db.admin_sql(f"CREATE TRIGGER censor_{table} BEFORE INSERT ON {table} "

@@ -6,12 +6,7 @@ since the runner compares two systems) and the consortium (``Model``, the defaul
 member domains; the ProML verdict).  The chain runs are direct (a PyEVM chain and the
 lifecycle client, no network model): these attacks are about authority, not timing.
 
-* E1: a compromised ADMIN (or role admin) key mints Sybil verifiers under made-up domains.
-* E2: one organisation in two roles: the developer's company also holds a verifier account.
-* E3: a stolen domain-admin key, rotated away by a quorum of the other domains.
-* E4: q colluding member domains try to add a Sybil domain (``--param colluders=0,1,..,n``):
-  refused below the quorum with a clear revert; at the quorum it succeeds (the honest,
-  documented limit).
+Each attack's row (E1-E4) is its threat model in ``threat_models/``.
 
 Outcomes through :func:`~proml_sim.threats.kit.outcome`: success = a model verified on a bogus
 or self-made evaluation (E1, E2), a governance act by the stolen or Sybil keys (E3, E4);
@@ -34,11 +29,10 @@ from proml_sim.ir import ZERO32, GovExecuted, GovProposed, RoleGranted
 from proml_sim.ir.model import PROPOSAL_KINDS
 from proml_sim.lifecycles import Model, SingleAdminModel
 from proml_sim.sim import digest_of
-from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Auditor, outcome
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import params, salt
+from proml_sim.threats.scenarios.common import OP_DEV, central_db, params, salt
 
 _Z = "0x" + "00" * 20
 
@@ -120,20 +114,20 @@ def _verifiers_needed(client: LifecycleClient) -> int:
     return int(client.ir.transition("verify").approvals)
 
 
-def _baseline_db_admin(workdir: Path, seed: int, k: int) -> Outcome:
+def _baseline_db_admin(workdir: Path, seed: int, k: int,
+                       approvers: list[tuple[str, str]] | None = None) -> Outcome:
     """The baseline: whoever administers the database grants roles under any domain label;
-    ``k`` Sybil verifiers approve a bogus evaluation; the outside auditor then visits."""
-    db = CentralDB(workdir / "g.sqlite", {"Model": Model}, admin="eve")
-    db.grant("op", "Model", "operator", "client-co")
-    db.grant("dev", "Model", "developer", "dev-co")
+    ``k`` Sybil verifiers (or ``approvers``: (account, domain)) approve a bogus evaluation; the
+    outside auditor then visits."""
+    db = central_db(workdir, OP_DEV, admin="eve", name="g")
     aid = db.register("op", "Model", "m")
     db.fire("dev", "train", aid, "w")
     auditor = Auditor(db, 1.0)
     auditor.visit_until(1.0)
     bogus = digest_of("bogus-evaluation", seed).hex()
-    for i in range(k):
-        db.grant(f"sybil-{i}", "Model", "verifier", f"lab-{i}")
-        db.fire(f"sybil-{i}", "verify", aid, bogus, 2.0)
+    for who, dom in approvers or [(f"sybil-{i}", f"lab-{i}") for i in range(k)]:
+        db.grant(who, "Model", "verifier", dom)
+        db.fire(who, "verify", aid, bogus, 2.0)
     alarms = auditor.visit_until(3.0)
     state = db.admin_sql("SELECT state FROM artefacts WHERE id=?", (aid,))[0][0]
     db.close()
@@ -181,6 +175,23 @@ def _note(ch: _Chain) -> str:
     return "; ".join(sorted(set(ch.reverts)))
 
 
+def _trained_in_consortium(tm: ThreatModel, seed: int) -> tuple[_Chain, int, bytes]:
+    """The consortium of ``members`` domains, ``b`` (the first account that administers no
+    domain: org-1's operator, b + 1 org-2's developer) and a model in training."""
+    n = _members(tm)
+    ch = _consortium(seed, n)
+    b = n + 1
+    return ch, b, _model_in_training(ch, b, b + 1, seed, _dom("org-1"), _dom("org-2"),
+                                     granter=1, dev_granter=2)
+
+
+def _verified_outcome(ch: _Chain, mid: bytes, single: bool) -> Outcome:
+    """Success: the model verified (org-3's members watch); the single-admin run beside."""
+    return outcome(ch.client.state(mid) == "verified", attack_at=0.0,
+                   alarms=member_watch(ch, "org-3"), note=_note(ch),
+                   metrics={"single_admin_asr": float(single)})
+
+
 @scenario("E1")
 class SybilApprovers:
     @staticmethod
@@ -191,11 +202,7 @@ class SybilApprovers:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         single = _single_admin_sybil(seed)
-        n = _members(tm)
-        ch = _consortium(seed, n)
-        b = n + 1  # the first account that administers no domain
-        mid = _model_in_training(ch, b, b + 1, seed, _dom("org-1"), _dom("org-2"), granter=1,
-                                 dev_granter=2)
+        ch, b, mid = _trained_in_consortium(tm, seed)
         bogus = digest_of("bogus-evaluation", seed)
         # the compromised founder key: accounts under made-up domains, then its own domain,
         # then a Sybil domain proposed and executed alone
@@ -209,9 +216,7 @@ class SybilApprovers:
         ch.try_(0, "execute", pid)
         ch.try_(b + 2, "grant", "verifier", ch.a[b + 2], _dom("lab-y"))
         ch.try_(b + 2, "fire", "verify", mid, bogus, "", [])
-        return outcome(ch.client.state(mid) == "verified", attack_at=0.0,
-                       alarms=member_watch(ch, "org-3"), note=_note(ch),
-                       metrics={"single_admin_asr": float(single)})
+        return _verified_outcome(ch, mid, single)
 
 
 def _verifiers_needed_of(cls: Any) -> int:
@@ -224,22 +229,8 @@ def _verifiers_needed_of(cls: Any) -> int:
 class OneOrganisationTwoRoles:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        _members(tm)
-        db = CentralDB(workdir / "g.sqlite", {"Model": Model}, admin="admin")
-        db.grant("op", "Model", "operator", "client-co")
-        db.grant("dev", "Model", "developer", "dev-co")
-        db.grant("dev-qa", "Model", "verifier", "dev-co")  # the developer's own verifier
-        db.grant("lab", "Model", "verifier", "lab-1")
-        aid = db.register("op", "Model", "m")
-        db.fire("dev", "train", aid, "w")
-        auditor = Auditor(db, 1.0)
-        auditor.visit_until(1.0)
-        db.fire("dev-qa", "verify", aid, "eval", 2.0)
-        db.fire("lab", "verify", aid, "eval", 2.0)
-        alarms = auditor.visit_until(3.0)
-        state = db.admin_sql("SELECT state FROM artefacts WHERE id=?", (aid,))[0][0]
-        db.close()
-        return outcome(state == "verified", attack_at=2.0, alarms=alarms)
+        _members(tm)  # the developer's own verifier and a lab's approve
+        return _baseline_db_admin(workdir, seed, 2, [("dev-qa", "dev-co"), ("lab", "lab-1")])
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
@@ -251,18 +242,12 @@ class OneOrganisationTwoRoles:
         s.try_(7, "fire", "verify", mid, ev, "", [])
         s.try_(8, "fire", "verify", mid, ev, "", [])
         single = s.client.state(mid) == "verified"
-        n = _members(tm)
-        ch = _consortium(seed, n)
-        b = n + 1  # the first account that administers no domain
-        mid = _model_in_training(ch, b, b + 1, seed, _dom("org-1"), _dom("org-2"), granter=1,
-                                 dev_granter=2)
+        ch, b, mid = _trained_in_consortium(tm, seed)
         ch.try_(2, "grant", "verifier", ch.a[b + 2], _dom("org-2"))  # the developer's company
         ch.try_(3, "grant", "verifier", ch.a[b + 3], _dom("org-3"))
         ch.try_(b + 2, "fire", "verify", mid, ev, "", [])
         ch.try_(b + 3, "fire", "verify", mid, ev, "", [])
-        return outcome(ch.client.state(mid) == "verified", attack_at=0.0,
-                       alarms=member_watch(ch, "org-3"), note=_note(ch),
-                       metrics={"single_admin_asr": float(single)})
+        return _verified_outcome(ch, mid, single)
 
 
 @scenario("E3")

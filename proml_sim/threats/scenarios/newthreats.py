@@ -14,18 +14,21 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import canonicalize_name
+
 from proml_sim.errors import UsageError
 from proml_sim.ir import Registered, RoleGranted, Transitioned
 from proml_sim.node.consumer import sha256
-from proml_sim.node.records import FileRef, InputRef, Record
+from proml_sim.node.lineage import Lineage, parse_requirement
+from proml_sim.node.records import InputRef, Record
 from proml_sim.node.service import name_salt
 from proml_sim.node.store import BlobStore
-from proml_sim.sim.world import Participant, World
+from proml_sim.sim.world import World
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Consumer, Trial, outcome, trials_outcome
@@ -34,9 +37,11 @@ from proml_sim.threats.scenarios.common import play, send_ok, small_world
 from proml_sim.threats.scenarios.t_support import (
     TICK,
     baseline_db,
+    db_dataset,
     evidence_source,
     fref,
     hexd,
+    node_record,
     paper_world,
 )
 
@@ -65,21 +70,6 @@ def db_fire(db: CentralDB, actor: str, transition: str, aid: str, digest: str = 
 
 
 # -- records as a node makes them ----------------------------------------------------------------
-def node_record(p: Participant, lifecycle: str, step: str, artefact: bytes | None, name: str,
-                *, env: dict[str, Any] | None = None, inputs: tuple[InputRef, ...] = (),
-                input_files: tuple[FileRef, ...] = (), outputs: tuple[FileRef, ...] = (),
-                at: float = 0.0) -> Record:
-    """A step's record as ``ProMLNode`` writes it (actor, node, domain, time, environment)."""
-    from datetime import UTC, datetime
-
-    when = datetime.fromtimestamp(1_700_000_000 + at, UTC).isoformat(timespec="seconds")
-    return Record(lifecycle=lifecycle, step=step,
-                  artefact=("0x" + artefact.hex()) if artefact else None,
-                  name=name if artefact is None else None, actor=p.address, node=p.name,
-                  domain=p.domain, time=when, inputs=inputs, input_files=input_files,
-                  outputs=outputs, environment=dict(env or {}))
-
-
 def node_args(store: BlobStore | None, rec: Record, name: str | None = None, *,
               locator: bool = True) -> tuple[Any, ...]:
     """The on-chain arguments a node sends for ``rec`` (stored in ``store``; ``None``: the
@@ -254,10 +244,6 @@ def t11_truth(plan: Plan, spec: str) -> set[tuple[str, int]]:
     """Versions built with a matching package version (in the environment the step really
     ran in), and every version built on one (inputs and later versions: the lineage rule),
     from the plan: what really happened."""
-    from packaging.utils import canonicalize_name
-
-    from proml_sim.node.lineage import parse_requirement
-
     req = parse_requirement(spec)
     bad: set[tuple[str, int]] = set()
     for (name, v), s in sorted(plan_versions(plan).items(), key=lambda kv: kv[1].tick):
@@ -274,10 +260,6 @@ def release_window(plan: Plan, spec: str) -> float:
     """The baseline defender's triage: the publication time of the first release the
     advisory names (the registry's dates); 0 (everything) for a package whose releases the
     workload does not track."""
-    from packaging.utils import canonicalize_name
-
-    from proml_sim.node.lineage import parse_requirement
-
     req = parse_requirement(spec)
     if canonicalize_name(req.name) != canonicalize_name(plan.package):
         return 0.0
@@ -338,8 +320,6 @@ class VulnerableFramework:
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        from proml_sim.node.lineage import Lineage
-
         plan, spec = teams_plan(tm, seed), str(tm.parameters.get("vulnerable", "torch==2.0.1"))
         run = run_teams_world(plan, seed, workdir, float(tm.parameters.get("lost_records", 0.0)))
         w, ids = run.world, run.ids
@@ -401,11 +381,7 @@ class UnrecordedStep:
         hidden, n, _, checks = _t12_params(tm)
         data = _t12_bytes(seed)
         db = lineage_db(workdir, admin="da")
-        db.grant("lab", "Dataset", "labeller", "label-co")
-        ds = db.register("da", "Dataset", "ds", hexd(data["raw"]), 0.0)
-        db_fire(db, "lab", "label", ds, hexd(data["labelled"]), TICK)
-        db_fire(db, "da", "review", ds, "", 2 * TICK)
-        db_fire(db, "da", "release", ds, hexd(data["labelled"]), 3 * TICK)
+        ds = db_dataset(db, "ds", hexd(data["raw"]), hexd(data["labelled"]))
         trials = []
         for i in range(n):
             at = (4 + i) * TICK
@@ -515,17 +491,14 @@ def chain_view(run: TeamsRun, candidates: list[str]) -> View:
     return v
 
 
-def world_truth(plan: Plan, run: TeamsRun, seed: int) -> tuple[View, dict[str, bytes]]:
-    """What really happened, in the chain's terms (accounts, ids, chain times), and the dataset
-    files an outsider may hold (public data)."""
-    ps = run.world.participants
-    t = View(domains={ps[p].address: d for p, (d, _) in plan.people.items()})
-    for s in plan.steps:
-        aid = "0x" + run.ids[s.name].hex()
-        t.names[aid] = s.name
-        step = "train" if s.kind == "train" else "register"
-        t.steps.append((ps[s.who].address, step, aid, run.sent[(s.name, s.kind)],
-                        tuple("0x" + run.ids[i].hex() for i in s.inputs)))
+def truth_view(plan: Plan, seed: int, aid: Callable[[str], str], actor: Callable[[str], str],
+               when: Callable[[Step], float]) -> tuple[View, dict[str, bytes]]:
+    """What really happened, in an observer's terms (``aid(name)``, ``actor(participant)``,
+    ``when(step)``), and the dataset files an outsider may hold (public data)."""
+    t = View(domains={actor(p): d for p, (d, _) in plan.people.items()},
+             names={aid(s.name): s.name for s in plan.steps})
+    t.steps = [(actor(s.who), "train" if s.kind == "train" else "register", aid(s.name),
+                when(s), tuple(aid(i) for i in s.inputs)) for s in plan.steps]
     return t, {s.name: content(s, seed) for s in plan.steps if s.kind == "dataset"}
 
 
@@ -541,14 +514,6 @@ def db_view(db: Any) -> View:
         v.digests.add(digest)
     v.names = {a: n for a, n in db.conn.execute("SELECT id, name FROM artefacts")}
     return v
-
-
-def db_truth(plan: Plan, ids: dict[str, str], seed: int) -> tuple[View, dict[str, bytes]]:
-    t = View(domains={p: d for p, (d, _) in plan.people.items()},
-             names={ids[s.name]: s.name for s in plan.steps})
-    t.steps = [(s.who, "train" if s.kind == "train" else "register", ids[s.name],
-                s.tick * TICK, tuple(ids[i] for i in s.inputs)) for s in plan.steps]
-    return t, {s.name: content(s, seed) for s in plan.steps if s.kind == "dataset"}
 
 
 def disclosure(seen: View, truth: View, files: dict[str, bytes], slack: float
@@ -596,7 +561,7 @@ class OutsiderReadsMetadata:
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         plan = teams_plan(tm, seed)
         db, ids = run_teams_db(plan, seed, workdir)
-        truth, files = db_truth(plan, ids, seed)
+        truth, files = truth_view(plan, seed, ids.__getitem__, str, lambda s: s.tick * TICK)
         # an outsider has no account on the database: it reads nothing; the operator all
         outsider = disclosure(View(), truth, files, TICK)
         operator = disclosure(db_view(db), truth, files, TICK)
@@ -610,7 +575,10 @@ class OutsiderReadsMetadata:
         plan = teams_plan(tm, seed)
         run = run_teams_world(plan, seed, workdir, locator=bool(prm.get("locator_names", True)),
                               raw_digests=bool(prm.get("raw_digests", False)))
-        truth, files = world_truth(plan, run, seed)
+        truth, files = truth_view(
+            plan, seed, lambda n: "0x" + run.ids[n].hex(),
+            lambda p: run.world.participants[p].address,
+            lambda s: run.sent[(s.name, s.kind)])
         rng = random.Random(f"guess-{seed}")
         guessed = float(prm.get("guessed_names", 0.5))
         candidates = [n for n in truth.names.values() if rng.random() < guessed]

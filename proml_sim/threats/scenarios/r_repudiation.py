@@ -27,8 +27,14 @@ from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Auditor, outcome
 from proml_sim.threats.monitor import ChainReader
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import play, salt, send_ok, trials_of
-from proml_sim.threats.scenarios.d_availability import central, world_of
+from proml_sim.threats.scenarios.common import (
+    central_db,
+    play,
+    salt,
+    send_ok,
+    trials_of,
+    world_of,
+)
 
 HOUR = 3600.0
 
@@ -36,11 +42,15 @@ HOUR = 3600.0
 # ---------------------------------------------------------------------------------------------
 # forensics: who signed a raw transaction, and what it says
 # ---------------------------------------------------------------------------------------------
-def tx_fields(raw: bytes) -> dict[str, Any]:
-    """The fields of a signed EIP-1559 (type 2) transaction."""
+def _rlp_fields(raw: bytes) -> Any:
     if raw[:1] != b"\x02":
         raise ValueError("only EIP-1559 (type 2) transactions are decoded here")
-    f = rlp.decode(raw[1:])
+    return rlp.decode(raw[1:])
+
+
+def tx_fields(raw: bytes) -> dict[str, Any]:
+    """The fields of a signed EIP-1559 (type 2) transaction."""
+    f = _rlp_fields(raw)
 
     def num(b: bytes) -> int:
         return int.from_bytes(b, "big")
@@ -53,9 +63,7 @@ def tx_fields(raw: bytes) -> dict[str, Any]:
 
 def tx_signer(raw: bytes) -> str:
     """The address whose key signed ``raw`` (ecrecover over the EIP-1559 signing payload)."""
-    if raw[:1] != b"\x02":
-        raise ValueError("only EIP-1559 (type 2) transactions are decoded here")
-    f = rlp.decode(raw[1:])
+    f = _rlp_fields(raw)
     digest = keccak(b"\x02" + rlp.encode(f[:9]))
     y, r, s = (int.from_bytes(x, "big") for x in f[9:12])
     sig = r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes((y,))
@@ -98,7 +106,7 @@ class DenyAction:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         t_train, t_v0, t_v1, t_deny, t_audit = _r1_times(seed)
-        db = central(workdir, [(who, role, dom) for who, (dom, _, role) in R1_PEOPLE.items()])
+        db = central_db(workdir, [(w, role, dom) for w, (dom, _, role) in R1_PEOPLE.items()])
         aud = Auditor(db, float(tm.parameters["audit_every_s"]))
         aid = db.register("op", "Model", "m")
         for who, step, evidence, t in (("dev", "train", "bad model", t_train),
@@ -202,7 +210,7 @@ class DeleteBlob:
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         _, n, _, plan = _r2_plan(tm, seed)
         # the data company runs the provenance database (as in T1) and its own file store
-        db = central(workdir, [("da", "dataset_admin", "data-co")], admin="da",
+        db = central_db(workdir, [("da", "dataset_admin", "data-co")], admin="da",
                      lifecycles={"Dataset": Dataset})
         store = BlobStore(workdir / "da-store")
         aids = [db.register("da", "Dataset", f"ds{i}", store.put_bytes(

@@ -43,6 +43,7 @@ from proml_sim.threats.kit import Alarm, Trial, trials_outcome
 from proml_sim.threats.monitor import Activity, ActivityMonitor, ChainReader, activities
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import (
+    OP_DEV,
     RawCalls,
     add_lifecycle,
     both_sides,
@@ -84,15 +85,17 @@ class _Desk:
 
 
 class BaselineDesk(_Desk):
-    """The baseline: :class:`CentralDB` in a simpy clock (each call takes no time)."""
+    """The baseline: :class:`CentralDB` in a simpy clock (each call takes no time), behind
+    its authenticated :class:`CentralAPI` at ``host`` (``api``: its options)."""
 
     def __init__(self, workdir: Path, lifecycle: Any, people: dict[str, tuple[str, str]],
                  grants: list[tuple[str, str]], admin: str = "db-admin",
-                 env: simpy.Environment | None = None, name: str = "p") -> None:
+                 env: simpy.Environment | None = None, name: str = "p",
+                 host: str = "prov.example", **api: Any) -> None:
         self.env = env or simpy.Environment()
-        self.db = central_db(workdir / f"{name}.sqlite", {"Model": lifecycle}, admin=admin)
-        for name, role in grants:
-            self.db.grant(name, "Model", role, people[name][0])
+        self.db = central_db(workdir, [(n, r, people[n][0]) for n, r in grants], admin=admin,
+                             name=name, lifecycles={"Model": lifecycle})
+        self.api = CentralAPI(self.db, host, **api)
         self._last, self._n = 0, 0
 
     def model(self, tag: str) -> Gen:
@@ -422,10 +425,9 @@ class ConfusedDeputy:
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         p = params(tm, S5_DEFAULTS, ("poll_s",))
         people, grants = _s5_people(int(p["victims"]))
-        d = BaselineDesk(workdir, Model, people, grants)
-        api = CentralAPI(d.db, "prov.example", samesite=str(p["session_samesite"]),
+        d = BaselineDesk(workdir, Model, people, grants, samesite=str(p["session_samesite"]),
                          csrf=bool(p["csrf_token"]))
-        rng, env = random.Random(f"S5-{seed}"), d.env
+        api, rng, env = d.api, random.Random(f"S5-{seed}"), d.env
         _, alarms = watch_domains(d, (v for v, r in grants if r == "verifier"), p["poll_s"],
                                   phase=rng.uniform(0, 60))
         tries: list[tuple[str, bool]] = []
@@ -522,11 +524,12 @@ def _replays(tries: dict[str, bool], alarm: Alarm | None, refused: str, at: floa
 
 def _s6_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     p = params(tm, S6_DEFAULTS, ("poll_s",))
-    prod = BaselineDesk(workdir, Model, S6_PEOPLE, S6_GRANTS)
-    # a second deployment (staging) trusting the same agent keys and accounts
-    other = BaselineDesk(workdir, Model, S6_PEOPLE, S6_GRANTS[:3], env=prod.env, name="staging")
     kw = {"session_idle_s": p["session_idle_s"], "window_s": p["signature_window_s"]}
-    api, api_o = CentralAPI(prod.db, "prov.example", **kw), CentralAPI(other.db, "staging", **kw)
+    prod = BaselineDesk(workdir, Model, S6_PEOPLE, S6_GRANTS, **kw)
+    # a second deployment (staging) trusting the same agent keys and accounts
+    other = BaselineDesk(workdir, Model, S6_PEOPLE, S6_GRANTS[:3], env=prod.env, name="staging",
+                         host="staging", **kw)
+    api, api_o = prod.api, other.api
     keys = {who: api.enrol(who) for who in ("v1", "v1b", "v2", "eve")}
     api_o.keys.update(keys)
     env = prod.env
@@ -695,8 +698,7 @@ class FrontRun:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         p = params(tm, S7_DEFAULTS, ("names",))
-        db = central_db(workdir / "p.sqlite", {"Model": Model}, admin="mallory")
-        db.grant("op", "Model", "operator", "client-co")
+        db = central_db(workdir, OP_DEV[:1], admin="mallory")
         squatted = []
         for i in range(int(p["names"])):
             name = f"model-{seed}-{i}"

@@ -7,7 +7,6 @@ from typing import Any
 
 from proml_sim.errors import UsageError
 from proml_sim.ir import Approved, RoleGranted, RoleRevoked, Transitioned
-from proml_sim.lifecycles import Dataset, Model
 from proml_sim.sim import digest_of
 from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.threats.baseline import CentralDB
@@ -15,7 +14,9 @@ from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Trial, outcome, trials_outcome
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import (
+    OP_DEV,
     both_sides,
+    central_db,
     model_lifecycle,
     params,
     play,
@@ -63,8 +64,7 @@ def audit_alarms(db: CentralDB, at: float) -> list[Alarm]:
 class NoRoleCallsEverything:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        db = CentralDB(workdir / "p.sqlite", {"Dataset": Dataset, "Model": Model}, admin="eve")
-        db.grant("op", "Model", "operator", "client-co")
+        db = central_db(workdir, OP_DEV[:1], admin="eve")
         aid = db.register("op", "Model", "m")
         # eve holds no role but runs the database: she enrols made-up accounts, acts as them
         # through the application (its audit trail stays consistent), and removes them

@@ -21,6 +21,7 @@ from proml_sim.threats.scenarios.common import param, play, salt, send_ok
 from proml_sim.threats.scenarios.t_support import (
     TICK,
     baseline_db,
+    db_dataset,
     evidence_source,
     fref,
     hexd,
@@ -75,10 +76,8 @@ class LabelFlip:
         db.conn.execute("CREATE TABLE inputs (artefact TEXT, input TEXT)")  # its lineage
         ids = {}
         for key, lab in (("p", "lab"), ("c", "lab_b")):
-            ids[key] = aid = db.register("da", "Dataset", f"ds-{key}", hexd(plan["raw"][key]))
-            db.fire(lab, "label", aid, hexd(plan["labelled"][key]))
-            db.fire("da", "review", aid)
-            db.fire("da", "release", aid, hexd(plan["labelled"][key]))
+            ids[key] = db_dataset(db, f"ds-{key}", hexd(plan["raw"][key]),
+                                  hexd(plan["labelled"][key]), lab)
         mids = [db.register("op", "Model", f"m{i}") for i in range(len(plan["models"]))]
         for i, trains in enumerate(plan["models"]):
             for n, t in enumerate(trains):

@@ -8,22 +8,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
-from proml_sim.ir import build_ir
 from proml_sim.lifecycles import Dataset, Model, load_lifecycle
 from proml_sim.node.consumer import ConsumerRefused, NotApproved
 from proml_sim.node.evidence import LiveSource
 from proml_sim.node.records import FileRef, Record
 from proml_sim.node.store import BlobStore
 from proml_sim.sim import World
-from proml_sim.sim.world import Participant, SimTx, domain_id
+from proml_sim.sim.world import Participant, SimTx
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.kit import Alarm
 from proml_sim.threats.runner import Outcome
-from proml_sim.threats.scenarios.common import central_db, param, trials_of
+from proml_sim.threats.scenarios.common import central_db, param, small_world, trials_of
 
 HOUR = 3600.0
 #: the spacing of scripted steps whose timing does not matter (10 simulated minutes)
@@ -53,23 +53,11 @@ def hexd(data: bytes) -> str:
 def paper_world(seed: int, extra: dict[str, tuple[str, str]] | None = None,
                 grants: Iterable[tuple[str, str, str]] = (),
                 lifecycles: Sequence[type] | None = None) -> tuple[World, dict[str, Participant]]:
-    """A world with :data:`PEOPLE` (+ ``extra``) and :data:`GRANTS` (+ ``grants``; grants on a
-    lifecycle that is not deployed are skipped).  A consortium lifecycle's grants go through
-    its governance (``World.setup``): each domain is voted in by the members, then its admin
-    enrols its own accounts; on a single-admin lifecycle a role whose admin is another role
-    (Dataset.labeller) is granted by that role's holder."""
-    w = World(seed, "consortium-fast", lifecycles=lifecycles)
-    ps = {n: w.add_participant(n, d, r) for n, (d, r) in {**PEOPLE, **(extra or {})}.items()}
-    irs = {n: build_ir(cls) for n, cls in w.lifecycles.items()}
-    wanted = [g for g in dict.fromkeys([*GRANTS, *grants]) if g[1] in irs]
-    gov = {n for n, ir in irs.items() if ir.consortium is not None}
-    later = [g for g in wanted if g[1] not in gov and irs[g[1]].role(g[2]).admin != "admin"]
-    w.setup([g for g in wanted if g not in later])
-    for name, lc, role in later:
-        granter = next(ps[n] for n, c, r in wanted if c == lc and r == irs[lc].role(role).admin)
-        w.clients[lc].grant(granter.signer, role, ps[name].address, domain_id(ps[name].domain))
-    w.mark_start()
-    return w, ps
+    """:func:`~.common.small_world` of :data:`PEOPLE` (+ ``extra``) and :data:`GRANTS` (+
+    ``grants``; grants on a lifecycle that is not deployed are skipped)."""
+    names = {cls.__name__ for cls in lifecycles or (Dataset, Model)}
+    return small_world(seed, {**PEOPLE, **(extra or {})}, [
+        g for g in dict.fromkeys([*GRANTS, *grants]) if g[1] in names], lifecycles=lifecycles)
 
 
 def lifecycle_name(tm: Any, key: str = "lifecycle") -> type:
@@ -121,13 +109,24 @@ def evidence_source(w: World, store: BlobStore) -> LiveSource:
     return LiveSource(cast(Any, node), fetch=False)
 
 
+def node_record(p: Participant, lifecycle: str, step: str, artefact: bytes | None = None,
+                name: str | None = None, *, at: float | None = 0.0,
+                env: dict[str, Any] | None = None, **kw: Any) -> Record:
+    """A step's record as ``ProMLNode`` writes it (actor, node, domain, time: ``at`` simulated
+    seconds after 1.7e9, None a fixed time; ``env``: the environment; ``kw``: inputs,
+    input_files, outputs, params)."""
+    when = ("2024-01-01T00:00:00+00:00" if at is None else datetime.fromtimestamp(
+        1_700_000_000 + at, UTC).isoformat(timespec="seconds"))
+    return Record(lifecycle=lifecycle, step=step,
+                  artefact=("0x" + artefact.hex()) if artefact else None,
+                  name=name if artefact is None else None, actor=p.address, node=p.name,
+                  domain=p.domain, time=when, environment=dict(env or {}), **kw)
+
+
 def put_record(store: BlobStore, actor: Participant, lifecycle: str, step: str,
                artefact: bytes | None = None, **kw: Any) -> bytes:
-    """Store a node record of one step (``kw``: inputs, input_files, outputs, params); its
-    digest, the evidence the step carries on chain."""
-    rec = Record(lifecycle=lifecycle, step=step, artefact=("0x" + artefact.hex()) if artefact
-                 else None, name=kw.pop("name", None), actor=actor.address, node=actor.name,
-                 domain=actor.domain, time="2024-01-01T00:00:00+00:00", **kw)
+    """Store a :func:`node_record` of one step; its digest, the evidence the step carries."""
+    rec = node_record(actor, lifecycle, step, artefact, at=None, **kw)
     return bytes.fromhex(store.put_bytes(rec.canonical()).digest)
 
 
@@ -141,10 +140,23 @@ def baseline_db(workdir: Path, admin: str, extra: Iterable[tuple[str, str, str]]
                 ) -> CentralDB:
     """The centralised database of both lifecycles run by ``admin``, the paper's roles granted
     (and ``extra`` (person, lifecycle, role) with the person's domain from :data:`PEOPLE`)."""
-    db = central_db(workdir / "provenance.sqlite", {"Dataset": Dataset, "Model": Model}, admin)
+    db = central_db(workdir, admin=admin, name="provenance",
+                    lifecycles={"Dataset": Dataset, "Model": Model})
     for person, lc, role in [*GRANTS, *extra]:
         db.grant(person, lc, role, PEOPLE.get(person, (f"{person}-co", ""))[0])
     return db
+
+
+def db_dataset(db: CentralDB, name: str, raw: str, labelled: str, labeller: str = "lab",
+               release: bool = True) -> str:
+    """The baseline application's dataset steps, :data:`TICK` apart: ``da`` registers the
+    ``raw`` digest, ``labeller`` labels it ``labelled``, ``da`` reviews and releases that."""
+    aid = db.register("da", "Dataset", name, raw, 0.0)
+    db.fire(labeller, "label", aid, labelled, TICK)
+    if release:
+        db.fire("da", "review", aid, "", 2 * TICK)
+        db.fire("da", "release", aid, labelled, 3 * TICK)
+    return aid
 
 
 def db_step_digest(db: CentralDB, aid: str, step: str) -> str | None:

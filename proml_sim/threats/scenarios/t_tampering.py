@@ -23,6 +23,7 @@ from proml_sim.threats.scenarios.t_support import (
     HOUR,
     TICK,
     baseline_db,
+    db_dataset,
     hexd,
     lifecycle_name,
     ok,
@@ -60,11 +61,7 @@ def _baseline(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outco
     aud = Auditor(db, param(tm, "audit_every_s", 1))
     blob = workdir / "dataset.bin"
     blob.write_bytes(GOOD)
-    aid = db.register("da", "Dataset", "ds", hexd(GOOD))
-    db.fire("lab", "label", aid, hexd(GOOD), TICK)
-    if not launder:
-        db.fire("da", "review", aid, "", 2 * TICK)
-        db.fire("da", "release", aid, hexd(GOOD), 3 * TICK)
+    aid = db_dataset(db, "ds", hexd(GOOD), hexd(GOOD), release=not launder)
     aud.visit_until(swap)
     blob.write_bytes(BAD)
     if launder:  # through the application: a labeller it appointed, claiming label-co
