@@ -211,3 +211,23 @@ def test_a_constructor_mutant_is_not_taken_for_equivalent() -> None:
     assert mutant.runtime_bytecode == original.runtime_bytecode
     assert mutant.bytecode != original.bytecode
     assert run_one(Model, entry.id, 0, 10, 30).status == "killed"  # ~7 s
+
+
+def test_the_capacity_probe_checks_the_member_cap_both_ways() -> None:
+    """The 256-member cap is beyond a generated sequence's budget; the capacity probe (once per
+    run) admits domains by quorum up to it, in lock-step with the reference: the unmutated
+    contract passes, and the cap moved either way or its guard removed is caught, naming the
+    admission that differs."""
+    from proml_sim.compiler import compile_artefact
+    from proml_sim.threats.mutants import build_mutant
+    from proml_sim.threats.properties import capacity_probe, prepare_layout
+
+    assert capacity_probe(prepare_layout(compile_artefact(Dataset), None)) == []
+    seen = {}
+    for mid in ("bound-MAX_DOMAINS-1", "bound-MAX_DOMAINS+1", "guard-_gov_check-2"):
+        entry = next(e for e in catalogue(Dataset) if e.id == mid)
+        [v] = capacity_probe(prepare_layout(build_mutant(entry.as_mutant(), Dataset), None))
+        assert v.prop == "lock-step" and "add_domain" in v.message
+        seen[mid] = re.search(r"with (\d+) members", v.message).group(1)  # type: ignore[union-attr]
+    assert seen == {"bound-MAX_DOMAINS-1": "255", "bound-MAX_DOMAINS+1": "256",
+                    "guard-_gov_check-2": "256"}
