@@ -1499,6 +1499,8 @@ class ThreatMachine(RuleBasedStateMachine):
                 label="undeclared role")
         self.op("propose", admin, 0, own, ZERO_ADDRESS, 0, label="proposal kind 0")
         self.op("vote", admin, len(self.oracle.proposals) + 7, label="vote on no proposal")
+        self.op("vote", admin, 0, label="vote on proposal 0")  # ids count from 1
+        self.op("execute", admin, 0, label="execution of proposal 0")
         # a domain's admin enrols, into its own domain and in a role it may hold, another
         # domain's admin and an account another domain enrolled: both refused
         role = next((r for r in range(len(ir.roles)) if mask >> r & 1), None)
