@@ -19,6 +19,13 @@ import proml_sim.cliargs as cliargs
 from proml_sim.cli import main
 
 PROML = [sys.executable, "-m", "proml_sim.cli"]
+
+
+def _foreground() -> None:
+    """Give the child SIGINT's default disposition, as a terminal's foreground job has it: a
+    shell starts its background jobs with SIGINT ignored, the test runner may be one, and
+    Python (rightly) leaves an inherited "ignore" alone, so the Ctrl-C tests would hang."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 #: modules `proml --help` must not import (each costs 0.05-1 s at start-up)
 HEAVY = ["eth", "eth_utils", "eth_abi", "eth_account", "eth_keys", "web3", "vyper", "simpy",
          "matplotlib", "rich", "hypothesis", "networkx", "numpy", "pydantic", "revm",
@@ -57,13 +64,18 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path: Path) -> None:
         where.mkdir()
         p = subprocess.Popen([*PROML, *extra, "simulate", "--teams", "50", "--days", "365",
                               "--out", str(where / "rows.csv")], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while not any(where.iterdir()) and time.monotonic() < deadline and p.poll() is None:
-            time.sleep(0.05)  # wait until rows stream (the run has started), then interrupt
-        assert p.poll() is None, "the simulation ended before it was interrupted"
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=60)
+                             stderr=subprocess.PIPE, text=True, preexec_fn=_foreground)
+        try:
+            deadline = time.monotonic() + 60
+            while not any(where.iterdir()) and time.monotonic() < deadline and p.poll() is None:
+                time.sleep(0.05)  # wait until rows stream (the run has started), then interrupt
+            assert p.poll() is None, "the simulation ended before it was interrupted"
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:  # never leave a year-long simulation behind
+                p.kill()
+                p.communicate()
         assert p.returncode == cli.EXIT_INTERRUPTED, err
         assert "Traceback" not in err, err  # progress lines may come first; the error is last
         last = err.strip().splitlines()[-1]
@@ -81,7 +93,8 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path: Path) -> None:
 def test_ctrl_c_stops_worker_processes_at_once(tmp_path: Path, argv: list[str],
                                                group: bool) -> None:
     p = subprocess.Popen([*PROML, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, cwd=tmp_path, start_new_session=True)
+                         text=True, cwd=tmp_path, start_new_session=True,
+                         preexec_fn=_foreground)
     time.sleep(4)  # past start-up: the worker processes are running
     (os.killpg if group else os.kill)(p.pid, signal.SIGINT)
     t0 = time.monotonic()
