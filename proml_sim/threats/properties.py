@@ -1198,8 +1198,31 @@ class ThreatMachine(RuleBasedStateMachine):
                 if first:
                     self._fire(first[0], step, twice, digest)
                     self._fire(first[0], step, twice, digest, label="second approval")
+                    if step.count == "domains":
+                        self._same_domain_approval(twice, step, digest, first[0])
             if self._walk(flooded, path) and step in self._allowed(flooded):
                 self._flood(flooded, step)
+
+    def _same_domain_approval(self, aid: bytes, step: TransitionIR, digest: bytes,
+                              approver: int) -> None:
+        """A second account of ``approver``'s trust domain (appointed into it: in a consortium
+        the domain's admin enrolling itself) approves ``step`` too: counted by domains, refused
+        as that domain's second approval; then revoked (catalogue mutant cmp-_approve-5-1)."""
+        domain = self.oracle.domains.get(self.accounts[approver], ZERO32)
+        member = self.oracle.members.get(domain) if self.gov else None
+        if (self.gov and member is None) or step not in self._allowed(aid):
+            return
+        roles = [r for r in step.by if member is None or member[0] & self.ir.role(r).bit]
+        if not roles:
+            return
+        granter = self._granter(roles[0], domain)
+        who = granter if self.gov else FRESH[1]
+        if who == approver:
+            return
+        self.op("grant", granter, roles[0], self.accounts[who], domain,
+                label="a second account of the approver's domain")
+        self._fire(who, step, aid, digest, label="approval by a second account of that domain")
+        self.op("revoke", granter, roles[0], self.accounts[who])
 
     def _domain_separation_probe(self, t: TransitionIR, other: TransitionIR) -> None:
         """A fresh artefact walked through ``other`` and back to a source of ``t``; then ``t``
