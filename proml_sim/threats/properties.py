@@ -1555,46 +1555,39 @@ class ThreatMachine(RuleBasedStateMachine):
         signer = self.keys.signer(self.accounts[ADMIN])
         solo = LifecycleClient.deploy(self.backend, self.contracts, signer, DOMAINS[0])
         ref = Interpreter(ir, self.accounts[ADMIN], DOMAINS[0])
-        args = ("remove_domain", DOMAINS[0], ZERO_ADDRESS, 0)
-        expected = _outcome(ref.propose, self.accounts[ADMIN], *args)
-        actual = _outcome(solo.propose, signer, *args)
-        if actual != expected:
-            self._lockstep("founder alone: propose", args, actual, expected)
-        # ... but of two members either may be removed: the founder admits a second domain
-        # (alone it is the quorum), then the two remove it
-        opened: Any = None
-        steps: tuple[tuple[int, str, tuple[Any, ...]], ...] = (
-            (ADMIN, "propose", ("add_domain", NEW_DOMAINS[0], self.accounts[OUTSIDER], 0)),
-            (ADMIN, "execute", ()),
-            (ADMIN, "propose", ("remove_domain", NEW_DOMAINS[0], ZERO_ADDRESS, 0)),
-            (OUTSIDER, "vote", ()),
-            (ADMIN, "execute", ()))
-        for sender, kind, call in steps:
+        opened: Any = None  # the proposal the last "propose" opened
+
+        def both(what: str, sender: int, kind: str, *call: Any) -> None:
+            """``kind`` on the second deployment and its own reference, in lock-step; a vote
+            or an execution without arguments is on the proposal just opened."""
+            nonlocal opened
+            call = call or (opened,)
             who = self.accounts[sender]
-            call = call or (opened,)  # a vote or execution: on the proposal just opened
             expected = _outcome(getattr(ref, kind), who, *call)
             actual = _outcome(getattr(solo, kind), self.keys.signer(who), *call)
             if actual != expected:
-                self._lockstep(f"two members: {kind}", call, actual, expected)
+                self._lockstep(f"{what}: {kind}", call, actual, expected)
             if kind == "propose":
                 opened = expected[1]
+
+        both("founder alone", ADMIN, "propose", "remove_domain", DOMAINS[0], ZERO_ADDRESS, 0)
+        # ... but of two members either may be removed: the founder admits a second domain
+        # (alone it is the quorum), then the two remove it
+        both("two members", ADMIN, "propose", "add_domain", NEW_DOMAINS[0],
+             self.accounts[OUTSIDER], 0)
+        both("two members", ADMIN, "execute")
+        both("two members", ADMIN, "propose", "remove_domain", NEW_DOMAINS[0], ZERO_ADDRESS, 0)
+        both("two members", OUTSIDER, "vote")
+        both("two members", ADMIN, "execute")
         # a domain's admin key rotated to an account that domain enrolled itself (allowed:
         # only another domain's accounts are refused), on the founder alone (its quorum)
         allowed = ref.members[DOMAINS[0]][0]
         role = next((r for r in range(len(ir.roles)) if allowed >> r & 1), None)
         mine = self.accounts[INSIDERS[0]]
-        rotation: list[tuple[str, tuple[Any, ...]]] = [
-            *([("grant", (role, mine, DOMAINS[0]))] if role is not None else []),
-            ("propose", ("rotate_admin", DOMAINS[0], mine, 0)), ("execute", ())]
-        for kind, call in rotation:
-            call = call or (opened,)
-            who = self.accounts[ADMIN]
-            expected = _outcome(getattr(ref, kind), who, *call)
-            actual = _outcome(getattr(solo, kind), self.keys.signer(who), *call)
-            if actual != expected:
-                self._lockstep(f"rotation to an own account: {kind}", call, actual, expected)
-            if kind == "propose":
-                opened = expected[1]
+        if role is not None:
+            both("rotation to an own account", ADMIN, "grant", role, mine, DOMAINS[0])
+        both("rotation to an own account", ADMIN, "propose", "rotate_admin", DOMAINS[0], mine, 0)
+        both("rotation to an own account", ADMIN, "execute")
         ctor = next(e for e in self.contracts.main.abi if e.get("type") == "constructor")
         values = [ZERO32 if i["type"] == "bytes32" else solo.template
                   for i in ctor["inputs"]]
