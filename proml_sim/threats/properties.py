@@ -1205,29 +1205,16 @@ class ThreatMachine(RuleBasedStateMachine):
 
     def _same_domain_approval(self, aid: bytes, step: TransitionIR, digest: bytes,
                               approver: int) -> None:
-        """A second account of ``approver``'s trust domain (appointed into it: in a consortium
-        the domain's admin enrolling itself) approves ``step`` too: counted by domains, refused
-        as that domain's second approval; then revoked (catalogue mutant cmp-_approve-5-1)."""
-        domain = self.oracle.domains.get(self.accounts[approver], ZERO32)
-        member = self.oracle.members.get(domain) if self.gov else None
-        if (self.gov and member is None) or step not in self._allowed(aid):
-            return
-        roles = [r for r in step.by if member is None or member[0] & self.ir.role(r).bit]
-        if not roles:
-            return
-        granter = self._granter(roles[0], domain)
-        who = granter if self.gov else FRESH[1]
-        if who == approver:
-            return
-        self.op("grant", granter, roles[0], self.accounts[who], domain,
-                label="a second account of the approver's domain")
-        self._fire(who, step, aid, digest, label="approval by a second account of that domain")
-        self.op("revoke", granter, roles[0], self.accounts[who])
+        """A second account of ``approver``'s trust domain approves ``step`` too: counted by
+        domains, refused as that domain's second approval (catalogue mutant
+        cmp-_approve-5-1)."""
+        if step in self._allowed(aid):
+            self._fire_from_domain(self.accounts[approver], step, aid, digest,
+                                   "a second account of the approver's domain")
 
     def _domain_separation_probe(self, t: TransitionIR, other: TransitionIR) -> None:
         """A fresh artefact walked through ``other`` and back to a source of ``t``; then ``t``
-        by an account appointed into the domain of ``other``'s actor (in a consortium that
-        domain's admin, enrolling itself), then revoked (see guard_probe)."""
+        by an account of the domain of ``other``'s actor (see guard_probe)."""
         path = self._path_to(set(other.sources))
         back = self._path_to(set(t.sources), start=other.target)
         if path is None or back is None:
@@ -1237,9 +1224,16 @@ class ThreatMachine(RuleBasedStateMachine):
                 and self._walk(fresh, back)) or t not in self._allowed(fresh):
             return
         actor = self.oracle.last_actor.get((fresh, other.index))
-        if actor is None:
-            return
-        domain = self.oracle.domains.get(actor, ZERO32)
+        if actor is not None:
+            self._fire_from_domain(actor, t, fresh, self._honest_digest(fresh, t),
+                                   f"the domain that did {other.name}")
+
+    def _fire_from_domain(self, account: str, t: TransitionIR, aid: bytes, digest: bytes,
+                          what: str) -> None:
+        """``t`` on ``aid`` by another account of ``account``'s trust domain, appointed into it
+        for the purpose (in a consortium that domain's admin, enrolling itself; else a fresh
+        account) in a role of ``t`` the domain may hold, then revoked."""
+        domain = self.oracle.domains.get(account, ZERO32)
         member = self.oracle.members.get(domain) if self.gov else None
         if self.gov and member is None:
             return
@@ -1249,9 +1243,8 @@ class ThreatMachine(RuleBasedStateMachine):
         granter = self._granter(roles[0], domain)
         who = granter if self.gov else FRESH[1]
         self.op("grant", granter, roles[0], self.accounts[who], domain,
-                label="appointed into the domain that did " + other.name)
-        self._fire(who, t, fresh, self._honest_digest(fresh, t),
-                   label=f"{t.name} by the domain that did {other.name}")
+                label=f"appointed into {what}")
+        self._fire(who, t, aid, digest, label=f"{t.name} by {what}")
         self.op("revoke", granter, roles[0], self.accounts[who])
 
     def _flood(self, aid: bytes, step: TransitionIR) -> None:
