@@ -33,6 +33,7 @@
     │   ├── KeyCustodyError (PermissionError) an actor tried to send as a key it does not hold
     │   ├── EngineError                       engine misuse (unknown snapshot, bad tx, ...)
     │   ├── JournalError                      a persistent chain's journal is unusable
+    │   ├── ContractTooLarge (ValueError)     a contract's code is over EIP-170's 24,576 bytes
     │   └── ProofError                        a header chain, receipt proof or completeness
     │                                         check fails (a failed check: exit 1)
     └── NodeError                             a ProML node cannot do what was asked
@@ -516,6 +517,12 @@ class EngineError(ChainError):
 
 class JournalError(ChainError):
     """A persistent chain's block journal cannot be used (diverges, newer format...)."""
+
+
+class ContractTooLarge(ChainError, ValueError):
+    """A contract's code is larger than the 24,576 bytes EIP-170 lets a chain deploy (the
+    compiler already fell back to optimising for size); the message names the contract, its
+    size and the fix (a layout with a contract per artefact, or fewer transitions)."""
 
 
 class ProofError(ChainError):

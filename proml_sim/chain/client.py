@@ -41,8 +41,13 @@ from eth_utils.address import to_checksum_address
 from proml_sim.chain.abi import ContractABI, EventCodec
 from proml_sim.chain.base import ChainBackend, Receipt
 from proml_sim.chain.trie import keccak, rlp_encode_bytes, rlp_encode_list
-from proml_sim.compiler import CompiledContract, compile_artefact
-from proml_sim.errors import LifecycleError, TransactionFailed, lifecycle_error_from_reason
+from proml_sim.compiler import MAX_CODE_SIZE, CompiledContract, compile_artefact
+from proml_sim.errors import (
+    ContractTooLarge,
+    LifecycleError,
+    TransactionFailed,
+    lifecycle_error_from_reason,
+)
 from proml_sim.ir import (
     EVENT_TYPES,
     ZERO32,
@@ -284,6 +289,7 @@ class LifecycleClient:
         bundle = as_layout(compiled, layout)
         if bundle.ir.consortium is not None and admin_domain == ZERO32:
             raise msg.founder_domain(bundle.ir)  # as the constructor would, without paying gas
+        _check_size(bundle)
         if bundle.layout == "registry":
             compiled = bundle.main
             data = compiled.bytecode + encode(["bytes32"], [admin_domain])
@@ -750,6 +756,23 @@ class LifecycleClient:
             return op
         self.backend.produce_block()
         return self.result(op)
+
+
+def _check_size(bundle: CompiledLayout) -> None:
+    """Refuse, before paying gas, a layout with a contract over EIP-170's code size limit
+    (a blueprint's code is its preamble and the artefact contract's init code)."""
+    parts = [("", bundle.main.runtime_bytecode)]
+    if bundle.artefact is not None:
+        parts.append((" artefact", BLUEPRINT_PREAMBLE + bundle.artefact.bytecode
+                      if bundle.layout == "factory" else bundle.artefact.runtime_bytecode))
+    for part, code in parts:
+        if len(code) > MAX_CODE_SIZE:
+            fix = ("deploy it in the factory or clone layout, which moves the transitions into a "
+                   "contract per artefact, or give the lifecycle fewer transitions"
+                   if bundle.layout == "registry" else "give the lifecycle fewer transitions")
+            raise ContractTooLarge(
+                f"{bundle.name}'s {bundle.layout}{part} contract has {len(code):,} bytes of "
+                f"code, over the {MAX_CODE_SIZE:,} bytes a chain deploys (EIP-170): {fix}")
 
 
 def _deploy(backend: ChainBackend, deployer: Any, data: bytes, timestamp: int | None,

@@ -3,6 +3,11 @@
 The cache directory is ``$PROML_CACHE_DIR`` or ``~/.cache/proml-sim/vyper``; entries are keyed by
 SHA-256 of (vyper version, EVM version, source) and written atomically, so concurrent processes
 and crashes never leave a half-written entry.  A corrupt entry is ignored and rebuilt.
+
+Contracts are optimised for gas; one whose runtime code would exceed EIP-170's limit
+(:data:`MAX_CODE_SIZE`) is compiled again optimised for size (about 3% smaller), and the
+smaller is kept.  Deploying one that is still too large raises
+:class:`~proml_sim.errors.ContractTooLarge` (``proml_sim.chain.client``).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from proml_sim.ir import LifecycleIR, build_ir
 __all__ = ["CompiledContract", "cache_dir", "compile_anchor", "compile_artefact", "compile_source"]
 
 EVM_VERSION = "prague"
+#: EIP-170: the largest runtime code (bytes) a contract may have on Ethereum chains.
+MAX_CODE_SIZE = 24_576
 
 
 @dataclass(frozen=True)
@@ -81,21 +88,41 @@ def _line_of(exc: Exception) -> int | None:
     return line if isinstance(line, int) else None
 
 
+def _too_large(out: dict[str, Any]) -> bool:
+    return len(str(out["bytecode_runtime"]).removeprefix("0x")) // 2 > MAX_CODE_SIZE
+
+
 def _vyper_compile(source: str) -> dict[str, Any]:
+    import warnings
+
     from vyper.compiler import compile_code
-    from vyper.compiler.settings import Settings
+    from vyper.compiler.settings import OptimizationLevel, Settings
     from vyper.evm.opcodes import EVM_VERSIONS
+    from vyper.warnings import ContractSizeLimit
 
     assert EVM_VERSION in EVM_VERSIONS
-    try:
-        out: dict[str, Any] = compile_code(
-            source,
-            output_formats=["abi", "bytecode", "bytecode_runtime"],
-            settings=Settings(evm_version=EVM_VERSION),
-        )
-    except Exception as exc:  # vyper raises many types; wrap all with source + line
-        message = getattr(exc, "message", None) or str(exc).splitlines()[0]
-        raise CompilationError(f"{type(exc).__name__}: {message}", source, _line_of(exc)) from exc
+
+    def run(**opts: Any) -> dict[str, Any]:
+        try:
+            with warnings.catch_warnings():  # the size is checked here, and at deployment
+                warnings.simplefilter("ignore", ContractSizeLimit)
+                out: dict[str, Any] = compile_code(
+                    source,
+                    output_formats=["abi", "bytecode", "bytecode_runtime"],
+                    settings=Settings(evm_version=EVM_VERSION, **opts),
+                )
+        except Exception as exc:  # vyper raises many types; wrap all with source + line
+            message = getattr(exc, "message", None) or str(exc).splitlines()[0]
+            raise CompilationError(f"{type(exc).__name__}: {message}", source,
+                                   _line_of(exc)) from exc
+        return out
+
+    out = run()
+    if _too_large(out):  # over EIP-170 optimised for gas: optimise for size instead
+        small = run(optimize=OptimizationLevel.CODESIZE)
+        if len(small["bytecode_runtime"]) < len(out["bytecode_runtime"]):
+            out = small
+        out["optimize"] = "codesize"
     return out
 
 
@@ -119,8 +146,9 @@ def compile_source(
     if use_cache and path.exists():
         try:
             out = json.loads(path.read_text())
-            if not {"abi", "bytecode", "bytecode_runtime"} <= set(out):
-                out = None
+            if not {"abi", "bytecode", "bytecode_runtime"} <= set(out) or (
+                    _too_large(out) and out.get("optimize") != "codesize"):
+                out = None  # (an oversized entry of before the size fallback: rebuild it)
         except (OSError, ValueError):
             out = None  # corrupt or unreadable entry: rebuild it
     if out is None:

@@ -871,7 +871,9 @@ class ThreatMachine(RuleBasedStateMachine):
 
     # -- helpers ------------------------------------------------------------------------------
     def _holds(self, i: int, names: tuple[str, ...]) -> bool:
-        return bool(self.oracle.roles.get(self.accounts[i], 0) & self.ir.role_mask(names))
+        """Whether account ``i`` can use one of ``names`` now: its effective roles (in a
+        consortium, only those its domain may still hold), not merely the roles granted."""
+        return bool(self.oracle.effective_roles(self.accounts[i]) & self.ir.role_mask(names))
 
     def _holders(self, t: TransitionIR) -> list[int]:
         return [i for i in range(N_ACCOUNTS) if self._holds(i, t.by)]
@@ -892,17 +894,23 @@ class ThreatMachine(RuleBasedStateMachine):
         return approval_key(aid, t.index, self._version(aid), digest)
 
     def _eligible(self, aid: bytes, t: TransitionIR, digest: bytes) -> list[int]:
-        """Holders of ``t``'s roles who may do it now: no separation-of-duty conflict, and (for
-        approvals) not already approved, nor from a trust domain that already counts."""
+        """Holders of ``t``'s roles who may do it now: no separation-of-duty conflict (of the
+        account or of its trust domain), and (for approvals) not already approved, nor from a
+        trust domain that already counts."""
         key = self._key(aid, t, digest)
         approvers = [a for a in self.oracle.approvers.get(key, [])
-                     if self.oracle.roles.get(a, 0) & self.ir.role_mask(t.by)]
+                     if self.oracle.effective_roles(a) & self.ir.role_mask(t.by)]
         counted = {self.oracle.domains.get(a) for a in approvers}
         out = []
         for i in self._holders(t):
             acct = self.accounts[i]
-            if any(self.oracle.last_actor.get((aid, self.ir.transition(o).index)) == acct
-                   for o in t.separate_from):
+            last = [self.oracle.last_actor.get((aid, self.ir.transition(o).index))
+                    for o in (*t.separate_from, *t.separate_domain_from)]
+            if acct in last[:len(t.separate_from)]:
+                continue
+            mine = self.oracle.domains.get(acct, ZERO32)
+            if any(a is not None and self.oracle.domains.get(a, ZERO32) == mine
+                   for a in last[len(t.separate_from):]):
                 continue
             if acct in self.oracle.approvers.get(key, []):
                 continue
