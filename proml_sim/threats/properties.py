@@ -1228,7 +1228,13 @@ class ThreatMachine(RuleBasedStateMachine):
         if path is None or back is None:
             return  # no back path: the state guard always refuses first
         fresh = self._register_honestly(None)
-        if not (self._walk(fresh, path) and self._walk(fresh, [other])
+        if not self._walk(fresh, path):
+            return
+        # ``other`` done by an account of a domain that may hold a role of ``t`` (else no
+        # account of that domain could even try ``t``)
+        fit = [i for i in self._eligible(fresh, other, self._honest_digest(fresh, other))
+               if self._domain_may_hold(self.accounts[i], t.by)]
+        if not (fit and self._walk(fresh, [other], last=fit[0])
                 and self._walk(fresh, back)) or t not in self._allowed(fresh):
             return
         actor = self.oracle.last_actor.get((fresh, other.index))
@@ -1242,18 +1248,26 @@ class ThreatMachine(RuleBasedStateMachine):
         for the purpose (in a consortium that domain's admin, enrolling itself; else a fresh
         account) in a role of ``t`` the domain may hold, then revoked."""
         domain = self.oracle.domains.get(account, ZERO32)
-        member = self.oracle.members.get(domain) if self.gov else None
-        if self.gov and member is None:
-            return
-        roles = [r for r in t.by if member is None or member[0] & self.ir.role(r).bit]
+        roles = [r for r in t.by if self._domain_may_hold(account, (r,))]
         if not roles:
             return
         granter = self._granter(roles[0], domain)
         who = granter if self.gov else FRESH[1]
-        self.op("grant", granter, roles[0], self.accounts[who], domain,
-                label=f"appointed into {what}")
+        held = self._holds(who, (roles[0],))  # (a domain admin may hold it already: keep it)
+        if not held:
+            self.op("grant", granter, roles[0], self.accounts[who], domain,
+                    label=f"appointed into {what}")
         self._fire(who, t, aid, digest, label=f"{t.name} by {what}")
-        self.op("revoke", granter, roles[0], self.accounts[who])
+        if not held:
+            self.op("revoke", granter, roles[0], self.accounts[who])
+
+    def _domain_may_hold(self, account: str, names: tuple[str, ...]) -> bool:
+        """Whether ``account``'s trust domain may hold one of ``names`` (always, outside a
+        consortium; never, for an account of no member domain)."""
+        if not self.gov:
+            return True
+        member = self.oracle.members.get(self.oracle.domains.get(account, ZERO32))
+        return member is not None and bool(member[0] & self.ir.role_mask(names))
 
     def _flood(self, aid: bytes, step: TransitionIR) -> None:
         """Fill the approval slots of ``step`` on ``aid`` (see guard_probe)."""
