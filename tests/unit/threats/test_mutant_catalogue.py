@@ -231,3 +231,38 @@ def test_the_capacity_probe_checks_the_member_cap_both_ways() -> None:
         seen[mid] = re.search(r"with (\d+) members", v.message).group(1)  # type: ignore[union-attr]
     assert seen == {"bound-MAX_DOMAINS-1": "255", "bound-MAX_DOMAINS+1": "256",
                     "guard-_gov_check-2": "256"}
+
+
+@pytest.mark.slow
+def test_every_guard_of_random_consortium_lifecycles_is_hit() -> None:
+    """Random consortium lifecycles (seed 0 draws one whose domain-separated step needs a role
+    only the founding domain may hold): every guard is hit at the default count."""
+    r = proml("mutate", "--coverage", "--random", "3", "--governance", "--seed", "0", "--json")
+    rows = json.loads(r.stdout)
+    assert len(rows) == 3
+    for row in rows:
+        assert row["suite_passed"] and not row["missed"], (row["lifecycle"], row["missed"])
+    assert r.returncode == 0
+
+
+def test_domain_separation_is_probed_through_a_domain_that_may_hold_the_role() -> None:
+    """``fin`` is separated by domain from ``go``; ``go``'s holders (role ``ro``) are first
+    in domains that may not hold ADMIN, which ``fin`` needs: the probe has ``go`` done by a
+    holder in the founding domain, so an account of that domain can try ``fin`` (and is
+    refused), without taking a role its domain admin already held."""
+    from proml_sim.compiler import compile_artefact
+    from proml_sim.dsl import ADMIN, Artefact, Consortium, Role, State
+    from proml_sim.threats.properties import guard_coverage
+
+    class DomainSep(Artefact):
+        ro = Role()
+        a = State(initial=True)
+        b = State()
+        c = State(final=True)
+        go = a.to(b, by=ro)
+        fin = b.to(c, by=ADMIN, separate_domain_from=["go"])
+        governance = Consortium(quorum=2)
+
+    cov = guard_coverage(compile_artefact(DomainSep), max_examples=10, seed=0)
+    reason = "SeparationOfDuty: DomainSep.fin: the trust domain that did go may not also do this"
+    assert cov.suite_passed and cov.hits.get(reason, 0) >= 1, cov.to_json()
