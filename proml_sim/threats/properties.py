@@ -1246,7 +1246,7 @@ class ThreatMachine(RuleBasedStateMachine):
                           what: str) -> None:
         """``t`` on ``aid`` by another account of ``account``'s trust domain, appointed into it
         for the purpose (in a consortium that domain's admin, enrolling itself; else a fresh
-        account) in a role of ``t`` the domain may hold, then revoked."""
+        account) in a role of ``t`` the domain may hold, then revoked (unless it held it)."""
         domain = self.oracle.domains.get(account, ZERO32)
         roles = [r for r in t.by if self._domain_may_hold(account, (r,))]
         if not roles:
