@@ -1175,14 +1175,21 @@ class ThreatMachine(RuleBasedStateMachine):
                         if self._holds(i, other.by) and self._holds(i, t.by)]
                 path = self._path_to(set(other.sources))
                 back = self._path_to(set(t.sources), start=other.target)
-                if not both or path is None or back is None:
+                if path is None or back is None:
                     continue  # no back path: the state guard always refuses first
-                fresh = self._register_honestly(None)
-                if not (self._walk(fresh, path) and self._walk(fresh, [other], last=both[0])
-                        and self._walk(fresh, back)):
-                    continue
-                if t in self._allowed(fresh):
-                    self._fire(both[0], t, fresh, self._honest_digest(fresh, t))
+                # nobody holds both roles: a holder of the other step's role is appointed to
+                # a role of this one for the probe (revoked after)
+                appointed = None if both else self._appoint_to(other, t)
+                if appointed is not None:
+                    both = [appointed[0]]
+                if both:
+                    sod = self._register_honestly(None)
+                    if (self._walk(sod, path) and self._walk(sod, [other], last=both[0])
+                            and self._walk(sod, back)) and t in self._allowed(sod):
+                        self._fire(both[0], t, sod, self._honest_digest(sod, t))
+                if appointed is not None:
+                    holder, extra, granter = appointed
+                    self.op("revoke", granter, extra, self.accounts[holder])
         # ... every step separated by domain from another, by an account of the domain that
         # did the other (appointed into that domain for the purpose, then revoked) ...
         for t in ir.transitions:
@@ -1260,6 +1267,22 @@ class ThreatMachine(RuleBasedStateMachine):
         self._fire(who, t, aid, digest, label=f"{t.name} by {what}")
         if not held:
             self.op("revoke", granter, roles[0], self.accounts[who])
+
+    def _appoint_to(self, other: TransitionIR, t: TransitionIR) -> tuple[int, str, int] | None:
+        """A holder of ``other``'s role granted a role of ``t`` its domain may hold, by that
+        role's granter: (account, role, granter), or None if no such grant is accepted."""
+        for i in range(N_ACCOUNTS):
+            acct = self.accounts[i]
+            roles = [r for r in t.by if self._domain_may_hold(acct, (r,))]
+            if not (self._holds(i, other.by) and roles):
+                continue
+            domain = self.oracle.domains.get(acct, ZERO32)
+            granter = self._granter(roles[0], domain)
+            status, _ = self.op("grant", granter, roles[0], acct, domain,
+                                label=f"appointed to {t.name} as well as {other.name}")
+            if status == "ok":
+                return i, roles[0], granter
+        return None
 
     def _domain_may_hold(self, account: str, names: tuple[str, ...]) -> bool:
         """Whether ``account``'s trust domain may hold one of ``names`` (always, outside a
