@@ -1511,12 +1511,25 @@ class ThreatMachine(RuleBasedStateMachine):
     @rule(aid=artefacts, data=st.data())
     def removed_domain(self, aid: bytes, data: st.DataObject) -> None:
         """An approver's domain approves, then is removed by quorum: its pending approval no
-        longer counts toward the threshold, and its accounts can do nothing more."""
-        t = self._approval_step(aid)
-        if t is None or len(self.oracle.members) < 2:
+        longer counts toward the threshold, and its accounts can do nothing more.  Without a
+        k-of-n step allowed now: the domain of a holder of an allowed step's role is removed,
+        and that holder tries the step."""
+        if len(self.oracle.members) < 2:
             return
-        digest = self._honest_digest(aid, t)
-        victim = self._approve_once(data, aid, t, digest)
+        t = self._approval_step(aid)
+        if t is None:
+            options = self._allowed(aid)
+            if not options:
+                return
+            t = self._draw_t(data, options, label="step of the removed domain")
+            digest = self._honest_digest(aid, t)
+            pool = self._eligible(aid, t, digest)
+            if not pool:
+                return
+            victim: int | None = data.draw(st.sampled_from(pool), label="victim")
+        else:
+            digest = self._honest_digest(aid, t)
+            victim = self._approve_once(data, aid, t, digest)
         if victim is None:
             return
         domain = self.oracle.domains.get(self.accounts[victim], ZERO32)
@@ -1524,6 +1537,9 @@ class ThreatMachine(RuleBasedStateMachine):
             return
         self._pass("remove_domain", domain, label="removal of the approver's domain")
         if t not in self._allowed(aid):
+            return
+        if t.approvals < 2:
+            self._fire(victim, t, aid, digest, label="holder of a removed domain")
             return
         honest = [i for i in self._eligible(aid, t, digest) if i != victim]
         if honest:

@@ -61,6 +61,20 @@ def test_consortium_model_holds_and_a_governance_mutant_dies() -> None:
     assert not res.passed and {"lock-step", "governance"} & set(res.props), res.failure
 
 
+def test_a_removed_domains_holder_is_refused_without_a_k_of_n_step() -> None:
+    """The consortium Dataset has no k-of-n step: the machine removes the domain of a holder
+    of an allowed step's role and has it try the step, so a contract whose removed domains'
+    accounts keep their roles (gov-removed-domain-counts) fails."""
+    from proml_sim.lifecycles import Dataset as ConsortiumDataset
+    from proml_sim.threats.mutants import build_mutant, governance_mutants
+
+    (mutant,) = [m for m in governance_mutants(ConsortiumDataset)
+                 if m.id == "gov-removed-domain-counts"]
+    res = run_threat_properties(build_mutant(mutant, ConsortiumDataset), "registry",
+                                max_examples=15, seed=0)
+    assert not res.passed and {"lock-step", "role-holder"} & set(res.props), res.failure
+
+
 def test_k_of_n_by_accounts_with_delegated_admin_holds() -> None:
     """Review: 3-of-n counted by accounts, a role admin other than ADMIN, a self loop."""
     _check(run_threat_properties(compile_artefact(Review), "registry", max_examples=5, seed=1))
