@@ -289,7 +289,7 @@ class LifecycleClient:
         bundle = as_layout(compiled, layout)
         if bundle.ir.consortium is not None and admin_domain == ZERO32:
             raise msg.founder_domain(bundle.ir)  # as the constructor would, without paying gas
-        _check_size(bundle)
+        check_code_size(bundle)
         if bundle.layout == "registry":
             compiled = bundle.main
             data = compiled.bytecode + encode(["bytes32"], [admin_domain])
@@ -758,9 +758,10 @@ class LifecycleClient:
         return self.result(op)
 
 
-def _check_size(bundle: CompiledLayout) -> None:
-    """Refuse, before paying gas, a layout with a contract over EIP-170's code size limit
-    (a blueprint's code is its preamble and the artefact contract's init code)."""
+def check_code_size(bundle: CompiledLayout) -> None:
+    """Raise :class:`ContractTooLarge` for a layout with a contract over EIP-170's code size
+    limit (a blueprint's code is its preamble and the artefact contract's init code);
+    :meth:`LifecycleClient.deploy` calls it before paying gas."""
     parts = [("", bundle.main.runtime_bytecode)]
     if bundle.artefact is not None:
         parts.append((" artefact", BLUEPRINT_PREAMBLE + bundle.artefact.bytecode

@@ -8,7 +8,7 @@ Needs hypothesis (the ``dev`` extra); nothing else in :mod:`proml_sim.ir` import
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 __all__ = ["draw_lifecycles", "lifecycles", "passable_proposal"]
@@ -101,9 +101,13 @@ def lifecycles(
 
 
 def draw_lifecycles(n: int, seed: int = 0, *, governance: bool = False,
-                    max_states: int = 6, max_roles: int = 3) -> list[type[Artefact]]:
+                    max_states: int = 6, max_roles: int = 3,
+                    keep: Callable[[type[Artefact]], bool] | None = None
+                    ) -> list[type[Artefact]]:
     """``n`` distinct random lifecycles (by IR fingerprint) drawn by :func:`lifecycles` with
-    hypothesis seeded by ``seed`` (reproducible: no example database, derandomised draws).
+    hypothesis seeded by ``seed`` (reproducible: no example database, derandomised draws);
+    ``keep``: a filter a draw must pass (``proml mutate --coverage --random`` keeps those
+    whose contracts a chain can deploy).
 
     Example: ``[c.__name__ for c in draw_lifecycles(2, seed=1)]`` is two ``RandomN`` names."""
     import contextlib
@@ -115,6 +119,7 @@ def draw_lifecycles(n: int, seed: int = 0, *, governance: bool = False,
     from proml_sim.ir import build_ir
 
     found: dict[str, type[Artefact]] = {}
+    refused: set[str] = set()
 
     class Enough(Exception):
         """Stops the draws once ``n`` distinct lifecycles are found."""
@@ -126,8 +131,13 @@ def draw_lifecycles(n: int, seed: int = 0, *, governance: bool = False,
     @given(lifecycles(max_states=max_states, max_roles=max_roles, governance=governance))
     def collect(lc: type[Artefact]) -> None:
         # by structure: the drawn class names all differ
-        found.setdefault(dataclasses.replace(build_ir(lc), name="R").fingerprint(), lc)
-        if len(found) >= n:
+        fp = dataclasses.replace(build_ir(lc), name="R").fingerprint()
+        if fp not in found and fp not in refused:
+            if keep is None or keep(lc):
+                found[fp] = lc
+            else:
+                refused.add(fp)
+        if len(found) >= n:  # (hypothesis replays the last draw: it must raise again)
             raise Enough
 
     with contextlib.suppress(Enough):

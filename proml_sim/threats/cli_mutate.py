@@ -141,12 +141,22 @@ def random_coverage_task(n: int, seed: int, index: int, governance: bool, layout
     IR is named ``R<seed>x<index>`` so that reports name it the same in every process."""
     import dataclasses
 
+    from proml_sim.chain.client import check_code_size, compile_layout
     from proml_sim.compiler import compile_artefact
+    from proml_sim.errors import ContractTooLarge
     from proml_sim.ir import build_ir
     from proml_sim.ir.strategies import draw_lifecycles
     from proml_sim.threats.properties import guard_coverage
 
-    lc = draw_lifecycles(n, seed, governance=governance)[index]
+    def deployable(cls: Any) -> bool:  # a chain can deploy its contracts (EIP-170)
+        try:
+            check_code_size(compile_layout(dataclasses.replace(build_ir(cls), name="R"),
+                                           layout))
+        except ContractTooLarge:
+            return False
+        return True
+
+    lc = draw_lifecycles(n, seed, governance=governance, keep=deployable)[index]
     ir = dataclasses.replace(build_ir(lc), name=f"R{seed}x{index}")
     return guard_coverage(compile_artefact(ir, layout=layout), layout, max_examples, seed, steps)
 
@@ -233,7 +243,8 @@ def register(sub: Any) -> None:
                    "optionally part (registry, factory, clone, artefact) and function")
     p.add_argument("--random", type=cliargs.positive_int, metavar="N",
                    help="with --coverage: N random lifecycles (drawn with --seed by the "
-                   "strategy the differential tests use) instead of --lifecycle; one row each")
+                   "strategy the differential tests use; draws whose contracts are over "
+                   "EIP-170's code size are passed over) instead of --lifecycle; one row each")
     p.add_argument("--governance", action="store_true",
                    help="with --random: draw consortium lifecycles too")
     p.add_argument("--catalogue", action="store_true",

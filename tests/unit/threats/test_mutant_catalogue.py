@@ -116,6 +116,16 @@ def test_draw_lifecycles_is_reproducible_and_distinct() -> None:
     assert len({shape(x) for x in a}) == 4
 
 
+def test_draw_lifecycles_passes_over_what_keep_refuses() -> None:
+    """(``--coverage --random`` keeps only draws a chain can deploy, EIP-170.)"""
+    def fp(c: type) -> str:
+        return dataclasses.replace(build_ir(c), name="R").fingerprint()
+
+    first = fp(draw_lifecycles(1, seed=7)[0])
+    kept = [fp(c) for c in draw_lifecycles(2, seed=7, keep=lambda c: fp(c) != first)]
+    assert len(set(kept)) == 2 and first not in kept
+
+
 def test_unreachable_separation_guard_is_recognised() -> None:
     from proml_sim import Artefact, Role, State
 
