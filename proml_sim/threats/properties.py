@@ -226,7 +226,8 @@ def unreachable_guards(ir: LifecycleIR) -> dict[str, str]:
     A separation-of-duty guard of step ``t`` against step ``o`` can only fail on an artefact
     on which ``o`` was done; when no transition leads from ``o``'s target back to a source of
     ``t``, the state guard (checked before it in the generated code) refuses ``t`` first, so
-    the separation guard never fails (it stays as a defence in depth)."""
+    the separation guard never fails (it stays as a defence in depth).  In a consortium of
+    quorum 1 the quorum guard of an execution never fails either."""
     from proml_sim.ir import messages as msg
 
     def reachable(start: str) -> set[str]:
@@ -250,6 +251,12 @@ def unreachable_guards(ir: LifecycleIR) -> dict[str, str]:
                     f"after {other} the artefact is in {target}, from which no transition "
                     f"leads back to a source of {t.name} ({'|'.join(t.sources)}): the state "
                     "guard, checked first, always refuses it")
+    if ir.consortium is not None and ir.consortium.quorum <= 1:
+        err = msg.quorum_not_reached(ir)
+        out[str(getattr(err, "reason", err))] = (
+            "the quorum is 1 and the proposer's domain votes for its proposal as it opens it; "
+            "a proposal is executable until any execution (the only way members change) "
+            "closes it: it never has fewer votes than the quorum")
     return out
 
 

@@ -126,6 +126,25 @@ def test_draw_lifecycles_passes_over_what_keep_refuses() -> None:
     assert len(set(kept)) == 2 and first not in kept
 
 
+def test_the_quorum_guard_of_a_quorum_of_one_is_unreachable() -> None:
+    """Quorum 1: the proposer's domain votes as it proposes, and members change only by an
+    execution, which closes every open proposal: QuorumNotReached can never be raised."""
+    from proml_sim import Artefact, Consortium, Role, State
+
+    def lifecycle(quorum: int) -> type:
+        class Q(Artefact):
+            r = Role()
+            a = State(initial=True, by=r)
+            b = State(final=True)
+            go = a.to(b, by=r)
+            governance = Consortium(quorum=quorum)
+        return Q
+
+    reason = "QuorumNotReached: Q: proposal lacks a quorum of member domains; collect more votes"
+    assert any(r.startswith(reason) for r in unreachable_guards(build_ir(lifecycle(1))))
+    assert not any(r.startswith(reason) for r in unreachable_guards(build_ir(lifecycle(2))))
+
+
 def test_unreachable_separation_guard_is_recognised() -> None:
     from proml_sim import Artefact, Role, State
 
