@@ -758,19 +758,21 @@ class LifecycleClient:
         return self.result(op)
 
 
-def check_code_size(bundle: CompiledLayout) -> None:
+def check_code_size(bundle: CompiledLayout, fix: str | None = None) -> None:
     """Raise :class:`ContractTooLarge` for a layout with a contract over EIP-170's code size
     limit (a blueprint's code is its preamble and the artefact contract's init code);
-    :meth:`LifecycleClient.deploy` calls it before paying gas."""
+    :meth:`LifecycleClient.deploy` calls it before paying gas.  ``fix``: what the message
+    tells the user to do (default: another layout, or fewer transitions)."""
     parts = [("", bundle.main.runtime_bytecode)]
     if bundle.artefact is not None:
         parts.append((" artefact", BLUEPRINT_PREAMBLE + bundle.artefact.bytecode
                       if bundle.layout == "factory" else bundle.artefact.runtime_bytecode))
     for part, code in parts:
         if len(code) > MAX_CODE_SIZE:
-            fix = ("deploy it in the factory or clone layout, which moves the transitions into a "
-                   "contract per artefact, or give the lifecycle fewer transitions"
-                   if bundle.layout == "registry" else "give the lifecycle fewer transitions")
+            fix = fix or (
+                "deploy it in the factory or clone layout, which moves the transitions into a "
+                "contract per artefact, or give the lifecycle fewer transitions"
+                if bundle.layout == "registry" else "give the lifecycle fewer transitions")
             raise ContractTooLarge(
                 f"{bundle.name}'s {bundle.layout}{part} contract has {len(code):,} bytes of "
                 f"code, over the {MAX_CODE_SIZE:,} bytes a chain deploys (EIP-170): {fix}")

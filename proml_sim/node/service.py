@@ -245,6 +245,8 @@ class ProMLNode:
                             "chain's lifecycles are used (add one later with `proml deploy`)")
         specs = list(dict.fromkeys(lifecycles or DEFAULT_LIFECYCLE_SPECS))
         classes = [load_lifecycle(spec) for spec in specs]  # fail before anything is created
+        if new_chain:
+            _check_deployable(classes)
         private_key = derive_private_keys(seed if seed is not None else os.urandom(32).hex(), 1,
                                           namespace="proml-node")[0]
         keys = KeyRing(owner=name)
@@ -1012,6 +1014,7 @@ def _deploy_all(backend: ChainBackend, signer: Any, domain: str, classes: Sequen
     ``lock=False``: the caller already holds the chain's writer lock."""
     ctx = (backend.locked() if lock and isinstance(backend, JournaledChain)
            else contextlib.nullcontext())
+    _check_deployable(classes)  # all of them, before the first is deployed
     with ctx:
         out: dict[str, tuple[str, str]] = {}
         for cls in classes:
@@ -1021,6 +1024,17 @@ def _deploy_all(backend: ChainBackend, signer: Any, domain: str, classes: Sequen
         if anchor:
             out["Anchor"] = (AnchorClient.deploy(backend, signer).address, "")
     return out
+
+
+def _check_deployable(classes: Sequence[type]) -> None:
+    """Refuse a lifecycle whose contract a chain cannot deploy (EIP-170's code size), before
+    anything is created or deployed."""
+    from proml_sim.chain.client import as_layout, check_code_size
+
+    for cls in classes:
+        check_code_size(as_layout(compile_artefact(cls)),
+                        "a node deploys one contract per lifecycle (the registry layout): "
+                        "give the lifecycle fewer transitions, or split it in two")
 
 
 def _loads(spec: str) -> bool:

@@ -402,3 +402,29 @@ def test_a_home_whose_contract_is_another_definition_is_refused(tmp_path):
     with pytest.raises(HomeError, match=r"generated from another definition than 'Model'.*"
                        r"SingleAdminModel: start a new chain"):
         ProMLNode.open(home)
+
+
+def test_a_lifecycle_too_large_to_deploy_is_refused_before_anything_is_created(
+        tmp_path, monkeypatch, capsys):
+    """EIP-170: a node deploys the registry layout; a lifecycle whose contract is over the
+    code size limit is refused at init before the home or the chain exists, and by
+    `proml deploy` before anything is deployed."""
+    shutil.copy(Path(__file__).parents[1] / "unit" / "compiler" / "test_code_size.py",
+                tmp_path / "biglc.py")
+    with (tmp_path / "biglc.py").open("a") as f:
+        f.write("\nLong6 = long_lifecycle(6)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "biglc", raising=False)
+    home = tmp_path / "a"
+    assert main(["init", "--home", str(home), "--name", "a", "--domain", "org", "--new-chain",
+                 "--seed", "a", "--plain-key", "--lifecycle", "biglc:Long6"]) == 2
+    err = capsys.readouterr().err
+    assert "Long6's registry contract has" in err and "EIP-170" in err
+    assert "fewer transitions" in err and "Traceback" not in err
+    assert not home.exists()
+    assert main(["init", "--home", str(home), "--name", "a", "--domain", "org", "--new-chain",
+                 "--seed", "a", "--plain-key"]) == 0
+    before = ProMLNode.open(home).backend.head().number
+    assert main(["deploy", "biglc:Long6", "--home", str(home)]) == 2
+    assert "EIP-170" in capsys.readouterr().err
+    assert ProMLNode.open(home).backend.head().number == before
