@@ -498,6 +498,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _pipe_closed()
     except KeyboardInterrupt:
+        # CPython 3.11: a Ctrl-C that lands inside code run from a string (`exec`, as
+        # dataclasses does to build its methods) sets the interpreter's "unhandled
+        # KeyboardInterrupt" flag even when it is caught here, and the process then kills
+        # itself with SIGINT at exit instead of exiting 130; running a string that succeeds
+        # clears the flag
+        exec("None")
         return _report("interrupted", EXIT_INTERRUPTED, as_json)
     except ProMLError as exc:
         return _report(str(exc), exc.exit_code, as_json)
