@@ -119,9 +119,10 @@ def _vyper_compile(source: str) -> dict[str, Any]:
 
     out = run()
     if _too_large(out):  # over EIP-170 optimised for gas: optimise for size instead
-        small = run(optimize=OptimizationLevel.CODESIZE)
-        if len(small["bytecode_runtime"]) < len(out["bytecode_runtime"]):
-            out = small
+        with contextlib.suppress(CompilationError):  # (then the gas-optimised code stands)
+            small = run(optimize=OptimizationLevel.CODESIZE)
+            if len(small["bytecode_runtime"]) < len(out["bytecode_runtime"]):
+                out = small
         out["optimize"] = "codesize"
     return out
 
