@@ -149,9 +149,9 @@ def random_coverage_task(n: int, seed: int, index: int, governance: bool, layout
     from proml_sim.threats.properties import guard_coverage
 
     def deployable(cls: Any) -> bool:  # a chain can deploy its contracts (EIP-170)
-        try:
-            check_code_size(compile_layout(dataclasses.replace(build_ir(cls), name="R"),
-                                           layout))
+        try:  # (named as long as the longest name of the run: names are in the code)
+            check_code_size(compile_layout(
+                dataclasses.replace(build_ir(cls), name=f"R{seed}x{n - 1}"), layout))
         except ContractTooLarge:
             return False
         return True
