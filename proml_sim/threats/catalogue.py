@@ -19,6 +19,13 @@ A bad file raises :class:`CatalogueError` naming the file, the field and the fix
     baseline = "detected"          # prevented | detected | documented_limit | out_of_scope
     proml = "prevented"
     [parameters]                   # scenario-specific knobs (optional)
+    [actors]                       # the cast (optional): who takes part, where, with which roles
+    op = "client-co eu Model.operator"           # "domain region Lifecycle.role ..."
+    "v{i}" = { domain = "verif-{i}", region = "eu us asia", roles = "Model.verifier",
+               count = "approvers" }             # v0 .. v(approvers-1), regions cycled
+
+The cast is what both systems are built from (:func:`proml_sim.threats.kit.world` and
+:func:`~proml_sim.threats.kit.central`): a scenario's code holds only its attack.
 """
 
 from __future__ import annotations
@@ -51,6 +58,27 @@ class CatalogueError(ProMLError, ValueError):
 
 
 @dataclass(frozen=True)
+class Actor:
+    """One entry of a scenario's ``[actors]``: a participant ``name`` in trust ``domain`` and
+    ``region`` holding ``roles`` ((lifecycle, role) pairs).  With ``count`` (a parameter's name
+    or a number) the entry stands for ``count`` participants: ``{i}`` in the name, domain and
+    roles becomes 0, 1, ... and the ``regions`` are taken in turn.
+
+    Example: ``Actor("v{i}", "verif-{i}", ("eu", "us"), (("Model", "verifier"),), "approvers")``.
+    """
+
+    name: str
+    domain: str
+    regions: tuple[str, ...]
+    roles: tuple[tuple[str, str], ...] = ()
+    count: str | int = ""
+
+    @property
+    def region(self) -> str:
+        return self.regions[0]
+
+
+@dataclass(frozen=True)
 class ThreatModel:
     id: str
     title: str
@@ -69,6 +97,35 @@ class ThreatModel:
     seeds: int = 20
     parameters: dict[str, Any] = field(default_factory=dict)
     path: str = ""
+    actors: tuple[Actor, ...] = ()
+
+    def cast(self) -> list[Actor]:
+        """The participants of ``[actors]`` at this model's parameters, in file order (a
+        counted entry expanded); each has one region.
+
+        Example: with ``approvers = 3``, ``"v{i}" = {domain = "verif-{i}", region = "eu us",
+        roles = "Model.verifier", count = "approvers"}`` gives v0@eu, v1@us, v2@eu.
+        """
+        out: list[Actor] = []
+        for a in self.actors:
+            n = a.count if isinstance(a.count, int) else (
+                self.parameters.get(a.count) if a.count else None)
+            if n is None:
+                out.append(Actor(a.name, a.domain, a.regions[:1], a.roles))
+                continue
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise CatalogueError(f"{self.path or self.id}: actor {a.name!r} counts "
+                                     f"parameter {a.count!r} = {n!r}; make it a whole number "
+                                     ">= 0")
+            for i in range(n):
+                out.append(Actor(a.name.format(i=i), a.domain.format(i=i),
+                                 (a.regions[i % len(a.regions)],),
+                                 tuple((lc, r.format(i=i)) for lc, r in a.roles)))
+        names = [a.name for a in out]
+        if len(set(names)) != len(names):
+            raise CatalogueError(f"{self.path or self.id}: [actors] names repeat at these "
+                                 "parameters; give every entry its own name")
+        return out
 
 
 def _err(path: Path, fld: str, problem: str, fix: str) -> CatalogueError:
@@ -89,10 +146,10 @@ def load_threat(path: str | Path) -> ThreatModel:
         if not isinstance(data[fld], typ):
             raise _err(path, fld, f"has type {type(data[fld]).__name__}",
                        f"make it a {getattr(typ, '__name__', typ)}")
-    unknown = set(data) - set(REQUIRED) - {"seeds", "parameters"}
+    unknown = set(data) - set(REQUIRED) - {"seeds", "parameters", "actors"}
     if unknown:
         raise _err(path, sorted(unknown)[0], "is not a known field",
-                   f"remove it or use one of {sorted(REQUIRED)}, seeds, parameters")
+                   f"remove it or use one of {sorted(REQUIRED)}, seeds, parameters, actors")
     if data["id"] != path.stem:
         raise _err(path, "id", f"is {data['id']!r} but the file is {path.name}",
                    f"rename the file to {data['id']}.toml or fix the id")
@@ -120,6 +177,7 @@ def load_threat(path: str | Path) -> ThreatModel:
     for fld in ("capabilities", "keys_held", "preconditions", "steps"):
         if not all(isinstance(x, str) for x in data[fld]):
             raise _err(path, fld, "has non-text entries", "make every entry a string")
+    actors = _actors(path, data.get("actors", {}), params)
     return ThreatModel(
         id=data["id"], title=data["title"], stride=tuple(data["stride"]),
         attacker_role=data["attacker_role"], attacker_domain=data["attacker_domain"],
@@ -127,8 +185,50 @@ def load_threat(path: str | Path) -> ThreatModel:
         preconditions=tuple(data["preconditions"]), steps=tuple(data["steps"]),
         defence=data["defence"], oracle=data["oracle"], metrics=tuple(data["metrics"]),
         expected_baseline=exp["baseline"], expected_proml=exp["proml"], seeds=seeds,
-        parameters=params, path=str(path),
+        parameters=params, path=str(path), actors=actors,
     )
+
+
+def _actors(path: Path, table: Any, params: dict[str, Any]) -> tuple[Actor, ...]:
+    """``[actors]`` as :class:`Actor` entries (see the module docstring), checked."""
+    from proml_sim.sim.network import REGIONS
+
+    if not isinstance(table, dict):
+        raise _err(path, "actors", "is not a table", 'write it as [actors] with name = "domain '
+                   'region Lifecycle.role ..." entries')
+    out = []
+    for name, spec in table.items():
+        fld = f"actors.{name}"
+        if isinstance(spec, str):
+            words = spec.split()
+            if len(words) < 2:
+                raise _err(path, fld, f"is {spec!r}", 'write "domain region Lifecycle.role ..."')
+            spec = {"domain": words[0], "region": words[1], "roles": words[2:]}
+        if not isinstance(spec, dict) or set(spec) - {"domain", "region", "roles", "count"} \
+                or not isinstance(spec.get("domain"), str) \
+                or not isinstance(spec.get("region"), str):
+            raise _err(path, fld, f"is {spec!r}", 'write "domain region Lifecycle.role ..." or '
+                       "{ domain = ..., region = ..., roles = ..., count = ... }")
+        regions = tuple(spec["region"].split())
+        if not regions or set(regions) - set(REGIONS):
+            raise _err(path, fld, f"has region {spec['region']!r}",
+                       f"use one of {', '.join(REGIONS)}")
+        roles = spec.get("roles", [])
+        roles = roles.split() if isinstance(roles, str) else roles
+        if not isinstance(roles, list) or not all(
+                isinstance(r, str) and r.count(".") == 1 and all(r.split(".")) for r in roles):
+            raise _err(path, fld, f"has roles {roles!r}", 'name each role "Lifecycle.role"')
+        count = spec.get("count", "")
+        if isinstance(count, bool) or not isinstance(count, str | int) or (
+                isinstance(count, str) and count and count not in params):
+            raise _err(path, f"{fld}.count", f"is {count!r}",
+                       "name a whole-number entry of [parameters] or give a number")
+        if count != "" and "{i}" not in name:
+            raise _err(path, fld, "is counted but its name has no {i}",
+                       'name it like "v{i}" so each participant gets its own name')
+        out.append(Actor(name, spec["domain"], regions,
+                         tuple((lc, role) for lc, role in (r.split(".") for r in roles)), count))
+    return tuple(out)
 
 
 def catalogue_dir() -> Path:

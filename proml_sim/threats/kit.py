@@ -24,15 +24,75 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from proml_sim.ir import build_ir
 from proml_sim.sim.monitor import outcome as tx_outcome
-from proml_sim.sim.world import Participant, World
+from proml_sim.sim.world import Participant, World, domain_id
 from proml_sim.threats.baseline import CentralDB
+from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.runner import Outcome
 
-__all__ = ["Alarm", "Auditor", "Consumer", "Trial", "attempt", "dba_rewrite", "outcome",
-           "trials_outcome", "watch"]
+
+# -- the two systems, built from the threat model's cast ([actors]) ---------------------------
+def small_world(seed: int, people: dict[str, tuple[str, str]],
+                grants: Iterable[tuple[str, str, str]], profile: Any = "consortium-fast",
+                allow: Iterable[tuple[str, str, str]] = (),
+                **kw: Any) -> tuple[World, dict[str, Participant]]:
+    """A world with ``people`` = {name: (domain, region)} and role ``grants``
+    (name, lifecycle, role), set up and ready to run (``allow``: see :meth:`World.setup`).  A
+    consortium lifecycle's grants go through its governance; on a single-admin lifecycle a role
+    whose admin is another role (Dataset.labeller) is granted by that role's holder.  Grants on
+    a lifecycle the world does not deploy are left out.  :func:`world` builds it from a cast."""
+    w = World(seed=seed, profile=profile, **kw)
+    ps = {n: w.add_participant(n, d, r) for n, (d, r) in people.items()}
+    irs = {n: build_ir(cls) for n, cls in w.lifecycles.items()}
+    grants = [g for g in dict.fromkeys(grants) if g[1] in irs]
+    later = [g for g in grants if irs[g[1]].consortium is None
+             and irs[g[1]].role(g[2]).admin != "admin"]
+    w.setup([g for g in grants if g not in later], allow=allow)
+    for name, lc, role in later:
+        granter = next(ps[n] for n, c, r in grants if c == lc and r == irs[lc].role(role).admin)
+        w.clients[lc].grant(granter.signer, role, ps[name].address, domain_id(ps[name].domain))
+    w.mark_start()
+    return w, ps
+
+
+def world(tm: ThreatModel, seed: int, *, extra: Iterable[tuple[str, str, str, str]] = (),
+          **kw: Any) -> tuple[World, dict[str, Participant]]:
+    """ProML's side of a scenario: :func:`small_world` of the threat model's cast
+    (:meth:`ThreatModel.cast`), each actor's roles granted on the lifecycles deployed
+    (``lifecycles=`` and the other keywords go to :class:`World`), plus ``extra``
+    (name, domain, region, "Lifecycle.role ...") participants a run adds.
+
+    Example: ``w, ps = world(tm, seed, lifecycles=[Dataset])``.
+    """
+    cast = [(a.name, a.domain, a.region, a.roles) for a in tm.cast()] + [
+        (n, d, r, tuple(tuple(x.split(".")) for x in roles.split()))
+        for n, d, r, roles in extra]
+    return small_world(seed, {n: (d, r) for n, d, r, _ in cast},
+                       [(n, lc, role) for n, _, _, roles in cast for lc, role in roles], **kw)
+
+
+def central(tm: ThreatModel, workdir: Path, lifecycles: dict[str, Any], *,
+            admin: str = "db-admin", name: str = "p") -> CentralDB:
+    """The baseline's side: the careful centralised database ``workdir/name.sqlite`` of
+    ``lifecycles`` ({name: class}) run by ``admin``, every role of the cast granted in the
+    actor's domain (on the lifecycles it has).  No fsync per commit: a simulated run needs none.
+
+    Example: ``db = central(tm, workdir, {"Model": Model}, admin="dev")``.
+    """
+    db = CentralDB(workdir / f"{name}.sqlite", lifecycles, admin=admin)
+    db.admin_sql("PRAGMA synchronous=OFF")
+    for a in tm.cast():
+        for lc, role in a.roles:
+            if lc in lifecycles:
+                db.grant(a.name, lc, role, a.domain)
+    return db
+
+__all__ = ["Alarm", "Auditor", "Consumer", "Trial", "attempt", "central", "dba_rewrite",
+           "outcome", "small_world", "trials_outcome", "watch", "world"]
 
 
 @dataclass(frozen=True)

@@ -15,40 +15,17 @@ from proml_sim.chain.client import REVERT_GAS, LifecycleClient, PendingOp
 from proml_sim.compiler import CompiledContract
 from proml_sim.dsl import Artefact, Role, State
 from proml_sim.errors import LifecycleError, TransactionFailed, UsageError
-from proml_sim.ir import build_ir
 from proml_sim.lifecycles import Dataset, Model
 from proml_sim.sim import World
-from proml_sim.sim.world import Participant, SimTx, domain_id
+from proml_sim.sim.world import Participant, SimTx
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import CatalogueError, ThreatModel
-from proml_sim.threats.kit import Alarm, Trial, trials_outcome
+from proml_sim.threats.kit import Alarm, Trial, small_world, trials_outcome
 from proml_sim.threats.kit import outcome as kit_outcome
 from proml_sim.threats.mutants import build_mutant, mutants_for
 from proml_sim.threats.runner import Outcome, scenario
 
 PAPER_MODEL = Model  # model_lifecycle's own class named Model shadows the name there
-
-
-def small_world(seed: int, people: dict[str, tuple[str, str]],
-                grants: Iterable[tuple[str, str, str]], profile: Any = "consortium-fast",
-                allow: Iterable[tuple[str, str, str]] = (),
-                **kw: Any) -> tuple[World, dict[str, Participant]]:
-    """A world with ``people`` = {name: (domain, region)} and role ``grants``
-    (name, lifecycle, role), set up and ready to run (``allow``: see :meth:`World.setup`).  A
-    consortium lifecycle's grants go through its governance; on a single-admin lifecycle a role
-    whose admin is another role (Dataset.labeller) is granted by that role's holder."""
-    w = World(seed=seed, profile=profile, **kw)
-    ps = {n: w.add_participant(n, d, r) for n, (d, r) in people.items()}
-    irs = {n: build_ir(cls) for n, cls in w.lifecycles.items()}
-    grants = list(grants)
-    later = [g for g in grants if g[1] in irs and irs[g[1]].consortium is None
-             and irs[g[1]].role(g[2]).admin != "admin"]
-    w.setup([g for g in grants if g not in later], allow=allow)
-    for name, lc, role in later:
-        granter = next(ps[n] for n, c, r in grants if c == lc and r == irs[lc].role(role).admin)
-        w.clients[lc].grant(granter.signer, role, ps[name].address, domain_id(ps[name].domain))
-    w.mark_start()
-    return w, ps
 
 
 def world_of(seed: int, who: dict[str, tuple[str, str, str]], lifecycle: Any = Model,
