@@ -60,19 +60,24 @@ def small_world(seed: int, people: dict[str, tuple[str, str]],
 
 
 def world(tm: ThreatModel, seed: int, *, extra: Iterable[tuple[str, str, str, str]] = (),
+          grants: Iterable[tuple[str, str, str]] = (), rename: dict[str, str] | None = None,
           **kw: Any) -> tuple[World, dict[str, Participant]]:
     """ProML's side of a scenario: :func:`small_world` of the threat model's cast
-    (:meth:`ThreatModel.cast`), each actor's roles granted on the lifecycles deployed
-    (``lifecycles=`` and the other keywords go to :class:`World`), plus ``extra``
-    (name, domain, region, "Lifecycle.role ...") participants a run adds.
+    (:meth:`ThreatModel.cast`) and ``extra`` (name, domain, region, "Lifecycle.role ...")
+    participants a run adds, each actor's roles granted in that order on the lifecycles
+    deployed (``lifecycles=`` and the other keywords go to :class:`World`), then ``grants``
+    (name, lifecycle, role) a run adds; ``rename`` maps a cast's lifecycle to the one deployed
+    in its place (``{"Dataset": "StrictDataset"}``).
 
     Example: ``w, ps = world(tm, seed, lifecycles=[Dataset])``.
     """
+    names = rename or {}
     cast = [(a.name, a.domain, a.region, a.roles) for a in tm.cast()] + [
-        (n, d, r, tuple(tuple(x.split(".")) for x in roles.split()))
+        (n, d, r, tuple((lc, role) for lc, role in (x.split(".") for x in roles.split())))
         for n, d, r, roles in extra]
     return small_world(seed, {n: (d, r) for n, d, r, _ in cast},
-                       [(n, lc, role) for n, _, _, roles in cast for lc, role in roles], **kw)
+                       [*((n, names.get(lc, lc), role) for n, _, _, roles in cast
+                          for lc, role in roles), *grants], **kw)
 
 
 def central(tm: ThreatModel, workdir: Path, lifecycles: dict[str, Any], *,

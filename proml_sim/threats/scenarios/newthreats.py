@@ -31,9 +31,9 @@ from proml_sim.node.store import BlobStore
 from proml_sim.sim.world import World
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Consumer, Trial, outcome, trials_outcome
+from proml_sim.threats.kit import Alarm, Consumer, Trial, outcome, trials_outcome, world
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import play, send_ok, small_world
+from proml_sim.threats.scenarios.common import play, send_ok
 from proml_sim.threats.scenarios.t_support import (
     TICK,
     baseline_db,
@@ -42,14 +42,13 @@ from proml_sim.threats.scenarios.t_support import (
     fref,
     hexd,
     node_record,
-    paper_world,
 )
 
 
 # -- the baseline application's lineage -----------------------------------------------------------
-def lineage_db(workdir: Path, admin: str) -> CentralDB:
+def lineage_db(tm: ThreatModel, workdir: Path, admin: str) -> CentralDB:
     """The baseline database (:func:`baseline_db`) with the application's lineage table."""
-    db = baseline_db(workdir, admin=admin)
+    db = baseline_db(tm, workdir, admin)
     db.conn.execute("CREATE TABLE IF NOT EXISTS inputs (artefact TEXT, version INTEGER, "
                     "input TEXT)")
     db.conn.commit()
@@ -120,8 +119,7 @@ def teams_plan(tm: ThreatModel, seed: int) -> Plan:
                          "non-empty and adopt_lag positive; fix the --param values")
     n_steps = n_data + 2 * n_teams * per_team
     releases = [(v, round(i * n_steps / len(versions))) for i, v in enumerate(versions)]
-    people = {"data": ("data-co", "eu"),
-              **{f"team{t}": (f"team-{t}", ("eu", "us", "asia")[t % 3]) for t in range(n_teams)}}
+    people = {a.name: (a.domain, a.region) for a in tm.cast()}  # data, team0 ...
     lag = float(prm.get("adopt_lag", 8.0))
     adopt = {p: [0.0] + [tick + rng.expovariate(1 / lag) for _, tick in releases[1:]]
              for p in people}
@@ -171,15 +169,13 @@ class TeamsRun:
     sent: dict[tuple[str, str], float]
 
 
-def run_teams_world(plan: Plan, seed: int, workdir: Path, lost: float = 0.0, *,
-                    locator: bool = True, raw_digests: bool = False) -> TeamsRun:
+def run_teams_world(plan: Plan, tm: ThreatModel, seed: int, workdir: Path, lost: float = 0.0,
+                    *, locator: bool = True, raw_digests: bool = False) -> TeamsRun:
     """Run the plan on a simulated chain, recording every step as a node does; a fraction
     ``lost`` of the records never reaches the shared store (a team's disk lost);
     ``locator=False``: registrations carry no name in their locator; ``raw_digests``: datasets
     are registered with the digest of their bytes (as tools without records do)."""
-    grants = [("data", "Dataset", "dataset_admin")] + [
-        (p, "Model", r) for p in plan.people if p != "data" for r in ("operator", "developer")]
-    w, ps = small_world(seed, plan.people, grants)
+    w, ps = world(tm, seed)
     store = BlobStore(workdir / "exchange")
     run = TeamsRun(w, store, {}, {})
     ids = run.ids
@@ -219,14 +215,9 @@ def _input_ref(w: World, aid: bytes, name: str) -> InputRef:
     return InputRef("0x" + aid.hex(), lc, hist[-1].version, evidence.hex())
 
 
-def run_teams_db(plan: Plan, seed: int, workdir: Path) -> Any:
+def run_teams_db(plan: Plan, tm: ThreatModel, seed: int, workdir: Path) -> Any:
     """The same plan through the baseline application (digests of the bytes, inputs)."""
-    db = lineage_db(workdir, admin="ops")
-    for p, (dom, _) in plan.people.items():
-        if p != "data":
-            db.grant(p, "Model", "operator", dom)
-            db.grant(p, "Model", "developer", dom)
-    db.grant("data", "Dataset", "dataset_admin", "data-co")
+    db = lineage_db(tm, workdir, "ops")
     ids: dict[str, str] = {}
     for s in plan.steps:
         at = s.tick * TICK
@@ -294,7 +285,7 @@ class VulnerableFramework:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         plan, spec = teams_plan(tm, seed), str(tm.parameters.get("vulnerable", "torch==2.0.1"))
-        db, ids = run_teams_db(plan, seed, workdir)
+        db, ids = run_teams_db(plan, tm, seed, workdir)
         t0 = time.perf_counter()
         # what its database records: who did what when, digests, inputs; the advisory gives
         # the vulnerable versions, the registry their publication dates: flag every step since
@@ -321,7 +312,8 @@ class VulnerableFramework:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         plan, spec = teams_plan(tm, seed), str(tm.parameters.get("vulnerable", "torch==2.0.1"))
-        run = run_teams_world(plan, seed, workdir, float(tm.parameters.get("lost_records", 0.0)))
+        run = run_teams_world(plan, tm, seed, workdir,
+                              float(tm.parameters.get("lost_records", 0.0)))
         w, ids = run.world, run.ids
         t0 = time.perf_counter()
         # what `proml lineage --affected-by` answers
@@ -380,7 +372,7 @@ class UnrecordedStep:
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         hidden, n, _, checks = _t12_params(tm)
         data = _t12_bytes(seed)
-        db = lineage_db(workdir, admin="da")
+        db = lineage_db(tm, workdir, "da")
         ds = db_dataset(db, "ds", hexd(data["raw"]), hexd(data["labelled"]))
         trials = []
         for i in range(n):
@@ -406,8 +398,7 @@ class UnrecordedStep:
 
         hidden, n, record_inputs, checks = _t12_params(tm)
         data = _t12_bytes(seed)
-        w, ps = paper_world(seed, extra={"lab": ("label-co", "asia")},
-                            grants=[("lab", "Dataset", "labeller")])
+        w, ps = world(tm, seed)
         store = BlobStore(workdir / "exchange")
         f = {k: fref(store, f"{k}.csv", v) for k, v in data.items()}
         trials: list[Trial] = []
@@ -560,7 +551,7 @@ class OutsiderReadsMetadata:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         plan = teams_plan(tm, seed)
-        db, ids = run_teams_db(plan, seed, workdir)
+        db, ids = run_teams_db(plan, tm, seed, workdir)
         truth, files = truth_view(plan, seed, ids.__getitem__, str, lambda s: s.tick * TICK)
         # an outsider has no account on the database: it reads nothing; the operator all
         outsider = disclosure(View(), truth, files, TICK)
@@ -573,7 +564,7 @@ class OutsiderReadsMetadata:
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         prm = tm.parameters
         plan = teams_plan(tm, seed)
-        run = run_teams_world(plan, seed, workdir, locator=bool(prm.get("locator_names", True)),
+        run = run_teams_world(plan, tm, seed, workdir, locator=bool(prm.get("locator_names", True)),
                               raw_digests=bool(prm.get("raw_digests", False)))
         truth, files = truth_view(
             plan, seed, lambda n: "0x" + run.ids[n].hex(),

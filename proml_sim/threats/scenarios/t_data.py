@@ -15,7 +15,7 @@ from proml_sim.node.records import InputRef, Record
 from proml_sim.node.store import BlobStore
 from proml_sim.sim.world import domain_id
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm
+from proml_sim.threats.kit import Alarm, world
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import param, play, salt, send_ok
 from proml_sim.threats.scenarios.t_support import (
@@ -26,7 +26,6 @@ from proml_sim.threats.scenarios.t_support import (
     fref,
     hexd,
     latest_evidence,
-    paper_world,
     put_record,
     sha,
     trials,
@@ -72,7 +71,7 @@ class LabelFlip:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         plan = _t3_plan(tm, seed)
-        db = baseline_db(workdir, admin="da", extra=[("lab_b", "Dataset", "labeller")])
+        db = baseline_db(tm, workdir, "da")
         db.conn.execute("CREATE TABLE inputs (artefact TEXT, input TEXT)")  # its lineage
         ids = {}
         for key, lab in (("p", "lab"), ("c", "lab_b")):
@@ -97,8 +96,7 @@ class LabelFlip:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         plan = _t3_plan(tm, seed)
-        w, ps = paper_world(seed, extra={"lab_b": ("label-b-co", "us")},
-                            grants=[("lab_b", "Dataset", "labeller")])
+        w, ps = world(tm, seed)
         ids = {k: w.client("Dataset").artefact_id(ps["da"].address, salt(f"ds-{k}"))
                for k in "pc"}
         mids = [w.client("Model").artefact_id(ps["op"].address, salt(f"m{i}"))
@@ -195,7 +193,7 @@ class UndeclaredData:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         plan = _t10_plan(tm, seed)
-        db = baseline_db(workdir, admin="dev")  # the developer's domain runs the database
+        db = baseline_db(tm, workdir, "dev")  # the developer's domain runs the database
         db.conn.execute("CREATE TABLE inputs (version INTEGER, input TEXT, l2 REAL)")
         files = {hexd(plan["declared"]): plan["declared"], hexd(plan["extra"]): plan["extra"]}
         mid = db.register("op", "Model", "m")
@@ -221,7 +219,7 @@ class UndeclaredData:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         plan = _t10_plan(tm, seed)
-        w, ps = paper_world(seed)
+        w, ps = world(tm, seed)
         store = BlobStore(workdir / "exchange")
         did = w.client("Dataset").artefact_id(ps["da"].address, salt("ds"))
         mid = w.client("Model").artefact_id(ps["op"].address, salt("m"))

@@ -19,7 +19,7 @@ from proml_sim.node.consumer import tuple_digest
 from proml_sim.node.store import BlobStore
 from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Auditor
+from proml_sim.threats.kit import Alarm, Auditor, world
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import add_lifecycle, param, play, salt, send_ok
 from proml_sim.threats.scenarios.t_integrity import bound_ok, evaluation, model_guard
@@ -28,7 +28,6 @@ from proml_sim.threats.scenarios.t_support import (
     baseline_db,
     hexd,
     ok,
-    paper_world,
     sha,
     trials,
     uses,
@@ -63,7 +62,7 @@ class CoverUp:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         times = _t4_times(seed)
-        db = baseline_db(workdir, admin="op")  # the owner runs the database
+        db = baseline_db(tm, workdir, "op")  # the owner runs the database
         aud = Auditor(db, param(tm, "audit_every_s", 1))
         mid = db.register("op", "Model", "m")
         for (who, step, ev), at in zip(T4_STORY, times, strict=False):
@@ -94,8 +93,7 @@ class CoverUp:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         times = _t4_times(seed)
-        socks = {f"sock{i}": (f"sock-{i}", "eu") for i in range(3)}
-        w, ps = paper_world(seed, extra=socks)
+        w, ps = world(tm, seed)
         # deployed the Model (its founding domain's admin); also runs the operator key
         owner = w.domain_admin(ps["op"], "Model")
         assert owner is not None and w.backend is not None
@@ -174,7 +172,7 @@ class Rollback:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         plan = _t7_plan(tm, seed)
-        db = baseline_db(workdir, admin="op")  # the operator's domain runs database and hub
+        db = baseline_db(tm, workdir, "op")  # the operator's domain runs database and hub
         db.conn.execute("CREATE TABLE releases (idx INTEGER, artefact TEXT)")
         d = plan["data"]
         memory: dict[int, int] = {}  # what each consumer accepted (its own log)
@@ -213,7 +211,7 @@ class Rollback:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         plan = _t7_plan(tm, seed)
-        w, ps = paper_world(seed)
+        w, ps = world(tm, seed)
         store = BlobStore(workdir / "exchange")
         d = plan["data"]
         rel = [w.client("Model").artefact_id(ps["op"].address, salt(f"r{i}"))
@@ -279,7 +277,7 @@ class FastForward:
         does): the insider's call can carry the huge number only where the API takes a value,
         the digest; then the legitimate updates follow."""
         legit = param(tm, "legit_updates", 0)
-        db = baseline_db(workdir, admin="dev", extra=[("mal", "Model", "developer")])
+        db = baseline_db(tm, workdir, "dev")
         mid = db.register("op", "Model", "m")
         rejected = 0
         for i, (who, digest) in enumerate([("dev", hexd(b"m1"))] + [
@@ -296,8 +294,7 @@ class FastForward:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         legit = param(tm, "legit_updates", 0)
-        w, ps = paper_world(seed, extra={"mal": ("dev-co", "us")},
-                            grants=[("mal", "Model", "developer")])
+        w, ps = world(tm, seed)
         mid = w.client("Model").artefact_id(ps["op"].address, salt("m"))
         tries: list[Any] = []
         results: list[bool] = []

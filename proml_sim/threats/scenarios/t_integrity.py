@@ -27,7 +27,7 @@ from proml_sim.node.records import InputRef
 from proml_sim.node.store import BlobStore
 from proml_sim.node.verify import verify
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite
+from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite, world
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import param, play, salt, send_ok
 from proml_sim.threats.scenarios.t_support import (
@@ -39,7 +39,6 @@ from proml_sim.threats.scenarios.t_support import (
     fref,
     hexd,
     latest_evidence,
-    paper_world,
     put_record,
     sha,
     trials,
@@ -105,8 +104,9 @@ class HandoffSwap:
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         plan = _t2_plan(tm, seed)
         n = len(plan["verify_at"])  # the developer's domain runs the database
-        db = baseline_db(workdir, admin="dev", extra=[(f"v{i}", "Model", "verifier")
-                                                      for i in range(3, n)])
+        db = baseline_db(tm, workdir, "dev")
+        for i in range(3, n):  # verifiers beyond the paper's three
+            db.grant(f"v{i}", "Model", "verifier", f"v{i}-co")
         aud = Auditor(db, param(tm, "audit_every_s", 1))
         d, bad = plan["data"], plan["bad"]
         mid = db.register("op", "Model", "m")
@@ -140,9 +140,8 @@ class HandoffSwap:
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         plan = _t2_plan(tm, seed)
         n = len(plan["verify_at"])
-        w, ps = paper_world(seed, extra={"cons": ("cons-co", "us"), **{
-            f"v{i}": (f"verif-{i}", "eu") for i in range(3, n)}},
-            grants=[(f"v{i}", "Model", "verifier") for i in range(3, n)])
+        w, ps = world(tm, seed, extra=[(f"v{i}", f"verif-{i}", "eu", "Model.verifier")
+                                       for i in range(3, n)])
         store = BlobStore(workdir / "exchange")
         d = plan["data"]
         mid = w.client("Model").artefact_id(ps["op"].address, salt("m"))
@@ -215,7 +214,7 @@ class BrokenLineage:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         kinds, files = _t5_plan(tm, seed)
-        db = baseline_db(workdir, admin="dev")  # the developer's domain runs the database
+        db = baseline_db(tm, workdir, "dev")  # the developer's domain runs the database
         db.conn.execute("CREATE TABLE consumed (artefact TEXT, file TEXT)")
         did = db.register("da", "Dataset", "d", hexd(files["raw"]))
         db.fire("lab", "label", did, hexd(files["labelled"]))
@@ -237,7 +236,7 @@ class BrokenLineage:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         kinds, files = _t5_plan(tm, seed)
-        w, ps = paper_world(seed)
+        w, ps = world(tm, seed)
         store = BlobStore(workdir / "exchange")
         did = w.client("Dataset").artefact_id(ps["da"].address, salt("ds"))
         approved: dict[int, bool] = {}
@@ -320,7 +319,7 @@ class SplitView:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         plan = _t6_plan(tm, seed)
-        db = baseline_db(workdir, admin="da")
+        db = baseline_db(tm, workdir, "da")
         # a careful catalogue records the digest of the honest bytes (as T1's baseline does);
         # the URL is where consumers fetch them
         aid = db.register("da", "Dataset", plan["url"], hexd(plan["good"]))
@@ -336,7 +335,7 @@ class SplitView:
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         plan = _t6_plan(tm, seed)
         n = len(plan["fetch"])
-        w, ps = paper_world(seed, extra={f"c{i}": (f"cons-{i}", "us") for i in range(n)})
+        w, ps = world(tm, seed)
         archive = BlobStore(workdir / "archive")  # another domain's replica, by digest
         aid = w.client("Dataset").artefact_id(ps["da"].address, salt("ds"))
         used: dict[int, bool] = {}
@@ -392,7 +391,7 @@ class MixAndMatch:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         mat = _t8_material(seed)
-        db = baseline_db(workdir, admin="dev")  # the developer's domain runs the database
+        db = baseline_db(tm, workdir, "dev")  # the developer's domain runs the database
         aud = Auditor(db, param(tm, "audit_every_s", 1))
         mid = db.register("op", "Model", "m")
         for i, m in enumerate(mat["models"]):
@@ -414,7 +413,7 @@ class MixAndMatch:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         mat = _t8_material(seed)
-        w, ps = paper_world(seed)
+        w, ps = world(tm, seed)
         ms, ds = mat["models"], mat["data"]
         did = w.client("Dataset").artefact_id(ps["da"].address, salt("d"))
         ids = {k: w.client("Model").artefact_id(ps["op"].address, salt(k)) for k in ("t", "e")}

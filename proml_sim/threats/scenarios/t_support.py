@@ -1,8 +1,7 @@
-"""What the tampering scenarios (T1-T10) share: the paper's participants, the world set-up
-(single-admin or consortium lifecycles, by name from the threat model), the node's evidence
-source over a world and node records, and the baseline database with the paper's roles (its
-insider and outside auditor are the kit's :func:`~proml_sim.threats.kit.dba_rewrite` and
-:class:`~proml_sim.threats.kit.Auditor`)."""
+"""What the tampering scenarios (T1-T12) share: the lifecycle a threat model names, the node's
+evidence source over a world and node records, and the baseline database of the paper's
+lifecycles with the cast's roles (its insider and outside auditor are the kit's
+:func:`~proml_sim.threats.kit.dba_rewrite` and :class:`~proml_sim.threats.kit.Auditor`)."""
 
 from __future__ import annotations
 
@@ -21,24 +20,16 @@ from proml_sim.node.store import BlobStore
 from proml_sim.sim import World
 from proml_sim.sim.world import Participant, SimTx
 from proml_sim.threats.baseline import CentralDB
-from proml_sim.threats.kit import Alarm
+from proml_sim.threats.catalogue import ThreatModel
+from proml_sim.threats.kit import Alarm, central
 from proml_sim.threats.runner import Outcome
-from proml_sim.threats.scenarios.common import central_db, param, small_world, trials_of
+from proml_sim.threats.scenarios.common import param, trials_of
 
 HOUR = 3600.0
 #: the spacing of scripted steps whose timing does not matter (10 simulated minutes)
 TICK = 600.0
-#: name -> (trust domain, region)
-PEOPLE: dict[str, tuple[str, str]] = {
-    "op": ("client-co", "eu"), "da": ("data-co", "eu"), "dev": ("dev-co", "us"),
-    "v0": ("verif-0", "eu"), "v1": ("verif-1", "us"), "v2": ("verif-2", "asia"),
-    "lab": ("label-co", "asia"),
-}
-GRANTS: list[tuple[str, str, str]] = [
-    ("op", "Model", "operator"), ("da", "Dataset", "dataset_admin"), ("dev", "Model", "developer"),
-    ("v0", "Model", "verifier"), ("v1", "Model", "verifier"), ("v2", "Model", "verifier"),
-    ("lab", "Dataset", "labeller"),
-]
+#: the lifecycles of the baseline's database (the paper's two)
+PAPER = {"Dataset": Dataset, "Model": Model}
 
 
 def sha(data: bytes) -> bytes:
@@ -47,17 +38,6 @@ def sha(data: bytes) -> bytes:
 
 def hexd(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-# -- the world --------------------------------------------------------------------------------
-def paper_world(seed: int, extra: dict[str, tuple[str, str]] | None = None,
-                grants: Iterable[tuple[str, str, str]] = (),
-                lifecycles: Sequence[type] | None = None) -> tuple[World, dict[str, Participant]]:
-    """:func:`~.common.small_world` of :data:`PEOPLE` (+ ``extra``) and :data:`GRANTS` (+
-    ``grants``; grants on a lifecycle that is not deployed are skipped)."""
-    names = {cls.__name__ for cls in lifecycles or (Dataset, Model)}
-    return small_world(seed, {**PEOPLE, **(extra or {})}, [
-        g for g in dict.fromkeys([*GRANTS, *grants]) if g[1] in names], lifecycles=lifecycles)
 
 
 def lifecycle_name(tm: Any, key: str = "lifecycle") -> type:
@@ -136,15 +116,10 @@ def fref(store: BlobStore, name: str, data: bytes) -> FileRef:
 
 
 # -- the baseline -----------------------------------------------------------------------------
-def baseline_db(workdir: Path, admin: str, extra: Iterable[tuple[str, str, str]] = ()
-                ) -> CentralDB:
-    """The centralised database of both lifecycles run by ``admin``, the paper's roles granted
-    (and ``extra`` (person, lifecycle, role) with the person's domain from :data:`PEOPLE`)."""
-    db = central_db(workdir, admin=admin, name="provenance",
-                    lifecycles={"Dataset": Dataset, "Model": Model})
-    for person, lc, role in [*GRANTS, *extra]:
-        db.grant(person, lc, role, PEOPLE.get(person, (f"{person}-co", ""))[0])
-    return db
+def baseline_db(tm: ThreatModel, workdir: Path, admin: str) -> CentralDB:
+    """The centralised database of the paper's lifecycles run by ``admin``, the cast's roles
+    granted (:func:`~proml_sim.threats.kit.central`)."""
+    return central(tm, workdir, PAPER, admin=admin, name="provenance")
 
 
 def db_dataset(db: CentralDB, name: str, raw: str, labelled: str, labeller: str = "lab",

@@ -16,7 +16,7 @@ from proml_sim.node.store import BlobStore
 from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.sim.world import domain_id
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite, watch
+from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite, watch, world
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import param, play, salt, send_ok
 from proml_sim.threats.scenarios.t_support import (
@@ -27,7 +27,6 @@ from proml_sim.threats.scenarios.t_support import (
     hexd,
     lifecycle_name,
     ok,
-    paper_world,
     sha,
     trials,
     uses,
@@ -57,7 +56,7 @@ def _plan(tm: ThreatModel, seed: int) -> tuple[float, list[float]]:
 
 def _baseline(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
     swap, fetches = _plan(tm, seed)
-    db = baseline_db(workdir, admin="da")
+    db = baseline_db(tm, workdir, "da")
     aud = Auditor(db, param(tm, "audit_every_s", 1))
     blob = workdir / "dataset.bin"
     blob.write_bytes(GOOD)
@@ -91,8 +90,7 @@ def _proml(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
                          "Dataset lifecycle (Dataset, package.module:Class)")
     in_house = [("da", ds, "labeller")] * bool(tm.parameters.get("in_house_labelling", True))
     # the sock: an account the dataset admin holds, in its domain
-    w, ps = paper_world(seed, extra={"sock": ("data-co", "eu")}, lifecycles=[cls],
-                        grants=[("da", ds, "dataset_admin"), ("lab", ds, "labeller"), *in_house])
+    w, ps = world(tm, seed, lifecycles=[cls], rename={"Dataset": ds}, grants=in_house)
     store = BlobStore(workdir / "da-store")
     digest = bytes.fromhex(store.put_bytes(GOOD).digest)
     aid = w.client(ds).artefact_id(ps["da"].address, salt("ds"))
