@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from proml_sim.threats.catalogue import ThreatModel
+from proml_sim.threats.catalogue import Actor, ThreatModel
 
 HEADER = """# The threat catalogue
 
@@ -28,6 +28,13 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _actor(a: Actor) -> str:
+    """``v{i} x approvers (verif-{i}, eu/us: Model.verifier)``"""
+    roles = ", ".join(f"{lc}.{r}" for lc, r in a.roles) or "no role"
+    count = f" x {a.count}" if a.count != "" else ""
+    return f"{a.name}{count} ({a.domain}, {'/'.join(a.regions)}: {roles})"
+
+
 def catalogue_markdown(models: Mapping[str, ThreatModel]) -> str:
     """The catalogue page: a summary table, then each scenario's actors, steps and oracle."""
     lines = [HEADER, "| id | STRIDE | attacker | title | expected baseline | expected ProML |",
@@ -42,6 +49,8 @@ def catalogue_markdown(models: Mapping[str, ThreatModel]) -> str:
         for label, items in (("Capabilities", tm.capabilities), ("Keys held", tm.keys_held),
                              ("Preconditions", tm.preconditions), ("Steps", tm.steps)):
             lines.append(f"- {label}: " + "; ".join(items))
+        if tm.actors:
+            lines.append("- Actors: " + "; ".join(_actor(a) for a in tm.actors))
         lines.append(f"- Defence: {tm.defence}")
         lines.append(f"- Oracle: {tm.oracle}")
         lines.append(f"- Metrics: {', '.join(tm.metrics)}")

@@ -42,6 +42,14 @@ def test_every_catalogued_threat_loads_and_has_an_implementation():
     (lambda s: s.replace('defence = "', 'defense = "'), "field 'defence' is missing"),
     (lambda s: "bogus = 1\n" + s, "field 'bogus' is not a known field"),
     (lambda s: s.replace("[expected]", "[expected"), "not valid TOML"),
+    (lambda s: s.replace('op = "client-co eu Model.operator"', 'op = "client-co"'),
+     "field 'actors.op'"),
+    (lambda s: s.replace('op = "client-co eu Model.operator"', 'op = "client-co mars"'),
+     "field 'actors.op' has region 'mars'"),
+    (lambda s: s.replace('op = "client-co eu Model.operator"', 'op = "client-co eu operator"'),
+     "field 'actors.op' has roles ['operator']"),
+    (lambda s: s.replace('count = 3', 'count = "verifiers"'), "field 'actors.v{i}.count'"),
+    (lambda s: s.replace('"v{i}" = {', '"v" = {'), "field 'actors.v' is counted but its name"),
 ])
 def test_bad_files_name_file_field_and_fix(tmp_path, edit, fragment):
     p = _write(tmp_path, "T1.toml", edit(GOOD))
@@ -78,3 +86,51 @@ def test_threats_run_json_objects(tmp_path, capsys):
     r = rows[0]
     assert r["baseline"]["verdict"] == "documented_limit" and r["baseline"]["asr"] == 1.0
     assert r["proml"]["verdict"] == "prevented" and r["proml"]["asr"] == 0.0
+
+
+CAST = """
+[parameters]
+approvers = 3
+
+[actors]
+op = "client-co eu Model.operator Model.developer"
+"v{i}" = { domain = "verif-{i}", region = "eu us", roles = "Model.verifier", count = "approvers" }
+lurker = "lurk-co asia"
+"""
+
+
+def test_the_cast_expands_counted_actors_at_the_parameters_in_file_order(tmp_path):
+    import dataclasses
+
+    text = GOOD[:GOOD.index("[parameters]")] + CAST
+    tm = load_threat(_write(tmp_path, "T1.toml", text))
+    got = [(a.name, a.domain, a.region, a.roles) for a in tm.cast()]
+    assert got == [("op", "client-co", "eu", (("Model", "operator"), ("Model", "developer"))),
+                   ("v0", "verif-0", "eu", (("Model", "verifier"),)),
+                   ("v1", "verif-1", "us", (("Model", "verifier"),)),
+                   ("v2", "verif-2", "eu", (("Model", "verifier"),)),
+                   ("lurker", "lurk-co", "asia", ())]
+    # a sweep point's parameters change the cast; a bad count is named
+    assert len(dataclasses.replace(tm, parameters={"approvers": 0}).cast()) == 2
+    with pytest.raises(CatalogueError, match="counts parameter 'approvers' = 1.5"):
+        dataclasses.replace(tm, parameters={"approvers": 1.5}).cast()
+
+
+def test_both_systems_are_built_from_the_cast(tmp_path):
+    from proml_sim.lifecycles import Model
+    from proml_sim.threats.kit import central, world
+
+    tm = load_threat(_write(tmp_path, "T1.toml", GOOD[:GOOD.index("[parameters]")] + CAST))
+    w, ps = world(tm, 0, lifecycles=[Model])
+    assert list(ps) == ["op", "v0", "v1", "v2", "lurker"]
+    assert (ps["v1"].domain, ps["v1"].region) == ("verif-1", "us")
+    model = w.client("Model")
+    assert model.has_role(ps["v2"].address, "verifier")
+    assert model.has_role(ps["op"].address, "developer")
+    assert not model.has_role(ps["lurker"].address, "verifier")
+    db = central(tm, tmp_path, {"Model": Model}, admin="root")
+    rows = db.admin_sql("SELECT account, role, domain FROM roles ORDER BY account, role")
+    assert rows == [("op", "developer", "client-co"), ("op", "operator", "client-co"),
+                    ("v0", "verifier", "verif-0"), ("v1", "verifier", "verif-1"),
+                    ("v2", "verifier", "verif-2")]
+    db.close()
