@@ -1,10 +1,12 @@
 """Tutorial: your own threat scenario, as a plugin (run it: ``python threat_scenario.py OUT``).
 
 X1 -- an insider swaps a published benchmark's data for a poisoned copy.  The scenario is a class
-registered with ``@scenario("X1")``; its threat model is ``X1.toml`` beside this file.  Both
-sides use the scenario kit (:mod:`proml_sim.threats.kit`), so success and detection mean the
-same thing: success = a consumer accepts the poisoned copy; detected = an alarm from data a
-real deployment has, with the time to detect.  Run it with the CLI::
+registered with ``@scenario("X1")``; its threat model is ``X1.toml`` beside this file, whose
+``[actors]`` is the cast both systems are built from (``kit.world``, ``kit.central``), so the
+code below holds only the attack.  Both sides use the scenario kit
+(:mod:`proml_sim.threats.kit`), so success and detection mean the same thing: success = a
+consumer accepts the poisoned copy; detected = an alarm from data a real deployment has, with
+the time to detect.  Run it with the CLI::
 
     proml threats run X1 --scenarios docs/tutorials/threat_scenario.py
 """
@@ -17,9 +19,8 @@ from pathlib import Path
 
 from proml_sim.dsl import Artefact, Role, State
 from proml_sim.sim import World
-from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Consumer, attempt, outcome
+from proml_sim.threats.kit import Alarm, Consumer, attempt, central, outcome, world
 from proml_sim.threats.runner import Outcome, scenario
 
 GOOD, POISON = b"\x11" * 32, b"\x66" * 32
@@ -40,9 +41,7 @@ class InsiderSwap:
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        w = World(seed, "consortium-fast", lifecycles=[Benchmark])
-        w.add_participant("owner", "bench-org", "eu")
-        w.setup(grants=[("owner", "Benchmark", "owner")])
+        w, _ = world(tm, seed, lifecycles=[Benchmark])
         salt = b"bench".ljust(32, b"\0")
         bid = w.client("Benchmark").artefact_id(w.participant("owner").address, salt)
         attack: dict[str, object] = {}
@@ -63,8 +62,7 @@ class InsiderSwap:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         rng = random.Random(seed)
-        db = CentralDB(workdir / "db.sqlite", {"Benchmark": Benchmark}, admin="owner")
-        db.grant("owner", "Benchmark", "owner", "bench-org")
+        db = central(tm, workdir, {"Benchmark": Benchmark}, admin="owner")
         bid = db.register("owner", "Benchmark", "bench", GOOD.hex())
         db.fire("owner", "publish", bid, GOOD.hex())
         mirror = db.digest_of(bid)  # a user's own copy of the published digest
