@@ -18,6 +18,7 @@ A bad file raises :class:`CatalogueError` naming the file, the field and the fix
     [expected]                     # expected verdicts
     baseline = "detected"          # prevented | detected | documented_limit | out_of_scope
     proml = "prevented"
+    limit = "..."                  # optional: why an undetected success is a documented limit
     [parameters]                   # scenario-specific knobs (optional)
     [actors]                       # the cast (optional): who takes part, where, with which roles
     op = "client-co eu Model.operator"           # "domain region Lifecycle.role ..."
@@ -95,6 +96,8 @@ class ThreatModel:
     expected_baseline: str
     expected_proml: str
     seeds: int = 20
+    #: why an undetected success on ProML is a documented limit (``[expected] limit``)
+    limit: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)
     path: str = ""
     actors: tuple[Actor, ...] = ()
@@ -168,6 +171,9 @@ def load_threat(path: str | Path) -> ThreatModel:
         if exp.get(side) not in VERDICTS:
             raise _err(path, f"expected.{side}", f"is {exp.get(side)!r}",
                        f"use one of {', '.join(VERDICTS)}")
+    if not isinstance(exp.get("limit", ""), str) or set(exp) - {"baseline", "proml", "limit"}:
+        raise _err(path, "expected", f"has {sorted(exp)}", "give baseline, proml and an "
+                   "optional limit text")
     seeds = data.get("seeds", 20)
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise _err(path, "seeds", f"is {seeds!r}", "use a positive integer")
@@ -185,6 +191,7 @@ def load_threat(path: str | Path) -> ThreatModel:
         preconditions=tuple(data["preconditions"]), steps=tuple(data["steps"]),
         defence=data["defence"], oracle=data["oracle"], metrics=tuple(data["metrics"]),
         expected_baseline=exp["baseline"], expected_proml=exp["proml"], seeds=seeds,
+        limit=exp.get("limit", ""),
         parameters=params, path=str(path), actors=actors,
     )
 

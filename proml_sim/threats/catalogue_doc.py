@@ -54,6 +54,8 @@ def catalogue_markdown(models: Mapping[str, ThreatModel]) -> str:
         lines.append(f"- Defence: {tm.defence}")
         lines.append(f"- Oracle: {tm.oracle}")
         lines.append(f"- Metrics: {', '.join(tm.metrics)}")
+        if tm.limit:
+            lines.append(f"- Documented limit: {tm.limit}")
         if tm.parameters:
             lines.append("- Parameters: " + ", ".join(f"`{k} = {v!r}`"
                                                       for k, v in tm.parameters.items()))

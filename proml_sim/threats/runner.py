@@ -200,8 +200,8 @@ def run_threat(tm: ThreatModel, seeds: int | None = None, base_seed: int = 0,
         "matches_expected": b["verdict"] == tm.expected_baseline
         and p["verdict"] == tm.expected_proml,
     }
-    if p["verdict"] == "documented_limit" and sc.limit_note:
-        result["limit"] = sc.limit_note
+    if p["verdict"] == "documented_limit" and (tm.limit or sc.limit_note):
+        result["limit"] = tm.limit or sc.limit_note
     return result
 
 

@@ -50,6 +50,8 @@ def test_every_catalogued_threat_loads_and_has_an_implementation():
      "field 'actors.op' has roles ['operator']"),
     (lambda s: s.replace('count = 3', 'count = "verifiers"'), "field 'actors.v{i}.count'"),
     (lambda s: s.replace('"v{i}" = {', '"v" = {'), "field 'actors.v' is counted but its name"),
+    (lambda s: s.replace('proml = "prevented"', 'proml = "prevented"\nlimit = 3'),
+     "field 'expected' has"),
 ])
 def test_bad_files_name_file_field_and_fix(tmp_path, edit, fragment):
     p = _write(tmp_path, "T1.toml", edit(GOOD))
@@ -134,3 +136,16 @@ def test_both_systems_are_built_from_the_cast(tmp_path):
                     ("v0", "verifier", "verif-0"), ("v1", "verifier", "verif-1"),
                     ("v2", "verifier", "verif-2")]
     db.close()
+
+
+def test_a_documented_limit_is_stated_by_the_threat_model(tmp_path):
+    """The run's ``limit`` text comes from ``[expected] limit`` when ProML's verdict is a
+    documented limit; the catalogue page shows it."""
+    from proml_sim.threats.catalogue_doc import catalogue_markdown
+    from proml_sim.threats.runner import run_threat
+
+    tm = load_catalogue()["T3"]
+    assert tm.limit.startswith("a ledger cannot tell a wrong label")
+    r = run_threat(tm, seeds=1, workdir=tmp_path)
+    assert r["proml"]["verdict"] == "documented_limit" and r["limit"] == tm.limit
+    assert f"- Documented limit: {tm.limit}" in catalogue_markdown({"T3": tm})

@@ -279,8 +279,7 @@ def _t11_outcome(found: set[tuple[str, int]], truth: set[tuple[str, int]], used:
     return trials_outcome(trials, attack_at=disclosed, metrics=metrics)
 
 
-@scenario("T11", limit="the baseline records no environment: a defender can only flag every "
-                      "step since the vulnerable release, or miss some")
+@scenario("T11")
 class VulnerableFramework:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
@@ -364,9 +363,7 @@ def _t12_outcome(trials: list[Trial], attack_at: float) -> Outcome:
     return trials_outcome(trials, attack_at=attack_at, note=first)
 
 
-@scenario("T12", limit="a step whose output reaches a recorded step that does not hash what it "
-                      "read (record_inputs=false), or never leaves the team, leaves no trace: "
-                      "nothing on chain or in a database can show it happened")
+@scenario("T12")
 class UnrecordedStep:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
@@ -544,9 +541,7 @@ def _i1_outcome(found: dict[str, tuple[int, int]], extra: dict[str, float]) -> O
                                            found.items()} | extra)
 
 
-@scenario("I1", limit="a public chain is read silently: every account's trust domain, who "
-                     "trained what and when, artefact names (the default locator) and the "
-                     "lineage graph are public; only the bytes behind the digests stay private")
+@scenario("I1")
 class OutsiderReadsMetadata:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:

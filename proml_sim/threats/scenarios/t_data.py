@@ -64,9 +64,7 @@ def _t3_outcome(plan: dict[str, Any], attribution: bool, found: set[int], note: 
         "labels_flipped": plan["flipped"]})
 
 
-@scenario("T3", limit="a ledger cannot tell a wrong label from a right one: the flipped labels "
-                     "are used; what ProML adds is exact attribution of the labelled bytes to "
-                     "the labeller's key and the recall of every model trained on them")
+@scenario("T3")
 class LabelFlip:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
@@ -186,9 +184,7 @@ def _t10_outcome(plan: dict[str, Any], flagged: dict[int, float]) -> Outcome:
     return o
 
 
-@scenario("T10", limit="undeclared data leaves no trace in the provenance: it is found only "
-                      "when someone re-runs the step from its declared inputs, so detection "
-                      "tracks the spot-check rate (series detection_by_spot_rate)")
+@scenario("T10")
 class UndeclaredData:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:

@@ -207,9 +207,7 @@ def _t5_outcome(kinds: list[str], approved: dict[int, bool], alarms: list[Alarm]
                   note=note)
 
 
-@scenario("T5", limit="a step that reads other bytes but records the released file's hash "
-                     "(a lie in the hash itself) passes every lineage check: the ledger only "
-                     "attributes the lie to the developer's key (lie_acceptance)")
+@scenario("T5")
 class BrokenLineage:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:

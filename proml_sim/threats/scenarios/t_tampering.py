@@ -164,11 +164,7 @@ class SwapBytes:
         return _proml(tm, seed, workdir, launder=False)
 
 
-@scenario("T1L", limit="the single-admin design lets the dataset admin enrol its sock under any "
-                      "domain label, so the laundered label step looks outsourced; under a "
-                      "consortium the sock can only be enrolled into the admin's own domain, "
-                      "which the label-domain monitor (and a consumer guard checking that the "
-                      "label step's domain differs from the registrant's) catches")
+@scenario("T1L")
 class LaunderedSwap:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
