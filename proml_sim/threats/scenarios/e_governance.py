@@ -24,9 +24,10 @@ from typing import Any
 from proml_sim.chain import KeyRing, PyEVMBackend
 from proml_sim.chain.client import LifecycleClient
 from proml_sim.compiler import compile_artefact
+from proml_sim.dsl import Consortium
 from proml_sim.errors import LifecycleError, UsageError
-from proml_sim.ir import ZERO32, GovExecuted, GovProposed, RoleGranted
-from proml_sim.ir.model import PROPOSAL_KINDS
+from proml_sim.ir import ZERO32, GovExecuted, GovProposed, GovVoted, RoleGranted, build_ir
+from proml_sim.ir.model import PROPOSAL_KINDS, LifecycleIR
 from proml_sim.lifecycles import Model, SingleAdminModel
 from proml_sim.sim import digest_of
 from proml_sim.threats.catalogue import ThreatModel
@@ -104,9 +105,9 @@ def _name(domain: bytes) -> str:
     return domain.rstrip(b"\0").decode(errors="replace")
 
 
-def _verifiers_needed(client: LifecycleClient) -> int:
-    """k of Model.verify, read from the deployed lifecycle (what an attacker reads)."""
-    return int(client.ir.transition("verify").approvals)
+def _verifiers_needed(ir: LifecycleIR) -> int:
+    """k of Model.verify, read from the lifecycle (on chain: what an attacker reads)."""
+    return int(ir.transition("verify").approvals)
 
 
 def _verifiers(tm: ThreatModel) -> list[Any]:
@@ -125,7 +126,8 @@ def _baseline_db_admin(tm: ThreatModel, workdir: Path, seed: int) -> Outcome:
     auditor = Auditor(db, 1.0)
     auditor.visit_until(1.0)
     bogus = digest_of("bogus-evaluation", seed).hex()
-    sybils = [] if _verifiers(tm) else [f"sybil-{i}" for i in range(_verifiers_needed_of(Model))]
+    k = 0 if _verifiers(tm) else _verifiers_needed(build_ir(Model))
+    sybils = [f"sybil-{i}" for i in range(k)]
     for i, who in enumerate(sybils):
         db.grant(who, "Model", "verifier", f"lab-{i}")
     for who in [a.name for a in _verifiers(tm)] + sybils:
@@ -149,7 +151,7 @@ def _single_admin(tm: ThreatModel, seed: int, evaluation: str = "bogus-evaluatio
             ch.do(0, "grant", role, ch.a[acct[a.name]], _dom(a.domain))
     mid = _train(ch, acct["op"], acct["dev"], seed)
     ev = digest_of(evaluation, seed)
-    sybils = [] if _verifiers(tm) else list(range(8, 8 + _verifiers_needed(ch.client)))
+    sybils = [] if _verifiers(tm) else list(range(8, 8 + _verifiers_needed(ch.client.ir)))
     for i in sybils:
         ch.try_(0, "grant", "verifier", ch.a[i], _dom(f"lab-{i - 8}"))
     for i in [acct[a.name] for a in _verifiers(tm)] + sybils:
@@ -157,14 +159,15 @@ def _single_admin(tm: ThreatModel, seed: int, evaluation: str = "bogus-evaluatio
     return ch.client.state(mid) == "verified"
 
 
-def _consortium(seed: int, members: int, cls: Any = Model) -> _Chain:
-    """The founder (account 0, domain 'founder') and ``members`` more member domains, admins
-    1..members, all allowed every role except admin."""
-    ch = _Chain(cls, seed, n_keys=max(12, members + 10))
-    roles = ["operator", "developer", "verifier", "auditor"]
+def _consortium(seed: int, members: int, cls: Any = Model, n_keys: int = 0,
+                roles: tuple[str, ...] = ("operator", "developer", "verifier", "auditor")
+                ) -> _Chain:
+    """The founder (account 0, domain 'founder') and ``members`` more member domains org-i,
+    admins 1..members, each allowed ``roles`` (by default every role except admin)."""
+    ch = _Chain(cls, seed, n_keys=n_keys or max(12, members + 10))
     voters = [0]
     for i in range(1, members + 1):
-        ch.join(i, f"org-{i}", roles, voters[:max(1, _quorum(ch))])
+        ch.join(i, f"org-{i}", list(roles), voters[:max(1, _quorum(ch))])
         voters.append(i)
     return ch
 
@@ -196,6 +199,17 @@ def _trained_in_consortium(tm: ThreatModel, seed: int) -> tuple[_Chain, int, byt
     return ch, b, _train(ch, b, b + 1, seed)
 
 
+class _DatabaseAdmin:
+    """E1-E3's baseline (:func:`_baseline_db_admin`): whoever holds the database's admin
+    password grants any role under any domain label (a stolen password cannot be rotated
+    away: the thief keeps granting), and no rule separates a developer's own verifier."""
+
+    @staticmethod
+    def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
+        _members(tm)
+        return _baseline_db_admin(tm, workdir, seed)
+
+
 def _verified_outcome(ch: _Chain, mid: bytes, single: bool) -> Outcome:
     """Success: the model verified (org-3's members watch); the single-admin run beside."""
     return outcome(ch.client.state(mid) == "verified", attack_at=0.0,
@@ -204,12 +218,7 @@ def _verified_outcome(ch: _Chain, mid: bytes, single: bool) -> Outcome:
 
 
 @scenario("E1")
-class SybilApprovers:
-    @staticmethod
-    def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        _members(tm)
-        return _baseline_db_admin(tm, workdir, seed)
-
+class SybilApprovers(_DatabaseAdmin):
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         single = _single_admin(tm, seed)
@@ -217,7 +226,7 @@ class SybilApprovers:
         bogus = digest_of("bogus-evaluation", seed)
         # the compromised founder key: accounts under made-up domains, then its own domain,
         # then a Sybil domain proposed and executed alone
-        k = _verifiers_needed(ch.client)
+        k = _verifiers_needed(ch.client.ir)
         for i in range(k):
             ch.try_(0, "grant", "verifier", ch.a[b + 3 + i], _dom(f"lab-{i}"))
             ch.try_(0, "grant", "verifier", ch.a[b + 3 + i], _dom("founder"))
@@ -230,19 +239,8 @@ class SybilApprovers:
         return _verified_outcome(ch, mid, single)
 
 
-def _verifiers_needed_of(cls: Any) -> int:
-    from proml_sim.ir import build_ir
-
-    return int(build_ir(cls).transition("verify").approvals)
-
-
 @scenario("E2")
-class OneOrganisationTwoRoles:
-    @staticmethod
-    def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        _members(tm)  # the developer's own verifier and a lab's approve
-        return _baseline_db_admin(tm, workdir, seed)
-
+class OneOrganisationTwoRoles(_DatabaseAdmin):
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         ev = digest_of("evaluation", seed)
@@ -256,12 +254,7 @@ class OneOrganisationTwoRoles:
 
 
 @scenario("E3")
-class StolenDomainAdminKey:
-    @staticmethod
-    def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        _members(tm)  # a stolen database password: no rotation, the thief keeps granting
-        return _baseline_db_admin(tm, workdir, seed)
-
+class StolenDomainAdminKey(_DatabaseAdmin):
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         # single admin: the deployer key cannot be replaced; the thief keeps granting
@@ -310,19 +303,11 @@ class CollidingDomains:
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        from proml_sim.dsl import Consortium
-        from proml_sim.ir import GovVoted
-
         n, quorum, q = CollidingDomains._p(tm)
         cls = type(f"GovernedModelQ{quorum}", (Model,),
                    {"governance": Consortium(quorum=quorum), "__module__": __name__})
-        ch = _Chain(cls, seed, n_keys=max(12, n + 3))
-        mask = sum(ch.client.ir.role(r).bit for r in ("verifier", "developer"))
-        for i in range(1, n):  # n member domains with admins 0..n-1 (the founder is 0)
-            pid = ch.do(0, "propose", "add_domain", _dom(f"org-{i}"), ch.a[i], mask)
-            for v in range(1, min(i, _quorum(ch))):
-                ch.do(v, "vote", pid)
-            ch.do(0, "execute", pid)
+        # n member domains with admins 0..n-1 (the founder is 0)
+        ch = _consortium(seed, n - 1, cls, max(12, n + 3), ("verifier", "developer"))
         if q == 0:
             return outcome(False, metrics={"attribution": 1.0})
         colluders = list(range(n - q, n))  # the last q domains collude
