@@ -30,7 +30,7 @@ from proml_sim.ir import ZERO32, GovExecuted, GovProposed, GovVoted, RoleGranted
 from proml_sim.ir.model import PROPOSAL_KINDS, LifecycleIR
 from proml_sim.lifecycles import Model, SingleAdminModel
 from proml_sim.sim import digest_of
-from proml_sim.threats.catalogue import ThreatModel
+from proml_sim.threats.catalogue import Actor, ThreatModel
 from proml_sim.threats.kit import Alarm, Auditor, central, outcome
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import params, salt
@@ -63,14 +63,6 @@ class _Chain:
         except LifecycleError as exc:
             self.reverts.append(f"{type(exc).__name__}: {exc}")
             return type(exc).__name__
-
-    def join(self, admin: int, domain: str, roles: list[str], voters: list[int]) -> None:
-        """Add a domain honestly: the first voter proposes, the others vote, then execute."""
-        mask = sum(self.client.ir.role(r).bit for r in roles)
-        pid = self.do(voters[0], "propose", "add_domain", _dom(domain), self.a[admin], mask)
-        for v in voters[1:]:
-            self.do(v, "vote", pid)
-        self.do(voters[0], "execute", pid)
 
 
 def _train(ch: _Chain, op: int, dev: int, seed: int) -> bytes:
@@ -110,7 +102,7 @@ def _verifiers_needed(ir: LifecycleIR) -> int:
     return int(ir.transition("verify").approvals)
 
 
-def _verifiers(tm: ThreatModel) -> list[Any]:
+def _verifiers(tm: ThreatModel) -> list[Actor]:
     """The cast's verifiers (E2: the developer's own and a lab's)."""
     return [a for a in tm.cast() if ("Model", "verifier") in a.roles]
 
@@ -163,12 +155,15 @@ def _consortium(seed: int, members: int, cls: Any = Model, n_keys: int = 0,
                 roles: tuple[str, ...] = ("operator", "developer", "verifier", "auditor")
                 ) -> _Chain:
     """The founder (account 0, domain 'founder') and ``members`` more member domains org-i,
-    admins 1..members, each allowed ``roles`` (by default every role except admin)."""
+    admins 1..members, each allowed ``roles`` (by default every role except admin); each joins
+    honestly: the founder proposes, members 1.. vote up to the quorum, the founder executes."""
     ch = _Chain(cls, seed, n_keys=n_keys or max(12, members + 10))
-    voters = [0]
+    mask = sum(ch.client.ir.role(r).bit for r in roles)
     for i in range(1, members + 1):
-        ch.join(i, f"org-{i}", list(roles), voters[:max(1, _quorum(ch))])
-        voters.append(i)
+        pid = ch.do(0, "propose", "add_domain", _dom(f"org-{i}"), ch.a[i], mask)
+        for v in range(1, min(i, _quorum(ch))):
+            ch.do(v, "vote", pid)
+        ch.do(0, "execute", pid)
     return ch
 
 
