@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from proml_sim.lifecycles import Model
 from proml_sim.node.freshness import FreshnessGuard
 from proml_sim.sim import (
     MAX_FUTURE_S,
@@ -28,33 +29,18 @@ from proml_sim.sim import (
     get_profile,
 )
 from proml_sim.sim.forks import ConfirmationPolicy, PrivateBranch, final_height
-from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, outcome
+from proml_sim.threats.catalogue import ThreatModel, catalogue_dir, load_threat
+from proml_sim.threats.kit import Alarm, central, outcome, world
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import (
-    OP_DEV,
-    central_db,
-    param_error,
-    play,
-    salt,
-    small_world,
-    trials_of,
-)
-from proml_sim.threats.scenarios.d_availability import (
-    Head,
-    RegionView,
-    clock_ts,
-    median,
-)
-
-TEAMS = {"victim": ("victim-co", "eu"), "other": ("other-co", "us")}
+from proml_sim.threats.scenarios.common import param_error, play, salt, trials_of
+from proml_sim.threats.scenarios.d_availability import Head, RegionView, clock_ts, median
 
 
-def teams_world(seed: int, **kw: Any) -> tuple[World, dict[str, bytes]]:
-    """A world whose teams (:data:`TEAMS`) are operators and developers of one model each."""
-    w, ps = small_world(seed, TEAMS, [(n, "Model", r) for n in TEAMS
-                                      for r in ("operator", "developer")], **kw)
-    mids = {n: w.clients["Model"].register(ps[n].signer, salt(n)) for n in TEAMS}
+def teams_world(tm: ThreatModel, seed: int, **kw: Any) -> tuple[World, dict[str, bytes]]:
+    """:func:`~proml_sim.threats.kit.world` of ``tm``'s cast (``kw`` to it), each team (actor)
+    the operator of one model it has registered: {team: model id}."""
+    w, ps = world(tm, seed, **kw)
+    mids = {n: w.clients["Model"].register(p.signer, salt(n)) for n, p in ps.items()}
     w.mark_start()
     return w, mids
 
@@ -77,8 +63,10 @@ def c1_attacker(p: dict[str, Any]) -> tuple[list[ConfirmationPolicy], Any, Priva
                                          margin_s=float(p.get("release_margin_s", 2.0)))
 
 
-def reorg_attack(seed: int, p: dict[str, Any]) -> dict[str, Any]:
-    """One run of C1: the attacker (``proml_sim.sim.forks.PrivateBranch``, share
+def reorg_attack(seed: int, p: dict[str, Any], tm: ThreatModel | None = None
+                 ) -> dict[str, Any]:
+    """One run of C1 (parameters ``p``, the teams of ``tm``'s cast, by default the
+    catalogue's C1: victim and other): the attacker (``proml_sim.sim.forks.PrivateBranch``, share
     ``attacker_share``) leaves the victim's records out of its private branch and releases it
     once they are ``attack_policy`` deep and the branch wins the fork choice; one consumer node
     (``consumer_region``, the longest chain it has received, first-seen on a tie) acts on each
@@ -89,7 +77,8 @@ def reorg_attack(seed: int, p: dict[str, Any]) -> dict[str, Any]:
     consumer's re-verification noticed), ``latency_s`` (submission to acting) and
     ``detect_lag_s``; and the world's ``reorg_depths`` and ``final_reverted``."""
     policies, prof, atk = c1_attacker(p)
-    w, mids = teams_world(seed, profile=prof, attacker=atk)
+    w, mids = teams_world(tm or load_threat(catalogue_dir() / "C1.toml"), seed, profile=prof,
+                          attacker=atk)
     rate, until = float(p["record_rate_per_s"]), float(p["records_s"])
     records: dict[bytes, SimTx] = {}
 
@@ -148,7 +137,7 @@ def reorg_attack(seed: int, p: dict[str, Any]) -> dict[str, Any]:
                         done[n].append((b, now))
                 upto[n] = max(upto[n], tx_blocks)
 
-    for n in TEAMS:
+    for n in mids:
         w.env.process(team(n))
     play(w, until + float(p["tail_s"]), consumer())
     races = [(r, r.ended) for r in atk.races if r.ended is not None]
@@ -186,7 +175,7 @@ class ReorgAfterAction:
         defence = str(p["defence_policy"])
         p["policies"] = list(dict.fromkeys([*p["policies"], defence]))
         try:
-            r = reorg_attack(seed, p)
+            r = reorg_attack(seed, p, tm)
         except ValueError as exc:
             raise param_error(tm, str(exc)) from None
         d = r["policy"][ConfirmationPolicy.parse(defence).name]
@@ -263,20 +252,20 @@ class Equivocation:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         t_a, heal, _, n = Equivocation._plan(tm, seed)
-        db = central_db(workdir, OP_DEV[::-1], name="A")
-        aid = db.register("op", "Model", "m")
+        db = central(tm, workdir, {"Model": Model}, name="A")
+        aid = db.register("victim", "Model", "m")
         db.close()
         shutil.copy(workdir / "A.sqlite", workdir / "B.sqlite")  # the admin serves two copies
-        dbs = {s: central_db(workdir, [], name=s) for s in "AB"}
-        for s, dbx in dbs.items():
-            dbx.fire("dev", "train", aid, digest_of("model-" + "XY"[s == "B"]).hex(), at=t_a)
+        dbs = {s: central(tm, workdir, {"Model": Model}, name=s) for s in "AB"}
+        for s, dbx in dbs.items():  # the accomplice's two trainings, one per copy
+            dbx.fire("victim", "train", aid, digest_of("model-" + "XY"[s == "B"]).hex(), at=t_a)
         # group A's consumers act on their database's answer, noting its audit head
         acted = [(dbs["A"].digest_of(aid), *dbs["A"].admin_sql(
             "SELECT seq, hash FROM audit ORDER BY seq DESC")[0]) for _ in range(n)]
         for dbx in dbs.values():
             dbx.close()
         shutil.copy(workdir / "B.sqlite", workdir / "A.sqlite")  # at the heal: B for everyone
-        db = central_db(workdir, [], name="A")
+        db = central(tm, workdir, {"Model": Model}, name="A")
         moved = [db.admin_sql("SELECT hash FROM audit WHERE seq=?", (s,)) != [(h,)]
                  for _, s, h in acted]
         db.close()
@@ -299,7 +288,7 @@ class Equivocation:
         worlds: dict[str, World] = {}
         txs: dict[str, SimTx] = {}
         for side in ("B", "A"):  # B first: the winner does not depend on A's consumers
-            w, mids = teams_world(seed, profile=prof, producers=sides[side])
+            w, mids = teams_world(tm, seed, profile=prof, producers=sides[side])
             worlds[side] = w
 
             def dev(w: World = w, mid: bytes = mids["victim"], side: str = side) -> Any:
@@ -382,10 +371,8 @@ class TimestampSkew:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         rng = random.Random(seed)
-        db = central_db(workdir, [("op", "operator", "client-co"),
-                                  ("late", "developer", "late-co"),
-                                  ("victim", "developer", "victim-co")])
-        aids = {who: db.register("op", "Model", who) for who in ("late", "victim")}
+        db = central(tm, workdir, {"Model": Model})
+        aids = {who: db.register(who, "Model", who) for who in ("late", "victim")}
         trials = []
         for D in TimestampSkew._deadlines(tm):
             sent = {"victim": D - rng.uniform(0.5, 10), "late": D + rng.uniform(0.5, 10)}
@@ -411,12 +398,7 @@ class TimestampSkew:
         prof = get_profile("ropsten-2022").with_(empty_block_rate=0.0, stale_rate=0.0)
         producers = [Producer("skewer", "eu", weight=share)] + [
             Producer(f"miner-{i}", REGIONS[i % 3], weight=(1 - share) / 4) for i in range(4)]
-        people = {"late": ("late-co", "eu"), "victim": ("victim-co", "us"),
-                  **{f"h{i}": (f"honest-{i}", REGIONS[i % 3]) for i in range(3)}}
-        w, ps = small_world(seed, people, [(n, "Model", "developer") for n in people] + [
-            (n, "Model", "operator") for n in people], profile=prof, producers=producers)
-        mids = {n: w.clients["Model"].register(ps[n].signer, salt(n)) for n in people}
-        w.mark_start()
+        w, mids = teams_world(tm, seed, profile=prof, producers=producers)
         edge: list[tuple[SimTx, float, str]] = []
 
         def skew(producer: Producer, txs: list[SimTx], honest: int, parent: int,
@@ -441,9 +423,9 @@ class TimestampSkew:
                                                 digest_of(name, j), "", [], deadline=D,
                                                 edge=who)), D, who))
 
-        for name, lo, hi in (("late", 0.5, 10), ("victim", -10, -0.5),
-                             *((f"h{i}", -15, 15) for i in range(3))):
-            w.env.process(sender(name, lo, hi))
+        for name in mids:  # late after each deadline, the victim before, the others around
+            w.env.process(sender(name, *{"late": (0.5, 10), "victim": (-10, -0.5)}.get(
+                name, (-15, 15))))
         w.run(deadlines[-1] + 180, drain=False)
         w.finish()
         view = RegionView(w, str(p["consumer_region"]), random.Random(seed + 11))

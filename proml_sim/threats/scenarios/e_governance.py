@@ -24,15 +24,16 @@ from typing import Any
 from proml_sim.chain import KeyRing, PyEVMBackend
 from proml_sim.chain.client import LifecycleClient
 from proml_sim.compiler import compile_artefact
+from proml_sim.dsl import Consortium
 from proml_sim.errors import LifecycleError, UsageError
-from proml_sim.ir import ZERO32, GovExecuted, GovProposed, RoleGranted
-from proml_sim.ir.model import PROPOSAL_KINDS
+from proml_sim.ir import ZERO32, GovExecuted, GovProposed, GovVoted, RoleGranted, build_ir
+from proml_sim.ir.model import PROPOSAL_KINDS, LifecycleIR
 from proml_sim.lifecycles import Model, SingleAdminModel
 from proml_sim.sim import digest_of
-from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Auditor, outcome
+from proml_sim.threats.catalogue import Actor, ThreatModel
+from proml_sim.threats.kit import Alarm, Auditor, central, outcome
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import OP_DEV, central_db, params, salt
+from proml_sim.threats.scenarios.common import params, salt
 
 _Z = "0x" + "00" * 20
 
@@ -63,22 +64,9 @@ class _Chain:
             self.reverts.append(f"{type(exc).__name__}: {exc}")
             return type(exc).__name__
 
-    def join(self, admin: int, domain: str, roles: list[str], voters: list[int]) -> None:
-        """Add a domain honestly: the first voter proposes, the others vote, then execute."""
-        mask = sum(self.client.ir.role(r).bit for r in roles)
-        pid = self.do(voters[0], "propose", "add_domain", _dom(domain), self.a[admin], mask)
-        for v in voters[1:]:
-            self.do(v, "vote", pid)
-        self.do(voters[0], "execute", pid)
 
-
-def _model_in_training(ch: _Chain, op: int, dev: int, seed: int, op_domain: bytes,
-                       dev_domain: bytes, granter: int | None = None,
-                       dev_granter: int | None = None) -> bytes:
-    g = 0 if granter is None else granter
-    ch.do(g, "grant", "operator", ch.a[op], op_domain)
-    ch.do(g if dev_granter is None else dev_granter, "grant", "developer", ch.a[dev],
-          dev_domain)
+def _train(ch: _Chain, op: int, dev: int, seed: int) -> bytes:
+    """Accounts ``op`` (an operator) and ``dev`` (a developer) register and train a model."""
     mid: bytes = ch.do(op, "register", salt(f"m{seed}"))
     ch.do(dev, "fire", "train", mid, digest_of("weights", seed), "", [])
     return mid
@@ -109,24 +97,32 @@ def _name(domain: bytes) -> str:
     return domain.rstrip(b"\0").decode(errors="replace")
 
 
-def _verifiers_needed(client: LifecycleClient) -> int:
-    """k of Model.verify, read from the deployed lifecycle (what an attacker reads)."""
-    return int(client.ir.transition("verify").approvals)
+def _verifiers_needed(ir: LifecycleIR) -> int:
+    """k of Model.verify, read from the lifecycle (on chain: what an attacker reads)."""
+    return int(ir.transition("verify").approvals)
 
 
-def _baseline_db_admin(workdir: Path, seed: int, k: int,
-                       approvers: list[tuple[str, str]] | None = None) -> Outcome:
-    """The baseline: whoever administers the database grants roles under any domain label;
-    ``k`` Sybil verifiers (or ``approvers``: (account, domain)) approve a bogus evaluation; the
-    outside auditor then visits."""
-    db = central_db(workdir, OP_DEV, admin="eve", name="g")
+def _verifiers(tm: ThreatModel) -> list[Actor]:
+    """The cast's verifiers (E2: the developer's own and a lab's)."""
+    return [a for a in tm.cast() if ("Model", "verifier") in a.roles]
+
+
+def _baseline_db_admin(tm: ThreatModel, workdir: Path, seed: int) -> Outcome:
+    """The baseline: the cast's database, run by eve; its operator registers a model and its
+    developer trains it; then the cast's verifiers (E2), or ``k`` Sybil verifiers that whoever
+    administers the database grants under made-up domain labels, approve a bogus evaluation;
+    the outside auditor then visits."""
+    db = central(tm, workdir, {"Model": Model}, admin="eve", name="g")
     aid = db.register("op", "Model", "m")
     db.fire("dev", "train", aid, "w")
     auditor = Auditor(db, 1.0)
     auditor.visit_until(1.0)
     bogus = digest_of("bogus-evaluation", seed).hex()
-    for who, dom in approvers or [(f"sybil-{i}", f"lab-{i}") for i in range(k)]:
-        db.grant(who, "Model", "verifier", dom)
+    k = 0 if _verifiers(tm) else _verifiers_needed(build_ir(Model))
+    sybils = [f"sybil-{i}" for i in range(k)]
+    for i, who in enumerate(sybils):
+        db.grant(who, "Model", "verifier", f"lab-{i}")
+    for who in [a.name for a in _verifiers(tm)] + sybils:
         db.fire(who, "verify", aid, bogus, 2.0)
     alarms = auditor.visit_until(3.0)
     state = db.admin_sql("SELECT state FROM artefacts WHERE id=?", (aid,))[0][0]
@@ -134,27 +130,40 @@ def _baseline_db_admin(workdir: Path, seed: int, k: int,
     return outcome(state == "verified", attack_at=2.0, alarms=alarms)
 
 
-def _single_admin_sybil(seed: int) -> bool:
-    """Single-admin design: the ADMIN key grants verifier to k accounts of its own under k
-    made-up domains; their approvals satisfy the k-of-n counted by domain."""
+def _single_admin(tm: ThreatModel, seed: int, evaluation: str = "bogus-evaluation") -> bool:
+    """The single-admin design: its ADMIN key (account 0) grants the cast its roles (accounts
+    1, 2, ... in cast order, in their domains); the operator registers a model, the developer
+    trains it; then the cast's verifiers (E2) approve ``evaluation``, or without any the ADMIN
+    grants verifier to k accounts of its own under k made-up domains, whose approvals satisfy
+    the k-of-n counted by domain.  Whether the model is verified."""
     ch = _Chain(SingleAdminModel, seed, domain="")
-    mid = _model_in_training(ch, 1, 2, seed, _dom("client-co"), _dom("dev-co"))
-    bogus = digest_of("bogus-evaluation", seed)
-    for i in range(_verifiers_needed(ch.client)):
-        ch.try_(0, "grant", "verifier", ch.a[8 + i], _dom(f"lab-{i}"))
-        ch.try_(8 + i, "fire", "verify", mid, bogus, "", [])
+    acct = {a.name: i for i, a in enumerate(tm.cast(), 1)}
+    for a in tm.cast():
+        for _, role in a.roles:
+            ch.do(0, "grant", role, ch.a[acct[a.name]], _dom(a.domain))
+    mid = _train(ch, acct["op"], acct["dev"], seed)
+    ev = digest_of(evaluation, seed)
+    sybils = [] if _verifiers(tm) else list(range(8, 8 + _verifiers_needed(ch.client.ir)))
+    for i in sybils:
+        ch.try_(0, "grant", "verifier", ch.a[i], _dom(f"lab-{i - 8}"))
+    for i in [acct[a.name] for a in _verifiers(tm)] + sybils:
+        ch.try_(i, "fire", "verify", mid, ev, "", [])
     return ch.client.state(mid) == "verified"
 
 
-def _consortium(seed: int, members: int, cls: Any = Model) -> _Chain:
-    """The founder (account 0, domain 'founder') and ``members`` more member domains, admins
-    1..members, all allowed every role except admin."""
-    ch = _Chain(cls, seed, n_keys=max(12, members + 10))
-    roles = ["operator", "developer", "verifier", "auditor"]
-    voters = [0]
+def _consortium(seed: int, members: int, cls: Any = Model, n_keys: int = 0,
+                roles: tuple[str, ...] = ("operator", "developer", "verifier", "auditor")
+                ) -> _Chain:
+    """The founder (account 0, domain 'founder') and ``members`` more member domains org-i,
+    admins 1..members, each allowed ``roles`` (by default every role except admin); each joins
+    honestly: the founder proposes, members 1.. vote up to the quorum, the founder executes."""
+    ch = _Chain(cls, seed, n_keys=n_keys or max(12, members + 10))
+    mask = sum(ch.client.ir.role(r).bit for r in roles)
     for i in range(1, members + 1):
-        ch.join(i, f"org-{i}", roles, voters[:max(1, _quorum(ch))])
-        voters.append(i)
+        pid = ch.do(0, "propose", "add_domain", _dom(f"org-{i}"), ch.a[i], mask)
+        for v in range(1, min(i, _quorum(ch))):
+            ch.do(v, "vote", pid)
+        ch.do(0, "execute", pid)
     return ch
 
 
@@ -179,10 +188,21 @@ def _trained_in_consortium(tm: ThreatModel, seed: int) -> tuple[_Chain, int, byt
     """The consortium of ``members`` domains, ``b`` (the first account that administers no
     domain: org-1's operator, b + 1 org-2's developer) and a model in training."""
     n = _members(tm)
-    ch = _consortium(seed, n)
-    b = n + 1
-    return ch, b, _model_in_training(ch, b, b + 1, seed, _dom("org-1"), _dom("org-2"),
-                                     granter=1, dev_granter=2)
+    ch, b = _consortium(seed, n), n + 1
+    ch.do(1, "grant", "operator", ch.a[b], _dom("org-1"))
+    ch.do(2, "grant", "developer", ch.a[b + 1], _dom("org-2"))
+    return ch, b, _train(ch, b, b + 1, seed)
+
+
+class _DatabaseAdmin:
+    """E1-E3's baseline (:func:`_baseline_db_admin`): whoever holds the database's admin
+    password grants any role under any domain label (a stolen password cannot be rotated
+    away: the thief keeps granting), and no rule separates a developer's own verifier."""
+
+    @staticmethod
+    def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
+        _members(tm)
+        return _baseline_db_admin(tm, workdir, seed)
 
 
 def _verified_outcome(ch: _Chain, mid: bytes, single: bool) -> Outcome:
@@ -193,20 +213,15 @@ def _verified_outcome(ch: _Chain, mid: bytes, single: bool) -> Outcome:
 
 
 @scenario("E1")
-class SybilApprovers:
-    @staticmethod
-    def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        _members(tm)
-        return _baseline_db_admin(workdir, seed, _verifiers_needed_of(Model))
-
+class SybilApprovers(_DatabaseAdmin):
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        single = _single_admin_sybil(seed)
+        single = _single_admin(tm, seed)
         ch, b, mid = _trained_in_consortium(tm, seed)
         bogus = digest_of("bogus-evaluation", seed)
         # the compromised founder key: accounts under made-up domains, then its own domain,
         # then a Sybil domain proposed and executed alone
-        k = _verifiers_needed(ch.client)
+        k = _verifiers_needed(ch.client.ir)
         for i in range(k):
             ch.try_(0, "grant", "verifier", ch.a[b + 3 + i], _dom(f"lab-{i}"))
             ch.try_(0, "grant", "verifier", ch.a[b + 3 + i], _dom("founder"))
@@ -219,29 +234,12 @@ class SybilApprovers:
         return _verified_outcome(ch, mid, single)
 
 
-def _verifiers_needed_of(cls: Any) -> int:
-    from proml_sim.ir import build_ir
-
-    return int(build_ir(cls).transition("verify").approvals)
-
-
 @scenario("E2")
-class OneOrganisationTwoRoles:
-    @staticmethod
-    def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        _members(tm)  # the developer's own verifier and a lab's approve
-        return _baseline_db_admin(workdir, seed, 2, [("dev-qa", "dev-co"), ("lab", "lab-1")])
-
+class OneOrganisationTwoRoles(_DatabaseAdmin):
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         ev = digest_of("evaluation", seed)
-        s = _Chain(SingleAdminModel, seed, domain="")
-        mid = _model_in_training(s, 1, 2, seed, _dom("client-co"), _dom("dev-co"))
-        s.try_(0, "grant", "verifier", s.a[7], _dom("dev-co"))
-        s.try_(0, "grant", "verifier", s.a[8], _dom("lab-1"))
-        s.try_(7, "fire", "verify", mid, ev, "", [])
-        s.try_(8, "fire", "verify", mid, ev, "", [])
-        single = s.client.state(mid) == "verified"
+        single = _single_admin(tm, seed, "evaluation")
         ch, b, mid = _trained_in_consortium(tm, seed)
         ch.try_(2, "grant", "verifier", ch.a[b + 2], _dom("org-2"))  # the developer's company
         ch.try_(3, "grant", "verifier", ch.a[b + 3], _dom("org-3"))
@@ -251,16 +249,11 @@ class OneOrganisationTwoRoles:
 
 
 @scenario("E3")
-class StolenDomainAdminKey:
-    @staticmethod
-    def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        _members(tm)  # a stolen database password: no rotation, the thief keeps granting
-        return _baseline_db_admin(workdir, seed, _verifiers_needed_of(Model))
-
+class StolenDomainAdminKey(_DatabaseAdmin):
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         # single admin: the deployer key cannot be replaced; the thief keeps granting
-        single = _single_admin_sybil(seed)
+        single = _single_admin(tm, seed)
         n = _members(tm)
         ch = _consortium(seed, n)
         # org-1's admin key (account 1) is stolen; a quorum of the others rotates it to a
@@ -301,23 +294,15 @@ class CollidingDomains:
         if q == 0:  # nobody attacks
             return outcome(False)
         # one database admin among the colluders is enough at any q >= 1
-        return _baseline_db_admin(workdir, seed, _verifiers_needed_of(Model))
+        return _baseline_db_admin(tm, workdir, seed)
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        from proml_sim.dsl import Consortium
-        from proml_sim.ir import GovVoted
-
         n, quorum, q = CollidingDomains._p(tm)
         cls = type(f"GovernedModelQ{quorum}", (Model,),
                    {"governance": Consortium(quorum=quorum), "__module__": __name__})
-        ch = _Chain(cls, seed, n_keys=max(12, n + 3))
-        mask = sum(ch.client.ir.role(r).bit for r in ("verifier", "developer"))
-        for i in range(1, n):  # n member domains with admins 0..n-1 (the founder is 0)
-            pid = ch.do(0, "propose", "add_domain", _dom(f"org-{i}"), ch.a[i], mask)
-            for v in range(1, min(i, _quorum(ch))):
-                ch.do(v, "vote", pid)
-            ch.do(0, "execute", pid)
+        # n member domains with admins 0..n-1 (the founder is 0)
+        ch = _consortium(seed, n - 1, cls, max(12, n + 3), ("verifier", "developer"))
         if q == 0:
             return outcome(False, metrics={"attribution": 1.0})
         colluders = list(range(n - q, n))  # the last q domains collude
