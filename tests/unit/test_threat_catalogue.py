@@ -114,7 +114,7 @@ def test_the_cast_expands_counted_actors_at_the_parameters_in_file_order(tmp_pat
                    ("lurker", "lurk-co", "asia", ())]
     # a sweep point's parameters change the cast; a bad count is named
     assert len(dataclasses.replace(tm, parameters={"approvers": 0}).cast()) == 2
-    with pytest.raises(CatalogueError, match="counts parameter 'approvers' = 1.5"):
+    with pytest.raises(CatalogueError, match=r"counts parameter 'approvers' = 1\.5"):
         dataclasses.replace(tm, parameters={"approvers": 1.5}).cast()
 
 
