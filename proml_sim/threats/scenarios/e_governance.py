@@ -274,9 +274,7 @@ class StolenDomainAdminKey(_DatabaseAdmin):
                                 "time_to_revoke_s": 0.0})
 
 
-@scenario("E4", limit="q colluding member domains at or above the quorum govern the "
-                     "consortium (add Sybil domains, remove honest ones): a quorum is trusted "
-                     "by definition; every vote is attributed to its domain in the events")
+@scenario("E4")
 class CollidingDomains:
     @staticmethod
     def _p(tm: ThreatModel) -> tuple[int, int, int]:
