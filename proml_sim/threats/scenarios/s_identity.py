@@ -63,9 +63,7 @@ Gen = Generator[Any, Any, Any]
 Extra = Iterable[tuple[str, str, str, str]]
 
 
-# ---------------------------------------------------------------------------------------------
-# the Model service on either system
-# ---------------------------------------------------------------------------------------------
+# -- the Model service on either system -------------------------------------------------------
 class _Desk:
     """The Model service as actors meet it, on either system (:class:`BaselineDesk`,
     :class:`ChainDesk`), built from the threat model's cast (``extra``: participants the run
@@ -142,15 +140,19 @@ class BaselineDesk(_Desk):
 
 class ChainDesk(_Desk):
     """ProML: the lifecycle deployed on the simulated chain (:func:`kit.world`), calls
-    confirmed one block deep."""
+    confirmed one block deep; ``beside`` ({key: compiled}) are registries deployed next to it,
+    each with the cast's roles on ``key``, and ``"raw"`` sends raw transactions."""
 
-    def __init__(self, tm: ThreatModel, seed: int, lifecycle: Any, *, extra: Extra = ()
-                 ) -> None:
+    def __init__(self, tm: ThreatModel, seed: int, lifecycle: Any, *, extra: Extra = (),
+                 beside: dict[str, CompiledContract] | None = None) -> None:
         self.w, self.ps = world(tm, seed, extra=extra, lifecycles=[lifecycle])
         self.env = self.w.env
         self.model_client = self.w.client("Model")
         self.reader = ChainReader(self.model_client, self.w.backend)
         self.names = {p.address: n for n, p in self.ps.items()}
+        for key, compiled in (beside or {}).items():
+            add_lifecycle(self.w, key, compiled, roles_on(tm, key))
+        self.w.sim_clients["raw"] = RawCalls(self.w)
 
     def model(self, tag: str, key: str = "Model") -> Gen:
         """(also for a lifecycle ``key`` deployed beside the Model with ``add_lifecycle``)"""
@@ -230,9 +232,7 @@ def watch_domains(d: Desk, accounts: Any, every: float, react: Any = None, phase
     return mon, alarms
 
 
-# ---------------------------------------------------------------------------------------------
-# S1: stolen approver keys, an activity monitor per identity, revocation
-# ---------------------------------------------------------------------------------------------
+# -- S1: stolen approver keys, an activity monitor per identity, revocation -------------------
 S1_DEFAULTS: dict[str, Any] = {
     "approvers": 4, "stolen": 2, "targets": 3, "horizon_s": 3 * HOUR, "poll_s": 60.0,
     "reaction_mean_s": 900.0, "burst_max": 4, "burst_window_s": 1800.0,
@@ -350,9 +350,7 @@ both_sides("S1", _s1, "k stolen keys from k domains, used together, meet a k-of-
            "before anyone can react; the monitor flags them and revocation bounds the damage")
 
 
-# ---------------------------------------------------------------------------------------------
-# S3: one person, several approver accounts (Sybil)
-# ---------------------------------------------------------------------------------------------
+# -- S3: one person, several approver accounts (Sybil) ----------------------------------------
 S3_DEFAULTS: dict[str, Any] = {"sybils": 4, "approvals": 2, "count": "domains"}
 
 
@@ -384,9 +382,7 @@ both_sides("S3", _s3, "accounts counted instead of domains: one organisation's a
            "the threshold (the counting mode is the defence, on both systems)")
 
 
-# ---------------------------------------------------------------------------------------------
-# S5: a role holder lured into acting for the attacker (confused deputy)
-# ---------------------------------------------------------------------------------------------
+# -- S5: a role holder lured into acting for the attacker (confused deputy) -------------------
 S5_DEFAULTS: dict[str, Any] = {"victims": 2, "session_samesite": "Strict", "csrf_token": True,
                                "poll_s": 60.0}
 RELAY_SOURCE = """# pragma version ~=0.4.3
@@ -461,12 +457,8 @@ class ConfusedDeputy:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         params(tm, S5_DEFAULTS, ("poll_s",))  # checked (the victims are counted in the cast)
-        d = ChainDesk(tm, seed, Model)
-        w = d.w
-        add_lifecycle(w, "ModelTxOrigin", mutant("b-tx-origin"),  # the contrast
-                      roles_on(tm, "ModelTxOrigin"))
-        relay = compile_source(RELAY_SOURCE, "Relay")
-        w.sim_clients["raw"] = RawCalls(w)
+        d = ChainDesk(tm, seed, Model, beside={"ModelTxOrigin": mutant("b-tx-origin")})
+        w, relay = d.w, compile_source(RELAY_SOURCE, "Relay")
         tries: dict[str, list[bool]] = {"Model": [], "ModelTxOrigin": []}
         claims_ok: list[bool] = []
 
@@ -474,12 +466,10 @@ class ConfusedDeputy:
             client = w.clients[key]
             payload = client.contract_abi.encode_call(step, [mid, dg, "", []])
             init = relay.bytecode + abi_encode(["address", "bytes"], [client.address, payload])
-            tx = yield from w.send("mallory", "raw", "tx", None, init)
-            yield w.confirmed(tx, 1)
+            tx = yield from send_ok(w, "mallory", "raw", "tx", None, init)
             w.sim_clients[f"relay-{tx.hash.hex()}"] = RawCalls(
                 w, w.result(tx).contract_address, relay.abi)
-            claim = yield from w.send(victim, f"relay-{tx.hash.hex()}", "call", "claim")
-            yield w.confirmed(claim, 1)
+            claim = yield from send_ok(w, victim, f"relay-{tx.hash.hex()}", "call", "claim")
             if key == "Model":
                 claims_ok.append(ok(claim))
             # the record is rewritten if the lifecycle contract logged anything for the relay
@@ -498,9 +488,7 @@ class ConfusedDeputy:
             "asr_mutant": sum(mut) / len(mut), "victim_txs_succeeded": float(sum(claims_ok))})
 
 
-# ---------------------------------------------------------------------------------------------
-# S6: replay an approval (same artefact, other artefact, other deployment, other chain)
-# ---------------------------------------------------------------------------------------------
+# -- S6: replay an approval (same artefact, other artefact, other deployment, other chain) ----
 S6_DEFAULTS: dict[str, Any] = {"replay_after_s": 300.0, "session_idle_s": 900.0,
                                "signature_window_s": 120.0, "poll_s": 60.0}
 #: why an engine refused a replayed transaction (substring of its error -> label for the notes)
@@ -553,26 +541,25 @@ def _s6_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         yield env.timeout(p["replay_after_s"])
         start = env.now
 
-        def fresh(who: str, req: Any) -> bool:
-            return api.handle(sign_request(req, who, keys[who], env.now, f"{who}-{env.now}"),
-                              env.now)[0] == 200
+        def passes(req: Any, at: CentralAPI = api, aid: str = "") -> bool:
+            """``req`` (readdressed to model ``aid`` at ``at`` if given) is accepted."""
+            if aid:
+                req = replace(req, host=at.host, path=f"/artefacts/{aid}/verify")
+            return at.handle(req, env.now)[0] == 200
 
-        tries["same_request"] = api.handle(signed, env.now)[0] == 200
+        def fresh(who: str, req: Any) -> bool:
+            return passes(sign_request(req, who, keys[who], env.now, f"{who}-{env.now}"))
+
+        tries["same_request"] = passes(signed)
         for kind, who in (("same_sender_again", "v1"), ("same_domain_account", "v1b"),
                           ("no_role_sender", "eve")):
             tries[kind] = fresh(who, approval_request(api.host, n1, "verify", ev.hex()))
-        tries["other_artefact"] = api.handle(replace(signed, path=f"/artefacts/{n2}/verify"),
-                                             env.now)[0] == 200
-        tries["other_deployment"] = api_o.handle(
-            replace(signed, host=api_o.host, path=f"/artefacts/{m1x.decode()}/verify"),
-            env.now)[0] == 200
+        tries["other_artefact"] = passes(signed, aid=n2)
+        tries["other_deployment"] = passes(signed, api_o, m1x.decode())
         # the captured session (cookie + CSRF token) replayed from the attacker's machine
-        tries["session_same_request"] = api.handle(session, env.now)[0] == 200
-        tries["session_other_artefact"] = api.handle(
-            replace(session, path=f"/artefacts/{n2}/verify"), env.now)[0] == 200
-        tries["session_other_deployment"] = api_o.handle(
-            replace(session, host=api_o.host, path=f"/artefacts/{m1x.decode()}/verify"),
-            env.now)[0] == 200
+        tries["session_same_request"] = passes(session)
+        tries["session_other_artefact"] = passes(session, aid=n2)
+        tries["session_other_deployment"] = passes(session, api_o, m1x.decode())
         # m1 is retrained: v1's approval of the old version must not add up with v2's
         yield from prod.fire("dev", "train", m1, digest_of("model", "m1", "again"))
         fresh("v2", approval_request(api.host, n1, "verify", ev.hex()))
@@ -586,13 +573,10 @@ def _s6_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
 
 def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     p = params(tm, S6_DEFAULTS, ("poll_s",))
-    d = ChainDesk(tm, seed, Model)
-    w, ps = d.w, d.ps
+    # another consortium's registry on the same chain (ModelB), where v1 also verifies
+    d = ChainDesk(tm, seed, Model, beside={"ModelB": compile_artefact(Model)})
+    w, ps, other = d.w, d.ps, roles_on(tm, "ModelB")
     assert w.backend is not None and w.admin is not None
-    w.sim_clients["raw"] = RawCalls(w)
-    # another consortium's registry on the same chain, where v1 also verifies
-    other = roles_on(tm, "ModelB")
-    add_lifecycle(w, "ModelB", compile_artefact(Model), other)
     # a staging chain (chain id + 1) with the same contracts at the same addresses
     founder = w.domain_admin(ps["op"], "Model")  # deployed Model on chain A (its domain's admin)
     names = list(dict.fromkeys(n for n, _ in other))
@@ -628,8 +612,7 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         mc.register(ps["op"].signer, salt("m1"))
         mc.fire(ps["dev"].signer, "train", m1, digest_of("model", "m1"), "", [])
         ev = digest_of("eval", seed)
-        t = yield from w.send("v1", "Model", "fire", "verify", m1, ev, "", [])
-        yield w.confirmed(t, 1)
+        t = yield from send_ok(w, "v1", "Model", "fire", "verify", m1, ev, "", [])
         assert ok(t) and mc.address == model.address and m1b == m1 and mc.exists(m1), \
             "S6 set-up: the other chain must differ only by chain id"
         yield w.env.timeout(p["replay_after_s"])
@@ -643,8 +626,7 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         alts = {"other_artefact": (tx_with(t.raw, data=data), model, m2),
                 "other_deployment": (tx_with(t.raw, to=model_b.address), model_b, m1b)}
         for raw, _, _ in alts.values():
-            pay = yield from w.send("eve", "raw", "tx", tx_signer(raw), b"", 10**18)
-            yield w.confirmed(pay, 1)
+            yield from send_ok(w, "eve", "raw", "tx", tx_signer(raw), b"", 10**18)
             accepted(w.backend, raw)
         sent = accepted(chain_c, t.raw)
         if sent:
@@ -668,9 +650,7 @@ both_sides("S6", lambda side, *a: (_s6_baseline if side == "baseline" else _s6_p
            "expires; the baseline's signed agent requests and ProML's transactions resist replay")
 
 
-# ---------------------------------------------------------------------------------------------
-# S7: front-run a registration (claim squatting)
-# ---------------------------------------------------------------------------------------------
+# -- S7: front-run a registration (claim squatting) -------------------------------------------
 S7_DEFAULTS: dict[str, Any] = {"names": 5, "commit_reveal_names": 3, "front_run_tip": 20}
 #: the mutant's registration site: the id is the caller's salt instead of keccak(sender ++ salt)
 SENDER_BOUND_ID = "_id: bytes32 = keccak256(concat(convert(msg.sender, bytes20), salt))"
@@ -734,16 +714,14 @@ class FrontRun:
             for i in range(int(p["names"])):
                 for key in lost:
                     yield w.env.timeout(w.rng.uniform(5, 30))
-                    tx = yield from w.send("op", key, "register", salt(f"model-{i}"),
-                                           digest_of("m", i), "", [])
-                    yield w.confirmed(tx, 1)
+                    tx = yield from send_ok(w, "op", key, "register", salt(f"model-{i}"),
+                                            digest_of("m", i), "", [])
                     lat.append(tx.confirmed[1] - tx.submitted)
                     lost[key].append(not ok(tx) or w.clients[key].history(
                         w.result(tx))[0].actor != ps["op"].address)
             for i in range(int(p["commit_reveal_names"])):  # what commit-reveal would cost:
                 t0 = w.env.now  # one more confirmed transaction (an anchor) before registering
-                tx = yield from w.send("op", "Anchor", "anchor", digest_of("commit", i), 1, "")
-                yield w.confirmed(tx, 1)
+                yield from send_ok(w, "op", "Anchor", "anchor", digest_of("commit", i), 1, "")
                 commit.append(w.env.now - t0)
 
         play(w, 2 * HOUR, front_runner(), run())
