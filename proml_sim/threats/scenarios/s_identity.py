@@ -155,7 +155,7 @@ class ChainDesk(_Desk):
         self.w.sim_clients["raw"] = RawCalls(self.w)
 
     def model(self, tag: str, key: str = "Model") -> Gen:
-        """(also for a lifecycle ``key`` deployed beside the Model with ``add_lifecycle``)"""
+        """(also for a registry ``key`` deployed ``beside`` the Model)"""
         tx = yield from send_ok(self.w, "op", key, "register", salt(tag))
         mid = self.w.result(tx)
         yield from self.fire("dev", "train", mid, digest_of("model", tag), key)
@@ -185,8 +185,7 @@ class ChainDesk(_Desk):
         return threshold_of(self.model_client)
 
     def run(self, until: float) -> None:
-        self.w.run(until, drain=False)
-        self.w.finish()
+        play(self.w, until)
 
 
 Desk = BaselineDesk | ChainDesk
