@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import random
 import sqlite3
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -39,22 +39,19 @@ from proml_sim.threats.baseline import (
     sign_request,
 )
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Trial, trials_outcome
+from proml_sim.threats.kit import Alarm, Trial, central, trials_outcome, world
 from proml_sim.threats.monitor import Activity, ActivityMonitor, ChainReader, activities
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import (
-    OP_DEV,
     RawCalls,
     add_lifecycle,
     both_sides,
-    central_db,
     model_lifecycle,
     mutant,
     params,
     play,
     salt,
     send_ok,
-    small_world,
     threshold_of,
 )
 from proml_sim.threats.scenarios.r_repudiation import tx_fields, tx_signer, tx_with
@@ -62,46 +59,48 @@ from proml_sim.threats.scenarios.t_support import ok
 
 MIN, HOUR = 60.0, 3600.0
 Gen = Generator[Any, Any, Any]
+#: participants a run adds to the cast: (name, domain, region, "Lifecycle.role ...")
+Extra = Iterable[tuple[str, str, str, str]]
 
 
-# ---------------------------------------------------------------------------------------------
-# the Model service on either system
-# ---------------------------------------------------------------------------------------------
+# -- the Model service on either system -------------------------------------------------------
 class _Desk:
     """The Model service as actors meet it, on either system (:class:`BaselineDesk`,
-    :class:`ChainDesk`).  Ids and digests are bytes on both; actions are simpy processes
-    (``yield from d.fire(...)``) returning ``'ok'`` or the refusal's error name; ``model``
-    registers (as ``op``) and trains (as ``dev``) a model, ``revoke`` takes a verifier's
-    role, ``approvals`` are those recorded since the last call (what a monitor reads),
-    ``threshold`` is (k, count) as the deployed rules say (what an attacker reads)."""
+    :class:`ChainDesk`), built from the threat model's cast (``extra``: participants the run
+    adds, as for :func:`kit.world`).  Ids and digests are bytes on both; actions are simpy
+    processes (``yield from d.fire(...)``) returning ``'ok'`` or the refusal's error name;
+    ``model`` registers (as ``op``) and trains (as ``dev``) a model, ``revoke`` takes a
+    verifier's role, ``approvals`` are those recorded since the last call (what a monitor
+    reads), ``threshold`` is (k, count) as the deployed rules say (what an attacker reads)."""
 
     env: simpy.Environment
-
-    def fire(self, who: str, step: str, aid: bytes, digest: bytes) -> Gen:
-        raise NotImplementedError
+    fire: Callable[[str, str, bytes, bytes], Gen]
 
     def approve(self, who: str, aid: bytes, digest: bytes) -> Gen:
         return self.fire(who, "verify", aid, digest)
 
 
 class BaselineDesk(_Desk):
-    """The baseline: :class:`CentralDB` in a simpy clock (each call takes no time), behind
-    its authenticated :class:`CentralAPI` at ``host`` (``api``: its options)."""
+    """The baseline: :class:`CentralDB` (:func:`kit.central`) of the lifecycle as ``key`` in a
+    simpy clock (each call takes no time), behind its authenticated :class:`CentralAPI` at
+    ``host`` (``api``: its options)."""
 
-    def __init__(self, workdir: Path, lifecycle: Any, people: dict[str, tuple[str, str]],
-                 grants: list[tuple[str, str]], admin: str = "db-admin",
-                 env: simpy.Environment | None = None, name: str = "p",
+    def __init__(self, tm: ThreatModel, workdir: Path, lifecycle: Any, *, key: str = "Model",
+                 extra: Extra = (), env: simpy.Environment | None = None, name: str = "p",
                  host: str = "prov.example", **api: Any) -> None:
-        self.env = env or simpy.Environment()
-        self.db = central_db(workdir, [(n, r, people[n][0]) for n, r in grants], admin=admin,
-                             name=name, lifecycles={"Model": lifecycle})
+        self.env, self.key = env or simpy.Environment(), key
+        self.db = central(tm, workdir, {key: lifecycle}, name=name)
+        for who, dom, _, roles in extra:
+            for lc, role in (r.split(".") for r in roles.split()):
+                if lc == key:
+                    self.db.grant(who, lc, role, dom)
         self.api = CentralAPI(self.db, host, **api)
         self._last, self._n = 0, 0
 
     def model(self, tag: str) -> Gen:
         yield self.env.timeout(0)
         self._n += 1
-        aid = self.db.register("op", "Model", f"{tag}-{self._n}", at=self.env.now)
+        aid = self.db.register("op", self.key, f"{tag}-{self._n}", at=self.env.now)
         self.db.fire("dev", "train", aid, digest_of("model", tag).hex(), at=self.env.now)
         return aid.encode()
 
@@ -115,7 +114,7 @@ class BaselineDesk(_Desk):
 
     def revoke(self, who: str) -> Gen:
         yield self.env.timeout(0)
-        self.db.revoke(who, "Model", "verifier")
+        self.db.revoke(who, self.key, "verifier")
         return True
 
     def state(self, aid: bytes) -> str:
@@ -130,7 +129,7 @@ class BaselineDesk(_Desk):
                 for _, a, d, who in rows]
 
     def threshold(self) -> tuple[int, str]:
-        t = self.db.irs["Model"].transition("verify")
+        t = self.db.irs[self.key].transition("verify")
         return int(t.approvals), str(t.count)
 
     def run(self, until: float) -> None:
@@ -138,19 +137,23 @@ class BaselineDesk(_Desk):
 
 
 class ChainDesk(_Desk):
-    """ProML: the lifecycle deployed on the simulated chain, calls confirmed one block deep."""
+    """ProML: the lifecycle deployed on the simulated chain (:func:`kit.world`), calls
+    confirmed one block deep; ``beside`` ({key: compiled}) are registries deployed next to it,
+    each with the cast's roles on ``key``, and ``"raw"`` sends raw transactions."""
 
-    def __init__(self, seed: int, lifecycle: Any, people: dict[str, tuple[str, str]],
-                 grants: list[tuple[str, str]]) -> None:
-        self.w, self.ps = small_world(seed, people, [(n, "Model", r) for n, r in grants],
-                                      lifecycles=[lifecycle])
+    def __init__(self, tm: ThreatModel, seed: int, lifecycle: Any, *, extra: Extra = (),
+                 beside: dict[str, CompiledContract] | None = None) -> None:
+        self.w, self.ps = world(tm, seed, extra=extra, lifecycles=[lifecycle])
         self.env = self.w.env
         self.model_client = self.w.client("Model")
         self.reader = ChainReader(self.model_client, self.w.backend)
         self.names = {p.address: n for n, p in self.ps.items()}
+        for key, compiled in (beside or {}).items():
+            add_lifecycle(self.w, key, compiled, roles_on(tm, key))
+        self.w.sim_clients["raw"] = RawCalls(self.w)
 
     def model(self, tag: str, key: str = "Model") -> Gen:
-        """(also for a lifecycle ``key`` deployed beside the Model with ``add_lifecycle``)"""
+        """(also for a registry ``key`` deployed ``beside`` the Model)"""
         tx = yield from send_ok(self.w, "op", key, "register", salt(tag))
         mid = self.w.result(tx)
         yield from self.fire("dev", "train", mid, digest_of("model", tag), key)
@@ -180,19 +183,26 @@ class ChainDesk(_Desk):
         return threshold_of(self.model_client)
 
     def run(self, until: float) -> None:
-        self.w.run(until, drain=False)
-        self.w.finish()
+        play(self.w, until)
 
 
 Desk = BaselineDesk | ChainDesk
 
 
-def desk(side: str, tm: ThreatModel, seed: int, workdir: Path, lifecycle: Any,
-         people: dict[str, tuple[str, str]], grants: list[tuple[str, str]]) -> Desk:
-    """The ``side`` ("baseline" or "proml") desk of a run."""
+def desk(side: str, tm: ThreatModel, seed: int, workdir: Path, p: dict[str, Any],
+         extra: Extra = ()) -> Desk:
+    """The ``side`` ("baseline" or "proml") desk of a run: the Model lifecycle whose verify
+    needs ``p["approvals"]`` approvals counted by ``p["count"]`` (:func:`model_lifecycle`)."""
+    lifecycle = model_lifecycle(int(p["approvals"]), str(p["count"]))
     if side == "baseline":
-        return BaselineDesk(workdir, lifecycle, people, grants)
-    return ChainDesk(seed, lifecycle, people, grants)
+        return BaselineDesk(tm, workdir, lifecycle, extra=extra)
+    return ChainDesk(tm, seed, lifecycle, extra=extra)
+
+
+def roles_on(tm: ThreatModel, lifecycle: str) -> list[tuple[str, str]]:
+    """(participant, role) of the cast on ``lifecycle``, in cast order: the grants of a
+    lifecycle a run deploys beside the world's (``add_lifecycle``)."""
+    return [(a.name, role) for a in tm.cast() for lc, role in a.roles if lc == lifecycle]
 
 
 def watch_domains(d: Desk, accounts: Any, every: float, react: Any = None, phase: float = 0.0,
@@ -219,9 +229,7 @@ def watch_domains(d: Desk, accounts: Any, every: float, react: Any = None, phase
     return mon, alarms
 
 
-# ---------------------------------------------------------------------------------------------
-# S1: stolen approver keys, an activity monitor per identity, revocation
-# ---------------------------------------------------------------------------------------------
+# -- S1: stolen approver keys, an activity monitor per identity, revocation -------------------
 S1_DEFAULTS: dict[str, Any] = {
     "approvers": 4, "stolen": 2, "targets": 3, "horizon_s": 3 * HOUR, "poll_s": 60.0,
     "reaction_mean_s": 900.0, "burst_max": 4, "burst_window_s": 1800.0,
@@ -244,11 +252,10 @@ def _s1(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     if not 0 <= s <= n:
         raise UsageError(f"S1: stolen={s} must be within 0..approvers={n}")
     groups = [str(s), "seq"]
-    verifiers = {f"v{g}_{i}": (f"verif-{i}", ("eu", "us", "asia")[i % 3])
-                 for g in groups for i in range(n)}
-    d = desk(side, tm, seed, workdir, model_lifecycle(int(p["approvals"]), str(p["count"])),
-             {"op": ("client-co", "eu"), "dev": ("dev-co", "us"), **verifiers},
-             [("op", "operator"), ("dev", "developer"), *((v, "verifier") for v in verifiers)])
+    # each group's n verifiers (their names carry the group, so the run adds them to the cast)
+    verifiers = [(f"v{g}_{i}", f"verif-{i}", ("eu", "us", "asia")[i % 3], "Model.verifier")
+                 for g in groups for i in range(n)]
+    d = desk(side, tm, seed, workdir, p, verifiers)
     k, _ = d.threshold()  # the thief reads the threshold from the deployed rules
     env = d.env
     revoked: dict[str, float] = {}
@@ -317,8 +324,8 @@ def _s1(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
                 env.process(sequential() if g == "seq" else thief(g))
 
     # each domain watches its own accounts against its own evaluation log; the admin revokes
-    mon, alarms = watch_domains(d, verifiers, p["poll_s"], revoke, burst_max=int(p["burst_max"]),
-                                burst_window_s=p["burst_window_s"])
+    mon, alarms = watch_domains(d, [v[0] for v in verifiers], p["poll_s"], revoke,
+                                burst_max=int(p["burst_max"]), burst_window_s=p["burst_window_s"])
     env.process(begin())
     d.run(p["horizon_s"])
     # a consumer deploys a model once it is verified: each target is one attempt
@@ -340,19 +347,14 @@ both_sides("S1", _s1, "k stolen keys from k domains, used together, meet a k-of-
            "before anyone can react; the monitor flags them and revocation bounds the damage")
 
 
-# ---------------------------------------------------------------------------------------------
-# S3: one person, several approver accounts (Sybil)
-# ---------------------------------------------------------------------------------------------
+# -- S3: one person, several approver accounts (Sybil) ----------------------------------------
 S3_DEFAULTS: dict[str, Any] = {"sybils": 4, "approvals": 2, "count": "domains"}
 
 
 def _s3(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     p = params(tm, S3_DEFAULTS, ("sybils",))
     a = int(p["sybils"])
-    sybils = {f"mallory{i}": ("verif-0", "asia") for i in range(a)}  # all her organisation's
-    d = desk(side, tm, seed, workdir, model_lifecycle(int(p["approvals"]), str(p["count"])),
-             {"op": ("client-co", "eu"), "dev": ("dev-co", "us"), **sybils},
-             [("op", "operator"), ("dev", "developer"), *((v, "verifier") for v in sybils)])
+    d = desk(side, tm, seed, workdir, p)  # her accounts mallory0.. (all of verif-0)
     won: dict[int, bool] = {}
     refused: list[str] = []
 
@@ -377,9 +379,7 @@ both_sides("S3", _s3, "accounts counted instead of domains: one organisation's a
            "the threshold (the counting mode is the defence, on both systems)")
 
 
-# ---------------------------------------------------------------------------------------------
-# S5: a role holder lured into acting for the attacker (confused deputy)
-# ---------------------------------------------------------------------------------------------
+# -- S5: a role holder lured into acting for the attacker (confused deputy) -------------------
 S5_DEFAULTS: dict[str, Any] = {"victims": 2, "session_samesite": "Strict", "csrf_token": True,
                                "poll_s": 60.0}
 RELAY_SOURCE = """# pragma version ~=0.4.3
@@ -402,19 +402,12 @@ def claim() -> bool:
 """
 
 
-def _s5_lures(nv: int, seed: int) -> list[tuple[str, str, bytes]]:
-    """(victim, transition, planted digest): each verifier approves a bogus evaluation, the
-    developer records a bogus model version."""
-    return [*((f"v{i}", "verify", digest_of("bogus-eval", seed)) for i in range(nv)),
-            ("dev", "train", digest_of("bogus-model", seed))]
-
-
-def _s5_people(nv: int) -> tuple[dict[str, tuple[str, str]], list[tuple[str, str]]]:
-    people = {"op": ("client-co", "eu"), "dev": ("dev-co", "us"),
-              "mallory": ("attacker-co", "asia"),
-              **{f"v{i}": (f"verif-{i}", "eu") for i in range(nv)}}
-    return people, [("op", "operator"), ("dev", "developer"),
-                    *((f"v{i}", "verifier") for i in range(nv))]
+def _s5_lures(tm: ThreatModel, seed: int) -> list[tuple[str, str, bytes]]:
+    """(victim, transition, planted digest): each verifier of the cast approves a bogus
+    evaluation, the developer records a bogus model version."""
+    roles = roles_on(tm, "Model")
+    return [*((v, "verify", digest_of("bogus-eval", seed)) for v, r in roles if r == "verifier"),
+            *((d, "train", digest_of("bogus-model", seed)) for d, r in roles if r == "developer")]
 
 
 @scenario("S5", limit="a role holder lured into acting for the attacker, where the design "
@@ -424,18 +417,17 @@ class ConfusedDeputy:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         p = params(tm, S5_DEFAULTS, ("poll_s",))
-        people, grants = _s5_people(int(p["victims"]))
-        d = BaselineDesk(workdir, Model, people, grants, samesite=str(p["session_samesite"]),
+        d = BaselineDesk(tm, workdir, Model, samesite=str(p["session_samesite"]),
                          csrf=bool(p["csrf_token"]))
         api, rng, env = d.api, random.Random(f"S5-{seed}"), d.env
-        _, alarms = watch_domains(d, (v for v, r in grants if r == "verifier"), p["poll_s"],
-                                  phase=rng.uniform(0, 60))
+        _, alarms = watch_domains(d, (v for v, r in roles_on(tm, "Model") if r == "verifier"),
+                                  p["poll_s"], phase=rng.uniform(0, 60))
         tries: list[tuple[str, bool]] = []
 
         def run() -> Gen:
             aid = (yield from d.model(f"m-{seed}")).decode()
             start = env.now
-            for who, step, dg in _s5_lures(int(p["victims"]), seed):
+            for who, step, dg in _s5_lures(tm, seed):
                 browser = Browser()
                 browser.log_in(api, who, env.now)  # the victim works in the application...
                 yield env.timeout(rng.uniform(60, 600))  # ...and later opens the lure page,
@@ -461,13 +453,9 @@ class ConfusedDeputy:
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = params(tm, S5_DEFAULTS, ("poll_s",))
-        people, grants = _s5_people(int(p["victims"]))
-        d = ChainDesk(seed, Model, people, grants)
-        w = d.w
-        add_lifecycle(w, "ModelTxOrigin", mutant("b-tx-origin"), grants)  # the contrast
-        relay = compile_source(RELAY_SOURCE, "Relay")
-        w.sim_clients["raw"] = RawCalls(w)
+        params(tm, S5_DEFAULTS, ("poll_s",))  # checked (the victims are counted in the cast)
+        d = ChainDesk(tm, seed, Model, beside={"ModelTxOrigin": mutant("b-tx-origin")})
+        w, relay = d.w, compile_source(RELAY_SOURCE, "Relay")
         tries: dict[str, list[bool]] = {"Model": [], "ModelTxOrigin": []}
         claims_ok: list[bool] = []
 
@@ -475,12 +463,10 @@ class ConfusedDeputy:
             client = w.clients[key]
             payload = client.contract_abi.encode_call(step, [mid, dg, "", []])
             init = relay.bytecode + abi_encode(["address", "bytes"], [client.address, payload])
-            tx = yield from w.send("mallory", "raw", "tx", None, init)
-            yield w.confirmed(tx, 1)
+            tx = yield from send_ok(w, "mallory", "raw", "tx", None, init)
             w.sim_clients[f"relay-{tx.hash.hex()}"] = RawCalls(
                 w, w.result(tx).contract_address, relay.abi)
-            claim = yield from w.send(victim, f"relay-{tx.hash.hex()}", "call", "claim")
-            yield w.confirmed(claim, 1)
+            claim = yield from send_ok(w, victim, f"relay-{tx.hash.hex()}", "call", "claim")
             if key == "Model":
                 claims_ok.append(ok(claim))
             # the record is rewritten if the lifecycle contract logged anything for the relay
@@ -490,7 +476,7 @@ class ConfusedDeputy:
         def run() -> Gen:
             for key in tries:
                 mid = yield from d.model(f"m-{seed}", key)
-                for who, step, dg in _s5_lures(int(p["victims"]), seed):
+                for who, step, dg in _s5_lures(tm, seed):
                     yield from lure(key, mid, who, step, dg)
 
         play(w, HOUR, run())
@@ -499,15 +485,9 @@ class ConfusedDeputy:
             "asr_mutant": sum(mut) / len(mut), "victim_txs_succeeded": float(sum(claims_ok))})
 
 
-# ---------------------------------------------------------------------------------------------
-# S6: replay an approval (same artefact, other artefact, other deployment, other chain)
-# ---------------------------------------------------------------------------------------------
+# -- S6: replay an approval (same artefact, other artefact, other deployment, other chain) ----
 S6_DEFAULTS: dict[str, Any] = {"replay_after_s": 300.0, "session_idle_s": 900.0,
                                "signature_window_s": 120.0, "poll_s": 60.0}
-S6_PEOPLE = {"op": ("client-co", "eu"), "dev": ("dev-co", "us"), "v1": ("verif-1", "eu"),
-             "v1b": ("verif-1", "eu"), "v2": ("verif-2", "asia"), "eve": ("eve-co", "asia")}
-S6_GRANTS = [("op", "operator"), ("dev", "developer"), ("v1", "verifier"), ("v1b", "verifier"),
-             ("v2", "verifier")]
 #: why an engine refused a replayed transaction (substring of its error -> label for the notes)
 REJECTIONS = (("already known", "a known transaction"), ("nonce", "a used nonce"),
               ("chain id", "another chain id"), ("cannot pay", "an unfunded signer"))
@@ -525,9 +505,9 @@ def _replays(tries: dict[str, bool], alarm: Alarm | None, refused: str, at: floa
 def _s6_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     p = params(tm, S6_DEFAULTS, ("poll_s",))
     kw = {"session_idle_s": p["session_idle_s"], "window_s": p["signature_window_s"]}
-    prod = BaselineDesk(workdir, Model, S6_PEOPLE, S6_GRANTS, **kw)
+    prod = BaselineDesk(tm, workdir, Model, **kw)
     # a second deployment (staging) trusting the same agent keys and accounts
-    other = BaselineDesk(workdir, Model, S6_PEOPLE, S6_GRANTS[:3], env=prod.env, name="staging",
+    other = BaselineDesk(tm, workdir, Model, key="ModelB", env=prod.env, name="staging",
                          host="staging", **kw)
     api, api_o = prod.api, other.api
     keys = {who: api.enrol(who) for who in ("v1", "v1b", "v2", "eve")}
@@ -558,26 +538,25 @@ def _s6_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         yield env.timeout(p["replay_after_s"])
         start = env.now
 
-        def fresh(who: str, req: Any) -> bool:
-            return api.handle(sign_request(req, who, keys[who], env.now, f"{who}-{env.now}"),
-                              env.now)[0] == 200
+        def passes(req: Any, at: CentralAPI = api, aid: str = "") -> bool:
+            """``req`` (readdressed to model ``aid`` at ``at`` if given) is accepted."""
+            if aid:
+                req = replace(req, host=at.host, path=f"/artefacts/{aid}/verify")
+            return at.handle(req, env.now)[0] == 200
 
-        tries["same_request"] = api.handle(signed, env.now)[0] == 200
+        def fresh(who: str, req: Any) -> bool:
+            return passes(sign_request(req, who, keys[who], env.now, f"{who}-{env.now}"))
+
+        tries["same_request"] = passes(signed)
         for kind, who in (("same_sender_again", "v1"), ("same_domain_account", "v1b"),
                           ("no_role_sender", "eve")):
             tries[kind] = fresh(who, approval_request(api.host, n1, "verify", ev.hex()))
-        tries["other_artefact"] = api.handle(replace(signed, path=f"/artefacts/{n2}/verify"),
-                                             env.now)[0] == 200
-        tries["other_deployment"] = api_o.handle(
-            replace(signed, host=api_o.host, path=f"/artefacts/{m1x.decode()}/verify"),
-            env.now)[0] == 200
+        tries["other_artefact"] = passes(signed, aid=n2)
+        tries["other_deployment"] = passes(signed, api_o, m1x.decode())
         # the captured session (cookie + CSRF token) replayed from the attacker's machine
-        tries["session_same_request"] = api.handle(session, env.now)[0] == 200
-        tries["session_other_artefact"] = api.handle(
-            replace(session, path=f"/artefacts/{n2}/verify"), env.now)[0] == 200
-        tries["session_other_deployment"] = api_o.handle(
-            replace(session, host=api_o.host, path=f"/artefacts/{m1x.decode()}/verify"),
-            env.now)[0] == 200
+        tries["session_same_request"] = passes(session)
+        tries["session_other_artefact"] = passes(session, aid=n2)
+        tries["session_other_deployment"] = passes(session, api_o, m1x.decode())
         # m1 is retrained: v1's approval of the old version must not add up with v2's
         yield from prod.fire("dev", "train", m1, digest_of("model", "m1", "again"))
         fresh("v2", approval_request(api.host, n1, "verify", ev.hex()))
@@ -591,21 +570,20 @@ def _s6_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
 
 def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     p = params(tm, S6_DEFAULTS, ("poll_s",))
-    d = ChainDesk(seed, Model, S6_PEOPLE, S6_GRANTS)
-    w, ps = d.w, d.ps
+    # another consortium's registry on the same chain (ModelB), where v1 also verifies
+    d = ChainDesk(tm, seed, Model, beside={"ModelB": compile_artefact(Model)})
+    w, ps, other = d.w, d.ps, roles_on(tm, "ModelB")
     assert w.backend is not None and w.admin is not None
-    w.sim_clients["raw"] = RawCalls(w)
-    # another consortium's registry on the same chain, where v1 also verifies
-    add_lifecycle(w, "ModelB", compile_artefact(Model), S6_GRANTS[:3])
     # a staging chain (chain id + 1) with the same contracts at the same addresses
     founder = w.domain_admin(ps["op"], "Model")  # deployed Model on chain A (its domain's admin)
+    names = list(dict.fromkeys(n for n, _ in other))
     chain_c = make_backend("revm" if w.engine_name == "revm" else "pyevm",
-                           funded=[*(w.domain_admin(ps[n]).address for n in ("op", "dev", "v1")),
-                                   *(ps[n].address for n in ("op", "dev", "v1"))],
+                           funded=[*(w.domain_admin(ps[n]).address for n in names),
+                                   *(ps[n].address for n in names)],
                            chain_id=w.backend.chain_id + 1)
     mc = LifecycleClient.deploy(chain_c, compile_artefact(Model), founder.signer,
                                 domain_id(founder.domain))  # same deployer, nonce: address
-    w.enrol(mc, S6_GRANTS[:3], founder)  # the same governance set-up as on chain A
+    w.enrol(mc, other, founder)  # the same governance set-up as on chain A
     model, model_b = w.clients["Model"], w.clients["ModelB"]
     tries: dict[str, bool] = {}
     refusals: set[str] = set()
@@ -631,8 +609,7 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         mc.register(ps["op"].signer, salt("m1"))
         mc.fire(ps["dev"].signer, "train", m1, digest_of("model", "m1"), "", [])
         ev = digest_of("eval", seed)
-        t = yield from w.send("v1", "Model", "fire", "verify", m1, ev, "", [])
-        yield w.confirmed(t, 1)
+        t = yield from send_ok(w, "v1", "Model", "fire", "verify", m1, ev, "", [])
         assert ok(t) and mc.address == model.address and m1b == m1 and mc.exists(m1), \
             "S6 set-up: the other chain must differ only by chain id"
         yield w.env.timeout(p["replay_after_s"])
@@ -646,8 +623,7 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         alts = {"other_artefact": (tx_with(t.raw, data=data), model, m2),
                 "other_deployment": (tx_with(t.raw, to=model_b.address), model_b, m1b)}
         for raw, _, _ in alts.values():
-            pay = yield from w.send("eve", "raw", "tx", tx_signer(raw), b"", 10**18)
-            yield w.confirmed(pay, 1)
+            yield from send_ok(w, "eve", "raw", "tx", tx_signer(raw), b"", 10**18)
             accepted(w.backend, raw)
         sent = accepted(chain_c, t.raw)
         if sent:
@@ -671,9 +647,7 @@ both_sides("S6", lambda side, *a: (_s6_baseline if side == "baseline" else _s6_p
            "expires; the baseline's signed agent requests and ProML's transactions resist replay")
 
 
-# ---------------------------------------------------------------------------------------------
-# S7: front-run a registration (claim squatting)
-# ---------------------------------------------------------------------------------------------
+# -- S7: front-run a registration (claim squatting) -------------------------------------------
 S7_DEFAULTS: dict[str, Any] = {"names": 5, "commit_reveal_names": 3, "front_run_tip": 20}
 #: the mutant's registration site: the id is the caller's salt instead of keccak(sender ++ salt)
 SENDER_BOUND_ID = "_id: bytes32 = keccak256(concat(convert(msg.sender, bytes20), salt))"
@@ -698,7 +672,7 @@ class FrontRun:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         p = params(tm, S7_DEFAULTS, ("names",))
-        db = central_db(workdir, OP_DEV[:1], admin="mallory")
+        db = central(tm, workdir, {"Model": Model}, admin="mallory")
         squatted = []
         for i in range(int(p["names"])):
             name = f"model-{seed}-{i}"
@@ -716,10 +690,8 @@ class FrontRun:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         p = params(tm, S7_DEFAULTS, ("names",))
-        grants = [("op", "operator"), ("mallory", "operator")]  # an insider with the role
-        w, ps = small_world(seed, {"op": ("client-co", "eu"), "mallory": ("squat-co", "eu")},
-                            [(n, "Model", r) for n, r in grants])
-        add_lifecycle(w, "ModelSaltId", caller_chosen_id_mutant(), grants)
+        w, ps = world(tm, seed)  # mallory: an insider with the registering role
+        add_lifecycle(w, "ModelSaltId", caller_chosen_id_mutant(), roles_on(tm, "ModelSaltId"))
         w.sim_clients["squat"] = RawCalls(w, tip=int(p["front_run_tip"]) * DEFAULT_TIP)
         lost: dict[str, list[bool]] = {"Model": [], "ModelSaltId": []}
         lat, commit = [], []
@@ -739,16 +711,14 @@ class FrontRun:
             for i in range(int(p["names"])):
                 for key in lost:
                     yield w.env.timeout(w.rng.uniform(5, 30))
-                    tx = yield from w.send("op", key, "register", salt(f"model-{i}"),
-                                           digest_of("m", i), "", [])
-                    yield w.confirmed(tx, 1)
+                    tx = yield from send_ok(w, "op", key, "register", salt(f"model-{i}"),
+                                            digest_of("m", i), "", [])
                     lat.append(tx.confirmed[1] - tx.submitted)
                     lost[key].append(not ok(tx) or w.clients[key].history(
                         w.result(tx))[0].actor != ps["op"].address)
             for i in range(int(p["commit_reveal_names"])):  # what commit-reveal would cost:
                 t0 = w.env.now  # one more confirmed transaction (an anchor) before registering
-                tx = yield from w.send("op", "Anchor", "anchor", digest_of("commit", i), 1, "")
-                yield w.confirmed(tx, 1)
+                yield from send_ok(w, "op", "Anchor", "anchor", digest_of("commit", i), 1, "")
                 commit.append(w.env.now - t0)
 
         play(w, 2 * HOUR, front_runner(), run())

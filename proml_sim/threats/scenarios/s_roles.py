@@ -7,22 +7,14 @@ from typing import Any
 
 from proml_sim.errors import UsageError
 from proml_sim.ir import Approved, RoleGranted, RoleRevoked, Transitioned
+from proml_sim.lifecycles import Model
 from proml_sim.sim import digest_of
 from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Trial, outcome, trials_outcome
+from proml_sim.threats.kit import Alarm, Trial, central, outcome, trials_outcome, world
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import (
-    OP_DEV,
-    both_sides,
-    central_db,
-    model_lifecycle,
-    params,
-    play,
-    salt,
-    small_world,
-)
+from proml_sim.threats.scenarios.common import both_sides, params, play, salt
 from proml_sim.threats.scenarios.s_identity import HOUR, BaselineDesk, Gen, desk
 
 
@@ -64,7 +56,7 @@ def audit_alarms(db: CentralDB, at: float) -> list[Alarm]:
 class NoRoleCallsEverything:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        db = central_db(workdir, OP_DEV[:1], admin="eve")
+        db = central(tm, workdir, {"Model": Model}, admin="eve")
         aid = db.register("op", "Model", "m")
         # eve holds no role but runs the database: she enrols made-up accounts, acts as them
         # through the application (its audit trail stays consistent), and removes them
@@ -84,11 +76,7 @@ class NoRoleCallsEverything:
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        people = {"op": ("client-co", "eu"), "dev": ("dev-co", "us"), "da": ("data-co", "eu"),
-                  "eve": ("eve-co", "asia")}
-        w, ps = small_world(seed, people, [("op", "Model", "operator"),
-                                           ("dev", "Model", "developer"),
-                                           ("da", "Dataset", "dataset_admin")])
+        w, ps = world(tm, seed)
         txs = []
 
         def run() -> Gen:
@@ -126,10 +114,7 @@ def _s4(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     n, c0 = int(p["approvers"]), int(p["colluders"])
     if not 0 <= c0 <= n:
         raise UsageError(f"S4: colluders={c0} must be within 0..approvers={n}")
-    vs = {f"v{i}": (f"verif-{i}", "eu") for i in range(n)}
-    d = desk(side, tm, seed, workdir, model_lifecycle(int(p["approvals"]), str(p["count"])),
-             {"op": ("client-co", "eu"), "dev": ("dev-co", "us"), **vs},
-             [("op", "operator"), ("dev", "developer"), *((v, "verifier") for v in vs)])
+    d = desk(side, tm, seed, workdir, p)  # verifiers v0 .. v(n-1) of their own domains
     k, _ = d.threshold()  # what the deployed rules demand
     won: dict[int, bool] = {}
     named: dict[bytes, set[str]] = {}
@@ -161,7 +146,6 @@ def _s4(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         "attribution": sum(attributed) / len(attributed) if attributed else 1.0,
         "threshold_violations": float(sum(won[c] != (c >= k) for c in won))},
         series={"asr_by_c": [(float(c), float(x)) for c, x in won.items()]})
-
 
 
 both_sides("S4", _s4, "k colluding approvers can approve anything: a threshold cannot stop k "
