@@ -410,9 +410,7 @@ def _s5_lures(tm: ThreatModel, seed: int) -> list[tuple[str, str, bytes]]:
             *((d, "train", digest_of("bogus-model", seed)) for d, r in roles if r == "developer")]
 
 
-@scenario("S5", limit="a role holder lured into acting for the attacker, where the design "
-                     "authorises an ambient credential (tx.origin; a cookie without CSRF "
-                     "token or SameSite)")
+@scenario("S5")
 class ConfusedDeputy:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
@@ -666,8 +664,7 @@ def caller_chosen_id_mutant() -> CompiledContract:
                    fingerprint=ir.fingerprint(), ir=ir)
 
 
-@scenario("S7", limit="an insider running the baseline database front-runs the victim's "
-                     "registration by inserting the row first")
+@scenario("S7")
 class FrontRun:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:

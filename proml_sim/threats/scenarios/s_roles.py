@@ -51,8 +51,7 @@ def audit_alarms(db: CentralDB, at: float) -> list[Alarm]:
     return out
 
 
-@scenario("S2", limit="the baseline's database administrator writes what no role holder did, "
-                     "through the application, consistently with its audit trail")
+@scenario("S2")
 class NoRoleCallsEverything:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
