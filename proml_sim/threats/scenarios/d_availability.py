@@ -29,7 +29,7 @@ from proml_sim.sim import NetworkModel, digest_of, domain_id, get_profile
 from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.sim.world import GENESIS_TS, Participant, SimBlock, SimTx, World
 from proml_sim.threats.baseline import CentralDB
-from proml_sim.threats.catalogue import ThreatModel
+from proml_sim.threats.catalogue import Actor, ThreatModel
 from proml_sim.threats.kit import Alarm, central, outcome, watch, world
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import (
@@ -169,8 +169,7 @@ def clock_ts(world: World) -> float:
 
 
 # -- D2 ----------------------------------------------------------------------------------------
-@scenario("D2", limit="w >= n-k+1 withholding approvers stall a k-of-n step until someone "
-                     "escalates; the stall is visible to every domain, escalation is governance")
+@scenario("D2")
 class WithholdApproval:
     """w of n verifiers never approve; the requester's timeout flags the stall; the role admin
     escalates by granting the verifier role to standby verifiers of other domains."""
@@ -189,7 +188,7 @@ class WithholdApproval:
                 float(p["horizon_s"]), lc)
 
     @staticmethod
-    def standbys(tm: ThreatModel) -> list[Any]:
+    def standbys(tm: ThreatModel) -> list[Actor]:
         """The k standby verifiers of the cast (no role until the escalation)."""
         return [a for a in tm.cast() if not a.roles]
 
@@ -214,9 +213,9 @@ class WithholdApproval:
         done = approvals([f"v{i}" for i in range(w_, n)], 0.0)
         stalled = done is None or done > timeout
         if stalled and w_ == 0:  # escalation needs the database admin, v0
-            for s in WithholdApproval.standbys(tm):
+            for s in (standbys := WithholdApproval.standbys(tm)):
                 db.grant(s.name, "Model", "verifier", s.domain)
-            done = approvals([s.name for s in WithholdApproval.standbys(tm)], timeout)
+            done = approvals([s.name for s in standbys], timeout)
         db.close()
         return WithholdApproval._outcome(done, stalled, timeout, horizon)
 
@@ -258,8 +257,7 @@ class WithholdApproval:
 
 
 # -- D3 ----------------------------------------------------------------------------------------
-@scenario("D3", limit="an operation whose cost grows with the attacker's history (the baseline "
-                     "schema without its index, baseline_index = false)")
+@scenario("D3")
 class HistoryGrowth:
     """An insider grows an artefact's history; do operations get dearer?"""
 
@@ -317,9 +315,7 @@ class HistoryGrowth:
 
 
 # -- D4 ----------------------------------------------------------------------------------------
-@scenario("D4", limit="no quota in the contracts: an insider with a registration role can fill "
-                     "blocks; the spam is attributed and the role revoked, but block space "
-                     "stays contested until producers or fees limit the spammer")
+@scenario("D4")
 class JunkRegistrations:
     """An insider operator spams junk registrations at a rate; honest latency and gas."""
 
@@ -422,8 +418,7 @@ class JunkRegistrations:
 
 
 # -- D5 ----------------------------------------------------------------------------------------
-@scenario("D5", limit="a withheld block that no peer has yet is invisible to the guard: a use "
-                     "within that propagation window acts on the lie; the node is flagged next")
+@scenario("D5")
 class StaleNode:
     """A node operator freezes its view just before a model's withdrawal reaches it; consumers
     that read through it keep using the withdrawn model unless they check freshness."""

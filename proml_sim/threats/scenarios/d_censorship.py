@@ -17,8 +17,7 @@ from proml_sim.threats.scenarios.common import param_error, play, salt, trials_o
 from proml_sim.threats.scenarios.d_availability import median, model_world
 
 
-@scenario("D1", limit="when every sealer censors a domain, its records never get in; the "
-                     "stall is visible to the victim and to anyone comparing submissions")
+@scenario("D1")
 class Censorship:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:

@@ -92,8 +92,7 @@ def _r1_times(seed: int) -> list[float]:
     return [*t, t[-1] + rng.uniform(1, 24) * HOUR]
 
 
-@scenario("R1", limit="the signature proves which key acted, not which person: a key that "
-                     "was really stolen is S1's case (monitor, revocation)")
+@scenario("R1")
 class DenyAction:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
@@ -194,9 +193,7 @@ def _retrievable(node: ProMLNode, name: str) -> bool:
         return False
 
 
-@scenario("R2", limit="with no copy outside the owner's domain (replicas = 0) the owner can "
-                     "destroy the evidence: whoever fetches it later sees only 'blob missing' "
-                     "(the chain proves what it was), which cannot tell deletion from loss")
+@scenario("R2")
 class DeleteBlob:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
