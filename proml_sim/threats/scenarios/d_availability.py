@@ -28,7 +28,6 @@ from proml_sim.node.freshness import FreshnessGuard
 from proml_sim.sim import NetworkModel, digest_of, domain_id, get_profile
 from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.sim.world import GENESIS_TS, Participant, SimBlock, SimTx, World
-from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import Actor, ThreatModel
 from proml_sim.threats.kit import Alarm, central, outcome, watch, world
 from proml_sim.threats.runner import Outcome, scenario
@@ -58,13 +57,6 @@ def trained(w: World, ps: dict[str, Participant], digest: bytes) -> bytes:
     mc.fire(ps["dev"].signer, "train", mid, digest, "", [])
     w.mark_start()
     return mid
-
-
-def trained_row(db: CentralDB, evidence: str) -> str:
-    """The baseline's :func:`trained`: op registers "m", dev trains it."""
-    aid = db.register("op", "Model", "m")
-    db.fire("dev", "train", aid, evidence)
-    return aid
 
 
 def vm_cost(conn: sqlite3.Connection, fn: Callable[[], Any]) -> int:
@@ -204,7 +196,8 @@ class WithholdApproval:
         n, w_, timeout, mean, horizon, lc = WithholdApproval._p(tm)
         # the database is run by verif-0's domain: its admin withholds whenever w >= 1
         db = central(tm, workdir, {"Model": lc}, admin="v0")
-        aid, rng = trained_row(db, "model"), random.Random(seed)
+        aid, rng = db.register("op", "Model", "m"), random.Random(seed)
+        db.fire("dev", "train", aid, "model")
 
         def approvals(names: list[str], t0: float) -> float | None:
             turns = sorted((t0 + rng.expovariate(1 / mean), v) for v in names)
@@ -432,7 +425,8 @@ class StaleNode:
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         t_w, horizon, n, mean = StaleNode._plan(tm, seed)
         db = central(tm, workdir, {"Model": Model})
-        aid = trained_row(db, "m")
+        aid = db.register("op", "Model", "m")
+        db.fire("dev", "train", aid, "m")
         replica = sqlite3.connect(workdir / "replica.sqlite")
         db.conn.backup(replica)  # the admin serves a copy taken before the withdrawal
         db.fire("op", "withdraw", aid, at=t_w)
