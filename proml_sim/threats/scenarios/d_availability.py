@@ -1,9 +1,10 @@
 """Availability attacks by insiders: D2 withheld approvals, D3 history growth, D4 junk
 registrations, D5 a node serving a stale view.
 
-Shared with D1, R1-R2 and C1-C3: :func:`vm_cost` (a deterministic cost of a database
-operation) and :class:`RegionView` (what an honest node in one region knows of a world's
-canonical chain).
+Each cast (who takes part, where, with which roles) is the threat model's ``[actors]``.
+Shared with D1, R1-R2 and C1-C3: :func:`model_world` (the cast on a Model lifecycle),
+:func:`vm_cost` (a deterministic cost of a database operation) and :class:`RegionView` (what an
+honest node in one region knows of a world's canonical chain).
 """
 
 from __future__ import annotations
@@ -22,30 +23,42 @@ from typing import Any
 from eth_utils.crypto import keccak
 
 from proml_sim.ir import Approved, Registered
-from proml_sim.lifecycles import Model
+from proml_sim.lifecycles import Dataset, Model
 from proml_sim.node.freshness import FreshnessGuard
-from proml_sim.sim import REGIONS, NetworkModel, digest_of, domain_id, get_profile
+from proml_sim.sim import NetworkModel, digest_of, domain_id, get_profile
 from proml_sim.sim.monitor import outcome as tx_outcome
-from proml_sim.sim.world import GENESIS_TS, SimBlock, SimTx, World
-from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, outcome, watch
+from proml_sim.sim.world import GENESIS_TS, Participant, SimBlock, SimTx, World
+from proml_sim.threats.catalogue import Actor, ThreatModel
+from proml_sim.threats.kit import Alarm, central, outcome, watch, world
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import (
-    OP_DEV,
-    central_db,
     model_lifecycle,
     param_error,
     play,
     salt,
     send_ok,
     threshold_of,
-    world_of,
 )
 
 ZERO32 = b"\0" * 32
 
 
 # -- shared set-up -----------------------------------------------------------------------------
+def model_world(tm: ThreatModel, seed: int, lifecycle: Any = Model,
+                **kw: Any) -> tuple[World, dict[str, Participant]]:
+    """:func:`kit.world` of ``tm``'s cast on the Model ``lifecycle`` beside the Dataset."""
+    return world(tm, seed, lifecycles=[Dataset, lifecycle], **kw)
+
+
+def trained(w: World, ps: dict[str, Participant], digest: bytes) -> bytes:
+    """Set-up: op registers model "m", dev trains it with ``digest``; the run starts after."""
+    mc = w.clients["Model"]
+    mid: bytes = mc.register(ps["op"].signer, salt("m"))
+    mc.fire(ps["dev"].signer, "train", mid, digest, "", [])
+    w.mark_start()
+    return mid
+
+
 def vm_cost(conn: sqlite3.Connection, fn: Callable[[], Any]) -> int:
     """SQLite virtual-machine instructions ``fn`` executes on ``conn``: a deterministic cost."""
     n = [0]
@@ -148,8 +161,7 @@ def clock_ts(world: World) -> float:
 
 
 # -- D2 ----------------------------------------------------------------------------------------
-@scenario("D2", limit="w >= n-k+1 withholding approvers stall a k-of-n step until someone "
-                     "escalates; the stall is visible to every domain, escalation is governance")
+@scenario("D2")
 class WithholdApproval:
     """w of n verifiers never approve; the requester's timeout flags the stall; the role admin
     escalates by granting the verifier role to standby verifiers of other domains."""
@@ -168,6 +180,11 @@ class WithholdApproval:
                 float(p["horizon_s"]), lc)
 
     @staticmethod
+    def standbys(tm: ThreatModel) -> list[Actor]:
+        """The k standby verifiers of the cast (no role until the escalation)."""
+        return [a for a in tm.cast() if not a.roles]
+
+    @staticmethod
     def _outcome(done: float | None, stalled: bool, timeout: float, horizon: float) -> Outcome:
         done = done if done is not None and done <= horizon else None
         return outcome(stalled, attack_at=0.0, alarms=[Alarm(timeout, "requester:timeout")]
@@ -178,9 +195,7 @@ class WithholdApproval:
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         n, w_, timeout, mean, horizon, lc = WithholdApproval._p(tm)
         # the database is run by verif-0's domain: its admin withholds whenever w >= 1
-        db = central_db(workdir, [*OP_DEV, *((f"v{i}", "verifier", f"verif-{i}")
-                                             for i in range(n))],
-                        admin="v0", lifecycles={"Model": lc})
+        db = central(tm, workdir, {"Model": lc}, admin="v0")
         aid, rng = db.register("op", "Model", "m"), random.Random(seed)
         db.fire("dev", "train", aid, "model")
 
@@ -191,10 +206,9 @@ class WithholdApproval:
         done = approvals([f"v{i}" for i in range(w_, n)], 0.0)
         stalled = done is None or done > timeout
         if stalled and w_ == 0:  # escalation needs the database admin, v0
-            k = db.irs["Model"].transition("verify").approvals
-            for j in range(k):
-                db.grant(f"s{j}", "Model", "verifier", f"standby-{j}")
-            done = approvals([f"s{j}" for j in range(k)], timeout)
+            for s in (standbys := WithholdApproval.standbys(tm)):
+                db.grant(s.name, "Model", "verifier", s.domain)
+            done = approvals([s.name for s in standbys], timeout)
         db.close()
         return WithholdApproval._outcome(done, stalled, timeout, horizon)
 
@@ -202,21 +216,13 @@ class WithholdApproval:
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         st: dict[str, Any]
         n, w_, timeout, mean, horizon, lc = WithholdApproval._p(tm)
-        k = int(tm.parameters["approvals"])  # standbys the world prepares (no role yet)
-        w, ps = world_of(seed, {"op": ("client-co", "eu", "operator"),
-                                "dev": ("dev-co", "us", "developer"),
-                                **{f"v{i}": (f"verif-{i}", REGIONS[i % 3], "verifier")
-                                   for i in range(n)},
-                                **{f"s{j}": (f"standby-{j}", REGIONS[j % 3], "")
-                                   for j in range(k)}}, lifecycle=lc,
-                         # a consortium: the standbys' domains may hold the verifier role,
-                         # their admins enrol them when the requester escalates
-                         allow=[(f"s{j}", "Model", "verifier") for j in range(k)]
-                         if lc is Model else ())
+        standbys = [s.name for s in WithholdApproval.standbys(tm)]
+        # a consortium: the standbys' domains may hold the verifier role, their admins enrol
+        # them when the requester escalates
+        w, ps = model_world(tm, seed, lc, allow=[(s, "Model", "verifier") for s in standbys]
+                            if lc is Model else ())
         mc, st = w.clients["Model"], {"done": None, "stalled": False}
-        mid = mc.register(ps["op"].signer, salt("m"))
-        mc.fire(ps["dev"].signer, "train", mid, digest_of("model", seed), "", [])
-        w.mark_start()
+        mid = trained(w, ps, digest_of("model", seed))
 
         def approver(name: str) -> Any:
             yield w.env.timeout(w.rng.expovariate(1 / mean))
@@ -232,7 +238,7 @@ class WithholdApproval:
                 st["stalled"] = True
                 need = threshold_of(mc)[0] - sum(isinstance(e, Approved) and e.id == mid
                                                  for e in mc.events())
-                for s in (f"s{j}" for j in range(max(0, need))):
+                for s in standbys[:max(0, need)]:
                     yield from send_ok(w, w.domain_admin(ps[s], "Model").name, "Model", "grant",
                                        "verifier", ps[s].address, domain_id(ps[s].domain))
                     w.env.process(approver(s))
@@ -244,18 +250,13 @@ class WithholdApproval:
 
 
 # -- D3 ----------------------------------------------------------------------------------------
-D3_ROLES = {"op": ("client-co", "eu", "operator"), "dev": ("dev-co", "us", "developer"),
-            "v0": ("verif-0", "asia", "verifier")}
-
-
-@scenario("D3", limit="an operation whose cost grows with the attacker's history (the baseline "
-                     "schema without its index, baseline_index = false)")
+@scenario("D3")
 class HistoryGrowth:
     """An insider grows an artefact's history; do operations get dearer?"""
 
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        db = central_db(workdir, [(n, r, d) for n, (d, _, r) in D3_ROLES.items()])
+        db = central(tm, workdir, {"Model": Model})
         if not tm.parameters["baseline_index"]:  # ablation: what the history index buys
             db.admin_sql("DROP INDEX history_by_artefact")
         grown, other = db.register("op", "Model", "grown"), db.register("op", "Model", "other")
@@ -278,7 +279,7 @@ class HistoryGrowth:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         points = [int(x) for x in tm.parameters["history"]]
-        w, _ = world_of(seed, D3_ROLES, gas_estimates="cached")
+        w, _ = model_world(tm, seed, gas_estimates="cached")
         gas: dict[str, list[int]] = {}
 
         def run() -> Any:
@@ -307,21 +308,19 @@ class HistoryGrowth:
 
 
 # -- D4 ----------------------------------------------------------------------------------------
-@scenario("D4", limit="no quota in the contracts: an insider with a registration role can fill "
-                     "blocks; the spam is attributed and the role revoked, but block space "
-                     "stays contested until producers or fees limit the spammer")
+@scenario("D4")
 class JunkRegistrations:
     """An insider operator spams junk registrations at a rate; honest latency and gas."""
 
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        db = central_db(workdir, [*OP_DEV, ("spammer", "operator", "spam-co")])
-        honest, ref = db.register("op", "Model", "honest"), db.register("op", "Model", "ref")
+        db = central(tm, workdir, {"Model": Model})  # an honest team: d0
+        honest, ref = db.register("d0", "Model", "honest"), db.register("d0", "Model", "ref")
 
         def costs(i: int) -> list[int]:
             return [vm_cost(db.conn, fn) for fn in (
-                functools.partial(db.register, "op", "Model", f"h{i}"),
-                functools.partial(db.fire, "dev", "train", honest, f"d{i}"),
+                functools.partial(db.register, "d0", "Model", f"h{i}"),
+                functools.partial(db.fire, "d0", "train", honest, f"d{i}"),
                 functools.partial(db.admin_sql, "SELECT id FROM artefacts WHERE name='ref'"),
                 functools.partial(db.history, ref))]
 
@@ -334,14 +333,14 @@ class JunkRegistrations:
                        note="baseline cost = SQLite VM instructions of an honest operation")
 
     @staticmethod
-    def _run(seed: int, rate: float, p: dict[str, Any]) -> dict[str, Any]:
+    def _run(tm: ThreatModel, seed: int, rate: float) -> dict[str, Any]:
+        p = tm.parameters
         prof = get_profile("consortium-fast").with_(block_gas_limit=int(p["block_gas_limit"]))
         start, end, horizon, window = (float(p[k]) for k in (
             "spam_start_s", "spam_end_s", "horizon_s", "monitor_window_s"))
-        teams = [f"d{i}" for i in range(int(p["honest_teams"]))]
-        w, ps = world_of(seed, {"spammer": ("spam-co", "us", "operator"), **{
-            d: (f"dev-{i}", REGIONS[i % 3], "operator developer") for i, d in enumerate(teams)}},
-            profile=prof, gas_estimates="cached", engine=str(p["engine"]))
+        teams = [a.name for a in tm.cast() if a.name != "spammer"]
+        w, ps = model_world(tm, seed, profile=prof, gas_estimates="cached",
+                            engine=str(p["engine"]))
         mc, honest, junk = w.clients["Model"], [], []  # type: ignore[var-annotated]
         mids = {d: mc.register(ps[d].signer, salt(d)) for d in teams}
         for d in teams:  # trained once: every later train costs the same
@@ -398,8 +397,8 @@ class JunkRegistrations:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         p = tm.parameters
-        quiet = JunkRegistrations._run(seed, 0.0, p)  # the same seed's work without spam
-        att = JunkRegistrations._run(seed, float(p["attack_rate"]), p)
+        quiet = JunkRegistrations._run(tm, seed, 0.0)  # the same seed's work without spam
+        att = JunkRegistrations._run(tm, seed, float(p["attack_rate"]))
         return outcome(att["p50"] > 2 * max(quiet["p50"], 1e-9) or att["lost"] > 0,
                        attack_at=float(p["spam_start_s"]), alarms=att["alarms"], metrics={
                            "honest_latency_p50_s": att["p50"],
@@ -412,8 +411,7 @@ class JunkRegistrations:
 
 
 # -- D5 ----------------------------------------------------------------------------------------
-@scenario("D5", limit="a withheld block that no peer has yet is invisible to the guard: a use "
-                     "within that propagation window acts on the lie; the node is flagged next")
+@scenario("D5")
 class StaleNode:
     """A node operator freezes its view just before a model's withdrawal reaches it; consumers
     that read through it keep using the withdrawn model unless they check freshness."""
@@ -426,7 +424,7 @@ class StaleNode:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         t_w, horizon, n, mean = StaleNode._plan(tm, seed)
-        db = central_db(workdir, OP_DEV)
+        db = central(tm, workdir, {"Model": Model})
         aid = db.register("op", "Model", "m")
         db.fire("dev", "train", aid, "m")
         replica = sqlite3.connect(workdir / "replica.sqlite")
@@ -446,12 +444,8 @@ class StaleNode:
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         t_w, horizon, n, mean = StaleNode._plan(tm, seed)
         p = tm.parameters
-        w, ps = world_of(seed, {"op": ("client-co", "eu", "operator"),
-                                "dev": ("dev-co", "us", "developer")})
-        mc = w.clients["Model"]
-        mid = mc.register(ps["op"].signer, salt("m"))
-        mc.fire(ps["dev"].signer, "train", mid, digest_of("m"), "", [])
-        w.mark_start()
+        w, ps = model_world(tm, seed)
+        mid = trained(w, ps, digest_of("m"))
         rng = random.Random(seed * 7919 + 5)  # the nodes' own draws
         honest, st = RegionView(w, str(p["liar_region"]), rng), dict[str, Any](cut=10**9)
 
@@ -503,11 +497,7 @@ class StaleNode:
                         counts["false_alarms"] += 1
                 counts["stale_actions"] += not switched and lied()
 
-        w.env.process(operator())
-        for _ in range(n):
-            w.env.process(consumer())
-        w.run(horizon, drain=False)
-        w.finish()
+        play(w, horizon, operator(), *(consumer() for _ in range(n)))
         return outcome(counts["stale_actions"] > 0, attack_at=st.get("frozen_at"),
                        alarms=alarms, metrics={k: float(counts[k]) for k in (
                            "stale_actions", "stale_actions_unguarded", "false_alarms")})

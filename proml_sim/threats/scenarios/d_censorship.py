@@ -8,29 +8,21 @@ import random
 from pathlib import Path
 from typing import Any
 
+from proml_sim.lifecycles import Model
 from proml_sim.sim import Producer, digest_of, get_profile
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm
+from proml_sim.threats.kit import Alarm, central
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import (
-    central_db,
-    param_error,
-    play,
-    salt,
-    trials_of,
-    world_of,
-)
-from proml_sim.threats.scenarios.d_availability import median
+from proml_sim.threats.scenarios.common import param_error, play, salt, trials_of
+from proml_sim.threats.scenarios.d_availability import median, model_world
 
 
-@scenario("D1", limit="when every sealer censors a domain, its records never get in; the "
-                     "stall is visible to the victim and to anyone comparing submissions")
+@scenario("D1")
 class Censorship:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         records, wait = int(tm.parameters["records"]), float(tm.parameters["stall_timeout_s"])
-        db = central_db(workdir, [("victim", r, "victim-co")
-                                  for r in ("operator", "developer")])
+        db = central(tm, workdir, {"Model": Model})
         aid = db.register("victim", "Model", "m")
         for table in ("history", "audit"):  # the censorship: the victim's rows never land
             db.admin_sql(f"CREATE TRIGGER censor_{table} BEFORE INSERT ON {table} "
@@ -59,8 +51,7 @@ class Censorship:
         producers = [Producer(f"sealer{i}", ("eu", "us", "asia")[i % 3],
                               censors=frozenset({"victim-co"}) if i < m else frozenset())
                      for i in range(n)]
-        w, ps = world_of(seed, {"victim": ("victim-co", "eu", "operator developer")},
-                         profile=prof, producers=producers)
+        w, ps = model_world(tm, seed, profile=prof, producers=producers)
         mid = w.clients["Model"].register(ps["victim"].signer, salt("victim"))
         w.mark_start()
         txs = []

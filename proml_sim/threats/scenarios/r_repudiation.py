@@ -20,21 +20,15 @@ from eth_utils.crypto import keccak
 from proml_sim.chain.abi import ContractABI
 from proml_sim.errors import ProMLError
 from proml_sim.ir import Transitioned, replay
-from proml_sim.lifecycles import Dataset
+from proml_sim.lifecycles import Dataset, Model
 from proml_sim.node import BlobStore, ProMLNode
 from proml_sim.sim import digest_of
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Auditor, outcome
+from proml_sim.threats.kit import Alarm, Auditor, central, outcome
 from proml_sim.threats.monitor import ChainReader
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import (
-    central_db,
-    play,
-    salt,
-    send_ok,
-    trials_of,
-    world_of,
-)
+from proml_sim.threats.scenarios.common import play, salt, send_ok, trials_of
+from proml_sim.threats.scenarios.d_availability import model_world
 
 HOUR = 3600.0
 
@@ -86,8 +80,6 @@ def tx_with(raw: bytes, *, to: str | None = None, data: bytes | None = None) -> 
 # R1: an actor denies a recorded action
 # ---------------------------------------------------------------------------------------------
 R1_STEPS = [("register", "op"), ("train", "dev"), ("verify", "v1")]  # what really happened
-R1_PEOPLE = {"op": ("client-co", "eu", "operator"), "dev": ("dev-co", "us", "developer"),
-             "v0": ("verif-0", "eu", "verifier"), "v1": ("verif-1", "asia", "verifier")}
 
 
 def _r1_times(seed: int) -> list[float]:
@@ -100,13 +92,12 @@ def _r1_times(seed: int) -> list[float]:
     return [*t, t[-1] + rng.uniform(1, 24) * HOUR]
 
 
-@scenario("R1", limit="the signature proves which key acted, not which person: a key that "
-                     "was really stolen is S1's case (monitor, revocation)")
+@scenario("R1")
 class DenyAction:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         t_train, t_v0, t_v1, t_deny, t_audit = _r1_times(seed)
-        db = central_db(workdir, [(w, role, dom) for w, (dom, _, role) in R1_PEOPLE.items()])
+        db = central(tm, workdir, {"Model": Model})
         aud = Auditor(db, float(tm.parameters["audit_every_s"]))
         aid = db.register("op", "Model", "m")
         for who, step, evidence, t in (("dev", "train", "bad model", t_train),
@@ -133,7 +124,7 @@ class DenyAction:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         times = _r1_times(seed)
-        w, ps = world_of(seed, R1_PEOPLE)
+        w, ps = model_world(tm, seed)
         model, sent = w.clients["Model"], {}  # tx hash -> raw (any node serves raw txs)
         mid = model.artefact_id(ps["op"].address, salt("m"))
 
@@ -202,18 +193,15 @@ def _retrievable(node: ProMLNode, name: str) -> bool:
         return False
 
 
-@scenario("R2", limit="with no copy outside the owner's domain (replicas = 0) the owner can "
-                     "destroy the evidence: whoever fetches it later sees only 'blob missing' "
-                     "(the chain proves what it was), which cannot tell deletion from loss")
+@scenario("R2")
 class DeleteBlob:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         _, n, _, plan = _r2_plan(tm, seed)
         # the data company runs the provenance database (as in T1) and its own file store
-        db = central_db(workdir, [("da", "dataset_admin", "data-co")], admin="da",
-                     lifecycles={"Dataset": Dataset})
+        db = central(tm, workdir, {"Dataset": Dataset}, admin="owner")
         store = BlobStore(workdir / "da-store")
-        aids = [db.register("da", "Dataset", f"ds{i}", store.put_bytes(
+        aids = [db.register("owner", "Dataset", f"ds{i}", store.put_bytes(
             f"rows {seed} {i}\n".encode() * 200).digest) for i in range(n)]
         shutil.rmtree(store.objects)  # the bytes go, and so do the rows, audit re-chained
         for table, col in (("history", "artefact"), ("artefacts", "id"), ("audit", "artefact")):
@@ -237,16 +225,17 @@ class DeleteBlob:
             return ProMLNode.init(workdir / name, name=name, domain=domain, chain_dir=chain,
                                   seed=f"R2-{seed}-{name}", replicas=reps, plain_key=True)
 
-        owner = node("owner", "data-co")  # replicates each new blob to the r other domains
-        # data-co joins the Dataset consortium (the founder's vote is the quorum of one member)
-        # with the owner as its domain admin, which enrols itself
+        own, cons = tm.cast()  # the cast's nodes; the owner replicates new blobs to r domains
+        owner, roles = node(own.name, own.domain), [x for _, x in own.roles]
+        # its domain joins the Dataset consortium (the founder's vote is the quorum of one
+        # member) with the owner as its domain admin, which enrols itself
         from proml_sim.node import consortium as gov
 
-        gov.execute(admin, "Dataset", gov.propose(admin, "Dataset", "add_domain", "data-co",
-                                                  owner.address, ["dataset_admin"]))
-        owner.grant("Dataset", "dataset_admin", owner.address, "data-co")
-        # the consumer reads the other domains' stores (not the owner's)
-        consumer = node("consumer", "cons-co")
+        gov.execute(admin, "Dataset", gov.propose(admin, "Dataset", "add_domain", own.domain,
+                                                  owner.address, roles))
+        for role in roles:
+            owner.grant("Dataset", role, owner.address, own.domain)
+        consumer = node(cons.name, cons.domain)  # reads the other domains' stores, not the owner's
         for i in range(n):
             f = workdir / f"data{i}.csv"
             f.write_bytes(f"rows {seed} {i}\n".encode() * 200)
