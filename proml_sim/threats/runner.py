@@ -71,16 +71,16 @@ class Scenario:
     id: str
     baseline: RunFn
     proml: RunFn
-    limit_note: str = ""  # why an undetected success is a documented limit, if it can be
 
 
 SCENARIOS: dict[str, Scenario] = {}
 
 
-def scenario(id_: str, *, limit: str = "") -> Callable[[type], type]:
-    """Class decorator registering ``baseline``/``proml`` static methods as a scenario."""
+def scenario(id_: str) -> Callable[[type], type]:
+    """Class decorator registering ``baseline``/``proml`` static methods as a scenario (its
+    threat model ``<id_>.toml`` states the rest, a documented limit included)."""
     def reg(cls: type) -> type:
-        SCENARIOS[id_] = Scenario(id_, cls.baseline, cls.proml, limit)  # type: ignore[attr-defined]
+        SCENARIOS[id_] = Scenario(id_, cls.baseline, cls.proml)  # type: ignore[attr-defined]
         return cls
 
     return reg
@@ -200,8 +200,8 @@ def run_threat(tm: ThreatModel, seeds: int | None = None, base_seed: int = 0,
         "matches_expected": b["verdict"] == tm.expected_baseline
         and p["verdict"] == tm.expected_proml,
     }
-    if p["verdict"] == "documented_limit" and (tm.limit or sc.limit_note):
-        result["limit"] = tm.limit or sc.limit_note
+    if p["verdict"] == "documented_limit" and tm.limit:
+        result["limit"] = tm.limit
     return result
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Generator, Iterable
-from pathlib import Path
 from typing import Any, Literal
 
 from proml_sim.chain import TxSender
@@ -15,26 +14,16 @@ from proml_sim.chain.client import REVERT_GAS, LifecycleClient, PendingOp
 from proml_sim.compiler import CompiledContract
 from proml_sim.dsl import Artefact, Role, State
 from proml_sim.errors import LifecycleError, TransactionFailed, UsageError
-from proml_sim.lifecycles import Dataset, Model
+from proml_sim.lifecycles import Model
 from proml_sim.sim import World
 from proml_sim.sim.world import Participant, SimTx
-from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import CatalogueError, ThreatModel
-from proml_sim.threats.kit import Alarm, Trial, small_world, trials_outcome
+from proml_sim.threats.kit import Alarm, Trial, trials_outcome
 from proml_sim.threats.kit import outcome as kit_outcome
 from proml_sim.threats.mutants import build_mutant, mutants_for
 from proml_sim.threats.runner import Outcome, scenario
 
 PAPER_MODEL = Model  # model_lifecycle's own class named Model shadows the name there
-
-
-def world_of(seed: int, who: dict[str, tuple[str, str, str]], lifecycle: Any = Model,
-             **kw: Any) -> tuple[World, dict[str, Participant]]:
-    """:func:`small_world` of ``{name: (domain, region, "their Model roles")}`` on the Model
-    ``lifecycle`` (a threshold variant from :func:`model_lifecycle`) beside the Dataset."""
-    return small_world(seed, {n: (d, r) for n, (d, r, _) in who.items()},
-                       [(n, "Model", role) for n, (_, _, roles) in who.items()
-                        for role in roles.split()], lifecycles=[Dataset, lifecycle], **kw)
 
 
 def send_ok(w: World, who: str | Participant, lifecycle: str, method: str, *args: Any
@@ -148,24 +137,6 @@ def param(tm: ThreatModel, name: str, lo: float | None = None, hi: float | None 
     return v
 
 
-#: the paper's operator and developer as baseline grants (account, role, domain)
-OP_DEV = [("op", "operator", "client-co"), ("dev", "developer", "dev-co")]
-
-
-def central_db(workdir: Path, grants: Iterable[tuple[str, str, str]] = (), *,
-               admin: str = "db-admin", name: str = "p",
-               lifecycles: dict[str, Any] | None = None) -> CentralDB:
-    """The baseline's database ``workdir/name.sqlite`` run by ``admin`` (no fsync per commit: a
-    simulated run needs none), roles ``(account, role, domain)`` granted on the first of
-    ``lifecycles`` (default: the paper's Model)."""
-    lcs = lifecycles or {"Model": Model}
-    db = CentralDB(workdir / f"{name}.sqlite", lcs, admin=admin)
-    db.admin_sql("PRAGMA synchronous=OFF")
-    for who, role, dom in grants:
-        db.grant(who, next(iter(lcs)), role, dom)
-    return db
-
-
 def add_lifecycle(w: World, key: str, compiled: CompiledContract,
                   grants: list[tuple[str, str]]) -> LifecycleClient:
     """Deploy another lifecycle registry in ``w`` (deployer: the world's admin), grant
@@ -210,7 +181,7 @@ class RawCalls:
         return self.world.gateway.receipt(op.tx_hash)
 
 
-def both_sides(id_: str, run: Any, limit: str = "") -> None:
+def both_sides(id_: str, run: Any) -> None:
     """Register scenario ``id_`` written once as ``run(side, tm, seed, workdir)``."""
-    scenario(id_, limit=limit)(type(f"Scenario{id_}", (), {
+    scenario(id_)(type(f"Scenario{id_}", (), {
         side: staticmethod(functools.partial(run, side)) for side in ("baseline", "proml")}))

@@ -343,8 +343,7 @@ def _s1(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
                           attack_at=start.get(head), metrics=metrics)
 
 
-both_sides("S1", _s1, "k stolen keys from k domains, used together, meet a k-of-n threshold "
-           "before anyone can react; the monitor flags them and revocation bounds the damage")
+both_sides("S1", _s1)
 
 
 # -- S3: one person, several approver accounts (Sybil) ----------------------------------------
@@ -375,8 +374,7 @@ def _s3(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         note=f"refused: {', '.join(sorted(set(refused)))}" if refused else "")
 
 
-both_sides("S3", _s3, "accounts counted instead of domains: one organisation's accounts meet "
-           "the threshold (the counting mode is the defence, on both systems)")
+both_sides("S3", _s3)
 
 
 # -- S5: a role holder lured into acting for the attacker (confused deputy) -------------------
@@ -640,9 +638,7 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
                     altered_txs_ran_as_stranger=float(sum(ran)))
 
 
-both_sides("S6", lambda side, *a: (_s6_baseline if side == "baseline" else _s6_proml)(*a),
-           "a captured browser session (cookie + CSRF token) is a bearer credential until it "
-           "expires; the baseline's signed agent requests and ProML's transactions resist replay")
+both_sides("S6", lambda side, *a: (_s6_baseline if side == "baseline" else _s6_proml)(*a))
 
 
 # -- S7: front-run a registration (claim squatting) -------------------------------------------

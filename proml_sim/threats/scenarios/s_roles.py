@@ -147,5 +147,4 @@ def _s4(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         series={"asr_by_c": [(float(c), float(x)) for c, x in won.items()]})
 
 
-both_sides("S4", _s4, "k colluding approvers can approve anything: a threshold cannot stop k "
-           "insiders; every colluder is identified from the Approved events")
+both_sides("S4", _s4)
