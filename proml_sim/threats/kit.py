@@ -14,7 +14,8 @@ One definition of each outcome, used by every scenario written with the kit:
 judges (Wilson interval of ASR, detection rate, bootstrap of the time to detect).
 
 A scenario is a class with ``baseline`` and ``proml`` static methods registered with
-:func:`~proml_sim.threats.runner.scenario`; each builds a world, runs the attacker
+:func:`~proml_sim.threats.runner.scenario`; each builds its system from the threat model's cast
+(:func:`world` on the chain, :func:`central` for the baseline), runs the attacker
 (:func:`attempt`), defences (:func:`watch`) and consumers (:class:`Consumer`), and returns
 :func:`outcome`: the worked example is ``docs/tutorials/threat_scenario.py``.
 """
