@@ -37,7 +37,7 @@ from proml_sim.threats.runner import Outcome
 
 
 # -- the two systems, built from the threat model's cast ([actors]) ---------------------------
-def small_world(seed: int, people: dict[str, tuple[str, str]],
+def _set_up_world(seed: int, people: dict[str, tuple[str, str]],
                 grants: Iterable[tuple[str, str, str]], profile: Any = "consortium-fast",
                 allow: Iterable[tuple[str, str, str]] = (),
                 **kw: Any) -> tuple[World, dict[str, Participant]]:
@@ -45,7 +45,7 @@ def small_world(seed: int, people: dict[str, tuple[str, str]],
     (name, lifecycle, role), set up and ready to run (``allow``: see :meth:`World.setup`).  A
     consortium lifecycle's grants go through its governance; on a single-admin lifecycle a role
     whose admin is another role (Dataset.labeller) is granted by that role's holder.  Grants on
-    a lifecycle the world does not deploy are left out.  :func:`world` builds it from a cast."""
+    a lifecycle the world does not deploy are left out (:func:`world` over a cast)."""
     w = World(seed=seed, profile=profile, **kw)
     ps = {n: w.add_participant(n, d, r) for n, (d, r) in people.items()}
     irs = {n: build_ir(cls) for n, cls in w.lifecycles.items()}
@@ -63,7 +63,7 @@ def small_world(seed: int, people: dict[str, tuple[str, str]],
 def world(tm: ThreatModel, seed: int, *, extra: Iterable[tuple[str, str, str, str]] = (),
           grants: Iterable[tuple[str, str, str]] = (), rename: dict[str, str] | None = None,
           **kw: Any) -> tuple[World, dict[str, Participant]]:
-    """ProML's side of a scenario: :func:`small_world` of the threat model's cast
+    """ProML's side of a scenario: a set-up world of the threat model's cast
     (:meth:`ThreatModel.cast`) and ``extra`` (name, domain, region, "Lifecycle.role ...")
     participants a run adds, each actor's roles granted in that order on the lifecycles
     deployed (``lifecycles=`` and the other keywords go to :class:`World`), then ``grants``
@@ -76,7 +76,7 @@ def world(tm: ThreatModel, seed: int, *, extra: Iterable[tuple[str, str, str, st
     cast = [(a.name, a.domain, a.region, a.roles) for a in tm.cast()] + [
         (n, d, r, tuple((lc, role) for lc, role in (x.split(".") for x in roles.split())))
         for n, d, r, roles in extra]
-    return small_world(seed, {n: (d, r) for n, d, r, _ in cast},
+    return _set_up_world(seed, {n: (d, r) for n, d, r, _ in cast},
                        [*((n, names.get(lc, lc), role) for n, _, _, roles in cast
                           for lc, role in roles), *grants], **kw)
 
@@ -98,7 +98,7 @@ def central(tm: ThreatModel, workdir: Path, lifecycles: dict[str, Any], *,
     return db
 
 __all__ = ["Alarm", "Auditor", "Consumer", "Trial", "attempt", "central", "dba_rewrite",
-           "outcome", "small_world", "trials_outcome", "watch", "world"]
+           "outcome", "trials_outcome", "watch", "world"]
 
 
 @dataclass(frozen=True)
