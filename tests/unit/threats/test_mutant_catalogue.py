@@ -173,6 +173,7 @@ def test_sample_spreads_over_the_kinds() -> None:
                                                                      "bound"}
 
 
+@pytest.mark.slow  # ~1 min: the default run stays under 10 min on 2 cores
 def test_a_bounded_sample_is_killed_and_a_planted_survivor_is_exit_1(tmp_path: Path) -> None:
     # 5 examples: each of these dies within 3 (a survivor would use them all)
     run = run_catalogue(Model, seeds=(0,), max_examples=5, steps=30, workers=0,
