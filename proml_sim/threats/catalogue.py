@@ -26,7 +26,7 @@ A bad file raises :class:`CatalogueError` naming the file, the field and the fix
                count = "approvers" }             # v0 .. v(approvers-1), regions cycled
 
 The cast is what both systems are built from (:func:`proml_sim.threats.kit.world` and
-:func:`~proml_sim.threats.kit.central`): a scenario's code holds only its attack.
+:func:`~proml_sim.threats.kit.central`), so a scenario's code does not restate who is who.
 """
 
 from __future__ import annotations

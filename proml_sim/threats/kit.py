@@ -35,12 +35,15 @@ from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.runner import Outcome
 
+__all__ = ["Alarm", "Auditor", "Consumer", "Trial", "attempt", "central", "dba_rewrite",
+           "outcome", "trials_outcome", "watch", "world"]
+
 
 # -- the two systems, built from the threat model's cast ([actors]) ---------------------------
 def _set_up_world(seed: int, people: dict[str, tuple[str, str]],
-                grants: Iterable[tuple[str, str, str]], profile: Any = "consortium-fast",
-                allow: Iterable[tuple[str, str, str]] = (),
-                **kw: Any) -> tuple[World, dict[str, Participant]]:
+                  grants: Iterable[tuple[str, str, str]], profile: Any = "consortium-fast",
+                  allow: Iterable[tuple[str, str, str]] = (),
+                  **kw: Any) -> tuple[World, dict[str, Participant]]:
     """A world with ``people`` = {name: (domain, region)} and role ``grants``
     (name, lifecycle, role), set up and ready to run (``allow``: see :meth:`World.setup`).  A
     consortium lifecycle's grants go through its governance; on a single-admin lifecycle a role
@@ -77,8 +80,8 @@ def world(tm: ThreatModel, seed: int, *, extra: Iterable[tuple[str, str, str, st
         (n, d, r, tuple((lc, role) for lc, role in (x.split(".") for x in roles.split())))
         for n, d, r, roles in extra]
     return _set_up_world(seed, {n: (d, r) for n, d, r, _ in cast},
-                       [*((n, names.get(lc, lc), role) for n, _, _, roles in cast
-                          for lc, role in roles), *grants], **kw)
+                         [*((n, names.get(lc, lc), role) for n, _, _, roles in cast
+                            for lc, role in roles), *grants], **kw)
 
 
 def central(tm: ThreatModel, workdir: Path, lifecycles: dict[str, Any], *,
@@ -96,9 +99,6 @@ def central(tm: ThreatModel, workdir: Path, lifecycles: dict[str, Any], *,
             if lc in lifecycles:
                 db.grant(a.name, lc, role, a.domain)
     return db
-
-__all__ = ["Alarm", "Auditor", "Consumer", "Trial", "attempt", "central", "dba_rewrite",
-           "outcome", "trials_outcome", "watch", "world"]
 
 
 @dataclass(frozen=True)
