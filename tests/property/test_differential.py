@@ -212,11 +212,13 @@ TestRandomLockStep.settings = settings(_settings, max_examples=_random["registry
 
 TestPaperLockStepFactory = _on("factory", PaperLifecycles)
 TestPaperLockStepFactory.settings = _settings
-TestRandomLockStepFactory = _on("factory", RandomLifecycles)
+# random lifecycles on the factory and clone layouts (each draw compiled anew on a fresh
+# checkout): the slow profile, which CI runs; the default run keeps them on the registry layout
+TestRandomLockStepFactory = pytest.mark.slow(_on("factory", RandomLifecycles))
 TestRandomLockStepFactory.settings = settings(_settings, max_examples=_random["factory"])
 TestPaperLockStepClone = _on("clone", PaperLifecycles)
 TestPaperLockStepClone.settings = _settings
-TestRandomLockStepClone = _on("clone", RandomLifecycles)
+TestRandomLockStepClone = pytest.mark.slow(_on("clone", RandomLifecycles))
 TestRandomLockStepClone.settings = settings(_settings, max_examples=_random["clone"])
 
 

@@ -230,6 +230,7 @@ def test_every_guard_of_random_lifecycles_is_hit(n: int, extra: tuple[str, ...])
     assert r.returncode == 0
 
 
+@pytest.mark.slow  # 12-16 s of property runs (CI runs it)
 def test_a_constructor_mutant_is_not_taken_for_equivalent() -> None:
     """The consortium's founding-domain guard lives in the constructor: its mutant leaves the
     runtime code as it was, so equivalence is judged on the init code (constructor + runtime),
@@ -267,6 +268,7 @@ def test_the_capacity_probe_checks_the_member_cap_both_ways() -> None:
                     "guard-_gov_check-2": "256"}
 
 
+@pytest.mark.slow  # 12-16 s of property runs (CI runs it)
 def test_domain_separation_is_probed_through_a_domain_that_may_hold_the_role() -> None:
     """``fin`` is separated by domain from ``go``; ``go``'s holders (role ``ro``) are first
     in domains that may not hold ADMIN, which ``fin`` needs: the probe has ``go`` done by a
