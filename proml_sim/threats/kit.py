@@ -63,7 +63,20 @@ def _set_up_world(seed: int, people: dict[str, tuple[str, str]],
     return w, ps
 
 
-def world(tm: ThreatModel, seed: int, *, extra: Iterable[tuple[str, str, str, str]] = (),
+#: participants a run adds beside the cast: (name, domain, region, "Lifecycle.role ...")
+Extra = Iterable[tuple[str, str, str, str]]
+Person = tuple[str, str, str, tuple[tuple[str, str], ...]]
+
+
+def _people(tm: ThreatModel, extra: Extra) -> list[Person]:
+    """(name, domain, region, roles) of the cast, then of ``extra`` (name, domain, region,
+    "Lifecycle.role ...") participants a run adds."""
+    return [(a.name, a.domain, a.region, a.roles) for a in tm.cast()] + [
+        (n, d, r, tuple((lc, role) for lc, role in (x.split(".") for x in roles.split())))
+        for n, d, r, roles in extra]
+
+
+def world(tm: ThreatModel, seed: int, *, extra: Extra = (),
           grants: Iterable[tuple[str, str, str]] = (), rename: dict[str, str] | None = None,
           **kw: Any) -> tuple[World, dict[str, Participant]]:
     """ProML's side of a scenario: a set-up world of the threat model's cast
@@ -76,28 +89,27 @@ def world(tm: ThreatModel, seed: int, *, extra: Iterable[tuple[str, str, str, st
     Example: ``w, ps = world(tm, seed, lifecycles=[Dataset])``.
     """
     names = rename or {}
-    cast = [(a.name, a.domain, a.region, a.roles) for a in tm.cast()] + [
-        (n, d, r, tuple((lc, role) for lc, role in (x.split(".") for x in roles.split())))
-        for n, d, r, roles in extra]
+    cast = _people(tm, extra)
     return _set_up_world(seed, {n: (d, r) for n, d, r, _ in cast},
                          [*((n, names.get(lc, lc), role) for n, _, _, roles in cast
                             for lc, role in roles), *grants], **kw)
 
 
 def central(tm: ThreatModel, workdir: Path, lifecycles: dict[str, Any], *,
-            admin: str = "db-admin", name: str = "p") -> CentralDB:
+            admin: str = "db-admin", name: str = "p", extra: Extra = ()) -> CentralDB:
     """The baseline's side: the careful centralised database ``workdir/name.sqlite`` of
-    ``lifecycles`` ({name: class}) run by ``admin``, every role of the cast granted in the
-    actor's domain (on the lifecycles it has).  No fsync per commit: a simulated run needs none.
+    ``lifecycles`` ({name: class}) run by ``admin``, every role of the cast (and of ``extra``
+    participants, as in :func:`world`) granted in the actor's domain (on the lifecycles it
+    has).  No fsync per commit: a simulated run needs none.
 
     Example: ``db = central(tm, workdir, {"Model": Model}, admin="dev")``.
     """
     db = CentralDB(workdir / f"{name}.sqlite", lifecycles, admin=admin)
     db.admin_sql("PRAGMA synchronous=OFF")
-    for a in tm.cast():
-        for lc, role in a.roles:
+    for who, domain, _, roles in _people(tm, extra):
+        for lc, role in roles:
             if lc in lifecycles:
-                db.grant(a.name, lc, role, a.domain)
+                db.grant(who, lc, role, domain)
     return db
 
 

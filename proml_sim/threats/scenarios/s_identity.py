@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import random
 import sqlite3
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ from proml_sim.threats.baseline import (
     sign_request,
 )
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Trial, central, trials_outcome, world
+from proml_sim.threats.kit import Alarm, Extra, Trial, central, trials_outcome, world
 from proml_sim.threats.monitor import Activity, ActivityMonitor, ChainReader, activities
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import (
@@ -59,8 +59,6 @@ from proml_sim.threats.scenarios.t_support import ok
 
 MIN, HOUR = 60.0, 3600.0
 Gen = Generator[Any, Any, Any]
-#: participants a run adds to the cast: (name, domain, region, "Lifecycle.role ...")
-Extra = Iterable[tuple[str, str, str, str]]
 
 
 # -- the Model service on either system -------------------------------------------------------
@@ -89,11 +87,7 @@ class BaselineDesk(_Desk):
                  extra: Extra = (), env: simpy.Environment | None = None, name: str = "p",
                  host: str = "prov.example", **api: Any) -> None:
         self.env, self.key = env or simpy.Environment(), key
-        self.db = central(tm, workdir, {key: lifecycle}, name=name)
-        for who, dom, _, roles in extra:
-            for lc, role in (r.split(".") for r in roles.split()):
-                if lc == key:
-                    self.db.grant(who, lc, role, dom)
+        self.db = central(tm, workdir, {key: lifecycle}, name=name, extra=extra)
         self.api = CentralAPI(self.db, host, **api)
         self._last, self._n = 0, 0
 

@@ -92,6 +92,11 @@ def _t2_plan(tm: ThreatModel, seed: int) -> dict[str, Any]:
             "data": sha(b"dataset rows %d\n" % seed * 64)}
 
 
+def _t2_verifiers(n: int) -> list[tuple[str, str, str, str]]:
+    """The verifiers beyond the paper's three (parameter ``verifiers``), each in its own domain."""
+    return [(f"v{i}", f"verif-{i}", "eu", "Model.verifier") for i in range(3, n)]
+
+
 def _t2_received(plan: dict[str, Any], who: str) -> bytes:
     """What the (attacker's) hand-off channel delivers to ``who``."""
     swapped = plan["handoff"] == "MD->V" or who == "cons"  # MD->V: the swap circulates
@@ -104,9 +109,7 @@ class HandoffSwap:
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         plan = _t2_plan(tm, seed)
         n = len(plan["verify_at"])  # the developer's domain runs the database
-        db = baseline_db(tm, workdir, "dev")
-        for i in range(3, n):  # verifiers beyond the paper's three
-            db.grant(f"v{i}", "Model", "verifier", f"v{i}-co")
+        db = baseline_db(tm, workdir, "dev", _t2_verifiers(n))
         aud = Auditor(db, param(tm, "audit_every_s", 1))
         d, bad = plan["data"], plan["bad"]
         mid = db.register("op", "Model", "m")
@@ -140,8 +143,7 @@ class HandoffSwap:
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         plan = _t2_plan(tm, seed)
         n = len(plan["verify_at"])
-        w, ps = world(tm, seed, extra=[(f"v{i}", f"verif-{i}", "eu", "Model.verifier")
-                                       for i in range(3, n)])
+        w, ps = world(tm, seed, extra=_t2_verifiers(n))
         store = BlobStore(workdir / "exchange")
         d = plan["data"]
         mid = w.client("Model").artefact_id(ps["op"].address, salt("m"))

@@ -21,7 +21,7 @@ from proml_sim.sim import World
 from proml_sim.sim.world import Participant, SimTx
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, central
+from proml_sim.threats.kit import Alarm, Extra, central
 from proml_sim.threats.runner import Outcome
 from proml_sim.threats.scenarios.common import param, trials_of
 
@@ -116,10 +116,10 @@ def fref(store: BlobStore, name: str, data: bytes) -> FileRef:
 
 
 # -- the baseline -----------------------------------------------------------------------------
-def baseline_db(tm: ThreatModel, workdir: Path, admin: str) -> CentralDB:
+def baseline_db(tm: ThreatModel, workdir: Path, admin: str, extra: Extra = ()) -> CentralDB:
     """The centralised database of the paper's lifecycles run by ``admin``, the cast's roles
-    granted (:func:`~proml_sim.threats.kit.central`)."""
-    return central(tm, workdir, PAPER, admin=admin, name="provenance")
+    (and ``extra``'s) granted (:func:`~proml_sim.threats.kit.central`)."""
+    return central(tm, workdir, PAPER, admin=admin, name="provenance", extra=extra)
 
 
 def db_dataset(db: CentralDB, name: str, raw: str, labelled: str, labeller: str = "lab",
