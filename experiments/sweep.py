@@ -94,15 +94,16 @@ def _threat(params: dict[str, Any], seed: int) -> dict[str, Any]:
 
 
 def _threat_models(plugin: str = "") -> dict[str, Any]:
-    """Catalogued threats that have an implementation, in catalogue order, then those of
-    installed plugins and of ``plugin`` (a scenario plugin file or module)."""
+    """Catalogued threats that have an implementation (code, or a ``[play]``), in catalogue
+    order, then those of installed plugins and of ``plugin`` (a scenario plugin file or
+    module, or a threat model whose ``[play]`` needs no code)."""
     from proml_sim.threats.catalogue import load_catalogue
     from proml_sim.threats.plugins import load_entry_points, load_plugin
     from proml_sim.threats.runner import load_scenarios
 
     impl = load_scenarios()
     cat = {**load_catalogue(), **load_entry_points(), **(load_plugin(plugin) if plugin else {})}
-    return {tid: tm for tid, tm in cat.items() if tid in impl}
+    return {tid: tm for tid, tm in cat.items() if tid in impl or tm.play is not None}
 
 
 def _threat_aliases() -> dict[str, dict[str, list[Any]]]:

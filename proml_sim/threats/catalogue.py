@@ -24,6 +24,9 @@ A bad file raises :class:`CatalogueError` naming the file, the field and the fix
     op = "client-co eu Model.operator"           # "domain region Lifecycle.role ..."
     "v{i}" = { domain = "verif-{i}", region = "eu us asia", roles = "Model.verifier",
                count = "approvers" }             # v0 .. v(approvers-1), regions cycled
+    [play]                         # optional: the attack as data, run without code
+                                   # (:mod:`proml_sim.threats.story`); then ``steps`` may be
+                                   # left out (the play's steps are the catalogue row's)
 
 The cast is what both systems are built from (:func:`proml_sim.threats.kit.world` and
 :func:`~proml_sim.threats.kit.central`), so a scenario's code does not restate who is who.
@@ -101,6 +104,9 @@ class ThreatModel:
     parameters: dict[str, Any] = field(default_factory=dict)
     path: str = ""
     actors: tuple[Actor, ...] = ()
+    #: the attack as data (``[play]``, :class:`proml_sim.threats.story.Play`): a scenario
+    #: that needs no code
+    play: Any = None
 
     def cast(self) -> list[Actor]:
         """The participants of ``[actors]`` at this model's parameters, in file order (a
@@ -144,15 +150,18 @@ def load_threat(path: str | Path) -> ThreatModel:
     except OSError as exc:
         raise CatalogueError(f"{path}: cannot be read ({exc})") from exc
     for fld, typ in REQUIRED.items():
+        if fld == "steps" and "play" in data:
+            data.setdefault("steps", [])
         if fld not in data:
             raise _err(path, fld, "is missing", f"add `{fld} = ...` (see threat_models/README)")
         if not isinstance(data[fld], typ):
             raise _err(path, fld, f"has type {type(data[fld]).__name__}",
                        f"make it a {getattr(typ, '__name__', typ)}")
-    unknown = set(data) - set(REQUIRED) - {"seeds", "parameters", "actors"}
+    unknown = set(data) - set(REQUIRED) - {"seeds", "parameters", "actors", "play"}
     if unknown:
         raise _err(path, sorted(unknown)[0], "is not a known field",
-                   f"remove it or use one of {sorted(REQUIRED)}, seeds, parameters, actors")
+                   f"remove it or use one of {sorted(REQUIRED)}, seeds, parameters, actors, "
+                   "play")
     if data["id"] != path.stem:
         raise _err(path, "id", f"is {data['id']!r} but the file is {path.name}",
                    f"rename the file to {data['id']}.toml or fix the id")
@@ -184,15 +193,24 @@ def load_threat(path: str | Path) -> ThreatModel:
         if not all(isinstance(x, str) for x in data[fld]):
             raise _err(path, fld, "has non-text entries", "make every entry a string")
     actors = _actors(path, data.get("actors", {}), params)
+    play, steps = None, tuple(data["steps"])
+    if "play" in data:
+        from proml_sim.threats.story import describe, parse_play
+
+        names = {a.name for a in ThreatModel("", "", (), "", "", (), (), (), (), "", "", (),
+                                             "", "", parameters=params, path=str(path),
+                                             actors=actors).cast()}
+        play = parse_play(path, data["play"], params, names)
+        steps = steps or tuple(describe(s) for s in play.steps)
     return ThreatModel(
         id=data["id"], title=data["title"], stride=tuple(data["stride"]),
         attacker_role=data["attacker_role"], attacker_domain=data["attacker_domain"],
         capabilities=tuple(data["capabilities"]), keys_held=tuple(data["keys_held"]),
-        preconditions=tuple(data["preconditions"]), steps=tuple(data["steps"]),
+        preconditions=tuple(data["preconditions"]), steps=steps,
         defence=data["defence"], oracle=data["oracle"], metrics=tuple(data["metrics"]),
         expected_baseline=exp["baseline"], expected_proml=exp["proml"], seeds=seeds,
         limit=exp.get("limit", ""),
-        parameters=params, path=str(path), actors=actors,
+        parameters=params, path=str(path), actors=actors, play=play,
     )
 
 

@@ -49,7 +49,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = [{"id": t.id, "title": t.title, "stride": "".join(t.stride),
              "attacker": f"{t.attacker_role}@{t.attacker_domain}",
              "expected": {"baseline": t.expected_baseline, "proml": t.expected_proml},
-             "implemented": t.id in impl, "seeds": t.seeds} for t in cat.values()]
+             "implemented": t.id in impl or t.play is not None, "seeds": t.seeds}
+            for t in cat.values()]
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -63,13 +64,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from proml_sim.threats.runner import run_many
 
     cat, impl = _catalogue(args)
-    ids = args.ids or [i for i in cat if i in impl]
+    ids = args.ids or [i for i in cat if i in impl or cat[i].play is not None]
     unknown = [i for i in ids if i not in cat]
     if unknown:
         raise UsageError(f"unknown threat id(s) {unknown}; `proml threats list` shows them")
-    no_code = [i for i in ids if i not in impl]
+    no_code = [i for i in ids if i not in impl and cat[i].play is None]
     if no_code:
-        raise UsageError(f"threat(s) {', '.join(no_code)} are catalogued but have no code; "
+        raise UsageError(f"threat(s) {', '.join(no_code)} are catalogued but have no code and "
+                         "no [play]; give the threat model a [play] (docs/tutorials/X2.toml) or "
                          "write a scenario (docs/tutorials/threat_scenario.py) and load it with "
                          "--scenarios FILE_OR_MODULE")
     if args.param:
@@ -176,7 +178,8 @@ def register(sub: Any) -> None:
                     "reports its verdicts and ASR with 95 %% intervals")
     rp.add_argument("--scenarios", action="append", metavar="FILE_OR_MODULE",
                     help="load scenario plugin(s): a .py file or module registering scenarios "
-                    "with @scenario, its <ID>.toml beside it (repeatable)")
+                    "with @scenario, its <ID>.toml beside it; or a threat model (.toml) whose "
+                    "[play] needs no code (repeatable)")
     rp.add_argument("--json", action="store_true",
                     help="one object per scenario with baseline/proml verdicts and metrics")
     rp.set_defaults(func=cmd_run)

@@ -189,24 +189,38 @@ def watch(world: World, lifecycle: str, *, every: float,
 
 @dataclass(frozen=True)
 class Consumer:
-    """A party that acts on what the chain says: it uses an artefact of ``lifecycle`` when it
-    is in ``state`` (and, with ``digest``, when the latest evidence recorded for it is that
-    digest -- the bytes it was served).
+    """A party that acts on what the record says: it uses an artefact of ``lifecycle`` when it
+    is in ``state`` (and, with ``digest``, when the latest evidence recorded for it -- of
+    ``step`` if given, else of any step -- is that digest: the bytes it was served).
 
     Example: ``Consumer("Model", state="delivered").accepts(w, model_id)``.
     """
 
     lifecycle: str
     state: str
+    step: str = ""
 
     def accepts(self, world: World, artefact: bytes, digest: bytes | None = None) -> bool:
         """Whether this consumer would act on ``artefact`` now (reads chain state only)."""
         client = world.client(self.lifecycle)
         if not client.exists(artefact) or client.state(artefact) != self.state:
             return False
+        history = [] if digest is None else client.history(artefact)
+        return self.decides(self.state, [(h.step, h.digest) for h in history], digest)
+
+    def decides(self, state: str | None, history: Iterable[tuple[str, bytes]],
+                digest: bytes | None = None) -> bool:
+        """The decision from a record read anywhere (the chain, a database): the artefact's
+        ``state`` and its history as (step, evidence digest) pairs, oldest first.
+
+        Example: ``Consumer("Model", "delivered", "train").decides("delivered",
+        [("train", d1), ("train", d2)], d2)`` is True.
+        """
+        if state != self.state:
+            return False
         if digest is None:
             return True
-        recorded = [h.digest for h in client.history(artefact) if h.digest.strip(b"\0")]
+        recorded = [d for s, d in history if d.strip(b"\0") and s == (self.step or s)]
         return bool(recorded) and recorded[-1] == digest
 
 

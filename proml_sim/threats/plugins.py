@@ -42,8 +42,23 @@ def load_plugin(spec: str) -> dict[str, ThreatModel]:
     plugin again is a no-op.  Raises :class:`~proml_sim.threats.catalogue.CatalogueError` (exit
     2 on the command line) when it cannot be imported or a scenario has no threat model.
 
-    Example: ``load_plugin("my_study.scenarios")`` or ``load_plugin("attacks/x1.py")``."""
+    A ``.toml`` spec is a threat model whose ``[play]`` runs without code
+    (:mod:`proml_sim.threats.story`).
+
+    Example: ``load_plugin("my_study.scenarios")``, ``load_plugin("attacks/x1.py")`` or
+    ``load_plugin("docs/tutorials/X2.toml")``."""
     if spec in _LOADED:
+        return _LOADED[spec]
+    if spec.endswith(".toml"):  # a threat model whose [play] needs no code
+        if not Path(spec).is_file():
+            raise CatalogueError(f"threat model {spec} does not exist")
+        tm = load_threat(spec)
+        if tm.play is None:
+            raise CatalogueError(f"{spec} has no [play]; a threat model loaded without code "
+                                 "needs one (docs/tutorials/X2.toml), or load the plugin that "
+                                 "registers its code")
+        PLUGIN_MODELS[tm.id] = tm
+        _LOADED[spec] = {tm.id: tm}
         return _LOADED[spec]
     from proml_sim.threats.runner import SCENARIOS, load_scenarios
 

@@ -108,6 +108,26 @@ def load_scenarios() -> dict[str, Scenario]:
     return SCENARIOS
 
 
+def scenario_of(tm: ThreatModel) -> Scenario:
+    """The code that runs ``tm``: its registered scenario, or its ``[play]`` run as data
+    (:mod:`proml_sim.threats.story`); a threat model with both, or neither, is an error."""
+    from proml_sim.threats.catalogue import CatalogueError
+
+    sc = load_scenarios().get(tm.id)
+    if sc is not None and tm.play is not None:
+        raise CatalogueError(f"threat {tm.id} has both a [play] ({tm.path}) and registered "
+                             "code; keep one of them")
+    if sc is not None:
+        return sc
+    if tm.play is not None:
+        from proml_sim.threats import story
+
+        return Scenario(tm.id, story.run_baseline, story.run_proml)
+    raise CatalogueError(f"threat {tm.id} is catalogued but has no code and no [play]; give "
+                         "it a [play] or register code with @scenario and load it "
+                         "(--scenarios FILE_OR_MODULE)")
+
+
 def verdict(outcomes: list[Outcome]) -> str:
     if any(o.out_of_scope for o in outcomes):
         return "out_of_scope"
@@ -180,12 +200,7 @@ def _point_ci(ys: list[float], seed: int) -> list[float | None]:
 def run_threat(tm: ThreatModel, seeds: int | None = None, base_seed: int = 0,
                workdir: str | Path | None = None) -> dict[str, Any]:
     """Run one catalogued scenario on both systems over ``seeds`` seeds."""
-    sc = load_scenarios().get(tm.id)
-    if sc is None:
-        from proml_sim.threats.catalogue import CatalogueError
-
-        raise CatalogueError(f"threat {tm.id} is catalogued but has no code; register one with "
-                             "@scenario and load it (--scenarios FILE_OR_MODULE)")
+    sc = scenario_of(tm)
     n = seeds or tm.seeds
     with tempfile.TemporaryDirectory(dir=workdir, prefix=f"threat-{tm.id}-") as tmp:
         root = Path(tmp)

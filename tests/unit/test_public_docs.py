@@ -36,7 +36,8 @@ def test_flat_api_has_docstrings() -> None:
 
 
 @pytest.mark.parametrize("module", ["proml_sim", "proml_sim.sim", "proml_sim.threats.kit",
-                                    "proml_sim.threats.plugins", "proml_sim.parallel"])
+                                    "proml_sim.threats.plugins", "proml_sim.threats.story",
+                                    "proml_sim.parallel"])
 def test_researcher_api_has_examples(module: str) -> None:
     mod = importlib.import_module(module)
     names = getattr(mod, "__all__", None)

@@ -1,0 +1,221 @@
+"""A threat scenario as data ([play], proml_sim.threats.story): the tutorial's X2 runs with no
+code on both systems; the lifecycle is a parameter; the same play's verdicts follow the
+deployed lifecycle's rules; bad plays are exit 2 naming the file, the field and the fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from proml_sim.cli import main
+from proml_sim.errors import UsageError
+from proml_sim.threats.catalogue import CatalogueError, load_threat
+from proml_sim.threats.catalogue_doc import catalogue_markdown
+from proml_sim.threats.kit import Consumer
+from proml_sim.threats.runner import run_threat
+
+ROOT = Path(__file__).resolve().parents[3]
+X2 = ROOT / "docs" / "tutorials" / "X2.toml"
+
+#: E2's attack as a play: dev-co's own verifier approves the model dev-co trained
+SELF_VERIFY = '''
+id = "Y1"
+title = "one organisation verifies its own model"
+stride = ["E"]
+attacker_role = "MD"
+attacker_domain = "dev-co"
+capabilities = ["trains", "holds a verifier account"]
+keys_held = ["dev", "dev-qa"]
+preconditions = ["a model in training"]
+defence = "domain-level separation of duty"
+oracle = "the model reaches verified"
+metrics = ["asr"]
+seeds = 2
+
+[expected]
+baseline = "detected"
+proml = "prevented"
+
+[parameters]
+model = "Model"
+every = 60.0
+
+[actors]
+op = "client-co eu Model.operator"
+dev = "dev-co eu Model.developer"
+dev-qa = "dev-co eu Model.verifier"
+lab = "lab-1 us Model.verifier"
+
+[play]
+lifecycles = { Model = "model" }
+observe_s = 600.0
+
+[[play.steps]]
+do = "register"
+by = "op"
+lifecycle = "Model"
+artefact = "m"
+
+[[play.steps]]
+do = "fire"
+by = "dev"
+step = "train"
+artefact = "m"
+digest = "weights"
+
+[[play.steps]]
+do = "wait"
+seconds = "every"
+
+[[play.steps]]
+do = "fire"
+by = "dev-qa"
+step = "verify"
+artefact = "m"
+digest = "evaluation"
+attack = true
+
+[[play.steps]]
+do = "fire"
+by = "lab"
+step = "verify"
+artefact = "m"
+digest = "evaluation"
+
+[play.consumer]
+artefact = "m"
+state = "verified"
+
+[[play.defences]]
+kind = "actors"
+every = "every"
+expect = ["op", "dev", "lab"]
+'''
+
+
+def _model(tmp: Path, text: str = SELF_VERIFY, name: str = "Y1.toml") -> Path:
+    p = tmp / name
+    p.write_text(text)
+    return p
+
+
+def test_tutorial_x2_runs_without_code(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["threats", "run", "X2", "--scenarios", str(X2), "--seeds", "3", "--json"])
+    r = json.loads(capsys.readouterr().out)[0]
+    assert code == 0, r
+    b, p = r["baseline"], r["proml"]
+    # the insider's rewrite is used by the client and caught by the history check
+    assert (b["verdict"], b["asr"], b["detection_rate"]) == ("detected", 1.0, 1.0)
+    assert b["ttd_s"] > 0
+    # on the chain the developer's retrain of a delivered model reverts
+    assert (p["verdict"], p["asr"], p["attack_steps_refused"]) == ("prevented", 0.0, 1.0)
+    assert any("TransitionNotAllowed" in n for n in p["notes"])
+    assert main(["threats", "list", "--scenarios", str(X2), "--json"]) == 0
+    row = [x for x in json.loads(capsys.readouterr().out) if x["id"] == "X2"]
+    assert row and row[0]["implemented"]
+
+
+def test_a_play_sweeps_over_lifecycles(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["threats", "run", "X2", "--scenarios", str(X2), "--seeds", "1", "--json",
+                 "--param", "model=Model,SingleAdminModel"])
+    pts = json.loads(capsys.readouterr().out)[0]["points"]
+    assert code == 0 and [p["parameters"]["model"] for p in pts] == ["Model", "SingleAdminModel"]
+    assert all(p["proml"]["verdict"] == "prevented" for p in pts)
+    code = main(["sweep", "X2", "--scenarios", str(X2), "--seeds", "1", "--workers", "0",
+                 "--out", str(tmp_path), "--json"])
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert code == 0 and [(r["id"], r["proml.asr"], r["baseline.asr"]) for r in rows] == [
+        ("X2", 0.0, 1.0)]
+
+
+def test_the_verdict_follows_the_deployed_lifecycle(tmp_path: Path) -> None:
+    tm = load_threat(_model(tmp_path))
+    r = run_threat(tm, seeds=2)
+    # the consortium Model forbids the training domain's own verifier; the database does not,
+    # but its history shows an actor the watcher does not expect
+    assert r["proml"]["verdict"] == "prevented" and r["proml"]["attack_steps_refused"] == 1.0
+    assert any("SeparationOfDuty" in n or "reverted" in n for n in r["proml"]["notes"])
+    assert (r["baseline"]["verdict"], r["baseline"]["asr"]) == ("detected", 1.0)
+    assert r["baseline"]["ttd_s"] == pytest.approx(60.0)
+    # the single-admin design has no domain-level separation: the same play succeeds on chain
+    # and the members' watch of the events raises the alarm
+    single = run_threat(load_threat(_model(tmp_path, SELF_VERIFY.replace(
+        'model = "Model"', 'model = "SingleAdminModel"'))), seeds=2)
+    assert (single["proml"]["verdict"], single["proml"]["asr"]) == ("detected", 1.0)
+    assert single["proml"]["attack_steps_refused"] == 0.0
+
+
+def test_the_play_is_the_catalogue_row(tmp_path: Path) -> None:
+    tm = load_threat(_model(tmp_path))
+    assert tm.steps[3] == "dev-qa fires verify on 'm' with 'evaluation' (the attack)"
+    page = catalogue_markdown({tm.id: tm})
+    assert "dev-qa fires verify on 'm'" in page
+
+
+def test_a_refused_set_up_step_is_a_usage_error(tmp_path: Path) -> None:
+    # the operator cannot train: the play's set-up is wrong, not the attack prevented
+    tm = load_threat(_model(tmp_path, SELF_VERIFY.replace('by = "dev"\nstep = "train"',
+                                                          'by = "op"\nstep = "train"')))
+    with pytest.raises(UsageError, match="refused before the attack"):
+        run_threat(tm, seeds=1)
+
+
+@pytest.mark.parametrize(("edit", "fragment"), [
+    (lambda s: s.replace('do = "wait"', 'do = "sleep"'), "play.steps[2]' has do = 'sleep'"),
+    (lambda s: s.replace('by = "lab"', 'by = "eve"'), "play.steps[4].by' is 'eve', not an actor"),
+    (lambda s: s.replace('step = "train"\nartefact = "m"', 'step = "train"\nartefact = "x"'),
+     "play.steps[1].artefact' is 'x', registered by no earlier step"),
+    (lambda s: s.replace("attack = true", ""), "has no attack step that runs on proml"),
+    (lambda s: s.replace("attack = true", 'attack = true\non = "baseline"'),
+     "has no attack step that runs on proml"),
+    (lambda s: s.replace('do = "fire"\nby = "lab"\nstep = "verify"',
+                         'do = "rewrite"\nstep = "verify"'), "play.steps[4].on' is 'both'"),
+    (lambda s: s.replace('seconds = "every"', 'seconds = "model"'), "play.steps[2].seconds'"),
+    (lambda s: s.replace('seconds = "every"', 'seconds = [5, 1]'), "play.steps[2].seconds'"),
+    (lambda s: s.replace('kind = "actors"', 'kind = "cctv"'), "play.defences[0]'"),
+    (lambda s: s.replace('expect = ["op", "dev", "lab"]', 'expect = ["zed"]'),
+     "play.defences[0].expect'"),
+    (lambda s: s.replace('state = "verified"', 'uses = "weights"'), "play.consumer'"),
+    (lambda s: s.replace("lifecycles = { Model", "lifecycles = { Mdl"),
+     "play.steps[0].lifecycle' is 'Model'"),
+    (lambda s: s.replace("observe_s = 600.0", "observe = 600.0"), "play.observe'"),
+])
+def test_bad_plays_name_the_field(tmp_path: Path, edit, fragment) -> None:  # type: ignore[no-untyped-def]
+    p = _model(tmp_path, edit(SELF_VERIFY))
+    with pytest.raises(CatalogueError) as info:
+        load_threat(p)
+    assert str(p) in str(info.value) and fragment in str(info.value)
+
+
+def test_cli_errors_are_one_line_exit_2(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    no_play = SELF_VERIFY.split("[play]")[0].replace("defence =", 'steps = ["x"]\ndefence =')
+    assert main(["threats", "run", "Y1", "--scenarios", str(_model(tmp_path, no_play))]) == 2
+    assert "has no [play]" in capsys.readouterr().err
+    assert main(["threats", "run", "Y1", "--scenarios", str(tmp_path / "nope.toml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    bad = _model(tmp_path, SELF_VERIFY.replace('by = "lab"', 'by = "eve"'))
+    assert main(["threats", "run", "Y1", "--scenarios", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "play.steps[4].by" in err and "Traceback" not in err
+
+
+def test_a_threat_model_with_both_play_and_code_is_refused(tmp_path: Path) -> None:
+    from proml_sim.threats.runner import scenario_of
+
+    tm = load_threat(_model(tmp_path, SELF_VERIFY.replace('id = "Y1"', 'id = "T1"'), "T1.toml"))
+    with pytest.raises(CatalogueError, match="both a \\[play\\]"):
+        scenario_of(tm)
+
+
+def test_consumer_decides_on_the_named_steps_latest_evidence() -> None:
+    a, b = b"\x01" * 32, b"\x02" * 32
+    c = Consumer("Model", "delivered", "train")
+    hist = [("train", a), ("verify", b"\x09" * 32), ("train", b), ("accept", b"\0" * 32)]
+    assert c.decides("delivered", hist, b) and not c.decides("delivered", hist, a)
+    assert not c.decides("verified", hist, b)
+    assert Consumer("Model", "delivered").decides("delivered", hist, b)  # latest of any step
+    assert not Consumer("Model", "delivered").decides("delivered", hist[:2], a)
