@@ -64,7 +64,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from proml_sim.errors import ProMLError, UsageError
+from proml_sim.errors import LifecycleError, UnknownArtefact, UsageError
 from proml_sim.sim import digest_of
 from proml_sim.threats.catalogue import CatalogueError, ThreatModel
 from proml_sim.threats.runner import Outcome
@@ -174,7 +174,8 @@ def parse_play(path: Path, table: Any, params: dict[str, Any], actors: set[str])
     raw = table.get("steps")
     if not isinstance(raw, list) or not raw:
         raise err("steps", "is missing or empty", "add [[play.steps]] entries")
-    steps, known = [], set()
+    steps: list[Step] = []
+    known: dict[str, set[str]] = {"proml": set(), "baseline": set()}  # registered, per system
     for i, s in enumerate(raw):
         fld = f"steps[{i}]"
         if not isinstance(s, dict) or s.get("do") not in DOS:
@@ -201,14 +202,19 @@ def parse_play(path: Path, table: Any, params: dict[str, Any], actors: set[str])
         if "by" in s and actors and s["by"] not in actors:
             raise err(f"{fld}.by", f"is {s['by']!r}, not an actor", f"use one of "
                       f"{', '.join(sorted(actors))} or add it to [actors]")
+        sides = [x for x in known if on in ("both", x)]
         if do == "register":
             if s["lifecycle"] not in lcs:
                 raise err(f"{fld}.lifecycle", f"is {s['lifecycle']!r}",
                           f"use one of play.lifecycles: {', '.join(lcs)}")
-            known.add(s["artefact"])
-        elif do in ("fire", "rewrite") and s["artefact"] not in known:
-            raise err(f"{fld}.artefact", f"is {s['artefact']!r}, registered by no earlier step",
-                      "register it first")
+            if any(s["artefact"] in known[x] for x in sides):
+                raise err(f"{fld}.artefact", f"is {s['artefact']!r}, registered already",
+                          "give each artefact its own name")
+            for x in sides:
+                known[x].add(s["artefact"])
+        elif do in ("fire", "rewrite") and any(s["artefact"] not in known[x] for x in sides):
+            raise err(f"{fld}.artefact", f"is {s['artefact']!r}, registered by no earlier step "
+                      f"on {' and '.join(sides)}", "register it first, on the same system(s)")
         seconds: Any = 0.0
         if do == "wait":
             w = s["seconds"]
@@ -232,9 +238,10 @@ def parse_play(path: Path, table: Any, params: dict[str, Any], actors: set[str])
             or not con.get("artefact") or not con.get("state"):
         raise err("consumer", f"is {con!r}", "give [play.consumer] with artefact, state and "
                   "optionally step and uses (the content the attacker wants used)")
-    if con["artefact"] not in known or (con.get("uses") and not con.get("step")):
+    if any(con["artefact"] not in k for k in known.values()) or (con.get("uses")
+                                                                 and not con.get("step")):
         raise err("consumer", f"names artefact {con['artefact']!r} / uses without step",
-                  "name a registered artefact; give step with uses")
+                  "name an artefact registered on both systems; give step with uses")
     defences = []
     for i, d in enumerate(table.get("defences", [])):
         fld = f"defences[{i}]"
@@ -274,6 +281,34 @@ def _classes(tm: ThreatModel) -> dict[str, type]:
 
     return {name: load_lifecycle(str(tm.parameters.get(spec, spec)))
             for name, spec in _play(tm).lifecycles.items()}
+
+
+def _check(tm: ThreatModel, classes: dict[str, type]) -> dict[str, str]:
+    """The play against this run's cast and the deployed lifecycles' rules (a parameter may
+    change either); returns each artefact's lifecycle.  A name that does not fit is a usage
+    error, never a silently refused step or a consumer that can never accept."""
+    from proml_sim.ir import build_ir
+
+    p, cast = _play(tm), {a.name for a in tm.cast()}
+    irs = {k: build_ir(c) for k, c in classes.items()}
+    of: dict[str, str] = {}
+    where = f"{tm.path or tm.id}: [play]"
+    for i, s in enumerate(p.steps):
+        if s.by and s.by not in cast:
+            raise UsageError(f"{where} step {i} is by {s.by!r}, not in the cast at these "
+                             f"parameters ({', '.join(sorted(cast))}); fix by or [actors]")
+        if s.do == "register":
+            of.setdefault(s.artefact, s.lifecycle)
+        ir = irs[of[s.artefact]] if s.artefact else None
+        if ir is not None and s.step and s.step not in {t.name for t in ir.transitions}:
+            raise UsageError(f"{where} step {i}: {ir.name} has no transition {s.step!r}; use "
+                             f"one of {', '.join(t.name for t in ir.transitions)}")
+    ir = irs[of[p.artefact]]
+    if p.state not in {x.name for x in ir.states} or (
+            p.step and p.step not in {"register", *(t.name for t in ir.transitions)}):
+        raise UsageError(f"{where} consumer: {ir.name} has no state {p.state!r} or step "
+                         f"{p.step!r}; use a state of {', '.join(x.name for x in ir.states)}")
+    return of
 
 
 def _waits(tm: ThreatModel, seed: int) -> list[float]:
@@ -320,9 +355,12 @@ class _Watch:
         self.seen = now
 
     def visit_until(self, now: float) -> list[Any]:
-        while self.at + self.every <= now:
+        """The visits due up to ``now`` on the baseline, whose record changes only at the
+        play's steps: the first sees what changed since the last call, the rest the same."""
+        if self.at + self.every <= now:
             self.at += self.every
             self.visit(self.at)
+            self.at += self.every * ((now - self.at) // self.every)
         return self.alarms
 
 
@@ -362,6 +400,7 @@ def run_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     from proml_sim.threats.kit import Consumer, attempt, world
 
     p, classes, waits = _play(tm), _classes(tm), _waits(tm, seed)
+    _check(tm, classes)
     deployed = {k: c.__name__ for k, c in classes.items()}
     w, ps = world(tm, seed, lifecycles=list(classes.values()), rename=deployed)
     names = {q.address: n for n, q in w.participants.items()}
@@ -410,9 +449,7 @@ def run_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
                     yield from attempt(w, s.by, lc, "fire", s.step, aid, *ev, out=out)
                 ok = out["outcome"]
                 run.step(i, s, at, None if ok == "ok" else ok)
-            except ProMLError as exc:  # refused before sending (the client's own checks)
-                if isinstance(exc, UsageError):
-                    raise
+            except LifecycleError as exc:  # refused before sending (the client's own checks)
                 run.step(i, s, at, f"{type(exc).__name__}: {exc}")
 
     watches = [_Watch(d, _seconds(tm, d.every), histories) for d in p.defences
@@ -438,8 +475,9 @@ def run_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     ``attack_succeeded`` and ``detected`` True."""
     from proml_sim.threats.kit import Auditor, Consumer, central, dba_rewrite
 
-    p, waits = _play(tm), _waits(tm, seed)
-    db = central(tm, workdir, _classes(tm), admin=p.db_admin, name="play")
+    p, waits, classes = _play(tm), _waits(tm, seed), _classes(tm)
+    _check(tm, classes)
+    db = central(tm, workdir, classes, admin=p.db_admin, name="play")
     ids: dict[str, str] = {}
 
     def histories() -> History:
@@ -458,21 +496,25 @@ def run_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         for wt in watches:
             wt.visit_until(now)
         now += delay
-        ev = _content(s.digest).hex()
+        ev, aid = _content(s.digest).hex(), ids.get(s.artefact, "")
         try:
             if s.do == "register":
                 ids[s.artefact] = db.register(s.by, s.lifecycle, s.artefact, ev, at=now)
+            elif not aid and s.do != "wait":  # its registration was refused
+                raise UnknownArtefact(f"{s.artefact!r} was never registered")
             elif s.do == "fire":
-                db.fire(s.by, s.step, ids[s.artefact], ev, at=now)
+                db.fire(s.by, s.step, aid, ev, at=now)
             elif s.do == "rewrite":
-                dba_rewrite(db, ids[s.artefact], {s.step: ev})
+                if not any(r[1] == s.step for r in db.history(aid)):
+                    raise UnknownArtefact(f"{s.artefact!r} has no {s.step!r} to rewrite")
+                dba_rewrite(db, aid, {s.step: ev})
             if s.do != "wait":
                 run.step(i, s, now, None)
-        except (ProMLError, IndexError) as exc:
+        except LifecycleError as exc:
             run.step(i, s, now, f"{type(exc).__name__}: {exc}")
     end = now + _seconds(tm, p.observe_s)
     alarms = [a for wt in watches for a in wt.visit_until(end)]
-    aid = ids[p.artefact]
+    aid = ids.get(p.artefact, "")
     row = db.conn.execute("SELECT state FROM artefacts WHERE id=?", (aid,)).fetchone()
     recorded = [(r[1], bytes.fromhex(r[4] or "")) for r in db.history(aid)]
     goal = Consumer(p.artefact, p.state, p.step).decides(

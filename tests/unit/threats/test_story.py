@@ -164,6 +164,46 @@ def test_a_refused_set_up_step_is_a_usage_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("edit", "fragment"), [
+    (lambda s: s.replace('step = "verify"\nartefact = "m"\ndigest = "evaluation"\nattack',
+                         'step = "verfy"\nartefact = "m"\ndigest = "evaluation"\nattack'),
+     "has no transition 'verfy'"),
+    (lambda s: s.replace('state = "verified"', 'state = "verifed"'), "has no state 'verifed'"),
+])
+def test_names_the_lifecycle_does_not_have_are_usage_errors(tmp_path: Path, edit,  # type: ignore[no-untyped-def]
+                                                             fragment) -> None:
+    # a typo must not read as "prevented": the run stops, naming the step and the fix
+    with pytest.raises(UsageError, match=fragment):
+        run_threat(load_threat(_model(tmp_path, edit(SELF_VERIFY))), seeds=1)
+
+
+def test_a_refused_registration_refuses_what_follows(tmp_path: Path) -> None:
+    # the attacker registers a look-alike it has no role for: refused on both systems, and
+    # its later steps on that artefact are refused too (never a crash)
+    text = SELF_VERIFY.replace("""[play.consumer]""", """[[play.steps]]
+do = "register"
+by = "lab"
+lifecycle = "Model"
+artefact = "fake"
+attack = true
+
+[[play.steps]]
+do = "fire"
+by = "dev"
+step = "train"
+artefact = "fake"
+digest = "weights"
+
+[play.consumer]""")
+    r = run_threat(load_threat(_model(tmp_path, text)), seeds=1)
+    assert r["baseline"]["attack_steps_refused"] == 2.0
+    assert any("never registered" in n for n in r["baseline"]["notes"])
+    assert r["proml"]["attack_steps_refused"] >= 2.0
+
+
+@pytest.mark.parametrize(("edit", "fragment"), [
+    (lambda s: s.replace('lifecycle = "Model"\nartefact = "m"',
+                         'lifecycle = "Model"\nartefact = "m"\non = "baseline"'),
+     "play.steps[1].artefact' is 'm', registered by no earlier step on proml"),
     (lambda s: s.replace('do = "wait"', 'do = "sleep"'), "play.steps[2]' has do = 'sleep'"),
     (lambda s: s.replace('by = "lab"', 'by = "eve"'), "play.steps[4].by' is 'eve', not an actor"),
     (lambda s: s.replace('step = "train"\nartefact = "m"', 'step = "train"\nartefact = "x"'),
