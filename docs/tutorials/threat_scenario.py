@@ -11,7 +11,7 @@ the time to detect.  Run it with the CLI::
     proml threats run X1 --scenarios docs/tutorials/threat_scenario.py
 
 An attack made only of lifecycle calls (and the baseline insider's rewrite) needs no code at
-all: ``X2.toml`` beside this file states it as a ``[play]`` (:mod:`proml_sim.threats.story`).
+all: ``X3.toml`` beside this file states it as a ``[play]`` (:mod:`proml_sim.threats.story`).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from them by `proml threats list --markdown > threat_models/README.md` (a test c
 current).  Run a scenario with `proml threats run ID`; add your own as a plugin
 (`docs/tutorials/threat_scenario.py`, `proml threats run ID --scenarios FILE`), or, when its
 attack is made of lifecycle calls, as a threat model alone whose `[play]` runs on both systems
-(`docs/tutorials/X2.toml`, `proml threats run X2 --scenarios docs/tutorials/X2.toml`).
+(`docs/tutorials/X3.toml`, `proml threats run X3 --scenarios docs/tutorials/X3.toml`).
 
 Attackers: O operator, DA dataset admin, L labeller, MD model developer, V verifier, A auditor,
 C consumer, BP block producer, N network.  Verdicts: prevented, detected, documented_limit,

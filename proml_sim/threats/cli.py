@@ -71,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     no_code = [i for i in ids if i not in impl and cat[i].play is None]
     if no_code:
         raise UsageError(f"threat(s) {', '.join(no_code)} are catalogued but have no code and "
-                         "no [play]; give the threat model a [play] (docs/tutorials/X2.toml) or "
+                         "no [play]; give the threat model a [play] (docs/tutorials/X3.toml) or "
                          "write a scenario (docs/tutorials/threat_scenario.py) and load it with "
                          "--scenarios FILE_OR_MODULE")
     if args.param:

@@ -46,7 +46,7 @@ def load_plugin(spec: str) -> dict[str, ThreatModel]:
     (:mod:`proml_sim.threats.story`).
 
     Example: ``load_plugin("my_study.scenarios")``, ``load_plugin("attacks/x1.py")`` or
-    ``load_plugin("docs/tutorials/X2.toml")``."""
+    ``load_plugin("docs/tutorials/X3.toml")``."""
     if spec in _LOADED:
         return _LOADED[spec]
     if spec.endswith(".toml"):  # a threat model whose [play] needs no code
@@ -55,7 +55,7 @@ def load_plugin(spec: str) -> dict[str, ThreatModel]:
         tm = load_threat(spec)
         if tm.play is None:
             raise CatalogueError(f"{spec} has no [play]; a threat model loaded without code "
-                                 "needs one (docs/tutorials/X2.toml), or load the plugin that "
+                                 "needs one (docs/tutorials/X3.toml), or load the plugin that "
                                  "registers its code")
         PLUGIN_MODELS[tm.id] = tm
         _LOADED[spec] = {tm.id: tm}

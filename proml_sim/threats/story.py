@@ -7,7 +7,7 @@ on ProML (a :func:`~proml_sim.threats.kit.world` of the cast) and on the careful
 database (:func:`~proml_sim.threats.kit.central`).  The outcome is the kit's one definition:
 success = the consumer acts on the attacker's content (or on an artefact that reached its
 state); detected = a defence's alarm, with the time to detect from the first attack step.
-The worked example is ``docs/tutorials/X2.toml``::
+The worked example is ``docs/tutorials/X3.toml``::
 
     [play]
     lifecycles = { Model = "model" }   # the cast's lifecycle -> a spec or a [parameters] name
@@ -110,7 +110,7 @@ class Defence:
 class Play:
     """A threat model's ``[play]``: what :func:`run_proml` and :func:`run_baseline` run.
 
-    Example: ``load_threat("docs/tutorials/X2.toml").play.steps[0].do == "register"``."""
+    Example: ``load_threat("docs/tutorials/X3.toml").play.steps[0].do == "register"``."""
 
     lifecycles: dict[str, str]
     steps: tuple[Step, ...]
@@ -161,7 +161,7 @@ def parse_play(path: Path, table: Any, params: dict[str, Any], actors: set[str])
         return float(v)
 
     if not isinstance(table, dict):
-        raise err("", "is not a table", "write it as [play] (see docs/tutorials/X2.toml)")
+        raise err("", "is not a table", "write it as [play] (see docs/tutorials/X3.toml)")
     extra = set(table) - {"lifecycles", "steps", "consumer", "defences", "db_admin",
                           "observe_s"}
     if extra:
@@ -394,7 +394,7 @@ class _Run:
 def run_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     """The play on ProML: the cast's world, each step a signed transaction (kit.attempt).
 
-    Example: ``run_proml(load_threat("docs/tutorials/X2.toml"), 0, Path("/tmp/x"))`` is an
+    Example: ``run_proml(load_threat("docs/tutorials/X3.toml"), 0, Path("/tmp/x"))`` is an
     :class:`~proml_sim.threats.runner.Outcome` with ``attack_succeeded`` False."""
     from proml_sim.ir import ZERO32, Approved, Registered, Transitioned
     from proml_sim.threats.kit import Consumer, attempt, world
@@ -471,7 +471,7 @@ def run_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     """The play on the careful centralised database run by ``db_admin``: each step through
     the application at its time, a ``rewrite`` by the database insider (kit.dba_rewrite).
 
-    Example: ``run_baseline(load_threat("docs/tutorials/X2.toml"), 0, Path("/tmp/x"))`` has
+    Example: ``run_baseline(load_threat("docs/tutorials/X3.toml"), 0, Path("/tmp/x"))`` has
     ``attack_succeeded`` and ``detected`` True."""
     from proml_sim.threats.kit import Auditor, Consumer, central, dba_rewrite
 

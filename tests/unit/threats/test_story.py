@@ -1,4 +1,4 @@
-"""A threat scenario as data ([play], proml_sim.threats.story): the tutorial's X2 runs with no
+"""A threat scenario as data ([play], proml_sim.threats.story): the tutorial's X3 runs with no
 code on both systems; the lifecycle is a parameter; the same play's verdicts follow the
 deployed lifecycle's rules; bad plays are exit 2 naming the file, the field and the fix."""
 
@@ -17,7 +17,7 @@ from proml_sim.threats.kit import Consumer
 from proml_sim.threats.runner import run_threat
 
 ROOT = Path(__file__).resolve().parents[3]
-X2 = ROOT / "docs" / "tutorials" / "X2.toml"
+X3 = ROOT / "docs" / "tutorials" / "X3.toml"
 
 #: E2's attack as a play: dev-co's own verifier approves the model dev-co trained
 SELF_VERIFY = '''
@@ -101,8 +101,8 @@ def _model(tmp: Path, text: str = SELF_VERIFY, name: str = "Y1.toml") -> Path:
     return p
 
 
-def test_tutorial_x2_runs_without_code(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["threats", "run", "X2", "--scenarios", str(X2), "--seeds", "3", "--json"])
+def test_tutorial_x3_runs_without_code(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["threats", "run", "X3", "--scenarios", str(X3), "--seeds", "3", "--json"])
     r = json.loads(capsys.readouterr().out)[0]
     assert code == 0, r
     b, p = r["baseline"], r["proml"]
@@ -112,23 +112,23 @@ def test_tutorial_x2_runs_without_code(capsys: pytest.CaptureFixture[str]) -> No
     # on the chain the developer's retrain of a delivered model reverts
     assert (p["verdict"], p["asr"], p["attack_steps_refused"]) == ("prevented", 0.0, 1.0)
     assert any("TransitionNotAllowed" in n for n in p["notes"])
-    assert main(["threats", "list", "--scenarios", str(X2), "--json"]) == 0
-    row = [x for x in json.loads(capsys.readouterr().out) if x["id"] == "X2"]
+    assert main(["threats", "list", "--scenarios", str(X3), "--json"]) == 0
+    row = [x for x in json.loads(capsys.readouterr().out) if x["id"] == "X3"]
     assert row and row[0]["implemented"]
 
 
 def test_a_play_sweeps_over_lifecycles(tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["threats", "run", "X2", "--scenarios", str(X2), "--seeds", "1", "--json",
+    code = main(["threats", "run", "X3", "--scenarios", str(X3), "--seeds", "1", "--json",
                  "--param", "model=Model,SingleAdminModel"])
     pts = json.loads(capsys.readouterr().out)[0]["points"]
     assert code == 0 and [p["parameters"]["model"] for p in pts] == ["Model", "SingleAdminModel"]
     assert all(p["proml"]["verdict"] == "prevented" for p in pts)
-    code = main(["sweep", "X2", "--scenarios", str(X2), "--seeds", "1", "--workers", "0",
+    code = main(["sweep", "X3", "--scenarios", str(X3), "--seeds", "1", "--workers", "0",
                  "--out", str(tmp_path), "--json"])
     rows = json.loads(capsys.readouterr().out)["rows"]
     assert code == 0 and [(r["id"], r["proml.asr"], r["baseline.asr"]) for r in rows] == [
-        ("X2", 0.0, 1.0)]
+        ("X3", 0.0, 1.0)]
 
 
 def test_the_verdict_follows_the_deployed_lifecycle(tmp_path: Path) -> None:
