@@ -271,8 +271,14 @@ def _play(tm: ThreatModel) -> Play:
     return tm.play
 
 
-def _seconds(tm: ThreatModel, v: float | str) -> float:
-    return float(tm.parameters[v]) if isinstance(v, str) else float(v)
+def _seconds(tm: ThreatModel, v: float | str, what: str = "a wait",
+             positive: bool = False) -> float:
+    """A length of time of the play at this run's parameters (a sweep may set any value)."""
+    x = float(tm.parameters[v]) if isinstance(v, str) else float(v)
+    if x < 0 or (positive and x == 0) or x != x or x == float("inf"):
+        raise UsageError(f"{tm.id}: {what} is {v} = {x}; give a "
+                         f"{'positive' if positive else 'non-negative'} finite number of seconds")
+    return x
 
 
 def _classes(tm: ThreatModel) -> dict[str, type]:
@@ -303,6 +309,9 @@ def _check(tm: ThreatModel, classes: dict[str, type]) -> dict[str, str]:
         if ir is not None and s.step and s.step not in {t.name for t in ir.transitions}:
             raise UsageError(f"{where} step {i}: {ir.name} has no transition {s.step!r}; use "
                              f"one of {', '.join(t.name for t in ir.transitions)}")
+    for d in p.defences:
+        _seconds(tm, d.every, f"the {d.kind} defence's every", positive=True)
+    _seconds(tm, p.observe_s, "observe_s")
     ir = irs[of[p.artefact]]
     if p.state not in {x.name for x in ir.states} or (
             p.step and p.step not in {"register", *(t.name for t in ir.transitions)}):

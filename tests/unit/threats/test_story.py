@@ -259,3 +259,21 @@ def test_consumer_decides_on_the_named_steps_latest_evidence() -> None:
     assert not c.decides("verified", hist, b)
     assert Consumer("Model", "delivered").decides("delivered", hist, b)  # latest of any step
     assert not Consumer("Model", "delivered").decides("delivered", hist[:2], a)
+
+
+@pytest.mark.parametrize(("name", "value", "fragment"), [
+    ("check_every_s", 0.0, "history defence's every is check_every_s = 0.0"),
+    ("check_every_s", -5.0, "history defence's every"),
+])
+def test_swept_times_are_checked_at_run_time(capsys: pytest.CaptureFixture[str], name: str,
+                                             value: float, fragment: str) -> None:
+    code = main(["threats", "run", "X3", "--scenarios", str(X3), "--seeds", "1",
+                 "--param", f"{name}={value}"])
+    err = capsys.readouterr().err
+    assert code == 2 and fragment in err and "internal error" not in err
+
+
+def test_a_negative_wait_from_a_parameter_is_a_usage_error(tmp_path: Path) -> None:
+    tm = load_threat(_model(tmp_path, SELF_VERIFY.replace("every = 60.0", "every = -1.0")))
+    with pytest.raises(UsageError, match=r"a wait is every = -1\.0"):
+        run_threat(tm, seeds=1)
