@@ -15,7 +15,7 @@ The worked example is ``docs/tutorials/X3.toml``::
     observe_s = 7200.0                 # how long the defences watch after the last step
 
     [[play.steps]]                     # in order, on both systems unless `on` says one
-    do = "register"                    # register | fire | wait | rewrite
+    do = "register"                    # register | fire | grant | revoke | wait | rewrite
     by = "op"                          # an actor of [actors]
     lifecycle = "Model"
     artefact = "m"                     # the artefact's name in the play
@@ -46,6 +46,11 @@ The worked example is ``docs/tutorials/X3.toml``::
     kind = "history"                   # history | actors | auditor
     every = "check_every_s"            # seconds, or a [parameters] name
 
+``grant`` / ``revoke`` give or take ``role`` of ``lifecycle`` to or from the actor ``who``
+(in its cast domain), by its domain's admin (the database's admin on the baseline) or by
+``by`` when the role's administrator is another role (a dataset admin appoints a labeller);
+both systems refuse ``by`` without that role.
+
 Defences: ``history``, a party re-reads each artefact's recorded actions (registration,
 approvals, steps: the chain's events; the baseline's audit table, as its API shows them) and
 alarms when an entry it saw changed or vanished; ``actors``, it alarms when they name an
@@ -71,13 +76,16 @@ from proml_sim.threats.runner import Outcome
 
 __all__ = ["Play", "describe", "parse_play", "run_baseline", "run_proml"]
 
-DOS = ("register", "fire", "wait", "rewrite")
+DOS = ("register", "fire", "grant", "revoke", "wait", "rewrite")
 SIDES = ("both", "proml", "baseline")
 DEFENCES = ("history", "actors", "auditor")
 _FIELDS = {"register": {"by", "lifecycle", "artefact", "digest"},
            "fire": {"by", "step", "artefact", "digest"},
+           "grant": {"by", "who", "role", "lifecycle"},
+           "revoke": {"by", "who", "role", "lifecycle"},
            "wait": {"seconds"}, "rewrite": {"artefact", "step", "digest"}}
 _NEEDS = {"register": ("by", "lifecycle", "artefact"), "fire": ("by", "step", "artefact"),
+          "grant": ("who", "role", "lifecycle"), "revoke": ("who", "role", "lifecycle"),
           "wait": ("seconds",), "rewrite": ("artefact", "step", "digest")}
 
 
@@ -94,6 +102,8 @@ class Step:
     seconds: Any = 0.0
     on: str = "both"
     attack: bool = False
+    who: str = ""
+    role: str = ""
 
     def runs_on(self, side: str) -> bool:
         return self.on in ("both", side)
@@ -133,6 +143,8 @@ def describe(s: Step) -> str:
     ev = f" with {s.digest!r}" if s.digest else ""
     text = {"register": f"{s.by} registers {s.lifecycle} {s.artefact!r}{ev}",
             "fire": f"{s.by} fires {s.step} on {s.artefact!r}{ev}",
+            "grant": f"{s.by or 'its administrator'} grants {s.who} {s.lifecycle}.{s.role}",
+            "revoke": f"{s.by or 'its administrator'} revokes {s.who}'s {s.lifecycle}.{s.role}",
             "wait": f"wait {s.seconds} s",
             "rewrite": f"the database admin rewrites {s.artefact!r}'s {s.step} to {s.digest!r}"
                        " and re-chains the audit trail"}[s.do]
@@ -199,9 +211,13 @@ def parse_play(path: Path, table: Any, params: dict[str, Any], actors: set[str])
         if do == "rewrite" and on != "baseline":
             raise err(f"{fld}.on", f"is {on!r}", 'a rewrite is the database insider\'s: set '
                       'on = "baseline" (on ProML the insider can only send transactions)')
-        if "by" in s and actors and s["by"] not in actors:
-            raise err(f"{fld}.by", f"is {s['by']!r}, not an actor", f"use one of "
-                      f"{', '.join(sorted(actors))} or add it to [actors]")
+        for k in ("by", "who"):
+            if k in s and actors and s[k] not in actors:
+                raise err(f"{fld}.{k}", f"is {s[k]!r}, not an actor", f"use one of "
+                          f"{', '.join(sorted(actors))} or add it to [actors]")
+        if do in ("grant", "revoke") and s["lifecycle"] not in lcs:
+            raise err(f"{fld}.lifecycle", f"is {s['lifecycle']!r}",
+                      f"use one of play.lifecycles: {', '.join(lcs)}")
         sides = [x for x in known if on in ("both", x)]
         if do == "register":
             if s["lifecycle"] not in lcs:
@@ -226,7 +242,8 @@ def parse_play(path: Path, table: Any, params: dict[str, Any], actors: set[str])
             else:
                 seconds = number(f"{fld}.seconds", w)
         steps.append(Step(do, s.get("by", ""), s.get("lifecycle", ""), s.get("step", ""),
-                          s.get("artefact", ""), s.get("digest", ""), seconds, on, attack))
+                          s.get("artefact", ""), s.get("digest", ""), seconds, on, attack,
+                          s.get("who", ""), s.get("role", "")))
     for side in ("proml", "baseline"):
         if not any(s.attack and s.runs_on(side) for s in steps):
             raise err("steps", f"has no attack step that runs on {side}",
@@ -300,12 +317,16 @@ def _check(tm: ThreatModel, classes: dict[str, type]) -> dict[str, str]:
     of: dict[str, str] = {}
     where = f"{tm.path or tm.id}: [play]"
     for i, s in enumerate(p.steps):
-        if s.by and s.by not in cast:
-            raise UsageError(f"{where} step {i} is by {s.by!r}, not in the cast at these "
-                             f"parameters ({', '.join(sorted(cast))}); fix by or [actors]")
+        for name in (s.by, s.who):
+            if name and name not in cast:
+                raise UsageError(f"{where} step {i} names {name!r}, not in the cast at these "
+                                 f"parameters ({', '.join(sorted(cast))}); fix it or [actors]")
+        if s.role and s.role not in {r.name for r in irs[s.lifecycle].roles}:
+            raise UsageError(f"{where} step {i}: {s.lifecycle} has no role {s.role!r}; use one "
+                             f"of {', '.join(r.name for r in irs[s.lifecycle].roles)}")
         if s.do == "register":
             of.setdefault(s.artefact, s.lifecycle)
-        ir = irs[of[s.artefact]] if s.artefact else None
+        ir = irs[of[s.artefact]] if s.artefact else None  # (grant, revoke: no artefact)
         if ir is not None and s.step and s.step not in {t.name for t in ir.transitions}:
             raise UsageError(f"{where} step {i}: {ir.name} has no transition {s.step!r}; use "
                              f"one of {', '.join(t.name for t in ir.transitions)}")
@@ -406,6 +427,7 @@ def run_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     Example: ``run_proml(load_threat("docs/tutorials/X3.toml"), 0, Path("/tmp/x"))`` is an
     :class:`~proml_sim.threats.runner.Outcome` with ``attack_succeeded`` False."""
     from proml_sim.ir import ZERO32, Approved, Registered, Transitioned
+    from proml_sim.sim.world import domain_id
     from proml_sim.threats.kit import Consumer, attempt, world
 
     p, classes, waits = _play(tm), _classes(tm), _waits(tm, seed)
@@ -453,6 +475,12 @@ def run_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
                     lc, salt = deployed[s.lifecycle], s.artefact.encode().ljust(32, b"\0")[:32]
                     ids[s.artefact] = (lc, w.client(lc).artefact_id(ps[s.by].address, salt))
                     yield from attempt(w, s.by, lc, "register", salt, *ev, out=out)
+                elif s.do in ("grant", "revoke"):  # by its domain's admin unless `by` says
+                    lc, who = deployed[s.lifecycle], ps[s.who]
+                    args = (s.role, who.address) + (
+                        (domain_id(who.domain),) if s.do == "grant" else ())
+                    yield from attempt(w, ps[s.by] if s.by else w.domain_admin(who, lc), lc,
+                                       s.do, *args, out=out)
                 else:
                     lc, aid = ids[s.artefact]
                     yield from attempt(w, s.by, lc, "fire", s.step, aid, *ev, out=out)
@@ -474,6 +502,23 @@ def run_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     lc, aid = ids[p.artefact]
     goal = Consumer(lc, p.state, p.step).accepts(w, aid, _content(p.uses) or None)
     return run.outcome(goal, [a for wt in watches for a in wt.alarms])
+
+
+def _administer(db: Any, s: Step, admin: str, domain: str) -> None:
+    """A ``grant``/``revoke`` through the baseline's application: by the database's admin, or
+    by ``s.by`` only if it holds the role that administers ``s.role`` (the careful rule the
+    contract enforces too: a labeller is appointed by a dataset admin)."""
+    from proml_sim.errors import RoleNotAllowed
+
+    ruler = db.irs[s.lifecycle].role(s.role).admin
+    if s.by and s.by != admin and not db.conn.execute(
+            "SELECT 1 FROM roles WHERE account=? AND lifecycle=? AND role=?",
+            (s.by, s.lifecycle, ruler)).fetchone():
+        raise RoleNotAllowed(f"{s.lifecycle}.{s.do} of {s.role} needs role {ruler}")
+    if s.do == "grant":
+        db.grant(s.who, s.lifecycle, s.role, domain)
+    else:
+        db.revoke(s.who, s.lifecycle, s.role)
 
 
 def run_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
@@ -498,6 +543,7 @@ def run_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     watches: list[Any] = [Auditor(db, _seconds(tm, d.every)) if d.kind == "auditor" else
                           _Watch(d, _seconds(tm, d.every), histories) for d in p.defences]
     run, now, delays = _Run(), 0.0, iter(waits)
+    domains = {a.name: a.domain for a in tm.cast()}
     for i, s in enumerate(p.steps):
         delay = next(delays) if s.do == "wait" else 0.0
         if not s.runs_on("baseline"):
@@ -509,6 +555,8 @@ def run_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         try:
             if s.do == "register":
                 ids[s.artefact] = db.register(s.by, s.lifecycle, s.artefact, ev, at=now)
+            elif s.do in ("grant", "revoke"):
+                _administer(db, s, p.db_admin, domains[s.who])
             elif not aid and s.do != "wait":  # its registration was refused
                 raise UnknownArtefact(f"{s.artefact!r} was never registered")
             elif s.do == "fire":

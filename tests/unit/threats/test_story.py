@@ -95,6 +95,80 @@ expect = ["op", "dev", "lab"]
 '''
 
 
+#: T1L's laundering as a play: the dataset admin appoints a labeller account in its own domain
+LAUNDER = '''id = "Y2"
+title = "the dataset admin launders poisoned labels through a labeller it appoints in-house"
+stride = ["T"]
+attacker_role = "DA"
+attacker_domain = "data-co"
+capabilities = ["appoints labellers"]
+keys_held = ["da", "sock"]
+preconditions = ["a dataset collected"]
+defence = "domain binding of roles"
+oracle = "a developer uses the released dataset with the poisoned labels"
+metrics = ["asr"]
+seeds = 2
+
+[expected]
+baseline = "documented_limit"
+proml = "prevented"
+
+[parameters]
+dataset = "Dataset"
+
+[actors]
+da = "data-co eu Dataset.dataset_admin"
+lab = "label-co asia Dataset.labeller"
+sock = "data-co eu"
+
+[play]
+lifecycles = { Dataset = "dataset" }
+db_admin = "da"
+observe_s = 600.0
+
+[[play.steps]]
+do = "register"
+by = "da"
+lifecycle = "Dataset"
+artefact = "d"
+digest = "raw"
+
+[[play.steps]]
+do = "grant"
+by = "da"
+who = "sock"
+role = "labeller"
+lifecycle = "Dataset"
+attack = true
+
+[[play.steps]]
+do = "fire"
+by = "sock"
+step = "label"
+artefact = "d"
+digest = "poison"
+
+[[play.steps]]
+do = "fire"
+by = "da"
+step = "review"
+artefact = "d"
+
+[[play.steps]]
+do = "fire"
+by = "da"
+step = "release"
+artefact = "d"
+digest = "poison"
+
+[play.consumer]
+artefact = "d"
+state = "released"
+step = "label"
+uses = "poison"
+'''
+
+
 def _model(tmp: Path, text: str = SELF_VERIFY, name: str = "Y1.toml") -> Path:
     p = tmp / name
     p.write_text(text)
@@ -277,3 +351,56 @@ def test_a_negative_wait_from_a_parameter_is_a_usage_error(tmp_path: Path) -> No
     tm = load_threat(_model(tmp_path, SELF_VERIFY.replace("every = 60.0", "every = -1.0")))
     with pytest.raises(UsageError, match=r"a wait is every = -1\.0"):
         run_threat(tm, seeds=1)
+
+
+def test_grant_appoints_through_the_role_admin_and_domain_binding_stops_it(tmp_path: Path
+                                                                          ) -> None:
+    tm = load_threat(_model(tmp_path, LAUNDER, "Y2.toml"))
+    from proml_sim.threats.runner import sweep_threat
+
+    pts = {p["parameters"]["dataset"]: p for p in sweep_threat(
+        tm, [("dataset", ["Dataset", "SingleAdminDataset"])], seeds=1)["points"]}
+    # the consortium binds roles to domains: data-co may not hold labeller, so the appointment
+    # reverts and what follows with it; the single-admin design and the database let it pass
+    c = pts["Dataset"]["proml"]
+    assert (c["verdict"], c["asr"]) == ("prevented", 0.0)
+    assert "DomainRoleNotAllowed" in c["notes"][0]
+    assert pts["SingleAdminDataset"]["proml"]["asr"] == 1.0
+    assert pts["SingleAdminDataset"]["proml"]["attack_steps_refused"] == 0.0
+    assert all(p["baseline"]["asr"] == 1.0 for p in pts.values())
+
+
+def test_a_revoked_key_and_a_grant_by_a_non_admin_are_refused_on_both(tmp_path: Path) -> None:
+    revoked = SELF_VERIFY.replace('''[[play.steps]]
+do = "wait"''', '''[[play.steps]]
+do = "revoke"
+who = "dev-qa"
+role = "verifier"
+lifecycle = "Model"
+
+[[play.steps]]
+do = "grant"
+by = "lab"
+who = "dev-qa"
+role = "verifier"
+lifecycle = "Model"
+attack = true
+
+[[play.steps]]
+do = "wait"''').replace("model = \"Model\"", "model = \"SingleAdminModel\"")
+    r = run_threat(load_threat(_model(tmp_path, revoked)), seeds=1)
+    # on the single-admin Model the self-verification would pass (see above); revoked, and
+    # re-granted only by someone who may not, it fails on both systems
+    for side in ("baseline", "proml"):
+        assert (r[side]["verdict"], r[side]["attack_steps_refused"]) == ("prevented", 2.0), side
+        assert "RoleNotAllowed" in r[side]["notes"][0]
+
+
+def test_a_role_the_lifecycle_does_not_have_is_a_usage_error(tmp_path: Path) -> None:
+    tm = load_threat(_model(tmp_path, LAUNDER.replace('role = "labeller"', 'role = "labeler"'),
+                            "Y2.toml"))
+    with pytest.raises(UsageError, match="Dataset has no role 'labeler'"):
+        run_threat(tm, seeds=1)
+    with pytest.raises(CatalogueError, match=r"play\.steps\[1\]\.who' is 'ghost'"):
+        load_threat(_model(tmp_path, LAUNDER.replace('who = "sock"', 'who = "ghost"'),
+                           "Y2.toml"))
