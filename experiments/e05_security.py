@@ -12,7 +12,7 @@ from typing import Any
 from experiments.common import ExperimentConfig, provenance, save_figure, write_json
 from proml_sim.progress import progress
 from proml_sim.threats.catalogue import load_catalogue
-from proml_sim.threats.runner import load_scenarios, run_threat
+from proml_sim.threats.runner import implemented, run_threat
 
 #: seeds per scenario, in every profile: each model's own but at least MIN_SEEDS (the README
 #: and REPORT matrices come from at least 20 seeds, with intervals; all 35 take ~6 min)
@@ -24,10 +24,10 @@ SWEEP_SEEDS = {"smoke": 3, "paper": 20}
 def main(config: ExperimentConfig) -> dict[str, Any]:
     out = Path(config.out)
     cat = load_catalogue()
-    impl = load_scenarios()
+    ok = {tm.id for tm in implemented(cat.values())}
     results = []
-    missing = [t for t in cat if t not in impl]
-    todo = [(tid, tm) for tid, tm in cat.items() if tid in impl]
+    missing = [t for t in cat if t not in ok]
+    todo = [(tid, tm) for tid, tm in cat.items() if tid in ok]
     with progress("e05 security", total=len(todo), unit="threats") as bar:
         for tid, tm in todo:
             bar.update(description=f"e05 security: {tid}")

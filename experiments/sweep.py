@@ -99,11 +99,10 @@ def _threat_models(plugin: str = "") -> dict[str, Any]:
     module, or a threat model whose ``[play]`` needs no code)."""
     from proml_sim.threats.catalogue import load_catalogue
     from proml_sim.threats.plugins import load_entry_points, load_plugin
-    from proml_sim.threats.runner import load_scenarios
+    from proml_sim.threats.runner import implemented
 
-    impl = load_scenarios()
     cat = {**load_catalogue(), **load_entry_points(), **(load_plugin(plugin) if plugin else {})}
-    return {tid: tm for tid, tm in cat.items() if tid in impl or tm.play is not None}
+    return {tm.id: tm for tm in implemented(cat.values())}
 
 
 def _threat_aliases() -> dict[str, dict[str, list[Any]]]:

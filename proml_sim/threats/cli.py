@@ -40,7 +40,10 @@ def _progress(args: argparse.Namespace) -> Callable[[str], None]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    cat, impl = _catalogue(args)
+    from proml_sim.threats.runner import implemented
+
+    cat, _ = _catalogue(args)
+    ok = {tm.id for tm in implemented(cat.values())}
     if args.markdown:
         from proml_sim.threats.catalogue_doc import catalogue_markdown
 
@@ -49,8 +52,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = [{"id": t.id, "title": t.title, "stride": "".join(t.stride),
              "attacker": f"{t.attacker_role}@{t.attacker_domain}",
              "expected": {"baseline": t.expected_baseline, "proml": t.expected_proml},
-             "implemented": t.id in impl or t.play is not None, "seeds": t.seeds}
-            for t in cat.values()]
+             "implemented": t.id in ok, "seeds": t.seeds} for t in cat.values()]
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -61,14 +63,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from proml_sim.threats.runner import run_many
+    from proml_sim.threats.runner import implemented, run_many
 
-    cat, impl = _catalogue(args)
-    ids = args.ids or [i for i in cat if i in impl or cat[i].play is not None]
+    cat, _ = _catalogue(args)
+    ok = {tm.id for tm in implemented(cat.values())}
+    ids = args.ids or [i for i in cat if i in ok]
     unknown = [i for i in ids if i not in cat]
     if unknown:
         raise UsageError(f"unknown threat id(s) {unknown}; `proml threats list` shows them")
-    no_code = [i for i in ids if i not in impl and cat[i].play is None]
+    no_code = [i for i in ids if i not in ok]
     if no_code:
         raise UsageError(f"threat(s) {', '.join(no_code)} are catalogued but have no code and "
                          "no [play]; give the threat model a [play] (docs/tutorials/X3.toml) or "

@@ -128,6 +128,15 @@ def scenario_of(tm: ThreatModel) -> Scenario:
                          "(--scenarios FILE_OR_MODULE)")
 
 
+def implemented(models: Iterable[ThreatModel]) -> list[ThreatModel]:
+    """The threat models that can run, in their order: those with registered code or a
+    ``[play]`` (:func:`scenario_of`).
+
+    Example: ``[tm.id for tm in implemented(load_catalogue().values())]``."""
+    impl = load_scenarios()
+    return [tm for tm in models if tm.id in impl or tm.play is not None]
+
+
 def verdict(outcomes: list[Outcome]) -> str:
     if any(o.out_of_scope for o in outcomes):
         return "out_of_scope"

@@ -51,6 +51,11 @@ The worked example is ``docs/tutorials/X3.toml``::
 ``by`` when the role's administrator is another role (a dataset admin appoints a labeller);
 both systems refuse ``by`` without that role.
 
+``[play.compare]`` maps a metric to parameter values at which the ProML side runs again
+(the same seed): the metric is whether the attack succeeded there, so one run shows the
+attack on another design beside the verdict (``single_admin_asr = { model =
+"SingleAdminModel" }``).
+
 Defences: ``history``, a party re-reads each artefact's recorded actions (registration,
 approvals, steps: the chain's events; the baseline's audit table, as its API shows them) and
 alarms when an entry it saw changed or vanished; ``actors``, it alarms when they name an
@@ -63,6 +68,7 @@ in the ``attack_steps_refused`` metric and named in the run's note.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -131,6 +137,9 @@ class Play:
     defences: tuple[Defence, ...] = ()
     db_admin: str = "db-admin"
     observe_s: float | str = 3600.0
+    #: metric -> parameter values: the ProML run is repeated at them and the metric is
+    #: whether the attack succeeded there (``single_admin_asr = { model = "SingleAdminModel" }``)
+    compare: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 def describe(s: Step) -> str:
@@ -175,10 +184,17 @@ def parse_play(path: Path, table: Any, params: dict[str, Any], actors: set[str])
     if not isinstance(table, dict):
         raise err("", "is not a table", "write it as [play] (see docs/tutorials/X3.toml)")
     extra = set(table) - {"lifecycles", "steps", "consumer", "defences", "db_admin",
-                          "observe_s"}
+                          "observe_s", "compare"}
     if extra:
         raise err(sorted(extra)[0], "is not a known field", "use lifecycles, steps, consumer, "
-                  "defences, db_admin, observe_s")
+                  "defences, db_admin, observe_s, compare")
+    compare = table.get("compare", {})
+    if not isinstance(compare, dict) or not all(
+            isinstance(v, dict) and v and all(k in params and type(x) is type(params[k])
+                                              for k, x in v.items())
+            for v in compare.values()):
+        raise err("compare", f"is {compare!r}", 'map a metric to parameter values of the '
+                  'declared types, e.g. single_admin_asr = { model = "SingleAdminModel" }')
     lcs = table.get("lifecycles")
     if not isinstance(lcs, dict) or not lcs or not all(isinstance(v, str) for v in lcs.values()):
         raise err("lifecycles", f"is {lcs!r}", 'map each lifecycle of the cast to a spec, e.g. '
@@ -277,7 +293,7 @@ def parse_play(path: Path, table: Any, params: dict[str, Any], actors: set[str])
         raise err("db_admin", f"is {admin!r}", "name who administers the baseline database")
     return Play(dict(lcs), tuple(steps), con["artefact"], con["state"], con.get("step", ""),
                 con.get("uses", ""), tuple(defences), admin,
-                number("observe_s", table.get("observe_s", 3600.0)))
+                number("observe_s", table.get("observe_s", 3600.0)), compare)
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -501,7 +517,16 @@ def run_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     w.run(w.env.now + _seconds(tm, p.observe_s))
     lc, aid = ids[p.artefact]
     goal = Consumer(lc, p.state, p.step).accepts(w, aid, _content(p.uses) or None)
-    return run.outcome(goal, [a for wt in watches for a in wt.alarms])
+    out = run.outcome(goal, [a for wt in watches for a in wt.alarms])
+    for metric, values in p.compare.items():  # the same play on another design, beside
+        from proml_sim.threats.runner import with_parameters
+
+        alt = with_parameters(dataclasses.replace(tm, play=dataclasses.replace(p, compare={})),
+                              values)
+        sub = workdir / f"compare-{metric}"
+        sub.mkdir(exist_ok=True)
+        out.metrics[metric] = float(run_proml(alt, seed, sub).attack_succeeded)
+    return out
 
 
 def _administer(db: Any, s: Step, admin: str, domain: str) -> None:

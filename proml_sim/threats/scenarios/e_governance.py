@@ -1,4 +1,6 @@
-"""E1-E4: who holds power over roles and trust domains (issue 10).
+"""E1, E3, E4: who holds power over roles and trust domains (issue 10); E2 (one organisation
+verifying its own model) needs no code: its threat model's ``[play]`` runs it, with the
+single-admin design beside (``[play.compare]``).
 
 Each attack runs against three systems: the SQLite baseline (``baseline``), the single-admin
 design (``SingleAdminModel``: recorded as the ``single_admin_asr`` metric of the ProML run,
@@ -9,7 +11,7 @@ lifecycle client, no network model): these attacks are about authority, not timi
 Each attack's row (E1-E4) is its threat model in ``threat_models/``.
 
 Outcomes through :func:`~proml_sim.threats.kit.outcome`: success = a model verified on a bogus
-or self-made evaluation (E1, E2), a governance act by the stolen or Sybil keys (E3, E4);
+evaluation (E1), a governance act by the stolen or Sybil keys (E3, E4);
 detection = the defences each side has: the baseline's outside auditor
 (:class:`~proml_sim.threats.kit.Auditor`) over its audit table, and on chain every member's
 watch of the consortium's events
@@ -30,7 +32,7 @@ from proml_sim.ir import ZERO32, GovExecuted, GovProposed, GovVoted, RoleGranted
 from proml_sim.ir.model import PROPOSAL_KINDS, LifecycleIR
 from proml_sim.lifecycles import Model, SingleAdminModel
 from proml_sim.sim import digest_of
-from proml_sim.threats.catalogue import Actor, ThreatModel
+from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Auditor, central, outcome
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import params, salt
@@ -102,27 +104,21 @@ def _verifiers_needed(ir: LifecycleIR) -> int:
     return int(ir.transition("verify").approvals)
 
 
-def _verifiers(tm: ThreatModel) -> list[Actor]:
-    """The cast's verifiers (E2: the developer's own and a lab's)."""
-    return [a for a in tm.cast() if ("Model", "verifier") in a.roles]
-
-
 def _baseline_db_admin(tm: ThreatModel, workdir: Path, seed: int) -> Outcome:
     """The baseline: the cast's database, run by eve; its operator registers a model and its
-    developer trains it; then the cast's verifiers (E2), or ``k`` Sybil verifiers that whoever
-    administers the database grants under made-up domain labels, approve a bogus evaluation;
-    the outside auditor then visits."""
+    developer trains it; then ``k`` Sybil verifiers that whoever administers the database
+    grants under made-up domain labels approve a bogus evaluation; the outside auditor then
+    visits."""
     db = central(tm, workdir, {"Model": Model}, admin="eve", name="g")
     aid = db.register("op", "Model", "m")
     db.fire("dev", "train", aid, "w")
     auditor = Auditor(db, 1.0)
     auditor.visit_until(1.0)
     bogus = digest_of("bogus-evaluation", seed).hex()
-    k = 0 if _verifiers(tm) else _verifiers_needed(build_ir(Model))
-    sybils = [f"sybil-{i}" for i in range(k)]
+    sybils = [f"sybil-{i}" for i in range(_verifiers_needed(build_ir(Model)))]
     for i, who in enumerate(sybils):
         db.grant(who, "Model", "verifier", f"lab-{i}")
-    for who in [a.name for a in _verifiers(tm)] + sybils:
+    for who in sybils:
         db.fire(who, "verify", aid, bogus, 2.0)
     alarms = auditor.visit_until(3.0)
     state = db.admin_sql("SELECT state FROM artefacts WHERE id=?", (aid,))[0][0]
@@ -130,23 +126,23 @@ def _baseline_db_admin(tm: ThreatModel, workdir: Path, seed: int) -> Outcome:
     return outcome(state == "verified", attack_at=2.0, alarms=alarms)
 
 
-def _single_admin(tm: ThreatModel, seed: int, evaluation: str = "bogus-evaluation") -> bool:
+def _single_admin(tm: ThreatModel, seed: int) -> bool:
     """The single-admin design: its ADMIN key (account 0) grants the cast its roles (accounts
     1, 2, ... in cast order, in their domains); the operator registers a model, the developer
-    trains it; then the cast's verifiers (E2) approve ``evaluation``, or without any the ADMIN
-    grants verifier to k accounts of its own under k made-up domains, whose approvals satisfy
-    the k-of-n counted by domain.  Whether the model is verified."""
+    trains it; then the ADMIN grants verifier to k accounts of its own under k made-up
+    domains, whose approvals of a bogus evaluation satisfy the k-of-n counted by domain.
+    Whether the model is verified."""
     ch = _Chain(SingleAdminModel, seed, domain="")
     acct = {a.name: i for i, a in enumerate(tm.cast(), 1)}
     for a in tm.cast():
         for _, role in a.roles:
             ch.do(0, "grant", role, ch.a[acct[a.name]], _dom(a.domain))
     mid = _train(ch, acct["op"], acct["dev"], seed)
-    ev = digest_of(evaluation, seed)
-    sybils = [] if _verifiers(tm) else list(range(8, 8 + _verifiers_needed(ch.client.ir)))
+    ev = digest_of("bogus-evaluation", seed)
+    sybils = list(range(8, 8 + _verifiers_needed(ch.client.ir)))
     for i in sybils:
         ch.try_(0, "grant", "verifier", ch.a[i], _dom(f"lab-{i - 8}"))
-    for i in [acct[a.name] for a in _verifiers(tm)] + sybils:
+    for i in sybils:
         ch.try_(i, "fire", "verify", mid, ev, "", [])
     return ch.client.state(mid) == "verified"
 
@@ -231,20 +227,6 @@ class SybilApprovers(_DatabaseAdmin):
         ch.try_(0, "execute", pid)
         ch.try_(b + 2, "grant", "verifier", ch.a[b + 2], _dom("lab-y"))
         ch.try_(b + 2, "fire", "verify", mid, bogus, "", [])
-        return _verified_outcome(ch, mid, single)
-
-
-@scenario("E2")
-class OneOrganisationTwoRoles(_DatabaseAdmin):
-    @staticmethod
-    def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        ev = digest_of("evaluation", seed)
-        single = _single_admin(tm, seed, "evaluation")
-        ch, b, mid = _trained_in_consortium(tm, seed)
-        ch.try_(2, "grant", "verifier", ch.a[b + 2], _dom("org-2"))  # the developer's company
-        ch.try_(3, "grant", "verifier", ch.a[b + 3], _dom("org-3"))
-        ch.try_(b + 2, "fire", "verify", mid, ev, "", [])
-        ch.try_(b + 3, "fire", "verify", mid, ev, "", [])
         return _verified_outcome(ch, mid, single)
 
 

@@ -296,6 +296,10 @@ digest = "weights"
     (lambda s: s.replace("lifecycles = { Model", "lifecycles = { Mdl"),
      "play.steps[0].lifecycle' is 'Model'"),
     (lambda s: s.replace("observe_s = 600.0", "observe = 600.0"), "play.observe'"),
+    (lambda s: s.replace("observe_s = 600.0", 'observe_s = 600.0\ncompare = { x = { mdl = "A" } }'),
+     "play.compare'"),
+    (lambda s: s.replace("observe_s = 600.0", "observe_s = 600.0\ncompare = { x = { model = 1 } }"),
+     "play.compare'"),
 ])
 def test_bad_plays_name_the_field(tmp_path: Path, edit, fragment) -> None:  # type: ignore[no-untyped-def]
     p = _model(tmp_path, edit(SELF_VERIFY))
@@ -404,3 +408,11 @@ def test_a_role_the_lifecycle_does_not_have_is_a_usage_error(tmp_path: Path) -> 
     with pytest.raises(CatalogueError, match=r"play\.steps\[1\]\.who' is 'ghost'"):
         load_threat(_model(tmp_path, LAUNDER.replace('who = "sock"', 'who = "ghost"'),
                            "Y2.toml"))
+
+
+def test_compare_replays_the_attack_on_another_design(tmp_path: Path) -> None:
+    text = SELF_VERIFY.replace("observe_s = 600.0", 'observe_s = 600.0\ncompare = { '
+                               'single_admin_asr = { model = "SingleAdminModel" } }')
+    r = run_threat(load_threat(_model(tmp_path, text)), seeds=1)
+    # the consortium refuses dev-co's own verifier; the single-admin design, same seed, does not
+    assert (r["proml"]["asr"], r["proml"]["single_admin_asr"]) == (0.0, 1.0)
