@@ -75,7 +75,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from proml_sim.errors import LifecycleError, UnknownArtefact, UsageError
+from proml_sim.errors import LifecycleError, ProMLError, UnknownArtefact, UsageError
 from proml_sim.sim import digest_of
 from proml_sim.threats.catalogue import CatalogueError, ThreatModel
 from proml_sim.threats.runner import Outcome
@@ -437,6 +437,15 @@ class _Run:
                        note="; ".join(self.notes))
 
 
+def _why(w: Any, out: dict[str, Any]) -> str:
+    """A reverted step's reason in the interpreter's words (``Error: message``)."""
+    try:
+        w.result(out["tx"])
+    except ProMLError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return str(out["outcome"])
+
+
 def run_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     """The play on ProML: the cast's world, each step a signed transaction (kit.attempt).
 
@@ -500,8 +509,7 @@ def run_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
                 else:
                     lc, aid = ids[s.artefact]
                     yield from attempt(w, s.by, lc, "fire", s.step, aid, *ev, out=out)
-                ok = out["outcome"]
-                run.step(i, s, at, None if ok == "ok" else ok)
+                run.step(i, s, at, None if out["outcome"] == "ok" else _why(w, out))
             except LifecycleError as exc:  # refused before sending (the client's own checks)
                 run.step(i, s, at, f"{type(exc).__name__}: {exc}")
 
