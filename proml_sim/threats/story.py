@@ -282,8 +282,9 @@ def parse_play(path: Path, table: Any, params: dict[str, Any], actors: set[str])
                 or set(d) - {"kind", "every", "expect"}:
             raise err(fld, f"is {d!r}", f"give kind (one of {', '.join(DEFENCES)}) and every")
         expect = d.get("expect", [])
-        if d["kind"] == "actors" and (not isinstance(expect, list) or not expect
-                                      or set(expect) - actors):
+        if d["kind"] == "actors" and (
+                not isinstance(expect, list) or not expect
+                or not all(isinstance(x, str) for x in expect) or set(expect) - actors):
             raise err(f"{fld}.expect", f"is {expect!r}", "list the actors who may appear in "
                       "the history")
         defences.append(Defence(d["kind"], number(f"{fld}.every", d["every"], positive=True),
@@ -563,7 +564,7 @@ def run_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     from proml_sim.threats.kit import Auditor, Consumer, central, dba_rewrite
 
     p, waits, classes = _play(tm), _waits(tm, seed), _classes(tm)
-    _check(tm, classes)
+    lifecycle_of = _check(tm, classes)
     db = central(tm, workdir, classes, admin=p.db_admin, name="play")
     ids: dict[str, str] = {}
 
@@ -607,7 +608,7 @@ def run_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     aid = ids.get(p.artefact, "")
     row = db.conn.execute("SELECT state FROM artefacts WHERE id=?", (aid,)).fetchone()
     recorded = [(r[1], bytes.fromhex(r[4] or "")) for r in db.history(aid)]
-    goal = Consumer(p.artefact, p.state, p.step).decides(
+    goal = Consumer(lifecycle_of[p.artefact], p.state, p.step).decides(
         row[0] if row else None, recorded, _content(p.uses) or None)
     db.close()
     return run.outcome(goal, alarms)
