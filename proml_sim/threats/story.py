@@ -276,6 +276,8 @@ def parse_play(path: Path, table: Any, params: dict[str, Any], actors: set[str])
         raise err("consumer", f"names artefact {con['artefact']!r} / uses without step",
                   "name an artefact registered on both systems; give step with uses")
     defences = []
+    if not isinstance(table.get("defences", []), list):
+        raise err("defences", "is not a list", "write each defence as a [[play.defences]] table")
     for i, d in enumerate(table.get("defences", [])):
         fld = f"defences[{i}]"
         if not isinstance(d, dict) or d.get("kind") not in DEFENCES or "every" not in d \
