@@ -242,6 +242,10 @@ def test_a_refused_set_up_step_is_a_usage_error(tmp_path: Path) -> None:
                          'step = "verfy"\nartefact = "m"\ndigest = "evaluation"\nattack'),
      "has no transition 'verfy'"),
     (lambda s: s.replace('state = "verified"', 'state = "verifed"'), "has no state 'verifed'"),
+    (lambda s: s.replace('lab = "lab-1 us Model.verifier"', 'lab = "lab-1 us Model.verifier '
+                         'Dataset.labeller"'), "lab holds Dataset.labeller, which no lifecycle"),
+    (lambda s: s.replace('lab = "lab-1 us Model.verifier"', 'lab = "lab-1 us Model.checker"'),
+     "lab holds Model.checker"),
 ])
 def test_names_the_lifecycle_does_not_have_are_usage_errors(tmp_path: Path, edit,  # type: ignore[no-untyped-def]
                                                              fragment) -> None:
@@ -294,7 +298,7 @@ digest = "weights"
      "play.defences[0].expect'"),
     (lambda s: s.replace('expect = ["op", "dev", "lab"]', 'expect = [["op"]]'),
      "play.defences[0].expect'"),
-    (lambda s: s.replace('[[play.defences]]', '[play.defences]'), "play.defences[0]'"),
+    (lambda s: s.replace('[[play.defences]]', '[play.defences]'), "play.defences' is not a list"),
     (lambda s: s.replace('state = "verified"', 'uses = "weights"'), "play.consumer'"),
     (lambda s: s.replace("lifecycles = { Model", "lifecycles = { Mdl"),
      "play.steps[0].lifecycle' is 'Model'"),
