@@ -428,13 +428,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # -- the error boundary ------------------------------------------------------------------------
-def _check_utf8(argv: Sequence[str]) -> None:
+def _check_argv(argv: Sequence[str]) -> None:
     for i, a in enumerate(argv, start=1):
         try:
             a.encode("utf-8")
         except UnicodeEncodeError:
             raise UsageError(f"argument {i} ({a!a}) is not valid UTF-8; pass UTF-8 text "
                              "(rename a file whose name is not UTF-8)") from None
+        if "\0" in a:  # no path, name or value can hold one (a shell cannot even pass it)
+            raise UsageError(f"argument {i} ({a!a}) contains a NUL byte; remove it")
 
 
 def _wants_json(argv: Sequence[str]) -> bool:
@@ -470,7 +472,7 @@ def _pipe_closed() -> int:
 
 
 def _run(argv: list[str]) -> int:
-    _check_utf8(argv)
+    _check_argv(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "home", None) is None:
