@@ -337,10 +337,14 @@ def _check(tm: ThreatModel, classes: dict[str, type]) -> dict[str, str]:
     where = f"{tm.path or tm.id}: [play]"
     for a in tm.cast():  # every role of the cast is granted: none may be left out unsaid
         for lc, role in a.roles:
-            if lc not in irs or role not in {r.name for r in irs[lc].roles}:
+            if lc not in irs:
                 raise UsageError(f"{tm.path or tm.id}: [actors] {a.name} holds {lc}.{role}, "
-                                 f"which no lifecycle of play.lifecycles ({', '.join(irs)}) "
-                                 "has; add the lifecycle or fix the role")
+                                 f"but play.lifecycles deploys no {lc} (only "
+                                 f"{', '.join(irs)}); add it or fix the role")
+            if role not in {r.name for r in irs[lc].roles}:
+                raise UsageError(f"{tm.path or tm.id}: [actors] {a.name} holds {lc}.{role}, "
+                                 f"but the {lc} deployed ({irs[lc].name}) has no role {role!r};"
+                                 f" deploy a {lc} lifecycle or fix the role")
     for i, s in enumerate(p.steps):
         for name in (s.by, s.who):
             if name and name not in cast:

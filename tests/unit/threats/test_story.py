@@ -243,9 +243,10 @@ def test_a_refused_set_up_step_is_a_usage_error(tmp_path: Path) -> None:
      "has no transition 'verfy'"),
     (lambda s: s.replace('state = "verified"', 'state = "verifed"'), "has no state 'verifed'"),
     (lambda s: s.replace('lab = "lab-1 us Model.verifier"', 'lab = "lab-1 us Model.verifier '
-                         'Dataset.labeller"'), "lab holds Dataset.labeller, which no lifecycle"),
+                         'Dataset.labeller"'), "lab holds Dataset.labeller, but play.lifecycles"
+     " deploys no Dataset"),
     (lambda s: s.replace('lab = "lab-1 us Model.verifier"', 'lab = "lab-1 us Model.checker"'),
-     "lab holds Model.checker"),
+     "lab holds Model.checker, but the Model deployed .Model. has no role 'checker'"),
 ])
 def test_names_the_lifecycle_does_not_have_are_usage_errors(tmp_path: Path, edit,  # type: ignore[no-untyped-def]
                                                              fragment) -> None:
