@@ -34,6 +34,7 @@ The cast is what both systems are built from (:func:`proml_sim.threats.kit.world
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,25 +194,23 @@ def load_threat(path: str | Path) -> ThreatModel:
         if not all(isinstance(x, str) for x in data[fld]):
             raise _err(path, fld, "has non-text entries", "make every entry a string")
     actors = _actors(path, data.get("actors", {}), params)
-    play, steps = None, tuple(data["steps"])
-    if "play" in data:
-        from proml_sim.threats.story import describe, parse_play
-
-        names = {a.name for a in ThreatModel("", "", (), "", "", (), (), (), (), "", "", (),
-                                             "", "", parameters=params, path=str(path),
-                                             actors=actors).cast()}
-        play = parse_play(path, data["play"], params, names)
-        steps = steps or tuple(describe(s) for s in play.steps)
-    return ThreatModel(
+    tm = ThreatModel(
         id=data["id"], title=data["title"], stride=tuple(data["stride"]),
         attacker_role=data["attacker_role"], attacker_domain=data["attacker_domain"],
         capabilities=tuple(data["capabilities"]), keys_held=tuple(data["keys_held"]),
-        preconditions=tuple(data["preconditions"]), steps=steps,
+        preconditions=tuple(data["preconditions"]), steps=tuple(data["steps"]),
         defence=data["defence"], oracle=data["oracle"], metrics=tuple(data["metrics"]),
         expected_baseline=exp["baseline"], expected_proml=exp["proml"], seeds=seeds,
         limit=exp.get("limit", ""),
-        parameters=params, path=str(path), actors=actors, play=play,
+        parameters=params, path=str(path), actors=actors,
     )
+    if "play" not in data:
+        return tm
+    from proml_sim.threats.story import describe, parse_play
+
+    play = parse_play(path, data["play"], params, {a.name for a in tm.cast()})
+    return dataclasses.replace(tm, play=play,
+                               steps=tm.steps or tuple(describe(s) for s in play.steps))
 
 
 def _actors(path: Path, table: Any, params: dict[str, Any]) -> tuple[Actor, ...]:

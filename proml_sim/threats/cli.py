@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import proml_sim.cliargs as cliargs
@@ -14,9 +15,10 @@ from proml_sim.errors import UsageError
 from proml_sim.threats.catalogue import load_catalogue
 
 
-def _catalogue(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+def _catalogue(args: argparse.Namespace) -> dict[str, Any]:
     """The catalogue (``--models`` or threat_models/) plus the threat models of the plugins
-    given with ``--scenarios`` and of installed ones; and the implemented scenarios."""
+    given with ``--scenarios`` and of installed ones.  A plugin's model with a catalogued id
+    from another file is an error: it would silently not run."""
     from proml_sim.threats.plugins import load_entry_points, load_plugin
     from proml_sim.threats.runner import load_scenarios
 
@@ -26,8 +28,11 @@ def _catalogue(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]
     for spec in args.scenarios or ():
         plugins.update(load_plugin(spec))
     for tid, tm in plugins.items():
+        if tid in cat and Path(cat[tid].path).resolve() != Path(tm.path).resolve():
+            raise UsageError(f"{tm.path} has id {tid}, which the catalogue's {cat[tid].path} "
+                             "already has; give the plugin's threat model its own id")
         cat.setdefault(tid, tm)
-    return cat, load_scenarios()
+    return cat
 
 
 def _show(args: argparse.Namespace, results: list[dict[str, Any]],
@@ -42,7 +47,7 @@ def _progress(args: argparse.Namespace) -> Callable[[str], None]:
 def cmd_list(args: argparse.Namespace) -> int:
     from proml_sim.threats.runner import implemented
 
-    cat, _ = _catalogue(args)
+    cat = _catalogue(args)
     ok = {tm.id for tm in implemented(cat.values())}
     if args.markdown:
         from proml_sim.threats.catalogue_doc import catalogue_markdown
@@ -65,7 +70,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from proml_sim.threats.runner import implemented, run_many
 
-    cat, _ = _catalogue(args)
+    cat = _catalogue(args)
     ok = {tm.id for tm in implemented(cat.values())}
     ids = args.ids or [i for i in cat if i in ok]
     unknown = [i for i in ids if i not in cat]

@@ -323,6 +323,10 @@ def test_cli_errors_are_one_line_exit_2(tmp_path: Path,
     assert "has no [play]" in capsys.readouterr().err
     assert main(["threats", "run", "Y1", "--scenarios", str(tmp_path / "nope.toml")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    # a plugin's model may not take a catalogued id: the catalogue's would run instead
+    taken = _model(tmp_path, SELF_VERIFY.replace('id = "Y1"', 'id = "T1"'), "T1.toml")
+    assert main(["threats", "run", "T1", "--scenarios", str(taken)]) == 2
+    assert "already has; give the plugin's threat model its own id" in capsys.readouterr().err
     bad = _model(tmp_path, SELF_VERIFY.replace('by = "lab"', 'by = "eve"'))
     assert main(["threats", "run", "Y1", "--scenarios", str(bad)]) == 2
     err = capsys.readouterr().err
