@@ -468,6 +468,18 @@ class LifecycleClient:
         data = self.contract_abi.encode_call("gov_execute", [pid])
         return self._write(signer, data, gas, "gov_execute", lambda r: None)
 
+    def member(self, domain: bytes) -> tuple[int, str] | None:
+        """``(roles it may hold, admin account)`` of a member trust domain of this consortium
+        (a 32-byte domain id), None when ``domain`` is not a member.
+
+        Example: ``client.member(domain_id("org-1"))`` is ``(mask, "0xAb...")`` once org-1 is
+        admitted."""
+        self._need_consortium()
+        if not self._view("gov_member", domain):
+            return None
+        return int(self._view("gov_allowed", domain)), to_checksum_address(
+            self._view("gov_admin_of", domain))
+
     def effective_roles(self, account: str) -> int:
         """The roles ``account`` can use now (with a consortium: those its domain may hold)."""
         account = check_address(self.ir, "account", account)
@@ -492,11 +504,9 @@ class LifecycleClient:
         from proml_sim.ir.events import EXECUTED, OPEN
 
         for d in domains:
-            if self._view("gov_member", d):
-                snap.members[d] = (
-                    int(self._view("gov_allowed", d)),
-                    to_checksum_address(self._view("gov_admin_of", d)),
-                )
+            member = self.member(d)
+            if member is not None:
+                snap.members[d] = member
         for pid in range(1, int(self._view("gov_proposals")) + 1):
             kind, domain, account, roles, status, epoch = self._view("gov_proposal", pid)
             votes = tuple(bytes(v) for v in self._view("gov_votes_of", pid))

@@ -367,7 +367,10 @@ class Artefact:
         consortia: list[Consortium] = []
         for klass in cls.__mro__:  # the most derived declaration wins, as for any attribute
             if issubclass(klass, Artefact):
-                consortia = [v for v in vars(klass).values() if isinstance(v, Consortium)]
+                # (not the ``__consortium__`` a validated base class records: a subclass of a
+                # consortium lifecycle inherits its one declaration)
+                consortia = [v for k, v in vars(klass).items()
+                             if isinstance(v, Consortium) and k != "__consortium__"]
                 if consortia:
                     break
         problems += _validate_consortium(cls.__name__, consortia, roles)

@@ -193,7 +193,11 @@ def load_threat(path: str | Path) -> ThreatModel:
     for fld in ("capabilities", "keys_held", "preconditions", "steps"):
         if not all(isinstance(x, str) for x in data[fld]):
             raise _err(path, fld, "has non-text entries", "make every entry a string")
-    actors = _actors(path, data.get("actors", {}), params)
+    play = data.get("play")
+    reads = play.get("reads") if isinstance(play, dict) else None
+    # a counted actor may count a number the play reads from the deployed lifecycle
+    actors = _actors(path, data.get("actors", {}),
+                     {**params, **(reads if isinstance(reads, dict) else {})})
     tm = ThreatModel(
         id=data["id"], title=data["title"], stride=tuple(data["stride"]),
         attacker_role=data["attacker_role"], attacker_domain=data["attacker_domain"],
@@ -208,7 +212,9 @@ def load_threat(path: str | Path) -> ThreatModel:
         return tm
     from proml_sim.threats.story import describe, parse_play
 
-    play = parse_play(path, data["play"], params, {a.name for a in tm.cast()})
+    people = [*tm.cast(), *tm.actors]  # counted actors also as their "v{i}" pattern
+    play = parse_play(path, data["play"], params, {a.name for a in people},
+                      {a.domain for a in people})
     return dataclasses.replace(tm, play=play,
                                steps=tm.steps or tuple(describe(s) for s in play.steps))
 

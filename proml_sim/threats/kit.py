@@ -36,7 +36,7 @@ from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.runner import Outcome
 
 __all__ = ["Alarm", "Auditor", "Consumer", "Trial", "attempt", "central", "dba_rewrite",
-           "outcome", "trials_outcome", "watch", "world"]
+           "governance_review", "outcome", "trials_outcome", "watch", "world"]
 
 
 # -- the two systems, built from the threat model's cast ([actors]) ---------------------------
@@ -185,6 +185,34 @@ def watch(world: World, lifecycle: str, *, every: float,
 
     world.client(lifecycle)  # a clear error for an unknown lifecycle name, now
     return world.env.process(run())
+
+
+def governance_review(client: Any, member: bytes, admin: str) -> list[str]:
+    """Defence of a member domain's node over a consortium lifecycle (what any node reads):
+    a reason for each proposal its own domain's admin did not make (every one needs the
+    member's review; ``admin`` is that admin's key at the start, a ``rotate_admin`` of the
+    domain moves it) and for each role granted into a domain that is not a member now.
+
+    Example: ``governance_review(w.client("Model"), domain_id("org-1"),
+    w.domain_admin("org-1", "Model").address)`` is ``[]`` while only org-1 proposes."""
+    from proml_sim.ir import GovExecuted, GovProposed, RoleGranted
+    from proml_sim.ir.model import PROPOSAL_KINDS
+
+    kinds = {v: k for k, v in PROPOSAL_KINDS.items()}
+
+    def name(d: bytes) -> str:
+        return d.rstrip(b"\0").decode(errors="replace")
+
+    reasons: list[str] = []
+    for e in client.events():
+        if isinstance(e, GovExecuted) and e.domain == member \
+                and kinds.get(e.kind) == "rotate_admin":
+            admin = e.account
+        elif isinstance(e, GovProposed) and e.proposer != admin:
+            reasons.append(f"proposal {e.id} ({kinds.get(e.kind)}) for {name(e.domain)!r}")
+        elif isinstance(e, RoleGranted) and client.member(e.domain) is None:
+            reasons.append(f"role granted into non-member domain {name(e.domain)!r}")
+    return reasons
 
 
 @dataclass(frozen=True)

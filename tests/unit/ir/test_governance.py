@@ -61,6 +61,20 @@ def test_consortium_is_validated_at_class_definition() -> None:
                                    "t": s.to(e, by=r, separate_domain_from="nope")})
 
 
+def test_a_subclass_inherits_its_bases_consortium() -> None:
+    # a researcher's variant of the paper's Model (k = 3) keeps its governance; a subclass
+    # that declares its own quorum overrides it
+    from proml_sim.lifecycles import Model
+
+    strict = type("Strict", (Model,), {"verify": Model.trained.to(
+        Model.verified, by=Model.verifier, approvals=3, count="domains", evidence=True,
+        separate_from=Model.train, separate_domain_from=Model.train)})
+    ir = build_ir(strict)
+    assert ir.consortium is not None and ir.consortium.quorum == 2
+    assert ir.transition("verify").approvals == 3
+    assert build_ir(type("Q3", (Model,), {"g": Consortium(quorum=3)})).consortium.quorum == 3
+
+
 def test_ir_carries_consortium_and_keeps_single_admin_fingerprints() -> None:
     ir = build_ir(Gov)
     assert ir.consortium is not None and ir.consortium.quorum == 2

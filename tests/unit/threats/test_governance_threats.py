@@ -1,14 +1,14 @@
 """E1-E4 (consortium governance threats): verdicts as catalogued, with the single-admin design
 beside the consortium; the colluding domains succeed exactly at the quorum (a sweep of the
-``colluders`` parameter), and every member's node sees the proposal."""
+``colluders`` parameter), and every member's node sees the proposal.  E1-E3 are plays: more
+of them in test_story_governance.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from proml_sim.errors import UsageError
 from proml_sim.threats.catalogue import load_catalogue
-from proml_sim.threats.runner import run_threat, sweep_threat, with_parameters
+from proml_sim.threats.runner import run_threat, sweep_threat
 
 
 @pytest.mark.parametrize("tid", ["E1", "E2", "E3"])
@@ -18,14 +18,6 @@ def test_single_admin_falls_and_consortium_prevents(tid: str) -> None:
     assert r["proml"]["single_admin_asr"] == 1.0  # the same attack on the single-admin design
     assert r["proml"]["asr"] == 0.0 and r["proml"]["notes"]  # refused with named reverts
     assert r["baseline"]["asr"] == 1.0 and r["baseline"]["detection_rate"] == 0.0
-
-
-def test_more_members_and_too_few() -> None:
-    tm = load_catalogue()["E1"]
-    r = run_threat(with_parameters(tm, {"members": 5}), seeds=1)
-    assert r["proml"]["asr"] == 0.0 and r["proml"]["single_admin_asr"] == 1.0
-    with pytest.raises(UsageError, match="members=2"):
-        run_threat(with_parameters(tm, {"members": 2}), seeds=1)
 
 
 def test_colluding_domains_succeed_exactly_at_quorum() -> None:

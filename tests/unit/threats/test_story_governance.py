@@ -1,0 +1,143 @@
+"""Governance in a play (proml_sim.threats.story): propose / vote / execute, ``admin@DOMAIN``
+signers, steps repeated over a counted actor, goal steps, step metrics, counts read from the
+deployed lifecycle (``reads``) and a member's governance review.  E1 and E3 are such plays;
+their verdicts follow what the deployed lifecycle does, not the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from proml_sim.errors import UsageError
+from proml_sim.threats.catalogue import CatalogueError, load_catalogue, load_threat
+from proml_sim.threats.runner import run_threat, with_parameters
+
+ROOT = Path(__file__).resolve().parents[3]
+E1 = (ROOT / "threat_models" / "E1.toml").read_text()
+E3 = (ROOT / "threat_models" / "E3.toml").read_text()
+
+#: a Model whose verification needs three domains (a researcher's own lifecycle)
+MODEL3 = '''
+from proml_sim.lifecycles import Model
+
+class Model3(Model):
+    verify = Model.trained.to(Model.verified, by=Model.verifier, approvals=3, count="domains",
+                              evidence=True, separate_from=Model.train,
+                              separate_domain_from=Model.train)
+'''
+
+
+def _file(tmp: Path, text: str, tid: str) -> Path:
+    p = tmp / f"{tid}.toml"
+    p.write_text(text)
+    return p
+
+
+def test_e3_rotation_locks_the_stolen_key_out_and_single_admin_cannot() -> None:
+    r = run_threat(load_catalogue()["E3"], seeds=1)
+    p = r["proml"]
+    assert (p["verdict"], p["asr"], p["rotated"], p["new_key_works"]) == (
+        "prevented", 0.0, 1.0, 1.0)
+    assert "NotRoleAdmin" in p["notes"][0] and "NotDomainAdmin" in p["notes"][0]
+    assert p["single_admin_asr"] == 1.0  # the one admin key of the single-admin design
+    assert (r["baseline"]["asr"], r["baseline"]["detection_rate"]) == (1.0, 0.0)
+
+
+def test_without_the_quorums_execution_the_stolen_key_wins(tmp_path: Path) -> None:
+    # the verdict is the chain's: take the rotation's execution out and the thief's grant
+    # goes through on ProML too
+    text = E3.replace('''[[play.steps]]
+do = "execute"
+by = "admin@org-1"
+lifecycle = "Model"
+proposal = "rotate"
+on = "proml"
+metric = "rotated"
+''', "")
+    r = run_threat(load_threat(_file(tmp_path, text, "E3")), seeds=1)
+    assert r["proml"]["asr"] == 1.0 and r["proml"]["verdict"] != "prevented"
+    assert r["proml"]["new_key_works"] == 0.0
+
+
+def test_governance_steps_are_skipped_and_noted_on_a_single_admin_lifecycle() -> None:
+    tm = with_parameters(load_catalogue()["E3"], {"model": "SingleAdminModel"})
+    r = run_threat(tm, seeds=1)
+    notes = r["proml"]["notes"][0]
+    assert "SingleAdminModel has no governance" in notes and "skipped" in notes
+    assert r["proml"]["asr"] == 1.0 and "rotated" not in r["proml"]
+
+
+def test_e1_reads_k_from_the_deployed_lifecycle(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "mylc.py").write_text(MODEL3)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    r = run_threat(with_parameters(load_catalogue()["E1"], {"model": "mylc:Model3"}), seeds=1)
+    # k = 3: the attacker mints three Sybils, enough on the database, refused on the chain
+    assert r["baseline"]["asr"] == 1.0
+    assert r["proml"]["asr"] == 0.0 and "sybil2" in r["proml"]["notes"][0]
+    assert r["proml"]["single_admin_asr"] == 1.0
+
+
+def test_too_few_members_is_a_usage_error() -> None:
+    r = run_threat(with_parameters(load_catalogue()["E1"], {"members": 5}), seeds=1)
+    assert r["proml"]["asr"] == 0.0 and r["proml"]["single_admin_asr"] == 1.0
+    with pytest.raises(UsageError, match="'org-2' is no domain of the cast"):
+        run_threat(with_parameters(load_catalogue()["E1"], {"members": 2}), seeds=1)
+    with pytest.raises(UsageError, match="admin@org-2"):
+        run_threat(with_parameters(load_catalogue()["E3"], {"members": 2}), seeds=1)
+
+
+def test_the_review_defence_raises_from_the_chain_events() -> None:
+    r = run_threat(load_catalogue()["E1"], seeds=1)
+    assert r["matches_expected"], r
+    # the founder's proposal of a Sybil domain is refused at execution, but org-2's node has
+    # seen it (a detection that counts only for a successful attack: none here)
+    assert r["proml"]["detection_rate"] is None and r["proml"]["asr"] == 0.0
+
+
+@pytest.mark.parametrize(("edit", "fragment"), [
+    (lambda s: s.replace('proposal = "rotate"\non = "proml"\n\n[[play.steps]]\ndo = "vote"',
+                         'proposal = "rotate"\n\n[[play.steps]]\ndo = "vote"'),
+     "play.steps[0].on' is 'both'"),
+    (lambda s: s.replace('kind = "rotate_admin"', 'kind = "coup"'), "play.steps[0].kind'"),
+    (lambda s: s.replace('do = "vote"\nby = "admin@org-2"\nlifecycle = "Model"\n'
+                         'proposal = "rotate"', 'do = "vote"\nby = "admin@org-2"\n'
+                         'lifecycle = "Model"\nproposal = "rotation"'),
+     "play.steps[1].proposal' is 'rotation', made by no earlier step"),
+    (lambda s: s.replace('by = "admin@org-2"', 'by = "admin@nowhere"'),
+     "play.steps[1].by' is 'admin@nowhere', not an actor"),
+    (lambda s: s.replace('who = "recruit"\nrole = "verifier"\nlifecycle = "Model"\nattack = true',
+                         'who = "recruit{i}"\nrole = "verifier"\nlifecycle = "Model"\n'
+                         'attack = true'), "play.steps[3].who' is 'recruit{i}', not an actor"),
+    (lambda s: s.replace('proposal = "rotate"\non = "proml"\nmetric = "rotated"',
+                         'proposal = "rotate"\non = "proml"\ngoal = true'),
+     "play.steps[2].goal' is before the attack"),
+    (lambda s: s.replace("goal = true", ""), "play.consumer' is missing and no goal step"),
+    (lambda s: s.replace('member = "org-0"', ''), "play.defences[1].member'"),
+    (lambda s: s.replace('member = "org-0"', 'member = "org-9"'), "play.defences[1].member'"),
+    (lambda s: s.replace('metric = "rotated"', 'metric = "attack_steps_refused"'),
+     "play.steps[2].metric' is the play's own metric"),
+    (lambda s: s.replace('roles = "Model.operator', 'roles = "Model.operator').replace(
+        "[play]\n", '[play]\nreads = { members = "Model.verify" }\n'), "play.reads'"),
+    (lambda s: s.replace("[play]\n", '[play]\nreads = { k = "Dataset.verify" }\n'),
+     "play.reads'"),
+    (lambda s: s.replace('domain = "org-0"\nproposal = "grab"',
+                         'domain = "org-0"\nproposal = "grab"\nroles = "verifier"'),
+     "play.steps[4].roles'"),
+])
+def test_bad_governance_plays_name_the_field(tmp_path: Path, edit, fragment) -> None:  # type: ignore[no-untyped-def]
+    p = _file(tmp_path, edit(E3), "E3")
+    with pytest.raises(CatalogueError) as info:
+        load_threat(p)
+    assert str(p) in str(info.value) and fragment in str(info.value)
+
+
+def test_a_step_over_a_counted_actor_needs_one_count(tmp_path: Path) -> None:
+    # own{i} (sybils) and m{i} (members) differ in count: one step cannot pair them
+    text = E1.replace('by = "admin@founder"\nwho = "own{i}"', 'by = "m{i}"\nwho = "own{i}"')
+    with pytest.raises(UsageError, match="repeats over actors of different counts"):
+        run_threat(load_threat(_file(tmp_path, text, "E1")), seeds=1)
+    with pytest.raises(UsageError, match="no transition 'verifyy'"):
+        run_threat(load_threat(_file(tmp_path, E1.replace('"Model.verify"', '"Model.verifyy"'),
+                                     "E1")), seeds=1)
