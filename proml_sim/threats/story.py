@@ -80,9 +80,9 @@ actor outside ``expect``; ``auditor`` (baseline only), the outside auditor of th
 (:class:`~proml_sim.threats.kit.Auditor`); ``governance`` (ProML only), the ``member``
 domain's node reviews the consortium's governance
 (:func:`~proml_sim.threats.kit.governance_review`).  Waits draw from the seed's own
-generator, so both systems see the same timeline.  A step a system refuses before the attack stops the run
-(exit 2: the set-up is wrong); refusals from the attack on are the defence at work, counted
-in the ``attack_steps_refused`` metric and named in the run's note.
+generator, so both systems see the same timeline.  A step a system refuses before the attack
+stops the run (exit 2: the set-up is wrong); refusals from the attack on are the defence at
+work, counted in the ``attack_steps_refused`` metric and named in the run's note.
 """
 
 from __future__ import annotations
