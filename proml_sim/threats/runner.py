@@ -237,6 +237,11 @@ def with_parameters(tm: ThreatModel, values: dict[str, Any]) -> ThreatModel:
 
     params = dict(tm.parameters)
     for name, value in values.items():
+        reads = getattr(tm.play, "reads", {})
+        if name in reads:
+            raise UsageError(f"{tm.id}: {name} is read from the deployed lifecycle ("
+                             f"{reads[name]}'s approvals, [play] reads), not set; deploy "
+                             "another lifecycle to change it")
         if name not in params:
             raise UsageError(f"{tm.id} has no parameter {name!r}; its parameters are "
                              f"{', '.join(sorted(params)) or 'none'} ({tm.path})")

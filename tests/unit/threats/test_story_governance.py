@@ -5,6 +5,7 @@ their verdicts follow what the deployed lifecycle does, not the file."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,13 +71,17 @@ def test_governance_steps_are_skipped_and_noted_on_a_single_admin_lifecycle() ->
 
 def test_e1_reads_k_from_the_deployed_lifecycle(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "mylc.py").write_text(MODEL3)
+    (tmp_path / "e1_model_k3.py").write_text(MODEL3)
     monkeypatch.syspath_prepend(str(tmp_path))
-    r = run_threat(with_parameters(load_catalogue()["E1"], {"model": "mylc:Model3"}), seeds=1)
+    monkeypatch.delitem(sys.modules, "e1_model_k3", raising=False)
+    tm = with_parameters(load_catalogue()["E1"], {"model": "e1_model_k3:Model3"})
+    r = run_threat(tm, seeds=1)
     # k = 3: the attacker mints three Sybils, enough on the database, refused on the chain
     assert r["baseline"]["asr"] == 1.0
     assert r["proml"]["asr"] == 0.0 and "sybil2" in r["proml"]["notes"][0]
     assert r["proml"]["single_admin_asr"] == 1.0
+    with pytest.raises(UsageError, match="sybils is read from the deployed lifecycle"):
+        with_parameters(load_catalogue()["E1"], {"sybils": 3})
 
 
 def test_too_few_members_is_a_usage_error() -> None:
