@@ -20,6 +20,10 @@ A bad file raises :class:`CatalogueError` naming the file, the field and the fix
     proml = "prevented"
     limit = "..."                  # optional: why an undetected success is a documented limit
     [parameters]                   # scenario-specific knobs (optional)
+    [ranges]                       # the values each parameter may take (optional; a number
+    consumers = ">= 1"             # without one must be >= 0): "> 0", ">= 1, <= approvers"
+    colluders = "0 .. approvers"   # (bounds: numbers or other parameters), "a .. b"
+    region = ["eu", "us", "asia"]  # (inclusive), or a list of the allowed values
     [actors]                       # the cast (optional): who takes part, where, with which roles
     op = "client-co eu Model.operator"           # "domain region Lifecycle.role ..."
     "v{i}" = { domain = "verif-{i}", region = "eu us asia", roles = "Model.verifier",
@@ -108,6 +112,33 @@ class ThreatModel:
     #: the attack as data (``[play]``, :class:`proml_sim.threats.story.Play`): a scenario
     #: that needs no code
     play: Any = None
+    #: ``[ranges]``: parameter -> its rules, ("in", values) or (op, bound) pairs
+    ranges: dict[str, tuple[tuple[str, Any], ...]] = field(default_factory=dict)
+
+    def out_of_range(self) -> str | None:
+        """The first parameter value outside its ``[ranges]`` rule (a number without one:
+        below 0), as "NAME = V is out of range (RULE)"; None when all fit.
+
+        Example: with ``[ranges] consumers = ">= 1"`` and ``consumers = 0``:
+        ``"consumers = 0 is out of range (>= 1)"``."""
+        import operator
+
+        ops = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+        for name, v in self.parameters.items():
+            rules: tuple[tuple[str, Any], ...] = self.ranges.get(name, ()) if (
+                name in self.ranges) else (((">=", 0),) if isinstance(v, int | float)
+                                           and not isinstance(v, bool) else ())
+            for op, bound in rules:
+                if op == "in":
+                    ok = v in bound
+                else:
+                    b = self.parameters.get(bound, bound) if isinstance(bound, str) else bound
+                    ok = bool(ops[op](v, b)) and v == v and abs(v) != float("inf")
+                if not ok:
+                    rule = ", ".join(f"one of {list(x)}" if o == "in" else f"{o} {x}"
+                                     for o, x in rules)
+                    return f"{name} = {v!r} is out of range ({rule})"
+        return None
 
     def cast(self) -> list[Actor]:
         """The participants of ``[actors]`` at this model's parameters, in file order (a
@@ -158,11 +189,11 @@ def load_threat(path: str | Path) -> ThreatModel:
         if not isinstance(data[fld], typ):
             raise _err(path, fld, f"has type {type(data[fld]).__name__}",
                        f"make it a {getattr(typ, '__name__', typ)}")
-    unknown = set(data) - set(REQUIRED) - {"seeds", "parameters", "actors", "play"}
+    unknown = set(data) - set(REQUIRED) - {"seeds", "parameters", "ranges", "actors", "play"}
     if unknown:
         raise _err(path, sorted(unknown)[0], "is not a known field",
-                   f"remove it or use one of {sorted(REQUIRED)}, seeds, parameters, actors, "
-                   "play")
+                   f"remove it or use one of {sorted(REQUIRED)}, seeds, parameters, ranges, "
+                   "actors, play")
     if data["id"] != path.stem:
         raise _err(path, "id", f"is {data['id']!r} but the file is {path.name}",
                    f"rename the file to {data['id']}.toml or fix the id")
@@ -207,7 +238,10 @@ def load_threat(path: str | Path) -> ThreatModel:
         expected_baseline=exp["baseline"], expected_proml=exp["proml"], seeds=seeds,
         limit=exp.get("limit", ""),
         parameters=params, path=str(path), actors=actors,
+        ranges=_ranges(path, data.get("ranges", {}), params),
     )
+    if (problem := tm.out_of_range()) is not None:
+        raise _err(path, "parameters", f"has {problem}", "fix the value or its [ranges] rule")
     if "play" not in data:
         return tm
     from proml_sim.threats.story import describe, parse_play
@@ -217,6 +251,52 @@ def load_threat(path: str | Path) -> ThreatModel:
                       {a.domain for a in people})
     return dataclasses.replace(tm, play=play,
                                steps=tm.steps or tuple(describe(s) for s in play.steps))
+
+
+def _ranges(path: Path, table: Any, params: dict[str, Any]
+            ) -> dict[str, tuple[tuple[str, Any], ...]]:
+    """``[ranges]`` checked: each names a parameter; a list of allowed values of its type, or
+    rules ``OP BOUND`` / ``LO .. HI`` (comma-separated, all must hold) whose bounds are
+    numbers or numeric parameters."""
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    if not isinstance(table, dict):
+        raise _err(path, "ranges", "is not a table", 'write it as [ranges] with name = ">= 0"')
+    out: dict[str, tuple[tuple[str, Any], ...]] = {}
+    for name, spec in table.items():
+        fld = f"ranges.{name}"
+        if name not in params:
+            raise _err(path, fld, "names no parameter", f"use one of {', '.join(params)}")
+        if isinstance(spec, list):
+            if not spec or any(type(x) is not type(params[name]) for x in spec):
+                raise _err(path, fld, f"is {spec!r}", f"list values of the parameter's type "
+                           f"({type(params[name]).__name__})")
+            out[name] = (("in", tuple(spec)),)
+            continue
+        if not isinstance(spec, str) or not number(params[name]):
+            raise _err(path, fld, f"is {spec!r}", 'give a numeric parameter rules like "> 0", '
+                       '">= 1, <= approvers" or "0 .. approvers", or list the allowed values')
+        parsed: list[tuple[str, Any]] = []
+        for part in spec.split(","):
+            words = part.replace("..", " .. ").split()
+            if len(words) == 3 and words[1] == "..":
+                words = [">=", words[0], "<=", words[2]]
+            if len(words) not in (2, 4) or any(w not in (">", ">=", "<", "<=")
+                                               for w in words[::2]):
+                raise _err(path, fld, f"has {part.strip()!r}", 'write "OP BOUND" (OP one of '
+                           '>, >=, <, <=) or "LO .. HI"')
+            for op, b in zip(words[::2], words[1::2], strict=True):
+                try:
+                    bound: Any = float(b) if any(c in b for c in ".eE") else int(b)
+                except ValueError:
+                    bound = b
+                    if not number(params.get(b)):
+                        raise _err(path, fld, f"has bound {b!r}", "use a number or a numeric "
+                                   "parameter") from None
+                parsed.append((op, bound))
+        out[name] = tuple(parsed)
+    return out
 
 
 def _actors(path: Path, table: Any, params: dict[str, Any]) -> tuple[Actor, ...]:

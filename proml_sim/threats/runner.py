@@ -252,7 +252,10 @@ def with_parameters(tm: ThreatModel, values: dict[str, Any]) -> ThreatModel:
             raise UsageError(f"{tm.id} parameter {name} must be a {type(old).__name__} like "
                              f"{old!r}, not {value!r}")
         params[name] = value
-    return dataclasses.replace(tm, parameters=params)
+    out = dataclasses.replace(tm, parameters=params)
+    if (bad := out.out_of_range()) is not None:
+        raise UsageError(f"{tm.id}: {bad}; give a value in range ([ranges] of {tm.path})")
+    return out
 
 
 def sweep_threat(tm: ThreatModel, grid: list[tuple[str, list[Any]]], seeds: int | None = None,

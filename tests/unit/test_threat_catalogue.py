@@ -56,6 +56,20 @@ def test_every_catalogued_threat_loads_and_has_an_implementation():
     (lambda s: s.replace('"v{i}" = {', '"v" = {'), "field 'actors.v' is counted but its name"),
     (lambda s: s.replace('proml = "prevented"', 'proml = "prevented"\nlimit = 3'),
      "field 'expected' has"),
+    (lambda s: s.replace("[actors]", '[ranges]\nconsumers = ">= 5"\n\n[actors]'),
+     "field 'parameters' has consumers = 4 is out of range (>= 5)"),
+    (lambda s: s.replace("[actors]", '[ranges]\nconsumer = ">= 1"\n\n[actors]'),
+     "field 'ranges.consumer' names no parameter"),
+    (lambda s: s.replace("[actors]", '[ranges]\nconsumers = "=> 1"\n\n[actors]'),
+     "field 'ranges.consumers' has '=> 1'"),
+    (lambda s: s.replace("[actors]", '[ranges]\nconsumers = ">= nope"\n\n[actors]'),
+     "field 'ranges.consumers' has bound 'nope'"),
+    (lambda s: s.replace("[actors]", '[ranges]\nlifecycle = ["Dataset", 3]\n\n[actors]'),
+     "field 'ranges.lifecycle'"),
+    (lambda s: s.replace("[actors]", '[ranges]\nlifecycle = "> 0"\n\n[actors]'),
+     "field 'ranges.lifecycle'"),
+    (lambda s: s.replace("consumers = 4", "consumers = -4"),
+     "field 'parameters' has consumers = -4 is out of range (>= 0)"),
 ])
 def test_bad_files_name_file_field_and_fix(tmp_path, edit, fragment):
     p = _write(tmp_path, "T1.toml", edit(GOOD))
@@ -153,3 +167,27 @@ def test_a_documented_limit_is_stated_by_the_threat_model(tmp_path):
     r = run_threat(tm, seeds=1, workdir=tmp_path)
     assert r["proml"]["verdict"] == "documented_limit" and r["limit"] == tm.limit
     assert f"- Documented limit: {tm.limit}" in catalogue_markdown({"T3": tm})
+
+
+def test_ranges_bound_every_run_and_sweep_point(tmp_path, capsys, monkeypatch):
+    from proml_sim.errors import UsageError
+    from proml_sim.threats.runner import with_parameters
+
+    text = GOOD.replace("[actors]", '[ranges]\nconsumers = "1 .. 8, <= limit"\n'
+                        'lifecycle = ["Dataset", "SingleAdminDataset"]\n\n[actors]').replace(
+        "consumers = 4", "consumers = 4\nlimit = 6")
+    tm = load_threat(_write(tmp_path, "T1.toml", text))
+    assert with_parameters(tm, {"consumers": 6}).parameters["consumers"] == 6
+    for bad, why in [({"consumers": 0}, "consumers = 0 is out of range (>= 1, <= 8, <= limit)"),
+                     ({"consumers": 7}, "consumers = 7 is out of range"),
+                     ({"limit": 3}, "consumers = 4 is out of range"),  # a bound moved
+                     ({"audit_every_s": -1.0}, "audit_every_s = -1.0 is out of range (>= 0)"),
+                     ({"audit_every_s": float("nan")}, "audit_every_s = nan"),
+                     ({"lifecycle": "Model"}, "lifecycle = 'Model' is out of range (one of")]:
+        with pytest.raises(UsageError, match=why.replace("(", r"\(").replace(")", r"\)")):
+            with_parameters(tm, bad)
+    # the CLI: a sweep with one point out of range is exit 2 before anything runs
+    monkeypatch.setenv("PROML_THREAT_MODELS", str(tmp_path))
+    code = main(["threats", "run", "T1", "--param", "consumers=2,9", "--seeds", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "consumers = 9 is out of range" in err and "Traceback" not in err
