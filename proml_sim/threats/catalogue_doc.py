@@ -13,7 +13,8 @@ from proml_sim.threats.catalogue import Actor, ThreatModel
 
 HEADER = """# The threat catalogue
 
-One TOML file per scenario (fields: `proml_sim/threats/catalogue.py`); this page is generated
+One TOML file per scenario (fields: `proml_sim/threats/catalogue.py`; each parameter's values
+are bounded by the file's `[ranges]`, shown after the value); this page is generated
 from them by `proml threats list --markdown > threat_models/README.md` (a test checks that it is
 current).  Run a scenario with `proml threats run ID`; add your own as a plugin
 (`docs/tutorials/threat_scenario.py`, `proml threats run ID --scenarios FILE`), or, when its
@@ -59,6 +60,14 @@ def catalogue_markdown(models: Mapping[str, ThreatModel]) -> str:
         if tm.limit:
             lines.append(f"- Documented limit: {tm.limit}")
         if tm.parameters:
-            lines.append("- Parameters: " + ", ".join(f"`{k} = {v!r}`"
+            lines.append("- Parameters: " + ", ".join(f"`{k} = {v!r}`{_range(tm, k)}"
                                                       for k, v in tm.parameters.items()))
     return "\n".join(lines) + "\n"
+
+
+def _range(tm: ThreatModel, name: str) -> str:
+    """`` (>= 1, <= approvers)`` or `` (one of 'eu', 'us')``: the parameter's ``[ranges]``."""
+    rules = tm.ranges.get(name, ())
+    return "" if not rules else " (" + ", ".join(
+        "one of " + ", ".join(repr(x) for x in b) if op == "in" else f"{op} {b}"
+        for op, b in rules) + ")"
