@@ -238,7 +238,8 @@ def render_report(summary: dict[str, Any], results: dict[str, Any]) -> str:
         "centralised baseline (one SQLite provenance database run by one domain whose admin "
         "is an insider) and against ProML on the simulated chain. Verdicts come from the "
         "measurements: prevented (no attack succeeded on any seed), detected (every success "
-        "detected), documented_limit (some success undetected), out_of_scope. ASR: attack "
+        "detected), documented_limit (some success undetected), out_of_scope (and no_attack "
+        "when the parameters made no attack attempt). ASR: attack "
         "success rate over attack attempts (n trials / seeds) with its 95 % interval: "
         "Wilson when each seed makes one attempt, else a bootstrap over seeds (clusters), "
         "never narrower than the pooled Wilson interval.",

@@ -23,7 +23,7 @@ attack is made of lifecycle calls, as a threat model alone whose `[play]` runs o
 
 Attackers: O operator, DA dataset admin, L labeller, MD model developer, V verifier, A auditor,
 C consumer, BP block producer, N network.  Verdicts: prevented, detected, documented_limit,
-out_of_scope.
+out_of_scope (a run whose parameters made no attack attempt measures no_attack).
 """
 
 

@@ -13,7 +13,10 @@ interval.  Verdicts come from the measurements only:
 * ``detected``: attempts succeeded, and every successful one was detected;
 * ``documented_limit``: some attack succeeded undetected; the scenario states why this is a
   limit (for example an authorised insider's self-reported lie);
-* ``out_of_scope``: the scenario says so before running (``Outcome.out_of_scope``).
+* ``out_of_scope``: the scenario says so before running (``Outcome.out_of_scope``);
+* ``no_attack``: no seed made an attack attempt (``Outcome.attempts`` 0 everywhere: a sweep's
+  zero point such as an attacker share of 0): nothing was prevented, so it is never
+  ``prevented``; a threat model cannot expect it, so at the file's parameters it fails.
 """
 
 from __future__ import annotations
@@ -141,6 +144,8 @@ def verdict(outcomes: list[Outcome]) -> str:
     if any(o.out_of_scope for o in outcomes):
         return "out_of_scope"
     counts = [o.trials() for o in outcomes]
+    if not any(a for a, _, _ in counts):
+        return "no_attack"
     if not any(s for _, s, _ in counts):
         return "prevented"
     if all(d == s for _, s, d in counts):

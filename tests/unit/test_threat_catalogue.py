@@ -91,6 +91,9 @@ def test_verdicts_come_from_measurements():
     assert verdict([Outcome(True, True, 5.0), Outcome(False)]) == "detected"
     assert verdict([Outcome(True, True, 5.0), Outcome(True, False)]) == "documented_limit"
     assert verdict([Outcome(False, out_of_scope=True)]) == "out_of_scope"
+    # no attempt on any seed (an attacker share of 0): nothing was prevented
+    assert verdict([Outcome(False, attempts=0), Outcome(False, attempts=0)]) == "no_attack"
+    assert verdict([Outcome(False, attempts=0), Outcome(False, attempts=1)]) == "prevented"
     s = summarise([Outcome(True, True, 10.0), Outcome(True, True, 20.0), Outcome(False)])
     assert s["asr"] == pytest.approx(2 / 3) and s["detection_rate"] == 1.0
     assert s["asr_ci"][0] < 2 / 3 < s["asr_ci"][1]
