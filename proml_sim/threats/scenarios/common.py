@@ -121,8 +121,8 @@ def params(tm: ThreatModel, defaults: dict[str, Any], positive: Iterable[str] = 
 
 def param_error(tm: ThreatModel, problem: str) -> CatalogueError:
     """The error of a bad ``[parameters]`` value: names the file and the fix."""
-    return CatalogueError(f"{tm.path or tm.id}: [parameters] {problem}; fix the value in the "
-                          "scenario file")
+    return CatalogueError(f"{tm.path or tm.id}: [parameters] {problem}; fix the value (the "
+                          "--param value, or the scenario file's) or bound it in [ranges]")
 
 
 def param(tm: ThreatModel, name: str, lo: float | None = None, hi: float | None = None) -> Any:
