@@ -120,10 +120,11 @@ def cmd_sweep(args: argparse.Namespace, models: list[Any]) -> int:
     names = [n for n, _ in grid]
     if len(set(names)) != len(names):
         raise UsageError(f"--param names a parameter twice ({names}); give each once")
-    for tm in models:  # every value checked before anything runs
-        for name, vs in grid:
-            for v in vs:
-                with_parameters(tm, {name: v})
+    import itertools
+
+    for tm in models:  # every point of the grid checked before anything runs
+        for point in itertools.product(*(vs for _, vs in grid)):
+            with_parameters(tm, dict(zip(names, point, strict=True)))
     _show(args, [sweep_threat(tm, grid, args.seeds, args.seed, _progress(args))
                  for tm in models], format_sweep)
     return 0

@@ -194,3 +194,9 @@ def test_ranges_bound_every_run_and_sweep_point(tmp_path, capsys, monkeypatch):
     code = main(["threats", "run", "T1", "--param", "consumers=2,9", "--seeds", "1"])
     err = capsys.readouterr().err
     assert code == 2 and "consumers = 9 is out of range" in err and "Traceback" not in err
+    # a point is checked whole: consumers = 7 fits once the sweep also raises its bound
+    code = main(["threats", "run", "T1", "--param", "consumers=7", "--param", "limit=8",
+                 "--seeds", "1", "--json"])
+    assert code == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out)[0]["points"][0]["parameters"] == {
+        "consumers": 7, "limit": 8}

@@ -119,7 +119,7 @@ def test_c1_private_branch_beats_shallow_policies_and_is_detected(catalogue):
     assert p["trial_successes"] >= 1 and p["trials"] > p["trial_successes"]
     assert p["max_reorg_depth"] >= 3 and p["latency_cost_s"] > 0
     r = run(catalogue, "C1", attacker_share=0.0, records_s=300, policies=["L@12"])
-    assert r["proml"]["verdict"] == "prevented" and r["proml"]["trials"] == 0
+    assert r["proml"]["verdict"] == "no_attack" and r["proml"]["trials"] == 0  # nothing tried
 
 
 def test_c1_c2_bad_parameters_name_the_field(catalogue):

@@ -352,8 +352,8 @@ def test_consumer_decides_on_the_named_steps_latest_evidence() -> None:
 
 
 @pytest.mark.parametrize(("name", "value", "fragment"), [
-    ("check_every_s", 0.0, "history defence's every is check_every_s = 0.0"),
-    ("check_every_s", -5.0, "history defence's every"),
+    ("check_every_s", 0.0, "check_every_s = 0.0 is out of range (> 0)"),  # X3's [ranges]
+    ("check_every_s", -5.0, "check_every_s = -5.0 is out of range"),
 ])
 def test_swept_times_are_checked_at_run_time(capsys: pytest.CaptureFixture[str], name: str,
                                              value: float, fragment: str) -> None:
@@ -363,9 +363,12 @@ def test_swept_times_are_checked_at_run_time(capsys: pytest.CaptureFixture[str],
     assert code == 2 and fragment in err and "internal error" not in err
 
 
-def test_a_negative_wait_from_a_parameter_is_a_usage_error(tmp_path: Path) -> None:
-    tm = load_threat(_model(tmp_path, SELF_VERIFY.replace("every = 60.0", "every = -1.0")))
-    with pytest.raises(UsageError, match=r"a wait is every = -1\.0"):
+def test_a_zero_interval_from_a_parameter_is_a_usage_error(tmp_path: Path) -> None:
+    # no [ranges] rule: a number must be >= 0 (at load), and the play checks what it needs
+    with pytest.raises(CatalogueError, match=r"every = -1\.0 is out of range \(>= 0\)"):
+        load_threat(_model(tmp_path, SELF_VERIFY.replace("every = 60.0", "every = -1.0")))
+    tm = load_threat(_model(tmp_path, SELF_VERIFY.replace("every = 60.0", "every = 0.0")))
+    with pytest.raises(UsageError, match=r"the actors defence's every is every = 0\.0"):
         run_threat(tm, seeds=1)
 
 
