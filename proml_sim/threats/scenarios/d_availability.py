@@ -394,8 +394,9 @@ class JunkRegistrations:
         right = st["flagged"] == ps["spammer"].address
         gas = [t.receipt.gas_used for t in honest if t.receipt]
         if not gas:
-            raise param_error(tm, f"horizon_s={horizon:g}: no honest transaction is confirmed "
-                              "by then; raise it")
+            raise param_error(tm, f"no honest transaction confirmed by horizon_s={horizon:g} "
+                              f"at block_gas_limit={prof.block_gas_limit}: raise horizon_s, or "
+                              "block_gas_limit to fit a transaction")
         return {"p50": median([t.confirmed.get(1, horizon) - t.submitted for t in spam], 0.0),
                 "lost": sum(1 not in t.confirmed for t in spam), "junk": len(ok),
                 "gas": statistics.fmean(gas),
