@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from proml_sim.errors import UsageError
 from proml_sim.lifecycles import Model
 from proml_sim.node.freshness import FreshnessGuard
 from proml_sim.sim import (
@@ -278,7 +279,10 @@ class Equivocation:
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         p = tm.parameters
         t_a, heal, horizon, n = Equivocation._plan(tm, seed)
-        depths, cp = [int(d) for d in p["depths"]], int(p["checkpoint_depth"])
+        depths, cp = list(p["depths"]), int(p["checkpoint_depth"])
+        if any(type(d) is not int or d < 0 for d in depths):  # a list: no [ranges] rule
+            raise UsageError(f"C2: depths={depths!r}; give whole numbers of confirmations "
+                             ">= 0, e.g. --param 'depths=[1, 3, 12]'")
         prof = get_profile("poa-clique").with_(sealer_offline_rate=0.0, stale_rate=0.0)
         try:
             sides = c2_sides(int(p["equivocators"]), prof.sealers)

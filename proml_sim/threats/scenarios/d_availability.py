@@ -22,6 +22,7 @@ from typing import Any
 
 from eth_utils.crypto import keccak
 
+from proml_sim.errors import UsageError
 from proml_sim.ir import Approved, Registered
 from proml_sim.lifecycles import Dataset, Model
 from proml_sim.node.freshness import FreshnessGuard
@@ -169,15 +170,9 @@ class WithholdApproval:
     @staticmethod
     def _p(tm: ThreatModel) -> tuple[int, int, float, float, float, Any]:
         p = tm.parameters
-        n, w_ = int(p["verifiers"]), int(p["attack_w"])
-        if not 0 <= w_ <= n:
-            raise param_error(tm, f"attack_w={w_} outside 0..verifiers={n}")
-        try:
-            lc = model_lifecycle(int(p["approvals"]), str(p["count"]))
-        except ValueError as exc:
-            raise param_error(tm, str(exc)) from None
-        return (n, w_, float(p["timeout_s"]), float(p["approval_mean_s"]),
-                float(p["horizon_s"]), lc)
+        return (int(p["verifiers"]), int(p["attack_w"]), float(p["timeout_s"]),
+                float(p["approval_mean_s"]), float(p["horizon_s"]),
+                model_lifecycle(int(p["approvals"]), str(p["count"])))
 
     @staticmethod
     def standbys(tm: ThreatModel) -> list[Actor]:
@@ -255,13 +250,22 @@ class HistoryGrowth:
     """An insider grows an artefact's history; do operations get dearer?"""
 
     @staticmethod
+    def _points(tm: ThreatModel) -> list[int]:
+        """``history``: the lengths the costs are measured at (a list: no [ranges] rule)."""
+        h = tm.parameters["history"]
+        if not h or any(type(x) is not int or x < 0 for x in h) or h != sorted(set(h)):
+            raise UsageError(f"D3: history={h!r}; give increasing whole numbers >= 0, e.g. "
+                             "--param 'history=[1, 10, 100]'")
+        return list(h)
+
+    @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         db = central(tm, workdir, {"Model": Model})
         if not tm.parameters["baseline_index"]:  # ablation: what the history index buys
             db.admin_sql("DROP INDEX history_by_artefact")
         grown, other = db.register("op", "Model", "grown"), db.register("op", "Model", "other")
         cost: dict[str, list[float]] = {}
-        for L in [int(x) for x in tm.parameters["history"]]:
+        for L in HistoryGrowth._points(tm):
             while len(db.history(grown)) <= L:  # the insider's growth, through the application
                 db.fire("dev", "train", grown, f"g{len(db.history(grown))}")
             ops: dict[str, Callable[[], Any]] = {
@@ -278,7 +282,7 @@ class HistoryGrowth:
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        points = [int(x) for x in tm.parameters["history"]]
+        points = HistoryGrowth._points(tm)
         w, _ = model_world(tm, seed, gas_estimates="cached")
         gas: dict[str, list[int]] = {}
 
@@ -388,9 +392,14 @@ class JunkRegistrations:
         spam = [t for t in honest if start <= t.submitted <= end]
         ok = [t.block.height for t in junk if tx_outcome(t) == "ok" and t.block]
         right = st["flagged"] == ps["spammer"].address
+        gas = [t.receipt.gas_used for t in honest if t.receipt]
+        if not gas:
+            raise param_error(tm, f"no honest transaction confirmed by horizon_s={horizon:g} "
+                              f"at block_gas_limit={prof.block_gas_limit}: raise horizon_s, or "
+                              "block_gas_limit to fit a transaction")
         return {"p50": median([t.confirmed.get(1, horizon) - t.submitted for t in spam], 0.0),
                 "lost": sum(1 not in t.confirmed for t in spam), "junk": len(ok),
-                "gas": statistics.fmean([t.receipt.gas_used for t in honest if t.receipt]),
+                "gas": statistics.fmean(gas),
                 "after_revoke": sum(st["revoked"] is not None and h > st["revoked"] for h in ok),
                 "alarms": alarms if right else [], "false": bool(alarms) and not right}
 

@@ -114,9 +114,9 @@ def teams_plan(tm: ThreatModel, seed: int) -> Plan:
     n_teams, per_team = int(prm.get("teams", 4)), int(prm.get("trainings", 5))
     n_data = int(prm.get("datasets", 3))
     versions = [str(v) for v in prm.get("releases", ["2.0.0", "2.0.1", "2.1.0"])]
-    if min(n_teams, per_team, n_data) < 1 or not versions or float(prm.get("adopt_lag", 8)) <= 0:
-        raise UsageError(f"{tm.id}: teams, trainings and datasets must be at least 1, releases "
-                         "non-empty and adopt_lag positive; fix the --param values")
+    if not versions:  # a list: no [ranges] rule (teams, trainings, datasets, adopt_lag have)
+        raise UsageError(f"{tm.id}: releases=[]; give at least one version, e.g. --param "
+                         "'releases=[\"2.0.0\"]'")
     n_steps = n_data + 2 * n_teams * per_team
     releases = [(v, round(i * n_steps / len(versions))) for i, v in enumerate(versions)]
     people = {a.name: (a.domain, a.region) for a in tm.cast()}  # data, team0 ...
@@ -330,16 +330,10 @@ class VulnerableFramework:
 
 
 # -- T12 ------------------------------------------------------------------------------------------
-HIDDEN = ("relabel", "retrain")
-
-
 def _t12_params(tm: ThreatModel) -> tuple[str, int, bool, bool]:
-    prm = tm.parameters
-    hidden = str(prm.get("hidden", "relabel"))
-    if hidden not in HIDDEN or int(prm.get("models", 3)) < 1:
-        raise UsageError(f"T12 hidden={hidden!r}, models={prm.get('models')!r}: use hidden "
-                         f"{' or '.join(HIDDEN)} and at least one model")
-    return (hidden, int(prm.get("models", 3)), bool(prm.get("record_inputs", True)),
+    prm = tm.parameters  # hidden and models: checked by T12's [ranges]
+    return (str(prm.get("hidden", "relabel")), int(prm.get("models", 3)),
+            bool(prm.get("record_inputs", True)),
             bool(prm.get("consumer_checks", True)))
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from proml_sim.errors import UsageError
 from proml_sim.threats.catalogue import CatalogueError, load_catalogue
 from proml_sim.threats.runner import run_threat, with_parameters
 
@@ -44,7 +45,7 @@ def test_d1_each_record_is_a_trial_and_full_censorship_is_seen_by_the_victim(cat
     every = run(catalogue, "D1", attack_m=5)["proml"]  # every sealer censors
     assert every["verdict"] == "detected" and every["censored_forever_rate"] == 1
     assert every["ttd_s"] == catalogue["D1"].parameters["stall_timeout_s"]
-    with pytest.raises(CatalogueError, match="attack_m"):
+    with pytest.raises(UsageError, match=r"attack_m = 6 is out of range \(>= 0, <= sealers\)"):
         run(catalogue, "D1", attack_m=6)
 
 
@@ -123,9 +124,11 @@ def test_c1_private_branch_beats_shallow_policies_and_is_detected(catalogue):
 
 
 def test_c1_c2_bad_parameters_name_the_field(catalogue):
-    for tid, bad in (("C1", {"defence_policy": "soon"}), ("C1", {"attacker_share": 1.5}),
-                     ("C1", {"profile": "consortium-fast"}), ("C2", {"equivocators": 9})):
+    for tid, bad in (("C1", {"defence_policy": "soon"}), ("C1", {"profile": "consortium-fast"})):
         with pytest.raises(CatalogueError, match=r"\[parameters\].*scenario file"):
+            run(catalogue, tid, **bad)
+    for tid, bad in (("C1", {"attacker_share": 1.5}), ("C2", {"equivocators": 9})):
+        with pytest.raises(UsageError, match=r"is out of range.*\[ranges\] of"):
             run(catalogue, tid, **bad)
 
 
