@@ -135,8 +135,10 @@ class ThreatModel:
                     b = self.parameters.get(bound, bound) if isinstance(bound, str) else bound
                     ok = bool(ops[op](v, b)) and v == v and abs(v) != float("inf")
                 if not ok:
-                    rule = ", ".join(f"one of {list(x)}" if o == "in" else f"{o} {x}"
-                                     for o, x in rules)
+                    rule = ", ".join(
+                        f"one of {list(x)}" if o == "in" else f"{o} {x}" + (
+                            f" = {self.parameters[x]!r}" if isinstance(x, str) else "")
+                        for o, x in rules)
                     return f"{name} = {v!r} is out of range ({rule})"
         return None
 

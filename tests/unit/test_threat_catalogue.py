@@ -181,7 +181,7 @@ def test_ranges_bound_every_run_and_sweep_point(tmp_path, capsys, monkeypatch):
         "consumers = 4", "consumers = 4\nlimit = 6")
     tm = load_threat(_write(tmp_path, "T1.toml", text))
     assert with_parameters(tm, {"consumers": 6}).parameters["consumers"] == 6
-    for bad, why in [({"consumers": 0}, "consumers = 0 is out of range (>= 1, <= 8, <= limit)"),
+    for bad, why in [({"consumers": 0}, "consumers = 0 is out of range (>= 1, <= 8, <= limit = 6)"),
                      ({"consumers": 7}, "consumers = 7 is out of range"),
                      ({"limit": 3}, "consumers = 4 is out of range"),  # a bound moved
                      ({"audit_every_s": -1.0}, "audit_every_s = -1.0 is out of range (>= 0)"),
