@@ -19,7 +19,7 @@ from proml_sim.chain import KeyRing, PyEVMBackend
 from proml_sim.chain.client import LifecycleClient
 from proml_sim.compiler import compile_artefact
 from proml_sim.dsl import Consortium
-from proml_sim.errors import LifecycleError, UsageError
+from proml_sim.errors import LifecycleError
 from proml_sim.ir import GovVoted, build_ir
 from proml_sim.lifecycles import Model
 from proml_sim.sim import digest_of
@@ -41,13 +41,9 @@ def _name(i: int) -> str:
 class CollidingDomains:
     @staticmethod
     def _p(tm: ThreatModel) -> tuple[int, int, int]:
-        p = params(tm, {"domains": 4, "quorum": 3, "colluders": 3},
-                   positive=["domains", "quorum"])
-        n, quorum, q = int(p["domains"]), int(p["quorum"]), int(p["colluders"])
-        if quorum > n or q > n:
-            raise UsageError(f"{tm.id}: quorum={quorum}, colluders={q} with domains={n}; both "
-                             "must be at most domains")
-        return n, quorum, q
+        # (their [ranges]: quorum 1 .. domains, colluders 0 .. domains)
+        p = params(tm, {"domains": 4, "quorum": 3, "colluders": 3})
+        return int(p["domains"]), int(p["quorum"]), int(p["colluders"])
 
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:

@@ -26,7 +26,7 @@ from proml_sim.chain.accounts import DEFAULT_TIP
 from proml_sim.chain.client import LifecycleClient
 from proml_sim.chain.engines import make_backend
 from proml_sim.compiler import CompiledContract, compile_artefact, compile_source
-from proml_sim.errors import EngineError, LifecycleError, UsageError
+from proml_sim.errors import EngineError, LifecycleError
 from proml_sim.ir import Approved, Registered
 from proml_sim.lifecycles import Model
 from proml_sim.sim import digest_of, domain_id
@@ -240,11 +240,8 @@ def _s1(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     it, in the same world with its own n verifiers, group ``"seq"`` uses k keys one after the
     other, the last after the others were revoked.  Every random draw comes from a stream
     per actor, so both systems face the same run."""
-    p = params(tm, S1_DEFAULTS, ("targets", "poll_s", "honest_interval_s", "reaction_mean_s",
-                                 "burst_max", "burst_window_s"))
+    p = params(tm, S1_DEFAULTS)  # (their [ranges]: 0 <= stolen <= approvers, ...)
     n, s = int(p["approvers"]), int(p["stolen"])
-    if not 0 <= s <= n:
-        raise UsageError(f"S1: stolen={s} must be within 0..approvers={n}")
     groups = [str(s), "seq"]
     # each group's n verifiers (their names carry the group, so the run adds them to the cast)
     verifiers = [(f"v{g}_{i}", f"verif-{i}", ("eu", "us", "asia")[i % 3], "Model.verifier")
@@ -345,7 +342,7 @@ S3_DEFAULTS: dict[str, Any] = {"sybils": 4, "approvals": 2, "count": "domains"}
 
 
 def _s3(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-    p = params(tm, S3_DEFAULTS, ("sybils",))
+    p = params(tm, S3_DEFAULTS)
     a = int(p["sybils"])
     d = desk(side, tm, seed, workdir, p)  # her accounts mallory0.. (all of verif-0)
     won: dict[int, bool] = {}
@@ -406,7 +403,7 @@ def _s5_lures(tm: ThreatModel, seed: int) -> list[tuple[str, str, bytes]]:
 class ConfusedDeputy:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = params(tm, S5_DEFAULTS, ("poll_s",))
+        p = params(tm, S5_DEFAULTS)
         d = BaselineDesk(tm, workdir, Model, samesite=str(p["session_samesite"]),
                          csrf=bool(p["csrf_token"]))
         api, rng, env = d.api, random.Random(f"S5-{seed}"), d.env
@@ -443,7 +440,7 @@ class ConfusedDeputy:
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        params(tm, S5_DEFAULTS, ("poll_s",))  # checked (the victims are counted in the cast)
+        params(tm, S5_DEFAULTS)  # checked (the victims are counted in the cast)
         d = ChainDesk(tm, seed, Model, beside={"ModelTxOrigin": mutant("b-tx-origin")})
         w, relay = d.w, compile_source(RELAY_SOURCE, "Relay")
         tries: dict[str, list[bool]] = {"Model": [], "ModelTxOrigin": []}
@@ -493,7 +490,7 @@ def _replays(tries: dict[str, bool], alarm: Alarm | None, refused: str, at: floa
 
 
 def _s6_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-    p = params(tm, S6_DEFAULTS, ("poll_s",))
+    p = params(tm, S6_DEFAULTS)
     kw = {"session_idle_s": p["session_idle_s"], "window_s": p["signature_window_s"]}
     prod = BaselineDesk(tm, workdir, Model, **kw)
     # a second deployment (staging) trusting the same agent keys and accounts
@@ -554,12 +551,12 @@ def _s6_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         return start
 
     proc = env.process(run())
-    prod.run(HOUR)
+    prod.run(HOUR + p["replay_after_s"])  # as long as the chain side: past the replays
     return _replays(tries, alarms.get("v1"), ", ".join(sorted(api.refused)), proc.value)
 
 
 def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-    p = params(tm, S6_DEFAULTS, ("poll_s",))
+    p = params(tm, S6_DEFAULTS)
     # another consortium's registry on the same chain (ModelB), where v1 also verifies
     d = ChainDesk(tm, seed, Model, beside={"ModelB": compile_artefact(Model)})
     w, ps, other = d.w, d.ps, roles_on(tm, "ModelB")
@@ -658,7 +655,7 @@ def caller_chosen_id_mutant() -> CompiledContract:
 class FrontRun:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = params(tm, S7_DEFAULTS, ("names",))
+        p = params(tm, S7_DEFAULTS)
         db = central(tm, workdir, {"Model": Model}, admin="mallory")
         squatted = []
         for i in range(int(p["names"])):
@@ -676,7 +673,7 @@ class FrontRun:
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = params(tm, S7_DEFAULTS, ("names",))
+        p = params(tm, S7_DEFAULTS)
         w, ps = world(tm, seed)  # mallory: an insider with the registering role
         add_lifecycle(w, "ModelSaltId", caller_chosen_id_mutant(), roles_on(tm, "ModelSaltId"))
         w.sim_clients["squat"] = RawCalls(w, tip=int(p["front_run_tip"]) * DEFAULT_TIP)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from proml_sim.errors import UsageError
 from proml_sim.ir import Approved, RoleGranted, RoleRevoked, Transitioned
 from proml_sim.lifecycles import Model
 from proml_sim.sim import digest_of
@@ -110,9 +109,7 @@ S4_DEFAULTS: dict[str, Any] = {"approvers": 4, "approvals": 2, "count": "domains
 
 def _s4(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     p = params(tm, S4_DEFAULTS)
-    n, c0 = int(p["approvers"]), int(p["colluders"])
-    if not 0 <= c0 <= n:
-        raise UsageError(f"S4: colluders={c0} must be within 0..approvers={n}")
+    n, c0 = int(p["approvers"]), int(p["colluders"])  # ([ranges]: 0 <= colluders <= n)
     d = desk(side, tm, seed, workdir, p)  # verifiers v0 .. v(n-1) of their own domains
     k, _ = d.threshold()  # what the deployed rules demand
     won: dict[int, bool] = {}

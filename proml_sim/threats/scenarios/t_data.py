@@ -37,15 +37,15 @@ CHOICES = (("p",), ("c",), ("p", "c"))  # the poisoned dataset, the clean one, o
 
 def _t3_plan(tm: ThreatModel, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
-    rows = param(tm, "rows", 1)
-    flipped = set(rng.sample(range(rows), round(param(tm, "flip_fraction", 0, 1) * rows)))
+    rows = param(tm, "rows")
+    flipped = set(rng.sample(range(rows), round(param(tm, "flip_fraction") * rows)))
     raw = {"p": "".join(f"{i},{i * 7 % 13}\n" for i in range(rows)),
            "c": "".join(f"{i},{i * 5 % 11}\n" for i in range(rows))}
     labels = {k: [rng.randrange(2) for _ in range(rows)] for k in raw}
     labels["p"] = [1 - y if i in flipped else y for i, y in enumerate(labels["p"])]
     # each model trained on a choice of datasets, half of them retrained on another choice
     models = [[rng.choice(CHOICES)] + [rng.choice(CHOICES)] * (rng.random() < 0.5)
-              for _ in range(param(tm, "models", 1))]
+              for _ in range(param(tm, "models"))]
     return {"models": models, "raw": {k: v.encode() for k, v in raw.items()},
             "labelled": {k: "".join(f"{x},{y}\n" for x, y in zip(
                 raw[k].splitlines(), labels[k], strict=True)).encode() for k in raw},
@@ -149,8 +149,8 @@ def _rows(data: bytes) -> list[tuple[float, float]]:
 
 def _t10_plan(tm: ThreatModel, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
-    steps = param(tm, "steps", 1)
-    cheats = round(steps * param(tm, "cheat_rate", 0, 1))
+    steps = param(tm, "steps")
+    cheats = round(steps * param(tm, "cheat_rate"))
     kinds = ["cheat"] * cheats + ["honest"] * (steps - cheats)
     rng.shuffle(kinds)
     declared = "x,y\n" + "".join(f"{x},{2 * x + 1 + rng.gauss(0, 0.5):.6f}\n" for x in range(40))
@@ -159,7 +159,7 @@ def _t10_plan(tm: ThreatModel, seed: int) -> dict[str, Any]:
             "l2": [round(rng.uniform(0.0, 5.0), 3) for _ in range(steps)],
             "delay": [rng.uniform(0.5, 6.0) * TICK for _ in range(steps)],
             "declared": declared.encode(), "extra": extra.encode(),
-            "rate": param(tm, "spot_check_rate", 0, 1)}
+            "rate": param(tm, "spot_check_rate")}
 
 
 def _t10_model(plan: dict[str, Any], i: int) -> bytes:

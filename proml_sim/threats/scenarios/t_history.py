@@ -63,12 +63,12 @@ class CoverUp:
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         times = _t4_times(seed)
         db = baseline_db(tm, workdir, "op")  # the owner runs the database
-        aud = Auditor(db, param(tm, "audit_every_s", 1))
+        aud = Auditor(db, param(tm, "audit_every_s"))
         mid = db.register("op", "Model", "m")
         for (who, step, ev), at in zip(T4_STORY, times, strict=False):
             aud.visit_until(at)
             db.fire(who, step, mid, hexd(ev) if ev else "", at)
-        cover_at = times[-1] + param(tm, "cover_after_s", 0)
+        cover_at = times[-1] + param(tm, "cover_after_s")
         aud.visit_until(cover_at)
         # the cover-up: the rejection and the failed version never happened; the DBA drops the
         # append-only triggers, deletes the rows, renumbers, and re-chains the audit trail
@@ -116,7 +116,7 @@ class CoverUp:
                 yield from send_ok(w, who, "Model", "fire", step, mid,
                                    *((sha(ev), "", []) if ev else ()))
             snaps.append(tuple(real.events()))
-            yield w.env.timeout(param(tm, "cover_after_s", 0))
+            yield w.env.timeout(param(tm, "cover_after_s"))
             # there is no delete path: every way the owner can try, on the pinned contract
             tries.append((yield from send_ok(w, "op", "Model", "register", salt("m"))))
             for sig, args in (("delete_history(bytes32)", [mid]),
@@ -137,7 +137,7 @@ class CoverUp:
             fooled.append(decoy.address == pinned)
             snaps.append(tuple(real.events()))
 
-        play(w, times[-1] + param(tm, "cover_after_s", 0) + 3 * TICK, story())
+        play(w, times[-1] + param(tm, "cover_after_s") + 3 * TICK, story())
         present = any(isinstance(e, Transitioned) and e.id == mid
                       and real.ir.transitions[e.transition].name == "reject"
                       for e in real.events())
@@ -153,8 +153,8 @@ class CoverUp:
 # -- T7 ---------------------------------------------------------------------------------------
 def _t7_plan(tm: ThreatModel, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
-    k = param(tm, "releases", 2)
-    ret, new = param(tm, "returning_consumers", 0), param(tm, "new_consumers", 0)
+    k = param(tm, "releases")
+    ret, new = param(tm, "returning_consumers"), param(tm, "new_consumers")
     return {"k": k, "returning": ret, "attack_at": (2 * k + rng.uniform(0.5, 1.5)) * TICK,
             "served": [rng.randrange(k - 1) for _ in range(ret + new)],  # an older release
             "variant": [rng.choice(("old id", "latest id")) for _ in range(ret + new)],
@@ -276,7 +276,7 @@ class FastForward:
         """The application's ordinary update API (it numbers versions itself, as the contract
         does): the insider's call can carry the huge number only where the API takes a value,
         the digest; then the legitimate updates follow."""
-        legit = param(tm, "legit_updates", 0)
+        legit = param(tm, "legit_updates")
         db = baseline_db(tm, workdir, "dev")
         mid = db.register("op", "Model", "m")
         rejected = 0
@@ -293,7 +293,7 @@ class FastForward:
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        legit = param(tm, "legit_updates", 0)
+        legit = param(tm, "legit_updates")
         w, ps = world(tm, seed)
         mid = w.client("Model").artefact_id(ps["op"].address, salt("m"))
         tries: list[Any] = []

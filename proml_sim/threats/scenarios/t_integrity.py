@@ -75,8 +75,8 @@ def bound_ok(db: Any, aid: str, model: bytes, ev: bytes, dataset: bytes) -> bool
 # -- T2 ---------------------------------------------------------------------------------------
 def _t2_plan(tm: ThreatModel, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
-    p = param(tm, "verifier_check_rate", 0, 1)
-    n = param(tm, "verifiers", 2)
+    p = param(tm, "verifier_check_rate")
+    n = param(tm, "verifiers")
     train_at = rng.uniform(0.5, 1.5) * HOUR
     handoff_at = train_at + rng.uniform(0.2, 1.0) * HOUR
     verify_at = sorted(handoff_at + rng.uniform(0.5, 3.0) * HOUR for _ in range(n))
@@ -110,7 +110,7 @@ class HandoffSwap:
         plan = _t2_plan(tm, seed)
         n = len(plan["verify_at"])  # the developer's domain runs the database
         db = baseline_db(tm, workdir, "dev", _t2_verifiers(n))
-        aud = Auditor(db, param(tm, "audit_every_s", 1))
+        aud = Auditor(db, param(tm, "audit_every_s"))
         d, bad = plan["data"], plan["bad"]
         mid = db.register("op", "Model", "m")
         db.fire("dev", "train", mid, hexd(plan["good"]), plan["train_at"])
@@ -183,7 +183,7 @@ class HandoffSwap:
 
 # -- T5 ---------------------------------------------------------------------------------------
 def _t5_plan(tm: ThreatModel, seed: int) -> tuple[list[str], dict[str, bytes]]:
-    kinds = [k for k in ("honest", "broken", "lie") for _ in range(param(tm, k, 0))]
+    kinds = [k for k in ("honest", "broken", "lie") for _ in range(param(tm, k))]
     random.Random(seed).shuffle(kinds)
     rows = b"%d,%d" % (seed, seed + 1)
     # what a broken or lying step reads instead: a local edit of the released rows
@@ -289,8 +289,8 @@ class BrokenLineage:
 # -- T6 ---------------------------------------------------------------------------------------
 def _t6_plan(tm: ThreatModel, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
-    n = param(tm, "consumers", 1)
-    who = set(rng.sample(range(n), max(1, round(n * param(tm, "targeted_fraction", 0, 1)))))
+    n = param(tm, "consumers")
+    who = set(rng.sample(range(n), max(1, round(n * param(tm, "targeted_fraction")))))
     split = rng.uniform(1, 3) * HOUR
     # targeted consumers fetch after the split (the attack is on them); others any time
     fetch = [rng.uniform(split, 10 * HOUR) if i in who else rng.uniform(0.3, 10) * HOUR
@@ -392,14 +392,14 @@ class MixAndMatch:
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         mat = _t8_material(seed)
         db = baseline_db(tm, workdir, "dev")  # the developer's domain runs the database
-        aud = Auditor(db, param(tm, "audit_every_s", 1))
+        aud = Auditor(db, param(tm, "audit_every_s"))
         mid = db.register("op", "Model", "m")
         for i, m in enumerate(mat["models"]):
             db.fire("dev", "train", mid, hexd(m), (2 * i + 1) * TICK)
             for v in ("v0", "v2") if i == 2 else (f"v{i}",):
                 db.fire(v, "verify" if i == 2 else "reject", mid, mat["tds"][i].hex(),
                         (2 * i + 2) * TICK)
-        at = param(tm, "attack_after_s", 0) + 6 * TICK
+        at = param(tm, "attack_after_s") + 6 * TICK
         aud.visit_until(at)
         used = []
         for m, d, e in mat["mixes"]:  # for each mix, the admin rewrites the record to match

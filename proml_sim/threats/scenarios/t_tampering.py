@@ -50,21 +50,31 @@ def _plan(tm: ThreatModel, seed: int) -> tuple[float, list[float]]:
     rng = random.Random(seed)
     swap = rng.uniform(1, 4) * HOUR
     # consumers fetch after the swap (fetches before it see honest bytes and measure nothing)
-    n = param(tm, "consumers", 1)
+    n = param(tm, "consumers")
     return swap, sorted(rng.uniform(swap + TICK, 12 * HOUR) for _ in range(n))
+
+
+def _sock_domain(tm: ThreatModel) -> str:
+    """The trust domain the sock labeller claims (T1L's ``sock_domain``; any name a domain id
+    can hold, so it cannot have a [ranges] list)."""
+    name = str(param(tm, "sock_domain"))
+    if len(name.encode()) > 32:
+        raise UsageError(f"{tm.id}: sock_domain = {name!r} is longer than 32 bytes, the most a "
+                         "trust domain name can have; shorten it")
+    return name
 
 
 def _baseline(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
     swap, fetches = _plan(tm, seed)
     db = baseline_db(tm, workdir, "da")
-    aud = Auditor(db, param(tm, "audit_every_s", 1))
+    aud = Auditor(db, param(tm, "audit_every_s"))
     blob = workdir / "dataset.bin"
     blob.write_bytes(GOOD)
     aid = db_dataset(db, "ds", hexd(GOOD), hexd(GOOD), release=not launder)
     aud.visit_until(swap)
     blob.write_bytes(BAD)
     if launder:  # through the application: a labeller it appointed, claiming label-co
-        db.grant("sock", "Dataset", "labeller", param(tm, "sock_domain"))
+        db.grant("sock", "Dataset", "labeller", _sock_domain(tm))
         db.fire("sock", "label", aid, hexd(BAD), swap)
         db.fire("da", "review", aid, "", swap)
         db.fire("da", "release", aid, hexd(BAD), swap)
@@ -83,6 +93,7 @@ def _baseline(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outco
 
 def _proml(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
     swap, fetches = _plan(tm, seed)
+    claim = _sock_domain(tm) if launder else ""
     cls = lifecycle_name(tm)
     ds = cls.__name__
     if not {"label", "review", "release"} <= {t.name for t in build_ir(cls).transitions}:
@@ -113,8 +124,8 @@ def _proml(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
         store.path_of(digest.hex()).write_bytes(BAD)  # the served bytes change
         if launder:  # the admin appoints its sock labeller (a consortium refuses a foreign
             sock = ps["sock"]  # domain: it then enrols the sock into its own) and launders
-            for claim in dict.fromkeys((param(tm, "sock_domain"), sock.domain)):
-                if (yield from do("da", "grant", "labeller", sock.address, domain_id(claim))):
+            for domain in dict.fromkeys((claim, sock.domain)):
+                if (yield from do("da", "grant", "labeller", sock.address, domain_id(domain))):
                     break
             yield from do("sock", "fire", "label", aid, sha(BAD), "", [])
             yield from do("da", "fire", "review", aid)
@@ -128,7 +139,7 @@ def _proml(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
     guard = ConsumerGuard(w.client(ds), accept_states=("released",))
     # the defence a consortium makes meaningful: a label step by an account enrolled in the
     # registering domain is no outsourced labelling (the domain comes from the chain)
-    watch(w, ds, every=param(tm, "monitor_every_s", 10), alarms=alarms,
+    watch(w, ds, every=param(tm, "monitor_every_s"), alarms=alarms,
           name="label-domain-monitor", rule=lambda w, evs: _self_labelled(w.client(ds), evs))
     play(w, 12 * HOUR + 1, data_company(), *map(consumer, fetches))
     return trials(used, [bool(alarms)] * len(used), attack_at=swap, alarms=alarms,

@@ -134,12 +134,26 @@ def test_parameters_are_checked(catalogue, tmp_path):
     tm = dataclasses.replace(catalogue["S3"], parameters={"sybil": 2})
     with pytest.raises(UsageError, match="unknown parameters"):
         run_threat(tm, seeds=1, workdir=tmp_path)
-    for tid, bad, why in (("S3", {"sybils": 0}, "sybils must be positive"),
-                          ("S6", {"replay_after_s": -1.0}, "replay_after_s must be at least 0"),
-                          ("S1", {"stolen": 5}, "stolen=5 must be within 0..approvers=4"),
-                          ("S5", {"session_samesite": "Loose"}, "use Strict, Lax or None")):
+    # a value outside the threat model's [ranges] is refused before anything runs
+    for tid, bad, why in (("S3", {"sybils": 0}, r"sybils = 0 is out of range \(>= 1\)"),
+                          ("S6", {"replay_after_s": -1.0}, r"replay_after_s = -1.0 is out of"),
+                          ("S1", {"stolen": 5}, r"stolen = 5 is out of range \(>= 0, <= approvers"),
+                          ("S1", {"approvals": 5}, r"approvals = 5 is out of range"),
+                          ("S4", {"approvers": 1}, r"approvers = 1 is out of range \(>= 2\)"),
+                          ("S5", {"session_samesite": "Loose"}, "session_samesite = 'Loose' is "
+                                                                "out of range")):
         with pytest.raises(UsageError, match=why):
             run_threat(with_parameters(catalogue[tid], bad), seeds=1, workdir=tmp_path)
+
+
+def test_s6_replays_long_after_the_capture_run_on_both_systems(catalogue, tmp_path):
+    # the baseline ran one hour whatever replay_after_s: a replay after it never happened;
+    # two hours on, the captured session and signature have expired
+    tm = with_parameters(catalogue["S6"], {"replay_after_s": 7200.0})
+    r = run_threat(tm, seeds=1, workdir=tmp_path)
+    b = r["baseline"]
+    assert b["trials"] == 10 and b["successful_replays"] == 0 and "session expired" in b["notes"][0]
+    assert r["proml"]["verdict"] == "prevented"
 
 
 @pytest.mark.parametrize(("k", "c"), [(2, 2), (3, 2), (3, 3)])

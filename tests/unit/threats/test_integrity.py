@@ -106,6 +106,14 @@ def test_t1l_without_in_house_labelling_the_release_digest_gives_it_away(catalog
     assert verdict(base) == "documented_limit"
 
 
+def test_t1l_sock_domain_must_fit_a_trust_domain_id(catalogue, tmp_path):
+    from proml_sim.errors import UsageError
+
+    for side in ("baseline", "proml"):
+        with pytest.raises(UsageError, match=r"sock_domain = 'x{33}' is longer than 32 bytes"):
+            run(catalogue, "T1L", side, (0,), tmp_path, sock_domain="x" * 33)
+
+
 def test_t2_swapped_model_never_used_on_proml(catalogue, tmp_path):
     base = run(catalogue, "T2", "baseline", (0, 1), tmp_path)
     prom = run(catalogue, "T2", "proml", (0, 1), tmp_path)

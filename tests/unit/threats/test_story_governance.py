@@ -5,6 +5,7 @@ their verdicts follow what the deployed lifecycle does, not the file."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -87,10 +88,14 @@ def test_e1_reads_k_from_the_deployed_lifecycle(tmp_path: Path,
 def test_too_few_members_is_a_usage_error() -> None:
     r = run_threat(with_parameters(load_catalogue()["E1"], {"members": 5}), seeds=1)
     assert r["proml"]["asr"] == 0.0 and r["proml"]["single_admin_asr"] == 1.0
-    with pytest.raises(UsageError, match="'org-2' is no domain of the cast"):
-        run_threat(with_parameters(load_catalogue()["E1"], {"members": 2}), seeds=1)
-    with pytest.raises(UsageError, match="admin@org-2"):
-        run_threat(with_parameters(load_catalogue()["E3"], {"members": 2}), seeds=1)
+    for tid, play_says in (("E1", "'org-2' is no domain of the cast"), ("E3", "admin@org-2")):
+        tm = load_catalogue()[tid]
+        with pytest.raises(UsageError, match=r"members = 2 is out of range \(>= 3\)"):
+            with_parameters(tm, {"members": 2})
+        # (past its [ranges]) the play itself names the member it lacks
+        with pytest.raises(UsageError, match=play_says):
+            run_threat(dataclasses.replace(tm, parameters={**tm.parameters, "members": 2}),
+                       seeds=1)
 
 
 def test_the_review_defence_raises_from_the_chain_events() -> None:
