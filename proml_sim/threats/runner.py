@@ -213,7 +213,10 @@ def _point_ci(ys: list[float], seed: int) -> list[float | None]:
 
 def run_threat(tm: ThreatModel, seeds: int | None = None, base_seed: int = 0,
                workdir: str | Path | None = None) -> dict[str, Any]:
-    """Run one catalogued scenario on both systems over ``seeds`` seeds."""
+    """Run one catalogued scenario on both systems over ``seeds`` seeds (its parameters
+    within its ``[ranges]``, however they were set)."""
+    if (bad := tm.out_of_range()) is not None:
+        raise UsageError(f"{tm.id}: {bad}; give a value in range ([ranges] of {tm.path})")
     sc = scenario_of(tm)
     n = seeds or tm.seeds
     with tempfile.TemporaryDirectory(dir=workdir, prefix=f"threat-{tm.id}-") as tmp:

@@ -56,9 +56,11 @@ def _t3_plan(tm: ThreatModel, seed: int) -> dict[str, Any]:
 def _t3_outcome(plan: dict[str, Any], attribution: bool, found: set[int], note: str = ""
                 ) -> Outcome:
     """Success: models were trained on the flipped labels (always: nothing can tell a wrong
-    label); what differs is whom the evidence names and which models a recall finds."""
+    label); what differs is whom the evidence names and which models a recall finds.  No
+    label flipped (flip_fraction 0, or too few rows): no attack attempt."""
     hit, truth = len(found & plan["truth"]), plan["truth"]
-    return trials([bool(truth)], [False], note=note, metrics={
+    attempts = [bool(truth)] if plan["flipped"] else []
+    return trials(attempts, [False] * len(attempts), note=note, metrics={
         "attribution": float(attribution), "recall": hit / len(truth) if truth else 1.0,
         "precision": hit / len(found) if found else 1.0, "blast_radius": float(len(found)),
         "labels_flipped": plan["flipped"]})

@@ -14,6 +14,7 @@ import pytest
 from proml_sim.errors import UsageError
 from proml_sim.threats.catalogue import CatalogueError, load_catalogue, load_threat
 from proml_sim.threats.runner import run_threat, with_parameters
+from proml_sim.threats.story import run_proml
 
 ROOT = Path(__file__).resolve().parents[3]
 E1 = (ROOT / "threat_models" / "E1.toml").read_text()
@@ -85,17 +86,20 @@ def test_e1_reads_k_from_the_deployed_lifecycle(tmp_path: Path,
         with_parameters(load_catalogue()["E1"], {"sybils": 3})
 
 
-def test_too_few_members_is_a_usage_error() -> None:
+def test_too_few_members_is_a_usage_error(tmp_path: Path) -> None:
     r = run_threat(with_parameters(load_catalogue()["E1"], {"members": 5}), seeds=1)
     assert r["proml"]["asr"] == 0.0 and r["proml"]["single_admin_asr"] == 1.0
     for tid, play_says in (("E1", "'org-2' is no domain of the cast"), ("E3", "admin@org-2")):
         tm = load_catalogue()[tid]
         with pytest.raises(UsageError, match=r"members = 2 is out of range \(>= 3\)"):
             with_parameters(tm, {"members": 2})
-        # (past its [ranges]) the play itself names the member it lacks
+        # run_threat checks [ranges] however the parameters were set; past them (the play
+        # alone) the play itself names the member it lacks
+        bypass = dataclasses.replace(tm, parameters={**tm.parameters, "members": 2})
+        with pytest.raises(UsageError, match="members = 2 is out of range"):
+            run_threat(bypass, seeds=1)
         with pytest.raises(UsageError, match=play_says):
-            run_threat(dataclasses.replace(tm, parameters={**tm.parameters, "members": 2}),
-                       seeds=1)
+            run_proml(bypass, 0, tmp_path)
 
 
 def test_the_review_defence_raises_from_the_chain_events() -> None:
