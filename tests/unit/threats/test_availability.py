@@ -45,7 +45,7 @@ def test_d1_each_record_is_a_trial_and_full_censorship_is_seen_by_the_victim(cat
     every = run(catalogue, "D1", attack_m=5)["proml"]  # every sealer censors
     assert every["verdict"] == "detected" and every["censored_forever_rate"] == 1
     assert every["ttd_s"] == catalogue["D1"].parameters["stall_timeout_s"]
-    with pytest.raises(UsageError, match=r"attack_m = 6 is out of range \(>= 0, <= sealers\)"):
+    with pytest.raises(UsageError, match=r"attack_m = 6 is out of range \(>= 0, <= sealers = 5\)"):
         run(catalogue, "D1", attack_m=6)
 
 
