@@ -101,22 +101,15 @@ def threshold_of(client: Any, transition: str = "verify") -> tuple[int, str]:
 
 
 # -- branch threats-s: parameters, the baseline's database, contracts beside the paper's -------
-def params(tm: ThreatModel, defaults: dict[str, Any], positive: Iterable[str] = ()
-           ) -> dict[str, Any]:
-    """The threat model's ``[parameters]`` over ``defaults``; an unknown name, a negative
-    number (counts, seconds) or a ``positive`` one that is 0 is a :class:`UsageError`."""
+def params(tm: ThreatModel, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The threat model's ``[parameters]`` over ``defaults``; an unknown name is a
+    :class:`UsageError` (the values' bounds are the model's ``[ranges]``, checked before any
+    run: :meth:`ThreatModel.out_of_range`)."""
     unknown = set(tm.parameters) - set(defaults)
     if unknown:
         raise UsageError(f"{tm.path}: unknown parameters {sorted(unknown)}; known: "
                          f"{sorted(defaults)}")
-    p = {**defaults, **tm.parameters}
-    pos = set(positive)
-    bad = {k: v for k, v in p.items() if isinstance(v, int | float) and not isinstance(v, bool)
-           and (v < 0 or (k in pos and v <= 0))}
-    if bad:
-        must = ", ".join(f"{k} must be {'positive' if k in pos else 'at least 0'}" for k in bad)
-        raise UsageError(f"{tm.id}: parameters {bad} out of range: {must}")
-    return p
+    return {**defaults, **tm.parameters}
 
 
 def param_error(tm: ThreatModel, problem: str) -> CatalogueError:
@@ -125,16 +118,12 @@ def param_error(tm: ThreatModel, problem: str) -> CatalogueError:
                           "--param value, or the scenario file's) or bound it in [ranges]")
 
 
-def param(tm: ThreatModel, name: str, lo: float | None = None, hi: float | None = None) -> Any:
-    """A required ``[parameters]`` value, checked against ``[lo, hi]`` (:func:`param_error`);
-    :func:`params` reads them all over defaults instead."""
+def param(tm: ThreatModel, name: str) -> Any:
+    """A required ``[parameters]`` value (its bounds: the model's ``[ranges]``); :func:`params`
+    reads them all over defaults instead."""
     if name not in tm.parameters:
         raise param_error(tm, f"{tm.id} needs parameter {name!r}")
-    v = tm.parameters[name]
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise param_error(tm, f"{name}={v!r} is out of range [{'-inf' if lo is None else lo}, "
-                              f"{'inf' if hi is None else hi}]")
-    return v
+    return tm.parameters[name]
 
 
 def add_lifecycle(w: World, key: str, compiled: CompiledContract,
