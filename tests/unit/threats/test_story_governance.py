@@ -102,12 +102,20 @@ def test_too_few_members_is_a_usage_error(tmp_path: Path) -> None:
             run_proml(bypass, 0, tmp_path)
 
 
-def test_the_review_defence_raises_from_the_chain_events() -> None:
+def test_the_review_defence_raises_from_the_chain_events(tmp_path: Path) -> None:
     r = run_threat(load_catalogue()["E1"], seeds=1)
     assert r["matches_expected"], r
     # the founder's proposal of a Sybil domain is refused at execution, but org-2's node has
     # seen it (a detection that counts only for a successful attack: none here)
     assert r["proml"]["detection_rate"] is None and r["proml"]["asr"] == 0.0
+    seen = run_proml(load_catalogue()["E1"], 0, tmp_path)
+    assert seen.detected and not seen.attack_succeeded
+    # without the member's review nothing on ProML raises (the auditor is the baseline's)
+    blind = E1.replace('[[play.defences]]\nkind = "governance"\nmember = "org-2"\nevery = 1.0\n',
+                       "")
+    assert blind != E1
+    (tmp_path / "b").mkdir()
+    assert not run_proml(load_threat(_file(tmp_path, blind, "E1")), 0, tmp_path / "b").detected
 
 
 @pytest.mark.parametrize(("edit", "fragment"), [
