@@ -598,16 +598,15 @@ class _Review:
 
         self.every, self.member = every, d.member
         self.alarms: list[Any] = []
-        self.clients = [w.client(lc) for lc in lifecycles
-                        if w.client(lc).ir.consortium is not None]
-        self.admins = [w.domain_admin(d.member, lc).address for lc in lifecycles
-                       if w.client(lc).ir.consortium is not None]
+        # each consortium lifecycle's client and the member's admin key on it at the start
+        self.watched = [(w.client(lc), w.domain_admin(d.member, lc).address)
+                        for lc in lifecycles if w.client(lc).ir.consortium is not None]
         self.mine = domain_id(d.member)
 
     def visit(self, at: float) -> None:
         from proml_sim.threats.kit import Alarm, governance_review
 
-        for client, admin in zip(self.clients, self.admins, strict=True):
+        for client, admin in self.watched:
             found = governance_review(client, self.mine, admin)
             if found and not self.alarms:
                 self.alarms.append(Alarm(at, f"play:governance:{self.member}", found[0]))
