@@ -277,12 +277,14 @@ def trials_outcome(trials: Iterable[Trial], *, attack_at: float | None = None,
     detect is the first alarm of a detected success minus ``attack_at`` (or minus that trial's
     own ``at``, the earliest such difference).
 
+    No trials is a run in which nobody attacked (a sweep's zero point: no stolen key, no
+    colluder): attempts 0, which the runner's verdict reads as ``no_attack``, never as
+    ``prevented``; its metrics and series are kept.
+
     Example: ``trials_outcome([Trial(True, (Alarm(70.0, "monitor"),)), Trial(False)],
     attack_at=10.0)`` has attempts 2, successes 1, detections 1, ``ttd_s`` 60.0.
     """
     ts = list(trials)
-    if not ts:
-        raise ValueError("trials_outcome needs at least one attempt")
     won = [t for t in ts if t.success]
     seen = [t for t in won if t.alarms]
     base = outcome(bool(won), attack_at=attack_at, alarms=[a for t in seen for a in t.alarms],

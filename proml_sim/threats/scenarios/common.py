@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Generator, Iterable
 from typing import Any, Literal
@@ -19,7 +18,6 @@ from proml_sim.sim import World
 from proml_sim.sim.world import Participant, SimTx
 from proml_sim.threats.catalogue import CatalogueError, ThreatModel
 from proml_sim.threats.kit import Alarm, Trial, trials_outcome
-from proml_sim.threats.kit import outcome as kit_outcome
 from proml_sim.threats.mutants import build_mutant, mutants_for
 from proml_sim.threats.runner import Outcome, scenario
 
@@ -44,12 +42,9 @@ def play(w: World, until: float, *actors: Generator[Any, Any, Any]) -> None:
 
 def trials_of(trials: Iterable[tuple[bool, float | None, Iterable[Alarm]]],
               **kw: Any) -> Outcome:
-    """:func:`kit.trials_outcome` over ``(goal reached, attempt start, alarms)`` triples; a run
-    that made no attempt at all (C1 without a race, T5 without broken steps) has zero trials."""
-    ts = [Trial(ok, tuple(al), at) for ok, at, al in trials]
-    return trials_outcome(ts, **kw) if ts else dataclasses.replace(
-        kit_outcome(False, metrics=kw.get("metrics"), note=kw.get("note", "")), attempts=0,
-        successes=0, detections=0)
+    """:func:`kit.trials_outcome` over ``(goal reached, attempt start, alarms)`` triples (none:
+    the run made no attempt, as C1 without a race or T5 without broken steps)."""
+    return trials_outcome([Trial(ok, tuple(al), at) for ok, at, al in trials], **kw)
 
 
 def salt(text: str) -> bytes:

@@ -24,7 +24,14 @@ from proml_sim.ir import GovVoted, build_ir
 from proml_sim.lifecycles import Model
 from proml_sim.sim import digest_of
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Auditor, central, governance_review, outcome
+from proml_sim.threats.kit import (
+    Alarm,
+    Auditor,
+    central,
+    governance_review,
+    outcome,
+    trials_outcome,
+)
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import params
 
@@ -51,8 +58,8 @@ class CollidingDomains:
         registers a model, its developer trains it; k Sybil verifiers the admin grants under
         made-up domain labels approve a bogus evaluation; the outside auditor visits."""
         _, _, q = CollidingDomains._p(tm)
-        if q == 0:  # nobody attacks
-            return outcome(False)
+        if q == 0:  # nobody attacks: no attempt (the verdict is no_attack)
+            return trials_outcome([])
         db = central(tm, workdir, {"Model": Model}, admin="eve", name="g")
         aid = db.register("op", "Model", "m")
         db.fire("dev", "train", aid, "w")
@@ -88,8 +95,8 @@ class CollidingDomains:
             for v in range(1, min(i, quorum)):
                 client.vote(keys.signer(a[v]), pid)
             client.execute(keys.signer(a[0]), pid)
-        if q == 0:
-            return outcome(False, metrics={"attribution": 1.0})
+        if q == 0:  # nobody colludes: no attempt, nothing to attribute
+            return trials_outcome([])
         reverts: list[str] = []
 
         def try_(who: int, op: str, *args: Any) -> bool:

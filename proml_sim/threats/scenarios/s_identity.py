@@ -330,7 +330,8 @@ def _s1(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
                "precision": true_alarms / len(alarms) if alarms else 1.0,
                **({"time_to_revoke_s": sum(ttr) / len(ttr)} if ttr else {}),
                **({"revoked_approvals_counted": seq["counted"]} if seq else {})}
-    return trials_outcome([Trial(x, caught[head]) for x in won[head]],
+    # (no stolen key: nobody attacks, no attempt; the verdict is no_attack)
+    return trials_outcome([Trial(x, caught[head]) for x in won[head] if s > 0],
                           attack_at=start.get(head), metrics=metrics)
 
 

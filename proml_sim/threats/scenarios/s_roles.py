@@ -138,7 +138,8 @@ def _s4(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     # who approved before the threshold fired is recorded
     attributed = [named[ids[c]] <= {f"v{i}" for i in range(c)} and len(named[ids[c]]) ==
                   min(c, k) for c in won if won[c]]
-    return trials_outcome([Trial(won[c0], tuple(alarms))], attack_at=0.0, metrics={
+    # (no colluder: nobody attacks, no attempt; the verdict is no_attack)
+    return trials_outcome([Trial(won[c0], tuple(alarms))] * (c0 > 0), attack_at=0.0, metrics={
         "attribution": sum(attributed) / len(attributed) if attributed else 1.0,
         "threshold_violations": float(sum(won[c] != (c >= k) for c in won))},
         series={"asr_by_c": [(float(c), float(x)) for c, x in won.items()]})

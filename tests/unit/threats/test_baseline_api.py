@@ -19,6 +19,7 @@ from proml_sim.threats.baseline import (
     sign_request,
 )
 from proml_sim.threats.kit import Alarm, Trial, trials_outcome
+from proml_sim.threats.runner import verdict
 
 D = digest_of("eval").hex()
 
@@ -94,5 +95,7 @@ def test_trials_outcome_counts_attempts_and_detections():
     assert o.trials() == (3, 2, 1) and o.ttd_s == 60.0 and o.attack_succeeded
     assert not o.detected  # one success went unseen
     assert trials_outcome([Trial(False)]).trials() == (1, 0, 0)
-    with pytest.raises(ValueError):
-        trials_outcome([])
+    # no trial: nobody attacked (a sweep's zero point), which is no_attack, never prevented
+    none = trials_outcome([], metrics={"damage": 0.0})
+    assert none.trials() == (0, 0, 0) and none.metrics == {"damage": 0.0}
+    assert verdict([none]) == "no_attack"

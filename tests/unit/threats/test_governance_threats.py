@@ -26,6 +26,9 @@ def test_colluding_domains_succeed_exactly_at_quorum() -> None:
     points = sweep_threat(tm, [("colluders", list(range(n + 1)))], seeds=1)["points"]
     for p in points:
         q = p["parameters"]["colluders"]
+        if q == 0:  # nobody colludes: no attempt on either system
+            assert p["proml"]["verdict"] == p["baseline"]["verdict"] == "no_attack", p
+            continue
         assert p["proml"]["asr"] == float(q >= quorum), p
         if 0 < q < quorum:
             assert "QuorumNotReached" in p["proml"]["notes"][0]

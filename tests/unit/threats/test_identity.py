@@ -51,13 +51,13 @@ def test_s1_stolen_keys(catalogue, tmp_path):
 
 
 @pytest.mark.parametrize(("k", "stolen", "verdict"), [(3, 2, "prevented"), (3, 3, "detected"),
-                                                      (2, 1, "prevented")])
+                                                      (2, 1, "prevented"), (2, 0, "no_attack")])
 def test_s1_thief_needs_as_many_keys_as_the_deployed_threshold(catalogue, tmp_path, k, stolen,
                                                                verdict):
     tm = with_parameters(catalogue["S1"], {"approvals": k, "stolen": stolen})
     r = run_threat(tm, seeds=1, workdir=tmp_path)
-    for side in (r["baseline"], r["proml"]):
-        assert side["verdict"] == verdict and side["trials"] == 3
+    for side in (r["baseline"], r["proml"]):  # each target is an attempt (none: no thief)
+        assert side["verdict"] == verdict and side["trials"] == 3 * (stolen > 0)
 
 
 def test_s3_sybil_accounts(catalogue, tmp_path):
@@ -156,16 +156,17 @@ def test_s6_replays_long_after_the_capture_run_on_both_systems(catalogue, tmp_pa
     assert r["proml"]["verdict"] == "prevented"
 
 
-@pytest.mark.parametrize(("k", "c"), [(2, 2), (3, 2), (3, 3)])
+@pytest.mark.parametrize(("k", "c"), [(2, 2), (3, 2), (3, 3), (2, 0)])
 def test_s4_colluders_read_the_threshold_from_the_contract(catalogue, tmp_path, k, c):
     r = run_threat(with_parameters(catalogue["S4"], {"approvals": k, "colluders": c}), seeds=1,
                    workdir=tmp_path)
     p, b = r["proml"], r["baseline"]
     assert series(p, "asr_by_c") == {float(x): float(x >= k) for x in range(5)}
     assert p["attribution"] == 1.0 and p["threshold_violations"] == 0.0
-    assert p["verdict"] == ("documented_limit" if c >= k else "prevented")
+    assert p["verdict"] == ("documented_limit" if c >= k else "prevented" if c else "no_attack")
     # the baseline's database administrator is a colluder: one suffices, unseen by the auditor
-    assert b["verdict"] == "documented_limit" and series(b, "asr_by_c")[1.0] == 1
+    assert b["verdict"] == ("documented_limit" if c else "no_attack")
+    assert series(b, "asr_by_c")[1.0] == 1
     assert b["attribution"] < 1
 
 
