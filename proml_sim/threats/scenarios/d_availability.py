@@ -30,7 +30,7 @@ from proml_sim.sim import NetworkModel, digest_of, domain_id, get_profile
 from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.sim.world import GENESIS_TS, Participant, SimBlock, SimTx, World
 from proml_sim.threats.catalogue import Actor, ThreatModel
-from proml_sim.threats.kit import Alarm, central, outcome, watch, world
+from proml_sim.threats.kit import Alarm, central, outcome, trials_outcome, watch, world
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import (
     model_lifecycle,
@@ -180,11 +180,14 @@ class WithholdApproval:
         return [a for a in tm.cast() if not a.roles]
 
     @staticmethod
-    def _outcome(done: float | None, stalled: bool, timeout: float, horizon: float) -> Outcome:
+    def _outcome(done: float | None, stalled: bool, timeout: float, horizon: float,
+                 withholders: int) -> Outcome:
         done = done if done is not None and done <= horizon else None
+        metrics = {"completion_rate": float(done is not None), "latency_s": done or horizon}
+        if not withholders:  # nobody withholds: no attempt (a slow approval is no attack)
+            return trials_outcome([], metrics=metrics)
         return outcome(stalled, attack_at=0.0, alarms=[Alarm(timeout, "requester:timeout")]
-                       if stalled else [], metrics={"completion_rate": float(done is not None),
-                                                    "latency_s": done or horizon})
+                       if stalled else [], metrics=metrics)
 
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
@@ -205,7 +208,7 @@ class WithholdApproval:
                 db.grant(s.name, "Model", "verifier", s.domain)
             done = approvals([s.name for s in standbys], timeout)
         db.close()
-        return WithholdApproval._outcome(done, stalled, timeout, horizon)
+        return WithholdApproval._outcome(done, stalled, timeout, horizon, w_)
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
@@ -241,7 +244,8 @@ class WithholdApproval:
         for i in range(w_, n):
             w.env.process(approver(f"v{i}"))
         play(w, horizon, requester())
-        return WithholdApproval._outcome(st["done"], bool(st["stalled"]), timeout, horizon)
+        return WithholdApproval._outcome(st["done"], bool(st["stalled"]), timeout, horizon,
+                                         w_)
 
 
 # -- D3 ----------------------------------------------------------------------------------------

@@ -60,6 +60,10 @@ def test_d2_withholding_stalls_only_at_n_minus_k_plus_one(catalogue):
     # a 3-of-4 step: two withholders already stall it, and the requester reads k = 3
     r3 = run(catalogue, "D2", approvals=3, attack_w=2)
     assert verdicts(r3) == ("detected", "detected") and r3["proml"]["completion_rate"] == 1
+    # nobody withholds: no attempt on either system, and every request completes
+    r0 = run(catalogue, "D2", attack_w=0)
+    assert verdicts(r0) == ("no_attack", "no_attack")
+    assert r0["baseline"]["completion_rate"] == r0["proml"]["completion_rate"] == 1
 
 
 def test_d3_flat_gas_and_an_indexed_baseline(catalogue):
