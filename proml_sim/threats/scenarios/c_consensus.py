@@ -30,6 +30,7 @@ from proml_sim.sim import (
     get_profile,
 )
 from proml_sim.sim.forks import ConfirmationPolicy, PrivateBranch, final_height
+from proml_sim.sim.profiles import CONSENSUS_FIELDS
 from proml_sim.threats.catalogue import ThreatModel, catalogue_dir, load_threat
 from proml_sim.threats.kit import Alarm, central, outcome, world
 from proml_sim.threats.runner import Outcome, scenario
@@ -54,9 +55,11 @@ def c1_attacker(p: dict[str, Any]) -> tuple[list[ConfirmationPolicy], Any, Priva
     prof = get_profile(str(p["profile"]))
     if prof.consensus == "fixed":
         raise ValueError(f"profile {prof.name!r} has one producer: no forks to attack")
+    # stale_rate (and no empty blocks) for a profile whose consensus reads them, PoW or PoA;
+    # a PoS profile forks by its own reorg_rate and has no empty-block template
+    forking = {"stale_rate": float(p.get("stale_rate", prof.stale_rate)), "empty_block_rate": 0.0}
     prof = prof.with_(**({"block_time": float(p["block_time"])} if "block_time" in p else {}),
-                      stale_rate=float(p.get("stale_rate", prof.stale_rate)),
-                      empty_block_rate=0.0)
+                      **{f: v for f, v in forking.items() if f in CONSENSUS_FIELDS[prof.consensus]})
     z = target.k if target.kind == "depth" else (
         prof.finality_time_blocks() if prof.consensus == "pow" else 10**6)
     return policies, prof, PrivateBranch(float(p["attacker_share"]), confirmations=int(z or 1),

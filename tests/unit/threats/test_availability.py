@@ -127,6 +127,13 @@ def test_c1_private_branch_beats_shallow_policies_and_is_detected(catalogue):
     assert r["proml"]["verdict"] == "no_attack" and r["proml"]["trials"] == 0  # nothing tried
 
 
+def test_c1_runs_on_every_forking_profile_from_the_file_parameters(catalogue):
+    # the file's stale_rate is for a PoW or PoA chain: a PoS profile forks by its reorg_rate
+    for profile in ("ethereum-pos", "poa-clique"):
+        p = run(catalogue, "C1", profile=profile, records_s=300)["proml"]
+        assert p["trials"] > 0 and p["verdict"] in ("prevented", "detected"), (profile, p)
+
+
 def test_c1_c2_bad_parameters_name_the_field(catalogue):
     for tid, bad in (("C1", {"defence_policy": "soon"}), ("C1", {"profile": "consortium-fast"})):
         with pytest.raises(CatalogueError, match=r"\[parameters\].*scenario file"):
