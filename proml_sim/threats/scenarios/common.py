@@ -96,15 +96,17 @@ def threshold_of(client: Any, transition: str = "verify") -> tuple[int, str]:
 
 
 # -- branch threats-s: parameters, the baseline's database, contracts beside the paper's -------
-def params(tm: ThreatModel, defaults: dict[str, Any]) -> dict[str, Any]:
-    """The threat model's ``[parameters]`` over ``defaults``; an unknown name is a
-    :class:`UsageError` (the values' bounds are the model's ``[ranges]``, checked before any
-    run: :meth:`ThreatModel.out_of_range`)."""
-    unknown = set(tm.parameters) - set(defaults)
-    if unknown:
+def params(tm: ThreatModel, *names: str) -> dict[str, Any]:
+    """The ``[parameters]`` a scenario reads, ``names``, all from the threat model (their values
+    and their bounds, ``[ranges]``, live in the file only); a missing name is exit 2 naming it,
+    and so is a name the scenario does not read (a misspelling would otherwise go unused)."""
+    if unknown := set(tm.parameters) - set(names):
         raise UsageError(f"{tm.path}: unknown parameters {sorted(unknown)}; known: "
-                         f"{sorted(defaults)}")
-    return {**defaults, **tm.parameters}
+                         f"{sorted(names)}")
+    if missing := [n for n in names if n not in tm.parameters]:
+        raise UsageError(f"{tm.path}: {tm.id} needs parameters {missing} in [parameters]; add "
+                         f"them (the catalogue's {tm.id}.toml states each with its range)")
+    return {n: tm.parameters[n] for n in names}
 
 
 def param_error(tm: ThreatModel, problem: str) -> CatalogueError:
@@ -115,7 +117,7 @@ def param_error(tm: ThreatModel, problem: str) -> CatalogueError:
 
 def param(tm: ThreatModel, name: str) -> Any:
     """A required ``[parameters]`` value (its bounds: the model's ``[ranges]``); :func:`params`
-    reads them all over defaults instead."""
+    reads all a scenario reads at once."""
     if name not in tm.parameters:
         raise param_error(tm, f"{tm.id} needs parameter {name!r}")
     return tm.parameters[name]

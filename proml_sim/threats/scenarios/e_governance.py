@@ -49,7 +49,7 @@ class CollidingDomains:
     @staticmethod
     def _p(tm: ThreatModel) -> tuple[int, int, int]:
         # (their [ranges]: quorum 1 .. domains, colluders 0 .. domains)
-        p = params(tm, {"domains": 4, "quorum": 3, "colluders": 3})
+        p = params(tm, "domains", "quorum", "colluders")
         return int(p["domains"]), int(p["quorum"]), int(p["colluders"])
 
     @staticmethod

@@ -224,10 +224,8 @@ def watch_domains(d: Desk, accounts: Any, every: float, react: Any = None, phase
 
 
 # -- S1: stolen approver keys, an activity monitor per identity, revocation -------------------
-S1_DEFAULTS: dict[str, Any] = {
-    "approvers": 4, "stolen": 2, "targets": 3, "horizon_s": 3 * HOUR, "poll_s": 60.0,
-    "reaction_mean_s": 900.0, "burst_max": 4, "burst_window_s": 1800.0,
-    "honest_interval_s": 1200.0, "approvals": 2, "count": "domains"}
+S1_PARAMS = ("approvers", "stolen", "targets", "horizon_s", "poll_s", "reaction_mean_s",
+             "burst_max", "burst_window_s", "honest_interval_s", "approvals", "count")
 
 
 def _stolen(group: str, n: int, k: int) -> list[str]:
@@ -240,7 +238,7 @@ def _s1(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     it, in the same world with its own n verifiers, group ``"seq"`` uses k keys one after the
     other, the last after the others were revoked.  Every random draw comes from a stream
     per actor, so both systems face the same run."""
-    p = params(tm, S1_DEFAULTS)  # (their [ranges]: 0 <= stolen <= approvers, ...)
+    p = params(tm, *S1_PARAMS)  # (their [ranges]: 0 <= stolen <= approvers, ...)
     n, s = int(p["approvers"]), int(p["stolen"])
     groups = [str(s), "seq"]
     # each group's n verifiers (their names carry the group, so the run adds them to the cast)
@@ -339,11 +337,11 @@ both_sides("S1", _s1)
 
 
 # -- S3: one person, several approver accounts (Sybil) ----------------------------------------
-S3_DEFAULTS: dict[str, Any] = {"sybils": 4, "approvals": 2, "count": "domains"}
+S3_PARAMS = ("sybils", "approvals", "count")
 
 
 def _s3(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-    p = params(tm, S3_DEFAULTS)
+    p = params(tm, *S3_PARAMS)
     a = int(p["sybils"])
     d = desk(side, tm, seed, workdir, p)  # her accounts mallory0.. (all of verif-0)
     won: dict[int, bool] = {}
@@ -370,8 +368,7 @@ both_sides("S3", _s3)
 
 
 # -- S5: a role holder lured into acting for the attacker (confused deputy) -------------------
-S5_DEFAULTS: dict[str, Any] = {"victims": 2, "session_samesite": "Strict", "csrf_token": True,
-                               "poll_s": 60.0}
+S5_PARAMS = ("victims", "session_samesite", "csrf_token", "poll_s")
 RELAY_SOURCE = """# pragma version ~=0.4.3
 # A "claim your reward" contract: whoever calls claim() unknowingly sends the planted call
 # to the target, as this contract.
@@ -404,7 +401,7 @@ def _s5_lures(tm: ThreatModel, seed: int) -> list[tuple[str, str, bytes]]:
 class ConfusedDeputy:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = params(tm, S5_DEFAULTS)
+        p = params(tm, *S5_PARAMS)
         d = BaselineDesk(tm, workdir, Model, samesite=str(p["session_samesite"]),
                          csrf=bool(p["csrf_token"]))
         api, rng, env = d.api, random.Random(f"S5-{seed}"), d.env
@@ -441,7 +438,7 @@ class ConfusedDeputy:
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        params(tm, S5_DEFAULTS)  # checked (the victims are counted in the cast)
+        params(tm, *S5_PARAMS)  # checked (the victims are counted in the cast)
         d = ChainDesk(tm, seed, Model, beside={"ModelTxOrigin": mutant("b-tx-origin")})
         w, relay = d.w, compile_source(RELAY_SOURCE, "Relay")
         tries: dict[str, list[bool]] = {"Model": [], "ModelTxOrigin": []}
@@ -474,8 +471,7 @@ class ConfusedDeputy:
 
 
 # -- S6: replay an approval (same artefact, other artefact, other deployment, other chain) ----
-S6_DEFAULTS: dict[str, Any] = {"replay_after_s": 300.0, "session_idle_s": 900.0,
-                               "signature_window_s": 120.0, "poll_s": 60.0}
+S6_PARAMS = ("replay_after_s", "session_idle_s", "signature_window_s", "poll_s")
 #: why an engine refused a replayed transaction (substring of its error -> label for the notes)
 REJECTIONS = (("already known", "a known transaction"), ("nonce", "a used nonce"),
               ("chain id", "another chain id"), ("cannot pay", "an unfunded signer"))
@@ -491,7 +487,7 @@ def _replays(tries: dict[str, bool], alarm: Alarm | None, refused: str, at: floa
 
 
 def _s6_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-    p = params(tm, S6_DEFAULTS)
+    p = params(tm, *S6_PARAMS)
     kw = {"session_idle_s": p["session_idle_s"], "window_s": p["signature_window_s"]}
     prod = BaselineDesk(tm, workdir, Model, **kw)
     # a second deployment (staging) trusting the same agent keys and accounts
@@ -557,7 +553,7 @@ def _s6_baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
 
 
 def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-    p = params(tm, S6_DEFAULTS)
+    p = params(tm, *S6_PARAMS)
     # another consortium's registry on the same chain (ModelB), where v1 also verifies
     d = ChainDesk(tm, seed, Model, beside={"ModelB": compile_artefact(Model)})
     w, ps, other = d.w, d.ps, roles_on(tm, "ModelB")
@@ -634,7 +630,7 @@ both_sides("S6", lambda side, *a: (_s6_baseline if side == "baseline" else _s6_p
 
 
 # -- S7: front-run a registration (claim squatting) -------------------------------------------
-S7_DEFAULTS: dict[str, Any] = {"names": 5, "commit_reveal_names": 3, "front_run_tip": 20}
+S7_PARAMS = ("names", "commit_reveal_names", "front_run_tip")
 #: the mutant's registration site: the id is the caller's salt instead of keccak(sender ++ salt)
 SENDER_BOUND_ID = "_id: bytes32 = keccak256(concat(convert(msg.sender, bytes20), salt))"
 
@@ -656,7 +652,7 @@ def caller_chosen_id_mutant() -> CompiledContract:
 class FrontRun:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = params(tm, S7_DEFAULTS)
+        p = params(tm, *S7_PARAMS)
         db = central(tm, workdir, {"Model": Model}, admin="mallory")
         squatted = []
         for i in range(int(p["names"])):
@@ -674,7 +670,7 @@ class FrontRun:
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = params(tm, S7_DEFAULTS)
+        p = params(tm, *S7_PARAMS)
         w, ps = world(tm, seed)  # mallory: an insider with the registering role
         add_lifecycle(w, "ModelSaltId", caller_chosen_id_mutant(), roles_on(tm, "ModelSaltId"))
         w.sim_clients["squat"] = RawCalls(w, tip=int(p["front_run_tip"]) * DEFAULT_TIP)

@@ -103,12 +103,11 @@ class NoRoleCallsEverything:
             "accepted": float(accepted)})
 
 
-S4_DEFAULTS: dict[str, Any] = {"approvers": 4, "approvals": 2, "count": "domains",
-                               "colluders": 2}
+S4_PARAMS = ("approvers", "approvals", "count", "colluders")
 
 
 def _s4(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-    p = params(tm, S4_DEFAULTS)
+    p = params(tm, *S4_PARAMS)
     n, c0 = int(p["approvers"]), int(p["colluders"])  # ([ranges]: 0 <= colluders <= n)
     d = desk(side, tm, seed, workdir, p)  # verifiers v0 .. v(n-1) of their own domains
     k, _ = d.threshold()  # what the deployed rules demand

@@ -134,6 +134,10 @@ def test_parameters_are_checked(catalogue, tmp_path):
     tm = dataclasses.replace(catalogue["S3"], parameters={"sybil": 2})
     with pytest.raises(UsageError, match="unknown parameters"):
         run_threat(tm, seeds=1, workdir=tmp_path)
+    # every parameter comes from the file (the code keeps no default): one left out is named
+    tm = dataclasses.replace(catalogue["S3"], parameters={"sybils": 2, "approvals": 2})
+    with pytest.raises(UsageError, match=r"S3 needs parameters \['count'\]"):
+        run_threat(tm, seeds=1, workdir=tmp_path)
     # a value outside the threat model's [ranges] is refused before anything runs
     for tid, bad, why in (("S3", {"sybils": 0}, r"sybils = 0 is out of range \(>= 1\)"),
                           ("S6", {"replay_after_s": -1.0}, r"replay_after_s = -1.0 is out of"),
