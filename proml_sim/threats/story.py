@@ -23,7 +23,8 @@ The worked example is ``docs/tutorials/X3.toml``::
     [[play.steps]]
     do = "fire"
     by = "dev"
-    step = "train"                     # the transition (an approval, for a k-of-n one)
+    step = "train"                     # the transition (an approval, for a k-of-n one;
+                                       # "*": each transition of its lifecycle in turn)
     artefact = "m"
     digest = "weights"                 # evidence: the digest of the content so named
     [[play.steps]]
@@ -198,7 +199,8 @@ def describe(s: Step) -> str:
     what = f"{s.kind} {s.domain}" + (f" -> {s.account}" if s.account else "") + (
         f" ({', '.join(s.roles)})" if s.roles else "")
     text = {"register": f"{s.by} registers {s.lifecycle} {s.artefact!r}{ev}",
-            "fire": f"{s.by} fires {s.step} on {s.artefact!r}{ev}",
+            "fire": f"{s.by} fires {'every transition' if s.step == '*' else s.step} on "
+                    f"{s.artefact!r}{ev}",
             "grant": f"{s.by or 'its administrator'} grants {s.who} {s.lifecycle}.{s.role}"
                      f"{into}",
             "revoke": f"{s.by or 'its administrator'} revokes {s.who}'s {s.lifecycle}.{s.role}",
@@ -462,7 +464,16 @@ def _prepared(tm: ThreatModel) -> tuple[ThreatModel, dict[str, type], Steps, dic
                              "actors of different counts; name one counted actor per step")
         n = ns.pop() if ns else None
         steps += [(i, s)] if n is None else [(i, _nth(s, j)) for j in range(n)]
-    return tm, classes, steps, _check(tm, classes, steps)
+    # step = "*": each transition of the artefact's lifecycle in turn (its evidence, if any)
+    lifecycle: dict[str, str] = {}
+    every: Steps = []
+    for i, s in steps:
+        if s.do == "register":
+            lifecycle.setdefault(s.artefact, s.lifecycle)
+        every += [(i, s)] if (s.do, s.step) != ("fire", "*") else [
+            (i, dataclasses.replace(s, step=t.name, digest=s.digest if t.evidence else ""))
+            for t in build_ir(classes[lifecycle[s.artefact]]).transitions]
+    return tm, classes, every, _check(tm, classes, every)
 
 
 def _nth(s: Step, j: int) -> Step:
@@ -514,6 +525,9 @@ def _check(tm: ThreatModel, classes: dict[str, type], steps: Steps) -> dict[str,
         if ir is not None and s.step and s.step not in {t.name for t in ir.transitions}:
             raise UsageError(f"{where} step {i}: {ir.name} has no transition {s.step!r}; use "
                              f"one of {', '.join(t.name for t in ir.transitions)}")
+        if ir is not None and s.do == "fire" and s.digest and not ir.transition(s.step).evidence:
+            raise UsageError(f"{where} step {i}: {ir.name}.{s.step} takes no evidence; drop "
+                             f"its digest {s.digest!r}")
     for d in p.defences:
         _seconds(tm, d.every, f"the {d.kind} defence's every", positive=True)
         if d.member and d.member not in domains:

@@ -1,37 +1,17 @@
-"""S2: an account without the role calls every function.  S4: c of n approvers collude."""
+"""S4: c of n approvers collude.  (S2, an account without the role calling every function, is
+a play: ``threat_models/S2.toml``.)"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from proml_sim.ir import Approved, RoleGranted, RoleRevoked, Transitioned
-from proml_sim.lifecycles import Model
 from proml_sim.sim import digest_of
-from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Trial, central, outcome, trials_outcome, world
-from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import both_sides, params, play, salt
+from proml_sim.threats.kit import Alarm, Trial, trials_outcome
+from proml_sim.threats.runner import Outcome
+from proml_sim.threats.scenarios.common import both_sides, params
 from proml_sim.threats.scenarios.s_identity import HOUR, BaselineDesk, Gen, desk
-
-
-def role_violations(client: Any) -> int:
-    """Events made by an account not holding a ``by`` role at that point of the chain."""
-    ir = client.ir
-    roles: dict[str, int] = {}
-    bad = 0
-    for ev in client.events():
-        if isinstance(ev, RoleGranted):
-            roles[ev.account] = roles.get(ev.account, 0) | (1 << ev.role)
-        elif isinstance(ev, RoleRevoked):
-            roles[ev.account] = roles.get(ev.account, 0) & ~(1 << ev.role)
-        elif isinstance(ev, Transitioned | Approved):
-            actor = ev.actor if isinstance(ev, Transitioned) else ev.approver
-            if not roles.get(actor, 0) & ir.role_mask(ir.transitions[ev.transition].by):
-                bad += 1
-    return bad
 
 
 def audit_alarms(db: CentralDB, at: float) -> list[Alarm]:
@@ -48,59 +28,6 @@ def audit_alarms(db: CentralDB, at: float) -> list[Alarm]:
         if want != state:
             out.append(Alarm(at, "auditor:state", f"{aid} is {state}, its audit says {want}"))
     return out
-
-
-@scenario("S2")
-class NoRoleCallsEverything:
-    @staticmethod
-    def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        db = central(tm, workdir, {"Model": Model}, admin="eve")
-        aid = db.register("op", "Model", "m")
-        # eve holds no role but runs the database: she enrols made-up accounts, acts as them
-        # through the application (its audit trail stays consistent), and removes them
-        fake = (("dev-x", "developer", "x-1"), ("ver-x", "verifier", "x-2"),
-                ("ver-y", "verifier", "x-3"))
-        for who, role, dom in fake:
-            db.grant(who, "Model", role, dom)
-        db.fire("dev-x", "train", aid, digest_of("bogus-model").hex())
-        for who in ("ver-x", "ver-y"):
-            db.fire(who, "verify", aid, digest_of("bogus-eval").hex())
-        for who, role, _ in fake:
-            db.revoke(who, "Model", role)
-        goal = db.admin_sql("SELECT state FROM artefacts WHERE id=?", (aid,))[0][0] == "verified"
-        alarms = audit_alarms(db, 0.0)
-        db.close()
-        return outcome(goal, attack_at=0.0, alarms=alarms)
-
-    @staticmethod
-    def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        w, ps = world(tm, seed)
-        txs = []
-
-        def run() -> Gen:
-            tx = yield from w.send("op", "Model", "register", salt("m"))
-            yield w.confirmed(tx, 1)
-            tx2 = yield from w.send("da", "Dataset", "register", salt("d"), digest_of("d"), "",
-                                    [])
-            yield w.confirmed(tx2, 1)
-            for lc, aid in (("Model", w.result(tx)), ("Dataset", w.result(tx2))):
-                for t in w.clients[lc].ir.transitions:
-                    args: tuple[Any, ...] = (digest_of(t.name), "x", []) if t.evidence else ()
-                    txs.append((yield from w.send("eve", lc, "fire", t.name, aid, *args)))
-                txs.append((yield from w.send("eve", lc, "register", salt("eve"), digest_of(1),
-                                              "", [])))
-                txs.append((yield from w.send("eve", lc, "grant", 1, ps["eve"].address,
-                                              salt("eve"))))
-                txs.append((yield from w.send("eve", lc, "revoke", 1, ps["op"].address)))
-            for t in txs:
-                yield w.confirmed(t, 1)
-
-        play(w, 600, run())
-        accepted = sum(tx_outcome(t) == "ok" for t in txs)
-        violations = sum(role_violations(w.clients[lc]) for lc in ("Model", "Dataset"))
-        return outcome(accepted > 0 or violations > 0, metrics={
-            "integrity_violations": float(violations), "calls": float(len(txs)),
-            "accepted": float(accepted)})
 
 
 S4_PARAMS = ("approvers", "approvals", "count", "colluders")

@@ -176,5 +176,9 @@ def test_s4_colluders_read_the_threshold_from_the_contract(catalogue, tmp_path, 
 
 def test_s2_no_role(catalogue, tmp_path):
     r = run(catalogue, "S2", 1, tmp_path)
-    assert r["proml"]["verdict"] == "prevented" and r["proml"]["accepted"] == 0
-    assert r["baseline"]["verdict"] == "documented_limit"
+    # a play: eve's every call (6 Model and 5 Dataset transitions, 2 registrations, 2 grants,
+    # 2 revocations) is refused by the contract's role checks, each named with its reason
+    p = r["proml"]
+    assert p["verdict"] == "prevented" and p["attack_steps_refused"] == 17
+    assert p["notes"][0].count("RoleNotAllowed") == 13 and p["notes"][0].count("NotRoleAdmin") == 4
+    assert r["baseline"]["verdict"] == "documented_limit" and r["baseline"]["asr"] == 1.0

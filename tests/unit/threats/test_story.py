@@ -247,6 +247,9 @@ def test_a_refused_set_up_step_is_a_usage_error(tmp_path: Path) -> None:
      " deploys no Dataset"),
     (lambda s: s.replace('lab = "lab-1 us Model.verifier"', 'lab = "lab-1 us Model.checker"'),
      "lab holds Model.checker, but the Model deployed .Model. has no role 'checker'"),
+    # evidence on a step that takes none (was an internal TypeError on ProML)
+    (lambda s: s + '\n[[play.steps]]\ndo = "fire"\nby = "op"\nstep = "accept"\n'
+                   'artefact = "m"\ndigest = "x"\n', "Model.accept takes no evidence; drop"),
 ])
 def test_names_the_lifecycle_does_not_have_are_usage_errors(tmp_path: Path, edit,  # type: ignore[no-untyped-def]
                                                              fragment) -> None:
@@ -431,3 +434,21 @@ def test_compare_replays_the_attack_on_another_design(tmp_path: Path) -> None:
     r = run_threat(load_threat(_model(tmp_path, text)), seeds=1)
     # the consortium refuses dev-co's own verifier; the single-admin design, same seed, does not
     assert (r["proml"]["asr"], r["proml"]["single_admin_asr"]) == (0.0, 1.0)
+
+
+def test_every_transition_of_the_deployed_lifecycle(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # step = "*" fires each transition of the artefact's lifecycle as deployed: a user's Model
+    # with one more step has one more refusal, each with its evidence only where it takes any
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "more_steps.py").write_text(
+        "from proml_sim.lifecycles import Model\n\n\nclass Model2(Model):\n"
+        "    recheck = Model.verified.to(Model.verified, by=Model.verifier)\n")
+    play = SELF_VERIFY.replace('by = "dev-qa"\nstep = "verify"', 'by = "dev-qa"\nstep = "*"')
+    counts = []
+    for spec in ("Model", "more_steps:Model2"):
+        tm = load_threat(_model(tmp_path, play.replace('model = "Model"', f'model = "{spec}"')))
+        counts.append(run_threat(tm, seeds=1)["proml"]["attack_steps_refused"])
+    # every one refused: dev-qa has no role for train, accept, audit, withdraw; verify and
+    # reject are separated from dev-co's train; Model2's recheck is in the wrong state
+    assert counts == [6, 7]
