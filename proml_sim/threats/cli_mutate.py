@@ -38,6 +38,9 @@ def cmd_mutate(args: argparse.Namespace) -> int:
         raise UsageError("proml mutate runs the hypothesis property suite; install it with "
                          "pip install 'proml-sim[dev]' (or pip install hypothesis)") from exc
 
+    _check_modes(args)
+    args.lifecycle = args.lifecycle or "Model"
+    args.seeds = args.seeds or 1
     if args.coverage:
         return cmd_coverage(args)
     if args.catalogue:
@@ -59,6 +62,30 @@ def cmd_mutate(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     return _report(args, report, lambda out: write_report(report, out), format_matrix,
                    "the suite (or the generator) is broken, so kills mean nothing")
+
+
+def _check_modes(args: argparse.Namespace) -> None:
+    """An option given where it does nothing is a usage error, never silently ignored: each
+    option and the runs it works in (the plain mutant run, --coverage, --random, --catalogue)."""
+    if args.coverage and args.catalogue:
+        raise UsageError("--coverage and --catalogue are two different runs; give one of them "
+                         "(see `proml mutate --help`)")
+    plain = not (args.coverage or args.catalogue)
+    works = {"--layout": args.coverage, "--random": args.coverage,
+             "--governance": bool(args.random), "--lifecycle": not args.random,
+             "--list": args.catalogue, "--kind": args.catalogue, "--seeds": args.catalogue,
+             "--sample": args.catalogue, "--workers": args.catalogue or bool(args.random),
+             "--chain-only": plain, "--mutant-file": plain, "--mutant": not args.coverage}
+    given = {"--layout": args.layout, "--random": args.random, "--governance": args.governance,
+             "--lifecycle": args.lifecycle, "--list": args.list, "--kind": args.kind,
+             "--seeds": args.seeds, "--sample": args.sample, "--workers": args.workers is not None,
+             "--chain-only": args.chain_only, "--mutant-file": args.mutant_file,
+             "--mutant": args.mutant}
+    for flag, ok in works.items():
+        if given[flag] and not ok:
+            raise UsageError(f"{flag} does nothing in this run; see `proml mutate --help` for "
+                             "the runs it works in (e.g. --layout and --random with --coverage, "
+                             "--kind with --catalogue) and drop it or add that option")
 
 
 def _report(args: argparse.Namespace, report: Any, write: Callable[[Path], Path],
@@ -213,7 +240,7 @@ def register(sub: Any) -> None:
         "each, run the hypothesis threat properties on it and on the unmutated contracts. "
         "Exit 0 only if every applicable mutant is killed and the unmutated contracts pass.",
     )
-    p.add_argument("--lifecycle", default="Model",
+    p.add_argument("--lifecycle",
                    help="Model (default: the paper's consortium Model), Dataset, "
                    "SingleAdminModel, SingleAdminDataset or package.module:ClassName; on a "
                    "consortium lifecycle the property suite also drives governance (domain "
@@ -256,7 +283,7 @@ def register(sub: Any) -> None:
                    help="with --catalogue: list the mutants, run nothing")
     p.add_argument("--kind", action="append", choices=("guard", "compare", "bound"),
                    help="with --catalogue: only this kind (repeatable)")
-    p.add_argument("--seeds", type=cliargs.positive_int, default=1,
+    p.add_argument("--seeds", type=cliargs.positive_int,
                    help="with --catalogue: run on seeds --seed .. --seed+N-1 (default 1)")
     p.add_argument("--sample", type=cliargs.positive_int, metavar="N",
                    help="with --catalogue: run N mutants spread evenly over the catalogue")

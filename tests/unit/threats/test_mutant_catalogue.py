@@ -203,6 +203,24 @@ def test_catalogue_cli_lists_and_refuses_unknown_ids() -> None:
     assert r.returncode == 2 and "--list" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("argv", [
+    ("--layout", "factory"),              # a coverage option on the plain mutant run
+    ("--kind", "guard"),                  # a catalogue option elsewhere
+    ("--coverage", "--seeds", "3"),
+    ("--coverage", "--catalogue"),
+    ("--governance",),                    # needs --random
+    ("--coverage", "--random", "2", "--lifecycle", "Dataset"),  # random draws replace it
+    ("--catalogue", "--chain-only"),
+    ("--coverage", "--mutant", "b"),
+    ("--workers", "2"),
+])
+def test_an_option_that_does_nothing_in_the_run_is_exit_2(argv: tuple[str, ...]) -> None:
+    # never silently ignored: the user asked for something the run would not do
+    r = proml("mutate", *argv)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1 and "proml mutate --help" in r.stderr, r.stderr
+
+
 @pytest.mark.slow
 def test_a_sample_of_the_dataset_catalogue_is_killed_on_one_seed() -> None:
     """Half the catalogue of one paper lifecycle (every kind) on seed 0 at the default example
