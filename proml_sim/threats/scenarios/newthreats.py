@@ -31,7 +31,7 @@ from proml_sim.node.store import BlobStore
 from proml_sim.sim.world import World
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Consumer, Trial, outcome, trials_outcome, world
+from proml_sim.threats.kit import Alarm, Consumer, Trial, trials_outcome, world
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import play, send_ok
 from proml_sim.threats.scenarios.t_support import (
@@ -273,9 +273,8 @@ def _t11_outcome(found: set[tuple[str, int]], truth: set[tuple[str, int]], used:
                "find_time_s": seconds, "affected": float(len(truth)),
                "flagged": float(len(found)), **extra}
     alarm = (Alarm(disclosed + seconds, "defender query", f"{len(found)} flagged"),)
+    # (none: nobody built anything with the release, nothing to find: no_attack)
     trials = [Trial(True, alarm if k in found else ()) for k in sorted(truth) if k[0] in used]
-    if not trials:  # nobody built anything with the release: nothing to find
-        return outcome(False, metrics=metrics)
     return trials_outcome(trials, attack_at=disclosed, metrics=metrics)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from proml_sim.threats.catalogue import ThreatModel, load_catalogue
-from proml_sim.threats.runner import Outcome, with_parameters
+from proml_sim.threats.runner import Outcome, verdict, with_parameters
 from proml_sim.threats.scenarios.newthreats import (
     OutsiderReadsMetadata,
     Plan,
@@ -64,6 +64,16 @@ def test_t11_the_query_finds_exactly_the_affected_the_baseline_flags_a_window(
     # the baseline has no environment: every step since the release is suspect
     assert base.metrics["recall"] == 1.0 and base.metrics["precision"] < 1.0
     assert base.metrics["flagged"] > prom.metrics["flagged"] == len(truth)
+
+
+def test_t11_with_no_affected_version_in_use_nothing_was_attempted(tmp_path: Path) -> None:
+    # seed 0: nobody adopted the vulnerable release; a version nobody ever installed likewise:
+    # no trial (no_attack), never a prevented attempt
+    for i, (t, seed) in enumerate(((tm("T11"), 0), (tm("T11", vulnerable="torch==9.9.9"), 1))):
+        (tmp_path / str(i)).mkdir()
+        outcomes = both(VulnerableFramework, t, tmp_path / str(i), seed=seed)
+        assert all(o.trials() == (0, 0, 0) for o in outcomes)
+        assert verdict([outcomes[1]]) == verdict([outcomes[0]]) == "no_attack"
 
 
 def test_t11_lost_records_are_listed_as_unknown(tmp_path: Path) -> None:
