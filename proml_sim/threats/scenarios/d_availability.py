@@ -337,8 +337,11 @@ class JunkRegistrations:
             db.register("spammer", "Model", f"junk{j}")
         growth = max(a / max(1, b) for a, b in zip(costs(1), before, strict=True))
         db.close()
-        return outcome(growth > 2.0, metrics={"honest_cost_growth": growth},
-                       note="baseline cost = SQLite VM instructions of an honest operation")
+        metrics, note = {"honest_cost_growth": growth}, ("baseline cost = SQLite VM "
+                                                         "instructions of an honest operation")
+        if not junk:  # no junk registered: no attempt (no_attack)
+            return trials_outcome([], metrics=metrics, note=note)
+        return outcome(growth > 2.0, metrics=metrics, note=note)
 
     @staticmethod
     def _run(tm: ThreatModel, seed: int, rate: float) -> dict[str, Any]:
@@ -412,15 +415,16 @@ class JunkRegistrations:
         p = tm.parameters
         quiet = JunkRegistrations._run(tm, seed, 0.0)  # the same seed's work without spam
         att = JunkRegistrations._run(tm, seed, float(p["attack_rate"]))
+        metrics = {"honest_latency_p50_s": att["p50"],
+                   "honest_latency_p50_nospam_s": quiet["p50"],
+                   "honest_gas_delta": att["gas"] - quiet["gas"],
+                   "junk_records": float(att["junk"]),
+                   "junk_after_revoke": float(att["after_revoke"]),
+                   "false_flags": float(quiet["false"] or att["false"] or bool(quiet["alarms"]))}
+        if not p["attack_rate"]:  # no spam: no attempt (no_attack)
+            return trials_outcome([], metrics=metrics)
         return outcome(att["p50"] > 2 * max(quiet["p50"], 1e-9) or att["lost"] > 0,
-                       attack_at=float(p["spam_start_s"]), alarms=att["alarms"], metrics={
-                           "honest_latency_p50_s": att["p50"],
-                           "honest_latency_p50_nospam_s": quiet["p50"],
-                           "honest_gas_delta": att["gas"] - quiet["gas"],
-                           "junk_records": float(att["junk"]),
-                           "junk_after_revoke": float(att["after_revoke"]),
-                           "false_flags": float(quiet["false"] or att["false"]
-                                                or bool(quiet["alarms"]))})
+                       attack_at=float(p["spam_start_s"]), alarms=att["alarms"], metrics=metrics)
 
 
 # -- D5 ----------------------------------------------------------------------------------------

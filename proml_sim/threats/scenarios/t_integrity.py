@@ -290,7 +290,8 @@ class BrokenLineage:
 def _t6_plan(tm: ThreatModel, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     n = param(tm, "consumers")
-    who = set(rng.sample(range(n), max(1, round(n * param(tm, "targeted_fraction")))))
+    f = param(tm, "targeted_fraction")  # (0: nobody targeted, no attempt; else at least one)
+    who = set(rng.sample(range(n), max(1, round(n * f)) if f > 0 else 0))
     split = rng.uniform(1, 3) * HOUR
     # targeted consumers fetch after the split (the attack is on them); others any time
     fetch = [rng.uniform(split, 10 * HOUR) if i in who else rng.uniform(0.3, 10) * HOUR

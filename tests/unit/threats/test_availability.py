@@ -84,6 +84,9 @@ def test_d4_spam_above_capacity_delays_honest_work_and_is_attributed(catalogue):
     assert b["honest_cost_growth"] < 1.2  # the baseline's indexes: flat under junk rows
     low = run(catalogue, "D4", attack_rate=3)["proml"]  # below capacity: no harm, no flag
     assert low["verdict"] == "prevented" and low["false_flags"] == 0
+    # no spam, no junk rows: nothing attempted on either side (no_attack), costs still measured
+    none = run(catalogue, "D4", attack_rate=0, baseline_junk=0)
+    assert verdicts(none) == ("no_attack", "no_attack") and none["proml"]["junk_records"] == 0
 
 
 def test_d5_guard_flags_the_frozen_node_within_seconds(catalogue):

@@ -174,6 +174,10 @@ def test_t6_split_view_refused_on_both_recovered_on_proml(catalogue, tmp_path):
     assert verdict(base) == verdict(prom) == "prevented"
     assert prom[0].trials() == (4, 0, 0) and prom[0].metrics["recovered"] == 4
     assert prom[0].metrics["url_only_accepted"] == 0
+    # nobody targeted: no consumer is served the split view, so nothing was attempted
+    for side in ("baseline", "proml"):
+        none = run(catalogue, "T6", side, (0,), tmp_path, targeted_fraction=0.0)
+        assert verdict(none) == "no_attack" and none[0].trials() == (0, 0, 0)
 
 
 def test_t7_rollback_prevented_on_proml(catalogue, tmp_path):
