@@ -64,9 +64,10 @@ class Censorship:
         delays = [t.confirmed[1] - t.submitted for t in txs if 1 in t.confirmed]
         # records sent too late to judge (less than stall_timeout_s before the horizon) are no
         # trials; the victim's node alarms when its record is still not in a block by then
+        # (no censoring sealer, m = 0: nobody attacks, no trial)
         trials = [(1 not in t.confirmed, t.submitted, [Alarm(t.submitted + wait, "victim:pending")]
                    if t.confirmed.get(1, horizon) - t.submitted > wait else [])
-                  for t in txs if t.submitted + wait <= horizon]
+                  for t in txs if t.submitted + wait <= horizon and m > 0]
         return trials_of(trials, metrics={
             "censorship_delay_s": median(delays, horizon),
             "censored_forever_rate": (len(txs) - len(delays)) / max(1, len(txs))})

@@ -42,6 +42,7 @@ def test_d1_each_record_is_a_trial_and_full_censorship_is_seen_by_the_victim(cat
     assert r["baseline"]["trials"] == records == r["baseline"]["trial_successes"]
     assert r["baseline"]["writes_acknowledged"] == records
     assert r["proml"]["censorship_delay_s"] > 0 and r["proml"]["censored_forever_rate"] == 0
+    assert run(catalogue, "D1", attack_m=0)["proml"]["verdict"] == "no_attack"  # none censors
     every = run(catalogue, "D1", attack_m=5)["proml"]  # every sealer censors
     assert every["verdict"] == "detected" and every["censored_forever_rate"] == 1
     assert every["ttd_s"] == catalogue["D1"].parameters["stall_timeout_s"]
