@@ -441,8 +441,8 @@ class TimestampSkew:
         trials, wrong = [], Counter[str]()
         for tx, D, who in edge:
             b = tx.block
-            if b is None or tx.receipt is None or who == "honest":
-                continue
+            if b is None or tx.receipt is None or who == "honest" or share == 0:
+                continue  # (share 0: the skewer seals nothing, nobody attacks: no trial)
             truth, ts, honest_ts = b.time <= D, tx.receipt.block_timestamp, w.real_ts(b.time)
             # the attack succeeds when its stamp flips the decision to a wrong one (a decision
             # wrong with the honest stamp too is the policy's own cut: counted, not the attack)

@@ -169,3 +169,5 @@ def test_c3_block_number_cutoff_ignores_skewed_timestamps(catalogue):
     assert p["skewed_blocks"] > 0 and p["skew_flips_naive"] > 0
     assert p["skew_detection_rate"] > 0.5
     assert b["detection_rate"] == 0.5  # the victim's own log; the accomplice never complains
+    none = run(catalogue, "C3", deadlines=4, skewer_share=0.0)["proml"]  # the skewer seals none
+    assert none["verdict"] == "no_attack" and none["skewed_blocks"] == 0
