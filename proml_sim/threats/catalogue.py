@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from proml_sim.errors import ProMLError
+from proml_sim.errors import ProMLError, UsageError
 
 STRIDE = frozenset("STRIDE")
 ACTORS = frozenset({"O", "DA", "L", "MD", "V", "A", "C", "BP", "N"})
@@ -87,6 +87,33 @@ class Actor:
         return self.regions[0]
 
 
+class MissingParameter(UsageError, KeyError):
+    """A parameter a scenario reads that the threat model's ``[parameters]`` lacks (exit 2,
+    naming it; a ``KeyError`` too, for code that looks a name up)."""
+
+    def __init__(self, where: str, tid: str, names: list[str]) -> None:
+        super().__init__(f"{where}: {tid} needs parameters {names} in [parameters]; add them "
+                         f"(the catalogue's {tid}.toml states each with its range)")
+
+    def __str__(self) -> str:  # KeyError's own would quote the message
+        return str(self.args[0])
+
+
+class Parameters(dict[str, Any]):
+    """A threat model's ``[parameters]``: a dict whose missing name is a
+    :class:`MissingParameter` naming the file, not an internal ``KeyError``."""
+
+    def __init__(self, values: Any = (), where: str = "", tid: str = "") -> None:
+        super().__init__(values)
+        self.where, self.tid = where, tid
+
+    def __missing__(self, name: str) -> Any:
+        raise MissingParameter(self.where, self.tid, [name])
+
+    def copy(self) -> Parameters:
+        return Parameters(self, self.where, self.tid)
+
+
 @dataclass(frozen=True)
 class ThreatModel:
     id: str
@@ -115,6 +142,10 @@ class ThreatModel:
     #: ``[ranges]``: parameter -> its rules, ("in", values) or (op, bound) pairs
     ranges: dict[str, tuple[tuple[str, Any], ...]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:  # a missing name names the file, however it was built
+        object.__setattr__(self, "parameters",
+                           Parameters(self.parameters, self.path or self.id, self.id))
+
     def out_of_range(self) -> str | None:
         """The first parameter value outside its ``[ranges]`` rule (a number without one:
         below 0), as "NAME = V is out of range (RULE)"; None when all fit.
@@ -132,7 +163,8 @@ class ThreatModel:
                 if op == "in":
                     ok = v in bound
                 else:
-                    b = self.parameters.get(bound, bound) if isinstance(bound, str) else bound
+                    # (a bound naming a parameter the model lacks: MissingParameter)
+                    b = self.parameters[bound] if isinstance(bound, str) else bound
                     ok = bool(ops[op](v, b)) and v == v and abs(v) != float("inf")
                 if not ok:
                     rule = ", ".join(

@@ -207,3 +207,20 @@ def test_ranges_bound_every_run_and_sweep_point(tmp_path, capsys, monkeypatch):
     assert code == 0, capsys.readouterr().err
     assert json.loads(capsys.readouterr().out)[0]["points"][0]["parameters"] == {
         "consumers": 7, "limit": 8}
+
+
+@pytest.mark.parametrize(("tid", "name"), [("C1", "release_margin_s"), ("T9", "legit_updates"),
+                                           ("T11", "finetune"), ("T12", "models"),
+                                           ("S3", "count")])
+def test_a_parameter_the_file_lacks_is_exit_2_naming_it(tmp_path, capsys, tid, name):
+    # the code keeps no default of its own: a user's file without a parameter the scenario
+    # reads (or a range bounded by it) is a usage error naming it, never an internal KeyError
+    models = tmp_path / "models"
+    models.mkdir()
+    text = (catalogue_dir() / f"{tid}.toml").read_text()
+    (models / f"{tid}.toml").write_text("\n".join(
+        line for line in text.splitlines() if not line.startswith(f"{name} =")
+        and not line.endswith(f"{name}\"")) + "\n")
+    assert main(["threats", "run", tid, "--models", str(models), "--seeds", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # (after the progress line)
+    assert err.startswith("proml: error:") and f"{tid} needs parameters ['{name}']" in err, err

@@ -64,7 +64,7 @@ def c1_attacker(p: dict[str, Any]) -> tuple[list[ConfirmationPolicy], Any, Priva
         prof.finality_time_blocks() if prof.consensus == "pow" else 10**6)
     return policies, prof, PrivateBranch(float(p["attacker_share"]), confirmations=int(z or 1),
                                          censor=frozenset({"victim-co"}),
-                                         margin_s=float(p.get("release_margin_s", 2.0)))
+                                         margin_s=float(p["release_margin_s"]))
 
 
 def reorg_attack(seed: int, p: dict[str, Any], tm: ThreatModel | None = None
@@ -175,11 +175,13 @@ class ReorgAfterAction:
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        p = dict(tm.parameters)
+        p = tm.parameters.copy()
         defence = str(p["defence_policy"])
         p["policies"] = list(dict.fromkeys([*p["policies"], defence]))
         try:
             r = reorg_attack(seed, p, tm)
+        except UsageError:
+            raise  # already names the file and the fix (a missing parameter)
         except ValueError as exc:
             raise param_error(tm, str(exc)) from None
         d = r["policy"][ConfirmationPolicy.parse(defence).name]
@@ -289,6 +291,8 @@ class Equivocation:
         prof = get_profile("poa-clique").with_(sealer_offline_rate=0.0, stale_rate=0.0)
         try:
             sides = c2_sides(int(p["equivocators"]), prof.sealers)
+        except UsageError:
+            raise  # already names the file and the fix (a missing parameter)
         except ValueError as exc:
             raise param_error(tm, str(exc)) from None
         worlds: dict[str, World] = {}

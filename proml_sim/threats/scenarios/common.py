@@ -16,7 +16,7 @@ from proml_sim.errors import LifecycleError, TransactionFailed, UsageError
 from proml_sim.lifecycles import Model
 from proml_sim.sim import World
 from proml_sim.sim.world import Participant, SimTx
-from proml_sim.threats.catalogue import CatalogueError, ThreatModel
+from proml_sim.threats.catalogue import CatalogueError, MissingParameter, ThreatModel
 from proml_sim.threats.kit import Alarm, Trial, trials_outcome
 from proml_sim.threats.mutants import build_mutant, mutants_for
 from proml_sim.threats.runner import Outcome, scenario
@@ -104,8 +104,7 @@ def params(tm: ThreatModel, *names: str) -> dict[str, Any]:
         raise UsageError(f"{tm.path}: unknown parameters {sorted(unknown)}; known: "
                          f"{sorted(names)}")
     if missing := [n for n in names if n not in tm.parameters]:
-        raise UsageError(f"{tm.path}: {tm.id} needs parameters {missing} in [parameters]; add "
-                         f"them (the catalogue's {tm.id}.toml states each with its range)")
+        raise MissingParameter(tm.path or tm.id, tm.id, missing)
     return {n: tm.parameters[n] for n in names}
 
 
@@ -116,10 +115,9 @@ def param_error(tm: ThreatModel, problem: str) -> CatalogueError:
 
 
 def param(tm: ThreatModel, name: str) -> Any:
-    """A required ``[parameters]`` value (its bounds: the model's ``[ranges]``); :func:`params`
-    reads all a scenario reads at once."""
-    if name not in tm.parameters:
-        raise param_error(tm, f"{tm.id} needs parameter {name!r}")
+    """A required ``[parameters]`` value (its bounds: the model's ``[ranges]``; missing: a
+    :class:`~proml_sim.threats.catalogue.MissingParameter`); :func:`params` reads all a
+    scenario reads at once."""
     return tm.parameters[name]
 
 

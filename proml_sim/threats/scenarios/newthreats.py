@@ -33,7 +33,7 @@ from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Consumer, Trial, trials_outcome, world
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import play, send_ok
+from proml_sim.threats.scenarios.common import param, play, send_ok
 from proml_sim.threats.scenarios.t_support import (
     TICK,
     baseline_db,
@@ -109,31 +109,30 @@ class Plan:
 def teams_plan(tm: ThreatModel, seed: int) -> Plan:
     """Datasets first, then each team registers and trains models in a random order; a team
     runs the latest release it has adopted (each release adopted after an exponential lag)."""
-    prm = tm.parameters
     rng = random.Random(f"teams-{seed}")
-    n_teams, per_team = int(prm.get("teams", 4)), int(prm.get("trainings", 5))
-    n_data = int(prm.get("datasets", 3))
-    versions = [str(v) for v in prm.get("releases", ["2.0.0", "2.0.1", "2.1.0"])]
+    n_teams, per_team = int(param(tm, "teams")), int(param(tm, "trainings"))
+    n_data = int(param(tm, "datasets"))
+    versions = [str(v) for v in param(tm, "releases")]
     if not versions:  # a list: no [ranges] rule (teams, trainings, datasets, adopt_lag have)
         raise UsageError(f"{tm.id}: releases=[]; give at least one version, e.g. --param "
                          "'releases=[\"2.0.0\"]'")
     n_steps = n_data + 2 * n_teams * per_team
     releases = [(v, round(i * n_steps / len(versions))) for i, v in enumerate(versions)]
     people = {a.name: (a.domain, a.region) for a in tm.cast()}  # data, team0 ...
-    lag = float(prm.get("adopt_lag", 8.0))
+    lag = float(param(tm, "adopt_lag"))
     adopt = {p: [0.0] + [tick + rng.expovariate(1 / lag) for _, tick in releases[1:]]
              for p in people}
 
     def installed(p: str, tick: int) -> str:
         return versions[max(i for i, a in enumerate(adopt[p]) if a <= tick)]
 
-    plan = Plan(str(prm.get("package", "torch")), releases, people)
+    plan = Plan(str(param(tm, "package")), releases, people)
     for d in range(n_data):
         plan.steps.append(Step(d, "data", "dataset", f"ds{d}", installed("data", d)))
     order = [t for t in range(n_teams) for _ in range(per_team)]
     rng.shuffle(order)
     trained: list[tuple[int, str]] = []
-    finetune = float(prm.get("finetune", 0.3))
+    finetune = float(param(tm, "finetune"))
     for i, t in enumerate(order):
         tick = n_data + 2 * i
         name, who = f"m{i}", f"team{t}"
@@ -282,7 +281,7 @@ def _t11_outcome(found: set[tuple[str, int]], truth: set[tuple[str, int]], used:
 class VulnerableFramework:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        plan, spec = teams_plan(tm, seed), str(tm.parameters.get("vulnerable", "torch==2.0.1"))
+        plan, spec = teams_plan(tm, seed), str(param(tm, "vulnerable"))
         db, ids = run_teams_db(plan, tm, seed, workdir)
         t0 = time.perf_counter()
         # what its database records: who did what when, digests, inputs; the advisory gives
@@ -309,9 +308,9 @@ class VulnerableFramework:
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        plan, spec = teams_plan(tm, seed), str(tm.parameters.get("vulnerable", "torch==2.0.1"))
+        plan, spec = teams_plan(tm, seed), str(param(tm, "vulnerable"))
         run = run_teams_world(plan, tm, seed, workdir,
-                              float(tm.parameters.get("lost_records", 0.0)))
+                              float(param(tm, "lost_records")))
         w, ids = run.world, run.ids
         t0 = time.perf_counter()
         # what `proml lineage --affected-by` answers
@@ -330,10 +329,9 @@ class VulnerableFramework:
 
 # -- T12 ------------------------------------------------------------------------------------------
 def _t12_params(tm: ThreatModel) -> tuple[str, int, bool, bool]:
-    prm = tm.parameters  # hidden and models: checked by T12's [ranges]
-    return (str(prm.get("hidden", "relabel")), int(prm.get("models", 3)),
-            bool(prm.get("record_inputs", True)),
-            bool(prm.get("consumer_checks", True)))
+    return (str(param(tm, "hidden")), int(param(tm, "models")),
+            bool(param(tm, "record_inputs")),
+            bool(param(tm, "consumer_checks")))
 
 
 def _t12_bytes(seed: int) -> dict[str, bytes]:
@@ -550,19 +548,18 @@ class OutsiderReadsMetadata:
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        prm = tm.parameters
         plan = teams_plan(tm, seed)
-        run = run_teams_world(plan, tm, seed, workdir, locator=bool(prm.get("locator_names", True)),
-                              raw_digests=bool(prm.get("raw_digests", False)))
+        run = run_teams_world(plan, tm, seed, workdir, locator=bool(param(tm, "locator_names")),
+                              raw_digests=bool(param(tm, "raw_digests")))
         truth, files = truth_view(
             plan, seed, lambda n: "0x" + run.ids[n].hex(),
             lambda p: run.world.participants[p].address,
             lambda s: run.sent[(s.name, s.kind)])
         rng = random.Random(f"guess-{seed}")
-        guessed = float(prm.get("guessed_names", 0.5))
+        guessed = float(param(tm, "guessed_names"))
         candidates = [n for n in truth.names.values() if rng.random() < guessed]
         candidates += [f"model-{i}" for i in range(100)]  # the rest of the dictionary
-        slack = float(prm.get("timing_slack_s", 60.0))
+        slack = float(param(tm, "timing_slack_s"))
         seen = chain_view(run, candidates)
         when = {s[2]: s[3] for s in seen.steps if s[1] == "train"}
         errors = [abs(when[s[2]] - s[3]) for s in truth.steps if s[1] == "train" and s[2] in when]
