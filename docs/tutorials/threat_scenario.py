@@ -71,7 +71,7 @@ class InsiderSwap:
         mirror = db.digest_of(bid)  # a user's own copy of the published digest
         attack_at = rng.uniform(60, 600)
         db.admin_sql("UPDATE artefacts SET digest=? WHERE id=?", (POISON.hex(), bid))
-        every = float(tm.parameters.get("check_every_s", 3600))
+        every = float(tm.parameters["check_every_s"])  # X1.toml [parameters]
         alarms = [Alarm(every * (attack_at // every + 1), "mirror-check")] \
             if db.digest_of(bid) != mirror else []
         goal = db.digest_of(bid) == POISON.hex()
