@@ -89,6 +89,7 @@ work, counted in the ``attack_steps_refused`` metric and named in the run's note
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -233,9 +234,10 @@ def parse_play(path: Path, table: Any, params: dict[str, Any], actors: set[str],
         if isinstance(v, str) and isinstance(params.get(v), int | float) \
                 and not isinstance(params[v], bool):
             return v
-        if isinstance(v, bool) or not isinstance(v, int | float) or v < 0 or (positive and v == 0):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < math.inf \
+                or (positive and v == 0):
             raise err(fld, f"is {v!r}", f"give a {'positive' if positive else 'non-negative'} "
-                      "number of seconds or the name of a number in [parameters]")
+                      "finite number of seconds or the name of a number in [parameters]")
         return float(v)
 
     if not isinstance(table, dict):
@@ -346,8 +348,9 @@ def parse_play(path: Path, table: Any, params: dict[str, Any], actors: set[str],
             w = s["seconds"]
             if isinstance(w, list):
                 if len(w) != 2 or not all(isinstance(x, int | float) and not isinstance(x, bool)
-                                          for x in w) or not 0 <= w[0] <= w[1]:
-                    raise err(f"{fld}.seconds", f"is {w!r}", "give [lo, hi] with 0 <= lo <= hi")
+                                          for x in w) or not 0 <= w[0] <= w[1] < math.inf:
+                    raise err(f"{fld}.seconds", f"is {w!r}", "give [lo, hi] with 0 <= lo <= hi, "
+                              "finite numbers of seconds")
                 seconds = (float(w[0]), float(w[1]))
             else:
                 seconds = number(f"{fld}.seconds", w)
