@@ -43,13 +43,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import proml_sim.cliargs as cliargs
-from proml_sim.errors import ProMLError, UsageError
+from proml_sim.errors import DEBUG_ENV, ProMLError, UsageError
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h): a bug
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, what shells report when the reader went away
-DEBUG_ENV = "PROML_DEBUG"
 ENGINES = ["pyevm", "revm", "rpc"]
 
 __all__ = ["UsageError", "build_parser", "commands", "main"]

@@ -61,6 +61,8 @@
     OutputError (OSError)                     an output path cannot be written (missing
                                               directory, a directory where a file goes)
     CatalogueError (ValueError)               a threat-model file is invalid (also ProMLError)
+    ScenarioError (RuntimeError)              a plugin's scenario code raised, or returned no
+                                              valid Outcome (also ProMLError; exit 2)
 
 ``exit_code`` on a class is the ``proml`` exit code when that error ends a command: 2 (usage or
 input) unless the error is a failed check (1: :class:`StaleView`, :class:`ConsumerRefused`).
@@ -70,6 +72,10 @@ A revert reason on chain is ``"<Code>: <message>"`` where ``<Code>`` is the clas
 """
 
 from __future__ import annotations
+
+#: set in the environment (``PROML_DEBUG=1``), an error that would be one line shows its
+#: traceback instead: an internal error, or the failure of a user's own scenario code
+DEBUG_ENV = "PROML_DEBUG"
 
 
 class ProMLError(Exception):

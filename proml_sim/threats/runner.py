@@ -21,14 +21,16 @@ interval.  Verdicts come from the measurements only:
 
 from __future__ import annotations
 
+import os
 import statistics
+import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from proml_sim.errors import UsageError
+from proml_sim.errors import DEBUG_ENV, ProMLError, UsageError
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.metrics import Estimate, bootstrap, trial_rate, wilson
 
@@ -67,6 +69,12 @@ class Outcome:
 
 
 RunFn = Callable[[ThreatModel, int, Path], Outcome]
+
+
+class ScenarioError(ProMLError, RuntimeError):
+    """A user's scenario code (a plugin) raised, or returned no valid :class:`Outcome`: exit 2
+    naming the scenario, the side, the seed and the plugin (``PROML_DEBUG=1``: the traceback).
+    The built-in scenarios' failures stay internal errors (a bug of proml-sim)."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +170,8 @@ def summarise(outcomes: list[Outcome], seed: int = 0) -> dict[str, Any]:
     interval ``[x, lo, hi]`` (Wilson for 0/1 points, bootstrap of the mean otherwise).
     """
     n = len(outcomes)
+    for o in outcomes:
+        _checked(o)
     succ = [o for o in outcomes if o.attack_succeeded]
     counts = [o.trials() for o in outcomes]
     asr = trial_rate([(s, a) for a, s, _ in counts], seed=seed)
@@ -175,9 +185,6 @@ def summarise(outcomes: list[Outcome], seed: int = 0) -> dict[str, Any]:
         "ttd_s": ttd.value, "ttd_s_ci": [ttd.lo, ttd.hi],
     }
     keys = sorted({k for o in outcomes for k in o.metrics})
-    clash = sorted(set(keys) & set(out))
-    if clash:
-        raise ValueError(f"scenario metric(s) {clash} reuse a summary key; rename them")
     for k in keys:
         vals = [o.metrics[k] for o in outcomes if k in o.metrics]
         e: Estimate = bootstrap(vals, stat=statistics.fmean, seed=seed)
@@ -221,8 +228,10 @@ def run_threat(tm: ThreatModel, seeds: int | None = None, base_seed: int = 0,
     n = seeds or tm.seeds
     with tempfile.TemporaryDirectory(dir=workdir, prefix=f"threat-{tm.id}-") as tmp:
         root = Path(tmp)
-        base = [sc.baseline(tm, base_seed + i, _fresh(root, "b", i)) for i in range(n)]
-        prom = [sc.proml(tm, base_seed + i, _fresh(root, "p", i)) for i in range(n)]
+        base = [_run_side(sc, "baseline", tm, base_seed + i, _fresh(root, "b", i))
+                for i in range(n)]
+        prom = [_run_side(sc, "proml", tm, base_seed + i, _fresh(root, "p", i))
+                for i in range(n)]
     b, p = summarise(base, base_seed), summarise(prom, base_seed)
     result = {
         "id": tm.id, "title": tm.title, "stride": "".join(tm.stride),
@@ -235,6 +244,51 @@ def run_threat(tm: ThreatModel, seeds: int | None = None, base_seed: int = 0,
     if p["verdict"] == "documented_limit" and tm.limit:
         result["limit"] = tm.limit
     return result
+
+
+#: the keys of a :func:`summarise` a scenario's metric or series may not reuse
+_SUMMARY_KEYS = frozenset({"verdict", "seeds", "trials", "trial_successes", "asr", "asr_ci",
+                           "detection_rate", "detection_rate_ci", "ttd_s", "ttd_s_ci", "notes"})
+
+
+def _run_side(sc: Scenario, side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
+    """One seed of one side, its :class:`Outcome` checked.  The code of a scenario from
+    outside the package (a plugin) is the user's: what it raises, or a result that is no valid
+    Outcome, is a :class:`ScenarioError` naming the plugin and the fix."""
+    fn: RunFn = getattr(sc, side)
+    module = getattr(fn, "__module__", "") or ""
+    if module == "proml_sim" or module.startswith("proml_sim."):
+        return _checked(fn(tm, seed, workdir))
+    where = getattr(sys.modules.get(module), "__file__", None) or module
+    what = f"{tm.id}: the {side} side of its scenario ({where}) at seed {seed}"
+    try:
+        out = fn(tm, seed, workdir)
+    except ProMLError:
+        raise
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        raise ScenarioError(f"{what} failed: {type(exc).__name__}: {exc}; fix the scenario "
+                            f"(rerun with {DEBUG_ENV}=1 for its traceback)") from None
+    try:
+        return _checked(out)
+    except ValueError as exc:
+        raise ScenarioError(f"{what}: {exc}") from None
+
+
+def _checked(out: Any) -> Outcome:
+    """``out`` if it is an :class:`Outcome` whose trial counts agree and whose metrics do not
+    reuse a summary key; else ValueError naming the problem."""
+    if not isinstance(out, Outcome):
+        raise ValueError(f"it returned {type(out).__name__}, not an Outcome; fix the scenario "
+                         "to return kit.outcome(...) or kit.trials_outcome(...)")
+    out.trials()
+    names = [*out.metrics, *out.series]
+    clash = sorted(set(names) & _SUMMARY_KEYS) or sorted(set(out.metrics) & set(out.series))
+    if clash:
+        raise ValueError(f"its metric or series name(s) {clash} reuse a summary key or each "
+                         "other; fix the scenario to rename them")
+    return out
 
 
 def with_parameters(tm: ThreatModel, values: dict[str, Any]) -> ThreatModel:

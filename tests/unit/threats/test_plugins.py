@@ -140,3 +140,55 @@ def test_installed_plugins_load_through_the_entry_point_group(
     rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["X5"]["implemented"] and rows["X5"]["expected"]["proml"] == "prevented"
     assert main(["threats", "run", "X5", "--seeds", "1"]) == 0
+
+
+BAD_BODIES = {
+    "raise": ('raise ValueError("oops in the study\'s code")', "ValueError: oops in the study's"),
+    "not_an_outcome": ("return 42", "returned int, not an Outcome"),
+    "counts": ("return Outcome(True, attempts=1, successes=2)", "trial counts out of order"),
+    "metric": ('return Outcome(False, metrics={"asr": 1.0})', "['asr'] reuse a summary key"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_BODIES))
+def test_a_plugins_failing_code_is_exit_2_naming_it(tmp_path: Path, kind: str,
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's scenario that raises or returns no valid Outcome is the user's to fix: one
+    line (JSON under --json), exit 2, naming the plugin, the side and the seed; never
+    "a bug in proml-sim"; PROML_DEBUG=1 shows its traceback."""
+    from proml_sim.threats import plugins, runner
+
+    monkeypatch.setattr(runner, "SCENARIOS", dict(runner.load_scenarios()))
+    monkeypatch.setattr(plugins, "PLUGIN_MODELS", dict(plugins.PLUGIN_MODELS))
+    monkeypatch.delenv("PROML_DEBUG", raising=False)
+    sid = f"X{50 + sorted(BAD_BODIES).index(kind)}"
+    body, words = BAD_BODIES[kind]
+    (tmp_path / f"{sid}.toml").write_text(
+        (ROOT / "docs" / "tutorials" / "X1.toml").read_text().replace('id = "X1"', f'id = "{sid}"'))
+    plugin = tmp_path / f"bad_{kind}.py"
+    plugin.write_text(
+        "from proml_sim.threats.runner import Outcome, scenario\n\n"
+        f"@scenario({sid!r})\nclass Bad:\n    @staticmethod\n"
+        "    def baseline(tm, seed, workdir):\n        return Outcome(False)\n\n"
+        f"    @staticmethod\n    def proml(tm, seed, workdir):\n        {body}\n")
+    assert main(["threats", "run", sid, "--scenarios", str(plugin), "--seeds", "1"]) == 2
+    out = capsys.readouterr().err
+    assert "Traceback" not in out and out.count("error") == 1, out
+    err = out.strip().splitlines()[-1]
+    assert f"{sid}: the proml side of its scenario ({plugin}) at seed 0" in err, err
+    assert words in err and "fix the scenario" in err and "bug in proml-sim" not in err, err
+    assert main(["threats", "run", sid, "--scenarios", str(plugin), "--seeds", "1",
+                 "--json"]) == 2
+    assert words in json.loads(capsys.readouterr().err.strip().splitlines()[-1])["error"]
+    if kind == "raise":
+        monkeypatch.setenv("PROML_DEBUG", "1")
+        with pytest.raises(ValueError, match="oops"):
+            main(["threats", "run", sid, "--scenarios", str(plugin), "--seeds", "1"])
+
+
+def test_every_summary_key_is_reserved_from_metric_names() -> None:
+    from proml_sim.threats.runner import _SUMMARY_KEYS, Outcome, summarise
+
+    s = summarise([Outcome(True, note="n", metrics={"m": 1.0})])
+    assert set(s) - {"m", "m_ci"} <= _SUMMARY_KEYS
