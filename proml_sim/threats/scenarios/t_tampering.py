@@ -99,7 +99,7 @@ def _proml(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
     if not {"label", "review", "release"} <= {t.name for t in build_ir(cls).transitions}:
         raise UsageError(f"{tm.id}: lifecycle {ds} has no label/review/release steps; name a "
                          "Dataset lifecycle (Dataset, package.module:Class)")
-    in_house = [("da", ds, "labeller")] * bool(tm.parameters.get("in_house_labelling", True))
+    in_house = [("da", ds, "labeller")] * bool(param(tm, "in_house_labelling"))
     # the sock: an account the dataset admin holds, in its domain
     w, ps = world(tm, seed, lifecycles=[cls], rename={"Dataset": ds}, grants=in_house)
     store = BlobStore(workdir / "da-store")
