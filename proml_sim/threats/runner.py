@@ -277,8 +277,9 @@ def _run_side(sc: Scenario, side: str, tm: ThreatModel, seed: int, workdir: Path
 
 
 def _checked(out: Any) -> Outcome:
-    """``out`` if it is an :class:`Outcome` whose trial counts agree and whose metrics do not
-    reuse a summary key; else ValueError naming the problem."""
+    """``out`` if it is an :class:`Outcome` whose trial counts agree and whose metric and
+    series names reuse neither a summary key nor each other; else ValueError naming the
+    problem."""
     if not isinstance(out, Outcome):
         raise ValueError(f"it returned {type(out).__name__}, not an Outcome; fix the scenario "
                          "to return kit.outcome(...) or kit.trials_outcome(...)")
