@@ -21,6 +21,7 @@ interval.  Verdicts come from the measurements only:
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import sys
@@ -313,12 +314,24 @@ def with_parameters(tm: ThreatModel, values: dict[str, Any]) -> ThreatModel:
             value = float(value)
         if type(value) is not type(old):
             raise UsageError(f"{tm.id} parameter {name} must be a {type(old).__name__} like "
-                             f"{old!r}, not {value!r}")
+                             f"{_literal(old)} (written as in TOML), not {_literal(value)}")
         params[name] = value
     out = dataclasses.replace(tm, parameters=params)
     if (bad := out.out_of_range()) is not None:
         raise UsageError(f"{tm.id}: {bad}; give a value in range ([ranges] of {tm.path})")
     return out
+
+
+def _literal(v: Any) -> str:
+    """``v`` as a TOML literal, the way ``--param`` and the scenario file write it (``true``,
+    ``"text"``, ``[1, 2]``)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(map(_literal, v)) + "]"
+    return repr(v)
 
 
 def sweep_threat(tm: ThreatModel, grid: list[tuple[str, list[Any]]], seeds: int | None = None,

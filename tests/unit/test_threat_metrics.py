@@ -85,6 +85,12 @@ def test_param_sweep_parses_toml_values_and_rejects_unknown_names():
         with_parameters(s1, {"stolne": 3})
     with pytest.raises(UsageError, match="must be a int"):
         with_parameters(s1, {"approvals": "three"})
+    # the example is written as the user writes values (TOML): `True` is text, `true` a bool
+    with pytest.raises(UsageError, match=r'must be a bool like true \(written as in TOML\), '
+                                         r'not "True"'):
+        with_parameters(load_catalogue()["T12"], {"record_inputs": "True"})
+    with pytest.raises(UsageError, match=r'must be a str like "Strict" .*, not 3$'):
+        with_parameters(load_catalogue()["S5"], {"session_samesite": 3})
 
 
 def test_baseline_guards_audit_chain_and_indexes(tmp_path):
