@@ -6,6 +6,8 @@ import functools
 from collections.abc import Generator, Iterable
 from typing import Any, Literal
 
+import simpy
+
 from proml_sim.chain import TxSender
 from proml_sim.chain.abi import ContractABI
 from proml_sim.chain.accounts import DEFAULT_TIP
@@ -32,12 +34,30 @@ def send_ok(w: World, who: str | Participant, lifecycle: str, method: str, *args
     return tx
 
 
-def play(w: World, until: float, *actors: Generator[Any, Any, Any]) -> None:
-    """Run the actor processes until simulated time ``until``, then close the world's run."""
-    for actor in actors:
-        w.env.process(actor)
+def play(w: World, until: float, *actors: Generator[Any, Any, Any],
+         tail: float | None = None) -> None:
+    """Run the actor processes until simulated time ``until``, then close the world's run.
+
+    With ``tail`` the actors are the attack's scripts, which must end: the horizon ``until``
+    is what the scenario chose for its default parameters, and a larger parameter (more
+    victims, more names) that makes a script outlast it extends the run to the script's end
+    and ``tail`` seconds after (for the defences to look), instead of cutting the attack short
+    and measuring part of it."""
+    procs = [w.env.process(actor) for actor in actors]
     w.run(until, drain=False)
+    finish(w.env, procs, tail)
     w.finish()
+
+
+def finish(env: simpy.Environment, procs: list[simpy.Process], tail: float | None) -> None:
+    """With ``tail`` (:func:`play`), run ``env`` on until every script in ``procs`` ended,
+    then ``tail`` seconds more; nothing when they ended by now or ``tail`` is None."""
+    rest = [p for p in procs if p.is_alive]
+    if tail is None or not rest:
+        return
+    env.run(until=env.all_of(rest))
+    if tail > 0:
+        env.run(until=env.now + tail)
 
 
 def trials_of(trials: Iterable[tuple[bool, float | None, Iterable[Alarm]]],

@@ -203,7 +203,7 @@ def run_teams_world(plan: Plan, tm: ThreatModel, seed: int, workdir: Path, lost:
             yield from send_ok(w, p, "Model", "fire", "train", ids[s.name],
                                *node_args(keep, rec), [ids[i] for i in s.inputs])
 
-    play(w, disclosed_at(plan), teams())
+    play(w, disclosed_at(plan), teams(), tail=0.0)
     return run
 
 
@@ -430,7 +430,7 @@ class UnrecordedStep:
                 trials.append(Trial(Consumer("Model", "trained").accepts(w, mid)
                                     and (not problems or not checks), alarms))
 
-        play(w, (6 + 2 * n) * TICK, work())
+        play(w, (6 + 2 * n) * TICK, work(), tail=0.0)
         return _t12_outcome(trials, 4 * TICK)
 
 

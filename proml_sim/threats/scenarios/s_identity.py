@@ -46,6 +46,7 @@ from proml_sim.threats.scenarios.common import (
     RawCalls,
     add_lifecycle,
     both_sides,
+    finish,
     model_lifecycle,
     mutant,
     params,
@@ -76,6 +77,25 @@ class _Desk:
 
     def approve(self, who: str, aid: bytes, digest: bytes) -> Gen:
         return self.fire(who, "verify", aid, digest)
+
+    def close(self) -> None:
+        """End the run (the chain's: its unconfirmed rows written)."""
+
+    def run(self, until: float) -> None:
+        if until > self.env.now:
+            self.env.run(until=until)
+        self.close()
+
+    def play(self, script: Gen, until: float, tail: float) -> simpy.Process:
+        """Run the attack's ``script`` to simulated time ``until``, or past it to the script's
+        end and ``tail`` seconds more (:func:`~proml_sim.threats.scenarios.common.play`'s
+        rule), then end the run; the script's process (its value: what it returned)."""
+        proc = self.env.process(script)
+        if until > self.env.now:
+            self.env.run(until=until)
+        finish(self.env, [proc], tail)
+        self.close()
+        return proc
 
 
 class BaselineDesk(_Desk):
@@ -126,9 +146,6 @@ class BaselineDesk(_Desk):
         t = self.db.irs[self.key].transition("verify")
         return int(t.approvals), str(t.count)
 
-    def run(self, until: float) -> None:
-        self.env.run(until=until)
-
 
 class ChainDesk(_Desk):
     """ProML: the lifecycle deployed on the simulated chain (:func:`kit.world`), calls
@@ -176,8 +193,8 @@ class ChainDesk(_Desk):
     def threshold(self) -> tuple[int, str]:
         return threshold_of(self.model_client)
 
-    def run(self, until: float) -> None:
-        play(self.w, until)
+    def close(self) -> None:
+        self.w.finish()
 
 
 Desk = BaselineDesk | ChainDesk
@@ -356,8 +373,7 @@ def _s3(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
             refused.extend(str(pr.value) for pr in procs if m == a and pr.value != "ok")
             won[m] = d.state(aid) == "verified"  # a consumer would deploy it
 
-    d.env.process(run())
-    d.run(2 * HOUR)
+    d.play(run(), 2 * HOUR, tail=0.0)
     return trials_outcome(
         [Trial(won[a])], metrics={"sybil_approvals_refused": float(len(refused))},
         series={"asr_by_accounts": [(float(m), float(x)) for m, x in won.items()]},
@@ -429,8 +445,7 @@ class ConfusedDeputy:
                 tries.append((who, status == 200))
             return start
 
-        proc = env.process(run())
-        d.run(2 * HOUR)
+        proc = d.play(run(), 2 * HOUR, tail=HOUR)
         return trials_outcome(
             [Trial(ok, (alarms[w],) if w in alarms else ()) for w, ok in tries],
             attack_at=proc.value, note="refused: " + ", ".join(sorted(api.refused)),
@@ -464,7 +479,7 @@ class ConfusedDeputy:
                 for who, step, dg in _s5_lures(tm, seed):
                     yield from lure(key, mid, who, step, dg)
 
-        play(w, HOUR, run())
+        play(w, HOUR, run(), tail=0.0)
         mut = tries["ModelTxOrigin"]
         return trials_outcome([Trial(x) for x in tries["Model"]], metrics={
             "asr_mutant": sum(mut) / len(mut), "victim_txs_succeeded": float(sum(claims_ok))})
@@ -621,7 +636,7 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
             ran.append(r is not None)
             tries[kind] = v1_counted(client, mid) or (r is not None and bool(r.status))
 
-    play(w, HOUR + p["replay_after_s"], run())
+    play(w, HOUR + p["replay_after_s"], run(), tail=0.0)
     return _replays(tries, None, "; ".join(sorted(refusals)), None,
                     altered_txs_ran_as_stranger=float(sum(ran)))
 
@@ -702,7 +717,8 @@ class FrontRun:
                 yield from send_ok(w, "op", "Anchor", "anchor", digest_of("commit", i), 1, "")
                 commit.append(w.env.now - t0)
 
-        play(w, 2 * HOUR, front_runner(), run())
+        w.env.process(front_runner())  # (until the end of the run)
+        play(w, 2 * HOUR, run(), tail=0.0)
         model = w.clients["Model"]
         ambiguous = [len({e.registrant for e in model.events() if isinstance(e, Registered)
                           and e.salt == salt(f"model-{i}")}) > 1 for i in range(int(p["names"]))]

@@ -55,8 +55,7 @@ def _s4(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
                     yield from d.approve(f"v{i}", aid, bogus)
             won[c], ids[c] = d.state(aid) == "verified", aid
 
-    d.env.process(run())
-    d.run(HOUR)
+    d.play(run(), HOUR, tail=0.0)
     for a in d.approvals():  # who the record says approved each model
         named.setdefault(a.artefact, set()).add(a.account)
     alarms = audit_alarms(d.db, d.env.now) if isinstance(d, BaselineDesk) else []

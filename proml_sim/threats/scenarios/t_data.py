@@ -116,7 +116,7 @@ class LabelFlip:
                     yield from send_ok(w, "dev", "Model", "fire", "train", mids[i],
                                        sha(b"model %d.%d" % (i, n)), "", [ids[k] for k in t])
 
-        play(w, (4 + 2 * len(plan["models"])) * TICK, story())
+        play(w, (4 + 2 * len(plan["models"])) * TICK, story(), tail=0.0)
         # discovered: who introduced the poisoned bytes?  The first event carrying their digest
         c, bad = w.client("Dataset"), sha(plan["labelled"]["p"])
         ev = next(e for e in c.events() if isinstance(e, Registered | Transitioned)
@@ -249,5 +249,5 @@ class UndeclaredData:
             if hexd(fit(rows, rec.params["l2"])) != rec.outputs[0].sha256:
                 flagged[i] = w.env.now
 
-        play(w, (len(plan["kinds"]) + 8) * TICK, developer())
+        play(w, (len(plan["kinds"]) + 8) * TICK, developer(), tail=0.0)
         return _t10_outcome(plan, flagged)

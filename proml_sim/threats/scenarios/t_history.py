@@ -137,7 +137,7 @@ class CoverUp:
             fooled.append(decoy.address == pinned)
             snaps.append(tuple(real.events()))
 
-        play(w, times[-1] + param(tm, "cover_after_s") + 3 * TICK, story())
+        play(w, times[-1] + param(tm, "cover_after_s") + 3 * TICK, story(), tail=0.0)
         present = any(isinstance(e, Transitioned) and e.id == mid
                       and real.ir.transitions[e.transition].name == "reject"
                       for e in real.events())
@@ -247,7 +247,7 @@ class Rollback:
             for c, j in enumerate(plan["served"]):  # the hub serves an older, approved release
                 used.append(fetch(c, rel[j] if plan["variant"][c] == "old id" else rel[-1], j))
 
-        play(w, plan["attack_at"] + TICK, releases())
+        play(w, plan["attack_at"] + TICK, releases(), tail=0.0)
         return _t7_outcome(plan, used, alarms)
 
 
@@ -318,7 +318,7 @@ class FastForward:
                 results.append(ok((yield from send_ok(w, who, "Model", "fire", step, mid, sha(ev),
                                                       "", []))))
 
-        play(w, (legit + 12) * TICK, run())
+        play(w, (legit + 12) * TICK, run(), tail=0.0)
         client = w.clients["Model"]
         return _t9_outcome([h.version for h in client.history(mid)],
                            sum(not r for r in results),

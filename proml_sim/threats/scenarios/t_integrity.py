@@ -175,7 +175,7 @@ class HandoffSwap:
             used.append(uses(lambda: model_guard(w).check_approved(mid, got, d, ev), alarms,
                              w.env.now) and got == plan["bad"])
 
-        play(w, plan["consumer_at"] + 600, story())
+        play(w, plan["consumer_at"] + 600, story(), tail=0.0)
         start = plan["handoff_at"] if plan["handoff"] == "MD->V" else plan["consumer_at"]
         return trials(used, [bool(alarms)], attack_at=start, alarms=alarms,
                       note=f"hand-off {plan['handoff']}")
@@ -282,7 +282,8 @@ class BrokenLineage:
                     yield from send_ok(w, v, "Model", "fire", "verify", mid, td, "", [])
             approved[i] = w.clients["Model"].state(mid) == "verified"
 
-        play(w, (len(kinds) + 3) * TICK, data_company(), *map(step, range(len(kinds)), kinds))
+        play(w, (len(kinds) + 3) * TICK, data_company(), *map(step, range(len(kinds)), kinds),
+             tail=0.0)
         return _t5_outcome(kinds, approved, alarms, "lineage checked by node verify")
 
 
@@ -370,7 +371,7 @@ class SplitView:
                 alarms.append(Alarm(now, "consumer", "the URL served other bytes"))
                 st["recovered"] += 1
 
-        play(w, 11 * HOUR, data_company(), *map(consumer, range(n)))
+        play(w, 11 * HOUR, data_company(), *map(consumer, range(n)), tail=0.0)
         return _t6_outcome(plan, used, sorted(alarms, key=lambda a: a.at), st)
 
 
@@ -435,7 +436,7 @@ class MixAndMatch:
                         yield from send_ok(w, v, "Model", "fire", "verify" if i == 2 else
                                            "reject", mid, digest, "", [])
 
-        play(w, 16 * TICK, story())
+        play(w, 16 * TICK, story(), tail=0.0)
         guard = model_guard(w)
         alarms: list[Alarm] = []
         used = [uses(partial(guard.check_approved, ids["t"], m, d, e), alarms, w.env.now)

@@ -141,7 +141,7 @@ def _proml(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
     # registering domain is no outsourced labelling (the domain comes from the chain)
     watch(w, ds, every=param(tm, "monitor_every_s"), alarms=alarms,
           name="label-domain-monitor", rule=lambda w, evs: _self_labelled(w.client(ds), evs))
-    play(w, 12 * HOUR + 1, data_company(), *map(consumer, fetches))
+    play(w, 12 * HOUR + 1, data_company(), *map(consumer, fetches), tail=0.0)
     return trials(used, [bool(alarms)] * len(used), attack_at=swap, alarms=alarms,
                   note=f"{ds}: " + ", ".join(steps))
 

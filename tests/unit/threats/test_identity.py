@@ -150,6 +150,37 @@ def test_parameters_are_checked(catalogue, tmp_path):
             run_threat(with_parameters(catalogue[tid], bad), seeds=1, workdir=tmp_path)
 
 
+def test_an_attack_outlasting_the_scenarios_horizon_is_run_to_its_end(catalogue, tmp_path):
+    # 20 victims: 21 lures (20 verifiers and the developer), 2 tries each on the baseline, one
+    # on the chain; at seed 1 the baseline's lures outlast its two-hour horizon (they were cut
+    # short: an internal error here, fewer trials elsewhere)
+    tm = with_parameters(catalogue["S5"], {"victims": 20})
+    r = run_threat(tm, seeds=2, workdir=tmp_path)
+    assert (r["baseline"]["trials"], r["proml"]["trials"]) == (2 * 42, 2 * 21)
+
+
+def test_a_scripts_run_goes_past_the_horizon_to_its_end_and_its_tail():
+    import simpy
+
+    from proml_sim.threats.scenarios.common import finish
+
+    for tail, ends_at in ((None, 15.0), (5.0, 35.0), (0.0, 30.0)):
+        env, done = simpy.Environment(), []
+
+        def script(e: simpy.Environment = env, d: list[float] = done) -> Any:
+            for _ in range(3):
+                yield e.timeout(10.0)
+                d.append(e.now)
+
+        proc = env.process(script())
+        env.run(until=15.0)  # the scenario's horizon
+        finish(env, [proc], tail)
+        # None: cut at the horizon (monitors, parametrised horizons); else run to the end
+        assert env.now == ends_at and done == ([10.0] if tail is None else [10.0, 20.0, 30.0])
+    finish(env, [proc], 60.0)  # a script that ended: nothing more
+    assert env.now == 30.0
+
+
 def test_s6_replays_long_after_the_capture_run_on_both_systems(catalogue, tmp_path):
     # the baseline ran one hour whatever replay_after_s: a replay after it never happened;
     # two hours on, the captured session and signature have expired
