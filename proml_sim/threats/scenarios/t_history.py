@@ -243,7 +243,7 @@ class Rollback:
                 yield w.env.timeout(TICK)
                 for c in range(plan["returning"]):
                     fetch(c, rel[i], i)
-            yield w.env.timeout(plan["attack_at"] - w.env.now)
+            yield w.env.timeout(max(0.0, plan["attack_at"] - w.env.now))
             for c, j in enumerate(plan["served"]):  # the hub serves an older, approved release
                 used.append(fetch(c, rel[j] if plan["variant"][c] == "old id" else rel[-1], j))
 

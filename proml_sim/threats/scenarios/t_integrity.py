@@ -152,10 +152,10 @@ class HandoffSwap:
 
         def story() -> Any:
             yield from send_ok(w, "op", "Model", "register", salt("m"))
-            yield w.env.timeout(plan["train_at"] - w.env.now)
+            yield w.env.timeout(max(0.0, plan["train_at"] - w.env.now))
             yield from send_ok(w, "dev", "Model", "fire", "train", mid, sha(plan["good"]), "", [])
             for i, at in enumerate(plan["verify_at"]):  # each verifier gets the hand-off
-                yield w.env.timeout(at - w.env.now)
+                yield w.env.timeout(max(0.0, at - w.env.now))
                 got, c = _t2_received(plan, f"v{i}"), w.client("Model")
                 if plan["diligent"][i] and sha(got) != latest_evidence(c, mid, "train"):
                     alarms.append(Alarm(w.env.now, "verifier", "not the recorded train bytes"))
@@ -165,10 +165,10 @@ class HandoffSwap:
                     ev = evaluation(got, d)
                     yield from send_ok(w, f"v{i}", "Model", "fire", "verify", mid, tuple_digest(
                         sha(got), d, sha(ev)), f"store://{store.put_bytes(ev).digest}", [])
-            yield w.env.timeout(plan["accept_at"] - w.env.now)
+            yield w.env.timeout(max(0.0, plan["accept_at"] - w.env.now))
             if w.client("Model").state(mid) == "verified":
                 yield from send_ok(w, "op", "Model", "fire", "accept", mid)
-            yield w.env.timeout(plan["consumer_at"] - w.env.now)
+            yield w.env.timeout(max(0.0, plan["consumer_at"] - w.env.now))
             got = _t2_received(plan, "cons")
             loc = [h.locator for h in w.clients["Model"].history(mid) if h.step == "verify"]
             ev = store.get(loc[-1].removeprefix("store://")) if loc else b""

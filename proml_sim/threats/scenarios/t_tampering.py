@@ -120,7 +120,7 @@ def _proml(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
         if not launder:
             yield from do("da", "fire", "review", aid)
             yield from do("da", "fire", "release", aid, digest, "", [])
-        yield w.env.timeout(swap - w.env.now)
+        yield w.env.timeout(max(0.0, swap - w.env.now))
         store.path_of(digest.hex()).write_bytes(BAD)  # the served bytes change
         if launder:  # the admin appoints its sock labeller (a consortium refuses a foreign
             sock = ps["sock"]  # domain: it then enrols the sock into its own) and launders

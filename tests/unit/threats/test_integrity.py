@@ -123,6 +123,10 @@ def test_t2_swapped_model_never_used_on_proml(catalogue, tmp_path):
     more = run(catalogue, "T2", "proml", (2,), tmp_path, verifiers=4, handoff="V->C",
                verifier_check_rate=0.0)
     assert verdict(more) == "prevented" and more[0].note == "hand-off V->C"
+    # 90 verifiers: their planned times come closer than a confirmed approval takes, so each
+    # acts when the one before it is done (it was an internal error: a negative delay)
+    many = run(catalogue, "T2", "proml", (0,), tmp_path, verifiers=90)
+    assert verdict(many) == "prevented" and many[0].trials() == (1, 0, 0)
 
 
 def test_t3_label_flip_is_a_limit_with_exact_attribution_and_recall(catalogue, tmp_path):
