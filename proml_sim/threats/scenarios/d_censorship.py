@@ -21,7 +21,9 @@ from proml_sim.threats.scenarios.d_availability import median, model_world
 class Censorship:
     @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
-        records, wait = int(tm.parameters["records"]), float(tm.parameters["stall_timeout_s"])
+        p = tm.parameters
+        records, wait, horizon = int(p["records"]), float(p["stall_timeout_s"]), float(
+            p["horizon_s"])
         db = central(tm, workdir, {"Model": Model})
         aid = db.register("victim", "Model", "m")
         for table in ("history", "audit"):  # the censorship: the victim's rows never land
@@ -32,10 +34,15 @@ class Censorship:
         rng, t, trials, acked = random.Random(seed), 0.0, [], 0
         for i in range(records):
             t += rng.expovariate(1 / 20)
+            if t > horizon:  # the run's end (ProML's horizon too): the victim sends no more
+                break
             d = digest_of("victim", i).hex()
             acked += db.fire("victim", "train", aid, d, at=t)
             kept = any(row[4] == d for row in db.history(aid))  # the victim's read-back
-            trials.append((not kept, t, [] if kept else [Alarm(t + wait, "victim:read-back")]))
+            # as on ProML, a record sent less than stall_timeout_s before the end is no trial
+            if t + wait <= horizon:
+                trials.append((not kept, t, [] if kept else [Alarm(t + wait,
+                                                                   "victim:read-back")]))
         db.close()
         return trials_of(trials, metrics={"writes_acknowledged": float(acked)})
 

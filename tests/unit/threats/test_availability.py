@@ -48,6 +48,14 @@ def test_d1_each_record_is_a_trial_and_full_censorship_is_seen_by_the_victim(cat
     assert every["ttd_s"] == catalogue["D1"].parameters["stall_timeout_s"]
     with pytest.raises(UsageError, match=r"attack_m = 6 is out of range \(>= 0, <= sealers = 5\)"):
         run(catalogue, "D1", attack_m=6)
+    # a short run judges the same records on both systems: those sent at least
+    # stall_timeout_s before its end (the baseline counted all ten, ProML none: no_attack)
+    short = run(catalogue, "D1", attack_m=5, horizon_s=100, stall_timeout_s=40)
+    assert verdicts(short) == ("detected", "detected")
+    assert 0 < short["baseline"]["trials"] < records and 0 < short["proml"]["trials"] < records
+    with pytest.raises(UsageError, match=r"stall_timeout_s = 900 is out of range \(> 0, < "
+                                         r"horizon_s = 900\)"):
+        run(catalogue, "D1", stall_timeout_s=900)
 
 
 def test_d2_withholding_stalls_only_at_n_minus_k_plus_one(catalogue):
