@@ -34,7 +34,7 @@ from proml_sim.sim.profiles import CONSENSUS_FIELDS
 from proml_sim.threats.catalogue import ThreatModel, catalogue_dir, load_threat
 from proml_sim.threats.kit import Alarm, central, outcome, world
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import param_error, play, salt, trials_of
+from proml_sim.threats.scenarios.common import param_error, play, salt, trials_of, wait_until
 from proml_sim.threats.scenarios.d_availability import Head, RegionView, clock_ts, median
 
 
@@ -426,7 +426,7 @@ class TimestampSkew:
 
         def sender(name: str, lo: float, hi: float) -> Any:
             for j, D in enumerate(deadlines):
-                yield w.env.timeout(max(0.0, D + rng.uniform(lo, hi) - w.env.now))
+                yield wait_until(w.env, D + rng.uniform(lo, hi))
                 who = name if name in ("late", "victim") else "honest"
                 edge.append(((yield from w.send(name, "Model", "fire", "train", mids[name],
                                                 digest_of(name, j), "", [], deadline=D,

@@ -49,6 +49,12 @@ def play(w: World, until: float, *actors: Generator[Any, Any, Any],
     w.finish()
 
 
+def wait_until(env: simpy.Environment, at: float) -> simpy.Timeout:
+    """A script's wait for its planned time ``at``; a time already passed (the step before
+    took longer, as when approvals queue for blocks) is no wait."""
+    return env.timeout(max(0.0, at - env.now))
+
+
 def finish(env: simpy.Environment, procs: list[simpy.Process], tail: float | None) -> None:
     """With ``tail`` (:func:`play`), run ``env`` on until every script in ``procs`` ended,
     then ``tail`` seconds more; nothing when they ended by now or ``tail`` is None."""

@@ -33,7 +33,7 @@ from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Consumer, Trial, trials_outcome, world
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import param, play, send_ok
+from proml_sim.threats.scenarios.common import param, play, send_ok, wait_until
 from proml_sim.threats.scenarios.t_support import (
     TICK,
     baseline_db,
@@ -182,7 +182,7 @@ def run_teams_world(plan: Plan, tm: ThreatModel, seed: int, workdir: Path, lost:
 
     def teams() -> Any:
         for s in plan.steps:
-            yield w.env.timeout(max(0.0, s.tick * TICK - w.env.now))
+            yield wait_until(w.env, s.tick * TICK)
             p, env = ps[s.who], plan.env(s.version)
             keep = None if rng.random() < lost else store
             out = (fref(store, f"{s.name}.bin", content(s, seed)),)

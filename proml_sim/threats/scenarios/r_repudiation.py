@@ -27,7 +27,7 @@ from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Auditor, central, outcome
 from proml_sim.threats.monitor import ChainReader
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import play, salt, send_ok, trials_of
+from proml_sim.threats.scenarios.common import play, salt, send_ok, trials_of, wait_until
 from proml_sim.threats.scenarios.d_availability import model_world
 
 HOUR = 3600.0
@@ -138,7 +138,7 @@ class DenyAction:
                 (times[3], w.domain_admin(ps["dev"], "Model").name, "revoke", "developer",
                  ps["dev"].address))
             for t, who, *args in steps:
-                yield w.env.timeout(max(0.0, t - w.env.now))
+                yield wait_until(w.env, t)
                 tx = yield from send_ok(w, who, "Model", *args)
                 sent[tx.hash] = tx.raw
 

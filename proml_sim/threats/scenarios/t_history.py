@@ -21,7 +21,7 @@ from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Auditor, world
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import add_lifecycle, param, play, salt, send_ok
+from proml_sim.threats.scenarios.common import add_lifecycle, param, play, salt, send_ok, wait_until
 from proml_sim.threats.scenarios.t_integrity import bound_ok, evaluation, model_guard
 from proml_sim.threats.scenarios.t_support import (
     TICK,
@@ -112,7 +112,7 @@ class CoverUp:
         def story() -> Any:
             yield from send_ok(w, "op", "Model", "register", salt("m"))
             for (who, step, ev), at in zip(T4_STORY, times, strict=False):
-                yield w.env.timeout(max(0.0, at - w.env.now))
+                yield wait_until(w.env, at)
                 yield from send_ok(w, who, "Model", "fire", step, mid,
                                    *((sha(ev), "", []) if ev else ()))
             snaps.append(tuple(real.events()))
@@ -228,7 +228,7 @@ class Rollback:
 
         def releases() -> Any:
             for i, m in enumerate(plan["models"]):
-                yield w.env.timeout(max(0.0, (2 * i + 0.5) * TICK - w.env.now))
+                yield wait_until(w.env, (2 * i + 0.5) * TICK)
                 # each release names the one it supersedes, by its owner
                 yield from send_ok(w, "op", "Model", "register", salt(f"r{i}"), b"\0" * 32, "",
                                    rel[i - 1:i])
@@ -243,7 +243,7 @@ class Rollback:
                 yield w.env.timeout(TICK)
                 for c in range(plan["returning"]):
                     fetch(c, rel[i], i)
-            yield w.env.timeout(max(0.0, plan["attack_at"] - w.env.now))
+            yield wait_until(w.env, plan["attack_at"])
             for c, j in enumerate(plan["served"]):  # the hub serves an older, approved release
                 used.append(fetch(c, rel[j] if plan["variant"][c] == "old id" else rel[-1], j))
 

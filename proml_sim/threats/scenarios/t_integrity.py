@@ -29,7 +29,7 @@ from proml_sim.node.verify import verify
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite, world
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import param, play, salt, send_ok
+from proml_sim.threats.scenarios.common import param, play, salt, send_ok, wait_until
 from proml_sim.threats.scenarios.t_support import (
     HOUR,
     TICK,
@@ -152,10 +152,10 @@ class HandoffSwap:
 
         def story() -> Any:
             yield from send_ok(w, "op", "Model", "register", salt("m"))
-            yield w.env.timeout(max(0.0, plan["train_at"] - w.env.now))
+            yield wait_until(w.env, plan["train_at"])
             yield from send_ok(w, "dev", "Model", "fire", "train", mid, sha(plan["good"]), "", [])
             for i, at in enumerate(plan["verify_at"]):  # each verifier gets the hand-off
-                yield w.env.timeout(max(0.0, at - w.env.now))
+                yield wait_until(w.env, at)
                 got, c = _t2_received(plan, f"v{i}"), w.client("Model")
                 if plan["diligent"][i] and sha(got) != latest_evidence(c, mid, "train"):
                     alarms.append(Alarm(w.env.now, "verifier", "not the recorded train bytes"))
@@ -165,10 +165,10 @@ class HandoffSwap:
                     ev = evaluation(got, d)
                     yield from send_ok(w, f"v{i}", "Model", "fire", "verify", mid, tuple_digest(
                         sha(got), d, sha(ev)), f"store://{store.put_bytes(ev).digest}", [])
-            yield w.env.timeout(max(0.0, plan["accept_at"] - w.env.now))
+            yield wait_until(w.env, plan["accept_at"])
             if w.client("Model").state(mid) == "verified":
                 yield from send_ok(w, "op", "Model", "fire", "accept", mid)
-            yield w.env.timeout(max(0.0, plan["consumer_at"] - w.env.now))
+            yield wait_until(w.env, plan["consumer_at"])
             got = _t2_received(plan, "cons")
             loc = [h.locator for h in w.clients["Model"].history(mid) if h.step == "verify"]
             ev = store.get(loc[-1].removeprefix("store://")) if loc else b""

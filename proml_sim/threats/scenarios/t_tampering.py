@@ -18,7 +18,7 @@ from proml_sim.sim.world import domain_id
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite, watch, world
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import param, play, salt, send_ok
+from proml_sim.threats.scenarios.common import param, play, salt, send_ok, wait_until
 from proml_sim.threats.scenarios.t_support import (
     HOUR,
     TICK,
@@ -120,7 +120,7 @@ def _proml(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
         if not launder:
             yield from do("da", "fire", "review", aid)
             yield from do("da", "fire", "release", aid, digest, "", [])
-        yield w.env.timeout(max(0.0, swap - w.env.now))
+        yield wait_until(w.env, swap)
         store.path_of(digest.hex()).write_bytes(BAD)  # the served bytes change
         if launder:  # the admin appoints its sock labeller (a consortium refuses a foreign
             sock = ps["sock"]  # domain: it then enrols the sock into its own) and launders
