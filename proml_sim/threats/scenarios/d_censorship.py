@@ -13,17 +13,29 @@ from proml_sim.sim import Producer, digest_of, get_profile
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, central
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import play, salt, trials_of
+from proml_sim.threats.scenarios.common import play, salt, trials_of, wait_until
 from proml_sim.threats.scenarios.d_availability import median, model_world
 
 
 @scenario("D1")
 class Censorship:
     @staticmethod
+    def send_times(tm: ThreatModel, seed: int) -> list[float]:
+        """When the victim sends its records, the same instants on both systems: ``records``
+        sends at exponential gaps (mean 20 s) from the seed's own generator, none after the
+        run's end (``horizon_s``)."""
+        rng, t, times = random.Random(seed), 0.0, []
+        for _ in range(int(tm.parameters["records"])):
+            t += rng.expovariate(1 / 20)
+            if t > float(tm.parameters["horizon_s"]):
+                break
+            times.append(t)
+        return times
+
+    @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         p = tm.parameters
-        records, wait, horizon = int(p["records"]), float(p["stall_timeout_s"]), float(
-            p["horizon_s"])
+        wait, horizon = float(p["stall_timeout_s"]), float(p["horizon_s"])
         db = central(tm, workdir, {"Model": Model})
         aid = db.register("victim", "Model", "m")
         for table in ("history", "audit"):  # the censorship: the victim's rows never land
@@ -31,11 +43,8 @@ class Censorship:
                          "WHEN NEW.actor = 'victim' BEGIN SELECT RAISE(IGNORE); END")
         db.admin_sql("CREATE TRIGGER censor_state BEFORE UPDATE ON artefacts "
                      "WHEN OLD.owner = 'victim' BEGIN SELECT RAISE(IGNORE); END")
-        rng, t, trials, acked = random.Random(seed), 0.0, [], 0
-        for i in range(records):
-            t += rng.expovariate(1 / 20)
-            if t > horizon:  # the run's end (ProML's horizon too): the victim sends no more
-                break
+        trials, acked = [], 0
+        for i, t in enumerate(Censorship.send_times(tm, seed)):
             d = digest_of("victim", i).hex()
             acked += db.fire("victim", "train", aid, d, at=t)
             kept = any(row[4] == d for row in db.history(aid))  # the victim's read-back
@@ -49,7 +58,7 @@ class Censorship:
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         p = tm.parameters
-        n, m, records = int(p["sealers"]), int(p["attack_m"]), int(p["records"])
+        n, m = int(p["sealers"]), int(p["attack_m"])
         horizon, wait = float(p["horizon_s"]), float(p["stall_timeout_s"])
         prof = get_profile("poa-clique").with_(sealers=n, sealer_offline_rate=0.0,
                                                stale_rate=0.0)
@@ -62,8 +71,8 @@ class Censorship:
         txs = []
 
         def victim() -> Any:
-            for i in range(records):
-                yield w.env.timeout(w.rng.expovariate(1 / 20))
+            for i, at in enumerate(Censorship.send_times(tm, seed)):
+                yield wait_until(w.env, at)
                 txs.append((yield from w.send("victim", "Model", "fire", "train", mid,
                                               digest_of("v", i), "", [])))
 

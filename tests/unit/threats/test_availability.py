@@ -53,6 +53,12 @@ def test_d1_each_record_is_a_trial_and_full_censorship_is_seen_by_the_victim(cat
     short = run(catalogue, "D1", attack_m=5, horizon_s=100, stall_timeout_s=40)
     assert verdicts(short) == ("detected", "detected")
     assert 0 < short["baseline"]["trials"] < records and 0 < short["proml"]["trials"] < records
+    # the victim sends at the same instants on both systems: every record censored, both judge
+    # the same number, whatever the seed
+    for seed in range(4):
+        both = run_threat(with_parameters(catalogue["D1"], {
+            "attack_m": 5, "horizon_s": 150, "stall_timeout_s": 30}), seeds=1, base_seed=seed)
+        assert both["baseline"]["trials"] == both["proml"]["trials"] > 0, seed
     with pytest.raises(UsageError, match=r"stall_timeout_s = 900 is out of range \(> 0, < "
                                          r"horizon_s = 900\)"):
         run(catalogue, "D1", stall_timeout_s=900)
