@@ -152,9 +152,9 @@ def c2_grid(size: dict[str, int], seed: int, workdir: Path) -> list[dict[str, An
         for pol, name in C2_POLICIES.items():
             key = ("acted_on_losing_rate" if pol == "checkpoint"
                    else f"acted_on_losing_rate_{pol}")
-            hits = sum(round(o.metrics.get(key, 0.0) * n) for o in outs)
-            lat = [o.metrics[f"latency_{pol}_s"] for o in outs
-                   if not math.isnan(o.metrics.get(f"latency_{pol}_s", math.nan))]
+            hits = sum(round((o.metrics.get(key) or 0.0) * n) for o in outs)
+            lat = [v for o in outs if (v := o.metrics.get(f"latency_{pol}_s")) is not None
+                   and not math.isnan(v)]
             rows.append(_row("C2", "poa-clique", q, name, hits, n * len(outs), lat))
     return rows
 

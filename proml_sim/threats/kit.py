@@ -23,7 +23,7 @@ A scenario is a class with ``baseline`` and ``proml`` static methods registered 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.runner import Outcome
 
 __all__ = ["Alarm", "Auditor", "Consumer", "Trial", "attempt", "central", "dba_rewrite",
-           "governance_review", "outcome", "trials_outcome", "watch", "world"]
+           "governance_review", "outcome", "ratio", "trials_outcome", "watch", "world"]
 
 
 # -- the two systems, built from the threat model's cast ([actors]) ---------------------------
@@ -123,8 +123,17 @@ class Alarm:
     detail: str = ""
 
 
+def ratio(hits: float, n: float) -> float | None:
+    """``hits / n``, or None when there was nothing to count (``n = 0``): a rate over no cases
+    is undefined, never 0 or 1.  A metric that is None in a run is left out of that run's
+    summary (the runner averages the runs that have it; in none: null, with a null interval).
+
+    Example: ``ratio(3, 4)`` is 0.75; ``ratio(0, 0)`` is None."""
+    return hits / n if n else None
+
+
 def outcome(goal_reached: bool, *, attack_at: float | None = None,
-            alarms: Iterable[Alarm] = (), metrics: dict[str, float] | None = None,
+            alarms: Iterable[Alarm] = (), metrics: Mapping[str, float | None] | None = None,
             note: str = "") -> Outcome:
     """The one outcome definition (module docstring): success = the attacker's goal reached;
     detected = some alarm raised; time to detect = first alarm - ``attack_at`` (None without
@@ -269,7 +278,7 @@ class Trial:
 
 
 def trials_outcome(trials: Iterable[Trial], *, attack_at: float | None = None,
-                   metrics: dict[str, float] | None = None,
+                   metrics: Mapping[str, float | None] | None = None,
                    series: dict[str, list[tuple[float, float]]] | None = None,
                    note: str = "") -> Outcome:
     """:func:`outcome` of a run that made several attempts: each is one trial of the runner's

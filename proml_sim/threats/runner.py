@@ -44,7 +44,7 @@ class Outcome:
     detected: bool = False
     ttd_s: float | None = None
     out_of_scope: bool = False
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float | None] = field(default_factory=dict)  # None: undefined (kit.ratio)
     series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # sweeps
     note: str = ""
     # trial level: a run may make several attack attempts (S1's targets, R2's trials); how
@@ -168,7 +168,9 @@ def summarise(outcomes: list[Outcome], seed: int = 0) -> dict[str, Any]:
     Rates are over attack attempts (trials), seeds being clusters: Wilson when each seed makes
     one attempt, a cluster bootstrap across seeds otherwise (:func:`metrics.trial_rate`).
     Each sweep ``series[k]`` gives ``[x, mean, seeds]`` per point and ``k + "_ci"`` its
-    interval ``[x, lo, hi]`` (Wilson for 0/1 points, bootstrap of the mean otherwise).
+    interval ``[x, lo, hi]`` (Wilson for 0/1 points, bootstrap of the mean otherwise).  Each
+    metric is the mean over the runs where it is defined (not None: :func:`kit.ratio`) with a
+    bootstrap interval; defined in no run, it is null.
     """
     n = len(outcomes)
     for o in outcomes:
@@ -187,7 +189,7 @@ def summarise(outcomes: list[Outcome], seed: int = 0) -> dict[str, Any]:
     }
     keys = sorted({k for o in outcomes for k in o.metrics})
     for k in keys:
-        vals = [o.metrics[k] for o in outcomes if k in o.metrics]
+        vals = [v for o in outcomes if (v := o.metrics.get(k)) is not None]
         e: Estimate = bootstrap(vals, stat=statistics.fmean, seed=seed)
         out[k] = e.value
         out[f"{k}_ci"] = [e.lo, e.hi]

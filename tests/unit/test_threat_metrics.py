@@ -64,6 +64,19 @@ def test_summarise_counts_attempts_and_gives_every_sweep_point_an_interval():
         Outcome(False, attempts=2, successes=1).trials()
 
 
+def test_a_rate_over_no_cases_is_undefined_and_left_out_of_the_summary():
+    from proml_sim.threats.kit import outcome, ratio
+    from proml_sim.threats.runner import summarise
+
+    assert ratio(3, 4) == 0.75 and ratio(0, 0) is None and ratio(2, 0) is None
+    # a seed that had nothing to count (None) does not pull the mean to 0 (or 1)
+    outs = [outcome(False, metrics={"precision": ratio(1, 2), "recall": ratio(0, 0)}),
+            outcome(False, metrics={"precision": ratio(0, 0), "recall": ratio(0, 0)})]
+    s = summarise(outs)
+    assert s["precision"] == 0.5 and s["precision_ci"] == [0.5, 0.5]
+    assert s["recall"] is None and s["recall_ci"] == [None, None]
+
+
 def test_param_sweep_parses_toml_values_and_rejects_unknown_names():
     import argparse
 

@@ -32,7 +32,7 @@ from proml_sim.sim import (
 from proml_sim.sim.forks import ConfirmationPolicy, PrivateBranch, final_height
 from proml_sim.sim.profiles import CONSENSUS_FIELDS
 from proml_sim.threats.catalogue import ThreatModel, catalogue_dir, load_threat
-from proml_sim.threats.kit import Alarm, central, outcome, world
+from proml_sim.threats.kit import Alarm, central, outcome, ratio, world
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import param_error, play, salt, trials_of, wait_until
 from proml_sim.threats.scenarios.d_availability import Head, RegionView, clock_ts, median
@@ -191,7 +191,7 @@ class ReorgAfterAction:
                                                                        default=0)),
             "latency_defence_s": median(d["latency_s"]),
             "latency_cost_s": median(d["latency_s"]) - median(shallow["latency_s"]),
-            "double_record_rate_shallow": shallow["successes"] / max(1, r["races"]),
+            "double_record_rate_shallow": ratio(shallow["successes"], r["races"]),
             "final_reverted": float(r["final_reverted"])},
             note=f"attacker share {p['attacker_share']}; success: the {defence} consumer acted "
                  "on a record the attacker's released branch removed")
@@ -461,7 +461,7 @@ class TimestampSkew:
             "skew_flips_naive": float(wrong["naive"]),
             "wrong_decisions_targeted": float(wrong["defended"]),
             "skewed_blocks": float(len(skewed_blocks)),
-            "skew_detection_rate": sum(abs(ts - w.real_ts(view.arrival(b.height))) > tol
-                                       for b, ts in skewed_blocks) / max(1, len(skewed_blocks))},
+            "skew_detection_rate": ratio(sum(abs(ts - w.real_ts(view.arrival(b.height))) > tol
+                                             for b, ts in skewed_blocks), len(skewed_blocks))},
             note="defended policy: a record counts if its block is at most the head the "
                  "consumer's node had when its own clock passed the deadline")

@@ -11,7 +11,7 @@ from typing import Any
 from proml_sim.lifecycles import Model
 from proml_sim.sim import Producer, digest_of, get_profile
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, central
+from proml_sim.threats.kit import Alarm, central, ratio
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import play, salt, trials_of, wait_until
 from proml_sim.threats.scenarios.d_availability import median, model_world
@@ -86,4 +86,4 @@ class Censorship:
                   for t in txs if t.submitted + wait <= horizon and m > 0]
         return trials_of(trials, metrics={
             "censorship_delay_s": median(delays, horizon),
-            "censored_forever_rate": (len(txs) - len(delays)) / max(1, len(txs))})
+            "censored_forever_rate": ratio(len(txs) - len(delays), len(txs))})

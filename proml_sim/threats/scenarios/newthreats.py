@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from proml_sim.node.store import BlobStore
 from proml_sim.sim.world import World
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Consumer, Trial, trials_outcome, world
+from proml_sim.threats.kit import Alarm, Consumer, Trial, ratio, trials_outcome, world
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import param, play, send_ok, wait_until
 from proml_sim.threats.scenarios.t_support import (
@@ -267,8 +267,8 @@ def _t11_outcome(found: set[tuple[str, int]], truth: set[tuple[str, int]], used:
     """Trials: each affected version in use when the CVE is disclosed (a consumer acted on
     it); detected: the defender's query listed it (alarm after the query's measured time)."""
     hit = found & truth
-    metrics = {"recall": len(hit) / len(truth) if truth else 1.0,
-               "precision": len(hit) / len(found) if found else 1.0,
+    metrics = {"recall": ratio(len(hit), len(truth)),
+               "precision": ratio(len(hit), len(found)),
                "find_time_s": seconds, "affected": float(len(truth)),
                "flagged": float(len(found)), **extra}
     alarm = (Alarm(disclosed + seconds, "defender query", f"{len(found)} flagged"),)
@@ -524,12 +524,13 @@ def disclosure(seen: View, truth: View, files: dict[str, bytes], slack: float
     }
 
 
-def _i1_outcome(found: dict[str, tuple[int, int]], extra: dict[str, float]) -> Outcome:
+def _i1_outcome(found: dict[str, tuple[int, int]], extra: Mapping[str, float | None]
+                ) -> Outcome:
     """Trials: every question of :func:`disclosure`; success: the outsider inferred it.
     Reading a public chain (or failing to read a database) raises no alarm anywhere."""
     trials = [Trial(i < h) for h, n in found.values() for i in range(n)]
-    return trials_outcome(trials, metrics={k: h / n if n else 0.0 for k, (h, n) in
-                                           found.items()} | extra)
+    return trials_outcome(trials, metrics={**{k: ratio(h, n) for k, (h, n) in found.items()},
+                                           **extra})
 
 
 @scenario("I1")
@@ -543,7 +544,7 @@ class OutsiderReadsMetadata:
         outsider = disclosure(View(), truth, files, TICK)
         operator = disclosure(db_view(db), truth, files, TICK)
         db.close()
-        return _i1_outcome(outsider, {f"operator_{k}": h / n if n else 0.0
+        return _i1_outcome(outsider, {f"operator_{k}": ratio(h, n)
                                       for k, (h, n) in operator.items()})
 
     @staticmethod

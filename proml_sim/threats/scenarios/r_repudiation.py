@@ -24,7 +24,7 @@ from proml_sim.lifecycles import Dataset, Model
 from proml_sim.node import BlobStore, ProMLNode
 from proml_sim.sim import digest_of
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Auditor, central, outcome
+from proml_sim.threats.kit import Alarm, Auditor, central, outcome, ratio
 from proml_sim.threats.monitor import ChainReader
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import play, salt, send_ok, trials_of, wait_until
@@ -162,7 +162,7 @@ class DenyAction:
                                == mid and f["data"][36:68] == ev.digest)
         replay_ok = replay(model.ir, model.events()) == model.snapshot()
         return outcome(not (disputed_ok and replay_ok), attack_at=times[3], metrics={
-            "attribution": attributed / checked if checked else 0.0,
+            "attribution": ratio(attributed, checked),
             "replay_matches": float(replay_ok),
             "integrity_violations": float(checked - attributed)})
 

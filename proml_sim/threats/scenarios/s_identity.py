@@ -39,7 +39,7 @@ from proml_sim.threats.baseline import (
     sign_request,
 )
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Extra, Trial, central, trials_outcome, world
+from proml_sim.threats.kit import Alarm, Extra, Trial, central, ratio, trials_outcome, world
 from proml_sim.threats.monitor import Activity, ActivityMonitor, ChainReader, activities
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import (
@@ -342,7 +342,7 @@ def _s1(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     ttr = [revoked[v] - alarms[v].at for v in _stolen(head, n, k) if v in revoked]
     metrics = {"damage": float(sum(won[head])), "damage_approvals": float(bogus[head]),
                "false_alerts": float(len(alarms) - true_alarms),
-               "precision": true_alarms / len(alarms) if alarms else 1.0,
+               "precision": ratio(true_alarms, len(alarms)),
                **({"time_to_revoke_s": sum(ttr) / len(ttr)} if ttr else {}),
                **({"revoked_approvals_counted": seq["counted"]} if seq else {})}
     # (no stolen key: nobody attacks, no attempt; the verdict is no_attack)
@@ -727,6 +727,6 @@ class FrontRun:
             "latency_cost_s": 0.0,  # sender-bound ids add no step
             "squat_rate_caller_chosen_ids": sum(mut) / len(mut),
             "register_latency_s": sum(lat) / len(lat),
-            "commit_reveal_extra_s": sum(commit) / len(commit) if commit else 0.0,
+            "commit_reveal_extra_s": ratio(sum(commit), len(commit)),
             # the residual: the copy makes the bare name ambiguous (refused, never resolved)
             "bare_name_ambiguous_rate": sum(ambiguous) / len(ambiguous)})

@@ -8,7 +8,7 @@ from pathlib import Path
 from proml_sim.sim import digest_of
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Trial, trials_outcome
+from proml_sim.threats.kit import Alarm, Trial, ratio, trials_outcome
 from proml_sim.threats.runner import Outcome
 from proml_sim.threats.scenarios.common import both_sides, params
 from proml_sim.threats.scenarios.s_identity import HOUR, BaselineDesk, Gen, desk
@@ -65,7 +65,7 @@ def _s4(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
                   min(c, k) for c in won if won[c]]
     # (no colluder: nobody attacks, no attempt; the verdict is no_attack)
     return trials_outcome([Trial(won[c0], tuple(alarms))] * (c0 > 0), attack_at=0.0, metrics={
-        "attribution": sum(attributed) / len(attributed) if attributed else 1.0,
+        "attribution": ratio(sum(attributed), len(attributed)),
         "threshold_violations": float(sum(won[c] != (c >= k) for c in won))},
         series={"asr_by_c": [(float(c), float(x)) for c, x in won.items()]})
 

@@ -15,7 +15,7 @@ from proml_sim.node.records import InputRef, Record
 from proml_sim.node.store import BlobStore
 from proml_sim.sim.world import domain_id
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, world
+from proml_sim.threats.kit import Alarm, ratio, world
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import param, play, salt, send_ok
 from proml_sim.threats.scenarios.t_support import (
@@ -61,8 +61,8 @@ def _t3_outcome(plan: dict[str, Any], attribution: bool, found: set[int], note: 
     hit, truth = len(found & plan["truth"]), plan["truth"]
     attempts = [bool(truth)] if plan["flipped"] else []
     return trials(attempts, [False] * len(attempts), note=note, metrics={
-        "attribution": float(attribution), "recall": hit / len(truth) if truth else 1.0,
-        "precision": hit / len(found) if found else 1.0, "blast_radius": float(len(found)),
+        "attribution": float(attribution), "recall": ratio(hit, len(truth)),
+        "precision": ratio(hit, len(found)), "blast_radius": float(len(found)),
         "labels_flipped": plan["flipped"]})
 
 
@@ -181,8 +181,9 @@ def _t10_outcome(plan: dict[str, Any], flagged: dict[int, float]) -> Outcome:
     alarms = [Alarm(flagged[i], "spot-check") for i, c in zip(cheats, seen, strict=True) if c]
     o = trials([True] * len(cheats), seen, alarms=alarms, metrics={
         "false_alarms": float(sum(1 for i in flagged if plan["kinds"][i] == "honest"))})
-    o.series["detection_by_spot_rate"] = [(p, sum(caught(p)) / len(cheats) if cheats else 0.0)
-                                          for p in SWEEP]
+    # (no cheating step: nothing to detect, no point)
+    o.series["detection_by_spot_rate"] = [(p, sum(caught(p)) / len(cheats)) for p in SWEEP
+                                          if cheats]
     return o
 
 

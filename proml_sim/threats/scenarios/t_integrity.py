@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from proml_sim.node.records import InputRef
 from proml_sim.node.store import BlobStore
 from proml_sim.node.verify import verify
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite, world
+from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite, ratio, world
 from proml_sim.threats.runner import Outcome, scenario
 from proml_sim.threats.scenarios.common import param, play, salt, send_ok, wait_until
 from proml_sim.threats.scenarios.t_support import (
@@ -196,16 +197,15 @@ def _t5_outcome(kinds: list[str], approved: dict[int, bool], alarms: list[Alarm]
                 note: str) -> Outcome:
     """Attempts = the broken and the lying steps; success = such a step approved."""
     bad = [i for i, k in enumerate(kinds) if k != "honest"]
-    honest = [i for i, k in enumerate(kinds) if k == "honest"]
 
-    def rate(kind: str) -> float:
+    def rate(kind: str) -> float | None:
         idx = [i for i, k in enumerate(kinds) if k == kind]
-        return sum(approved.get(i, False) for i in idx) / len(idx) if idx else 0.0
+        return ratio(sum(approved.get(i, False) for i in idx), len(idx))
 
     return trials([approved.get(i, False) for i in bad], [False] * len(bad), alarms=alarms,
                   metrics={"broken_lineage_acceptance": rate("broken"),
                            "lie_acceptance": rate("lie"),
-                           "honest_acceptance": rate("honest") if honest else 1.0},
+                           "honest_acceptance": rate("honest")},
                   note=note)
 
 
@@ -310,7 +310,7 @@ def _t6_serve(plan: dict[str, Any], consumer: int, now: float) -> bytes:
 
 
 def _t6_outcome(plan: dict[str, Any], used: dict[int, bool], alarms: list[Alarm],
-                metrics: dict[str, float]) -> Outcome:
+                metrics: Mapping[str, float | None]) -> Outcome:
     served = [i for i in sorted(used) if i in plan["targeted"]]  # every one after the split
     return trials([used[i] for i in served], [bool(alarms)] * len(served),
                   attack_at=plan["split"], alarms=alarms, metrics=metrics)

@@ -6,7 +6,7 @@ lifecycles with the cast's roles (its insider and outside auditor are the kit's
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -61,7 +61,7 @@ def uses(check: Callable[[], Any], alarms: list[Alarm], at: float, who: str = "c
 
 
 def trials(goals: Sequence[bool], caught: Sequence[bool], *, attack_at: float | None = None,
-           alarms: Iterable[Alarm] = (), metrics: dict[str, float] | None = None,
+           alarms: Iterable[Alarm] = (), metrics: Mapping[str, float | None] | None = None,
            note: str = "") -> Outcome:
     """:func:`~proml_sim.scenarios.common.trials_of` of a run whose attempt ``i`` reached the
     goal (``goals[i]``) and, if so, was caught by ``alarms`` (``caught[i]``)."""

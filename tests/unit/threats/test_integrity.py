@@ -168,6 +168,9 @@ def test_t5_approved_lies_count_as_success(catalogue, tmp_path):
     assert verdict(only_broken) == "prevented" and only_broken[0].trials() == (3, 0, 0)
     only_lies = run(catalogue, "T5", "proml", (2,), tmp_path, lie=2, broken=0, honest=0)
     assert verdict(only_lies) == "documented_limit" and only_lies[0].trials() == (2, 2, 0)
+    # kinds absent from the run have no acceptance rate (not 0, nor 1 for honest steps)
+    assert only_lies[0].metrics == {"broken_lineage_acceptance": None, "lie_acceptance": 1.0,
+                                    "honest_acceptance": None}
     base = run(catalogue, "T5", "baseline", (0,), tmp_path, lie=0)
     assert verdict(base) == "documented_limit"  # the admin rewrote the broken steps' inputs
 
@@ -219,3 +222,6 @@ def test_t10_detection_follows_the_spot_check_rate(catalogue, tmp_path):
     assert curve[0.0] == 0.0 and curve[1.0] == 1.0
     assert [curve[p] for p in sorted(curve)] == sorted(curve.values())
     assert prom[0].metrics["false_alarms"] == 0
+    # no cheating step: no attempt, and no detection curve (a rate over none is undefined)
+    none = run(catalogue, "T10", "proml", (0,), tmp_path, cheat_rate=0.0)
+    assert verdict(none) == "no_attack" and none[0].series["detection_by_spot_rate"] == []
