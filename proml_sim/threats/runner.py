@@ -169,8 +169,9 @@ def summarise(outcomes: list[Outcome], seed: int = 0) -> dict[str, Any]:
     one attempt, a cluster bootstrap across seeds otherwise (:func:`metrics.trial_rate`).
     Each sweep ``series[k]`` gives ``[x, mean, seeds]`` per point and ``k + "_ci"`` its
     interval ``[x, lo, hi]`` (Wilson for 0/1 points, bootstrap of the mean otherwise).  Each
-    metric is the mean over the runs where it is defined (not None: :func:`kit.ratio`) with a
-    bootstrap interval; defined in no run, it is null.
+    metric is the mean over the runs where it is defined (not None:
+    :func:`proml_sim.threats.kit.ratio`) with a bootstrap interval; defined in no run, it is
+    null.
     """
     n = len(outcomes)
     for o in outcomes:

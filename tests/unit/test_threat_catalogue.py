@@ -209,6 +209,16 @@ def test_ranges_bound_every_run_and_sweep_point(tmp_path, capsys, monkeypatch):
         "consumers": 7, "limit": 8}
 
 
+@pytest.mark.parametrize(("tid", "name", "floor"), [
+    ("S6", "poll_s", "0.01"), ("C1", "poll_s", "0.01"), ("C1", "block_time", "0.01"),
+    ("S1", "honest_interval_s", "1")])
+def test_an_interval_that_drives_a_loop_has_a_floor(capsys, tid, name, floor):
+    # "> 0" admitted 1e-300: a run that never ends (S6 poll_s=0.001 took 36 s)
+    code = main(["threats", "run", tid, "--param", f"{name}=1e-300", "--seeds", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{name} = 1e-300 is out of range (>= {floor})" in err, err
+
+
 @pytest.mark.parametrize(("tid", "name"), [("C1", "release_margin_s"), ("T9", "legit_updates"),
                                            ("T11", "finetune"), ("T12", "models"),
                                            ("S3", "count")])
