@@ -121,6 +121,10 @@ def run(argv: list[str]) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def _not_json(constant: str) -> Any:
+    raise AssertionError(f"the --json report holds {constant}, which is not JSON")
+
+
 def check_side(tid: str, side: str, r: dict[str, Any]) -> None:
     assert r["verdict"] in VERDICTS, (tid, side, r["verdict"])
     assert 0 <= r["trial_successes"] <= r["trials"], (tid, side, r)
@@ -154,7 +158,7 @@ def test_a_threat_model_at_in_range_parameters_gives_a_well_formed_verdict(
         assert problem["code"] == 2 and problem["error"] and "\n" not in problem["error"], (
             argv, problem)
         return
-    (report,) = json.loads(out)
+    (report,) = json.loads(out, parse_constant=_not_json)  # NaN and Infinity are not JSON
     assert report["id"] == tid and report["sweep"] == list(values), (argv, report)
     (point,) = report["points"]
     for side in ("baseline", "proml"):

@@ -189,8 +189,9 @@ class ReorgAfterAction:
         return trials_of(d["trials"], metrics={
             "races_won": float(r["won"]), "max_reorg_depth": float(max(r["reorg_depths"],
                                                                        default=0)),
-            "latency_defence_s": median(d["latency_s"]),
-            "latency_cost_s": median(d["latency_s"]) - median(shallow["latency_s"]),
+            "latency_defence_s": (slow := median(d["latency_s"])),
+            "latency_cost_s": None if slow is None or (fast := median(shallow["latency_s"]))
+            is None else slow - fast,
             "double_record_rate_shallow": ratio(shallow["successes"], r["races"]),
             "final_reverted": float(r["final_reverted"])},
             note=f"attacker share {p['attacker_share']}; success: the {defence} consumer acted "

@@ -74,7 +74,9 @@ def vm_cost(conn: sqlite3.Connection, fn: Callable[[], Any]) -> int:
     return n[0]
 
 
-def median(xs: list[float], default: float = float("nan")) -> float:
+def median(xs: list[float], default: float | None = None) -> float | None:
+    """The median of ``xs``; ``default`` when there are none (None: undefined, as
+    :func:`~proml_sim.threats.kit.ratio`; never NaN, which is not JSON)."""
     return statistics.median(xs) if xs else default
 
 

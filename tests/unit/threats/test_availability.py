@@ -3,6 +3,7 @@ metrics, at the catalogue's parameters and at others (the attackers and oracles 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -143,6 +144,10 @@ def test_c1_private_branch_beats_shallow_policies_and_is_detected(catalogue):
     assert p["max_reorg_depth"] >= 3 and p["latency_cost_s"] > 0
     r = run(catalogue, "C1", attacker_share=0.0, records_s=300, policies=["L@12"])
     assert r["proml"]["verdict"] == "no_attack" and r["proml"]["trials"] == 0  # nothing tried
+    # a run too short for any record: no latency to measure, null (it was NaN, not JSON)
+    r = run(catalogue, "C1", records_s=1)
+    assert r["proml"]["latency_defence_s"] is None and r["proml"]["latency_cost_s"] is None
+    json.dumps(r, allow_nan=False)
 
 
 def test_c1_runs_on_every_forking_profile_from_the_file_parameters(catalogue):
