@@ -18,14 +18,10 @@ Default run: a few examples per command (about 20 s in all); ``-m slow``: many m
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -35,6 +31,7 @@ import proml_sim.cliargs as cliargs
 from proml_sim.cli import commands, main
 from proml_sim.ir import build_ir
 from proml_sim.lifecycles import PAPER_LIFECYCLES
+from tests.fixtures.cli import run_cli
 
 COMMANDS = commands()
 #: commands whose valid runs take long: every generated argv for them carries a rejected value
@@ -44,29 +41,8 @@ ALARM_S = 60  # a fast command that runs longer than this started work it should
 ADDRESS = "0x9438bfd6e8d32C4f8ec79210eDa8e497aD9cE46A"  # the key of --seed 1, below
 
 
-class TookTooLong(BaseException):  # not an Exception: main's boundary must not swallow it
-    pass
-
-
-@contextlib.contextmanager
-def _alarm(seconds: int, argv: list[str]) -> Iterator[None]:
-    def ring(*_: Any) -> None:
-        raise TookTooLong(f"{argv} ran more than {seconds} s: it should have failed fast")
-
-    old = signal.signal(signal.SIGALRM, ring)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-
-
 def run(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _alarm(ALARM_S, argv):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
+    return run_cli(argv, ALARM_S, "it should have failed fast")
 
 
 @pytest.fixture(scope="module")

@@ -23,22 +23,18 @@ A run costs seconds to minutes, so failures are reported as drawn, not shrunk.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import json
 import os
-import signal
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
-from proml_sim.cli import main
 from proml_sim.threats.catalogue import load_catalogue
 from proml_sim.threats.runner import _literal, implemented
+from tests.fixtures.cli import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -95,30 +91,9 @@ def assignments(draw: st.DrawFn, tm: Any) -> dict[str, Any]:
     return values
 
 
-class TookTooLong(BaseException):  # not an Exception: main's boundary must not swallow it
-    pass
-
-
-@contextlib.contextmanager
-def _alarm(seconds: int, argv: list[str]) -> Iterator[None]:
-    def ring(*_: Any) -> None:
-        raise TookTooLong(f"{argv} ran more than {seconds} s: an in-range value should not "
-                          "make a run endless (S6 poll_s=1e-300 did before [ranges] had a floor)")
-
-    old = signal.signal(signal.SIGALRM, ring)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-
-
 def run(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _alarm(ALARM_S, argv):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
+    return run_cli(argv, ALARM_S, "an in-range value should not make a run endless (S6 "
+                   "poll_s=1e-300 did before [ranges] had a floor)")
 
 
 def _not_json(constant: str) -> Any:
