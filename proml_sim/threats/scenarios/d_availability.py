@@ -406,7 +406,9 @@ class JunkRegistrations:
             raise param_error(tm, f"no honest transaction confirmed by horizon_s={horizon:g} "
                               f"at block_gas_limit={prof.block_gas_limit}: raise horizon_s, or "
                               "block_gas_limit to fit a transaction")
-        return {"p50": median([t.confirmed.get(1, horizon) - t.submitted for t in spam], 0.0),
+        # (no honest transaction in the spam window: no latency to compare, None)
+        return {"p50": median([t.confirmed.get(1, horizon) - t.submitted for t in spam]),
+                "sent": len(junk),
                 "lost": sum(1 not in t.confirmed for t in spam), "junk": len(ok),
                 "gas": statistics.fmean(gas),
                 "after_revoke": sum(st["revoked"] is not None and h > st["revoked"] for h in ok),
@@ -423,9 +425,10 @@ class JunkRegistrations:
                    "junk_records": float(att["junk"]),
                    "junk_after_revoke": float(att["after_revoke"]),
                    "false_flags": float(quiet["false"] or att["false"] or bool(quiet["alarms"]))}
-        if not p["attack_rate"]:  # no spam: no attempt (no_attack)
+        if not att["sent"]:  # no spam sent (attack_rate 0): no attempt (no_attack)
             return trials_outcome([], metrics=metrics)
-        return outcome(att["p50"] > 2 * max(quiet["p50"], 1e-9) or att["lost"] > 0,
+        slowed = att["p50"] is not None and att["p50"] > 2 * max(quiet["p50"] or 0.0, 1e-9)
+        return outcome(slowed or att["lost"] > 0,
                        attack_at=float(p["spam_start_s"]), alarms=att["alarms"], metrics=metrics)
 
 

@@ -4,6 +4,7 @@ metrics, at the catalogue's parameters and at others (the attackers and oracles 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -103,6 +104,12 @@ def test_d4_spam_above_capacity_delays_honest_work_and_is_attributed(catalogue):
     # no spam, no junk rows: nothing attempted on either side (no_attack), costs still measured
     none = run(catalogue, "D4", attack_rate=0, baseline_junk=0)
     assert verdicts(none) == ("no_attack", "no_attack") and none["proml"]["junk_records"] == 0
+    # a spam window outside the run, or empty, attempts nothing: exit 2 naming the rule (it
+    # was "prevented" with an honest latency of 0 s)
+    for bad, rule in (({"spam_start_s": 60, "spam_end_s": 20}, "< spam_end_s = 20"),
+                      ({"spam_start_s": 200, "spam_end_s": 210}, "<= horizon_s = 150")):
+        with pytest.raises(UsageError, match=re.escape(rule)):
+            run(catalogue, "D4", **bad)
 
 
 def test_d5_guard_flags_the_frozen_node_within_seconds(catalogue):
