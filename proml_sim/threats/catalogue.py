@@ -5,7 +5,8 @@ A bad file raises :class:`CatalogueError` naming the file, the field and the fix
     id = "T1"                      # unique, matches the file name
     title = "..."
     stride = ["T"]                 # letters of S, T, R, I, D, E
-    attacker_role = "DA"           # actor code from THREATS.md (O, DA, L, MD, V, A, C, BP, N)
+    attacker_role = "DA"           # actor code from THREATS.md (O, DA, L, MD, V, A, C, BP, N),
+                                   # or a role ("Lifecycle.role" or "role") or member of [actors]
     attacker_domain = "data-co"
     capabilities = ["..."]         # what the attacker can do
     keys_held = ["..."]            # keys the attacker holds
@@ -235,9 +236,6 @@ def load_threat(path: str | Path) -> ThreatModel:
     if not data["stride"] or bad:
         raise _err(path, "stride", f"has {bad or 'no letters'}",
                    "use letters from S, T, R, I, D, E")
-    if data["attacker_role"] not in ACTORS:
-        raise _err(path, "attacker_role", f"is {data['attacker_role']!r}",
-                   f"use one of {sorted(ACTORS)}")
     bad = [m for m in data["metrics"] if m not in METRICS]
     if not data["metrics"] or bad:
         raise _err(path, "metrics", f"has unknown metrics {bad}", f"use {sorted(METRICS)}")
@@ -263,6 +261,14 @@ def load_threat(path: str | Path) -> ThreatModel:
     # a counted actor may count a number the play reads from the deployed lifecycle
     actors = _actors(path, data.get("actors", {}),
                      {**params, **(reads if isinstance(reads, dict) else {})})
+    # the attacker is a THREATS.md actor code, or (a lifecycle of your own) a role or a member
+    # of the cast
+    cast = {a.name for a in actors} | {f"{lc}.{r}" for a in actors for lc, r in a.roles} \
+        | {r for a in actors for _lc, r in a.roles}
+    if data["attacker_role"] not in ACTORS | cast:
+        raise _err(path, "attacker_role", f"is {data['attacker_role']!r}",
+                   f"use an actor code ({', '.join(sorted(ACTORS))}), or a role or member of "
+                   "[actors]")
     tm = ThreatModel(
         id=data["id"], title=data["title"], stride=tuple(data["stride"]),
         attacker_role=data["attacker_role"], attacker_domain=data["attacker_domain"],

@@ -85,6 +85,14 @@ def test_bad_files_name_file_field_and_fix(tmp_path, edit, fragment):
     assert str(p) in str(info.value) and fragment in str(info.value)
 
 
+@pytest.mark.parametrize("who", ["DA", "Model.operator", "operator", "op", "v{i}"])
+def test_the_attacker_is_an_actor_code_or_a_role_or_member_of_the_cast(tmp_path, who):
+    # a lifecycle of your own has roles THREATS.md has no code for
+    tm = load_threat(_write(tmp_path, "T1.toml",
+                            GOOD.replace('attacker_role = "DA"', f'attacker_role = "{who}"')))
+    assert tm.attacker_role == who
+
+
 def test_empty_catalogue_and_cli_exit_codes(tmp_path, capsys):
     with pytest.raises(CatalogueError, match="no threat models"):
         load_catalogue(tmp_path)
