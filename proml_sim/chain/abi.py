@@ -133,17 +133,32 @@ class EventCodec:
                 f"the ABI declares {len(ev.indexed)}"
             )
         values: dict[str, Any] = {}
-        for (name, typ), topic in zip(ev.indexed, topics[1:], strict=True):
-            values[name] = bytes(topic) if _is_reference(typ) else abi_decode([typ], topic)[0]
-        if ev.non_indexed:
-            decoded = abi_decode([t for _, t in ev.non_indexed], data)
-            for (name, _), value in zip(ev.non_indexed, decoded, strict=True):
-                values[name] = value
+        try:
+            for (name, typ), topic in zip(ev.indexed, topics[1:], strict=True):
+                values[name] = bytes(topic) if _is_reference(typ) else abi_decode([typ], topic)[0]
+            if ev.non_indexed:
+                decoded = abi_decode([t for _, t in ev.non_indexed], data)
+                for (name, _), value in zip(ev.non_indexed, decoded, strict=True):
+                    values[name] = value
+        except DecodingError as exc:
+            # the chain served bytes the event cannot have: damaged chain data (a node's own
+            # store) or a contract that is not the one this ABI describes
+            raise EngineError(f"log for event {ev.name} does not decode "
+                              f"({type(exc).__name__}); the chain data is damaged (`proml "
+                              "doctor` checks a node's chain and names the damage) or the "
+                              "contract is not this ABI's") from None
         return ev.name, {n: values[n] for n in ev.names}
 
     def decode_log(self, log: Any) -> tuple[str, dict[str, Any]]:
         """Decode a :class:`~proml_sim.chain.base.Log` (anything with ``topics`` and ``data``)."""
-        return self.decode(log.topics, log.data)
+        try:
+            return self.decode(log.topics, log.data)
+        except EngineError as exc:
+            where = getattr(log, "block_number", None)
+            if where is None:
+                raise
+            raise EngineError(f"log {getattr(log, 'log_index', '?')} of block {where} "
+                              f"({getattr(log, 'address', '?')}): {exc}") from None
 
 
 class ContractABI:

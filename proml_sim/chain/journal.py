@@ -530,6 +530,38 @@ def rebuild_state_db(directory: str | Path) -> tuple[Path | None, int]:
     return old, head
 
 
+def replay_into(directory: str | Path, into: str | Path, *, log_end: int) -> JournaledChain:
+    """A copy of the chain at ``directory`` in the empty directory ``into``: its chain.json, its
+    block log up to byte ``log_end``, and a state DB built from that log by replay (the commit
+    path every writer takes).  ``proml doctor`` compares it with the chain's own DB.  Raises
+    :class:`JournalError` when a block does not replay to its logged hash."""
+    d, t = Path(directory), Path(into)
+    meta = _read_meta(d)
+    shutil.copyfile(d / "chain.json", t / "chain.json")
+    with open(d / LOG_NAME, "rb") as src, open(t / LOG_NAME, "wb") as dst:
+        left = log_end
+        while left > 0:
+            chunk = src.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            dst.write(chunk)
+            left -= len(chunk)
+    genesis = _genesis_db(t / DB_NAME, list(meta["funded"]), meta["chain_id"],
+                          meta["gas_limit"], meta["genesis_timestamp"])
+    if genesis.hex() != meta["genesis_hash"]:
+        raise JournalError(f"{d / 'chain.json'}: its genesis parameters give genesis "
+                           f"0x{genesis.hex()}, not the recorded 0x{meta['genesis_hash']}")
+    chain = JournaledChain(t, _importing=True)  # opened without catching up yet
+    chain.db.conn.execute("PRAGMA synchronous = OFF")  # a scratch copy: no fsync per block
+    try:
+        with chain.locked():  # replays every block of the copied log into the new DB
+            pass
+    except BaseException:
+        chain.close()
+        raise
+    return chain
+
+
 def restore_log(directory: str | Path, source: str | Path) -> tuple[Path | None, int]:
     """Replace the block log of ``directory`` with the verified records of ``source``'s (a
     replica's or peer's copy of the same chain).  Every record is checked against the hash

@@ -39,13 +39,16 @@ def register(sub: Any) -> None:
     """Add ``proml doctor`` to the CLI's subparsers."""
     p = sub.add_parser(
         "doctor", help="check the home's chain (every block, the state against a replay), "
-        "blobs and stray temporary files; --repair restores them",
-        description="Check the node home's data. Exit 0 healthy, 1 problems found (one line "
+        "deployment files, key file, blobs and stray temporary files; --repair restores them",
+        description="Check the node home's data: the block log, every row of the state DB "
+        "against a replay of the log, the chain's deployment files, the key file (without "
+        "unlocking it), the blobs. Exit 0 healthy, 1 problems found (one line "
         "each, naming the file, block or blob and the fix). --repair rebuilds a damaged block "
         "log from the state DB, or restores it from --from DIR (a replica's or peer's copy of "
         "the same chain, verified block by block), rebuilds the state DB by replaying the log "
         "(the old DB is kept aside), "
-        "restores damaged blobs from the store's replicas and moves stray temporary files into "
+        "restores damaged blobs from the store's replicas, writes damaged deployment files "
+        "again (the damaged copy kept aside) and moves stray temporary files into "
         "<home>/quarantine. Nothing is deleted.")
     cliargs.global_options(p, home=True)
     p.add_argument("--repair", action="store_true", help="repair what is found")

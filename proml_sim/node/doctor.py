@@ -5,8 +5,13 @@ fix):
 
 * the chain (a chain directory of :mod:`proml_sim.chain.journal`): every block-log record
   (checksum, hash chain, agreement with the state DB's index), SQLite's own integrity check of
-  the state DB, and the state DB against a replay of the log in memory (every block hash, the
-  head's state root, present in the DB);
+  the state DB, and the state DB against a replay of the log into a scratch copy (every block
+  must replay to its logged hash; then every row of every table, py-evm's state, the block
+  index, receipts and logs, must be the replay's: a flipped byte in a log's data, which
+  SQLite's check cannot see, is named);
+* the chain's deployment files (``deployments.json``, ``lifecycles.json``; joining nodes read
+  them): readable, and holding this node's lifecycles at its ``node.json``'s addresses;
+* the node's key file, without unlocking it (:meth:`~proml_sim.node.keys.NodeKey.inspect`);
 * the off-chain store: every blob re-hashed against its digest;
 * stray temporary files of atomic writes (``.<name>.*.tmp``, the store's ``.incoming-*``) in the
   home, the chain directory and the store.
@@ -15,7 +20,9 @@ fix):
 the byte range and CRC the DB recorded) or, when the DB is damaged too, restored from a
 replica's or peer's copy (``--from DIR``, checked block by block against the hash chain and our
 intact blocks); the state DB is rebuilt from the log by replay; damaged blobs are restored from
-the store's replicas (hash-checked); stray temporary files are moved into
+the store's replicas (hash-checked); damaged deployment files are written again with every
+entry still readable plus this node's own (a conflicting address and a damaged key are left to a
+person); stray temporary files are moved into
 ``<home>/quarantine/``.  Nothing is deleted: every replaced file
 is renamed aside (``*.damaged-<time>``) or quarantined.
 """
@@ -26,6 +33,7 @@ import json
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +47,7 @@ QUARANTINE = "quarantine"
 class Problem:
     """One thing wrong, with where it is and how to fix it."""
 
-    kind: str  # chain-log | state-db | chain | blob | temp-file
+    kind: str  # chain-log | state-db | chain | deployments | key | blob | temp-file
     path: str
     what: str
     fix: str
@@ -93,7 +101,14 @@ def chain_dir(home: Path, config: dict[str, Any]) -> Path | None:
 # ---------------------------------------------------------------------------------------------
 def check_chain(d: Path, report: Report, *, replay: bool = True) -> None:
     """Problems of the chain directory ``d``, appended to ``report``."""
-    from proml_sim.chain.blockstore import DB_NAME, LOG_NAME, StateDB, read_log, scan_log
+    from proml_sim.chain.blockstore import (
+        DB_NAME,
+        FILE_HEADER_SIZE,
+        LOG_NAME,
+        StateDB,
+        read_log,
+        scan_log,
+    )
     from proml_sim.chain.journal import _read_meta
 
     fix_log = ("proml doctor --repair (rebuilds it from the state DB), or with --from DIR (a "
@@ -151,70 +166,60 @@ def check_chain(d: Path, report: Report, *, replay: bool = True) -> None:
                             "logged but not yet in the state DB; the next write replays them")
     if db is None or not replay or scan.damage:
         return
-    _check_replay(d, meta, db, scan.records, head, report)
+    _check_replay(d, db, committed[-1][3] if committed else FILE_HEADER_SIZE, report)
     db.close()
 
 
-def _check_replay(d: Path, meta: dict[str, Any], db: Any, records: list[Any], head: int,
-                  report: Report) -> None:
-    """Replay the log in memory: every block must reproduce its logged hash, and the DB's head
-    (hash and state root) must be the replay's."""
-    import rlp
+#: the state DB's tables, each with its primary key and how a row is named in a problem
+_TABLES: tuple[tuple[str, str, Callable[[tuple[Any, ...]], str]], ...] = (
+    ("meta", "key", lambda k: f"meta entry {k[0]!r}"),
+    ("blocks", "number", lambda k: f"block {k[0]}"),
+    ("receipts", "tx_hash", lambda k: f"the receipt of tx 0x{bytes(k[0]).hex()}"),
+    ("logs", "block, log_index", lambda k: f"log {k[1]} of block {k[0]}"),
+    ("kv", "key", lambda k: f"state entry 0x{bytes(k[0]).hex()[:16]}.."),
+)
 
-    from proml_sim.chain.pyevm import PyEVMBackend
 
-    engine = PyEVMBackend(funded=meta["funded"], chain_id=meta["chain_id"],
-                          gas_limit=meta["gas_limit"], genesis_timestamp=meta["genesis_timestamp"])
-    log_path = d / "chain.log"
-    for rec in records:
-        if rec.number > head:
-            break
+def _check_replay(d: Path, db: Any, head_end: int, report: Report) -> None:
+    """Replay the log up to the DB's head into a scratch copy of the chain (the commit path
+    every writer takes) and compare the two state DBs row for row, table by table: py-evm's
+    state, the block index, the receipts and the logs all must be what the log gives."""
+    import tempfile
+    from urllib.parse import quote
+
+    from proml_sim.chain.journal import replay_into
+
+    fix_db = "proml doctor --repair (rebuilds the state DB from the block log)"
+    with tempfile.TemporaryDirectory(prefix="proml-doctor-") as tmp:
         try:
-            for raw in rec.txs:
-                engine.submit(raw)
-            info = engine.produce_block(rec.timestamp)
-        except Exception as exc:
-            report.problems.append(Problem("chain-log", str(log_path),
-                                           f"block {rec.number} does not replay ({exc})",
+            chain = replay_into(d, tmp, log_end=head_end)
+        except JournalError as exc:
+            what = str(exc).replace(tmp, str(d)).split("; ")[0]
+            report.problems.append(Problem("chain-log", str(d / "chain.log"),
+                                           what.removeprefix(f"{d / 'chain.log'}: "),
                                            "restore the log with --repair --from DIR"))
             return
-        if info.hash != rec.hash:
-            report.problems.append(Problem(
-                "chain-log", str(log_path),
-                f"block {rec.number} replays to 0x{info.hash.hex()}, the log says "
-                f"0x{rec.hash.hex()}", "restore the log with --repair --from DIR"))
-            return
-    from proml_sim.chain.trie import ordered_trie_root
-
-    for rec in records:  # the receipts kept in the DB rebuild each block's receipt root
-        if rec.number > head:
-            break
-        fields = rlp.decode(rec.header)
-        if ordered_trie_root(db.block_receipt_rlps(rec.number))[0] != fields[5]:
-            report.problems.append(Problem(
-                "state-db", str(db.path), f"block {rec.number}'s receipts do not rebuild its "
-                "receipt root", "proml doctor --repair (rebuilds the state DB from the block "
-                "log)"))
-            return
-    header = db.header(head)
-    replay_head = engine._head
-    db_root = rlp.decode(header)[3] if header else b""
-    if header is None or db_root != replay_head.state_root:
-        report.problems.append(Problem(
-            "state-db", str(db.path), f"its head block {head} has state root "
-            f"0x{bytes(db_root).hex()}, the replay of the log 0x{replay_head.state_root.hex()}",
-            "proml doctor --repair (rebuilds the state DB from the block log)"))
-        return
-    try:
-        present = db.kv_get(replay_head.state_root) is not None
-    except JournalError as exc:
-        present, why = False, str(exc).split("; ")[0]
-    else:
-        why = f"its state trie root 0x{replay_head.state_root.hex()} is missing"
-    if not present:
-        report.problems.append(Problem("state-db", str(db.path), why,
-                                       "proml doctor --repair (rebuilds the state DB from the "
-                                       "block log)"))
+        chain.close()
+        try:
+            db.conn.execute("ATTACH DATABASE ? AS replay",
+                            (f"file:{quote(str(Path(tmp) / 'state.sqlite'))}?mode=ro",))
+            try:
+                for table, key, name in _TABLES:
+                    ours = db.conn.execute(f"SELECT {key} FROM (SELECT * FROM main.{table} "
+                                           f"EXCEPT SELECT * FROM replay.{table})").fetchall()
+                    theirs = db.conn.execute(f"SELECT {key} FROM (SELECT * FROM replay.{table} "
+                                             f"EXCEPT SELECT * FROM main.{table})").fetchall()
+                    bad = sorted({tuple(r) for r in ours} | {tuple(r) for r in theirs})
+                    if bad:
+                        report.problems.append(Problem(
+                            "state-db", str(db.path),
+                            f"{len(bad)} row(s) of its {table} table differ from a replay of "
+                            f"the block log (first: {name(bad[0])})", fix_db))
+            finally:
+                db.conn.execute("DETACH DATABASE replay")
+        except sqlite3.Error as exc:
+            report.problems.append(Problem("state-db", str(db.path),
+                                           f"cannot be compared with a replay ({exc})", fix_db))
 
 
 def check_store(home: Path, config: dict[str, Any], report: Report) -> list[str]:
@@ -246,6 +251,111 @@ def check_store(home: Path, config: dict[str, Any], report: Report) -> list[str]
                     if store.replicas else "add the original file again (`proml register` of "
                     "the same bytes) or configure a replica that has it"))
     return bad
+
+
+def _about(path: Path, what: str) -> str:
+    """``what`` (an error's first clause) without the path that the problem line names."""
+    return what.replace(f"cannot read {path}: ", "cannot be read: ").replace(f"{path} ", "", 1)
+
+
+def check_deployments(cdir: Path, config: dict[str, Any], report: Report) -> None:
+    """The chain directory's record of its deployed lifecycles (``deployments.json``,
+    ``lifecycles.json``): readable, and listing this node's own contracts at the addresses its
+    ``node.json`` has (other nodes joining the chain read it)."""
+    from proml_sim.node.service import DEPLOYMENTS, LIFECYCLE_SPECS, deployment_table
+
+    fix = ("proml doctor --repair (writes it again with this node's lifecycles and every "
+           "entry still readable; a damaged file is kept aside)")
+    tables: dict[str, dict[str, str]] = {}
+    for name in (DEPLOYMENTS, LIFECYCLE_SPECS):
+        path = cdir / name
+        if not path.exists() and name == LIFECYCLE_SPECS:
+            tables[name] = {}
+            continue
+        try:
+            tables[name] = deployment_table(path)
+        except HomeError as exc:
+            report.problems.append(Problem("deployments", str(path),
+                                           _about(path, str(exc).split("; ")[0]), fix))
+    for name, mine in ((DEPLOYMENTS, config.get("contracts")),
+                       (LIFECYCLE_SPECS, config.get("lifecycles"))):
+        if name not in tables or not isinstance(mine, dict):
+            continue
+        for lc, value in sorted(mine.items()):
+            theirs = tables[name].get(lc)
+            if theirs is None:
+                report.problems.append(Problem(
+                    "deployments", str(cdir / name), f"lacks {lc} (this node's node.json has "
+                    f"{value}): nodes that join the chain will not see it", fix))
+            elif str(theirs).lower() != str(value).lower():
+                report.problems.append(Problem(
+                    "deployments", str(cdir / name), f"has {lc} as {theirs}, this node's "
+                    f"node.json as {value}", f"restore {name} from a replica of this chain if "
+                    "node.json is right, or node.json from a copy if it is wrong"))
+
+
+def repair_deployments(cdir: Path, config: dict[str, Any]) -> list[str]:
+    """Write the chain's deployment files again: every entry still readable, plus this node's
+    own lifecycles where an entry is missing (a conflicting entry is left for a person to
+    decide).  A damaged file is renamed aside; the writes are atomic, under the chain's lock."""
+    import fcntl
+    import os
+
+    from proml_sim.node.service import (
+        DEPLOYMENTS,
+        LIFECYCLE_SPECS,
+        deployment_table,
+        write_deployments,
+    )
+
+    fd = os.open(cdir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        done: list[str] = []
+        tables: dict[str, dict[str, str]] = {}
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        for name, mine in ((DEPLOYMENTS, config.get("contracts")),
+                           (LIFECYCLE_SPECS, config.get("lifecycles"))):
+            path = cdir / name
+            try:
+                table = deployment_table(path) if path.exists() else {}
+            except HomeError:
+                aside = path.with_name(f"{name}.damaged-{stamp}")
+                n = 1
+                while aside.exists():  # never over an earlier damaged copy
+                    aside, n = path.with_name(f"{name}.damaged-{stamp}-{n}"), n + 1
+                path.rename(aside)
+                done.append(f"moved the damaged {path} to {aside}")
+                table = {}
+            added = {lc: v for lc, v in (mine or {}).items()
+                     if isinstance(v, str) and lc not in table}
+            if added:
+                done.append(f"{path}: added {', '.join(sorted(added))} from this node's "
+                            "node.json (a node that deployed a lifecycle this one lacks adds "
+                            "it back with its own `proml doctor --repair`)")
+            tables[name] = {**table, **added}
+        if done:  # a file intact and complete is never rewritten
+            write_deployments(cdir, tables[DEPLOYMENTS], tables[LIFECYCLE_SPECS])
+        return done
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def check_key(home: Path, config: dict[str, Any], report: Report) -> None:
+    """The node's key file, checked without unlocking it (:meth:`NodeKey.inspect`)."""
+    from proml_sim.node.keys import NodeKey
+
+    address = config.get("address")
+    if not isinstance(address, str):
+        return
+    key = NodeKey(home, address)
+    what = key.inspect()
+    if what is not None:
+        report.problems.append(Problem(
+            "key", str(key.path), _about(key.path, what),
+            "restore the key file from your backup (`proml key import FILE`); a key cannot be "
+            "rebuilt"))
 
 
 def _replicas(home: Path, config: dict[str, Any]) -> list[Path]:
@@ -295,6 +405,9 @@ def check(home: str | Path, *, replay: bool = True) -> Report:
         report.notes.append("the chain is an RPC endpoint: its node checks its own data")
     else:
         check_chain(cdir, report, replay=replay)
+    if cdir is not None and (cdir / "chain.json").exists():
+        check_deployments(cdir, config, report)
+    check_key(home, config, report)
     check_store(home, config, report)
     for f in stray_temp_files(home, _temp_dirs(home, cdir)):
         report.problems.append(Problem("temp-file", str(f), "a stray temporary file of an "
@@ -354,6 +467,8 @@ def _repair(home: Path, source: str | Path | None) -> Report:
         old, head = rebuild_state_db(cdir)
         done.append(f"rebuilt the state DB of {cdir} by replaying the block log (head block "
                     f"{head})" + (f"; the old DB is kept as {old}" if old else ""))
+    if cdir is not None and "deployments" in {p.kind for p in before.problems}:
+        done += repair_deployments(cdir, config)
     store = BlobStore(home / "store", _replicas(home, config))
     stamp = time.strftime("%Y%m%dT%H%M%S")
     quarantine = home / QUARANTINE / stamp

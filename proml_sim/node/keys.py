@@ -217,6 +217,14 @@ def parse_plain_key(text: str, where: str) -> bytes:
     return key
 
 
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text.removeprefix("0x"))
+    except ValueError:
+        return False
+    return True
+
+
 def write_secret(path: Path, obj: dict[str, Any]) -> Path:
     """Atomically write a key file, mode 0600 set before any byte of it is written; never over
     an existing file (keys are retired by renaming, see :func:`retire`)."""
@@ -335,6 +343,41 @@ class NodeKey:
                                 f"{self.address} (node.json); restore the right key file or "
                                 "finish the rotation with `proml key rotate`")
         return key
+
+    def inspect(self) -> str | None:
+        """What is wrong with the key file, found without unlocking it (None: nothing seen).
+
+        A plain key is checked against the node's address; an encrypted keystore for its v3
+        shape and the address it declares (its MAC needs the passphrase)."""
+        if self.kind == "missing":
+            return f"the node home {self.home} holds no key ({KEYSTORE} or {PLAIN_KEYS})"
+        path = self.path
+        try:
+            if path.name == KEYSTORE:
+                data = load_keystore(path)
+                crypto: dict[str, Any] = data.get("crypto", data.get("Crypto")) or {}
+                params = crypto.get("cipherparams")
+                hexes = [crypto.get("ciphertext"), crypto.get("mac"),
+                         params.get("iv") if isinstance(params, dict) else None]
+                if not all(isinstance(h, str) and h and _is_hex(h) for h in hexes) or \
+                        crypto.get("kdf") not in ("scrypt", "pbkdf2") or \
+                        not isinstance(crypto.get("kdfparams"), dict):
+                    return f"{path} is a damaged keystore (its crypto fields are malformed)"
+                declared = keystore_address(data)
+                if declared is None and data.get("address") is not None:
+                    return f"{path} declares a malformed address {data.get('address')!r}"
+                addr = declared
+            else:
+                from proml_sim.chain.accounts import Signer
+
+                addr = Signer(parse_plain_key(path.read_text(), str(path))).address
+        except KeystoreError as exc:
+            return str(exc).split("; ")[0]
+        except (OSError, UnicodeDecodeError) as exc:
+            return f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"
+        if addr is not None and addr.lower() != self.address.lower():
+            return f"{path} holds the key of {addr}, but this node is {self.address} (node.json)"
+        return None
 
     def same_passphrase(self) -> PassphraseSource:
         """The passphrase the key was unlocked with (so it is not asked twice), else the

@@ -169,7 +169,7 @@ class ProMLNode:
         """Lifecycles another node deployed on this embedded chain after this home was made
         (``proml deploy``): used as well, unless their class cannot be imported here."""
         try:
-            contracts, specs = _read_deployments(backend)
+            contracts, specs = read_deployments(backend.directory)
         except HomeError:
             return
         for lc, spec in specs.items():
@@ -280,11 +280,11 @@ class ProMLNode:
             config["lifecycles"] = {lc: spec for lc, (_, spec) in deployed.items()
                                     if lc != "Anchor"}
             if isinstance(backend, JournaledChain):
-                _write_deployments(backend, config["contracts"], config["lifecycles"])
+                write_deployments(backend.directory, config["contracts"], config["lifecycles"])
         elif contracts is not None:
             config["contracts"], config["lifecycles"] = _split_deployments(contracts)
         elif isinstance(backend, JournaledChain):
-            contracts_, specs_ = _read_deployments(backend)
+            contracts_, specs_ = read_deployments(backend.directory)
             # a lifecycle whose class cannot be imported here is left to discovery on open
             # (named when used), rather than making the whole chain unjoinable
             specs_ = {lc: sp for lc, sp in specs_.items() if _loads(sp)}
@@ -433,9 +433,9 @@ class ProMLNode:
             self.config["lifecycles"][lc] = spec
             self.save_config()
             if isinstance(self.backend, JournaledChain):
-                contracts, specs = _read_deployments(self.backend)
+                contracts, specs = read_deployments(self.backend.directory)
                 contracts[lc], specs[lc] = addr, spec
-                _write_deployments(self.backend, contracts, specs)
+                write_deployments(self.backend.directory, contracts, specs)
         self.clients[lc] = self._client_for(lc, spec, addr)
         return lc, addr
 
@@ -1130,26 +1130,46 @@ def _split_deployments(obj: Any) -> tuple[dict[str, str], dict[str, str]]:
     return contracts, {lc: sp for lc, sp in specs.items() if lc in contracts}
 
 
-def _read_deployments(backend: JournaledChain) -> tuple[dict[str, str], dict[str, str]]:
-    """The contracts deployed on an embedded chain (deployments.json, kept in the paper's flat
-    shape for older readers) and the import specs of its lifecycles (lifecycles.json)."""
-    try:
-        contracts = json.loads((backend.directory / "deployments.json").read_text())
-    except FileNotFoundError:
-        raise HomeError(f"the chain at {backend.directory} has no deployments.json; "
-                        "create it with `proml init --new-chain`") from None
-    except (OSError, ValueError) as exc:
-        raise HomeError(f"cannot read {backend.directory / 'deployments.json'}: {exc}") from exc
-    try:
-        specs = json.loads((backend.directory / "lifecycles.json").read_text())
-    except FileNotFoundError:
-        specs = {}
-    except (OSError, ValueError) as exc:
-        raise HomeError(f"cannot read {backend.directory / 'lifecycles.json'}: {exc}") from exc
+_DEPLOYMENTS_FIX = ("`proml doctor --repair` on a node of this chain writes it again from that "
+                    "node's record (the damaged file is kept aside)")
+
+
+def read_deployments(directory: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """The contracts deployed on an embedded chain (``deployments.json`` in its ``directory``,
+    kept in the paper's flat shape for older readers) and the import specs of its lifecycles
+    (``lifecycles.json``); :class:`HomeError` naming a file that is missing or damaged."""
+    if not (directory / DEPLOYMENTS).exists():
+        raise HomeError(f"the chain at {directory} has no {DEPLOYMENTS}; "
+                        "create it with `proml init --new-chain`")
+    contracts = deployment_table(directory / DEPLOYMENTS)
+    specs = deployment_table(directory / LIFECYCLE_SPECS) \
+        if (directory / LIFECYCLE_SPECS).exists() else {}
     return _split_deployments({"contracts": contracts, "lifecycles": specs})
 
 
-def _write_deployments(backend: JournaledChain, contracts: dict[str, str],
+DEPLOYMENTS, LIFECYCLE_SPECS = "deployments.json", "lifecycles.json"
+
+
+def deployment_table(path: Path) -> dict[str, str]:
+    """One of a chain directory's deployment files, checked: a JSON object of lifecycle names
+    and contract addresses (``deployments.json``) or import specs (``lifecycles.json``)."""
+    from eth_utils.address import is_address
+
+    try:
+        table = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise HomeError(f"cannot read {path}: {exc}; {_DEPLOYMENTS_FIX}") from None
+    addresses = path.name == DEPLOYMENTS
+    if not isinstance(table, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and (not addresses or is_address(v))
+            for k, v in table.items()):
+        raise HomeError(f"{path} is not a JSON object of lifecycle names and "
+                        f"{'contract addresses' if addresses else 'import specs'}; "
+                        f"{_DEPLOYMENTS_FIX}")
+    return table
+
+
+def write_deployments(directory: Path, contracts: dict[str, str],
                        specs: dict[str, str]) -> None:
-    atomic_write_json(backend.directory / "deployments.json", contracts, mkdir=False)
-    atomic_write_json(backend.directory / "lifecycles.json", specs, mkdir=False)
+    atomic_write_json(directory / DEPLOYMENTS, contracts, mkdir=False)
+    atomic_write_json(directory / LIFECYCLE_SPECS, specs, mkdir=False)
