@@ -50,6 +50,7 @@ from proml_sim.chain.client import LifecycleClient
 from proml_sim.chain.journal import JournaledChain
 from proml_sim.compiler import compile_artefact
 from proml_sim.errors import (
+    BlobCorrupted,
     DomainRoleNotAllowed,
     HomeError,
     JournalError,
@@ -511,7 +512,10 @@ class ProMLNode:
         ``proml:<name>`` when that name hashes to the registration's salt (so it is the name)."""
         from proml_sim.node.evidence import name_salt_ok
 
-        rec = self.record_of(ev.digest)
+        try:
+            rec = self.record_of(ev.digest)
+        except BlobCorrupted:  # a listing goes on; verify and doctor name the damaged blob
+            rec = None
         if rec is not None and name_salt_ok(rec.name, ev.salt):
             return rec.name
         guess = ev.locator.removeprefix("proml:")

@@ -324,3 +324,24 @@ def test_a_damaged_key_file_is_named_never_touched(tmp_path, capsys, damage):
             "missing": "holds no key"}[damage] in p["what"]
     code, rep = _doctor(capsys, "--home", str(h), "--repair")
     assert code == 1 and (ks.read_bytes() if ks.exists() else None) == before
+
+
+def test_a_damaged_record_blob_does_not_stop_the_listing(tmp_path, capsys):
+    # the name comes from the registration's default locator (checked against its salt);
+    # verify names the damaged blob, doctor too
+    h = tmp_path / "solo"  # no replica to heal the blob from
+    node = ProMLNode.init(h, name="a", domain="d1", new_chain=True, seed="solo")
+    node.grant("Dataset", "dataset_admin", node.address, "d1")
+    (tmp_path / "data.csv").write_text("x\n1\n")
+    node.register("Dataset", "ds1", [tmp_path / "data.csv"])
+    node.backend.close()
+    rec = ProMLNode.open(h).history("ds1")[0].digest.hex()
+    blob = h / "store" / "objects" / rec[:2] / rec[2:]
+    blob.write_bytes(b"garbled")
+    assert main(["ls", "--home", str(h), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == ["ds1"]
+    assert main(["verify", "ds1", "--home", str(h)]) == 1
+    assert rec in capsys.readouterr().out
+    code, rep = _doctor(capsys, "--home", str(h))
+    assert code == 1 and rep["problems"][0]["kind"] == "blob"
