@@ -9,7 +9,7 @@ This module reads those facts from both kinds of chain (the embedded journaled c
 each block's header RLP and its receipts' consensus encodings; a JSON-RPC node is asked for the
 block's fields and receipts, and the header and trie are rebuilt and checked against the
 block hash and receipts root) and checks them: :func:`decode_header`, :func:`receipts_root`
-(the same :func:`~proml_sim.chain.trie.ordered_trie_root` ``proml doctor`` rebuilds roots
+(the same :func:`~proml_sim.chain.trie.ordered_trie_root` the engine builds headers
 with), :func:`bloom_may_hold`, :func:`decode_receipt_logs`, and single-receipt inclusion
 proofs built and checked with the ``trie`` package (:func:`trie_proof`,
 :func:`check_trie_proof`); a block's raw transactions (:func:`block_transactions`, against its

@@ -47,7 +47,7 @@ from proml_sim.node.evidence import (
 from proml_sim.node.lineage import Lineage
 from proml_sim.node.service import ArtefactRef
 from proml_sim.node.store import CHUNK
-from proml_sim.node.verify import evidence_digests, verification_scope
+from proml_sim.node.verify import Check, evidence_digests, verification_scope
 
 BUNDLE_FORMAT = 1
 BUNDLE_KIND = "proml-evidence-bundle"
@@ -181,6 +181,24 @@ class BundleSource:
     def artefact(self) -> ArtefactRef:
         a = self.manifest["artefact"]
         return ArtefactRef(a["lifecycle"], bytes.fromhex(a["id"][2:]), a.get("name"))
+
+    def check_claims(self, proven: Mapping[str, Any]) -> list[Check]:
+        """The manifest's description of its subject (name, version) against what verifying
+        the evidence proved (``proven``: a :class:`~proml_sim.node.verify.VerifyReport`'s
+        artefact): a consumer who reads the manifest must read nothing the evidence denies."""
+        a = self.manifest["artefact"]
+        said = f"{a['lifecycle']} {a.get('name') or a['id']} v{a['version']}"
+        bad = [f"{k} {a.get(k)!r} (the evidence proves {proven.get(k)!r})"
+               for k in ("lifecycle", "id", "name", "version")
+               # a name no held record proves (a bundle --allow-missing) is not denied
+               if a.get(k) is not None and a.get(k) != proven.get(k)
+               and not (k == "name" and proven.get(k) is None)]
+        if bad:
+            return [Check("manifest", False, f"manifest.json describes its subject with "
+                          f"{', '.join(bad)}: the description was altered; use the proven "
+                          f"values, or {_REBUILD}")]
+        return [Check("manifest", True, f"manifest.json's subject, {said}, is what the "
+                      "evidence proves")]
 
     def events(self, lifecycle: str | None = None) -> Sequence[ChainEvent]:
         if lifecycle is None:

@@ -215,6 +215,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         report.checks[:0] = check_proofs(bundle.proofs, bundle.events(), contracts,
                                          checkpoint=pin,
                                          chain_id=args.expect_chain_id or bundle.chain_id)
+        if report.artefact["id"] == "0x" + bundle.artefact.id.hex():
+            report.checks += bundle.check_claims(report.artefact)
     print(report.to_json() if args.json else report.render())
     return 0 if report.ok else 1
 

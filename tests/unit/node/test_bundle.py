@@ -222,6 +222,26 @@ def test_a_dropped_approval_fails_replay(bundle: Path, tmp_path: Path) -> None:
     assert "rules give [approval 1 of verify" in detail
 
 
+@pytest.mark.parametrize(("field", "value"), [("version", 9), ("version", 0),
+                                            ("name", "wine")])
+def test_a_manifest_that_misdescribes_its_subject_fails(world: World, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str],
+                                                        field: str, value: Any) -> None:
+    # the manifest is read by people: what it says of its subject must be what is proven
+    out = tmp_path / "iris.zip"
+    assert cli(["bundle", "iris", "-o", str(out), "--home", str(world["lena"].home)]) == 0
+    assert cli(["verify", "--bundle", str(out)]) == 0
+    assert "ok    manifest: manifest.json's subject, Dataset iris v" in capsys.readouterr().out
+
+    def forge(manifest: dict[str, Any]) -> None:
+        manifest["artefact"][field] = value
+
+    bad = rewrite(out, tmp_path / "bad.zip", edit_json("manifest.json", forge))
+    assert cli(["verify", "--bundle", str(bad), "--json"]) == 1
+    (fail,) = [c for c in json.loads(capsys.readouterr().out)["checks"] if not c["ok"]]
+    assert fail["name"] == "manifest" and f"{field} {value!r}" in fail["detail"]
+
+
 # -- malformed bundles ---------------------------------------------------------------------------
 def test_not_a_zip_or_no_file(tmp_path: Path) -> None:
     junk = tmp_path / "junk.zip"
