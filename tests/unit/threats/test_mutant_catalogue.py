@@ -308,3 +308,27 @@ def test_domain_separation_is_probed_through_a_domain_that_may_hold_the_role() -
     cov = guard_coverage(compile_artefact(DomainSep), max_examples=10, seed=0)
     reason = "SeparationOfDuty: DomainSep.fin: the trust domain that did go may not also do this"
     assert cov.suite_passed and cov.hits.get(reason, 0) >= 1, cov.to_json()
+
+
+def test_a_threshold_into_a_final_state_is_done_with_exactly_k_approvals() -> None:
+    """``sign`` (3 approvals, two steps in, into a final state) is on no later step's walk and
+    rarely completed by chance draws: the guard probe does it with exactly k approvals, so
+    its threshold mutants (``_n < 3`` moved by one, the bound changed) die within 3 examples."""
+    from proml_sim.dsl import Artefact, Role, State
+
+    class Sign(Artefact):
+        maker = Role()
+        signer = Role()
+        a = State(initial=True)
+        b = State()
+        c = State()
+        done = State(final=True)
+        go = a.to(b, by=maker)
+        check = b.to(c, by=maker)
+        sign = c.to(done, by=[maker, signer], approvals=3, separate_from="check")
+
+    ids = tuple(m.id for m in catalogue(Sign)
+                if m.function == "sign" and "_n < 3" in m.old and m.equivalent is None)
+    assert len(ids) == 3, ids
+    run = run_catalogue(Sign, seeds=(0,), max_examples=3, steps=30, workers=0, only=ids)
+    assert {i: run.status_of(i) for i in ids} == dict.fromkeys(ids, "killed")
