@@ -199,6 +199,10 @@ def _check_replay(d: Path, db: Any, head_end: int, report: Report) -> None:
                                            what.removeprefix(f"{d / 'chain.log'}: "),
                                            "restore the log with --repair --from DIR"))
             return
+        except (OSError, sqlite3.Error) as exc:  # the scratch space, not the home
+            raise NodeError(f"cannot replay the chain into a scratch copy in {tmp} ({exc}); "
+                            "point TMPDIR at a writable directory with room for a copy of "
+                            f"{d / 'chain.log'}") from None
         chain.close()
         try:
             db.conn.execute("ATTACH DATABASE ? AS replay",

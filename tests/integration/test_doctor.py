@@ -345,3 +345,18 @@ def test_a_damaged_record_blob_does_not_stop_the_listing(tmp_path, capsys):
     assert rec in capsys.readouterr().out
     code, rep = _doctor(capsys, "--home", str(h))
     assert code == 1 and rep["problems"][0]["kind"] == "blob"
+
+
+def test_no_scratch_space_for_the_replay_is_one_line_naming_tmpdir(home, capsys, monkeypatch):
+    import errno
+
+    import proml_sim.chain.journal as journal
+
+    def full(*_a, **_k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(journal, "replay_into", full)
+    h, node, _ = home
+    assert main(["doctor", "--home", str(h)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "TMPDIR" in err and "No space left" in err
