@@ -2076,11 +2076,15 @@ def _diff(a_name: str, a: Any, b_name: str, b: Any) -> str:
     parts = []
     for f in dataclasses.fields(a):
         x, y = getattr(a, f.name), getattr(b, f.name)
-        if x != y:
-            keys = sorted(set(x) ^ set(y) | {k for k in set(x) & set(y) if x[k] != y[k]},
-                          key=repr)[:3]
-            shown = ", ".join(f"{_key(k)}: {x.get(k)!r} vs {y.get(k)!r}" for k in keys)
-            parts.append(f"{f.name} differ ({shown})")
+        if x == y:
+            continue
+        if not (isinstance(x, dict) and isinstance(y, dict)):  # a counter such as the epoch
+            parts.append(f"{f.name} differ ({_show(x)} vs {_show(y)})")
+            continue
+        keys = sorted(set(x) ^ set(y) | {k for k in set(x) & set(y) if x[k] != y[k]},
+                      key=repr)[:3]
+        shown = ", ".join(f"{_key(k)}: {x.get(k)!r} vs {y.get(k)!r}" for k in keys)
+        parts.append(f"{f.name} differ ({shown})")
     return f"{a_name} != {b_name}: " + "; ".join(parts)
 
 
