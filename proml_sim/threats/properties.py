@@ -1653,6 +1653,12 @@ class ThreatMachine(RuleBasedStateMachine):
             both("rotation to an own account", ADMIN, "grant", role, mine, DOMAINS[0])
         both("rotation to an own account", ADMIN, "propose", "rotate_admin", DOMAINS[0], mine, 0)
         both("rotation to an own account", ADMIN, "execute")
+        # the rotated-out key no longer speaks for the domain (a rotation after a key theft
+        # must lock the thief out), the new one does
+        both("the old admin key after the rotation", ADMIN, "propose", "set_roles",
+             DOMAINS[0], ZERO_ADDRESS, allowed)
+        both("the new admin key", INSIDERS[0], "propose", "set_roles", DOMAINS[0],
+             ZERO_ADDRESS, allowed)
         ctor = next(e for e in self.contracts.main.abi if e.get("type") == "constructor")
         values = [ZERO32 if i["type"] == "bytes32" else solo.template
                   for i in ctor["inputs"]]
