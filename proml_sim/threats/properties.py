@@ -1102,9 +1102,9 @@ class ThreatMachine(RuleBasedStateMachine):
         step on a fresh artefact walked honestly to a state that refuses it, and every evidence
         step without evidence where it is allowed; every separated step by the actor of the
         step it is separated from (walked back to the separated step's source when the state
-        graph allows); for every k-of-n step, the step done with exactly k approvals, a
-        double approval and the approval slots of a version filled by approvers of distinct
-        domains."""
+        graph allows); for every k-of-n step, a double approval, then the step done with
+        exactly k approvals, and the approval slots of a version filled by approvers of
+        distinct domains."""
         ir = self.ir
         admin = self.keys.signer(self.accounts[ADMIN])
         # a step on an id nobody registered (raw: no client-side check in the way), refused
@@ -1214,9 +1214,6 @@ class ThreatMachine(RuleBasedStateMachine):
             path = self._path_to(set(step.sources))
             if step.approvals < 2 or path is None:
                 continue
-            # the step done: it must fire at exactly its k-th approval, not before nor after
-            # (a k-of-n step into a final state is otherwise completed only by chance draws)
-            self._walk(self._register_honestly(None), [*path, step])
             twice, flooded = self._register_honestly(None), self._register_honestly(None)
             if self._walk(twice, path) and step in self._allowed(twice):
                 digest = self._honest_digest(twice, step)
@@ -1226,6 +1223,10 @@ class ThreatMachine(RuleBasedStateMachine):
                     self._fire(first[0], step, twice, digest, label="second approval")
                     if step.count == "domains":
                         self._same_domain_approval(twice, step, digest, first[0])
+                    # then the step done: it must fire at exactly its k-th approval, not
+                    # before nor after (a k-of-n step into a final state is otherwise
+                    # completed only by chance draws)
+                    self._walk(twice, [step])
             if self._walk(flooded, path) and step in self._allowed(flooded):
                 self._flood(flooded, step)
 
