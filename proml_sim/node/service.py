@@ -1174,6 +1174,6 @@ def deployment_table(path: Path) -> dict[str, str]:
 
 
 def write_deployments(directory: Path, contracts: dict[str, str],
-                       specs: dict[str, str]) -> None:
+                      specs: dict[str, str]) -> None:
     atomic_write_json(directory / DEPLOYMENTS, contracts, mkdir=False)
     atomic_write_json(directory / LIFECYCLE_SPECS, specs, mkdir=False)
