@@ -3,7 +3,7 @@ any lifecycle, every guard / comparison / bound covered, equivalent mutants list
 reason; a bounded sample is killed; a surviving planted mutant is exit 1.  Random-lifecycle
 guard coverage (`proml mutate --coverage --random N`).
 
-Budget (default run, 2 cores): about 30 s, most of it the killed sample and the survivor.
+Budget (default run, 2 cores): about 40 s, most of it the killed samples and the survivor.
 """
 
 from __future__ import annotations
