@@ -496,6 +496,9 @@ def _set_aside(path: Path, why: str) -> Path | None:
     """Rename ``path`` (and its SQLite companions) to ``<name>.<why>-<time>``: kept, not
     deleted.  Returns the new name of ``path``."""
     stamp = time.strftime("%Y%m%dT%H%M%S")
+    n = 1
+    while path.with_name(f"{path.name}.{why}-{stamp}").exists():  # never over an earlier copy
+        stamp, n = f"{time.strftime('%Y%m%dT%H%M%S')}-{n}", n + 1
     moved = None
     for suffix in ("", "-wal", "-shm"):
         p = path.with_name(path.name + suffix)
@@ -504,6 +507,19 @@ def _set_aside(path: Path, why: str) -> Path | None:
             p.rename(dest)
             moved = moved or dest
     return moved
+
+
+@contextlib.contextmanager
+def directory_lock(directory: Path) -> Iterator[None]:
+    """The chain directory's writer lock (what :meth:`JournaledChain.locked` takes), for a
+    repair that replaces one of its files."""
+    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def rebuild_state_db(directory: str | Path) -> tuple[Path | None, int]:

@@ -302,9 +302,7 @@ def repair_deployments(cdir: Path, config: dict[str, Any]) -> list[str]:
     """Write the chain's deployment files again: every entry still readable, plus this node's
     own lifecycles where an entry is missing (a conflicting entry is left for a person to
     decide).  A damaged file is renamed aside; the writes are atomic, under the chain's lock."""
-    import fcntl
-    import os
-
+    from proml_sim.chain.journal import _set_aside, directory_lock
     from proml_sim.node.service import (
         DEPLOYMENTS,
         LIFECYCLE_SPECS,
@@ -312,23 +310,16 @@ def repair_deployments(cdir: Path, config: dict[str, Any]) -> list[str]:
         write_deployments,
     )
 
-    fd = os.open(cdir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with directory_lock(cdir):
         done: list[str] = []
         tables: dict[str, dict[str, str]] = {}
-        stamp = time.strftime("%Y%m%dT%H%M%S")
         for name, mine in ((DEPLOYMENTS, config.get("contracts")),
                            (LIFECYCLE_SPECS, config.get("lifecycles"))):
             path = cdir / name
             try:
                 table = deployment_table(path) if path.exists() else {}
             except HomeError:
-                aside = path.with_name(f"{name}.damaged-{stamp}")
-                n = 1
-                while aside.exists():  # never over an earlier damaged copy
-                    aside, n = path.with_name(f"{name}.damaged-{stamp}-{n}"), n + 1
-                path.rename(aside)
+                aside = _set_aside(path, "damaged")
                 done.append(f"moved the damaged {path} to {aside}")
                 table = {}
             added = {lc: v for lc, v in (mine or {}).items()
@@ -341,9 +332,6 @@ def repair_deployments(cdir: Path, config: dict[str, Any]) -> list[str]:
         if done:  # a file intact and complete is never rewritten
             write_deployments(cdir, tables[DEPLOYMENTS], tables[LIFECYCLE_SPECS])
         return done
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def check_key(home: Path, config: dict[str, Any], report: Report) -> None:
