@@ -513,7 +513,11 @@ def _set_aside(path: Path, why: str) -> Path | None:
 def directory_lock(directory: Path) -> Iterator[None]:
     """The chain directory's writer lock (what :meth:`JournaledChain.locked` takes), for a
     repair that replaces one of its files."""
-    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise JournalError(f"cannot take the writer lock in {directory}: {exc.strerror}; fix "
+                           "its permissions") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -527,17 +531,12 @@ def rebuild_state_db(directory: str | Path) -> tuple[Path | None, int]:
     is renamed aside, never deleted).  Returns (where the old DB went, the new head number)."""
     d = Path(directory)
     meta = _read_meta(d)
-    lock_fd = os.open(d / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    with directory_lock(d):
         old = _set_aside(d / DB_NAME, "damaged")
         genesis = _genesis_db(d / DB_NAME, list(meta["funded"]), meta["chain_id"],
                               meta["gas_limit"], meta["genesis_timestamp"])
         if genesis.hex() != meta["genesis_hash"]:
             raise JournalError(f"genesis of {d} does not match this engine")
-    finally:
-        fcntl.flock(lock_fd, fcntl.LOCK_UN)
-        os.close(lock_fd)
     chain = JournaledChain(d)
     with chain.locked():  # catches the new DB up with every block of the log
         pass
@@ -616,16 +615,11 @@ def restore_log(directory: str | Path, source: str | Path) -> tuple[Path | None,
         if rec.hash != h:
             raise JournalError(f"{src / LOG_NAME} has another block {n} (0x{rec.hash.hex()}) "
                                f"than this chain (0x{h.hex()}); it is not a copy of this chain")
-    lock_fd = os.open(d / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        old = _set_aside(d / LOG_NAME, "damaged")
-        from proml_sim.fsutil import atomic_write_bytes
+    from proml_sim.fsutil import atomic_write_bytes
 
+    with directory_lock(d):
+        old = _set_aside(d / LOG_NAME, "damaged")
         atomic_write_bytes(d / LOG_NAME, peer_data[: peer.good_end])
-    finally:
-        fcntl.flock(lock_fd, fcntl.LOCK_UN)
-        os.close(lock_fd)
     return old, peer.records[-1].number
 
 
@@ -667,16 +661,11 @@ def regenerate_log(directory: str | Path) -> tuple[Path | None, int]:
                            "the log with --from DIR instead") from None
     finally:
         db.close()
-    lock_fd = os.open(d / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        old = _set_aside(d / LOG_NAME, "damaged")
-        from proml_sim.fsutil import atomic_write_bytes
+    from proml_sim.fsutil import atomic_write_bytes
 
+    with directory_lock(d):
+        old = _set_aside(d / LOG_NAME, "damaged")
         atomic_write_bytes(d / LOG_NAME, bytes(out))
-    finally:
-        fcntl.flock(lock_fd, fcntl.LOCK_UN)
-        os.close(lock_fd)
     return old, head
 
 

@@ -171,7 +171,13 @@ class ProMLNode:
         (``proml deploy``): used as well, unless their class cannot be imported here."""
         try:
             contracts, specs = read_deployments(backend.directory)
-        except HomeError:
+        except HomeError as exc:
+            # named, not silent: the lifecycles other nodes deployed drop out of this node's
+            # view until the file is repaired (once a process, as the journal's own warning)
+            if str(exc) not in _warned_deployments:
+                _warned_deployments.add(str(exc))
+                sys.stderr.write(f"warning: {exc}; until then lifecycles other nodes "
+                                 "deployed on this chain are not seen here\n")
             return
         for lc, spec in specs.items():
             if lc in self.clients or lc in self.config["contracts"]:
@@ -1152,6 +1158,8 @@ def read_deployments(directory: Path) -> tuple[dict[str, str], dict[str, str]]:
 
 
 DEPLOYMENTS, LIFECYCLE_SPECS = "deployments.json", "lifecycles.json"
+#: deployment-file damage already named on stderr by this process
+_warned_deployments: set[str] = set()
 
 
 def deployment_table(path: Path) -> dict[str, str]:

@@ -286,6 +286,20 @@ def test_damaged_deployment_files_are_named_and_written_again(home, tmp_path, ca
     ProMLNode.init(tmp_path / "b", name="b", domain="d2", chain_dir=chain, seed="b")
 
 
+def test_a_damaged_deployment_file_is_named_by_every_command_not_skipped(home, capsys):
+    h, node, _ = home
+    path = h / "chain" / "lifecycles.json"
+    path.write_text('{"Dataset": "Dataset", "Model": "Mod')  # torn
+    before = path.read_bytes()
+    assert main(["ls", "--home", str(h)]) == 0  # this node's own lifecycles still work
+    out, err = capsys.readouterr()
+    assert "ds1" in out
+    (line,) = err.strip().splitlines()
+    assert line.startswith("warning: cannot read") and str(path) in line
+    assert "proml doctor --repair" in line and "Traceback" not in err
+    assert path.read_bytes() == before  # named, not rewritten
+
+
 def test_a_conflicting_deployment_is_named_not_overwritten(home, capsys):
     h, node, _ = home
     path = h / "chain" / "deployments.json"

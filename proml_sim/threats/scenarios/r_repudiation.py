@@ -2,7 +2,8 @@
 R2 the owner deletes the off-chain evidence blob.
 
 Also the forensic helpers other scenarios use: :func:`tx_fields` decodes a signed EIP-1559
-transaction and :func:`tx_signer` recovers who signed it, independently of any engine.
+transaction and :func:`tx_with` alters one keeping its signature; who signed one is the chain
+layer's :func:`~proml_sim.chain.proofs.tx_sender` (the proofs' own ecrecover, no engine).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import coincurve
 import rlp
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from proml_sim.chain.abi import ContractABI
+from proml_sim.chain.proofs import tx_sender
 from proml_sim.errors import ProMLError
 from proml_sim.ir import Transitioned, replay
 from proml_sim.lifecycles import Dataset, Model
@@ -53,16 +54,6 @@ def tx_fields(raw: bytes) -> dict[str, Any]:
             "gas": num(f[4]), "to": to_checksum_address(f[5]) if f[5] else None,
             "value": num(f[6]), "data": bytes(f[7]), "y": num(f[9]), "r": num(f[10]),
             "s": num(f[11])}
-
-
-def tx_signer(raw: bytes) -> str:
-    """The address whose key signed ``raw`` (ecrecover over the EIP-1559 signing payload)."""
-    f = _rlp_fields(raw)
-    digest = keccak(b"\x02" + rlp.encode(f[:9]))
-    y, r, s = (int.from_bytes(x, "big") for x in f[9:12])
-    sig = r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes((y,))
-    public = coincurve.PublicKey.from_signature_and_message(sig, digest, hasher=None)
-    return to_checksum_address(keccak(public.format(compressed=False)[1:])[12:])
 
 
 def tx_with(raw: bytes, *, to: str | None = None, data: bytes | None = None) -> bytes:
@@ -154,7 +145,7 @@ class DenyAction:
             if actor is None or raw is None:
                 continue  # set-up grants (made before the run) and the revocation
             f = tx_fields(raw)
-            ok = (keccak(raw) == ce.tx_hash and tx_signer(raw) == actor
+            ok = (keccak(raw) == ce.tx_hash and tx_sender(raw) == actor
                   and f["to"] == model.address and f["chain_id"] == model.backend.chain_id)
             checked, attributed = checked + 1, attributed + ok
             if f["data"][:4] == train and isinstance(ev, Transitioned):

@@ -25,6 +25,7 @@ from eth_utils.crypto import keccak
 from proml_sim.chain.accounts import DEFAULT_TIP
 from proml_sim.chain.client import LifecycleClient
 from proml_sim.chain.engines import make_backend
+from proml_sim.chain.proofs import tx_sender
 from proml_sim.compiler import CompiledContract, compile_artefact, compile_source
 from proml_sim.errors import EngineError, LifecycleError
 from proml_sim.ir import Approved, Registered
@@ -55,7 +56,7 @@ from proml_sim.threats.scenarios.common import (
     send_ok,
     threshold_of,
 )
-from proml_sim.threats.scenarios.r_repudiation import tx_fields, tx_signer, tx_with
+from proml_sim.threats.scenarios.r_repudiation import tx_fields, tx_with
 from proml_sim.threats.scenarios.t_support import ok
 
 MIN, HOUR = 60.0, 3600.0
@@ -622,7 +623,7 @@ def _s6_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         alts = {"other_artefact": (tx_with(t.raw, data=data), model, m2),
                 "other_deployment": (tx_with(t.raw, to=model_b.address), model_b, m1b)}
         for raw, _, _ in alts.values():
-            yield from send_ok(w, "eve", "raw", "tx", tx_signer(raw), b"", 10**18)
+            yield from send_ok(w, "eve", "raw", "tx", tx_sender(raw), b"", 10**18)
             accepted(w.backend, raw)
         sent = accepted(chain_c, t.raw)
         if sent:

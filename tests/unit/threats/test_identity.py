@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from proml_sim.chain import KeyRing
+from proml_sim.chain.proofs import tx_sender
 from proml_sim.errors import UsageError
 from proml_sim.threats.catalogue import load_catalogue
 from proml_sim.threats.runner import run_threat, with_parameters
-from proml_sim.threats.scenarios.r_repudiation import tx_fields, tx_signer, tx_with
+from proml_sim.threats.scenarios.r_repudiation import tx_fields, tx_with
 from proml_sim.threats.scenarios.s_identity import SENDER_BOUND_ID, caller_chosen_id_mutant
 
 MINE = ("S1", "S2", "S3", "S4", "S5", "S6", "S7", "R1", "R2")
@@ -121,11 +122,11 @@ def test_forensics_recover_the_signer_and_see_alterations():
     raw = s.sign_transaction(chain_id=1337, nonce=3, to="0x" + "12" * 20, data=b"\x01\x02",
                              gas=50_000, max_fee_per_gas=10**10, max_priority_fee_per_gas=10**9)
     f = tx_fields(raw)
-    assert tx_signer(raw) == s.address and f["nonce"] == 3 and f["data"] == b"\x01\x02"
+    assert tx_sender(raw) == s.address and f["nonce"] == 3 and f["data"] == b"\x01\x02"
     assert f["chain_id"] == 1337 and f["to"].lower() == "0x" + "12" * 20
     moved = tx_with(raw, to="0x" + "34" * 20)
-    assert tx_fields(moved)["to"].lower() == "0x" + "34" * 20 and tx_signer(moved) != s.address
-    assert tx_signer(tx_with(raw, data=b"\x09")) != s.address
+    assert tx_fields(moved)["to"].lower() == "0x" + "34" * 20 and tx_sender(moved) != s.address
+    assert tx_sender(tx_with(raw, data=b"\x09")) != s.address
     with pytest.raises(ValueError):
         tx_fields(b"\xf8" + raw[1:])
 
