@@ -20,7 +20,7 @@ import rlp
 
 from proml_sim.chain.accounts import SECP256K1_N, Signer, TxSender
 from proml_sim.chain.base import BlockInfo, Log
-from proml_sim.chain.trie import keccak, rlp_encode_bytes, rlp_encode_list
+from proml_sim.chain.trie import keccak, rlp_encode_bytes, rlp_encode_list, rlp_uint
 from proml_sim.errors import EngineError
 
 TX_BASE_GAS = 21_000
@@ -46,16 +46,6 @@ def rlp_walk(buf: bytes, pos: int) -> tuple[int, int]:
         return pos + 1, pos + 1 + b0 - 0xC0
     ll = b0 - 0xF7
     return pos + 1 + ll, pos + 1 + ll + int.from_bytes(buf[pos + 1 : pos + 1 + ll], "big")
-
-
-def rlp_uint(value: int) -> bytes:
-    """RLP encoding of a non-negative integer."""
-    if value == 0:
-        return b"\x80"
-    if value < 0x80:
-        return bytes((value,))
-    b = value.to_bytes((value.bit_length() + 7) // 8, "big")
-    return bytes((0x80 + len(b),)) + b
 
 
 def scalar(item: Any, field: str) -> int:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import coincurve
 from eth_utils.address import to_canonical_address, to_checksum_address
 
-from proml_sim.chain.trie import keccak, rlp_encode_bytes, rlp_encode_list
+from proml_sim.chain.trie import keccak, rlp_encode_bytes, rlp_encode_list, rlp_uint
 from proml_sim.errors import EngineError, KeyCustodyError
 
 if TYPE_CHECKING:
@@ -52,15 +52,6 @@ def derive_private_keys(seed: str | int, n: int, *, namespace: str = "proml-sim"
             key = keccak(material)
         keys.append(key)
     return keys
-
-
-def _rlp_int(value: int) -> bytes:
-    if value == 0:
-        return b"\x80"
-    if value < 0x80:
-        return bytes((value,))
-    b = value.to_bytes((value.bit_length() + 7) // 8, "big")
-    return bytes((0x80 + len(b),)) + b
 
 
 class Signer:
@@ -104,13 +95,13 @@ class Signer:
         # Encoded by hand: the payload is a flat list of scalars, and pyrlp's generic encoder
         # costs more than the signature itself.  Checked against py-evm's builder in the tests.
         payload = (
-            _rlp_int(chain_id)
-            + _rlp_int(nonce)
-            + _rlp_int(max_priority_fee_per_gas)
-            + _rlp_int(max_fee_per_gas)
-            + _rlp_int(gas)
+            rlp_uint(chain_id)
+            + rlp_uint(nonce)
+            + rlp_uint(max_priority_fee_per_gas)
+            + rlp_uint(max_fee_per_gas)
+            + rlp_uint(gas)
             + rlp_encode_bytes(to_bytes)
-            + _rlp_int(value)
+            + rlp_uint(value)
             + rlp_encode_bytes(data)
             + b"\xc0"  # access list: []
         )
@@ -119,7 +110,7 @@ class Signer:
         r = int.from_bytes(sig[0:32], "big")
         s = int.from_bytes(sig[32:64], "big")
         return _DYNAMIC_FEE_TX_TYPE + rlp_encode_list(
-            payload + _rlp_int(sig[64]) + _rlp_int(r) + _rlp_int(s)
+            payload + rlp_uint(sig[64]) + rlp_uint(r) + rlp_uint(s)
         )
 
 

@@ -88,13 +88,12 @@ from proml_sim.chain._txpool import (
     decode_type2_items,
     encode_receipt,
     recover_typed_sender,
-    rlp_uint,
     scalar,
 )
 from proml_sim.chain.abi import decode_revert_reason
 from proml_sim.chain.accounts import Signer, derive_private_keys
 from proml_sim.chain.base import BlockInfo, CallResult, ChainBackend, Log, Receipt
-from proml_sim.chain.trie import keccak, ordered_trie_root, rlp_encode_list
+from proml_sim.chain.trie import keccak, ordered_trie_root, rlp_encode_list, rlp_uint
 from proml_sim.errors import (
     EngineError,
     TransactionFailed,

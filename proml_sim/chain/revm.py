@@ -65,14 +65,13 @@ from proml_sim.chain._txpool import (
     floor_gas,
     next_base_fee,
     recover_typed_sender,
-    rlp_uint,
     scalar,
 )
 from proml_sim.chain.abi import decode_revert_reason
 from proml_sim.chain.accounts import Signer, derive_private_keys
 from proml_sim.chain.base import BlockInfo, CallResult, ChainBackend, Log, Receipt
 from proml_sim.chain.pyevm import FAUCET_BALANCE, FAUCET_SEED
-from proml_sim.chain.trie import keccak, rlp_encode_bytes, rlp_encode_list
+from proml_sim.chain.trie import keccak, rlp_encode_bytes, rlp_encode_list, rlp_uint
 from proml_sim.errors import EngineError, TransactionFailed, lifecycle_error_from_reason
 
 __all__ = ["RevmBackend", "VerifiedBatch", "recover_senders"]

@@ -55,12 +55,13 @@ def rlp_encode_list(payload: bytes) -> bytes:
     return bytes((0xF7 + len(lb),)) + lb + payload
 
 
-def _rlp_index(i: int) -> bytes:
-    if i == 0:
+def rlp_uint(value: int) -> bytes:
+    """RLP encoding of a non-negative integer (a trie's index key, a transaction's field)."""
+    if value == 0:
         return b"\x80"
-    if i < 0x80:
-        return bytes((i,))
-    b = i.to_bytes((i.bit_length() + 7) // 8, "big")
+    if value < 0x80:
+        return bytes((value,))
+    b = value.to_bytes((value.bit_length() + 7) // 8, "big")
     return bytes((0x80 + len(b),)) + b
 
 
@@ -85,7 +86,7 @@ def ordered_trie_root(
     """
     if not items:
         return BLANK_ROOT, {}
-    keyed = sorted((_rlp_index(i), i) for i in range(len(items)))
+    keyed = sorted((rlp_uint(i), i) for i in range(len(items)))
     keys = [bytes(n for byte in k for n in (byte >> 4, byte & 15)) for k, _ in keyed]
     values = [items[i] for _, i in keyed]
     nodes: dict[bytes, bytes] = {}
