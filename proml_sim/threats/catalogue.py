@@ -314,9 +314,13 @@ def _ranges(path: Path, table: Any, params: dict[str, Any]
                            f"({type(params[name]).__name__})")
             out[name] = (("in", tuple(spec)),)
             continue
-        if not isinstance(spec, str) or not number(params[name]):
+        if not isinstance(spec, str):
             raise _err(path, fld, f"is {spec!r}", 'give a numeric parameter rules like "> 0", '
                        '">= 1, <= approvers" or "0 .. approvers", or list the allowed values')
+        if not number(params[name]):
+            raise _err(path, fld, f"is {spec!r}, a rule for a number, but parameters.{name} is "
+                       f"{params[name]!r}", "make the parameter a number, or list its allowed "
+                       "values")
         parsed: list[tuple[str, Any]] = []
         for part in spec.split(","):
             words = part.replace("..", " .. ").split()

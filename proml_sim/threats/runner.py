@@ -21,6 +21,7 @@ interval.  Verdicts come from the measurements only:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from proml_sim.errors import DEBUG_ENV, ProMLError, UsageError
+from proml_sim.errors import DEBUG_ENV, LifecycleError, ProMLError, UsageError
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.metrics import Estimate, bootstrap, trial_rate, wilson
 
@@ -229,6 +230,7 @@ def run_threat(tm: ThreatModel, seeds: int | None = None, base_seed: int = 0,
     if (bad := tm.out_of_range()) is not None:
         raise UsageError(f"{tm.id}: {bad}; give a value in range ([ranges] of {tm.path})")
     sc = scenario_of(tm)
+    _as_shipped(tm, sc)
     n = seeds or tm.seeds
     with tempfile.TemporaryDirectory(dir=workdir, prefix=f"threat-{tm.id}-") as tmp:
         root = Path(tmp)
@@ -255,14 +257,59 @@ _SUMMARY_KEYS = frozenset({"verdict", "seeds", "trials", "trial_successes", "asr
                            "detection_rate", "detection_rate_ci", "ttd_s", "ttd_s_ci", "notes"})
 
 
+def _builtin(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` is proml-sim's own code (a ``functools.partial`` of it too)."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    module = getattr(fn, "__module__", "") or ""
+    return module == "proml_sim" or module.startswith("proml_sim.")
+
+
+@functools.cache
+def _shipped() -> dict[str, ThreatModel]:
+    """The threat models shipped with proml-sim (none when they cannot be read)."""
+    from proml_sim.threats.catalogue import catalogue_dir, load_catalogue
+
+    try:
+        return load_catalogue(catalogue_dir())
+    except ProMLError:
+        return {}
+
+
+def _as_shipped(tm: ThreatModel, sc: Scenario) -> None:
+    """A built-in scenario's code reads the parameters and casts the actors of its shipped
+    threat model: an edited copy of it (``--models DIR``) must keep each parameter's type and
+    every actor, or the code would fail half-way; UsageError naming the file and the fix.  (A
+    ``[play]`` is data, checked when it is read.)"""
+    ref = _shipped().get(tm.id)
+    if tm.play is not None or not _builtin(sc.proml) or ref is None or ref.path == tm.path:
+        return
+    for name, old in ref.parameters.items():
+        new = tm.parameters.get(name)
+        if name not in tm.parameters or _fits(old, new):
+            continue  # (a missing one is named by the scenario: MissingParameter)
+        raise UsageError(f"{tm.path}: parameter {name} is {_literal(new)}; {tm.id}'s built-in "
+                         f"scenario reads {_a(type(old).__name__)} like {_literal(old)} (as in "
+                         f"{ref.path}): give one")
+    if missing := sorted({a.name for a in ref.actors} - {a.name for a in tm.actors}):
+        raise UsageError(f"{tm.path}: [actors] lacks {', '.join(missing)}, whom {tm.id}'s "
+                         f"built-in scenario casts; add them back (as in {ref.path})")
+
+
 def _run_side(sc: Scenario, side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     """One seed of one side, its :class:`Outcome` checked.  The code of a scenario from
     outside the package (a plugin) is the user's: what it raises, or a result that is no valid
     Outcome, is a :class:`ScenarioError` naming the plugin and the fix."""
     fn: RunFn = getattr(sc, side)
+    if _builtin(fn):
+        try:
+            return _checked(fn(tm, seed, workdir))
+        except LifecycleError as exc:  # an honest step refused: the file's cast lacks a role
+            raise UsageError(f"{tm.path}: an honest step of {tm.id} was refused on the {side} "
+                             f"side ({exc}); give [actors] the roles the scenario needs"
+                             + (f" (as in {ref.path})" if (ref := _shipped().get(tm.id))
+                                and ref.path != tm.path else "")) from None
     module = getattr(fn, "__module__", "") or ""
-    if module == "proml_sim" or module.startswith("proml_sim."):
-        return _checked(fn(tm, seed, workdir))
     where = getattr(sys.modules.get(module), "__file__", None) or module
     what = f"{tm.id}: the {side} side of its scenario ({where}) at seed {seed}"
     try:
@@ -313,16 +360,25 @@ def with_parameters(tm: ThreatModel, values: dict[str, Any]) -> ThreatModel:
             raise UsageError(f"{tm.id} has no parameter {name!r}; its parameters are "
                              f"{', '.join(sorted(params)) or 'none'} ({tm.path})")
         old = params[name]
-        if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if type(value) is not type(old):
-            raise UsageError(f"{tm.id} parameter {name} must be a {type(old).__name__} like "
+        if not _fits(old, value):
+            raise UsageError(f"{tm.id} parameter {name} must be {_a(type(old).__name__)} like "
                              f"{_literal(old)} (written as in TOML), not {_literal(value)}")
-        params[name] = value
+        params[name] = float(value) if isinstance(old, float) else value
     out = dataclasses.replace(tm, parameters=params)
     if (bad := out.out_of_range()) is not None:
         raise UsageError(f"{tm.id}: {bad}; give a value in range ([ranges] of {tm.path})")
     return out
+
+
+def _fits(old: Any, new: Any) -> bool:
+    """Whether ``new`` may stand where ``old`` is declared: the same type, or an int where a
+    float is (taken as that float)."""
+    return type(new) is type(old) or (isinstance(old, float) and isinstance(new, int)
+                                      and not isinstance(new, bool))
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
 
 
 def _literal(v: Any) -> str:

@@ -242,3 +242,51 @@ def test_a_parameter_the_file_lacks_is_exit_2_naming_it(tmp_path, capsys, tid, n
     assert main(["threats", "run", tid, "--models", str(models), "--seeds", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]  # (after the progress line)
     assert err.startswith("proml: error:") and f"{tid} needs parameters ['{name}']" in err, err
+
+
+def _edited_copy(tmp: Path, tid: str, old: str, new: str) -> Path:
+    """A --models directory holding ``tid``'s shipped threat model with one edit."""
+    models = tmp / "models"
+    models.mkdir()
+    text = (catalogue_dir() / f"{tid}.toml").read_text()
+    assert old in text
+    (models / f"{tid}.toml").write_text(text.replace(old, new, 1))
+    return models
+
+
+@pytest.mark.parametrize(("tid", "old", "new", "fragment"), [
+    # the built-in code reads a number or a flag: a string there was an internal error
+    ("C3", "drift_tolerance_s = 4.0", 'drift_tolerance_s = "a b"',
+     'parameter drift_tolerance_s is "a b"; C3\'s built-in scenario reads a float like 4.0'),
+    ("I1", "locator_names = true", 'locator_names = "yes"',
+     "parameter locator_names is \"yes\"; I1's built-in scenario reads a bool like true"),
+    # an actor the code casts, removed: was "no participant 'mal' in this world"
+    ("T9", 'mal = "dev-co us Model.developer"', "", "[actors] lacks mal, whom T9's built-in "
+     "scenario casts; add them back"),
+    # a role the code needs, taken away (S1 is registered through functools.partial: it was
+    # reported as a bug of the scenario's code)
+    ("S1", 'op = "client-co eu Model.operator"', 'op = "client-co eu Model.developer"',
+     "an honest step of S1 was refused on the baseline side (Model.register needs role "
+     "operator); give [actors] the roles the scenario needs"),
+])
+def test_an_edited_copy_of_a_built_in_model_keeps_what_its_code_reads(
+        tmp_path, capsys, tid, old, new, fragment):
+    models = _edited_copy(tmp_path, tid, old, new)
+    assert main(["threats", "run", tid, "--models", str(models), "--seeds", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("proml: error:") and str(models / f"{tid}.toml") in err, err
+    assert fragment in err and "Traceback" not in err, err
+
+
+def test_a_numeric_range_over_a_parameter_that_is_no_number_names_both(tmp_path):
+    models = _edited_copy(tmp_path, "D2", "approval_mean_s = 120.0", "approval_mean_s = []")
+    with pytest.raises(CatalogueError, match=r"field 'ranges.approval_mean_s' is '> 0', a rule "
+                       r"for a number, but parameters.approval_mean_s is \[\]"):
+        load_threat(models / "D2.toml")
+
+
+def test_a_time_parameter_takes_fractions_of_a_second():
+    from proml_sim.threats.runner import with_parameters
+
+    tm = with_parameters(load_catalogue()["C3"], {"drift_tolerance_s": 0.5, "period_s": 60})
+    assert tm.parameters["drift_tolerance_s"] == 0.5 and tm.parameters["period_s"] == 60.0

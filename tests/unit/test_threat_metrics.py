@@ -96,7 +96,7 @@ def test_param_sweep_parses_toml_values_and_rejects_unknown_names():
     assert with_parameters(s1, {"poll_s": 30}).parameters["poll_s"] == 30.0
     with pytest.raises(UsageError, match="no parameter"):
         with_parameters(s1, {"stolne": 3})
-    with pytest.raises(UsageError, match="must be a int"):
+    with pytest.raises(UsageError, match="must be an int"):
         with_parameters(s1, {"approvals": "three"})
     # the example is written as the user writes values (TOML): `True` is text, `true` a bool
     with pytest.raises(UsageError, match=r'must be a bool like true \(written as in TOML\), '

@@ -61,8 +61,8 @@ def test_d1_each_record_is_a_trial_and_full_censorship_is_seen_by_the_victim(cat
         both = run_threat(with_parameters(catalogue["D1"], {
             "attack_m": 5, "horizon_s": 150, "stall_timeout_s": 30}), seeds=1, base_seed=seed)
         assert both["baseline"]["trials"] == both["proml"]["trials"] > 0, seed
-    with pytest.raises(UsageError, match=r"stall_timeout_s = 900 is out of range \(> 0, < "
-                                         r"horizon_s = 900\)"):
+    with pytest.raises(UsageError, match=r"stall_timeout_s = 900.0 is out of range \(> 0, < "
+                                         r"horizon_s = 900.0\)"):
         run(catalogue, "D1", stall_timeout_s=900)
 
 
