@@ -19,7 +19,8 @@ A bad file raises :class:`CatalogueError` naming the file, the field and the fix
     [expected]                     # expected verdicts
     baseline = "detected"          # prevented | detected | documented_limit | out_of_scope
     proml = "prevented"
-    limit = "..."                  # optional: why an undetected success is a documented limit
+    limit = "..."                  # why an undetected success is a documented limit (required
+                                   # when proml expects one)
     [parameters]                   # scenario-specific knobs (optional)
     [ranges]                       # the values each parameter may take (optional; a number
     consumers = ">= 1"             # without one must be >= 0): "> 0", ">= 1, <= approvers"
@@ -247,6 +248,9 @@ def load_threat(path: str | Path) -> ThreatModel:
     if not isinstance(exp.get("limit", ""), str) or set(exp) - {"baseline", "proml", "limit"}:
         raise _err(path, "expected", f"has {sorted(exp)}", "give baseline, proml and an "
                    "optional limit text")
+    if exp["proml"] == "documented_limit" and not exp.get("limit", "").strip():
+        raise _err(path, "expected.limit", "is missing", "a documented limit is stated: say "
+                   "why ProML cannot stop this (`limit = \"...\"`)")
     seeds = data.get("seeds", 20)
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise _err(path, "seeds", f"is {seeds!r}", "use a positive integer")
@@ -385,14 +389,17 @@ def _actors(path: Path, table: Any, params: dict[str, Any]) -> tuple[Actor, ...]
     return tuple(out)
 
 
+def shipped_dir() -> Path:
+    """``threat_models/`` of the repository: the threat models shipped with proml-sim."""
+    return Path(__file__).resolve().parents[2] / "threat_models"
+
+
 def catalogue_dir() -> Path:
     """``threat_models/`` of the repository (or ``$PROML_THREAT_MODELS``)."""
     import os
 
     env = os.environ.get("PROML_THREAT_MODELS")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "threat_models"
+    return Path(env) if env else shipped_dir()
 
 
 def load_catalogue(directory: str | Path | None = None) -> dict[str, ThreatModel]:

@@ -268,10 +268,10 @@ def _builtin(fn: Callable[..., Any]) -> bool:
 @functools.cache
 def _shipped() -> dict[str, ThreatModel]:
     """The threat models shipped with proml-sim (none when they cannot be read)."""
-    from proml_sim.threats.catalogue import catalogue_dir, load_catalogue
+    from proml_sim.threats.catalogue import load_catalogue, shipped_dir
 
     try:
-        return load_catalogue(catalogue_dir())
+        return load_catalogue(shipped_dir())
     except ProMLError:
         return {}
 

@@ -75,6 +75,8 @@ def test_every_catalogued_threat_loads_and_has_an_implementation():
      "field 'ranges.lifecycle'"),
     (lambda s: s.replace("[actors]", '[ranges]\nlifecycle = "> 0"\n\n[actors]'),
      "field 'ranges.lifecycle'"),
+    (lambda s: s.replace('proml = "prevented"', 'proml = "documented_limit"'),
+     "field 'expected.limit' is missing; a documented limit is stated"),
     (lambda s: s.replace("consumers = 4", "consumers = -4"),
      "field 'parameters' has consumers = -4 is out of range (>= 0)"),
 ])
