@@ -76,7 +76,8 @@ RunFn = Callable[[ThreatModel, int, Path], Outcome]
 class ScenarioError(ProMLError, RuntimeError):
     """A user's scenario code (a plugin) raised, or returned no valid :class:`Outcome`: exit 2
     naming the scenario, the side, the seed and the plugin (``PROML_DEBUG=1``: the traceback).
-    The built-in scenarios' failures stay internal errors (a bug of proml-sim)."""
+    The built-in scenarios' failures stay internal errors (a bug of proml-sim), but for an
+    honest step their threat model's cast cannot make (a usage error naming the file)."""
 
 
 @dataclass(frozen=True)
