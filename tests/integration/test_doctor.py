@@ -286,7 +286,7 @@ def test_damaged_deployment_files_are_named_and_written_again(home, tmp_path, ca
     ProMLNode.init(tmp_path / "b", name="b", domain="d2", chain_dir=chain, seed="b")
 
 
-def test_a_damaged_deployment_file_is_named_by_every_command_not_skipped(home, capsys):
+def test_a_damaged_deployment_file_is_named_when_a_node_opens_not_skipped(home, capsys):
     h, node, _ = home
     path = h / "chain" / "lifecycles.json"
     path.write_text('{"Dataset": "Dataset", "Model": "Mod')  # torn
