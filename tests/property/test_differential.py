@@ -223,20 +223,22 @@ TestRandomLockStepClone.settings = settings(_settings, max_examples=_random["clo
 
 
 def _long(n_ci: int, n_local: int) -> settings:
+    """50-step sequences over ``n_ci`` random lifecycles in CI's bounded profile (each about
+    5 s: a compile and the run), ``n_local`` under ``pytest -m slow``."""
     n = n_ci if os.environ.get("CI") else n_local
     return settings(_settings, max_examples=n, stateful_step_count=50)
 
 
 @pytest.mark.slow
 class TestRandomLockStepLong(RandomLifecycles.TestCase):  # type: ignore[misc]
-    settings = _long(60, 200)
+    settings = _long(30, 200)
 
 
 @pytest.mark.slow
 class TestRandomLockStepLongFactory(_on("factory", RandomLifecycles)):  # type: ignore[misc]
-    settings = _long(30, 100)
+    settings = _long(15, 100)
 
 
 @pytest.mark.slow
 class TestRandomLockStepLongClone(_on("clone", RandomLifecycles)):  # type: ignore[misc]
-    settings = _long(30, 100)
+    settings = _long(15, 100)
