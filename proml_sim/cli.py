@@ -303,6 +303,7 @@ def _globalise(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole ``proml`` parser.  Cheap: imports no heavy module (see the module docstring)."""
+    from proml_sim.dsl import MAX_DOMAINS
     from proml_sim.sim.profiles import PROFILES
 
     pos, nonneg = cliargs.positive_int, cliargs.non_negative_int
@@ -377,7 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--profile", type=chain_profile, default="ethereum-pos",
                      metavar="NAME_OR_TOML",
                      help=PROFILE_HELP.format(names=", ".join(sorted(PROFILES))))
-    sim.add_argument("--teams", type=pos, default=50)
+    sim.add_argument("--teams", type=pos, default=50,
+                     help="teams, each a trust domain of the consortium Model (at most "
+                          f"{MAX_DOMAINS}; default 50)")
     sim.add_argument("--days", type=cliargs.positive_float, default=7.0,
                      help="simulated days (default 7)")
     sim.add_argument("--per-hour", type=cliargs.positive_float, default=2.0,
@@ -397,7 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--profile", type=chain_profile, default="consortium-fast",
                     metavar="NAME_OR_TOML",
                     help=PROFILE_HELP.format(names=", ".join(sorted(PROFILES))))
-    sb.add_argument("--teams", type=pos, default=20)
+    sb.add_argument("--teams", type=pos, default=20,
+                    help=f"teams (at most {MAX_DOMAINS}; default 20)")
     sb.add_argument("--engine", choices=ENGINES, default="pyevm")
     sb.add_argument("--rpc-url", type=cliargs.rpc_url, help="JSON-RPC endpoint for --engine rpc")
     sb.add_argument("--per-hour", type=cliargs.positive_float, default=60.0,

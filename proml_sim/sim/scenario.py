@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from proml_sim.ir import MAX_DOMAINS
 from proml_sim.procs import process_pool
 from proml_sim.progress import progress
 from proml_sim.sim.actors import record_stream
@@ -41,6 +42,10 @@ class StreamScenario:
     def __post_init__(self) -> None:
         if self.teams < 1 or self.hours <= 0 or self.per_hour <= 0:
             raise ValueError("teams must be >= 1, hours and per_hour > 0")
+        if self.teams > MAX_DOMAINS:  # refused before a key is made, not at the 257th domain
+            raise ValueError(f"teams must be <= {MAX_DOMAINS}: each team is a trust domain of "
+                             f"the consortium Model, which holds at most {MAX_DOMAINS} member "
+                             f"domains (got {self.teams})")
 
 
 def prepare_teams(w: World, n: int) -> tuple[list[Participant], list[bytes]]:
@@ -152,12 +157,13 @@ def simulator_bench(sizes: tuple[int, ...] = (500, 1000, 2000, 4000), profile: s
         raise ValueError("engine 'rpc' needs --rpc-url URL (an Ethereum JSON-RPC node)")
     if not sizes or min(sizes) < 1 or teams < 1 or per_hour <= 0:
         raise ValueError("sizes must be >= 1 transitions, teams >= 1 and per_hour > 0")
+    # every point's scenario, checked before the first runs
+    scenarios = [StreamScenario(profile, teams, n / (teams * per_hour), per_hour, seed, engine,
+                                rpc_url) for n in sizes]
     points = []
     with progress("simulator bench", total=len(sizes), unit="points") as bar:
-        for n in sizes:
+        for n, sc in zip(sizes, scenarios, strict=True):
             bar.update(description=f"simulator bench: {n} transitions")
-            hours = n / (teams * per_hour)
-            sc = StreamScenario(profile, teams, hours, per_hour, seed, engine, rpc_url)
             if isolate:
                 with process_pool(1) as pool:  # spawned; stops at once on Ctrl-C
                     st = pool.submit(_bench_point, sc).result()

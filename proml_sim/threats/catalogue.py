@@ -34,6 +34,10 @@ A bad file raises :class:`CatalogueError` naming the file, the field and the fix
                                    # (:mod:`proml_sim.threats.story`); then ``steps`` may be
                                    # left out (the play's steps are the catalogue row's)
 
+A cast holds at most :data:`MAX_CAST` participants at its parameters (and a run at most
+:data:`~proml_sim.ir.MAX_DOMAINS` trust domains with a role on a consortium lifecycle,
+:func:`proml_sim.threats.kit.world`); both are checked before any key is made.
+
 The cast is what both systems are built from (:func:`proml_sim.threats.kit.world` and
 :func:`~proml_sim.threats.kit.central`), so a scenario's code does not restate who is who.
 """
@@ -51,6 +55,9 @@ from proml_sim.errors import ProMLError, UsageError
 STRIDE = frozenset("STRIDE")
 ACTORS = frozenset({"O", "DA", "L", "MD", "V", "A", "C", "BP", "N"})
 VERDICTS = ("prevented", "detected", "documented_limit", "out_of_scope")
+#: the most participants a cast may have at its parameters: a run makes, funds and (on a
+#: consortium) enrols a key for each; a count above it is refused before any is made
+MAX_CAST = 100_000
 METRICS = frozenset({
     "asr", "detection_rate", "precision", "ttd_s", "time_to_revoke_s", "damage",
     "blast_radius", "attribution", "integrity_violations", "asr_by_c", "double_record_rate",
@@ -184,16 +191,28 @@ class ThreatModel:
         roles = "Model.verifier", count = "approvers"}`` gives v0@eu, v1@us, v2@eu.
         """
         out: list[Actor] = []
+        sizes = []
+        for a in self.actors:
+            n = a.count if isinstance(a.count, int) else (
+                self.parameters.get(a.count) if a.count else None)
+            if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
+                raise CatalogueError(f"{self.path or self.id}: actor {a.name!r} counts "
+                                     f"parameter {a.count!r} = {n!r}; make it a whole number "
+                                     ">= 0")
+            sizes.append(1 if n is None else n)
+        if sum(sizes) > MAX_CAST:
+            counts = ", ".join(dict.fromkeys(
+                f"{a.count} = {n}" for a, n in zip(self.actors, sizes, strict=True)
+                if isinstance(a.count, str) and a.count))
+            raise CatalogueError(f"{self.path or self.id}: at {counts or 'these counts'} the "
+                                 f"cast has {sum(sizes)} participants, more than a run makes "
+                                 f"keys for ({MAX_CAST}); give fewer or bound them in [ranges]")
         for a in self.actors:
             n = a.count if isinstance(a.count, int) else (
                 self.parameters.get(a.count) if a.count else None)
             if n is None:
                 out.append(Actor(a.name, a.domain, a.regions[:1], a.roles))
                 continue
-            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-                raise CatalogueError(f"{self.path or self.id}: actor {a.name!r} counts "
-                                     f"parameter {a.count!r} = {n!r}; make it a whole number "
-                                     ">= 0")
             for i in range(n):
                 out.append(Actor(a.name.format(i=i), a.domain.format(i=i),
                                  (a.regions[i % len(a.regions)],),

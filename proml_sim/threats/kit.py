@@ -90,9 +90,36 @@ def world(tm: ThreatModel, seed: int, *, extra: Extra = (),
     """
     names = rename or {}
     cast = _people(tm, extra)
-    return _set_up_world(seed, {n: (d, r) for n, d, r, _ in cast},
-                         [*((n, names.get(lc, lc), role) for n, _, _, roles in cast
-                            for lc, role in roles), *grants], **kw)
+    people = {n: (d, r) for n, d, r, _ in cast}
+    all_grants = [*((n, names.get(lc, lc), role) for n, _, _, roles in cast
+                    for lc, role in roles), *grants]
+    _check_members(tm, people, [*all_grants, *kw.get("allow", ())], kw.get("lifecycles"))
+    return _set_up_world(seed, people, all_grants, **kw)
+
+
+def _check_members(tm: ThreatModel, people: dict[str, tuple[str, str]],
+                   grants: Iterable[tuple[str, str, str]], lifecycles: Any) -> None:
+    """Refuse, before any key is made, a run whose consortium lifecycle would enrol more
+    member domains than a consortium holds (:data:`~proml_sim.ir.MAX_DOMAINS`): each domain
+    of a participant granted (or allowed) a role on it joins (:meth:`World.setup`)."""
+    from proml_sim.ir import MAX_DOMAINS
+    from proml_sim.lifecycles import Dataset, Model
+    from proml_sim.threats.catalogue import CatalogueError
+
+    classes = {c.__name__: c for c in ((Dataset, Model) if lifecycles is None else lifecycles)}
+    for name, cls in classes.items():
+        if build_ir(cls).consortium is None:
+            continue
+        domains = {people[n][0] for n, lc, _ in grants if lc == name and n in people}
+        if len(domains) > MAX_DOMAINS:
+            counts = ", ".join(dict.fromkeys(f"{a.count} = {tm.parameters[a.count]}"
+                                             for a in tm.actors
+                                             if isinstance(a.count, str) and a.count))
+            raise CatalogueError(
+                f"{tm.path or tm.id}: at these parameters{f' ({counts})' if counts else ''} "
+                f"{len(domains)} trust "
+                f"domains take a role on {name}, a consortium of at most {MAX_DOMAINS} member "
+                "domains; give fewer or bound them in [ranges]")
 
 
 def central(tm: ThreatModel, workdir: Path, lifecycles: dict[str, Any], *,

@@ -154,6 +154,28 @@ def test_the_cast_expands_counted_actors_at_the_parameters_in_file_order(tmp_pat
     assert len(dataclasses.replace(tm, parameters={"approvers": 0}).cast()) == 2
     with pytest.raises(CatalogueError, match=r"counts parameter 'approvers' = 1\.5"):
         dataclasses.replace(tm, parameters={"approvers": 1.5}).cast()
+    # a count no run could make keys for is refused before one actor is expanded (10**23
+    # would never finish)
+    with pytest.raises(CatalogueError, match=r"at approvers = 10{23} the cast has 10{22}2 "
+                                             r"participants, more than a run makes keys for"):
+        dataclasses.replace(tm, parameters={"approvers": 10**23}).cast()
+
+
+@pytest.mark.parametrize(("tid", "name", "value", "fragment"), [
+    # each verifier is a trust domain of its own on Model: 302 domains
+    ("S4", "approvers", 300, "at these parameters (approvers = 300) 302 trust domains take a "
+                             "role on Model, a consortium of at most 256 member domains"),
+    # S1's verifiers are added by its code, not counted in [actors]
+    ("S1", "approvers", 300, "302 trust domains take a role on Model, a consortium of at most "
+                             "256 member domains"),
+    ("S3", "sybils", 10**6, "at sybils = 1000000 the cast has 1000002 participants")])
+def test_a_cast_too_large_to_run_is_exit_2_before_a_key_is_made(capsys, tid, name, value,
+                                                                 fragment):
+    # both ran on for hours (S4 at approvers = 10**6 making keys for the million verifiers,
+    # at 300 failing only at the 257th domain's enrolment)
+    assert main(["threats", "run", tid, "--param", f"{name}={value}", "--seeds", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("proml: error:") and fragment in err and "[ranges]" in err, err
 
 
 def test_both_systems_are_built_from_the_cast(tmp_path):

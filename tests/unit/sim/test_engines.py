@@ -50,6 +50,19 @@ def test_same_scenario_same_measurements_on_a_node(anvil_url: str):
     assert _measured(a) == _measured(c)
 
 
+def test_more_teams_than_a_consortium_holds_are_refused_before_any_run(capsys):
+    # each team is a member domain of the consortium Model (at most 256): 257 teams used to
+    # fail only at the 257th enrolment, and 10**8 ran on making keys
+    with pytest.raises(ValueError, match=r"teams must be <= 256: each team is a trust domain"):
+        StreamScenario("consortium-fast", 257, 0.01, 10)
+    from proml_sim.cli import main
+
+    for argv in (["simulate", "--teams", str(10**8)], ["sim-bench", "--teams", "257"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith("proml: error: teams must be <= 256"), err
+
+
 def test_unknown_engine_and_missing_url_are_refused():
     with pytest.raises(ValueError, match="unknown engine"):
         run_streams(StreamScenario("consortium-fast", 1, 0.01, 10, engine="evmone"))
