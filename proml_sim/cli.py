@@ -38,7 +38,7 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -487,11 +487,63 @@ def _run(argv: list[str]) -> int:
     return code
 
 
+@contextlib.contextmanager
+def _interrupts_not_lost() -> Iterator[Callable[[], None]]:
+    """While the body runs, a Ctrl-C cannot be lost; yields the function that marks it caught.
+
+    CPython raises the ``KeyboardInterrupt`` of a SIGINT wherever the main thread is, and one
+    raised inside a ``__del__`` or a weakref callback (a garbage collection during a run) is
+    not propagated: it is printed as "Exception ignored in ..." with a traceback and the run
+    goes on (``proml simulate`` ran on after a Ctrl-C in 4 runs of 6).  So after a SIGINT the
+    interrupt is raised again every second until :func:`main` has caught it, and such an
+    ignored ``KeyboardInterrupt`` prints nothing.  Outside the main thread (signal handlers
+    cannot be set there) the body runs as it is."""
+    import threading
+
+    caught = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield caught.set
+        return
+    import _thread
+    import signal
+
+    def again() -> None:
+        while not caught.wait(1.0):
+            _thread.interrupt_main(signal.SIGINT)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if not any(t.name == "proml-interrupt" for t in threading.enumerate()):
+            threading.Thread(target=again, name="proml-interrupt", daemon=True).start()
+        raise KeyboardInterrupt
+
+    def unraisable(u: Any) -> None:
+        if not issubclass(u.exc_type, KeyboardInterrupt):  # that one is raised again
+            previous_hook(u)
+
+    previous, previous_hook = signal.getsignal(signal.SIGINT), sys.unraisablehook
+    if previous is not signal.default_int_handler:  # ignored, or someone else's: theirs
+        yield caught.set
+        return
+    signal.signal(signal.SIGINT, on_sigint)
+    sys.unraisablehook = unraisable
+    try:
+        yield caught.set
+    finally:
+        caught.set()
+        signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = previous_hook
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``proml`` with ``argv`` (default ``sys.argv[1:]``) and return the exit code.  The
     one error boundary: every outcome is an exit code and at most one line on stderr."""
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = _wants_json(argv)
+    with _interrupts_not_lost() as interrupt_caught:
+        return _main(argv, as_json, interrupt_caught)
+
+
+def _main(argv: list[str], as_json: bool, interrupt_caught: Callable[[], None]) -> int:
     try:
         try:
             code = _run(argv)
@@ -503,6 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return _pipe_closed()
     except KeyboardInterrupt:
+        interrupt_caught()
         # CPython 3.11: a Ctrl-C that lands inside code run from a string (`exec`, as
         # dataclasses does to build its methods) sets the interpreter's "unhandled
         # KeyboardInterrupt" flag even when it is caught here, and the process then kills

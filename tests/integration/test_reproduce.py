@@ -6,7 +6,6 @@ import pytest
 
 from proml_sim.cli import main
 
-
 #: seeds per threat in this test's E5: the main job runs each at 20 or more (10 min of its
 #: 16 on 2 cores); the checks below hold on any seed, and every threat's verdict at drawn
 #: parameters is tested on its own (tests/property/test_threat_parameters.py)
