@@ -85,32 +85,34 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path: Path) -> None:
             assert last == "proml: error: interrupted"
 
 
+def _cli_run_as(tmp_path: Path, code: str) -> tuple[int, str]:
+    """Exit code and stderr of ``proml simulate`` whose work is ``code`` (defining
+    ``run(argv)``, the body of ``cli._run``), run with ``-m`` as ``python -m proml_sim.cli``
+    is."""
+    (tmp_path / "patched_cli.py").write_text(
+        "import signal, sys, time\nfrom proml_sim import cli\n" + code
+        + "cli._run = run\nsys.exit(cli.main())\n")
+    p = subprocess.run([sys.executable, "-m", "patched_cli", "simulate"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60, preexec_fn=_foreground)
+    return p.returncode, p.stderr.strip()
+
+
 def test_ctrl_c_inside_code_run_from_a_string_still_exits_130(tmp_path: Path) -> None:
     """A Ctrl-C landing while a dataclass builds its methods (code run by `exec`) left
     CPython 3.11's "unhandled KeyboardInterrupt" flag set: the process died by SIGINT (-2)
-    after printing the one line (1 run in 20 of the test above, under load).  Here the
-    interrupt is raised inside `exec` on purpose, and the program is run with `-m`, as
-    `python -m proml_sim.cli` is."""
-    (tmp_path / "interrupted_in_exec.py").write_text(
-        "import sys\n"
-        "from proml_sim import cli\n"
-        "def run(argv):\n"
-        "    exec('raise KeyboardInterrupt')\n"
-        "cli._run = run\n"
-        "sys.exit(cli.main())\n")
-    p = subprocess.run([sys.executable, "-m", "interrupted_in_exec", "simulate"], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=60, preexec_fn=_foreground)
-    assert (p.returncode, p.stderr.strip()) == (cli.EXIT_INTERRUPTED, "proml: error: interrupted")
+    after printing the one line (1 run in 20 of test_ctrl_c_is_one_line_and_exit_130, under
+    load).  Here the interrupt is raised inside `exec` on purpose."""
+    assert _cli_run_as(tmp_path, "def run(argv):\n    exec('raise KeyboardInterrupt')\n") == (
+        cli.EXIT_INTERRUPTED, "proml: error: interrupted")
 
 
 def test_a_ctrl_c_a_finaliser_swallows_still_ends_the_run(tmp_path: Path) -> None:
     """A Ctrl-C landing in a ``__del__`` (a garbage collection during the run) is not
     propagated by CPython: it printed "Exception ignored in ..." with a traceback and
-    ``proml simulate`` ran on (4 runs of 6 of the test above once).  Here the interrupt lands
-    in a finaliser on purpose; the run must still end at once with the one line."""
-    (tmp_path / "interrupted_in_del.py").write_text(
-        "import signal, sys, time\n"
-        "from proml_sim import cli\n"
+    ``proml simulate`` ran on (4 runs of 6 of test_ctrl_c_is_one_line_and_exit_130 once).
+    Here the interrupt lands in a finaliser on purpose; the run must still end at once with
+    the one line."""
+    assert _cli_run_as(tmp_path, (
         "class Finaliser:\n"
         "    def __del__(self):\n"
         "        signal.raise_signal(signal.SIGINT)\n"
@@ -118,13 +120,7 @@ def test_a_ctrl_c_a_finaliser_swallows_still_ends_the_run(tmp_path: Path) -> Non
         "    Finaliser()  # collected at once: the interrupt is raised inside __del__\n"
         "    for _ in range(600):  # 30 s of work unless interrupted\n"
         "        time.sleep(0.05)\n"
-        "    return 0\n"
-        "cli._run = run\n"
-        "sys.exit(cli.main())\n")
-    p = subprocess.run([sys.executable, "-m", "interrupted_in_del", "simulate"], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=60, preexec_fn=_foreground)
-    assert (p.returncode, p.stderr.strip()) == (cli.EXIT_INTERRUPTED,
-                                                "proml: error: interrupted"), p.stderr
+        "    return 0\n")) == (cli.EXIT_INTERRUPTED, "proml: error: interrupted")
 
 
 @pytest.mark.parametrize("argv, group", [
