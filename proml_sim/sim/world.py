@@ -54,6 +54,8 @@ MAX_FUTURE_S = 15
 CACHED_GAS_HEADROOM = 20_000
 #: Confirmation depths tracked for every transaction (L@1, L@12 of the paper).
 DEPTHS = (1, 12)
+#: The lifecycles a world deploys when ``World(lifecycles=...)`` is not given: the paper's.
+DEFAULT_LIFECYCLES: tuple[type, ...] = (Dataset, Model)
 
 
 def domain_id(name: str) -> bytes:
@@ -371,7 +373,7 @@ class World:
         #: the parent's, at most MAX_FUTURE_S ahead of the clock), as a miner or sealer can.
         self.timestamp_policy: TimestampPolicy | None = None
         self.lifecycles: dict[str, type] = {}
-        for cls in (Dataset, Model) if lifecycles is None else lifecycles:
+        for cls in DEFAULT_LIFECYCLES if lifecycles is None else lifecycles:
             self.deploy(cls)
         self._closed = False  # draining after run(until): no new calls accepted
 

@@ -190,26 +190,22 @@ class ThreatModel:
         Example: with ``approvers = 3``, ``"v{i}" = {domain = "verif-{i}", region = "eu us",
         roles = "Model.verifier", count = "approvers"}`` gives v0@eu, v1@us, v2@eu.
         """
-        out: list[Actor] = []
-        sizes = []
-        for a in self.actors:
-            n = a.count if isinstance(a.count, int) else (
-                self.parameters.get(a.count) if a.count else None)
+        counted = [(a, a.count if isinstance(a.count, int) else (
+            self.parameters.get(a.count) if a.count else None)) for a in self.actors]
+        for a, n in counted:
             if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
                 raise CatalogueError(f"{self.path or self.id}: actor {a.name!r} counts "
                                      f"parameter {a.count!r} = {n!r}; make it a whole number "
                                      ">= 0")
-            sizes.append(1 if n is None else n)
-        if sum(sizes) > MAX_CAST:
-            counts = ", ".join(dict.fromkeys(
-                f"{a.count} = {n}" for a, n in zip(self.actors, sizes, strict=True)
-                if isinstance(a.count, str) and a.count))
+        size = sum(1 if n is None else n for _, n in counted)
+        if size > MAX_CAST:  # before one is expanded: 10**23 would never end
+            counts = ", ".join(dict.fromkeys(f"{a.count} = {n}" for a, n in counted
+                                             if isinstance(a.count, str) and a.count))
             raise CatalogueError(f"{self.path or self.id}: at {counts or 'these counts'} the "
-                                 f"cast has {sum(sizes)} participants, more than a run makes "
-                                 f"keys for ({MAX_CAST}); give fewer or bound them in [ranges]")
-        for a in self.actors:
-            n = a.count if isinstance(a.count, int) else (
-                self.parameters.get(a.count) if a.count else None)
+                                 f"cast has {size} participants, more than a run makes keys "
+                                 f"for ({MAX_CAST}); give fewer or bound them in [ranges]")
+        out: list[Actor] = []
+        for a, n in counted:
             if n is None:
                 out.append(Actor(a.name, a.domain, a.regions[:1], a.roles))
                 continue

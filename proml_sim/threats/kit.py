@@ -103,11 +103,11 @@ def _check_members(tm: ThreatModel, people: dict[str, tuple[str, str]],
     member domains than a consortium holds (:data:`~proml_sim.ir.MAX_DOMAINS`): each domain
     of a participant granted (or allowed) a role on it joins (:meth:`World.setup`)."""
     from proml_sim.ir import MAX_DOMAINS
-    from proml_sim.lifecycles import Dataset, Model
+    from proml_sim.sim.world import DEFAULT_LIFECYCLES
     from proml_sim.threats.catalogue import CatalogueError
 
-    classes = {c.__name__: c for c in ((Dataset, Model) if lifecycles is None else lifecycles)}
-    for name, cls in classes.items():
+    for cls in DEFAULT_LIFECYCLES if lifecycles is None else lifecycles:
+        name = cls.__name__
         if build_ir(cls).consortium is None:
             continue
         domains = {people[n][0] for n, lc, _ in grants if lc == name and n in people}
@@ -115,11 +115,11 @@ def _check_members(tm: ThreatModel, people: dict[str, tuple[str, str]],
             counts = ", ".join(dict.fromkeys(f"{a.count} = {tm.parameters[a.count]}"
                                              for a in tm.actors
                                              if isinstance(a.count, str) and a.count))
+            at = f" ({counts})" if counts else ""
             raise CatalogueError(
-                f"{tm.path or tm.id}: at these parameters{f' ({counts})' if counts else ''} "
-                f"{len(domains)} trust "
-                f"domains take a role on {name}, a consortium of at most {MAX_DOMAINS} member "
-                "domains; give fewer or bound them in [ranges]")
+                f"{tm.path or tm.id}: at these parameters{at} {len(domains)} trust domains "
+                f"take a role on {name}, a consortium of at most {MAX_DOMAINS} member domains; "
+                "give fewer or bound them in [ranges]")
 
 
 def central(tm: ThreatModel, workdir: Path, lifecycles: dict[str, Any], *,
