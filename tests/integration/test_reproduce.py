@@ -6,13 +6,13 @@ import pytest
 
 from proml_sim.cli import main
 
-#: seeds per threat in this test's E5: the main job runs each at 20 or more (10 min of its
-#: 16 on 2 cores); the checks below hold on any seed, and every threat's verdict at drawn
+#: seeds per threat in this test's E5: the main job runs each at 20 or more (7-10 min of its
+#: 12-16 on 2 cores); the checks below hold on any seed, and every threat's verdict at drawn
 #: parameters is tested on its own (tests/property/test_threat_parameters.py)
 E5_SEEDS = 3
 
 
-@pytest.mark.slow  # ~8 min on 2 cores: the main job; CI (CI=true) runs it
+@pytest.mark.slow  # ~10 min on 2 cores: the main job; CI (CI=true) runs it
 def test_reproduce_smoke_writes_report_and_summary(tmp_path, monkeypatch):
     from experiments import e05_security
 
