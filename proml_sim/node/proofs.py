@@ -201,6 +201,13 @@ def check_proofs(proofs: Mapping[str, Any] | None, events: Sequence[ChainEvent],
     first, last = headers[0], headers[-1]
     checks.append(Check("header chain", True, f"{len(headers)} headers, blocks {first.number}.."
                         f"{last.number}, each linked to its parent by hash"))
+    claimed = proofs.get("checkpoint")  # what `proml bundle` printed: it must be the last header
+    if claimed is not None and not (
+            isinstance(claimed, dict) and claimed.get("number") == last.number
+            and str(claimed.get("hash", "")).lower() == _hex(last.hash)):
+        checks.append(Check("proved head", False, f"proofs.json says it proves up to {claimed!r}, "
+                            f"but its headers end at block {last.number} ({_hex(last.hash)}): "
+                            "the file was edited; rebuild it with `proml bundle`"))
     by_number = {h.number: h for h in headers}
     checks.append(_check_pin(headers, checkpoint, events))
     try:

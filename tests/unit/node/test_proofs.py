@@ -236,6 +236,12 @@ def _splice(ev: list[Any], pr: dict[str, Any]) -> None:
     ev.sort(key=lambda e: (e["block"], e["log_index"]))
 
 
+def _alter_claimed_head(ev: list[Any], pr: dict[str, Any]) -> None:
+    """The head `proml bundle` printed ("proved up to block N HASH"), edited: no check read it."""
+    h = pr["checkpoint"]["hash"]
+    pr["checkpoint"]["hash"] = h[:-1] + ("0" if h[-1] != "0" else "1")
+
+
 FORGERIES: list[tuple[Callable[[list[Any], dict[str, Any]], None], str]] = [
     (_drop("first"), "event omitted"),
     (_drop("middle"), "event omitted"),
@@ -254,6 +260,7 @@ FORGERIES: list[tuple[Callable[[list[Any], dict[str, Any]], None], str]] = [
     (_drop_proof, "has no receipt inclusion proof"),
     (_alter_sender, "is not the proven transaction's signer"),
     (_alter_tx_hash, "is not the proven transaction's"),
+    (_alter_claimed_head, "says it proves up to"),
 ]
 
 
