@@ -120,8 +120,9 @@ def build_proofs(backend: Any, contracts: Mapping[str, str], events: Sequence[Ch
     headers: list[str] = []
     receipts: dict[str, list[str]] = {}
     by_block: dict[int, list[bytes]] = {}
+    top = head
     for n in range(start, head.number + 1):
-        h = decode_header(header_rlp(backend, n))
+        h = top = decode_header(header_rlp(backend, n))
         headers.append(_hex(h.rlp))
         if bloom_may_hold(h.bloom, addresses, topics):
             rs = block_receipt_rlps(backend, h)
@@ -143,7 +144,8 @@ def build_proofs(backend: Any, contracts: Mapping[str, str], events: Sequence[Ch
         transactions[str(block)] = {"tx_indices": sorted(indices),
                                     "nodes": [_hex(n) for n in trie_proof(txs, indices)]}
     return {"format": PROOFS_FORMAT, "start": start,
-            "checkpoint": {"number": head.number, "hash": _hex(head.hash)},
+            # the last header fetched (on a node that reorganised meanwhile, not `head`)
+            "checkpoint": {"number": top.number, "hash": _hex(top.hash)},
             "headers": headers, "receipts": receipts, "inclusion": inclusion,
             "transactions": transactions}
 
