@@ -207,7 +207,8 @@ def check_proofs(proofs: Mapping[str, Any] | None, events: Sequence[ChainEvent],
     if claimed is not None and not (
             isinstance(claimed, dict) and claimed.get("number") == last.number
             and str(claimed.get("hash", "")).lower() == _hex(last.hash)):
-        checks.append(Check("proved head", False, f"proofs.json says it proves up to {claimed!r}, "
+        checks.append(Check("proved head", False, f"proofs.json says it proves up to "
+                            f"{repr(claimed)[:120]}, "
                             f"but its headers end at block {last.number} ({_hex(last.hash)}): "
                             "the file was edited; rebuild it with `proml bundle`"))
     by_number = {h.number: h for h in headers}
