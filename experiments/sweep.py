@@ -148,8 +148,10 @@ def parse_param(spec: str, unit: Unit) -> tuple[str, list[Any]]:
     if not sep or not text.strip():
         raise ValueError(f"--param {spec!r}: write NAME=V1,V2,...")
     if name not in unit.params:
+        hint = ("; a threat model's own parameters are swept by `proml threats run ID --param "
+                f"{name}=V1,V2` (an interval at every point)") if unit.name == "threats" else ""
         raise ValueError(f"unit {unit.name} has no parameter {name!r}; its parameters: "
-                         f"{', '.join(unit.params)}")
+                         f"{', '.join(unit.params)}{hint}")
     defaults = unit.params[name]
     kind = type(defaults[0]) if defaults else str
     values = []

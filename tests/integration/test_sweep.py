@@ -82,6 +82,9 @@ def test_cli_writes_csv_and_json_atomically(tmp_path: Path, capsys: pytest.Captu
     (["sweep", "e04", "--param", "engine=rpc"], "only the in-process engines"),
     (["sweep", "e04", "--seeds", "0"], "argument --seeds: 0 is too small"),
     (["sweep"], "name a unit"),
+    # a threat's own parameter: the error names the command that sweeps it
+    (["sweep", "S4", "--param", "colluders=1,2"],
+     "swept by `proml threats run ID --param colluders=V1,V2`"),
 ])
 def test_cli_usage_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]):
     assert main(argv) == 2
