@@ -93,7 +93,13 @@ def _on_dask(fn: Callable[..., Any], tasks: list[tuple[Any, ...]], scheduler: st
     except ImportError:
         raise ValueError(f"--scheduler needs dask.distributed: {DASK_HINT}") from None
     # the client only: the cluster belongs to whoever started it and keeps running
-    with Client(scheduler, timeout="30s") as client:  # type: ignore[no-untyped-call]
+    try:
+        client: Any = Client(scheduler, timeout="30s")  # type: ignore[no-untyped-call]
+    except OSError as exc:  # refused, unreachable, or no answer within the timeout
+        raise ValueError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); start one "
+                         "(`dask scheduler`, then `dask worker ADDRESS`) or fix the address"
+                         ) from None
+    with client:
         futures = [client.submit(fn, *t, pure=False) for t in tasks]
         for done, _ in enumerate(dask_completed(futures), 1):  # type: ignore[no-untyped-call]
             if progress:

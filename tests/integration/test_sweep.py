@@ -91,6 +91,22 @@ def test_cli_usage_errors(argv: list[str], message: str, capsys: pytest.CaptureF
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow  # the client tries for its whole 30 s timeout before it gives up
+def test_an_unreachable_scheduler_is_named_with_the_fix(capsys: pytest.CaptureFixture[str]):
+    # a closed loopback port: the connection is refused (it was "... (writing the output);
+    # check the path, its permissions and the free space", the boundary's words for a file)
+    pytest.importorskip("dask.distributed")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free once closed
+    assert main(["sweep", "S4", "--workers", "0", "--scheduler", f"tcp://127.0.0.1:{port}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"proml: error: cannot reach the Dask scheduler at tcp://127.0.0.1:"
+                          f"{port}") and "`dask scheduler`" in err, err
+
+
 def test_scheduler_without_dask_says_how_to_install(monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]):
     real_import = builtins.__import__
