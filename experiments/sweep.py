@@ -59,6 +59,8 @@ class Unit:
                                                                         compare=False)
     #: parameters left out of the rows while empty (e.g. no plugin loaded)
     quiet: frozenset[str] = frozenset()
+    #: appended to the error for a parameter the unit lacks (where such a one is swept)
+    elsewhere: str = ""
 
 
 # -- the units -----------------------------------------------------------------------------------
@@ -123,7 +125,9 @@ UNITS: dict[str, Unit] = {
         Unit("threats", "one threat scenario against the baseline and ProML (seeds=1 each)",
              {"id": (), "scenarios": ("",)}, _threat,
              ("baseline.asr", "proml.asr", "proml.detection_rate"),
-             aliases=_threat_aliases, quiet=frozenset({"scenarios"})),
+             aliases=_threat_aliases, quiet=frozenset({"scenarios"}),
+             elsewhere="; a threat model's own parameters are swept by `proml threats run ID "
+                       "--param {name}=V1,V2` (an interval at every point)"),
     )
 }
 
@@ -148,10 +152,8 @@ def parse_param(spec: str, unit: Unit) -> tuple[str, list[Any]]:
     if not sep or not text.strip():
         raise ValueError(f"--param {spec!r}: write NAME=V1,V2,...")
     if name not in unit.params:
-        hint = ("; a threat model's own parameters are swept by `proml threats run ID --param "
-                f"{name}=V1,V2` (an interval at every point)") if unit.name == "threats" else ""
         raise ValueError(f"unit {unit.name} has no parameter {name!r}; its parameters: "
-                         f"{', '.join(unit.params)}{hint}")
+                         f"{', '.join(unit.params)}{unit.elsewhere.format(name=name)}")
     defaults = unit.params[name]
     kind = type(defaults[0]) if defaults else str
     values = []
@@ -170,7 +172,8 @@ def grid(unit: Unit, overrides: dict[str, list[Any]]) -> list[dict[str, Any]]:
     unknown = set(overrides) - set(unit.params)
     if unknown:
         raise ValueError(f"unit {unit.name} has no parameter(s) {sorted(unknown)}; its "
-                         f"parameters: {', '.join(unit.params)}")
+                         f"parameters: {', '.join(unit.params)}"
+                         f"{unit.elsewhere.format(name='NAME')}")
     axes: dict[str, list[Any]] = {}
     for name, defaults in unit.params.items():
         values = list(overrides.get(name, defaults))
