@@ -134,11 +134,17 @@ def _print_coverage(args: argparse.Namespace, rows: list[Any]) -> int:
         print(json.dumps([c.to_json() for c in rows], sort_keys=True))
     else:
         for c in rows:
-            print(f"{c.lifecycle} ({c.layout}): {len(c.guards) - len(c.missed)} of "
-                  f"{len(c.guards)} guards hit in {c.examples} sequences (seed {args.seed})")
+            aside = [r for r in c.guards if not c.hits.get(r) and r in c.unreachable]
+            hit = len(c.guards) - len(c.missed) - len(aside)
+            print(f"{c.lifecycle} ({c.layout}): {hit} of {len(c.guards)} guards hit in "
+                  f"{c.examples} sequences (seed {args.seed})"
+                  + (f"; {len(aside)} no sequence can hit, each with the reason"
+                     if aside else ""))
             for g in c.to_json()["guards"]:
+                why = g["unreachable"] if not g["sequences"] and g["unreachable"] else ""
                 print(f"  {g['sequences']:5d}  {g['reason']}"
-                      + (f"  [{g['sites']} sites]" if g["sites"] > 1 else ""))
+                      + (f"  [{g['sites']} sites]" if g["sites"] > 1 else "")
+                      + (f"\n         not by a sequence: {why}" if why else ""))
             if not c.suite_passed:
                 print("  the unmutated contract fails the threat properties", file=sys.stderr)
     return EXIT_OK if all(not c.missed and c.suite_passed for c in rows) else EXIT_CHECK_FAILED
@@ -267,7 +273,9 @@ def register(sub: Any) -> None:
     p.add_argument("--mutant-file", type=cliargs.existing_file, metavar="FILE",
                    help="also plant your own mutant(s): a TOML file of [[mutant]] tables with "
                    "id, title, old and new (the exact text to replace, found exactly once), "
-                   "optionally part (registry, factory, clone, artefact) and function")
+                   "optionally function (search only its body), layout (registry, factory "
+                   "or clone; default registry), part (the layout's contract, or "
+                   "LAYOUT.artefact) and how_killed (your note)")
     p.add_argument("--random", type=cliargs.positive_int, metavar="N",
                    help="with --coverage: N random lifecycles (drawn with --seed by the "
                    "strategy the differential tests use; draws whose contracts are over "

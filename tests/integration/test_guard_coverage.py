@@ -69,3 +69,25 @@ def test_every_guard_of_the_paper_contracts_is_hit_at_the_default_count(lifecycl
     ir = build_ir(getattr(lifecycles, lifecycle))
     assert {g["reason"] for g in cov["guards"] if g["sequences"] == 0} == set(budget_guards(ir))
     assert all(g["unreachable"] for g in cov["guards"] if g["sequences"] == 0)
+
+
+def test_coverage_text_counts_only_guards_hit_and_says_why_the_others_cannot_be(capsys):
+    # the text report is what a reviewer reads: a guard no sequence can reach (the member cap)
+    # is neither counted as hit nor left at 0 unexplained, and a missed one fails the run
+    import argparse
+
+    from proml_sim.threats.cli_mutate import _print_coverage
+    from proml_sim.threats.properties import GuardCoverage
+
+    cap, other, missed = "InvalidProposal: cap", "RoleNotAllowed: x", "EvidenceRequired: y"
+    why = "reachable only after 255 admissions by quorum"
+    args = argparse.Namespace(json=False, seed=3)
+    row = GuardCoverage("L", "registry", 12, {cap: 1, other: 2, missed: 1},
+                        {other: 5}, True, {cap: why})
+    assert _print_coverage(args, [row]) == 1
+    out = capsys.readouterr().out
+    assert "L (registry): 1 of 3 guards hit in 12 sequences (seed 3); 1 no sequence can hit" in out
+    assert f"not by a sequence: {why}" in out
+    assert out.count("not by a sequence") == 1  # the missed guard is not excused
+    full = GuardCoverage("L", "registry", 12, {cap: 1, other: 2}, {other: 5}, True, {cap: why})
+    assert _print_coverage(args, [full]) == 0
