@@ -73,15 +73,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from proml_sim.artifacts import out_of_sync, regenerate
 
     out = Path(args.out)
+    as_json = getattr(args, "json", False)
     if args.check:
         stale = out_of_sync(out)
-        if stale:
+        if as_json:
+            print(json.dumps({"out": str(out), "up_to_date": not stale, "stale": stale}))
+        elif stale:
             print(f"out of sync in {out}: {', '.join(stale)}; run `proml generate --out {out}`")
-            return EXIT_CHECK_FAILED
-        print(f"{out}: generated contracts are up to date")
-        return EXIT_OK
-    for p in regenerate(out):
-        print(p)
+        else:
+            print(f"{out}: generated contracts are up to date")
+        return EXIT_CHECK_FAILED if stale else EXIT_OK
+    written = [str(p) for p in regenerate(out)]
+    for line in [json.dumps({"out": str(out), "written": written})] if as_json else written:
+        print(line)
     return EXIT_OK
 
 

@@ -73,6 +73,8 @@ A revert reason on chain is ``"<Code>: <message>"`` where ``<Code>`` is the clas
 
 from __future__ import annotations
 
+import difflib
+
 #: set in the environment (``PROML_DEBUG=1``), an error that would be one line shows its
 #: traceback instead: an internal error, or the failure of a user's own scenario code
 DEBUG_ENV = "PROML_DEBUG"
@@ -645,3 +647,10 @@ class KeystoreError(NodeError):
 
 class WrongPassphrase(KeystoreError, PermissionError):
     """The passphrase does not decrypt the keystore (its MAC does not match)."""
+
+
+def unknown_name_message(problem: str, name: object, known: list[str]) -> str:
+    """``problem``, then a "did you mean" for the closest known name, then the known names."""
+    close = difflib.get_close_matches(str(name), known, n=1) if isinstance(name, str) else []
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{problem}{hint} (known: {', '.join(known)})"

@@ -128,17 +128,16 @@ def load_lifecycle(spec: str) -> type[Artefact]:
     :class:`~proml_sim.errors.UnknownLifecycle` naming the problem and the fix."""
     import importlib
 
-    from proml_sim.errors import UnknownLifecycle
+    from proml_sim.errors import UnknownLifecycle, unknown_name_message
 
     for cls in NAMED_LIFECYCLES:
         if spec == cls.__name__:
             return cls
-    names = ", ".join(c.__name__ for c in NAMED_LIFECYCLES)
     mod_name, sep, attr = spec.partition(":")
     if not sep or not mod_name or not attr:
-        raise UnknownLifecycle(
-            f"unknown lifecycle {spec!r}; use one of {names} or 'package.module:ClassName'"
-        )
+        raise UnknownLifecycle(unknown_name_message(
+            f"unknown lifecycle {spec!r}", spec, [c.__name__ for c in NAMED_LIFECYCLES])
+            + "; or give your own as 'package.module:ClassName'")
     try:
         module = importlib.import_module(mod_name)
     except ImportError as exc:

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -14,7 +13,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from proml_sim.dsl import MAX_DOMAINS as _DSL_MAX_DOMAINS
-from proml_sim.errors import InvalidDefinition, UnknownLifecycleName
+from proml_sim.errors import InvalidDefinition, UnknownLifecycleName, unknown_name_message
 
 #: Bump when the meaning of the IR (and so of the generated contract) changes.
 IR_VERSION = 1
@@ -27,13 +26,6 @@ ADMIN_ROLE = "admin"
 MAX_DOMAINS = _DSL_MAX_DOMAINS
 #: Proposal kinds (the ``kind`` argument of ``propose``), by name.
 PROPOSAL_KINDS = {"add_domain": 1, "remove_domain": 2, "rotate_admin": 3, "set_roles": 4}
-
-
-def unknown_name_message(problem: str, name: object, known: list[str]) -> str:
-    """``problem``, then a "did you mean" for the closest known name, then the known names."""
-    close = difflib.get_close_matches(str(name), known, n=1) if isinstance(name, str) else []
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"{problem}{hint} (known: {', '.join(known)})"
 
 
 @dataclass(frozen=True)

@@ -74,9 +74,8 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     if args.json:
         out: dict[str, Any] = {
             "artefact": lin.node_json(key), "direction": "descendants" if down else "ancestors",
-            "versions": [lin.node_json(k) for k in keys], "conflicts": conflicts, "png": png}
-        if radius is not None:
-            out["blast_radius"] = radius.to_dict()
+            "versions": [lin.node_json(k) for k in keys], "conflicts": conflicts, "png": png,
+            "blast_radius": radius.to_dict() if radius is not None else None}
         print(json.dumps(out, indent=2, default=str))
         return 0
     word = "built on it" if down else "it was built from"

@@ -87,7 +87,8 @@ def cmd_key_export(args: argparse.Namespace) -> int:
             print(key_hex)
         else:
             write_secret(out, {"address": node.address, "private_key": key_hex[2:]})
-            print(f"wrote the plain key of {node.address} to {out} (mode 0600)")
+            _emit(args, {"address": node.address, "out": str(out)},
+                  f"wrote the plain key of {node.address} to {out} (mode 0600)")
         return 0
     new = _new_passphrase(args, required=args.reencrypt or node.key.kind != "keystore")
     data = export_keystore(node.key, new)

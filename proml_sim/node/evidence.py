@@ -20,7 +20,7 @@ from typing import Any, BinaryIO, Protocol, runtime_checkable
 from eth_utils.address import is_address, to_checksum_address
 
 from proml_sim.chain.client import event_from_args
-from proml_sim.errors import NodeError, StoreError, UnknownName
+from proml_sim.errors import NodeError, StoreError, UnknownName, unknown_name_message
 from proml_sim.fsutil import atomic_write_with
 from proml_sim.ir import (
     EVENT_TYPES,
@@ -359,8 +359,8 @@ class LiveSource:
         try:
             return self._events[lifecycle]
         except KeyError:
-            raise NodeError(f"unknown lifecycle {lifecycle!r}; use one of "
-                            f"{', '.join(self._events)}") from None
+            raise NodeError(unknown_name_message(f"unknown lifecycle {lifecycle!r}", lifecycle,
+                                                 list(self._events))) from None
 
     def refresh(self) -> None:
         """Forget the events read so far (the chain may have grown)."""

@@ -61,6 +61,7 @@ from proml_sim.errors import (
     TransitionNotAllowed,
     UnknownLifecycle,
     UnknownName,
+    unknown_name_message,
 )
 from proml_sim.fsutil import atomic_write_json
 from proml_sim.ir import (
@@ -481,9 +482,9 @@ class ProMLNode:
             if lifecycle in self.unavailable:
                 raise NodeError(f"lifecycle {lifecycle} is deployed on this chain but this node "
                                 f"cannot load it: {self.unavailable[lifecycle]}") from None
-            raise NodeError(f"unknown lifecycle {lifecycle!r}; use one of "
-                            f"{', '.join(self.clients)} (or deploy it with `proml deploy "
-                            "package.module:Class`)") from None
+            raise NodeError(unknown_name_message(
+                f"unknown lifecycle {lifecycle!r} on this chain", lifecycle, list(self.clients))
+                + "; deploy another with `proml deploy package.module:Class`") from None
 
     # -- names --------------------------------------------------------------------------------
     def resolve(self, ref: str | ArtefactRef) -> ArtefactRef:

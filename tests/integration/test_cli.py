@@ -20,6 +20,15 @@ def test_generate_check_detects_drift(tmp_path, capsys):
     (tmp_path / "Model.vy").write_text("# tampered\n")
     assert main(["generate", "--check", "--out", str(tmp_path)]) == 1
     assert "Model.vy" in capsys.readouterr().out
+    # --json (the global flag) is one object, for either outcome
+    assert main(["--json", "generate", "--check", "--out", str(tmp_path)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["up_to_date"] is False and "Model.vy" in report["stale"]
+    assert main(["--json", "generate", "--out", str(tmp_path)]) == 0
+    assert any(p.endswith("Model.vy") for p in json.loads(capsys.readouterr().out)["written"])
+    assert main(["--json", "generate", "--check", "--out", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"out": str(tmp_path), "up_to_date": True,
+                                                    "stale": []}
 
 
 def test_compile_json_and_bad_lifecycle(capsys, tmp_path):
@@ -30,6 +39,8 @@ def test_compile_json_and_bad_lifecycle(capsys, tmp_path):
     assert main(["compile", "Nope"]) == 2
     err = capsys.readouterr().err
     assert "unknown lifecycle 'Nope'" in err and "module:ClassName" in err
+    assert main(["compile", "Modle"]) == 2  # a misspelt name: the closest one suggested
+    assert "did you mean 'Model'?" in capsys.readouterr().err
     assert main(["compile", "no_such_module_xyz:Thing"]) == 2
 
 

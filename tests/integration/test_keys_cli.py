@@ -144,6 +144,10 @@ def test_export_then_import_the_same_key_keeps_the_old_file(homes, capsys):
     code, _, err = run(capsys, "key", "export", "--home", d, "--plain", "--passphrase-file",
                        str(new_pw))
     assert code == 0 and "UNENCRYPTED" in err
+    plain = tmp / "plain.json"  # to a file, --json: the object docs/json.md gives
+    code, text, _ = run(capsys, "key", "export", "--home", d, "--plain", "--out", str(plain),
+                        "--passphrase-file", str(new_pw), "--json")
+    assert code == 0 and json.loads(text) == {"address": addr, "out": str(plain)}
 
 
 def test_rotate_moves_roles_and_keeps_the_old_key(homes, capsys):

@@ -145,6 +145,8 @@ def test_cli_lineage_human_json_and_png(world: World, tmp_path: Path,
     out = capsys.readouterr().out
     assert "Model clf v3 (verified): 5 version(s) it was built from" in out
     assert "Dataset iris v2" in out and "label-co" in out and "Model reg" not in out
+    assert cli(["lineage", "clf", "--json", "--home", home]) == 0  # every key, null if absent
+    assert json.loads(capsys.readouterr().out)["blast_radius"] is None
 
     png = tmp_path / "down.png"
     assert cli(["lineage", "iris", "--version", "2", "--descendants", "--json", "--png",
