@@ -456,8 +456,19 @@ def _wants_json(argv: Sequence[str]) -> bool:
     return False
 
 
+#: a word of an error line longer than this (an input quoted back: a parameter value, a forged
+#: field) is shown by its two ends, so the line stays readable and keeps its fix
+_LONG_WORD = 200
+
+
+def _elide(word: str) -> str:
+    if len(word) <= _LONG_WORD:
+        return word
+    return f"{word[:120]}...({len(word) - 160} more characters)...{word[-40:]}"
+
+
 def _report(message: str, code: int, as_json: bool) -> int:
-    line = " ".join(message.split())  # one line, whatever the exception text held
+    line = " ".join(map(_elide, message.split()))  # one line, whatever the exception held
     text = json.dumps({"error": line, "code": code}) if as_json else f"proml: error: {line}"
     if sys.stderr is None:  # started with stderr closed: the exit code still says it
         return code

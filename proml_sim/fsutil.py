@@ -8,18 +8,56 @@ make every output 0600 whatever the user's umask); secrets pass ``mode=0o600``. 
 directory is created only where the caller asks for it (``mkdir=True``): an output path typed
 by a user (``-o``) into a directory that does not exist is an input error, not a reason to
 create directories.
+
+Readers of text from outside (files, bundles, peers, a user's TOML) parse it with
+:func:`parse_json` and :func:`parse_toml`: input nested deeper than the parsers' recursion
+limit is a malformed file (``ValueError``) like any other, not a ``RecursionError``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from proml_sim.errors import OutputError
+
+#: the recursion limit while JSON from outside is parsed.  The C parser recurses on the C stack,
+#: and py-evm's dependency py_ecc raises the process's limit to 100,000 when imported: deep
+#: enough for ``"[" * 100_000`` to overflow an 8 MiB stack (a segmentation fault) before any
+#: ``RecursionError``.  No JSON this project reads nests a hundredth as deep.
+JSON_RECURSION_LIMIT = 10_000
+
+
+def parse_json(data: str | bytes) -> Any:
+    """``json.loads``, with nesting too deep to parse a ``ValueError`` (the malformed-JSON
+    error every reader already handles) rather than a ``RecursionError`` or a crash: the
+    recursion limit is held at :data:`JSON_RECURSION_LIMIT` while it parses (it is
+    process-wide; no thread of this project recurses that deep meanwhile)."""
+    limit = sys.getrecursionlimit()
+    if limit > JSON_RECURSION_LIMIT:
+        sys.setrecursionlimit(JSON_RECURSION_LIMIT)
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to parse") from None
+    finally:
+        if limit > JSON_RECURSION_LIMIT:
+            sys.setrecursionlimit(limit)
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    """``tomllib.loads``, with nesting too deep to parse a ``TOMLDecodeError`` (a
+    ``ValueError``) rather than a ``RecursionError``."""
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise tomllib.TOMLDecodeError("TOML nested too deeply to parse") from None
 
 
 def default_mode() -> int:

@@ -20,7 +20,7 @@ import rlp
 
 from proml_sim.chain.accounts import SECP256K1_N, Signer, TxSender
 from proml_sim.chain.base import BlockInfo, Log
-from proml_sim.chain.trie import keccak, rlp_encode_bytes, rlp_encode_list, rlp_uint
+from proml_sim.chain.trie import keccak, rlp_decode, rlp_encode_bytes, rlp_encode_list, rlp_uint
 from proml_sim.errors import EngineError
 
 TX_BASE_GAS = 21_000
@@ -122,7 +122,7 @@ def decode_type2_items(raw: bytes) -> list[Any]:
 
 def _decode_type2_items_rlp(raw: bytes) -> list[Any]:
     try:
-        items = rlp.decode(raw[1:], strict=True)
+        items = rlp_decode(raw[1:])
     except rlp.DecodingError as exc:
         raise _malformed(str(exc)) from None
     if not isinstance(items, list) or len(items) != 12:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import shutil
 import struct
@@ -61,7 +60,7 @@ from proml_sim.chain.blockstore import (
 )
 from proml_sim.chain.trie import keccak
 from proml_sim.errors import EngineError, JournalError
-from proml_sim.fsutil import atomic_write_json
+from proml_sim.fsutil import atomic_write_json, parse_json
 
 JOURNAL_FORMAT = 2
 V1_LOG = "blocks.log"
@@ -72,7 +71,7 @@ _warned: set[str] = set()
 def _read_meta(directory: Path) -> dict[str, Any]:
     meta_path = directory / "chain.json"
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = parse_json(meta_path.read_text())
     except FileNotFoundError:
         raise JournalError(
             f"no chain at {directory} (missing chain.json); create one with "
@@ -685,7 +684,7 @@ def v1_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 return
             raise JournalError(f"{path}: the record at byte {pos} fails its checksum; restore "
                                f"{path.name} from a replica of this chain, then open it again")
-        yield pos, json.loads(payload)
+        yield pos, parse_json(payload)
         pos = end
 
 

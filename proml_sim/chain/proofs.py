@@ -28,7 +28,7 @@ from eth_bloom.bloom import BloomFilter
 from eth_utils.address import to_checksum_address
 from trie.hexary import HexaryTrie
 
-from proml_sim.chain.trie import keccak, ordered_trie_root
+from proml_sim.chain.trie import keccak, ordered_trie_root, rlp_decode
 from proml_sim.errors import ProofError
 
 __all__ = [
@@ -80,7 +80,7 @@ def _int(b: bytes) -> int:
 def decode_header(raw: bytes) -> Header:
     """Parse a header's RLP (``ProofError`` if it is not one)."""
     try:
-        fields = rlp.decode(raw)
+        fields = rlp_decode(raw)
     except rlp.exceptions.DecodingError as exc:
         raise ProofError(f"a block header is not valid RLP ({exc})") from None
     if (not isinstance(fields, list) or len(fields) < 15
@@ -113,7 +113,7 @@ def decode_receipt_logs(raw: bytes) -> tuple[bool, list[ReceiptLog]]:
     """(status, logs) of a receipt's consensus encoding (typed or legacy)."""
     body = raw[1:] if raw and raw[0] < 0x7F else raw
     try:
-        fields = rlp.decode(body)
+        fields = rlp_decode(body)
         status, _cum, _bloom, logs = fields
         out = [ReceiptLog("0x" + bytes(a).hex(), tuple(bytes(t) for t in ts), bytes(d))
                for a, ts, d in logs]
@@ -338,8 +338,8 @@ def tx_chain_id(raw: bytes) -> int | None:
     legacy transaction)."""
     try:
         if raw and raw[0] < 0x7F:  # typed (EIP-2718): the chain id is the first field
-            return int.from_bytes(rlp.decode(raw[1:])[0], "big")
-        v = int.from_bytes(rlp.decode(raw)[6], "big")
+            return int.from_bytes(rlp_decode(raw[1:])[0], "big")
+        v = int.from_bytes(rlp_decode(raw)[6], "big")
     except (rlp.exceptions.DecodingError, IndexError, TypeError) as exc:
         raise ProofError(f"a proven transaction does not decode ({exc})") from None
     return (v - 35) // 2 if v >= 35 else None

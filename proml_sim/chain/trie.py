@@ -13,6 +13,9 @@ bytes embedded in their parent, and the root node stored under its hash whatever
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
+
+import rlp
 
 try:  # pysha3 is a C extension: ~5x cheaper per call than eth_hash's pycryptodome backend
     from sha3 import keccak_256 as _keccak_256
@@ -136,3 +139,13 @@ def ordered_trie_root(
     root = hasher(root_node)
     nodes[root] = root_node
     return root, nodes
+
+
+def rlp_decode(raw: bytes, *, strict: bool = True) -> Any:
+    """``rlp.decode`` for bytes from outside (a bundle's headers, a submitted transaction):
+    lists nested deeper than the decoder's recursion limit are a ``rlp.DecodingError`` like any
+    other malformed RLP, not a ``RecursionError``."""
+    try:
+        return rlp.decode(raw, strict=strict)
+    except RecursionError:
+        raise rlp.DecodingError("RLP nested too deeply to decode", raw) from None

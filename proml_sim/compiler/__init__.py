@@ -22,7 +22,7 @@ from typing import Any
 
 from proml_sim.codegen import generate_vyper
 from proml_sim.errors import CompilationError
-from proml_sim.fsutil import atomic_write_text
+from proml_sim.fsutil import atomic_write_text, parse_json
 from proml_sim.ir import LifecycleIR, build_ir
 
 __all__ = ["CompiledContract", "cache_dir", "compile_anchor", "compile_artefact", "compile_source"]
@@ -146,7 +146,7 @@ def compile_source(
     out: dict[str, Any] | None = None
     if use_cache and path.exists():
         try:
-            out = json.loads(path.read_text())
+            out = parse_json(path.read_text())
             if not {"abi", "bytecode", "bytecode_runtime"} <= set(out) or (
                     _too_large(out) and out.get("optimize") != "codesize"):
                 out = None  # (an oversized entry of before the size fallback: rebuild it)

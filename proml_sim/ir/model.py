@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from proml_sim.dsl import MAX_DOMAINS as _DSL_MAX_DOMAINS
 from proml_sim.errors import InvalidDefinition, UnknownLifecycleName, unknown_name_message
+from proml_sim.fsutil import parse_json
 
 #: Bump when the meaning of the IR (and so of the generated contract) changes.
 IR_VERSION = 1
@@ -210,7 +211,7 @@ class LifecycleIR:
 
     @classmethod
     def from_json(cls, text: str) -> LifecycleIR:
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(parse_json(text))
 
 
 def build_ir(cls: Any) -> LifecycleIR:

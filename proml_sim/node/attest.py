@@ -33,6 +33,7 @@ from eth_utils.address import to_checksum_address
 
 from proml_sim.chain.trie import keccak
 from proml_sim.errors import NodeError
+from proml_sim.fsutil import parse_json
 from proml_sim.node.evidence import EvidenceSource, LiveSource
 from proml_sim.node.lineage import Lineage, VersionKey
 from proml_sim.node.verify import verification_scope
@@ -83,7 +84,7 @@ def open_envelope(env: Any) -> tuple[str, dict[str, Any]]:
         sig = base64.b64decode(sig_obj["sig"], validate=True)
         public = coincurve.PublicKey.from_signature_and_message(
             sig, dsse_pae(PAYLOAD_TYPE, payload), hasher=_sha256)
-        statement = json.loads(payload)
+        statement = parse_json(payload)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise NodeError(f"not a ProML DSSE envelope ({exc}); export one with `proml export "
                         "--format in-toto`") from None
@@ -223,7 +224,7 @@ def verify_attestation(source: EvidenceSource, path: str | Path) -> dict[str, An
         raise NodeError(f"cannot read the attestation {path}: {exc}") from None
     lines = [ln for ln in text.splitlines() if ln.strip()]
     try:
-        envs = [json.loads(ln) for ln in lines] if len(lines) > 1 else [json.loads(text)]
+        envs = [parse_json(ln) for ln in lines] if len(lines) > 1 else [parse_json(text)]
     except ValueError as exc:
         raise NodeError(f"{path} is not JSON (nor JSON lines) ({exc})") from None
     lin = Lineage(source)

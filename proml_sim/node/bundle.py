@@ -35,6 +35,7 @@ from typing import IO, Any, BinaryIO
 
 from proml_sim.chain.proofs import supports_proofs
 from proml_sim.errors import BlobCorrupted, BundleError, StoreError
+from proml_sim.fsutil import parse_json
 from proml_sim.ir import LifecycleIR
 from proml_sim.node.evidence import (
     ChainEvent,
@@ -295,7 +296,7 @@ def _json_member(zf: zipfile.ZipFile, name: str) -> Any:
         raise BundleError(f"malformed evidence bundle: member {name} is missing; "
                           f"{_REBUILD}") from None
     try:
-        return json.loads(raw)
+        return parse_json(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise _bad(name, f"not valid JSON ({exc})") from None
 

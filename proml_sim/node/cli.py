@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import proml_sim.cliargs as cliargs
 from proml_sim.errors import NodeError
+from proml_sim.fsutil import parse_json
 from proml_sim.node.cli_keys import add_passphrase_option, passphrase_of
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def _params(items: list[str] | None) -> dict[str, Any]:
         if not sep or not key:
             raise NodeError(f"--param {item!r} is not KEY=VALUE; write e.g. --param lr=0.01")
         try:
-            out[key] = json.loads(value)
+            out[key] = parse_json(value)
         except ValueError:
             out[key] = value
     return out
@@ -52,7 +53,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     contracts = None
     if args.contracts:
         try:
-            contracts = json.loads(Path(args.contracts).read_text())
+            contracts = parse_json(Path(args.contracts).read_text())
         except (OSError, ValueError) as exc:
             raise NodeError(f"cannot read contract addresses from {args.contracts}: {exc}"
                             ) from exc

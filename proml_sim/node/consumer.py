@@ -29,7 +29,6 @@ The guard reads the chain through any object with the :class:`LifecycleClient` r
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +42,7 @@ from proml_sim.errors import (
     RollbackRefused,
     TupleMismatch,
 )
-from proml_sim.fsutil import atomic_write_json
+from proml_sim.fsutil import atomic_write_json, parse_json
 from proml_sim.ir import (
     ZERO32,
     HistoryEntry,
@@ -371,7 +370,7 @@ class ConsumerGuard:
     def _load(self) -> None:
         assert self.memory is not None
         try:
-            data = json.loads(self.memory.read_text())
+            data = parse_json(self.memory.read_text())
             if data.get("format") != MEMORY_FORMAT or data.get("lifecycle") != self.ir.name:
                 raise ValueError(f"format {data.get('format')!r}, lifecycle "
                                  f"{data.get('lifecycle')!r}")

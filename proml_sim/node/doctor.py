@@ -29,7 +29,6 @@ is renamed aside (``*.damaged-<time>``) or quarantined.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
 import time
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from proml_sim.errors import HomeError, JournalError, NodeError
+from proml_sim.fsutil import parse_json
 
 QUARANTINE = "quarantine"
 
@@ -77,7 +77,7 @@ class Report:
 
 def _config(home: Path) -> dict[str, Any]:
     try:
-        config = json.loads((home / "node.json").read_text())
+        config = parse_json((home / "node.json").read_text())
     except FileNotFoundError:
         raise HomeError(f"{home} is not a node home (no node.json); pass --home") from None
     except (OSError, ValueError) as exc:

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from proml_sim.errors import KeystoreError, WrongPassphrase
-from proml_sim.fsutil import atomic_write_with
+from proml_sim.fsutil import atomic_write_with, parse_json
 
 if TYPE_CHECKING:
     from proml_sim.chain.accounts import Signer
@@ -153,7 +153,7 @@ def encrypt_key(private_key: bytes, passphrase: str, *, n: int | None = None
 def load_keystore(path: str | Path) -> dict[str, Any]:
     """A v3 keystore file's JSON, checked for shape; :class:`KeystoreError` naming the file."""
     try:
-        data = json.loads(Path(path).read_bytes())
+        data = parse_json(Path(path).read_bytes())
     except FileNotFoundError:
         raise KeystoreError(f"no keystore at {path}; check the path") from None
     except IsADirectoryError:
@@ -203,7 +203,7 @@ def parse_plain_key(text: str, where: str) -> bytes:
     text = text.strip()
     if text.startswith("{"):
         try:
-            text = str(json.loads(text)["private_key"])
+            text = str(parse_json(text)["private_key"])
         except (ValueError, KeyError, TypeError):
             raise KeystoreError(f"{where} is JSON without a private_key field") from None
     hexkey = text.removeprefix("0x")
@@ -301,7 +301,7 @@ class NodeKey:
         if not self.plain_path.exists():
             return "missing"
         try:
-            return "plain" if json.loads(self.plain_path.read_text()).get("plain") is True \
+            return "plain" if parse_json(self.plain_path.read_text()).get("plain") is True \
                 else "legacy"
         except (OSError, ValueError, AttributeError):
             return "legacy"  # unreadable now: reported, with the fix, when the key is needed
@@ -585,7 +585,7 @@ def rotate(node: ProMLNode, *, new_key: bytes | None = None,
     plain = key.kind == "plain"  # a legacy unmarked keys.json moves on to a keystore
     if nxt.exists():  # an interrupted rotation: resume with the key it had chosen
         try:
-            data = json.loads(nxt.read_text())
+            data = parse_json(nxt.read_text())
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
         except (OSError, ValueError) as exc:
@@ -642,7 +642,7 @@ def _finish_swapped(node: ProMLNode) -> Rotation | None:
     if (node.home / NEXT_KEYSTORE).exists() or key.kind not in ("keystore", "plain"):
         return None
     try:
-        data = json.loads(key.path.read_text())
+        data = parse_json(key.path.read_text())
     except (OSError, ValueError):
         return None
     declared = keystore_address(data) if isinstance(data, dict) else None

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
 
+from proml_sim.fsutil import parse_json
+
 RECORD_FORMAT = 1
 #: Packages whose versions are captured as the environment (when installed), plus those named
 #: in ``$PROML_ENV_PACKAGES`` (comma-separated): what ``proml lineage --affected-by`` can find.
@@ -69,7 +71,7 @@ class Record:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Record:
-        d = json.loads(data)
+        d = parse_json(data)
         if d.get("format") != RECORD_FORMAT:
             raise ValueError(f"record format {d.get('format')!r} is not {RECORD_FORMAT}")
         return cls(

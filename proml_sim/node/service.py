@@ -63,7 +63,7 @@ from proml_sim.errors import (
     UnknownName,
     unknown_name_message,
 )
-from proml_sim.fsutil import atomic_write_json
+from proml_sim.fsutil import atomic_write_json, parse_json
 from proml_sim.ir import (
     ZERO32,
     Approved,
@@ -317,7 +317,7 @@ class ProMLNode:
         prompt) on the first write only."""
         home = Path(home)
         try:
-            config = json.loads((home / "node.json").read_text())
+            config = parse_json((home / "node.json").read_text())
         except FileNotFoundError:
             raise HomeError(f"{home} is not a node home (no node.json); run `proml init` or "
                             "pass --home") from None
@@ -1169,7 +1169,7 @@ def deployment_table(path: Path) -> dict[str, str]:
     from eth_utils.address import is_address
 
     try:
-        table = json.loads(path.read_text())
+        table = parse_json(path.read_text())
     except (OSError, ValueError) as exc:
         raise HomeError(f"cannot read {path}: {exc}; {_DEPLOYMENTS_FIX}") from None
     addresses = path.name == DEPLOYMENTS

@@ -11,7 +11,6 @@ SIGTERM and checks that it exits cleanly.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from proml_sim.errors import NodeError
+from proml_sim.fsutil import parse_json
 
 
 def _percentile(sorted_vals: list[float], q: float) -> float:
@@ -48,7 +48,7 @@ def ready(proc: subprocess.Popen[str], home: str | Path, timeout: float = 60.0
         err = proc.stderr.read() if proc.stderr else ""
         proc.wait(timeout)
         raise NodeError(f"`proml serve --home {home}` did not start: {err.strip()}")
-    info: dict[str, Any] = json.loads(line)
+    info: dict[str, Any] = parse_json(line)
     return info
 
 

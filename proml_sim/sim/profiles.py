@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from proml_sim.errors import ProfileError
+from proml_sim.fsutil import parse_toml
 
 Consensus = Literal["pow", "pos", "poa", "fixed"]
 
@@ -218,7 +219,7 @@ def load_profile(path: str | Path) -> ChainProfile:
 
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        data = parse_toml(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"cannot read profile file {p}: {exc}; give a readable TOML file") \
             from None

@@ -38,6 +38,7 @@ from proml_sim.errors import (
     UnknownArtefact,
     UsageError,
 )
+from proml_sim.fsutil import parse_json
 from proml_sim.ir import LifecycleIR, build_ir
 
 SCHEMA = """
@@ -370,7 +371,7 @@ class CentralAPI:
         if isinstance(who, tuple):
             return who
         try:
-            digest = str(json.loads(req.body or b"{}").get("digest", ""))
+            digest = str(parse_json(req.body or b"{}").get("digest", ""))
             self.db.fire(who, parts[3], parts[2], digest, at=now)
         except (ValueError, LifecycleError) as exc:
             return 409, type(exc).__name__

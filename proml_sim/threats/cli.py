@@ -12,6 +12,7 @@ from typing import Any
 
 import proml_sim.cliargs as cliargs
 from proml_sim.errors import UsageError
+from proml_sim.fsutil import parse_toml
 from proml_sim.threats.catalogue import load_catalogue
 
 
@@ -100,12 +101,12 @@ def param_sweep(text: str) -> tuple[str, list[Any]]:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not NAME=V1,V2,...; write e.g. --param stolen=1,2,3")
     try:
-        values = tomllib.loads(f"v = [{rest}]")["v"]
+        values = parse_toml(f"v = [{rest}]")["v"]
     except tomllib.TOMLDecodeError:
         values = []
         for part in rest.split(","):
             try:
-                values.append(tomllib.loads(f"v = {part.strip()}")["v"])
+                values.append(parse_toml(f"v = {part.strip()}")["v"])
             except tomllib.TOMLDecodeError:
                 values.append(part.strip())
     if not values or any(v == "" for v in values):

@@ -105,3 +105,12 @@ def test_bad_bench_arguments_exit_2():
     proc = subprocess.run([sys.executable, "-m", "proml_sim.cli", "bench", "--n", "0"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "positive" in proc.stderr
+
+
+def test_an_error_quoting_a_huge_input_stays_a_short_line(capsys):
+    # a parameter value of 50,000 characters was quoted back whole: a 50 kB "one line"
+    huge = "[" * 50_000
+    assert main(["threats", "run", "C2", "--param", f"equivocators={huge}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and len(err) < 600, len(err)
+    assert "more characters" in err and "equivocators" in err and "written as in TOML" in err

@@ -242,6 +242,21 @@ def _alter_claimed_head(ev: list[Any], pr: dict[str, Any]) -> None:
     pr["checkpoint"]["hash"] = h[:-1] + ("0" if h[-1] != "0" else "1")
 
 
+def _nested(depth: int) -> bytes:
+    """An RLP list nested ``depth`` deep: well formed, deeper than pyrlp's recursion."""
+    raw = b"\xc0"
+    for _ in range(depth):
+        n = len(raw)
+        size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+        raw = (bytes([0xC0 + n]) if n <= 55 else bytes([0xF7 + len(size)]) + size) + raw
+    return raw
+
+
+def _nest_first_header(ev: list[Any], pr: dict[str, Any]) -> None:
+    """A header that is a list nested 5,000 deep (it crashed the verifier, RecursionError)."""
+    pr["headers"][0] = "0x" + _nested(5000).hex()
+
+
 FORGERIES: list[tuple[Callable[[list[Any], dict[str, Any]], None], str]] = [
     (_drop("first"), "event omitted"),
     (_drop("middle"), "event omitted"),
@@ -262,6 +277,40 @@ FORGERIES: list[tuple[Callable[[list[Any], dict[str, Any]], None], str]] = [
     (_alter_tx_hash, "is not the proven transaction's"),
     (_alter_claimed_head, "says it proves up to"),
 ]
+
+
+def test_a_header_nested_too_deeply_is_named_not_a_crash(bundle: Path, pin: str,
+                                                        tmp_path: Path) -> None:
+    # at the interpreter's default recursion limit (a `proml verify --bundle` process: no
+    # py-evm, whose import raises it), pyrlp's recursion ran out: an internal error
+    import sys
+    path = forged(bundle, tmp_path / "forged.zip", _nest_first_header)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
+    try:
+        failures = proof_failures(path, pin)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert any("header chain" in f and "nested too deeply" in f for f in failures), failures
+
+
+def test_a_member_nested_too_deeply_is_a_malformed_bundle(bundle: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    # JSON nested past the parser's recursion: exit 2 naming the member, not an internal error
+    m = members(bundle)
+    m["manifest.json"] = b"[" * 100_000
+    deep = tmp_path / "deep.zip"
+    with zipfile.ZipFile(deep, "w") as zf:
+        for name, data in m.items():
+            zf.writestr(name, data)
+    from proml_sim.cli import main
+    assert main(["verify", "--bundle", str(deep)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "manifest.json" in err and "nested too deeply" in err and len(err.splitlines()) == 1
+    # a record blob so nested is no record (read as a plain file), not a crash
+    from proml_sim.node.evidence import parse_record
+    assert parse_record(b"{" + b'"a":' * 100_000) is None
 
 
 @pytest.mark.parametrize(("change", "message"), FORGERIES,
