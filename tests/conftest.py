@@ -2,7 +2,9 @@
 
 * ``slow`` tests run when ``CI`` is set (bounded example counts, see each test) or when asked
   for with ``-m slow``; a plain local ``pytest`` skips them to stay within a few minutes.
-* Compiled contracts are cached in a per-session directory unless ``PROML_CACHE_DIR`` is set.
+* Compiled contracts are cached where the compiler caches them (``$PROML_CACHE_DIR``, else
+  ``~/.cache/proml-sim/vyper``); entries are written atomically, so the parallel workers
+  (pytest-xdist, ``-n auto`` in pyproject.toml; ``-n 0`` runs in one process) share them.
 """
 
 from __future__ import annotations
