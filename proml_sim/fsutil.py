@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -32,23 +33,27 @@ from proml_sim.errors import OutputError
 #: enough for ``"[" * 100_000`` to overflow an 8 MiB stack (a segmentation fault) before any
 #: ``RecursionError``.  No JSON this project reads nests a hundredth as deep.
 JSON_RECURSION_LIMIT = 10_000
+# the limit is process-wide: one parse at a time lowers and restores it (the C parser holds the
+# GIL throughout, so this serialises nothing that ran in parallel)
+_PARSING = threading.Lock()
 
 
 def parse_json(data: str | bytes) -> Any:
     """``json.loads``, with nesting too deep to parse a ``ValueError`` (the malformed-JSON
     error every reader already handles) rather than a ``RecursionError`` or a crash: the
-    recursion limit is held at :data:`JSON_RECURSION_LIMIT` while it parses (it is
-    process-wide; no thread of this project recurses that deep meanwhile)."""
-    limit = sys.getrecursionlimit()
-    if limit > JSON_RECURSION_LIMIT:
-        sys.setrecursionlimit(JSON_RECURSION_LIMIT)
-    try:
-        return json.loads(data)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply to parse") from None
-    finally:
+    recursion limit is held at :data:`JSON_RECURSION_LIMIT` while it parses (no thread of this
+    project recurses that deep meanwhile)."""
+    with _PARSING:
+        limit = sys.getrecursionlimit()
         if limit > JSON_RECURSION_LIMIT:
-            sys.setrecursionlimit(limit)
+            sys.setrecursionlimit(JSON_RECURSION_LIMIT)
+        try:
+            return json.loads(data)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply to parse") from None
+        finally:
+            if limit > JSON_RECURSION_LIMIT:
+                sys.setrecursionlimit(limit)
 
 
 def parse_toml(text: str) -> dict[str, Any]:
