@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from proml_sim.errors import BlobCorrupted, NodeError, PeerError
+from proml_sim.fsutil import parse_json
 
 #: request headers carrying the signature
 ADDRESS_HEADER = "X-ProML-Address"
@@ -106,7 +107,6 @@ class PeerFetcher:
                     headers = self._signer_now().headers("GET", path)
                     with http.stream("GET", url + path, headers=headers) as resp:
                         if resp.status_code != 200:
-                            resp.read()
                             tried.append(f"{url}: HTTP {resp.status_code} {_reason(resp)}")
                             continue
                         store.put_stream(resp.iter_bytes(CHUNK), expect=digest)
@@ -121,9 +121,20 @@ class PeerFetcher:
                         "add one with `proml replica add URL`")
 
 
+#: what is read of a refusal's body for its reason: the server's own errors are one short line;
+#: another peer's body, of any size or nesting, costs no more than this
+REASON_BYTES = 4096
+
+
 def _reason(resp: Any) -> str:
+    """The ``error`` of a refusal's JSON body (the first :data:`REASON_BYTES`), else ''."""
+    head = b""
+    for chunk in resp.iter_bytes(REASON_BYTES):
+        head += chunk
+        if len(head) >= REASON_BYTES:
+            return ""  # longer than any refusal this project sends: not a reason to quote
     try:
-        body = resp.json()
-        return str(body.get("error", "")) if isinstance(body, dict) else ""
-    except ValueError:
+        body = parse_json(head)
+    except (ValueError, UnicodeDecodeError):
         return ""
+    return " ".join(str(body.get("error", "")).split())[:300] if isinstance(body, dict) else ""

@@ -7,6 +7,7 @@ passes on every node only because the missing blobs come from the peers, hash-ch
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -142,6 +143,40 @@ class _WrongBytes(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+
+class _HostileRefusal(http.server.BaseHTTPRequestHandler):
+    """Refuses with a body no refusal of ours has: 8 MB of '[' (deeper than any parser)."""
+
+    def do_GET(self) -> None:
+        body = b'{"error": ' + b"[" * (8 << 20)
+        self.send_response(403)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        with contextlib.suppress(OSError):  # the client stops reading: it has its reason
+            self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_peer_refusing_with_a_hostile_body_is_named_not_parsed(tmp_path):
+    # the refusal's body was read whole and parsed with httpx's json: a RecursionError (or, with
+    # py-evm loaded, a stack overflow) in the verifier, for any peer's choice of body
+    from proml_sim.node.store import BlobStore
+
+    bad = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HostileRefusal)
+    threading.Thread(target=bad.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{bad.server_address[1]}"
+        with pytest.raises(PeerError) as err:
+            PeerFetcher([url], RequestSigner(b"\x01" * 32)).fetch_into(
+                BlobStore(tmp_path / "s"), "ab" * 32)
+        msg = str(err.value)
+        assert f"{url}: HTTP 403" in msg and len(msg) < 1000, msg[:300]
+    finally:
+        bad.shutdown()
 
 
 def _free_port() -> int:
