@@ -16,51 +16,61 @@ limit is a malformed file (``ValueError``) like any other, not a ``RecursionErro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import tempfile
 import threading
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from proml_sim.errors import OutputError
 
-#: the recursion limit while JSON from outside is parsed.  The C parser recurses on the C stack,
-#: and py-evm's dependency py_ecc raises the process's limit to 100,000 when imported: deep
-#: enough for ``"[" * 100_000`` to overflow an 8 MiB stack (a segmentation fault) before any
-#: ``RecursionError``.  No JSON this project reads nests a hundredth as deep.
-JSON_RECURSION_LIMIT = 10_000
-# the limit is process-wide: one parse at a time lowers and restores it (the C parser holds the
+#: the recursion limit while text from outside is parsed.  JSON's C parser recurses on the C
+#: stack, and py-evm's dependency py_ecc raises the process's limit to 100,000 when imported:
+#: deep enough for ``"[" * 100_000`` to overflow an 8 MiB stack (a segmentation fault) before
+#: any ``RecursionError``, and for a deep TOML value to be parsed, then crash whatever prints
+#: it.  No JSON or TOML this project reads nests a hundredth as deep.
+PARSE_RECURSION_LIMIT = 10_000
+# the limit is process-wide: one parse at a time lowers and restores it (the parsers hold the
 # GIL throughout, so this serialises nothing that ran in parallel)
 _PARSING = threading.Lock()
+
+
+@contextlib.contextmanager
+def _bounded_recursion() -> Iterator[None]:
+    with _PARSING:
+        limit = sys.getrecursionlimit()
+        if limit > PARSE_RECURSION_LIMIT:
+            sys.setrecursionlimit(PARSE_RECURSION_LIMIT)
+        try:
+            yield
+        finally:
+            if limit > PARSE_RECURSION_LIMIT:
+                sys.setrecursionlimit(limit)
 
 
 def parse_json(data: str | bytes) -> Any:
     """``json.loads``, with nesting too deep to parse a ``ValueError`` (the malformed-JSON
     error every reader already handles) rather than a ``RecursionError`` or a crash: the
-    recursion limit is held at :data:`JSON_RECURSION_LIMIT` while it parses (no thread of this
-    project recurses that deep meanwhile)."""
-    with _PARSING:
-        limit = sys.getrecursionlimit()
-        if limit > JSON_RECURSION_LIMIT:
-            sys.setrecursionlimit(JSON_RECURSION_LIMIT)
-        try:
+    recursion limit is held at :data:`PARSE_RECURSION_LIMIT` while it parses (no thread of
+    this project recurses that deep meanwhile)."""
+    try:
+        with _bounded_recursion():
             return json.loads(data)
-        except RecursionError:
-            raise ValueError("JSON nested too deeply to parse") from None
-        finally:
-            if limit > JSON_RECURSION_LIMIT:
-                sys.setrecursionlimit(limit)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to parse") from None
 
 
 def parse_toml(text: str) -> dict[str, Any]:
     """``tomllib.loads``, with nesting too deep to parse a ``TOMLDecodeError`` (a
-    ``ValueError``) rather than a ``RecursionError``."""
+    ``ValueError``) rather than a ``RecursionError``, at the same bounded limit."""
     try:
-        return tomllib.loads(text)
+        with _bounded_recursion():
+            return tomllib.loads(text)
     except RecursionError:
         raise tomllib.TOMLDecodeError("TOML nested too deeply to parse") from None
 
