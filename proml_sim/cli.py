@@ -73,7 +73,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from proml_sim.artifacts import out_of_sync, regenerate
 
     out = Path(args.out)
-    as_json = getattr(args, "json", False)
+    as_json = args.json  # the global --json
     if args.check:
         stale = out_of_sync(out)
         if as_json:

@@ -134,12 +134,10 @@ def _print_coverage(args: argparse.Namespace, rows: list[Any]) -> int:
         print(json.dumps([c.to_json() for c in rows], sort_keys=True))
     else:
         for c in rows:
-            aside = [r for r in c.guards if not c.hits.get(r) and r in c.unreachable]
-            hit = len(c.guards) - len(c.missed) - len(aside)
-            print(f"{c.lifecycle} ({c.layout}): {hit} of {len(c.guards)} guards hit in "
+            print(f"{c.lifecycle} ({c.layout}): {c.hit} of {len(c.guards)} guards hit in "
                   f"{c.examples} sequences (seed {args.seed})"
-                  + (f"; {len(aside)} no sequence can hit, each with the reason"
-                     if aside else ""))
+                  + (f"; {len(c.excused)} no sequence can hit, each with the reason"
+                     if c.excused else ""))
             for g in c.to_json()["guards"]:
                 why = g["unreachable"] if not g["sequences"] and g["unreachable"] else ""
                 print(f"  {g['sequences']:5d}  {g['reason']}"

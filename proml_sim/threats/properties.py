@@ -351,6 +351,16 @@ class GuardCoverage:
         return sorted(r for r in self.guards
                       if not self.hits.get(r) and r not in self.unreachable)
 
+    @property
+    def excused(self) -> list[str]:
+        """Guards no sequence hit because none can (each with its reason in ``unreachable``)."""
+        return sorted(r for r in self.guards if not self.hits.get(r) and r in self.unreachable)
+
+    @property
+    def hit(self) -> int:
+        """How many guards some sequence made fail."""
+        return sum(1 for r in self.guards if self.hits.get(r))
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {"lifecycle": self.lifecycle, "layout": self.layout, "examples": self.examples,
