@@ -106,6 +106,9 @@ class ChainBackend(ABC):
     """Short engine name for reports (``"py-evm"``...)."""
     chain_id: int
     """EIP-155 chain id; transactions signed for another chain are rejected."""
+    mines_at_timestamp: bool = True
+    """Whether :meth:`produce_block` takes a ``timestamp`` (False for a JSON-RPC node that
+    mines on its own schedule: a caller then passes none)."""
 
     # -- transactions -------------------------------------------------------------------------
     @abstractmethod

@@ -265,19 +265,79 @@ def encode_rpc_receipt(r: dict[str, Any]) -> bytes:
     return payload if kind == 0 else bytes((kind,)) + payload
 
 
+#: the fields of each typed transaction (EIP-2718 type -> JSON-RPC names), as eth-account
+#: takes them; legacy transactions (type 0) are RLP of nonce .. s
+_TYPED_FIELDS = {
+    1: ("chainId", "nonce", "gasPrice", "gas", "to", "value", "data", "accessList"),
+    2: ("chainId", "nonce", "maxPriorityFeePerGas", "maxFeePerGas", "gas", "to", "value",
+        "data", "accessList"),
+    3: ("chainId", "nonce", "maxPriorityFeePerGas", "maxFeePerGas", "gas", "to", "value",
+        "data", "accessList", "maxFeePerBlobGas", "blobVersionedHashes"),
+    4: ("chainId", "nonce", "maxPriorityFeePerGas", "maxFeePerGas", "gas", "to", "value",
+        "data", "accessList", "authorizationList"),
+}
+
+
+def encode_rpc_transaction(tx: dict[str, Any]) -> bytes:
+    """The signed raw encoding of a transaction from its JSON-RPC fields
+    (``eth_getBlockByNumber(n, true)``), checked to hash to the transaction's hash; a
+    :class:`~proml_sim.errors.ProofError` names a transaction it cannot rebuild."""
+    from eth_account.typed_transactions.typed_transaction import TypedTransaction
+    from eth_utils.address import to_checksum_address
+
+    def num(key: str) -> int:
+        return int(tx[key], 16)
+
+    kind = num("type") if tx.get("type") is not None else 0
+    try:
+        if kind == 0:
+            raw = bytes(rlp.encode([num("nonce"), num("gasPrice"), num("gas"),
+                                    bytes.fromhex((tx.get("to") or "0x")[2:]), num("value"),
+                                    bytes.fromhex(tx["input"][2:]), num("v"), num("r"),
+                                    num("s")]))
+        elif kind in _TYPED_FIELDS:
+            fields = dict(tx, data=tx["input"], v=tx.get("yParity", tx.get("v")))
+            d = {k: fields[k] for k in (*_TYPED_FIELDS[kind], "v", "r", "s")
+                 if fields.get(k) is not None}
+            if "to" in d:
+                d["to"] = to_checksum_address(d["to"])
+            raw = bytes(TypedTransaction.from_dict(d).encode())
+        else:
+            raise ValueError(f"transaction type {kind} is not known")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProofError(f"transaction {tx.get('hash')} cannot be re-encoded from the node's "
+                         f"fields ({exc}); use a node that serves eth_getRawTransactionByHash "
+                         "(geth, anvil, reth)") from None
+    if "0x" + keccak(raw).hex() != str(tx.get("hash", "")).lower():
+        raise ProofError(f"transaction {tx.get('hash')}, re-encoded from the fields the node "
+                         "returned, does not hash to its hash; use a node that serves "
+                         "eth_getRawTransactionByHash (geth, anvil, reth)")
+    return raw
+
+
+def _rpc_transactions(backend: Any, number: int) -> list[bytes]:
+    hashes = backend._rpc("eth_getBlockByNumber", [hex(number), False])["transactions"]
+    first = backend._try("eth_getRawTransactionByHash", [hashes[0]]) if hashes else None
+    if isinstance(first, str):
+        return [bytes.fromhex(first[2:])] + [
+            bytes.fromhex(backend._rpc("eth_getRawTransactionByHash", [h])[2:])
+            for h in hashes[1:]]
+    full = backend._rpc("eth_getBlockByNumber", [hex(number), True])["transactions"]
+    return [encode_rpc_transaction(tx) for tx in full]
+
+
 def block_transactions(backend: Any, header: Header) -> list[bytes]:
     """Every raw transaction of ``header``'s block, in order, checked to rebuild its
     transactions root (the embedded store keeps them in its block log; a JSON-RPC node is asked
-    with ``eth_getRawTransactionByHash``)."""
+    with ``eth_getRawTransactionByHash``, or, where it lacks that (hardhat), each transaction is
+    re-encoded from its fields, :func:`encode_rpc_transaction`)."""
     from proml_sim.chain.journal import JournaledChain
     from proml_sim.chain.rpc import RPCBackend
 
     if isinstance(backend, JournaledChain):
         txs = _logged_transactions(backend, header.number)
     elif isinstance(backend, RPCBackend):
-        hashes = backend._rpc("eth_getBlockByNumber", [hex(header.number), False])["transactions"]
-        txs = [bytes.fromhex(backend._rpc("eth_getRawTransactionByHash", [h])[2:])
-               for h in hashes]
+        txs = _rpc_transactions(backend, header.number)
     else:
         raise ProofError(f"the {type(backend).__name__} chain keeps no raw transactions")
     if ordered_trie_root(txs)[0] != header.tx_root:

@@ -2,13 +2,16 @@
 
 The same signed raw transactions go to the node with ``eth_sendRawTransaction``.  Block
 production uses a development node's methods when it has them (anvil, hardhat): automining is
-switched off at start (``evm_setAutomine false``) and :meth:`RPCBackend.produce_block` mines one
-block at the requested timestamp (``evm_mine``); snapshots are ``evm_snapshot`` /
+switched off at start (``evm_setAutomine false``) and :meth:`RPCBackend.produce_block` mines
+one block at the requested timestamp (``evm_mine``); snapshots are ``evm_snapshot`` /
 ``evm_revert`` (the node's pool is not in its snapshot: on anvil it is emptied and the
 snapshot's pending transactions are sent again, in arrival order); funded accounts get their
-balance with ``anvil_setBalance`` (or ``hardhat_setBalance``).  Against a node without those
-methods, :meth:`RPCBackend.produce_block` waits for the node's next block instead (and a
-timestamp cannot be chosen).
+balance with ``anvil_setBalance`` (or ``hardhat_setBalance``, ganache's
+``evm_setAccountBalance``; ganache's automining is switched off with ``miner_stop``).  Against
+a node without those methods (geth, a public network), :meth:`RPCBackend.produce_block` waits
+until the node has mined the pending transactions (with none, its next block), a timestamp
+cannot be chosen (:attr:`mines_at_timestamp` is False), and :meth:`RPCBackend.fund` pays from
+an account the node unlocks (geth ``--dev``'s developer account) where it cannot set balances.
 
 Receipts come from ``eth_getTransactionReceipt``; the revert data of a failed transaction,
 which a receipt does not carry, is read with ``debug_traceTransaction`` (call tracer, top call
@@ -44,6 +47,21 @@ __all__ = ["RPCBackend"]
 _INSTALL_HINT = "the rpc engine needs web3: pip install 'web3>=7,<9' (or 'proml-sim[dev]')"
 
 
+class NodeError(EngineError):
+    """The node answered a request with a JSON-RPC error (``error``: the node's error object,
+    which may carry a revert's data); its text is one line, ``METHOD: the node's message``."""
+
+    def __init__(self, message: str, error: Any) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+#: opcodes the compiled contracts use that older EVMs lack: name, the hardfork that brought
+#: it, creation code running it (checked with ``eth_call`` when a node is opened)
+_OPCODES = (("PUSH0", "shanghai", "5f50"), ("MCOPY", "cancun", "5f5f5f5e"),
+            ("TLOAD", "cancun", "5f5c50"))
+
+
 def _web3() -> Any:
     try:
         import web3
@@ -63,7 +81,7 @@ def _bytes(value: str | None) -> bytes:
 class RPCBackend(ChainBackend):
     """A chain behind a JSON-RPC endpoint.  See the module docstring.
 
-    ``funded`` accounts get ``balance_wei`` each (development nodes only); ``gas_limit`` sets the
+    ``funded`` accounts get at least ``balance_wei`` each (:meth:`fund`); ``gas_limit`` sets the
     block gas limit when the node allows it (``evm_setBlockGasLimit``).
     """
 
@@ -91,15 +109,18 @@ class RPCBackend(ChainBackend):
                 f"no Ethereum JSON-RPC node answers at {url} ({exc}); start one (e.g. anvil) or "
                 "check --rpc-url"
             ) from None
-        self.dev = self._try("evm_setAutomine", [False]) is not None
+        # a development node: automining off (anvil, hardhat: evm_setAutomine; ganache:
+        # miner_stop), blocks then mined on demand with evm_mine
+        self._check_evm()
+        self.dev = any(self._try(method, params) is not None for method, params in
+                       (("evm_setAutomine", [False]), ("miner_stop", [])))
         if gas_limit is not None and self.dev:
             self._try("evm_setBlockGasLimit", [hex(gas_limit)])
+        self.mines_at_timestamp = self.dev
         if self.dev:
             self._try("anvil_setCoinbase", ["0x" + "00" * 20])
         for address in funded:
-            self.set_balance(address, balance_wei)
-        if funded and self.dev:
-            self._try("evm_mine", [])  # make the balances part of a block, like a genesis
+            self.fund(address, balance_wei)
         self._pending: dict[bytes, bytes] = {}  # hash -> raw, arrival order
         self._receipts: dict[bytes, Receipt] = {}
         self._timestamps: dict[int, int] = {}  # block number -> timestamp
@@ -107,6 +128,24 @@ class RPCBackend(ChainBackend):
         self._snapshots: dict[int, tuple[str, dict[bytes, bytes]]] = {}
         self._snapshot_ids = itertools.count(1)
         self._tracing: bool | None = None
+
+    def _check_evm(self) -> None:
+        """Refuse a node whose EVM lacks an opcode the compiled contracts use (they target
+        :data:`~proml_sim.compiler.EVM_VERSION`): the contracts would deploy, then every call
+        would fail with "invalid opcode"."""
+        if self._try("eth_call", [{"data": "0x" + "".join(c for _, _, c in _OPCODES)},
+                                  "latest"]) is not None:
+            return
+        from proml_sim.compiler import EVM_VERSION
+
+        for name, fork, code in _OPCODES:
+            try:
+                self._rpc("eth_call", [{"data": "0x" + code}, "latest"])
+            except EngineError as exc:
+                raise EngineError(
+                    f"the node at {self.url} cannot run {name} (the {fork} hardfork) that the "
+                    f"contracts, compiled for {EVM_VERSION}, use ({exc}); run the node at the "
+                    f"{EVM_VERSION} hardfork") from None
 
     # -- plumbing -----------------------------------------------------------------------------
     def _rpc(self, method: str, params: list[Any] | None = None) -> Any:
@@ -117,7 +156,7 @@ class RPCBackend(ChainBackend):
         if "error" in response:
             err = response["error"]
             message = err.get("message", err) if isinstance(err, dict) else err
-            raise EngineError(f"{method}: {message}", err)
+            raise NodeError(f"{method}: {message}", err)
         return response.get("result")
 
     def _try(self, method: str, params: list[Any] | None = None) -> Any:
@@ -137,6 +176,51 @@ class RPCBackend(ChainBackend):
             f"the node at {self.url} cannot set balances (no anvil_setBalance/hardhat_setBalance);"
             " fund the accounts yourself or use a development node such as anvil"
         )
+
+    def fund(self, address: str, wei: int) -> int:
+        """Give ``address`` at least ``wei``; return what it was given (0: it had enough).
+
+        A development node sets the balance (``anvil_setBalance``, ``hardhat_setBalance``,
+        ganache's ``evm_setAccountBalance``); otherwise the richest account the node unlocks
+        (geth ``--dev``'s developer account) sends it the difference, at most a tenth of its
+        own balance.  A node with neither (a public network) raises
+        :class:`~proml_sim.errors.EngineError` naming the address to fund."""
+        have = self.balance(address)
+        if have >= wei:
+            return 0
+        checksum = to_checksum_address(address)
+        for method in ("anvil_setBalance", "hardhat_setBalance", "evm_setAccountBalance"):
+            if self._try(method, [checksum, hex(wei)]) is not None:
+                if self.dev:
+                    self._try("evm_mine", [])  # make the balance part of a block, like a genesis
+                return wei - have
+        accounts = self._try("eth_accounts")
+        richest = max(((self.balance(a), a) for a in accounts if isinstance(a, str)),
+                      default=(0, "")) if isinstance(accounts, list) else (0, "")
+        if richest[0] > 0:  # a tenth of its balance at most: it funds others too
+            value = min(wei - have, richest[0] // 10)
+            tx = self._rpc("eth_sendTransaction", [{"from": richest[1], "to": checksum,
+                                                    "value": hex(value)}])
+            self._await([bytes.fromhex(tx[2:])], self.head().number)
+            return value
+        raise EngineError(
+            f"the node at {self.url} has no development faucet and no unlocked funded account "
+            f"to give {address} gas money: send it some from an account of yours")
+
+    def _await(self, hashes: list[bytes], parent: int) -> None:
+        """Until each of ``hashes`` has a receipt (none given: until a block after ``parent``):
+        mined now on a development node, else waited for (the node mines on its own)."""
+        if self.dev:
+            self._rpc("evm_mine", [])
+        deadline = time.monotonic() + self._timeout
+        while not (all(self._rpc("eth_getTransactionReceipt", ["0x" + h.hex()]) is not None
+                       for h in hashes) if hashes else self.head().number > parent):
+            if time.monotonic() > deadline:
+                what = (f"transaction(s) {', '.join('0x' + h.hex() for h in hashes)} not mined"
+                        if hashes else "no new block")
+                raise EngineError(f"{what} by the node at {self.url} within {self._timeout} s; "
+                                  "is it mining?")
+            time.sleep(0.2)
 
     # -- transactions ---------------------------------------------------------------------------
     def submit(self, raw_tx: bytes) -> bytes:
@@ -169,11 +253,13 @@ class RPCBackend(ChainBackend):
                 raise EngineError(
                     f"the node at {self.url} has no evm_mine: it cannot mine at a timestamp"
                 )
-            deadline = time.monotonic() + self._timeout
-            while self.head().number == parent.number:
-                if time.monotonic() > deadline:
-                    raise EngineError(f"no new block from {self.url} within {self._timeout} s")
-                time.sleep(0.2)
+            # the node mines on its own (geth --dev: at once): until our pending transactions
+            # are mined, or, with none, until its next block
+            self._await(list(self._pending), parent.number)
+            for h in list(self._pending):
+                if self.receipt(h) is not None:
+                    self._pending.pop(h)
+            return self.head()
         else:
             if timestamp is None:
                 timestamp = parent.timestamp + 12
@@ -182,7 +268,9 @@ class RPCBackend(ChainBackend):
                     f"block timestamp {timestamp} must be greater than the parent's "
                     f"({parent.timestamp}, block {parent.number})"
                 )
-            self._rpc("evm_mine", [{"timestamp": timestamp, "blocks": 1}])
+            # a bare timestamp: anvil, hardhat and ganache all take it (hardhat refuses anvil's
+            # {"timestamp", "blocks"} object)
+            self._rpc("evm_mine", [timestamp])
         info = self.head()
         for h in info.tx_hashes:
             self._pending.pop(h, None)
@@ -268,7 +356,7 @@ class RPCBackend(ChainBackend):
 
     @staticmethod
     def _revert_data(exc: EngineError) -> bytes:
-        err = exc.args[1] if len(exc.args) > 1 else None
+        err = exc.error if isinstance(exc, NodeError) else None
         data = err.get("data") if isinstance(err, dict) else None
         if isinstance(data, dict):  # some nodes nest it
             data = data.get("data")

@@ -69,7 +69,7 @@ def cmd_init(args: argparse.Namespace) -> int:
                           chain_dir=args.chain, new_chain=args.new_chain, rpc_url=args.rpc_url,
                           contracts=contracts, seed=args.seed, replicas=args.replica or (),
                           lifecycles=args.lifecycle or (), plain_key=args.plain_key,
-                          passphrase=passphrase_of(args))
+                          passphrase=passphrase_of(args), key_file=args.key)
     info = {"home": str(node.home), "name": node.name, "domain": node.domain,
             "address": node.address, "chain": node.config["chain"],
             "contracts": node.config["contracts"], "lifecycles": node.config["lifecycles"]}
@@ -280,6 +280,10 @@ def register(sub: Any) -> None:
     p.add_argument("--contracts", type=cliargs.existing_file,
                    help="JSON file of contract addresses (joining an RPC chain)")
     p.add_argument("--seed", help="derive the key from this seed (reproducible; default random)")
+    p.add_argument("--key", type=cliargs.existing_file, metavar="KEYSTORE",
+                   help="use this v3 keystore (geth's, eth-account's) as the node's key, "
+                   "unlocked with --passphrase-file: an account already funded, on a network "
+                   "with no faucet")
     p.add_argument("--replica", action="append", type=cliargs.home_dir,
                    help="another domain's store directory to replicate blobs to (repeatable; "
                    "relative to the current directory)")

@@ -557,7 +557,7 @@ def _fund(node: ProMLNode, old: Signer, new: str) -> int:
                             f"{new} yourself, then run `proml key rotate` again to finish")
     with node._writing():
         send_and_mine(backend, old, new, gas=21_000, value=value,
-                      timestamp=max(int(time.time()), backend.head().timestamp + 1))
+                      timestamp=service.next_timestamp(backend))
     return value
 
 

@@ -52,6 +52,7 @@ from proml_sim.compiler import compile_artefact
 from proml_sim.errors import (
     BlobCorrupted,
     DomainRoleNotAllowed,
+    EngineError,
     HomeError,
     JournalError,
     NodeError,
@@ -74,7 +75,15 @@ from proml_sim.ir import (
     Transitioned,
 )
 from proml_sim.lifecycles import PAPER_LIFECYCLES, lifecycle_spec, load_lifecycle
-from proml_sim.node.keys import NodeKey, PassphraseSource, new_key_file, write_secret
+from proml_sim.node.keys import (
+    KEYSTORE,
+    NodeKey,
+    PassphraseSource,
+    decrypt_keystore,
+    load_keystore,
+    new_key_file,
+    write_secret,
+)
 from proml_sim.node.records import FileRef, InputRef, Record, environment
 from proml_sim.node.store import Blob, BlobStore
 
@@ -234,7 +243,8 @@ class ProMLNode:
              rpc_url: str | None = None, contracts: dict[str, Any] | None = None,
              seed: str | None = None, replicas: Iterable[str | Path] = (),
              lifecycles: Sequence[str] = (), plain_key: bool = False,
-             passphrase: str | PassphraseSource | None = None) -> ProMLNode:
+             passphrase: str | PassphraseSource | None = None,
+             key_file: str | Path | None = None) -> ProMLNode:
         """Create a node home.  ``new_chain``: create the chain (journal at ``chain_dir``, or
         deploy on ``rpc_url``) and deploy the lifecycle contracts, this node being their admin;
         otherwise join the chain at ``chain_dir`` (contracts read from it) or at ``rpc_url``
@@ -243,7 +253,8 @@ class ProMLNode:
         taken relative to the current directory and stored relative to the home.  The key is
         stored encrypted under ``passphrase`` (a string, or a :class:`PassphraseSource`: file,
         ``$PROML_PASSPHRASE``, prompt); ``plain_key`` stores it unencrypted, for tests and
-        simulations only."""
+        simulations only.  ``key_file``: the node's key is this v3 keystore (an account funded
+        on a network with no faucet), unlocked with ``passphrase`` and kept as it is."""
         home = Path(home)
         if (home / "node.json").exists():
             raise HomeError(f"{home} is already a node home; use it, or pick another --home")
@@ -255,22 +266,39 @@ class ProMLNode:
         classes = [load_lifecycle(spec) for spec in specs]  # fail before anything is created
         if new_chain:
             _check_deployable(classes)
-        private_key = derive_private_keys(seed if seed is not None else os.urandom(32).hex(), 1,
-                                          namespace="proml-node")[0]
-        keys = KeyRing(owner=name)
-        address = keys.add(private_key)
         source = PassphraseSource.of(passphrase)
+        keys = KeyRing(owner=name)
         # the passphrase is asked before anything is created or deployed
-        key_name, key_obj = new_key_file(private_key, address, plain=plain_key,
-                                         passphrase=source, what=f"the new keystore of {home}")
+        if key_file is not None:
+            if plain_key or seed is not None:
+                raise HomeError("--key brings the node's key: drop --plain-key and --seed")
+            key_name, key_obj = KEYSTORE, load_keystore(key_file)
+            private_key = decrypt_keystore(key_obj, source.get(f"keystore {key_file}"),
+                                           key_file)
+            address = keys.add(private_key)
+        else:
+            private_key = derive_private_keys(seed if seed is not None else os.urandom(32).hex(),
+                                              1, namespace="proml-node")[0]
+            address = keys.add(private_key)
+            key_name, key_obj = new_key_file(private_key, address, plain=plain_key,
+                                             passphrase=source,
+                                             what=f"the new keystore of {home}")
+        backend: ChainBackend
+        if rpc_url:  # a node that cannot serve (or fund) us is refused before the home exists
+            from proml_sim.chain.rpc import RPCBackend
+
+            backend = RPCBackend(rpc_url)
+            if key_file is None:  # a brought key brings its own gas money
+                try:
+                    backend.fund(address, FUND_WEI)
+                except EngineError as exc:
+                    raise HomeError(f"{exc}; or bring an account funded there: `proml init "
+                                    "--key KEYSTORE`") from None
         home.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {"format": HOME_FORMAT, "name": name, "domain": domain,
                                   "address": address,
                                   "replicas": [_replica_entry(home, r) for r in replicas]}
         if rpc_url:
-            from proml_sim.chain.engines import make_backend
-
-            backend = make_backend("rpc", rpc_url=rpc_url, funded=[address])
             config["chain"] = {"kind": "rpc", "url": rpc_url}
         else:
             cdir = Path(chain_dir) if chain_dir else home / "chain"
@@ -341,7 +369,9 @@ class ProMLNode:
         if chain["kind"] == "rpc":
             from proml_sim.chain.engines import make_backend
 
-            backend = make_backend("rpc", rpc_url=chain["url"], funded=[config["address"]])
+            # opening funds nothing (a read writes nothing to the chain): init funded the
+            # address, and `key rotate` moves the balance to a new key
+            backend = make_backend("rpc", rpc_url=chain["url"])
             where = chain["url"]
         else:
             cdir = home / chain["path"]
@@ -470,8 +500,7 @@ class ProMLNode:
             yield
 
     def _mine(self, client: Any, op: Any) -> Any:
-        ts = max(int(time.time()), self.backend.head().timestamp + 1)
-        self.backend.produce_block(ts)
+        self.backend.produce_block(next_timestamp(self.backend))
         return client.result(op)
 
     def client(self, lifecycle: str) -> LifecycleClient:
@@ -1011,12 +1040,20 @@ def _anchor_compiled() -> Any:
     return compile_anchor()
 
 
+def next_timestamp(backend: ChainBackend) -> int | None:
+    """The timestamp a node's next block is mined at: now, after the head's (None for a node
+    that mines on its own schedule, :attr:`~proml_sim.chain.ChainBackend.mines_at_timestamp`)."""
+    if not backend.mines_at_timestamp:
+        return None
+    return max(int(time.time()), backend.head().timestamp + 1)
+
+
 def _fund(backend: JournaledChain, address: str) -> None:
     if backend.balance(address) > 0:
         return
     with backend.locked():
         backend.faucet_send(address, FUND_WEI)
-        backend.produce_block(max(int(time.time()), backend.head().timestamp + 1))
+        backend.produce_block(next_timestamp(backend))
 
 
 def _deploy_all(backend: ChainBackend, signer: Any, domain: str, classes: Sequence[type],

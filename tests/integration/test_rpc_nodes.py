@@ -1,0 +1,215 @@
+"""A ProML node on Ethereum nodes other than the tests' anvil: hardhat (another implementation,
+EDR) and a geth-like node (no development methods: it mines on its own, sets no balance, serves
+no ``evm_mine``), each through the whole cycle a user runs from the CLI: init on a new chain,
+roles, register, record, history, verify, bundle, and the bundle verified offline against the
+pinned head.
+
+Found by running it there: hardhat refused anvil's form of ``evm_mine`` and has no
+``eth_getRawTransactionByHash`` (bundles could not be made); a geth-like node could not be used
+at all (every open set balances it cannot set; every write asked for a block at a timestamp);
+every command, reads included, funded the node's address and mined a block on the node; and a
+node older than the contracts' EVM (ganache 7) took the deployment, then failed every call.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from proml_sim.chain.proofs import encode_rpc_transaction
+from proml_sim.chain.rpc import NodeError, RPCBackend
+from proml_sim.errors import ProofError
+from tests.fixtures.anvil import (  # noqa: F401
+    INSTALL,
+    _free_port,
+    _node,
+    automine_anvil_url,
+    find_anvil,
+    geth_like,
+    hardhat_url,
+)
+from tests.fixtures.cli import run_cli
+
+PASS = "pw"
+
+
+def cli(home: Path, *argv: str) -> tuple[int, str, str]:
+    return run_cli(["--home", str(home), *argv], 300, "a node command on a JSON-RPC node")
+
+
+def rpc(url: str, method: str, *params: Any) -> Any:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
+    req = urllib.request.Request(url, body.encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.load(resp)["result"]
+
+
+def head(url: str) -> tuple[int, str]:
+    b = rpc(url, "eth_getBlockByNumber", "latest", False)
+    return int(b["number"], 16), b["hash"]
+
+
+def whole_cycle(url: str, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    data, labels = tmp_path / "d.csv", tmp_path / "l.csv"
+    data.write_text("a,b\n1,2\n")
+    labels.write_text("1,cat\n")
+    code, out, err = cli(home, "init", "--name", "alice", "--domain", "org-a", "--new-chain",
+                         "--rpc-url", url)
+    assert code == 0, err
+    address = json.loads(cli(home, "--json", "whoami")[1])["address"]
+    for role in ("dataset_admin", "labeller"):
+        assert cli(home, "grant", "Dataset", role, address, "--domain", "org-a")[0] == 0
+    code, _, err = cli(home, "register", "ds", str(data), "--lifecycle", "Dataset")
+    assert code == 0, err
+    code, _, err = cli(home, "record", "label", "ds", "--output", str(labels))
+    assert code == 0, err
+    # reads write nothing to the node: no block is mined, no balance set
+    before = head(url)
+    balance = rpc(url, "eth_getBalance", address, "latest")
+    for read in (["status", "ds"], ["history", "ds"], ["checkpoint"], ["ls"], ["whoami"]):
+        assert cli(home, *read)[0] == 0, read
+    assert head(url) == before
+    assert rpc(url, "eth_getBalance", address, "latest") == balance
+    code, out, err = cli(home, "--json", "verify", "ds")
+    assert code == 0, err
+    assert json.loads(out)["ok"] is True
+    bundle = tmp_path / "ds.zip"
+    code, out, err = cli(home, "bundle", "ds", "-o", str(bundle))
+    assert code == 0, err
+    pin = json.loads(cli(home, "--json", "checkpoint")[1])["hash"]
+    assert pin == head(url)[1] and pin in out  # the bundle proves up to the node's head
+    code, out, err = run_cli(["--json", "verify", "--bundle", str(bundle), "--checkpoint", pin],
+                             300, "verifying a bundle offline")
+    assert code == 0, out + err
+    report = json.loads(out)
+    assert report["ok"] is True
+    assert any(c["name"] == "checkpoint" and c["ok"] for c in report["checks"]), report
+    # a refused write is the lifecycle's own error, one line (separation of duty)
+    code, _, err = cli(home, "record", "review", "ds")
+    assert code == 2 and "may not also do this" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def passphrase(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROML_PASSPHRASE", PASS)
+
+
+def test_a_node_on_hardhat(hardhat_url: str, tmp_path: Path,  # noqa: F811
+                           passphrase: None) -> None:
+    whole_cycle(hardhat_url, tmp_path)
+
+
+@pytest.fixture
+def geth_url(automine_anvil_url: str) -> Iterator[str]:  # noqa: F811
+    with geth_like(automine_anvil_url) as url:
+        yield url
+
+
+def test_a_node_on_a_geth_like_node(geth_url: str, tmp_path: Path, passphrase: None) -> None:
+    backend = RPCBackend(geth_url)
+    assert not backend.dev and not backend.mines_at_timestamp
+    whole_cycle(geth_url, tmp_path)
+
+
+def test_on_a_node_with_no_faucet_a_funded_account_is_brought(automine_anvil_url: str,  # noqa: F811
+                                                              tmp_path: Path,
+                                                              passphrase: None) -> None:
+    """A public network: no faucet, no unlocked account.  init names the address it cannot
+    fund and the way out; with ``--key`` (an account funded there, as a v3 keystore) the node
+    works, paying its own gas."""
+    with geth_like(automine_anvil_url, no_accounts=True) as url:
+        code, _, err = cli(tmp_path / "home", "init", "--name", "a", "--domain", "org-a",
+                           "--new-chain", "--rpc-url", url)
+        assert code == 2
+        assert "no development faucet and no unlocked funded account" in err
+        assert "proml init --key KEYSTORE" in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "home").exists()
+        # an account of the user's, funded by someone else on that network
+        account = Account.create("funded elsewhere")
+        funder = rpc(automine_anvil_url, "eth_accounts")[0]
+        rpc(automine_anvil_url, "eth_sendTransaction",
+            {"from": funder, "to": account.address, "value": hex(10**19)})
+        keystore = tmp_path / "UTC--account.json"
+        keystore.write_text(json.dumps(Account.encrypt(account.key, PASS, iterations=2)))
+        code, _, err = cli(tmp_path / "home", "init", "--name", "a", "--domain", "org-a",
+                           "--new-chain", "--rpc-url", url, "--key", str(keystore), "--seed",
+                           "x")
+        assert code == 2 and "drop --plain-key and --seed" in err
+        code, out, err = cli(tmp_path / "home", "--json", "init", "--name", "a", "--domain",
+                             "org-a", "--new-chain", "--rpc-url", url, "--key", str(keystore))
+        assert code == 0, err
+        assert json.loads(out)["address"] == account.address
+        data = tmp_path / "d.csv"
+        data.write_text("x\n")
+        home = tmp_path / "home"
+        assert cli(home, "grant", "Dataset", "dataset_admin", account.address, "--domain",
+                   "org-a")[0] == 0
+        code, _, err = cli(home, "register", "ds", str(data), "--lifecycle", "Dataset")
+        assert code == 0, err
+    spent = 10**19 - int(rpc(automine_anvil_url, "eth_getBalance", account.address,
+                             "latest"), 16)
+    assert spent > 0  # its own gas money, nobody topped it up
+
+
+def test_a_node_older_than_the_contracts_is_refused_before_anything(
+        tmp_path: Path, passphrase: None) -> None:
+    """An EVM before Cancun lacks MCOPY, which the contracts use: deployed there they would
+    fail every call with "invalid opcode" (ganache 7 did so); init names the fork instead."""
+    binary = find_anvil()
+    if binary is None:
+        pytest.skip(f"anvil not found ($ANVIL, .tools/, PATH); install it with `{INSTALL}`")
+    port = _free_port()
+    with _node([binary, "--port", str(port), "--silent", "--hardfork", "shanghai"], port,
+               "anvil") as url:
+        code, _, err = cli(tmp_path / "home", "init", "--name", "a", "--domain", "org-a",
+                           "--new-chain", "--rpc-url", url)
+    assert code == 2, err
+    assert "cannot run MCOPY (the cancun hardfork)" in err and "prague" in err
+    assert not (tmp_path / "home").exists()
+
+
+def test_a_node_error_is_one_line(automine_anvil_url: str) -> None:  # noqa: F811
+    with geth_like(automine_anvil_url) as url:
+        backend = RPCBackend(url)
+        with pytest.raises(NodeError) as info:
+            backend._rpc("evm_mine", [])
+    assert str(info.value) == "evm_mine: the method evm_mine does not exist/is not available"
+    assert info.value.error["code"] == -32601
+
+
+def test_transactions_re_encode_from_their_fields(automine_anvil_url: str) -> None:  # noqa: F811
+    """Where a node serves no raw transactions (hardhat), bundles re-encode them from their
+    JSON-RPC fields: each type, checked against anvil's own raw encoding."""
+    url = automine_anvil_url
+    funder = rpc(url, "eth_accounts")[0]
+    me = Account.create("re-encode")
+    rpc(url, "eth_sendTransaction", {"from": funder, "to": me.address, "value": hex(10**20)})
+    chain_id = int(rpc(url, "eth_chainId"), 16)
+    fee = 10 * int(rpc(url, "eth_gasPrice"), 16)
+    to = "0x" + "11" * 20
+    txs = [
+        {"nonce": 0, "gasPrice": fee, "gas": 21_000, "to": to, "value": 1, "data": b""},
+        {"nonce": 1, "gasPrice": fee, "gas": 21_000, "to": to, "value": 1, "chainId": chain_id},
+        {"type": 1, "nonce": 2, "gasPrice": fee, "gas": 30_000, "to": to, "value": 1,
+         "chainId": chain_id, "accessList": [{"address": to, "storageKeys": ["0x" + "00" * 32]}]},
+        {"type": 2, "nonce": 3, "maxFeePerGas": fee, "maxPriorityFeePerGas": 1, "gas": 60_000,
+         "value": 0, "chainId": chain_id, "data": b"\x60\x00\x60\x00\xf3"},  # a creation
+    ]
+    for tx in txs:
+        raw = me.sign_transaction(tx).raw_transaction
+        h = rpc(url, "eth_sendRawTransaction", "0x" + raw.hex())
+        fields = rpc(url, "eth_getTransactionByHash", h)
+        assert encode_rpc_transaction(fields) == raw
+        assert rpc(url, "eth_getRawTransactionByHash", h) == "0x" + raw.hex()
+    altered = dict(fields, value=hex(1))
+    with pytest.raises(ProofError, match="does not hash to its hash"):
+        encode_rpc_transaction(altered)
+    with pytest.raises(ProofError, match="cannot be re-encoded"):
+        encode_rpc_transaction(dict(fields, type="0x7f"))
