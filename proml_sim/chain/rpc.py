@@ -6,9 +6,9 @@ switched off at start (``evm_setAutomine false``) and :meth:`RPCBackend.produce_
 one block at the requested timestamp (``evm_mine``); snapshots are ``evm_snapshot`` /
 ``evm_revert`` (the node's pool is not in its snapshot: on anvil it is emptied and the
 snapshot's pending transactions are sent again, in arrival order); funded accounts get their
-balance with ``anvil_setBalance`` (or ``hardhat_setBalance``, ganache's
-``evm_setAccountBalance``; ganache's automining is switched off with ``miner_stop``).  Against
-a node without those methods (geth, a public network), :meth:`RPCBackend.produce_block` waits
+balance with ``anvil_setBalance`` (or ``hardhat_setBalance``).  A node whose EVM predates the
+contracts' (:data:`~proml_sim.compiler.EVM_VERSION`; ganache 7) is refused.  Against a node
+without those methods (geth, a public network), :meth:`RPCBackend.produce_block` waits
 until the node has mined the pending transactions (with none, its next block), a timestamp
 cannot be chosen (:attr:`mines_at_timestamp` is False), and :meth:`RPCBackend.fund` pays from
 an account the node unlocks (geth ``--dev``'s developer account) where it cannot set balances.
@@ -109,11 +109,9 @@ class RPCBackend(ChainBackend):
                 f"no Ethereum JSON-RPC node answers at {url} ({exc}); start one (e.g. anvil) or "
                 "check --rpc-url"
             ) from None
-        # a development node: automining off (anvil, hardhat: evm_setAutomine; ganache:
-        # miner_stop), blocks then mined on demand with evm_mine
         self._check_evm()
-        self.dev = any(self._try(method, params) is not None for method, params in
-                       (("evm_setAutomine", [False]), ("miner_stop", [])))
+        # a development node (anvil, hardhat): automining off, blocks mined with evm_mine
+        self.dev = self._try("evm_setAutomine", [False]) is not None
         if gas_limit is not None and self.dev:
             self._try("evm_setBlockGasLimit", [hex(gas_limit)])
         self.mines_at_timestamp = self.dev
@@ -180,8 +178,8 @@ class RPCBackend(ChainBackend):
     def fund(self, address: str, wei: int) -> int:
         """Give ``address`` at least ``wei``; return what it was given (0: it had enough).
 
-        A development node sets the balance (``anvil_setBalance``, ``hardhat_setBalance``,
-        ganache's ``evm_setAccountBalance``); otherwise the richest account the node unlocks
+        A development node sets the balance (``anvil_setBalance``, ``hardhat_setBalance``);
+        otherwise the richest account the node unlocks
         (geth ``--dev``'s developer account) sends it the difference, at most a tenth of its
         own balance.  A node with neither (a public network) raises
         :class:`~proml_sim.errors.EngineError` naming the address to fund."""
@@ -189,7 +187,7 @@ class RPCBackend(ChainBackend):
         if have >= wei:
             return 0
         checksum = to_checksum_address(address)
-        for method in ("anvil_setBalance", "hardhat_setBalance", "evm_setAccountBalance"):
+        for method in ("anvil_setBalance", "hardhat_setBalance"):
             if self._try(method, [checksum, hex(wei)]) is not None:
                 if self.dev:
                     self._try("evm_mine", [])  # make the balance part of a block, like a genesis
