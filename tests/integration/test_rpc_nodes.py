@@ -25,15 +25,7 @@ from eth_account import Account
 from proml_sim.chain.proofs import encode_rpc_transaction
 from proml_sim.chain.rpc import NodeError, RPCBackend
 from proml_sim.errors import ProofError
-from tests.fixtures.anvil import (  # noqa: F401
-    INSTALL,
-    _free_port,
-    _node,
-    automine_anvil_url,
-    find_anvil,
-    geth_like,
-    hardhat_url,
-)
+from tests.fixtures.anvil import anvil, automine_anvil_url, geth_like, hardhat_url  # noqa: F401
 from tests.fixtures.cli import run_cli
 
 PASS = "pw"
@@ -162,12 +154,7 @@ def test_a_node_older_than_the_contracts_is_refused_before_anything(
         tmp_path: Path, passphrase: None) -> None:
     """An EVM before Cancun lacks MCOPY, which the contracts use: deployed there they would
     fail every call with "invalid opcode" (ganache 7 did so); init names the fork instead."""
-    binary = find_anvil()
-    if binary is None:
-        pytest.skip(f"anvil not found ($ANVIL, .tools/, PATH); install it with `{INSTALL}`")
-    port = _free_port()
-    with _node([binary, "--port", str(port), "--silent", "--hardfork", "shanghai"], port,
-               "anvil") as url:
+    with anvil("--silent", "--hardfork", "shanghai") as url:
         code, _, err = cli(tmp_path / "home", "init", "--name", "a", "--domain", "org-a",
                            "--new-chain", "--rpc-url", url)
     assert code == 2, err
