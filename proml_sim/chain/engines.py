@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from proml_sim.chain.base import ChainBackend
+from proml_sim.errors import EngineError
 
 __all__ = ["ENGINES", "IN_PROCESS_ENGINES", "make_backend"]
 
@@ -23,7 +24,9 @@ def make_backend(
     ``pyevm`` and ``revm`` run in process and take the keywords of
     :class:`~proml_sim.chain.pyevm.PyEVMBackend` (``chain_id``, ``gas_limit``,
     ``genesis_timestamp``, ``balance_wei``; ``revm`` also ``workers``).  ``rpc`` drives the
-    Ethereum JSON-RPC node at ``rpc_url`` (see :class:`~proml_sim.chain.rpc.RPCBackend`).
+    Ethereum JSON-RPC node at ``rpc_url`` (see :class:`~proml_sim.chain.rpc.RPCBackend`): a
+    development node that mines on request (anvil, hardhat), else
+    :class:`~proml_sim.errors.EngineError`.
     """
     if engine == "pyevm":
         _no_url(engine, rpc_url)
@@ -43,7 +46,14 @@ def make_backend(
             )
         from proml_sim.chain.rpc import RPCBackend
 
-        return RPCBackend(rpc_url, funded=funded, **kw)
+        backend = RPCBackend(rpc_url, funded=funded, **kw)
+        if not backend.dev:
+            raise EngineError(
+                f"the node at {rpc_url} mines on its own (no evm_setAutomine/evm_mine): a "
+                "simulation, benchmark or experiment decides when blocks are made, and at "
+                "which time; use a development node (anvil, hardhat) there. A ProML node "
+                "(`proml init --rpc-url`) runs on any node")
+        return backend
     raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 
 

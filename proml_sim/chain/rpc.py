@@ -8,10 +8,12 @@ one block at the requested timestamp (``evm_mine``); snapshots are ``evm_snapsho
 snapshot's pending transactions are sent again, in arrival order); funded accounts get their
 balance with ``anvil_setBalance`` (or ``hardhat_setBalance``).  A node whose EVM predates the
 contracts' (:data:`~proml_sim.compiler.EVM_VERSION`; ganache 7) is refused.  Against a node
-without those methods (geth, a public network), :meth:`RPCBackend.produce_block` waits
-until the node has mined the pending transactions (with none, its next block), a timestamp
-cannot be chosen (:attr:`mines_at_timestamp` is False), and :meth:`RPCBackend.fund` pays from
-an account the node unlocks (geth ``--dev``'s developer account) where it cannot set balances.
+without those methods (geth, a public network), or one not driven (``drive=False``: a ProML
+node's chain, which must not change how a shared node mines),
+:meth:`RPCBackend.produce_block` waits until the node has mined the pending transactions (with
+none, its next block), a timestamp cannot be chosen (:attr:`mines_at_timestamp` is False), and
+:meth:`RPCBackend.fund` pays from an account the node unlocks (geth ``--dev``'s developer
+account) where it cannot set balances.
 
 Receipts come from ``eth_getTransactionReceipt``; the revert data of a failed transaction,
 which a receipt does not carry, is read with ``debug_traceTransaction`` (call tracer, top call
@@ -82,7 +84,10 @@ class RPCBackend(ChainBackend):
     """A chain behind a JSON-RPC endpoint.  See the module docstring.
 
     ``funded`` accounts get at least ``balance_wei`` each (:meth:`fund`); ``gas_limit`` sets the
-    block gas limit when the node allows it (``evm_setBlockGasLimit``).
+    block gas limit when the node allows it (``evm_setBlockGasLimit``).  ``drive=False`` (a
+    ProML node's chain, a peer's head) changes nothing on the node: its automining stays as it
+    is, and :meth:`produce_block` waits for the pending transactions to be mined (asking with
+    ``evm_mine`` only a node that does not mine them by itself).
     """
 
     name = "rpc"
@@ -95,6 +100,7 @@ class RPCBackend(ChainBackend):
         balance_wei: int = 10**24,
         gas_limit: int | None = None,
         timeout: float = 30.0,
+        drive: bool = True,
         **ignored: Any,
     ) -> None:
         web3 = _web3()
@@ -110,8 +116,9 @@ class RPCBackend(ChainBackend):
                 "check --rpc-url"
             ) from None
         self._check_evm()
-        # a development node (anvil, hardhat): automining off, blocks mined with evm_mine
-        self.dev = self._try("evm_setAutomine", [False]) is not None
+        # driving a development node (anvil, hardhat): automining off, blocks mined with
+        # evm_mine at the timestamps asked for
+        self.dev = drive and self._try("evm_setAutomine", [False]) is not None
         if gas_limit is not None and self.dev:
             self._try("evm_setBlockGasLimit", [hex(gas_limit)])
         self.mines_at_timestamp = self.dev
@@ -206,13 +213,18 @@ class RPCBackend(ChainBackend):
             f"to give {address} gas money: send it some from an account of yours")
 
     def _await(self, hashes: list[bytes], parent: int) -> None:
-        """Until each of ``hashes`` has a receipt (none given: until a block after ``parent``):
-        mined now on a development node, else waited for (the node mines on its own)."""
-        if self.dev:
-            self._rpc("evm_mine", [])
+        """Until each of ``hashes`` has a receipt (none given: until a block after ``parent``).
+        A node that has not mined them yet is asked to (``evm_mine``: a development node with
+        automining off; a node mining on its own refuses, and is waited for)."""
+
+        def done() -> bool:
+            return (all(self._rpc("eth_getTransactionReceipt", ["0x" + h.hex()]) is not None
+                        for h in hashes) if hashes else self.head().number > parent)
+
+        if not done():
+            self._try("evm_mine", [])
         deadline = time.monotonic() + self._timeout
-        while not (all(self._rpc("eth_getTransactionReceipt", ["0x" + h.hex()]) is not None
-                       for h in hashes) if hashes else self.head().number > parent):
+        while not done():
             if time.monotonic() > deadline:
                 what = (f"transaction(s) {', '.join('0x' + h.hex() for h in hashes)} not mined"
                         if hashes else "no new block")
@@ -249,10 +261,10 @@ class RPCBackend(ChainBackend):
         if not self.dev:
             if timestamp is not None:
                 raise EngineError(
-                    f"the node at {self.url} has no evm_mine: it cannot mine at a timestamp"
-                )
-            # the node mines on its own (geth --dev: at once): until our pending transactions
-            # are mined, or, with none, until its next block
+                    f"the node at {self.url} is not driven (no evm_mine, or drive=False): its "
+                    "blocks cannot be asked for at a timestamp; pass none")
+            # not driving it: until our pending transactions are mined (automining nodes have
+            # mined them at submission), or, with none, until its next block
             self._await(list(self._pending), parent.number)
             for h in list(self._pending):
                 if self.receipt(h) is not None:

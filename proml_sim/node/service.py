@@ -287,7 +287,7 @@ class ProMLNode:
         if rpc_url:  # a node that cannot serve (or fund) us is refused before the home exists
             from proml_sim.chain.rpc import RPCBackend
 
-            backend = RPCBackend(rpc_url)
+            backend = RPCBackend(rpc_url, drive=False)
             if key_file is None:  # a brought key brings its own gas money
                 try:
                     backend.fund(address, FUND_WEI)
@@ -367,11 +367,11 @@ class ProMLNode:
         chain = config["chain"]
         backend: ChainBackend
         if chain["kind"] == "rpc":
-            from proml_sim.chain.engines import make_backend
+            from proml_sim.chain.rpc import RPCBackend
 
-            # opening funds nothing (a read writes nothing to the chain): init funded the
-            # address, and `key rotate` moves the balance to a new key
-            backend = make_backend("rpc", rpc_url=chain["url"])
+            # opening changes nothing on the node (its automining stays as it is) and funds
+            # nothing: init funded the address, and `key rotate` moves the balance to a new key
+            backend = RPCBackend(chain["url"], drive=False)
             where = chain["url"]
         else:
             cdir = home / chain["path"]
@@ -848,9 +848,9 @@ class ProMLNode:
         named: dict[str, Any] = {}
         for p in peers:
             if p.startswith(("http://", "https://", "ws://")):
-                from proml_sim.chain.engines import make_backend
+                from proml_sim.chain.rpc import RPCBackend
 
-                named[p] = make_backend("rpc", rpc_url=p)
+                named[p] = RPCBackend(p, drive=False)  # a peer's node: only read
             else:
                 named[p] = JournaledChain(p)
         guard = FreshnessGuard(max_age_s, named, max_lag_blocks=max_lag_blocks,

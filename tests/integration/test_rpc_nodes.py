@@ -24,7 +24,7 @@ from eth_account import Account
 
 from proml_sim.chain.proofs import encode_rpc_transaction
 from proml_sim.chain.rpc import NodeError, RPCBackend
-from proml_sim.errors import ProofError
+from proml_sim.errors import EngineError, ProofError
 from tests.fixtures.anvil import anvil, automine_anvil_url, geth_like, hardhat_url  # noqa: F401
 from tests.fixtures.cli import run_cli
 
@@ -148,6 +148,45 @@ def test_on_a_node_with_no_faucet_a_funded_account_is_brought(automine_anvil_url
     spent = 10**19 - int(rpc(automine_anvil_url, "eth_getBalance", account.address,
                              "latest"), 16)
     assert spent > 0  # its own gas money, nobody topped it up
+
+
+def test_a_node_leaves_a_shared_node_mining_as_it_did(automine_anvil_url: str,  # noqa: F811
+                                                      tmp_path: Path,
+                                                      passphrase: None) -> None:
+    """Other tools share a development node: a ProML node's commands (and its freshness check
+    of a peer) must not switch its automining off, which left their transactions pending."""
+    url = automine_anvil_url
+    assert rpc(url, "anvil_getAutomine") is True
+    home = tmp_path / "home"
+    assert cli(home, "init", "--name", "a", "--domain", "org-a", "--new-chain", "--rpc-url",
+               url)[0] == 0
+    address = json.loads(cli(home, "--json", "whoami")[1])["address"]
+    assert cli(home, "grant", "Dataset", "dataset_admin", address, "--domain", "org-a")[0] == 0
+    data = tmp_path / "d.csv"
+    data.write_text("x\n")
+    assert cli(home, "register", "ds", str(data), "--lifecycle", "Dataset")[0] == 0
+    from proml_sim.node import ProMLNode
+    ProMLNode.open(home).freshness(3600.0, [url])
+    assert rpc(url, "anvil_getAutomine") is True
+    # someone else's transaction is still mined as it arrives
+    funder = rpc(url, "eth_accounts")[0]
+    h = rpc(url, "eth_sendTransaction", {"from": funder, "to": address, "value": "0x1"})
+    assert rpc(url, "eth_getTransactionReceipt", h) is not None
+
+
+def test_simulations_refuse_a_node_they_cannot_drive(geth_url: str, tmp_path: Path) -> None:
+    """A simulation decides when blocks are made: on a node mining on its own it would run
+    with the node's block times, or stall; it is refused, naming the kind of node it needs."""
+    from proml_sim.chain.engines import make_backend
+
+    with pytest.raises(EngineError, match="mines on its own"):
+        make_backend("rpc", rpc_url=geth_url)
+    for argv in (["simulate", "--engine", "rpc", "--rpc-url", geth_url, "--teams", "2",
+                  "--days", "0.01"],
+                 ["bench", "--engine", "rpc", "--rpc-url", geth_url, "--n", "4"]):
+        code, _, err = run_cli(argv, 120, "a refused simulation")
+        assert code == 2, err
+        assert "development node (anvil, hardhat)" in err and len(err.strip().splitlines()) <= 3
 
 
 def test_a_node_older_than_the_contracts_is_refused_before_anything(
