@@ -135,8 +135,8 @@ class Monitor:
     """Collects one row per transaction.
 
     With ``path``, rows stream to a CSV file (``.part`` while running, renamed on
-    :meth:`close`), so memory stays bounded however long the run; ``keep=False`` keeps none in
-    memory.
+    :meth:`close`; a run that stops early calls :meth:`abort`), so memory stays bounded however
+    long the run; ``keep=False`` keeps none in memory.
 
     ``rows``: the rows kept in memory; ``count``: rows recorded.
     Example: ``World(1, "ethereum-pos", monitor=Monitor("rows.csv", keep=False))``.
@@ -163,6 +163,17 @@ class Monitor:
             self.rows.append(row)
         if self._writer is not None:
             self._writer.writerow(row)
+
+    def abort(self) -> Path | None:
+        """The run stopped before its end: the ``.part`` file is removed when it holds no row,
+        else kept (rows are never thrown away) and returned, for the error to name."""
+        if self._fh is None or self._fh.closed:
+            return None
+        self._fh.close()
+        if self.count == 0:
+            self._part.unlink(missing_ok=True)
+            return None
+        return self._part
 
     def close(self) -> None:
         if self._fh is not None and not self._fh.closed:

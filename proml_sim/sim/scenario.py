@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -69,21 +70,28 @@ def run_streams(sc: StreamScenario, rows_csv: str | Path | None = None,
                 keep_rows: bool = True) -> tuple[World, dict[str, Any]]:
     """Run the scenario; rows stream to ``rows_csv`` when given.  Returns the world and stats."""
     monitor = Monitor(rows_csv, keep=keep_rows)
-    w = World(seed=sc.seed, profile=sc.profile, engine=sc.engine, monitor=monitor,
-              rpc_url=sc.rpc_url, gas_estimates=sc.gas_estimates)
-    ps, ids = prepare_teams(w, sc.teams)
-    setup_rss = _peak_rss_mb()
-    horizon = sc.hours * 3600
-    for p, mid in zip(ps, ids, strict=True):
-        w.env.process(record_stream(w, p, mid, sc.per_hour / 3600, horizon))
-    t0 = time.perf_counter()
-    # in slices, to report simulated time; the same events run in the same order either way;
-    # then drain: blocks go on until every row is complete (nothing censored by the end)
-    with progress("simulating", total=round(horizon), unit="simulated s") as bar:
-        for k in range(1, SLICES + 1):
-            w.run(horizon * k / SLICES, drain=k == SLICES)
-            bar.update(round(min(w.env.now, horizon)))
-    w.finish()
+    try:
+        w = World(seed=sc.seed, profile=sc.profile, engine=sc.engine, monitor=monitor,
+                  rpc_url=sc.rpc_url, gas_estimates=sc.gas_estimates)
+        ps, ids = prepare_teams(w, sc.teams)
+        setup_rss = _peak_rss_mb()
+        horizon = sc.hours * 3600
+        for p, mid in zip(ps, ids, strict=True):
+            w.env.process(record_stream(w, p, mid, sc.per_hour / 3600, horizon))
+        t0 = time.perf_counter()
+        # in slices, to report simulated time; the same events run in the same order either
+        # way; then drain: blocks go on until every row is complete (nothing censored)
+        with progress("simulating", total=round(horizon), unit="simulated s") as bar:
+            for k in range(1, SLICES + 1):
+                w.run(horizon * k / SLICES, drain=k == SLICES)
+                bar.update(round(min(w.env.now, horizon)))
+        w.finish()
+    except BaseException:
+        kept = monitor.abort()
+        if kept is not None:
+            print(f"proml: the run stopped early; the {monitor.count} row(s) it recorded are "
+                  f"kept in {kept}", file=sys.stderr)
+        raise
     wall = time.perf_counter() - t0
     stats: dict[str, Any] = {
         "transactions": monitor.count, "blocks": w.stats["blocks"],

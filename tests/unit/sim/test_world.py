@@ -139,6 +139,35 @@ def test_monitor_streams_to_csv_atomically(tmp_path):
     assert {r["seed"] for r in rows} == {str(w.seed)}
 
 
+def test_a_run_that_stops_early_keeps_its_rows_and_leaves_no_empty_part(tmp_path, capsys,
+                                                                       monkeypatch):
+    from proml_sim.sim.scenario import StreamScenario, run_streams
+
+    # it stops before any row (an unknown profile at set-up): no rows.csv.part is left behind
+    path = tmp_path / "rows.csv"
+    with pytest.raises(ValueError):
+        run_streams(StreamScenario("no-such-profile", 2, 0.1), rows_csv=path)
+    assert not list(tmp_path.iterdir())
+    # it is interrupted half-way (Ctrl-C): the rows so far are kept, and the file is named
+    import proml_sim.sim.scenario as scenario
+
+    real, calls = scenario.World.run, []
+
+    def interrupted(self, until, **kw):
+        calls.append(until)
+        if len(calls) > scenario.SLICES // 2:
+            raise KeyboardInterrupt
+        return real(self, until, **kw)
+
+    monkeypatch.setattr(scenario.World, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_streams(StreamScenario("consortium-fast", 3, 1.0, 120.0), rows_csv=path)
+    part = tmp_path / "rows.csv.part"
+    rows = list(csv.DictReader(part.open()))
+    assert rows and not path.exists()
+    assert f"the {len(rows)} row(s) it recorded are kept in {part}" in capsys.readouterr().err
+
+
 def test_paper_workflow_completes_with_measured_overhead():
     w = World(seed=5, profile="consortium-fast")
     projects, grants = build_projects(w, n_teams=8, n_projects=2)
