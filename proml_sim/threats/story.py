@@ -42,7 +42,7 @@ The worked example is ``docs/tutorials/X3.toml``::
     artefact = "m"
     state = "delivered"                # it acts on the artefact in this state ...
     step = "train"                     # ... when the latest evidence of this step ...
-    uses = "poison"                    # ... is this content's digest (the attacker's goal)
+    uses = "poison"                    # ... is this content's digest (a step's digest: the goal)
 
     [[play.defences]]
     kind = "history"                   # history | actors | auditor | governance
@@ -378,6 +378,12 @@ def parse_play(path: Path, table: Any, params: dict[str, Any], actors: set[str],
                 or (con.get("uses") and not con.get("step"))):
         raise err("consumer", f"names artefact {con['artefact']!r} / uses without step",
                   "name an artefact registered on both systems; give step with uses")
+    if con.get("uses") and not any(s.digest == con["uses"] for s in steps):
+        # no step records that content, so nothing could ever use it: a "prevented" vacuous
+        named = sorted({s.digest for s in steps if s.digest})
+        raise err("consumer.uses", f"is {con['uses']!r}, the content of no step",
+                  f"name the attacker's content, one of the steps' digests: "
+                  f"{', '.join(named) or 'none (give the attack step a digest)'}")
     defences = []
     if not isinstance(table.get("defences", []), list):
         raise err("defences", "is not a list", "write each defence as a [[play.defences]] table")

@@ -308,6 +308,12 @@ digest = "weights"
      "play.defences[0].expect'"),
     (lambda s: s.replace('[[play.defences]]', '[play.defences]'), "play.defences' is not a list"),
     (lambda s: s.replace('state = "verified"', 'uses = "weights"'), "play.consumer'"),
+    # a content no step records could never be used: the verdict would be a vacuous
+    # "prevented" (a typo in a user's play did that)
+    (lambda s: s.replace('state = "verified"', 'state = "verified"\nstep = "verify"\n'
+                         'uses = "evaluatoin"'),
+     "play.consumer.uses' is 'evaluatoin', the content of no step; name the attacker's "
+     "content, one of the steps' digests: evaluation, weights"),
     (lambda s: s.replace("lifecycles = { Model", "lifecycles = { Mdl"),
      "play.steps[0].lifecycle' is 'Model'"),
     (lambda s: s.replace("observe_s = 600.0", "observe = 600.0"), "play.observe'"),
