@@ -14,6 +14,7 @@ node older than the contracts' EVM (ganache 7) took the deployment, then failed 
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,14 @@ def rpc(url: str, method: str, *params: Any) -> Any:
     req = urllib.request.Request(url, body.encode(), {"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.load(resp)["result"]
+
+
+def mined(url: str, tx_hash: str) -> None:
+    """Wait until ``tx_hash`` has a receipt (an automining anvil mines in the background)."""
+    deadline = time.monotonic() + 20
+    while rpc(url, "eth_getTransactionReceipt", tx_hash) is None:
+        assert time.monotonic() < deadline, f"{tx_hash} was not mined within 20 s"
+        time.sleep(0.05)
 
 
 def head(url: str) -> tuple[int, str]:
@@ -126,8 +135,9 @@ def test_on_a_node_with_no_faucet_a_funded_account_is_brought(automine_anvil_url
         # an account of the user's, funded by someone else on that network
         account = Account.create("funded elsewhere")
         funder = rpc(automine_anvil_url, "eth_accounts")[0]
-        rpc(automine_anvil_url, "eth_sendTransaction",
-            {"from": funder, "to": account.address, "value": hex(10**19)})
+        mined(automine_anvil_url, rpc(automine_anvil_url, "eth_sendTransaction",
+                                      {"from": funder, "to": account.address,
+                                       "value": hex(10**19)}))
         keystore = tmp_path / "UTC--account.json"
         keystore.write_text(json.dumps(Account.encrypt(account.key, PASS, iterations=2)))
         code, _, err = cli(tmp_path / "home", "init", "--name", "a", "--domain", "org-a",
@@ -168,10 +178,10 @@ def test_a_node_leaves_a_shared_node_mining_as_it_did(automine_anvil_url: str,  
     from proml_sim.node import ProMLNode
     ProMLNode.open(home).freshness(3600.0, [url])
     assert rpc(url, "anvil_getAutomine") is True
-    # someone else's transaction is still mined as it arrives
+    # someone else's transaction is still mined as it arrives (anvil mines it in the
+    # background: its receipt may take a moment; with automining off it never comes)
     funder = rpc(url, "eth_accounts")[0]
-    h = rpc(url, "eth_sendTransaction", {"from": funder, "to": address, "value": "0x1"})
-    assert rpc(url, "eth_getTransactionReceipt", h) is not None
+    mined(url, rpc(url, "eth_sendTransaction", {"from": funder, "to": address, "value": "0x1"}))
 
 
 def test_simulations_refuse_a_node_they_cannot_drive(geth_url: str, tmp_path: Path) -> None:
@@ -216,7 +226,8 @@ def test_transactions_re_encode_from_their_fields(automine_anvil_url: str) -> No
     url = automine_anvil_url
     funder = rpc(url, "eth_accounts")[0]
     me = Account.create("re-encode")
-    rpc(url, "eth_sendTransaction", {"from": funder, "to": me.address, "value": hex(10**20)})
+    mined(url, rpc(url, "eth_sendTransaction", {"from": funder, "to": me.address,
+                                               "value": hex(10**20)}))
     chain_id = int(rpc(url, "eth_chainId"), 16)
     fee = 10 * int(rpc(url, "eth_gasPrice"), 16)
     to = "0x" + "11" * 20
