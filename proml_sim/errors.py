@@ -32,6 +32,8 @@
     │   ├── TransactionFailed                 reverted without a lifecycle reason, or out of gas
     │   ├── KeyCustodyError (PermissionError) an actor tried to send as a key it does not hold
     │   ├── EngineError                       engine misuse (unknown snapshot, bad tx, ...)
+    │   │   ├── RPCError                      a JSON-RPC node answered with an error
+    │   │   └── NoFaucet                      a JSON-RPC node cannot give an account gas money
     │   ├── JournalError                      a persistent chain's journal is unusable
     │   ├── ContractTooLarge (ValueError)     a contract's code is over EIP-170's 24,576 bytes
     │   └── ProofError                        a header chain, receipt proof or completeness
@@ -74,6 +76,7 @@ A revert reason on chain is ``"<Code>: <message>"`` where ``<Code>`` is the clas
 from __future__ import annotations
 
 import difflib
+from typing import Any
 
 #: set in the environment (``PROML_DEBUG=1``), an error that would be one line shows its
 #: traceback instead: an internal error, or the failure of a user's own scenario code
@@ -521,6 +524,20 @@ class EngineError(ChainError):
         ...
         proml_sim.errors.EngineError: a private key must be 32 bytes encoding an integer in [1, n-1]
     """
+
+
+class RPCError(EngineError):
+    """A JSON-RPC node answered a request with an error: one line, ``METHOD: the node's
+    message``; ``error`` keeps the node's error object (it may carry a revert's data)."""
+
+    def __init__(self, message: str, error: Any = None) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+class NoFaucet(EngineError):
+    """A JSON-RPC node has no development faucet and no unlocked funded account to give an
+    account gas money (a public network): bring an account funded there."""
 
 
 class JournalError(ChainError):

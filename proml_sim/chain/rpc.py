@@ -42,20 +42,17 @@ from proml_sim.chain._txpool import next_base_fee, rewind_snapshots
 from proml_sim.chain.abi import decode_revert_reason
 from proml_sim.chain.base import BlockInfo, CallResult, ChainBackend, Log, Receipt
 from proml_sim.chain.trie import keccak
-from proml_sim.errors import EngineError, TransactionFailed, lifecycle_error_from_reason
+from proml_sim.errors import (
+    EngineError,
+    NoFaucet,
+    RPCError,
+    TransactionFailed,
+    lifecycle_error_from_reason,
+)
 
 __all__ = ["RPCBackend"]
 
 _INSTALL_HINT = "the rpc engine needs web3: pip install 'web3>=7,<9' (or 'proml-sim[dev]')"
-
-
-class NodeError(EngineError):
-    """The node answered a request with a JSON-RPC error (``error``: the node's error object,
-    which may carry a revert's data); its text is one line, ``METHOD: the node's message``."""
-
-    def __init__(self, message: str, error: Any) -> None:
-        super().__init__(message)
-        self.error = error
 
 
 #: opcodes the compiled contracts use that older EVMs lack: name, the hardfork that brought
@@ -161,7 +158,7 @@ class RPCBackend(ChainBackend):
         if "error" in response:
             err = response["error"]
             message = err.get("message", err) if isinstance(err, dict) else err
-            raise NodeError(f"{method}: {message}", err)
+            raise RPCError(f"{method}: {message}", err)
         return response.get("result")
 
     def _try(self, method: str, params: list[Any] | None = None) -> Any:
@@ -208,7 +205,7 @@ class RPCBackend(ChainBackend):
                                                     "value": hex(value)}])
             self._await([bytes.fromhex(tx[2:])], self.head().number)
             return value
-        raise EngineError(
+        raise NoFaucet(
             f"the node at {self.url} has no development faucet and no unlocked funded account "
             f"to give {address} gas money: send it some from an account of yours")
 
@@ -278,7 +275,7 @@ class RPCBackend(ChainBackend):
                     f"block timestamp {timestamp} must be greater than the parent's "
                     f"({parent.timestamp}, block {parent.number})"
                 )
-            # a bare timestamp: anvil, hardhat and ganache all take it (hardhat refuses anvil's
+            # a bare timestamp: anvil and hardhat both take it (hardhat refuses anvil's
             # {"timestamp", "blocks"} object)
             self._rpc("evm_mine", [timestamp])
         info = self.head()
@@ -366,7 +363,7 @@ class RPCBackend(ChainBackend):
 
     @staticmethod
     def _revert_data(exc: EngineError) -> bytes:
-        err = exc.error if isinstance(exc, NodeError) else None
+        err = exc.error if isinstance(exc, RPCError) else None
         data = err.get("data") if isinstance(err, dict) else None
         if isinstance(data, dict):  # some nodes nest it
             data = data.get("data")

@@ -52,10 +52,10 @@ from proml_sim.compiler import compile_artefact
 from proml_sim.errors import (
     BlobCorrupted,
     DomainRoleNotAllowed,
-    EngineError,
     HomeError,
     JournalError,
     NodeError,
+    NoFaucet,
     NotDomainAdmin,
     NotRoleAdmin,
     RoleNotAllowed,
@@ -291,9 +291,11 @@ class ProMLNode:
             if key_file is None:  # a brought key brings its own gas money
                 try:
                     backend.fund(address, FUND_WEI)
-                except EngineError as exc:
-                    raise HomeError(f"{exc}; or bring an account funded there: `proml init "
-                                    "--key KEYSTORE`") from None
+                except NoFaucet:
+                    raise HomeError(
+                        f"the node at {rpc_url} has no development faucet and no unlocked "
+                        "funded account to give a new key gas money: bring an account funded "
+                        "there, `proml init --key KEYSTORE` (a v3 keystore)") from None
         home.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {"format": HOME_FORMAT, "name": name, "domain": domain,
                                   "address": address,

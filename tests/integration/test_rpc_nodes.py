@@ -24,8 +24,8 @@ import pytest
 from eth_account import Account
 
 from proml_sim.chain.proofs import encode_rpc_transaction
-from proml_sim.chain.rpc import NodeError, RPCBackend
-from proml_sim.errors import EngineError, ProofError
+from proml_sim.chain.rpc import RPCBackend
+from proml_sim.errors import EngineError, ProofError, RPCError
 from tests.fixtures.anvil import anvil, automine_anvil_url, geth_like, hardhat_url  # noqa: F401
 from tests.fixtures.cli import run_cli
 
@@ -214,7 +214,7 @@ def test_a_node_older_than_the_contracts_is_refused_before_anything(
 def test_a_node_error_is_one_line(automine_anvil_url: str) -> None:  # noqa: F811
     with geth_like(automine_anvil_url) as url:
         backend = RPCBackend(url)
-        with pytest.raises(NodeError) as info:
+        with pytest.raises(RPCError) as info:
             backend._rpc("evm_mine", [])
     assert str(info.value) == "evm_mine: the method evm_mine does not exist/is not available"
     assert info.value.error["code"] == -32601
