@@ -179,6 +179,53 @@ def test_a_peer_refusing_with_a_hostile_body_is_named_not_parsed(tmp_path):
         bad.shutdown()
 
 
+class _Endless(http.server.BaseHTTPRequestHandler):
+    """Answers 200 and sends zeros without end (no Content-Length)."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        chunk = bytes(1 << 20)
+        with contextlib.suppress(OSError):  # until the client hangs up
+            while True:
+                self.wfile.write(chunk)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_peer_sending_without_end_is_stopped_before_the_disk_fills(tmp_path, monkeypatch):
+    # it streamed into a temporary file until the disk was full (for everything else on it)
+    import shutil
+
+    from proml_sim.errors import StoreError
+    from proml_sim.node import store as store_mod
+
+    real = shutil.disk_usage
+    seen = []
+
+    def shrinking(path):  # this disk has 3 GiB free, less what the stream wrote so far
+        u = real(path)
+        written = sum(p.stat().st_size for p in (tmp_path / "s" / "objects").glob(".incoming-*"))
+        seen.append(written)
+        return u._replace(free=(3 << 30) - written * 64)
+
+    monkeypatch.setattr(store_mod.shutil, "disk_usage", shrinking)
+    bad = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Endless)
+    threading.Thread(target=bad.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{bad.server_address[1]}"
+        with pytest.raises(StoreError) as err:
+            PeerFetcher([url], RequestSigner(b"\x01" * 32)).fetch_into(
+                store_mod.BlobStore(tmp_path / "s"), "ab" * 32)
+    finally:
+        bad.shutdown()
+    assert "would keep less than 1 GiB free" in str(err.value)
+    assert "nothing was kept" in str(err.value) and len(seen) > 1
+    assert not list((tmp_path / "s" / "objects").rglob("*.*")), "a temporary file was left"
+    assert not [p for p in (tmp_path / "s" / "objects").rglob("*") if p.is_file()]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
