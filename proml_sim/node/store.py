@@ -28,9 +28,10 @@ from proml_sim.fsutil import atomic_write_with, check_output_path, default_mode
 from proml_sim.progress import for_file
 
 CHUNK = 1 << 20
-#: what a peer's stream must leave free on the store's disk: a peer that sends without end (or
-#: a blob larger than the disk can spare) is stopped before the disk fills for everything else
-#: on it (the chain, other blobs, other programs); checked every :data:`RESERVE_EVERY` bytes
+#: what a peer's stream must leave free on the store's disk (or half of what was free when it
+#: began, on a nearly full disk): a peer that sends without end (or a blob larger than the disk
+#: can spare) is stopped before the disk fills for everything else on it (the chain, other
+#: blobs, other programs); checked every :data:`RESERVE_EVERY` bytes
 FREE_RESERVE = 1 << 30
 RESERVE_EVERY = 64 * CHUNK
 
@@ -151,23 +152,27 @@ class BlobStore:
     def put_stream(self, chunks: Iterable[bytes], *, expect: str) -> Blob:
         """Store streamed bytes (from a peer) only if they hash to ``expect``; else
         :class:`BlobCorrupted` and nothing is kept.  Not replicated (another domain's blob).
-        A stream that would leave the disk less than :data:`FREE_RESERVE` free is stopped
-        (:class:`StoreError`, nothing kept)."""
+        A stream that would leave the disk less than :data:`FREE_RESERVE` free (or half of
+        what was free when it began) is stopped (:class:`StoreError`, nothing kept)."""
         expect = check_digest(expect)
 
         def guarded() -> Iterator[bytes]:
             received = checked = 0
+            floor = None  # 1 GiB, or half of what was free at the start on a nearly full disk
             for chunk in chunks:
                 received += len(chunk)
-                if received - checked >= RESERVE_EVERY or not checked:
+                if floor is None or received - checked >= RESERVE_EVERY:
                     checked = received
-                    if shutil.disk_usage(self.objects).free < FREE_RESERVE:
+                    free = shutil.disk_usage(self.objects).free
+                    if floor is None:
+                        floor = min(FREE_RESERVE, free // 2)
+                    if free < floor:
                         raise StoreError(
                             f"stopped receiving blob {expect} after {received:,} bytes: "
-                            f"{self.root}'s disk would keep less than {FREE_RESERVE >> 30} GiB "
-                            "free (a peer sending without end, or a blob larger than the "
-                            "disk can spare); nothing was kept; free space, or fetch it from "
-                            "another peer")
+                            f"{self.root}'s disk would keep less than {floor:,} bytes free (a "
+                            "peer sending without end, or a blob larger than the disk can "
+                            "spare); nothing was kept; free space, or fetch it from another "
+                            "peer")
                 yield chunk
 
         return self._write_stream(guarded(), replicate=False, expect=expect)
