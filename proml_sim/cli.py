@@ -353,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="engine to bench (repeatable; default: pyevm and revm, plus rpc when "
                    "--rpc-url is given)")
     b.add_argument("--rpc-url", type=cliargs.rpc_url,
-                   help="JSON-RPC node for --engine rpc (e.g. a local anvil)")
+                   help="JSON-RPC development node for --engine rpc (anvil, hardhat)")
     b.add_argument("--workers", type=nonneg, default=None,
                    help="revm: sender-recovery worker processes overlapped with block "
                    "production (default 1 on a machine with 2+ CPUs, else 0: recover in "
@@ -391,7 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="provenance updates per team per hour (default 2)")
     sim.add_argument("--engine", choices=ENGINES, default="pyevm",
                      help="chain engine (default pyevm)")
-    sim.add_argument("--rpc-url", type=cliargs.rpc_url, help="JSON-RPC endpoint for --engine rpc")
+    sim.add_argument("--rpc-url", type=cliargs.rpc_url,
+                     help="JSON-RPC development node for --engine rpc (anvil, hardhat)")
     sim.add_argument("--seed", type=nonneg, default=0)
     sim.add_argument("--out", default="simulation_rows.csv", type=cliargs.output_file,
                      help="CSV file for the rows")
@@ -407,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     sb.add_argument("--teams", type=pos, default=20,
                     help=f"teams (at most {MAX_DOMAINS}; default 20)")
     sb.add_argument("--engine", choices=ENGINES, default="pyevm")
-    sb.add_argument("--rpc-url", type=cliargs.rpc_url, help="JSON-RPC endpoint for --engine rpc")
+    sb.add_argument("--rpc-url", type=cliargs.rpc_url,
+                    help="JSON-RPC development node for --engine rpc (anvil, hardhat)")
     sb.add_argument("--per-hour", type=cliargs.positive_float, default=60.0,
                     help="provenance updates per team per hour (default 60)")
     sb.add_argument("--seed", type=nonneg, default=0)
@@ -425,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--engine", choices=ENGINES, default="pyevm",
                    help="chain engine of the experiments (default pyevm)")
     r.add_argument("--rpc-url", type=cliargs.rpc_url,
-                   help="JSON-RPC node for --engine rpc (e.g. a local anvil)")
+                   help="JSON-RPC development node for --engine rpc (anvil, hardhat)")
     r.add_argument("--chain-profile", action="append", type=chain_profile, default=[],
                    metavar="NAME_OR_TOML", help="also measure E1 latency on this chain "
                    "profile (repeatable; " + PROFILE_HELP.format(names="a named one") + ")")

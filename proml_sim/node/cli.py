@@ -276,7 +276,8 @@ def register(sub: Any) -> None:
     p.add_argument("--chain", type=cliargs.home_dir, help="directory of the shared embedded chain "
                    "(default: HOME/chain with --new-chain)")
     p.add_argument("--rpc-url", type=cliargs.rpc_url,
-                   help="use an Ethereum JSON-RPC node instead of an embedded chain")
+                   help="use an Ethereum JSON-RPC node (any, at the Prague hardfork) instead of an "
+                   "embedded chain")
     p.add_argument("--contracts", type=cliargs.existing_file,
                    help="JSON file of contract addresses (joining an RPC chain)")
     p.add_argument("--seed", help="derive the key from this seed (reproducible; default random)")
