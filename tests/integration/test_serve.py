@@ -162,22 +162,27 @@ class _HostileRefusal(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@contextlib.contextmanager
+def _peer(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """The URL of a peer on loopback answering with ``handler``."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
 def test_a_peer_refusing_with_a_hostile_body_is_named_not_parsed(tmp_path):
     # the refusal's body was read whole and parsed with httpx's json: a RecursionError (or, with
     # py-evm loaded, a stack overflow) in the verifier, for any peer's choice of body
     from proml_sim.node.store import BlobStore
 
-    bad = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HostileRefusal)
-    threading.Thread(target=bad.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{bad.server_address[1]}"
-        with pytest.raises(PeerError) as err:
-            PeerFetcher([url], RequestSigner(b"\x01" * 32)).fetch_into(
-                BlobStore(tmp_path / "s"), "ab" * 32)
-        msg = str(err.value)
-        assert f"{url}: HTTP 403" in msg and len(msg) < 1000, msg[:300]
-    finally:
-        bad.shutdown()
+    with _peer(_HostileRefusal) as url, pytest.raises(PeerError) as err:
+        PeerFetcher([url], RequestSigner(b"\x01" * 32)).fetch_into(
+            BlobStore(tmp_path / "s"), "ab" * 32)
+    msg = str(err.value)
+    assert f"{url}: HTTP 403" in msg and len(msg) < 1000, msg[:300]
 
 
 class _Endless(http.server.BaseHTTPRequestHandler):
@@ -212,15 +217,9 @@ def test_a_peer_sending_without_end_is_stopped_before_the_disk_fills(tmp_path, m
         return u._replace(free=(3 << 30) - written * 64)
 
     monkeypatch.setattr(store_mod.shutil, "disk_usage", shrinking)
-    bad = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Endless)
-    threading.Thread(target=bad.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{bad.server_address[1]}"
-        with pytest.raises(StoreError) as err:
-            PeerFetcher([url], RequestSigner(b"\x01" * 32)).fetch_into(
-                store_mod.BlobStore(tmp_path / "s"), "ab" * 32)
-    finally:
-        bad.shutdown()
+    with _peer(_Endless) as url, pytest.raises(StoreError) as err:
+        PeerFetcher([url], RequestSigner(b"\x01" * 32)).fetch_into(
+            store_mod.BlobStore(tmp_path / "s"), "ab" * 32)
     assert f"would keep less than {1 << 30:,} bytes free" in str(err.value)
     assert "nothing was kept" in str(err.value) and len(seen) > 1
     assert not list((tmp_path / "s" / "objects").rglob("*.*")), "a temporary file was left"
