@@ -55,6 +55,9 @@ __all__ = ["RPCBackend"]
 _INSTALL_HINT = "the rpc engine needs web3: pip install 'web3>=7,<9' (or 'proml-sim[dev]')"
 
 
+#: how long a write waits for a node that mines on its own (not driven) to include it
+MINE_WAIT_S = 600.0
+
 #: opcodes the compiled contracts use that older EVMs lack: name, the hardfork that brought
 #: it, creation code running it (checked with ``eth_call`` when a node is opened)
 _OPCODES = (("PUSH0", "shanghai", "5f50"), ("MCOPY", "cancun", "5f5f5f5e"),
@@ -220,13 +223,16 @@ class RPCBackend(ChainBackend):
 
         if not done():
             self._try("evm_mine", [])
-        deadline = time.monotonic() + self._timeout
+        # a node mining on its own schedule (a public network) may take minutes to include
+        wait = self._timeout if self.dev else max(self._timeout, MINE_WAIT_S)
+        deadline = time.monotonic() + wait
         while not done():
             if time.monotonic() > deadline:
                 what = (f"transaction(s) {', '.join('0x' + h.hex() for h in hashes)} not mined"
                         if hashes else "no new block")
-                raise EngineError(f"{what} by the node at {self.url} within {self._timeout} s; "
-                                  "is it mining?")
+                raise EngineError(f"{what} by the node at {self.url} within {wait:g} s; is it "
+                                  "mining? (a transaction sent stays in its pool: check with "
+                                  "`proml status` before sending it again)")
             time.sleep(0.2)
 
     # -- transactions ---------------------------------------------------------------------------
