@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from proml_sim.errors import ProMLError, lifecycle_error_from_reason
+from proml_sim.errors import OutputError, ProMLError, lifecycle_error_from_reason
 
 if TYPE_CHECKING:
     from proml_sim.sim.world import SimTx, World
@@ -152,7 +152,11 @@ class Monitor:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._part = self.path.with_name(self.path.name + ".part")
-            self._fh = open(self._part, "w", newline="")  # noqa: SIM115 - closed in close()
+            try:  # never over an interrupted run's kept rows (abort)
+                self._fh = open(self._part, "x", newline="")  # noqa: SIM115 - closed in close()
+            except FileExistsError:
+                raise OutputError(f"{self._part} holds the rows of an interrupted run; move it "
+                                  "away (or delete it), then run again") from None
             self._writer = csv.DictWriter(self._fh, fieldnames=COLUMNS)
             self._writer.writeheader()
 

@@ -166,6 +166,13 @@ def test_a_run_that_stops_early_keeps_its_rows_and_leaves_no_empty_part(tmp_path
     rows = list(csv.DictReader(part.open()))
     assert rows and not path.exists()
     assert f"the {len(rows)} row(s) it recorded are kept in {part}" in capsys.readouterr().err
+    # the next run does not write over them
+    from proml_sim.errors import OutputError
+
+    kept = part.read_bytes()
+    with pytest.raises(OutputError, match="holds the rows of an interrupted run"):
+        run_streams(StreamScenario("consortium-fast", 3, 1.0, 120.0), rows_csv=path)
+    assert part.read_bytes() == kept
 
 
 def test_paper_workflow_completes_with_measured_overhead():
