@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from proml_sim.chain.base import ChainBackend
-from proml_sim.errors import EngineError
 
 __all__ = ["ENGINES", "IN_PROCESS_ENGINES", "make_backend"]
 
@@ -46,14 +45,7 @@ def make_backend(
             )
         from proml_sim.chain.rpc import RPCBackend
 
-        backend = RPCBackend(rpc_url, funded=funded, **kw)
-        if not backend.dev:
-            raise EngineError(
-                f"the node at {rpc_url} mines on its own (no evm_setAutomine/evm_mine): a "
-                "simulation, benchmark or experiment decides when blocks are made, and at "
-                "which time; use a development node (anvil, hardhat) there. A ProML node "
-                "(`proml init --rpc-url`) runs on any node")
-        return backend
+        return RPCBackend(rpc_url, funded=funded, **kw)  # drives it: a development node
     raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 
 

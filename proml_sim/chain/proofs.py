@@ -288,8 +288,8 @@ def encode_rpc_transaction(tx: dict[str, Any]) -> bytes:
     def num(key: str) -> int:
         return int(tx[key], 16)
 
-    kind = num("type") if tx.get("type") is not None else 0
     try:
+        kind = num("type") if tx.get("type") is not None else 0
         if kind == 0:
             raw = bytes(rlp.encode([num("nonce"), num("gasPrice"), num("gas"),
                                     bytes.fromhex((tx.get("to") or "0x")[2:]), num("value"),

@@ -1,19 +1,19 @@
 """A :class:`ChainBackend` for any Ethereum JSON-RPC node, through web3.py's HTTP provider.
 
-The same signed raw transactions go to the node with ``eth_sendRawTransaction``.  Block
+The same signed raw transactions go to the node with ``eth_sendRawTransaction``. Block
 production uses a development node's methods when it has them (anvil, hardhat): automining is
 switched off at start (``evm_setAutomine false``) and :meth:`RPCBackend.produce_block` mines
 one block at the requested timestamp (``evm_mine``); snapshots are ``evm_snapshot`` /
 ``evm_revert`` (the node's pool is not in its snapshot: on anvil it is emptied and the
 snapshot's pending transactions are sent again, in arrival order); funded accounts get their
-balance with ``anvil_setBalance`` (or ``hardhat_setBalance``).  A node whose EVM predates the
-contracts' (:data:`~proml_sim.compiler.EVM_VERSION`; ganache 7) is refused.  Against a node
-without those methods (geth, a public network), or one not driven (``drive=False``: a ProML
-node's chain, which must not change how a shared node mines),
-:meth:`RPCBackend.produce_block` waits until the node has mined the pending transactions (with
-none, its next block), a timestamp cannot be chosen (:attr:`mines_at_timestamp` is False), and
-:meth:`RPCBackend.fund` pays from an account the node unlocks (geth ``--dev``'s developer
-account) where it cannot set balances.
+balance with ``anvil_setBalance`` (or ``hardhat_setBalance``). A node whose EVM predates the
+contracts' (:data:`~proml_sim.compiler.EVM_VERSION`; ganache 7) is refused. A node
+without those methods (geth, a public network) cannot be driven: it is used with
+``drive=False`` only, as a ProML node's chain is (which must not change how a shared node mines
+either). Not driving, :meth:`RPCBackend.produce_block` waits until the node has mined the
+pending transactions (with none, its next block), a timestamp cannot be chosen
+(:attr:`mines_at_timestamp` is False), and :meth:`RPCBackend.fund` pays from an account the
+node unlocks (geth ``--dev``'s developer account) where it cannot set balances.
 
 Receipts come from ``eth_getTransactionReceipt``; the revert data of a failed transaction,
 which a receipt does not carry, is read with ``debug_traceTransaction`` (call tracer, top call
@@ -84,7 +84,8 @@ class RPCBackend(ChainBackend):
     """A chain behind a JSON-RPC endpoint.  See the module docstring.
 
     ``funded`` accounts get at least ``balance_wei`` each (:meth:`fund`); ``gas_limit`` sets the
-    block gas limit when the node allows it (``evm_setBlockGasLimit``).  ``drive=False`` (a
+    block gas limit when the node allows it (``evm_setBlockGasLimit``).  ``drive=True`` needs a
+    development node (else :class:`~proml_sim.errors.EngineError`); ``drive=False`` (a
     ProML node's chain, a peer's head) changes nothing on the node: its automining stays as it
     is, and :meth:`produce_block` waits for the pending transactions to be mined (asking with
     ``evm_mine`` only a node that does not mine them by itself).
@@ -119,6 +120,12 @@ class RPCBackend(ChainBackend):
         # driving a development node (anvil, hardhat): automining off, blocks mined with
         # evm_mine at the timestamps asked for
         self.dev = drive and self._try("evm_setAutomine", [False]) is not None
+        if drive and not self.dev:  # refused before anything is funded on it
+            raise EngineError(
+                f"the node at {url} mines on its own (no evm_setAutomine/evm_mine): a "
+                "simulation, benchmark or experiment decides when blocks are made, and at "
+                "which time; use a development node (anvil, hardhat) there. A ProML node "
+                "(`proml init --rpc-url`) runs on any node")
         if gas_limit is not None and self.dev:
             self._try("evm_setBlockGasLimit", [hex(gas_limit)])
         self.mines_at_timestamp = self.dev

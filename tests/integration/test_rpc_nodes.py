@@ -114,7 +114,7 @@ def geth_url(automine_anvil_url: str) -> Iterator[str]:  # noqa: F811
 
 
 def test_a_node_on_a_geth_like_node(geth_url: str, tmp_path: Path, passphrase: None) -> None:
-    backend = RPCBackend(geth_url)
+    backend = RPCBackend(geth_url, drive=False)
     assert not backend.dev and not backend.mines_at_timestamp
     whole_cycle(geth_url, tmp_path)
 
@@ -213,7 +213,7 @@ def test_a_node_older_than_the_contracts_is_refused_before_anything(
 
 def test_a_node_error_is_one_line(automine_anvil_url: str) -> None:  # noqa: F811
     with geth_like(automine_anvil_url) as url:
-        backend = RPCBackend(url)
+        backend = RPCBackend(url, drive=False)
         with pytest.raises(RPCError) as info:
             backend._rpc("evm_mine", [])
     assert str(info.value) == "evm_mine: the method evm_mine does not exist/is not available"
