@@ -33,6 +33,7 @@
     │   ├── KeyCustodyError (PermissionError) an actor tried to send as a key it does not hold
     │   ├── EngineError                       engine misuse (unknown snapshot, bad tx, ...)
     │   │   ├── RPCError                      a JSON-RPC node answered with an error
+    │   │   │   └── NonceTaken                another transaction from the account took the nonce
     │   │   └── NoFaucet                      a JSON-RPC node cannot give an account gas money
     │   ├── JournalError                      a persistent chain's journal is unusable
     │   ├── ContractTooLarge (ValueError)     a contract's code is over EIP-170's 24,576 bytes
@@ -533,6 +534,13 @@ class RPCError(EngineError):
     def __init__(self, message: str, error: Any = None) -> None:
         super().__init__(message)
         self.error = error
+
+
+class NonceTaken(RPCError):
+    """A JSON-RPC node refused a transaction because another transaction from the same account
+    took its nonce (another process sending from it at the same time: a second node home with
+    the same key, the user's own script).  The transaction was not sent; signing it again with
+    the node's next nonce is safe (:func:`proml_sim.chain.accounts.submit_signed` does)."""
 
 
 class NoFaucet(EngineError):

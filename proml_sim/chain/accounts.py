@@ -8,6 +8,8 @@ it for a key it does not hold raises :class:`~proml_sim.errors.KeyCustodyError`.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -15,7 +17,7 @@ import coincurve
 from eth_utils.address import to_canonical_address, to_checksum_address
 
 from proml_sim.chain.trie import keccak, rlp_encode_bytes, rlp_encode_list, rlp_uint
-from proml_sim.errors import EngineError, KeyCustodyError
+from proml_sim.errors import EngineError, KeyCustodyError, NonceTaken
 
 if TYPE_CHECKING:
     from proml_sim.chain.base import ChainBackend, Receipt
@@ -180,8 +182,8 @@ class TxSender:
 
     Nonces come from :meth:`ChainBackend.next_nonce` (which counts the sender's pending
     transactions), so several transactions can be sent before a block is produced, and a
-    :meth:`ChainBackend.revert` needs no bookkeeping here.  Fees: ``max_fee = 2 * base_fee + tip``,
-    the usual wallet rule that survives a few full blocks of base-fee growth.
+    :meth:`ChainBackend.revert` needs no bookkeeping here; fees and a nonce another process
+    took: :func:`submit_signed`.
     """
 
     def __init__(self, backend: ChainBackend, signer: Signer, *, tip: int = DEFAULT_TIP) -> None:
@@ -215,17 +217,46 @@ class TxSender:
             if cached is None:
                 cached = self._to_cache[to] = to_canonical_address(to)
             to_bytes = cached
-        raw = self.signer.sign_transaction(
+        return submit_signed(backend, self.signer, to_bytes, data, gas=gas, tip=tip, value=value)
+
+
+#: how many times a transaction is signed again after another one from the same account took
+#: its nonce (:class:`~proml_sim.errors.NonceTaken`) before the error is the caller's
+NONCE_ATTEMPTS = 8
+
+
+def submit_signed(backend: ChainBackend, signer: Signer, to: str | bytes | None, data: bytes,
+                  *, gas: int, tip: int = DEFAULT_TIP, value: int = 0) -> bytes:
+    """Sign a transaction with the sender's next nonce (:meth:`ChainBackend.next_nonce`, which
+    counts its pending transactions) and submit it; return its hash.  Fees: ``max_fee = 2 *
+    base_fee + tip``, the usual wallet rule that survives a few full blocks of base-fee growth.
+
+    Another process may send from the same account meanwhile (a second node home with the same
+    key, the user's own script): when the node says the nonce is taken, the transaction was not
+    sent, and it is signed again with the next nonce, after a short random wait, up to
+    :data:`NONCE_ATTEMPTS` times."""
+    attempt = 0
+    while True:
+        attempt += 1
+        raw = signer.sign_transaction(
             chain_id=backend.chain_id,
-            nonce=backend.next_nonce(self.signer.address),
-            to=to_bytes,
+            nonce=backend.next_nonce(signer.address),
+            to=to,
             data=data,
             gas=gas,
             max_fee_per_gas=2 * backend.base_fee() + tip,
             max_priority_fee_per_gas=tip,
             value=value,
         )
-        return backend.submit(raw)
+        try:
+            return backend.submit(raw)
+        except NonceTaken as exc:
+            if attempt >= NONCE_ATTEMPTS:
+                raise NonceTaken(
+                    f"{exc} ({attempt} attempts: another process keeps sending from "
+                    f"{signer.address} at the same time; run it again when that one is done)",
+                    exc.error) from None
+            time.sleep(random.uniform(0.05, 0.2) * attempt)
 
 
 def send_and_mine(

@@ -39,6 +39,7 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 
 from proml_sim.chain.abi import ContractABI, EventCodec
+from proml_sim.chain.accounts import submit_signed
 from proml_sim.chain.base import ChainBackend, Receipt
 from proml_sim.chain.trie import keccak, rlp_encode_bytes, rlp_encode_list
 from proml_sim.compiler import MAX_CODE_SIZE, CompiledContract, compile_artefact
@@ -800,17 +801,7 @@ def _deploy(backend: ChainBackend, deployer: Any, data: bytes, timestamp: int | 
 
 
 def _send(backend: ChainBackend, signer: Any, to: str | None, data: bytes, gas: int) -> bytes:
-    tip = 10**9
-    raw = signer.sign_transaction(
-        chain_id=backend.chain_id,
-        nonce=backend.next_nonce(signer.address),
-        to=to,
-        data=data,
-        gas=min(gas, backend.gas_limit),
-        max_fee_per_gas=2 * backend.base_fee() + tip,
-        max_priority_fee_per_gas=tip,
-    )
-    return backend.submit(raw)
+    return submit_signed(backend, signer, to, data, gas=min(gas, backend.gas_limit))
 
 
 def event_from_args(name: str, args: dict[str, Any]) -> LifecycleEvent:

@@ -31,6 +31,7 @@ hashes.  web3 is an optional dependency (the ``dev`` extra).
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -45,6 +46,7 @@ from proml_sim.chain.trie import keccak
 from proml_sim.errors import (
     EngineError,
     NoFaucet,
+    NonceTaken,
     RPCError,
     TransactionFailed,
     lifecycle_error_from_reason,
@@ -54,6 +56,16 @@ __all__ = ["RPCBackend"]
 
 _INSTALL_HINT = "the rpc engine needs web3: pip install 'web3>=7,<9' (or 'proml-sim[dev]')"
 
+
+#: what nodes answer when another transaction from the account took the nonce: geth, anvil,
+#: hardhat, besu ("nonce too low", "replacement transaction underpriced"), nethermind
+#: ("OldNonce", "ReplacementNotAllowed"); hardhat when automining ("nonce too high")
+_NONCE_TAKEN = re.compile(r"nonce too (?:low|high)|replacement transaction underpriced|oldnonce|"
+                          r"replacementnotallowed|nonce has already been used", re.IGNORECASE)
+#: ... and when the very same signed transaction is already in its pool: geth, anvil,
+#: hardhat and besu, nethermind
+_ALREADY_KNOWN = re.compile(r"already known|already imported|known transaction|alreadyknown",
+                            re.IGNORECASE)
 
 #: how long a write waits for a node that mines on its own (not driven) to include it
 MINE_WAIT_S = 600.0
@@ -245,7 +257,15 @@ class RPCBackend(ChainBackend):
     # -- transactions ---------------------------------------------------------------------------
     def submit(self, raw_tx: bytes) -> bytes:
         raw_tx = bytes(raw_tx)
-        tx_hash = bytes.fromhex(self._rpc("eth_sendRawTransaction", ["0x" + raw_tx.hex()])[2:])
+        try:
+            tx_hash = bytes.fromhex(self._rpc("eth_sendRawTransaction", ["0x" + raw_tx.hex()])[2:])
+        except RPCError as exc:
+            if _ALREADY_KNOWN.search(str(exc)):
+                tx_hash = keccak(raw_tx)  # these very bytes are in its pool: sent
+            elif _NONCE_TAKEN.search(str(exc)):
+                raise NonceTaken(str(exc), exc.error) from None
+            else:
+                raise
         if tx_hash != keccak(raw_tx):
             raise EngineError("the node returned a different transaction hash than keccak(raw)")
         self._pending[tx_hash] = raw_tx

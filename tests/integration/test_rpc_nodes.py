@@ -9,11 +9,16 @@ Found by running it there: hardhat refused anvil's form of ``evm_mine`` and has 
 at all (every open set balances it cannot set; every write asked for a block at a timestamp);
 every command, reads included, funded the node's address and mined a block on the node; and a
 node older than the contracts' EVM (ganache 7) took the deployment, then failed every call.
+Two node homes with the same key (or a user's own script sending from the node's account)
+lost writes to "nonce too low" when they ran at the same time.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -23,9 +28,11 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from proml_sim.chain import accounts
+from proml_sim.chain.accounts import Signer, submit_signed
 from proml_sim.chain.proofs import encode_rpc_transaction
 from proml_sim.chain.rpc import RPCBackend
-from proml_sim.errors import EngineError, ProofError, RPCError
+from proml_sim.errors import EngineError, NonceTaken, ProofError, RPCError
 from tests.fixtures.anvil import anvil, automine_anvil_url, geth_like, hardhat_url  # noqa: F401
 from tests.fixtures.cli import run_cli
 
@@ -250,3 +257,115 @@ def test_transactions_re_encode_from_their_fields(automine_anvil_url: str) -> No
         encode_rpc_transaction(altered)
     with pytest.raises(ProofError, match="cannot be re-encoded"):
         encode_rpc_transaction(dict(fields, type="0x7f"))
+
+
+def _funded(url: str, seed: str) -> tuple[Any, Signer]:
+    """An eth-account account (the "other process") and the same key as the node's signer."""
+    account = Account.create(seed)
+    funder = rpc(url, "eth_accounts")[0]
+    tx = rpc(url, "eth_sendTransaction", {"from": funder, "to": account.address,
+                                          "value": hex(10**20)})
+    if rpc(url, "eth_getTransactionReceipt", tx) is None:
+        rpc(url, "evm_mine")
+    mined(url, tx)
+    return account, Signer(bytes(account.key))
+
+
+def _other_process_sends(url: str, account: Any, nonce: int, fee: int) -> str:
+    tx = {"type": 2, "nonce": nonce, "to": "0x" + "22" * 20, "value": 1, "gas": 21_000,
+          "maxFeePerGas": fee, "maxPriorityFeePerGas": 10**9,
+          "chainId": int(rpc(url, "eth_chainId"), 16)}
+    return str(rpc(url, "eth_sendRawTransaction",
+                   "0x" + account.sign_transaction(tx).raw_transaction.hex()))
+
+
+@pytest.mark.parametrize("node", ["anvil", "hardhat"])
+def test_a_nonce_another_process_took_is_signed_again(node: str, request: pytest.FixtureRequest,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process sends from the same account between our nonce read and our send: the
+    node refuses ours ("nonce too low"), which was not sent; it is signed again with the next
+    nonce, and both transactions are mined."""
+    url = request.getfixturevalue("automine_anvil_url" if node == "anvil" else "hardhat_url")
+    account, signer = _funded(url, f"race {node}")
+    backend = RPCBackend(url, drive=False)
+    read = backend.next_nonce(signer.address)
+    other = _other_process_sends(url, account, read, 3 * backend.base_fee() + 10**9)
+    mined(url, other)
+    reads: list[int] = []
+
+    def next_nonce(address: str) -> int:  # the first read was made before the other's send
+        reads.append(read if not reads else RPCBackend.next_nonce(backend, address))
+        return reads[-1]
+
+    monkeypatch.setattr(backend, "next_nonce", next_nonce)
+    ours = submit_signed(backend, signer, "0x" + "33" * 20, b"", gas=21_000)
+    mined(url, "0x" + ours.hex())
+    assert reads == [read, read + 1]
+    assert backend.nonce(signer.address) == read + 2
+
+    # a process that keeps taking them: after NONCE_ATTEMPTS the error is one line, with why
+    monkeypatch.setattr(backend, "next_nonce", lambda address: read)
+    monkeypatch.setattr(accounts, "NONCE_ATTEMPTS", 2)
+    with pytest.raises(NonceTaken) as info:
+        submit_signed(backend, signer, "0x" + "33" * 20, b"", gas=21_000)
+    message = str(info.value)
+    assert message.startswith("eth_sendRawTransaction: ") and "\n" not in message
+    assert "2 attempts: another process keeps sending from" in message
+    assert signer.address in message and "run it again" in message
+
+
+def test_a_pending_nonce_taken_or_our_own_transaction_known(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a node that has not mined yet: a nonce another process's pending transaction holds
+    ("replacement transaction underpriced") is signed again; our own transaction, already in
+    the node's pool ("already imported"), is taken as sent."""
+    with anvil("--silent", "--no-mining") as url:
+        account, signer = _funded(url, "pending race")
+        backend = RPCBackend(url, drive=False)
+        read = backend.next_nonce(signer.address)
+        fee = 2 * backend.base_fee() + 10**9
+        other = _other_process_sends(url, account, read, fee)
+        monkeypatch.setattr(backend, "next_nonce", lambda address: read)
+        with pytest.raises(NonceTaken, match="replacement transaction underpriced"):
+            backend.submit(signer.sign_transaction(
+                chain_id=backend.chain_id, nonce=read, to="0x" + "33" * 20, data=b"",
+                gas=21_000, max_fee_per_gas=fee, max_priority_fee_per_gas=10**9))
+        monkeypatch.undo()
+        ours = submit_signed(backend, signer, "0x" + "33" * 20, b"", gas=21_000)
+        raw = bytes.fromhex(rpc(url, "eth_getRawTransactionByHash", "0x" + ours.hex())[2:])
+        assert backend.submit(raw) == ours  # the node knows it: sent, not an error
+        rpc(url, "evm_mine")
+        mined(url, other)
+        mined(url, "0x" + ours.hex())
+        assert backend.nonce(signer.address) == read + 2
+
+
+def test_two_homes_with_one_key_write_at_the_same_time(automine_anvil_url: str,  # noqa: F811
+                                                       tmp_path: Path) -> None:
+    """A second node home with the node's key (a CI runner's copy, a laptop's) registering at
+    the same moment as the first: every write lands."""
+    url = automine_anvil_url
+    homes = [tmp_path / "h1", tmp_path / "h2"]
+    assert cli(homes[0], "init", "--name", "a", "--domain", "org-a", "--new-chain",
+               "--rpc-url", url, "--plain-key", "--seed", "shared key")[0] == 0
+    node = json.loads((homes[0] / "node.json").read_text())
+    contracts = tmp_path / "contracts.json"
+    contracts.write_text(json.dumps(node["contracts"]))
+    assert cli(homes[1], "init", "--name", "a2", "--domain", "org-a", "--rpc-url", url,
+               "--contracts", str(contracts), "--plain-key", "--seed", "shared key")[0] == 0
+    assert cli(homes[0], "grant", "Dataset", "dataset_admin", node["address"], "--domain",
+               "org-a")[0] == 0
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    procs = []
+    for i in range(8):
+        data = tmp_path / f"d{i}.csv"
+        data.write_text(f"{i}\n")
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "proml_sim.cli", "--home", str(homes[i % 2]), "register",
+             f"ds{i}", str(data), "--lifecycle", "Dataset"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    listed = json.loads(cli(homes[1], "--json", "ls")[1])
+    assert {a["name"] for a in listed} >= {f"ds{i}" for i in range(8)}
