@@ -50,8 +50,10 @@ from proml_sim.chain.client import LifecycleClient
 from proml_sim.chain.journal import JournaledChain
 from proml_sim.compiler import compile_artefact
 from proml_sim.errors import (
+    AlreadyRegistered,
     BlobCorrupted,
     DomainRoleNotAllowed,
+    EngineError,
     HomeError,
     JournalError,
     NodeError,
@@ -632,8 +634,15 @@ class ProMLNode:
         _, digest, ids = self._record(lifecycle, "register", None, name, inputs, files, params,
                                       code)
         with self._writing(), self._explained(None, client):
-            op = client.register(self.signer, salt, digest, locator or f"proml:{name}", ids)
-            aid = self._mine(client, op)
+            try:
+                op = client.register(self.signer, salt, digest, locator or f"proml:{name}", ids)
+                aid = self._mine(client, op)
+            except AlreadyRegistered:  # not on the chain when checked above: another run's
+                aid = client.artefact_id(self.address, salt)
+                raise NodeError(f"an artefact named {name!r} is being registered by "
+                                f"{self.address} (id 0x{aid.hex()}) in another run (its "
+                                "transaction waits to be mined, or was just mined); see "
+                                f"`proml status {name}`, or choose another name") from None
         return ArtefactRef(lifecycle, aid, name)
 
     def record(self, transition: str, artefact: str | ArtefactRef, *,
@@ -811,11 +820,24 @@ class ProMLNode:
             if ref is None:
                 raise
             raise TransitionNotAllowed(f"{exc}; {ref.name or ref.hex} is "
-                                       f"{client.state(ref.id)}") from exc
+                                       f"{client.state(ref.id)}{self._pending_note()}") from exc
         except RoleNotAllowed as exc:
             held = self.roles_held(client) or ["none"]
             raise RoleNotAllowed(f"{exc}; {self.address} ({self.name}) holds "
                                  f"{', '.join(held)}") from exc
+
+    def _pending_note(self) -> str:
+        """``; N transaction(s) ... pending`` when the chain's node holds transactions of this
+        account not yet mined (an earlier run stopped while it waited): what the refusal was
+        judged against may change once they are."""
+        try:
+            waiting = self.backend.next_nonce(self.address) - self.backend.nonce(self.address)
+        except EngineError:
+            return ""
+        if waiting <= 0:
+            return ""
+        return (f"; {waiting} transaction(s) from {self.address} are still waiting to be mined "
+                "(another run's?): check again once they are")
 
     def roles_held(self, client: LifecycleClient, account: str | None = None) -> list[str]:
         """The names of the roles ``account`` (default: this node) holds in a lifecycle."""

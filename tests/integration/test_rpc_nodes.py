@@ -369,3 +369,47 @@ def test_two_homes_with_one_key_write_at_the_same_time(automine_anvil_url: str, 
         assert p.returncode == 0, err
     listed = json.loads(cli(homes[1], "--json", "ls")[1])
     assert {a["name"] for a in listed} >= {f"ds{i}" for i in range(8)}
+
+
+def test_a_write_an_interrupted_run_left_waiting_is_named(tmp_path: Path,
+                                                          passphrase: None) -> None:
+    """A run stopped (Ctrl-C, a killed job) while its transaction waited to be mined: the next
+    run of the same command is told that transaction is there, not "use a new salt" (there is
+    no salt to choose) or a bare refusal judged against the state before it."""
+    with anvil("--silent") as upstream, geth_like(upstream) as url:
+        home = tmp_path / "home"
+        assert cli(home, "init", "--name", "a", "--domain", "org-a", "--new-chain",
+                   "--rpc-url", url)[0] == 0
+        address = json.loads(cli(home, "--json", "whoami")[1])["address"]
+        for role in ("dataset_admin", "labeller"):
+            assert cli(home, "grant", "Dataset", role, address, "--domain", "org-a")[0] == 0
+        data = tmp_path / "d.csv"
+        data.write_text("x\n")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+
+        def interrupted(*argv: str) -> None:  # sent, then stopped while it waits
+            sent = rpc(upstream, "eth_getTransactionCount", address, "pending")
+            proc = subprocess.Popen([sys.executable, "-m", "proml_sim.cli", "--home", str(home),
+                                     *argv], env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 120
+            while rpc(upstream, "eth_getTransactionCount", address, "pending") == sent:
+                assert proc.poll() is None and time.monotonic() < deadline, "nothing was sent"
+                time.sleep(0.05)
+            proc.kill()
+            proc.wait()
+
+        rpc(upstream, "evm_setAutomine", False)
+        interrupted("register", "ds", str(data), "--lifecycle", "Dataset")
+        code, _, err = cli(home, "register", "ds", str(data), "--lifecycle", "Dataset")
+        assert code == 2 and "salt" not in err, err
+        assert "'ds' is being registered by" in err and "`proml status ds`" in err
+        rpc(upstream, "evm_mine")
+        assert json.loads(cli(home, "--json", "status", "ds")[1])["state"] == "collected"
+        interrupted("record", "retire", "ds")
+        code, _, err = cli(home, "record", "retire", "ds")
+        assert code == 2, err
+        assert "1 transaction(s) from" in err and "still waiting to be mined" in err, err
+        rpc(upstream, "evm_mine")
+        rpc(upstream, "evm_setAutomine", True)
+        assert json.loads(cli(home, "--json", "status", "ds")[1])["state"] == "retired"
