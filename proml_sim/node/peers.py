@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from proml_sim.errors import BlobCorrupted, NodeError, PeerError
@@ -29,7 +29,11 @@ NONCE_HEADER = "X-ProML-Nonce"
 SIGNATURE_HEADER = "X-ProML-Signature"
 #: seconds a peer request may take (connect and between chunks)
 TIMEOUT_S = 10.0
-CHUNK = 1 << 20
+#: once GRACE_S have passed, a peer must have sent at least MIN_RATE bytes per second on average:
+#: each byte resets the read timeout, so a peer trickling a byte a second held a verification
+#: forever
+MIN_RATE = 32 * 1024
+GRACE_S = 30.0
 
 
 def request_message(method: str, path: str, timestamp: int, nonce: str) -> str:
@@ -80,10 +84,12 @@ class PeerFetcher:
     """Fetches blobs from HTTP peers into a store, hash-checked before anything is kept."""
 
     def __init__(self, urls: Sequence[str], signer: RequestSigner | Any,
-                 timeout: float = TIMEOUT_S) -> None:
+                 timeout: float = TIMEOUT_S, *, min_rate: float = MIN_RATE,
+                 grace_s: float = GRACE_S) -> None:
         self.urls = [check_peer_url(u) for u in urls]
         self._signer = signer
         self.timeout = timeout
+        self.min_rate, self.grace_s = min_rate, grace_s
         #: what each failed attempt said, for the error message and ``--json`` output
         self.notes: list[str] = []
 
@@ -109,16 +115,33 @@ class PeerFetcher:
                         if resp.status_code != 200:
                             tried.append(f"{url}: HTTP {resp.status_code} {_reason(resp)}")
                             continue
-                        store.put_stream(resp.iter_bytes(CHUNK), expect=digest)
+                        store.put_stream(self._paced(resp.iter_bytes()), expect=digest)
                     return url
                 except httpx.HTTPError as exc:
                     tried.append(f"{url}: unreachable ({type(exc).__name__}: {exc})")
-                except BlobCorrupted as exc:  # wrong bytes: nothing was kept
+                except (BlobCorrupted, _TooSlow) as exc:  # nothing was kept
                     tried.append(f"{url}: {exc}")
         self.notes.extend(tried)
         raise PeerError(f"blob {digest} is held by no peer that could serve it ("
                         + "; ".join(tried) + "); start a peer that holds it (`proml serve`) or "
                         "add one with `proml replica add URL`")
+
+
+    def _paced(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """``chunks`` as they arrive, stopped (:class:`_TooSlow`) once :attr:`grace_s` have
+        passed and the peer's average rate is under :attr:`min_rate` bytes per second."""
+        start, received = time.monotonic(), 0
+        for chunk in chunks:
+            received += len(chunk)
+            elapsed = time.monotonic() - start
+            if elapsed > self.grace_s and received < self.min_rate * elapsed:
+                raise _TooSlow(f"too slow ({received:,} bytes in {elapsed:.0f} s, under "
+                               f"{self.min_rate:,.0f} bytes/s); nothing was kept")
+            yield chunk
+
+
+class _TooSlow(Exception):
+    """A peer sends a blob slower than :attr:`PeerFetcher.min_rate` (the next peer is asked)."""
 
 
 #: what is read of a refusal's body for its reason: the server's own errors are one short line;

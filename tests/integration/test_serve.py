@@ -232,6 +232,57 @@ def test_a_peer_sending_without_end_is_stopped_before_the_disk_fills(tmp_path, m
     assert blob.size == 7
 
 
+class _Trickle(http.server.BaseHTTPRequestHandler):
+    """Promises 10 MB and sends a byte a tenth of a second: each byte resets a read timeout."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(10**7))
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            for _ in range(600):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.1)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class _Serves(http.server.BaseHTTPRequestHandler):
+    """Serves the bytes b"weights" for any blob."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "7")
+        self.end_headers()
+        self.wfile.write(b"weights")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_peer_trickling_a_blob_is_left_for_the_next(tmp_path):
+    # a peer sending a byte now and then held the verification forever (no read timed out)
+    from proml_sim.node.store import BlobStore
+
+    digest = hashlib.sha256(b"weights").hexdigest()
+    store = BlobStore(tmp_path / "s")
+    with _peer(_Trickle) as slow, _peer(_Serves) as good:
+        fetcher = PeerFetcher([slow, good], RequestSigner(b"\x01" * 32), min_rate=1000,
+                              grace_s=1.0)
+        started = time.monotonic()
+        assert fetcher.fetch_into(store, digest) == good
+        assert time.monotonic() - started < 20
+        assert fetcher.notes == []  # it was served: the slow peer is not an error
+        with pytest.raises(PeerError) as err:
+            PeerFetcher([slow], RequestSigner(b"\x01" * 32), min_rate=1000,
+                        grace_s=1.0).fetch_into(store, "ab" * 32)
+    assert f"{slow}: too slow (" in str(err.value) and "under 1,000 bytes/s" in str(err.value)
+    assert store.has(digest) and not store.has("ab" * 32)
+    assert not list((tmp_path / "s" / "objects").glob(".incoming-*"))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
