@@ -247,7 +247,9 @@ def _check_pin(headers: list[Header], pin: bytes | None, events: Sequence[ChainE
     if at is None:
         return Check("checkpoint", False, f"the header chain does not reach the pinned "
                      f"checkpoint {_hex(pin)}: it ends at block {last.number} ({_hex(last.hash)}); "
-                     "the bundle is cut short, from a fork or from another chain")
+                     f"if your checkpoint is after block {last.number}, the bundle was made "
+                     "before it: ask for one made since (`proml bundle` proves up to the "
+                     "node's head); else it is cut short, from a fork or from another chain")
     late = [ce for ce in events if ce.block > at.number]
     if late:
         return Check("checkpoint", False, f"the pinned checkpoint is block {at.number}, but "

@@ -342,6 +342,10 @@ def test_a_fork_fails_at_the_pin(world: World, bundle: Path, tmp_path: Path) -> 
     forked = write_bundle(LiveSource(node), "clf", tmp_path / "fork.zip")
     failures = proof_failures(forked, "0x" + trusted.hex())
     assert any("does not reach the pinned checkpoint" in f for f in failures), failures
+    # a header chain cannot tell a fork from a pin made after the bundle: both are named
+    end = ProMLNode.open(fork / "admin").backend.head().number
+    assert any(f"if your checkpoint is after block {end}, the bundle was made before it" in f
+               and "from a fork" in f for f in failures), failures
     with pytest.raises(ProofError, match="does not extend the checkpoint"):
         check_extends(node.backend, trusted)
 
