@@ -50,6 +50,9 @@ EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h): a bug
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 EXIT_PIPE_CLOSED = 141  # 128 + SIGPIPE, what shells report when the reader went away
 ENGINES = ["pyevm", "revm", "rpc"]
+RPC_DEV_HELP = ("JSON-RPC development node for --engine rpc (anvil, hardhat); the run takes it "
+                "over (automining off, blocks at simulated times, its gas limit): give it a "
+                "node of its own")
 
 __all__ = ["UsageError", "build_parser", "commands", "main"]
 
@@ -353,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="engine to bench (repeatable; default: pyevm and revm, plus rpc when "
                    "--rpc-url is given)")
     b.add_argument("--rpc-url", type=cliargs.rpc_url,
-                   help="JSON-RPC development node for --engine rpc (anvil, hardhat)")
+                   help=RPC_DEV_HELP)
     b.add_argument("--workers", type=nonneg, default=None,
                    help="revm: sender-recovery worker processes overlapped with block "
                    "production (default 1 on a machine with 2+ CPUs, else 0: recover in "
@@ -392,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--engine", choices=ENGINES, default="pyevm",
                      help="chain engine (default pyevm)")
     sim.add_argument("--rpc-url", type=cliargs.rpc_url,
-                     help="JSON-RPC development node for --engine rpc (anvil, hardhat)")
+                     help=RPC_DEV_HELP)
     sim.add_argument("--seed", type=nonneg, default=0)
     sim.add_argument("--out", default="simulation_rows.csv", type=cliargs.output_file,
                      help="CSV file for the rows")
@@ -409,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"teams (at most {MAX_DOMAINS}; default 20)")
     sb.add_argument("--engine", choices=ENGINES, default="pyevm")
     sb.add_argument("--rpc-url", type=cliargs.rpc_url,
-                    help="JSON-RPC development node for --engine rpc (anvil, hardhat)")
+                    help=RPC_DEV_HELP)
     sb.add_argument("--per-hour", type=cliargs.positive_float, default=60.0,
                     help="provenance updates per team per hour (default 60)")
     sb.add_argument("--seed", type=nonneg, default=0)
@@ -427,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--engine", choices=ENGINES, default="pyevm",
                    help="chain engine of the experiments (default pyevm)")
     r.add_argument("--rpc-url", type=cliargs.rpc_url,
-                   help="JSON-RPC development node for --engine rpc (anvil, hardhat)")
+                   help=RPC_DEV_HELP)
     r.add_argument("--chain-profile", action="append", type=chain_profile, default=[],
                    metavar="NAME_OR_TOML", help="also measure E1 latency on this chain "
                    "profile (repeatable; " + PROFILE_HELP.format(names="a named one") + ")")
