@@ -41,7 +41,8 @@ def register(sub: Any) -> None:
         "doctor", help="check the home's chain (every block, the state against a replay), "
         "deployment files, key file, blobs and stray temporary files; --repair restores them",
         description="Check the node home's data: the block log, every row of the state DB "
-        "against a replay of the log, the chain's deployment files, the key file (without "
+        "against a replay of the log (on an RPC node: that it is the home's chain and holds "
+        "the home's contracts), the chain's deployment files, the key file (without "
         "unlocking it), the blobs. Exit 0 healthy, 1 problems found (one line "
         "each, naming the file, block or blob and the fix). --repair rebuilds a damaged block "
         "log from the state DB, or restores it from --from DIR (a replica's or peer's copy of "

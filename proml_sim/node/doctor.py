@@ -262,6 +262,55 @@ def _about(path: Path, what: str) -> str:
     return what.replace(f"cannot read {path}: ", "cannot be read: ").replace(f"{path} ", "", 1)
 
 
+def check_rpc_chain(home: Path, config: dict[str, Any], report: Report) -> None:
+    """An RPC chain's node answers, is the chain the home was made for (chain id and genesis),
+    and holds code at each of the home's contract addresses (a development node restarted
+    without its state is a new chain: every command refused it, while doctor said healthy).
+    Reads only."""
+    from proml_sim.chain.rpc import RPCBackend
+    from proml_sim.errors import EngineError
+    from proml_sim.node.service import chain_identity
+
+    chain = config.get("chain") or {}
+    url = chain.get("url")
+    if not isinstance(url, str):
+        report.problems.append(Problem("chain", str(home / "node.json"), "its chain is an RPC "
+                                       "endpoint without a url", "put the node's URL in "
+                                       "chain.url of node.json"))
+        return
+    fix_new = ("point chain.url in node.json at the node of the home's chain (a development "
+               "node keeps its chain across restarts only with its state saved, e.g. anvil "
+               "--state FILE), or make a new home on this chain with `proml init`")
+    try:
+        backend = RPCBackend(url, drive=False)
+        found = chain_identity(backend)
+    except EngineError as exc:
+        report.problems.append(Problem("chain", url, f"cannot be used ({exc})",
+                                       "start the node, or point chain.url in node.json at it"))
+        return
+    if "genesis" in chain and (found["genesis"] != chain["genesis"]
+                               or found["chain_id"] != chain.get("chain_id")):
+        report.problems.append(Problem(
+            "chain", url, f"is another chain: chain id {found['chain_id']}, genesis "
+            f"{found['genesis']}; the home was made for chain id {chain.get('chain_id')}, "
+            f"genesis {chain['genesis']}", fix_new))
+        return
+    contracts = config.get("contracts")
+    for lc, address in sorted(contracts.items() if isinstance(contracts, dict) else []):
+        try:
+            empty = not backend.code(str(address))
+        except (EngineError, ValueError, TypeError) as exc:
+            report.problems.append(Problem("deployments", url, f"cannot read {lc}'s code at "
+                                           f"{address} ({exc})", "fix contracts."
+                                           f"{lc} in node.json"))
+            continue
+        if empty:
+            report.problems.append(Problem(
+                "deployments", url, f"holds no code at {lc}'s address {address} (node.json)",
+                f"fix contracts.{lc} in node.json (`proml init --contracts FILE` of a member "
+                "of this chain gives the addresses)"))
+
+
 def check_deployments(cdir: Path, config: dict[str, Any], report: Report) -> None:
     """The chain directory's record of its deployed lifecycles (``deployments.json``,
     ``lifecycles.json``): readable, and listing this node's own contracts at the addresses its
@@ -394,7 +443,9 @@ def check(home: str | Path, *, replay: bool = True) -> Report:
     report = Report(str(home))
     cdir = chain_dir(home, config)
     if cdir is None:
-        report.notes.append("the chain is an RPC endpoint: its node checks its own data")
+        report.notes.append("the chain is an RPC endpoint: checked that its node is the home's "
+                            "chain and holds its contracts; the node checks its own data")
+        check_rpc_chain(home, config, report)
     else:
         check_chain(cdir, report, replay=replay)
     if cdir is not None and (cdir / "chain.json").exists():

@@ -413,3 +413,34 @@ def test_a_write_an_interrupted_run_left_waiting_is_named(tmp_path: Path,
         rpc(upstream, "evm_mine")
         rpc(upstream, "evm_setAutomine", True)
         assert json.loads(cli(home, "--json", "status", "ds")[1])["state"] == "retired"
+
+
+def test_doctor_checks_the_node_is_the_homes_chain(tmp_path: Path, passphrase: None) -> None:
+    """A development node restarted without its state is a new chain: every command refused
+    the home, while `proml doctor` said healthy; it now names the chain, and what is wrong."""
+    home = tmp_path / "home"
+    with anvil("--silent") as url:
+        assert cli(home, "init", "--name", "a", "--domain", "org-a", "--new-chain",
+                   "--rpc-url", url)[0] == 0
+        code, out, _ = cli(home, "doctor")
+        assert code == 0 and "healthy" in out
+        config = json.loads((home / "node.json").read_text())
+        config["contracts"]["Dataset"] = "0x" + "44" * 20
+        (home / "node.json").write_text(json.dumps(config))
+        code, out, _ = cli(home, "--json", "doctor")
+        problems = json.loads(out)["problems"]
+        assert code == 1 and [p["kind"] for p in problems] == ["deployments"]
+        assert "holds no code at Dataset's address" in problems[0]["what"]
+    with anvil("--silent") as other:  # the same kind of node, started afresh: another chain
+        config["chain"]["url"] = other
+        (home / "node.json").write_text(json.dumps(config))
+        before = (home / "node.json").read_bytes()
+        code, out, _ = cli(home, "--json", "doctor", "--repair")
+        problems = json.loads(out)["problems"]
+        assert code == 1 and [p["kind"] for p in problems] == ["chain"], problems
+        assert problems[0]["what"].startswith("is another chain: chain id 31337")
+        assert "anvil --state FILE" in problems[0]["fix"]
+        assert (home / "node.json").read_bytes() == before  # nothing rewritten
+    code, out, _ = cli(home, "--json", "doctor")  # no node answers there now
+    problems = json.loads(out)["problems"]
+    assert code == 1 and problems[0]["what"].startswith("cannot be used (no Ethereum JSON-RPC")
