@@ -30,7 +30,9 @@ hashes.  web3 is an optional dependency (the ``dev`` extra).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
 import re
 import time
 from collections.abc import Iterable
@@ -51,6 +53,7 @@ from proml_sim.errors import (
     TransactionFailed,
     lifecycle_error_from_reason,
 )
+from proml_sim.fsutil import parse_json
 
 __all__ = ["RPCBackend"]
 
@@ -92,6 +95,46 @@ def _bytes(value: str | None) -> bytes:
     return bytes.fromhex(value[2:]) if value else b""
 
 
+class _WebSocketRPC:
+    """JSON-RPC requests over one WebSocket (``ws://``, ``wss://``), for nodes reached that
+    way: web3 8 has no synchronous WebSocket provider, so this uses the ``websockets`` library
+    web3 depends on.  One request at a time (the backend is not shared between threads
+    unlocked); an answer is matched to its request by id, anything else (a subscription's
+    notice) is passed over."""
+
+    #: the largest message read (a block with its transactions, a call trace)
+    MAX_MESSAGE = 256 << 20
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url, self.timeout = url, timeout
+        self._ws: Any = None
+        self._ids = itertools.count(1)
+
+    def __call__(self, method: str, params: list[Any]) -> Any:
+        from websockets.sync.client import connect
+
+        if self._ws is None:
+            self._stack = contextlib.ExitStack()  # a connection is used as a context manager
+            self._ws = self._stack.enter_context(
+                connect(self.url, open_timeout=self.timeout, max_size=self.MAX_MESSAGE))
+        rid = next(self._ids)
+        try:
+            self._ws.send(json.dumps({"jsonrpc": "2.0", "id": rid, "method": method,
+                                      "params": params}))
+            deadline = time.monotonic() + self.timeout
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no answer within {self.timeout:g} s")
+                answer = parse_json(self._ws.recv(timeout=left))
+                if isinstance(answer, dict) and answer.get("id") == rid:
+                    return answer
+        except Exception:
+            self._stack.close()
+            self._ws = None  # the next request connects again
+            raise
+
+
 class RPCBackend(ChainBackend):
     """A chain behind a JSON-RPC endpoint.  See the module docstring.
 
@@ -119,8 +162,12 @@ class RPCBackend(ChainBackend):
         web3 = _web3()
         self.url = url
         self._timeout = timeout
-        self._w3 = web3.Web3(web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
-        self._request = self._w3.provider.make_request
+        self._request: Any
+        if url.startswith(("ws://", "wss://")):
+            self._request = _WebSocketRPC(url, timeout)
+        else:
+            w3 = web3.Web3(web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+            self._request = w3.provider.make_request
         try:
             self.chain_id = _int(self._rpc("eth_chainId"))
         except EngineError as exc:

@@ -444,3 +444,30 @@ def test_doctor_checks_the_node_is_the_homes_chain(tmp_path: Path, passphrase: N
     code, out, _ = cli(home, "--json", "doctor")  # no node answers there now
     problems = json.loads(out)["problems"]
     assert code == 1 and problems[0]["what"].startswith("cannot be used (no Ethereum JSON-RPC")
+
+
+def test_a_node_over_a_websocket(tmp_path: Path, passphrase: None) -> None:
+    """`--rpc-url ws://...` was accepted, then every request failed ("No connection adapters"):
+    web3 8 has no synchronous WebSocket provider; the node speaks JSON-RPC over it itself."""
+    with anvil("--silent") as url:
+        ws = url.replace("http://", "ws://")
+        home = tmp_path / "home"
+        code, _, err = cli(home, "init", "--name", "a", "--domain", "org-a", "--new-chain",
+                           "--rpc-url", ws)
+        assert code == 0, err
+        address = json.loads(cli(home, "--json", "whoami")[1])["address"]
+        assert cli(home, "grant", "Dataset", "dataset_admin", address, "--domain",
+                   "org-a")[0] == 0
+        data = tmp_path / "d.csv"
+        data.write_text("x\n")
+        code, _, err = cli(home, "register", "ds", str(data), "--lifecycle", "Dataset")
+        assert code == 0, err
+        code, out, err = cli(home, "verify", "ds")
+        assert code == 0 and "PASSED" in out, out + err
+        assert cli(home, "doctor")[0] == 0
+        # the head the node sees over the WebSocket is the one served over HTTP
+        checkpoint = json.loads(cli(home, "--json", "checkpoint")[1])
+        assert (checkpoint["number"], checkpoint["hash"]) == head(url)
+    code, _, err = cli(home, "ls")  # the node is gone: one line naming it
+    assert code == 2 and f"no Ethereum JSON-RPC node answers at {ws}" in err
+    assert len(err.strip().splitlines()) == 1
