@@ -216,6 +216,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
                                          chain_id=args.expect_chain_id or bundle.chain_id)
         if report.artefact["id"] == "0x" + bundle.artefact.id.hex():
             report.checks += bundle.check_claims(report.artefact)
+        report.unpinned = (["checkpoint (--checkpoint)"] * (pin is None)
+                           + ["chain id (--expect-chain-id)"] * (args.expect_chain_id is None)
+                           + [f"{lc} contract (--expect-contract)"
+                              for lc in sorted(bundle.contracts) if lc not in pins])
     print(report.to_json() if args.json else report.render())
     return 0 if report.ok else 1
 

@@ -77,6 +77,9 @@ class VerifyReport:
     artefact: dict[str, Any]
     source: str
     checks: list[Check] = field(default_factory=list)
+    #: what the verifier did not pin, so was taken from the evidence itself (a bundle's:
+    #: checkpoint, chain id, contracts): a forger's own chain or contract passes those checks
+    unpinned: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -89,7 +92,7 @@ class VerifyReport:
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "artefact": self.artefact, "source": self.source,
                 "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail}
-                           for c in self.checks]}
+                           for c in self.checks], "unpinned": list(self.unpinned)}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -102,8 +105,11 @@ class VerifyReport:
         for c in self.checks:
             lines.append(f"  {'ok  ' if c.ok else 'FAIL'}  {c.name}: {c.detail}")
         n_bad = len(self.failures)
+        unpinned = (f"; not pinned, so taken from the evidence itself: "
+                    f"{', '.join(self.unpinned)} (pin them: a forger's own chain or contract "
+                    "passes what is not pinned)" if self.unpinned else "")
         lines.append(f"{'PASSED' if self.ok else 'FAILED'}: {len(self.checks)} checks, "
-                     f"{n_bad} failed")
+                     f"{n_bad} failed{unpinned}")
         return "\n".join(lines)
 
 
@@ -182,9 +188,11 @@ def _check_chain(source: EvidenceSource, lifecycles: Sequence[str], expect_chain
         if problems:
             out += [Check("chain", False, p) for p in problems]
         else:
-            out.append(Check("chain", True, f"{lc} contract {addr}"
-                             f"{' (pinned)' if pinned else ''}: every {lc} event is its own, "
-                             f"IR fingerprint {want[:16]}"))
+            claim = (" (pinned)" if pinned else
+                     f" (as the source claims; anyone can deploy a {lc} contract of their own: "
+                     f"pin yours with --expect-contract {lc}=0xADDR to check it)")
+            out.append(Check("chain", True, f"{lc} contract {addr}{claim}: every {lc} event is "
+                             f"its own, IR fingerprint {want[:16]}"))
     return out
 
 

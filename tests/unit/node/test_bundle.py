@@ -118,7 +118,21 @@ def test_cli_bundle_then_verify(world: World, tmp_path: Path,
     info = json.loads(capsys.readouterr().out)
     assert info["bundle"] == str(out) and info["blobs"] == 4 and info["missing"] == []
     assert cli(["verify", "iris", "--bundle", str(out), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["ok"] is True
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True
+    # nothing pinned: the report says what was taken from the bundle itself
+    assert report["unpinned"] == ["checkpoint (--checkpoint)", "chain id (--expect-chain-id)",
+                                  "Dataset contract (--expect-contract)"]
+    node = world["lena"]
+    pins = ["--checkpoint", "0x" + node.backend.head().hash.hex(), "--expect-chain-id",
+            str(node.backend.chain_id)]
+    pins += [a for lc, addr in node.config["contracts"].items()
+             for a in ("--expect-contract", f"{lc}={addr}")]
+    assert cli(["verify", "iris", "--bundle", str(out), *pins]) == 0
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary.startswith("PASSED") and "not pinned" not in summary
+    assert cli(["verify", "iris", "--bundle", str(out)]) == 0
+    assert "not pinned, so taken from the evidence itself: checkpoint" in capsys.readouterr().out
     # a bundle of iris does not carry the models: asking for one is an input error
     with pytest.raises(UnknownName, match="no artefact named 'reg' in bundle"):
         cli(["verify", "reg", "--bundle", str(out)])

@@ -68,6 +68,14 @@ def test_pins_of_chain_id_and_contracts(world: World, capsys: pytest.CaptureFixt
     good = verify(source, "iris", expect_chain_id=source.chain_id,
                   expect_contracts=dict(source.contracts))
     assert good.ok
+    # unpinned, a contract is what the source claims: anyone can deploy a look-alike of their
+    # own on the same chain, with domains named as they like; the report says how to pin it
+    claims = [c.detail for c in verify(source, "iris").checks
+              if c.name == "chain" and "contract" in c.detail]
+    assert claims and all("as the source claims" in d and "--expect-contract" in d
+                          for d in claims), claims
+    assert all("(pinned)" in c.detail for c in good.checks
+               if c.name == "chain" and "contract" in c.detail)
     bad = verify(source, "iris", expect_chain_id=1, expect_contracts={
         "Dataset": "0x" + "11" * 20})
     assert any("not the pinned 1" in d for d in failures(bad, "chain"))
