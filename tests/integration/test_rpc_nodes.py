@@ -431,14 +431,16 @@ def test_doctor_checks_the_node_is_the_homes_chain(tmp_path: Path, passphrase: N
         problems = json.loads(out)["problems"]
         assert code == 1 and [p["kind"] for p in problems] == ["deployments"]
         assert "holds no code at Dataset's address" in problems[0]["what"]
-    with anvil("--silent") as other:  # the same kind of node, started afresh: another chain
+    # the same kind of node, started afresh: another chain (two anvils started in the same
+    # second have the same genesis: its chain id tells them apart here)
+    with anvil("--silent", "--chain-id", "31338") as other:
         config["chain"]["url"] = other
         (home / "node.json").write_text(json.dumps(config))
         before = (home / "node.json").read_bytes()
         code, out, _ = cli(home, "--json", "doctor", "--repair")
         problems = json.loads(out)["problems"]
         assert code == 1 and [p["kind"] for p in problems] == ["chain"], problems
-        assert problems[0]["what"].startswith("is another chain: chain id 31337")
+        assert problems[0]["what"].startswith("is another chain: chain id 31338")
         assert "anvil --state FILE" in problems[0]["fix"]
         assert (home / "node.json").read_bytes() == before  # nothing rewritten
     code, out, _ = cli(home, "--json", "doctor")  # no node answers there now
