@@ -469,6 +469,13 @@ class LifecycleClient:
         data = self.contract_abi.encode_call("gov_execute", [pid])
         return self._write(signer, data, gas, "gov_execute", lambda r: None)
 
+    def votes(self, proposal: int) -> tuple[bytes, ...]:
+        """The member domains (32-byte ids) that voted for ``proposal`` so far, its proposer's
+        first; the contract executes it once ``min(quorum, members)`` have."""
+        self._need_consortium()
+        return tuple(bytes(v) for v in self._view("gov_votes_of",
+                                                  check_uint(self.ir, "proposal", proposal)))
+
     def member(self, domain: bytes) -> tuple[int, str] | None:
         """``(roles it may hold, admin account)`` of a member trust domain of this consortium
         (a 32-byte domain id), None when ``domain`` is not a member.
@@ -510,7 +517,7 @@ class LifecycleClient:
                 snap.members[d] = member
         for pid in range(1, int(self._view("gov_proposals")) + 1):
             kind, domain, account, roles, status, epoch = self._view("gov_proposal", pid)
-            votes = tuple(bytes(v) for v in self._view("gov_votes_of", pid))
+            votes = self.votes(pid)
             assert status in (OPEN, EXECUTED)
             snap.proposals[pid] = (int(kind), bytes(domain), to_checksum_address(account),
                                    int(roles), int(status), int(epoch), votes)

@@ -56,9 +56,11 @@ a labeller); both systems refuse ``by`` without that role.
 Governance (``on = "proml"``: the baseline has none; ``threat_models/E1.toml`` and ``E3.toml``
 are worked examples): ``propose`` (``kind`` add_domain | remove_domain | rotate_admin |
 set_roles, ``domain``, optional ``account`` and ``roles``, a ``proposal`` name), ``vote`` and
-``execute`` (that ``proposal``).  A signer (``by``, and ``account``) may be ``admin@DOMAIN``,
-the admin key of a trust domain of the cast: on a single-admin lifecycle its one admin, on the
-baseline the database's admin (the central design has one administrator).  A governance step
+``execute`` (that ``proposal``); ``by = "members"`` on a vote: the admins of the cast's member
+domains that have not voted, in the cast's order, until the proposal has the quorum of the
+lifecycle deployed (so a play runs at any quorum).  A signer (``by``, and ``account``) may be
+``admin@DOMAIN``, the admin key of a trust domain of the cast: on a single-admin lifecycle its
+one admin, on the baseline the database's admin (the central design has one administrator).  A governance step
 on a lifecycle without governance is skipped and noted, so one play also runs on the
 single-admin design (``[play.compare]``).
 
@@ -122,6 +124,8 @@ _NEEDS = {"register": ("by", "lifecycle", "artefact"), "fire": ("by", "step", "a
 _EVERY_STEP = {"do", "on", "attack", "goal", "metric"}
 #: a signer that is a trust domain's admin key, not an actor: ``admin@org-1``
 ADMIN = "admin@"
+#: a vote's ``by``: the member domains' admins, until the proposal has the deployed quorum
+MEMBERS = "members"
 
 
 @dataclass(frozen=True)
@@ -152,7 +156,13 @@ class Step:
 
     def names(self) -> tuple[str, ...]:
         """The actors and domain admins the step names (``by``, ``who``, ``account``)."""
-        return tuple(n for n in (self.by, self.who, self.account) if n)
+        return tuple(n for n in (self.by, self.who, self.account)
+                     if n and not self.quorum_vote(n))
+
+    def quorum_vote(self, name: str | None = None) -> bool:
+        """A ``vote`` by ``members``: every member domain's admin that has not voted, in the
+        cast's order, until the proposal has the quorum of the deployed lifecycle."""
+        return self.do == "vote" and (self.by if name is None else name) == MEMBERS
 
 
 @dataclass(frozen=True)
@@ -209,7 +219,8 @@ def describe(s: Step) -> str:
             "rewrite": f"the database admin rewrites {s.artefact!r}'s {s.step} to {s.digest!r}"
                        " and re-chains the audit trail",
             "propose": f"{s.by} proposes {what} ({s.proposal!r})",
-            "vote": f"{s.by} votes for {s.proposal!r}",
+            "vote": (f"the member domains vote for {s.proposal!r} up to the quorum"
+                     if s.quorum_vote() else f"{s.by} votes for {s.proposal!r}"),
             "execute": f"{s.by} executes {s.proposal!r}"}[s.do]
     return where + text + attack
 
@@ -304,7 +315,8 @@ def parse_play(path: Path, table: Any, params: dict[str, Any], actors: set[str],
         for k in ("by", "who", "account"):
             v = s.get(k, "")
             admin = k != "who" and v.startswith(ADMIN) and v[len(ADMIN):] in domains
-            if v and actors and v not in actors and not admin:
+            members = (k, do, v) == ("by", "vote", MEMBERS)
+            if v and actors and v not in actors and not admin and not members:
                 raise err(f"{fld}.{k}", f"is {v!r}, not an actor", f"use one of "
                           f"{', '.join(sorted(actors))}, or {ADMIN}DOMAIN (a domain's admin "
                           "key) for a signer, or add it to [actors]")
@@ -753,9 +765,31 @@ def run_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         elif s.do in ("vote", "execute"):
             if s.proposal not in pids:
                 raise UnknownArtefact(f"proposal {s.proposal!r} was never made")
-            yield from attempt(w, signer(s.by, lc), lc, s.do, pids[s.proposal], out=out)
+            if s.quorum_vote():
+                yield from vote_to_quorum(lc, pids[s.proposal], out)
+            else:
+                yield from attempt(w, signer(s.by, lc), lc, s.do, pids[s.proposal], out=out)
         else:
             yield from attempt(w, s.by, lc, "fire", s.step, ids[s.artefact][1], *ev, out=out)
+
+    def vote_to_quorum(lc: str, pid: int, out: dict[str, Any]) -> Generator[Any, Any, None]:
+        """The member domains of the cast (in its order) that have not voted, each by its
+        admin, until the proposal has the quorum the deployed contract counts
+        (``min(quorum, members)``); the first refused vote ends it."""
+        client = w.client(lc)
+        members = [d for d in dict.fromkeys(a.domain for a in tm.cast())
+                   if client.member(domain_id(d)) is not None]
+        need = min(client.ir.consortium.quorum, len(members))
+        voted = set(client.votes(pid))
+        out["outcome"] = "ok"
+        for d in members:
+            if len(voted) >= need:
+                break
+            if domain_id(d) not in voted:
+                yield from attempt(w, w.domain_admin(d, lc), lc, "vote", pid, out=out)
+                if out["outcome"] != "ok":
+                    return
+                voted.add(domain_id(d))
 
     def story() -> Generator[Any, Any, None]:
         for i, s in steps:

@@ -86,6 +86,44 @@ def test_e1_reads_k_from_the_deployed_lifecycle(tmp_path: Path,
         with_parameters(load_catalogue()["E1"], {"sybils": 3})
 
 
+#: a Model governed by a quorum of three member domains
+MODEL_Q3 = '''
+from proml_sim.dsl import Consortium
+from proml_sim.lifecycles import Model
+
+class ModelQ3(Model):
+    governance = Consortium(quorum=3)
+'''
+
+
+def test_e3_at_a_quorum_of_three_more_members_vote(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # E3's defenders voted with org-1 and org-2 only: at quorum 3 their execution was refused
+    # and the run stopped (exit 2, "fix the set-up"); `by = "members"` votes up to the
+    # quorum the deployed contract counts, so the verdict is the contract's at any quorum
+    (tmp_path / "e3_model_q3.py").write_text(MODEL_Q3)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "e3_model_q3", raising=False)
+    r = run_threat(with_parameters(load_catalogue()["E3"], {"model": "e3_model_q3:ModelQ3"}),
+                   seeds=1)
+    p = r["proml"]
+    assert (p["verdict"], p["asr"], p["rotated"], p["new_key_works"]) == (
+        "prevented", 0.0, 1.0, 1.0)
+    # without the vote up to the quorum, the two votes the file names are not enough
+    members_vote = '''[[play.steps]]
+do = "vote"
+by = "members"
+lifecycle = "Model"
+proposal = "rotate"
+on = "proml"
+'''
+    assert members_vote in E3
+    short = with_parameters(load_threat(_file(tmp_path, E3.replace(members_vote, ""), "E3")),
+                            {"model": "e3_model_q3:ModelQ3"})
+    with pytest.raises(UsageError, match="QuorumNotReached"):
+        run_proml(short, 0, tmp_path)
+
+
 def test_too_few_members_is_a_usage_error(tmp_path: Path) -> None:
     r = run_threat(with_parameters(load_catalogue()["E1"], {"members": 5}), seeds=1)
     assert r["proml"]["asr"] == 0.0 and r["proml"]["single_admin_asr"] == 1.0
@@ -129,24 +167,27 @@ def test_the_review_defence_raises_from_the_chain_events(tmp_path: Path) -> None
      "play.steps[1].proposal' is 'rotation', made by no earlier step"),
     (lambda s: s.replace('by = "admin@org-2"', 'by = "admin@nowhere"'),
      "play.steps[1].by' is 'admin@nowhere', not an actor"),
+    # "members" signs votes only
+    (lambda s: s.replace('by = "admin@org-1"', 'by = "members"', 1),
+     "play.steps[0].by' is 'members', not an actor"),
     (lambda s: s.replace('who = "recruit"\nrole = "verifier"\nlifecycle = "Model"\nattack = true',
                          'who = "recruit{i}"\nrole = "verifier"\nlifecycle = "Model"\n'
-                         'attack = true'), "play.steps[3].who' is 'recruit{i}', not an actor"),
+                         'attack = true'), "play.steps[4].who' is 'recruit{i}', not an actor"),
     (lambda s: s.replace('proposal = "rotate"\non = "proml"\nmetric = "rotated"',
                          'proposal = "rotate"\non = "proml"\ngoal = true'),
-     "play.steps[2].goal' is before the attack"),
+     "play.steps[3].goal' is before the attack"),
     (lambda s: s.replace("goal = true", ""), "play.consumer' is missing and no goal step"),
     (lambda s: s.replace('member = "org-0"', ''), "play.defences[1].member'"),
     (lambda s: s.replace('member = "org-0"', 'member = "org-9"'), "play.defences[1].member'"),
     (lambda s: s.replace('metric = "rotated"', 'metric = "attack_steps_refused"'),
-     "play.steps[2].metric' is the play's own metric"),
+     "play.steps[3].metric' is the play's own metric"),
     (lambda s: s.replace('roles = "Model.operator', 'roles = "Model.operator').replace(
         "[play]\n", '[play]\nreads = { members = "Model.verify" }\n'), "play.reads'"),
     (lambda s: s.replace("[play]\n", '[play]\nreads = { k = "Dataset.verify" }\n'),
      "play.reads'"),
     (lambda s: s.replace('domain = "org-0"\nproposal = "grab"',
                          'domain = "org-0"\nproposal = "grab"\nroles = "verifier"'),
-     "play.steps[4].roles'"),
+     "play.steps[5].roles'"),
 ])
 def test_bad_governance_plays_name_the_field(tmp_path: Path, edit, fragment) -> None:  # type: ignore[no-untyped-def]
     p = _file(tmp_path, edit(E3), "E3")
