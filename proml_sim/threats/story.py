@@ -60,16 +60,17 @@ set_roles, ``domain``, optional ``account`` and ``roles``, a ``proposal`` name),
 domains that have not voted, in the cast's order, until the proposal has the quorum of the
 lifecycle deployed (so a play runs at any quorum).  A signer (``by``, and ``account``) may be
 ``admin@DOMAIN``, the admin key of a trust domain of the cast: on a single-admin lifecycle its
-one admin, on the baseline the database's admin (the central design has one administrator).  A governance step
-on a lifecycle without governance is skipped and noted, so one play also runs on the
-single-admin design (``[play.compare]``).
+one admin, on the baseline the database's admin (the central design has one administrator).  A
+governance step on a lifecycle without governance is skipped and noted, so one play also runs on
+the single-admin design (``[play.compare]``).
 
 A step naming a counted actor (``by = "sybil{i}"``) runs once per participant of it, ``{i}``
 filled in every name of the step; ``[play] reads = { sybils = "Model.verify" }`` makes a
-count the attacker reads from the deployed lifecycle (that step's approvals k), usable as a
-counted actor's ``count``.  ``goal = true`` marks an attacker's step whose going through is
-the attacker's goal (with or instead of ``[play.consumer]``); ``metric = "name"`` records the
-share of a step's runs that went through as a metric of the run.
+count read from the deployed lifecycle (that step's approvals k; ``"Model.verify - 1"``: k - 1,
+the honest approvers an attacker's approval completes), usable as a counted actor's ``count``.
+``goal = true`` marks an attacker's step whose going through is the attacker's goal (with or
+instead of ``[play.consumer]``); ``metric = "name"`` records the share of a step's runs that went
+through as a metric of the run.
 
 ``[play.compare]`` maps a metric to parameter values at which the ProML side runs again
 (the same seed): the metric is whether the attack succeeded there, so one run shows the
@@ -93,6 +94,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import re
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +126,8 @@ _NEEDS = {"register": ("by", "lifecycle", "artefact"), "fire": ("by", "step", "a
 _EVERY_STEP = {"do", "on", "attack", "goal", "metric"}
 #: a signer that is a trust domain's admin key, not an actor: ``admin@org-1``
 ADMIN = "admin@"
+#: a ``reads`` entry: a transition's approvals k, less N (``"Model.verify - 1"``)
+READ = re.compile(r"^(?P<lifecycle>\w+)\.(?P<transition>\w+)(?:\s*-\s*(?P<minus>\d+))?$")
 #: a vote's ``by``: the member domains' admins, until the proposal has the deployed quorum
 MEMBERS = "members"
 
@@ -271,10 +275,11 @@ def parse_play(path: Path, table: Any, params: dict[str, Any], actors: set[str],
                   '{ Model = "Model" } or { Model = "model" } naming a [parameters] entry')
     reads = table.get("reads", {})
     if not isinstance(reads, dict) or not all(
-            isinstance(v, str) and v.count(".") == 1 and v.split(".")[0] in lcs
+            isinstance(v, str) and (m := READ.match(v)) and m["lifecycle"] in lcs
             and k not in params for k, v in reads.items()):
         raise err("reads", f"is {reads!r}", 'map a name that is not in [parameters] to '
-                  '"Lifecycle.transition" of play.lifecycles, e.g. sybils = "Model.verify"')
+                  '"Lifecycle.transition" of play.lifecycles (its approvals k), or '
+                  '"Lifecycle.transition - N" (k - N), e.g. sybils = "Model.verify"')
     raw = table.get("steps")
     if not isinstance(raw, list) or not raw:
         raise err("steps", "is missing or empty", "add [[play.steps]] entries")
@@ -464,13 +469,18 @@ def _prepared(tm: ThreatModel) -> tuple[ThreatModel, dict[str, type], Steps, dic
     p, classes = _play(tm), _classes(tm)
     read = {}
     for name, spec in p.reads.items():
-        lc, step = spec.split(".")
+        m = READ.match(spec)
+        assert m is not None  # checked when the play was read
+        lc, step = m["lifecycle"], m["transition"]
         ir = build_ir(classes[lc])
         if step not in {t.name for t in ir.transitions}:
             raise UsageError(f"{tm.path or tm.id}: play.reads {name} = {spec!r}, but the {lc} "
                              f"deployed ({ir.name}) has no transition {step!r}; use one of "
                              f"{', '.join(t.name for t in ir.transitions)}")
-        read[name] = int(ir.transition(step).approvals)
+        read[name] = int(ir.transition(step).approvals) - int(m["minus"] or 0)
+        if read[name] < 0:
+            raise UsageError(f"{tm.path or tm.id}: play.reads {name} = {spec!r} is "
+                             f"{read[name]} for the {lc} deployed ({ir.name}); take away less")
     tm = dataclasses.replace(tm, parameters={**tm.parameters, **read})
     counts: dict[str, Any] = {}
     for a in tm.actors:

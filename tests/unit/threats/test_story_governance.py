@@ -124,6 +124,29 @@ on = "proml"
         run_proml(short, 0, tmp_path)
 
 
+def test_e2_casts_the_honest_labs_the_deployed_k_needs(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # E2 cast one honest lab: at k = 3 nobody could verify, so the baseline was "prevented"
+    # for want of approvers, not by a defence; it now reads k - 1 labs from the contract
+    (tmp_path / "e2_model_k3.py").write_text(MODEL3)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "e2_model_k3", raising=False)
+    tm = with_parameters(load_catalogue()["E2"], {"model": "e2_model_k3:Model3"})
+    r = run_threat(tm, seeds=1)
+    assert (r["baseline"]["verdict"], r["baseline"]["asr"]) == ("documented_limit", 1.0)
+    assert (r["proml"]["verdict"], r["proml"]["asr"]) == ("prevented", 0.0)
+    assert r["proml"]["single_admin_asr"] == 1.0
+    # k minus more than k is refused, naming the entry
+    e2 = (ROOT / "threat_models" / "E2.toml").read_text()
+    bad = load_threat(_file(tmp_path, e2.replace('"Model.verify - 1"', '"Model.verify - 5"'),
+                            "E2"))
+    with pytest.raises(UsageError, match=r"play.reads labs = 'Model.verify - 5' is -3"):
+        run_proml(bad, 0, tmp_path)
+    with pytest.raises(CatalogueError, match="play.reads"):
+        load_threat(_file(tmp_path, e2.replace('"Model.verify - 1"', '"Model.verify + 1"'),
+                          "E2"))
+
+
 def test_too_few_members_is_a_usage_error(tmp_path: Path) -> None:
     r = run_threat(with_parameters(load_catalogue()["E1"], {"members": 5}), seeds=1)
     assert r["proml"]["asr"] == 0.0 and r["proml"]["single_admin_asr"] == 1.0
