@@ -19,7 +19,7 @@ transactions root) and their signers (:func:`tx_sender`).  Every failure is a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,7 @@ __all__ = [
     "decode_header",
     "decode_receipt_logs",
     "header_rlp",
+    "header_rlps",
     "receipts_root",
     "supports_proofs",
     "trie_proof",
@@ -207,9 +208,31 @@ def _field(key: str, value: str) -> Any:
     return bytes.fromhex(value[2:])
 
 
+def header_rlps(backend: Any, start: int, stop: int) -> Iterator[bytes]:
+    """The header RLPs of blocks ``start`` .. ``stop`` (inclusive), each checked as
+    :func:`header_rlp` checks it; a JSON-RPC node is asked in batches."""
+    from proml_sim.chain.rpc import BATCH, RPCBackend
+
+    if not isinstance(backend, RPCBackend):
+        for n in range(start, stop + 1):
+            yield header_rlp(backend, n)
+        return
+    for first in range(start, stop + 1, BATCH):
+        numbers = range(first, min(first + BATCH, stop + 1))
+        blocks = backend._rpc_many("eth_getBlockByNumber", [[hex(n), False] for n in numbers])
+        for n, b in zip(numbers, blocks, strict=True):
+            yield _header_of(backend, n, b)
+
+
 def _rpc_header(backend: Any, number: int) -> bytes:
-    b = backend._rpc("eth_getBlockByNumber", [hex(number), False])
-    if b is None:
+    return _header_of(backend, number, backend._rpc("eth_getBlockByNumber",
+                                                    [hex(number), False]))
+
+
+def _header_of(backend: Any, number: int, b: Any) -> bytes:
+    """Block ``number``'s header RLP rebuilt from the node's JSON block ``b``, checked to hash
+    to the block hash the node gave."""
+    if not isinstance(b, dict):
         raise ProofError(f"the node at {backend.url} has no block {number}")
     fields = [_field(k, b[k]) for k in _HEADER_KEYS]
     for k in _HEADER_TAIL:

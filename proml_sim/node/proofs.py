@@ -42,6 +42,7 @@ from proml_sim.chain.proofs import (
     decode_header,
     decode_receipt_logs,
     header_rlp,
+    header_rlps,
     receipts_root,
     trie_proof,
     tx_chain_id,
@@ -121,8 +122,8 @@ def build_proofs(backend: Any, contracts: Mapping[str, str], events: Sequence[Ch
     receipts: dict[str, list[str]] = {}
     by_block: dict[int, list[bytes]] = {}
     top = head
-    for n in range(start, head.number + 1):
-        h = top = decode_header(header_rlp(backend, n))
+    for n, raw in enumerate(header_rlps(backend, start, head.number), start):
+        h = top = decode_header(raw)
         headers.append(_hex(h.rlp))
         if bloom_may_hold(h.bloom, addresses, topics):
             rs = block_receipt_rlps(backend, h)

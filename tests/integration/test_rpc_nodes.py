@@ -29,8 +29,9 @@ import pytest
 from eth_account import Account
 
 from proml_sim.chain import accounts
+from proml_sim.chain import rpc as rpc_mod
 from proml_sim.chain.accounts import Signer, submit_signed
-from proml_sim.chain.proofs import encode_rpc_transaction
+from proml_sim.chain.proofs import encode_rpc_transaction, header_rlp, header_rlps
 from proml_sim.chain.rpc import RPCBackend
 from proml_sim.errors import EngineError, NonceTaken, ProofError, RPCError
 from tests.fixtures.anvil import anvil, automine_anvil_url, geth_like, hardhat_url  # noqa: F401
@@ -473,3 +474,27 @@ def test_a_node_over_a_websocket(tmp_path: Path, passphrase: None) -> None:
     code, _, err = cli(home, "ls")  # the node is gone: one line naming it
     assert code == 2 and f"no Ethereum JSON-RPC node answers at {ws}" in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("batches", [True, False])
+def test_headers_are_read_in_batches_or_one_by_one(automine_anvil_url: str,  # noqa: F811
+                                                   batches: bool,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bundle reads every header from its first event to the head: one HTTP request each
+    spent nearly all of its time in HTTP; they go in JSON-RPC batches, and one by one to a
+    node that refuses batches, with the same bytes."""
+    url = automine_anvil_url
+    rpc(url, "anvil_mine", hex(30))
+    monkeypatch.setattr(rpc_mod, "BATCH", 7)  # several batches, the last one short
+    calls: list[int] = []
+    with geth_like(url, no_batches=not batches) as proxy:
+        backend = RPCBackend(proxy, drive=False)
+        top = backend.head().number
+        one = [header_rlp(backend, n) for n in range(top - 20, top + 1)]
+        real = backend._batch
+        if real is not None:
+            monkeypatch.setattr(backend, "_batch", lambda reqs: calls.append(len(reqs))
+                                or real(reqs))
+        assert list(header_rlps(backend, top - 20, top)) == one
+    assert calls == ([7, 7, 7] if batches else [7])  # refused once, then one by one
+    assert (backend._batch is None) != batches

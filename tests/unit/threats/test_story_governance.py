@@ -142,7 +142,7 @@ def test_e2_casts_the_honest_labs_the_deployed_k_needs(tmp_path: Path,
                             "E2"))
     with pytest.raises(UsageError, match=r"play.reads labs = 'Model.verify - 5' is -3"):
         run_proml(bad, 0, tmp_path)
-    with pytest.raises(CatalogueError, match="play.reads"):
+    with pytest.raises(CatalogueError, match=r"play\.reads"):
         load_threat(_file(tmp_path, e2.replace('"Model.verify - 1"', '"Model.verify + 1"'),
                           "E2"))
 
