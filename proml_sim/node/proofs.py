@@ -476,6 +476,8 @@ def check_extends(backend: Any, old_hash: bytes) -> tuple[int, bytes]:
     walk the headers back from the head by parent hash; returns (old number, head hash).
     ``ProofError`` when the old checkpoint is not an ancestor (history rewritten, a reorg past
     it, or another chain)."""
+    from proml_sim.chain.rpc import BATCH
+
     head = backend.head()
     h = decode_header(header_rlp(backend, head.number))
     if h.hash != head.hash:
@@ -487,8 +489,13 @@ def check_extends(backend: Any, old_hash: bytes) -> tuple[int, bytes]:
             raise ProofError(f"the current head (block {head.number}, {_hex(head.hash)}) does "
                              f"not extend the checkpoint {_hex(old_hash)}: no ancestor has "
                              "that hash (history rewritten, a reorg past it, or another chain)")
-        parent = decode_header(header_rlp(backend, h.number - 1))
-        if parent.hash != h.parent_hash:
-            raise ProofError(f"block {h.number}'s parent hash is not block {parent.number}'s "
-                             "hash: the chain's headers do not link")
-        h = parent
+        # the parents, a batch at a time (a node is asked for them together), newest first
+        lo = max(0, h.number - BATCH)
+        for raw in reversed(list(header_rlps(backend, lo, h.number - 1))):
+            parent = decode_header(raw)
+            if parent.hash != h.parent_hash:
+                raise ProofError(f"block {h.number}'s parent hash is not block "
+                                 f"{parent.number}'s hash: the chain's headers do not link")
+            h = parent
+            if h.hash == old_hash or h.number == 0:
+                break

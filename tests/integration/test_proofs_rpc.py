@@ -39,6 +39,13 @@ def test_proofs_from_a_json_rpc_node(tmp_path: Path, anvil_url: str,
     checks = check_proofs(b.proofs, b.events(), b.contracts, checkpoint=head.hash)
     assert all(c.ok for c in checks), [c for c in checks if not c.ok]
     assert check_extends(backend, backend.block(head.number - 2).hash)[0] == head.number - 2
+    # the walk back reads the parents a batch at a time: across several batches
+    from proml_sim.chain import rpc
+
+    monkeypatch.setattr(rpc, "BATCH", 3)
+    old = max(0, head.number - 10)
+    assert check_extends(backend, backend.block(old).hash) == (old, head.hash)
+    assert check_extends(backend, head.hash) == (head.number, head.hash)
     with pytest.raises(ProofError, match="does not extend"):
         check_extends(backend, b"\x12" * 32)
 
