@@ -161,6 +161,9 @@ def existing_file(text: str) -> str:
     p = Path(text)
     if p.is_dir():
         raise _fail(f"{text} is a directory; give a file")
+    if p.exists() and not p.is_file():  # a pipe (`<(...)`), a socket, a device
+        raise _fail(f"{text} is not a regular file (a pipe or a device); write it to a file "
+                    "first and give that")
     if not p.is_file():
         raise _fail(f"{text} does not exist; check the path")
     return text

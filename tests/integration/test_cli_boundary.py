@@ -311,3 +311,15 @@ def test_help_epilog_lists_the_exit_codes() -> None:
                  cli.EXIT_PIPE_CLOSED, cli.EXIT_INTERNAL):
         assert f"{code} " in cli.EPILOG
     assert cli.DEBUG_ENV in cli.EPILOG
+
+
+def test_a_pipe_given_as_a_file_is_named(tmp_path: Path) -> None:
+    # `--bundle <(...)` (a pipe) was reported as "does not exist"
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    r = proml("verify", "--bundle", str(fifo))
+    assert r.returncode == 2
+    assert f"{fifo} is not a regular file (a pipe or a device)" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = proml("verify", "--bundle", str(tmp_path / "missing.zip"))
+    assert r.returncode == 2 and "does not exist" in r.stderr
