@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,17 @@ class Model3(Model):
                               evidence=True, separate_from=Model.train,
                               separate_domain_from=Model.train)
 '''
+
+
+def _on_lifecycle(tmp: Path, monkeypatch: pytest.MonkeyPatch, tid: str, param: str,
+                  source: str, spec: str) -> Any:
+    """Threat model ``tid`` with ``param`` naming a lifecycle of one's own: ``source`` written
+    as the module of ``spec`` (``module:Class``), importable for this test only."""
+    module = spec.split(":")[0]
+    (tmp / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp))
+    monkeypatch.delitem(sys.modules, module, raising=False)
+    return with_parameters(load_catalogue()[tid], {param: spec})
 
 
 def _file(tmp: Path, text: str, tid: str) -> Path:
@@ -73,10 +85,7 @@ def test_governance_steps_are_skipped_and_noted_on_a_single_admin_lifecycle() ->
 
 def test_e1_reads_k_from_the_deployed_lifecycle(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "e1_model_k3.py").write_text(MODEL3)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "e1_model_k3", raising=False)
-    tm = with_parameters(load_catalogue()["E1"], {"model": "e1_model_k3:Model3"})
+    tm = _on_lifecycle(tmp_path, monkeypatch, "E1", "model", MODEL3, "e1_model_k3:Model3")
     r = run_threat(tm, seeds=1)
     # k = 3: the attacker mints three Sybils, enough on the database, refused on the chain
     assert r["baseline"]["asr"] == 1.0
@@ -101,11 +110,8 @@ def test_e3_at_a_quorum_of_three_more_members_vote(tmp_path: Path,
     # E3's defenders voted with org-1 and org-2 only: at quorum 3 their execution was refused
     # and the run stopped (exit 2, "fix the set-up"); `by = "members"` votes up to the
     # quorum the deployed contract counts, so the verdict is the contract's at any quorum
-    (tmp_path / "e3_model_q3.py").write_text(MODEL_Q3)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "e3_model_q3", raising=False)
-    r = run_threat(with_parameters(load_catalogue()["E3"], {"model": "e3_model_q3:ModelQ3"}),
-                   seeds=1)
+    r = run_threat(_on_lifecycle(tmp_path, monkeypatch, "E3", "model", MODEL_Q3,
+                                 "e3_model_q3:ModelQ3"), seeds=1)
     p = r["proml"]
     assert (p["verdict"], p["asr"], p["rotated"], p["new_key_works"]) == (
         "prevented", 0.0, 1.0, 1.0)
@@ -128,11 +134,8 @@ def test_e2_casts_the_honest_labs_the_deployed_k_needs(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     # E2 cast one honest lab: at k = 3 nobody could verify, so the baseline was "prevented"
     # for want of approvers, not by a defence; it now reads k - 1 labs from the contract
-    (tmp_path / "e2_model_k3.py").write_text(MODEL3)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "e2_model_k3", raising=False)
-    tm = with_parameters(load_catalogue()["E2"], {"model": "e2_model_k3:Model3"})
-    r = run_threat(tm, seeds=1)
+    r = run_threat(_on_lifecycle(tmp_path, monkeypatch, "E2", "model", MODEL3,
+                                 "e2_model_k3:Model3"), seeds=1)
     assert (r["baseline"]["verdict"], r["baseline"]["asr"]) == ("documented_limit", 1.0)
     assert (r["proml"]["verdict"], r["proml"]["asr"]) == ("prevented", 0.0)
     assert r["proml"]["single_admin_asr"] == 1.0
