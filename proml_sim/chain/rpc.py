@@ -249,7 +249,9 @@ class RPCBackend(ChainBackend):
                     answers = self._batch([(method, p) for p in chunk])
                 except Exception:  # a node that cannot batch: one by one
                     answers = None
-                if not isinstance(answers, list) or len(answers) != len(chunk):
+                if not isinstance(answers, list) or len(answers) != len(chunk) or any(
+                        "batch" in str(a.get("error", "")).lower() for a in answers
+                        if isinstance(a, dict)):  # refused as a batch (too large, not allowed)
                     self._batch = answers = None
             if answers is None:
                 out += [self._rpc(method, p) for p in chunk]

@@ -126,7 +126,6 @@ class PeerFetcher:
                         + "; ".join(tried) + "); start a peer that holds it (`proml serve`) or "
                         "add one with `proml replica add URL`")
 
-
     def _paced(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
         """``chunks`` as they arrive, stopped (:class:`_TooSlow`) once :attr:`grace_s` have
         passed and the peer's average rate is under :attr:`min_rate` bytes per second."""

@@ -476,9 +476,9 @@ def test_a_node_over_a_websocket(tmp_path: Path, passphrase: None) -> None:
     assert len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("batches", [True, False])
+@pytest.mark.parametrize("refusal", [False, True, "one error"])
 def test_headers_are_read_in_batches_or_one_by_one(automine_anvil_url: str,  # noqa: F811
-                                                   batches: bool,
+                                                   refusal: bool | str,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A bundle reads every header from its first event to the head: one HTTP request each
     spent nearly all of its time in HTTP; they go in JSON-RPC batches, and one by one to a
@@ -487,7 +487,8 @@ def test_headers_are_read_in_batches_or_one_by_one(automine_anvil_url: str,  # n
     rpc(url, "anvil_mine", hex(30))
     monkeypatch.setattr(rpc_mod, "BATCH", 7)  # several batches, the last one short
     calls: list[int] = []
-    with geth_like(url, no_batches=not batches) as proxy:
+    batches = not refusal
+    with geth_like(url, no_batches=refusal) as proxy:
         backend = RPCBackend(proxy, drive=False)
         top = backend.head().number
         one = [header_rlp(backend, n) for n in range(top - 20, top + 1)]
