@@ -98,6 +98,16 @@ def _bytes(value: str | None) -> bytes:
     return bytes.fromhex(value[2:]) if value else b""
 
 
+def _result(method: str, response: Any) -> Any:
+    """A JSON-RPC answer's result; its error (or an answer that is not one) as one line,
+    :class:`~proml_sim.errors.RPCError` (``METHOD: the node's message``)."""
+    if not isinstance(response, dict) or "error" in response:
+        err = response.get("error") if isinstance(response, dict) else response
+        message = err.get("message", err) if isinstance(err, dict) else err
+        raise RPCError(f"{method}: {message}", err)
+    return response.get("result")
+
+
 class _WebSocketRPC:
     """JSON-RPC requests over one WebSocket (``ws://``, ``wss://``), for nodes reached that
     way: web3 8 has no synchronous WebSocket provider, so this uses the ``websockets`` library
@@ -229,11 +239,7 @@ class RPCBackend(ChainBackend):
             response = self._request(method, params or [])
         except Exception as exc:
             raise EngineError(f"{method} failed: {exc}") from None
-        if "error" in response:
-            err = response["error"]
-            message = err.get("message", err) if isinstance(err, dict) else err
-            raise RPCError(f"{method}: {message}", err)
-        return response.get("result")
+        return _result(method, response)
 
     def _rpc_many(self, method: str, params: list[list[Any]]) -> list[Any]:
         """``method`` called with each of ``params``, in order: over HTTP as JSON-RPC batches
@@ -256,12 +262,7 @@ class RPCBackend(ChainBackend):
             if answers is None:
                 out += [self._rpc(method, p) for p in chunk]
                 continue
-            for answer in answers:
-                if not isinstance(answer, dict) or "error" in answer:
-                    err = answer.get("error") if isinstance(answer, dict) else answer
-                    message = err.get("message", err) if isinstance(err, dict) else err
-                    raise RPCError(f"{method}: {message}", err)
-                out.append(answer.get("result"))
+            out += [_result(method, answer) for answer in answers]
         return out
 
     def _try(self, method: str, params: list[Any] | None = None) -> Any:

@@ -269,7 +269,7 @@ def check_rpc_chain(home: Path, config: dict[str, Any], report: Report) -> None:
     Reads only."""
     from proml_sim.chain.rpc import RPCBackend
     from proml_sim.errors import EngineError
-    from proml_sim.node.service import chain_identity
+    from proml_sim.node.service import identity_mismatch
 
     chain = config.get("chain") or {}
     url = chain.get("url")
@@ -283,17 +283,13 @@ def check_rpc_chain(home: Path, config: dict[str, Any], report: Report) -> None:
                "--state FILE), or make a new home on this chain with `proml init`")
     try:
         backend = RPCBackend(url, drive=False)
-        found = chain_identity(backend)
+        mismatch = identity_mismatch(chain, backend)
     except EngineError as exc:
         report.problems.append(Problem("chain", url, f"cannot be used ({exc})",
                                        "start the node, or point chain.url in node.json at it"))
         return
-    if "genesis" in chain and (found["genesis"] != chain["genesis"]
-                               or found["chain_id"] != chain.get("chain_id")):
-        report.problems.append(Problem(
-            "chain", url, f"is another chain: chain id {found['chain_id']}, genesis "
-            f"{found['genesis']}; the home was made for chain id {chain.get('chain_id')}, "
-            f"genesis {chain['genesis']}", fix_new))
+    if mismatch is not None:
+        report.problems.append(Problem("chain", url, f"is another chain: {mismatch}", fix_new))
         return
     contracts = config.get("contracts")
     for lc, address in sorted(contracts.items() if isinstance(contracts, dict) else []):

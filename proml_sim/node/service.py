@@ -1135,16 +1135,25 @@ def chain_identity(backend: ChainBackend) -> dict[str, Any]:
     return {"chain_id": backend.chain_id, "genesis": "0x" + backend.block(0).hash.hex()}
 
 
-def _check_identity(home: Path, chain: dict[str, Any], backend: ChainBackend, where: str) -> None:
+def identity_mismatch(chain: dict[str, Any], backend: ChainBackend) -> str | None:
+    """How ``backend``'s chain differs from the one a home's ``chain`` entry records (chain id
+    and genesis), or None when it is that chain (or the entry records no identity yet)."""
     if "genesis" not in chain:
-        return
+        return None
     found = chain_identity(backend)
-    if found["genesis"] != chain["genesis"] or found["chain_id"] != chain["chain_id"]:
+    if found["genesis"] == chain["genesis"] and found["chain_id"] == chain.get("chain_id"):
+        return None
+    return (f"chain id {found['chain_id']} and genesis {found['genesis'][:18]}.., where the "
+            f"home was made for chain id {chain.get('chain_id')} and genesis "
+            f"{chain['genesis'][:18]}..")
+
+
+def _check_identity(home: Path, chain: dict[str, Any], backend: ChainBackend, where: str) -> None:
+    mismatch = identity_mismatch(chain, backend)
+    if mismatch is not None:
         raise HomeError(
-            f"the chain at {where} is not the chain of node home {home}: it has chain id "
-            f"{found['chain_id']} and genesis {found['genesis'][:18]}.., the home was made for "
-            f"chain id {chain['chain_id']} and genesis {chain['genesis'][:18]}..; refusing to "
-            "use it; point chain in node.json at the home's own chain (or restore that chain)"
+            f"the chain at {where} is not the chain of node home {home}: {mismatch}; refusing "
+            "to use it; point chain in node.json at the home's own chain (or restore that chain)"
         )
 
 
