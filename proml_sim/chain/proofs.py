@@ -234,13 +234,19 @@ def _header_of(backend: Any, number: int, b: Any) -> bytes:
     to the block hash the node gave."""
     if not isinstance(b, dict):
         raise ProofError(f"the node at {backend.url} has no block {number}")
-    fields = [_field(k, b[k]) for k in _HEADER_KEYS]
-    for k in _HEADER_TAIL:
-        if b.get(k) is None:
-            break
-        fields.append(_field(k, b[k]))
+    try:
+        fields = [_field(k, b[k]) for k in _HEADER_KEYS]
+        for k in _HEADER_TAIL:
+            if b.get(k) is None:
+                break
+            fields.append(_field(k, b[k]))
+        claimed = b["hash"].lower()
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise ProofError(f"the node at {backend.url} returned block {number} with a missing or "
+                         f"malformed header field ({type(exc).__name__}: {exc}); its headers "
+                         "cannot be proven: use a node that serves whole blocks") from None
     raw = bytes(rlp.encode(fields))
-    if "0x" + keccak(raw).hex() != b["hash"].lower():
+    if "0x" + keccak(raw).hex() != claimed:
         raise ProofError(f"block {number}'s header, rebuilt from the fields the node at "
                          f"{backend.url} returned, does not hash to its block hash {b['hash']}")
     return raw

@@ -46,6 +46,14 @@ def test_proofs_from_a_json_rpc_node(tmp_path: Path, anvil_url: str,
     old = max(0, head.number - 10)
     assert check_extends(backend, backend.block(old).hash) == (old, head.hash)
     assert check_extends(backend, head.hash) == (head.number, head.hash)
+    # a node serving a block without a header field: a failed proof naming it, not a crash
+    from proml_sim.chain.proofs import _header_of
+
+    block = backend._rpc("eth_getBlockByNumber", [hex(head.number), False])
+    for broken in ({k: v for k, v in block.items() if k != "mixHash"},
+                   dict(block, gasUsed="0xzz"), dict(block, hash=None)):
+        with pytest.raises(ProofError, match="missing or malformed header field"):
+            _header_of(backend, head.number, broken)
     with pytest.raises(ProofError, match="does not extend"):
         check_extends(backend, b"\x12" * 32)
 
