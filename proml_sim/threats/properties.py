@@ -148,6 +148,8 @@ PROPERTIES: dict[str, str] = {
     "chain-id": "a signed raw transaction is refused by a chain with another chain id",
     "caller-version": "a call that passes its own version argument is refused",
     "initialiser": "a clone's initialize cannot be called again (or by anyone but its factory)",
+    "events": "the event log equals the reference interpreter's, field by field (what each "
+              "record carries: registrant, actor, digest, locator, inputs, counts, domains)",
     "lock-step": "every call has the reference interpreter's outcome (same result, or same "
                  "exception type and message), and storage equals the interpreter's state",
     "error": "the machine itself raised (a suite bug, or a contract the client cannot drive)",
@@ -829,6 +831,7 @@ class ThreatMachine(RuleBasedStateMachine):
         self.prev_events: list[LifecycleEvent] = []
         self.prev_histories: dict[bytes, list[Any]] = {}
         self.salt = 0
+        self.recorded = 0
         self.twin: PyEVMBackend | None = None
         self.checked_head = b""
         self.gov = self.ir.consortium is not None
@@ -978,8 +981,16 @@ class ThreatMachine(RuleBasedStateMachine):
     def _fire(self, sender: int, t: TransitionIR, aid: bytes, digest: bytes,
               label: str = "") -> tuple[str, Any]:
         if t.evidence:
-            return self.op("fire", sender, t.name, aid, digest, LOCATOR, [], label=label)
+            return self.op("fire", sender, t.name, aid, digest, *self._evidence(), label=label)
         return self.op("fire", sender, t.name, aid, label=label)
+
+    def _evidence(self) -> tuple[str, list[bytes]]:
+        """A locator and inputs for the next record: each record names other ones (none, one or
+        two of the ids registered so far, in turn), so an event that drops or alters its
+        locator or inputs differs from the reference's (the ``events`` property)."""
+        self.recorded += 1
+        ids = list(dict.fromkeys(e.id for e in self.oracle.events if isinstance(e, Registered)))
+        return f"{LOCATOR}/{self.recorded}", ids[-(self.recorded % 3):] if self.recorded % 3 else []
 
     def _raw(self, signer: Any, to: str | None, data: bytes,
              gas: int = RAW_GAS) -> Receipt | None:
@@ -1022,7 +1033,7 @@ class ThreatMachine(RuleBasedStateMachine):
         self.salt += 1
         salt = _v32(self.salt)
         digest = _digest(b"register", salt)
-        kind, value = self.op("register", sender, salt, digest, LOCATOR, [])
+        kind, value = self.op("register", sender, salt, digest, *self._evidence())
         return value if kind == "ok" else b"\xee" * 32  # an unknown id is a useful probe too
 
     @rule(aid=artefacts, data=st.data())
@@ -2020,6 +2031,8 @@ class ThreatMachine(RuleBasedStateMachine):
         if replay(self.ir, events) != storage:
             found.append(Violation("replay", _diff("replay(events)", replay(self.ir, events),
                                                    "storage", storage)))
+        if self.lockstep and events != self.oracle.events:
+            found.append(Violation("events", _event_diff(events, self.oracle.events)))
         oracle = self.oracle.snapshot()
         if self.lockstep and storage != oracle:
             found.append(Violation("lock-step", _diff("storage", storage, "reference", oracle)))
@@ -2103,6 +2116,23 @@ def _diff(a_name: str, a: Any, b_name: str, b: Any) -> str:
         shown = ", ".join(f"{_key(k)}: {x.get(k)!r} vs {y.get(k)!r}" for k in keys)
         parts.append(f"{f.name} differ ({shown})")
     return f"{a_name} != {b_name}: " + "; ".join(parts)
+
+
+def _event_diff(chain: Sequence[LifecycleEvent], reference: Sequence[LifecycleEvent]) -> str:
+    """Where the chain's event log first differs from the reference interpreter's."""
+    at = next((i for i, (a, b) in enumerate(zip(chain, reference, strict=False)) if a != b),
+              min(len(chain), len(reference)))
+
+    def show(i: int, log: Sequence[LifecycleEvent]) -> str:
+        if i >= len(log):
+            return "no event"
+        e = log[i]
+        fields = ", ".join(f"{f.name}={_show(getattr(e, f.name))}"
+                           for f in dataclasses.fields(e))
+        return f"{type(e).__name__}({fields})"
+
+    return (f"event #{at}: the contract logged {show(at, chain)}, the reference interpreter "
+            f"{show(at, reference)}")
 
 
 def _key(k: Any) -> str:

@@ -88,6 +88,38 @@ def test_reviewers_governance_mutants_are_named_violations(mid: str, function: s
     assert {"lock-step", "governance"} & set(res.props)
 
 
+_TRAIN_LOG = "target=2, version=_v + 1, digest=digest, locator=locator, inputs=inputs)"
+
+
+@pytest.mark.parametrize(("mid", "new"), [
+    # the record's lineage lost: train's event names no inputs (it survived: every record the
+    # machine made named none, and events were audited, not compared with the reference's)
+    ("u-inputs-dropped",
+     _TRAIN_LOG.replace("inputs=inputs", "inputs=empty(DynArray[bytes32, 16])")),
+    ("u-locator-dropped", _TRAIN_LOG.replace("locator=locator", 'locator=""')),
+    ("u-inputs-truncated", _TRAIN_LOG.replace("inputs=inputs", "inputs=slice_inputs")),
+])
+def test_reviewers_event_mutants_are_killed_by_the_event_log(mid: str, new: str) -> None:
+    """A contract whose events drop or alter what a record carries (its locator, its inputs)
+    keeps the right storage; only the event log, compared with the reference's, shows it."""
+    from proml_sim.threats.mutants import Mutant, build_mutant
+
+    def plant(src: str) -> str:
+        assert src.count(_TRAIN_LOG) == 1
+        if "slice_inputs" in new:  # keep the first input only
+            bump = "    self.record[id] = ((_v + 1) << 8) | 2\n"
+            src = src.replace(bump, bump +
+                              "    slice_inputs: DynArray[bytes32, 16] = []\n"
+                              "    if len(inputs) > 0:\n"
+                              "        slice_inputs.append(inputs[0])\n", 1)
+        return src.replace(_TRAIN_LOG, new)
+
+    mutant = Mutant(mid, mid, "events", "registry", "registry", "train", False, plant)
+    res = run_threat_properties(build_mutant(mutant, Model), "registry", max_examples=12, seed=0)
+    assert not res.passed and "events" in res.props, res.failure
+    assert "the contract logged Transitioned(" in (res.failure or "")
+
+
 def test_a_removed_domains_holder_is_refused_without_a_k_of_n_step() -> None:
     """The consortium Dataset has no k-of-n step: the machine removes the domain of a holder
     of an allowed step's role and has it try the step, so a contract whose removed domains'
