@@ -68,6 +68,10 @@ A step naming a counted actor (``by = "sybil{i}"``) runs once per participant of
 filled in every name of the step; ``[play] reads = { sybils = "Model.verify" }`` makes a
 count read from the deployed lifecycle (that step's approvals k; ``"Model.verify - 1"``: k - 1,
 the honest approvers an attacker's approval completes), usable as a counted actor's ``count``.
+A lifecycle of your own that names the play's steps, roles or states otherwise: a play that
+declares the ``rename`` parameter (E1-E3) maps each name the deployed lifecycle lacks through
+it (``--param 'rename = {verify = "approve", verifier = "reviewer"}'``; a key may name its
+lifecycle, ``"Model.verify"``).
 ``goal = true`` marks an attacker's step whose going through is the attacker's goal (with or
 instead of ``[play.consumer]``); ``metric = "name"`` records the share of a step's runs that went
 through as a metric of the run.
@@ -130,6 +134,8 @@ ADMIN = "admin@"
 READ = re.compile(r"^(?P<lifecycle>\w+)\.(?P<transition>\w+)(?:\s*-\s*(?P<minus>\d+))?$")
 #: a vote's ``by``: the member domains' admins, until the proposal has the deployed quorum
 MEMBERS = "members"
+#: the parameter mapping the play's names to a lifecycle that names them otherwise
+RENAME = "rename"
 
 
 @dataclass(frozen=True)
@@ -466,7 +472,9 @@ def _prepared(tm: ThreatModel) -> tuple[ThreatModel, dict[str, type], Steps, dic
     participant) and each artefact's lifecycle, all checked by :func:`_check`."""
     from proml_sim.ir import build_ir
 
-    p, classes = _play(tm), _classes(tm)
+    classes = _classes(tm)
+    tm = _renamed(tm, classes)
+    p = _play(tm)
     read = {}
     for name, spec in p.reads.items():
         m = READ.match(spec)
@@ -476,7 +484,8 @@ def _prepared(tm: ThreatModel) -> tuple[ThreatModel, dict[str, type], Steps, dic
         if step not in {t.name for t in ir.transitions}:
             raise UsageError(f"{tm.path or tm.id}: play.reads {name} = {spec!r}, but the {lc} "
                              f"deployed ({ir.name}) has no transition {step!r}; use one of "
-                             f"{', '.join(t.name for t in ir.transitions)}")
+                             f"{', '.join(t.name for t in ir.transitions)}"
+                             + _map_hint(tm, lc, step))
         read[name] = int(ir.transition(step).approvals) - int(m["minus"] or 0)
         if read[name] < 0:
             raise UsageError(f"{tm.path or tm.id}: play.reads {name} = {spec!r} is "
@@ -505,6 +514,65 @@ def _prepared(tm: ThreatModel) -> tuple[ThreatModel, dict[str, type], Steps, dic
             (i, dataclasses.replace(s, step=t.name, digest=s.digest if t.evidence else ""))
             for t in build_ir(classes[lifecycle[s.artefact]]).transitions]
     return tm, classes, every, _check(tm, classes, every)
+
+
+def _renamed(tm: ThreatModel, classes: dict[str, type]) -> ThreatModel:
+    """``tm`` with each lifecycle name its play and cast use (transition, role, state) that the
+    deployed lifecycle does not declare taken from the ``rename`` parameter: ``{ verify =
+    "approve" }`` (any lifecycle of the play) or ``{ "Model.verify" = "approve" }``.  So a play
+    written for the paper's Model runs on a lifecycle of your own that names its steps
+    otherwise; a name the deployed lifecycle has is kept (so one table serves several plays,
+    and a ``compare`` run on the paper's lifecycle).  A name still missing, a misspelt key's,
+    is the usage error of :func:`_check`, which names this parameter."""
+    from proml_sim.ir import build_ir
+
+    table = tm.parameters.get(RENAME)
+    if not table:
+        return tm
+    where = f"{tm.path or tm.id}: {RENAME}"
+    if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+        raise UsageError(f"{where} = {table!r} is not a table of names; write e.g. "
+                         f"--param '{RENAME} = {{verify = \"approve\"}}'")
+    p = _play(tm)
+    of: dict[str, str] = {}
+    for s in p.steps:
+        if s.do == "register":
+            of.setdefault(s.artefact, s.lifecycle)
+    declared = {lc: {*(t.name for t in ir.transitions), *(r.name for r in ir.roles),
+                     *(x.name for x in ir.states)}
+                for lc, ir in ((lc, build_ir(c)) for lc, c in classes.items())}
+
+    def rn(lc: str, name: str) -> str:
+        if not name or name in declared.get(lc, {name}):
+            return name
+        return str(table.get(f"{lc}.{name}", table.get(name, name)))
+
+    def read(spec: str) -> str:
+        m = READ.match(spec)
+        if m is None:
+            return spec
+        return (f"{m['lifecycle']}.{rn(m['lifecycle'], m['transition'])}"
+                + (f" - {m['minus']}" if m["minus"] else ""))
+
+    def step(s: Step) -> Step:
+        lc = s.lifecycle or of.get(s.artefact, "")
+        return dataclasses.replace(s, step=rn(lc, s.step), role=rn(lc, s.role),
+                                   roles=tuple(rn(lc, r) for r in s.roles))
+
+    consumer = of.get(p.artefact, "")
+    play = dataclasses.replace(
+        p, steps=tuple(map(step, p.steps)), reads={k: read(v) for k, v in p.reads.items()},
+        state=rn(consumer, p.state), step=rn(consumer, p.step))
+    actors = tuple(dataclasses.replace(a, roles=tuple((lc, rn(lc, r)) for lc, r in a.roles))
+                   for a in tm.actors)
+    return dataclasses.replace(tm, play=play, actors=actors)
+
+
+def _map_hint(tm: ThreatModel, lc: str, name: str) -> str:
+    """How to map a name the deployed lifecycle lacks, where the play takes ``rename``."""
+    if RENAME not in tm.parameters:
+        return ""
+    return f"; or map it to yours: --param '{RENAME} = {{\"{lc}.{name}\" = \"...\"}}'"
 
 
 def _nth(s: Step, j: int) -> Step:
@@ -537,7 +605,8 @@ def _check(tm: ThreatModel, classes: dict[str, type], steps: Steps) -> dict[str,
             if role not in {r.name for r in irs[lc].roles}:
                 raise UsageError(f"{tm.path or tm.id}: [actors] {a.name} holds {lc}.{role}, "
                                  f"but the {lc} deployed ({irs[lc].name}) has no role {role!r};"
-                                 f" deploy a {lc} lifecycle or fix the role")
+                                 f" deploy a {lc} lifecycle or fix the role"
+                                 + _map_hint(tm, lc, role))
     for i, s in steps:
         for name in s.names():
             if name.startswith(ADMIN) and name[len(ADMIN):] in domains:
@@ -549,13 +618,15 @@ def _check(tm: ThreatModel, classes: dict[str, type], steps: Steps) -> dict[str,
         for role in filter(None, (s.role, *s.roles)):
             if role not in {r.name for r in irs[s.lifecycle].roles}:
                 raise UsageError(f"{where} step {i}: {s.lifecycle} has no role {role!r}; use "
-                                 f"one of {', '.join(r.name for r in irs[s.lifecycle].roles)}")
+                                 f"one of {', '.join(r.name for r in irs[s.lifecycle].roles)}"
+                                 + _map_hint(tm, s.lifecycle, role))
         if s.do == "register":
             of.setdefault(s.artefact, s.lifecycle)
         ir = irs[of[s.artefact]] if s.artefact in of else None  # (grant, governance: none)
         if ir is not None and s.step and s.step not in {t.name for t in ir.transitions}:
             raise UsageError(f"{where} step {i}: {ir.name} has no transition {s.step!r}; use "
-                             f"one of {', '.join(t.name for t in ir.transitions)}")
+                             f"one of {', '.join(t.name for t in ir.transitions)}"
+                             + _map_hint(tm, of[s.artefact], s.step))
         if ir is not None and s.do == "fire" and s.digest and not ir.transition(s.step).evidence:
             raise UsageError(f"{where} step {i}: {ir.name}.{s.step} takes no evidence; drop "
                              f"its digest {s.digest!r}")
@@ -574,7 +645,8 @@ def _check(tm: ThreatModel, classes: dict[str, type], steps: Steps) -> dict[str,
     if p.state not in {x.name for x in ir.states} or (
             p.step and p.step not in {"register", *(t.name for t in ir.transitions)}):
         raise UsageError(f"{where} consumer: {ir.name} has no state {p.state!r} or step "
-                         f"{p.step!r}; use a state of {', '.join(x.name for x in ir.states)}")
+                         f"{p.step!r}; use a state of {', '.join(x.name for x in ir.states)}"
+                         + _map_hint(tm, of[p.artefact], p.state))
     return of
 
 
@@ -840,8 +912,9 @@ def run_proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
     for metric, values in p.compare.items():  # the same play on another design, beside
         from proml_sim.threats.runner import with_parameters
 
-        alt = with_parameters(dataclasses.replace(given, play=dataclasses.replace(p, compare={})),
-                              values)
+        alt = with_parameters(
+            dataclasses.replace(given, play=dataclasses.replace(_play(given), compare={})),
+            values)
         sub = workdir / f"compare-{metric}"
         sub.mkdir(exist_ok=True)
         out.metrics[metric] = float(run_proml(alt, seed, sub).attack_succeeded)

@@ -150,6 +150,52 @@ def test_e2_casts_the_honest_labs_the_deployed_k_needs(tmp_path: Path,
                           "E2"))
 
 
+#: a researcher's Model-like lifecycle that names every role, step and state otherwise
+CHECKPOINT = '''
+from proml_sim.dsl import Artefact, Consortium, Role, State
+
+class Checkpoint(Artefact):
+    governance = Consortium(quorum=2)
+    owner = Role()
+    engineer = Role()
+    reviewer = Role()
+    proposed = State(initial=True, by=owner)
+    built = State()
+    signed_off = State()
+    shipped = State(final=True)
+    build = (proposed | built).to(built, by=engineer, evidence=True)
+    approve = built.to(signed_off, by=reviewer, approvals=3, count="domains", evidence=True,
+                       separate_from=build, separate_domain_from=build)
+    ship = signed_off.to(shipped, by=owner)
+'''
+CHECKPOINT_NAMES = {"operator": "owner", "developer": "engineer", "verifier": "reviewer",
+                    "train": "build", "verify": "approve", "verified": "signed_off"}
+
+
+def test_a_play_runs_on_a_lifecycle_that_names_things_otherwise(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # E2 on a lifecycle without 'verify': refused, naming the rename parameter; with the
+    # names mapped, the play runs there (k = 3 read from 'approve'), and its single-admin
+    # comparison still runs on the paper's SingleAdminModel, whose names it keeps
+    tm = _on_lifecycle(tmp_path, monkeypatch, "E2", "model", CHECKPOINT, "e2_ckpt:Checkpoint")
+    with pytest.raises(UsageError, match=r"no transition 'verify'.*--param 'rename = "):
+        run_proml(tm, 0, tmp_path)
+    r = run_threat(with_parameters(tm, {"rename": CHECKPOINT_NAMES}), seeds=1)
+    assert (r["baseline"]["verdict"], r["baseline"]["asr"]) == ("documented_limit", 1.0)
+    assert (r["proml"]["verdict"], r["proml"]["asr"]) == ("prevented", 0.0)
+    assert r["proml"]["single_admin_asr"] == 1.0
+    # keys of the lifecycle ("Model.verify") and one table for several plays (E3 uses no
+    # 'train'); a name mapped to one the lifecycle lacks is named
+    e3 = _on_lifecycle(tmp_path, monkeypatch, "E3", "model", CHECKPOINT, "e2_ckpt:Checkpoint")
+    names = {f"Model.{k}": v for k, v in CHECKPOINT_NAMES.items()}
+    assert run_threat(with_parameters(e3, {"rename": names}), seeds=1)["proml"]["asr"] == 0.0
+    with pytest.raises(UsageError, match=r"no transition 'aprove'"):
+        run_proml(with_parameters(tm, {"rename": {**CHECKPOINT_NAMES, "verify": "aprove"}}),
+                  0, tmp_path)
+    with pytest.raises(UsageError, match=r"not a table of names"):
+        run_proml(with_parameters(tm, {"rename": {"verify": 3}}), 0, tmp_path)
+
+
 def test_too_few_members_is_a_usage_error(tmp_path: Path) -> None:
     r = run_threat(with_parameters(load_catalogue()["E1"], {"members": 5}), seeds=1)
     assert r["proml"]["asr"] == 0.0 and r["proml"]["single_admin_asr"] == 1.0
