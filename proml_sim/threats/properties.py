@@ -2014,8 +2014,7 @@ class ThreatMachine(RuleBasedStateMachine):
         found += audit_events(self.ir, events)
         prev = self.prev_events
         if events[: len(prev)] != prev:
-            at = next((i for i, (a, b) in enumerate(zip(prev, events, strict=False)) if a != b),
-                      len(events))
+            at = _first_difference(prev, events)
             found.append(Violation("append-only", f"the event log changed at event #{at} (or "
                                                   "shrank) since the previous step"))
         histories = {}
@@ -2118,10 +2117,16 @@ def _diff(a_name: str, a: Any, b_name: str, b: Any) -> str:
     return f"{a_name} != {b_name}: " + "; ".join(parts)
 
 
+def _first_difference(a: Sequence[Any], b: Sequence[Any]) -> int:
+    """The first index at which ``a`` and ``b`` differ (the shorter one's length if one is a
+    prefix of the other)."""
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
+                min(len(a), len(b)))
+
+
 def _event_diff(chain: Sequence[LifecycleEvent], reference: Sequence[LifecycleEvent]) -> str:
     """Where the chain's event log first differs from the reference interpreter's."""
-    at = next((i for i, (a, b) in enumerate(zip(chain, reference, strict=False)) if a != b),
-              min(len(chain), len(reference)))
+    at = _first_difference(chain, reference)
 
     def show(i: int, log: Sequence[LifecycleEvent]) -> str:
         if i >= len(log):
