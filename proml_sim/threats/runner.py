@@ -307,7 +307,8 @@ def _run_side(sc: Scenario, side: str, tm: ThreatModel, seed: int, workdir: Path
             return _checked(fn(tm, seed, workdir))
         except LifecycleError as exc:  # an honest step refused: the file's cast lacks a role
             raise UsageError(f"{tm.path}: an honest step of {tm.id} was refused on the {side} "
-                             f"side ({exc}); give [actors] the roles the scenario needs"
+                             f"side ({exc}); give [actors] the roles the scenario needs, or "
+                             "a lifecycle (parameter) whose rules let its honest steps through"
                              + (f" (as in {ref.path})" if (ref := _shipped().get(tm.id))
                                 and ref.path != tm.path else "")) from None
     module = getattr(fn, "__module__", "") or ""

@@ -116,10 +116,13 @@ def fref(store: BlobStore, name: str, data: bytes) -> FileRef:
 
 
 # -- the baseline -----------------------------------------------------------------------------
-def baseline_db(tm: ThreatModel, workdir: Path, admin: str, extra: Extra = ()) -> CentralDB:
-    """The centralised database of the paper's lifecycles run by ``admin``, the cast's roles
+def baseline_db(tm: ThreatModel, workdir: Path, admin: str, extra: Extra = (),
+                dataset: type = Dataset) -> CentralDB:
+    """The centralised database of the paper's lifecycles (``dataset``: the Dataset lifecycle
+    ProML deploys too, so both systems run the same rules) run by ``admin``, the cast's roles
     (and ``extra``'s) granted (:func:`~proml_sim.threats.kit.central`)."""
-    return central(tm, workdir, PAPER, admin=admin, name="provenance", extra=extra)
+    return central(tm, workdir, {**PAPER, "Dataset": dataset}, admin=admin, name="provenance",
+                   extra=extra)
 
 
 def db_dataset(db: CentralDB, name: str, raw: str, labelled: str, labeller: str = "lab",

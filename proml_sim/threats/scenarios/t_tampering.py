@@ -9,7 +9,7 @@ from typing import Any
 
 import proml_sim.lifecycles as lifecycles
 from proml_sim.dsl import Consortium
-from proml_sim.errors import UsageError
+from proml_sim.errors import LifecycleError, UsageError, lifecycle_error_from_reason
 from proml_sim.ir import Registered, Transitioned, build_ir
 from proml_sim.node.consumer import ConsumerGuard
 from proml_sim.node.store import BlobStore
@@ -64,9 +64,25 @@ def _sock_domain(tm: ThreatModel) -> str:
     return name
 
 
+def _dataset(tm: ThreatModel) -> type:
+    """The Dataset lifecycle both systems run (``lifecycle``): it must have the label, review
+    and release steps the scenario takes, each one call by one party."""
+    cls = lifecycle_name(tm)
+    ir = build_ir(cls)
+    if not {"label", "review", "release"} <= {t.name for t in ir.transitions}:
+        raise UsageError(f"{tm.id}: lifecycle {cls.__name__} has no label/review/release steps; "
+                         "name a Dataset lifecycle (Dataset, package.module:Class)")
+    if k := next((t for t in ir.transitions if t.name in ("label", "review", "release")
+                  and t.approvals > 1), None):
+        raise UsageError(f"{tm.id}: {cls.__name__}.{k.name} needs {k.approvals} approvals; "
+                         f"{tm.id} takes label, review and release as one call each by one "
+                         "party: name a Dataset lifecycle where they are single steps")
+    return cls
+
+
 def _baseline(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
     swap, fetches = _plan(tm, seed)
-    db = baseline_db(tm, workdir, "da")
+    db = baseline_db(tm, workdir, "da", dataset=_dataset(tm))
     aud = Auditor(db, param(tm, "audit_every_s"))
     blob = workdir / "dataset.bin"
     blob.write_bytes(GOOD)
@@ -94,11 +110,8 @@ def _baseline(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outco
 def _proml(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
     swap, fetches = _plan(tm, seed)
     claim = _sock_domain(tm) if launder else ""
-    cls = lifecycle_name(tm)
+    cls = _dataset(tm)
     ds = cls.__name__
-    if not {"label", "review", "release"} <= {t.name for t in build_ir(cls).transitions}:
-        raise UsageError(f"{tm.id}: lifecycle {ds} has no label/review/release steps; name a "
-                         "Dataset lifecycle (Dataset, package.module:Class)")
     in_house = [("da", ds, "labeller")] * bool(param(tm, "in_house_labelling"))
     # the sock: an account the dataset admin holds, in its domain
     w, ps = world(tm, seed, lifecycles=[cls], rename={"Dataset": ds}, grants=in_house)
@@ -109,17 +122,22 @@ def _proml(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
     alarms: list[Alarm] = []
     steps: list[str] = []
 
-    def do(who: str, *call: Any) -> Any:
+    def do(who: str, *call: Any, honest: bool = False) -> Any:
         tx = yield from send_ok(w, who, ds, *call)
-        steps.append(f"{call[1] if call[0] == 'fire' else call[0]} {tx_outcome(tx)}")
+        what = call[1] if call[0] == "fire" else call[0]
+        steps.append(f"{what} {tx_outcome(tx)}")
+        if honest and not ok(tx):  # the set-up, not the attack, failed: the run names it
+            reason = tx.receipt.revert_reason if tx.receipt else ""
+            raise (lifecycle_error_from_reason(reason) if reason else None) or LifecycleError(
+                f"{ds}.{what} by {who}: {tx_outcome(tx)}")
         return ok(tx)
 
     def data_company() -> Any:
-        yield from do("da", "register", salt("ds"), digest, "store://ds", [])
-        yield from do("lab", "fire", "label", aid, digest, "", [])
+        yield from do("da", "register", salt("ds"), digest, "store://ds", [], honest=True)
+        yield from do("lab", "fire", "label", aid, digest, "", [], honest=True)
         if not launder:
-            yield from do("da", "fire", "review", aid)
-            yield from do("da", "fire", "release", aid, digest, "", [])
+            yield from do("da", "fire", "review", aid, honest=True)
+            yield from do("da", "fire", "release", aid, digest, "", [], honest=True)
         yield wait_until(w.env, swap)
         store.path_of(digest.hex()).write_bytes(BAD)  # the served bytes change
         if launder:  # the admin appoints its sock labeller (a consortium refuses a foreign

@@ -225,3 +225,40 @@ def test_t10_detection_follows_the_spot_check_rate(catalogue, tmp_path):
     # no cheating step: no attempt, and no detection curve (a rate over none is undefined)
     none = run(catalogue, "T10", "proml", (0,), tmp_path, cheat_rate=0.0)
     assert verdict(none) == "no_attack" and none[0].series["detection_by_spot_rate"] == []
+
+
+#: Dataset lifecycles of a researcher's own that T1 cannot run as written: a 2-of-n review,
+#: and a release only the operator may do
+T1_MISFITS = '''
+from proml_sim.lifecycles import Dataset
+
+class ReviewK2(Dataset):
+    review = Dataset.labelled.to(Dataset.reviewed, by=Dataset.dataset_admin, approvals=2,
+                                 count="accounts", separate_from="label")
+
+class OperatorReleases(Dataset):
+    release = Dataset.reviewed.to(Dataset.released, by=Dataset.operator, evidence=True)
+'''
+
+
+def test_t1_on_a_lifecycle_it_cannot_set_up_is_a_usage_error(catalogue, tmp_path, monkeypatch):
+    # it reported ProML "prevented" there: the honest release never happened, so no consumer
+    # could act on anything; both systems now run the lifecycle given, and say why not
+    import sys
+
+    from proml_sim.errors import LifecycleError, UsageError
+    from proml_sim.threats.runner import run_threat
+
+    (tmp_path / "t1_misfits.py").write_text(T1_MISFITS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "t1_misfits", raising=False)
+    for tid in ("T1", "T1L"):
+        with pytest.raises(UsageError, match=r"ReviewK2\.review needs 2 approvals"):
+            run_threat(with_parameters(catalogue[tid], {"lifecycle": "t1_misfits:ReviewK2"}),
+                       seeds=1)
+    late = with_parameters(catalogue["T1"], {"lifecycle": "t1_misfits:OperatorReleases"})
+    with pytest.raises(UsageError, match=r"refused on the baseline side \(Dataset\.release "
+                                         r"needs role operator\).*or a lifecycle"):
+        run_threat(late, seeds=1)
+    with pytest.raises(LifecycleError, match=r"release needs role operator"):
+        run(catalogue, "T1", "proml", (0,), tmp_path, lifecycle="t1_misfits:OperatorReleases")
