@@ -1,7 +1,8 @@
 """The centralised baseline: one provenance database (SQLite, on disk) run by one domain.
 
 Honest users go through the application, which enforces the same lifecycle rules as the
-contract (role, source state, evidence, k-of-n approvals) using the lifecycle IR.  The
+contract (role, source state, evidence, separation of duty by account and by the domain the
+database records, k-of-n approvals) using the lifecycle IR.  The
 database has the defences a careful centralised design has, so ProML is compared with a good
 baseline, not a strawman:
 
@@ -40,6 +41,7 @@ from proml_sim.errors import (
 )
 from proml_sim.fsutil import parse_json
 from proml_sim.ir import LifecycleIR, build_ir
+from proml_sim.ir import messages as msg
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS artefacts (
@@ -196,6 +198,17 @@ class CentralDB:
             raise TransitionNotAllowed(f"{lifecycle}.{transition} not allowed from {state}")
         if t.evidence and not digest:
             raise EvidenceRequired(f"{lifecycle}.{transition} needs evidence")
+        for other in dict.fromkeys((*t.separate_from, *t.separate_domain_from)):
+            # separation of duty, as the contract: against the last actor of `other` here, by
+            # account and (separate_domain_from) by the domain the database records
+            last = self.conn.execute("SELECT actor FROM history WHERE artefact=? AND step=? "
+                                     "ORDER BY seq DESC LIMIT 1", (artefact, other)).fetchone()
+            if last is None:
+                continue
+            if other in t.separate_from and last[0] == actor:
+                raise msg.separation(ir, t, other)
+            if other in t.separate_domain_from and self._domain(last[0]) == self._domain(actor):
+                raise msg.domain_separation(ir, t, other)
         if t.approvals > 1:
             rows = self.conn.execute(
                 "SELECT approver, domain FROM approvals WHERE artefact=? AND step=? AND "

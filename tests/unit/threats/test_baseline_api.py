@@ -99,3 +99,25 @@ def test_trials_outcome_counts_attempts_and_detections():
     none = trials_outcome([], metrics={"damage": 0.0})
     assert none.trials() == (0, 0, 0) and none.metrics == {"damage": 0.0}
     assert verdict([none]) == "no_attack"
+
+
+def test_the_application_separates_duties_by_account_and_by_recorded_domain(tmp_path):
+    # the consortium Model's verify is separate_from train and separate_domain_from train;
+    # the database's application enforced neither (a weaker baseline than the contract)
+    from proml_sim.errors import SeparationOfDuty
+
+    db = CentralDB(tmp_path / "sod.sqlite", {"Model": Model}, admin="dba")
+    for who, role, domain in [("op", "operator", "client-co"), ("dev", "developer", "dev-co"),
+                              ("dev", "verifier", "dev-co"), ("qa", "verifier", "dev-co"),
+                              ("lab", "verifier", "lab-1")]:
+        db.grant(who, "Model", role, domain)
+    aid = db.register("op", "Model", "m")
+    assert db.fire("dev", "train", aid, "w1")
+    with pytest.raises(SeparationOfDuty, match="the actor of train may not also do this"):
+        db.fire("dev", "verify", aid, "e")
+    with pytest.raises(SeparationOfDuty, match="the trust domain that did train may not"):
+        db.fire("qa", "verify", aid, "e")
+    assert db.fire("lab", "verify", aid, "e") is False  # one of two approvals
+    # the admin records the domain it is told: the same account as a partner's goes through
+    db.grant("qa", "Model", "verifier", "lab-2")
+    assert db.fire("qa", "verify", aid, "e") is True

@@ -208,12 +208,21 @@ def test_a_play_sweeps_over_lifecycles(tmp_path: Path,
 def test_the_verdict_follows_the_deployed_lifecycle(tmp_path: Path) -> None:
     tm = load_threat(_model(tmp_path))
     r = run_threat(tm, seeds=2)
-    # the consortium Model forbids the training domain's own verifier; the database does not,
-    # but its history shows an actor the watcher does not expect
+    # the consortium Model forbids the training domain's own verifier, and so does the
+    # database's application, by the domain it recorded (it did not: a weakened baseline)
     assert r["proml"]["verdict"] == "prevented" and r["proml"]["attack_steps_refused"] == 1.0
     assert any("SeparationOfDuty" in n or "reverted" in n for n in r["proml"]["notes"])
-    assert (r["baseline"]["verdict"], r["baseline"]["asr"]) == ("detected", 1.0)
-    assert r["baseline"]["ttd_s"] == pytest.approx(60.0)
+    assert (r["baseline"]["verdict"], r["baseline"]["asr"]) == ("prevented", 0.0)
+    assert any("trust domain that did train" in n for n in r["baseline"]["notes"])
+    # the database's admin records the domain it is told: dev-qa enrolled as a partner's
+    # verifier goes through, and the history shows an actor the watcher does not expect
+    grant = ('[[play.steps]]\ndo = "grant"\non = "baseline"\nwho = "dev-qa"\n'
+             'role = "verifier"\nlifecycle = "Model"\ndomain = "lab-qa"\n\n')
+    told = load_threat(_model(tmp_path, SELF_VERIFY.replace(
+        '[[play.steps]]\ndo = "wait"', grant + '[[play.steps]]\ndo = "wait"')))
+    b = run_threat(told, seeds=2)["baseline"]
+    assert (b["verdict"], b["asr"]) == ("detected", 1.0)
+    assert b["ttd_s"] == pytest.approx(60.0)
     # the single-admin design has no domain-level separation: the same play succeeds on chain
     # and the members' watch of the events raises the alarm
     single = run_threat(load_threat(_model(tmp_path, SELF_VERIFY.replace(
@@ -277,7 +286,8 @@ digest = "weights"
 
 [play.consumer]""")
     r = run_threat(load_threat(_model(tmp_path, text)), seeds=1)
-    assert r["baseline"]["attack_steps_refused"] == 2.0
+    # (and dev-qa's verify: the application separates the domains it records)
+    assert r["baseline"]["attack_steps_refused"] == 3.0
     assert any("never registered" in n for n in r["baseline"]["notes"])
     assert r["proml"]["attack_steps_refused"] >= 2.0
 
