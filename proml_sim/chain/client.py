@@ -25,8 +25,8 @@ raises the same ``UnknownArtefact`` for it.  The route is chosen when the call i
 transition submitted before this client knows of the artefact's registration (neither mined nor
 submitted through it) fails even if another client's registration lands first in the same
 block, where the registry would order them.  Events are read from the factory and from the
-contracts it created (its ``ArtefactCreated`` log), never from other contracts emitting
-look-alike events.
+contracts it created (its ``ArtefactCreated`` log), each for the artefact it was created for,
+never from other contracts emitting look-alike events.
 """
 
 from __future__ import annotations
@@ -625,9 +625,11 @@ class LifecycleClient:
                 name, args = self.codec.decode_log(log)
                 out.append(event_from_args(name, args))
             return out
-        # only the factory and the contracts it created (whatever block they were created in)
-        created = {
-            to_checksum_address(log.topics[2][12:])
+        # only the factory and the contracts it created (whatever block they were created in),
+        # each artefact contract for its own artefact only: an event it logs in another id's
+        # name is not that artefact's history, whatever the contract's code let through
+        created: dict[str, bytes] = {
+            to_checksum_address(log.topics[2][12:]): bytes(log.topics[1])
             for log in self.backend.logs(self.address, 0, to_block, [self._created_topic])
         }
         for log in self.backend.logs(None, from_block, to_block, topics):
@@ -640,8 +642,12 @@ class LifecycleClient:
             if not codec.knows(log.topics):
                 continue
             name, args = codec.decode_log(log)
-            if name in EVENT_TYPES:
-                out.append(event_from_args(name, args))
+            if name not in EVENT_TYPES:
+                continue
+            ev = event_from_args(name, args)
+            if log.address != self.address and getattr(ev, "id", None) != created[log.address]:
+                continue
+            out.append(ev)
         return out
 
     def history(self, artefact: bytes) -> list[HistoryEntry]:

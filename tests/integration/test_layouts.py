@@ -20,7 +20,7 @@ from proml_sim.chain.client import (
     create_address,
     eip1167_initcode,
 )
-from proml_sim.ir import replay
+from proml_sim.ir import Registered, replay
 from proml_sim.lifecycles import SingleAdminModel as Model  # layout mechanics, one admin
 
 DIG = b"\xaa" * 32
@@ -134,6 +134,40 @@ def test_a_call_sent_to_another_artefacts_contract_is_unknown_artefact(env):
     r = send_and_mine(backend, keys.signer(dev), c.artefact_address(b), data, gas=200_000)
     assert not r.status and r.revert_reason.startswith("UnknownArtefact: SingleAdminModel:")
     assert c.version(a) == 1 and c.version(b) == 1
+
+
+@pytest.mark.parametrize("layout", ["factory", "clone"])
+def test_an_artefact_contract_is_heard_only_for_its_own_artefact(layout):
+    """A contract that lets a call act for another id (its id check removed, as a reviewer's
+    mutant does) logs a step in that artefact's name; the client reads each artefact contract
+    for the artefact it was created for, so that log is not the other artefact's history."""
+    import dataclasses
+
+    from proml_sim.codegen import generate_vyper
+    from proml_sim.compiler import compile_source
+
+    honest = compile_layout(Model, layout)
+    check = "assert id == _ID," if layout == "factory" else "assert _r != 0 and id == self._id,"
+    src = generate_vyper(honest.ir, f"{layout}.artefact")
+    assert src.count(check) >= 2
+    part = compile_source(src.replace(check, "assert True,"), honest.ir.name)
+    mutant = dataclasses.replace(honest, artefact=dataclasses.replace(
+        part, ir=honest.ir, fingerprint=honest.ir.fingerprint()))
+    keys = KeyRing.from_seed("one-artefact", 6)
+    admin, op, dev = keys.addresses[:3]
+    backend = PyEVMBackend(funded=keys.addresses)
+    c = LifecycleClient.deploy(backend, mutant, keys.signer(admin), DA)
+    c.grant(keys.signer(admin), "operator", op, DA)
+    c.grant(keys.signer(admin), "developer", dev, DA)
+    a = c.register(keys.signer(op), b"\x04" * 32)
+    b = c.register(keys.signer(op), b"\x05" * 32)
+    data = c.transition_abi.encode_call("train", [a, DIG, "", []])
+    r = send_and_mine(backend, keys.signer(dev), c.artefact_address(b), data, gas=200_000)
+    assert r.status  # the mutant accepts it, and logs a Transitioned naming a
+    assert [(lg.address, lg.topics[1]) for lg in r.logs] == [(c.artefact_address(b), a)]
+    assert [h.step for h in c.history(a)] == ["register"]
+    assert all(getattr(ev, "id", b) == b for ev in c.events()
+               if not isinstance(ev, Registered))
 
 
 def test_transition_on_unregistered_id_reverts_at_the_factory(env):
