@@ -148,6 +148,8 @@ PROPERTIES: dict[str, str] = {
     "chain-id": "a signed raw transaction is refused by a chain with another chain id",
     "caller-version": "a call that passes its own version argument is refused",
     "initialiser": "a clone's initialize cannot be called again (or by anyone but its factory)",
+    "one-artefact": "a factory or clone layout's artefact contract refuses a step on another "
+                    "artefact's id (it would log, or change state, in that artefact's name)",
     "events": "the event log equals the reference interpreter's, field by field (what each "
               "record carries: registrant, actor, digest, locator, inputs, counts, domains)",
     "lock-step": "every call has the reference interpreter's outcome (same result, or same "
@@ -1121,7 +1123,9 @@ class ThreatMachine(RuleBasedStateMachine):
         them before sending); the same salt registered twice by one sender; a registration
         without evidence.  Once per example: every step by an account without its role; every
         step on a fresh artefact walked honestly to a state that refuses it, and every evidence
-        step without evidence where it is allowed; every separated step by the actor of the
+        step without evidence where it is allowed; every step done honestly on a fresh artefact
+        (in the factory and clone layouts, sent first, for another id, to that artefact's
+        contract); every separated step by the actor of the
         step it is separated from (walked back to the separated step's source when the state
         graph allows); for every k-of-n step, a double approval, then the step done with
         exactly k approvals, and the approval slots of a version filled by approvers of
@@ -1195,6 +1199,18 @@ class ThreatMachine(RuleBasedStateMachine):
                         or self._holders(t) or [OUTSIDER])
                 self._fire(pool[0], t, fresh,
                            ZERO32 if bad_evidence else self._honest_digest(fresh, t))
+        # ... every step done once, honestly, on a fresh artefact walked to a source of it (a
+        # step the drawn steps rarely take, such as a rejection beside a k-of-n verification,
+        # is still taken); in the factory and clone layouts the step on this example's
+        # artefact is first sent to the fresh one's contract, which must refuse it ...
+        for t in ir.transitions:
+            path = self._path_to(set(t.sources))
+            fresh = self._register_honestly(None) if path is not None else b""
+            if not fresh or not self._walk(fresh, path or []) or t not in self._allowed(fresh):
+                continue
+            if self.layout != "registry" and fresh != aid:
+                self._misroute(t, aid, fresh)
+            self._walk(fresh, [t])
         # ... every separated step by the actor of the step it is separated from: a fresh
         # artefact walked to the first step, which that actor does (its firing approval for a
         # k-of-n step), then walked on to a source of the separated step ...
@@ -1371,6 +1387,17 @@ class ThreatMachine(RuleBasedStateMachine):
         actual = _receipt_outcome(receipt)
         if actual != expected:
             self._lockstep(f"{self._who(ADMIN)}: fire (raw)", args, actual, expected)
+
+    def _misroute(self, t: TransitionIR, aid: bytes, host: bytes) -> None:
+        """``t`` on ``aid`` sent to the contract of ``host``, another artefact at a source of
+        ``t``, by one who may do ``t`` there, with evidence where ``t`` needs it: only the
+        contract's id check stands in the way."""
+        digest = self._honest_digest(host, t)
+        who = (self._eligible(host, t, digest) or self._holders(t) or [OUTSIDER])[0]
+        receipt = self._raw(self.keys.signer(self.accounts[who]),
+                            self.client.artefact_address(host), self._calldata(t, aid, digest))
+        self._refused(receipt, "one-artefact", f"{self._who(who)}'s {t.name}({_short(aid)}) "
+                                               f"sent to the contract of {_short(host)}")
 
     def _refused(self, receipt: Receipt | None, prop: str, what: str) -> None:
         """A raw call that must revert; accepted, it breaks ``prop``."""

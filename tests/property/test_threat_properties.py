@@ -120,6 +120,46 @@ def test_reviewers_event_mutants_are_killed_by_the_event_log(mid: str, new: str)
     assert "the contract logged Transitioned(" in (res.failure or "")
 
 
+@pytest.mark.parametrize("layout, check", [
+    ("factory", "assert id == _ID,"),
+    ("clone", "assert _r != 0 and id == self._id,"),
+])
+def test_an_artefact_contract_acting_for_another_id_is_killed(layout: str, check: str,
+                                                             tmp_path: Any) -> None:
+    """A reviewer's mutant, given as a file: one artefact contract's train skips its id check,
+    so a developer can move it (and log a step) in another artefact's name.  The client never
+    sends such a call; the machine's fuzzing sends each call to another artefact's contract
+    too."""
+    from proml_sim.threats.mutants import build_mutant, load_user_mutants
+
+    f = tmp_path / "mutant.toml"
+    f.write_text(f'[[mutant]]\nid = "u-any-id"\ntitle = "train acts for any id"\n'
+                 f'layout = "{layout}"\npart = "{layout}.artefact"\nfunction = "train"\n'
+                 f'old = "{check}"\nnew = "assert True,"\n')
+    (mutant,) = load_user_mutants(f, ConsortiumModel)
+    res = run_threat_properties(build_mutant(mutant, ConsortiumModel), layout,
+                                max_examples=20, seed=0)
+    assert not res.passed and "one-artefact" in res.props, res.failure
+
+
+def test_a_step_the_drawn_steps_rarely_take_is_taken_each_example(tmp_path: Any) -> None:
+    """A reviewer's mutant of the clone: ``reject`` logs version v+1 but keeps v.  Drawn
+    steps rarely reject (a verifier of another domain than the trainer's must draw it from
+    'trained', beside the k-of-n verification): it survived 53 examples.  Each step is now
+    done once per example on a fresh artefact, so replay and lock-step see it."""
+    from proml_sim.threats.mutants import build_mutant, load_user_mutants
+
+    f = tmp_path / "mutant.toml"
+    f.write_text('[[mutant]]\nid = "u-reject-keeps-version"\ntitle = "reject keeps v"\n'
+                 'layout = "clone"\npart = "clone.artefact"\nfunction = "reject"\n'
+                 'old = "self.record = ((_v + 1) << 8) | 3"\n'
+                 'new = "self.record = (_v << 8) | 3"\n')
+    (mutant,) = load_user_mutants(f, ConsortiumModel)
+    res = run_threat_properties(build_mutant(mutant, ConsortiumModel), "clone",
+                                max_examples=12, seed=0)
+    assert not res.passed and {"replay", "lock-step"} & set(res.props), res.failure
+
+
 def test_a_removed_domains_holder_is_refused_without_a_k_of_n_step() -> None:
     """The consortium Dataset has no k-of-n step: the machine removes the domain of a holder
     of an allowed step's role and has it try the step, so a contract whose removed domains'
