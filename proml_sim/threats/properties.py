@@ -1125,11 +1125,10 @@ class ThreatMachine(RuleBasedStateMachine):
         step on a fresh artefact walked honestly to a state that refuses it, and every evidence
         step without evidence where it is allowed; every step done honestly on a fresh artefact
         (in the factory and clone layouts, sent first, for another id, to that artefact's
-        contract); every separated step by the actor of the
-        step it is separated from (walked back to the separated step's source when the state
-        graph allows); for every k-of-n step, a double approval, then the step done with
-        exactly k approvals, and the approval slots of a version filled by approvers of
-        distinct domains."""
+        contract); every separated step by the actor of the step it is separated from (walked
+        back to the separated step's source when the state graph allows); for every k-of-n
+        step, a double approval, then the step done with exactly k approvals, and the approval
+        slots of a version filled by approvers of distinct domains."""
         ir = self.ir
         admin = self.keys.signer(self.accounts[ADMIN])
         # a step on an id nobody registered (raw: no client-side check in the way), refused
