@@ -128,8 +128,8 @@ def test_an_artefact_contract_acting_for_another_id_is_killed(layout: str, check
                                                              tmp_path: Any) -> None:
     """A reviewer's mutant, given as a file: one artefact contract's train skips its id check,
     so a developer can move it (and log a step) in another artefact's name.  The client never
-    sends such a call; the machine's fuzzing sends each call to another artefact's contract
-    too."""
+    sends such a call; the machine's guard probe sends each step, for another id, to a fresh
+    artefact's contract once per example."""
     from proml_sim.threats.mutants import build_mutant, load_user_mutants
 
     f = tmp_path / "mutant.toml"
