@@ -1204,8 +1204,10 @@ class ThreatMachine(RuleBasedStateMachine):
         # artefact is first sent to the fresh one's contract, which must refuse it ...
         for t in ir.transitions:
             path = self._path_to(set(t.sources))
-            fresh = self._register_honestly(None) if path is not None else b""
-            if not fresh or not self._walk(fresh, path or []) or t not in self._allowed(fresh):
+            if path is None:
+                continue
+            fresh = self._register_honestly(None)
+            if not self._walk(fresh, path) or t not in self._allowed(fresh):
                 continue
             if self.layout != "registry" and fresh != aid:
                 self._misroute(t, aid, fresh)
