@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS history (
     version INTEGER, digest TEXT, at REAL);
 CREATE TABLE IF NOT EXISTS roles (account TEXT, lifecycle TEXT, role TEXT, domain TEXT,
     PRIMARY KEY (account, lifecycle, role));
+CREATE TABLE IF NOT EXISTS accounts (account TEXT PRIMARY KEY, domain TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS approvals (artefact TEXT, step TEXT, version INTEGER, digest TEXT,
     approver TEXT, domain TEXT);
 CREATE TABLE IF NOT EXISTS audit (
@@ -152,6 +153,12 @@ class CentralDB:
 
     # -- the application ------------------------------------------------------------------------
     def grant(self, account: str, lifecycle: str, role: str, domain: str) -> None:
+        """Give ``account`` ``role`` on ``lifecycle``, recording ``account`` as ``domain``'s.
+        An account has one domain, kept after its roles are revoked (as on chain); the admin
+        records the domain it is told, so a grant naming another domain moves the account
+        (one administrator cannot check such a claim: threat E2)."""
+        self.admin_sql("INSERT OR REPLACE INTO accounts VALUES (?, ?)", (account, domain))
+        self.admin_sql("UPDATE roles SET domain=? WHERE account=?", (domain, account))
         self.admin_sql("INSERT OR REPLACE INTO roles VALUES (?, ?, ?, ?)",
                        (account, lifecycle, role, domain))
 
@@ -164,7 +171,7 @@ class CentralDB:
             "SELECT role FROM roles WHERE account=? AND lifecycle=?", (account, lifecycle))}
 
     def _domain(self, account: str) -> str:
-        row = self.conn.execute("SELECT domain FROM roles WHERE account=? LIMIT 1",
+        row = self.conn.execute("SELECT domain FROM accounts WHERE account=?",
                                 (account,)).fetchone()
         return str(row[0]) if row else ""
 
@@ -214,13 +221,18 @@ class CentralDB:
                 "SELECT approver, domain FROM approvals WHERE artefact=? AND step=? AND "
                 "version=? AND digest=?", (artefact, transition, version, digest)).fetchall()
             mine = self._domain(actor)
+            # as the contract counts: an approver who no longer holds a role of the step
+            # (revoked since approving) does not count, nor block its domain; a domain is the
+            # approver's now
+            valid = [(a, self._domain(a)) for a, _ in rows if self._roles(a, lifecycle) & set(t.by)]
             if any(a == actor for a, _ in rows) or (
-                    t.count == "domains" and any(d == mine for _, d in rows)):
+                    t.count == "domains" and any(d == mine for _, d in valid)):
                 raise AlreadyApproved(f"{lifecycle}.{transition}: already approved")
             self.conn.execute("INSERT INTO approvals VALUES (?, ?, ?, ?, ?, ?)",
                               (artefact, transition, version, digest, actor, mine))
             self._audit(at, actor, f"approve:{transition}", artefact, digest)
-            count = len({d for _, d in rows} | {mine}) if t.count == "domains" else len(rows) + 1
+            count = (len({d for _, d in valid} | {mine}) if t.count == "domains"
+                     else len(valid) + 1)
             if count < t.approvals:
                 self.conn.commit()
                 return False

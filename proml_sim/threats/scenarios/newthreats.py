@@ -483,7 +483,7 @@ def truth_view(plan: Plan, seed: int, aid: Callable[[str], str], actor: Callable
 
 def db_view(db: Any) -> View:
     """The baseline operator's view: every table of the database."""
-    v = View(domains={a: d for a, d in db.conn.execute("SELECT account, domain FROM roles")})
+    v = View(domains={a: d for a, d in db.conn.execute("SELECT account, domain FROM accounts")})
     inputs: dict[tuple[str, int], list[str]] = {}
     for a, ver, i in db.conn.execute("SELECT artefact, version, input FROM inputs"):
         inputs.setdefault((a, int(ver)), []).append(i)

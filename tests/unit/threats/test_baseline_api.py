@@ -121,3 +121,26 @@ def test_the_application_separates_duties_by_account_and_by_recorded_domain(tmp_
     # the admin records the domain it is told: the same account as a partner's goes through
     db.grant("qa", "Model", "verifier", "lab-2")
     assert db.fire("qa", "verify", aid, "e") is True
+
+
+def test_a_revoked_approver_no_longer_counts_and_a_revoked_trainer_keeps_its_domain(tmp_path):
+    # as the contract: an approval whose approver lost the role before the k-th does not
+    # count (nor blocks its domain), and an account's domain outlives its roles, so the
+    # trainer's domain still may not verify after the trainer's role is revoked
+    from proml_sim.errors import SeparationOfDuty
+
+    db = CentralDB(tmp_path / "rv.sqlite", {"Model": Model}, admin="dba")
+    for who, role, domain in [("op", "operator", "client-co"), ("dev", "developer", "dev-co"),
+                              ("qa", "verifier", "dev-co"), ("a1", "verifier", "lab-1"),
+                              ("a2", "verifier", "lab-1"), ("b", "verifier", "lab-2")]:
+        db.grant(who, "Model", role, domain)
+    aid = db.register("op", "Model", "m")
+    assert db.fire("dev", "train", aid, "w1")
+    db.revoke("dev", "Model", "developer")
+    with pytest.raises(SeparationOfDuty, match="the trust domain that did train may not"):
+        db.fire("qa", "verify", aid, "e")
+    assert db.fire("a1", "verify", aid, "e") is False  # one of two approvals
+    db.revoke("a1", "Model", "verifier")  # e.g. its key reported stolen
+    assert db.fire("b", "verify", aid, "e") is False  # a1's no longer counts: still one
+    assert db.fire("a2", "verify", aid, "e") is True  # lab-1 again, since a1's is void
+    assert db.admin_sql("SELECT state FROM artefacts WHERE id=?", (aid,))[0][0] == "verified"

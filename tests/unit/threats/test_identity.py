@@ -47,8 +47,9 @@ def test_s1_stolen_keys(catalogue, tmp_path):
         assert side["trials"] == 3 and side["trial_successes"] >= 1
         assert side["ttd_s"] > 0 and side["time_to_revoke_s"] > 0 and side["damage"] >= 1
         assert side["precision"] > 0.5 and side["detection_rate"] == 1
-    # a revoked key's earlier approval: still counted by the baseline, not by the contract
-    assert b["revoked_approvals_counted"] == 1 and p["revoked_approvals_counted"] == 0
+    # a revoked key's earlier approval no longer counts, on the contract and in the careful
+    # baseline's application alike (the same lifecycle rule)
+    assert b["revoked_approvals_counted"] == 0 and p["revoked_approvals_counted"] == 0
 
 
 @pytest.mark.parametrize(("k", "stolen", "verdict"), [(3, 2, "prevented"), (3, 3, "detected"),
