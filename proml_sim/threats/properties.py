@@ -915,16 +915,19 @@ class ThreatMachine(RuleBasedStateMachine):
     def _key(self, aid: bytes, t: TransitionIR, digest: bytes) -> bytes:
         return approval_key(aid, t.index, self._version(aid), digest)
 
-    def _eligible(self, aid: bytes, t: TransitionIR, digest: bytes) -> list[int]:
+    def _eligible(self, aid: bytes, t: TransitionIR, digest: bytes,
+                  among: Sequence[int] | None = None) -> list[int]:
         """Holders of ``t``'s roles who may do it now: no separation-of-duty conflict (of the
         account or of its trust domain), and (for approvals) not already approved, nor from a
-        trust domain that already counts."""
+        trust domain that already counts; ``among``: of these accounts (default: the
+        machine's seven)."""
         key = self._key(aid, t, digest)
         approvers = [a for a in self.oracle.approvers.get(key, [])
                      if self.oracle.effective_roles(a) & self.ir.role_mask(t.by)]
         counted = {self.oracle.domains.get(a) for a in approvers}
         out = []
-        for i in self._holders(t):
+        for i in (self._holders(t) if among is None
+                  else [i for i in among if self._holds(i, t.by)]):
             acct = self.accounts[i]
             last = [self.oracle.last_actor.get((aid, self.ir.transition(o).index))
                     for o in (*t.separate_from, *t.separate_domain_from)]
@@ -1122,13 +1125,14 @@ class ThreatMachine(RuleBasedStateMachine):
         nobody registered and a role index past the last (raw calldata: the client refuses
         them before sending); the same salt registered twice by one sender; a registration
         without evidence.  Once per example: every step by an account without its role; every
-        step on a fresh artefact walked honestly to a state that refuses it, and every evidence
-        step without evidence where it is allowed; every step done honestly on a fresh artefact
-        (in the factory and clone layouts, sent first, for another id, to that artefact's
-        contract); every separated step by the actor of the step it is separated from (walked
-        back to the separated step's source when the state graph allows); for every k-of-n
-        step, a double approval, then the step done with exactly k approvals, and the approval
-        slots of a version filled by approvers of distinct domains."""
+        step from every state that refuses it (a fresh artefact walked honestly to each
+        state), and every evidence step without evidence where it is allowed; every step done
+        honestly on a fresh artefact (in the factory and clone layouts, sent first, for another
+        id, to that artefact's contract); every separated step by the actor of the step it is
+        separated from (walked back to the separated step's source when the state graph
+        allows); for every k-of-n step, a double approval, then the step done with exactly k
+        approvals, and the approval slots of a version filled by approvers of distinct
+        domains."""
         ir = self.ir
         admin = self.keys.signer(self.accounts[ADMIN])
         # a step on an id nobody registered (raw: no client-side check in the way), refused
@@ -1183,21 +1187,31 @@ class ThreatMachine(RuleBasedStateMachine):
             if outsiders:
                 self._fire(outsiders[0], t, aid,
                            self._honest_digest(aid, t) if t.evidence else ZERO32)
-        # ... every step from a state that refuses it, and every evidence step without
-        # evidence, each on a fresh artefact walked honestly there ...
+        # ... every step from every state that refuses it: a fresh artefact walked honestly
+        # to each state, every step the state refuses tried on it by a holder of the step's
+        # role (a refused step leaves the state as it was; the nearest refusing state alone
+        # let a source mask admitting one more, far state pass: withdraw after audit) ...
+        for state in ir.states:
+            refused = [t for t in ir.transitions if state.name not in t.sources]
+            path = self._path_to({state.name}) if refused else None
+            if path is None:
+                continue
+            fresh = self._register_honestly(None)
+            if not self._walk(fresh, path):
+                continue
+            for t in refused:
+                pool = self._holders(t) or [OUTSIDER]
+                self._fire(pool[0], t, fresh, self._honest_digest(fresh, t))
+        # ... and every evidence step without evidence, on a fresh artefact walked honestly
+        # to a source of it ...
         for t in ir.transitions:
-            for bad_evidence in (False, True) if t.evidence else (False,):
-                goals = {s_.name for s_ in ir.states if (s_.name in t.sources) == bad_evidence}
-                path = self._path_to(goals)
-                if path is None:
-                    continue
-                fresh = self._register_honestly(None)
-                if not self._walk(fresh, path):
-                    continue
-                pool = ((self._eligible(fresh, t, ZERO32) if bad_evidence else [])
-                        or self._holders(t) or [OUTSIDER])
-                self._fire(pool[0], t, fresh,
-                           ZERO32 if bad_evidence else self._honest_digest(fresh, t))
+            path = self._path_to(set(t.sources)) if t.evidence else None
+            if path is None:
+                continue
+            fresh = self._register_honestly(None)
+            if self._walk(fresh, path):
+                pool = self._eligible(fresh, t, ZERO32) or self._holders(t) or [OUTSIDER]
+                self._fire(pool[0], t, fresh, ZERO32)
         # ... every step done once, honestly, on a fresh artefact walked to a source of it (a
         # step the drawn steps rarely take, such as a rejection beside a k-of-n verification,
         # is still taken); in the factory and clone layouts the step on this example's
@@ -1242,7 +1256,11 @@ class ThreatMachine(RuleBasedStateMachine):
             for other in map(ir.transition, t.separate_domain_from):
                 self._domain_separation_probe(t, other)
         # ... and for every k-of-n step, on a fresh artefact walked to it: an approver
-        # approves twice, then the approval slots of the version are filled: MAX_APPROVERS
+        # approves twice (counted by domains: a second account of its domain approves, and
+        # one after the approver's role is revoked, which is then granted again), then the
+        # step is done; in a consortium, on another artefact, a domain approves first and the
+        # quorum then takes the role from it, and the step is done (that approval void); then
+        # the approval slots of the version are filled: MAX_APPROVERS
         # approvers, each in a trust domain of its own, each approving and revoked before the
         # next (so the threshold is never reached); then all of them granted again, and one
         # more approver tries: every slot now holds a valid approver of a distinct domain,
@@ -1259,14 +1277,76 @@ class ThreatMachine(RuleBasedStateMachine):
                 if first:
                     self._fire(first[0], step, twice, digest)
                     self._fire(first[0], step, twice, digest, label="second approval")
+                    mate = None
                     if step.count == "domains":
                         self._same_domain_approval(twice, step, digest, first[0])
+                        mate = self._domain_mate_approval(twice, step, digest, first[0])
                     # then the step done: it must fire at exactly its k-th approval, not
                     # before nor after (a k-of-n step into a final state is otherwise
                     # completed only by chance draws)
                     self._walk(twice, [step])
+                    if mate is not None:
+                        self.op("revoke", *mate)
+            if self.gov:
+                voided = self._register_honestly(None)
+                if self._walk(voided, path) and step in self._allowed(voided):
+                    restore = self._disallowed_approval(voided, step)
+                    self._walk(voided, [step])
+                    restore()
             if self._walk(flooded, path) and step in self._allowed(flooded):
                 self._flood(flooded, step)
+
+    def _disallowed_approval(self, aid: bytes, step: TransitionIR) -> Callable[[], None]:
+        """In a consortium: a flood approver's domain (one of its own) gives ``aid`` its first
+        approval of ``step``, then the quorum takes the step's role from that domain
+        (``set_roles``): the approval, still stored, must no longer count (a contract counting
+        approvals by the roles once granted, not those the domain may hold now, survived 53
+        examples of the factory layout).  Returns what restores the domain's roles and
+        retires the approver, to call once the step is done."""
+        role, digest = step.by[0], self._honest_digest(aid, step)
+        x, domain = N_ACCOUNTS, flood_domain(0)
+        granter = self._flood_granter(0, role)
+        self.op("grant", granter, role, self.accounts[x], domain,
+                label="appointed approver of a domain of its own")
+        allowed, status = self.oracle.members[domain][0], ""
+        if self._eligible(aid, step, digest, among=[x]):
+            self._fire(x, step, aid, digest, label="approval by a domain about to lose the role")
+            status, _ = self._pass("set_roles", domain, ZERO_ADDRESS,
+                                   allowed & ~self.ir.role_mask((role,)),
+                                   label="the approver's domain loses the role")
+
+        def restore() -> None:
+            if status == "ok":
+                self._pass("set_roles", domain, ZERO_ADDRESS, allowed, label="roles restored")
+            self.op("revoke", granter, role, self.accounts[x])
+        return restore
+
+    def _domain_mate_approval(self, aid: bytes, step: TransitionIR, digest: bytes,
+                              approver: int) -> tuple[int, str, str] | None:
+        """``approver``'s role revoked by its domain's granter, another account of its domain
+        approves (accepted: the revoked approval no longer counts), ``approver`` granted the
+        role again: two valid approvals of one domain now stand, which a count by domains
+        must count once (a reviewer's mutant counting a seen domain again survived 53
+        examples); the approvals after show it (the logged count, the threshold).  Returns
+        the revocation that retires the domain-mate afterwards (granter, role, account), or
+        None when it held the role already."""
+        acct = self.accounts[approver]
+        domain = self.oracle.domains.get(acct, ZERO32)
+        role = next((r for r in step.by if self._holds(approver, (r,))), None)
+        if role is None:
+            return None
+        granter = self._granter(role, domain)
+        mate = granter if self.gov else FRESH[1]
+        if mate == approver:
+            return None
+        self.op("revoke", granter, role, acct, label="approver revoked")
+        held = self._holds(mate, (role,))
+        if not held:
+            self.op("grant", granter, role, self.accounts[mate], domain,
+                    label="appointed into the revoked approver's domain")
+        self._fire(mate, step, aid, digest, label="approval by the revoked approver's domain")
+        self.op("grant", granter, role, acct, domain, label="approver granted again")
+        return None if held else (granter, role, self.accounts[mate])
 
     def _same_domain_approval(self, aid: bytes, step: TransitionIR, digest: bytes,
                               approver: int) -> None:
@@ -1344,38 +1424,30 @@ class ThreatMachine(RuleBasedStateMachine):
 
     def _flood(self, aid: bytes, step: TransitionIR) -> None:
         """Fill the approval slots of ``step`` on ``aid`` (see guard_probe)."""
-        ir = self.ir
         digest = self._honest_digest(aid, step)
         key = self._key(aid, step, digest)
-        approver_role = step.by[0]
+        role = step.by[0]
         flood = [N_ACCOUNTS + j for j in range(N_FLOOD)]
 
-        def granter(j: int) -> int:
-            """Who enrols flood approver ``j``: in a consortium each one is the admin of a
-            domain of its own, admitted by quorum the first time, and enrols itself."""
-            if not self.gov:
-                return self._holder_of((ir.role(approver_role).admin,))
-            if flood_domain(j) not in self.oracle.members:
-                self._pass("add_domain", flood_domain(j), self.accounts[flood[j]],
-                           (1 << len(ir.roles)) - 1, label=f"admission of flood domain {j}")
-            return flood[j]
+        def enrol(j: int, kind: str) -> None:
+            args = (flood_domain(j),) if kind == "grant" else ()
+            self.op(kind, self._flood_granter(j, role), role, self.accounts[flood[j]], *args)
 
         used: list[int] = []
         for j, x in enumerate(flood[:-1]):
             if len(self.oracle.approvers.get(key, [])) >= MAX_APPROVERS:
                 break
-            self.op("grant", granter(j), approver_role, self.accounts[x], flood_domain(j))
+            enrol(j, "grant")
             kind, _ = self._fire(x, step, aid, digest, label=f"flood approver {j}")
-            self.op("revoke", granter(j), approver_role, self.accounts[x])
+            enrol(j, "revoke")
             used.append(j)
             if kind != "ok":
                 return
         for j in [*used, len(flood) - 1]:
-            self.op("grant", granter(j), approver_role, self.accounts[flood[j]],
-                    flood_domain(j))
+            enrol(j, "grant")
         self._fire(flood[-1], step, aid, digest, label=f"flood approver {len(flood) - 1}")
         for j in [*used, len(flood) - 1]:  # they leave: later steps are unaffected
-            self.op("revoke", granter(j), approver_role, self.accounts[flood[j]])
+            enrol(j, "revoke")
 
     def _unregistered(self, t: TransitionIR, fake: bytes) -> None:
         """The admin does ``t`` on id ``fake`` that nobody registered (raw calldata)."""
@@ -1447,7 +1519,10 @@ class ThreatMachine(RuleBasedStateMachine):
 
     def _appoint(self, aid: bytes, u: TransitionIR, digest: bytes) -> list[int]:
         """No eligible approver left for ``u`` (a k-of-n step with fewer holders than k): the
-        role's admin appoints an insider who does not hold it yet; the eligible ones after."""
+        role's admin appoints an insider who does not hold it yet; the eligible ones after.
+        When no insider can be (the domains they are bound to may not hold the role, or are
+        the trainer's or already count, after governance), a flood approver is appointed in
+        a domain of its own, as guard_probe's flood does, so a deep state stays reachable."""
         for i in INSIDERS:
             if not self._holds(i, u.by):
                 granter = self._granter(u.by[0], DOMAINS[i % 3])
@@ -1456,7 +1531,26 @@ class ThreatMachine(RuleBasedStateMachine):
                 pool = self._eligible(aid, u, digest)
                 if pool:
                     return pool
+        flood = [N_ACCOUNTS + j for j in range(N_FLOOD)]
+        for j, x in enumerate(flood[:2]):
+            if not self._holds(x, u.by):
+                self.op("grant", self._flood_granter(j, u.by[0]), u.by[0], self.accounts[x],
+                        flood_domain(j), label="appointed approver")
+            pool = self._eligible(aid, u, digest, among=[x])
+            if pool:
+                return pool
         return []
+
+    def _flood_granter(self, j: int, role: str) -> int:
+        """Who enrols flood approver ``j`` in ``role``: in a consortium the approver itself,
+        the admin of a domain of its own (admitted by quorum, with every role, the first
+        time); else a holder of the role's admin role."""
+        if not self.gov:
+            return self._holder_of((self.ir.role(role).admin,))
+        if flood_domain(j) not in self.oracle.members:
+            self._pass("add_domain", flood_domain(j), self.accounts[N_ACCOUNTS + j],
+                       (1 << len(self.ir.roles)) - 1, label=f"admission of flood domain {j}")
+        return N_ACCOUNTS + j
 
     @rule(data=st.data())
     def roles(self, data: st.DataObject) -> None:

@@ -368,3 +368,70 @@ def test_threat_properties_long(lifecycle: Any, layout: str) -> None:
     n = (12 if lifecycle is ConsortiumModel else 25) if os.environ.get("CI") else 100
     _check(run_threat_properties(compile_artefact(lifecycle), layout, max_examples=n, seed=7,
                                  steps=40))
+
+
+@pytest.mark.parametrize("layout, part", [("registry", "registry"),
+                                          ("factory", "factory.artefact")])
+def test_a_step_admitted_from_one_more_far_state_is_killed(layout: str, part: str,
+                                                           tmp_path: Any) -> None:
+    """A reviewer's mutant: ``withdraw`` also admitted from 'audited' (its source mask with
+    one more bit), a state four steps deep.  The guard probe tried each step only from the
+    nearest state refusing it ('withdrawn', one step away), and the drawn steps seldom
+    audit and then withdraw: it survived 53 examples.  Each step is now tried from every
+    state that refuses it."""
+    from proml_sim.threats.mutants import build_mutant, load_user_mutants
+
+    f = tmp_path / "mutant.toml"
+    f.write_text('[[mutant]]\nid = "u-withdraw-after-audit"\ntitle = "withdraw from audited"\n'
+                 f'layout = "{layout}"\npart = "{part}"\nfunction = "withdraw"\n'
+                 'old = "assert (62 >> (_r & 255)) & 1 != 0"\n'
+                 'new = "assert (126 >> (_r & 255)) & 1 != 0"\n')
+    (mutant,) = load_user_mutants(f, ConsortiumModel)
+    res = run_threat_properties(build_mutant(mutant, ConsortiumModel), layout,
+                                max_examples=5, seed=0)
+    assert not res.passed and {"lock-step", "source-state"} & set(res.props), res.failure
+
+
+@pytest.mark.parametrize("layout, part", [("registry", "registry"),
+                                          ("factory", "factory.artefact")])
+def test_a_domain_counted_twice_is_killed(layout: str, part: str, tmp_path: Any) -> None:
+    """A reviewer's mutant of the count by domains: a domain already seen among the valid
+    approvals counts again.  Two valid approvals of one domain stand only after one was
+    revoked, its domain-mate approved and the first granted again: the drawn steps never
+    did that in 53 examples.  The guard probe now does, once per example."""
+    from proml_sim.threats.mutants import build_mutant, load_user_mutants
+
+    f = tmp_path / "mutant.toml"
+    f.write_text('[[mutant]]\nid = "u-domain-twice"\ntitle = "a seen domain counts again"\n'
+                 f'layout = "{layout}"\npart = "{part}"\nfunction = "_approve"\n'
+                 'old = """\n            if _d in _seen:\n                if _d == _mine:\n'
+                 '                    return ALREADY\n                continue"""\n'
+                 'new = """\n            if _d in _seen:\n                if _d == _mine:\n'
+                 '                    return ALREADY"""\n')
+    (mutant,) = load_user_mutants(f, ConsortiumModel)
+    res = run_threat_properties(build_mutant(mutant, ConsortiumModel), layout,
+                                max_examples=10, seed=0)
+    assert not res.passed, res.failure
+
+
+@pytest.mark.parametrize("layout, part, old, new", [
+    ("registry", "registry", "if self._eff(_a) & mask == 0:", "if self.roles[_a] & mask == 0:"),
+    ("factory", "factory.artefact", "staticcall _Factory(_FACTORY).effective_roles(_a) & mask",
+     "staticcall _Factory(_FACTORY).roles(_a) & mask"),
+])
+def test_an_approval_by_a_domain_that_lost_the_role_is_void(layout: str, part: str, old: str,
+                                                            new: str, tmp_path: Any) -> None:
+    """A reviewer's mutant: the count of approvals reads the roles once granted, not those
+    the approver's domain may hold now, so an approval stays counted after the quorum took
+    the role from its domain.  It survived 53 examples of the factory layout; the guard
+    probe now has a domain approve first and lose the role before the step is done."""
+    from proml_sim.threats.mutants import build_mutant, load_user_mutants
+
+    f = tmp_path / "mutant.toml"
+    f.write_text('[[mutant]]\nid = "u-approval-by-granted-roles"\ntitle = "raw roles count"\n'
+                 f'layout = "{layout}"\npart = "{part}"\nfunction = "_approve"\n'
+                 f'old = "{old}"\nnew = "{new}"\n')
+    (mutant,) = load_user_mutants(f, ConsortiumModel)
+    res = run_threat_properties(build_mutant(mutant, ConsortiumModel), layout,
+                                max_examples=10, seed=0)
+    assert not res.passed, res.failure
