@@ -1130,9 +1130,10 @@ class ThreatMachine(RuleBasedStateMachine):
         honestly on a fresh artefact (in the factory and clone layouts, sent first, for another
         id, to that artefact's contract); every separated step by the actor of the step it is
         separated from (walked back to the separated step's source when the state graph
-        allows); for every k-of-n step, a double approval, then the step done with exactly k
-        approvals, and the approval slots of a version filled by approvers of distinct
-        domains."""
+        allows); for every k-of-n step, a double approval, approvals made void (by a
+        revocation; in a consortium by the quorum taking the role from a domain), then the step
+        done with exactly k approvals, and the approval slots of a version filled by approvers
+        of distinct domains."""
         ir = self.ir
         admin = self.keys.signer(self.accounts[ADMIN])
         # a step on an id nobody registered (raw: no client-side check in the way), refused
@@ -1260,12 +1261,12 @@ class ThreatMachine(RuleBasedStateMachine):
         # one after the approver's role is revoked, which is then granted again), then the
         # step is done; in a consortium, on another artefact, a domain approves first and the
         # quorum then takes the role from it, and the step is done (that approval void); then
-        # the approval slots of the version are filled: MAX_APPROVERS
-        # approvers, each in a trust domain of its own, each approving and revoked before the
-        # next (so the threshold is never reached); then all of them granted again, and one
-        # more approver tries: every slot now holds a valid approver of a distinct domain,
-        # the most a count by domains ever sees (catalogue mutant bound-_seen-1-1: a domain
-        # list one short overflows here instead of answering ApprovalsFull)
+        # the approval slots of the version are filled: MAX_APPROVERS approvers, each in a
+        # trust domain of its own, each approving and revoked before the next (so the
+        # threshold is never reached); then all of them granted again, and one more approver
+        # tries: every slot now holds a valid approver of a distinct domain, the most a count
+        # by domains ever sees (catalogue mutant bound-_seen-1-1: a domain list one short
+        # overflows here instead of answering ApprovalsFull)
         for step in ir.transitions:
             path = self._path_to(set(step.sources))
             if step.approvals < 2 or path is None:
@@ -1308,8 +1309,9 @@ class ThreatMachine(RuleBasedStateMachine):
         granter = self._flood_granter(0, role)
         self.op("grant", granter, role, self.accounts[x], domain,
                 label="appointed approver of a domain of its own")
-        allowed, status = self.oracle.members[domain][0], ""
-        if self._eligible(aid, step, digest, among=[x]):
+        member, status = self.oracle.members.get(domain), ""
+        allowed = member[0] if member else 0  # (none: drawn governance removed the domain)
+        if member and self._eligible(aid, step, digest, among=[x]):
             self._fire(x, step, aid, digest, label="approval by a domain about to lose the role")
             status, _ = self._pass("set_roles", domain, ZERO_ADDRESS,
                                    allowed & ~self.ir.role_mask((role,)),
