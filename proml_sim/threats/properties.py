@@ -1337,18 +1337,15 @@ class ThreatMachine(RuleBasedStateMachine):
         role = next((r for r in step.by if self._holds(approver, (r,))), None)
         if role is None:
             return None
-        granter = self._granter(role, domain)
-        mate = granter if self.gov else FRESH[1]
-        if mate == approver:
+        mate = self._appoint_mate(role, domain, "appointed into the approver's domain",
+                                  exclude=approver)
+        if mate is None:
             return None
+        granter, who, held = mate
         self.op("revoke", granter, role, acct, label="approver revoked")
-        held = self._holds(mate, (role,))
-        if not held:
-            self.op("grant", granter, role, self.accounts[mate], domain,
-                    label="appointed into the revoked approver's domain")
-        self._fire(mate, step, aid, digest, label="approval by the revoked approver's domain")
+        self._fire(who, step, aid, digest, label="approval by the revoked approver's domain")
         self.op("grant", granter, role, acct, domain, label="approver granted again")
-        return None if held else (granter, role, self.accounts[mate])
+        return None if held else (granter, role, self.accounts[who])
 
     def _same_domain_approval(self, aid: bytes, step: TransitionIR, digest: bytes,
                               approver: int) -> None:
@@ -1390,15 +1387,26 @@ class ThreatMachine(RuleBasedStateMachine):
         roles = [r for r in t.by if self._domain_may_hold(account, (r,))]
         if not roles:
             return
-        granter = self._granter(roles[0], domain)
+        mate = self._appoint_mate(roles[0], domain, f"appointed into {what}")
+        assert mate is not None
+        self._fire(mate[1], t, aid, digest, label=f"{t.name} by {what}")
+        if not mate[2]:
+            self.op("revoke", mate[0], roles[0], self.accounts[mate[1]])
+
+    def _appoint_mate(self, role: str, domain: bytes, label: str, exclude: int | None = None
+                      ) -> tuple[int, int, bool] | None:
+        """Another account of trust domain ``domain`` in ``role`` (in a consortium that
+        domain's admin, enrolling itself; else a fresh account), granted the role unless it
+        holds it (a domain admin may: then it keeps it).  Returns (granter, account, held), or
+        None when that account is ``exclude``."""
+        granter = self._granter(role, domain)
         who = granter if self.gov else FRESH[1]
-        held = self._holds(who, (roles[0],))  # (a domain admin may hold it already: keep it)
+        if who == exclude:
+            return None
+        held = self._holds(who, (role,))
         if not held:
-            self.op("grant", granter, roles[0], self.accounts[who], domain,
-                    label=f"appointed into {what}")
-        self._fire(who, t, aid, digest, label=f"{t.name} by {what}")
-        if not held:
-            self.op("revoke", granter, roles[0], self.accounts[who])
+            self.op("grant", granter, role, self.accounts[who], domain, label=label)
+        return granter, who, held
 
     def _appoint_to(self, other: TransitionIR, t: TransitionIR) -> tuple[int, str, int] | None:
         """A holder of ``other``'s role granted a role of ``t`` its domain may hold, by that
