@@ -283,11 +283,15 @@ def register(sub: Any) -> None:
     p.add_argument("--catalogue", action="store_true",
                    help="run the mutant catalogue generated from the contract text: each guard "
                    "removed, each comparison moved by one or flipped, each capacity/bound "
-                   "constant changed by one; equivalent mutants listed with the reason; exit 1 "
-                   "if one survives on any seed")
+                   "constant changed by one, each state of a step's source mask and each role "
+                   "of its role mask added or dropped; equivalent mutants listed with the "
+                   "reason; exit 1 if one survives on any seed")
     p.add_argument("--list", action="store_true",
                    help="with --catalogue: list the mutants, run nothing")
-    p.add_argument("--kind", action="append", choices=("guard", "compare", "bound"),
+    # mutant_catalogue.KINDS (not imported here: it loads the property machine; a test
+    # checks the two agree)
+    p.add_argument("--kind", action="append",
+                   choices=("guard", "compare", "bound", "source", "role"),
                    help="with --catalogue: only this kind (repeatable)")
     p.add_argument("--seeds", type=cliargs.positive_int,
                    help="with --catalogue: run on seeds --seed .. --seed+N-1 (default 1)")

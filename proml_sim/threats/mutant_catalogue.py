@@ -14,7 +14,11 @@ of the code generator and works for any lifecycle (single-admin or consortium):
 * ``bound``: each capacity or bound constant changed by one either way: integer literals
   compared with directly (``_n < 2``, ``len(_entries) >= 16``), the integer constants the
   contract declares (``N_ROLES``, ``QUORUM``, ``MAX_DOMAINS`` ...) and the ``DynArray`` bound of
-  local and storage variables.
+  local and storage variables;
+* ``source``: each state added to or dropped from a step's source-state mask (the step also
+  allowed from a state it must refuse, or no longer from one it must accept);
+* ``role``: each role added to or dropped from a step's role mask (the role guard, and the
+  mask ``_approve`` uses to count only approvers still holding a role of the step).
 
 Sites are found by parsing each condition with Python's :mod:`ast` (Vyper expressions are
 Python expressions), so a ``&`` mask or a ``>>`` shift is never mistaken for a comparison.
@@ -32,7 +36,7 @@ Example::
     >>> from proml_sim.lifecycles import Model
     >>> cat = catalogue(Model)
     >>> sorted({m.kind for m in cat})
-    ['bound', 'compare', 'guard']
+    ['bound', 'compare', 'guard', 'role', 'source']
     >>> next(m for m in cat if m.id == "guard-verify-6").title
     'verify: guard "ApprovalsFull: Model.verify: approval slots for this version are full" removed'
 """
@@ -53,12 +57,15 @@ from proml_sim.threats.properties import unreachable_guards
 __all__ = ["EQUIVALENCE_RULES", "KINDS", "CatalogueMutant", "catalogue", "catalogue_mutants"]
 
 #: the kinds of the catalogue, in the order they are listed
-KINDS = ("guard", "compare", "bound")
+KINDS = ("guard", "compare", "bound", "source", "role")
 
 _FN = re.compile(r"^def (\w+)\(")
 _GUARD = re.compile(r'^(?P<indent>\s+)(?:assert (?P<expr>.+), "(?P<reason>(?:[^"\\]|\\.)*)"'
                     r'|raise "(?P<reason2>(?:[^"\\]|\\.)*)")\s*$')
 _COND = re.compile(r"^(?P<indent>\s+)(?P<kw>if|elif) (?P<expr>.+):\s*$")
+_SOURCE_MASK = re.compile(r"^\((?P<mask>\d+) >> \(")
+_ROLE_MASK = re.compile(r" & (?P<mask>\d+) != 0$")
+_APPROVE_MASK = re.compile(r"self\._approve\(.*, (?P<mask>\d+), (?:True|False)\)$")
 _CONST = re.compile(r"^(?P<name>[A-Z][A-Z0-9_]*): constant\(uint256\) = (?P<value>\d+)\s*$")
 _DYNARRAY = re.compile(r"DynArray\[(?P<type>[\w\[\], ]+?), (?P<bound>\d+)\]")
 _FLIP = {ast.Lt: ("<", "<="), ast.LtE: ("<=", "<"), ast.Gt: (">", ">="),
@@ -98,7 +105,12 @@ class CatalogueMutant:
                         "refuses), or the chain-data property the guard protects",
                "compare": "lock-step (a boundary case decided the other way), or a chain-data "
                           "property",
-               "bound": "lock-step (a capacity reached one step early or late)"}[self.kind]
+               "bound": "lock-step (a capacity reached one step early or late)",
+               "source": "lock-step (a step taken or refused in a state the reference decides "
+                         "the other way): the guard probe tries each step from every state",
+               "role": "lock-step (a step taken or refused by a caller whose roles the "
+                       "reference decides the other way), or the revoked-approver probes"
+               }[self.kind]
         return Mutant(self.id, self.title, how, "registry", self.part, self.function, False,
                       self.apply)
 
@@ -218,6 +230,8 @@ def catalogue(lifecycle: Any, part: str = "registry",
                 f"the guard never fails: {dead[reason]}" if reason in dead else None)
             expr = g.group("expr")
             prefix = len(g.group("indent")) + len("assert ")
+            if expr and reason.startswith(("TransitionNotAllowed:", "RoleNotAllowed:")):
+                _mask_bits(ir, fn, line, line_no, expr, prefix, reason, add)
         else:
             c2 = _COND.match(line)
             if c2:
@@ -241,7 +255,47 @@ def catalogue(lifecycle: Any, part: str = "registry",
                         f"cmp-{fn}-{conds[fn]}-{j}")
         elif ":" in line and "DynArray[" in line and "=" in line:
             _dynarray_bounds(line, line_no, add, storage=False)
+        a = _APPROVE_MASK.search(line)
+        if a:
+            _flip_bits(line, a.start("mask"), int(a.group("mask")), ir.roles, "role", line_no,
+                       f"{fn}: approvals", f"role-{fn}-approve",
+                       add)
     return out
+
+
+def _mask_bits(ir: LifecycleIR, fn: str, line: str, line_no: int, expr: str, prefix: int,
+               reason: str, add: Callable[..., None]) -> None:
+    """The ``source`` and ``role`` mutants of a state or role guard: each bit of its mask
+    (each state of the lifecycle, each role including the admin) flipped."""
+    if reason.startswith("TransitionNotAllowed:"):
+        m = _SOURCE_MASK.match(expr)
+        if m:
+            _flip_bits(line, prefix + m.start("mask"), int(m.group("mask")), ir.states,
+                       "source", line_no, fn + ":", f"source-{fn}", add)
+    else:
+        m = _ROLE_MASK.search(expr)
+        if m:
+            _flip_bits(line, prefix + m.start("mask"), int(m.group("mask")), ir.roles, "role",
+                       line_no, fn + ":", f"role-{fn}", add)
+
+
+def _flip_bits(line: str, at: int, mask: int, items: Any, kind: str, line_no: int,
+               what: str, base_id: str, add: Callable[..., None]) -> None:
+    """One mutant per item (a state or a role: ``.name``, ``.index``): its bit of ``mask``,
+    the integer literal at column ``at`` of ``line``, set if clear, cleared if set."""
+    old = str(mask)
+    for item in items:
+        new_mask = mask ^ (1 << item.index)
+        mutated = line[:at] + str(new_mask) + line[at + len(old):]
+        added = new_mask > mask
+        if kind == "source":
+            title = f"{what} {'also' if added else 'no longer'} from {item.name}"
+        elif base_id.endswith("-approve"):
+            title = f"{what} by role {item.name} {'also count' if added else 'no longer count'}"
+        else:
+            title = f"{what} {'also' if added else 'no longer'} by role {item.name}"
+        add(kind, line_no, line, mutated, f"{title} (mask {old} -> {new_mask})",
+            f"{base_id}-{'add' if added else 'drop'}-{item.name}")
 
 
 def _is_bound(name: str, source: str) -> bool:
@@ -436,12 +490,28 @@ def run_original(lifecycle: Any, seed: int, max_examples: int, steps: int) -> An
 
 
 def sample_ids(entries: list[CatalogueMutant], n: int | None) -> list[str]:
-    """The ids to run: every non-equivalent mutant, or ``n`` of them spread evenly over the
-    catalogue (so every kind is represented; deterministic)."""
+    """The ids to run: every non-equivalent mutant, or ``n`` of them (deterministic, in
+    catalogue order): each kind gets one when ``n`` allows and the rest in proportion to its
+    size (largest remainder), spread evenly over that kind's mutants."""
     ids = [e.id for e in entries if not e.equivalent]
     if n is None or n >= len(ids):
         return ids
-    return [ids[(i * len(ids)) // n] for i in range(n)]
+    by_kind: dict[str, list[str]] = {}
+    for e in entries:
+        if not e.equivalent:
+            by_kind.setdefault(e.kind, []).append(e.id)
+    quota = {k: int(n >= len(by_kind)) for k in by_kind}
+    left = n - sum(quota.values())
+    share = {k: left * (len(v) - quota[k]) / (len(ids) - sum(quota.values()))
+             for k, v in by_kind.items()}
+    for k in by_kind:
+        quota[k] += int(share[k])
+    for k in sorted(by_kind, key=lambda k: share[k] - int(share[k]), reverse=True):
+        if sum(quota.values()) >= n:
+            break
+        quota[k] += 1
+    chosen = {v[(i * len(v)) // quota[k]] for k, v in by_kind.items() for i in range(quota[k])}
+    return [i for i in ids if i in chosen]
 
 
 def run_catalogue(

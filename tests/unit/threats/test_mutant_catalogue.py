@@ -24,6 +24,7 @@ from proml_sim.ir import build_ir
 from proml_sim.ir.strategies import draw_lifecycles
 from proml_sim.lifecycles import Dataset, GovernedModel, Model, SingleAdminModel
 from proml_sim.threats.mutant_catalogue import (
+    KINDS,
     catalogue,
     format_catalogue,
     run_catalogue,
@@ -66,6 +67,32 @@ def test_every_guard_and_comparison_of_the_generated_text_is_a_mutant(lifecycle:
         assert mutated[m.line - 1] == m.new != m.old == lines[m.line - 1]
         assert mutated[: m.line - 1] == lines[: m.line - 1]
         assert mutated[m.line:] == lines[m.line:]
+
+
+@pytest.mark.parametrize("lifecycle", [*LIFECYCLES, SingleAdminModel], ids=lambda c: c.__name__)
+def test_each_state_and_role_of_a_steps_masks_is_a_mutant(lifecycle: type) -> None:
+    # source: one mutant per (step, state), the step's source mask with that state's bit
+    # flipped (the masks recomputed from the IR, not read back from the text); role: one per
+    # (step, role) on the role guard, and again on the mask _approve counts with (k-of-n steps)
+    ir = build_ir(lifecycle)
+    cat = catalogue(lifecycle, kinds=("source", "role"))
+    assert {m.kind for m in cat} == {"source", "role"}
+    for t in ir.transitions:
+        sources = sum(1 << ir.state(s).index for s in t.sources)
+        roles = ir.role_mask(t.by)
+        for kind, items, mask, prefix in (("source", ir.states, sources, f"source-{t.name}-"),
+                                          ("role", ir.roles, roles, f"role-{t.name}-")):
+            ms = [m for m in cat if m.kind == kind and m.id.startswith(prefix)
+                  and "-approve-" not in m.id]
+            assert len(ms) == len(items), (t.name, kind)
+            for m, item in zip(ms, items, strict=True):
+                added = not mask & (1 << item.index)
+                assert m.id == f"{prefix}{'add' if added else 'drop'}-{item.name}"
+                assert f"mask {mask} -> {mask ^ (1 << item.index)})" in m.title
+                assert item.name in m.title and m.function == t.name
+        approve = [m for m in cat if m.id.startswith(f"role-{t.name}-approve-")]
+        assert len(approve) == (len(ir.roles) if t.approvals > 1 else 0)
+        assert all(f"mask {roles} -> " in m.title for m in approve)
 
 
 def test_bounds_are_the_thresholds_and_capacities_not_masks() -> None:
@@ -167,10 +194,9 @@ def test_unreachable_separation_guard_is_recognised() -> None:
 
 def test_sample_spreads_over_the_kinds() -> None:
     cat = catalogue(Model)
-    ids = sample_ids(cat, 6)
-    assert len(ids) == 6 == len(set(ids))
-    assert {next(m.kind for m in cat if m.id == i) for i in ids} == {"guard", "compare",
-                                                                     "bound"}
+    ids = sample_ids(cat, 10)
+    assert len(ids) == 10 == len(set(ids))
+    assert {next(m.kind for m in cat if m.id == i) for i in ids} == set(KINDS)
 
 
 @pytest.mark.slow  # ~1 min: the default run stays under 10 min on 2 cores
@@ -198,7 +224,7 @@ def test_catalogue_cli_lists_and_refuses_unknown_ids() -> None:
     r = proml("mutate", "--catalogue", "--list", "--lifecycle", "Dataset", "--json")
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)
-    assert {row["kind"] for row in rows} == {"guard", "compare", "bound"}
+    assert {row["kind"] for row in rows} == set(KINDS)
     r = proml("mutate", "--catalogue", "--mutant", "no-such-mutant", "--workers", "0")
     assert r.returncode == 2 and "--list" in r.stderr and "Traceback" not in r.stderr
 
@@ -223,15 +249,14 @@ def test_an_option_that_does_nothing_in_the_run_is_exit_2(argv: tuple[str, ...])
 
 @pytest.mark.slow
 def test_a_sample_of_the_dataset_catalogue_is_killed_on_one_seed() -> None:
-    """Half the catalogue of one paper lifecycle (every kind) on seed 0 at the default example
-    count: the whole one takes about 3 min on 2 cores, most of it the unmutated run; the full
-    run (both lifecycles, seeds 0-4) is the README's figure."""
+    """24 mutants of one paper lifecycle's catalogue (each kind) on seed 0 at the default
+    example count; the whole catalogue's runs are the README's figures."""
     r = proml("mutate", "--catalogue", "--lifecycle", "Dataset", "--seed", "0", "--sample",
               "24", "--json")
     out = json.loads(r.stdout)
     assert out["suite_ok"] and not out["survived"], out["survived"]
     assert r.returncode == 0 and out["run"] == 24 and out["sampled"]
-    assert {m["kind"] for m in out["mutants"] if m["results"]} == {"guard", "compare", "bound"}
+    assert {m["kind"] for m in out["mutants"] if m["results"]} == set(KINDS)
 
 
 @pytest.mark.slow
@@ -332,3 +357,16 @@ def test_a_threshold_into_a_final_state_is_done_with_exactly_k_approvals() -> No
     assert len(ids) == 3, ids
     run = run_catalogue(Sign, seeds=(0,), max_examples=3, steps=30, workers=0, only=ids)
     assert {i: run.status_of(i) for i in ids} == dict.fromkeys(ids, "killed")
+
+
+def test_the_kind_option_offers_every_kind_of_the_catalogue() -> None:
+    import argparse
+
+    from proml_sim.threats.cli_mutate import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    mutate = next(a for a in parser._subparsers._group_actions  # type: ignore[union-attr]
+                  if isinstance(a, argparse._SubParsersAction)).choices["mutate"]
+    kind = next(a for a in mutate._actions if a.dest == "kind")
+    assert tuple(kind.choices or ()) == KINDS
