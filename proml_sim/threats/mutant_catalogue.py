@@ -255,11 +255,10 @@ def catalogue(lifecycle: Any, part: str = "registry",
                         f"cmp-{fn}-{conds[fn]}-{j}")
         elif ":" in line and "DynArray[" in line and "=" in line:
             _dynarray_bounds(line, line_no, add, storage=False)
-        a = _APPROVE_MASK.search(line)
-        if a:
-            _flip_bits(line, a.start("mask"), int(a.group("mask")), ir.roles, "role", line_no,
-                       f"{fn}: approvals", f"role-{fn}-approve",
-                       add)
+        counted = _APPROVE_MASK.search(line)
+        if counted:
+            _flip_bits(line, counted.start("mask"), int(counted.group("mask")), ir.roles,
+                       "role", line_no, f"{fn}: approvals", f"role-{fn}-approve", add)
     return out
 
 
