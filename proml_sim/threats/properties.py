@@ -1183,11 +1183,7 @@ class ThreatMachine(RuleBasedStateMachine):
             actual = _receipt_outcome(receipt)
             if actual != expected:
                 self._lockstep(f"{self._who(ADMIN)}: {kind} (raw)", args, actual, expected)
-        for t in ir.transitions:
-            outsiders = [i for i in range(N_ACCOUNTS) if not self._holds(i, t.by)]
-            if outsiders:
-                self._fire(outsiders[0], t, aid,
-                           self._honest_digest(aid, t) if t.evidence else ZERO32)
+        self._other_role_probe(aid)
         # ... every step from every state that refuses it: a fresh artefact walked honestly
         # to each state, every step the state refuses tried on it by a holder of the step's
         # role (a refused step leaves the state as it was; the nearest refusing state alone
@@ -1213,20 +1209,23 @@ class ThreatMachine(RuleBasedStateMachine):
             if self._walk(fresh, path):
                 pool = self._eligible(fresh, t, ZERO32) or self._holders(t) or [OUTSIDER]
                 self._fire(pool[0], t, fresh, ZERO32)
-        # ... every step done once, honestly, on a fresh artefact walked to a source of it (a
-        # step the drawn steps rarely take, such as a rejection beside a k-of-n verification,
-        # is still taken); in the factory and clone layouts the step on this example's
-        # artefact is first sent to the fresh one's contract, which must refuse it ...
+        # ... every step done once, honestly, from each of its source states, on a fresh
+        # artefact walked there (a step the drawn steps rarely take, such as a rejection beside
+        # a k-of-n verification, is still taken; from its nearest source alone, a mask
+        # dropping a far one survived: withdraw no longer from verified); in the factory and
+        # clone layouts the step on this example's artefact is first sent to the fresh one's
+        # contract, which must refuse it ...
         for t in ir.transitions:
-            path = self._path_to(set(t.sources))
-            if path is None:
-                continue
-            fresh = self._register_honestly(None)
-            if not self._walk(fresh, path) or t not in self._allowed(fresh):
-                continue
-            if self.layout != "registry" and fresh != aid:
-                self._misroute(t, aid, fresh)
-            self._walk(fresh, [t])
+            for n, source in enumerate(t.sources):
+                path = self._path_to({source})
+                if path is None:
+                    continue
+                fresh = self._register_honestly(None)
+                if not self._walk(fresh, path) or t not in self._allowed(fresh):
+                    continue
+                if self.layout != "registry" and fresh != aid and n == 0:
+                    self._misroute(t, aid, fresh)
+                self._walk(fresh, [t])
         # ... every separated step by the actor of the step it is separated from: a fresh
         # artefact walked to the first step, which that actor does (its firing approval for a
         # k-of-n step), then walked on to a source of the separated step ...
@@ -1288,6 +1287,7 @@ class ThreatMachine(RuleBasedStateMachine):
                     self._walk(twice, [step])
                     if mate is not None:
                         self.op("revoke", *mate)
+            self._role_loss_approvals(step, path)
             if self.gov:
                 voided = self._register_honestly(None)
                 if self._walk(voided, path) and step in self._allowed(voided):
@@ -1296,6 +1296,91 @@ class ThreatMachine(RuleBasedStateMachine):
                     restore()
             if self._walk(flooded, path) and step in self._allowed(flooded):
                 self._flood(flooded, step)
+
+    def _other_role_probe(self, aid: bytes) -> None:
+        """Every step, the registration too, tried by a holder of each role it does not name
+        and of none it names (from whatever state ``aid`` is in: the role guard comes first,
+        so the reference refuses with RoleNotAllowed).  When only the first account without
+        the role tried (the admin, holding no other role), a role mask one role wider (train
+        also by the operator) survived 53 examples.  A role that no account holds apart from
+        the step's is appointed to the last flood approver for the try, then revoked."""
+        ir = self.ir
+        pool = [*range(N_ACCOUNTS), *(GOV_ADMINS if self.gov else ())]
+        steps: list[tuple[TransitionIR | None, tuple[str, ...]]] = (
+            [(None, ir.register_by)] if ir.register_by else [])
+        steps += [(t, t.by) for t in ir.transitions]
+        spare = N_FLOOD - 1
+        for t, by in steps:
+            for role in (r.name for r in ir.roles if r.name not in by):
+                who = next((i for i in pool
+                            if self._holds(i, (role,)) and not self._holds(i, by)), None)
+                granter = None
+                if who is None and role != ir.roles[0].name:  # (the admin role: never granted)
+                    granter, who = self._flood_granter(spare, role), N_ACCOUNTS + spare
+                    self.op("grant", granter, role, self.accounts[who], flood_domain(spare),
+                            label="appointed for the role probe")
+                    if not self._holds(who, (role,)) or self._holds(who, by):
+                        self.op("revoke", granter, role, self.accounts[who])
+                        continue
+                if who is None:
+                    continue
+                if t is None:
+                    self.salt += 1
+                    self.op("register", who, _v32(self.salt), _digest(b"r", _v32(self.salt)),
+                            LOCATOR, [], label=f"register by role {role}")
+                else:
+                    self._fire(who, t, aid, self._honest_digest(aid, t),
+                               label=f"{t.name} by role {role}")
+                if granter is not None:
+                    self.op("revoke", granter, role, self.accounts[who])
+
+    def _role_loss_approvals(self, step: TransitionIR, path: list[TransitionIR]) -> None:
+        """On a fresh artefact walked to ``step``: for each role ``step`` does not name, a
+        holder of it approves (granted a role of the step first if needed) and then loses the
+        step's roles, keeping the other; the step is then done honestly and must fire at
+        exactly k approvals by current holders.  A contract counting the approvals of any
+        role the approver still holds (the admin's, when the revoked approver also
+        administers) survived 53 examples: the revocation probes revoke insiders, who never
+        hold the admin role.  The roles are restored after."""
+        ir = self.ir
+        fresh = self._register_honestly(None)
+        if not self._walk(fresh, path) or step not in self._allowed(fresh):
+            return
+        digest = self._honest_digest(fresh, step)
+        pool = [*range(N_ACCOUNTS), *(GOV_ADMINS if self.gov else ())]
+        restore: list[tuple[int, str, int, bytes]] = []  # (granter, role, account, domain)
+        retire: list[tuple[int, str, str]] = []          # revocations of the probe's grants
+        for other in (r.name for r in ir.roles if r.name not in step.by):
+            if step not in self._allowed(fresh):
+                break
+            for x in (i for i in pool if self._holds(i, (other,))):
+                acct = self.accounts[x]
+                domain = self.oracle.domains.get(acct, DOMAINS[x % 3])
+                held = [r for r in step.by if self._holds(x, (r,))]
+                if not held and self._domain_may_hold(acct, (step.by[0],)):
+                    granter = self._granter(step.by[0], domain)
+                    self.op("grant", granter, step.by[0], acct, domain,
+                            label=f"appointed approver holding {other}")
+                    if self._holds(x, (step.by[0],)):
+                        retire.append((granter, step.by[0], acct))
+                if not self._eligible(fresh, step, digest, among=[x]):
+                    continue
+                self._fire(x, step, fresh, digest, label=f"approval by a holder of {other}")
+                for r in step.by:
+                    if self._holds(x, (r,)):
+                        granter = self._granter(r, domain)
+                        self.op("revoke", granter, r, acct,
+                                label=f"approver loses {r}, keeps {other}")
+                        if r in held:
+                            restore.append((granter, r, x, domain))
+                break
+        if step in self._allowed(fresh):
+            self._walk(fresh, [step])
+        for granter, r, x, domain in restore:
+            self.op("grant", granter, r, self.accounts[x], domain, label="approver restored")
+        for granter, r, acct in retire:
+            if self.oracle.effective_roles(acct) & ir.role_mask((r,)):
+                self.op("revoke", granter, r, acct)
 
     def _disallowed_approval(self, aid: bytes, step: TransitionIR) -> Callable[[], None]:
         """In a consortium: a flood approver's domain (one of its own) gives ``aid`` its first

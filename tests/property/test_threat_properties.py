@@ -439,3 +439,27 @@ def test_an_approval_by_a_domain_that_lost_the_role_is_void(layout: str, part: s
     res = run_threat_properties(build_mutant(mutant, ConsortiumModel), layout,
                                 max_examples=10, seed=0)
     assert not res.passed, res.failure
+
+
+# (found by the catalogue's source and role kinds; the first runs by default, the other two
+# with the slow suites, as CI does)
+@pytest.mark.parametrize("mid", [
+    "role-train-add-operator",
+    pytest.param("role-verify-approve-add-admin", marks=pytest.mark.slow),
+    pytest.param("source-withdraw-drop-verified", marks=pytest.mark.slow)])
+def test_a_role_or_source_mask_one_bit_off_is_killed(mid: str) -> None:
+    """Mutants of the catalogue's ``source`` and ``role`` kinds that survived 53 examples:
+    ``train`` also by the operator (only the first account without a step's role tried it:
+    the admin, holding no other role; register also by any other role survived likewise),
+    the approvals of a revoked verifier that still administers counted (the revocation
+    probes revoked insiders, who never hold the admin role), ``withdraw`` no longer from
+    'verified' (each step was done from its nearest source only).  The guard probe now tries
+    each step by a holder of each other role, voids approvals by revoking holders of each
+    other role, and does each step from every source state."""
+    from proml_sim.threats.mutant_catalogue import catalogue
+    from proml_sim.threats.mutants import build_mutant
+
+    (entry,) = [m for m in catalogue(ConsortiumModel, kinds=("source", "role")) if m.id == mid]
+    res = run_threat_properties(build_mutant(entry.as_mutant(), ConsortiumModel), "registry",
+                                max_examples=10, seed=0)
+    assert not res.passed, res.failure
