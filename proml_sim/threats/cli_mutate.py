@@ -296,7 +296,8 @@ def register(sub: Any) -> None:
     p.add_argument("--seeds", type=cliargs.positive_int,
                    help="with --catalogue: run on seeds --seed .. --seed+N-1 (default 1)")
     p.add_argument("--sample", type=cliargs.positive_int, metavar="N",
-                   help="with --catalogue: run N mutants spread evenly over the catalogue")
+                   help="with --catalogue: run N mutants, each kind its share (one at least "
+                   "when N allows), spread evenly over that kind's mutants")
     p.add_argument("--workers", type=cliargs.non_negative_int,
                    help="with --catalogue or --random: worker processes (default: one per "
                    "CPU; 0 runs in this process)")

@@ -1124,16 +1124,17 @@ class ThreatMachine(RuleBasedStateMachine):
         contract is exercised (``proml mutate --coverage``), all in one step: a step on an id
         nobody registered and a role index past the last (raw calldata: the client refuses
         them before sending); the same salt registered twice by one sender; a registration
-        without evidence.  Once per example: every step by an account without its role; every
-        step from every state that refuses it (a fresh artefact walked honestly to each
-        state), and every evidence step without evidence where it is allowed; every step done
-        honestly on a fresh artefact (in the factory and clone layouts, sent first, for another
-        id, to that artefact's contract); every separated step by the actor of the step it is
-        separated from (walked back to the separated step's source when the state graph
-        allows); for every k-of-n step, a double approval, approvals made void (by a
-        revocation; in a consortium by the quorum taking the role from a domain), then the step
-        done with exactly k approvals, and the approval slots of a version filled by approvers
-        of distinct domains."""
+        without evidence.  Once per example: every step (the registration too) by a holder of
+        each role it does not name; every step from every state that refuses it (a fresh
+        artefact walked honestly to each state), and every evidence step without evidence
+        where it is allowed; every step done honestly from each of its source states on a
+        fresh artefact (in the factory and clone layouts, sent first, for another id, to that
+        artefact's contract); every separated step by the actor of the step it is separated
+        from (walked back to the separated step's source when the state graph allows); for
+        every k-of-n step, a double approval, approvals made void (by a revocation, of an
+        insider and of a holder of each other role; in a consortium by the quorum taking the
+        role from a domain), then the step done with exactly k approvals, and the approval
+        slots of a version filled by approvers of distinct domains."""
         ir = self.ir
         admin = self.keys.signer(self.accounts[ADMIN])
         # a step on an id nobody registered (raw: no client-side check in the way), refused
