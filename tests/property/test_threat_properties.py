@@ -370,10 +370,11 @@ def test_threat_properties_long(lifecycle: Any, layout: str) -> None:
                                  steps=40))
 
 
-# (found on the factory layout; the registry's twin runs with the slow suites, as CI does)
-@pytest.mark.parametrize("layout, part", [
-    pytest.param("registry", "registry", marks=pytest.mark.slow),
-    ("factory", "factory.artefact")])
+# (found on the factory layout; both layouts run with the slow suites, as CI does: 20-40 s
+# each, which the default run's 10 minutes cannot spare)
+@pytest.mark.slow
+@pytest.mark.parametrize("layout, part", [("registry", "registry"),
+                                          ("factory", "factory.artefact")])
 def test_a_step_admitted_from_one_more_far_state_is_killed(layout: str, part: str,
                                                            tmp_path: Any) -> None:
     """A reviewer's mutant: ``withdraw`` also admitted from 'audited' (its source mask with
@@ -394,9 +395,9 @@ def test_a_step_admitted_from_one_more_far_state_is_killed(layout: str, part: st
     assert not res.passed and {"lock-step", "source-state"} & set(res.props), res.failure
 
 
-@pytest.mark.parametrize("layout, part", [
-    pytest.param("registry", "registry", marks=pytest.mark.slow),
-    ("factory", "factory.artefact")])
+@pytest.mark.slow
+@pytest.mark.parametrize("layout, part", [("registry", "registry"),
+                                          ("factory", "factory.artefact")])
 def test_a_domain_counted_twice_is_killed(layout: str, part: str, tmp_path: Any) -> None:
     """A reviewer's mutant of the count by domains: a domain already seen among the valid
     approvals counts again.  Two valid approvals of one domain stand only after one was
@@ -417,9 +418,9 @@ def test_a_domain_counted_twice_is_killed(layout: str, part: str, tmp_path: Any)
     assert not res.passed, res.failure
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout, part, old, new", [
-    pytest.param("registry", "registry", "if self._eff(_a) & mask == 0:",
-                 "if self.roles[_a] & mask == 0:", marks=pytest.mark.slow),
+    ("registry", "registry", "if self._eff(_a) & mask == 0:", "if self.roles[_a] & mask == 0:"),
     ("factory", "factory.artefact", "staticcall _Factory(_FACTORY).effective_roles(_a) & mask",
      "staticcall _Factory(_FACTORY).roles(_a) & mask"),
 ])
