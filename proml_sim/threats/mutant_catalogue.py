@@ -258,7 +258,9 @@ def catalogue(lifecycle: Any, part: str = "registry",
         counted = _APPROVE_MASK.search(line)
         if counted:
             _flip_bits(line, counted.start("mask"), int(counted.group("mask")), ir.roles,
-                       "role", line_no, f"{fn}: approvals", f"role-{fn}-approve", add)
+                       "role", line_no, f"role-{fn}-approve", add,
+                       (f"{fn}: approvals by role {{}} also count",
+                        f"{fn}: approvals by role {{}} no longer count"))
     return out
 
 
@@ -270,30 +272,29 @@ def _mask_bits(ir: LifecycleIR, fn: str, line: str, line_no: int, expr: str, pre
         m = _SOURCE_MASK.match(expr)
         if m:
             _flip_bits(line, prefix + m.start("mask"), int(m.group("mask")), ir.states,
-                       "source", line_no, fn + ":", f"source-{fn}", add)
+                       "source", line_no, f"source-{fn}", add,
+                       (f"{fn}: also from {{}}", f"{fn}: no longer from {{}}"))
     else:
         m = _ROLE_MASK.search(expr)
         if m:
             _flip_bits(line, prefix + m.start("mask"), int(m.group("mask")), ir.roles, "role",
-                       line_no, fn + ":", f"role-{fn}", add)
+                       line_no, f"role-{fn}", add,
+                       (f"{fn}: also by role {{}}", f"{fn}: no longer by role {{}}"))
 
 
 def _flip_bits(line: str, at: int, mask: int, items: Any, kind: str, line_no: int,
-               what: str, base_id: str, add: Callable[..., None]) -> None:
+               base_id: str, add: Callable[..., None],
+               title: tuple[str, str]) -> None:
     """One mutant per item (a state or a role: ``.name``, ``.index``): its bit of ``mask``,
-    the integer literal at column ``at`` of ``line``, set if clear, cleared if set."""
+    the integer literal at column ``at`` of ``line``, set if clear, cleared if set;
+    ``title``: what the mutant does when the bit is set and when it is cleared (``{}``: the
+    item's name)."""
     old = str(mask)
     for item in items:
         new_mask = mask ^ (1 << item.index)
-        mutated = line[:at] + str(new_mask) + line[at + len(old):]
         added = new_mask > mask
-        if kind == "source":
-            title = f"{what} {'also' if added else 'no longer'} from {item.name}"
-        elif base_id.endswith("-approve"):
-            title = f"{what} by role {item.name} {'also count' if added else 'no longer count'}"
-        else:
-            title = f"{what} {'also' if added else 'no longer'} by role {item.name}"
-        add(kind, line_no, line, mutated, f"{title} (mask {old} -> {new_mask})",
+        add(kind, line_no, line, line[:at] + str(new_mask) + line[at + len(old):],
+            f"{title[0 if added else 1].format(item.name)} (mask {old} -> {new_mask})",
             f"{base_id}-{'add' if added else 'drop'}-{item.name}")
 
 
