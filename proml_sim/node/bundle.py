@@ -36,7 +36,7 @@ from typing import IO, Any, BinaryIO
 from proml_sim.chain.proofs import supports_proofs
 from proml_sim.errors import BlobCorrupted, BundleError, StoreError
 from proml_sim.fsutil import parse_json
-from proml_sim.ir import LifecycleIR
+from proml_sim.ir import LifecycleIR, Registered
 from proml_sim.node.evidence import (
     ChainEvent,
     EvidenceSource,
@@ -186,9 +186,22 @@ class BundleSource:
     def check_claims(self, proven: Mapping[str, Any]) -> list[Check]:
         """The manifest's description of its subject (name, version) against what verifying
         the evidence proved (``proven``: a :class:`~proml_sim.node.verify.VerifyReport`'s
-        artefact): a consumer who reads the manifest must read nothing the evidence denies."""
+        artefact): a consumer who reads the manifest must read nothing the evidence denies.
+        When another artefact of the bundle was verified, the subject must be one the
+        bundle's events register."""
         a = self.manifest["artefact"]
         said = f"{a['lifecycle']} {a.get('name') or a['id']} v{a['version']}"
+        if proven.get("id") != a["id"]:
+            # another artefact of the bundle was verified: its subject must still be one the
+            # bundle's events register (an id no event registers describes nothing proven)
+            held = any(isinstance(ce.event, Registered) and ce.lifecycle == a["lifecycle"]
+                       and "0x" + ce.event.id.hex() == a["id"] for ce in self._all)
+            if not held:
+                return [Check("manifest", False, f"manifest.json's subject, {said} ({a['id']}), "
+                              "is registered by none of the bundle's events: the description "
+                              f"was altered or its events removed; {_REBUILD}")]
+            return [Check("manifest", True, f"manifest.json's subject, {said}, is registered "
+                          "by the bundle's events (not the artefact verified here)")]
         bad = [f"{k} {a.get(k)!r} (the evidence proves {proven.get(k)!r})"
                for k in ("lifecycle", "id", "name", "version")
                # a name no held record proves (a bundle --allow-missing) is not denied

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import proml_sim.cliargs as cliargs
-from proml_sim.errors import NodeError
+from proml_sim.errors import NodeError, UnknownName
 
 if TYPE_CHECKING:
     from proml_sim.node.evidence import EvidenceSource, LiveSource
@@ -205,8 +205,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
         source = _live(args)
         artefact = args.artefact
     pins = _pins(args.expect_contract)
-    report = verify(source, artefact, expect_chain_id=args.expect_chain_id,
-                    expect_contracts=pins)
+    try:
+        report = verify(source, artefact, expect_chain_id=args.expect_chain_id,
+                        expect_contracts=pins)
+    except UnknownName:
+        if not args.bundle or not _names_subject(bundle, args.artefact):
+            raise
+        # the bundle's own subject is not among its events: a failed check (events removed
+        # or the manifest altered), not a wrong name on the command line
+        report = _subject_missing(bundle)
     if args.bundle:
         from proml_sim.node.proofs import check_proofs
 
@@ -214,7 +221,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         report.checks[:0] = check_proofs(bundle.proofs, bundle.events(), contracts,
                                          checkpoint=pin,
                                          chain_id=args.expect_chain_id or bundle.chain_id)
-        if report.artefact["id"] == "0x" + bundle.artefact.id.hex():
+        if report.checks[-1].name != "subject":
             report.checks += bundle.check_claims(report.artefact)
         report.unpinned = (["checkpoint (--checkpoint)"] * (pin is None)
                            + ["chain id (--expect-chain-id)"] * (args.expect_chain_id is None)
@@ -222,6 +229,27 @@ def cmd_verify(args: argparse.Namespace) -> int:
                               for lc in sorted(bundle.contracts) if lc not in pins])
     print(report.to_json() if args.json else report.render())
     return 0 if report.ok else 1
+
+
+def _names_subject(bundle: Any, ref: str | None) -> bool:
+    """Whether ``ref`` (the ARTEFACT argument; None: none given) is the bundle's subject."""
+    a = bundle.manifest["artefact"]
+    return ref is None or ref.lower() == a["id"].lower() or ref.partition("@")[0] == a.get("name")
+
+
+def _subject_missing(bundle: Any) -> Any:
+    """The report of a bundle whose events do not register the subject its manifest names."""
+    from proml_sim.node.verify import Check, VerifyReport
+
+    a = bundle.manifest["artefact"]
+    report = VerifyReport({"lifecycle": a["lifecycle"], "id": a["id"], "name": a.get("name"),
+                           "version": a["version"], "state": "unproven"}, bundle.describe())
+    report.checks.append(Check(
+        "subject", False, f"the manifest names {a['lifecycle']} {a.get('name') or a['id']} "
+        f"v{a['version']} as the subject, but no event of the bundle registers it (its events "
+        "were removed or the manifest altered); rebuild the bundle with "
+        "`proml bundle ARTEFACT -o FILE` from a node"))
+    return report
 
 
 def _verify_since(args: argparse.Namespace) -> int:

@@ -130,8 +130,10 @@ def find_named(ref: str, registrations: Iterable[tuple[str, Registered]], where:
     several."""
     name, _, registrant = ref.partition("@")
     salt = name_salt(name)
-    found = [(lc, ev) for lc, ev in registrations if ev.salt == salt and (
-        not registrant or ev.registrant.lower() == registrant.lower())]
+    # one entry per artefact: the same registration seen twice (a bundle's event list with a
+    # copied event) is one artefact, not an ambiguity (the bundle's proofs name the copy)
+    found = list({(lc, ev.id): (lc, ev) for lc, ev in registrations if ev.salt == salt and (
+        not registrant or ev.registrant.lower() == registrant.lower())}.values())
     if not found:
         raise UnknownName(f"no artefact named {name!r} {where}; {hint}")
     if len(found) > 1:

@@ -256,6 +256,67 @@ def test_a_manifest_that_misdescribes_its_subject_fails(world: World, tmp_path: 
     assert fail["name"] == "manifest" and f"{field} {value!r}" in fail["detail"]
 
 
+def test_a_manifest_naming_an_unregistered_subject_fails(world: World, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    # the subject's id changed to one no event registers: verifying the artefact by its name
+    # (so by the events, not the manifest) must still say the manifest was altered
+    out = tmp_path / "iris.zip"
+    assert cli(["bundle", "iris", "-o", str(out), "--home", str(world["lena"].home)]) == 0
+    capsys.readouterr()
+
+    def forge(manifest: dict[str, Any]) -> None:
+        manifest["artefact"]["id"] = "0x" + "22" * 32
+
+    bad = rewrite(out, tmp_path / "bad.zip", edit_json("manifest.json", forge))
+    assert cli(["verify", "iris", "--bundle", str(bad), "--json"]) == 1
+    (fail,) = [c for c in json.loads(capsys.readouterr().out)["checks"] if not c["ok"]]
+    assert fail["name"] == "manifest" and "registered by none of the bundle's events" in (
+        fail["detail"])
+
+
+@pytest.mark.parametrize("named", [None, "clf", "id"])
+def test_a_bundle_without_its_subjects_registration_fails(world: World, bundle: Path,
+                                                          tmp_path: Path, named: str | None,
+                                                          capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    # the subject's Registered event removed: a failed check (exit 1) naming it, not an
+    # unknown name (exit 2) sending the user to check what they typed
+    clf = "0x" + world["bob"].resolve("clf").id.hex()
+
+    def forge(events: list[dict[str, Any]]) -> None:
+        events.remove(_first(events, "Registered", id=clf))
+
+    bad = rewrite(bundle, tmp_path / "bad.zip", edit_json("events.json", forge))
+    ref = [] if named is None else [clf if named == "id" else named]
+    assert cli(["verify", *ref, "--bundle", str(bad), "--json"]) == 1
+    failed = {c["name"]: c["detail"] for c in json.loads(capsys.readouterr().out)["checks"]
+              if not c["ok"]}
+    assert "no event of the bundle registers it" in failed["subject"]
+    assert "event omitted: Model Registered" in failed["events"]
+    # a name the bundle never held is still the user's input error (exit 2 at the top)
+    with pytest.raises(UnknownName, match="no artefact named 'nosuch'"):
+        cli(["verify", "nosuch", "--bundle", str(bad)])
+
+
+def test_a_copied_event_fails_verification_not_name_lookup(world: World, bundle: Path,
+                                                           tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]
+                                                           ) -> None:
+    # the subject's registration listed twice names one artefact, not two (no "ambiguous"
+    # exit 2): the proofs and the replay name the copy
+    clf = "0x" + world["bob"].resolve("clf").id.hex()
+
+    def forge(events: list[dict[str, Any]]) -> None:
+        reg = _first(events, "Registered", id=clf)
+        events.insert(events.index(reg) + 1, dict(reg))
+
+    bad = rewrite(bundle, tmp_path / "bad.zip", edit_json("events.json", forge))
+    assert cli(["verify", "clf", "--bundle", str(bad), "--json"]) == 1
+    failed = [c["name"] for c in json.loads(capsys.readouterr().out)["checks"] if not c["ok"]]
+    assert "events" in failed and "replay Model" in failed
+
+
 # -- malformed bundles ---------------------------------------------------------------------------
 def test_not_a_zip_or_no_file(tmp_path: Path) -> None:
     junk = tmp_path / "junk.zip"
