@@ -38,9 +38,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add ``proml doctor`` to the CLI's subparsers."""
     p = sub.add_parser(
-        "doctor", help="check the home's chain (every block, the state against a replay), "
+        "doctor", help="check the home's node.json, chain (every block, the state against a replay), "
         "deployment files, key file, blobs and stray temporary files; --repair restores them",
-        description="Check the node home's data: the block log, every row of the state DB "
+        description="Check the node home's data: node.json (each entry as every command "
+        "reads it, and the chain identity it records against the chain directory), the block "
+        "log, every row of the state DB "
         "against a replay of the log (on an RPC node: that it is the home's chain and holds "
         "the home's contracts), the chain's deployment files, the key file (without "
         "unlocking it), the blobs. Exit 0 healthy, 1 problems found (one line "

@@ -29,6 +29,7 @@ is renamed aside (``*.damaged-<time>``) or quarantined.
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 import time
@@ -47,7 +48,7 @@ QUARANTINE = "quarantine"
 class Problem:
     """One thing wrong, with where it is and how to fix it."""
 
-    kind: str  # chain-log | state-db | chain | deployments | key | blob | temp-file
+    kind: str  # config | chain-log | state-db | chain | deployments | key | blob | temp-file
     path: str
     what: str
     fix: str
@@ -86,6 +87,17 @@ def _config(home: Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise HomeError(f"{home / 'node.json'} is not a node configuration")
     return config
+
+
+def usable_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The entries of a malformed ``node.json`` of the types the other checks read (the rest
+    dropped), so one bad entry does not stop the checks of the chain, key and blobs."""
+    kinds: dict[str, type] = {"chain": dict, "contracts": dict, "lifecycles": dict,
+                              "address": str, "replicas": list}
+    out: dict[str, Any] = {k: v for k, v in config.items()
+                           if isinstance(v, kinds.get(k, object))}
+    out["replicas"] = [r for r in out.get("replicas", []) if isinstance(r, str | dict)]
+    return out
 
 
 def chain_dir(home: Path, config: dict[str, Any]) -> Path | None:
@@ -307,6 +319,37 @@ def check_rpc_chain(home: Path, config: dict[str, Any], report: Report) -> None:
                 "of this chain gives the addresses)"))
 
 
+def check_home_chain(home: Path, config: dict[str, Any], cdir: Path, report: Report) -> None:
+    """The chain identity ``node.json`` records (chain id, genesis) is the chain directory's
+    (every command refuses a home whose entry differs; doctor said healthy).  Checked only
+    when the directory's own files agree (``chain.json`` against its state DB and block log,
+    by :func:`check_chain`), so the entry is what differs.  Reads only."""
+    from proml_sim.chain.journal import _read_meta
+
+    chain = config.get("chain") or {}
+    if "genesis" not in chain or any(p.kind in ("chain", "state-db", "chain-log")
+                                     for p in report.problems):
+        return
+    try:
+        meta = _read_meta(cdir)
+    except JournalError:
+        return
+    if meta["format"] == 1 or meta.get("import_pending"):
+        return
+    found = {"chain_id": meta.get("chain_id"), "genesis": "0x" + str(meta["genesis_hash"])}
+    wrong = {k: v for k, v in found.items() if chain.get(k) != v}
+    bad = [f"chain.{k} {chain.get(k)!r}, where the chain there has {v!r}"
+           for k, v in wrong.items()]
+    if bad:
+        report.problems.append(Problem(
+            "chain", str(home / "node.json"), f"records {'; '.join(bad)} (its block log and "
+            f"state DB agree with its chain.json: the entry differs)",
+            f"if {cdir} is this home's chain, set "
+            f"{', '.join(f'chain.{k} to {v!r}' for k, v in wrong.items())} in node.json "
+            "(or restore node.json from a copy); else point chain.path at the home's own "
+            "chain directory"))
+
+
 def check_deployments(cdir: Path, config: dict[str, Any], report: Report) -> None:
     """The chain directory's record of its deployed lifecycles (``deployments.json``,
     ``lifecycles.json``): readable, and listing this node's own contracts at the addresses its
@@ -389,10 +432,13 @@ def check_key(home: Path, config: dict[str, Any], report: Report) -> None:
     key = NodeKey(home, address)
     what = key.inspect()
     if what is not None:
-        report.problems.append(Problem(
-            "key", str(key.path), _about(key.path, what),
-            "restore the key file from your backup (`proml key import FILE`); a key cannot be "
-            "rebuilt"))
+        fix = ("restore the key file from your backup (`proml key import FILE`); a key cannot "
+               "be rebuilt")
+        held = re.search(r"holds the key of (0x[0-9a-fA-F]{40})", what)
+        if held:  # either file may be the damaged one: say both ways out
+            fix = (f"if node.json's address was altered, set it to {held.group(1)} (the key's; "
+                   f"the chain's events name the node's address); else {fix}")
+        report.problems.append(Problem("key", str(key.path), _about(key.path, what), fix))
 
 
 def _replicas(home: Path, config: dict[str, Any]) -> list[Path]:
@@ -434,16 +480,41 @@ def _temp_dirs(home: Path, cdir: Path | None) -> list[Path]:
 
 def check(home: str | Path, *, replay: bool = True) -> Report:
     """Check the home's chain, blobs and temporary files."""
+    from proml_sim.node.service import config_problem
+
     home = Path(home)
-    config = _config(home)
     report = Report(str(home))
+    try:
+        config: Any = _config(home)
+    except HomeError as exc:
+        if not (home / "node.json").is_file():
+            raise
+        # damage found, like any other: named, and the rest still checked
+        config = {}
+        report.problems.append(Problem("config", str(home / "node.json"),
+                                       _about(home / "node.json", str(exc).split("; ")[0]),
+                                       "restore node.json from a copy"))
+        if (home / "chain" / "chain.json").is_file():  # where `init --new-chain` puts it
+            config = {"chain": {"kind": "journal", "path": "chain"}}
+            report.notes.append(f"node.json unreadable: checked the chain at {home / 'chain'}, "
+                                "where `proml init --new-chain` puts it")
+    problem = config_problem(home, config) if config and not report.problems else None
+    if problem is not None:
+        # every command refuses this home; doctor said healthy
+        report.problems.append(Problem(
+            "config", str(home / "node.json"), problem, "upgrade proml-sim" if "upgrade" in
+            problem else "restore node.json from a copy (or correct that entry)"))
+        config = usable_config(config)
     cdir = chain_dir(home, config)
-    if cdir is None:
+    if "chain" not in config:
+        report.notes.append("the chain was not checked: node.json names none")
+    elif cdir is None:
         report.notes.append("the chain is an RPC endpoint: checked that its node is the home's "
                             "chain and holds its contracts; the node checks its own data")
         check_rpc_chain(home, config, report)
     else:
         check_chain(cdir, report, replay=replay)
+        check_home_chain(home, config, cdir, report)
     if cdir is not None and (cdir / "chain.json").exists():
         check_deployments(cdir, config, report)
     check_key(home, config, report)
@@ -470,9 +541,17 @@ def repair(home: str | Path, source: str | Path | None = None) -> Report:
 
 def _repair(home: Path, source: str | Path | None) -> Report:
     from proml_sim.chain.journal import rebuild_state_db, regenerate_log, restore_log
+    from proml_sim.node.service import config_problem
     from proml_sim.node.store import BlobStore
 
-    config = _config(home)
+    try:
+        config: Any = _config(home)
+    except HomeError:
+        if not (home / "node.json").is_file():
+            raise
+        config = {}  # check() names the damage; repair the rest
+    if config and config_problem(home, config) is not None:
+        config = usable_config(config)  # check() names the bad entry; repair the rest
     before = check(home, replay=True)
     done: list[str] = []
     cdir = chain_dir(home, config)

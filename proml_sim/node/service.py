@@ -32,9 +32,11 @@ the new format is written, atomically, by the next writing command.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -357,15 +359,11 @@ class ProMLNode:
                             "pass --home") from None
         except (OSError, ValueError) as exc:
             raise HomeError(f"cannot read {home / 'node.json'}: {exc}") from exc
-        fmt = config.get("format") if isinstance(config, dict) else None
-        if not isinstance(fmt, int) or fmt > HOME_FORMAT:
-            raise HomeError(f"node home {home} has format {fmt!r}, newer than this proml-sim "
-                            f"understands ({HOME_FORMAT}); upgrade proml-sim")
-        try:
-            dirty = _upgrade_config(home, config)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise HomeError(f"{home / 'node.json'} is malformed ({exc!r} is missing or wrong); "
-                            "restore it from a copy") from exc
+        problem = config_problem(home, config)
+        if problem is not None:
+            raise HomeError(f"{home / 'node.json'} {problem}" + (
+                "" if "upgrade" in problem else "; restore it from a copy"))
+        dirty = _upgrade_config(home, config)
         key = NodeKey(home, config["address"], PassphraseSource.of(passphrase))
         notice = key.legacy_notice()
         if notice:
@@ -390,6 +388,7 @@ class ProMLNode:
                                 "node.json") from exc
             where = str(cdir)
         _check_identity(home, chain, backend, where)
+        _check_contracts(home, config["contracts"], backend, where)
         if "genesis" not in chain:  # an old home: learn the identity, saved on the next write
             chain.update(chain_identity(backend))
             dirty = True
@@ -1145,9 +1144,8 @@ def identity_mismatch(chain: dict[str, Any], backend: ChainBackend) -> str | Non
     found = chain_identity(backend)
     if found["genesis"] == chain["genesis"] and found["chain_id"] == chain.get("chain_id"):
         return None
-    return (f"chain id {found['chain_id']} and genesis {found['genesis'][:18]}.., where the "
-            f"home was made for chain id {chain.get('chain_id')} and genesis "
-            f"{chain['genesis'][:18]}..")
+    return (f"chain id {found['chain_id']} and genesis {found['genesis']}, where the home was "
+            f"made for chain id {chain.get('chain_id')} and genesis {chain['genesis']}")
 
 
 def _check_identity(home: Path, chain: dict[str, Any], backend: ChainBackend, where: str) -> None:
@@ -1159,42 +1157,102 @@ def _check_identity(home: Path, chain: dict[str, Any], backend: ChainBackend, wh
         )
 
 
+def _check_contracts(home: Path, contracts: dict[str, str], backend: ChainBackend,
+                     where: str) -> None:
+    """Each contract ``node.json`` records holds code on the chain (an altered address read
+    as an empty lifecycle: `proml ls` listed nothing)."""
+    for lc, address in sorted(contracts.items()):
+        if not backend.code(address):
+            raise HomeError(
+                f"{home / 'node.json'} records {lc} at {address}, where the chain at {where} "
+                f"holds no contract; fix contracts.{lc} in node.json (the chain directory's "
+                "deployments.json, or a member of this chain, has the address) or restore "
+                "node.json from a copy")
+
+
 def _upgrade_config(home: Path, config: dict[str, Any]) -> bool:
     """Bring a node.json of an older format to :data:`HOME_FORMAT` in memory; True if it
-    changed (KeyError/TypeError/ValueError if it is malformed)."""
+    changed (KeyError/TypeError/ValueError naming the entry if it is malformed)."""
     changed = False
+    chain = config.get("chain")
+    if not isinstance(chain, dict):
+        raise TypeError("chain")
+    if chain.get("kind") not in ("journal", "rpc"):
+        raise ValueError("chain.kind")
+    where = "path" if chain["kind"] == "journal" else "url"
+    if not isinstance(chain.get(where), str):
+        raise TypeError(f"chain.{where}")
+    if not isinstance(config.get("contracts"), dict):
+        raise TypeError("contracts")
     if config["format"] < 2:
         # format 1: an absolute chain path; replicas were bare strings; only the paper's
         # lifecycles existed
-        if config["chain"]["kind"] == "journal":
-            old = Path(config["chain"]["path"])
+        if chain["kind"] == "journal":
+            old = Path(chain["path"])
             own = home / "chain"
             if (old.name == "chain" and (own / "chain.json").is_file()
                     and old.resolve() != own.resolve()):
                 # a copied or moved home that holds its own chain (where `init --new-chain`
                 # put it): use that copy, never the original home's chain
                 old = own
-            config["chain"]["path"] = _relative(home, old)
+            chain["path"] = _relative(home, old)
+        if not isinstance(config.get("replicas", []), list):
+            raise TypeError("replicas")
         config["replicas"] = [{"kind": "dir", "path": str(r)} if isinstance(r, str) else r
                               for r in config.get("replicas", [])]
         config["lifecycles"] = {lc: lc for lc in config["contracts"] if lc in LIFECYCLES}
         config["format"] = HOME_FORMAT
         changed = True
     for key in ("name", "domain", "address"):
-        if not isinstance(config[key], str):
+        if not isinstance(config.get(key), str):
             raise TypeError(key)
-    chain = config["chain"]
-    if chain["kind"] not in ("journal", "rpc"):
-        raise ValueError("chain.kind")
-    if not isinstance(chain["path" if chain["kind"] == "journal" else "url"], str):
-        raise TypeError("chain.path" if chain["kind"] == "journal" else "chain.url")
-    for r in config["replicas"]:
-        if not isinstance(r, dict) or not isinstance(r["url" if r["kind"] == "http" else "path"],
-                                                     str):
-            raise TypeError("replicas")
-    if not isinstance(config["contracts"], dict) or not isinstance(config["lifecycles"], dict):
-        raise TypeError("contracts")
+    if not isinstance(config.get("replicas"), list):
+        raise TypeError("replicas")
+    for i, r in enumerate(config["replicas"]):
+        if not (isinstance(r, dict) and r.get("kind") in ("dir", "http") and isinstance(
+                r.get("url" if r["kind"] == "http" else "path"), str)):
+            raise TypeError(f"replicas[{i}]")
+    if not isinstance(config.get("lifecycles"), dict):
+        raise TypeError("lifecycles")
+    if not _is_address(config["address"]):
+        raise ValueError("address")
+    for lc, addr in config["contracts"].items():
+        if not _is_address(addr):
+            raise ValueError(f"contracts.{lc}")
+    for lc, spec in config["lifecycles"].items():
+        if lc not in config["contracts"] or not isinstance(spec, str):
+            raise ValueError(f"lifecycles.{lc}")
     return changed
+
+
+def _is_address(value: Any) -> bool:
+    """``0x`` and 40 hex digits; in mixed case, a right EIP-55 checksum (so one flipped
+    letter of an address in node.json is found, not sent to the chain)."""
+    from eth_utils.address import is_checksum_address
+
+    if not (isinstance(value, str) and value[:2] == "0x"
+            and re.fullmatch("[0-9a-fA-F]{40}", value[2:])):
+        return False
+    body = value[2:]
+    return body in (body.lower(), body.upper()) or bool(is_checksum_address(value))
+
+
+def config_problem(home: Path, config: Any) -> str | None:
+    """What makes ``config`` (a parsed ``node.json``) unusable, or None: the check every
+    command makes on opening the home, for ``proml doctor`` to report."""
+    if not isinstance(config, dict):
+        return "is not a node configuration (a JSON object)"
+    fmt = config.get("format")
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 1:
+        return f"is malformed: its entry 'format' is missing or wrong (found {fmt!r})"
+    if fmt > HOME_FORMAT:
+        return (f"has format {fmt}, newer than this proml-sim understands ({HOME_FORMAT}); "
+                "upgrade proml-sim")
+    try:
+        _upgrade_config(home, copy.deepcopy(config))
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"is malformed: its entry {exc.args[0]!r} is missing or wrong"
+    return None
 
 
 def _split_deployments(obj: Any) -> tuple[dict[str, str], dict[str, str]]:

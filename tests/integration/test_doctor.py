@@ -374,3 +374,76 @@ def test_no_scratch_space_for_the_replay_is_one_line_naming_tmpdir(home, capsys,
     assert main(["doctor", "--home", str(h)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "TMPDIR" in err and "No space left" in err
+
+
+def _edit_config(h: Path, edit) -> dict:
+    path = h / "node.json"
+    config = json.loads(path.read_text())
+    edit(config)
+    path.write_text(json.dumps(config))
+    return config
+
+
+@pytest.mark.parametrize(("edit", "entry"), [
+    # each once opened as "no artefacts on this chain yet", a crash, or refused while doctor
+    # said healthy
+    (lambda c: c["contracts"].update(Dataset=c["contracts"]["Dataset"][:5] + "#"
+                                     + c["contracts"]["Dataset"][6:]), "contracts.Dataset"),
+    (lambda c: c["lifecycles"].update(Datqset=c["lifecycles"].pop("Dataset")),
+     "lifecycles.Datqset"),
+    (lambda c: c.pop("replicas"), "replicas"),
+    (lambda c: c.update(chain=5), "chain"),
+    (lambda c: c.update(replicas=[{"kind": "dir", "path": 3}]), "replicas[0]"),
+    (lambda c: c.update(address=c["address"][:-1] + ("A" if c["address"][-1] != "A" else "B")),
+     "address"),
+])
+def test_a_malformed_node_json_is_named_by_doctor_and_every_command(home, capsys, edit, entry):
+    h, node, _ = home
+    _edit_config(h, edit)
+    code, rep = _doctor(capsys, "--home", str(h))
+    assert code == 1
+    (p,) = [p for p in rep["problems"] if p["kind"] == "config"]
+    assert p["path"] == str(h / "node.json") and f"its entry {entry!r} is missing or wrong" in (
+        p["what"])
+    assert main(["ls", "--home", str(h)]) == 2
+    assert f"its entry {entry!r} is missing or wrong" in capsys.readouterr().err
+    # --repair leaves node.json as it found it (nothing rewritten) and says it is still bad
+    before = (h / "node.json").read_bytes()
+    code, rep = _doctor(capsys, "--home", str(h), "--repair")
+    assert code == 1 and (h / "node.json").read_bytes() == before
+
+
+def test_a_contract_address_without_code_is_refused_not_listed_empty(home, capsys):
+    h, node, _ = home
+    # a valid address, but not the contract's (one hex digit changed, all lower case)
+    _edit_config(h, lambda c: c["contracts"].update(
+        Dataset="0x" + format(int(c["contracts"]["Dataset"], 16) ^ 1, "040x")))
+    assert main(["ls", "--home", str(h)]) == 2
+    err = capsys.readouterr().err
+    assert "records Dataset at 0x" in err and "holds no contract; fix contracts.Dataset" in err
+    code, rep = _doctor(capsys, "--home", str(h))
+    assert code == 1 and any(p["kind"] == "deployments" for p in rep["problems"])
+
+
+def test_a_node_json_recording_another_genesis_is_named(home, capsys):
+    h, node, _ = home
+    config = _edit_config(h, lambda c: c["chain"].update(genesis="0x" + "ab" * 32))
+    assert main(["ls", "--home", str(h)]) == 2
+    assert "0x" + "ab" * 32 in capsys.readouterr().err  # in full: a prefix hid the difference
+    code, rep = _doctor(capsys, "--home", str(h))
+    (p,) = rep["problems"]
+    assert code == 1 and p["kind"] == "chain" and p["path"] == str(h / "node.json")
+    assert "chain.genesis" in p["what"] and "set chain.genesis to '0x" in p["fix"]
+    assert config["chain"]["genesis"] not in p["fix"]
+
+
+def test_an_unreadable_node_json_is_damage_found_and_the_chain_still_checked(home, capsys):
+    h, node, _ = home
+    (h / "node.json").write_bytes((h / "node.json").read_bytes()[:40])
+    log = h / "chain" / LOG_NAME
+    data = bytearray(log.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    log.write_bytes(bytes(data))
+    code, rep = _doctor(capsys, "--home", str(h))
+    assert code == 1
+    assert {p["kind"] for p in rep["problems"]} == {"config", "chain-log"}
