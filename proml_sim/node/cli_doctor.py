@@ -38,8 +38,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add ``proml doctor`` to the CLI's subparsers."""
     p = sub.add_parser(
-        "doctor", help="check the home's node.json, chain (every block, the state against a replay), "
-        "deployment files, key file, blobs and stray temporary files; --repair restores them",
+        "doctor", help="check the home's node.json, chain (every block, the state against a "
+        "replay), deployment files, key file, blobs and stray temporary files; --repair "
+        "restores them",
         description="Check the node home's data: node.json (each entry as every command "
         "reads it, and the chain identity it records against the chain directory), the block "
         "log, every row of the state DB "
