@@ -43,12 +43,19 @@ def test_healthy_home(home, capsys):
     assert code == 0 and rep["healthy"] and rep["problems"] == []
 
 
-def test_flipped_log_byte_is_found_and_repaired_from_a_replica(home, capsys):
-    h, node, replica = home
+def _flip_log_byte(h: Path) -> Path:
+    """Flip one bit in the middle of the home's block log; its path."""
     log = h / "chain" / LOG_NAME
     data = bytearray(log.read_bytes())
     data[len(data) // 2] ^= 0x01
     log.write_bytes(bytes(data))
+    return log
+
+
+def test_flipped_log_byte_is_found_and_repaired_from_a_replica(home, capsys):
+    h, node, replica = home
+    log = _flip_log_byte(h)
+    data = log.read_bytes()
     code, rep = _doctor(capsys, "--home", str(h))
     assert code == 1
     (p,) = rep["problems"]
@@ -59,7 +66,7 @@ def test_flipped_log_byte_is_found_and_repaired_from_a_replica(home, capsys):
     code, rep = _doctor(capsys, "--home", str(h), "--repair", "--from", str(replica))
     assert code == 0 and rep["healthy"] and rep["repaired"]
     kept = list((h / "chain").glob(f"{LOG_NAME}.damaged-*"))
-    assert len(kept) == 1 and kept[0].read_bytes() == bytes(data)  # nothing deleted
+    assert len(kept) == 1 and kept[0].read_bytes() == data  # nothing deleted
     again = ProMLNode.open(h)
     again.register("Dataset", "ds2", [])  # writes work again
     assert again.status("ds1")["state"] == again.status("ds2")["state"]
@@ -440,10 +447,7 @@ def test_a_node_json_recording_another_genesis_is_named(home, capsys):
 def test_an_unreadable_node_json_is_damage_found_and_the_chain_still_checked(home, capsys):
     h, node, _ = home
     (h / "node.json").write_bytes((h / "node.json").read_bytes()[:40])
-    log = h / "chain" / LOG_NAME
-    data = bytearray(log.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    log.write_bytes(bytes(data))
+    _flip_log_byte(h)
     code, rep = _doctor(capsys, "--home", str(h))
     assert code == 1
     assert {p["kind"] for p in rep["problems"]} == {"config", "chain-log"}
