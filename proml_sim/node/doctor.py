@@ -89,6 +89,34 @@ def _config(home: Path) -> dict[str, Any]:
     return config
 
 
+#: the chain entry doctor assumes when node.json is unreadable (where `init --new-chain` puts it)
+_DEFAULT_CHAIN = {"kind": "journal", "path": "chain", "unread": True}
+
+
+def _checked_config(home: Path) -> tuple[dict[str, Any], Problem | None]:
+    """``node.json`` as the checks and repairs read it, and what is wrong with it: unreadable
+    (then the chain directory where `init --new-chain` puts it is used, if there), or
+    malformed (then only its entries of the right types).  HomeError if there is none."""
+    from proml_sim.node.service import config_problem
+
+    path = home / "node.json"
+    try:
+        config = _config(home)
+    except HomeError as exc:
+        if not path.is_file():
+            raise
+        fallback = ({"chain": dict(_DEFAULT_CHAIN)}
+                    if (home / "chain" / "chain.json").is_file() else {})
+        return fallback, Problem("config", str(path), _about(path, str(exc).split("; ")[0]),
+                                 "restore node.json from a copy")
+    what = config_problem(home, config)
+    if what is None:
+        return config, None
+    return usable_config(config), Problem(
+        "config", str(path), what, "upgrade proml-sim" if "upgrade" in what else
+        "restore node.json from a copy (or correct that entry)")
+
+
 def usable_config(config: dict[str, Any]) -> dict[str, Any]:
     """The entries of a malformed ``node.json`` of the types the other checks read (the rest
     dropped), so one bad entry does not stop the checks of the chain, key and blobs."""
@@ -480,31 +508,16 @@ def _temp_dirs(home: Path, cdir: Path | None) -> list[Path]:
 
 def check(home: str | Path, *, replay: bool = True) -> Report:
     """Check the home's chain, blobs and temporary files."""
-    from proml_sim.node.service import config_problem
-
     home = Path(home)
     report = Report(str(home))
-    try:
-        config: Any = _config(home)
-    except HomeError as exc:
-        if not (home / "node.json").is_file():
-            raise
-        # damage found, like any other: named, and the rest still checked
-        config = {}
-        report.problems.append(Problem("config", str(home / "node.json"),
-                                       _about(home / "node.json", str(exc).split("; ")[0]),
-                                       "restore node.json from a copy"))
-        if (home / "chain" / "chain.json").is_file():  # where `init --new-chain` puts it
-            config = {"chain": {"kind": "journal", "path": "chain"}}
+    config, problem = _checked_config(home)
+    if problem is not None:
+        # damage found, like any other: named, and the rest still checked (every command
+        # refuses this home; doctor said healthy)
+        report.problems.append(problem)
+        if config.get("chain") == _DEFAULT_CHAIN:
             report.notes.append(f"node.json unreadable: checked the chain at {home / 'chain'}, "
                                 "where `proml init --new-chain` puts it")
-    problem = config_problem(home, config) if config and not report.problems else None
-    if problem is not None:
-        # every command refuses this home; doctor said healthy
-        report.problems.append(Problem(
-            "config", str(home / "node.json"), problem, "upgrade proml-sim" if "upgrade" in
-            problem else "restore node.json from a copy (or correct that entry)"))
-        config = usable_config(config)
     cdir = chain_dir(home, config)
     if "chain" not in config:
         report.notes.append("the chain was not checked: node.json names none")
@@ -541,17 +554,9 @@ def repair(home: str | Path, source: str | Path | None = None) -> Report:
 
 def _repair(home: Path, source: str | Path | None) -> Report:
     from proml_sim.chain.journal import rebuild_state_db, regenerate_log, restore_log
-    from proml_sim.node.service import config_problem
     from proml_sim.node.store import BlobStore
 
-    try:
-        config: Any = _config(home)
-    except HomeError:
-        if not (home / "node.json").is_file():
-            raise
-        config = {}  # check() names the damage; repair the rest
-    if config and config_problem(home, config) is not None:
-        config = usable_config(config)  # check() names the bad entry; repair the rest
+    config, _ = _checked_config(home)  # check() names a bad node.json; repair the rest
     before = check(home, replay=True)
     done: list[str] = []
     cdir = chain_dir(home, config)

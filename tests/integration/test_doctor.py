@@ -451,6 +451,11 @@ def test_an_unreadable_node_json_is_damage_found_and_the_chain_still_checked(hom
     code, rep = _doctor(capsys, "--home", str(h))
     assert code == 1
     assert {p["kind"] for p in rep["problems"]} == {"config", "chain-log"}
+    # --repair mends what check found in that chain; node.json stays as it is, still named
+    before = (h / "node.json").read_bytes()
+    code, rep = _doctor(capsys, "--home", str(h), "--repair")
+    assert code == 1 and rep["repaired"] and (h / "node.json").read_bytes() == before
+    assert {p["kind"] for p in rep["problems"]} == {"config"}
 
 
 def test_a_damaged_contract_code_entry_does_not_stop_reads_of_the_others(home, capsys):
