@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).parents[2]
 
 
+@pytest.mark.slow  # 45 s: a subprocess training models (CI runs it)
 def test_paper_workflow_example(tmp_path):
     pytest.importorskip("sklearn", reason="the example needs the [examples] extra")
     out = tmp_path / "run"

@@ -339,6 +339,7 @@ def test_domain_separation_is_probed_through_a_domain_that_may_hold_the_role() -
     assert cov.suite_passed and cov.hits.get(reason, 0) >= 1, cov.to_json()
 
 
+@pytest.mark.slow  # 25 s of property runs (CI runs it)
 def test_a_threshold_into_a_final_state_is_done_with_exactly_k_approvals() -> None:
     """``sign`` (3 approvals, two steps in, into a final state) is on no later step's walk and
     rarely completed by chance draws: the guard probe does it with exactly k approvals, so
