@@ -205,6 +205,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         source = _live(args)
         artefact = args.artefact
     pins = _pins(args.expect_contract)
+    missing = False
     try:
         report = verify(source, artefact, expect_chain_id=args.expect_chain_id,
                         expect_contracts=pins)
@@ -213,7 +214,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             raise
         # the bundle's own subject is not among its events: a failed check (events removed
         # or the manifest altered), not a wrong name on the command line
-        report = _subject_missing(bundle)
+        report, missing = _subject_missing(bundle), True
     if args.bundle:
         from proml_sim.node.proofs import check_proofs
 
@@ -221,7 +222,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         report.checks[:0] = check_proofs(bundle.proofs, bundle.events(), contracts,
                                          checkpoint=pin,
                                          chain_id=args.expect_chain_id or bundle.chain_id)
-        if report.checks[-1].name != "subject":
+        if not missing:
             report.checks += bundle.check_claims(report.artefact)
         report.unpinned = (["checkpoint (--checkpoint)"] * (pin is None)
                            + ["chain id (--expect-chain-id)"] * (args.expect_chain_id is None)
