@@ -89,14 +89,11 @@ def _config(home: Path) -> dict[str, Any]:
     return config
 
 
-#: the chain entry doctor assumes when node.json is unreadable (where `init --new-chain` puts it)
-_DEFAULT_CHAIN = {"kind": "journal", "path": "chain", "unread": True}
-
-
-def _checked_config(home: Path) -> tuple[dict[str, Any], Problem | None]:
-    """``node.json`` as the checks and repairs read it, and what is wrong with it: unreadable
-    (then the chain directory where `init --new-chain` puts it is used, if there), or
-    malformed (then only its entries of the right types).  HomeError if there is none."""
+def _checked_config(home: Path) -> tuple[dict[str, Any], Problem | None, str | None]:
+    """``node.json`` as the checks and repairs read it, what is wrong with it, and a note:
+    unreadable (then the chain directory where `init --new-chain` puts it is used, if there,
+    and the note says so), or malformed (then only its entries of the right types).
+    HomeError if there is none."""
     from proml_sim.node.service import config_problem
 
     path = home / "node.json"
@@ -105,16 +102,19 @@ def _checked_config(home: Path) -> tuple[dict[str, Any], Problem | None]:
     except HomeError as exc:
         if not path.is_file():
             raise
-        fallback = ({"chain": dict(_DEFAULT_CHAIN)}
-                    if (home / "chain" / "chain.json").is_file() else {})
-        return fallback, Problem("config", str(path), _about(path, str(exc).split("; ")[0]),
-                                 "restore node.json from a copy")
+        problem = Problem("config", str(path), _about(path, str(exc).split("; ")[0]),
+                          "restore node.json from a copy")
+        if not (home / "chain" / "chain.json").is_file():
+            return {}, problem, None
+        return ({"chain": {"kind": "journal", "path": "chain"}}, problem,
+                f"node.json unreadable: checked the chain at {home / 'chain'}, where "
+                "`proml init --new-chain` puts it")
     what = config_problem(home, config)
     if what is None:
-        return config, None
+        return config, None, None
     return usable_config(config), Problem(
         "config", str(path), what, "upgrade proml-sim" if "upgrade" in what else
-        "restore node.json from a copy (or correct that entry)")
+        "restore node.json from a copy (or correct that entry)"), None
 
 
 def usable_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -510,14 +510,11 @@ def check(home: str | Path, *, replay: bool = True) -> Report:
     """Check the home's chain, blobs and temporary files."""
     home = Path(home)
     report = Report(str(home))
-    config, problem = _checked_config(home)
-    if problem is not None:
-        # damage found, like any other: named, and the rest still checked (every command
-        # refuses this home; doctor said healthy)
-        report.problems.append(problem)
-        if config.get("chain") == _DEFAULT_CHAIN:
-            report.notes.append(f"node.json unreadable: checked the chain at {home / 'chain'}, "
-                                "where `proml init --new-chain` puts it")
+    config, problem, note = _checked_config(home)
+    # damage found, like any other: named, and the rest still checked (every command
+    # refuses this home; doctor said healthy)
+    report.problems += [problem] if problem is not None else []
+    report.notes += [note] if note is not None else []
     cdir = chain_dir(home, config)
     if "chain" not in config:
         report.notes.append("the chain was not checked: node.json names none")
@@ -556,7 +553,7 @@ def _repair(home: Path, source: str | Path | None) -> Report:
     from proml_sim.chain.journal import rebuild_state_db, regenerate_log, restore_log
     from proml_sim.node.store import BlobStore
 
-    config, _ = _checked_config(home)  # check() names a bad node.json; repair the rest
+    config, _, _ = _checked_config(home)  # check() names a bad node.json; repair the rest
     before = check(home, replay=True)
     done: list[str] = []
     cdir = chain_dir(home, config)

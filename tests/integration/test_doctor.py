@@ -451,6 +451,7 @@ def test_an_unreadable_node_json_is_damage_found_and_the_chain_still_checked(hom
     code, rep = _doctor(capsys, "--home", str(h))
     assert code == 1
     assert {p["kind"] for p in rep["problems"]} == {"config", "chain-log"}
+    assert any(n.startswith("node.json unreadable: checked the chain at") for n in rep["notes"])
     # --repair mends what check found in that chain; node.json stays as it is, still named
     before = (h / "node.json").read_bytes()
     code, rep = _doctor(capsys, "--home", str(h), "--repair")
