@@ -525,6 +525,36 @@ def directory_lock(directory: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def read_code(directory: str | Path) -> Any:
+    """A reader of contract code (``reader(address) -> bytes``) in the state at the head of the
+    chain in ``directory``, that never writes: no recovery, no import, no lock (``proml
+    doctor`` reads a home's contracts with it).  JournalError if the state DB cannot serve it."""
+    from proml_sim.chain.pyevm import PyEVMBackend
+
+    d = Path(directory)
+    meta = _read_meta(d)
+    db = StateDB(d / DB_NAME, readonly=True)
+    try:
+        engine = PyEVMBackend.from_db(SQLiteKV(db), chain_id=meta["chain_id"],
+                                      gas_limit=meta["gas_limit"])
+    except JournalError:
+        raise
+    except Exception as exc:  # py-evm found its data missing or malformed
+        raise JournalError(f"state DB {db.path} cannot be read by the engine ({exc}); "
+                           f"{repair_hint(d)}") from None
+
+    def reader(address: str) -> bytes:
+        try:
+            return bytes(engine.code(address))
+        except (JournalError, ValueError, TypeError):
+            raise
+        except Exception as exc:  # a trie node missing under the account
+            raise JournalError(f"state DB {db.path} cannot give the code at {address} "
+                               f"({exc}); {repair_hint(d)}") from None
+
+    return reader
+
+
 def rebuild_state_db(directory: str | Path) -> tuple[Path | None, int]:
     """Rebuild the state DB of the chain at ``directory`` by replaying its block log (the old DB
     is renamed aside, never deleted).  Returns (where the old DB went, the new head number)."""

@@ -9,6 +9,9 @@ fix):
   must replay to its logged hash; then every row of every table, py-evm's state, the block
   index, receipts and logs, must be the replay's: a flipped byte in a log's data, which
   SQLite's check cannot see, is named);
+* the home's contracts: code at each address ``node.json`` records (on an embedded chain read
+  from the state DB without opening the chain; on an RPC chain, with its identity, from the
+  node);
 * the chain's deployment files (``deployments.json``, ``lifecycles.json``; joining nodes read
   them): readable, and holding this node's lifecycles at its ``node.json``'s addresses;
 * the node's key file, without unlocking it (:meth:`~proml_sim.node.keys.NodeKey.inspect`);
@@ -331,20 +334,28 @@ def check_rpc_chain(home: Path, config: dict[str, Any], report: Report) -> None:
     if mismatch is not None:
         report.problems.append(Problem("chain", url, f"is another chain: {mismatch}", fix_new))
         return
+    check_code(config, backend.code, url, report)
+
+
+def check_code(config: dict[str, Any], code: Callable[[str], bytes], where: str,
+               report: Report) -> None:
+    """Each contract of ``node.json`` holds code on the chain (``code(address)`` reads it):
+    every command refuses a home whose recorded address holds none.  Reads only."""
+    from proml_sim.node.service import contracts_without_code
+
     contracts = config.get("contracts")
-    for lc, address in sorted(contracts.items() if isinstance(contracts, dict) else []):
-        try:
-            empty = not backend.code(str(address))
-        except (EngineError, ValueError, TypeError) as exc:
-            report.problems.append(Problem("deployments", url, f"cannot read {lc}'s code at "
-                                           f"{address} ({exc})", "fix contracts."
-                                           f"{lc} in node.json"))
-            continue
-        if empty:
+    for lc, address, exc in contracts_without_code(
+            contracts if isinstance(contracts, dict) else {}, code):
+        if exc is not None:
+            report.problems.append(Problem("deployments", where, f"cannot read {lc}'s code at "
+                                           f"{address} ({exc})", f"fix contracts.{lc} in "
+                                           "node.json"))
+        else:
             report.problems.append(Problem(
-                "deployments", url, f"holds no code at {lc}'s address {address} (node.json)",
+                "deployments", where, f"holds no code at {lc}'s address {address} (node.json)",
                 f"fix contracts.{lc} in node.json (`proml init --contracts FILE` of a member "
-                "of this chain gives the addresses)"))
+                "of this chain gives the addresses, as does the chain directory's "
+                "deployments.json if it differs) or restore node.json from a copy"))
 
 
 def check_home_chain(home: Path, config: dict[str, Any], cdir: Path, report: Report) -> None:
@@ -376,6 +387,21 @@ def check_home_chain(home: Path, config: dict[str, Any], cdir: Path, report: Rep
             f"{', '.join(f'chain.{k} to {v!r}' for k, v in wrong.items())} in node.json "
             "(or restore node.json from a copy); else point chain.path at the home's own "
             "chain directory"))
+
+
+def check_home_code(config: dict[str, Any], cdir: Path, report: Report) -> None:
+    """:func:`check_code` on the home's own chain directory, read through its state DB without
+    opening the chain (no recovery, no lock).  Only when that chain is sound and is the home's
+    (no problem named so far with the chain or node.json's record of it)."""
+    from proml_sim.chain.journal import read_code
+
+    if any(p.kind in ("chain", "state-db", "chain-log") for p in report.problems):
+        return
+    try:
+        reader = read_code(cdir)
+    except JournalError:
+        return  # a format-1 chain (imported when opened), or a state DB check_chain names
+    check_code(config, reader, str(cdir), report)
 
 
 def check_deployments(cdir: Path, config: dict[str, Any], report: Report) -> None:
@@ -525,6 +551,7 @@ def check(home: str | Path, *, replay: bool = True) -> Report:
     else:
         check_chain(cdir, report, replay=replay)
         check_home_chain(home, config, cdir, report)
+        check_home_code(config, cdir, report)
     if cdir is not None and (cdir / "chain.json").exists():
         check_deployments(cdir, config, report)
     check_key(home, config, report)

@@ -1157,22 +1157,39 @@ def _check_identity(home: Path, chain: dict[str, Any], backend: ChainBackend, wh
         )
 
 
-def _check_contracts(home: Path, contracts: dict[str, str], backend: ChainBackend,
-                     where: str) -> None:
-    """Each contract ``node.json`` records holds code on the chain (an altered address read
-    as an empty lifecycle: `proml ls` listed nothing).  Code the state DB cannot give back
-    intact is not held against the home here: reads of the other contracts go on."""
+def contracts_without_code(contracts: dict[str, Any], code: Any
+                           ) -> list[tuple[str, str, Exception | None]]:
+    """``(lifecycle, address, None)`` for each contract ``node.json`` records at an address
+    where the chain holds no code (an altered address read as an empty lifecycle: `proml ls`
+    listed nothing), ``(lifecycle, address, error)`` where ``code(address)`` could not say.
+    Code the state DB cannot give back intact (JournalError) is left out: that damage is named
+    where it is found (when the contract is used, and by doctor's chain check)."""
+    from proml_sim.errors import EngineError
+
+    found: list[tuple[str, str, Exception | None]] = []
     for lc, address in sorted(contracts.items()):
         try:
-            code = backend.code(address)
+            if not code(str(address)):
+                found.append((lc, str(address), None))
         except JournalError:
-            continue  # damaged state: named when that contract is used, and by doctor
-        if not code:
-            raise HomeError(
-                f"{home / 'node.json'} records {lc} at {address}, where the chain at {where} "
-                f"holds no contract; fix contracts.{lc} in node.json (the chain directory's "
-                "deployments.json, or a member of this chain, has the address) or restore "
-                "node.json from a copy")
+            continue
+        except (EngineError, ValueError, TypeError) as exc:
+            found.append((lc, str(address), exc))
+    return found
+
+
+def _check_contracts(home: Path, contracts: dict[str, str], backend: ChainBackend,
+                     where: str) -> None:
+    """Each contract ``node.json`` records holds code on the chain (see
+    :func:`contracts_without_code`)."""
+    for lc, address, exc in contracts_without_code(contracts, backend.code):
+        if exc is not None:
+            raise exc
+        raise HomeError(
+            f"{home / 'node.json'} records {lc} at {address}, where the chain at {where} "
+            f"holds no contract; fix contracts.{lc} in node.json (the chain directory's "
+            "deployments.json, or a member of this chain, has the address) or restore "
+            "node.json from a copy")
 
 
 def _upgrade_config(home: Path, config: dict[str, Any]) -> bool:

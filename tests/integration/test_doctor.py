@@ -432,6 +432,34 @@ def test_a_contract_address_without_code_is_refused_not_listed_empty(home, capsy
     assert code == 1 and any(p["kind"] == "deployments" for p in rep["problems"])
 
 
+def test_a_contract_address_without_code_agreed_by_every_record_is_named_by_doctor(home, capsys):
+    """node.json and the chain directory's deployments.json both record an address with no
+    code: every command refuses the home, so doctor (reading the state DB only) names it."""
+    h, node, _ = home
+    wrong = "0x" + "11" * 20
+    config = _edit_config(h, lambda c: c["contracts"].update(Dataset=wrong))
+    deployments = h / "chain" / "deployments.json"
+    table = json.loads(deployments.read_text())
+    table["Dataset"] = wrong
+    deployments.write_text(json.dumps(table))
+    assert main(["ls", "--home", str(h)]) == 2
+    assert "holds no contract; fix contracts.Dataset" in capsys.readouterr().err
+
+    def files() -> dict[Path, bytes]:  # SQLite's shared-memory index (-shm) holds no data
+        return {p: p.read_bytes() for p in (h / "chain").iterdir()
+                if p.is_file() and not p.name.endswith("-shm")}
+
+    before = files()
+    code, rep = _doctor(capsys, "--home", str(h))
+    (p,) = rep["problems"]
+    assert code == 1 and p["kind"] == "deployments" and p["path"] == str(h / "chain")
+    assert f"holds no code at Dataset's address {wrong}" in p["what"]
+    assert "fix contracts.Dataset in node.json" in p["fix"]
+    # the other contracts were read and hold code; doctor wrote nothing in the chain directory
+    assert len(config["contracts"]) > 1
+    assert files() == before
+
+
 def test_a_node_json_recording_another_genesis_is_named(home, capsys):
     h, node, _ = home
     config = _edit_config(h, lambda c: c["chain"].update(genesis="0x" + "ab" * 32))
