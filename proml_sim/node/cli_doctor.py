@@ -39,13 +39,14 @@ def register(sub: Any) -> None:
     """Add ``proml doctor`` to the CLI's subparsers."""
     p = sub.add_parser(
         "doctor", help="check the home's node.json, chain (every block, the state against a "
-        "replay), deployment files, key file, blobs and stray temporary files; --repair "
+        "replay), contracts' code, deployment files, key file, blobs and stray temporary "
+        "files; --repair "
         "restores them",
         description="Check the node home's data: node.json (each entry as every command "
         "reads it, and the chain identity it records against the chain directory), the block "
         "log, every row of the state DB "
-        "against a replay of the log (on an RPC node: that it is the home's chain and holds "
-        "the home's contracts), the chain's deployment files, the key file (without "
+        "against a replay of the log, code at each of the home's contract addresses (on an "
+        "RPC node also that it is the home's chain), the chain's deployment files, the key file (without "
         "unlocking it), the blobs. Exit 0 healthy, 1 problems found (one line "
         "each, naming the file, block or blob and the fix). --repair rebuilds a damaged block "
         "log from the state DB, or restores it from --from DIR (a replica's or peer's copy of "
