@@ -26,7 +26,8 @@ The worked example is ``docs/tutorials/X3.toml``::
     step = "train"                     # the transition (an approval, for a k-of-n one;
                                        # "*": each transition of its lifecycle in turn)
     artefact = "m"
-    digest = "weights"                 # evidence: the digest of the content so named
+    digest = "weights"                 # evidence: the digest of the content so named (a
+                                       # step its lifecycle needs evidence for must have one)
     [[play.steps]]
     do = "wait"
     seconds = [60.0, 600.0]            # a number, a uniform [lo, hi] draw or a parameter name
@@ -630,6 +631,14 @@ def _check(tm: ThreatModel, classes: dict[str, type], steps: Steps) -> dict[str,
         if ir is not None and s.do == "fire" and s.digest and not ir.transition(s.step).evidence:
             raise UsageError(f"{where} step {i}: {ir.name}.{s.step} takes no evidence; drop "
                              f"its digest {s.digest!r}")
+        # a step refused for want of evidence would read as a defence's refusal ("prevented")
+        needs = s.do == "register" and ir is not None and ir.register_evidence or (
+            s.do == "fire" and ir is not None and ir.transition(s.step).evidence)
+        if needs and not s.digest:
+            what = "registration" if s.do == "register" else s.step
+            raise UsageError(f"{where} step {i} ({describe(s)}): {ir.name}'s {what} needs an "
+                             "evidence digest (the chain refuses it without one, whoever "
+                             "signs); give the step a digest, e.g. digest = \"spec\"")
     for d in p.defences:
         _seconds(tm, d.every, f"the {d.kind} defence's every", positive=True)
         if d.member and d.member not in domains:

@@ -267,6 +267,23 @@ def test_names_the_lifecycle_does_not_have_are_usage_errors(tmp_path: Path, edit
         run_threat(load_threat(_model(tmp_path, edit(SELF_VERIFY))), seeds=1)
 
 
+@pytest.mark.parametrize(("play", "edit", "fragment"), [
+    # a step the chain refuses for want of evidence, whoever signs, would read as "prevented"
+    (SELF_VERIFY, lambda s: s.replace('step = "verify"\nartefact = "m"\ndigest = "evaluation"\n'
+                                      'attack', 'step = "verify"\nartefact = "m"\nattack'),
+     r"Model's verify needs an evidence digest .* give the step a digest"),
+    (LAUNDER, lambda s: s.replace('artefact = "d"\ndigest = "raw"\n', 'artefact = "d"\n'),
+     r"Dataset's registration needs an evidence digest"),
+])
+def test_a_step_without_the_evidence_its_lifecycle_needs_is_a_usage_error(
+        tmp_path: Path, play: str, edit, fragment: str) -> None:  # type: ignore[no-untyped-def]
+    text = edit(play)
+    assert text != play
+    name = "Y2.toml" if play is LAUNDER else "Y1.toml"
+    with pytest.raises(UsageError, match=fragment):
+        run_threat(load_threat(_model(tmp_path, text, name)), seeds=1)
+
+
 def test_a_refused_registration_refuses_what_follows(tmp_path: Path) -> None:
     # the attacker registers a look-alike it has no role for: refused on both systems, and
     # its later steps on that artefact are refused too (never a crash)

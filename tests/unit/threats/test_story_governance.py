@@ -150,7 +150,8 @@ def test_e2_casts_the_honest_labs_the_deployed_k_needs(tmp_path: Path,
                           "E2"))
 
 
-#: a researcher's Model-like lifecycle that names every role, step and state otherwise
+#: a researcher's Model-like lifecycle that names every role, step and state otherwise, and
+#: takes evidence at registration (the plays register with a digest, so they run on it)
 CHECKPOINT = '''
 from proml_sim.dsl import Artefact, Consortium, Role, State
 
@@ -159,7 +160,7 @@ class Checkpoint(Artefact):
     owner = Role()
     engineer = Role()
     reviewer = Role()
-    proposed = State(initial=True, by=owner)
+    proposed = State(initial=True, by=owner, evidence=True)
     built = State()
     signed_off = State()
     shipped = State(final=True)
