@@ -632,9 +632,9 @@ def _check(tm: ThreatModel, classes: dict[str, type], steps: Steps) -> dict[str,
             raise UsageError(f"{where} step {i}: {ir.name}.{s.step} takes no evidence; drop "
                              f"its digest {s.digest!r}")
         # a step refused for want of evidence would read as a defence's refusal ("prevented")
-        needs = s.do == "register" and ir is not None and ir.register_evidence or (
-            s.do == "fire" and ir is not None and ir.transition(s.step).evidence)
-        if needs and not s.digest:
+        if ir is not None and not s.digest and (
+                (s.do == "register" and ir.register_evidence)
+                or (s.do == "fire" and ir.transition(s.step).evidence)):
             what = "registration" if s.do == "register" else s.step
             raise UsageError(f"{where} step {i} ({describe(s)}): {ir.name}'s {what} needs an "
                              "evidence digest (the chain refuses it without one, whoever "
