@@ -412,6 +412,8 @@ def test_a_malformed_node_json_is_named_by_doctor_and_every_command(home, capsys
     (p,) = [p for p in rep["problems"] if p["kind"] == "config"]
     assert p["path"] == str(h / "node.json") and f"its entry {entry!r} is missing or wrong" in (
         p["what"])
+    # named once: a malformed address is not also sent to the chain for its code
+    assert not any("code at" in q["what"] for q in rep["problems"])
     assert main(["ls", "--home", str(h)]) == 2
     assert f"its entry {entry!r} is missing or wrong" in capsys.readouterr().err
     # --repair leaves node.json as it found it (nothing rewritten) and says it is still bad
