@@ -205,16 +205,8 @@ class JournaledChain(ChainBackend):
         """The py-evm engine over the DB (built on first use: reads of blocks, receipts and
         logs never import py-evm)."""
         if self._engine_obj is None:
-            from proml_sim.chain.pyevm import PyEVMBackend
-
-            try:
-                self._engine_obj = PyEVMBackend.from_db(
-                    SQLiteKV(self.db), chain_id=self.chain_id, gas_limit=self._gas_limit)
-            except JournalError:
-                raise
-            except Exception as exc:  # py-evm found its data missing or malformed
-                raise JournalError(f"state DB {self.db_path} cannot be read by the engine "
-                                   f"({exc!r}); {repair_hint(self.directory)}") from None
+            self._engine_obj = _engine_over(self.directory, lambda: self.db, self.chain_id,
+                                            self._gas_limit)
         return self._engine_obj
 
     def _refuse_if_damaged(self) -> None:
@@ -525,23 +517,28 @@ def directory_lock(directory: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _engine_over(d: Path, db: Any, chain_id: int, gas_limit: int) -> Any:
+    """The py-evm engine over the state DB ``db()`` of the chain directory ``d`` (at its
+    canonical head; nothing replayed); JournalError naming the DB when it cannot serve one."""
+    from proml_sim.chain.pyevm import PyEVMBackend
+
+    try:
+        return PyEVMBackend.from_db(SQLiteKV(db()), chain_id=chain_id, gas_limit=gas_limit)
+    except JournalError:
+        raise
+    except Exception as exc:  # SQLite or py-evm found the data missing or malformed
+        raise JournalError(f"state DB {d / DB_NAME} cannot be read by the engine ({exc!r}); "
+                           f"{repair_hint(d)}") from None
+
+
 def read_code(directory: str | Path) -> Any:
     """A reader of contract code (``reader(address) -> bytes``) in the state at the head of the
     chain in ``directory``, that never writes: no recovery, no import, no lock (``proml
     doctor`` reads a home's contracts with it).  JournalError if the state DB cannot serve it."""
-    from proml_sim.chain.pyevm import PyEVMBackend
-
     d = Path(directory)
     meta = _read_meta(d)
-    db = StateDB(d / DB_NAME, readonly=True)
-    try:
-        engine = PyEVMBackend.from_db(SQLiteKV(db), chain_id=meta["chain_id"],
-                                      gas_limit=meta["gas_limit"])
-    except JournalError:
-        raise
-    except Exception as exc:  # py-evm found its data missing or malformed
-        raise JournalError(f"state DB {db.path} cannot be read by the engine ({exc}); "
-                           f"{repair_hint(d)}") from None
+    engine = _engine_over(d, lambda: StateDB(d / DB_NAME, readonly=True), meta["chain_id"],
+                          meta["gas_limit"])
 
     def reader(address: str) -> bytes:
         try:
@@ -549,8 +546,8 @@ def read_code(directory: str | Path) -> Any:
         except (JournalError, ValueError, TypeError):
             raise
         except Exception as exc:  # a trie node missing under the account
-            raise JournalError(f"state DB {db.path} cannot give the code at {address} "
-                               f"({exc}); {repair_hint(d)}") from None
+            raise JournalError(f"state DB {d / DB_NAME} cannot give the code at {address} "
+                               f"({exc!r}); {repair_hint(d)}") from None
 
     return reader
 
