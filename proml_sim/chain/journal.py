@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -531,25 +531,36 @@ def _engine_over(d: Path, db: Any, chain_id: int, gas_limit: int) -> Any:
                            f"{repair_hint(d)}") from None
 
 
-def read_code(directory: str | Path) -> Any:
+@contextlib.contextmanager
+def read_code(directory: str | Path) -> Iterator[Callable[[str], bytes]]:
     """A reader of contract code (``reader(address) -> bytes``) in the state at the head of the
     chain in ``directory``, that never writes: no recovery, no import, no lock (``proml
-    doctor`` reads a home's contracts with it).  JournalError if the state DB cannot serve it."""
+    doctor`` reads a home's contracts with it); the state DB is closed on leaving.
+    JournalError if the state DB cannot serve it."""
     d = Path(directory)
     meta = _read_meta(d)
-    engine = _engine_over(d, lambda: StateDB(d / DB_NAME, readonly=True), meta["chain_id"],
-                          meta["gas_limit"])
+    opened: list[StateDB] = []
 
-    def reader(address: str) -> bytes:
-        try:
-            return bytes(engine.code(address))
-        except (JournalError, ValueError, TypeError):
-            raise
-        except Exception as exc:  # a trie node missing under the account
-            raise JournalError(f"state DB {d / DB_NAME} cannot give the code at {address} "
-                               f"({exc!r}); {repair_hint(d)}") from None
+    def open_db() -> StateDB:
+        opened.append(StateDB(d / DB_NAME, readonly=True))
+        return opened[-1]
 
-    return reader
+    try:
+        engine = _engine_over(d, open_db, meta["chain_id"], meta["gas_limit"])
+
+        def reader(address: str) -> bytes:
+            try:
+                return bytes(engine.code(address))
+            except (JournalError, ValueError, TypeError):
+                raise
+            except Exception as exc:  # a trie node missing under the account
+                raise JournalError(f"state DB {d / DB_NAME} cannot give the code at "
+                                   f"{address} ({exc!r}); {repair_hint(d)}") from None
+
+        yield reader
+    finally:
+        for db in opened:
+            db.close()
 
 
 def rebuild_state_db(directory: str | Path) -> tuple[Path | None, int]:

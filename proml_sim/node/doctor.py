@@ -400,10 +400,10 @@ def check_home_code(config: dict[str, Any], cdir: Path, report: Report) -> None:
     if any(p.kind in ("chain", "state-db", "chain-log") for p in report.problems):
         return
     try:
-        reader = read_code(cdir)
+        with read_code(cdir) as reader:
+            check_code(config, reader, str(cdir), report)
     except JournalError:
         return  # a format-1 chain (imported when opened), or a state DB check_chain names
-    check_code(config, reader, str(cdir), report)
 
 
 def check_deployments(cdir: Path, config: dict[str, Any], report: Report) -> None:
