@@ -457,7 +457,8 @@ def test_a_contract_address_without_code_agreed_by_every_record_is_named_by_doct
     assert code == 1 and p["kind"] == "deployments" and p["path"] == str(h / "chain")
     assert f"holds no code at Dataset's address {wrong}" in p["what"]
     assert "fix contracts.Dataset in node.json" in p["fix"]
-    # the other contracts were read and hold code; doctor wrote nothing in the chain directory
+    # only Dataset is named (the home's other contracts hold code); doctor wrote nothing in
+    # the chain directory
     assert len(config["contracts"]) > 1
     assert files() == before
 
