@@ -125,15 +125,22 @@ def baseline_db(tm: ThreatModel, workdir: Path, admin: str, extra: Extra = (),
                    extra=extra)
 
 
+def db_evidence(db: CentralDB, step: str, digest: str, lifecycle: str = "Dataset") -> str:
+    """The baseline's digest argument of ``step``: ``digest`` where the lifecycle takes
+    evidence on it, none where it does not (the contract refuses one there)."""
+    return digest if db.irs[lifecycle].transition(step).evidence else ""
+
+
 def db_dataset(db: CentralDB, name: str, raw: str, labelled: str, labeller: str = "lab",
                release: bool = True) -> str:
     """The baseline application's dataset steps, :data:`TICK` apart: ``da`` registers the
-    ``raw`` digest, ``labeller`` labels it ``labelled``, ``da`` reviews and releases that."""
+    ``raw`` digest, ``labeller`` labels it ``labelled``, ``da`` reviews and releases that
+    (each step with the digest where the lifecycle takes evidence)."""
     aid = db.register("da", "Dataset", name, raw, 0.0)
-    db.fire(labeller, "label", aid, labelled, TICK)
+    db.fire(labeller, "label", aid, db_evidence(db, "label", labelled), TICK)
     if release:
-        db.fire("da", "review", aid, "", 2 * TICK)
-        db.fire("da", "release", aid, labelled, 3 * TICK)
+        db.fire("da", "review", aid, db_evidence(db, "review", labelled), 2 * TICK)
+        db.fire("da", "release", aid, db_evidence(db, "release", labelled), 3 * TICK)
     return aid
 
 

@@ -24,6 +24,7 @@ from proml_sim.threats.scenarios.t_support import (
     TICK,
     baseline_db,
     db_dataset,
+    db_evidence,
     hexd,
     lifecycle_name,
     ok,
@@ -77,7 +78,17 @@ def _dataset(tm: ThreatModel) -> type:
         raise UsageError(f"{tm.id}: {cls.__name__}.{k.name} needs {k.approvals} approvals; "
                          f"{tm.id} takes label, review and release as one call each by one "
                          "party: name a Dataset lifecycle where they are single steps")
+    if not ir.register_evidence and not ir.transition("label").evidence:
+        raise UsageError(f"{tm.id}: {cls.__name__} records no digest at registration nor on "
+                         "label, so a consumer has nothing to check the bytes against: name a "
+                         "Dataset lifecycle that records one (evidence=True)")
     return cls
+
+
+def _evidence(cls: type, step: str, digest: Any) -> tuple[Any, ...]:
+    """A step's evidence arguments on ``cls``, (digest, locator, inputs) where the step takes
+    evidence, none where it does not (the contract refuses a digest there)."""
+    return (digest, "", []) if build_ir(cls).transition(step).evidence else ()
 
 
 def _baseline(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
@@ -91,9 +102,8 @@ def _baseline(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outco
     blob.write_bytes(BAD)
     if launder:  # through the application: a labeller it appointed, claiming label-co
         db.grant("sock", "Dataset", "labeller", _sock_domain(tm))
-        db.fire("sock", "label", aid, hexd(BAD), swap)
-        db.fire("da", "review", aid, "", swap)
-        db.fire("da", "release", aid, hexd(BAD), swap)
+        for who, step in (("sock", "label"), ("da", "review"), ("da", "release")):
+            db.fire(who, step, aid, db_evidence(db, step, hexd(BAD)), swap)
     else:  # the DBA makes the record agree with the new bytes, audit trail included
         dba_rewrite(db, aid, dict.fromkeys(("register", "label", "release"), hexd(BAD)))
     used = []
@@ -134,10 +144,12 @@ def _proml(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
 
     def data_company() -> Any:
         yield from do("da", "register", salt("ds"), digest, "store://ds", [], honest=True)
-        yield from do("lab", "fire", "label", aid, digest, "", [], honest=True)
+        yield from do("lab", "fire", "label", aid, *_evidence(cls, "label", digest),
+                      honest=True)
         if not launder:
-            yield from do("da", "fire", "review", aid, honest=True)
-            yield from do("da", "fire", "release", aid, digest, "", [], honest=True)
+            for step in ("review", "release"):
+                yield from do("da", "fire", step, aid, *_evidence(cls, step, digest),
+                              honest=True)
         yield wait_until(w.env, swap)
         store.path_of(digest.hex()).write_bytes(BAD)  # the served bytes change
         if launder:  # the admin appoints its sock labeller (a consortium refuses a foreign
@@ -145,9 +157,8 @@ def _proml(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:
             for domain in dict.fromkeys((claim, sock.domain)):
                 if (yield from do("da", "grant", "labeller", sock.address, domain_id(domain))):
                     break
-            yield from do("sock", "fire", "label", aid, sha(BAD), "", [])
-            yield from do("da", "fire", "review", aid)
-            yield from do("da", "fire", "release", aid, sha(BAD), "", [])
+            for who, step in (("sock", "label"), ("da", "review"), ("da", "release")):
+                yield from do(who, "fire", step, aid, *_evidence(cls, step, sha(BAD)))
 
     def consumer(at: float) -> Any:
         yield w.env.timeout(at)

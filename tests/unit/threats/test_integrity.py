@@ -240,6 +240,69 @@ class OperatorReleases(Dataset):
     release = Dataset.reviewed.to(Dataset.released, by=Dataset.operator, evidence=True)
 '''
 
+#: Dataset lifecycles whose steps take evidence elsewhere than the paper's: T1 passes a digest
+#: where the lifecycle takes one (a digest on a step without evidence was an internal error)
+T1_EVIDENCE = '''
+from proml_sim.dsl import Artefact, Consortium, Role, State
+from proml_sim.lifecycles import Dataset
+
+class PlainRelease(Dataset):
+    release = Dataset.reviewed.to(Dataset.released, by=Dataset.dataset_admin)
+
+class EvidenceReview(Dataset):
+    review = Dataset.labelled.to(Dataset.reviewed, by=Dataset.dataset_admin,
+                                 separate_from="label", evidence=True)
+
+class NoDigests(Artefact):
+    governance = Consortium(quorum=2)
+    operator = Role()
+    dataset_admin = Role()
+    labeller = Role(admin=dataset_admin)
+    collected = State(initial=True, by=dataset_admin)
+    labelled = State()
+    reviewed = State()
+    released = State(final=True)
+    label = collected.to(labelled, by=labeller)
+    review = labelled.to(reviewed, by=dataset_admin, separate_from="label")
+    release = reviewed.to(released, by=dataset_admin)
+'''
+
+
+@pytest.mark.parametrize("lifecycle", ["PlainRelease", "EvidenceReview"])
+def test_t1_passes_evidence_where_the_lifecycle_takes_it(catalogue, tmp_path, monkeypatch,
+                                                         lifecycle):
+    import sys
+
+    (tmp_path / "t1_evidence.py").write_text(T1_EVIDENCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "t1_evidence", raising=False)
+    spec = f"t1_evidence:{lifecycle}"
+    prom = run(catalogue, "T1", "proml", (0,), tmp_path, lifecycle=spec, consumers=2)
+    assert verdict(prom) == "prevented" and prom[0].trials() == (2, 0, 0), prom[0].note
+    base = run(catalogue, "T1", "baseline", (0,), tmp_path, lifecycle=spec, consumers=2)
+    assert verdict(base) == "detected" and base[0].trials() == (2, 2, 2)
+    # the laundering goes through each step the lifecycle has, with its evidence or none: the
+    # consortium enrols the sock into data-co, and the label-domain monitor flags it
+    laundered = run(catalogue, "T1L", "proml", (1,), tmp_path, lifecycle=spec, consumers=2)
+    assert verdict(laundered) == "detected", laundered[0].note
+    assert "label ok" in laundered[0].note and "release ok" in laundered[0].note
+
+
+def test_t1_on_a_lifecycle_that_records_no_digest_is_a_usage_error(catalogue, tmp_path,
+                                                                   monkeypatch):
+    import sys
+
+    from proml_sim.errors import UsageError
+
+    (tmp_path / "t1_evidence.py").write_text(T1_EVIDENCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "t1_evidence", raising=False)
+    for tid in ("T1", "T1L"):
+        for side in ("baseline", "proml"):
+            with pytest.raises(UsageError, match=r"NoDigests records no digest at registration "
+                                                 r"nor on label"):
+                run(catalogue, tid, side, (0,), tmp_path, lifecycle="t1_evidence:NoDigests")
+
 
 def test_t1_on_a_lifecycle_it_cannot_set_up_is_a_usage_error(catalogue, tmp_path, monkeypatch):
     # it reported ProML "prevented" there: the honest release never happened, so no consumer
