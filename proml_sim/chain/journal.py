@@ -517,13 +517,15 @@ def directory_lock(directory: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _engine_over(d: Path, db: Any, chain_id: int, gas_limit: int) -> Any:
-    """The py-evm engine over the state DB ``db()`` of the chain directory ``d`` (at its
+def _engine_over(d: Path, open_db: Callable[[], StateDB], chain_id: int, gas_limit: int
+                 ) -> Any:
+    """The py-evm engine over the state DB ``open_db()`` of the chain directory ``d`` (at its
     canonical head; nothing replayed); JournalError naming the DB when it cannot serve one."""
     from proml_sim.chain.pyevm import PyEVMBackend
 
     try:
-        return PyEVMBackend.from_db(SQLiteKV(db()), chain_id=chain_id, gas_limit=gas_limit)
+        return PyEVMBackend.from_db(SQLiteKV(open_db()), chain_id=chain_id,
+                                    gas_limit=gas_limit)
     except JournalError:
         raise
     except Exception as exc:  # SQLite or py-evm found the data missing or malformed

@@ -342,11 +342,11 @@ def check_code(config: dict[str, Any], code: Callable[[str], bytes], where: str,
     """Each contract of ``node.json`` holds code on the chain (``code(address)`` reads it):
     every command refuses a home whose recorded address holds none.  A malformed address is
     left to the node.json check, which names it.  Reads only."""
-    from proml_sim.node.service import _is_address, contracts_without_code
+    from proml_sim.node.service import contracts_without_code, is_address
 
     contracts = config.get("contracts")
     wellformed = {lc: a for lc, a in (contracts.items() if isinstance(contracts, dict) else [])
-                  if _is_address(a)}
+                  if is_address(a)}
     for lc, address, exc in contracts_without_code(wellformed, code):
         if exc is not None:
             report.problems.append(Problem("deployments", where, f"cannot read {lc}'s code at "

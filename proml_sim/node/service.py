@@ -39,7 +39,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1157,7 +1157,7 @@ def _check_identity(home: Path, chain: dict[str, Any], backend: ChainBackend, wh
         )
 
 
-def contracts_without_code(contracts: dict[str, Any], code: Any
+def contracts_without_code(contracts: dict[str, Any], code: Callable[[str], bytes]
                            ) -> list[tuple[str, str, Exception | None]]:
     """``(lifecycle, address, None)`` for each contract ``node.json`` records at an address
     where the chain holds no code (an altered address read as an empty lifecycle: `proml ls`
@@ -1236,10 +1236,10 @@ def _upgrade_config(home: Path, config: dict[str, Any]) -> bool:
             raise TypeError(f"replicas[{i}]")
     if not isinstance(config.get("lifecycles"), dict):
         raise TypeError("lifecycles")
-    if not _is_address(config["address"]):
+    if not is_address(config["address"]):
         raise ValueError("address")
     for lc, addr in config["contracts"].items():
-        if not _is_address(addr):
+        if not is_address(addr):
             raise ValueError(f"contracts.{lc}")
     for lc, spec in config["lifecycles"].items():
         if lc not in config["contracts"] or not isinstance(spec, str):
@@ -1247,7 +1247,7 @@ def _upgrade_config(home: Path, config: dict[str, Any]) -> bool:
     return changed
 
 
-def _is_address(value: Any) -> bool:
+def is_address(value: Any) -> bool:
     """``0x`` and 40 hex digits; in mixed case, a right EIP-55 checksum (so one flipped
     letter of an address in node.json is found, not sent to the chain)."""
     from eth_utils.address import is_checksum_address
