@@ -302,9 +302,25 @@ def _check_statement(source: EvidenceSource, lin: Lineage, by_tx: dict[tuple[str
                             "the chain's record names")
         else:
             allowed.add(root)
+    missing = _unreadable_record(source, lin, key, a["digest"]) if rec is None else None
     for s in st.get("subject", []):
         d = s.get("digest", {}).get("sha256")
-        if d not in allowed:
+        if d in allowed:
+            continue
+        if missing:  # no record to compare with: say so, not that the subject is forged
+            problems.append(f"subject {s.get('name')!r} (sha256 {d}) cannot be checked: "
+                            f"{missing}")
+        else:
             problems.append(f"subject {s.get('name')!r} (sha256 {d}) is not an output the "
                             "chain's record of that step names")
     return problems
+
+
+def _unreadable_record(source: EvidenceSource, lin: Lineage, key: VersionKey,
+                       digest: str | None) -> str | None:
+    """Why the record behind this step's on-chain ``digest`` cannot be read here (the source's
+    own sentence: missing, or corrupted, and the fix); None when there is nothing to read."""
+    if digest is None:
+        return None
+    ok, why = source.check_blob(digest)
+    return None if ok else f"the record of {lin.label(key)}: blob {digest} {why}"

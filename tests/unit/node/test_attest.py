@@ -132,6 +132,25 @@ def test_verify_attestation_against_the_chain(world: World, exported: Path, tmp_
     assert "but the chain's actor is" in capsys.readouterr().out
 
 
+def test_a_subject_whose_record_is_not_here_is_named_unchecked_not_forged(
+        world: World, exported: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A node without the step's record blob (no replica, not its own step) cannot link the
+    subject to the chain's digest: the check fails naming the missing record and the fix, and
+    does not call the subject a forgery; with the blob reachable it passes."""
+    from tests.unit.node.evidence_fixtures import _node
+
+    outsider = _node(world.root, "outsider", "audit-co", archive=False)
+    home = ["--home", str(outsider.home)]
+    assert cli(["verify", "--attestation", str(exported), *home]) == 1
+    out = capsys.readouterr().out
+    assert "cannot be checked: the record of" in out and "missing from" in out
+    assert "replica" in out and "is not an output" not in out
+    outsider.add_replica(world.archive)  # what `proml replica add DIR` does
+    assert cli(["verify", "--attestation", str(exported), *home]) == 0
+    assert "PASSED: 3 attestation(s)" in capsys.readouterr().out
+
+
 def test_model_dir_is_named_as_model_signing_names_it(world: World, tmp_path: Path) -> None:
     """The subject ProML adds for a model directory is the one model-signing signs."""
     from cryptography.hazmat.primitives import serialization
