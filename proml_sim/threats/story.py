@@ -651,11 +651,14 @@ def _check(tm: ThreatModel, classes: dict[str, type], steps: Steps) -> dict[str,
         raise UsageError(f"{where} consumer: {p.artefact!r} is registered by no step at these "
                          "parameters (a counted actor's count may be 0); fix the consumer")
     ir = irs[of[p.artefact]]
-    if p.state not in {x.name for x in ir.states} or (
-            p.step and p.step not in {"register", *(t.name for t in ir.transitions)}):
-        raise UsageError(f"{where} consumer: {ir.name} has no state {p.state!r} or step "
-                         f"{p.step!r}; use a state of {', '.join(x.name for x in ir.states)}"
+    if p.state not in {x.name for x in ir.states}:
+        raise UsageError(f"{where} consumer: {ir.name} has no state {p.state!r}; use a state "
+                         f"of {', '.join(x.name for x in ir.states)}"
                          + _map_hint(tm, of[p.artefact], p.state))
+    steps = ["register", *(t.name for t in ir.transitions)]
+    if p.step and p.step not in steps:
+        raise UsageError(f"{where} consumer: {ir.name} has no step {p.step!r}; use one of "
+                         f"{', '.join(steps)}" + _map_hint(tm, of[p.artefact], p.step))
     return of
 
 

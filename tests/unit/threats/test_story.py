@@ -251,6 +251,9 @@ def test_a_refused_set_up_step_is_a_usage_error(tmp_path: Path) -> None:
                          'step = "verfy"\nartefact = "m"\ndigest = "evaluation"\nattack'),
      "has no transition 'verfy'"),
     (lambda s: s.replace('state = "verified"', 'state = "verifed"'), "has no state 'verifed'"),
+    # a consumer's step the lifecycle lacks is named as a step, with the steps it has
+    (lambda s: s.replace('state = "verified"', 'state = "verified"\nstep = "trian"'),
+     "has no step 'trian'; use one of register, train, verify"),
     (lambda s: s.replace('lab = "lab-1 us Model.verifier"', 'lab = "lab-1 us Model.verifier '
                          'Dataset.labeller"'), "lab holds Dataset.labeller, but play.lifecycles"
      " deploys no Dataset"),
