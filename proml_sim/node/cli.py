@@ -279,7 +279,10 @@ def register(sub: Any) -> None:
                    help="use an Ethereum JSON-RPC node (any, at the Prague hardfork) instead of an "
                    "embedded chain")
     p.add_argument("--contracts", type=cliargs.existing_file,
-                   help="JSON file of contract addresses (joining an RPC chain)")
+                   help="JSON file of the chain's contracts (joining an RPC chain): "
+                        "{lifecycle: address} for the paper's lifecycles, or a founding "
+                        "node's node.json ({\"contracts\": .., \"lifecycles\": specs}) for "
+                        "lifecycles of your own")
     p.add_argument("--seed", help="derive the key from this seed (reproducible; default random)")
     p.add_argument("--key", type=cliargs.existing_file, metavar="KEYSTORE",
                    help="use this v3 keystore (geth's, eth-account's) as the node's key, "

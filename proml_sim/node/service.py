@@ -327,6 +327,14 @@ class ProMLNode:
                 write_deployments(backend.directory, config["contracts"], config["lifecycles"])
         elif contracts is not None:
             config["contracts"], config["lifecycles"] = _split_deployments(contracts)
+            unknown = [lc for lc in config["contracts"]
+                       if lc != "Anchor" and lc not in config["lifecycles"]]
+            if unknown:  # else its contract would drop out of this node's view, unsaid
+                raise HomeError(
+                    f"the contracts file names {', '.join(unknown)} without a lifecycle spec, "
+                    "so this node could not read it; give {\"contracts\": {name: address}, "
+                    "\"lifecycles\": {name: \"package.module:Class\"}} (a founding node's "
+                    "node.json has that shape: pass it as --contracts)")
         elif isinstance(backend, JournaledChain):
             contracts_, specs_ = read_deployments(backend.directory)
             # a lifecycle whose class cannot be imported here is left to discovery on open

@@ -227,6 +227,35 @@ def test_custom_lifecycles_at_init_and_deployed_later(tmp_path, monkeypatch, cap
     assert not (tmp_path / "c" / "node.json").exists()
 
 
+def test_joining_with_a_contracts_file_keeps_a_lifecycle_of_your_own_in_view(
+        tmp_path, monkeypatch, capsys):
+    # a flat {name: address} file cannot say which class a lifecycle of one's own is: the
+    # joiner used to leave its contract out of view (ls: nothing, exit 0); now it is refused,
+    # and the founder's node.json (addresses and specs) joins with it in view
+    (tmp_path / "mylc.py").write_text(textwrap.dedent(CUSTOM))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "mylc", raising=False)
+    chain, a = tmp_path / "chain", str(tmp_path / "a")
+    assert main(["init", "--home", a, "--name", "a", "--domain", "org", "--new-chain",
+                 "--chain", str(chain), "--seed", "a", "--lifecycle", "mylc:Paper"]) == 0
+    node = ProMLNode.open(a)
+    assert main(["grant", "Paper", "author", node.address, "--domain", "org", "--home", a]) == 0
+    assert main(["register", "p1", "--lifecycle", "Paper", "--home", a]) == 0
+    flat = tmp_path / "contracts.json"
+    flat.write_text(json.dumps(node.config["contracts"]))
+    capsys.readouterr()
+    b = str(tmp_path / "b")
+    join = ["init", "--name", "b", "--domain", "org2", "--chain", str(chain), "--seed", "b"]
+    assert main([*join, "--home", b, "--contracts", str(flat)]) == 2
+    err = capsys.readouterr().err
+    assert "names Paper without a lifecycle spec" in err and "node.json" in err
+    assert not (tmp_path / "b" / "node.json").exists()
+    assert main([*join, "--home", b, "--contracts", str(tmp_path / "a" / "node.json")]) == 0
+    capsys.readouterr()
+    code, out = _json(capsys, ["ls", "--home", b])
+    assert code == 0 and [(r["name"], r["lifecycle"]) for r in out] == [("p1", "Paper")]
+
+
 # -- ls, whoami, history -----------------------------------------------------------------------
 def test_ls_whoami_and_history_with_time_block_tx_domains_approvers(world, capsys):
     tmp, admin, dev, v1, v2 = world
