@@ -681,6 +681,8 @@ def format_matrix(report: MutationReport) -> str:
         f"{layout} {'passes' if r.passed else 'FAILS (' + (r.prop or '?') + ')'}"
         for layout, r in report.originals.items())
     lines.append("")
+    lines += [f"{r.id}: does not compile: {(r.failure or '?').splitlines()[-1]}"
+              for r in report.results if r.status == "not-compiled"]
     lines.append(f"{report.lifecycle}: {killed}/{len(applicable)} mutants killed; unmutated "
                  f"contract: {originals}; seed {report.seed}, up to {report.max_examples} "
                  f"examples x {report.steps} steps; {report.seconds:.0f} s")
@@ -759,6 +761,13 @@ def load_user_mutants(path: str | Path, lifecycle: Any) -> list[Mutant]:
                 f"{part} contract of {ir.name}{f' function {fn}' if fn else ''}, not exactly "
                 "once; copy the exact text from `proml generate` output (add function = ... "
                 "to narrow the search)") from None
-        out.append(Mutant(mid, e["title"], e.get("how_killed", "(a user's mutant)"), layout,
-                          part, fn or "-", False, apply))
+        m = Mutant(mid, e["title"], e.get("how_killed", "(a user's mutant)"), layout, part,
+                   fn or "-", False, apply)
+        try:  # and the contract must compile, before minutes go on the unmutated run
+            build_mutant(m, lifecycle)
+        except CompilationError as exc:
+            raise ValueError(f"{where} ({mid}): the {part} contract with this replacement does "
+                             f"not compile ({str(exc).splitlines()[-1]}); fix its new text"
+                             ) from None
+        out.append(m)
     return out

@@ -51,6 +51,15 @@ def test_user_mutant_file_is_checked_when_loaded(tmp_path: Path):
             load_user_mutants(f, Model)
     r = proml("mutate", "--mutant-file", str(tmp_path / "absent.toml"))
     assert r.returncode == 2 and "exactly once" in r.stderr and "Traceback" not in r.stderr
+    # a replacement vyper rejects is an input error at once (it was an ERROR row, without its
+    # reason, after minutes of the unmutated run)
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[[mutant]]\nid = "u-broken"\ntitle = "t"\nfunction = "verify"\n'
+                      'old = "if _n < 2:"\nnew = "if _n < 2"\n')
+    with pytest.raises(ValueError, match="u-broken.*does not compile .*fix its new text"):
+        load_user_mutants(broken, Model)
+    r = proml("mutate", "--mutant-file", str(broken))
+    assert r.returncode == 2 and "does not compile" in r.stderr and "Traceback" not in r.stderr
 
 
 @pytest.mark.slow
