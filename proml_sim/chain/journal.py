@@ -33,6 +33,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import sqlite3
 import struct
 import sys
 import tempfile
@@ -68,7 +69,23 @@ _V1_HEADER = struct.Struct(">II")
 _warned: set[str] = set()
 
 
-def _read_meta(directory: Path) -> dict[str, Any]:
+#: how a chain.json whose genesis_hash entry alone is damaged is mended
+GENESIS_FIX = ("`proml doctor --repair` writes the hash its genesis parameters give, when the "
+               "state DB records that genesis too (else restore chain.json from a replica of "
+               "this chain)")
+#: how doctor mends what :func:`chain_json_damage` finds
+CHAIN_JSON_FIX = "proml doctor --repair (writes the entry again; the damaged file is kept aside)"
+
+
+def _is_hash(value: Any) -> bool:
+    return (isinstance(value, str) and len(value) == 64
+            and all(c in "0123456789abcdefABCDEF" for c in value))
+
+
+def _read_meta(directory: Path, *, check_genesis: bool = True) -> dict[str, Any]:
+    """chain.json, every entry checked for its type (a damaged one is named, never a crash
+    later); ``check_genesis=False`` leaves a malformed ``genesis_hash`` to the caller (doctor
+    recomputes it from the parameters)."""
     meta_path = directory / "chain.json"
     try:
         meta = parse_json(meta_path.read_text())
@@ -91,7 +108,90 @@ def _read_meta(directory: Path) -> dict[str, Any]:
     for key in ("chain_id", "gas_limit", "genesis_timestamp", "funded", "genesis_hash"):
         if key not in meta:
             raise JournalError(f"{meta_path} lacks {key!r}; restore it from a copy")
+    for key in ("chain_id", "gas_limit", "genesis_timestamp"):
+        v = meta[key]
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise JournalError(f"{meta_path}: its entry {key!r} is {v!r}, not a whole number; "
+                               "restore chain.json from a replica of this chain")
+    funded = meta["funded"]
+    if not isinstance(funded, list) or not all(
+            isinstance(a, str) and a[:2] == "0x" and _is_hash(a[2:].rjust(64, "0"))
+            and len(a) == 42 for a in funded):
+        raise JournalError(f"{meta_path}: its entry 'funded' is {funded!r}, not a list of "
+                           "0x addresses; restore chain.json from a replica of this chain")
+    if check_genesis and not _is_hash(meta["genesis_hash"]):
+        raise JournalError(f"{meta_path}: its entry 'genesis_hash' is "
+                           f"{meta['genesis_hash']!r}, not 32 bytes of hex; {GENESIS_FIX}")
     return meta
+
+
+def genesis_of(meta: dict[str, Any]) -> bytes:
+    """The genesis hash chain.json's genesis parameters give (built in a scratch DB, the way
+    :meth:`JournaledChain.create` builds it)."""
+    with tempfile.TemporaryDirectory(prefix="proml-genesis-") as t:
+        return _genesis_db(Path(t) / DB_NAME, list(meta["funded"]), meta["chain_id"],
+                           meta["gas_limit"], meta["genesis_timestamp"])
+
+
+def chain_json_damage(directory: str | Path, chain_id: int | None = None
+                      ) -> tuple[list[str], dict[str, Any]]:
+    """(what is wrong, the entries to write) for chain.json's entries that alone are damaged,
+    judged against the state DB: ``genesis_hash`` malformed or not the DB's genesis while
+    chain.json's own genesis parameters give the DB's; ``chain_id`` not the DB's while
+    ``chain_id`` (the home's node.json's) is.  Nothing when chain.json is right, or when it
+    cannot be told which side is wrong (a person decides: restore from a replica)."""
+    d = Path(directory)
+    meta = _read_meta(d, check_genesis=False)
+    try:
+        db = StateDB(d / DB_NAME, readonly=True)
+        try:
+            db_meta = dict(db.meta)
+        finally:
+            db.close()
+    except (JournalError, sqlite3.Error, OSError):  # an unreadable DB decides nothing here
+        return [], {}
+    whats: list[str] = []
+    fix: dict[str, Any] = {}
+    recorded, db_genesis = meta["genesis_hash"], db_meta.get("genesis_hash")
+    if not (_is_hash(recorded) and bytes.fromhex(recorded) == db_genesis):
+        given = genesis_of(meta)
+        if given == db_genesis:
+            whats.append(f"its entry 'genesis_hash' is {recorded!r}, but its genesis "
+                         f"parameters give 0x{given.hex()}, the genesis the state DB records "
+                         "too: the entry is damaged")
+            fix["genesis_hash"] = given.hex()
+    db_id = _int_or_none(db_meta.get("chain_id"))
+    if db_id is not None and meta["chain_id"] != db_id and chain_id == db_id:
+        whats.append(f"its entry 'chain_id' is {meta['chain_id']!r}, but the state DB and "
+                     f"node.json record {db_id}: the entry is damaged")
+        fix["chain_id"] = db_id
+    return whats, fix
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def repair_chain_json(directory: str | Path, chain_id: int | None = None) -> str | None:
+    """Write chain.json again with the entries :func:`chain_json_damage` finds damaged set
+    right; the damaged file is kept aside, the write is atomic and under the chain's lock.
+    Returns what was done (None: nothing to do)."""
+    d = Path(directory)
+    with directory_lock(d):
+        _, fix = chain_json_damage(d, chain_id)
+        if not fix:
+            return None
+        path = d / "chain.json"  # copied aside, then replaced atomically: never absent
+        meta = parse_json(path.read_text())
+        aside = path.with_name(f"{path.name}.damaged-{_aside_stamp(path, 'damaged')}")
+        shutil.copyfile(path, aside)
+        atomic_write_json(path, {**meta, **fix}, mkdir=False)
+    said = ", ".join(f"{k} {v if k == 'chain_id' else '0x' + v}" for k, v in fix.items())
+    return (f"wrote chain.json again with {said} (what the state DB records); the damaged file "
+            f"is kept as {aside}")
 
 
 def _writable(directory: Path) -> bool:
@@ -483,13 +583,19 @@ def _genesis_db(path: Path, funded: list[str], chain_id: int, gas_limit: int,
     return bytes(info.hash)
 
 
-def _set_aside(path: Path, why: str) -> Path | None:
-    """Rename ``path`` (and its SQLite companions) to ``<name>.<why>-<time>``: kept, not
-    deleted.  Returns the new name of ``path``."""
+def _aside_stamp(path: Path, why: str) -> str:
+    """``<time>`` (or ``<time>-<n>``) such that ``<name>.<why>-<stamp>`` names no file yet."""
     stamp = time.strftime("%Y%m%dT%H%M%S")
     n = 1
     while path.with_name(f"{path.name}.{why}-{stamp}").exists():  # never over an earlier copy
         stamp, n = f"{time.strftime('%Y%m%dT%H%M%S')}-{n}", n + 1
+    return stamp
+
+
+def _set_aside(path: Path, why: str) -> Path | None:
+    """Rename ``path`` (and its SQLite companions) to ``<name>.<why>-<time>``: kept, not
+    deleted.  Returns the new name of ``path``."""
+    stamp = _aside_stamp(path, why)
     moved = None
     for suffix in ("", "-wal", "-shm"):
         p = path.with_name(path.name + suffix)

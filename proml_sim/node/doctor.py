@@ -3,7 +3,9 @@
 Checks (each problem is one :class:`Problem`: the file, the block or blob, what is wrong, the
 fix):
 
-* the chain (a chain directory of :mod:`proml_sim.chain.journal`): every block-log record
+* the chain (a chain directory of :mod:`proml_sim.chain.journal`): ``chain.json`` first (each
+  entry's type, the genesis its parameters give against its ``genesis_hash``, its chain id
+  against the state DB's), then every block-log record
   (checksum, hash chain, agreement with the state DB's index), SQLite's own integrity check of
   the state DB, and the state DB against a replay of the log into a scratch copy (every block
   must replay to its logged hash; then every row of every table, py-evm's state, the block
@@ -22,7 +24,9 @@ fix):
 ``--repair``: a damaged block log is rebuilt from the state DB (byte for byte: each record at
 the byte range and CRC the DB recorded) or, when the DB is damaged too, restored from a
 replica's or peer's copy (``--from DIR``, checked block by block against the hash chain and our
-intact blocks); the state DB is rebuilt from the log by replay; damaged blobs are restored from
+intact blocks); the state DB is rebuilt from the log by replay; a ``chain.json`` entry the state
+DB vouches for is written again (:func:`~proml_sim.chain.journal.chain_json_damage`); damaged
+blobs are restored from
 the store's replicas (hash-checked); damaged deployment files are written again with every
 entry still readable plus this node's own (a conflicting address and a damaged key are left to a
 person); stray temporary files are moved into
@@ -51,7 +55,8 @@ QUARANTINE = "quarantine"
 class Problem:
     """One thing wrong, with where it is and how to fix it."""
 
-    kind: str  # config | chain-log | state-db | chain | deployments | key | blob | temp-file
+    kind: str  # config | chain-log | state-db | chain | chain-json | deployments | key | blob
+    #            | temp-file
     path: str
     what: str
     fix: str
@@ -142,8 +147,20 @@ def chain_dir(home: Path, config: dict[str, Any]) -> Path | None:
 # ---------------------------------------------------------------------------------------------
 # checks
 # ---------------------------------------------------------------------------------------------
-def check_chain(d: Path, report: Report, *, replay: bool = True) -> None:
-    """Problems of the chain directory ``d``, appended to ``report``."""
+def _what(exc: Exception, path: Path) -> str:
+    """An error's sentence about ``path`` without the path (a problem names it) or the fix (a
+    problem states its own)."""
+    return str(exc).removeprefix(f"{path}: ").split("; ")[0]
+
+
+#: the kinds of damage to a chain directory (the checks that read through it skip on them)
+_CHAIN_KINDS = ("chain", "chain-json", "state-db", "chain-log")
+
+
+def check_chain(d: Path, report: Report, *, replay: bool = True,
+                chain_id: int | None = None) -> None:
+    """Problems of the chain directory ``d``, appended to ``report``; ``chain_id``: the home's
+    node.json's, a witness when chain.json and the state DB disagree on it."""
     from proml_sim.chain.blockstore import (
         DB_NAME,
         FILE_HEADER_SIZE,
@@ -152,22 +169,44 @@ def check_chain(d: Path, report: Report, *, replay: bool = True) -> None:
         read_log,
         scan_log,
     )
-    from proml_sim.chain.journal import _read_meta
+    from proml_sim.chain.journal import CHAIN_JSON_FIX, _read_meta, chain_json_damage, genesis_of
 
     fix_log = ("proml doctor --repair (rebuilds it from the state DB), or with --from DIR (a "
                "replica's or peer's copy of this chain)")
     fix_db = "proml doctor --repair (rebuilds the state DB from the block log)"
+    meta_path = d / "chain.json"
+    fix_meta = "restore chain.json from a replica of this chain"
     try:
-        meta = _read_meta(d)
+        meta = _read_meta(d, check_genesis=False)
     except JournalError as exc:
-        report.problems.append(Problem("chain", str(d / "chain.json"), str(exc),
-                                       "restore chain.json from a replica of this chain"))
+        report.problems.append(Problem("chain", str(meta_path), _what(exc, meta_path),
+                                       fix_meta))
         return
     if meta["format"] == 1 or meta.get("import_pending"):
         report.notes.append(f"{d}: a format-1 chain; it is imported into the new store when "
                             "it is next opened")
         return
+    # a damaged entry of chain.json would make the log and the DB look like another chain's:
+    # the entries the state DB vouches for are named (and mended by --repair), the rest of the
+    # checks use the values they should have
+    whats, mended = chain_json_damage(d, chain_id)
+    report.problems += [Problem("chain-json", str(meta_path), w, CHAIN_JSON_FIX) for w in whats]
+    meta = {**meta, **mended}
+    if "genesis_hash" not in mended:
+        try:
+            _read_meta(d)
+        except JournalError as exc:  # a malformed hash the DB cannot vouch for
+            report.problems.append(Problem("chain", str(meta_path), _what(exc, meta_path),
+                                           fix_meta))
+            return
     genesis = bytes.fromhex(meta["genesis_hash"])
+    given = genesis_of(meta)
+    if given != genesis:  # a parameter entry is damaged: judge nothing against it
+        report.problems.append(Problem(
+            "chain", str(meta_path), "its genesis parameters (chain_id, gas_limit, "
+            f"genesis_timestamp, funded) give genesis 0x{given.hex()}, not its genesis_hash "
+            f"0x{genesis.hex()}: one of them is damaged", fix_meta))
+        return
     db: StateDB | None = None
     committed: list[tuple[int, bytes, int, int]] = []
     db_path = d / DB_NAME
@@ -179,6 +218,12 @@ def check_chain(d: Path, report: Report, *, replay: bool = True) -> None:
                                f"({rows[0][0]})")
         if db.meta.get("genesis_hash") != genesis:
             raise JournalError(f"state DB {db_path} belongs to another chain")
+        if str(db.meta.get("chain_id")) != str(meta["chain_id"]):  # no replay can agree
+            report.problems.append(Problem(
+                "chain", str(meta_path), f"its chain_id {meta['chain_id']!r} is not the state "
+                f"DB's {db.meta.get('chain_id')!r} (node.json's chain.chain_id says which the "
+                "home expects)", fix_meta))
+            replay = False
         committed = db.committed()
     except (JournalError, sqlite3.Error) as exc:
         report.problems.append(Problem("state-db", str(db_path), str(exc).split("; ")[0],
@@ -207,6 +252,10 @@ def check_chain(d: Path, report: Report, *, replay: bool = True) -> None:
     if ahead and db is not None:
         report.notes.append(f"{log_path}: blocks {ahead[0].number}..{ahead[-1].number} are "
                             "logged but not yet in the state DB; the next write replays them")
+    if whats and replay:
+        report.notes.append(f"{d}: the state DB was not compared with a replay of the log: "
+                            "that runs once chain.json is repaired")
+        return
     if db is None or not replay or scan.damage:
         return
     _check_replay(d, db, committed[-1][3] if committed else FILE_HEADER_SIZE, report)
@@ -368,7 +417,7 @@ def check_home_chain(home: Path, config: dict[str, Any], cdir: Path, report: Rep
     from proml_sim.chain.journal import _read_meta
 
     chain = config.get("chain") or {}
-    if "genesis" not in chain or any(p.kind in ("chain", "state-db", "chain-log")
+    if "genesis" not in chain or any(p.kind in _CHAIN_KINDS
                                      for p in report.problems):
         return
     try:
@@ -397,7 +446,7 @@ def check_home_code(config: dict[str, Any], cdir: Path, report: Report) -> None:
     (no problem named so far with the chain or node.json's record of it)."""
     from proml_sim.chain.journal import read_code
 
-    if any(p.kind in ("chain", "state-db", "chain-log") for p in report.problems):
+    if any(p.kind in _CHAIN_KINDS for p in report.problems):
         return
     try:
         with read_code(cdir) as reader:
@@ -551,7 +600,9 @@ def check(home: str | Path, *, replay: bool = True) -> Report:
                             "chain and holds its contracts; the node checks its own data")
         check_rpc_chain(home, config, report)
     else:
-        check_chain(cdir, report, replay=replay)
+        recorded = (config.get("chain") or {}).get("chain_id")
+        check_chain(cdir, report, replay=replay,
+                    chain_id=recorded if isinstance(recorded, int) else None)
         check_home_chain(home, config, cdir, report)
         check_home_code(config, cdir, report)
     if cdir is not None and (cdir / "chain.json").exists():
@@ -587,6 +638,15 @@ def _repair(home: Path, source: str | Path | None) -> Report:
     done: list[str] = []
     cdir = chain_dir(home, config)
     kinds = {p.kind for p in before.problems}
+    if cdir is not None and "chain-json" in kinds:
+        from proml_sim.chain.journal import repair_chain_json
+
+        recorded = (config.get("chain") or {}).get("chain_id")
+        did = repair_chain_json(cdir, recorded if isinstance(recorded, int) else None)
+        if did:
+            done.append(did)
+            before = check(home, replay=True)  # the log and the DB are judged anew
+            kinds = {p.kind for p in before.problems}
     if cdir is not None and "chain-log" in kinds:
         if source is None and "state-db" in kinds:
             raise NodeError(

@@ -655,10 +655,10 @@ def _check(tm: ThreatModel, classes: dict[str, type], steps: Steps) -> dict[str,
         raise UsageError(f"{where} consumer: {ir.name} has no state {p.state!r}; use a state "
                          f"of {', '.join(x.name for x in ir.states)}"
                          + _map_hint(tm, of[p.artefact], p.state))
-    steps = ["register", *(t.name for t in ir.transitions)]
-    if p.step and p.step not in steps:
+    step_names = ["register", *(t.name for t in ir.transitions)]
+    if p.step and p.step not in step_names:
         raise UsageError(f"{where} consumer: {ir.name} has no step {p.step!r}; use one of "
-                         f"{', '.join(steps)}" + _map_hint(tm, of[p.artefact], p.step))
+                         f"{', '.join(step_names)}" + _map_hint(tm, of[p.artefact], p.step))
     return of
 
 

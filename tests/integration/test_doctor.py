@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -512,3 +513,58 @@ def test_a_damaged_contract_code_entry_does_not_stop_reads_of_the_others(home, c
     assert "ds1" in capsys.readouterr().out
     code, rep = _doctor(capsys, "--home", str(h))
     assert code == 1 and {p["kind"] for p in rep["problems"]} == {"state-db"}
+
+
+def _edit_chain_json(h: Path, edit) -> tuple[Path, bytes, bytes, bytes]:
+    """Apply ``edit`` to the text of the home's chain.json; (its path, the log's, the DB's and
+    chain.json's bytes before)."""
+    meta = h / "chain" / "chain.json"
+    log, db = (h / "chain" / LOG_NAME).read_bytes(), (h / "chain" / DB_NAME).read_bytes()
+    text = meta.read_text()
+    meta.write_text(edit(text))
+    assert meta.read_text() != text
+    return meta, log, db, text.encode()
+
+
+@pytest.mark.parametrize(("edit", "entry"), [
+    # a non-hex character: every command and doctor ended in an internal error (exit 70)
+    (lambda t: re.sub(r'("genesis_hash": ")..', r"\1zz", t), "genesis_hash"),
+    # a hex digit changed: the log and the state DB were called another chain's
+    (lambda t: re.sub(r'("genesis_hash": ").', lambda m: m[1] + ("1" if t[t.index(
+        '"genesis_hash": "') + 17] != "1" else "2"), t), "genesis_hash"),
+    # the chain id: the replay failed and --repair set the (sound) log and DB aside
+    (lambda t: t.replace('"chain_id": 1337', '"chain_id": 1338'), "chain_id"),
+])
+def test_a_damaged_chain_json_entry_the_state_db_vouches_for_is_mended(home, capsys, edit,
+                                                                       entry):
+    h, _, _ = home
+    meta, log, db, before = _edit_chain_json(h, edit)
+    assert main(["ls", "--home", str(h)]) in (0, 2)  # named or served; never a crash
+    assert "internal error" not in capsys.readouterr().err
+    code, rep = _doctor(capsys, "--home", str(h))
+    assert code == 1 and [(p["kind"], p["path"]) for p in rep["problems"]] == [
+        ("chain-json", str(meta))]
+    assert f"its entry '{entry}'" in rep["problems"][0]["what"]
+    code, rep = _doctor(capsys, "--home", str(h), "--repair")
+    assert code == 0 and rep["healthy"], rep
+    assert meta.read_bytes() == before or json.loads(meta.read_text()) == json.loads(before)
+    assert (h / "chain" / LOG_NAME).read_bytes() == log  # the log untouched, nothing set aside
+    assert [p.name for p in (h / "chain").iterdir() if "damaged" in p.name] == [
+        next(p.name for p in (h / "chain").iterdir() if p.name.startswith("chain.json.dam"))]
+    assert main(["ls", "--home", str(h)]) == 0
+
+
+def test_a_damaged_genesis_parameter_is_named_and_nothing_else_is_touched(home, capsys):
+    # the parameters no longer give the recorded genesis: which entry is wrong cannot be told,
+    # so doctor names chain.json (not the log and DB, which --repair then set aside)
+    h, _, _ = home
+    meta, log, db, _ = _edit_chain_json(h, lambda t: t.replace('"gas_limit": 30000000',
+                                                               '"gas_limit": 30000001'))
+    code, rep = _doctor(capsys, "--home", str(h))
+    (p,) = rep["problems"]
+    assert code == 1 and p["kind"] == "chain" and p["path"] == str(meta)
+    assert "genesis parameters" in p["what"] and "replica" in p["fix"]
+    code, rep = _doctor(capsys, "--home", str(h), "--repair")
+    assert code == 1 and rep["repaired"] == []
+    assert (h / "chain" / LOG_NAME).read_bytes() == log
+    assert not [p for p in (h / "chain").iterdir() if "damaged" in p.name]

@@ -56,7 +56,7 @@ def test_user_mutant_file_is_checked_when_loaded(tmp_path: Path):
     broken = tmp_path / "broken.toml"
     broken.write_text('[[mutant]]\nid = "u-broken"\ntitle = "t"\nfunction = "verify"\n'
                       'old = "if _n < 2:"\nnew = "if _n < 2"\n')
-    with pytest.raises(ValueError, match="u-broken.*does not compile .*fix its new text"):
+    with pytest.raises(ValueError, match=r"u-broken.*does not compile .*fix its new text"):
         load_user_mutants(broken, Model)
     r = proml("mutate", "--mutant-file", str(broken))
     assert r.returncode == 2 and "does not compile" in r.stderr and "Traceback" not in r.stderr
