@@ -28,8 +28,9 @@ intact blocks); the state DB is rebuilt from the log by replay; a ``chain.json``
 DB vouches for is written again (:func:`~proml_sim.chain.journal.chain_json_damage`); damaged
 blobs are restored from
 the store's replicas (hash-checked); damaged deployment files are written again with every
-entry still readable plus this node's own (a conflicting address and a damaged key are left to a
-person); stray temporary files are moved into
+entry still readable plus this node's own, and an entry only node.json can have right (a broken
+checksum or no contract at the address; a spec that does not load) takes node.json's (another
+conflicting address and a damaged key are left to a person); stray temporary files are moved into
 ``<home>/quarantine/``.  Nothing is deleted: every replaced file
 is renamed aside (``*.damaged-<time>``) or quarantined.
 """
@@ -478,24 +479,80 @@ def check_deployments(cdir: Path, config: dict[str, Any], report: Report) -> Non
                        (LIFECYCLE_SPECS, config.get("lifecycles"))):
         if name not in tables or not isinstance(mine, dict):
             continue
+        decided = _decided_conflicts(cdir, name, tables[name], mine)
         for lc, value in sorted(mine.items()):
             theirs = tables[name].get(lc)
             if theirs is None:
                 report.problems.append(Problem(
                     "deployments", str(cdir / name), f"lacks {lc} (this node's node.json has "
                     f"{value}): nodes that join the chain will not see it", fix))
-            elif str(theirs).lower() != str(value).lower():
+            elif lc in decided:
+                report.problems.append(Problem(
+                    "deployments", str(cdir / name), f"has {lc} as {theirs}, {decided[lc]}; "
+                    f"this node's node.json has {value}", "proml doctor --repair (writes "
+                    "node.json's entry there; the damaged file is kept aside)"))
+            elif _differs(name, theirs, value):
                 report.problems.append(Problem(
                     "deployments", str(cdir / name), f"has {lc} as {theirs}, this node's "
                     f"node.json as {value}", f"restore {name} from a replica of this chain if "
                     "node.json is right, or node.json from a copy if it is wrong"))
 
 
+def _differs(name: str, theirs: Any, value: Any) -> bool:
+    """A deployment file's entry is not node.json's: another value (an address in any case),
+    or an address whose mixed case breaks its EIP-55 checksum (a joiner would refuse it)."""
+    from proml_sim.node.service import DEPLOYMENTS, is_address
+
+    return str(theirs).lower() != str(value).lower() or (
+        name == DEPLOYMENTS and not is_address(theirs))
+
+
+def _decided_conflicts(cdir: Path, name: str, table: dict[str, str], mine: Any
+                       ) -> dict[str, str]:
+    """The entries of the deployment file ``name`` that differ from this node's node.json
+    where only node.json's value can be right (an address with a broken EIP-55 checksum or no
+    code at it, beside node.json's with code; a spec that does not load, beside node.json's
+    that does): {lifecycle: why the file's value is wrong}.  Other conflicts are a person's."""
+    from proml_sim.chain.journal import read_code
+    from proml_sim.errors import UnknownLifecycle
+    from proml_sim.lifecycles import load_lifecycle
+    from proml_sim.node.service import DEPLOYMENTS, is_address
+
+    conflicts = {lc: (str(table[lc]), v) for lc, v in (mine or {}).items()
+                 if isinstance(v, str) and lc in table and _differs(name, table[lc], v)}
+    if not conflicts:
+        return {}
+    out: dict[str, str] = {}
+    if name == DEPLOYMENTS:
+        try:
+            with read_code(cdir) as code:
+                for lc, (theirs, value) in conflicts.items():
+                    if not (is_address(value) and code(value)):
+                        continue
+                    if not is_address(theirs):
+                        out[lc] = "not an address (or its EIP-55 checksum is broken)"
+                    elif not code(theirs):
+                        out[lc] = "where the chain holds no contract"
+        except (JournalError, ValueError):
+            return {}  # the chain cannot say: a person decides
+        return out
+    for lc, (theirs, value) in conflicts.items():
+        try:
+            load_lifecycle(value)
+        except UnknownLifecycle:  # node.json's own spec must load to decide anything
+            continue
+        try:
+            load_lifecycle(theirs)
+        except UnknownLifecycle as exc:
+            out[lc] = f"a spec that does not load ({str(exc).split('; ')[0]})"
+    return out
+
+
 def repair_deployments(cdir: Path, config: dict[str, Any]) -> list[str]:
     """Write the chain's deployment files again: every entry still readable, plus this node's
     own lifecycles where an entry is missing (a conflicting entry is left for a person to
     decide).  A damaged file is renamed aside; the writes are atomic, under the chain's lock."""
-    from proml_sim.chain.journal import _set_aside, directory_lock
+    from proml_sim.chain.journal import _aside_stamp, _set_aside, directory_lock
     from proml_sim.node.service import (
         DEPLOYMENTS,
         LIFECYCLE_SPECS,
@@ -521,6 +578,14 @@ def repair_deployments(cdir: Path, config: dict[str, Any]) -> list[str]:
                 done.append(f"{path}: added {', '.join(sorted(added))} from this node's "
                             "node.json (a node that deployed a lifecycle this one lacks adds "
                             "it back with its own `proml doctor --repair`)")
+            decided = _decided_conflicts(cdir, name, table, mine)
+            if decided:
+                aside = path.with_name(f"{path.name}.damaged-{_aside_stamp(path, 'damaged')}")
+                shutil.copyfile(path, aside)
+                added |= {lc: (mine or {})[lc] for lc in decided}
+                done.append(f"{path}: wrote node.json's {', '.join(sorted(decided))} over "
+                            f"{'; '.join(f'{lc}: {why}' for lc, why in decided.items())} "
+                            f"(the damaged file is kept as {aside})")
             tables[name] = {**table, **added}
         if done:  # a file intact and complete is never rewritten
             write_deployments(cdir, tables[DEPLOYMENTS], tables[LIFECYCLE_SPECS])

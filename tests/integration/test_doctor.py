@@ -309,17 +309,44 @@ def test_a_damaged_deployment_file_is_named_when_a_node_opens_not_skipped(home, 
 
 
 def test_a_conflicting_deployment_is_named_not_overwritten(home, capsys):
+    # both addresses hold a contract: which one is right is not guessed
     h, node, _ = home
     path = h / "chain" / "deployments.json"
     deployments = json.loads(path.read_text())
-    deployments["Dataset"] = "0x" + "cd" * 20
+    deployments["Dataset"] = deployments["Model"]
     path.write_text(json.dumps(deployments))
     code, rep = _doctor(capsys, "--home", str(h))
     (p,) = rep["problems"]
     assert code == 1 and "has Dataset as 0x" in p["what"] and "node.json" in p["fix"]
     before = path.read_text()
     code, rep = _doctor(capsys, "--home", str(h), "--repair")
-    assert code == 1 and path.read_text() == before  # which one is right is not guessed
+    assert code == 1 and path.read_text() == before
+
+
+@pytest.mark.parametrize(("name", "entry", "bad", "why"), [
+    ("deployments.json", "Dataset", "0x" + "cd" * 20, "where the chain holds no contract"),
+    # one digit of a checksummed address flipped (a byte of the file)
+    ("deployments.json", "Dataset", None, "EIP-55 checksum is broken"),
+    ("lifecycles.json", "Dataset", "Datas!t", "a spec that does not load"),
+])
+def test_a_deployment_entry_only_node_json_can_have_right_is_mended(home, capsys, name, entry,
+                                                                     bad, why):
+    h, node, _ = home
+    path = h / "chain" / name
+    table = json.loads(path.read_text())
+    good = table[entry]
+    if bad is None:  # the first letter of the address changes case: its checksum breaks
+        i = next(i for i, c in enumerate(good) if i > 1 and c.isalpha())
+        bad = good[:i] + good[i].swapcase() + good[i + 1:]
+    path.write_text(json.dumps({**table, entry: bad}))
+    code, rep = _doctor(capsys, "--home", str(h))
+    (p,) = rep["problems"]
+    assert code == 1 and why in p["what"] and "--repair" in p["fix"], p
+    code, rep = _doctor(capsys, "--home", str(h), "--repair")
+    assert code == 0 and rep["healthy"], rep
+    assert json.loads(path.read_text())[entry] == good
+    (kept,) = [f for f in (h / "chain").iterdir() if f.name.startswith(f"{name}.damaged-")]
+    assert bad in kept.read_text()
 
 
 @pytest.mark.parametrize("damage", ["torn", "other key", "missing"])
