@@ -375,6 +375,29 @@ def test_a_damaged_key_file_is_named_never_touched(tmp_path, capsys, damage):
     assert code == 1 and (ks.read_bytes() if ks.exists() else None) == before
 
 
+@pytest.mark.parametrize("edit", [
+    lambda a: a[:10] + ("c" if a[10] != "c" else "d") + a[11:],  # another address
+    lambda a: a[:2] + a[2:].swapcase(),  # the same one, its checksum broken
+])
+def test_a_plain_keys_damaged_address_entry_is_named_never_touched(tmp_path, capsys, edit):
+    # the private key still gives node.json's address, so nothing else noticed; doctor said
+    # healthy (found flipping bytes of a home)
+    h = tmp_path / "k"
+    node = ProMLNode.init(h, name="k", domain="d1", new_chain=True, seed="key", plain_key=True)
+    node.backend.close()
+    kf = h / "keys.json"
+    data = json.loads(kf.read_text())
+    data["address"] = edit(data["address"])
+    kf.write_text(json.dumps(data))
+    before = kf.read_bytes()
+    code, rep = _doctor(capsys, "--home", str(h))
+    (p,) = rep["problems"]
+    assert code == 1 and p["kind"] == "key" and "the address entry is damaged" in p["what"]
+    assert node.address in p["what"]
+    code, rep = _doctor(capsys, "--home", str(h), "--repair")
+    assert code == 1 and kf.read_bytes() == before
+
+
 def test_a_damaged_record_blob_does_not_stop_the_listing(tmp_path, capsys):
     # the name comes from the registration's default locator (checked against its salt);
     # verify names the damaged blob, doctor too
