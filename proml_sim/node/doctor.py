@@ -48,8 +48,7 @@ from typing import Any
 
 from proml_sim.errors import HomeError, JournalError, NodeError
 from proml_sim.fsutil import parse_json
-
-QUARANTINE = "quarantine"
+from proml_sim.node.store import QUARANTINE
 
 
 @dataclass(frozen=True)
@@ -743,20 +742,17 @@ def _repair(home: Path, source: str | Path | None) -> Report:
                     f"{head})" + (f"; the old DB is kept as {old}" if old else ""))
     if cdir is not None and "deployments" in {p.kind for p in before.problems}:
         done += repair_deployments(cdir, config)
-    store = BlobStore(home / "store", _replicas(home, config))
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    quarantine = home / QUARANTINE / stamp
+    # the store's own healing: a replica's good bytes replace the damaged copy, which goes
+    # into the quarantine (a blob no replica has is left where it is)
+    store = BlobStore(home / "store", _replicas(home, config), quarantine=home / QUARANTINE)
+    store.warn = False  # this report says it
+    quarantine = home / QUARANTINE / time.strftime("%Y%m%dT%H%M%S")
     for p in before.problems:
         if p.kind == "blob" and store.replicas:
             digest = Path(p.path).parent.name + Path(p.path).name
-            dest = quarantine / "blobs" / digest
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            Path(p.path).rename(dest)
-            if store.check(digest) is None:  # healed from the first replica with good bytes
+            if store.check(digest) is None and digest in store.healed:
                 done.append(f"restored blob {digest} from a replica (the damaged copy is in "
-                            f"{dest})")
-            else:
-                dest.rename(p.path)  # no replica had it: leave it where it was
+                            f"{store.healed[digest]})")
         elif p.kind == "temp-file":
             src_path = Path(p.path)
             rel = src_path.relative_to(home) if src_path.is_relative_to(home) else Path(

@@ -89,7 +89,7 @@ from proml_sim.node.keys import (
     write_secret,
 )
 from proml_sim.node.records import FileRef, InputRef, Record, environment
-from proml_sim.node.store import Blob, BlobStore
+from proml_sim.node.store import QUARANTINE, Blob, BlobStore
 
 HOME_FORMAT = 2
 DEFAULT_HOME = ".proml"
@@ -170,7 +170,8 @@ class ProMLNode:
         #: node.json differs from what is on disk (migrated or identity learnt): written by the
         #: next writing command, never by a read
         self._dirty = dirty
-        self.store = BlobStore(home / "store", self.replica_dirs())
+        self.store = BlobStore(home / "store", self.replica_dirs(),
+                               quarantine=home / QUARANTINE)
         self.clients = {
             lc: self._client_for(lc, spec, config["contracts"][lc])
             for lc, spec in config["lifecycles"].items() if lc in config["contracts"]

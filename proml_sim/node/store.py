@@ -5,7 +5,8 @@
   no half-written blob, only a temporary file that the next write ignores.
 * Every read re-hashes the bytes and raises :class:`BlobCorrupted` on a mismatch; if replicas
   are configured, a missing or corrupt blob is fetched from the first replica holding good
-  bytes and the local copy is healed.
+  bytes and the local copy is healed (a corrupted copy is first moved into the quarantine and
+  named on stderr: kept, never overwritten).
 * Replication copies each new blob to the other domains' stores (``replicas``).
 
 Layout: ``<root>/objects/<first two hex>/<remaining 62 hex>``.
@@ -76,13 +77,24 @@ def _os_error(exc: OSError, root: Path) -> StoreError:
     return StoreError(f"the store at {root} failed: {exc}")
 
 
+#: a node home's folder for damaged or stray files set aside (``<home>/quarantine/<time>/``)
+QUARANTINE = "quarantine"
+
+
 class BlobStore:
     """One participant's store, optionally replicating to other domains' stores."""
 
-    def __init__(self, root: str | Path, replicas: Iterable[str | Path] = ()) -> None:
+    def __init__(self, root: str | Path, replicas: Iterable[str | Path] = (),
+                 quarantine: str | Path | None = None) -> None:
         self.root = Path(root)
         self.objects = self.root / "objects"
         self.replicas = [Path(r) for r in replicas]
+        #: where a corrupted local copy goes when a replica heals it (``<dir>/<time>/blobs/``;
+        #: default ``<root>/quarantine``): kept, never overwritten
+        self.quarantine = Path(quarantine) if quarantine is not None else self.root / "quarantine"
+        #: digest -> where its corrupted copy was kept, for the blobs healed by this store
+        self.healed: dict[str, Path] = {}
+        self.warn = True  # name each healed blob on stderr
 
     def path_of(self, digest: str) -> Path:
         d = check_digest(digest)
@@ -201,6 +213,8 @@ class BlobStore:
         for replica in self.replicas:  # heal from the first good replica
             rpath = BlobStore(replica).path_of(d)
             if rpath.exists() and sha256_file(rpath)[0] == d:
+                if problem is not None:  # the damaged copy is kept, and said
+                    self._keep_damaged(path, d, replica)
                 with open(rpath, "rb") as fh:  # heal the local copy only: never write into
                     # other domains' stores while repairing this one
                     self._write_stream(iter(lambda fh=fh: fh.read(CHUNK), b""),  # type: ignore[misc]
@@ -213,6 +227,28 @@ class BlobStore:
             + (f" nor in its replicas {[str(r) for r in self.replicas]}" if self.replicas else "")
             + "; add the file again or configure a replica that has it"
         )
+
+    def _keep_damaged(self, path: Path, digest: str, replica: Path) -> None:
+        """Move a corrupted local copy into the quarantine before a replica's bytes replace
+        it, and say so on stderr (damage is named, not silently mended)."""
+        import sys
+        import time
+
+        dest = self.quarantine / time.strftime("%Y%m%dT%H%M%S") / "blobs" / digest
+        n = 1
+        while dest.exists():
+            dest, n = dest.with_name(f"{digest}-{n}"), n + 1
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            path.rename(dest)
+        except OSError as exc:
+            raise StoreError(f"blob {digest} at {path} is corrupted and a replica has it, but "
+                             f"the damaged copy cannot be kept in {dest.parent} ({exc}); fix "
+                             "the store's permissions") from None
+        self.healed[digest] = dest
+        if self.warn:
+            sys.stderr.write(f"warning: blob {digest} at {path} was corrupted; restored from "
+                             f"replica {replica} (the damaged copy is kept as {dest})\n")
 
     def get(self, digest: str) -> bytes:
         """The blob's bytes, verified against the digest."""

@@ -91,14 +91,19 @@ def test_nodes_in_separate_processes_share_the_chain(world):
     assert reopened.resolve("ds").id == data.resolve("ds").id
 
 
-def test_store_verifies_reads_and_heals_from_replica(world):
+def test_store_verifies_reads_and_heals_from_replica(world, capsys):
     tmp, admin, data, dev = world
     digest = data.history("ds")[0].digest.hex()
     path = data.store.path_of(digest)
     path.write_bytes(b"tampered")
-    # the replica (dev's store) has good bytes: the read heals the local copy
+    # the replica (dev's store) has good bytes: the read heals the local copy; the damaged
+    # one is kept in the home's quarantine and named (it was overwritten, unsaid)
     assert Record.from_bytes(data.store.get(digest)).name == "ds"
     assert sha256_file(path)[0] == digest
+    kept = data.store.healed[digest]
+    assert kept.read_bytes() == b"tampered" and kept.is_relative_to(tmp / "data" / "quarantine")
+    err = capsys.readouterr().err
+    assert f"blob {digest}" in err and "was corrupted" in err and str(kept) in err
     # with no good replica, corruption is an error naming the blob
     lonely = BlobStore(tmp / "lonely")
     blob = lonely.put_bytes(b"abc")
