@@ -147,12 +147,6 @@ def chain_dir(home: Path, config: dict[str, Any]) -> Path | None:
 # ---------------------------------------------------------------------------------------------
 # checks
 # ---------------------------------------------------------------------------------------------
-def _what(exc: Exception, path: Path) -> str:
-    """An error's sentence about ``path`` without the path (a problem names it) or the fix (a
-    problem states its own)."""
-    return str(exc).removeprefix(f"{path}: ").split("; ")[0]
-
-
 #: the kinds of damage to a chain directory (the checks that read through it skip on them)
 _CHAIN_KINDS = ("chain", "chain-json", "state-db", "chain-log")
 
@@ -179,8 +173,8 @@ def check_chain(d: Path, report: Report, *, replay: bool = True,
     try:
         meta = _read_meta(d, check_genesis=False)
     except JournalError as exc:
-        report.problems.append(Problem("chain", str(meta_path), _what(exc, meta_path),
-                                       fix_meta))
+        report.problems.append(Problem("chain", str(meta_path),
+                                       _about(meta_path, str(exc).split("; ")[0]), fix_meta))
         return
     if meta["format"] == 1 or meta.get("import_pending"):
         report.notes.append(f"{d}: a format-1 chain; it is imported into the new store when "
@@ -196,8 +190,8 @@ def check_chain(d: Path, report: Report, *, replay: bool = True,
         try:
             _read_meta(d)
         except JournalError as exc:  # a malformed hash the DB cannot vouch for
-            report.problems.append(Problem("chain", str(meta_path), _what(exc, meta_path),
-                                           fix_meta))
+            report.problems.append(Problem("chain", str(meta_path),
+                                           _about(meta_path, str(exc).split("; ")[0]), fix_meta))
             return
     genesis = bytes.fromhex(meta["genesis_hash"])
     given = genesis_of(meta)
@@ -351,6 +345,7 @@ def check_store(home: Path, config: dict[str, Any], report: Report) -> list[str]
 
 def _about(path: Path, what: str) -> str:
     """``what`` (an error's first clause) without the path that the problem line names."""
+    what = what.removeprefix(f"{path}: ")
     return what.replace(f"cannot read {path}: ", "cannot be read: ").replace(f"{path} ", "", 1)
 
 
