@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import sqlite3
 import struct
@@ -110,13 +111,12 @@ def _read_meta(directory: Path, *, check_genesis: bool = True) -> dict[str, Any]
             raise JournalError(f"{meta_path} lacks {key!r}; restore it from a copy")
     for key in ("chain_id", "gas_limit", "genesis_timestamp"):
         v = meta[key]
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise JournalError(f"{meta_path}: its entry {key!r} is {v!r}, not a whole number; "
-                               "restore chain.json from a replica of this chain")
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**63:
+            raise JournalError(f"{meta_path}: its entry {key!r} is {v!r}, not a whole number "
+                               "below 2**63; restore chain.json from a replica of this chain")
     funded = meta["funded"]
     if not isinstance(funded, list) or not all(
-            isinstance(a, str) and a[:2] == "0x" and _is_hash(a[2:].rjust(64, "0"))
-            and len(a) == 42 for a in funded):
+            isinstance(a, str) and re.fullmatch("0x[0-9a-fA-F]{40}", a) for a in funded):
         raise JournalError(f"{meta_path}: its entry 'funded' is {funded!r}, not a list of "
                            "0x addresses; restore chain.json from a replica of this chain")
     if check_genesis and not _is_hash(meta["genesis_hash"]):
@@ -128,9 +128,15 @@ def _read_meta(directory: Path, *, check_genesis: bool = True) -> dict[str, Any]
 def genesis_of(meta: dict[str, Any]) -> bytes:
     """The genesis hash chain.json's genesis parameters give (built in a scratch DB, the way
     :meth:`JournaledChain.create` builds it)."""
-    with tempfile.TemporaryDirectory(prefix="proml-genesis-") as t:
-        return _genesis_db(Path(t) / DB_NAME, list(meta["funded"]), meta["chain_id"],
-                           meta["gas_limit"], meta["genesis_timestamp"])
+    try:
+        with tempfile.TemporaryDirectory(prefix="proml-genesis-") as t:
+            return _genesis_db(Path(t) / DB_NAME, list(meta["funded"]), meta["chain_id"],
+                               meta["gas_limit"], meta["genesis_timestamp"])
+    except JournalError:
+        raise
+    except Exception as exc:  # py-evm's validation of a damaged parameter, say
+        raise JournalError(f"chain.json's genesis parameters make no genesis block ({exc}); "
+                           "restore chain.json from a replica of this chain") from None
 
 
 def chain_json_damage(directory: str | Path, chain_id: int | None = None

@@ -183,18 +183,18 @@ def check_chain(d: Path, report: Report, *, replay: bool = True,
     # a damaged entry of chain.json would make the log and the DB look like another chain's:
     # the entries the state DB vouches for are named (and mended by --repair), the rest of the
     # checks use the values they should have
-    whats, mended = chain_json_damage(d, chain_id)
+    try:
+        whats, mended = chain_json_damage(d, chain_id)
+        meta = {**meta, **mended}
+        if "genesis_hash" not in mended:
+            _read_meta(d)  # a malformed hash the DB cannot vouch for
+        given = genesis_of(meta)
+    except JournalError as exc:
+        report.problems.append(Problem("chain", str(meta_path),
+                                       _about(meta_path, str(exc).split("; ")[0]), fix_meta))
+        return
     report.problems += [Problem("chain-json", str(meta_path), w, CHAIN_JSON_FIX) for w in whats]
-    meta = {**meta, **mended}
-    if "genesis_hash" not in mended:
-        try:
-            _read_meta(d)
-        except JournalError as exc:  # a malformed hash the DB cannot vouch for
-            report.problems.append(Problem("chain", str(meta_path),
-                                           _about(meta_path, str(exc).split("; ")[0]), fix_meta))
-            return
     genesis = bytes.fromhex(meta["genesis_hash"])
-    given = genesis_of(meta)
     if given != genesis:  # a parameter entry is damaged: judge nothing against it
         report.problems.append(Problem(
             "chain", str(meta_path), "its genesis parameters (chain_id, gas_limit, "
