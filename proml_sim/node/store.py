@@ -241,6 +241,8 @@ class BlobStore:
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             path.rename(dest)
+        except FileNotFoundError:
+            return  # another process healed it first (and kept the damaged copy)
         except OSError as exc:
             raise StoreError(f"blob {digest} at {path} is corrupted and a replica has it, but "
                              f"the damaged copy cannot be kept in {dest.parent} ({exc}); fix "
