@@ -9,6 +9,7 @@ e01_latency.py`` checks that every run.
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, dataclass, fields, replace
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +20,16 @@ from proml_sim.fsutil import parse_toml
 
 Consensus = Literal["pow", "pos", "poa", "fixed"]
 
+
+
+def _number(value: Any, whole: bool, optional: bool) -> bool:
+    """A profile field's value is of its kind: a finite number (a whole one for counts), or
+    None where the field allows it (a TOML string or boolean is not)."""
+    if value is None:
+        return optional
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return isinstance(value, int) if whole else math.isfinite(value)
 
 @dataclass(frozen=True)
 class ChainProfile:
@@ -84,6 +95,13 @@ class ChainProfile:
     reference: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
+        wrong = [f"{f.name}={getattr(self, f.name)!r}; must be a finite number"
+                 + (" (a whole one)" if "int" in str(f.type) else "")
+                 for f in fields(self) if f.name not in ("name", "consensus", "reference")
+                 and not _number(getattr(self, f.name), "int" in str(f.type),
+                                 "None" in str(f.type))]
+        if wrong:  # the checks below compare numbers
+            raise ProfileError(f"profile {self.name!r}: " + "; ".join(wrong))
         problems = []
         if self.consensus not in ("pow", "pos", "poa", "fixed"):
             problems.append(f"consensus={self.consensus!r}; use pow, pos, poa or fixed")

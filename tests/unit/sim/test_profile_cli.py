@@ -37,3 +37,20 @@ def test_bad_profile_files_are_usage_errors(tmp_path: Path, argv: list[str],
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "is ignored by consensus 'pos'" in err or "cannot read profile file" in err
+
+
+@pytest.mark.parametrize(("line", "said"), [
+    # a string where a number goes leaked Python's comparison error ("'>' not supported ...")
+    ('block_time = "fast"', "block_time='fast'; must be a finite number"),
+    ("block_time = inf", "block_time=inf; must be a finite number"),
+    ("block_gas_limit = 3e7", "block_gas_limit=30000000.0; must be a finite number (a whole"),
+    ("finality_delay = true", "finality_delay=True; must be a finite number"),
+])
+def test_a_profile_field_of_the_wrong_kind_is_named(tmp_path: Path, line: str, said: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "p.toml"
+    f.write_text(f'base = "ethereum-pos"\n{line}\n')
+    assert main(["simulate", "--profile", str(f), "--teams", "2", "--days", "0.01",
+                 "--out", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "not supported" not in err
