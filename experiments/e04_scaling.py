@@ -44,6 +44,9 @@ def _world(profile: Any, seed: int, engine: str = "pyevm", rpc_url: str | None =
 def saturation_point(profile_name: str, gas_limit: int, load: float, minutes: float,
                      seed: int, engine: str = "pyevm", rpc_url: str | None = None
                      ) -> dict[str, Any]:
+    if not (load > 0 and minutes > 0):  # else a negative arrival gap reaches simpy
+        raise ValueError(f"load={load} and minutes={minutes}: both must be > 0 (load is the "
+                         "offered rate as a fraction of the chain's capacity)")
     prof = get_profile(profile_name).with_(block_gas_limit=gas_limit)
     capacity = gas_limit / GAS_PER_RECORD / prof.block_time  # records/s
     w, ps, ids = _world(prof, seed, engine, rpc_url)

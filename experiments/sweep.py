@@ -161,7 +161,8 @@ def parse_param(spec: str, unit: Unit) -> tuple[str, list[Any]]:
         try:
             values.append(kind(raw) if kind is not bool else raw.lower() in ("1", "true", "yes"))
         except ValueError:
-            raise ValueError(f"--param {name}: {raw!r} is not a {kind.__name__}") from None
+            what = {int: "a whole number", float: "a number"}.get(kind, f"a {kind.__name__}")
+            raise ValueError(f"--param {name}: {raw!r} is not {what}") from None
     if len(set(values)) != len(values):
         raise ValueError(f"--param {name}: repeated values in {text!r}")
     return name, values

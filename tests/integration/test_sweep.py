@@ -77,7 +77,11 @@ def test_cli_writes_csv_and_json_atomically(tmp_path: Path, capsys: pytest.Captu
 @pytest.mark.parametrize("argv, message", [
     (["sweep", "e99"], "unknown sweep unit 'e99'"),
     (["sweep", "e04", "--param", "speed=1"], "no parameter 'speed'"),
-    (["sweep", "e04", "--param", "load=fast"], "'fast' is not a float"),
+    (["sweep", "e04", "--param", "load=fast"], "'fast' is not a number"),
+    (["sweep", "e04", "--param", "gas_limit=1.5e6"], "'1.5e6' is not a whole number"),
+    # a negative load reached simpy ("Negative delay -3.47...")
+    (["sweep", "e04", "--param", "load=-1", "--workers", "0"], "load=-1.0 and minutes=8.0: "
+     "both must be > 0"),
     (["sweep", "e04", "--param", "load"], "NAME=V1,V2"),
     (["sweep", "e04", "--param", "engine=rpc"], "only the in-process engines"),
     (["sweep", "e04", "--seeds", "0"], "argument --seeds: 0 is too small"),
