@@ -17,7 +17,8 @@ fix):
 * the chain's deployment files (``deployments.json``, ``lifecycles.json``; joining nodes read
   them): readable, and holding this node's lifecycles at its ``node.json``'s addresses;
 * the node's key file, without unlocking it (:meth:`~proml_sim.node.keys.NodeKey.inspect`);
-* the off-chain store: every blob re-hashed against its digest;
+* the off-chain store: every blob re-hashed against its digest (and its ``objects`` a
+  directory, the chain's ``lock`` a file: either of the wrong kind stops reads or writes);
 * stray temporary files of atomic writes (``.<name>.*.tmp``, the store's ``.incoming-*``) in the
   home, the chain directory and the store.
 
@@ -55,8 +56,8 @@ from proml_sim.node.store import QUARANTINE
 class Problem:
     """One thing wrong, with where it is and how to fix it."""
 
-    kind: str  # config | chain-log | state-db | chain | chain-json | deployments | key | blob
-    #            | temp-file
+    kind: str  # config | chain-log | state-db | chain | chain-json | chain-lock | deployments
+    #            | key | blob | store | temp-file
     path: str
     what: str
     fix: str
@@ -108,7 +109,7 @@ def _checked_config(home: Path) -> tuple[dict[str, Any], Problem | None, str | N
     try:
         config = _config(home)
     except HomeError as exc:
-        if not path.is_file():
+        if not path.exists():  # not a home; one there but unreadable is damage found
             raise
         problem = Problem("config", str(path), _about(path, str(exc).split("; ")[0]),
                           "restore node.json from a copy")
@@ -223,6 +224,11 @@ def check_chain(d: Path, report: Report, *, replay: bool = True,
         report.problems.append(Problem("state-db", str(db_path), str(exc).split("; ")[0],
                                        fix_db))
         db = None
+    lock = d / "lock"
+    if (lock.exists() or lock.is_symlink()) and not lock.is_file():
+        report.problems.append(Problem(
+            "chain-lock", str(lock), "is not a regular file: no writer can take the chain's lock, "
+            "so every write is refused", "move it aside; the next writer creates the lock"))
     log_path = d / LOG_NAME
     try:
         data = read_log(log_path)
@@ -318,6 +324,11 @@ def check_store(home: Path, config: dict[str, Any], report: Report) -> list[str]
 
     store = BlobStore(home / "store", _replicas(home, config))
     bad: list[str] = []
+    if store.objects.exists() and not store.objects.is_dir():
+        report.problems.append(Problem(
+            "store", str(store.objects), "is not a directory: no blob can be stored or read",
+            "move it aside (keep it if it holds anything); the blobs the replicas hold come "
+            "back as they are read"))
     if not store.objects.is_dir():
         return bad
     for sub in sorted(store.objects.iterdir()):

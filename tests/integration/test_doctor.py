@@ -618,3 +618,24 @@ def test_a_damaged_genesis_parameter_is_named_and_nothing_else_is_touched(home, 
     assert code == 1 and rep["repaired"] == []
     assert (h / "chain" / LOG_NAME).read_bytes() == log
     assert not [p for p in (h / "chain").iterdir() if "damaged" in p.name]
+
+
+@pytest.mark.parametrize("case", ["lock is a directory", "objects is a file",
+                                  "node.json is a directory"])
+def test_a_home_file_of_the_wrong_kind_is_damage_named(home, capsys, case):
+    # doctor said healthy while every write was refused (a lock that is a directory) or no
+    # blob could be read (a store whose objects is a file); a node.json that is a directory
+    # was "no home" (exit 2), not damage found
+    h, _, _ = home
+    path, kind = {"lock is a directory": (h / "chain" / "lock", "chain-lock"),
+                  "objects is a file": (h / "store" / "objects", "store"),
+                  "node.json is a directory": (h / "node.json", "config")}[case]
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+    path.write_text("x") if case == "objects is a file" else path.mkdir()
+    code, rep = _doctor(capsys, "--home", str(h))
+    assert code == 1 and (kind, str(path)) in [(p["kind"], p["path"]) for p in rep["problems"]]
+    code, rep = _doctor(capsys, "--home", str(h), "--repair")
+    assert code == 1 and path.exists()  # named, and left for a person to move aside
