@@ -331,11 +331,7 @@ class JournaledChain(ChainBackend):
             yield self
             return
         self._refuse_if_damaged()
-        try:
-            fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise JournalError(f"cannot take the writer lock in {self.directory}: "
-                               f"{exc.strerror}; fix its permissions") from None
+        fd = _open_lock(self.directory)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except BaseException:
@@ -612,15 +608,23 @@ def _set_aside(path: Path, why: str) -> Path | None:
     return moved
 
 
+def _open_lock(directory: Path) -> int:
+    """The descriptor of the chain directory's lock file (created if absent)."""
+    path = directory / "lock"
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        fix = ("it is not a file: move it aside, the next writer creates it"
+               if path.exists() and not path.is_file() else "fix its permissions")
+        raise JournalError(f"cannot take the writer lock {path}: {exc.strerror}; "
+                           f"{fix}") from None
+
+
 @contextlib.contextmanager
 def directory_lock(directory: Path) -> Iterator[None]:
     """The chain directory's writer lock (what :meth:`JournaledChain.locked` takes), for a
     repair that replaces one of its files."""
-    try:
-        fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise JournalError(f"cannot take the writer lock in {directory}: {exc.strerror}; fix "
-                           "its permissions") from None
+    fd = _open_lock(directory)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
