@@ -325,7 +325,7 @@ def test_a_conflicting_deployment_is_named_not_overwritten(home, capsys):
 
 @pytest.mark.parametrize(("name", "entry", "bad", "why"), [
     ("deployments.json", "Dataset", "0x" + "cd" * 20, "where the chain holds no contract"),
-    # one digit of a checksummed address flipped (a byte of the file)
+    # one letter of a checksummed address changes case (a byte of the file): its checksum
     ("deployments.json", "Dataset", None, "EIP-55 checksum is broken"),
     ("lifecycles.json", "Dataset", "Datas!t", "a spec that does not load"),
 ])
