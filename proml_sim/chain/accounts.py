@@ -9,6 +9,7 @@ it for a key it does not hold raises :class:`~proml_sim.errors.KeyCustodyError`.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -283,3 +284,15 @@ def send_and_mine(
             "just produced; it is still pending (nonce gap or full block?)"
         )
     return receipt
+
+
+def is_address(value: object) -> bool:
+    """``0x`` and 40 hex digits; in mixed case, a right EIP-55 checksum (so one flipped
+    letter of a recorded address is found, not sent to the chain)."""
+    from eth_utils.address import is_checksum_address
+
+    if not (isinstance(value, str) and value[:2] == "0x"
+            and re.fullmatch("[0-9a-fA-F]{40}", value[2:])):
+        return False
+    body = value[2:]
+    return body in (body.lower(), body.upper()) or bool(is_checksum_address(value))

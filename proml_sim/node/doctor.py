@@ -397,7 +397,8 @@ def check_code(config: dict[str, Any], code: Callable[[str], bytes], where: str,
     """Each contract of ``node.json`` holds code on the chain (``code(address)`` reads it):
     every command refuses a home whose recorded address holds none.  A malformed address is
     left to the node.json check, which names it.  Reads only."""
-    from proml_sim.node.service import contracts_without_code, is_address
+    from proml_sim.chain.accounts import is_address
+    from proml_sim.node.service import contracts_without_code
 
     contracts = config.get("contracts")
     wellformed = {lc: a for lc, a in (contracts.items() if isinstance(contracts, dict) else [])
@@ -506,7 +507,8 @@ def check_deployments(cdir: Path, config: dict[str, Any], report: Report) -> Non
 def _differs(name: str, theirs: Any, value: Any) -> bool:
     """A deployment file's entry is not node.json's: another value (an address in any case),
     or an address whose mixed case breaks its EIP-55 checksum (a joiner would refuse it)."""
-    from proml_sim.node.service import DEPLOYMENTS, is_address
+    from proml_sim.chain.accounts import is_address
+    from proml_sim.node.service import DEPLOYMENTS
 
     return str(theirs).lower() != str(value).lower() or (
         name == DEPLOYMENTS and not is_address(theirs))
@@ -518,10 +520,11 @@ def _decided_conflicts(cdir: Path, name: str, table: dict[str, str], mine: Any
     where only node.json's value can be right (an address with a broken EIP-55 checksum or no
     code at it, beside node.json's with code; a spec that does not load, beside node.json's
     that does): {lifecycle: why the file's value is wrong}.  Other conflicts are a person's."""
+    from proml_sim.chain.accounts import is_address
     from proml_sim.chain.journal import read_code
     from proml_sim.errors import UnknownLifecycle
     from proml_sim.lifecycles import load_lifecycle
-    from proml_sim.node.service import DEPLOYMENTS, is_address
+    from proml_sim.node.service import DEPLOYMENTS
 
     conflicts = {lc: (str(table[lc]), v) for lc, v in (mine or {}).items()
                  if isinstance(v, str) and lc in table and _differs(name, table[lc], v)}

@@ -368,16 +368,14 @@ class NodeKey:
                     return f"{path} declares a malformed address {data.get('address')!r}"
                 addr = declared
             else:
-                from proml_sim.chain.accounts import Signer
+                from proml_sim.chain.accounts import Signer, is_address
 
                 text = path.read_text()
                 addr = Signer(parse_plain_key(text, str(path))).address
                 recorded = parse_json(text).get("address") if text.lstrip()[:1] == "{" \
                     else None
-                body = str(recorded)[2:]
-                if recorded is not None and (  # a byte of it flipped: another address, or a
-                        str(recorded).lower() != addr.lower()  # mixed case not its checksum
-                        or (recorded != addr and body not in (body.lower(), body.upper()))):
+                if recorded is not None and not (  # a byte of it flipped
+                        is_address(recorded) and str(recorded).lower() == addr.lower()):
                     return (f"{path} records the address {recorded!r}, but its private key "
                             f"is the key of {addr}: the address entry is damaged (write it as "
                             f"{addr}, or restore the file from a copy)")

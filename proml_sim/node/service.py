@@ -36,7 +36,6 @@ import copy
 import hashlib
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from proml_sim.chain import KeyRing, derive_private_keys
+from proml_sim.chain.accounts import is_address
 from proml_sim.chain.anchor import AnchorClient
 from proml_sim.chain.base import ChainBackend
 from proml_sim.chain.client import LifecycleClient
@@ -1254,18 +1254,6 @@ def _upgrade_config(home: Path, config: dict[str, Any]) -> bool:
         if lc not in config["contracts"] or not isinstance(spec, str):
             raise ValueError(f"lifecycles.{lc}")
     return changed
-
-
-def is_address(value: Any) -> bool:
-    """``0x`` and 40 hex digits; in mixed case, a right EIP-55 checksum (so one flipped
-    letter of an address in node.json is found, not sent to the chain)."""
-    from eth_utils.address import is_checksum_address
-
-    if not (isinstance(value, str) and value[:2] == "0x"
-            and re.fullmatch("[0-9a-fA-F]{40}", value[2:])):
-        return False
-    body = value[2:]
-    return body in (body.lower(), body.upper()) or bool(is_checksum_address(value))
 
 
 def config_problem(home: Path, config: Any) -> str | None:

@@ -18,7 +18,9 @@ import errno
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,9 +233,6 @@ class BlobStore:
     def _keep_damaged(self, path: Path, digest: str, replica: Path) -> None:
         """Move a corrupted local copy into the quarantine before a replica's bytes replace
         it, and say so on stderr (damage is named, not silently mended)."""
-        import sys
-        import time
-
         dest = self.quarantine / time.strftime("%Y%m%dT%H%M%S") / "blobs" / digest
         n = 1
         while dest.exists():

@@ -21,7 +21,6 @@ from proml_sim.fsutil import parse_toml
 Consensus = Literal["pow", "pos", "poa", "fixed"]
 
 
-
 def _number(value: Any, whole: bool, optional: bool) -> bool:
     """A profile field's value is of its kind: a finite number (a whole one for counts), or
     None where the field allows it (a TOML string or boolean is not)."""
@@ -30,6 +29,7 @@ def _number(value: Any, whole: bool, optional: bool) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     return isinstance(value, int) if whole else math.isfinite(value)
+
 
 @dataclass(frozen=True)
 class ChainProfile:
