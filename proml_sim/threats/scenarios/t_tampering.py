@@ -100,10 +100,14 @@ def _baseline(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outco
     aid = db_dataset(db, "ds", hexd(GOOD), hexd(GOOD), release=not launder)
     aud.visit_until(swap)
     blob.write_bytes(BAD)
+    refused = []
     if launder:  # through the application: a labeller it appointed, claiming label-co
         db.grant("sock", "Dataset", "labeller", _sock_domain(tm))
         for who, step in (("sock", "label"), ("da", "review"), ("da", "release")):
-            db.fire(who, step, aid, db_evidence(db, step, hexd(BAD)), swap)
+            try:  # an attack step the lifecycle's rules refuse is the defence, not the set-up
+                db.fire(who, step, aid, db_evidence(db, step, hexd(BAD)), swap)
+            except LifecycleError as exc:
+                refused.append(f"{step} by {who} refused: {type(exc).__name__}: {exc}")
     else:  # the DBA makes the record agree with the new bytes, audit trail included
         dba_rewrite(db, aid, dict.fromkeys(("register", "label", "release"), hexd(BAD)))
     used = []
@@ -114,7 +118,8 @@ def _baseline(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outco
                                      (aid,))[0][0] == "released")
     alarms = aud.visit_until(12 * HOUR)
     db.close()
-    return trials(used, [bool(alarms)] * len(used), attack_at=swap, alarms=alarms)
+    return trials(used, [bool(alarms)] * len(used), attack_at=swap, alarms=alarms,
+                  note="; ".join(refused))
 
 
 def _proml(tm: ThreatModel, seed: int, workdir: Path, launder: bool) -> Outcome:

@@ -238,6 +238,9 @@ class ReviewK2(Dataset):
 
 class OperatorReleases(Dataset):
     release = Dataset.reviewed.to(Dataset.released, by=Dataset.operator, evidence=True)
+
+class LabelOnce(Dataset):
+    label = Dataset.collected.to(Dataset.labelled, by=Dataset.labeller, evidence=True)
 '''
 
 #: Dataset lifecycles whose steps take evidence elsewhere than the paper's: T1 passes a digest
@@ -325,3 +328,28 @@ def test_t1_on_a_lifecycle_it_cannot_set_up_is_a_usage_error(catalogue, tmp_path
         run_threat(late, seeds=1)
     with pytest.raises(LifecycleError, match=r"release needs role operator"):
         run(catalogue, "T1", "proml", (0,), tmp_path, lifecycle="t1_misfits:OperatorReleases")
+
+
+def test_t1l_attack_steps_the_lifecycle_refuses_are_counted_on_both_systems(catalogue, tmp_path,
+                                                                          monkeypatch):
+    # a Dataset labelled once: the sock's relabel is refused by the rules on both systems.  The
+    # baseline took that refusal for a broken set-up (exit 2); it is the attack refused, and
+    # the admin's review and release that follow are judged by the consumers, as on ProML
+    import sys
+
+    from proml_sim.threats.runner import run_threat
+
+    (tmp_path / "t1_misfits.py").write_text(T1_MISFITS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "t1_misfits", raising=False)
+    spec = "t1_misfits:LabelOnce"
+    base = run(catalogue, "T1L", "baseline", (0,), tmp_path, lifecycle=spec, consumers=2)
+    assert "label by sock refused: TransitionNotAllowed" in base[0].note
+    prom = run(catalogue, "T1L", "proml", (0,), tmp_path, lifecycle=spec, consumers=2)
+    assert "label reverted:TransitionNotAllowed" in prom[0].note
+    # the admin releases the poisoned digest itself: both consumers take it; only the chain's
+    # label-domain monitor notices a release of other bytes than were labelled
+    assert verdict(base) == "documented_limit" and base[0].trials() == (2, 2, 0)
+    assert verdict(prom) == "detected" and prom[0].trials() == (2, 2, 2)
+    res = run_threat(with_parameters(catalogue["T1L"], {"lifecycle": spec}), seeds=1)
+    assert (res["baseline"]["verdict"], res["proml"]["verdict"]) == ("documented_limit", "detected")
