@@ -26,11 +26,13 @@ from proml_sim.node.keys import (
 DEFAULT_HOME = ".proml"
 
 
-def add_passphrase_option(p: argparse.ArgumentParser) -> None:
-    """``--passphrase-file`` for a command that may unlock the node's key."""
+def add_passphrase_option(p: argparse.ArgumentParser, *, prompt: bool = True) -> None:
+    """``--passphrase-file`` for a command that may unlock the node's key (``prompt``: else
+    it asks on a terminal)."""
     p.add_argument("--passphrase-file", metavar="FILE",
                    help="read the keystore passphrase from FILE's first line (else "
-                   "$PROML_PASSPHRASE, else a prompt on a terminal)")
+                   "$PROML_PASSPHRASE, else " + ("a prompt on a terminal)" if prompt else
+                                                 "the key is not unlocked)"))
 
 
 def passphrase_of(args: argparse.Namespace) -> PassphraseSource:

@@ -16,7 +16,8 @@ fix):
   node);
 * the chain's deployment files (``deployments.json``, ``lifecycles.json``; joining nodes read
   them): readable, and holding this node's lifecycles at its ``node.json``'s addresses;
-* the node's key file, without unlocking it (:meth:`~proml_sim.node.keys.NodeKey.inspect`);
+* the node's key file (:meth:`~proml_sim.node.keys.NodeKey.inspect`; unlocked only with a
+  passphrase given, never asked for: :func:`check_key`) and the retired keys;
 * the off-chain store: every blob re-hashed against its digest (and its ``objects`` a
   directory, the chain's ``lock`` a file: either of the wrong kind stops reads or writes);
 * stray temporary files of atomic writes (``.<name>.*.tmp``, the store's ``.incoming-*``) in the
@@ -600,23 +601,67 @@ def repair_deployments(cdir: Path, config: dict[str, Any]) -> list[str]:
         return done
 
 
-def check_key(home: Path, config: dict[str, Any], report: Report) -> None:
-    """The node's key file, checked without unlocking it (:meth:`NodeKey.inspect`)."""
-    from proml_sim.node.keys import NodeKey
+#: the fix of a damaged key file: a key is nowhere else
+KEY_FIX = "restore the key file from your backup (`proml key import FILE`); a key cannot be rebuilt"
+
+
+def check_key(home: Path, config: dict[str, Any], report: Report,
+              passphrase: str | None = None) -> None:
+    """The node's key file (:meth:`NodeKey.inspect`; with a ``passphrase``, also that the
+    keystore opens to the node's key: its ciphertext, salt, MAC and iv) and the retired keys
+    in ``keys-retired/`` (their shape and the address their names give)."""
+    from proml_sim.node.keys import (
+        KEYSTORE,
+        RETIRED,
+        NodeKey,
+        inspect_key_file,
+        retired_key_files,
+        unlock_key_file,
+    )
 
     address = config.get("address")
     if not isinstance(address, str):
         return
     key = NodeKey(home, address)
     what = key.inspect()
+    if what is None and key.kind == "keystore":
+        if passphrase is None:
+            report.notes.append(f"{KEYSTORE} was checked without unlocking it (its MAC needs "
+                                "the passphrase): pass --passphrase-file FILE or set "
+                                "$PROML_PASSPHRASE to check that it opens to this node's key")
+        else:
+            what = key.unlock_check(passphrase)
     if what is not None:
-        fix = ("restore the key file from your backup (`proml key import FILE`); a key cannot "
-               "be rebuilt")
+        fix = KEY_FIX
         held = re.search(r"holds the key of (0x[0-9a-fA-F]{40})", what)
         if held:  # either file may be the damaged one: say both ways out
             fix = (f"if node.json's address was altered, set it to {held.group(1)} (the key's; "
                    f"the chain's events name the node's address); else {fix}")
+        if "MAC mismatch" in what:
+            fix = ("check the passphrase (--passphrase-file, $PROML_PASSPHRASE); if it is "
+                   f"right, {fix}")
         report.problems.append(Problem("key", str(key.path), _about(key.path, what), fix))
+    # a retired key signs nothing now, but it is the only copy of the old key (a domain-admin
+    # seat stays with it until a pending rotation is executed)
+    retired_fix = (f"restore it from your backup: the node signs with its {KEYSTORE}, but this "
+                   "is the only copy of the old key, which still holds any seat or role a "
+                   "pending rotation has not moved")
+    for f, old in retired_key_files(home):
+        if old is None or not f.is_file():
+            report.problems.append(Problem(
+                "key", str(f), _about(f, "is not a retired key file (a file named "
+                                         "UTC--<time>--<address>)"),
+                f"move it out of {home / RETIRED}: only `proml key` puts files there"))
+            continue
+        what = inspect_key_file(f, old)
+        if what is None and passphrase is not None:
+            what = unlock_key_file(f, old, passphrase)
+            if what is not None and "MAC mismatch" in what:  # another passphrase is no damage
+                report.notes.append(f"{f} does not open with the passphrase given: it may "
+                                    "have been written with an earlier one")
+                continue
+        if what is not None:
+            report.problems.append(Problem("key", str(f), _about(f, what), retired_fix))
 
 
 def _replicas(home: Path, config: dict[str, Any]) -> list[Path]:
@@ -656,8 +701,9 @@ def _temp_dirs(home: Path, cdir: Path | None) -> list[Path]:
     return dirs
 
 
-def check(home: str | Path, *, replay: bool = True) -> Report:
-    """Check the home's chain, blobs and temporary files."""
+def check(home: str | Path, *, replay: bool = True, passphrase: str | None = None) -> Report:
+    """Check the home's chain, blobs and temporary files (``passphrase``: also unlock the key
+    files, see :func:`check_key`)."""
     home = Path(home)
     report = Report(str(home))
     config, problem, note = _checked_config(home)
@@ -680,7 +726,7 @@ def check(home: str | Path, *, replay: bool = True) -> Report:
         check_home_code(config, cdir, report)
     if cdir is not None and (cdir / "chain.json").exists():
         check_deployments(cdir, config, report)
-    check_key(home, config, report)
+    check_key(home, config, report, passphrase)
     check_store(home, config, report)
     for f in stray_temp_files(home, _temp_dirs(home, cdir)):
         report.problems.append(Problem("temp-file", str(f), "a stray temporary file of an "
@@ -692,22 +738,23 @@ def check(home: str | Path, *, replay: bool = True) -> Report:
 # ---------------------------------------------------------------------------------------------
 # repair
 # ---------------------------------------------------------------------------------------------
-def repair(home: str | Path, source: str | Path | None = None) -> Report:
+def repair(home: str | Path, source: str | Path | None = None, *,
+           passphrase: str | None = None) -> Report:
     """Repair what :func:`check` finds (see the module docstring); returns the report of a
     check made after the repair, listing what was done in ``repaired``."""
     try:
-        return _repair(Path(home), source)
+        return _repair(Path(home), source, passphrase)
     except OSError as exc:
         raise NodeError(f"cannot repair {home}: {exc.strerror or exc} ({exc.filename}); make "
                         "the home and its chain directory writable, then run it again") from None
 
 
-def _repair(home: Path, source: str | Path | None) -> Report:
+def _repair(home: Path, source: str | Path | None, passphrase: str | None) -> Report:
     from proml_sim.chain.journal import rebuild_state_db, regenerate_log, restore_log
     from proml_sim.node.store import BlobStore
 
     config, _, _ = _checked_config(home)  # check() names a bad node.json; repair the rest
-    before = check(home, replay=True)
+    before = check(home, replay=True, passphrase=passphrase)
     done: list[str] = []
     cdir = chain_dir(home, config)
     kinds = {p.kind for p in before.problems}
@@ -718,7 +765,8 @@ def _repair(home: Path, source: str | Path | None) -> Report:
         did = repair_chain_json(cdir, recorded if isinstance(recorded, int) else None)
         if did:
             done.append(did)
-            before = check(home, replay=True)  # the log and the DB are judged anew
+            # the log and the DB are judged anew
+            before = check(home, replay=True, passphrase=passphrase)
             kinds = {p.kind for p in before.problems}
     if cdir is not None and "chain-log" in kinds:
         if source is None and "state-db" in kinds:
@@ -740,7 +788,7 @@ def _repair(home: Path, source: str | Path | None) -> Report:
             old, n = restore_log(cdir, src)
             done.append(f"restored the block log from {src} ({n} blocks verified)"
                         + (f"; the damaged log is kept as {old}" if old else ""))
-        mid = check(home, replay=True)
+        mid = check(home, replay=True, passphrase=passphrase)
         kinds = {p.kind for p in mid.problems}
         if "chain-log" in kinds and "state-db" not in kinds:
             # the DB indexes the old log's byte ranges: rebuild it from the restored log
@@ -770,6 +818,6 @@ def _repair(home: Path, source: str | Path | None) -> Report:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(src_path, dest)
             done.append(f"moved the stray temporary file {src_path} to {dest}")
-    after = check(home, replay=True)
+    after = check(home, replay=True, passphrase=passphrase)
     after.repaired = done
     return after

@@ -33,6 +33,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
 KEYSTORE = "keystore.json"
 PLAIN_KEYS = "keys.json"
 RETIRED = "keys-retired"
+#: the suffix of a retired plain key file's name (``UTC--...--<address>.plain.json``)
+PLAIN_RETIRED = ".plain.json"
 #: a rotation's new key, written before any chain step so an interrupted rotation can resume
 NEXT_KEYSTORE = "keystore.next.json"
 PASSPHRASE_ENV = "PROML_PASSPHRASE"
@@ -78,6 +81,12 @@ class PassphraseSource:
         if isinstance(value, PassphraseSource):
             return value
         return cls(text=value)
+
+    def given(self) -> str | None:
+        """The passphrase given without a prompt (``text``, ``file``, ``env``), else None."""
+        if self.text is None and self.file is None and os.environ.get(self.env) is None:
+            return None
+        return self.get("the key")
 
     def get(self, what: str, *, confirm: bool = False) -> str:
         """The passphrase for ``what`` (named in the prompt and in errors).  ``confirm``: a new
@@ -255,7 +264,7 @@ def retire(home: Path, path: Path, address: str) -> Path:
     dest_dir = home / RETIRED
     try:
         dest_dir.mkdir(mode=0o700, exist_ok=True)
-        suffix = ".plain.json" if path.name == PLAIN_KEYS else ""
+        suffix = PLAIN_RETIRED if path.name == PLAIN_KEYS else ""
         dest = dest_dir / (geth_name(address) + suffix)
         while dest.exists():  # two retirements within a microsecond: keep both
             dest = dest.with_name(dest.name + "_")
@@ -348,44 +357,16 @@ class NodeKey:
         """What is wrong with the key file, found without unlocking it (None: nothing seen).
 
         A plain key is checked against the node's address; an encrypted keystore for its v3
-        shape and the address it declares (its MAC needs the passphrase)."""
+        shape and the address it declares (its MAC needs the passphrase: :meth:`unlock_check`)."""
         if self.kind == "missing":
             return f"the node home {self.home} holds no key ({KEYSTORE} or {PLAIN_KEYS})"
-        path = self.path
-        try:
-            if path.name == KEYSTORE:
-                data = load_keystore(path)
-                crypto: dict[str, Any] = data.get("crypto", data.get("Crypto")) or {}
-                params = crypto.get("cipherparams")
-                hexes = [crypto.get("ciphertext"), crypto.get("mac"),
-                         params.get("iv") if isinstance(params, dict) else None]
-                if not all(isinstance(h, str) and h and _is_hex(h) for h in hexes) or \
-                        crypto.get("kdf") not in ("scrypt", "pbkdf2") or \
-                        not isinstance(crypto.get("kdfparams"), dict):
-                    return f"{path} is a damaged keystore (its crypto fields are malformed)"
-                declared = keystore_address(data)
-                if declared is None and data.get("address") is not None:
-                    return f"{path} declares a malformed address {data.get('address')!r}"
-                addr = declared
-            else:
-                from proml_sim.chain.accounts import Signer, is_address
+        return inspect_key_file(self.path, self.address, "this node is {} (node.json)")
 
-                text = path.read_text()
-                addr = Signer(parse_plain_key(text, str(path))).address
-                recorded = parse_json(text).get("address") if text.lstrip()[:1] == "{" \
-                    else None
-                if recorded is not None and not (  # a byte of it flipped
-                        is_address(recorded) and str(recorded).lower() == addr.lower()):
-                    return (f"{path} records the address {recorded!r}, but its private key "
-                            f"is the key of {addr}: the address entry is damaged (write it as "
-                            f"{addr}, or restore the file from a copy)")
-        except KeystoreError as exc:
-            return str(exc).split("; ")[0]
-        except (OSError, UnicodeDecodeError) as exc:
-            return f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"
-        if addr is not None and addr.lower() != self.address.lower():
-            return f"{path} holds the key of {addr}, but this node is {self.address} (node.json)"
-        return None
+    def unlock_check(self, passphrase: str) -> str | None:
+        """What is wrong when the keystore is unlocked with ``passphrase`` (None: it opens to
+        the node's key)."""
+        return unlock_key_file(self.path, self.address, passphrase)
+
 
     def same_passphrase(self) -> PassphraseSource:
         """The passphrase the key was unlocked with (so it is not asked twice), else the
@@ -402,6 +383,89 @@ class NodeKey:
             self._signer = Signer(self.private_key())
         return self._signer
 
+
+def inspect_key_file(path: Path, address: str, whose: str = "its name says {}") -> str | None:
+    """What is wrong with the key file at ``path`` that should hold ``address``'s key, found
+    without unlocking it (None: nothing seen): a keystore's v3 shape and the address it
+    declares, a plain key's key against its address entry.  ``whose`` says where ``address``
+    comes from."""
+    try:
+        if _is_plain(path):
+            from proml_sim.chain.accounts import Signer, is_address
+
+            text = path.read_text()
+            addr: str | None = Signer(parse_plain_key(text, str(path))).address
+            recorded = parse_json(text).get("address") if text.lstrip()[:1] == "{" else None
+            if recorded is not None and not (  # a byte of it flipped
+                    is_address(recorded) and str(recorded).lower() == str(addr).lower()):
+                return (f"{path} records the address {recorded!r}, but its private key is the "
+                        f"key of {addr}: the address entry is damaged (write it as {addr}, or "
+                        "restore the file from a copy)")
+        else:
+            data = load_keystore(path)
+            crypto: dict[str, Any] = data.get("crypto", data.get("Crypto")) or {}
+            params = crypto.get("cipherparams")
+            hexes = [crypto.get("ciphertext"), crypto.get("mac"),
+                     params.get("iv") if isinstance(params, dict) else None]
+            if not all(isinstance(h, str) and h and _is_hex(h) for h in hexes) or \
+                    crypto.get("kdf") not in ("scrypt", "pbkdf2") or \
+                    not isinstance(crypto.get("kdfparams"), dict):
+                return f"{path} is a damaged keystore (its crypto fields are malformed)"
+            if crypto.get("cipher") != "aes-128-ctr":  # eth-account ignores it, geth does not
+                return (f"{path} is a damaged keystore (its cipher is "
+                        f"{crypto.get('cipher')!r}, where v3 keystores use 'aes-128-ctr')")
+            addr = keystore_address(data)
+            if addr is None and data.get("address") is not None:
+                return f"{path} declares a malformed address {data.get('address')!r}"
+    except KeystoreError as exc:
+        return str(exc).split("; ")[0]
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"
+    if addr is not None and addr.lower() != address.lower():
+        return f"{path} holds the key of {addr}, but {whose.format(address)}"
+    return None
+
+
+def _is_plain(path: Path) -> bool:
+    """A plain key file: the home's ``keys.json`` or a retired one (``...plain.json[_]``)."""
+    return path.name == PLAIN_KEYS or PLAIN_RETIRED in path.name
+
+
+def retired_key_files(home: Path) -> list[tuple[Path, str | None]]:
+    """The files in ``HOME/keys-retired/``, each with the address its geth name gives (None:
+    a name that gives none)."""
+    d = home / RETIRED
+    if not d.is_dir():
+        return []
+    out = []
+    for f in sorted(d.iterdir()):
+        m = re.search(r"--([0-9a-fA-F]{40})(?:\.plain\.json)?_*$", f.name)
+        out.append((f, "0x" + m.group(1) if m else None))
+    return out
+
+
+def unlock_key_file(path: Path, address: str, passphrase: str) -> str | None:
+    """What is wrong when the keystore at ``path`` is unlocked with ``passphrase`` (None: it
+    opens to ``address``'s key; a plain key file has nothing to unlock).  A MAC that does not
+    match cannot tell a wrong passphrase from a damaged ciphertext, salt or MAC: both are
+    said; a key other than ``address``'s is a damaged iv or ciphertext (the MAC covers
+    neither the iv nor the address)."""
+    from proml_sim.chain.accounts import Signer
+
+    if _is_plain(path):
+        return None
+    try:
+        key = decrypt_keystore(load_keystore(path), passphrase, path)
+    except WrongPassphrase:
+        return (f"{path} does not open with the passphrase given (MAC mismatch): the "
+                "passphrase is wrong, or the file's ciphertext, salt or MAC is damaged")
+    except KeystoreError as exc:
+        return str(exc).split("; ")[0]
+    addr = Signer(key).address
+    if addr.lower() != address.lower():
+        return (f"{path} opens to the key of {addr}, not {address}'s: its iv or ciphertext is "
+                "damaged")
+    return None
 
 def new_key_file(private_key: bytes, address: str, *, plain: bool,
                  passphrase: PassphraseSource, what: str) -> tuple[str, dict[str, Any]]:
