@@ -158,6 +158,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_gas(args: argparse.Namespace) -> int:
     from proml_sim.gas import format_gas_table, measure_governance_gas, measure_paper_gas
 
+    if args.lifecycle:  # a lifecycle of your own, walked from its IR
+        from proml_sim.gas import measure_walk_gas
+        from proml_sim.lifecycles import load_lifecycle
+
+        if args.single_admin or args.governance:
+            raise UsageError("--lifecycle measures the lifecycles it names; --single-admin and "
+                             "--governance measure the paper's: drop one or the other")
+        rows = [r for spec in args.lifecycle
+                for r in measure_walk_gas(load_lifecycle(spec), seed=args.seed)]
+        print(json.dumps(rows, indent=2) if args.json else format_gas_table(rows))
+        return EXIT_OK
     rows = measure_paper_gas(seed=args.seed)
     if args.single_admin:  # the same operations under the single-admin design, to compare
         from proml_sim.lifecycles import SINGLE_ADMIN_LIFECYCLES
@@ -370,13 +381,20 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bench)
 
     gas = sub.add_parser("gas", help="gas per operation of the paper lifecycles (consortium "
-                         "governance) from real receipts, beside the gas-schedule lower bound")
+                         "governance) from real receipts, beside the gas-schedule lower bound; "
+                         "or of your own lifecycle (--lifecycle)")
     gas.add_argument("--seed", type=nonneg, default=0)
     gas.add_argument("--governance", action="store_true", help="also the consortium's "
                      "proposal, vote and execution (the paper's Model)")
     gas.add_argument("--single-admin", action="store_true", help="also the same operations "
                      "under the single-admin design (SingleAdminDataset/SingleAdminModel), "
                      "for comparison")
+    gas.add_argument("--lifecycle", action="append", metavar="SPEC", help="instead: the gas "
+                     "of this lifecycle's operations (Model, ..., or package.module:Class; "
+                     "repeatable), driven from its rules: deployment, a grant, a registration, "
+                     "each reachable transition (a k-of-n one: first and k-th approval), a "
+                     "refused call, a revocation; no lower bound (only the paper's lifecycles "
+                     "state their storage effects)")
     gas.add_argument("--json", action="store_true")
     gas.set_defaults(func=cmd_gas)
 

@@ -47,7 +47,8 @@ from proml_sim.chain.client import (
     compile_layout,
 )
 from proml_sim.compiler import CompiledContract, compile_artefact
-from proml_sim.errors import LifecycleError
+from proml_sim.errors import LifecycleError, UsageError
+from proml_sim.ir.model import TransitionIR
 from proml_sim.lifecycles import PAPER_LIFECYCLES, Model
 
 #: Prior transitions before the measured operation, for :func:`measure_history_gas`.
@@ -352,6 +353,196 @@ def measure_paper_gas(
     return rows
 
 
+def _path(ir: Any, goal: TransitionIR) -> list[TransitionIR] | None:
+    """The shortest sequence of transitions from the initial state to a source of ``goal``
+    (None: no source of it is reachable)."""
+    start = ir.initial.name
+    back: dict[str, tuple[str, TransitionIR] | None] = {start: None}
+    queue = [start]
+    for state in queue:
+        if state in goal.sources:
+            path: list[TransitionIR] = []
+            while (prev := back[state]) is not None:
+                state, t = prev
+                path.append(t)
+            return path[::-1]
+        for t in ir.transitions:
+            if state in t.sources and t.target not in back:
+                back[t.target] = (state, t)
+                queue.append(t.target)
+    return None
+
+
+def measure_walk_gas(cls: type[Any], seed: int = 0) -> list[dict[str, Any]]:
+    """Gas of any lifecycle's operations, driven from its IR alone (registry layout): the
+    deployment, a role grant, a registration, each transition reachable from the initial
+    state (fired on a fresh artefact after the shortest path to one of its sources; a k-of-n
+    step as its first approval and the k-th, which fires), a call refused for want of the
+    role, and a revocation.  Each actor is a role holder of its own trust domain, chosen so
+    that separation of duty (by account and by domain) holds; evidence, where a step takes
+    it, is a digest, a locator and one input, as :func:`measure_lifecycle_gas` sends them.
+    The gas-schedule lower bound needs each operation's storage effects, which only the
+    paper's lifecycles state, so ``lower_bound`` is None here.
+
+    Example: ``measure_walk_gas(Model)``'s ``train`` row has the gas of
+    :func:`measure_paper_gas`'s ``first_transition`` row (the same call on the same state)."""
+    from proml_sim.ir import build_ir
+
+    ir = build_ir(cls)
+    compiled = compile_artefact(cls)
+    governed = ir.consortium is not None
+    # the admin role too where a step is the admin's (each domain then has a holder of it)
+    roles = [r for r in ir.roles
+             if r.name != "admin" or any("admin" in t.by for t in ir.transitions)]
+    # enough trust domains for the largest k plus the actors separation of duty excludes
+    n_dom = max((t.approvals for t in ir.transitions), default=1) + 2 + max(
+        (len(t.separate_from) + len(t.separate_domain_from) for t in ir.transitions),
+        default=0)
+    # keys: the deployer, an outsider, each domain's admin, a holder of each role per domain
+    keys = KeyRing.from_seed(f"gas-walk-{seed}", 2 + n_dom * (1 + len(roles)))
+    a = keys.addresses
+    backend = PyEVMBackend(funded=a)
+    deployer, outsider = keys.signer(a[0]), a[1]
+    founder = b"founder".ljust(32, b"\0")
+    doms = [f"domain-{i}".encode().ljust(32, b"\0") for i in range(n_dom)]
+    admin_of = {d: a[2 + i] for i, d in enumerate(doms)}
+    holder = {(r.name, d): a[2 + n_dom * (1 + j) + i]
+              for j, r in enumerate(roles) for i, d in enumerate(doms)}
+    domain_of = {acct: d for (_, d), acct in holder.items()}
+    domain_of[a[0]] = founder
+    client = LifecycleClient.deploy(backend, compiled, deployer, founder)
+    rows: list[dict[str, Any]] = []
+    (deploy_receipt,) = _deploy_receipts(backend, 1)
+    rows.append(_walk_row(ir.name, "deployment", deploy_receipt,
+                          f"{len(compiled.runtime_bytecode)} bytes runtime"))
+    client.automine = False
+
+    def done(op_name: str, op: PendingOp, note: str = "", *, measured: bool = True) -> Any:
+        receipt, result = _mined(client, op)
+        refused = isinstance(result, LifecycleError)
+        if op_name == "rejected_attempt":
+            if not refused:
+                raise UsageError(f"{ir.name}: a call by an account without a role went "
+                                 "through")
+            note = f"{type(result).__name__}: reverted, still paid"
+        if measured:
+            rows.append(_walk_row(ir.name, op_name, receipt, note))
+        if refused and op_name != "rejected_attempt":
+            raise UsageError(f"{ir.name}: driving {op_name} failed ({type(result).__name__}: "
+                             f"{result}); the walk could not satisfy this lifecycle's rules")
+        return result
+
+    if governed:  # each domain joins, allowed every role, by the members' votes
+        assert ir.consortium is not None
+        every = sum(r.bit for r in roles)
+        members = [founder]
+        admins = {founder: deployer}
+        for d in doms:
+            pid = done("gov_propose", client.propose(deployer, "add_domain", d, admin_of[d],
+                                                     every), measured=False)
+            for m in members[1:min(ir.consortium.quorum, len(members))]:
+                done("gov_vote", client.vote(admins[m], pid), measured=False)
+            done("gov_execute", client.execute(deployer, pid), measured=False)
+            members.append(d)
+            admins[d] = keys.signer(admin_of[d])
+    depth = {r.name: 0 for r in ir.roles}
+    for _ in ir.roles:  # a role's administrator is granted before it (single-admin design)
+        for r in ir.roles:
+            if r.admin != r.name:
+                depth[r.name] = depth[r.admin] + 1
+    first = True
+    for r in sorted(roles, key=lambda r: depth[r.name]):
+        for d in doms:
+            if governed:
+                granter = keys.signer(admin_of[d])
+            else:
+                granter = deployer if r.admin == "admin" else keys.signer(holder[(r.admin, d)])
+            done("grant_role", client.grant(granter, r.name, holder[(r.name, d)], d),
+                 "a domain's admin enrols a role holder" if governed else
+                 f"the holder of {r.admin} grants {r.name}", measured=first)
+            first = False
+
+    def holders(names: tuple[str, ...]) -> list[str]:
+        """Accounts holding one of ``names``, one per domain in domain order."""
+        out = []
+        for d in doms:
+            out += [holder[(n, d)] for n in names if (n, d) in holder][:1]
+        return out
+
+    digest, locator, inputs = b"\x5a" * 32, ("ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuy"
+                                             "lqabf3oclgtqy55fbzdi"), [b"\x11" * 32]
+    registrant = holders(ir.register_by)[0] if ir.register_by else holder[(roles[0].name,
+                                                                          doms[0])]
+    evidence = (digest, locator, inputs)
+    salts = iter(range(1, 10**6))
+
+    def register(measured: bool) -> bytes:
+        salt = next(salts).to_bytes(32, "big")
+        note = "with digest + locator" if ir.register_evidence else "no evidence"
+        aid: bytes = done("registration", client.register(
+            keys.signer(registrant), salt, *(evidence[:2] if ir.register_evidence else ())),
+            note, measured=measured)
+        return aid
+
+    def fire(aid: bytes, t: TransitionIR, acted: dict[str, list[str]], measured: bool) -> None:
+        """``t`` on ``aid`` by k actors whom separation of duty allows (``acted``: who did each
+        step so far)."""
+        not_acct = {x for s in t.separate_from for x in acted.get(s, [])}
+        not_dom = {domain_of[x] for s in t.separate_domain_from for x in acted.get(s, [])}
+        fit = [x for x in holders(t.by) if x not in not_acct and domain_of[x] not in not_dom]
+        if len(fit) < t.approvals:
+            raise UsageError(f"{ir.name}.{t.name}: {len(fit)} eligible actors for "
+                             f"{t.approvals} approvals; the walk cannot satisfy its rules")
+        ev = evidence if t.evidence else ()
+        for i, who in enumerate(fit[:t.approvals]):
+            name, note = t.name, "evidence: digest, locator, 1 input" if t.evidence else ""
+            if t.approvals > 1:
+                name = f"{t.name} ({i + 1}/{t.approvals})"
+                note = ("approval, pending" if i + 1 < t.approvals else "last approval: fires") \
+                    + (f", {t.count} counted" if t.count == "domains" else "")
+            done(name, client.fire(keys.signer(who), t.name, aid, *ev), note,
+                 measured=measured and (i == 0 or i + 1 == t.approvals))
+        acted[t.name] = fit[:t.approvals]
+
+    aid = register(True)
+    skipped = []
+    for t in ir.transitions:
+        path = _path(ir, t)
+        if path is None:
+            skipped.append(t.name)
+            continue
+        aid = register(False)
+        acted: dict[str, list[str]] = {}
+        for step in path:
+            fire(aid, step, acted, False)
+        fire(aid, t, acted, True)
+    t0 = ir.transitions[0] if ir.transitions else None
+    if t0 is not None and (p := _path(ir, t0)) is not None:
+        aid = register(False)
+        acted = {}
+        for step in p:
+            fire(aid, step, acted, False)
+        done("rejected_attempt", client.fire(keys.signer(outsider), t0.name, aid,
+                                             *(evidence if t0.evidence else ())))
+    r0 = max((r for r in roles if r.name != "admin"), key=lambda r: depth[r.name],
+             default=None)
+    if r0 is not None:
+        revoker = (keys.signer(admin_of[doms[-1]]) if governed else deployer
+                   if r0.admin == "admin" else keys.signer(holder[(r0.admin, doms[-1])]))
+        done("revoke_role", client.revoke(revoker, r0.name, holder[(r0.name, doms[-1])]),
+             f"revokes {r0.name}")
+    for name in skipped:
+        rows.append({"layout": "registry", "lifecycle": ir.name, "operation": name, "gas": None,
+                     "lower_bound": None, "overhead": None, "status": "unreachable",
+                     "note": "no source state is reachable from the initial state"})
+    return rows
+
+
+def _walk_row(lifecycle: str, operation: str, receipt: Receipt, note: str) -> dict[str, Any]:
+    return {**_row(lifecycle, operation, receipt, 1, note), "lower_bound": None,
+            "overhead": None}
+
+
 def measure_governance_gas(
     seed: int = 0, layouts: Iterable[str] = ("registry",)
 ) -> list[dict[str, Any]]:
@@ -492,7 +683,12 @@ def format_gas_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         lines.append(
             (f"{r.get('layout', 'registry'):<9} " if lay else "")
-            + f"{r['lifecycle']:<{w}} {r['operation']:<22} {r['gas']:>9,} {r['lower_bound']:>12,} "
-            f"{r['overhead']:>5.2f}  {r['note']}"
+            + f"{r['lifecycle']:<{w}} {r['operation']:<22} {_num(r['gas'], ',', 9)} "
+            f"{_num(r['lower_bound'], ',', 12)} {_num(r['overhead'], '.2f', 5)}  {r['note']}"
         )
     return "\n".join(lines)
+
+
+def _num(v: float | None, fmt: str, width: int) -> str:
+    """``v`` formatted, or ``-`` where there is none (a walk row's bound)."""
+    return f"{'-':>{width}}" if v is None else f"{v:>{width}{fmt}}"

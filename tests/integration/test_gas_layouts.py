@@ -85,3 +85,55 @@ def test_e02_keeps_registry_numbers_under_the_published_key(tmp_path, monkeypatc
     for fig in res["figures"]:
         assert (tmp_path / fig).read_bytes()[:4] == b"\x89PNG"
     assert "e02_gas_layouts.png" in res["report_md"]
+
+
+#: a lifecycle of a user's own: a role administered by another (single-admin design), a 3-of-n
+#: step counted by domains with domain separation, evidence at registration
+WALKED = '''
+from proml_sim.dsl import Artefact, Consortium, Role, State
+
+class Paper(Artefact):
+    editor = Role()
+    author = Role()
+    reviewer = Role(admin=editor)
+    submitted = State(initial=True, by=author, evidence=True)
+    reviewed = State()
+    published = State(final=True)
+    review = submitted.to(reviewed, by=reviewer, approvals=3, count="domains", evidence=True)
+    revise = (submitted | reviewed).to(submitted, by=author, evidence=True)
+    publish = reviewed.to(published, by=editor, separate_domain_from="review")
+
+class GovernedPaper(Paper):
+    governance = Consortium(quorum=3)
+'''
+
+
+def test_any_lifecycle_is_walked_for_gas_from_its_rules(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from proml_sim.cli import main
+    from proml_sim.gas import measure_walk_gas
+    from proml_sim.lifecycles import Model
+
+    # the walk and the paper's hand-written drive make the same first train: the same gas
+    walked = {r["operation"]: r for r in measure_walk_gas(Model)}
+    paper = {r["operation"]: r for r in measure_paper_gas() if r["lifecycle"] == "Model"}
+    assert walked["train"]["gas"] == paper["first_transition"]["gas"]
+    assert walked["verify (2/2)"]["note"].startswith("last approval: fires")
+    (tmp_path / "walked.py").write_text(WALKED)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "walked", raising=False)
+    for cls in ("walked:Paper", "walked:GovernedPaper"):
+        assert main(["gas", "--lifecycle", cls, "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        ops = [r["operation"] for r in rows]
+        assert ops == ["deployment", "grant_role", "registration", "review (1/3)",
+                       "review (3/3)", "revise", "publish", "rejected_attempt", "revoke_role"]
+        assert all(r["status"] == "ok" for r in rows if r["operation"] != "rejected_attempt")
+        assert {r["status"] for r in rows if r["operation"] == "rejected_attempt"} == {
+            "reverted"}
+        assert all(r["gas"] > 21_000 and r["lower_bound"] is None for r in rows)
+    assert main(["gas", "--lifecycle", "walked:Paper"]) == 0
+    assert "review (3/3)" in capsys.readouterr().out
+    assert main(["gas", "--lifecycle", "walked:Paper", "--single-admin"]) == 2
+    assert main(["gas", "--lifecycle", "walked:Nope"]) == 2
