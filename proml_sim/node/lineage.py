@@ -153,12 +153,12 @@ def parse_requirement(text: str) -> Any:
     except InvalidRequirement as exc:
         raise UsageError(f"{text!r} is not a package specifier ({exc}); write e.g. "
                          "torch==2.0.1 or 'numpy<1.26'") from None
+    if req.extras or req.marker or req.url:
+        raise UsageError(f"{text!r}: extras, markers and URLs mean nothing here; give the "
+                         f"package and a version specifier only, e.g. {req.name}==2.0.1")
     if not req.specifier:
         raise UsageError(f"{text!r} names no version; write e.g. {req.name}==2.0.1 or "
                          f"'{req.name}<2.1'")
-    if req.extras or req.marker or req.url:
-        raise UsageError(f"{text!r}: extras, markers and URLs mean nothing here; give the "
-                         "package and a version specifier only")
     return req
 
 

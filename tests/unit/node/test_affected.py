@@ -122,10 +122,15 @@ def test_specifier_sets_names_and_the_interpreter(lin: Lineage) -> None:
     assert (none.matched, none.descendants, none.listing) == ([], [], 0)
 
 
-@pytest.mark.parametrize("bad", ["torch", "torch==2.0.1; python_version<'3'", "==2.0",
-                                 "torch[cuda]==2.0", "torch=2"])
-def test_a_bad_specifier_is_a_usage_error(bad: str) -> None:
-    with pytest.raises(UsageError):
+@pytest.mark.parametrize("bad, why", [
+    ("torch", "names no version"), ("torch==2.0.1; python_version<'3'", "markers"),
+    ("==2.0", "not a package specifier"), ("torch[cuda]==2.0", "extras"),
+    ("torch=2", "not a package specifier"),
+    # a marker or URL without a version was told "names no version", a fix that keeps the marker
+    ("torch; python_version<'3'", "markers"), ("torch @ https://example.org/t.whl", "URLs"),
+])
+def test_a_bad_specifier_is_a_usage_error(bad: str, why: str) -> None:
+    with pytest.raises(UsageError, match=why):
         parse_requirement(bad)
 
 
