@@ -75,6 +75,19 @@ def parse_toml(text: str) -> dict[str, Any]:
         raise tomllib.TOMLDecodeError("TOML nested too deeply to parse") from None
 
 
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The TOML file at ``path`` parsed (:func:`parse_toml`).  TOML is UTF-8: a byte that is
+    not is a ``TOMLDecodeError`` naming its offset (it was an internal error where the text was
+    decoded first); an unreadable file raises ``OSError``."""
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise tomllib.TOMLDecodeError(f"byte {exc.start} ({data[exc.start]:#04x}) is not UTF-8 "
+                                      "text, which TOML requires") from None
+    return parse_toml(text)
+
+
 def default_mode() -> int:
     """``0o666 & ~umask``: the mode ``open()`` gives a new file under the current umask."""
     try:  # Linux reports it without changing it (no window where another thread sees 022)

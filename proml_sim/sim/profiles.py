@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from proml_sim.errors import ProfileError
-from proml_sim.fsutil import parse_toml
+from proml_sim.fsutil import read_toml
 
 Consensus = Literal["pow", "pos", "poa", "fixed"]
 
@@ -237,8 +237,8 @@ def load_profile(path: str | Path) -> ChainProfile:
 
     p = Path(path)
     try:
-        data = parse_toml(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
+        data = read_toml(p)
+    except OSError as exc:
         raise ProfileError(f"cannot read profile file {p}: {exc}; give a readable TOML file") \
             from None
     except tomllib.TOMLDecodeError as exc:

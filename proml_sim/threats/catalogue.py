@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from proml_sim.errors import ProMLError, UsageError
-from proml_sim.fsutil import parse_toml
+from proml_sim.fsutil import read_toml
 
 STRIDE = frozenset("STRIDE")
 ACTORS = frozenset({"O", "DA", "L", "MD", "V", "A", "C", "BP", "N"})
@@ -228,7 +228,7 @@ def _err(path: Path, fld: str, problem: str, fix: str) -> CatalogueError:
 def load_threat(path: str | Path) -> ThreatModel:
     path = Path(path)
     try:
-        data = parse_toml(path.read_text())
+        data = read_toml(path)
     except tomllib.TOMLDecodeError as exc:
         raise CatalogueError(f"{path}: not valid TOML ({exc}); fix the syntax") from exc
     except OSError as exc:

@@ -28,7 +28,7 @@ from proml_sim.codegen import generate_vyper
 from proml_sim.codegen.vyper import registry_access
 from proml_sim.compiler import CompiledContract, compile_artefact, compile_source
 from proml_sim.errors import CompilationError
-from proml_sim.fsutil import atomic_write_json, parse_toml
+from proml_sim.fsutil import atomic_write_json, read_toml
 from proml_sim.ir import LifecycleIR, TransitionIR, build_ir
 from proml_sim.ir import messages as msg
 from proml_sim.threats.properties import PropertyResult, run_threat_properties
@@ -715,8 +715,8 @@ def load_user_mutants(path: str | Path, lifecycle: Any) -> list[Mutant]:
 
     path = Path(path)
     try:
-        data = parse_toml(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        data = read_toml(path)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"{path}: cannot be read as TOML ({exc}); fix the file") from exc
     entries = data.get("mutant")
     if not isinstance(entries, list) or not entries or set(data) != {"mutant"}:

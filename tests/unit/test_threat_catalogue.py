@@ -314,3 +314,31 @@ def test_a_time_parameter_takes_fractions_of_a_second():
 
     tm = with_parameters(load_catalogue()["C3"], {"drift_tolerance_s": 0.5, "period_s": 60})
     assert tm.parameters["drift_tolerance_s"] == 0.5 and tm.parameters["period_s"] == 60.0
+
+
+def test_a_byte_that_is_not_utf8_in_a_toml_file_is_named_not_an_internal_error(tmp_path, capsys):
+    # one flipped byte in a threat model's comment ended `threats list` and `threats run` in an
+    # internal error (UnicodeDecodeError); a chain profile and a mutant file read TOML the same
+    # way (found flipping bytes of the catalogue)
+    models = tmp_path / "models"
+    shutil.copytree(catalogue_dir(), models)
+    t1 = models / "T1.toml"
+    data = t1.read_bytes()
+    i = data.index(b"# ")
+    t1.write_bytes(data[:i + 2] + b"\xa0" + data[i + 3:])
+    with pytest.raises(CatalogueError, match=rf"{t1}: not valid TOML \(byte {i + 2} \(0xa0\) "
+                                             r"is not UTF-8 text"):
+        load_threat(t1)
+    for argv in (["threats", "list", "--models", str(models)],
+                 ["threats", "run", "T1", "--models", str(models), "--seeds", "1"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "is not UTF-8 text" in err, err
+    bad = tmp_path / "chain.toml"
+    bad.write_bytes(b'base = "ethereum-pos"\n# \xe1\n')
+    assert main(["reproduce", "--chain-profile", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "is not UTF-8 text" in capsys.readouterr().err
+    mutants = tmp_path / "m.toml"
+    mutants.write_bytes(b"[[mutant]]\nid = '\xff'\n")
+    assert main(["mutate", "--mutant-file", str(mutants)]) == 2
+    assert "is not UTF-8 text" in capsys.readouterr().err
