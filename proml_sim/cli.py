@@ -166,10 +166,11 @@ def cmd_gas(args: argparse.Namespace) -> int:
             raise UsageError("--lifecycle measures the lifecycles it names; --single-admin and "
                              "--governance measure the paper's: drop one or the other")
         rows = [r for spec in args.lifecycle
-                for r in measure_walk_gas(load_lifecycle(spec), seed=args.seed)]
+                for r in measure_walk_gas(load_lifecycle(spec), seed=args.seed,
+                                          layout=args.layout)]
         print(json.dumps(rows, indent=2) if args.json else format_gas_table(rows))
         return EXIT_OK
-    rows = measure_paper_gas(seed=args.seed)
+    rows = measure_paper_gas(seed=args.seed, layouts=(args.layout,))
     if args.single_admin:  # the same operations under the single-admin design, to compare
         from proml_sim.lifecycles import SINGLE_ADMIN_LIFECYCLES
 
@@ -395,6 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "each reachable transition (a k-of-n one: first and k-th approval), a "
                      "refused call, a revocation; no lower bound (only the paper's lifecycles "
                      "state their storage effects)")
+    gas.add_argument("--layout", choices=cliargs.LAYOUTS, default="registry", help="the contract "
+                     "layout (default registry; factory and clone put each artefact in a "
+                     "contract of its own, for a lifecycle too large for one contract)")
     gas.add_argument("--json", action="store_true")
     gas.set_defaults(func=cmd_gas)
 

@@ -27,6 +27,9 @@ from proml_sim.errors import UsageError
 DEFAULT_HOME = ".proml"
 HOME_ENV = "PROML_HOME"
 HOME_HELP = f"node home directory (default: ${HOME_ENV}, else ./{DEFAULT_HOME})"
+#: the contract layouts a command line may name (``chain.client.LAYOUTS``, which the parser
+#: does not import: a test holds the two equal)
+LAYOUTS = ("registry", "factory", "clone")
 
 _HEX = re.compile(r"[0-9a-fA-F]*")
 

@@ -373,8 +373,10 @@ def _path(ir: Any, goal: TransitionIR) -> list[TransitionIR] | None:
     return None
 
 
-def measure_walk_gas(cls: type[Any], seed: int = 0) -> list[dict[str, Any]]:
-    """Gas of any lifecycle's operations, driven from its IR alone (registry layout): the
+def measure_walk_gas(cls: type[Any], seed: int = 0, layout: str = "registry"
+                     ) -> list[dict[str, Any]]:
+    """Gas of any lifecycle's operations in one contract ``layout``, driven from its IR alone:
+    the
     deployment, a role grant, a registration, each transition reachable from the initial
     state (fired on a fresh artefact after the shortest path to one of its sources; a k-of-n
     step as its first approval and the k-th, which fires), a call refused for want of the
@@ -388,12 +390,16 @@ def measure_walk_gas(cls: type[Any], seed: int = 0) -> list[dict[str, Any]]:
     :func:`measure_paper_gas`'s ``first_transition`` row (the same call on the same state)."""
     from proml_sim.ir import build_ir
 
+    if layout not in LAYOUTS:
+        raise UsageError(f"unknown contract layout {layout!r}; choose one of {LAYOUTS}")
     ir = build_ir(cls)
-    compiled = compile_artefact(cls)
+    compiled: Any = compile_artefact(cls) if layout == "registry" else compile_layout(cls,
+                                                                                   layout)
     governed = ir.consortium is not None
-    # the admin role too where a step is the admin's (each domain then has a holder of it)
-    roles = [r for r in ir.roles
-             if r.name != "admin" or any("admin" in t.by for t in ir.transitions)]
+    # the admin role too where a step (or registration) is the admin's: each domain then has
+    # a holder of it
+    roles = [r for r in ir.roles if r.name != "admin" or "admin" in ir.register_by
+             or any("admin" in t.by for t in ir.transitions)]
     # enough trust domains for the largest k plus the actors separation of duty excludes
     n_dom = max((t.approvals for t in ir.transitions), default=1) + 2 + max(
         (len(t.separate_from) + len(t.separate_domain_from) for t in ir.transitions),
@@ -412,9 +418,11 @@ def measure_walk_gas(cls: type[Any], seed: int = 0) -> list[dict[str, Any]]:
     domain_of[a[0]] = founder
     client = LifecycleClient.deploy(backend, compiled, deployer, founder)
     rows: list[dict[str, Any]] = []
-    (deploy_receipt,) = _deploy_receipts(backend, 1)
-    rows.append(_walk_row(ir.name, "deployment", deploy_receipt,
-                          f"{len(compiled.runtime_bytecode)} bytes runtime"))
+    made = _deploy_receipts(backend, 1 if layout == "registry" else 2)
+    for op_name, receipt in zip(("deployment_template", "deployment")[-len(made):], made,
+                                strict=True):
+        size = len(backend.code(receipt.contract_address or ""))
+        rows.append(_walk_row(ir.name, op_name, receipt, f"{size} bytes runtime", layout))
     client.automine = False
 
     def done(op_name: str, op: PendingOp, note: str = "", *, measured: bool = True) -> Any:
@@ -426,7 +434,7 @@ def measure_walk_gas(cls: type[Any], seed: int = 0) -> list[dict[str, Any]]:
                                  "through")
             note = f"{type(result).__name__}: reverted, still paid"
         if measured:
-            rows.append(_walk_row(ir.name, op_name, receipt, note))
+            rows.append(_walk_row(ir.name, op_name, receipt, note, layout))
         if refused and op_name != "rejected_attempt":
             raise UsageError(f"{ir.name}: driving {op_name} failed ({type(result).__name__}: "
                              f"{result}); the walk could not satisfy this lifecycle's rules")
@@ -471,8 +479,7 @@ def measure_walk_gas(cls: type[Any], seed: int = 0) -> list[dict[str, Any]]:
 
     digest, locator, inputs = b"\x5a" * 32, ("ipfs://bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuy"
                                              "lqabf3oclgtqy55fbzdi"), [b"\x11" * 32]
-    registrant = holders(ir.register_by)[0] if ir.register_by else holder[(roles[0].name,
-                                                                          doms[0])]
+    registrant = (holders(ir.register_by) or [a[0]])[0]  # anyone may: the deployer
     evidence = (digest, locator, inputs)
     salts = iter(range(1, 10**6))
 
@@ -532,14 +539,15 @@ def measure_walk_gas(cls: type[Any], seed: int = 0) -> list[dict[str, Any]]:
         done("revoke_role", client.revoke(revoker, r0.name, holder[(r0.name, doms[-1])]),
              f"revokes {r0.name}")
     for name in skipped:
-        rows.append({"layout": "registry", "lifecycle": ir.name, "operation": name, "gas": None,
+        rows.append({"layout": layout, "lifecycle": ir.name, "operation": name, "gas": None,
                      "lower_bound": None, "overhead": None, "status": "unreachable",
                      "note": "no source state is reachable from the initial state"})
     return rows
 
 
-def _walk_row(lifecycle: str, operation: str, receipt: Receipt, note: str) -> dict[str, Any]:
-    return {**_row(lifecycle, operation, receipt, 1, note), "lower_bound": None,
+def _walk_row(lifecycle: str, operation: str, receipt: Receipt, note: str, layout: str
+              ) -> dict[str, Any]:
+    return {**_row(lifecycle, operation, receipt, 1, note, layout), "lower_bound": None,
             "overhead": None}
 
 

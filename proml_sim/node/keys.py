@@ -367,7 +367,6 @@ class NodeKey:
         the node's key)."""
         return unlock_key_file(self.path, self.address, passphrase)
 
-
     def same_passphrase(self) -> PassphraseSource:
         """The passphrase the key was unlocked with (so it is not asked twice), else the
         node's passphrase source."""
@@ -448,8 +447,8 @@ def unlock_key_file(path: Path, address: str, passphrase: str) -> str | None:
     """What is wrong when the keystore at ``path`` is unlocked with ``passphrase`` (None: it
     opens to ``address``'s key; a plain key file has nothing to unlock).  A MAC that does not
     match cannot tell a wrong passphrase from a damaged ciphertext, salt or MAC: both are
-    said; a key other than ``address``'s is a damaged iv or ciphertext (the MAC covers
-    neither the iv nor the address)."""
+    said; a key other than ``address``'s is another key's file or a damaged iv (the MAC
+    covers neither the iv nor the address)."""
     from proml_sim.chain.accounts import Signer
 
     if _is_plain(path):
@@ -463,9 +462,10 @@ def unlock_key_file(path: Path, address: str, passphrase: str) -> str | None:
         return str(exc).split("; ")[0]
     addr = Signer(key).address
     if addr.lower() != address.lower():
-        return (f"{path} opens to the key of {addr}, not {address}'s: its iv or ciphertext is "
-                "damaged")
+        return (f"{path} opens to the key of {addr}, not {address}'s: another key's file, or "
+                "its iv is damaged")
     return None
+
 
 def new_key_file(private_key: bytes, address: str, *, plain: bool,
                  passphrase: PassphraseSource, what: str) -> tuple[str, dict[str, Any]]:

@@ -266,7 +266,7 @@ def register(sub: Any) -> None:
                    help="instead of mutants: per guard (revert reason) of the generated "
                    "contracts, how many generated sequences made it fail; exit 1 if one is "
                    "never hit")
-    p.add_argument("--layout", action="append", choices=("registry", "factory", "clone"),
+    p.add_argument("--layout", action="append", choices=cliargs.LAYOUTS,
                    help="with --coverage: the contract layout(s) (default registry)")
     p.add_argument("--mutant-file", type=cliargs.existing_file, metavar="FILE",
                    help="also plant your own mutant(s): a TOML file of [[mutant]] tables with "

@@ -135,5 +135,17 @@ def test_any_lifecycle_is_walked_for_gas_from_its_rules(tmp_path, monkeypatch, c
         assert all(r["gas"] > 21_000 and r["lower_bound"] is None for r in rows)
     assert main(["gas", "--lifecycle", "walked:Paper"]) == 0
     assert "review (3/3)" in capsys.readouterr().out
+    # a lifecycle too large for one contract is priced in a per-artefact layout
+    from proml_sim.cliargs import LAYOUTS as CLI_LAYOUTS
+
+    assert CLI_LAYOUTS == LAYOUTS
+    for layout in ("factory", "clone"):
+        assert main(["gas", "--lifecycle", "walked:GovernedPaper", "--layout", layout,
+                     "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert [r["operation"] for r in rows][:3] == ["deployment_template", "deployment",
+                                                      "grant_role"]
+        assert {r["layout"] for r in rows} == {layout}
+        assert all(r["status"] == "ok" for r in rows if r["operation"] != "rejected_attempt")
     assert main(["gas", "--lifecycle", "walked:Paper", "--single-admin"]) == 2
     assert main(["gas", "--lifecycle", "walked:Nope"]) == 2
