@@ -174,9 +174,10 @@ def cmd_gas(args: argparse.Namespace) -> int:
     if args.single_admin:  # the same operations under the single-admin design, to compare
         from proml_sim.lifecycles import SINGLE_ADMIN_LIFECYCLES
 
-        rows += measure_paper_gas(seed=args.seed, lifecycles=SINGLE_ADMIN_LIFECYCLES)
+        rows += measure_paper_gas(seed=args.seed, layouts=(args.layout,),
+                                  lifecycles=SINGLE_ADMIN_LIFECYCLES)
     if args.governance:  # consortium proposal, vote, execution (the paper's Model)
-        rows += measure_governance_gas(seed=args.seed)
+        rows += measure_governance_gas(seed=args.seed, layouts=(args.layout,))
     print(json.dumps(rows, indent=2) if args.json else format_gas_table(rows))
     return EXIT_OK
 

@@ -680,9 +680,9 @@ def history_spread(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 
 
 def format_gas_table(rows: list[dict[str, Any]]) -> str:
-    """A text table; a layout column appears when the rows span several layouts."""
+    """A text table; a layout column appears when a row is not in the registry layout."""
     layouts = {r.get("layout", "registry") for r in rows}
-    lay = len(layouts) > 1
+    lay = layouts != {"registry"}  # the column shows when it says something
     w = max([9, *(len(r["lifecycle"]) for r in rows)])  # SingleAdminModel is wider
     head = (f"{'layout':<9} " if lay else "") + (
         f"{'lifecycle':<{w}} {'operation':<22} {'gas':>9} {'lower bound':>12} {'x':>5}  note"
