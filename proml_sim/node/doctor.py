@@ -612,6 +612,7 @@ def check_key(home: Path, config: dict[str, Any], report: Report,
     in ``keys-retired/`` (their shape and the address their names give)."""
     from proml_sim.node.keys import (
         KEYSTORE,
+        NEXT_KEYSTORE,
         RETIRED,
         NodeKey,
         inspect_key_file,
@@ -622,8 +623,26 @@ def check_key(home: Path, config: dict[str, Any], report: Report,
     address = config.get("address")
     if not isinstance(address, str):
         return
+    retired = retired_key_files(home)
+    nxt = home / NEXT_KEYSTORE
+    if nxt.exists():  # the rotation stopped between writing its new key and swapping files
+        report.problems.append(Problem(
+            "key", str(nxt), "is the new key of an interrupted key rotation (its chain steps "
+            "or its file swap were not finished)", "run `proml key rotate` again: it resumes "
+            "with this key (nothing else uses it)"))
     key = NodeKey(home, address)
     what = key.inspect()
+    held = re.search(r"holds the key of (0x[0-9a-fA-F]{40})", what or "")
+    if held and not nxt.exists() and any(
+            old is not None and old.lower() == address.lower() for _, old in retired):
+        # the files were swapped (node.json's key retired, the new one in place), node.json
+        # not yet updated: the rotation's last step; the key file is the new key's
+        report.problems.append(Problem(
+            "key", str(home / "node.json"), f"still names {address}, whose key a rotation to "
+            f"{held.group(1)} retired: the rotation was interrupted before its last step",
+            "run `proml key rotate` again: it points node.json at the new key"))
+        key = NodeKey(home, held.group(1))
+        what = None
     if what is None and key.kind == "keystore":
         if passphrase is None:
             report.notes.append(f"{KEYSTORE} was checked without unlocking it (its MAC needs "
@@ -646,7 +665,7 @@ def check_key(home: Path, config: dict[str, Any], report: Report,
     retired_fix = (f"restore it from your backup: the node signs with its {KEYSTORE}, but this "
                    "is the only copy of the old key, which still holds any seat or role a "
                    "pending rotation has not moved")
-    for f, old in retired_key_files(home):
+    for f, old in retired:
         if old is None or not f.is_file():
             report.problems.append(Problem(
                 "key", str(f), _about(f, "is not a retired key file (a file named "

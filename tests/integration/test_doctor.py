@@ -728,3 +728,38 @@ def test_retired_keys_are_checked(tmp_path, capsys):
     code, rep = _doctor(capsys, "--home", str(h))
     (p,) = rep["problems"]
     assert code == 1 and p["path"] == str(stray) and "not a retired key file" in p["what"]
+
+
+def test_an_interrupted_key_rotation_is_named_with_the_command_that_finishes_it(tmp_path,
+                                                                               capsys):
+    # a rotation stopped after writing its new key, or after swapping the key files but before
+    # node.json: doctor said healthy to the first, and to the second that a key file was
+    # damaged ("restore it from your backup"); `proml key rotate` finishes either
+    from proml_sim.node.keys import NEXT_KEYSTORE, encrypt_key
+
+    h = tmp_path / "k"
+    node = ProMLNode.init(h, name="k", domain="d1", new_chain=True, seed="key")
+    node.backend.close()
+    nxt = h / NEXT_KEYSTORE
+    nxt.write_text(json.dumps(encrypt_key(b"\x07" * 32, "proml-test-session", n=2**4)))
+    code, rep = _doctor(capsys, "--home", str(h))
+    (p,) = rep["problems"]
+    assert code == 1 and p["path"] == str(nxt) and "interrupted key rotation" in p["what"]
+    assert "proml key rotate" in p["fix"]
+    assert main(["key", "rotate", "--home", str(h)]) == 0
+    capsys.readouterr()
+    code, rep = _doctor(capsys, "--home", str(h))
+    assert code == 0 and not nxt.exists(), rep
+    # the swap done, node.json not yet pointed at the new key
+    config = json.loads((h / "node.json").read_text())
+    new = config["address"]
+    (h / "node.json").write_text(json.dumps({**config, "address": node.address}))
+    code, rep = _doctor(capsys, "--home", str(h))
+    (p,) = rep["problems"]
+    assert code == 1 and p["path"] == str(h / "node.json") and new in p["what"]
+    assert "proml key rotate" in p["fix"], p
+    assert main(["key", "rotate", "--home", str(h)]) == 0
+    capsys.readouterr()
+    assert json.loads((h / "node.json").read_text())["address"] == new
+    code, rep = _doctor(capsys, "--home", str(h))
+    assert code == 0, rep
