@@ -180,11 +180,21 @@ def load_keystore(path: str | Path) -> dict[str, Any]:
 
 
 def decrypt_keystore(data: dict[str, Any], passphrase: str, path: str | Path) -> bytes:
-    """The private key in a v3 keystore (its own KDF parameters are used)."""
+    """The private key in a v3 keystore (its own KDF parameters are used), checked against
+    the address the keystore declares, if any (the MAC covers neither the iv nor the address:
+    a damaged iv decrypts, to another key)."""
     from eth_account import Account
 
+    from proml_sim.chain.accounts import Signer
+
     try:
-        return bytes(Account.decrypt(data, passphrase))
+        key = bytes(Account.decrypt(data, passphrase))
+        declared = keystore_address(data)
+        if declared is not None and (addr := Signer(key).address) != declared:
+            raise KeystoreError(f"{path} declares the address {declared} but opens to the key "
+                                f"of {addr}: its iv or ciphertext is damaged, or the file was "
+                                "edited; restore it from a copy")
+        return key
     except ValueError as exc:
         if "MAC mismatch" in str(exc):
             raise WrongPassphrase(f"wrong passphrase for keystore {path}; check "

@@ -220,6 +220,28 @@ def test_import_replace_rotates_to_a_geth_keystore(homes, capsys):
     assert ProMLNode.open(a).client("Model").has_role(new, "admin")
 
 
+def test_a_keystore_whose_key_is_not_the_address_it_declares_is_refused(homes, capsys):
+    # a changed digit of the iv decrypts (the MAC does not cover it) to another key: `key
+    # import --replace` rotated the node to that key and reported success, and the home's key
+    # file then declared an address the node no longer had
+    tmp, pw = homes
+    a = str(tmp / "admin")
+    data = Account.encrypt(keccak(b"imported admin key"), "theirs", iterations=2**10)
+    iv = data["crypto"]["cipherparams"]["iv"]
+    data["crypto"]["cipherparams"]["iv"] = ("1" if iv[0] != "1" else "2") + iv[1:]
+    ks = tmp / "UTC--damaged"
+    ks.write_text(json.dumps(data))
+    theirs = tmp / "theirs.pw"
+    theirs.write_text("theirs\n")
+    before = (tmp / "admin" / "node.json").read_bytes()
+    code, _, err = run(capsys, "key", "import", str(ks), "--home", a, "--replace",
+                       "--new-passphrase-file", str(theirs), "--passphrase-file",
+                       str(pw["admin"]))
+    assert code == 2 and "declares the address" in err and "iv or ciphertext is damaged" in err
+    assert (tmp / "admin" / "node.json").read_bytes() == before
+    assert not (tmp / "admin" / K.RETIRED).exists()
+
+
 def test_old_plain_keys_json_home_opens_and_can_be_encrypted(tmp_path, capsys, monkeypatch):
     home = tmp_path / "old"
     node = ProMLNode.init(home, name="old", domain="old-co", new_chain=True, seed="old",
