@@ -111,6 +111,7 @@ def cmd_key_import(args: argparse.Namespace) -> int:
         install_key,
         load_keystore,
         parse_plain_key,
+        plain_address_mismatch,
         plain_key_file,
         rotate,
     )
@@ -125,6 +126,12 @@ def cmd_key_import(args: argparse.Namespace) -> int:
             why = getattr(exc, "strerror", None) or "not UTF-8 text"
             raise KeystoreError(f"cannot read the key file {args.file}: {why}") from None
         private = parse_plain_key(text, args.file)
+        if (wrong := plain_address_mismatch(text, args.file)) is not None:
+            # the entry or a digit of the key changed: which, nothing here tells
+            raise KeystoreError(f"{args.file} records the address {wrong[0]!r}, but its "
+                                f"private key is the key of {wrong[1]}: the address entry or "
+                                "a digit of the key is damaged; nothing was imported: restore "
+                                "the file from a copy")
         address = Signer(private).address
         if node.key.kind == "plain":
             obj = plain_key_file(address, private)  # a home of plain keys (tests) stays plain

@@ -236,6 +236,18 @@ def parse_plain_key(text: str, where: str) -> bytes:
     return key
 
 
+def plain_address_mismatch(text: str, where: str) -> tuple[Any, str] | None:
+    """A plain key file's ``address`` entry and its private key's address when they differ (a
+    byte of either flipped); None when it has no entry or they agree."""
+    from proml_sim.chain.accounts import Signer, is_address
+
+    addr = Signer(parse_plain_key(text, where)).address
+    recorded = parse_json(text.strip()).get("address") if text.lstrip()[:1] == "{" else None
+    if recorded is None or (is_address(recorded) and str(recorded).lower() == addr.lower()):
+        return None
+    return recorded, addr
+
+
 def _is_hex(text: str) -> bool:
     try:
         bytes.fromhex(text.removeprefix("0x"))
@@ -400,14 +412,12 @@ def inspect_key_file(path: Path, address: str, whose: str = "its name says {}") 
     comes from."""
     try:
         if _is_plain(path):
-            from proml_sim.chain.accounts import Signer, is_address
+            from proml_sim.chain.accounts import Signer
 
             text = path.read_text()
             addr: str | None = Signer(parse_plain_key(text, str(path))).address
-            recorded = parse_json(text).get("address") if text.lstrip()[:1] == "{" else None
-            if recorded is not None and not (  # a byte of it flipped
-                    is_address(recorded) and str(recorded).lower() == str(addr).lower()):
-                return (f"{path} records the address {recorded!r}, but its private key is the "
+            if (wrong := plain_address_mismatch(text, str(path))) is not None:
+                return (f"{path} records the address {wrong[0]!r}, but its private key is the "
                         f"key of {addr}: the address entry is damaged (write it as {addr}, or "
                         "restore the file from a copy)")
         else:

@@ -240,6 +240,15 @@ def test_a_keystore_whose_key_is_not_the_address_it_declares_is_refused(homes, c
     assert code == 2 and "declares the address" in err and "iv or ciphertext is damaged" in err
     assert (tmp / "admin" / "node.json").read_bytes() == before
     assert not (tmp / "admin" / K.RETIRED).exists()
+    # a plain key file whose address entry is not its key's: a digit of either changed
+    plain = tmp / "plain.json"
+    private = keccak(b"imported admin key")
+    plain.write_text(json.dumps({"address": "0x" + "ab" * 20, "private_key": private.hex()}))
+    code, _, err = run(capsys, "key", "import", str(plain), "--plain", "--home", a,
+                       "--replace", "--new-passphrase-file", str(theirs), "--passphrase-file",
+                       str(pw["admin"]))
+    assert code == 2 and "a digit of the key is damaged; nothing was imported" in err, err
+    assert (tmp / "admin" / "node.json").read_bytes() == before
 
 
 def test_old_plain_keys_json_home_opens_and_can_be_encrypted(tmp_path, capsys, monkeypatch):
