@@ -199,19 +199,36 @@ def export_in_toto(source: LiveSource, ref: str | None = None, *,
                    model_dirs: Iterable[str | Path] = ()) -> tuple[list[dict[str, Any]],
                                                                    list[str]]:
     """(DSSE envelopes of this node's transitions, labels of the skipped ones fired by other
-    actors).  Unlocks the node's key (it may ask for the passphrase)."""
+    actors).  Unlocks the node's key (it may ask for the passphrase); a transition signed by
+    a key this node retired (``proml key rotate``) is signed with that key, the retired
+    keystore unlocked with the node's passphrase (one that does not open with it is skipped,
+    and said)."""
+    from proml_sim.errors import WrongPassphrase
+    from proml_sim.node.keys import open_retired, retired_key_files
+
     mds = [model_dir_subject(d) for d in model_dirs]
     node = source.node
-    mine, skipped = [], []
+    retired = {old.lower(): f for f, old in retired_key_files(node.home) if old is not None}
+    keys: dict[str, bytes | None] = {}
+    envs, skipped = [], []
     for key, actor, st in statements(source, ref, model_dirs=mds):
-        if actor.lower() == node.address.lower():
-            mine.append(st)
+        label = f"{key.lifecycle} {key.id[:10]}.. v{key.version} ({actor}"
+        who = actor.lower()
+        if who not in keys and who == node.address.lower():
+            keys[who] = node.key.private_key()
+        elif who not in keys and who in retired:
+            try:
+                keys[who] = open_retired(retired[who], node.key.same_passphrase())
+            except WrongPassphrase:
+                keys[who] = None
+        if (private := keys.get(who)) is not None:
+            envs.append(sign_envelope(st, private))
+        elif who in retired:
+            skipped.append(f"{label}: this node's retired key, which does not open with the "
+                           "passphrase given)")
         else:
-            skipped.append(f"{key.lifecycle} {key.id[:10]}.. v{key.version} ({actor})")
-    if not mine:
-        return [], sorted(set(skipped))
-    private = node.key.private_key()
-    return [sign_envelope(st, private) for st in mine], sorted(set(skipped))
+            skipped.append(label + ")")
+    return envs, sorted(set(skipped))
 
 
 def verify_attestation(source: EvidenceSource, path: str | Path) -> dict[str, Any]:

@@ -356,7 +356,8 @@ def _export_in_toto(args: argparse.Namespace) -> int:
                         "a node home, not from --bundle")
     envs, skipped = export_in_toto(_live(args), args.artefact, model_dirs=args.model_dir or ())
     text = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in envs)
-    note = (f"; {len(skipped)} transition(s) by other actors skipped (their nodes sign them): "
+    note = (f"; {len(skipped)} transition(s) skipped (each is signed by its actor's node; a "
+            "key of this node that does not unlock signs nothing): "
             + ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else "")) if skipped else ""
     if not envs:
         raise NodeError("no transition in scope was fired by this node, so there is nothing "

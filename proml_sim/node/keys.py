@@ -463,6 +463,18 @@ def retired_key_files(home: Path) -> list[tuple[Path, str | None]]:
     return out
 
 
+def open_retired(path: Path, passphrase: PassphraseSource) -> bytes:
+    """The private key of a retired key file (a keystore unlocked with ``passphrase``, or a
+    plain one); :class:`KeystoreError` (:class:`WrongPassphrase`) when it cannot be had."""
+    if _is_plain(path):
+        try:
+            return parse_plain_key(path.read_text(), str(path))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise KeystoreError(f"cannot read the retired key {path}: {exc}") from None
+    return decrypt_keystore(load_keystore(path), passphrase.get(f"retired keystore {path}"),
+                            path)
+
+
 def unlock_key_file(path: Path, address: str, passphrase: str) -> str | None:
     """What is wrong when the keystore at ``path`` is unlocked with ``passphrase`` (None: it
     opens to ``address``'s key; a plain key file has nothing to unlock).  A MAC that does not

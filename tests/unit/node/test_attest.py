@@ -177,3 +177,38 @@ def test_model_dir_is_named_as_model_signing_names_it(world: World, tmp_path: Pa
     subjects = [s for e in envelopes(out) for s in statement_of(e)["subject"]]
     assert theirs in subjects
     assert cli(["verify", "--attestation", str(out), "--home", str(world["admin"].home)]) == 0
+
+
+def test_steps_signed_by_a_key_this_node_retired_are_attested_with_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # after `proml key rotate` the node could attest none of its earlier steps: they were
+    # "by other actors" ("their nodes sign them"), while the old key sat in keys-retired/
+    from proml_sim.cli import main
+    from proml_sim.node import ProMLNode
+    from proml_sim.node.keys import decrypt_keystore, encrypt_key, retired_key_files
+
+    h = tmp_path / "n"
+    node = ProMLNode.init(h, name="n", domain="d1", new_chain=True, seed="att-rot")
+    for role in ("operator", "developer"):
+        node.grant("Model", role, node.address, "d1")
+    f = tmp_path / "w.bin"
+    f.write_bytes(b"weights")
+    node.register("Model", "m", [])
+    node.record("train", "m", outputs=[f])
+    old = node.address
+    node.backend.close()
+    assert main(["key", "rotate", "--home", str(h)]) == 0
+    out = tmp_path / "m.intoto"
+    assert main(["export", "m", "--format", "in-toto", "-o", str(out), "--home", str(h)]) == 0
+    assert "skipped" not in capsys.readouterr().out
+    signers = {statement_of(e)["predicate"]["actor"] for e in envelopes(out)}
+    assert signers == {old}
+    assert main(["verify", "--attestation", str(out), "--home", str(h)]) == 0
+    assert "PASSED: 2 attestation(s)" in capsys.readouterr().out
+    # a retired key written under an earlier passphrase is skipped, and said
+    ((path, _),) = retired_key_files(h)
+    key = decrypt_keystore(json.loads(path.read_text()), "proml-test-session", path)
+    path.write_text(json.dumps(encrypt_key(key, "an earlier one", n=2**4)))
+    assert main(["export", "m", "--format", "in-toto", "-o", str(out), "--home", str(h)]) == 2
+    assert "this node's retired key, which does not open with the passphrase given" in \
+        capsys.readouterr().err
