@@ -624,6 +624,10 @@ def check_key(home: Path, config: dict[str, Any], report: Report,
     if not isinstance(address, str):
         return
     retired = retired_key_files(home)
+    if (home / RETIRED).exists() and not (home / RETIRED).is_dir():
+        report.problems.append(Problem(
+            "key", str(home / RETIRED), "is not a directory: a key rotation cannot keep the old "
+            "key there, so it stops before its last steps", "move the file aside"))
     nxt = home / NEXT_KEYSTORE
     if nxt.exists():  # the rotation stopped between writing its new key and swapping files
         report.problems.append(Problem(

@@ -726,7 +726,13 @@ def rotate(node: ProMLNode, *, new_key: bytes | None = None,
     # the chain steps succeeded: swap the files, then point node.json at the new address
     for p in (key.keystore_path, key.plain_path):
         if p.exists():
-            rot.retired.append(str(retire(home, p, old.address)))
+            try:
+                rot.retired.append(str(retire(home, p, old.address)))
+            except KeystoreError as exc:  # not "nothing was changed": the roles have moved
+                raise KeystoreError(
+                    f"the rotation's chain steps are done (roles moved to "
+                    f"{new_signer.address}), but {str(exc).split('; ')[0]}; fix that and run "
+                    f"`proml key rotate` again: it resumes with the new key in {nxt}") from None
     final = home / (KEYSTORE if data.get("version") == 3 else PLAIN_KEYS)
     try:
         os.rename(nxt, final)

@@ -763,3 +763,27 @@ def test_an_interrupted_key_rotation_is_named_with_the_command_that_finishes_it(
     assert json.loads((h / "node.json").read_text())["address"] == new
     code, rep = _doctor(capsys, "--home", str(h))
     assert code == 0, rep
+
+
+def test_a_keys_retired_that_is_no_directory_is_named_and_a_rotation_says_what_it_did(
+        tmp_path, capsys):
+    # a rotation whose old key could not be retired said "nothing was changed" after its chain
+    # steps had moved every role; doctor said healthy to the file that stops it
+    from proml_sim.node.keys import NEXT_KEYSTORE, RETIRED
+
+    h = tmp_path / "k"
+    node = ProMLNode.init(h, name="k", domain="d1", new_chain=True, seed="key")
+    node.backend.close()
+    (h / RETIRED).write_text("mine")
+    code, rep = _doctor(capsys, "--home", str(h))
+    (p,) = rep["problems"]
+    assert code == 1 and p["path"] == str(h / RETIRED) and "is not a directory" in p["what"]
+    assert main(["key", "rotate", "--home", str(h)]) == 2
+    err = capsys.readouterr().err
+    assert "chain steps are done" in err and "nothing was changed" not in err, err
+    assert (h / NEXT_KEYSTORE).exists() and (h / RETIRED).read_text() == "mine"
+    (h / RETIRED).rename(tmp_path / "mine")
+    assert main(["key", "rotate", "--home", str(h)]) == 0
+    capsys.readouterr()
+    code, rep = _doctor(capsys, "--home", str(h))
+    assert code == 0, rep
