@@ -656,6 +656,13 @@ def check_key(home: Path, config: dict[str, Any], report: Report,
             what = key.unlock_check(passphrase)
     if what is not None:
         fix = KEY_FIX
+        mine = [f for f, old in retired if old is not None and old.lower() == address.lower()]
+        if key.kind == "missing" and mine:  # an install stopped between retiring and writing
+            plain = ".plain.json" in mine[-1].name
+            fix = (f"this node's key is in {mine[-1]}: `proml key import {mine[-1]}"
+                   f"{' --plain' if plain else ''}` puts it back" + (
+                       "" if plain else " (its passphrase is the node's: give it with "
+                       "--new-passphrase-file or $PROML_NEW_PASSPHRASE)"))
         held = re.search(r"holds the key of (0x[0-9a-fA-F]{40})", what)
         if held:  # either file may be the damaged one: say both ways out
             fix = (f"if node.json's address was altered, set it to {held.group(1)} (the key's; "

@@ -787,3 +787,26 @@ def test_a_keys_retired_that_is_no_directory_is_named_and_a_rotation_says_what_i
     capsys.readouterr()
     code, rep = _doctor(capsys, "--home", str(h))
     assert code == 0, rep
+
+
+def test_a_missing_key_that_sits_in_keys_retired_is_named_with_the_import_that_restores_it(
+        tmp_path, capsys, monkeypatch):
+    # an install (key import, key encrypt) that stopped between retiring the old file and
+    # writing the new one leaves the key only in keys-retired/: doctor said "restore it from
+    # your backup"
+    from proml_sim.node.keys import KEYSTORE, retire
+
+    h = tmp_path / "k"
+    node = ProMLNode.init(h, name="k", domain="d1", new_chain=True, seed="key")
+    node.backend.close()
+    kept = retire(h, h / KEYSTORE, node.address)
+    code, rep = _doctor(capsys, "--home", str(h))
+    (p,) = rep["problems"]
+    assert code == 1 and "holds no key" in p["what"]
+    assert p["fix"].startswith(f"this node's key is in {kept}: `proml key import {kept}` puts "
+                               "it back (its passphrase is the node's")
+    monkeypatch.setenv("PROML_NEW_PASSPHRASE", "proml-test-session")
+    assert main(["key", "import", str(kept), "--home", str(h)]) == 0
+    capsys.readouterr()
+    code, rep = _doctor(capsys, "--home", str(h))
+    assert code == 0, rep
