@@ -216,7 +216,7 @@ class BlobStore:
             rpath = BlobStore(replica).path_of(d)
             if rpath.exists() and sha256_file(rpath)[0] == d:
                 if problem is not None:  # the damaged copy is kept, and said
-                    self._keep_damaged(path, d, replica)
+                    self._keep_damaged(path, d, f"replica {replica}")
                 with open(rpath, "rb") as fh:  # heal the local copy only: never write into
                     # other domains' stores while repairing this one
                     self._write_stream(iter(lambda fh=fh: fh.read(CHUNK), b""),  # type: ignore[misc]
@@ -230,9 +230,9 @@ class BlobStore:
             + "; add the file again or configure a replica that has it"
         )
 
-    def _keep_damaged(self, path: Path, digest: str, replica: Path) -> None:
-        """Move a corrupted local copy into the quarantine before a replica's bytes replace
-        it, and say so on stderr (damage is named, not silently mended)."""
+    def _keep_damaged(self, path: Path, digest: str, source: str) -> None:
+        """Move a corrupted copy in this store into its quarantine before ``source``'s good
+        bytes replace it, and say so on stderr (damage is named, not silently mended)."""
         dest = self.quarantine / time.strftime("%Y%m%dT%H%M%S") / "blobs" / digest
         n = 1
         while dest.exists():
@@ -249,7 +249,7 @@ class BlobStore:
         self.healed[digest] = dest
         if self.warn:
             sys.stderr.write(f"warning: blob {digest} at {path} was corrupted; restored from "
-                             f"replica {replica} (the damaged copy is kept as {dest})\n")
+                             f"{source} (the damaged copy is kept as {dest})\n")
 
     def get(self, digest: str) -> bytes:
         """The blob's bytes, verified against the digest."""
@@ -282,8 +282,9 @@ class BlobStore:
         """Copy every intact blob this store holds that ``replica`` lacks or holds corrupted
         bytes of; a replica's valid blob is never overwritten.  Every copy is hash-checked
         (the source on read, the copy as it is written).  Returns counts: ``copied``,
-        ``present`` (already valid there), ``repaired`` (the replica's copy was corrupt and
-        was replaced), ``skipped`` (this store's own copy is corrupt; ``proml verify`` names it)."""
+        ``present`` (already valid there), ``repaired`` (the replica's copy was corrupt: it
+        is kept in the replica's ``quarantine/``, named on stderr, and replaced), ``skipped``
+        (this store's own copy is corrupt; ``proml verify`` names it)."""
         other = BlobStore(replica)
         counts = {"copied": 0, "present": 0, "repaired": 0, "skipped": 0}
         for d in self.digests():
@@ -298,6 +299,10 @@ class BlobStore:
             if sha256_file(src)[0] != d:
                 counts["skipped"] += 1
                 continue
+            if damaged:  # the replica's damaged copy goes into its quarantine, named
+                other.warn = self.warn
+                other._keep_damaged(there, d, str(self.root))
+                self.healed.update(other.healed)
             with open(src, "rb") as fh:
                 blob = other._write_stream(iter(lambda fh=fh: fh.read(CHUNK), b""),  # type: ignore[misc]
                                            replicate=False)

@@ -151,12 +151,17 @@ def test_replica_add_sync_list_remove(world, capsys):
     bad = other.path_of(held[1])
     bad.parent.mkdir(parents=True, exist_ok=True)
     bad.write_bytes(b"rot")
-    code, out = _json(capsys, ["replica", "sync", "--home", home])
+    code = main(["replica", "sync", "--home", home, "--json"])
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
     assert code == 0
     assert out["replicas"][str(rep.resolve())] == {
         "copied": len(held) - 2, "present": 1, "repaired": 1, "skipped": 0}
     assert good.stat().st_mtime_ns == stamp
     assert sorted(other.digests()) == held and other.check(held[1]) is None
+    # the replica's damaged copy is kept in its quarantine and named (it was overwritten)
+    (kept,) = (rep / "quarantine").glob(f"*/blobs/{held[1]}")
+    assert kept.read_bytes() == b"rot" and f"{held[1]} at {bad}" in captured.err
     code, out = _json(capsys, ["replica", "list", "--home", home])
     assert out == {"replicas": [{"kind": "dir", "path": str(rep.resolve())}]}
     assert main(["replica", "remove", str(rep), "--home", home]) == 0
