@@ -27,8 +27,8 @@ DEFAULT_HOME = ".proml"
 
 
 def add_passphrase_option(p: argparse.ArgumentParser, *, prompt: bool = True) -> None:
-    """``--passphrase-file`` for a command that may unlock the node's key (``prompt``: else
-    it asks on a terminal)."""
+    """``--passphrase-file`` for a command that may unlock the node's key (``prompt``: whether
+    the command asks on a terminal when none is given)."""
     p.add_argument("--passphrase-file", metavar="FILE",
                    help="read the keystore passphrase from FILE's first line (else "
                    "$PROML_PASSPHRASE, else " + ("a prompt on a terminal)" if prompt else

@@ -302,7 +302,6 @@ class BlobStore:
             if damaged:  # the replica's damaged copy goes into its quarantine, named
                 other.warn = self.warn
                 other._keep_damaged(there, d, str(self.root))
-                self.healed.update(other.healed)
             with open(src, "rb") as fh:
                 blob = other._write_stream(iter(lambda fh=fh: fh.read(CHUNK), b""),  # type: ignore[misc]
                                            replicate=False)
