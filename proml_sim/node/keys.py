@@ -526,13 +526,24 @@ def export_keystore(key: NodeKey, new_passphrase: PassphraseSource | None) -> di
 def install_key(home: Path, obj: dict[str, Any], address: str) -> tuple[Path, list[Path]]:
     """Make ``obj`` (a keystore, or a plain key file) the home's key: the current key files are
     retired first (renamed, never deleted), then the new one written.  Returns (new, retired)."""
-    retired = []
-    for name in (KEYSTORE, PLAIN_KEYS):
-        p = home / name
-        if p.exists():
-            retired.append(retire(home, p, address))
-    name = KEYSTORE if obj.get("version") == 3 else PLAIN_KEYS
-    return write_secret(home / name, obj), retired
+    retired: list[tuple[Path, Path]] = []  # (where it was, where it went)
+    try:
+        for name in (KEYSTORE, PLAIN_KEYS):
+            p = home / name
+            if p.exists():
+                retired.append((p, retire(home, p, address)))
+        name = KEYSTORE if obj.get("version") == 3 else PLAIN_KEYS
+        return write_secret(home / name, obj), [kept for _, kept in retired]
+    except KeystoreError as exc:  # put the retired files back: the home keeps its key
+        left = []
+        for was, kept in reversed(retired):
+            try:
+                os.rename(kept, was)
+            except OSError:  # it stays in keys-retired/, where doctor names it
+                left.append(str(kept))
+        raise KeystoreError(f"{str(exc).split('; ')[0]}; " + (
+            f"the home's key is in {', '.join(left)}: `proml key import` puts it back" if left
+            else "nothing was changed")) from None
 
 
 # -- rotation ------------------------------------------------------------------------------------

@@ -251,6 +251,27 @@ def test_a_keystore_whose_key_is_not_the_address_it_declares_is_refused(homes, c
     assert (tmp / "admin" / "node.json").read_bytes() == before
 
 
+def test_an_install_that_cannot_write_the_new_key_puts_the_old_one_back(homes, capsys,
+                                                                           monkeypatch):
+    # `key import` of the node's own key retires the current file, then writes the new one: a
+    # write that failed (a full disk) left the home with no key file at all
+    tmp, pw = homes
+    d = tmp / "dev"
+    out = tmp / "exported.json"
+    assert run(capsys, "key", "export", "--home", str(d), "--out", str(out))[0] == 0
+    before = (d / K.KEYSTORE).read_bytes()
+
+    def full(path, obj):
+        raise K.KeystoreError(f"cannot write {path}: No space left on device; free space")
+
+    monkeypatch.setattr(K, "write_secret", full)
+    code, _, err = run(capsys, "key", "import", str(out), "--home", str(d),
+                       "--new-passphrase-file", str(pw["dev"]))
+    assert code == 2 and "No space left on device; nothing was changed" in err, err
+    assert (d / K.KEYSTORE).read_bytes() == before
+    assert not list((d / K.RETIRED).iterdir())
+
+
 def test_old_plain_keys_json_home_opens_and_can_be_encrypted(tmp_path, capsys, monkeypatch):
     home = tmp_path / "old"
     node = ProMLNode.init(home, name="old", domain="old-co", new_chain=True, seed="old",
