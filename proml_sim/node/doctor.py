@@ -39,7 +39,6 @@ is renamed aside (``*.damaged-<time>``) or quarantined.
 
 from __future__ import annotations
 
-import re
 import shutil
 import sqlite3
 import time
@@ -608,22 +607,22 @@ KEY_FIX = "restore the key file from your backup (`proml key import FILE`); a ke
 def check_key(home: Path, config: dict[str, Any], report: Report,
               passphrase: str | None = None) -> None:
     """The node's key file (:meth:`NodeKey.inspect`; with a ``passphrase``, also that the
-    keystore opens to the node's key: its ciphertext, salt, MAC and iv) and the retired keys
-    in ``keys-retired/`` (their shape and the address their names give)."""
+    keystore opens to the node's key: its ciphertext, salt, MAC and iv), an interrupted
+    rotation, and the retired keys in ``keys-retired/`` (:func:`check_retired_keys`)."""
     from proml_sim.node.keys import (
         KEYSTORE,
         NEXT_KEYSTORE,
         RETIRED,
         NodeKey,
-        inspect_key_file,
+        is_plain_key_file,
         retired_key_files,
-        unlock_key_file,
     )
 
     address = config.get("address")
     if not isinstance(address, str):
         return
     retired = retired_key_files(home)
+    mine = [f for f, old in retired if old is not None and old.lower() == address.lower()]
     if (home / RETIRED).exists() and not (home / RETIRED).is_dir():
         report.problems.append(Problem(
             "key", str(home / RETIRED), "is not a directory: a key rotation cannot keep the old "
@@ -635,63 +634,68 @@ def check_key(home: Path, config: dict[str, Any], report: Report,
             "or its file swap were not finished)", "run `proml key rotate` again: it resumes "
             "with this key (nothing else uses it)"))
     key = NodeKey(home, address)
-    what = key.inspect()
-    held = re.search(r"holds the key of (0x[0-9a-fA-F]{40})", what or "")
-    if held and not nxt.exists() and any(
-            old is not None and old.lower() == address.lower() for _, old in retired):
+    found = key.inspect()
+    if found is not None and found.holds and not nxt.exists() and mine:
         # the files were swapped (node.json's key retired, the new one in place), node.json
         # not yet updated: the rotation's last step; the key file is the new key's
         report.problems.append(Problem(
             "key", str(home / "node.json"), f"still names {address}, whose key a rotation to "
-            f"{held.group(1)} retired: the rotation was interrupted before its last step",
+            f"{found.holds} retired: the rotation was interrupted before its last step",
             "run `proml key rotate` again: it points node.json at the new key"))
-        key = NodeKey(home, held.group(1))
-        what = None
-    if what is None and key.kind == "keystore":
+        key, found = NodeKey(home, found.holds), None
+    if found is None and key.kind == "keystore":
         if passphrase is None:
             report.notes.append(f"{KEYSTORE} was checked without unlocking it (its MAC needs "
                                 "the passphrase): pass --passphrase-file FILE or set "
                                 "$PROML_PASSPHRASE to check that it opens to this node's key")
         else:
-            what = key.unlock_check(passphrase)
-    if what is not None:
+            found = key.unlock_check(passphrase)
+    if found is not None:
         fix = KEY_FIX
-        mine = [f for f, old in retired if old is not None and old.lower() == address.lower()]
-        if key.kind == "missing" and mine:  # an install stopped between retiring and writing
-            plain = ".plain.json" in mine[-1].name
+        if key.kind == "missing" and mine:  # an install killed between retiring and writing
+            plain = is_plain_key_file(mine[-1])
             fix = (f"this node's key is in {mine[-1]}: `proml key import {mine[-1]}"
                    f"{' --plain' if plain else ''}` puts it back" + (
                        "" if plain else " (its passphrase is the node's: give it with "
                        "--new-passphrase-file or $PROML_NEW_PASSPHRASE)"))
-        held = re.search(r"holds the key of (0x[0-9a-fA-F]{40})", what)
-        if held:  # either file may be the damaged one: say both ways out
-            fix = (f"if node.json's address was altered, set it to {held.group(1)} (the key's; "
+        if found.holds:  # either file may be the damaged one: say both ways out
+            fix = (f"if node.json's address was altered, set it to {found.holds} (the key's; "
                    f"the chain's events name the node's address); else {fix}")
-        if "MAC mismatch" in what:
+        if found.passphrase:
             fix = ("check the passphrase (--passphrase-file, $PROML_PASSPHRASE); if it is "
                    f"right, {fix}")
-        report.problems.append(Problem("key", str(key.path), _about(key.path, what), fix))
-    # a retired key signs nothing now, but it is the only copy of the old key (a domain-admin
-    # seat stays with it until a pending rotation is executed)
-    retired_fix = (f"restore it from your backup: the node signs with its {KEYSTORE}, but this "
-                   "is the only copy of the old key, which still holds any seat or role a "
-                   "pending rotation has not moved")
+        report.problems.append(Problem("key", str(key.path), _about(key.path, found.what), fix))
+    check_retired_keys(home, retired, report, passphrase)
+
+
+def check_retired_keys(home: Path, retired: list[tuple[Path, str | None]], report: Report,
+                       passphrase: str | None) -> None:
+    """Each file in ``keys-retired/`` (``retired``: with the address its name gives) against
+    that address (its shape; with a ``passphrase``, that it opens to that key: one that does
+    not is a note, it may have an earlier passphrase).  A retired key signs nothing
+    now, but it is the only copy of the old key (a domain-admin seat stays with it until a
+    pending rotation is executed)."""
+    from proml_sim.node.keys import KEYSTORE, RETIRED, inspect_key_file, unlock_key_file
+
+    fix = (f"restore it from your backup: the node signs with its {KEYSTORE}, but this is the "
+           "only copy of the old key, which still holds any seat or role a pending rotation has "
+           "not moved")
     for f, old in retired:
         if old is None or not f.is_file():
             report.problems.append(Problem(
-                "key", str(f), _about(f, "is not a retired key file (a file named "
-                                         "UTC--<time>--<address>)"),
-                f"move it out of {home / RETIRED}: only `proml key` puts files there"))
+                "key", str(f), "is not a retired key file (a file named "
+                "UTC--<time>--<address>)", f"move it out of {home / RETIRED}: only `proml key` "
+                "puts files there"))
             continue
-        what = inspect_key_file(f, old)
-        if what is None and passphrase is not None:
-            what = unlock_key_file(f, old, passphrase)
-            if what is not None and "MAC mismatch" in what:  # another passphrase is no damage
+        found = inspect_key_file(f, old)
+        if found is None and passphrase is not None:
+            found = unlock_key_file(f, old, passphrase)
+            if found is not None and found.passphrase:  # another passphrase is no damage
                 report.notes.append(f"{f} does not open with the passphrase given: it may "
                                     "have been written with an earlier one")
                 continue
-        if what is not None:
-            report.problems.append(Problem("key", str(f), _about(f, what), retired_fix))
+        if found is not None:
+            report.problems.append(Problem("key", str(f), _about(f, found.what), fix))
 
 
 def _replicas(home: Path, config: dict[str, Any]) -> list[Path]:

@@ -375,16 +375,17 @@ class NodeKey:
                                 "finish the rotation with `proml key rotate`")
         return key
 
-    def inspect(self) -> str | None:
+    def inspect(self) -> KeyProblem | None:
         """What is wrong with the key file, found without unlocking it (None: nothing seen).
 
         A plain key is checked against the node's address; an encrypted keystore for its v3
         shape and the address it declares (its MAC needs the passphrase: :meth:`unlock_check`)."""
         if self.kind == "missing":
-            return f"the node home {self.home} holds no key ({KEYSTORE} or {PLAIN_KEYS})"
+            return KeyProblem(f"the node home {self.home} holds no key ({KEYSTORE} or "
+                              f"{PLAIN_KEYS})")
         return inspect_key_file(self.path, self.address, "this node is {} (node.json)")
 
-    def unlock_check(self, passphrase: str) -> str | None:
+    def unlock_check(self, passphrase: str) -> KeyProblem | None:
         """What is wrong when the keystore is unlocked with ``passphrase`` (None: it opens to
         the node's key)."""
         return unlock_key_file(self.path, self.address, passphrase)
@@ -405,21 +406,33 @@ class NodeKey:
         return self._signer
 
 
-def inspect_key_file(path: Path, address: str, whose: str = "its name says {}") -> str | None:
+@dataclass(frozen=True)
+class KeyProblem:
+    """What is wrong with a key file: ``what``, a sentence naming the file; ``holds``, the
+    address whose key it holds when that is not the one expected; ``passphrase``, True when a
+    wrong passphrase would look the same (a MAC mismatch)."""
+
+    what: str
+    holds: str | None = None
+    passphrase: bool = False
+
+
+def inspect_key_file(path: Path, address: str, whose: str = "its name says {}"
+                     ) -> KeyProblem | None:
     """What is wrong with the key file at ``path`` that should hold ``address``'s key, found
     without unlocking it (None: nothing seen): a keystore's v3 shape and the address it
     declares, a plain key's key against its address entry.  ``whose`` says where ``address``
     comes from."""
     try:
-        if _is_plain(path):
+        if is_plain_key_file(path):
             from proml_sim.chain.accounts import Signer
 
             text = path.read_text()
             addr: str | None = Signer(parse_plain_key(text, str(path))).address
             if (wrong := plain_address_mismatch(text, str(path))) is not None:
-                return (f"{path} records the address {wrong[0]!r}, but its private key is the "
-                        f"key of {addr}: the address entry is damaged (write it as {addr}, or "
-                        "restore the file from a copy)")
+                return KeyProblem(f"{path} records the address {wrong[0]!r}, but its private "
+                                  f"key is the key of {addr}: the address entry is damaged "
+                                  f"(write it as {addr}, or restore the file from a copy)")
         else:
             data = load_keystore(path)
             crypto: dict[str, Any] = data.get("crypto", data.get("Crypto")) or {}
@@ -429,23 +442,27 @@ def inspect_key_file(path: Path, address: str, whose: str = "its name says {}") 
             if not all(isinstance(h, str) and h and _is_hex(h) for h in hexes) or \
                     crypto.get("kdf") not in ("scrypt", "pbkdf2") or \
                     not isinstance(crypto.get("kdfparams"), dict):
-                return f"{path} is a damaged keystore (its crypto fields are malformed)"
+                return KeyProblem(f"{path} is a damaged keystore (its crypto fields are "
+                                  "malformed)")
             if crypto.get("cipher") != "aes-128-ctr":  # eth-account ignores it, geth does not
-                return (f"{path} is a damaged keystore (its cipher is "
-                        f"{crypto.get('cipher')!r}, where v3 keystores use 'aes-128-ctr')")
+                return KeyProblem(f"{path} is a damaged keystore (its cipher is "
+                                  f"{crypto.get('cipher')!r}, where v3 keystores use "
+                                  "'aes-128-ctr')")
             addr = keystore_address(data)
             if addr is None and data.get("address") is not None:
-                return f"{path} declares a malformed address {data.get('address')!r}"
+                return KeyProblem(f"{path} declares a malformed address "
+                                  f"{data.get('address')!r}")
     except KeystoreError as exc:
-        return str(exc).split("; ")[0]
+        return KeyProblem(str(exc).split("; ")[0])
     except (OSError, UnicodeDecodeError) as exc:
-        return f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"
+        return KeyProblem(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}")
     if addr is not None and addr.lower() != address.lower():
-        return f"{path} holds the key of {addr}, but {whose.format(address)}"
+        return KeyProblem(f"{path} holds the key of {addr}, but {whose.format(address)}",
+                          holds=addr)
     return None
 
 
-def _is_plain(path: Path) -> bool:
+def is_plain_key_file(path: Path) -> bool:
     """A plain key file: the home's ``keys.json`` or a retired one (``...plain.json[_]``)."""
     return path.name == PLAIN_KEYS or PLAIN_RETIRED in path.name
 
@@ -466,7 +483,7 @@ def retired_key_files(home: Path) -> list[tuple[Path, str | None]]:
 def open_retired(path: Path, passphrase: PassphraseSource) -> bytes:
     """The private key of a retired key file (a keystore unlocked with ``passphrase``, or a
     plain one); :class:`KeystoreError` (:class:`WrongPassphrase`) when it cannot be had."""
-    if _is_plain(path):
+    if is_plain_key_file(path):
         try:
             return parse_plain_key(path.read_text(), str(path))
         except (OSError, UnicodeDecodeError) as exc:
@@ -475,7 +492,7 @@ def open_retired(path: Path, passphrase: PassphraseSource) -> bytes:
                             path)
 
 
-def unlock_key_file(path: Path, address: str, passphrase: str) -> str | None:
+def unlock_key_file(path: Path, address: str, passphrase: str) -> KeyProblem | None:
     """What is wrong when the keystore at ``path`` is unlocked with ``passphrase`` (None: it
     opens to ``address``'s key; a plain key file has nothing to unlock).  A MAC that does not
     match cannot tell a wrong passphrase from a damaged ciphertext, salt or MAC: both are
@@ -483,19 +500,20 @@ def unlock_key_file(path: Path, address: str, passphrase: str) -> str | None:
     covers neither the iv nor the address)."""
     from proml_sim.chain.accounts import Signer
 
-    if _is_plain(path):
+    if is_plain_key_file(path):
         return None
     try:
         key = decrypt_keystore(load_keystore(path), passphrase, path)
     except WrongPassphrase:
-        return (f"{path} does not open with the passphrase given (MAC mismatch): the "
-                "passphrase is wrong, or the file's ciphertext, salt or MAC is damaged")
+        return KeyProblem(f"{path} does not open with the passphrase given (MAC mismatch): the "
+                          "passphrase is wrong, or the file's ciphertext, salt or MAC is "
+                          "damaged", passphrase=True)
     except KeystoreError as exc:
-        return str(exc).split("; ")[0]
+        return KeyProblem(str(exc).split("; ")[0])
     addr = Signer(key).address
     if addr.lower() != address.lower():
-        return (f"{path} opens to the key of {addr}, not {address}'s: another key's file, or "
-                "its iv is damaged")
+        return KeyProblem(f"{path} opens to the key of {addr}, not {address}'s: another key's "
+                          "file, or its iv is damaged")
     return None
 
 
