@@ -36,7 +36,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from proml_sim.errors import AccessDenied, ProMLError, StoreError, UnknownName
+from proml_sim.errors import AccessDenied, ProMLError, StoreError, UnknownName, UsageError
 from proml_sim.node.bundle import write_bundle
 from proml_sim.node.evidence import LiveSource, load_record
 from proml_sim.node.lineage import Lineage
@@ -123,7 +123,7 @@ class Explorer:
         try:
             raw = bytes.fromhex(aid.removeprefix("0x"))
         except ValueError:
-            raise UnknownName(f"{aid!r} is not a 0x artefact id; see /api/artefacts") from None
+            raise UsageError(f"{aid!r} is not a 0x artefact id; see /api/artefacts") from None
         return self.lineage().ref(ArtefactRef(lifecycle, raw))
 
 
@@ -213,7 +213,8 @@ def build_app(node: ProMLNode, *, token: str | None = None, peer_signer: Any = N
             try:
                 key = lin.key(ref, int(v) if v else None)
             except ValueError:
-                raise UnknownName(f"version {v!r} is not a number") from None
+                raise UsageError(f"version {v!r} is not a whole number; give e.g. ?version=1"
+                                 ) from None
             latest = lin.key(ref)
             src = ex.source()
             history = node.history_detail(ref)

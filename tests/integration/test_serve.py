@@ -414,6 +414,11 @@ def _check_owner_link(client):
     assert {a["name"] for a in data["lineage"]["ancestors"]} >= {"iris", "wine"}
     assert client.get("/api/artefacts/Model/0x1234").status_code == 404
     assert client.get("/api/artefacts/Nope/0x12").status_code == 404
+    # a malformed request is the requester's error (400), not a missing artefact (404)
+    bad = client.get("/api/artefacts/Model/zz")
+    assert bad.status_code == 400 and "0x artefact id" in bad.json()["error"]
+    bad = client.get(f"/api/artefacts/Model/{clf['id']}?version=1e3")
+    assert bad.status_code == 400 and "whole number" in bad.json()["error"]
 
 
 def test_loopback_only():
