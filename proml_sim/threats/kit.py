@@ -33,7 +33,7 @@ from proml_sim.sim.monitor import outcome as tx_outcome
 from proml_sim.sim.world import Participant, World, domain_id
 from proml_sim.threats.baseline import CentralDB
 from proml_sim.threats.catalogue import ThreatModel
-from proml_sim.threats.runner import Outcome
+from proml_sim.threats.runner import Outcome, finite_number
 
 __all__ = ["Alarm", "Auditor", "Consumer", "Trial", "attempt", "central", "dba_rewrite",
            "governance_review", "outcome", "ratio", "trials_outcome", "watch", "world"]
@@ -149,6 +149,11 @@ class Alarm:
     source: str
     detail: str = ""
 
+    def __post_init__(self) -> None:
+        if not finite_number(self.at):
+            raise ValueError(f"Alarm({self.at!r}, {self.source!r}): an alarm's time is a finite "
+                             "number of simulated seconds")
+
 
 def ratio(hits: float, n: float) -> float | None:
     """``hits / n``, or None when there was nothing to count (``n = 0``): a rate over no cases
@@ -169,6 +174,9 @@ def outcome(goal_reached: bool, *, attack_at: float | None = None,
     Example: ``outcome(consumer.accepts(w, aid), attack_at=10.0, alarms=[Alarm(40.0, "m")])``
     has ``attack_succeeded`` as the consumer decided, ``detected=True`` and ``ttd_s=30.0``.
     """
+    if attack_at is not None and not finite_number(attack_at):
+        raise ValueError(f"attack_at={attack_at!r}: the attack's start is a finite number of "
+                         "simulated seconds (or None)")
     first = min(alarms, key=lambda a: a.at, default=None)
     ttd = None
     if first is not None and attack_at is not None:

@@ -107,6 +107,10 @@ def _import(spec: str) -> ModuleType:
     except ImportError as exc:
         raise CatalogueError(f"cannot import scenario plugin {spec!r}: {exc}; give a .py file "
                              "or an importable module name") from None
+    except SystemExit as exc:  # a script's main part run on import, unguarded
+        raise CatalogueError(f"scenario plugin {spec} called sys.exit({exc.code!r}) while "
+                             "importing; put its script part under `if __name__ == "
+                             "'__main__':`") from None
     except Exception as exc:  # the plugin's own code failed at import: name it, one line
         raise CatalogueError(f"scenario plugin {spec} failed while importing: "
                              f"{type(exc).__name__}: {exc}") from None

@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import numbers
 import os
+import reprlib
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,7 +196,7 @@ def summarise(outcomes: list[Outcome], seed: int = 0) -> dict[str, Any]:
     keys = sorted({k for o in outcomes for k in o.metrics})
     for k in keys:
         vals = [v for o in outcomes if (v := o.metrics.get(k)) is not None]
-        e: Estimate = bootstrap(vals, stat=statistics.fmean, seed=seed)
+        e: Estimate = bootstrap(vals, stat=_mean, seed=seed)
         out[k] = e.value
         out[f"{k}_ci"] = [e.lo, e.hi]
     series_keys = sorted({k for o in outcomes for k in o.series})
@@ -202,7 +205,7 @@ def summarise(outcomes: list[Outcome], seed: int = 0) -> dict[str, Any]:
         for o in outcomes:
             for x, y in o.series.get(k, []):
                 points.setdefault(x, []).append(y)
-        out[k] = [[x, statistics.fmean(ys), len(ys)] for x, ys in sorted(points.items())]
+        out[k] = [[x, _mean(ys), len(ys)] for x, ys in sorted(points.items())]
         out[f"{k}_ci"] = [[x, *_point_ci(ys, seed)] for x, ys in sorted(points.items())]
         if all(y in (0.0, 1.0) for ys in points.values() for y in ys):
             # a success sweep: a Wilson 95% interval per point, over the seeds
@@ -214,13 +217,64 @@ def summarise(outcomes: list[Outcome], seed: int = 0) -> dict[str, Any]:
     return out
 
 
+def finite_number(v: Any) -> bool:
+    """Whether ``v`` is a real number a summary can average (not NaN, not infinite, not an
+    integer beyond the float range)."""
+    try:
+        return isinstance(v, numbers.Real) and math.isfinite(float(v))
+    except OverflowError:
+        return False
+
+
+def _check_values(out: Outcome) -> None:
+    """ValueError naming the first field of ``out`` a summary cannot take: a flag that is not
+    a truth value, a time to detect that is no finite number of seconds (or negative), a metric
+    or sweep point that is no finite number (NaN and Infinity are not JSON, and they would
+    turn every mean and interval they enter into nonsense), a trial count that is no
+    whole number."""
+    fix, show = "; fix the scenario", reprlib.repr  # (a huge number shortened)
+    for name in ("attack_succeeded", "detected", "out_of_scope"):
+        v = getattr(out, name)
+        if isinstance(v, str) or v not in (True, False):
+            raise ValueError(f"its Outcome.{name} is {show(v)}, not True or False{fix}")
+    if out.ttd_s is not None and not (finite_number(out.ttd_s) and out.ttd_s >= 0):
+        raise ValueError(f"its time to detect is {show(out.ttd_s)}, not a finite number of seconds "
+                         f">= 0 (or None: not detected){fix}")
+    for k, v in out.metrics.items():
+        if v is not None and not finite_number(v):
+            raise ValueError(f"its metric {k!r} is {show(v)}, not a finite number (or None where "
+                             f"it is undefined, as kit.ratio gives){fix}")
+    for k, pts in out.series.items():
+        if not isinstance(pts, list | tuple):
+            raise ValueError(f"its series {k!r} is {show(pts)}, not a list of (x, y) pairs{fix}")
+        for pt in pts:
+            if not (isinstance(pt, tuple | list) and len(pt) == 2
+                    and all(finite_number(x) for x in pt)):
+                raise ValueError(f"its series {k!r} holds {show(pt)}, not an (x, y) pair of "
+                                 f"finite numbers{fix}")
+    for name in ("attempts", "successes", "detections"):
+        v = getattr(out, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral)
+                              or v < 0):
+            raise ValueError(f"its Outcome.{name} is {show(v)}, not a whole number >= 0{fix}")
+
+
+def _mean(xs: Sequence[float]) -> float:
+    """The mean of ``xs``; values near the ends of the float range, whose sum overflows, are
+    scaled down first."""
+    try:
+        return statistics.fmean(xs)
+    except OverflowError:
+        return math.fsum(x / len(xs) for x in xs)
+
+
 def _point_ci(ys: list[float], seed: int) -> list[float | None]:
     """95 % interval of one sweep point over seeds: Wilson if every value is 0 or 1 (one
     trial per seed), else a bootstrap of the mean."""
     if all(y in (0.0, 1.0) for y in ys):
         e = wilson(int(sum(ys)), len(ys))
     else:
-        e = bootstrap(ys, stat=statistics.fmean, seed=seed)
+        e = bootstrap(ys, stat=_mean, seed=seed)
     return [e.lo, e.hi]
 
 
@@ -318,6 +372,9 @@ def _run_side(sc: Scenario, side: str, tm: ThreatModel, seed: int, workdir: Path
         out = fn(tm, seed, workdir)
     except ProMLError:
         raise
+    except SystemExit as exc:  # not the run's end: the command would exit with its code
+        raise ScenarioError(f"{what} called sys.exit({exc.code!r}); fix the scenario to "
+                            "return an Outcome (kit.outcome(...)), or raise to fail") from None
     except Exception as exc:
         if os.environ.get(DEBUG_ENV):
             raise
@@ -336,6 +393,7 @@ def _checked(out: Any) -> Outcome:
     if not isinstance(out, Outcome):
         raise ValueError(f"it returned {type(out).__name__}, not an Outcome; fix the scenario "
                          "to return kit.outcome(...) or kit.trials_outcome(...)")
+    _check_values(out)
     out.trials()
     names = [*out.metrics, *out.series]
     clash = sorted(set(names) & _SUMMARY_KEYS) or sorted(set(out.metrics) & set(out.series))

@@ -71,6 +71,12 @@ def test_broken_plugins_are_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "failed while importing: RuntimeError: boom" in capsys.readouterr().err
     assert main(["threats", "run", "--scenarios", "no_such_module_xyz"]) == 2
     assert "cannot import" in capsys.readouterr().err
+    script = tmp_path / "script.py"  # a script's main part, unguarded: it exited exit 0
+    script.write_text("import sys\nsys.exit(0)\n")
+    assert main(["threats", "run", "--scenarios", str(script)]) == 2
+    assert "called sys.exit(0) while importing" in capsys.readouterr().err
+    assert main(["threats", "run", "--scenarios", "no_such_module_xyz"]) == 2
+    assert "cannot import" in capsys.readouterr().err
     lone = tmp_path / "lone.py"
     shutil.copy(TUTORIAL, lone)
     lone.write_text(lone.read_text().replace('@scenario("X1")', '@scenario("X7")'))
@@ -147,6 +153,20 @@ BAD_BODIES = {
     "not_an_outcome": ("return 42", "returned int, not an Outcome"),
     "counts": ("return Outcome(True, attempts=1, successes=2)", "trial counts out of order"),
     "metric": ('return Outcome(False, metrics={"asr": 1.0})', "['asr'] reuse a summary key"),
+    # values no summary can take: an internal error (exit 70), or NaN/Infinity in --json, or
+    # a NaN alarm time read as a time to detect of 0 s, before they were checked
+    "nan_metric": ('return Outcome(True, metrics={"m": float("nan")})', "metric 'm' is nan"),
+    "str_metric": ('return Outcome(False, metrics={"m": "high"})',
+                   "metric 'm' is 'high', not a finite number"),
+    "huge_metric": ('return Outcome(False, metrics={"m": 10**400})', "not a finite number"),
+    "inf_ttd": ('return Outcome(True, True, ttd_s=float("inf"))', "time to detect is inf"),
+    "flag": ('return Outcome("yes")', "Outcome.attack_succeeded is 'yes'"),
+    "series": ('return Outcome(False, series={"s": [(1.0, float("nan"))]})',
+               "series 's' holds (1.0, nan)"),
+    "alarm": ('from proml_sim.threats.kit import outcome, Alarm; '
+              'return outcome(True, attack_at=0.0, alarms=[Alarm(float("nan"), "m")])',
+              "an alarm's time is a finite number"),
+    "exit": ("raise SystemExit(0)", "called sys.exit(0)"),
 }
 
 
@@ -192,3 +212,10 @@ def test_every_summary_key_is_reserved_from_metric_names() -> None:
 
     s = summarise([Outcome(True, note="n", metrics={"m": 1.0})])
     assert set(s) - {"m", "m_ci"} <= _SUMMARY_KEYS
+
+
+def test_a_metric_near_the_float_range_ends_is_averaged_without_overflow() -> None:
+    from proml_sim.threats.runner import Outcome, summarise
+
+    s = summarise([Outcome(False, metrics={"m": -1e308}), Outcome(False, metrics={"m": -1e308})])
+    assert s["m"] == -1e308 and s["m_ci"] == [-1e308, -1e308]
