@@ -207,3 +207,22 @@ def test_cli_without_hypothesis_gives_an_install_hint(
     monkeypatch.setattr(builtins, "__import__", no_hypothesis)
     assert _cli() == 2
     assert "pip install 'proml-sim[dev]'" in capsys.readouterr().err
+
+
+def test_a_role_admin_guard_widened_to_the_admin_role_is_killed(tmp_path: Path) -> None:
+    """The lifecycle's admin granting a role another role administers (the labeller, which
+    the dataset admin appoints): it survived 53 examples while only the drawn `roles` rule
+    tried such grants; the role-admin probe tries every role by a holder of each other role."""
+    from proml_sim.threats.mutants import load_user_mutants
+
+    f = tmp_path / "m.toml"
+    f.write_text('[[mutant]]\nid = "admin-grants-all"\ntitle = "admin role passes every '
+                 'role-admin check"\nfunction = "_check_admin"\n'
+                 'old = "assert self.roles[msg.sender] & (1 << _admin) != 0"\n'
+                 'new = "assert self.roles[msg.sender] & (1 | (1 << _admin)) != 0"\n')
+    [m] = load_user_mutants(f, Dataset)
+    for lockstep in (True, False):
+        result = run_threat_properties(build_mutant(m, Dataset), m.layout, max_examples=40,
+                                       seed=0, lockstep=lockstep)
+        assert not result.passed, f"survived {result.examples} examples (lockstep {lockstep})"
+        assert result.prop in {"role-admin", "lock-step"}, result.failure
