@@ -1828,7 +1828,9 @@ class ThreatMachine(RuleBasedStateMachine):
         an unknown kind, for a used or a non-member domain, with an empty new admin or
         undeclared roles; a vote on no proposal, a second vote, an execution below quorum and
         after execution; removing the last member and founding with the zero domain id, on a
-        second deployment of the lifecycle (its own reference)."""
+        second deployment of the lifecycle (its own reference), where the founder's key, once
+        rotated out, also grants and revokes each role (with its admin role in effect, then
+        void)."""
         ir = self.ir
         admin = self._admins()[0]
         own = next(d for d, (_r, a) in self.oracle.members.items()
@@ -1924,6 +1926,19 @@ class ThreatMachine(RuleBasedStateMachine):
              DOMAINS[0], ZERO_ADDRESS, allowed)
         both("the new admin key", INSIDERS[0], "propose", "set_roles", DOMAINS[0],
              ZERO_ADDRESS, allowed)
+        # the rotated-out key still holds the admin role granted at deployment, but no domain:
+        # it may grant only the roles the admin role administers (a role-admin check passing
+        # any admin-role holder survived), and none once its domain may no longer hold the
+        # admin role (a check of the roles granted, not of those in effect, survived)
+        other = self.accounts[INSIDERS[1]]
+        for r in ir.roles[1:]:
+            both("the rotated-out admin key", ADMIN, "grant", r.index, other, DOMAINS[0])
+        both("set_roles without the admin role", INSIDERS[0], "propose", "set_roles",
+             DOMAINS[0], ZERO_ADDRESS, allowed & ~1)
+        both("set_roles without the admin role", INSIDERS[0], "execute")
+        for r in ir.roles[1:]:
+            both("the rotated-out admin key, its admin role void", ADMIN, "revoke", r.index,
+                 other)
         ctor = next(e for e in self.contracts.main.abi if e.get("type") == "constructor")
         values = [ZERO32 if i["type"] == "bytes32" else solo.template
                   for i in ctor["inputs"]]
