@@ -149,7 +149,8 @@ PROPERTIES: dict[str, str] = {
     "caller-version": "a call that passes its own version argument is refused",
     "initialiser": "a clone's initialize cannot be called again (or by anyone but its factory)",
     "one-artefact": "a factory or clone layout's artefact contract refuses a step on another "
-                    "artefact's id (it would log, or change state, in that artefact's name)",
+                    "artefact's id (it would log, or change state, in that artefact's name) "
+                    "and its views know nothing of that id",
     "events": "the event log equals the reference interpreter's, field by field (what each "
               "record carries: registrant, actor, digest, locator, inputs, counts, domains)",
     "lock-step": "every call has the reference interpreter's outcome (same result, or same "
@@ -1592,6 +1593,18 @@ class ThreatMachine(RuleBasedStateMachine):
                             self.client.artefact_address(host), self._calldata(t, aid, digest))
         self._refused(receipt, "one-artefact", f"{self._who(who)}'s {t.name}({_short(aid)}) "
                                                f"sent to the contract of {_short(host)}")
+        # ... and its views answer for its own artefact only: asked about ``aid``, they know
+        # nothing (a state_of answering for any id survived 53 examples)
+        address, abi = self.client.artefact_address(host), self.client.transition_abi
+        for fn, args in (("state_of", [aid]), ("version_of", [aid]),
+                         *(("last_actor_of", [aid, u.index]) for u in self.ir.transitions)):
+            res = self.backend.call(address, abi.encode_call(fn, args))
+            got = abi.decode_output(fn, res.output) if res.success and res.output else None
+            if not res.success or (int(got, 16) if isinstance(got, str) else got):
+                self.violations.append(Violation("one-artefact", (
+                    f"the contract of {_short(host)} answers {fn}({_short(aid)}) with "
+                    f"{_show(got) if res.success else 'a revert'}, not the empty answer for "
+                    "an artefact it does not hold")))
 
     def _refused(self, receipt: Receipt | None, prop: str, what: str) -> None:
         """A raw call that must revert; accepted, it breaks ``prop``."""

@@ -245,3 +245,33 @@ def test_a_weakened_role_admin_check_is_killed(tmp_path: Path, mid: str) -> None
     result = run_threat_properties(build_mutant(m, cls), m.layout, max_examples=40, seed=0)
     assert not result.passed, f"{mid} survived {result.examples} examples"
     assert result.prop in {"role-admin", "lock-step"}, result.failure
+
+
+#: an artefact contract's views answering for ids it does not hold: (layout, function, old, new)
+ANY_ID_VIEWS = {
+    "factory-state-of-any-id": ("factory", "state_of", "    if id != _ID:\n        return 0\n"
+                                "    return convert", "    return convert"),
+    "clone-last-actor-of-any-id": ("clone", "last_actor_of", "    if id != self._id:\n"
+                                   "        return empty(address)\n", ""),
+}
+
+
+@pytest.mark.parametrize("mid", sorted(ANY_ID_VIEWS))
+def test_an_artefact_contract_whose_views_answer_for_any_id_is_killed(tmp_path: Path,
+                                                                      mid: str) -> None:
+    """Asked about another artefact's id, an artefact contract's views must know nothing (a
+    consumer misrouted to it would read that artefact's state as this one's): each survived
+    53 examples while only misrouted steps were tried."""
+    from proml_sim.lifecycles import Model as ConsortiumModel
+    from proml_sim.threats.mutants import load_user_mutants
+
+    layout, function, old, new = ANY_ID_VIEWS[mid]
+    f = tmp_path / "m.toml"
+    f.write_text(f'[[mutant]]\nid = "{mid}"\ntitle = "{mid}"\nfunction = "{function}"\n'
+                 f'layout = "{layout}"\npart = "{layout}.artefact"\n'
+                 f'old = {json.dumps(old)}\nnew = {json.dumps(new)}\n')
+    [m] = load_user_mutants(f, ConsortiumModel)
+    result = run_threat_properties(build_mutant(m, ConsortiumModel), m.layout, max_examples=40,
+                                   seed=0)
+    assert not result.passed, f"{mid} survived {result.examples} examples"
+    assert result.prop == "one-artefact", result.failure
