@@ -1596,8 +1596,10 @@ class ThreatMachine(RuleBasedStateMachine):
         # ... and its views answer for its own artefact only: asked about ``aid``, they know
         # nothing (a state_of answering for any id survived 53 examples)
         address, abi = self.client.artefact_address(host), self.client.transition_abi
-        for fn, args in (("state_of", [aid]), ("version_of", [aid]),
-                         *(("last_actor_of", [aid, u.index]) for u in self.ir.transitions)):
+        views: list[tuple[str, list[Any]]] = [
+            ("state_of", [aid]), ("version_of", [aid]),
+            *(("last_actor_of", [aid, u.index]) for u in self.ir.transitions)]
+        for fn, args in views:
             res = self.backend.call(address, abi.encode_call(fn, args))
             got = abi.decode_output(fn, res.output) if res.success and res.output else None
             if not res.success or (int(got, 16) if isinstance(got, str) else got):
