@@ -1954,6 +1954,8 @@ class ThreatMachine(RuleBasedStateMachine):
         for r in ir.roles[1:]:
             both("the rotated-out admin key, its admin role void", ADMIN, "revoke", r.index,
                  other)
+        # what the second deployment logged, read as chain data alone (``--chain-only``)
+        self.violations.extend(audit_events(ir, solo.events()))
         ctor = next(e for e in self.contracts.main.abi if e.get("type") == "constructor")
         values = [ZERO32 if i["type"] == "bytes32" else solo.template
                   for i in ctor["inputs"]]

@@ -242,9 +242,11 @@ def test_a_weakened_role_admin_check_is_killed(tmp_path: Path, mid: str) -> None
     f.write_text(f'[[mutant]]\nid = "{mid}"\ntitle = "{mid}"\nfunction = "{function}"\n'
                  f'old = "{old}"\nnew = "{new}"\n')
     [m] = load_user_mutants(f, cls)
-    result = run_threat_properties(build_mutant(m, cls), m.layout, max_examples=40, seed=0)
-    assert not result.passed, f"{mid} survived {result.examples} examples"
-    assert result.prop in {"role-admin", "lock-step"}, result.failure
+    for lockstep in (True, False):  # chain data alone (--chain-only) sees each too
+        result = run_threat_properties(build_mutant(m, cls), m.layout, max_examples=40, seed=0,
+                                       lockstep=lockstep)
+        assert not result.passed, f"{mid} survived {result.examples} examples ({lockstep=})"
+        assert result.prop in {"role-admin", "lock-step"}, result.failure
 
 
 #: an artefact contract's views answering for ids it does not hold: (layout, function, old, new)
