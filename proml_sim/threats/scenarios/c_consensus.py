@@ -76,9 +76,10 @@ def reorg_attack(seed: int, p: dict[str, Any], tm: ThreatModel | None = None
     (``consumer_region``, the longest chain it has received, first-seen on a tie) acts on each
     victim record under each of ``policies`` and re-verifies inclusion as blocks arrive.
 
-    Returns ``races`` (attempts), per policy ``successes`` (races after whose release a block
-    the consumer acted on was no longer canonical: world truth), ``detected`` (those the
-    consumer's re-verification noticed), ``latency_s`` (submission to acting) and
+    Returns ``races`` (attempts), ``won`` (races the attacker's branch won), ``records`` (the
+    victim's); per policy ``successes`` (races after whose release a block the consumer acted
+    on was no longer canonical: world truth), ``trials`` (each race: success, its end, the
+    consumer's re-verification alarms), ``latency_s`` (submission to acting) and
     ``detect_lag_s``; and the world's ``reorg_depths`` and ``final_reverted``."""
     policies, prof, atk = c1_attacker(p)
     w, mids = teams_world(tm or load_threat(catalogue_dir() / "C1.toml"), seed, profile=prof,
@@ -147,6 +148,7 @@ def reorg_attack(seed: int, p: dict[str, Any], tm: ThreatModel | None = None
     races = [(r, r.ended) for r in atk.races if r.ended is not None]
     canon = {id(b) for b in w.canon}
     out: dict[str, Any] = {"races": len(races), "won": sum(r.success for r, _ in races),
+                           "records": len(records),
                            "reorg_depths": list(w.reorg_depths),
                            "final_reverted": w.stats["final_reverted"], "policy": {}}
     for n in names:
@@ -186,16 +188,23 @@ class ReorgAfterAction:
             raise param_error(tm, str(exc)) from None
         d = r["policy"][ConfirmationPolicy.parse(defence).name]
         shallow = r["policy"][ConfirmationPolicy.parse(p["policies"][0]).name]
+        note = (f"attacker share {p['attacker_share']}; success: the {defence} consumer acted "
+                "on a record the attacker's released branch removed")
+        if not r["races"]:  # no race: say why (a stalled chain is no reorg, nor prevention)
+            note += (f"; no race: of the victim's {r['records']} record(s), the public chain "
+                     f"took {len(d['latency_s'])} to {defence}" + (
+                         " (not that deep within the run, as when the attacker withholds "
+                         "nearly every block: a stall, not a reorg)"
+                         if r["records"] and not d["latency_s"] else ""))
         return trials_of(d["trials"], metrics={
+            "victim_records_acted": float(len(d["latency_s"])),
             "races_won": float(r["won"]), "max_reorg_depth": float(max(r["reorg_depths"],
                                                                        default=0)),
             "latency_defence_s": (slow := median(d["latency_s"])),
             "latency_cost_s": None if slow is None or (fast := median(shallow["latency_s"]))
             is None else slow - fast,
             "double_record_rate_shallow": ratio(shallow["successes"], r["races"]),
-            "final_reverted": float(r["final_reverted"])},
-            note=f"attacker share {p['attacker_share']}; success: the {defence} consumer acted "
-                 "on a record the attacker's released branch removed")
+            "final_reverted": float(r["final_reverted"])}, note=note)
 
 
 # -- C2 ----------------------------------------------------------------------------------------

@@ -33,6 +33,13 @@ class Censorship:
         return times
 
     @staticmethod
+    def unjudged(sent: int, judged: int, wait: float) -> str:
+        """The note of a run whose records were all sent too late to judge (none, no trial)."""
+        return (f"none of the victim's {sent} record(s) was sent stall_timeout_s = {wait:g} s "
+                "before horizon_s: nothing to judge (shorten the timeout or lengthen the run)"
+                if sent and not judged else "")
+
+    @staticmethod
     def baseline(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
         p = tm.parameters
         wait, horizon = float(p["stall_timeout_s"]), float(p["horizon_s"])
@@ -43,8 +50,8 @@ class Censorship:
                          "WHEN NEW.actor = 'victim' BEGIN SELECT RAISE(IGNORE); END")
         db.admin_sql("CREATE TRIGGER censor_state BEFORE UPDATE ON artefacts "
                      "WHEN OLD.owner = 'victim' BEGIN SELECT RAISE(IGNORE); END")
-        trials, acked = [], 0
-        for i, t in enumerate(Censorship.send_times(tm, seed)):
+        trials, acked, times = [], 0, Censorship.send_times(tm, seed)
+        for i, t in enumerate(times):
             d = digest_of("victim", i).hex()
             acked += db.fire("victim", "train", aid, d, at=t)
             kept = any(row[4] == d for row in db.history(aid))  # the victim's read-back
@@ -53,7 +60,8 @@ class Censorship:
                 trials.append((not kept, t, [] if kept else [Alarm(t + wait,
                                                                    "victim:read-back")]))
         db.close()
-        return trials_of(trials, metrics={"writes_acknowledged": float(acked)})
+        return trials_of(trials, metrics={"writes_acknowledged": float(acked)},
+                         note=Censorship.unjudged(len(times), len(trials), wait))
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
@@ -86,4 +94,5 @@ class Censorship:
                   for t in txs if t.submitted + wait <= horizon and m > 0]
         return trials_of(trials, metrics={
             "censorship_delay_s": median(delays, horizon),
-            "censored_forever_rate": ratio(len(txs) - len(delays), len(txs))})
+            "censored_forever_rate": ratio(len(txs) - len(delays), len(txs))},
+            note=Censorship.unjudged(len(txs), len(trials), wait) if m else "")

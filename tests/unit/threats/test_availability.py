@@ -61,6 +61,13 @@ def test_d1_each_record_is_a_trial_and_full_censorship_is_seen_by_the_victim(cat
         both = run_threat(with_parameters(catalogue["D1"], {
             "attack_m": 5, "horizon_s": 150, "stall_timeout_s": 30}), seeds=1, base_seed=seed)
         assert both["baseline"]["trials"] == both["proml"]["trials"] > 0, seed
+    # a timeout as long as the run judges no record: no attempt on either side, and each says
+    # why (it was a bare no_attack, as if nobody censored)
+    late = run(catalogue, "D1", stall_timeout_s=899.0)
+    assert verdicts(late) == ("no_attack", "no_attack")
+    for side in ("baseline", "proml"):
+        assert re.search(r"none of the victim's \d+ record\(s\) was sent stall_timeout_s = 899 s "
+                         r"before horizon_s: nothing to judge", late[side]["notes"][0]), late
     with pytest.raises(UsageError, match=r"stall_timeout_s = 900.0 is out of range \(> 0, < "
                                          r"horizon_s = 900.0\)"):
         run(catalogue, "D1", stall_timeout_s=900)
@@ -151,6 +158,12 @@ def test_c1_private_branch_beats_shallow_policies_and_is_detected(catalogue):
     assert p["max_reorg_depth"] >= 3 and p["latency_cost_s"] > 0
     r = run(catalogue, "C1", attacker_share=0.0, records_s=300, policies=["L@12"])
     assert r["proml"]["verdict"] == "no_attack" and r["proml"]["trials"] == 0  # nothing tried
+    # a near-total share withholds nearly every block: no victim record gets deep enough to
+    # race for, and the report says so (a stall, not a prevented reorg)
+    p = run(catalogue, "C1", attacker_share=0.999, records_s=300)["proml"]
+    assert p["verdict"] == "no_attack" and p["victim_records_acted"] == 0
+    assert re.search(r"no race: of the victim's [1-9]\d* record\(s\), the public chain took 0 "
+                     r"to L@6 .*a stall, not a reorg", p["notes"][0]), p["notes"]
     # a run too short for any record: no latency to measure, null (it was NaN, not JSON)
     r = run(catalogue, "C1", records_s=1)
     assert r["proml"]["latency_defence_s"] is None and r["proml"]["latency_cost_s"] is None
