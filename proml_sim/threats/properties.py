@@ -1840,8 +1840,9 @@ class ThreatMachine(RuleBasedStateMachine):
         an unknown kind, for a used or a non-member domain, with an empty new admin or
         undeclared roles; a vote on no proposal, a second vote, an execution below quorum and
         after execution; removing the last member and founding with the zero domain id, on a
-        second deployment of the lifecycle (its own reference), where the founder's key, once
-        rotated out, also grants and revokes each role (with its admin role in effect, then
+        second deployment of the lifecycle (its own reference), where a removed domain's
+        holder of every role registers and tries every step, and the founder's key, once
+        rotated out, grants and revokes each role (with its admin role in effect, then
         void)."""
         ir = self.ir
         admin = self._admins()[0]
@@ -1916,13 +1917,34 @@ class ThreatMachine(RuleBasedStateMachine):
 
         both("founder alone", ADMIN, "propose", "remove_domain", DOMAINS[0], ZERO_ADDRESS, 0)
         # ... but of two members either may be removed: the founder admits a second domain
-        # (alone it is the quorum), then the two remove it
+        # (alone it is the quorum), whose admin enrols itself in every role but the admin role
+        # and registers; the two remove it, and its admin can use none of those roles: it
+        # registers and tries every step on its artefact, each refused by the role guard (a
+        # registration or a step reading the roles granted, not those in effect, survived 53
+        # examples of the factory layout)
+        mask = ((1 << len(ir.roles)) - 1) & ~1
         both("two members", ADMIN, "propose", "add_domain", NEW_DOMAINS[0],
-             self.accounts[OUTSIDER], 0)
+             self.accounts[OUTSIDER], mask)
         both("two members", ADMIN, "execute")
+        for r in ir.roles[1:]:
+            both("a member's own enrolment", OUTSIDER, "grant", r.index, self.accounts[OUTSIDER],
+                 NEW_DOMAINS[0])
+
+        def register(what: str) -> Any:
+            self.salt += 1
+            salt = _v32(self.salt)
+            both(what, OUTSIDER, "register", salt, _digest(b"r", salt), LOCATOR, [])
+            return artefact_id(self.accounts[OUTSIDER], salt)
+
+        mine_id = register("a member's registrant")
         both("two members", ADMIN, "propose", "remove_domain", NEW_DOMAINS[0], ZERO_ADDRESS, 0)
         both("two members", OUTSIDER, "vote")
         both("two members", ADMIN, "execute")
+        register("a removed domain's registrant")
+        if ref.exists(mine_id):
+            for t in ir.transitions:
+                both(f"{t.name} by a removed domain's holder", OUTSIDER, "fire", t.name, mine_id,
+                     *((_digest(b"t", mine_id), LOCATOR, []) if t.evidence else ()))
         # a domain's admin key rotated to an account that domain enrolled itself (allowed:
         # only another domain's accounts are refused), on the founder alone (its quorum)
         allowed = ref.members[DOMAINS[0]][0]

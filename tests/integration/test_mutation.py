@@ -277,3 +277,36 @@ def test_an_artefact_contract_whose_views_answer_for_any_id_is_killed(tmp_path: 
                                    seed=0)
     assert not result.passed, f"{mid} survived {result.examples} examples"
     assert result.prop == "one-artefact", result.failure
+
+
+#: steps of the factory layout reading the roles granted instead of those in effect (a removed
+#: domain's accounts keep theirs): (part, function, old, new)
+GRANTED_NOT_EFFECTIVE = {
+    "factory-register": ("factory", "register", "self._eff(msg.sender) & 2 != 0",
+                         "self.roles[msg.sender] & 2 != 0"),
+    "artefact-train": ("factory.artefact", "train",
+                       "staticcall _Factory(_FACTORY).effective_roles(msg.sender) & 4 != 0",
+                       "staticcall _Factory(_FACTORY).roles(msg.sender) & 4 != 0"),
+}
+
+
+@pytest.mark.parametrize("mid", sorted(GRANTED_NOT_EFFECTIVE))
+def test_a_step_a_removed_domain_can_still_take_is_killed(tmp_path: Path, mid: str) -> None:
+    """After a domain's removal its accounts can use none of their roles: the governance
+    probe's second deployment has a removed domain's holder of every role register and try
+    every step.  Each mutant survived 53 examples while only the drawn `removed_domain` rule
+    tried such steps."""
+    from proml_sim.lifecycles import Model as ConsortiumModel
+    from proml_sim.threats.mutants import load_user_mutants
+
+    part, function, old, new = GRANTED_NOT_EFFECTIVE[mid]
+    f = tmp_path / "m.toml"
+    f.write_text(f'[[mutant]]\nid = "{mid}"\ntitle = "{mid}"\nfunction = "{function}"\n'
+                 f'layout = "factory"\npart = "{part}"\n'
+                 f'old = {json.dumps(old)}\nnew = {json.dumps(new)}\n')
+    [m] = load_user_mutants(f, ConsortiumModel)
+    for lockstep in (True, False):  # chain data alone (--chain-only) sees each too
+        result = run_threat_properties(build_mutant(m, ConsortiumModel), m.layout,
+                                       max_examples=40, seed=0, lockstep=lockstep)
+        assert not result.passed, f"{mid} survived {result.examples} examples ({lockstep=})"
+        assert result.prop in {"role-holder", "lock-step"}, result.failure
