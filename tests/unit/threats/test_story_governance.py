@@ -197,6 +197,20 @@ def test_a_play_runs_on_a_lifecycle_that_names_things_otherwise(
         run_proml(with_parameters(tm, {"rename": {"verify": 3}}), 0, tmp_path)
 
 
+def test_s2_runs_on_a_lifecycle_of_ones_own_its_baseline_reading_k(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # S2 on a researcher's Model (k = 3 of domains, every name its own): eve's calls are
+    # refused on chain; on the baseline she enrols as many made-up verifiers as the deployed
+    # verification needs (two were fixed in the file: at k = 3 the baseline was "prevented")
+    tm = _on_lifecycle(tmp_path, monkeypatch, "S2", "model", CHECKPOINT, "s2_ckpt:Checkpoint")
+    r = run_threat(with_parameters(tm, {"rename": CHECKPOINT_NAMES}), seeds=1)
+    assert (r["baseline"]["verdict"], r["baseline"]["asr"]) == ("documented_limit", 1.0)
+    assert (r["proml"]["verdict"], r["proml"]["asr"]) == ("prevented", 0.0)
+    assert "eve fires approve on 'm'" in r["proml"]["notes"][0]
+    with pytest.raises(UsageError, match=r"no transition 'verify'.*--param 'rename = "):
+        run_proml(tm, 0, tmp_path)
+
+
 def test_too_few_members_is_a_usage_error(tmp_path: Path) -> None:
     r = run_threat(with_parameters(load_catalogue()["E1"], {"members": 5}), seeds=1)
     assert r["proml"]["asr"] == 0.0 and r["proml"]["single_admin_asr"] == 1.0
