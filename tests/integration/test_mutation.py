@@ -228,24 +228,36 @@ ROLE_ADMIN_MUTANTS = {
 }
 
 
+def _killed(tmp_path: Path, mid: str, lifecycle: str, function: str, old: str, new: str,
+            part: str = "", modes: tuple[bool, ...] = (True, False)) -> list[Any]:
+    """User mutant ``mid`` of ``lifecycle`` (``part``: ``LAYOUT`` or ``LAYOUT.artefact``; the
+    registry by default) through the property suite, 40 examples, seed 0, in each lock-step
+    mode of ``modes`` (False: chain data alone, ``--chain-only``); asserts it was killed and
+    returns each run's result."""
+    from proml_sim.lifecycles import load_lifecycle
+    from proml_sim.threats.mutants import load_user_mutants
+
+    cls = load_lifecycle(lifecycle)
+    where = f'layout = "{part.split(".")[0]}"\npart = "{part}"\n' if part else ""
+    f = tmp_path / "m.toml"
+    f.write_text(f'[[mutant]]\nid = "{mid}"\ntitle = "{mid}"\nfunction = "{function}"\n'
+                 f'{where}old = {json.dumps(old)}\nnew = {json.dumps(new)}\n')
+    [m] = load_user_mutants(f, cls)
+    results = []
+    for lockstep in modes:
+        result = run_threat_properties(build_mutant(m, cls), m.layout, max_examples=40, seed=0,
+                                       lockstep=lockstep)
+        assert not result.passed, f"{mid} survived {result.examples} examples ({lockstep=})"
+        results.append(result)
+    return results
+
+
 @pytest.mark.parametrize("mid", sorted(ROLE_ADMIN_MUTANTS))
 def test_a_weakened_role_admin_check_is_killed(tmp_path: Path, mid: str) -> None:
     """The role-admin probes: every role granted and revoked by a holder of each other role,
     and, in a consortium, by the founder's key once rotated out (its admin role in effect,
     then void)."""
-    from proml_sim.lifecycles import load_lifecycle
-    from proml_sim.threats.mutants import load_user_mutants
-
-    lc, function, old, new = ROLE_ADMIN_MUTANTS[mid]
-    cls = load_lifecycle(lc)
-    f = tmp_path / "m.toml"
-    f.write_text(f'[[mutant]]\nid = "{mid}"\ntitle = "{mid}"\nfunction = "{function}"\n'
-                 f'old = "{old}"\nnew = "{new}"\n')
-    [m] = load_user_mutants(f, cls)
-    for lockstep in (True, False):  # chain data alone (--chain-only) sees each too
-        result = run_threat_properties(build_mutant(m, cls), m.layout, max_examples=40, seed=0,
-                                       lockstep=lockstep)
-        assert not result.passed, f"{mid} survived {result.examples} examples ({lockstep=})"
+    for result in _killed(tmp_path, mid, *ROLE_ADMIN_MUTANTS[mid]):
         assert result.prop in {"role-admin", "lock-step"}, result.failure
 
 
@@ -264,29 +276,21 @@ def test_an_artefact_contract_whose_views_answer_for_any_id_is_killed(tmp_path: 
     """Asked about another artefact's id, an artefact contract's views must know nothing (a
     consumer misrouted to it would read that artefact's state as this one's): each survived
     53 examples while only misrouted steps were tried."""
-    from proml_sim.lifecycles import Model as ConsortiumModel
-    from proml_sim.threats.mutants import load_user_mutants
-
     layout, function, old, new = ANY_ID_VIEWS[mid]
-    f = tmp_path / "m.toml"
-    f.write_text(f'[[mutant]]\nid = "{mid}"\ntitle = "{mid}"\nfunction = "{function}"\n'
-                 f'layout = "{layout}"\npart = "{layout}.artefact"\n'
-                 f'old = {json.dumps(old)}\nnew = {json.dumps(new)}\n')
-    [m] = load_user_mutants(f, ConsortiumModel)
-    result = run_threat_properties(build_mutant(m, ConsortiumModel), m.layout, max_examples=40,
-                                   seed=0)
-    assert not result.passed, f"{mid} survived {result.examples} examples"
+    [result] = _killed(tmp_path, mid, "Model", function, old, new, f"{layout}.artefact",
+                       modes=(True,))
     assert result.prop == "one-artefact", result.failure
 
 
 #: steps of the factory layout reading the roles granted instead of those in effect (a removed
-#: domain's accounts keep theirs): (part, function, old, new)
+#: domain's accounts keep theirs): (function, old, new, part)
 GRANTED_NOT_EFFECTIVE = {
-    "factory-register": ("factory", "register", "self._eff(msg.sender) & 2 != 0",
-                         "self.roles[msg.sender] & 2 != 0"),
-    "artefact-train": ("factory.artefact", "train",
+    "factory-register": ("register", "self._eff(msg.sender) & 2 != 0",
+                         "self.roles[msg.sender] & 2 != 0", "factory"),
+    "artefact-train": ("train",
                        "staticcall _Factory(_FACTORY).effective_roles(msg.sender) & 4 != 0",
-                       "staticcall _Factory(_FACTORY).roles(msg.sender) & 4 != 0"),
+                       "staticcall _Factory(_FACTORY).roles(msg.sender) & 4 != 0",
+                       "factory.artefact"),
 }
 
 
@@ -296,17 +300,5 @@ def test_a_step_a_removed_domain_can_still_take_is_killed(tmp_path: Path, mid: s
     probe's second deployment has a removed domain's holder of every role register and try
     every step.  Each mutant survived 53 examples while only the drawn `removed_domain` rule
     tried such steps."""
-    from proml_sim.lifecycles import Model as ConsortiumModel
-    from proml_sim.threats.mutants import load_user_mutants
-
-    part, function, old, new = GRANTED_NOT_EFFECTIVE[mid]
-    f = tmp_path / "m.toml"
-    f.write_text(f'[[mutant]]\nid = "{mid}"\ntitle = "{mid}"\nfunction = "{function}"\n'
-                 f'layout = "factory"\npart = "{part}"\n'
-                 f'old = {json.dumps(old)}\nnew = {json.dumps(new)}\n')
-    [m] = load_user_mutants(f, ConsortiumModel)
-    for lockstep in (True, False):  # chain data alone (--chain-only) sees each too
-        result = run_threat_properties(build_mutant(m, ConsortiumModel), m.layout,
-                                       max_examples=40, seed=0, lockstep=lockstep)
-        assert not result.passed, f"{mid} survived {result.examples} examples ({lockstep=})"
+    for result in _killed(tmp_path, mid, "Model", *GRANTED_NOT_EFFECTIVE[mid]):
         assert result.prop in {"role-holder", "lock-step"}, result.failure
