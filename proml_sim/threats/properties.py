@@ -1922,7 +1922,7 @@ class ThreatMachine(RuleBasedStateMachine):
         # registers and tries every step on its artefact, each refused by the role guard (a
         # registration or a step reading the roles granted, not those in effect, survived 53
         # examples of the factory layout)
-        mask = ((1 << len(ir.roles)) - 1) & ~1
+        mask = ir.role_mask(tuple(r.name for r in ir.roles[1:]))  # every role but the admin
         both("two members", ADMIN, "propose", "add_domain", NEW_DOMAINS[0],
              self.accounts[OUTSIDER], mask)
         both("two members", ADMIN, "execute")
@@ -1930,7 +1930,7 @@ class ThreatMachine(RuleBasedStateMachine):
             both("a member's own enrolment", OUTSIDER, "grant", r.index, self.accounts[OUTSIDER],
                  NEW_DOMAINS[0])
 
-        def register(what: str) -> Any:
+        def register(what: str) -> bytes:
             self.salt += 1
             salt = _v32(self.salt)
             both(what, OUTSIDER, "register", salt, _digest(b"r", salt), LOCATOR, [])
