@@ -75,9 +75,16 @@ def rosenfeld(q: float, z: int) -> float:
         return 1.0
     if q >= 0.5:
         return 1.0
-    p = 1.0 - q
-    s = sum(math.comb(m + z - 1, m) * (p**z * q**m - q**z * p**m) for m in range(z + 1))
-    return 1.0 - s
+    if q == 0:
+        return 0.0
+    # each term in log space: C(m+z-1, m) alone passes the largest float past z ~ 500
+    lp, lq, lz = math.log1p(-q), math.log(q), math.lgamma(z)
+
+    def term(m: int) -> float:
+        c = math.lgamma(m + z) - math.lgamma(m + 1) - lz
+        return math.exp(c + z * lp + m * lq) - math.exp(c + z * lq + m * lp)
+
+    return 1.0 - math.fsum(term(m) for m in range(z + 1))
 
 
 def nakamoto(q: float, z: int) -> float:

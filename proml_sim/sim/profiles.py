@@ -31,6 +31,13 @@ def _number(value: Any, whole: bool, optional: bool) -> bool:
     return isinstance(value, int) if whole else math.isfinite(value)
 
 
+@lru_cache(maxsize=64)
+def _pow_final_depth(share: float, risk: float) -> int:
+    from proml_sim.sim.forks import pow_final_depth
+
+    return pow_final_depth(share, risk)
+
+
 @dataclass(frozen=True)
 class ChainProfile:
     """How one chain produces blocks.  Times in seconds.
@@ -88,7 +95,6 @@ class ChainProfile:
     wiggle: float = 0.5
     sealer_offline_rate: float = 0.0
     mempool_capacity: int = 5_000
-    base_fee_gwei: float = 1.0
     #: finality by delay: final this many seconds after the block was produced (None: by depth)
     finality_delay: float | None = None
     #: what the paper (or the public chain) reports, shown beside our numbers
@@ -112,8 +118,9 @@ class ChainProfile:
             v = getattr(self, f)
             if not 0 <= v < 1:
                 problems.append(f"{f}={v}; must be in [0, 1)")
-        if self.block_gas_limit < 21_000:
-            problems.append(f"block_gas_limit={self.block_gas_limit}; must be >= 21,000")
+        if not 21_000 <= self.block_gas_limit <= MAX_GAS_LIMIT:
+            problems.append(f"block_gas_limit={self.block_gas_limit}; must be >= 21,000 and "
+                            f"<= {MAX_GAS_LIMIT:,} (2^63 - 1, the most a block header holds)")
         if self.mempool_capacity < 1:
             problems.append("mempool_capacity must be >= 1")
         if self.consensus == "poa" and self.sealers < 1:
@@ -124,9 +131,14 @@ class ChainProfile:
             problems.append("finality_share must be in [0, 0.5) and finality_risk in (0, 1)")
         if self.template_refresh < 0 or self.wiggle < 0:
             problems.append("template_refresh and wiggle must be >= 0")
+        if self.finality_depth is not None and not 1 <= self.finality_depth <= MAX_DEPTH:
+            problems.append(f"finality_depth={self.finality_depth}; must be >= 1 (1: final in "
+                            f"the block that includes it) and <= {MAX_DEPTH:,} blocks")
         if self.finality_delay is not None:
-            if not self.finality_delay >= 0:
-                problems.append(f"finality_delay={self.finality_delay}; must be >= 0 seconds")
+            if not 0 <= self.finality_delay <= MAX_DELAY_S:
+                problems.append(f"finality_delay={self.finality_delay}; must be >= 0 and <= "
+                                f"{MAX_DELAY_S:g} seconds (a year: longer, nothing a run "
+                                "records would ever be final)")
             if self.finality_depth is not None:
                 problems.append("finality_depth and finality_delay both set; choose one")
         if self.consensus in CONSENSUS_FIELDS:
@@ -139,6 +151,20 @@ class ChainProfile:
                         f"{fld.name}={getattr(self, fld.name)!r} is ignored by consensus "
                         f"{self.consensus!r} (it reads {reads} besides the common fields); "
                         "remove it")
+        if not isinstance(self.name, str) or not self.name:
+            problems.append(f"name={self.name!r}; must be a non-empty string")
+        if self.reference is not None and (not isinstance(self.reference, dict) or not all(
+                isinstance(k, str) and _number(v, False, False)
+                for k, v in self.reference.items())):
+            problems.append(f"reference={self.reference!r}; must be a table of names to finite "
+                            "numbers (e.g. {l1_median_s = 16.0})")
+        if not problems and self.consensus == "pow" and self.finality_depth is None \
+                and self.finality_delay is None:
+            try:  # the Rosenfeld depth: a risk no depth reaches is this profile's error
+                _pow_final_depth(self.finality_share, self.finality_risk)
+            except ValueError as exc:
+                problems.append(f"{exc}; raise finality_risk, lower finality_share or set "
+                                "finality_depth")
         if problems:
             raise ProfileError(f"profile {self.name!r}: " + "; ".join(problems))
 
@@ -165,9 +191,13 @@ class ChainProfile:
         return self.finality_depth
 
 
+#: The largest block gas limit a header holds (2^63 - 1, as the engines check).
+MAX_GAS_LIMIT = 2**63 - 1
+#: The deepest finality depth and the longest finality delay a profile may state.
+MAX_DEPTH, MAX_DELAY_S = 1_000_000, 365 * 86_400.0
 #: Fields every consensus reads.
 COMMON_FIELDS = frozenset({"name", "consensus", "block_time", "block_gas_limit",
-                           "mempool_capacity", "base_fee_gwei", "reference"})
+                           "mempool_capacity", "reference"})
 #: The fields each consensus reads besides :data:`COMMON_FIELDS`.
 CONSENSUS_FIELDS: dict[str, frozenset[str]] = {
     "pow": frozenset({"stale_rate", "template_refresh", "empty_block_rate", "finality_depth",
@@ -217,13 +247,6 @@ PROFILES: dict[str, ChainProfile] = {
 }
 
 
-@lru_cache(maxsize=64)
-def _pow_final_depth(share: float, risk: float) -> int:
-    from proml_sim.sim.forks import pow_final_depth
-
-    return pow_final_depth(share, risk)
-
-
 def load_profile(path: str | Path) -> ChainProfile:
     """A profile from a TOML file: the :class:`ChainProfile` fields as top-level keys (or under
     a ``[profile]`` table); ``name`` defaults to the file's stem, and ``base = "NAME"`` starts
@@ -246,6 +269,10 @@ def load_profile(path: str | Path) -> ChainProfile:
     if isinstance(data.get("profile"), dict):
         data = data["profile"]
     base = data.pop("base", None)
+    if "base_fee_gwei" in data:  # a field of earlier versions that nothing read
+        raise ProfileError(f"profile file {p}: base_fee_gwei is not modelled (every engine "
+                           "starts at EIP-1559's genesis base fee, 1 gwei, and sets it per "
+                           "block from gas use); remove it")
     data.setdefault("name", p.stem)
     try:
         if base is not None:
