@@ -75,6 +75,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     ok = {tm.id for tm in implemented(cat.values())}
     ids = args.ids or [i for i in cat if i in ok]
     unknown = [i for i in ids if i not in cat]
+    files = [i for i in unknown if i.endswith((".toml", ".py"))]
+    if files:  # a threat model or plugin of one's own is loaded, then run by its id
+        raise UsageError(f"{files[0]} is a file, not a threat id; load it with --scenarios "
+                         f"{files[0]} (then its id, or no id to run every one)")
     if unknown:
         raise UsageError(f"unknown threat id(s) {unknown}; `proml threats list` shows them")
     no_code = [i for i in ids if i not in ok]

@@ -101,6 +101,10 @@ def test_empty_catalogue_and_cli_exit_codes(tmp_path, capsys):
     assert main(["threats", "list", "--models", str(tmp_path)]) == 2
     assert main(["threats", "run", "NOPE"]) == 2
     assert "unknown threat id" in capsys.readouterr().err
+    # a file of one's own given where an id goes: how to load it
+    assert main(["threats", "run", "docs/tutorials/X3.toml"]) == 2
+    assert ("docs/tutorials/X3.toml is a file, not a threat id; load it with --scenarios "
+            "docs/tutorials/X3.toml") in capsys.readouterr().err
 
 
 def test_verdicts_come_from_measurements():
