@@ -46,6 +46,7 @@ __all__ = [
     "supports_proofs",
     "trie_proof",
     "tx_chain_id",
+    "tx_creation",
     "tx_sender",
 ]
 
@@ -432,3 +433,21 @@ def tx_chain_id(raw: bytes) -> int | None:
     except (rlp.exceptions.DecodingError, IndexError, TypeError) as exc:
         raise ProofError(f"a proven transaction does not decode ({exc})") from None
     return (v - 35) // 2 if v >= 35 else None
+
+
+def tx_creation(raw: bytes, sender: str) -> tuple[str, bytes] | None:
+    """The address a raw transaction signed by ``sender`` creates and its init code, or None
+    when it calls an address instead (legacy, EIP-2930 and EIP-1559 kinds): the created
+    address is ``keccak(rlp([sender, nonce]))[12:]``, so proven code is bound to an address."""
+    try:
+        kind = raw[0] if raw and raw[0] < 0x7F else None
+        f = rlp_decode(raw[1:] if kind is not None else raw)
+        nonce_at = {None: 0, 1: 1, 2: 1}[kind]
+        to, data = f[nonce_at + 3 + (kind == 2)], f[nonce_at + 5 + (kind == 2)]
+        nonce = int.from_bytes(f[nonce_at], "big")
+    except (rlp.exceptions.DecodingError, IndexError, KeyError, TypeError) as exc:
+        raise ProofError(f"a proven transaction does not decode ({exc})") from None
+    if to:
+        return None
+    created = keccak(rlp.encode([bytes.fromhex(sender[2:]), nonce]))[12:]
+    return to_checksum_address(created), bytes(data)

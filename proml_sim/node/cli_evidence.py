@@ -221,7 +221,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         contracts = {lc: pins.get(lc, a) for lc, a in bundle.contracts.items()}
         report.checks[:0] = check_proofs(bundle.proofs, bundle.events(), contracts,
                                          checkpoint=pin,
-                                         chain_id=args.expect_chain_id or bundle.chain_id)
+                                         chain_id=args.expect_chain_id or bundle.chain_id,
+                                         fingerprints=_fingerprints(bundle))
         if not missing:
             report.checks += bundle.check_claims(report.artefact)
         report.unpinned = (["checkpoint (--checkpoint)"] * (pin is None)
@@ -230,6 +231,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
                               for lc in sorted(bundle.contracts) if lc not in pins])
     print(report.to_json() if args.json else report.render())
     return 0 if report.ok else 1
+
+
+def _fingerprints(bundle: Any) -> dict[str, str]:
+    """The IR fingerprint of each lifecycle's rules the bundle gives (what verify replays),
+    which its contract's proven deployment must hold."""
+    return {lc: ir.fingerprint() for lc, ir in bundle.irs.items()}
 
 
 def _names_subject(bundle: Any, ref: str | None) -> bool:
@@ -283,7 +290,8 @@ def _verify_attestation(args: argparse.Namespace) -> int:
         proofs = check_proofs(bundle.proofs, bundle.events(),
                               {lc: pins.get(lc, a) for lc, a in bundle.contracts.items()},
                               checkpoint=pin,
-                              chain_id=args.expect_chain_id or bundle.chain_id)
+                              chain_id=args.expect_chain_id or bundle.chain_id,
+                              fingerprints=_fingerprints(bundle))
         report = verify_attestation(bundle, args.attestation)
         bad = [c for c in proofs if not c.ok]
         report["lines"][:0] = [f"{'ok  ' if c.ok else 'FAIL'}  bundle {c.name}: {c.detail}"

@@ -14,7 +14,9 @@ contracts' first event up to the head (the *checkpoint*):
 :func:`check_proofs` (offline, from the bundle alone) re-derives the lifecycle events from the
 proven receipts and compares them with the bundle's ``events.json``, naming the first
 difference (an omitted, added, reordered or altered event), after checking that the headers
-link, reach the pinned checkpoint, and that every bloom-matching block's receipts are present.
+link, reach the pinned checkpoint, and that every bloom-matching block's receipts are present;
+and that each contract's first event lies in the proven transaction that created it, whose init
+code holds the IR fingerprint of the rules replayed (``rules``).
 What a bloom cannot rule out is bundled; a block whose bloom has none of the contracts' bits
 provably holds none of their logs, which is what makes omissions detectable.
 
@@ -46,6 +48,7 @@ from proml_sim.chain.proofs import (
     receipts_root,
     trie_proof,
     tx_chain_id,
+    tx_creation,
     tx_sender,
 )
 from proml_sim.chain.trie import keccak
@@ -184,10 +187,13 @@ def _headers(proofs: Mapping[str, Any]) -> list[Header]:
 
 def check_proofs(proofs: Mapping[str, Any] | None, events: Sequence[ChainEvent],
                  contracts: Mapping[str, str], *, checkpoint: bytes | None = None,
-                 chain_id: int | None = None) -> list[Check]:
+                 chain_id: int | None = None,
+                 fingerprints: Mapping[str, str] | None = None) -> list[Check]:
     """Check a bundle's proofs against its ``events`` (in its order) and ``contracts``; the
     checks ``verify`` reports first.  ``checkpoint``: the block hash the verifier trusts;
-    ``chain_id``: the chain id the events' transactions must be signed for."""
+    ``chain_id``: the chain id the events' transactions must be signed for;
+    ``fingerprints``: per lifecycle, the IR fingerprint of the rules the verifier replays,
+    which the contract's proven deployment must hold (:func:`_check_rules`)."""
     if proofs is None:
         return [Check("chain proofs", checkpoint is None,
                       "NOT CHECKED: the bundle carries no proofs (made by an older proml-sim "
@@ -214,13 +220,19 @@ def check_proofs(proofs: Mapping[str, Any] | None, events: Sequence[ChainEvent],
                             "the file was edited; rebuild it with `proml bundle`"))
     by_number = {h.number: h for h in headers}
     checks.append(_check_pin(headers, checkpoint, events))
+    # headers past the pin link to it but nothing anchors them: what they hold is not proven
+    anchored = [h for h in headers if h.number <= next(
+        (x.number for x in headers if x.hash == checkpoint), last.number)]
     try:
         receipts = _check_receipts(proofs, by_number)
         checks.append(Check("receipts", True, f"the receipts of {len(receipts)} block(s) "
                             "rebuild their headers' receipts roots"))
         checks.append(_check_inclusion(proofs, by_number, receipts, events))
-        checks.append(_check_transactions(proofs, by_number, events, chain_id))
-        checks.append(_check_complete(headers, receipts, contracts))
+        check, proven = _check_transactions(proofs, by_number, events, chain_id)
+        checks.append(check)
+        if fingerprints is not None:
+            checks.append(_check_rules(proven, events, contracts, fingerprints))
+        checks.append(_check_complete(anchored, receipts, contracts))
         checks.append(_check_events(headers, receipts, contracts, events))
     except ProofError as exc:
         checks.append(Check(_name_of(exc), False, str(exc)))
@@ -256,8 +268,28 @@ def _check_pin(headers: list[Header], pin: bytes | None, events: Sequence[ChainE
         return Check("checkpoint", False, f"the pinned checkpoint is block {at.number}, but "
                      f"{len(late)} event(s) lie after it (from block {late[0].block}): they are "
                      "not anchored; pin a later checkpoint")
+    after = (f"; the history is proven up to it (the state shown is as of block {at.number}): "
+             f"the {last.number - at.number} header(s) after it (blocks {at.number + 1}.."
+             f"{last.number}) are not anchored, nothing in them is proven or ruled out"
+             if last.number > at.number else "")
     return Check("checkpoint", True, f"the header chain reaches the pinned checkpoint: block "
-                 f"{at.number} {_hex(pin)}")
+                 f"{at.number} {_hex(pin)}{after}")
+
+
+def _block_key(key: Any) -> int | None:
+    """A block number written as proofs.json writes it (ASCII decimal, no leading zero), or
+    None: "020" or another script's digits would alias a block."""
+    if isinstance(key, str) and key.isascii() and key.isdigit() and str(int(key)) == key:
+        return int(key)
+    return None
+
+
+def _proof_entry(item: Any) -> bool:
+    """An inclusion or transaction proof entry: distinct non-negative tx indices and nodes."""
+    return (isinstance(item, dict) and isinstance(item.get("nodes"), list)
+            and isinstance(item.get("tx_indices"), list)
+            and all(type(i) is int and i >= 0 for i in item["tx_indices"])
+            and len(set(item["tx_indices"])) == len(item["tx_indices"]))
 
 
 def _check_receipts(proofs: Mapping[str, Any], by_number: Mapping[int, Header]
@@ -267,9 +299,9 @@ def _check_receipts(proofs: Mapping[str, Any], by_number: Mapping[int, Header]
         raise _fail("receipts", "proofs.json: 'receipts' must be an object {block: [receipt]}")
     out: dict[int, list[bytes]] = {}
     for key, items in raw.items():
-        if not isinstance(key, str) or not key.isdigit() or not isinstance(items, list):
+        n = _block_key(key)
+        if n is None or not isinstance(items, list):
             raise _fail("receipts", f"proofs.json: receipts entry {key!r} is malformed")
-        n = int(key)
         h = by_number.get(n)
         if h is None:
             raise _fail("receipts", f"receipts of block {n}, which is outside the proven "
@@ -290,12 +322,9 @@ def _check_inclusion(proofs: Mapping[str, Any], by_number: Mapping[int, Header],
         raise _fail("inclusion", "proofs.json: 'inclusion' must be an object {block: proof}")
     count = 0
     for key, item in raw.items():
-        if not isinstance(item, dict) or not key.isdigit() \
-                or not isinstance(item.get("tx_indices"), list) \
-                or not all(isinstance(i, int) for i in item["tx_indices"]) \
-                or not isinstance(item.get("nodes"), list):
+        n = _block_key(key)
+        if n is None or not _proof_entry(item):
             raise _fail("inclusion", f"proofs.json: inclusion.{key} is malformed")
-        n = int(key)
         h = by_number.get(n)
         if h is None:
             raise _fail("inclusion", f"the inclusion proof of block {n} is outside the header "
@@ -321,21 +350,20 @@ def _check_inclusion(proofs: Mapping[str, Any], by_number: Mapping[int, Header],
 
 
 def _check_transactions(proofs: Mapping[str, Any], by_number: Mapping[int, Header],
-                        events: Sequence[ChainEvent], chain_id: int | None) -> Check:
+                        events: Sequence[ChainEvent], chain_id: int | None
+                        ) -> tuple[Check, dict[tuple[int, int], bytes]]:
     """Each event's transaction, proven under its header's transactions root, hashes to the
-    event's tx hash and is signed by the event's sender (receipts hold neither)."""
+    event's tx hash and is signed by the event's sender (receipts hold neither); the check
+    and the proven transactions by (block, index)."""
     raw = proofs.get("transactions")
     if not isinstance(raw, dict):
         raise _fail("transactions", "proofs.json: 'transactions' must be an object "
                     "{block: proof}")
     proven: dict[tuple[int, int], bytes] = {}
     for key, item in raw.items():
-        if not isinstance(item, dict) or not key.isdigit() \
-                or not isinstance(item.get("tx_indices"), list) \
-                or not all(isinstance(i, int) for i in item["tx_indices"]) \
-                or not isinstance(item.get("nodes"), list):
+        n = _block_key(key)
+        if n is None or not _proof_entry(item):
             raise _fail("transactions", f"proofs.json: transactions.{key} is malformed")
-        n = int(key)
         h = by_number.get(n)
         if h is None:
             raise _fail("transactions", f"the transaction proof of block {n} is outside the "
@@ -370,7 +398,37 @@ def _check_transactions(proofs: Mapping[str, Any], by_number: Mapping[int, Heade
     bound = f", signed for chain id {chain_id}" if chain_id is not None else ""
     return Check("transactions", True, f"{len(senders)} transaction(s) proven under their "
                  f"headers' transactions roots: every event's tx hash and signer are the "
-                 f"chain's{bound}")
+                 f"chain's{bound}"), proven
+
+
+def _check_rules(proven: Mapping[tuple[int, int], bytes], events: Sequence[ChainEvent],
+                 contracts: Mapping[str, str], fingerprints: Mapping[str, str]) -> Check:
+    """The rules replayed are the ones each contract was deployed with: its first event (the
+    constructor's grant) lies in a proven transaction that created the contract's address
+    (sender and nonce), and that init code holds ``PUSH32 <IR fingerprint>`` of the bundle's
+    IR.  A forger cannot make the genuine contract's code hold the fingerprint of other rules
+    (a SHA-256 preimage), so renamed states or steps in ``ir/*.json`` fail here."""
+    done = []
+    for lc, fp in sorted(fingerprints.items()):
+        addr = contracts.get(lc, "")
+        first = next((ce for ce in events if ce.lifecycle == lc), None)
+        if first is None:
+            continue  # no event of it: nothing of it is replayed
+        tx = proven.get((first.block, first.tx_index))
+        made = tx_creation(tx, tx_sender(tx)) if tx is not None else None
+        if made is None or made[0].lower() != addr.lower():
+            raise _fail("rules", f"the first {lc} event (block {first.block}) is not in the "
+                        f"transaction that deployed {addr}, so nothing shows which rules that "
+                        "contract enforces; rebuild the bundle with `proml bundle` (it starts "
+                        "at each contract's deployment)")
+        if b"\x7f" + bytes.fromhex(fp) not in made[1]:
+            raise _fail("rules", f"the {lc} contract {addr} was deployed (block {first.block}) "
+                        f"from code that does not hold the IR fingerprint {fp[:16]} of the "
+                        f"rules the bundle gives (ir/{lc}.json): those rules were altered or "
+                        "are another lifecycle's; get the IR the contract was generated from")
+        done.append(f"{lc} (block {first.block})")
+    return Check("rules", True, "each contract's proven deployment holds the IR fingerprint of "
+                 f"the rules replayed: {', '.join(done) or 'no lifecycle events'}")
 
 
 def _check_complete(headers: list[Header], receipts: Mapping[int, list[bytes]],

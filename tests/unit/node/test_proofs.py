@@ -100,8 +100,8 @@ def test_intact_bundle_passes_offline_with_a_pin(bundle: Path, pin: str, no_netw
     assert cli(["verify", "--bundle", str(bundle), "--checkpoint", pin, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     names = [c["name"] for c in report["checks"]]
-    assert names[:7] == ["header chain", "checkpoint", "receipts", "inclusion", "transactions",
-                         "completeness", "events"]
+    assert names[:8] == ["header chain", "checkpoint", "receipts", "inclusion", "transactions",
+                         "rules", "completeness", "events"]
     assert all(c["ok"] for c in report["checks"])
     assert "NOT CHECKED" not in json.dumps(report)
 
@@ -526,3 +526,96 @@ def test_a_bundle_without_proofs_says_so(bundle: Path, pin: str, tmp_path: Path)
     assert all(c.ok for c in unpinned) and "NOT CHECKED" in unpinned[0].detail
     pinned = check_proofs(b.proofs, b.events(), b.contracts, checkpoint=bytes.fromhex(pin[2:]))
     assert not pinned[0].ok and "carries no proofs" in pinned[0].detail
+
+
+def _with_renamed_states(src: Path, dest: Path) -> tuple[Path, str]:
+    """``src`` with two states of its subject's lifecycle swapped in ``ir/*.json`` (in the
+    states and every transition, so indices and replays agree) and every fingerprint of it
+    recomputed: the forger's own rules, consistent with the bundle but not the contract."""
+    from proml_sim.ir import LifecycleIR
+
+    m = members(src)
+    manifest = json.loads(m["manifest.json"])
+    lc = manifest["artefact"]["lifecycle"]
+    d = json.loads(m[f"ir/{lc}.json"])
+    a, b = d["states"][1]["name"], d["states"][2]["name"]
+    text = json.dumps(d).replace(f'"{a}"', '"@@"').replace(f'"{b}"', f'"{a}"')
+    ir = LifecycleIR.from_dict(json.loads(text.replace('"@@"', f'"{b}"')))
+    m[f"ir/{lc}.json"] = ir.canonical_json().encode()
+    manifest["lifecycles"][lc] = {"fingerprint": ir.fingerprint(),
+                                  "deployed_fingerprint": ir.fingerprint()}
+    m["manifest.json"] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(dest, "w") as zf:
+        for name, data in m.items():
+            zf.writestr(name, data)
+    return dest, lc
+
+
+def test_rules_of_ones_own_in_the_bundle_fail_at_the_contracts_deployment(
+        bundle: Path, pin: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Renamed states in ir/*.json with the manifest's fingerprints recomputed passed every
+    check (the fingerprint was compared with the manifest's own claim): the contract's proven
+    creation code holds the genuine IR fingerprint, and only that one."""
+    path, lc = _with_renamed_states(bundle, tmp_path / "rules.zip")
+    b = load_bundle(bundle)
+    pins = [f"--expect-contract={k}={a}" for k, a in b.contracts.items()]
+    assert cli(["verify", "--bundle", str(path), "--checkpoint", pin,
+                f"--expect-chain-id={b.chain_id}", *pins]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL  rules: the {lc} contract {b.contracts[lc]} was deployed" in out
+    assert "does not hold the IR fingerprint" in out and f"(ir/{lc}.json)" in out
+    assert cli(["verify", "--bundle", str(bundle), "--checkpoint", pin, *pins]) == 0
+    assert "ok    rules: each contract's proven deployment holds" in capsys.readouterr().out
+
+
+def test_a_bundle_whose_deployment_is_cut_off_cannot_show_its_rules(
+        bundle: Path, pin: str) -> None:
+    """The first event of each lifecycle must lie in the transaction that created its
+    contract: a bundle claiming another contract address for those events fails there."""
+    b = load_bundle(bundle)
+    lc = b.manifest["artefact"]["lifecycle"]
+    other = next(a for k, a in b.contracts.items() if k != lc)
+    checks = check_proofs(b.proofs, b.events(), {**b.contracts, lc: other},
+                          checkpoint=bytes.fromhex(pin[2:]), chain_id=b.chain_id,
+                          fingerprints={k: ir.fingerprint() for k, ir in b.irs.items()})
+    bad = [c.detail for c in checks if not c.ok and c.name == "rules"]
+    assert bad and f"is not in the transaction that deployed {other}" in bad[0], checks
+
+
+def test_headers_past_the_pin_are_named_not_anchored(world: World, bundle: Path,
+                                                     tmp_path: Path) -> None:
+    """A pin before the bundle's head proves the history up to the pin only: the report says
+    which headers are not anchored, and completeness counts the anchored ones alone."""
+    b = load_bundle(bundle)
+    headers = [decode_header(bytes.fromhex(h[2:])) for h in b.proofs["headers"]]
+    last_event = max(ce.block for ce in b.events())
+    at = next(h for h in headers if h.number >= last_event)
+    if at.number == headers[-1].number:  # make the bundle reach past the last event's block
+        node = world["admin"]
+        node.backend.produce_block(node.backend.head().timestamp + 5)
+        from proml_sim.node.evidence import LiveSource
+
+        b = load_bundle(write_bundle(LiveSource(node), "clf", tmp_path / "later.zip"))
+        headers = [decode_header(bytes.fromhex(h[2:])) for h in b.proofs["headers"]]
+    checks = {c.name: c for c in check_proofs(b.proofs, b.events(), b.contracts,
+                                              checkpoint=at.hash, chain_id=b.chain_id)}
+    assert all(c.ok for c in checks.values()), checks
+    n = headers[-1].number - at.number
+    assert (f"the {n} header(s) after it (blocks {at.number + 1}..{headers[-1].number}) are "
+            "not anchored") in checks["checkpoint"].detail
+    counted = checks["completeness"].detail
+    assert f"the other {at.number - headers[0].number + 1 - int(counted.split()[1])}" in counted
+
+
+@pytest.mark.parametrize("key", ["0{n}", "{n}\u00b2", "\u0661", " {n}"])
+def test_a_block_key_not_written_as_proofs_json_writes_it_is_malformed(
+        bundle: Path, pin: str, tmp_path: Path, key: str) -> None:
+    """"020" or another script's digits aliased block 20 (or crashed: "\u00b2".isdigit())."""
+    def alias(ev: list[Any], pr: dict[str, Any]) -> None:
+        n = next(iter(pr["inclusion"]))
+        k = key.replace("{n}", n).encode().decode("unicode_escape")
+        pr["inclusion"][k] = pr["inclusion"].pop(n)
+
+    failures = proof_failures(forged(bundle, tmp_path / "alias.zip", alias), pin)
+    assert any(f.startswith("inclusion: proofs.json: inclusion.") and "is malformed" in f
+               for f in failures), failures
