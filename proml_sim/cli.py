@@ -37,6 +37,7 @@ import contextlib
 import importlib
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -582,6 +583,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     one error boundary: every outcome is an exit code and at most one line on stderr."""
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = _wants_json(argv)
+    from proml_sim.node import sentlog
+
+    sentlog.COMMAND = "proml " + shlex.join(argv)  # what a dropped step's fix says to re-run
     with _interrupts_not_lost() as interrupt_caught:
         return _main(argv, as_json, interrupt_caught)
 

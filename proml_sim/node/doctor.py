@@ -57,7 +57,7 @@ class Problem:
     """One thing wrong, with where it is and how to fix it."""
 
     kind: str  # config | chain-log | state-db | chain | chain-json | chain-lock | deployments
-    #            | key | blob | store | temp-file
+    #            | key | blob | store | temp-file | sent
     path: str
     what: str
     fix: str
@@ -390,6 +390,45 @@ def check_rpc_chain(home: Path, config: dict[str, Any], report: Report) -> None:
         report.problems.append(Problem("chain", url, f"is another chain: {mismatch}", fix_new))
         return
     check_code(config, backend.code, url, report)
+
+
+def check_sent(home: Path, config: dict[str, Any], cdir: Path | None, report: Report) -> None:
+    """Every transaction the node's log says it mined (``sentlog``) is still on the chain: a
+    reorganisation of an RPC network, or its node restarted without its state, drops it while
+    the home's store keeps the record.  Reads only; skipped when the chain cannot be read."""
+    from proml_sim.errors import EngineError, ProMLError
+    from proml_sim.node import sentlog
+
+    damaged = ("config", "chain", "chain-log", "state-db", "chain-json")
+    if not (home / sentlog.SENT_LOG).exists() or any(p.kind in damaged
+                                                      for p in report.problems):
+        return  # (a damaged chain is named already; its repair comes first)
+    try:
+        if cdir is None:
+            from proml_sim.chain.rpc import RPCBackend
+
+            url = str((config.get("chain") or {}).get("url"))
+            lost = sentlog.dropped(home, RPCBackend(url, drive=False).receipt)
+        else:
+            from proml_sim.chain.blockstore import DB_NAME, StateDB
+
+            db = StateDB(cdir / DB_NAME, readonly=True)
+            try:
+                lost = sentlog.dropped(home, db.receipt)
+            finally:
+                db.close()
+    except (EngineError, ProMLError, OSError) as exc:
+        report.notes.append(f"the sent log was not checked against the chain ({exc})")
+        return
+    where = str(home / sentlog.SENT_LOG)
+    for n, entry, what in lost:
+        fix = ("run again the command that sent it, which records the step anew: "
+               f"`{entry.get('command') or 'proml ...'}` (its record and blobs are still in the "
+               "store; `proml status` shows what the chain now holds), then `proml doctor "
+               "--repair` marks this entry handled" if entry is not None
+               else "nothing is lost if it is the last line (an append was interrupted); else "
+               "restore the file from a backup")
+        report.problems.append(Problem("sent", f"{where}:{n}", what, fix))
 
 
 def check_code(config: dict[str, Any], code: Callable[[str], bytes], where: str,
@@ -761,6 +800,7 @@ def check(home: str | Path, *, replay: bool = True, passphrase: str | None = Non
     if cdir is not None and (cdir / "chain.json").exists():
         check_deployments(cdir, config, report)
     check_key(home, config, report, passphrase)
+    check_sent(home, config, cdir, report)
     check_store(home, config, report)
     for f in stray_temp_files(home, _temp_dirs(home, cdir)):
         report.problems.append(Problem("temp-file", str(f), "a stray temporary file of an "
@@ -844,6 +884,19 @@ def _repair(home: Path, source: str | Path | None, passphrase: str | None) -> Re
             if store.check(digest) is None and digest in store.healed:
                 done.append(f"restored blob {digest} from a replica (the damaged copy is in "
                             f"{store.healed[digest]})")
+        elif p.kind == "sent" and p.what.startswith("transaction 0x"):
+            from proml_sim.node import sentlog
+
+            tx = p.what.split()[1]
+            sentlog.acknowledge(home, tx=tx)
+            done.append(f"marked the dropped transaction {tx} handled in {p.path} (an appended "
+                        "line; send its step again if you have not: the entry names the command)")
+        elif p.kind == "sent":
+            from proml_sim.node import sentlog
+
+            sentlog.acknowledge(home, line=int(p.path.rpartition(":")[2]))
+            done.append(f"marked the unreadable line {p.path} handled (an appended line; the "
+                        "line itself is kept)")
         elif p.kind == "temp-file":
             src_path = Path(p.path)
             rel = src_path.relative_to(home) if src_path.is_relative_to(home) else Path(

@@ -514,8 +514,16 @@ class ProMLNode:
             yield
 
     def _mine(self, client: Any, op: Any) -> Any:
+        """Mine ``op`` and return its result; a transaction that went through is appended to
+        the home's sent log (``sentlog``: what ``proml doctor`` checks the chain still holds)."""
+        from proml_sim.node import sentlog
+
         self.backend.produce_block(next_timestamp(self.backend))
-        return client.result(op)
+        result = client.result(op)
+        receipt = self.backend.receipt(op.tx_hash)
+        sentlog.append(self.home, op.tx_hash, f"{client.ir.name}.{op.kind}",
+                       receipt.block_number if receipt is not None else -1)
+        return result
 
     def client(self, lifecycle: str) -> LifecycleClient:
         """The client of a deployed lifecycle, by name."""

@@ -810,3 +810,25 @@ def test_a_missing_key_that_sits_in_keys_retired_is_named_with_the_import_that_r
     capsys.readouterr()
     code, rep = _doctor(capsys, "--home", str(h))
     assert code == 0, rep
+
+
+def test_a_block_a_stale_replica_lacks_is_named_after_a_restore(home, capsys):
+    """Both chain files damaged, restored from a replica copied before the last write: the
+    restore succeeds and the chain is whole, but the last registration is gone from it.  The
+    sent log names the transaction and the command to run again (it was silently lost)."""
+    h, node, replica = home
+    node = ProMLNode.open(h)
+    node.register("Dataset", "ds2", [])
+    node.backend.close()
+    _flip_log_byte(h)
+    (h / "chain" / DB_NAME).unlink()
+    code, rep = _doctor(capsys, "--home", str(h), "--repair", "--from", str(replica))
+    assert code == 1 and rep["repaired"]
+    (p,) = rep["problems"]
+    assert p["kind"] == "sent" and "(Dataset.register, mined in block" in p["what"]
+    assert "is no longer on the chain" in p["what"] and "run again" in p["fix"]
+    assert p["path"].startswith(str(h / "sent.jsonl") + ":")
+    code, rep = _doctor(capsys, "--home", str(h), "--repair")  # marks it handled, appended
+    assert code == 0 and "marked the dropped transaction" in rep["repaired"][0]
+    lines = (h / "sent.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and '"ack"' in lines[-1]  # grant, ds1, ds2, the mark

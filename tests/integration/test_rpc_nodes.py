@@ -499,3 +499,37 @@ def test_headers_are_read_in_batches_or_one_by_one(automine_anvil_url: str,  # n
         assert list(header_rlps(backend, top - 20, top)) == one
     assert calls == ([7, 7, 7] if batches else [7])  # refused once, then one by one
     assert (backend._batch is None) != batches
+
+
+def test_a_step_a_reorg_drops_is_named_by_doctor(tmp_path: Path, passphrase: None) -> None:
+    """On a network a reorganisation can drop a block after `proml record` said the step was
+    recorded: the chain then shows the earlier version and nothing said so (doctor: healthy).
+    The node's sent log names the dropped transaction and the command to run again; once run,
+    `doctor --repair` marks it handled, by an appended line."""
+    with anvil("--silent", "--hardfork", "prague") as url:
+        home = tmp_path / "home"
+        data, labels = tmp_path / "d.csv", tmp_path / "l.csv"
+        data.write_text("a,b\n1,2\n")
+        labels.write_text("1,cat\n")
+        assert cli(home, "init", "--name", "alice", "--domain", "org-a", "--new-chain",
+                   "--rpc-url", url)[0] == 0
+        address = json.loads(cli(home, "--json", "whoami")[1])["address"]
+        for role in ("dataset_admin", "labeller"):
+            assert cli(home, "grant", "Dataset", role, address, "--domain", "org-a")[0] == 0
+        assert cli(home, "register", "ds", str(data), "--lifecycle", "Dataset")[0] == 0
+        assert cli(home, "record", "label", "ds", "--output", str(labels))[0] == 0
+        assert cli(home, "doctor")[0] == 0
+        rpc(url, "anvil_reorg", 1, [])  # the label's block is replaced by an empty one
+        assert json.loads(cli(home, "--json", "status", "ds")[1])["version"] == 1
+        code, out, _ = cli(home, "--json", "doctor")
+        assert code == 1
+        (p,) = json.loads(out)["problems"]
+        assert p["kind"] == "sent" and "(Dataset.label, mined in block" in p["what"]
+        assert "is no longer on the chain" in p["what"]
+        assert f"record label ds --output {labels}`" in p["fix"]
+        assert cli(home, "record", "label", "ds", "--output", str(labels))[0] == 0
+        assert cli(home, "doctor")[0] == 1  # until it is marked handled
+        code, out, _ = cli(home, "--json", "doctor", "--repair")
+        assert code == 0 and "marked the dropped transaction" in json.loads(out)["repaired"][0]
+        assert cli(home, "doctor")[0] == 0
+        assert json.loads(cli(home, "--json", "status", "ds")[1])["version"] == 2

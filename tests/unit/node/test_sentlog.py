@@ -1,0 +1,34 @@
+"""The node's sent log: what doctor checks the chain still holds (node/sentlog.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from proml_sim.node import sentlog
+
+
+def test_dropped_entries_are_named_until_acknowledged(tmp_path: Path) -> None:
+    on_chain = {b"\x01" * 32}
+    sentlog.append(tmp_path, b"\x01" * 32, "Dataset.register", 7)
+    sentlog.append(tmp_path, b"\x02" * 32, "Dataset.label", 8)
+
+    def receipt(h: bytes) -> object | None:
+        return object() if h in on_chain else None
+
+    (lost,) = sentlog.dropped(tmp_path, receipt)
+    assert lost[0] == 2 and lost[1] is not None and lost[1]["what"] == "Dataset.label"
+    assert "0x" + "02" * 32 in lost[2] and "mined in block 8" in lost[2]
+    sentlog.acknowledge(tmp_path, tx="0x" + "02" * 32)
+    assert sentlog.dropped(tmp_path, receipt) == []
+    assert len((tmp_path / sentlog.SENT_LOG).read_text().splitlines()) == 3  # appended only
+
+
+def test_a_torn_line_is_named_and_the_next_append_starts_its_own_line(tmp_path: Path) -> None:
+    sentlog.append(tmp_path, b"\x01" * 32, "Model.train", 3)
+    with (tmp_path / sentlog.SENT_LOG).open("a") as f:
+        f.write('{"tx": "0x12')  # an append cut short
+    sentlog.append(tmp_path, b"\x03" * 32, "Model.verify", 4)
+    got = sentlog.dropped(tmp_path, lambda h: object())
+    assert [(n, e) for n, e, _ in got] == [(2, None)]  # the later entry survived whole
+    sentlog.acknowledge(tmp_path, line=2)
+    assert sentlog.dropped(tmp_path, lambda h: object()) == []
