@@ -7,9 +7,12 @@ blob the node lacks, :class:`PeerFetcher` asks each peer in turn for
 answer into the store and keeps it only if its bytes hash to the digest asked for.  A peer that
 is down, refuses, or serves other bytes is skipped with a note; nothing unverified is stored.
 
-The request signature (EIP-191 ``personal_sign``) covers :func:`request_message`: method, path,
-time and a random nonce.  The server side (``proml_sim/serve/auth.py``) recovers the signer from
-the same message, so this module holds the one definition of what is signed.
+The request signature (EIP-191 ``personal_sign``) covers :func:`request_message`: method, the
+origin addressed (:func:`origin_of`: ``scheme://host:port``), path, time and a random nonce.
+The origin binds a request to the server it is meant for: a peer that receives it cannot replay
+it to another server (that server accepts only its own origins).  The server side
+(``proml_sim/serve/auth.py``) recovers the signer from the same message, so this module holds
+the one definition of what is signed.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ ADDRESS_HEADER = "X-ProML-Address"
 TIME_HEADER = "X-ProML-Time"
 NONCE_HEADER = "X-ProML-Nonce"
 SIGNATURE_HEADER = "X-ProML-Signature"
+#: the origin the request is signed for (also inside the signed text)
+ORIGIN_HEADER = "X-ProML-Origin"
 #: seconds a peer request may take (connect and between chunks)
 TIMEOUT_S = 10.0
 #: once GRACE_S have passed, a peer must have sent at least MIN_RATE bytes per second on average:
@@ -36,10 +41,29 @@ MIN_RATE = 32 * 1024
 GRACE_S = 30.0
 
 
-def request_message(method: str, path: str, timestamp: int, nonce: str) -> str:
-    """The text a peer request signs (EIP-191 personal message); ``path`` includes the query
-    string, if any."""
-    return f"proml-serve request\n{method.upper()}\n{path}\n{timestamp}\n{nonce}"
+def request_message(method: str, origin: str, path: str, timestamp: int, nonce: str) -> str:
+    """The text a peer request signs (EIP-191 personal message): ``origin`` is the server
+    addressed (:func:`origin_of`), ``path`` includes the query string, if any."""
+    return (f"proml-serve request\n{method.upper()}\n{origin_of(origin)}\n{path}\n{timestamp}"
+            f"\n{nonce}")
+
+
+def origin_of(url: str) -> str:
+    """The origin of ``url``, normalised: ``scheme://host:port`` with a lowercase scheme and
+    host, the port explicit (80/443 by default) and an IPv6 host in brackets; :class:`NodeError`
+    if it is not an http(s) URL."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise NodeError(f"{url!r} is not an http(s) URL; give e.g. http://127.0.0.1:8765")
+    scheme, host = parts.scheme.lower(), parts.hostname.lower()
+    port = port or (443 if scheme == "https" else 80)
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 class RequestSigner:
@@ -57,26 +81,27 @@ class RequestSigner:
         passphrase sources of ``node/keys.py``)."""
         return cls(node.key.private_key())
 
-    def headers(self, method: str, path: str, *, timestamp: int | None = None,
+    def headers(self, method: str, path: str, *, origin: str, timestamp: int | None = None,
                 nonce: str | None = None) -> dict[str, str]:
-        """The signature headers of one request."""
+        """The signature headers of one request to the server at ``origin`` (its URL)."""
         from eth_account.messages import encode_defunct
 
         ts = int(time.time()) if timestamp is None else timestamp
         nonce = nonce or os.urandom(16).hex()
-        msg = encode_defunct(text=request_message(method, path, ts, nonce))
+        origin = origin_of(origin)
+        msg = encode_defunct(text=request_message(method, origin, path, ts, nonce))
         sig = self._account.sign_message(msg).signature.hex()
-        return {ADDRESS_HEADER: self.address, TIME_HEADER: str(ts), NONCE_HEADER: nonce,
-                SIGNATURE_HEADER: sig if sig.startswith("0x") else "0x" + sig}
+        return {ADDRESS_HEADER: self.address, ORIGIN_HEADER: origin, TIME_HEADER: str(ts),
+                NONCE_HEADER: nonce, SIGNATURE_HEADER: sig if sig.startswith("0x") else "0x" + sig}
 
 
 def check_peer_url(url: str) -> str:
     """A peer URL, normalised (no trailing slash); :class:`NodeError` if it is not http(s)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise NodeError(f"peer {url!r} is not an http(s) URL; give e.g. http://127.0.0.1:8765")
+    try:
+        origin_of(url)
+    except NodeError:
+        raise NodeError(f"peer {url!r} is not an http(s) URL; give e.g. http://127.0.0.1:8765"
+                        ) from None
     return url.rstrip("/")
 
 
@@ -110,7 +135,7 @@ class PeerFetcher:
         with httpx.Client(timeout=self.timeout) as http:
             for url in self.urls:
                 try:
-                    headers = self._signer_now().headers("GET", path)
+                    headers = self._signer_now().headers("GET", path, origin=url)
                     with http.stream("GET", url + path, headers=headers) as resp:
                         if resp.status_code != 200:
                             tried.append(f"{url}: HTTP {resp.status_code} {_reason(resp)}")

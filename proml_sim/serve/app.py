@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ from proml_sim.node.lineage import Lineage
 from proml_sim.node.service import ArtefactRef, ProMLNode
 from proml_sim.node.store import check_digest
 from proml_sim.node.verify import verify
-from proml_sim.serve.auth import Gate
+from proml_sim.serve.auth import Gate, configured_origins
 from proml_sim.serve.diagram import lifecycle_svg, lineage_svg
 
 TOKEN_COOKIE = "proml_token"
@@ -56,11 +57,12 @@ TEMPLATES = Path(__file__).parent / "templates"
 class Explorer:
     """The state behind the app: the node, its current view of the chain, the gate."""
 
-    def __init__(self, node: ProMLNode, *, token: str | None = None,
+    def __init__(self, node: ProMLNode, *, origins: Sequence[str], token: str | None = None,
                  peer_signer: Any = None) -> None:
         self.node = node
         self.lock = threading.RLock()
-        self.gate = Gate(node, chain_lock=self.lock)
+        self.gate = Gate(node, (*origins, *configured_origins(node.config)),
+                         chain_lock=self.lock)
         self.token = token or secrets.token_urlsafe(24)
         self.peer_signer = peer_signer
         self._head: tuple[int, bytes] | None = None
@@ -152,10 +154,12 @@ def _error(request: Request, exc: Exception, templates: Jinja2Templates,
     return JSONResponse({"error": message}, status_code=status)
 
 
-def build_app(node: ProMLNode, *, token: str | None = None, peer_signer: Any = None
-              ) -> Starlette:
-    """The Starlette app serving ``node`` (``app.state.explorer`` holds the state)."""
-    ex = Explorer(node, token=token, peer_signer=peer_signer)
+def build_app(node: ProMLNode, *, origins: Sequence[str], token: str | None = None,
+              peer_signer: Any = None) -> Starlette:
+    """The Starlette app serving ``node`` (``app.state.explorer`` holds the state); signed
+    requests must be signed for one of ``origins`` (the server's own URLs, e.g.
+    :func:`~proml_sim.serve.auth.loopback_origins`) or node.json's ``serve.origins``."""
+    ex = Explorer(node, origins=origins, token=token, peer_signer=peer_signer)
     import jinja2
 
     templates = Jinja2Templates(env=jinja2.Environment(

@@ -100,7 +100,7 @@ async def load(url: str, token: str, signer: Any, blob: str | None, clients: int
                 try:
                     if kind == 0 and blob:
                         path = f"/blobs/sha256/{blob}"
-                        r = await member.get(path, headers=signer.headers("GET", path))
+                        r = await member.get(path, headers=signer.headers("GET", path, origin=url))
                     elif kind == 1:
                         r = await person.get("/api/artefacts")
                     else:

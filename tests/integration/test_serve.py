@@ -41,6 +41,8 @@ from tests.fixtures.anvil import find_anvil  # noqa: E402
 from tests.unit.node.evidence_fixtures import World, cli, make_world  # noqa: E402
 
 NAMES = ("admin", "alice", "lena", "bob", "vera", "vic")
+#: the in-process app's origin (its test client addresses it so)
+BASE = "http://127.0.0.1"
 
 
 @pytest.fixture(scope="module")
@@ -283,6 +285,47 @@ def test_a_peer_trickling_a_blob_is_left_for_the_next(tmp_path):
     assert not list((tmp_path / "s" / "objects").glob(".incoming-*"))
 
 
+class _Relay(http.server.BaseHTTPRequestHandler):
+    """A malicious peer: replays each signed request it receives to ``target`` (another member's
+    server), keeping what that server answers; answers 404 itself."""
+
+    target = ""
+    answers: list[tuple[int, bytes]] = []
+
+    def do_GET(self) -> None:
+        import urllib.error
+        import urllib.request
+
+        headers = {k: v for k, v in self.headers.items() if k.lower().startswith("x-proml-")}
+        try:
+            with urllib.request.urlopen(urllib.request.Request(
+                    self.target + self.path, headers=headers), timeout=20) as r:
+                self.answers.append((r.status, r.read()))
+        except urllib.error.HTTPError as exc:
+            self.answers.append((exc.code, exc.read()))
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_peer_cannot_relay_a_signed_request_to_another_server(world, servers, tmp_path):
+    # the signature covered method, path, time and nonce: a peer vera lists could replay her
+    # fresh request to bob's server and take bob's blobs
+    from proml_sim.node.store import BlobStore
+
+    digest = _digest_held_only_by(world, "bob")
+    _Relay.target, _Relay.answers = str(servers["bob"]["url"]), []
+    with _peer(_Relay) as relay, pytest.raises(PeerError):
+        PeerFetcher([relay], RequestSigner.of_node(world["vera"])).fetch_into(
+            BlobStore(tmp_path / "s"), digest)
+    assert len(_Relay.answers) == 1
+    status, body = _Relay.answers[0]
+    assert status == 403 and b"signed for" in body and len(body) < 1000
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -321,7 +364,7 @@ def test_peer_down_or_serving_wrong_bytes_is_skipped(world, servers, tmp_path):
 @pytest.fixture
 def app_client(world):
     node = ProMLNode.open(world["bob"].home)
-    with TestClient(build_app(node), base_url="http://127.0.0.1") as client:
+    with TestClient(build_app(node, origins=[BASE]), base_url=BASE) as client:
         yield client, node
 
 
@@ -333,19 +376,20 @@ def test_members_get_blobs_with_etag(world, app_client):
     client, _ = app_client
     path = _path(world)
     vera = RequestSigner.of_node(world["vera"])
-    r = client.get(path, headers=vera.headers("GET", path))
+    r = client.get(path, headers=vera.headers("GET", path, origin=BASE))
     assert r.status_code == 200
     digest = path.rsplit("/", 1)[1]
     import hashlib
 
     assert hashlib.sha256(r.content).hexdigest() == digest
     assert r.headers["etag"] == f'"{digest}"'
-    r = client.head(path, headers=vera.headers("HEAD", path))
+    r = client.head(path, headers=vera.headers("HEAD", path, origin=BASE))
     assert r.status_code == 200 and r.content == b""
-    r = client.get(path, headers={**vera.headers("GET", path), "If-None-Match": f'"{digest}"'})
+    r = client.get(path, headers={**vera.headers("GET", path, origin=BASE),
+                                  "If-None-Match": f'"{digest}"'})
     assert r.status_code == 304
     missing = "/blobs/sha256/" + "ab" * 32
-    assert client.get(missing, headers=vera.headers("GET", missing)).status_code == 404
+    assert client.get(missing, headers=vera.headers("GET", missing, origin=BASE)).status_code == 404
 
 
 def test_requests_refused(world, app_client):
@@ -360,23 +404,33 @@ def test_requests_refused(world, app_client):
 
     code, why = status({})
     assert code == 403 and "members only" in why
-    forged = {**vera.headers("GET", path), "X-ProML-Address": world["alice"].address}
+    forged = {**vera.headers("GET", path, origin=BASE),
+              "X-ProML-Address": world["alice"].address}
     code, why = status(forged)
     assert code == 403 and "not by" in why
-    code, why = status(outsider.headers("GET", path))
+    code, why = status(outsider.headers("GET", path, origin=BASE))
     assert code == 403 and "holds no role" in why
-    stale = vera.headers("GET", path, timestamp=int(time.time()) - 3600)
+    stale = vera.headers("GET", path, origin=BASE, timestamp=int(time.time()) - 3600)
     code, why = status(stale)
     assert code == 403 and "clock" in why
-    other_path = vera.headers("GET", "/api/artefacts")  # signed for another path
+    other_path = vera.headers("GET", "/api/artefacts", origin=BASE)  # signed for another path
     code, why = status(other_path)
     assert code == 403
-    once = vera.headers("GET", path)
+    once = vera.headers("GET", path, origin=BASE)
     assert status(once)[0] == 200
     code, why = status(once)
     assert code == 403 and "replay" in why
-    garbage = {**vera.headers("GET", path), "X-ProML-Signature": "0x1234"}
+    garbage = {**vera.headers("GET", path, origin=BASE), "X-ProML-Signature": "0x1234"}
     assert status(garbage)[0] == 403
+    # signed for another server: refused, naming the origin it was signed for
+    elsewhere = vera.headers("GET", path, origin="http://127.0.0.1:9701")
+    code, why = status(elsewhere)
+    assert code == 403 and "signed for http://127.0.0.1:9701" in why
+    # the origin inside the signature: changing the header breaks it
+    moved = {**vera.headers("GET", path, origin="http://127.0.0.1:9701"),
+             "X-ProML-Origin": BASE}
+    code, why = status(moved)
+    assert code == 403 and "not by" in why
     # the JSON API is members-only too
     assert client.get("/api/artefacts").status_code == 403
     assert client.get("/").status_code == 403
@@ -385,7 +439,7 @@ def test_requests_refused(world, app_client):
 def test_outsider_visibility_is_a_setting(world):
     node = ProMLNode.open(world["bob"].home)
     node.config["serve"] = {"public": ["blobs"]}  # in memory only: the home is shared
-    with TestClient(build_app(node), base_url="http://127.0.0.1") as client:
+    with TestClient(build_app(node, origins=[BASE]), base_url=BASE) as client:
         assert client.get(_path(world)).status_code == 200
         assert client.get("/api/artefacts").status_code == 403
 
@@ -394,7 +448,7 @@ def test_owner_link_opens_the_explorer_and_json_api(world, servers):
     # the ancestors' names come from their records, which bob fetches from his peers
     connect_peers(world, servers)
     node = ProMLNode.open(world["bob"].home)
-    with TestClient(build_app(node), base_url="http://127.0.0.1") as client:
+    with TestClient(build_app(node, origins=[BASE]), base_url=BASE) as client:
         _check_owner_link(client)
 
 
