@@ -323,9 +323,10 @@ class LiveSource:
         self.peers: Any = None
         self.notes: dict[str, str] = {}
         if fetch and node.peer_urls():
-            from proml_sim.node.peers import PeerFetcher, RequestSigner
+            from proml_sim.node.peers import PeerFetcher, RequestSigner, max_fetch_bytes
 
-            self.peers = PeerFetcher(node.peer_urls(), lambda: RequestSigner.of_node(node))
+            self.peers = PeerFetcher(node.peer_urls(), lambda: RequestSigner.of_node(node),
+                                     max_bytes=max_fetch_bytes(node.config))
         for lc, client in node.clients.items():
             if client.layout != "registry":
                 raise NodeError(f"{lc} is deployed in the {client.layout} layout; evidence is "

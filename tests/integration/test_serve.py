@@ -326,6 +326,126 @@ def test_a_peer_cannot_relay_a_signed_request_to_another_server(world, servers, 
     assert status == 403 and b"signed for" in body and len(body) < 1000
 
 
+class _Gzipped(http.server.BaseHTTPRequestHandler):
+    """Serves b"weights" gzip-encoded, whatever was asked (httpx decoded it: 18.7 MB of a
+    bomb became 4 GiB on disk)."""
+
+    asked: list[str] = []
+
+    def do_GET(self) -> None:
+        import gzip
+
+        self.asked.append(self.headers.get("Accept-Encoding", ""))
+        body = gzip.compress(b"weights")
+        self.send_response(200)
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_compressed_answer_is_refused_not_expanded(tmp_path):
+    from proml_sim.node.store import BlobStore
+
+    digest = hashlib.sha256(b"weights").hexdigest()
+    store = BlobStore(tmp_path / "s")
+    _Gzipped.asked = []
+    with _peer(_Gzipped) as url, pytest.raises(PeerError) as err:
+        PeerFetcher([url], RequestSigner(b"\x01" * 32)).fetch_into(store, digest)
+    assert _Gzipped.asked == ["identity"]
+    assert "gzip-encoded" in str(err.value) and not store.has(digest)
+
+
+class _Drip(http.server.BaseHTTPRequestHandler):
+    """Drips its answer a byte at a time for up to 30 s: ``part`` "headers" (the header lines
+    never end) or "error" (a 500 whose 4,000-byte body never ends)."""
+
+    part = "headers"
+
+    def do_GET(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.part == "headers":
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+            else:
+                self.wfile.write(b"HTTP/1.1 500 Oops\r\nContent-Length: 4000\r\n\r\n{")
+            for _ in range(300):
+                self.wfile.write(b"a")
+                self.wfile.flush()
+                time.sleep(0.1)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("part", ["headers", "error"])
+def test_a_peer_dripping_its_answer_is_cut_off(tmp_path, part):
+    # each byte reset httpx's read timeout: a peer dripping its headers or its refusal held a
+    # verification for hours
+    from proml_sim.node.store import BlobStore
+
+    _Drip.part = part
+    with _peer(_Drip) as url, pytest.raises(PeerError) as err:
+        PeerFetcher([url], RequestSigner(b"\x01" * 32), timeout=0.5).fetch_into(
+            BlobStore(tmp_path / "s"), "ab" * 32)
+    msg = str(err.value)
+    if part == "headers":
+        assert f"{url}: too slow (no complete answer within 1 s)" in msg, msg
+    else:
+        assert f"{url}: HTTP 500 (its reason was not sent within 1 s)" in msg, msg
+
+
+class _Huge(http.server.BaseHTTPRequestHandler):
+    """Declares a terabyte."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(10**12))
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_no_more_bytes_are_taken_than_declared_or_allowed(tmp_path):
+    # an endless fast body filled 5.6 GB in 30 s before the disk reserve stopped it
+    from proml_sim.node.store import BlobStore
+
+    store = BlobStore(tmp_path / "s")
+    with _peer(_Endless) as endless, _peer(_Huge) as huge, pytest.raises(PeerError) as err:
+        PeerFetcher([endless, huge], RequestSigner(b"\x01" * 32),
+                    max_bytes=5 << 20).fetch_into(store, "ab" * 32)
+    msg = str(err.value)
+    assert f"{endless}: sent more than the {5 << 20:,} bytes allowed" in msg, msg
+    assert f"{huge}: declared {10**12:,} bytes, over the {5 << 20:,}" in msg, msg
+    assert not [p for p in (tmp_path / "s" / "objects").rglob("*") if p.is_file()]
+
+
+class _ControlRefusal(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps({"error": "no\x00 such\x1b[2J\x1b]0;owned\x07 blob"}).encode()
+        self.send_response(404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_peers_text_reaches_no_terminal_raw(tmp_path):
+    from proml_sim.node.store import BlobStore
+
+    with _peer(_ControlRefusal) as url, pytest.raises(PeerError) as err:
+        PeerFetcher([url], RequestSigner(b"\x01" * 32)).fetch_into(
+            BlobStore(tmp_path / "s"), "ab" * 32)
+    msg = str(err.value)
+    assert f"{url}: HTTP 404 no such [2J ]0;owned blob" in msg, msg
+    assert not any(not c.isprintable() for c in msg)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
