@@ -14,7 +14,7 @@ Every answer reuses the node's services (``ProMLNode.ls``/``history_detail``, ``
 ``verify``, ``write_bundle``).  Members sign requests (``auth.py``); the person who started the
 server opens the explorer through the one-time link it prints (a random token, kept in a
 cookie).  Node and chain access is serialised by one lock (the chain backend is not
-thread-safe); blob bytes are streamed outside it.
+thread-safe); blob bytes are streamed, and missing blobs fetched from peers, outside it.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -52,6 +52,10 @@ TOKEN_COOKIE = "proml_token"
 #: of requests costs one look, not one each
 HEAD_POLL_S = 0.25
 TEMPLATES = Path(__file__).parent / "templates"
+#: rounds of (read under the lock, fetch what it lacked outside it) a request may take: each
+#: round may find more (a fetched record names its files)
+FETCH_ROUNDS = 6
+T = TypeVar("T")
 
 
 class Explorer:
@@ -98,6 +102,30 @@ class Explorer:
         if self._lineage is None:
             self._lineage = Lineage(src)
         return self._lineage
+
+    def with_fetches(self, work: Callable[[], T]) -> T:
+        """``work()`` under the lock, the blobs it lacks fetched from the peers outside it (a
+        slow peer then holds this request only): each round collects what ``work`` missed,
+        fetches it unlocked and runs ``work`` again, until nothing new is missing."""
+        for last in [False] * FETCH_ROUNDS + [True]:
+            failed: ProMLError | None = None
+            with self.lock:
+                src = self.source()
+                src.deferred = set()
+                try:
+                    result = work()
+                except ProMLError as exc:  # e.g. a bundle missing a blob not yet fetched
+                    failed = exc
+                finally:
+                    missing, src.deferred = src.deferred, None
+                if not missing or last:
+                    if failed is not None:
+                        raise failed
+                    return result
+                self._lineage = None  # it read no missing record: built again once fetched
+            for d in sorted(missing):  # content-addressed, atomic writes: concurrent fetches
+                src.fetch(d)           # of one blob by two requests are safe
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def node_info(self) -> dict[str, Any]:
         self._refresh()
@@ -210,6 +238,9 @@ def build_app(node: ProMLNode, *, origins: Sequence[str], token: str | None = No
         return JSONResponse(artefacts())
 
     def details(request: Request) -> dict[str, Any]:
+        return ex.with_fetches(lambda: _details(request))
+
+    def _details(request: Request) -> dict[str, Any]:
         with ex.lock:
             ref = ex.ref(request.path_params["lc"], request.path_params["aid"])
             lin = ex.lineage()
@@ -255,9 +286,11 @@ def build_app(node: ProMLNode, *, origins: Sequence[str], token: str | None = No
     def api_bundle(request: Request) -> Response:
         tmp = Path(tempfile.mkdtemp(prefix="proml-bundle-"))
         try:
-            with ex.lock:
+            def bundle() -> tuple[ArtefactRef, Path]:
                 ref = ex.ref(request.path_params["lc"], request.path_params["aid"])
-                path = write_bundle(ex.source(), ref, tmp / "bundle.zip")
+                return ref, write_bundle(ex.source(), ref, tmp / "bundle.zip")
+
+            ref, path = ex.with_fetches(bundle)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -682,6 +682,57 @@ def test_explorer_in_a_browser(world, servers, tmp_path, capsys):
             browser.close()
 
 
+class _Held(http.server.BaseHTTPRequestHandler):
+    """Holds every request until ``release`` is set, then refuses it (404)."""
+
+    asked = threading.Event()
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        self.asked.set()
+        self.release.wait(120)
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_slow_peer_holds_only_the_request_that_needs_it(world, tmp_path):
+    # the server fetched a missing blob holding its one lock: a slow peer froze /api/node and
+    # every other request
+    from proml_sim.node.store import BlobStore
+
+    node = ProMLNode.open(world["vera"].home)
+    node.store = BlobStore(tmp_path / "empty-store")  # in memory: a node that holds nothing
+    clf = node.resolve("clf")
+    _Held.asked, _Held.release = threading.Event(), threading.Event()
+    with _peer(_Held) as held:
+        node.config["replicas"] = [{"kind": "http", "url": held}]  # in memory only
+        app = build_app(node, origins=[BASE], peer_signer=RequestSigner.of_node(node))
+        with TestClient(app, base_url=BASE) as client:
+            client.get(f"/?token={app.state.explorer.token}")
+            page: list[int] = []
+            slow = threading.Thread(target=lambda: page.append(
+                client.get(f"/api/artefacts/Model/{clf.hex}").status_code))
+            slow.start()
+            try:
+                assert _Held.asked.wait(60), "the artefact page asked no peer"
+                others: list[int] = []
+                fast = threading.Thread(target=lambda: others.extend(
+                    client.get(p).status_code for p in ("/api/node", "/api/artefacts")))
+                fast.start()
+                fast.join(60)
+                held_meanwhile = not _Held.release.is_set() and slow.is_alive()
+                assert others == [200, 200] and held_meanwhile, others
+            finally:
+                _Held.release.set()
+                slow.join(120)
+                fast.join(60)
+    assert page == [200]  # answered once the peer refused: a report naming the peer
+
+
 def test_verify_names_the_peers_that_failed(world, tmp_path):
     from proml_sim.node.evidence import LiveSource
     from proml_sim.node.store import BlobStore
