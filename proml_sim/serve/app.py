@@ -167,6 +167,11 @@ def _error(request: Request, exc: Exception, templates: Jinja2Templates,
               else 400 if isinstance(exc, ProMLError) else 500)
     message = str(exc) if isinstance(exc, ProMLError) else (
         f"internal error ({type(exc).__name__}); the server log names it")
+    shown = _without_paths(message, ex.node)
+    if shown != message and status != 500:  # the paths stay in the server's own log
+        print(f"proml serve: {request.method} {request.url.path}: {message}", file=sys.stderr,
+              flush=True)
+    message = shown
     if status == 500:  # one line in the server's log, never a traceback
         print(f"proml serve: {request.method} {request.url.path} failed: "
               f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
@@ -180,6 +185,19 @@ def _error(request: Request, exc: Exception, templates: Jinja2Templates,
         return templates.TemplateResponse(request, "error.html", {
             "node": info, "status": status, "message": message}, status_code=status)
     return JSONResponse({"error": message}, status_code=status)
+
+
+def _without_paths(text: str, node: ProMLNode) -> str:
+    """``text`` with the server's local paths (home, store, replicas) replaced by names: an
+    answer to a member names no directory of this machine."""
+    home = Path(node.home)
+    places = {str(home): "<home>", str(home.resolve()): "<home>",
+              str(node.store.root): "<store>", str(Path(node.store.root).resolve()): "<store>"}
+    for i, r in enumerate(node.store.replicas):
+        places[str(r)] = places[str(Path(r).resolve())] = f"<replica {i + 1}>"
+    for path in sorted(places, key=len, reverse=True):  # the longest first: a store in a home
+        text = text.replace(path, places[path])
+    return text
 
 
 def build_app(node: ProMLNode, *, origins: Sequence[str], token: str | None = None,

@@ -586,7 +586,10 @@ def _check_owner_link(client):
     assert data["artefact"]["state"] == "verified"
     assert [h["step"] for h in data["history"]][:2] == ["register", "train"]
     assert {a["name"] for a in data["lineage"]["ancestors"]} >= {"iris", "wine"}
-    assert client.get("/api/artefacts/Model/0x1234").status_code == 404
+    unknown = client.get("/api/artefacts/Model/0x1234")
+    assert unknown.status_code == 404 and "<home>" in unknown.json()["error"]
+    home = str(client.app.state.explorer.node.home)
+    assert home not in unknown.text  # no local path in an answer (the server's log has it)
     assert client.get("/api/artefacts/Nope/0x12").status_code == 404
     # a malformed request is the requester's error (400), not a missing artefact (404)
     bad = client.get("/api/artefacts/Model/zz")
