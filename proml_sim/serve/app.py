@@ -12,9 +12,11 @@ Routes (``part`` is what node.json's ``serve.public`` may open to outsiders)::
 
 Every answer reuses the node's services (``ProMLNode.ls``/``history_detail``, ``Lineage``,
 ``verify``, ``write_bundle``).  Members sign requests (``auth.py``); the person who started the
-server opens the explorer through the one-time link it prints (a random token, kept in a
-cookie).  Node and chain access is serialised by one lock (the chain backend is not
-thread-safe); blob bytes are streamed, and missing blobs fetched from peers, outside it.
+server opens the explorer through the single-use link it prints: its random token, used once,
+sets a cookie holding a separate random session id (a later use of the link is refused: restart
+``proml serve`` for a new one).  Node and chain access is serialised by one lock (the chain
+backend is not thread-safe); blob bytes are streamed, and missing blobs fetched from peers,
+outside it.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from proml_sim.node.verify import verify
 from proml_sim.serve.auth import Gate, configured_origins
 from proml_sim.serve.diagram import lifecycle_svg, lineage_svg
 
-TOKEN_COOKIE = "proml_token"
+SESSION_COOKIE = "proml_session"
 #: seconds between looks at the chain head: pages may lag the chain by this much, and a burst
 #: of requests costs one look, not one each
 HEAD_POLL_S = 0.25
@@ -68,6 +70,9 @@ class Explorer:
         self.gate = Gate(node, (*origins, *configured_origins(node.config)),
                          chain_lock=self.lock)
         self.token = token or secrets.token_urlsafe(24)
+        self._token_used = False
+        self._sessions: list[str] = []  # the session ids the login link handed out
+        self._login_lock = threading.Lock()
         self.peer_signer = peer_signer
         self._head: tuple[int, bytes] | None = None
         self._source: LiveSource | None = None
@@ -139,13 +144,29 @@ class Explorer:
     def allow(self, request: Request, part: str) -> str | None:
         """The requester (a member address, "owner", or None for a permitted outsider);
         :class:`AccessDenied` otherwise."""
-        cookie = request.cookies.get(TOKEN_COOKIE, "")
-        if cookie and hmac.compare_digest(cookie, self.token):
+        cookie = request.cookies.get(SESSION_COOKIE, "")
+        if cookie and any(hmac.compare_digest(cookie, s) for s in self._sessions):
             return "owner"
         if request.headers.get("x-proml-signature") is None and part in self.gate.public:
             return None
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return self.gate.check(request.method, target, request.headers, part)
+
+    def login(self, token: str) -> str:
+        """A new session id for the login link's ``token`` (single-use);
+        :class:`AccessDenied` if it is not the token or was used already."""
+        if not hmac.compare_digest(token, self.token):
+            raise AccessDenied("this login link is not valid; open the link `proml serve` "
+                               "printed")
+        with self._login_lock:
+            if self._token_used:
+                raise AccessDenied("this login link was already used (it works once); restart "
+                                   "`proml serve` for a new link, or go on in the browser it "
+                                   "logged in")
+            self._token_used = True
+            session = secrets.token_urlsafe(32)
+            self._sessions.append(session)
+            return session
 
     def ref(self, lifecycle: str, aid: str) -> ArtefactRef:
         if lifecycle not in self.node.clients:
@@ -215,9 +236,10 @@ def build_app(node: ProMLNode, *, origins: Sequence[str], token: str | None = No
         def endpoint(request: Request) -> Response:
             try:
                 token = request.query_params.get("token")
-                if token is not None and hmac.compare_digest(token, ex.token):
+                if token is not None:
+                    session = ex.login(token)
                     resp = RedirectResponse(request.url.path, status_code=303)
-                    resp.set_cookie(TOKEN_COOKIE, ex.token, httponly=True, samesite="strict")
+                    resp.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict")
                     return resp
                 ex.allow(request, part)
                 return fn(request)  # type: ignore[no-any-return]

@@ -84,7 +84,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(json.dumps(info), flush=True)
     else:
         print(f"serving node {node.name} ({node.domain}) at {url}\n"
-              f"explorer (this link logs you in; keep it private): {info['explorer']}\n"
+              f"explorer (this link logs you in once; keep it private): {info['explorer']}\n"
               "stop with Ctrl-C", flush=True)
     # keep-alive longer than clients' (httpx: 5 s, like uvicorn's default): with equal
     # timeouts a client may reuse a connection the server is closing

@@ -577,6 +577,13 @@ def _check_owner_link(client):
     assert client.get("/?token=wrong").status_code == 403
     r = client.get(f"/?token={token}")
     assert r.status_code == 200 and "clf" in r.text
+    # the cookie is a session id, not the token; the link works once
+    assert client.cookies["proml_session"] != token
+    again = client.get(f"/api/node?token={token}")
+    assert again.status_code == 403 and "already used" in again.json()["error"]
+    assert "restart `proml serve`" in again.json()["error"]
+    with TestClient(client.app, base_url=BASE, cookies={"proml_session": token}) as other:
+        assert other.get("/api/artefacts").status_code == 403  # the token is no session
     rows = client.get("/api/artefacts").json()
     clf = next(a for a in rows if a["name"] == "clf")
     page = client.get(clf["href"])
