@@ -757,3 +757,25 @@ def test_verify_names_the_peers_that_failed(world, tmp_path):
     bad = [c.detail for c in report.failures if "missing from" in c.detail]
     assert bad and all(f"{dead}: unreachable" in d for d in bad)
     assert list(node.store.digests()) == []  # nothing stored
+
+
+def test_lineage_names_the_peers_that_failed(world, tmp_path, monkeypatch, capsys):
+    # lineage showed ids instead of names, exit 0, and never said a peer had failed
+    from proml_sim.node import cli_evidence
+    from proml_sim.node.evidence import LiveSource
+    from proml_sim.node.store import BlobStore
+
+    node = ProMLNode.open(world["vera"].home)
+    node.store = BlobStore(tmp_path / "empty-store")  # in memory: a node that holds nothing
+    dead = f"http://127.0.0.1:{_free_port()}"
+    node.config["replicas"] = [{"kind": "http", "url": dead}]  # in memory only
+    monkeypatch.setattr(cli_evidence, "_live", lambda args: LiveSource(node))
+    home = str(world["vera"].home)
+    capsys.readouterr()
+    assert cli(["lineage", "clf", "--home", home, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["unfetched"] and all(f"{dead}: unreachable" in u["reason"]
+                                    for u in out["unfetched"])
+    assert cli(["lineage", "clf", "--home", home]) == 0
+    notes = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("note: ")]
+    assert notes and all(dead in ln for ln in notes)
