@@ -71,11 +71,13 @@ def cmd_lineage(args: argparse.Namespace) -> int:
                              title=f"{'descendants' if down else 'lineage'} of "
                                    f"{lin.label(key)}"))
     conflicts = [c.message for c in lin.conflicts if c.key in {key, *keys}]
+    unfetched = _unfetched(lin.source)
     if args.json:
         out: dict[str, Any] = {
             "artefact": lin.node_json(key), "direction": "descendants" if down else "ancestors",
             "versions": [lin.node_json(k) for k in keys], "conflicts": conflicts, "png": png,
-            "blast_radius": radius.to_dict() if radius is not None else None}
+            "blast_radius": radius.to_dict() if radius is not None else None,
+            "unfetched": unfetched}
         print(json.dumps(out, indent=2, default=str))
         return 0
     word = "built on it" if down else "it was built from"
@@ -92,10 +94,19 @@ def cmd_lineage(args: argparse.Namespace) -> int:
         else:
             lines.append("nothing depends on it")
     lines += [f"warning: {c}" for c in conflicts]
+    lines += [f"note: {u['reason']} (shown by id)" for u in unfetched]
     if png:
         lines.append(f"picture written to {png}")
     print("\n".join(lines))
     return 0
+
+
+def _unfetched(source: Any) -> list[dict[str, str]]:
+    """The blobs (records) the HTTP peers could not serve, each with why (the peers' notes, as
+    ``verify`` puts them in its checks): what lineage shows by id instead of by name."""
+    notes = getattr(source, "notes", {})
+    return [{"digest": d, "reason": why} for d, why in sorted(notes.items())
+            if not why.startswith("fetched from peer")]
 
 
 def _requirement(text: str) -> str:

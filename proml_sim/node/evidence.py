@@ -322,10 +322,14 @@ class LiveSource:
         #: when one is needed); what they said when none could serve it is kept in ``notes``
         self.peers: Any = None
         self.notes: dict[str, str] = {}
+        #: when a set, missing blobs are collected here instead of fetched (:meth:`fetch` them
+        #: later, e.g. outside a lock, and read again)
+        self.deferred: set[str] | None = None
         if fetch and node.peer_urls():
-            from proml_sim.node.peers import PeerFetcher, RequestSigner
+            from proml_sim.node.peers import PeerFetcher, RequestSigner, max_fetch_bytes
 
-            self.peers = PeerFetcher(node.peer_urls(), lambda: RequestSigner.of_node(node))
+            self.peers = PeerFetcher(node.peer_urls(), lambda: RequestSigner.of_node(node),
+                                     max_bytes=max_fetch_bytes(node.config))
         for lc, client in node.clients.items():
             if client.layout != "registry":
                 raise NodeError(f"{lc} is deployed in the {client.layout} layout; evidence is "
@@ -384,6 +388,13 @@ class LiveSource:
         """Fetch a blob no local copy holds from the HTTP peers (once per digest)."""
         if self.peers is None or d in self.notes or any(p.exists() for p in self._copies(d)):
             return
+        if self.deferred is not None:
+            self.deferred.add(d)
+            return
+        self.fetch(d)
+
+    def fetch(self, d: str) -> None:
+        """Fetch blob ``d`` from the HTTP peers now; what happened goes to :attr:`notes`."""
         from proml_sim.errors import PeerError
 
         try:

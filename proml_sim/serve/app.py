@@ -12,9 +12,11 @@ Routes (``part`` is what node.json's ``serve.public`` may open to outsiders)::
 
 Every answer reuses the node's services (``ProMLNode.ls``/``history_detail``, ``Lineage``,
 ``verify``, ``write_bundle``).  Members sign requests (``auth.py``); the person who started the
-server opens the explorer through the one-time link it prints (a random token, kept in a
-cookie).  Node and chain access is serialised by one lock (the chain backend is not
-thread-safe); blob bytes are streamed outside it.
+server opens the explorer through the single-use link it prints: its random token, used once,
+sets a cookie holding a separate random session id (a later use of the link is refused: restart
+``proml serve`` for a new one).  Node and chain access is serialised by one lock (the chain
+backend is not thread-safe); blob bytes are streamed, and missing blobs fetched from peers,
+outside it.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
@@ -43,25 +46,33 @@ from proml_sim.node.lineage import Lineage
 from proml_sim.node.service import ArtefactRef, ProMLNode
 from proml_sim.node.store import check_digest
 from proml_sim.node.verify import verify
-from proml_sim.serve.auth import Gate
+from proml_sim.serve.auth import Gate, configured_origins
 from proml_sim.serve.diagram import lifecycle_svg, lineage_svg
 
-TOKEN_COOKIE = "proml_token"
+SESSION_COOKIE = "proml_session"
 #: seconds between looks at the chain head: pages may lag the chain by this much, and a burst
 #: of requests costs one look, not one each
 HEAD_POLL_S = 0.25
 TEMPLATES = Path(__file__).parent / "templates"
+#: rounds of (read under the lock, fetch what it lacked outside it) a request may take: each
+#: round may find more (a fetched record names its files)
+FETCH_ROUNDS = 6
+T = TypeVar("T")
 
 
 class Explorer:
     """The state behind the app: the node, its current view of the chain, the gate."""
 
-    def __init__(self, node: ProMLNode, *, token: str | None = None,
+    def __init__(self, node: ProMLNode, *, origins: Sequence[str], token: str | None = None,
                  peer_signer: Any = None) -> None:
         self.node = node
         self.lock = threading.RLock()
-        self.gate = Gate(node, chain_lock=self.lock)
+        self.gate = Gate(node, (*origins, *configured_origins(node.config)),
+                         chain_lock=self.lock)
         self.token = token or secrets.token_urlsafe(24)
+        self._token_used = False
+        self._sessions: list[str] = []  # the session ids the login link handed out
+        self._login_lock = threading.Lock()
         self.peer_signer = peer_signer
         self._head: tuple[int, bytes] | None = None
         self._source: LiveSource | None = None
@@ -97,6 +108,30 @@ class Explorer:
             self._lineage = Lineage(src)
         return self._lineage
 
+    def with_fetches(self, work: Callable[[], T]) -> T:
+        """``work()`` under the lock, the blobs it lacks fetched from the peers outside it (a
+        slow peer then holds this request only): each round collects what ``work`` missed,
+        fetches it unlocked and runs ``work`` again, until nothing new is missing."""
+        for last in [False] * FETCH_ROUNDS + [True]:
+            failed: ProMLError | None = None
+            with self.lock:
+                src = self.source()
+                src.deferred = set()
+                try:
+                    result = work()
+                except ProMLError as exc:  # e.g. a bundle missing a blob not yet fetched
+                    failed = exc
+                finally:
+                    missing, src.deferred = src.deferred, None
+                if not missing or last:
+                    if failed is not None:
+                        raise failed
+                    return result
+                self._lineage = None  # it read no missing record: built again once fetched
+            for d in sorted(missing):  # content-addressed, atomic writes: concurrent fetches
+                src.fetch(d)           # of one blob by two requests are safe
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def node_info(self) -> dict[str, Any]:
         self._refresh()
         assert self._head is not None
@@ -109,13 +144,29 @@ class Explorer:
     def allow(self, request: Request, part: str) -> str | None:
         """The requester (a member address, "owner", or None for a permitted outsider);
         :class:`AccessDenied` otherwise."""
-        cookie = request.cookies.get(TOKEN_COOKIE, "")
-        if cookie and hmac.compare_digest(cookie, self.token):
+        cookie = request.cookies.get(SESSION_COOKIE, "")
+        if cookie and any(hmac.compare_digest(cookie, s) for s in self._sessions):
             return "owner"
         if request.headers.get("x-proml-signature") is None and part in self.gate.public:
             return None
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return self.gate.check(request.method, target, request.headers, part)
+
+    def login(self, token: str) -> str:
+        """A new session id for the login link's ``token`` (single-use);
+        :class:`AccessDenied` if it is not the token or was used already."""
+        if not hmac.compare_digest(token, self.token):
+            raise AccessDenied("this login link is not valid; open the link `proml serve` "
+                               "printed")
+        with self._login_lock:
+            if self._token_used:
+                raise AccessDenied("this login link was already used (it works once); restart "
+                                   "`proml serve` for a new link, or go on in the browser it "
+                                   "logged in")
+            self._token_used = True
+            session = secrets.token_urlsafe(32)
+            self._sessions.append(session)
+            return session
 
     def ref(self, lifecycle: str, aid: str) -> ArtefactRef:
         if lifecycle not in self.node.clients:
@@ -137,6 +188,11 @@ def _error(request: Request, exc: Exception, templates: Jinja2Templates,
               else 400 if isinstance(exc, ProMLError) else 500)
     message = str(exc) if isinstance(exc, ProMLError) else (
         f"internal error ({type(exc).__name__}); the server log names it")
+    shown = _without_paths(message, ex.node)
+    if shown != message and status != 500:  # the paths stay in the server's own log
+        print(f"proml serve: {request.method} {request.url.path}: {message}", file=sys.stderr,
+              flush=True)
+    message = shown
     if status == 500:  # one line in the server's log, never a traceback
         print(f"proml serve: {request.method} {request.url.path} failed: "
               f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
@@ -152,10 +208,25 @@ def _error(request: Request, exc: Exception, templates: Jinja2Templates,
     return JSONResponse({"error": message}, status_code=status)
 
 
-def build_app(node: ProMLNode, *, token: str | None = None, peer_signer: Any = None
-              ) -> Starlette:
-    """The Starlette app serving ``node`` (``app.state.explorer`` holds the state)."""
-    ex = Explorer(node, token=token, peer_signer=peer_signer)
+def _without_paths(text: str, node: ProMLNode) -> str:
+    """``text`` with the server's local paths (home, store, replicas) replaced by names: an
+    answer to a member names no directory of this machine."""
+    home = Path(node.home)
+    places = {str(home): "<home>", str(home.resolve()): "<home>",
+              str(node.store.root): "<store>", str(Path(node.store.root).resolve()): "<store>"}
+    for i, r in enumerate(node.store.replicas):
+        places[str(r)] = places[str(Path(r).resolve())] = f"<replica {i + 1}>"
+    for path in sorted(places, key=len, reverse=True):  # the longest first: a store in a home
+        text = text.replace(path, places[path])
+    return text
+
+
+def build_app(node: ProMLNode, *, origins: Sequence[str], token: str | None = None,
+              peer_signer: Any = None) -> Starlette:
+    """The Starlette app serving ``node`` (``app.state.explorer`` holds the state); signed
+    requests must be signed for one of ``origins`` (the server's own URLs, e.g.
+    :func:`~proml_sim.serve.auth.loopback_origins`) or node.json's ``serve.origins``."""
+    ex = Explorer(node, origins=origins, token=token, peer_signer=peer_signer)
     import jinja2
 
     templates = Jinja2Templates(env=jinja2.Environment(
@@ -165,9 +236,10 @@ def build_app(node: ProMLNode, *, token: str | None = None, peer_signer: Any = N
         def endpoint(request: Request) -> Response:
             try:
                 token = request.query_params.get("token")
-                if token is not None and hmac.compare_digest(token, ex.token):
+                if token is not None:
+                    session = ex.login(token)
                     resp = RedirectResponse(request.url.path, status_code=303)
-                    resp.set_cookie(TOKEN_COOKIE, ex.token, httponly=True, samesite="strict")
+                    resp.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict")
                     return resp
                 ex.allow(request, part)
                 return fn(request)  # type: ignore[no-any-return]
@@ -206,6 +278,9 @@ def build_app(node: ProMLNode, *, token: str | None = None, peer_signer: Any = N
         return JSONResponse(artefacts())
 
     def details(request: Request) -> dict[str, Any]:
+        return ex.with_fetches(lambda: _details(request))
+
+    def _details(request: Request) -> dict[str, Any]:
         with ex.lock:
             ref = ex.ref(request.path_params["lc"], request.path_params["aid"])
             lin = ex.lineage()
@@ -251,9 +326,11 @@ def build_app(node: ProMLNode, *, token: str | None = None, peer_signer: Any = N
     def api_bundle(request: Request) -> Response:
         tmp = Path(tempfile.mkdtemp(prefix="proml-bundle-"))
         try:
-            with ex.lock:
+            def bundle() -> tuple[ArtefactRef, Path]:
                 ref = ex.ref(request.path_params["lc"], request.path_params["aid"])
-                path = write_bundle(ex.source(), ref, tmp / "bundle.zip")
+                return ref, write_bundle(ex.source(), ref, tmp / "bundle.zip")
+
+            ref, path = ex.with_fetches(bundle)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -1,8 +1,11 @@
 """Members only: who may read a node's evidence over HTTP.
 
 A request carries an EIP-191 signature (``node/peers.py`` defines the signed message: method,
-path, time, nonce) made with the requester's chain key.  It is accepted when
+origin, path, time, nonce) made with the requester's chain key.  It is accepted when
 
+* the origin it is signed for is one of this server's own (:func:`loopback_origins`, plus
+  ``node.json``'s ``serve.origins`` for a reverse proxy): a peer cannot relay a request signed
+  for it to another server,
 * the signature recovers to the address it claims,
 * its time is within :data:`WINDOW_S` of the server's clock,
 * its nonce was not seen within the window (replays are refused), and
@@ -18,15 +21,17 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from proml_sim.errors import AccessDenied
+from proml_sim.errors import AccessDenied, ProMLError
 from proml_sim.node.peers import (
     ADDRESS_HEADER,
     NONCE_HEADER,
+    ORIGIN_HEADER,
     SIGNATURE_HEADER,
     TIME_HEADER,
+    origin_of,
     request_message,
 )
 
@@ -66,12 +71,37 @@ def public_parts(config: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(p for p in parts if p in PUBLIC_PARTS)
 
 
+def loopback_origins(host: str, port: int) -> tuple[str, ...]:
+    """The origins of a server listening on loopback ``host:port``: only the address it is
+    bound to (the URL ``proml serve`` prints).  ``localhost`` and the other family's loopback
+    address are left out: another process may listen on the same port there, and a request
+    signed for it could be relayed here."""
+    shown = f"[{host}]" if ":" in host else host
+    return (origin_of(f"http://{shown}:{port}"),)
+
+
+def configured_origins(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """``node.json``'s ``serve.origins``: the public URLs of a reverse proxy in front of the
+    server (requests signed for them are accepted too); :class:`NodeError` if one is not an
+    http(s) URL."""
+    serve = config.get("serve") or {}
+    urls = serve.get("origins", []) if isinstance(serve, dict) else []
+    if not isinstance(urls, list):
+        from proml_sim.errors import NodeError
+
+        raise NodeError('node.json "serve.origins" must be a list of URLs, e.g. '
+                        '["https://evidence.example.org"]')
+    return tuple(origin_of(str(u)) for u in urls)
+
+
 class Gate:
     """Checks signed requests against a node's chain (membership) and a nonce cache."""
 
-    def __init__(self, node: Any, window_s: float = WINDOW_S,
+    def __init__(self, node: Any, origins: Iterable[str], window_s: float = WINDOW_S,
                  chain_lock: threading.RLock | None = None) -> None:
         self.node = node
+        #: the origins requests must be signed for (this server's own)
+        self.origins = tuple(dict.fromkeys(origin_of(o) for o in origins))
         self.window_s = window_s
         self.nonces = NonceCache(window_s)
         self.public = public_parts(node.config)
@@ -106,6 +136,18 @@ class Gate:
                                f"{SIGNATURE_HEADER}; `proml` peers do so)")
         claimed = headers.get(ADDRESS_HEADER, "")
         nonce = headers.get(NONCE_HEADER, "")
+        signed_for = headers.get(ORIGIN_HEADER, "")
+        try:
+            origin = origin_of(signed_for)
+        except ProMLError:
+            raise AccessDenied(f"{ORIGIN_HEADER} must be the URL of the server addressed (as "
+                               f"{self.origins[0] if self.origins else 'it is listed'}); "
+                               "sign the request for it") from None
+        if origin not in self.origins:
+            raise AccessDenied(f"the request is signed for {_printable(origin)}, not for this "
+                               f"server ({', '.join(self.origins)}): refused (a request relayed "
+                               "by another server); add this server as a peer by the URL "
+                               "`proml serve` prints")
         try:
             ts = int(headers.get(TIME_HEADER, ""))
         except ValueError:
@@ -121,7 +163,8 @@ class Gate:
             from eth_account.messages import encode_defunct
 
             signer = Account.recover_message(
-                encode_defunct(text=request_message(method, path, ts, nonce)), signature=sig)
+                encode_defunct(text=request_message(method, origin, path, ts, nonce)),
+                signature=sig)
         except Exception:  # eth-account raises several types for a malformed signature
             raise AccessDenied("the request signature is malformed; sign it anew") from None
         if signer.lower() != claimed.lower():
@@ -134,3 +177,8 @@ class Gate:
             raise AccessDenied("this request was already served (its nonce was seen): a replay "
                                "is refused; sign each request with a fresh nonce")
         return str(signer)
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters replaced (it came from the requester), at most 200."""
+    return "".join(c if c.isprintable() else "?" for c in text)[:200]

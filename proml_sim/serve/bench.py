@@ -87,10 +87,13 @@ async def load(url: str, token: str, signer: Any, blob: str | None, clients: int
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients,
                           keepalive_expiry=20.0)
     # members sign (no cookie: every blob request's signature is checked); the person's pages
-    # go with the explorer cookie
+    # go with the session cookie the login link (``token``, single-use) sets
     async with httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as member, \
-            httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits,
-                              cookies={"proml_token": token}) as person:
+            httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as person:
+        login = await person.get("/", params={"token": token})
+        if login.status_code != 303:
+            raise NodeError(f"the explorer login link was refused (HTTP {login.status_code}): "
+                            "it works once; restart `proml serve` for a new one")
         async def client(i: int) -> None:
             n = i
             while time.perf_counter() < stop_at:
@@ -100,7 +103,7 @@ async def load(url: str, token: str, signer: Any, blob: str | None, clients: int
                 try:
                     if kind == 0 and blob:
                         path = f"/blobs/sha256/{blob}"
-                        r = await member.get(path, headers=signer.headers("GET", path))
+                        r = await member.get(path, headers=signer.headers("GET", path, origin=url))
                     elif kind == 1:
                         r = await person.get("/api/artefacts")
                     else:

@@ -63,13 +63,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from proml_sim.node.peers import RequestSigner
     from proml_sim.node.service import ProMLNode
     from proml_sim.serve.app import build_app
+    from proml_sim.serve.auth import loopback_origins
 
     node = ProMLNode.open(args.home, passphrase=passphrase_of(args))
     # unlocked once, now: the server signs its peer requests with the node's chain key
     signer = RequestSigner.of_node(node)
-    app = build_app(node, peer_signer=signer)
     sock = bind(host, args.port)
     port = sock.getsockname()[1]
+    try:  # members sign for this very address (a request signed for another is refused)
+        app = build_app(node, origins=loopback_origins(host, port), peer_signer=signer)
+    except BaseException:
+        sock.close()
+        raise
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}"
     token = app.state.explorer.token
@@ -79,7 +84,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(json.dumps(info), flush=True)
     else:
         print(f"serving node {node.name} ({node.domain}) at {url}\n"
-              f"explorer (this link logs you in; keep it private): {info['explorer']}\n"
+              f"explorer (this link logs you in once; keep it private): {info['explorer']}\n"
               "stop with Ctrl-C", flush=True)
     # keep-alive longer than clients' (httpx: 5 s, like uvicorn's default): with equal
     # timeouts a client may reuse a connection the server is closing

@@ -41,6 +41,8 @@ from tests.fixtures.anvil import find_anvil  # noqa: E402
 from tests.unit.node.evidence_fixtures import World, cli, make_world  # noqa: E402
 
 NAMES = ("admin", "alice", "lena", "bob", "vera", "vic")
+#: the in-process app's origin (its test client addresses it so)
+BASE = "http://127.0.0.1"
 
 
 @pytest.fixture(scope="module")
@@ -283,6 +285,167 @@ def test_a_peer_trickling_a_blob_is_left_for_the_next(tmp_path):
     assert not list((tmp_path / "s" / "objects").glob(".incoming-*"))
 
 
+class _Relay(http.server.BaseHTTPRequestHandler):
+    """A malicious peer: replays each signed request it receives to ``target`` (another member's
+    server), keeping what that server answers; answers 404 itself."""
+
+    target = ""
+    answers: list[tuple[int, bytes]] = []
+
+    def do_GET(self) -> None:
+        import urllib.error
+        import urllib.request
+
+        headers = {k: v for k, v in self.headers.items() if k.lower().startswith("x-proml-")}
+        try:
+            with urllib.request.urlopen(urllib.request.Request(
+                    self.target + self.path, headers=headers), timeout=20) as r:
+                self.answers.append((r.status, r.read()))
+        except urllib.error.HTTPError as exc:
+            self.answers.append((exc.code, exc.read()))
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_peer_cannot_relay_a_signed_request_to_another_server(world, servers, tmp_path):
+    # the signature covered method, path, time and nonce: a peer vera lists could replay her
+    # fresh request to bob's server and take bob's blobs
+    from proml_sim.node.store import BlobStore
+
+    digest = _digest_held_only_by(world, "bob")
+    _Relay.target, _Relay.answers = str(servers["bob"]["url"]), []
+    with _peer(_Relay) as relay, pytest.raises(PeerError):
+        PeerFetcher([relay], RequestSigner.of_node(world["vera"])).fetch_into(
+            BlobStore(tmp_path / "s"), digest)
+    assert len(_Relay.answers) == 1
+    status, body = _Relay.answers[0]
+    assert status == 403 and b"signed for" in body and len(body) < 1000
+
+
+class _Gzipped(http.server.BaseHTTPRequestHandler):
+    """Serves b"weights" gzip-encoded, whatever was asked (httpx decoded it: 18.7 MB of a
+    bomb became 4 GiB on disk)."""
+
+    asked: list[str] = []
+
+    def do_GET(self) -> None:
+        import gzip
+
+        self.asked.append(self.headers.get("Accept-Encoding", ""))
+        body = gzip.compress(b"weights")
+        self.send_response(200)
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_compressed_answer_is_refused_not_expanded(tmp_path):
+    from proml_sim.node.store import BlobStore
+
+    digest = hashlib.sha256(b"weights").hexdigest()
+    store = BlobStore(tmp_path / "s")
+    _Gzipped.asked = []
+    with _peer(_Gzipped) as url, pytest.raises(PeerError) as err:
+        PeerFetcher([url], RequestSigner(b"\x01" * 32)).fetch_into(store, digest)
+    assert _Gzipped.asked == ["identity"]
+    assert "gzip-encoded" in str(err.value) and not store.has(digest)
+
+
+class _Drip(http.server.BaseHTTPRequestHandler):
+    """Drips its answer a byte at a time for up to 30 s: ``part`` "headers" (the header lines
+    never end) or "error" (a 500 whose 4,000-byte body never ends)."""
+
+    part = "headers"
+
+    def do_GET(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.part == "headers":
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+            else:
+                self.wfile.write(b"HTTP/1.1 500 Oops\r\nContent-Length: 4000\r\n\r\n{")
+            for _ in range(300):
+                self.wfile.write(b"a")
+                self.wfile.flush()
+                time.sleep(0.1)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("part", ["headers", "error"])
+def test_a_peer_dripping_its_answer_is_cut_off(tmp_path, part):
+    # each byte reset httpx's read timeout: a peer dripping its headers or its refusal held a
+    # verification for hours
+    from proml_sim.node.store import BlobStore
+
+    _Drip.part = part
+    with _peer(_Drip) as url, pytest.raises(PeerError) as err:
+        PeerFetcher([url], RequestSigner(b"\x01" * 32), timeout=0.5).fetch_into(
+            BlobStore(tmp_path / "s"), "ab" * 32)
+    msg = str(err.value)
+    if part == "headers":
+        assert f"{url}: too slow (no complete answer within 1 s)" in msg, msg
+    else:
+        assert f"{url}: HTTP 500 (its reason was not sent within 1 s)" in msg, msg
+
+
+class _Huge(http.server.BaseHTTPRequestHandler):
+    """Declares a terabyte."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(10**12))
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_no_more_bytes_are_taken_than_declared_or_allowed(tmp_path):
+    # an endless fast body filled 5.6 GB in 30 s before the disk reserve stopped it
+    from proml_sim.node.store import BlobStore
+
+    store = BlobStore(tmp_path / "s")
+    with _peer(_Endless) as endless, _peer(_Huge) as huge, pytest.raises(PeerError) as err:
+        PeerFetcher([endless, huge], RequestSigner(b"\x01" * 32),
+                    max_bytes=5 << 20).fetch_into(store, "ab" * 32)
+    msg = str(err.value)
+    assert f"{endless}: sent more than the {5 << 20:,} bytes allowed" in msg, msg
+    assert f"{huge}: declared {10**12:,} bytes, over the {5 << 20:,}" in msg, msg
+    assert not [p for p in (tmp_path / "s" / "objects").rglob("*") if p.is_file()]
+
+
+class _ControlRefusal(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps({"error": "no\x00 such\x1b[2J\x1b]0;owned\x07 blob"}).encode()
+        self.send_response(404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_peers_text_reaches_no_terminal_raw(tmp_path):
+    from proml_sim.node.store import BlobStore
+
+    with _peer(_ControlRefusal) as url, pytest.raises(PeerError) as err:
+        PeerFetcher([url], RequestSigner(b"\x01" * 32)).fetch_into(
+            BlobStore(tmp_path / "s"), "ab" * 32)
+    msg = str(err.value)
+    assert f"{url}: HTTP 404 no such [2J ]0;owned blob" in msg, msg
+    assert not any(not c.isprintable() for c in msg)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -321,7 +484,7 @@ def test_peer_down_or_serving_wrong_bytes_is_skipped(world, servers, tmp_path):
 @pytest.fixture
 def app_client(world):
     node = ProMLNode.open(world["bob"].home)
-    with TestClient(build_app(node), base_url="http://127.0.0.1") as client:
+    with TestClient(build_app(node, origins=[BASE]), base_url=BASE) as client:
         yield client, node
 
 
@@ -333,19 +496,20 @@ def test_members_get_blobs_with_etag(world, app_client):
     client, _ = app_client
     path = _path(world)
     vera = RequestSigner.of_node(world["vera"])
-    r = client.get(path, headers=vera.headers("GET", path))
+    r = client.get(path, headers=vera.headers("GET", path, origin=BASE))
     assert r.status_code == 200
     digest = path.rsplit("/", 1)[1]
     import hashlib
 
     assert hashlib.sha256(r.content).hexdigest() == digest
     assert r.headers["etag"] == f'"{digest}"'
-    r = client.head(path, headers=vera.headers("HEAD", path))
+    r = client.head(path, headers=vera.headers("HEAD", path, origin=BASE))
     assert r.status_code == 200 and r.content == b""
-    r = client.get(path, headers={**vera.headers("GET", path), "If-None-Match": f'"{digest}"'})
+    r = client.get(path, headers={**vera.headers("GET", path, origin=BASE),
+                                  "If-None-Match": f'"{digest}"'})
     assert r.status_code == 304
     missing = "/blobs/sha256/" + "ab" * 32
-    assert client.get(missing, headers=vera.headers("GET", missing)).status_code == 404
+    assert client.get(missing, headers=vera.headers("GET", missing, origin=BASE)).status_code == 404
 
 
 def test_requests_refused(world, app_client):
@@ -360,23 +524,33 @@ def test_requests_refused(world, app_client):
 
     code, why = status({})
     assert code == 403 and "members only" in why
-    forged = {**vera.headers("GET", path), "X-ProML-Address": world["alice"].address}
+    forged = {**vera.headers("GET", path, origin=BASE),
+              "X-ProML-Address": world["alice"].address}
     code, why = status(forged)
     assert code == 403 and "not by" in why
-    code, why = status(outsider.headers("GET", path))
+    code, why = status(outsider.headers("GET", path, origin=BASE))
     assert code == 403 and "holds no role" in why
-    stale = vera.headers("GET", path, timestamp=int(time.time()) - 3600)
+    stale = vera.headers("GET", path, origin=BASE, timestamp=int(time.time()) - 3600)
     code, why = status(stale)
     assert code == 403 and "clock" in why
-    other_path = vera.headers("GET", "/api/artefacts")  # signed for another path
+    other_path = vera.headers("GET", "/api/artefacts", origin=BASE)  # signed for another path
     code, why = status(other_path)
     assert code == 403
-    once = vera.headers("GET", path)
+    once = vera.headers("GET", path, origin=BASE)
     assert status(once)[0] == 200
     code, why = status(once)
     assert code == 403 and "replay" in why
-    garbage = {**vera.headers("GET", path), "X-ProML-Signature": "0x1234"}
+    garbage = {**vera.headers("GET", path, origin=BASE), "X-ProML-Signature": "0x1234"}
     assert status(garbage)[0] == 403
+    # signed for another server: refused, naming the origin it was signed for
+    elsewhere = vera.headers("GET", path, origin="http://127.0.0.1:9701")
+    code, why = status(elsewhere)
+    assert code == 403 and "signed for http://127.0.0.1:9701" in why
+    # the origin inside the signature: changing the header breaks it
+    moved = {**vera.headers("GET", path, origin="http://127.0.0.1:9701"),
+             "X-ProML-Origin": BASE}
+    code, why = status(moved)
+    assert code == 403 and "not by" in why
     # the JSON API is members-only too
     assert client.get("/api/artefacts").status_code == 403
     assert client.get("/").status_code == 403
@@ -385,7 +559,7 @@ def test_requests_refused(world, app_client):
 def test_outsider_visibility_is_a_setting(world):
     node = ProMLNode.open(world["bob"].home)
     node.config["serve"] = {"public": ["blobs"]}  # in memory only: the home is shared
-    with TestClient(build_app(node), base_url="http://127.0.0.1") as client:
+    with TestClient(build_app(node, origins=[BASE]), base_url=BASE) as client:
         assert client.get(_path(world)).status_code == 200
         assert client.get("/api/artefacts").status_code == 403
 
@@ -394,7 +568,7 @@ def test_owner_link_opens_the_explorer_and_json_api(world, servers):
     # the ancestors' names come from their records, which bob fetches from his peers
     connect_peers(world, servers)
     node = ProMLNode.open(world["bob"].home)
-    with TestClient(build_app(node), base_url="http://127.0.0.1") as client:
+    with TestClient(build_app(node, origins=[BASE]), base_url=BASE) as client:
         _check_owner_link(client)
 
 
@@ -403,6 +577,13 @@ def _check_owner_link(client):
     assert client.get("/?token=wrong").status_code == 403
     r = client.get(f"/?token={token}")
     assert r.status_code == 200 and "clf" in r.text
+    # the cookie is a session id, not the token; the link works once
+    assert client.cookies["proml_session"] != token
+    again = client.get(f"/api/node?token={token}")
+    assert again.status_code == 403 and "already used" in again.json()["error"]
+    assert "restart `proml serve`" in again.json()["error"]
+    with TestClient(client.app, base_url=BASE, cookies={"proml_session": token}) as other:
+        assert other.get("/api/artefacts").status_code == 403  # the token is no session
     rows = client.get("/api/artefacts").json()
     clf = next(a for a in rows if a["name"] == "clf")
     page = client.get(clf["href"])
@@ -412,7 +593,10 @@ def _check_owner_link(client):
     assert data["artefact"]["state"] == "verified"
     assert [h["step"] for h in data["history"]][:2] == ["register", "train"]
     assert {a["name"] for a in data["lineage"]["ancestors"]} >= {"iris", "wine"}
-    assert client.get("/api/artefacts/Model/0x1234").status_code == 404
+    unknown = client.get("/api/artefacts/Model/0x1234")
+    assert unknown.status_code == 404 and "<home>" in unknown.json()["error"]
+    home = str(client.app.state.explorer.node.home)
+    assert home not in unknown.text  # no local path in an answer (the server's log has it)
     assert client.get("/api/artefacts/Nope/0x12").status_code == 404
     # a malformed request is the requester's error (400), not a missing artefact (404)
     bad = client.get("/api/artefacts/Model/zz")
@@ -508,6 +692,57 @@ def test_explorer_in_a_browser(world, servers, tmp_path, capsys):
             browser.close()
 
 
+class _Held(http.server.BaseHTTPRequestHandler):
+    """Holds every request until ``release`` is set, then refuses it (404)."""
+
+    asked = threading.Event()
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        self.asked.set()
+        self.release.wait(120)
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_slow_peer_holds_only_the_request_that_needs_it(world, tmp_path):
+    # the server fetched a missing blob holding its one lock: a slow peer froze /api/node and
+    # every other request
+    from proml_sim.node.store import BlobStore
+
+    node = ProMLNode.open(world["vera"].home)
+    node.store = BlobStore(tmp_path / "empty-store")  # in memory: a node that holds nothing
+    clf = node.resolve("clf")
+    _Held.asked, _Held.release = threading.Event(), threading.Event()
+    with _peer(_Held) as held:
+        node.config["replicas"] = [{"kind": "http", "url": held}]  # in memory only
+        app = build_app(node, origins=[BASE], peer_signer=RequestSigner.of_node(node))
+        with TestClient(app, base_url=BASE) as client:
+            client.get(f"/?token={app.state.explorer.token}")
+            page: list[int] = []
+            slow = threading.Thread(target=lambda: page.append(
+                client.get(f"/api/artefacts/Model/{clf.hex}").status_code))
+            slow.start()
+            try:
+                assert _Held.asked.wait(60), "the artefact page asked no peer"
+                others: list[int] = []
+                fast = threading.Thread(target=lambda: others.extend(
+                    client.get(p).status_code for p in ("/api/node", "/api/artefacts")))
+                fast.start()
+                fast.join(60)
+                held_meanwhile = not _Held.release.is_set() and slow.is_alive()
+                assert others == [200, 200] and held_meanwhile, others
+            finally:
+                _Held.release.set()
+                slow.join(120)
+                fast.join(60)
+    assert page == [200]  # answered once the peer refused: a report naming the peer
+
+
 def test_verify_names_the_peers_that_failed(world, tmp_path):
     from proml_sim.node.evidence import LiveSource
     from proml_sim.node.store import BlobStore
@@ -522,3 +757,25 @@ def test_verify_names_the_peers_that_failed(world, tmp_path):
     bad = [c.detail for c in report.failures if "missing from" in c.detail]
     assert bad and all(f"{dead}: unreachable" in d for d in bad)
     assert list(node.store.digests()) == []  # nothing stored
+
+
+def test_lineage_names_the_peers_that_failed(world, tmp_path, monkeypatch, capsys):
+    # lineage showed ids instead of names, exit 0, and never said a peer had failed
+    from proml_sim.node import cli_evidence
+    from proml_sim.node.evidence import LiveSource
+    from proml_sim.node.store import BlobStore
+
+    node = ProMLNode.open(world["vera"].home)
+    node.store = BlobStore(tmp_path / "empty-store")  # in memory: a node that holds nothing
+    dead = f"http://127.0.0.1:{_free_port()}"
+    node.config["replicas"] = [{"kind": "http", "url": dead}]  # in memory only
+    monkeypatch.setattr(cli_evidence, "_live", lambda args: LiveSource(node))
+    home = str(world["vera"].home)
+    capsys.readouterr()
+    assert cli(["lineage", "clf", "--home", home, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["unfetched"] and all(f"{dead}: unreachable" in u["reason"]
+                                    for u in out["unfetched"])
+    assert cli(["lineage", "clf", "--home", home]) == 0
+    notes = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("note: ")]
+    assert notes and all(dead in ln for ln in notes)
