@@ -359,9 +359,9 @@ def _load(path: Path, zf: zipfile.ZipFile) -> BundleSource:
         if hashlib.sha256(raw).hexdigest() != fp:
             raise _bad(member, f"its SHA-256 is not the fingerprint {fp} the manifest states "
                                "(the lifecycle rules were altered)")
-        try:
+        try:  # from_dict checks every field: ValueError (UnicodeDecodeError is one) names it
             ir = LifecycleIR.from_json(raw.decode())
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        except ValueError as exc:
             raise _bad(member, f"not a lifecycle IR ({exc})") from None
         if ir.name != lc:
             raise _bad(member, f"is the IR of {ir.name!r}, not {lc!r}")

@@ -363,6 +363,43 @@ def test_malformed_bundles_are_refused(bundle: Path, tmp_path: Path,
         info.value)
 
 
+def _with_ir(doc: Any) -> Callable[[dict[str, bytes]], None]:
+    """Replace ir/Model.json by ``doc`` and state its fingerprint in the manifest, as a forger
+    would (so the IR itself, not its hash, is what is checked)."""
+    def change(m: dict[str, bytes]) -> None:
+        raw = json.dumps(doc).encode()
+        m["ir/Model.json"] = raw
+        manifest = json.loads(m["manifest.json"])
+        manifest["lifecycles"]["Model"]["fingerprint"] = hashlib.sha256(raw).hexdigest()
+        m["manifest.json"] = json.dumps(manifest).encode()
+    return change
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: [], "a lifecycle IR must be a JSON object, not list"),
+    (lambda d: None, "a lifecycle IR must be a JSON object, not NoneType"),
+    (lambda d: dict(d, consortium="x"), "IR.consortium must be an object or null"),
+    (lambda d: dict(d, states=[]), "states must list 1 to 255 entries"),
+    (lambda d: dict(d, states=d["states"][:2]), "names '.*', which is not one of the IR's states"),
+    (lambda d: dict(d, transitions={}), "IR.transitions must be a list"),
+    (lambda d: dict(d, states=[dict(d["states"][0], initial=None), *d["states"][1:]]),
+     "states\\[0\\].initial must be true or false"),
+    (lambda d: dict(d, transitions=[dict(d["transitions"][0], index="x"),
+                                    *d["transitions"][1:]]),
+     "transitions\\[0\\].index must be an integer"),
+    (lambda d: dict(d, transitions=[dict(d["transitions"][0], name=None),
+                                    *d["transitions"][1:]]),
+     "transitions\\[0\\].name must be a string"),
+])
+def test_a_malformed_ir_is_refused_naming_its_field(bundle: Path, tmp_path: Path,
+                                                    edit: Callable[[Any], Any],
+                                                    message: str) -> None:
+    ir = json.loads(members(bundle)["ir/Model.json"])
+    bad = rewrite(bundle, tmp_path / "ir.zip", _with_ir(edit(ir)))
+    with pytest.raises(BundleError, match="ir/Model.json: not a lifecycle IR \\(.*" + message):
+        load_bundle(bad)
+
+
 def test_a_blob_whose_name_is_not_its_hash_is_refused(bundle: Path, tmp_path: Path) -> None:
     def swap(m: dict[str, bytes]) -> None:
         name = next(n for n in m if n.startswith("blobs/"))
