@@ -36,7 +36,15 @@ from typing import IO, Any, BinaryIO
 from proml_sim.chain.proofs import supports_proofs
 from proml_sim.errors import BlobCorrupted, BundleError, StoreError
 from proml_sim.fsutil import parse_json
-from proml_sim.ir import LifecycleIR, Registered
+from proml_sim.ir import (
+    Approved,
+    LifecycleEvent,
+    LifecycleIR,
+    Registered,
+    RoleGranted,
+    RoleRevoked,
+    Transitioned,
+)
 from proml_sim.node.evidence import (
     ChainEvent,
     EvidenceSource,
@@ -423,9 +431,34 @@ def _load(path: Path, zf: zipfile.ZipFile) -> BundleSource:
         if ce.lifecycle not in irs:
             raise _bad("events.json", f"event [{i}]: lifecycle {ce.lifecycle!r} is not one of "
                                       "the bundle's lifecycles")
+        problem = _beyond_ir(ce.event, irs[ce.lifecycle])
+        if problem:
+            raise _bad("events.json", f"event [{i}]: {problem}")
         events.append(ce)
     manifest = dict(m, contracts=contracts, missing=missing)
     return BundleSource(path, manifest, irs, events, proofs)
+
+
+def _beyond_ir(ev: LifecycleEvent, ir: LifecycleIR) -> str | None:
+    """The first transition, state or role index of ``ev`` that ``ir`` does not define,
+    described (the contract emits none such); None when all are defined."""
+    n_t, n_s, n_r = len(ir.transitions), len(ir.states), len(ir.roles)
+    indices: list[tuple[str, int, int, int]] = []  # (argument, value, lowest, highest)
+    if isinstance(ev, Transitioned | Approved):
+        indices.append(("transition", ev.transition, 0, n_t - 1))
+    if isinstance(ev, Transitioned):
+        indices += [("source", ev.source, 1, n_s), ("target", ev.target, 1, n_s)]
+    if isinstance(ev, Registered):
+        indices.append(("state", ev.state, 1, n_s))
+    if isinstance(ev, RoleGranted | RoleRevoked):
+        indices.append(("role", ev.role, 0, n_r - 1))
+    for arg, v, lo, hi in indices:
+        if not lo <= v <= hi:
+            kind = arg if arg in ("transition", "role") else "state"
+            held = f"numbered {lo} to {hi}" if hi >= lo else "none"
+            return (f"args.{arg} {v} is no {kind} of ir/{ir.name}.json (its {kind}s: {held}): "
+                    "the events and the lifecycle rules disagree")
+    return None
 
 
 def _is_hex(s: str) -> bool:

@@ -520,6 +520,11 @@ def _check_lineage(lin: Lineage, scope: Sequence[VersionKey]) -> list[Check]:
     out = []
     in_scope = set(scope)
     by_digest = {lin.graph.nodes[k]["digest"]: r for k, r in lin.records.items()}
+    # each artefact's versions the graph holds, latest first: a version number is the
+    # evidence's claim (a forged one may be 10^40), so it is looked up, never counted down
+    held: dict[tuple[str, str], list[int]] = {}
+    for k in sorted(lin.graph, key=lambda k: -k.version):
+        held.setdefault((k.lifecycle, k.id), []).append(k.version)
     for c in lin.conflicts:
         if c.key in in_scope:
             out.append(Check("lineage", False, f"{c.message}: the record and the chain disagree "
@@ -549,7 +554,7 @@ def _check_lineage(lin: Lineage, scope: Sequence[VersionKey]) -> list[Check]:
         # an input artefact keeps what its history produced: files output by the consumed
         # version or by any earlier version of the same artefact are legitimate inputs
         history = [VersionKey(s.lifecycle, s.id, v) for s in sources
-                   for v in range(s.version, 0, -1)]
+                   for v in held.get((s.lifecycle, s.id), []) if v <= s.version]
         for src in dict.fromkeys(history):
             if src not in lin.graph:
                 continue

@@ -216,6 +216,21 @@ def test_a_caller_chosen_version_fails(world: World, bundle: Path, tmp_path: Pat
     assert any(c.name == "replay Model" for c in report.failures)
 
 
+def test_a_huge_version_fails_without_counting_down_to_it(world: World, bundle: Path,
+                                                          tmp_path: Path) -> None:
+    # a uint256 version the contract never assigned: the lineage check looks versions up
+    # rather than counting down from 10^40 (which exhausted memory)
+    clf = "0x" + world["bob"].resolve("clf").id.hex()
+
+    def forge(events: list[dict[str, Any]]) -> None:
+        _first(events, "Transitioned", transition=0, id=clf)["args"]["version"] = 10**40
+
+    bad = load_bundle(rewrite(bundle, tmp_path / "big.zip", edit_json("events.json", forge)))
+    report = verify(bad, "clf")
+    assert any(f"records version {10**40} after version 1" in c.detail
+               for c in report.failures if c.name == "versions")
+
+
 def test_events_from_another_contract_fail_the_chain_check(bundle: Path, tmp_path: Path
                                                            ) -> None:
     def forge(events: list[dict[str, Any]]) -> None:
@@ -349,6 +364,19 @@ def test_not_a_zip_or_no_file(tmp_path: Path) -> None:
      "events.json: event \\[0\\]: type: 'Minted' is not a lifecycle event"),
     (edit_json("events.json", lambda e: e.__setitem__(0, "x")),
      "events.json: event \\[0\\]: an event must be a JSON object"),
+    # an argument is read before the chain proofs are checked: the event ABI's bounds hold
+    (edit_json("events.json", lambda e: _first(e, "Transitioned")["args"].update(
+        transition=256)), "args.transition must be a non-negative integer below 2\\^8"),
+    (edit_json("events.json", lambda e: _first(e, "Transitioned")["args"].update(
+        target=10**40)), "args.target must be a non-negative integer below 2\\^8"),
+    (edit_json("events.json", lambda e: _first(e, "Approved")["args"].update(count=2**256)),
+     "args.count must be a non-negative integer below 2\\^256"),
+    (edit_json("events.json", lambda e: _first(e, "Transitioned")["args"].update(
+        transition=200)), "args.transition 200 is no transition of ir/Model.json"),
+    (edit_json("events.json", lambda e: _first(e, "Registered")["args"].update(state=0)),
+     "args.state 0 is no state of ir/Dataset.json \\(its states: numbered 1 to 5\\)"),
+    (edit_json("events.json", lambda e: _first(e, "Registered")["args"].update(extra=1)),
+     "args.extra is not an argument of Registered"),
     (lambda m: m.__setitem__("ir/Model.json", m["ir/Model.json"].replace(b"verifier",
                                                                           b"verifyer")),
      "ir/Model.json: its SHA-256 is not the fingerprint"),
@@ -397,6 +425,15 @@ def test_a_malformed_ir_is_refused_naming_its_field(bundle: Path, tmp_path: Path
     ir = json.loads(members(bundle)["ir/Model.json"])
     bad = rewrite(bundle, tmp_path / "ir.zip", _with_ir(edit(ir)))
     with pytest.raises(BundleError, match="ir/Model.json: not a lifecycle IR \\(.*" + message):
+        load_bundle(bad)
+
+
+def test_events_beyond_the_ir_are_refused(bundle: Path, tmp_path: Path) -> None:
+    # rules without transitions (fingerprint restated): the events name transitions they lack
+    ir = json.loads(members(bundle)["ir/Model.json"])
+    bad = rewrite(bundle, tmp_path / "ir.zip", _with_ir(dict(ir, transitions=[])))
+    with pytest.raises(BundleError, match=r"args.transition 0 is no transition of "
+                                          r"ir/Model.json \(its transitions: none\)"):
         load_bundle(bad)
 
 
