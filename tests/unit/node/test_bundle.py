@@ -231,6 +231,21 @@ def test_a_huge_version_fails_without_counting_down_to_it(world: World, bundle: 
                for c in report.failures if c.name == "versions")
 
 
+def test_a_replay_disagreement_names_what_differs(world: World, bundle: Path,
+                                                 tmp_path: Path) -> None:
+    # the target state is not in the event's description: both sides read "train of Model
+    # clf v2 by ...", so the report names the differing argument and its states
+    clf = "0x" + world["bob"].resolve("clf").id.hex()
+
+    def forge(events: list[dict[str, Any]]) -> None:
+        _first(events, "Transitioned", transition=0, id=clf)["args"]["target"] = 1
+
+    bad = load_bundle(rewrite(bundle, tmp_path / "target.zip", edit_json("events.json", forge)))
+    details = [c.detail for c in verify(bad, "clf").failures if c.name == "replay Model"]
+    assert any("the chain records [train of Model clf v2" in d and "(Transitioned target: the "
+               "chain's 1 (requested), the rules' 2 (trained))" in d for d in details), details
+
+
 def test_events_from_another_contract_fail_the_chain_check(bundle: Path, tmp_path: Path
                                                            ) -> None:
     def forge(events: list[dict[str, Any]]) -> None:
