@@ -196,7 +196,28 @@ class BundleSource:
         the evidence proved (``proven``: a :class:`~proml_sim.node.verify.VerifyReport`'s
         artefact): a consumer who reads the manifest must read nothing the evidence denies.
         When another artefact of the bundle was verified, the subject must be one the
-        bundle's events register."""
+        bundle's events register.  Every blob it lists must be one the bundle's history
+        names (:meth:`check_listed_blobs`)."""
+        return self._check_subject(proven) + self.check_listed_blobs()
+
+    def check_listed_blobs(self) -> list[Check]:
+        """Each blob ``manifest.json`` lists must be named by the bundle's events: an event's
+        evidence or approval digest, or a named record's output, input file or code (what
+        ``proml bundle`` lists).  Another blob is no evidence of this history, though its bytes
+        hash to its name."""
+        lin = Lineage(self)
+        versions = [k for k, attrs in lin.graph.nodes(data=True) if "digest" in attrs]
+        named = evidence_digests(lin, versions)
+        stray = sorted(d for d in self.blobs if d not in named)
+        if stray:
+            return [Check("blob", False, f"blob {d} is listed in manifest.json, but no event of "
+                          "the bundle names it (as evidence, approval evidence, or a record's "
+                          "output, input file or code): it is not evidence of this history; the "
+                          f"bundle was altered: {_REBUILD}") for d in stray]
+        return [Check("blob", True, f"each of the {len(self.blobs)} blobs manifest.json lists "
+                      "is named by the bundle's events")]
+
+    def _check_subject(self, proven: Mapping[str, Any]) -> list[Check]:
         a = self.manifest["artefact"]
         said = f"{a['lifecycle']} {a.get('name') or a['id']} v{a['version']}"
         if proven.get("id") != a["id"]:

@@ -452,6 +452,29 @@ def test_events_beyond_the_ir_are_refused(bundle: Path, tmp_path: Path) -> None:
         load_bundle(bad)
 
 
+def test_a_listed_blob_no_event_names_fails(bundle: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # hashing to its name and listed is not enough: a blob the history never names is no
+    # evidence of it (the same blob present but unlisted is refused as an altered bundle)
+    extra = b"a file no record mentions"
+    digest = hashlib.sha256(extra).hexdigest()
+
+    def add(m: dict[str, bytes]) -> None:
+        m[f"blobs/{digest}"] = extra
+        manifest = json.loads(m["manifest.json"])
+        manifest["blobs"][digest] = len(extra)
+        m["manifest.json"] = json.dumps(manifest).encode()
+
+    bad = rewrite(bundle, tmp_path / "listed.zip", add)
+    assert cli(["verify", "--bundle", str(bad), "--json"]) == 1
+    (fail,) = [c for c in json.loads(capsys.readouterr().out)["checks"] if not c["ok"]]
+    assert fail["name"] == "blob" and f"blob {digest} is listed in manifest.json" in (
+        fail["detail"]) and "not evidence of this history" in fail["detail"]
+    assert cli(["verify", "--bundle", str(bundle)]) == 0
+    assert "blobs manifest.json lists is named by the bundle's events" in (
+        capsys.readouterr().out)
+
+
 def test_a_blob_whose_name_is_not_its_hash_is_refused(bundle: Path, tmp_path: Path) -> None:
     def swap(m: dict[str, bytes]) -> None:
         name = next(n for n in m if n.startswith("blobs/"))
