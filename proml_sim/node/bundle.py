@@ -64,6 +64,11 @@ _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # members carry no wall-clock time: same ev
 #: what reading a damaged member raises (bad CRC, corrupt deflate stream, truncation)
 _DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError)
 _REBUILD = "rebuild it with `proml bundle ARTEFACT -o FILE` from a node"
+#: the most a member read whole (manifest, events, IRs, proofs) may inflate to, and all of them
+#: together: a zip of a few MB can inflate to GiBs.  The proofs of a 10,003-event history are
+#: 36 MB (README, proofs_bench).  Blobs are streamed through SHA-256, never read whole here.
+MAX_MEMBER_BYTES = 1 << 30
+MAX_READ_BYTES = 2 << 30
 
 
 def write_bundle(source: EvidenceSource, ref: str | bytes | ArtefactRef, path: str | Path, *,
@@ -331,12 +336,45 @@ def load_bundle(path: str | Path) -> BundleSource:
                               f"{_REBUILD}") from None
 
 
-def _json_member(zf: zipfile.ZipFile, name: str) -> Any:
-    try:
-        raw = zf.read(name)
-    except KeyError:
-        raise BundleError(f"malformed evidence bundle: member {name} is missing; "
-                          f"{_REBUILD}") from None
+class _Reader:
+    """Reads members of a bundle whole, each within :data:`MAX_MEMBER_BYTES` and all within
+    :data:`MAX_READ_BYTES`: at most the cap plus one byte is inflated, whatever size the zip's
+    header declares."""
+
+    def __init__(self, zf: zipfile.ZipFile) -> None:
+        self.zf = zf
+        self.total = 0
+
+    def read(self, name: str) -> bytes:
+        left = MAX_READ_BYTES - self.total
+        cap = min(MAX_MEMBER_BYTES, left)
+        try:
+            fh = self.zf.open(name)
+        except KeyError:
+            raise BundleError(f"malformed evidence bundle: member {name} is missing; "
+                              f"{_REBUILD}") from None
+        with fh:
+            data = fh.read(cap + 1)
+        if len(data) > cap:
+            what = (f"more than {_size(cap)}, the cap on one member" if cap == MAX_MEMBER_BYTES
+                    else f"more than the {_size(left)} left of the {_size(MAX_READ_BYTES)} cap on "
+                         "the members read whole")
+            raise _bad(name, f"inflates to {what} (a genuine bundle of a 10,000-event history "
+                             "holds 36 MB of proofs): a zip bomb, or not a bundle `proml bundle` "
+                             "wrote")
+        self.total += len(data)
+        return data
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n:,} bytes"
+
+
+def _json_member(reader: _Reader, name: str) -> Any:
+    raw = reader.read(name)
     try:
         return parse_json(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -344,13 +382,14 @@ def _json_member(zf: zipfile.ZipFile, name: str) -> Any:
 
 
 def _load(path: Path, zf: zipfile.ZipFile) -> BundleSource:
+    reader = _Reader(zf)
     listing = zf.namelist()
     names = set(listing)
     if len(names) != len(listing):
         dup = next(n for n in listing if listing.count(n) > 1)
         raise _bad(dup, "appears twice in the zip (a later copy would shadow the first); the "
                         "bundle was altered")
-    m = _json_member(zf, "manifest.json")
+    m = _json_member(reader, "manifest.json")
     if not isinstance(m, dict):
         raise _bad("manifest.json", "must be a JSON object")
     fmt = _want(m, "format", int, "manifest.json", "an integer")
@@ -380,11 +419,7 @@ def _load(path: Path, zf: zipfile.ZipFile) -> BundleSource:
         except ValueError as exc:
             raise _bad("manifest.json", str(exc)) from None
         member = f"ir/{lc}.json"
-        try:
-            raw = zf.read(member)
-        except KeyError:
-            raise BundleError(f"malformed evidence bundle: member {member} is missing; "
-                              f"{_REBUILD}") from None
+        raw = reader.read(member)
         if hashlib.sha256(raw).hexdigest() != fp:
             raise _bad(member, f"its SHA-256 is not the fingerprint {fp} the manifest states "
                                "(the lifecycle rules were altered)")
@@ -433,14 +468,14 @@ def _load(path: Path, zf: zipfile.ZipFile) -> BundleSource:
     proofs = None
     if "proofs.json" in names:
         expected.add("proofs.json")
-        proofs = _json_member(zf, "proofs.json")
+        proofs = _json_member(reader, "proofs.json")
         if not isinstance(proofs, dict):
             raise _bad("proofs.json", "must be a JSON object")
     extra = sorted(names - expected)
     if extra:
         raise _bad(extra[0], "is not part of an evidence bundle (unlisted blob or stray file); "
                              "the bundle was altered")
-    raw_events = _json_member(zf, "events.json")
+    raw_events = _json_member(reader, "events.json")
     if not isinstance(raw_events, list):
         raise _bad("events.json", "must be a JSON list of events")
     events = []

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from proml_sim.errors import BundleError, NodeError, UnknownName
+from proml_sim.node import bundle as bundle_mod
 from proml_sim.node.bundle import BUNDLE_FORMAT, load_bundle, write_bundle
 from proml_sim.node.lineage import Lineage
 from proml_sim.node.verify import evidence_digests, verification_scope, verify
@@ -473,6 +474,39 @@ def test_a_listed_blob_no_event_names_fails(bundle: Path, tmp_path: Path,
     assert cli(["verify", "--bundle", str(bundle)]) == 0
     assert "blobs manifest.json lists is named by the bundle's events" in (
         capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("member", ["proofs.json", "events.json", "manifest.json"])
+def test_a_member_inflating_past_the_cap_is_refused(bundle: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    member: str) -> None:
+    # a zip bomb: a few KB that inflate past the cap are refused after reading cap + 1 bytes
+    monkeypatch.setattr(bundle_mod, "MAX_MEMBER_BYTES", 1 << 20)
+    assert load_bundle(bundle).events()  # the genuine bundle is well within it
+    bomb = rewrite(bundle, tmp_path / "bomb.zip",
+                   lambda m: m.__setitem__(member, b"[" + b" " * (2 << 20) + b"]"))
+    reads: list[int] = []
+    real_read = zipfile.ZipExtFile.read
+
+    def read(self: zipfile.ZipExtFile, n: int | None = -1) -> bytes:
+        reads.append(-1 if n is None else n)
+        return real_read(self, n)
+
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", read)
+    with pytest.raises(BundleError, match=f"malformed evidence bundle: {member}: inflates to "
+                                          "more than 1 MiB, the cap on one member"):
+        load_bundle(bomb)
+    assert (1 << 20) + 1 in reads and -1 not in reads  # a bounded read, never read whole
+
+
+def test_the_members_read_whole_share_one_cap(bundle: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = {n: len(b) for n, b in members(bundle).items()}
+    monkeypatch.setattr(bundle_mod, "MAX_READ_BYTES", sizes["manifest.json"] + 10)
+    with pytest.raises(BundleError, match=r"ir/\w+\.json: inflates to more than the 10 bytes "
+                                          r"left of the [\d,]+ bytes cap on the members read "
+                                          "whole"):
+        load_bundle(bundle)
 
 
 def test_a_blob_whose_name_is_not_its_hash_is_refused(bundle: Path, tmp_path: Path) -> None:
