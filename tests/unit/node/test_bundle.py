@@ -247,6 +247,24 @@ def test_a_replay_disagreement_names_what_differs(world: World, bundle: Path,
                "chain's 1 (requested), the rules' 2 (trained))" in d for d in details), details
 
 
+def test_a_vote_on_no_proposal_fails_replay(bundle: Path, tmp_path: Path) -> None:
+    # after a disagreement the replay follows the chain's facts: a fact about no proposal
+    # (or no member domain) changes nothing, where it raised KeyError (exit 70)
+    def forge(events: list[dict[str, Any]]) -> None:
+        founding = _first(events, "GovExecuted")
+        last = events[-1]
+        events.append(dict(last, type="GovVoted", lifecycle=founding["lifecycle"],
+                           address=founding["address"], log_index=last["log_index"] + 1,
+                           tx_hash="0x" + "ab" * 32,
+                           args={"id": 99, "domain": "0x" + "00" * 32, "voter": last["sender"],
+                                 "count": 1}))
+
+    bad = load_bundle(rewrite(bundle, tmp_path / "vote.zip", edit_json("events.json", forge)))
+    details = [c.detail for c in verify(bad, "clf").failures if c.name.startswith("replay")]
+    assert any("the vote 1 on consortium proposal 99" in d and "rules refuse it" in d
+               for d in details), details
+
+
 def test_events_from_another_contract_fail_the_chain_check(bundle: Path, tmp_path: Path
                                                            ) -> None:
     def forge(events: list[dict[str, Any]]) -> None:
