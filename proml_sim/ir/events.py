@@ -172,11 +172,12 @@ def apply_event(state: Any, ev: LifecycleEvent, sod: set[int] | frozenset[int]) 
     elif isinstance(ev, GovProposed):
         state.proposals[ev.id] = (ev.kind, ev.domain, ev.account, ev.roles, OPEN, ev.epoch, ())
     elif isinstance(ev, GovVoted):
-        p = state.proposals[ev.id]
-        state.proposals[ev.id] = (*p[:6], (*p[6], ev.domain))
+        p = state.proposals.get(ev.id)
+        if p is not None:  # a vote on no proposal (forged evidence) changes nothing
+            state.proposals[ev.id] = (*p[:6], (*p[6], ev.domain))
     elif isinstance(ev, GovExecuted):
         apply_governance(state.members, ev.kind, ev.domain, ev.account, ev.roles)
-        if ev.id:
+        if ev.id and ev.id in state.proposals:
             state.proposals[ev.id] = (*state.proposals[ev.id][:4], EXECUTED,
                                       *state.proposals[ev.id][5:])
             state.epoch += 1
@@ -185,9 +186,12 @@ def apply_event(state: Any, ev: LifecycleEvent, sod: set[int] | frozenset[int]) 
 def apply_governance(
     members: dict[bytes, tuple[int, str]], kind: int, domain: bytes, account: str, roles: int
 ) -> None:
-    """The effect of an executed proposal on the member table (domain -> (roles, admin))."""
+    """The effect of an executed proposal on the member table (domain -> (roles, admin)); one
+    on a domain that is no member (forged evidence) changes nothing."""
     if kind == 1:  # add_domain
         members[domain] = (roles, account)
+    elif domain not in members:
+        return
     elif kind == 2:  # remove_domain
         del members[domain]
     elif kind == 3:  # rotate_admin

@@ -182,11 +182,17 @@ class LifecycleIR:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LifecycleIR:
-        if d.get("ir_version") != IR_VERSION:
+        """The IR of :meth:`to_dict` output; ``ValueError`` names the first field that is
+        missing, of the wrong type or inconsistent (an index out of place, an unknown name)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a lifecycle IR must be a JSON object, not {type(d).__name__}")
+        version = d.get("ir_version")
+        if not _is_int(version) or version != IR_VERSION:
             raise ValueError(
-                f"lifecycle IR version {d.get('ir_version')!r} is not supported (this proml-sim "
+                f"lifecycle IR version {version!r} is not supported (this proml-sim "
                 f"reads version {IR_VERSION}); regenerate it with this version."
             )
+        _check_ir_dict(d)
         return cls(
             name=d["name"],
             roles=tuple(RoleIR(**r) for r in d["roles"]),
@@ -291,6 +297,109 @@ def build_ir(cls: Any) -> LifecycleIR:
             ),
         ),
     )
+
+
+#: the fields of each part of an IR's dict: name -> (type check, what it must be, required)
+_Spec = dict[str, tuple[Any, str, bool]]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_names(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+_INT = (_is_int, "an integer")
+_STR = (lambda v: isinstance(v, str), "a string")
+_BOOL = (lambda v: isinstance(v, bool), "true or false")
+_NAMES = (_is_names, "a list of names")
+_LIST = (lambda v: isinstance(v, list), "a list")
+_ROLE: _Spec = {"name": (*_STR, True), "index": (*_INT, True), "admin": (*_STR, True)}
+_STATE: _Spec = {"name": (*_STR, True), "index": (*_INT, True), "initial": (*_BOOL, False),
+                 "final": (*_BOOL, False)}
+_TRANSITION: _Spec = {
+    "name": (*_STR, True), "index": (*_INT, True), "sources": (*_NAMES, True),
+    "target": (*_STR, True), "by": (*_NAMES, True), "approvals": (*_INT, False),
+    "count": (lambda v: v in ("accounts", "domains"), "'accounts' or 'domains'", False),
+    "evidence": (*_BOOL, False), "separate_from": (*_NAMES, True),
+    "separate_domain_from": (*_NAMES, False),
+}
+_TOP: _Spec = {
+    "ir_version": (*_INT, True), "name": (*_STR, True), "roles": (*_LIST, True),
+    "states": (*_LIST, True), "transitions": (*_LIST, True),
+    "register_by": (*_NAMES, True), "register_evidence": (*_BOOL, True),
+    "doc": (*_STR, False),
+    "consortium": (lambda v: v is None or isinstance(v, dict), "an object or null", False),
+}
+_CONSORTIUM: _Spec = {
+    "quorum": (*_INT, True),
+    "founder_roles": (lambda v: v is None or _is_names(v), "a list of names or null", False),
+}
+
+
+def _check_fields(d: Any, spec: _Spec, where: str) -> None:
+    if not isinstance(d, dict):
+        raise ValueError(f"{where} must be a JSON object, not {type(d).__name__}")
+    for key, (ok, what, required) in spec.items():
+        if key not in d:
+            if required:
+                raise ValueError(f"{where}.{key} is missing")
+            continue
+        if not ok(d[key]):
+            raise ValueError(f"{where}.{key} must be {what}, not {d[key]!r:.60}")
+    extra = sorted(set(d) - set(spec))
+    if extra:
+        raise ValueError(f"{where} has the unknown field {extra[0]!r}")
+
+
+def _check_ir_dict(d: dict[str, Any]) -> None:
+    """Check an IR's dict is what :meth:`LifecycleIR.to_dict` writes: every field present and
+    of its type, indices in place (roles and transitions from 0, states from 1), names unique
+    and every name a rule gives (admin, source, target, role, separation) defined
+    (``ValueError`` naming the field)."""
+    _check_fields(d, _TOP, "IR")
+    parts = (("roles", _ROLE, 0, 1, 256), ("states", _STATE, 1, 1, 255),
+             ("transitions", _TRANSITION, 0, 0, 256))
+    names: dict[str, set[str]] = {}
+    for part, spec, first, least, most in parts:
+        items = d[part]
+        if not least <= len(items) <= most:
+            raise ValueError(f"IR {part} must list {least} to {most} entries, not {len(items)}")
+        for i, item in enumerate(items):
+            _check_fields(item, spec, f"{part}[{i}]")
+            if item["index"] != first + i:
+                raise ValueError(f"{part}[{i}].index is {item['index']}, not its position "
+                                 f"{first + i}")
+        names[part] = {item["name"] for item in items}
+        if len(names[part]) != len(items):
+            raise ValueError(f"IR {part} repeat a name")
+    if sum(bool(s.get("initial")) for s in d["states"]) != 1:
+        raise ValueError("IR states must have exactly one initial state")
+
+    def known(part: str, where: str, given: list[str]) -> None:
+        for n in given:
+            if n not in names[part]:
+                raise ValueError(f"{where} names {n!r}, which is not one of the IR's {part}")
+
+    for i, r in enumerate(d["roles"]):
+        known("roles", f"roles[{i}].admin", [r["admin"]])
+    for i, t in enumerate(d["transitions"]):
+        known("states", f"transitions[{i}].sources", t["sources"])
+        known("states", f"transitions[{i}].target", [t["target"]])
+        known("roles", f"transitions[{i}].by", t["by"])
+        known("transitions", f"transitions[{i}].separate_from", t["separate_from"])
+        known("transitions", f"transitions[{i}].separate_domain_from",
+              t.get("separate_domain_from", []))
+        if not 1 <= t.get("approvals", 1) <= MAX_APPROVERS:
+            raise ValueError(f"transitions[{i}].approvals must be 1 to {MAX_APPROVERS}")
+    known("roles", "register_by", d["register_by"])
+    if d.get("consortium") is not None:
+        _check_fields(d["consortium"], _CONSORTIUM, "consortium")
+        if not 1 <= d["consortium"]["quorum"] <= MAX_DOMAINS:
+            raise ValueError(f"consortium.quorum must be 1 to {MAX_DOMAINS}")
+        known("roles", "consortium.founder_roles", d["consortium"].get("founder_roles") or [])
 
 
 def _consortium_from(d: dict[str, Any] | None) -> ConsortiumIR | None:

@@ -36,7 +36,15 @@ from typing import IO, Any, BinaryIO
 from proml_sim.chain.proofs import supports_proofs
 from proml_sim.errors import BlobCorrupted, BundleError, StoreError
 from proml_sim.fsutil import parse_json
-from proml_sim.ir import LifecycleIR, Registered
+from proml_sim.ir import (
+    Approved,
+    LifecycleEvent,
+    LifecycleIR,
+    Registered,
+    RoleGranted,
+    RoleRevoked,
+    Transitioned,
+)
 from proml_sim.node.evidence import (
     ChainEvent,
     EvidenceSource,
@@ -56,6 +64,11 @@ _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # members carry no wall-clock time: same ev
 #: what reading a damaged member raises (bad CRC, corrupt deflate stream, truncation)
 _DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError)
 _REBUILD = "rebuild it with `proml bundle ARTEFACT -o FILE` from a node"
+#: the most a member read whole (manifest, events, IRs, proofs) may inflate to, and all of them
+#: together: a zip of a few MB can inflate to GiBs.  The proofs of a 10,003-event history are
+#: 36 MB (README, proofs_bench).  Blobs are streamed through SHA-256, never read whole here.
+MAX_MEMBER_BYTES = 1 << 30
+MAX_READ_BYTES = 2 << 30
 
 
 def write_bundle(source: EvidenceSource, ref: str | bytes | ArtefactRef, path: str | Path, *,
@@ -188,7 +201,28 @@ class BundleSource:
         the evidence proved (``proven``: a :class:`~proml_sim.node.verify.VerifyReport`'s
         artefact): a consumer who reads the manifest must read nothing the evidence denies.
         When another artefact of the bundle was verified, the subject must be one the
-        bundle's events register."""
+        bundle's events register.  Every blob it lists must be one the bundle's history
+        names (:meth:`check_listed_blobs`)."""
+        return self._check_subject(proven) + self.check_listed_blobs()
+
+    def check_listed_blobs(self) -> list[Check]:
+        """Each blob ``manifest.json`` lists must be named by the bundle's events: an event's
+        evidence or approval digest, or a named record's output, input file or code (what
+        ``proml bundle`` lists).  Another blob is no evidence of this history, though its bytes
+        hash to its name."""
+        lin = Lineage(self)
+        versions = [k for k, attrs in lin.graph.nodes(data=True) if "digest" in attrs]
+        named = evidence_digests(lin, versions)
+        stray = sorted(d for d in self.blobs if d not in named)
+        if stray:
+            return [Check("blob", False, f"blob {d} is listed in manifest.json, but no event of "
+                          "the bundle names it (as evidence, approval evidence, or a record's "
+                          "output, input file or code): it is not evidence of this history; the "
+                          f"bundle was altered: {_REBUILD}") for d in stray]
+        return [Check("blob", True, f"each of the {len(self.blobs)} blobs manifest.json lists "
+                      "is named by the bundle's events")]
+
+    def _check_subject(self, proven: Mapping[str, Any]) -> list[Check]:
         a = self.manifest["artefact"]
         said = f"{a['lifecycle']} {a.get('name') or a['id']} v{a['version']}"
         if proven.get("id") != a["id"]:
@@ -302,12 +336,45 @@ def load_bundle(path: str | Path) -> BundleSource:
                               f"{_REBUILD}") from None
 
 
-def _json_member(zf: zipfile.ZipFile, name: str) -> Any:
-    try:
-        raw = zf.read(name)
-    except KeyError:
-        raise BundleError(f"malformed evidence bundle: member {name} is missing; "
-                          f"{_REBUILD}") from None
+class _Reader:
+    """Reads members of a bundle whole, each within :data:`MAX_MEMBER_BYTES` and all within
+    :data:`MAX_READ_BYTES`: at most the cap plus one byte is inflated, whatever size the zip's
+    header declares."""
+
+    def __init__(self, zf: zipfile.ZipFile) -> None:
+        self.zf = zf
+        self.total = 0
+
+    def read(self, name: str) -> bytes:
+        left = MAX_READ_BYTES - self.total
+        cap = min(MAX_MEMBER_BYTES, left)
+        try:
+            fh = self.zf.open(name)
+        except KeyError:
+            raise BundleError(f"malformed evidence bundle: member {name} is missing; "
+                              f"{_REBUILD}") from None
+        with fh:
+            data = fh.read(cap + 1)
+        if len(data) > cap:
+            what = (f"more than {_size(cap)}, the cap on one member" if cap == MAX_MEMBER_BYTES
+                    else f"more than the {_size(left)} left of the {_size(MAX_READ_BYTES)} cap on "
+                         "the members read whole")
+            raise _bad(name, f"inflates to {what} (a genuine bundle of a 10,000-event history "
+                             "holds 36 MB of proofs): a zip bomb, or not a bundle `proml bundle` "
+                             "wrote")
+        self.total += len(data)
+        return data
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n:,} bytes"
+
+
+def _json_member(reader: _Reader, name: str) -> Any:
+    raw = reader.read(name)
     try:
         return parse_json(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -315,13 +382,14 @@ def _json_member(zf: zipfile.ZipFile, name: str) -> Any:
 
 
 def _load(path: Path, zf: zipfile.ZipFile) -> BundleSource:
+    reader = _Reader(zf)
     listing = zf.namelist()
     names = set(listing)
     if len(names) != len(listing):
         dup = next(n for n in listing if listing.count(n) > 1)
         raise _bad(dup, "appears twice in the zip (a later copy would shadow the first); the "
                         "bundle was altered")
-    m = _json_member(zf, "manifest.json")
+    m = _json_member(reader, "manifest.json")
     if not isinstance(m, dict):
         raise _bad("manifest.json", "must be a JSON object")
     fmt = _want(m, "format", int, "manifest.json", "an integer")
@@ -351,17 +419,13 @@ def _load(path: Path, zf: zipfile.ZipFile) -> BundleSource:
         except ValueError as exc:
             raise _bad("manifest.json", str(exc)) from None
         member = f"ir/{lc}.json"
-        try:
-            raw = zf.read(member)
-        except KeyError:
-            raise BundleError(f"malformed evidence bundle: member {member} is missing; "
-                              f"{_REBUILD}") from None
+        raw = reader.read(member)
         if hashlib.sha256(raw).hexdigest() != fp:
             raise _bad(member, f"its SHA-256 is not the fingerprint {fp} the manifest states "
                                "(the lifecycle rules were altered)")
-        try:
+        try:  # from_dict checks every field: ValueError (UnicodeDecodeError is one) names it
             ir = LifecycleIR.from_json(raw.decode())
-        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        except ValueError as exc:
             raise _bad(member, f"not a lifecycle IR ({exc})") from None
         if ir.name != lc:
             raise _bad(member, f"is the IR of {ir.name!r}, not {lc!r}")
@@ -404,14 +468,14 @@ def _load(path: Path, zf: zipfile.ZipFile) -> BundleSource:
     proofs = None
     if "proofs.json" in names:
         expected.add("proofs.json")
-        proofs = _json_member(zf, "proofs.json")
+        proofs = _json_member(reader, "proofs.json")
         if not isinstance(proofs, dict):
             raise _bad("proofs.json", "must be a JSON object")
     extra = sorted(names - expected)
     if extra:
         raise _bad(extra[0], "is not part of an evidence bundle (unlisted blob or stray file); "
                              "the bundle was altered")
-    raw_events = _json_member(zf, "events.json")
+    raw_events = _json_member(reader, "events.json")
     if not isinstance(raw_events, list):
         raise _bad("events.json", "must be a JSON list of events")
     events = []
@@ -423,9 +487,34 @@ def _load(path: Path, zf: zipfile.ZipFile) -> BundleSource:
         if ce.lifecycle not in irs:
             raise _bad("events.json", f"event [{i}]: lifecycle {ce.lifecycle!r} is not one of "
                                       "the bundle's lifecycles")
+        problem = _beyond_ir(ce.event, irs[ce.lifecycle])
+        if problem:
+            raise _bad("events.json", f"event [{i}]: {problem}")
         events.append(ce)
     manifest = dict(m, contracts=contracts, missing=missing)
     return BundleSource(path, manifest, irs, events, proofs)
+
+
+def _beyond_ir(ev: LifecycleEvent, ir: LifecycleIR) -> str | None:
+    """The first transition, state or role index of ``ev`` that ``ir`` does not define,
+    described (the contract emits none such); None when all are defined."""
+    n_t, n_s, n_r = len(ir.transitions), len(ir.states), len(ir.roles)
+    indices: list[tuple[str, int, int, int]] = []  # (argument, value, lowest, highest)
+    if isinstance(ev, Transitioned | Approved):
+        indices.append(("transition", ev.transition, 0, n_t - 1))
+    if isinstance(ev, Transitioned):
+        indices += [("source", ev.source, 1, n_s), ("target", ev.target, 1, n_s)]
+    if isinstance(ev, Registered):
+        indices.append(("state", ev.state, 1, n_s))
+    if isinstance(ev, RoleGranted | RoleRevoked):
+        indices.append(("role", ev.role, 0, n_r - 1))
+    for arg, v, lo, hi in indices:
+        if not lo <= v <= hi:
+            kind = arg if arg in ("transition", "role") else "state"
+            held = f"numbered {lo} to {hi}" if hi >= lo else "none"
+            return (f"args.{arg} {v} is no {kind} of ir/{ir.name}.json (its {kind}s: {held}): "
+                    "the events and the lifecycle rules disagree")
+    return None
 
 
 def _is_hex(s: str) -> bool:

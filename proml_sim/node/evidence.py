@@ -93,12 +93,20 @@ def event_to_json(ev: LifecycleEvent) -> dict[str, Any]:
     return out
 
 
+#: the integer event arguments the contracts declare uint8 (``codegen/vyper.py``); the others
+#: are uint256
+_UINT8_ARGS = frozenset({"state", "transition", "source", "target", "role", "kind"})
+
+
 def event_from_json(kind: str, args: dict[str, Any]) -> LifecycleEvent:
     """A lifecycle event from its JSON form, every field type-checked (``ValueError``)."""
     cls = EVENT_TYPES.get(kind)
     if cls is None:
         raise ValueError(f"type: {kind!r} is not a lifecycle event ({', '.join(EVENT_TYPES)})")
     kw: dict[str, Any] = {}
+    extra = sorted(set(args) - {f.name for f in dataclasses.fields(cls)})
+    if extra:  # the event holds no such argument: nothing read may go unchecked
+        raise ValueError(f"args.{extra[0]} is not an argument of {kind}")
     for f in dataclasses.fields(cls):
         where = f"args.{f.name}"
         if f.name not in args:
@@ -108,8 +116,10 @@ def event_from_json(kind: str, args: dict[str, Any]) -> LifecycleEvent:
         if typ == "bytes":
             kw[f.name] = _hex_bytes(v, where, 32)
         elif typ == "int":
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ValueError(f"{where} must be a non-negative integer, not {v!r}")
+            bits = 8 if f.name in _UINT8_ARGS else 256
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 1 << bits:
+                raise ValueError(f"{where} must be a non-negative integer below 2^{bits} (the "
+                                 f"event's uint{bits}), not {v!r:.80}")
             kw[f.name] = v
         elif typ == "str" and f.name in ("locator",):
             if not isinstance(v, str):

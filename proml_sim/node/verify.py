@@ -32,6 +32,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -241,6 +242,33 @@ def _describe(ir: LifecycleIR, ev: LifecycleEvent, lin: Lineage) -> str:
     return f"revocation of {rname(ev.role)} from {ev.account} by {ev.sender}"
 
 
+def _difference(ir: LifecycleIR, chain: Sequence[LifecycleEvent],
+                rules: Sequence[LifecycleEvent]) -> str:
+    """What differs between the chain's events and those the rules give (their descriptions
+    may be the same: a state, digest or locator is not in them)."""
+    if len(chain) != len(rules):
+        return f"{len(chain)} event(s) on chain, {len(rules)} by the rules"
+    for a, b in zip(chain, rules, strict=True):
+        if type(a) is not type(b):
+            return f"a {type(a).__name__} on chain, a {type(b).__name__} by the rules"
+        names = [f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]
+        if names:
+            return "; ".join(f"{type(a).__name__} {n}: the chain's {_arg(ir, n, getattr(a, n))}, "
+                             f"the rules' {_arg(ir, n, getattr(b, n))}" for n in names)
+    return "the same events in another order"
+
+
+def _arg(ir: LifecycleIR, name: str, v: Any) -> str:
+    """An event argument as a person reads it: a state index with its state's name."""
+    if name in ("state", "source", "target") and 1 <= v <= len(ir.states):
+        return f"{v} ({ir.state_by_index(v).name})"
+    if isinstance(v, bytes):
+        return "0x" + v.hex()
+    if isinstance(v, tuple):
+        return "[" + ", ".join("0x" + x.hex() for x in v) + "]"
+    return repr(v)
+
+
 _MISSING = object()
 
 
@@ -381,7 +409,8 @@ def _check_replay(source: EvidenceSource, lc: str, lin: Lineage) -> list[Check]:
             got = "; ".join(_describe(ir, e, lin) for e in produced) or "no event"
             want = "; ".join(_describe(ir, e, lin) for e in evs)
             problems.append(f"{where}: the chain records [{want}] but the {lc} rules give "
-                            f"[{got}] for that call: {_DISTRUST}")
+                            f"[{got}] for that call ({_difference(ir, evs, produced)}): "
+                            f"{_DISTRUST}")
     if problems:
         return [Check(name, False, p) for p in problems]
     return [Check(name, True, f"{n_tx} transactions ({len(events)} events) replay under the {lc} "
@@ -520,6 +549,11 @@ def _check_lineage(lin: Lineage, scope: Sequence[VersionKey]) -> list[Check]:
     out = []
     in_scope = set(scope)
     by_digest = {lin.graph.nodes[k]["digest"]: r for k, r in lin.records.items()}
+    # each artefact's versions the graph holds, latest first: a version number is the
+    # evidence's claim (a forged one may be 10^40), so it is looked up, never counted down
+    held: dict[tuple[str, str], list[int]] = {}
+    for k in sorted(lin.graph, key=lambda k: -k.version):
+        held.setdefault((k.lifecycle, k.id), []).append(k.version)
     for c in lin.conflicts:
         if c.key in in_scope:
             out.append(Check("lineage", False, f"{c.message}: the record and the chain disagree "
@@ -549,7 +583,7 @@ def _check_lineage(lin: Lineage, scope: Sequence[VersionKey]) -> list[Check]:
         # an input artefact keeps what its history produced: files output by the consumed
         # version or by any earlier version of the same artefact are legitimate inputs
         history = [VersionKey(s.lifecycle, s.id, v) for s in sources
-                   for v in range(s.version, 0, -1)]
+                   for v in held.get((s.lifecycle, s.id), []) if v <= s.version]
         for src in dict.fromkeys(history):
             if src not in lin.graph:
                 continue

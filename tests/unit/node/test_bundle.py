@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from proml_sim.errors import BundleError, NodeError, UnknownName
+from proml_sim.node import bundle as bundle_mod
 from proml_sim.node.bundle import BUNDLE_FORMAT, load_bundle, write_bundle
 from proml_sim.node.lineage import Lineage
 from proml_sim.node.verify import evidence_digests, verification_scope, verify
@@ -216,6 +217,54 @@ def test_a_caller_chosen_version_fails(world: World, bundle: Path, tmp_path: Pat
     assert any(c.name == "replay Model" for c in report.failures)
 
 
+def test_a_huge_version_fails_without_counting_down_to_it(world: World, bundle: Path,
+                                                          tmp_path: Path) -> None:
+    # a uint256 version the contract never assigned: the lineage check looks versions up
+    # rather than counting down from 10^40 (which exhausted memory)
+    clf = "0x" + world["bob"].resolve("clf").id.hex()
+
+    def forge(events: list[dict[str, Any]]) -> None:
+        _first(events, "Transitioned", transition=0, id=clf)["args"]["version"] = 10**40
+
+    bad = load_bundle(rewrite(bundle, tmp_path / "big.zip", edit_json("events.json", forge)))
+    report = verify(bad, "clf")
+    assert any(f"records version {10**40} after version 1" in c.detail
+               for c in report.failures if c.name == "versions")
+
+
+def test_a_replay_disagreement_names_what_differs(world: World, bundle: Path,
+                                                 tmp_path: Path) -> None:
+    # the target state is not in the event's description: both sides read "train of Model
+    # clf v2 by ...", so the report names the differing argument and its states
+    clf = "0x" + world["bob"].resolve("clf").id.hex()
+
+    def forge(events: list[dict[str, Any]]) -> None:
+        _first(events, "Transitioned", transition=0, id=clf)["args"]["target"] = 1
+
+    bad = load_bundle(rewrite(bundle, tmp_path / "target.zip", edit_json("events.json", forge)))
+    details = [c.detail for c in verify(bad, "clf").failures if c.name == "replay Model"]
+    assert any("the chain records [train of Model clf v2" in d and "(Transitioned target: the "
+               "chain's 1 (requested), the rules' 2 (trained))" in d for d in details), details
+
+
+def test_a_vote_on_no_proposal_fails_replay(bundle: Path, tmp_path: Path) -> None:
+    # after a disagreement the replay follows the chain's facts: a fact about no proposal
+    # (or no member domain) changes nothing, where it raised KeyError (exit 70)
+    def forge(events: list[dict[str, Any]]) -> None:
+        founding = _first(events, "GovExecuted")
+        last = events[-1]
+        events.append(dict(last, type="GovVoted", lifecycle=founding["lifecycle"],
+                           address=founding["address"], log_index=last["log_index"] + 1,
+                           tx_hash="0x" + "ab" * 32,
+                           args={"id": 99, "domain": "0x" + "00" * 32, "voter": last["sender"],
+                                 "count": 1}))
+
+    bad = load_bundle(rewrite(bundle, tmp_path / "vote.zip", edit_json("events.json", forge)))
+    details = [c.detail for c in verify(bad, "clf").failures if c.name.startswith("replay")]
+    assert any("the vote 1 on consortium proposal 99" in d and "rules refuse it" in d
+               for d in details), details
+
+
 def test_events_from_another_contract_fail_the_chain_check(bundle: Path, tmp_path: Path
                                                            ) -> None:
     def forge(events: list[dict[str, Any]]) -> None:
@@ -349,6 +398,19 @@ def test_not_a_zip_or_no_file(tmp_path: Path) -> None:
      "events.json: event \\[0\\]: type: 'Minted' is not a lifecycle event"),
     (edit_json("events.json", lambda e: e.__setitem__(0, "x")),
      "events.json: event \\[0\\]: an event must be a JSON object"),
+    # an argument is read before the chain proofs are checked: the event ABI's bounds hold
+    (edit_json("events.json", lambda e: _first(e, "Transitioned")["args"].update(
+        transition=256)), "args.transition must be a non-negative integer below 2\\^8"),
+    (edit_json("events.json", lambda e: _first(e, "Transitioned")["args"].update(
+        target=10**40)), "args.target must be a non-negative integer below 2\\^8"),
+    (edit_json("events.json", lambda e: _first(e, "Approved")["args"].update(count=2**256)),
+     "args.count must be a non-negative integer below 2\\^256"),
+    (edit_json("events.json", lambda e: _first(e, "Transitioned")["args"].update(
+        transition=200)), "args.transition 200 is no transition of ir/Model.json"),
+    (edit_json("events.json", lambda e: _first(e, "Registered")["args"].update(state=0)),
+     "args.state 0 is no state of ir/Dataset.json \\(its states: numbered 1 to 5\\)"),
+    (edit_json("events.json", lambda e: _first(e, "Registered")["args"].update(extra=1)),
+     "args.extra is not an argument of Registered"),
     (lambda m: m.__setitem__("ir/Model.json", m["ir/Model.json"].replace(b"verifier",
                                                                           b"verifyer")),
      "ir/Model.json: its SHA-256 is not the fingerprint"),
@@ -361,6 +423,108 @@ def test_malformed_bundles_are_refused(bundle: Path, tmp_path: Path,
         load_bundle(rewrite(bundle, tmp_path / "bad.zip", change))
     assert "upgrade proml-sim" in str(info.value) or "proml bundle ARTEFACT -o FILE" in str(
         info.value)
+
+
+def _with_ir(doc: Any) -> Callable[[dict[str, bytes]], None]:
+    """Replace ir/Model.json by ``doc`` and state its fingerprint in the manifest, as a forger
+    would (so the IR itself, not its hash, is what is checked)."""
+    def change(m: dict[str, bytes]) -> None:
+        raw = json.dumps(doc).encode()
+        m["ir/Model.json"] = raw
+        manifest = json.loads(m["manifest.json"])
+        manifest["lifecycles"]["Model"]["fingerprint"] = hashlib.sha256(raw).hexdigest()
+        m["manifest.json"] = json.dumps(manifest).encode()
+    return change
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: [], "a lifecycle IR must be a JSON object, not list"),
+    (lambda d: None, "a lifecycle IR must be a JSON object, not NoneType"),
+    (lambda d: dict(d, consortium="x"), "IR.consortium must be an object or null"),
+    (lambda d: dict(d, states=[]), "states must list 1 to 255 entries"),
+    (lambda d: dict(d, states=d["states"][:2]), "names '.*', which is not one of the IR's states"),
+    (lambda d: dict(d, transitions={}), "IR.transitions must be a list"),
+    (lambda d: dict(d, states=[dict(d["states"][0], initial=None), *d["states"][1:]]),
+     "states\\[0\\].initial must be true or false"),
+    (lambda d: dict(d, transitions=[dict(d["transitions"][0], index="x"),
+                                    *d["transitions"][1:]]),
+     "transitions\\[0\\].index must be an integer"),
+    (lambda d: dict(d, transitions=[dict(d["transitions"][0], name=None),
+                                    *d["transitions"][1:]]),
+     "transitions\\[0\\].name must be a string"),
+])
+def test_a_malformed_ir_is_refused_naming_its_field(bundle: Path, tmp_path: Path,
+                                                    edit: Callable[[Any], Any],
+                                                    message: str) -> None:
+    ir = json.loads(members(bundle)["ir/Model.json"])
+    bad = rewrite(bundle, tmp_path / "ir.zip", _with_ir(edit(ir)))
+    with pytest.raises(BundleError, match="ir/Model.json: not a lifecycle IR \\(.*" + message):
+        load_bundle(bad)
+
+
+def test_events_beyond_the_ir_are_refused(bundle: Path, tmp_path: Path) -> None:
+    # rules without transitions (fingerprint restated): the events name transitions they lack
+    ir = json.loads(members(bundle)["ir/Model.json"])
+    bad = rewrite(bundle, tmp_path / "ir.zip", _with_ir(dict(ir, transitions=[])))
+    with pytest.raises(BundleError, match=r"args.transition 0 is no transition of "
+                                          r"ir/Model.json \(its transitions: none\)"):
+        load_bundle(bad)
+
+
+def test_a_listed_blob_no_event_names_fails(bundle: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    # hashing to its name and listed is not enough: a blob the history never names is no
+    # evidence of it (the same blob present but unlisted is refused as an altered bundle)
+    extra = b"a file no record mentions"
+    digest = hashlib.sha256(extra).hexdigest()
+
+    def add(m: dict[str, bytes]) -> None:
+        m[f"blobs/{digest}"] = extra
+        manifest = json.loads(m["manifest.json"])
+        manifest["blobs"][digest] = len(extra)
+        m["manifest.json"] = json.dumps(manifest).encode()
+
+    bad = rewrite(bundle, tmp_path / "listed.zip", add)
+    assert cli(["verify", "--bundle", str(bad), "--json"]) == 1
+    (fail,) = [c for c in json.loads(capsys.readouterr().out)["checks"] if not c["ok"]]
+    assert fail["name"] == "blob" and f"blob {digest} is listed in manifest.json" in (
+        fail["detail"]) and "not evidence of this history" in fail["detail"]
+    assert cli(["verify", "--bundle", str(bundle)]) == 0
+    assert "blobs manifest.json lists is named by the bundle's events" in (
+        capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("member", ["proofs.json", "events.json", "manifest.json"])
+def test_a_member_inflating_past_the_cap_is_refused(bundle: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    member: str) -> None:
+    # a zip bomb: a few KB that inflate past the cap are refused after reading cap + 1 bytes
+    monkeypatch.setattr(bundle_mod, "MAX_MEMBER_BYTES", 1 << 20)
+    assert load_bundle(bundle).events()  # the genuine bundle is well within it
+    bomb = rewrite(bundle, tmp_path / "bomb.zip",
+                   lambda m: m.__setitem__(member, b"[" + b" " * (2 << 20) + b"]"))
+    reads: list[int] = []
+    real_read = zipfile.ZipExtFile.read
+
+    def read(self: zipfile.ZipExtFile, n: int | None = -1) -> bytes:
+        reads.append(-1 if n is None else n)
+        return real_read(self, n)
+
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", read)
+    with pytest.raises(BundleError, match=f"malformed evidence bundle: {member}: inflates to "
+                                          "more than 1 MiB, the cap on one member"):
+        load_bundle(bomb)
+    assert (1 << 20) + 1 in reads and -1 not in reads  # a bounded read, never read whole
+
+
+def test_the_members_read_whole_share_one_cap(bundle: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = {n: len(b) for n, b in members(bundle).items()}
+    monkeypatch.setattr(bundle_mod, "MAX_READ_BYTES", sizes["manifest.json"] + 10)
+    with pytest.raises(BundleError, match=r"ir/\w+\.json: inflates to more than the 10 bytes "
+                                          r"left of the [\d,]+ bytes cap on the members read "
+                                          "whole"):
+        load_bundle(bundle)
 
 
 def test_a_blob_whose_name_is_not_its_hash_is_refused(bundle: Path, tmp_path: Path) -> None:
