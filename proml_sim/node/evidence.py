@@ -336,10 +336,16 @@ class LiveSource:
         #: later, e.g. outside a lock, and read again)
         self.deferred: set[str] | None = None
         if fetch and node.peer_urls():
-            from proml_sim.node.peers import PeerFetcher, RequestSigner, max_fetch_bytes
+            from proml_sim.node.peers import (
+                PeerFetcher,
+                RequestSigner,
+                fetch_deadline_s,
+                max_fetch_bytes,
+            )
 
             self.peers = PeerFetcher(node.peer_urls(), lambda: RequestSigner.of_node(node),
-                                     max_bytes=max_fetch_bytes(node.config))
+                                     max_bytes=max_fetch_bytes(node.config),
+                                     deadline_s=fetch_deadline_s(node.config))
         for lc, client in node.clients.items():
             if client.layout != "registry":
                 raise NodeError(f"{lc} is deployed in the {client.layout} layout; evidence is "

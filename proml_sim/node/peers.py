@@ -18,6 +18,7 @@ the one definition of what is signed.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import socket
 import threading
@@ -48,6 +49,9 @@ HEADERS_FACTOR = 2.0
 #: the most bytes a blob from a peer may have (node.json ``serve.max_fetch_bytes``), whatever
 #: it declares: a peer sending without end is stopped there
 MAX_BLOB_BYTES = 64 << 30
+#: the longest one blob's fetch from one peer may take (node.json ``serve.fetch_deadline_s``):
+#: a peer sending just above MIN_RATE with a huge Content-Length took days
+FETCH_DEADLINE_S = 3600.0
 
 
 def request_message(method: str, origin: str, path: str, timestamp: int, nonce: str) -> str:
@@ -71,7 +75,11 @@ def origin_of(url: str) -> str:
     if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise NodeError(f"{url!r} is not an http(s) URL; give e.g. http://127.0.0.1:8765")
     scheme, host = parts.scheme.lower(), parts.hostname.lower()
-    port = port or (443 if scheme == "https" else 80)
+    if port == 0:
+        raise NodeError(f"{url!r} names port 0, which no server listens on; give its port")
+    port = port if port is not None else (443 if scheme == "https" else 80)
+    with contextlib.suppress(ValueError):  # an IP literal in one spelling ([0:0::1] is [::1])
+        host = str(ipaddress.ip_address(host))
     return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
@@ -126,15 +134,20 @@ class PeerFetcher:
     def __init__(self, urls: Sequence[str], signer: RequestSigner | Any,
                  timeout: float = TIMEOUT_S, *, min_rate: float = MIN_RATE,
                  grace_s: float = GRACE_S, max_bytes: int = MAX_BLOB_BYTES,
-                 headers_s: float | None = None) -> None:
+                 headers_s: float | None = None,
+                 deadline_s: float = FETCH_DEADLINE_S) -> None:
         self.urls = [check_peer_url(u) for u in urls]
         self._signer = signer
         self.timeout = timeout
         self.min_rate, self.grace_s = min_rate, grace_s
         self.max_bytes = max_bytes
         self.headers_s = HEADERS_FACTOR * timeout if headers_s is None else headers_s
+        self.deadline_s = deadline_s
         #: what each failed attempt said, for the error message and ``--json`` output
         self.notes: list[str] = []
+        #: peers that timed out or could not be reached: not asked again by this fetcher (each
+        #: cost up to headers_s per blob, so a command's time grew with peers times blobs)
+        self.dead: dict[str, str] = {}
 
     def _signer_now(self) -> RequestSigner:
         # a callable defers unlocking the key until a blob is really missing
@@ -149,11 +162,16 @@ class PeerFetcher:
         path = f"/blobs/sha256/{digest}"
         tried: list[str] = []
         for url in self.urls:
+            if url in self.dead:
+                tried.append(f"{url}: not asked again ({self.dead[url]})")
+                continue
             try:
                 self._fetch_one(store, url, path, digest)
                 return url
             except _Refused as exc:  # nothing was kept
                 tried.append(printable(f"{url}: {exc}"))
+                if exc.dead:
+                    self.dead[url] = printable(str(exc))[:200]
         self.notes.extend(tried)
         raise PeerError(f"blob {digest} is held by no peer that could serve it ("
                         + "; ".join(tried) + "); start a peer that holds it (`proml serve`) or "
@@ -163,7 +181,7 @@ class PeerFetcher:
         """One peer's attempt; :class:`_Refused` saying why it failed (nothing kept)."""
         import httpx
 
-        dog = _Watchdog(self.headers_s)
+        dog = _Watchdog(self.headers_s, self.deadline_s)
         try:
             with httpx.Client(timeout=self.timeout) as http:
                 headers = {**self._signer_now().headers("GET", path, origin=url),
@@ -181,9 +199,11 @@ class PeerFetcher:
                     store.put_stream(self._paced(resp.iter_raw(), dog, limit), expect=digest)
         except httpx.HTTPError as exc:
             if dog.expired:
-                raise _Refused(dog.why()) from None
-            raise _Refused(f"unreachable ({type(exc).__name__}: {exc})") from None
-        except (BlobCorrupted, _TooSlow) as exc:
+                raise _Refused(dog.why(), dead=True) from None
+            raise _Refused(f"unreachable ({type(exc).__name__}: {exc})", dead=True) from None
+        except _TooSlow as exc:
+            raise _Refused(str(exc), dead=exc.slow) from None
+        except BlobCorrupted as exc:
             raise _Refused(str(exc)) from None
         finally:
             dog.stop()
@@ -219,12 +239,17 @@ class PeerFetcher:
             elapsed = time.monotonic() - start
             if elapsed > self.grace_s and received < self.min_rate * elapsed:
                 raise _TooSlow(f"too slow ({received:,} bytes in {elapsed:.0f} s, under "
-                               f"{self.min_rate:,.0f} bytes/s); nothing was kept")
+                               f"{self.min_rate:,.0f} bytes/s); nothing was kept", slow=True)
             yield chunk
 
 
 class _Refused(Exception):
-    """One peer's attempt failed (the next peer is asked); nothing was kept."""
+    """One peer's attempt failed (the next peer is asked); nothing was kept.  ``dead``: it
+    timed out or could not be reached (not asked again by the same fetcher)."""
+
+    def __init__(self, message: str, *, dead: bool = False) -> None:
+        super().__init__(message)
+        self.dead = dead
 
 
 class _Watchdog:
@@ -233,9 +258,10 @@ class _Watchdog:
     resets httpx's read timeout, which is all it has: a peer dripping header bytes or a refusal
     slowly held a verification for hours."""
 
-    def __init__(self, headers_s: float) -> None:
+    def __init__(self, headers_s: float, deadline_s: float = FETCH_DEADLINE_S) -> None:
         self.start = time.monotonic()
         self.headers_s = headers_s
+        self.deadline_s = deadline_s
         self.received = 0
         self.expired = False
         self._body: tuple[float, float, float, float] | None = None
@@ -256,12 +282,16 @@ class _Watchdog:
         if self._body is None:
             return self.start + self.headers_s
         began, grace_s, min_rate, slack = self._body
-        return began + max(grace_s, self.received / min_rate) + slack
+        return min(began + max(grace_s, self.received / min_rate) + slack,
+                   self.start + self.deadline_s)
 
     def why(self) -> str:
         if self._body is None:
             return (f"too slow (no complete answer within {self.headers_s:.0f} s); nothing "
                     "was kept")
+        if time.monotonic() > self.start + self.deadline_s:
+            return (f"not done within {self.deadline_s:.0f} s ({self.received:,} bytes; "
+                    "node.json serve.fetch_deadline_s); nothing was kept")
         return (f"too slow ({self.received:,} bytes in {time.monotonic() - self._body[0]:.0f} "
                 f"s, under {self._body[2]:,.0f} bytes/s); nothing was kept")
 
@@ -279,8 +309,12 @@ class _Watchdog:
 
 
 class _TooSlow(Exception):
-    """A peer sends a blob slower than :attr:`PeerFetcher.min_rate`, or more bytes than allowed
-    (the next peer is asked)."""
+    """A peer sends a blob slower than :attr:`PeerFetcher.min_rate` (``slow``), or more bytes
+    than allowed (the next peer is asked)."""
+
+    def __init__(self, message: str, *, slow: bool = False) -> None:
+        super().__init__(message)
+        self.slow = slow
 
 
 #: what is read of a refusal's body for its reason: the server's own errors are one short line;
@@ -312,6 +346,20 @@ def printable(text: str) -> str:
     """``text`` (from a peer) fit to show: control characters (NUL, ESC...) and runs of
     whitespace become one space."""
     return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
+def fetch_deadline_s(config: Any) -> float:
+    """``node.json``'s ``serve.fetch_deadline_s`` (default :data:`FETCH_DEADLINE_S`);
+    :class:`NodeError` if it is not a positive finite number."""
+    import math
+
+    serve = config.get("serve") or {}
+    value = serve.get("fetch_deadline_s", FETCH_DEADLINE_S) if isinstance(serve, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            math.isfinite(value) and value > 0):
+        raise NodeError('node.json "serve.fetch_deadline_s" must be a positive number of seconds '
+                        f"(default {FETCH_DEADLINE_S:g}); fix it in node.json")
+    return float(value)
 
 
 def max_fetch_bytes(config: Any) -> int:

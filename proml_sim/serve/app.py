@@ -144,7 +144,7 @@ class Explorer:
     def allow(self, request: Request, part: str) -> str | None:
         """The requester (a member address, "owner", or None for a permitted outsider);
         :class:`AccessDenied` otherwise."""
-        cookie = request.cookies.get(SESSION_COOKIE, "")
+        cookie = request.cookies.get(session_cookie(request), "")
         if cookie and any(hmac.compare_digest(cookie, s) for s in self._sessions):
             return "owner"
         if request.headers.get("x-proml-signature") is None and part in self.gate.public:
@@ -211,14 +211,31 @@ def _error(request: Request, exc: Exception, templates: Jinja2Templates,
 def _without_paths(text: str, node: ProMLNode) -> str:
     """``text`` with the server's local paths (home, store, replicas) replaced by names: an
     answer to a member names no directory of this machine."""
-    home = Path(node.home)
-    places = {str(home): "<home>", str(home.resolve()): "<home>",
-              str(node.store.root): "<store>", str(Path(node.store.root).resolve()): "<store>"}
-    for i, r in enumerate(node.store.replicas):
-        places[str(r)] = places[str(Path(r).resolve())] = f"<replica {i + 1}>"
+    places: dict[str, str] = {}
+    for name, where in (("<home>", node.home), ("<store>", node.store.root),
+                        *((f"<replica {i + 1}>", r) for i, r in enumerate(node.store.replicas))):
+        for form in (Path(where).absolute(), Path(where).resolve()):
+            places[str(form)] = name  # absolute forms only: a relative home "." is no path
     for path in sorted(places, key=len, reverse=True):  # the longest first: a store in a home
         text = text.replace(path, places[path])
     return text
+
+
+def _json_without_paths(obj: Any, node: ProMLNode) -> Any:
+    """A JSON answer with every string's local paths replaced (:func:`_without_paths`)."""
+    if isinstance(obj, str):
+        return _without_paths(obj, node)
+    if isinstance(obj, list):
+        return [_json_without_paths(v, node) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _json_without_paths(v, node) for k, v in obj.items()}
+    return obj
+
+
+def session_cookie(request: Request) -> str:
+    """The session cookie's name for this server: browsers scope cookies by host, not port,
+    so two servers on 127.0.0.1 would overwrite (and receive) each other's."""
+    return f"{SESSION_COOKIE}_{request.url.port or 80}"
 
 
 def build_app(node: ProMLNode, *, origins: Sequence[str], token: str | None = None,
@@ -239,7 +256,8 @@ def build_app(node: ProMLNode, *, origins: Sequence[str], token: str | None = No
                 if token is not None:
                     session = ex.login(token)
                     resp = RedirectResponse(request.url.path, status_code=303)
-                    resp.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict")
+                    resp.set_cookie(session_cookie(request), session, httponly=True,
+                                    samesite="strict")
                     return resp
                 ex.allow(request, part)
                 return fn(request)  # type: ignore[no-any-return]
@@ -319,9 +337,10 @@ def build_app(node: ProMLNode, *, origins: Sequence[str], token: str | None = No
 
     def api_artefact(request: Request) -> Response:
         d = details(request)
-        return JSONResponse({"artefact": d["a"], "history": d["history"],
-                             "lineage": d["lineage"], "verify": d["report"],
-                             "conflicts": d["conflicts"], "bundle": d["bundle_href"]})
+        return JSONResponse(_json_without_paths(
+            {"artefact": d["a"], "history": d["history"], "lineage": d["lineage"],
+             "verify": d["report"], "conflicts": d["conflicts"], "bundle": d["bundle_href"]},
+            ex.node))
 
     def api_bundle(request: Request) -> Response:
         tmp = Path(tempfile.mkdtemp(prefix="proml-bundle-"))

@@ -64,11 +64,30 @@ class NonceCache:
             return True
 
 
+def serve_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``node.json``'s ``serve`` object (default empty); :class:`NodeError` if it is none."""
+    from proml_sim.errors import NodeError
+
+    serve = config.get("serve")
+    if serve is None:
+        return {}
+    if not isinstance(serve, dict):
+        raise NodeError('node.json "serve" must be an object, e.g. {"public": ["pages"]}; fix '
+                        "it in node.json")
+    return serve
+
+
 def public_parts(config: Mapping[str, Any]) -> frozenset[str]:
-    """What outsiders may see, from node.json (default nothing)."""
-    serve = config.get("serve") or {}
-    parts = serve.get("public", []) if isinstance(serve, dict) else []
-    return frozenset(p for p in parts if p in PUBLIC_PARTS)
+    """What outsiders may see, from node.json (default nothing); :class:`NodeError` for
+    anything but a list of :data:`PUBLIC_PARTS` (a table of flags was read as its keys: all
+    public)."""
+    from proml_sim.errors import NodeError
+
+    parts = serve_settings(config).get("public", [])
+    if not isinstance(parts, list) or not all(p in PUBLIC_PARTS for p in parts):
+        raise NodeError(f'node.json "serve.public" must be a list of {" and ".join(PUBLIC_PARTS)} '
+                        f"(what outsiders may see), not {parts!r:.60}; fix it in node.json")
+    return frozenset(parts)
 
 
 def loopback_origins(host: str, port: int) -> tuple[str, ...]:
@@ -84,14 +103,16 @@ def configured_origins(config: Mapping[str, Any]) -> tuple[str, ...]:
     """``node.json``'s ``serve.origins``: the public URLs of a reverse proxy in front of the
     server (requests signed for them are accepted too); :class:`NodeError` if one is not an
     http(s) URL."""
-    serve = config.get("serve") or {}
-    urls = serve.get("origins", []) if isinstance(serve, dict) else []
-    if not isinstance(urls, list):
-        from proml_sim.errors import NodeError
+    from proml_sim.errors import NodeError
 
-        raise NodeError('node.json "serve.origins" must be a list of URLs, e.g. '
-                        '["https://evidence.example.org"]')
-    return tuple(origin_of(str(u)) for u in urls)
+    urls = serve_settings(config).get("origins", [])
+    fix = 'node.json "serve.origins" must be a list of URLs, e.g. ["https://evidence.example.org"]'
+    if not isinstance(urls, list):
+        raise NodeError(fix)
+    try:
+        return tuple(origin_of(str(u)) for u in urls)
+    except NodeError as exc:
+        raise NodeError(f"{fix}: {exc}") from None
 
 
 class Gate:
@@ -168,8 +189,9 @@ class Gate:
         except Exception:  # eth-account raises several types for a malformed signature
             raise AccessDenied("the request signature is malformed; sign it anew") from None
         if signer.lower() != claimed.lower():
-            raise AccessDenied(f"the request is signed by {signer}, not by {claimed or 'the '}"
-                               "address it claims; sign with the claimed key")
+            raise AccessDenied(f"the request is signed by {signer}, not by "
+                               f"{claimed + ', ' if claimed else ''}the address it claims; sign "
+                               "with the claimed key")
         if not self.is_member(signer):
             raise AccessDenied(f"{signer} holds no role or trust domain on this chain: members "
                                "only (ask a lifecycle admin for `proml grant`)")

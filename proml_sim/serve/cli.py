@@ -60,12 +60,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     clean_stop_server = _clean_stop_server_class()
     from proml_sim.node.cli_keys import passphrase_of
-    from proml_sim.node.peers import RequestSigner
+    from proml_sim.node.peers import RequestSigner, fetch_deadline_s, max_fetch_bytes
     from proml_sim.node.service import ProMLNode
     from proml_sim.serve.app import build_app
-    from proml_sim.serve.auth import loopback_origins
+    from proml_sim.serve.auth import configured_origins, loopback_origins, public_parts
 
     node = ProMLNode.open(args.home, passphrase=passphrase_of(args))
+    for setting in (public_parts, configured_origins, max_fetch_bytes, fetch_deadline_s):
+        setting(node.config)  # a bad node.json "serve" entry stops it here, named (exit 2)
     # unlocked once, now: the server signs its peer requests with the node's chain key
     signer = RequestSigner.of_node(node)
     sock = bind(host, args.port)

@@ -18,6 +18,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +32,7 @@ with warnings.catch_warnings():  # starlette 1.x prefers httpx2 for its test cli
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 from proml_sim.chain.accounts import derive_private_keys  # noqa: E402
-from proml_sim.errors import PeerError  # noqa: E402
+from proml_sim.errors import NodeError, PeerError  # noqa: E402
 from proml_sim.node.peers import PeerFetcher, RequestSigner  # noqa: E402
 from proml_sim.node.service import ProMLNode  # noqa: E402
 from proml_sim.serve.app import build_app  # noqa: E402
@@ -578,11 +579,11 @@ def _check_owner_link(client):
     r = client.get(f"/?token={token}")
     assert r.status_code == 200 and "clf" in r.text
     # the cookie is a session id, not the token; the link works once
-    assert client.cookies["proml_session"] != token
+    assert client.cookies["proml_session_80"] != token
     again = client.get(f"/api/node?token={token}")
     assert again.status_code == 403 and "already used" in again.json()["error"]
     assert "restart `proml serve`" in again.json()["error"]
-    with TestClient(client.app, base_url=BASE, cookies={"proml_session": token}) as other:
+    with TestClient(client.app, base_url=BASE, cookies={"proml_session_80": token}) as other:
         assert other.get("/api/artefacts").status_code == 403  # the token is no session
     rows = client.get("/api/artefacts").json()
     clf = next(a for a in rows if a["name"] == "clf")
@@ -755,7 +756,9 @@ def test_verify_names_the_peers_that_failed(world, tmp_path):
     report = verify(LiveSource(node), "clf")
     assert not report.ok
     bad = [c.detail for c in report.failures if "missing from" in c.detail]
-    assert bad and all(f"{dead}: unreachable" in d for d in bad)
+    # the first blob names the failure; the rest say the dead peer was not asked again
+    assert bad and f"{dead}: unreachable" in bad[0]
+    assert all(f"{dead}: not asked again (unreachable" in d for d in bad[1:])
     assert list(node.store.digests()) == []  # nothing stored
 
 
@@ -775,7 +778,98 @@ def test_lineage_names_the_peers_that_failed(world, tmp_path, monkeypatch, capsy
     assert cli(["lineage", "clf", "--home", home, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["unfetched"] and all(f"{dead}: unreachable" in u["reason"]
+                                    or f"{dead}: not asked again (unreachable" in u["reason"]
                                     for u in out["unfetched"])
     assert cli(["lineage", "clf", "--home", home]) == 0
     notes = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("note: ")]
     assert notes and all(dead in ln for ln in notes)
+
+
+class _SteadyTrickle(http.server.BaseHTTPRequestHandler):
+    """Declares a huge blob and sends it steadily, above any minimum rate a test sets."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(10**9))
+        self.end_headers()
+        with contextlib.suppress(OSError):
+            while True:
+                self.wfile.write(bytes(4096))
+                time.sleep(0.01)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_fetch_ends_at_its_deadline_and_a_dead_peer_is_not_asked_again(tmp_path):
+    """A peer just above the minimum rate, declaring a huge blob, took days (the rate rule
+    alone); a peer that timed out was asked again for every blob, so a command's time grew
+    with peers times blobs."""
+    from proml_sim.node.store import BlobStore
+
+    with _peer(_SteadyTrickle) as url:
+        f = PeerFetcher([url], RequestSigner(b"\x01" * 32), min_rate=1.0, deadline_s=1.5)
+        with pytest.raises(PeerError) as err:
+            f.fetch_into(BlobStore(tmp_path / "s"), "ab" * 32)
+        assert f"{url}: not done within 2 s" in str(err.value), str(err.value)[:300]
+        start = time.monotonic()
+        with pytest.raises(PeerError) as err:
+            f.fetch_into(BlobStore(tmp_path / "s"), "cd" * 32)
+        assert time.monotonic() - start < 1.0
+        assert f"{url}: not asked again (" in str(err.value)
+    assert not list((tmp_path / "s").rglob("*.incoming*"))  # nothing half-written kept
+
+
+@pytest.mark.parametrize(("serve", "said"), [
+    ({"public": {"pages": False, "blobs": False}}, '"serve.public" must be a list of'),
+    ({"public": 5}, '"serve.public" must be a list of'),
+    ({"public": ["Pages"]}, '"serve.public" must be a list of'),
+    ("yes", 'node.json "serve" must be an object'),
+    ({"origins": ["evidence.example.org"]}, '"serve.origins" must be a list of URLs'),
+    ({"origins": ["http://127.0.0.1:0"]}, "names port 0"),
+    ({"fetch_deadline_s": 0}, '"serve.fetch_deadline_s" must be a positive number'),
+    ({"max_fetch_bytes": 0}, '"serve.max_fetch_bytes" must be a positive whole number'),
+])
+def test_a_bad_serve_setting_stops_serve_at_start_named(world, tmp_path, serve, said, capsys):
+    """A table of flags for serve.public was read as its keys: everything public; other
+    values ended as an internal error, were ignored, or failed later at every request."""
+    import shutil
+
+    from proml_sim.cli import main
+    from proml_sim.fsutil import atomic_write_json, parse_json
+
+    shutil.copytree(world.root, tmp_path / "w", ignore=shutil.ignore_patterns("*.lock"))
+    home = tmp_path / "w" / Path(world["bob"].home).relative_to(world.root)
+    config = parse_json((home / "node.json").read_text())
+    atomic_write_json(home / "node.json", {**config, "serve": serve})
+    assert main(["serve", "--home", str(home), "--port", "0"]) == 2
+    assert said in capsys.readouterr().err
+
+
+def test_origins_name_one_server_in_one_spelling():
+    from proml_sim.node.peers import origin_of
+
+    assert origin_of("http://[0:0:0:0:0:0:0:1]:8765/x") == origin_of("http://[::1]:8765")
+    assert origin_of("HTTP://127.0.0.1") == "http://127.0.0.1:80"
+    with pytest.raises(NodeError, match="port 0"):
+        origin_of("http://127.0.0.1:0")
+
+
+def test_answers_name_no_local_path_even_from_a_relative_home(world, monkeypatch):
+    """A verify report in a 200 answer named the store's path; with a relative home ("."),
+    every "." of a message became "<home>"."""
+    from proml_sim.serve.app import _without_paths
+
+    monkeypatch.chdir(world["bob"].home)
+    node = ProMLNode.open(".")
+    assert _without_paths("version 1.5 is not e.g. whole", node) == \
+        "version 1.5 is not e.g. whole"
+    store = str(Path(node.store.root).resolve())
+    assert _without_paths(f"missing from {store}/objects/ab", node) == \
+        "missing from <store>/objects/ab"
+    with TestClient(build_app(node, origins=[BASE]), base_url=BASE) as client:
+        token = client.app.state.explorer.token
+        assert client.get(f"/?token={token}").status_code == 200
+        rows = client.get("/api/artefacts").json()
+        data = client.get(f"/api/artefacts/Model/{rows[0]['id']}").text
+        assert str(Path(world["bob"].home).resolve()) not in data
