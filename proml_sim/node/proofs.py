@@ -171,6 +171,8 @@ def _headers(proofs: Mapping[str, Any]) -> list[Header]:
     if not isinstance(raw, list) or not raw:
         raise ProofError("proofs.json holds no block headers")
     start = proofs.get("start")
+    if type(start) is not int:  # (true == 1 in Python: it passed as block 1)
+        raise ProofError(f"proofs.json: start must be a block number, not {start!r:.40}")
     out = [decode_header(_bytes(h, f"headers[{i}]")) for i, h in enumerate(raw)]
     if out[0].number != start:
         raise ProofError(f"the first header is block {out[0].number}, proofs.json says the "
@@ -201,7 +203,7 @@ def check_proofs(proofs: Mapping[str, Any] | None, events: Sequence[ChainEvent],
                       "chain's, or all of them; rebuild it with `proml bundle`")]
     checks: list[Check] = []
     try:
-        if proofs.get("format") != PROOFS_FORMAT:
+        if type(proofs.get("format")) is not int or proofs["format"] != PROOFS_FORMAT:
             raise ProofError(f"proofs.json has format {proofs.get('format')!r}, this "
                              f"proml-sim reads {PROOFS_FORMAT}")
         headers = _headers(proofs)
@@ -211,8 +213,8 @@ def check_proofs(proofs: Mapping[str, Any] | None, events: Sequence[ChainEvent],
     checks.append(Check("header chain", True, f"{len(headers)} headers, blocks {first.number}.."
                         f"{last.number}, each linked to its parent by hash"))
     claimed = proofs.get("checkpoint")  # what `proml bundle` printed: it must be the last header
-    if claimed is not None and not (
-            isinstance(claimed, dict) and claimed.get("number") == last.number
+    if not (isinstance(claimed, dict) and type(claimed.get("number")) is int
+            and claimed.get("number") == last.number
             and str(claimed.get("hash", "")).lower() == _hex(last.hash)):
         checks.append(Check("proved head", False, f"proofs.json says it proves up to "
                             f"{repr(claimed)[:120]}, "

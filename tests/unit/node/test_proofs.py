@@ -619,3 +619,23 @@ def test_a_block_key_not_written_as_proofs_json_writes_it_is_malformed(
     failures = proof_failures(forged(bundle, tmp_path / "alias.zip", alias), pin)
     assert any(f.startswith("inclusion: proofs.json: inclusion.") and "is malformed" in f
                for f in failures), failures
+
+
+@pytest.mark.parametrize(("field", "value", "said"), [
+    # true == 1 in Python: format and start passed; a checkpoint left out went unread
+    ("format", True, "header chain: proofs.json has format True"),
+    ("start", True, "header chain: proofs.json: start must be a block number"),
+    ("checkpoint", None, "proved head: proofs.json says it proves up to None"),
+    ("checkpoint", "absent", "proved head: proofs.json says it proves up to None"),
+])
+def test_a_proofs_field_of_another_kind_or_left_out_fails(bundle: Path, pin: str, tmp_path: Path,
+                                                          field: str, value: Any,
+                                                          said: str) -> None:
+    def edit(ev: list[Any], pr: dict[str, Any]) -> None:
+        if value == "absent":
+            del pr[field]
+        else:
+            pr[field] = value
+
+    failures = proof_failures(forged(bundle, tmp_path / "kind.zip", edit), pin)
+    assert any(f.startswith(said) for f in failures), failures
