@@ -521,8 +521,14 @@ class ProMLNode:
         self.backend.produce_block(next_timestamp(self.backend))
         result = client.result(op)
         receipt = self.backend.receipt(op.tx_hash)
-        sentlog.append(self.home, op.tx_hash, f"{client.ir.name}.{op.kind}",
-                       receipt.block_number if receipt is not None else -1)
+        try:
+            sentlog.append(self.home, op.tx_hash, f"{client.ir.name}.{op.kind}",
+                           receipt.block_number if receipt is not None else -1)
+        except OSError as exc:  # the step is on chain: say what was not written, go on
+            print(f"proml: warning: {client.ir.name}.{op.kind} is on chain (tx "
+                  f"0x{op.tx_hash.hex()}), but {self.home / sentlog.SENT_LOG} could not be "
+                  f"appended to ({exc.strerror or exc}); `proml doctor` will not watch it",
+                  file=sys.stderr)
         return result
 
     def client(self, lifecycle: str) -> LifecycleClient:

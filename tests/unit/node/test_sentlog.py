@@ -32,3 +32,20 @@ def test_a_torn_line_is_named_and_the_next_append_starts_its_own_line(tmp_path: 
     assert [(n, e) for n, e, _ in got] == [(2, None)]  # the later entry survived whole
     sentlog.acknowledge(tmp_path, line=2)
     assert sentlog.dropped(tmp_path, lambda h: object()) == []
+
+
+def test_a_log_that_cannot_be_written_warns_and_the_step_stands(tmp_path, capsys, monkeypatch):
+    """The transaction is mined before its log line is written: a full disk or a read-only
+    home must not turn a recorded step into a failed command."""
+    from proml_sim.node import ProMLNode
+
+    node = ProMLNode.init(tmp_path / "h", name="a", domain="d1", new_chain=True, seed="sl")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sentlog, "append", refuse)
+    node.grant("Dataset", "dataset_admin", node.address, "d1")
+    assert "dataset_admin" in node.whoami()["roles"]["Dataset"]
+    err = capsys.readouterr().err
+    assert "Dataset.grant_role is on chain (tx 0x" in err and "No space left on device" in err
