@@ -812,11 +812,9 @@ def test_a_fetch_ends_at_its_deadline_and_a_dead_peer_is_not_asked_again(tmp_pat
         with pytest.raises(PeerError) as err:
             f.fetch_into(BlobStore(tmp_path / "s"), "ab" * 32)
         assert f"{url}: not done within 2 s" in str(err.value), str(err.value)[:300]
-        start = time.monotonic()
         with pytest.raises(PeerError) as err:
             f.fetch_into(BlobStore(tmp_path / "s"), "cd" * 32)
-        assert time.monotonic() - start < 1.0
-        assert f"{url}: not asked again (" in str(err.value)
+        assert f"{url}: not asked again (not done within 2 s" in str(err.value)
     assert not list((tmp_path / "s").rglob("*.incoming*"))  # nothing half-written kept
 
 
