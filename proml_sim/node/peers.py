@@ -348,26 +348,41 @@ def printable(text: str) -> str:
     return " ".join("".join(c if c.isprintable() else " " for c in text).split())
 
 
-def fetch_deadline_s(config: Any) -> float:
-    """``node.json``'s ``serve.fetch_deadline_s`` (default :data:`FETCH_DEADLINE_S`);
-    :class:`NodeError` if it is not a positive finite number."""
+def serve_settings(config: Any) -> dict[str, Any]:
+    """``node.json``'s ``serve`` object (default empty); :class:`NodeError` if it is none: the
+    one reader of it, for the server's settings (``serve/auth.py``) and the fetcher's."""
+    serve = config.get("serve")
+    if serve is None:
+        return {}
+    if not isinstance(serve, dict):
+        raise NodeError('node.json "serve" must be an object, e.g. {"public": ["pages"]}; fix '
+                        "it in node.json")
+    return serve
+
+
+def _positive(config: Any, name: str, default: float, whole: bool, unit: str) -> Any:
+    """``serve.<name>`` of node.json, a positive finite number (a whole one if ``whole``)."""
     import math
 
-    serve = config.get("serve") or {}
-    value = serve.get("fetch_deadline_s", FETCH_DEADLINE_S) if isinstance(serve, dict) else None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (
-            math.isfinite(value) and value > 0):
-        raise NodeError('node.json "serve.fetch_deadline_s" must be a positive number of seconds '
-                        f"(default {FETCH_DEADLINE_S:g}); fix it in node.json")
-    return float(value)
+    value = serve_settings(config).get(name, default)
+    ok = not isinstance(value, bool) and isinstance(value, int if whole else int | float)
+    try:
+        ok = ok and value > 0 and math.isfinite(float(value))
+    except OverflowError:  # an int past the floats: a whole count still, no time in seconds
+        ok = whole
+    if not ok:
+        kind = "whole number" if whole else "number"
+        raise NodeError(f'node.json "serve.{name}" must be a positive {kind} of {unit} '
+                        f"(default {f'{default:,}' if whole else f'{default:g}'}); fix it in "
+                        "node.json")
+    return value
+
+
+def fetch_deadline_s(config: Any) -> float:
+    """``node.json``'s ``serve.fetch_deadline_s`` (default :data:`FETCH_DEADLINE_S`)."""
+    return float(_positive(config, "fetch_deadline_s", FETCH_DEADLINE_S, False, "seconds"))
 
 
 def max_fetch_bytes(config: Any) -> int:
-    """``node.json``'s ``serve.max_fetch_bytes`` (default :data:`MAX_BLOB_BYTES`);
-    :class:`NodeError` if it is not a positive whole number."""
-    serve = config.get("serve") or {}
-    value = serve.get("max_fetch_bytes", MAX_BLOB_BYTES) if isinstance(serve, dict) else None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise NodeError('node.json "serve.max_fetch_bytes" must be a positive whole number of '
-                        f"bytes (default {MAX_BLOB_BYTES}); fix it in node.json")
-    return value
+    """``node.json``'s ``serve.max_fetch_bytes`` (default :data:`MAX_BLOB_BYTES`)."""
+    return int(_positive(config, "max_fetch_bytes", MAX_BLOB_BYTES, True, "bytes"))

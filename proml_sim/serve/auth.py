@@ -33,6 +33,7 @@ from proml_sim.node.peers import (
     TIME_HEADER,
     origin_of,
     request_message,
+    serve_settings,
 )
 
 #: seconds a signed request stays valid either side of the server's clock
@@ -62,19 +63,6 @@ class NonceCache:
                 return False
             self._seen[key] = now
             return True
-
-
-def serve_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """``node.json``'s ``serve`` object (default empty); :class:`NodeError` if it is none."""
-    from proml_sim.errors import NodeError
-
-    serve = config.get("serve")
-    if serve is None:
-        return {}
-    if not isinstance(serve, dict):
-        raise NodeError('node.json "serve" must be an object, e.g. {"public": ["pages"]}; fix '
-                        "it in node.json")
-    return serve
 
 
 def public_parts(config: Mapping[str, Any]) -> frozenset[str]:
