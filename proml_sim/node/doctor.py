@@ -884,19 +884,13 @@ def _repair(home: Path, source: str | Path | None, passphrase: str | None) -> Re
             if store.check(digest) is None and digest in store.healed:
                 done.append(f"restored blob {digest} from a replica (the damaged copy is in "
                             f"{store.healed[digest]})")
-        elif p.kind == "sent" and p.what.startswith("transaction 0x"):
-            from proml_sim.node import sentlog
-
-            tx = p.what.split()[1]
-            sentlog.acknowledge(home, tx=tx)
-            done.append(f"marked the dropped transaction {tx} handled in {p.path} (an appended "
-                        "line; send its step again if you have not: the entry names the command)")
         elif p.kind == "sent":
             from proml_sim.node import sentlog
 
-            sentlog.acknowledge(home, line=int(p.path.rpartition(":")[2]))
-            done.append(f"marked the unreadable line {p.path} handled (an appended line; the "
-                        "line itself is kept)")
+            what = sentlog.acknowledge_line(home, int(p.path.rpartition(":")[2]))
+            done.append(f"marked {what} handled in {p.path} (an appended line; nothing in the "
+                        "log is rewritten; send a dropped step again if you have not: its entry "
+                        "names the command)")
         elif p.kind == "temp-file":
             src_path = Path(p.path)
             rel = src_path.relative_to(home) if src_path.is_relative_to(home) else Path(

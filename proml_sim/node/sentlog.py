@@ -39,6 +39,17 @@ def acknowledge(home: Path, *, tx: str | None = None, line: int | None = None) -
             else {"ack_line": line, "at": int(time.time())})
 
 
+def acknowledge_line(home: Path, n: int) -> str:
+    """Mark line ``n`` of the log handled (what :func:`dropped` named): its transaction when the
+    line holds one, else the line itself; what was marked, described."""
+    entry = next((e for i, e in entries(home) if i == n), None)
+    if entry is not None and "tx" in entry:
+        acknowledge(home, tx=entry["tx"])
+        return f"the dropped transaction {entry['tx']}"
+    acknowledge(home, line=n)
+    return "the unreadable line"
+
+
 def _append(home: Path, entry: dict[str, Any]) -> None:
     path = home / SENT_LOG
     line = json.dumps(entry, sort_keys=True) + "\n"

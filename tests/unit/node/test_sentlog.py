@@ -49,3 +49,12 @@ def test_a_log_that_cannot_be_written_warns_and_the_step_stands(tmp_path, capsys
     assert "dataset_admin" in node.whoami()["roles"]["Dataset"]
     err = capsys.readouterr().err
     assert "Dataset.grant_role is on chain (tx 0x" in err and "No space left on device" in err
+
+
+def test_a_named_line_is_acknowledged_by_what_it_holds(tmp_path: Path) -> None:
+    sentlog.append(tmp_path, b"\x05" * 32, "Model.train", 3)
+    with (tmp_path / sentlog.SENT_LOG).open("a") as f:
+        f.write("not json\n")
+    assert sentlog.acknowledge_line(tmp_path, 1) == "the dropped transaction 0x" + "05" * 32
+    assert sentlog.acknowledge_line(tmp_path, 2) == "the unreadable line"
+    assert sentlog.dropped(tmp_path, lambda h: None) == []
