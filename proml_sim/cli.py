@@ -617,8 +617,8 @@ def _main(argv: list[str], as_json: bool, interrupt_caught: Callable[[], None]) 
                                            " (writing the output)")
         return _report(f"{what}; check the path, its permissions and the free space",
                        EXIT_USAGE, as_json)
-    except Exception as exc:  # a bug: still no traceback unless asked for
-        if os.environ.get(DEBUG_ENV):
+    except BaseException as exc:  # a bug (or user code raising a bare BaseException)
+        if os.environ.get(DEBUG_ENV) or isinstance(exc, GeneratorExit):
             raise
         return _report(f"internal error ({type(exc).__name__}: {exc}); this is a bug in "
                        f"proml-sim: rerun with {DEBUG_ENV}=1 for the traceback and report it",

@@ -143,7 +143,13 @@ def load_lifecycle(spec: str) -> type[Artefact]:
     except ImportError as exc:
         raise UnknownLifecycle(f"cannot import module {mod_name!r} of lifecycle {spec!r} "
                                f"({exc}); check the spelling and PYTHONPATH") from exc
-    except Exception as exc:  # the module's own code failed while importing: say so, no trace
+    except SystemExit as exc:  # a script's main part run on import, unguarded
+        raise UnknownLifecycle(f"importing module {mod_name!r} of lifecycle {spec!r} called "
+                               f"sys.exit({exc.code!r}); put the module's script part under "
+                               "`if __name__ == '__main__':`") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the module's own code failed while importing: say so
         raise UnknownLifecycle(f"importing module {mod_name!r} of lifecycle {spec!r} failed: "
                                f"{type(exc).__name__}: {exc}; fix the module") from exc
     obj: object = module

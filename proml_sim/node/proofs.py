@@ -417,7 +417,8 @@ def _check_rules(proven: Mapping[tuple[int, int], bytes], events: Sequence[Chain
         if first is None:
             continue  # no event of it: nothing of it is replayed
         tx = proven.get((first.block, first.tx_index))
-        made = tx_creation(tx, tx_sender(tx)) if tx is not None else None
+        # (its sender is the proven signer: the transactions check compared them)
+        made = tx_creation(tx, first.sender) if tx is not None else None
         if made is None or made[0].lower() != addr.lower():
             raise _fail("rules", f"the first {lc} event (block {first.block}) is not in the "
                         f"transaction that deployed {addr}, so nothing shows which rules that "
