@@ -57,7 +57,7 @@ class Problem:
     """One thing wrong, with where it is and how to fix it."""
 
     kind: str  # config | chain-log | state-db | chain | chain-json | chain-lock | deployments
-    #            | key | blob | store | temp-file | sent
+    #            | key | blob | store | temp-file | sent | sent-file
     path: str
     what: str
     fix: str
@@ -399,6 +399,14 @@ def check_sent(home: Path, config: dict[str, Any], cdir: Path | None, report: Re
     from proml_sim.errors import EngineError, ProMLError
     from proml_sim.node import sentlog
 
+    wrong = sentlog.not_a_log(home)
+    if wrong is not None:
+        report.problems.append(Problem(
+            "sent-file", str(home / sentlog.SENT_LOG), f"{wrong}: the node appends the "
+            "transactions it sends to its own regular file, so none is logged (nor watched)",
+            "replace it with a regular file (the file a link names, copied, if it is this "
+            "node's log), or move it aside: the next command starts a new log"))
+        return
     damaged = ("config", "chain", "chain-log", "state-db", "chain-json")
     if not (home / sentlog.SENT_LOG).exists() or any(p.kind in damaged
                                                       for p in report.problems):

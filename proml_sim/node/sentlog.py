@@ -12,9 +12,11 @@ append-only (nothing in it is rewritten); an unreadable line (an interrupted app
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shlex
+import stat
 import sys
 import time
 from collections.abc import Iterator
@@ -50,15 +52,37 @@ def acknowledge_line(home: Path, n: int) -> str:
     return "the unreadable line"
 
 
+def not_a_log(home: Path) -> str | None:
+    """What makes ``HOME/sent.jsonl`` something the node must neither read as its log nor
+    append to (a symbolic link, a directory, a pipe ...), or None (a regular file, or none).
+    An append through a link would write into whatever file it names."""
+    path = home / SENT_LOG
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        return f"is a symbolic link (to {os.readlink(path)}), not the node's own file"
+    return "is a directory" if stat.S_ISDIR(mode) else "is not a regular file"
+
+
 def _append(home: Path, entry: dict[str, Any]) -> None:
     path = home / SENT_LOG
+    problem = not_a_log(home)
+    if problem is not None:
+        raise OSError(errno.EINVAL, f"{path} {problem}; appended nothing")
     line = json.dumps(entry, sort_keys=True) + "\n"
-    if path.exists() and path.stat().st_size:
-        with path.open("rb") as f:  # after a torn last line, start a line of our own
-            f.seek(-1, os.SEEK_END)
-            line = ("" if f.read(1) == b"\n" else "\n") + line
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    # never through a link (O_NOFOLLOW), never blocking on a pipe put there (O_NONBLOCK)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK,
+                 0o644)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, f"{path} is not a regular file; appended nothing")
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":  # after a torn last line, a line
+            line = "\n" + line                          # of our own
         os.write(fd, line.encode())
         os.fsync(fd)
     finally:
@@ -88,8 +112,8 @@ def entries(home: Path) -> Iterator[tuple[int, dict[str, Any] | None]]:
     """(line number, entry) of the home's log, its ``ack`` lines included; entry None for a
     line that does not parse."""
     path = home / SENT_LOG
-    if not path.exists():
-        return
+    if not path.exists() or not_a_log(home) is not None:
+        return  # (doctor names a log of the wrong kind: not_a_log)
     with path.open("rb") as f:
         for n, raw in enumerate(f, 1):
             try:

@@ -832,3 +832,17 @@ def test_a_block_a_stale_replica_lacks_is_named_after_a_restore(home, capsys):
     assert code == 0 and "marked the dropped transaction" in rep["repaired"][0]
     lines = (h / "sent.jsonl").read_text().splitlines()
     assert len(lines) == 4 and '"ack"' in lines[-1]  # grant, ds1, ds2, the mark
+
+
+def test_a_sent_log_that_links_elsewhere_is_named_and_its_target_untouched(home, capsys):
+    h, node, _replica = home
+    victim = h.parent / "someone-elses.txt"
+    victim.write_text("not a sent log\nat all\n")
+    (h / "sent.jsonl").replace(h.parent / "sent.jsonl.kept")
+    (h / "sent.jsonl").symlink_to(victim)
+    for args in ((), ("--repair",)):
+        code, rep = _doctor(capsys, "--home", str(h), *args)
+        (p,) = rep["problems"]
+        assert code == 1 and p["kind"] == "sent-file" and "is a symbolic link" in p["what"]
+        assert "replace it with a regular file" in p["fix"]
+    assert victim.read_text() == "not a sent log\nat all\n"

@@ -58,3 +58,32 @@ def test_a_named_line_is_acknowledged_by_what_it_holds(tmp_path: Path) -> None:
     assert sentlog.acknowledge_line(tmp_path, 1) == "the dropped transaction 0x" + "05" * 32
     assert sentlog.acknowledge_line(tmp_path, 2) == "the unreadable line"
     assert sentlog.dropped(tmp_path, lambda h: None) == []
+
+
+def test_a_log_that_is_a_link_or_a_pipe_is_neither_read_nor_written_through(
+        tmp_path: Path) -> None:
+    """``sent.jsonl`` a symbolic link to another file (``doctor --repair`` used to append an
+    ``ack`` line to the link's target for each of its lines: /etc/passwd, as root), or a pipe
+    (doctor blocked reading it): nothing is appended, nothing read, and the kind is named."""
+    import os
+
+    import pytest
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / sentlog.SENT_LOG).symlink_to(victim)
+    assert "is a symbolic link (to " in (sentlog.not_a_log(home) or "")
+    assert list(sentlog.entries(home)) == []
+    for write in (lambda: sentlog.append(home, b"\x01" * 32, "Model.train", 3),
+                  lambda: sentlog.acknowledge_line(home, 1)):
+        with pytest.raises(OSError, match="appended nothing"):
+            write()
+    assert victim.read_text() == "root:x:0:0:root:/root:/bin/bash\n"
+    (home / sentlog.SENT_LOG).unlink()
+    os.mkfifo(home / sentlog.SENT_LOG)
+    assert sentlog.not_a_log(home) == "is not a regular file"
+    assert sentlog.dropped(home, lambda h: None) == []  # returns: no read of the pipe
+    with pytest.raises(OSError, match="appended nothing"):
+        sentlog.append(home, b"\x01" * 32, "Model.train", 3)
