@@ -129,8 +129,13 @@ def statements(source: EvidenceSource, ref: str | None = None, *,
     """(version, actor, statement) of every transition in ``ref``'s lineage (or on the chain):
     the ProML statement, and a SLSA one after it for a training step."""
     lin = Lineage(source)
+    return _derive(source, lin, _scope(lin, ref), model_dirs)
+
+
+def _derive(source: EvidenceSource, lin: Lineage, keys: Iterable[VersionKey],
+            model_dirs: Sequence[dict[str, Any]]) -> list[tuple[VersionKey, str, dict[str, Any]]]:
     out = []
-    for key in _scope(lin, ref):
+    for key in keys:
         a = lin.node_json(key)
         rec = lin.records.get(key)
         subjects: list[dict[str, Any]] = [{"name": f.name, "digest": {"sha256": f.sha256}}
@@ -245,20 +250,22 @@ def verify_attestation(source: EvidenceSource, path: str | Path) -> dict[str, An
     except ValueError as exc:
         raise NodeError(f"{path} is not JSON (nor JSON lines) ({exc})") from None
     lin = Lineage(source)
-    by_tx = {(lin.graph.nodes[k]["tx"], k.lifecycle): k for k in lin.graph.nodes}
+    # what the chain says each transition's statements are (the exporter's own derivation)
+    derived = {(st["predicateType"], key.lifecycle, lin.graph.nodes[key]["tx"]): (key, st)
+               for key, _actor, st in _derive(source, lin, lin.ordered(lin.graph.nodes), ())}
     out: list[str] = []
     ok = True
     for i, env in enumerate(envs):
         where = f"[{i}]"
         try:
             signer, st = open_envelope(env)
-            problems = _check_statement(source, lin, by_tx, signer, st)
+            problems = _check_statement(source, lin, derived, signer, st)
         except NodeError as exc:
             problems = [str(exc)]
             st = {}
-        pred = st.get("predicate", {})
-        label = (f"{where} {st.get('predicateType', '?')} for "
-                 f"{pred.get('lifecycle') or pred.get('buildDefinition', {}).get('externalParameters', {}).get('lifecycle', '?')}")  # noqa: E501
+        kind = st.get("predicateType", "?")
+        label = f"{where} {kind if isinstance(kind, str) else _json_text(kind)} for " + (
+            _lifecycle_of(st))
         if problems:
             ok = False
             out += [f"FAIL  {label}: {p}" for p in problems]
@@ -268,43 +275,125 @@ def verify_attestation(source: EvidenceSource, path: str | Path) -> dict[str, An
     return {"ok": ok, "count": len(envs), "lines": out}
 
 
-def _check_statement(source: EvidenceSource, lin: Lineage, by_tx: dict[tuple[str, str], VersionKey],
+def _at(obj: Any, *path: str) -> Any:
+    """``obj[path[0]][path[1]]...``, None where a step is not an object or lacks the key."""
+    for k in path:
+        obj = obj.get(k) if isinstance(obj, dict) else None
+    return obj
+
+
+def _json_text(v: Any) -> str:
+    return json.dumps(v, sort_keys=True)[:120]
+
+
+def _lifecycle_of(st: dict[str, Any]) -> str:
+    lc = (_at(st, "predicate", "lifecycle")
+          or _at(st, "predicate", "buildDefinition", "externalParameters", "lifecycle"))
+    return lc if isinstance(lc, str) else "?"
+
+
+def _differences(claimed: Any, chain: Any, at: str = "") -> list[str]:
+    """The paths where ``claimed`` is not ``chain`` as JSON (types included: ``true`` is not
+    ``1``, ``1.0`` is not ``1``), down to the first field of an object that differs."""
+    if isinstance(claimed, dict) and isinstance(chain, dict):
+        out = []
+        for k in sorted(set(claimed) | set(chain)):
+            if k not in chain:
+                out.append(f"{at}{k} is not a field ProML states")
+            elif k not in claimed:
+                out.append(f"{at}{k} is missing (the chain's is {_json_text(chain[k])})")
+            else:
+                out += _differences(claimed[k], chain[k], f"{at}{k}.")
+        return out
+    if json.dumps(claimed, sort_keys=True) != json.dumps(chain, sort_keys=True):
+        return [f"{at.rstrip('.')} is {_json_text(claimed)}, the chain's is {_json_text(chain)}"]
+    return []
+
+
+def _check_statement(source: EvidenceSource, lin: Lineage,
+                     derived: dict[tuple[str, str, str], tuple[VersionKey, dict[str, Any]]],
                      signer: str, st: dict[str, Any]) -> list[str]:
-    p = st.get("predicate", {})
-    if st.get("predicateType") == SLSA_PREDICATE_TYPE:
-        ext = p.get("buildDefinition", {}).get("externalParameters", {})
-        lc, tx = ext.get("lifecycle"), p.get("runDetails", {}).get("metadata", {}).get(
-            "invocationId")
-        version = ext.get("artefact", {}).get("version")
-    elif st.get("predicateType") == PREDICATE_TYPE:
-        lc, tx, version = p.get("lifecycle"), p.get("tx"), p.get("artefact", {}).get("version")
-    else:
-        return [f"predicate type {st.get('predicateType')!r} is not one ProML issues"]
-    key = by_tx.get((tx, lc))
-    if key is None:
-        return [f"no {lc} transition in transaction {tx} on this chain"]
+    """The statement is the one the chain gives for its transaction (every predicate field,
+    compared as JSON), signed by that transition's actor, about subjects the step's record
+    names (or model-signing roots made of them)."""
+    kind = st.get("predicateType")
+    if kind not in (PREDICATE_TYPE, SLSA_PREDICATE_TYPE):
+        return [f"predicate type {_json_text(kind)} is not one ProML issues"]
+    p = st.get("predicate")
+    if not isinstance(p, dict):
+        return ["the predicate is not a JSON object"]
+    slsa = kind == SLSA_PREDICATE_TYPE
+    lc = _lifecycle_of(st)
+    tx = _at(p, "runDetails", "metadata", "invocationId") if slsa else p.get("tx")
+    if not isinstance(tx, str):
+        return [f"the predicate names no transaction (a string): {_json_text(tx)}"]
+    found = derived.get((kind, lc, tx))
+    if found is None:
+        other = next((v[0] for k, v in derived.items() if k[1:] == (lc, tx)), None)
+        if other is None:
+            return [f"no {lc} transition in transaction {tx} on this chain"]
+        why = _unreadable_record(source, lin, other, lin.node_json(other)["digest"])
+        if why:
+            return [f"the statement cannot be checked: {why}"]
+        return [f"the chain's {lc} transition in transaction {tx} has no statement of type "
+                f"{kind} (a SLSA one is made for a step with code, inputs or input files)"]
+    key, want = found
     a = lin.node_json(key)
     problems = []
     if a["actor"].lower() != signer.lower():
         problems.append(f"signed by {signer}, but the chain's actor is {a['actor']}")
-    if version != key.version:
-        problems.append(f"claims version {version}, the chain's is {key.version}")
-    if st.get("predicateType") == PREDICATE_TYPE:
-        want = {"chainId": source.chain_id, "contract": source.contracts[lc],
-                "irFingerprint": source.irs[lc].fingerprint(), "block": a["block"],
-                "actor": a["actor"], "evidence": a["evidence"], "step": a["step"],
-                "state": a["state"]}
-        for k, v in want.items():
-            if p.get(k) != v:
-                problems.append(f"{k} is {p.get(k)!r}, the chain's is {v!r}")
-    rec = lin.records.get(key)
-    outputs = {f.sha256 for f in rec.outputs} if rec else set()
-    allowed = set(outputs)
-    if a["evidence"]:
+    missing = _unreadable_record(source, lin, key, a["digest"])
+    models, problem = _model_roots(p, slsa, {f.sha256 for f in lin.records[key].outputs}
+                                   if key in lin.records else set())
+    problems += problem
+    claimed, chain = _without_models(p, slsa), _without_models(want["predicate"], slsa)
+    diffs = _differences(claimed, chain)
+    if diffs and missing:  # the record holds inputs, code and parameters: say why, not "forged"
+        problems.append(f"the statement cannot be checked whole: {missing}")
+    else:
+        problems += diffs
+    subjects = st.get("subject")
+    if not isinstance(subjects, list) or not subjects:
+        return [*problems, "the statement names no subject (in-toto needs at least one)"]
+    allowed = {_at(s, "digest", "sha256") for s in want["subject"]} | models
+    if a["evidence"]:  # the step's record itself (what a step without outputs names)
         allowed.add(a["evidence"][2:])
-    models = p.get("modelSigning") or p.get("buildDefinition", {}).get(
-        "externalParameters", {}).get("modelSigning") or []
-    for m in models:  # a model-signing root: SHA-256 over its files' digests, all outputs
+    for s in subjects:
+        d = _at(s, "digest", "sha256")
+        if not isinstance(s, dict) or not isinstance(d, str) or not isinstance(
+                s.get("name"), str):
+            problems.append(f"subject {_json_text(s)} is not {{name, digest: {{sha256}}}}")
+        elif d in allowed:
+            continue
+        elif missing:  # no record to compare with: say so, not that the subject is forged
+            problems.append(f"subject {s['name']!r} (sha256 {d}) cannot be checked: "
+                            f"{missing}")
+        else:
+            problems.append(f"subject {s['name']!r} (sha256 {d}) is not an output the "
+                            "chain's record of that step names")
+    return problems
+
+
+def _without_models(p: dict[str, Any], slsa: bool) -> dict[str, Any]:
+    """The predicate without its model-signing entries (the exporter adds them for a model
+    directory it was given; :func:`_model_roots` checks them against the outputs)."""
+    q = {k: v for k, v in p.items() if k != "modelSigning"}
+    ext = _at(q, "buildDefinition", "externalParameters")
+    if slsa and isinstance(ext, dict):
+        q["buildDefinition"] = {**q["buildDefinition"], "externalParameters": {
+            k: v for k, v in ext.items() if k != "modelSigning"}}
+    return q
+
+
+def _model_roots(p: dict[str, Any], slsa: bool, outputs: set[str]) -> tuple[set[str], list[str]]:
+    """The model-signing roots the predicate states, each SHA-256 over its files' digests, all
+    outputs of the step (what a subject may name besides the outputs), and the problems."""
+    models = (_at(p, "buildDefinition", "externalParameters", "modelSigning") if slsa
+              else p.get("modelSigning")) or []
+    if not isinstance(models, list):
+        return set(), ["modelSigning is not a list"]
+    roots, problems = set(), []
+    for m in models:
         try:
             files = [bytes.fromhex(d) for _, d in m["files"]]
             root = hashlib.sha256(b"".join(files)).hexdigest()
@@ -318,19 +407,8 @@ def _check_statement(source: EvidenceSource, lin: Lineage, by_tx: dict[tuple[str
             problems.append(f"model {m.get('name')!r}: some of its files are not outputs "
                             "the chain's record names")
         else:
-            allowed.add(root)
-    missing = _unreadable_record(source, lin, key, a["digest"]) if rec is None else None
-    for s in st.get("subject", []):
-        d = s.get("digest", {}).get("sha256")
-        if d in allowed:
-            continue
-        if missing:  # no record to compare with: say so, not that the subject is forged
-            problems.append(f"subject {s.get('name')!r} (sha256 {d}) cannot be checked: "
-                            f"{missing}")
-        else:
-            problems.append(f"subject {s.get('name')!r} (sha256 {d}) is not an output the "
-                            "chain's record of that step names")
-    return problems
+            roots.add(root)
+    return roots, problems
 
 
 def _unreadable_record(source: EvidenceSource, lin: Lineage, key: VersionKey,
