@@ -347,11 +347,19 @@ def _check_statement(source: EvidenceSource, lin: Lineage,
                                    if key in lin.records else set())
     problems += problem
     claimed, chain = _without_models(p, slsa), _without_models(want["predicate"], slsa)
-    diffs = _differences(claimed, chain)
-    if diffs and missing:  # the record holds inputs, code and parameters: say why, not "forged"
-        problems.append(f"the statement cannot be checked whole: {missing}")
-    else:
-        problems += diffs
+    # the name is proven by the registration's record, inputs, code and parameters by the
+    # step's: where this verifier cannot read one, such a field is unchecked, not forged
+    first = min((k for k in lin.graph.nodes if (k.lifecycle, k.id) == (key.lifecycle, key.id)),
+                key=lambda k: k.version)
+    unread = missing or _unreadable_record(source, lin, first, lin.node_json(first)["digest"])
+    unchecked = False
+    for d in _differences(claimed, chain):
+        if unread and d.startswith(_FROM_RECORDS):
+            unchecked = True
+        else:
+            problems.append(d)
+    if unchecked:
+        problems.append(f"the statement cannot be checked whole: {unread}")
     subjects = st.get("subject")
     if not isinstance(subjects, list) or not subjects:
         return [*problems, "the statement names no subject (in-toto needs at least one)"]
@@ -372,6 +380,10 @@ def _check_statement(source: EvidenceSource, lin: Lineage,
             problems.append(f"subject {s['name']!r} (sha256 {d}) is not an output the "
                             "chain's record of that step names")
     return problems
+
+
+#: predicate fields read from off-chain records (the rest are the chain's own)
+_FROM_RECORDS = ("artefact.name ", "inputs", "buildDefinition.")
 
 
 def _without_models(p: dict[str, Any], slsa: bool) -> dict[str, Any]:

@@ -146,6 +146,8 @@ def test_a_subject_whose_record_is_not_here_is_named_unchecked_not_forged(
     out = capsys.readouterr().out
     assert "cannot be checked: the record of" in out and "missing from" in out
     assert "replica" in out and "is not an output" not in out
+    # the name and inputs the records prove are unchecked here, not called forged
+    assert "artefact.name is" not in out and "inputs is" not in out
     outsider.add_replica(world.archive)  # what `proml replica add DIR` does
     assert cli(["verify", "--attestation", str(exported), *home]) == 0
     assert "PASSED: 3 attestation(s)" in capsys.readouterr().out
