@@ -57,9 +57,11 @@ def _t3_outcome(plan: dict[str, Any], attribution: bool, found: set[int], note: 
                 ) -> Outcome:
     """Success: models were trained on the flipped labels (always: nothing can tell a wrong
     label); what differs is whom the evidence names and which models a recall finds.  No
-    label flipped (flip_fraction 0, or too few rows): no attack attempt."""
+    label flipped (flip_fraction 0, or too few rows), or no model trained on the poisoned
+    dataset (a seed whose few ``models`` all chose the clean one): no attack attempt, never
+    "prevented" -- nothing refused the flipped labels, nobody used them."""
     hit, truth = len(found & plan["truth"]), plan["truth"]
-    attempts = [bool(truth)] if plan["flipped"] else []
+    attempts = [True] if plan["flipped"] and truth else []
     return trials(attempts, [False] * len(attempts), note=note, metrics={
         "attribution": float(attribution), "recall": ratio(hit, len(truth)),
         "precision": ratio(hit, len(found)), "blast_radius": float(len(found)),

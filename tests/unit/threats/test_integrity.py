@@ -353,3 +353,16 @@ def test_t1l_attack_steps_the_lifecycle_refuses_are_counted_on_both_systems(cata
     assert verdict(prom) == "detected" and prom[0].trials() == (2, 2, 2)
     res = run_threat(with_parameters(catalogue["T1L"], {"lifecycle": spec}), seeds=1)
     assert (res["baseline"]["verdict"], res["proml"]["verdict"]) == ("documented_limit", "detected")
+
+
+def test_t3_without_a_model_trained_on_the_flipped_labels_is_no_attack(catalogue, tmp_path):
+    # models = 1: on seeds 0-2 the one model trains on the clean dataset only; nothing refused
+    # the flipped labels, nobody used them: no attempt (it was measured "prevented")
+    for side in ("baseline", "proml"):
+        out = run(catalogue, "T3", side, (0, 1, 2), tmp_path, models=1)
+        assert verdict(out) == "no_attack", side
+        assert all(o.metrics["labels_flipped"] > 0 and o.metrics["blast_radius"] == 0
+                   for o in out), side
+    # seed 3's model does train on them: the limit, as at the defaults
+    assert verdict(run(catalogue, "T3", "proml", (3,), tmp_path, models=1)) == \
+        "documented_limit"
