@@ -257,11 +257,15 @@ class HistoryGrowth:
 
     @staticmethod
     def _points(tm: ThreatModel) -> list[int]:
-        """``history``: the lengths the costs are measured at (a list: no [ranges] rule)."""
+        """``history``: the lengths the costs are measured at (a list: no [ranges] rule); the
+        growth is the last length's cost against the first's, so a single length (nothing
+        grown, nothing compared: it was measured "prevented") is refused."""
         h = tm.parameters["history"]
-        if not h or any(type(x) is not int or x < 0 for x in h) or h != sorted(set(h)):
-            raise UsageError(f"D3: history={h!r}; give increasing whole numbers >= 0, e.g. "
-                             "--param 'history=[1, 10, 100]'")
+        if (not isinstance(h, list) or len(h) < 2 or any(type(x) is not int or x < 0 for x in h)
+                or h != sorted(set(h))):
+            raise UsageError(f"D3: history={h!r}; give two or more increasing whole numbers "
+                             ">= 0 (the cost at the first length is compared with the last), "
+                             "e.g. --param 'history=[1, 10, 100]'")
         return list(h)
 
     @staticmethod

@@ -96,6 +96,10 @@ def test_d3_flat_gas_and_an_indexed_baseline(catalogue):
     assert r["baseline"]["cost_growth"] < 1.5
     ablation = run(catalogue, "D3", history=[1, 300], baseline_index=False)["baseline"]
     assert ablation["verdict"] == "documented_limit" and ablation["cost_growth"] > 10
+    # one length grows nothing and compares nothing (it was measured "prevented")
+    for one in ([1], [1000]):
+        with pytest.raises(UsageError, match=r"history=.*two or more increasing"):
+            run(catalogue, "D3", history=one)
 
 
 def test_d4_spam_above_capacity_delays_honest_work_and_is_attributed(catalogue):
