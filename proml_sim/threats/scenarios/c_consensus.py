@@ -196,7 +196,11 @@ class ReorgAfterAction:
                          " (not that deep within the run, as when the attacker withholds "
                          "nearly every block: a stall, not a reorg)"
                          if r["records"] and not d["latency_s"] else ""))
-        return trials_of(d["trials"], metrics={
+        elif not r["records"]:  # races, but no victim record to take out: nothing attacked
+            note += (f"; no attempt: the victim sent no record within records_s = "
+                     f"{p['records_s']} s, so the attacker's {r['races']} race(s) had nothing "
+                     "to remove (lengthen records_s)")
+        return trials_of(d["trials"] if r["records"] else [], metrics={
             "victim_records_acted": float(len(d["latency_s"])),
             "races_won": float(r["won"]), "max_reorg_depth": float(max(r["reorg_depths"],
                                                                        default=0)),

@@ -172,6 +172,12 @@ def test_c1_private_branch_beats_shallow_policies_and_is_detected(catalogue):
     r = run(catalogue, "C1", records_s=1)
     assert r["proml"]["latency_defence_s"] is None and r["proml"]["latency_cost_s"] is None
     json.dumps(r, allow_nan=False)
+    # no victim record at all: the attacker's races remove nothing, no attempt (each race was
+    # a trial "prevented" by the defence policy, which had nothing to wait for)
+    for records_s in (0.0, 1):
+        p = run(catalogue, "C1", records_s=records_s)["proml"]
+        assert p["verdict"] == "no_attack" and p["trials"] == 0, (records_s, p)
+        assert p["victim_records_acted"] == 0 and "nothing to remove" in p["notes"][0]
 
 
 def test_c1_runs_on_every_forking_profile_from_the_file_parameters(catalogue):
