@@ -207,7 +207,9 @@ class ReorgAfterAction:
             "latency_defence_s": (slow := median(d["latency_s"])),
             "latency_cost_s": None if slow is None or (fast := median(shallow["latency_s"]))
             is None else slow - fast,
-            "double_record_rate_shallow": ratio(shallow["successes"], r["races"]),
+            # (a rate over the races that had a victim record at stake: none, undefined)
+            "double_record_rate_shallow": ratio(shallow["successes"],
+                                                r["races"] if r["records"] else 0),
             "final_reverted": float(r["final_reverted"])}, note=note)
 
 

@@ -178,6 +178,7 @@ def test_c1_private_branch_beats_shallow_policies_and_is_detected(catalogue):
         p = run(catalogue, "C1", records_s=records_s)["proml"]
         assert p["verdict"] == "no_attack" and p["trials"] == 0, (records_s, p)
         assert p["victim_records_acted"] == 0 and "nothing to remove" in p["notes"][0]
+        assert p["double_record_rate_shallow"] is None  # no record at stake: no rate (was 0)
 
 
 def test_c1_runs_on_every_forking_profile_from_the_file_parameters(catalogue):
