@@ -338,14 +338,17 @@ class JunkRegistrations:
                 functools.partial(db.admin_sql, "SELECT id FROM artefacts WHERE name='ref'"),
                 functools.partial(db.history, ref))]
 
-        before, junk = costs(0), int(tm.parameters["baseline_junk"])
+        # the insider's junk (baseline_junk rows); at attack_rate 0 nobody spams, on either
+        # system (the baseline spammed its 5000 rows anyway: "prevented" beside no_attack)
+        before = costs(0)
+        junk = int(tm.parameters["baseline_junk"]) * (float(tm.parameters["attack_rate"]) > 0)
         for j in range(junk):  # the insider registers junk through the application
             db.register("spammer", "Model", f"junk{j}")
         growth = max(a / max(1, b) for a, b in zip(costs(1), before, strict=True))
         db.close()
         metrics, note = {"honest_cost_growth": growth}, ("baseline cost = SQLite VM "
                                                          "instructions of an honest operation")
-        if not junk:  # no junk registered: no attempt (no_attack)
+        if not junk:  # no junk registered (or attack_rate 0): no attempt (no_attack)
             return trials_outcome([], metrics=metrics, note=note)
         return outcome(growth > 2.0, metrics=metrics, note=note)
 

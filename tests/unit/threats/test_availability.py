@@ -110,6 +110,8 @@ def test_d4_spam_above_capacity_delays_honest_work_and_is_attributed(catalogue):
     assert abs(p["honest_gas_delta"]) < 50  # gas per honest operation does not degrade
     assert p["junk_after_revoke"] == 0 and p["ttd_s"] < 30 and p["false_flags"] == 0
     assert b["honest_cost_growth"] < 1.2  # the baseline's indexes: flat under junk rows
+    # nobody spams at attack_rate 0, on either system (the baseline still spammed its rows)
+    assert verdicts(run(catalogue, "D4", attack_rate=0)) == ("no_attack", "no_attack")
     low = run(catalogue, "D4", attack_rate=3)["proml"]  # below capacity: no harm, no flag
     assert low["verdict"] == "prevented" and low["false_flags"] == 0
     # no spam, no junk rows: nothing attempted on either side (no_attack), costs still measured
