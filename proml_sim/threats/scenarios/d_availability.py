@@ -459,15 +459,26 @@ class StaleNode:
         replica = sqlite3.connect(workdir / "replica.sqlite")
         db.conn.backup(replica)  # the admin serves a copy taken before the withdrawal
         db.fire("op", "withdraw", aid, at=t_w)
-        rng, stale = random.Random(seed + 1), 0
+        rng, stale, uses = random.Random(seed + 1), 0, 0
         for _ in range(n):  # each consumer checks the model before every use
             t = t_w + rng.expovariate(1 / mean)
             while t < horizon:
                 (state,), = replica.execute("SELECT state FROM artefacts WHERE id=?", (aid,))
                 stale, t = stale + (state != "withdrawn"), t + rng.expovariate(1 / mean)
+                uses += 1
         replica.close()
         db.close()
-        return outcome(stale > 0, attack_at=t_w, metrics={"stale_actions": float(stale)})
+        metrics = {"stale_actions": float(stale)}
+        if not uses:  # nobody read the stale copy: no attempt (no_attack), never "prevented"
+            return trials_outcome([], metrics=metrics, note=StaleNode.unexposed(tm))
+        return outcome(stale > 0, attack_at=t_w, metrics=metrics)
+
+    @staticmethod
+    def unexposed(tm: ThreatModel) -> str:
+        """The note of a run in which no consumer used the model while the node lied."""
+        return (f"no consumer used the model while the node served its stale view (after_s = "
+                f"{tm.parameters['after_s']:g} s after the withdrawal): nothing to judge "
+                "(lengthen after_s)")
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
@@ -499,6 +510,7 @@ class StaleNode:
             w, str(p["peer_region"]), rng)}, max_lag_blocks=0, max_future_s=5,
             clock=lambda: clock_ts(w))
         counts, alarms = Counter[str](), []  # type: Counter[str], list[Alarm]
+        exposed = {"uses": 0}
 
         def lied() -> bool:  # the node's answer differs from what it would say if honest
             return "tx" in st and honest.includes(st["tx"]) and liar.head().number < \
@@ -513,6 +525,7 @@ class StaleNode:
             while (yield w.env.timeout(w.rng.expovariate(1 / mean))) or w.env.now < horizon:
                 counts["stale_actions_unguarded"] += lied()
                 rep = guard.assess(liar)
+                exposed["uses"] += "frozen_at" in st  # a use while the node lies
                 bad = set(rep.kinds) if not switched else set()
                 if bad == {"lag"}:  # an honest node catches up to the peer's head of now
                     yield w.env.timeout(float(p["catch_up_s"]))
@@ -527,6 +540,11 @@ class StaleNode:
                 counts["stale_actions"] += not switched and lied()
 
         play(w, horizon, operator(), *(consumer() for _ in range(n)))
+        metrics = {k: float(counts[k]) for k in (
+            "stale_actions", "stale_actions_unguarded", "false_alarms")}
+        # the node froze only once the withdrawal reached it: no use after that (a short
+        # after_s), or no freeze by the end, is a run without an attempt, never "prevented"
+        if not exposed["uses"]:
+            return trials_outcome([], metrics=metrics, note=StaleNode.unexposed(tm))
         return outcome(counts["stale_actions"] > 0, attack_at=st.get("frozen_at"),
-                       alarms=alarms, metrics={k: float(counts[k]) for k in (
-                           "stale_actions", "stale_actions_unguarded", "false_alarms")})
+                       alarms=alarms, metrics=metrics)

@@ -131,6 +131,11 @@ def test_d5_guard_flags_the_frozen_node_within_seconds(catalogue):
     assert verdicts(r) in {("documented_limit", "detected"), ("documented_limit", "prevented")}
     assert p["stale_actions"] <= 1 < 20 < p["stale_actions_unguarded"]
     assert p["false_alarms"] == 0 and b["stale_actions"] > 20
+    # no use while the node lies (the run ends at the withdrawal): no attempt on either system
+    # (both were measured "prevented")
+    r = run(catalogue, "D5", after_s=0.0)
+    assert verdicts(r) == ("no_attack", "no_attack")
+    assert "nothing to judge" in r["baseline"]["notes"][0] and r["proml"]["stale_actions"] == 0
 
 
 def test_r1_signatures_attribute_and_the_auditor_sees_the_baseline_rewrite(catalogue):
