@@ -228,3 +228,9 @@ def test_c3_block_number_cutoff_ignores_skewed_timestamps(catalogue):
     assert b["detection_rate"] == 0.5  # the victim's own log; the accomplice never complains
     none = run(catalogue, "C3", deadlines=4, skewer_share=0.0)["proml"]  # the skewer seals none
     assert none["verdict"] == "no_attack" and none["skewed_blocks"] == 0
+    # a share so small that the skewer seals no block holding a targeted record: nobody's
+    # stamp was skewed, no attempt (it was "prevented" over every record), and an honest
+    # miner's whole-second stamp is no skew flip (it counted 1)
+    tiny = run(catalogue, "C3", skewer_share=0.001)["proml"]
+    assert tiny["verdict"] == "no_attack" and tiny["skewed_blocks"] == 0, tiny
+    assert tiny["skew_flips_naive"] == 0
