@@ -14,7 +14,7 @@ from proml_sim.threats.catalogue import load_catalogue
 from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite
 from proml_sim.threats.runner import Outcome, load_scenarios, verdict, with_parameters
 from proml_sim.threats.scenarios.t_history import prefix_violations, version_jumps
-from proml_sim.threats.scenarios.t_support import trials
+from proml_sim.threats.scenarios.t_support import TICK, trials
 
 IDS = ("T1", "T1L", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9", "T10")
 STRICT = "proml_sim.threats.scenarios.t_tampering:StrictDataset"
@@ -218,6 +218,8 @@ def test_t10_detection_follows_the_spot_check_rate(catalogue, tmp_path):
     assert verdict(base) == "documented_limit"
     assert all(y == 0.0 for _, y in base[0].series["detection_by_spot_rate"])
     assert verdict(prom) == "detected"  # every cheat re-run at rate 1
+    # timed from each cheating step's start to its spot check's alarm (it was null)
+    assert prom[0].ttd_s is not None and 0 < prom[0].ttd_s <= 7 * TICK
     curve = dict(prom[0].series["detection_by_spot_rate"])
     assert curve[0.0] == 0.0 and curve[1.0] == 1.0
     assert [curve[p] for p in sorted(curve)] == sorted(curve.values())
