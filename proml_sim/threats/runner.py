@@ -423,11 +423,23 @@ def with_parameters(tm: ThreatModel, values: dict[str, Any]) -> ThreatModel:
         if not _fits(old, value):
             raise UsageError(f"{tm.id} parameter {name} must be {_a(type(old).__name__)} like "
                              f"{_literal(old)} (written as in TOML), not {_literal(value)}")
+        if (big := _beyond_int64(value)) is not None:  # (T10 steps=10**20 was exit 70)
+            raise UsageError(f"{tm.id} parameter {name}: {reprlib.repr(big)} is beyond a TOML "
+                             f"integer (-2^63 .. 2^63-1); give a smaller number")
         params[name] = float(value) if isinstance(old, float) else value
     out = dataclasses.replace(tm, parameters=params)
     if (bad := out.out_of_range()) is not None:
         raise UsageError(f"{tm.id}: {bad}; give a value in range ([ranges] of {tm.path})")
     return out
+
+
+def _beyond_int64(v: Any) -> int | None:
+    """The first integer in ``v`` (a value, or a list or table of them) outside TOML's 64-bit
+    range, which Python's TOML reader lets through; None if there is none."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v if not -2**63 <= v < 2**63 else None
+    items = v.values() if isinstance(v, dict) else v if isinstance(v, list | tuple) else ()
+    return next((b for x in items if (b := _beyond_int64(x)) is not None), None)
 
 
 def _fits(old: Any, new: Any) -> bool:

@@ -104,6 +104,14 @@ def test_param_sweep_parses_toml_values_and_rejects_unknown_names():
         with_parameters(load_catalogue()["T12"], {"record_inputs": "True"})
     with pytest.raises(UsageError, match=r'must be a str like "Strict" .*, not 3$'):
         with_parameters(load_catalogue()["S5"], {"session_samesite": 3})
+    # an integer beyond TOML's 64 bits (Python's reader takes it) is refused, in a list too:
+    # T10 steps=10**20 was an internal error (OverflowError), D5 consumers=10**22 a hang
+    for tid, name, value in (("T10", "steps", 10**20), ("D5", "consumers", 10**22),
+                             ("D3", "history", [1, 2**63]), ("T9", "legit_updates", -2**63 - 1)):
+        with pytest.raises(UsageError, match=rf"{tid} parameter {name}: .* is beyond a TOML "
+                                             r"integer \(-2\^63 \.\. 2\^63-1\)"):
+            with_parameters(load_catalogue()[tid], {name: value})
+    assert with_parameters(load_catalogue()["T9"], {"legit_updates": 2**63 - 1})
 
 
 def test_baseline_guards_audit_chain_and_indexes(tmp_path):

@@ -196,14 +196,20 @@ class ReorgAfterAction:
                          " (not that deep within the run, as when the attacker withholds "
                          "nearly every block: a stall, not a reorg)"
                          if r["records"] and not d["latency_s"] else ""))
-        return trials_of(d["trials"], metrics={
+        elif not r["records"]:  # races, but no victim record to take out: nothing attacked
+            note += (f"; no attempt: the victim sent no record within records_s = "
+                     f"{p['records_s']} s, so the attacker's {r['races']} race(s) had nothing "
+                     "to remove (lengthen records_s)")
+        return trials_of(d["trials"] if r["records"] else [], metrics={
             "victim_records_acted": float(len(d["latency_s"])),
             "races_won": float(r["won"]), "max_reorg_depth": float(max(r["reorg_depths"],
                                                                        default=0)),
             "latency_defence_s": (slow := median(d["latency_s"])),
             "latency_cost_s": None if slow is None or (fast := median(shallow["latency_s"]))
             is None else slow - fast,
-            "double_record_rate_shallow": ratio(shallow["successes"], r["races"]),
+            # (a rate over the races that had a victim record at stake: none, undefined)
+            "double_record_rate_shallow": ratio(shallow["successes"],
+                                                r["races"] if r["records"] else 0),
             "final_reverted": float(r["final_reverted"])}, note=note)
 
 
@@ -453,15 +459,23 @@ class TimestampSkew:
             return ts <= w.real_ts(D) if policy == "naive" else b.height <= cut[D]
 
         trials, wrong = [], Counter[str]()
-        for tx, D, who in edge:
+        targeted = [(tx, D, who) for tx, D, who in edge
+                    if tx.block is not None and tx.receipt is not None and who != "honest"]
+        # the skewer stamps only the blocks it seals: none of them holding a targeted record
+        # (share 0, or a share too small to seal one in the run) is a run without an attack,
+        # no trial (its records were judged "prevented" with no stamp ever skewed)
+        if not any(tx.block is not None and tx.block.producer == "skewer"
+                   for tx, _, _ in targeted):
+            targeted = []
+        for tx, D, _ in targeted:
             b = tx.block
-            if b is None or tx.receipt is None or who == "honest" or share == 0:
-                continue  # (share 0: the skewer seals nothing, nobody attacks: no trial)
+            assert b is not None and tx.receipt is not None
             truth, ts, honest_ts = b.time <= D, tx.receipt.block_timestamp, w.real_ts(b.time)
             # the attack succeeds when its stamp flips the decision to a wrong one (a decision
-            # wrong with the honest stamp too is the policy's own cut: counted, not the attack)
-            flip = {pol: decide(pol, b, ts, D) != truth and decide(pol, b, honest_ts, D) == truth
-                    for pol in ("naive", "defended")}
+            # wrong with the honest stamp too is the policy's own cut: counted, not the attack);
+            # an honest miner's stamp (whole seconds, above its parent's) is no skew
+            flip = {pol: b.producer == "skewer" and decide(pol, b, ts, D) != truth
+                    and decide(pol, b, honest_ts, D) == truth for pol in ("naive", "defended")}
             wrong.update(naive=flip["naive"], defended=decide("defended", b, ts, D) != truth)
             trials.append((flip["defended"], b.time, [Alarm(view.arrival(b.height), "drift")]
                            if abs(ts - w.real_ts(view.arrival(b.height))) > tol else []))

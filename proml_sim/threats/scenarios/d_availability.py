@@ -257,11 +257,15 @@ class HistoryGrowth:
 
     @staticmethod
     def _points(tm: ThreatModel) -> list[int]:
-        """``history``: the lengths the costs are measured at (a list: no [ranges] rule)."""
+        """``history``: the lengths the costs are measured at (a list: no [ranges] rule); the
+        growth is the last length's cost against the first's, so a single length (nothing
+        grown, nothing compared: it was measured "prevented") is refused."""
         h = tm.parameters["history"]
-        if not h or any(type(x) is not int or x < 0 for x in h) or h != sorted(set(h)):
-            raise UsageError(f"D3: history={h!r}; give increasing whole numbers >= 0, e.g. "
-                             "--param 'history=[1, 10, 100]'")
+        if (not isinstance(h, list) or len(h) < 2 or any(type(x) is not int or x < 0 for x in h)
+                or h != sorted(set(h))):
+            raise UsageError(f"D3: history={h!r}; give two or more increasing whole numbers "
+                             ">= 0 (the cost at the first length is compared with the last), "
+                             "e.g. --param 'history=[1, 10, 100]'")
         return list(h)
 
     @staticmethod
@@ -334,14 +338,17 @@ class JunkRegistrations:
                 functools.partial(db.admin_sql, "SELECT id FROM artefacts WHERE name='ref'"),
                 functools.partial(db.history, ref))]
 
-        before, junk = costs(0), int(tm.parameters["baseline_junk"])
+        # the insider's junk (baseline_junk rows); at attack_rate 0 nobody spams, on either
+        # system (the baseline spammed its 5000 rows anyway: "prevented" beside no_attack)
+        before = costs(0)
+        junk = int(tm.parameters["baseline_junk"]) * (float(tm.parameters["attack_rate"]) > 0)
         for j in range(junk):  # the insider registers junk through the application
             db.register("spammer", "Model", f"junk{j}")
         growth = max(a / max(1, b) for a, b in zip(costs(1), before, strict=True))
         db.close()
         metrics, note = {"honest_cost_growth": growth}, ("baseline cost = SQLite VM "
                                                          "instructions of an honest operation")
-        if not junk:  # no junk registered: no attempt (no_attack)
+        if not junk:  # no junk registered (or attack_rate 0): no attempt (no_attack)
             return trials_outcome([], metrics=metrics, note=note)
         return outcome(growth > 2.0, metrics=metrics, note=note)
 
@@ -452,15 +459,26 @@ class StaleNode:
         replica = sqlite3.connect(workdir / "replica.sqlite")
         db.conn.backup(replica)  # the admin serves a copy taken before the withdrawal
         db.fire("op", "withdraw", aid, at=t_w)
-        rng, stale = random.Random(seed + 1), 0
+        rng, stale, uses = random.Random(seed + 1), 0, 0
         for _ in range(n):  # each consumer checks the model before every use
             t = t_w + rng.expovariate(1 / mean)
             while t < horizon:
                 (state,), = replica.execute("SELECT state FROM artefacts WHERE id=?", (aid,))
                 stale, t = stale + (state != "withdrawn"), t + rng.expovariate(1 / mean)
+                uses += 1
         replica.close()
         db.close()
-        return outcome(stale > 0, attack_at=t_w, metrics={"stale_actions": float(stale)})
+        metrics = {"stale_actions": float(stale)}
+        if not uses:  # nobody read the stale copy: no attempt (no_attack), never "prevented"
+            return trials_outcome([], metrics=metrics, note=StaleNode.unexposed(tm))
+        return outcome(stale > 0, attack_at=t_w, metrics=metrics)
+
+    @staticmethod
+    def unexposed(tm: ThreatModel) -> str:
+        """The note of a run in which no consumer used the model while the node lied."""
+        return (f"no consumer used the model while the node served its stale view (after_s = "
+                f"{tm.parameters['after_s']:g} s after the withdrawal): nothing to judge "
+                "(lengthen after_s)")
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
@@ -492,6 +510,7 @@ class StaleNode:
             w, str(p["peer_region"]), rng)}, max_lag_blocks=0, max_future_s=5,
             clock=lambda: clock_ts(w))
         counts, alarms = Counter[str](), []  # type: Counter[str], list[Alarm]
+        exposed = {"uses": 0}
 
         def lied() -> bool:  # the node's answer differs from what it would say if honest
             return "tx" in st and honest.includes(st["tx"]) and liar.head().number < \
@@ -506,6 +525,7 @@ class StaleNode:
             while (yield w.env.timeout(w.rng.expovariate(1 / mean))) or w.env.now < horizon:
                 counts["stale_actions_unguarded"] += lied()
                 rep = guard.assess(liar)
+                exposed["uses"] += "frozen_at" in st  # a use while the node lies
                 bad = set(rep.kinds) if not switched else set()
                 if bad == {"lag"}:  # an honest node catches up to the peer's head of now
                     yield w.env.timeout(float(p["catch_up_s"]))
@@ -520,6 +540,11 @@ class StaleNode:
                 counts["stale_actions"] += not switched and lied()
 
         play(w, horizon, operator(), *(consumer() for _ in range(n)))
+        metrics = {k: float(counts[k]) for k in (
+            "stale_actions", "stale_actions_unguarded", "false_alarms")}
+        # the node froze only once the withdrawal reached it: no use after that (a short
+        # after_s), or no freeze by the end, is a run without an attempt, never "prevented"
+        if not exposed["uses"]:
+            return trials_outcome([], metrics=metrics, note=StaleNode.unexposed(tm))
         return outcome(counts["stale_actions"] > 0, attack_at=st.get("frozen_at"),
-                       alarms=alarms, metrics={k: float(counts[k]) for k in (
-                           "stale_actions", "stale_actions_unguarded", "false_alarms")})
+                       alarms=alarms, metrics=metrics)

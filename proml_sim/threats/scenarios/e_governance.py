@@ -115,9 +115,13 @@ class CollidingDomains:
         ok = try_(colluders[0], "execute", pid)
         votes = [e for e in client.events() if isinstance(e, GovVoted) and e.id == pid]
         attributed = {e.voter for e in votes} | {a[colluders[0]]}
-        watcher = 0 if 0 not in colluders else 1  # an honest member's node, else org-1's
-        alarms = [Alarm(0.0, f"member-watch:{_name(watcher)}", why)
-                  for why in governance_review(client, _dom(_name(watcher)), a[watcher])]
+        # an honest member's node reviews the governance events; when every member colludes
+        # (q = n) no honest node is left to raise anything (a colluder's own node, or a
+        # domain that never joined, was the watcher: "detected" by the attackers)
+        watcher = next((i for i in range(n) if i not in colluders), None)
+        alarms = [] if watcher is None else [
+            Alarm(0.0, f"member-watch:{_name(watcher)}", why)
+            for why in governance_review(client, _dom(_name(watcher)), a[watcher])]
         return outcome(ok, attack_at=0.0, alarms=alarms, note="; ".join(sorted(set(reverts))),
                        metrics={"attribution": len(attributed & {a[c] for c in colluders})
                                 / len(colluders),

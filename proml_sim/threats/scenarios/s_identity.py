@@ -218,11 +218,14 @@ def roles_on(tm: ThreatModel, lifecycle: str) -> list[tuple[str, str]]:
 
 
 def watch_domains(d: Desk, accounts: Any, every: float, react: Any = None, phase: float = 0.0,
+                  log: list[tuple[str, Alarm]] | None = None,
                   **rules: Any) -> tuple[ActivityMonitor, dict[str, Alarm]]:
     """Defence: every ``every`` s (the first time after ``phase`` + ``every`` s) the verifier
     domains compare the approvals recorded in their ``accounts``' names with their own
     evaluation logs (the returned monitor's ``expect``); the first alert per account becomes
-    an :class:`Alarm` in the returned dict (and ``react(account)`` runs, e.g. a revocation)."""
+    an :class:`Alarm` in the returned dict (and ``react(account)`` runs, e.g. a revocation).
+    ``log`` (if given) gets every alert as (account, Alarm): a later alert on an account
+    flagged before (by honest bursts, say) is what tells of an attack that started since."""
     mon, alarms = ActivityMonitor(**rules), dict[str, Alarm]()
     for v in accounts:
         mon.watch(v)
@@ -232,8 +235,11 @@ def watch_domains(d: Desk, accounts: Any, every: float, react: Any = None, phase
         while True:
             yield d.env.timeout(every)
             for al in mon.observe_many(d.approvals()):
+                alarm = Alarm(d.env.now, f"domain-monitor:{al.rule}", al.detail)
+                if log is not None:
+                    log.append((al.account, alarm))
                 if al.account not in alarms:
-                    alarms[al.account] = Alarm(d.env.now, f"domain-monitor:{al.rule}", al.detail)
+                    alarms[al.account] = alarm
                     if react is not None:
                         d.env.process(react(al.account))
 
@@ -331,15 +337,22 @@ def _s1(side: str, tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
                 env.process(sequential() if g == "seq" else thief(g))
 
     # each domain watches its own accounts against its own evaluation log; the admin revokes
-    mon, alarms = watch_domains(d, [v[0] for v in verifiers], p["poll_s"], revoke,
+    log: list[tuple[str, Alarm]] = []
+    mon, alarms = watch_domains(d, [v[0] for v in verifiers], p["poll_s"], revoke, log=log,
                                 burst_max=int(p["burst_max"]), burst_window_s=p["burst_window_s"])
     env.process(begin())
     d.run(p["horizon_s"])
+
+    def after_theft(g: str, v: str, al: Alarm) -> bool:
+        """An alarm on a key of group ``g``'s thief raised once it started: one about the
+        theft (an alert on honest traffic before it, a burst say, detects nothing of it)."""
+        return v in _stolen(g, n, k) and g in start and al.at >= start[g]
+
     # a consumer deploys a model once it is verified: each target is one attempt
     won = {g: [d.state(t) == "verified" for t in targets[g]] for g in groups}
-    caught = {g: tuple(alarms[v] for v in _stolen(g, n, k) if v in alarms) for g in groups}
+    caught = {g: tuple(al for v, al in log if after_theft(g, v, al)) for g in groups}
     head = str(s)
-    true_alarms = sum(1 for v in alarms if any(v in _stolen(g, n, k) for g in groups))
+    true_alarms = sum(1 for v, al in alarms.items() if any(after_theft(g, v, al) for g in groups))
     ttr = [revoked[v] - alarms[v].at for v in _stolen(head, n, k) if v in revoked]
     metrics = {"damage": float(sum(won[head])), "damage_approvals": float(bogus[head]),
                "false_alerts": float(len(alarms) - true_alarms),

@@ -17,7 +17,7 @@ from proml_sim.sim.world import domain_id
 from proml_sim.threats.catalogue import ThreatModel
 from proml_sim.threats.kit import Alarm, ratio, world
 from proml_sim.threats.runner import Outcome, scenario
-from proml_sim.threats.scenarios.common import param, play, salt, send_ok
+from proml_sim.threats.scenarios.common import param, play, salt, send_ok, trials_of
 from proml_sim.threats.scenarios.t_support import (
     TICK,
     baseline_db,
@@ -57,9 +57,11 @@ def _t3_outcome(plan: dict[str, Any], attribution: bool, found: set[int], note: 
                 ) -> Outcome:
     """Success: models were trained on the flipped labels (always: nothing can tell a wrong
     label); what differs is whom the evidence names and which models a recall finds.  No
-    label flipped (flip_fraction 0, or too few rows): no attack attempt."""
+    label flipped (flip_fraction 0, or too few rows), or no model trained on the poisoned
+    dataset (a seed whose few ``models`` all chose the clean one): no attack attempt, never
+    "prevented" -- nothing refused the flipped labels, nobody used them."""
     hit, truth = len(found & plan["truth"]), plan["truth"]
-    attempts = [bool(truth)] if plan["flipped"] else []
+    attempts = [True] if plan["flipped"] and truth else []
     return trials(attempts, [False] * len(attempts), note=note, metrics={
         "attribution": float(attribution), "recall": ratio(hit, len(truth)),
         "precision": ratio(hit, len(found)), "blast_radius": float(len(found)),
@@ -169,17 +171,19 @@ def _t10_model(plan: dict[str, Any], i: int) -> bytes:
     return fit(rows, plan["l2"][i])
 
 
-def _t10_outcome(plan: dict[str, Any], flagged: dict[int, float]) -> Outcome:
+def _t10_outcome(plan: dict[str, Any], flagged: dict[int, float],
+                 started: dict[int, float]) -> Outcome:
     """Attempts = the cheating steps (each trains on undeclared data: always reached); caught =
-    a spot check (made with probability spot_check_rate) re-ran it and flagged it."""
+    a spot check (made with probability spot_check_rate) re-ran it and flagged it; its time to
+    detect runs from that step's start (``started``: it was null, "detected" with no time)."""
     cheats = [i for i, k in enumerate(plan["kinds"]) if k == "cheat"]
 
     def caught(p: float) -> list[bool]:
         return [i in flagged and plan["u"][i] < p for i in cheats]
 
     seen = caught(plan["rate"])
-    alarms = [Alarm(flagged[i], "spot-check") for i, c in zip(cheats, seen, strict=True) if c]
-    o = trials([True] * len(cheats), seen, alarms=alarms, metrics={
+    o = trials_of([(True, started[i], [Alarm(flagged[i], "spot-check")] if c else [])
+                   for i, c in zip(cheats, seen, strict=True)], metrics={
         "false_alarms": float(sum(1 for i in flagged if plan["kinds"][i] == "honest"))})
     # (no cheating step: nothing to detect, no point)
     o.series["detection_by_spot_rate"] = [(p, sum(caught(p)) / len(cheats)) for p in SWEEP
@@ -213,7 +217,7 @@ class UndeclaredData:
                 flagged[i] = (i + 1) * TICK + plan["delay"][i]
             db.admin_sql("DELETE FROM inputs WHERE version=? AND input=?", (v, hexd(plan["extra"])))
         db.close()
-        return _t10_outcome(plan, flagged)
+        return _t10_outcome(plan, flagged, {i: (i + 1) * TICK for i in range(len(plan["kinds"]))})
 
     @staticmethod
     def proml(tm: ThreatModel, seed: int, workdir: Path) -> Outcome:
@@ -223,6 +227,7 @@ class UndeclaredData:
         did = w.client("Dataset").artefact_id(ps["da"].address, salt("ds"))
         mid = w.client("Model").artefact_id(ps["op"].address, salt("m"))
         flagged: dict[int, float] = {}
+        started: dict[int, float] = {}
 
         def developer() -> Any:
             dref = fref(store, "declared.csv", plan["declared"])
@@ -233,6 +238,7 @@ class UndeclaredData:
             inp = InputRef("0x" + did.hex(), "Dataset", 1, latest_evidence(ds, did).hex())
             for i in range(len(plan["kinds"])):
                 yield w.env.timeout(TICK)
+                started[i] = w.env.now
                 # the record declares the dataset only, whatever the step really read
                 rec = put_record(store, ps["dev"], "Model", "train", mid, inputs=(inp,),
                                  input_files=(dref,), params={"l2": plan["l2"][i]},
@@ -251,4 +257,4 @@ class UndeclaredData:
                 flagged[i] = w.env.now
 
         play(w, (len(plan["kinds"]) + 8) * TICK, developer(), tail=0.0)
-        return _t10_outcome(plan, flagged)
+        return _t10_outcome(plan, flagged, started)

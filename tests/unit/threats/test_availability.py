@@ -96,6 +96,10 @@ def test_d3_flat_gas_and_an_indexed_baseline(catalogue):
     assert r["baseline"]["cost_growth"] < 1.5
     ablation = run(catalogue, "D3", history=[1, 300], baseline_index=False)["baseline"]
     assert ablation["verdict"] == "documented_limit" and ablation["cost_growth"] > 10
+    # one length grows nothing and compares nothing (it was measured "prevented")
+    for one in ([1], [1000]):
+        with pytest.raises(UsageError, match=r"history=.*two or more increasing"):
+            run(catalogue, "D3", history=one)
 
 
 def test_d4_spam_above_capacity_delays_honest_work_and_is_attributed(catalogue):
@@ -106,6 +110,8 @@ def test_d4_spam_above_capacity_delays_honest_work_and_is_attributed(catalogue):
     assert abs(p["honest_gas_delta"]) < 50  # gas per honest operation does not degrade
     assert p["junk_after_revoke"] == 0 and p["ttd_s"] < 30 and p["false_flags"] == 0
     assert b["honest_cost_growth"] < 1.2  # the baseline's indexes: flat under junk rows
+    # nobody spams at attack_rate 0, on either system (the baseline still spammed its rows)
+    assert verdicts(run(catalogue, "D4", attack_rate=0)) == ("no_attack", "no_attack")
     low = run(catalogue, "D4", attack_rate=3)["proml"]  # below capacity: no harm, no flag
     assert low["verdict"] == "prevented" and low["false_flags"] == 0
     # no spam, no junk rows: nothing attempted on either side (no_attack), costs still measured
@@ -125,6 +131,11 @@ def test_d5_guard_flags_the_frozen_node_within_seconds(catalogue):
     assert verdicts(r) in {("documented_limit", "detected"), ("documented_limit", "prevented")}
     assert p["stale_actions"] <= 1 < 20 < p["stale_actions_unguarded"]
     assert p["false_alarms"] == 0 and b["stale_actions"] > 20
+    # no use while the node lies (the run ends at the withdrawal): no attempt on either system
+    # (both were measured "prevented")
+    r = run(catalogue, "D5", after_s=0.0)
+    assert verdicts(r) == ("no_attack", "no_attack")
+    assert "nothing to judge" in r["baseline"]["notes"][0] and r["proml"]["stale_actions"] == 0
 
 
 def test_r1_signatures_attribute_and_the_auditor_sees_the_baseline_rewrite(catalogue):
@@ -168,6 +179,13 @@ def test_c1_private_branch_beats_shallow_policies_and_is_detected(catalogue):
     r = run(catalogue, "C1", records_s=1)
     assert r["proml"]["latency_defence_s"] is None and r["proml"]["latency_cost_s"] is None
     json.dumps(r, allow_nan=False)
+    # no victim record at all: the attacker's races remove nothing, no attempt (each race was
+    # a trial "prevented" by the defence policy, which had nothing to wait for)
+    for records_s in (0.0, 1):
+        p = run(catalogue, "C1", records_s=records_s)["proml"]
+        assert p["verdict"] == "no_attack" and p["trials"] == 0, (records_s, p)
+        assert p["victim_records_acted"] == 0 and "nothing to remove" in p["notes"][0]
+        assert p["double_record_rate_shallow"] is None  # no record at stake: no rate (was 0)
 
 
 def test_c1_runs_on_every_forking_profile_from_the_file_parameters(catalogue):
@@ -210,3 +228,9 @@ def test_c3_block_number_cutoff_ignores_skewed_timestamps(catalogue):
     assert b["detection_rate"] == 0.5  # the victim's own log; the accomplice never complains
     none = run(catalogue, "C3", deadlines=4, skewer_share=0.0)["proml"]  # the skewer seals none
     assert none["verdict"] == "no_attack" and none["skewed_blocks"] == 0
+    # a share so small that the skewer seals no block holding a targeted record: nobody's
+    # stamp was skewed, no attempt (it was "prevented" over every record), and an honest
+    # miner's whole-second stamp is no skew flip (it counted 1)
+    tiny = run(catalogue, "C3", skewer_share=0.001)["proml"]
+    assert tiny["verdict"] == "no_attack" and tiny["skewed_blocks"] == 0, tiny
+    assert tiny["skew_flips_naive"] == 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from proml_sim.threats.catalogue import load_catalogue
-from proml_sim.threats.runner import run_threat, sweep_threat
+from proml_sim.threats.runner import run_threat, sweep_threat, with_parameters
 
 
 @pytest.mark.parametrize("tid", ["E1", "E2", "E3"])
@@ -33,5 +33,17 @@ def test_colluding_domains_succeed_exactly_at_quorum() -> None:
         if 0 < q < quorum:
             assert "QuorumNotReached" in p["proml"]["notes"][0]
             assert p["proml"]["verdict"] == "prevented"
-        if q >= quorum:  # admitted, but the other members saw the proposal on chain
+        if quorum <= q < n:  # admitted, but the other members saw the proposal on chain
             assert p["proml"]["verdict"] == "detected" and p["proml"]["attribution"] == 1.0
+        if q == n:  # admitted, and no honest member is left to see it
+            assert p["proml"]["verdict"] == "documented_limit" and p["proml"]["asr"] == 1.0
+            assert p["proml"]["attribution"] == 1.0 and "notes" not in p["proml"], p
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_no_honest_member_left_raises_no_alarm(n: int) -> None:
+    # every member domain colludes (one domain alone, at quorum 1): nobody honest watches; the
+    # alarm used to come from org-1's review (a colluder, or a domain that never joined)
+    tm = with_parameters(load_catalogue()["E4"], {"domains": n, "quorum": 1, "colluders": n})
+    r = run_threat(tm, seeds=1)["proml"]
+    assert r["verdict"] == "documented_limit" and r["detection_rate"] == 0.0, r

@@ -52,6 +52,20 @@ def test_s1_stolen_keys(catalogue, tmp_path):
     assert b["revoked_approvals_counted"] == 0 and p["revoked_approvals_counted"] == 0
 
 
+def test_s1_an_alert_on_honest_traffic_before_the_theft_detects_nothing(catalogue, tmp_path):
+    # honest approvals trip the burst rule on the keys long before the thief starts; nobody
+    # revokes in time and the monitor's next look is past the end: the theft goes unseen (it
+    # was "detected", time to detect 0, by the honest bursts' alerts)
+    tm = with_parameters(catalogue["S1"], {
+        "horizon_s": 4800.0, "poll_s": 2400.0, "burst_max": 1, "burst_window_s": 1e5,
+        "honest_interval_s": 60.0, "reaction_mean_s": 1e6})
+    r = run_threat(tm, seeds=2, workdir=tmp_path)
+    for side in (r["baseline"], r["proml"]):
+        assert side["trial_successes"] > 0 and side["detection_rate"] == 0, side
+        assert side["verdict"] == "documented_limit" and side["ttd_s"] is None
+        assert side["precision"] == 0  # the early alerts were on honest traffic
+
+
 @pytest.mark.parametrize(("k", "stolen", "verdict"), [(3, 2, "prevented"), (3, 3, "detected"),
                                                       (2, 1, "prevented"), (2, 0, "no_attack")])
 def test_s1_thief_needs_as_many_keys_as_the_deployed_threshold(catalogue, tmp_path, k, stolen,

@@ -14,7 +14,7 @@ from proml_sim.threats.catalogue import load_catalogue
 from proml_sim.threats.kit import Alarm, Auditor, dba_rewrite
 from proml_sim.threats.runner import Outcome, load_scenarios, verdict, with_parameters
 from proml_sim.threats.scenarios.t_history import prefix_violations, version_jumps
-from proml_sim.threats.scenarios.t_support import trials
+from proml_sim.threats.scenarios.t_support import TICK, trials
 
 IDS = ("T1", "T1L", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9", "T10")
 STRICT = "proml_sim.threats.scenarios.t_tampering:StrictDataset"
@@ -218,6 +218,8 @@ def test_t10_detection_follows_the_spot_check_rate(catalogue, tmp_path):
     assert verdict(base) == "documented_limit"
     assert all(y == 0.0 for _, y in base[0].series["detection_by_spot_rate"])
     assert verdict(prom) == "detected"  # every cheat re-run at rate 1
+    # timed from each cheating step's start to its spot check's alarm (it was null)
+    assert prom[0].ttd_s is not None and 0 < prom[0].ttd_s <= 7 * TICK
     curve = dict(prom[0].series["detection_by_spot_rate"])
     assert curve[0.0] == 0.0 and curve[1.0] == 1.0
     assert [curve[p] for p in sorted(curve)] == sorted(curve.values())
@@ -353,3 +355,16 @@ def test_t1l_attack_steps_the_lifecycle_refuses_are_counted_on_both_systems(cata
     assert verdict(prom) == "detected" and prom[0].trials() == (2, 2, 2)
     res = run_threat(with_parameters(catalogue["T1L"], {"lifecycle": spec}), seeds=1)
     assert (res["baseline"]["verdict"], res["proml"]["verdict"]) == ("documented_limit", "detected")
+
+
+def test_t3_without_a_model_trained_on_the_flipped_labels_is_no_attack(catalogue, tmp_path):
+    # models = 1: on seeds 0-2 the one model trains on the clean dataset only; nothing refused
+    # the flipped labels, nobody used them: no attempt (it was measured "prevented")
+    for side in ("baseline", "proml"):
+        out = run(catalogue, "T3", side, (0, 1, 2), tmp_path, models=1)
+        assert verdict(out) == "no_attack", side
+        assert all(o.metrics["labels_flipped"] > 0 and o.metrics["blast_radius"] == 0
+                   for o in out), side
+    # seed 3's model does train on them: the limit, as at the defaults
+    assert verdict(run(catalogue, "T3", "proml", (3,), tmp_path, models=1)) == \
+        "documented_limit"
