@@ -2566,10 +2566,10 @@ class ThreatMachine(RuleBasedStateMachine):
             for aid in replayed.records:
                 res = client.backend.call(client.address, client.contract_abi.encode_call(
                     "artefact_of", [aid]))
-                got = (to_checksum_address(client.contract_abi.decode_output(
+                where = (to_checksum_address(client.contract_abi.decode_output(
                     "artefact_of", res.output)) if res.success and res.output else None)
-                if got != client.artefact_address(aid):
-                    out.append(Violation("replay", f"artefact_of({_short(aid)}) is {got}, not "
+                if where != client.artefact_address(aid):
+                    out.append(Violation("replay", f"artefact_of({_short(aid)}) is {where}, not "
                                                    f"its contract {client.artefact_address(aid)}"))
         if ir.consortium is not None:
             for account, mask in replayed.roles.items():
