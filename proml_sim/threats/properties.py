@@ -22,7 +22,14 @@ an in-process py-evm chain.  Its rules mix honest work with attacks:
 * **spam**: bursts of junk registrations in one block, with an honest operation behind them;
 * **phishing**: a role holder tricked into calling a malicious relay contract that calls the
   lifecycle (with ``msg.sender`` authorisation the relayed call must fail);
-* **re-calling the clone initialiser** (clone layout).
+* **roles held by a contract account**: a wallet contract (as a multisig would) holds every role
+  but the admin's and registers, approves and steps, each call signed by a drawn account: the
+  actor is the wallet (``msg.sender``), whoever signed (``tx.origin``, which must count for
+  nothing: not for roles, approvals, trust domains, separation of duty or what is stored);
+* **re-calling the clone initialiser** (clone layout);
+* **hidden entry points**: each contract's own ABI must be the interface generated from the IR
+  (:func:`interface_violations`): a function the published ABI does not list is never called
+  by honest clients or by these rules, so an extra setter or fallback would go unseen.
 
 Every operation also runs on the reference :class:`~proml_sim.ir.Interpreter` (with the same
 sender: the relay's address for relayed calls), and the outcome must be the same (same result,
@@ -63,7 +70,13 @@ from hypothesis.stateful import (
 )
 
 from proml_sim.chain import ContractABI, KeyRing, PyEVMBackend, Receipt, TxSender, encode_call
-from proml_sim.chain.client import CompiledLayout, LifecycleClient, compile_layout, layout_of
+from proml_sim.chain.client import (
+    LATER_GAS,
+    CompiledLayout,
+    LifecycleClient,
+    compile_layout,
+    layout_of,
+)
 from proml_sim.chain.trie import keccak
 from proml_sim.codegen import generate_vyper
 from proml_sim.compiler import CompiledContract, compile_source
@@ -104,6 +117,7 @@ __all__ = [
     "budget_guards",
     "guard_coverage",
     "guard_reasons",
+    "interface_violations",
     "prepare_layout",
     "run_threat_properties",
     "storage_snapshot",
@@ -143,11 +157,16 @@ PROPERTIES: dict[str, str] = {
                           "the same artefact",
     "append-only": "the event log (and so each artefact's history) of an earlier step is a "
                    "prefix of the log of every later step",
-    "replay": "replay(events) equals the contract storage read through its views",
+    "replay": "replay(events) equals the contract storage read through its views; every other "
+              "view of the published interface agrees with it (artefact_id of each "
+              "registration, artefact_of, effective_roles, IR_FINGERPRINT)",
     "raw-replay": "a signed raw transaction that was mined is refused when submitted again",
     "chain-id": "a signed raw transaction is refused by a chain with another chain id",
     "caller-version": "a call that passes its own version argument is refused",
     "initialiser": "a clone's initialize cannot be called again (or by anyone but its factory)",
+    "interface": "each deployed contract has exactly the entry points (functions with their "
+                 "argument types and mutability, fallback) and events of the interface generated "
+                 "from the IR: nothing callable that the published ABI hides",
     "one-artefact": "a factory or clone layout's artefact contract refuses a step on another "
                     "artefact's id (it would log, or change state, in that artefact's name) "
                     "and its views know nothing of that id",
@@ -658,8 +677,66 @@ def prepare_layout(
     compiled from its IR.  An unmodified generated contract may be asked for in another layout
     (its IR is compiled for that layout); a modified one may not.  Callers (honest or not) use
     the published interface, so the ABIs are those generated from the IR; a mutant keeps its
-    own bytecode.
+    own bytecode (and :func:`interface_violations` compares its own ABI with the published one).
     """
+    bundle, ref = _own_layout(compiled, layout)
+    main = dataclasses.replace(bundle.main, abi=ref.main.abi, ir=ref.ir)
+    artefact = bundle.artefact
+    if artefact is not None:
+        assert ref.artefact is not None
+        artefact = dataclasses.replace(artefact, abi=ref.artefact.abi)
+    return CompiledLayout(bundle.layout, main, artefact)
+
+
+def _entry_points(abi: Sequence[dict[str, Any]]) -> set[str]:
+    """Each entry point and event of an ABI, as a canonical signature with its mutability (a
+    view made state-changing, or an event's indexing changed, is another entry)."""
+    def types(params: Sequence[dict[str, Any]], indexed: bool = False) -> str:
+        return ",".join(p["type"] + (" indexed" if indexed and p.get("indexed") else "")
+                        for p in params)
+
+    out = set()
+    for e in abi:
+        kind = e.get("type", "function")
+        if kind == "event":
+            out.add(f"event {e['name']}({types(e.get('inputs', []), True)})")
+        elif kind in ("function", "constructor"):
+            out.add(f"{kind} {e.get('name', '')}({types(e.get('inputs', []))}) -> "
+                    f"({types(e.get('outputs', []))}) {e.get('stateMutability', '')}".strip())
+        else:  # fallback, receive
+            out.add(f"{kind} {e.get('stateMutability', '')}".strip())
+    return out
+
+
+def interface_violations(
+    compiled: CompiledContract | CompiledLayout, layout: str | None = None
+) -> list[Violation]:
+    """The ``interface`` property, checked once per run: each contract of the layout (its own
+    compiled ABI) against the interface generated from the IR.  Callers (the property suite
+    too) only know the published interface, so a function it does not list (an extra setter,
+    a ``__default__`` fallback, a view made state-changing) is never called by the rules: a
+    backdoor anyone who reads the bytecode can use.  Such a contract is refused outright."""
+    bundle, ref = _own_layout(compiled, layout)
+    out = []
+    for part, own, pub in [(bundle.layout, bundle.main, ref.main),
+                           (f"{bundle.layout}.artefact", bundle.artefact, ref.artefact)]:
+        if own is None or pub is None:
+            continue
+        mine, published = _entry_points(own.abi), _entry_points(pub.abi)
+        for what, entries in (("has", mine - published), ("lacks", published - mine)):
+            if entries:
+                out.append(Violation("interface", (
+                    f"the {part} contract {what} entry point(s) or event(s) the interface "
+                    f"generated from the IR {'does not have' if what == 'has' else 'has'}: "
+                    + "; ".join(sorted(entries)))))
+    return out
+
+
+def _own_layout(
+    compiled: CompiledContract | CompiledLayout, layout: str | None
+) -> tuple[CompiledLayout, CompiledLayout]:
+    """The contracts to deploy for ``compiled`` in ``layout`` with their own ABIs, and the
+    reference layout compiled from the IR (see :func:`prepare_layout`)."""
     if isinstance(compiled, CompiledLayout):
         bundle = compiled
         if layout is not None and layout != bundle.layout:
@@ -685,13 +762,7 @@ def prepare_layout(
                 f"{compiled.name}: a modified {part} contract cannot run in the {layout} layout "
                 f"(its changes would be lost); plant the change in the {layout} sources"
             )
-    ref = compile_layout(bundle.ir, layout)
-    main = dataclasses.replace(bundle.main, abi=ref.main.abi, ir=ref.ir)
-    artefact = bundle.artefact
-    if artefact is not None:
-        assert ref.artefact is not None
-        artefact = dataclasses.replace(artefact, abi=ref.artefact.abi)
-    return CompiledLayout(layout, main, artefact)
+    return bundle, compile_layout(bundle.ir, layout)
 
 
 # -- the machine ---------------------------------------------------------------------------------
@@ -705,6 +776,8 @@ LOCATOR = "s3://bucket/object"
 RAW_GAS = 600_000
 #: gas for the raw deployment the governance probe makes (refused by the constructor)
 DEPLOY_GAS = 8_000_000
+#: the trust domain of the wallet contract that holds roles (see ThreatMachine.wallet)
+WALLET_DOMAIN = DOMAINS[1]
 #: extra approver accounts, one more than the approval slots of a version (guard_probe fills
 #: them: each approves and is revoked before the next, so the threshold is never reached)
 N_FLOOD = MAX_APPROVERS + 1
@@ -809,6 +882,9 @@ class ThreatMachine(RuleBasedStateMachine):
     #: compare with the reference interpreter; ``False`` leaves only the chain-data properties
     #: (the interpreter still picks who holds which role, to aim the rules)
     lockstep: bool = True
+    #: the contracts' entry points beyond (or missing from) the published interface
+    #: (:func:`interface_violations`), reported at the first check of every example
+    interface: Sequence[Violation] = ()
     artefacts = Bundle("artefacts")
 
     # -- set-up -------------------------------------------------------------------------------
@@ -830,13 +906,18 @@ class ThreatMachine(RuleBasedStateMachine):
         receipt = self._raw(self.keys.signer(self.accounts[OUTSIDER]), None, self.relay_code)
         assert receipt is not None and receipt.contract_address, "relay deployment failed"
         self.relay = receipt.contract_address
-        self.violations: list[Violation] = []
+        receipt = self._raw(self.keys.signer(self.accounts[OUTSIDER]), None, self.relay_code)
+        assert receipt is not None and receipt.contract_address, "wallet deployment failed"
+        self.wallet_address = receipt.contract_address
+        self.violations: list[Violation] = list(self.interface)
         self.prev_events: list[LifecycleEvent] = []
         self.prev_histories: dict[bytes, list[Any]] = {}
         self.salt = 0
         self.recorded = 0
         self.twin: PyEVMBackend | None = None
         self.checked_head = b""
+        self.ids_checked: set[bytes] = set()
+        self.fingerprint_checked = False
         self.gov = self.ir.consortium is not None
         if self.gov:
             # the consortium: the founder (domain-a) admits domain-b and domain-c, each with
@@ -862,6 +943,10 @@ class ThreatMachine(RuleBasedStateMachine):
             actual = _outcome(batch.result, op)
             if actual != expected:
                 self._lockstep("set-up grant", args, actual, expected)
+        # the wallet (a contract account) holds every role but the admin's, in WALLET_DOMAIN
+        for r in self.ir.roles[1:]:
+            self.op("grant", self._granter(r.name, WALLET_DOMAIN), r.name, self.wallet_address,
+                    WALLET_DOMAIN, label="set-up grant to the wallet")
         return self._register_honestly(None)
 
     def _granter(self, role: str, domain: bytes) -> int:
@@ -1090,7 +1175,7 @@ class ThreatMachine(RuleBasedStateMachine):
             for other in t.separate_from:
                 o = self.ir.transition(other)
                 last = self.oracle.last_actor.get((aid, o.index))
-                if last is not None and self._holds(self.accounts.index(last), t.by):
+                if last in self.accounts and self._holds(self.accounts.index(last), t.by):
                     sender = self.accounts.index(last)
                     self._fire(sender, t, aid, self._honest_digest(aid, t))
                     return
@@ -1343,7 +1428,9 @@ class ThreatMachine(RuleBasedStateMachine):
         role and not of the role's admin role, the admin role included: a role-admin guard
         letting the lifecycle's admin grant a role another role administers (the labeller,
         appointed by the dataset admin) survived 53 examples of the drawn ``roles`` rule.  A
-        grant both sides allow is taken back by the same sender (the same check allows it)."""
+        grant both sides allow is taken back by the same sender (the same check allows it).
+        Then a holder of each role who neither holds its admin role nor administers a domain
+        revokes that role from itself: renouncing a role takes its admin role too."""
         ir = self.ir
         pool = [*range(N_ACCOUNTS), *(GOV_ADMINS if self.gov else ())]
         outsider = self.accounts[OUTSIDER]
@@ -1357,6 +1444,12 @@ class ThreatMachine(RuleBasedStateMachine):
                 self.op("grant", who, r.name, outsider, DOMAINS[OUTSIDER % 3],
                         label=f"grant of {label}")
                 self.op("revoke", who, r.name, outsider, label=f"revoke of {label}")
+        for r in ir.roles:
+            who = next((i for i in INSIDERS if self._holds(i, (r.name,))
+                        and not self._holds(i, (r.admin,))), None)
+            if who is not None:
+                self.op("revoke", who, r.name, self.accounts[who],
+                        label=f"{r.name} renounced by its holder {self._who(who)}")
 
     def _role_loss_approvals(self, step: TransitionIR, path: list[TransitionIR]) -> None:
         """On a fresh artefact walked to ``step``: for each role ``step`` does not name, a
@@ -2008,7 +2101,8 @@ class ThreatMachine(RuleBasedStateMachine):
             return
         digest = self._honest_digest(aid, t)
         key = self._key(aid, t, digest)
-        pool = [self.accounts.index(a) for a in self.oracle.approvers.get(key, [])]
+        pool = [self.accounts.index(a) for a in self.oracle.approvers.get(key, [])
+                if a in self.accounts]  # not the wallet: its rule drives it
         if not pool:
             who = self._approve_once(data, aid, t, digest)
             if who is None:
@@ -2105,7 +2199,10 @@ class ThreatMachine(RuleBasedStateMachine):
             approvers = self.oracle.approvers.get(key, [])
             if not approvers:
                 return
-        a = self.accounts.index(approvers[0])
+        mine = [a for a in approvers if a in self.accounts]  # not the wallet
+        if not mine:
+            return
+        a = self.accounts.index(mine[0])
         separated = {self.oracle.last_actor.get((aid, self.ir.transition(o).index))
                      for o in t.separate_from}
         others = [i for i in INSIDERS if i != a and self.accounts[i] not in approvers
@@ -2261,14 +2358,88 @@ class ThreatMachine(RuleBasedStateMachine):
         self._relay(ADMIN, self.client.address, payload, "grant", args)
 
     def _relay(self, victim: int, target: str, payload: bytes, kind: str,
-               args: list[Any]) -> None:
+               args: list[Any], via: str | None = None,
+               what: str = "phished through the relay") -> tuple[str, Any]:
+        """``victim`` calls the relay contract ``via`` (the phishing relay by default), which
+        calls ``target`` with ``payload``; the reference does ``kind(*args)`` with the relay
+        as its sender.  Returns the reference's outcome."""
+        via = via or self.relay
         data = encode_call(_RELAY_ABI, "claim", [target, payload])
-        expected = _outcome(getattr(self.oracle, kind), self.relay, *args)
-        receipt = self._raw(self.keys.signer(self.accounts[victim]), self.relay, data)
+        expected = _outcome(getattr(self.oracle, kind), via, *args)
+        receipt = self._raw(self.keys.signer(self.accounts[victim]), via, data,
+                            gas=LATER_GAS if kind == "register" else RAW_GAS)
         actual = _receipt_outcome(receipt)
         if actual[0] != expected[0] or (actual[0] != "ok" and actual != expected):
-            self._lockstep(f"{self._who(victim)} phished through the relay: {kind}", args,
-                           actual, expected)
+            self._lockstep(f"{self._who(victim)} {what}: {kind}", args, actual, expected)
+        return expected
+
+    # -- roles held by a contract account -------------------------------------------------------
+    @rule(aid=artefacts, data=st.data())
+    def wallet(self, aid: bytes, data: st.DataObject) -> None:
+        """A contract account holds roles (a smart-contract wallet or multisig; this one does
+        whatever anyone asks it to): it registers an artefact or not; then one to three allowed
+        steps are done, each by the wallet (the call signed by a drawn account, holding roles
+        or not) or honestly by an eligible account, the wallet then trying a step separated
+        from its own; then, at a k-of-n step, the wallet approves, after an eligible account or
+        first.  The actor of the wallet's calls is the wallet: the account that signed
+        (``tx.origin``) must change nothing, neither who may act, nor the approvals counted and
+        their trust domain, nor separation of duty, nor what is recorded."""
+        drivers = st.sampled_from(range(N_ACCOUNTS))
+        if data.draw(st.booleans(), label="the wallet registers"):
+            self.salt += 1
+            salt = _v32(self.salt)
+            args: list[Any] = [salt, _digest(b"register", salt), *self._evidence()]
+            payload = self.client.contract_abi.encode_call("register", args)
+            status, value = self._relay(data.draw(drivers, label="signer"), self.client.address,
+                                        payload, "register", args, via=self.wallet_address,
+                                        what="through the wallet")
+            if status == "ok":
+                aid = value
+        for _ in range(data.draw(st.integers(1, 3), label="steps")):
+            options = self._allowed(aid)
+            if not options:
+                break
+            t = self._draw_t(data, options, label="step")
+            digest = self._honest_digest(aid, t)
+            if not data.draw(st.booleans(), label="by the wallet"):
+                pool = self._eligible(aid, t, digest)
+                if pool:
+                    self._fire(data.draw(st.sampled_from(pool), label="sender"), t, aid, digest)
+                continue
+            self._wallet_fire(data, aid, t, digest)
+            # the wallet then does a step separated from the one it did (signed by another
+            # account): refused, as the wallet is the actor of both
+            later = [u for u in self._allowed(aid)
+                     if t.name in (*u.separate_from, *u.separate_domain_from)]
+            if later:
+                u = self._draw_t(data, later, label="separated step")
+                self._wallet_fire(data, aid, u, self._honest_digest(aid, u))
+        k_of_n = self._approval_step(aid)
+        if k_of_n is None and any(t.approvals > 1 for t in self.ir.transitions):
+            aid = self._register_honestly(None)  # past its approvals: a fresh artefact
+            k_of_n = self._approval_step(aid)
+        if k_of_n is not None:
+            digest = self._honest_digest(aid, k_of_n)
+            if data.draw(st.booleans(), label="an account approves first"):
+                self._approve_once(data, aid, k_of_n, digest)
+            if k_of_n in self._allowed(aid):
+                # signed by any account, or by one that approved already (a multisig member
+                # who also approves with their own key)
+                signers = [self.accounts.index(a)
+                           for a in self.oracle.approvers.get(self._key(aid, k_of_n, digest), [])
+                           if a in self.accounts]
+                self._wallet_fire(data, aid, k_of_n, digest, signers)
+
+    def _wallet_fire(self, data: st.DataObject, aid: bytes, t: TransitionIR,
+                     digest: bytes, signers: Sequence[int] = ()) -> None:
+        """The wallet does ``t`` on ``aid``, the call signed by a drawn account (one of
+        ``signers`` if any)."""
+        args = [t.name, aid, digest, *self._evidence()] if t.evidence else [t.name, aid]
+        payload = self.client.transition_abi.encode_call(t.name, args[1:])
+        pool = list(signers) or list(range(N_ACCOUNTS))
+        self._relay(data.draw(st.sampled_from(pool), label="signer"),
+                    self._target(aid), payload, "fire", args, via=self.wallet_address,
+                    what="through the wallet")
 
     # -- the clone's initialiser ---------------------------------------------------------------
     @precondition(lambda self: getattr(self, "layout", None) == "clone")
@@ -2321,9 +2492,11 @@ class ThreatMachine(RuleBasedStateMachine):
             histories[aid] = hist
         self.prev_events, self.prev_histories = events, histories
         storage = storage_snapshot(self.client, events)
-        if replay(self.ir, events) != storage:
-            found.append(Violation("replay", _diff("replay(events)", replay(self.ir, events),
+        replayed = replay(self.ir, events)
+        if replayed != storage:
+            found.append(Violation("replay", _diff("replay(events)", replayed,
                                                    "storage", storage)))
+        found += self._other_views(events, replayed)
         if self.lockstep and events != self.oracle.events:
             found.append(Violation("events", _event_diff(events, self.oracle.events)))
         oracle = self.oracle.snapshot()
@@ -2331,6 +2504,82 @@ class ThreatMachine(RuleBasedStateMachine):
             found.append(Violation("lock-step", _diff("storage", storage, "reference", oracle)))
         if found:
             raise PropertyViolation(found)
+
+
+    def teardown(self) -> None:
+        """At the end of each example, the approval store read beyond the keys the log names
+        (:func:`storage_snapshot` reads those): for every (artefact, step, digest) some
+        Approved event names, the approvers stored for each version from 1 to two past the
+        artefact's current one must be those the replayed log gives (none where no Approved
+        names that version).  An approval filed under another version too (carried over a new
+        version, or waiting for a later one) shows here before any call uses it."""
+        if not hasattr(self, "oracle"):
+            return
+        events = self.client.events()
+        replayed = replay(self.ir, events)
+        client, found = self.client, []
+        families = {(e.id, e.transition, e.digest) for e in events if isinstance(e, Approved)}
+        for aid, t, digest in sorted(families):
+            record = replayed.records.get(aid)
+            if record is None:
+                continue
+            for v in range(1, record[1] + 3):
+                res = client.backend.call(client.artefact_address(aid),
+                                          client.transition_abi.encode_call(
+                                              "approvers_of", [aid, t, v, digest]))
+                stored = ([to_checksum_address(a) for a in
+                           client.transition_abi.decode_output("approvers_of", res.output)]
+                          if res.success and res.output else None)
+                want = replayed.approvers.get(approval_key(aid, t, v, digest), [])
+                if stored != want:
+                    found.append(Violation("replay", (
+                        f"approvers_of({_short(aid)}, {t}, version {v}, {_short(digest)}) is "
+                        f"{_show(stored)}; the replayed log gives {_show(want)} (the artefact "
+                        f"is at version {record[1]})")))
+        if found:
+            raise PropertyViolation(found)
+
+    def _other_views(self, events: Sequence[LifecycleEvent],
+                     replayed: LifecycleSnapshot) -> list[Violation]:
+        """The views of the published interface that :func:`storage_snapshot` does not read,
+        against the replayed log (a consumer trusts them as it trusts ``state_of``):
+        ``artefact_id`` of each registration (read once per id: a pure function), in the
+        factory and clone layouts ``artefact_of`` of each registered id (the contract the
+        client computes and routes to), in a consortium ``effective_roles`` of each account
+        the log names, and ``IR_FINGERPRINT`` (once per example)."""
+        client, ir, out = self.client, self.ir, []
+        if not self.fingerprint_checked:
+            self.fingerprint_checked = True
+            if client.fingerprint() != ir.fingerprint():
+                out.append(Violation("replay", f"IR_FINGERPRINT() is {client.fingerprint()}, "
+                                               f"not the IR's {ir.fingerprint()}"))
+        for ev in events:
+            if not isinstance(ev, Registered) or ev.id in self.ids_checked:
+                continue
+            self.ids_checked.add(ev.id)
+            got = client.artefact_id(ev.registrant, ev.salt)
+            if got != ev.id:
+                out.append(Violation("replay", f"artefact_id({ev.registrant}, {_short(ev.salt)}) "
+                                               f"is {_short(got)}; {_short(ev.id)} was "
+                                               "registered with them"))
+        if self.layout != "registry":
+            for aid in replayed.records:
+                res = client.backend.call(client.address, client.contract_abi.encode_call(
+                    "artefact_of", [aid]))
+                where = (to_checksum_address(client.contract_abi.decode_output(
+                    "artefact_of", res.output)) if res.success and res.output else None)
+                if where != client.artefact_address(aid):
+                    out.append(Violation("replay", f"artefact_of({_short(aid)}) is {where}, not "
+                                                   f"its contract {client.artefact_address(aid)}"))
+        if ir.consortium is not None:
+            for account, mask in replayed.roles.items():
+                member = replayed.members.get(replayed.domains.get(account, ZERO32))
+                want = mask & member[0] if member is not None else 0
+                if client.effective_roles(account) != want:
+                    out.append(Violation("replay", f"effective_roles({account}) is "
+                                                   f"{client.effective_roles(account)}; the "
+                                                   f"replayed log gives {want}"))
+        return out
 
 
 def storage_snapshot(
@@ -2454,13 +2703,14 @@ def threat_machine(
     ``lockstep=False``: no comparison with the reference interpreter, chain-data properties
     only."""
     bundle = prepare_layout(compiled, layout)
+    interface = interface_violations(compiled, layout)
     relay = compile_source(RELAY_SOURCE, "Relay")
     if not _RELAY_ABI:
         _RELAY_ABI.extend(relay.abi)
     name = f"ThreatMachine_{bundle.name}_{bundle.layout}"
     machine: type[ThreatMachine] = type(name, (ThreatMachine,), {
         "contracts": bundle, "relay_code": relay.bytecode, "stats": {"examples": 0},
-        "lockstep": lockstep,
+        "lockstep": lockstep, "interface": interface,
     })
     return machine
 
