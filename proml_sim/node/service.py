@@ -226,6 +226,18 @@ class ProMLNode:
                             f"definition than {spec!r} (IR fingerprint {on_chain[:12]}.. on "
                             f"chain, {compiled.ir.fingerprint()[:12]}.. here){hint}; use the "
                             "class it was deployed from")
+        # the fingerprint is a constant the code states: the code itself must be what this
+        # node generates and compiles from the lifecycle, or it may enforce other rules (a
+        # function the interface hides, a backdoor behind one argument) under the same name
+        code = self.backend.code(address)
+        if code and code != compiled.runtime_bytecode:
+            raise HomeError(
+                f"the {lifecycle} contract at {address} states the IR fingerprint of {spec!r} "
+                f"but its code is not the code generated and compiled from it ({len(code)} "
+                f"bytes on chain, {len(compiled.runtime_bytecode)} compiled here by "
+                f"{compiled.compiler}): it may enforce other rules than it states; do not "
+                "record with it (deploy the lifecycle anew, or compile with the Vyper version "
+                "its deployer used)")
         return client
 
     # -- paths and identity ---------------------------------------------------------------------

@@ -4,6 +4,7 @@ what to do, outputs that honour the umask."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -462,3 +463,36 @@ def test_a_lifecycle_too_large_to_deploy_is_refused_before_anything_is_created(
     assert main(["deploy", "biglc:Long6", "--home", str(home)]) == 2
     assert "EIP-170" in capsys.readouterr().err
     assert ProMLNode.open(home).backend.head().number == before
+
+
+def test_a_contract_whose_code_is_not_its_lifecycles_is_refused(tmp_path):
+    """The IR fingerprint is a constant the contract states: a founder who deploys the
+    generated source plus a backdoor (here a function granting any role to anyone) states the
+    same fingerprint.  A node now compares the code with the code it compiles from the
+    lifecycle and refuses the contract (it was used, trusting the fingerprint)."""
+    from proml_sim.chain.client import LifecycleClient
+    from proml_sim.codegen import generate_vyper
+    from proml_sim.compiler import compile_artefact, compile_source
+    from proml_sim.lifecycles import SingleAdminModel
+
+    home = tmp_path / "h"
+    node = ProMLNode.init(home, name="a", domain="org", new_chain=True, seed="bd",
+                          lifecycles=["SingleAdminModel"])
+    honest = compile_artefact(SingleAdminModel)
+    backdoor = ("\n\n@external\ndef grant_me(role: uint256):\n"
+                "    self.roles[msg.sender] |= 1 << role\n")
+    source = generate_vyper(honest.ir) + backdoor
+    assert "roles: public(HashMap[address, uint256])" in source  # what the backdoor writes
+    evil = dataclasses.replace(compile_source(source, "SingleAdminModel"), ir=honest.ir,
+                               fingerprint=honest.fingerprint)
+    with node.backend.locked():
+        client = LifecycleClient.deploy(node.backend, evil, node.signer, automine=False)
+        node.backend.produce_block(node.backend.head().timestamp + 1)
+    assert client.fingerprint() == honest.ir.fingerprint()  # it states the honest rules
+    node.backend.close()
+    cfg = json.loads((home / "node.json").read_text())
+    cfg["contracts"]["SingleAdminModel"] = client.address
+    (home / "node.json").write_text(json.dumps(cfg))
+    with pytest.raises(HomeError, match=r"states the IR fingerprint of 'SingleAdminModel' "
+                       r"but its code is not the code generated and compiled from it"):
+        ProMLNode.open(home)
