@@ -233,7 +233,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         report.checks[:0] = check_proofs(bundle.proofs, bundle.events(), contracts,
                                          checkpoint=pin,
                                          chain_id=args.expect_chain_id or bundle.chain_id,
-                                         fingerprints=_fingerprints(bundle))
+                                         fingerprints=_fingerprints(bundle),
+                                         deploy_codes=_deploy_codes(bundle))
         if not missing:
             report.checks += bundle.check_claims(report.artefact)
         report.unpinned = (["checkpoint (--checkpoint)"] * (pin is None)
@@ -242,6 +243,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
                               for lc in sorted(bundle.contracts) if lc not in pins])
     print(report.to_json() if args.json else report.render())
     return 0 if report.ok else 1
+
+
+def _deploy_codes(bundle: Any) -> dict[str, bytes]:
+    """The deployment code this proml-sim generates and compiles from each lifecycle's rules the
+    bundle gives (the registry layout, as a node deploys), which the contract's proven deployment
+    must begin with; rules that do not compile are left to the fingerprint check, which they
+    fail (no genuine contract states a forged IR's fingerprint)."""
+    from proml_sim.compiler import compile_artefact
+    from proml_sim.errors import ProMLError
+
+    out = {}
+    for lc, ir in bundle.irs.items():
+        try:
+            out[lc] = compile_artefact(ir).bytecode
+        except ProMLError:
+            continue
+    return out
 
 
 def _fingerprints(bundle: Any) -> dict[str, str]:
@@ -302,7 +320,8 @@ def _verify_attestation(args: argparse.Namespace) -> int:
                               {lc: pins.get(lc, a) for lc, a in bundle.contracts.items()},
                               checkpoint=pin,
                               chain_id=args.expect_chain_id or bundle.chain_id,
-                              fingerprints=_fingerprints(bundle))
+                              fingerprints=_fingerprints(bundle),
+                              deploy_codes=_deploy_codes(bundle))
         report = verify_attestation(bundle, args.attestation)
         bad = [c for c in proofs if not c.ok]
         report["lines"][:0] = [f"{'ok  ' if c.ok else 'FAIL'}  bundle {c.name}: {c.detail}"

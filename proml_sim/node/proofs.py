@@ -190,12 +190,15 @@ def _headers(proofs: Mapping[str, Any]) -> list[Header]:
 def check_proofs(proofs: Mapping[str, Any] | None, events: Sequence[ChainEvent],
                  contracts: Mapping[str, str], *, checkpoint: bytes | None = None,
                  chain_id: int | None = None,
-                 fingerprints: Mapping[str, str] | None = None) -> list[Check]:
+                 fingerprints: Mapping[str, str] | None = None,
+                 deploy_codes: Mapping[str, bytes] | None = None) -> list[Check]:
     """Check a bundle's proofs against its ``events`` (in its order) and ``contracts``; the
     checks ``verify`` reports first.  ``checkpoint``: the block hash the verifier trusts;
     ``chain_id``: the chain id the events' transactions must be signed for;
     ``fingerprints``: per lifecycle, the IR fingerprint of the rules the verifier replays,
-    which the contract's proven deployment must hold (:func:`_check_rules`)."""
+    which the contract's proven deployment must hold (:func:`_check_rules`); ``deploy_codes``:
+    per lifecycle, the deployment code the verifier generates and compiles from those rules,
+    with which that deployment's init code must begin."""
     if proofs is None:
         return [Check("chain proofs", checkpoint is None,
                       "NOT CHECKED: the bundle carries no proofs (made by an older proml-sim "
@@ -233,7 +236,8 @@ def check_proofs(proofs: Mapping[str, Any] | None, events: Sequence[ChainEvent],
         check, proven = _check_transactions(proofs, by_number, events, chain_id)
         checks.append(check)
         if fingerprints is not None:
-            checks.append(_check_rules(proven, events, contracts, fingerprints))
+            checks.append(_check_rules(proven, events, contracts, fingerprints,
+                                       deploy_codes or {}))
         checks.append(_check_complete(anchored, receipts, contracts))
         checks.append(_check_events(headers, receipts, contracts, events))
     except ProofError as exc:
@@ -404,7 +408,8 @@ def _check_transactions(proofs: Mapping[str, Any], by_number: Mapping[int, Heade
 
 
 def _check_rules(proven: Mapping[tuple[int, int], bytes], events: Sequence[ChainEvent],
-                 contracts: Mapping[str, str], fingerprints: Mapping[str, str]) -> Check:
+                 contracts: Mapping[str, str], fingerprints: Mapping[str, str],
+                 deploy_codes: Mapping[str, bytes]) -> Check:
     """The rules replayed are the ones each contract was deployed with: its first event (the
     constructor's grant) lies in a proven transaction that created the contract's address
     (sender and nonce), and that init code holds ``PUSH32 <IR fingerprint>`` of the bundle's
@@ -429,9 +434,18 @@ def _check_rules(proven: Mapping[tuple[int, int], bytes], events: Sequence[Chain
                         f"from code that does not hold the IR fingerprint {fp[:16]} of the "
                         f"rules the bundle gives (ir/{lc}.json): those rules were altered or "
                         "are another lifecycle's; get the IR the contract was generated from")
-        done.append(f"{lc} (block {first.block})")
+        code = deploy_codes.get(lc)
+        if code is not None and not made[1].startswith(code):
+            # the fingerprint is a constant of the code: the code may still add a backdoor
+            raise _fail("rules", f"the {lc} contract {addr} was deployed (block {first.block}) "
+                        "from code that states the rules' IR fingerprint but is not the code "
+                        f"generated and compiled from them (ir/{lc}.json): it may enforce other "
+                        "rules than it states; do not trust its history (or it was compiled by "
+                        "another Vyper version than this proml-sim's)")
+        done.append(f"{lc} (block {first.block}{', its code' if code is not None else ''})")
     return Check("rules", True, "each contract's proven deployment holds the IR fingerprint of "
-                 f"the rules replayed: {', '.join(done) or 'no lifecycle events'}")
+                 "the rules replayed (and is the code generated and compiled from them, where "
+                 f"said): {', '.join(done) or 'no lifecycle events'}")
 
 
 def _check_complete(headers: list[Header], receipts: Mapping[int, list[bytes]],

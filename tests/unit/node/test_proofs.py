@@ -582,6 +582,35 @@ def test_a_bundle_whose_deployment_is_cut_off_cannot_show_its_rules(
     assert bad and f"is not in the transaction that deployed {other}" in bad[0], checks
 
 
+def test_a_contract_deployed_from_other_code_than_its_rules_generate_fails(
+        bundle: Path, pin: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The init code holding the IR fingerprint is not enough: a founder's contract made of
+    the generated source plus a backdoor holds it too.  The verifier compiles the bundle's
+    rules and the proven deployment must begin with that code: here the code of the rules
+    with one more function stands in for the verifier's (the same comparison, reversed)."""
+    from proml_sim.codegen import generate_vyper
+    from proml_sim.compiler import compile_artefact, compile_source
+
+    b = load_bundle(bundle)
+    lc = b.manifest["artefact"]["lifecycle"]
+    ir = b.irs[lc]
+    other = compile_source(generate_vyper(ir) + "\n\n@external\ndef backdoor():\n    pass\n",
+                           ir.name).bytecode
+    kw = {"checkpoint": bytes.fromhex(pin[2:]), "chain_id": b.chain_id,
+          "fingerprints": {k: i.fingerprint() for k, i in b.irs.items()}}
+    own = {k: compile_artefact(i).bytecode for k, i in b.irs.items()}
+    checks = check_proofs(b.proofs, b.events(), b.contracts, **kw, deploy_codes=own)
+    assert all(c.ok for c in checks), checks
+    assert "its code" in next(c.detail for c in checks if c.name == "rules")
+    checks = check_proofs(b.proofs, b.events(), b.contracts, **kw,
+                          deploy_codes={**own, lc: other})
+    bad = [c.detail for c in checks if not c.ok]
+    assert len(bad) == 1 and "is not the code generated and compiled from them" in bad[0]
+    pins = [f"--expect-contract={k}={a}" for k, a in b.contracts.items()]
+    assert cli(["verify", "--bundle", str(bundle), "--checkpoint", pin, *pins]) == 0
+    assert "(and is the code generated and compiled from them" in capsys.readouterr().out
+
+
 def test_headers_past_the_pin_are_named_not_anchored(world: World, bundle: Path,
                                                      tmp_path: Path) -> None:
     """A pin before the bundle's head proves the history up to the pin only: the report says
