@@ -57,7 +57,7 @@ class Problem:
     """One thing wrong, with where it is and how to fix it."""
 
     kind: str  # config | chain-log | state-db | chain | chain-json | chain-lock | deployments
-    #            | key | blob | store | temp-file | sent | sent-file
+    #            | key | blob | store | temp-file | sent | sent-file | code
     path: str
     what: str
     fix: str
@@ -461,6 +461,30 @@ def check_code(config: dict[str, Any], code: Callable[[str], bytes], where: str,
                 f"fix contracts.{lc} in node.json (`proml init --contracts FILE` of a member "
                 "of this chain gives the addresses, as does the chain directory's "
                 "deployments.json if it differs) or restore node.json from a copy"))
+    check_contract_code(config, code, wellformed, report)
+
+
+def check_contract_code(config: dict[str, Any], code: Callable[[str], bytes],
+                        contracts: dict[str, str], report: Report) -> None:
+    """Each lifecycle contract's code is the code generated and compiled from its class (what
+    every command checks when it loads the lifecycle); a class that does not load is left to
+    the commands, which name it.  Reads only."""
+    from proml_sim.compiler import compile_artefact
+    from proml_sim.errors import ProMLError
+    from proml_sim.lifecycles import load_lifecycle
+    from proml_sim.node.service import CODE_FIX, code_mismatch
+
+    specs = config.get("lifecycles")
+    for lc, spec in (specs.items() if isinstance(specs, dict) else []):
+        if lc not in contracts or not isinstance(spec, str):
+            continue
+        try:
+            compiled = compile_artefact(load_lifecycle(spec))
+            problem = code_mismatch(lc, spec, contracts[lc], code(contracts[lc]), compiled)
+        except (ProMLError, OSError):
+            continue
+        if problem is not None:
+            report.problems.append(Problem("code", contracts[lc], problem, CODE_FIX))
 
 
 def check_home_chain(home: Path, config: dict[str, Any], cdir: Path, report: Report) -> None:

@@ -229,15 +229,9 @@ class ProMLNode:
         # the fingerprint is a constant the code states: the code itself must be what this
         # node generates and compiles from the lifecycle, or it may enforce other rules (a
         # function the interface hides, a backdoor behind one argument) under the same name
-        code = self.backend.code(address)
-        if code and code != compiled.runtime_bytecode:
-            raise HomeError(
-                f"the {lifecycle} contract at {address} states the IR fingerprint of {spec!r} "
-                f"but its code is not the code generated and compiled from it ({len(code)} "
-                f"bytes on chain, {len(compiled.runtime_bytecode)} compiled here by "
-                f"{compiled.compiler}): it may enforce other rules than it states; do not "
-                "record with it (deploy the lifecycle anew, or compile with the Vyper version "
-                "its deployer used)")
+        problem = code_mismatch(lifecycle, spec, address, self.backend.code(address), compiled)
+        if problem is not None:
+            raise HomeError(f"{problem}; do not record with it ({CODE_FIX})")
         return client
 
     # -- paths and identity ---------------------------------------------------------------------
@@ -1190,6 +1184,22 @@ def _check_identity(home: Path, chain: dict[str, Any], backend: ChainBackend, wh
             f"the chain at {where} is not the chain of node home {home}: {mismatch}; refusing "
             "to use it; point chain in node.json at the home's own chain (or restore that chain)"
         )
+
+
+#: what to do about a contract whose code is not its lifecycle's (:func:`code_mismatch`)
+CODE_FIX = ("deploy the lifecycle anew, or compile with the Vyper version its deployer used")
+
+
+def code_mismatch(lifecycle: str, spec: str, address: str, code: bytes,
+                  compiled: Any) -> str | None:
+    """Why the ``code`` at ``address`` is not the runtime code generated and compiled from the
+    lifecycle (``compiled``), or None (it is, or there is no code: named elsewhere)."""
+    if not code or code == compiled.runtime_bytecode:
+        return None
+    return (f"the {lifecycle} contract at {address} is not the code generated and compiled "
+            f"from {spec!r} ({len(code)} bytes on chain, {len(compiled.runtime_bytecode)} "
+            f"compiled here by {compiled.compiler}), though it may state its IR fingerprint: "
+            "it may enforce other rules than it states")
 
 
 def contracts_without_code(contracts: dict[str, Any], code: Callable[[str], bytes]

@@ -465,7 +465,7 @@ def test_a_lifecycle_too_large_to_deploy_is_refused_before_anything_is_created(
     assert ProMLNode.open(home).backend.head().number == before
 
 
-def test_a_contract_whose_code_is_not_its_lifecycles_is_refused(tmp_path):
+def test_a_contract_whose_code_is_not_its_lifecycles_is_refused(tmp_path, capsys):
     """The IR fingerprint is a constant the contract states: a founder who deploys the
     generated source plus a backdoor (here a function granting any role to anyone) states the
     same fingerprint.  A node now compares the code with the code it compiles from the
@@ -493,6 +493,9 @@ def test_a_contract_whose_code_is_not_its_lifecycles_is_refused(tmp_path):
     cfg = json.loads((home / "node.json").read_text())
     cfg["contracts"]["SingleAdminModel"] = client.address
     (home / "node.json").write_text(json.dumps(cfg))
-    with pytest.raises(HomeError, match=r"states the IR fingerprint of 'SingleAdminModel' "
-                       r"but its code is not the code generated and compiled from it"):
+    with pytest.raises(HomeError, match=r"SingleAdminModel contract at 0x\w+ is not the code "
+                       r"generated and compiled from 'SingleAdminModel'"):
         ProMLNode.open(home)
+    assert main(["doctor", "--json", "--home", str(home)]) == 1  # doctor names it too
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert any(p["kind"] == "code" and p["path"] == client.address for p in problems)
