@@ -349,8 +349,7 @@ def _check_statement(source: EvidenceSource, lin: Lineage,
     claimed, chain = _without_models(p, slsa), _without_models(want["predicate"], slsa)
     # the name is proven by the registration's record, inputs, code and parameters by the
     # step's: where this verifier cannot read one, such a field is unchecked, not forged
-    first = min((k for k in lin.graph.nodes if (k.lifecycle, k.id) == (key.lifecycle, key.id)),
-                key=lambda k: k.version)
+    first = lin.versions(key)[0]
     unread = missing or _unreadable_record(source, lin, first, lin.node_json(first)["digest"])
     unchecked = False
     for d in _differences(claimed, chain):
